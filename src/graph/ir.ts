@@ -1,0 +1,159 @@
+// The IR: a small, explicit graph in the spirit of torch.fx.
+// A Graph is an ordered list of Nodes plus its inputs and outputs. Values are
+// referred to by name: a Ref names either a graph input or a node.
+
+export type DType = 'bf16' | 'f16' | 'f32' | 'f64' | 'i64' | 'i32' | 'i16' | 'i8' | 'u8' | 'b8';
+
+export const DTYPE_BYTES: Record<DType, number> = {
+  bf16: 2, f16: 2, f32: 4, f64: 8, i64: 8, i32: 4, i16: 2, i8: 1, u8: 1, b8: 1,
+};
+
+/** A dimension: a concrete size, or a symbolic expression as FX prints it (`s72`, `2*s0`). */
+export type Dim = number | string;
+
+export interface TensorType {
+  kind: 'tensor';
+  dtype: DType;
+  shape: Dim[];
+}
+
+/** A symbolic integer input (`"Sym(s72)"`). */
+export interface SymType {
+  kind: 'sym';
+  expr: string;
+}
+
+export type ValueType = TensorType | SymType;
+
+/** Reference to a graph input or a node's result. */
+export interface Ref { kind: 'ref'; name: string }
+/** A Python float (kept apart from ints so `1e-05` and `1.0` print back as floats). */
+export interface FloatLit { kind: 'float'; value: number }
+/** An op passed as a value (auto_functionalized's first argument). */
+export interface OpLit { kind: 'op'; target: string }
+/** A Python tuple (lists are plain arrays). */
+export interface TupleLit { kind: 'tuple'; items: Arg[] }
+/** Any other Python expression, kept verbatim: `torch.bfloat16`, `device(type='cuda', index=0)`. */
+export interface ExprLit { kind: 'expr'; text: string }
+
+/** An argument: Python None / bool / int / str, or one of the tagged forms above, or a list. */
+export type Arg = null | boolean | number | string | Ref | FloatLit | OpLit | TupleLit | ExprLit | Arg[];
+
+export interface Provenance {
+  /** 1-based line of the node in the text it was imported from. */
+  line?: number;
+  /** The `# File: path:line in fn, code: ...` comment that preceded the node, without `# File: `. */
+  file?: string;
+  /** Set by a rewrite: which pass made this node, from which nodes of its input graph. */
+  madeBy?: { pass: string; from: string[] };
+}
+
+export interface Node {
+  name: string;
+  /**
+   * Fully qualified op: `aten.slice.Tensor`, `vllm.all_reduce.default`,
+   * `higher_order.auto_functionalized`, `getitem`, or `call_module` (target in `module`).
+   */
+  op: string;
+  args: Arg[];
+  kwargs: Record<string, Arg>;
+  /**
+   * The result type as annotated (`"bf16[s72, 3072]"`); null for tuple-valued nodes printed
+   * without annotation (auto_functionalized, split_with_sizes). Multi-result types are derived
+   * by the registry (see `resultTypes`).
+   */
+  type: ValueType | null;
+  /** For `call_module` nodes: the submodule's name (`submod_0`). */
+  module?: string;
+  meta: Provenance;
+}
+
+export interface Input {
+  name: string;
+  type: ValueType | null;
+  meta: Provenance;
+}
+
+export type GraphForm = 'module' | 'fragment' | 'graph';
+
+export interface Graph {
+  /** The class name for `module` form (`GraphModule`, `<lambda>`), else a label. */
+  name: string;
+  form: GraphForm;
+  inputs: Input[];
+  nodes: Node[];
+  /** The returned values, or null when the text had no `return` (a fragment). */
+  outputs: Arg[] | null;
+  /** Nested `class submod_N` modules, by name. */
+  submodules: Record<string, Graph>;
+}
+
+export const ref = (name: string): Ref => ({ kind: 'ref', name });
+export const float = (value: number): FloatLit => ({ kind: 'float', value });
+
+export function isRef(a: Arg): a is Ref {
+  return typeof a === 'object' && a !== null && !Array.isArray(a) && a.kind === 'ref';
+}
+
+/** Every Ref inside an argument (lists and tuples included), in order. */
+export function refsOf(a: Arg, out: string[] = []): string[] {
+  if (a === null || typeof a !== 'object') return out;
+  if (Array.isArray(a)) { for (const x of a) refsOf(x, out); return out; }
+  if (a.kind === 'ref') out.push(a.name);
+  else if (a.kind === 'tuple') for (const x of a.items) refsOf(x, out);
+  return out;
+}
+
+/** Names a node reads, args then kwargs. */
+export function nodeInputs(n: Node): string[] {
+  const out: string[] = [];
+  for (const a of n.args) refsOf(a, out);
+  for (const k in n.kwargs) refsOf(n.kwargs[k], out);
+  return out;
+}
+
+/** Numeric value of an int or float literal, else undefined. */
+export function numberOf(a: Arg | undefined): number | undefined {
+  if (typeof a === 'number') return a;
+  if (a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'float') return a.value;
+  return undefined;
+}
+
+/** Map from value name to the names of nodes that read it. */
+export function usersOf(g: Graph): Map<string, string[]> {
+  const users = new Map<string, string[]>();
+  for (const n of g.nodes) {
+    for (const r of new Set(nodeInputs(n))) {
+      let l = users.get(r);
+      if (!l) users.set(r, (l = []));
+      l.push(n.name);
+    }
+  }
+  if (g.outputs) {
+    const outRefs: string[] = [];
+    for (const a of g.outputs) refsOf(a, outRefs);
+    for (const r of new Set(outRefs)) {
+      let l = users.get(r);
+      if (!l) users.set(r, (l = []));
+      l.push('output');
+    }
+  }
+  return users;
+}
+
+export function cloneGraph(g: Graph): Graph {
+  return structuredClone(g);
+}
+
+export function shapeToString(t: TensorType): string {
+  return `${t.dtype}[${t.shape.join(', ')}]`;
+}
+
+export function numel(t: TensorType): number | undefined {
+  let n = 1;
+  for (const d of t.shape) {
+    if (typeof d !== 'number') return undefined;
+    n *= d;
+  }
+  return n;
+}

@@ -1,0 +1,222 @@
+// The op registry: one entry per op the tool understands. Schemas, shape rules, which args an
+// op mutates or aliases, and the semantic facts rewrites rely on live here and nowhere else.
+// Ops not listed import as opaque nodes (their annotated types are kept) with a warning.
+
+import type { Arg, Graph, Node, TensorType, ValueType } from './ir.ts';
+
+export type OpKind = 'compute' | 'collective' | 'view' | 'norm' | 'fused' | 'memory' | 'meta' | 'opaque';
+
+export interface ArgSpec {
+  name: string;
+  /** Schema type as PyTorch writes it: `Tensor`, `Tensor(a!)`, `int`, `float`, `str`, `int[]`, `SymInt`… */
+  type: string;
+  /** Present when the argument has a default (and may be omitted). */
+  default?: Arg;
+  /** The op writes into this argument (`Tensor(a!)`): auto_functionalized returns it. */
+  mutates?: boolean;
+}
+
+export interface OpFacts {
+  /** The op's result is an elementwise sum of its input over ranks (all_reduce). */
+  elementwiseSumOverRanks?: boolean;
+  /** The result is a view of the first argument (slice, view, t, getitem of split). */
+  view?: boolean;
+  /** A collective along a tensor dim (gather/scatter): does not commute with slicing that dim. */
+  collectiveDimArg?: number;
+  /** Async collective whose result must pass through `_c10d_functional.wait_tensor`. */
+  needsWait?: boolean;
+}
+
+export interface OpDef {
+  /** Fully qualified: `aten.slice.Tensor`. */
+  name: string;
+  kind: OpKind;
+  args: ArgSpec[];
+  /** Number of returned tensors (0 for ops that only mutate). */
+  returns: number;
+  facts?: OpFacts;
+  /** Result type(s) from the types of the inputs; undefined where unknown. */
+  infer?: (n: Node, typeOf: (a: Arg) => ValueType | null | undefined) => ValueType | null | undefined;
+  /** One line on what it computes, shown in the inspector. */
+  doc: string;
+}
+
+const T = (name: string, extra: Partial<ArgSpec> = {}): ArgSpec => ({ name, type: 'Tensor', ...extra });
+const M = (name: string): ArgSpec => ({ name, type: 'Tensor(a!)', mutates: true });
+const P = (name: string, type: string, def?: Arg): ArgSpec =>
+  def === undefined ? { name, type } : { name, type, default: def };
+
+const sameAsFirst: OpDef['infer'] = (n, typeOf) => typeOf(n.args[0] ?? null);
+
+const REGISTRY = new Map<string, OpDef>();
+export function defineOp(def: OpDef): OpDef {
+  REGISTRY.set(def.name, def);
+  return def;
+}
+
+export function lookupOp(name: string): OpDef | undefined {
+  return REGISTRY.get(name);
+}
+
+export function allOps(): OpDef[] {
+  return [...REGISTRY.values()];
+}
+
+/** Kind used for colouring and the cost model; opaque for unknown ops. */
+export function opKind(op: string): OpKind {
+  return REGISTRY.get(op)?.kind ?? 'opaque';
+}
+
+// --- collectives -------------------------------------------------------------------------
+defineOp({
+  name: 'vllm.all_reduce.default', kind: 'collective', returns: 1,
+  args: [T('tensor'), P('group_name', 'str')],
+  facts: { elementwiseSumOverRanks: true },
+  infer: sameAsFirst,
+  doc: 'Elementwise sum of the tensor over the ranks of the group, in rank order.',
+});
+defineOp({
+  name: '_c10d_functional.all_reduce.default', kind: 'collective', returns: 1,
+  args: [T('input'), P('reduce_op', 'str'), P('group_name', 'str')],
+  facts: { elementwiseSumOverRanks: true, needsWait: true },
+  infer: sameAsFirst,
+  doc: 'Async all-reduce (sum when reduce_op is "sum"); the value is ready after wait_tensor.',
+});
+defineOp({
+  name: '_c10d_functional.wait_tensor.default', kind: 'collective', returns: 1,
+  args: [T('tensor')], infer: sameAsFirst, facts: { view: true },
+  doc: 'Waits for an async collective; returns its result.',
+});
+defineOp({
+  name: '_c10d_functional.all_gather_into_tensor.default', kind: 'collective', returns: 1,
+  args: [T('input'), P('group_size', 'int'), P('group_name', 'str')],
+  facts: { collectiveDimArg: 0, needsWait: true },
+  doc: 'Concatenates every rank\'s tensor along dim 0.',
+});
+defineOp({
+  name: '_c10d_functional.reduce_scatter_tensor.default', kind: 'collective', returns: 1,
+  args: [T('input'), P('reduce_op', 'str'), P('group_size', 'int'), P('group_name', 'str')],
+  facts: { collectiveDimArg: 0, needsWait: true },
+  doc: 'Sums over ranks, then each rank keeps its chunk of dim 0.',
+});
+
+// --- views and memory ----------------------------------------------------------------------
+defineOp({
+  name: 'aten.slice.Tensor', kind: 'view', returns: 1,
+  args: [T('self'), P('dim', 'int', 0), P('start', 'SymInt?', null), P('end', 'SymInt?', null), P('step', 'SymInt', 1)],
+  facts: { view: true },
+  doc: 'A strided view of self[start:end:step] along dim.',
+});
+defineOp({
+  name: 'aten.clone.default', kind: 'memory', returns: 1,
+  args: [T('self'), P('memory_format', 'MemoryFormat?', null)], infer: sameAsFirst,
+  doc: 'Copies into a new (contiguous) tensor.',
+});
+defineOp({
+  name: 'aten.view.default', kind: 'view', returns: 1, args: [T('self'), P('size', 'SymInt[]')],
+  facts: { view: true }, doc: 'Reinterprets a contiguous tensor with a new shape.',
+});
+defineOp({
+  name: 'aten.reshape.default', kind: 'view', returns: 1, args: [T('self'), P('shape', 'SymInt[]')],
+  facts: { view: true }, doc: 'A view with a new shape (a copy when strides forbid a view).',
+});
+defineOp({
+  name: 'aten.t.default', kind: 'view', returns: 1, args: [T('self')], facts: { view: true },
+  doc: 'Transposes a 2-D tensor (a view).',
+});
+defineOp({
+  name: 'aten.detach.default', kind: 'view', returns: 1, args: [T('self')], facts: { view: true },
+  infer: sameAsFirst, doc: 'The same tensor, cut from autograd.',
+});
+defineOp({
+  name: 'aten.constant_pad_nd.default', kind: 'memory', returns: 1,
+  args: [T('self'), P('pad', 'SymInt[]'), P('value', 'Scalar', 0)],
+  doc: 'Pads with a constant; pad pairs start from the last dim ([0, 192]: 2880 → 3072 columns).',
+});
+defineOp({
+  name: 'aten.empty_like.default', kind: 'memory', returns: 1, args: [T('self')], infer: sameAsFirst,
+  doc: 'An uninitialised tensor like self.',
+});
+defineOp({
+  name: 'aten.empty.memory_format', kind: 'memory', returns: 1, args: [P('size', 'SymInt[]')],
+  doc: 'An uninitialised tensor.',
+});
+defineOp({
+  name: 'aten.split_with_sizes.default', kind: 'view', returns: -1,
+  args: [T('self'), P('split_sizes', 'SymInt[]'), P('dim', 'int', 0)], facts: { view: true },
+  doc: 'Views of consecutive chunks along dim (a tuple; take items with getitem).',
+});
+defineOp({
+  name: 'getitem', kind: 'meta', returns: 1, args: [P('value', 'Any'), P('index', 'int')],
+  doc: 'Item of a tuple-valued node (auto_functionalized: [0] the op\'s return, [1..] mutated args).',
+});
+defineOp({
+  name: 'higher_order.auto_functionalized', kind: 'meta', returns: -1, args: [P('op', 'OpOverload')],
+  doc: 'Runs a mutating op functionally: result [0] is its return, [1..] the new values of its mutated args.',
+});
+
+// --- compute -------------------------------------------------------------------------------
+defineOp({
+  name: 'aten.mm.default', kind: 'compute', returns: 1, args: [T('self'), T('mat2')],
+  doc: 'Matrix product self @ mat2.',
+});
+defineOp({
+  name: 'aten.addmm.default', kind: 'compute', returns: 1,
+  args: [T('self'), T('mat1'), T('mat2'), P('beta', 'Scalar', 1), P('alpha', 'Scalar', 1)],
+  doc: 'bias + mat1 @ mat2 (a Linear layer with bias, mat2 = Wᵀ).',
+});
+defineOp({
+  name: 'aten.add.Tensor', kind: 'compute', returns: 1, args: [T('self'), T('other'), P('alpha', 'Scalar', 1)],
+  infer: sameAsFirst, doc: 'Elementwise self + alpha·other.',
+});
+defineOp({
+  name: 'aten.embedding.default', kind: 'compute', returns: 1, args: [T('weight'), T('indices')],
+  doc: 'Rows of weight selected by indices.',
+});
+defineOp({
+  name: 'vllm.moe_forward.default', kind: 'compute', returns: 1,
+  args: [T('hidden_states'), T('router_logits'), P('layer_name', 'str')],
+  doc: 'Mixture of experts: top-k routing, per-expert SwiGLU MLP, weighted combine (a partial sum under TP).',
+});
+defineOp({
+  name: 'vllm.unified_attention_with_output.default', kind: 'compute', returns: 0,
+  args: [T('query'), T('key'), T('value'), M('output'), P('layer_name', 'str')],
+  doc: 'Paged attention over the KV cache, written into output.',
+});
+
+// --- norms and fused ops -----------------------------------------------------------------
+defineOp({
+  name: '_C.rms_norm.default', kind: 'norm', returns: 0,
+  args: [M('result'), T('input'), T('weight'), P('epsilon', 'float')],
+  doc: 'result = bf16(x · rsqrt(mean(x²) + eps)) · w.',
+});
+defineOp({
+  name: '_C.fused_add_rms_norm.default', kind: 'norm', returns: 0,
+  args: [M('input'), M('residual'), T('weight'), P('epsilon', 'float')],
+  doc: 'z = input + residual → residual; input ← RMSNorm(z) · w.',
+});
+defineOp({
+  name: 'vllm.flashinfer_trtllm_fused_allreduce_norm.default', kind: 'fused', returns: 0,
+  args: [
+    M('allreduce_in'), M('residual'), { name: 'norm_out', type: 'Tensor(a!)?', mutates: true },
+    { name: 'quant_out', type: 'Tensor(a!)?', mutates: true }, { name: 'scale_out', type: 'Tensor(a!)?', mutates: true },
+    T('rms_gamma'), P('rms_eps', 'float'), P('pattern_code', 'int'), P('world_rank', 'int'), P('world_size', 'int'),
+    P('launch_with_pdl', 'bool'), P('trigger_completion_at_end', 'bool'), P('fp32_acc', 'bool'), P('max_token_num', 'int'),
+  ],
+  doc: 'One kernel: all-reduce, + residual, RMSNorm (pattern 1: [1] normed output when norm_out is None, [2] new residual).',
+});
+
+/** The types an op's results have, for multi-result nodes; undefined where not derivable. */
+export type ResultTypes = (ValueType | null)[];
+
+/** Look up a value's annotated type: a graph input's or a node's. */
+export function typeIndex(g: Graph): Map<string, ValueType | null> {
+  const m = new Map<string, ValueType | null>();
+  for (const i of g.inputs) m.set(i.name, i.type);
+  for (const n of g.nodes) m.set(n.name, n.type);
+  return m;
+}
+
+export function isTensorType(t: ValueType | null | undefined): t is TensorType {
+  return !!t && t.kind === 'tensor';
+}
