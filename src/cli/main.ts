@@ -1,23 +1,28 @@
-// Entry of the `fusionlab` command: dispatches to one module per subcommand.
+// Entry of the `fusionlab` command: one module per subcommand, each exporting
+// `command(argv): Promise<number>` (the exit code; 2 for bad input).
+
+const COMMANDS: Record<string, { load: () => Promise<{ command(argv: string[]): Promise<number> }>; help: string }> = {
+  rewrite: { load: () => import('./rewrite.ts'), help: 'rewrite <file|-> [--passes a,b] [--world-size N] [--max-tokens T] [--gpu hopper|blackwell] [--emit fx|json] [--out PATH] [--report]' },
+  sample: { load: () => import('./sample.ts'), help: 'sample gpt-oss-20b|gpt-oss-120b|llama [--layers L] [--tp N]' },
+  run: { load: () => import('./run.ts'), help: 'run <file|sample:NAME> --backend webgpu|cpu --ranks N --preset tiny|layer --dtype bf16|f32 [--compare PASSES] [--report]' },
+  bench: { load: () => import('./bench.ts'), help: 'bench passes|kernels|ui|agent' },
+};
+
 export async function main(argv: string[]): Promise<number> {
-  const [cmd] = argv;
-  switch (cmd) {
-    case undefined:
-    case '-h':
-    case '--help':
-      process.stdout.write(USAGE);
-      return 0;
-    default:
-      process.stderr.write(`fusionlab: unknown command '${cmd}'\n${USAGE}`);
-      return 2;
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '-h' || cmd === '--help') {
+    process.stdout.write(usage());
+    return 0;
   }
+  const entry = COMMANDS[cmd];
+  if (!entry) {
+    process.stderr.write(`fusionlab: unknown command '${cmd}'\n${usage()}`);
+    return 2;
+  }
+  const mod = await entry.load();
+  return mod.command(rest);
 }
 
-const USAGE = `usage: fusionlab <command> [options]
-
-commands:
-  rewrite <file|->   apply the fusion passes to an FX graph
-  sample <model>     write a generated vLLM-style graph as FX text
-  run <file|sample:NAME>  execute a graph (webgpu | cpu), optionally before and after a rewrite
-  bench <suite>      measure passes | kernels | ui | agent
-`;
+function usage(): string {
+  return `usage: fusionlab <command> [options]\n\n${Object.values(COMMANDS).map((c) => `  ${c.help}`).join('\n')}\n`;
+}
