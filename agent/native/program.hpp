@@ -1,0 +1,138 @@
+// The flat program the agent plans from a graph (agent/plan.ts): buffers ("slots", one per value,
+// present on every rank) and steps over them. The worker only executes; all graph knowledge
+// (ops, shapes, auto_functionalized results) stays on the Node side.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "json.hpp"
+
+namespace fl {
+
+enum class DType { BF16, F32 };
+inline size_t elemBytes(DType d) { return d == DType::BF16 ? 2 : 4; }
+
+enum class OpCode { Copy, Slice, Pad, Transpose, Mm, Add, AllReduce, RmsNorm, FusedAddRmsNorm, AllReduceNorm, Moe, Fill };
+
+struct Step {
+  std::string node;
+  std::string opName;
+  OpCode op;
+  std::vector<int> in, out;  // slot ids; -1 = absent optional
+  std::vector<int64_t> i;    // integer parameters, per op (see plan.ts)
+  std::vector<double> f;     // float parameters
+};
+
+struct InputBinding {
+  int slot;
+  int rank;  // -1: the same bytes on every rank
+  uint64_t offset;
+};
+
+struct Program {
+  std::string id;
+  int world = 1;
+  DType dtype = DType::BF16;
+  std::vector<int64_t> slotNumel;
+  std::vector<InputBinding> inputs;
+  std::vector<Step> steps;
+  std::vector<int> outputs;
+  std::string abortAt;  // debug: abort the process when this node starts (tests only)
+  bool forceNcclFallback = false;  // take the NCCL + add/norm path even where peers are reachable
+  size_t slotBytes(int s) const { return (size_t)slotNumel[s] * elemBytes(dtype); }
+};
+
+struct TraceRecord {
+  int rank;
+  int step;
+  double startUs, durUs;
+  std::string note;  // e.g. the fallback taken for a fused op
+};
+
+struct RunOutcome {
+  std::vector<TraceRecord> trace;
+  // outputs[o][rank]: bytes of program.outputs[o] on that rank
+  std::vector<std::vector<std::vector<uint8_t>>> outputs;
+};
+
+/** A failure inside a step: the node is named in the error reply. */
+struct StepError : std::runtime_error {
+  std::string node;
+  StepError(const std::string& n, const std::string& m) : std::runtime_error(m), node(n) {}
+};
+
+/** Called before each step starts, so a crash can be pinned to the node that was running. */
+using StepHook = std::function<void(int step)>;
+
+inline OpCode parseOp(const std::string& s) {
+  static const std::pair<const char*, OpCode> table[] = {
+      {"copy", OpCode::Copy}, {"slice", OpCode::Slice}, {"pad", OpCode::Pad}, {"transpose", OpCode::Transpose},
+      {"mm", OpCode::Mm}, {"add", OpCode::Add}, {"all_reduce", OpCode::AllReduce}, {"rms_norm", OpCode::RmsNorm},
+      {"fused_add_rms_norm", OpCode::FusedAddRmsNorm}, {"allreduce_norm", OpCode::AllReduceNorm},
+      {"moe", OpCode::Moe}, {"fill", OpCode::Fill}};
+  for (auto& [n, c] : table) if (s == n) return c;
+  throw std::runtime_error("unknown step op '" + s + "'");
+}
+
+inline Program parseProgram(const Json& m, uint64_t payloadBytes) {
+  Program p;
+  p.id = m.at("id").str();
+  p.world = (int)m.at("world").i64();
+  if (p.world < 1 || p.world > 8) throw std::runtime_error("world must be 1..8");
+  const std::string& dt = m.at("dtype").str();
+  if (dt == "bf16") p.dtype = DType::BF16;
+  else if (dt == "f32") p.dtype = DType::F32;
+  else throw std::runtime_error("dtype must be bf16 or f32");
+  for (auto& s : m.at("slots").arr()) {
+    int64_t n = s.i64();
+    if (n < 0 || n > (int64_t(1) << 34)) throw std::runtime_error("slot size out of range");
+    p.slotNumel.push_back(n);
+  }
+  auto checkSlot = [&](int64_t s, bool optional) {
+    if (optional && s == -1) return;
+    if (s < 0 || s >= (int64_t)p.slotNumel.size()) throw std::runtime_error("slot " + std::to_string(s) + " out of range");
+  };
+  for (auto& b : m.at("inputs").arr()) {
+    InputBinding ib{(int)b.at("slot").i64(), (int)b.at("rank").i64(), (uint64_t)b.at("offset").i64()};
+    checkSlot(ib.slot, false);
+    if (ib.rank < -1 || ib.rank >= p.world) throw std::runtime_error("input rank out of range");
+    if (ib.offset + p.slotBytes(ib.slot) > payloadBytes) throw std::runtime_error("input outside the payload");
+    p.inputs.push_back(ib);
+  }
+  for (auto& s : m.at("steps").arr()) {
+    Step st;
+    st.node = s.at("node").str();
+    st.opName = s.at("op").str();
+    st.op = parseOp(st.opName);
+    for (auto& v : s.at("in").arr()) { checkSlot(v.i64(), true); st.in.push_back((int)v.i64()); }
+    for (auto& v : s.at("out").arr()) { checkSlot(v.i64(), true); st.out.push_back((int)v.i64()); }
+    if (s.has("i")) for (auto& v : s.at("i").arr()) st.i.push_back(v.i64());
+    if (s.has("f")) for (auto& v : s.at("f").arr()) st.f.push_back(v.num());
+    p.steps.push_back(std::move(st));
+  }
+  for (auto& o : m.at("outputs").arr()) { checkSlot(o.i64(), false); p.outputs.push_back((int)o.i64()); }
+  p.abortAt = m.strOr("abortAt", "");
+  p.forceNcclFallback = m.has("forceFallback") && m.at("forceFallback").kind == Json::Bool && m.at("forceFallback").b;
+  return p;
+}
+
+// ---- bf16 on the host: stored as the high 16 bits of an f32, rounded to nearest even --------
+inline float bf16ToF32(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline uint16_t f32ToBf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);  // NaN stays NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+}
+inline float roundTo(DType d, float v) { return d == DType::BF16 ? bf16ToF32(f32ToBf16(v)) : v; }
+
+}  // namespace fl
