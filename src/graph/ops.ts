@@ -105,6 +105,32 @@ defineOp({
   name: 'aten.slice.Tensor', kind: 'view', returns: 1,
   args: [T('self'), P('dim', 'int', 0), P('start', 'SymInt?', null), P('end', 'SymInt?', null), P('step', 'SymInt', 1)],
   facts: { view: true },
+  infer: (n, typeOf) => {
+    const t = typeOf(n.args[0] ?? null);
+    if (!t || t.kind !== 'tensor') return undefined;
+    const arg = (i: number, name: string, def: Arg) => (i < n.args.length ? n.args[i] : name in n.kwargs ? n.kwargs[name] : def);
+    const rank = t.shape.length;
+    const dimArg = arg(1, 'dim', 0);
+    if (typeof dimArg !== 'number' || rank === 0) return undefined;
+    const dim = dimArg < 0 ? dimArg + rank : dimArg;
+    const size = t.shape[dim];
+    if (size === undefined) return undefined;
+    const startArg = arg(2, 'start', null), endArg = arg(3, 'end', null), stepArg = arg(4, 'step', 1);
+    const start = startArg === null ? 0 : startArg, step = stepArg;
+    // FX prints an open end as INT64_MAX (9223372036854775807).
+    const end = endArg === null || (typeof endArg === 'number' && endArg >= Number.MAX_SAFE_INTEGER) ? size : endArg;
+    if (typeof start !== 'number' || typeof step !== 'number' || step < 1 || start < 0) return undefined;
+    let len: number | string;
+    if (typeof end === 'number') {
+      const stop = typeof size === 'number' ? Math.min(end, size) : end;
+      len = Math.max(0, Math.ceil((stop - start) / step));
+    } else if (typeof end === 'string' && end === size && step === 1) {
+      len = start === 0 ? size : `${size} - ${start}`;
+    } else return undefined;
+    const shape = t.shape.slice();
+    shape[dim] = len;
+    return { kind: 'tensor', dtype: t.dtype, shape };
+  },
   doc: 'A strided view of self[start:end:step] along dim.',
 });
 defineOp({
@@ -131,11 +157,27 @@ defineOp({
 defineOp({
   name: 'aten.constant_pad_nd.default', kind: 'memory', returns: 1,
   args: [T('self'), P('pad', 'SymInt[]'), P('value', 'Scalar', 0)],
+  infer: (n, typeOf) => {
+    const t = typeOf(n.args[0] ?? null);
+    const pad = n.args[1] ?? n.kwargs['pad'];
+    if (!t || t.kind !== 'tensor' || !Array.isArray(pad) || pad.length % 2 !== 0 || pad.length / 2 > t.shape.length) return undefined;
+    const shape = t.shape.slice();
+    for (let i = 0; i < pad.length / 2; i++) {
+      const d = shape.length - 1 - i, lo = pad[2 * i], hi = pad[2 * i + 1], size = shape[d];
+      if (typeof lo !== 'number' || typeof hi !== 'number' || typeof size !== 'number') return undefined;
+      shape[d] = size + lo + hi;
+    }
+    return { kind: 'tensor', dtype: t.dtype, shape };
+  },
   doc: 'Pads with a constant; pad pairs start from the last dim ([0, 192]: 2880 → 3072 columns).',
 });
 defineOp({
   name: 'aten.empty_like.default', kind: 'memory', returns: 1, args: [T('self')], infer: sameAsFirst,
   doc: 'An uninitialised tensor like self.',
+});
+defineOp({
+  name: 'aten.zeros_like.default', kind: 'memory', returns: 1, args: [T('self')], infer: sameAsFirst,
+  doc: 'A tensor of zeros like self.',
 });
 defineOp({
   name: 'aten.empty.memory_format', kind: 'memory', returns: 1, args: [P('size', 'SymInt[]')],
