@@ -1,0 +1,333 @@
+// A hand-written, single-pass lexer for the Python subset that FX prints. Linear time: every
+// character is looked at a bounded number of times, no regular expressions on the input.
+//
+// Brackets are balanced here, so the parser never sees an unclosed one. A line break inside
+// brackets joins lines (Python's implicit continuation) only where a printer would break a line:
+// after `,` or an opening bracket, or before a closing one. Anywhere else the line was cut short,
+// and the error points at its end rather than at some later line.
+
+import { GraphImportError } from '../errors.ts';
+
+export const Tok = { Name: 0, Int: 1, Float: 2, Str: 3, Punct: 4, Comment: 5, Newline: 6, Eof: 7 } as const;
+export type Tok = (typeof Tok)[keyof typeof Tok];
+
+export interface Token {
+  kind: Tok;
+  /** Names, numbers and punctuation: the source text; strings: the decoded value; comments: text after `#`. */
+  text: string;
+  line: number;
+  col: number;
+  /** Offsets into the source: [start, end). */
+  start: number;
+  end: number;
+  /** Column of the first non-blank character of the token's line (indentation). */
+  indent: number;
+}
+
+const PUNCT2 = new Set(['//', '**', '<=', '>=', '==', '!=', '->', '<<', '>>']);
+const PUNCT1 = '()[]{},:;.=%-+*/@<>~&|^!';
+const CLOSER: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
+
+export interface LexResult {
+  tokens: Token[];
+  /** Offset of the start of each line (index 0 is line 1). */
+  lineStarts: number[];
+}
+
+export class SourceText {
+  readonly text: string;
+  readonly fileName?: string;
+  private starts: number[] | null = null;
+
+  constructor(text: string, fileName?: string) {
+    this.text = text;
+    if (fileName !== undefined) this.fileName = fileName;
+  }
+
+  lineStarts(): number[] {
+    if (this.starts) return this.starts;
+    const s = [0];
+    const t = this.text;
+    for (let i = t.indexOf('\n'); i >= 0; i = t.indexOf('\n', i + 1)) s.push(i + 1);
+    return (this.starts = s);
+  }
+
+  lineText(line: number): string {
+    const s = this.lineStarts();
+    const from = s[line - 1] ?? this.text.length;
+    let to = line < s.length ? s[line] - 1 : this.text.length;
+    if (to > from && this.text.charCodeAt(to - 1) === 13) to--;
+    return this.text.slice(from, to);
+  }
+
+  /** 1-based line and column of an offset. */
+  position(offset: number): { line: number; col: number } {
+    const s = this.lineStarts();
+    let lo = 0;
+    let hi = s.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (s[mid] <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, col: offset - s[lo] + 1 };
+  }
+
+  error(detail: string, line: number, col: number, expected?: string): GraphImportError {
+    const opts: { source?: string; expected?: string; lineText: string } = { lineText: this.lineText(line) };
+    if (this.fileName !== undefined) opts.source = this.fileName;
+    if (expected !== undefined) opts.expected = expected;
+    return new GraphImportError(detail, line, col, opts);
+  }
+
+  errorAt(detail: string, offset: number, expected?: string): GraphImportError {
+    const p = this.position(offset);
+    return this.error(detail, p.line, p.col, expected);
+  }
+}
+
+function isNameStart(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
+}
+function isNameChar(c: number): boolean {
+  return isNameStart(c) || (c >= 48 && c <= 57);
+}
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+function describeChar(ch: string): string {
+  const cp = ch.codePointAt(0) ?? 0;
+  const hex = `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
+  return cp < 32 || cp === 127 ? hex : `'${ch}' (${hex})`;
+}
+
+/** Rejects text that is not text at all, before any other work. */
+export function checkNotBinary(src: SourceText): void {
+  const t = src.text;
+  const nul = t.indexOf('\0');
+  const bad = t.indexOf('\uFFFD');
+  if (nul < 0 && bad < 0) return;
+  const at = nul < 0 ? bad : bad < 0 ? nul : Math.min(nul, bad);
+  const what = at === nul ? 'a NUL byte' : 'an invalid UTF-8 sequence (U+FFFD)';
+  throw src.errorAt(`binary data: ${what}; this is not FX text (expected a UTF-8 text dump)`, at);
+}
+
+export function lex(src: SourceText): Token[] {
+  const t = src.text;
+  const n = t.length;
+  const tokens: Token[] = [];
+  const open: Token[] = [];
+  let line = 1;
+  let lineStart = 0;
+  let indent = 1;
+  let atLineStart = true;
+  let lineHasTokens = false;
+  let i = 0;
+
+  const push = (kind: Tok, text: string, start: number, end: number): Token => {
+    const tok: Token = { kind, text, line, col: start - lineStart + 1, start, end, indent };
+    tokens.push(tok);
+    lineHasTokens = true;
+    return tok;
+  };
+
+  const unclosedError = (at: number): GraphImportError => {
+    const o = open[open.length - 1];
+    const col = at - lineStart + 1;
+    const where = o.line === line ? `col ${o.col}` : `line ${o.line}, col ${o.col}`;
+    const close = CLOSER[o.text];
+    return src.error(`expected '${close}' to close '${o.text}' opened at ${where}`, line, col, `'${close}'`);
+  };
+
+  while (i < n) {
+    const c = t.charCodeAt(i);
+    if (atLineStart) {
+      // Measure indentation; blank lines do not count.
+      let j = i;
+      while (j < n && (t.charCodeAt(j) === 32 || t.charCodeAt(j) === 9 || t.charCodeAt(j) === 12)) j++;
+      indent = j - lineStart + 1;
+      atLineStart = false;
+      i = j;
+      continue;
+    }
+    if (c === 10) {
+      if (open.length > 0) {
+        const last = tokens[tokens.length - 1];
+        const afterBreakable = last.kind === Tok.Punct && (last.text === ',' || last.text in CLOSER);
+        let j = i + 1;
+        while (j < n && (t.charCodeAt(j) <= 32)) j++;
+        const nextCloses = j < n && (t[j] === ')' || t[j] === ']' || t[j] === '}');
+        if (!afterBreakable && !nextCloses) throw unclosedError(i);
+      } else if (lineHasTokens) {
+        push(Tok.Newline, '\n', i, i + 1);
+      }
+      i++;
+      line++;
+      lineStart = i;
+      atLineStart = true;
+      lineHasTokens = false;
+      continue;
+    }
+    if (c === 32 || c === 9 || c === 12 || c === 13) {
+      i++;
+      continue;
+    }
+    if (c === 35 /* # */ && open.length === 0) {
+      let j = i + 1;
+      while (j < n && t.charCodeAt(j) !== 10) j++;
+      let end = j;
+      if (end > i + 1 && t.charCodeAt(end - 1) === 13) end--;
+      push(Tok.Comment, t.slice(i + 1, end), i, end);
+      i = j;
+      continue;
+    }
+    if (isNameStart(c)) {
+      let j = i + 1;
+      while (j < n && isNameChar(t.charCodeAt(j))) j++;
+      push(Tok.Name, t.slice(i, j), i, j);
+      i = j;
+      continue;
+    }
+    if (c === 60 /* < */ && tokens.length > 0) {
+      // `class <lambda>(torch.nn.Module):` — the class name is not an identifier.
+      const prev = tokens[tokens.length - 1];
+      if (prev.kind === Tok.Name && prev.text === 'class' && prev.line === line) {
+        let j = i + 1;
+        while (j < n && isNameChar(t.charCodeAt(j))) j++;
+        if (t.charCodeAt(j) === 62 /* > */) {
+          push(Tok.Name, t.slice(i, j + 1), i, j + 1);
+          i = j + 1;
+          continue;
+        }
+      }
+    }
+    if (isDigit(c) || (c === 46 && isDigit(t.charCodeAt(i + 1)))) {
+      let j = i;
+      let isFloat = false;
+      while (j < n && isDigit(t.charCodeAt(j))) j++;
+      if (t.charCodeAt(j) === 46 /* . */) {
+        isFloat = true;
+        j++;
+        while (j < n && isDigit(t.charCodeAt(j))) j++;
+      }
+      const e = t.charCodeAt(j);
+      if (e === 101 || e === 69) {
+        let k = j + 1;
+        const sign = t.charCodeAt(k);
+        if (sign === 43 || sign === 45) k++;
+        if (isDigit(t.charCodeAt(k))) {
+          while (k < n && isDigit(t.charCodeAt(k))) k++;
+          j = k;
+          isFloat = true;
+        }
+      }
+      if (j < n && isNameChar(t.charCodeAt(j))) {
+        throw src.error(`malformed number '${t.slice(i, j + 1)}'`, line, i - lineStart + 1, 'a number');
+      }
+      push(isFloat ? Tok.Float : Tok.Int, t.slice(i, j), i, j);
+      i = j;
+      continue;
+    }
+    if (c === 39 || c === 34) {
+      i = lexString(src, t, i, line, lineStart, (value, end) => push(Tok.Str, value, i, end));
+      continue;
+    }
+    const ch = t[i];
+    if (ch === '(' || ch === '[' || ch === '{') {
+      open.push(push(Tok.Punct, ch, i, i + 1));
+      i++;
+      continue;
+    }
+    if (ch === ')' || ch === ']' || ch === '}') {
+      const o = open[open.length - 1];
+      if (!o) {
+        throw src.error(`unmatched '${ch}': no bracket is open here`, line, i - lineStart + 1);
+      }
+      if (CLOSER[o.text] !== ch) {
+        const col = i - lineStart + 1;
+        const where = o.line === line ? `col ${o.col}` : `line ${o.line}, col ${o.col}`;
+        throw src.error(`expected '${CLOSER[o.text]}' to close '${o.text}' opened at ${where}, found '${ch}'`, line, col, `'${CLOSER[o.text]}'`);
+      }
+      open.pop();
+      push(Tok.Punct, ch, i, i + 1);
+      i++;
+      continue;
+    }
+    if (ch === '#') {
+      // Inside brackets `#` is not a comment in what FX prints: `[#users=1]` in older str(graph).
+      push(Tok.Punct, ch, i, i + 1);
+      i++;
+      continue;
+    }
+    const two = t.slice(i, i + 2);
+    if (PUNCT2.has(two)) {
+      push(Tok.Punct, two, i, i + 2);
+      i += 2;
+      continue;
+    }
+    if (PUNCT1.includes(ch)) {
+      push(Tok.Punct, ch, i, i + 1);
+      i++;
+      continue;
+    }
+    const cp = t.codePointAt(i) ?? c;
+    throw src.error(`unexpected character ${describeChar(String.fromCodePoint(cp))}`, line, i - lineStart + 1);
+  }
+  if (open.length > 0) throw unclosedError(n);
+  if (lineHasTokens) push(Tok.Newline, '\n', n, n);
+  tokens.push({ kind: Tok.Eof, text: '', line, col: n - lineStart + 1, start: n, end: n, indent: 1 });
+  return tokens;
+}
+
+const ESCAPES: Record<string, string> = {
+  n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', '0': '\0', a: '\x07', b: '\b', f: '\f', v: '\v',
+};
+
+/** Lexes a one-line Python string literal starting at `start`; returns the offset after it. */
+function lexString(
+  src: SourceText, t: string, start: number, line: number, lineStart: number,
+  emit: (value: string, end: number) => void,
+): number {
+  const quote = t.charCodeAt(start);
+  let i = start + 1;
+  let value = '';
+  let chunk = i;
+  for (;;) {
+    const c = t.charCodeAt(i);
+    if (i >= t.length || c === 10 || (c === 13 && t.charCodeAt(i + 1) === 10)) {
+      const q = String.fromCharCode(quote);
+      throw src.error(`unterminated string: expected ${q} to close the string opened at col ${start - lineStart + 1}`,
+        line, i - lineStart + 1, q);
+    }
+    if (c === quote) {
+      value += t.slice(chunk, i);
+      emit(value, i + 1);
+      return i + 1;
+    }
+    if (c === 92 /* \ */) {
+      value += t.slice(chunk, i);
+      const e = t[i + 1];
+      if (e === 'x' || e === 'u') {
+        const len = e === 'x' ? 2 : 4;
+        const hex = t.slice(i + 2, i + 2 + len);
+        if (hex.length !== len || !/^[0-9a-fA-F]+$/.test(hex)) {
+          throw src.error(`bad escape '\\${e}${hex}' in string`, line, i - lineStart + 1, `${len} hex digits`);
+        }
+        value += String.fromCharCode(parseInt(hex, 16));
+        i += 2 + len;
+      } else if (e !== undefined && e in ESCAPES) {
+        value += ESCAPES[e];
+        i += 2;
+      } else if (e === undefined || e === '\n' || e === '\r') {
+        i += 1; // the line ends here: reported as unterminated on the next turn
+      } else {
+        value += '\\' + e; // Python keeps unknown escapes verbatim
+        i += 2;
+      }
+      chunk = i;
+      continue;
+    }
+    i++;
+  }
+}
