@@ -1,0 +1,81 @@
+// "Why didn't it fire": for an all-reduce the fusion did not replace, the node or gate that
+// stopped it and what would unblock it. Walks forward from the all-reduce the way vLLM's
+// patterns would, and names the first place the graph departs from them.
+
+import type { Node } from '../ir.ts';
+import { isRef } from '../ir.ts';
+import type { GraphIndex } from '../match.ts';
+import { matchKey, usersOfValue } from '../match.ts';
+import { lookupOp } from '../ops.ts';
+import type { Diagnostic } from './pipeline.ts';
+import type { ResolvedOptions } from './options.ts';
+import { diagnostic } from './options.ts';
+import { ALL_REDUCE, FUSED_ADD_RMS_NORM, PASS, RMS_NORM, fusionGate } from './allReduceRmsNorm.ts';
+import { collectiveUnder, hoistRefusal } from './sliceHoist.ts';
+
+const AF = 'higher_order.auto_functionalized';
+const NORM_KEYS = [`${AF}:${FUSED_ADD_RMS_NORM}`, `${AF}:${RMS_NORM}`];
+const describe = (n: Node) => `${n.name} (${n.op === AF ? `auto_functionalized ${matchKey(n).slice(AF.length + 1)}` : n.op})`;
+
+/** The norm reading `value` as its input (not its residual), if one does. */
+function normReading(ix: GraphIndex, value: string): Node | undefined {
+  for (const u of usersOfValue(ix, value)) {
+    const n = ix.byName.get(u);
+    if (n && NORM_KEYS.includes(matchKey(n))) {
+      const input = n.kwargs['input'];
+      if (input && isRef(input) && input.name === value) return n;
+    }
+  }
+  return undefined;
+}
+
+export function explainAllReduce(ar: Node, ix: GraphIndex, opts: ResolvedOptions): Diagnostic {
+  const d = (reason: string, blocker?: string, fix?: string) => diagnostic(PASS, ar.name, reason, blocker, fix);
+  if (ar.op !== ALL_REDUCE) {
+    // c10d functional collectives (training graphs, Megatron): vLLM's pattern is traced from
+    // tensor_model_parallel_all_reduce, which is torch.ops.vllm.all_reduce.
+    const wait = usersOfValue(ix, ar.name).map((u) => ix.byName.get(u)).find((n) => n?.op === '_c10d_functional.wait_tensor.default');
+    const next = wait ? usersOfValue(ix, wait.name).map((u) => ix.byName.get(u)).filter((n): n is Node => !!n) : [];
+    const feeds = next.length ? `; its result feeds ${next.map(describe).join(', ')}` : '';
+    return d(`${ar.name} is ${ar.op}, not vllm.all_reduce: vLLM's all-reduce + RMSNorm patterns match only the latter${feeds}`, ar.name);
+  }
+  const users = usersOfValue(ix, ar.name);
+  if (users.length === 0) return d(`${ar.name}'s result is not used`);
+  const norm = normReading(ix, ar.name);
+  if (norm) {
+    const isRms = matchKey(norm).endsWith(RMS_NORM);
+    const others = users.filter((u) => u !== norm.name);
+    const buffer = norm.kwargs['result'];
+    const blockingOthers = isRms ? [] : others;
+    if (blockingOthers.length > 0) {
+      return d(`${ar.name} has another user, ${blockingOthers.join(', ')}, that needs the reduced tensor; the fused kernel overwrites it with the normed output`, blockingOthers[0]);
+    }
+    if (isRms && buffer && isRef(buffer) && others.includes(buffer.name) && usersOfValue(ix, buffer.name).length !== 1) {
+      return d(`the norm's output buffer ${buffer.name} is read elsewhere`, buffer.name);
+    }
+    const gate = fusionGate(ar, ix, norm.kwargs['epsilon'], opts);
+    if ('blocker' in gate) return d(gate.reason, gate.blocker, gate.fix);
+    return d(`${ar.name} → ${describe(norm)} matches vLLM's pattern; it fuses when allreduce-rmsnorm runs on it`, undefined, 'run allreduce-rmsnorm');
+  }
+  if (users.length === 1) {
+    const u = ix.byName.get(users[0]!);
+    if (!u) return d(`${ar.name} is returned by the graph directly; no norm follows it`, 'output');
+    const between = normReading(ix, u.name);
+    if (between && u.op === 'aten.slice.Tensor') {
+      const c = collectiveUnder(ix, u);
+      const refusal = c ? hoistRefusal(ix, u, c.coll, c.wait) : null;
+      if (refusal) return d(`${describe(u)} sits between ${ar.name} and the norm, and cannot be hoisted: ${refusal.reason}`, u.name);
+      return d(`${describe(u)} sits between ${ar.name} and the norm; run slice-hoist`, u.name, 'run slice-hoist');
+    }
+    if (between) {
+      const kind = lookupOp(u.op)?.facts?.view ? 'a view no pass moves' : 'an op no pass moves';
+      return d(`${describe(u)} sits between ${ar.name} and the norm (${kind})`, u.name);
+    }
+    if (NORM_KEYS.includes(matchKey(u))) {
+      return d(`${ar.name} reaches ${describe(u)} as its residual, not its input`, u.name);
+    }
+    return d(`${ar.name} feeds ${describe(u)}, not an RMSNorm: no all-reduce + RMSNorm pattern applies`, u.name);
+  }
+  const shown = users.slice(0, 3).map((n) => ix.byName.get(n)).map((n) => (n ? describe(n) : 'output')).join(', ');
+  return d(`${ar.name} feeds ${users.length} nodes (${shown}${users.length > 3 ? ', …' : ''}), none of them an RMSNorm reading it as input`, users[0]);
+}

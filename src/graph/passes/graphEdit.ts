@@ -1,0 +1,179 @@
+// The one way passes change a graph: record removals, substitutions (every use of a value
+// replaced by another) and new nodes, then build a new graph in one linear sweep. The input graph
+// is never touched; unchanged nodes are shared with it (graphs are treated as immutable values).
+
+import type { Arg, Graph, Node, ValueType } from '../ir.ts';
+import { isRef } from '../ir.ts';
+import type { GraphIndex } from '../match.ts';
+import { inferType } from '../infer.ts';
+
+export class GraphEdit {
+  readonly removed = new Set<string>();
+  /** Nodes a match has already claimed: a later match touching one of them is skipped. */
+  readonly claimed = new Set<string>();
+  private subst = new Map<string, Arg>();
+  /** New nodes to place just before an anchor node of the input graph. */
+  private before = new Map<string, Node[]>();
+  private newTypes = new Map<string, ValueType | null>();
+  private newNodes = new Map<string, Node>();
+  private taken: Set<string>;
+  private counters = new Map<string, number>();
+
+  constructor(readonly ix: GraphIndex, readonly pass: string) {
+    this.taken = new Set(ix.types.keys());
+  }
+
+  /** An unused name in FX's style: `base`, then `base_1`, `base_2`, … */
+  fresh(base: string): string {
+    let k = this.counters.get(base) ?? 0;
+    let name = k === 0 ? base : `${base}_${k}`;
+    while (this.taken.has(name)) name = `${base}_${++k}`;
+    this.counters.set(base, k + 1);
+    this.taken.add(name);
+    return name;
+  }
+
+  typeOf = (a: Arg): ValueType | null | undefined => {
+    if (!isRef(a)) return undefined;
+    if (this.newTypes.has(a.name)) return this.newTypes.get(a.name);
+    return this.ix.types.get(a.name);
+  };
+
+  private producer = (name: string): Node | undefined => this.newNodes.get(name) ?? this.ix.byName.get(name);
+
+  /**
+   * A node made by this pass from `from` (nodes of the input graph). Its type is the annotated
+   * `type` when given, else inferred through the registry. A name may reuse one of `from`'s names
+   * (slice-hoist keeps `slice_1` and `all_reduce_1`, as the hoisted vLLM graph names them).
+   */
+  make(name: string, op: string, args: Arg[], kwargs: Record<string, Arg>, from: string[], type?: ValueType | null): Node {
+    const n: Node = { name, op, args, kwargs, type: null, meta: { madeBy: { pass: this.pass, from } } };
+    n.type = type !== undefined ? type : inferType(n, this.typeOf, this.producer);
+    this.newTypes.set(name, n.type);
+    this.newNodes.set(name, n);
+    this.taken.add(name);
+    return n;
+  }
+
+  /** Places new nodes just before `anchor` (a node of the input graph, possibly one being removed). */
+  insertBefore(anchor: string, ...nodes: Node[]) {
+    let l = this.before.get(anchor);
+    if (!l) this.before.set(anchor, (l = []));
+    l.push(...nodes);
+  }
+
+  remove(...names: string[]) {
+    for (const n of names) this.removed.add(n);
+  }
+
+  /** Every use of `name` in the input graph's remaining nodes and outputs reads `by` instead. */
+  replaceUses(name: string, by: Arg) {
+    this.subst.set(name, by);
+  }
+
+  claim(...names: string[]): boolean {
+    if (names.some((n) => this.claimed.has(n))) return false;
+    for (const n of names) this.claimed.add(n);
+    return true;
+  }
+
+  get changed(): boolean {
+    return this.removed.size > 0 || this.before.size > 0 || this.subst.size > 0;
+  }
+
+  private rewrite(a: Arg): Arg {
+    if (a === null || typeof a !== 'object') return a;
+    if (Array.isArray(a)) {
+      let out: Arg[] | null = null;
+      for (let i = 0; i < a.length; i++) {
+        const r = this.rewrite(a[i]!);
+        if (r !== a[i] && !out) out = a.slice(0, i);
+        if (out) out.push(r);
+      }
+      return out ?? a;
+    }
+    if (a.kind === 'ref') {
+      let r: Arg = a;
+      // Chains (a → b → c) resolve to the last; the depth bound guards against a cycle.
+      for (let depth = 0; isRef(r) && this.subst.has(r.name) && depth < 64; depth++) r = this.subst.get(r.name)!;
+      return r;
+    }
+    if (a.kind === 'tuple') {
+      const items = this.rewrite(a.items) as Arg[];
+      return items === a.items ? a : { kind: 'tuple', items };
+    }
+    return a;
+  }
+
+  commit(): Graph {
+    const g = this.ix.graph;
+    if (!this.changed) return { ...g };
+    const nodes: Node[] = [];
+    for (const n of g.nodes) {
+      const extra = this.before.get(n.name);
+      if (extra) nodes.push(...extra);
+      if (this.removed.has(n.name)) continue;
+      let changed = false;
+      const args = n.args.map((a) => {
+        const r = this.rewrite(a);
+        if (r !== a) changed = true;
+        return r;
+      });
+      let kwargs = n.kwargs;
+      for (const k in n.kwargs) {
+        const r = this.rewrite(n.kwargs[k]!);
+        if (r !== n.kwargs[k]) {
+          if (kwargs === n.kwargs) kwargs = { ...n.kwargs };
+          kwargs[k] = r;
+          changed = true;
+        }
+      }
+      nodes.push(changed ? { ...n, args, kwargs } : n);
+    }
+    const outputs = g.outputs ? (this.rewrite(g.outputs) as Arg[]) : null;
+    return { ...g, nodes: topologicalOrder(g, nodes), outputs };
+  }
+}
+
+/**
+ * The nodes in an order where each is defined before it is read, keeping the given order wherever
+ * it already is one (a rewrite that rewires a value to a later-placed node moves that node up).
+ */
+export function topologicalOrder(g: Graph, nodes: Node[]): Node[] {
+  const defined = new Set<string>(g.inputs.map((i) => i.name));
+  const byName = new Map(nodes.map((n) => [n.name, n]));
+  const refsOf = (n: Node) => {
+    const out: string[] = [];
+    const walk = (a: Arg) => {
+      if (a === null || typeof a !== 'object') return;
+      if (Array.isArray(a)) { for (const x of a) walk(x); return; }
+      if (a.kind === 'ref') out.push(a.name);
+      else if (a.kind === 'tuple') for (const x of a.items) walk(x);
+    };
+    for (const a of n.args) walk(a);
+    for (const k in n.kwargs) walk(n.kwargs[k]!);
+    return out;
+  };
+  let inOrder = true;
+  for (const n of nodes) {
+    if (refsOf(n).some((r) => !defined.has(r) && byName.has(r))) { inOrder = false; break; }
+    defined.add(n.name);
+  }
+  if (inOrder) return nodes;
+  const out: Node[] = [];
+  const state = new Map<string, 1 | 2>();
+  const visit = (n: Node) => {
+    const s = state.get(n.name);
+    if (s === 2) return;
+    if (s === 1) throw new Error(`rewrite made a cycle through node '${n.name}' (${n.op})`);
+    state.set(n.name, 1);
+    for (const r of refsOf(n)) {
+      const d = byName.get(r);
+      if (d) visit(d);
+    }
+    state.set(n.name, 2);
+    out.push(n);
+  };
+  for (const n of nodes) visit(n);
+  return out;
+}

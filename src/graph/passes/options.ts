@@ -1,0 +1,50 @@
+// Pass options, their defaults, and how a graph tells its own world size.
+
+import type { Graph } from '../ir.ts';
+import type { Diagnostic, PassOptions } from './pipeline.ts';
+
+export interface ResolvedOptions {
+  worldSize: number;
+  /** Where the world size came from, for diagnostics. */
+  worldSizeFrom: string;
+  maxTokens: number;
+  gpu: 'hopper' | 'blackwell';
+  tokenGate: 'runtime-fallback' | 'compile-range';
+}
+
+export const DEFAULT_WORLD_SIZE = 4;
+/** vLLM's default max_num_batched_tokens for online serving. */
+export const DEFAULT_MAX_TOKENS = 8192;
+
+/**
+ * The world size a graph states: a `world_size` keyword (the fused op, vLLM's all_gather /
+ * reduce_scatter) or a c10d collective's `group_size`. vLLM's `all_reduce(x, 'tp:0')` names its
+ * group but not its size, so a plain vLLM graph states none.
+ */
+export function graphWorldSize(g: Graph): number | undefined {
+  for (const n of g.nodes) {
+    const ws = n.kwargs['world_size'] ?? n.kwargs['group_size'];
+    if (typeof ws === 'number') return ws;
+    if (n.op === '_c10d_functional.all_gather_into_tensor.default' && typeof n.args[1] === 'number') return n.args[1];
+    if (n.op === '_c10d_functional.reduce_scatter_tensor.default' && typeof n.args[2] === 'number') return n.args[2];
+  }
+  return undefined;
+}
+
+export function resolveOptions(g: Graph, opts: PassOptions = {}): ResolvedOptions {
+  const fromGraph = opts.worldSize === undefined ? graphWorldSize(g) : undefined;
+  return {
+    worldSize: opts.worldSize ?? fromGraph ?? DEFAULT_WORLD_SIZE,
+    worldSizeFrom: opts.worldSize !== undefined ? 'option' : fromGraph !== undefined ? 'graph' : 'default',
+    maxTokens: opts.maxTokens ?? DEFAULT_MAX_TOKENS,
+    gpu: opts.gpu ?? 'hopper',
+    tokenGate: opts.tokenGate ?? 'runtime-fallback',
+  };
+}
+
+export function diagnostic(pass: string, node: string, reason: string, blocker?: string, fix?: string): Diagnostic {
+  const d: Diagnostic = { pass, node, reason };
+  if (blocker !== undefined) d.blocker = blocker;
+  if (fix !== undefined) d.fix = fix;
+  return d;
+}

@@ -1,0 +1,93 @@
+// The pass pipeline: runs passes in order, keeps every intermediate graph and every match (which
+// nodes it consumed and produced), and ends with the diagnostics of the final graph — every
+// all-reduce left unfused and why. Graphs are immutable values: passes share unchanged nodes.
+
+import type { Graph } from '../ir.ts';
+import { indexGraph } from '../match.ts';
+import { noopElimination } from './noopElimination.ts';
+import { sliceHoist } from './sliceHoist.ts';
+import { ALL_REDUCE, allReduceRmsNorm } from './allReduceRmsNorm.ts';
+import { explainAllReduce } from './diagnostics.ts';
+import { resolveOptions } from './options.ts';
+
+export interface PassOptions {
+  /** Default: what the graph states (a world_size / group_size argument), else 4. */
+  worldSize?: number;
+  /** max_num_batched_tokens; default 8192. */
+  maxTokens?: number;
+  /** Default hopper. */
+  gpu?: 'hopper' | 'blackwell';
+  /**
+   * How the token count gates the fusion. 'runtime-fallback' (default): as the vLLM that PR
+   * #28841 and the fixtures' dumps come from — the pattern always fires and the fused op falls
+   * back to all-reduce + norm at run time for batches above max_token_num. 'compile-range': as
+   * later vLLM (is_applicable_for_range) — a graph whose token count (a symbolic one: maxTokens)
+   * exceeds max_token_num is left unfused ("too many tokens").
+   */
+  tokenGate?: 'runtime-fallback' | 'compile-range';
+}
+
+export interface Match { pass: string; site: string; consumed: string[]; produced: string[] }
+
+export interface Diagnostic {
+  pass: string;
+  /** The all-reduce not fused (or not hoisted). */
+  node: string;
+  /** The node or gate that stopped it. */
+  blocker?: string;
+  reason: string;
+  /** What would unblock it. */
+  fix?: string;
+}
+
+export interface PassResult { graph: Graph; matches: Match[]; diagnostics: Diagnostic[] }
+
+export type Pass = (g: Graph, opts: PassOptions, only?: (site: string) => boolean) => PassResult;
+
+export const PASSES: Record<'noop-elimination' | 'slice-hoist' | 'allreduce-rmsnorm', Pass> = {
+  'noop-elimination': noopElimination,
+  'slice-hoist': sliceHoist,
+  'allreduce-rmsnorm': allReduceRmsNorm,
+};
+
+export const DEFAULT_PIPELINE = ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'] as const;
+
+export interface PipelineResult {
+  input: Graph;
+  stages: { pass: string; graph: Graph; matches: Match[]; diagnostics: Diagnostic[] }[];
+  output: Graph;
+  /** Of the final state: every unfused all_reduce. */
+  diagnostics: Diagnostic[];
+}
+
+export class UnknownPassError extends Error {
+  constructor(readonly pass: string) {
+    super(`unknown pass '${pass}' (known: ${Object.keys(PASSES).join(', ')})`);
+    this.name = 'UnknownPassError';
+  }
+}
+
+export function runPipeline(g: Graph, passes: readonly string[], opts: PassOptions = {}): PipelineResult {
+  const run = passes.map((p) => {
+    const fn = PASSES[p as keyof typeof PASSES];
+    if (!fn) throw new UnknownPassError(p);
+    return [p, fn] as const;
+  });
+  const stages: PipelineResult['stages'] = [];
+  let cur = g;
+  for (const [name, fn] of run) {
+    const r = fn(cur, opts);
+    stages.push({ pass: name, graph: r.graph, matches: r.matches, diagnostics: r.diagnostics });
+    cur = r.graph;
+  }
+  return { input: g, stages, output: cur, diagnostics: diagnose(cur, opts) };
+}
+
+/** Why each all-reduce of `g` as it stands is not fused. */
+export function diagnose(g: Graph, opts: PassOptions = {}) {
+  const ix = indexGraph(g);
+  const resolved = resolveOptions(g, opts);
+  return g.nodes
+    .filter((n) => n.op === ALL_REDUCE || n.op === '_c10d_functional.all_reduce.default')
+    .map((ar) => explainAllReduce(ar, ix, resolved));
+}

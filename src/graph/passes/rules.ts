@@ -1,0 +1,52 @@
+// Passes as data: a pass is a list of rules, each a pattern, a legality check that explains a
+// refusal, and a rewrite. One engine runs them: index once, match each rule's root op, skip
+// sites an earlier match already claimed, commit every edit in one sweep.
+
+import type { Graph } from '../ir.ts';
+import type { Bindings, GraphIndex, NodePat } from '../match.ts';
+import { findAll, indexGraph } from '../match.ts';
+import { GraphEdit } from './graphEdit.ts';
+import type { ResolvedOptions } from './options.ts';
+import type { Diagnostic, PassResult } from './pipeline.ts';
+
+export interface RuleContext {
+  ix: GraphIndex;
+  opts: ResolvedOptions;
+}
+
+export interface Rule {
+  name: string;
+  pattern: NodePat;
+  /** The anchor node reported as the match's site (the all_reduce). */
+  site(b: Bindings): string;
+  /** Null when the rewrite is legal, else why not. */
+  check(b: Bindings, ctx: RuleContext): Diagnostic | null;
+  /** Records the rewrite; returns the names of nodes consumed and produced. */
+  rewrite(b: Bindings, edit: GraphEdit, ctx: RuleContext): { consumed: string[]; produced: string[] };
+}
+
+export function runRules(
+  pass: string, rules: Rule[], g: Graph, opts: ResolvedOptions, only?: (site: string) => boolean,
+  finalDiagnostics?: (out: Graph, edit: GraphEdit) => Diagnostic[],
+): PassResult {
+  const ix = indexGraph(g);
+  const edit = new GraphEdit(ix, pass);
+  const ctx: RuleContext = { ix, opts };
+  const matches: PassResult['matches'] = [];
+  const diagnostics: Diagnostic[] = [];
+  for (const rule of rules) {
+    for (const { bindings } of findAll(rule.pattern, ix)) {
+      const site = rule.site(bindings);
+      if (only && !only(site)) continue;
+      const bound = Object.values(bindings.nodes).map((n) => n.name);
+      if (bound.some((n) => edit.claimed.has(n))) continue;
+      const refusal = rule.check(bindings, ctx);
+      if (refusal) { diagnostics.push(refusal); continue; }
+      edit.claim(...bound);
+      const { consumed, produced } = rule.rewrite(bindings, edit, ctx);
+      matches.push({ pass, site, consumed, produced });
+    }
+  }
+  const graph = edit.commit();
+  return { graph, matches, diagnostics: finalDiagnostics ? finalDiagnostics(graph, edit) : diagnostics };
+}
