@@ -21,6 +21,10 @@ struct DeviceReport {
   std::vector<std::vector<int>> peer;  // peer[i][j]: GPU i can read GPU j's memory
 };
 
+/** Writes an error reply naming the node and ends the worker (the agent starts a new one). Used
+ *  where other ranks may already wait on this one, so unwinding could hang. */
+[[noreturn]] void failRun(const std::string& node, const std::string& message);
+
 RunOutcome runOnCpu(const Program& p, const uint8_t* payload, const StepHook& hook);
 
 #ifndef FUSIONLAB_CPU_ONLY

@@ -9,7 +9,8 @@
 //            {"type":"error","node":...,"message":...}
 #include <cstdio>
 #include <cstring>
-#include <iostream>
+#include <mutex>
+#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,11 @@ bool readExact(void* dst, size_t n) {
   return got == n;
 }
 
+std::mutex g_out;   // rank threads report progress and failures concurrently
+std::string g_runId;
+
 void writeFrame(const std::string& header, const std::vector<const std::vector<uint8_t>*>& parts = {}) {
+  std::lock_guard<std::mutex> lock(g_out);
   uint32_t hl = (uint32_t)header.size();
   uint64_t pl = 0;
   for (auto* p : parts) pl += p->size();
@@ -67,6 +72,11 @@ std::string reportJson(const DeviceReport& d) {
 
 }  // namespace
 
+[[noreturn]] void fl::failRun(const std::string& node, const std::string& message) {
+  writeError(g_runId, node, message);
+  _exit(4);
+}
+
 int main(int argc, char** argv) {
   DeviceReport dev;
 #ifdef FUSIONLAB_CPU_ONLY
@@ -90,6 +100,7 @@ int main(int argc, char** argv) {
       Json m = JsonReader(header).parse();
       const std::string& type = m.at("type").str();
       id = m.strOr("id", "");
+      g_runId = id;
       if (type == "hello") { writeFrame(reportJson(dev)); continue; }
       if (type == "exit") return 0;
       if (type != "run") { writeError(id, "", "unknown request type '" + type + "'"); continue; }

@@ -1,0 +1,339 @@
+// The CUDA executor: ranks = GPUs 0..world-1 of this host, one host thread per GPU, NCCL for
+// all_reduce, cuBLAS for mm/addmm, and the one-shot all-reduce + RMSNorm kernel over peer memory.
+// FUSIONLAB_NO_CUBLAS / FUSIONLAB_NO_NCCL exist only so the source compiles on machines with
+// cudart alone; such builds use plain kernels for GEMM and refuse all_reduce.
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "cluster.cuh"
+#include "executors.hpp"
+
+namespace fl {
+
+static Cluster g_cluster;
+
+static int gridFor(int64_t n, int sms) { return (int)std::max<int64_t>(1, std::min<int64_t>((n + 255) / 256, (int64_t)sms * 8)); }
+
+Cluster& clusterFor(int world) {
+  if (g_cluster.world == world) return g_cluster;
+  for (size_t r = 0; r < g_cluster.ranks.size(); r++) {  // a different world size: start over
+    cudaSetDevice((int)r);
+    auto& k = g_cluster.ranks[r];
+#ifndef FUSIONLAB_NO_NCCL
+    if (k.comm) ncclCommDestroy(k.comm);
+#endif
+#ifndef FUSIONLAB_NO_CUBLAS
+    if (k.blas) cublasDestroy(k.blas);
+#endif
+    cudaFree(k.flags);
+    cudaStreamDestroy(k.stream);
+  }
+  g_cluster = Cluster{};
+  Cluster& C = g_cluster;
+  C.ranks.resize(world);
+  C.allPeers = true;
+  for (int r = 0; r < world; r++) {
+    FL_CUDA(cudaSetDevice(r));
+    auto& k = C.ranks[r];
+    FL_CUDA(cudaStreamCreateWithFlags(&k.stream, cudaStreamNonBlocking));
+    FL_CUDA(cudaMalloc(&k.flags, kFlagWords * sizeof(unsigned)));
+    FL_CUDA(cudaMemset(k.flags, 0, kFlagWords * sizeof(unsigned)));
+    FL_CUDA(cudaDeviceGetAttribute(&k.sms, cudaDevAttrMultiProcessorCount, r));
+#ifndef FUSIONLAB_NO_CUBLAS
+    if (cublasCreate(&k.blas) != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("cublasCreate failed on GPU " + std::to_string(r));
+    cublasSetStream(k.blas, k.stream);
+#endif
+    for (int j = 0; j < world; j++) {
+      if (j == r) continue;
+      int can = 0;
+      cudaDeviceCanAccessPeer(&can, r, j);
+      if (can) {
+        cudaError_t e = cudaDeviceEnablePeerAccess(j, 0);
+        if (e != cudaSuccess && e != cudaErrorPeerAccessAlreadyEnabled) can = 0;
+        cudaGetLastError();  // the already-enabled case leaves a sticky-free error to clear
+      }
+      if (!can && C.allPeers) {
+        C.allPeers = false;
+        C.missingPeer = "GPU " + std::to_string(r) + " cannot read GPU " + std::to_string(j);
+      }
+    }
+  }
+#ifndef FUSIONLAB_NO_NCCL
+  std::vector<ncclComm_t> comms(world);
+  std::vector<int> devs(world);
+  for (int r = 0; r < world; r++) devs[r] = r;
+  FL_NCCL(ncclCommInitAll(comms.data(), world, devs.data()));
+  for (int r = 0; r < world; r++) C.ranks[r].comm = comms[r];
+#endif
+  C.world = world;
+  return C;
+}
+
+DeviceReport probeCuda() {
+  DeviceReport d;
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess || n == 0) {
+    d.reason = e != cudaSuccess ? std::string("no CUDA device: ") + cudaGetErrorString(e) : "no CUDA device";
+    cudaGetLastError();
+    return d;
+  }
+  d.mode = "cuda";
+  int rt = 0;
+  cudaRuntimeGetVersion(&rt);
+  d.cudaVersion = std::to_string(rt / 1000) + "." + std::to_string((rt % 1000) / 10);
+#ifndef FUSIONLAB_NO_NCCL
+  int nv = 0;
+  ncclGetVersion(&nv);
+  d.ncclVersion = std::to_string(nv / 10000) + "." + std::to_string((nv / 100) % 100) + "." + std::to_string(nv % 100);
+#endif
+  for (int i = 0; i < n; i++) {
+    cudaDeviceProp p{};
+    cudaGetDeviceProperties(&p, i);
+    d.gpus.push_back({p.name, (uint64_t)p.totalGlobalMem, p.major, p.minor});
+  }
+  d.peer.assign(n, std::vector<int>(n, 0));
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) {
+      int can = i == j;
+      if (i != j) cudaDeviceCanAccessPeer(&can, i, j);
+      d.peer[i][j] = can;
+    }
+  return d;
+}
+
+namespace {
+
+struct NormShape { int V; int threads; };
+/** Vector width and block size for a row of `cols`; each thread holds ≤ kMaxVecPerThread vectors. */
+template <typename T>
+NormShape normShape(const Step& st, int64_t cols) {
+  int V = sizeof(T) == 2 ? 8 : 4;
+  if (cols % V) V = 1;
+  int64_t nvec = cols / V;
+  int threads = (int)std::min<int64_t>(1024, std::max<int64_t>(32, (nvec + 31) / 32 * 32));
+  if (nvec > (int64_t)threads * kMaxVecPerThread)
+    throw StepError(st.node, "a row of " + std::to_string(cols) + " columns exceeds the norm kernel's limit of " +
+                                 std::to_string(1024 * kMaxVecPerThread * V));
+  return {V, threads};
+}
+
+template <typename T>
+void launchAddRmsNorm(const Step& st, cudaStream_t s, int sms, const T* x, const T* res, const T* g, T* y, T* z, int64_t rows, int cols, float eps, bool two) {
+  NormShape ns = normShape<T>(st, cols);
+  int grid = (int)std::max<int64_t>(1, std::min<int64_t>(rows, (int64_t)sms * 64));
+  if (ns.V == 1) kAddRmsNorm<T, 1><<<grid, ns.threads, 0, s>>>(x, res, g, y, z, rows, cols, eps, two);
+  else kAddRmsNorm<T, 16 / sizeof(T)><<<grid, ns.threads, 0, s>>>(x, res, g, y, z, rows, cols, eps, two);
+}
+
+template <typename T>
+void launchOneShot(const Step& st, Cluster& C, int rank, const std::vector<std::vector<void*>>& buf, int inSlot, const T* res, const T* g, T* y, T* z, T* ar,
+                   int64_t rows, int cols, float eps) {
+  RankCtx& k = C.ranks[rank];
+  NormShape ns = normShape<T>(st, cols);
+  int minSms = k.sms;
+  for (auto& o : C.ranks) minSms = std::min(minSms, o.sms);
+  // One block per SM at most, so every block is resident and the per-block barrier cannot deadlock.
+  int grid = (int)std::max<int64_t>(1, std::min<int64_t>({rows, (int64_t)minSms, (int64_t)kMaxBarrierBlocks}));
+  OneShotArgs a{};
+  for (int r = 0; r < C.world; r++) { a.in[r] = buf[r][inSlot]; a.flags[r] = C.ranks[r].flags; }
+  a.world = C.world;
+  a.rank = rank;
+  a.epoch = ++k.epoch;
+  if (ns.V == 1) kOneShotAllReduceNorm<T, 1><<<grid, ns.threads, 0, k.stream>>>(a, res, g, y, z, ar, rows, cols, eps);
+  else kOneShotAllReduceNorm<T, 16 / sizeof(T)><<<grid, ns.threads, 0, k.stream>>>(a, res, g, y, z, ar, rows, cols, eps);
+}
+
+template <typename T>
+void ncclSum(const Step& st, RankCtx& k, const void* in, void* out, int64_t n) {
+#ifndef FUSIONLAB_NO_NCCL
+  ncclDataType_t t = sizeof(T) == 2 ? ncclBfloat16 : ncclFloat32;
+  ncclResult_t r = ncclAllReduce(in, out, (size_t)n, t, ncclSum, k.comm, k.stream);
+  if (r != ncclSuccess) throw StepError(st.node, std::string("ncclAllReduce: ") + ncclGetErrorString(r));
+#else
+  (void)k; (void)in; (void)out; (void)n;
+  throw StepError(st.node, "this worker was built without NCCL");
+#endif
+}
+
+/** Enqueues one step on one rank's stream; returns a note for the trace (the path taken). */
+template <typename T>
+std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, const std::vector<std::vector<void*>>& buf) {
+  RankCtx& k = C.ranks[rank];
+  cudaStream_t s = k.stream;
+  auto in = [&](size_t q) -> const T* {
+    if (q >= st.in.size() || st.in[q] < 0) throw StepError(st.node, "missing operand " + std::to_string(q));
+    return static_cast<const T*>(buf[rank][st.in[q]]);
+  };
+  auto out = [&](size_t q) -> T* {
+    if (q >= st.out.size() || st.out[q] < 0) return nullptr;
+    return static_cast<T*>(buf[rank][st.out[q]]);
+  };
+  auto I = [&](size_t q) -> int64_t {
+    if (q >= st.i.size()) throw StepError(st.node, "missing parameter " + std::to_string(q));
+    return st.i[q];
+  };
+  auto F = [&](size_t q) -> float {
+    if (q >= st.f.size()) throw StepError(st.node, "missing parameter " + std::to_string(q));
+    return (float)st.f[q];
+  };
+  int64_t n0 = st.out.empty() || st.out[0] < 0 ? 0 : p.slotNumel[st.out[0]];
+  int grid = gridFor(n0, k.sms);
+  switch (st.op) {
+    case OpCode::Copy: kCopy<T><<<grid, 256, 0, s>>>(in(0), out(0), n0); break;
+    case OpCode::Fill: kFill<T><<<grid, 256, 0, s>>>(out(0), n0, F(0)); break;
+    case OpCode::Add: kAdd<T><<<grid, 256, 0, s>>>(in(0), in(1), out(0), n0, F(0)); break;
+    case OpCode::Slice: kSlice<T><<<grid, 256, 0, s>>>(in(0), out(0), I(0), I(1), I(2), I(3), I(4), I(5)); break;
+    case OpCode::Pad: kPad<T><<<grid, 256, 0, s>>>(in(0), out(0), I(0), I(1), I(2), I(3), F(0)); break;
+    case OpCode::Transpose: kTranspose<T><<<grid, 256, 0, s>>>(in(0), out(0), I(0), I(1)); break;
+    case OpCode::Mm: {
+      int64_t M = I(0), K = I(1), N = I(2), biasMode = I(3);
+      float* acc = nullptr;
+      if (M * N == 0) break;
+      if (cudaMallocAsync(&acc, (size_t)M * N * sizeof(float), s) != cudaSuccess) throw StepError(st.node, "out of GPU memory for the GEMM accumulator");
+#ifndef FUSIONLAB_NO_CUBLAS
+      // Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: swap the operands instead of transposing.
+      const float one = 1.f, zero = 0.f;
+      cudaDataType_t dt = sizeof(T) == 2 ? CUDA_R_16BF : CUDA_R_32F;
+      cublasStatus_t bs = cublasGemmEx(k.blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one, in(1), dt, (int)N, in(0), dt, (int)K, &zero, acc,
+                                       CUDA_R_32F, (int)N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+      if (bs != CUBLAS_STATUS_SUCCESS) throw StepError(st.node, "cublasGemmEx failed with status " + std::to_string((int)bs));
+#else
+      kGemmNaive<T><<<gridFor(M * N, k.sms), 256, 0, s>>>(in(0), in(1), acc, M, K, N);
+#endif
+      kBiasEpilogue<T><<<gridFor(M * N, k.sms), 256, 0, s>>>(acc, biasMode ? in(2) : nullptr, out(0), M, N, (int)biasMode, F(0), F(1));
+      cudaFreeAsync(acc, s);
+      break;
+    }
+    case OpCode::AllReduce: ncclSum<T>(st, k, in(0), out(0), n0); return "nccl";
+    case OpCode::RmsNorm: launchAddRmsNorm<T>(st, s, k.sms, in(0), nullptr, in(1), out(0), nullptr, I(0), (int)I(1), F(0), true); break;
+    case OpCode::FusedAddRmsNorm: launchAddRmsNorm<T>(st, s, k.sms, in(0), in(1), in(2), out(0), out(1), I(0), (int)I(1), F(0), true); break;
+    case OpCode::AllReduceNorm: {
+      int64_t rows = I(0);
+      int cols = (int)I(1);
+      if (C.allPeers && !p.forceNcclFallback) {
+        launchOneShot<T>(st, C, rank, buf, st.in[0], in(1), in(2), out(0), out(1), out(2), rows, cols, F(0));
+        return "one-shot over peer memory";
+      }
+      T* ar = out(2);
+      bool temp = ar == nullptr;
+      if (temp && cudaMallocAsync(&ar, (size_t)rows * cols * sizeof(T), s) != cudaSuccess) throw StepError(st.node, "out of GPU memory");
+      ncclSum<T>(st, k, in(0), ar, rows * cols);
+      launchAddRmsNorm<T>(st, s, k.sms, ar, in(1), in(2), out(0), out(1), rows, cols, F(0), false);
+      if (temp) cudaFreeAsync(ar, s);
+      return std::string("fallback: NCCL all-reduce + fused add+RMSNorm (") + (p.forceNcclFallback ? "requested" : C.missingPeer) + ")";
+    }
+    case OpCode::Moe: {
+      int64_t T_ = I(0), H = I(1), E = I(2), Iw = I(3);
+      int K = (int)std::min<int64_t>(I(4), E);
+      if (K < 1 || K > 8) throw StepError(st.node, "top-k must be 1..8");
+      if (T_ == 0) break;
+      int* idx = nullptr;
+      float *wk = nullptr, *act = nullptr;
+      if (cudaMallocAsync(&idx, T_ * K * sizeof(int), s) != cudaSuccess || cudaMallocAsync(&wk, T_ * K * sizeof(float), s) != cudaSuccess ||
+          cudaMallocAsync(&act, T_ * K * Iw * sizeof(float), s) != cudaSuccess)
+        throw StepError(st.node, "out of GPU memory for the MoE scratch");
+      kMoeRoute<T><<<(unsigned)((T_ + 127) / 128), 128, 0, s>>>(in(1), T_, (int)E, K, idx, wk);
+      kMoeExpertUp<T><<<dim3((unsigned)(T_ * K), (unsigned)((Iw + 127) / 128)), 128, 0, s>>>(in(0), in(2), in(3), idx, act, H, Iw, K);
+      kMoeExpertDown<T><<<dim3((unsigned)T_, (unsigned)((H + 127) / 128)), 128, 0, s>>>(act, in(4), in(5), idx, wk, out(0), H, Iw, K, rank == 0);
+      cudaFreeAsync(idx, s);
+      cudaFreeAsync(wk, s);
+      cudaFreeAsync(act, s);
+      break;
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+RunOutcome runOnCuda(const Program& p, const uint8_t* payload, const StepHook& hook) {
+  Cluster& C = clusterFor(p.world);
+  const int W = p.world;
+  const size_t nSlots = p.slotNumel.size(), nSteps = p.steps.size();
+  std::vector<std::vector<void*>> buf(W, std::vector<void*>(nSlots, nullptr));
+  auto freeAll = [&] {
+    for (int r = 0; r < W; r++) { cudaSetDevice(r); for (void* b : buf[r]) if (b) cudaFree(b); }
+  };
+  try {
+    for (int r = 0; r < W; r++) {
+      FL_CUDA(cudaSetDevice(r));
+      for (size_t s = 0; s < nSlots; s++)
+        if (p.slotBytes((int)s) && cudaMalloc(&buf[r][s], p.slotBytes((int)s)) != cudaSuccess)
+          throw StepError("allocation", "out of GPU memory on GPU " + std::to_string(r) + " allocating " + std::to_string(p.slotBytes((int)s)) + " bytes");
+    }
+    for (auto& b : p.inputs)
+      for (int r = 0; r < W; r++)
+        if (b.rank < 0 || b.rank == r) {
+          FL_CUDA(cudaSetDevice(r));
+          FL_CUDA(cudaMemcpy(buf[r][b.slot], payload + b.offset, p.slotBytes(b.slot), cudaMemcpyHostToDevice));
+        }
+  } catch (...) {
+    freeAll();
+    throw;
+  }
+
+  RunOutcome out;
+  std::vector<std::vector<TraceRecord>> perRank(W);
+  const bool syncEachStep = std::getenv("FUSIONLAB_SYNC_STEPS") != nullptr;
+  const bool debugAbort = !p.abortAt.empty() && std::getenv("FUSIONLAB_WORKER_DEBUG_ABORT") != nullptr;
+  auto rankThread = [&](int r) {
+    RankCtx& k = C.ranks[r];
+    cudaSetDevice(r);
+    std::vector<cudaEvent_t> ev(2 * nSteps + 1);
+    for (auto& e : ev) cudaEventCreate(&e);
+    std::vector<std::string> notes(nSteps);
+    cudaEventRecord(ev[0], k.stream);
+    size_t k0 = 0;
+    try {
+      for (k0 = 0; k0 < nSteps; k0++) {
+        const Step& st = p.steps[k0];
+        if (r == 0) hook((int)k0);
+        if (debugAbort && st.node == p.abortAt) std::abort();
+        cudaEventRecord(ev[1 + 2 * k0], k.stream);
+        notes[k0] = p.dtype == DType::BF16 ? launchStep<__nv_bfloat16>(p, st, C, r, buf) : launchStep<float>(p, st, C, r, buf);
+        cudaEventRecord(ev[2 + 2 * k0], k.stream);
+        cudaError_t e = cudaGetLastError();
+        if (e == cudaSuccess && syncEachStep) e = cudaStreamSynchronize(k.stream);
+        if (e != cudaSuccess) failRun(st.node, std::string("CUDA error on GPU ") + std::to_string(r) + ": " + cudaGetErrorString(e));
+      }
+      cudaError_t e = cudaStreamSynchronize(k.stream);
+      if (e != cudaSuccess)
+        failRun(nSteps ? p.steps[nSteps - 1].node : "run",
+                std::string("asynchronous CUDA error on GPU ") + std::to_string(r) + " (set FUSIONLAB_SYNC_STEPS=1 to pin the node): " + cudaGetErrorString(e));
+    } catch (const StepError& e) {
+      // Peers may already wait in a collective for this rank: report and end the process.
+      failRun(e.node, e.what());
+    } catch (const std::exception& e) {
+      failRun(k0 < nSteps ? p.steps[k0].node : "run", e.what());
+    }
+    for (size_t q = 0; q < nSteps; q++) {
+      float a = 0, b = 0;
+      cudaEventElapsedTime(&a, ev[0], ev[1 + 2 * q]);
+      cudaEventElapsedTime(&b, ev[1 + 2 * q], ev[2 + 2 * q]);
+      perRank[r].push_back({r, (int)q, a * 1000.0, b * 1000.0, notes[q]});
+    }
+    for (auto& e : ev) cudaEventDestroy(e);
+  };
+  std::vector<std::thread> threads;
+  for (int r = 0; r < W; r++) threads.emplace_back(rankThread, r);
+  for (auto& t : threads) t.join();
+  for (auto& v : perRank) out.trace.insert(out.trace.end(), v.begin(), v.end());
+  for (int s : p.outputs) {
+    std::vector<std::vector<uint8_t>> rs;
+    for (int r = 0; r < W; r++) {
+      std::vector<uint8_t> bytes(p.slotBytes(s));
+      cudaSetDevice(r);
+      if (!bytes.empty()) FL_CUDA(cudaMemcpy(bytes.data(), buf[r][s], bytes.size(), cudaMemcpyDeviceToHost));
+      rs.push_back(std::move(bytes));
+    }
+    out.outputs.push_back(std::move(rs));
+  }
+  freeAll();
+  return out;
+}
+
+}  // namespace fl

@@ -1,0 +1,300 @@
+// CUDA kernels of the worker: elementwise ops, RMSNorm variants, GPT-OSS MoE (plain, for
+// correctness), and the one-shot all-reduce + residual + RMSNorm over peer memory.
+// Every kernel accumulates in f32 and rounds to the storage type once, on store.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <cstdint>
+
+namespace fl {
+
+constexpr int kMaxRanks = 8;
+constexpr int kMaxBarrierBlocks = 1024;
+// Flag words per rank: two barrier phases × blocks × ranks.
+constexpr size_t kFlagWords = 2ull * kMaxBarrierBlocks * kMaxRanks;
+
+template <typename T> __device__ __forceinline__ float ld(const T* p, int64_t i);
+template <> __device__ __forceinline__ float ld<float>(const float* p, int64_t i) { return p[i]; }
+template <> __device__ __forceinline__ float ld<__nv_bfloat16>(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
+template <typename T> __device__ __forceinline__ T cvt(float v);
+template <> __device__ __forceinline__ float cvt<float>(float v) { return v; }
+template <> __device__ __forceinline__ __nv_bfloat16 cvt<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <typename T> __device__ __forceinline__ float rnd(float v);
+template <> __device__ __forceinline__ float rnd<float>(float v) { return v; }
+template <> __device__ __forceinline__ float rnd<__nv_bfloat16>(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+
+// ---- vectors of V elements: 16-byte loads and stores (8 bf16 or 4 f32) ---------------------
+template <typename T, int V> struct Vec;
+template <> struct Vec<__nv_bfloat16, 8> {
+  static __device__ __forceinline__ void load(const __nv_bfloat16* p, int64_t i, float (&o)[8]) {
+    uint4 u = *reinterpret_cast<const uint4*>(p + i);
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int k = 0; k < 4; k++) { o[2 * k] = __uint_as_float(w[k] << 16); o[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u); }
+  }
+  static __device__ __forceinline__ void store(__nv_bfloat16* p, int64_t i, const float (&v)[8]) {
+    uint32_t w[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+      uint32_t lo = __bfloat16_as_ushort(__float2bfloat16_rn(v[2 * k]));
+      uint32_t hi = __bfloat16_as_ushort(__float2bfloat16_rn(v[2 * k + 1]));
+      w[k] = lo | (hi << 16);
+    }
+    *reinterpret_cast<uint4*>(p + i) = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+};
+template <> struct Vec<float, 4> {
+  static __device__ __forceinline__ void load(const float* p, int64_t i, float (&o)[4]) {
+    float4 f = *reinterpret_cast<const float4*>(p + i);
+    o[0] = f.x; o[1] = f.y; o[2] = f.z; o[3] = f.w;
+  }
+  static __device__ __forceinline__ void store(float* p, int64_t i, const float (&v)[4]) {
+    *reinterpret_cast<float4*>(p + i) = make_float4(v[0], v[1], v[2], v[3]);
+  }
+};
+template <typename T> struct Vec<T, 1> {
+  static __device__ __forceinline__ void load(const T* p, int64_t i, float (&o)[1]) { o[0] = ld<T>(p, i); }
+  static __device__ __forceinline__ void store(T* p, int64_t i, const float (&v)[1]) { p[i] = cvt<T>(v[0]); }
+};
+
+__device__ __forceinline__ float blockSum(float v, float* shared32) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  __syncthreads();  // shared32 may still be read from the previous row
+  if (lane == 0) shared32[warp] = v;
+  __syncthreads();
+  int nw = (blockDim.x + 31) >> 5;
+  float t = lane < nw ? shared32[lane] : 0.f;
+  for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
+  return t;
+}
+
+// ---- elementwise -----------------------------------------------------------------------------
+template <typename T> __global__ void kCopy(const T* a, T* o, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) o[i] = a[i];
+}
+template <typename T> __global__ void kFill(T* o, int64_t n, float v) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) o[i] = cvt<T>(v);
+}
+template <typename T> __global__ void kAdd(const T* a, const T* b, T* o, int64_t n, float alpha) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    o[i] = cvt<T>(ld<T>(a, i) + alpha * ld<T>(b, i));
+}
+template <typename T> __global__ void kSlice(const T* a, T* o, int64_t outer, int64_t dimIn, int64_t inner, int64_t start, int64_t step, int64_t len) {
+  int64_t n = outer * len * inner;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t k = i % inner, j = (i / inner) % len, q = i / (inner * len);
+    o[i] = a[(q * dimIn + start + j * step) * inner + k];
+  }
+}
+template <typename T> __global__ void kPad(const T* a, T* o, int64_t rows, int64_t cin, int64_t left, int64_t right, float v) {
+  int64_t cout = cin + left + right, n = rows * cout;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t c = i % cout, q = i / cout, src = c - left;
+    o[i] = (src >= 0 && src < cin) ? a[q * cin + src] : cvt<T>(v);
+  }
+}
+template <typename T> __global__ void kTranspose(const T* a, T* o, int64_t rows, int64_t cols) {
+  int64_t n = rows * cols;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t q = i / rows, c = i % rows;  // o is [cols, rows]
+    o[i] = a[c * cols + q];
+  }
+}
+/** out = alpha·acc + beta·bias, rounded once (the GEMM accumulates into f32 scratch). */
+template <typename T> __global__ void kBiasEpilogue(const float* acc, const T* bias, T* o, int64_t M, int64_t N, int biasMode, float alpha, float beta) {
+  int64_t n = M * N;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    float v = alpha * acc[i];
+    if (biasMode == 1) v += beta * ld<T>(bias, i % N);
+    else if (biasMode == 2) v += beta * ld<T>(bias, i);
+    o[i] = cvt<T>(v);
+  }
+}
+/** Plain GEMM for builds without cuBLAS: row-major C = A·B in f32. */
+template <typename T> __global__ void kGemmNaive(const T* A, const T* B, float* C, int64_t M, int64_t K, int64_t N) {
+  int64_t n = M * N;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t m = i / N, c = i % N;
+    float s = 0.f;
+    for (int64_t k = 0; k < K; k++) s += ld<T>(A, m * K + k) * ld<T>(B, k * N + c);
+    C[i] = s;
+  }
+}
+/** Rank-ordered sum of W peer buffers (all-reduce for builds without NCCL). */
+struct PeerSumArgs { const void* in[kMaxRanks]; };
+template <typename T> __global__ void kPeerSum(PeerSumArgs a, int world, T* o, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    float s = 0.f;
+    for (int r = 0; r < world; r++) s += ld<T>(static_cast<const T*>(a.in[r]), i);
+    o[i] = cvt<T>(s);
+  }
+}
+
+// ---- RMSNorm family: one row per block iteration, each thread holds up to MAXV vectors ------
+constexpr int kMaxVecPerThread = 4;
+
+/**
+ * z = (sum of `nsrc` rows, rank order) [+ residual]; optionally stores bf16(sum) (`arOut`) and z
+ * (`zOut`), then y = z·rsqrt(mean(z²)+eps)·γ. `twoRoundings` follows rms_norm /
+ * fused_add_rms_norm (round before multiplying by γ); the fused all-reduce op rounds once.
+ */
+template <typename T, int V>
+__device__ __forceinline__ void normRow(const T* const* srcs, int nsrc, int64_t row, int cols, const T* res, const T* gamma, T* y, T* zOut,
+                                        T* arOut, float eps, bool twoRoundings, float* shared32) {
+  float z[kMaxVecPerThread][V];
+  int nvec = cols / V;
+  float ss = 0.f;
+  int64_t base = row * (int64_t)cols;
+#pragma unroll
+  for (int k = 0; k < kMaxVecPerThread; k++) {
+    int v = threadIdx.x + k * blockDim.x;
+    if (v >= nvec) break;
+    float acc[V];
+#pragma unroll
+    for (int e = 0; e < V; e++) acc[e] = 0.f;
+    for (int r = 0; r < nsrc; r++) {
+      float t[V];
+      Vec<T, V>::load(srcs[r], base + (int64_t)v * V, t);
+#pragma unroll
+      for (int e = 0; e < V; e++) acc[e] += t[e];
+    }
+    if (nsrc > 1 || arOut) {
+#pragma unroll
+      for (int e = 0; e < V; e++) acc[e] = rnd<T>(acc[e]);
+      if (arOut) Vec<T, V>::store(arOut, base + (int64_t)v * V, acc);
+    }
+    if (res) {
+      float t[V];
+      Vec<T, V>::load(res, base + (int64_t)v * V, t);
+#pragma unroll
+      for (int e = 0; e < V; e++) acc[e] = rnd<T>(acc[e] + t[e]);
+      if (zOut) Vec<T, V>::store(zOut, base + (int64_t)v * V, acc);
+    }
+#pragma unroll
+    for (int e = 0; e < V; e++) { z[k][e] = acc[e]; ss += acc[e] * acc[e]; }
+  }
+  float inv = rsqrtf(blockSum(ss, shared32) / (float)cols + eps);
+#pragma unroll
+  for (int k = 0; k < kMaxVecPerThread; k++) {
+    int v = threadIdx.x + k * blockDim.x;
+    if (v >= nvec) break;
+    float g[V], o[V];
+    Vec<T, V>::load(gamma, (int64_t)v * V, g);
+#pragma unroll
+    for (int e = 0; e < V; e++) o[e] = twoRoundings ? rnd<T>(z[k][e] * inv) * g[e] : z[k][e] * inv * g[e];
+    Vec<T, V>::store(y, base + (int64_t)v * V, o);
+  }
+}
+
+/** rms_norm (res null) and fused_add_rms_norm (res set, new residual into zOut). */
+template <typename T, int V>
+__global__ void kAddRmsNorm(const T* x, const T* res, const T* gamma, T* y, T* zOut, int64_t rows, int cols, float eps, bool twoRoundings) {
+  __shared__ float shared32[32];
+  const T* srcs[1] = {x};
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) normRow<T, V>(srcs, 1, row, cols, res, gamma, y, zOut, nullptr, eps, twoRoundings, shared32);
+}
+
+// ---- one-shot all-reduce + residual + RMSNorm over peer memory --------------------------------
+struct OneShotArgs {
+  const void* in[kMaxRanks];  // every rank's allreduce_in (peer pointers)
+  unsigned* flags[kMaxRanks];  // every rank's barrier flags (peer pointers)
+  int world, rank;
+  unsigned epoch;  // the launch count; identical on every rank since all ranks launch the same sequence
+};
+
+__device__ __forceinline__ void storeRelease(unsigned* p, unsigned v) {
+  asm volatile("st.release.sys.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+__device__ __forceinline__ unsigned loadAcquire(const unsigned* p) {
+  unsigned v;
+  asm volatile("ld.acquire.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+
+/**
+ * Block b of every rank meets block b of every other rank. Thread t (< world) tells rank t that
+ * this rank's block arrived (a store into rank t's flags), then waits until rank t's block has
+ * told us. Flags hold the epoch, so a later launch never mistakes an old arrival for a new one;
+ * the two phases (before reading peers, after) use separate words.
+ */
+__device__ __forceinline__ void crossGpuBarrier(const OneShotArgs& a, int phase) {
+  __syncthreads();
+  if (threadIdx.x < a.world) {
+    int t = threadIdx.x;
+    size_t slot = ((size_t)phase * kMaxBarrierBlocks + blockIdx.x) * kMaxRanks;
+    storeRelease(a.flags[t] + slot + a.rank, a.epoch);
+    const unsigned* mine = a.flags[a.rank] + slot + t;
+    while ((int)(loadAcquire(mine) - a.epoch) < 0) {
+    }
+  }
+  __syncthreads();
+}
+
+template <typename T, int V>
+__global__ void kOneShotAllReduceNorm(OneShotArgs a, const T* res, const T* gamma, T* y, T* zOut, T* arOut, int64_t rows, int cols, float eps) {
+  __shared__ float shared32[32];
+  crossGpuBarrier(a, 0);  // every rank's input is complete before anyone reads it
+  const T* srcs[kMaxRanks];
+  for (int r = 0; r < a.world; r++) srcs[r] = static_cast<const T*>(a.in[r]);
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x)
+    normRow<T, V>(srcs, a.world, row, cols, res, gamma, y, zOut, arOut, eps, false, shared32);
+  crossGpuBarrier(a, 1);  // nobody reuses its input while a peer may still read it
+}
+
+// ---- GPT-OSS MoE: routing, expert MLP, weighted combine (plain kernels; correctness first) --
+template <typename T> __global__ void kMoeRoute(const T* logits, int64_t T_, int E, int K, int* idx, float* w) {
+  int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (t >= T_) return;
+  int best[8];
+  float bv[8];
+  for (int k = 0; k < K; k++) { best[k] = -1; bv[k] = -INFINITY; }
+  for (int e = 0; e < E; e++) {
+    float v = ld<T>(logits, t * E + e);
+    // Strictly greater moves an expert up, so ties keep the lower index (a stable sort's order).
+    int pos = K;
+    while (pos > 0 && (best[pos - 1] < 0 || v > bv[pos - 1])) pos--;
+    if (pos >= K) continue;
+    for (int q = K - 1; q > pos; q--) { best[q] = best[q - 1]; bv[q] = bv[q - 1]; }
+    best[pos] = e; bv[pos] = v;
+  }
+  float den = 0.f, ex[8];
+  for (int k = 0; k < K; k++) { ex[k] = __expf(bv[k] - bv[0]); den += ex[k]; }
+  for (int k = 0; k < K; k++) { idx[t * K + k] = best[k]; w[t * K + k] = ex[k] / den; }
+}
+template <typename T>
+__global__ void kMoeExpertUp(const T* x, const T* w13, const T* b13, const int* idx, float* act, int64_t H, int64_t I, int K) {
+  int64_t tk = blockIdx.x;  // token·K + k
+  int64_t j = blockIdx.y * (int64_t)blockDim.x + threadIdx.x;
+  if (j >= I) return;
+  int e = idx[tk];
+  int64_t t = tk / K;
+  const T* gr = w13 + ((int64_t)e * 2 * I + 2 * j) * H;  // gate rows are the even ones
+  const T* ur = gr + H;
+  float g = 0.f, u = 0.f;
+  for (int64_t c = 0; c < H; c++) { float xv = ld<T>(x, t * H + c); g += xv * ld<T>(gr, c); u += xv * ld<T>(ur, c); }
+  g += ld<T>(b13, (int64_t)e * 2 * I + 2 * j);
+  u += ld<T>(b13, (int64_t)e * 2 * I + 2 * j + 1);
+  g = fminf(g, 7.f);
+  u = fmaxf(-7.f, fminf(u, 7.f));
+  act[tk * I + j] = (u + 1.f) * g * (1.f / (1.f + __expf(-1.702f * g)));
+}
+template <typename T>
+__global__ void kMoeExpertDown(const float* act, const T* w2, const T* b2, const int* idx, const float* wk, T* y, int64_t H, int64_t I, int K, bool addBias) {
+  int64_t t = blockIdx.x;
+  int64_t c = blockIdx.y * (int64_t)blockDim.x + threadIdx.x;
+  if (c >= H) return;
+  float acc = 0.f;
+  for (int k = 0; k < K; k++) {
+    int e = idx[t * K + k];
+    const T* wr = w2 + ((int64_t)e * H + c) * I;
+    const float* ar = act + (t * K + k) * I;
+    float s = 0.f;
+    for (int64_t j = 0; j < I; j++) s += ar[j] * ld<T>(wr, j);
+    if (addBias) s += ld<T>(b2, (int64_t)e * H + c);
+    acc += wk[t * K + k] * s;
+  }
+  y[t * H + c] = cvt<T>(acc);
+}
+
+}  // namespace fl
