@@ -226,6 +226,42 @@ defineOp({
   doc: 'Paged attention over the KV cache, written into output.',
 });
 
+defineOp({
+  name: '_C.rotary_embedding.default', kind: 'compute', returns: 0,
+  args: [T('positions'), M('query'), M('key'), P('head_size', 'int'), T('cos_sin_cache'), P('is_neox', 'bool')],
+  doc: 'Rotates query and key in place by the position\'s angle (RoPE; neox: halves, else interleaved pairs).',
+});
+defineOp({
+  name: '_C.silu_and_mul.default', kind: 'compute', returns: 0, args: [M('out'), T('input')],
+  doc: 'out = silu(input[:, :d]) · input[:, d:] with d = half the last dim (SwiGLU).',
+});
+// Vocab-parallel embedding masks the token ids outside this rank's shard (rows read as 0).
+const elementwise = (name: string, doc: string, dtype?: 'b8') => defineOp({
+  name, kind: 'compute', returns: 1, args: [T('self'), P('other', 'Scalar')],
+  infer: (n, typeOf) => {
+    const t = typeOf(n.args[0] ?? null);
+    return t && t.kind === 'tensor' ? { ...t, dtype: dtype ?? t.dtype } : undefined;
+  },
+  doc,
+});
+elementwise('aten.ge.Scalar', 'self >= other, elementwise.', 'b8');
+elementwise('aten.lt.Scalar', 'self < other, elementwise.', 'b8');
+elementwise('aten.bitwise_and.Tensor', 'self & other, elementwise.');
+elementwise('aten.mul.Tensor', 'self · other, elementwise (broadcast).');
+elementwise('aten.sub.Tensor', 'self − other, elementwise (broadcast).');
+defineOp({
+  name: 'aten.bitwise_not.default', kind: 'compute', returns: 1, args: [T('self')], infer: sameAsFirst,
+  doc: '~self, elementwise.',
+});
+defineOp({
+  name: 'aten.unsqueeze.default', kind: 'view', returns: 1, args: [T('self'), P('dim', 'int')], facts: { view: true },
+  doc: 'A view with a size-1 dim inserted at dim.',
+});
+defineOp({
+  name: 'aten.masked_fill.Scalar', kind: 'compute', returns: 1, args: [T('self'), T('mask'), P('value', 'Scalar')],
+  infer: sameAsFirst, doc: 'self with value where mask is true (mask broadcasts).',
+});
+
 // --- norms and fused ops -----------------------------------------------------------------
 defineOp({
   name: '_C.rms_norm.default', kind: 'norm', returns: 0,
