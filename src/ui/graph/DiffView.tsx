@@ -1,0 +1,49 @@
+// Before and after side by side. The after layout is anchored to the before layout, so the
+// same pan/zoom shows the same nodes on both sides; selection crosses over through the
+// rewrite's node mapping (a removed node selects what replaced it).
+
+import { useCallback, useMemo, useState } from 'react';
+import type { Graph } from '../../graph/ir.ts';
+import { changeMarks, diffGraphs, type RewriteSite } from '../../graph/diff.ts';
+import { GraphView, type ViewTransform } from './GraphView.tsx';
+
+export interface DiffViewProps {
+  before: Graph;
+  after: Graph;
+  matches: readonly RewriteSite[];
+  selected: string | null;
+  onSelect(n: string | null): void;
+  testMode?: boolean;
+}
+
+export function DiffView(props: DiffViewProps): React.JSX.Element {
+  const { before, after, matches, selected, onSelect, testMode } = props;
+  const diff = useMemo(() => diffGraphs(before, after, matches), [before, after, matches]);
+  const beforeMarks = useMemo(() => changeMarks(diff.before), [diff]);
+  const afterMarks = useMemo(() => changeMarks(diff.after), [diff]);
+  const animateFrom = useMemo(() => ({ graph: before, mapping: diff.afterToBefore }), [before, diff]);
+  const [view, setView] = useState<ViewTransform | undefined>();
+  const [collapsed, setCollapsed] = useState<Set<string>>(() => new Set());
+  const toggle = useCallback((g: string) => setCollapsed((c) => {
+    const n = new Set(c);
+    if (n.has(g)) n.delete(g); else n.add(g);
+    return n;
+  }), []);
+
+  const afterNames = useMemo(() => new Set(after.nodes.map((n) => n.name)), [after]);
+  const beforeNames = useMemo(() => new Set(before.nodes.map((n) => n.name)), [before]);
+  const selectedBefore = selected === null ? null
+    : diff.afterToBefore.get(selected) ?? (beforeNames.has(selected) ? selected : null);
+  const selectedAfter = selected === null ? null
+    : afterNames.has(selected) && (diff.afterToBefore.has(selected) || !beforeNames.has(selected)) ? selected
+      : diff.beforeToAfter.get(selected) ?? diff.mergedInto.get(selected) ?? null;
+
+  return (
+    <div className="fl-diff-view" data-testid="diff-view">
+      <GraphView graph={before} label="before" marks={beforeMarks} selected={selectedBefore} onSelect={onSelect}
+        view={view} onViewChange={setView} collapsed={collapsed} onToggleGroup={toggle} testMode={testMode} />
+      <GraphView graph={after} label="after" marks={afterMarks} selected={selectedAfter} onSelect={onSelect}
+        view={view} onViewChange={setView} collapsed={collapsed} onToggleGroup={toggle} animateFrom={animateFrom} testMode={testMode} />
+    </div>
+  );
+}

@@ -1,0 +1,514 @@
+// One graph, laid out top to bottom: SVG (one element per node, so tests and screen readers
+// can reach every node) up to SVG_LIMIT visible nodes, a canvas with level of detail beyond.
+// Pan/zoom with d3-zoom, a minimap, search, keyboard navigation, collapsible layer groups, and
+// the rewrite animation (unchanged nodes stay, moved ones glide, removed ones fade or merge
+// into the node that replaced them, added ones appear).
+
+import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
+import { easeCubicInOut, select, zoom as d3zoom, zoomIdentity, type ZoomBehavior, type ZoomTransform } from 'd3';
+import type { Graph } from '../../graph/ir.ts';
+import type { GraphLayout, LaidGroup, LaidNode } from './layout.ts';
+import type { LayoutResult } from './layoutProtocol.ts';
+import type { SceneNode } from './scene.ts';
+import { layoutClient } from './layoutClient.ts';
+import { edgeLabelAnchor, edgePath } from './edgePath.ts';
+import { drawCanvas, drawMinimap, LOD_DETAIL, LOD_TITLES } from './canvasRenderer.ts';
+import { readPalette } from './palette.ts';
+import { HitGrid } from './hitGrid.ts';
+import { NavIndex, type Direction } from './keyboardNavigation.ts';
+import { searchNodes } from './search.ts';
+import { registerView, type ViewHandle } from './viewRegistry.ts';
+import { downloadImage } from './exportImage.ts';
+import './graph.css';
+
+export interface ViewTransform { x: number; y: number; k: number }
+export type NodeMark = 'added' | 'removed' | 'moved' | 'fused';
+
+export interface GraphViewProps {
+  graph: Graph;
+  label?: string;
+  marks?: Map<string, NodeMark>;
+  selected: string | null;
+  onSelect: (name: string | null) => void;
+  view?: ViewTransform;
+  onViewChange?: (v: ViewTransform) => void;
+  collapsed?: Set<string>;
+  onToggleGroup?: (group: string) => void;
+  animateFrom?: { graph: Graph; mapping: Map<string, string> };
+  testMode?: boolean;
+  onReady?: () => void;
+}
+
+/** Beyond this many visible nodes the view draws on a canvas. */
+export const SVG_LIMIT = 1500;
+const ANIM_MS = 750;
+
+const NodeBox = memo(function NodeBox(props: {
+  n: LaidNode; sn: SceneNode | undefined; mark?: NodeMark; selected: boolean; match: boolean;
+}) {
+  const { n, sn, mark, selected, match } = props;
+  if (n.ref) {
+    return (
+      <g className="fl-ref" data-ref={n.ref} transform={`translate(${n.x},${n.y})`}>
+        <title>{`${n.ref} (produced further up)`}</title>
+        <rect width={n.w} height={n.h} rx={n.h / 2} />
+        <text x={9} y={n.h / 2 + 3.5}>{`↗ ${n.ref}`}</text>
+      </g>
+    );
+  }
+  const kind = sn?.kind ?? 'opaque';
+  const small = sn?.op === 'getitem';
+  const input = kind === 'input';
+  return (
+    <g
+      className={`fl-node${small ? ' fl-small' : ''}${input ? ' fl-input' : ''}`}
+      data-node={n.name} data-op={sn?.op ?? ''} data-kind={kind}
+      data-mark={mark} data-selected={selected ? 'true' : undefined} data-match={match ? 'true' : undefined}
+      transform={`translate(${n.x},${n.y})`}
+    >
+      <title>{sn ? `${sn.name} = ${sn.op}${sn.type ? ` → ${sn.type}` : ''}` : n.name}</title>
+      <rect className="fl-box" width={n.w} height={n.h} rx={small || input ? n.h / 2 : 5}
+        style={{ stroke: `var(--fl-kind-${kind})`, fill: `var(--fl-kind-${kind}-fill)` }} />
+      {!small && !input && <rect className="fl-accent" x={0} y={4} width={3} height={n.h - 8} style={{ fill: `var(--fl-kind-${kind})` }} />}
+      {small ? (
+        <text className="fl-title" x={n.w / 2} y={n.h / 2 + 3.5} textAnchor="middle">{`${sn?.title ?? ''} ${n.name}`}</text>
+      ) : (
+        <>
+          <text className="fl-title" x={input ? 12 : 12} y={input ? 15 : 17}>{sn?.title}</text>
+          <text className="fl-sub" x={12} y={input ? 28 : 31}>{input ? sn?.subtitle : sn?.subtitle}</text>
+        </>
+      )}
+      <rect className="fl-ring" x={-3} y={-3} width={n.w + 6} height={n.h + 6} rx={small || input ? n.h / 2 + 3 : 8} />
+    </g>
+  );
+});
+
+function GroupBox({ g, onToggle }: { g: LaidGroup; onToggle?: (id: string) => void }) {
+  return (
+    <g className="fl-group" data-group={g.id} data-collapsed={g.collapsed ? 'true' : 'false'} transform={`translate(${g.x},${g.y})`}>
+      <rect className="fl-group-box" width={g.w} height={g.h} rx={8} />
+      <g className="fl-group-toggle" role="button" aria-label={`${g.collapsed ? 'Expand' : 'Collapse'} ${g.label}`}
+        onClick={(e) => { e.stopPropagation(); onToggle?.(g.id); }}>
+        <rect width={g.collapsed ? g.w : 180} height={g.collapsed ? g.h : 26} rx={8} />
+        <text className="fl-group-title" x={12} y={g.collapsed ? g.h / 2 + 4 : 17}>
+          {g.collapsed ? `▸ ${g.label} · ${g.count} nodes` : `▾ ${g.label}`}
+        </text>
+      </g>
+    </g>
+  );
+}
+
+export const GraphView: React.FC<GraphViewProps> = (props) => {
+  const { graph, label, marks, selected, onSelect, view, onViewChange, collapsed, onToggleGroup, animateFrom, testMode, onReady } = props;
+  const rootRef = useRef<HTMLDivElement>(null);
+  const surfaceRef = useRef<SVGSVGElement | HTMLCanvasElement | null>(null);
+  const viewportRef = useRef<SVGGElement>(null);
+  const minimapRef = useRef<HTMLCanvasElement>(null);
+  const searchRef = useRef<HTMLInputElement>(null);
+  const zoomRef = useRef<ZoomBehavior<Element, unknown> | null>(null);
+  const transformRef = useRef<ZoomTransform>(zoomIdentity);
+  const [result, setResult] = useState<LayoutResult | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [ready, setReady] = useState(false);
+  const [size, setSize] = useState({ w: 0, h: 0 });
+  const [query, setQuery] = useState('');
+  const [matchIndex, setMatchIndex] = useState(-1);
+  const [ghosts, setGhosts] = useState<{ n: LaidNode; sn?: SceneNode; to?: LaidNode }[]>([]);
+  const fittedFor = useRef<LayoutResult | null>(null);
+  const drawRef = useRef<() => void>(() => {});
+  const onViewChangeRef = useRef(onViewChange);
+  onViewChangeRef.current = onViewChange;
+  const onReadyRef = useRef(onReady);
+  onReadyRef.current = onReady;
+
+  // --- layout ------------------------------------------------------------------------------
+  const collapsedKey = collapsed ? [...collapsed].sort().join('\n') : '';
+  useEffect(() => {
+    let live = true;
+    setReady(false);
+    setError(null);
+    layoutClient.layout({
+      graph,
+      collapsed: collapsedKey ? collapsedKey.split('\n') : [],
+      previous: animateFrom ? { graph: animateFrom.graph, mapping: [...animateFrom.mapping] } : undefined,
+    }).then((r) => { if (live) setResult(r); }, (e: unknown) => { if (live) setError(e instanceof Error ? e.message : String(e)); });
+    return () => { live = false; };
+  }, [graph, collapsedKey, animateFrom]);
+
+  const layout: GraphLayout | null = result?.layout ?? null;
+  const byName = useMemo(() => new Map((result?.scene.nodes ?? []).map((n) => [n.name, n])), [result]);
+  const visibleCount = layout ? layout.nodes.length : 0;
+  const renderer: 'svg' | 'canvas' = visibleCount > SVG_LIMIT ? 'canvas' : 'svg';
+  const hitGrid = useMemo(() => (layout ? new HitGrid(layout) : null), [layout]);
+  const nav = useMemo(() => (layout ? new NavIndex(layout) : null), [layout]);
+  const search = useMemo(() => searchNodes(result?.scene.nodes ?? [], query), [result, query]);
+  const matchSet = useMemo(() => new Set(search.matches), [search]);
+
+  // --- size ----------------------------------------------------------------------------------
+  useLayoutEffect(() => {
+    const el = rootRef.current;
+    if (!el) return;
+    const measure = () => setSize({ w: el.clientWidth, h: el.clientHeight });
+    measure();
+    const ro = new ResizeObserver(measure);
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+
+  // --- drawing -------------------------------------------------------------------------------
+  const drawMini = useCallback(() => {
+    const mm = minimapRef.current, root = rootRef.current;
+    if (!mm || !layout || !root) return;
+    const dpr = window.devicePixelRatio || 1;
+    const w = mm.clientWidth, h = mm.clientHeight;
+    if (mm.width !== Math.round(w * dpr)) { mm.width = Math.round(w * dpr); mm.height = Math.round(h * dpr); }
+    const ctx = mm.getContext('2d');
+    if (!ctx) return;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const t = transformRef.current;
+    drawMinimap(ctx, w, h, layout, byName, readPalette(root), {
+      x0: -t.x / t.k, y0: -t.y / t.k, x1: (size.w - t.x) / t.k, y1: (size.h - t.y) / t.k,
+    });
+  }, [layout, byName, size]);
+
+  const drawCanvasFrame = useCallback(() => {
+    const c = surfaceRef.current, root = rootRef.current;
+    if (!(c instanceof HTMLCanvasElement) || !layout || !root) return;
+    const dpr = window.devicePixelRatio || 1;
+    if (c.width !== Math.round(size.w * dpr) || c.height !== Math.round(size.h * dpr)) {
+      c.width = Math.round(size.w * dpr);
+      c.height = Math.round(size.h * dpr);
+    }
+    const ctx = c.getContext('2d');
+    if (!ctx) return;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    drawCanvas({
+      ctx, width: size.w, height: size.h, transform: transformRef.current, layout, byName,
+      palette: readPalette(root), marks, selected, matches: matchSet,
+    });
+  }, [layout, byName, size, marks, selected, matchSet]);
+
+  const frame = useRef(0);
+  const applyTransform = useCallback((t: ZoomTransform) => {
+    transformRef.current = t;
+    const root = rootRef.current;
+    if (root) {
+      root.classList.toggle('fl-lod-far', t.k < LOD_DETAIL);
+      root.classList.toggle('fl-lod-tiny', t.k < LOD_TITLES * 0.6);
+    }
+    if (viewportRef.current) viewportRef.current.setAttribute('transform', t.toString());
+    cancelAnimationFrame(frame.current);
+    frame.current = requestAnimationFrame(() => drawRef.current());
+  }, []);
+  drawRef.current = () => { drawCanvasFrame(); drawMini(); };
+  useEffect(() => { drawRef.current(); }, [drawCanvasFrame, drawMini]);
+
+  // --- pan/zoom ------------------------------------------------------------------------------
+  useEffect(() => {
+    const surface = surfaceRef.current;
+    if (!surface || !layout) return;
+    const z = d3zoom<Element, unknown>()
+      .scaleExtent([0.01, 4])
+      .on('zoom', (ev: { transform: ZoomTransform; sourceEvent: unknown }) => {
+        applyTransform(ev.transform);
+        if (ev.sourceEvent) onViewChangeRef.current?.({ x: ev.transform.x, y: ev.transform.y, k: ev.transform.k });
+      });
+    zoomRef.current = z;
+    const sel = select<Element, unknown>(surface);
+    sel.call(z).on('dblclick.zoom', null);
+    // Keep the transform across a renderer switch.
+    sel.call(z.transform, transformRef.current);
+    return () => { sel.on('.zoom', null); };
+  }, [renderer, layout !== null, applyTransform]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  const setTransform = useCallback((t: ZoomTransform, animate: boolean, notify = true) => {
+    const surface = surfaceRef.current, z = zoomRef.current;
+    if (!surface || !z) return;
+    const sel = select<Element, unknown>(surface);
+    if (animate && !testMode) sel.transition().duration(350).call(z.transform, t);
+    else sel.call(z.transform, t);
+    if (notify) onViewChangeRef.current?.({ x: t.x, y: t.y, k: t.k });
+  }, [testMode]);
+
+  const fit = useCallback((animate: boolean) => {
+    if (!layout || !size.w) return;
+    const k = Math.min(2, Math.max(0.01, Math.min((size.w - 32) / layout.width, (size.h - 32) / layout.height)));
+    setTransform(zoomIdentity.translate((size.w - layout.width * k) / 2, (size.h - layout.height * k) / 2).scale(k), animate);
+  }, [layout, size, setTransform]);
+
+  const centerOn = useCallback((name: string, animate: boolean, k?: number) => {
+    const n = layout?.nodes.find((m) => m.name === name);
+    if (!n || !size.w) return;
+    const kk = k ?? Math.max(transformRef.current.k, 0.8);
+    setTransform(zoomIdentity.translate(size.w / 2 - (n.x + n.w / 2) * kk, size.h / 2 - (n.y + n.h / 2) * kk).scale(kk), animate);
+  }, [layout, size, setTransform]);
+
+  // First view of a new layout: the given view, else the top of the graph at a readable zoom.
+  useEffect(() => {
+    if (!result || !layout || !size.w || !zoomRef.current || fittedFor.current === result) return;
+    const firstForGraph = fittedFor.current === null || fittedFor.current.layout.nodes.length === 0;
+    fittedFor.current = result;
+    if (view) { setTransform(zoomIdentity.translate(view.x, view.y).scale(view.k), false, false); return; }
+    if (!firstForGraph && !animateFrom) return;
+    const k = Math.max(0.3, Math.min(1, (size.w - 40) / layout.width));
+    setTransform(zoomIdentity.translate((size.w - layout.width * k) / 2, 8).scale(k), false, false);
+  }, [result, layout, size, view, animateFrom, setTransform]);
+
+  // A view pushed from outside (the other side of a diff).
+  useEffect(() => {
+    if (!view || !zoomRef.current) return;
+    const t = transformRef.current;
+    if (Math.abs(t.x - view.x) < 0.5 && Math.abs(t.y - view.y) < 0.5 && Math.abs(t.k - view.k) < 1e-4) return;
+    setTransform(zoomIdentity.translate(view.x, view.y).scale(view.k), false, false);
+  }, [view, setTransform]);
+
+  // --- ready flag ------------------------------------------------------------------------------
+  useEffect(() => {
+    if (!result) return;
+    let raf2 = 0;
+    const raf = requestAnimationFrame(() => {
+      raf2 = requestAnimationFrame(() => {
+        setReady(true);
+        onReadyRef.current?.();
+      });
+    });
+    return () => { cancelAnimationFrame(raf); cancelAnimationFrame(raf2); };
+  }, [result]);
+
+  // --- rewrite animation -------------------------------------------------------------------------
+  const animatedFor = useRef<LayoutResult | null>(null);
+  useLayoutEffect(() => {
+    if (!result?.previous || !animateFrom || testMode || renderer !== 'svg' || animatedFor.current === result) return;
+    animatedFor.current = result;
+    const vp = viewportRef.current;
+    if (!vp) return;
+    const before = new Map(result.previous.layout.nodes.map((n) => [n.name, n]));
+    const kept = new Set<string>();
+    const afterNames = new Set(result.layout.nodes.map((n) => n.name));
+    for (const n of result.layout.nodes) {
+      const b = animateFrom.mapping.get(n.name) ?? n.name;
+      if (before.has(b)) kept.add(b);
+    }
+    const afterNodes = new Map(result.layout.nodes.map((n) => [n.name, n]));
+    const madeFrom = new Map<string, string>();
+    for (const node of graph.nodes) for (const f of node.meta.madeBy?.from ?? []) if (!madeFrom.has(f)) madeFrom.set(f, node.name);
+    const prevScene = new Map(result.previous.scene.nodes.map((n) => [n.name, n]));
+    const gone = result.previous.layout.nodes.filter((n) => !n.ref && !kept.has(n.name) && !afterNames.has(n.name));
+    setGhosts(gone.map((n) => ({ n, sn: prevScene.get(n.name), to: afterNodes.get(madeFrom.get(n.name) ?? '') })));
+    select(vp).selectAll<SVGGElement, unknown>('g.fl-node, g.fl-ref').each(function () {
+      const name = this.getAttribute('data-node');
+      const final = this.getAttribute('transform') ?? '';
+      const b = name ? before.get(animateFrom.mapping.get(name) ?? name) : undefined;
+      const sel = select(this);
+      if (b) {
+        const start = `translate(${b.x},${b.y})`;
+        if (start !== final) sel.attr('transform', start).transition().duration(ANIM_MS).ease(easeCubicInOut).attr('transform', final);
+      } else {
+        sel.style('opacity', 0).transition().delay(ANIM_MS * 0.8).duration(ANIM_MS * 0.6).style('opacity', 1);
+      }
+    });
+    select(vp).selectAll<SVGElement, unknown>('.fl-edges').style('opacity', 0).transition().delay(ANIM_MS * 0.9).duration(ANIM_MS * 0.5).style('opacity', 1);
+    const done = window.setTimeout(() => setGhosts([]), ANIM_MS * 2.2);
+    return () => window.clearTimeout(done);
+  }, [result, animateFrom, testMode, renderer, graph]);
+
+  useLayoutEffect(() => {
+    const vp = viewportRef.current;
+    if (!vp || !ghosts.length) return;
+    select(vp).selectAll<SVGGElement, unknown>('g.fl-ghost').each(function (_d, i) {
+      const gh = ghosts[i];
+      if (!gh) return;
+      const sel = select(this).style('opacity', 1);
+      // First the surviving nodes move, then the removed ones merge into what replaced them.
+      const t = sel.transition().delay(ANIM_MS * 0.7).duration(ANIM_MS).ease(easeCubicInOut);
+      if (gh.to) t.attr('transform', `translate(${gh.to.x + (gh.to.w - gh.n.w) / 2},${gh.to.y + (gh.to.h - gh.n.h) / 2})`);
+      t.style('opacity', 0);
+    });
+  }, [ghosts]);
+
+  // --- selection, search, keys -------------------------------------------------------------------
+  const choose = useCallback((name: string | null) => {
+    if (name && name.startsWith('group:')) { onToggleGroup?.(name.slice(6)); return; }
+    onSelect(name);
+  }, [onSelect, onToggleGroup]);
+
+  const onSurfaceClick = useCallback((e: React.MouseEvent) => {
+    if (renderer === 'canvas') {
+      const rect = (e.currentTarget as Element).getBoundingClientRect();
+      const t = transformRef.current;
+      const hit = hitGrid?.at((e.clientX - rect.left - t.x) / t.k, (e.clientY - rect.top - t.y) / t.k);
+      choose(hit ? ('ref' in hit && hit.ref ? hit.ref : hit.name) : null);
+      return;
+    }
+    const target = (e.target as Element).closest('[data-node], [data-ref]');
+    if (!target) { onSelect(null); return; }
+    choose(target.getAttribute('data-node') ?? target.getAttribute('data-ref'));
+  }, [renderer, hitGrid, choose, onSelect]);
+
+  const jumpToMatch = useCallback((delta: number) => {
+    if (!search.matches.length) return;
+    const i = (matchIndex + delta + search.matches.length) % search.matches.length;
+    setMatchIndex(i);
+    const name = search.matches[i];
+    onSelect(name);
+    centerOn(name, true);
+  }, [search, matchIndex, onSelect, centerOn]);
+
+  const onKeyDown = useCallback((e: React.KeyboardEvent) => {
+    if (e.target === searchRef.current) {
+      if (e.key === 'Enter') { e.preventDefault(); jumpToMatch(e.shiftKey ? -1 : 1); }
+      else if (e.key === 'Escape') { setQuery(''); rootRef.current?.focus(); }
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const dirs: Record<string, Direction> = { ArrowUp: 'up', ArrowDown: 'down', ArrowLeft: 'left', ArrowRight: 'right' };
+    if (dirs[e.key]) {
+      e.preventDefault();
+      if (!nav || !layout) return;
+      const next = selected && nav.has(selected) ? nav.step(selected, dirs[e.key]) : layout.nodes.find((n) => !n.ref)?.name;
+      if (next) { onSelect(next); centerOn(next, true, transformRef.current.k); }
+    } else if (e.key === 'Enter') {
+      if (selected) { e.preventDefault(); centerOn(selected, true, 1); }
+    } else if (e.key === 'f') {
+      e.preventDefault();
+      fit(true);
+    } else if (e.key === '/') {
+      e.preventDefault();
+      searchRef.current?.focus();
+    } else if (e.key === 'Escape') {
+      onSelect(null);
+    }
+  }, [nav, layout, selected, onSelect, centerOn, fit, jumpToMatch]);
+
+  // --- test and export hooks ---------------------------------------------------------------------
+  useEffect(() => {
+    const root = rootRef.current;
+    if (!root || !result) return;
+    const handle: ViewHandle = {
+      root,
+      scene: result.scene,
+      layout: result.layout,
+      marks, selected,
+      layoutMs: result.ms,
+      transform: () => transformRef.current,
+      nodeAt: (clientX, clientY) => {
+        const rect = root.getBoundingClientRect();
+        const t = transformRef.current;
+        const hit = hitGrid?.at((clientX - rect.left - t.x) / t.k, (clientY - rect.top - t.y) / t.k);
+        return hit ? ('ref' in hit && hit.ref ? hit.ref : hit.name) : null;
+      },
+      nodeCenter: (name) => {
+        const n = result.layout.nodes.find((m) => m.name === name);
+        if (!n) return null;
+        const rect = root.getBoundingClientRect();
+        const t = transformRef.current;
+        return { x: rect.left + t.x + (n.x + n.w / 2) * t.k, y: rect.top + t.y + (n.y + n.h / 2) * t.k };
+      },
+      centerOn: (name) => centerOn(name, false, 1),
+      fit: () => fit(false),
+    };
+    return registerView(handle);
+  }, [result, marks, selected, hitGrid, centerOn, fit]);
+
+  const onExport = useCallback((format: 'svg' | 'png') => {
+    const root = rootRef.current;
+    if (root) void downloadImage(root, format, `${label ?? graph.name ?? 'graph'}`);
+  }, [label, graph.name]);
+
+  // --- render ------------------------------------------------------------------------------------
+  const hotEdges = useMemo(() => new Set(selected ? (layout?.edges ?? []).filter((e) => e.from === selected || e.to === selected || e.from.startsWith(`ref:${selected}@`)) : []), [layout, selected]);
+
+  const svgContent = layout && renderer === 'svg' ? (
+    <g ref={viewportRef} className="fl-viewport" transform={transformRef.current.toString()}>
+      <g className="fl-groups">{layout.groups.map((g) => <GroupBox key={g.id} g={g} onToggle={onToggleGroup} />)}</g>
+      <g className="fl-edges">
+        {layout.edges.map((e, i) => (
+          <path key={i} className={`fl-edge${hotEdges.has(e) ? ' fl-hot' : ''}`} d={edgePath(e.points)} markerEnd="url(#fl-arrow)"
+            data-from={e.from} data-to={e.to} />
+        ))}
+        {layout.edges.map((e, i) => {
+          if (!e.label || e.points.length < 4 || e.points[3] - e.points[1] < 24) return null;
+          const [x, y] = edgeLabelAnchor(e.points);
+          return <text key={`l${i}`} className="fl-edge-label" x={x} y={y}>{e.label}</text>;
+        })}
+      </g>
+      <g className="fl-nodes">
+        {layout.nodes.map((n) => (
+          <NodeBox key={n.name} n={n} sn={byName.get(n.name)} mark={marks?.get(n.name)} selected={selected === n.name} match={matchSet.has(n.name)} />
+        ))}
+      </g>
+      <g className="fl-ghosts" pointerEvents="none">
+        {ghosts.map((gh) => (
+          <g key={gh.n.name} className="fl-ghost" transform={`translate(${gh.n.x},${gh.n.y})`}>
+            <g className="fl-node" data-mark="removed" data-kind={gh.sn?.kind}>
+              <rect className="fl-box" width={gh.n.w} height={gh.n.h} rx={5}
+                style={{ stroke: `var(--fl-kind-${gh.sn?.kind ?? 'opaque'})`, fill: `var(--fl-kind-${gh.sn?.kind ?? 'opaque'}-fill)` }} />
+              <text className="fl-title" x={12} y={17}>{gh.sn?.title}</text>
+              <text className="fl-sub" x={12} y={31}>{gh.n.name}</text>
+              <rect className="fl-ring" x={-3} y={-3} width={gh.n.w + 6} height={gh.n.h + 6} rx={8} />
+            </g>
+          </g>
+        ))}
+      </g>
+    </g>
+  ) : null;
+
+  return (
+    <div
+      ref={rootRef}
+      className="fl-graph-view"
+      data-testid="graph-view"
+      data-ready={ready && !error ? 'true' : 'false'}
+      data-renderer={renderer}
+      data-node-count={result ? result.scene.nodes.length : 0}
+      data-label={label}
+      tabIndex={0}
+      role="application"
+      aria-label={`${label ? `${label} ` : ''}graph: ${graph.nodes.length} nodes. Arrows move the selection, Enter focuses it, f fits, / searches.`}
+      onKeyDown={onKeyDown}
+    >
+      {renderer === 'svg' ? (
+        <svg ref={(el) => { surfaceRef.current = el; }} className="fl-surface" onClick={onSurfaceClick} xmlns="http://www.w3.org/2000/svg">
+          <defs>
+            <marker id="fl-arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+              <path d="M0,0.8 L7.2,4 L0,7.2 z" fill="var(--fl-edge)" />
+            </marker>
+          </defs>
+          {svgContent}
+        </svg>
+      ) : (
+        <canvas ref={(el) => { surfaceRef.current = el; }} className="fl-surface" onClick={onSurfaceClick} aria-hidden="true" />
+      )}
+      {renderer === 'canvas' && result && (
+        // Screen readers and tests get the nodes as a list even when they are pixels.
+        <ul className="fl-a11y-list" aria-label="nodes">
+          {selected && <li data-node-item={selected} aria-current="true">{selected}</li>}
+          {search.matches.slice(0, 200).map((m) => <li key={m} data-node-item={m}>{m}</li>)}
+        </ul>
+      )}
+      {label && <div className="fl-corner-label">{label}</div>}
+      <div className="fl-toolbar">
+        <input ref={searchRef} type="search" placeholder="Search name, op, /regex/" aria-label="Search nodes" value={query}
+          aria-invalid={search.error ? 'true' : 'false'} title={search.error ?? 'Enter: next match'}
+          onChange={(e) => { setQuery(e.target.value); setMatchIndex(-1); }} />
+        {query && <span className="fl-search-count" data-testid="search-count">{search.error ? 'error' : `${matchIndex + 1 > 0 ? `${matchIndex + 1}/` : ''}${search.matches.length}`}</span>}
+        <button type="button" onClick={() => fit(true)} title="Fit to view (f)" aria-label="Fit to view">Fit</button>
+        <button type="button" onClick={() => onExport('svg')} title="Export as SVG" aria-label="Export SVG">SVG</button>
+        <button type="button" onClick={() => onExport('png')} title="Export as PNG" aria-label="Export PNG">PNG</button>
+      </div>
+      {layout && layout.nodes.length > 0 && (
+        <canvas ref={minimapRef} className="fl-minimap" aria-label="Minimap" onClick={(e) => {
+          const rect = e.currentTarget.getBoundingClientRect();
+          const scale = Math.min(rect.width / layout.width, rect.height / layout.height);
+          const ox = (rect.width - layout.width * scale) / 2, oy = (rect.height - layout.height * scale) / 2;
+          const gx = (e.clientX - rect.left - ox) / scale, gy = (e.clientY - rect.top - oy) / scale;
+          const k = transformRef.current.k;
+          setTransform(zoomIdentity.translate(size.w / 2 - gx * k, size.h / 2 - gy * k).scale(k), true);
+        }} />
+      )}
+      <div className="fl-status">
+        {error ? <span role="alert">{error}</span> : !result ? 'Laying out…' : `${result.scene.nodes.length} nodes · ${renderer}`}
+      </div>
+    </div>
+  );
+};

@@ -1,0 +1,176 @@
+// Draws a laid-out scene on a canvas, for graphs too big for one SVG element per node. Level
+// of detail follows the zoom: far out, nodes are coloured blocks and wires thin lines; closer,
+// boxes get their titles, then names, then the edge labels. Only what is in view is drawn.
+
+import type { GraphLayout } from './layout.ts';
+import type { SceneNode } from './scene.ts';
+import type { Palette } from './palette.ts';
+import { edgeLabelAnchor, traceEdge } from './edgePath.ts';
+
+export interface CanvasFrame {
+  ctx: CanvasRenderingContext2D;
+  width: number;
+  height: number;
+  transform: { x: number; y: number; k: number };
+  layout: GraphLayout;
+  byName: Map<string, SceneNode>;
+  palette: Palette;
+  marks?: Map<string, 'added' | 'removed' | 'moved' | 'fused'>;
+  selected: string | null;
+  matches: ReadonlySet<string>;
+  /** Titles, names and labels at any zoom (image export). */
+  fullDetail?: boolean;
+}
+
+export const LOD_TITLES = 0.45;
+export const LOD_DETAIL = 0.7;
+
+export function drawCanvas(f: CanvasFrame): void {
+  const { ctx, palette: p, layout } = f;
+  // Level of detail reads the zoom; an export draws as if close up, whatever its scale.
+  const t = f.fullDetail ? { ...f.transform, k: Math.max(f.transform.k, 1) } : f.transform;
+  const scale = f.transform.k;
+  ctx.save();
+  ctx.fillStyle = p.bg;
+  ctx.fillRect(0, 0, f.width, f.height);
+  ctx.translate(t.x, t.y);
+  ctx.scale(scale, scale);
+  const x0 = -t.x / scale, y0 = -t.y / scale, x1 = x0 + f.width / scale, y1 = y0 + f.height / scale;
+  const visible = (x: number, y: number, w: number, h: number) => x + w >= x0 && x <= x1 && y + h >= y0 && y <= y1;
+
+  for (const g of layout.groups) {
+    if (!visible(g.x, g.y, g.w, g.h)) continue;
+    ctx.fillStyle = g.collapsed ? p.nodeBg : p.groupBg;
+    ctx.strokeStyle = g.collapsed ? p.kind.input.stroke : p.groupBorder;
+    ctx.lineWidth = 1 / Math.max(t.k, 0.2);
+    ctx.beginPath();
+    ctx.roundRect(g.x, g.y, g.w, g.h, 8);
+    ctx.fill();
+    ctx.stroke();
+    if (t.k >= LOD_TITLES * 0.5) {
+      ctx.fillStyle = p.groupText;
+      ctx.font = `600 ${g.collapsed ? 13 : 11}px ${p.font}`;
+      const label = g.collapsed ? `▸ ${g.label} · ${g.count} nodes` : `▾ ${g.label}`;
+      ctx.fillText(label, g.x + 12, g.collapsed ? g.y + g.h / 2 + 4 : g.y + 17);
+    }
+  }
+
+  ctx.lineWidth = t.k < 0.25 ? 1 / t.k : 1.2;
+  ctx.strokeStyle = p.edge;
+  const edges = new Path2D();
+  const hot = new Path2D();
+  for (const e of layout.edges) {
+    const pts = e.points;
+    let ex0 = Infinity, ey0 = Infinity, ex1 = -Infinity, ey1 = -Infinity;
+    for (let i = 0; i < pts.length; i += 2) {
+      ex0 = Math.min(ex0, pts[i]); ex1 = Math.max(ex1, pts[i]);
+      ey0 = Math.min(ey0, pts[i + 1]); ey1 = Math.max(ey1, pts[i + 1]);
+    }
+    if (!visible(ex0, ey0, ex1 - ex0, ey1 - ey0)) continue;
+    const path = f.selected && (e.from === f.selected || e.to === f.selected) ? hot : edges;
+    if (t.k < 0.25) {
+      path.moveTo(pts[0], pts[1]);
+      for (let i = 2; i < pts.length; i += 2) path.lineTo(pts[i], pts[i + 1]);
+    } else traceEdge(path, pts);
+  }
+  ctx.stroke(edges);
+  ctx.strokeStyle = p.edgeStrong;
+  ctx.lineWidth = 2 / Math.min(1, t.k);
+  ctx.stroke(hot);
+
+  if (t.k >= LOD_DETAIL) {
+    ctx.font = `9.5px ${p.mono}`;
+    ctx.fillStyle = p.edgeLabel;
+    for (const e of layout.edges) {
+      if (!e.label || e.points.length < 4) continue;
+      const [lx, ly] = edgeLabelAnchor(e.points);
+      if (visible(lx - 2, ly - 10, 120, 12)) ctx.fillText(e.label, lx, ly);
+    }
+  }
+
+  for (const n of layout.nodes) {
+    if (!visible(n.x, n.y, n.w, n.h)) continue;
+    if (n.ref) {
+      ctx.strokeStyle = p.edge;
+      ctx.setLineDash([3, 2]);
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      ctx.roundRect(n.x, n.y, n.w, n.h, n.h / 2);
+      ctx.stroke();
+      ctx.setLineDash([]);
+      if (t.k >= LOD_TITLES) {
+        ctx.fillStyle = p.sub;
+        ctx.font = `10px ${p.mono}`;
+        ctx.fillText(`↗ ${n.ref}`, n.x + 8, n.y + n.h / 2 + 3.5);
+      }
+      continue;
+    }
+    const sn = f.byName.get(n.name);
+    const kind = p.kind[sn?.kind ?? 'opaque'];
+    ctx.fillStyle = t.k < 0.25 ? kind.stroke : kind.fill;
+    if (t.k < 0.25) { ctx.fillRect(n.x, n.y, n.w, n.h); }
+    else {
+      ctx.beginPath();
+      ctx.roundRect(n.x, n.y, n.w, n.h, 5);
+      ctx.fill();
+      ctx.strokeStyle = kind.stroke;
+      ctx.lineWidth = 1.2;
+      ctx.stroke();
+      ctx.fillStyle = kind.stroke;
+      ctx.fillRect(n.x, n.y + 3, 3, n.h - 6);
+    }
+    const mark = f.marks?.get(n.name);
+    const ring = f.selected === n.name ? p.selected : f.matches.has(n.name) ? p.match : mark ? p.mark[mark] : null;
+    if (ring) {
+      ctx.strokeStyle = ring;
+      ctx.lineWidth = 3 / Math.min(1, t.k);
+      ctx.beginPath();
+      ctx.roundRect(n.x - 3, n.y - 3, n.w + 6, n.h + 6, 7);
+      ctx.stroke();
+    }
+    if (t.k >= LOD_TITLES && sn) {
+      ctx.fillStyle = p.text;
+      const small = sn.op === 'getitem';
+      ctx.font = small ? `500 10px ${p.mono}` : `600 12px ${p.font}`;
+      if (small || sn.kind === 'input' && !sn.subtitle) ctx.fillText(sn.title, n.x + 10, n.y + n.h / 2 + 4);
+      else {
+        ctx.fillText(sn.title, n.x + 12, n.y + (t.k >= LOD_DETAIL ? 17 : n.h / 2 + 4));
+        if (t.k >= LOD_DETAIL) {
+          ctx.fillStyle = p.sub;
+          ctx.font = `10px ${p.mono}`;
+          ctx.fillText(sn.subtitle, n.x + 12, n.y + 31);
+        }
+      }
+    }
+  }
+  ctx.restore();
+}
+
+/** The whole layout, small, with the visible window outlined. */
+export function drawMinimap(
+  ctx: CanvasRenderingContext2D, w: number, h: number, layout: GraphLayout, byName: Map<string, SceneNode>,
+  palette: Palette, view: { x0: number; y0: number; x1: number; y1: number },
+): { scale: number; ox: number; oy: number } {
+  const scale = Math.min(w / Math.max(1, layout.width), h / Math.max(1, layout.height));
+  const ox = (w - layout.width * scale) / 2, oy = (h - layout.height * scale) / 2;
+  ctx.clearRect(0, 0, w, h);
+  ctx.save();
+  ctx.translate(ox, oy);
+  ctx.scale(scale, scale);
+  for (const g of layout.groups) {
+    ctx.fillStyle = palette.groupBorder;
+    ctx.globalAlpha = 0.35;
+    ctx.fillRect(g.x, g.y, g.w, g.h);
+  }
+  ctx.globalAlpha = 1;
+  for (const n of layout.nodes) {
+    if (n.ref) continue;
+    ctx.fillStyle = palette.kind[byName.get(n.name)?.kind ?? 'opaque'].stroke;
+    ctx.fillRect(n.x, n.y, Math.max(n.w, 2 / scale), Math.max(n.h, 2 / scale));
+  }
+  ctx.strokeStyle = palette.selected;
+  ctx.lineWidth = 1.5 / scale;
+  ctx.strokeRect(view.x0, view.y0, view.x1 - view.x0, view.y1 - view.y0);
+  ctx.restore();
+  return { scale, ox, oy };
+}

@@ -1,0 +1,69 @@
+// Live graph views by root element: the image export reads a view's scene from here, and tests
+// reach views through `window.__fusionlab` (hit-testing works the same on SVG and canvas).
+
+import type { ZoomTransform } from 'd3';
+import type { GraphLayout } from './layout.ts';
+import type { Scene } from './scene.ts';
+
+export interface ViewHandle {
+  root: HTMLElement;
+  scene: Scene;
+  layout: GraphLayout;
+  marks?: Map<string, 'added' | 'removed' | 'moved' | 'fused'>;
+  selected: string | null;
+  /** Milliseconds the layout took in the worker. */
+  layoutMs: number;
+  transform(): ZoomTransform;
+  /** The node under a point in page (client) coordinates, or null. */
+  nodeAt(clientX: number, clientY: number): string | null;
+  /** A node's centre in client coordinates, or null if it is not laid out. */
+  nodeCenter(name: string): { x: number; y: number } | null;
+  centerOn(name: string): void;
+  fit(): void;
+}
+
+const views = new Map<HTMLElement, ViewHandle>();
+
+export interface GraphViewHooks {
+  views(): ViewHandle[];
+  nodeAt(clientX: number, clientY: number): string | null;
+  nodeCenter(name: string, label?: string): { x: number; y: number } | null;
+}
+
+declare global {
+  interface Window { __fusionlab?: Record<string, unknown> & Partial<GraphViewHooks> }
+}
+
+function install(): void {
+  if (typeof window === 'undefined') return;
+  const hooks: GraphViewHooks = {
+    views: () => [...views.values()],
+    nodeAt: (x, y) => {
+      for (const v of views.values()) {
+        const r = v.root.getBoundingClientRect();
+        if (x >= r.left && x <= r.right && y >= r.top && y <= r.bottom) return v.nodeAt(x, y);
+      }
+      return null;
+    },
+    nodeCenter: (name, label) => {
+      for (const v of views.values()) {
+        if (label && v.root.dataset.label !== label) continue;
+        const c = v.nodeCenter(name);
+        if (c) return c;
+      }
+      return null;
+    },
+  };
+  window.__fusionlab = Object.assign(window.__fusionlab ?? {}, hooks);
+}
+
+export function registerView(h: ViewHandle): () => void {
+  install();
+  views.set(h.root, h);
+  return () => { if (views.get(h.root) === h) views.delete(h.root); };
+}
+
+export function viewOf(el: Element): ViewHandle | undefined {
+  const root = el.closest<HTMLElement>('[data-testid="graph-view"]');
+  return root ? views.get(root) : undefined;
+}
