@@ -10,7 +10,7 @@ import { lookupOp } from '../ops.ts';
 import type { Diagnostic } from './pipeline.ts';
 import type { ResolvedOptions } from './options.ts';
 import { diagnostic } from './options.ts';
-import { ALL_REDUCE, FUSED_ADD_RMS_NORM, PASS, RMS_NORM, fusionGate } from './allReduceRmsNorm.ts';
+import { ALL_REDUCE, FUSED_ADD_RMS_NORM, PASS, RMS_NORM, fusionGate } from './fusionGate.ts';
 import { collectiveUnder, hoistRefusal } from './sliceHoist.ts';
 
 const AF = 'higher_order.auto_functionalized';

@@ -6,7 +6,8 @@ import type { Graph } from '../ir.ts';
 import { indexGraph } from '../match.ts';
 import { noopElimination } from './noopElimination.ts';
 import { sliceHoist } from './sliceHoist.ts';
-import { ALL_REDUCE, allReduceRmsNorm } from './allReduceRmsNorm.ts';
+import { allReduceRmsNorm } from './allReduceRmsNorm.ts';
+import { ALL_REDUCE } from './fusionGate.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { resolveOptions } from './options.ts';
 

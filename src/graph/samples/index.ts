@@ -1,0 +1,30 @@
+// Generated vLLM-style post-grad graphs (FX text) for the models of the fusion case: GPT-OSS-20B
+// and -120B (pad → moe_forward → all_reduce → slice → fused_add_rms_norm) and a Llama-style
+// dense model, for L layers at tensor-parallel degree tp (rank 0's graph; tokens symbolic, s72).
+
+import { MODELS } from './models.ts';
+import { gptOssGraph } from './gptOss.ts';
+import { llamaGraph } from './llama.ts';
+
+export type SampleModel = 'gpt-oss-20b' | 'gpt-oss-120b' | 'llama';
+export const SAMPLE_MODELS: SampleModel[] = ['gpt-oss-20b', 'gpt-oss-120b', 'llama'];
+/** The pipeline's default world size, so a sample rewritten with defaults is self-consistent. */
+export const DEFAULT_SAMPLE_TP = 4;
+/** Bounds a request (a 10,000-layer graph is ~300,000 nodes, past what the importer takes). */
+export const MAX_SAMPLE_LAYERS = 4096;
+
+export function generateSample(model: SampleModel, opts: { layers?: number; tp?: number } = {}): string {
+  const m = MODELS[model];
+  if (!m) throw new RangeError(`unknown model '${model}' (choose ${SAMPLE_MODELS.join(', ')})`);
+  const layers = opts.layers ?? m.layers;
+  const tp = opts.tp ?? DEFAULT_SAMPLE_TP;
+  if (!Number.isInteger(layers) || layers < 1 || layers > MAX_SAMPLE_LAYERS) {
+    throw new RangeError(`layers must be an integer from 1 to ${MAX_SAMPLE_LAYERS}, got ${layers}`);
+  }
+  if (!Number.isInteger(tp) || tp < 1 || m.heads % tp !== 0 || (m.kvHeads % tp !== 0 && tp % m.kvHeads !== 0)) {
+    throw new RangeError(`tp ${tp} does not divide ${model}'s ${m.heads} attention heads and ${m.kvHeads} KV heads evenly`);
+  }
+  if (model === 'llama' && m.intermediate % tp !== 0) throw new RangeError(`tp ${tp} does not divide the MLP size ${m.intermediate}`);
+  const w = model === 'llama' ? llamaGraph(m, layers, tp) : gptOssGraph(m, layers, tp);
+  return w.text();
+}

@@ -1,0 +1,34 @@
+// Model dimensions for the generated graphs: one table, from each model's Hugging Face config.json
+// (openai/gpt-oss-20b, openai/gpt-oss-120b, meta-llama/Llama-3.1-8B).
+
+export interface ModelDims {
+  layers: number;
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  vocab: number;
+  eps: number;
+  /** Dense MLP intermediate size (Llama); per-expert intermediate size (GPT-OSS). */
+  intermediate: number;
+  /** MoE only: experts, and the hidden size the MoE kernel pads to (2880 → 3072 for MXFP4 tiles). */
+  experts?: number;
+  moePaddedHidden?: number;
+}
+
+export const MODELS = {
+  'gpt-oss-20b': { layers: 24, hidden: 2880, heads: 64, kvHeads: 8, headDim: 64, vocab: 201088, eps: 1e-5, intermediate: 2880, experts: 32, moePaddedHidden: 3072 },
+  'gpt-oss-120b': { layers: 36, hidden: 2880, heads: 64, kvHeads: 8, headDim: 64, vocab: 201088, eps: 1e-5, intermediate: 2880, experts: 128, moePaddedHidden: 3072 },
+  llama: { layers: 32, hidden: 4096, heads: 32, kvHeads: 8, headDim: 128, vocab: 128256, eps: 1e-5, intermediate: 14336 },
+} satisfies Record<string, ModelDims>;
+
+/** Where vLLM's linear layers shard under tensor parallelism of degree tp (rank 0's share). */
+export function shardedDims(m: ModelDims, tp: number) {
+  const q = m.heads / tp;
+  // vLLM replicates KV heads when there are fewer than ranks.
+  const kv = Math.max(1, m.kvHeads / tp);
+  return {
+    qHeads: q, kvHeads: kv, qSize: q * m.headDim, kvSize: kv * m.headDim,
+    vocab: Math.ceil(m.vocab / tp), intermediate: m.intermediate / tp,
+  };
+}
