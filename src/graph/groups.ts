@@ -83,15 +83,27 @@ function anchorsFromFiles(g: Graph): { anchors: Map<number, { id: string; index:
   let period = 0, best = 0;
   for (const [c, h] of histogram) if (h > best || (h === best && c < period)) { period = c; best = h; }
   if (period < 2 || best < 2) return undefined;
-  let opener: string | undefined;
+  // The opener is a location seen once per layer: of those seen `period` times, the ones whose
+  // repeats are spaced like layers (not twice in a row in the prologue), earliest first.
+  const seen = new Map<string, number[]>();
   let lastLayerEnd = -1;
   g.nodes.forEach((n, i) => {
     const loc = fileLocation(n);
     if (!loc) return;
     const c = count.get(loc)!;
-    if (opener === undefined && c === period) opener = loc;
+    if (c === period) {
+      let l = seen.get(loc);
+      if (!l) seen.set(loc, (l = []));
+      l.push(i);
+    }
     if (c % period === 0) lastLayerEnd = i;
   });
+  const minGap = (l: number[]) => { let m = Infinity; for (let k = 1; k < l.length; k++) m = Math.min(m, l[k] - l[k - 1]); return m; };
+  let widest = 0;
+  for (const l of seen.values()) widest = Math.max(widest, minGap(l));
+  let opener: string | undefined;
+  let openerAt = Infinity;
+  for (const [loc, l] of seen) if (minGap(l) >= 0.8 * widest && l[0] < openerAt) { opener = loc; openerAt = l[0]; }
   const anchors = new Map<number, { id: string; index: number }>();
   let layer = 0;
   let previous: string | undefined;
@@ -104,6 +116,17 @@ function anchorsFromFiles(g: Graph): { anchors: Map<number, { id: string; index:
     }
     if (loc) previous = loc;
   });
+  // The last layer ends where the locations of the first layer stop recurring (the loss and
+  // the output head that follow are not a layer).
+  const starts = [...anchors.keys()].sort((a, b) => a - b);
+  if (starts.length >= 2) {
+    const firstLayer = new Set<string>();
+    for (let i = starts[0]; i < starts[1]; i++) {
+      const loc = fileLocation(g.nodes[i]);
+      if (loc && count.get(loc)! % period === 0) firstLayer.add(loc);
+    }
+    g.nodes.forEach((n, i) => { const loc = fileLocation(n); if (loc && firstLayer.has(loc)) lastLayerEnd = i; });
+  }
   return { anchors, lastLayerEnd };
 }
 
