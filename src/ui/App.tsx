@@ -1,8 +1,201 @@
-export function App() {
+// The app shell: load bar, rewrite panels on the left, the graphs in the middle, the inspector on
+// the right, run/results/timeline/cost/source tabs below. Every panel has its own error boundary.
+
+import { useEffect, type ReactNode } from 'react';
+import { useStore } from './store/index.ts';
+import type { BottomTab } from './store/viewSlice.ts';
+import { restoreFromUrl, syncUrl } from './store/urlSync.ts';
+import { PanelBoundary } from './panels/PanelBoundary.tsx';
+import { LoadPanel, loadFile } from './panels/LoadPanel.tsx';
+import { SourceEditor } from './panels/SourceEditor.tsx';
+import { PassPanel } from './panels/PassPanel.tsx';
+import { GatePanel } from './panels/GatePanel.tsx';
+import { WhyPanel } from './panels/WhyPanel.tsx';
+import { Inspector } from './panels/Inspector.tsx';
+import { GraphStage } from './panels/GraphStage.tsx';
+import { RunPanel } from './panels/RunPanel.tsx';
+import { ResultsTable } from './panels/ResultsTable.tsx';
+import { TimelinePanel } from './panels/TimelinePanel.tsx';
+import { CostPanel } from './panels/CostPanel.tsx';
+import { ExportMenu } from './panels/ExportMenu.tsx';
+import { Tour } from './tour/Tour.tsx';
+
+const TABS: { id: BottomTab; label: string; render: () => ReactNode }[] = [
+  { id: 'source', label: 'Source', render: () => <SourceEditor /> },
+  { id: 'run', label: 'Run', render: () => <RunPanel /> },
+  { id: 'results', label: 'Results', render: () => <ResultsTable /> },
+  { id: 'timeline', label: 'Timeline', render: () => <TimelinePanel /> },
+  { id: 'cost', label: 'Cost model', render: () => <CostPanel /> },
+];
+
+function BottomTabs() {
+  const tab = useStore((s) => s.bottomTab);
+  const setTab = useStore((s) => s.setBottomTab);
+  const importError = useStore((s) => s.importError);
+  const runStatus = useStore((s) => s.runStatus);
+  const current = TABS.find((t) => t.id === tab) ?? TABS[0];
   return (
-    <main>
-      <h1>fusionlab</h1>
-      <p data-testid="status">ready</p>
-    </main>
+    <section className="bottom">
+      <div className="tabs" role="tablist" aria-label="Details"
+        onKeyDown={(e) => {
+          if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
+          const i = TABS.findIndex((t) => t.id === tab);
+          const next = TABS[(i + (e.key === 'ArrowRight' ? 1 : TABS.length - 1)) % TABS.length];
+          setTab(next.id);
+          document.getElementById(`tab-${next.id}`)?.focus();
+        }}>
+        {TABS.map((t) => (
+          <button key={t.id} id={`tab-${t.id}`} type="button" role="tab" aria-selected={t.id === tab} aria-controls="bottom-panel"
+            tabIndex={t.id === tab ? 0 : -1} onClick={() => setTab(t.id)}>
+            {t.label}
+            {t.id === 'source' && importError && <span className="dot error" aria-label="import error" />}
+            {t.id === 'run' && runStatus === 'running' && <span className="dot busy" aria-label="running" />}
+          </button>
+        ))}
+      </div>
+      <div id="bottom-panel" role="tabpanel" aria-labelledby={`tab-${current.id}`} className="tab-body">
+        <PanelBoundary key={current.id} name={current.label}>{current.render()}</PanelBoundary>
+      </div>
+    </section>
+  );
+}
+
+function StatusBar() {
+  const notice = useStore((s) => s.notice);
+  const format = useStore((s) => s.format);
+  const warnings = useStore((s) => s.warnings.length);
+  const stages = useStore((s) => s.stages);
+  const base = stages[0]?.graph;
+  const last = stages[stages.length - 1]?.graph;
+  return (
+    <footer className="statusbar" role="status">
+      <span className={notice?.error ? 'error' : ''}>{notice?.text ?? 'Ready'}</span>
+      <span className="spacer" />
+      {format && <span>{format}</span>}
+      {base && <span>{base.nodes.length} → {last?.nodes.length} nodes</span>}
+      {warnings > 0 && <span className="warn">{warnings} import warning{warnings > 1 ? 's' : ''}</span>}
+    </footer>
+  );
+}
+
+function TopBar() {
+  const theme = useStore((s) => s.theme);
+  const setTheme = useStore((s) => s.setTheme);
+  const layout = useStore((s) => s.layout);
+  const setLayout = useStore((s) => s.setLayout);
+  const setTourStep = useStore((s) => s.setTourStep);
+  const sourceName = useStore((s) => s.sourceName);
+  return (
+    <header className="topbar">
+      <span className="brand" aria-label="fusionlab">fusion<b>lab</b></span>
+      <PanelBoundary name="Load"><LoadPanel /></PanelBoundary>
+      <span className="source-name" title={sourceName}>{sourceName}</span>
+      <span className="spacer" />
+      <div className="segmented" role="group" aria-label="Layout">
+        <button type="button" aria-pressed={layout === 'split'} onClick={() => setLayout('split')}>Before | After</button>
+        <button type="button" aria-pressed={layout === 'single'} onClick={() => setLayout('single')}>Current</button>
+      </div>
+      <PanelBoundary name="Export"><ExportMenu /></PanelBoundary>
+      <button type="button" onClick={() => setTourStep(0)}>Tour</button>
+      <button type="button" aria-label="Dark theme" aria-pressed={theme === 'dark'} onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')} title="Toggle dark theme">
+        {theme === 'dark' ? '☀' : '☾'}
+      </button>
+    </header>
+  );
+}
+
+/**
+ * In test mode <body data-ready> is "true" only while nothing loads, runs or lays out: the store
+ * is idle, the URL has caught up, and every graph view on screen reports a finished layout.
+ * Any store change drops the flag at once, so a test never reads a flag left from before its click.
+ */
+function useReadyFlag() {
+  const testMode = useStore((s) => s.testMode);
+  useEffect(() => {
+    if (!testMode) return;
+    const root = document.getElementById('root')!;
+    let raf1 = 0;
+    let raf2 = 0;
+    const evaluate = () => {
+      const s = useStore.getState();
+      const storeIdle = s.stages.length > 0 && s.runStatus !== 'running' && !s.urlPending;
+      const views = [...root.querySelectorAll('[data-testid="graph-view"]')];
+      const viewsReady = views.length > 0 && views.every((v) => v.getAttribute('data-ready') === 'true');
+      document.body.dataset.ready = storeIdle && viewsReady ? 'true' : 'false';
+    };
+    // Two frames: React commits, then the views' effects run, before the flag is trusted.
+    const schedule = () => {
+      cancelAnimationFrame(raf1);
+      cancelAnimationFrame(raf2);
+      raf1 = requestAnimationFrame(() => { raf2 = requestAnimationFrame(evaluate); });
+    };
+    const unsubscribe = useStore.subscribe(() => {
+      document.body.dataset.ready = 'false';
+      schedule();
+    });
+    const mo = new MutationObserver(schedule);
+    mo.observe(root, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-ready'] });
+    schedule();
+    return () => { unsubscribe(); mo.disconnect(); cancelAnimationFrame(raf1); cancelAnimationFrame(raf2); };
+  }, [testMode]);
+}
+
+function useShortcuts() {
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const t = e.target as HTMLElement | null;
+      if (t && (t.tagName === 'TEXTAREA' || t.tagName === 'INPUT' || t.tagName === 'SELECT')) return;
+      if (!(e.ctrlKey || e.metaKey)) return;
+      const s = useStore.getState();
+      if (e.key.toLowerCase() === 'z' && !e.shiftKey) { e.preventDefault(); s.undo(); }
+      else if ((e.key.toLowerCase() === 'z' && e.shiftKey) || e.key.toLowerCase() === 'y') { e.preventDefault(); s.redo(); }
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, []);
+}
+
+export function App() {
+  const theme = useStore((s) => s.theme);
+  const testMode = useStore((s) => s.testMode);
+  useReadyFlag();
+  useShortcuts();
+  useEffect(() => {
+    void restoreFromUrl().then(() => undefined);
+    return syncUrl();
+  }, []);
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme;
+  }, [theme]);
+
+  return (
+    <div
+      className={`app${testMode ? ' test-mode' : ''}`}
+      onDragOver={(e) => { if (e.dataTransfer.types.includes('Files')) e.preventDefault(); }}
+      onDrop={(e) => {
+        const f = e.dataTransfer.files[0];
+        if (!f) return;
+        e.preventDefault();
+        void loadFile(f);
+      }}
+    >
+      <TopBar />
+      <div className="workspace">
+        <aside className="sidebar left" aria-label="Rewrite panels">
+          <PanelBoundary name="Rewrite"><PassPanel /></PanelBoundary>
+          <PanelBoundary name="Gates"><GatePanel /></PanelBoundary>
+          <PanelBoundary name="Why"><WhyPanel /></PanelBoundary>
+        </aside>
+        <main className="center" aria-label="Graphs">
+          <PanelBoundary name="Graphs"><GraphStage /></PanelBoundary>
+          <PanelBoundary name="Tour"><Tour /></PanelBoundary>
+        </main>
+        <aside className="sidebar right" aria-label="Inspector panel">
+          <PanelBoundary name="Inspector"><Inspector /></PanelBoundary>
+        </aside>
+      </div>
+      <BottomTabs />
+      <StatusBar />
+    </div>
   );
 }

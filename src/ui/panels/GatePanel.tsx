@@ -1,0 +1,48 @@
+// vLLM's gates on the all-reduce + RMSNorm fusion. Changing one replays the rewrite steps, so the
+// counts and the reasons below recount at once.
+
+import { resolveOptions } from '../../graph/passes/options.ts';
+import type { PassOptions } from '../../graph/passes/pipeline.ts';
+import { shownStage, useStore } from '../store/index.ts';
+
+const WORLD_SIZES = [1, 2, 3, 4, 6, 8];
+const GPUS: { id: NonNullable<PassOptions['gpu']>; label: string }[] = [
+  { id: 'hopper', label: 'Hopper (H100/H200)' },
+  { id: 'blackwell', label: 'Blackwell (B200)' },
+];
+
+export function GatePanel() {
+  const gates = useStore((s) => s.gates);
+  const setGates = useStore((s) => s.setGates);
+  const shown = useStore(shownStage);
+  // What the passes will use: the graph's own world size when the gate is left unset.
+  const resolved = shown ? resolveOptions(shown.graph, gates) : undefined;
+  return (
+    <section className="panel gate-panel" aria-labelledby="gate-panel-title">
+      <header className="panel-head"><h2 id="gate-panel-title">Gates</h2></header>
+      <div className="form-grid">
+        <label htmlFor="gate-world">World size</label>
+        <select id="gate-world" value={gates.worldSize ?? ''} onChange={(e) => setGates({ worldSize: e.target.value === '' ? undefined : Number(e.target.value) })}>
+          <option value="">from graph ({resolved?.worldSizeFrom === 'graph' ? resolved.worldSize : `default ${resolved?.worldSize ?? 4}`})</option>
+          {WORLD_SIZES.map((w) => <option key={w} value={w}>{w}</option>)}
+        </select>
+        <label htmlFor="gate-gpu">GPU generation</label>
+        <select id="gate-gpu" value={gates.gpu ?? 'hopper'} onChange={(e) => setGates({ gpu: e.target.value as PassOptions['gpu'] })}>
+          {GPUS.map((g) => <option key={g.id} value={g.id}>{g.label}</option>)}
+        </select>
+        <label htmlFor="gate-tokens">Max tokens</label>
+        <input
+          id="gate-tokens"
+          type="number"
+          min={1}
+          step={256}
+          value={gates.maxTokens ?? resolved?.maxTokens ?? ''}
+          onChange={(e) => {
+            const v = Number(e.target.value);
+            if (Number.isFinite(v) && v >= 1) setGates({ maxTokens: Math.floor(v) });
+          }}
+        />
+      </div>
+    </section>
+  );
+}

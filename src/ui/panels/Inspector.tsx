@@ -1,0 +1,130 @@
+// The selected node: what it runs, its arguments, result type and size, where it came from in
+// the source, and which pass made it. Inputs and users are links, so the graph can be walked.
+
+import type { ReactNode } from 'react';
+import { DTYPE_BYTES, usersOf, type Arg, type Graph, type Node, type ValueType } from '../../graph/ir.ts';
+import { lookupOp, opKind } from '../../graph/ops.ts';
+import { shownStage, useStore } from '../store/index.ts';
+import { innerOp } from './nodeOp.ts';
+
+/** Result size in bytes: a number when every dim is known, else a formula over the symbols. */
+export function bytesOf(t: ValueType | null): string {
+  if (!t || t.kind !== 'tensor') return '—';
+  const elem = DTYPE_BYTES[t.dtype];
+  let known = elem;
+  const symbols: string[] = [];
+  for (const d of t.shape) {
+    if (typeof d === 'number') known *= d;
+    else symbols.push(d.includes('*') || d.includes('+') ? `(${d})` : d);
+  }
+  const n = formatBytes(known);
+  return symbols.length ? `${symbols.join(' × ')} × ${n}` : n;
+}
+
+export function formatBytes(b: number): string {
+  if (b < 1024) return `${b} B`;
+  if (b < 1024 ** 2) return `${(b / 1024).toFixed(b % 1024 ? 1 : 0)} KiB`;
+  if (b < 1024 ** 3) return `${(b / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(b / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+function typeText(t: ValueType | null): string {
+  if (!t) return '(tuple)';
+  return t.kind === 'sym' ? `Sym(${t.expr})` : `${t.dtype}[${t.shape.join(', ')}]`;
+}
+
+function ArgValue({ a, onRef }: { a: Arg; onRef: (name: string) => void }): ReactNode {
+  if (a === null) return <span className="lit">None</span>;
+  if (typeof a === 'boolean') return <span className="lit">{a ? 'True' : 'False'}</span>;
+  if (typeof a === 'number') return <span className="lit">{a}</span>;
+  if (typeof a === 'string') return <span className="str">'{a}'</span>;
+  if (Array.isArray(a)) return <>[{a.map((x, i) => <span key={i}>{i > 0 && ', '}<ArgValue a={x} onRef={onRef} /></span>)}]</>;
+  switch (a.kind) {
+    case 'ref': return <button type="button" className="linklike mono" onClick={() => onRef(a.name)}>{a.name}</button>;
+    case 'float': return <span className="lit">{Number.isInteger(a.value) ? a.value.toFixed(1) : String(a.value)}</span>;
+    case 'op': return <span className="op-lit">{a.target}</span>;
+    case 'tuple': return <>({a.items.map((x, i) => <span key={i}>{i > 0 && ', '}<ArgValue a={x} onRef={onRef} /></span>)})</>;
+    case 'expr': return <span className="lit">{a.text}</span>;
+  }
+}
+
+function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
+  const select = useStore((s) => s.select);
+  const side = useStore((s) => s.selectedSide);
+  const onRef = (name: string) => select(name, side);
+  const op = innerOp(node);
+  const def = lookupOp(op);
+  const argNames = def?.args.map((a) => a.name) ?? [];
+  const users = usersOf(graph).get(node.name) ?? [];
+  const positional = node.op === 'higher_order.auto_functionalized' ? node.args.slice(1) : node.args;
+  return (
+    <dl className="kv" aria-label="Node details">
+      <dt>name</dt><dd className="mono" data-testid="inspector-name">{node.name}</dd>
+      <dt>op</dt><dd className="mono" data-testid="inspector-op">{op}</dd>
+      {op !== node.op && (<><dt>via</dt><dd className="mono">{node.op}</dd></>)}
+      <dt>kind</dt><dd><span className={`kind-chip kind-${opKind(op)}`}>{opKind(op)}</span></dd>
+      {def && (<><dt>does</dt><dd className="doc">{def.doc}</dd></>)}
+      <dt>type</dt><dd className="mono" data-testid="inspector-type">{typeText(node.type)}</dd>
+      <dt>bytes</dt><dd className="mono" data-testid="inspector-bytes">{bytesOf(node.type)}</dd>
+      <dt>args</dt>
+      <dd>
+        <table className="args" data-testid="inspector-args">
+          <tbody>
+            {positional.map((a, i) => (
+              <tr key={`p${i}`}><th>{argNames[i] ?? i}</th><td className="mono"><ArgValue a={a} onRef={onRef} /></td></tr>
+            ))}
+            {Object.entries(node.kwargs).map(([k, v]) => (
+              <tr key={k}><th>{k}</th><td className="mono"><ArgValue a={v} onRef={onRef} /></td></tr>
+            ))}
+          </tbody>
+        </table>
+      </dd>
+      <dt>users</dt>
+      <dd className="mono">
+        {users.length === 0 ? '—' : users.map((u, i) => (
+          <span key={u}>{i > 0 && ', '}{u === 'output' ? 'output' : <button type="button" className="linklike mono" onClick={() => onRef(u)}>{u}</button>}</span>
+        ))}
+      </dd>
+      <dt>source</dt>
+      <dd data-testid="inspector-source">
+        {node.meta.line !== undefined ? <>line {node.meta.line}</> : <span className="muted">{node.meta.madeBy ? 'made by a rewrite' : 'generated'}</span>}
+        {node.meta.file && <div className="mono file">{node.meta.file}</div>}
+      </dd>
+      {node.meta.madeBy && (
+        <>
+          <dt>made by</dt>
+          <dd data-testid="inspector-made-by">
+            <span className="mono">{node.meta.madeBy.pass}</span> from{' '}
+            {node.meta.madeBy.from.map((f, i) => <span key={f} className="mono">{i > 0 && ', '}{f}</span>)}
+          </dd>
+        </>
+      )}
+    </dl>
+  );
+}
+
+export function Inspector() {
+  const selected = useStore((s) => s.selected);
+  const side = useStore((s) => s.selectedSide);
+  const stages = useStore((s) => s.stages);
+  const shown = useStore(shownStage);
+  const graph = side === 'before' ? stages[0]?.graph : shown?.graph;
+  const node = graph?.nodes.find((n) => n.name === selected);
+  const input = graph?.inputs.find((i) => i.name === selected);
+  return (
+    <section className="panel inspector" aria-labelledby="inspector-title">
+      <header className="panel-head"><h2 id="inspector-title">Inspector</h2>{selected && <span className="muted">{side}</span>}</header>
+      {!selected && <p className="muted">Select a node in a graph, the why list or a site list.</p>}
+      {selected && node && graph && <NodeDetails node={node} graph={graph} />}
+      {selected && !node && input && (
+        <dl className="kv">
+          <dt>name</dt><dd className="mono" data-testid="inspector-name">{input.name}</dd>
+          <dt>op</dt><dd className="mono" data-testid="inspector-op">placeholder (graph input)</dd>
+          <dt>type</dt><dd className="mono">{typeText(input.type)}</dd>
+          <dt>bytes</dt><dd className="mono">{bytesOf(input.type)}</dd>
+        </dl>
+      )}
+      {selected && !node && !input && <p className="muted"><span className="mono">{selected}</span> is not in the {side} graph.</p>}
+    </section>
+  );
+}

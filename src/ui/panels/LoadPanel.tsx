@@ -1,0 +1,48 @@
+// Where graphs come from: a built-in sample, a file (picked or dropped), or pasted text.
+
+import { useRef } from 'react';
+import { SAMPLES } from '../samples.ts';
+import { useStore } from '../store/index.ts';
+
+const GROUPS = [...new Set(SAMPLES.map((s) => s.group))];
+
+/** Reads a picked or dropped file and imports it; errors land in the editor like pasted text. */
+export async function loadFile(file: File): Promise<void> {
+  const text = await file.text();
+  useStore.getState().loadText(text, file.name);
+}
+
+export function LoadPanel() {
+  const source = useStore((s) => s.source);
+  const loadSample = useStore((s) => s.loadSample);
+  const setBottomTab = useStore((s) => s.setBottomTab);
+  const fileInput = useRef<HTMLInputElement>(null);
+  const sampleId = source && 'sample' in source ? source.sample : '';
+  return (
+    <div className="load-panel" role="group" aria-label="Load a graph">
+      <label htmlFor="sample-select" className="sr-only">Sample</label>
+      <select id="sample-select" value={sampleId} onChange={(e) => e.target.value && loadSample(e.target.value)} aria-label="Sample">
+        {!sampleId && <option value="">{source ? 'Pasted or opened file' : 'Choose a sample…'}</option>}
+        {GROUPS.map((g) => (
+          <optgroup key={g} label={g}>
+            {SAMPLES.filter((s) => s.group === g).map((s) => <option key={s.id} value={s.id}>{s.label}</option>)}
+          </optgroup>
+        ))}
+      </select>
+      <button type="button" onClick={() => fileInput.current?.click()}>Open file…</button>
+      <input
+        ref={fileInput}
+        type="file"
+        accept=".py,.txt,.fx,.json"
+        hidden
+        aria-label="Graph file"
+        onChange={(e) => {
+          const f = e.target.files?.[0];
+          if (f) void loadFile(f);
+          e.target.value = '';
+        }}
+      />
+      <button type="button" onClick={() => setBottomTab('source')}>Paste FX…</button>
+    </div>
+  );
+}

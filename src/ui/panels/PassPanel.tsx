@@ -1,0 +1,109 @@
+// The pipeline: each pass with how many sites it would rewrite now, apply all or one site,
+// undo/redo, and a scrubber over the intermediate graphs.
+
+import { useState } from 'react';
+import { shownStage, useStore } from '../store/index.ts';
+import { PASS_ORDER } from '../store/passesSlice.ts';
+import { innerKind } from './nodeOp.ts';
+
+const PASS_DOC: Record<string, string> = {
+  'noop-elimination': 'Drops reshapes to the same shape and full-range slices.',
+  'slice-hoist': 'slice(all_reduce(x)) → all_reduce(slice(x)): legal because the all-reduce sums elementwise over ranks.',
+  'allreduce-rmsnorm': 'all_reduce + (fused_add_)rms_norm → one FlashInfer fused all-reduce + RMSNorm kernel.',
+};
+
+/** The allreduce-rmsnorm pass's count is the headline: how many all-reduces would fuse now. */
+export const FUSION_PASS = 'allreduce-rmsnorm';
+
+function stepLabel(step: { pass: string; site?: string } | null): string {
+  if (!step) return 'imported graph';
+  return step.site ? `${step.pass} @ ${step.site}` : step.pass;
+}
+
+export function PassPanel() {
+  const sites = useStore((s) => s.sites);
+  const steps = useStore((s) => s.steps);
+  const cursor = useStore((s) => s.cursor);
+  const stages = useStore((s) => s.stages);
+  const scrub = useStore((s) => s.scrub);
+  const rewriteError = useStore((s) => s.rewriteError);
+  const shown = useStore(shownStage);
+  const applyPass = useStore((s) => s.applyPass);
+  const applyPipeline = useStore((s) => s.applyPipeline);
+  const undo = useStore((s) => s.undo);
+  const redo = useStore((s) => s.redo);
+  const setScrub = useStore((s) => s.setScrub);
+  const [open, setOpen] = useState<string | null>(null);
+
+  const fused = shown ? shown.graph.nodes.filter((n) => innerKind(n) === 'fused').length : 0;
+  const shownIndex = scrub ?? stages.length - 1;
+
+  return (
+    <section className="panel pass-panel" aria-labelledby="pass-panel-title">
+      <header className="panel-head">
+        <h2 id="pass-panel-title">Rewrite</h2>
+        <div className="toolbar">
+          <button type="button" onClick={undo} disabled={cursor === 0} aria-label="Undo" title="Undo (Ctrl+Z)">↶</button>
+          <button type="button" onClick={redo} disabled={cursor >= steps.length} aria-label="Redo" title="Redo (Ctrl+Shift+Z)">↷</button>
+        </div>
+      </header>
+      <div className="headline" aria-live="polite">
+        <div className="stat" data-testid="fusable-sites">
+          <span className="stat-value">{sites[FUSION_PASS]?.length ?? 0}</span>
+          <span className="stat-label">fusable sites</span>
+        </div>
+        <div className="stat" data-testid="fused-nodes">
+          <span className="stat-value">{fused}</span>
+          <span className="stat-label">fused nodes</span>
+        </div>
+      </div>
+      <ol className="pass-list">
+        {PASS_ORDER.map((pass) => {
+          const list = sites[pass] ?? [];
+          return (
+            <li key={pass} className="pass-row">
+              <div className="pass-line">
+                <button
+                  type="button"
+                  className="disclosure"
+                  aria-expanded={open === pass}
+                  aria-label={`Sites of ${pass}`}
+                  onClick={() => setOpen(open === pass ? null : pass)}
+                  disabled={list.length === 0}
+                >{open === pass ? '▾' : '▸'}</button>
+                <span className="pass-name" title={PASS_DOC[pass]}>{pass}</span>
+                <span className={`badge${list.length ? ' live' : ''}`} aria-label={`${pass} sites`}>{list.length}</span>
+                <button type="button" onClick={() => applyPass(pass)} disabled={list.length === 0} aria-label={`Apply ${pass}`}>Apply</button>
+              </div>
+              {open === pass && list.length > 0 && (
+                <ul className="site-list" aria-label={`${pass} sites list`}>
+                  {list.map((site) => (
+                    <li key={site}>
+                      <button type="button" className="linklike" onClick={() => useStore.getState().select(site, 'after')}>{site}</button>
+                      <button type="button" className="small" onClick={() => applyPass(pass, site)} aria-label={`Apply ${pass} at ${site}`}>apply</button>
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </li>
+          );
+        })}
+      </ol>
+      <button type="button" className="primary wide" onClick={applyPipeline}>Run pipeline</button>
+      {rewriteError && <p className="error" role="alert">{rewriteError}</p>}
+      <div className="scrubber">
+        <label htmlFor="stage-scrubber">Stage {shownIndex} / {stages.length - 1}: <span className="mono">{stepLabel(stages[shownIndex]?.step ?? null)}</span></label>
+        <input
+          id="stage-scrubber"
+          type="range"
+          min={0}
+          max={Math.max(0, stages.length - 1)}
+          value={shownIndex}
+          onChange={(e) => setScrub(Number(e.target.value))}
+          disabled={stages.length < 2}
+          aria-label="Rewrite stage"
+        />
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,70 @@
+// The comparison of a before/after run: per output the error and bitwise equality, then per node
+// the measured time and bytes on each side (summed over ranks), slowest first.
+
+import { useMemo } from 'react';
+import { useStore } from '../store/index.ts';
+import { formatBytes } from './Inspector.tsx';
+
+interface NodeTotals { node: string; op: string; beforeUs: number; afterUs: number; beforeBytes: number; afterBytes: number }
+
+interface TraceEventLike { node: string; op: string; dur_us: number; bytesRead: number; bytesWritten: number }
+
+function totals(before: TraceEventLike[], after: TraceEventLike[]): NodeTotals[] {
+  const m = new Map<string, NodeTotals>();
+  const row = (e: TraceEventLike) => {
+    let r = m.get(e.node);
+    if (!r) m.set(e.node, (r = { node: e.node, op: e.op, beforeUs: 0, afterUs: 0, beforeBytes: 0, afterBytes: 0 }));
+    return r;
+  };
+  for (const e of before) { const r = row(e); r.beforeUs += e.dur_us; r.beforeBytes += e.bytesRead + e.bytesWritten; }
+  for (const e of after) { const r = row(e); r.afterUs += e.dur_us; r.afterBytes += e.bytesRead + e.bytesWritten; }
+  return [...m.values()].sort((a, b) => Math.max(b.beforeUs, b.afterUs) - Math.max(a.beforeUs, a.afterUs));
+}
+
+const us = (v: number) => (v === 0 ? '—' : v < 10 ? v.toFixed(2) : v.toFixed(1));
+
+export function ResultsTable() {
+  const report = useStore((s) => s.report);
+  const select = useStore((s) => s.select);
+  const nodes = useMemo(() => (report ? totals(report.before.events, report.after.events) : []), [report]);
+  if (!report) return <p className="muted pad">No run yet. Run before &amp; after in the Run tab.</p>;
+  return (
+    <div className="results">
+      <table className="grid" aria-label="Outputs">
+        <thead>
+          <tr><th>output</th><th>max abs</th><th>max rel</th><th>ulps</th><th>allowed</th><th>bitwise</th><th>verdict</th></tr>
+        </thead>
+        <tbody>
+          {report.outputs.map((o) => (
+            <tr key={o.name}>
+              <td className="mono">{o.name}</td>
+              <td className="num">{o.maxAbs.toExponential(2)}</td>
+              <td className="num">{o.maxRel.toExponential(2)}</td>
+              <td className="num">{o.ulps}</td>
+              <td>{o.tolerance}</td>
+              <td>{o.bitwiseEqual ? 'equal' : 'differs'}</td>
+              <td className={o.pass ? 'ok' : 'error'}>{o.pass ? 'pass' : 'FAIL'}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <table className="grid" aria-label="Per-node time and bytes">
+        <thead>
+          <tr><th>node</th><th>op</th><th>before µs</th><th>after µs</th><th>before bytes</th><th>after bytes</th></tr>
+        </thead>
+        <tbody>
+          {nodes.map((n) => (
+            <tr key={n.node} onClick={() => select(n.node, n.afterUs > 0 ? 'after' : 'before')}>
+              <td className="mono">{n.node}</td>
+              <td className="mono dim">{n.op}</td>
+              <td className="num">{us(n.beforeUs)}</td>
+              <td className="num">{us(n.afterUs)}</td>
+              <td className="num">{n.beforeBytes ? formatBytes(n.beforeBytes) : '—'}</td>
+              <td className="num">{n.afterBytes ? formatBytes(n.afterBytes) : '—'}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

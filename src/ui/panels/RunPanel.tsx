@@ -1,0 +1,78 @@
+// Run the graph before and after the rewrite on the chosen backend and compare the outputs.
+
+import { PRESETS } from '../../runtime/presets.ts';
+import { useStore } from '../store/index.ts';
+import { AGENT_AVAILABLE, type RunSettings } from '../store/runSlice.ts';
+
+const AGENT_REASON = 'needs the local agent client (npm run agent), not in this build';
+
+const RANKS = [1, 2, 4, 8];
+const ALGORITHMS: { id: RunSettings['allreduce']; label: string }[] = [
+  { id: 'one-shot', label: 'one-shot' },
+  { id: 'two-shot', label: 'two-shot' },
+  { id: 'ring', label: 'ring (RS + AG)' },
+];
+
+export function RunPanel() {
+  const settings = useStore((s) => s.runSettings);
+  const set = useStore((s) => s.setRunSettings);
+  const status = useStore((s) => s.runStatus);
+  const progress = useStore((s) => s.progress);
+  const runError = useStore((s) => s.runError);
+  const report = useStore((s) => s.report);
+  const run = useStore((s) => s.run);
+  const hasGraph = useStore((s) => s.base !== null);
+  const cursor = useStore((s) => s.cursor);
+  const gpu = typeof navigator !== 'undefined' && 'gpu' in navigator;
+  const running = status === 'running';
+  return (
+    <section className="run-panel" aria-label="Run">
+      <div className="form-grid run-form">
+        <label htmlFor="run-backend">Backend</label>
+        <select id="run-backend" value={settings.backend} onChange={(e) => set({ backend: e.target.value as RunSettings['backend'] })} disabled={running}>
+          <option value="webgpu" disabled={!gpu}>WebGPU ranks{gpu ? '' : ' (no navigator.gpu)'}</option>
+          <option value="cpu">CPU reference</option>
+          <option value="agent" disabled={!AGENT_AVAILABLE}>Native agent (CUDA){AGENT_AVAILABLE ? '' : ` — ${AGENT_REASON}`}</option>
+        </select>
+        <label htmlFor="run-ranks">Ranks</label>
+        <select id="run-ranks" value={settings.ranks} onChange={(e) => set({ ranks: Number(e.target.value) })} disabled={running}>
+          {RANKS.map((r) => <option key={r} value={r}>{r}</option>)}
+        </select>
+        <label htmlFor="run-preset">Preset</label>
+        <select id="run-preset" value={settings.preset} onChange={(e) => set({ preset: e.target.value as RunSettings['preset'] })} disabled={running}>
+          {Object.values(PRESETS).map((p) => <option key={p.name} value={p.name} title={p.doc}>{p.name}</option>)}
+        </select>
+        <label htmlFor="run-dtype">Dtype</label>
+        <select id="run-dtype" value={settings.dtype} onChange={(e) => set({ dtype: e.target.value as RunSettings['dtype'] })} disabled={running}>
+          <option value="bf16">bf16</option>
+          <option value="f32">f32</option>
+        </select>
+        <label htmlFor="run-allreduce">All-reduce</label>
+        <select id="run-allreduce" value={settings.allreduce} onChange={(e) => set({ allreduce: e.target.value as RunSettings['allreduce'] })} disabled={running}>
+          {ALGORITHMS.map((a) => <option key={a.id} value={a.id}>{a.label}</option>)}
+        </select>
+        <label htmlFor="run-workers">Worker per rank</label>
+        <input id="run-workers" type="checkbox" checked={settings.workers} onChange={(e) => set({ workers: e.target.checked })} disabled={running} />
+      </div>
+      <div className="run-actions">
+        <button type="button" className="primary" onClick={() => void run()} disabled={!hasGraph || running}>
+          {running ? 'Running…' : 'Run before & after'}
+        </button>
+        <span className="muted">{cursor === 0 ? 'no rewrite applied: both sides are the imported graph' : `after = ${cursor} rewrite step${cursor > 1 ? 's' : ''}`}</span>
+      </div>
+      {running && progress && (
+        <div className="progress" role="status" aria-label="Run progress">
+          <span>{progress.phase}</span>
+          <progress max={1} value={progress.fraction ?? undefined} aria-label={progress.phase} />
+        </div>
+      )}
+      {runError && <p className="error" role="alert" data-testid="run-error">{runError}</p>}
+      {status === 'done' && report && (
+        <p className={report.ok ? 'ok' : 'error'} role="status" data-testid="run-verdict">
+          {report.ok ? 'Equivalent: every output within tolerance' : 'Not equivalent: see Results'}
+          {' · '}{report.outputs.filter((o) => o.bitwiseEqual).length}/{report.outputs.length} outputs bitwise equal
+        </p>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,63 @@
+// The timeline tab: the last run's traces, or a trace file recorded elsewhere (the CLI's
+// `fusionlab run --trace`, the agent on a real GPU), so runs from other machines can be read here.
+
+import { useRef, useState } from 'react';
+import { useStore } from '../store/index.ts';
+import { Timeline, type TimelineEvent, type TimelineTraces } from './Timeline.tsx';
+
+const EVENT_FIELDS: [keyof TimelineEvent, 'number' | 'string'][] = [
+  ['rank', 'number'], ['node', 'string'], ['op', 'string'], ['kind', 'string'], ['start_us', 'number'], ['dur_us', 'number'],
+];
+
+/** Checks a trace file's shape; errors name the side, the event index and the field. */
+export function parseTraceFile(text: string, name: string): TimelineTraces {
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${name}: not JSON (${(e as Error).message})`);
+  }
+  const root = o as Record<string, { events?: unknown }>;
+  for (const side of ['before', 'after'] as const) {
+    const events = root?.[side]?.events;
+    if (!Array.isArray(events)) throw new Error(`${name}: ${side}.events is missing; expected {before: {events: [...]}, after: {events: [...]}}`);
+    events.forEach((ev, i) => {
+      for (const [field, type] of EVENT_FIELDS) {
+        if (typeof (ev as Record<string, unknown>)?.[field] !== type) throw new Error(`${name}: ${side}.events[${i}].${field} is not a ${type}`);
+      }
+    });
+  }
+  return root as unknown as TimelineTraces;
+}
+
+export function TimelinePanel() {
+  const report = useStore((s) => s.report);
+  const [loaded, setLoaded] = useState<{ name: string; traces: TimelineTraces } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const input = useRef<HTMLInputElement>(null);
+  const traces = loaded?.traces ?? (report ? { before: report.before, after: report.after } : null);
+  return (
+    <div className="timeline-panel">
+      <div className="source-toolbar">
+        <span className="muted">{loaded ? `trace file ${loaded.name}` : report ? 'last run' : 'no run yet'}</span>
+        <span className="spacer" />
+        {loaded && <button type="button" onClick={() => setLoaded(null)}>Show last run</button>}
+        <button type="button" onClick={() => input.current?.click()}>Open trace…</button>
+        <input ref={input} type="file" accept=".json" hidden aria-label="Trace file"
+          onChange={async (e) => {
+            const f = e.target.files?.[0];
+            e.target.value = '';
+            if (!f) return;
+            try {
+              setLoaded({ name: f.name, traces: parseTraceFile(await f.text(), f.name) });
+              setError(null);
+            } catch (err) {
+              setError((err as Error).message);
+            }
+          }} />
+      </div>
+      {error && <p className="error" role="alert">{error}</p>}
+      {traces ? <Timeline traces={traces} /> : <p className="muted pad">Run before &amp; after, or open a trace file.</p>}
+    </div>
+  );
+}

@@ -1,0 +1,75 @@
+// "Why didn't it fire": every all-reduce a fusion pattern does not fuse, with the node or gate
+// that blocked it. A blocking node is a link that selects it; a blocking gate focuses its
+// control; a fix that is a pass ("run slice-hoist") is a button that applies it.
+
+import { useMemo } from 'react';
+import type { Diagnostic } from '../../graph/passes/pipeline.ts';
+import { shownStage, useStore } from '../store/index.ts';
+import { PASS_ORDER } from '../store/passesSlice.ts';
+
+/** Gate blockers the pass reports by name, and the control that changes each. */
+const GATE_CONTROLS: Record<string, string> = {
+  'world size': 'gate-world',
+  'too many tokens': 'gate-tokens',
+};
+
+/** An all-reduce the fusion pass would take as it stands is not a "why not". */
+export function isFusable(d: Diagnostic): boolean {
+  return d.blocker === undefined && d.fix === 'run allreduce-rmsnorm';
+}
+
+export function WhyPanel() {
+  const diagnostics = useStore((s) => s.diagnostics);
+  const shown = useStore(shownStage);
+  const select = useStore((s) => s.select);
+  const applyPass = useStore((s) => s.applyPass);
+  const nodeNames = useMemo(() => new Set(shown?.graph.nodes.map((n) => n.name)), [shown]);
+  const blocked = diagnostics.filter((d) => !isFusable(d));
+  const fusable = diagnostics.length - blocked.length;
+  return (
+    <section className="panel why-panel" aria-labelledby="why-panel-title">
+      <header className="panel-head">
+        <h2 id="why-panel-title">Why didn't it fire?</h2>
+        <span className={`badge${blocked.length ? ' warn-badge' : ''}`} aria-label="blocked all-reduces">{blocked.length}</span>
+      </header>
+      <p className="muted why-summary">
+        {diagnostics.length === 0
+          ? 'No all-reduce in this graph.'
+          : `${diagnostics.length} all-reduce${diagnostics.length > 1 ? 's' : ''}: ${fusable} would fuse, ${blocked.length} blocked.`}
+      </p>
+      {blocked.length > 0 && (
+        <ul className="why-list" aria-label="Blocked fusions">
+          {blocked.map((d, i) => {
+            const fixPass = d.fix ? PASS_ORDER.find((p) => d.fix === `run ${p}`) : undefined;
+            const gate = d.blocker ? GATE_CONTROLS[d.blocker] : undefined;
+            return (
+              <li key={`${d.node}-${i}`} className="why-item">
+                <div className="why-head">
+                  <button type="button" className="linklike mono" onClick={() => select(d.node, 'after')} aria-label={`Select ${d.node}`}>{d.node}</button>
+                  {d.blocker && nodeNames.has(d.blocker) && (
+                    <button type="button" className="small blocker" onClick={() => select(d.blocker!, 'after')} aria-label={`Select blocker ${d.blocker}`}>
+                      blocked by <span className="mono">{d.blocker}</span>
+                    </button>
+                  )}
+                  {d.blocker && !nodeNames.has(d.blocker) && (
+                    <button type="button" className="small gate" disabled={!gate} onClick={() => gate && document.getElementById(gate)?.focus()} aria-label={`Gate ${d.blocker}`}>
+                      gate: {d.blocker}
+                    </button>
+                  )}
+                </div>
+                <div className="why-reason">{d.reason}</div>
+                {d.fix && (
+                  <div className="why-actions">
+                    {fixPass
+                      ? <button type="button" className="small primary" onClick={() => applyPass(fixPass)}>{d.fix}</button>
+                      : <span className="muted">fix: {d.fix}</span>}
+                  </div>
+                )}
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </section>
+  );
+}

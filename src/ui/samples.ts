@@ -1,0 +1,52 @@
+// The built-in graphs, ready on first load. Texts are bundled verbatim (`?raw`); generated graphs
+// come from the sample generator (as FX text) so their size and TP degree are parameters, not files.
+
+import { generateSample } from '../graph/samples/index.ts';
+import prBefore from './samples/pr28841-before.fragment.txt?raw';
+import prAfter from './samples/pr28841-after.fragment.txt?raw';
+import qwenTp1 from './samples/qwen2-paral1_layer1-r0.fx.txt?raw';
+import qwenTp2 from './samples/qwen2-paral2_layer1-r0.fx.txt?raw';
+import qwenTp4 from './samples/qwen2-paral4_layer1-r0.fx.txt?raw';
+
+
+export interface Sample {
+  id: string;
+  label: string;
+  group: string;
+  /** Tensor-parallel degree the graph was captured or generated at: the default world-size gate. */
+  tp: number;
+  /** The sample's FX text. */
+  load(): string;
+}
+
+const text = (t: string) => () => t;
+
+function gptOss(layers: number, tp: number): Sample {
+  return {
+    id: `gpt-oss-20b-l${layers}-tp${tp}`,
+    label: `GPT-OSS-20B · ${layers} layer${layers > 1 ? 's' : ''} · TP${tp}`,
+    group: 'Generated',
+    tp,
+    load: () => generateSample('gpt-oss-20b', { layers, tp }),
+  };
+}
+
+export const SAMPLES: Sample[] = [
+  { id: 'pr-before', label: 'PR #28841 · before (fragment)', group: 'vLLM PR #28841', tp: 4, load: text(prBefore) },
+  { id: 'pr-after', label: 'PR #28841 · after (fragment)', group: 'vLLM PR #28841', tp: 4, load: text(prAfter) },
+  gptOss(1, 2), gptOss(1, 4), gptOss(1, 8),
+  gptOss(24, 2), gptOss(24, 4), gptOss(24, 8),
+  {
+    id: 'llama-3.1-8b-l32-tp4', label: 'Llama-3.1-8B-style · 32 layers · TP4', group: 'Generated', tp: 4,
+    load: () => generateSample('llama', { layers: 32, tp: 4 }),
+  },
+  { id: 'qwen2-tp1', label: 'Qwen2-1.5B · 1 layer · TP1 (real dump)', group: 'Real dumps', tp: 1, load: text(qwenTp1) },
+  { id: 'qwen2-tp2', label: 'Qwen2-1.5B · 1 layer · TP2 (real dump)', group: 'Real dumps', tp: 2, load: text(qwenTp2) },
+  { id: 'qwen2-tp4', label: 'Qwen2-1.5B · 1 layer · TP4 (real dump)', group: 'Real dumps', tp: 4, load: text(qwenTp4) },
+];
+
+export const DEFAULT_SAMPLE_ID = 'gpt-oss-20b-l1-tp4';
+
+export function findSample(id: string): Sample | undefined {
+  return SAMPLES.find((s) => s.id === id);
+}

@@ -1,0 +1,104 @@
+import type { StateCreator } from 'zustand';
+import type { Graph } from '../../graph/ir.ts';
+import { importGraph } from '../../graph/formats.ts';
+import { GraphImportError, type ImportWarning } from '../../graph/errors.ts';
+import { findSample } from '../samples.ts';
+import type { RewriteStep } from '../urlState.ts';
+import type { AppState } from './index.ts';
+
+export type GraphSource = { sample: string } | { text: string; name: string };
+
+/** What went wrong importing, with the place in the text when the importer knows it. */
+export interface ImportProblem {
+  message: string;
+  line?: number;
+  col?: number;
+  /** The text that failed, so the editor shows it even though the graph was not replaced. */
+  text: string;
+}
+
+export interface GraphSlice {
+  source: GraphSource | null;
+  /** Shown in the title bar and used for export file names. */
+  sourceName: string;
+  /** FX text of the loaded graph (printed for generated samples), shown in the editor. */
+  sourceText: string;
+  base: Graph | null;
+  format: string | null;
+  warnings: string[];
+  importError: ImportProblem | null;
+  /** Loads a sample by id; `restore` replays steps and selection from a URL. */
+  loadSample(id: string, restore?: Restore): void;
+  loadText(text: string, name: string, restore?: Restore): void;
+  clearImportError(): void;
+}
+
+export interface Restore {
+  steps: RewriteStep[];
+  selected?: string | null;
+}
+
+export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set, get) => {
+  /** `tp` is the sample's TP degree; undefined lets the passes read the world size from the graph. */
+  const install = (source: GraphSource, name: string, text: string, graph: Graph, format: string, warnings: string[], tp: number | undefined, restore?: Restore) => {
+    set({ source, sourceName: name, sourceText: text, base: graph, format, warnings, importError: null, scrub: null });
+    const s = get();
+    s.setGates({ worldSize: tp }, { replay: false });
+    s.resetSteps(restore?.steps ?? []);
+    s.select(restore?.selected ?? null);
+  };
+
+  return {
+    source: null,
+    sourceName: '',
+    sourceText: '',
+    base: null,
+    format: null,
+    warnings: [],
+    importError: null,
+
+    loadSample: (id, restore) => {
+      const sample = findSample(id);
+      if (!sample) {
+        get().setNotice(`No built-in sample "${id}"`, true);
+        return;
+      }
+      let text: string;
+      try {
+        text = sample.load();
+      } catch (e) {
+        get().setNotice(`Sample "${sample.label}" could not be generated: ${(e as Error).message}`, true);
+        return;
+      }
+      const imported = tryImport(text);
+      if ('error' in imported) {
+        set({ importError: imported.error, bottomTab: 'source' });
+        return;
+      }
+      install({ sample: id }, sample.label, text, imported.graph, imported.format, imported.warnings, sample.tp, restore);
+    },
+
+    loadText: (text, name, restore) => {
+      const imported = tryImport(text);
+      if ('error' in imported) {
+        set({ importError: imported.error, bottomTab: 'source' });
+        return;
+      }
+      install({ text, name }, name, text, imported.graph, imported.format, imported.warnings, undefined, restore);
+    },
+
+    clearImportError: () => set({ importError: null }),
+  };
+};
+
+type Imported = { graph: Graph; format: string; warnings: string[] } | { error: ImportProblem };
+
+function tryImport(text: string): Imported {
+  try {
+    const r = importGraph(text);
+    return { graph: r.graph, format: r.format, warnings: r.warnings.map((w: ImportWarning) => `line ${w.line}: ${w.message}`) };
+  } catch (e) {
+    if (e instanceof GraphImportError) return { error: { message: e.detail, line: e.line, col: e.col, text } };
+    return { error: { message: `Import failed: ${(e as Error).message ?? String(e)}`, text } };
+  }
+}

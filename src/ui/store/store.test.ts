@@ -1,0 +1,110 @@
+// The store's rewrite history against the real Qwen2 TP2 dump and the real passes: counts,
+// single-site and whole-pass steps, undo/redo, scrubbing, gates recounting, and bad input.
+
+import { readFileSync } from 'node:fs';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { useStore } from './index.ts';
+
+// The built-in sample table pulls in the sample generator; these tests load text directly.
+vi.mock('../samples.ts', () => ({ SAMPLES: [], DEFAULT_SAMPLE_ID: 'none', findSample: () => undefined }));
+
+const qwenTp2 = readFileSync(new URL('../samples/qwen2-paral2_layer1-r0.fx.txt', import.meta.url), 'utf8');
+const prBefore = readFileSync(new URL('../samples/pr28841-before.fragment.txt', import.meta.url), 'utf8');
+
+const initial = useStore.getState();
+const s = () => useStore.getState();
+const fusable = () => s().sites['allreduce-rmsnorm'].length;
+const fusedNodes = () => s().stages[s().cursor].graph.nodes.filter((n) => {
+  const a = n.args[0];
+  return a !== null && typeof a === 'object' && !Array.isArray(a) && a.kind === 'op' && a.target.includes('fused_allreduce_norm');
+}).length;
+
+describe('rewrite history in the store', () => {
+  beforeEach(() => {
+    useStore.setState(initial, true);
+    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+  });
+
+  it('counts the three all-reduce + norm sites of the real TP2 dump', () => {
+    expect(s().importError).toBeNull();
+    expect(s().stages).toHaveLength(1);
+    expect(fusable()).toBe(3);
+    expect(s().diagnostics.filter((d) => d.blocker !== undefined)).toEqual([]);
+  });
+
+  it('applies one site, then the rest, and undoes and redoes them', () => {
+    const [first, ...rest] = s().sites['allreduce-rmsnorm'];
+    s().applyPass('allreduce-rmsnorm', first);
+    expect(s().cursor).toBe(1);
+    expect(fusedNodes()).toBe(1);
+    expect(s().sites['allreduce-rmsnorm']).toEqual(rest);
+
+    s().applyPass('allreduce-rmsnorm');
+    expect(fusedNodes()).toBe(3);
+    expect(fusable()).toBe(0);
+
+    s().undo();
+    expect(s().cursor).toBe(1);
+    expect(fusedNodes()).toBe(1);
+    s().undo();
+    expect(fusable()).toBe(3);
+    s().redo();
+    s().redo();
+    expect(fusedNodes()).toBe(3);
+    expect(s().steps).toEqual([{ pass: 'allreduce-rmsnorm', site: first }, { pass: 'allreduce-rmsnorm' }]);
+  });
+
+  it('scrubs back to an earlier stage and branches from it when a pass is applied there', () => {
+    s().applyPipeline();
+    expect(s().stages).toHaveLength(4);
+    s().setScrub(0);
+    expect(s().scrub).toBe(0);
+    expect(fusable()).toBe(3);
+    s().applyPass('allreduce-rmsnorm', s().sites['allreduce-rmsnorm'][0]);
+    expect(s().steps).toHaveLength(1);
+    expect(s().scrub).toBeNull();
+    expect(fusedNodes()).toBe(1);
+  });
+
+  it('recounts when a gate changes: world size 3 blocks every site, naming the gate', () => {
+    s().setGates({ worldSize: 3 });
+    expect(fusable()).toBe(0);
+    const blocked = s().diagnostics.filter((d) => d.blocker === 'world size');
+    expect(blocked).toHaveLength(3);
+    expect(blocked[0].reason).toMatch(/3/);
+    s().setGates({ worldSize: 2 });
+    expect(fusable()).toBe(3);
+  });
+
+  it('replays the steps under new gates, so applied rewrites follow the gate', () => {
+    s().applyPass('allreduce-rmsnorm');
+    expect(fusedNodes()).toBe(3);
+    s().setGates({ worldSize: 3 });
+    expect(fusedNodes()).toBe(0);
+    s().setGates({ worldSize: 8 });
+    expect(fusedNodes()).toBe(3);
+  });
+
+  it('names the slice that blocks the PR fragment and hoists it', () => {
+    s().loadText(prBefore, 'pr28841-before.fragment.txt');
+    expect(s().importError).toBeNull();
+    const d = s().diagnostics.find((x) => x.blocker === 'slice_1');
+    expect(d?.fix).toBe('run slice-hoist');
+    expect(fusable()).toBe(0);
+    s().applyPass('slice-hoist');
+    expect(fusable()).toBe(1);
+  });
+
+  it('keeps the loaded graph and reports line and column for broken text', () => {
+    const before = s().base;
+    const broken = [
+      'slice_1: "bf16[s72, 2880]" = torch.ops.aten.slice.Tensor(getitem, 1, 0, 2880)',
+      'all_reduce_1: "bf16[s72, 2880" = torch.ops.vllm.all_reduce.default(slice_1, \'tp:0\')',
+    ].join('\n');
+    s().loadText(broken, 'broken.py');
+    expect(s().base).toBe(before);
+    expect(s().importError).toEqual({ message: 'expected \']\' to close the shape in type "bf16[s72, 2880"', line: 2, col: 30, text: broken });
+    s().loadText(qwenTp2, 'again.py');
+    expect(s().importError).toBeNull();
+  });
+});

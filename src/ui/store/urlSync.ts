@@ -1,0 +1,69 @@
+// Keeps the URL in step with the store (replaceState, debounced) and restores the store from it
+// on startup, so a reload or a shared link shows the same graph, rewrite steps and selection.
+
+import { DEFAULT_SAMPLE_ID } from '../samples.ts';
+import { readUrlState, urlWithState, type UrlState } from '../urlState.ts';
+import { useStore, type AppState } from './index.ts';
+import type { BottomTab, Layout, Theme } from './viewSlice.ts';
+
+export function snapshot(s: AppState): UrlState | null {
+  if (!s.source) return null;
+  return {
+    v: 1,
+    source: s.source,
+    steps: s.steps.slice(0, s.cursor),
+    gates: { worldSize: s.gates.worldSize, maxTokens: s.gates.maxTokens, gpu: s.gates.gpu },
+    selected: s.selected,
+    view: { layout: s.layout, tab: s.bottomTab, theme: s.theme },
+  };
+}
+
+/** Restores the store from the URL, or loads the default sample; reports a bad link in the status bar. */
+export async function restoreFromUrl(): Promise<void> {
+  const s = useStore.getState();
+  let state: UrlState | null = null;
+  try {
+    state = await readUrlState(window.location);
+  } catch (e) {
+    s.setNotice(`Ignored the link's state: ${(e as Error).message}`, true);
+  }
+  if (!state) {
+    s.loadSample(DEFAULT_SAMPLE_ID);
+    return;
+  }
+  if (state.view?.theme === 'light' || state.view?.theme === 'dark') s.setTheme(state.view.theme as Theme);
+  if (state.view?.layout) s.setLayout(state.view.layout as Layout);
+  if (state.gates) s.setGates(state.gates as Partial<AppState['gates']>, { replay: false });
+  const restore = { steps: state.steps, selected: state.selected ?? null };
+  if ('sample' in state.source) s.loadSample(state.source.sample, restore);
+  else s.loadText(state.source.text, state.source.name, restore);
+  // Gates from the link win over the sample's own TP degree.
+  if (state.gates) useStore.getState().setGates(state.gates as Partial<AppState['gates']>);
+  if (state.view?.tab) useStore.getState().setBottomTab(state.view.tab as BottomTab);
+}
+
+/** Subscribes the URL to the store; returns the unsubscribe function. */
+export function syncUrl(): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let scheduled = '';
+  const write = async (snap: UrlState, key: string) => {
+    try {
+      const href = await urlWithState(window.location.href, snap);
+      if (href !== window.location.href) window.history.replaceState(null, '', href);
+    } finally {
+      // Another change may have come in while compressing; it has its own timer.
+      if (scheduled === key) useStore.getState().setUrlPending(false);
+    }
+  };
+  const unsubscribe = useStore.subscribe((state) => {
+    const snap = snapshot(state);
+    if (!snap) return;
+    const key = JSON.stringify(snap);
+    if (key === scheduled) return;
+    scheduled = key;
+    clearTimeout(timer);
+    state.setUrlPending(true);
+    timer = setTimeout(() => void write(snap, key), 120);
+  });
+  return () => { clearTimeout(timer); unsubscribe(); };
+}

@@ -1,0 +1,51 @@
+import type { StateCreator } from 'zustand';
+import type { AppState } from './index.ts';
+
+export type Theme = 'light' | 'dark';
+/** Side by side (before | after), the diff overlay, or only the current graph. */
+export type Layout = 'split' | 'diff' | 'single';
+export type BottomTab = 'source' | 'run' | 'results' | 'timeline' | 'cost';
+export type Side = 'before' | 'after';
+
+export interface ViewSlice {
+  selected: string | null;
+  /** Which graph the selection was made in: names can differ between before and after. */
+  selectedSide: Side;
+  theme: Theme;
+  layout: Layout;
+  bottomTab: BottomTab;
+  /** Index of the open tour step, or null when the tour is closed. */
+  tourStep: number | null;
+  /** `?test=1`: fixed fonts, no animation, a ready flag on <body>. */
+  testMode: boolean;
+  /** The URL has not caught up with the state yet (the ready flag waits for it). */
+  urlPending: boolean;
+  /** A message for the status bar (URL state errors, exports). */
+  notice: { text: string; error: boolean } | null;
+  select(name: string | null, side?: Side): void;
+  setTheme(theme: Theme): void;
+  setLayout(layout: Layout): void;
+  setBottomTab(tab: BottomTab): void;
+  setTourStep(step: number | null): void;
+  setNotice(text: string | null, error?: boolean): void;
+  setUrlPending(pending: boolean): void;
+}
+
+export const createViewSlice: StateCreator<AppState, [], [], ViewSlice> = (set) => ({
+  selected: null,
+  selectedSide: 'after',
+  theme: 'light',
+  layout: 'split',
+  bottomTab: 'source',
+  tourStep: null,
+  testMode: false,
+  notice: null,
+  urlPending: false,
+  select: (name, side) => set((s) => ({ selected: name, selectedSide: side ?? s.selectedSide })),
+  setTheme: (theme) => set({ theme }),
+  setLayout: (layout) => set({ layout }),
+  setBottomTab: (bottomTab) => set({ bottomTab }),
+  setTourStep: (tourStep) => set({ tourStep }),
+  setNotice: (text, error = false) => set({ notice: text === null ? null : { text, error } }),
+  setUrlPending: (urlPending) => set((s) => (s.urlPending === urlPending ? s : { urlPending })),
+});
