@@ -56,3 +56,43 @@ export class GraphImportError extends Error {
     return `${head}\n${text}\n${pad}^`;
   }
 }
+
+/** Import limits: a paste this large is a mistake, not a graph (a 10,000-node dump is ~2 MB). */
+export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_MAX_NODES = 200_000;
+
+function formatBytes(n: number): string {
+  if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${n} bytes`;
+}
+
+/** UTF-8 size without encoding the whole text. */
+function utf8Length(text: string, stopAbove: number): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) { bytes += 4; i++; }
+    else bytes += 3;
+    if (bytes > stopAbove) return bytes;
+  }
+  return bytes;
+}
+
+/** Refuses a text over `maxBytes` (UTF-8) before any other work, naming its size and the limit. */
+export function checkInputSize(text: string, maxBytes: number, fileName?: string): void {
+  // Every UTF-16 unit is at least one UTF-8 byte and at most three, so most texts are decided
+  // by their length alone; only the ambiguous band is measured.
+  if (text.length * 3 <= maxBytes) return;
+  const bytes = text.length > maxBytes ? null : utf8Length(text, maxBytes);
+  if (bytes !== null && bytes <= maxBytes) return;
+  const size = bytes === null
+    ? `at least ${formatBytes(text.length)} (${text.length} characters)`
+    : bytes < 1024 ? formatBytes(bytes) : `${formatBytes(bytes)} (${bytes} bytes)`;
+  const opts = fileName === undefined ? {} : { source: fileName };
+  throw new GraphImportError(
+    `input is ${size}, over the limit of ${formatBytes(maxBytes)} (maxBytes = ${maxBytes}); ` +
+      'import a smaller dump or raise maxBytes', 1, 1, opts);
+}

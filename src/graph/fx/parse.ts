@@ -7,7 +7,7 @@
 // Names are resolved after the whole body is read, so a use before a later definition is told
 // apart from a name that is never defined.
 
-import { GraphImportError, type ImportWarning } from '../errors.ts';
+import { checkInputSize, DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES, type ImportWarning } from '../errors.ts';
 import { float, type Arg, type Graph, type GraphForm, type Input, type Node, type Ref, type ValueType } from '../ir.ts';
 import { lookupOp } from '../ops.ts';
 import { checkNotBinary, lex, SourceText, Tok, type Token } from './lexer.ts';
@@ -27,8 +27,7 @@ export interface ParseFxResult {
   warnings: ImportWarning[];
 }
 
-export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
-export const DEFAULT_MAX_NODES = 200_000;
+export { DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES } from '../errors.ts';
 
 /** Ops that are structure rather than computation: never reported as unknown. */
 const STRUCTURAL_OPS = new Set(['call_module', 'get_attr']);
@@ -53,44 +52,11 @@ const OPENERS = new Set(['(', '[', '{']);
 
 export function parseFx(text: string, opts: ParseFxOptions = {}): ParseFxResult {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
-  checkSize(text, maxBytes, opts.fileName);
+  checkInputSize(text, maxBytes, opts.fileName);
   const src = new SourceText(text, opts.fileName);
   checkNotBinary(src);
   const tokens = lex(src);
   return new FxParser(src, tokens, opts.maxNodes ?? DEFAULT_MAX_NODES).parse();
-}
-
-function formatBytes(n: number): string {
-  if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MB`;
-  if (n >= 1024) return `${(n / 1024).toFixed(1)} KB`;
-  return `${n} bytes`;
-}
-
-/** UTF-8 size without encoding the whole text. */
-function utf8Length(text: string, stopAbove: number): number {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) bytes += 1;
-    else if (c < 0x800) bytes += 2;
-    else if (c >= 0xd800 && c <= 0xdbff) { bytes += 4; i++; }
-    else bytes += 3;
-    if (bytes > stopAbove) return bytes;
-  }
-  return bytes;
-}
-
-function checkSize(text: string, maxBytes: number, fileName?: string): void {
-  // Every UTF-16 unit is at least one UTF-8 byte and at most three, so most texts are decided
-  // by their length alone; only the ambiguous band is measured.
-  if (text.length * 3 <= maxBytes) return;
-  const bytes = text.length > maxBytes ? null : utf8Length(text, maxBytes);
-  if (bytes !== null && bytes <= maxBytes) return;
-  const size = bytes === null ? `at least ${formatBytes(text.length)} (${text.length} characters)` : `${formatBytes(bytes)} (${bytes} bytes)`;
-  const opts = fileName === undefined ? {} : { source: fileName };
-  throw new GraphImportError(
-    `input is ${size}, over the limit of ${formatBytes(maxBytes)} (maxBytes = ${maxBytes}); ` +
-      'import a smaller dump or raise maxBytes', 1, 1, opts);
 }
 
 interface Use {

@@ -1,0 +1,279 @@
+// The IR as versioned JSON (`fusionlab.graph/1`): what the UI, its worker, the CLI and the agent
+// pass between them. graphFromJson trusts nothing: every field is checked and an error names
+// the JSON path that is wrong.
+//
+// JSON has no NaN or ±Infinity, so a FloatLit holding one is written with its Python spelling
+// as the value: {"kind": "float", "value": "inf" | "-inf" | "nan"} (and "-0.0" for negative zero).
+
+import { checkInputSize, DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES, GraphImportError } from './errors.ts';
+import { DTYPE_BYTES, type Arg, type DType, type Dim, type Graph, type GraphForm, type Input, type Node, type Provenance, type ValueType } from './ir.ts';
+
+export const GRAPH_SCHEMA = 'fusionlab.graph/1';
+
+export interface GraphJson {
+  schema: 'fusionlab.graph/1';
+  graph: Graph;
+}
+
+const FORMS: readonly GraphForm[] = ['module', 'fragment', 'graph'];
+/** Deeper nesting than any real argument; stops a hostile document from exhausting the stack. */
+const MAX_ARG_DEPTH = 64;
+const SPECIAL_FLOATS: Record<string, number> = { inf: Infinity, '-inf': -Infinity, nan: NaN, '-0.0': -0 };
+
+export function graphToJson(g: Graph): GraphJson {
+  return { schema: GRAPH_SCHEMA, graph: encodeGraph(g) };
+}
+
+function encodeGraph(g: Graph): Graph {
+  const submodules: Record<string, Graph> = {};
+  for (const k in g.submodules) submodules[k] = encodeGraph(g.submodules[k]);
+  return {
+    ...g,
+    nodes: g.nodes.map((n) => ({ ...n, args: n.args.map(encodeArg), kwargs: mapValues(n.kwargs, encodeArg) })),
+    outputs: g.outputs && g.outputs.map(encodeArg),
+    submodules,
+  };
+}
+
+function mapValues<T>(r: Record<string, T>, f: (v: T) => T): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const k in r) out[k] = f(r[k]);
+  return out;
+}
+
+function encodeArg(a: Arg): Arg {
+  if (a === null || typeof a !== 'object') return a;
+  if (Array.isArray(a)) return a.map(encodeArg);
+  if (a.kind === 'tuple') return { kind: 'tuple', items: a.items.map(encodeArg) };
+  if (a.kind === 'float' && (!Number.isFinite(a.value) || Object.is(a.value, -0))) {
+    const text = Number.isNaN(a.value) ? 'nan' : a.value === Infinity ? 'inf' : a.value === -Infinity ? '-inf' : '-0.0';
+    // The one place the JSON shape differs from the in-memory IR (see the header comment).
+    return { kind: 'float', value: text as unknown as number };
+  }
+  return a;
+}
+
+/** JSON text → Graph, with JSON syntax errors located by line and column. */
+export function graphFromJsonText(text: string, opts: { fileName?: string; maxBytes?: number; maxNodes?: number } = {}): Graph {
+  checkInputSize(text, opts.maxBytes ?? DEFAULT_MAX_BYTES, opts.fileName);
+  let x: unknown;
+  try {
+    x = JSON.parse(text);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    const m = /position (\d+)/.exec(msg);
+    const offset = m ? Math.min(Number(m[1]), text.length) : text.length;
+    const before = text.slice(0, offset);
+    const line = before.split('\n').length;
+    const col = offset - (before.lastIndexOf('\n') + 1) + 1;
+    const lines = text.split('\n');
+    const o: { source?: string; lineText?: string } = { lineText: lines[line - 1] ?? '' };
+    if (opts.fileName !== undefined) o.source = opts.fileName;
+    throw new GraphImportError(`invalid JSON: ${msg.replace(/ in JSON at position \d+.*$/, '')}`, line, col, o);
+  }
+  return graphFromJson(x, opts);
+}
+
+export function graphFromJson(x: unknown, opts: { fileName?: string; maxNodes?: number } = {}): Graph {
+  const v = new JsonValidator(opts.fileName, opts.maxNodes ?? DEFAULT_MAX_NODES);
+  const root = v.object(x, '$');
+  v.keys(root, '$', ['schema', 'graph']);
+  if (root.schema !== GRAPH_SCHEMA) {
+    v.fail('$.schema', `expected '${GRAPH_SCHEMA}', found ${v.show(root.schema)}`);
+  }
+  return v.graph(root.graph, '$.graph');
+}
+
+type Obj = Record<string, unknown>;
+
+class JsonValidator {
+  private nodeCount = 0;
+  private readonly source: string | undefined;
+  private readonly maxNodes: number;
+
+  constructor(source: string | undefined, maxNodes: number) {
+    this.source = source;
+    this.maxNodes = maxNodes;
+  }
+
+  fail(path: string, detail: string): never {
+    throw new GraphImportError(`${path}: ${detail}`, 1, 1, this.source === undefined ? { expected: detail } : { source: this.source, expected: detail });
+  }
+
+  show(x: unknown): string {
+    if (x === undefined) return 'nothing';
+    const s = JSON.stringify(x);
+    return s === undefined ? typeof x : s.length > 40 ? s.slice(0, 40) + '…' : s;
+  }
+
+  object(x: unknown, path: string): Obj {
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) this.fail(path, `expected an object, found ${this.show(x)}`);
+    return x as Obj;
+  }
+
+  array(x: unknown, path: string): unknown[] {
+    if (!Array.isArray(x)) this.fail(path, `expected an array, found ${this.show(x)}`);
+    return x;
+  }
+
+  string(x: unknown, path: string, nonEmpty = true): string {
+    if (typeof x !== 'string' || (nonEmpty && x === '')) this.fail(path, `expected a ${nonEmpty ? 'non-empty ' : ''}string, found ${this.show(x)}`);
+    return x;
+  }
+
+  keys(o: Obj, path: string, allowed: string[], required: string[] = allowed): void {
+    for (const k of required) if (!(k in o)) this.fail(`${path}.${k}`, 'missing');
+    for (const k in o) if (!allowed.includes(k)) this.fail(`${path}.${k}`, `unknown field (expected one of ${allowed.join(', ')})`);
+  }
+
+  graph(x: unknown, path: string): Graph {
+    const o = this.object(x, path);
+    this.keys(o, path, ['name', 'form', 'inputs', 'nodes', 'outputs', 'submodules']);
+    const name = this.string(o.name, `${path}.name`);
+    if (!FORMS.includes(o.form as GraphForm)) this.fail(`${path}.form`, `expected one of ${FORMS.join(', ')}, found ${this.show(o.form)}`);
+    const defined = new Set<string>();
+    const define = (n: string, p: string) => {
+      if (defined.has(n)) this.fail(p, `duplicate name '${n}'`);
+      defined.add(n);
+    };
+    const inputs = this.array(o.inputs, `${path}.inputs`).map((i, k) => {
+      const input = this.input(i, `${path}.inputs[${k}]`);
+      define(input.name, `${path}.inputs[${k}].name`);
+      return input;
+    });
+    const nodes = this.array(o.nodes, `${path}.nodes`).map((n, k) => {
+      if (++this.nodeCount > this.maxNodes) this.fail(`${path}.nodes[${k}]`, `too many nodes: over the limit of ${this.maxNodes} (maxNodes)`);
+      const node = this.node(n, `${path}.nodes[${k}]`);
+      define(node.name, `${path}.nodes[${k}].name`);
+      return node;
+    });
+    const outputs = o.outputs === null ? null : this.array(o.outputs, `${path}.outputs`).map((a, k) => this.arg(a, `${path}.outputs[${k}]`, 0));
+    const subs = this.object(o.submodules, `${path}.submodules`);
+    const submodules: Record<string, Graph> = {};
+    for (const k in subs) submodules[k] = this.graph(subs[k], `${path}.submodules.${k}`);
+    const g: Graph = { name, form: o.form as GraphForm, inputs, nodes, outputs, submodules };
+    this.checkRefs(g, path, defined);
+    return g;
+  }
+
+  /** Every ref names an input or a node of the same graph. */
+  private checkRefs(g: Graph, path: string, defined: Set<string>): void {
+    const visit = (a: Arg, p: string): void => {
+      if (a === null || typeof a !== 'object') return;
+      if (Array.isArray(a)) { a.forEach((x, k) => visit(x, `${p}[${k}]`)); return; }
+      if (a.kind === 'tuple') a.items.forEach((x, k) => visit(x, `${p}.items[${k}]`));
+      else if (a.kind === 'ref' && !defined.has(a.name)) this.fail(`${p}.name`, `'${a.name}' is neither an input nor a node of this graph`);
+    };
+    g.nodes.forEach((n, k) => {
+      n.args.forEach((a, j) => visit(a, `${path}.nodes[${k}].args[${j}]`));
+      for (const key in n.kwargs) visit(n.kwargs[key], `${path}.nodes[${k}].kwargs.${key}`);
+      if (n.op === 'call_module' && Object.keys(g.submodules).length > 0 && !(n.module! in g.submodules)) {
+        this.fail(`${path}.nodes[${k}].module`, `no submodule '${n.module}' in this graph`);
+      }
+    });
+    g.outputs?.forEach((a, k) => visit(a, `${path}.outputs[${k}]`));
+  }
+
+  input(x: unknown, path: string): Input {
+    const o = this.object(x, path);
+    this.keys(o, path, ['name', 'type', 'meta']);
+    return { name: this.string(o.name, `${path}.name`), type: this.valueType(o.type, `${path}.type`), meta: this.meta(o.meta, `${path}.meta`) };
+  }
+
+  node(x: unknown, path: string): Node {
+    const o = this.object(x, path);
+    this.keys(o, path, ['name', 'op', 'args', 'kwargs', 'type', 'module', 'meta'], ['name', 'op', 'args', 'kwargs', 'type', 'meta']);
+    const n: Node = {
+      name: this.string(o.name, `${path}.name`),
+      op: this.string(o.op, `${path}.op`),
+      args: this.array(o.args, `${path}.args`).map((a, k) => this.arg(a, `${path}.args[${k}]`, 0)),
+      kwargs: {},
+      type: this.valueType(o.type, `${path}.type`),
+      meta: this.meta(o.meta, `${path}.meta`),
+    };
+    const kw = this.object(o.kwargs, `${path}.kwargs`);
+    for (const k in kw) n.kwargs[k] = this.arg(kw[k], `${path}.kwargs.${k}`, 0);
+    if (o.module !== undefined) n.module = this.string(o.module, `${path}.module`);
+    if (n.op === 'call_module' && n.module === undefined) this.fail(`${path}.module`, "missing: a call_module node names its submodule");
+    return n;
+  }
+
+  valueType(x: unknown, path: string): ValueType | null {
+    if (x === null) return null;
+    const o = this.object(x, path);
+    if (o.kind === 'sym') {
+      this.keys(o, path, ['kind', 'expr']);
+      return { kind: 'sym', expr: this.string(o.expr, `${path}.expr`) };
+    }
+    if (o.kind !== 'tensor') this.fail(`${path}.kind`, `expected 'tensor' or 'sym', found ${this.show(o.kind)}`);
+    this.keys(o, path, ['kind', 'dtype', 'shape']);
+    if (typeof o.dtype !== 'string' || !(o.dtype in DTYPE_BYTES)) {
+      this.fail(`${path}.dtype`, `expected one of ${Object.keys(DTYPE_BYTES).join(', ')}, found ${this.show(o.dtype)}`);
+    }
+    const shape: Dim[] = this.array(o.shape, `${path}.shape`).map((d, k) => {
+      if (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0) return d;
+      if (typeof d === 'string' && d.trim() !== '') return d;
+      return this.fail(`${path}.shape[${k}]`, `expected a size (integer ≥ 0) or a symbol, found ${this.show(d)}`);
+    });
+    return { kind: 'tensor', dtype: o.dtype as DType, shape };
+  }
+
+  meta(x: unknown, path: string): Provenance {
+    const o = this.object(x, path);
+    const m: Provenance = {};
+    for (const k in o) {
+      const v = o[k];
+      if (k === 'line') {
+        if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) this.fail(`${path}.line`, `expected a line number ≥ 1, found ${this.show(v)}`);
+        m.line = v;
+      } else if (k === 'file') {
+        m.file = this.string(v, `${path}.file`, false);
+      } else if (k === 'madeBy') {
+        const mb = this.object(v, `${path}.madeBy`);
+        this.keys(mb, `${path}.madeBy`, ['pass', 'from']);
+        m.madeBy = {
+          pass: this.string(mb.pass, `${path}.madeBy.pass`),
+          from: this.array(mb.from, `${path}.madeBy.from`).map((f, j) => this.string(f, `${path}.madeBy.from[${j}]`)),
+        };
+      } else {
+        // Provenance grows as passes record more; keep what we do not know verbatim.
+        (m as Record<string, unknown>)[k] = structuredClone(v);
+      }
+    }
+    return m;
+  }
+
+  arg(x: unknown, path: string, depth: number): Arg {
+    if (depth > MAX_ARG_DEPTH) this.fail(path, `arguments nested deeper than ${MAX_ARG_DEPTH} levels`);
+    if (x === null || typeof x === 'boolean' || typeof x === 'string') return x;
+    if (typeof x === 'number') {
+      if (!Number.isFinite(x)) this.fail(path, `expected a finite number, found ${x}`);
+      return x;
+    }
+    if (Array.isArray(x)) return x.map((a, k) => this.arg(a, `${path}[${k}]`, depth + 1));
+    const o = this.object(x, path);
+    switch (o.kind) {
+      case 'ref':
+        this.keys(o, path, ['kind', 'name']);
+        return { kind: 'ref', name: this.string(o.name, `${path}.name`) };
+      case 'float': {
+        this.keys(o, path, ['kind', 'value']);
+        const val = o.value;
+        if (typeof val === 'number' && Number.isFinite(val)) return { kind: 'float', value: val };
+        if (typeof val === 'string' && val in SPECIAL_FLOATS) return { kind: 'float', value: SPECIAL_FLOATS[val] };
+        return this.fail(`${path}.value`, `expected a finite number or one of 'inf', '-inf', 'nan', '-0.0', found ${this.show(val)}`);
+      }
+      case 'op':
+        this.keys(o, path, ['kind', 'target']);
+        return { kind: 'op', target: this.string(o.target, `${path}.target`) };
+      case 'tuple':
+        this.keys(o, path, ['kind', 'items']);
+        return { kind: 'tuple', items: this.array(o.items, `${path}.items`).map((a, k) => this.arg(a, `${path}.items[${k}]`, depth + 1)) };
+      case 'expr':
+        this.keys(o, path, ['kind', 'text']);
+        return { kind: 'expr', text: this.string(o.text, `${path}.text`) };
+      default:
+        return this.fail(`${path}.kind`, `expected an argument: null, boolean, number, string, list, or an object of kind ref, float, op, tuple or expr; found kind ${this.show(o.kind)}`);
+    }
+  }
+}
