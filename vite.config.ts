@@ -12,5 +12,6 @@ export default defineConfig({
   server: { headers: isolation, host: '127.0.0.1', port: 5173 },
   preview: { headers: isolation, host: '127.0.0.1', port: 4173 },
   worker: { format: 'es' },
-  build: { target: 'es2022', sourcemap: true },
+  // bench/ui-page.html mounts the graph views alone, for `npm run bench -- ui` and e2e/graph-view.spec.ts.
+  build: { target: 'es2022', sourcemap: true, rollupOptions: { input: { main: 'index.html', 'ui-bench': 'bench/ui-page.html' } } },
 });
