@@ -81,25 +81,30 @@ export class GraphEdit {
     return this.removed.size > 0 || this.before.size > 0 || this.subst.size > 0;
   }
 
-  private rewrite(a: Arg): Arg {
+  /**
+   * `a` with substitutions applied. In a new node (`inNew`), a name that is itself a new node's
+   * refers to that node, not to the input-graph node it replaced under the same name.
+   */
+  private rewrite(a: Arg, inNew = false): Arg {
     if (a === null || typeof a !== 'object') return a;
     if (Array.isArray(a)) {
       let out: Arg[] | null = null;
       for (let i = 0; i < a.length; i++) {
-        const r = this.rewrite(a[i]!);
+        const r = this.rewrite(a[i]!, inNew);
         if (r !== a[i] && !out) out = a.slice(0, i);
         if (out) out.push(r);
       }
       return out ?? a;
     }
     if (a.kind === 'ref') {
+      if (inNew && this.newNodes.has(a.name)) return a;
       let r: Arg = a;
       // Chains (a → b → c) resolve to the last; the depth bound guards against a cycle.
       for (let depth = 0; isRef(r) && this.subst.has(r.name) && depth < 64; depth++) r = this.subst.get(r.name)!;
       return r;
     }
     if (a.kind === 'tuple') {
-      const items = this.rewrite(a.items) as Arg[];
+      const items = this.rewrite(a.items, inNew) as Arg[];
       return items === a.items ? a : { kind: 'tuple', items };
     }
     return a;
@@ -109,26 +114,30 @@ export class GraphEdit {
     const g = this.ix.graph;
     if (!this.changed) return { ...g };
     const nodes: Node[] = [];
-    for (const n of g.nodes) {
-      const extra = this.before.get(n.name);
-      if (extra) nodes.push(...extra);
-      if (this.removed.has(n.name)) continue;
+    const rewritten = (n: Node, inNew: boolean): Node => {
       let changed = false;
       const args = n.args.map((a) => {
-        const r = this.rewrite(a);
+        const r = this.rewrite(a, inNew);
         if (r !== a) changed = true;
         return r;
       });
       let kwargs = n.kwargs;
       for (const k in n.kwargs) {
-        const r = this.rewrite(n.kwargs[k]!);
+        const r = this.rewrite(n.kwargs[k]!, inNew);
         if (r !== n.kwargs[k]) {
           if (kwargs === n.kwargs) kwargs = { ...n.kwargs };
           kwargs[k] = r;
           changed = true;
         }
       }
-      nodes.push(changed ? { ...n, args, kwargs } : n);
+      return changed ? { ...n, args, kwargs } : n;
+    };
+    for (const n of g.nodes) {
+      // A new node may read a value another match replaced (the residual stream of a fused norm).
+      const extra = this.before.get(n.name);
+      if (extra) for (const x of extra) nodes.push(rewritten(x, true));
+      if (this.removed.has(n.name)) continue;
+      nodes.push(rewritten(n, false));
     }
     const outputs = g.outputs ? (this.rewrite(g.outputs) as Arg[]) : null;
     return { ...g, nodes: topologicalOrder(g, nodes), outputs };

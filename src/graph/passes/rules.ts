@@ -47,6 +47,9 @@ export function runRules(
       matches.push({ pass, site, consumed, produced });
     }
   }
+  // Report in graph order whatever rule found them, so the UI walks sites top to bottom.
+  const at = (m: { site: string }) => ix.pos.get(m.site) ?? -1;
+  matches.sort((a, b) => at(a) - at(b));
   const graph = edit.commit();
   return { graph, matches, diagnostics: finalDiagnostics ? finalDiagnostics(graph, edit) : diagnostics };
 }
