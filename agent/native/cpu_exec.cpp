@@ -50,47 +50,48 @@ void rmsRow(const float* z, const float* w, float* y, int64_t cols, double eps, 
   }
 }
 
+/**
+ * GPT-OSS MoE on one rank, with the runtime reference's rounding points (src/runtime/cpuKernels.ts):
+ * h = round(x·W13ᵀ + b13); a = round((up + 1)·gate·σ(1.702·gate)); y_k = round(w_k·(a·W2ᵀ + b2·[rank 0]));
+ * out = round(Σ_k y_k).
+ */
 void moeRank(const Step& st, CpuState& S, int rank) {
   need(st, 6, 1, 5);
   int64_t T = st.i[0], H = st.i[1], E = st.i[2], I = st.i[3], K = std::min<int64_t>(st.i[4], E);
   const Buf &x = S.in(rank, st.in[0], st), &lg = S.in(rank, st.in[1], st), &w13 = S.in(rank, st.in[2], st),
             &b13 = S.in(rank, st.in[3], st), &w2 = S.in(rank, st.in[4], st), &b2 = S.in(rank, st.in[5], st);
   checkSize(st, x, T * H, "hidden_states"); checkSize(st, lg, T * E, "router_logits");
-  checkSize(st, w13, E * 2 * I * H, "w13_weight"); checkSize(st, b13, E * 2 * I, "w13_bias");
-  checkSize(st, w2, E * H * I, "w2_weight"); checkSize(st, b2, E * H, "w2_bias");
+  checkSize(st, w13, E * 2 * I * H, "w13"); checkSize(st, b13, E * 2 * I, "b13");
+  checkSize(st, w2, E * H * I, "w2"); checkSize(st, b2, E * H, "b2");
   Buf& y = S.out(rank, st.out[0]);
   std::vector<int> idx(E);
-  std::vector<float> h(2 * I), a(I), acc(H);
+  std::vector<float> a(I), acc(H), wk(K);
   for (int64_t t = 0; t < T; t++) {
     for (int e = 0; e < E; e++) idx[e] = e;
     const float* l = &lg[t * E];
     // Top-k by logit; ties go to the lower expert index, as a stable sort gives.
     std::stable_sort(idx.begin(), idx.end(), [&](int p, int q) { return l[p] > l[q]; });
-    float mx = l[idx[0]], den = 0.f;
-    std::vector<float> wk(K);
-    for (int k = 0; k < K; k++) { wk[k] = std::exp(l[idx[k]] - mx); den += wk[k]; }
+    float den = 0.f;
+    for (int k = 0; k < K; k++) { wk[k] = std::exp(l[idx[k]] - l[idx[0]]); den += wk[k]; }
     std::fill(acc.begin(), acc.end(), 0.f);
+    const float* xr = &x[t * H];
     for (int k = 0; k < K; k++) {
       int e = idx[k];
-      float wgt = wk[k] / den;
-      const float* xr = &x[t * H];
-      for (int64_t j = 0; j < 2 * I; j++) {
-        const float* wr = &w13[((int64_t)e * 2 * I + j) * H];
-        float s = 0.f;
-        for (int64_t c = 0; c < H; c++) s += xr[c] * wr[c];
-        h[j] = s + b13[(int64_t)e * 2 * I + j];
-      }
       for (int64_t j = 0; j < I; j++) {
-        float g = std::min(h[2 * j], 7.f);           // gate rows are the even ones
-        float u = std::max(-7.f, std::min(h[2 * j + 1], 7.f));
-        a[j] = (u + 1.f) * g * (1.f / (1.f + std::exp(-1.702f * g)));
+        const float* gr = &w13[((int64_t)e * 2 * I + 2 * j) * H];  // gate rows are the even ones
+        const float* ur = gr + H;
+        float g = b13[(int64_t)e * 2 * I + 2 * j], u = b13[(int64_t)e * 2 * I + 2 * j + 1];
+        for (int64_t c = 0; c < H; c++) { g += xr[c] * gr[c]; u += xr[c] * ur[c]; }
+        g = std::min(S.r(g), 7.f);
+        u = std::max(-7.f, std::min(S.r(u), 7.f));
+        a[j] = S.r((u + 1.f) * g / (1.f + std::exp(-1.702f * g)));
       }
+      float wgt = wk[k] / den;
       for (int64_t c = 0; c < H; c++) {
         const float* wr = &w2[((int64_t)e * H + c) * I];
-        float s = 0.f;
+        float s = rank == 0 ? b2[(int64_t)e * H + c] : 0.f;  // the bias belongs to one rank's partial sum
         for (int64_t j = 0; j < I; j++) s += a[j] * wr[j];
-        if (rank == 0) s += b2[(int64_t)e * H + c];  // the bias belongs to one rank's partial sum
-        acc[c] += wgt * s;
+        acc[c] += S.r(wgt * s);
       }
     }
     for (int64_t c = 0; c < H; c++) y[t * H + c] = S.r(acc[c]);
@@ -100,53 +101,34 @@ void moeRank(const Step& st, CpuState& S, int rank) {
 void runStepRank(const Step& st, CpuState& S, int rank) {
   const Program& p = S.p;
   switch (st.op) {
-    case OpCode::Copy: {
-      need(st, 1, 1, 0);
+    case OpCode::Gather: {
+      // out[idx] = x[offset + Σ (idx_d − lo_d)·stride_d], or `value` where idx_d − lo_d leaves the input:
+      // strided copies, broadcasts (stride 0) and constant padding are all this one op.
+      need(st, 1, 1, 2, 1);
+      int64_t off = st.i[0], nd = st.i[1];
+      need(st, 1, 1, 2 + 4 * nd, 1);
+      const int64_t *os = &st.i[2], *is = &st.i[2 + nd], *sd = &st.i[2 + 2 * nd], *lo = &st.i[2 + 3 * nd];
       const Buf& a = S.in(rank, st.in[0], st);
-      Buf& o = S.out(rank, st.out[0]);
-      checkSize(st, a, (int64_t)o.size(), "input");
-      std::copy(a.begin(), a.begin() + o.size(), o.begin());
-      break;
-    }
-    case OpCode::Slice: {
-      need(st, 1, 1, 6);
-      int64_t outer = st.i[0], dimIn = st.i[1], inner = st.i[2], start = st.i[3], step = st.i[4], len = st.i[5];
-      const Buf& a = S.in(rank, st.in[0], st);
-      checkSize(st, a, outer * dimIn * inner, "input");
-      if (len > 0 && (start < 0 || start + (len - 1) * step >= dimIn)) throw StepError(st.node, "slice reaches outside its input");
-      Buf& o = S.out(rank, st.out[0]);
-      for (int64_t q = 0; q < outer; q++)
-        for (int64_t j = 0; j < len; j++)
-          for (int64_t k = 0; k < inner; k++) o[(q * len + j) * inner + k] = a[(q * dimIn + start + j * step) * inner + k];
-      break;
-    }
-    case OpCode::Pad: {
-      need(st, 1, 1, 4, 1);
-      int64_t rows = st.i[0], cin = st.i[1], left = st.i[2], right = st.i[3], cout = cin + left + right;
-      const Buf& a = S.in(rank, st.in[0], st);
-      checkSize(st, a, rows * cin, "input");
       Buf& o = S.out(rank, st.out[0]);
       float v = S.r((float)st.f[0]);
-      for (int64_t q = 0; q < rows; q++)
-        for (int64_t c = 0; c < cout; c++) {
-          int64_t src = c - left;
-          o[q * cout + c] = (src >= 0 && src < cin) ? a[q * cin + src] : v;
+      std::vector<int64_t> ix(nd, 0);
+      for (size_t q = 0; q < o.size(); q++) {
+        int64_t src = off;
+        bool inside = true;
+        for (int64_t d = 0; d < nd; d++) {
+          int64_t k = ix[d] - lo[d];
+          if (k < 0 || k >= is[d]) { inside = false; break; }
+          src += k * sd[d];
         }
-      break;
-    }
-    case OpCode::Transpose: {
-      need(st, 1, 1, 2);
-      int64_t rows = st.i[0], cols = st.i[1];
-      const Buf& a = S.in(rank, st.in[0], st);
-      checkSize(st, a, rows * cols, "input");
-      Buf& o = S.out(rank, st.out[0]);
-      for (int64_t q = 0; q < rows; q++)
-        for (int64_t c = 0; c < cols; c++) o[c * rows + q] = a[q * cols + c];
+        if (inside && (src < 0 || src >= (int64_t)a.size())) throw StepError(st.node, "a view reaches outside its storage");
+        o[q] = inside ? a[src] : v;
+        for (int64_t d = nd - 1; d >= 0; d--) { if (++ix[d] < os[d]) break; ix[d] = 0; }
+      }
       break;
     }
     case OpCode::Mm: {
-      need(st, 2, 1, 4, 2);
-      int64_t M = st.i[0], K = st.i[1], N = st.i[2], biasMode = st.i[3];
+      need(st, 2, 1, 5, 2);
+      int64_t M = st.i[0], K = st.i[1], N = st.i[2], biasMode = st.i[3], transB = st.i[4];
       const Buf& a = S.in(rank, st.in[0], st);
       const Buf& b = S.in(rank, st.in[1], st);
       checkSize(st, a, M * K, "mat1"); checkSize(st, b, K * N, "mat2");
@@ -158,20 +140,16 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
       }
       float alpha = (float)st.f[0], beta = (float)st.f[1];
       Buf& o = S.out(rank, st.out[0]);
-      std::vector<float> row(N);
-      for (int64_t m = 0; m < M; m++) {
-        std::fill(row.begin(), row.end(), 0.f);
-        for (int64_t k = 0; k < K; k++) {
-          float av = a[m * K + k];
-          const float* br = &b[k * N];
-          for (int64_t n = 0; n < N; n++) row[n] += av * br[n];
-        }
+      for (int64_t m = 0; m < M; m++)
         for (int64_t n = 0; n < N; n++) {
-          float v = alpha * row[n];
+          float s = 0.f;
+          // transB: mat2 is the transpose of a row-major [N, K] weight (a Linear layer's t(W)).
+          if (transB) for (int64_t k = 0; k < K; k++) s += a[m * K + k] * b[n * K + k];
+          else for (int64_t k = 0; k < K; k++) s += a[m * K + k] * b[k * N + n];
+          float v = alpha * s;
           if (bias) v += beta * (*bias)[biasMode == 1 ? n : m * N + n];
           o[m * N + n] = S.r(v);
         }
-      }
       break;
     }
     case OpCode::Add: {
@@ -184,27 +162,59 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
       for (size_t q = 0; q < o.size(); q++) o[q] = S.r(a[q] + alpha * b[q]);
       break;
     }
-    case OpCode::RmsNorm: {
-      need(st, 2, 1, 2, 1);
-      int64_t rows = st.i[0], cols = st.i[1];
-      const Buf& x = S.in(rank, st.in[0], st);
-      const Buf& w = S.in(rank, st.in[1], st);
-      checkSize(st, x, rows * cols, "input"); checkSize(st, w, cols, "weight");
-      Buf& y = S.out(rank, st.out[0]);
-      for (int64_t q = 0; q < rows; q++) rmsRow(&x[q * cols], w.data(), &y[q * cols], cols, st.f[0], p.dtype, true);
+    case OpCode::Embedding: {
+      need(st, 2, 1, 3);
+      int64_t T = st.i[0], V = st.i[1], H = st.i[2];
+      const Buf& w = S.in(rank, st.in[0], st);
+      const Buf& ids = S.in(rank, st.in[1], st);
+      checkSize(st, w, V * H, "weight"); checkSize(st, ids, T, "indices");
+      Buf& o = S.out(rank, st.out[0]);
+      for (int64_t t = 0; t < T; t++) {
+        int64_t row = (int64_t)ids[t];
+        if (row < 0 || row >= V) throw StepError(st.node, "token id " + std::to_string(row) + " at position " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
+        std::copy(&w[row * H], &w[row * H] + H, &o[t * H]);
+      }
       break;
     }
+    case OpCode::Seed: {
+      need(st, 0, 1, 2 + (size_t)p.world, 2);
+      uint32_t seed = (uint32_t)st.i[0], stream = (uint32_t)st.i[2 + rank];
+      int64_t range = st.i[1];
+      Buf& o = S.out(rank, st.out[0]);
+      for (size_t q = 0; q < o.size(); q++)
+        o[q] = range > 0 ? (float)seededIndex(seed, stream, (uint32_t)q, range)
+                         : S.r(seededValue(seed, stream, (uint32_t)q, (float)st.f[0], (float)st.f[1]));
+      break;
+    }
+    case OpCode::Fill: {
+      need(st, 0, 1, 0, 1);
+      Buf& o = S.out(rank, st.out[0]);
+      std::fill(o.begin(), o.end(), S.r((float)st.f[0]));
+      break;
+    }
+    case OpCode::RmsNorm:
     case OpCode::FusedAddRmsNorm: {
-      need(st, 3, 2, 2, 1);
-      int64_t rows = st.i[0], cols = st.i[1];
+      // x may be a strided window (a slice of a padded tensor): rows of `cols` at xOffset + row·xRowStride.
+      bool fused = st.op == OpCode::FusedAddRmsNorm;
+      need(st, fused ? 3 : 2, fused ? 2 : 1, 4, 1);
+      int64_t rows = st.i[0], cols = st.i[1], xo = st.i[2], xs = st.i[3];
       const Buf& x = S.in(rank, st.in[0], st);
-      const Buf& res = S.in(rank, st.in[1], st);
-      const Buf& w = S.in(rank, st.in[2], st);
-      checkSize(st, x, rows * cols, "input"); checkSize(st, res, rows * cols, "residual"); checkSize(st, w, cols, "weight");
+      const Buf& w = S.in(rank, st.in[fused ? 2 : 1], st);
+      if (rows > 0) checkSize(st, x, xo + (rows - 1) * xs + cols, "input");
+      checkSize(st, w, cols, "weight");
       Buf& y = S.out(rank, st.out[0]);
-      Buf& z = S.out(rank, st.out[1]);
-      for (int64_t q = 0; q < rows * cols; q++) z[q] = S.r(x[q] + res[q]);
-      for (int64_t q = 0; q < rows; q++) rmsRow(&z[q * cols], w.data(), &y[q * cols], cols, st.f[0], p.dtype, true);
+      std::vector<float> z(cols);
+      const Buf* res = fused ? &S.in(rank, st.in[1], st) : nullptr;
+      if (res) checkSize(st, *res, rows * cols, "residual");
+      Buf* zOut = fused ? &S.out(rank, st.out[1]) : nullptr;
+      for (int64_t q = 0; q < rows; q++) {
+        for (int64_t c = 0; c < cols; c++) {
+          float v = x[xo + q * xs + c];
+          if (res) { v = S.r(v + (*res)[q * cols + c]); (*zOut)[q * cols + c] = v; }
+          z[c] = v;
+        }
+        rmsRow(z.data(), w.data(), &y[q * cols], cols, st.f[0], p.dtype, true);
+      }
       break;
     }
     default:
@@ -261,7 +271,9 @@ RunOutcome runOnCpu(const Program& p, const uint8_t* payload, const StepHook& ho
     int64_t n = p.slotNumel[b.slot];
     dst.resize((size_t)n);
     const uint8_t* src = payload + b.offset;
-    if (p.dtype == DType::BF16) {
+    if (p.slotIsInt[b.slot]) {
+      for (int64_t q = 0; q < n; q++) { int32_t v; std::memcpy(&v, src + 4 * q, 4); dst[q] = (float)v; }
+    } else if (p.dtype == DType::BF16) {
       for (int64_t q = 0; q < n; q++) { uint16_t h; std::memcpy(&h, src + 2 * q, 2); dst[q] = bf16ToF32(h); }
     } else {
       std::memcpy(dst.data(), src, (size_t)n * 4);
@@ -288,11 +300,7 @@ RunOutcome runOnCpu(const Program& p, const uint8_t* payload, const StepHook& ho
     for (int r = 0; r < p.world; r++) {
       double s = us();
       if (st.op == OpCode::Moe) moeRank(st, S, r);
-      else if (st.op == OpCode::Fill) {
-        need(st, 0, 1, 0, 1);
-        Buf& o = S.out(r, st.out[0]);
-        std::fill(o.begin(), o.end(), S.r((float)st.f[0]));
-      } else runStepRank(st, S, r);
+      else runStepRank(st, S, r);
       out.trace.push_back({r, (int)k, s, us() - s, ""});
     }
   }
@@ -302,7 +310,8 @@ RunOutcome runOnCpu(const Program& p, const uint8_t* payload, const StepHook& ho
       const Buf& b = S.slots[r][s];
       if (b.size() != (size_t)p.slotNumel[s]) throw StepError("output", "output slot " + std::to_string(s) + " was never produced");
       std::vector<uint8_t> bytes(p.slotBytes(s));
-      if (p.dtype == DType::BF16) for (size_t q = 0; q < b.size(); q++) { uint16_t h = f32ToBf16(b[q]); std::memcpy(&bytes[2 * q], &h, 2); }
+      if (p.slotIsInt[s]) for (size_t q = 0; q < b.size(); q++) { int32_t v = (int32_t)b[q]; std::memcpy(&bytes[4 * q], &v, 4); }
+      else if (p.dtype == DType::BF16) for (size_t q = 0; q < b.size(); q++) { uint16_t h = f32ToBf16(b[q]); std::memcpy(&bytes[2 * q], &h, 2); }
       else std::memcpy(bytes.data(), b.data(), bytes.size());
       perRank.push_back(std::move(bytes));
     }

@@ -110,9 +110,10 @@ namespace {
 struct NormShape { int V; int threads; };
 /** Vector width and block size for a row of `cols`; each thread holds ≤ kMaxVecPerThread vectors. */
 template <typename T>
-NormShape normShape(const Step& st, int64_t cols) {
+NormShape normShape(const Step& st, int64_t cols, int64_t xOffset = 0, int64_t xStride = 0) {
   int V = sizeof(T) == 2 ? 8 : 4;
-  if (cols % V) V = 1;
+  // 16-byte vectors need every row start aligned: the width, the offset and the row stride.
+  if (cols % V || xOffset % V || xStride % V) V = 1;
   int64_t nvec = cols / V;
   int threads = (int)std::min<int64_t>(1024, std::max<int64_t>(32, (nvec + 31) / 32 * 32));
   if (nvec > (int64_t)threads * kMaxVecPerThread)
@@ -122,17 +123,20 @@ NormShape normShape(const Step& st, int64_t cols) {
 }
 
 template <typename T>
-void launchAddRmsNorm(const Step& st, cudaStream_t s, int sms, const T* x, const T* res, const T* g, T* y, T* z, int64_t rows, int cols, float eps, bool two) {
-  NormShape ns = normShape<T>(st, cols);
+void launchAddRmsNorm(const Step& st, cudaStream_t s, int sms, const T* x, int64_t xOffset, int64_t xStride, const T* res, const T* g, T* y, T* z,
+                      int64_t rows, int cols, float eps, bool two) {
+  if (rows == 0) return;
+  NormShape ns = normShape<T>(st, cols, xOffset, xStride);
   int grid = (int)std::max<int64_t>(1, std::min<int64_t>(rows, (int64_t)sms * 64));
-  if (ns.V == 1) kAddRmsNorm<T, 1><<<grid, ns.threads, 0, s>>>(x, res, g, y, z, rows, cols, eps, two);
-  else kAddRmsNorm<T, 16 / sizeof(T)><<<grid, ns.threads, 0, s>>>(x, res, g, y, z, rows, cols, eps, two);
+  if (ns.V == 1) kAddRmsNorm<T, 1><<<grid, ns.threads, 0, s>>>(x + xOffset, xStride, res, g, y, z, rows, cols, eps, two);
+  else kAddRmsNorm<T, 16 / sizeof(T)><<<grid, ns.threads, 0, s>>>(x + xOffset, xStride, res, g, y, z, rows, cols, eps, two);
 }
 
 template <typename T>
 void launchOneShot(const Step& st, Cluster& C, int rank, const std::vector<std::vector<void*>>& buf, int inSlot, const T* res, const T* g, T* y, T* z, T* ar,
                    int64_t rows, int cols, float eps) {
   RankCtx& k = C.ranks[rank];
+  if (rows == 0) return;
   NormShape ns = normShape<T>(st, cols);
   int minSms = k.sms;
   for (auto& o : C.ranks) minSms = std::min(minSms, o.sms);
@@ -183,34 +187,65 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
   int64_t n0 = st.out.empty() || st.out[0] < 0 ? 0 : p.slotNumel[st.out[0]];
   int grid = gridFor(n0, k.sms);
   switch (st.op) {
-    case OpCode::Copy: kCopy<T><<<grid, 256, 0, s>>>(in(0), out(0), n0); break;
     case OpCode::Fill: kFill<T><<<grid, 256, 0, s>>>(out(0), n0, F(0)); break;
     case OpCode::Add: kAdd<T><<<grid, 256, 0, s>>>(in(0), in(1), out(0), n0, F(0)); break;
-    case OpCode::Slice: kSlice<T><<<grid, 256, 0, s>>>(in(0), out(0), I(0), I(1), I(2), I(3), I(4), I(5)); break;
-    case OpCode::Pad: kPad<T><<<grid, 256, 0, s>>>(in(0), out(0), I(0), I(1), I(2), I(3), F(0)); break;
-    case OpCode::Transpose: kTranspose<T><<<grid, 256, 0, s>>>(in(0), out(0), I(0), I(1)); break;
+    case OpCode::Gather: {
+      GatherArgs g{};
+      g.offset = I(0);
+      g.nd = (int)I(1);
+      if (g.nd < 0 || g.nd > kMaxGatherDims) throw StepError(st.node, "a view of " + std::to_string(g.nd) + " dims (limit " + std::to_string(kMaxGatherDims) + ")");
+      for (int d = 0; d < g.nd; d++) { g.outShape[d] = I(2 + d); g.inShape[d] = I(2 + g.nd + d); g.stride[d] = I(2 + 2 * g.nd + d); g.lo[d] = I(2 + 3 * g.nd + d); }
+      g.value = F(0);
+      if (n0) kGather<T><<<grid, 256, 0, s>>>(in(0), out(0), n0, g);
+      break;
+    }
+    case OpCode::Seed: {
+      if (st.i.size() < 2 + (size_t)p.world) throw StepError(st.node, "seed step without a stream per rank");
+      uint32_t seed = (uint32_t)I(0), stream = (uint32_t)I(2 + rank);
+      if (!n0) break;
+      if (p.slotIsInt[st.out[0]]) kSeedIndex<<<grid, 256, 0, s>>>(static_cast<int32_t*>(buf[rank][st.out[0]]), n0, seed, stream, I(1));
+      else kSeed<T><<<grid, 256, 0, s>>>(out(0), n0, seed, stream, F(0), F(1));
+      break;
+    }
+    case OpCode::Embedding: {
+      int64_t Tn = I(0), V = I(1), H = I(2);
+      if (!Tn) break;
+      unsigned long long* bad = nullptr;
+      if (cudaMallocAsync(&bad, sizeof(*bad), s) != cudaSuccess) throw StepError(st.node, "out of GPU memory");
+      cudaMemsetAsync(bad, 0, sizeof(*bad), s);
+      kEmbedding<T><<<grid, 256, 0, s>>>(in(0), static_cast<const int32_t*>(buf[rank][st.in[1]]), out(0), Tn, V, H, bad);
+      unsigned long long pos = 0;
+      cudaMemcpyAsync(&pos, bad, sizeof(pos), cudaMemcpyDeviceToHost, s);
+      cudaStreamSynchronize(s);  // a bad token id must fail this node, not a later one
+      cudaFreeAsync(bad, s);
+      if (pos) throw StepError(st.node, "a token id at position " + std::to_string(pos - 1) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
+      break;
+    }
     case OpCode::Mm: {
-      int64_t M = I(0), K = I(1), N = I(2), biasMode = I(3);
+      int64_t M = I(0), K = I(1), N = I(2), biasMode = I(3), transB = I(4);
       float* acc = nullptr;
       if (M * N == 0) break;
       if (cudaMallocAsync(&acc, (size_t)M * N * sizeof(float), s) != cudaSuccess) throw StepError(st.node, "out of GPU memory for the GEMM accumulator");
 #ifndef FUSIONLAB_NO_CUBLAS
       // Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: swap the operands instead of transposing.
+      // A row-major [N, K] weight read as column-major is already Bᵀ's transpose: op T.
       const float one = 1.f, zero = 0.f;
       cudaDataType_t dt = sizeof(T) == 2 ? CUDA_R_16BF : CUDA_R_32F;
-      cublasStatus_t bs = cublasGemmEx(k.blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one, in(1), dt, (int)N, in(0), dt, (int)K, &zero, acc,
-                                       CUDA_R_32F, (int)N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+      cublasStatus_t bs = cublasGemmEx(k.blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one, in(1), dt, transB ? (int)K : (int)N,
+                                       in(0), dt, (int)K, &zero, acc, CUDA_R_32F, (int)N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
       if (bs != CUBLAS_STATUS_SUCCESS) throw StepError(st.node, "cublasGemmEx failed with status " + std::to_string((int)bs));
 #else
-      kGemmNaive<T><<<gridFor(M * N, k.sms), 256, 0, s>>>(in(0), in(1), acc, M, K, N);
+      kGemmNaive<T><<<gridFor(M * N, k.sms), 256, 0, s>>>(in(0), in(1), acc, M, K, N, transB != 0);
 #endif
       kBiasEpilogue<T><<<gridFor(M * N, k.sms), 256, 0, s>>>(acc, biasMode ? in(2) : nullptr, out(0), M, N, (int)biasMode, F(0), F(1));
       cudaFreeAsync(acc, s);
       break;
     }
     case OpCode::AllReduce: ncclSum<T>(st, k, in(0), out(0), n0); return "nccl";
-    case OpCode::RmsNorm: launchAddRmsNorm<T>(st, s, k.sms, in(0), nullptr, in(1), out(0), nullptr, I(0), (int)I(1), F(0), true); break;
-    case OpCode::FusedAddRmsNorm: launchAddRmsNorm<T>(st, s, k.sms, in(0), in(1), in(2), out(0), out(1), I(0), (int)I(1), F(0), true); break;
+    case OpCode::RmsNorm: launchAddRmsNorm<T>(st, s, k.sms, in(0), I(2), I(3), nullptr, in(1), out(0), nullptr, I(0), (int)I(1), F(0), true); break;
+    case OpCode::FusedAddRmsNorm:
+      launchAddRmsNorm<T>(st, s, k.sms, in(0), I(2), I(3), in(1), in(2), out(0), out(1), I(0), (int)I(1), F(0), true);
+      break;
     case OpCode::AllReduceNorm: {
       int64_t rows = I(0);
       int cols = (int)I(1);
@@ -222,7 +257,7 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
       bool temp = ar == nullptr;
       if (temp && cudaMallocAsync(&ar, (size_t)rows * cols * sizeof(T), s) != cudaSuccess) throw StepError(st.node, "out of GPU memory");
       ncclSum<T>(st, k, in(0), ar, rows * cols);
-      launchAddRmsNorm<T>(st, s, k.sms, ar, in(1), in(2), out(0), out(1), rows, cols, F(0), false);
+      launchAddRmsNorm<T>(st, s, k.sms, ar, 0, cols, in(1), in(2), out(0), out(1), rows, cols, F(0), false);
       if (temp) cudaFreeAsync(ar, s);
       return std::string("fallback: NCCL all-reduce + fused add+RMSNorm (") + (p.forceNcclFallback ? "requested" : C.missingPeer) + ")";
     }

@@ -80,27 +80,55 @@ template <typename T> __global__ void kAdd(const T* a, const T* b, T* o, int64_t
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
     o[i] = cvt<T>(ld<T>(a, i) + alpha * ld<T>(b, i));
 }
-template <typename T> __global__ void kSlice(const T* a, T* o, int64_t outer, int64_t dimIn, int64_t inner, int64_t start, int64_t step, int64_t len) {
-  int64_t n = outer * len * inner;
+constexpr int kMaxGatherDims = 8;
+struct GatherArgs { int64_t offset; int nd; int64_t outShape[kMaxGatherDims], inShape[kMaxGatherDims], stride[kMaxGatherDims], lo[kMaxGatherDims]; float value; };
+/** Strided copy, broadcast (stride 0) and constant padding (lo, and out-of-input positions get `value`). */
+template <typename T> __global__ void kGather(const T* a, T* o, int64_t n, GatherArgs g) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t k = i % inner, j = (i / inner) % len, q = i / (inner * len);
-    o[i] = a[(q * dimIn + start + j * step) * inner + k];
+    int64_t rem = i, src = g.offset;
+    bool inside = true;
+    for (int d = g.nd - 1; d >= 0; d--) {
+      int64_t k = rem % g.outShape[d] - g.lo[d];
+      rem /= g.outShape[d];
+      if (k < 0 || k >= g.inShape[d]) inside = false;
+      src += k * g.stride[d];
+    }
+    o[i] = inside ? a[src] : cvt<T>(g.value);
   }
 }
-template <typename T> __global__ void kPad(const T* a, T* o, int64_t rows, int64_t cin, int64_t left, int64_t right, float v) {
-  int64_t cout = cin + left + right, n = rows * cout;
+__device__ __forceinline__ uint32_t dLowbias32(uint32_t x) {
+  x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16;
+  return x;
+}
+/** The runtime's seeded values (src/runtime/weights.ts): one f32 multiply, one f32 add, no FMA. */
+template <typename T> __global__ void kSeed(T* o, int64_t n, uint32_t seed, uint32_t stream, float scale, float offset) {
+  uint32_t base = dLowbias32(dLowbias32(seed) ^ stream);
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t c = i % cout, q = i / cout, src = c - left;
-    o[i] = (src >= 0 && src < cin) ? a[q * cin + src] : cvt<T>(v);
+    float u = (float)(dLowbias32(base ^ (uint32_t)i) >> 8) * 5.9604644775390625e-8f * 2.0f - 1.0f;
+    o[i] = cvt<T>(__fadd_rn(__fmul_rn(u, scale), offset));
   }
 }
-template <typename T> __global__ void kTranspose(const T* a, T* o, int64_t rows, int64_t cols) {
-  int64_t n = rows * cols;
+static __global__ void kSeedIndex(int32_t* o, int64_t n, uint32_t seed, uint32_t stream, int64_t range) {
+  uint32_t base = dLowbias32(dLowbias32(seed) ^ stream);
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t q = i / rows, c = i % rows;  // o is [cols, rows]
-    o[i] = a[c * cols + q];
+    double u = (double)(dLowbias32(base ^ (uint32_t)i) >> 8) * 5.9604644775390625e-8 * 2.0 - 1.0;
+    int64_t v = (int64_t)floor((u + 1.0) * 0.5 * (double)range);
+    o[i] = (int32_t)(v < range - 1 ? v : range - 1);
   }
 }
+/** Rows of the table by token id; an id outside [0, V) records its position in *bad (first wins). */
+template <typename T> __global__ void kEmbedding(const T* w, const int32_t* ids, T* o, int64_t Tn, int64_t V, int64_t H, unsigned long long* bad) {
+  int64_t n = Tn * H;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t t = i / H, c = i % H;
+    int64_t row = ids[t];
+    if (row < 0 || row >= V) {
+      if (c == 0) atomicCAS(bad, 0ull, (unsigned long long)t + 1);
+      o[i] = cvt<T>(0.f);
+    } else o[i] = w[row * H + c];
+  }
+}
+
 /** out = alpha·acc + beta·bias, rounded once (the GEMM accumulates into f32 scratch). */
 template <typename T> __global__ void kBiasEpilogue(const float* acc, const T* bias, T* o, int64_t M, int64_t N, int biasMode, float alpha, float beta) {
   int64_t n = M * N;
@@ -111,13 +139,13 @@ template <typename T> __global__ void kBiasEpilogue(const float* acc, const T* b
     o[i] = cvt<T>(v);
   }
 }
-/** Plain GEMM for builds without cuBLAS: row-major C = A·B in f32. */
-template <typename T> __global__ void kGemmNaive(const T* A, const T* B, float* C, int64_t M, int64_t K, int64_t N) {
+/** Plain GEMM for builds without cuBLAS: row-major C = A·B (B given as [N, K] when transB) in f32. */
+template <typename T> __global__ void kGemmNaive(const T* A, const T* B, float* C, int64_t M, int64_t K, int64_t N, bool transB) {
   int64_t n = M * N;
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     int64_t m = i / N, c = i % N;
     float s = 0.f;
-    for (int64_t k = 0; k < K; k++) s += ld<T>(A, m * K + k) * ld<T>(B, k * N + c);
+    for (int64_t k = 0; k < K; k++) s += ld<T>(A, m * K + k) * ld<T>(B, transB ? c * K + k : k * N + c);
     C[i] = s;
   }
 }
@@ -140,12 +168,12 @@ constexpr int kMaxVecPerThread = 4;
  * fused_add_rms_norm (round before multiplying by γ); the fused all-reduce op rounds once.
  */
 template <typename T, int V>
-__device__ __forceinline__ void normRow(const T* const* srcs, int nsrc, int64_t row, int cols, const T* res, const T* gamma, T* y, T* zOut,
-                                        T* arOut, float eps, bool twoRoundings, float* shared32) {
+__device__ __forceinline__ void normRow(const T* const* srcs, int nsrc, int64_t srcStride, int64_t row, int cols, const T* res, const T* gamma, T* y,
+                                        T* zOut, T* arOut, float eps, bool twoRoundings, float* shared32) {
   float z[kMaxVecPerThread][V];
   int nvec = cols / V;
   float ss = 0.f;
-  int64_t base = row * (int64_t)cols;
+  int64_t base = row * (int64_t)cols, sbase = row * srcStride;
 #pragma unroll
   for (int k = 0; k < kMaxVecPerThread; k++) {
     int v = threadIdx.x + k * blockDim.x;
@@ -155,7 +183,7 @@ __device__ __forceinline__ void normRow(const T* const* srcs, int nsrc, int64_t 
     for (int e = 0; e < V; e++) acc[e] = 0.f;
     for (int r = 0; r < nsrc; r++) {
       float t[V];
-      Vec<T, V>::load(srcs[r], base + (int64_t)v * V, t);
+      Vec<T, V>::load(srcs[r], sbase + (int64_t)v * V, t);
 #pragma unroll
       for (int e = 0; e < V; e++) acc[e] += t[e];
     }
@@ -189,10 +217,11 @@ __device__ __forceinline__ void normRow(const T* const* srcs, int nsrc, int64_t 
 
 /** rms_norm (res null) and fused_add_rms_norm (res set, new residual into zOut). */
 template <typename T, int V>
-__global__ void kAddRmsNorm(const T* x, const T* res, const T* gamma, T* y, T* zOut, int64_t rows, int cols, float eps, bool twoRoundings) {
+__global__ void kAddRmsNorm(const T* x, int64_t xStride, const T* res, const T* gamma, T* y, T* zOut, int64_t rows, int cols, float eps, bool twoRoundings) {
   __shared__ float shared32[32];
   const T* srcs[1] = {x};
-  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) normRow<T, V>(srcs, 1, row, cols, res, gamma, y, zOut, nullptr, eps, twoRoundings, shared32);
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x)
+    normRow<T, V>(srcs, 1, xStride, row, cols, res, gamma, y, zOut, nullptr, eps, twoRoundings, shared32);
 }
 
 // ---- one-shot all-reduce + residual + RMSNorm over peer memory --------------------------------
@@ -238,7 +267,7 @@ __global__ void kOneShotAllReduceNorm(OneShotArgs a, const T* res, const T* gamm
   const T* srcs[kMaxRanks];
   for (int r = 0; r < a.world; r++) srcs[r] = static_cast<const T*>(a.in[r]);
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x)
-    normRow<T, V>(srcs, a.world, row, cols, res, gamma, y, zOut, arOut, eps, false, shared32);
+    normRow<T, V>(srcs, a.world, cols, row, cols, res, gamma, y, zOut, arOut, eps, false, shared32);
   crossGpuBarrier(a, 1);  // nobody reuses its input while a peer may still read it
 }
 
@@ -259,7 +288,7 @@ template <typename T> __global__ void kMoeRoute(const T* logits, int64_t T_, int
     best[pos] = e; bv[pos] = v;
   }
   float den = 0.f, ex[8];
-  for (int k = 0; k < K; k++) { ex[k] = __expf(bv[k] - bv[0]); den += ex[k]; }
+  for (int k = 0; k < K; k++) { ex[k] = expf(bv[k] - bv[0]); den += ex[k]; }
   for (int k = 0; k < K; k++) { idx[t * K + k] = best[k]; w[t * K + k] = ex[k] / den; }
 }
 template <typename T>
@@ -275,9 +304,10 @@ __global__ void kMoeExpertUp(const T* x, const T* w13, const T* b13, const int* 
   for (int64_t c = 0; c < H; c++) { float xv = ld<T>(x, t * H + c); g += xv * ld<T>(gr, c); u += xv * ld<T>(ur, c); }
   g += ld<T>(b13, (int64_t)e * 2 * I + 2 * j);
   u += ld<T>(b13, (int64_t)e * 2 * I + 2 * j + 1);
-  g = fminf(g, 7.f);
-  u = fmaxf(-7.f, fminf(u, 7.f));
-  act[tk * I + j] = (u + 1.f) * g * (1.f / (1.f + __expf(-1.702f * g)));
+  // Rounding points as the runtime's reference: h and a are stored in the run's dtype.
+  g = fminf(rnd<T>(g), 7.f);
+  u = fmaxf(-7.f, fminf(rnd<T>(u), 7.f));
+  act[tk * I + j] = rnd<T>((u + 1.f) * g / (1.f + expf(-1.702f * g)));
 }
 template <typename T>
 __global__ void kMoeExpertDown(const float* act, const T* w2, const T* b2, const int* idx, const float* wk, T* y, int64_t H, int64_t I, int K, bool addBias) {
@@ -289,10 +319,9 @@ __global__ void kMoeExpertDown(const float* act, const T* w2, const T* b2, const
     int e = idx[t * K + k];
     const T* wr = w2 + ((int64_t)e * H + c) * I;
     const float* ar = act + (t * K + k) * I;
-    float s = 0.f;
+    float s = addBias ? ld<T>(b2, (int64_t)e * H + c) : 0.f;
     for (int64_t j = 0; j < I; j++) s += ar[j] * ld<T>(wr, j);
-    if (addBias) s += ld<T>(b2, (int64_t)e * H + c);
-    acc += wk[t * K + k] * s;
+    acc += rnd<T>(wk[t * K + k] * s);
   }
   y[t * H + c] = cvt<T>(acc);
 }

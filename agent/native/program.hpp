@@ -3,6 +3,8 @@
 // (ops, shapes, auto_functionalized results) stays on the Node side.
 #pragma once
 #include <cstdint>
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -15,7 +17,7 @@ namespace fl {
 enum class DType { BF16, F32 };
 inline size_t elemBytes(DType d) { return d == DType::BF16 ? 2 : 4; }
 
-enum class OpCode { Copy, Slice, Pad, Transpose, Mm, Add, AllReduce, RmsNorm, FusedAddRmsNorm, AllReduceNorm, Moe, Fill };
+enum class OpCode { Gather, Add, Mm, Embedding, Seed, Fill, AllReduce, RmsNorm, FusedAddRmsNorm, AllReduceNorm, Moe };
 
 struct Step {
   std::string node;
@@ -37,12 +39,13 @@ struct Program {
   int world = 1;
   DType dtype = DType::BF16;
   std::vector<int64_t> slotNumel;
+  std::vector<char> slotIsInt;  // i32 slots (token ids); every other slot holds the run's dtype
   std::vector<InputBinding> inputs;
   std::vector<Step> steps;
   std::vector<int> outputs;
   std::string abortAt;  // debug: abort the process when this node starts (tests only)
   bool forceNcclFallback = false;  // take the NCCL + add/norm path even where peers are reachable
-  size_t slotBytes(int s) const { return (size_t)slotNumel[s] * elemBytes(dtype); }
+  size_t slotBytes(int s) const { return (size_t)slotNumel[s] * (slotIsInt[s] ? 4 : elemBytes(dtype)); }
 };
 
 struct TraceRecord {
@@ -69,10 +72,9 @@ using StepHook = std::function<void(int step)>;
 
 inline OpCode parseOp(const std::string& s) {
   static const std::pair<const char*, OpCode> table[] = {
-      {"copy", OpCode::Copy}, {"slice", OpCode::Slice}, {"pad", OpCode::Pad}, {"transpose", OpCode::Transpose},
-      {"mm", OpCode::Mm}, {"add", OpCode::Add}, {"all_reduce", OpCode::AllReduce}, {"rms_norm", OpCode::RmsNorm},
-      {"fused_add_rms_norm", OpCode::FusedAddRmsNorm}, {"allreduce_norm", OpCode::AllReduceNorm},
-      {"moe", OpCode::Moe}, {"fill", OpCode::Fill}};
+      {"gather", OpCode::Gather}, {"add", OpCode::Add}, {"mm", OpCode::Mm}, {"embedding", OpCode::Embedding},
+      {"seed", OpCode::Seed}, {"fill", OpCode::Fill}, {"all_reduce", OpCode::AllReduce}, {"rms_norm", OpCode::RmsNorm},
+      {"fused_add_rms_norm", OpCode::FusedAddRmsNorm}, {"allreduce_norm", OpCode::AllReduceNorm}, {"moe", OpCode::Moe}};
   for (auto& [n, c] : table) if (s == n) return c;
   throw std::runtime_error("unknown step op '" + s + "'");
 }
@@ -91,6 +93,13 @@ inline Program parseProgram(const Json& m, uint64_t payloadBytes) {
     if (n < 0 || n > (int64_t(1) << 34)) throw std::runtime_error("slot size out of range");
     p.slotNumel.push_back(n);
   }
+  p.slotIsInt.assign(p.slotNumel.size(), 0);
+  if (m.has("intSlots"))
+    for (auto& v : m.at("intSlots").arr()) {
+      int64_t s = v.i64();
+      if (s < 0 || s >= (int64_t)p.slotNumel.size()) throw std::runtime_error("intSlots entry out of range");
+      p.slotIsInt[s] = 1;
+    }
   auto checkSlot = [&](int64_t s, bool optional) {
     if (optional && s == -1) return;
     if (s < 0 || s >= (int64_t)p.slotNumel.size()) throw std::runtime_error("slot " + std::to_string(s) + " out of range");
@@ -134,5 +143,23 @@ inline uint16_t f32ToBf16(float f) {
   return (uint16_t)(u >> 16);
 }
 inline float roundTo(DType d, float v) { return d == DType::BF16 ? bf16ToF32(f32ToBf16(v)) : v; }
+
+// ---- the runtime's counter-based generator (src/runtime/random.ts), bit for bit ----------------
+inline uint32_t lowbias32(uint32_t x) {
+  x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16;
+  return x;
+}
+inline uint32_t rand3(uint32_t seed, uint32_t stream, uint32_t i) { return lowbias32(lowbias32(lowbias32(seed) ^ stream) ^ i); }
+/** uniform in [-1, 1), exact in f32; then one f32 multiply and one f32 add, as weights.ts does. */
+inline float seededValue(uint32_t seed, uint32_t stream, uint32_t i, float scale, float offset) {
+  volatile float u = (float)(rand3(seed, stream, i) >> 8) * 5.9604644775390625e-8f * 2.0f - 1.0f;
+  volatile float m = u * scale;  // volatile: no fused multiply-add, to match the TypeScript
+  return m + offset;
+}
+inline int32_t seededIndex(uint32_t seed, uint32_t stream, uint32_t i, int64_t range) {
+  double u = (double)(rand3(seed, stream, i) >> 8) * 5.9604644775390625e-8 * 2.0 - 1.0;
+  int64_t v = (int64_t)std::floor((u + 1.0) * 0.5 * (double)range);
+  return (int32_t)std::min<int64_t>(range - 1, v);
+}
 
 }  // namespace fl
