@@ -11,7 +11,7 @@ import type { GraphLayout, LaidGroup, LaidNode } from './layout.ts';
 import type { LayoutResult } from './layoutProtocol.ts';
 import type { SceneNode } from './scene.ts';
 import { layoutClient } from './layoutClient.ts';
-import { edgeLabelAnchor, edgePath } from './edgePath.ts';
+import { edgePath, valueLabels } from './edgePath.ts';
 import { drawCanvas, drawMinimap, LOD_DETAIL, LOD_TITLES } from './canvasRenderer.ts';
 import { readPalette } from './palette.ts';
 import { HitGrid } from './hitGrid.ts';
@@ -73,10 +73,14 @@ const NodeBox = memo(function NodeBox(props: {
       {small ? (
         <text className="fl-title" x={n.w / 2} y={n.h / 2 + 3.5} textAnchor="middle">{`${sn?.title ?? ''} ${n.name}`}</text>
       ) : (
-        <>
-          <text className="fl-title" x={input ? 12 : 12} y={input ? 15 : 17}>{sn?.title}</text>
-          <text className="fl-sub" x={12} y={input ? 28 : 31}>{input ? sn?.subtitle : sn?.subtitle}</text>
-        </>
+        sn && sn.subtitle && sn.subtitle !== sn.title ? (
+          <>
+            <text className="fl-title" x={12} y={input ? 15 : 17}>{sn.title}</text>
+            <text className="fl-sub" x={12} y={input ? 28 : 31}>{sn.subtitle}</text>
+          </>
+        ) : (
+          <text className="fl-title" x={12} y={n.h / 2 + 4}>{sn?.title ?? n.name}</text>
+        )
       )}
       <rect className="fl-ring" x={-3} y={-3} width={n.w + 6} height={n.h + 6} rx={small || input ? n.h / 2 + 3 : 8} />
     </g>
@@ -426,11 +430,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           <path key={i} className={`fl-edge${hotEdges.has(e) ? ' fl-hot' : ''}`} d={edgePath(e.points)} markerEnd="url(#fl-arrow)"
             data-from={e.from} data-to={e.to} />
         ))}
-        {layout.edges.map((e, i) => {
-          if (!e.label || e.points.length < 4 || e.points[3] - e.points[1] < 24) return null;
-          const [x, y] = edgeLabelAnchor(e.points);
-          return <text key={`l${i}`} className="fl-edge-label" x={x} y={y}>{e.label}</text>;
-        })}
+        {valueLabels(layout).map((l) => <text key={`l${l.from}`} className="fl-edge-label" x={l.x} y={l.y}>{l.label}</text>)}
       </g>
       <g className="fl-nodes">
         {layout.nodes.map((n) => (

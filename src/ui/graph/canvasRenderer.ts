@@ -5,7 +5,7 @@
 import type { GraphLayout } from './layout.ts';
 import type { SceneNode } from './scene.ts';
 import type { Palette } from './palette.ts';
-import { edgeLabelAnchor, traceEdge } from './edgePath.ts';
+import { traceEdge, valueLabels } from './edgePath.ts';
 
 export interface CanvasFrame {
   ctx: CanvasRenderingContext2D;
@@ -81,11 +81,7 @@ export function drawCanvas(f: CanvasFrame): void {
   if (t.k >= LOD_DETAIL) {
     ctx.font = `9.5px ${p.mono}`;
     ctx.fillStyle = p.edgeLabel;
-    for (const e of layout.edges) {
-      if (!e.label || e.points.length < 4) continue;
-      const [lx, ly] = edgeLabelAnchor(e.points);
-      if (visible(lx - 2, ly - 10, 120, 12)) ctx.fillText(e.label, lx, ly);
-    }
+    for (const l of valueLabels(layout)) if (visible(l.x - 2, l.y - 10, 120, 12)) ctx.fillText(l.label, l.x, l.y);
   }
 
   for (const n of layout.nodes) {
@@ -132,7 +128,7 @@ export function drawCanvas(f: CanvasFrame): void {
       ctx.fillStyle = p.text;
       const small = sn.op === 'getitem';
       ctx.font = small ? `500 10px ${p.mono}` : `600 12px ${p.font}`;
-      if (small || sn.kind === 'input' && !sn.subtitle) ctx.fillText(sn.title, n.x + 10, n.y + n.h / 2 + 4);
+      if (small || !sn.subtitle || sn.subtitle === sn.title) ctx.fillText(small ? `${sn.title} ${sn.name}` : sn.title, n.x + (small ? 8 : 12), n.y + n.h / 2 + 4);
       else {
         ctx.fillText(sn.title, n.x + 12, n.y + (t.k >= LOD_DETAIL ? 17 : n.h / 2 + 4));
         if (t.k >= LOD_DETAIL) {

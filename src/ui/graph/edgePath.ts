@@ -1,3 +1,5 @@
+import type { GraphLayout } from './layout.ts';
+
 // A layout polyline as a smooth path: each segment is a cubic whose tangents are vertical at
 // both ends, so chains through dummy nodes read as one flowing wire.
 
@@ -11,10 +13,19 @@ export function edgePath(points: readonly number[]): string {
   return d;
 }
 
-/** Where an edge's label goes: beside the middle of its first segment. */
-export function edgeLabelAnchor(points: readonly number[]): [number, number] {
-  const x0 = points[0], y0 = points[1], x1 = points[2], y1 = points[3];
-  return [(x0 + x1) / 2 + 5, (y0 + y1) / 2 + 3];
+/**
+ * One label per value, not per wire: every edge leaving a node carries the same tensor, so its
+ * type is written once, just under the node's output port.
+ */
+export function valueLabels(layout: GraphLayout): { from: string; label: string; x: number; y: number }[] {
+  const seen = new Set<string>();
+  const out: { from: string; label: string; x: number; y: number }[] = [];
+  for (const e of layout.edges) {
+    if (!e.label || seen.has(e.from) || e.points.length < 4) continue;
+    seen.add(e.from);
+    out.push({ from: e.from, label: e.label, x: e.points[0] + 6, y: e.points[1] + 12 });
+  }
+  return out;
 }
 
 /** Draws the same curve on a canvas path. */

@@ -6,7 +6,7 @@ import type { GraphLayout } from './layout.ts';
 import type { Scene } from './scene.ts';
 import type { Palette } from './palette.ts';
 import { readPalette } from './palette.ts';
-import { edgeLabelAnchor, edgePath } from './edgePath.ts';
+import { edgePath, valueLabels } from './edgePath.ts';
 import { drawCanvas } from './canvasRenderer.ts';
 import { viewOf } from './viewRegistry.ts';
 
@@ -38,10 +38,8 @@ export function sceneToSvg(scene: Scene, layout: GraphLayout, p: Palette, opts: 
     const hot = opts.selected && (e.from === opts.selected || e.to === opts.selected);
     out.push(`<path d="${edgePath(e.points)}" fill="none" stroke="${hot ? p.edgeStrong : p.edge}" stroke-width="${hot ? 2 : 1.2}" marker-end="url(#a)"/>`);
   }
-  for (const e of layout.edges) {
-    if (!e.label || e.points.length < 4 || e.points[3] - e.points[1] < 24) continue;
-    const [x, y] = edgeLabelAnchor(e.points);
-    out.push(`<text x="${x}" y="${y}" font-family="${esc(p.mono)}" font-size="9.5" fill="${p.edgeLabel}" stroke="${p.bg}" stroke-width="3" paint-order="stroke">${esc(e.label)}</text>`);
+  for (const l of valueLabels(layout)) {
+    out.push(`<text x="${l.x}" y="${l.y}" font-family="${esc(p.mono)}" font-size="9.5" fill="${p.edgeLabel}" stroke="${p.bg}" stroke-width="3" paint-order="stroke">${esc(l.label)}</text>`);
   }
   for (const n of layout.nodes) {
     if (n.ref) {
@@ -62,8 +60,12 @@ export function sceneToSvg(scene: Scene, layout: GraphLayout, p: Palette, opts: 
     } else {
       if (kind !== 'input') out.push(`<rect x="${n.x}" y="${n.y + 4}" width="3" height="${n.h - 8}" fill="${c.stroke}"/>`);
       const ty = kind === 'input' ? 15 : 17, sy = kind === 'input' ? 28 : 31;
-      out.push(`<text x="${n.x + 12}" y="${n.y + ty}" font-size="12" font-weight="600" fill="${p.text}">${esc(sn?.title ?? n.name)}</text>`);
-      out.push(`<text x="${n.x + 12}" y="${n.y + sy}" font-family="${esc(p.mono)}" font-size="10" fill="${p.sub}">${esc(sn?.subtitle ?? '')}</text>`);
+      if (sn && sn.subtitle && sn.subtitle !== sn.title) {
+        out.push(`<text x="${n.x + 12}" y="${n.y + ty}" font-size="12" font-weight="600" fill="${p.text}">${esc(sn.title)}</text>`);
+        out.push(`<text x="${n.x + 12}" y="${n.y + sy}" font-family="${esc(p.mono)}" font-size="10" fill="${p.sub}">${esc(sn.subtitle)}</text>`);
+      } else {
+        out.push(`<text x="${n.x + 12}" y="${n.y + n.h / 2 + 4}" font-size="12" font-weight="600" fill="${p.text}">${esc(sn?.title ?? n.name)}</text>`);
+      }
     }
     const ring = opts.selected === n.name ? p.selected : mark ? p.mark[mark] : null;
     if (ring) out.push(`<rect x="${n.x - 3}" y="${n.y - 3}" width="${n.w + 6}" height="${n.h + 6}" rx="${round + 3}" fill="none" stroke="${ring}" stroke-width="2.5"${mark === 'removed' ? ' stroke-dasharray="5 3"' : ''}/>`);

@@ -370,8 +370,10 @@ function cutBlocks(scene: Scene): Block[] {
   let topRun = 0;
   let lastWasGroup = false;
   const pendingInputs: SceneNode[] = [];
+  // Blocks are ordered by their first op, not their first input: every layer's weights are
+  // graph inputs listed before any op.
   for (const n of scene.nodes) {
-    if (n.kind === 'input' && !n.group) { pendingInputs.push(n); continue; }
+    if (n.kind === 'input') { pendingInputs.push(n); continue; }
     let key: string;
     if (n.group) { key = `group:${n.group}`; lastWasGroup = true; }
     else {
@@ -389,6 +391,8 @@ function cutBlocks(scene: Scene): Block[] {
     blockOfNode.set(n.name, b);
   }
   for (const inp of pendingInputs) {
+    const own = inp.group ? byKey.get(`group:${inp.group}`) : undefined;
+    if (own) { own.members.push(inp); blockOfNode.set(inp.name, own); continue; }
     const bs = new Set((readers.get(inp.name) ?? []).map((r) => blockOfNode.get(r)));
     let b: Block | undefined;
     if (bs.size === 1) b = [...bs][0];
@@ -401,6 +405,7 @@ function cutBlocks(scene: Scene): Block[] {
       }
     }
     b.members.push(inp);
+    blockOfNode.set(inp.name, b);
   }
   for (const b of blocks) b.members.sort((p, q) => p.order - q.order);
   return blocks;
@@ -522,30 +527,20 @@ export function layoutScene(scene: Scene, opts: LayoutOptions = {}): GraphLayout
     const framed = !!b.group;
     const innerX = framed ? GROUP_PAD : 0;
     const innerY = framed ? GROUP_HEADER + 10 : 0;
-    let ox = -p.layout.width / 2 - innerX;
-    if (bi > 0 && p.input.entries.length) {
-      const prev = placed[bi - 1];
-      const shifts: number[] = [];
-      p.input.entries.forEach((en, i) => {
-        const exitIdx = prev.input.exits.findIndex((x) => x.value === en.value);
-        if (exitIdx < 0) return;
-        const pts = prev.layout.exitPoints[exitIdx];
-        const fromX = originX[bi - 1] + (blocks[bi - 1].group ? GROUP_PAD : 0) + pts[pts.length - 2];
-        const toPts = p.layout.entryPoints[i][0];
-        shifts.push(fromX - (toPts[0] + innerX));
-      });
-      if (shifts.length) { shifts.sort((a, c) => a - c); ox = shifts[shifts.length >> 1]; }
-    }
+    // Blocks share one vertical axis. (Lining each block up with the ports of the one above
+    // drifts sideways over dozens of layers.)
+    const ox = -p.layout.width / 2 - innerX;
     let oy = cursorY;
+    let x = ox;
     if (opts.previous) {
       const anchor = previousAnchor(p, opts.previous.mapping, prevNodes, innerX, innerY);
-      if (anchor) { ox = anchor.x; oy = Math.max(cursorY, anchor.y); }
+      if (anchor) { x = anchor.x; oy = Math.max(cursorY, anchor.y); }
       else if (b.group && prevGroups.has(b.group.id)) {
         const pg = prevGroups.get(b.group.id)!;
-        ox = pg.x; oy = Math.max(cursorY, pg.y);
+        x = pg.x; oy = Math.max(cursorY, pg.y);
       }
     }
-    originX[bi] = ox;
+    originX[bi] = x;
     originY[bi] = oy;
     cursorY = oy + p.h + BLOCK_GAP;
   }
