@@ -1,0 +1,56 @@
+// What every backend implements, and the shared run types. A backend takes a plan (built once,
+// on the host) and runs it on every rank.
+
+import type { Plan } from './plan.ts';
+import type { HostTensor } from './hostTensor.ts';
+
+export type BackendName = 'webgpu' | 'cpu' | 'agent';
+
+export interface RunProgress { phase: 'plan' | 'compile' | 'upload' | 'run' | 'download'; done: number; total: number }
+
+export interface RunOptions {
+  backend: BackendName;
+  ranks: number;
+  preset: 'tiny' | 'layer';
+  dtype: 'bf16' | 'f32' | 'f16';
+  allreduce: 'ring' | 'one-shot' | 'two-shot';
+  workers: boolean;
+  seed?: number;
+  /** Binds the symbolic token dim; default per preset. */
+  tokens?: number;
+  inputs?: Map<string, HostTensor>;
+  onProgress?: (p: RunProgress) => void;
+  /** navigator.gpu or Dawn's. */
+  gpu?: GPU;
+}
+
+export interface TraceEvent {
+  rank: number; node: string; op: string; kind: 'kernel' | 'transfer' | 'fed';
+  start_us: number; dur_us: number; bytesRead: number; bytesWritten: number;
+  timing: 'timestamp-query' | 'host' | 'cuda-event';
+}
+
+export interface Trace {
+  backend: string;
+  /** Adapter / GPU name. */
+  device: string;
+  ranks: number;
+  events: TraceEvent[];
+  /** Nodes fed from seeded inputs (no kernel, e.g. attention). */
+  fed: string[];
+  notes: string[];
+}
+
+export interface RunResult {
+  /** Per rank: output name → tensor. */
+  outputs: Map<string, HostTensor>[];
+  trace: Trace;
+}
+
+export interface Backend {
+  readonly name: BackendName;
+  /** Run the plan on every rank. Throws RunError. */
+  run(plan: Plan, opts: RunOptions): Promise<RunResult>;
+}
+
+export const DEFAULT_SEED = 0x5eed;

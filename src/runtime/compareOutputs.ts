@@ -1,0 +1,63 @@
+// Comparing a graph's outputs before and after a rewrite, per rank, position by position.
+//
+// Tolerance: slice-hoist alone must be bitwise equal (the all-reduce sums the same elements in
+// the same rank order either way). The all-reduce + RMSNorm fusion rounds the norm once
+// (bf16(z·rsqrt(…)·γ)) where the unfused pair rounds twice (bf16(bf16(z·rsqrt(…))·γ)); the extra
+// rounding moves the product by at most half an ulp relative, so the results differ by at most
+// 2 ulps of the output dtype. The residual output is rounded the same way in both: bitwise equal.
+
+import type { RunResult } from './backend.ts';
+import { bitwiseEqual, hostValues, type HostTensor } from './hostTensor.ts';
+import { bf16Bits, f16Bits } from './bf16.ts';
+
+export interface OutputComparison { name: string; maxAbs: number; maxRel: number; bitwiseEqual: boolean; ulps: number; tolerance: string; pass: boolean }
+
+export const FUSED_NORM_ULPS = 2;
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+/** Ordered integer key of a value in a dtype, so ulps are a difference of keys. */
+function ulpKey(dtype: HostTensor['dtype'], x: number): number {
+  let bits: number, sign: number;
+  if (dtype === 'bf16') { bits = bf16Bits(x); sign = 0x8000; }
+  else if (dtype === 'f16') { bits = f16Bits(x); sign = 0x8000; }
+  else if (dtype === 'f32') { f32[0] = x; bits = u32[0]; sign = 0x80000000; }
+  else return x;
+  return bits >= sign ? -(bits - sign) : bits;
+}
+
+export function compareTensor(name: string, a: HostTensor, b: HostTensor, allowedUlps: number, why: string): OutputComparison {
+  const same = bitwiseEqual(a, b);
+  if (a.shape.join() !== b.shape.join()) {
+    return { name, maxAbs: Infinity, maxRel: Infinity, bitwiseEqual: false, ulps: Infinity, tolerance: `shapes differ: [${a.shape}] vs [${b.shape}]`, pass: false };
+  }
+  const x = hostValues(a), y = hostValues(b);
+  let maxAbs = 0, maxRel = 0, ulps = 0;
+  for (let i = 0; i < x.length; i++) {
+    const d = Math.abs(x[i] - y[i]);
+    if (Number.isNaN(d)) { maxAbs = maxRel = ulps = Infinity; break; }
+    maxAbs = Math.max(maxAbs, d);
+    if (x[i] !== 0) maxRel = Math.max(maxRel, d / Math.abs(x[i]));
+    ulps = Math.max(ulps, Math.abs(ulpKey(a.dtype, x[i]) - ulpKey(a.dtype, y[i])));
+  }
+  const tolerance = allowedUlps === 0 ? `bitwise (${why})` : `≤ ${allowedUlps} ${a.dtype} ulps (${why})`;
+  return { name, maxAbs, maxRel, bitwiseEqual: same, ulps, tolerance, pass: allowedUlps === 0 ? same : ulps <= allowedUlps };
+}
+
+export function compareOutputs(before: RunResult, after: RunResult, fused: boolean): OutputComparison[] {
+  const out: OutputComparison[] = [];
+  for (let r = 0; r < before.outputs.length; r++) {
+    const a = [...before.outputs[r]]; const b = [...after.outputs[r]];
+    if (a.length !== b.length) {
+      out.push({ name: `rank ${r}: ${a.length} outputs before, ${b.length} after`, maxAbs: Infinity, maxRel: Infinity, bitwiseEqual: false, ulps: Infinity, tolerance: 'same outputs', pass: false });
+      continue;
+    }
+    for (let i = 0; i < a.length; i++) {
+      const name = a[i][0] === b[i][0] ? `rank ${r}: ${a[i][0]}` : `rank ${r}: ${a[i][0]} → ${b[i][0]}`;
+      // Only a normed output (the first item of a norm's results) sees the fusion's single rounding.
+      const normed = fused && /\[1\]$|\[3\]$/.test(a[i][0]);
+      out.push(compareTensor(name, a[i][1], b[i][1], normed ? FUSED_NORM_ULPS : 0, normed ? 'the fused kernel rounds the norm once, the pair twice' : 'same sums in the same order'));
+    }
+  }
+  return out;
+}

@@ -1,0 +1,129 @@
+// The `cpu` backend: the reference. All ranks run in lockstep on the calling thread; the
+// all-reduce sums the ranks' tensors in rank order.
+
+import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
+import { DEFAULT_SEED } from './backend.ts';
+import type { Plan, Step, View } from './plan.ts';
+import { asRows, numelOf } from './plan.ts';
+import { RunError } from './runError.ts';
+import { hostValues, toHostTensor, type HostTensor } from './hostTensor.ts';
+import { seedRule, seedStream, seededArray } from './weights.ts';
+import { cpuGemm, cpuMoe, cpuPad, cpuResidualNorm, cpuRmsNorm, readView, rounded, type HostArray } from './cpuKernels.ts';
+
+const DTYPE_BYTES = { bf16: 2, f16: 2, f32: 4, i32: 4 } as const;
+
+export function inputTensorFor(step: Extract<Step, { kernel: 'seed' }>, plan: Plan, inputs: Map<string, HostTensor> | undefined): HostTensor | undefined {
+  const given = inputs?.get(step.name);
+  if (!given) return undefined;
+  const st = plan.storages.get(step.out)!;
+  if (given.shape.join() !== st.shape.join()) {
+    throw new RunError('input', `input '${step.name}': shape [${given.shape}] but the run needs [${st.shape}] (preset ${plan.preset.name}, T=${plan.tokens})`, { node: step.node });
+  }
+  return given;
+}
+
+export const cpuBackend: Backend = {
+  name: 'cpu',
+  async run(plan: Plan, opts: RunOptions): Promise<RunResult> {
+    const seed = opts.seed ?? DEFAULT_SEED;
+    const R = plan.ranks;
+    const mem: Map<string, HostArray>[] = Array.from({ length: R }, () => new Map());
+    const events: TraceEvent[] = [];
+    const t0 = performance.now();
+    for (let si = 0; si < plan.steps.length; si++) {
+      const s = plan.steps[si];
+      opts.onProgress?.({ phase: 'run', done: si, total: plan.steps.length });
+      if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
+        const start = performance.now();
+        const xs = mem.map((m) => readView(s.x, m.get(s.x.storage)!));
+        const sum = new Float64Array(xs[0].length);
+        for (let r = 0; r < R; r++) for (let i = 0; i < sum.length; i++) sum[i] += xs[r][i];
+        const ar = rounded(s.x.dtype, sum);
+        for (let r = 0; r < R; r++) {
+          if (s.kernel === 'all_reduce') mem[r].set(s.out, ar);
+          else {
+            const rows = asRows(s.x)!;
+            const { out, res } = cpuResidualNorm(Float64Array.from(ar), readView(s.residual, mem[r].get(s.residual.storage)!), readView(s.w, mem[r].get(s.w.storage)!), rows.rows, rows.cols, s.eps, s.x.dtype, true);
+            mem[r].set(s.out, rounded(s.x.dtype, out));
+            mem[r].set(s.residualOut, rounded(s.x.dtype, res));
+          }
+        }
+        const dur = (performance.now() - start) * 1000;
+        for (let r = 0; r < R; r++) events.push(ev(r, s, 'kernel', start - t0, dur, numelOf(s.x.shape) * DTYPE_BYTES[s.x.dtype] * R, numelOf(s.x.shape) * DTYPE_BYTES[s.x.dtype]));
+      } else {
+        for (let r = 0; r < R; r++) {
+          const start = performance.now();
+          runStep(s, mem[r], plan, r, seed, opts.inputs);
+          events.push(ev(r, s, s.kernel === 'seed' ? 'fed' : 'kernel', start - t0, (performance.now() - start) * 1000, 0, 0));
+        }
+      }
+      for (const id of plan.freeAfter.get(si) ?? []) for (const m of mem) m.delete(id);
+    }
+    const outputs = mem.map((m) => new Map(plan.outputs.map((o) => [o.name, toHostTensor(o.view.dtype, o.view.shape, readView(o.view, m.get(o.view.storage)!))])));
+    return { outputs, trace: { backend: 'cpu', device: 'CPU reference (f64 accumulation)', ranks: R, events: events.filter((e) => e.kind !== 'fed' || e.rank === 0 || true), fed: plan.fed, notes: [] } };
+  },
+};
+
+function ev(rank: number, s: Step, kind: TraceEvent['kind'], startMs: number, durUs: number, bytesRead: number, bytesWritten: number): TraceEvent {
+  return { rank, node: s.node, op: s.op, kind, start_us: startMs * 1000, dur_us: durUs, bytesRead, bytesWritten, timing: 'host' };
+}
+
+function runStep(s: Step, m: Map<string, HostArray>, plan: Plan, rank: number, seed: number, inputs?: Map<string, HostTensor>): void {
+  const read = (v: View, shape?: number[]) => readView(v, m.get(v.storage)!, shape);
+  const st = (id: string) => plan.storages.get(id)!;
+  const dt = (id: string) => st(id).dtype;
+  switch (s.kernel) {
+    case 'seed': {
+      const given = inputTensorFor(s, plan, inputs);
+      const shape = st(s.out).shape;
+      if (given) { m.set(s.out, rounded(dt(s.out), hostValues(given))); return; }
+      m.set(s.out, seededArray(seed, seedStream(s.name, s.perRank, rank), numelOf(shape), seedRule(s.role, shape), dt(s.out), s.range));
+      return;
+    }
+    case 'copy': m.set(s.out, rounded(dt(s.out), read(s.x))); return;
+    case 'pad': m.set(s.out, rounded(dt(s.out), cpuPad(read(s.x), s.x.shape, s.lo, st(s.out).shape, s.value))); return;
+    case 'add': {
+      const shape = st(s.out).shape;
+      const a = read(s.a, shape), b = read(s.b, shape);
+      for (let i = 0; i < a.length; i++) a[i] += s.alpha * b[i];
+      m.set(s.out, rounded(dt(s.out), a));
+      return;
+    }
+    case 'gemm': {
+      const [M, K] = s.a.shape; const N = s.b.shape[1];
+      m.set(s.out, rounded(dt(s.out), cpuGemm(read(s.a), read(s.b), s.bias ? read(s.bias, [M, N]) : null, M, K, N, s.alpha, s.beta)));
+      return;
+    }
+    case 'embedding': {
+      const w = read(s.weight); const idx = read(s.indices);
+      const [V, H] = s.weight.shape;
+      const out = new Float64Array(idx.length * H);
+      for (let t = 0; t < idx.length; t++) {
+        const row = idx[t];
+        if (row < 0 || row >= V) throw new RunError('input', `node ${s.node}: token id ${row} at position ${t} is outside the vocabulary [0, ${V})`, { node: s.node, op: s.op });
+        out.set(w.subarray(row * H, row * H + H), t * H);
+      }
+      m.set(s.out, rounded(dt(s.out), out));
+      return;
+    }
+    case 'rms_norm': {
+      const r = asRows(s.x)!;
+      m.set(s.out, rounded(dt(s.out), cpuRmsNorm(read(s.x), read(s.w), r.rows, r.cols, s.eps, dt(s.out))));
+      return;
+    }
+    case 'fused_add_rms_norm': {
+      const r = asRows(s.x)!;
+      const { out, res } = cpuResidualNorm(read(s.x), read(s.residual), read(s.w), r.rows, r.cols, s.eps, dt(s.out), false);
+      m.set(s.out, rounded(dt(s.out), out));
+      m.set(s.residualOut, rounded(dt(s.out), res));
+      return;
+    }
+    case 'moe': {
+      const r = asRows(s.x)!;
+      m.set(s.out, rounded(dt(s.out), cpuMoe(read(s.x), read(s.logits), r.rows, r.cols, s.experts, s.topK, s.intermediate, s.layer, rank, plan.ranks, seed, dt(s.out))));
+      return;
+    }
+    case 'all_reduce': case 'fused_allreduce_norm':
+      throw new Error('collectives run across ranks');
+  }
+}

@@ -1,0 +1,540 @@
+// Planning: a Graph becomes a list of kernel steps over storages and strided views, before any
+// device work. Views (slice, t, view, split, getitem) cost nothing; auto_functionalized is
+// unwrapped; ops without a kernel but with an annotated type are fed from seeded inputs; ops that
+// can be neither are collected and reported together. Shapes are computed here and checked
+// against the graph's annotations (mapped through the preset).
+
+import type { Arg, Graph, Node, TensorType, ValueType } from '../graph/ir.ts';
+import { isRef, numberOf } from '../graph/ir.ts';
+import { lookupOp } from '../graph/ops.ts';
+import { RunError } from './runError.ts';
+import { PRESETS, GPT_OSS, presetDim, type Preset, type PresetName } from './presets.ts';
+
+export type StorageDType = 'bf16' | 'f16' | 'f32' | 'i32';
+export type FloatDType = 'bf16' | 'f16' | 'f32';
+
+export interface Storage { id: string; dtype: StorageDType; shape: number[]; numel: number }
+
+/** A strided window onto a storage, in elements. */
+export interface View { storage: string; dtype: StorageDType; offset: number; shape: number[]; strides: number[] }
+
+export type InputRole = 'activation' | 'norm-weight' | 'weight' | 'bias' | 'router-weight' | 'router-bias' | 'embedding' | 'indices' | 'fed' | 'zeros';
+
+export type Kernel =
+  | { kernel: 'seed'; name: string; role: InputRole; perRank: boolean; range?: number; out: string }
+  | { kernel: 'copy'; x: View; out: string }
+  | { kernel: 'pad'; x: View; lo: number[]; value: number; out: string }
+  | { kernel: 'add'; a: View; b: View; alpha: number; out: string }
+  | { kernel: 'gemm'; a: View; b: View; bias: View | null; alpha: number; beta: number; out: string }
+  | { kernel: 'embedding'; weight: View; indices: View; out: string }
+  | { kernel: 'rms_norm'; x: View; w: View; eps: number; out: string }
+  | { kernel: 'fused_add_rms_norm'; x: View; residual: View; w: View; eps: number; out: string; residualOut: string }
+  | { kernel: 'all_reduce'; x: View; out: string }
+  | { kernel: 'fused_allreduce_norm'; x: View; residual: View; w: View; eps: number; out: string; residualOut: string }
+  | { kernel: 'moe'; x: View; logits: View; layer: string; experts: number; topK: number; intermediate: number; out: string };
+
+export type Step = Kernel & { node: string; op: string };
+
+export interface PlanOutput { name: string; view: View }
+
+export interface Plan {
+  graph: string;
+  preset: Preset;
+  dtype: FloatDType;
+  ranks: number;
+  tokens: number;
+  storages: Map<string, Storage>;
+  steps: Step[];
+  outputs: PlanOutput[];
+  /** Nodes whose values come from seeded inputs because no kernel computes them. */
+  fed: string[];
+  /** Storages whose last reader is step i, freed after it. */
+  freeAfter: Map<number, string[]>;
+}
+
+export interface PlanOptions { preset: PresetName; dtype: FloatDType; ranks: number; tokens?: number }
+
+type Value =
+  | { t: 'tensor'; view: View }
+  | { t: 'tuple'; items: (Value | null)[] }
+  | { t: 'none' }
+  | { t: 'sym'; value: number };
+
+interface Hint { role: InputRole; range?: number; shape?: number[]; dtype?: StorageDType }
+
+const contiguousStrides = (shape: number[]) => {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) { s[i] = acc; acc *= shape[i]; }
+  return s;
+};
+export const numelOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+export function isContiguous(v: View): boolean {
+  const c = contiguousStrides(v.shape);
+  return v.shape.every((d, i) => d === 1 || v.strides[i] === c[i]);
+}
+
+/** A view as `rows × cols` with unit column stride and one row stride, or null. */
+export function asRows(v: View): { offset: number; rows: number; cols: number; rowStride: number } | null {
+  const n = v.shape.length;
+  if (n === 0) return { offset: v.offset, rows: 1, cols: 1, rowStride: 1 };
+  const cols = v.shape[n - 1];
+  if (cols !== 1 && v.strides[n - 1] !== 1) return null;
+  let rows = 1;
+  let rowStride = cols;
+  let expect: number | null = null;
+  for (let i = n - 2; i >= 0; i--) {
+    if (v.shape[i] === 1) continue;
+    if (expect === null) { rowStride = v.strides[i]; expect = v.strides[i] * v.shape[i]; }
+    else if (v.strides[i] !== expect) return null;
+    else expect = v.strides[i] * v.shape[i];
+    rows *= v.shape[i];
+  }
+  return { offset: v.offset, rows, cols, rowStride };
+}
+
+const FLOAT_DTYPES = new Set(['bf16', 'f16', 'f32', 'f64']);
+
+/** Ops that yield a tensor of zeros (or uninitialised memory, which we zero for determinism). */
+const ZERO_OPS = new Set(['aten.empty.memory_format', 'aten.empty_like.default', 'aten.zeros.default', 'aten.zeros_like.default', 'aten.new_zeros.default']);
+const IDENTITY_OPS = new Set(['aten.detach.default', '_c10d_functional.wait_tensor.default', 'aten.alias.default']);
+const RESHAPE_OPS = new Set(['aten.view.default', 'aten.reshape.default', 'aten._unsafe_view.default']);
+
+export function normalizeTarget(t: string): string {
+  return t.replace(/^torch\.ops\./, '');
+}
+
+/** Value of a symbolic dim expression (`s72`, `2*s0`) with every symbol bound to `tokens`. */
+export function evalDim(d: number | string, tokens: number, where: string): number {
+  if (typeof d === 'number') return d;
+  const expr = d.replace(/[A-Za-z_][A-Za-z0-9_]*/g, String(tokens));
+  if (!/^[0-9+\-*/() ]+$/.test(expr)) throw new RunError('input', `${where}: cannot evaluate the dim '${d}'`);
+  const v = Function(`"use strict"; return (${expr.replace(/\/\//g, '/')});`)() as number;
+  return Math.floor(v);
+}
+
+export function buildPlan(g: Graph, opts: PlanOptions): Plan {
+  const preset = PRESETS[opts.preset];
+  const tokens = opts.tokens ?? preset.tokens;
+  const ranks = opts.ranks;
+  if (!Number.isInteger(ranks) || ranks < 1) throw new RunError('input', `ranks must be a positive integer, got ${ranks}`);
+  const storages = new Map<string, Storage>();
+  const steps: Step[] = [];
+  const values = new Map<string, Value>();
+  const fed: string[] = [];
+  const unsupported: string[] = [];
+  const inputs = new Map(g.inputs.map((i) => [i.name, i]));
+  const nodesByName = new Map(g.nodes.map((n) => [n.name, n]));
+  const hints = roleHints(g);
+
+  const mapDim = (d: number | string, where: string) => (typeof d === 'number' ? presetDim(preset, d) : evalDim(d, tokens, where));
+  const storageDtype = (dt: string): StorageDType => (FLOAT_DTYPES.has(dt) ? opts.dtype : 'i32');
+  const mapType = (t: TensorType, where: string) => ({ dtype: storageDtype(t.dtype), shape: t.shape.map((d) => mapDim(d, where)) });
+
+  const newStorage = (id: string, dtype: StorageDType, shape: number[]): View => {
+    let sid = id;
+    for (let k = 2; storages.has(sid); k++) sid = `${id}#${k}`;
+    storages.set(sid, { id: sid, dtype, shape, numel: numelOf(shape) });
+    return { storage: sid, dtype, offset: 0, shape, strides: contiguousStrides(shape) };
+  };
+  const push = (node: Node, k: Kernel) => steps.push({ ...k, node: node.name, op: node.op } as Step);
+
+  const seedValue = (name: string, dtype: StorageDType, shape: number[], hint: Hint, node: Node | null): View => {
+    const v = newStorage(name, dtype, shape);
+    const perRank = ['weight', 'bias', 'embedding', 'fed'].includes(hint.role);
+    steps.push({ kernel: 'seed', name, role: hint.role, perRank, range: hint.range, out: v.storage, node: node?.name ?? name, op: node?.op ?? 'input' });
+    return v;
+  };
+
+  /** Resolve an argument to a value; graph inputs materialize on first use (typed, or typed by `hint`). */
+  const resolve = (a: Arg, where: Node, hint?: Hint): Value | null => {
+    if (a === null) return { t: 'none' };
+    if (!isRef(a)) return null;
+    const have = values.get(a.name);
+    if (have) return have;
+    const inp = inputs.get(a.name);
+    // The role seen from the whole graph wins (a router's weight stays replicated); shape and range come from this use.
+    const h: Hint = { role: hints.get(a.name)?.role ?? hint?.role ?? 'activation', range: hint?.range, shape: hint?.shape, dtype: hint?.dtype };
+    let val: Value;
+    if (inp && inp.type?.kind === 'sym') {
+      val = { t: 'sym', value: evalDim(inp.type.expr, tokens, inp.name) };
+    } else if (inp && inp.type?.kind === 'tensor') {
+      const mt = mapType(inp.type, inp.name);
+      val = { t: 'tensor', view: seedValue(a.name, mt.dtype, mt.shape, h, null) };
+    } else if (!nodesByName.has(a.name) && h.shape) {
+      // A fragment's free name: typed by how it is used.
+      val = { t: 'tensor', view: seedValue(a.name, h.dtype ?? opts.dtype, h.shape, h, null) };
+    } else {
+      throw new RunError('input', `node ${where.name} (${where.op}) reads '${a.name}', which has no type: give the input an annotation ("bf16[s72, 2880]")`, { node: where.name, op: where.op });
+    }
+    values.set(a.name, val);
+    return val;
+  };
+  const tensor = (a: Arg, where: Node, what: string, hint?: Hint): View => {
+    const v = resolve(a, where, hint);
+    if (!v || v.t !== 'tensor') throw new RunError('input', `node ${where.name} (${where.op}): ${what} must be a tensor`, { node: where.name, op: where.op });
+    return v.view;
+  };
+  const fail = (n: Node, msg: string): never => { throw new RunError('validation', `node ${n.name} (${n.op}): ${msg}`, { node: n.name, op: n.op }); };
+
+  const contiguous = (v: View, n: Node): View => {
+    if (isContiguous(v)) return v;
+    const out = newStorage(`${n.name}.contiguous`, v.dtype, v.shape);
+    push(n, { kernel: 'copy', x: v, out: out.storage });
+    return out;
+  };
+  const rowsOrCopy = (v: View, n: Node): View => (asRows(v) ? v : contiguous(v, n));
+
+  /** Lower a (possibly functionalized) op call; returns the tuple auto_functionalized would. */
+  const lowerCall = (n: Node, op: string, get: (i: number, name: string) => Arg | undefined): Value | 'unsupported' => {
+    const def = lookupOp(op);
+    const arg = (i: number) => {
+      const spec = def?.args[i];
+      const v = get(i, spec?.name ?? `#${i}`);
+      return v === undefined ? (spec?.default ?? null) : v;
+    };
+    const num = (i: number, fallback: number) => numberOf(arg(i)) ?? fallback;
+    const symInt = (a: Arg, fallback: number): number => {
+      const x = numberOf(a);
+      if (x !== undefined) return presetDim(preset, x);
+      if (isRef(a)) { const v = resolve(a, n); if (v?.t === 'sym') return v.value; }
+      if (typeof a === 'string') return evalDim(a, tokens, n.name);
+      return fallback;
+    };
+    const T = (v: View): Value => ({ t: 'tensor', view: v });
+    switch (op) {
+      case 'aten.slice.Tensor': {
+        const x = tensor(arg(0), n, 'self');
+        let dim = num(1, 0);
+        if (dim < 0) dim += x.shape.length;
+        const size = x.shape[dim];
+        const clampIdx = (i: number) => Math.min(Math.max(i < 0 ? i + size : i, 0), size);
+        const start = clampIdx(arg(2) === null ? 0 : symInt(arg(2), 0));
+        const end = clampIdx(arg(3) === null ? size : symInt(arg(3), size));
+        const step = num(4, 1);
+        const shape = [...x.shape]; const strides = [...x.strides];
+        shape[dim] = Math.max(0, Math.ceil((end - start) / step));
+        strides[dim] *= step;
+        return T({ ...x, offset: x.offset + start * x.strides[dim], shape, strides });
+      }
+      case 'aten.t.default': {
+        const x = tensor(arg(0), n, 'self');
+        if (x.shape.length < 2) return T(x);
+        return T({ ...x, shape: [x.shape[1], x.shape[0]], strides: [x.strides[1], x.strides[0]] });
+      }
+      case 'aten.clone.default': case 'aten.contiguous.default': {
+        const x = tensor(arg(0), n, 'self');
+        const out = newStorage(n.name, x.dtype, x.shape);
+        push(n, { kernel: 'copy', x, out: out.storage });
+        return T(out);
+      }
+      case 'aten.constant_pad_nd.default': {
+        const x = tensor(arg(0), n, 'self');
+        const pad = arg(1);
+        if (!Array.isArray(pad) || pad.length % 2 || pad.length / 2 > x.shape.length) fail(n, 'pad must be pairs, one per trailing dim');
+        const lo = new Array(x.shape.length).fill(0);
+        const shape = [...x.shape];
+        const annotated = n.type?.kind === 'tensor' ? mapType(n.type, n.name).shape : null;
+        for (let p = 0; p < (pad as Arg[]).length / 2; p++) {
+          const d = x.shape.length - 1 - p;
+          const a = symInt((pad as Arg[])[2 * p], 0);
+          // The padded size follows the preset (3072 → 48), so the high pad is what reaches it.
+          const b = annotated ? annotated[d] - x.shape[d] - a : symInt((pad as Arg[])[2 * p + 1], 0);
+          if (a < 0 || b < 0) fail(n, `negative padding (${a}, ${b}) on dim ${d} is not supported`);
+          lo[d] = a; shape[d] = x.shape[d] + a + b;
+        }
+        const out = newStorage(n.name, x.dtype, shape);
+        push(n, { kernel: 'pad', x, lo, value: numberOf(arg(2)) ?? 0, out: out.storage });
+        return T(out);
+      }
+      case 'aten.view.default': case 'aten.reshape.default': case 'aten._unsafe_view.default': {
+        let x = tensor(arg(0), n, 'self');
+        const sizes = arg(1);
+        if (!Array.isArray(sizes)) fail(n, 'size must be a list');
+        const total = numelOf(x.shape);
+        const shape = (sizes as Arg[]).map((s) => symInt(s, -1));
+        const infer = shape.indexOf(-1);
+        if (infer >= 0) shape[infer] = total / numelOf(shape.filter((_, i) => i !== infer));
+        if (numelOf(shape) !== total) fail(n, `cannot view [${x.shape}] as [${shape}]`);
+        x = contiguous(x, n);
+        return T({ ...x, shape, strides: contiguousStrides(shape) });
+      }
+      case 'aten.split_with_sizes.default': case 'aten.split.Tensor': {
+        const x = tensor(arg(0), n, 'self');
+        let dim = num(2, 0);
+        if (dim < 0) dim += x.shape.length;
+        const sz = arg(1);
+        const sizes = Array.isArray(sz) ? sz.map((s) => symInt(s, 0)) : (() => {
+          const each = symInt(sz, 1); const out: number[] = [];
+          for (let r = x.shape[dim]; r > 0; r -= each) out.push(Math.min(each, r));
+          return out;
+        })();
+        if (sizes.reduce((a, b) => a + b, 0) !== x.shape[dim]) fail(n, `split sizes [${sizes}] do not add up to dim ${dim} of [${x.shape}]`);
+        let off = 0;
+        const items: Value[] = sizes.map((s) => {
+          const shape = [...x.shape]; shape[dim] = s;
+          const v = T({ ...x, offset: x.offset + off * x.strides[dim], shape });
+          off += s;
+          return v;
+        });
+        return { t: 'tuple', items };
+      }
+      case 'aten.add.Tensor': {
+        const a = tensor(arg(0), n, 'self');
+        const b = tensor(arg(1), n, 'other', { role: 'activation', shape: a.shape, dtype: a.dtype });
+        const shape = broadcastShape(a.shape, b.shape) ?? fail(n, `cannot broadcast [${a.shape}] with [${b.shape}]`);
+        const out = newStorage(n.name, a.dtype, shape);
+        push(n, { kernel: 'add', a, b, alpha: num(2, 1), out: out.storage });
+        return T(out);
+      }
+      case 'aten.mm.default': case 'aten.addmm.default': {
+        const off = op === 'aten.addmm.default' ? 1 : 0;
+        const a = tensor(arg(off), n, 'mat1');
+        const b = tensor(arg(off + 1), n, 'mat2', { role: 'weight' });
+        if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[1] !== b.shape[0]) fail(n, `mm of [${a.shape}] and [${b.shape}]`);
+        const bias = off ? tensor(arg(0), n, 'self', { role: 'bias', shape: [b.shape[1]] }) : null;
+        if (bias && !broadcastShape([a.shape[0], b.shape[1]], bias.shape)) fail(n, `bias [${bias.shape}] does not broadcast to [${a.shape[0]}, ${b.shape[1]}]`);
+        const out = newStorage(n.name, a.dtype, [a.shape[0], b.shape[1]]);
+        push(n, { kernel: 'gemm', a, b, bias, alpha: off ? num(4, 1) : 1, beta: off ? num(3, 1) : 0, out: out.storage });
+        return T(out);
+      }
+      case 'aten.embedding.default': {
+        const w = rowsOrCopy(tensor(arg(0), n, 'weight'), n);
+        const idx = contiguous(tensor(arg(1), n, 'indices', { role: 'indices', range: w.shape[0] }), n);
+        const out = newStorage(n.name, w.dtype, [...idx.shape, w.shape[1]]);
+        push(n, { kernel: 'embedding', weight: w, indices: idx, out: out.storage });
+        return T(out);
+      }
+      case '_C.rms_norm.default': {
+        const x = rowsOrCopy(tensor(arg(1), n, 'input'), n);
+        const w = tensor(arg(2), n, 'weight', { role: 'norm-weight', shape: [x.shape[x.shape.length - 1]] });
+        const out = newStorage(`${n.name}.result`, x.dtype, x.shape);
+        push(n, { kernel: 'rms_norm', x, w, eps: num(3, 1e-6), out: out.storage });
+        return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
+      }
+      case '_C.fused_add_rms_norm.default': {
+        const x = rowsOrCopy(tensor(arg(0), n, 'input'), n);
+        const residual = rowsOrCopy(tensor(arg(1), n, 'residual', { role: 'activation', shape: x.shape }), n);
+        const w = tensor(arg(2), n, 'weight', { role: 'norm-weight', shape: [x.shape[x.shape.length - 1]] });
+        if (residual.shape.join() !== x.shape.join()) fail(n, `residual [${residual.shape}] and input [${x.shape}] differ`);
+        const out = newStorage(`${n.name}.input`, x.dtype, x.shape);
+        const res = newStorage(`${n.name}.residual`, x.dtype, x.shape);
+        push(n, { kernel: 'fused_add_rms_norm', x, residual, w, eps: num(3, 1e-6), out: out.storage, residualOut: res.storage });
+        return { t: 'tuple', items: [{ t: 'none' }, T(out), T(res)] };
+      }
+      case 'vllm.all_reduce.default': case '_c10d_functional.all_reduce.default': {
+        if (op.startsWith('_c10d') && typeof arg(1) === 'string' && arg(1) !== 'sum') fail(n, `reduce_op '${arg(1)}' is not supported (only sum)`);
+        const x = contiguous(tensor(arg(0), n, 'tensor'), n);
+        const out = newStorage(n.name, x.dtype, x.shape);
+        push(n, { kernel: 'all_reduce', x, out: out.storage });
+        return T(out);
+      }
+      case 'vllm.flashinfer_trtllm_fused_allreduce_norm.default': {
+        const code = num(7, 1);
+        if (code !== 1) fail(n, `pattern_code ${code} is not supported (only 1: all-reduce + residual + RMSNorm)`);
+        const x = contiguous(tensor(arg(0), n, 'allreduce_in'), n);
+        const residual = rowsOrCopy(tensor(arg(1), n, 'residual', { role: 'activation', shape: x.shape }), n);
+        const normOut = arg(2);
+        const w = tensor(arg(5), n, 'rms_gamma', { role: 'norm-weight', shape: [x.shape[x.shape.length - 1]] });
+        const out = newStorage(`${n.name}.norm`, x.dtype, x.shape);
+        const res = newStorage(`${n.name}.residual`, x.dtype, x.shape);
+        push(n, { kernel: 'fused_allreduce_norm', x, residual, w, eps: num(6, 1e-6), out: out.storage, residualOut: res.storage });
+        // Pattern 1 writes the normed output into norm_out, or into allreduce_in when norm_out is None.
+        const items: Value[] = normOut === null
+          ? [{ t: 'none' }, T(out), T(res), { t: 'none' }, { t: 'none' }, { t: 'none' }]
+          : [{ t: 'none' }, T(x), T(res), T(out), { t: 'none' }, { t: 'none' }];
+        return { t: 'tuple', items };
+      }
+      case 'vllm.moe_forward.default': {
+        const x = rowsOrCopy(tensor(arg(0), n, 'hidden_states', { role: 'activation', shape: [tokens, presetDim(preset, GPT_OSS.hiddenPadded)] }), n);
+        const logits = rowsOrCopy(tensor(arg(1), n, 'router_logits', { role: 'activation', shape: [x.shape[0], presetDim(preset, GPT_OSS.experts20b)] }), n);
+        const layer = typeof arg(2) === 'string' ? (arg(2) as string) : n.name;
+        const experts = logits.shape[logits.shape.length - 1];
+        if (preset.intermediate % ranks) fail(n, `intermediate size ${preset.intermediate} does not split over ${ranks} ranks`);
+        const out = newStorage(n.name, x.dtype, x.shape);
+        push(n, { kernel: 'moe', x, logits, layer, experts, topK: Math.min(preset.topK, experts), intermediate: preset.intermediate, out: out.storage });
+        return T(out);
+      }
+    }
+    if (IDENTITY_OPS.has(op)) return T(tensor(arg(0), n, 'self'));
+    if (RESHAPE_OPS.has(op)) return 'unsupported';
+    if (ZERO_OPS.has(op)) {
+      const like = op.endsWith('_like.default') ? tensor(arg(0), n, 'self') : null;
+      const mt = n.type?.kind === 'tensor' ? mapType(n.type, n.name) : like ? { dtype: like.dtype, shape: like.shape } : null;
+      if (mt) return T(seedValue(n.name, mt.dtype, mt.shape, { role: 'zeros' }, n));
+    }
+    return 'unsupported';
+  };
+
+  /** A node with no kernel: fed from a seeded input when its result types are known. */
+  const feed = (n: Node, types: (ValueType | null)[] | null): Value | null => {
+    if (!types || types.length === 0) return null;
+    const items: (Value | null)[] = [];
+    for (let i = 0; i < types.length; i++) {
+      const t = types[i];
+      if (t === null) { items.push({ t: 'none' }); continue; }
+      if (t.kind !== 'tensor') return null;
+      const mt = mapType(t, n.name);
+      const name = types.length === 1 && !n.type ? `${n.name}[${i}]` : types.length === 1 ? n.name : `${n.name}[${i}]`;
+      items.push({ t: 'tensor', view: seedValue(name, mt.dtype, mt.shape, { role: 'fed' }, n) });
+    }
+    fed.push(n.name);
+    return types.length === 1 && n.type ? items[0] : { t: 'tuple', items };
+  };
+
+  for (const n of g.nodes) {
+    let result: Value | 'unsupported' | null;
+    try {
+      if (n.op === 'getitem') {
+        const src = resolve(n.args[0], n);
+        const idx = numberOf(n.args[1]) ?? -1;
+        if (unsupported.length && (!src || src.t !== 'tuple')) { values.set(n.name, { t: 'none' }); continue; }
+        if (!src || src.t !== 'tuple' || !src.items[idx]) fail(n, `item ${idx} of '${refName(n.args[0])}' does not exist`);
+        result = (src as { items: Value[] }).items[idx];
+      } else if (n.op === 'higher_order.auto_functionalized') {
+        const target = n.args[0] && typeof n.args[0] === 'object' && !Array.isArray(n.args[0]) && n.args[0].kind === 'op' ? normalizeTarget(n.args[0].target) : null;
+        if (!target) fail(n, 'the first argument must be the op to run');
+        const r = lowerCall(n, target!, (_i, name) => n.kwargs[name]);
+        if (r === 'unsupported') {
+          const def = lookupOp(target!);
+          // The functionalized results are [return, mutated args…]: their types are the mutated args' types.
+          const types: (ValueType | null)[] | null = def ? [null, ...def.args.filter((a) => a.mutates).map((a) => {
+            const v = n.kwargs[a.name];
+            if (v === null || v === undefined) return null;
+            const rv = isRef(v) ? safeType(v.name) : null;
+            return rv;
+          })] : null;
+          result = types && types.slice(1).some((t) => t) ? feed(n, types) : null;
+          if (!result) { unsupported.push(`${n.name} (${target})`); values.set(n.name, { t: 'none' }); continue; }
+        } else {
+          result = r.t === 'tuple' ? r : { t: 'tuple', items: [r] };
+        }
+      } else {
+        const r = lowerCall(n, normalizeTarget(n.op), (i, name) => (i < n.args.length ? n.args[i] : n.kwargs[name]));
+        if (r === 'unsupported') {
+          result = n.type && n.type.kind === 'tensor' ? feed(n, [n.type]) : null;
+          if (!result) { unsupported.push(`${n.name} (${n.op})`); values.set(n.name, { t: 'none' }); continue; }
+        } else result = r;
+      }
+    } catch (e) {
+      if (e instanceof RunError && e.kind === 'input' && unsupported.length) { values.set(n.name, { t: 'none' }); continue; }
+      throw e;
+    }
+    if (result && result.t === 'tensor' && n.type?.kind === 'tensor') {
+      const want = mapType(n.type, n.name).shape;
+      if (want.join() !== result.view.shape.join()) fail(n, `computed shape [${result.view.shape}] but the graph says [${want}] (after the preset's sizes)`);
+    }
+    values.set(n.name, result ?? { t: 'none' });
+  }
+  if (unsupported.length) {
+    throw new RunError('unsupported-ops', `no kernel and no annotated type to feed from: ${unsupported.join(', ')}`, { node: unsupported[0].split(' ')[0] });
+  }
+
+  function safeType(name: string): ValueType | null {
+    const v = values.get(name);
+    if (v?.t === 'tensor') return { kind: 'tensor', dtype: v.view.dtype === 'i32' ? 'i32' : 'bf16', shape: v.view.shape };
+    const inp = inputs.get(name);
+    if (inp?.type) return inp.type;
+    return nodesByName.get(name)?.type ?? null;
+  }
+
+  // Outputs: the returned values, or for a fragment every value no node reads (tuples expanded).
+  const outputs: PlanOutput[] = [];
+  const addOut = (name: string, v: Value | undefined) => {
+    if (!v) return;
+    if (v.t === 'tensor') outputs.push({ name, view: v.view });
+    else if (v.t === 'tuple') v.items.forEach((it, i) => it && addOut(`${name}[${i}]`, it));
+  };
+  if (g.outputs) {
+    const walk = (a: Arg) => {
+      if (Array.isArray(a)) a.forEach(walk);
+      else if (a && typeof a === 'object' && a.kind === 'tuple') a.items.forEach(walk);
+      else if (isRef(a)) addOut(a.name, values.get(a.name));
+    };
+    g.outputs.forEach(walk);
+  } else {
+    const read = new Set<string>();
+    for (const n of g.nodes) for (const a of [...n.args, ...Object.values(n.kwargs)]) collectRefs(a, read);
+    for (const n of g.nodes) if (!read.has(n.name)) addOut(n.name, values.get(n.name));
+  }
+
+  // Buffer lifetimes: a storage is freed after the last step that reads or writes it, unless an output.
+  const keep = new Set(outputs.map((o) => o.view.storage));
+  const last = new Map<string, number>();
+  steps.forEach((s, i) => { for (const id of storagesOf(s)) last.set(id, i); });
+  const freeAfter = new Map<number, string[]>();
+  for (const [id, i] of last) if (!keep.has(id)) { if (!freeAfter.has(i)) freeAfter.set(i, []); freeAfter.get(i)!.push(id); }
+
+  return { graph: g.name, preset, dtype: opts.dtype, ranks, tokens, storages, steps, outputs, fed, freeAfter };
+}
+
+function refName(a: Arg): string { return isRef(a) ? a.name : String(a); }
+
+function collectRefs(a: Arg, into: Set<string>): void {
+  if (Array.isArray(a)) a.forEach((x) => collectRefs(x, into));
+  else if (isRef(a)) into.add(a.name);
+  else if (a && typeof a === 'object' && a.kind === 'tuple') a.items.forEach((x) => collectRefs(x, into));
+}
+
+export function broadcastShape(a: number[], b: number[]): number[] | null {
+  const n = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = a[a.length - n + i] ?? 1; const y = b[b.length - n + i] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) return null;
+    out.push(Math.max(x, y));
+  }
+  return out;
+}
+
+/** Strides that read `v` as if it had shape `shape` (broadcast dims get stride 0). */
+export function broadcastStrides(v: View, shape: number[]): number[] {
+  const off = shape.length - v.shape.length;
+  return shape.map((d, i) => (i < off || v.shape[i - off] === 1 ? 0 : v.strides[i - off]));
+}
+
+/** Every storage a step reads or writes. */
+export function storagesOf(s: Step): string[] {
+  const ids: string[] = [];
+  for (const [k, v] of Object.entries(s)) {
+    if (v && typeof v === 'object' && 'storage' in v) ids.push((v as View).storage);
+    else if ((k === 'out' || k === 'residualOut') && typeof v === 'string') ids.push(v);
+  }
+  return ids;
+}
+
+/** Role hints for graph inputs and fragment names, from how they are used (propagated through views). */
+function roleHints(g: Graph): Map<string, Hint> {
+  const hints = new Map<string, Hint>();
+  const set = (a: Arg | undefined, h: Hint) => { if (a && isRef(a) && !hints.has(a.name)) hints.set(a.name, h); };
+  const routerNodes = new Set<string>();
+  const argsOf = (n: Node): { op: string; get: (i: number, name: string) => Arg | undefined } => {
+    if (n.op === 'higher_order.auto_functionalized') {
+      const t = n.args[0] && typeof n.args[0] === 'object' && !Array.isArray(n.args[0]) && n.args[0].kind === 'op' ? normalizeTarget(n.args[0].target) : '';
+      return { op: t, get: (_i, name) => n.kwargs[name] };
+    }
+    return { op: normalizeTarget(n.op), get: (i, name) => (i < n.args.length ? n.args[i] : n.kwargs[name]) };
+  };
+  for (const n of g.nodes) {
+    const { op, get } = argsOf(n);
+    if (op === 'vllm.moe_forward.default') { const r = get(1, 'router_logits'); if (r && isRef(r)) routerNodes.add(r.name); }
+  }
+  for (let i = g.nodes.length - 1; i >= 0; i--) {
+    const n = g.nodes[i];
+    const { op, get } = argsOf(n);
+    const router = routerNodes.has(n.name);
+    switch (op) {
+      case 'aten.addmm.default': set(get(0, 'self'), { role: router ? 'router-bias' : 'bias' }); set(get(2, 'mat2'), { role: router ? 'router-weight' : 'weight' }); break;
+      case 'aten.mm.default': set(get(1, 'mat2'), { role: 'weight' }); break;
+      case 'aten.embedding.default': set(get(0, 'weight'), { role: 'embedding' }); break;
+      case '_C.rms_norm.default': set(get(2, 'weight'), { role: 'norm-weight' }); break;
+      case '_C.fused_add_rms_norm.default': set(get(2, 'weight'), { role: 'norm-weight' }); break;
+      case 'vllm.flashinfer_trtllm_fused_allreduce_norm.default': set(get(5, 'rms_gamma'), { role: 'norm-weight' }); break;
+    }
+    // Views pass the role to the tensor they view (t(W) is still a weight).
+    const h = hints.get(n.name);
+    if (h && (op === 'aten.t.default' || RESHAPE_OPS.has(op) || op === 'aten.slice.Tensor' || IDENTITY_OPS.has(op))) set(get(0, 'self'), h);
+  }
+  return hints;
+}

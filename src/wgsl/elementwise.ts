@@ -1,0 +1,120 @@
+// Elementwise kernels over strided N-d views: seed, copy (clone / contiguous), constant_pad_nd,
+// add (with broadcasting), embedding. Each thread writes one pair of output elements, so packed
+// outputs are written a whole u32 word at a time.
+//
+// Bind layout (every kernel here):
+//   @binding(0) prm: array<u32>   sizes, offsets and strides (layout per kernel below)
+//   @binding(1) out                the contiguous output
+//   @binding(2..) inputs           the viewed storages
+// prm[0] = output numel, prm[1..7) = output shape (6 dims, leading 1s), then per input
+// [offset, stride × 6]; kernel-specific words follow.
+
+import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
+import { RANDOM_WGSL } from '../runtime/random.ts';
+
+export const MAX_DIMS = 6;
+export const ELEMENTWISE_WG = 256;
+
+export type ElementwiseKind = 'copy' | 'add' | 'pad' | 'embedding' | 'seed';
+
+const HEADER = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> prm: array<u32>;
+fn out_dim(d: u32) -> u32 { return prm[1u + d]; }
+// Element offset of output element i read through input k's strides (input k's words start at base).
+fn strided(i: u32, base: u32) -> u32 {
+  var rem = i;
+  var off = prm[base];
+  for (var d = ${MAX_DIMS - 1}i; d >= 0; d--) {
+    let size = out_dim(u32(d));
+    off += (rem % size) * prm[base + 1u + u32(d)];
+    rem /= size;
+  }
+  return off;
+}
+`;
+
+const IN_BASE = (k: number) => 1 + MAX_DIMS + k * (1 + MAX_DIMS);
+
+/** WGSL for one elementwise kernel, specialized to its dtypes. */
+export function elementwiseWgsl(kind: ElementwiseKind, out: WgslDType, inputs: WgslDType[]): string {
+  const ins = inputs.map((d, k) => inputBinding(`in${k}`, 2 + k, d)).join('\n');
+  const extra = IN_BASE(inputs.length);
+  let value: string;
+  switch (kind) {
+    case 'copy': value = `ld_in0(strided(i, ${IN_BASE(0)}u))`; break;
+    case 'add': value = `ld_in0(strided(i, ${IN_BASE(0)}u)) + bitcast<f32>(prm[${extra}u]) * ld_in1(strided(i, ${IN_BASE(1)}u))`; break;
+    case 'pad':
+      // prm[extra..+6) low pad per dim, [extra+6..+12) input shape, extra+12 pad value.
+      value = `pad_value(i)`; break;
+    case 'embedding':
+      // in0 = weight rows (offset, row stride in its stride[4]), in1 = indices; prm[extra] = H.
+      value = `embed(i)`; break;
+    case 'seed':
+      // prm[extra..]: seed, stream, scale bits, offset bits, range (0: a float tensor).
+      value = `seed_value(i)`; break;
+  }
+  const fns: Record<ElementwiseKind, string> = {
+    copy: '', add: '',
+    pad: `fn pad_value(i: u32) -> f32 {
+  var rem = i; var off = prm[${IN_BASE(0)}u]; var inside = true;
+  for (var d = ${MAX_DIMS - 1}i; d >= 0; d--) {
+    let size = out_dim(u32(d));
+    let o = rem % size; rem /= size;
+    let lo = prm[${extra}u + u32(d)];
+    let n = prm[${extra + MAX_DIMS}u + u32(d)];
+    if (o < lo || o - lo >= n) { inside = false; } else { off += (o - lo) * prm[${IN_BASE(0) + 1}u + u32(d)]; }
+  }
+  if (inside) { return ld_in0(off); }
+  return bitcast<f32>(prm[${extra + 2 * MAX_DIMS}u]);
+}`,
+    embedding: `fn embed(i: u32) -> f32 {
+  let H = prm[${extra}u];
+  let V = prm[${extra + 1}u];
+  let t = i / H;
+  let row = min(u32(max(i32(ld_in1(prm[${IN_BASE(1)}u] + t)), 0)), V - 1u);
+  return ld_in0(prm[${IN_BASE(0)}u] + row * prm[${IN_BASE(0) + 1 + MAX_DIMS - 2}u] + (i % H));
+}`,
+    seed: `${RANDOM_WGSL}
+fn seed_value(i: u32) -> f32 {
+  let u = uniform3(prm[${extra}u], prm[${extra + 1}u], i);
+  let range = prm[${extra + 4}u];
+  if (range > 0u) { return f32(min(range - 1u, u32(floor((u + 1.0) * 0.5 * f32(range))))); }
+  return u * bitcast<f32>(prm[${extra + 2}u]) + bitcast<f32>(prm[${extra + 3}u]);
+}`,
+  };
+  return `${DTYPE_WGSL}
+${HEADER}
+${outputBinding('out', 1, out)}
+${ins}
+${fns[kind]}
+fn value(i: u32) -> f32 { return ${roundExpr(out, value)}; }
+@compute @workgroup_size(${ELEMENTWISE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = 2u * (gid.x + gid.y * nwg.x * ${ELEMENTWISE_WG}u);
+  let n = prm[0];
+  if (i + 1u < n) { st2_out(i, value(i), value(i + 1u)); }
+  else if (i < n) { st_out(i, value(i)); }
+}
+`;
+}
+
+/** The meta words: output shape then each input's offset and strides, all padded to MAX_DIMS. */
+export function elementwiseMeta(outShape: number[], inputs: { offset: number; strides: number[] }[], extra: number[]): Uint32Array {
+  if (outShape.length > MAX_DIMS) throw new Error(`more than ${MAX_DIMS} dims`);
+  const pad = (xs: number[], fill: number) => [...new Array(MAX_DIMS - xs.length).fill(fill), ...xs];
+  const words = [outShape.reduce((a, b) => a * b, 1), ...pad(outShape, 1)];
+  for (const v of inputs) words.push(v.offset, ...pad(v.strides, 0));
+  words.push(...extra);
+  return Uint32Array.from(words.map((w) => w >>> 0));
+}
+
+export function f32Bits(x: number): number {
+  return new Uint32Array(Float32Array.of(x).buffer)[0];
+}
+
+/** Workgroup grid for `threads` threads, split over y past the 65535 limit. */
+export function grid1d(threads: number, wg: number): [number, number] {
+  const groups = Math.max(1, Math.ceil(threads / wg));
+  const x = Math.min(groups, 65535);
+  return [x, Math.ceil(groups / x)];
+}

@@ -1,0 +1,235 @@
+// vllm.moe_forward for GPT-OSS, on one rank, in six dispatches with no read-back to the host:
+//   route    one thread per token: top-k of the router logits (ties to the lower expert id),
+//            softmax over the k selected logits, atomic count per expert
+//   scan     one thread: per-expert offsets and tile starts (exclusive prefix sums)
+//   scatter  one thread per (token, k): its slot in its expert's group (atomic cursor)
+//   gemm1    per (expert tile, 64 W13 rows): h = x·W13ᵀ + b13 with gate/up interleaved
+//            (h[0::2] gate, h[1::2] up); a = r((up+1)·gate·σ(1.702·gate)), gate = min(r(h_g), 7),
+//            up = clamp(r(h_u), −7, 7)
+//   gemm2    per (expert tile, 64 W2 rows): y = a·W2ᵀ + b2 (rank 0 only); y_k = r(w_k · y)
+//   combine  one thread per output pair: out = r(Σ_k y_k), k in order
+// The grid of gemm1/gemm2 has a fixed capacity (min(E, T·k) + ⌈T·k / 32⌉ tiles); tiles past the
+// real count exit. The order of rows inside a group depends on atomics, but every row is computed
+// alone and combined in k order, so results are deterministic.
+//
+// Bind layout (all six):
+//   @binding(0) prm: array<u32>  [T, H, E, K, Is, xOff, xRowStride, lOff, lRowStride, hasB2, maxTiles]
+//   @binding(1) route: array<u32> counts[E] | cursor[E] | offsets[E+1] | tileStart[E+1] | ids[T·K] | sorted[T·K]
+//   @binding(2) wts: array<f32>   routing weights [T·K]
+//   @binding(3..) per kernel: x, logits, w13, b13, act, w2, b2, yk, out (see each entry point)
+
+import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
+
+export const MOE_TM = 32;
+export const MOE_TN = 64;
+export const MOE_TK = 32;
+export const MOE_MAX_K = 8;
+export const SWIGLU = { alpha: 1.702, limit: 7 } as const;
+
+/** Words of the route buffer. */
+export function routeWords(T: number, E: number, K: number): number {
+  return 4 * E + 2 + 2 * T * K;
+}
+export function moeTileCapacity(T: number, E: number, K: number): number {
+  return Math.min(E, T * K) + Math.ceil((T * K) / MOE_TM);
+}
+
+const META = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> prm: array<u32>;
+fn mT() -> u32 { return prm[0]; }
+fn mH() -> u32 { return prm[1]; }
+fn mE() -> u32 { return prm[2]; }
+fn mK() -> u32 { return prm[3]; }
+fn mIs() -> u32 { return prm[4]; }
+// Route buffer regions.
+fn rCounts() -> u32 { return 0u; }
+fn rCursor() -> u32 { return mE(); }
+fn rOffsets() -> u32 { return 2u * mE(); }
+fn rTiles() -> u32 { return 3u * mE() + 1u; }
+fn rIds() -> u32 { return 4u * mE() + 2u; }
+fn rSorted() -> u32 { return 4u * mE() + 2u + mT() * mK(); }
+`;
+
+export function moeRouteWgsl(d: WgslDType): string {
+  return `${DTYPE_WGSL}${META}
+@group(0) @binding(1) var<storage, read_write> route: array<atomic<u32>>;
+@group(0) @binding(2) var<storage, read_write> wts: array<f32>;
+${inputBinding('logits', 3, d)}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t = gid.x;
+  if (t >= mT()) { return; }
+  let E = mE(); let K = mK();
+  var sel: array<u32, ${MOE_MAX_K}>;
+  var val: array<f32, ${MOE_MAX_K}>;
+  for (var k = 0u; k < K; k++) {
+    var best = 0u; var bestV = 0.0; var found = false;
+    for (var e = 0u; e < E; e++) {
+      var taken = false;
+      for (var j = 0u; j < k; j++) { if (sel[j] == e) { taken = true; } }
+      let l = ld_logits(prm[7] + t * prm[8] + e);
+      if (!taken && (!found || l > bestV)) { best = e; bestV = l; found = true; }
+    }
+    sel[k] = best; val[k] = bestV;
+  }
+  var s = 0.0;
+  for (var k = 0u; k < K; k++) { s += exp(val[k] - val[0]); }
+  for (var k = 0u; k < K; k++) {
+    atomicStore(&route[rIds() + t * K + k], sel[k]);
+    wts[t * K + k] = exp(val[k] - val[0]) / s;
+    atomicAdd(&route[rCounts() + sel[k]], 1u);
+  }
+}
+`;
+}
+
+export const MOE_SCAN_WGSL = `${META}
+@group(0) @binding(1) var<storage, read_write> route: array<u32>;
+@compute @workgroup_size(1)
+fn main() {
+  var off = 0u; var tiles = 0u;
+  for (var e = 0u; e < mE(); e++) {
+    route[rOffsets() + e] = off;
+    route[rTiles() + e] = tiles;
+    route[rCursor() + e] = 0u;
+    let c = route[rCounts() + e];
+    off += c;
+    tiles += (c + ${MOE_TM - 1}u) / ${MOE_TM}u;
+  }
+  route[rOffsets() + mE()] = off;
+  route[rTiles() + mE()] = tiles;
+}
+`;
+
+export const MOE_SCATTER_WGSL = `${META}
+@group(0) @binding(1) var<storage, read_write> route: array<atomic<u32>>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let p = gid.x;
+  if (p >= mT() * mK()) { return; }
+  let e = atomicLoad(&route[rIds() + p]);
+  let pos = atomicLoad(&route[rOffsets() + e]) + atomicAdd(&route[rCursor() + e], 1u);
+  atomicStore(&route[rSorted() + pos], p);
+}
+`;
+
+/**
+ * gemm1 (stage 1) and gemm2 (stage 2): a 32-row × 64-column tile of one expert's group.
+ * Stage 1: A = x rows of the group's tokens (storage dtype), W = W13[e] [2·Is, H], K = H.
+ * Stage 2: A = act rows (f32) [T·K, Is], W = W2[e] [H, Is], K = Is.
+ * W loads are one vec4<u32> (8 bf16) per thread when `vecW` (K a multiple of 8, bf16).
+ */
+export function moeGemmWgsl(stage: 1 | 2, d: WgslDType, vecW: boolean): string {
+  const aDecl = stage === 1 ? inputBinding('a', 3, d) : inputBinding('a', 3, 'f32');
+  const wDecl = vecW ? `@group(0) @binding(4) var<storage, read> w: array<vec4<u32>>;` : inputBinding('w', 4, d);
+  const bDecl = inputBinding('bias', 5, d);
+  const outDecl = stage === 1
+    ? `@group(0) @binding(6) var<storage, read_write> act: array<f32>;`
+    : `@group(0) @binding(6) var<storage, read_write> yk: array<f32>;`;
+  const r = (e: string) => roundExpr(d, e);
+  const loadW = vecW
+    ? `{
+      let q = w[(wBase + gk) / 8u];
+      let vals = array<f32, 8>(bf16_lo(q.x), bf16_hi(q.x), bf16_lo(q.y), bf16_hi(q.y), bf16_lo(q.z), bf16_hi(q.z), bf16_lo(q.w), bf16_hi(q.w));
+      for (var j = 0u; j < 8u; j++) { Ws[(kc + j) * ${MOE_TN}u + wn] = select(0.0, vals[j], okW && gk + j < Kd); }
+    }`
+    : `for (var j = 0u; j < 8u; j++) { var v = 0.0; if (okW && gk + j < Kd) { v = ld_w(wBase + gk + j); } Ws[(kc + j) * ${MOE_TN}u + wn] = v; }`;
+  const aRow = stage === 1 ? `prm[5] + (p / K) * prm[6]` : `p * Is`;
+  const epilogue = stage === 1
+    ? `
+      // Columns (n, n+1) are one (gate, up) pair: intermediate j = n / 2.
+      if (n + 1u < Nw) {
+        var g = ${r('acc[i][0] + ld_bias(e * Nw + n)')};
+        var u = ${r('acc[i][1] + ld_bias(e * Nw + n + 1u)')};
+        g = min(g, ${SWIGLU.limit}.0);
+        u = clamp(u, -${SWIGLU.limit}.0, ${SWIGLU.limit}.0);
+        act[p * Is + n / 2u] = ${r(`(u + 1.0) * g / (1.0 + exp(-${SWIGLU.alpha} * g))`)};
+      }`
+    : `
+      for (var j = 0u; j < 2u; j++) {
+        if (n + j < Nw) {
+          var y = acc[i][j];
+          if (prm[9] == 1u) { y += ld_bias(e * Nw + n + j); }
+          yk[p * H + n + j] = ${r('wts[p] * y')};
+        }
+      }`;
+  return `${DTYPE_WGSL}${META}
+@group(0) @binding(1) var<storage, read> route: array<u32>;
+@group(0) @binding(2) var<storage, read> wts: array<f32>;
+${aDecl}
+${wDecl}
+${bDecl}
+${outDecl}
+var<workgroup> As: array<f32, ${MOE_TM * MOE_TK}>;   // [k][m]
+var<workgroup> Ws: array<f32, ${MOE_TN * MOE_TK}>;   // [k][n]
+var<workgroup> rowSlot: array<u32, ${MOE_TM}>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let E = mE(); let K = mK(); let H = mH(); let Is = mIs();
+  _ = wts[0];  // bound in both stages (one layout), read by stage 2
+  let tile = wid.x;
+  if (tile >= route[rTiles() + E]) { return; }
+  var e = 0u;
+  for (var q = 1u; q < E; q++) { if (route[rTiles() + q] <= tile) { e = q; } }
+  let rowBase = route[rOffsets() + e] + (tile - route[rTiles() + e]) * ${MOE_TM}u;
+  let rowEnd = route[rOffsets() + e + 1u];
+  let Nw = ${stage === 1 ? '2u * Is' : 'H'};
+  let Kd = ${stage === 1 ? 'H' : 'Is'};
+  let n0 = wid.y * ${MOE_TN}u;
+  if (li < ${MOE_TM}u) { rowSlot[li] = select(0xffffffffu, route[rSorted() + rowBase + li], rowBase + li < rowEnd); }
+  workgroupBarrier();
+  let tx = li % 32u; let ty = li / 32u;      // 32 × 8 threads: 2 columns × 4 rows each
+  var acc: array<vec2<f32>, 4>;
+  for (var i = 0u; i < 4u; i++) { acc[i] = vec2<f32>(0.0); }
+  // This thread's share of the W tile: row wn, 8 consecutive k from kc.
+  let wn = li / 4u; let kc = (li % 4u) * 8u;
+  let okW = n0 + wn < Nw;
+  let wBase = (e * Nw + n0 + wn) * Kd;
+  // Its share of the A tile: row am, 4 consecutive k from akc.
+  let am = li / 8u; let akc = (li % 8u) * 4u;
+  for (var k0 = 0u; k0 < Kd; k0 += ${MOE_TK}u) {
+    let gk = k0 + kc;
+    ${loadW}
+    let p = rowSlot[am];
+    for (var j = 0u; j < 4u; j++) {
+      var v = 0.0;
+      if (p != 0xffffffffu && k0 + akc + j < Kd) { v = ld_a(${aRow} + k0 + akc + j); }
+      As[(akc + j) * ${MOE_TM}u + am] = v;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${MOE_TK}u; kk++) {
+      let wv = vec2<f32>(Ws[kk * ${MOE_TN}u + tx * 2u], Ws[kk * ${MOE_TN}u + tx * 2u + 1u]);
+      for (var i = 0u; i < 4u; i++) { acc[i] += As[kk * ${MOE_TM}u + ty * 4u + i] * wv; }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let p = rowSlot[ty * 4u + i];
+    let n = n0 + tx * 2u;
+    if (p != 0xffffffffu) {${epilogue}
+    }
+  }
+}
+`;
+}
+
+export function moeCombineWgsl(d: WgslDType): string {
+  return `${DTYPE_WGSL}${META}
+@group(0) @binding(1) var<storage, read> yk: array<f32>;
+${outputBinding('out', 2, d)}
+fn value(i: u32) -> f32 {
+  let H = mH(); let K = mK();
+  let t = i / H; let n = i % H;
+  var s = 0.0;
+  for (var k = 0u; k < K; k++) { s += yk[(t * K + k) * H + n]; }
+  return ${roundExpr(d, 's')};
+}
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = 2u * (gid.x + gid.y * nwg.x * 256u);
+  let n = mT() * mH();
+  if (i + 1u < n) { st2_out(i, value(i), value(i + 1u)); } else if (i < n) { st_out(i, value(i)); }
+}
+`;
+}

@@ -1,0 +1,123 @@
+// RMSNorm family, one workgroup per row: `rms_norm`, `_C.fused_add_rms_norm` and
+// `flashinfer_trtllm_fused_allreduce_norm` (pattern 1) as ONE kernel over the gathered peer
+// buffers. The row stays in registers between the sum of squares and the scaling.
+//
+// Bind layout:
+//   @binding(0) prm: array<u32>  [rows, cols, xOffset, xRowStride, resOffset, resRowStride, wOffset, eps (f32 bits), ranks, rowStart, rankSlotStride]
+//   @binding(1) out               normed output, contiguous [rows, cols]
+//   @binding(2) resOut            new residual (add / allreduce modes), contiguous
+//   @binding(3) x                 input rows (allreduce mode: the ranks' rows back to back, rank q's at q · rankSlotStride)
+//   @binding(4) res               residual rows (add / allreduce modes)
+//   @binding(5) w                 the norm weight
+//
+// Semantics (DESIGN "Op semantics"), f32 accumulation:
+//   rms:       y = r(r(x · rsqrt(mean(x²) + eps)) · w)
+//   add:       z = r(x + res) → resOut;   y = r(r(z · rsqrt(mean(z²) + eps)) · w)
+//   allreduce: ar = r(Σ_rank x_rank) in rank order; z = r(ar + res) → resOut; y = r(z · rsqrt(…) · w)  (one rounding)
+
+import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
+
+export type NormMode = 'rms' | 'add' | 'allreduce';
+
+export const NORM_WG = 128;
+
+/** Elements per load: 8 bf16 or 4 f32 as one vec4 when rows, offsets and strides allow, else 1. */
+export function normVector(d: WgslDType, cols: number, offsets: number[], strides: number[]): number {
+  const v = d === 'bf16' || d === 'f16' ? 8 : 4;
+  return [cols, ...offsets, ...strides].every((x) => x % v === 0) ? v : 1;
+}
+
+export function rmsNormWgsl(mode: NormMode, d: WgslDType, cols: number, vec: number): string {
+  const packed = d === 'bf16' || d === 'f16';
+  const vectorized = vec > 1;
+  const items = Math.ceil(cols / (vec * NORM_WG));
+  const r = (e: string) => roundExpr(d, e);
+  const vin = (name: string, b: number) => (vectorized
+    ? `@group(0) @binding(${b}) var<storage, read> ${name}: array<${packed ? 'vec4<u32>' : 'vec4<f32>'}>;`
+    : inputBinding(name, b, d));
+  const vout = (name: string, b: number) => (vectorized
+    ? `@group(0) @binding(${b}) var<storage, read_write> ${name}: array<${packed ? 'vec4<u32>' : 'vec4<f32>'}>;`
+    : outputBinding(name, b, d));
+  const unpack = d === 'bf16' ? (w: string) => [`bf16_lo(${w})`, `bf16_hi(${w})`] : (w: string) => [`unpack2x16float(${w}).x`, `unpack2x16float(${w}).y`];
+  // load(name, e) fills v[0..vec) from element e; store(name, e) writes v[0..vec) at element e.
+  const load = (name: string, e: string) => {
+    if (!vectorized) return `v[0] = ld_${name}(${e});`;
+    if (!packed) return `{ let q = ${name}[(${e}) / 4u]; v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w; }`;
+    const parts = ['x', 'y', 'z', 'w'].flatMap((c) => unpack(`q.${c}`));
+    return `{ let q = ${name}[(${e}) / 8u]; ${parts.map((p, i) => `v[${i}] = ${p};`).join(' ')} }`;
+  };
+  const pack2 = (a: string, b: string) => (d === 'bf16' ? `(bf16_bits(${a}) | (bf16_bits(${b}) << 16u))` : `pack2x16float(vec2<f32>(${a}, ${b}))`);
+  const store = (name: string, e: string, src: string) => {
+    if (!vectorized) return `st_${name}(${e}, ${src}[0]);`;
+    if (!packed) return `${name}[(${e}) / 4u] = vec4<f32>(${src}[0], ${src}[1], ${src}[2], ${src}[3]);`;
+    return `${name}[(${e}) / 8u] = vec4<u32>(${[0, 2, 4, 6].map((i) => pack2(`${src}[${i}]`, `${src}[${i + 1}]`)).join(', ')});`;
+  };
+  const V = vec;
+  const accumulate = mode === 'allreduce'
+    ? `
+      // Sum the ranks' rows in rank order, round once: the all-reduce result.
+      var acc: array<f32, ${V}>;
+      for (var k = 0u; k < ${V}u; k++) { acc[k] = 0.0; }
+      for (var q = 0u; q < ranks; q++) {
+        ${load('x', `prm[2] + q * prm[10] + row * prm[3] + c`)}
+        for (var k = 0u; k < ${V}u; k++) { acc[k] += v[k]; }
+      }
+      for (var k = 0u; k < ${V}u; k++) { v[k] = ${r('acc[k]')}; }`
+    : load('x', 'prm[2] + row * prm[3] + c');
+  const addResidual = mode === 'rms' ? '' : `
+      var z: array<f32, ${V}> = v;
+      ${load('res', 'prm[4] + (prm[9] + row) * prm[5] + c').replaceAll('v[', 'rv[')}
+      for (var k = 0u; k < ${V}u; k++) { z[k] = ${r('z[k] + rv[k]')}; }
+      v = z;
+      ${store('resOut', '(prm[9] + row) * cols + c', 'v')}`;
+  const scale = mode === 'allreduce' ? r('v[k] * inv * wv[k]') : r(`${r('v[k] * inv')} * wv[k]`);
+  return `${DTYPE_WGSL}
+@group(0) @binding(0) var<storage, read> prm: array<u32>;
+${vout('out', 1)}
+${mode === 'rms' ? '' : vout('resOut', 2)}
+${vin('x', 3)}
+${mode === 'rms' ? '' : vin('res', 4)}
+${vin('w', 5)}
+var<workgroup> partial: array<f32, ${NORM_WG}>;
+
+@compute @workgroup_size(${NORM_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row = wid.x + wid.y * nwg.x;
+  let rows = prm[0];
+  if (row >= rows) { return; }
+  let cols = prm[1];
+  let ranks = prm[8];
+  var keep: array<array<f32, ${V}>, ${items}>;
+  var ss = 0.0;
+  for (var it = 0u; it < ${items}u; it++) {
+    let c = (it * ${NORM_WG}u + lid.x) * ${V}u;
+    if (c < cols) {
+      var v: array<f32, ${V}>;
+      var rv: array<f32, ${V}>;
+      ${accumulate}
+      ${addResidual}
+      for (var k = 0u; k < ${V}u; k++) { ss += v[k] * v[k]; }
+      keep[it] = v;
+    }
+  }
+  partial[lid.x] = ss;
+  workgroupBarrier();
+  for (var s = ${NORM_WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid.x < s) { partial[lid.x] += partial[lid.x + s]; }
+    workgroupBarrier();
+  }
+  let inv = 1.0 / sqrt(partial[0] / f32(cols) + bitcast<f32>(prm[7]));
+  for (var it = 0u; it < ${items}u; it++) {
+    let c = (it * ${NORM_WG}u + lid.x) * ${V}u;
+    if (c < cols) {
+      var v = keep[it];
+      var wv: array<f32, ${V}>;
+      ${load('w', 'prm[6] + c').replaceAll('v[', 'wv[')}
+      var y: array<f32, ${V}>;
+      for (var k = 0u; k < ${V}u; k++) { y[k] = ${scale}; }
+      ${store('out', '(prm[9] + row) * cols + c', 'y')}
+    }
+  }
+}
+`;
+}
