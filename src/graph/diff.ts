@@ -86,12 +86,13 @@ export function diffGraphs(before: Graph, after: Graph, sites: readonly RewriteS
         free.splice(free.indexOf(match), 1);
       }
     }
-    // What is left was absorbed: by the produced node that says it came from it, else by the
-    // site's fused node, else by the site's first new node.
+    // What is left was absorbed: by the site's fused node or another new node that says it came
+    // from it, else by the fused node, else by the site's first new node.
     const fresh = s.produced.filter((p) => afterNodes.has(p) && !afterToBefore.has(p));
     const fusedNode = fresh.find((p) => opKind(effectiveOp(afterNodes.get(p)!)) === 'fused');
     for (const c of free) {
-      const owner = fresh.find((p) => afterNodes.get(p)!.meta.madeBy?.from.includes(c)) ?? fusedNode ?? fresh[0];
+      const makers = fresh.filter((p) => afterNodes.get(p)!.meta.madeBy?.from.includes(c));
+      const owner = makers.find((p) => p === fusedNode) ?? makers[0] ?? fusedNode ?? fresh[0];
       if (owner) mergedInto.set(c, owner);
     }
   }
@@ -110,7 +111,7 @@ export function diffGraphs(before: Graph, after: Graph, sites: readonly RewriteS
     const b = afterToBefore.get(an.name);
     if (b === undefined) {
       const absorbed = [...mergedInto.values()].filter((o) => o === an.name).length;
-      const isFused = opKind(effectiveOp(an)) === 'fused' || absorbed >= 2 || (an.meta.madeBy?.from.length ?? 0) >= 2;
+      const isFused = opKind(effectiveOp(an)) === 'fused' || absorbed >= 2;
       afterChange.set(an.name, isFused ? 'fused' : 'added');
       continue;
     }

@@ -25,6 +25,8 @@ export interface LaidNode {
   /** A stub standing for a value produced far away: `ref` names it. */
   ref?: string;
   group?: string;
+  /** Band within its block, top = 0 (lets a rewritten graph keep its rows). */
+  layer: number;
 }
 
 export interface LaidEdge {
@@ -85,7 +87,11 @@ const REF_CHAR = 6.1;
 /** One block's input: its own nodes, the edges among them, and what crosses its border. */
 interface BlockInput {
   key: string;
-  nodes: { name: string; w: number; h: number; ref?: string }[];
+  nodes: {
+    name: string; w: number; h: number; ref?: string;
+    /** The band it had in the layout this graph was rewritten from: sink back to it if free. */
+    minLayer?: number;
+  }[];
   edges: { from: number; to: number; label: string }[];
   /** Values entering at the top: each feeds `targets` (local indices). */
   entries: { value: string; label: string; targets: number[] }[];
@@ -97,6 +103,7 @@ interface BlockInput {
 export interface BlockLayout {
   x: Float64Array;
   y: Float64Array;
+  layer: Int32Array;
   width: number;
   height: number;
   /** Polylines of the block's internal edges, in the order of BlockInput.edges. */
@@ -175,6 +182,16 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
   for (const e of input.edges) realPred[e.to].push(e.from);
   for (let ti = topo.length - 1; ti >= 0; ti--) {
     const v = topo[ti];
+    const was = input.nodes[v].minLayer;
+    if (was !== undefined) {
+      // A rewritten block gets its old rows back where there is slack: bottom-up, each node
+      // sinks toward the band it had, never past its readers, so nothing is pushed.
+      let m = realSucc[v].length ? Infinity : was;
+      for (const s of realSucc[v]) m = Math.min(m, layer[s] - 1);
+      const target = Math.min(was, m);
+      if (target > layer[v]) layer[v] = target;
+      continue;
+    }
     if (realPred[v].length || !realSucc[v].length) continue;
     let m = Infinity;
     for (const s of realSucc[v]) m = Math.min(m, layer[s]);
@@ -311,11 +328,12 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
   if (!isFinite(minX)) { minX = 0; maxX = 0; }
   const top = nEntry ? bandTop[1] - LAYER_GAP / 2 : 0;
   const bottom = cy - LAYER_GAP + (nExit ? -bandH[nLayers - 1] - LAYER_GAP / 2 : 0);
-  const outX = new Float64Array(nReal), outY = new Float64Array(nReal);
+  const outX = new Float64Array(nReal), outY = new Float64Array(nReal), outLayer = new Int32Array(nReal);
   for (let v = 0; v < nReal; v++) {
     const li = layer[v];
     outX[v] = x[v] - width[v] / 2 - minX;
     outY[v] = bandTop[li] + (bandH[li] - height[v]) / 2 - top;
+    outLayer[v] = li;
   }
   const vx = (v: number) => x[v] - minX;
   const vTop = (v: number) => {
@@ -343,7 +361,7 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
   }
   const exitPoints: number[][] = [];
   for (let i = 0; i < nExit; i++) exitPoints.push(polyline(routes[ri++]));
-  return { x: outX, y: outY, width: maxX - minX, height: Math.max(0, bottom - top), edgePoints, entryPoints, exitPoints };
+  return { x: outX, y: outY, layer: outLayer, width: maxX - minX, height: Math.max(0, bottom - top), edgePoints, entryPoints, exitPoints };
 }
 // ---------------------------------------------------------------------------------------------
 // The whole graph
@@ -443,6 +461,12 @@ export function layoutScene(scene: Scene, opts: LayoutOptions = {}): GraphLayout
     else farRefs[b].push(e);
   }
 
+  const prevGroups = new Map<string, LaidGroup>();
+  const prevNodes = new Map<string, LaidNode>();
+  if (opts.previous) {
+    for (const g of opts.previous.layout.groups) prevGroups.set(g.id, g);
+    for (const n of opts.previous.layout.nodes) prevNodes.set(n.name, n);
+  }
   interface Placed { layout: BlockLayout; input: BlockInput; localIndex: Map<string, number>; refs: Map<string, string>; w: number; h: number }
   const placed: Placed[] = [];
   for (let bi = 0; bi < blocks.length; bi++) {
@@ -454,7 +478,13 @@ export function layoutScene(scene: Scene, opts: LayoutOptions = {}): GraphLayout
       nodes.push({ name: `group:${b.group!.id}`, w: COLLAPSED_W, h: COLLAPSED_H });
       for (const m of b.members) localIndex.set(m.name, 0);
     } else {
-      for (const m of b.members) { localIndex.set(m.name, nodes.length); nodes.push({ name: m.name, w: m.w, h: m.h }); }
+      for (const m of b.members) {
+        localIndex.set(m.name, nodes.length);
+        const node: BlockInput['nodes'][number] = { name: m.name, w: m.w, h: m.h };
+        const before = opts.previous ? prevNodes.get(opts.previous.mapping.get(m.name) ?? m.name) : undefined;
+        if (before && before.group === b.group?.id) node.minLayer = before.layer;
+        nodes.push(node);
+      }
     }
     const edges: BlockInput['edges'] = [];
     const seenEdge = new Set<string>();
@@ -496,7 +526,7 @@ export function layoutScene(scene: Scene, opts: LayoutOptions = {}): GraphLayout
       exits.push({ value: e.from, source: localIndex.get(e.from)! });
     }
     const entries = [...entriesByValue.values()];
-    const desc = JSON.stringify([nodes.map((n) => [n.name, n.w, n.h]), edges.map((e) => [e.from, e.to]), entries.map((en) => en.targets), exits.map((x) => x.source), maxSpan]);
+    const desc = JSON.stringify([nodes.map((n) => [n.name, n.w, n.h, n.minLayer]), edges.map((e) => [e.from, e.to]), entries.map((en) => en.targets), exits.map((x) => x.source), maxSpan]);
     const key = hashKey(desc);
     const input: BlockInput = { key, nodes, edges, entries, exits };
     let layout = opts.cache?.get(key);
@@ -513,12 +543,6 @@ export function layoutScene(scene: Scene, opts: LayoutOptions = {}): GraphLayout
 
   // Stack blocks. Each block is shifted sideways so the values it receives line up with the
   // ports they leave the previous block from; with a previous layout, a block keeps its place.
-  const prevGroups = new Map<string, LaidGroup>();
-  const prevNodes = new Map<string, LaidNode>();
-  if (opts.previous) {
-    for (const g of opts.previous.layout.groups) prevGroups.set(g.id, g);
-    for (const n of opts.previous.layout.nodes) prevNodes.set(n.name, n);
-  }
   const originX = new Float64Array(blocks.length), originY = new Float64Array(blocks.length);
   let cursorY = 0;
   for (let bi = 0; bi < blocks.length; bi++) {
@@ -552,7 +576,7 @@ export function layoutScene(scene: Scene, opts: LayoutOptions = {}): GraphLayout
     const iy = originY[bi] + (framed ? GROUP_HEADER + 10 : 0);
     p.input.nodes.forEach((n, i) => {
       outNodes.push({
-        name: n.name, x: ix + p.layout.x[i], y: iy + p.layout.y[i], w: n.w, h: n.h,
+        name: n.name, x: ix + p.layout.x[i], y: iy + p.layout.y[i], w: n.w, h: n.h, layer: p.layout.layer[i],
         ...(n.ref ? { ref: n.ref } : {}), ...(b.group ? { group: b.group.id } : {}),
       });
     });

@@ -89,7 +89,7 @@ export function buildScene(g: Graph): Scene {
     const small = n.op === 'getitem';
     const type = typeLabel(n.type);
     const w = small
-      ? Math.max(44, Math.ceil(Math.max(title.length, n.name.length) * SUB_CHAR) + 16)
+      ? Math.max(44, Math.ceil((title.length + 1 + n.name.length) * SUB_CHAR) + 18)
       : Math.max(MIN_W, Math.ceil(Math.max(title.length * TITLE_CHAR, n.name.length * SUB_CHAR)) + PAD_X);
     nodes.push({
       name: n.name, op: n.op, kind: opKind(effectiveOp(n)), title, subtitle: n.name, type,
