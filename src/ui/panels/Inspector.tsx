@@ -2,8 +2,8 @@
 // the source, and which pass made it. Inputs and users are links, so the graph can be walked.
 
 import type { ReactNode } from 'react';
-import { DTYPE_BYTES, usersOf, type Arg, type Graph, type Node, type ValueType } from '../../graph/ir.ts';
-import { lookupOp, opKind } from '../../graph/ops.ts';
+import { DTYPE_BYTES, refsOf, usersOf, type Arg, type Graph, type Node, type ValueType } from '../../graph/ir.ts';
+import { lookupOp, opKind, typeIndex } from '../../graph/ops.ts';
 import { shownStage, useStore } from '../store/index.ts';
 import { innerOp } from './nodeOp.ts';
 
@@ -21,6 +21,32 @@ export function bytesOf(t: ValueType | null): string {
   return symbols.length ? `${symbols.join(' × ')} × ${n}` : n;
 }
 
+/** Sums sizes that may be symbolic: numbers add up, each symbolic term is kept as written. */
+function sumSizes(types: (ValueType | null | undefined)[]): string {
+  let known = 0;
+  const terms = new Map<string, number>();
+  for (const t of types) {
+    if (!t || t.kind !== 'tensor') continue;
+    const s = bytesOf(t);
+    const sym = t.shape.some((d) => typeof d !== 'number');
+    if (!sym) known += DTYPE_BYTES[t.dtype] * t.shape.reduce<number>((a, d) => a * (d as number), 1);
+    else terms.set(s, (terms.get(s) ?? 0) + 1);
+  }
+  const parts = [...terms].map(([s, n]) => (n > 1 ? `${n} × (${s})` : s));
+  if (known > 0 || parts.length === 0) parts.push(formatBytes(known));
+  return parts.join(' + ');
+}
+
+/** What a node reads (its tensor arguments) and, for mutating ops, the arguments it overwrites. */
+function bytesMoved(node: Node, types: Map<string, ValueType | null>): { reads: string; writes: string | null } {
+  const args = [...node.args, ...Object.values(node.kwargs)];
+  const reads = sumSizes([...new Set(args.flatMap((a) => refsOf(a)))].map((r) => types.get(r)));
+  const def = lookupOp(innerOp(node));
+  const mutated = def?.args.filter((a) => a.mutates).map((a) => node.kwargs[a.name]).filter((a): a is Arg => a !== undefined && a !== null) ?? [];
+  const writes = mutated.length ? sumSizes(mutated.flatMap((a) => refsOf(a)).map((r) => types.get(r))) : null;
+  return { reads, writes };
+}
+
 export function formatBytes(b: number): string {
   if (b < 1024) return `${b} B`;
   if (b < 1024 ** 2) return `${(b / 1024).toFixed(b % 1024 ? 1 : 0)} KiB`;
@@ -33,17 +59,20 @@ function typeText(t: ValueType | null): string {
   return t.kind === 'sym' ? `Sym(${t.expr})` : `${t.dtype}[${t.shape.join(', ')}]`;
 }
 
-function ArgValue({ a, onRef }: { a: Arg; onRef: (name: string) => void }): ReactNode {
+function ArgValue({ a, onRef, types }: { a: Arg; onRef: (name: string) => void; types?: Map<string, ValueType | null> }): ReactNode {
   if (a === null) return <span className="lit">None</span>;
   if (typeof a === 'boolean') return <span className="lit">{a ? 'True' : 'False'}</span>;
   if (typeof a === 'number') return <span className="lit">{a}</span>;
   if (typeof a === 'string') return <span className="str">'{a}'</span>;
-  if (Array.isArray(a)) return <>[{a.map((x, i) => <span key={i}>{i > 0 && ', '}<ArgValue a={x} onRef={onRef} /></span>)}]</>;
+  if (Array.isArray(a)) return <>[{a.map((x, i) => <span key={i}>{i > 0 && ', '}<ArgValue a={x} onRef={onRef} types={types} /></span>)}]</>;
   switch (a.kind) {
-    case 'ref': return <button type="button" className="linklike mono" onClick={() => onRef(a.name)}>{a.name}</button>;
+    case 'ref': {
+      const t = types?.get(a.name);
+      return <><button type="button" className="linklike mono" onClick={() => onRef(a.name)}>{a.name}</button>{t && <span className="ty">{typeText(t)}</span>}</>;
+    }
     case 'float': return <span className="lit">{Number.isInteger(a.value) ? a.value.toFixed(1) : String(a.value)}</span>;
     case 'op': return <span className="op-lit">{a.target}</span>;
-    case 'tuple': return <>({a.items.map((x, i) => <span key={i}>{i > 0 && ', '}<ArgValue a={x} onRef={onRef} /></span>)})</>;
+    case 'tuple': return <>({a.items.map((x, i) => <span key={i}>{i > 0 && ', '}<ArgValue a={x} onRef={onRef} types={types} /></span>)})</>;
     case 'expr': return <span className="lit">{a.text}</span>;
   }
 }
@@ -57,6 +86,8 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
   const argNames = def?.args.map((a) => a.name) ?? [];
   const users = usersOf(graph).get(node.name) ?? [];
   const positional = node.op === 'higher_order.auto_functionalized' ? node.args.slice(1) : node.args;
+  const types = typeIndex(graph);
+  const traffic = bytesMoved(node, types);
   return (
     <dl className="kv" aria-label="Node details">
       <dt>name</dt><dd className="mono" data-testid="inspector-name">{node.name}</dd>
@@ -65,16 +96,22 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
       <dt>kind</dt><dd><span className={`kind-chip kind-${opKind(op)}`}>{opKind(op)}</span></dd>
       {def && (<><dt>does</dt><dd className="doc">{def.doc}</dd></>)}
       <dt>type</dt><dd className="mono" data-testid="inspector-type">{typeText(node.type)}</dd>
-      <dt>bytes</dt><dd className="mono" data-testid="inspector-bytes">{bytesOf(node.type)}</dd>
-      <dt>args</dt>
-      <dd>
+      <dt>bytes</dt>
+      <dd className="mono" data-testid="inspector-bytes">
+        {node.type ? <div>result {bytesOf(node.type)}</div> : null}
+        <div>reads {traffic.reads}</div>
+        {traffic.writes && <div>writes in place {traffic.writes}</div>}
+      </dd>
+      <dt className="wide">arguments</dt>
+      <dd className="wide">
         <table className="args" data-testid="inspector-args">
+          <colgroup><col className="name" /><col /></colgroup>
           <tbody>
             {positional.map((a, i) => (
-              <tr key={`p${i}`}><th>{argNames[i] ?? i}</th><td className="mono"><ArgValue a={a} onRef={onRef} /></td></tr>
+              <tr key={`p${i}`}><th>{argNames[i] ?? i}</th><td className="mono"><ArgValue a={a} onRef={onRef} types={types} /></td></tr>
             ))}
             {Object.entries(node.kwargs).map(([k, v]) => (
-              <tr key={k}><th>{k}</th><td className="mono"><ArgValue a={v} onRef={onRef} /></td></tr>
+              <tr key={k}><th>{k}</th><td className="mono"><ArgValue a={v} onRef={onRef} types={types} /></td></tr>
             ))}
           </tbody>
         </table>

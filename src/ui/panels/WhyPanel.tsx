@@ -34,7 +34,7 @@ export function WhyPanel() {
       </header>
       <p className="muted why-summary">
         {diagnostics.length === 0
-          ? 'No all-reduce in this graph.'
+          ? 'No unfused all-reduce in this graph.'
           : `${diagnostics.length} all-reduce${diagnostics.length > 1 ? 's' : ''}: ${fusable} would fuse, ${blocked.length} blocked.`}
       </p>
       {blocked.length > 0 && (
