@@ -1,49 +1,105 @@
-// Predicted time of the graph before and after the rewrite on a hardware profile, next to what
-// the last run measured.
+// The cost model's prediction for the graph before and after the rewrite on a hardware profile,
+// next to what the last run measured. Absolute times are not comparable across machines (the
+// run is SwiftShader or a local GPU; the profile is an H100/H200/B200 node), so the panel sets the
+// relative changes side by side.
 
 import { useMemo } from 'react';
-import { useStore } from '../store/index.ts';
+import { graphTotals, type Algorithm, type GraphTotals } from '../../graph/cost/model.ts';
+import { PROFILES } from '../../graph/cost/profiles.ts';
+import { resolveOptions } from '../../graph/passes/options.ts';
+import type { CompareReport } from '../../runtime/index.ts';
+import { shownStage, useStore } from '../store/index.ts';
+import { formatBytes } from './Inspector.tsx';
 
-interface Totals { before: number; after: number }
+const TP_CHOICES = [1, 2, 4, 8];
+const ALGORITHMS: Algorithm[] = ['ring', 'one-shot', 'two-shot'];
 
-function measuredTotals(report: NonNullable<ReturnType<typeof useStore.getState>['report']>): Totals {
-  // Critical path per side: the slowest rank's last event end.
-  const span = (events: { rank: number; start_us: number; dur_us: number }[]) => {
-    const end = new Map<number, number>();
-    for (const e of events) end.set(e.rank, Math.max(end.get(e.rank) ?? 0, e.start_us + e.dur_us));
-    return Math.max(0, ...end.values());
-  };
-  return { before: span(report.before.events), after: span(report.after.events) };
+/** Wall time of one side of a run: the slowest rank's last event end. */
+export function measuredSpan(events: CompareReport['before']['events']): number {
+  const end = new Map<number, number>();
+  for (const e of events) end.set(e.rank, Math.max(end.get(e.rank) ?? 0, e.start_us + e.dur_us));
+  return Math.max(0, ...end.values());
 }
 
-function Bars({ title, totals, unit, testId }: { title: string; totals: Totals; unit: string; testId: string }) {
-  const max = Math.max(totals.before, totals.after, 1e-9);
-  const delta = totals.before > 0 ? (totals.after - totals.before) / totals.before : 0;
+const pct = (before: number, after: number) => (before === 0 ? '—' : `${after >= before ? '+' : ''}${((100 * (after - before)) / before).toFixed(2)} %`);
+
+function Row({ label, before, after, format }: { label: string; before: number; after: number; format: (v: number) => string }) {
   return (
-    <div className="cost-block" data-testid={testId}>
-      <h3>{title}</h3>
-      <div className="cost-bars">
-        <span>before</span>
-        <div className="cost-bar"><span style={{ width: `${(100 * totals.before) / max}%` }} /></div>
-        <span className="num mono">{totals.before.toFixed(1)} {unit}</span>
-        <span>after</span>
-        <div className="cost-bar after"><span style={{ width: `${(100 * totals.after) / max}%` }} /></div>
-        <span className="num mono">{totals.after.toFixed(1)} {unit}</span>
-      </div>
-      <p className={delta < 0 ? 'ok' : 'muted'}>{delta === 0 ? 'no change' : `${(delta * 100).toFixed(2)} %`}</p>
-    </div>
+    <tr>
+      <td>{label}</td>
+      <td className="num">{format(before)}</td>
+      <td className="num">{format(after)}</td>
+      <td className={`num ${after < before ? 'ok' : after > before ? 'error' : 'muted'}`}>{pct(before, after)}</td>
+    </tr>
   );
 }
 
 export function CostPanel() {
+  const stages = useStore((s) => s.stages);
+  const shown = useStore(shownStage);
+  const gates = useStore((s) => s.gates);
   const report = useStore((s) => s.report);
-  const measured = useMemo(() => (report ? measuredTotals(report) : null), [report]);
+  const profileId = useStore((s) => s.profileId);
+  const setProfile = useStore((s) => s.setProfile);
+  const tokens = useStore((s) => s.tokens);
+  const setTokens = useStore((s) => s.setTokens);
+  const tpChoice = useStore((s) => s.costTp);
+  const setCostTp = useStore((s) => s.setCostTp);
+  const algorithm = useStore((s) => s.costAlgorithm);
+  const setCostAlgorithm = useStore((s) => s.setCostAlgorithm);
+
+  const before = stages[0]?.graph;
+  const after = shown?.graph;
+  const tp = tpChoice ?? (before ? resolveOptions(before, gates).worldSize : 1);
+  const profile = PROFILES[profileId] ?? Object.values(PROFILES)[0];
+  const predicted = useMemo((): { before: GraphTotals; after: GraphTotals } | { error: string } | null => {
+    if (!before || !after) return null;
+    try {
+      return { before: graphTotals(before, profile, { tp, tokens, algorithm }), after: graphTotals(after, profile, { tp, tokens, algorithm }) };
+    } catch (e) {
+      return { error: (e as Error).message };
+    }
+  }, [before, after, profile, tp, tokens, algorithm]);
+  const measured = report ? { before: measuredSpan(report.before.events), after: measuredSpan(report.after.events) } : null;
+
   return (
     <div className="cost-panel">
-      <div className="cost-side">
-        {measured
-          ? <Bars title={`Measured (${report!.before.backend}, ${report!.before.ranks} ranks, ${report!.before.device})`} totals={measured} unit="µs" testId="cost-measured" />
-          : <p className="muted">No run yet: measured time appears after Run before &amp; after.</p>}
+      <div className="form-grid">
+        <label htmlFor="cost-profile">Hardware</label>
+        <select id="cost-profile" value={profileId} onChange={(e) => setProfile(e.target.value)}>
+          {Object.entries(PROFILES).map(([id, p]) => <option key={id} value={id} title={p.name}>{id}</option>)}
+        </select>
+        <label htmlFor="cost-tp">TP degree</label>
+        <select id="cost-tp" value={tpChoice ?? ''} onChange={(e) => setCostTp(e.target.value === '' ? null : Number(e.target.value))}>
+          <option value="">world size ({before ? resolveOptions(before, gates).worldSize : '—'})</option>
+          {TP_CHOICES.map((t) => <option key={t} value={t}>{t}</option>)}
+        </select>
+        <label htmlFor="cost-tokens">Tokens</label>
+        <input id="cost-tokens" type="number" min={1} step={64} value={tokens}
+          onChange={(e) => { const v = Math.floor(Number(e.target.value)); if (v >= 1) setTokens(v); }} />
+        <label htmlFor="cost-algorithm">All-reduce</label>
+        <select id="cost-algorithm" value={algorithm} onChange={(e) => setCostAlgorithm(e.target.value as Algorithm)}>
+          {ALGORITHMS.map((a) => <option key={a} value={a}>{a}</option>)}
+        </select>
+        <span className="muted cost-profile-name">{profile.name}</span>
+      </div>
+      <div>
+        {predicted && 'error' in predicted && <p className="error" role="alert">Cost model: {predicted.error}</p>}
+        {predicted && !('error' in predicted) && (
+          <table className="grid" aria-label="Predicted and measured cost" data-testid="cost-table">
+            <thead><tr><th>predicted on {profileId}, TP{tp}, {tokens} tokens</th><th className="num">before</th><th className="num">after</th><th className="num">change</th></tr></thead>
+            <tbody>
+              <Row label="time (µs, serial roofline)" before={predicted.before.us} after={predicted.after.us} format={(v) => v.toFixed(1)} />
+              <Row label="kernel launches" before={predicted.before.launches} after={predicted.after.launches} format={String} />
+              <Row label="HBM traffic" before={predicted.before.hbmBytes} after={predicted.after.hbmBytes} format={formatBytes} />
+              <Row label="link bytes per rank" before={predicted.before.linkBytesPerRank} after={predicted.after.linkBytesPerRank} format={formatBytes} />
+              {measured && report && (
+                <Row label={`measured (µs, ${report.before.backend}, ${report.before.ranks} ranks)`} before={measured.before} after={measured.after} format={(v) => v.toFixed(1)} />
+              )}
+            </tbody>
+          </table>
+        )}
+        {!measured && <p className="muted">Run before &amp; after to see the measured change beside the prediction.</p>}
       </div>
     </div>
   );

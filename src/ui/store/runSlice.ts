@@ -1,4 +1,5 @@
 import type { StateCreator } from 'zustand';
+import type { Algorithm } from '../../graph/cost/model.ts';
 import { compareGraphs, RunError, type CompareReport, type RunOptions } from '../../runtime/index.ts';
 import type { AppState } from './index.ts';
 
@@ -19,9 +20,14 @@ export interface RunSlice {
   /** Hardware profile and token count the cost model predicts for. */
   profileId: string;
   tokens: number;
+  /** TP degree for the prediction; null follows the world-size gate. */
+  costTp: number | null;
+  costAlgorithm: Algorithm;
   setRunSettings(patch: Partial<RunSettings>): void;
   setProfile(profileId: string): void;
   setTokens(tokens: number): void;
+  setCostTp(tp: number | null): void;
+  setCostAlgorithm(algorithm: Algorithm): void;
   run(): Promise<void>;
 }
 
@@ -43,11 +49,15 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
   progress: null,
   report: null,
   runError: null,
-  profileId: 'h100-nvlink',
+  profileId: 'H100-NVLink',
   tokens: 1024,
+  costTp: null,
+  costAlgorithm: 'one-shot',
   setRunSettings: (patch) => set((s) => ({ runSettings: { ...s.runSettings, ...patch } })),
   setProfile: (profileId) => set({ profileId }),
   setTokens: (tokens) => set({ tokens }),
+  setCostTp: (costTp) => set({ costTp }),
+  setCostAlgorithm: (costAlgorithm) => set({ costAlgorithm }),
 
   run: async () => {
     const { stages, steps, cursor, runSettings, runStatus } = get();
