@@ -498,7 +498,8 @@ export function layoutScene(scene: Scene, opts: LayoutOptions = {}): GraphLayout
     for (const e of inner[bi]) addEdge(localIndex.get(e.from)!, localIndex.get(e.to)!, e.label);
     // One stub per far value per block, above its first reader.
     const stubOf = new Map<string, number>();
-    for (const e of farRefs[bi]) {
+    // A folded layer is one box; values it reads from far away stay out of the picture.
+    for (const e of isCollapsed(b) ? [] : farRefs[bi]) {
       let s = stubOf.get(e.from);
       if (s === undefined) {
         s = nodes.length;

@@ -1,0 +1,176 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { parseFx } from '../../graph/fx/parse.ts';
+import { generateSample } from '../../graph/samples/index.ts';
+import { DEFAULT_PIPELINE, runPipeline } from '../../graph/passes/pipeline.ts';
+import { diffGraphs } from '../../graph/diff.ts';
+import type { Graph } from '../../graph/ir.ts';
+import { buildScene } from './scene.ts';
+import { layoutScene, type GraphLayout } from './layout.ts';
+import { LayoutEngine } from './layoutEngine.ts';
+import { NavIndex } from './keyboardNavigation.ts';
+import { searchNodes } from './search.ts';
+import { sceneToSvg } from './exportImage.ts';
+import type { Palette } from './palette.ts';
+import { KINDS } from './palette.ts';
+
+const gptOss = (layers: number) => parseFx(generateSample('gpt-oss-20b', { layers, tp: 4 })).graph;
+
+/** Pairs of boxes that overlap (real nodes and stubs), by sweeping over y. */
+function overlaps(l: GraphLayout): string[] {
+  const ns = [...l.nodes].sort((a, b) => a.y - b.y);
+  const bad: string[] = [];
+  for (let i = 0; i < ns.length; i++) {
+    for (let j = i + 1; j < ns.length && ns[j].y < ns[i].y + ns[i].h; j++) {
+      const a = ns[i], b = ns[j];
+      if (a.x < b.x + b.w && b.x < a.x + a.w) bad.push(`${a.name}/${b.name}`);
+    }
+  }
+  return bad;
+}
+
+function checkEdges(l: GraphLayout): void {
+  const at = new Map(l.nodes.map((n) => [n.name, n]));
+  for (const e of l.edges) {
+    const a = at.get(e.from)!, b = at.get(e.to)!;
+    const p = e.points;
+    // Leaves its source's bottom centre, enters its target's top centre, flows downward.
+    expect(Math.abs(p[0] - (a.x + a.w / 2))).toBeLessThan(0.5);
+    expect(Math.abs(p[1] - (a.y + a.h))).toBeLessThan(0.5);
+    expect(Math.abs(p[p.length - 2] - (b.x + b.w / 2))).toBeLessThan(0.5);
+    expect(Math.abs(p[p.length - 1] - b.y)).toBeLessThan(0.5);
+    expect(b.y).toBeGreaterThan(a.y);
+  }
+}
+
+describe('layoutScene', () => {
+  it('lays out the 24-layer GPT-OSS graph: every node once, no overlaps, edges port to port, 24 framed layers', () => {
+    const g = gptOss(24);
+    const scene = buildScene(g);
+    const l = layoutScene(scene);
+    const real = l.nodes.filter((n) => !n.ref);
+    expect(real.map((n) => n.name).sort()).toEqual(scene.nodes.map((n) => n.name).sort());
+    expect(overlaps(l)).toEqual([]);
+    checkEdges(l);
+    expect(l.groups.map((x) => x.label)).toEqual([...Array(24).keys()].map((i) => `layer ${i}`));
+    for (const n of real) {
+      if (!n.group) continue;
+      const box = l.groups.find((x) => x.id === n.group)!;
+      expect(n.x >= box.x && n.x + n.w <= box.x + box.w && n.y >= box.y && n.y + n.h <= box.y + box.h).toBe(true);
+    }
+    // Layers are stacked top to bottom, in order, without overlapping.
+    for (let i = 1; i < l.groups.length; i++) expect(l.groups[i].y).toBeGreaterThan(l.groups[i - 1].y + l.groups[i - 1].h);
+    // Every scene edge is drawn, either as a wire or from a reference stub.
+    const drawn = new Set(l.edges.map((e) => `${e.from.startsWith('ref:') ? e.from.slice(4, e.from.lastIndexOf('@')) : e.from}>${e.to}`));
+    for (const e of scene.edges) expect(drawn.has(`${e.from}>${e.to}`)).toBe(true);
+  });
+
+  it('keeps the real Megatron dump (8 layers from # File: comments) free of overlaps', () => {
+    const g = parseFx(readFileSync(new URL('../../../../shared/fixtures/fx/real/gpt-paral2_layer8-r0.py', import.meta.url), 'utf8')).graph;
+    const l = layoutScene(buildScene(g));
+    expect(l.groups.length).toBe(8);
+    expect(overlaps(l)).toEqual([]);
+    checkEdges(l);
+  });
+
+  it('lays out 10,000+ nodes, grouped and flat, without recursion limits', () => {
+    const g = gptOss(304);
+    expect(g.nodes.length).toBeGreaterThanOrEqual(10_000);
+    const grouped = layoutScene(buildScene(g));
+    expect(grouped.groups.length).toBe(304);
+    // Without layer names or source comments it is one flat block of 10,000 nodes.
+    const flat: Graph = { ...g, nodes: g.nodes.map((n) => ({ ...n, meta: {}, kwargs: { ...n.kwargs, ...(n.kwargs.layer_name ? { layer_name: 'moe' } : {}) } })) };
+    const flatScene = buildScene(flat);
+    expect(flatScene.groups).toEqual([]);
+    const l = layoutScene(flatScene);
+    expect(l.nodes.filter((n) => !n.ref).length).toBe(flatScene.nodes.length);
+    expect(overlaps(l)).toEqual([]);
+  });
+
+  it('folds a collapsed layer into one box that its neighbours wire to', () => {
+    const g = gptOss(4);
+    const scene = buildScene(g);
+    const l = layoutScene(scene, { collapsed: new Set(['model.layers.2']) });
+    const box = l.groups.find((x) => x.id === 'model.layers.2')!;
+    expect(box.collapsed).toBe(true);
+    expect(box.count).toBe(scene.nodes.filter((n) => n.group === 'model.layers.2').length);
+    expect(l.nodes.some((n) => n.group === 'model.layers.2' && n.name !== 'group:model.layers.2')).toBe(false);
+    expect(l.edges.some((e) => e.to === 'group:model.layers.2')).toBe(true);
+    expect(l.edges.some((e) => e.from === 'group:model.layers.2')).toBe(true);
+    expect(overlaps(l)).toEqual([]);
+  });
+
+  it('keeps unchanged nodes in place across slice-hoist and moves the slice above the all-reduce', () => {
+    const before = gptOss(24);
+    const r = runPipeline(before, DEFAULT_PIPELINE);
+    const hoist = r.stages.find((s) => s.pass === 'slice-hoist')!;
+    const d = diffGraphs(before, hoist.graph, hoist.matches);
+    const engine = new LayoutEngine();
+    const res = engine.run({ graph: hoist.graph, collapsed: [], previous: { graph: before, mapping: [...d.afterToBefore] } });
+    const was = new Map(res.previous!.layout.nodes.map((n) => [n.name, n]));
+    const now = new Map(res.layout.nodes.map((n) => [n.name, n]));
+    const unchanged = [...d.after].filter(([, c]) => c === 'unchanged').map(([n]) => n);
+    const kept = unchanged.filter((n) => Math.abs(now.get(n)!.x - was.get(n)!.x) < 0.5 && Math.abs(now.get(n)!.y - was.get(n)!.y) < 0.5);
+    expect(kept.length / unchanged.length).toBeGreaterThan(0.99);
+    for (const m of hoist.matches) {
+      const [ar, slice] = m.consumed;
+      expect(was.get(slice)!.y).toBeGreaterThan(was.get(ar)!.y);
+      expect(now.get(slice)!.y).toBeLessThan(now.get(ar)!.y);
+    }
+    expect(overlaps(res.layout)).toEqual([]);
+  });
+
+  it('relays only what changed: a second request is served from the block cache', () => {
+    const g = gptOss(6);
+    const engine = new LayoutEngine();
+    const first = engine.run({ graph: g, collapsed: [] });
+    expect(first.cacheHits).toBe(0);
+    const again = engine.run({ graph: g, collapsed: [] });
+    expect(again.blocksLaidOut).toBe(0);
+    expect(again.layout).toEqual(first.layout);
+    const folded = engine.run({ graph: g, collapsed: ['model.layers.3'] });
+    // Only the folded layer and its two neighbours (whose ports changed) are laid out again.
+    expect(folded.blocksLaidOut).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('keyboard navigation, search and SVG export on the laid-out PR fragment', () => {
+  const g = parseFx(readFileSync(new URL('../../../../shared/fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph;
+  const scene = buildScene(g);
+  const l = layoutScene(scene);
+
+  it('walks producer → consumer with the arrows', () => {
+    const nav = new NavIndex(l);
+    expect(nav.step('all_reduce_1', 'down')).toBe('slice_1');
+    expect(nav.step('slice_1', 'up')).toBe('all_reduce_1');
+    expect(nav.step('all_reduce_1', 'up')).toBe('getitem_3');
+    expect(nav.step('slice_1', 'down')).toBe('auto_functionalized_2');
+    expect(nav.step('getitem_3', 'left')).toBeUndefined();
+  });
+
+  it('searches by name, op and regular expression, and names a bad expression', () => {
+    expect(searchNodes(scene.nodes, 'slice').matches).toEqual(['slice_1']);
+    expect(searchNodes(scene.nodes, 'vllm.all_reduce').matches).toEqual(['all_reduce_1']);
+    expect(searchNodes(scene.nodes, '/^auto_functionalized_\\d$/').matches).toEqual(['auto_functionalized_1', 'auto_functionalized_2']);
+    const bad = searchNodes(scene.nodes, '/slice(/');
+    expect(bad.matches).toEqual([]);
+    expect(bad.error).toMatch(/^bad regular expression \/slice\(\//);
+  });
+
+  it('exports every node, edge and mark as standalone SVG', () => {
+    const kind = Object.fromEntries(KINDS.map((k) => [k, { stroke: `#${k.length}11111`, fill: '#ffffff' }])) as Palette['kind'];
+    const palette: Palette = {
+      bg: '#fff', grid: '#eee', nodeBg: '#fff', text: '#111', sub: '#555', edge: '#999', edgeStrong: '#36f', edgeLabel: '#777',
+      groupBg: '#fafafa', groupBorder: '#ccc', groupText: '#444', selected: '#36f', match: '#fb0', kind,
+      mark: { added: '#1a6', removed: '#d44', moved: '#e90', fused: '#95d' }, font: 'sans-serif', mono: 'monospace',
+    };
+    const svg = sceneToSvg(scene, l, palette, { marks: new Map([['slice_1', 'moved']]), selected: 'all_reduce_1' });
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg.match(/data-node="/g)!.length).toBe(scene.nodes.length);
+    expect(svg.match(/marker-end="url\(#a\)"/g)!.length).toBe(l.edges.length);
+    expect(svg).toContain('data-node="slice_1" data-kind="view" data-mark="moved"');
+    expect(svg).toContain('stroke="#36f" stroke-width="2.5"');
+    expect(svg).toContain('bf16[s72, 2880]');
+    expect(svg.endsWith('</svg>')).toBe(true);
+  });
+});
