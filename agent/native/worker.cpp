@@ -43,8 +43,8 @@ void writeFrame(const std::string& header, const std::vector<const std::vector<u
   fflush(stdout);
 }
 
-void writeError(const std::string& id, const std::string& node, const std::string& msg) {
-  std::string h = "{\"type\":\"error\",\"id\":" + jsonQuote(id);
+void writeError(const std::string& id, const std::string& node, const std::string& msg, bool fatal = false) {
+  std::string h = "{\"type\":\"error\",\"id\":" + jsonQuote(id) + ",\"fatal\":" + (fatal ? "true" : "false");
   if (!node.empty()) h += ",\"node\":" + jsonQuote(node);
   h += ",\"message\":" + jsonQuote(msg) + "}";
   writeFrame(h);
@@ -73,7 +73,7 @@ std::string reportJson(const DeviceReport& d) {
 }  // namespace
 
 [[noreturn]] void fl::failRun(const std::string& node, const std::string& message) {
-  writeError(g_runId, node, message);
+  writeError(g_runId, node, message, true);
   _exit(4);
 }
 
@@ -139,11 +139,11 @@ int main(int argc, char** argv) {
       h += "],\"timing\":" + std::string(dev.mode == "cuda" ? "\"cuda-event\"" : "\"host\"") + "}";
       writeFrame(h, parts);
     } catch (const StepError& e) {
-      writeError(id, e.node, e.what());
 #ifndef FUSIONLAB_CPU_ONLY
       // A CUDA error can poison the context: exit so the agent starts a clean worker.
-      if (dev.mode == "cuda") return 4;
+      if (dev.mode == "cuda") { writeError(id, e.node, e.what(), true); return 4; }
 #endif
+      writeError(id, e.node, e.what());
     } catch (const std::exception& e) {
       writeError(id, "", e.what());
     }

@@ -1,0 +1,59 @@
+// Builds the native worker: with nvcc (+ cuBLAS and NCCL headers) the CUDA worker, which still
+// runs on the CPU where no GPU is present; otherwise the CPU-only build with g++.
+// Usage: node agent/build.mjs [--cpu] [--quiet]   (prints the binary's path on the last line)
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const src = join(here, 'native');
+const out = join(src, 'build');
+
+const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+const cudaRoot = () => process.env.CUDA_HOME ?? (existsSync('/usr/local/cuda') ? '/usr/local/cuda' : null);
+const headerFound = (name) =>
+  [cudaRoot() && join(cudaRoot(), 'include'), '/usr/include', '/usr/local/include'].some((d) => d && existsSync(join(d, name)));
+
+function newest(files) {
+  return Math.max(...files.map((f) => statSync(f).mtimeMs));
+}
+
+/** Returns { path, mode: 'cuda' | 'cpu', note }; rebuilds only when a source is newer than the binary. */
+export function buildWorker({ forceCpu = false, log = (m) => process.stderr.write(m + '\n') } = {}) {
+  mkdirSync(out, { recursive: true });
+  const sources = readdirSync(src).filter((f) => /\.(cpp|cu|hpp|cuh)$/.test(f)).map((f) => join(src, f));
+  const srcTime = newest(sources);
+  const canCuda = !forceCpu && has('nvcc') && headerFound('cublas_v2.h') && headerFound('nccl.h');
+  let note = '';
+  if (!canCuda && !forceCpu) {
+    note = !has('nvcc')
+      ? 'no CUDA toolkit (nvcc not found): building the CPU worker; the agent runs every op on the CPU'
+      : 'nvcc found but not cuBLAS and NCCL headers: building the CPU worker';
+    log(`fusionlab agent: ${note}`);
+  }
+  if (canCuda) {
+    const bin = join(out, 'fusionlab-worker');
+    if (!existsSync(bin) || statSync(bin).mtimeMs < srcTime) {
+      log('fusionlab agent: building the CUDA worker with nvcc…');
+      const arch = process.env.FUSIONLAB_CUDA_ARCH ?? '80;90';
+      const gencode = arch.split(';').flatMap((a) => ['-gencode', `arch=compute_${a},code=sm_${a}`]);
+      execFileSync('nvcc', ['-O3', '-std=c++17', ...gencode, '-Xcompiler', '-ffp-contract=off', '-o', bin,
+        join(src, 'worker.cpp'), join(src, 'cpu_exec.cpp'), join(src, 'cuda_exec.cu'), join(src, 'bench.cu'), '-lcublas', '-lnccl', '-lpthread'],
+        { stdio: ['ignore', 'inherit', 'inherit'] });
+    }
+    return { path: bin, mode: 'cuda', note };
+  }
+  const bin = join(out, 'fusionlab-worker-cpu');
+  if (!existsSync(bin) || statSync(bin).mtimeMs < srcTime) {
+    if (!has('g++')) throw new Error('fusionlab agent: neither nvcc nor g++ is installed; cannot build the worker');
+    execFileSync('g++', ['-O2', '-std=c++17', '-ffp-contract=off', '-DFUSIONLAB_CPU_ONLY', '-o', bin, join(src, 'worker.cpp'), join(src, 'cpu_exec.cpp'), '-lpthread'],
+      { stdio: ['ignore', 'inherit', 'inherit'] });
+  }
+  return { path: bin, mode: 'cpu', note };
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const r = buildWorker({ forceCpu: process.argv.includes('--cpu') });
+  process.stdout.write(`${r.path}\n`);
+}

@@ -1,0 +1,169 @@
+// The agent's wire protocol (version 1): JSON text messages, each checked here by hand before
+// anything acts on it, and binary messages that carry tensors (one tensor per message, right
+// after the JSON message that announces them).
+//
+// client → agent
+//   {type:'hello', protocol:1}
+//   {type:'run', id, graph: fusionlab.graph/1, options, inputs: [{name, dtype, shape}]}   (the agent plans)
+//   {type:'run', id, plan: PlanJson, options, inputs}                                     (the runtime planned)
+//   {type:'cancel', id}
+//   {type:'debug', abortAt: node}   only when the agent was started with debugging on (tests)
+// agent → client
+//   {type:'hello', protocol:1, agent, device, limits}
+//   {type:'progress', id, done, total}
+//   {type:'result', id, outputs: [{rank, name, dtype, shape}], trace} then one binary message per output
+//   {type:'error', id?, code, message, node?, op?}
+
+import type { Trace } from '../src/runtime/backend.ts';
+
+export const PROTOCOL_VERSION = 1;
+
+export type ErrorCode =
+  | 'bad-message' | 'unknown-type' | 'protocol' | 'rate-limit' | 'busy' | 'limits'
+  | 'input' | 'unsupported-ops' | 'validation' | 'device-lost' | 'worker' | 'cancelled';
+
+export interface AgentLimits {
+  maxMessageBytes: number;
+  maxGraphNodes: number;
+  maxInputs: number;
+  maxRanks: number;
+  messagesPerSecond: number;
+  maxQueuedRuns: number;
+  maxDeviceBytes: number;
+}
+
+export interface DeviceInfo {
+  mode: 'cuda' | 'cpu';
+  reason?: string;
+  gpus: { name: string; memoryBytes: number; computeCapability: string }[];
+  cuda: string | null;
+  nccl: string | null;
+  peer: boolean[][];
+}
+
+export interface HelloReply { type: 'hello'; protocol: number; agent: string; device: DeviceInfo; limits: AgentLimits }
+
+export interface RunOptionsWire {
+  preset: 'tiny' | 'layer';
+  dtype: 'bf16' | 'f32';
+  ranks: number;
+  tokens?: number;
+  seed?: number;
+  /** Take NCCL + the add/norm kernel for fused all-reduce + norm even where peers can be read. */
+  forceFallback?: boolean;
+}
+
+export interface InputDecl { name: string; dtype: 'bf16' | 'f32' | 'i32'; shape: number[] }
+
+export type ClientMessage =
+  | { type: 'hello'; protocol: number }
+  | { type: 'run'; id: string; graph?: unknown; plan?: unknown; options: RunOptionsWire; inputs: InputDecl[] }
+  | { type: 'cancel'; id: string }
+  | { type: 'debug'; abortAt: string };
+
+export interface OutputDecl { rank: number; name: string; dtype: 'bf16' | 'f32' | 'i32'; shape: number[] }
+export interface ResultReply { type: 'result'; id: string; outputs: OutputDecl[]; trace: Trace }
+export interface ErrorReply { type: 'error'; id?: string; code: ErrorCode; message: string; node?: string; op?: string }
+export interface ProgressReply { type: 'progress'; id: string; done: number; total: number }
+export type AgentMessage = HelloReply | ResultReply | ErrorReply | ProgressReply;
+
+/** A message that fails its schema: the path says where (`options.ranks`). */
+export class ProtocolError extends Error {
+  constructor(readonly code: ErrorCode, message: string, readonly id?: string) {
+    super(message);
+  }
+}
+
+const ID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+const NAME_MAX = 512;
+
+type Obj = Record<string, unknown>;
+export function isObj(x: unknown): x is Obj {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+function bad(path: string, what: string, id?: string): never {
+  throw new ProtocolError('bad-message', `${path}: ${what}`, id);
+}
+function onlyKeys(o: Obj, allowed: string[], path: string, id?: string) {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) bad(path, `unknown field '${k.slice(0, 40)}'`, id);
+}
+export function int(x: unknown, path: string, lo: number, hi: number, id?: string): number {
+  if (typeof x !== 'number' || !Number.isInteger(x) || x < lo || x > hi) bad(path, `must be an integer in [${lo}, ${hi}]`, id);
+  return x as number;
+}
+export function str(x: unknown, path: string, max = NAME_MAX, id?: string): string {
+  if (typeof x !== 'string' || x.length === 0 || x.length > max) bad(path, `must be a string of 1..${max} characters`, id);
+  return x as string;
+}
+function oneOf<T extends string>(x: unknown, path: string, options: readonly T[], id?: string): T {
+  if (typeof x !== 'string' || !options.includes(x as T)) bad(path, `must be one of ${options.join(', ')}`, id);
+  return x as T;
+}
+
+/** Checks a parsed text message; throws ProtocolError naming the field. */
+export function checkClientMessage(x: unknown, limits: AgentLimits): ClientMessage {
+  if (!isObj(x)) bad('message', 'must be a JSON object');
+  const type = x.type;
+  const id = typeof x.id === 'string' && ID_RE.test(x.id) ? x.id : undefined;
+  switch (type) {
+    case 'hello':
+      onlyKeys(x, ['type', 'protocol'], 'hello');
+      if (x.protocol !== PROTOCOL_VERSION) throw new ProtocolError('protocol', `protocol ${String(x.protocol).slice(0, 20)} is not supported; this agent speaks ${PROTOCOL_VERSION}`);
+      return { type, protocol: PROTOCOL_VERSION };
+    case 'cancel':
+      onlyKeys(x, ['type', 'id'], 'cancel');
+      if (typeof x.id !== 'string' || !ID_RE.test(x.id)) bad('cancel.id', 'must match [A-Za-z0-9_.:-]{1,64}');
+      return { type, id: x.id };
+    case 'debug':
+      onlyKeys(x, ['type', 'abortAt'], 'debug');
+      return { type, abortAt: str(x.abortAt, 'debug.abortAt') };
+    case 'run': {
+      onlyKeys(x, ['type', 'id', 'graph', 'plan', 'options', 'inputs'], 'run', id);
+      if (!id) bad('run.id', 'must match [A-Za-z0-9_.:-]{1,64}');
+      if ((x.graph === undefined) === (x.plan === undefined)) bad('run', 'give exactly one of graph and plan', id);
+      const o = x.options;
+      if (!isObj(o)) bad('run.options', 'must be an object', id);
+      onlyKeys(o, ['preset', 'dtype', 'ranks', 'tokens', 'seed', 'forceFallback'], 'run.options', id);
+      const options: RunOptionsWire = {
+        preset: oneOf(o.preset, 'run.options.preset', ['tiny', 'layer'] as const, id),
+        dtype: oneOf(o.dtype, 'run.options.dtype', ['bf16', 'f32'] as const, id),
+        ranks: int(o.ranks, 'run.options.ranks', 1, limits.maxRanks, id),
+      };
+      if (o.tokens !== undefined) options.tokens = int(o.tokens, 'run.options.tokens', 1, 1 << 20, id);
+      if (o.seed !== undefined) options.seed = int(o.seed, 'run.options.seed', 0, 0xffffffff, id);
+      if (o.forceFallback !== undefined) {
+        if (typeof o.forceFallback !== 'boolean') bad('run.options.forceFallback', 'must be a boolean', id);
+        options.forceFallback = o.forceFallback as boolean;
+      }
+      const ins = x.inputs ?? [];
+      if (!Array.isArray(ins) || ins.length > limits.maxInputs) bad('run.inputs', `must be a list of at most ${limits.maxInputs} tensors`, id);
+      const inputs = (ins as unknown[]).map((d, k): InputDecl => {
+        const p = `run.inputs[${k}]`;
+        if (!isObj(d)) bad(p, 'must be an object', id);
+        onlyKeys(d, ['name', 'dtype', 'shape'], p, id);
+        const shape = d.shape;
+        if (!Array.isArray(shape) || shape.length > 8) bad(`${p}.shape`, 'must be a list of at most 8 dims', id);
+        return {
+          name: str(d.name, `${p}.name`, NAME_MAX, id),
+          dtype: oneOf(d.dtype, `${p}.dtype`, ['bf16', 'f32', 'i32'] as const, id),
+          shape: (shape as unknown[]).map((s, j) => int(s, `${p}.shape[${j}]`, 0, 2 ** 31 - 1, id)),
+        };
+      });
+      if (x.graph !== undefined) {
+        if (!isObj(x.graph)) bad('run.graph', 'must be a fusionlab.graph/1 object', id);
+        const nodes = (x.graph as Obj).nodes;
+        // Counted before anything walks the graph, so a huge one costs nothing more.
+        if (Array.isArray(nodes) && nodes.length > limits.maxGraphNodes) {
+          throw new ProtocolError('limits', `the graph has ${nodes.length} nodes; this agent takes at most ${limits.maxGraphNodes}`, id);
+        }
+      }
+      return { type: 'run', id, graph: x.graph, plan: x.plan, options, inputs };
+    }
+    default:
+      throw new ProtocolError('unknown-type', `unknown message type '${String(type).slice(0, 40)}'`, id);
+  }
+}
+
+export function elemBytes(dtype: 'bf16' | 'f32' | 'i32'): number {
+  return dtype === 'bf16' ? 2 : 4;
+}
