@@ -351,7 +351,7 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         const logits = rowsOrCopy(tensor(arg(1), n, 'router_logits', { role: 'activation', shape: [x.shape[0], presetDim(preset, GPT_OSS.experts20b)] }), n);
         const layer = typeof arg(2) === 'string' ? (arg(2) as string) : n.name;
         const experts = logits.shape[logits.shape.length - 1];
-        if (preset.intermediate % ranks) fail(n, `intermediate size ${preset.intermediate} does not split over ${ranks} ranks`);
+        if (preset.intermediate % ranks) throw new RunError('input', `node ${n.name} (${n.op}): the MoE intermediate size ${preset.intermediate} (preset ${preset.name}) does not split over ${ranks} ranks`, { node: n.name, op: n.op });
         const out = newStorage(n.name, x.dtype, x.shape);
         push(n, { kernel: 'moe', x, logits, layer, experts, topK: Math.min(preset.topK, experts), intermediate: preset.intermediate, out: out.storage });
         return T(out);

@@ -29,8 +29,8 @@ export const PRESETS: Record<PresetName, Preset> = {
     dims: new Map([
       [GPT_OSS.hidden, 40], [GPT_OSS.hiddenPadded, 48], [GPT_OSS.experts20b, 6], [GPT_OSS.experts120b, 6], [GPT_OSS.vocab, 97],
     ]),
-    tokens: 7, topK: 4, intermediate: 40, vocab: 97,
-    doc: 'tests: T=7, hidden 40 (padded 48), 6 experts top-4, intermediate 40',
+    tokens: 7, topK: 4, intermediate: 120, vocab: 97,
+    doc: 'tests: T=7, hidden 40 (padded 48), 6 experts top-4, intermediate 120 (splits over 1-6 and 8 ranks)',
   },
   layer: {
     name: 'layer',

@@ -18,7 +18,6 @@ import { bf16Bits } from './bf16.ts';
 import { elementwiseMeta, elementwiseWgsl, f32Bits, grid1d, MAX_DIMS, ELEMENTWISE_WG } from '../wgsl/elementwise.ts';
 import { gemmWgsl, GEMM_TILE } from '../wgsl/gemm.ts';
 import { rmsNormWgsl, normVector, type NormMode } from '../wgsl/rmsNorm.ts';
-import { allReduceWgsl, ALLREDUCE_WG } from '../wgsl/allReduce.ts';
 import { moeRouteWgsl, MOE_SCAN_WGSL, MOE_SCATTER_WGSL, moeGemmWgsl, moeCombineWgsl, routeWords, moeTileCapacity, MOE_TN, MOE_MAX_K } from '../wgsl/moe.ts';
 import { runCollective, type CollectiveStep } from './collectives.ts';
 import { PRESETS } from './presets.ts';
@@ -141,6 +140,8 @@ export class RankDevice {
   }
 
   write(buf: GPUBuffer, byteOffset: number, data: Uint8Array): void {
+    // writeBuffer takes no SharedArrayBuffer views (worker mode's slots): copy them out first.
+    if (!(data.buffer instanceof ArrayBuffer)) data = new Uint8Array(data);
     const size = Math.floor(data.byteLength / 4) * 4;
     if (size > 0) this.device.queue.writeBuffer(buf, byteOffset, data.buffer, data.byteOffset, size);
     if (size < data.byteLength) {
@@ -181,9 +182,9 @@ export class RankDevice {
 }
 
 /** Open one device per rank, each from its own adapter, asking for the adapter's highest limits. */
-export async function openRanks(gpu: GPU, ranks: number, opts: { f16: boolean }): Promise<RankDevice[]> {
+export async function openRanks(gpu: GPU, ranks: number, opts: { f16: boolean }, firstRank = 0): Promise<RankDevice[]> {
   const out: RankDevice[] = [];
-  for (let r = 0; r < ranks; r++) {
+  for (let r = firstRank; r < firstRank + ranks; r++) {
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (!adapter) throw new RunError('limits', `no WebGPU adapter for rank ${r} (of ${ranks}); use --backend cpu`);
     if (opts.f16 && !adapter.features.has('shader-f16')) {

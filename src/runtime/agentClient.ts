@@ -1,0 +1,185 @@
+// The `agent` backend: runs a plan on the companion agent's native worker (CUDA GPUs, or its
+// CPU mode) over a WebSocket, and returns outputs and a trace in the same shapes as the
+// WebGPU and CPU backends, so tables and timelines show the runs side by side.
+// Works in the browser (global WebSocket) and in Node (npm `ws`, loaded on demand).
+
+import type { Graph } from '../graph/ir.ts';
+import { graphToJson } from '../graph/json.ts';
+import type { Backend, RunOptions, RunResult } from './backend.ts';
+import type { Plan } from './plan.ts';
+import type { HostTensor } from './hostTensor.ts';
+import { RunError } from './runError.ts';
+import type { AgentMessage, HelloReply, InputDecl, OutputDecl, RunOptionsWire } from '../../agent/protocol.ts';
+
+export interface AgentAddress { url: string; token: string }
+
+/** `?agent=ws://127.0.0.1:PORT#token=…` in the app's address, as `npm run agent` prints it. */
+export function agentAddressFromLocation(href: string): AgentAddress | null {
+  const u = new URL(href);
+  const agent = u.searchParams.get('agent');
+  const token = new URLSearchParams(u.hash.replace(/^#/, '')).get('token');
+  if (!agent || !token) return null;
+  if (!/^ws:\/\/(127\.0\.0\.1|localhost):\d{1,5}\/?$/.test(agent)) return null;  // loopback only
+  return { url: agent.replace(/\/$/, ''), token };
+}
+
+/** The plan in JSON: Maps become lists; the preset goes by name. */
+export function planToWire(plan: Plan): object {
+  return {
+    graph: plan.graph, preset: plan.preset.name, dtype: plan.dtype, ranks: plan.ranks, tokens: plan.tokens,
+    storages: [...plan.storages.values()], steps: plan.steps, outputs: plan.outputs, fed: plan.fed,
+  };
+}
+
+type Socket = {
+  binaryType: string;
+  readyState: number;
+  send(d: string | ArrayBufferView | ArrayBuffer): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(t: string, f: (ev: { data?: unknown; code?: number; reason?: string }) => void): void;
+};
+
+interface PendingRun {
+  resolve: (r: RunResult) => void;
+  reject: (e: Error) => void;
+  onProgress?: RunOptions['onProgress'];
+  result?: Extract<AgentMessage, { type: 'result' }>;
+  frames: ArrayBuffer[];
+}
+
+export class AgentClient {
+  private runs = new Map<string, PendingRun>();
+  /** The run whose output tensors are arriving (binary messages follow its result). */
+  private receiving: string | null = null;
+  private seq = 0;
+  private closed: Error | null = null;
+
+  private constructor(private readonly ws: Socket, readonly hello: HelloReply) {}
+
+  static async connect(addr: AgentAddress, opts: { origin?: string; timeoutMs?: number } = {}): Promise<AgentClient> {
+    const url = `${addr.url}/?token=${encodeURIComponent(addr.token)}`;
+    const WS = (globalThis as { WebSocket?: new (u: string) => Socket }).WebSocket;
+    let ws: Socket;
+    if (WS && typeof window !== 'undefined') ws = new WS(url);
+    else {
+      const mod = 'ws';  // a variable, so bundlers leave Node's WebSocket out of the app
+      const { default: NodeWS } = (await import(/* @vite-ignore */ mod)) as { default: new (u: string, o: object) => Socket };
+      ws = new NodeWS(url, { origin: opts.origin, maxPayload: 2 ** 31 });
+    }
+    ws.binaryType = 'arraybuffer';
+    const hello = await new Promise<HelloReply>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new RunError('device-lost', `the agent at ${addr.url} did not answer`)), opts.timeoutMs ?? 10_000);
+      ws.addEventListener('open', () => ws.send(JSON.stringify({ type: 'hello', protocol: 1 })));
+      ws.addEventListener('message', (ev) => {
+        if (typeof ev.data !== 'string') return;
+        const m = JSON.parse(ev.data) as AgentMessage;
+        clearTimeout(timer);
+        if (m.type === 'hello') resolve(m);
+        else reject(new RunError('device-lost', `the agent refused the handshake: ${m.type === 'error' ? m.message : m.type}`));
+      });
+      ws.addEventListener('error', () => { clearTimeout(timer); reject(new RunError('device-lost', `cannot connect to the agent at ${addr.url} (is it running, and is the token right?)`)); });
+    });
+    const client = new AgentClient(ws, hello);
+    ws.addEventListener('message', (ev) => client.onMessage(ev.data));
+    ws.addEventListener('close', (ev) => client.onClose(ev.code ?? 0, ev.reason ?? ''));
+    return client;
+  }
+
+  /** The agent plans the graph itself (the same planner as the runtime's). */
+  runGraph(g: Graph, opts: Pick<RunOptions, 'preset' | 'dtype' | 'ranks' | 'tokens' | 'seed' | 'inputs' | 'onProgress'> & { forceFallback?: boolean }): Promise<RunResult> {
+    return this.start({ graph: graphToJson(g) }, opts);
+  }
+
+  /** Runs a plan the runtime already made (the Backend path). */
+  runPlan(plan: Plan, opts: Pick<RunOptions, 'seed' | 'inputs' | 'onProgress'> & { forceFallback?: boolean }): Promise<RunResult> {
+    return this.start({ plan: planToWire(plan) }, { ...opts, preset: plan.preset.name, dtype: plan.dtype, ranks: plan.ranks, tokens: plan.tokens });
+  }
+
+  /** Cancels a run by id (the agent stops its worker, which frees the run's memory). */
+  cancel(id: string): void {
+    this.ws.send(JSON.stringify({ type: 'cancel', id }));
+  }
+
+  close(): void {
+    this.ws.close(1000, 'done');
+  }
+
+  private start(body: object, opts: Pick<RunOptions, 'preset' | 'dtype' | 'ranks' | 'tokens' | 'seed' | 'inputs' | 'onProgress'> & { forceFallback?: boolean }): Promise<RunResult> {
+    if (this.closed) return Promise.reject(this.closed);
+    if (opts.dtype !== 'bf16' && opts.dtype !== 'f32') return Promise.reject(new RunError('input', `the agent runs bf16 and f32, not ${opts.dtype}`));
+    const id = `run-${++this.seq}`;
+    const options: RunOptionsWire = { preset: opts.preset, dtype: opts.dtype, ranks: opts.ranks };
+    if (opts.tokens !== undefined) options.tokens = opts.tokens;
+    if (opts.seed !== undefined) options.seed = opts.seed >>> 0;
+    if (opts.forceFallback) options.forceFallback = true;
+    const inputs: InputDecl[] = [];
+    const frames: ArrayBufferView[] = [];
+    for (const [name, t] of opts.inputs ?? []) {
+      if (t.dtype !== 'bf16' && t.dtype !== 'f32' && t.dtype !== 'i32') return Promise.reject(new RunError('input', `input '${name}': the agent takes bf16, f32 and i32 tensors, not ${t.dtype}`));
+      inputs.push({ name, dtype: t.dtype, shape: t.shape });
+      frames.push(t.data as ArrayBufferView);
+    }
+    return new Promise<RunResult>((resolve, reject) => {
+      this.runs.set(id, { resolve, reject, onProgress: opts.onProgress, frames: [] });
+      this.ws.send(JSON.stringify({ type: 'run', id, ...body, options, inputs }));
+      for (const f of frames) this.ws.send(f);
+    });
+  }
+
+  private onMessage(data: unknown): void {
+    if (typeof data !== 'string') {
+      const run = this.receiving ? this.runs.get(this.receiving) : undefined;
+      if (!run || !run.result) return;
+      run.frames.push(data as ArrayBuffer);
+      if (run.frames.length === run.result.outputs.length) this.finish(this.receiving!, run);
+      return;
+    }
+    const m = JSON.parse(data) as AgentMessage;
+    if (m.type === 'hello') return;
+    const id = 'id' in m ? m.id : undefined;
+    const run = id ? this.runs.get(id) : undefined;
+    if (m.type === 'progress') { run?.onProgress?.({ phase: 'run', done: m.done, total: m.total }); return; }
+    if (m.type === 'error') {
+      if (!run) return;  // an error about no run in particular (rate limit): the next reply still comes
+      this.runs.delete(id!);
+      run.reject(new RunError(m.code === 'input' ? 'input' : m.code === 'limits' ? 'limits' : m.code === 'unsupported-ops' ? 'unsupported-ops' : m.code === 'worker' ? 'device-lost' : 'validation',
+        `agent: ${m.message}`, { node: m.node, op: m.op }));
+      return;
+    }
+    if (m.type === 'result' && run) {
+      run.result = m;
+      this.receiving = m.id;
+      if (m.outputs.length === 0) this.finish(m.id, run);
+    }
+  }
+
+  private finish(id: string, run: PendingRun): void {
+    this.receiving = null;
+    this.runs.delete(id);
+    const r = run.result!;
+    const ranks = r.trace.ranks;
+    const outputs: Map<string, HostTensor>[] = Array.from({ length: ranks }, () => new Map());
+    r.outputs.forEach((o: OutputDecl, k) => outputs[o.rank].set(o.name, tensorOf(o, run.frames[k])));
+    run.resolve({ outputs, trace: r.trace });
+  }
+
+  private onClose(code: number, reason: string): void {
+    this.closed = new RunError('device-lost', `the agent closed the connection (${code}${reason ? `: ${reason}` : ''})`);
+    for (const [, run] of this.runs) run.reject(this.closed);
+    this.runs.clear();
+  }
+}
+
+function tensorOf(o: OutputDecl, buf: ArrayBuffer): HostTensor {
+  const b = buf.slice(0);
+  const data = o.dtype === 'bf16' ? new Uint16Array(b) : o.dtype === 'f32' ? new Float32Array(b) : new Int32Array(b);
+  return { dtype: o.dtype, shape: o.shape, data };
+}
+
+/** The runtime's Backend over a connected agent. */
+export function agentBackend(client: AgentClient): Backend {
+  return {
+    name: 'agent',
+    run: (plan: Plan, opts: RunOptions) => client.runPlan(plan, { seed: opts.seed, inputs: opts.inputs, onProgress: opts.onProgress }),
+  };
+}

@@ -1,0 +1,122 @@
+// One rank in worker mode: opens its own device, runs the plan, and meets the other ranks in the
+// SharedArrayBuffer for every collective. Entry point of a Node worker thread or a Web Worker.
+
+import type { WorkerReply, WorkerRunMessage } from './rankWorkers.ts';
+import { CONTROL_BYTES } from './rankWorkers.ts';
+import { RankDevice, executePlan, openRanks, encodeNorm } from './webgpuBackend.ts';
+import type { CollectiveStep } from './collectives.ts';
+import { chunks } from './collectives.ts';
+import type { TraceEvent } from './backend.ts';
+import { asRows, numelOf } from './plan.ts';
+import { RunError } from './runError.ts';
+import { allReduceWgsl, ALLREDUCE_WG } from '../wgsl/allReduce.ts';
+import { grid1d } from '../wgsl/elementwise.ts';
+
+/** A reusable barrier over R parties in two Int32 words (arrivals, generation). */
+function barrier(ctl: Int32Array, parties: number): void {
+  const gen = Atomics.load(ctl, 1);
+  if (Atomics.add(ctl, 0, 1) === parties - 1) {
+    Atomics.store(ctl, 0, 0);
+    Atomics.add(ctl, 1, 1);
+    Atomics.notify(ctl, 1);
+  } else {
+    while (Atomics.load(ctl, 1) === gen) Atomics.wait(ctl, 1, gen, 60_000);
+  }
+}
+
+async function run(m: WorkerRunMessage): Promise<WorkerReply> {
+  const { plan, rank, shared, slotBytes } = m;
+  const R = plan.ranks;
+  const ctl = new Int32Array(shared, 0, 2);
+  const slot = (q: number) => new Uint8Array(shared, CONTROL_BYTES + q * slotBytes, slotBytes);
+  let gpu: GPU;
+  if (typeof navigator !== 'undefined' && navigator.gpu) gpu = navigator.gpu;
+  else gpu = await (await import('./nodeGpu.ts')).nodeGpu();
+  const [dev] = await openRanks(gpu, 1, { f16: plan.dtype === 'f16' }, rank);
+  try {
+    const collective = async (s: CollectiveStep): Promise<TraceEvent[]> => runSharedCollective(s, dev, R, m.opts.allreduce, ctl, slot);
+    const res = await executePlan(plan, { backend: 'webgpu', ranks: R, preset: plan.preset.name, dtype: plan.dtype, allreduce: m.opts.allreduce, workers: true, seed: m.opts.seed, inputs: m.opts.inputs }, [dev], collective);
+    return { type: 'done', rank, outputs: res.outputs[0], events: res.trace.events, notes: res.trace.notes, device: res.trace.device };
+  } finally {
+    dev.destroy();
+  }
+}
+
+/**
+ * One collective through the shared slots. one-shot: every rank publishes its tensor and reduces
+ * all of it. two-shot and ring: every rank reduces its chunk (rows, for the fused norm), publishes
+ * the result, and copies the others' results; in shared memory a ring's hops would only add
+ * barriers, so ring moves the same bytes as two-shot here (noted in the trace).
+ */
+async function runSharedCollective(s: CollectiveStep, dev: RankDevice, R: number, algo: string, ctl: Int32Array, slot: (q: number) => Uint8Array): Promise<TraceEvent[]> {
+  const d = s.x.dtype;
+  const bp = d === 'f32' || d === 'i32' ? 4 : 2;
+  const events: TraceEvent[] = [];
+  const t0 = performance.now();
+  const note = (bytesRead: number, bytesWritten: number, start: number) => events.push({ rank: dev.rank, node: s.node, op: s.op, kind: 'transfer', start_us: (start - t0) * 1000, dur_us: (performance.now() - start) * 1000, bytesRead, bytesWritten, timing: 'host' });
+  const n = numelOf(s.x.shape);
+  const cols = s.kernel === 'fused_allreduce_norm' ? asRows(s.x)!.cols : 1;
+  const rows = n / cols;
+  const rowsPer = Math.ceil(rows / R);
+  const split = algo !== 'one-shot' && R > 1 && (s.kernel === 'all_reduce' || (rowsPer * cols) % 8 === 0);
+  const parts = !split ? [[0, n] as [number, number]] : s.kernel === 'all_reduce' ? chunks(n, R, 8)
+    : Array.from({ length: R }, (_, c) => [Math.min(n, c * rowsPer * cols), Math.min(n, (c + 1) * rowsPer * cols)] as [number, number]);
+  const mine = split ? parts[dev.rank] : parts[0];
+  // Publish the whole tensor; each rank reads the part it reduces from every slot.
+  let start = performance.now();
+  const bytes = await dev.read(dev.buffer(s.x.storage), s.x.offset * bp, n * bp);
+  slot(dev.rank).set(bytes);
+  note(n * bp, n * bp, start);
+  barrier(ctl, R);
+  const [a, b] = mine;
+  if (b > a) {
+    const len = b - a;
+    const slotLen = Math.ceil(len / 8) * 8;
+    const g = dev.scratch(R * slotLen * bp + 16, `${s.node} gathered`);
+    start = performance.now();
+    for (let q = 0; q < R; q++) dev.write(g, q * slotLen * bp, slot(q).subarray(a * bp, b * bp));
+    note(R * len * bp, R * len * bp, start);
+    if (s.kernel === 'all_reduce') {
+      dev.submit(s.node, s.op, (_e, pass) => pass(allReduceWgsl(d), [dev.buffer(s.out), g], Uint32Array.from([len, R, a, slotLen]), grid1d(Math.ceil(len / 2), ALLREDUCE_WG)));
+    } else {
+      const res = asRows(s.residual)!;
+      encodeNorm(dev, s.node, s.op, 'allreduce', d, len / cols, cols, 0, cols, res.offset, res.rowStride, s.w.offset, s.eps, R, a / cols, slotLen,
+        [dev.buffer(s.out), dev.buffer(s.residualOut), g, dev.buffer(s.residual.storage), dev.buffer(s.w.storage)]);
+    }
+    await dev.sync();
+  }
+  barrier(ctl, R); // every rank has read the inputs: the slots may be reused
+  if (split) {
+    const outs = s.kernel === 'all_reduce' ? [s.out] : [s.out, s.residualOut];
+    for (const id of outs) {
+      start = performance.now();
+      if (b > a) slot(dev.rank).set(await dev.read(dev.buffer(id), a * bp, (b - a) * bp), a * bp);
+      barrier(ctl, R);
+      for (let q = 0; q < R; q++) {
+        const [qa, qb] = parts[q];
+        if (q !== dev.rank && qb > qa) dev.write(dev.buffer(id), qa * bp, slot(q).subarray(qa * bp, qb * bp));
+      }
+      note((b - a) * bp, n * bp, start);
+      await dev.sync();
+      barrier(ctl, R);
+    }
+  }
+  return events;
+}
+
+const reply = (post: (r: WorkerReply) => void) => async (m: WorkerRunMessage) => {
+  try {
+    post(await run(m));
+  } catch (e) {
+    const err = e instanceof RunError ? e : new RunError('validation', String((e as Error)?.message ?? e));
+    post({ type: 'error', rank: m.rank, kind: err.kind, message: err.message, node: err.node, op: err.op });
+  }
+};
+
+if (typeof process !== 'undefined' && process.versions?.node && typeof window === 'undefined' && typeof WorkerGlobalScope === 'undefined') {
+  const { parentPort } = await import('node:worker_threads');
+  if (parentPort) { const port = parentPort; port.on('message', reply((r) => port.postMessage(r))); }
+} else {
+  const scope = self as unknown as { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void };
+  scope.onmessage = (e) => void reply((r) => scope.postMessage(r))(e.data as WorkerRunMessage);
+}
