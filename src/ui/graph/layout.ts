@@ -76,6 +76,7 @@ export type BlockCache = Map<string, BlockLayout>;
 export const COLLAPSED_W = 240;
 export const COLLAPSED_H = 52;
 const LAYER_GAP = 46;
+const BAND_H = 40;
 const NODE_GAP = 26;
 const DUMMY_GAP = 10;
 const BLOCK_GAP = 56;
@@ -312,8 +313,12 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
   const bandTop = new Float64Array(nLayers), bandH = new Float64Array(nLayers);
   let cy = 0;
   for (let li = 0; li < nLayers; li++) {
+    // Every band has the height of a full node, so a node's row alone fixes its y: a rewrite
+    // that removes the only tall node of a row does not pull everything below it up.
     let h = 0;
     for (const v of layers[li]) h = Math.max(h, height[v]);
+    const portBand = (li === 0 && nEntry > 0) || (li === nLayers - 1 && nExit > 0);
+    if (!portBand) h = Math.max(h, BAND_H);
     bandTop[li] = cy;
     bandH[li] = h;
     cy += h + LAYER_GAP;
