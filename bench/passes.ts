@@ -1,5 +1,74 @@
-// Placeholder until this suite lands.
-export async function bench(_argv: string[]): Promise<number> {
-  process.stderr.write("fusionlab bench: this suite is not built yet\n");
-  return 2;
+// `fusionlab bench passes [--layers L] [--runs N]`: import + the default pipeline on a generated
+// GPT-OSS-120B graph of ~10,000 nodes. Medians of repeated runs, printed per node and as a ratio
+// to ceilings measured on the same graph in the same run: structuredClone (the least any pass
+// that copies the graph could cost) and a JSON round trip (what handing the graph to a worker costs).
+
+import { parseFx } from '../src/graph/fx/parse.ts';
+import { DEFAULT_PIPELINE, runPipeline } from '../src/graph/passes/pipeline.ts';
+import { generateSample } from '../src/graph/samples/index.ts';
+
+/** The budget the pipeline should stay well under at this size. */
+const PIPELINE_BUDGET_MS = 100;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function time(runs: number, f: () => unknown): number {
+  f(); // warm the JIT
+  const t: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    f();
+    t.push(performance.now() - t0);
+  }
+  return median(t);
+}
+
+function flag(argv: string[], name: string, def: number): number {
+  const i = argv.indexOf(name);
+  if (i < 0) return def;
+  const v = Number(argv[i + 1]);
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} takes a positive integer`);
+  return v;
+}
+
+export async function bench(argv: string[]): Promise<number> {
+  let layers: number, runs: number;
+  try {
+    layers = flag(argv, '--layers', 300);
+    runs = flag(argv, '--runs', 15);
+  } catch (e) {
+    process.stderr.write(`fusionlab bench passes: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const text = generateSample('gpt-oss-120b', { layers, tp: 4 });
+  const graph = parseFx(text).graph;
+  const n = graph.nodes.length;
+
+  const importMs = time(runs, () => parseFx(text));
+  let matches = 0;
+  const pipelineMs = time(runs, () => {
+    const r = runPipeline(graph, DEFAULT_PIPELINE);
+    matches = r.stages.reduce((s, st) => s + st.matches.length, 0);
+  });
+  const cloneMs = time(runs, () => structuredClone(graph));
+  const jsonMs = time(runs, () => JSON.parse(JSON.stringify(graph)));
+
+  const us = (ms: number) => ((ms * 1000) / n).toFixed(2);
+  const row = (label: string, ms: number) =>
+    `  ${label.padEnd(30)} ${ms.toFixed(2).padStart(8)} ms  ${us(ms).padStart(6)} µs/node  ${(ms / cloneMs).toFixed(2).padStart(6)}× clone  ${(ms / jsonMs).toFixed(2).padStart(6)}× JSON`;
+  const lines = [
+    `bench passes: gpt-oss-120b, ${layers} layers, tp 4 — ${n} nodes, ${(text.length / 1e6).toFixed(2)} MB of FX text; median of ${runs} runs (Node ${process.version})`,
+    row('ceiling: structuredClone', cloneMs),
+    row('ceiling: JSON round trip', jsonMs),
+    row('import (parseFx)', importMs),
+    row(`pipeline (${DEFAULT_PIPELINE.join(', ')})`, pipelineMs),
+    row('import + pipeline', importMs + pipelineMs),
+    `  pipeline matches: ${matches}; budget ${PIPELINE_BUDGET_MS} ms: ${pipelineMs < PIPELINE_BUDGET_MS ? `within (${((pipelineMs / PIPELINE_BUDGET_MS) * 100).toFixed(0)} %)` : 'OVER'}`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+  return 0;
 }

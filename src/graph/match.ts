@@ -4,7 +4,7 @@
 // candidate nodes from a per-op index, so a pass over N nodes touches only the nodes it could match.
 
 import type { Arg, Graph, Node, ValueType } from './ir.ts';
-import { isRef, nodeInputs, refsOf } from './ir.ts';
+import { isRef } from './ir.ts';
 import { lookupOp } from './ops.ts';
 
 /** Everything a pass needs to look things up in O(1): nodes by name and by op, users, positions. */
@@ -35,6 +35,14 @@ export function matchKey(n: Node): string {
 
 export const AUTO_FUNCTIONALIZED = 'higher_order.auto_functionalized';
 
+/** Calls `f` for every Ref inside an argument, allocating nothing. */
+export function forEachRef(a: Arg, f: (name: string) => void): void {
+  if (a === null || typeof a !== 'object') return;
+  if (Array.isArray(a)) { for (let i = 0; i < a.length; i++) forEachRef(a[i]!, f); return; }
+  if (a.kind === 'ref') f(a.name);
+  else if (a.kind === 'tuple') for (let i = 0; i < a.items.length; i++) forEachRef(a.items[i]!, f);
+}
+
 export function indexGraph(g: Graph): GraphIndex {
   const byName = new Map<string, Node>();
   const pos = new Map<string, number>();
@@ -42,7 +50,16 @@ export function indexGraph(g: Graph): GraphIndex {
   const byKey = new Map<string, Node[]>();
   const types = new Map<string, ValueType | null>();
   for (const i of g.inputs) types.set(i.name, i.type);
-  g.nodes.forEach((n, i) => {
+  let reader = '';
+  const addUse = (r: string) => {
+    let u = users.get(r);
+    if (!u) users.set(r, (u = []));
+    // A node reading a value twice is one user.
+    if (u.length === 0 || u[u.length - 1] !== reader) u.push(reader);
+  };
+  const nodes = g.nodes;
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i]!;
     byName.set(n.name, n);
     pos.set(n.name, i);
     types.set(n.name, n.type);
@@ -50,23 +67,13 @@ export function indexGraph(g: Graph): GraphIndex {
     let l = byKey.get(k);
     if (!l) byKey.set(k, (l = []));
     l.push(n);
-    let prev = '';
-    for (const r of nodeInputs(n)) {
-      if (r === prev) continue;
-      prev = r;
-      let u = users.get(r);
-      if (!u) users.set(r, (u = []));
-      if (u[u.length - 1] !== n.name) u.push(n.name);
-    }
-  });
+    reader = n.name;
+    for (let j = 0; j < n.args.length; j++) forEachRef(n.args[j]!, addUse);
+    for (const kw in n.kwargs) forEachRef(n.kwargs[kw]!, addUse);
+  }
   if (g.outputs) {
-    const outRefs: string[] = [];
-    for (const a of g.outputs) refsOf(a, outRefs);
-    for (const r of new Set(outRefs)) {
-      let u = users.get(r);
-      if (!u) users.set(r, (u = []));
-      u.push('output');
-    }
+    reader = 'output';
+    for (const a of g.outputs) forEachRef(a, addUse);
   }
   return { graph: g, byName, pos, users, byKey, types };
 }

@@ -153,8 +153,9 @@ export const allReduceRmsNorm: Pass = (g, opts, only) => {
   const resolved = resolveOptions(g, opts);
   return runRules(PASS, RULES, g, resolved, only, (out) => {
     // Every all-reduce left unfused, and why — also those the patterns never reached.
-    const ix = indexGraph(out);
     const left = out.nodes.filter((n) => n.op === ALL_REDUCE || n.op === C10D_ALL_REDUCE);
+    if (left.length === 0) return [];
+    const ix = indexGraph(out);
     return left.map((ar) => explainAllReduce(ar, ix, resolved));
   });
 };

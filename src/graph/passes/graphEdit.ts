@@ -5,6 +5,7 @@
 import type { Arg, Graph, Node, ValueType } from '../ir.ts';
 import { isRef } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
+import { forEachRef } from '../match.ts';
 import { inferType } from '../infer.ts';
 
 export class GraphEdit {
@@ -16,18 +17,21 @@ export class GraphEdit {
   private before = new Map<string, Node[]>();
   private newTypes = new Map<string, ValueType | null>();
   private newNodes = new Map<string, Node>();
-  private taken: Set<string>;
+  /** Names this edit has handed out (the input graph's are looked up in its index). */
+  private taken = new Set<string>();
   private counters = new Map<string, number>();
 
-  constructor(readonly ix: GraphIndex, readonly pass: string) {
-    this.taken = new Set(ix.types.keys());
+  constructor(readonly ix: GraphIndex, readonly pass: string) {}
+
+  private isTaken(name: string): boolean {
+    return this.taken.has(name) || this.ix.types.has(name);
   }
 
   /** An unused name in FX's style: `base`, then `base_1`, `base_2`, … */
   fresh(base: string): string {
     let k = this.counters.get(base) ?? 0;
     let name = k === 0 ? base : `${base}_${k}`;
-    while (this.taken.has(name)) name = `${base}_${++k}`;
+    while (this.isTaken(name)) name = `${base}_${++k}`;
     this.counters.set(base, k + 1);
     this.taken.add(name);
     return name;
@@ -114,7 +118,14 @@ export class GraphEdit {
     const g = this.ix.graph;
     if (!this.changed) return { ...g };
     const nodes: Node[] = [];
+    let touched = false;
+    const touches = (r: string) => { if (this.subst.has(r)) touched = true; };
     const rewritten = (n: Node, inNew: boolean): Node => {
+      // Most nodes read nothing substituted: keep them as they are, allocating nothing.
+      touched = false;
+      for (let i = 0; i < n.args.length && !touched; i++) forEachRef(n.args[i]!, touches);
+      for (const k in n.kwargs) { if (touched) break; forEachRef(n.kwargs[k]!, touches); }
+      if (!touched) return n;
       let changed = false;
       const args = n.args.map((a) => {
         const r = this.rewrite(a, inNew);
@@ -149,26 +160,20 @@ export class GraphEdit {
  * it already is one (a rewrite that rewires a value to a later-placed node moves that node up).
  */
 export function topologicalOrder(g: Graph, nodes: Node[]): Node[] {
-  const defined = new Set<string>(g.inputs.map((i) => i.name));
-  const byName = new Map(nodes.map((n) => [n.name, n]));
-  const refsOf = (n: Node) => {
-    const out: string[] = [];
-    const walk = (a: Arg) => {
-      if (a === null || typeof a !== 'object') return;
-      if (Array.isArray(a)) { for (const x of a) walk(x); return; }
-      if (a.kind === 'ref') out.push(a.name);
-      else if (a.kind === 'tuple') for (const x of a.items) walk(x);
-    };
-    for (const a of n.args) walk(a);
-    for (const k in n.kwargs) walk(n.kwargs[k]!);
-    return out;
-  };
-  let inOrder = true;
+  const defined = new Set<string>();
+  for (const i of g.inputs) defined.add(i.name);
+  const names = new Set<string>();
+  for (const n of nodes) names.add(n.name);
+  let early = false;
+  const check = (r: string) => { if (!defined.has(r) && names.has(r)) early = true; };
   for (const n of nodes) {
-    if (refsOf(n).some((r) => !defined.has(r) && byName.has(r))) { inOrder = false; break; }
+    for (let i = 0; i < n.args.length; i++) forEachRef(n.args[i]!, check);
+    for (const k in n.kwargs) forEachRef(n.kwargs[k]!, check);
+    if (early) break;
     defined.add(n.name);
   }
-  if (inOrder) return nodes;
+  if (!early) return nodes;
+  const byName = new Map(nodes.map((n) => [n.name, n]));
   const out: Node[] = [];
   const state = new Map<string, 1 | 2>();
   const visit = (n: Node) => {
@@ -176,7 +181,10 @@ export function topologicalOrder(g: Graph, nodes: Node[]): Node[] {
     if (s === 2) return;
     if (s === 1) throw new Error(`rewrite made a cycle through node '${n.name}' (${n.op})`);
     state.set(n.name, 1);
-    for (const r of refsOf(n)) {
+    const deps: string[] = [];
+    for (const a of n.args) forEachRef(a, (r) => deps.push(r));
+    for (const k in n.kwargs) forEachRef(n.kwargs[k]!, (r) => deps.push(r));
+    for (const r of deps) {
       const d = byName.get(r);
       if (d) visit(d);
     }

@@ -81,14 +81,17 @@ export function runPipeline(g: Graph, passes: readonly string[], opts: PassOptio
     stages.push({ pass: name, graph: r.graph, matches: r.matches, diagnostics: r.diagnostics });
     cur = r.graph;
   }
-  return { input: g, stages, output: cur, diagnostics: diagnose(cur, opts) };
+  // allreduce-rmsnorm already explains every all-reduce it leaves; don't do it twice.
+  const last = stages[stages.length - 1];
+  const diagnostics = last?.pass === 'allreduce-rmsnorm' ? last.diagnostics : diagnose(cur, opts);
+  return { input: g, stages, output: cur, diagnostics };
 }
 
 /** Why each all-reduce of `g` as it stands is not fused. */
 export function diagnose(g: Graph, opts: PassOptions = {}) {
+  const left = g.nodes.filter((n) => n.op === ALL_REDUCE || n.op === '_c10d_functional.all_reduce.default');
+  if (left.length === 0) return [];
   const ix = indexGraph(g);
   const resolved = resolveOptions(g, opts);
-  return g.nodes
-    .filter((n) => n.op === ALL_REDUCE || n.op === '_c10d_functional.all_reduce.default')
-    .map((ar) => explainAllReduce(ar, ix, resolved));
+  return left.map((ar) => explainAllReduce(ar, ix, resolved));
 }
