@@ -296,3 +296,37 @@ describe('noop-elimination', () => {
     expect(r.graph.outputs).toEqual([ref('slice_2')]);
   });
 });
+
+describe('robustness', () => {
+  it('every graph the importer accepts from mutated real dumps goes through the pipeline and diagnose without throwing', () => {
+    // Deterministic line mutations (delete, duplicate, swap) of the fixtures and a sample.
+    let seed = 28841;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n);
+    const texts = ['seed/pr28841-before.fragment.txt', 'real/qwen2-paral2_layer1-r0.py', 'real/gpt-paral2_layer2-r0.py']
+      .map((f) => readFileSync(FX + f, 'utf8')).concat(generateSample('gpt-oss-20b', { layers: 2 }));
+    let imported = 0;
+    for (let k = 0; k < 240; k++) {
+      const lines = texts[k % texts.length]!.split('\n');
+      for (let m = 0; m < 3; m++) {
+        const i = rand(lines.length), j = rand(lines.length);
+        const op = rand(3);
+        if (op === 0) lines.splice(i, 1);
+        else if (op === 1) lines.splice(i, 0, lines[j]!);
+        else [lines[i], lines[j]] = [lines[j]!, lines[i]!];
+      }
+      let g: Graph;
+      try {
+        g = parseFx(lines.join('\n')).graph;
+      } catch {
+        continue;
+      }
+      imported++;
+      for (const opts of [{}, { worldSize: 3 }, { tokenGate: 'compile-range' as const }]) {
+        const r = runPipeline(g, [...DEFAULT_PIPELINE], opts);
+        for (const d of r.diagnostics) expect(d.reason.length).toBeGreaterThan(0);
+        diagnose(g, opts);
+      }
+    }
+    expect(imported).toBeGreaterThan(100);
+  });
+});
