@@ -172,10 +172,20 @@ export class RankDevice {
     return out;
   }
 
-  destroy(): void {
+  /** Release what one run allocated; the device and its compiled pipelines stay for the next run. */
+  endRun(): void {
     for (const b of this.buffers.values()) b.destroy();
     this.buffers.clear();
     for (const b of this.transient) b.destroy();
+    this.transient = [];
+    this.pendingErrors = [];
+    this.passes.length = 0;
+    this.queries = 0;
+    this.stepIndex = -1;
+  }
+
+  destroy(): void {
+    this.endRun();
     this.querySet?.destroy();
     this.device.destroy();
   }
@@ -275,15 +285,44 @@ export const webgpuBackend: Backend = {
     }
     const gpu = opts.gpu ?? (typeof navigator !== 'undefined' ? navigator.gpu : undefined);
     if (!gpu) throw new RunError('limits', 'no WebGPU here: pass opts.gpu (Dawn in Node) or run in a browser with WebGPU');
-    const ranks = await openRanks(gpu, plan.ranks, { f16: plan.dtype === 'f16' });
+    const ranks = await rankGroup(gpu, plan.ranks, plan.dtype === 'f16');
+    let failed = false;
     try {
       checkLimits(plan, ranks[0].device);
       return await executePlan(plan, opts, ranks, async (s) => runCollective(s, ranks, opts.allreduce, plan));
+    } catch (e) {
+      // A device that failed mid-run is not trusted again: the next run opens new ones.
+      failed = !(e instanceof RunError && (e.kind === 'limits' || e.kind === 'input'));
+      throw e;
     } finally {
-      for (const r of ranks) r.destroy();
+      for (const r of ranks) r.endRun();
+      if (failed) closeRanks(gpu);
     }
   },
 };
+
+/**
+ * Devices are kept between runs (compiling the kernels is the slow part of a small run, above all
+ * on SwiftShader); a lost device or a failed run drops the group.
+ */
+const groups = new Map<GPU, RankDevice[]>();
+
+async function rankGroup(gpu: GPU, ranks: number, f16: boolean): Promise<RankDevice[]> {
+  let group = groups.get(gpu) ?? [];
+  if (group.some((r) => r.lost) || (f16 && group.length > 0 && !group[0].device.features.has('shader-f16'))) { closeRanks(gpu); group = []; }
+  if (group.length < ranks) group = [...group, ...(await openRanks(gpu, ranks - group.length, { f16 }, group.length))];
+  groups.set(gpu, group);
+  return group.slice(0, ranks);
+}
+
+/** Destroy the kept devices (a CLI calls this before exiting). */
+export function closeRanks(gpu?: GPU): void {
+  for (const [g, group] of groups) {
+    if (gpu && g !== gpu) continue;
+    for (const r of group) r.destroy();
+    groups.delete(g);
+  }
+}
 
 /** Run every step on every rank; collectives go through `collective`. Shared by the thread and worker modes. */
 export async function executePlan(plan: Plan, opts: RunOptions, ranks: RankDevice[], collective: (s: CollectiveStep) => Promise<TraceEvent[]>): Promise<RunResult> {
