@@ -307,7 +307,7 @@ describe('robustness', () => {
     let imported = 0;
     for (let k = 0; k < 240; k++) {
       const lines = texts[k % texts.length]!.split('\n');
-      for (let m = 0; m < 3; m++) {
+      for (let m = 0, count = 1 + rand(2); m < count; m++) {
         const i = rand(lines.length), j = rand(lines.length);
         const op = rand(3);
         if (op === 0) lines.splice(i, 1);
@@ -327,6 +327,6 @@ describe('robustness', () => {
         diagnose(g, opts);
       }
     }
-    expect(imported).toBeGreaterThan(100);
+    expect(imported).toBeGreaterThan(60);
   });
 });
