@@ -1,0 +1,170 @@
+// A user's path through the app, step by step, as someone reading the PR would take it.
+
+import { test, expect, type Page } from '@playwright/test';
+
+/** Waits for the app's own idle flag (test mode): graph laid out, nothing loading or running. */
+async function idle(page: Page) {
+  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
+}
+
+function consoleErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(e.message));
+  return errors;
+}
+
+const fusable = (page: Page) => page.getByTestId('fusable-sites');
+
+test('load GPT-OSS, hoist the slice, fuse, inspect, run on WebGPU and compare', async ({ page }) => {
+  const errors = consoleErrors(page);
+  await page.goto('/?test=1');
+  await idle(page);
+
+  await page.getByLabel('Sample').selectOption({ label: 'GPT-OSS-20B · 24 layers · TP4' });
+  await idle(page);
+  await expect(fusable(page)).toHaveText(/^25\s*fusable sites$/);
+  await expect(page.getByLabel('slice-hoist sites', { exact: true })).toHaveText('24');
+
+  // The why panel names the slice as what blocks each of the 24 MoE all-reduces.
+  const why = page.getByRole('list', { name: 'Blocked fusions' });
+  await expect(why.getByRole('listitem')).toHaveCount(24);
+  await expect(why.getByRole('listitem').first()).toContainText('aten.slice.Tensor');
+
+  await page.getByRole('button', { name: 'Apply slice-hoist' }).click();
+  await idle(page);
+  await expect(fusable(page)).toHaveText(/^49\s*fusable sites$/);
+  await expect(page.getByLabel('slice-hoist sites', { exact: true })).toHaveText('0');
+
+  await page.getByRole('button', { name: 'Apply allreduce-rmsnorm' }).click();
+  await idle(page);
+  await expect(page.getByTestId('fused-nodes')).toHaveText(/^49\s*fused nodes$/);
+
+  // Inspect a fused node in the after view.
+  const after = page.getByTestId('graph-view').last();
+  await after.locator('g[data-kind="fused"]').first().click();
+  await expect(page.getByTestId('inspector-op')).toHaveText('vllm.flashinfer_trtllm_fused_allreduce_norm.default');
+  await expect(page.getByTestId('inspector-type')).toHaveText('(tuple)');
+  await expect(page.getByTestId('inspector-args')).toContainText('rms_eps');
+  await expect(page.getByTestId('inspector-args')).toContainText('world_size');
+  await expect(page.getByTestId('inspector-made-by')).toContainText('allreduce-rmsnorm');
+  await expect(page.getByTestId('inspector-source')).toContainText(/made by a rewrite|line \d+/);
+
+  // Undo and redo walk the history; the scrubber shows an earlier stage without losing it.
+  await page.getByRole('button', { name: 'Undo' }).click();
+  await expect(page.getByTestId('fused-nodes')).toHaveText(/^0\s*fused nodes$/);
+  await page.getByRole('button', { name: 'Redo' }).click();
+  await expect(page.getByTestId('fused-nodes')).toHaveText(/^49\s*fused nodes$/);
+  await page.getByLabel('Rewrite stage').fill('0');
+  await expect(fusable(page)).toHaveText(/^25\s*fusable sites$/);
+  await page.getByLabel('Rewrite stage').fill('2');
+  await expect(page.getByTestId('fused-nodes')).toHaveText(/^49\s*fused nodes$/);
+
+  expect(errors).toEqual([]);
+});
+
+/** Applies the whole pipeline to a sample and runs before/after on two WebGPU ranks (tiny preset). */
+async function runOnWebGpu(page: Page, sampleLabel: string) {
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByLabel('Sample').selectOption({ label: sampleLabel });
+  await idle(page);
+  await page.getByRole('button', { name: 'Run pipeline' }).click();
+  await idle(page);
+  await page.getByRole('tab', { name: 'Run' }).click();
+  await page.getByLabel('Backend').selectOption('webgpu');
+  await page.getByLabel('Ranks').selectOption('2');
+  await page.getByLabel('Preset').selectOption('tiny');
+  await page.getByRole('button', { name: 'Run before & after' }).click();
+  await expect(page.getByTestId('run-verdict')).toContainText('Equivalent', { timeout: 90_000 });
+
+  await page.getByRole('tab', { name: 'Results' }).click();
+  const outputs = page.getByRole('table', { name: 'Outputs' });
+  await expect(outputs.getByRole('cell', { name: 'FAIL' })).toHaveCount(0);
+  await expect(outputs.getByRole('cell', { name: 'pass' }).first()).toBeVisible();
+
+  await page.getByRole('tab', { name: 'Timeline' }).click();
+  await expect(page.getByTestId('timeline')).toHaveAttribute('aria-label', /^Per-rank timeline, 4 rows/);
+}
+
+test('run the PR fragment before and after on two WebGPU ranks: equivalent', async ({ page }) => {
+  const errors = consoleErrors(page);
+  await runOnWebGpu(page, 'PR #28841 · before (fragment)');
+  await page.getByRole('tab', { name: 'Results' }).click();
+  // Two ranks, each with the fused norm's output and its new residual.
+  await expect(page.getByRole('table', { name: 'Outputs' }).getByRole('row')).toHaveCount(1 + 4);
+  expect(errors).toEqual([]);
+});
+
+test('run GPT-OSS-20B before and after on two WebGPU ranks: equivalent', async ({ page }) => {
+  const errors = consoleErrors(page);
+  await runOnWebGpu(page, 'GPT-OSS-20B · 1 layer · TP2');
+  expect(errors).toEqual([]);
+});
+
+test('broken FX text shows the error at its line and column', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByRole('button', { name: 'Paste FX…' }).click();
+  const editor = page.getByLabel('FX source');
+  await editor.fill([
+    'slice_1: "bf16[s72, 2880]" = torch.ops.aten.slice.Tensor(getitem, 1, 0, 2880)',
+    'all_reduce_1: "bf16[s72, 2880]" = torch.ops.vllm.all_reduce.default(slice_1, \'tp:0\'',
+    'getitem_2: "bf16[s72, 2880]" = all_reduce_1[0]',
+  ].join('\n'));
+  await page.getByRole('button', { name: 'Import' }).click();
+  const banner = page.getByTestId('import-error');
+  await expect(banner).toContainText('line 2');
+  await expect(page.locator('.code-line.error-line')).toHaveAttribute('data-line', '2');
+  // The graph that was loaded before stays on screen.
+  await expect(page.getByTestId('graph-view').first()).toBeVisible();
+  await page.getByRole('button', { name: 'Edit text' }).click();
+  await expect(editor).toHaveValue(/all_reduce_1/);
+});
+
+test('the tour walks through its steps and drives the views', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByRole('button', { name: 'Tour' }).click();
+  const tour = page.getByRole('dialog');
+  await expect(tour).toContainText('Step 1 of 7');
+  await expect(page.getByTestId('inspector-op')).toHaveText('aten.constant_pad_nd.default');
+  await tour.getByRole('button', { name: 'Next' }).click();
+  await expect(tour).toContainText('Step 2 of 7');
+  await expect(page.getByTestId('inspector-op')).toHaveText('vllm.all_reduce.default');
+  await tour.getByRole('button', { name: 'Next' }).click();
+  await expect(page.getByTestId('inspector-op')).toHaveText('aten.slice.Tensor');
+  await tour.getByRole('button', { name: 'Next' }).click();
+  await expect(tour).toContainText('Step 4 of 7');
+  await expect(page.getByTestId('fusable-sites')).toHaveText(/^3\s*fusable sites$/);
+  await tour.getByRole('button', { name: 'Next' }).click();
+  await expect(page.getByTestId('inspector-op')).toHaveText('vllm.flashinfer_trtllm_fused_allreduce_norm.default');
+  await tour.getByRole('button', { name: 'Next' }).click();
+  await expect(page.getByRole('tab', { name: 'Run' })).toHaveAttribute('aria-selected', 'true');
+  await tour.getByRole('button', { name: 'Next' }).click();
+  await expect(tour).toContainText('Step 7 of 7');
+  await expect(page.getByRole('tab', { name: 'Cost model' })).toHaveAttribute('aria-selected', 'true');
+  await tour.getByRole('button', { name: 'Finish' }).click();
+  await expect(tour).toBeHidden();
+});
+
+test('the URL keeps graph, rewrite steps and selection across a reload', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByLabel('Sample').selectOption({ label: 'Qwen2-1.5B · 1 layer · TP2 (real dump)' });
+  await idle(page);
+  await expect(fusable(page)).toHaveText(/^3\s*fusable sites$/);
+  await page.getByRole('button', { name: 'Apply allreduce-rmsnorm' }).click();
+  await idle(page);
+  const after = page.getByTestId('graph-view').last();
+  await after.locator('g[data-kind="fused"]').first().click();
+  const selected = await page.getByTestId('inspector-name').textContent();
+  await idle(page);
+  expect(page.url()).toContain('state=');
+
+  await page.reload();
+  await idle(page);
+  await expect(page.getByLabel('Sample')).toHaveValue('qwen2-tp2');
+  await expect(page.getByTestId('fused-nodes')).toHaveText(/^3\s*fused nodes$/);
+  await expect(page.getByTestId('inspector-name')).toHaveText(selected!);
+});
