@@ -1,5 +1,172 @@
-// Placeholder until this suite lands.
-export async function bench(_argv: string[]): Promise<number> {
-  process.stderr.write("fusionlab bench: this suite is not built yet\n");
-  return 2;
+// `fusionlab bench ui [--big-layers N] [--skip-reference]`: the graph views in Debian's chromium
+// (Playwright), on the generated GPT-OSS-20B graph at 24 layers and at ~10,000 nodes:
+//  - first render: graph in hand → layout done in the worker and first frame painted;
+//  - layout time inside the worker;
+//  - frames per second during a scripted pan and zoom, against the frame rate of an idle page
+//    in the same browser (the ceiling);
+//  - dagre and elkjs laying out the same scenes in Node in the same run (each in its own
+//    process, stack overflows reported as such), against our layout of the same scene in Node.
+// Everything is printed as ratios next to the raw numbers.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Page } from '@playwright/test';
+import { parseFx } from '../src/graph/fx/parse.ts';
+import { generateSample } from '../src/graph/samples/index.ts';
+import type { Graph } from '../src/graph/ir.ts';
+import { buildScene, type Scene } from '../src/ui/graph/scene.ts';
+import { layoutScene } from '../src/ui/graph/layout.ts';
+
+const PORT = 4178;
+const CHROMIUM_ARGS = ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader', '--font-render-hinting=none', '--disable-background-timer-throttling', '--disable-renderer-backgrounding'];
+const REFERENCE_TIMEOUT_MS = 120_000;
+
+function flag(argv: string[], name: string, def: number): number {
+  const i = argv.indexOf(name);
+  if (i < 0) return def;
+  const v = Number(argv[i + 1]);
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} takes a positive integer`);
+  return v;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Layers of the generated graph that give at least `nodes` FX nodes. */
+function layersFor(nodes: number): number {
+  const perLayer = parseFx(generateSample('gpt-oss-20b', { layers: 2, tp: 4 })).graph.nodes.length - parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 4 })).graph.nodes.length;
+  const base = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 4 })).graph.nodes.length - perLayer;
+  return Math.ceil((nodes - base) / perLayer);
+}
+
+function referenceLayout(lib: 'dagre' | 'elkjs', scene: Scene): string {
+  const input = JSON.stringify({ nodes: scene.nodes.map((n) => ({ name: n.name, w: n.w, h: n.h })), edges: scene.edges });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/ui-reference-layout.ts', lib], {
+    input, encoding: 'utf8', timeout: REFERENCE_TIMEOUT_MS, maxBuffer: 1 << 20,
+  });
+  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') return `did not finish in ${REFERENCE_TIMEOUT_MS / 1000} s`;
+  try {
+    const out = JSON.parse(r.stdout) as { ms: number; error?: string };
+    return out.error ? `${out.error} after ${(out.ms / 1000).toFixed(1)} s` : `${out.ms.toFixed(0)} ms`;
+  } catch {
+    const tail = (r.stderr || '').trim().split('\n').slice(-2).join(' ');
+    return /Maximum call stack|RangeError/.test(tail) ? 'stack overflow' : `crashed (${tail.slice(0, 120) || `exit ${r.status}`})`;
+  }
+}
+
+function ourLayoutMs(scene: Scene): number {
+  layoutScene(scene); // warm the JIT
+  const t: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    layoutScene(scene);
+    t.push(performance.now() - t0);
+  }
+  return median(t);
+}
+
+async function measurePage(page: Page, query: string): Promise<{ renderMs: number; layoutMs: number; nodes: number; renderer: string }> {
+  await page.goto(`http://127.0.0.1:${PORT}/bench/ui-page.html?${query}`);
+  await page.waitForSelector('[data-testid="graph-view"][data-ready="true"]', { timeout: 120_000 });
+  const b = await page.evaluate('window.__bench') as NonNullable<Window['__bench']>;
+  const renderer = await page.getAttribute('[data-testid="graph-view"]', 'data-renderer');
+  return { renderMs: b.renderMs!, layoutMs: b.layoutMs!, nodes: b.nodes!, renderer: renderer ?? '?' };
+}
+
+/** Frames per second while the view pans and zooms every frame for `ms`; `idle` measures the page doing nothing. */
+async function framesPerSecond(page: Page, ms: number, idle: boolean): Promise<number> {
+  // Passed as source text: the TypeScript loader wraps named functions in helpers the page lacks.
+  return page.evaluate(`new Promise((resolve) => {
+    const view = window.__fusionlab && window.__fusionlab.views ? window.__fusionlab.views()[0] : undefined;
+    const ms = ${ms}, idle = ${idle};
+    let frames = 0;
+    const t0 = performance.now();
+    const tick = (now) => {
+      const t = (now - t0) / ms;
+      if (!idle && view) {
+        // A pan across and down, zooming out and back in: the gestures a reader makes.
+        const k = 0.35 + 0.5 * (0.5 + 0.5 * Math.cos(t * Math.PI * 2));
+        view.setView({ x: -400 * Math.sin(t * Math.PI * 2), y: -3000 * t, k });
+      }
+      frames++;
+      if (now - t0 < ms) requestAnimationFrame(tick);
+      else resolve(frames / ((now - t0) / 1000));
+    };
+    requestAnimationFrame(tick);
+  })`) as Promise<number>;
+}
+
+export async function bench(argv: string[]): Promise<number> {
+  let bigNodes: number;
+  try {
+    bigNodes = flag(argv, '--big-nodes', 10_000);
+  } catch (e) {
+    process.stderr.write(`fusionlab bench ui: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const skipReference = argv.includes('--skip-reference');
+  const bigLayers = layersFor(bigNodes);
+  const cases: { name: string; graph: Graph; query: string }[] = [
+    { name: 'GPT-OSS-20B, 24 layers', graph: parseFx(generateSample('gpt-oss-20b', { layers: 24, tp: 4 })).graph, query: 'layers=24&tp=4&test=1' },
+    { name: `GPT-OSS-20B, ${bigLayers} layers`, graph: parseFx(generateSample('gpt-oss-20b', { layers: bigLayers, tp: 4 })).graph, query: `layers=${bigLayers}&tp=4&test=1` },
+  ];
+
+  const outDir = mkdtempSync(join(tmpdir(), 'fusionlab-ui-bench-'));
+  process.stdout.write('building the graph-view page…\n');
+  const build = spawnSync('npx', ['vite', 'build', '--config', 'bench/vite.ui.config.ts', '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn'], { encoding: 'utf8' });
+  if (build.status !== 0) {
+    process.stderr.write(`fusionlab bench ui: building bench/ui-page.html failed:\n${build.stderr}\n`);
+    return 1;
+  }
+  const server = spawn('npx', ['vite', 'preview', '--config', 'bench/vite.ui.config.ts', '--outDir', outDir, '--port', String(PORT), '--strictPort'], { stdio: 'ignore', detached: true });
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  try {
+    for (let i = 0; ; i++) {
+      try { if ((await fetch(`http://127.0.0.1:${PORT}/bench/ui-page.html`)).ok) break; } catch { /* not up yet */ }
+      if (i > 100) throw new Error(`vite preview did not answer on port ${PORT}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`http://127.0.0.1:${PORT}/bench/ui-page.html?fixture=pr28841-before&test=1`);
+    await page.waitForSelector('[data-testid="graph-view"][data-ready="true"]');
+    const idleFps = await framesPerSecond(page, 2000, true);
+    process.stdout.write(`\nceiling: an idle page in this chromium paints ${idleFps.toFixed(1)} frames/s\n`);
+
+    for (const c of cases) {
+      const scene = buildScene(c.graph);
+      process.stdout.write(`\n${c.name}: ${c.graph.nodes.length} FX nodes, ${scene.nodes.length} boxes, ${scene.edges.length} edges\n`);
+      const runs = [] as Awaited<ReturnType<typeof measurePage>>[];
+      for (let i = 0; i < 3; i++) runs.push(await measurePage(page, c.query));
+      const render = median(runs.map((r) => r.renderMs)), workerLayout = median(runs.map((r) => r.layoutMs));
+      const fps = await framesPerSecond(page, 3000, false);
+      const ours = ourLayoutMs(scene);
+      process.stdout.write(`  first render (${runs[0].renderer})   ${render.toFixed(0)} ms   (median of 3)\n`);
+      process.stdout.write(`  layout in the worker        ${workerLayout.toFixed(0)} ms   = ${(workerLayout / render * 100).toFixed(0)} % of first render\n`);
+      process.stdout.write(`  pan/zoom                    ${fps.toFixed(1)} frames/s = ${(fps / idleFps).toFixed(2)} × the idle-page ceiling\n`);
+      process.stdout.write(`  our layout in Node          ${ours.toFixed(0)} ms\n`);
+      if (!skipReference) {
+        for (const lib of ['dagre', 'elkjs'] as const) {
+          const r = referenceLayout(lib, scene);
+          const ms = /^(\d+) ms$/.exec(r);
+          process.stdout.write(`  ${lib.padEnd(6)} same scene, flat    ${r}${ms ? `   → ours is ${(Number(ms[1]) / ours).toFixed(1)}× faster` : ''}\n`);
+        }
+      }
+    }
+    if (errors.length) {
+      process.stderr.write(`page errors:\n${errors.join('\n')}\n`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    await browser.close();
+    try { process.kill(-server.pid!); } catch { /* already gone */ }
+    rmSync(outDir, { recursive: true, force: true });
+  }
 }

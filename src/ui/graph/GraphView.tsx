@@ -410,9 +410,10 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       },
       centerOn: (name) => centerOn(name, false, 1),
       fit: () => fit(false),
+      setView: (v) => setTransform(zoomIdentity.translate(v.x, v.y).scale(v.k), false),
     };
     return registerView(handle);
-  }, [result, marks, selected, hitGrid, centerOn, fit]);
+  }, [result, marks, selected, hitGrid, centerOn, fit, setTransform]);
 
   const onExport = useCallback((format: 'svg' | 'png') => {
     const root = rootRef.current;

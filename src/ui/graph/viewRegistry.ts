@@ -20,6 +20,8 @@ export interface ViewHandle {
   nodeCenter(name: string): { x: number; y: number } | null;
   centerOn(name: string): void;
   fit(): void;
+  /** Pan/zoom to a transform, as a user's gesture would (the bench scripts these). */
+  setView(v: { x: number; y: number; k: number }): void;
 }
 
 const views = new Map<HTMLElement, ViewHandle>();

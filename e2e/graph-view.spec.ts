@@ -1,0 +1,157 @@
+import { test, expect, type Page } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+import { parseFx } from '../src/graph/fx/parse.ts';
+import { generateSample } from '../src/graph/samples/index.ts';
+import { DEFAULT_PIPELINE, runPipeline } from '../src/graph/passes/pipeline.ts';
+import { buildScene } from '../src/ui/graph/scene.ts';
+import { searchNodes } from '../src/ui/graph/search.ts';
+
+// The graph views mounted alone (bench/ui-page.html), on the generated GPT-OSS-20B graph.
+const PAGE = '/bench/ui-page.html';
+const gptOss = (layers: number) => parseFx(generateSample('gpt-oss-20b', { layers, tp: 4 })).graph;
+
+async function open(page: Page, query: string): Promise<string[]> {
+  const errors: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${PAGE}?${query}`);
+  await expect(page.getByTestId('graph-view').first()).toHaveAttribute('data-ready', 'true', { timeout: 60_000 });
+  return errors;
+}
+
+test('the 24-layer graph renders as SVG with every node, coloured by kind', async ({ page }) => {
+  const errors = await open(page, 'layers=24&tp=4&test=1');
+  const scene = buildScene(gptOss(24));
+  const view = page.getByTestId('graph-view');
+  await expect(view).toHaveAttribute('data-renderer', 'svg');
+  await expect(view).toHaveAttribute('data-node-count', String(scene.nodes.length));
+  await expect(page.locator('[data-node]')).toHaveCount(scene.nodes.length);
+  await expect(page.locator('[data-node][data-kind="collective"]')).toHaveCount(scene.nodes.filter((n) => n.kind === 'collective').length);
+  await expect(page.locator('[data-node="slice_2"]')).toHaveAttribute('data-op', 'aten.slice.Tensor');
+  await expect(page.locator('[data-group]')).toHaveCount(24);
+  expect(errors).toEqual([]);
+});
+
+test('click, arrows, Enter and f drive the selection and the view', async ({ page }) => {
+  await open(page, 'layers=2&tp=4&test=1');
+  await page.evaluate(() => window.__fusionlab!.views!()[0].centerOn('all_reduce_2'));
+  await page.locator('[data-node="all_reduce_2"]').click();
+  await expect(page.locator('[data-node="all_reduce_2"]')).toHaveAttribute('data-selected', 'true');
+  await page.keyboard.press('ArrowDown');
+  await expect(page.locator('[data-node="slice_1"]')).toHaveAttribute('data-selected', 'true');
+  await expect(page.locator('[data-node="all_reduce_2"]')).not.toHaveAttribute('data-selected', 'true');
+  await page.keyboard.press('ArrowUp');
+  await expect(page.locator('[data-node="all_reduce_2"]')).toHaveAttribute('data-selected', 'true');
+  // f fits the whole graph into the view.
+  await page.keyboard.press('f');
+  const k = await page.evaluate(() => window.__fusionlab!.views!()[0].transform().k);
+  const size = await page.evaluate(() => { const v = window.__fusionlab!.views!()[0]; return { w: v.layout.width, h: v.layout.height }; });
+  expect(k).toBeCloseTo(Math.min((1280 - 32) / size.w, (720 - 32) / size.h), 3);
+  // Enter focuses the selection at 100 %.
+  await page.keyboard.press('Enter');
+  await expect.poll(() => page.evaluate(() => window.__fusionlab!.views!()[0].transform().k)).toBe(1);
+  // A click on empty canvas clears the selection.
+  await page.mouse.click(20, 700);
+  await expect(page.locator('[data-selected="true"]')).toHaveCount(0);
+});
+
+test('search by name, op and regex highlights and jumps; / focuses it', async ({ page }) => {
+  await open(page, 'layers=24&tp=4&test=1');
+  const scene = buildScene(gptOss(24));
+  await page.getByTestId('graph-view').focus();
+  await page.keyboard.press('/');
+  await expect(page.getByLabel('Search nodes')).toBeFocused();
+  await page.keyboard.type('/^all_reduce_\\d+$/');
+  const expected = searchNodes(scene.nodes, '/^all_reduce_\\d+$/').matches;
+  expect(expected.length).toBe(48);
+  await expect(page.locator('[data-match="true"]')).toHaveCount(expected.length);
+  await expect(page.getByTestId('search-count')).toHaveText(String(expected.length));
+  await page.keyboard.press('Enter');
+  await expect(page.locator(`[data-node="${expected[0]}"]`)).toHaveAttribute('data-selected', 'true');
+  await expect(page.getByTestId('search-count')).toHaveText(`1/${expected.length}`);
+  await page.getByLabel('Search nodes').fill('/slice(/');
+  await expect(page.getByLabel('Search nodes')).toHaveAttribute('aria-invalid', 'true');
+});
+
+test('a layer folds into one box and unfolds', async ({ page }) => {
+  await open(page, 'layers=4&tp=4&test=1');
+  const scene = buildScene(gptOss(4));
+  const members = scene.nodes.filter((n) => n.group === 'model.layers.2').length;
+  await page.evaluate(() => window.__fusionlab!.views!()[0].fit());
+  await page.getByRole('button', { name: 'Collapse layer 2' }).click();
+  await expect(page.getByTestId('graph-view')).toHaveAttribute('data-ready', 'true');
+  await expect(page.locator('[data-group="model.layers.2"]')).toHaveAttribute('data-collapsed', 'true');
+  await expect(page.locator('[data-node]')).toHaveCount(scene.nodes.length - members);
+  await page.getByRole('button', { name: 'Expand layer 2' }).click();
+  await expect(page.locator('[data-node]')).toHaveCount(scene.nodes.length);
+});
+
+test('beyond the SVG limit the view draws on canvas and still selects by click', async ({ page }) => {
+  await open(page, 'layers=304&tp=4&test=1');
+  const view = page.getByTestId('graph-view');
+  await expect(view).toHaveAttribute('data-renderer', 'canvas');
+  expect(Number(await view.getAttribute('data-node-count'))).toBeGreaterThan(10_000);
+  await page.evaluate(() => window.__fusionlab!.views!()[0].centerOn('slice_200'));
+  const c = await page.evaluate(() => window.__fusionlab!.nodeCenter!('slice_200'));
+  expect(c).not.toBeNull();
+  expect(await page.evaluate(([x, y]) => window.__fusionlab!.nodeAt!(x, y), [c!.x, c!.y])).toBe('slice_200');
+  await page.mouse.click(c!.x, c!.y);
+  await expect(page.locator('[data-node-item="slice_200"][aria-current="true"]')).toHaveCount(1);
+  await page.keyboard.press('ArrowUp');
+  await expect(page.locator('[data-node-item="all_reduce_400"][aria-current="true"]')).toHaveCount(1);
+});
+
+test('before and after side by side: marks, synced view, selection through the mapping', async ({ page }) => {
+  const errors = await open(page, 'layers=24&tp=4&show=diff&test=1');
+  const views = page.getByTestId('graph-view');
+  await expect(views).toHaveCount(2);
+  await expect(views.nth(1)).toHaveAttribute('data-ready', 'true');
+  const after = runPipeline(gptOss(24), DEFAULT_PIPELINE).output;
+  const before = views.nth(0), afterView = views.nth(1);
+  await expect(before.locator('[data-node="all_reduce_4"]')).toHaveAttribute('data-mark', 'removed');
+  await expect(afterView.locator('[data-node="slice_2"]')).toHaveAttribute('data-mark', 'moved');
+  await expect(afterView.locator('[data-mark="fused"]')).toHaveCount(49);
+  expect(after.nodes.filter((n) => JSON.stringify(n.args[0]).includes('fused_allreduce_norm')).length).toBe(49);
+  // Selecting the removed all-reduce selects the fused node that absorbed it.
+  await page.evaluate(() => window.__fusionlab!.views!()[0].centerOn('all_reduce_4'));
+  await before.locator('[data-node="all_reduce_4"]').click();
+  await expect(before.locator('[data-node="all_reduce_4"]')).toHaveAttribute('data-selected', 'true');
+  const fused = afterView.locator('[data-selected="true"]');
+  await expect(fused).toHaveCount(1);
+  await expect(fused).toHaveAttribute('data-mark', 'fused');
+  // The same pan/zoom on both sides; an unchanged node sits at the same place in each.
+  const t = await page.evaluate(() => window.__fusionlab!.views!().map((v) => v.transform().toString()));
+  expect(t[0]).toBe(t[1]);
+  const a = await page.evaluate(() => window.__fusionlab!.nodeCenter!('constant_pad_nd_1', 'before'));
+  const b = await page.evaluate(() => window.__fusionlab!.nodeCenter!('constant_pad_nd_1', 'after'));
+  expect(b!.y).toBeCloseTo(a!.y, 0);
+  expect(errors).toEqual([]);
+});
+
+test('the rewrite animates: removed nodes fade into the fused node, then the view settles', async ({ page }) => {
+  await open(page, 'fixture=pr28841-before&show=animate&delay=300');
+  await expect(page.locator('.fl-ghost')).not.toHaveCount(0, { timeout: 5000 });
+  await expect(page.locator('.fl-ghost')).toHaveCount(0, { timeout: 5000 });
+  await expect(page.getByTestId('graph-view')).toHaveAttribute('data-label', 'after');
+  await expect(page.locator('[data-node="slice_1"]')).toHaveAttribute('data-mark', 'moved');
+  await expect(page.locator('[data-node="all_reduce_1"]')).toHaveCount(0);
+});
+
+test('exports the view as SVG and PNG', async ({ page }) => {
+  await open(page, 'fixture=pr28841-before&test=1');
+  const [svgDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export SVG' }).click()]);
+  const svg = readFileSync((await svgDl.path())!, 'utf8');
+  expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+  expect(svg.match(/data-node="/g)!.length).toBe(buildScene(parseFx(readFileSync(new URL('../src/ui/samples/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph).nodes.length);
+  expect(svgDl.suggestedFilename()).toBe('before.svg');
+  const [pngDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export PNG' }).click()]);
+  const png = readFileSync((await pngDl.path())!);
+  expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  expect(png.length).toBeGreaterThan(5000);
+});
+
+test('the PR fragment, before and after, looks as recorded', async ({ page }) => {
+  await open(page, 'fixture=pr28841-before&show=diff&test=1');
+  await expect(page.getByTestId('graph-view').nth(1)).toHaveAttribute('data-ready', 'true');
+  await expect(page.getByTestId('diff-view')).toHaveScreenshot('pr28841-diff.png');
+});
