@@ -46,12 +46,18 @@ export class GraphEdit {
   private producer = (name: string): Node | undefined => this.newNodes.get(name) ?? this.ix.byName.get(name);
 
   /**
-   * A node made by this pass from `from` (nodes of the input graph). Its type is the annotated
+   * A node made by this pass from `from` (nodes of the input graph; the one it stands in for
+   * last, whose `# File:` location it keeps). Its type is the annotated
    * `type` when given, else inferred through the registry. A name may reuse one of `from`'s names
    * (slice-hoist keeps `slice_1` and `all_reduce_1`, as the hoisted vLLM graph names them).
    */
   make(name: string, op: string, args: Arg[], kwargs: Record<string, Arg>, from: string[], type?: ValueType | null): Node {
     const n: Node = { name, op, args, kwargs, type: null, meta: { madeBy: { pass: this.pass, from } } };
+    // Keep the source location of the node it stands in for (listed last in `from`).
+    for (let i = from.length - 1; i >= 0; i--) {
+      const file = this.ix.byName.get(from[i]!)?.meta.file;
+      if (file !== undefined) { n.meta.file = file; break; }
+    }
     n.type = type !== undefined ? type : inferType(n, this.typeOf, this.producer);
     this.newTypes.set(name, n.type);
     this.newNodes.set(name, n);

@@ -152,6 +152,9 @@ describe('generated samples: the counts of vLLM\'s e2e fusion test', () => {
       const hoisted = full.stages[1]!.graph;
       const moeReduce = byName(hoisted, full.stages[1]!.matches[0]!.site);
       expect(moeReduce.type).toEqual({ kind: 'tensor', dtype: 'bf16', shape: ['s72', 2880] });
+      // New nodes keep the source location of what they stand in for.
+      expect(moeReduce.meta.file).toMatch(/^\/opt\/vllm\/vllm\/distributed\/parallel_state\.py:307 in all_reduce/);
+      expect(afOf(full.output, FUSED).every((n) => /_custom_ops\.py:15[38] in (fused_add_)?rms_norm/.test(n.meta.file ?? ''))).toBe(true);
     });
   }
 

@@ -94,7 +94,7 @@ const sliceOfCollective: Rule = {
     const x = coll.args[0] as Arg;
     // The new nodes keep the old names: `slice_1` now slices the partial sums and `all_reduce_1`
     // reduces it, which is how vLLM names them once the model itself slices first.
-    const newSlice = edit.make(slice.name, SLICE, [x, ...slice.args.slice(1)], slice.kwargs, [slice.name, coll.name]);
+    const newSlice = edit.make(slice.name, SLICE, [x, ...slice.args.slice(1)], slice.kwargs, [coll.name, slice.name]);
     // The reduced slice has the old slice's type (for a gather along another dim as well).
     const newColl = edit.make(coll.name, coll.op, [ref(newSlice.name), ...coll.args.slice(1)], coll.kwargs, [coll.name], slice.type);
     const made = [newSlice, newColl];
