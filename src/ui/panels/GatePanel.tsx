@@ -7,8 +7,8 @@ import { shownStage, useStore } from '../store/index.ts';
 
 const WORLD_SIZES = [1, 2, 3, 4, 6, 8];
 const GPUS: { id: NonNullable<PassOptions['gpu']>; label: string }[] = [
-  { id: 'hopper', label: 'Hopper (H100, H200)' },
-  { id: 'blackwell', label: 'Blackwell (B200)' },
+  { id: 'hopper', label: 'Hopper' },
+  { id: 'blackwell', label: 'Blackwell' },
 ];
 
 export function GatePanel() {

@@ -22,6 +22,13 @@ export interface TimelineTraces {
 
 interface Row { key: string; label: string; events: TimelineEvent[] }
 
+/** Colour classes for the ops the fusion is about; everything else is coloured by event kind. */
+function opClass(op: string): string {
+  if (op.includes('fused_allreduce_norm')) return ' op-fused';
+  if (op.includes('rms_norm')) return ' op-norm';
+  return '';
+}
+
 function rowsOf(traces: TimelineTraces): Row[] {
   const rows: Row[] = [];
   for (const side of ['before', 'after'] as const) {
@@ -33,6 +40,22 @@ function rowsOf(traces: TimelineTraces): Row[] {
   return rows;
 }
 
+/** Axis labels in the unit that fits the span: µs, ms or s. */
+export function formatMicros(us: number): string {
+  if (us === 0) return '0';
+  if (Math.abs(us) < 1000) return `${+us.toPrecision(3)} µs`;
+  if (Math.abs(us) < 1e6) return `${+(us / 1000).toPrecision(3)} ms`;
+  return `${+(us / 1e6).toPrecision(3)} s`;
+}
+
+const LEGEND: { cls: string; label: string }[] = [
+  { cls: 'kind-kernel', label: 'kernel' },
+  { cls: 'kind-transfer', label: 'transfer (host staging)' },
+  { cls: 'op-fused', label: 'fused all-reduce + norm' },
+  { cls: 'op-norm', label: 'RMSNorm' },
+  { cls: 'kind-fed', label: 'fed input' },
+];
+
 const ROW_H = 22;
 const LABEL_W = 104;
 const AXIS_H = 20;
@@ -43,6 +66,7 @@ export function Timeline({ traces }: { traces: TimelineTraces }) {
   const [width, setWidth] = useState(800);
   const [hover, setHover] = useState<TimelineEvent | null>(null);
   const testMode = useStore((s) => s.testMode);
+  const selected = useStore((s) => s.selected);
   const rows = useMemo(() => rowsOf(traces), [traces]);
   const end = useMemo(() => Math.max(1, ...rows.flatMap((r) => r.events.map((e) => e.start_us + e.dur_us))), [rows]);
   const height = AXIS_H + rows.length * ROW_H + 4;
@@ -75,7 +99,7 @@ export function Timeline({ traces }: { traces: TimelineTraces }) {
     const bars = body.selectAll<SVGRectElement, { e: TimelineEvent; row: number }>('rect.bar')
       .data(rows.flatMap((row, i) => row.events.map((e) => ({ e, row: i }))))
       .join('rect')
-      .attr('class', (d) => `bar kind-${d.e.kind} op-${d.e.op.replace(/[^a-z0-9]+/gi, '_')}`)
+      .attr('class', (d) => `bar kind-${d.e.kind}${opClass(d.e.op)}`)
       .attr('y', (d) => AXIS_H + d.row * ROW_H + 3)
       .attr('height', ROW_H - 6)
       .attr('data-node', (d) => d.e.node)
@@ -86,7 +110,7 @@ export function Timeline({ traces }: { traces: TimelineTraces }) {
 
     const draw = (x: d3.ScaleLinear<number, number>) => {
       bars.attr('x', (d) => x(d.e.start_us)).attr('width', (d) => Math.max(1, x(d.e.start_us + d.e.dur_us) - x(d.e.start_us)));
-      axisG.call(d3.axisTop(x).ticks(Math.max(2, Math.floor(width / 110))).tickFormat((v) => `${d3.format('~s')(Number(v))}µs`));
+      axisG.call(d3.axisTop(x).ticks(Math.max(2, Math.floor(width / 110))).tickFormat((v) => formatMicros(Number(v))));
     };
     draw(x0);
 
@@ -100,9 +124,17 @@ export function Timeline({ traces }: { traces: TimelineTraces }) {
     return () => { svg.on('.zoom', null); };
   }, [rows, end, width, height, testMode]);
 
+  useEffect(() => {
+    d3.select(svgRef.current!).selectAll<SVGRectElement, unknown>('rect.bar')
+      .classed('selected', function () { return this.getAttribute('data-node') === selected; });
+  }, [selected, rows, width]);
+
   return (
     <div className="timeline" ref={host}>
       <svg ref={svgRef} width={width} height={height} role="img" aria-label={`Per-rank timeline, ${rows.length} rows, ${end.toFixed(0)} µs`} data-testid="timeline" />
+      <div className="timeline-legend" aria-label="Legend">
+        {LEGEND.map((l) => <span key={l.cls}><i className={`swatch ${l.cls}`} />{l.label}</span>)}
+      </div>
       <div className="timeline-hover" aria-live="polite">
         {hover ? <><span className="mono">{hover.node}</span> · {hover.op} · {hover.kind} · {hover.dur_us.toFixed(1)} µs at {hover.start_us.toFixed(1)} µs</> : <span className="muted">Wheel to zoom, drag to pan; click a bar to select its node.</span>}
       </div>

@@ -1,7 +1,9 @@
 // The timeline tab: the last run's traces, or a trace file recorded elsewhere (the CLI's
 // `fusionlab run --trace`, the agent on a real GPU), so runs from other machines can be read here.
 
-import { useRef, useState } from 'react';
+import { useMemo, useRef, useState } from 'react';
+import type { Graph } from '../../graph/ir.ts';
+import { innerOp } from './nodeOp.ts';
 import { useStore } from '../store/index.ts';
 import { Timeline, type TimelineEvent, type TimelineTraces } from './Timeline.tsx';
 
@@ -10,6 +12,8 @@ const EVENT_FIELDS: [keyof TimelineEvent, 'number' | 'string'][] = [
 ];
 
 /** Checks a trace file's shape; errors name the side, the event index and the field. */
+export { resolveWrappedOps };
+
 export function parseTraceFile(text: string, name: string): TimelineTraces {
   let o: unknown;
   try {
@@ -30,12 +34,30 @@ export function parseTraceFile(text: string, name: string): TimelineTraces {
   return root as unknown as TimelineTraces;
 }
 
+/** auto_functionalized events name the op they wrap, looked up in the graph of their side. */
+function resolveWrappedOps(traces: TimelineTraces, before: Graph | undefined, after: Graph | undefined): TimelineTraces {
+  const resolve = (events: TimelineEvent[], g: Graph | undefined) => {
+    if (!g) return events;
+    const byName = new Map(g.nodes.map((n) => [n.name, n]));
+    return events.map((e) => {
+      const n = e.op === 'higher_order.auto_functionalized' ? byName.get(e.node) : undefined;
+      return n ? { ...e, op: innerOp(n) } : e;
+    });
+  };
+  return { before: { events: resolve(traces.before.events, before) }, after: { events: resolve(traces.after.events, after) } };
+}
+
 export function TimelinePanel() {
   const report = useStore((s) => s.report);
+  const stages = useStore((s) => s.stages);
+  const cursor = useStore((s) => s.cursor);
   const [loaded, setLoaded] = useState<{ name: string; traces: TimelineTraces } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const input = useRef<HTMLInputElement>(null);
-  const traces = loaded?.traces ?? (report ? { before: report.before, after: report.after } : null);
+  const raw = loaded?.traces ?? (report ? { before: report.before, after: report.after } : null);
+  const before = stages[0]?.graph;
+  const after = stages[cursor]?.graph;
+  const traces = useMemo(() => (raw ? resolveWrappedOps(raw, before, after) : null), [raw, before, after]);
   return (
     <div className="timeline-panel">
       <div className="source-toolbar">

@@ -1,0 +1,37 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { formatMicros } from './Timeline.tsx';
+import { parseTraceFile, resolveWrappedOps } from './TimelinePanel.tsx';
+import { importGraph } from '../../graph/formats.ts';
+import { runPipeline } from '../../graph/passes/pipeline.ts';
+
+const recorded = readFileSync(new URL('../../../e2e/fixtures/trace-pr28841-tp2.json', import.meta.url), 'utf8');
+const prBefore = readFileSync(new URL('../samples/pr28841-before.fragment.txt', import.meta.url), 'utf8');
+
+describe('timeline', () => {
+  it('labels the axis in µs, ms or s by magnitude', () => {
+    expect(formatMicros(0)).toBe('0');
+    expect(formatMicros(250)).toBe('250 µs');
+    expect(formatMicros(1500)).toBe('1.5 ms');
+    expect(formatMicros(2_500_000)).toBe('2.5 s');
+  });
+
+  it('reads a trace recorded by a WebGPU run of the PR fragment', () => {
+    const raw = parseTraceFile(recorded, 'trace-pr28841-tp2.json');
+    expect(new Set(raw.before.events.map((e) => e.rank))).toEqual(new Set([0, 1]));
+    // The trace names auto_functionalized; the graphs say which op each wraps.
+    const before = importGraph(prBefore).graph;
+    const after = runPipeline(before, ['slice-hoist', 'allreduce-rmsnorm'], { worldSize: 2 }).output;
+    const t = resolveWrappedOps(raw, before, after);
+    const ops = (side: 'before' | 'after') => new Set(t[side].events.filter((e) => e.kind !== 'fed').map((e) => e.op));
+    expect(ops('before')).toEqual(new Set(['vllm.moe_forward.default', 'vllm.all_reduce.default', '_C.fused_add_rms_norm.default']));
+    expect(ops('after')).toEqual(new Set(['vllm.moe_forward.default', 'vllm.flashinfer_trtllm_fused_allreduce_norm.default']));
+  });
+
+  it('names the side, event and field that a bad trace file gets wrong', () => {
+    expect(() => parseTraceFile('{"before": {"events": []}}', 'x.json')).toThrow('x.json: after.events is missing');
+    const bad = JSON.stringify({ before: { events: [] }, after: { events: [{ rank: 0, node: 'a', op: 'b', kind: 'kernel', start_us: '3', dur_us: 1 }] } });
+    expect(() => parseTraceFile(bad, 'y.json')).toThrow('y.json: after.events[0].start_us is not a number');
+    expect(() => parseTraceFile('{', 'z.json')).toThrow(/^z\.json: not JSON/);
+  });
+});
