@@ -26,6 +26,7 @@ export interface WorkerProgram {
   steps: WorkerStep[];
   outputs: number[];
   abortAt?: string;
+  stepDelayMs?: number;
   forceFallback?: boolean;
 }
 
@@ -69,15 +70,16 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
     return slots.length - 1;
   };
   for (const [id, st] of plan.storages) slotOf.set(id, newSlot(st.numel, st.dtype === 'i32'));
+  const viewElem = (v: View) => (v.dtype === 'i32' ? 4 : elem);
   const slotBytes = (s: number) => slots[s] * (intSlots.includes(s) ? 4 : elem);
   const storageSlot = (id: string) => {
     const s = slotOf.get(id);
     if (s === undefined) throw new RunError('validation', `the plan refers to a storage '${id}' it never made`);
     return s;
   };
-  const emit = (p: PlanStep, op: WorkerOp, ins: number[], outs: number[], i: number[] = [], f: number[] = [], kind: TraceEvent['kind'] = 'kernel', readScale = 1) => {
+  const emit = (p: PlanStep, op: WorkerOp, ins: number[], outs: number[], i: number[] = [], f: number[] = [], kind: TraceEvent['kind'] = 'kernel', readScale = 1, readBytes?: number) => {
     steps.push({ node: p.node, op, in: ins, out: outs, i, f });
-    const read = ins.filter((s) => s >= 0).reduce((a, s) => a + slotBytes(s), 0) * readScale;
+    const read = readBytes ?? ins.filter((s) => s >= 0).reduce((a, s) => a + slotBytes(s), 0) * readScale;
     const written = outs.filter((s) => s >= 0).reduce((a, s) => a + slotBytes(s), 0);
     info.push({ node: p.node, op: p.op, kind, bytesRead: read, bytesWritten: written });
   };
@@ -94,7 +96,8 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
     check(p, off >= 0 && v.shape.every((d, k) => d === 1 || d === shape[k + off]), `[${v.shape}] does not broadcast to [${shape}]`);
     const strides = shape.map((d, k) => (k < off || v.shape[k - off] === 1 ? 0 : v.strides[k - off]));
     const out = newSlot(numelOf(shape), v.dtype === 'i32');
-    emit(p, 'gather', [storageSlot(v.storage)], [out], [v.offset, shape.length, ...shape, ...shape, ...strides, ...shape.map(() => 0)], [0]);
+    // Bytes read: the view's own elements (a strided window reads only those; a broadcast reads them once).
+    emit(p, 'gather', [storageSlot(v.storage)], [out], [v.offset, shape.length, ...shape, ...shape, ...strides, ...shape.map(() => 0)], [0], 'kernel', 1, numelOf(v.shape) * viewElem(v));
     return out;
   };
   const isWhole = (v: View) => v.offset === 0 && isContiguous(v) && numelOf(v.shape) === slots[storageSlot(v.storage)];
@@ -135,7 +138,7 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
         outNumel(s, s.out, numelOf(s.x.shape));
         const out = storageSlot(s.out);
         const v = s.x;
-        emit(s, 'gather', [storageSlot(v.storage)], [out], [v.offset, v.shape.length, ...v.shape, ...v.shape, ...v.strides, ...v.shape.map(() => 0)], [0]);
+        emit(s, 'gather', [storageSlot(v.storage)], [out], [v.offset, v.shape.length, ...v.shape, ...v.shape, ...v.strides, ...v.shape.map(() => 0)], [0], 'kernel', 1, numelOf(v.shape) * viewElem(v));
         break;
       }
       case 'pad': {
@@ -143,7 +146,7 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
         const oshape = plan.storages.get(s.out)!.shape;
         const v = s.x;
         check(s, s.lo.length === v.shape.length && oshape.length === v.shape.length && v.shape.every((d, k) => s.lo[k] + d <= oshape[k]), `pad of [${v.shape}] by [${s.lo}] into [${oshape}]`);
-        emit(s, 'gather', [storageSlot(v.storage)], [out], [v.offset, v.shape.length, ...oshape, ...v.shape, ...v.strides, ...s.lo], [s.value]);
+        emit(s, 'gather', [storageSlot(v.storage)], [out], [v.offset, v.shape.length, ...oshape, ...v.shape, ...v.strides, ...s.lo], [s.value], 'kernel', 1, numelOf(v.shape) * viewElem(v));
         break;
       }
       case 'add': {

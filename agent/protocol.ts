@@ -7,7 +7,7 @@
 //   {type:'run', id, graph: fusionlab.graph/1, options, inputs: [{name, dtype, shape}]}   (the agent plans)
 //   {type:'run', id, plan: PlanJson, options, inputs}                                     (the runtime planned)
 //   {type:'cancel', id}
-//   {type:'debug', abortAt: node}   only when the agent was started with debugging on (tests)
+//   {type:'debug', abortAt?: node, stepDelayMs?}   only when the agent was started with debugging on (tests)
 // agent → client
 //   {type:'hello', protocol:1, agent, device, limits}
 //   {type:'progress', id, done, total}
@@ -59,7 +59,7 @@ export type ClientMessage =
   | { type: 'hello'; protocol: number }
   | { type: 'run'; id: string; graph?: unknown; plan?: unknown; options: RunOptionsWire; inputs: InputDecl[] }
   | { type: 'cancel'; id: string }
-  | { type: 'debug'; abortAt: string };
+  | { type: 'debug'; abortAt?: string; stepDelayMs?: number };
 
 export interface OutputDecl { rank: number; name: string; dtype: 'bf16' | 'f32' | 'i32'; shape: number[] }
 export interface ResultReply { type: 'result'; id: string; outputs: OutputDecl[]; trace: Trace }
@@ -115,8 +115,12 @@ export function checkClientMessage(x: unknown, limits: AgentLimits): ClientMessa
       if (typeof x.id !== 'string' || !ID_RE.test(x.id)) bad('cancel.id', 'must match [A-Za-z0-9_.:-]{1,64}');
       return { type, id: x.id };
     case 'debug':
-      onlyKeys(x, ['type', 'abortAt'], 'debug');
-      return { type, abortAt: str(x.abortAt, 'debug.abortAt') };
+      onlyKeys(x, ['type', 'abortAt', 'stepDelayMs'], 'debug');
+      return {
+        type,
+        abortAt: x.abortAt === undefined ? undefined : str(x.abortAt, 'debug.abortAt'),
+        stepDelayMs: x.stepDelayMs === undefined ? undefined : int(x.stepDelayMs, 'debug.stepDelayMs', 0, 1000),
+      };
     case 'run': {
       onlyKeys(x, ['type', 'id', 'graph', 'plan', 'options', 'inputs'], 'run', id);
       if (!id) bad('run.id', 'must match [A-Za-z0-9_.:-]{1,64}');

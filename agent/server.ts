@@ -79,7 +79,7 @@ interface Connection {
   /** A run whose tensors are still arriving. */
   receiving: Job | null;
   jobs: Set<Job>;
-  abortAt: string | null;
+  debug: { abortAt?: string; stepDelayMs?: number } | null;
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest();
@@ -149,7 +149,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   }
 
   function onConnection(ws: WebSocket) {
-    const c: Connection = { ws, bucket: limits.messagesPerSecond * 2, lastRefill: Date.now(), lastRateError: 0, dropped: 0, receiving: null, jobs: new Set(), abortAt: null };
+    const c: Connection = { ws, bucket: limits.messagesPerSecond * 2, lastRefill: Date.now(), lastRateError: 0, dropped: 0, receiving: null, jobs: new Set(), debug: null };
     conns.add(c);
     ws.on('message', (data: RawData, isBinary: boolean) => {
       try {
@@ -205,7 +205,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       }
       case 'debug':
         if (!cfg.debug) return sendError(c, 'unknown-type', "unknown message type 'debug'");
-        c.abortAt = m.abortAt;
+        c.debug = { abortAt: m.abortAt, stepDelayMs: m.stepDelayMs };
         return;
       case 'run': {
         if (c.receiving) return sendError(c, 'protocol', `run '${c.receiving.id}' is still waiting for ${c.receiving.msg.inputs.length - c.receiving.tensors.length} tensors`, { id: m.id });
@@ -262,7 +262,12 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       const inputs = new Map<string, HostTensor>();
       j.msg.inputs.forEach((d, k) => inputs.set(d.name, tensorOf(d, j.tensors[k])));
       lowered = lowerPlan(plan, { id: j.id, seed: j.msg.options.seed ?? DEFAULT_SEED, inputs, maxDeviceBytes: limits.maxDeviceBytes });
-      if (c.abortAt) { lowered.program.abortAt = c.abortAt; c.abortAt = null; }
+      if (c.debug) {
+        // Applies to the next run only; the worker ignores it unless started with FUSIONLAB_WORKER_DEBUG.
+        if (c.debug.abortAt) lowered.program.abortAt = c.debug.abortAt;
+        if (c.debug.stepDelayMs) lowered.program.stepDelayMs = c.debug.stepDelayMs;
+        c.debug = null;
+      }
       if (j.msg.options.forceFallback) lowered.program.forceFallback = true;
     } catch (e) {
       if (e instanceof RunError) return sendError(c, e.kind === 'input' ? 'input' : e.kind === 'limits' ? 'limits' : e.kind === 'unsupported-ops' ? 'unsupported-ops' : 'validation', e.message, { id: j.id, node: e.node, op: e.op });

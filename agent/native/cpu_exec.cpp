@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <thread>
 
 #include "executors.hpp"
 
@@ -289,7 +290,10 @@ RunOutcome runOnCpu(const Program& p, const uint8_t* payload, const StepHook& ho
   for (size_t k = 0; k < p.steps.size(); k++) {
     const Step& st = p.steps[k];
     hook((int)k);
-    if (!p.abortAt.empty() && st.node == p.abortAt && std::getenv("FUSIONLAB_WORKER_DEBUG_ABORT")) std::abort();
+    if (std::getenv("FUSIONLAB_WORKER_DEBUG")) {
+      if (p.stepDelayMs) std::this_thread::sleep_for(std::chrono::milliseconds(p.stepDelayMs));
+      if (!p.abortAt.empty() && st.node == p.abortAt) std::abort();
+    }
     if (st.op == OpCode::AllReduce || st.op == OpCode::AllReduceNorm) {
       double s = us();
       runCollective(st, S);

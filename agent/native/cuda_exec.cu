@@ -314,7 +314,7 @@ RunOutcome runOnCuda(const Program& p, const uint8_t* payload, const StepHook& h
   RunOutcome out;
   std::vector<std::vector<TraceRecord>> perRank(W);
   const bool syncEachStep = std::getenv("FUSIONLAB_SYNC_STEPS") != nullptr;
-  const bool debugAbort = !p.abortAt.empty() && std::getenv("FUSIONLAB_WORKER_DEBUG_ABORT") != nullptr;
+  const bool debugAbort = !p.abortAt.empty() && std::getenv("FUSIONLAB_WORKER_DEBUG") != nullptr;
   auto rankThread = [&](int r) {
     RankCtx& k = C.ranks[r];
     cudaSetDevice(r);

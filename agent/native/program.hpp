@@ -43,7 +43,9 @@ struct Program {
   std::vector<InputBinding> inputs;
   std::vector<Step> steps;
   std::vector<int> outputs;
-  std::string abortAt;  // debug: abort the process when this node starts (tests only)
+  // Debugging aids honoured only when FUSIONLAB_WORKER_DEBUG is set in the worker's environment (tests):
+  std::string abortAt;      // abort the process when this node starts
+  int stepDelayMs = 0;      // sleep before each step, so a test can act while a run is in flight
   bool forceNcclFallback = false;  // take the NCCL + add/norm path even where peers are reachable
   size_t slotBytes(int s) const { return (size_t)slotNumel[s] * (slotIsInt[s] ? 4 : elemBytes(dtype)); }
 };
@@ -124,6 +126,7 @@ inline Program parseProgram(const Json& m, uint64_t payloadBytes) {
   }
   for (auto& o : m.at("outputs").arr()) { checkSlot(o.i64(), false); p.outputs.push_back((int)o.i64()); }
   p.abortAt = m.strOr("abortAt", "");
+  p.stepDelayMs = (int)std::min(1000.0, std::max(0.0, m.numOr("stepDelayMs", 0)));
   p.forceNcclFallback = m.has("forceFallback") && m.at("forceFallback").kind == Json::Bool && m.at("forceFallback").b;
   return p;
 }
