@@ -86,8 +86,9 @@ function withoutLines(g: Graph): Graph {
 }
 
 describe('fuzzing parseFx with mutated real dumps', () => {
-  it(`${CASES} mutations end in a Graph or a positioned GraphImportError`, () => {
-    const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Math.floor(Math.random() * 2 ** 31);
+  // The seed is in the test's name, so a failure report carries it.
+  const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Math.floor(Math.random() * 2 ** 31);
+  it(`${CASES} mutations end in a Graph or a positioned GraphImportError (seed ${seed})`, () => {
     console.log(`fuzz seed ${seed} (replay: FUZZ_SEED=${seed} npx vitest run src/graph/fx/fuzz.test.ts)`);
     const rnd = prng(seed);
     let graphs = 0;

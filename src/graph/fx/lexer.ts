@@ -26,13 +26,8 @@ export interface Token {
 
 const PUNCT2 = new Set(['//', '**', '<=', '>=', '==', '!=', '->', '<<', '>>']);
 const PUNCT1 = '()[]{},:;.=%-+*/@<>~&|^!';
+const PUNCT2_SECOND = '/*=<>';
 const CLOSER: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
-
-export interface LexResult {
-  tokens: Token[];
-  /** Offset of the start of each line (index 0 is line 1). */
-  lineStarts: number[];
-}
 
 export class SourceText {
   readonly text: string;
@@ -113,171 +108,225 @@ export function checkNotBinary(src: SourceText): void {
   throw src.errorAt(`binary data: ${what}; this is not FX text (expected a UTF-8 text dump)`, at);
 }
 
+/** Every token of the text at once (tests and tools; the parser streams). */
 export function lex(src: SourceText): Token[] {
-  const t = src.text;
-  const n = t.length;
-  const tokens: Token[] = [];
-  const open: Token[] = [];
-  let line = 1;
-  let lineStart = 0;
-  let indent = 1;
-  let atLineStart = true;
-  let lineHasTokens = false;
-  let i = 0;
+  const stream = new TokenStream(src);
+  const out: Token[] = [];
+  for (let i = 0; ; i++) {
+    const t = stream.at(i);
+    out.push(t);
+    if (t.kind === Tok.Eof) return out;
+  }
+}
 
-  const push = (kind: Tok, text: string, start: number, end: number): Token => {
-    const tok: Token = { kind, text, line, col: start - lineStart + 1, start, end, indent };
-    tokens.push(tok);
-    lineHasTokens = true;
+/**
+ * Tokens on demand, one logical line at a time. The parser releases what it has finished
+ * with, so tokens die young instead of all 200k of a large dump living until the end.
+ */
+export class TokenStream {
+  private readonly src: SourceText;
+  private buf: Token[] = [];
+  /** Absolute index of buf[0]. */
+  private base = 0;
+  private done = false;
+  // Lexer state between logical lines.
+  private readonly open: Token[] = [];
+  private line = 1;
+  private lineStart = 0;
+  private indent = 1;
+  private atLineStart = true;
+  private lineHasTokens = false;
+  private i = 0;
+  private prev: Token | null = null;
+
+  constructor(src: SourceText) {
+    this.src = src;
+  }
+
+  /** Token number `k` of the text; past the end, the Eof token. */
+  at(k: number): Token {
+    while (k - this.base >= this.buf.length && !this.done) this.lexLogicalLine();
+    const idx = k - this.base;
+    if (idx < 0) throw new Error(`token ${k} was already released`);
+    return this.buf[idx < this.buf.length ? idx : this.buf.length - 1];
+  }
+
+  /** Tokens before `k` will not be asked for again. */
+  release(k: number): void {
+    const drop = k - this.base;
+    if (drop > 1024 && drop * 2 > this.buf.length) {
+      this.buf = this.buf.slice(drop);
+      this.base = k;
+    }
+  }
+
+  private push(kind: Tok, text: string, start: number, end: number): Token {
+    const tok: Token = { kind, text, line: this.line, col: start - this.lineStart + 1, start, end, indent: this.indent };
+    this.buf.push(tok);
+    this.prev = tok;
+    this.lineHasTokens = true;
     return tok;
-  };
+  }
 
-  const unclosedError = (at: number): GraphImportError => {
-    const o = open[open.length - 1];
-    const col = at - lineStart + 1;
-    const where = o.line === line ? `col ${o.col}` : `line ${o.line}, col ${o.col}`;
+  private unclosedError(at: number): GraphImportError {
+    const o = this.open[this.open.length - 1];
+    const col = at - this.lineStart + 1;
+    const where = o.line === this.line ? `col ${o.col}` : `line ${o.line}, col ${o.col}`;
     const close = CLOSER[o.text];
-    return src.error(`expected '${close}' to close '${o.text}' opened at ${where}`, line, col, `'${close}'`);
-  };
+    return this.src.error(`expected '${close}' to close '${o.text}' opened at ${where}`, this.line, col, `'${close}'`);
+  }
 
-  while (i < n) {
-    const c = t.charCodeAt(i);
-    if (atLineStart) {
-      // Measure indentation; blank lines do not count.
-      let j = i;
-      while (j < n && (t.charCodeAt(j) === 32 || t.charCodeAt(j) === 9 || t.charCodeAt(j) === 12)) j++;
-      indent = j - lineStart + 1;
-      atLineStart = false;
-      i = j;
-      continue;
-    }
-    if (c === 10) {
-      if (open.length > 0) {
-        const last = tokens[tokens.length - 1];
-        const afterBreakable = last.kind === Tok.Punct && (last.text === ',' || last.text in CLOSER);
-        let j = i + 1;
-        while (j < n && (t.charCodeAt(j) <= 32)) j++;
-        const nextCloses = j < n && (t[j] === ')' || t[j] === ']' || t[j] === '}');
-        if (!afterBreakable && !nextCloses) throw unclosedError(i);
-      } else if (lineHasTokens) {
-        push(Tok.Newline, '\n', i, i + 1);
+  /** Lexes up to and including the next Newline token (or to the end). */
+  private lexLogicalLine(): void {
+    const src = this.src;
+    const t = src.text;
+    const n = t.length;
+    const open = this.open;
+    let i = this.i;
+    while (i < n) {
+      const c = t.charCodeAt(i);
+      if (this.atLineStart) {
+        // Measure indentation; blank lines do not count.
+        let j = i;
+        while (j < n && (t.charCodeAt(j) === 32 || t.charCodeAt(j) === 9 || t.charCodeAt(j) === 12)) j++;
+        this.indent = j - this.lineStart + 1;
+        this.atLineStart = false;
+        i = j;
+        continue;
       }
-      i++;
-      line++;
-      lineStart = i;
-      atLineStart = true;
-      lineHasTokens = false;
-      continue;
-    }
-    if (c === 32 || c === 9 || c === 12 || c === 13) {
-      i++;
-      continue;
-    }
-    if (c === 35 /* # */ && open.length === 0) {
-      let j = i + 1;
-      while (j < n && t.charCodeAt(j) !== 10) j++;
-      let end = j;
-      if (end > i + 1 && t.charCodeAt(end - 1) === 13) end--;
-      push(Tok.Comment, t.slice(i + 1, end), i, end);
-      i = j;
-      continue;
-    }
-    if (isNameStart(c)) {
-      let j = i + 1;
-      while (j < n && isNameChar(t.charCodeAt(j))) j++;
-      push(Tok.Name, t.slice(i, j), i, j);
-      i = j;
-      continue;
-    }
-    if (c === 60 /* < */ && tokens.length > 0) {
-      // `class <lambda>(torch.nn.Module):` — the class name is not an identifier.
-      const prev = tokens[tokens.length - 1];
-      if (prev.kind === Tok.Name && prev.text === 'class' && prev.line === line) {
+      if (c === 10) {
+        let ended = false;
+        if (open.length > 0) {
+          const last = this.prev!;
+          const afterBreakable = last.kind === Tok.Punct && (last.text === ',' || last.text in CLOSER);
+          let j = i + 1;
+          while (j < n && t.charCodeAt(j) <= 32) j++;
+          const nextCloses = j < n && (t[j] === ')' || t[j] === ']' || t[j] === '}');
+          if (!afterBreakable && !nextCloses) { this.i = i; throw this.unclosedError(i); }
+        } else if (this.lineHasTokens) {
+          this.push(Tok.Newline, '\n', i, i + 1);
+          ended = true;
+        }
+        i++;
+        this.line++;
+        this.lineStart = i;
+        this.atLineStart = true;
+        this.lineHasTokens = false;
+        if (ended) { this.i = i; return; }
+        continue;
+      }
+      if (c === 32 || c === 9 || c === 12 || c === 13) {
+        i++;
+        continue;
+      }
+      if (c === 35 /* # */ && open.length === 0) {
+        let j = i + 1;
+        while (j < n && t.charCodeAt(j) !== 10) j++;
+        let end = j;
+        if (end > i + 1 && t.charCodeAt(end - 1) === 13) end--;
+        this.push(Tok.Comment, t.slice(i + 1, end), i, end);
+        i = j;
+        continue;
+      }
+      if (isNameStart(c)) {
         let j = i + 1;
         while (j < n && isNameChar(t.charCodeAt(j))) j++;
-        if (t.charCodeAt(j) === 62 /* > */) {
-          push(Tok.Name, t.slice(i, j + 1), i, j + 1);
-          i = j + 1;
-          continue;
+        this.push(Tok.Name, t.slice(i, j), i, j);
+        i = j;
+        continue;
+      }
+      if (c === 60 /* < */ && this.prev) {
+        // `class <lambda>(torch.nn.Module):` — the class name is not an identifier.
+        const prev = this.prev;
+        if (prev.kind === Tok.Name && prev.text === 'class' && prev.line === this.line) {
+          let j = i + 1;
+          while (j < n && isNameChar(t.charCodeAt(j))) j++;
+          if (t.charCodeAt(j) === 62 /* > */) {
+            this.push(Tok.Name, t.slice(i, j + 1), i, j + 1);
+            i = j + 1;
+            continue;
+          }
         }
       }
-    }
-    if (isDigit(c) || (c === 46 && isDigit(t.charCodeAt(i + 1)))) {
-      let j = i;
-      let isFloat = false;
-      while (j < n && isDigit(t.charCodeAt(j))) j++;
-      if (t.charCodeAt(j) === 46 /* . */) {
-        isFloat = true;
-        j++;
+      if (isDigit(c) || (c === 46 && isDigit(t.charCodeAt(i + 1)))) {
+        let j = i;
+        let isFloat = false;
         while (j < n && isDigit(t.charCodeAt(j))) j++;
-      }
-      const e = t.charCodeAt(j);
-      if (e === 101 || e === 69) {
-        let k = j + 1;
-        const sign = t.charCodeAt(k);
-        if (sign === 43 || sign === 45) k++;
-        if (isDigit(t.charCodeAt(k))) {
-          while (k < n && isDigit(t.charCodeAt(k))) k++;
-          j = k;
+        if (t.charCodeAt(j) === 46 /* . */) {
           isFloat = true;
+          j++;
+          while (j < n && isDigit(t.charCodeAt(j))) j++;
         }
+        const e = t.charCodeAt(j);
+        if (e === 101 || e === 69) {
+          let k = j + 1;
+          const sign = t.charCodeAt(k);
+          if (sign === 43 || sign === 45) k++;
+          if (isDigit(t.charCodeAt(k))) {
+            while (k < n && isDigit(t.charCodeAt(k))) k++;
+            j = k;
+            isFloat = true;
+          }
+        }
+        if (j < n && isNameChar(t.charCodeAt(j))) {
+          throw src.error(`malformed number '${t.slice(i, j + 1)}'`, this.line, i - this.lineStart + 1, 'a number');
+        }
+        this.push(isFloat ? Tok.Float : Tok.Int, t.slice(i, j), i, j);
+        i = j;
+        continue;
       }
-      if (j < n && isNameChar(t.charCodeAt(j))) {
-        throw src.error(`malformed number '${t.slice(i, j + 1)}'`, line, i - lineStart + 1, 'a number');
+      if (c === 39 || c === 34) {
+        const from = i;
+        i = lexString(src, t, i, this.line, this.lineStart, (value, end) => this.push(Tok.Str, value, from, end));
+        continue;
       }
-      push(isFloat ? Tok.Float : Tok.Int, t.slice(i, j), i, j);
-      i = j;
-      continue;
-    }
-    if (c === 39 || c === 34) {
-      i = lexString(src, t, i, line, lineStart, (value, end) => push(Tok.Str, value, i, end));
-      continue;
-    }
-    const ch = t[i];
-    if (ch === '(' || ch === '[' || ch === '{') {
-      open.push(push(Tok.Punct, ch, i, i + 1));
-      i++;
-      continue;
-    }
-    if (ch === ')' || ch === ']' || ch === '}') {
-      const o = open[open.length - 1];
-      if (!o) {
-        throw src.error(`unmatched '${ch}': no bracket is open here`, line, i - lineStart + 1);
+      const ch = t[i];
+      if (ch === '(' || ch === '[' || ch === '{') {
+        open.push(this.push(Tok.Punct, ch, i, i + 1));
+        i++;
+        continue;
       }
-      if (CLOSER[o.text] !== ch) {
-        const col = i - lineStart + 1;
-        const where = o.line === line ? `col ${o.col}` : `line ${o.line}, col ${o.col}`;
-        throw src.error(`expected '${CLOSER[o.text]}' to close '${o.text}' opened at ${where}, found '${ch}'`, line, col, `'${CLOSER[o.text]}'`);
+      if (ch === ')' || ch === ']' || ch === '}') {
+        const o = open[open.length - 1];
+        if (!o) {
+          throw src.error(`unmatched '${ch}': no bracket is open here`, this.line, i - this.lineStart + 1);
+        }
+        if (CLOSER[o.text] !== ch) {
+          const col = i - this.lineStart + 1;
+          const where = o.line === this.line ? `col ${o.col}` : `line ${o.line}, col ${o.col}`;
+          throw src.error(`expected '${CLOSER[o.text]}' to close '${o.text}' opened at ${where}, found '${ch}'`, this.line, col, `'${CLOSER[o.text]}'`);
+        }
+        open.pop();
+        this.push(Tok.Punct, ch, i, i + 1);
+        i++;
+        continue;
       }
-      open.pop();
-      push(Tok.Punct, ch, i, i + 1);
-      i++;
-      continue;
+      if (ch === '#') {
+        // Inside brackets `#` is not a comment in what FX prints: `[#users=1]` in older str(graph).
+        this.push(Tok.Punct, ch, i, i + 1);
+        i++;
+        continue;
+      }
+      const two = i + 1 < n && PUNCT2_SECOND.includes(t[i + 1]) ? t.slice(i, i + 2) : '';
+      if (two && PUNCT2.has(two)) {
+        this.push(Tok.Punct, two, i, i + 2);
+        i += 2;
+        continue;
+      }
+      if (PUNCT1.includes(ch)) {
+        this.push(Tok.Punct, ch, i, i + 1);
+        i++;
+        continue;
+      }
+      const cp = t.codePointAt(i) ?? c;
+      throw src.error(`unexpected character ${describeChar(String.fromCodePoint(cp))}`, this.line, i - this.lineStart + 1);
     }
-    if (ch === '#') {
-      // Inside brackets `#` is not a comment in what FX prints: `[#users=1]` in older str(graph).
-      push(Tok.Punct, ch, i, i + 1);
-      i++;
-      continue;
-    }
-    const two = t.slice(i, i + 2);
-    if (PUNCT2.has(two)) {
-      push(Tok.Punct, two, i, i + 2);
-      i += 2;
-      continue;
-    }
-    if (PUNCT1.includes(ch)) {
-      push(Tok.Punct, ch, i, i + 1);
-      i++;
-      continue;
-    }
-    const cp = t.codePointAt(i) ?? c;
-    throw src.error(`unexpected character ${describeChar(String.fromCodePoint(cp))}`, line, i - lineStart + 1);
+    this.i = i;
+    if (open.length > 0) throw this.unclosedError(n);
+    if (this.lineHasTokens) this.push(Tok.Newline, '\n', n, n);
+    this.buf.push({ kind: Tok.Eof, text: '', line: this.line, col: n - this.lineStart + 1, start: n, end: n, indent: 1 });
+    this.done = true;
   }
-  if (open.length > 0) throw unclosedError(n);
-  if (lineHasTokens) push(Tok.Newline, '\n', n, n);
-  tokens.push({ kind: Tok.Eof, text: '', line, col: n - lineStart + 1, start: n, end: n, indent: 1 });
-  return tokens;
 }
 
 const ESCAPES: Record<string, string> = {

@@ -173,6 +173,24 @@ describe('parseFx on the PR #28841 fragments', () => {
     expect(warnings).toEqual([]);
   });
 
+  it('a fragment input gets the type its use implies, through the registry', () => {
+    const { graph: g } = parseFx([
+      'auto_functionalized = torch.ops.higher_order.auto_functionalized(torch.ops._C.fused_add_rms_norm.default, input = x, residual = res, weight = w, epsilon = 1e-05)',
+      'getitem_2: "bf16[s72, 2880]" = auto_functionalized[2]',
+      "all_reduce: \"bf16[s72, 3072]\" = torch.ops.vllm.all_reduce.default(moe_out, 'tp:0')",
+      'slice_1: "bf16[s72, 2880]" = torch.ops.aten.slice.Tensor(padded, 1, 0, 2880)',
+    ].join('\n'));
+    expect(g.inputs.map((i) => [i.name, i.type])).toEqual([
+      ['x', null],
+      // [2] is the second mutated argument of fused_add_rms_norm: residual.
+      ['res', { kind: 'tensor', dtype: 'bf16', shape: ['s72', 2880] }],
+      ['w', null],
+      // all_reduce's result has its input's type; slice's does not.
+      ['moe_out', { kind: 'tensor', dtype: 'bf16', shape: ['s72', 3072] }],
+      ['padded', null],
+    ]);
+  });
+
   it('after: the fused all-reduce + norm call with all its kwargs', () => {
     const { graph: g } = parseFx(fixture('seed/pr28841-after.fragment.txt'));
     expect(g.inputs.map((i) => i.name)).toEqual(['constant_pad_nd', 'addmm_1', 'getitem_14', 'arg8_1']);

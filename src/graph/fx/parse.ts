@@ -10,8 +10,8 @@
 import { checkInputSize, DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES, type ImportWarning } from '../errors.ts';
 import { float, type Arg, type Graph, type GraphForm, type Input, type Node, type Ref, type ValueType } from '../ir.ts';
 import { lookupOp } from '../ops.ts';
-import { checkNotBinary, lex, SourceText, Tok, type Token } from './lexer.ts';
-import { AnnotationError, parseTypeAnnotation } from './typeAnnotation.ts';
+import { checkNotBinary, SourceText, Tok as TokKinds, TokenStream, type Token } from './lexer.ts';
+import { AnnotationError, parseTypeAnnotation, type ParsedAnnotation } from './typeAnnotation.ts';
 
 export interface ParseFxOptions {
   /** Inputs longer than this are refused before any work (default 16 MB). */
@@ -47,6 +47,9 @@ export const INFIX_OPERATORS: Record<string, string> = {
 };
 export const PREFIX_OPERATORS: Record<string, string> = { '-': 'operator.neg', '~': 'operator.invert' };
 
+// A module-level copy: some transpilers turn every use of an imported binding into a getter call.
+const Tok = TokKinds;
+
 const CLOSERS = new Set([')', ']', '}']);
 const OPENERS = new Set(['(', '[', '{']);
 
@@ -55,8 +58,7 @@ export function parseFx(text: string, opts: ParseFxOptions = {}): ParseFxResult 
   checkInputSize(text, maxBytes, opts.fileName);
   const src = new SourceText(text, opts.fileName);
   checkNotBinary(src);
-  const tokens = lex(src);
-  return new FxParser(src, tokens, opts.maxNodes ?? DEFAULT_MAX_NODES).parse();
+  return new FxParser(src, new TokenStream(src), opts.maxNodes ?? DEFAULT_MAX_NODES).parse();
 }
 
 interface Use {
@@ -99,7 +101,7 @@ class GraphBuilder {
 
 class FxParser {
   private readonly src: SourceText;
-  private readonly toks: Token[];
+  private readonly toks: TokenStream;
   private readonly maxNodes: number;
   private pos = 0;
   private nodeCount = 0;
@@ -108,9 +110,10 @@ class FxParser {
   /** Reading a `return`: bare names are refs even in str(graph) form. */
   private inReturn = false;
   private readonly warnings: ImportWarning[] = [];
+  private readonly annotations = new Map<string, ParsedAnnotation>();
   private b!: GraphBuilder;
 
-  constructor(src: SourceText, toks: Token[], maxNodes: number) {
+  constructor(src: SourceText, toks: TokenStream, maxNodes: number) {
     this.src = src;
     this.toks = toks;
     this.maxNodes = maxNodes;
@@ -119,11 +122,11 @@ class FxParser {
   // --- token helpers ----------------------------------------------------------------------
 
   private peek(k = 0): Token {
-    return this.toks[Math.min(this.pos + k, this.toks.length - 1)];
+    return this.toks.at(this.pos + k);
   }
 
   private next(): Token {
-    const t = this.toks[this.pos];
+    const t = this.toks.at(this.pos);
     if (t.kind !== Tok.Eof) this.pos++;
     return t;
   }
@@ -187,14 +190,15 @@ class FxParser {
   // --- entry ------------------------------------------------------------------------------
 
   parse(): ParseFxResult {
-    const first = this.firstStatement();
+    const firstIndex = this.firstStatement();
+    const first = this.toks.at(firstIndex);
     let graph: Graph;
     if (this.isName(first, 'class') || this.isName(first, 'def')) {
-      this.pos = this.toks.indexOf(first);
+      this.pos = firstIndex;
       graph = this.isName(first, 'class') ? this.parseClass() : this.parseBareForward();
       this.expectOnlyCommentsLeft(graph.name);
-    } else if (this.isName(first, 'graph') && this.isPunct(this.peekAt(first, 1), '(')) {
-      this.pos = this.toks.indexOf(first);
+    } else if (this.isName(first, 'graph') && this.isPunct(this.toks.at(firstIndex + 1), '(')) {
+      this.pos = firstIndex;
       graph = this.parseGraphForm();
     } else if (first.kind === Tok.Eof) {
       this.fail(first, 'no graph found: expected a module (class … def forward), node lines, or str(graph) text', 'an FX graph');
@@ -205,35 +209,31 @@ class FxParser {
     return { graph, warnings: this.warnings };
   }
 
-  private peekAt(t: Token, k: number): Token {
-    return this.toks[Math.min(this.toks.indexOf(t) + k, this.toks.length - 1)];
-  }
-
-  /** The first token that starts real content: past comments, imports and `b8: type` lines. */
-  private firstStatement(): Token {
+  /** Index of the first token that starts real content: past comments, imports and `b8: type` lines. */
+  private firstStatement(): number {
     let i = 0;
     const toks = this.toks;
     for (;;) {
-      const t = toks[i];
+      const t = toks.at(i);
       if (t.kind === Tok.Comment || t.kind === Tok.Newline) { i++; continue; }
       if (this.isImportAt(i) || this.isDeclarationAt(i)) {
-        while (toks[i].kind !== Tok.Newline && toks[i].kind !== Tok.Eof) i++;
+        while (toks.at(i).kind !== Tok.Newline && toks.at(i).kind !== Tok.Eof) i++;
         continue;
       }
-      return t;
+      return i;
     }
   }
 
   private isImportAt(i: number): boolean {
-    const t = this.toks[i];
+    const t = this.toks.at(i);
     return t.kind === Tok.Name && (t.text === 'import' || t.text === 'from') && t.indent === 1;
   }
 
   /** `b8: type` — the name declarations print_readable puts above the class. */
   private isDeclarationAt(i: number): boolean {
     const t = this.toks;
-    return t[i].kind === Tok.Name && this.isPunct(t[i + 1], ':') && t[i + 2]?.kind === Tok.Name &&
-      (t[i + 3]?.kind === Tok.Newline || t[i + 3]?.kind === Tok.Eof);
+    return t.at(i).kind === Tok.Name && this.isPunct(t.at(i + 1), ':') && t.at(i + 2).kind === Tok.Name &&
+      (t.at(i + 3).kind === Tok.Newline || t.at(i + 3).kind === Tok.Eof);
   }
 
   private expectOnlyCommentsLeft(className: string): void {
@@ -258,6 +258,7 @@ class FxParser {
     const b = (this.b = new GraphBuilder(nameTok.text, 'module'));
     let forward: Token | null = null;
     for (;;) {
+      this.toks.release(this.pos);
       const t = this.peek();
       if (t.kind === Tok.Newline || t.kind === Tok.Comment) { this.next(); continue; }
       if (t.kind === Tok.Eof || t.indent <= classTok.indent) break;
@@ -331,6 +332,7 @@ class FxParser {
 
     let returned: Token | null = null;
     for (;;) {
+      this.toks.release(this.pos);
       const t = this.peek();
       if (t.kind === Tok.Newline) { this.next(); continue; }
       if (t.kind === Tok.Comment) { this.comment(b); continue; }
@@ -359,6 +361,7 @@ class FxParser {
     this.pos = 0;
     let returned: Token | null = null;
     for (;;) {
+      this.toks.release(this.pos);
       const t = this.peek();
       if (t.kind === Tok.Eof) break;
       if (t.kind === Tok.Newline) { this.next(); continue; }
@@ -376,6 +379,7 @@ class FxParser {
       }
     }
     this.resolve(b);
+    inferInputTypes(b);
     for (const c of b.moduleCalls) this.warnings.push({ line: c.line, node: c.node.name, message: `calls self.${c.node.module}, whose class is not in the text` });
     return b.graph();
   }
@@ -406,7 +410,10 @@ class FxParser {
 
   private annotation(t: Token, owner: string): ValueType | null {
     try {
-      const parsed = parseTypeAnnotation(t.text);
+      // Dumps repeat a few shapes thousands of times.
+      let parsed = this.annotations.get(t.text);
+      if (!parsed) this.annotations.set(t.text, (parsed = parseTypeAnnotation(t.text)));
+      else if (parsed.type) parsed = { ...parsed, type: copyType(parsed.type) };
       if (parsed.warning) this.warnings.push({ line: t.line, node: owner, message: `type of '${owner}': ${parsed.warning}` });
       return parsed.type;
     } catch (e) {
@@ -466,15 +473,15 @@ class FxParser {
     if (t.kind === Tok.Name && !PY_KEYWORDS.has(t.text)) {
       // A call target: `torch.ops.aten.mm.default`, `operator.getitem`, `torch.sym_sum`.
       let end = this.pos + 1;
-      while (this.isPunct(this.toks[end], '.') && this.toks[end + 1]?.kind === Tok.Name) end += 2;
-      if (this.isPunct(this.toks[end], '(')) {
-        const target = this.sourceBetween(t, this.toks[end - 1]);
+      while (this.isPunct(this.toks.at(end), '.') && this.toks.at(end + 1).kind === Tok.Name) end += 2;
+      if (this.isPunct(this.toks.at(end), '(')) {
+        const target = this.sourceBetween(t, this.toks.at(end - 1));
         this.pos = end;
         node.op = opOfTarget(target);
         this.parseCallArgs(node, target);
         return;
       }
-      if (end === this.pos + 1 && this.isPunct(this.toks[end], '[')) {
+      if (end === this.pos + 1 && this.isPunct(this.toks.at(end), '[')) {
         const base = this.refUse(this.next());
         this.next(); // '['
         const index = this.parseArg();
@@ -516,7 +523,10 @@ class FxParser {
 
   private refUse(t: Token): Ref {
     if (t.kind !== Tok.Name || PY_KEYWORDS.has(t.text)) this.fail(t, `expected a value name, found ${this.describe(t)}`, 'a name');
-    this.b.uses.push({ name: t.text, line: t.line, col: t.col, order: this.inReturn ? Infinity : this.b.nodes.length });
+    const order = this.inReturn ? Infinity : this.b.nodes.length;
+    // Most names are already defined; only the rest wait for resolve().
+    const d = this.b.defs.get(t.text);
+    if (!d || d.order >= order) this.b.uses.push({ name: t.text, line: t.line, col: t.col, order });
     return { kind: 'ref', name: t.text };
   }
 
@@ -552,7 +562,7 @@ class FxParser {
       // the next separator as one string.
       const t = this.peek();
       if (!(this.isPunct(t, ',') || (t.kind === Tok.Punct && CLOSERS.has(t.text)) || t.kind === Tok.Newline || t.kind === Tok.Eof)) {
-        let last = this.toks[this.pos - 1];
+        let last = this.toks.at(this.pos - 1);
         let depth = 0;
         for (;;) {
           const u = this.peek();
@@ -690,6 +700,7 @@ class FxParser {
     this.endStatement('graph():');
     let returned: Token | null = null;
     for (;;) {
+      this.toks.release(this.pos);
       const t = this.peek();
       if (t.kind === Tok.Eof) break;
       if (t.kind === Tok.Newline || t.kind === Tok.Comment) { this.next(); continue; }
@@ -844,22 +855,78 @@ class FxParser {
   private warnUnknownOps(g: Graph): void {
     const seen = new Set<string>();
     const visit = (graph: Graph): void => {
+      const check = (op: string, n: Node): void => {
+        if (seen.has(op) || STRUCTURAL_OPS.has(op)) return;
+        seen.add(op);
+        if (lookupOp(op)) return;
+        this.warnings.push({
+          line: n.meta.line ?? 1, node: n.name,
+          message: `unknown op '${op}' (first used by '${n.name}' at line ${n.meta.line}): imported as an opaque node`,
+        });
+      };
       for (const n of graph.nodes) {
-        const ops = [n.op];
-        for (const a of n.args) if (a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'op') ops.push(a.target);
-        for (const op of ops) {
-          if (STRUCTURAL_OPS.has(op) || seen.has(op) || lookupOp(op)) continue;
-          seen.add(op);
-          this.warnings.push({
-            line: n.meta.line ?? 1, node: n.name,
-            message: `unknown op '${op}' (first used by '${n.name}' at line ${n.meta.line}): imported as an opaque node`,
-          });
-        }
+        check(n.op, n);
+        // The op that auto_functionalized runs counts too.
+        for (const a of n.args) if (a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'op') check(a.target, n);
       }
       for (const s of Object.values(graph.submodules)) visit(s);
     };
     visit(g);
   }
+}
+
+/** Stands for an input's unknown type while asking the registry where a result's type comes from. */
+const PROBE: ValueType = { kind: 'sym', expr: '<probe>' };
+
+/**
+ * A fragment's implicit inputs have no annotation; some types still follow from the text:
+ * - the registry says the result has an argument's type (`all_reduce(x)`, `clone(x)`): probe each
+ *   input argument and see whether the rule hands it back;
+ * - `auto_functionalized(op, …)[k]`, k ≥ 1, is op's k-th mutated argument after the write, so
+ *   that argument had the item's type.
+ */
+function inferInputTypes(b: GraphBuilder): void {
+  const open = new Map<string, Input>();
+  for (const i of b.inputs) if (i.type === null) open.set(i.name, i);
+  if (open.size === 0) return;
+  const byName = new Map<string, Node>();
+  for (const n of b.nodes) byName.set(n.name, n);
+  const learn = (a: Arg | undefined, t: ValueType): void => {
+    if (!a || typeof a !== 'object' || Array.isArray(a) || a.kind !== 'ref') return;
+    const input = open.get(a.name);
+    if (!input) return;
+    input.type = copyType(t);
+    open.delete(a.name);
+  };
+  for (const n of b.nodes) {
+    if (!n.type || open.size === 0) continue;
+    const def = lookupOp(n.op);
+    if (def?.infer) {
+      for (const a of [...n.args, ...Object.values(n.kwargs)]) {
+        if (!a || typeof a !== 'object' || Array.isArray(a) || a.kind !== 'ref' || !open.has(a.name)) continue;
+        const name = a.name;
+        let same = false;
+        try {
+          same = def.infer(n, (x) => (x && typeof x === 'object' && !Array.isArray(x) && x.kind === 'ref' && x.name === name ? PROBE : undefined)) === PROBE;
+        } catch {
+          // A rule that needs real shapes cannot answer the probe.
+        }
+        if (same) learn(a, n.type);
+      }
+    }
+    const [base, index] = n.args;
+    if (n.op === 'getitem' && base && typeof base === 'object' && !Array.isArray(base) && base.kind === 'ref' && typeof index === 'number' && index >= 1) {
+      const af = byName.get(base.name);
+      const target = af?.op === 'higher_order.auto_functionalized' ? af.args[0] : undefined;
+      if (!af || !target || typeof target !== 'object' || Array.isArray(target) || target.kind !== 'op') continue;
+      const spec = lookupOp(target.target)?.args.filter((x) => x.mutates)[index - 1];
+      if (spec) learn(af.kwargs[spec.name], n.type);
+    }
+  }
+}
+
+function copyType(t: ValueType): ValueType {
+  return t.kind === 'sym' ? { kind: 'sym', expr: t.expr } : { kind: 'tensor', dtype: t.dtype, shape: t.shape.slice() };
 }
 
 /** The IR op for a call target: `torch.ops.` dropped, `operator.getitem` is `getitem`. */

@@ -58,8 +58,9 @@ export function parseTypeAnnotation(s: string): ParsedAnnotation {
         const text = body.slice(from, k).trim();
         const at = i + 1 + from;
         if (!text) throw new AnnotationError(at, `empty dimension in type "${s}"`, 'a size or symbol');
-        if (!DIM_CHAR.test(text)) throw new AnnotationError(at, `bad dimension '${text}' in type "${s}"`, 'a size or symbol');
-        shape.push(/^[0-9]+$/.test(text) ? Number(text) : text);
+        if (isDigits(text)) shape.push(Number(text));
+        else if (DIM_CHAR.test(text)) shape.push(text);
+        else throw new AnnotationError(at, `bad dimension '${text}' in type "${s}"`, 'a size or symbol');
         from = k + 1;
       }
     }
@@ -77,6 +78,14 @@ export function parseTypeAnnotation(s: string): ParsedAnnotation {
     return { type: null, warning: `dtype '${dtype}' is not one the IR knows (${Object.keys(DTYPE_BYTES).join(', ')}); the type is dropped` };
   }
   return { type: { kind: 'tensor', dtype: dtype as DType, shape } };
+}
+
+function isDigits(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return s.length > 0;
 }
 
 function matchingParen(s: string, open: number): number {
