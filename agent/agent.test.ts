@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { parseFx } from '../src/graph/fx/parse.ts';
 import { graphToJson } from '../src/graph/json.ts';
-import type { Graph } from '../src/graph/ir.ts';
 import { runGraph, registerBackend, compareRewrite, type RunResult } from '../src/runtime/index.ts';
 import { compareTensor } from '../src/runtime/compareOutputs.ts';
 import { AgentClient, agentBackend, agentAddressFromLocation } from '../src/runtime/agentClient.ts';

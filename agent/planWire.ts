@@ -2,7 +2,7 @@
 // field by field and rebuilt. Every view is checked against its storage's size, so no kernel
 // the plan leads to can read or write outside a buffer, whatever the client sent.
 
-import type { Plan, Step, Storage, View, InputRole, StorageDType } from '../src/runtime/plan.ts';
+import type { Plan, Step, Storage, View, InputRole, StorageDType, MapFn } from '../src/runtime/plan.ts';
 import { numelOf } from '../src/runtime/plan.ts';
 import { PRESETS } from '../src/runtime/presets.ts';
 import { ProtocolError, int, isObj, str } from './protocol.ts';
@@ -15,7 +15,7 @@ function fail(path: string, what: string): never {
 const ROLES: InputRole[] = ['activation', 'norm-weight', 'weight', 'bias', 'router-weight', 'router-bias', 'embedding', 'indices', 'fed', 'zeros'];
 const DTYPES: StorageDType[] = ['bf16', 'f16', 'f32', 'i32'];
 
-type Field = 'view' | 'view?' | 'storage' | 'num' | 'int' | 'str' | 'bool' | 'ints' | 'role' | 'int?';
+type Field = 'view' | 'view?' | 'storage' | 'num' | 'int' | 'str' | 'bool' | 'ints' | 'role' | 'int?' | 'mapfn';
 const KERNELS: Record<Step['kernel'], Record<string, Field>> = {
   seed: { name: 'str', role: 'role', perRank: 'bool', range: 'int?', out: 'storage' },
   copy: { x: 'view', out: 'storage' },
@@ -28,7 +28,9 @@ const KERNELS: Record<Step['kernel'], Record<string, Field>> = {
   all_reduce: { x: 'view', out: 'storage' },
   fused_allreduce_norm: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage' },
   moe: { x: 'view', logits: 'view', layer: 'str', experts: 'int', topK: 'int', intermediate: 'int', out: 'storage' },
+  map: { fn: 'mapfn', a: 'view', b: 'view?', scalar: 'num', out: 'storage' },
 };
+const MAP_FNS: MapFn[] = ['mul', 'ge', 'lt', 'and', 'not', 'masked_fill'];
 
 export interface PlanLimits { maxSteps: number; maxStorages: number; maxRanks: number; maxElements: number }
 
@@ -89,6 +91,7 @@ export function planFromWire(x: unknown, lim: PlanLimits): Plan {
         case 'int?': if (v !== undefined && v !== null) out[f] = int(v, `plan.${fp}`, 1, 2 ** 31 - 1); break;
         case 'str': out[f] = str(v, `plan.${fp}`); break;
         case 'bool': if (typeof v !== 'boolean') fail(fp, 'must be a boolean'); out[f] = v; break;
+        case 'mapfn': if (!MAP_FNS.includes(v as MapFn)) fail(fp, `must be one of ${MAP_FNS.join(', ')}`); out[f] = v; break;
         case 'role': if (!ROLES.includes(v as InputRole)) fail(fp, `must be one of ${ROLES.join(', ')}`); out[f] = v; break;
         case 'ints': if (!Array.isArray(v) || v.length > 8) fail(fp, 'must be a list of at most 8 integers'); out[f] = (v as unknown[]).map((n, j) => int(n, `plan.${fp}[${j}]`, 0, lim.maxElements)); break;
       }

@@ -112,8 +112,13 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
     return { slot: gather(p, v), rows: numelOf(v.shape) / cols, cols, offset: 0, stride: cols };
   };
 
+  const unsupported: string[] = [];
   for (const s of plan.steps) {
     switch (s.kernel) {
+      case 'map':
+        // The vocabulary-parallel embedding's mask arithmetic (mixed i32/float elementwise ops).
+        unsupported.push(`${s.node} (${s.op}: ${s.fn})`);
+        break;
       case 'seed': {
         const st = plan.storages.get(s.out)!;
         const slot = storageSlot(s.out);
@@ -238,6 +243,9 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
     }
   }
 
+  if (unsupported.length) {
+    throw new RunError('unsupported-ops', `the agent's worker has no kernel for: ${unsupported.join(', ')}`, { node: unsupported[0].split(' ')[0] });
+  }
   const outputs = plan.outputs.map((o) => {
     const slot = dense({ node: o.name, op: 'output' } as PlanStep, o.view);
     return { name: o.name, slot, dtype: o.view.dtype === 'i32' ? 'i32' as const : dtype, shape: o.view.shape };

@@ -1,0 +1,3 @@
+// Types of build.mjs (a plain script so `npm run agent` needs no compiler).
+export interface BuiltWorker { path: string; mode: 'cuda' | 'cpu'; note: string }
+export function buildWorker(opts?: { forceCpu?: boolean; log?: (message: string) => void }): BuiltWorker;
