@@ -83,6 +83,9 @@ describe('fusionlab rewrite', () => {
     const unknown = run(['rewrite', SEED, '--passes', 'slice-hoist,fuse-everything']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("unknown pass 'fuse-everything' (known: noop-elimination, slice-hoist, allreduce-rmsnorm)");
+    const unwritable = run(['rewrite', SEED, '--out', join(dir, 'no-such-dir', 'x.py')]);
+    expect(unwritable.code).toBe(2);
+    expect(unwritable.stderr).toBe(`fusionlab rewrite: cannot write ${join(dir, 'no-such-dir', 'x.py')}: ENOENT\n`);
     const missing = run(['rewrite', join(dir, 'nope.py')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('cannot read');

@@ -110,7 +110,15 @@ export async function command(argv: string[]): Promise<number> {
   } else {
     out = args.emit === 'json' ? JSON.stringify(graphToJson(result.output)) + '\n' : printFx(result.output);
   }
-  if (args.out !== undefined) writeFileSync(args.out, out);
-  else process.stdout.write(out);
+  if (args.out === undefined) {
+    process.stdout.write(out);
+    return 0;
+  }
+  try {
+    writeFileSync(args.out, out);
+  } catch (e) {
+    process.stderr.write(`fusionlab rewrite: cannot write ${args.out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+    return 2;
+  }
   return 0;
 }
