@@ -13,7 +13,7 @@ import type { SceneNode } from './scene.ts';
 import { layoutClient } from './layoutClient.ts';
 import { edgePath, valueLabels } from './edgePath.ts';
 import { drawCanvas, drawMinimap, LOD_DETAIL, LOD_TITLES } from './canvasRenderer.ts';
-import { readPalette } from './palette.ts';
+import { readPalette, type Palette } from './palette.ts';
 import { HitGrid } from './hitGrid.ts';
 import { NavIndex, type Direction } from './keyboardNavigation.ts';
 import { searchNodes } from './search.ts';
@@ -105,7 +105,9 @@ function GroupBox({ g, onToggle }: { g: LaidGroup; onToggle?: (id: string) => vo
 export const GraphView: React.FC<GraphViewProps> = (props) => {
   const { graph, label, marks, selected, onSelect, view, onViewChange, collapsed, onToggleGroup, animateFrom, testMode, onReady } = props;
   const rootRef = useRef<HTMLDivElement>(null);
-  const surfaceRef = useRef<SVGSVGElement | HTMLCanvasElement | null>(null);
+  // The element pan/zoom listens on: a stage div over the SVG scene, or the canvas.
+  const surfaceRef = useRef<HTMLDivElement | HTMLCanvasElement | null>(null);
+  const sceneRef = useRef<SVGSVGElement>(null);
   const viewportRef = useRef<SVGGElement>(null);
   const minimapRef = useRef<HTMLCanvasElement>(null);
   const searchRef = useRef<HTMLInputElement>(null);
@@ -160,6 +162,14 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   }, []);
 
   // --- drawing -------------------------------------------------------------------------------
+  // Theme colours, read back from CSS once per theme rather than on every frame.
+  const paletteCache = useRef<{ theme: string | undefined; palette: Palette } | null>(null);
+  const palette = useCallback((root: HTMLElement): Palette => {
+    const theme = document.documentElement.dataset.theme;
+    if (paletteCache.current?.theme !== theme) paletteCache.current = { theme, palette: readPalette(root) };
+    return paletteCache.current.palette;
+  }, []);
+
   const drawMini = useCallback(() => {
     const mm = minimapRef.current, root = rootRef.current;
     if (!mm || !layout || !root) return;
@@ -170,7 +180,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     if (!ctx) return;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     const t = transformRef.current;
-    drawMinimap(ctx, w, h, layout, byName, readPalette(root), {
+    drawMinimap(ctx, w, h, layout, byName, palette(root), {
       x0: -t.x / t.k, y0: -t.y / t.k, x1: (size.w - t.x) / t.k, y1: (size.h - t.y) / t.k,
     });
   }, [layout, byName, size]);
@@ -188,7 +198,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     drawCanvas({
       ctx, width: size.w, height: size.h, transform: transformRef.current, layout, byName,
-      palette: readPalette(root), marks, selected, matches: matchSet,
+      palette: palette(root), marks, selected, matches: matchSet,
     });
   }, [layout, byName, size, marks, selected, matchSet]);
 
@@ -200,11 +210,22 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       root.classList.toggle('fl-lod-far', t.k < LOD_DETAIL);
       root.classList.toggle('fl-lod-tiny', t.k < LOD_TITLES * 0.6);
     }
-    if (viewportRef.current) viewportRef.current.setAttribute('transform', t.toString());
+    // The SVG scene moves as one composited layer: panning costs no repaint of 1,000 nodes.
+    if (sceneRef.current) sceneRef.current.style.transform = `translate(${t.x}px,${t.y}px) scale(${t.k})`;
     cancelAnimationFrame(frame.current);
     frame.current = requestAnimationFrame(() => drawRef.current());
   }, []);
   drawRef.current = () => { drawCanvasFrame(); drawMini(); };
+  // A composited layer keeps the resolution it was rasterised at; after a zoom, redraw it sharp.
+  const rasterK = useRef(1);
+  const reraster = useCallback(() => {
+    const el = sceneRef.current;
+    const k = transformRef.current.k;
+    if (!el || Math.abs(k - rasterK.current) / rasterK.current < 0.15) return;
+    rasterK.current = k;
+    el.style.willChange = 'auto';
+    requestAnimationFrame(() => { el.style.willChange = 'transform'; });
+  }, []);
   useEffect(() => { drawRef.current(); }, [drawCanvasFrame, drawMini]);
 
   // --- pan/zoom ------------------------------------------------------------------------------
@@ -216,7 +237,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       .on('zoom', (ev: { transform: ZoomTransform; sourceEvent: unknown }) => {
         applyTransform(ev.transform);
         if (ev.sourceEvent) onViewChangeRef.current?.({ x: ev.transform.x, y: ev.transform.y, k: ev.transform.k });
-      });
+      })
+      .on('end', () => reraster());
     zoomRef.current = z;
     const sel = select<Element, unknown>(surface);
     sel.call(z).on('dblclick.zoom', null);
@@ -424,7 +446,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const hotEdges = useMemo(() => new Set(selected ? (layout?.edges ?? []).filter((e) => e.from === selected || e.to === selected || e.from.startsWith(`ref:${selected}@`)) : []), [layout, selected]);
 
   const svgContent = layout && renderer === 'svg' ? (
-    <g ref={viewportRef} className="fl-viewport" transform={transformRef.current.toString()}>
+    <g ref={viewportRef} className="fl-viewport">
       <g className="fl-groups">{layout.groups.map((g) => <GroupBox key={g.id} g={g} onToggle={onToggleGroup} />)}</g>
       <g className="fl-edges">
         {layout.edges.map((e, i) => (
@@ -469,14 +491,18 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       onKeyDown={onKeyDown}
     >
       {renderer === 'svg' ? (
-        <svg ref={(el) => { surfaceRef.current = el; }} className="fl-surface" onClick={onSurfaceClick} xmlns="http://www.w3.org/2000/svg">
-          <defs>
-            <marker id="fl-arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
-              <path d="M0,0.8 L7.2,4 L0,7.2 z" fill="var(--fl-edge)" />
-            </marker>
-          </defs>
-          {svgContent}
-        </svg>
+        <div ref={(el) => { surfaceRef.current = el; }} className="fl-surface fl-stage" onClick={onSurfaceClick}>
+          <svg ref={sceneRef} className="fl-scene" xmlns="http://www.w3.org/2000/svg"
+            width={layout ? Math.ceil(layout.width) : 0} height={layout ? Math.ceil(layout.height) : 0}
+            style={{ transform: `translate(${transformRef.current.x}px,${transformRef.current.y}px) scale(${transformRef.current.k})` }}>
+            <defs>
+              <marker id="fl-arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+                <path d="M0,0.8 L7.2,4 L0,7.2 z" fill="var(--fl-edge)" />
+              </marker>
+            </defs>
+            {svgContent}
+          </svg>
+        </div>
       ) : (
         <canvas ref={(el) => { surfaceRef.current = el; }} className="fl-surface" onClick={onSurfaceClick} aria-hidden="true" />
       )}

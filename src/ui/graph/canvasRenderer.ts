@@ -84,47 +84,63 @@ export function drawCanvas(f: CanvasFrame): void {
     for (const l of valueLabels(layout)) if (visible(l.x - 2, l.y - 10, 120, 12)) ctx.fillText(l.label, l.x, l.y);
   }
 
-  for (const n of layout.nodes) {
-    if (!visible(n.x, n.y, n.w, n.h)) continue;
-    if (n.ref) {
-      ctx.strokeStyle = p.edge;
-      ctx.setLineDash([3, 2]);
-      ctx.lineWidth = 1;
-      ctx.beginPath();
-      ctx.roundRect(n.x, n.y, n.w, n.h, n.h / 2);
-      ctx.stroke();
-      ctx.setLineDash([]);
-      if (t.k >= LOD_TITLES) {
+  // Boxes are batched by kind: one fill and one stroke per colour, not per node.
+  const shown = layout.nodes.filter((n) => visible(n.x, n.y, n.w, n.h));
+  const far = t.k < 0.25;
+  const boxes = new Map<string, { box: Path2D; accent: Path2D }>();
+  const refs = new Path2D();
+  for (const n of shown) {
+    if (n.ref) { refs.roundRect(n.x, n.y, n.w, n.h, n.h / 2); continue; }
+    const kind = f.byName.get(n.name)?.kind ?? 'opaque';
+    let b = boxes.get(kind);
+    if (!b) boxes.set(kind, (b = { box: new Path2D(), accent: new Path2D() }));
+    if (far) b.box.rect(n.x, n.y, n.w, n.h);
+    else {
+      b.box.roundRect(n.x, n.y, n.w, n.h, 5);
+      b.accent.rect(n.x, n.y + 3, 3, n.h - 6);
+    }
+  }
+  ctx.lineWidth = 1.2;
+  for (const [kind, b] of boxes) {
+    const c = p.kind[kind as keyof Palette['kind']];
+    ctx.fillStyle = far ? c.stroke : c.fill;
+    ctx.fill(b.box);
+    if (!far) {
+      ctx.strokeStyle = c.stroke;
+      ctx.stroke(b.box);
+      ctx.fillStyle = c.stroke;
+      ctx.fill(b.accent);
+    }
+  }
+  if (!far) {
+    ctx.strokeStyle = p.edge;
+    ctx.setLineDash([3, 2]);
+    ctx.lineWidth = 1;
+    ctx.stroke(refs);
+    ctx.setLineDash([]);
+  }
+  for (const n of shown) {
+    const mark = f.marks?.get(n.name);
+    const ring = f.selected === n.name ? p.selected : f.matches.has(n.name) ? p.match : mark ? p.mark[mark] : null;
+    if (!ring) continue;
+    ctx.strokeStyle = ring;
+    ctx.lineWidth = 3 / Math.min(1, t.k);
+    if (mark === 'removed' && ring === p.mark.removed) ctx.setLineDash([5, 3]);
+    ctx.beginPath();
+    ctx.roundRect(n.x - 3, n.y - 3, n.w + 6, n.h + 6, 7);
+    ctx.stroke();
+    ctx.setLineDash([]);
+  }
+  if (t.k >= LOD_TITLES) {
+    for (const n of shown) {
+      if (n.ref) {
         ctx.fillStyle = p.sub;
         ctx.font = `10px ${p.mono}`;
         ctx.fillText(`↗ ${n.ref}`, n.x + 8, n.y + n.h / 2 + 3.5);
+        continue;
       }
-      continue;
-    }
-    const sn = f.byName.get(n.name);
-    const kind = p.kind[sn?.kind ?? 'opaque'];
-    ctx.fillStyle = t.k < 0.25 ? kind.stroke : kind.fill;
-    if (t.k < 0.25) { ctx.fillRect(n.x, n.y, n.w, n.h); }
-    else {
-      ctx.beginPath();
-      ctx.roundRect(n.x, n.y, n.w, n.h, 5);
-      ctx.fill();
-      ctx.strokeStyle = kind.stroke;
-      ctx.lineWidth = 1.2;
-      ctx.stroke();
-      ctx.fillStyle = kind.stroke;
-      ctx.fillRect(n.x, n.y + 3, 3, n.h - 6);
-    }
-    const mark = f.marks?.get(n.name);
-    const ring = f.selected === n.name ? p.selected : f.matches.has(n.name) ? p.match : mark ? p.mark[mark] : null;
-    if (ring) {
-      ctx.strokeStyle = ring;
-      ctx.lineWidth = 3 / Math.min(1, t.k);
-      ctx.beginPath();
-      ctx.roundRect(n.x - 3, n.y - 3, n.w + 6, n.h + 6, 7);
-      ctx.stroke();
-    }
-    if (t.k >= LOD_TITLES && sn) {
+      const sn = f.byName.get(n.name);
+      if (!sn) continue;
       ctx.fillStyle = p.text;
       const small = sn.op === 'getitem';
       ctx.font = small ? `500 10px ${p.mono}` : `600 12px ${p.font}`;

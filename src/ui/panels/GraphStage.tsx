@@ -1,10 +1,11 @@
 // The graph area: before and after side by side (the rewrite's diff, pan/zoom and selection
 // synced), or the shown stage alone. Both come from the graph views in src/ui/graph.
 
-import { useMemo } from 'react';
+import { useEffect, useMemo, useRef } from 'react';
 import { changeMarks, diffGraphs } from '../../graph/diff.ts';
 import { DiffView } from '../graph/DiffView.tsx';
 import { GraphView } from '../graph/GraphView.tsx';
+import { viewOf } from '../graph/viewRegistry.ts';
 import { useStore } from '../store/index.ts';
 
 export function GraphStage() {
@@ -14,7 +15,25 @@ export function GraphStage() {
   const selected = useStore((s) => s.selected);
   const select = useStore((s) => s.select);
   const testMode = useStore((s) => s.testMode);
+  const reveal = useStore((s) => s.reveal);
+  const stageRef = useRef<HTMLDivElement>(null);
   const shownIndex = scrub ?? stages.length - 1;
+
+  // Center the views on a node selected from outside them, once a view has it laid out
+  // (a tour step may have just loaded the graph; its layout arrives from the worker later).
+  useEffect(() => {
+    if (!reveal) return;
+    let raf = 0;
+    const deadline = performance.now() + 5000;
+    const tryCenter = () => {
+      const roots = [...(stageRef.current?.querySelectorAll('[data-testid="graph-view"]') ?? [])].reverse();
+      const handle = roots.map((r) => viewOf(r)).find((h) => h?.nodeCenter(reveal.name));
+      if (handle) handle.centerOn(reveal.name);
+      else if (performance.now() < deadline) raf = requestAnimationFrame(tryCenter);
+    };
+    tryCenter();
+    return () => cancelAnimationFrame(raf);
+  }, [reveal]);
   const before = stages[0]?.graph;
   const after = stages[shownIndex]?.graph;
   // Every match from the imported graph up to the shown stage: the diff spans all of them.
@@ -32,13 +51,13 @@ export function GraphStage() {
   };
   if (layout === 'split' && shownIndex > 0) {
     return (
-      <div className="graph-stage split">
+      <div className="graph-stage split" ref={stageRef}>
         <DiffView before={before} after={after} matches={matches} selected={selected} onSelect={onSelect} testMode={testMode} />
       </div>
     );
   }
   return (
-    <div className="graph-stage single">
+    <div className="graph-stage single" ref={stageRef}>
       <GraphView
         graph={after}
         label={shownIndex === 0 ? 'imported' : `stage ${shownIndex}`}

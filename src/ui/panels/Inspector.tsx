@@ -80,7 +80,7 @@ function ArgValue({ a, onRef, types }: { a: Arg; onRef: (name: string) => void; 
 function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
   const select = useStore((s) => s.select);
   const side = useStore((s) => s.selectedSide);
-  const onRef = (name: string) => select(name, side);
+  const onRef = (name: string) => select(name, side, true);
   const op = innerOp(node);
   const def = lookupOp(op);
   const argNames = def?.args.map((a) => a.name) ?? [];

@@ -79,7 +79,7 @@ export function PassPanel() {
                 <ul className="site-list" aria-label={`${pass} sites list`}>
                   {list.map((site) => (
                     <li key={site}>
-                      <button type="button" className="linklike" onClick={() => useStore.getState().select(site, 'after')}>{site}</button>
+                      <button type="button" className="linklike" onClick={() => useStore.getState().select(site, 'after', true)}>{site}</button>
                       <button type="button" className="small" onClick={() => applyPass(pass, site)} aria-label={`Apply ${pass} at ${site}`}>apply</button>
                     </li>
                   ))}

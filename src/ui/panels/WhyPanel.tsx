@@ -45,9 +45,9 @@ export function WhyPanel() {
             return (
               <li key={`${d.node}-${i}`} className="why-item">
                 <div className="why-head">
-                  <button type="button" className="linklike mono" onClick={() => select(d.node, 'after')} aria-label={`Select ${d.node}`}>{d.node}</button>
+                  <button type="button" className="linklike mono" onClick={() => select(d.node, 'after', true)} aria-label={`Select ${d.node}`}>{d.node}</button>
                   {d.blocker && nodeNames.has(d.blocker) && (
-                    <button type="button" className="small blocker" onClick={() => select(d.blocker!, 'after')} aria-label={`Select blocker ${d.blocker}`}>
+                    <button type="button" className="small blocker" onClick={() => select(d.blocker!, 'after', true)} aria-label={`Select blocker ${d.blocker}`}>
                       blocked by <span className="mono">{d.blocker}</span>
                     </button>
                   )}

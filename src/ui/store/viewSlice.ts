@@ -14,6 +14,8 @@ export interface ViewSlice {
   theme: Theme;
   layout: Layout;
   bottomTab: BottomTab;
+  /** A selection made outside the graph views (tour, why list, inspector links) to scroll into view. */
+  reveal: { name: string; nonce: number } | null;
   /** Index of the open tour step, or null when the tour is closed. */
   tourStep: number | null;
   /** `?test=1`: fixed fonts, no animation, a ready flag on <body>. */
@@ -22,7 +24,8 @@ export interface ViewSlice {
   urlPending: boolean;
   /** A message for the status bar (URL state errors, exports). */
   notice: { text: string; error: boolean } | null;
-  select(name: string | null, side?: Side): void;
+  /** Selects a node; `reveal` also centers the graph views on it. */
+  select(name: string | null, side?: Side, reveal?: boolean): void;
   setTheme(theme: Theme): void;
   setLayout(layout: Layout): void;
   setBottomTab(tab: BottomTab): void;
@@ -37,11 +40,17 @@ export const createViewSlice: StateCreator<AppState, [], [], ViewSlice> = (set) 
   theme: 'light',
   layout: 'split',
   bottomTab: 'source',
+  reveal: null,
   tourStep: null,
   testMode: false,
   notice: null,
   urlPending: false,
-  select: (name, side) => set((s) => ({ selected: name, selectedSide: side ?? s.selectedSide })),
+  select: (name, side, reveal = false) =>
+    set((s) => ({
+      selected: name,
+      selectedSide: side ?? s.selectedSide,
+      reveal: reveal && name !== null ? { name, nonce: (s.reveal?.nonce ?? 0) + 1 } : s.reveal,
+    })),
   setTheme: (theme) => set({ theme }),
   setLayout: (layout) => set({ layout }),
   setBottomTab: (bottomTab) => set({ bottomTab }),

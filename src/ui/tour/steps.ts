@@ -37,7 +37,7 @@ export const TOUR: TourStep[] = [
     enter: () => {
       ensure([]);
       const st = useStore.getState();
-      st.select(firstNode(latest(st), 'aten.constant_pad_nd.default'), 'after');
+      st.select(firstNode(latest(st), 'aten.constant_pad_nd.default'), 'after', true);
     },
   },
   {
@@ -46,7 +46,7 @@ export const TOUR: TourStep[] = [
     enter: () => {
       ensure([]);
       const st = useStore.getState();
-      st.select(firstNode(latest(st), 'vllm.all_reduce.default'), 'after');
+      st.select(firstNode(latest(st), 'vllm.all_reduce.default'), 'after', true);
     },
   },
   {
@@ -55,7 +55,7 @@ export const TOUR: TourStep[] = [
     enter: () => {
       ensure([]);
       const st = useStore.getState();
-      st.select(firstNode(latest(st), 'aten.slice.Tensor'), 'after');
+      st.select(firstNode(latest(st), 'aten.slice.Tensor'), 'after', true);
     },
   },
   {
@@ -64,7 +64,7 @@ export const TOUR: TourStep[] = [
     enter: () => {
       ensure(['slice-hoist']);
       const st = useStore.getState();
-      st.select(firstNode(latest(st), 'aten.slice.Tensor'), 'after');
+      st.select(firstNode(latest(st), 'aten.slice.Tensor'), 'after', true);
     },
   },
   {
@@ -73,7 +73,7 @@ export const TOUR: TourStep[] = [
     enter: () => {
       ensure(['slice-hoist', 'allreduce-rmsnorm']);
       const st = useStore.getState();
-      st.select(firstNode(latest(st), 'vllm.flashinfer_trtllm_fused_allreduce_norm.default'), 'after');
+      st.select(firstNode(latest(st), 'vllm.flashinfer_trtllm_fused_allreduce_norm.default'), 'after', true);
     },
   },
   {
