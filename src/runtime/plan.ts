@@ -25,6 +25,7 @@ export type Kernel =
   | { kernel: 'copy'; x: View; out: string }
   | { kernel: 'pad'; x: View; lo: number[]; value: number; out: string }
   | { kernel: 'add'; a: View; b: View; alpha: number; out: string }
+  | { kernel: 'map'; fn: MapFn; a: View; b: View | null; scalar: number; out: string }
   | { kernel: 'gemm'; a: View; b: View; bias: View | null; alpha: number; beta: number; out: string }
   | { kernel: 'embedding'; weight: View; indices: View; out: string }
   | { kernel: 'rms_norm'; x: View; w: View; eps: number; out: string }
@@ -34,6 +35,17 @@ export type Kernel =
   | { kernel: 'moe'; x: View; logits: View; layer: string; experts: number; topK: number; intermediate: number; out: string };
 
 export type Step = Kernel & { node: string; op: string };
+
+/** Elementwise ops of the embedding's vocabulary mask: one WGSL and one TypeScript body each (MAP_FNS). */
+export type MapFn = 'mul' | 'ge' | 'lt' | 'and' | 'not' | 'masked_fill';
+const MAP_OPS: Record<string, { fn: MapFn; tensorB: boolean; scalarArg?: number }> = {
+  'aten.mul.Tensor': { fn: 'mul', tensorB: true },
+  'aten.ge.Scalar': { fn: 'ge', tensorB: false, scalarArg: 1 },
+  'aten.lt.Scalar': { fn: 'lt', tensorB: false, scalarArg: 1 },
+  'aten.bitwise_and.Tensor': { fn: 'and', tensorB: true },
+  'aten.bitwise_not.default': { fn: 'not', tensorB: false },
+  'aten.masked_fill.Scalar': { fn: 'masked_fill', tensorB: true, scalarArg: 2 },
+};
 
 export interface PlanOutput { name: string; view: View }
 
@@ -127,6 +139,16 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
   const inputs = new Map(g.inputs.map((i) => [i.name, i]));
   const nodesByName = new Map(g.nodes.map((n) => [n.name, n]));
   const hints = roleHints(g);
+  const itemTypes = new Map<string, (ValueType | null)[]>();
+  for (const n of g.nodes) {
+    if (n.op !== 'getitem' || !isRef(n.args[0]) || !n.type) continue;
+    const i = numberOf(n.args[1]);
+    if (i === undefined) continue;
+    const l = itemTypes.get(n.args[0].name) ?? [];
+    while (l.length <= i) l.push(null);
+    l[i] = n.type;
+    itemTypes.set(n.args[0].name, l);
+  }
 
   const mapDim = (d: number | string, where: string) => (typeof d === 'number' ? presetDim(preset, d) : evalDim(d, tokens, where));
   const storageDtype = (dt: string): StorageDType => (FLOAT_DTYPES.has(dt) ? opts.dtype : 'i32');
@@ -156,6 +178,7 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
     const inp = inputs.get(a.name);
     // The role seen from the whole graph wins (a router's weight stays replicated); shape and range come from this use.
     const h: Hint = { role: hints.get(a.name)?.role ?? hint?.role ?? 'activation', range: hint?.range, shape: hint?.shape, dtype: hint?.dtype };
+    if (h.role === 'indices' && h.range === undefined) h.range = preset.vocab;
     let val: Value;
     if (inp && inp.type?.kind === 'sym') {
       val = { t: 'sym', value: evalDim(inp.type.expr, tokens, inp.name) };
@@ -348,7 +371,7 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
       }
       case 'vllm.moe_forward.default': {
         const x = rowsOrCopy(tensor(arg(0), n, 'hidden_states', { role: 'activation', shape: [tokens, presetDim(preset, GPT_OSS.hiddenPadded)] }), n);
-        const logits = rowsOrCopy(tensor(arg(1), n, 'router_logits', { role: 'activation', shape: [x.shape[0], presetDim(preset, GPT_OSS.experts20b)] }), n);
+        const logits = rowsOrCopy(tensor(arg(1), n, 'router_logits', { role: 'activation', shape: [x.shape[0], GPT_OSS.experts20b] }), n);
         const layer = typeof arg(2) === 'string' ? (arg(2) as string) : n.name;
         const experts = logits.shape[logits.shape.length - 1];
         if (preset.intermediate % ranks) throw new RunError('input', `node ${n.name} (${n.op}): the MoE intermediate size ${preset.intermediate} (preset ${preset.name}) does not split over ${ranks} ranks`, { node: n.name, op: n.op });
@@ -356,6 +379,26 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         push(n, { kernel: 'moe', x, logits, layer, experts, topK: Math.min(preset.topK, experts), intermediate: preset.intermediate, out: out.storage });
         return T(out);
       }
+    }
+    const mapOp = MAP_OPS[op];
+    if (mapOp) {
+      const a = tensor(arg(0), n, 'self');
+      const b = mapOp.tensorB ? tensor(arg(1), n, 'other', { role: 'activation', shape: a.shape, dtype: a.dtype }) : null;
+      const shape = b ? broadcastShape(a.shape, b.shape) ?? fail(n, `cannot broadcast [${a.shape}] with [${b.shape}]`) : a.shape;
+      const dtype = n.type?.kind === 'tensor' ? mapType(n.type, n.name).dtype : a.dtype;
+      // Scalars compared with token ids are vocabulary bounds: they follow the preset's sizes.
+      const scalar = mapOp.scalarArg === undefined ? 0 : mapOp.fn === 'masked_fill' ? num(mapOp.scalarArg, 0) : symInt(arg(mapOp.scalarArg), 0);
+      const out = newStorage(n.name, dtype, shape);
+      push(n, { kernel: 'map', fn: mapOp.fn, a, b, scalar, out: out.storage });
+      return T(out);
+    }
+    if (op === 'aten.unsqueeze.default') {
+      const x = tensor(arg(0), n, 'self');
+      let dim = num(1, 0);
+      if (dim < 0) dim += x.shape.length + 1;
+      const shape = [...x.shape]; const strides = [...x.strides];
+      shape.splice(dim, 0, 1); strides.splice(dim, 0, dim < x.shape.length ? x.strides[dim] * x.shape[dim] : 1);
+      return T({ ...x, shape, strides });
     }
     if (IDENTITY_OPS.has(op)) return T(tensor(arg(0), n, 'self'));
     if (RESHAPE_OPS.has(op)) return 'unsupported';
@@ -405,7 +448,10 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
             const rv = isRef(v) ? safeType(v.name) : null;
             return rv;
           })] : null;
-          result = types && types.slice(1).some((t) => t) ? feed(n, types) : null;
+          // An op outside the registry: its results are typed by the getitem nodes that read them.
+          const fromUsers = itemTypes.get(n.name);
+          const known = types && types.slice(1).some((t) => t) ? types : fromUsers ?? null;
+          result = known ? feed(n, known) : null;
           if (!result) { unsupported.push(`${n.name} (${target})`); values.set(n.name, { t: 'none' }); continue; }
         } else {
           result = r.t === 'tuple' ? r : { t: 'tuple', items: [r] };
@@ -527,11 +573,13 @@ function roleHints(g: Graph): Map<string, Hint> {
     switch (op) {
       case 'aten.addmm.default': set(get(0, 'self'), { role: router ? 'router-bias' : 'bias' }); set(get(2, 'mat2'), { role: router ? 'router-weight' : 'weight' }); break;
       case 'aten.mm.default': set(get(1, 'mat2'), { role: 'weight' }); break;
-      case 'aten.embedding.default': set(get(0, 'weight'), { role: 'embedding' }); break;
+      case 'aten.embedding.default': set(get(0, 'weight'), { role: 'embedding' }); set(get(1, 'indices'), { role: 'indices' }); break;
       case '_C.rms_norm.default': set(get(2, 'weight'), { role: 'norm-weight' }); break;
       case '_C.fused_add_rms_norm.default': set(get(2, 'weight'), { role: 'norm-weight' }); break;
       case 'vllm.flashinfer_trtllm_fused_allreduce_norm.default': set(get(5, 'rms_gamma'), { role: 'norm-weight' }); break;
     }
+    // Token ids pass through the vocabulary mask (ids · (ids in range)).
+    if (hints.get(n.name)?.role === 'indices' && MAP_OPS[op]) for (const a of n.args) if (isRef(a) && (!hints.has(a.name))) hints.set(a.name, { role: 'indices' });
     // Views pass the role to the tensor they view (t(W) is still a weight).
     const h = hints.get(n.name);
     if (h && (op === 'aten.t.default' || RESHAPE_OPS.has(op) || op === 'aten.slice.Tensor' || IDENTITY_OPS.has(op))) set(get(0, 'self'), h);

@@ -27,10 +27,13 @@ export const PRESETS: Record<PresetName, Preset> = {
   tiny: {
     name: 'tiny',
     dims: new Map([
-      [GPT_OSS.hidden, 40], [GPT_OSS.hiddenPadded, 48], [GPT_OSS.experts20b, 6], [GPT_OSS.experts120b, 6], [GPT_OSS.vocab, 97],
+      // Expert counts keep their size: 32 is also the head count, and sizes map globally.
+      [GPT_OSS.hidden, 40], [GPT_OSS.hiddenPadded, 48],
+      // The vocabulary, whole and as each rank's shard of the vocab-parallel embedding.
+      [GPT_OSS.vocab, 97], [GPT_OSS.vocab / 2, 97], [GPT_OSS.vocab / 4, 97], [GPT_OSS.vocab / 8, 97],
     ]),
     tokens: 7, topK: 4, intermediate: 120, vocab: 97,
-    doc: 'tests: T=7, hidden 40 (padded 48), 6 experts top-4, intermediate 120 (splits over 1-6 and 8 ranks)',
+    doc: 'tests: T=7, hidden 40 (padded 48), experts as the model (32 / 128) top-4, intermediate 120 (splits over 1-6 and 8 ranks)',
   },
   layer: {
     name: 'layer',

@@ -415,6 +415,11 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
     }
     case 'copy': ew('copy', [s.x], []); return;
     case 'add': ew('add', [s.a, s.b], [f32Bits(s.alpha)], (v) => broadcastStrides(v, outSt.shape)); return;
+    case 'map': {
+      const ins = s.b ? [s.a, s.b] : [s.a];
+      ew(s.fn, ins, [f32Bits(s.scalar)], (v) => broadcastStrides(v, outSt.shape));
+      return;
+    }
     case 'pad': {
       const lead = MAX_DIMS - s.x.shape.length;
       ew('pad', [s.x], [...new Array(lead).fill(0), ...s.lo, ...new Array(lead).fill(1), ...s.x.shape, f32Bits(s.value)]);

@@ -11,11 +11,22 @@
 
 import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
 import { RANDOM_WGSL } from '../runtime/random.ts';
+import type { MapFn } from '../runtime/plan.ts';
 
 export const MAX_DIMS = 6;
 export const ELEMENTWISE_WG = 256;
 
-export type ElementwiseKind = 'copy' | 'add' | 'pad' | 'embedding' | 'seed';
+export type ElementwiseKind = 'copy' | 'add' | 'pad' | 'embedding' | 'seed' | MapFn;
+
+/** The vocabulary-mask ops: a = in0, b = in1, s = the scalar word after the inputs. */
+export const MAP_WGSL: Record<MapFn, string> = {
+  mul: 'a * b',
+  ge: 'select(0.0, 1.0, a >= s)',
+  lt: 'select(0.0, 1.0, a < s)',
+  and: 'select(0.0, 1.0, a != 0.0 && b != 0.0)',
+  not: 'select(0.0, 1.0, a == 0.0)',
+  masked_fill: 'select(a, s, b != 0.0)',
+};
 
 const HEADER = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> prm: array<u32>;
@@ -52,8 +63,10 @@ export function elementwiseWgsl(kind: ElementwiseKind, out: WgslDType, inputs: W
     case 'seed':
       // prm[extra..]: seed, stream, scale bits, offset bits, range (0: a float tensor).
       value = `seed_value(i)`; break;
+    default:
+      value = `map_value(ld_in0(strided(i, ${IN_BASE(0)}u)), ${inputs.length > 1 ? `ld_in1(strided(i, ${IN_BASE(1)}u))` : '0.0'}, bitcast<f32>(prm[${extra}u]))`;
   }
-  const fns: Record<ElementwiseKind, string> = {
+  const fns: Partial<Record<ElementwiseKind, string>> = {
     copy: '', add: '',
     pad: `fn pad_value(i: u32) -> f32 {
   var rem = i; var off = prm[${IN_BASE(0)}u]; var inside = true;
@@ -86,7 +99,7 @@ fn seed_value(i: u32) -> f32 {
 ${HEADER}
 ${outputBinding('out', 1, out)}
 ${ins}
-${fns[kind]}
+${fns[kind] ?? `fn map_value(a: f32, b: f32, s: f32) -> f32 { return ${MAP_WGSL[kind as MapFn]}; }`}
 fn value(i: u32) -> f32 { return ${roundExpr(out, value)}; }
 @compute @workgroup_size(${ELEMENTWISE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
