@@ -51,10 +51,13 @@ describe('PR #28841 fragments', () => {
     }]);
   });
 
-  it('leaves its input graph untouched', () => {
-    const snapshot = JSON.stringify(before);
-    runPipeline(before, [...DEFAULT_PIPELINE]);
-    expect(JSON.stringify(before)).toBe(snapshot);
+  it('leaves its input graphs untouched (every stage, every pattern)', () => {
+    for (const g of [before, load('real/qwen2-paral2_layer1-r0.py'), parseFx(generateSample('gpt-oss-20b', { layers: 2 })).graph]) {
+      const snapshot = JSON.stringify(g);
+      const r = runPipeline(g, [...DEFAULT_PIPELINE], { worldSize: 2 });
+      expect(JSON.stringify(g)).toBe(snapshot);
+      expect(r.stages.reduce((n, s) => n + s.matches.length, 0)).toBeGreaterThan(0);
+    }
   });
 });
 
