@@ -7,13 +7,22 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const src = join(here, 'native');
+// Bundled copies (dist-agent/) run from the project root: find the sources there.
+const src = existsSync(join(here, 'native', 'worker.cpp')) ? join(here, 'native') : join(process.cwd(), 'agent', 'native');
 const out = join(src, 'build');
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const cudaRoot = () => process.env.CUDA_HOME ?? (existsSync('/usr/local/cuda') ? '/usr/local/cuda' : null);
 const headerFound = (name) =>
   [cudaRoot() && join(cudaRoot(), 'include'), '/usr/include', '/usr/local/include'].some((d) => d && existsSync(join(d, name)));
+
+/** `-lnccl`, or the versioned library where only libnccl.so.2 is installed (no dev symlink). */
+function ncclLink() {
+  const dirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib', cudaRoot() && join(cudaRoot(), 'lib64')].filter(Boolean);
+  if (dirs.some((d) => existsSync(join(d, 'libnccl.so')))) return ['-lnccl'];
+  const d = dirs.find((x) => existsSync(join(x, 'libnccl.so.2')));
+  return d ? [`-L${d}`, '-l:libnccl.so.2'] : ['-lnccl'];
+}
 
 function newest(files) {
   return Math.max(...files.map((f) => statSync(f).mtimeMs));
@@ -39,7 +48,7 @@ export function buildWorker({ forceCpu = false, log = (m) => process.stderr.writ
       const arch = process.env.FUSIONLAB_CUDA_ARCH ?? '80;90';
       const gencode = arch.split(';').flatMap((a) => ['-gencode', `arch=compute_${a},code=sm_${a}`]);
       execFileSync('nvcc', ['-O3', '-std=c++17', ...gencode, '-Xcompiler', '-ffp-contract=off', '-o', bin,
-        join(src, 'worker.cpp'), join(src, 'cpu_exec.cpp'), join(src, 'cuda_exec.cu'), join(src, 'bench.cu'), '-lcublas', '-lnccl', '-lpthread'],
+        join(src, 'worker.cpp'), join(src, 'cpu_exec.cpp'), join(src, 'cuda_exec.cu'), join(src, 'bench.cu'), '-lcublas', ...ncclLink(), '-lpthread'],
         { stdio: ['ignore', 'inherit', 'inherit'] });
     }
     return { path: bin, mode: 'cuda', note };

@@ -1,0 +1,13 @@
+// Bundles what the GPU host runs into dist-agent/ (git-ignored): node_modules do not travel there.
+import { build } from 'esbuild';
+import { copyFileSync, mkdirSync } from 'node:fs';
+
+mkdirSync('dist-agent', { recursive: true });
+await build({
+  entryPoints: ['agent/deviceCheck.ts'],
+  bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: 'dist-agent/deviceCheck.mjs',
+  external: ['bufferutil', 'utf-8-validate'],
+  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  logLevel: 'warning',
+});
+for (const f of ['pr28841-before.fragment.txt', 'pr28841-after.fragment.txt']) copyFileSync(`../shared/fixtures/fx/seed/${f}`, `dist-agent/${f}`);
