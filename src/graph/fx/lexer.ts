@@ -20,7 +20,7 @@ export interface Token {
   /** Offsets into the source: [start, end). */
   start: number;
   end: number;
-  /** Column of the first non-blank character of the token's line (indentation). */
+  /** Indentation of the token's line: 1 + its leading width, tabs to multiples of 8. */
   indent: number;
 }
 
@@ -108,17 +108,6 @@ export function checkNotBinary(src: SourceText): void {
   throw src.errorAt(`binary data: ${what}; this is not FX text (expected a UTF-8 text dump)`, at);
 }
 
-/** Every token of the text at once (tests and tools; the parser streams). */
-export function lex(src: SourceText): Token[] {
-  const stream = new TokenStream(src);
-  const out: Token[] = [];
-  for (let i = 0; ; i++) {
-    const t = stream.at(i);
-    out.push(t);
-    if (t.kind === Tok.Eof) return out;
-  }
-}
-
 /**
  * Tokens on demand, one logical line at a time. The parser releases what it has finished
  * with, so tokens die young instead of all 200k of a large dump living until the end.
@@ -186,10 +175,16 @@ export class TokenStream {
     while (i < n) {
       const c = t.charCodeAt(i);
       if (this.atLineStart) {
-        // Measure indentation; blank lines do not count.
+        // Measure indentation as Python does (a tab advances to the next multiple of 8).
         let j = i;
-        while (j < n && (t.charCodeAt(j) === 32 || t.charCodeAt(j) === 9 || t.charCodeAt(j) === 12)) j++;
-        this.indent = j - this.lineStart + 1;
+        let width = 0;
+        for (; j < n; j++) {
+          const w = t.charCodeAt(j);
+          if (w === 32) width++;
+          else if (w === 9) width = (Math.floor(width / 8) + 1) * 8;
+          else if (w !== 12) break;
+        }
+        this.indent = width + 1;
         this.atLineStart = false;
         i = j;
         continue;

@@ -105,6 +105,14 @@ describe('parseFx on the real dumps', () => {
     }
   });
 
+  it('CRLF line endings and tab indentation give the same graph', () => {
+    const text = fixture('real/qwen2-paral2_layer1-r0.py');
+    const lf = parseFx(text);
+    const crlf = parseFx(text.replace(/\n/g, '\r\n').replace(/^        /gm, '\t\t'));
+    expect(crlf.graph).toEqual(lf.graph);
+    expect(crlf.warnings).toEqual(lf.warnings);
+  });
+
   it('qwen2 TP1, TP2 rank 1 and TP4 import whole', () => {
     const tp1 = parseFx(fixture('real/qwen2-paral1_layer1-r0.py')).graph;
     expect(tp1.nodes).toHaveLength(49);
