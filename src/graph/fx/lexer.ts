@@ -27,6 +27,8 @@ export interface Token {
 const PUNCT2 = new Set(['//', '**', '<=', '>=', '==', '!=', '->', '<<', '>>']);
 const PUNCT1 = '()[]{},:;.=%-+*/@<>~&|^!';
 const PUNCT2_SECOND = '/*=<>';
+/** Far deeper than any FX argument; bounds the parser's recursion on hostile input. */
+export const MAX_BRACKET_DEPTH = 64;
 const CLOSER: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
 
 export class SourceText {
@@ -277,6 +279,9 @@ export class TokenStream {
       }
       const ch = t[i];
       if (ch === '(' || ch === '[' || ch === '{') {
+        if (open.length >= MAX_BRACKET_DEPTH) {
+          throw src.error(`brackets nested deeper than ${MAX_BRACKET_DEPTH} levels`, this.line, i - this.lineStart + 1);
+        }
         open.push(this.push(Tok.Punct, ch, i, i + 1));
         i++;
         continue;

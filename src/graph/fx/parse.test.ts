@@ -418,6 +418,14 @@ describe('parseFx errors name the line, the column and what was expected', () =>
     expect(small.message).toContain('input is 70 bytes, over the limit of 69 bytes (maxBytes = 69)');
   });
 
+  it('hostile nesting is refused with a limit, not a stack overflow', () => {
+    expect(importError(`a = torch.ops.x.y.default(${'['.repeat(100_000)}${']'.repeat(100_000)})\n`).message)
+      .toBe('line 1, col 90: brackets nested deeper than 64 levels');
+    const classes = Array.from({ length: 40 }, (_, k) => `${' '.repeat(4 * k)}class M${k}(torch.nn.Module):`).join('\n');
+    const e = importError(`${classes}\n`);
+    expect(e.message).toBe('line 33, col 129: submodule classes nested deeper than 32 levels');
+  });
+
   it('too many nodes', () => {
     const e = importError(fixture('real/qwen2-paral2_layer1-r0.py'), { maxNodes: 10 });
     expect(e.message).toBe("line 62, col 9: too many nodes: node 'sub' is number 11, over the limit of 10 (maxNodes)");

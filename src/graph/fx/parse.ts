@@ -50,6 +50,9 @@ export const PREFIX_OPERATORS: Record<string, string> = { '-': 'operator.neg', '
 // A module-level copy: some transpilers turn every use of an imported binding into a getter call.
 const Tok = TokKinds;
 
+/** Submodules inside submodules: FX nests a few levels; the limit bounds recursion. */
+const MAX_CLASS_DEPTH = 32;
+
 const CLOSERS = new Set([')', ']', '}']);
 const OPENERS = new Set(['(', '[', '{']);
 
@@ -111,6 +114,7 @@ class FxParser {
   private inReturn = false;
   private readonly warnings: ImportWarning[] = [];
   private readonly annotations = new Map<string, ParsedAnnotation>();
+  private classDepth = 0;
   private b!: GraphBuilder;
 
   constructor(src: SourceText, toks: TokenStream, maxNodes: number) {
@@ -249,6 +253,7 @@ class FxParser {
 
   private parseClass(): Graph {
     const classTok = this.expectName('to start a module', 'class');
+    if (++this.classDepth > MAX_CLASS_DEPTH) this.fail(classTok, `submodule classes nested deeper than ${MAX_CLASS_DEPTH} levels`);
     const nameTok = this.expectName('after class');
     if (this.isPunct(this.peek(), '(')) this.skipBalanced();
     this.expectPunct(':', `after class ${nameTok.text}(…)`);
@@ -284,6 +289,7 @@ class FxParser {
       }
     }
     this.b = outer;
+    this.classDepth--;
     return b.graph();
   }
 
