@@ -1,5 +1,180 @@
-// Placeholder until this subcommand lands.
-export async function command(_argv: string[]): Promise<number> {
-  process.stderr.write("fusionlab: this command is not built yet\n");
-  return 2;
+// `fusionlab run <file|sample:NAME> --backend webgpu|cpu --ranks N --preset tiny|layer
+//   --dtype bf16|f32 [--allreduce ring|one-shot|two-shot] [--workers] [--tokens T] [--seed S]
+//   [--layers L] [--inputs DIR] [--dump-outputs DIR] [--compare PASSES] [--report]`
+// Runs a graph on every rank (or, with --compare, before and after the passes on the same
+// inputs). --report prints one JSON object: per output max abs / rel error and bitwise equality,
+// and a trace per rank per node. Bad input exits 2 with one line.
+
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GraphImportError } from '../graph/errors.ts';
+import { importGraph } from '../graph/formats.ts';
+import { generateSample, SAMPLE_MODELS, type SampleModel } from '../graph/samples/index.ts';
+import { PASSES } from '../graph/passes/pipeline.ts';
+import type { Graph } from '../graph/ir.ts';
+import { compareRewrite, runGraph, RunError, type RunOptions, type Trace, type HostTensor, type RunResult, type CompareReport } from '../runtime/index.ts';
+import { readNpy, readSafetensors, tensorFileName, writeNpy, TensorFileError } from '../runtime/tensorio.ts';
+import { hostValues } from '../runtime/hostTensor.ts';
+
+class UsageError extends Error {}
+
+const USAGE = 'usage: fusionlab run <file|sample:gpt-oss-20b|sample:gpt-oss-120b|sample:llama> --backend webgpu|cpu --ranks N --preset tiny|layer --dtype bf16|f32 [--allreduce ring|one-shot|two-shot] [--workers] [--tokens T] [--seed S] [--layers L] [--inputs DIR] [--dump-outputs DIR] [--compare PASSES] [--report]';
+
+interface RunArgs {
+  source: string; backend: RunOptions['backend']; ranks: number; preset: RunOptions['preset']; dtype: RunOptions['dtype'];
+  allreduce: RunOptions['allreduce']; workers: boolean; tokens?: number; seed?: number; layers: number;
+  inputs?: string; dumpOutputs?: string; compare?: string[]; report: boolean;
+}
+
+function positiveInt(flag: string, v: string | undefined, min = 1): number {
+  if (v === undefined || !/^\d+$/.test(v) || Number(v) < min || !Number.isSafeInteger(Number(v))) throw new UsageError(`${flag} takes an integer ≥ ${min}, got ${v === undefined ? 'nothing' : `'${v}'`}`);
+  return Number(v);
+}
+function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[]): T {
+  if (v === undefined || !(allowed as readonly string[]).includes(v)) throw new UsageError(`${flag} takes ${allowed.join(' | ')}, got ${v === undefined ? 'nothing' : `'${v}'`}`);
+  return v as T;
+}
+
+export function parseRunArgs(argv: string[]): RunArgs {
+  const a: Partial<RunArgs> = { backend: 'webgpu', ranks: 1, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false, layers: 1, report: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const value = () => inline ?? argv[++i];
+    switch (flag) {
+      case '--backend': a.backend = oneOf(flag, value(), ['webgpu', 'cpu', 'agent'] as const); break;
+      case '--ranks': a.ranks = positiveInt(flag, value()); break;
+      case '--preset': a.preset = oneOf(flag, value(), ['tiny', 'layer'] as const); break;
+      case '--dtype': a.dtype = oneOf(flag, value(), ['bf16', 'f32', 'f16'] as const); break;
+      case '--allreduce': a.allreduce = oneOf(flag, value(), ['ring', 'one-shot', 'two-shot'] as const); break;
+      case '--workers': a.workers = true; break;
+      case '--tokens': a.tokens = positiveInt(flag, value()); break;
+      case '--seed': a.seed = positiveInt(flag, value(), 0); break;
+      case '--layers': a.layers = positiveInt(flag, value()); break;
+      case '--inputs': a.inputs = value(); if (!a.inputs) throw new UsageError('--inputs takes a directory'); break;
+      case '--dump-outputs': a.dumpOutputs = value(); if (!a.dumpOutputs) throw new UsageError('--dump-outputs takes a directory'); break;
+      case '--compare': {
+        const v = value();
+        if (!v) throw new UsageError('--compare takes a comma-separated list of passes');
+        a.compare = v.split(',').map((p) => p.trim()).filter(Boolean);
+        for (const p of a.compare) if (!(p in PASSES)) throw new UsageError(`unknown pass '${p}' in --compare (known: ${Object.keys(PASSES).join(', ')})`);
+        break;
+      }
+      case '--report': a.report = true; break;
+      default:
+        if (arg.startsWith('--')) throw new UsageError(`unknown option '${arg}'`);
+        if (a.source !== undefined) throw new UsageError(`one graph only (got '${a.source}' and '${arg}')`);
+        a.source = arg;
+    }
+  }
+  if (a.source === undefined) throw new UsageError('missing graph: a file, or sample:NAME');
+  return a as RunArgs;
+}
+
+function loadGraph(args: RunArgs): Graph {
+  if (args.source.startsWith('sample:')) {
+    const model = args.source.slice('sample:'.length) as SampleModel;
+    if (!SAMPLE_MODELS.includes(model)) throw new UsageError(`unknown sample '${model}' (choose ${SAMPLE_MODELS.join(', ')})`);
+    // The sample is rank 0's graph at the run's tensor-parallel degree.
+    let text: string;
+    try { text = generateSample(model, { layers: args.layers, tp: args.ranks }); } catch (e) { throw new UsageError((e as Error).message); }
+    return importGraph(text, { fileName: args.source }).graph;
+  }
+  let text: string;
+  try { text = readFileSync(args.source, 'utf8'); } catch (e) { throw new UsageError(`cannot read ${args.source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  const imported = importGraph(text, { fileName: args.source });
+  for (const w of imported.warnings) process.stderr.write(`${args.source}:${w.line}: warning: ${w.message}\n`);
+  return imported.graph;
+}
+
+/** Every NAME.npy in the directory, and every tensor of every .safetensors file. */
+export function loadInputs(dir: string): Map<string, HostTensor> {
+  const out = new Map<string, HostTensor>();
+  let names: string[];
+  try { names = readdirSync(dir); } catch (e) { throw new UsageError(`cannot read --inputs ${dir}: ${(e as NodeJS.ErrnoException).code}`); }
+  for (const f of names.sort()) {
+    const path = join(dir, f);
+    if (f.endsWith('.npy')) out.set(f.slice(0, -4), readNpy(readFileSync(path), path));
+    else if (f.endsWith('.safetensors')) for (const [k, v] of readSafetensors(readFileSync(path), path)) out.set(k, v);
+  }
+  if (out.size === 0) throw new UsageError(`--inputs ${dir} holds no .npy or .safetensors files`);
+  return out;
+}
+
+function traceReport(t: Trace) {
+  const perRank = Array.from({ length: t.ranks }, (_, r) => {
+    const nodes = new Map<string, { node: string; op: string; kernel_us: number; transfer_us: number; bytesRead: number; bytesWritten: number; fed: boolean }>();
+    for (const e of t.events.filter((e) => e.rank === r)) {
+      const n = nodes.get(e.node) ?? { node: e.node, op: e.op, kernel_us: 0, transfer_us: 0, bytesRead: 0, bytesWritten: 0, fed: false };
+      if (e.kind === 'transfer') n.transfer_us += e.dur_us; else n.kernel_us += e.dur_us;
+      if (e.kind === 'fed') n.fed = true;
+      n.bytesRead += e.bytesRead; n.bytesWritten += e.bytesWritten;
+      nodes.set(e.node, n);
+    }
+    return { rank: r, nodes: [...nodes.values()] };
+  });
+  const timing = [...new Set(t.events.filter((e) => e.kind === 'kernel').map((e) => e.timing))];
+  return { backend: t.backend, device: t.device, timing, fed: t.fed, notes: t.notes, ranks: perRank };
+}
+
+function outputsReport(r: RunResult) {
+  return r.outputs.map((m, rank) => ({
+    rank,
+    outputs: [...m].map(([name, t]) => {
+      const v = hostValues(t);
+      let maxAbs = 0, sumSq = 0;
+      for (const x of v) { maxAbs = Math.max(maxAbs, Math.abs(x)); sumSq += x * x; }
+      return { name, dtype: t.dtype, shape: t.shape, maxAbs, rms: Math.sqrt(sumSq / Math.max(1, v.length)) };
+    }),
+  }));
+}
+
+function dump(dir: string, r: RunResult, prefix = ''): void {
+  r.outputs.forEach((m, rank) => {
+    const d = join(dir, `${prefix}rank${rank}`);
+    mkdirSync(d, { recursive: true });
+    for (const [name, t] of m) writeFileSync(join(d, `${tensorFileName(name)}.npy`), writeNpy(t));
+  });
+}
+
+export async function command(argv: string[]): Promise<number> {
+  let args: RunArgs;
+  let gpu: GPU | undefined;
+  try {
+    args = parseRunArgs(argv);
+    const graph = loadGraph(args);
+    const inputs = args.inputs ? loadInputs(args.inputs) : undefined;
+    if (args.backend === 'webgpu') gpu = await (await import('../runtime/nodeGpu.ts')).nodeGpu();
+    if (args.backend === 'agent') await import('../runtime/agentClient.ts').catch(() => undefined);
+    const opts: RunOptions = { backend: args.backend, ranks: args.ranks, preset: args.preset, dtype: args.dtype, allreduce: args.allreduce, workers: args.workers, tokens: args.tokens, seed: args.seed, inputs, gpu };
+    const head = { graph: args.source, backend: args.backend, ranks: args.ranks, preset: args.preset, dtype: args.dtype, allreduce: args.allreduce, workers: args.workers, tokens: args.tokens ?? null, seed: args.seed ?? null };
+    if (args.compare) {
+      const rep: CompareReport = await compareRewrite(graph, args.compare, opts);
+      if (args.report) {
+        process.stdout.write(JSON.stringify({ ...head, compare: { passes: rep.passes, ok: rep.ok, outputs: rep.outputs }, before: traceReport(rep.before), after: traceReport(rep.after) }) + '\n');
+      } else {
+        for (const o of rep.outputs) process.stdout.write(`${o.pass ? 'ok  ' : 'FAIL'} ${o.name}: max abs ${o.maxAbs}, max rel ${o.maxRel.toExponential(2)}, ${o.bitwiseEqual ? 'bitwise equal' : `${o.ulps} ulps`}; ${o.tolerance}\n`);
+        if (rep.before.fed.length) process.stdout.write(`fed from seeded inputs (no kernel): ${rep.before.fed.join(', ')}\n`);
+      }
+      return rep.ok ? 0 : 1;
+    }
+    const res = await runGraph(graph, opts);
+    if (args.dumpOutputs) dump(args.dumpOutputs, res);
+    if (args.report) process.stdout.write(JSON.stringify({ ...head, outputs: outputsReport(res), trace: traceReport(res.trace) }) + '\n');
+    else {
+      process.stdout.write(`${res.trace.backend} on ${res.trace.device}, ${res.trace.ranks} rank(s)\n`);
+      if (res.trace.fed.length) process.stdout.write(`fed from seeded inputs (no kernel): ${res.trace.fed.join(', ')}\n`);
+      for (const r of outputsReport(res)) for (const o of r.outputs) process.stdout.write(`rank ${r.rank} ${o.name}: ${o.dtype}[${o.shape}] max |x| ${o.maxAbs.toPrecision(4)}, rms ${o.rms.toPrecision(4)}\n`);
+    }
+    return 0;
+  } catch (e) {
+    const line = (m: string) => { process.stderr.write(`fusionlab run: ${m.split('\n')[0]}\n`); };
+    if (e instanceof UsageError) { line(e.message); process.stderr.write(`${USAGE}\n`); return 2; }
+    if (e instanceof GraphImportError) { process.stderr.write(`${e.source ?? ''}:${e.line}:${e.col}: ${e.detail}\n`); return 2; }
+    if (e instanceof TensorFileError) { line(e.message); return 2; }
+    if (e instanceof RunError) { line(e.message); return e.kind === 'validation' || e.kind === 'device-lost' ? 1 : 2; }
+    throw e;
+  } finally {
+    if (gpu) (await import('../runtime/webgpuBackend.ts')).closeRanks(gpu);
+  }
 }
