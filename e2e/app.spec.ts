@@ -1,6 +1,7 @@
 // A user's path through the app, step by step, as someone reading the PR would take it.
 
 import { test, expect, type Page } from '@playwright/test';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 /** Waits for the app's own idle flag (test mode): graph laid out, nothing loading or running. */
 async function idle(page: Page) {
@@ -100,6 +101,48 @@ test('run GPT-OSS-20B before and after on two WebGPU ranks: equivalent', async (
   const errors = consoleErrors(page);
   await runOnWebGpu(page, 'GPT-OSS-20B · 1 layer · TP2');
   expect(errors).toEqual([]);
+});
+
+test('run on the native agent (its CPU mode here), connected from the link it prints', async ({ page, baseURL }) => {
+  test.setTimeout(240_000);
+  const agent: ChildProcess = spawn('node', ['agent/start.mjs', '--cpu'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const link = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`agent printed no link: ${out}`)), 180_000);
+      agent.stdout!.on('data', (d) => {
+        out += String(d);
+        const m = out.match(/http:\/\/127\.0\.0\.1:\d+\/(\?agent=\S+)/);
+        if (m) { clearTimeout(timer); resolve(m[1]); }
+      });
+      agent.on('exit', (code) => reject(new Error(`agent exited with ${code}: ${out}`)));
+    });
+    const [query, hash] = link.split('#');
+    await page.goto(`${baseURL}/${query}&test=1#${hash}`);
+    await idle(page);
+    await page.getByLabel('Sample').selectOption({ label: 'PR #28841 · before (fragment)' });
+    await idle(page);
+    await page.getByRole('button', { name: 'Run pipeline' }).click();
+    await page.getByRole('tab', { name: 'Run' }).click();
+    await expect(page.getByLabel('Backend')).toHaveValue('agent');
+    await expect(page.getByLabel('Agent address')).toHaveValue(/^ws:\/\/127\.0\.0\.1:\d+$/);
+    await page.getByRole('button', { name: 'Run before & after' }).click();
+    await expect(page.getByTestId('run-verdict')).toContainText('Equivalent', { timeout: 60_000 });
+    await expect(page.getByText(/agent: .*CPU mode/)).toBeVisible();
+  } finally {
+    agent.kill('SIGTERM');
+  }
+});
+
+test('an agent address off the loopback is refused with a message that says why', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByRole('tab', { name: 'Run' }).click();
+  await page.getByLabel('Backend').selectOption('agent');
+  await page.getByLabel('Agent address').fill('ws://example.com:80');
+  await page.getByLabel('Agent token').fill('abc');
+  await page.getByRole('button', { name: 'Run before & after' }).click();
+  await expect(page.getByTestId('run-error')).toHaveText(/loopback only/);
 });
 
 test('broken FX text shows the error at its line and column', async ({ page }) => {

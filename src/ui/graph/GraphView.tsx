@@ -167,7 +167,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const palette = useCallback((root: HTMLElement): Palette => {
     const theme = document.documentElement.dataset.theme;
     if (paletteCache.current?.theme !== theme) paletteCache.current = { theme, palette: readPalette(root) };
-    return paletteCache.current.palette;
+    return paletteCache.current!.palette;
   }, []);
 
   const drawMini = useCallback(() => {

@@ -2,9 +2,7 @@
 
 import { PRESETS } from '../../runtime/presets.ts';
 import { useStore } from '../store/index.ts';
-import { AGENT_AVAILABLE, type RunSettings } from '../store/runSlice.ts';
-
-const AGENT_REASON = 'needs the local agent client (npm run agent), not in this build';
+import type { RunSettings } from '../store/runSlice.ts';
 
 const RANKS = [1, 2, 4, 8];
 const ALGORITHMS: { id: RunSettings['allreduce']; label: string }[] = [
@@ -23,6 +21,9 @@ export function RunPanel() {
   const run = useStore((s) => s.run);
   const hasGraph = useStore((s) => s.base !== null);
   const cursor = useStore((s) => s.cursor);
+  const agentAddress = useStore((s) => s.agentAddress);
+  const setAgentAddress = useStore((s) => s.setAgentAddress);
+  const agentInfo = useStore((s) => s.agentInfo);
   const gpu = typeof navigator !== 'undefined' && 'gpu' in navigator;
   const running = status === 'running';
   return (
@@ -32,8 +33,18 @@ export function RunPanel() {
         <select id="run-backend" value={settings.backend} onChange={(e) => set({ backend: e.target.value as RunSettings['backend'] })} disabled={running}>
           <option value="webgpu" disabled={!gpu}>WebGPU ranks{gpu ? '' : ' (no navigator.gpu)'}</option>
           <option value="cpu">CPU reference</option>
-          <option value="agent" disabled={!AGENT_AVAILABLE}>Native agent (CUDA){AGENT_AVAILABLE ? '' : ` — ${AGENT_REASON}`}</option>
+          <option value="agent">Native agent (CUDA, local)</option>
         </select>
+        {settings.backend === 'agent' && (
+          <>
+            <label htmlFor="agent-url">Agent address</label>
+            <input id="agent-url" type="text" value={agentAddress.url} spellCheck={false} disabled={running}
+              onChange={(e) => setAgentAddress({ url: e.target.value.trim() })} />
+            <label htmlFor="agent-token">Agent token</label>
+            <input id="agent-token" type="password" value={agentAddress.token} autoComplete="off" disabled={running}
+              placeholder="printed by npm run agent" onChange={(e) => setAgentAddress({ token: e.target.value.trim() })} />
+          </>
+        )}
         <label htmlFor="run-ranks">Ranks</label>
         <select id="run-ranks" value={settings.ranks} onChange={(e) => set({ ranks: Number(e.target.value) })} disabled={running}>
           {RANKS.map((r) => <option key={r} value={r}>{r}</option>)}
@@ -66,6 +77,7 @@ export function RunPanel() {
           <progress max={1} value={progress.fraction ?? undefined} aria-label={progress.phase} />
         </div>
       )}
+      {settings.backend === 'agent' && agentInfo && <p className="muted">agent: {agentInfo}</p>}
       {runError && <p className="error" role="alert" data-testid="run-error">{runError}</p>}
       {status === 'done' && report && (
         <p className={report.ok ? 'ok' : 'error'} role="status" data-testid="run-verdict">

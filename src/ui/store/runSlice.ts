@@ -1,6 +1,7 @@
 import type { StateCreator } from 'zustand';
 import type { Algorithm } from '../../graph/cost/model.ts';
-import { compareGraphs, RunError, type CompareReport, type RunOptions } from '../../runtime/index.ts';
+import { compareGraphs, registerBackend, RunError, type CompareReport, type RunOptions } from '../../runtime/index.ts';
+import { AgentClient, agentAddressFromLocation, agentBackend, type AgentAddress } from '../../runtime/agentClient.ts';
 import type { AppState } from './index.ts';
 
 export type RunSettings = Omit<RunOptions, 'onProgress'>;
@@ -23,6 +24,11 @@ export interface RunSlice {
   /** TP degree for the prediction; null follows the world-size gate. */
   costTp: number | null;
   costAlgorithm: Algorithm;
+  /** Where the native agent listens and its one-time token (from `?agent=…#token=…` or typed in). */
+  agentAddress: AgentAddress;
+  /** The connected agent's own description, once a run has connected. */
+  agentInfo: string | null;
+  setAgentAddress(patch: Partial<AgentAddress>): void;
   setRunSettings(patch: Partial<RunSettings>): void;
   setProfile(profileId: string): void;
   setTokens(tokens: number): void;
@@ -30,10 +36,6 @@ export interface RunSlice {
   setCostAlgorithm(algorithm: Algorithm): void;
   run(): Promise<void>;
 }
-
-/** The native agent backend exists once its client module is part of the build. */
-const AGENT_CLIENT = import.meta.glob('../../runtime/agentClient.ts');
-export const AGENT_AVAILABLE = Object.keys(AGENT_CLIENT).length > 0;
 
 const PHASES: Record<string, string> = {
   plan: 'planning', compile: 'compiling kernels', upload: 'uploading inputs and weights', run: 'running', download: 'reading back outputs',
@@ -43,8 +45,35 @@ export const DEFAULT_RUN_SETTINGS: RunSettings = {
   backend: 'webgpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false,
 };
 
+function initialAgentAddress(): AgentAddress {
+  const fromUrl = typeof window === 'undefined' ? null : agentAddressFromLocation(window.location.href);
+  return fromUrl ?? { url: 'ws://127.0.0.1:7777', token: '' };
+}
+
+/** One connection per address and token; a new address or token reconnects. */
+let agent: { key: string; client: AgentClient } | null = null;
+
+async function connectAgent(addr: AgentAddress): Promise<AgentClient> {
+  const key = `${addr.url}#${addr.token}`;
+  if (agent?.key === key) return agent.client;
+  if (!/^ws:\/\/(127\.0\.0\.1|localhost):\d{1,5}\/?$/.test(addr.url)) {
+    throw new RunError('input', `agent address must be ws://127.0.0.1:PORT (loopback only), got '${addr.url}'`);
+  }
+  if (!addr.token) throw new RunError('input', 'agent token is empty: paste the token that `npm run agent` printed');
+  const client = await AgentClient.connect({ url: addr.url.replace(/\/$/, ''), token: addr.token });
+  agent = { key, client };
+  registerBackend('agent', async () => agentBackend(client));
+  return client;
+}
+
 export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, get) => ({
-  runSettings: DEFAULT_RUN_SETTINGS,
+  // A link from `npm run agent` (`?agent=…#token=…`) picks the agent backend.
+  runSettings: typeof window !== 'undefined' && agentAddressFromLocation(window.location.href)
+    ? { ...DEFAULT_RUN_SETTINGS, backend: 'agent' }
+    : DEFAULT_RUN_SETTINGS,
+  agentAddress: initialAgentAddress(),
+  agentInfo: null,
+  setAgentAddress: (patch) => set((s) => ({ agentAddress: { ...s.agentAddress, ...patch } })),
   runStatus: 'idle',
   progress: null,
   report: null,
@@ -68,8 +97,11 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
     const passes = [...new Set(steps.slice(0, cursor).map((s) => s.pass))];
     set({ runStatus: 'running', progress: { phase: 'plan', fraction: null }, runError: null, report: null });
     try {
-      // The agent client registers the 'agent' backend when it loads.
-      if (runSettings.backend === 'agent') await Object.values(AGENT_CLIENT)[0]?.();
+      if (runSettings.backend === 'agent') {
+        const { hello } = await connectAgent(get().agentAddress);
+        const d = hello.device;
+        set({ agentInfo: `${hello.agent} · ${d.mode === 'cuda' ? d.gpus.map((g) => g.name).join(', ') : `CPU mode${d.reason ? ` (${d.reason})` : ''}`}` });
+      }
       const report = await compareGraphs(before, after, passes, {
         ...runSettings,
         onProgress: (p) => set({ progress: { phase: PHASES[p.phase] ?? p.phase, fraction: p.total ? p.done / p.total : null } }),
