@@ -332,6 +332,11 @@ describe('parseFx forms', () => {
     expect(g.outputs).toEqual([ref('clamp')]);
   });
 
+  it('an argument spread over lines is kept on one line', () => {
+    const g = parseFx("empty = torch.ops.aten.empty.memory_format([4], device = device(\n    type='cuda',   \n    index=0))\n").graph;
+    expect(node(g, 'empty').kwargs.device).toEqual({ kind: 'expr', text: "device( type='cuda', index=0)" });
+  });
+
   it('operator.getitem(x, 0) is getitem; a bare def forward is a module', () => {
     const g = parseFx([
       'def forward(self, t):',

@@ -188,7 +188,7 @@ class FxParser {
   /** Source text from the start of `a` to the end of `b`, on one line. */
   private sourceBetween(a: Token, b: Token): string {
     const raw = this.src.text.slice(a.start, b.end);
-    return raw.includes('\n') ? raw.replace(/[ \t\r]*\n[ \t]*/g, ' ') : raw;
+    return raw.includes('\n') ? joinLines(raw) : raw;
   }
 
   // --- entry ------------------------------------------------------------------------------
@@ -929,6 +929,13 @@ function inferInputTypes(b: GraphBuilder): void {
       if (spec) learn(af.kwargs[spec.name], n.type);
     }
   }
+}
+
+/** Each line break with the blanks around it becomes one space (linear: no regex to backtrack). */
+function joinLines(raw: string): string {
+  const lines = raw.split('\n');
+  const last = lines.length - 1;
+  return lines.map((l, k) => (k === 0 ? l.trimEnd() : k === last ? l.trimStart() : l.trim())).join(' ');
 }
 
 function copyType(t: ValueType): ValueType {
