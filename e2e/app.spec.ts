@@ -145,6 +145,39 @@ test('an agent address off the loopback is refused with a message that says why'
   await expect(page.getByTestId('run-error')).toHaveText(/loopback only/);
 });
 
+test('export the rewritten graph as FX text and JSON, and the view as SVG; switch to the dark theme', async ({ page }) => {
+  const errors = consoleErrors(page);
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByLabel('Sample').selectOption({ label: 'Qwen2-1.5B · 1 layer · TP2 (real dump)' });
+  await idle(page);
+  await page.getByRole('button', { name: 'Apply allreduce-rmsnorm' }).click();
+  await idle(page);
+
+  const exported = async (item: string) => {
+    await page.getByRole('button', { name: 'Export ▾' }).click();
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('menuitem', { name: item }).click()]);
+    const stream = await download.createReadStream();
+    let text = '';
+    for await (const chunk of stream) text += String(chunk);
+    return { name: download.suggestedFilename(), text };
+  };
+  const fx = await exported('FX text (.py)');
+  expect(fx.name).toBe('qwen2-1.5b-1-layer-tp2-real-dump-rewritten.py');
+  expect(fx.text.match(/flashinfer_trtllm_fused_allreduce_norm/g)).toHaveLength(3);
+  expect(fx.text).not.toContain('torch.ops.vllm.all_reduce.default');
+  const json = await exported('JSON (fusionlab.graph/1)');
+  expect(JSON.parse(json.text).schema).toBe('fusionlab.graph/1');
+  const svg = await exported('Graph view as SVG');
+  expect(svg.text).toMatch(/^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  expect(svg.text).toContain('flashinfer');
+
+  await page.getByRole('button', { name: 'Dark theme' }).click();
+  await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark');
+  await expect(page.getByRole('button', { name: 'Dark theme' })).toHaveAttribute('aria-pressed', 'true');
+  expect(errors).toEqual([]);
+});
+
 test('broken FX text shows the error at its line and column', async ({ page }) => {
   await page.goto('/?test=1');
   await idle(page);
