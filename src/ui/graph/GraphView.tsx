@@ -166,7 +166,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const paletteCache = useRef<{ theme: string | undefined; palette: Palette } | null>(null);
   const palette = useCallback((root: HTMLElement): Palette => {
     const theme = document.documentElement.dataset.theme;
-    if (paletteCache.current?.theme !== theme) paletteCache.current = { theme, palette: readPalette(root) };
+    if (!paletteCache.current || paletteCache.current.theme !== theme) paletteCache.current = { theme, palette: readPalette(root) };
     return paletteCache.current!.palette;
   }, []);
 

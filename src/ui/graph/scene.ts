@@ -42,7 +42,7 @@ export interface Scene {
 
 // Text metrics for the fonts the renderers use (system sans 12px semibold, mono 10px); the
 // worker has no DOM to measure with, and a few pixels of slack are cheaper than a canvas.
-const TITLE_CHAR = 7.1;
+const TITLE_CHAR = 7.6;
 const SUB_CHAR = 6.1;
 const PAD_X = 24;
 export const NODE_H = 40;
@@ -79,7 +79,8 @@ export function buildScene(g: Graph): Scene {
     const type = typeLabel(inp.type);
     nodes.push({
       name: inp.name, op: 'input', kind: 'input', title: inp.name, subtitle: type, type,
-      w: Math.max(MIN_W, Math.ceil(Math.max(inp.name.length * TITLE_CHAR, type.length * SUB_CHAR)) + PAD_X),
+      // Pills lose a few pixels to their rounded ends.
+      w: Math.max(MIN_W, Math.ceil(Math.max(inp.name.length * TITLE_CHAR, type.length * SUB_CHAR)) + PAD_X + 10),
       h: SMALL_H + 8, group: grouping.groupOf.get(inp.name), order: order++,
     });
     shown.add(inp.name);
