@@ -42,6 +42,13 @@ export function GraphStage() {
     () => (before && after && shownIndex > 0 ? changeMarks(diffGraphs(before, after, matches).after) : undefined),
     [before, after, matches, shownIndex],
   );
+  // Alone, the view animates each step from the stage before it, so scrubbing replays the rewrite.
+  const previous = shownIndex > 0 ? stages[shownIndex - 1] : undefined;
+  const current = stages[shownIndex];
+  const animateFrom = useMemo(
+    () => (previous && current ? { graph: previous.graph, mapping: diffGraphs(previous.graph, current.graph, current.matches).afterToBefore } : undefined),
+    [previous, current],
+  );
 
   if (!before || !after) return <div className="graph-stage empty">Load a graph to begin.</div>;
   const onSelect = (name: string | null) => {
@@ -62,6 +69,7 @@ export function GraphStage() {
         graph={after}
         label={shownIndex === 0 ? 'imported' : `stage ${shownIndex}`}
         marks={singleMarks}
+        animateFrom={animateFrom}
         selected={selected}
         onSelect={onSelect}
         testMode={testMode}

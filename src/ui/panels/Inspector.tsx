@@ -77,6 +77,26 @@ function ArgValue({ a, onRef, types }: { a: Arg; onRef: (name: string) => void; 
   }
 }
 
+/** Source lines of the imported nodes a rewritten node was made from, following madeBy back. */
+function originLines(node: Node, stages: Graph[]): number[] {
+  const byName = new Map<string, Node>();
+  // Later stages first, so a name reused by a pass resolves to its newest meaning.
+  for (const g of [...stages].reverse()) for (const n of g.nodes) if (!byName.has(n.name)) byName.set(n.name, n);
+  const base = new Map(stages[0]?.nodes.map((n) => [n.name, n]));
+  const lines = new Set<number>();
+  const seen = new Set<string>();
+  const walk = (name: string) => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    const b = base.get(name);
+    if (b?.meta.line !== undefined) { lines.add(b.meta.line); return; }
+    const n = byName.get(name);
+    for (const f of n?.meta.madeBy?.from ?? []) walk(f);
+  };
+  for (const f of node.meta.madeBy?.from ?? []) walk(f);
+  return [...lines].sort((a, b) => a - b);
+}
+
 function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
   const select = useStore((s) => s.select);
   const side = useStore((s) => s.selectedSide);
@@ -87,6 +107,8 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
   const users = usersOf(graph).get(node.name) ?? [];
   const positional = node.op === 'higher_order.auto_functionalized' ? node.args.slice(1) : node.args;
   const types = typeIndex(graph);
+  const stageGraphs = useStore((s) => s.stages).map((st) => st.graph);
+  const origins = node.meta.line === undefined && node.meta.madeBy ? originLines(node, stageGraphs) : [];
   const traffic = bytesMoved(node, types);
   return (
     <dl className="kv" aria-label="Node details">
@@ -124,7 +146,11 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
       </dd>
       <dt>source</dt>
       <dd data-testid="inspector-source">
-        {node.meta.line !== undefined ? <>line {node.meta.line}</> : <span className="muted">{node.meta.madeBy ? 'made by a rewrite' : 'generated'}</span>}
+        {node.meta.line !== undefined
+          ? <>line {node.meta.line}</>
+          : origins.length > 0
+            ? <>made from line{origins.length > 1 ? 's' : ''} {origins.join(', ')}</>
+            : <span className="muted">{node.meta.madeBy ? 'made by a rewrite' : 'no source line'}</span>}
         {node.meta.file && <div className="mono file">{node.meta.file}</div>}
       </dd>
       {node.meta.madeBy && (

@@ -29,7 +29,7 @@ export function Tour() {
         <button type="button" onClick={() => setTourStep(null)}>Close tour</button>
         <span className="spacer" />
         <button type="button" onClick={() => setTourStep(step - 1)} disabled={step === 0}>Back</button>
-        <button type="button" className="primary" onClick={() => setTourStep(last ? null : step + 1)}>{last ? 'Finish' : 'Next'}</button>
+        <button type="button" className="primary" autoFocus onClick={() => setTourStep(last ? null : step + 1)}>{last ? 'Finish' : 'Next'}</button>
       </div>
     </div>
   );
