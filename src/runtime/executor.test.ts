@@ -1,0 +1,156 @@
+// Running whole graphs: the PR's seed block and a generated GPT-OSS layer on WebGPU ranks (Dawn on
+// SwiftShader) against the CPU reference; all-reduce algorithms and rank modes giving the same
+// bits; the rewrite compared before and after; faults that must surface as RunErrors.
+
+import { describe, it, expect, beforeAll } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { parseFx } from '../graph/fx/parse.ts';
+import { generateSample } from '../graph/samples/index.ts';
+import { compareRewrite, planGraph, runGraph, RunError, type RunOptions } from './index.ts';
+import { nodeGpu } from './nodeGpu.ts';
+import { bitwiseEqual, toHostTensor } from './hostTensor.ts';
+import { diffFromReference } from './referenceCheck.ts';
+import { roundBf16 } from './bf16.ts';
+
+const SEED_DIR = '/work/shared/fixtures/fx/seed';
+const before = () => parseFx(readFileSync(`${SEED_DIR}/pr28841-before.fragment.txt`, 'utf8')).graph;
+const freshSeed = () => (Math.random() * 2 ** 32) >>> 0;
+
+let gpu: GPU;
+beforeAll(async () => { gpu = await nodeGpu(); });
+const base = (o: Partial<RunOptions> = {}): RunOptions => ({ backend: 'webgpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false, gpu, ...o });
+
+describe('the PR #28841 block on WebGPU ranks', () => {
+  it('matches the CPU reference on every rank (MoE → all_reduce → slice → fused_add_rms_norm)', async () => {
+    const seed = freshSeed();
+    const g = before();
+    const got = await runGraph(g, base({ ranks: 2, seed, tokens: 9 }));
+    const want = await runGraph(g, base({ backend: 'cpu', ranks: 2, seed, tokens: 9 }));
+    expect([...got.outputs[0].keys()]).toEqual(['auto_functionalized_2[1]', 'auto_functionalized_2[2]']);
+    for (let r = 0; r < 2; r++) {
+      for (const [name, w] of want.outputs[r]) {
+        // The MoE partial sums differ from the reference by its rounding allowance; the all-reduce
+        // and the norm add two roundings each.
+        const d = diffFromReference(got.outputs[r].get(name)!, w, { terms: 480, scale: 8, ulps: 4 });
+        expect(d, `seed ${seed} rank ${r} ${name}`).toBeNull();
+      }
+    }
+    // Every rank ends with the same all-reduced result.
+    expect(bitwiseEqual(got.outputs[0].get('auto_functionalized_2[2]')!, got.outputs[1].get('auto_functionalized_2[2]')!)).toBe(true);
+    expect(got.trace.events.some((e) => e.kind === 'transfer' && e.node === 'all_reduce_1')).toBe(true);
+    expect(got.trace.events.filter((e) => e.kind === 'kernel' && e.node === 'auto_functionalized_1' && e.timing === 'timestamp-query').length).toBe(2);
+  });
+
+  it('one-shot, two-shot and ring, on one thread and in one worker per rank, give the same bits (3 ranks)', async () => {
+    const seed = freshSeed();
+    const g = parseFx(readFileSync(`${SEED_DIR}/pr28841-before.fragment.txt`, 'utf8')).graph;
+    const ref = await runGraph(g, base({ ranks: 3, seed, allreduce: 'one-shot' }));
+    for (const [allreduce, workers] of [['two-shot', false], ['ring', false], ['ring', true], ['one-shot', true]] as const) {
+      const r = await runGraph(g, base({ ranks: 3, seed, allreduce, workers }));
+      for (let k = 0; k < 3; k++) {
+        for (const [name, t] of ref.outputs[k]) expect(bitwiseEqual(r.outputs[k].get(name)!, t), `seed ${seed} ${allreduce} workers=${workers} rank ${k} ${name}`).toBe(true);
+      }
+    }
+  });
+
+  it('hoisting the slice is bitwise equal; the fused all-reduce + norm is within 2 bf16 ulps, its residual bitwise', async () => {
+    const seed = freshSeed();
+    for (const allreduce of ['one-shot', 'two-shot'] as const) {
+      const hoist = await compareRewrite(before(), ['slice-hoist'], base({ seed, allreduce }));
+      expect(hoist.ok, `seed ${seed}`).toBe(true);
+      expect(hoist.outputs.every((o) => o.bitwiseEqual)).toBe(true);
+      const fused = await compareRewrite(before(), ['slice-hoist', 'allreduce-rmsnorm'], base({ seed, allreduce }));
+      expect(fused.ok, `seed ${seed}: ${JSON.stringify(fused.outputs)}`).toBe(true);
+      expect(fused.after.events.some((e) => e.op === 'higher_order.auto_functionalized' && e.kind === 'transfer')).toBe(true);
+      for (const o of fused.outputs) {
+        expect(o.ulps).toBeLessThanOrEqual(2);
+        if (o.name.endsWith('[2]')) expect(o.bitwiseEqual, o.name).toBe(true);
+      }
+    }
+  });
+});
+
+describe('a generated GPT-OSS-20B layer', () => {
+  it('runs end to end at TP 2: fed nodes known at plan time, hoist bitwise, same on CPU', async () => {
+    const g = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 2 })).graph;
+    const noKernel = g.nodes.filter((n) => n.op === 'higher_order.auto_functionalized' && /rotary_embedding|unified_attention/.test(JSON.stringify(n.args[0]))).map((n) => n.name);
+    expect(noKernel.length).toBe(2);
+    expect(planGraph(g, base()).fed).toEqual(noKernel);
+    const seed = freshSeed();
+    const rep = await compareRewrite(g, ['noop-elimination', 'slice-hoist'], base({ seed, allreduce: 'ring' }));
+    expect(rep.ok, `seed ${seed}`).toBe(true);
+    expect(rep.before.fed).toEqual(noKernel);
+    const cpu = await runGraph(g, base({ backend: 'cpu', seed }));
+    const gpuRun = await runGraph(g, base({ seed }));
+    const d = diffFromReference(gpuRun.outputs[1].get('getitem_10')!, cpu.outputs[1].get('getitem_10')!, { terms: 480, scale: 8, ulps: 6 });
+    expect(d, `seed ${seed}`).toBeNull();
+  });
+});
+
+describe('faults surface as RunErrors', () => {
+  const noGpu = { requestAdapter: () => { throw new Error('no GPU work may start'); } } as unknown as GPU;
+
+  it('lists every op with no kernel and no type, before any GPU work', async () => {
+    const g = parseFx(`def forward(self, x: "bf16[s0, 8]"):
+    a = torch.ops.mystery.first.default(x)
+    b: "bf16[s0, 8]" = torch.ops.aten.add.Tensor(x, x)
+    c = torch.ops.mystery.second.default(b)
+    return (a, c)
+`).graph;
+    const err = await runGraph(g, base({ gpu: noGpu })).catch((e) => e);
+    expect(err).toBeInstanceOf(RunError);
+    expect(err.kind).toBe('unsupported-ops');
+    expect(err.message).toContain('a (mystery.first.default)');
+    expect(err.message).toContain('c (mystery.second.default)');
+  });
+
+  it('a preset past the adapter limits names the buffer, the limit and what would fit', async () => {
+    const err = await runGraph(before(), base({ preset: 'layer', ranks: 1, tokens: 1 })).catch((e) => e);
+    expect(err).toBeInstanceOf(RunError);
+    expect(err.kind).toBe('limits');
+    expect(err.message).toMatch(/model\.layers\.0\.mlp\.experts\.w13 .* needs 1132462080 bytes but the adapter's maxStorageBufferBindingSize is \d+ .*use --ranks 2/);
+  });
+
+  it('f16 without shader-f16 says so', async () => {
+    const err = await runGraph(before(), base({ dtype: 'f16' })).catch((e) => e);
+    expect(err).toBeInstanceOf(RunError);
+    expect(err.message).toMatch(/shader-f16/);
+  });
+
+  it('a device lost mid-run names the node; the next run opens new devices and works', async () => {
+    const devices: GPUDevice[] = [];
+    // A GPU whose devices the test can reach, to lose one while the plan runs.
+    const watched = {
+      requestAdapter: async (o?: GPURequestAdapterOptions) => {
+        const a = (await gpu.requestAdapter(o))!;
+        return new Proxy(a, { get: (t, k) => (k === 'requestDevice' ? async (d?: GPUDeviceDescriptor) => { const dev = await t.requestDevice(d); devices.push(dev); return dev; } : Reflect.get(t, k, t) as unknown) });
+      },
+    } as unknown as GPU;
+    const seed = freshSeed();
+    let lostAt = -1;
+    const err = await runGraph(before(), base({ gpu: watched, seed, onProgress: (p) => { if (p.phase === 'run' && p.done === 3 && lostAt < 0) { lostAt = p.done; devices[1].destroy(); } } })).catch((e) => e);
+    expect(err).toBeInstanceOf(RunError);
+    expect(err.kind).toBe('device-lost');
+    expect(err.node).toBeTruthy();
+    expect(err.message).toContain(`while running node ${err.node}`);
+    const again = await runGraph(before(), base({ gpu: watched, seed }));
+    const ref = await runGraph(before(), base({ seed }));
+    for (const [name, t] of ref.outputs[1]) expect(bitwiseEqual(again.outputs[1].get(name)!, t)).toBe(true);
+    expect(devices.length).toBe(4);
+  });
+
+  it('given inputs replace seeded ones; a wrong shape names the input', async () => {
+    const seed = freshSeed();
+    const vals = Array.from({ length: 7 * 40 }, () => roundBf16(Math.random() * 2 - 1));
+    const residual = toHostTensor('bf16', [7, 40], vals);
+    const inputs = new Map([['getitem_18', residual]]);
+    const cpu = await runGraph(before(), base({ backend: 'cpu', seed, inputs }));
+    const got = await runGraph(before(), base({ seed, inputs }));
+    const seeded = await runGraph(before(), base({ seed }));
+    expect(bitwiseEqual(got.outputs[0].get('auto_functionalized_2[2]')!, seeded.outputs[0].get('auto_functionalized_2[2]')!)).toBe(false);
+    expect(diffFromReference(got.outputs[0].get('auto_functionalized_2[2]')!, cpu.outputs[0].get('auto_functionalized_2[2]')!, { terms: 480, scale: 8, ulps: 4 }), `seed ${seed}`).toBeNull();
+    const err = await runGraph(before(), base({ inputs: new Map([['getitem_18', toHostTensor('bf16', [7, 41], new Array(287).fill(0))]]) })).catch((e) => e);
+    expect(err).toBeInstanceOf(RunError);
+    expect(err.message).toBe("input 'getitem_18': shape [7,41] but the run needs [7,40] (preset tiny, T=7)");
+  });
+});
