@@ -12,7 +12,7 @@ import type { LayoutResult } from './layoutProtocol.ts';
 import type { SceneNode } from './scene.ts';
 import { layoutClient } from './layoutClient.ts';
 import { edgePath, valueLabels } from './edgePath.ts';
-import { drawCanvas, drawMinimap, LOD_DETAIL, LOD_TITLES } from './canvasRenderer.ts';
+import { drawCanvas, drawMinimap, drawMinimapBase, LOD_DETAIL, LOD_TITLES } from './canvasRenderer.ts';
 import { readPalette, type Palette } from './palette.ts';
 import { HitGrid } from './hitGrid.ts';
 import { NavIndex, type Direction } from './keyboardNavigation.ts';
@@ -170,20 +170,28 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     return paletteCache.current!.palette;
   }, []);
 
+  const minimapBase = useRef<{ layout: GraphLayout; w: number; h: number; palette: Palette; canvas: HTMLCanvasElement } | null>(null);
   const drawMini = useCallback(() => {
     const mm = minimapRef.current, root = rootRef.current;
     if (!mm || !layout || !root) return;
     const dpr = window.devicePixelRatio || 1;
     const w = mm.clientWidth, h = mm.clientHeight;
+    if (!w || !h) return;
     if (mm.width !== Math.round(w * dpr)) { mm.width = Math.round(w * dpr); mm.height = Math.round(h * dpr); }
     const ctx = mm.getContext('2d');
     if (!ctx) return;
+    const pal = palette(root);
+    let base = minimapBase.current;
+    if (!base || base.layout !== layout || base.w !== w || base.h !== h || base.palette !== pal) {
+      base = { layout, w, h, palette: pal, canvas: drawMinimapBase(w, h, dpr, layout, byName, pal) };
+      minimapBase.current = base;
+    }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     const t = transformRef.current;
-    drawMinimap(ctx, w, h, layout, byName, palette(root), {
+    drawMinimap(ctx, w, h, layout, base.canvas, pal, {
       x0: -t.x / t.k, y0: -t.y / t.k, x1: (size.w - t.x) / t.k, y1: (size.h - t.y) / t.k,
     });
-  }, [layout, byName, size]);
+  }, [layout, byName, size, palette]);
 
   const drawCanvasFrame = useCallback(() => {
     const c = surfaceRef.current, root = rootRef.current;

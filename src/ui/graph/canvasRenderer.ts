@@ -5,7 +5,7 @@
 import type { GraphLayout } from './layout.ts';
 import type { SceneNode } from './scene.ts';
 import type { Palette } from './palette.ts';
-import { traceEdge, valueLabels } from './edgePath.ts';
+import { edgeBounds, traceEdge, valueLabels } from './edgePath.ts';
 
 export interface CanvasFrame {
   ctx: CanvasRenderingContext2D;
@@ -59,14 +59,11 @@ export function drawCanvas(f: CanvasFrame): void {
   ctx.strokeStyle = p.edge;
   const edges = new Path2D();
   const hot = new Path2D();
-  for (const e of layout.edges) {
+  const bounds = edgeBounds(layout);
+  for (let i = 0; i < layout.edges.length; i++) {
+    const e = layout.edges[i];
     const pts = e.points;
-    let ex0 = Infinity, ey0 = Infinity, ex1 = -Infinity, ey1 = -Infinity;
-    for (let i = 0; i < pts.length; i += 2) {
-      ex0 = Math.min(ex0, pts[i]); ex1 = Math.max(ex1, pts[i]);
-      ey0 = Math.min(ey0, pts[i + 1]); ey1 = Math.max(ey1, pts[i + 1]);
-    }
-    if (!visible(ex0, ey0, ex1 - ex0, ey1 - ey0)) continue;
+    if (!visible(bounds[i * 4], bounds[i * 4 + 1], bounds[i * 4 + 2] - bounds[i * 4], bounds[i * 4 + 3] - bounds[i * 4 + 1])) continue;
     const path = f.selected && (e.from === f.selected || e.to === f.selected) ? hot : edges;
     if (t.k < 0.25) {
       path.moveTo(pts[0], pts[1]);
@@ -158,31 +155,49 @@ export function drawCanvas(f: CanvasFrame): void {
   ctx.restore();
 }
 
-/** The whole layout, small, with the visible window outlined. */
-export function drawMinimap(
-  ctx: CanvasRenderingContext2D, w: number, h: number, layout: GraphLayout, byName: Map<string, SceneNode>,
-  palette: Palette, view: { x0: number; y0: number; x1: number; y1: number },
-): { scale: number; ox: number; oy: number } {
-  const scale = Math.min(w / Math.max(1, layout.width), h / Math.max(1, layout.height));
-  const ox = (w - layout.width * scale) / 2, oy = (h - layout.height * scale) / 2;
-  ctx.clearRect(0, 0, w, h);
-  ctx.save();
-  ctx.translate(ox, oy);
-  ctx.scale(scale, scale);
-  for (const g of layout.groups) {
-    ctx.fillStyle = palette.groupBorder;
-    ctx.globalAlpha = 0.35;
-    ctx.fillRect(g.x, g.y, g.w, g.h);
-  }
+/** The whole layout, small: drawn once per layout and theme, then reused every frame. */
+export function drawMinimapBase(
+  w: number, h: number, dpr: number, layout: GraphLayout, byName: Map<string, SceneNode>, palette: Palette,
+): HTMLCanvasElement {
+  const base = document.createElement('canvas');
+  base.width = Math.round(w * dpr);
+  base.height = Math.round(h * dpr);
+  const ctx = base.getContext('2d')!;
+  const { scale, ox, oy } = minimapFrame(w, h, layout);
+  ctx.setTransform(dpr * scale, 0, 0, dpr * scale, dpr * ox, dpr * oy);
+  ctx.fillStyle = palette.groupBorder;
+  ctx.globalAlpha = 0.35;
+  for (const g of layout.groups) ctx.fillRect(g.x, g.y, g.w, g.h);
   ctx.globalAlpha = 1;
+  const byKind = new Map<string, Path2D>();
   for (const n of layout.nodes) {
     if (n.ref) continue;
-    ctx.fillStyle = palette.kind[byName.get(n.name)?.kind ?? 'opaque'].stroke;
-    ctx.fillRect(n.x, n.y, Math.max(n.w, 2 / scale), Math.max(n.h, 2 / scale));
+    const k = byName.get(n.name)?.kind ?? 'opaque';
+    let path = byKind.get(k);
+    if (!path) byKind.set(k, (path = new Path2D()));
+    path.rect(n.x, n.y, Math.max(n.w, 2 / scale), Math.max(n.h, 2 / scale));
   }
+  for (const [k, path] of byKind) {
+    ctx.fillStyle = palette.kind[k as keyof Palette['kind']].stroke;
+    ctx.fill(path);
+  }
+  return base;
+}
+
+export function minimapFrame(w: number, h: number, layout: GraphLayout): { scale: number; ox: number; oy: number } {
+  const scale = Math.min(w / Math.max(1, layout.width), h / Math.max(1, layout.height));
+  return { scale, ox: (w - layout.width * scale) / 2, oy: (h - layout.height * scale) / 2 };
+}
+
+/** The cached overview plus the window currently in view. */
+export function drawMinimap(
+  ctx: CanvasRenderingContext2D, w: number, h: number, layout: GraphLayout, base: HTMLCanvasElement,
+  palette: Palette, view: { x0: number; y0: number; x1: number; y1: number },
+): void {
+  const { scale, ox, oy } = minimapFrame(w, h, layout);
+  ctx.clearRect(0, 0, w, h);
+  ctx.drawImage(base, 0, 0, w, h);
   ctx.strokeStyle = palette.selected;
-  ctx.lineWidth = 1.5 / scale;
-  ctx.strokeRect(view.x0, view.y0, view.x1 - view.x0, view.y1 - view.y0);
-  ctx.restore();
-  return { scale, ox, oy };
+  ctx.lineWidth = 1.5;
+  ctx.strokeRect(ox + view.x0 * scale, oy + view.y0 * scale, (view.x1 - view.x0) * scale, (view.y1 - view.y0) * scale);
 }
