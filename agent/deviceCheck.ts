@@ -5,6 +5,7 @@
 // Usage: node dist-agent/deviceCheck.mjs FRAGMENT_DIR [--json FILE]
 
 import { readFileSync, writeFileSync } from 'node:fs';
+import WebSocket from 'ws';
 import { parseFx } from '../src/graph/fx/parse.ts';
 import { runGraph } from '../src/runtime/index.ts';
 import { compareTensor } from '../src/runtime/compareOutputs.ts';
@@ -20,7 +21,7 @@ const graphs = {
 };
 const worker = buildWorker();
 const agent = await startAgent({ workerPath: worker.path, debug: true, workerEnv: { FUSIONLAB_WORKER_DEBUG: '1' } });
-const client = await AgentClient.connect({ url: `ws://127.0.0.1:${agent.port}`, token: agent.token });
+const client = await AgentClient.connect({ url: `ws://127.0.0.1:${agent.port}`, token: agent.token }, { webSocket: WebSocket });
 const results: object[] = [];
 const report = (r: object) => { results.push(r); process.stdout.write(`${JSON.stringify(r)}\n`); };
 report({ check: 'hello', device: client.hello.device });

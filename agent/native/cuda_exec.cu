@@ -110,12 +110,12 @@ namespace {
 struct NormShape { int V; int threads; };
 /** Vector width and block size for a row of `cols`; each thread holds ≤ kMaxVecPerThread vectors. */
 template <typename T>
-NormShape normShape(const Step& st, int64_t cols, int64_t xOffset = 0, int64_t xStride = 0) {
+NormShape normShape(const Step& st, int64_t cols, int perThread, int64_t xOffset = 0, int64_t xStride = 0) {
   int V = sizeof(T) == 2 ? 8 : 4;
   // 16-byte vectors need every row start aligned: the width, the offset and the row stride.
   if (cols % V || xOffset % V || xStride % V) V = 1;
   int64_t nvec = cols / V;
-  int threads = (int)std::min<int64_t>(1024, std::max<int64_t>(32, (nvec + 31) / 32 * 32));
+  int threads = normThreads(nvec, perThread);
   if (nvec > (int64_t)threads * kMaxVecPerThread)
     throw StepError(st.node, "a row of " + std::to_string(cols) + " columns exceeds the norm kernel's limit of " +
                                  std::to_string(1024 * kMaxVecPerThread * V));
@@ -126,7 +126,7 @@ template <typename T>
 void launchAddRmsNorm(const Step& st, cudaStream_t s, int sms, const T* x, int64_t xOffset, int64_t xStride, const T* res, const T* g, T* y, T* z,
                       int64_t rows, int cols, float eps, bool two) {
   if (rows == 0) return;
-  NormShape ns = normShape<T>(st, cols, xOffset, xStride);
+  NormShape ns = normShape<T>(st, cols, 2, xOffset, xStride);
   int grid = (int)std::max<int64_t>(1, std::min<int64_t>(rows, (int64_t)sms * 64));
   if (ns.V == 1) kAddRmsNorm<T, 1><<<grid, ns.threads, 0, s>>>(x + xOffset, xStride, res, g, y, z, rows, cols, eps, two);
   else kAddRmsNorm<T, 16 / sizeof(T)><<<grid, ns.threads, 0, s>>>(x + xOffset, xStride, res, g, y, z, rows, cols, eps, two);
@@ -137,7 +137,7 @@ void launchOneShot(const Step& st, Cluster& C, int rank, const std::vector<std::
                    int64_t rows, int cols, float eps) {
   RankCtx& k = C.ranks[rank];
   if (rows == 0) return;
-  NormShape ns = normShape<T>(st, cols);
+  NormShape ns = normShape<T>(st, cols, 1);
   int minSms = k.sms;
   for (auto& o : C.ranks) minSms = std::min(minSms, o.sms);
   // One block per SM at most, so every block is resident and the per-block barrier cannot deadlock.
@@ -152,7 +152,7 @@ void launchOneShot(const Step& st, Cluster& C, int rank, const std::vector<std::
 }
 
 template <typename T>
-void ncclSum(const Step& st, RankCtx& k, const void* in, void* out, int64_t n) {
+void ncclAllReduceSum(const Step& st, RankCtx& k, const void* in, void* out, int64_t n) {
 #ifndef FUSIONLAB_NO_NCCL
   ncclDataType_t t = sizeof(T) == 2 ? ncclBfloat16 : ncclFloat32;
   ncclResult_t r = ncclAllReduce(in, out, (size_t)n, t, ncclSum, k.comm, k.stream);
@@ -241,7 +241,7 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
       cudaFreeAsync(acc, s);
       break;
     }
-    case OpCode::AllReduce: ncclSum<T>(st, k, in(0), out(0), n0); return "nccl";
+    case OpCode::AllReduce: ncclAllReduceSum<T>(st, k, in(0), out(0), n0); return "nccl";
     case OpCode::RmsNorm: launchAddRmsNorm<T>(st, s, k.sms, in(0), I(2), I(3), nullptr, in(1), out(0), nullptr, I(0), (int)I(1), F(0), true); break;
     case OpCode::FusedAddRmsNorm:
       launchAddRmsNorm<T>(st, s, k.sms, in(0), I(2), I(3), in(1), in(2), out(0), out(1), I(0), (int)I(1), F(0), true);
@@ -256,7 +256,7 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
       T* ar = out(2);
       bool temp = ar == nullptr;
       if (temp && cudaMallocAsync(&ar, (size_t)rows * cols * sizeof(T), s) != cudaSuccess) throw StepError(st.node, "out of GPU memory");
-      ncclSum<T>(st, k, in(0), ar, rows * cols);
+      ncclAllReduceSum<T>(st, k, in(0), ar, rows * cols);
       launchAddRmsNorm<T>(st, s, k.sms, ar, 0, cols, in(1), in(2), out(0), out(1), rows, cols, F(0), false);
       if (temp) cudaFreeAsync(ar, s);
       return std::string("fallback: NCCL all-reduce + fused add+RMSNorm (") + (p.forceNcclFallback ? "requested" : C.missingPeer) + ")";

@@ -163,6 +163,17 @@ template <typename T> __global__ void kPeerSum(PeerSumArgs a, int world, T* o, i
 constexpr int kMaxVecPerThread = 4;
 
 /**
+ * Threads per block for rows of `nvec` vectors, `perThread` vectors each (rounded up to warps).
+ * Two per thread for the add+norm kernels (more loads in flight per thread, more blocks per SM);
+ * one for the one-shot kernel, whose grid is capped at one block per SM.
+ */
+inline int normThreads(int64_t nvec, int perThread) {
+  int64_t t = (nvec + perThread - 1) / perThread;
+  t = (t + 31) / 32 * 32;
+  return (int)(t < 32 ? 32 : t > 1024 ? 1024 : t);
+}
+
+/**
  * z = (sum of `nsrc` rows, rank order) [+ residual]; optionally stores bf16(sum) (`arOut`) and z
  * (`zOut`), then y = z·rsqrt(mean(z²)+eps)·γ. `twoRoundings` follows rms_norm /
  * fused_add_rms_norm (round before multiplying by γ); the fused all-reduce op rounds once.
@@ -174,33 +185,40 @@ __device__ __forceinline__ void normRow(const T* const* srcs, int nsrc, int64_t 
   int nvec = cols / V;
   float ss = 0.f;
   int64_t base = row * (int64_t)cols, sbase = row * srcStride;
+  // All loads first: in place (zOut == res) the stores below may alias them, and loads issued
+  // after a store cannot be hoisted above it; this keeps every load of the row in flight at once.
+  float rv[kMaxVecPerThread][V];
 #pragma unroll
   for (int k = 0; k < kMaxVecPerThread; k++) {
     int v = threadIdx.x + k * blockDim.x;
     if (v >= nvec) break;
-    float acc[V];
 #pragma unroll
-    for (int e = 0; e < V; e++) acc[e] = 0.f;
+    for (int e = 0; e < V; e++) z[k][e] = 0.f;
     for (int r = 0; r < nsrc; r++) {
       float t[V];
       Vec<T, V>::load(srcs[r], sbase + (int64_t)v * V, t);
 #pragma unroll
-      for (int e = 0; e < V; e++) acc[e] += t[e];
+      for (int e = 0; e < V; e++) z[k][e] += t[e];
     }
+    if (res) Vec<T, V>::load(res, base + (int64_t)v * V, rv[k]);
+  }
+#pragma unroll
+  for (int k = 0; k < kMaxVecPerThread; k++) {
+    int v = threadIdx.x + k * blockDim.x;
+    if (v >= nvec) break;
+    float* acc = z[k];
     if (nsrc > 1 || arOut) {
 #pragma unroll
       for (int e = 0; e < V; e++) acc[e] = rnd<T>(acc[e]);
-      if (arOut) Vec<T, V>::store(arOut, base + (int64_t)v * V, acc);
+      if (arOut) Vec<T, V>::store(arOut, base + (int64_t)v * V, z[k]);
     }
     if (res) {
-      float t[V];
-      Vec<T, V>::load(res, base + (int64_t)v * V, t);
 #pragma unroll
-      for (int e = 0; e < V; e++) acc[e] = rnd<T>(acc[e] + t[e]);
-      if (zOut) Vec<T, V>::store(zOut, base + (int64_t)v * V, acc);
+      for (int e = 0; e < V; e++) acc[e] = rnd<T>(acc[e] + rv[k][e]);
+      if (zOut) Vec<T, V>::store(zOut, base + (int64_t)v * V, z[k]);
     }
 #pragma unroll
-    for (int e = 0; e < V; e++) { z[k][e] = acc[e]; ss += acc[e] * acc[e]; }
+    for (int e = 0; e < V; e++) ss += acc[e] * acc[e];
   }
   float inv = rsqrtf(blockSum(ss, shared32) / (float)cols + eps);
 #pragma unroll

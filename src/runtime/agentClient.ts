@@ -56,11 +56,13 @@ export class AgentClient {
 
   private constructor(private readonly ws: Socket, readonly hello: HelloReply) {}
 
-  static async connect(addr: AgentAddress, opts: { origin?: string; timeoutMs?: number } = {}): Promise<AgentClient> {
+  /** `webSocket`: a Node WebSocket class (npm `ws`) to use instead of loading one (bundles pass theirs). */
+  static async connect(addr: AgentAddress, opts: { origin?: string; timeoutMs?: number; webSocket?: unknown } = {}): Promise<AgentClient> {
     const url = `${addr.url}/?token=${encodeURIComponent(addr.token)}`;
     const WS = (globalThis as { WebSocket?: new (u: string) => Socket }).WebSocket;
     let ws: Socket;
-    if (WS && typeof window !== 'undefined') ws = new WS(url);
+    if (opts.webSocket) ws = new (opts.webSocket as new (u: string, o: object) => Socket)(url, { origin: opts.origin, maxPayload: 2 ** 31 });
+    else if (WS && typeof window !== 'undefined') ws = new WS(url);
     else {
       const mod = 'ws';  // a variable, so bundlers leave Node's WebSocket out of the app
       const { default: NodeWS } = (await import(/* @vite-ignore */ mod)) as { default: new (u: string, o: object) => Socket };
