@@ -14,11 +14,11 @@ import { formatBytes } from './Inspector.tsx';
 const TP_CHOICES = [1, 2, 4, 8];
 const ALGORITHMS: Algorithm[] = ['ring', 'one-shot', 'two-shot'];
 
-/** Wall time of one side of a run: the slowest rank's last event end. */
-export function measuredSpan(events: CompareReport['before']['events']): number {
-  const end = new Map<number, number>();
-  for (const e of events) end.set(e.rank, Math.max(end.get(e.rank) ?? 0, e.start_us + e.dur_us));
-  return Math.max(0, ...end.values());
+/** Busy time of one side of a run: kernels and transfers summed per rank, the busiest rank. */
+export function measuredBusy(events: CompareReport['before']['events']): number {
+  const busy = new Map<number, number>();
+  for (const e of events) if (e.kind !== 'fed') busy.set(e.rank, (busy.get(e.rank) ?? 0) + e.dur_us);
+  return Math.max(0, ...busy.values());
 }
 
 const pct = (before: number, after: number) => (before === 0 ? '—' : `${after >= before ? '+' : ''}${((100 * (after - before)) / before).toFixed(2)} %`);
@@ -60,7 +60,8 @@ export function CostPanel() {
       return { error: (e as Error).message };
     }
   }, [before, after, profile, tp, tokens, algorithm]);
-  const measured = report ? { before: measuredSpan(report.before.events), after: measuredSpan(report.after.events) } : null;
+  const measured = report ? { before: measuredBusy(report.before.events), after: measuredBusy(report.after.events) } : null;
+  const hostTimed = report?.before.events.some((e) => e.timing === 'host') ?? false;
 
   return (
     <div className="cost-panel">
@@ -94,12 +95,15 @@ export function CostPanel() {
               <Row label="HBM traffic" before={predicted.before.hbmBytes} after={predicted.after.hbmBytes} format={formatBytes} />
               <Row label="link bytes per rank" before={predicted.before.linkBytesPerRank} after={predicted.after.linkBytesPerRank} format={formatBytes} />
               {measured && report && (
-                <Row label={`measured (µs, ${report.before.backend}, ${report.before.ranks} ranks)`} before={measured.before} after={measured.after} format={(v) => v.toFixed(1)} />
+                <Row label={`measured (µs, ${report.before.backend}, ${report.before.ranks} ranks, busiest rank)`} before={measured.before} after={measured.after} format={(v) => v.toFixed(1)} />
               )}
             </tbody>
           </table>
         )}
         {!measured && <p className="muted">Run before &amp; after to see the measured change beside the prediction.</p>}
+        {measured && hostTimed && (
+          <p className="muted">Measured with host timers ({report!.before.device}): first-run times include shader compilation and host staging, so compare changes, not absolute times.</p>
+        )}
       </div>
     </div>
   );

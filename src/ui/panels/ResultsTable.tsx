@@ -4,18 +4,22 @@
 import { useMemo } from 'react';
 import { useStore } from '../store/index.ts';
 import { formatBytes } from './Inspector.tsx';
+import { innerOp } from './nodeOp.ts';
 
 interface NodeTotals { node: string; op: string; beforeUs: number; afterUs: number; beforeBytes: number; afterBytes: number }
 
-interface TraceEventLike { node: string; op: string; dur_us: number; bytesRead: number; bytesWritten: number }
+interface TraceEventLike { node: string; op: string; kind: string; dur_us: number; bytesRead: number; bytesWritten: number }
 
-function totals(before: TraceEventLike[], after: TraceEventLike[]): NodeTotals[] {
+function totals(before: readonly TraceEventLike[], after: readonly TraceEventLike[]): NodeTotals[] {
   const m = new Map<string, NodeTotals>();
   const row = (e: TraceEventLike) => {
     let r = m.get(e.node);
     if (!r) m.set(e.node, (r = { node: e.node, op: e.op, beforeUs: 0, afterUs: 0, beforeBytes: 0, afterBytes: 0 }));
     return r;
   };
+  // Fed inputs (seeded data, no kernel) are not work the graph does.
+  before = before.filter((e) => e.kind !== 'fed');
+  after = after.filter((e) => e.kind !== 'fed');
   for (const e of before) { const r = row(e); r.beforeUs += e.dur_us; r.beforeBytes += e.bytesRead + e.bytesWritten; }
   for (const e of after) { const r = row(e); r.afterUs += e.dur_us; r.afterBytes += e.bytesRead + e.bytesWritten; }
   return [...m.values()].sort((a, b) => Math.max(b.beforeUs, b.afterUs) - Math.max(a.beforeUs, a.afterUs));
@@ -27,9 +31,18 @@ export function ResultsTable() {
   const report = useStore((s) => s.report);
   const select = useStore((s) => s.select);
   const nodes = useMemo(() => (report ? totals(report.before.events, report.after.events) : []), [report]);
+  const before = useStore((s) => s.stages[0]?.graph);
+  // Trace nodes are graph nodes; auto_functionalized ones read better as the op they wrap.
+  const after = useStore((s) => s.stages[s.cursor]?.graph);
+  const opName = useMemo(() => {
+    const m = new Map<string, string>();
+    for (const g of [before, after]) for (const n of g?.nodes ?? []) m.set(n.name, innerOp(n));
+    return m;
+  }, [before, after]);
   if (!report) return <p className="muted pad">No run yet. Run before &amp; after in the Run tab.</p>;
   return (
     <div className="results">
+      <div className="results-col">
       <table className="grid" aria-label="Outputs">
         <thead>
           <tr><th>output</th><th>max abs</th><th>max rel</th><th>ulps</th><th>allowed</th><th>bitwise</th><th>verdict</th></tr>
@@ -41,13 +54,15 @@ export function ResultsTable() {
               <td className="num">{o.maxAbs.toExponential(2)}</td>
               <td className="num">{o.maxRel.toExponential(2)}</td>
               <td className="num">{o.ulps}</td>
-              <td>{o.tolerance}</td>
+              <td className="clip" title={o.tolerance}>{o.tolerance}</td>
               <td>{o.bitwiseEqual ? 'equal' : 'differs'}</td>
               <td className={o.pass ? 'ok' : 'error'}>{o.pass ? 'pass' : 'FAIL'}</td>
             </tr>
           ))}
         </tbody>
       </table>
+      </div>
+      <div className="results-col">
       <table className="grid" aria-label="Per-node time and bytes">
         <thead>
           <tr><th>node</th><th>op</th><th>before µs</th><th>after µs</th><th>before bytes</th><th>after bytes</th></tr>
@@ -56,7 +71,7 @@ export function ResultsTable() {
           {nodes.map((n) => (
             <tr key={n.node} onClick={() => select(n.node, n.afterUs > 0 ? 'after' : 'before')}>
               <td className="mono">{n.node}</td>
-              <td className="mono dim">{n.op}</td>
+              <td className="mono dim clip" title={opName.get(n.node) ?? n.op}>{opName.get(n.node) ?? n.op}</td>
               <td className="num">{us(n.beforeUs)}</td>
               <td className="num">{us(n.afterUs)}</td>
               <td className="num">{n.beforeBytes ? formatBytes(n.beforeBytes) : '—'}</td>
@@ -65,6 +80,7 @@ export function ResultsTable() {
           ))}
         </tbody>
       </table>
+      </div>
     </div>
   );
 }

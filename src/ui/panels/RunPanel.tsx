@@ -62,7 +62,7 @@ export function RunPanel() {
         <select id="run-allreduce" value={settings.allreduce} onChange={(e) => set({ allreduce: e.target.value as RunSettings['allreduce'] })} disabled={running}>
           {ALGORITHMS.map((a) => <option key={a.id} value={a.id}>{a.label}</option>)}
         </select>
-        <label htmlFor="run-workers">Worker per rank</label>
+        <label htmlFor="run-workers">Rank workers</label>
         <input id="run-workers" type="checkbox" checked={settings.workers} onChange={(e) => set({ workers: e.target.checked })} disabled={running} />
       </div>
       <div className="run-actions">
@@ -71,6 +71,10 @@ export function RunPanel() {
         </button>
         <span className="muted">{cursor === 0 ? 'no rewrite applied: both sides are the imported graph' : `after = ${cursor} rewrite step${cursor > 1 ? 's' : ''}`}</span>
       </div>
+      <p className="muted run-note">
+        Preset {settings.preset}: {PRESETS[settings.preset].doc}. Inputs and weights are seeded, the same on both sides;
+        {settings.workers ? ' each rank runs in its own Web Worker.' : ' ranks share the page thread.'}
+      </p>
       {running && progress && (
         <div className="progress" role="status" aria-label="Run progress">
           <span>{progress.phase}</span>
