@@ -1,7 +1,7 @@
 // The FX text of the graph: edit or paste, import, and — when import fails — the text with the
 // failing line highlighted and a caret under the column the importer named.
 
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useRef } from 'react';
 import { useStore } from '../store/index.ts';
 
 function ErrorView({ text, line, col, message, onEdit }: { text: string; line?: number; col?: number; message: string; onEdit: () => void }) {
@@ -41,7 +41,8 @@ export function SourceEditor() {
   const warnings = useStore((s) => s.warnings);
   const loadText = useStore((s) => s.loadText);
   const clearImportError = useStore((s) => s.clearImportError);
-  const [draft, setDraft] = useState<string | null>(null);
+  const draft = useStore((s) => s.draft);
+  const setDraft = useStore((s) => s.setDraft);
   const text = draft ?? sourceText;
 
   if (importError) {
@@ -61,6 +62,7 @@ export function SourceEditor() {
         <span className="muted">{draft === null ? sourceName : 'edited — not imported yet'}</span>
         {warnings.length > 0 && <span className="warn" title={warnings.join('\n')}>{warnings.length} warning{warnings.length > 1 ? 's' : ''}</span>}
         <span className="spacer" />
+        {draft !== null && <button type="button" onClick={() => setDraft(null)}>Revert</button>}
         <button type="button" onClick={() => setDraft('')}>Clear</button>
         <button
           type="button"
@@ -69,7 +71,6 @@ export function SourceEditor() {
           onClick={() => {
             if (draft === null) return;
             loadText(draft, 'pasted.py');
-            if (!useStore.getState().importError) setDraft(null);
           }}
         >Import</button>
       </div>

@@ -27,6 +27,9 @@ export interface GraphSlice {
   format: string | null;
   warnings: string[];
   importError: ImportProblem | null;
+  /** Text typed or pasted into the editor and not imported yet; null when the editor shows the source. */
+  draft: string | null;
+  setDraft(draft: string | null): void;
   /** Loads a sample by id; `restore` replays steps and selection from a URL. */
   loadSample(id: string, restore?: Restore): void;
   loadText(text: string, name: string, restore?: Restore): void;
@@ -41,7 +44,7 @@ export interface Restore {
 export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set, get) => {
   /** `tp` is the sample's TP degree; undefined lets the passes read the world size from the graph. */
   const install = (source: GraphSource, name: string, text: string, graph: Graph, format: string, warnings: string[], tp: number | undefined, restore?: Restore) => {
-    set({ source, sourceName: name, sourceText: text, base: graph, format, warnings, importError: null, scrub: null });
+    set({ source, sourceName: name, sourceText: text, base: graph, format, warnings, importError: null, draft: null, scrub: null });
     const s = get();
     s.setGates({ worldSize: tp }, { replay: false });
     s.resetSteps(restore?.steps ?? []);
@@ -56,6 +59,8 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
     format: null,
     warnings: [],
     importError: null,
+    draft: null,
+    setDraft: (draft) => set({ draft }),
 
     loadSample: (id, restore) => {
       const sample = findSample(id);

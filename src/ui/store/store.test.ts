@@ -104,7 +104,10 @@ describe('rewrite history in the store', () => {
     s().loadText(broken, 'broken.py');
     expect(s().base).toBe(before);
     expect(s().importError).toEqual({ message: 'expected \']\' to close the shape in type "bf16[s72, 2880"', line: 2, col: 30, text: broken });
+    s().setDraft(broken);
     s().loadText(qwenTp2, 'again.py');
     expect(s().importError).toBeNull();
+    // A successful import replaces whatever was being edited.
+    expect(s().draft).toBeNull();
   });
 });
