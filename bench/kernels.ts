@@ -1,5 +1,150 @@
-// Placeholder until this suite lands.
-export async function bench(_argv: string[]): Promise<number> {
-  process.stderr.write("fusionlab bench: this suite is not built yet\n");
-  return 2;
+// `fusionlab bench kernels [--dtype bf16|f32] [--quick] [--torch FILE] [--json FILE]`
+// Kernel times from timestamp queries (median of repeated dispatches) on one WebGPU device,
+// printed as GB/s and GFLOP/s and as a ratio to a vec4 copy kernel measured in the same run (the
+// bandwidth ceiling). --torch FILE adds our time / PyTorch's time from bench/torch_kernels.py
+// run on the same GPU in the same command. --quick uses small sizes, so SwiftShader can run it.
+//
+// Suites: add + RMSNorm ([T, 2880]); fused all-reduce + RMSNorm over 2 gathered rank buffers
+// ([2, T, 2880] → [T, 2880], the kernel alone: the host transfer is not in it); the GPT-OSS-20B
+// MoE forward (H 3072, 32 experts, top-4, intermediate 2880 at TP 1), counting the expert weights
+// it must stream; GEMM (the addmm kernel).
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { nodeGpu } from '../src/runtime/nodeGpu.ts';
+import { openRanks, encodeNorm, seedExpertWeights, encodeMoeDispatch, encodeStep, type RankDevice } from '../src/runtime/webgpuBackend.ts';
+import type { Plan, StorageDType, Step } from '../src/runtime/plan.ts';
+import { bufferBytes } from '../src/wgsl/dtype.ts';
+import { COPY_CEILING_WGSL } from '../src/wgsl/allReduce.ts';
+import { elementwiseMeta, elementwiseWgsl, f32Bits, grid1d, ELEMENTWISE_WG } from '../src/wgsl/elementwise.ts';
+import { routeToken } from '../src/runtime/cpuKernels.ts';
+import { seededArray, seedRule } from '../src/runtime/weights.ts';
+import { fnv1a32 } from '../src/runtime/random.ts';
+import { PRESETS } from '../src/runtime/presets.ts';
+
+export interface KernelResult { suite: string; T: number; us: number; bytes: number; flops: number; gbs: number; gflops: number; ofCeiling: number; torch_us?: number; note?: string }
+
+const HIDDEN = 2880, HPAD = 3072, EXPERTS = 32, TOPK = 4, INTER = 2880;
+
+function flagValue(argv: string[], name: string): string | undefined {
+  const i = argv.findIndex((a) => a === name || a.startsWith(`${name}=`));
+  if (i < 0) return undefined;
+  return argv[i].includes('=') ? argv[i].slice(name.length + 1) : argv[i + 1];
+}
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]; };
+
+/** Median kernel time (µs) of `iters` submissions of `encode`, from timestamp queries. */
+async function timeKernel(dev: RankDevice, iters: number, encode: (i: number) => void): Promise<number> {
+  encode(-1); // warm: compile and first touch
+  await dev.sync();
+  const durs: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    dev.stepIndex = i;
+    encode(i);
+    await dev.sync();
+  }
+  const times = await dev.kernelTimes();
+  for (let i = 0; i < iters; i++) { const t = times.get(i); if (t) durs.push(t.dur); }
+  return median(durs);
+}
+
+function fill(dev: RankDevice, id: string, dtype: StorageDType, n: number, name: string, role: 'activation' | 'norm-weight' = 'activation'): GPUBuffer {
+  const b = dev.alloc(id, bufferBytes(dtype, n));
+  const rule = seedRule(role, [n]);
+  const meta = elementwiseMeta([n], [], [7, fnv1a32(name), f32Bits(rule.scale), f32Bits(rule.offset), 0]);
+  dev.submit('fill', 'seed', (_e, pass) => pass(elementwiseWgsl('seed', dtype, []), [b], meta, grid1d(Math.ceil(n / 2), ELEMENTWISE_WG)));
+  return b;
+}
+
+export async function bench(argv: string[]): Promise<number> {
+  const dtype = (flagValue(argv, '--dtype') ?? 'bf16') as StorageDType;
+  if (dtype !== 'bf16' && dtype !== 'f32') { process.stderr.write(`fusionlab bench kernels: --dtype takes bf16 | f32\n`); return 2; }
+  const quick = argv.includes('--quick');
+  const torchFile = flagValue(argv, '--torch');
+  const jsonFile = flagValue(argv, '--json');
+  const bp = dtype === 'bf16' ? 2 : 4;
+  const gpu = await nodeGpu();
+  const [dev] = await openRanks(gpu, 1, { f16: false });
+  if (!dev.timestamps) { process.stderr.write('fusionlab bench kernels: the adapter has no timestamp-query; kernel times cannot be measured\n'); return 2; }
+  const iters = quick ? 3 : 20;
+  const results: KernelResult[] = [];
+  const limit = Math.min(dev.device.limits.maxStorageBufferBindingSize, dev.device.limits.maxBufferSize);
+
+  // The ceiling: the best of vec4 copies at a few sizes (read + write bytes).
+  let ceiling = 0;
+  for (const mib of quick ? [4, 16] : [64, 256, 1024]) {
+    const bytes = Math.min(mib * 2 ** 20, Math.floor(limit / 16) * 16);
+    const src = dev.alloc('copy.src', bytes), dst = dev.alloc('copy.dst', bytes);
+    const us = await timeKernel(dev, iters, () => dev.submit('copy', 'copy', (_e, pass) => pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(bytes / 16, 256))));
+    dev.endRun();
+    const gbs = (2 * bytes) / us / 1e3;
+    ceiling = Math.max(ceiling, gbs);
+    results.push({ suite: 'copy', T: bytes, us, bytes: 2 * bytes, flops: 0, gbs, gflops: 0, ofCeiling: 0 });
+  }
+  for (const r of results) r.ofCeiling = r.gbs / ceiling;
+  const add = (r: Omit<KernelResult, 'gbs' | 'gflops' | 'ofCeiling'>) => results.push({ ...r, gbs: r.bytes / r.us / 1e3, gflops: r.flops / r.us / 1e3, ofCeiling: r.bytes / r.us / 1e3 / ceiling });
+
+  // add + RMSNorm and the fused all-reduce + RMSNorm (2 ranks' rows gathered on this device).
+  const normTs = quick ? [1, 7, 64] : [1, 16, 128, 1024, 4096, 16384];
+  for (const T of normTs) {
+    const n = T * HIDDEN;
+    const x = fill(dev, 'x', dtype, n, 'x'), res = fill(dev, 'res', dtype, n, 'res'), w = fill(dev, 'w', dtype, HIDDEN, 'w', 'norm-weight');
+    const out = dev.alloc('out', bufferBytes(dtype, n)), resOut = dev.alloc('resOut', bufferBytes(dtype, n));
+    let us = await timeKernel(dev, iters, () => encodeNorm(dev, 'add_rms_norm', 'fused_add_rms_norm', 'add', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 1, 0, 0, [out, resOut, x, res, w]));
+    add({ suite: 'add+rmsnorm', T, us, bytes: (4 * n + HIDDEN) * bp, flops: 5 * n });
+    const slot = Math.ceil(n / 8) * 8;
+    const g = fill(dev, 'gathered', dtype, 2 * slot, 'gathered');
+    us = await timeKernel(dev, iters, () => encodeNorm(dev, 'allreduce_norm', 'fused_allreduce_norm', 'allreduce', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 2, 0, slot, [out, resOut, g, res, w]));
+    add({ suite: 'allreduce+rmsnorm (2 ranks gathered)', T, us, bytes: (5 * n + HIDDEN) * bp, flops: 6 * n });
+    dev.endRun();
+  }
+
+  // MoE forward at GPT-OSS-20B layer dims (TP 1); quick: the tiny preset's sizes.
+  const H = quick ? 48 : HPAD, E = EXPERTS, I = quick ? PRESETS.tiny.intermediate : INTER;
+  const weights = seedExpertWeights(dev, 'moe', 'vllm.moe_forward', { layer: 'bench.moe', experts: E, hidden: H, interShard: I, interFull: I, dtype, seed: 7, keep: true });
+  await dev.sync();
+  for (const T of quick ? [1, 5, 37] : [1, 4, 16, 64, 256, 1024, 4096]) {
+    const x = fill(dev, 'moe.x', dtype, T * H, 'moe.x'), logits = fill(dev, 'moe.logits', dtype, T * E, 'moe.logits');
+    const out = dev.alloc('moe.out', bufferBytes(dtype, T * H));
+    const us = await timeKernel(dev, quick ? 2 : 10, () => encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', { T, H, E, K: TOPK, Is: I, dtype, logitsDtype: dtype, x, xOff: 0, xRowStride: H, logits, lOff: 0, lRowStride: E, out, weights }));
+    // The experts this batch routes to (same top-k as the kernel, from the same seeded logits).
+    const l = seededArray(7, fnv1a32('moe.logits'), T * E, seedRule('activation', []), dtype);
+    const active = new Set<number>();
+    for (let t = 0; t < T; t++) for (const e of routeToken(l.subarray(t * E, t * E + E), TOPK).ids) active.add(e);
+    const weightBytes = active.size * 3 * I * H * bp;
+    add({ suite: 'moe (expert weights streamed)', T, us, bytes: weightBytes, flops: T * TOPK * 2 * 3 * I * H, note: `${active.size} experts` });
+    for (const id of ['moe.x', 'moe.logits', 'moe.out']) dev.free(id);
+  }
+  dev.endRun();
+
+  // GEMM: the addmm kernel, [M, K] · [N, K]ᵀ (a Linear layer).
+  for (const [M, N, K] of quick ? [[37, 29, 83]] : [[64, 2880, 2880], [2048, 2880, 2880], [4096, 5120, 2880]]) {
+    const a = fill(dev, 'a', dtype, M * K, 'a'), b = fill(dev, 'b', dtype, N * K, 'b');
+    dev.alloc('c', bufferBytes(dtype, M * N));
+    void a; void b;
+    const view = (storage: string, shape: number[], strides: number[]) => ({ storage, dtype, offset: 0, shape, strides });
+    const step = { kernel: 'gemm', node: 'gemm', op: 'aten.mm.default', a: view('a', [M, K], [K, 1]), b: view('b', [K, N], [1, K]), bias: null, alpha: 1, beta: 0, out: 'c' } as Step;
+    const plan = { storages: new Map([['c', { id: 'c', dtype, shape: [M, N], numel: M * N }]]) } as unknown as Plan;
+    const us = await timeKernel(dev, iters, () => encodeStep(step, dev, plan, 0));
+    add({ suite: 'gemm', T: M, us, bytes: (M * K + N * K + M * N) * bp, flops: 2 * M * N * K, note: `${M}×${N}×${K}` });
+    dev.endRun();
+  }
+
+  if (torchFile) {
+    const torch = JSON.parse(readFileSync(torchFile, 'utf8')) as { suite: string; T: number; us: number; note?: string }[];
+    for (const r of results) {
+      const t = torch.find((x) => x.suite === r.suite && x.T === r.T);
+      if (t) r.torch_us = t.us;
+    }
+  }
+  const device = dev.adapterName;
+  dev.destroy();
+  process.stdout.write(`kernels on ${device}, ${dtype}; ceiling: vec4 copy ${ceiling.toFixed(1)} GB/s (read + write)${quick ? ' [--quick sizes]' : ''}\n`);
+  process.stdout.write(`${'suite'.padEnd(38)}${'T'.padStart(11)}${'µs'.padStart(11)}${'GB/s'.padStart(10)}${'GFLOP/s'.padStart(10)}${'of copy'.padStart(9)}${torchFile ? 'ours/torch'.padStart(12) : ''}  note\n`);
+  for (const r of results) {
+    const ratio = r.torch_us ? (r.us / r.torch_us).toFixed(2) : '-';
+    process.stdout.write(`${r.suite.padEnd(38)}${String(r.T).padStart(11)}${r.us.toFixed(1).padStart(11)}${r.gbs.toFixed(1).padStart(10)}${r.gflops.toFixed(1).padStart(10)}${(r.ofCeiling * 100).toFixed(1).padStart(8)}%${torchFile ? ratio.padStart(12) : ''}  ${r.note ?? ''}\n`);
+  }
+  if (jsonFile) writeFileSync(jsonFile, JSON.stringify({ device, dtype, ceiling_gbs: ceiling, results }, null, 1));
+  return 0;
 }

@@ -463,31 +463,54 @@ export function encodeNorm(r: RankDevice, node: string, op: string, mode: NormMo
 /** The six MoE dispatches on one rank; expert weights are seeded on the device first. */
 function encodeMoe(s: Extract<Step, { kernel: 'moe' }>, r: RankDevice, plan: Plan, seed: number): void {
   const x = asRows(s.x)!; const l = asRows(s.logits)!;
-  const T = x.rows, H = x.cols, E = s.experts, K = s.topK, Is = s.intermediate / plan.ranks;
+  const H = x.cols, E = s.experts, K = s.topK, Is = s.intermediate / plan.ranks;
   if (K > MOE_MAX_K) throw new RunError('limits', `node ${s.node}: top-${K} routing exceeds the kernel's ${MOE_MAX_K}`, { node: s.node, op: s.op });
-  const d = s.x.dtype;
-  const wt = expertTensors(s.layer, r.rank, { experts: E, hidden: H, interShard: Is, interFull: s.intermediate });
-  const weights = Object.fromEntries(Object.entries(wt).map(([k, t]) => {
+  const weights = seedExpertWeights(r, s.node, s.op, { layer: s.layer, experts: E, hidden: H, interShard: Is, interFull: s.intermediate, dtype: s.x.dtype, seed });
+  encodeMoeDispatch(r, s.node, s.op, {
+    T: x.rows, H, E, K, Is, dtype: s.x.dtype, logitsDtype: s.logits.dtype,
+    x: r.buffer(s.x.storage), xOff: x.offset, xRowStride: x.rowStride, logits: r.buffer(s.logits.storage), lOff: l.offset, lRowStride: l.rowStride,
+    out: r.buffer(s.out), weights,
+  });
+}
+
+export interface ExpertWeights { w13: GPUBuffer; b13: GPUBuffer; w2: GPUBuffer; b2: GPUBuffer }
+
+/** One rank's expert weights (I/tp rows each), generated on the device from their streams. */
+export function seedExpertWeights(r: RankDevice, node: string, op: string, o: { layer: string; experts: number; hidden: number; interShard: number; interFull: number; dtype: StorageDType; seed: number; keep?: boolean }): ExpertWeights {
+  const wt = expertTensors(o.layer, r.rank, { experts: o.experts, hidden: o.hidden, interShard: o.interShard, interFull: o.interFull });
+  return Object.fromEntries(Object.entries(wt).map(([k, t]) => {
     const n = numelOf(t.shape);
-    const b = r.scratch(bufferBytes(d, n), t.name);
+    // Kept weights live until the run ends (a benchmark dispatches many times); else until the step is done.
+    const b = o.keep ? r.alloc(t.name, bufferBytes(o.dtype, n)) : r.scratch(bufferBytes(o.dtype, n), t.name);
+    // b2 is added on rank 0 only; other ranks bind a zero buffer.
     if (k === 'b2' && r.rank !== 0) return [k, b];
-    const meta = elementwiseMeta(t.shape, [], [seed, t.stream, f32Bits(t.rule.scale), f32Bits(t.rule.offset), 0]);
-    r.submit(s.node, s.op, (_e, pass) => pass(elementwiseWgsl('seed', d, []), [b], meta, grid1d(Math.ceil(n / 2), ELEMENTWISE_WG)));
+    const meta = elementwiseMeta(t.shape, [], [o.seed, t.stream, f32Bits(t.rule.scale), f32Bits(t.rule.offset), 0]);
+    r.submit(node, op, (_e, pass) => pass(elementwiseWgsl('seed', o.dtype, []), [b], meta, grid1d(Math.ceil(n / 2), ELEMENTWISE_WG)));
     return [k, b];
-  })) as Record<keyof typeof wt, GPUBuffer>;
+  })) as unknown as ExpertWeights;
+}
+
+export interface MoeDispatch {
+  T: number; H: number; E: number; K: number; Is: number; dtype: StorageDType; logitsDtype: StorageDType;
+  x: GPUBuffer; xOff: number; xRowStride: number; logits: GPUBuffer; lOff: number; lRowStride: number; out: GPUBuffer; weights: ExpertWeights;
+}
+
+/** route → scan → scatter → gemm1 (+SwiGLU) → gemm2 (×w_k) → combine, in one submission. */
+export function encodeMoeDispatch(r: RankDevice, node: string, op: string, m: MoeDispatch): void {
+  const { T, H, E, K, Is, dtype: d } = m;
   const route = r.scratch(routeWords(T, E, K) * 4, 'moe route');
   const wts = r.scratch(T * K * 4, 'moe weights');
   const act = r.scratch(T * K * Is * 4, 'moe act');
   const yk = r.scratch(T * K * H * 4, 'moe y_k');
   const cap = moeTileCapacity(T, E, K);
-  const meta = metaOf([T, H, E, K, Is, x.offset, x.rowStride, l.offset, l.rowStride, r.rank === 0 ? 1 : 0, cap]);
+  const meta = metaOf([T, H, E, K, Is, m.xOff, m.xRowStride, m.lOff, m.lRowStride, r.rank === 0 ? 1 : 0, cap]);
   const vec = (k: number) => (d === 'bf16' && k % 8 === 0);
-  r.submit(s.node, s.op, (_e, pass) => {
-    pass(moeRouteWgsl(s.logits.dtype), [route, wts, r.buffer(s.logits.storage)], meta, [Math.ceil(T / 64), 1]);
+  r.submit(node, op, (_e, pass) => {
+    pass(moeRouteWgsl(m.logitsDtype), [route, wts, m.logits], meta, [Math.ceil(T / 64), 1]);
     pass(MOE_SCAN_WGSL, [route], meta, [1, 1]);
     pass(MOE_SCATTER_WGSL, [route], meta, [Math.ceil((T * K) / 64), 1]);
-    pass(moeGemmWgsl(1, d, vec(H)), [route, wts, r.buffer(s.x.storage), weights.w13, weights.b13, act], meta, [cap, Math.ceil((2 * Is) / MOE_TN)]);
-    pass(moeGemmWgsl(2, d, vec(Is)), [route, wts, act, weights.w2, weights.b2, yk], meta, [cap, Math.ceil(H / MOE_TN)]);
-    pass(moeCombineWgsl(d), [yk, r.buffer(s.out)], meta, grid1d(Math.ceil((T * H) / 2), 256));
+    pass(moeGemmWgsl(1, d, vec(H)), [route, wts, m.x, m.weights.w13, m.weights.b13, act], meta, [cap, Math.ceil((2 * Is) / MOE_TN)]);
+    pass(moeGemmWgsl(2, d, vec(Is)), [route, wts, act, m.weights.w2, m.weights.b2, yk], meta, [cap, Math.ceil(H / MOE_TN)]);
+    pass(moeCombineWgsl(d), [yk, m.out], meta, grid1d(Math.ceil((T * H) / 2), 256));
   });
 }

@@ -32,10 +32,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 `;
 }
 
-/** Copy kernel for the bandwidth ceiling: vec4 words in, scaled by 1 (so it cannot be elided), out. */
+/** Copy kernel for the bandwidth ceiling: one vec4 of words per thread. Bindings from 1, like every kernel here (0 is the meta words). */
 export const COPY_CEILING_WGSL = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> dst: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> src: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read_write> dst: array<vec4<u32>>;
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 256u;
