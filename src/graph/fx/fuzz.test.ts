@@ -36,6 +36,7 @@ function mutate(text: string, rnd: () => number): { text: string; steps: string[
   const steps: string[] = [];
   const rounds = 1 + pick(3);
   for (let r = 0; r < rounds; r++) {
+    if (lines.length === 0) lines = [''];
     const i = pick(lines.length);
     switch (pick(8)) {
       case 0: steps.push(`delete line ${i + 1}`); lines.splice(i, 1); break;
