@@ -464,7 +464,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
         {valueLabels(layout).map((l) => <text key={`l${l.from}`} className="fl-edge-label" x={l.x} y={l.y}>{l.label}</text>)}
       </g>
       <g className="fl-nodes">
-        {layout.nodes.map((n) => (
+        {layout.nodes.map((n) => n.name.startsWith('group:') ? null : (
           <NodeBox key={n.name} n={n} sn={byName.get(n.name)} mark={marks?.get(n.name)} selected={selected === n.name} match={matchSet.has(n.name)} />
         ))}
       </g>
