@@ -1,4 +1,6 @@
 // `fusionlab bench kernels [--dtype bf16|f32] [--quick] [--torch FILE] [--json FILE]`
+// `fusionlab bench kernels --bundle` writes dist-bench/kernels.mjs: this suite with every
+// dependency inlined but Dawn (`webgpu`), for a GPU host that has Node and Dawn but no node_modules.
 // Kernel times from timestamp queries (median of repeated dispatches) on one WebGPU device,
 // printed as GB/s and GFLOP/s and as a ratio to a vec4 copy kernel measured in the same run (the
 // bandwidth ceiling). --torch FILE adds our time / PyTorch's time from bench/torch_kernels.py
@@ -56,7 +58,18 @@ function fill(dev: RankDevice, id: string, dtype: StorageDType, n: number, name:
   return b;
 }
 
+async function bundle(): Promise<number> {
+  const { build } = await import('esbuild');
+  await build({
+    stdin: { contents: "import { bench } from './bench/kernels.ts'; process.exitCode = await bench(process.argv.slice(2));", resolveDir: process.cwd(), loader: 'ts', sourcefile: 'kernels-entry.ts' },
+    bundle: true, platform: 'node', format: 'esm', target: 'node20', external: ['webgpu'], outfile: 'dist-bench/kernels.mjs', logLevel: 'warning',
+  });
+  process.stdout.write('wrote dist-bench/kernels.mjs\n');
+  return 0;
+}
+
 export async function bench(argv: string[]): Promise<number> {
+  if (argv.includes('--bundle')) return bundle();
   const dtype = (flagValue(argv, '--dtype') ?? 'bf16') as StorageDType;
   if (dtype !== 'bf16' && dtype !== 'f32') { process.stderr.write(`fusionlab bench kernels: --dtype takes bf16 | f32\n`); return 2; }
   const quick = argv.includes('--quick');
