@@ -277,7 +277,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     setTransform(zoomIdentity.translate(size.w / 2 - (n.x + n.w / 2) * kk, size.h / 2 - (n.y + n.h / 2) * kk).scale(kk), animate);
   }, [layout, size, setTransform]);
 
-  // First view of a new layout: the given view, else the top of the graph at a readable zoom.
+  // First view of a new layout: the given view, else the top of the graph at a readable zoom,
+  // just below the toolbar.
   useEffect(() => {
     if (!result || !layout || !size.w || !zoomRef.current || fittedFor.current === result) return;
     const firstForGraph = fittedFor.current === null || fittedFor.current.layout.nodes.length === 0;
@@ -285,7 +286,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     if (view) { setTransform(zoomIdentity.translate(view.x, view.y).scale(view.k), false, false); return; }
     if (!firstForGraph && !animateFrom) return;
     const k = Math.max(0.3, Math.min(1, (size.w - 40) / layout.width));
-    setTransform(zoomIdentity.translate((size.w - layout.width * k) / 2, 8).scale(k), false, false);
+    setTransform(zoomIdentity.translate((size.w - layout.width * k) / 2, 40).scale(k), false, false);
   }, [result, layout, size, view, animateFrom, setTransform]);
 
   // A view pushed from outside (the other side of a diff).

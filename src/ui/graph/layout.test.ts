@@ -120,6 +120,19 @@ describe('layoutScene', () => {
     expect(overlaps(res.layout)).toEqual([]);
   });
 
+  it('keeps most unchanged nodes in place across the whole pipeline, where the fused node is wider', () => {
+    const before = gptOss(24);
+    const r = runPipeline(before, DEFAULT_PIPELINE);
+    const d = diffGraphs(before, r.output, r.stages.flatMap((s) => s.matches));
+    const res = new LayoutEngine().run({ graph: r.output, collapsed: [], previous: { graph: before, mapping: [...d.afterToBefore] } });
+    const was = new Map(res.previous!.layout.nodes.map((n) => [n.name, n]));
+    const unchanged = res.layout.nodes.filter((n) => d.after.get(n.name) === 'unchanged');
+    // Every row keeps its y; x gives way only around the wider fused kernels.
+    expect(unchanged.filter((n) => Math.abs(n.y - was.get(n.name)!.y) > 0.5).length).toBeLessThan(unchanged.length * 0.01);
+    expect(unchanged.filter((n) => Math.abs(n.x - was.get(n.name)!.x) < 0.5).length).toBeGreaterThan(unchanged.length * 0.85);
+    expect(overlaps(res.layout)).toEqual([]);
+  });
+
   it('relays only what changed: a second request is served from the block cache', () => {
     const g = gptOss(6);
     const engine = new LayoutEngine();

@@ -92,6 +92,8 @@ interface BlockInput {
     name: string; w: number; h: number; ref?: string;
     /** The band it had in the layout this graph was rewritten from: sink back to it if free. */
     minLayer?: number;
+    /** Its centre's x there, in the block's own frame: pulled back to it where order allows. */
+    hintX?: number;
   }[];
   edges: { from: number; to: number; label: string }[];
   /** Values entering at the top: each feeds `targets` (local indices). */
@@ -308,6 +310,26 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
   };
   for (let it = 0; it < 6; it++) { place('down'); place('up'); }
   place('both');
+  // A rewritten block: one last pass pulls every node that was there before toward its old
+  // x (in this frame: shifted by the offset most of them share), others stay where they are.
+  const hints: number[] = [];
+  for (let v = 0; v < nReal; v++) if (input.nodes[v].hintX !== undefined) hints.push(v);
+  if (hints.length) {
+    const shift = mostCommon(hints.map((v) => x[v] - input.nodes[v].hintX!));
+    for (const l of layers) {
+      let o = 0;
+      for (let i = 0; i < l.length; i++) {
+        const v = l[i];
+        if (i) o += sep(l[i - 1], v);
+        off[i] = o;
+        const h = v < nReal ? input.nodes[v].hintX : undefined;
+        e[i] = (h !== undefined ? h + shift : x[v]) - o;
+        wt[i] = h !== undefined ? 4 : 1;
+      }
+      isotonic(e, wt, fit, l.length);
+      for (let i = 0; i < l.length; i++) x[l[i]] = fit[i] + off[i];
+    }
+  }
 
   // y: layer bands tall enough for their tallest node.
   const bandTop = new Float64Array(nLayers), bandH = new Float64Array(nLayers);
@@ -487,7 +509,11 @@ export function layoutScene(scene: Scene, opts: LayoutOptions = {}): GraphLayout
         localIndex.set(m.name, nodes.length);
         const node: BlockInput['nodes'][number] = { name: m.name, w: m.w, h: m.h };
         const before = opts.previous ? prevNodes.get(opts.previous.mapping.get(m.name) ?? m.name) : undefined;
-        if (before && before.group === b.group?.id) node.minLayer = before.layer;
+        const frame = before && b.group && before.group === b.group.id ? prevGroups.get(b.group.id) : undefined;
+        if (before && frame) {
+          node.minLayer = before.layer;
+          node.hintX = before.x + before.w / 2 - frame.x - GROUP_PAD;
+        }
         nodes.push(node);
       }
     }
@@ -532,7 +558,7 @@ export function layoutScene(scene: Scene, opts: LayoutOptions = {}): GraphLayout
       exits.push({ value: e.from, source: localIndex.get(e.from)! });
     }
     const entries = [...entriesByValue.values()];
-    const desc = JSON.stringify([nodes.map((n) => [n.name, n.w, n.h, n.minLayer]), edges.map((e) => [e.from, e.to]), entries.map((en) => en.targets), exits.map((x) => x.source), maxSpan]);
+    const desc = JSON.stringify([nodes.map((n) => [n.name, n.w, n.h, n.minLayer, n.hintX]), edges.map((e) => [e.from, e.to]), entries.map((en) => en.targets), exits.map((x) => x.source), maxSpan]);
     const key = hashKey(desc);
     const input: BlockInput = { key, nodes, edges, entries, exits };
     let layout = opts.cache?.get(key);
@@ -634,7 +660,7 @@ export function layoutScene(scene: Scene, opts: LayoutOptions = {}): GraphLayout
   return { nodes: outNodes, edges: outEdges, groups: outGroups, width: width + M, height: height + M };
 }
 
-/** Where a block goes so its nodes that survived a rewrite stay put: the median offset. */
+/** Where a block goes so its nodes that survived a rewrite stay put. */
 function previousAnchor(
   p: { layout: BlockLayout; input: BlockInput },
   mapping: ReadonlyMap<string, string>, prevNodes: Map<string, LaidNode>, innerX: number, innerY: number,
@@ -647,7 +673,23 @@ function previousAnchor(
     dys.push(before.y - (p.layout.y[i] + innerY));
   });
   if (!dxs.length) return undefined;
-  dxs.sort((a, c) => a - c);
-  dys.sort((a, c) => a - c);
-  return { x: dxs[dxs.length >> 1], y: dys[dys.length >> 1] };
+  return { x: mostCommon(dxs), y: mostCommon(dys) };
+}
+
+/**
+ * The offset shared by most nodes (to the pixel): where a rewrite widened one column, the
+ * columns it did not touch agree exactly, while a median would split the difference.
+ */
+function mostCommon(xs: number[]): number {
+  const count = new Map<number, { n: number; sum: number }>();
+  let best: { n: number; sum: number } | undefined;
+  for (const x of xs) {
+    const k = Math.round(x);
+    let c = count.get(k);
+    if (!c) count.set(k, (c = { n: 0, sum: 0 }));
+    c.n++;
+    c.sum += x;
+    if (!best || c.n > best.n) best = c;
+  }
+  return best!.sum / best!.n;
 }
