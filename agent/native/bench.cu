@@ -69,9 +69,7 @@ void ncclAll(Cluster& C, const std::vector<bf16*>& in, const std::vector<bf16*>&
 #endif
 
 void launchAddNorm(Cluster& C, int r, const bf16* x, const bf16* res, const bf16* g, bf16* y, bf16* z, int64_t rows, int cols, bool two) {
-  int threads = normThreads(cols / 8, 2);  // as the executor launches it
-  int grid = (int)std::max<int64_t>(1, std::min<int64_t>(rows, (int64_t)C.ranks[r].sms * 64));
-  kAddRmsNorm<bf16, 8><<<grid, threads, 0, C.ranks[r].stream>>>(x, cols, res, g, y, z, rows, cols, 1e-5f, two);
+  launchAddRmsNormV<bf16, 8>(C.ranks[r].stream, C.ranks[r].sms, x, cols, res, g, y, z, rows, cols, 1e-5f, two);  // as the executor does
 }
 
 void launchOneShot(Cluster& C, int r, const std::vector<bf16*>& in, const bf16* res, const bf16* g, bf16* y, bf16* z, int64_t rows, int cols) {

@@ -1,5 +1,6 @@
 // The GPUs of one run, shared by the executor and the bench mode.
 #pragma once
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,28 @@ struct Cluster {
   bool allPeers = false;
   std::string missingPeer;  // the first pair without peer access, for the trace note
 };
+
+// The executor's add+RMSNorm launch (bench mode times exactly this).
+/** Vectors per thread for a row of `nvec` vectors: as few as fit in 1024 threads. */
+inline int vecsPerThread(int64_t nvec) { return nvec <= 1024 ? 1 : nvec <= 2048 ? 2 : 4; }
+
+template <typename T, int V>
+void launchAddRmsNormV(cudaStream_t s, int sms, const T* x, int64_t xStride, const T* res, const T* g, T* y, T* z, int64_t rows, int cols, float eps, bool two) {
+  const int64_t nvec = cols / V;
+  const int vpt = vecsPerThread(nvec);
+  const int threads = normThreads(nvec, vpt);
+  // As many blocks as are resident at once (one wave); each walks rows, prefetching the next.
+  auto launch = [&](auto kernel) {
+    int perSm = 1;
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads, 0);
+    const int grid = (int)std::max<int64_t>(1, std::min<int64_t>(rows, (int64_t)sms * std::max(1, perSm)));
+    kernel<<<grid, threads, 0, s>>>(x, xStride, res, g, y, z, rows, cols, eps, two);
+  };
+  if (vpt == 1) launch(kAddRmsNorm<T, V, 1>);
+  else if (vpt == 2) launch(kAddRmsNorm<T, V, 2>);
+  else launch(kAddRmsNorm<T, V, 4>);
+}
+
 
 /** Streams, flags and communicators for GPUs 0..world-1 (created once, reused by later runs). */
 Cluster& clusterFor(int world);

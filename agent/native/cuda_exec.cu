@@ -126,10 +126,9 @@ template <typename T>
 void launchAddRmsNorm(const Step& st, cudaStream_t s, int sms, const T* x, int64_t xOffset, int64_t xStride, const T* res, const T* g, T* y, T* z,
                       int64_t rows, int cols, float eps, bool two) {
   if (rows == 0) return;
-  NormShape ns = normShape<T>(st, cols, 2, xOffset, xStride);
-  int grid = (int)std::max<int64_t>(1, std::min<int64_t>(rows, (int64_t)sms * 64));
-  if (ns.V == 1) kAddRmsNorm<T, 1><<<grid, ns.threads, 0, s>>>(x + xOffset, xStride, res, g, y, z, rows, cols, eps, two);
-  else kAddRmsNorm<T, 16 / sizeof(T)><<<grid, ns.threads, 0, s>>>(x + xOffset, xStride, res, g, y, z, rows, cols, eps, two);
+  NormShape ns = normShape<T>(st, cols, 1, xOffset, xStride);  // checks the row fits the kernel
+  if (ns.V == 1) launchAddRmsNormV<T, 1>(s, sms, x + xOffset, xStride, res, g, y, z, rows, cols, eps, two);
+  else launchAddRmsNormV<T, 16 / sizeof(T)>(s, sms, x + xOffset, xStride, res, g, y, z, rows, cols, eps, two);
 }
 
 template <typename T>
@@ -327,7 +326,10 @@ RunOutcome runOnCuda(const Program& p, const uint8_t* payload, const StepHook& h
       for (k0 = 0; k0 < nSteps; k0++) {
         const Step& st = p.steps[k0];
         if (r == 0) hook((int)k0);
-        if (debugAbort && st.node == p.abortAt) std::abort();
+        if (debugAbort && st.node == p.abortAt) {
+          if (r != 0) hook((int)k0);  // name the node this thread stops at, not rank 0's last
+          std::abort();
+        }
         cudaEventRecord(ev[1 + 2 * k0], k.stream);
         notes[k0] = p.dtype == DType::BF16 ? launchStep<__nv_bfloat16>(p, st, C, r, buf) : launchStep<float>(p, st, C, r, buf);
         cudaEventRecord(ev[2 + 2 * k0], k.stream);

@@ -233,13 +233,70 @@ __device__ __forceinline__ void normRow(const T* const* srcs, int nsrc, int64_t 
   }
 }
 
-/** rms_norm (res null) and fused_add_rms_norm (res set, new residual into zOut). */
+/** One row's operands in registers, as stored (bf16 stays 16-bit: half the registers of f32). */
+template <typename T, int V, int VPT> struct alignas(16) RowRegs { T x[VPT][V], r[VPT][V]; };
+
 template <typename T, int V>
+__device__ __forceinline__ void copyVec(T (&dst)[V], const T* src) {
+  if constexpr (V * sizeof(T) == 16) *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+  else for (int e = 0; e < V; e++) dst[e] = src[e];
+}
+
+template <typename T, int V, int VPT>
+__device__ __forceinline__ void loadRow(RowRegs<T, V, VPT>& q, const T* x, int64_t xStride, const T* res, int64_t row, int nvec, int cols) {
+#pragma unroll
+  for (int k = 0; k < VPT; k++) {
+    int v = threadIdx.x + k * blockDim.x;
+    if (v < nvec) {
+      copyVec<T, V>(q.x[k], x + row * xStride + (int64_t)v * V);
+      if (res) copyVec<T, V>(q.r[k], res + row * (int64_t)cols + (int64_t)v * V);
+    }
+  }
+}
+
+/**
+ * rms_norm (res null) and fused_add_rms_norm (res set, new residual into zOut), software
+ * pipelined: the next row's loads are issued before this row's reduction and stores, so memory
+ * stays busy through the block-wide sum. Works in place (y == x, zOut == res): a row is only
+ * stored after it was loaded, and the prefetched row is a different one.
+ */
+template <typename T, int V, int VPT>
 __global__ void kAddRmsNorm(const T* x, int64_t xStride, const T* res, const T* gamma, T* y, T* zOut, int64_t rows, int cols, float eps, bool twoRoundings) {
   __shared__ float shared32[32];
-  const T* srcs[1] = {x};
-  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x)
-    normRow<T, V>(srcs, 1, xStride, row, cols, res, gamma, y, zOut, nullptr, eps, twoRoundings, shared32);
+  const int nvec = cols / V;
+  RowRegs<T, V, VPT> cur, nxt;
+  int64_t row = blockIdx.x;
+  if (row < rows) loadRow<T, V, VPT>(cur, x, xStride, res, row, nvec, cols);
+  for (; row < rows; row += gridDim.x) {
+    const int64_t next = row + gridDim.x;
+    if (next < rows) loadRow<T, V, VPT>(nxt, x, xStride, res, next, nvec, cols);
+    float ss = 0.f;
+    float z[VPT][V];
+#pragma unroll
+    for (int k = 0; k < VPT; k++) {
+      int v = threadIdx.x + k * blockDim.x;
+      if (v >= nvec) break;
+#pragma unroll
+      for (int e = 0; e < V; e++) {
+        z[k][e] = ld<T>(cur.x[k], e);
+        if (res) z[k][e] = rnd<T>(z[k][e] + ld<T>(cur.r[k], e));
+        ss += z[k][e] * z[k][e];
+      }
+      if (res && zOut) Vec<T, V>::store(zOut, row * (int64_t)cols + (int64_t)v * V, z[k]);
+    }
+    const float inv = rsqrtf(blockSum(ss, shared32) / (float)cols + eps);
+#pragma unroll
+    for (int k = 0; k < VPT; k++) {
+      int v = threadIdx.x + k * blockDim.x;
+      if (v >= nvec) break;
+      float g[V], o[V];
+      Vec<T, V>::load(gamma, (int64_t)v * V, g);
+#pragma unroll
+      for (int e = 0; e < V; e++) o[e] = twoRoundings ? rnd<T>(z[k][e] * inv) * g[e] : z[k][e] * inv * g[e];
+      Vec<T, V>::store(y, row * (int64_t)cols + (int64_t)v * V, o);
+    }
+    cur = nxt;
+  }
 }
 
 // ---- one-shot all-reduce + residual + RMSNorm over peer memory --------------------------------
