@@ -20,9 +20,9 @@ async function settled(page: Page) {
   for (const view of await page.getByTestId('graph-view').all()) await expect(view).toHaveAttribute('data-ready', 'true');
 }
 
-test('before/after view of the GPT-OSS MoE block', async ({ page }) => {
-  await open(page, 'GPT-OSS-20B · 1 layer · TP4');
-  await page.getByRole('button', { name: 'Apply slice-hoist' }).click();
+test('before/after view of the GPT-OSS MoE block (the PR fragment, both passes)', async ({ page }) => {
+  await open(page, 'PR #28841 · before (fragment)');
+  await page.getByRole('button', { name: 'Run pipeline' }).click();
   await settled(page);
   await expect(page.getByRole('main', { name: 'Graphs' })).toHaveScreenshot('before-after.png');
 });
