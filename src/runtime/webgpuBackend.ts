@@ -18,7 +18,7 @@ import { bf16Bits } from './bf16.ts';
 import { elementwiseMeta, elementwiseWgsl, f32Bits, grid1d, MAX_DIMS, ELEMENTWISE_WG } from '../wgsl/elementwise.ts';
 import { gemmWgsl, GEMM_TILE } from '../wgsl/gemm.ts';
 import { rmsNormWgsl, normVector, type NormMode } from '../wgsl/rmsNorm.ts';
-import { moeRouteWgsl, MOE_SCAN_WGSL, MOE_SCATTER_WGSL, moeGemmWgsl, moeCombineWgsl, routeWords, moeTileCapacity, MOE_TN, MOE_MAX_K } from '../wgsl/moe.ts';
+import { moeRouteWgsl, MOE_SCAN_WGSL, MOE_SCATTER_WGSL, moeGemmWgsl, moeDecodeGemmWgsl, moeCombineWgsl, routeWords, moeTileCapacity, useDecodeKernels, MOE_TN, MOE_TM, MOE_DECODE_TM, MOE_DECODE_ROWS, MOE_MAX_K } from '../wgsl/moe.ts';
 import { runCollective, type CollectiveStep } from './collectives.ts';
 import { PRESETS } from './presets.ts';
 
@@ -502,15 +502,23 @@ export function encodeMoeDispatch(r: RankDevice, node: string, op: string, m: Mo
   const wts = r.scratch(T * K * 4, 'moe weights');
   const act = r.scratch(T * K * Is * 4, 'moe act');
   const yk = r.scratch(T * K * H * 4, 'moe y_k');
-  const cap = moeTileCapacity(T, E, K);
-  const meta = metaOf([T, H, E, K, Is, m.xOff, m.xRowStride, m.lOff, m.lRowStride, r.rank === 0 ? 1 : 0, cap]);
+  // Decode: few tokens per expert, W streamed once per 8 tokens; else 32-token tiles.
+  const decode = useDecodeKernels(T, K, E, d, H, Is) && m.xOff % 2 === 0 && m.xRowStride % 2 === 0;
+  const tm = decode ? MOE_DECODE_TM : MOE_TM;
+  const cap = moeTileCapacity(T, E, K, tm);
+  const meta = metaOf([T, H, E, K, Is, m.xOff, m.xRowStride, m.lOff, m.lRowStride, r.rank === 0 ? 1 : 0, cap, tm]);
   const vec = (k: number) => (d === 'bf16' && k % 8 === 0);
   r.submit(node, op, (_e, pass) => {
     pass(moeRouteWgsl(m.logitsDtype), [route, wts, m.logits], meta, [Math.ceil(T / 64), 1]);
     pass(MOE_SCAN_WGSL, [route], meta, [1, 1]);
     pass(MOE_SCATTER_WGSL, [route], meta, [Math.ceil((T * K) / 64), 1]);
-    pass(moeGemmWgsl(1, d, vec(H)), [route, wts, m.x, m.weights.w13, m.weights.b13, act], meta, [cap, Math.ceil((2 * Is) / MOE_TN)]);
-    pass(moeGemmWgsl(2, d, vec(Is)), [route, wts, act, m.weights.w2, m.weights.b2, yk], meta, [cap, Math.ceil(H / MOE_TN)]);
+    if (decode) {
+      pass(moeDecodeGemmWgsl(1), [route, wts, m.x, m.weights.w13, m.weights.b13, act], meta, [cap, Math.ceil((2 * Is) / MOE_DECODE_ROWS)]);
+      pass(moeDecodeGemmWgsl(2), [route, wts, act, m.weights.w2, m.weights.b2, yk], meta, [cap, Math.ceil(H / MOE_DECODE_ROWS)]);
+    } else {
+      pass(moeGemmWgsl(1, d, vec(H)), [route, wts, m.x, m.weights.w13, m.weights.b13, act], meta, [cap, Math.ceil((2 * Is) / MOE_TN)]);
+      pass(moeGemmWgsl(2, d, vec(Is)), [route, wts, act, m.weights.w2, m.weights.b2, yk], meta, [cap, Math.ceil(H / MOE_TN)]);
+    }
     pass(moeCombineWgsl(d), [yk, m.out], meta, grid1d(Math.ceil((T * H) / 2), 256));
   });
 }

@@ -93,6 +93,16 @@ describe('WGSL kernels match the CPU reference', () => {
 `, { tokens: 5, ulps: 2, terms: 2880, scale: 4 });
   });
 
+  for (const [ranks, tokens] of [[1, 1], [1, 5], [3, 6]]) {
+    it(`GPT-OSS moe_forward on the decode kernels, T=${tokens}, ${ranks} rank(s)`, async () => {
+      await againstReference(`def forward(self, x: "bf16[s0, 3072]", logits: "bf16[s0, 32]"):
+    auto_functionalized = torch.ops.higher_order.auto_functionalized(torch.ops.vllm.moe_forward.default, hidden_states = x, router_logits = logits, layer_name = 'model.layers.3.mlp.experts')
+    getitem: "bf16[s0, 3072]" = auto_functionalized[0]
+    return (getitem,)
+`, { preset: 'tiny', tokens, ranks, ulps: 2, terms: 120 * 4, scale: 8 });
+    });
+  }
+
   for (const ranks of [1, 2, 3]) {
     it(`GPT-OSS moe_forward, T=37, ${ranks} rank(s) (intermediate 120/${ranks} rows each)`, async () => {
       // Roundings of h, a and w_k·y feed further sums: allow 2 ulps of each term's scale.

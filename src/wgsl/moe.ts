@@ -30,8 +30,18 @@ export const SWIGLU = { alpha: 1.702, limit: 7 } as const;
 export function routeWords(T: number, E: number, K: number): number {
   return 4 * E + 2 + 2 * T * K;
 }
-export function moeTileCapacity(T: number, E: number, K: number): number {
-  return Math.min(E, T * K) + Math.ceil((T * K) / MOE_TM);
+/** Rows of a decode tile: few tokens per expert, so W is streamed once per 8 tokens. */
+export const MOE_DECODE_TM = 8;
+export const MOE_DECODE_ROWS = 16;
+export const MOE_DECODE_KC = 1024;
+
+export function moeTileCapacity(T: number, E: number, K: number, tm = MOE_TM): number {
+  return Math.min(E, T * K) + Math.ceil((T * K) / tm);
+}
+
+/** The decode kernels pay off while an expert sees few tokens; they need bf16 and K in whole vec4 words. */
+export function useDecodeKernels(T: number, K: number, E: number, d: WgslDType, H: number, Is: number): boolean {
+  return d === 'bf16' && (T * K) / E <= 4 && H % 8 === 0 && Is % 8 === 0;
 }
 
 const META = /* wgsl */ `
@@ -94,7 +104,7 @@ fn main() {
     route[rCursor() + e] = 0u;
     let c = route[rCounts() + e];
     off += c;
-    tiles += (c + ${MOE_TM - 1}u) / ${MOE_TM}u;
+    tiles += (c + prm[11] - 1u) / prm[11];
   }
   route[rOffsets() + mE()] = off;
   route[rTiles() + mE()] = tiles;
@@ -230,6 +240,120 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let i = 2u * (gid.x + gid.y * nwg.x * 256u);
   let n = mT() * mH();
   if (i + 1u < n) { st2_out(i, value(i), value(i + 1u)); } else if (i < n) { st_out(i, value(i)); }
+}
+`;
+}
+
+/**
+ * Decode-time gemm1 / gemm2: up to 8 tokens of one expert against 16 W rows per workgroup. Eight
+ * groups of 32 threads each own 2 W rows; a thread reads 8 bf16 of a row per load (one vec4),
+ * the tokens' activations sit packed in workgroup memory, 1024 columns at a time, so W — the
+ * bytes that matter at decode — streams once, in wide coalesced loads, with 2 barriers per 1024
+ * columns. Partial dot products are summed over the 32 threads in a fixed order at the end.
+ * Same bind layout and epilogues as moeGemmWgsl.
+ */
+export function moeDecodeGemmWgsl(stage: 1 | 2): string {
+  const TM = MOE_DECODE_TM, ROWS = MOE_DECODE_ROWS, KC = MOE_DECODE_KC;
+  const aDecl = stage === 1 ? `@group(0) @binding(3) var<storage, read> a: array<u32>;` : `@group(0) @binding(3) var<storage, read> a: array<f32>;`;
+  const outDecl = stage === 1
+    ? `@group(0) @binding(6) var<storage, read_write> act: array<f32>;`
+    : `@group(0) @binding(6) var<storage, read_write> yk: array<f32>;`;
+  // Stage 1 reads x as packed words (row offset and stride even); stage 2 packs act's f32 values, already bf16-exact.
+  const loadA = stage === 1
+    ? `v = a[(prm[5] + (p / K) * prm[6] + k0) / 2u + w];`
+    : `let base = p * Is + k0 + 2u * w; v = (bf16_bits(a[base]) | (bf16_bits(a[base + 1u]) << 16u));`;
+  const epilogue = stage === 1
+    ? `
+  if (li < ${(ROWS / 2) * TM}u) {
+    let pr = li / ${TM}u; let t = li % ${TM}u;
+    let p = rowSlot[t];
+    let n = n0 + 2u * pr;
+    if (p != 0xffffffffu && n + 1u < Nw) {
+      var sg = 0.0; var su = 0.0;
+      for (var l = 0u; l < 32u; l++) { sg += bitcast<f32>(sh[((2u * pr) * ${TM}u + t) * 32u + l]); su += bitcast<f32>(sh[((2u * pr + 1u) * ${TM}u + t) * 32u + l]); }
+      var g = round_bf16(sg + bias_v(e * Nw + n));
+      var u = round_bf16(su + bias_v(e * Nw + n + 1u));
+      g = min(g, ${SWIGLU.limit}.0);
+      u = clamp(u, -${SWIGLU.limit}.0, ${SWIGLU.limit}.0);
+      act[p * Is + n / 2u] = round_bf16((u + 1.0) * g / (1.0 + exp(-${SWIGLU.alpha} * g)));
+    }
+  }`
+    : `
+  if (li < ${ROWS * TM}u) {
+    let r = li / ${TM}u; let t = li % ${TM}u;
+    let p = rowSlot[t];
+    let n = n0 + r;
+    if (p != 0xffffffffu && n < Nw) {
+      var y = 0.0;
+      for (var l = 0u; l < 32u; l++) { y += bitcast<f32>(sh[(r * ${TM}u + t) * 32u + l]); }
+      if (prm[9] == 1u) { y += bias_v(e * Nw + n); }
+      yk[p * H + n] = round_bf16(wts[p] * y);
+    }
+  }`;
+  return `${DTYPE_WGSL}${META}
+@group(0) @binding(1) var<storage, read> route: array<u32>;
+@group(0) @binding(2) var<storage, read> wts: array<f32>;
+${aDecl}
+@group(0) @binding(4) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read> bias: array<u32>;
+${outDecl}
+fn bias_v(i: u32) -> f32 { let x = bias[i >> 1u]; return select(bf16_lo(x), bf16_hi(x), (i & 1u) == 1u); }
+// The tokens' activations, packed two per word: [token][${KC / 2} words]; reused for the partial sums.
+var<workgroup> sh: array<u32, ${(TM * KC) / 2}>;
+var<workgroup> rowSlot: array<u32, ${TM}>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let E = mE(); let K = mK(); let H = mH(); let Is = mIs();
+  _ = wts[0];
+  let tile = wid.x;
+  if (tile >= route[rTiles() + E]) { return; }
+  var e = 0u;
+  for (var q = 1u; q < E; q++) { if (route[rTiles() + q] <= tile) { e = q; } }
+  let rowBase = route[rOffsets() + e] + (tile - route[rTiles() + e]) * ${TM}u;
+  let rowEnd = route[rOffsets() + e + 1u];
+  let Nw = ${stage === 1 ? '2u * Is' : 'H'};
+  let Kd = ${stage === 1 ? 'H' : 'Is'};
+  let n0 = wid.y * ${ROWS}u;
+  if (li < ${TM}u) { rowSlot[li] = select(0xffffffffu, route[rSorted() + rowBase + li], rowBase + li < rowEnd); }
+  let g = li / 32u; let lane = li % 32u;
+  let r0 = n0 + 2u * g;
+  var acc: array<array<f32, ${TM}>, 2>;
+  for (var i = 0u; i < 2u; i++) { for (var t = 0u; t < ${TM}u; t++) { acc[i][t] = 0.0; } }
+  for (var k0 = 0u; k0 < Kd; k0 += ${KC}u) {
+    workgroupBarrier();
+    // Stage the tile's tokens, columns [k0, k0 + ${KC}), as packed words.
+    for (var q = li; q < ${(TM * KC) / 2}u; q += 256u) {
+      let t = q / ${KC / 2}u; let w = q % ${KC / 2}u;
+      let p = rowSlot[t];
+      var v = 0u;
+      if (p != 0xffffffffu && k0 + 2u * w < Kd) { ${loadA} }
+      sh[q] = v;
+    }
+    workgroupBarrier();
+    for (var j = 0u; j < ${KC / 256}u; j++) {
+      let kk = j * 256u + lane * 8u;
+      if (k0 + kk < Kd) {
+        for (var i = 0u; i < 2u; i++) {
+          let row = r0 + i;
+          if (row < Nw) {
+            let q = w[((e * Nw + row) * Kd + k0 + kk) / 8u];
+            let wv0 = vec4<f32>(bf16_lo(q.x), bf16_hi(q.x), bf16_lo(q.y), bf16_hi(q.y));
+            let wv1 = vec4<f32>(bf16_lo(q.z), bf16_hi(q.z), bf16_lo(q.w), bf16_hi(q.w));
+            for (var t = 0u; t < ${TM}u; t++) {
+              let xb = t * ${KC / 2}u + kk / 2u;
+              let x0 = vec4<f32>(bf16_lo(sh[xb]), bf16_hi(sh[xb]), bf16_lo(sh[xb + 1u]), bf16_hi(sh[xb + 1u]));
+              let x1 = vec4<f32>(bf16_lo(sh[xb + 2u]), bf16_hi(sh[xb + 2u]), bf16_lo(sh[xb + 3u]), bf16_hi(sh[xb + 3u]));
+              acc[i][t] += dot(wv0, x0) + dot(wv1, x1);
+            }
+          }
+        }
+      }
+    }
+  }
+  workgroupBarrier();
+  for (var i = 0u; i < 2u; i++) { for (var t = 0u; t < ${TM}u; t++) { sh[((2u * g + i) * ${TM}u + t) * 32u + lane] = bitcast<u32>(acc[i][t]); } }
+  workgroupBarrier();${epilogue}
 }
 `;
 }
