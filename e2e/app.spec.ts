@@ -2,6 +2,7 @@
 
 import { test, expect, type Page } from '@playwright/test';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 /** Waits for the app's own idle flag (test mode): graph laid out, nothing loading or running. */
 async function idle(page: Page) {
@@ -177,6 +178,23 @@ test('export the rewritten graph as FX text and JSON, and the view as SVG; switc
   await page.getByRole('button', { name: 'Dark theme' }).click();
   await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark');
   await expect(page.getByRole('button', { name: 'Dark theme' })).toHaveAttribute('aria-pressed', 'true');
+  expect(errors).toEqual([]);
+});
+
+test('open a dump from disk; a damaged link says why and still opens the app', async ({ page }) => {
+  const errors = consoleErrors(page);
+  await page.goto('/?test=1&state=not-a-real-state');
+  await idle(page);
+  await expect(page.getByRole('status').filter({ hasText: 'Ignored the link' })).toContainText('state parameter');
+  await expect(page.getByTestId('graph-view').first()).toBeVisible();
+
+  await page.getByLabel('Graph file').setInputFiles(fileURLToPath(new URL('../src/ui/samples/qwen2-paral4_layer1-r0.fx.txt', import.meta.url)));
+  await idle(page);
+  await expect(page.getByLabel('Sample')).toHaveValue('');
+  await expect(page.getByText('qwen2-paral4_layer1-r0.fx.txt').first()).toBeVisible();
+  await expect(fusable(page)).toHaveText(/^3\s*fusable sites$/);
+  // The world size comes from the graph when a file states none: vLLM's default, 4.
+  await expect(page.getByLabel('World size')).toHaveValue('');
   expect(errors).toEqual([]);
 });
 

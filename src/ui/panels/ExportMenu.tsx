@@ -65,7 +65,7 @@ export function ExportMenu() {
 async function exportView(format: 'svg' | 'png', stem: string) {
   const views = [...document.querySelectorAll<HTMLElement>('[data-testid="graph-view"]')];
   const side = useStore.getState().selectedSide;
-  const view = views.find((v) => v.closest(`[data-side="${side}"]`)) ?? views[views.length - 1];
+  const view = views.find((v) => v.dataset.label === side) ?? views[views.length - 1];
   if (!view) throw new Error('no graph view on screen');
   await downloadImage(view, format, stem);
 }
