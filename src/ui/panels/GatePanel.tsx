@@ -30,6 +30,12 @@ export function GatePanel() {
         <select id="gate-gpu" value={gates.gpu ?? 'hopper'} onChange={(e) => setGates({ gpu: e.target.value as PassOptions['gpu'] })}>
           {GPUS.map((g) => <option key={g.id} value={g.id}>{g.label}</option>)}
         </select>
+        <label htmlFor="gate-token-rule">Token gate</label>
+        <select id="gate-token-rule" value={gates.tokenGate ?? 'runtime-fallback'} onChange={(e) => setGates({ tokenGate: e.target.value as PassOptions['tokenGate'] })}
+          title="runtime fallback: the pattern always fires and the fused op falls back above max_token_num (the vLLM of PR #28841). compile range: graphs whose token count exceeds max_token_num stay unfused (later vLLM).">
+          <option value="runtime-fallback">runtime fallback</option>
+          <option value="compile-range">compile range</option>
+        </select>
         <label htmlFor="gate-tokens">Max tokens</label>
         <input
           id="gate-tokens"

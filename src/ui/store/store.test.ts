@@ -76,6 +76,23 @@ describe('rewrite history in the store', () => {
     expect(fusable()).toBe(3);
   });
 
+  it('under the compile-range token gate, too many tokens blocks the fusion until max tokens fits', () => {
+    // The Qwen2 dumps fix 32768 tokens, past every limit; the PR fragment's token dim is symbolic.
+    s().setGates({ tokenGate: 'compile-range' });
+    expect(fusable()).toBe(0);
+    expect(s().diagnostics.map((d) => d.blocker)).toEqual(['too many tokens', 'too many tokens', 'too many tokens']);
+    s().loadText(prBefore, 'pr28841-before.fragment.txt');
+    s().setGates({ worldSize: 4, maxTokens: 8192 });
+    s().applyPass('slice-hoist');
+    expect(fusable()).toBe(0);
+    // Hopper at TP4: 2 MB / (2880 × 2 B) = 364 tokens.
+    expect(s().diagnostics[0].reason).toContain('max_token_num 364');
+    s().setGates({ maxTokens: 364 });
+    expect(fusable()).toBe(1);
+    s().setGates({ maxTokens: 365 });
+    expect(fusable()).toBe(0);
+  });
+
   it('replays the steps under new gates, so applied rewrites follow the gate', () => {
     s().applyPass('allreduce-rmsnorm');
     expect(fusedNodes()).toBe(3);
