@@ -41,7 +41,7 @@ export function moeTileCapacity(T: number, E: number, K: number, tm = MOE_TM): n
 
 /** The decode kernels pay off while an expert sees few tokens; they need bf16 and K in whole vec4 words. */
 export function useDecodeKernels(T: number, K: number, E: number, d: WgslDType, H: number, Is: number): boolean {
-  return d === 'bf16' && (T * K) / E <= 4 && H % 8 === 0 && Is % 8 === 0;
+  return d === 'bf16' && (T * K) / E <= 8 && H % 8 === 0 && Is % 8 === 0;
 }
 
 const META = /* wgsl */ `

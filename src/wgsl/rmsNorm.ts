@@ -19,7 +19,12 @@ import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } fr
 
 export type NormMode = 'rms' | 'add' | 'allreduce';
 
-export const NORM_WG = 128;
+/** Threads per row: enough that each holds at most a few vec4s of the row (2880 bf16: 192 × 2). */
+export function normWorkgroup(cols: number, vec: number): { wg: number; items: number } {
+  const chunks = Math.ceil(cols / vec);
+  const items = Math.max(1, Math.ceil(chunks / 256));
+  return { wg: Math.min(256, Math.ceil(Math.ceil(chunks / items) / 32) * 32), items };
+}
 
 /** Elements per load: 8 bf16 or 4 f32 as one vec4 when rows, offsets and strides allow, else 1. */
 export function normVector(d: WgslDType, cols: number, offsets: number[], strides: number[]): number {
@@ -30,7 +35,7 @@ export function normVector(d: WgslDType, cols: number, offsets: number[], stride
 export function rmsNormWgsl(mode: NormMode, d: WgslDType, cols: number, vec: number): string {
   const packed = d === 'bf16' || d === 'f16';
   const vectorized = vec > 1;
-  const items = Math.ceil(cols / (vec * NORM_WG));
+  const { wg: WG, items } = normWorkgroup(cols, vec);
   const r = (e: string) => roundExpr(d, e);
   const vin = (name: string, b: number) => (vectorized
     ? `@group(0) @binding(${b}) var<storage, read> ${name}: array<${packed ? 'vec4<u32>' : 'vec4<f32>'}>;`
@@ -78,46 +83,50 @@ ${mode === 'rms' ? '' : vout('resOut', 2)}
 ${vin('x', 3)}
 ${mode === 'rms' ? '' : vin('res', 4)}
 ${vin('w', 5)}
-var<workgroup> partial: array<f32, ${NORM_WG}>;
+var<workgroup> partial: array<f32, ${WG}>;
+var<workgroup> partial32: array<f32, ${WG / 32}>;
 
-@compute @workgroup_size(${NORM_WG})
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let row = wid.x + wid.y * nwg.x;
   let rows = prm[0];
   if (row >= rows) { return; }
   let cols = prm[1];
   let ranks = prm[8];
-  var keep: array<array<f32, ${V}>, ${items}>;
   var ss = 0.0;
-  for (var it = 0u; it < ${items}u; it++) {
-    let c = (it * ${NORM_WG}u + lid.x) * ${V}u;
-    if (c < cols) {
-      var v: array<f32, ${V}>;
-      var rv: array<f32, ${V}>;
-      ${accumulate}
-      ${addResidual}
-      for (var k = 0u; k < ${V}u; k++) { ss += v[k] * v[k]; }
-      keep[it] = v;
-    }
-  }
+  // The row's slice for this thread, unrolled so it stays in registers until it is scaled.
+${Array.from({ length: items }, (_, it) => `  var keep${it}: array<f32, ${V}>;
+  let c${it} = (${it}u * ${WG}u + lid.x) * ${V}u;
+  if (c${it} < cols) {
+    let c = c${it};
+    var v: array<f32, ${V}>;
+    var rv: array<f32, ${V}>;
+    ${accumulate}
+    ${addResidual}
+    for (var k = 0u; k < ${V}u; k++) { ss += v[k] * v[k]; }
+    keep${it} = v;
+  }`).join('\n')}
+  // Sum of squares in a fixed order: 32 at a time, then the ${WG / 32} partial sums.
   partial[lid.x] = ss;
   workgroupBarrier();
-  for (var s = ${NORM_WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid.x < s) { partial[lid.x] += partial[lid.x + s]; }
-    workgroupBarrier();
+  if (lid.x < ${WG / 32}u) {
+    var s = 0.0;
+    for (var i = 0u; i < 32u; i++) { s += partial[lid.x * 32u + i]; }
+    partial32[lid.x] = s;
   }
-  let inv = 1.0 / sqrt(partial[0] / f32(cols) + bitcast<f32>(prm[7]));
-  for (var it = 0u; it < ${items}u; it++) {
-    let c = (it * ${NORM_WG}u + lid.x) * ${V}u;
-    if (c < cols) {
-      var v = keep[it];
-      var wv: array<f32, ${V}>;
-      ${load('w', 'prm[6] + c').replaceAll('v[', 'wv[')}
-      var y: array<f32, ${V}>;
-      for (var k = 0u; k < ${V}u; k++) { y[k] = ${scale}; }
-      ${store('out', '(prm[9] + row) * cols + c', 'y')}
-    }
-  }
+  workgroupBarrier();
+  var total = 0.0;
+  for (var i = 0u; i < ${WG / 32}u; i++) { total += partial32[i]; }
+  let inv = 1.0 / sqrt(total / f32(cols) + bitcast<f32>(prm[7]));
+${Array.from({ length: items }, (_, it) => `  if (c${it} < cols) {
+    let c = c${it};
+    var v = keep${it};
+    var wv: array<f32, ${V}>;
+    ${load('w', 'prm[6] + c').replaceAll('v[', 'wv[')}
+    var y: array<f32, ${V}>;
+    for (var k = 0u; k < ${V}u; k++) { y[k] = ${scale}; }
+    ${store('out', '(prm[9] + row) * cols + c', 'y')}
+  }`).join('\n')}
 }
 `;
 }
