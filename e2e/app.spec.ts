@@ -198,6 +198,29 @@ test('open a dump from disk; a damaged link says why and still opens the app', a
   expect(errors).toEqual([]);
 });
 
+test('keyboard: apply with Enter, undo and redo with shortcuts, arrow keys through the tabs', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  const hoistCount = page.getByLabel('slice-hoist sites', { exact: true });
+  await expect(hoistCount).toHaveText('1');
+  await page.getByRole('button', { name: 'Apply slice-hoist' }).focus();
+  await page.keyboard.press('Enter');
+  await expect(hoistCount).toHaveText('0');
+  await expect(fusable(page)).toHaveText(/^3\s*fusable sites$/);
+  await page.locator('body').click({ position: { x: 640, y: 710 } });
+  await page.keyboard.press('Control+z');
+  await expect(hoistCount).toHaveText('1');
+  await page.keyboard.press('Control+Shift+Z');
+  await expect(hoistCount).toHaveText('0');
+
+  await page.getByRole('tab', { name: 'Source' }).focus();
+  await page.keyboard.press('ArrowRight');
+  await expect(page.getByRole('tab', { name: 'Run' })).toBeFocused();
+  await expect(page.getByRole('tab', { name: 'Run' })).toHaveAttribute('aria-selected', 'true');
+  await page.keyboard.press('ArrowLeft');
+  await expect(page.getByRole('tab', { name: 'Source' })).toHaveAttribute('aria-selected', 'true');
+});
+
 test('broken FX text shows the error at its line and column', async ({ page }) => {
   await page.goto('/?test=1');
   await idle(page);
