@@ -74,6 +74,21 @@ export function drawCanvas(f: CanvasFrame): void {
   ctx.strokeStyle = p.edgeStrong;
   ctx.lineWidth = 2 / Math.min(1, t.k);
   ctx.stroke(hot);
+  if (t.k >= LOD_TITLES) {
+    // Arrowheads where wires enter their targets.
+    const heads = new Path2D();
+    for (let i = 0; i < layout.edges.length; i++) {
+      const pts = layout.edges[i].points;
+      const x = pts[pts.length - 2], y = pts[pts.length - 1];
+      if (!visible(x - 4, y - 6, 8, 6)) continue;
+      heads.moveTo(x - 3.6, y - 6.4);
+      heads.lineTo(x, y);
+      heads.lineTo(x + 3.6, y - 6.4);
+      heads.closePath();
+    }
+    ctx.fillStyle = p.edge;
+    ctx.fill(heads);
+  }
 
   if (t.k >= LOD_DETAIL) {
     ctx.font = `9.5px ${p.mono}`;
@@ -92,7 +107,10 @@ export function drawCanvas(f: CanvasFrame): void {
     let b = boxes.get(kind);
     if (!b) boxes.set(kind, (b = { box: new Path2D(), accent: new Path2D() }));
     if (far) b.box.rect(n.x, n.y, n.w, n.h);
-    else {
+    else if (kind === 'input' || f.byName.get(n.name)?.op === 'getitem') {
+      // Values (inputs, tuple items) are pills, as in the SVG view.
+      b.box.roundRect(n.x, n.y, n.w, n.h, n.h / 2);
+    } else {
       b.box.roundRect(n.x, n.y, n.w, n.h, 5);
       b.accent.rect(n.x, n.y + 3, 3, n.h - 6);
     }
