@@ -85,11 +85,13 @@ function TopBar() {
   const setLayout = useStore((s) => s.setLayout);
   const setTourStep = useStore((s) => s.setTourStep);
   const sourceName = useStore((s) => s.sourceName);
+  // The sample menu already names a sample; a file or pasted text is named here.
+  const fromFile = useStore((s) => s.source !== null && !('sample' in s.source));
   return (
     <header className="topbar">
       <span className="brand" aria-label="fusionlab">fusion<b>lab</b></span>
       <PanelBoundary name="Load"><LoadPanel /></PanelBoundary>
-      <span className="source-name" title={sourceName}>{sourceName}</span>
+      {fromFile && <span className="source-name" title={sourceName}>{sourceName}</span>}
       <span className="spacer" />
       <div className="segmented" role="group" aria-label="Layout">
         <button type="button" aria-pressed={layout === 'split'} onClick={() => setLayout('split')}>Before | After</button>

@@ -28,6 +28,7 @@ describe('built-in samples', () => {
   it.each([
     ['gpt-oss-20b-l1-tp2', 2, 3], ['gpt-oss-20b-l1-tp4', 2, 3], ['gpt-oss-20b-l1-tp8', 2, 3],
     ['gpt-oss-20b-l24-tp2', 25, 49], ['gpt-oss-20b-l24-tp4', 25, 49], ['gpt-oss-20b-l24-tp8', 25, 49],
+    ['gpt-oss-20b-l300-tp4', 301, 601],
   ])('%s: %i fusable sites, %i once the slice is hoisted', (id, before, after) => {
     s().loadSample(id);
     expect(fusable()).toBe(before);

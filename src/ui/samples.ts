@@ -21,10 +21,10 @@ export interface Sample {
 
 const text = (t: string) => () => t;
 
-function gptOss(layers: number, tp: number): Sample {
+function gptOss(layers: number, tp: number, note = ''): Sample {
   return {
     id: `gpt-oss-20b-l${layers}-tp${tp}`,
-    label: `GPT-OSS-20B · ${layers} layer${layers > 1 ? 's' : ''} · TP${tp}`,
+    label: `GPT-OSS-20B · ${layers} layer${layers > 1 ? 's' : ''} · TP${tp}${note}`,
     group: 'Generated',
     tp,
     load: () => generateSample('gpt-oss-20b', { layers, tp }),
@@ -36,6 +36,8 @@ export const SAMPLES: Sample[] = [
   { id: 'pr-after', label: 'PR #28841 · after (fragment)', group: 'vLLM PR #28841', tp: 4, load: text(prAfter) },
   gptOss(1, 2), gptOss(1, 4), gptOss(1, 8),
   gptOss(24, 2), gptOss(24, 4), gptOss(24, 8),
+  // Not a real model depth: a graph the size of the largest dumps, to feel the views at scale.
+  gptOss(300, 4, ' (≈10,000 nodes)'),
   {
     id: 'llama-3.1-8b-l32-tp4', label: 'Llama-3.1-8B-style · 32 layers · TP4', group: 'Generated', tp: 4,
     load: () => generateSample('llama', { layers: 32, tp: 4 }),

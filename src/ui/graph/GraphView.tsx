@@ -286,7 +286,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     if (view) { setTransform(zoomIdentity.translate(view.x, view.y).scale(view.k), false, false); return; }
     if (!firstForGraph && !animateFrom) return;
     const k = Math.max(0.3, Math.min(1, (size.w - 40) / layout.width));
-    setTransform(zoomIdentity.translate((size.w - layout.width * k) / 2, 40).scale(k), false, false);
+    // Announced, so a synced partner (the other side of a diff) starts from the same view.
+    setTransform(zoomIdentity.translate((size.w - layout.width * k) / 2, 40).scale(k), false, true);
   }, [result, layout, size, view, animateFrom, setTransform]);
 
   // A view pushed from outside (the other side of a diff).

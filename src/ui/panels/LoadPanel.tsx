@@ -1,7 +1,7 @@
 // Where graphs come from: a built-in sample, a file (picked or dropped), or pasted text.
 
 import { useRef } from 'react';
-import { SAMPLES } from '../samples.ts';
+import { SAMPLES, findSample } from '../samples.ts';
 import { useStore } from '../store/index.ts';
 
 const GROUPS = [...new Set(SAMPLES.map((s) => s.group))];
@@ -21,7 +21,7 @@ export function LoadPanel() {
   return (
     <div className="load-panel" role="group" aria-label="Load a graph">
       <label htmlFor="sample-select" className="sr-only">Sample</label>
-      <select id="sample-select" value={sampleId} onChange={(e) => e.target.value && loadSample(e.target.value)} aria-label="Sample">
+      <select id="sample-select" value={sampleId} title={findSample(sampleId)?.label} onChange={(e) => e.target.value && loadSample(e.target.value)} aria-label="Sample">
         {!sampleId && <option value="">{source ? 'Pasted or opened file' : 'Choose a sample…'}</option>}
         {GROUPS.map((g) => (
           <optgroup key={g} label={g}>
