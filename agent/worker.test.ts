@@ -1,0 +1,124 @@
+// The native worker (CPU build) behind its process boundary, and the plan checks in front of it.
+
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildWorker } from './build.mjs';
+import { WorkerProcess } from './workerProcess.ts';
+import { planFromWire } from './planWire.ts';
+import { lowerPlan } from './program.ts';
+import { seededArray, seedRule, seedStream } from '../src/runtime/weights.ts';
+import { bf16Bits } from '../src/runtime/bf16.ts';
+import { ProtocolError } from './protocol.ts';
+import { RunError } from '../src/runtime/runError.ts';
+
+let worker: WorkerProcess;
+const path = buildWorker({ forceCpu: true, log: () => {} }).path;
+
+beforeAll(async () => {
+  worker = new WorkerProcess({ path });
+  await worker.start();
+});
+afterAll(async () => worker.stop());
+
+const run = (program: object, payload: Buffer[] = []) => worker.request({ type: 'run', id: 't', world: 2, dtype: 'bf16', inputs: [], intSlots: [], outputs: [], ...program }, payload);
+const bf16Out = (buf: Buffer, off: number, n: number) => Array.from(new Uint16Array(buf.buffer.slice(buf.byteOffset + off, buf.byteOffset + off + 2 * n)));
+
+describe('the worker process', () => {
+  it('says hello with its mode and protocol', () => {
+    expect(worker.hello).toMatchObject({ type: 'hello', protocol: 1, mode: 'cpu', gpus: [], cuda: null, nccl: null });
+  });
+
+  it('generates seeded tensors bit for bit as the runtime does, per rank', async () => {
+    const n = 1000;
+    const rule = seedRule('weight', [25, 40]);
+    const streams = [seedStream('w', true, 0), seedStream('w', true, 1)];
+    const r = await run({ slots: [n, n], intSlots: [1], steps: [
+      { node: 'w', op: 'seed', in: [], out: [0], i: [0x5eed, -1, ...streams], f: [rule.scale, rule.offset] },
+      { node: 'ids', op: 'seed', in: [], out: [1], i: [7, 97, 11, 12], f: [1, 0] },
+    ], outputs: [0, 1] });
+    expect(r.header.type).toBe('result');
+    const outs = r.header.outputs as { slot: number; rank: number; offset: number }[];
+    for (const o of outs.filter((x) => x.slot === 0)) {
+      const want = Array.from(seededArray(0x5eed, streams[o.rank], n, rule, 'bf16'), (v) => bf16Bits(v));
+      expect(bf16Out(r.payload, o.offset, n)).toEqual(want);
+    }
+    const ids = outs.find((x) => x.slot === 1 && x.rank === 1)!;
+    const got = Array.from(new Int32Array(r.payload.buffer.slice(r.payload.byteOffset + ids.offset, r.payload.byteOffset + ids.offset + 4 * n)));
+    expect(got).toEqual(Array.from(seededArray(7, 12, n, seedRule('indices', [n]), 'i32', 97)));
+  });
+
+  it('pads and slices through one strided gather', async () => {
+    // [2, 3] → pad one column on the left with 9, then take column 1 of a [2, 4] view: the input's column 0.
+    const x = Buffer.from(new Uint16Array([1, 2, 3, 4, 5, 6].map((v) => bf16Bits(v))).buffer);
+    const r = await run({ slots: [6, 8, 2], inputs: [{ slot: 0, rank: -1, offset: 0 }], steps: [
+      { node: 'pad', op: 'gather', in: [0], out: [1], i: [0, 2, 2, 4, 2, 3, 3, 1, 0, 1], f: [9] },
+      { node: 'col', op: 'gather', in: [1], out: [2], i: [1, 1, 2, 2, 4, 0], f: [0] },
+    ], outputs: [1, 2] }, [x]);
+    const outs = r.header.outputs as { slot: number; rank: number; offset: number }[];
+    expect(bf16Out(r.payload, outs[0].offset, 8)).toEqual([9, 1, 2, 3, 9, 4, 5, 6].map((v) => bf16Bits(v)));
+    expect(bf16Out(r.payload, outs.find((o) => o.slot === 2)!.offset, 2)).toEqual([1, 4].map((v) => bf16Bits(v)));
+  });
+
+  it('answers malformed programs with an error and keeps serving', async () => {
+    expect((await run({ slots: [4], steps: [{ node: 'n', op: 'teleport', in: [], out: [0] }] })).header)
+      .toMatchObject({ type: 'error', message: "unknown step op 'teleport'" });
+    expect((await run({ slots: [4], steps: [{ node: 'n', op: 'fill', in: [], out: [7], f: [0] }] })).header)
+      .toMatchObject({ type: 'error', message: 'slot 7 out of range' });
+    expect((await run({ slots: [4], inputs: [{ slot: 0, rank: -1, offset: 0 }], steps: [] }, [Buffer.alloc(4)])).header)
+      .toMatchObject({ type: 'error', message: 'input outside the payload' });
+    expect((await worker.request({ type: 'run', id: 'x' })).header).toMatchObject({ type: 'error', message: "missing field 'world'" });
+    expect((await worker.request({ type: 'hello' })).header.type).toBe('hello');
+  });
+
+  it('names the node whose token id leaves the vocabulary', async () => {
+    const ids = Buffer.from(new Int32Array([0, 5, 2]).buffer);
+    const r = await run({ world: 1, slots: [5 * 2, 3, 6], intSlots: [1], inputs: [{ slot: 1, rank: -1, offset: 0 }], steps: [
+      { node: 'table', op: 'fill', in: [], out: [0], f: [1] },
+      { node: 'embed', op: 'embedding', in: [0, 1], out: [2], i: [3, 5, 2] },
+    ], outputs: [2] }, [ids]);
+    expect(r.header).toMatchObject({ type: 'error', node: 'embed', message: 'token id 5 at position 1 is outside the vocabulary [0, 5)' });
+  });
+});
+
+describe('plans from the wire', () => {
+  const base = { preset: 'tiny', dtype: 'bf16', ranks: 2, tokens: 7, fed: [] };
+  const lim = { maxSteps: 100, maxStorages: 100, maxRanks: 8, maxElements: 2 ** 30 };
+  const view = (storage: string, shape: number[], strides = [shape[1] ?? 1, 1].slice(2 - shape.length), offset = 0) => ({ storage, offset, shape, strides });
+
+  it('refuse unknown kernels and storages, naming where', () => {
+    expect(() => planFromWire({ ...base, storages: [], steps: [{ kernel: 'exec', node: 'n', op: 'x' }], outputs: [] }, lim)).toThrow("plan.steps[0].kernel: unknown kernel 'exec'");
+    expect(() => planFromWire({ ...base, storages: [], steps: [{ kernel: 'copy', node: 'n', op: 'x', x: view('a', [2]), out: 'b' }], outputs: [] }, lim)).toThrow("plan.steps[0].x.storage: unknown storage 'a'");
+    expect(() => planFromWire({ ...base, storages: [{ id: 's', dtype: 'bf16', shape: [2 ** 20, 2 ** 20] }], steps: [], outputs: [] }, lim)).toThrow(ProtocolError);
+  });
+
+  it('a GEMM writing more than its output storage holds is refused before the worker sees it', () => {
+    const plan = planFromWire({
+      ...base,
+      storages: [{ id: 'a', dtype: 'bf16', shape: [4, 8] }, { id: 'b', dtype: 'bf16', shape: [8, 16] }, { id: 'o', dtype: 'bf16', shape: [4, 4] }],
+      steps: [{ kernel: 'gemm', node: 'mm', op: 'aten.mm.default', a: view('a', [4, 8]), b: view('b', [8, 16]), bias: null, alpha: 1, beta: 0, out: 'o' }],
+      outputs: [{ name: 'mm', view: view('o', [4, 4]) }],
+    }, lim);
+    expect(() => lowerPlan(plan, { id: 'x', seed: 1, maxDeviceBytes: 2 ** 30 })).toThrow(RunError);
+    expect(() => lowerPlan(plan, { id: 'x', seed: 1, maxDeviceBytes: 2 ** 30 })).toThrow("node mm (aten.mm.default): writes 64 elements into storage 'o' of 16");
+  });
+
+  it('a run larger than the device allowance is refused with the figures', () => {
+    const plan = planFromWire({ ...base, storages: [{ id: 's', dtype: 'bf16', shape: [1024, 1024] }], steps: [], outputs: [{ name: 's', view: view('s', [1024, 1024]) }] }, lim);
+    expect(() => lowerPlan(plan, { id: 'x', seed: 1, maxDeviceBytes: 2 ** 20 })).toThrow('the run needs 4.0 MiB over 2 ranks; the agent allows 1 MiB');
+  });
+});
+
+describe('npm run agent', () => {
+  it('builds, starts on 127.0.0.1 and prints the app URL with a token', async () => {
+    const child = spawn(process.execPath, ['agent/start.mjs', '--cpu'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    try {
+      await expect.poll(() => out, { timeout: 30_000 }).toMatch(/\?agent=ws:\/\/127\.0\.0\.1:\d+#token=[0-9a-f]{64}/);
+      expect(out).toMatch(/^fusionlab agent on 127\.0\.0\.1:\d+ — CPU only/);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.on('exit', r));
+    }
+  });
+});
