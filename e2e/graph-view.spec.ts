@@ -106,6 +106,8 @@ test('before and after side by side: marks, synced view, selection through the m
   const views = page.getByTestId('graph-view');
   await expect(views).toHaveCount(2);
   await expect(views.nth(1)).toHaveAttribute('data-ready', 'true');
+  // Both sides open on the same view.
+  await expect.poll(() => page.evaluate(() => new Set(window.__fusionlab!.views!().map((v) => v.transform().toString())).size)).toBe(1);
   const after = runPipeline(gptOss(24), DEFAULT_PIPELINE).output;
   const before = views.nth(0), afterView = views.nth(1);
   await expect(before.locator('[data-node="all_reduce_4"]')).toHaveAttribute('data-mark', 'removed');
