@@ -3,6 +3,7 @@
 import { test, expect, type Page } from '@playwright/test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 
 /** Waits for the app's own idle flag (test mode): graph laid out, nothing loading or running. */
 async function idle(page: Page) {
@@ -286,4 +287,22 @@ test('the URL keeps graph, rewrite steps and selection across a reload', async (
   await expect(page.getByLabel('Sample')).toHaveValue('qwen2-tp2');
   await expect(page.getByTestId('fused-nodes')).toHaveText(/^3\s*fused nodes$/);
   await expect(page.getByTestId('inspector-name')).toHaveText(selected!);
+});
+
+test('the URL carries pasted text too, compressed, with its rewrite steps', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByRole('button', { name: 'Paste FX…' }).click();
+  await page.getByLabel('FX source').fill(readFileSync(new URL('../src/ui/samples/pr28841-before.fragment.txt', import.meta.url), 'utf8'));
+  await page.getByRole('button', { name: 'Import' }).click();
+  await idle(page);
+  await page.getByRole('button', { name: 'Apply slice-hoist' }).click();
+  await idle(page);
+  await expect(fusable(page)).toHaveText(/^1\s*fusable sites$/);
+
+  await page.reload();
+  await idle(page);
+  await expect(page.getByText('pasted.py').first()).toBeVisible();
+  await expect(fusable(page)).toHaveText(/^1\s*fusable sites$/);
+  await expect(page.getByLabel('Rewrite stage')).toHaveValue('1');
 });
