@@ -34,6 +34,14 @@ test('load GPT-OSS (24 layers, TP4), hoist the slice: 25 → 49 fusable, fuse, i
   await expect(why.getByRole('listitem')).toHaveCount(24);
   await expect(why.getByRole('listitem').first()).toContainText('aten.slice.Tensor');
 
+  // Hoist one slice from the why list: one more site fuses, 23 stay blocked.
+  await why.getByRole('button', { name: /^run slice-hoist at all_reduce/ }).first().click();
+  await idle(page);
+  await expect(fusable(page)).toHaveText(/^26\s*fusable sites$/);
+  await expect(why.getByRole('listitem')).toHaveCount(23);
+  await page.getByRole('button', { name: 'Undo' }).click();
+  await idle(page);
+
   await page.getByRole('button', { name: 'Apply slice-hoist' }).click();
   await idle(page);
   await expect(fusable(page)).toHaveText(/^49\s*fusable sites$/);

@@ -72,7 +72,7 @@ export function RunPanel() {
         <span className="muted">{cursor === 0 ? 'no rewrite applied: both sides are the imported graph' : `after = ${cursor} rewrite step${cursor > 1 ? 's' : ''}`}</span>
       </div>
       <p className="muted run-note">
-        Preset {settings.preset}: {PRESETS[settings.preset].doc}. Inputs and weights are seeded, the same on both sides;
+        Preset {settings.preset} — {PRESETS[settings.preset].doc}. Inputs and weights are seeded, the same on both sides;
         {settings.workers ? ' each rank runs in its own Web Worker.' : ' ranks share the page thread.'}
       </p>
       {running && progress && (

@@ -23,6 +23,7 @@ export function WhyPanel() {
   const shown = useStore(shownStage);
   const select = useStore((s) => s.select);
   const applyPass = useStore((s) => s.applyPass);
+  const sites = useStore((s) => s.sites);
   const nodeNames = useMemo(() => new Set(shown?.graph.nodes.map((n) => n.name)), [shown]);
   const blocked = diagnostics.filter((d) => !isFusable(d));
   const fusable = diagnostics.length - blocked.length;
@@ -60,9 +61,15 @@ export function WhyPanel() {
                 <div className="why-reason">{d.reason}</div>
                 {d.fix && (
                   <div className="why-actions">
-                    {fixPass
-                      ? <button type="button" className="small primary" onClick={() => applyPass(fixPass)}>{d.fix}</button>
-                      : <span className="muted">fix: {d.fix}</span>}
+                    {fixPass && sites[fixPass]?.includes(d.node) && (
+                      <button type="button" className="small primary" onClick={() => applyPass(fixPass, d.node)} aria-label={`${d.fix} at ${d.node}`}>{d.fix} here</button>
+                    )}
+                    {fixPass && (
+                      <button type="button" className="small" onClick={() => applyPass(fixPass)} aria-label={`${d.fix} at every site`}>
+                        everywhere ({sites[fixPass]?.length ?? 0})
+                      </button>
+                    )}
+                    {!fixPass && <span className="muted">fix: {d.fix}</span>}
                   </div>
                 )}
               </li>
