@@ -4,7 +4,7 @@
 import type { LayoutReply, LayoutRequest, LayoutResult } from './layoutProtocol.ts';
 import { LayoutEngine } from './layoutEngine.ts';
 
-type Pending = { resolve: (r: LayoutResult) => void; reject: (e: Error) => void };
+type Pending = { req: Omit<LayoutRequest, 'id'>; resolve: (r: LayoutResult) => void; reject: (e: Error) => void };
 
 class LayoutClient {
   private worker: Worker | null = null;
@@ -25,10 +25,18 @@ class LayoutClient {
           p.resolve(result);
         } else p.reject(new Error(ev.data.error));
       };
+      // A worker that cannot load (offline, a blocked script) must not leave the view blank:
+      // lay out on the page instead, including what was already asked of the worker.
       this.worker.onerror = (ev) => {
-        const err = new Error(`layout worker failed: ${ev.message}`);
-        for (const p of this.pending.values()) p.reject(err);
+        ev.preventDefault();
+        this.worker?.terminate();
+        this.worker = null;
+        this.fallback = new LayoutEngine();
+        const waiting = [...this.pending.values()];
         this.pending.clear();
+        for (const p of waiting) {
+          try { p.resolve(this.fallback.run(p.req)); } catch (e) { p.reject(e instanceof Error ? e : new Error(String(e))); }
+        }
       };
     } catch {
       this.fallback = new LayoutEngine();
@@ -43,7 +51,7 @@ class LayoutClient {
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { req, resolve, reject });
       w.postMessage({ id, ...req } satisfies LayoutRequest);
     });
   }
