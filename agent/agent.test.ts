@@ -8,6 +8,8 @@ import WebSocket from 'ws';
 import { parseFx } from '../src/graph/fx/parse.ts';
 import { graphToJson } from '../src/graph/json.ts';
 import { runGraph, registerBackend, compareRewrite, type RunResult } from '../src/runtime/index.ts';
+import { generateSample } from '../src/graph/samples/index.ts';
+import { rewriteForCompare } from '../src/runtime/rewriteForCompare.ts';
 import { compareTensor } from '../src/runtime/compareOutputs.ts';
 import { AgentClient, agentBackend, agentAddressFromLocation } from '../src/runtime/agentClient.ts';
 import { buildWorker } from './build.mjs';
@@ -122,6 +124,20 @@ describe('handshake and runs on the CPU worker', () => {
       for (let r = 0; r < 2; r++) for (const [name, t] of ref.outputs[r]) expect(compareTensor(name, t, got.outputs[r].get(name)!, 0, '').maxRel).toBeLessThan(1e-5);
     });
   }
+
+  it('a generated gpt-oss-20b graph (2 layers, TP 2: embedding with vocabulary masks, MoE, norms) before and after the rewrite', async () => {
+    const g0 = parseFx(generateSample('gpt-oss-20b', { layers: 2, tp: 2 })).graph;
+    const g1 = rewriteForCompare(g0, ['slice-hoist', 'allreduce-rmsnorm'], 2);
+    for (const g of [g0, g1]) {
+      expect(worstUlps(await runGraph(g, cpuOpts('bf16')), await client.runGraph(g, { preset: 'tiny', dtype: 'bf16', ranks: 2 }))).toBe(0);
+      const ref = await runGraph(g, cpuOpts('f32'));
+      const got = await client.runGraph(g, { preset: 'tiny', dtype: 'f32', ranks: 2 });
+      for (let r = 0; r < 2; r++) for (const [name, t] of ref.outputs[r]) expect(compareTensor(name, t, got.outputs[r].get(name)!, 0, '').maxAbs).toBeLessThan(1e-4);
+    }
+    // 2L + 1 = 5 fused sites after the rewrite, each a one-shot kernel.
+    const after = await client.runGraph(g1, { preset: 'tiny', dtype: 'bf16', ranks: 2 });
+    expect(after.trace.notes.length).toBe(5);
+  });
 
   it('runs through the runtime as backend "agent" (the plan path) and the rewrite compares as on the CPU', async () => {
     const ref = await runGraph(before, cpuOpts('bf16', 4));

@@ -7,6 +7,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { parseFx } from '../src/graph/fx/parse.ts';
+import { generateSample } from '../src/graph/samples/index.ts';
+import { rewriteForCompare } from '../src/runtime/rewriteForCompare.ts';
 import { runGraph } from '../src/runtime/index.ts';
 import { compareTensor } from '../src/runtime/compareOutputs.ts';
 import { AgentClient } from '../src/runtime/agentClient.ts';
@@ -15,10 +17,14 @@ import { startAgent } from './server.ts';
 
 const dir = process.argv[2];
 const jsonOut = process.argv.includes('--json') ? process.argv[process.argv.indexOf('--json') + 1] : null;
+const sample = parseFx(generateSample('gpt-oss-20b', { layers: 2, tp: 2 })).graph;
 const graphs = {
   before: parseFx(readFileSync(`${dir}/pr28841-before.fragment.txt`, 'utf8')).graph,
   after: parseFx(readFileSync(`${dir}/pr28841-after.fragment.txt`, 'utf8')).graph,
+  'gpt-oss-20b-2l': sample,
+  'gpt-oss-20b-2l-rewritten': rewriteForCompare(sample, ['slice-hoist', 'allreduce-rmsnorm'], 2),
 };
+type GraphName = keyof typeof graphs;
 const worker = buildWorker();
 const agent = await startAgent({ workerPath: worker.path, debug: true, workerEnv: { FUSIONLAB_WORKER_DEBUG: '1' } });
 const client = await AgentClient.connect({ url: `ws://127.0.0.1:${agent.port}`, token: agent.token }, { webSocket: WebSocket });
@@ -27,11 +33,15 @@ const report = (r: object) => { results.push(r); process.stdout.write(`${JSON.st
 report({ check: 'hello', device: client.hello.device });
 const gpus = client.hello.device.gpus.length;
 
-const cases: { graph: 'before' | 'after'; ranks: number; dtype: 'bf16' | 'f32'; preset: 'tiny' | 'layer'; tokens?: number; forceFallback?: boolean }[] = [];
+const only = process.argv.includes('--samples-only');
+const cases: { graph: GraphName; ranks: number; dtype: 'bf16' | 'f32'; preset: 'tiny' | 'layer'; tokens?: number; forceFallback?: boolean }[] = [];
 for (const ranks of [1, 2].filter((r) => r <= Math.max(1, gpus)))
   for (const dtype of ['bf16', 'f32'] as const)
-    for (const graph of ['before', 'after'] as const) cases.push({ graph, ranks, dtype, preset: 'tiny' });
-if (gpus >= 2) {
+    for (const graph of ['before', 'after'] as const) if (!only) cases.push({ graph, ranks, dtype, preset: 'tiny' });
+if (gpus >= 2)
+  for (const dtype of ['bf16', 'f32'] as const)
+    for (const graph of ['gpt-oss-20b-2l', 'gpt-oss-20b-2l-rewritten'] as const) cases.push({ graph, ranks: 2, dtype, preset: 'tiny' });
+if (gpus >= 2 && !only) {
   cases.push({ graph: 'after', ranks: 2, dtype: 'bf16', preset: 'tiny', forceFallback: true });
   for (const graph of ['before', 'after'] as const) cases.push({ graph, ranks: 2, dtype: 'bf16', preset: 'layer', tokens: 8 });
   cases.push({ graph: 'after', ranks: 2, dtype: 'bf16', preset: 'layer', tokens: 8, forceFallback: true });

@@ -3,7 +3,7 @@
 // parameters per step (the layout agent/native/program.hpp reads). Views the worker's kernels
 // cannot read in place become an explicit `gather` step first, so the worker stays small.
 
-import type { Plan, Step as PlanStep, View } from '../src/runtime/plan.ts';
+import type { MapFn, Plan, Step as PlanStep, View } from '../src/runtime/plan.ts';
 import { asRows, isContiguous, numelOf } from '../src/runtime/plan.ts';
 import type { HostTensor } from '../src/runtime/hostTensor.ts';
 import { hostValues } from '../src/runtime/hostTensor.ts';
@@ -11,7 +11,10 @@ import { seedRule, seedStream, expertTensors } from '../src/runtime/weights.ts';
 import { RunError } from '../src/runtime/runError.ts';
 import type { TraceEvent } from '../src/runtime/backend.ts';
 
-export type WorkerOp = 'gather' | 'add' | 'mm' | 'embedding' | 'seed' | 'fill' | 'all_reduce' | 'rms_norm' | 'fused_add_rms_norm' | 'allreduce_norm' | 'moe';
+export type WorkerOp = 'gather' | 'add' | 'mm' | 'embedding' | 'seed' | 'fill' | 'map' | 'all_reduce' | 'rms_norm' | 'fused_add_rms_norm' | 'allreduce_norm' | 'moe';
+
+/** The worker's codes of the runtime's map functions (native/program.hpp `MapFn`). */
+const MAP_CODES: MapFn[] = ['mul', 'ge', 'lt', 'and', 'not', 'masked_fill'];
 
 export interface WorkerStep { node: string; op: WorkerOp; in: number[]; out: number[]; i: number[]; f: number[] }
 
@@ -112,13 +115,16 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
     return { slot: gather(p, v), rows: numelOf(v.shape) / cols, cols, offset: 0, stride: cols };
   };
 
-  const unsupported: string[] = [];
   for (const s of plan.steps) {
     switch (s.kernel) {
-      case 'map':
+      case 'map': {
         // The vocabulary-parallel embedding's mask arithmetic (mixed i32/float elementwise ops).
-        unsupported.push(`${s.node} (${s.op}: ${s.fn})`);
+        const shape = plan.storages.get(s.out)!.shape;
+        const ins = [dense(s, s.a, shape)];
+        if (s.b) ins.push(dense(s, s.b, shape));
+        emit(s, 'map', ins, [storageSlot(s.out)], [MAP_CODES.indexOf(s.fn)], [s.scalar]);
         break;
+      }
       case 'seed': {
         const st = plan.storages.get(s.out)!;
         const slot = storageSlot(s.out);
@@ -243,9 +249,6 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
     }
   }
 
-  if (unsupported.length) {
-    throw new RunError('unsupported-ops', `the agent's worker has no kernel for: ${unsupported.join(', ')}`, { node: unsupported[0].split(' ')[0] });
-  }
   const outputs = plan.outputs.map((o) => {
     const slot = dense({ node: o.name, op: 'output' } as PlanStep, o.view);
     return { name: o.name, slot, dtype: o.view.dtype === 'i32' ? 'i32' as const : dtype, shape: o.view.shape };

@@ -187,6 +187,21 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
                          : S.r(seededValue(seed, stream, (uint32_t)q, (float)st.f[0], (float)st.f[1]));
       break;
     }
+    case OpCode::Map: {
+      // Mixed i32 / float operands (token ids, masks, activations): values are exact in f32 here.
+      need(st, 1, 1, 1, 1);
+      const Buf& a = S.in(rank, st.in[0], st);
+      const Buf* b = st.in.size() > 1 && st.in[1] >= 0 ? &S.in(rank, st.in[1], st) : nullptr;
+      Buf& o = S.out(rank, st.out[0]);
+      checkSize(st, a, (int64_t)o.size(), "self");
+      if (b) checkSize(st, *b, (int64_t)o.size(), "other");
+      const bool outInt = p.slotIsInt[st.out[0]];
+      for (size_t q = 0; q < o.size(); q++) {
+        float v = mapValue((int)st.i[0], a[q], b ? (*b)[q] : 0.f, (float)st.f[0]);
+        o[q] = outInt ? std::trunc(v) : S.r(v);
+      }
+      break;
+    }
     case OpCode::Fill: {
       need(st, 0, 1, 0, 1);
       Buf& o = S.out(rank, st.out[0]);

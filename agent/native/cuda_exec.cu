@@ -195,7 +195,17 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
       if (g.nd < 0 || g.nd > kMaxGatherDims) throw StepError(st.node, "a view of " + std::to_string(g.nd) + " dims (limit " + std::to_string(kMaxGatherDims) + ")");
       for (int d = 0; d < g.nd; d++) { g.outShape[d] = I(2 + d); g.inShape[d] = I(2 + g.nd + d); g.stride[d] = I(2 + 2 * g.nd + d); g.lo[d] = I(2 + 3 * g.nd + d); }
       g.value = F(0);
-      if (n0) kGather<T><<<grid, 256, 0, s>>>(in(0), out(0), n0, g);
+      if (!n0) break;
+      // Token ids and masks are i32 slots whatever the run's dtype.
+      if (p.slotIsInt[st.out[0]]) kGather<int32_t><<<grid, 256, 0, s>>>(static_cast<const int32_t*>(buf[rank][st.in[0]]), static_cast<int32_t*>(buf[rank][st.out[0]]), n0, g);
+      else kGather<T><<<grid, 256, 0, s>>>(in(0), out(0), n0, g);
+      break;
+    }
+    case OpCode::Map: {
+      if (!n0) break;
+      const bool hasB = st.in.size() > 1 && st.in[1] >= 0;
+      kMap<T><<<grid, 256, 0, s>>>(buf[rank][st.in.at(0)], p.slotIsInt[st.in[0]], hasB ? buf[rank][st.in[1]] : nullptr, hasB && p.slotIsInt[st.in[1]],
+                                   buf[rank][st.out[0]], p.slotIsInt[st.out[0]], n0, (int)I(0), F(0));
       break;
     }
     case OpCode::Seed: {

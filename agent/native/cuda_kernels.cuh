@@ -16,7 +16,9 @@ constexpr size_t kFlagWords = 2ull * kMaxBarrierBlocks * kMaxRanks;
 template <typename T> __device__ __forceinline__ float ld(const T* p, int64_t i);
 template <> __device__ __forceinline__ float ld<float>(const float* p, int64_t i) { return p[i]; }
 template <> __device__ __forceinline__ float ld<__nv_bfloat16>(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
+template <> __device__ __forceinline__ float ld<int32_t>(const int32_t* p, int64_t i) { return (float)p[i]; }
 template <typename T> __device__ __forceinline__ T cvt(float v);
+template <> __device__ __forceinline__ int32_t cvt<int32_t>(float v) { return (int32_t)truncf(v); }
 template <> __device__ __forceinline__ float cvt<float>(float v) { return v; }
 template <> __device__ __forceinline__ __nv_bfloat16 cvt<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 template <typename T> __device__ __forceinline__ float rnd(float v);
@@ -96,6 +98,27 @@ template <typename T> __global__ void kGather(const T* a, T* o, int64_t n, Gathe
     o[i] = inside ? a[src] : cvt<T>(g.value);
   }
 }
+/** The vocabulary-mask map over operands that are each i32 or the run's float type. */
+template <typename T> __device__ __forceinline__ float ldAny(const void* p, bool isInt, int64_t i) {
+  return isInt ? (float)static_cast<const int32_t*>(p)[i] : ld<T>(static_cast<const T*>(p), i);
+}
+template <typename T>
+__global__ void kMap(const void* a, bool aInt, const void* b, bool bInt, void* o, bool oInt, int64_t n, int fn, float s) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    float x = ldAny<T>(a, aInt, i), y = b ? ldAny<T>(b, bInt, i) : 0.f, v;
+    switch (fn) {
+      case 0: v = x * y; break;
+      case 1: v = x >= s ? 1.f : 0.f; break;
+      case 2: v = x < s ? 1.f : 0.f; break;
+      case 3: v = (x != 0.f && y != 0.f) ? 1.f : 0.f; break;
+      case 4: v = x == 0.f ? 1.f : 0.f; break;
+      default: v = y != 0.f ? s : x; break;
+    }
+    if (oInt) static_cast<int32_t*>(o)[i] = (int32_t)truncf(v);
+    else static_cast<T*>(o)[i] = cvt<T>(v);
+  }
+}
+
 __device__ __forceinline__ uint32_t dLowbias32(uint32_t x) {
   x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16;
   return x;

@@ -17,7 +17,20 @@ namespace fl {
 enum class DType { BF16, F32 };
 inline size_t elemBytes(DType d) { return d == DType::BF16 ? 2 : 4; }
 
-enum class OpCode { Gather, Add, Mm, Embedding, Seed, Fill, AllReduce, RmsNorm, FusedAddRmsNorm, AllReduceNorm, Moe };
+enum class OpCode { Gather, Add, Mm, Embedding, Seed, Fill, Map, AllReduce, RmsNorm, FusedAddRmsNorm, AllReduceNorm, Moe };
+
+/** Elementwise functions of the vocabulary mask (the runtime's `map` kernel), by code. */
+enum MapFn { MapMul = 0, MapGe, MapLt, MapAnd, MapNot, MapMaskedFill };
+inline float mapValue(int fn, float a, float b, float s) {
+  switch (fn) {
+    case MapMul: return a * b;
+    case MapGe: return a >= s ? 1.f : 0.f;
+    case MapLt: return a < s ? 1.f : 0.f;
+    case MapAnd: return (a != 0.f && b != 0.f) ? 1.f : 0.f;
+    case MapNot: return a == 0.f ? 1.f : 0.f;
+    default: return b != 0.f ? s : a;  // masked_fill
+  }
+}
 
 struct Step {
   std::string node;
@@ -75,7 +88,7 @@ using StepHook = std::function<void(int step)>;
 inline OpCode parseOp(const std::string& s) {
   static const std::pair<const char*, OpCode> table[] = {
       {"gather", OpCode::Gather}, {"add", OpCode::Add}, {"mm", OpCode::Mm}, {"embedding", OpCode::Embedding},
-      {"seed", OpCode::Seed}, {"fill", OpCode::Fill}, {"all_reduce", OpCode::AllReduce}, {"rms_norm", OpCode::RmsNorm},
+      {"seed", OpCode::Seed}, {"fill", OpCode::Fill}, {"map", OpCode::Map}, {"all_reduce", OpCode::AllReduce}, {"rms_norm", OpCode::RmsNorm},
       {"fused_add_rms_norm", OpCode::FusedAddRmsNorm}, {"allreduce_norm", OpCode::AllReduceNorm}, {"moe", OpCode::Moe}};
   for (auto& [n, c] : table) if (s == n) return c;
   throw std::runtime_error("unknown step op '" + s + "'");
