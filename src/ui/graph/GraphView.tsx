@@ -12,7 +12,7 @@ import type { LayoutResult } from './layoutProtocol.ts';
 import type { SceneNode } from './scene.ts';
 import { layoutClient } from './layoutClient.ts';
 import { edgePath, valueLabels } from './edgePath.ts';
-import { drawCanvas, drawMinimap, drawMinimapBase, LOD_DETAIL, LOD_TITLES } from './canvasRenderer.ts';
+import { drawCanvas, drawMinimap, drawMinimapBase, minimapFrame, LOD_DETAIL, LOD_TITLES } from './canvasRenderer.ts';
 import { readPalette, type Palette } from './palette.ts';
 import { HitGrid } from './hitGrid.ts';
 import { NavIndex, type Direction } from './keyboardNavigation.ts';
@@ -536,10 +536,10 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       {layout && layout.nodes.length > 0 && (
         <canvas ref={minimapRef} className="fl-minimap" aria-label="Minimap" onClick={(e) => {
           const rect = e.currentTarget.getBoundingClientRect();
-          const scale = Math.min(rect.width / layout.width, rect.height / layout.height);
-          const ox = (rect.width - layout.width * scale) / 2, oy = (rect.height - layout.height * scale) / 2;
-          const gx = (e.clientX - rect.left - ox) / scale, gy = (e.clientY - rect.top - oy) / scale;
-          const k = transformRef.current.k;
+          const t = transformRef.current;
+          const { scale, ox, oy } = minimapFrame(rect.width, rect.height, layout, (size.h / 2 - t.y) / t.k);
+          const gx = (e.clientX - rect.left - ox) / scale, gy = (e.clientY - rect.top + oy) / scale;
+          const k = t.k;
           setTransform(zoomIdentity.translate(size.w / 2 - gx * k, size.h / 2 - gy * k).scale(k), true);
         }} />
       )}

@@ -173,16 +173,38 @@ export function drawCanvas(f: CanvasFrame): void {
   ctx.restore();
 }
 
-/** The whole layout, small: drawn once per layout and theme, then reused every frame. */
+/** Tallest overview kept in memory, in CSS pixels. */
+const MINIMAP_MAX_H = 6000;
+
+/**
+ * How the minimap maps the layout: the whole graph when it fits with a usable width; for tall
+ * graphs (24 layers and more) a strip as wide as the minimap that scrolls with the view.
+ * `base*` is the cached overview, `oy` the strip's offset in it for the current view.
+ */
+export function minimapFrame(
+  w: number, h: number, layout: GraphLayout, viewCenterY = 0,
+): { scale: number; ox: number; oy: number; baseH: number } {
+  const fitAll = Math.min(w / Math.max(1, layout.width), h / Math.max(1, layout.height));
+  const strip = Math.min(0.9 * w / Math.max(1, layout.width), MINIMAP_MAX_H / Math.max(1, layout.height));
+  const scale = layout.width * fitAll >= 0.4 * w ? fitAll : Math.max(fitAll, strip);
+  const baseH = Math.max(h, Math.ceil(layout.height * scale));
+  const ox = (w - layout.width * scale) / 2;
+  const contentTop = baseH === h ? (h - layout.height * scale) / 2 : 0;
+  // Keep the view's centre in the middle of the strip, without running past either end.
+  const oy = baseH === h ? 0 : Math.min(baseH - h, Math.max(0, viewCenterY * scale - h / 2));
+  return { scale, ox, oy: oy - contentTop, baseH };
+}
+
+/** The overview, drawn once per layout and theme, then reused every frame. */
 export function drawMinimapBase(
   w: number, h: number, dpr: number, layout: GraphLayout, byName: Map<string, SceneNode>, palette: Palette,
 ): HTMLCanvasElement {
+  const { scale, ox, oy, baseH } = minimapFrame(w, h, layout);
   const base = document.createElement('canvas');
   base.width = Math.round(w * dpr);
-  base.height = Math.round(h * dpr);
+  base.height = Math.round(baseH * dpr);
   const ctx = base.getContext('2d')!;
-  const { scale, ox, oy } = minimapFrame(w, h, layout);
-  ctx.setTransform(dpr * scale, 0, 0, dpr * scale, dpr * ox, dpr * oy);
+  ctx.setTransform(dpr * scale, 0, 0, dpr * scale, dpr * ox, -dpr * oy);
   ctx.fillStyle = palette.groupBorder;
   ctx.globalAlpha = 0.35;
   for (const g of layout.groups) ctx.fillRect(g.x, g.y, g.w, g.h);
@@ -193,7 +215,7 @@ export function drawMinimapBase(
     const k = byName.get(n.name)?.kind ?? 'opaque';
     let path = byKind.get(k);
     if (!path) byKind.set(k, (path = new Path2D()));
-    path.rect(n.x, n.y, Math.max(n.w, 2 / scale), Math.max(n.h, 2 / scale));
+    path.rect(n.x, n.y, Math.max(n.w, 1.5 / scale), Math.max(n.h, 1.5 / scale));
   }
   for (const [k, path] of byKind) {
     ctx.fillStyle = palette.kind[k as keyof Palette['kind']].stroke;
@@ -202,20 +224,17 @@ export function drawMinimapBase(
   return base;
 }
 
-export function minimapFrame(w: number, h: number, layout: GraphLayout): { scale: number; ox: number; oy: number } {
-  const scale = Math.min(w / Math.max(1, layout.width), h / Math.max(1, layout.height));
-  return { scale, ox: (w - layout.width * scale) / 2, oy: (h - layout.height * scale) / 2 };
-}
-
-/** The cached overview plus the window currently in view. */
+/** The cached overview (the part around the view) and the window currently in view. */
 export function drawMinimap(
   ctx: CanvasRenderingContext2D, w: number, h: number, layout: GraphLayout, base: HTMLCanvasElement,
   palette: Palette, view: { x0: number; y0: number; x1: number; y1: number },
 ): void {
-  const { scale, ox, oy } = minimapFrame(w, h, layout);
+  const { scale, ox, oy, baseH } = minimapFrame(w, h, layout, (view.y0 + view.y1) / 2);
+  const k = base.height / baseH;
+  const top = Math.max(0, oy);
   ctx.clearRect(0, 0, w, h);
-  ctx.drawImage(base, 0, 0, w, h);
+  ctx.drawImage(base, 0, top * k, base.width, h * k, 0, 0, w, h);
   ctx.strokeStyle = palette.selected;
   ctx.lineWidth = 1.5;
-  ctx.strokeRect(ox + view.x0 * scale, oy + view.y0 * scale, (view.x1 - view.x0) * scale, (view.y1 - view.y0) * scale);
+  ctx.strokeRect(ox + view.x0 * scale, view.y0 * scale - oy, (view.x1 - view.x0) * scale, (view.y1 - view.y0) * scale);
 }
