@@ -29,7 +29,8 @@ export function readNpy(bytes: Uint8Array, file = '<npy>'): HostTensor {
   const shape = shapeText.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
   const n = shape.reduce((a, b) => a * b, 1);
   const off = start + headerLen;
-  const body = bytes.slice(off);
+  // A copy: Node's Buffer.slice is a view into a shared pool, so its .buffer is not this data.
+  const body = new Uint8Array(bytes.subarray(off));
   const need = (size: number) => { if (body.byteLength < n * size) throw new TensorFileError(file, `holds ${body.byteLength} data bytes, shape [${shape}] of ${descr} needs ${n * size}`); };
   switch (descr) {
     case '<f4': need(4); return { dtype: 'f32', shape, data: new Float32Array(body.buffer, 0, n) };
@@ -91,7 +92,7 @@ export function readSafetensors(bytes: Uint8Array, file = '<safetensors>'): Map<
     const [a, b] = e.data_offsets;
     const count = e.shape.reduce((x, y) => x * y, 1);
     if (b - a !== count * dt.size || base + b > bytes.length) throw new TensorFileError(file, `tensor '${name}': offsets [${a}, ${b}) do not hold shape [${e.shape}] of ${e.dtype}`);
-    const slice = bytes.slice(base + a, base + b).buffer;
+    const slice = new Uint8Array(bytes.subarray(base + a, base + b)).buffer;
     const data = dt.dtype === 'f32' ? new Float32Array(slice) : dt.dtype === 'i64' ? new BigInt64Array(slice) : dt.dtype === 'i32' ? new Int32Array(slice) : dt.dtype === 'b8' ? new Uint8Array(slice) : new Uint16Array(slice);
     out.set(name, { dtype: dt.dtype, shape: e.shape, data });
   }
