@@ -157,3 +157,16 @@ test('the PR fragment, before and after, looks as recorded', async ({ page }) =>
   await expect(page.getByTestId('graph-view').nth(1)).toHaveAttribute('data-ready', 'true');
   await expect(page.getByTestId('diff-view')).toHaveScreenshot('pr28841-diff.png');
 });
+
+test('the minimap follows the view and a click on it pans there', async ({ page }) => {
+  await open(page, 'layers=24&tp=4&test=1');
+  const minimap = page.getByLabel('Minimap');
+  const box = (await minimap.boundingBox())!;
+  const y0 = await page.evaluate(() => window.__fusionlab!.views!()[0].transform().y);
+  await minimap.click({ position: { x: box.width / 2, y: box.height - 4 } });
+  // Further down the graph, at the same zoom.
+  await expect.poll(() => page.evaluate(() => window.__fusionlab!.views!()[0].transform().y)).toBeLessThan(y0 - 200);
+  const k = await page.evaluate(() => window.__fusionlab!.views!()[0].transform().k);
+  await page.keyboard.press('f');
+  expect(await page.evaluate(() => window.__fusionlab!.views!()[0].transform().k)).toBeLessThan(k);
+});
