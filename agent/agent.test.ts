@@ -178,6 +178,13 @@ describe('handshake and runs on the CPU worker', () => {
     expect(compareTensor('x', a.outputs[0].get('auto_functionalized_1[2]')!, res, 0, '').bitwiseEqual).toBe(false);
   });
 
+  it('takes more announced tensors than the message rate allows in a burst', async () => {
+    // 500 single-element inputs named like no graph input: they are received and then unused.
+    const many = new Map(Array.from({ length: 500 }, (_, i) => [`unused_${i}`, { dtype: 'bf16' as const, shape: [1], data: new Uint16Array(1) }]));
+    const ref = await runGraph(after, cpuOpts('bf16'));
+    expect(worstUlps(ref, await client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2, inputs: many }))).toBe(0);
+  });
+
   it('refuses a tensor whose shape the run cannot use, naming the input', async () => {
     const wrong = { dtype: 'bf16' as const, shape: [3, 40], data: new Uint16Array(120) };
     await expect(client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2, inputs: new Map([['getitem_14', wrong]]) }))

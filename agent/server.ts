@@ -167,7 +167,8 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   }
 
   function onMessage(c: Connection, data: RawData, isBinary: boolean) {
-    if (!allow(c)) return;
+    // Tensors a run announced are already bounded by its input count; everything else is rate-limited.
+    if (!(isBinary && c.receiving) && !allow(c)) return;
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
     if (isBinary) {
       const j = c.receiving;
