@@ -31,7 +31,11 @@ async function run(m: WorkerRunMessage): Promise<WorkerReply> {
   const slot = (q: number) => new Uint8Array(shared, CONTROL_BYTES + q * slotBytes, slotBytes);
   let gpu: GPU;
   if (typeof navigator !== 'undefined' && navigator.gpu) gpu = navigator.gpu;
-  else gpu = await (await import('./nodeGpu.ts')).nodeGpu();
+  else {
+    // Node only: a specifier bundlers do not follow, so the browser build never pulls in Dawn.
+    const nodeGpuModule = './nodeGpu.ts';
+    gpu = await (await import(/* @vite-ignore */ nodeGpuModule) as typeof import('./nodeGpu.ts')).nodeGpu();
+  }
   const [dev] = await openRanks(gpu, 1, { f16: plan.dtype === 'f16' }, rank);
   try {
     const collective = async (s: CollectiveStep): Promise<TraceEvent[]> => runSharedCollective(s, dev, R, m.opts.allreduce, ctl, slot);
