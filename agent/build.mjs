@@ -1,6 +1,6 @@
 // Builds the native worker: with nvcc (+ cuBLAS and NCCL headers) the CUDA worker, which still
 // runs on the CPU where no GPU is present; otherwise the CPU-only build with g++.
-// Usage: node agent/build.mjs [--cpu] [--quiet]   (prints the binary's path on the last line)
+// Usage: node agent/build.mjs [--cpu | --check]   (prints the binary's path on the last line)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -62,7 +62,26 @@ export function buildWorker({ forceCpu = false, log = (m) => process.stderr.writ
   return { path: bin, mode: 'cpu', note };
 }
 
+/**
+ * Compiles the CUDA sources with cudart alone (cuBLAS and NCCL replaced by plain kernels / a
+ * refusal), for machines with nvcc but without those libraries: catches CUDA compile errors early.
+ */
+export function checkCudaSources({ log = (m) => process.stderr.write(m + '\n') } = {}) {
+  if (!has('nvcc')) { log('fusionlab agent: nvcc not found; nothing to check'); return null; }
+  mkdirSync(out, { recursive: true });
+  const bin = join(out, 'fusionlab-worker-check');
+  execFileSync('nvcc', ['-O1', '-std=c++17', '-arch=sm_90', '-DFUSIONLAB_NO_CUBLAS', '-DFUSIONLAB_NO_NCCL', '-diag-suppress', '177', '-o', bin,
+    join(src, 'worker.cpp'), join(src, 'cpu_exec.cpp'), join(src, 'cuda_exec.cu'), join(src, 'bench.cu'), '-lpthread'],
+    { stdio: ['ignore', 'inherit', 'inherit'] });
+  return bin;
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const r = buildWorker({ forceCpu: process.argv.includes('--cpu') });
-  process.stdout.write(`${r.path}\n`);
+  if (process.argv.includes('--check')) {
+    const bin = checkCudaSources();
+    if (bin) process.stdout.write(`${bin}\n`);
+  } else {
+    const r = buildWorker({ forceCpu: process.argv.includes('--cpu') });
+    process.stdout.write(`${r.path}\n`);
+  }
 }
