@@ -57,6 +57,32 @@ describe('WGSL kernels match the CPU reference', () => {
     expect(want.outputs[0].get('embedding')!.shape).toEqual([17, 35]);
   });
 
+  it('the vocabulary mask: ge, lt, bitwise_and/not, mul, unsqueeze, masked_fill (bitwise)', async () => {
+    await againstReference(`def forward(self, ids: "i64[s0]", table: "bf16[101, 36]"):
+    ge: "b8[s0]" = torch.ops.aten.ge.Scalar(ids, 30)
+    lt: "b8[s0]" = torch.ops.aten.lt.Scalar(ids, 80)
+    bitwise_and: "b8[s0]" = torch.ops.aten.bitwise_and.Tensor(ge, lt)
+    mul: "i64[s0]" = torch.ops.aten.mul.Tensor(bitwise_and, ids)
+    embedding: "bf16[s0, 36]" = torch.ops.aten.embedding.default(table, mul)
+    bitwise_not: "b8[s0]" = torch.ops.aten.bitwise_not.default(bitwise_and)
+    unsqueeze: "b8[s0, 1]" = torch.ops.aten.unsqueeze.default(bitwise_not, -1)
+    masked_fill: "bf16[s0, 36]" = torch.ops.aten.masked_fill.Scalar(embedding, unsqueeze, 0.5)
+    return (mul, masked_fill)
+`, { tokens: 29 });
+  });
+
+  it('fused all-reduce + RMSNorm (pattern 1) over 3 ranks, and the first-layer form with norm_out', async () => {
+    // One rounding of the rank-ordered sum, one of the residual add, one of the norm.
+    await againstReference(`def forward(self, x: "bf16[s0, 2880]", res: "bf16[s0, 2880]", w: "bf16[2880]", out: "bf16[s0, 2880]", zeros: "bf16[s0, 2880]"):
+    auto_functionalized = torch.ops.higher_order.auto_functionalized(torch.ops.vllm.flashinfer_trtllm_fused_allreduce_norm.default, allreduce_in = x, residual = res, norm_out = None, quant_out = None, scale_out = None, rms_gamma = w, rms_eps = 1e-05, pattern_code = 1, world_rank = 0, world_size = 3, launch_with_pdl = True, trigger_completion_at_end = True, fp32_acc = True, max_token_num = 2048)
+    getitem: "bf16[s0, 2880]" = auto_functionalized[1]
+    getitem_1: "bf16[s0, 2880]" = auto_functionalized[2]
+    auto_functionalized_1 = torch.ops.higher_order.auto_functionalized(torch.ops.vllm.flashinfer_trtllm_fused_allreduce_norm.default, allreduce_in = getitem, residual = zeros, norm_out = out, quant_out = None, scale_out = None, rms_gamma = w, rms_eps = 1e-06, pattern_code = 1, world_rank = 0, world_size = 3, launch_with_pdl = True, trigger_completion_at_end = True, fp32_acc = True, max_token_num = 2048)
+    getitem_2: "bf16[s0, 2880]" = auto_functionalized_1[3]
+    return (getitem, getitem_1, getitem_2)
+`, { tokens: 6, ranks: 3, allreduce: 'two-shot', ulps: 2, terms: 2880, scale: 4 });
+  });
+
   for (const dtype of ['bf16', 'f32'] as const) {
     it(`addmm / mm with a transposed weight, odd M, N, K (${dtype})`, async () => {
       // Inputs in [-1, 1), weights 1/√K: each dot product has K terms of magnitude ≤ 1/√K.
