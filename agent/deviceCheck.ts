@@ -35,7 +35,7 @@ const gpus = client.hello.device.gpus.length;
 
 const only = process.argv.includes('--samples-only');
 const cases: { graph: GraphName; ranks: number; dtype: 'bf16' | 'f32'; preset: 'tiny' | 'layer'; tokens?: number; forceFallback?: boolean }[] = [];
-for (const ranks of [1, 2].filter((r) => r <= Math.max(1, gpus)))
+for (const ranks of [1, 2, 4, 8].filter((r) => r <= Math.max(1, gpus)))
   for (const dtype of ['bf16', 'f32'] as const)
     for (const graph of ['before', 'after'] as const) if (!only) cases.push({ graph, ranks, dtype, preset: 'tiny' });
 if (gpus >= 2)
