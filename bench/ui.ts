@@ -54,8 +54,10 @@ function referenceLayout(lib: 'dagre' | 'elkjs', scene: Scene): string {
     const out = JSON.parse(r.stdout) as { ms: number; error?: string };
     return out.error ? `${out.error} after ${(out.ms / 1000).toFixed(1)} s` : `${out.ms.toFixed(0)} ms`;
   } catch {
-    const tail = (r.stderr || '').trim().split('\n').slice(-2).join(' ');
-    return /Maximum call stack|RangeError/.test(tail) ? 'stack overflow' : `crashed (${tail.slice(0, 120) || `exit ${r.status}`})`;
+    const err = r.stderr || '';
+    if (/Maximum call stack|RangeError/.test(err)) return 'stack overflow';
+    if (/heap out of memory|Allocation failed|AllocateIn/.test(err)) return 'ran out of memory (V8 heap)';
+    return `crashed (${err.trim().split('\n').slice(-2).join(' ').slice(0, 120) || `exit ${r.status}`})`;
   }
 }
 
