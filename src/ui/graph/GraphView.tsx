@@ -253,7 +253,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     // Keep the transform across a renderer switch.
     sel.call(z.transform, transformRef.current);
     return () => { sel.on('.zoom', null); };
-  }, [renderer, layout !== null, applyTransform]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [renderer, layout !== null, applyTransform]); // rebinds only when the surface element changes
 
   const setTransform = useCallback((t: ZoomTransform, animate: boolean, notify = true) => {
     const surface = surfaceRef.current, z = zoomRef.current;
