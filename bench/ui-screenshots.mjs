@@ -18,7 +18,7 @@ mkdirSync(outDir, { recursive: true });
 const dist = mkdtempSync(join(tmpdir(), 'fusionlab-shots-'));
 const build = spawnSync('npx', ['vite', 'build', '--config', 'bench/vite.ui.config.ts', '--outDir', dist, '--emptyOutDir', '--logLevel', 'warn'], { encoding: 'utf8' });
 if (build.status !== 0) { process.stderr.write(build.stderr); process.exit(1); }
-const port = 4199;
+const port = 4738;
 const server = spawn('npx', ['vite', 'preview', '--config', 'bench/vite.ui.config.ts', '--outDir', dist, '--port', String(port), '--strictPort'], { stdio: 'ignore', detached: true });
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox', '--enable-unsafe-webgpu', '--font-render-hinting=none'] });
 try {

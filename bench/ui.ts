@@ -19,7 +19,7 @@ import type { Graph } from '../src/graph/ir.ts';
 import { buildScene, type Scene } from '../src/ui/graph/scene.ts';
 import { layoutScene } from '../src/ui/graph/layout.ts';
 
-const PORT = 4178;
+const PORT = 4737;
 const CHROMIUM_ARGS = ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader', '--font-render-hinting=none', '--disable-background-timer-throttling', '--disable-renderer-backgrounding'];
 const REFERENCE_TIMEOUT_MS = 120_000;
 
