@@ -117,7 +117,8 @@ test('run GPT-OSS-20B (24 layers) before and after on two WebGPU ranks: equivale
 
 test('run on the native agent (its CPU mode here), connected from the link it prints', async ({ page, baseURL }) => {
   test.setTimeout(240_000);
-  const agent: ChildProcess = spawn('node', ['agent/start.mjs', '--cpu'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The agent admits only pages from origins it knows: name the one this run serves the app on.
+  const agent: ChildProcess = spawn('node', ['agent/start.mjs', '--cpu', '--origin', baseURL!], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     const link = await new Promise<string>((resolve, reject) => {
       let out = '';
