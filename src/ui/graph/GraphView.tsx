@@ -75,7 +75,7 @@ const NodeBox = memo(function NodeBox(props: {
       ) : (
         sn && sn.subtitle && sn.subtitle !== sn.title ? (
           <>
-            <text className="fl-title" x={12} y={input ? 15 : 17}>{sn.title}</text>
+            <text className="fl-title fl-title2" x={12} y={input ? 15 : 17}>{sn.title}</text>
             <text className="fl-sub" x={12} y={input ? 28 : 31}>{sn.subtitle}</text>
           </>
         ) : (
