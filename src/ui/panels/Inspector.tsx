@@ -38,7 +38,7 @@ function sumSizes(types: (ValueType | null | undefined)[]): string {
 }
 
 /** What a node reads (its tensor arguments) and, for mutating ops, the arguments it overwrites. */
-function bytesMoved(node: Node, types: Map<string, ValueType | null>): { reads: string; writes: string | null } {
+export function bytesMoved(node: Node, types: Map<string, ValueType | null>): { reads: string; writes: string | null } {
   const args = [...node.args, ...Object.values(node.kwargs)];
   const reads = sumSizes([...new Set(args.flatMap((a) => refsOf(a)))].map((r) => types.get(r)));
   const def = lookupOp(innerOp(node));
@@ -78,7 +78,7 @@ function ArgValue({ a, onRef, types }: { a: Arg; onRef: (name: string) => void; 
 }
 
 /** Source lines of the imported nodes a rewritten node was made from, following madeBy back. */
-function originLines(node: Node, stages: Graph[]): number[] {
+export function originLines(node: Node, stages: Graph[]): number[] {
   const byName = new Map<string, Node>();
   // Later stages first, so a name reused by a pass resolves to its newest meaning.
   for (const g of [...stages].reverse()) for (const n of g.nodes) if (!byName.has(n.name)) byName.set(n.name, n);
