@@ -229,6 +229,15 @@ test('keyboard: apply with Enter, undo and redo with shortcuts, arrow keys throu
   await expect(page.getByRole('tab', { name: 'Run' })).toHaveAttribute('aria-selected', 'true');
   await page.keyboard.press('ArrowLeft');
   await expect(page.getByRole('tab', { name: 'Source' })).toHaveAttribute('aria-selected', 'true');
+
+  const splitter = page.getByRole('separator', { name: 'Resize the details panel' });
+  const before = Number(await splitter.getAttribute('aria-valuenow'));
+  const panelHeight = async () => (await page.getByRole('region', { name: 'Details' }).boundingBox())!.height;
+  const h0 = await panelHeight();
+  await splitter.focus();
+  await page.keyboard.press('ArrowUp');
+  await expect(splitter).toHaveAttribute('aria-valuenow', String(before + 24));
+  expect(await panelHeight()).toBeCloseTo(h0 + 24, 0);
 });
 
 test('broken FX text shows the error at its line and column', async ({ page }) => {

@@ -1,7 +1,7 @@
 // The app shell: load bar, rewrite panels on the left, the graphs in the middle, the inspector on
 // the right, run/results/timeline/cost/source tabs below. Every panel has its own error boundary.
 
-import { useEffect, type ReactNode } from 'react';
+import { useEffect, useState, type ReactNode } from 'react';
 import { useStore } from './store/index.ts';
 import type { BottomTab } from './store/viewSlice.ts';
 import { restoreFromUrl, syncUrl } from './store/urlSync.ts';
@@ -28,6 +28,41 @@ const TABS: { id: BottomTab; label: string; render: () => ReactNode }[] = [
   { id: 'cost', label: 'Cost model', render: () => <CostPanel /> },
 ];
 
+const BOTTOM_MIN = 120;
+const BOTTOM_DEFAULT = 210;
+
+/** The edge between the graphs and the tabs: drag it, or focus it and use the arrow keys. */
+function BottomSplitter({ height, setHeight }: { height: number; setHeight: (h: number) => void }) {
+  const max = () => Math.max(BOTTOM_MIN, window.innerHeight - 220);
+  const clamp = (h: number) => Math.round(Math.min(max(), Math.max(BOTTOM_MIN, h)));
+  return (
+    <div
+      className="splitter"
+      role="separator"
+      aria-orientation="horizontal"
+      aria-label="Resize the details panel"
+      aria-valuemin={BOTTOM_MIN}
+      aria-valuemax={max()}
+      aria-valuenow={height}
+      tabIndex={0}
+      onKeyDown={(e) => {
+        if (e.key === 'ArrowUp') { e.preventDefault(); setHeight(clamp(height + 24)); }
+        if (e.key === 'ArrowDown') { e.preventDefault(); setHeight(clamp(height - 24)); }
+      }}
+      onPointerDown={(e) => {
+        const startY = e.clientY;
+        const start = height;
+        const el = e.currentTarget;
+        el.setPointerCapture(e.pointerId);
+        const move = (ev: PointerEvent) => setHeight(clamp(start + startY - ev.clientY));
+        const up = () => { el.removeEventListener('pointermove', move); el.removeEventListener('pointerup', up); };
+        el.addEventListener('pointermove', move);
+        el.addEventListener('pointerup', up);
+      }}
+    />
+  );
+}
+
 function BottomTabs() {
   const tab = useStore((s) => s.bottomTab);
   const setTab = useStore((s) => s.setBottomTab);
@@ -35,7 +70,7 @@ function BottomTabs() {
   const runStatus = useStore((s) => s.runStatus);
   const current = TABS.find((t) => t.id === tab) ?? TABS[0];
   return (
-    <section className="bottom">
+    <section className="bottom" aria-label="Details">
       <div className="tabs" role="tablist" aria-label="Details"
         onKeyDown={(e) => {
           if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
@@ -158,6 +193,7 @@ function useShortcuts() {
 }
 
 export function App() {
+  const [bottomHeight, setBottomHeight] = useState(BOTTOM_DEFAULT);
   const theme = useStore((s) => s.theme);
   const testMode = useStore((s) => s.testMode);
   useReadyFlag();
@@ -173,6 +209,7 @@ export function App() {
   return (
     <div
       className={`app${testMode ? ' test-mode' : ''}`}
+      style={{ gridTemplateRows: `36px minmax(0, 1fr) ${bottomHeight}px 22px` }}
       onDragOver={(e) => { if (e.dataTransfer.types.includes('Files')) e.preventDefault(); }}
       onDrop={(e) => {
         const f = e.dataTransfer.files[0];
@@ -196,7 +233,10 @@ export function App() {
           <PanelBoundary name="Inspector"><Inspector /></PanelBoundary>
         </aside>
       </div>
-      <BottomTabs />
+      <div className="bottom-wrap">
+        <BottomSplitter height={bottomHeight} setHeight={setBottomHeight} />
+        <BottomTabs />
+      </div>
       <StatusBar />
     </div>
   );
