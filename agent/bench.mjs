@@ -61,10 +61,10 @@ export async function runAgentBench(argv = []) {
   if (fused.length) {
     say('');
     say('all-reduce + residual + RMSNorm, hidden 2880 bf16: one-shot fused kernel vs NCCL all-reduce + fused add+RMSNorm kernel');
-    say(`${pad('T', 6)} ${pad('fused µs', 10)} ${pad('unfused µs', 11)} ${pad('unfused/fused', 14)} ${pad('max ulp', 8)}`);
+    say(`${pad('T', 6)} ${pad('fused µs', 10)} ${pad('unfused µs', 11)} ${pad('unfused/fused', 14)} ${pad('max ulp', 8)} ${pad('max |Δ|', 9)}`);
     for (const r of fused) {
       const sp = r.fused_us > 0 ? r.unfused_us / r.fused_us : NaN;
-      say(`${pad(r.tokens, 6)} ${pad(r.fused_us > 0 ? r.fused_us.toFixed(2) : 'n/a', 10)} ${pad(r.unfused_us.toFixed(2), 11)} ${pad(Number.isNaN(sp) ? '—' : sp.toFixed(2), 14)} ${pad(r.max_ulp, 8)}`);
+      say(`${pad(r.tokens, 6)} ${pad(r.fused_us > 0 ? r.fused_us.toFixed(2) : 'n/a', 10)} ${pad(r.unfused_us.toFixed(2), 11)} ${pad(Number.isNaN(sp) ? '—' : sp.toFixed(2), 14)} ${pad(r.max_ulp, 8)} ${pad(r.max_abs ?? '—', 9)}`);
     }
     say('  (> 1: the fused kernel wins; expected for T ≤ 128)');
   }

@@ -5,6 +5,7 @@
 //   fused      one-shot all-reduce + residual + RMSNorm vs NCCL all-reduce + fused add+RMSNorm
 //   addnorm    fused add+RMSNorm bandwidth vs a device-to-device copy on GPU 0
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
@@ -151,7 +152,7 @@ int benchCuda(int argc, char** argv) {
         cudaSetDevice(0);
         FL_CUDA(cudaMemcpy(ref.data(), y[0], e * 2, cudaMemcpyDeviceToHost));
         double fused = -1;
-        double maxUlp = 0;
+        double maxUlp = 0, maxAbs = 0;
         if (C.allPeers) {
           fused = timeRanks(C, 10, 200, [&] {
             for (int r = 0; r < world; r++) { cudaSetDevice(r); launchOneShot(C, r, in, res[r], g[r], y[r], z[r], T, H); }
@@ -160,13 +161,18 @@ int benchCuda(int argc, char** argv) {
           FL_CUDA(cudaMemcpy(got.data(), y[0], e * 2, cudaMemcpyDeviceToHost));
           // Distance in bf16 steps between the two paths (NCCL sums in its own order; a few ulps).
           for (size_t q = 0; q < e; q++) {
-            int a = (int16_t)ref[q], b = (int16_t)got[q];
-            a = a < 0 ? (int)0x8000 - a : a;
-            b = b < 0 ? (int)0x8000 - b : b;
-            maxUlp = std::max(maxUlp, (double)std::abs(a - b));
+            // Order bf16 bit patterns as integers: negative values below -0, so a sign flip of a
+            // value next to zero counts its true distance (2 steps), not 0x8000.
+            auto key = [](uint16_t u) { return (u & 0x8000) ? -(int)(u & 0x7fff) : (int)(u & 0x7fff); };
+            maxUlp = std::max(maxUlp, (double)std::abs(key(ref[q]) - key(got[q])));
+            float fa, fb;
+            uint32_t ua = (uint32_t)ref[q] << 16, ub = (uint32_t)got[q] << 16;
+            memcpy(&fa, &ua, 4);
+            memcpy(&fb, &ub, 4);
+            maxAbs = std::max(maxAbs, (double)std::fabs(fa - fb));
           }
         }
-        printf("{\"section\":\"fused\",\"tokens\":%d,\"hidden\":%d,\"fused_us\":%.3f,\"unfused_us\":%.3f,\"max_ulp\":%.0f}\n", T, H, fused, unfused, maxUlp);
+        printf("{\"section\":\"fused\",\"tokens\":%d,\"hidden\":%d,\"fused_us\":%.3f,\"unfused_us\":%.3f,\"max_ulp\":%.0f,\"max_abs\":%.6g}\n", T, H, fused, unfused, maxUlp, maxAbs);
         fflush(stdout);
         for (auto* v : {&in, &res, &g, &y, &z, &ar}) freeRanks(*v);
       }
