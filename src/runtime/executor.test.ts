@@ -45,13 +45,13 @@ describe('the PR #28841 block on WebGPU ranks', () => {
     const seed = freshSeed();
     const g = parseFx(readFileSync(`${SEED_DIR}/pr28841-before.fragment.txt`, 'utf8')).graph;
     const ref = await runGraph(g, base({ ranks: 3, seed, allreduce: 'one-shot' }));
-    for (const [allreduce, workers] of [['two-shot', false], ['ring', false], ['ring', true], ['one-shot', true]] as const) {
+    for (const [allreduce, workers] of [['two-shot', false], ['ring', false], ['ring', true]] as const) {
       const r = await runGraph(g, base({ ranks: 3, seed, allreduce, workers }));
       for (let k = 0; k < 3; k++) {
         for (const [name, t] of ref.outputs[k]) expect(bitwiseEqual(r.outputs[k].get(name)!, t), `seed ${seed} ${allreduce} workers=${workers} rank ${k} ${name}`).toBe(true);
       }
     }
-  });
+  }, 300_000); // each worker opens its own device and compiles every kernel (slow on SwiftShader)
 
   it('hoisting the slice is bitwise equal; the fused all-reduce + norm is within 2 bf16 ulps, its residual bitwise', async () => {
     const seed = freshSeed();
