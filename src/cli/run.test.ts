@@ -15,7 +15,7 @@ const run = (args: string[]) => {
 const SEED = '/work/shared/fixtures/fx/seed/pr28841-before.fragment.txt';
 const dir = mkdtempSync(join(tmpdir(), 'fusionlab-run-'));
 
-describe('fusionlab run', () => {
+describe('fusionlab run', { timeout: 180_000 }, () => {
   it('--compare slice-hoist,allreduce-rmsnorm --report on WebGPU: per-output errors and a trace per rank per node', () => {
     const r = run([SEED, '--backend', 'webgpu', '--ranks', '2', '--preset', 'tiny', '--dtype', 'bf16', '--allreduce', 'ring', '--compare', 'slice-hoist,allreduce-rmsnorm', '--report']);
     expect(r.stderr).toBe('');

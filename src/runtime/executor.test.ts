@@ -20,7 +20,7 @@ let gpu: GPU;
 beforeAll(async () => { gpu = await nodeGpu(); });
 const base = (o: Partial<RunOptions> = {}): RunOptions => ({ backend: 'webgpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false, gpu, ...o });
 
-describe('the PR #28841 block on WebGPU ranks', () => {
+describe('the PR #28841 block on WebGPU ranks', { timeout: 180_000 }, () => {
   it('matches the CPU reference on every rank (MoE → all_reduce → slice → fused_add_rms_norm)', async () => {
     const seed = freshSeed();
     const g = before();
@@ -70,7 +70,7 @@ describe('the PR #28841 block on WebGPU ranks', () => {
   });
 });
 
-describe('a generated GPT-OSS-20B layer', () => {
+describe('a generated GPT-OSS-20B layer', { timeout: 180_000 }, () => {
   it('runs end to end at TP 2: fed nodes known at plan time, hoist bitwise, same on CPU', async () => {
     const g = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 2 })).graph;
     const noKernel = g.nodes.filter((n) => n.op === 'higher_order.auto_functionalized' && /rotary_embedding|unified_attention/.test(JSON.stringify(n.args[0]))).map((n) => n.name);
@@ -87,7 +87,7 @@ describe('a generated GPT-OSS-20B layer', () => {
   });
 });
 
-describe('faults surface as RunErrors', () => {
+describe('faults surface as RunErrors', { timeout: 180_000 }, () => {
   const noGpu = { requestAdapter: () => { throw new Error('no GPU work may start'); } } as unknown as GPU;
 
   it('lists every op with no kernel and no type, before any GPU work', async () => {

@@ -30,7 +30,7 @@ async function againstReference(fx: string, o: Partial<RunOptions> & { terms?: n
   return { want, got, seed };
 }
 
-describe('WGSL kernels match the CPU reference', () => {
+describe('WGSL kernels match the CPU reference', { timeout: 180_000 }, () => {
   it('clone of a strided slice, and constant_pad_nd (bitwise)', async () => {
     for (const dtype of ['bf16', 'f32'] as const) {
       await againstReference(`def forward(self, x: "bf16[s0, 45]"):
