@@ -67,6 +67,8 @@ export const cpuBackend: Backend = {
 /** The TypeScript twins of MAP_WGSL. */
 const MAP_FNS: Record<MapFn, (a: number, b: number, s: number) => number> = {
   mul: (a, b) => a * b,
+  muls: (a, _b, s) => a * s,
+  adds: (a, _b, s) => a + s,
   ge: (a, _b, s) => +(a >= s),
   lt: (a, _b, s) => +(a < s),
   and: (a, b) => +(a !== 0 && b !== 0),

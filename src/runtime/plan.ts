@@ -37,7 +37,7 @@ export type Kernel =
 export type Step = Kernel & { node: string; op: string };
 
 /** Elementwise ops of the embedding's vocabulary mask: one WGSL and one TypeScript body each (MAP_FNS). */
-export type MapFn = 'mul' | 'ge' | 'lt' | 'and' | 'not' | 'masked_fill';
+export type MapFn = 'mul' | 'muls' | 'adds' | 'ge' | 'lt' | 'and' | 'not' | 'masked_fill';
 const MAP_OPS: Record<string, { fn: MapFn; tensorB: boolean; scalarArg?: number }> = {
   'aten.mul.Tensor': { fn: 'mul', tensorB: true },
   'aten.ge.Scalar': { fn: 'ge', tensorB: false, scalarArg: 1 },
@@ -304,6 +304,7 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         return { t: 'tuple', items };
       }
       case 'aten.add.Tensor': {
+        if (typeof numberOf(arg(1)) === 'number') break;
         const a = tensor(arg(0), n, 'self');
         const b = tensor(arg(1), n, 'other', { role: 'activation', shape: a.shape, dtype: a.dtype });
         const shape = broadcastShape(a.shape, b.shape) ?? fail(n, `cannot broadcast [${a.shape}] with [${b.shape}]`);
@@ -347,7 +348,8 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         return { t: 'tuple', items: [{ t: 'none' }, T(out), T(res)] };
       }
       case 'vllm.all_reduce.default': case '_c10d_functional.all_reduce.default': {
-        if (op.startsWith('_c10d') && typeof arg(1) === 'string' && arg(1) !== 'sum') fail(n, `reduce_op '${arg(1)}' is not supported (only sum)`);
+        // Only sums have a kernel; another reduce_op (max, avg) is fed like any op without one.
+        if (op.startsWith('_c10d') && typeof arg(1) === 'string' && arg(1) !== 'sum') return 'unsupported';
         const x = contiguous(tensor(arg(0), n, 'tensor'), n);
         const out = newStorage(n.name, x.dtype, x.shape);
         push(n, { kernel: 'all_reduce', x, out: out.storage });
@@ -379,6 +381,15 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         push(n, { kernel: 'moe', x, logits, layer, experts, topK: Math.min(preset.topK, experts), intermediate: preset.intermediate, out: out.storage });
         return T(out);
       }
+    }
+    // mul / add by a Python number: one scalar word instead of a tensor.
+    if ((op === 'aten.mul.Tensor' || op === 'aten.add.Tensor') && typeof numberOf(arg(1)) === 'number') {
+      const a = tensor(arg(0), n, 'self');
+      const dtype = n.type?.kind === 'tensor' ? mapType(n.type, n.name).dtype : a.dtype;
+      const out = newStorage(n.name, dtype, a.shape);
+      const scalar = (numberOf(arg(1)) as number) * (op === 'aten.add.Tensor' ? num(2, 1) : 1);
+      push(n, { kernel: 'map', fn: op === 'aten.mul.Tensor' ? 'muls' : 'adds', a, b: null, scalar, out: out.storage });
+      return T(out);
     }
     const mapOp = MAP_OPS[op];
     if (mapOp) {

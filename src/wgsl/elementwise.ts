@@ -21,6 +21,8 @@ export type ElementwiseKind = 'copy' | 'add' | 'pad' | 'embedding' | 'seed' | Ma
 /** The vocabulary-mask ops: a = in0, b = in1, s = the scalar word after the inputs. */
 export const MAP_WGSL: Record<MapFn, string> = {
   mul: 'a * b',
+  muls: 'a * s',
+  adds: 'a + s',
   ge: 'select(0.0, 1.0, a >= s)',
   lt: 'select(0.0, 1.0, a < s)',
   and: 'select(0.0, 1.0, a != 0.0 && b != 0.0)',

@@ -57,7 +57,7 @@ describe('WGSL kernels match the CPU reference', { timeout: 180_000 }, () => {
     expect(want.outputs[0].get('embedding')!.shape).toEqual([17, 35]);
   });
 
-  it('the vocabulary mask: ge, lt, bitwise_and/not, mul, unsqueeze, masked_fill (bitwise)', async () => {
+  it('the vocabulary mask: ge, lt, bitwise_and/not, mul, unsqueeze, masked_fill; mul and add by a number (bitwise)', async () => {
     await againstReference(`def forward(self, ids: "i64[s0]", table: "bf16[101, 36]"):
     ge: "b8[s0]" = torch.ops.aten.ge.Scalar(ids, 30)
     lt: "b8[s0]" = torch.ops.aten.lt.Scalar(ids, 80)
@@ -67,7 +67,9 @@ describe('WGSL kernels match the CPU reference', { timeout: 180_000 }, () => {
     bitwise_not: "b8[s0]" = torch.ops.aten.bitwise_not.default(bitwise_and)
     unsqueeze: "b8[s0, 1]" = torch.ops.aten.unsqueeze.default(bitwise_not, -1)
     masked_fill: "bf16[s0, 36]" = torch.ops.aten.masked_fill.Scalar(embedding, unsqueeze, 0.5)
-    return (mul, masked_fill)
+    mul_1: "bf16[s0, 36]" = torch.ops.aten.mul.Tensor(masked_fill, 3)
+    add: "bf16[s0, 36]" = torch.ops.aten.add.Tensor(mul_1, 0.5)
+    return (mul, masked_fill, add)
 `, { tokens: 29 });
   });
 
