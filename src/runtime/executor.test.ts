@@ -139,6 +139,28 @@ describe('faults surface as RunErrors', { timeout: 180_000 }, () => {
     expect(devices.length).toBe(4);
   });
 
+  it('a GPU validation error names the node whose work failed', async () => {
+    const buffers = new Map<string, GPUBuffer>();
+    const bind = <T extends object>(t: T, wrap: (k: string | symbol, v: unknown) => unknown) => new Proxy(t, { get: (o, k) => { const v = Reflect.get(o, k, o); return wrap(k, typeof v === 'function' ? v.bind(o) : v); } });
+    // Devices whose buffers the test can reach by label (each storage's buffer is labelled with its id).
+    const watched = {
+      requestAdapter: async (o?: GPURequestAdapterOptions) => bind((await gpu.requestAdapter(o))!, (k, v) => (k !== 'requestDevice' ? v : async (d?: GPUDeviceDescriptor) => bind(await (v as GPUAdapter['requestDevice'])(d), (k2, v2) => (k2 !== 'createBuffer' ? v2 : (desc: GPUBufferDescriptor) => {
+        const b = (v2 as GPUDevice['createBuffer'])(desc);
+        if (desc.label) buffers.set(desc.label, b);
+        return b;
+      })))),
+    } as unknown as GPU;
+    const g = before();
+    const plan = planGraph(g, base());
+    const norm = plan.steps.findIndex((s) => s.kernel === 'fused_add_rms_norm');
+    // Destroy the norm's weight just before the norm runs: its submission is invalid.
+    const err = await runGraph(g, base({ gpu: watched, onProgress: (p) => { if (p.phase === 'run' && p.done === norm) buffers.get('arg8_1')?.destroy(); } })).catch((e) => e);
+    expect(err).toBeInstanceOf(RunError);
+    expect(err.kind).toBe('validation');
+    expect(err.node).toBe('auto_functionalized_2');
+    expect(err.message).toMatch(/^node auto_functionalized_2 \(higher_order\.auto_functionalized\) on rank \d: /);
+  });
+
   it('given inputs replace seeded ones; a wrong shape names the input', async () => {
     const seed = freshSeed();
     const vals = Array.from({ length: 7 * 40 }, () => roundBf16(Math.random() * 2 - 1));
