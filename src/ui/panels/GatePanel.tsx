@@ -20,34 +20,42 @@ export function GatePanel() {
   return (
     <section className="panel gate-panel" aria-labelledby="gate-panel-title">
       <header className="panel-head"><h2 id="gate-panel-title">Gates</h2></header>
-      <div className="form-grid">
-        <label htmlFor="gate-world">World size</label>
-        <select id="gate-world" value={gates.worldSize ?? ''} onChange={(e) => setGates({ worldSize: e.target.value === '' ? undefined : Number(e.target.value) })}>
-          <option value="">from graph ({resolved?.worldSizeFrom === 'graph' ? resolved.worldSize : `default ${resolved?.worldSize ?? 4}`})</option>
-          {WORLD_SIZES.map((w) => <option key={w} value={w}>{w}</option>)}
-        </select>
-        <label htmlFor="gate-gpu">GPU generation</label>
-        <select id="gate-gpu" value={gates.gpu ?? 'hopper'} onChange={(e) => setGates({ gpu: e.target.value as PassOptions['gpu'] })}>
-          {GPUS.map((g) => <option key={g.id} value={g.id}>{g.label}</option>)}
-        </select>
-        <label htmlFor="gate-token-rule">Token gate</label>
-        <select id="gate-token-rule" value={gates.tokenGate ?? 'runtime-fallback'} onChange={(e) => setGates({ tokenGate: e.target.value as PassOptions['tokenGate'] })}
-          title="runtime fallback: the pattern always fires and the fused op falls back above max_token_num (the vLLM of PR #28841). compile range: graphs whose token count exceeds max_token_num stay unfused (later vLLM).">
-          <option value="runtime-fallback">runtime fallback</option>
-          <option value="compile-range">compile range</option>
-        </select>
-        <label htmlFor="gate-tokens">Max tokens</label>
-        <input
-          id="gate-tokens"
-          type="number"
-          min={1}
-          step={256}
-          value={gates.maxTokens ?? resolved?.maxTokens ?? ''}
-          onChange={(e) => {
-            const v = Number(e.target.value);
-            if (Number.isFinite(v) && v >= 1) setGates({ maxTokens: Math.floor(v) });
-          }}
-        />
+      <div className="gate-grid">
+        <div className="field">
+          <label htmlFor="gate-world">World size</label>
+          <select id="gate-world" value={gates.worldSize ?? ''} onChange={(e) => setGates({ worldSize: e.target.value === '' ? undefined : Number(e.target.value) })}>
+            <option value="">{resolved?.worldSizeFrom === 'graph' ? `graph: ${resolved.worldSize}` : `default: ${resolved?.worldSize ?? 4}`}</option>
+            {WORLD_SIZES.map((w) => <option key={w} value={w}>{w}</option>)}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="gate-gpu">GPU</label>
+          <select id="gate-gpu" value={gates.gpu ?? 'hopper'} onChange={(e) => setGates({ gpu: e.target.value as PassOptions['gpu'] })}>
+            {GPUS.map((g) => <option key={g.id} value={g.id}>{g.label}</option>)}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="gate-token-rule">Token gate</label>
+          <select id="gate-token-rule" value={gates.tokenGate ?? 'runtime-fallback'} onChange={(e) => setGates({ tokenGate: e.target.value as PassOptions['tokenGate'] })}
+            title="runtime fallback: the pattern always fires and the fused op falls back above max_token_num (the vLLM of PR #28841). compile range: graphs whose token count exceeds max_token_num stay unfused (later vLLM).">
+            <option value="runtime-fallback">at run time</option>
+            <option value="compile-range">at compile</option>
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="gate-tokens">Max tokens</label>
+          <input
+            id="gate-tokens"
+            type="number"
+            min={1}
+            step={256}
+            value={gates.maxTokens ?? resolved?.maxTokens ?? ''}
+            onChange={(e) => {
+              const v = Number(e.target.value);
+              if (Number.isFinite(v) && v >= 1) setGates({ maxTokens: Math.floor(v) });
+            }}
+          />
+        </div>
       </div>
     </section>
   );
