@@ -240,6 +240,28 @@ test('keyboard: apply with Enter, undo and redo with shortcuts, arrow keys throu
   expect(await panelHeight()).toBeCloseTo(h0 + 24, 0);
 });
 
+test('a link to a sample this build does not have names it and opens the default', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByLabel('Sample').selectOption({ label: 'Qwen2-1.5B · 1 layer · TP4 (real dump)' });
+  await idle(page);
+  // Rewrite the sample id inside the link's compressed state, as an older or newer build might have it.
+  const link = await page.evaluate(async () => {
+    const url = new URL(location.href);
+    const bytes = Uint8Array.from(atob(url.searchParams.get('state')!.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
+    const json = await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate'))).text();
+    const state = JSON.parse(json);
+    state.source = { sample: 'qwen3-tp4' };
+    const packed = new Uint8Array(await new Response(new Blob([JSON.stringify(state)]).stream().pipeThrough(new CompressionStream('deflate'))).arrayBuffer());
+    url.searchParams.set('state', btoa(String.fromCharCode(...packed)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''));
+    return url.toString();
+  });
+  await page.goto(link);
+  await idle(page);
+  await expect(page.getByRole('status').filter({ hasText: 'No built-in sample' })).toContainText('"qwen3-tp4"');
+  await expect(page.getByLabel('Sample')).toHaveValue('gpt-oss-20b-l1-tp4');
+});
+
 test('broken FX text shows the error at its line and column', async ({ page }) => {
   await page.goto('/?test=1');
   await idle(page);

@@ -37,6 +37,9 @@ export async function restoreFromUrl(): Promise<void> {
   const restore = { steps: state.steps, selected: state.selected ?? null };
   if ('sample' in state.source) s.loadSample(state.source.sample, restore);
   else s.loadText(state.source.text, state.source.name, restore);
+  // A link to a sample this build lacks: keep the message, show the default sample. (Text that no
+  // longer imports stays in the editor with its error instead.)
+  if ('sample' in state.source && useStore.getState().stages.length === 0) useStore.getState().loadSample(DEFAULT_SAMPLE_ID);
   // Gates from the link win over the sample's own TP degree.
   if (state.gates) useStore.getState().setGates(state.gates as Partial<AppState['gates']>);
   if (state.view?.tab) useStore.getState().setBottomTab(state.view.tab as BottomTab);
