@@ -344,7 +344,8 @@ export async function executePlan(plan: Plan, opts: RunOptions, ranks: RankDevic
     } else {
       for (const r of ranks) encodeStep(s, r, plan, seed, opts.inputs);
     }
-    for (const id of plan.freeAfter.get(si) ?? []) for (const r of ranks) { await r.sync(); r.free(id); }
+    // destroy() after submission is safe: work already submitted keeps the buffer until it completes.
+    for (const id of plan.freeAfter.get(si) ?? []) for (const r of ranks) r.free(id);
   }
   for (const r of ranks) await r.sync();
   opts.onProgress?.({ phase: 'download', done: 0, total: ranks.length });
