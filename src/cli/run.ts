@@ -12,7 +12,7 @@ import { importGraph } from '../graph/formats.ts';
 import { generateSample, SAMPLE_MODELS, type SampleModel } from '../graph/samples/index.ts';
 import { PASSES } from '../graph/passes/pipeline.ts';
 import type { Graph } from '../graph/ir.ts';
-import { compareRewrite, runGraph, RunError, type RunOptions, type Trace, type HostTensor, type RunResult, type CompareReport } from '../runtime/index.ts';
+import { compareRewrite, planGraph, runGraph, RunError, type RunOptions, type Trace, type HostTensor, type RunResult, type CompareReport } from '../runtime/index.ts';
 import { readNpy, readSafetensors, tensorFileName, writeNpy, TensorFileError } from '../runtime/tensorio.ts';
 import { hostValues } from '../runtime/hostTensor.ts';
 
@@ -144,6 +144,9 @@ export async function command(argv: string[]): Promise<number> {
     args = parseRunArgs(argv);
     const graph = loadGraph(args);
     const inputs = args.inputs ? loadInputs(args.inputs) : undefined;
+    // Plan first: ops with no kernel, fed nodes and bad sizes are reported before any device work.
+    const plan = planGraph(graph, { preset: args.preset, dtype: args.dtype, ranks: args.ranks, tokens: args.tokens });
+    if (plan.fed.length && !args.report) process.stderr.write(`fed from seeded inputs (no kernel): ${plan.fed.join(', ')}\n`);
     if (args.backend === 'webgpu') gpu = await (await import('../runtime/nodeGpu.ts')).nodeGpu();
     if (args.backend === 'agent') await import('../runtime/agentClient.ts').catch(() => undefined);
     const opts: RunOptions = { backend: args.backend, ranks: args.ranks, preset: args.preset, dtype: args.dtype, allreduce: args.allreduce, workers: args.workers, tokens: args.tokens, seed: args.seed, inputs, gpu };
@@ -154,7 +157,6 @@ export async function command(argv: string[]): Promise<number> {
         process.stdout.write(JSON.stringify({ ...head, compare: { passes: rep.passes, ok: rep.ok, outputs: rep.outputs }, before: traceReport(rep.before), after: traceReport(rep.after) }) + '\n');
       } else {
         for (const o of rep.outputs) process.stdout.write(`${o.pass ? 'ok  ' : 'FAIL'} ${o.name}: max abs ${o.maxAbs}, max rel ${o.maxRel.toExponential(2)}, ${o.bitwiseEqual ? 'bitwise equal' : `${o.ulps} ulps`}; ${o.tolerance}\n`);
-        if (rep.before.fed.length) process.stdout.write(`fed from seeded inputs (no kernel): ${rep.before.fed.join(', ')}\n`);
       }
       return rep.ok ? 0 : 1;
     }
@@ -163,7 +165,6 @@ export async function command(argv: string[]): Promise<number> {
     if (args.report) process.stdout.write(JSON.stringify({ ...head, outputs: outputsReport(res), trace: traceReport(res.trace) }) + '\n');
     else {
       process.stdout.write(`${res.trace.backend} on ${res.trace.device}, ${res.trace.ranks} rank(s)\n`);
-      if (res.trace.fed.length) process.stdout.write(`fed from seeded inputs (no kernel): ${res.trace.fed.join(', ')}\n`);
       for (const r of outputsReport(res)) for (const o of r.outputs) process.stdout.write(`rank ${r.rank} ${o.name}: ${o.dtype}[${o.shape}] max |x| ${o.maxAbs.toPrecision(4)}, rms ${o.rms.toPrecision(4)}\n`);
     }
     return 0;
