@@ -301,9 +301,13 @@ test('the tour walks through its steps and drives the views', async ({ page }) =
   await expect(page.getByTestId('inspector-op')).toHaveText('vllm.flashinfer_trtllm_fused_allreduce_norm.default');
   await tour.getByRole('button', { name: 'Next' }).click();
   await expect(page.getByRole('tab', { name: 'Run' })).toHaveAttribute('aria-selected', 'true');
+  await expect(page.getByLabel('Preset')).toHaveValue('tiny');
+  await expect(page.getByLabel('Ranks')).toHaveValue('2');
   await tour.getByRole('button', { name: 'Next' }).click();
   await expect(tour).toContainText('Step 7 of 7');
   await expect(page.getByRole('tab', { name: 'Cost model' })).toHaveAttribute('aria-selected', 'true');
+  await expect(page.getByLabel('Hardware', { exact: true })).toHaveValue('B200-NVLink');
+  await expect(page.getByTestId('cost-table')).toContainText('predicted on B200-NVLink, TP8');
   await tour.getByRole('button', { name: 'Finish' }).click();
   await expect(tour).toBeHidden();
 });

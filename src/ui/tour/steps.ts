@@ -79,12 +79,23 @@ export const TOUR: TourStep[] = [
   {
     title: 'Run both graphs and compare',
     body: 'The Run tab executes the graph before and after the rewrite on several WebGPU ranks with the same seeded inputs. Hoisting alone is bitwise equal; the fused kernel rounds once where the unfused pair rounds twice, so they differ by a few bf16 ulps, within tolerance.',
-    enter: () => { useStore.getState().setBottomTab('run'); },
+    enter: () => {
+      const st = useStore.getState();
+      // Settings a laptop runs in seconds: the tiny preset on two ranks.
+      st.setRunSettings({ backend: typeof navigator !== 'undefined' && 'gpu' in navigator ? 'webgpu' : 'cpu', ranks: 2, preset: 'tiny' });
+      st.setBottomTab('run');
+    },
   },
   {
     title: 'What it buys on real hardware',
-    body: 'At 24 layers 25 sites fuse before the change and 49 after (2L+1). On 8×B200 the PR measured +3.8 % output throughput for gpt-oss-20b. The Cost tab predicts the saving for H100, H200 and B200 from bytes moved and collective cost.',
-    enter: () => { useStore.getState().setBottomTab('cost'); },
+    body: 'At 24 layers 25 sites fuse before the change and 49 after (2L+1). On 8×B200 the PR measured +3.8 % output throughput for gpt-oss-20b. The Cost tab, set to B200 at TP8, predicts the saving from bytes moved, kernel launches and collective cost.',
+    enter: () => {
+      const st = useStore.getState();
+      // The PR's measurement: gpt-oss-20b at TP8 on B200.
+      st.setProfile('B200-NVLink');
+      st.setCostTp(8);
+      st.setBottomTab('cost');
+    },
   },
 ];
 
