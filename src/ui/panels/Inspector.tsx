@@ -168,10 +168,14 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
 
 export function Inspector() {
   const selected = useStore((s) => s.selected);
-  const side = useStore((s) => s.selectedSide);
+  const preferred = useStore((s) => s.selectedSide);
   const stages = useStore((s) => s.stages);
   const shown = useStore(shownStage);
-  const graph = side === 'before' ? stages[0]?.graph : shown?.graph;
+  const graphOf = (side: 'before' | 'after') => (side === 'before' ? stages[0]?.graph : shown?.graph);
+  const has = (side: 'before' | 'after') => !!graphOf(side)?.nodes.some((n) => n.name === selected) || !!graphOf(side)?.inputs.some((i) => i.name === selected);
+  // The side the selection was made in, else the other one (a link or URL may name a removed node).
+  const side = has(preferred) ? preferred : has(preferred === 'after' ? 'before' : 'after') ? (preferred === 'after' ? 'before' : 'after') : preferred;
+  const graph = graphOf(side);
   const node = graph?.nodes.find((n) => n.name === selected);
   const input = graph?.inputs.find((i) => i.name === selected);
   return (
