@@ -4,6 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { useStore } from './index.ts';
+import { snapshot } from './urlSync.ts';
+import { decodeUrlState, encodeUrlState } from '../urlState.ts';
 
 // The built-in sample table pulls in the sample generator; these tests load text directly.
 vi.mock('../samples.ts', () => ({ SAMPLES: [], DEFAULT_SAMPLE_ID: 'none', findSample: () => undefined }));
@@ -126,5 +128,27 @@ describe('rewrite history in the store', () => {
     expect(s().importError).toBeNull();
     // A successful import replaces whatever was being edited.
     expect(s().draft).toBeNull();
+  });
+
+  it('puts the steps in effect (not the undone ones), gates and selection in the URL state, and restores them', async () => {
+    const site = s().sites['allreduce-rmsnorm'][1];
+    s().applyPass('allreduce-rmsnorm', site);
+    s().applyPass('allreduce-rmsnorm');
+    s().undo();
+    s().setGates({ worldSize: 8 });
+    s().select(site, 'after');
+    const state = snapshot(s())!;
+    expect(state.source).toEqual({ text: qwenTp2, name: 'qwen2-paral2_layer1-r0.py' });
+    expect(state.steps).toEqual([{ pass: 'allreduce-rmsnorm', site }]);
+    expect(state.gates?.worldSize).toBe(8);
+    expect(state.selected).toBe(site);
+
+    const back = await decodeUrlState(await encodeUrlState(state));
+    useStore.setState(initial, true);
+    if (!('text' in back.source)) throw new Error('expected text source');
+    s().loadText(back.source.text, back.source.name, { steps: back.steps, selected: back.selected });
+    expect(s().cursor).toBe(1);
+    expect(fusedNodes()).toBe(1);
+    expect(s().selected).toBe(site);
   });
 });
