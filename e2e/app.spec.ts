@@ -95,7 +95,15 @@ async function runOnWebGpu(page: Page, sampleLabel: string) {
   await expect(outputs.getByRole('cell', { name: 'pass' }).first()).toBeVisible();
 
   await page.getByRole('tab', { name: 'Timeline' }).click();
-  await expect(page.getByTestId('timeline')).toHaveAttribute('aria-label', /^Per-rank timeline, 4 rows/);
+  const timeline = page.getByTestId('timeline');
+  await expect(timeline).toHaveAttribute('aria-label', /^Per-rank timeline, 4 rows/);
+  // Wheel zooms the time axis: the last tick moves to an earlier time.
+  const lastTick = async () => (await timeline.locator('.axis .tick text').allTextContents()).at(-1);
+  const before = await lastTick();
+  const box = (await timeline.boundingBox())!;
+  await page.mouse.move(box.x + 160, box.y + box.height / 2);
+  await page.mouse.wheel(0, -600);
+  await expect.poll(lastTick).not.toBe(before);
 }
 
 test('run the PR fragment before and after on two WebGPU ranks: equivalent', async ({ page }) => {

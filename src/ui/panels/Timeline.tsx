@@ -65,7 +65,6 @@ export function Timeline({ traces }: { traces: TimelineTraces }) {
   const svgRef = useRef<SVGSVGElement>(null);
   const [width, setWidth] = useState(800);
   const [hover, setHover] = useState<TimelineEvent | null>(null);
-  const testMode = useStore((s) => s.testMode);
   const selected = useStore((s) => s.selected);
   const rows = useMemo(() => rowsOf(traces), [traces]);
   const end = useMemo(() => Math.max(1, ...rows.flatMap((r) => r.events.map((e) => e.start_us + e.dur_us))), [rows]);
@@ -120,9 +119,8 @@ export function Timeline({ traces }: { traces: TimelineTraces }) {
       .extent([[LABEL_W, 0], [width - 8, height]])
       .on('zoom', (ev: d3.D3ZoomEvent<SVGSVGElement, unknown>) => draw(ev.transform.rescaleX(x0)));
     svg.call(zoom);
-    if (testMode) svg.on('wheel.zoom', null); // a stray wheel must not move screenshot baselines
     return () => { svg.on('.zoom', null); };
-  }, [rows, end, width, height, testMode]);
+  }, [rows, end, width, height]);
 
   useEffect(() => {
     d3.select(svgRef.current!).selectAll<SVGRectElement, unknown>('rect.bar')
