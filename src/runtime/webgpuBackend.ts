@@ -18,7 +18,8 @@ import { bf16Bits } from './bf16.ts';
 import { elementwiseMeta, elementwiseWgsl, f32Bits, grid1d, MAX_DIMS, ELEMENTWISE_WG } from '../wgsl/elementwise.ts';
 import { gemmWgsl, GEMM_TILE } from '../wgsl/gemm.ts';
 import { rmsNormWgsl, normVector, type NormMode } from '../wgsl/rmsNorm.ts';
-import { moeRouteWgsl, MOE_SCAN_WGSL, MOE_SCATTER_WGSL, moeGemmWgsl, moeDecodeGemmWgsl, moeCombineWgsl, routeWords, moeTileCapacity, useDecodeKernels, MOE_TN, MOE_TM, MOE_DECODE_TM, MOE_DECODE_ROWS, MOE_MAX_K } from '../wgsl/moe.ts';
+import { rmsNormRowsWgsl, normRowsGrid, NORM_ROWS_DEFAULT, type NormRowsConfig } from '../wgsl/rmsNormRows.ts';
+import { moeRouteWgsl, MOE_SCAN_WGSL, MOE_SCATTER_WGSL, moeGemmWgsl, moeDecodeGemmWgsl, moeCombineWgsl, moeGemvWgsl, moeGemvTokens, useMoeGemv, MOE_GEMV_DEFAULT, type MoeGemvConfig, routeWords, moeTileCapacity, useDecodeKernels, MOE_TN, MOE_TM, MOE_DECODE_TM, MOE_DECODE_ROWS, MOE_MAX_K } from '../wgsl/moe.ts';
 import { runCollective, type CollectiveStep } from './collectives.ts';
 import { PRESETS } from './presets.ts';
 
@@ -37,6 +38,9 @@ export class RankDevice {
   private pendingErrors: { node: string; op: string; p: Promise<GPUError | null> }[] = [];
   private transient: GPUBuffer[] = [];
   stepIndex = -1;
+
+  /** The device's subgroup size where it has the `subgroups` feature and one fixed size, else 0 (kernels then reduce through workgroup memory). */
+  subgroupSize = 0;
 
   constructor(readonly rank: number, readonly device: GPUDevice, readonly adapterName: string, readonly timestamps: boolean) {
     device.lost.then((info) => { this.lost = info.message || info.reason || 'lost'; });
@@ -203,6 +207,10 @@ export async function openRanks(gpu: GPU, ranks: number, opts: { f16: boolean },
     const features: GPUFeatureName[] = [];
     if (adapter.features.has('timestamp-query')) features.push('timestamp-query');
     if (opts.f16) features.push('shader-f16');
+    // Subgroup reductions need one known size (NVIDIA 32, SwiftShader 4); a range (8–32, 32–64) gets the workgroup-memory kernels.
+    const info = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+    const sg = adapter.features.has('subgroups') && info.subgroupMinSize && info.subgroupMinSize === info.subgroupMaxSize ? info.subgroupMinSize : 0;
+    if (sg) features.push('subgroups' as GPUFeatureName);
     const L = adapter.limits;
     const device = await adapter.requestDevice({
       requiredFeatures: features,
@@ -214,7 +222,9 @@ export async function openRanks(gpu: GPU, ranks: number, opts: { f16: boolean },
         maxComputeWorkgroupsPerDimension: L.maxComputeWorkgroupsPerDimension,
       },
     });
-    out.push(new RankDevice(r, device, adapterName(adapter), features.includes('timestamp-query')));
+    const dev = new RankDevice(r, device, adapterName(adapter), features.includes('timestamp-query'));
+    dev.subgroupSize = sg;
+    out.push(dev);
   }
   return out;
 }
@@ -454,9 +464,14 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
   }
 }
 
-export function encodeNorm(r: RankDevice, node: string, op: string, mode: NormMode, d: StorageDType, rows: number, cols: number, xOff: number, xStride: number, resOff: number, resStride: number, wOff: number, eps: number, ranks: number, rowStart: number, slotStride: number, bindings: (GPUBuffer | null)[]): void {
+/** `layout` picks the bf16 word-row kernel's layout (the bench compares several) or 'legacy', the one-row-per-workgroup kernel. */
+export function encodeNorm(r: RankDevice, node: string, op: string, mode: NormMode, d: StorageDType, rows: number, cols: number, xOff: number, xStride: number, resOff: number, resStride: number, wOff: number, eps: number, ranks: number, rowStart: number, slotStride: number, bindings: (GPUBuffer | null)[], layout: NormRowsConfig | 'legacy' = NORM_ROWS_DEFAULT): void {
   const vec = normVector(d, cols, [xOff, resOff, wOff, rowStart * cols, slotStride], [xStride, resStride]);
   const meta = metaOf([rows, cols, xOff, xStride, resOff, resStride, wOff, f32Bits(eps), ranks, rowStart, slotStride]);
+  if (d === 'bf16' && vec === 8 && layout !== 'legacy') {
+    r.submit(node, op, (_e, pass) => pass(rmsNormRowsWgsl(mode, cols, layout, r.subgroupSize), bindings, meta, [normRowsGrid(rows, layout), 1]));
+    return;
+  }
   const gx = Math.min(rows, 65535);
   r.submit(node, op, (_e, pass) => pass(rmsNormWgsl(mode, d, cols, vec), bindings, meta, [Math.max(1, gx), Math.max(1, Math.ceil(rows / gx))]));
 }
@@ -494,6 +509,8 @@ export function seedExpertWeights(r: RankDevice, node: string, op: string, o: { 
 export interface MoeDispatch {
   T: number; H: number; E: number; K: number; Is: number; dtype: StorageDType; logitsDtype: StorageDType;
   x: GPUBuffer; xOff: number; xRowStride: number; logits: GPUBuffer; lOff: number; lRowStride: number; out: GPUBuffer; weights: ExpertWeights;
+  /** Decode kernels: the GEMV layout (default MOE_GEMV_DEFAULT) or 'tiled', the 8-token × 16-row tile kernels. */
+  decodeKernel?: MoeGemvConfig | 'tiled';
 }
 
 /** route → scan → scatter → gemm1 (+SwiGLU) → gemm2 (×w_k) → combine, in one submission. */
@@ -504,8 +521,10 @@ export function encodeMoeDispatch(r: RankDevice, node: string, op: string, m: Mo
   const act = r.scratch(T * K * Is * 4, 'moe act');
   const yk = r.scratch(T * K * H * 4, 'moe y_k');
   // Decode: few tokens per expert, W streamed once per 8 tokens; else 32-token tiles.
-  const decode = useDecodeKernels(T, K, E, d, H, Is) && m.xOff % 2 === 0 && m.xRowStride % 2 === 0;
-  const tm = decode ? MOE_DECODE_TM : MOE_TM;
+  const gemvCfg = m.decodeKernel ?? MOE_GEMV_DEFAULT;
+  const gemv = gemvCfg !== 'tiled' && useMoeGemv(T, K, E, d, H, Is, m.xOff, m.xRowStride) ? gemvCfg : null;
+  const decode = !gemv && useDecodeKernels(T, K, E, d, H, Is) && m.xOff % 2 === 0 && m.xRowStride % 2 === 0;
+  const tm = gemv ? moeGemvTokens(T, gemv) : decode ? MOE_DECODE_TM : MOE_TM;
   const cap = moeTileCapacity(T, E, K, tm);
   const meta = metaOf([T, H, E, K, Is, m.xOff, m.xRowStride, m.lOff, m.lRowStride, r.rank === 0 ? 1 : 0, cap, tm]);
   const vec = (k: number) => (d === 'bf16' && k % 8 === 0);
@@ -513,7 +532,11 @@ export function encodeMoeDispatch(r: RankDevice, node: string, op: string, m: Mo
     pass(moeRouteWgsl(m.logitsDtype), [route, wts, m.logits], meta, [Math.ceil(T / 64), 1]);
     pass(MOE_SCAN_WGSL, [route], meta, [1, 1]);
     pass(MOE_SCATTER_WGSL, [route], meta, [Math.ceil((T * K) / 64), 1]);
-    if (decode) {
+    if (gemv) {
+      const sg = r.subgroupSize;
+      pass(moeGemvWgsl(1, gemv, tm, sg), [route, wts, m.x, m.weights.w13, m.weights.b13, act], meta, [cap, Math.ceil((2 * Is) / (gemv.groups * gemv.rows1))]);
+      pass(moeGemvWgsl(2, gemv, tm, sg), [route, wts, act, m.weights.w2, m.weights.b2, yk], meta, [cap, Math.ceil(H / (gemv.groups * gemv.rows2))]);
+    } else if (decode) {
       pass(moeDecodeGemmWgsl(1), [route, wts, m.x, m.weights.w13, m.weights.b13, act], meta, [cap, Math.ceil((2 * Is) / MOE_DECODE_ROWS)]);
       pass(moeDecodeGemmWgsl(2), [route, wts, act, m.weights.w2, m.weights.b2, yk], meta, [cap, Math.ceil(H / MOE_DECODE_ROWS)]);
     } else {

@@ -19,6 +19,7 @@
 //   @binding(3..) per kernel: x, logits, w13, b13, act, w2, b2, yk, out (see each entry point)
 
 import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
+import { PACKED4_WGSL } from './rmsNormRows.ts';
 
 export const MOE_TM = 32;
 export const MOE_TN = 64;
@@ -354,6 +355,113 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   workgroupBarrier();
   for (var i = 0u; i < 2u; i++) { for (var t = 0u; t < ${TM}u; t++) { sh[((2u * g + i) * ${TM}u + t) * 32u + lane] = bitcast<u32>(acc[i][t]); } }
   workgroupBarrier();${epilogue}
+}
+`;
+}
+
+/** Layout of the decode GEMV: `groups` groups of 32 threads per workgroup, each on `rows1` W13 rows (stage 1, a multiple of 4) or `rows2` W2 rows (stage 2). */
+export interface MoeGemvConfig { groups: number; rows1: number; rows2: number; tm: number }
+export const MOE_GEMV_DEFAULT: MoeGemvConfig = { groups: 8, rows1: 4, rows2: 4, tm: 0 };
+
+/** Token slots of a decode tile: an expert sees at most T tokens, so 1, 2, 4 or 8. */
+export function moeGemvTokens(T: number, cfg: MoeGemvConfig): number {
+  if (cfg.tm > 0) return cfg.tm;
+  let tm = 1;
+  while (tm < T && tm < 8) tm *= 2;
+  return tm;
+}
+
+/** The GEMV fits where x rows start on whole words of 8 bf16 (W and act are laid out that way). */
+export function useMoeGemv(T: number, K: number, E: number, d: WgslDType, H: number, Is: number, xOff: number, xRowStride: number): boolean {
+  return useDecodeKernels(T, K, E, d, H, Is) && xOff % 8 === 0 && xRowStride % 8 === 0;
+}
+
+/**
+ * Decode-time gemm1 / gemm2 as a batched GEMV: a workgroup is one (expert, ≤ tm tokens) tile ×
+ * groups·rows W rows. The 32 threads of a group read consecutive words (8 bf16) of each of their
+ * rows, so W streams once per tile in coalesced 16-byte loads; every thread keeps rows × tm partial
+ * dot products in registers and reads the tokens' activations (a few KB, cache-resident) as packed
+ * words, each load shared by its rows. Token slots past the tile's count are skipped by a branch
+ * that is uniform over the workgroup. The 32 partial sums of a (row, token) are reduced by a
+ * butterfly of subgroup shuffles (subgroup size ≥ 32), else through workgroup memory in a fixed order.
+ * Stage 1 writes act as packed bf16 (a row pair per intermediate; 4 rows = one word per token),
+ * which stage 2 reads as words. Same bind layout and roundings as moeGemmWgsl.
+ */
+export function moeGemvWgsl(stage: 1 | 2, cfg: MoeGemvConfig, tm: number, sg: number): string {
+  const G = cfg.groups;
+  const R = stage === 1 ? cfg.rows1 : cfg.rows2;
+  if (stage === 1 && R % 4 !== 0) throw new Error(`moeGemvWgsl: stage 1 needs rows in fours (one act word per token), got ${R}`);
+  const rs = Array.from({ length: R }, (_, i) => i);
+  const ts = Array.from({ length: tm }, (_, i) => i);
+  const butterfly = sg >= 32;
+  // Partials per (row, token) in workgroup memory when a group spans several subgroups (or none).
+  const P = butterfly ? 1 : sg > 0 && 32 % sg === 0 ? 32 / sg : 32;
+  const useSub = sg > 0 && (butterfly || 32 % sg === 0);
+  const aRow = stage === 1 ? (t: number) => `(prm[5] + (p${t} / K) * prm[6]) / 8u` : (t: number) => `p${t} * (Is / 8u)`;
+  const reduce = butterfly
+    ? rs.flatMap((r) => ts.map((t) => `var s${r}_${t} = a${r}_${t};${[16, 8, 4, 2, 1].map((m) => ` s${r}_${t} += subgroupShuffleXor(s${r}_${t}, ${m}u);`).join('')}`)).join('\n  ')
+    : `${rs.flatMap((r) => ts.map((t) => `{ let v = ${useSub ? `subgroupAdd(a${r}_${t})` : `a${r}_${t}`}; if (${useSub ? 'sgid == 0u' : 'true'}) { red[((g * ${R}u + ${r}u) * ${tm}u + ${t}u) * ${P}u + lane / ${32 / P}u] = v; } }`)).join('\n  ')}
+  workgroupBarrier();
+  ${rs.flatMap((r) => ts.map((t) => `var s${r}_${t} = 0.0; for (var j = 0u; j < ${P}u; j++) { s${r}_${t} += red[((g * ${R}u + ${r}u) * ${tm}u + ${t}u) * ${P}u + j]; }`)).join('\n  ')}`;
+  const epilogue = stage === 1
+    ? ts.map((t) => `if (lane == ${t}u && ${t}u < n) {
+${Array.from({ length: R / 4 }, (_, q) => `    if (r0 + ${4 * q}u < Nw) {
+      var pair: array<u32, 2>;
+${[0, 1].map((h) => `      {
+        var gt = round_bf16(s${4 * q + 2 * h}_${t} + bias_v(e * Nw + r0 + ${4 * q + 2 * h}u));
+        var up = round_bf16(s${4 * q + 2 * h + 1}_${t} + bias_v(e * Nw + r0 + ${4 * q + 2 * h + 1}u));
+        gt = min(gt, ${SWIGLU.limit}.0);
+        up = clamp(up, -${SWIGLU.limit}.0, ${SWIGLU.limit}.0);
+        pair[${h}] = bf16_bits((up + 1.0) * gt / (1.0 + exp(-${SWIGLU.alpha} * gt)));
+      }`).join('\n')}
+      act[p${t} * (Is / 2u) + (r0 + ${4 * q}u) / 4u] = pair[0] | (pair[1] << 16u);
+    }`).join('\n')}
+  }`).join('\n  ')
+    : ts.map((t) => `if (lane == ${t}u && ${t}u < n) {
+${rs.map((r) => `    if (r0 + ${r}u < Nw) {
+      var y = s${r}_${t};
+      if (prm[9] == 1u) { y += bias_v(e * Nw + r0 + ${r}u); }
+      yk[p${t} * H + r0 + ${r}u] = round_bf16(wts[p${t}] * y);
+    }`).join('\n')}
+  }`).join('\n  ');
+  return `${useSub ? 'enable subgroups;\n' : ''}${DTYPE_WGSL}${PACKED4_WGSL}${META}
+@group(0) @binding(1) var<storage, read> route: array<u32>;
+@group(0) @binding(2) var<storage, read> wts: array<f32>;
+@group(0) @binding(3) var<storage, read> a: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read> bias: array<u32>;
+${stage === 1 ? '@group(0) @binding(6) var<storage, read_write> act: array<u32>;' : '@group(0) @binding(6) var<storage, read_write> yk: array<f32>;'}
+fn bias_v(i: u32) -> f32 { let x = bias[i >> 1u]; return select(bf16_lo(x), bf16_hi(x), (i & 1u) == 1u); }
+${butterfly ? '' : `var<workgroup> red: array<f32, ${G * R * tm * P}>;`}
+
+@compute @workgroup_size(${32 * G})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${useSub && !butterfly ? ', @builtin(subgroup_invocation_id) sgid: u32' : ''}) {
+  let E = mE(); let K = mK(); let H = mH(); let Is = mIs();
+  _ = wts[0];
+  let tile = wid.x;
+  if (tile >= route[rTiles() + E]) { return; }
+  var e = 0u;
+  for (var q = 1u; q < E; q++) { if (route[rTiles() + q] <= tile) { e = q; } }
+  let rowBase = route[rOffsets() + e] + (tile - route[rTiles() + e]) * ${tm}u;
+  let n = min(${tm}u, route[rOffsets() + e + 1u] - rowBase);
+  let Nw = ${stage === 1 ? '2u * Is' : 'H'};
+  let Kw = ${stage === 1 ? 'H' : 'Is'} / 8u;
+  let g = li / 32u; let lane = li % 32u;
+  let r0 = wid.y * ${G * R}u + g * ${R}u;
+  // Slots past n read slot 0's token: valid addresses, results never used.
+  ${ts.map((t) => `let p${t} = route[rSorted() + rowBase + select(0u, ${t}u, ${t}u < n)]; let x${t} = ${aRow(t)};`).join('\n  ')}
+  // Rows past the end re-read the last row: no branch in the loop, results never stored.
+  ${rs.map((r) => `let w${r} = (e * Nw + min(r0 + ${r}u, Nw - 1u)) * Kw;`).join(' ')}
+  ${rs.flatMap((r) => ts.map((t) => `var a${r}_${t} = 0.0;`)).join(' ')}
+  for (var k = lane; k < Kw; k += 32u) {
+    ${rs.map((r) => `let q${r} = w[w${r} + k]; let wl${r} = lo4(q${r}); let wh${r} = hi4(q${r});`).join('\n    ')}
+    ${ts.map((t) => `${t > 0 ? `if (${t}u < n) ` : ''}{
+      let v = a[x${t} + k]; let xl = lo4(v); let xh = hi4(v);
+      ${rs.map((r) => `a${r}_${t} += dot(wl${r}, xl) + dot(wh${r}, xh);`).join(' ')}
+    }`).join('\n    ')}
+  }
+  ${reduce}
+  ${epilogue}
 }
 `;
 }

@@ -1,0 +1,152 @@
+// The RMSNorm family for bf16 rows whose width, offsets and strides are whole vec4<u32> words
+// (8 bf16): same modes, bind layout, meta words and roundings as rmsNormWgsl (rmsNorm.ts), laid
+// out for bandwidth:
+//   - `tpr` threads per row, `rpw` rows per workgroup; each thread owns the same words of every
+//     row it visits, so γ is loaded once per thread;
+//   - rows in a grid-stride loop over at most `cap` workgroups; with `pipeline` the next row's
+//     words are loaded before this row's reduction and stores, so memory stays busy through them;
+//   - values stay packed (two bf16 per u32) in registers: x, the residual and z are bf16-exact;
+//     lo/hi halves widen with one shift or mask per 4 values, rounding packs back the same way;
+//   - the sum of squares is reduced with subgroup operations where the device has them (a
+//     butterfly of shuffles when a row fits in one subgroup: no barrier; else one partial per
+//     subgroup through workgroup memory, one barrier per row), else through workgroup memory.
+// Every reduction is in a fixed order, so results are deterministic on a given device.
+
+import { DTYPE_WGSL } from './dtype.ts';
+import type { NormMode } from './rmsNorm.ts';
+
+export interface NormRowsConfig { tpr: number; rpw: number; cap: number; pipeline: boolean }
+
+/** The layout the bf16 kernels use unless told otherwise. */
+export const NORM_ROWS_DEFAULT: NormRowsConfig = { tpr: 192, rpw: 1, cap: 2048, pipeline: true };
+
+/** Workgroups for `rows` rows: one per `rpw` rows, at most `cap` (0: no cap). */
+export function normRowsGrid(rows: number, cfg: NormRowsConfig): number {
+  const need = Math.max(1, Math.ceil(rows / cfg.rpw));
+  return Math.min(need, cfg.cap > 0 ? cfg.cap : 65535, 65535);
+}
+
+/**
+ * Partial sums per row in workgroup memory: 1 (the row is reduced inside one subgroup), tpr / sg
+ * (one per subgroup), or tpr (no subgroups). `sg` is the device's fixed subgroup size, 0 if none.
+ */
+export function normRowsParts(tpr: number, sg: number): number {
+  if (sg > 0 && tpr <= sg && (tpr & (tpr - 1)) === 0) return 1;
+  if (sg > 0 && tpr % sg === 0) return tpr / sg;
+  return tpr;
+}
+
+/** Shared by the norm and MoE decode kernels: bf16 halves of packed words, rounding back to packed. */
+export const PACKED4_WGSL = /* wgsl */ `
+fn lo4(q: vec4<u32>) -> vec4<f32> { return bitcast<vec4<f32>>(q << vec4<u32>(16u)); }
+fn hi4(q: vec4<u32>) -> vec4<f32> { return bitcast<vec4<f32>>(q & vec4<u32>(0xffff0000u)); }
+// bf16 rounding (ties to even, NaN kept quiet) of 4 values; the bits land in the high halves.
+fn rnd4(v: vec4<f32>) -> vec4<u32> {
+  let u = bitcast<vec4<u32>>(v);
+  let nan = (u & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+  let r = (u + vec4<u32>(0x7fffu) + ((u >> vec4<u32>(16u)) & vec4<u32>(1u))) & vec4<u32>(0xffff0000u);
+  return select(r, (u | vec4<u32>(0x400000u)) & vec4<u32>(0xffff0000u), nan);
+}
+fn f4(b: vec4<u32>) -> vec4<f32> { return bitcast<vec4<f32>>(b); }
+// Rounded lo and hi halves back into 4 words of 8 bf16.
+fn pack4(l: vec4<u32>, h: vec4<u32>) -> vec4<u32> { return (l >> vec4<u32>(16u)) | h; }
+`;
+
+export function rmsNormRowsWgsl(mode: NormMode, cols: number, cfg: NormRowsConfig, sg: number): string {
+  const { tpr: TPR, rpw: RPW } = cfg;
+  if (cols % 8 !== 0) throw new Error(`rmsNormRowsWgsl: ${cols} columns are not whole words of 8 bf16`);
+  const items = Math.ceil(cols / 8 / TPR);
+  const P = normRowsParts(TPR, sg);
+  const WG = TPR * RPW;
+  const its = Array.from({ length: items }, (_, i) => i);
+  const hasRes = mode !== 'rms';
+  // Load row `row` into the named registers: cx (x, or the rank-ordered all-reduce sum rounded
+  // once), cr (the residual's raw words).
+  const loadRow = (row: string, cx: string, cr: string) => {
+    const xPart = mode === 'allreduce'
+      ? `${its.map((i) => `var al${i} = vec4<f32>(0.0); var ah${i} = vec4<f32>(0.0);`).join(' ')}
+      for (var q = 0u; q < ranks; q++) {
+        let xb = (prm[2] + q * prm[10] + ${row} * prm[3]) / 8u;
+        ${its.map((i) => `if (ok${i}) { let v = x[xb + c${i}]; al${i} += lo4(v); ah${i} += hi4(v); }`).join('\n        ')}
+      }
+      ${its.map((i) => `${cx}${i} = pack4(rnd4(al${i}), rnd4(ah${i}));`).join(' ')}`
+      : `let xb = (prm[2] + ${row} * prm[3]) / 8u;
+      ${its.map((i) => `if (ok${i}) { ${cx}${i} = x[xb + c${i}]; }`).join(' ')}`;
+    const rPart = hasRes ? `
+      let rb = (prm[4] + (prm[9] + ${row}) * prm[5]) / 8u;
+      ${its.map((i) => `if (ok${i}) { ${cr}${i} = res[rb + c${i}]; }`).join(' ')}` : '';
+    return `{
+      ${xPart}${rPart}
+    }`;
+  };
+  const decl = (p: string) => its.map((i) => `var ${p}${i} = vec4<u32>(0u);`).join(' ');
+  const body = (cx: string, cr: string) => `
+    var ss = 0.0;
+    if (live) {
+      let ob = (prm[9] + row) * cw;
+${its.map((i) => `      if (ok${i}) {
+${hasRes ? `        let zl = rnd4(lo4(${cx}${i}) + lo4(${cr}${i}));
+        let zh = rnd4(hi4(${cx}${i}) + hi4(${cr}${i}));
+        z${i} = pack4(zl, zh);
+        resOut[ob + c${i}] = z${i};
+        ss += dot(f4(zl), f4(zl)) + dot(f4(zh), f4(zh));` : `        z${i} = ${cx}${i};
+        let zl = lo4(z${i}); let zh = hi4(z${i});
+        ss += dot(zl, zl) + dot(zh, zh);`}
+      }`).join('\n')}
+    }`;
+  const scaleOut = (i: number) => mode === 'allreduce'
+    ? `pack4(rnd4(lo4(z${i}) * inv * lo4(w${i})), rnd4(hi4(z${i}) * inv * hi4(w${i})))`
+    : `pack4(rnd4(f4(rnd4(lo4(z${i}) * inv)) * lo4(w${i})), rnd4(f4(rnd4(hi4(z${i}) * inv)) * hi4(w${i})))`;
+  const reduce = P === 1
+    ? `var total = ss;
+${Array.from({ length: Math.log2(TPR) }, (_, k) => `    total += subgroupShuffleXor(total, ${TPR >> (k + 1)}u);`).join('\n')}`
+    : `${sg > 0 ? 'let part = subgroupAdd(ss);\n    if (sgid == 0u) {' : 'let part = ss;\n    {'} red[parity * ${RPW * P}u + li / ${TPR / P}u] = part; }
+    workgroupBarrier();
+    var total = 0.0;
+    for (var j = 0u; j < ${P}u; j++) { total += red[parity * ${RPW * P}u + rloc * ${P}u + j]; }
+    parity ^= 1u;`;
+  const sgBuiltin = sg > 0 && P > 1 ? ', @builtin(subgroup_invocation_id) sgid: u32' : '';
+  return `${sg > 0 ? 'enable subgroups;\n' : ''}${DTYPE_WGSL}${PACKED4_WGSL}
+@group(0) @binding(0) var<storage, read> prm: array<u32>;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<u32>>;
+${hasRes ? '@group(0) @binding(2) var<storage, read_write> resOut: array<vec4<u32>>;' : ''}
+@group(0) @binding(3) var<storage, read> x: array<vec4<u32>>;
+${hasRes ? '@group(0) @binding(4) var<storage, read> res: array<vec4<u32>>;' : ''}
+@group(0) @binding(5) var<storage, read> w: array<vec4<u32>>;
+${P > 1 ? `var<workgroup> red: array<f32, ${2 * RPW * P}>;` : ''}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32${sgBuiltin}) {
+  let rows = prm[0];
+  let cols = prm[1];
+  let ranks = prm[8];
+  let cw = cols / 8u;
+  let rloc = li / ${TPR}u;
+  let lane = li % ${TPR}u;
+  let eps = bitcast<f32>(prm[7]);
+  ${its.map((i) => `let c${i} = ${i * TPR}u + lane; let ok${i} = c${i} < cw;`).join('\n  ')}
+  // γ: the same words for every row this thread visits.
+  ${its.map((i) => `var w${i} = vec4<u32>(0u); if (ok${i}) { w${i} = w[prm[6] / 8u + c${i}]; }`).join('\n  ')}
+  ${decl('z')}
+  ${decl('cx')} ${hasRes ? decl('cr') : ''}
+  var parity = 0u;
+  let stride = nwg.x * ${RPW}u;
+  ${cfg.pipeline ? `if (wid.x * ${RPW}u + rloc < rows) ${loadRow(`(wid.x * ${RPW}u + rloc)`, 'cx', 'cr')}
+  ${decl('nx')} ${hasRes ? decl('nr') : ''}` : ''}
+  for (var base = wid.x * ${RPW}u; base < rows; base += stride) {
+    let row = base + rloc;
+    let live = row < rows;
+    ${cfg.pipeline ? `// The next row's loads go out before this row's reduction.
+    if (row + stride < rows) ${loadRow('(row + stride)', 'nx', 'nr')}` : `if (live) ${loadRow('row', 'cx', 'cr')}`}
+    ${body('cx', 'cr')}
+    ${reduce}
+    let inv = 1.0 / sqrt(total / f32(cols) + eps);
+    if (live) {
+      let ob = (prm[9] + row) * cw;
+      ${its.map((i) => `if (ok${i}) { out[ob + c${i}] = ${scaleOut(i)}; }`).join('\n      ')}
+    }
+    ${cfg.pipeline ? `${its.map((i) => `cx${i} = nx${i};${hasRes ? ` cr${i} = nr${i};` : ''}`).join(' ')}` : ''}
+  }
+}
+`;
+}
