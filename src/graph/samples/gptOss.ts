@@ -4,10 +4,10 @@
 
 import { float } from '../ir.ts';
 import type { Ref } from '../ir.ts';
-import { FxWriter } from './fxWriter.ts';
+import type { FxWriter } from './fxWriter.ts';
 import type { ModelDims } from './models.ts';
 import type { Ctx } from './vllmBlocks.ts';
-import { BF16, T, allReduce, attention, embedding, fusedAddRmsNorm, linear, rmsNorm } from './vllmBlocks.ts';
+import { BF16, T, allReduce, decoderGraph, linear } from './vllmBlocks.ts';
 
 const V = '/opt/vllm/vllm';
 
@@ -27,27 +27,5 @@ function moe(c: Ctx, h: Ref, layer: number): Ref {
 }
 
 export function gptOssGraph(m: ModelDims, layers: number, tp: number): FxWriter {
-  const w = new FxWriter();
-  w.param('Sym(s72)');
-  const ids = w.param(`i64[${T}]`);
-  const positions = w.param(`i64[${T}]`);
-  const c: Ctx = { w, m, tp, positions };
-  let hidden = embedding(c, ids);
-  let residual: Ref | undefined;
-  for (let i = 0; i < layers; i++) {
-    let h: Ref;
-    if (residual === undefined) {
-      residual = hidden;
-      h = rmsNorm(c, hidden);
-    } else {
-      [h, residual] = fusedAddRmsNorm(c, hidden, residual) as [Ref, Ref];
-    }
-    const attn = attention(c, h, i, true, 'gpt_oss.py');
-    const [h2, res2] = fusedAddRmsNorm(c, attn, residual) as [Ref, Ref];
-    residual = res2;
-    hidden = moe(c, h2, i);
-  }
-  const [out] = fusedAddRmsNorm(c, hidden, residual!, false);
-  w.output(out);
-  return w;
+  return decoderGraph(m, layers, tp, { qkvBias: true, modelFile: 'gpt_oss.py', ffn: (c, h, layer) => moe(c, h, layer) });
 }

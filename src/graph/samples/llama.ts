@@ -2,11 +2,11 @@
 // in a row-parallel projection whose partial sums are all-reduced and then normed.
 
 import type { Ref } from '../ir.ts';
-import { FxWriter } from './fxWriter.ts';
+import type { FxWriter } from './fxWriter.ts';
 import type { ModelDims } from './models.ts';
 import { shardedDims } from './models.ts';
 import type { Ctx } from './vllmBlocks.ts';
-import { BF16, T, allReduce, attention, embedding, fusedAddRmsNorm, linear, rmsNorm } from './vllmBlocks.ts';
+import { BF16, T, allReduce, decoderGraph, linear } from './vllmBlocks.ts';
 
 const V = '/opt/vllm/vllm';
 
@@ -24,27 +24,5 @@ function mlp(c: Ctx, h: Ref, sym: Ref): Ref {
 }
 
 export function llamaGraph(m: ModelDims, layers: number, tp: number): FxWriter {
-  const w = new FxWriter();
-  const sym = w.param('Sym(s72)');
-  const ids = w.param(`i64[${T}]`);
-  const positions = w.param(`i64[${T}]`);
-  const c: Ctx = { w, m, tp, positions };
-  let hidden = embedding(c, ids);
-  let residual: Ref | undefined;
-  for (let i = 0; i < layers; i++) {
-    let h: Ref;
-    if (residual === undefined) {
-      residual = hidden;
-      h = rmsNorm(c, hidden);
-    } else {
-      [h, residual] = fusedAddRmsNorm(c, hidden, residual) as [Ref, Ref];
-    }
-    const attn = attention(c, h, i, false, 'llama.py');
-    const [h2, res2] = fusedAddRmsNorm(c, attn, residual) as [Ref, Ref];
-    residual = res2;
-    hidden = mlp(c, h2, sym);
-  }
-  const [out] = fusedAddRmsNorm(c, hidden, residual!, false);
-  w.output(out);
-  return w;
+  return decoderGraph(m, layers, tp, { qkvBias: false, modelFile: 'llama.py', ffn: (c, h, _layer, sym) => mlp(c, h, sym) });
 }

@@ -4,7 +4,7 @@
 
 import type { Arg, Ref } from '../ir.ts';
 import { float } from '../ir.ts';
-import type { FxWriter } from './fxWriter.ts';
+import { FxWriter } from './fxWriter.ts';
 import type { ModelDims } from './models.ts';
 import { shardedDims } from './models.ts';
 
@@ -108,4 +108,38 @@ export function attention(c: Ctx, h: Ref, layer: number, qkvBias: boolean, model
   // only when the layer has one; GPT-OSS's and Llama's graphs at rank ≥ 1 are this form).
   const o = linear(c, flat, s.qSize, m.hidden, false, 'return F.linear(x, layer.weight, bias)');
   return allReduce(c, o, m.hidden);
+}
+
+/**
+ * The decoder skeleton both families share: embedding, then per layer an input norm (plain
+ * rms_norm on the first layer, fused add + norm after), attention, a post-attention add + norm
+ * and the model's feed-forward block; a final add + norm whose residual nobody reads.
+ */
+export function decoderGraph(
+  m: ModelDims, layers: number, tp: number,
+  block: { qkvBias: boolean; modelFile: string; ffn: (c: Ctx, h: Ref, layer: number, sym: Ref) => Ref },
+): FxWriter {
+  const w = new FxWriter();
+  const sym = w.param('Sym(s72)');
+  const ids = w.param(`i64[${T}]`);
+  const positions = w.param(`i64[${T}]`);
+  const c: Ctx = { w, m, tp, positions };
+  let hidden = embedding(c, ids);
+  let residual: Ref | undefined;
+  for (let i = 0; i < layers; i++) {
+    let h: Ref;
+    if (residual === undefined) {
+      residual = hidden;
+      h = rmsNorm(c, hidden);
+    } else {
+      [h, residual] = fusedAddRmsNorm(c, hidden, residual) as [Ref, Ref];
+    }
+    const attn = attention(c, h, i, block.qkvBias, block.modelFile);
+    const [h2, res2] = fusedAddRmsNorm(c, attn, residual) as [Ref, Ref];
+    residual = res2;
+    hidden = block.ffn(c, h2, i, sym);
+  }
+  const [out] = fusedAddRmsNorm(c, hidden, residual!, false);
+  w.output(out);
+  return w;
 }
