@@ -1,10 +1,13 @@
-// `fusionlab bench kernels [--dtype bf16|f32] [--quick] [--torch FILE] [--json FILE]`
+// `fusionlab bench kernels [--dtype bf16|f32] [--quick] [--variants] [--torch FILE] [--json FILE]`
 // `fusionlab bench kernels --bundle` writes dist-bench/kernels.mjs: this suite with every
 // dependency inlined but Dawn (`webgpu`), for a GPU host that has Node and Dawn but no node_modules.
 // Kernel times from timestamp queries (median of repeated dispatches) on one WebGPU device,
 // printed as GB/s and GFLOP/s and as a ratio to a vec4 copy kernel measured in the same run (the
 // bandwidth ceiling). --torch FILE adds our time / PyTorch's time from bench/torch_kernels.py
 // run on the same GPU in the same command. --quick uses small sizes, so SwiftShader can run it.
+// --variants first times the layouts of the bf16 norm and MoE decode kernels side by side (one
+// GPU session picks the defaults). Beside each norm size: a copy of the same byte count, since a
+// small copy does not reach the large-copy ceiling either (the headline ratio uses the ceiling).
 //
 // Suites: add + RMSNorm ([T, 2880]); fused all-reduce + RMSNorm over 2 gathered rank buffers
 // ([2, T, 2880] → [T, 2880], the kernel alone: the host transfer is not in it); the GPT-OSS-20B
@@ -16,10 +19,13 @@ import { nodeGpu } from '../src/runtime/nodeGpu.ts';
 import { openRanks, encodeNorm, seedExpertWeights, encodeMoeDispatch, encodeStep, type RankDevice } from '../src/runtime/webgpuBackend.ts';
 import type { Plan, StorageDType, Step } from '../src/runtime/plan.ts';
 import { bufferBytes } from '../src/wgsl/dtype.ts';
+import { NORM_ROWS_DEFAULT, type NormRowsConfig } from '../src/wgsl/rmsNormRows.ts';
+import { MOE_GEMV_DEFAULT, moeGemvTokens, type MoeGemvConfig } from '../src/wgsl/moe.ts';
 import { COPY_CEILING_WGSL } from '../src/wgsl/allReduce.ts';
 import { elementwiseMeta, elementwiseWgsl, f32Bits, grid1d, ELEMENTWISE_WG } from '../src/wgsl/elementwise.ts';
 import { routeToken } from '../src/runtime/cpuKernels.ts';
 import { seededArray, seedRule } from '../src/runtime/weights.ts';
+import { bf16UlpDistance, bf16ToF32 } from '../src/runtime/bf16.ts';
 import { fnv1a32 } from '../src/runtime/random.ts';
 import { PRESETS } from '../src/runtime/presets.ts';
 
@@ -76,6 +82,13 @@ export async function bench(argv: string[]): Promise<number> {
   const torchFile = flagValue(argv, '--torch');
   const jsonFile = flagValue(argv, '--json');
   const bp = dtype === 'bf16' ? 2 : 4;
+  /** The experts a batch of T routes to (same top-k as the kernel, from the same seeded logits). */
+  const routedExperts = (T: number): number => {
+    const l = seededArray(7, fnv1a32('moe.logits'), T * EXPERTS, seedRule('activation', []), dtype);
+    const active = new Set<number>();
+    for (let t = 0; t < T; t++) for (const e of routeToken(l.subarray(t * EXPERTS, t * EXPERTS + EXPERTS), TOPK).ids) active.add(e);
+    return active.size;
+  };
   const gpu = await nodeGpu();
   const [dev] = await openRanks(gpu, 1, { f16: false });
   if (!dev.timestamps) { process.stderr.write('fusionlab bench kernels: the adapter has no timestamp-query; kernel times cannot be measured\n'); return 2; }
@@ -96,6 +109,77 @@ export async function bench(argv: string[]): Promise<number> {
   }
   for (const r of results) r.ofCeiling = r.gbs / ceiling;
   const add = (r: Omit<KernelResult, 'gbs' | 'gflops' | 'ofCeiling'>) => results.push({ ...r, gbs: r.bytes / r.us / 1e3, gflops: r.flops / r.us / 1e3, ofCeiling: r.bytes / r.us / 1e3 / ceiling });
+  /** GB/s of a vec4 copy moving `moved` bytes (read + write), the same traffic as a kernel. */
+  const sameSizeCopy = async (moved: number): Promise<number> => {
+    const bytes = Math.max(16, Math.floor(moved / 2 / 16) * 16);
+    const src = dev.alloc('copy.src', bytes), dst = dev.alloc('copy.dst', bytes);
+    const us = await timeKernel(dev, iters, () => dev.submit('copy', 'copy', (_e, pass) => pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(bytes / 16, 256))));
+    dev.endRun();
+    return (2 * bytes) / us / 1e3;
+  };
+  const label = (c: NormRowsConfig | 'legacy') => (c === 'legacy' ? 'legacy 1 row/wg' : `${c.tpr}×${c.rpw}${c.cap ? ` cap ${c.cap}` : ''}${c.pipeline ? ' prefetch' : ''}`);
+
+  /** bf16 words of the first and last `rows` rows of a [T, cols] buffer (what a broken layout would get wrong first). */
+  const edgeRows = async (b: GPUBuffer, T: number, cols: number, rows = 256): Promise<Uint16Array> => {
+    const k = Math.min(rows, T), bytes = k * cols * 2;
+    const head = await dev.read(b, 0, bytes), tail = await dev.read(b, (T - k) * cols * 2, bytes);
+    const out = new Uint16Array(2 * k * cols);
+    out.set(new Uint16Array(head.buffer, head.byteOffset, k * cols), 0);
+    out.set(new Uint16Array(tail.buffer, tail.byteOffset, k * cols), k * cols);
+    return out;
+  };
+  /** Largest distance in bf16 ulps between two outputs: each layout is checked against the first on the device itself. */
+  const maxUlps = (a: Uint16Array, b: Uint16Array) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, bf16UlpDistance(a[i], b[i])); return m; };
+  const maxAbs = (a: Uint16Array, b: Uint16Array) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(bf16ToF32(a[i]) - bf16ToF32(b[i]))); return m; };
+
+  if (argv.includes('--variants') && dtype === 'bf16') {
+    const layouts: (NormRowsConfig | 'legacy')[] = ['legacy', { tpr: 192, rpw: 1, cap: 0, pipeline: false },
+      ...[528, 1056, 2112].map((cap) => ({ tpr: 192, rpw: 1, cap, pipeline: true })),
+      { tpr: 128, rpw: 2, cap: 528, pipeline: true }, { tpr: 96, rpw: 2, cap: 1056, pipeline: true },
+      { tpr: 64, rpw: 4, cap: 264, pipeline: true }, { tpr: 64, rpw: 4, cap: 0, pipeline: false },
+      { tpr: 32, rpw: 8, cap: 0, pipeline: false }, { tpr: 32, rpw: 4, cap: 0, pipeline: false }, { tpr: 32, rpw: 8, cap: 264, pipeline: true }];
+    for (const T of quick ? [64] : [4096, 16384]) {
+      const n = T * HIDDEN;
+      const x = fill(dev, 'x', dtype, n, 'x'), res = fill(dev, 'res', dtype, n, 'res'), w = fill(dev, 'w', dtype, HIDDEN, 'w', 'norm-weight');
+      const out = dev.alloc('out', bufferBytes(dtype, n)), resOut = dev.alloc('resOut', bufferBytes(dtype, n));
+      const slot = Math.ceil(n / 8) * 8;
+      const g = fill(dev, 'gathered', dtype, 2 * slot, 'gathered');
+      let firstAdd: Uint16Array[] | null = null, firstAr: Uint16Array[] | null = null;
+      for (const lay of layouts) {
+        let us = await timeKernel(dev, iters, () => encodeNorm(dev, 'add_rms_norm', 'fused_add_rms_norm', 'add', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 1, 0, 0, [out, resOut, x, res, w], lay));
+        let got = [await edgeRows(out, T, HIDDEN), await edgeRows(resOut, T, HIDDEN)];
+        firstAdd ??= got;
+        add({ suite: 'variant add+rmsnorm', T, us, bytes: (4 * n + HIDDEN) * bp, flops: 5 * n, note: `${label(lay)}; vs first: out ≤ ${maxUlps(got[0], firstAdd[0])} ulp, residual ≤ ${maxUlps(got[1], firstAdd[1])} ulp` });
+        us = await timeKernel(dev, iters, () => encodeNorm(dev, 'allreduce_norm', 'fused_allreduce_norm', 'allreduce', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 2, 0, slot, [out, resOut, g, res, w], lay));
+        got = [await edgeRows(out, T, HIDDEN), await edgeRows(resOut, T, HIDDEN)];
+        firstAr ??= got;
+        add({ suite: 'variant allreduce+rmsnorm', T, us, bytes: (5 * n + HIDDEN) * bp, flops: 6 * n, note: `${label(lay)}; vs first: out ≤ ${maxUlps(got[0], firstAr[0])} ulp, residual ≤ ${maxUlps(got[1], firstAr[1])} ulp` });
+      }
+      dev.endRun();
+    }
+    const H = quick ? 48 : HPAD, I = quick ? PRESETS.tiny.intermediate : INTER;
+    const weights = seedExpertWeights(dev, 'moe', 'vllm.moe_forward', { layer: 'bench.moe', experts: EXPERTS, hidden: H, interShard: I, interFull: I, dtype, seed: 7, keep: true });
+    await dev.sync();
+    const gv = (groups: number, rows1: number, rows2: number, maxTm = 8, more: Partial<MoeGemvConfig> = {}): MoeGemvConfig => ({ groups, rows1, rows2, maxTm, tm: 0, route1: true, ...more });
+    const kernels: (MoeGemvConfig | 'tiled')[] = ['tiled', MOE_GEMV_DEFAULT, gv(8, 4, 4, 8, { route1: false }), gv(4, 4, 4), gv(8, 8, 8), gv(4, 8, 8),
+      gv(8, 4, 2), gv(2, 4, 4), gv(8, 4, 4, 16), gv(4, 4, 2, 16), gv(8, 4, 4, 8, { tm: 8 })];
+    for (const T of quick ? [1, 5] : [1, 4, 16, 64]) {
+      const x = fill(dev, 'moe.x', dtype, T * H, 'moe.x'), logits = fill(dev, 'moe.logits', dtype, T * EXPERTS, 'moe.logits');
+      const out = dev.alloc('moe.out', bufferBytes(dtype, T * H));
+      const weightBytes = routedExperts(T) * 3 * I * H * bp;
+      let first: Uint16Array | null = null;
+      for (const k of kernels) {
+        const us = await timeKernel(dev, quick ? 2 : 10, () => encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', { T, H, E: EXPERTS, K: TOPK, Is: I, dtype, logitsDtype: dtype, x, xOff: 0, xRowStride: H, logits, lOff: 0, lRowStride: EXPERTS, out, weights, decodeKernel: k }));
+        const bytes = await dev.read(out, 0, T * H * 2);
+        const got = new Uint16Array(bytes.buffer, bytes.byteOffset, T * H);
+        first ??= got;
+        const check = `; vs first: max |Δ| ${maxAbs(got, first).toPrecision(2)} (${maxUlps(got, first)} ulp)`;
+        add({ suite: 'variant moe', T, us, bytes: weightBytes, flops: T * TOPK * 2 * 3 * I * H, note: (k === 'tiled' ? 'tiled 8 tokens × 16 rows' : `gemv ${k.groups}×32 thr, rows ${k.rows1}/${k.rows2}, tm ${moeGemvTokens(T, k)}${k.route1 ? '' : ', 3-pass routing'}`) + check });
+      }
+      for (const id of ['moe.x', 'moe.logits', 'moe.out']) dev.free(id);
+    }
+    dev.endRun();
+  }
 
   // add + RMSNorm and the fused all-reduce + RMSNorm (2 ranks' rows gathered on this device).
   const normTs = quick ? [1, 7, 64] : [1, 16, 128, 1024, 4096, 16384];
@@ -104,12 +188,18 @@ export async function bench(argv: string[]): Promise<number> {
     const x = fill(dev, 'x', dtype, n, 'x'), res = fill(dev, 'res', dtype, n, 'res'), w = fill(dev, 'w', dtype, HIDDEN, 'w', 'norm-weight');
     const out = dev.alloc('out', bufferBytes(dtype, n)), resOut = dev.alloc('resOut', bufferBytes(dtype, n));
     let us = await timeKernel(dev, iters, () => encodeNorm(dev, 'add_rms_norm', 'fused_add_rms_norm', 'add', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 1, 0, 0, [out, resOut, x, res, w]));
-    add({ suite: 'add+rmsnorm', T, us, bytes: (4 * n + HIDDEN) * bp, flops: 5 * n });
+    add({ suite: 'add+rmsnorm', T, us, bytes: (4 * n + HIDDEN) * bp, flops: 5 * n, note: label(NORM_ROWS_DEFAULT) });
     const slot = Math.ceil(n / 8) * 8;
     const g = fill(dev, 'gathered', dtype, 2 * slot, 'gathered');
     us = await timeKernel(dev, iters, () => encodeNorm(dev, 'allreduce_norm', 'fused_allreduce_norm', 'allreduce', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 2, 0, slot, [out, resOut, g, res, w]));
-    add({ suite: 'allreduce+rmsnorm (2 ranks gathered)', T, us, bytes: (5 * n + HIDDEN) * bp, flops: 6 * n });
+    add({ suite: 'allreduce+rmsnorm (2 ranks gathered)', T, us, bytes: (5 * n + HIDDEN) * bp, flops: 6 * n, note: label(NORM_ROWS_DEFAULT) });
     dev.endRun();
+    // The same traffic as a plain copy: the fair ceiling for a kernel of this size, printed beside the large-copy one.
+    const [addRow, arRow] = results.slice(-2);
+    for (const r of [addRow, arRow]) {
+      const copy = await sameSizeCopy(r.bytes);
+      r.note = `${r.note}; same-size copy ${copy.toFixed(0)} GB/s, ${((100 * r.gbs) / copy).toFixed(1)} % of it`;
+    }
   }
 
   // MoE forward at GPT-OSS-20B layer dims (TP 1); quick: the tiny preset's sizes.
@@ -120,12 +210,9 @@ export async function bench(argv: string[]): Promise<number> {
     const x = fill(dev, 'moe.x', dtype, T * H, 'moe.x'), logits = fill(dev, 'moe.logits', dtype, T * E, 'moe.logits');
     const out = dev.alloc('moe.out', bufferBytes(dtype, T * H));
     const us = await timeKernel(dev, quick ? 2 : 10, () => encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', { T, H, E, K: TOPK, Is: I, dtype, logitsDtype: dtype, x, xOff: 0, xRowStride: H, logits, lOff: 0, lRowStride: E, out, weights }));
-    // The experts this batch routes to (same top-k as the kernel, from the same seeded logits).
-    const l = seededArray(7, fnv1a32('moe.logits'), T * E, seedRule('activation', []), dtype);
-    const active = new Set<number>();
-    for (let t = 0; t < T; t++) for (const e of routeToken(l.subarray(t * E, t * E + E), TOPK).ids) active.add(e);
-    const weightBytes = active.size * 3 * I * H * bp;
-    add({ suite: 'moe (expert weights streamed)', T, us, bytes: weightBytes, flops: T * TOPK * 2 * 3 * I * H, note: `${active.size} experts` });
+    const active = routedExperts(T);
+    const weightBytes = active * 3 * I * H * bp;
+    add({ suite: 'moe (expert weights streamed)', T, us, bytes: weightBytes, flops: T * TOPK * 2 * 3 * I * H, note: `${active} experts` });
     for (const id of ['moe.x', 'moe.logits', 'moe.out']) dev.free(id);
   }
   dev.endRun();

@@ -19,7 +19,7 @@ import { elementwiseMeta, elementwiseWgsl, f32Bits, grid1d, MAX_DIMS, ELEMENTWIS
 import { gemmWgsl, GEMM_TILE } from '../wgsl/gemm.ts';
 import { rmsNormWgsl, normVector, type NormMode } from '../wgsl/rmsNorm.ts';
 import { rmsNormRowsWgsl, normRowsGrid, NORM_ROWS_DEFAULT, type NormRowsConfig } from '../wgsl/rmsNormRows.ts';
-import { moeRouteWgsl, MOE_SCAN_WGSL, MOE_SCATTER_WGSL, moeGemmWgsl, moeDecodeGemmWgsl, moeCombineWgsl, moeGemvWgsl, moeGemvTokens, useMoeGemv, MOE_GEMV_DEFAULT, type MoeGemvConfig, routeWords, moeTileCapacity, useDecodeKernels, MOE_TN, MOE_TM, MOE_DECODE_TM, MOE_DECODE_ROWS, MOE_MAX_K } from '../wgsl/moe.ts';
+import { moeRouteWgsl, MOE_SCAN_WGSL, MOE_SCATTER_WGSL, moeGemmWgsl, moeDecodeGemmWgsl, moeCombineWgsl, moeGemvWgsl, moeGemvTokens, useMoeGemv, moeRoute1Wgsl, MOE_ROUTE1_MAX_E, MOE_ROUTE1_MAX_PAIRS, MOE_GEMV_DEFAULT, type MoeGemvConfig, routeWords, moeTileCapacity, useDecodeKernels, MOE_TN, MOE_TM, MOE_DECODE_TM, MOE_DECODE_ROWS, MOE_MAX_K } from '../wgsl/moe.ts';
 import { runCollective, type CollectiveStep } from './collectives.ts';
 import { PRESETS } from './presets.ts';
 
@@ -513,7 +513,7 @@ export interface MoeDispatch {
   decodeKernel?: MoeGemvConfig | 'tiled';
 }
 
-/** route → scan → scatter → gemm1 (+SwiGLU) → gemm2 (×w_k) → combine, in one submission. */
+/** route → scan → scatter (one dispatch at decode sizes) → gemm1 (+SwiGLU) → gemm2 (×w_k) → combine, in one submission. */
 export function encodeMoeDispatch(r: RankDevice, node: string, op: string, m: MoeDispatch): void {
   const { T, H, E, K, Is, dtype: d } = m;
   const route = r.scratch(routeWords(T, E, K) * 4, 'moe route');
@@ -528,10 +528,14 @@ export function encodeMoeDispatch(r: RankDevice, node: string, op: string, m: Mo
   const cap = moeTileCapacity(T, E, K, tm);
   const meta = metaOf([T, H, E, K, Is, m.xOff, m.xRowStride, m.lOff, m.lRowStride, r.rank === 0 ? 1 : 0, cap, tm]);
   const vec = (k: number) => (d === 'bf16' && k % 8 === 0);
+  const route1 = gemv?.route1 && E <= MOE_ROUTE1_MAX_E && T * K <= MOE_ROUTE1_MAX_PAIRS;
   r.submit(node, op, (_e, pass) => {
-    pass(moeRouteWgsl(m.logitsDtype), [route, wts, m.logits], meta, [Math.ceil(T / 64), 1]);
-    pass(MOE_SCAN_WGSL, [route], meta, [1, 1]);
-    pass(MOE_SCATTER_WGSL, [route], meta, [Math.ceil((T * K) / 64), 1]);
+    if (route1) pass(moeRoute1Wgsl(m.logitsDtype), [route, wts, m.logits], meta, [1, 1]);
+    else {
+      pass(moeRouteWgsl(m.logitsDtype), [route, wts, m.logits], meta, [Math.ceil(T / 64), 1]);
+      pass(MOE_SCAN_WGSL, [route], meta, [1, 1]);
+      pass(MOE_SCATTER_WGSL, [route], meta, [Math.ceil((T * K) / 64), 1]);
+    }
     if (gemv) {
       const sg = r.subgroupSize;
       pass(moeGemvWgsl(1, gemv, tm, sg), [route, wts, m.x, m.weights.w13, m.weights.b13, act], meta, [cap, Math.ceil((2 * Is) / (gemv.groups * gemv.rows1))]);

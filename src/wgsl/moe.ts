@@ -359,16 +359,90 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 `;
 }
 
-/** Layout of the decode GEMV: `groups` groups of 32 threads per workgroup, each on `rows1` W13 rows (stage 1, a multiple of 4) or `rows2` W2 rows (stage 2). */
-export interface MoeGemvConfig { groups: number; rows1: number; rows2: number; tm: number }
-export const MOE_GEMV_DEFAULT: MoeGemvConfig = { groups: 8, rows1: 4, rows2: 4, tm: 0 };
+/**
+ * Layout of the decode GEMV: `groups` groups of 32 threads per workgroup, each on `rows1` W13 rows
+ * (stage 1, a multiple of 4) or `rows2` W2 rows (stage 2); token slots per tile up to `maxTm`
+ * (`tm` > 0 fixes them); `route1`: routing, counts and grouping in one single-workgroup dispatch.
+ */
+export interface MoeGemvConfig { groups: number; rows1: number; rows2: number; maxTm: number; tm: number; route1: boolean }
+export const MOE_GEMV_DEFAULT: MoeGemvConfig = { groups: 8, rows1: 4, rows2: 4, maxTm: 8, tm: 0, route1: true };
 
-/** Token slots of a decode tile: an expert sees at most T tokens, so 1, 2, 4 or 8. */
+/** Token slots of a decode tile: an expert sees at most T tokens, so the power of two ≥ T up to maxTm. */
 export function moeGemvTokens(T: number, cfg: MoeGemvConfig): number {
   if (cfg.tm > 0) return cfg.tm;
   let tm = 1;
-  while (tm < T && tm < 8) tm *= 2;
+  while (tm < T && tm < cfg.maxTm) tm *= 2;
   return tm;
+}
+
+/** Limits of the one-workgroup routing: expert counts and (token, k) ids held in workgroup memory. */
+export const MOE_ROUTE1_MAX_E = 64;
+export const MOE_ROUTE1_MAX_PAIRS = 2048;
+
+/**
+ * route + scan + scatter in one workgroup (decode sizes): one dispatch instead of three. Same route
+ * buffer contents and routing weights as the three kernels (top-k ties to the lower id, softmax
+ * over the selected logits); counts and cursors are workgroup atomics.
+ */
+export function moeRoute1Wgsl(d: WgslDType): string {
+  return `${DTYPE_WGSL}${META}
+@group(0) @binding(1) var<storage, read_write> route: array<u32>;
+@group(0) @binding(2) var<storage, read_write> wts: array<f32>;
+${inputBinding('logits', 3, d)}
+var<workgroup> cnt: array<atomic<u32>, ${MOE_ROUTE1_MAX_E}>;
+var<workgroup> cur: array<atomic<u32>, ${MOE_ROUTE1_MAX_E}>;
+var<workgroup> off: array<u32, ${MOE_ROUTE1_MAX_E}>;
+var<workgroup> ids: array<u32, ${MOE_ROUTE1_MAX_PAIRS}>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) li: u32) {
+  let E = mE(); let K = mK(); let T = mT();
+  for (var t = li; t < T; t += 256u) {
+    var sel: array<u32, ${MOE_MAX_K}>;
+    var val: array<f32, ${MOE_MAX_K}>;
+    for (var k = 0u; k < K; k++) {
+      var best = 0u; var bestV = 0.0; var found = false;
+      for (var e = 0u; e < E; e++) {
+        var taken = false;
+        for (var j = 0u; j < k; j++) { if (sel[j] == e) { taken = true; } }
+        let l = ld_logits(prm[7] + t * prm[8] + e);
+        if (!taken && (!found || l > bestV)) { best = e; bestV = l; found = true; }
+      }
+      sel[k] = best; val[k] = bestV;
+    }
+    var s = 0.0;
+    for (var k = 0u; k < K; k++) { s += exp(val[k] - val[0]); }
+    for (var k = 0u; k < K; k++) {
+      ids[t * K + k] = sel[k];
+      route[rIds() + t * K + k] = sel[k];
+      wts[t * K + k] = exp(val[k] - val[0]) / s;
+      atomicAdd(&cnt[sel[k]], 1u);
+    }
+  }
+  workgroupBarrier();
+  if (li == 0u) {
+    var o = 0u; var tiles = 0u;
+    for (var e = 0u; e < E; e++) {
+      let c = atomicLoad(&cnt[e]);
+      off[e] = o;
+      route[rCounts() + e] = c;
+      route[rOffsets() + e] = o;
+      route[rTiles() + e] = tiles;
+      o += c;
+      tiles += (c + prm[11] - 1u) / prm[11];
+    }
+    route[rOffsets() + E] = o;
+    route[rTiles() + E] = tiles;
+  }
+  workgroupBarrier();
+  for (var p = li; p < T * K; p += 256u) {
+    let e = ids[p];
+    let pos = off[e] + atomicAdd(&cur[e], 1u);
+    route[rSorted() + pos] = p;
+  }
+  workgroupBarrier();
+  if (li < E) { route[rCursor() + li] = atomicLoad(&cur[li]); }
+}
+`;
 }
 
 /** The GEMV fits where x rows start on whole words of 8 bf16 (W and act are laid out that way). */
