@@ -160,9 +160,10 @@ export async function bench(argv: string[]): Promise<number> {
     const H = quick ? 48 : HPAD, I = quick ? PRESETS.tiny.intermediate : INTER;
     const weights = seedExpertWeights(dev, 'moe', 'vllm.moe_forward', { layer: 'bench.moe', experts: EXPERTS, hidden: H, interShard: I, interFull: I, dtype, seed: 7, keep: true });
     await dev.sync();
-    const gv = (groups: number, rows1: number, rows2: number, maxTm = 8, more: Partial<MoeGemvConfig> = {}): MoeGemvConfig => ({ groups, rows1, rows2, maxTm, tm: 0, route1: true, ...more });
+    const gv = (groups: number, rows1: number, rows2: number, maxTm = 8, more: Partial<MoeGemvConfig> = {}): MoeGemvConfig => ({ groups, rows1, rows2, maxTm, tm: 0, route1: true, unroll: 1, ...more });
     const kernels: (MoeGemvConfig | 'tiled')[] = ['tiled', MOE_GEMV_DEFAULT, gv(8, 4, 4, 8, { route1: false }), gv(4, 4, 4), gv(8, 8, 8), gv(4, 8, 8),
-      gv(8, 4, 2), gv(2, 4, 4), gv(8, 4, 4, 16), gv(4, 4, 2, 16), gv(8, 4, 4, 8, { tm: 8 })];
+      gv(8, 4, 2), gv(2, 4, 4), gv(8, 4, 4, 8, { unroll: 2 }), gv(4, 4, 4, 8, { unroll: 2 }), gv(8, 4, 2, 8, { unroll: 4 }),
+      gv(8, 4, 4, 16), gv(4, 4, 2, 16), gv(8, 4, 4, 16, { unroll: 2 }), gv(8, 4, 4, 8, { tm: 8 })];
     for (const T of quick ? [1, 5] : [1, 4, 16, 64]) {
       const x = fill(dev, 'moe.x', dtype, T * H, 'moe.x'), logits = fill(dev, 'moe.logits', dtype, T * EXPERTS, 'moe.logits');
       const out = dev.alloc('moe.out', bufferBytes(dtype, T * H));
@@ -174,7 +175,7 @@ export async function bench(argv: string[]): Promise<number> {
         const got = new Uint16Array(bytes.buffer, bytes.byteOffset, T * H);
         first ??= got;
         const check = `; vs first: max |Δ| ${maxAbs(got, first).toPrecision(2)} (${maxUlps(got, first)} ulp)`;
-        add({ suite: 'variant moe', T, us, bytes: weightBytes, flops: T * TOPK * 2 * 3 * I * H, note: (k === 'tiled' ? 'tiled 8 tokens × 16 rows' : `gemv ${k.groups}×32 thr, rows ${k.rows1}/${k.rows2}, tm ${moeGemvTokens(T, k)}${k.route1 ? '' : ', 3-pass routing'}`) + check });
+        add({ suite: 'variant moe', T, us, bytes: weightBytes, flops: T * TOPK * 2 * 3 * I * H, note: (k === 'tiled' ? 'tiled 8 tokens × 16 rows' : `gemv ${k.groups}×32 thr, rows ${k.rows1}/${k.rows2}, tm ${moeGemvTokens(T, k)}${k.unroll > 1 ? `, unroll ${k.unroll}` : ''}${k.route1 ? '' : ', 3-pass routing'}`) + check });
       }
       for (const id of ['moe.x', 'moe.logits', 'moe.out']) dev.free(id);
     }

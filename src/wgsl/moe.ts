@@ -362,10 +362,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 /**
  * Layout of the decode GEMV: `groups` groups of 32 threads per workgroup, each on `rows1` W13 rows
  * (stage 1, a multiple of 4) or `rows2` W2 rows (stage 2); token slots per tile up to `maxTm`
- * (`tm` > 0 fixes them); `route1`: routing, counts and grouping in one single-workgroup dispatch.
+ * (`tm` > 0 fixes them); `route1`: routing, counts and grouping in one single-workgroup dispatch;
+ * `unroll`: words per row each thread loads per loop step (more loads in flight).
  */
-export interface MoeGemvConfig { groups: number; rows1: number; rows2: number; maxTm: number; tm: number; route1: boolean }
-export const MOE_GEMV_DEFAULT: MoeGemvConfig = { groups: 8, rows1: 4, rows2: 4, maxTm: 8, tm: 0, route1: true };
+export interface MoeGemvConfig { groups: number; rows1: number; rows2: number; maxTm: number; tm: number; route1: boolean; unroll: number }
+export const MOE_GEMV_DEFAULT: MoeGemvConfig = { groups: 8, rows1: 4, rows2: 4, maxTm: 8, tm: 0, route1: true, unroll: 1 };
 
 /** Token slots of a decode tile: an expert sees at most T tokens, so the power of two ≥ T up to maxTm. */
 export function moeGemvTokens(T: number, cfg: MoeGemvConfig): number {
@@ -467,6 +468,8 @@ export function moeGemvWgsl(stage: 1 | 2, cfg: MoeGemvConfig, tm: number, sg: nu
   if (stage === 1 && R % 4 !== 0) throw new Error(`moeGemvWgsl: stage 1 needs rows in fours (one act word per token), got ${R}`);
   const rs = Array.from({ length: R }, (_, i) => i);
   const ts = Array.from({ length: tm }, (_, i) => i);
+  const U = Math.max(1, cfg.unroll);
+  const us = Array.from({ length: U }, (_, i) => i);
   const butterfly = sg >= 32;
   // Partials per (row, token) in workgroup memory when a group spans several subgroups (or none).
   const P = butterfly ? 1 : sg > 0 && 32 % sg === 0 ? 32 / sg : 32;
@@ -527,12 +530,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // Rows past the end re-read the last row: no branch in the loop, results never stored.
   ${rs.map((r) => `let w${r} = (e * Nw + min(r0 + ${r}u, Nw - 1u)) * Kw;`).join(' ')}
   ${rs.flatMap((r) => ts.map((t) => `var a${r}_${t} = 0.0;`)).join(' ')}
-  for (var k = lane; k < Kw; k += 32u) {
+  for (var k0 = lane; k0 < Kw; k0 += ${32 * U}u) {
+${us.map((u) => `    ${u > 0 ? `if (k0 + ${32 * u}u < Kw) ` : ''}{
+    let k = k0 + ${32 * u}u;
     ${rs.map((r) => `let q${r} = w[w${r} + k]; let wl${r} = lo4(q${r}); let wh${r} = hi4(q${r});`).join('\n    ')}
     ${ts.map((t) => `${t > 0 ? `if (${t}u < n) ` : ''}{
       let v = a[x${t} + k]; let xl = lo4(v); let xh = hi4(v);
       ${rs.map((r) => `a${r}_${t} += dot(wl${r}, xl) + dot(wh${r}, xh);`).join(' ')}
     }`).join('\n    ')}
+    }`).join('\n')}
   }
   ${reduce}
   ${epilogue}
