@@ -15,7 +15,7 @@ import { AgentClient, agentBackend, agentAddressFromLocation } from '../src/runt
 import { buildWorker } from './build.mjs';
 import { startAgent, type RunningAgent } from './server.ts';
 
-const FX = '/work/shared/fixtures/fx';
+const FX = new URL('../fixtures/fx', import.meta.url).pathname;
 const before = parseFx(readFileSync(`${FX}/seed/pr28841-before.fragment.txt`, 'utf8')).graph;
 const after = parseFx(readFileSync(`${FX}/seed/pr28841-after.fragment.txt`, 'utf8')).graph;
 const APP = 'http://127.0.0.1:5173';

@@ -10,4 +10,4 @@ await build({
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   logLevel: 'warning',
 });
-for (const f of ['pr28841-before.fragment.txt', 'pr28841-after.fragment.txt']) copyFileSync(`../shared/fixtures/fx/seed/${f}`, `dist-agent/${f}`);
+for (const f of ['pr28841-before.fragment.txt', 'pr28841-after.fragment.txt']) copyFileSync(`fixtures/fx/seed/${f}`, `dist-agent/${f}`);

@@ -206,10 +206,10 @@ test('open a dump from disk; a damaged link says why and still opens the app', a
   await expect(page.getByRole('status').filter({ hasText: 'Ignored the link' })).toContainText('state parameter');
   await expect(page.getByTestId('graph-view').first()).toBeVisible();
 
-  await page.getByLabel('Graph file').setInputFiles(fileURLToPath(new URL('../src/ui/samples/qwen2-paral4_layer1-r0.fx.txt', import.meta.url)));
+  await page.getByLabel('Graph file').setInputFiles(fileURLToPath(new URL('../fixtures/fx/real/qwen2-paral4_layer1-r0.py', import.meta.url)));
   await idle(page);
   await expect(page.getByLabel('Sample')).toHaveValue('');
-  await expect(page.getByText('qwen2-paral4_layer1-r0.fx.txt').first()).toBeVisible();
+  await expect(page.getByText('qwen2-paral4_layer1-r0.py').first()).toBeVisible();
   await expect(fusable(page)).toHaveText(/^3\s*fusable sites$/);
   // The world size comes from the graph when a file states none: vLLM's default, 4.
   await expect(page.getByLabel('World size')).toHaveValue('');
@@ -345,7 +345,7 @@ test('the URL carries pasted text too, compressed, with its rewrite steps', asyn
   await page.goto('/?test=1');
   await idle(page);
   await page.getByRole('button', { name: 'Paste FX…' }).click();
-  await page.getByLabel('FX source').fill(readFileSync(new URL('../src/ui/samples/pr28841-before.fragment.txt', import.meta.url), 'utf8'));
+  await page.getByLabel('FX source').fill(readFileSync(new URL('../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8'));
   await page.getByRole('button', { name: 'Import' }).click();
   await idle(page);
   await page.getByRole('button', { name: 'Apply slice-hoist' }).click();

@@ -144,7 +144,7 @@ test('exports the view as SVG and PNG', async ({ page }) => {
   const [svgDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export SVG' }).click()]);
   const svg = readFileSync((await svgDl.path())!, 'utf8');
   expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
-  expect(svg.match(/data-node="/g)!.length).toBe(buildScene(parseFx(readFileSync(new URL('../src/ui/samples/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph).nodes.length);
+  expect(svg.match(/data-node="/g)!.length).toBe(buildScene(parseFx(readFileSync(new URL('../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph).nodes.length);
   expect(svgDl.suggestedFilename()).toBe('before.svg');
   const [pngDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export PNG' }).click()]);
   const png = readFileSync((await pngDl.path())!);

@@ -12,7 +12,7 @@ const run = (args: string[]) => {
   const r = spawnSync('node', [BIN, 'run', ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 };
-const SEED = '/work/shared/fixtures/fx/seed/pr28841-before.fragment.txt';
+const SEED = new URL('../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'fusionlab-run-'));
 
 describe('fusionlab run', { timeout: 180_000 }, () => {

@@ -13,7 +13,7 @@ const tally = (m: Map<string, string>) => {
 
 describe('diffGraphs', () => {
   it('maps the PR fragment through slice-hoist and the fusion', () => {
-    const before = parseFx(readFileSync(new URL('../../../shared/fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph;
+    const before = parseFx(readFileSync(new URL('../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph;
     const r = runPipeline(before, DEFAULT_PIPELINE, { worldSize: 4 });
     const d = diffGraphs(before, r.output, r.stages.flatMap((s) => s.matches));
     expect([...d.before]).toEqual([
@@ -52,14 +52,14 @@ describe('diffGraphs', () => {
   });
 
   it('maps by name alone when there are no matches', () => {
-    const g = parseFx(readFileSync(new URL('../../../shared/fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url), 'utf8')).graph;
+    const g = parseFx(readFileSync(new URL('../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url), 'utf8')).graph;
     const d = diffGraphs(g, g);
     expect(tally(d.after)).toEqual({ unchanged: g.nodes.length });
     expect(changeMarks(d.before).size).toBe(0);
   });
 
   it('fuses the three sites of the real Qwen2 TP2 dump', () => {
-    const g = parseFx(readFileSync(new URL('../../../shared/fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url), 'utf8')).graph;
+    const g = parseFx(readFileSync(new URL('../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url), 'utf8')).graph;
     const r = runPipeline(g, DEFAULT_PIPELINE);
     const d = diffGraphs(g, r.output, r.stages.flatMap((s) => s.matches));
     expect(tally(d.after).fused).toBe(3);

@@ -5,7 +5,7 @@ import { FORMATS, importGraph } from './formats.ts';
 import { printFx } from './fx/print.ts';
 import { graphToJson } from './json.ts';
 
-const FIXTURES = new URL('../../../shared/fixtures/fx/', import.meta.url);
+const FIXTURES = new URL('../../fixtures/fx/', import.meta.url);
 const fixture = (path: string): string => readFileSync(new URL(path, FIXTURES), 'utf8');
 
 describe('importGraph picks the format from the text', () => {

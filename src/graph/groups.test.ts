@@ -6,7 +6,7 @@ import { groupNodes } from './groups.ts';
 import { opKind } from './ops.ts';
 import { effectiveOp } from './diff.ts';
 
-const fixture = (f: string) => parseFx(readFileSync(new URL(`../../../shared/fixtures/fx/${f}`, import.meta.url), 'utf8')).graph;
+const fixture = (f: string) => parseFx(readFileSync(new URL(`../../fixtures/fx/${f}`, import.meta.url), 'utf8')).graph;
 
 describe('groupNodes', () => {
   it('groups the real Qwen2 TP2 dump into its one decoder layer, from the input norm on', () => {

@@ -6,7 +6,7 @@ import { printFx } from './fx/print.ts';
 import { float, ref, type Graph } from './ir.ts';
 import { GRAPH_SCHEMA, graphFromJson, graphFromJsonText, graphToJson } from './json.ts';
 
-const FIXTURES = new URL('../../../shared/fixtures/fx/', import.meta.url);
+const FIXTURES = new URL('../../fixtures/fx/', import.meta.url);
 const FILES = ['real', 'seed'].flatMap((d) => readdirSync(new URL(`${d}/`, FIXTURES)).map((f) => `${d}/${f}`));
 const fixture = (path: string): string => readFileSync(new URL(path, FIXTURES), 'utf8');
 

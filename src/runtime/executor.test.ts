@@ -12,7 +12,7 @@ import { bitwiseEqual, toHostTensor } from './hostTensor.ts';
 import { diffFromReference } from './referenceCheck.ts';
 import { roundBf16 } from './bf16.ts';
 
-const SEED_DIR = '/work/shared/fixtures/fx/seed';
+const SEED_DIR = new URL('../../fixtures/fx/seed', import.meta.url).pathname;
 const before = () => parseFx(readFileSync(`${SEED_DIR}/pr28841-before.fragment.txt`, 'utf8')).graph;
 const freshSeed = () => (Math.random() * 2 ** 32) >>> 0;
 

@@ -2,11 +2,11 @@
 // come from the sample generator (as FX text) so their size and TP degree are parameters, not files.
 
 import { generateSample } from '../graph/samples/index.ts';
-import prBefore from './samples/pr28841-before.fragment.txt?raw';
-import prAfter from './samples/pr28841-after.fragment.txt?raw';
-import qwenTp1 from './samples/qwen2-paral1_layer1-r0.fx.txt?raw';
-import qwenTp2 from './samples/qwen2-paral2_layer1-r0.fx.txt?raw';
-import qwenTp4 from './samples/qwen2-paral4_layer1-r0.fx.txt?raw';
+import prBefore from '../../fixtures/fx/seed/pr28841-before.fragment.txt?raw';
+import prAfter from '../../fixtures/fx/seed/pr28841-after.fragment.txt?raw';
+import qwenTp1 from '../../fixtures/fx/real/qwen2-paral1_layer1-r0.py?raw';
+import qwenTp2 from '../../fixtures/fx/real/qwen2-paral2_layer1-r0.py?raw';
+import qwenTp4 from '../../fixtures/fx/real/qwen2-paral4_layer1-r0.py?raw';
 
 
 export interface Sample {

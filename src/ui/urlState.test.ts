@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { decodeUrlState, encodeUrlState, readUrlState, urlWithState, UrlStateError, type UrlState } from './urlState.ts';
 
-const qwen = readFileSync(new URL('./samples/qwen2-paral2_layer1-r0.fx.txt', import.meta.url), 'utf8');
+const qwen = readFileSync(new URL('../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url), 'utf8');
 
 describe('URL state', () => {
   it('round-trips a sample reference, steps, gates, selection and view', async () => {

@@ -7,7 +7,7 @@ import { generateSample } from '../samples/index.ts';
 import { PROFILES } from './profiles.ts';
 import { allReduceBytesPerRank, bindDim, nodeCost, predictGraph, rewriteSavings } from './model.ts';
 
-const before = parseFx(readFileSync('/work/shared/fixtures/fx/seed/pr28841-before.fragment.txt', 'utf8')).graph;
+const before = parseFx(readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph;
 const stages = runPipeline(before, ['slice-hoist', 'allreduce-rmsnorm'], { gpu: 'blackwell' }).stages;
 const hoisted = stages[0]!.graph, fused = stages[1]!.graph;
 const node = (g: Graph, name: string) => g.nodes.find((n) => n.name === name)!;

@@ -9,7 +9,7 @@ import type { Graph } from '../ir.ts';
 import { parseFx } from './parse.ts';
 import { printFx } from './print.ts';
 
-const FIXTURES = new URL('../../../../shared/fixtures/fx/', import.meta.url);
+const FIXTURES = new URL('../../../fixtures/fx/', import.meta.url);
 const SOURCES = [
   'real/qwen2-paral1_layer1-r0.py', 'real/qwen2-paral2_layer1-r0.py', 'real/qwen2-paral4_layer1-r0.py',
   'real/gpt-paral2_layer2-r0.py', 'seed/pr28841-before.fragment.txt', 'seed/pr28841-after.fragment.txt',

@@ -5,7 +5,7 @@ import { float, ref, type Graph, type Node } from '../ir.ts';
 import { lookupOp } from '../ops.ts';
 import { parseFx } from './parse.ts';
 
-const FIXTURES = new URL('../../../../shared/fixtures/fx/', import.meta.url);
+const FIXTURES = new URL('../../../fixtures/fx/', import.meta.url);
 const fixture = (path: string): string => readFileSync(new URL(path, FIXTURES), 'utf8');
 
 function node(g: Graph, name: string): Node {

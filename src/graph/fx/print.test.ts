@@ -5,7 +5,7 @@ import { parseFx } from './parse.ts';
 import { printFx } from './print.ts';
 import { pyFloatRepr, pyIntRepr, pyStrRepr } from './pythonLiteral.ts';
 
-const FIXTURES = new URL('../../../../shared/fixtures/fx/', import.meta.url);
+const FIXTURES = new URL('../../../fixtures/fx/', import.meta.url);
 const FILES = ['real', 'seed'].flatMap((d) => readdirSync(new URL(`${d}/`, FIXTURES)).map((f) => `${d}/${f}`));
 const fixture = (path: string): string => readFileSync(new URL(path, FIXTURES), 'utf8');
 

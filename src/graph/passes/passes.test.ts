@@ -7,7 +7,7 @@ import { GraphBuilder } from '../build.ts';
 import { generateSample } from '../samples/index.ts';
 import { DEFAULT_PIPELINE, PASSES, diagnose, runPipeline } from './pipeline.ts';
 
-const FX = '/work/shared/fixtures/fx/';
+const FX = new URL('../../../fixtures/fx/', import.meta.url).pathname;
 const load = (f: string) => parseFx(readFileSync(FX + f, 'utf8')).graph;
 const nodesByOp = (g: Graph, op: string) => g.nodes.filter((n) => n.op === op);
 const afOf = (g: Graph, target: string) =>

@@ -66,7 +66,7 @@ describe('layoutScene', () => {
   });
 
   it('keeps the real Megatron dump (8 layers from # File: comments) free of overlaps', () => {
-    const g = parseFx(readFileSync(new URL('../../../../shared/fixtures/fx/real/gpt-paral2_layer8-r0.py', import.meta.url), 'utf8')).graph;
+    const g = parseFx(readFileSync(new URL('../../../fixtures/fx/real/gpt-paral2_layer8-r0.py', import.meta.url), 'utf8')).graph;
     const l = layoutScene(buildScene(g));
     expect(l.groups.length).toBe(8);
     expect(overlaps(l)).toEqual([]);
@@ -148,7 +148,7 @@ describe('layoutScene', () => {
 });
 
 describe('keyboard navigation, search and SVG export on the laid-out PR fragment', () => {
-  const g = parseFx(readFileSync(new URL('../../../../shared/fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph;
+  const g = parseFx(readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph;
   const scene = buildScene(g);
   const l = layoutScene(scene);
 

@@ -10,8 +10,8 @@ import { generateSample } from '../../graph/samples/index.ts';
 import { bytesMoved, bytesOf, formatBytes, originLines } from './Inspector.tsx';
 import { innerOp } from './nodeOp.ts';
 
-const prBefore = readFileSync(new URL('../samples/pr28841-before.fragment.txt', import.meta.url), 'utf8');
-const qwen = readFileSync(new URL('../samples/qwen2-paral2_layer1-r0.fx.txt', import.meta.url), 'utf8');
+const prBefore = readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8');
+const qwen = readFileSync(new URL('../../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url), 'utf8');
 
 describe('inspector facts', () => {
   it('sizes: bytes when every dim is known, a formula over the token symbol otherwise', () => {

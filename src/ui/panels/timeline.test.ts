@@ -6,7 +6,7 @@ import { importGraph } from '../../graph/formats.ts';
 import { runPipeline } from '../../graph/passes/pipeline.ts';
 
 const recorded = readFileSync(new URL('../../../e2e/fixtures/trace-pr28841-tp2.json', import.meta.url), 'utf8');
-const prBefore = readFileSync(new URL('../samples/pr28841-before.fragment.txt', import.meta.url), 'utf8');
+const prBefore = readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8');
 
 describe('timeline', () => {
   it('labels the axis in µs, ms or s by magnitude', () => {

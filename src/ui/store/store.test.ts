@@ -10,8 +10,8 @@ import { decodeUrlState, encodeUrlState } from '../urlState.ts';
 // The built-in sample table pulls in the sample generator; these tests load text directly.
 vi.mock('../samples.ts', () => ({ SAMPLES: [], DEFAULT_SAMPLE_ID: 'none', findSample: () => undefined }));
 
-const qwenTp2 = readFileSync(new URL('../samples/qwen2-paral2_layer1-r0.fx.txt', import.meta.url), 'utf8');
-const prBefore = readFileSync(new URL('../samples/pr28841-before.fragment.txt', import.meta.url), 'utf8');
+const qwenTp2 = readFileSync(new URL('../../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url), 'utf8');
+const prBefore = readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8');
 
 const initial = useStore.getState();
 const s = () => useStore.getState();
