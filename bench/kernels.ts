@@ -41,18 +41,34 @@ function flagValue(argv: string[], name: string): string | undefined {
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]; };
 
-/** Median kernel time (µs) of `iters` submissions of `encode`, from timestamp queries. */
+/** Median time (µs) of each pass of the last timeKernel, for kernels of several dispatches. */
+let lastPasses: number[] = [];
+
+/**
+ * Median kernel time (µs) of `iters` submissions of `encode`, from timestamp queries. Timings are
+ * cleared after the warm-up, so each call counts only its own passes (a step index is reused by
+ * every call; without clearing, a call's medians would include earlier calls' passes).
+ */
 async function timeKernel(dev: RankDevice, iters: number, encode: (i: number) => void): Promise<number> {
   encode(-1); // warm: compile and first touch
   await dev.sync();
+  dev.clearTimings();
   const durs: number[] = [];
+  const perPass: number[][] = [];
   for (let i = 0; i < iters; i++) {
     dev.stepIndex = i;
     encode(i);
     await dev.sync();
   }
   const times = await dev.kernelTimes();
-  for (let i = 0; i < iters; i++) { const t = times.get(i); if (t) durs.push(t.dur); }
+  for (let i = 0; i < iters; i++) {
+    const t = times.get(i);
+    if (!t) continue;
+    durs.push(t.dur);
+    t.passes.forEach((d, j) => (perPass[j] ??= []).push(d));
+  }
+  dev.clearTimings();
+  lastPasses = perPass.map(median);
   return median(durs);
 }
 
@@ -132,12 +148,16 @@ export async function bench(argv: string[]): Promise<number> {
   const maxUlps = (a: Uint16Array, b: Uint16Array) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, bf16UlpDistance(a[i], b[i])); return m; };
   const maxAbs = (a: Uint16Array, b: Uint16Array) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(bf16ToF32(a[i]) - bf16ToF32(b[i]))); return m; };
 
+  // Layouts the main suites use: the defaults, or with --variants the fastest of those timed here.
+  const normPick: Record<'add' | 'allreduce', NormRowsConfig | 'legacy'> = { add: NORM_ROWS_DEFAULT, allreduce: NORM_ROWS_DEFAULT };
+  let moePick: MoeGemvConfig | 'tiled' = MOE_GEMV_DEFAULT;
+  const passNote = () => (lastPasses.length > 1 ? `; passes ${lastPasses.map((d) => d.toFixed(1)).join(' + ')} µs` : '');
+
   if (argv.includes('--variants') && dtype === 'bf16') {
-    const layouts: (NormRowsConfig | 'legacy')[] = ['legacy', { tpr: 192, rpw: 1, cap: 0, pipeline: false },
+    const layouts: (NormRowsConfig | 'legacy')[] = ['legacy', { tpr: 192, rpw: 1, cap: 0, pipeline: false }, { tpr: 128, rpw: 2, cap: 0, pipeline: false },
       ...[528, 1056, 2112].map((cap) => ({ tpr: 192, rpw: 1, cap, pipeline: true })),
-      { tpr: 128, rpw: 2, cap: 528, pipeline: true }, { tpr: 96, rpw: 2, cap: 1056, pipeline: true },
-      { tpr: 64, rpw: 4, cap: 264, pipeline: true }, { tpr: 64, rpw: 4, cap: 0, pipeline: false },
-      { tpr: 32, rpw: 8, cap: 0, pipeline: false }, { tpr: 32, rpw: 4, cap: 0, pipeline: false }, { tpr: 32, rpw: 8, cap: 264, pipeline: true }];
+      { tpr: 128, rpw: 2, cap: 528, pipeline: true }, { tpr: 96, rpw: 2, cap: 0, pipeline: false }, { tpr: 96, rpw: 2, cap: 1056, pipeline: true },
+      { tpr: 64, rpw: 4, cap: 0, pipeline: false }, { tpr: 32, rpw: 8, cap: 0, pipeline: false }];
     for (const T of quick ? [64] : [4096, 16384]) {
       const n = T * HIDDEN;
       const x = fill(dev, 'x', dtype, n, 'x'), res = fill(dev, 'res', dtype, n, 'res'), w = fill(dev, 'w', dtype, HIDDEN, 'w', 'norm-weight');
@@ -145,14 +165,17 @@ export async function bench(argv: string[]): Promise<number> {
       const slot = Math.ceil(n / 8) * 8;
       const g = fill(dev, 'gathered', dtype, 2 * slot, 'gathered');
       let firstAdd: Uint16Array[] | null = null, firstAr: Uint16Array[] | null = null;
+      const best = { add: Infinity, allreduce: Infinity };
       for (const lay of layouts) {
         let us = await timeKernel(dev, iters, () => encodeNorm(dev, 'add_rms_norm', 'fused_add_rms_norm', 'add', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 1, 0, 0, [out, resOut, x, res, w], lay));
         let got = [await edgeRows(out, T, HIDDEN), await edgeRows(resOut, T, HIDDEN)];
         firstAdd ??= got;
+        if (T === 16384 && us < best.add) { best.add = us; normPick.add = lay; }
         add({ suite: 'variant add+rmsnorm', T, us, bytes: (4 * n + HIDDEN) * bp, flops: 5 * n, note: `${label(lay)}; vs first: out ≤ ${maxUlps(got[0], firstAdd[0])} ulp, residual ≤ ${maxUlps(got[1], firstAdd[1])} ulp` });
         us = await timeKernel(dev, iters, () => encodeNorm(dev, 'allreduce_norm', 'fused_allreduce_norm', 'allreduce', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 2, 0, slot, [out, resOut, g, res, w], lay));
         got = [await edgeRows(out, T, HIDDEN), await edgeRows(resOut, T, HIDDEN)];
         firstAr ??= got;
+        if (T === 16384 && us < best.allreduce) { best.allreduce = us; normPick.allreduce = lay; }
         add({ suite: 'variant allreduce+rmsnorm', T, us, bytes: (5 * n + HIDDEN) * bp, flops: 6 * n, note: `${label(lay)}; vs first: out ≤ ${maxUlps(got[0], firstAr[0])} ulp, residual ≤ ${maxUlps(got[1], firstAr[1])} ulp` });
       }
       dev.endRun();
@@ -164,7 +187,10 @@ export async function bench(argv: string[]): Promise<number> {
     const kernels: (MoeGemvConfig | 'tiled')[] = ['tiled', MOE_GEMV_DEFAULT, gv(8, 4, 4, 8, { route1: false }), gv(4, 4, 4), gv(8, 8, 8), gv(4, 8, 8),
       gv(8, 4, 2), gv(2, 4, 4), gv(8, 4, 4, 8, { unroll: 2 }), gv(4, 4, 4, 8, { unroll: 2 }), gv(8, 4, 2, 8, { unroll: 4 }),
       gv(8, 4, 4, 16), gv(4, 4, 2, 16), gv(8, 4, 4, 16, { unroll: 2 }), gv(8, 4, 4, 8, { tm: 8 })];
+    // Each kernel's time over the fastest at the same T, summed over the decode sizes: the pick is the smallest sum.
+    const slowdown = new Map<MoeGemvConfig | 'tiled', number>();
     for (const T of quick ? [1, 5] : [1, 4, 16, 64]) {
+      const timed: [MoeGemvConfig | 'tiled', number][] = [];
       const x = fill(dev, 'moe.x', dtype, T * H, 'moe.x'), logits = fill(dev, 'moe.logits', dtype, T * EXPERTS, 'moe.logits');
       const out = dev.alloc('moe.out', bufferBytes(dtype, T * H));
       const weightBytes = routedExperts(T) * 3 * I * H * bp;
@@ -174,12 +200,18 @@ export async function bench(argv: string[]): Promise<number> {
         const bytes = await dev.read(out, 0, T * H * 2);
         const got = new Uint16Array(bytes.buffer, bytes.byteOffset, T * H);
         first ??= got;
+        timed.push([k, us]);
         const check = `; vs first: max |Δ| ${maxAbs(got, first).toPrecision(2)} (${maxUlps(got, first)} ulp)`;
-        add({ suite: 'variant moe', T, us, bytes: weightBytes, flops: T * TOPK * 2 * 3 * I * H, note: (k === 'tiled' ? 'tiled 8 tokens × 16 rows' : `gemv ${k.groups}×32 thr, rows ${k.rows1}/${k.rows2}, tm ${moeGemvTokens(T, k)}${k.unroll > 1 ? `, unroll ${k.unroll}` : ''}${k.route1 ? '' : ', 3-pass routing'}`) + check });
+        add({ suite: 'variant moe', T, us, bytes: weightBytes, flops: T * TOPK * 2 * 3 * I * H, note: (k === 'tiled' ? 'tiled 8 tokens × 16 rows' : `gemv ${k.groups}×32 thr, rows ${k.rows1}/${k.rows2}, tm ${moeGemvTokens(T, k)}${k.unroll > 1 ? `, unroll ${k.unroll}` : ''}${k.route1 ? '' : ', 3-pass routing'}`) + check + passNote() });
       }
       for (const id of ['moe.x', 'moe.logits', 'moe.out']) dev.free(id);
+      const fastest = Math.min(...timed.map(([, us]) => us));
+      for (const [k, us] of timed) slowdown.set(k, (slowdown.get(k) ?? 0) + us / fastest);
     }
     dev.endRun();
+    moePick = [...slowdown.entries()].sort((a, b) => a[1] - b[1])[0][0];
+    const moeLabel = moePick === 'tiled' ? 'tiled' : JSON.stringify(moePick);
+    process.stdout.write(`picked by --variants: add+rmsnorm ${label(normPick.add)}, allreduce+rmsnorm ${label(normPick.allreduce)}, moe decode ${moeLabel}\n`);
   }
 
   // add + RMSNorm and the fused all-reduce + RMSNorm (2 ranks' rows gathered on this device).
@@ -188,12 +220,12 @@ export async function bench(argv: string[]): Promise<number> {
     const n = T * HIDDEN;
     const x = fill(dev, 'x', dtype, n, 'x'), res = fill(dev, 'res', dtype, n, 'res'), w = fill(dev, 'w', dtype, HIDDEN, 'w', 'norm-weight');
     const out = dev.alloc('out', bufferBytes(dtype, n)), resOut = dev.alloc('resOut', bufferBytes(dtype, n));
-    let us = await timeKernel(dev, iters, () => encodeNorm(dev, 'add_rms_norm', 'fused_add_rms_norm', 'add', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 1, 0, 0, [out, resOut, x, res, w]));
-    add({ suite: 'add+rmsnorm', T, us, bytes: (4 * n + HIDDEN) * bp, flops: 5 * n, note: label(NORM_ROWS_DEFAULT) });
+    let us = await timeKernel(dev, iters, () => encodeNorm(dev, 'add_rms_norm', 'fused_add_rms_norm', 'add', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 1, 0, 0, [out, resOut, x, res, w], normPick.add));
+    add({ suite: 'add+rmsnorm', T, us, bytes: (4 * n + HIDDEN) * bp, flops: 5 * n, note: label(normPick.add) });
     const slot = Math.ceil(n / 8) * 8;
     const g = fill(dev, 'gathered', dtype, 2 * slot, 'gathered');
-    us = await timeKernel(dev, iters, () => encodeNorm(dev, 'allreduce_norm', 'fused_allreduce_norm', 'allreduce', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 2, 0, slot, [out, resOut, g, res, w]));
-    add({ suite: 'allreduce+rmsnorm (2 ranks gathered)', T, us, bytes: (5 * n + HIDDEN) * bp, flops: 6 * n, note: label(NORM_ROWS_DEFAULT) });
+    us = await timeKernel(dev, iters, () => encodeNorm(dev, 'allreduce_norm', 'fused_allreduce_norm', 'allreduce', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 2, 0, slot, [out, resOut, g, res, w], normPick.allreduce));
+    add({ suite: 'allreduce+rmsnorm (2 ranks gathered)', T, us, bytes: (5 * n + HIDDEN) * bp, flops: 6 * n, note: label(normPick.allreduce) });
     dev.endRun();
     // The same traffic as a plain copy: the fair ceiling for a kernel of this size, printed beside the large-copy one.
     const [addRow, arRow] = results.slice(-2);
@@ -210,10 +242,10 @@ export async function bench(argv: string[]): Promise<number> {
   for (const T of quick ? [1, 5, 37] : [1, 4, 16, 64, 256, 1024, 4096]) {
     const x = fill(dev, 'moe.x', dtype, T * H, 'moe.x'), logits = fill(dev, 'moe.logits', dtype, T * E, 'moe.logits');
     const out = dev.alloc('moe.out', bufferBytes(dtype, T * H));
-    const us = await timeKernel(dev, quick ? 2 : 10, () => encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', { T, H, E, K: TOPK, Is: I, dtype, logitsDtype: dtype, x, xOff: 0, xRowStride: H, logits, lOff: 0, lRowStride: E, out, weights }));
+    const us = await timeKernel(dev, quick ? 2 : 10, () => encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', { T, H, E, K: TOPK, Is: I, dtype, logitsDtype: dtype, x, xOff: 0, xRowStride: H, logits, lOff: 0, lRowStride: E, out, weights, decodeKernel: moePick }));
     const active = routedExperts(T);
     const weightBytes = active * 3 * I * H * bp;
-    add({ suite: 'moe (expert weights streamed)', T, us, bytes: weightBytes, flops: T * TOPK * 2 * 3 * I * H, note: `${active} experts` });
+    add({ suite: 'moe (expert weights streamed)', T, us, bytes: weightBytes, flops: T * TOPK * 2 * 3 * I * H, note: `${active} experts${passNote()}` });
     for (const id of ['moe.x', 'moe.logits', 'moe.out']) dev.free(id);
   }
   dev.endRun();

@@ -155,9 +155,15 @@ export class RankDevice {
     }
   }
 
-  /** Kernel time per step index, from timestamp queries. */
-  async kernelTimes(): Promise<Map<number, { start: number; dur: number }>> {
-    const out = new Map<number, { start: number; dur: number }>();
+  /** Forget the timestamps recorded so far (a benchmark times one kernel at a time with the same step indices). */
+  clearTimings(): void {
+    this.passes.length = 0;
+    this.queries = 0;
+  }
+
+  /** Kernel time per step index, from timestamp queries; `passes`: each pass's own time, in submission order. */
+  async kernelTimes(): Promise<Map<number, { start: number; dur: number; passes: number[] }>> {
+    const out = new Map<number, { start: number; dur: number; passes: number[] }>();
     if (!this.querySet || this.queries === 0) return out;
     const resolve = this.device.createBuffer({ size: this.queries * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
     const enc = this.device.createCommandEncoder();
@@ -171,7 +177,7 @@ export class RankDevice {
       const start = Number(ts[p.q] - t0) / 1000;
       const dur = Math.max(0, Number(ts[p.q + 1] - ts[p.q]) / 1000);
       const have = out.get(p.step);
-      if (have) have.dur += dur; else out.set(p.step, { start, dur });
+      if (have) { have.dur += dur; have.passes.push(dur); } else out.set(p.step, { start, dur, passes: [dur] });
     }
     return out;
   }
