@@ -19,9 +19,9 @@ import type { Graph } from '../src/graph/ir.ts';
 import { GraphView } from '../src/ui/graph/GraphView.tsx';
 import { DiffView } from '../src/ui/graph/DiffView.tsx';
 import { viewOf } from '../src/ui/graph/viewRegistry.ts';
-import prBefore from '../src/ui/samples/pr28841-before.fragment.txt?raw';
-import prAfter from '../src/ui/samples/pr28841-after.fragment.txt?raw';
-import qwenTp2 from '../src/ui/samples/qwen2-paral2_layer1-r0.fx.txt?raw';
+import prBefore from '../fixtures/fx/seed/pr28841-before.fragment.txt?raw';
+import prAfter from '../fixtures/fx/seed/pr28841-after.fragment.txt?raw';
+import qwenTp2 from '../fixtures/fx/real/qwen2-paral2_layer1-r0.py?raw';
 
 const FIXTURES: Record<string, string> = { 'pr28841-before': prBefore, 'pr28841-after': prAfter, 'qwen2-tp2': qwenTp2 };
 
