@@ -157,7 +157,8 @@ export async function bench(argv: string[]): Promise<number> {
     const layouts: (NormRowsConfig | 'legacy')[] = ['legacy', { tpr: 192, rpw: 1, cap: 0, pipeline: false }, { tpr: 128, rpw: 2, cap: 0, pipeline: false },
       ...[528, 1056, 2112].map((cap) => ({ tpr: 192, rpw: 1, cap, pipeline: true })),
       { tpr: 128, rpw: 2, cap: 528, pipeline: true }, { tpr: 96, rpw: 2, cap: 0, pipeline: false }, { tpr: 96, rpw: 2, cap: 1056, pipeline: true },
-      { tpr: 64, rpw: 4, cap: 0, pipeline: false }, { tpr: 32, rpw: 8, cap: 0, pipeline: false }];
+      { tpr: 64, rpw: 4, cap: 0, pipeline: false }, { tpr: 32, rpw: 8, cap: 0, pipeline: false },
+      { tpr: 180, rpw: 1, cap: 0, pipeline: false }, { tpr: 180, rpw: 1, cap: 1056, pipeline: true }, { tpr: 120, rpw: 1, cap: 0, pipeline: false }];
     for (const T of quick ? [64] : [4096, 16384]) {
       const n = T * HIDDEN;
       const x = fill(dev, 'x', dtype, n, 'x'), res = fill(dev, 'res', dtype, n, 'res'), w = fill(dev, 'w', dtype, HIDDEN, 'w', 'norm-weight');
@@ -186,7 +187,7 @@ export async function bench(argv: string[]): Promise<number> {
     const gv = (groups: number, rows1: number, rows2: number, maxTm = 8, more: Partial<MoeGemvConfig> = {}): MoeGemvConfig => ({ groups, rows1, rows2, maxTm, tm: 0, route1: true, unroll: 1, ...more });
     const kernels: (MoeGemvConfig | 'tiled')[] = ['tiled', MOE_GEMV_DEFAULT, gv(8, 4, 4, 8, { route1: false }), gv(4, 4, 4), gv(8, 8, 8), gv(4, 8, 8),
       gv(8, 4, 2), gv(2, 4, 4), gv(8, 4, 4, 8, { unroll: 2 }), gv(4, 4, 4, 8, { unroll: 2 }), gv(8, 4, 2, 8, { unroll: 4 }),
-      gv(8, 4, 4, 16), gv(4, 4, 2, 16), gv(8, 4, 4, 16, { unroll: 2 }), gv(8, 4, 4, 8, { tm: 8 })];
+      gv(8, 4, 4, 16), gv(4, 4, 2, 16), gv(8, 4, 4, 16, { unroll: 2 }), gv(8, 4, 4, 8, { tm: 8 }), gv(2, 4, 2, 8, { unroll: 2 })];
     // Each kernel's time over the fastest at the same T, summed over the decode sizes: the pick is the smallest sum.
     const slowdown = new Map<MoeGemvConfig | 'tiled', number>();
     for (const T of quick ? [1, 5] : [1, 4, 16, 64]) {

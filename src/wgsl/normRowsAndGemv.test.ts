@@ -93,6 +93,8 @@ describe('bf16 word-row RMSNorm kernels in every benchmarked layout', { timeout:
   const layouts: NormRowsConfig[] = [
     { tpr: 192, rpw: 1, cap: 0, pipeline: false }, { tpr: 192, rpw: 1, cap: 3, pipeline: true }, { tpr: 64, rpw: 4, cap: 2, pipeline: true },
     { tpr: 32, rpw: 8, cap: 0, pipeline: false }, { tpr: 32, rpw: 4, cap: 3, pipeline: true },
+    // A row's threads not a whole number of subgroups: the last subgroup is partly filled.
+    { tpr: 90, rpw: 1, cap: 0, pipeline: false }, { tpr: 90, rpw: 1, cap: 4, pipeline: true },
   ];
   for (const subgroups of [true, false]) {
     it(`rms, add and the 3-rank all-reduce form, 2880 and 24 columns, ${subgroups ? 'subgroup' : 'workgroup-memory'} reductions`, async () => {

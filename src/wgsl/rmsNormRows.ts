@@ -30,9 +30,10 @@ export function normRowsGrid(rows: number, cfg: NormRowsConfig): number {
  * Partial sums per row in workgroup memory: 1 (the row is reduced inside one subgroup), tpr / sg
  * (one per subgroup), or tpr (no subgroups). `sg` is the device's fixed subgroup size, 0 if none.
  */
-export function normRowsParts(tpr: number, sg: number): number {
+export function normRowsParts(tpr: number, sg: number, rpw = 1): number {
   if (sg > 0 && tpr <= sg && (tpr & (tpr - 1)) === 0) return 1;
-  if (sg > 0 && tpr % sg === 0) return tpr / sg;
+  // One row per workgroup: a last, partly filled subgroup still covers only this row.
+  if (sg > 0 && (tpr % sg === 0 || rpw === 1)) return Math.ceil(tpr / sg);
   return tpr;
 }
 
@@ -56,7 +57,9 @@ export function rmsNormRowsWgsl(mode: NormMode, cols: number, cfg: NormRowsConfi
   const { tpr: TPR, rpw: RPW } = cfg;
   if (cols % 8 !== 0) throw new Error(`rmsNormRowsWgsl: ${cols} columns are not whole words of 8 bf16`);
   const items = Math.ceil(cols / 8 / TPR);
-  const P = normRowsParts(TPR, sg);
+  const P = normRowsParts(TPR, sg, RPW);
+  // Threads per partial sum: a subgroup, or one thread without subgroups.
+  const SGW = P === TPR ? 1 : sg;
   const WG = TPR * RPW;
   const its = Array.from({ length: items }, (_, i) => i);
   const hasRes = mode !== 'rms';
@@ -100,13 +103,13 @@ ${hasRes ? `        let zl = rnd4(lo4(${cx}${i}) + lo4(${cr}${i}));
   const reduce = P === 1
     ? `var total = ss;
 ${Array.from({ length: Math.log2(TPR) }, (_, k) => `    total += subgroupShuffleXor(total, ${TPR >> (k + 1)}u);`).join('\n')}`
-    : `${sg > 0 ? 'let part = subgroupAdd(ss);\n    if (sgid == 0u) {' : 'let part = ss;\n    {'} red[parity * ${RPW * P}u + li / ${TPR / P}u] = part; }
+    : `${SGW > 1 ? 'let part = subgroupAdd(ss);\n    if (sgid == 0u) {' : 'let part = ss;\n    {'} red[parity * ${RPW * P}u + rloc * ${P}u + lane / ${SGW}u] = part; }
     workgroupBarrier();
     var total = 0.0;
     for (var j = 0u; j < ${P}u; j++) { total += red[parity * ${RPW * P}u + rloc * ${P}u + j]; }
     parity ^= 1u;`;
-  const sgBuiltin = sg > 0 && P > 1 ? ', @builtin(subgroup_invocation_id) sgid: u32' : '';
-  return `${sg > 0 ? 'enable subgroups;\n' : ''}${DTYPE_WGSL}${PACKED4_WGSL}
+  const sgBuiltin = SGW > 1 ? ', @builtin(subgroup_invocation_id) sgid: u32' : '';
+  return `${P < TPR ? 'enable subgroups;\n' : ''}${DTYPE_WGSL}${PACKED4_WGSL}
 @group(0) @binding(0) var<storage, read> prm: array<u32>;
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<u32>>;
 ${hasRes ? '@group(0) @binding(2) var<storage, read_write> resOut: array<vec4<u32>>;' : ''}
