@@ -165,19 +165,34 @@ export async function bench(argv: string[]): Promise<number> {
       const out = dev.alloc('out', bufferBytes(dtype, n)), resOut = dev.alloc('resOut', bufferBytes(dtype, n));
       const slot = Math.ceil(n / 8) * 8;
       const g = fill(dev, 'gathered', dtype, 2 * slot, 'gathered');
-      let firstAdd: Uint16Array[] | null = null, firstAr: Uint16Array[] | null = null;
       const best = { add: Infinity, allreduce: Infinity };
+      const encodeAdd = (lay: NormRowsConfig | 'legacy') => encodeNorm(dev, 'add_rms_norm', 'fused_add_rms_norm', 'add', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 1, 0, 0, [out, resOut, x, res, w], lay);
+      const encodeAr = (lay: NormRowsConfig | 'legacy') => encodeNorm(dev, 'allreduce_norm', 'fused_allreduce_norm', 'allreduce', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 2, 0, slot, [out, resOut, g, res, w], lay);
+      // Every layout is timed back to back first and checked afterwards: host-side checks between
+      // timings leave the GPU idle, and on an H200 later timings then came out several times slower.
+      const rows: { lay: NormRowsConfig | 'legacy'; add: KernelResult; ar: KernelResult }[] = [];
       for (const lay of layouts) {
-        let us = await timeKernel(dev, iters, () => encodeNorm(dev, 'add_rms_norm', 'fused_add_rms_norm', 'add', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 1, 0, 0, [out, resOut, x, res, w], lay));
-        let got = [await edgeRows(out, T, HIDDEN), await edgeRows(resOut, T, HIDDEN)];
-        firstAdd ??= got;
+        let us = await timeKernel(dev, iters, () => encodeAdd(lay));
         if (T === 16384 && us < best.add) { best.add = us; normPick.add = lay; }
-        add({ suite: 'variant add+rmsnorm', T, us, bytes: (4 * n + HIDDEN) * bp, flops: 5 * n, note: `${label(lay)}; vs first: out ≤ ${maxUlps(got[0], firstAdd[0])} ulp, residual ≤ ${maxUlps(got[1], firstAdd[1])} ulp` });
-        us = await timeKernel(dev, iters, () => encodeNorm(dev, 'allreduce_norm', 'fused_allreduce_norm', 'allreduce', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 2, 0, slot, [out, resOut, g, res, w], lay));
-        got = [await edgeRows(out, T, HIDDEN), await edgeRows(resOut, T, HIDDEN)];
-        firstAr ??= got;
+        add({ suite: 'variant add+rmsnorm', T, us, bytes: (4 * n + HIDDEN) * bp, flops: 5 * n, note: label(lay) });
+        const addRow = results[results.length - 1];
+        us = await timeKernel(dev, iters, () => encodeAr(lay));
         if (T === 16384 && us < best.allreduce) { best.allreduce = us; normPick.allreduce = lay; }
-        add({ suite: 'variant allreduce+rmsnorm', T, us, bytes: (5 * n + HIDDEN) * bp, flops: 6 * n, note: `${label(lay)}; vs first: out ≤ ${maxUlps(got[0], firstAr[0])} ulp, residual ≤ ${maxUlps(got[1], firstAr[1])} ulp` });
+        add({ suite: 'variant allreduce+rmsnorm', T, us, bytes: (5 * n + HIDDEN) * bp, flops: 6 * n, note: label(lay) });
+        rows.push({ lay, add: addRow, ar: results[results.length - 1] });
+      }
+      let firstAdd: Uint16Array[] | null = null, firstAr: Uint16Array[] | null = null;
+      for (const r of rows) {
+        encodeAdd(r.lay);
+        await dev.sync();
+        const gotAdd = [await edgeRows(out, T, HIDDEN), await edgeRows(resOut, T, HIDDEN)];
+        firstAdd ??= gotAdd;
+        r.add.note += `; vs first: out ≤ ${maxUlps(gotAdd[0], firstAdd[0])} ulp, residual ≤ ${maxUlps(gotAdd[1], firstAdd[1])} ulp`;
+        encodeAr(r.lay);
+        await dev.sync();
+        const gotAr = [await edgeRows(out, T, HIDDEN), await edgeRows(resOut, T, HIDDEN)];
+        firstAr ??= gotAr;
+        r.ar.note += `; vs first: out ≤ ${maxUlps(gotAr[0], firstAr[0])} ulp, residual ≤ ${maxUlps(gotAr[1], firstAr[1])} ulp`;
       }
       dev.endRun();
     }
@@ -195,15 +210,22 @@ export async function bench(argv: string[]): Promise<number> {
       const x = fill(dev, 'moe.x', dtype, T * H, 'moe.x'), logits = fill(dev, 'moe.logits', dtype, T * EXPERTS, 'moe.logits');
       const out = dev.alloc('moe.out', bufferBytes(dtype, T * H));
       const weightBytes = routedExperts(T) * 3 * I * H * bp;
-      let first: Uint16Array | null = null;
+      const encode = (k: MoeGemvConfig | 'tiled') => encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', { T, H, E: EXPERTS, K: TOPK, Is: I, dtype, logitsDtype: dtype, x, xOff: 0, xRowStride: H, logits, lOff: 0, lRowStride: EXPERTS, out, weights, decodeKernel: k });
+      const rows: [MoeGemvConfig | 'tiled', KernelResult][] = [];
       for (const k of kernels) {
-        const us = await timeKernel(dev, quick ? 2 : 10, () => encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', { T, H, E: EXPERTS, K: TOPK, Is: I, dtype, logitsDtype: dtype, x, xOff: 0, xRowStride: H, logits, lOff: 0, lRowStride: EXPERTS, out, weights, decodeKernel: k }));
+        const us = await timeKernel(dev, quick ? 2 : 10, () => encode(k));
+        timed.push([k, us]);
+        add({ suite: 'variant moe', T, us, bytes: weightBytes, flops: T * TOPK * 2 * 3 * I * H, note: (k === 'tiled' ? 'tiled 8 tokens × 16 rows' : `gemv ${k.groups}×32 thr, rows ${k.rows1}/${k.rows2}, tm ${moeGemvTokens(T, k)}${k.unroll > 1 ? `, unroll ${k.unroll}` : ''}${k.route1 ? '' : ', 3-pass routing'}`) + passNote() });
+        rows.push([k, results[results.length - 1]]);
+      }
+      let first: Uint16Array | null = null;
+      for (const [k, r] of rows) {
+        encode(k);
+        await dev.sync();
         const bytes = await dev.read(out, 0, T * H * 2);
         const got = new Uint16Array(bytes.buffer, bytes.byteOffset, T * H);
         first ??= got;
-        timed.push([k, us]);
-        const check = `; vs first: max |Δ| ${maxAbs(got, first).toPrecision(2)} (${maxUlps(got, first)} ulp)`;
-        add({ suite: 'variant moe', T, us, bytes: weightBytes, flops: T * TOPK * 2 * 3 * I * H, note: (k === 'tiled' ? 'tiled 8 tokens × 16 rows' : `gemv ${k.groups}×32 thr, rows ${k.rows1}/${k.rows2}, tm ${moeGemvTokens(T, k)}${k.unroll > 1 ? `, unroll ${k.unroll}` : ''}${k.route1 ? '' : ', 3-pass routing'}`) + check + passNote() });
+        r.note += `; vs first: max |Δ| ${maxAbs(got, first).toPrecision(2)} (${maxUlps(got, first)} ulp)`;
       }
       for (const id of ['moe.x', 'moe.logits', 'moe.out']) dev.free(id);
       const fastest = Math.min(...timed.map(([, us]) => us));

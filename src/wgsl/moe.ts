@@ -379,6 +379,7 @@ export function moeGemvTokens(T: number, cfg: MoeGemvConfig): number {
 /** Limits of the one-workgroup routing: expert counts and (token, k) ids held in workgroup memory. */
 export const MOE_ROUTE1_MAX_E = 64;
 export const MOE_ROUTE1_MAX_PAIRS = 2048;
+const MOE_ROUTE1_LOGITS = 2048;
 
 /**
  * route + scan + scatter in one workgroup (decode sizes): one dispatch instead of three. Same route
@@ -394,32 +395,42 @@ var<workgroup> cnt: array<atomic<u32>, ${MOE_ROUTE1_MAX_E}>;
 var<workgroup> cur: array<atomic<u32>, ${MOE_ROUTE1_MAX_E}>;
 var<workgroup> off: array<u32, ${MOE_ROUTE1_MAX_E}>;
 var<workgroup> ids: array<u32, ${MOE_ROUTE1_MAX_PAIRS}>;
+// The logits of up to ${MOE_ROUTE1_LOGITS / MOE_ROUTE1_MAX_E} tokens at a time, loaded by all threads at once: the top-k scans
+// below then read workgroup memory instead of issuing E·K dependent global loads per thread.
+var<workgroup> lg: array<f32, ${MOE_ROUTE1_LOGITS}>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
   let E = mE(); let K = mK(); let T = mT();
-  for (var t = li; t < T; t += 256u) {
-    var sel: array<u32, ${MOE_MAX_K}>;
-    var val: array<f32, ${MOE_MAX_K}>;
-    for (var k = 0u; k < K; k++) {
-      var best = 0u; var bestV = 0.0; var found = false;
-      for (var e = 0u; e < E; e++) {
-        var taken = false;
-        for (var j = 0u; j < k; j++) { if (sel[j] == e) { taken = true; } }
-        let l = ld_logits(prm[7] + t * prm[8] + e);
-        if (!taken && (!found || l > bestV)) { best = e; bestV = l; found = true; }
+  let chunk = ${MOE_ROUTE1_LOGITS}u / E;
+  for (var t0 = 0u; t0 < T; t0 += chunk) {
+    let nt = min(chunk, T - t0);
+    for (var i = li; i < nt * E; i += 256u) { lg[i] = ld_logits(prm[7] + (t0 + i / E) * prm[8] + i % E); }
+    workgroupBarrier();
+    for (var tl = li; tl < nt; tl += 256u) {
+      let t = t0 + tl;
+      var sel: array<u32, ${MOE_MAX_K}>;
+      var val: array<f32, ${MOE_MAX_K}>;
+      for (var k = 0u; k < K; k++) {
+        var best = 0u; var bestV = 0.0; var found = false;
+        for (var e = 0u; e < E; e++) {
+          var taken = false;
+          for (var j = 0u; j < k; j++) { if (sel[j] == e) { taken = true; } }
+          let l = lg[tl * E + e];
+          if (!taken && (!found || l > bestV)) { best = e; bestV = l; found = true; }
+        }
+        sel[k] = best; val[k] = bestV;
       }
-      sel[k] = best; val[k] = bestV;
+      var s = 0.0;
+      for (var k = 0u; k < K; k++) { s += exp(val[k] - val[0]); }
+      for (var k = 0u; k < K; k++) {
+        ids[t * K + k] = sel[k];
+        route[rIds() + t * K + k] = sel[k];
+        wts[t * K + k] = exp(val[k] - val[0]) / s;
+        atomicAdd(&cnt[sel[k]], 1u);
+      }
     }
-    var s = 0.0;
-    for (var k = 0u; k < K; k++) { s += exp(val[k] - val[0]); }
-    for (var k = 0u; k < K; k++) {
-      ids[t * K + k] = sel[k];
-      route[rIds() + t * K + k] = sel[k];
-      wts[t * K + k] = exp(val[k] - val[0]) / s;
-      atomicAdd(&cnt[sel[k]], 1u);
-    }
+    workgroupBarrier();
   }
-  workgroupBarrier();
   if (li == 0u) {
     var o = 0u; var tiles = 0u;
     for (var e = 0u; e < E; e++) {

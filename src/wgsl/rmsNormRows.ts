@@ -17,8 +17,12 @@ import type { NormMode } from './rmsNorm.ts';
 
 export interface NormRowsConfig { tpr: number; rpw: number; cap: number; pipeline: boolean }
 
-/** The layout the bf16 kernels use unless told otherwise. */
-export const NORM_ROWS_DEFAULT: NormRowsConfig = { tpr: 192, rpw: 1, cap: 2048, pipeline: true };
+/**
+ * The layout the bf16 kernels use unless told otherwise: one row per workgroup, 192 threads × 2
+ * words. On an H200 it was the fastest of the layouts timed at T = 4096 (44.9 µs against 48–51 µs
+ * for the prefetching grid-stride layouts and 50.3 µs for the legacy kernel; bench/RESULTS.md, Run 4).
+ */
+export const NORM_ROWS_DEFAULT: NormRowsConfig = { tpr: 192, rpw: 1, cap: 0, pipeline: false };
 
 /** Workgroups for `rows` rows: one per `rpw` rows, at most `cap` (0: no cap). */
 export function normRowsGrid(rows: number, cfg: NormRowsConfig): number {
