@@ -11,6 +11,10 @@
 // The grid of gemm1/gemm2 has a fixed capacity (min(E, T·k) + ⌈T·k / 32⌉ tiles); tiles past the
 // real count exit. The order of rows inside a group depends on atomics, but every row is computed
 // alone and combined in k order, so results are deterministic.
+// Decode sizes (an expert sees few tokens; bf16, rows in whole words of 8) run four dispatches:
+// route + scan + scatter in one workgroup (moeRoute1Wgsl), the batched GEMV for gemm1 and gemm2
+// (moeGemvWgsl), combine. The 8-token × 16-row tile kernels (moeDecodeGemmWgsl) stay for the
+// benchmark's comparison.
 //
 // Bind layout (all six):
 //   @binding(0) prm: array<u32>  [T, H, E, K, Is, xOff, xRowStride, lOff, lRowStride, hasB2, maxTiles]

@@ -1,6 +1,8 @@
 // RMSNorm family, one workgroup per row: `rms_norm`, `_C.fused_add_rms_norm` and
 // `flashinfer_trtllm_fused_allreduce_norm` (pattern 1) as ONE kernel over the gathered peer
 // buffers. The row stays in registers between the sum of squares and the scaling.
+// bf16 rows in whole words of 8 (the layer sizes) run the packed word-row kernels of
+// rmsNormRows.ts instead; this kernel serves f32, f16 and unaligned rows.
 //
 // Bind layout:
 //   @binding(0) prm: array<u32>  [rows, cols, xOffset, xRowStride, resOffset, resRowStride, wOffset, eps (f32 bits), ranks, rowStart, rankSlotStride]
