@@ -35,6 +35,9 @@ export async function nodeGpu(): Promise<GPU> {
   linkVulkanLoader();
   const { create, globals } = await import('webgpu');
   Object.assign(globalThis, globals);
-  instance = create(['disable-dawn-features=timestamp_quantization']) as unknown as GPU;
+  // FUSIONLAB_DAWN_FLAGS adds Dawn flags (space-separated), e.g.
+  // `enable-dawn-features=disable_robustness` to measure what bounds checks cost.
+  const extra = (process.env.FUSIONLAB_DAWN_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  instance = create(['disable-dawn-features=timestamp_quantization', ...extra]) as unknown as GPU;
   return instance;
 }
