@@ -4,6 +4,7 @@ import { parseFx } from '../src/graph/fx/parse.ts';
 import { generateSample } from '../src/graph/samples/index.ts';
 import { DEFAULT_PIPELINE, runPipeline } from '../src/graph/passes/pipeline.ts';
 import { buildScene } from '../src/ui/graph/scene.ts';
+import { layoutSceneBlocks } from '../src/ui/graph/layout.ts';
 import { searchNodes } from '../src/ui/graph/search.ts';
 
 // The graph views mounted alone (bench/ui-page.html), on the generated GPT-OSS-20B graph.
@@ -99,6 +100,42 @@ test('beyond the SVG limit the view draws on canvas and still selects by click',
   await expect(page.locator('[data-node-item="slice_200"][aria-current="true"]')).toHaveCount(1);
   await page.keyboard.press('ArrowUp');
   await expect(page.locator('[data-node-item="all_reduce_400"][aria-current="true"]')).toHaveCount(1);
+});
+
+test('the 10,000-node graph paints its first groups before the whole layout is in', async ({ page }) => {
+  // Every change of the view's progress attributes, seen by a MutationObserver installed before
+  // the page's scripts run: nothing between two polls can be missed.
+  await page.addInitScript(() => {
+    const seen: { laidOut: number; total: number; ready: string }[] = [];
+    (window as unknown as { __progressSeen: typeof seen }).__progressSeen = seen;
+    new MutationObserver((records) => {
+      for (const r of records) {
+        const el = r.target as HTMLElement;
+        if (el.dataset.testid !== 'graph-view') continue;
+        seen.push({ laidOut: Number(el.dataset.groupsLaidOut), total: Number(el.dataset.groupsTotal), ready: el.dataset.ready ?? '' });
+      }
+    }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-groups-laid-out', 'data-ready'] });
+  });
+  const blocks = layoutSceneBlocks(buildScene(gptOss(304))).next().value!.blocks;
+  await open(page, 'layers=304&tp=4&test=1');
+  const view = page.getByTestId('graph-view');
+  await expect(view).toHaveAttribute('data-groups-total', String(blocks));
+  await expect(view).toHaveAttribute('data-groups-laid-out', String(blocks));
+  const seen = await page.evaluate(() => (window as unknown as { __progressSeen: { laidOut: number; total: number; ready: string }[] }).__progressSeen);
+  const firstReady = seen.findIndex((s) => s.ready === 'true');
+  expect(firstReady).toBeGreaterThan(0);
+  const early = seen.slice(0, firstReady).filter((s) => s.laidOut > 0);
+  // Some blocks were on screen, with others still to come, before the view said it was ready.
+  expect(early.length).toBeGreaterThan(0);
+  expect(early[0].laidOut).toBeLessThan(blocks);
+  expect(early[0].total).toBe(blocks);
+  for (let i = 1; i < early.length; i++) expect(early[i].laidOut).toBeGreaterThanOrEqual(early[i - 1].laidOut);
+  expect(seen[firstReady].laidOut).toBe(blocks);
+  // The page's own record agrees.
+  const log = await page.evaluate(() => window.__fusionlab!.layoutProgress!());
+  const logReady = log.findIndex((e) => e.ready);
+  expect(log.slice(0, logReady).some((e) => e.groupsLaidOut > 0 && e.groupsLaidOut < blocks && e.groupsTotal === blocks)).toBe(true);
+  expect(log[logReady]).toEqual({ label: 'before', groupsLaidOut: blocks, groupsTotal: blocks, ready: true });
 });
 
 test('before and after side by side: marks, synced view, selection through the mapping', async ({ page }) => {

@@ -9,15 +9,15 @@ import { easeCubicInOut, select, zoom as d3zoom, zoomIdentity, type ZoomBehavior
 import type { Graph } from '../../graph/ir.ts';
 import type { GraphLayout, LaidGroup, LaidNode } from './layout.ts';
 import type { LayoutResult } from './layoutProtocol.ts';
-import type { SceneNode } from './scene.ts';
-import { layoutClient } from './layoutClient.ts';
+import type { Scene, SceneNode } from './scene.ts';
+import { layoutClient, type PartialLayout } from './layoutClient.ts';
 import { edgePath, valueLabels } from './edgePath.ts';
 import { drawCanvas, drawMinimap, drawMinimapBase, minimapFrame, LOD_DETAIL, LOD_TITLES } from './canvasRenderer.ts';
 import { readPalette, type Palette } from './palette.ts';
 import { HitGrid } from './hitGrid.ts';
 import { NavIndex, type Direction } from './keyboardNavigation.ts';
 import { searchNodes } from './search.ts';
-import { registerView, type ViewHandle } from './viewRegistry.ts';
+import { recordLayoutProgress, registerView, type ViewHandle } from './viewRegistry.ts';
 import { downloadImage } from './exportImage.ts';
 import './graph.css';
 
@@ -37,6 +37,21 @@ export interface GraphViewProps {
   animateFrom?: { graph: Graph; mapping: Map<string, string> };
   testMode?: boolean;
   onReady?: () => void;
+}
+
+/**
+ * What the view shows: a complete layout, or (on a first load) the blocks laid out so far,
+ * each already where the complete layout puts it, up to the frame's sideways shift.
+ */
+interface Shown {
+  scene: Scene;
+  layout: GraphLayout;
+  previous?: LayoutResult['previous'];
+  ms: number;
+  /** Blocks (layer groups and the ungrouped runs between them) laid out so far / in all. */
+  blocksDone: number;
+  blocks: number;
+  complete: boolean;
 }
 
 /** Beyond this many visible nodes the view draws on a canvas. */
@@ -113,14 +128,16 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const searchRef = useRef<HTMLInputElement>(null);
   const zoomRef = useRef<ZoomBehavior<Element, unknown> | null>(null);
   const transformRef = useRef<ZoomTransform>(zoomIdentity);
-  const [result, setResult] = useState<LayoutResult | null>(null);
+  const [result, setResult] = useState<Shown | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [ready, setReady] = useState(false);
   const [size, setSize] = useState({ w: 0, h: 0 });
   const [query, setQuery] = useState('');
   const [matchIndex, setMatchIndex] = useState(-1);
   const [ghosts, setGhosts] = useState<{ n: LaidNode; sn?: SceneNode; to?: LaidNode }[]>([]);
-  const fittedFor = useRef<LayoutResult | null>(null);
+  const fittedFor = useRef<Shown | null>(null);
+  // The view was fitted to a partial layout and the user has not moved it since: fit again.
+  const provisionalView = useRef(false);
   const drawRef = useRef<() => void>(() => {});
   const onViewChangeRef = useRef(onViewChange);
   onViewChangeRef.current = onViewChange;
@@ -131,20 +148,42 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const collapsedKey = collapsed ? [...collapsed].sort().join('\n') : '';
   useEffect(() => {
     let live = true;
+    let frameId = 0;
+    let latest: PartialLayout | null = null;
     setReady(false);
     setError(null);
+    // Blocks are painted as they arrive, at most once a frame. A rewrite's relayout is not: the
+    // old graph stays until the new one can animate from it.
+    const onProgress = animateFrom ? undefined : (p: PartialLayout) => {
+      latest = p;
+      if (frameId) return;
+      frameId = requestAnimationFrame(() => {
+        frameId = 0;
+        if (!live || !latest) return;
+        const q = latest;
+        setResult({ scene: q.scene, layout: q.layout, ms: 0, blocksDone: q.blocksDone, blocks: q.blocks, complete: false });
+      });
+    };
     layoutClient.layout({
       graph,
       collapsed: collapsedKey ? collapsedKey.split('\n') : [],
       previous: animateFrom ? { graph: animateFrom.graph, mapping: [...animateFrom.mapping] } : undefined,
-    }).then((r) => { if (live) setResult(r); }, (e: unknown) => { if (live) setError(e instanceof Error ? e.message : String(e)); });
-    return () => { live = false; };
+    }, onProgress).then((r) => {
+      if (!live) return;
+      cancelAnimationFrame(frameId);
+      frameId = 0;
+      setResult({ scene: r.scene, layout: r.layout, previous: r.previous, ms: r.ms, blocksDone: r.blocks, blocks: r.blocks, complete: true });
+    }, (e: unknown) => { if (live) setError(e instanceof Error ? e.message : String(e)); });
+    return () => { live = false; cancelAnimationFrame(frameId); };
   }, [graph, collapsedKey, animateFrom]);
 
   const layout: GraphLayout | null = result?.layout ?? null;
   const byName = useMemo(() => new Map((result?.scene.nodes ?? []).map((n) => [n.name, n])), [result]);
   const visibleCount = layout ? layout.nodes.length : 0;
-  const renderer: 'svg' | 'canvas' = visibleCount > SVG_LIMIT ? 'canvas' : 'svg';
+  // A partial layout is drawn by the renderer the whole graph will likely need, so the view
+  // does not switch from SVG to canvas halfway through.
+  const expectedCount = result && !result.complete ? Math.max(visibleCount, result.scene.nodes.length) : visibleCount;
+  const renderer: 'svg' | 'canvas' = expectedCount > SVG_LIMIT ? 'canvas' : 'svg';
   const hitGrid = useMemo(() => (layout ? new HitGrid(layout) : null), [layout]);
   const nav = useMemo(() => (layout ? new NavIndex(layout) : null), [layout]);
   const search = useMemo(() => searchNodes(result?.scene.nodes ?? [], query), [result, query]);
@@ -244,6 +283,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       .scaleExtent([0.01, 4])
       .on('zoom', (ev: { transform: ZoomTransform; sourceEvent: unknown }) => {
         applyTransform(ev.transform);
+        if (ev.sourceEvent) provisionalView.current = false;
         if (ev.sourceEvent) onViewChangeRef.current?.({ x: ev.transform.x, y: ev.transform.y, k: ev.transform.k });
       })
       .on('end', () => reraster());
@@ -281,10 +321,22 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   // just below the toolbar.
   useEffect(() => {
     if (!result || !layout || !size.w || !zoomRef.current || fittedFor.current === result) return;
-    const firstForGraph = fittedFor.current === null || fittedFor.current.layout.nodes.length === 0;
+    const before = fittedFor.current;
+    const firstForGraph = before === null || before.layout.nodes.length === 0 || provisionalView.current;
     fittedFor.current = result;
     if (view) { setTransform(zoomIdentity.translate(view.x, view.y).scale(view.k), false, false); return; }
-    if (!firstForGraph && !animateFrom) return;
+    if (!firstForGraph && !animateFrom) {
+      // Moved by the user while blocks were arriving: a wider block shifts the frame sideways;
+      // shift the view with it so painted blocks stay where they are on screen.
+      const a = before && !before.complete ? before.layout.nodes[0] : undefined;
+      const b = a ? layout.nodes.find((n) => n.name === a.name) : undefined;
+      if (a && b && (a.x !== b.x || a.y !== b.y)) {
+        const t = transformRef.current;
+        setTransform(zoomIdentity.translate(t.x + (a.x - b.x) * t.k, t.y + (a.y - b.y) * t.k).scale(t.k), false, true);
+      }
+      return;
+    }
+    provisionalView.current = !result.complete;
     const k = Math.max(0.3, Math.min(1, (size.w - 40) / layout.width));
     // Announced, so a synced partner (the other side of a diff) starts from the same view.
     setTransform(zoomIdentity.translate((size.w - layout.width * k) / 2, 40).scale(k), false, true);
@@ -300,7 +352,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
 
   // --- ready flag ------------------------------------------------------------------------------
   useEffect(() => {
-    if (!result) return;
+    if (!result?.complete) return;
     let raf2 = 0;
     const raf = requestAnimationFrame(() => {
       raf2 = requestAnimationFrame(() => {
@@ -312,7 +364,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   }, [result]);
 
   // --- rewrite animation -------------------------------------------------------------------------
-  const animatedFor = useRef<LayoutResult | null>(null);
+  const animatedFor = useRef<Shown | null>(null);
   useLayoutEffect(() => {
     if (!result?.previous || !animateFrom || testMode || renderer !== 'svg' || animatedFor.current === result) return;
     animatedFor.current = result;
@@ -361,6 +413,12 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       t.style('opacity', 0);
     });
   }, [ghosts]);
+
+  // Every change of the progress attributes, for tests that must see blocks painted before the
+  // whole layout is in even where polling the DOM could miss it.
+  useEffect(() => {
+    recordLayoutProgress({ label, groupsLaidOut: result?.blocksDone ?? 0, groupsTotal: result?.blocks ?? 0, ready: ready && !error });
+  }, [result, ready, error, label]);
 
   // --- selection, search, keys -------------------------------------------------------------------
   const choose = useCallback((name: string | null) => {
@@ -494,6 +552,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       data-ready={ready && !error ? 'true' : 'false'}
       data-renderer={renderer}
       data-node-count={result ? result.scene.nodes.length : 0}
+      data-groups-laid-out={result?.blocksDone ?? 0}
+      data-groups-total={result?.blocks ?? 0}
       data-label={label}
       tabIndex={0}
       role="application"
@@ -544,7 +604,9 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
         }} />
       )}
       <div className="fl-status">
-        {error ? <span role="alert">{error}</span> : !result ? 'Laying out…' : `${result.scene.nodes.length} nodes · ${renderer}`}
+        {error ? <span role="alert">{error}</span> : !result ? 'Laying out…'
+          : !result.complete ? `Laying out… ${result.blocksDone}/${result.blocks} groups`
+            : `${result.scene.nodes.length} nodes · ${renderer}`}
       </div>
     </div>
   );

@@ -6,7 +6,7 @@ import { DEFAULT_PIPELINE, runPipeline } from '../../graph/passes/pipeline.ts';
 import { diffGraphs } from '../../graph/diff.ts';
 import type { Graph } from '../../graph/ir.ts';
 import { buildScene } from './scene.ts';
-import { layoutScene, type GraphLayout } from './layout.ts';
+import { assembleLayout, layoutScene, layoutSceneBlocks, type BlockLayout, type GraphLayout, type LayoutChunk } from './layout.ts';
 import { LayoutEngine } from './layoutEngine.ts';
 import { NavIndex } from './keyboardNavigation.ts';
 import { searchNodes } from './search.ts';
@@ -144,6 +144,73 @@ describe('layoutScene', () => {
     const folded = engine.run({ graph: g, collapsed: ['model.layers.3'] });
     // Only the folded layer and its two neighbours (whose ports changed) are laid out again.
     expect(folded.blocksLaidOut).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('progressive layout, block by block', () => {
+  /** A block cache that counts the blocks laid out (every miss is laid out, then stored). */
+  class CountingCache extends Map<string, BlockLayout> {
+    stored = 0;
+    override set(k: string, v: BlockLayout): this { this.stored++; return super.set(k, v); }
+  }
+
+  it('yields the first block having laid out only that block, and the rest one at a time', () => {
+    const scene = buildScene(gptOss(24));
+    const cache = new CountingCache();
+    const steps = layoutSceneBlocks(scene, { cache });
+    const first = steps.next();
+    expect(first.done).toBe(false);
+    const chunk = first.value as LayoutChunk;
+    expect(cache.stored).toBe(1);
+    expect(chunk.block).toBe(0);
+    // The ungrouped prologue, then the 24 layers (the epilogue ops sit in the last layer's block).
+    expect(chunk.group).toBeUndefined();
+    expect(chunk.blocks).toBe(25);
+    const second = steps.next().value as LayoutChunk;
+    expect(second.group?.label).toBe('layer 0');
+    expect(cache.stored).toBe(2);
+    let seen = 2;
+    for (const c of steps) {
+      expect(c.block).toBe(seen);
+      seen++;
+      expect(cache.stored).toBe(seen);
+    }
+    expect(seen).toBe(25);
+  });
+
+  it('assembles the streamed blocks into exactly the one-shot layout, and never moves a painted block but by the frame', () => {
+    const scene = buildScene(gptOss(24));
+    const whole = layoutScene(scene);
+    const chunks: LayoutChunk[] = [];
+    for (const c of layoutSceneBlocks(scene)) {
+      chunks.push(c);
+      // Each partial picture: rows already final, columns off by one shift for the whole frame.
+      const partial = assembleLayout(chunks);
+      const at = new Map(whole.nodes.map((n) => [n.name, n]));
+      const dx = at.get(partial.nodes[0].name)!.x - partial.nodes[0].x;
+      for (const n of partial.nodes) {
+        const w = at.get(n.name)!;
+        expect(Math.abs(w.y - n.y)).toBe(0);
+        expect(Math.abs(w.x - n.x - dx)).toBeLessThan(1e-9);
+      }
+    }
+    expect(assembleLayout(chunks)).toEqual(whole);
+  });
+
+  it('streams through the engine to the same result as a one-shot run, rewrite anchoring included', () => {
+    const before = gptOss(24);
+    const r = runPipeline(before, DEFAULT_PIPELINE);
+    const d = diffGraphs(before, r.output, r.stages.flatMap((s) => s.matches));
+    const req = { graph: r.output, collapsed: ['model.layers.7'], previous: { graph: before, mapping: [...d.afterToBefore] } };
+    const oneShot = new LayoutEngine().run(req);
+    const steps = new LayoutEngine().stream(req);
+    const chunks: LayoutChunk[] = [];
+    let s = steps.next();
+    for (; !s.done; s = steps.next()) chunks.push(s.value.chunk);
+    expect(chunks.length).toBe(s.value.blocks);
+    expect(assembleLayout(chunks, true)).toEqual(oneShot.layout);
+    expect(s.value.layout).toEqual(oneShot.layout);
+    expect(s.value.previous!.layout).toEqual(oneShot.previous!.layout);
   });
 });
 

@@ -464,17 +464,42 @@ function hashKey(s: string): string {
   return `${(h >>> 0).toString(36)}:${s.length}`;
 }
 
+/**
+ * One block's share of a layout, as soon as that block is laid out and placed: its nodes,
+ * edges and frame in the stacking frame (before the final shift to a positive frame, which
+ * needs the widest block). A block's place depends only on the blocks above it, so a view can
+ * paint it at once; `assembleLayout` turns the blocks so far into a GraphLayout.
+ */
+export interface LayoutChunk {
+  /** Index of the block, top = 0. */
+  block: number;
+  /** How many blocks the whole layout has. */
+  blocks: number;
+  nodes: LaidNode[];
+  /** Edges inside the block. */
+  edges: LaidEdge[];
+  /** Edges from the block above into this one, through the ports between them. */
+  crossEdges: LaidEdge[];
+  group?: LaidGroup;
+}
+
 export function layoutScene(scene: Scene, opts: LayoutOptions = {}): GraphLayout {
+  const chunks: LayoutChunk[] = [];
+  for (const c of layoutSceneBlocks(scene, opts)) chunks.push(c);
+  return assembleLayout(chunks, !!opts.previous);
+}
+
+/**
+ * The layout block by block, top down: each block is yielded as soon as it is laid out, before
+ * the next is started. `assembleLayout` over everything yielded is `layoutScene`'s result.
+ */
+export function* layoutSceneBlocks(scene: Scene, opts: LayoutOptions = {}): Generator<LayoutChunk, void, undefined> {
   const collapsed = opts.collapsed ?? new Set<string>();
   const maxSpan = opts.maxSpan ?? 40;
   const blocks = cutBlocks(scene);
   const blockIndex = new Map<string, number>();
   blocks.forEach((b, i) => { for (const m of b.members) blockIndex.set(m.name, i); });
   const isCollapsed = (b: Block) => !!b.group && collapsed.has(b.group.id);
-
-  const outNodes: LaidNode[] = [];
-  const outEdges: LaidEdge[] = [];
-  const outGroups: LaidGroup[] = [];
 
   // Edges by kind: inside a block, into the next block (ports), or a far reference (stub).
   const inner: SceneEdge[][] = blocks.map(() => []);
@@ -495,7 +520,9 @@ export function layoutScene(scene: Scene, opts: LayoutOptions = {}): GraphLayout
     for (const n of opts.previous.layout.nodes) prevNodes.set(n.name, n);
   }
   interface Placed { layout: BlockLayout; input: BlockInput; localIndex: Map<string, number>; refs: Map<string, string>; w: number; h: number }
-  const placed: Placed[] = [];
+  // Only the block above is needed to place and wire the next one.
+  let above: { p: Placed; b: Block; ox: number; oy: number } | undefined;
+  let cursorY = 0;
   for (let bi = 0; bi < blocks.length; bi++) {
     const b = blocks[bi];
     const localIndex = new Map<string, number>();
@@ -570,24 +597,15 @@ export function layoutScene(scene: Scene, opts: LayoutOptions = {}): GraphLayout
     const padX = framed ? GROUP_PAD : 0;
     const padTop = framed ? GROUP_HEADER + 10 : 0;
     const padBottom = framed ? GROUP_PAD : 0;
-    placed.push({ layout, input, localIndex, refs, w: layout.width + 2 * padX, h: layout.height + padTop + padBottom });
-  }
+    const p: Placed = { layout, input, localIndex, refs, w: layout.width + 2 * padX, h: layout.height + padTop + padBottom };
 
-  // Stack blocks. Each block is shifted sideways so the values it receives line up with the
-  // ports they leave the previous block from; with a previous layout, a block keeps its place.
-  const originX = new Float64Array(blocks.length), originY = new Float64Array(blocks.length);
-  let cursorY = 0;
-  for (let bi = 0; bi < blocks.length; bi++) {
-    const p = placed[bi];
-    const b = blocks[bi];
-    const framed = !!b.group;
+    // Stack the block below the ones before it. (Lining each block up with the ports of the
+    // one above drifts sideways over dozens of layers, so blocks share one vertical axis.)
+    // With a previous layout, a block keeps its place.
     const innerX = framed ? GROUP_PAD : 0;
     const innerY = framed ? GROUP_HEADER + 10 : 0;
-    // Blocks share one vertical axis. (Lining each block up with the ports of the one above
-    // drifts sideways over dozens of layers.)
-    const ox = -p.layout.width / 2 - innerX;
     let oy = cursorY;
-    let x = ox;
+    let x = -p.layout.width / 2 - innerX;
     if (opts.previous) {
       const anchor = previousAnchor(p, opts.previous.mapping, prevNodes, innerX, innerY);
       if (anchor) { x = anchor.x; oy = Math.max(cursorY, anchor.y); }
@@ -596,68 +614,78 @@ export function layoutScene(scene: Scene, opts: LayoutOptions = {}): GraphLayout
         x = pg.x; oy = Math.max(cursorY, pg.y);
       }
     }
-    originX[bi] = x;
-    originY[bi] = oy;
     cursorY = oy + p.h + BLOCK_GAP;
-  }
 
-  for (let bi = 0; bi < blocks.length; bi++) {
-    const p = placed[bi], b = blocks[bi];
-    const framed = !!b.group;
-    const ix = originX[bi] + (framed ? GROUP_PAD : 0);
-    const iy = originY[bi] + (framed ? GROUP_HEADER + 10 : 0);
+    const chunk: LayoutChunk = { block: bi, blocks: blocks.length, nodes: [], edges: [], crossEdges: [] };
+    const ix = x + innerX, iy = oy + innerY;
     p.input.nodes.forEach((n, i) => {
-      outNodes.push({
+      chunk.nodes.push({
         name: n.name, x: ix + p.layout.x[i], y: iy + p.layout.y[i], w: n.w, h: n.h, layer: p.layout.layer[i],
         ...(n.ref ? { ref: n.ref } : {}), ...(b.group ? { group: b.group.id } : {}),
       });
     });
     const shift = (pts: number[]) => pts.map((v, k) => (k & 1 ? v + iy : v + ix));
     p.input.edges.forEach((e, i) => {
-      outEdges.push({ from: p.input.nodes[e.from].name, to: p.input.nodes[e.to].name, points: shift(p.layout.edgePoints[i]), label: e.label });
+      chunk.edges.push({ from: p.input.nodes[e.from].name, to: p.input.nodes[e.to].name, points: shift(p.layout.edgePoints[i]), label: e.label });
     });
     if (b.group) {
-      outGroups.push({
-        id: b.group.id, label: b.group.label, x: originX[bi], y: originY[bi], w: p.w, h: p.h,
+      chunk.group = {
+        id: b.group.id, label: b.group.label, x, y: oy, w: p.w, h: p.h,
         collapsed: isCollapsed(b), count: b.members.length,
+      };
+    }
+    // Edges from the block above: down to its exit port, across the gap, into the target.
+    if (above) {
+      const a = above.p;
+      const ax = above.ox + (above.b.group ? GROUP_PAD : 0), ay = above.oy + (above.b.group ? GROUP_HEADER + 10 : 0);
+      p.input.entries.forEach((en, i) => {
+        const xi = a.input.exits.findIndex((ex) => ex.value === en.value);
+        if (xi < 0) return;
+        const down = a.layout.exitPoints[xi].map((v, k) => (k & 1 ? v + ay : v + ax));
+        const source = a.input.nodes[a.input.exits[xi].source].name;
+        en.targets.forEach((t, j) => {
+          const into = p.layout.entryPoints[i][j].map((v, k) => (k & 1 ? v + iy : v + ix));
+          chunk.crossEdges.push({ from: source, to: p.input.nodes[t].name, points: down.concat(into), label: en.label });
+        });
       });
     }
+    above = { p, b, ox: x, oy };
+    yield chunk;
   }
-  // Edges between neighbouring blocks: down to the exit port, across the gap, into the target.
-  for (let bi = 0; bi + 1 < blocks.length; bi++) {
-    const a = placed[bi], c = placed[bi + 1];
-    const ax = originX[bi] + (blocks[bi].group ? GROUP_PAD : 0), ay = originY[bi] + (blocks[bi].group ? GROUP_HEADER + 10 : 0);
-    const cx = originX[bi + 1] + (blocks[bi + 1].group ? GROUP_PAD : 0), cy = originY[bi + 1] + (blocks[bi + 1].group ? GROUP_HEADER + 10 : 0);
-    c.input.entries.forEach((en, i) => {
-      const xi = a.input.exits.findIndex((x) => x.value === en.value);
-      if (xi < 0) return;
-      const down = a.layout.exitPoints[xi].map((v, k) => (k & 1 ? v + ay : v + ax));
-      const source = a.input.nodes[a.input.exits[xi].source].name;
-      en.targets.forEach((t, j) => {
-        const into = c.layout.entryPoints[i][j].map((v, k) => (k & 1 ? v + cy : v + cx));
-        outEdges.push({ from: source, to: c.input.nodes[t].name, points: down.concat(into), label: en.label });
-      });
-    });
-  }
+}
 
-  // Normalise to a positive frame with a margin.
+/**
+ * The layout of the blocks so far (all of them: the finished layout), shifted to a positive
+ * frame with a margin. `anchored`: laid out against a previous layout, whose frame must not
+ * move or unchanged nodes would shift with it. Copies; the chunks are left as they are.
+ */
+export function assembleLayout(chunks: readonly LayoutChunk[], anchored = false): GraphLayout {
   const M = 24;
   let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
-  for (const n of outNodes) { minX = Math.min(minX, n.x); minY = Math.min(minY, n.y); maxX = Math.max(maxX, n.x + n.w); maxY = Math.max(maxY, n.y + n.h); }
-  for (const g of outGroups) { minX = Math.min(minX, g.x); minY = Math.min(minY, g.y); maxX = Math.max(maxX, g.x + g.w); maxY = Math.max(maxY, g.y + g.h); }
-  if (!isFinite(minX)) { minX = minY = 0; maxX = maxY = 0; }
-  // With a previous layout the frame must not move, or unchanged nodes would shift with it.
-  const dx = opts.previous ? 0 : M - minX;
-  const dy = opts.previous ? 0 : M - minY;
-  if (dx || dy) {
-    for (const n of outNodes) { n.x += dx; n.y += dy; }
-    for (const g of outGroups) { g.x += dx; g.y += dy; }
-    for (const e of outEdges) for (let k = 0; k < e.points.length; k++) e.points[k] += k & 1 ? dy : dx;
+  for (const c of chunks) {
+    for (const n of c.nodes) { minX = Math.min(minX, n.x); minY = Math.min(minY, n.y); maxX = Math.max(maxX, n.x + n.w); maxY = Math.max(maxY, n.y + n.h); }
   }
+  for (const c of chunks) {
+    const g = c.group;
+    if (g) { minX = Math.min(minX, g.x); minY = Math.min(minY, g.y); maxX = Math.max(maxX, g.x + g.w); maxY = Math.max(maxY, g.y + g.h); }
+  }
+  if (!isFinite(minX)) { minX = minY = 0; maxX = maxY = 0; }
+  const dx = anchored ? 0 : M - minX;
+  const dy = anchored ? 0 : M - minY;
+  const moved = !!(dx || dy);
+  const nodes: LaidNode[] = [], edges: LaidEdge[] = [], groups: LaidGroup[] = [];
+  const movedEdge = (e: LaidEdge): LaidEdge => ({ ...e, points: moved ? e.points.map((v, k) => v + (k & 1 ? dy : dx)) : e.points.slice() });
+  for (const c of chunks) {
+    for (const n of c.nodes) nodes.push(moved ? { ...n, x: n.x + dx, y: n.y + dy } : { ...n });
+    for (const e of c.edges) edges.push(movedEdge(e));
+    if (c.group) groups.push(moved ? { ...c.group, x: c.group.x + dx, y: c.group.y + dy } : { ...c.group });
+  }
+  // Edges between blocks come after every block's own edges (they draw over them).
+  for (const c of chunks) for (const e of c.crossEdges) edges.push(movedEdge(e));
   let width = 0, height = 0;
-  for (const n of outNodes) { width = Math.max(width, n.x + n.w); height = Math.max(height, n.y + n.h); }
-  for (const g of outGroups) { width = Math.max(width, g.x + g.w); height = Math.max(height, g.y + g.h); }
-  return { nodes: outNodes, edges: outEdges, groups: outGroups, width: width + M, height: height + M };
+  for (const n of nodes) { width = Math.max(width, n.x + n.w); height = Math.max(height, n.y + n.h); }
+  for (const g of groups) { width = Math.max(width, g.x + g.w); height = Math.max(height, g.y + g.h); }
+  return { nodes, edges, groups, width: width + M, height: height + M };
 }
 
 /** Where a block goes so its nodes that survived a rewrite stay put. */

@@ -1,10 +1,29 @@
-// The page's side of the layout worker: one shared worker, requests answered by id. Where
-// workers are unavailable the same engine runs on the page.
+// The page's side of the layout worker: one shared worker, requests answered by id. Progress
+// messages are assembled into partial layouts for the caller to paint; the promise resolves
+// with the complete one. Where workers are unavailable the same engine runs on the page.
 
 import type { LayoutReply, LayoutRequest, LayoutResult } from './layoutProtocol.ts';
+import { assembleLayout, type GraphLayout, type LayoutChunk } from './layout.ts';
+import type { Scene } from './scene.ts';
 import { LayoutEngine } from './layoutEngine.ts';
 
-type Pending = { req: Omit<LayoutRequest, 'id'>; resolve: (r: LayoutResult) => void; reject: (e: Error) => void };
+/** The blocks laid out so far, placed where the complete layout will have them (up to the frame's shift). */
+export interface PartialLayout {
+  scene: Scene;
+  layout: GraphLayout;
+  /** Blocks laid out so far / in all. */
+  blocksDone: number;
+  blocks: number;
+}
+
+type Pending = {
+  req: Omit<LayoutRequest, 'id'>;
+  resolve: (r: LayoutResult) => void;
+  reject: (e: Error) => void;
+  onProgress?: (p: PartialLayout) => void;
+  scene?: Scene;
+  chunks: LayoutChunk[];
+};
 
 class LayoutClient {
   private worker: Worker | null = null;
@@ -16,15 +35,7 @@ class LayoutClient {
     if (this.worker || this.fallback) return this.worker;
     try {
       this.worker = new Worker(new URL('./layout.worker.ts', import.meta.url), { type: 'module' });
-      this.worker.onmessage = (ev: MessageEvent<LayoutReply>) => {
-        const p = this.pending.get(ev.data.id);
-        if (!p) return;
-        this.pending.delete(ev.data.id);
-        if (ev.data.ok) {
-          const { id: _id, ok: _ok, ...result } = ev.data;
-          p.resolve(result);
-        } else p.reject(new Error(ev.data.error));
-      };
+      this.worker.onmessage = (ev: MessageEvent<LayoutReply>) => this.receive(ev.data);
       // A worker that cannot load (offline, a blocked script) must not leave the view blank:
       // lay out on the page instead, including what was already asked of the worker.
       this.worker.onerror = (ev) => {
@@ -44,14 +55,33 @@ class LayoutClient {
     return this.worker;
   }
 
-  layout(req: Omit<LayoutRequest, 'id'>): Promise<LayoutResult> {
+  private receive(reply: LayoutReply): void {
+    const p = this.pending.get(reply.id);
+    if (!p) return;
+    if (reply.kind === 'progress') {
+      if (reply.scene) p.scene = reply.scene;
+      for (const c of reply.chunks) p.chunks.push(c);
+      const last = p.chunks[p.chunks.length - 1];
+      if (!p.onProgress || !p.scene || !last) return;
+      p.onProgress({ scene: p.scene, layout: assembleLayout(p.chunks, !!p.req.previous), blocksDone: p.chunks.length, blocks: last.blocks });
+      return;
+    }
+    this.pending.delete(reply.id);
+    if (reply.kind === 'done') {
+      const { id: _id, kind: _kind, ...result } = reply;
+      p.resolve(result);
+    } else p.reject(new Error(reply.error));
+  }
+
+  /** Lays out `req`; `onProgress` sees the blocks done so far each time more arrive. */
+  layout(req: Omit<LayoutRequest, 'id'>, onProgress?: (p: PartialLayout) => void): Promise<LayoutResult> {
     const w = this.start();
     if (!w) {
       try { return Promise.resolve(this.fallback!.run(req)); } catch (e) { return Promise.reject(e); }
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { req, resolve, reject });
+      this.pending.set(id, { req, resolve, reject, onProgress, chunks: [] });
       w.postMessage({ id, ...req } satisfies LayoutRequest);
     });
   }

@@ -1,8 +1,12 @@
 // The message contract between the graph views and the layout worker. Pure types: both sides
 // import them, neither imports the other.
+//
+// A request is answered by progress messages — the blocks (namespace groups and the ungrouped
+// runs between them) laid out so far, top down, so a view can paint them before the rest is
+// done — and then one complete result, or an error.
 
 import type { Graph } from '../../graph/ir.ts';
-import type { GraphLayout } from './layout.ts';
+import type { GraphLayout, LayoutChunk } from './layout.ts';
 import type { Scene } from './scene.ts';
 
 export interface LayoutRequest {
@@ -17,6 +21,13 @@ export interface LayoutRequest {
   previous?: { graph: Graph; mapping: [string, string][] };
 }
 
+export interface LayoutProgress {
+  /** The scene being laid out; sent with a request's first progress message only. */
+  scene?: Scene;
+  /** Blocks laid out since the previous progress message, in order. */
+  chunks: LayoutChunk[];
+}
+
 export interface LayoutResult {
   scene: Scene;
   layout: GraphLayout;
@@ -27,8 +38,11 @@ export interface LayoutResult {
   /** Blocks served from the cache / laid out afresh. */
   cacheHits: number;
   blocksLaidOut: number;
+  /** Blocks in the layout. */
+  blocks: number;
 }
 
 export type LayoutReply =
-  | ({ id: number; ok: true } & LayoutResult)
-  | { id: number; ok: false; error: string };
+  | ({ id: number; kind: 'progress' } & LayoutProgress)
+  | ({ id: number; kind: 'done' } & LayoutResult)
+  | { id: number; kind: 'error'; error: string };

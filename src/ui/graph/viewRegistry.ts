@@ -26,10 +26,32 @@ export interface ViewHandle {
 
 const views = new Map<HTMLElement, ViewHandle>();
 
+/** A view's progress attributes as they were committed: `data-groups-laid-out`, `-total`, `data-ready`. */
+export interface LayoutProgressEntry {
+  label?: string;
+  groupsLaidOut: number;
+  groupsTotal: number;
+  ready: boolean;
+}
+
+// Bounded: a long session relays many times, and only the latest loads matter to a test.
+const PROGRESS_LOG_LIMIT = 2000;
+const progressLog: LayoutProgressEntry[] = [];
+
+export function recordLayoutProgress(e: LayoutProgressEntry): void {
+  install();
+  const last = progressLog[progressLog.length - 1];
+  if (last && last.label === e.label && last.groupsLaidOut === e.groupsLaidOut && last.groupsTotal === e.groupsTotal && last.ready === e.ready) return;
+  progressLog.push(e);
+  if (progressLog.length > PROGRESS_LOG_LIMIT) progressLog.splice(0, progressLog.length - PROGRESS_LOG_LIMIT);
+}
+
 export interface GraphViewHooks {
   views(): ViewHandle[];
   nodeAt(clientX: number, clientY: number): string | null;
   nodeCenter(name: string, label?: string): { x: number; y: number } | null;
+  /** Every view's progress attributes in the order they changed (see recordLayoutProgress). */
+  layoutProgress(): LayoutProgressEntry[];
 }
 
 declare global {
@@ -55,6 +77,7 @@ function install(): void {
       }
       return null;
     },
+    layoutProgress: () => progressLog.slice(),
   };
   window.__fusionlab = Object.assign(window.__fusionlab ?? {}, hooks);
 }
