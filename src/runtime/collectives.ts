@@ -18,7 +18,7 @@ import { asRows, numelOf } from './plan.ts';
 import { bufferBytes } from '../wgsl/dtype.ts';
 import { allReduceWgsl, ALLREDUCE_WG } from '../wgsl/allReduce.ts';
 import { grid1d } from '../wgsl/elementwise.ts';
-import { encodeNorm, type RankDevice } from './webgpuBackend.ts';
+import { encodeNorm, normKernel, type RankDevice } from './webgpuBackend.ts';
 
 export type CollectiveStep = Extract<Step, { kernel: 'all_reduce' | 'fused_allreduce_norm' }>;
 export type AllReduceAlgorithm = 'ring' | 'one-shot' | 'two-shot';
@@ -29,6 +29,31 @@ const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 export function chunks(n: number, ranks: number, align: number): [number, number][] {
   const cs = roundUp(Math.ceil(n / ranks), align);
   return Array.from({ length: ranks }, (_, c) => [Math.min(n, c * cs), Math.min(n, (c + 1) * cs)] as [number, number]);
+}
+
+/** Rank blocks of the fused all-reduce + norm: two-shot and ring give each rank a block of rows when blocks start on whole words, else one block that every rank normalizes. */
+function fusedRowBlocks(rows: number, cols: number, R: number, algo: AllReduceAlgorithm): { blocked: boolean; blocks: [number, number][] } {
+  const rowsPer = algo === 'one-shot' ? rows : Math.ceil(rows / R);
+  const blocked = algo !== 'one-shot' && (rowsPer * cols) % 8 === 0 && R > 1;
+  const blocks: [number, number][] = blocked
+    ? Array.from({ length: R }, (_, c) => [Math.min(rows, c * rowsPer), Math.min(rows, (c + 1) * rowsPer)] as [number, number])
+    : [[0, rows]];
+  return { blocked, blocks };
+}
+
+/** The kernels rank `rank` dispatches for this collective in `runCollective` (compiled before the run). */
+export function collectiveKernels(s: CollectiveStep, R: number, algo: AllReduceAlgorithm, rank: number, subgroupSize: number): string[] {
+  const d = s.x.dtype;
+  if (s.kernel === 'all_reduce') {
+    const n = numelOf(s.x.shape);
+    const reduces = algo === 'one-shot' ? n > 0 : (() => { const [a, b] = chunks(n, R, 8)[rank]; return b > a; })();
+    return reduces ? [allReduceWgsl(d)] : [];
+  }
+  const x = asRows(s.x)!;
+  const res = asRows(s.residual)!;
+  const { blocked, blocks } = fusedRowBlocks(x.rows, x.cols, R, algo);
+  return blocks.filter(([r0, r1], c) => r1 > r0 && (!blocked || c === rank))
+    .map(([r0, r1]) => normKernel('allreduce', d, r1 - r0, x.cols, 0, x.cols, res.offset, res.rowStride, s.w.offset, r0, roundUp((r1 - r0) * x.cols, 8), subgroupSize).code);
 }
 
 export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo: AllReduceAlgorithm, plan: Plan): Promise<TraceEvent[]> {
@@ -71,12 +96,8 @@ export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo
   // Fused all-reduce + residual + RMSNorm.
   const x = asRows(s.x)!;
   const res = asRows(s.residual)!;
-  const rowsPer = algo === 'one-shot' ? x.rows : Math.ceil(x.rows / R);
   // Row blocks must start on whole words; otherwise every rank normalizes every row (one-shot).
-  const blocked = algo !== 'one-shot' && (rowsPer * x.cols) % 8 === 0 && R > 1;
-  const blocks: [number, number][] = blocked
-    ? Array.from({ length: R }, (_, c) => [Math.min(x.rows, c * rowsPer), Math.min(x.rows, (c + 1) * rowsPer)] as [number, number])
-    : [[0, x.rows]];
+  const { blocked, blocks } = fusedRowBlocks(x.rows, x.cols, R, algo);
   for (let c = 0; c < blocks.length; c++) {
     const [r0, r1] = blocks[c];
     if (r1 <= r0) continue;

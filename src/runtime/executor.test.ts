@@ -6,7 +6,8 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parseFx } from '../graph/fx/parse.ts';
 import { generateSample } from '../graph/samples/index.ts';
-import { compareRewrite, planGraph, runGraph, RunError, type RunOptions } from './index.ts';
+import { compareRewrite, planGraph, runGraph, RunError, type RunOptions, type RunProgress } from './index.ts';
+import { closeRanks } from './webgpuBackend.ts';
 import { nodeGpu } from './nodeGpu.ts';
 import { bitwiseEqual, toHostTensor } from './hostTensor.ts';
 import { diffFromReference } from './referenceCheck.ts';
@@ -67,6 +68,84 @@ describe('the PR #28841 block on WebGPU ranks', { timeout: 180_000 }, () => {
         if (o.name.endsWith('[2]')) expect(o.bitwiseEqual, o.name).toBe(true);
       }
     }
+  });
+});
+
+describe('progress', { timeout: 300_000 }, () => {
+  /** Phases in the order first reported, and whether any phase came back after a later one. */
+  const order = (ps: RunProgress[]) => ps.map((p) => p.phase).filter((ph, i, a) => i === 0 || a[i - 1] !== ph);
+  const ofPhase = (ps: RunProgress[], phase: RunProgress['phase']) => ps.filter((p) => p.phase === phase);
+  const inputs = () => new Map([['getitem_18', toHostTensor('bf16', [7, 40], Array.from({ length: 7 * 40 }, () => roundBf16(Math.random() * 2 - 1)))]]);
+
+  it('plan → compile → upload → run → download; compile counts every pipeline the run creates; a second run compiles none', async () => {
+    // Devices that log each pipeline they create, with the phase being reported at that moment.
+    let phase = '';
+    const created: { device: number; phase: string; how: string; code: string }[] = [];
+    let opened = 0;
+    const bind = <T extends object>(t: T, wrap: (k: string | symbol, v: unknown) => unknown) => new Proxy(t, { get: (o, k) => { const v = Reflect.get(o, k, o); return wrap(k, typeof v === 'function' ? v.bind(o) : v); } });
+    const counting = {
+      requestAdapter: async (o?: GPURequestAdapterOptions) => bind((await gpu.requestAdapter(o))!, (k, v) => (k !== 'requestDevice' ? v : async (d?: GPUDeviceDescriptor) => {
+        const device = opened++;
+        const codes = new Map<GPUShaderModule, string>();
+        return bind(await (v as GPUAdapter['requestDevice'])(d), (k2, v2) => {
+          if (k2 === 'createShaderModule') return (desc: GPUShaderModuleDescriptor) => { const m = (v2 as GPUDevice['createShaderModule'])(desc); codes.set(m, desc.code); return m; };
+          if (k2 !== 'createComputePipeline' && k2 !== 'createComputePipelineAsync') return v2;
+          return (desc: GPUComputePipelineDescriptor) => { created.push({ device, phase, how: k2 as string, code: codes.get(desc.compute.module)! }); return (v2 as (d: GPUComputePipelineDescriptor) => unknown)(desc); };
+        });
+      })),
+    } as unknown as GPU;
+    const seed = freshSeed();
+    const given = inputs();
+    const first: RunProgress[] = [];
+    const a = await runGraph(before(), base({ gpu: counting, seed, inputs: given, onProgress: (p) => { phase = p.phase; first.push(p); } }));
+    expect(order(first)).toEqual(['plan', 'compile', 'upload', 'run', 'download']);
+
+    // Every pipeline was created up front, asynchronously, once per device and kernel; none while the steps ran.
+    const compile = ofPhase(first, 'compile');
+    const total = compile[0].total;
+    expect(total).toBe(created.length);
+    expect(created.every((c) => c.how === 'createComputePipelineAsync' && c.phase === 'compile')).toBe(true);
+    for (const dev of [0, 1]) {
+      const codes = created.filter((c) => c.device === dev).map((c) => c.code);
+      expect(new Set(codes).size, `device ${dev}`).toBe(codes.length);
+      // The block's MoE alone dispatches route, scan/scatter or route1, two expert GEMMs, the combine and the weight seeding.
+      expect(codes.length).toBeGreaterThan(5);
+    }
+    expect(compile.map((p) => p.done)).toEqual(Array.from({ length: total + 1 }, (_, i) => i));
+    expect(compile.every((p) => p.total === total)).toBe(true);
+    // One given input written to each of the two ranks.
+    expect(ofPhase(first, 'upload').map((p) => `${p.done}/${p.total}`)).toEqual(['0/2', '1/2', '2/2']);
+    const steps = planGraph(before(), base()).steps.length;
+    expect(ofPhase(first, 'run').at(-1)).toEqual({ phase: 'run', done: steps, total: steps });
+    expect(ofPhase(first, 'download').at(-1)).toEqual({ phase: 'download', done: 2, total: 2 });
+
+    // Same devices: the kept pipelines serve the whole run, and the result is the same.
+    const second: RunProgress[] = [];
+    const b = await runGraph(before(), base({ gpu: counting, seed, inputs: given, onProgress: (p) => { phase = p.phase; second.push(p); } }));
+    expect(order(second)).toEqual(['plan', 'compile', 'upload', 'run', 'download']);
+    expect(ofPhase(second, 'compile')).toEqual([{ phase: 'compile', done: 0, total: 0 }]);
+    expect(created.length).toBe(total);
+    for (let r = 0; r < 2; r++) for (const [name, t] of a.outputs[r]) expect(bitwiseEqual(b.outputs[r].get(name)!, t), `seed ${seed} rank ${r} ${name}`).toBe(true);
+    closeRanks(counting);
+  });
+
+  it('in one worker per rank, the ranks\' progress is combined in the same phase order', async () => {
+    const g = parseFx(`def forward(self, x: "bf16[s0, 40]"):
+    a: "bf16[s0, 40]" = torch.ops.aten.add.Tensor(x, x)
+    all_reduce_1: "bf16[s0, 40]" = torch.ops.vllm.all_reduce.default(a, 'tp:0')
+    return (all_reduce_1,)
+`).graph;
+    const given = new Map([['x', toHostTensor('bf16', [7, 40], Array.from({ length: 7 * 40 }, () => roundBf16(Math.random() * 2 - 1)))]]);
+    const ps: RunProgress[] = [];
+    const got = await runGraph(g, base({ workers: true, allreduce: 'two-shot', inputs: given, onProgress: (p) => ps.push(p) }));
+    expect(order(ps)).toEqual(['plan', 'compile', 'upload', 'run', 'download']);
+    // Each worker compiles its own add and all-reduce kernels (x is given, so no seed kernel); each writes x once.
+    expect(ofPhase(ps, 'compile').at(-1)).toEqual({ phase: 'compile', done: 4, total: 4 });
+    expect(ofPhase(ps, 'upload').at(-1)).toEqual({ phase: 'upload', done: 2, total: 2 });
+    expect(ofPhase(ps, 'run').at(-1)).toEqual({ phase: 'run', done: 6, total: 6 });
+    expect(ofPhase(ps, 'download').at(-1)).toEqual({ phase: 'download', done: 2, total: 2 });
+    const thread = await runGraph(g, base({ allreduce: 'two-shot', inputs: given }));
+    for (let r = 0; r < 2; r++) expect(bitwiseEqual(got.outputs[r].get('all_reduce_1')!, thread.outputs[r].get('all_reduce_1')!)).toBe(true);
   });
 });
 

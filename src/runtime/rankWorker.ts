@@ -3,7 +3,7 @@
 
 import type { WorkerReply, WorkerRunMessage } from './rankWorkers.ts';
 import { CONTROL_BYTES } from './rankWorkers.ts';
-import { RankDevice, executePlan, openRanks, encodeNorm } from './webgpuBackend.ts';
+import { RankDevice, executePlan, openRanks, encodeNorm, normKernel } from './webgpuBackend.ts';
 import type { CollectiveStep } from './collectives.ts';
 import { chunks } from './collectives.ts';
 import type { TraceEvent } from './backend.ts';
@@ -24,7 +24,7 @@ function barrier(ctl: Int32Array, parties: number): void {
   }
 }
 
-async function run(m: WorkerRunMessage): Promise<WorkerReply> {
+async function run(m: WorkerRunMessage, post: (r: WorkerReply) => void): Promise<WorkerReply> {
   const { plan, rank, shared, slotBytes } = m;
   const R = plan.ranks;
   const ctl = new Int32Array(shared, 0, 2);
@@ -39,11 +39,40 @@ async function run(m: WorkerRunMessage): Promise<WorkerReply> {
   const [dev] = await openRanks(gpu, 1, { f16: plan.dtype === 'f16' }, rank);
   try {
     const collective = async (s: CollectiveStep): Promise<TraceEvent[]> => runSharedCollective(s, dev, R, m.opts.allreduce, ctl, slot);
-    const res = await executePlan(plan, { backend: 'webgpu', ranks: R, preset: plan.preset.name, dtype: plan.dtype, allreduce: m.opts.allreduce, workers: true, seed: m.opts.seed, inputs: m.opts.inputs }, [dev], collective);
+    const res = await executePlan(plan, {
+      backend: 'webgpu', ranks: R, preset: plan.preset.name, dtype: plan.dtype, allreduce: m.opts.allreduce, workers: true, seed: m.opts.seed, inputs: m.opts.inputs,
+      onProgress: (progress) => post({ type: 'progress', rank, progress }),
+    }, [dev], collective, (s) => sharedCollectiveKernels(s, R, m.opts.allreduce, rank, dev.subgroupSize));
     return { type: 'done', rank, outputs: res.outputs[0], events: res.trace.events, notes: res.trace.notes, device: res.trace.device };
   } finally {
     dev.destroy();
   }
+}
+
+/**
+ * The element ranges of a collective through the shared slots: one-shot reduces the whole tensor on
+ * every rank; two-shot and ring split it into one part per rank (row blocks for the fused norm,
+ * when they start on whole words).
+ */
+function sharedParts(s: CollectiveStep, R: number, algo: string): { split: boolean; parts: [number, number][]; cols: number } {
+  const n = numelOf(s.x.shape);
+  const cols = s.kernel === 'fused_allreduce_norm' ? asRows(s.x)!.cols : 1;
+  const rows = n / cols;
+  const rowsPer = Math.ceil(rows / R);
+  const split = algo !== 'one-shot' && R > 1 && (s.kernel === 'all_reduce' || (rowsPer * cols) % 8 === 0);
+  const parts = !split ? [[0, n] as [number, number]] : s.kernel === 'all_reduce' ? chunks(n, R, 8)
+    : Array.from({ length: R }, (_, c) => [Math.min(n, c * rowsPer * cols), Math.min(n, (c + 1) * rowsPer * cols)] as [number, number]);
+  return { split, parts, cols };
+}
+
+/** The kernels this rank dispatches for the collective in `runSharedCollective` (compiled before the run). */
+function sharedCollectiveKernels(s: CollectiveStep, R: number, algo: string, rank: number, subgroupSize: number): string[] {
+  const { split, parts, cols } = sharedParts(s, R, algo);
+  const [a, b] = split ? parts[rank] : parts[0];
+  if (b <= a) return [];
+  if (s.kernel === 'all_reduce') return [allReduceWgsl(s.x.dtype)];
+  const res = asRows(s.residual)!;
+  return [normKernel('allreduce', s.x.dtype, (b - a) / cols, cols, 0, cols, res.offset, res.rowStride, s.w.offset, a / cols, Math.ceil((b - a) / 8) * 8, subgroupSize).code];
 }
 
 /**
@@ -59,12 +88,7 @@ async function runSharedCollective(s: CollectiveStep, dev: RankDevice, R: number
   const t0 = performance.now();
   const note = (bytesRead: number, bytesWritten: number, start: number) => events.push({ rank: dev.rank, node: s.node, op: s.op, kind: 'transfer', start_us: (start - t0) * 1000, dur_us: (performance.now() - start) * 1000, bytesRead, bytesWritten, timing: 'host' });
   const n = numelOf(s.x.shape);
-  const cols = s.kernel === 'fused_allreduce_norm' ? asRows(s.x)!.cols : 1;
-  const rows = n / cols;
-  const rowsPer = Math.ceil(rows / R);
-  const split = algo !== 'one-shot' && R > 1 && (s.kernel === 'all_reduce' || (rowsPer * cols) % 8 === 0);
-  const parts = !split ? [[0, n] as [number, number]] : s.kernel === 'all_reduce' ? chunks(n, R, 8)
-    : Array.from({ length: R }, (_, c) => [Math.min(n, c * rowsPer * cols), Math.min(n, (c + 1) * rowsPer * cols)] as [number, number]);
+  const { split, parts, cols } = sharedParts(s, R, algo);
   const mine = split ? parts[dev.rank] : parts[0];
   // Publish the whole tensor; each rank reads the part it reduces from every slot.
   let start = performance.now();
@@ -110,7 +134,7 @@ async function runSharedCollective(s: CollectiveStep, dev: RankDevice, R: number
 
 const reply = (post: (r: WorkerReply) => void) => async (m: WorkerRunMessage) => {
   try {
-    post(await run(m));
+    post(await run(m, post));
   } catch (e) {
     const err = e instanceof RunError ? e : new RunError('validation', String((e as Error)?.message ?? e));
     post({ type: 'error', rank: m.rank, kind: err.kind, message: err.message, node: err.node, op: err.op });

@@ -3,7 +3,7 @@
 // chunk in its slot, all wait at a barrier, then each reads the slots in rank order and reduces
 // them with the same WGSL kernel as the single-thread mode (so the bits are the same).
 
-import type { RunOptions, RunResult, TraceEvent } from './backend.ts';
+import type { RunOptions, RunProgress, RunResult, TraceEvent } from './backend.ts';
 import type { Plan } from './plan.ts';
 import { numelOf } from './plan.ts';
 import { RunError, type RunErrorKind } from './runError.ts';
@@ -18,6 +18,7 @@ export interface WorkerRunMessage {
   slotBytes: number;
 }
 export type WorkerReply =
+  | { type: 'progress'; rank: number; progress: RunProgress }
   | { type: 'done'; rank: number; outputs: Map<string, HostTensor>; events: TraceEvent[]; notes: string[]; device: string }
   | { type: 'error'; rank: number; kind: RunErrorKind; message: string; node?: string; op?: string };
 
@@ -35,6 +36,27 @@ export function collectiveSlotBytes(plan: Plan): number {
 
 /** Words before the slots: the barrier's arrival count and generation. */
 export const CONTROL_BYTES = 64;
+
+const PHASE_ORDER: RunProgress['phase'][] = ['plan', 'compile', 'upload', 'run', 'download'];
+
+/**
+ * One progress line for all ranks: the phase of the rank furthest behind, with done and total
+ * summed over every rank (a rank past that phase counts with its last report of it, i.e. finished).
+ * Nothing is reported until every rank has reported, so the totals are whole.
+ */
+export function combineRankProgress(ranks: number, report: (p: RunProgress) => void): (rank: number, p: RunProgress) => void {
+  const latest: (RunProgress | null)[] = Array.from({ length: ranks }, () => null);
+  const byPhase = Array.from({ length: ranks }, () => new Map<RunProgress['phase'], RunProgress>());
+  return (rank, p) => {
+    latest[rank] = p;
+    byPhase[rank].set(p.phase, p);
+    if (latest.some((q) => !q)) return;
+    const phase = PHASE_ORDER[Math.min(...latest.map((q) => PHASE_ORDER.indexOf(q!.phase)))];
+    let done = 0, total = 0;
+    for (const m of byPhase) { const q = m.get(phase)!; done += q.done; total += q.total; }
+    report({ phase, done, total });
+  };
+}
 
 interface RankWorker { post(m: WorkerRunMessage): void; onReply(f: (m: WorkerReply) => void): void; onFailure(f: (e: unknown) => void): void; terminate(): void }
 
@@ -61,9 +83,10 @@ export async function runInWorkers(plan: Plan, opts: RunOptions): Promise<RunRes
   const slotBytes = collectiveSlotBytes(plan);
   const shared = new SharedArrayBuffer(CONTROL_BYTES + plan.ranks * slotBytes);
   const workers = await Promise.all(Array.from({ length: plan.ranks }, () => spawn()));
+  const progress = combineRankProgress(plan.ranks, (p) => opts.onProgress?.(p));
   try {
     const replies = await Promise.all(workers.map((w, rank) => new Promise<WorkerReply>((resolve, reject) => {
-      w.onReply(resolve);
+      w.onReply((m) => { if (m.type === 'progress') progress(m.rank, m.progress); else resolve(m); });
       w.onFailure(reject);
       w.post({ type: 'run', plan, opts: { allreduce: opts.allreduce, seed: opts.seed, inputs: opts.inputs }, rank, shared, slotBytes });
     })));

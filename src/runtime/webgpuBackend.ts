@@ -3,7 +3,7 @@
 // Collectives move data between ranks through the host (see collectives.ts). Kernel times come
 // from timestamp queries where the adapter has them.
 
-import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
+import type { Backend, RunOptions, RunProgress, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { Plan, Step, View, StorageDType } from './plan.ts';
 import { asRows, broadcastStrides, numelOf } from './plan.ts';
@@ -20,7 +20,7 @@ import { gemmWgsl, GEMM_TILE } from '../wgsl/gemm.ts';
 import { rmsNormWgsl, normVector, type NormMode } from '../wgsl/rmsNorm.ts';
 import { rmsNormRowsWgsl, normRowsGrid, NORM_ROWS_DEFAULT, type NormRowsConfig } from '../wgsl/rmsNormRows.ts';
 import { moeRouteWgsl, MOE_SCAN_WGSL, MOE_SCATTER_WGSL, moeGemmWgsl, moeDecodeGemmWgsl, moeCombineWgsl, moeGemvWgsl, moeGemvTokens, useMoeGemv, moeRoute1Wgsl, MOE_ROUTE1_MAX_E, MOE_ROUTE1_MAX_PAIRS, MOE_GEMV_DEFAULT, type MoeGemvConfig, routeWords, moeTileCapacity, useDecodeKernels, MOE_TN, MOE_TM, MOE_DECODE_TM, MOE_DECODE_ROWS, MOE_MAX_K } from '../wgsl/moe.ts';
-import { runCollective, type CollectiveStep } from './collectives.ts';
+import { runCollective, collectiveKernels, type CollectiveStep } from './collectives.ts';
 import { PRESETS } from './presets.ts';
 
 const MAX_QUERIES = 4096;
@@ -78,6 +78,20 @@ export class RankDevice {
       this.pipelines.set(code, p);
     }
     return p;
+  }
+
+  /** Compile a kernel ahead of its first dispatch (the step loop then finds it in `pipelines`). */
+  async compile(code: string): Promise<void> {
+    if (this.pipelines.has(code)) return;
+    // A WGSL error rejects the pipeline; the scope keeps it from also surfacing as an uncaptured error.
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ code });
+    const pending = this.device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    void this.device.popErrorScope();
+    pending.catch(() => undefined); // when the device is lost first, nobody awaits it
+    const p = await Promise.race([pending, this.device.lost.then(() => null)]);
+    if (!p) throw new Error(`rank ${this.rank}'s device was lost`);
+    this.pipelines.set(code, p);
   }
 
   /** Encode and submit one step's dispatches, inside error scopes. */
@@ -235,6 +249,41 @@ export async function openRanks(gpu: GPU, ranks: number, opts: { f16: boolean },
   return out;
 }
 
+/**
+ * Stands in for a rank while the step encoders run with no GPU work, to list the kernels a plan
+ * dispatches on that rank (the same code paths pick them, so the list cannot drift from the run).
+ */
+class KernelRecorder extends RankDevice {
+  /** WGSL → the first node that dispatches it. */
+  readonly kernels = new Map<string, { node: string; op: string }>();
+  private readonly unbacked = {} as GPUBuffer;
+  constructor(of: RankDevice) {
+    super(of.rank, of.device, of.adapterName, false);
+    this.subgroupSize = of.subgroupSize;
+  }
+  override buffer(): GPUBuffer { return this.unbacked; }
+  override alloc(): GPUBuffer { return this.unbacked; }
+  override scratch(): GPUBuffer { return this.unbacked; }
+  override write(): void {}
+  override submit(node: string, op: string, encode: Parameters<RankDevice['submit']>[2]): void {
+    encode(null as unknown as GPUCommandEncoder, (code) => { if (!this.kernels.has(code)) this.kernels.set(code, { node, op }); });
+  }
+}
+
+/** Which kernels each collective step dispatches on a rank (they depend on the all-reduce algorithm and the rank mode). */
+export type CollectiveKernels = (s: CollectiveStep, r: RankDevice) => string[];
+
+/** Every kernel the plan dispatches on rank `r`, with the first node that needs it. */
+export function planKernels(plan: Plan, r: RankDevice, seed: number, inputs: Map<string, HostTensor> | undefined, collective: CollectiveKernels): Map<string, { node: string; op: string }> {
+  const rec = new KernelRecorder(r);
+  for (const s of plan.steps) {
+    if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
+      for (const code of collective(s, r)) if (!rec.kernels.has(code)) rec.kernels.set(code, { node: s.node, op: s.op });
+    } else encodeStep(s, rec, plan, seed, inputs);
+  }
+  return rec.kernels;
+}
+
 function adapterName(a: GPUAdapter): string {
   const i = a.info;
   return [i?.vendor, i?.architecture, i?.device, i?.description].filter(Boolean).join(' ') || 'WebGPU adapter';
@@ -305,7 +354,8 @@ export const webgpuBackend: Backend = {
     let failed = false;
     try {
       checkLimits(plan, ranks[0].device);
-      return await executePlan(plan, opts, ranks, async (s) => runCollective(s, ranks, opts.allreduce, plan));
+      return await executePlan(plan, opts, ranks, async (s) => runCollective(s, ranks, opts.allreduce, plan),
+        (s, r) => collectiveKernels(s, ranks.length, opts.allreduce, r.rank, r.subgroupSize));
     } catch (e) {
       // A device that failed mid-run is not trusted again: the next run opens new ones.
       failed = !(e instanceof RunError && (e.kind === 'limits' || e.kind === 'input'));
@@ -340,12 +390,36 @@ export function closeRanks(gpu?: GPU): void {
   }
 }
 
-/** Run every step on every rank; collectives go through `collective`. Shared by the thread and worker modes. */
-export async function executePlan(plan: Plan, opts: RunOptions, ranks: RankDevice[], collective: (s: CollectiveStep) => Promise<TraceEvent[]>): Promise<RunResult> {
+/**
+ * Run every step on every rank; collectives go through `collective`. Shared by the thread and worker
+ * modes. Before the steps: every kernel the plan needs is compiled (`compile`; collective kernels
+ * only where `collectiveKernels` lists them, else at their first dispatch), then the given inputs
+ * are written to the devices (`upload`). Seeded inputs and expert weights are generated by a kernel
+ * on the device at their step, so they move no bytes from the host.
+ */
+export async function executePlan(plan: Plan, opts: RunOptions, ranks: RankDevice[], collective: (s: CollectiveStep) => Promise<TraceEvent[]>, collectiveKernels: CollectiveKernels = () => []): Promise<RunResult> {
   const seed = opts.seed ?? DEFAULT_SEED;
   const events: TraceEvent[] = [];
   const notes: string[] = [];
   const total = plan.steps.length;
+  // Given inputs are checked against the plan before any GPU work.
+  const uploads = plan.steps.flatMap((s) => {
+    if (s.kernel !== 'seed') return [];
+    const given = inputTensorFor(s, plan, opts.inputs);
+    return given ? [{ id: s.out, bytes: packHost(given, plan.storages.get(s.out)!.dtype) }] : [];
+  });
+  await compileKernels(plan, ranks, seed, opts, collectiveKernels);
+  const writes = uploads.length * ranks.length;
+  let written = 0;
+  opts.onProgress?.({ phase: 'upload', done: 0, total: writes });
+  for (const r of ranks) {
+    for (const u of uploads) {
+      const st = plan.storages.get(u.id)!;
+      r.write(r.buffers.get(u.id) ?? r.alloc(u.id, bufferBytes(st.dtype, st.numel)), 0, u.bytes);
+      opts.onProgress?.({ phase: 'upload', done: ++written, total: writes });
+    }
+    if (uploads.length) await r.sync();
+  }
   // Storages are allocated at their first write (fresh buffers are zeroed, which packed outputs rely on).
   for (let si = 0; si < total; si++) {
     const s = plan.steps[si];
@@ -364,6 +438,7 @@ export async function executePlan(plan: Plan, opts: RunOptions, ranks: RankDevic
     for (const id of plan.freeAfter.get(si) ?? []) for (const r of ranks) r.free(id);
   }
   for (const r of ranks) await r.sync();
+  opts.onProgress?.({ phase: 'run', done: total, total });
   opts.onProgress?.({ phase: 'download', done: 0, total: ranks.length });
   const outputs: Map<string, HostTensor>[] = [];
   for (const r of ranks) {
@@ -387,8 +462,30 @@ export async function executePlan(plan: Plan, opts: RunOptions, ranks: RankDevic
       events.push({ rank: r.rank, node: s.node, op: s.op, kind: s.kernel === 'seed' ? 'fed' : 'kernel', start_us: t?.start ?? 0, dur_us: t?.dur ?? 0, bytesRead: b.read, bytesWritten: b.written, timing: t ? 'timestamp-query' : 'host' });
     });
     if (!r.timestamps) notes.push(`rank ${r.rank}: the adapter has no timestamp-query; kernel times are not measured`);
+    opts.onProgress?.({ phase: 'download', done: outputs.length, total: ranks.length });
   }
   return { outputs, trace: { backend: 'webgpu', device: ranks[0]?.adapterName ?? '', ranks: ranks.length, events, fed: plan.fed, notes } };
+}
+
+/**
+ * Compile, on every rank at once, the kernels of the plan its device has not compiled yet (devices
+ * and their pipelines are kept between runs, so a repeated run reports 0 of 0).
+ */
+async function compileKernels(plan: Plan, ranks: RankDevice[], seed: number, opts: RunOptions, collectiveKernels: CollectiveKernels): Promise<void> {
+  const missing = ranks.map((r) => [...planKernels(plan, r, seed, opts.inputs, collectiveKernels)].filter(([code]) => !r.pipelines.has(code)));
+  const total = missing.reduce((a, m) => a + m.length, 0);
+  let done = 0;
+  const report = (p: RunProgress) => opts.onProgress?.(p);
+  report({ phase: 'compile', done, total });
+  await Promise.all(ranks.map((r, i) => Promise.all(missing[i].map(async ([code, at]) => {
+    try {
+      await r.compile(code);
+    } catch (e) {
+      if (r.lost) throw new RunError('device-lost', `rank ${r.rank}'s device was lost while compiling the kernel of node ${at.node}: ${r.lost}. The next run opens new devices.`, at);
+      throw new RunError('validation', `node ${at.node} (${at.op}) on rank ${r.rank}: its kernel failed to compile: ${String((e as Error)?.message ?? e).split('\n')[0]}`, at);
+    }
+    report({ phase: 'compile', done: ++done, total });
+  }))));
 }
 
 function outputsOf(s: Step): string[] {
@@ -424,8 +521,8 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
   };
   switch (s.kernel) {
     case 'seed': {
-      const given = inputTensorFor(s, plan, inputs);
-      if (given) { r.write(buf(s.out), 0, packHost(given, outSt.dtype)); return; }
+      // A given input was written before the steps ran (executePlan's upload phase).
+      if (inputTensorFor(s, plan, inputs)) return;
       const rule = seedRule(s.role, outSt.shape);
       ew('seed', [], [seed, seedStream(s.name, s.perRank, r.rank), f32Bits(rule.scale), f32Bits(rule.offset), s.range ?? 0]);
       return;
@@ -472,14 +569,17 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
 
 /** `layout` picks the bf16 word-row kernel's layout (the bench compares several) or 'legacy', the one-row-per-workgroup kernel. */
 export function encodeNorm(r: RankDevice, node: string, op: string, mode: NormMode, d: StorageDType, rows: number, cols: number, xOff: number, xStride: number, resOff: number, resStride: number, wOff: number, eps: number, ranks: number, rowStart: number, slotStride: number, bindings: (GPUBuffer | null)[], layout: NormRowsConfig | 'legacy' = NORM_ROWS_DEFAULT): void {
-  const vec = normVector(d, cols, [xOff, resOff, wOff, rowStart * cols, slotStride], [xStride, resStride]);
+  const k = normKernel(mode, d, rows, cols, xOff, xStride, resOff, resStride, wOff, rowStart, slotStride, r.subgroupSize, layout);
   const meta = metaOf([rows, cols, xOff, xStride, resOff, resStride, wOff, f32Bits(eps), ranks, rowStart, slotStride]);
-  if (d === 'bf16' && vec === 8 && layout !== 'legacy') {
-    r.submit(node, op, (_e, pass) => pass(rmsNormRowsWgsl(mode, cols, layout, r.subgroupSize), bindings, meta, [normRowsGrid(rows, layout), 1]));
-    return;
-  }
+  r.submit(node, op, (_e, pass) => pass(k.code, bindings, meta, k.grid));
+}
+
+/** The norm kernel for these sizes and offsets, and its grid (the collectives list it before the run). */
+export function normKernel(mode: NormMode, d: StorageDType, rows: number, cols: number, xOff: number, xStride: number, resOff: number, resStride: number, wOff: number, rowStart: number, slotStride: number, subgroupSize: number, layout: NormRowsConfig | 'legacy' = NORM_ROWS_DEFAULT): { code: string; grid: [number, number] } {
+  const vec = normVector(d, cols, [xOff, resOff, wOff, rowStart * cols, slotStride], [xStride, resStride]);
+  if (d === 'bf16' && vec === 8 && layout !== 'legacy') return { code: rmsNormRowsWgsl(mode, cols, layout, subgroupSize), grid: [normRowsGrid(rows, layout), 1] };
   const gx = Math.min(rows, 65535);
-  r.submit(node, op, (_e, pass) => pass(rmsNormWgsl(mode, d, cols, vec), bindings, meta, [Math.max(1, gx), Math.max(1, Math.ceil(rows / gx))]));
+  return { code: rmsNormWgsl(mode, d, cols, vec), grid: [Math.max(1, gx), Math.max(1, Math.ceil(rows / gx))] };
 }
 
 /** The six MoE dispatches on one rank; expert weights are seeded on the device first. */

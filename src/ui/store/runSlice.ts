@@ -38,8 +38,11 @@ export interface RunSlice {
 }
 
 const PHASES: Record<string, string> = {
-  plan: 'planning', compile: 'compiling kernels', upload: 'uploading inputs and weights', run: 'running', download: 'reading back outputs',
+  plan: 'planning', compile: 'compiling kernels', upload: 'uploading inputs', run: 'running', download: 'reading back outputs',
 };
+
+/** The phase's label with its count where it has one (compiling kernels 3/12). */
+const phaseLabel = (p: { phase: string; done: number; total: number }) => `${PHASES[p.phase] ?? p.phase}${p.total && p.phase !== 'plan' ? ` ${p.done}/${p.total}` : ''}`;
 
 export const DEFAULT_RUN_SETTINGS: RunSettings = {
   backend: 'webgpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false,
@@ -104,7 +107,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
       }
       const report = await compareGraphs(before, after, passes, {
         ...runSettings,
-        onProgress: (p) => set({ progress: { phase: PHASES[p.phase] ?? p.phase, fraction: p.total ? p.done / p.total : null } }),
+        onProgress: (p) => set({ progress: { phase: phaseLabel(p), fraction: p.total ? p.done / p.total : null } }),
       });
       set({ runStatus: 'done', report, progress: null });
     } catch (e) {
