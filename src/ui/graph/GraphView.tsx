@@ -48,9 +48,6 @@ interface Shown {
   layout: GraphLayout;
   previous?: LayoutResult['previous'];
   ms: number;
-  /** Blocks (layer groups and the ungrouped runs between them) laid out so far / in all. */
-  blocksDone: number;
-  blocks: number;
   complete: boolean;
 }
 
@@ -131,7 +128,12 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const [result, setResult] = useState<Shown | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [ready, setReady] = useState(false);
+  // Blocks (layer groups and the ungrouped runs between them) of the current request laid out
+  // so far / in all: the view's progress attributes.
+  const [progress, setProgress] = useState({ done: 0, total: 0 });
   const [size, setSize] = useState({ w: 0, h: 0 });
+  const sizeRef = useRef(size);
+  sizeRef.current = size;
   const [query, setQuery] = useState('');
   const [matchIndex, setMatchIndex] = useState(-1);
   const [ghosts, setGhosts] = useState<{ n: LaidNode; sn?: SceneNode; to?: LaidNode }[]>([]);
@@ -150,10 +152,14 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     let live = true;
     let frameId = 0;
     let latest: PartialLayout | null = null;
+    let paintedBottom = -Infinity;
     setReady(false);
     setError(null);
-    // Blocks are painted as they arrive, at most once a frame. A rewrite's relayout is not: the
-    // old graph stays until the new one can animate from it.
+    setProgress({ done: 0, total: 0 });
+    // Blocks are painted as they arrive, at most once a frame, until they fill the window down
+    // to its bottom edge: blocks further down would change nothing on screen and only take the
+    // page's time from the layout. A rewrite's relayout is not painted in parts: the old graph
+    // stays until the new one can animate from it.
     const onProgress = animateFrom ? undefined : (p: PartialLayout) => {
       latest = p;
       if (frameId) return;
@@ -161,7 +167,12 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
         frameId = 0;
         if (!live || !latest) return;
         const q = latest;
-        setResult({ scene: q.scene, layout: q.layout, ms: 0, blocksDone: q.blocksDone, blocks: q.blocks, complete: false });
+        setProgress({ done: q.blocksDone, total: q.blocks });
+        const t = transformRef.current;
+        if (paintedBottom >= (sizeRef.current.h - t.y) / t.k) return;
+        const partial = q.assemble();
+        paintedBottom = partial.height;
+        setResult({ scene: q.scene, layout: partial, ms: 0, complete: false });
       });
     };
     layoutClient.layout({
@@ -172,21 +183,26 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       if (!live) return;
       cancelAnimationFrame(frameId);
       frameId = 0;
-      setResult({ scene: r.scene, layout: r.layout, previous: r.previous, ms: r.ms, blocksDone: r.blocks, blocks: r.blocks, complete: true });
+      setResult({ scene: r.scene, layout: r.layout, previous: r.previous, ms: r.ms, complete: true });
+      setProgress({ done: r.blocks, total: r.blocks });
     }, (e: unknown) => { if (live) setError(e instanceof Error ? e.message : String(e)); });
     return () => { live = false; cancelAnimationFrame(frameId); };
   }, [graph, collapsedKey, animateFrom]);
 
   const layout: GraphLayout | null = result?.layout ?? null;
-  const byName = useMemo(() => new Map((result?.scene.nodes ?? []).map((n) => [n.name, n])), [result]);
+  const complete = !!result?.complete;
+  // Keyed on the scene, which stays the same object while a layout's blocks arrive.
+  const scene = result?.scene;
+  const byName = useMemo(() => new Map((scene?.nodes ?? []).map((n) => [n.name, n])), [scene]);
   const visibleCount = layout ? layout.nodes.length : 0;
   // A partial layout is drawn by the renderer the whole graph will likely need, so the view
   // does not switch from SVG to canvas halfway through.
   const expectedCount = result && !result.complete ? Math.max(visibleCount, result.scene.nodes.length) : visibleCount;
   const renderer: 'svg' | 'canvas' = expectedCount > SVG_LIMIT ? 'canvas' : 'svg';
-  const hitGrid = useMemo(() => (layout ? new HitGrid(layout) : null), [layout]);
-  const nav = useMemo(() => (layout ? new NavIndex(layout) : null), [layout]);
-  const search = useMemo(() => searchNodes(result?.scene.nodes ?? [], query), [result, query]);
+  // Hit-testing and arrow keys wait for the whole layout rather than rebuild for every block.
+  const hitGrid = useMemo(() => (layout && complete ? new HitGrid(layout) : null), [layout, complete]);
+  const nav = useMemo(() => (layout && complete ? new NavIndex(layout) : null), [layout, complete]);
+  const search = useMemo(() => searchNodes(scene?.nodes ?? [], query), [scene, query]);
   const matchSet = useMemo(() => new Set(search.matches), [search]);
 
   // --- size ----------------------------------------------------------------------------------
@@ -212,7 +228,9 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const minimapBase = useRef<{ layout: GraphLayout; w: number; h: number; palette: Palette; canvas: HTMLCanvasElement } | null>(null);
   const drawMini = useCallback(() => {
     const mm = minimapRef.current, root = rootRef.current;
-    if (!mm || !layout || !root) return;
+    // The minimap waits for the whole layout: redrawing its base for every arriving block
+    // would take the page's time from the blocks themselves.
+    if (!mm || !layout || !root || !complete) return;
     const dpr = window.devicePixelRatio || 1;
     const w = mm.clientWidth, h = mm.clientHeight;
     if (!w || !h) return;
@@ -230,7 +248,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     drawMinimap(ctx, w, h, layout, base.canvas, pal, {
       x0: -t.x / t.k, y0: -t.y / t.k, x1: (size.w - t.x) / t.k, y1: (size.h - t.y) / t.k,
     });
-  }, [layout, byName, size, palette]);
+  }, [layout, complete, byName, size, palette]);
 
   const drawCanvasFrame = useCallback(() => {
     const c = surfaceRef.current, root = rootRef.current;
@@ -417,8 +435,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   // Every change of the progress attributes, for tests that must see blocks painted before the
   // whole layout is in even where polling the DOM could miss it.
   useEffect(() => {
-    recordLayoutProgress({ label, groupsLaidOut: result?.blocksDone ?? 0, groupsTotal: result?.blocks ?? 0, ready: ready && !error });
-  }, [result, ready, error, label]);
+    recordLayoutProgress({ label, groupsLaidOut: progress.done, groupsTotal: progress.total, ready: ready && !error });
+  }, [progress, ready, error, label]);
 
   // --- selection, search, keys -------------------------------------------------------------------
   const choose = useCallback((name: string | null) => {
@@ -552,8 +570,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       data-ready={ready && !error ? 'true' : 'false'}
       data-renderer={renderer}
       data-node-count={result ? result.scene.nodes.length : 0}
-      data-groups-laid-out={result?.blocksDone ?? 0}
-      data-groups-total={result?.blocks ?? 0}
+      data-groups-laid-out={progress.done}
+      data-groups-total={progress.total}
       data-label={label}
       tabIndex={0}
       role="application"
@@ -605,7 +623,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       )}
       <div className="fl-status">
         {error ? <span role="alert">{error}</span> : !result ? 'Laying out…'
-          : !result.complete ? `Laying out… ${result.blocksDone}/${result.blocks} groups`
+          : !result.complete ? `Laying out… ${progress.done}/${progress.total} groups`
             : `${result.scene.nodes.length} nodes · ${renderer}`}
       </div>
     </div>

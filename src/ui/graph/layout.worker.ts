@@ -21,7 +21,12 @@ self.onmessage = (ev: MessageEvent<LayoutRequest>) => {
     let last = performance.now();
     for (;;) {
       const s = steps.next();
-      if (s.done) { post({ id, kind: 'done', ...s.value }); return; }
+      if (s.done) {
+        // The page has every block but this batch: send those, not the assembled layout.
+        const { scene, layout: _layout, ...totals } = s.value;
+        post({ id, kind: 'done', chunks: batch, ...(sentScene ? {} : { scene }), ...totals });
+        return;
+      }
       batch.push(s.value.chunk);
       const now = performance.now();
       if (!sentScene || now - last >= BATCH_MS) {

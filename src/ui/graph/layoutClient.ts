@@ -10,7 +10,8 @@ import { LayoutEngine } from './layoutEngine.ts';
 /** The blocks laid out so far, placed where the complete layout will have them (up to the frame's shift). */
 export interface PartialLayout {
   scene: Scene;
-  layout: GraphLayout;
+  /** Their layout; assembled on demand, as a view paints only the latest of several per frame. */
+  assemble(): GraphLayout;
   /** Blocks laid out so far / in all. */
   blocksDone: number;
   blocks: number;
@@ -58,18 +59,22 @@ class LayoutClient {
   private receive(reply: LayoutReply): void {
     const p = this.pending.get(reply.id);
     if (!p) return;
-    if (reply.kind === 'progress') {
+    if (reply.kind !== 'error') {
       if (reply.scene) p.scene = reply.scene;
       for (const c of reply.chunks) p.chunks.push(c);
+    }
+    if (reply.kind === 'progress') {
       const last = p.chunks[p.chunks.length - 1];
       if (!p.onProgress || !p.scene || !last) return;
-      p.onProgress({ scene: p.scene, layout: assembleLayout(p.chunks, !!p.req.previous), blocksDone: p.chunks.length, blocks: last.blocks });
+      const chunks = p.chunks.slice(), anchored = !!p.req.previous;
+      p.onProgress({ scene: p.scene, assemble: () => assembleLayout(chunks, anchored), blocksDone: chunks.length, blocks: last.blocks });
       return;
     }
     this.pending.delete(reply.id);
     if (reply.kind === 'done') {
-      const { id: _id, kind: _kind, ...result } = reply;
-      p.resolve(result);
+      const { id: _id, kind: _kind, scene: _scene, chunks: _chunks, ...totals } = reply;
+      if (!p.scene) { p.reject(new Error(`layout request ${reply.id} finished without its scene`)); return; }
+      p.resolve({ scene: p.scene, layout: assembleLayout(p.chunks, !!p.req.previous), ...totals });
     } else p.reject(new Error(reply.error));
   }
 

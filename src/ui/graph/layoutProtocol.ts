@@ -3,7 +3,8 @@
 //
 // A request is answered by progress messages — the blocks (namespace groups and the ungrouped
 // runs between them) laid out so far, top down, so a view can paint them before the rest is
-// done — and then one complete result, or an error.
+// done — and then a last message with the remaining blocks and the totals, or an error. The
+// page assembles the layout from the blocks (`assembleLayout`), so no node crosses twice.
 
 import type { Graph } from '../../graph/ir.ts';
 import type { GraphLayout, LayoutChunk } from './layout.ts';
@@ -28,6 +29,9 @@ export interface LayoutProgress {
   chunks: LayoutChunk[];
 }
 
+/** The last message: the blocks not yet sent, and what a LayoutResult has besides its layout. */
+export interface LayoutDone extends LayoutProgress, Omit<LayoutResult, 'scene' | 'layout'> {}
+
 export interface LayoutResult {
   scene: Scene;
   layout: GraphLayout;
@@ -44,5 +48,5 @@ export interface LayoutResult {
 
 export type LayoutReply =
   | ({ id: number; kind: 'progress' } & LayoutProgress)
-  | ({ id: number; kind: 'done' } & LayoutResult)
+  | ({ id: number; kind: 'done' } & LayoutDone)
   | { id: number; kind: 'error'; error: string };
