@@ -28,16 +28,11 @@ import { seededArray, seedRule } from '../src/runtime/weights.ts';
 import { bf16UlpDistance, bf16ToF32 } from '../src/runtime/bf16.ts';
 import { fnv1a32 } from '../src/runtime/random.ts';
 import { PRESETS } from '../src/runtime/presets.ts';
+import { flagValue } from './args.ts';
 
 export interface KernelResult { suite: string; T: number; us: number; bytes: number; flops: number; gbs: number; gflops: number; ofCeiling: number; torch_us?: number; note?: string }
 
 const HIDDEN = 2880, HPAD = 3072, EXPERTS = 32, TOPK = 4, INTER = 2880;
-
-function flagValue(argv: string[], name: string): string | undefined {
-  const i = argv.findIndex((a) => a === name || a.startsWith(`${name}=`));
-  if (i < 0) return undefined;
-  return argv[i].includes('=') ? argv[i].slice(name.length + 1) : argv[i + 1];
-}
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]; };
 

@@ -6,15 +6,11 @@
 import { parseFx } from '../src/graph/fx/parse.ts';
 import { DEFAULT_PIPELINE, runPipeline } from '../src/graph/passes/pipeline.ts';
 import { generateSample } from '../src/graph/samples/index.ts';
+import { median, positiveIntFlag } from './args.ts';
 
 /** The budget the pipeline should stay well under at this size. */
 const PIPELINE_BUDGET_MS = 100;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 function time(runs: number, f: () => unknown): number {
   f(); // warm the JIT
@@ -27,19 +23,11 @@ function time(runs: number, f: () => unknown): number {
   return median(t);
 }
 
-function flag(argv: string[], name: string, def: number): number {
-  const i = argv.indexOf(name);
-  if (i < 0) return def;
-  const v = Number(argv[i + 1]);
-  if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} takes a positive integer`);
-  return v;
-}
-
 export async function bench(argv: string[]): Promise<number> {
   let layers: number, runs: number;
   try {
-    layers = flag(argv, '--layers', 300);
-    runs = flag(argv, '--runs', 15);
+    layers = positiveIntFlag(argv, '--layers', 300);
+    runs = positiveIntFlag(argv, '--runs', 15);
   } catch (e) {
     process.stderr.write(`fusionlab bench passes: ${(e as Error).message}\n`);
     return 2;

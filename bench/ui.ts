@@ -18,24 +18,12 @@ import { generateSample } from '../src/graph/samples/index.ts';
 import type { Graph } from '../src/graph/ir.ts';
 import { buildScene, type Scene } from '../src/ui/graph/scene.ts';
 import { layoutScene } from '../src/ui/graph/layout.ts';
+import { median, positiveIntFlag } from './args.ts';
 
 const PORT = 4737;
 const CHROMIUM_ARGS = ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader', '--font-render-hinting=none', '--disable-background-timer-throttling', '--disable-renderer-backgrounding'];
 const REFERENCE_TIMEOUT_MS = 120_000;
 
-function flag(argv: string[], name: string, def: number): number {
-  const i = argv.indexOf(name);
-  if (i < 0) return def;
-  const v = Number(argv[i + 1]);
-  if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} takes a positive integer`);
-  return v;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /** Layers of the generated graph that give at least `nodes` FX nodes. */
 function layersFor(nodes: number): number {
@@ -106,7 +94,7 @@ async function framesPerSecond(page: Page, ms: number, idle: boolean): Promise<n
 export async function bench(argv: string[]): Promise<number> {
   let bigNodes: number;
   try {
-    bigNodes = flag(argv, '--big-nodes', 10_000);
+    bigNodes = positiveIntFlag(argv, '--big-nodes', 10_000);
   } catch (e) {
     process.stderr.write(`fusionlab bench ui: ${(e as Error).message}\n`);
     return 2;
