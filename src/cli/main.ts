@@ -4,7 +4,7 @@
 const COMMANDS: Record<string, { load: () => Promise<{ command(argv: string[]): Promise<number> }>; help: string }> = {
   rewrite: { load: () => import('./rewrite.ts'), help: 'rewrite <file|-> [--passes a,b] [--world-size N] [--max-tokens T] [--gpu hopper|blackwell] [--token-gate runtime-fallback|compile-range] [--emit fx|json] [--out PATH] [--report]' },
   sample: { load: () => import('./sample.ts'), help: 'sample gpt-oss-20b|gpt-oss-120b|llama [--layers L] [--tp N]' },
-  run: { load: () => import('./run.ts'), help: 'run <file|sample:NAME> --backend webgpu|cpu --ranks N --preset tiny|layer --dtype bf16|f32 [--compare PASSES] [--report]' },
+  run: { load: () => import('./run.ts'), help: 'run <file|sample:gpt-oss-20b|sample:gpt-oss-120b|sample:llama> --backend webgpu|cpu --ranks N --preset tiny|layer --dtype bf16|f32 [--allreduce ring|one-shot|two-shot] [--workers] [--tokens T] [--seed S] [--layers L] [--inputs DIR] [--dump-outputs DIR] [--compare PASSES] [--report]' },
   bench: { load: () => import('./bench.ts'), help: 'bench passes|kernels|ui|agent' },
 };
 
@@ -18,6 +18,10 @@ export async function main(argv: string[]): Promise<number> {
   if (!entry) {
     process.stderr.write(`fusionlab: unknown command '${cmd}'\n${usage()}`);
     return 2;
+  }
+  if (rest.includes('-h') || rest.includes('--help')) {
+    process.stdout.write(`usage: fusionlab ${entry.help}\n`);
+    return 0;
   }
   const mod = await entry.load();
   return mod.command(rest);
