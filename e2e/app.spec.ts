@@ -93,6 +93,8 @@ async function runOnWebGpu(page: Page, sampleLabel: string) {
   const outputs = page.getByRole('table', { name: 'Outputs' });
   await expect(outputs.getByRole('cell', { name: 'FAIL' })).toHaveCount(0);
   await expect(outputs.getByRole('cell', { name: 'pass' }).first()).toBeVisible();
+  // Both samples fuse all-reduce + norm sites: the after-graph rounded as the pair is bitwise equal.
+  await expect(page.getByTestId('exact-check')).toContainText(/^pass exact check: after-graph with the \d+ fused norms? rounded as the unfused pair, bitwise against before: equal$/);
 
   await page.getByRole('tab', { name: 'Timeline' }).click();
   const timeline = page.getByTestId('timeline');

@@ -154,9 +154,13 @@ export async function command(argv: string[]): Promise<number> {
     if (args.compare) {
       const rep: CompareReport = await compareRewrite(graph, args.compare, opts);
       if (args.report) {
-        process.stdout.write(JSON.stringify({ ...head, compare: { passes: rep.passes, ok: rep.ok, outputs: rep.outputs }, before: traceReport(rep.before), after: traceReport(rep.after) }) + '\n');
+        process.stdout.write(JSON.stringify({ ...head, compare: { passes: rep.passes, ok: rep.ok, outputs: rep.outputs, fusedSites: rep.fusedSites, exact: rep.exact ?? null }, before: traceReport(rep.before), after: traceReport(rep.after) }) + '\n');
       } else {
         for (const o of rep.outputs) process.stdout.write(`${o.pass ? 'ok  ' : 'FAIL'} ${o.name}: max abs ${o.maxAbs}, max rel ${o.maxRel.toExponential(2)}, ${o.bitwiseEqual ? 'bitwise equal' : `${o.ulps} ulps`}; ${o.tolerance}\n`);
+        if (rep.exact) {
+          process.stdout.write(`${rep.exact.skipped ? 'skip' : rep.exact.pass ? 'ok  ' : 'FAIL'} ${rep.exact.note}\n`);
+          for (const o of rep.exact.outputs ?? []) if (!o.pass) process.stdout.write(`FAIL ${o.name} (exact): max abs ${o.maxAbs}, ${o.ulps} ulps\n`);
+        }
       }
       return rep.ok ? 0 : 1;
     }

@@ -182,6 +182,9 @@ function tensorOf(o: OutputDecl, buf: ArrayBuffer): HostTensor {
 export function agentBackend(client: AgentClient): Backend {
   return {
     name: 'agent',
-    run: (plan: Plan, opts: RunOptions) => client.runPlan(plan, { seed: opts.seed, inputs: opts.inputs, onProgress: opts.onProgress }),
+    run: (plan: Plan, opts: RunOptions) => (opts.fusedNormRounding === 'as-unfused'
+      // The native worker's fused kernel rounds the norm once; it has no unfused-rounding mode.
+      ? Promise.reject(new RunError('input', "the agent backend runs the fused all-reduce + norm only as fused (fusedNormRounding 'once'), not 'as-unfused'"))
+      : client.runPlan(plan, { seed: opts.seed, inputs: opts.inputs, onProgress: opts.onProgress })),
   };
 }

@@ -1,7 +1,7 @@
 // What every backend implements, and the shared run types. A backend takes a plan (built once,
 // on the host) and runs it on every rank.
 
-import type { Plan } from './plan.ts';
+import type { FusedNormRounding, Plan } from './plan.ts';
 import type { HostTensor } from './hostTensor.ts';
 
 export type BackendName = 'webgpu' | 'cpu' | 'agent';
@@ -20,6 +20,8 @@ export interface RunOptions {
   tokens?: number;
   inputs?: Map<string, HostTensor>;
   onProgress?: (p: RunProgress) => void;
+  /** The fused all-reduce + norm's rounding; default 'once' (the agent runs only 'once'). */
+  fusedNormRounding?: FusedNormRounding;
   /** navigator.gpu or Dawn's. */
   gpu?: GPU;
 }

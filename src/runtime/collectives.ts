@@ -19,6 +19,7 @@ import { bufferBytes } from '../wgsl/dtype.ts';
 import { allReduceWgsl, ALLREDUCE_WG } from '../wgsl/allReduce.ts';
 import { grid1d } from '../wgsl/elementwise.ts';
 import { encodeNorm, normKernel, type RankDevice } from './webgpuBackend.ts';
+import { NORM_ROWS_DEFAULT } from '../wgsl/rmsNormRows.ts';
 
 export type CollectiveStep = Extract<Step, { kernel: 'all_reduce' | 'fused_allreduce_norm' }>;
 export type AllReduceAlgorithm = 'ring' | 'one-shot' | 'two-shot';
@@ -53,7 +54,7 @@ export function collectiveKernels(s: CollectiveStep, R: number, algo: AllReduceA
   const res = asRows(s.residual)!;
   const { blocked, blocks } = fusedRowBlocks(x.rows, x.cols, R, algo);
   return blocks.filter(([r0, r1], c) => r1 > r0 && (!blocked || c === rank))
-    .map(([r0, r1]) => normKernel('allreduce', d, r1 - r0, x.cols, 0, x.cols, res.offset, res.rowStride, s.w.offset, r0, roundUp((r1 - r0) * x.cols, 8), subgroupSize).code);
+    .map(([r0, r1]) => normKernel('allreduce', d, r1 - r0, x.cols, 0, x.cols, res.offset, res.rowStride, s.w.offset, r0, roundUp((r1 - r0) * x.cols, 8), subgroupSize, NORM_ROWS_DEFAULT, s.normRounding).code);
 }
 
 export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo: AllReduceAlgorithm, plan: Plan): Promise<TraceEvent[]> {
@@ -110,7 +111,7 @@ export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo
       const g = ranks[r].scratch(R * slot * bp + 16, `${s.node} gathered`);
       copies.forEach((bytes, q) => ranks[r].write(g, q * slot * bp, bytes));
       encodeNorm(ranks[r], s.node, s.op, 'allreduce', d, rows, x.cols, 0, x.cols, res.offset, res.rowStride, s.w.offset, s.eps, R, r0, slot,
-        [ranks[r].buffer(s.out), ranks[r].buffer(s.residualOut), g, ranks[r].buffer(s.residual.storage), ranks[r].buffer(s.w.storage)]);
+        [ranks[r].buffer(s.out), ranks[r].buffer(s.residualOut), g, ranks[r].buffer(s.residual.storage), ranks[r].buffer(s.w.storage)], NORM_ROWS_DEFAULT, s.normRounding);
       transfer(r, 0, R * len * bp, start);
     }
     if (blocked) {

@@ -43,7 +43,7 @@ export const cpuBackend: Backend = {
           if (s.kernel === 'all_reduce') mem[r].set(s.out, ar);
           else {
             const rows = asRows(s.x)!;
-            const { out, res } = cpuResidualNorm(Float64Array.from(ar), readView(s.residual, mem[r].get(s.residual.storage)!), readView(s.w, mem[r].get(s.w.storage)!), rows.rows, rows.cols, s.eps, s.x.dtype, true);
+            const { out, res } = cpuResidualNorm(Float64Array.from(ar), readView(s.residual, mem[r].get(s.residual.storage)!), readView(s.w, mem[r].get(s.w.storage)!), rows.rows, rows.cols, s.eps, s.x.dtype, s.normRounding !== 'as-unfused');
             mem[r].set(s.out, rounded(s.x.dtype, out));
             mem[r].set(s.residualOut, rounded(s.x.dtype, res));
           }

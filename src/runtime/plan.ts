@@ -31,10 +31,17 @@ export type Kernel =
   | { kernel: 'rms_norm'; x: View; w: View; eps: number; out: string }
   | { kernel: 'fused_add_rms_norm'; x: View; residual: View; w: View; eps: number; out: string; residualOut: string }
   | { kernel: 'all_reduce'; x: View; out: string }
-  | { kernel: 'fused_allreduce_norm'; x: View; residual: View; w: View; eps: number; out: string; residualOut: string }
+  | { kernel: 'fused_allreduce_norm'; x: View; residual: View; w: View; eps: number; out: string; residualOut: string; normRounding?: FusedNormRounding }
   | { kernel: 'moe'; x: View; logits: View; layer: string; experts: number; topK: number; intermediate: number; out: string };
 
 export type Step = Kernel & { node: string; op: string };
+
+/**
+ * How the fused all-reduce + RMSNorm rounds its norm: 'once' (its semantics: r(z·rsqrt(…)·γ)) or
+ * 'as-unfused' (r(r(z·rsqrt(…))·γ), as all_reduce + fused_add_rms_norm do), so a fused graph can
+ * be checked bit for bit against the unfused one.
+ */
+export type FusedNormRounding = 'once' | 'as-unfused';
 
 /** Elementwise ops of the embedding's vocabulary mask: one WGSL and one TypeScript body each (MAP_FNS). */
 export type MapFn = 'mul' | 'muls' | 'adds' | 'ge' | 'lt' | 'and' | 'not' | 'masked_fill';
@@ -365,10 +372,12 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         const out = newStorage(`${n.name}.norm`, x.dtype, x.shape);
         const res = newStorage(`${n.name}.residual`, x.dtype, x.shape);
         push(n, { kernel: 'fused_allreduce_norm', x, residual, w, eps: num(6, 1e-6), out: out.storage, residualOut: res.storage });
-        // Pattern 1 writes the normed output into norm_out, or into allreduce_in when norm_out is None.
+        // Pattern 1 with norm_out None: the normed output over allreduce_in, ar + residual over
+        // residual. With norm_out given, vLLM passes allreduce_in as the residual output: ar +
+        // residual lands in allreduce_in ([1]) and residual ([2]) is left as it was.
         const items: Value[] = normOut === null
           ? [{ t: 'none' }, T(out), T(res), { t: 'none' }, { t: 'none' }, { t: 'none' }]
-          : [{ t: 'none' }, T(x), T(res), T(out), { t: 'none' }, { t: 'none' }];
+          : [{ t: 'none' }, T(res), T(residual), T(out), { t: 'none' }, { t: 'none' }];
         return { t: 'tuple', items };
       }
       case 'vllm.moe_forward.default': {

@@ -11,6 +11,7 @@ import { asRows, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
 import { allReduceWgsl, ALLREDUCE_WG } from '../wgsl/allReduce.ts';
 import { grid1d } from '../wgsl/elementwise.ts';
+import { NORM_ROWS_DEFAULT } from '../wgsl/rmsNormRows.ts';
 
 /** A reusable barrier over R parties in two Int32 words (arrivals, generation). */
 function barrier(ctl: Int32Array, parties: number): void {
@@ -72,7 +73,7 @@ function sharedCollectiveKernels(s: CollectiveStep, R: number, algo: string, ran
   if (b <= a) return [];
   if (s.kernel === 'all_reduce') return [allReduceWgsl(s.x.dtype)];
   const res = asRows(s.residual)!;
-  return [normKernel('allreduce', s.x.dtype, (b - a) / cols, cols, 0, cols, res.offset, res.rowStride, s.w.offset, a / cols, Math.ceil((b - a) / 8) * 8, subgroupSize).code];
+  return [normKernel('allreduce', s.x.dtype, (b - a) / cols, cols, 0, cols, res.offset, res.rowStride, s.w.offset, a / cols, Math.ceil((b - a) / 8) * 8, subgroupSize, NORM_ROWS_DEFAULT, s.normRounding).code];
 }
 
 /**
@@ -109,7 +110,7 @@ async function runSharedCollective(s: CollectiveStep, dev: RankDevice, R: number
     } else {
       const res = asRows(s.residual)!;
       encodeNorm(dev, s.node, s.op, 'allreduce', d, len / cols, cols, 0, cols, res.offset, res.rowStride, s.w.offset, s.eps, R, a / cols, slotLen,
-        [dev.buffer(s.out), dev.buffer(s.residualOut), g, dev.buffer(s.residual.storage), dev.buffer(s.w.storage)]);
+        [dev.buffer(s.out), dev.buffer(s.residualOut), g, dev.buffer(s.residual.storage), dev.buffer(s.w.storage)], NORM_ROWS_DEFAULT, s.normRounding);
     }
     await dev.sync();
   }

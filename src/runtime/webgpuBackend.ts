@@ -5,7 +5,7 @@
 
 import type { Backend, RunOptions, RunProgress, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
-import type { Plan, Step, View, StorageDType } from './plan.ts';
+import type { FusedNormRounding, Plan, Step, View, StorageDType } from './plan.ts';
 import { asRows, broadcastStrides, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
 import { toHostTensor, hostValues, type HostTensor } from './hostTensor.ts';
@@ -567,19 +567,22 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
   }
 }
 
-/** `layout` picks the bf16 word-row kernel's layout (the bench compares several) or 'legacy', the one-row-per-workgroup kernel. */
-export function encodeNorm(r: RankDevice, node: string, op: string, mode: NormMode, d: StorageDType, rows: number, cols: number, xOff: number, xStride: number, resOff: number, resStride: number, wOff: number, eps: number, ranks: number, rowStart: number, slotStride: number, bindings: (GPUBuffer | null)[], layout: NormRowsConfig | 'legacy' = NORM_ROWS_DEFAULT): void {
-  const k = normKernel(mode, d, rows, cols, xOff, xStride, resOff, resStride, wOff, rowStart, slotStride, r.subgroupSize, layout);
+/**
+ * `layout` picks the bf16 word-row kernel's layout (the bench compares several) or 'legacy', the
+ * one-row-per-workgroup kernel; `normRounding` the allreduce mode's rounding of the norm.
+ */
+export function encodeNorm(r: RankDevice, node: string, op: string, mode: NormMode, d: StorageDType, rows: number, cols: number, xOff: number, xStride: number, resOff: number, resStride: number, wOff: number, eps: number, ranks: number, rowStart: number, slotStride: number, bindings: (GPUBuffer | null)[], layout: NormRowsConfig | 'legacy' = NORM_ROWS_DEFAULT, normRounding: FusedNormRounding = 'once'): void {
+  const k = normKernel(mode, d, rows, cols, xOff, xStride, resOff, resStride, wOff, rowStart, slotStride, r.subgroupSize, layout, normRounding);
   const meta = metaOf([rows, cols, xOff, xStride, resOff, resStride, wOff, f32Bits(eps), ranks, rowStart, slotStride]);
   r.submit(node, op, (_e, pass) => pass(k.code, bindings, meta, k.grid));
 }
 
 /** The norm kernel for these sizes and offsets, and its grid (the collectives list it before the run). */
-export function normKernel(mode: NormMode, d: StorageDType, rows: number, cols: number, xOff: number, xStride: number, resOff: number, resStride: number, wOff: number, rowStart: number, slotStride: number, subgroupSize: number, layout: NormRowsConfig | 'legacy' = NORM_ROWS_DEFAULT): { code: string; grid: [number, number] } {
+export function normKernel(mode: NormMode, d: StorageDType, rows: number, cols: number, xOff: number, xStride: number, resOff: number, resStride: number, wOff: number, rowStart: number, slotStride: number, subgroupSize: number, layout: NormRowsConfig | 'legacy' = NORM_ROWS_DEFAULT, normRounding: FusedNormRounding = 'once'): { code: string; grid: [number, number] } {
   const vec = normVector(d, cols, [xOff, resOff, wOff, rowStart * cols, slotStride], [xStride, resStride]);
-  if (d === 'bf16' && vec === 8 && layout !== 'legacy') return { code: rmsNormRowsWgsl(mode, cols, layout, subgroupSize), grid: [normRowsGrid(rows, layout), 1] };
+  if (d === 'bf16' && vec === 8 && layout !== 'legacy') return { code: rmsNormRowsWgsl(mode, cols, layout, subgroupSize, normRounding), grid: [normRowsGrid(rows, layout), 1] };
   const gx = Math.min(rows, 65535);
-  return { code: rmsNormWgsl(mode, d, cols, vec), grid: [Math.max(1, gx), Math.max(1, Math.ceil(rows / gx))] };
+  return { code: rmsNormWgsl(mode, d, cols, vec, normRounding), grid: [Math.max(1, gx), Math.max(1, Math.ceil(rows / gx))] };
 }
 
 /** The six MoE dispatches on one rank; expert weights are seeded on the device first. */

@@ -16,8 +16,10 @@
 //   rms:       y = r(r(x · rsqrt(mean(x²) + eps)) · w)
 //   add:       z = r(x + res) → resOut;   y = r(r(z · rsqrt(mean(z²) + eps)) · w)
 //   allreduce: ar = r(Σ_rank x_rank) in rank order; z = r(ar + res) → resOut; y = r(z · rsqrt(…) · w)  (one rounding)
+//              normRounding 'as-unfused': y = r(r(z · rsqrt(…)) · w), bit for bit the add mode after an all-reduce
 
 import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
+import type { FusedNormRounding } from '../runtime/plan.ts';
 
 export type NormMode = 'rms' | 'add' | 'allreduce';
 
@@ -34,7 +36,7 @@ export function normVector(d: WgslDType, cols: number, offsets: number[], stride
   return [cols, ...offsets, ...strides].every((x) => x % v === 0) ? v : 1;
 }
 
-export function rmsNormWgsl(mode: NormMode, d: WgslDType, cols: number, vec: number): string {
+export function rmsNormWgsl(mode: NormMode, d: WgslDType, cols: number, vec: number, normRounding: FusedNormRounding = 'once'): string {
   const packed = d === 'bf16' || d === 'f16';
   const vectorized = vec > 1;
   const { wg: WG, items } = normWorkgroup(cols, vec);
@@ -77,7 +79,7 @@ export function rmsNormWgsl(mode: NormMode, d: WgslDType, cols: number, vec: num
       for (var k = 0u; k < ${V}u; k++) { z[k] = ${r('z[k] + rv[k]')}; }
       v = z;
       ${store('resOut', '(prm[9] + row) * cols + c', 'v')}`;
-  const scale = mode === 'allreduce' ? r('v[k] * inv * wv[k]') : r(`${r('v[k] * inv')} * wv[k]`);
+  const scale = mode === 'allreduce' && normRounding === 'once' ? r('v[k] * inv * wv[k]') : r(`${r('v[k] * inv')} * wv[k]`);
   return `${DTYPE_WGSL}
 @group(0) @binding(0) var<storage, read> prm: array<u32>;
 ${vout('out', 1)}

@@ -14,6 +14,7 @@
 
 import { DTYPE_WGSL } from './dtype.ts';
 import type { NormMode } from './rmsNorm.ts';
+import type { FusedNormRounding } from '../runtime/plan.ts';
 
 export interface NormRowsConfig { tpr: number; rpw: number; cap: number; pipeline: boolean }
 
@@ -57,7 +58,7 @@ fn f4(b: vec4<u32>) -> vec4<f32> { return bitcast<vec4<f32>>(b); }
 fn pack4(l: vec4<u32>, h: vec4<u32>) -> vec4<u32> { return (l >> vec4<u32>(16u)) | h; }
 `;
 
-export function rmsNormRowsWgsl(mode: NormMode, cols: number, cfg: NormRowsConfig, sg: number): string {
+export function rmsNormRowsWgsl(mode: NormMode, cols: number, cfg: NormRowsConfig, sg: number, normRounding: FusedNormRounding = 'once'): string {
   const { tpr: TPR, rpw: RPW } = cfg;
   if (cols % 8 !== 0) throw new Error(`rmsNormRowsWgsl: ${cols} columns are not whole words of 8 bf16`);
   const items = Math.ceil(cols / 8 / TPR);
@@ -101,7 +102,7 @@ ${hasRes ? `        let zl = rnd4(lo4(${cx}${i}) + lo4(${cr}${i}));
         ss += dot(zl, zl) + dot(zh, zh);`}
       }`).join('\n')}
     }`;
-  const scaleOut = (i: number) => mode === 'allreduce'
+  const scaleOut = (i: number) => mode === 'allreduce' && normRounding === 'once'
     ? `pack4(rnd4(lo4(z${i}) * inv * lo4(w${i})), rnd4(hi4(z${i}) * inv * hi4(w${i})))`
     : `pack4(rnd4(f4(rnd4(lo4(z${i}) * inv)) * lo4(w${i})), rnd4(f4(rnd4(hi4(z${i}) * inv)) * hi4(w${i})))`;
   const reduce = P === 1

@@ -1,10 +1,13 @@
-// The comparison of a before/after run: per output the error and bitwise equality, then per node
-// the measured time and bytes on each side (summed over ranks), slowest first.
+// The comparison of a before/after run: per output the error and bitwise equality, the exact
+// check of a fusing rewrite (the after-graph with its fused norms rounded as the unfused pair,
+// bitwise against before), then per node the measured time and bytes on each side (summed over
+// ranks), slowest first.
 
 import { useMemo } from 'react';
 import { useStore } from '../store/index.ts';
 import { formatBytes } from './Inspector.tsx';
 import { innerOp } from './nodeOp.ts';
+import type { ExactCheck } from '../../runtime/index.ts';
 
 interface NodeTotals { node: string; op: string; beforeUs: number; afterUs: number; beforeBytes: number; afterBytes: number }
 
@@ -25,6 +28,18 @@ function totals(before: readonly TraceEventLike[], after: readonly TraceEventLik
   return [...m.values()].sort((a, b) => Math.max(b.beforeUs, b.afterUs) - Math.max(a.beforeUs, a.afterUs));
 }
 
+/** One line: the exact check's verdict, what it compared, and the outputs that differ. */
+function ExactCheckLine({ exact }: { exact: ExactCheck }) {
+  const failed = exact.outputs?.filter((o) => !o.pass).map((o) => o.name) ?? [];
+  const verdict = exact.skipped ? 'skipped' : exact.pass ? 'pass' : 'FAIL';
+  return (
+    <p className="pad" data-testid="exact-check">
+      <span className={exact.skipped ? 'muted' : exact.pass ? 'ok' : 'error'}>{verdict}</span>{' '}
+      {exact.note}{failed.length ? `: ${failed.join(', ')}` : ''}
+    </p>
+  );
+}
+
 const us = (v: number) => (v === 0 ? '—' : v < 10 ? v.toFixed(2) : v.toFixed(1));
 
 export function ResultsTable() {
@@ -43,6 +58,7 @@ export function ResultsTable() {
   return (
     <div className="results">
       <div className="results-col">
+      {report.exact && <ExactCheckLine exact={report.exact} />}
       <table className="grid" aria-label="Outputs">
         <thead>
           <tr><th>output</th><th>max abs</th><th>max rel</th><th>ulps</th><th>allowed</th><th>bitwise</th><th>verdict</th></tr>
