@@ -157,3 +157,14 @@ export function numel(t: TensorType): number | undefined {
   }
   return n;
 }
+
+/** The graph without source line numbers, which printing moves: what a round trip must keep. */
+export function withoutSourceLines(g: Graph): Graph {
+  const strip = <T extends { meta: Provenance }>(x: T): T => {
+    const { line: _line, ...meta } = x.meta;
+    return { ...x, meta };
+  };
+  const submodules: Record<string, Graph> = {};
+  for (const k in g.submodules) submodules[k] = withoutSourceLines(g.submodules[k]);
+  return { ...g, inputs: g.inputs.map(strip), nodes: g.nodes.map(strip), submodules };
+}

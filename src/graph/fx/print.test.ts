@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { Graph } from '../ir.ts';
+import { withoutSourceLines, type Graph } from '../ir.ts';
 import { parseFx } from './parse.ts';
 import { printFx } from './print.ts';
 import { pyFloatRepr, pyIntRepr, pyStrRepr } from './pythonLiteral.ts';
@@ -9,16 +9,6 @@ const FIXTURES = new URL('../../../fixtures/fx/', import.meta.url);
 const FILES = ['real', 'seed'].flatMap((d) => readdirSync(new URL(`${d}/`, FIXTURES)).map((f) => `${d}/${f}`));
 const fixture = (path: string): string => readFileSync(new URL(path, FIXTURES), 'utf8');
 
-/** The graph without source lines, which printing moves. */
-function withoutLines(g: Graph): Graph {
-  const strip = <T extends { meta: { line?: number } }>(x: T): T => {
-    const { line: _line, ...meta } = x.meta;
-    return { ...x, meta };
-  };
-  const submodules: Record<string, Graph> = {};
-  for (const k in g.submodules) submodules[k] = withoutLines(g.submodules[k]);
-  return { ...g, inputs: g.inputs.map(strip), nodes: g.nodes.map(strip), submodules };
-}
 
 describe('printFx round trip: import → print → import is the same graph', () => {
   it('covers every fixture', () => {
@@ -30,7 +20,7 @@ describe('printFx round trip: import → print → import is the same graph', ()
       const g = parseFx(fixture(file)).graph;
       const text = printFx(g);
       const again = parseFx(text).graph;
-      expect(withoutLines(again)).toEqual(withoutLines(g));
+      expect(withoutSourceLines(again)).toEqual(withoutSourceLines(g));
       // Printing is a fixed point after one round.
       expect(printFx(again)).toBe(text);
     });
@@ -42,9 +32,9 @@ describe('printFx round trip: import → print → import is the same graph', ()
       expect(text.startsWith('graph():\n')).toBe(true);
       const again = parseFx(text).graph;
       // str(graph) carries no `# File:` comments.
-      const expected = withoutLines(asGraph);
+      const expected = withoutSourceLines(asGraph);
       expected.nodes = expected.nodes.map((n) => ({ ...n, meta: {} }));
-      expect(withoutLines(again)).toEqual(expected);
+      expect(withoutSourceLines(again)).toEqual(expected);
     });
   }
 
@@ -80,7 +70,7 @@ describe('printFx round trip: import → print → import is the same graph', ()
       '        return (d,)',
       '',
     ].join('\n'));
-    expect(withoutLines(parseFx(printed).graph)).toEqual(withoutLines(g));
+    expect(withoutSourceLines(parseFx(printed).graph)).toEqual(withoutSourceLines(g));
   });
 
   it('prints the PR fragment as node lines, without the freeing tails', () => {
@@ -118,7 +108,7 @@ describe('printFx round trip: import → print → import is the same graph', ()
     expect(printed).toContain("torch.ops.test.misc.default(y, (1,), (), [(-2, 3.5)], \"it's\", 'a\\nb', None, True, -inf, nan, 1e-05, 1e+16, 0.0001, 9223372036854775807, torch.ops._C.rms_norm.default, device(type='cuda', index=0))");
     expect(printed).toContain('        mul: "Sym(2*s0)" = sym_size_int * 2\n        neg = -mul\n');
     expect(printed).toContain('    class submod_0(torch.nn.Module):\n        def forward(self, a, b):\n            add = torch.ops.aten.add.Tensor(a, b, alpha = 2)\n');
-    expect(withoutLines(parseFx(printed).graph)).toEqual(withoutLines(g));
+    expect(withoutSourceLines(parseFx(printed).graph)).toEqual(withoutSourceLines(g));
   });
 });
 
