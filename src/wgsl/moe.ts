@@ -65,6 +65,33 @@ fn rIds() -> u32 { return 4u * mE() + 2u; }
 fn rSorted() -> u32 { return 4u * mE() + 2u + mT() * mK(); }
 `;
 
+/**
+ * Which expert the workgroup's tile (wid.x) belongs to, and the tile's first row in the expert-
+ * sorted token order: tiles are numbered across experts by the routing pass (rTiles). Exits
+ * workgroups past the last tile.
+ */
+function tileExpertWgsl(tm: number): string {
+  return `  let tile = wid.x;
+  if (tile >= route[rTiles() + E]) { return; }
+  var e = 0u;
+  for (var q = 1u; q < E; q++) { if (route[rTiles() + q] <= tile) { e = q; } }
+  let rowBase = route[rOffsets() + e] + (tile - route[rTiles() + e]) * ${tm}u;`;
+}
+
+/**
+ * The start both tiled expert GEMM kernels share: the tile's expert, the routed token slots of its
+ * `tm` rows (rowSlot; 0xffffffff past the expert's last token), the stage's output width Nw and
+ * depth Kd, and the first output column n0 (wid.y · `tn`).
+ */
+function expertTileWgsl(stage: 1 | 2, tm: number, tn: number): string {
+  return `${tileExpertWgsl(tm)}
+  let rowEnd = route[rOffsets() + e + 1u];
+  let Nw = ${stage === 1 ? '2u * Is' : 'H'};
+  let Kd = ${stage === 1 ? 'H' : 'Is'};
+  let n0 = wid.y * ${tn}u;
+  if (li < ${tm}u) { rowSlot[li] = select(0xffffffffu, route[rSorted() + rowBase + li], rowBase + li < rowEnd); }`;
+}
+
 export function moeRouteWgsl(d: WgslDType): string {
   return `${DTYPE_WGSL}${META}
 @group(0) @binding(1) var<storage, read_write> route: array<atomic<u32>>;
@@ -183,16 +210,7 @@ var<workgroup> rowSlot: array<u32, ${MOE_TM}>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let E = mE(); let K = mK(); let H = mH(); let Is = mIs();
   _ = wts[0];  // bound in both stages (one layout), read by stage 2
-  let tile = wid.x;
-  if (tile >= route[rTiles() + E]) { return; }
-  var e = 0u;
-  for (var q = 1u; q < E; q++) { if (route[rTiles() + q] <= tile) { e = q; } }
-  let rowBase = route[rOffsets() + e] + (tile - route[rTiles() + e]) * ${MOE_TM}u;
-  let rowEnd = route[rOffsets() + e + 1u];
-  let Nw = ${stage === 1 ? '2u * Is' : 'H'};
-  let Kd = ${stage === 1 ? 'H' : 'Is'};
-  let n0 = wid.y * ${MOE_TN}u;
-  if (li < ${MOE_TM}u) { rowSlot[li] = select(0xffffffffu, route[rSorted() + rowBase + li], rowBase + li < rowEnd); }
+${expertTileWgsl(stage, MOE_TM, MOE_TN)}
   workgroupBarrier();
   let tx = li % 32u; let ty = li / 32u;      // 32 × 8 threads: 2 columns × 4 rows each
   var acc: array<vec2<f32>, 4>;
@@ -311,16 +329,7 @@ var<workgroup> rowSlot: array<u32, ${TM}>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let E = mE(); let K = mK(); let H = mH(); let Is = mIs();
   _ = wts[0];
-  let tile = wid.x;
-  if (tile >= route[rTiles() + E]) { return; }
-  var e = 0u;
-  for (var q = 1u; q < E; q++) { if (route[rTiles() + q] <= tile) { e = q; } }
-  let rowBase = route[rOffsets() + e] + (tile - route[rTiles() + e]) * ${TM}u;
-  let rowEnd = route[rOffsets() + e + 1u];
-  let Nw = ${stage === 1 ? '2u * Is' : 'H'};
-  let Kd = ${stage === 1 ? 'H' : 'Is'};
-  let n0 = wid.y * ${ROWS}u;
-  if (li < ${TM}u) { rowSlot[li] = select(0xffffffffu, route[rSorted() + rowBase + li], rowBase + li < rowEnd); }
+${expertTileWgsl(stage, TM, ROWS)}
   let g = li / 32u; let lane = li % 32u;
   let r0 = n0 + 2u * g;
   var acc: array<array<f32, ${TM}>, 2>;
@@ -530,11 +539,7 @@ ${butterfly ? '' : `var<workgroup> red: array<f32, ${G * R * tm * P}>;`}
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${useSub && !butterfly ? ', @builtin(subgroup_invocation_id) sgid: u32' : ''}) {
   let E = mE(); let K = mK(); let H = mH(); let Is = mIs();
   _ = wts[0];
-  let tile = wid.x;
-  if (tile >= route[rTiles() + E]) { return; }
-  var e = 0u;
-  for (var q = 1u; q < E; q++) { if (route[rTiles() + q] <= tile) { e = q; } }
-  let rowBase = route[rOffsets() + e] + (tile - route[rTiles() + e]) * ${tm}u;
+${tileExpertWgsl(tm)}
   let n = min(${tm}u, route[rOffsets() + e + 1u] - rowBase);
   let Nw = ${stage === 1 ? '2u * Is' : 'H'};
   let Kw = ${stage === 1 ? 'H' : 'Is'} / 8u;
