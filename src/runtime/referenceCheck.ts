@@ -7,7 +7,8 @@ import { hostValues, type HostTensor } from './hostTensor.ts';
 
 export interface ReferenceDiff { worst: number; at: number; got: number; want: number; allowed: number; count: number }
 
-const UNIT: Record<string, number> = { bf16: 2 ** -8, f16: 2 ** -10, f32: 2 ** -23, i32: 0 };
+// Machine epsilon of each dtype (spacing of [1, 2)): bf16 keeps 7 explicit mantissa bits, f16 10, f32 23.
+const UNIT: Record<string, number> = { bf16: 2 ** -7, f16: 2 ** -10, f32: 2 ** -23, i32: 0 };
 
 /** ulp of x in a dtype with `unit` relative spacing (the spacing of x's binade). */
 function ulpOf(x: number, unit: number): number {
