@@ -31,10 +31,25 @@ export type Kernel =
   | { kernel: 'rms_norm'; x: View; w: View; eps: number; out: string }
   | { kernel: 'fused_add_rms_norm'; x: View; residual: View; w: View; eps: number; out: string; residualOut: string }
   | { kernel: 'all_reduce'; x: View; out: string }
+  | { kernel: 'reduce_scatter'; x: View; out: string }
+  | { kernel: 'all_gather'; x: View; out: string }
   | { kernel: 'fused_allreduce_norm'; x: View; residual: View; w: View; eps: number; out: string; residualOut: string; normRounding?: FusedNormRounding }
   | { kernel: 'moe'; x: View; logits: View; layer: string; experts: number; topK: number; intermediate: number; out: string };
 
 export type Step = Kernel & { node: string; op: string };
+
+/** Steps that run across ranks (every rank meets the others), the rest run on each rank alone. */
+export type CollectiveStep = Extract<Step, { kernel: 'all_reduce' | 'fused_allreduce_norm' | 'reduce_scatter' | 'all_gather' }>;
+const COLLECTIVE_KERNELS: ReadonlySet<string> = new Set(['all_reduce', 'fused_allreduce_norm', 'reduce_scatter', 'all_gather'] satisfies CollectiveStep['kernel'][]);
+export function isCollective(s: Step): s is CollectiveStep {
+  return COLLECTIVE_KERNELS.has(s.kernel);
+}
+
+/** Op names of sequence parallelism and async TP (the passes' names, one place: the graph layer). */
+const REDUCE_SCATTER_OP = 'vllm.reduce_scatter.default';
+const ALL_GATHER_OP = 'vllm.all_gather.default';
+const FUSED_MM_RS_OP = 'symm_mem.fused_matmul_reduce_scatter.default';
+const FUSED_AG_MM_OP = 'symm_mem.fused_all_gather_matmul.default';
 
 /**
  * How the fused all-reduce + RMSNorm rounds its norm: 'once' (its semantics: r(z·rsqrt(…)·γ)) or
@@ -207,6 +222,14 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
     return v.view;
   };
   const fail = (n: Node, msg: string): never => { throw new RunError('validation', `node ${n.name} (${n.op}): ${msg}`, { node: n.name, op: n.op }); };
+  /** A reduce-scatter / all-gather along tokens over this run's ranks, of a token count they split evenly. */
+  const tokenDimCollective = (n: Node, dim: Arg | undefined, worldSize: Arg | undefined, tokenRows: number) => {
+    const where = { node: n.name, op: n.op };
+    if ((numberOf(dim ?? null) ?? 0) !== 0) throw new RunError('input', `node ${n.name} (${n.op}): dim ${JSON.stringify(dim)} is not the token dim 0; only token-dim collectives run`, where);
+    const ws = numberOf(worldSize ?? null);
+    if (ws !== undefined && ws !== ranks) throw new RunError('input', `node ${n.name} (${n.op}): the graph splits over world_size ${ws} but the run has ${ranks} rank(s); use --ranks ${ws}`, where);
+    if (tokenRows % ranks !== 0) throw new RunError('input', `node ${n.name} (${n.op}): ${tokenRows} tokens do not split over ${ranks} ranks; use a token count divisible by ${ranks} (--tokens ${Math.ceil(tokenRows / ranks) * ranks})`, where);
+  };
 
   const contiguous = (v: View, n: Node): View => {
     if (isContiguous(v)) return v;
@@ -361,6 +384,46 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         const out = newStorage(n.name, x.dtype, x.shape);
         push(n, { kernel: 'all_reduce', x, out: out.storage });
         return T(out);
+      }
+      case REDUCE_SCATTER_OP: case ALL_GATHER_OP: {
+        const x = contiguous(tensor(get(0, 'tensor') ?? null, n, 'tensor'), n);
+        tokenDimCollective(n, get(1, 'dim'), get(2, 'world_size'), op === REDUCE_SCATTER_OP ? x.shape[0] : x.shape[0] * ranks);
+        const shape = [...x.shape];
+        shape[0] = op === REDUCE_SCATTER_OP ? x.shape[0] / ranks : x.shape[0] * ranks;
+        const out = newStorage(n.name, x.dtype, shape);
+        push(n, { kernel: op === REDUCE_SCATTER_OP ? 'reduce_scatter' : 'all_gather', x, out: out.storage });
+        return T(out);
+      }
+      case FUSED_MM_RS_OP: {
+        // The local matmul, then the reduce-scatter of its rows: the values (and the order of every
+        // sum) of mm → reduce_scatter. Chunking and overlap are a schedule, not a different sum.
+        const a = tensor(get(0, 'A') ?? null, n, 'A');
+        const b = tensor(get(1, 'B') ?? null, n, 'B', { role: 'weight' });
+        if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[1] !== b.shape[0]) fail(n, `mm of [${a.shape}] and [${b.shape}]`);
+        const reduceOp = get(2, 'reduce_op');
+        if (reduceOp !== 'sum') fail(n, `reduce_op ${JSON.stringify(reduceOp ?? null)}: only 'sum' is supported`);
+        tokenDimCollective(n, get(3, 'scatter_dim'), ranks, a.shape[0]);
+        const mm = newStorage(`${n.name}.mm`, a.dtype, [a.shape[0], b.shape[1]]);
+        push(n, { kernel: 'gemm', a, b, bias: null, alpha: 1, beta: 0, out: mm.storage });
+        const out = newStorage(n.name, a.dtype, [a.shape[0] / ranks, b.shape[1]]);
+        push(n, { kernel: 'reduce_scatter', x: mm, out: out.storage });
+        return T(out);
+      }
+      case FUSED_AG_MM_OP: {
+        const x = contiguous(tensor(get(0, 'A_shard') ?? null, n, 'A_shard'), n);
+        const bs = get(1, 'Bs');
+        if (!Array.isArray(bs) || bs.length === 0) fail(n, 'Bs must be a list of weights');
+        tokenDimCollective(n, get(2, 'gather_dim'), ranks, x.shape[0] * ranks);
+        const ag = newStorage(`${n.name}.gathered`, x.dtype, [x.shape[0] * ranks, x.shape[1]]);
+        push(n, { kernel: 'all_gather', x, out: ag.storage });
+        const mms: Value[] = (bs as Arg[]).map((w, i) => {
+          const b = tensor(w, n, `Bs[${i}]`, { role: 'weight' });
+          if (b.shape.length !== 2 || b.shape[0] !== x.shape[1]) fail(n, `mm of [${ag.shape}] and [${b.shape}]`);
+          const out = newStorage(`${n.name}.mm${i}`, x.dtype, [ag.shape[0], b.shape[1]]);
+          push(n, { kernel: 'gemm', a: ag, b, bias: null, alpha: 1, beta: 0, out: out.storage });
+          return T(out);
+        });
+        return { t: 'tuple', items: [T(ag), { t: 'tuple', items: mms }] };
       }
       case 'vllm.flashinfer_trtllm_fused_allreduce_norm.default': {
         const code = num(7, 1);
@@ -582,9 +645,15 @@ function roleHints(g: Graph): Map<string, Hint> {
     }
     return { op: normalizeTarget(n.op), get: (i, name) => (i < n.args.length ? n.args[i] : n.kwargs[name]) };
   };
+  // async-tp splits addmm(bias, all_gather(x), W) into the fused all-gather matmul + add(bias):
+  // that add's second operand is still the layer's (per-rank) bias.
+  const fusedMm = new Set<string>();
+  const byName = new Map(g.nodes.map((n) => [n.name, n]));
   for (const n of g.nodes) {
     const { op, get } = argsOf(n);
     if (op === 'vllm.moe_forward.default') { const r = get(1, 'router_logits'); if (r && isRef(r)) routerNodes.add(r.name); }
+    const src = n.op === 'getitem' && isRef(n.args[0]) ? byName.get(n.args[0].name) : undefined;
+    if (src && (normalizeTarget(src.op) === FUSED_AG_MM_OP || fusedMm.has(src.name))) fusedMm.add(n.name);
   }
   for (let i = g.nodes.length - 1; i >= 0; i--) {
     const n = g.nodes[i];
@@ -593,6 +662,9 @@ function roleHints(g: Graph): Map<string, Hint> {
     switch (op) {
       case 'aten.addmm.default': set(get(0, 'self'), { role: router ? 'router-bias' : 'bias' }); set(get(2, 'mat2'), { role: router ? 'router-weight' : 'weight' }); break;
       case 'aten.mm.default': set(get(1, 'mat2'), { role: 'weight' }); break;
+      case FUSED_MM_RS_OP: set(get(1, 'B'), { role: 'weight' }); break;
+      case 'aten.add.Tensor': { const a = get(0, 'self'); if (a && isRef(a) && fusedMm.has(a.name)) set(get(1, 'other'), { role: 'bias' }); break; }
+      case FUSED_AG_MM_OP: { const bs = get(1, 'Bs'); if (Array.isArray(bs)) for (const b of bs) set(b, { role: 'weight' }); break; }
       case 'aten.embedding.default': set(get(0, 'weight'), { role: 'embedding' }); set(get(1, 'indices'), { role: 'indices' }); break;
       case '_C.rms_norm.default': set(get(2, 'weight'), { role: 'norm-weight' }); break;
       case '_C.fused_add_rms_norm.default': set(get(2, 'weight'), { role: 'norm-weight' }); break;
