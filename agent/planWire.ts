@@ -26,6 +26,8 @@ const KERNELS: Record<Step['kernel'], Record<string, Field>> = {
   rms_norm: { x: 'view', w: 'view', eps: 'num', out: 'storage' },
   fused_add_rms_norm: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage' },
   all_reduce: { x: 'view', out: 'storage' },
+  reduce_scatter: { x: 'view', out: 'storage' },
+  all_gather: { x: 'view', out: 'storage' },
   fused_allreduce_norm: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage' },
   moe: { x: 'view', logits: 'view', layer: 'str', experts: 'int', topK: 'int', intermediate: 'int', out: 'storage' },
   map: { fn: 'mapfn', a: 'view', b: 'view?', scalar: 'num', out: 'storage' },

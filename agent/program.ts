@@ -11,7 +11,7 @@ import { seedRule, seedStream, expertTensors } from '../src/runtime/weights.ts';
 import { RunError } from '../src/runtime/runError.ts';
 import type { TraceEvent } from '../src/runtime/backend.ts';
 
-export type WorkerOp = 'gather' | 'add' | 'mm' | 'embedding' | 'seed' | 'fill' | 'map' | 'all_reduce' | 'rms_norm' | 'fused_add_rms_norm' | 'allreduce_norm' | 'moe';
+export type WorkerOp = 'gather' | 'add' | 'mm' | 'embedding' | 'seed' | 'fill' | 'map' | 'all_reduce' | 'rms_norm' | 'fused_add_rms_norm' | 'allreduce_norm' | 'moe' | 'reduce_scatter' | 'all_gather';
 
 /** The worker's codes of the runtime's map functions (native/program.hpp `MapFn`). */
 const MAP_CODES: MapFn[] = ['mul', 'ge', 'lt', 'and', 'not', 'masked_fill'];
@@ -212,6 +212,14 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
         outNumel(s, s.out, numelOf(s.x.shape));
         emit(s, 'all_reduce', [dense(s, s.x)], [storageSlot(s.out)], [], [], 'transfer', R);
         break;
+      case 'reduce_scatter': case 'all_gather': {
+        const n = numelOf(s.x.shape);
+        const outN = s.kernel === 'reduce_scatter' ? n / R : n * R;
+        check(s, Number.isInteger(outN) && s.x.shape.length >= 1 && s.x.shape[0]! % (s.kernel === 'reduce_scatter' ? R : 1) === 0, `[${s.x.shape}] does not split over ${R} ranks along tokens`);
+        outNumel(s, s.out, outN);
+        emit(s, s.kernel, [dense(s, s.x)], [storageSlot(s.out)], [], [], 'transfer', s.kernel === 'reduce_scatter' ? R : 1);
+        break;
+      }
       case 'fused_allreduce_norm': {
         const cols = s.x.shape[s.x.shape.length - 1] ?? 1;
         const rows = numelOf(s.x.shape) / cols;

@@ -256,6 +256,31 @@ void runCollective(const Step& st, CpuState& S) {
     }
     return;
   }
+  if (st.op == OpCode::ReduceScatter || st.op == OpCode::AllGather) {
+    // Sequence parallelism's pair along tokens: rank r's share is the r-th block of rows.
+    need(st, 1, 1, 0);
+    int64_t n = p.slotNumel[st.out[0]];
+    bool rs = st.op == OpCode::ReduceScatter;
+    int64_t share = rs ? n : n / p.world;
+    for (int r = 0; r < p.world; r++) checkSize(st, S.in(r, st.in[0], st), rs ? n * p.world : share, "input");
+    for (int r = 0; r < p.world; r++) {
+      Buf& o = S.out(r, st.out[0]);
+      if (rs) {
+        std::vector<float> sum(n, 0.f);
+        for (int q = 0; q < p.world; q++) {
+          const Buf& a = S.in(q, st.in[0], st);
+          for (int64_t i = 0; i < n; i++) sum[i] += a[r * n + i];
+        }
+        for (int64_t i = 0; i < n; i++) o[i] = S.r(sum[i]);
+      } else {
+        for (int q = 0; q < p.world; q++) {
+          const Buf& a = S.in(q, st.in[0], st);
+          for (int64_t i = 0; i < share; i++) o[q * share + i] = a[i];
+        }
+      }
+    }
+    return;
+  }
   // AllReduceNorm (pattern 1): ar = Σ x_r; res_out = ar + residual; norm = res_out·rsqrt(·)·γ, one rounding.
   need(st, 3, 2, 2, 1);
   int64_t rows = st.i[0], cols = st.i[1], n = rows * cols;
@@ -309,7 +334,7 @@ RunOutcome runOnCpu(const Program& p, const uint8_t* payload, const StepHook& ho
       if (p.stepDelayMs) std::this_thread::sleep_for(std::chrono::milliseconds(p.stepDelayMs));
       if (!p.abortAt.empty() && st.node == p.abortAt) std::abort();
     }
-    if (st.op == OpCode::AllReduce || st.op == OpCode::AllReduceNorm) {
+    if (st.op == OpCode::AllReduce || st.op == OpCode::AllReduceNorm || st.op == OpCode::ReduceScatter || st.op == OpCode::AllGather) {
       double s = us();
       runCollective(st, S);
       double d = us() - s;

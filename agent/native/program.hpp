@@ -17,7 +17,7 @@ namespace fl {
 enum class DType { BF16, F32 };
 inline size_t elemBytes(DType d) { return d == DType::BF16 ? 2 : 4; }
 
-enum class OpCode { Gather, Add, Mm, Embedding, Seed, Fill, Map, AllReduce, RmsNorm, FusedAddRmsNorm, AllReduceNorm, Moe };
+enum class OpCode { Gather, Add, Mm, Embedding, Seed, Fill, Map, AllReduce, RmsNorm, FusedAddRmsNorm, AllReduceNorm, Moe, ReduceScatter, AllGather };
 
 /** Elementwise functions of the vocabulary mask (the runtime's `map` kernel), by code. */
 enum MapFn { MapMul = 0, MapGe, MapLt, MapAnd, MapNot, MapMaskedFill };
@@ -89,7 +89,8 @@ inline OpCode parseOp(const std::string& s) {
   static const std::pair<const char*, OpCode> table[] = {
       {"gather", OpCode::Gather}, {"add", OpCode::Add}, {"mm", OpCode::Mm}, {"embedding", OpCode::Embedding},
       {"seed", OpCode::Seed}, {"fill", OpCode::Fill}, {"map", OpCode::Map}, {"all_reduce", OpCode::AllReduce}, {"rms_norm", OpCode::RmsNorm},
-      {"fused_add_rms_norm", OpCode::FusedAddRmsNorm}, {"allreduce_norm", OpCode::AllReduceNorm}, {"moe", OpCode::Moe}};
+      {"fused_add_rms_norm", OpCode::FusedAddRmsNorm}, {"allreduce_norm", OpCode::AllReduceNorm}, {"moe", OpCode::Moe},
+      {"reduce_scatter", OpCode::ReduceScatter}, {"all_gather", OpCode::AllGather}};
   for (auto& [n, c] : table) if (s == n) return c;
   throw std::runtime_error("unknown step op '" + s + "'");
 }

@@ -449,6 +449,17 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         const layer = typeof arg(2) === 'string' ? (arg(2) as string) : n.name;
         const experts = logits.shape[logits.shape.length - 1];
         if (preset.intermediate % ranks) throw new RunError('input', `node ${n.name} (${n.op}): the MoE intermediate size ${preset.intermediate} (preset ${preset.name}) does not split over ${ranks} ranks`, { node: n.name, op: n.op });
+        // moe-unpad's MoE (vLLM #30647) reads GPT-OSS's unpadded hidden size while its weights keep
+        // the padded width: the step pads into the kernel's alignment and hands back the unpadded
+        // columns, so the values are the pad → MoE → slice ones, bit for bit.
+        const unpadded = presetDim(preset, GPT_OSS.hidden), padded = presetDim(preset, GPT_OSS.hiddenPadded);
+        if (x.shape.length === 2 && x.shape[1] === unpadded && padded > unpadded) {
+          const xp = newStorage(`${n.name}.aligned`, x.dtype, [x.shape[0], padded]);
+          push(n, { kernel: 'pad', x, lo: [0, 0], value: 0, out: xp.storage });
+          const out = newStorage(n.name, x.dtype, xp.shape);
+          push(n, { kernel: 'moe', x: xp, logits, layer, experts, topK: Math.min(preset.topK, experts), intermediate: preset.intermediate, out: out.storage });
+          return T({ ...out, shape: [...x.shape] });
+        }
         const out = newStorage(n.name, x.dtype, x.shape);
         push(n, { kernel: 'moe', x, logits, layer, experts, topK: Math.min(preset.topK, experts), intermediate: preset.intermediate, out: out.storage });
         return T(out);

@@ -6,7 +6,7 @@
 import type { Backend, RunOptions, RunProgress, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { FusedNormRounding, Plan, Step, View, StorageDType } from './plan.ts';
-import { asRows, broadcastStrides, numelOf } from './plan.ts';
+import { asRows, broadcastStrides, isCollective, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
 import { toHostTensor, hostValues, type HostTensor } from './hostTensor.ts';
 import { readView } from './cpuKernels.ts';
@@ -277,7 +277,7 @@ export type CollectiveKernels = (s: CollectiveStep, r: RankDevice) => string[];
 export function planKernels(plan: Plan, r: RankDevice, seed: number, inputs: Map<string, HostTensor> | undefined, collective: CollectiveKernels): Map<string, { node: string; op: string }> {
   const rec = new KernelRecorder(r);
   for (const s of plan.steps) {
-    if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
+    if (isCollective(s)) {
       for (const code of collective(s, r)) if (!rec.kernels.has(code)) rec.kernels.set(code, { node: s.node, op: s.op });
     } else encodeStep(s, rec, plan, seed, inputs);
   }
@@ -428,7 +428,7 @@ export async function executePlan(plan: Plan, opts: RunOptions, ranks: RankDevic
       r.stepIndex = si;
       for (const id of outputsOf(s)) if (!r.buffers.has(id)) { const st = plan.storages.get(id)!; r.alloc(id, bufferBytes(st.dtype, st.numel)); }
     }
-    if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
+    if (isCollective(s)) {
       for (const r of ranks) await r.sync();
       events.push(...(await collective(s)));
     } else {
@@ -452,7 +452,7 @@ export async function executePlan(plan: Plan, opts: RunOptions, ranks: RankDevic
     outputs.push(m);
     const times = await r.kernelTimes();
     plan.steps.forEach((s, i) => {
-      if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
+      if (isCollective(s)) {
         const t = times.get(i);
         if (t) events.push({ rank: r.rank, node: s.node, op: s.op, kind: 'kernel', start_us: t.start, dur_us: t.dur, bytesRead: stepBytes(s, plan).read, bytesWritten: stepBytes(s, plan).written, timing: 'timestamp-query' });
         return;
@@ -505,7 +505,8 @@ export function stepBytes(s: Step, plan: Plan): { read: number; written: number 
     const Is = s.intermediate / plan.ranks;
     read += BYTES[s.x.dtype] * 3 * H * Is * s.experts; // every expert's W13 and W2 at most once
   }
-  if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') read += (plan.ranks - 1) * viewBytes(s.x);
+  if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm' || s.kernel === 'reduce_scatter') read += (plan.ranks - 1) * viewBytes(s.x);
+  if (s.kernel === 'all_gather') read += (plan.ranks - 1) * viewBytes(s.x);
   return { read, written: out };
 }
 
@@ -563,7 +564,7 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
       return;
     }
     case 'moe': encodeMoe(s, r, plan, seed); return;
-    case 'all_reduce': case 'fused_allreduce_norm': throw new Error('collectives run across ranks');
+    case 'all_reduce': case 'fused_allreduce_norm': case 'reduce_scatter': case 'all_gather': throw new Error('collectives run across ranks');
   }
 }
 
