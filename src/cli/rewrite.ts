@@ -17,8 +17,6 @@ class UsageError extends Error {}
 
 interface RewriteArgs { file: string; passes: string[]; opts: PassOptions; emit: 'fx' | 'json'; out?: string; report: boolean }
 
-const USAGE = 'usage: fusionlab rewrite <file|-> [--passes a,b,c] [--world-size N] [--max-tokens T] [--gpu hopper|blackwell] [--token-gate runtime-fallback|compile-range] [--emit fx|json] [--out PATH] [--report]';
-
 function positiveInt(flag: string, v: string | undefined): number {
   if (v === undefined || !/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) throw new UsageError(`${flag} takes a positive integer, got ${v === undefined ? 'nothing' : `'${v}'`}`);
   return Number(v);
@@ -75,7 +73,7 @@ export async function command(argv: string[]): Promise<number> {
     args = parseRewriteArgs(argv);
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`fusionlab rewrite: ${e.message}\n${USAGE}\n`);
+      process.stderr.write(`fusionlab rewrite: ${e.message} (see fusionlab rewrite --help)\n`);
       return 2;
     }
     throw e;

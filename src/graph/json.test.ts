@@ -78,6 +78,8 @@ describe('graphFromJson validates every field and names the JSON path', () => {
       [(d) => { d.graph.nodes[0].args[1] = { kind: 'float', value: 'Infinity' }; }, "$.graph.nodes[0].args[1].value: expected a finite number or one of 'inf', '-inf', 'nan', '-0.0', found \"Infinity\""],
       [(d) => { d.graph.nodes[0].kwargs.z = { kind: 'lambda' }; }, '$.graph.nodes[0].kwargs.z.kind: expected an argument'],
       [(d) => { d.graph.nodes[1].name = 'a'; }, "$.graph.nodes[1].name: duplicate name 'a'"],
+      [(d) => { d.graph.nodes[1].name = 'x.y'; }, '$.graph.nodes[1].name: "x.y" is not a name FX text can hold (an ASCII identifier, not a Python keyword)'],
+      [(d) => { d.graph.inputs[0].name = 'None'; }, '$.graph.inputs[0].name: "None" is not a name FX text can hold'],
       [(d) => { delete d.graph.nodes[1].module; }, '$.graph.nodes[1].module: missing: a call_module node names its submodule'],
       [(d) => { d.graph.nodes[1].module = 'other'; }, "$.graph.nodes[1].module: no submodule 'other' in this graph"],
       [(d) => { d.graph.nodes[0].meta.line = 0; }, '$.graph.nodes[0].meta.line: expected a line number ≥ 1, found 0'],

@@ -6,6 +6,7 @@
 // as the value: {"kind": "float", "value": "inf" | "-inf" | "nan"} (and "-0.0" for negative zero).
 
 import { checkInputSize, DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES, GraphImportError, MAX_NESTING_DEPTH, MAX_SUBMODULE_DEPTH } from './errors.ts';
+import { isFxName } from './fx/lexer.ts';
 import { DTYPE_BYTES, type Arg, type DType, type Dim, type Graph, type GraphForm, type Input, type Node, type Provenance, type ValueType } from './ir.ts';
 
 export const GRAPH_SCHEMA = 'fusionlab.graph/1';
@@ -229,6 +230,8 @@ class JsonValidator {
     if (!FORMS.includes(o.form as GraphForm)) this.fail(`${path}.form`, `expected one of ${FORMS.join(', ')}, found ${this.show(o.form)}`);
     const defined = new Set<string>();
     const define = (n: string, p: string) => {
+      // Names are what FX text calls values, so a graph from JSON can always be written as FX.
+      if (!isFxName(n)) this.fail(p, `${this.show(n)} is not a name FX text can hold (an ASCII identifier, not a Python keyword)`);
       if (defined.has(n)) this.fail(p, `duplicate name '${n}'`);
       defined.add(n);
     };
