@@ -18,7 +18,6 @@ import { hostValues } from '../runtime/hostTensor.ts';
 
 class UsageError extends Error {}
 
-
 interface RunArgs {
   source: string; backend: RunOptions['backend']; ranks: number; preset: RunOptions['preset']; dtype: RunOptions['dtype'];
   allreduce: RunOptions['allreduce']; workers: boolean; tokens?: number; seed?: number; layers: number;
