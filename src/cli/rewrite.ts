@@ -12,6 +12,7 @@ import { printFx } from '../graph/fx/print.ts';
 import { graphToJson } from '../graph/json.ts';
 import type { PassOptions } from '../graph/passes/pipeline.ts';
 import { DEFAULT_PIPELINE, PASSES, UnknownPassError, runPipeline } from '../graph/passes/pipeline.ts';
+import { GPU_FAMILIES, TOKEN_GATES } from '../graph/passes/options.ts';
 
 class UsageError extends Error {}
 
@@ -43,8 +44,8 @@ export function parseRewriteArgs(argv: string[]): RewriteArgs {
       }
       case '--world-size': a.opts.worldSize = positiveInt(flag, value()); break;
       case '--max-tokens': a.opts.maxTokens = positiveInt(flag, value()); break;
-      case '--gpu': a.opts.gpu = oneOf(flag, value(), ['hopper', 'blackwell'] as const); break;
-      case '--token-gate': a.opts.tokenGate = oneOf(flag, value(), ['runtime-fallback', 'compile-range'] as const); break;
+      case '--gpu': a.opts.gpu = oneOf(flag, value(), GPU_FAMILIES); break;
+      case '--token-gate': a.opts.tokenGate = oneOf(flag, value(), TOKEN_GATES); break;
       case '--emit': a.emit = oneOf(flag, value(), ['fx', 'json'] as const); break;
       case '--out': {
         const v = value();
