@@ -39,7 +39,7 @@ export interface WorkerOptions {
 }
 
 /** A reply frame being read: the fixed head, then the JSON header, then the payload. */
-class FrameReader {
+export class FrameReader {
   private head = Buffer.alloc(12);
   private headFill = 0;
   private json: Buffer | null = null;
@@ -60,8 +60,9 @@ class FrameReader {
         i += n;
         if (this.headFill < 12) return;
         const pl = Number(this.head.readBigUInt64LE(4));
-        if (pl > this.maxPayload) throw new Error(`a reply of ${pl} bytes, over the limit of ${this.maxPayload}`);
-        this.json = Buffer.allocUnsafe(this.head.readUInt32LE(0));
+        const hl = this.head.readUInt32LE(0);
+        if (pl > this.maxPayload || hl > this.maxPayload) throw new Error(`a reply of ${Math.max(pl, hl)} bytes, over the limit of ${this.maxPayload}`);
+        this.json = Buffer.allocUnsafe(hl);
         this.payload = Buffer.allocUnsafe(pl);
         this.fill = 0;
       }

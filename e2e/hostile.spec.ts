@@ -28,11 +28,24 @@ test('a 50 MB paste: refused by size, the error view draws a window of rows', as
   await watchLongTasks(page);
   await page.goto('/?test=1');
   await idle(page);
-  const line = 'x: "bf16[8]" = torch.ops.aten.clone.default(y)';
-  const text = `${line}\n`.repeat(1_100_000);
-  expect(text.length).toBeGreaterThan(50_000_000);
+  // Made in the page and handed to the file input as a user's pick would be: a buffer sent from
+  // here would be decoded on the page's thread by the test harness, not by the app.
+  const size = await page.evaluate(() => {
+    const text = `${'x: "bf16[8]" = torch.ops.aten.clone.default(y)'}\n`.repeat(1_100_000);
+    (window as unknown as { __paste: File }).__paste = new File([text], 'paste.py', { type: 'text/plain' });
+    return text.length;
+  });
+  expect(size).toBeGreaterThan(50_000_000);
   const before = await longestTask(page);
-  await page.getByLabel('Graph file').setInputFiles({ name: 'paste.py', mimeType: 'text/plain', buffer: Buffer.from(text) });
+  await page.evaluate(() => {
+    const w = window as unknown as { __longest: number; __paste: File };
+    w.__longest = 0;
+    const picked = new DataTransfer();
+    picked.items.add(w.__paste);
+    const input = document.querySelector<HTMLInputElement>('input[aria-label="Graph file"]')!;
+    input.files = picked.files;
+    input.dispatchEvent(new Event('change', { bubbles: true }));
+  });
   await expect(page.getByTestId('import-error')).toContainText('over the limit of 16.0 MB');
   const view = page.getByLabel('Source with error');
   await expect(view).toHaveAttribute('data-lines', '1100001');
@@ -45,7 +58,7 @@ test('a 50 MB paste: refused by size, the error view draws a window of rows', as
   expect(await view.locator('.code-line').count()).toBeLessThan(120);
   // The graph loaded before stays on screen.
   await expect(page.getByTestId('graph-view').first()).toBeVisible();
-  console.log(`50 MB paste: longest main-thread task ${(await longestTask(page)).toFixed(0)} ms (before the paste ${before.toFixed(0)} ms)`);
+  console.log(`50 MB paste: longest main-thread task ${(await longestTask(page)).toFixed(0)} ms after the pick (while loading the app: ${before.toFixed(0)} ms)`);
 });
 
 test('a deflate-bomb link is refused past the inflate cap with the garbage-link notice; the default sample loads', async ({ page }) => {

@@ -121,21 +121,42 @@ async function pipe(bytes: Uint8Array, stream: CompressionStream): Promise<Uint8
   return new Uint8Array(await new Response(out).arrayBuffer());
 }
 
-/** Inflates chunk by chunk and stops past `cap` bytes, so a deflate bomb costs the cap, not its size. */
+/** Compressed bytes fed to the inflater at a time: deflate expands at most ~1,000×, so one step makes ≤ 1 MB. */
+const INFLATE_STEP = 1024;
+/** Inflated bytes between two yields to the page's event loop (a few ms of work). */
+const YIELD_EVERY_BYTES = 2 * 2 ** 20;
+
+/**
+ * Inflates step by step and stops past `cap` bytes, so a deflate bomb costs the cap, not its size,
+ * and no single step (one task on the page's thread) inflates more than about a megabyte.
+ */
 async function inflateCapped(bytes: Uint8Array, cap: number): Promise<Uint8Array> {
-  const reader = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream('deflate')).getReader();
+  const stream = new DecompressionStream('deflate');
+  const writer = stream.writable.getWriter();
+  const reader = stream.readable.getReader();
+  const feeding = (async () => {
+    for (let i = 0; i < bytes.length; i += INFLATE_STEP) await writer.write(bytes.subarray(i, i + INFLATE_STEP));
+    await writer.close();
+  })();
+  feeding.catch(() => {});  // a failure shows in the reads too
   const chunks: Uint8Array[] = [];
   let total = 0;
+  let sinceYield = 0;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
     total += value.length;
+    sinceYield += value.length;
+    // Reads and writes settle as microtasks, all in one task: give the page its thread back now and then.
+    if (sinceYield > YIELD_EVERY_BYTES) { sinceYield = 0; await new Promise((r) => setTimeout(r, 0)); }
     if (total > cap) {
       void reader.cancel().catch(() => {});
+      void writer.abort().catch(() => {});
       throw new UrlStateError(`state parameter inflates to more than ${cap} bytes (the limit); the link is damaged or not from fusionlab`);
     }
     chunks.push(value);
   }
+  await feeding;
   const out = new Uint8Array(total);
   let at = 0;
   for (const c of chunks) { out.set(c, at); at += c.length; }
