@@ -6,6 +6,7 @@
 import type { Backend, RunOptions, RunProgress, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { FusedNormRounding, Plan, Step, View, StorageDType } from './plan.ts';
+import { assertNever } from '../graph/opTable.ts';
 import { asRows, broadcastStrides, isCollective, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
 import { toHostTensor, hostValues, type HostTensor } from './hostTensor.ts';
@@ -302,7 +303,7 @@ function checkLimits(plan: Plan, device: GPUDevice): void {
       const Is = s.intermediate / plan.ranks;
       need.push({ name: `${s.layer}.w13 (expert gate/up weights, ${s.experts}×${2 * Is}×${H})`, bytes: bufferBytes(s.x.dtype, s.experts * 2 * Is * H) });
     }
-    if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
+    if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm' || s.kernel === 'reduce_scatter') {
       need.push({ name: `${s.node} gathered peer buffers (${plan.ranks} × [${s.x.shape}])`, bytes: plan.ranks * bufferBytes(s.x.dtype, numelOf(s.x.shape) + 8) });
     }
   }
@@ -505,8 +506,8 @@ export function stepBytes(s: Step, plan: Plan): { read: number; written: number 
     const Is = s.intermediate / plan.ranks;
     read += BYTES[s.x.dtype] * 3 * H * Is * s.experts; // every expert's W13 and W2 at most once
   }
-  if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm' || s.kernel === 'reduce_scatter') read += (plan.ranks - 1) * viewBytes(s.x);
-  if (s.kernel === 'all_gather') read += (plan.ranks - 1) * viewBytes(s.x);
+  // Collectives read every peer's copy (an all-gather: each peer's shard).
+  if (isCollective(s)) read += (plan.ranks - 1) * viewBytes(s.x);
   return { read, written: out };
 }
 
@@ -565,6 +566,7 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
     }
     case 'moe': encodeMoe(s, r, plan, seed); return;
     case 'all_reduce': case 'fused_allreduce_norm': case 'reduce_scatter': case 'all_gather': throw new Error('collectives run across ranks');
+    default: assertNever(s, 'kernel');
   }
 }
 
