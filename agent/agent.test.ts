@@ -335,5 +335,8 @@ describe('sequence parallelism on the agent', () => {
       expect(compareTensor(`rank ${r}`, a!, b!, 0, 'same sums in the same order').bitwiseEqual).toBe(true);
     }
     expect(got.trace.events.some((e) => e.op === 'vllm.reduce_scatter.default')).toBe(true);
+    // The fused matmul + reduce-scatter runs as one worker op (mm_reduce_scatter), not gemm then collective.
+    const fused = got.trace.events.filter((e) => e.rank === 0 && e.op === 'symm_mem.fused_matmul_reduce_scatter.default');
+    expect(fused.length).toBe(sp.nodes.filter((n) => n.op === 'symm_mem.fused_matmul_reduce_scatter.default').length);
   }, 120_000);
 });

@@ -256,6 +256,22 @@ void runCollective(const Step& st, CpuState& S) {
     }
     return;
   }
+  if (st.op == OpCode::MmReduceScatter) {
+    // The matmul on every rank (into out[0], as the plan's gemm), then its reduce-scatter into out[1].
+    need(st, 2, 2, 5, 2);
+    Step mm = st;
+    mm.op = OpCode::Mm;
+    mm.out = {st.out[0]};
+    for (int r = 0; r < p.world; r++) runStepRank(mm, S, r);
+    Step rs = st;
+    rs.op = OpCode::ReduceScatter;
+    rs.in = {st.out[0]};
+    rs.out = {st.out[1]};
+    rs.i.clear();
+    rs.f.clear();
+    runCollective(rs, S);
+    return;
+  }
   if (st.op == OpCode::ReduceScatter || st.op == OpCode::AllGather) {
     // Sequence parallelism's pair along tokens: rank r's share is the r-th block of rows.
     need(st, 1, 1, 0);
@@ -334,7 +350,7 @@ RunOutcome runOnCpu(const Program& p, const uint8_t* payload, const StepHook& ho
       if (p.stepDelayMs) std::this_thread::sleep_for(std::chrono::milliseconds(p.stepDelayMs));
       if (!p.abortAt.empty() && st.node == p.abortAt) std::abort();
     }
-    if (st.op == OpCode::AllReduce || st.op == OpCode::AllReduceNorm || st.op == OpCode::ReduceScatter || st.op == OpCode::AllGather) {
+    if (st.op == OpCode::AllReduce || st.op == OpCode::AllReduceNorm || st.op == OpCode::ReduceScatter || st.op == OpCode::AllGather || st.op == OpCode::MmReduceScatter) {
       double s = us();
       runCollective(st, S);
       double d = us() - s;

@@ -10,6 +10,7 @@
 
 #include "cluster.cuh"
 #include "executors.hpp"
+#include "collective_gemm.cuh"
 
 namespace fl {
 
@@ -265,6 +266,8 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
     }
     case OpCode::AllReduce: ncclAllReduceSum<T>(st, k, in(0), out(0), n0); return "nccl";
     case OpCode::ReduceScatter: ncclScatterGather<T>(st, k, in(0), out(0), n0, true); return "nccl";
+    case OpCode::MmReduceScatter:
+      return launchMmReduceScatter<T>(st, k, rank, C.world, in(0), in(1), out(0), out(1), I(0), I(1), I(2), I(3), I(4) != 0, F(0), F(1), I(3) == 1 ? in(2) : nullptr);
     case OpCode::AllGather: ncclScatterGather<T>(st, k, in(0), out(0), n0 / C.world, false); return "nccl";
     case OpCode::RmsNorm: launchAddRmsNorm<T>(st, s, k.sms, in(0), I(2), I(3), nullptr, in(1), out(0), nullptr, I(0), (int)I(1), F(0), true); break;
     case OpCode::FusedAddRmsNorm:

@@ -122,6 +122,7 @@ export const WORKER_OPS = {
   moe: { cpp: 'Moe', doc: 'GPT-OSS mixture of experts' },
   reduce_scatter: { cpp: 'ReduceScatter', doc: 'sum over ranks; rank r keeps the r-th block of token rows' },
   all_gather: { cpp: 'AllGather', doc: 'every rank\'s token rows, concatenated in rank order' },
+  mm_reduce_scatter: { cpp: 'MmReduceScatter', doc: 'async TP\'s fused matmul + reduce-scatter: one row block per destination rank, its reduce overlapping the next block\'s matmul' },
 } as const satisfies Record<string, { cpp: string; doc: string }>;
 export type WorkerOp = keyof typeof WORKER_OPS;
 export const WORKER_OP_CODES = Object.keys(WORKER_OPS) as WorkerOp[];
@@ -168,7 +169,7 @@ export const KERNELS = {
   moe: { fields: { x: 'view', logits: 'view', layer: 'str', experts: 'int', topK: 'int', intermediate: 'int', out: 'storage' }, worker: ['seed', 'moe'], rounding: { ulps: 4 }, collective: false, doc: 'GPT-OSS MoE' },
   // Sequence parallelism's pair (and the collective halves of async TP's fused matmuls): token rows
   // split over the ranks in rank order; the reduce-scatter sums in rank order as the all-reduce does.
-  reduce_scatter: { fields: { x: 'view', out: 'storage' }, worker: ['reduce_scatter'], rounding: { ulps: 1 }, collective: true, doc: 'sum over ranks, rank r keeps rows [r·T/N, (r+1)·T/N)' },
+  reduce_scatter: { fields: { x: 'view', out: 'storage' }, worker: ['reduce_scatter', 'mm_reduce_scatter'], rounding: { ulps: 1 }, collective: true, doc: 'sum over ranks, rank r keeps rows [r·T/N, (r+1)·T/N)' },
   all_gather: { fields: { x: 'view', out: 'storage' }, worker: ['all_gather'], rounding: 'exact', collective: true, doc: 'every rank\'s rows, in rank order' },
 } as const satisfies Record<string, KernelDef>;
 
