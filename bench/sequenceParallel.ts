@@ -4,7 +4,7 @@
 // qkv GEMM), made by the passes themselves from one fragment, at T = 1 … 16384 and TP 2/4/8.
 // Prints, per T, predicted µs and the ratios ar ÷ sp and ar ÷ async (> 1: the split path wins);
 // the measured ratios come from sp_bench (bench/RESULTS.md puts them side by side).
-// Usage: fusionlab bench sp [--profile H200-NVLink] [--tp 2,4,8]
+// Usage: fusionlab bench sp [--profile H200-NVLink] [--tp 2,4,8] [--measured sp.jsonl]
 
 import { parseFx } from '../src/graph/fx/parse.ts';
 import type { Graph } from '../src/graph/ir.ts';
@@ -50,12 +50,41 @@ export function predictSequenceParallel(tp: number, profile = PROFILES['H200-NVL
   });
 }
 
+interface Measured { T: number; world: number; chunks: number; ar_us: number; sp_us: number; async_us: number; max_ulp_sp: number; max_ulp_async: number }
+
+/** sp_bench's lines (one JSON object each) beside the model: measured µs and ratios, predicted ratios. */
+export function measuredTable(lines: string, profile = PROFILES['H200-NVLink']!): string {
+  const rows = lines.split('\n').filter((l) => l.includes('"section":"sp"')).map((l) => JSON.parse(l) as Measured);
+  if (rows.length === 0) throw new Error('no "sp" lines in the measured file (sp_bench prints them)');
+  const world = rows[0]!.world;
+  const model = new Map(predictSequenceParallel(world, profile).map((r) => [r.T, r]));
+  const out = [`measured (sp_bench, ${world} GPUs, CUDA graphs) beside the cost model (${profile.name}); µs per layer, ratio > 1: the split path wins`,
+    '| T | all-reduce path µs | SP µs | SP + async TP µs | ar ÷ SP | ar ÷ async | model ar ÷ SP | model ar ÷ async | chunks | max ulp SP / async |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  const f = (x: number) => (x < 0 ? 'n/a' : x.toFixed(1));
+  const ratio = (a: number, b: number | null) => (b === null || b < 0 ? 'n/a' : (a / b).toFixed(2));
+  for (const r of rows) {
+    const m = model.get(r.T);
+    out.push(`| ${r.T} | ${f(r.ar_us)} | ${f(r.sp_us)} | ${f(r.async_us)} | ${ratio(r.ar_us, r.sp_us)} | ${ratio(r.ar_us, r.async_us)} | ${m ? ratio(m.ar, m.sp) : 'n/a'} | ${m ? ratio(m.ar, m.async) : 'n/a'} | ${r.chunks} | ${r.max_ulp_sp < 0 ? 'n/a' : `${r.max_ulp_sp} / ${r.max_ulp_async}`} |`);
+  }
+  return out.join('\n') + '\n';
+}
+
 export async function bench(argv: string[]): Promise<number> {
   let profileName = 'H200-NVLink', tps = [2, 4, 8];
+  let measured: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--profile') profileName = argv[++i] ?? '';
     else if (argv[i] === '--tp') tps = (argv[++i] ?? '').split(',').map(Number);
+    else if (argv[i] === '--measured') measured = argv[++i];
     else { process.stderr.write(`fusionlab bench sp: unknown option '${argv[i]}'\n`); return 2; }
+  }
+  if (measured !== undefined) {
+    const { readFileSync } = await import('node:fs');
+    let text: string;
+    try { text = readFileSync(measured, 'utf8'); } catch (e) { process.stderr.write(`fusionlab bench sp: cannot read ${measured}: ${(e as Error).message}\n`); return 2; }
+    try { process.stdout.write(measuredTable(text, PROFILES[profileName])); } catch (e) { process.stderr.write(`fusionlab bench sp: ${measured}: ${(e as Error).message}\n`); return 2; }
+    return 0;
   }
   const profile = PROFILES[profileName];
   if (!profile) { process.stderr.write(`fusionlab bench sp: unknown profile '${profileName}' (${Object.keys(PROFILES).join(', ')})\n`); return 2; }
