@@ -2,7 +2,8 @@
 // runs on the CPU where no GPU is present; otherwise the CPU-only build with g++.
 // Usage: node agent/build.mjs [--cpu | --check]   (prints the binary's path on the last line)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -60,6 +61,22 @@ export function buildWorker({ forceCpu = false, log = (m) => process.stderr.writ
       { stdio: ['ignore', 'inherit', 'inherit'] });
   }
   return { path: bin, mode: 'cpu', note };
+}
+
+/**
+ * The CPU worker built from the sources with one file replaced (`files`: name → text), into a
+ * temporary directory: tests plant a wrong op-table entry this way and check it is caught.
+ */
+export function buildCpuWorkerVariant(files, { log = () => {} } = {}) {
+  if (!has('g++')) throw new Error('fusionlab agent: g++ is not installed; cannot build a worker variant');
+  const dir = mkdtempSync(join(tmpdir(), 'fusionlab-worker-'));
+  for (const f of readdirSync(src).filter((x) => /\.(cpp|hpp)$/.test(x))) copyFileSync(join(src, f), join(dir, f));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  const bin = join(dir, 'fusionlab-worker-cpu');
+  log(`fusionlab agent: building a worker variant in ${dir}`);
+  execFileSync('g++', ['-O1', '-std=c++17', '-ffp-contract=off', '-DFUSIONLAB_CPU_ONLY', '-o', bin, join(dir, 'worker.cpp'), join(dir, 'cpu_exec.cpp'), '-lpthread'],
+    { stdio: ['ignore', 'inherit', 'inherit'] });
+  return bin;
 }
 
 /**

@@ -136,10 +136,11 @@ type OptionalField = 'int?' | 'rounding?';
 
 /**
  * How exactly a kernel's result is specified against the CPU reference: 'exact' where every
- * rounding point is fixed (bitwise), else the most units in the last place of the output dtype
- * a conforming kernel may differ by (f32 accumulation orders differ between backends).
+ * rounding point is fixed (bitwise), else how far a conforming kernel may be, in ulps of the
+ * output dtype at the output's largest magnitude (f32 accumulation orders differ between
+ * backends, and a sum that cancels is not accurate relative to its own small value).
  */
-export type Rounding = 'exact' | { ulps: number };
+export type Rounding = 'exact' | { ulps: { bf16: number; f32: number } };
 
 export interface KernelDef {
   fields: Record<string, Field>;
@@ -155,15 +156,15 @@ export const KERNELS = {
   seed: { fields: { name: 'str', role: 'role', perRank: 'bool', range: 'int?', out: 'storage' }, worker: ['seed', 'fill'], rounding: 'exact', collective: false, doc: 'seeded input' },
   copy: { fields: { x: 'view', out: 'storage' }, worker: ['gather'], rounding: 'exact', collective: false, doc: 'strided copy' },
   pad: { fields: { x: 'view', lo: 'ints', value: 'num', out: 'storage' }, worker: ['gather'], rounding: 'exact', collective: false, doc: 'constant pad' },
-  add: { fields: { a: 'view', b: 'view', alpha: 'num', out: 'storage' }, worker: ['add'], rounding: { ulps: 1 }, collective: false, doc: 'a + alpha · b (broadcast)' },
+  add: { fields: { a: 'view', b: 'view', alpha: 'num', out: 'storage' }, worker: ['add'], rounding: { ulps: { bf16: 1, f32: 64 } }, collective: false, doc: 'a + alpha · b (broadcast)' },
   map: { fields: { fn: 'mapfn', a: 'view', b: 'view?', scalar: 'num', out: 'storage' }, worker: ['map'], rounding: 'exact', collective: false, doc: 'elementwise map function' },
-  gemm: { fields: { a: 'view', b: 'view', bias: 'view?', alpha: 'num', beta: 'num', out: 'storage' }, worker: ['mm'], rounding: { ulps: 2 }, collective: false, doc: 'alpha · A·B + beta · bias' },
+  gemm: { fields: { a: 'view', b: 'view', bias: 'view?', alpha: 'num', beta: 'num', out: 'storage' }, worker: ['mm'], rounding: { ulps: { bf16: 2, f32: 64 } }, collective: false, doc: 'alpha · A·B + beta · bias' },
   embedding: { fields: { weight: 'view', indices: 'view', out: 'storage' }, worker: ['embedding'], rounding: 'exact', collective: false, doc: 'rows by token id' },
-  rms_norm: { fields: { x: 'view', w: 'view', eps: 'num', out: 'storage' }, worker: ['rms_norm'], rounding: { ulps: 2 }, collective: false, doc: 'RMSNorm' },
-  fused_add_rms_norm: { fields: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage' }, worker: ['fused_add_rms_norm'], rounding: { ulps: 2 }, collective: false, doc: 'residual add + RMSNorm' },
-  all_reduce: { fields: { x: 'view', out: 'storage' }, worker: ['all_reduce'], rounding: { ulps: 1 }, collective: true, doc: 'sum over ranks in rank order' },
-  fused_allreduce_norm: { fields: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage', normRounding: 'rounding?' }, worker: ['allreduce_norm'], rounding: { ulps: 2 }, collective: true, doc: 'all-reduce + residual + RMSNorm' },
-  moe: { fields: { x: 'view', logits: 'view', layer: 'str', experts: 'int', topK: 'int', intermediate: 'int', out: 'storage' }, worker: ['seed', 'moe'], rounding: { ulps: 4 }, collective: false, doc: 'GPT-OSS MoE' },
+  rms_norm: { fields: { x: 'view', w: 'view', eps: 'num', out: 'storage' }, worker: ['rms_norm'], rounding: { ulps: { bf16: 2, f32: 64 } }, collective: false, doc: 'RMSNorm' },
+  fused_add_rms_norm: { fields: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage' }, worker: ['fused_add_rms_norm'], rounding: { ulps: { bf16: 2, f32: 64 } }, collective: false, doc: 'residual add + RMSNorm' },
+  all_reduce: { fields: { x: 'view', out: 'storage' }, worker: ['all_reduce'], rounding: { ulps: { bf16: 1, f32: 64 } }, collective: true, doc: 'sum over ranks in rank order' },
+  fused_allreduce_norm: { fields: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage', normRounding: 'rounding?' }, worker: ['allreduce_norm'], rounding: { ulps: { bf16: 2, f32: 64 } }, collective: true, doc: 'all-reduce + residual + RMSNorm' },
+  moe: { fields: { x: 'view', logits: 'view', layer: 'str', experts: 'int', topK: 'int', intermediate: 'int', out: 'storage' }, worker: ['seed', 'moe'], rounding: { ulps: { bf16: 4, f32: 64 } }, collective: false, doc: 'GPT-OSS MoE' },
 } as const satisfies Record<string, KernelDef>;
 
 export type KernelName = keyof typeof KERNELS;
