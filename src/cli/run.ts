@@ -17,11 +17,9 @@ import type { Graph } from '../graph/ir.ts';
 import { compareRewrite, planGraph, registerBackend, runGraph, RunError, type RunOptions, type Trace, type HostTensor, type RunResult, type CompareReport } from '../runtime/index.ts';
 import { readNpy, readSafetensors, tensorFileName, writeNpy, TensorFileError } from '../runtime/tensorio.ts';
 import { hostValues } from '../runtime/hostTensor.ts';
-import { RUN_USAGE } from './usage.ts';
 
 class UsageError extends Error {}
 
-const USAGE = `usage: fusionlab ${RUN_USAGE}`;
 /** Where the CLI looks for the agent when --agent is not given (the port `npm run agent -- --port 8765` takes). */
 const DEFAULT_AGENT = 'ws://127.0.0.1:8765';
 const TOKEN_ENV = 'FUSIONLAB_AGENT_TOKEN';
@@ -209,7 +207,7 @@ export async function command(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     const line = (m: string) => { process.stderr.write(`fusionlab run: ${m.split('\n')[0]}\n`); };
-    if (e instanceof UsageError) { line(e.message); process.stderr.write(`${USAGE}\n`); return 2; }
+    if (e instanceof UsageError) { line(e.message); return 2; }
     if (e instanceof GraphImportError) { process.stderr.write(`${e.source ?? ''}:${e.line}:${e.col}: ${e.detail}\n`); return 2; }
     if (e instanceof TensorFileError) { line(e.message); return 2; }
     if (e instanceof RunError) { line(e.message); return e.kind === 'validation' || e.kind === 'device-lost' ? 1 : 2; }
