@@ -213,7 +213,7 @@ export async function command(argv: string[]): Promise<number> {
     if (e instanceof RunError) { line(e.message); return e.kind === 'validation' || e.kind === 'device-lost' ? 1 : 2; }
     throw e;
   } finally {
-    if (gpu) (await import('../runtime/webgpuBackend.ts')).closeRanks(gpu);
+    if (gpu) (await import('../runtime/webgpu/rankDevice.ts')).closeRanks(gpu);
     agentClient?.close();
   }
 }
