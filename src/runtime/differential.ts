@@ -240,13 +240,13 @@ export function compareScaled(name: string, want: HostTensor, have: HostTensor, 
   return { ...c, ulps, tolerance: `≤ ${allowed} ${want.dtype} ulps at the output's scale (${why})`, pass: ulps <= allowed };
 }
 
-/** The cases of one sweep: dtypes, 1–4 ranks and the three all-reduce algorithms, from one seed. */
-export function differentialCases(seed: number, count: number): DifferentialCase[] {
+/** The cases of one sweep: dtypes, 1–`maxRanks` ranks and the three all-reduce algorithms, from one seed. */
+export function differentialCases(seed: number, count: number, maxRanks = 4): DifferentialCase[] {
   const algos: RunOptions['allreduce'][] = ['ring', 'one-shot', 'two-shot'];
   return Array.from({ length: count }, (_, i) => ({
     seed: (seed + i * 0x9e3779b1) >>> 0,
     dtype: i % 2 === 0 ? 'bf16' : 'f32',
-    ranks: 1 + (i % 4),
+    ranks: 1 + (i % maxRanks),
     allreduce: algos[i % 3],
     tokens: [5, 7, 3, 9][(i >> 1) % 4],
   }));
