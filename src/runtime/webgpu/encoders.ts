@@ -11,7 +11,7 @@ import { seedRule, seedStream, expertTensors } from '../weights.ts';
 import { inputTensorFor } from '../cpuBackend.ts';
 import { bufferBytes } from '../../wgsl/dtype.ts';
 import { elementwiseMeta, elementwiseWgsl, f32Bits, grid1d, MAX_DIMS, ELEMENTWISE_WG } from '../../wgsl/elementwise.ts';
-import { gemmWgsl, GEMM_TILE } from '../../wgsl/gemm.ts';
+import { gemmParamWords, gemmWgsl, GEMM_TILE } from '../../wgsl/gemm.ts';
 import { rmsNormWgsl, normVector, type NormMode } from '../../wgsl/rmsNorm.ts';
 import { rmsNormRowsWgsl, normRowsGrid, NORM_ROWS_DEFAULT, type NormRowsConfig } from '../../wgsl/rmsNormRows.ts';
 import { moeRouteWgsl, MOE_SCAN_WGSL, MOE_SCATTER_WGSL, moeGemmWgsl, moeDecodeGemmWgsl, moeCombineWgsl, moeGemvWgsl, moeGemvTokens, useMoeGemv, moeRoute1Wgsl, MOE_ROUTE1_MAX_E, MOE_ROUTE1_MAX_PAIRS, MOE_GEMV_DEFAULT, type MoeGemvConfig, routeWords, moeTileCapacity, useDecodeKernels, MOE_TN, MOE_TM, MOE_DECODE_TM, MOE_DECODE_ROWS, MOE_MAX_K } from '../../wgsl/moe.ts';
@@ -115,7 +115,11 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
       const [M, K] = s.a.shape; const N = s.b.shape[1];
       const bias = s.bias;
       const bs = bias ? broadcastStrides(bias, [M, N]) : [0, 0];
-      const meta = metaOf([M, N, K, s.a.offset, s.a.strides[0], s.a.strides[1], s.b.offset, s.b.strides[0], s.b.strides[1], bias?.offset ?? 0, bs[0], bs[1], bias ? 1 : 0, f32Bits(s.alpha), f32Bits(s.beta)]);
+      const meta = gemmParamWords({
+        M, N, K, aOffset: s.a.offset, aRowStride: s.a.strides[0], aColStride: s.a.strides[1],
+        bOffset: s.b.offset, bRowStride: s.b.strides[0], bColStride: s.b.strides[1],
+        biasOffset: bias?.offset ?? 0, biasRowStride: bs[0], biasColStride: bs[1], hasBias: bias ? 1 : 0, alpha: s.alpha, beta: s.beta,
+      });
       const biasBuf = bias ? buf(bias) : r.scratch(16, 'no bias');
       r.submit(s.node, s.op, (_e, pass) => pass(gemmWgsl(outSt.dtype, bias?.dtype ?? outSt.dtype, N % 2 === 0), [buf(s.out), buf(s.a), buf(s.b), biasBuf], meta, [Math.ceil(N / GEMM_TILE), Math.ceil(M / GEMM_TILE)]));
       return;
