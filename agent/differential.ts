@@ -12,19 +12,41 @@ import { buildWorker } from './build.mjs';
 import { startAgent, type RunningAgent } from './server.ts';
 import { AgentClient, agentBackend } from '../src/runtime/agentClient.ts';
 import { cpuBackend } from '../src/runtime/cpuBackend.ts';
-import { differentialCases, runDifferentialCase, summarize, type BackendUnderTest, type DifferentialResult } from '../src/runtime/differential.ts';
+import {
+  differentialCases,
+  runDifferentialCase,
+  summarize,
+  type BackendUnderTest,
+  type DifferentialResult,
+} from '../src/runtime/differential.ts';
 
-export interface AgentUnderTest { agent: RunningAgent; client: AgentClient; backend: BackendUnderTest; mode: string }
+export interface AgentUnderTest {
+  agent: RunningAgent;
+  client: AgentClient;
+  backend: BackendUnderTest;
+  mode: string;
+}
 
 /** An agent on `workerPath`, connected; `close()` it after. */
-export async function agentUnderTest(workerPath: string, name = 'agent'): Promise<AgentUnderTest & { close(): Promise<void> }> {
+export async function agentUnderTest(
+  workerPath: string,
+  name = 'agent',
+): Promise<AgentUnderTest & { close(): Promise<void> }> {
   const agent = await startAgent({ workerPath, log: () => {}, limits: { messagesPerSecond: 1000 } });
-  const client = await AgentClient.connect({ url: `ws://127.0.0.1:${agent.port}`, token: agent.token }, { origin: 'http://127.0.0.1:5173', webSocket: WebSocket });
+  const client = await AgentClient.connect(
+    { url: `ws://127.0.0.1:${agent.port}`, token: agent.token },
+    { origin: 'http://127.0.0.1:5173', webSocket: WebSocket },
+  );
   const dev = await agent.device();
   return {
-    agent, client, mode: dev.mode === 'cuda' ? `cuda: ${dev.gpus.map((g) => g.name).join(', ')}` : 'cpu',
+    agent,
+    client,
+    mode: dev.mode === 'cuda' ? `cuda: ${dev.gpus.map((g) => g.name).join(', ')}` : 'cpu',
     backend: { name, backend: agentBackend(client) },
-    close: async () => { client.close(); await agent.close(); },
+    close: async () => {
+      client.close();
+      await agent.close();
+    },
   };
 }
 
@@ -36,7 +58,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   };
   const known = new Set(['--seed', '--graphs', '--max-ranks', '--backends', '--cpu']);
   for (let i = 0; i < args.length; i++) {
-    if (!known.has(args[i])) { process.stderr.write(`differential: unknown option '${args[i]}' (have: ${[...known].join(', ')})\n`); process.exit(2); }
+    if (!known.has(args[i])) {
+      process.stderr.write(`differential: unknown option '${args[i]}' (have: ${[...known].join(', ')})\n`);
+      process.exit(2);
+    }
     if (args[i] !== '--cpu') i++;
   }
   const seed = Number(opt('--seed', String(Date.now() % 1_000_000)));
@@ -44,11 +69,22 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   // The CUDA worker runs one rank per GPU.
   const maxRanks = Number(opt('--max-ranks', '4'));
   const wanted = opt('--backends', 'agent,webgpu').split(',');
-  if (!Number.isInteger(seed) || !Number.isInteger(graphs) || graphs < 1 || !Number.isInteger(maxRanks) || maxRanks < 1 || maxRanks > 8) {
+  if (
+    !Number.isInteger(seed) ||
+    !Number.isInteger(graphs) ||
+    graphs < 1 ||
+    !Number.isInteger(maxRanks) ||
+    maxRanks < 1 ||
+    maxRanks > 8
+  ) {
     process.stderr.write('differential: --seed, --graphs (≥ 1) and --max-ranks (1..8) take integers\n');
     process.exit(2);
   }
-  for (const w of wanted) if (w !== 'agent' && w !== 'webgpu') { process.stderr.write(`differential: backend '${w}' is not one of agent, webgpu\n`); process.exit(2); }
+  for (const w of wanted)
+    if (w !== 'agent' && w !== 'webgpu') {
+      process.stderr.write(`differential: backend '${w}' is not one of agent, webgpu\n`);
+      process.exit(2);
+    }
 
   const backends: BackendUnderTest[] = [];
   let agentHandle: Awaited<ReturnType<typeof agentUnderTest>> | null = null;
@@ -64,10 +100,13 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     const gpu = await nodeGpu();
     backends.push({ name: 'webgpu', backend: webgpuBackend, options: { gpu } });
   }
-  process.stdout.write(`differential: seed ${seed}, ${graphs} graphs, 1–${maxRanks} ranks (rerun with --seed ${seed})\n`);
+  process.stdout.write(
+    `differential: seed ${seed}, ${graphs} graphs, 1–${maxRanks} ranks (rerun with --seed ${seed})\n`,
+  );
   const results: DifferentialResult[] = [];
   try {
-    for (const c of differentialCases(seed, graphs, maxRanks)) results.push(await runDifferentialCase(c, cpuBackend, backends));
+    for (const c of differentialCases(seed, graphs, maxRanks))
+      results.push(await runDifferentialCase(c, cpuBackend, backends));
   } finally {
     await agentHandle?.close();
   }

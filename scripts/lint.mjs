@@ -18,9 +18,41 @@ if (!existsSync(bin('eslint')) || !existsSync(bin('depcruise')) || !existsSync(b
 
 const SOURCES = ['src', 'agent', 'bench', 'e2e', 'reliability', 'scripts', '*.ts'];
 const checks = [
-  ['eslint', [bin('eslint'), '--config', 'tools/lint/eslint.config.mjs', '--no-warn-ignored', '--no-error-on-unmatched-pattern', ...SOURCES.map((s) => (s.includes('*') ? s : `${s}/**/*.{ts,tsx}`))]],
-  ['prettier', [bin('prettier'), process.argv.includes('--fix-format') ? '--write' : '--check', '--log-level', 'warn', ...SOURCES.map((s) => (s.includes('*') ? s : `${s}/**/*.{ts,tsx,mjs}`)), '*.mjs']],
-  ['layers', [bin('depcruise'), '--config', 'tools/lint/dependency-cruiser.cjs', 'src', 'agent', 'bench', 'e2e', 'reliability']],
+  [
+    'eslint',
+    [
+      bin('eslint'),
+      '--config',
+      'tools/lint/eslint.config.mjs',
+      '--no-warn-ignored',
+      '--no-error-on-unmatched-pattern',
+      ...SOURCES.map((s) => (s.includes('*') ? s : `${s}/**/*.{ts,tsx}`)),
+    ],
+  ],
+  [
+    'prettier',
+    [
+      bin('prettier'),
+      process.argv.includes('--fix-format') ? '--write' : '--check',
+      '--log-level',
+      'warn',
+      ...SOURCES.map((s) => (s.includes('*') ? s : `${s}/**/*.{ts,tsx,mjs}`)),
+      '*.mjs',
+    ],
+  ],
+  [
+    'layers',
+    [
+      bin('depcruise'),
+      '--config',
+      'tools/lint/dependency-cruiser.cjs',
+      'src',
+      'agent',
+      'bench',
+      'e2e',
+      'reliability',
+    ],
+  ],
 ];
 let failed = [];
 for (const [name, [cmd, ...args]] of checks) {

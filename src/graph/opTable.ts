@@ -12,10 +12,37 @@
 export type StorageDType = 'bf16' | 'f16' | 'f32' | 'i32';
 
 /** A strided window onto a storage, in elements. */
-export interface View { storage: string; dtype: StorageDType; offset: number; shape: number[]; strides: number[] }
+export interface View {
+  storage: string;
+  dtype: StorageDType;
+  offset: number;
+  shape: number[];
+  strides: number[];
+}
 
-export type InputRole = 'activation' | 'norm-weight' | 'weight' | 'bias' | 'router-weight' | 'router-bias' | 'embedding' | 'indices' | 'fed' | 'zeros';
-export const INPUT_ROLES: readonly InputRole[] = ['activation', 'norm-weight', 'weight', 'bias', 'router-weight', 'router-bias', 'embedding', 'indices', 'fed', 'zeros'];
+export type InputRole =
+  | 'activation'
+  | 'norm-weight'
+  | 'weight'
+  | 'bias'
+  | 'router-weight'
+  | 'router-bias'
+  | 'embedding'
+  | 'indices'
+  | 'fed'
+  | 'zeros';
+export const INPUT_ROLES: readonly InputRole[] = [
+  'activation',
+  'norm-weight',
+  'weight',
+  'bias',
+  'router-weight',
+  'router-bias',
+  'embedding',
+  'indices',
+  'fed',
+  'zeros',
+];
 
 /**
  * How the fused all-reduce + RMSNorm rounds its norm: 'once' (its semantics: r(z·rsqrt(…)·γ)) or
@@ -49,13 +76,55 @@ export interface MapFnDef {
 const f = Math.fround;
 export const MAP_FNS = {
   mul: { tensorB: true, cpu: (a, b) => f(a * b), wgsl: 'a * b', cpp: 'a * b', doc: 'a · b' },
-  muls: { tensorB: false, cpu: (a, _b, s) => f(a * f(s)), wgsl: 'a * s', cpp: 'a * s', doc: 'a · s (s a Python number)' },
-  adds: { tensorB: false, cpu: (a, _b, s) => f(a + f(s)), wgsl: 'a + s', cpp: 'a + s', doc: 'a + s (s a Python number)' },
-  ge: { tensorB: false, cpu: (a, _b, s) => +(a >= f(s)), wgsl: 'select(0.0, 1.0, a >= s)', cpp: '(a >= s ? 1.f : 0.f)', doc: 'a ≥ s' },
-  lt: { tensorB: false, cpu: (a, _b, s) => +(a < f(s)), wgsl: 'select(0.0, 1.0, a < s)', cpp: '(a < s ? 1.f : 0.f)', doc: 'a < s' },
-  and: { tensorB: true, cpu: (a, b) => +(a !== 0 && b !== 0), wgsl: 'select(0.0, 1.0, a != 0.0 && b != 0.0)', cpp: '((a != 0.f && b != 0.f) ? 1.f : 0.f)', doc: 'a ∧ b' },
-  not: { tensorB: false, cpu: (a) => +(a === 0), wgsl: 'select(0.0, 1.0, a == 0.0)', cpp: '(a == 0.f ? 1.f : 0.f)', doc: '¬a' },
-  masked_fill: { tensorB: true, cpu: (a, b, s) => (b !== 0 ? f(s) : a), wgsl: 'select(a, s, b != 0.0)', cpp: '(b != 0.f ? s : a)', doc: 's where b, else a' },
+  muls: {
+    tensorB: false,
+    cpu: (a, _b, s) => f(a * f(s)),
+    wgsl: 'a * s',
+    cpp: 'a * s',
+    doc: 'a · s (s a Python number)',
+  },
+  adds: {
+    tensorB: false,
+    cpu: (a, _b, s) => f(a + f(s)),
+    wgsl: 'a + s',
+    cpp: 'a + s',
+    doc: 'a + s (s a Python number)',
+  },
+  ge: {
+    tensorB: false,
+    cpu: (a, _b, s) => +(a >= f(s)),
+    wgsl: 'select(0.0, 1.0, a >= s)',
+    cpp: '(a >= s ? 1.f : 0.f)',
+    doc: 'a ≥ s',
+  },
+  lt: {
+    tensorB: false,
+    cpu: (a, _b, s) => +(a < f(s)),
+    wgsl: 'select(0.0, 1.0, a < s)',
+    cpp: '(a < s ? 1.f : 0.f)',
+    doc: 'a < s',
+  },
+  and: {
+    tensorB: true,
+    cpu: (a, b) => +(a !== 0 && b !== 0),
+    wgsl: 'select(0.0, 1.0, a != 0.0 && b != 0.0)',
+    cpp: '((a != 0.f && b != 0.f) ? 1.f : 0.f)',
+    doc: 'a ∧ b',
+  },
+  not: {
+    tensorB: false,
+    cpu: (a) => +(a === 0),
+    wgsl: 'select(0.0, 1.0, a == 0.0)',
+    cpp: '(a == 0.f ? 1.f : 0.f)',
+    doc: '¬a',
+  },
+  masked_fill: {
+    tensorB: true,
+    cpu: (a, b, s) => (b !== 0 ? f(s) : a),
+    wgsl: 'select(a, s, b != 0.0)',
+    cpp: '(b != 0.f ? s : a)',
+    doc: 's where b, else a',
+  },
 } as const satisfies Record<string, MapFnDef>;
 
 export type MapFn = keyof typeof MAP_FNS;
@@ -86,22 +155,54 @@ export interface ElementwiseOpDef {
  * (alpha · other); `add(x, 2.0)` is `adds` with s = alpha · 2.0.
  */
 export const ELEMENTWISE_OPS = {
-  'aten.mul.Tensor': { tensor: { fn: 'mul' }, number: { fn: 'muls' }, args: [['other', 'Tensor']], doc: 'self · other, elementwise (broadcast).' },
-  'aten.add.Tensor': {
-    tensor: { fn: 'add' }, number: { fn: 'adds' }, args: [['other', 'Tensor'], ['alpha', 'Scalar', 1]], doc: 'Elementwise self + alpha·other.',
+  'aten.mul.Tensor': {
+    tensor: { fn: 'mul' },
+    number: { fn: 'muls' },
+    args: [['other', 'Tensor']],
+    doc: 'self · other, elementwise (broadcast).',
   },
-  'aten.ge.Scalar': { number: { fn: 'ge', size: true }, resultDtype: 'b8', args: [['other', 'Scalar']], doc: 'self >= other, elementwise.' },
-  'aten.lt.Scalar': { number: { fn: 'lt', size: true }, resultDtype: 'b8', args: [['other', 'Scalar']], doc: 'self < other, elementwise.' },
-  'aten.bitwise_and.Tensor': { tensor: { fn: 'and' }, args: [['other', 'Tensor']], doc: 'self & other, elementwise.' },
+  'aten.add.Tensor': {
+    tensor: { fn: 'add' },
+    number: { fn: 'adds' },
+    args: [
+      ['other', 'Tensor'],
+      ['alpha', 'Scalar', 1],
+    ],
+    doc: 'Elementwise self + alpha·other.',
+  },
+  'aten.ge.Scalar': {
+    number: { fn: 'ge', size: true },
+    resultDtype: 'b8',
+    args: [['other', 'Scalar']],
+    doc: 'self >= other, elementwise.',
+  },
+  'aten.lt.Scalar': {
+    number: { fn: 'lt', size: true },
+    resultDtype: 'b8',
+    args: [['other', 'Scalar']],
+    doc: 'self < other, elementwise.',
+  },
+  'aten.bitwise_and.Tensor': {
+    tensor: { fn: 'and' },
+    args: [['other', 'Tensor']],
+    doc: 'self & other, elementwise.',
+  },
   'aten.bitwise_not.default': { unary: 'not', args: [], doc: '~self, elementwise.' },
   'aten.masked_fill.Scalar': {
-    tensor: { fn: 'masked_fill', scalarArg: 2 }, args: [['mask', 'Tensor'], ['value', 'Scalar']], doc: 'self with value where mask is true (mask broadcasts).',
+    tensor: { fn: 'masked_fill', scalarArg: 2 },
+    args: [
+      ['mask', 'Tensor'],
+      ['value', 'Scalar'],
+    ],
+    doc: 'self with value where mask is true (mask broadcasts).',
   },
 } as const satisfies Record<string, ElementwiseOpDef>;
 
 export type ElementwiseOp = keyof typeof ELEMENTWISE_OPS;
 export function elementwiseOp(op: string): ElementwiseOpDef | undefined {
-  return Object.prototype.hasOwnProperty.call(ELEMENTWISE_OPS, op) ? ELEMENTWISE_OPS[op as ElementwiseOp] : undefined;
+  return Object.prototype.hasOwnProperty.call(ELEMENTWISE_OPS, op)
+    ? ELEMENTWISE_OPS[op as ElementwiseOp]
+    : undefined;
 }
 
 // --- the worker's ops -----------------------------------------------------------------------
@@ -127,10 +228,32 @@ export const WORKER_OP_CODES = Object.keys(WORKER_OPS) as WorkerOp[];
 // --- plan kernels -----------------------------------------------------------------------------
 
 /** How a kernel step's field travels on the wire (agent/planWire.ts checks each by its kind). */
-export type Field = 'view' | 'view?' | 'storage' | 'num' | 'int' | 'int?' | 'str' | 'bool' | 'ints' | 'role' | 'mapfn' | 'rounding?';
+export type Field =
+  | 'view'
+  | 'view?'
+  | 'storage'
+  | 'num'
+  | 'int'
+  | 'int?'
+  | 'str'
+  | 'bool'
+  | 'ints'
+  | 'role'
+  | 'mapfn'
+  | 'rounding?';
 interface FieldValue {
-  view: View; 'view?': View | null; storage: string; num: number; int: number; 'int?': number;
-  str: string; bool: boolean; ints: number[]; role: InputRole; mapfn: MapFn; 'rounding?': FusedNormRounding;
+  view: View;
+  'view?': View | null;
+  storage: string;
+  num: number;
+  int: number;
+  'int?': number;
+  str: string;
+  bool: boolean;
+  ints: number[];
+  role: InputRole;
+  mapfn: MapFn;
+  'rounding?': FusedNormRounding;
 }
 type OptionalField = 'int?' | 'rounding?';
 
@@ -157,26 +280,123 @@ export interface KernelDef {
 // bf16 add 0, gemm 0.03, norms 0–2, all_reduce 0, MoE 1; f32 add 1, gemm 3.5, norms 3, all_reduce 1,
 // MoE 5 — with about 2× headroom for accumulation orders not yet seen.
 export const KERNELS = {
-  seed: { fields: { name: 'str', role: 'role', perRank: 'bool', range: 'int?', out: 'storage' }, worker: ['seed', 'fill'], rounding: 'exact', collective: false, doc: 'seeded input' },
-  copy: { fields: { x: 'view', out: 'storage' }, worker: ['gather'], rounding: 'exact', collective: false, doc: 'strided copy' },
-  pad: { fields: { x: 'view', lo: 'ints', value: 'num', out: 'storage' }, worker: ['gather'], rounding: 'exact', collective: false, doc: 'constant pad' },
-  add: { fields: { a: 'view', b: 'view', alpha: 'num', out: 'storage' }, worker: ['add'], rounding: { ulps: { bf16: 1, f32: 1 } }, collective: false, doc: 'a + alpha · b (broadcast)' },
-  map: { fields: { fn: 'mapfn', a: 'view', b: 'view?', scalar: 'num', out: 'storage' }, worker: ['map'], rounding: 'exact', collective: false, doc: 'elementwise map function' },
-  gemm: { fields: { a: 'view', b: 'view', bias: 'view?', alpha: 'num', beta: 'num', out: 'storage' }, worker: ['mm'], rounding: { ulps: { bf16: 1, f32: 8 } }, collective: false, doc: 'alpha · A·B + beta · bias' },
-  embedding: { fields: { weight: 'view', indices: 'view', out: 'storage' }, worker: ['embedding'], rounding: 'exact', collective: false, doc: 'rows by token id' },
-  rms_norm: { fields: { x: 'view', w: 'view', eps: 'num', out: 'storage' }, worker: ['rms_norm'], rounding: { ulps: { bf16: 2, f32: 4 } }, collective: false, doc: 'RMSNorm' },
-  fused_add_rms_norm: { fields: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage' }, worker: ['fused_add_rms_norm'], rounding: { ulps: { bf16: 2, f32: 4 } }, collective: false, doc: 'residual add + RMSNorm' },
-  all_reduce: { fields: { x: 'view', out: 'storage' }, worker: ['all_reduce'], rounding: { ulps: { bf16: 1, f32: 1 } }, collective: true, doc: 'sum over ranks in rank order' },
-  fused_allreduce_norm: { fields: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage', normRounding: 'rounding?' }, worker: ['allreduce_norm'], rounding: { ulps: { bf16: 2, f32: 4 } }, collective: true, doc: 'all-reduce + residual + RMSNorm' },
-  moe: { fields: { x: 'view', logits: 'view', layer: 'str', experts: 'int', topK: 'int', intermediate: 'int', out: 'storage' }, worker: ['seed', 'moe'], rounding: { ulps: { bf16: 2, f32: 8 } }, collective: false, doc: 'GPT-OSS MoE' },
+  seed: {
+    fields: { name: 'str', role: 'role', perRank: 'bool', range: 'int?', out: 'storage' },
+    worker: ['seed', 'fill'],
+    rounding: 'exact',
+    collective: false,
+    doc: 'seeded input',
+  },
+  copy: {
+    fields: { x: 'view', out: 'storage' },
+    worker: ['gather'],
+    rounding: 'exact',
+    collective: false,
+    doc: 'strided copy',
+  },
+  pad: {
+    fields: { x: 'view', lo: 'ints', value: 'num', out: 'storage' },
+    worker: ['gather'],
+    rounding: 'exact',
+    collective: false,
+    doc: 'constant pad',
+  },
+  add: {
+    fields: { a: 'view', b: 'view', alpha: 'num', out: 'storage' },
+    worker: ['add'],
+    rounding: { ulps: { bf16: 1, f32: 1 } },
+    collective: false,
+    doc: 'a + alpha · b (broadcast)',
+  },
+  map: {
+    fields: { fn: 'mapfn', a: 'view', b: 'view?', scalar: 'num', out: 'storage' },
+    worker: ['map'],
+    rounding: 'exact',
+    collective: false,
+    doc: 'elementwise map function',
+  },
+  gemm: {
+    fields: { a: 'view', b: 'view', bias: 'view?', alpha: 'num', beta: 'num', out: 'storage' },
+    worker: ['mm'],
+    rounding: { ulps: { bf16: 1, f32: 8 } },
+    collective: false,
+    doc: 'alpha · A·B + beta · bias',
+  },
+  embedding: {
+    fields: { weight: 'view', indices: 'view', out: 'storage' },
+    worker: ['embedding'],
+    rounding: 'exact',
+    collective: false,
+    doc: 'rows by token id',
+  },
+  rms_norm: {
+    fields: { x: 'view', w: 'view', eps: 'num', out: 'storage' },
+    worker: ['rms_norm'],
+    rounding: { ulps: { bf16: 2, f32: 4 } },
+    collective: false,
+    doc: 'RMSNorm',
+  },
+  fused_add_rms_norm: {
+    fields: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage' },
+    worker: ['fused_add_rms_norm'],
+    rounding: { ulps: { bf16: 2, f32: 4 } },
+    collective: false,
+    doc: 'residual add + RMSNorm',
+  },
+  all_reduce: {
+    fields: { x: 'view', out: 'storage' },
+    worker: ['all_reduce'],
+    rounding: { ulps: { bf16: 1, f32: 1 } },
+    collective: true,
+    doc: 'sum over ranks in rank order',
+  },
+  fused_allreduce_norm: {
+    fields: {
+      x: 'view',
+      residual: 'view',
+      w: 'view',
+      eps: 'num',
+      out: 'storage',
+      residualOut: 'storage',
+      normRounding: 'rounding?',
+    },
+    worker: ['allreduce_norm'],
+    rounding: { ulps: { bf16: 2, f32: 4 } },
+    collective: true,
+    doc: 'all-reduce + residual + RMSNorm',
+  },
+  moe: {
+    fields: {
+      x: 'view',
+      logits: 'view',
+      layer: 'str',
+      experts: 'int',
+      topK: 'int',
+      intermediate: 'int',
+      out: 'storage',
+    },
+    worker: ['seed', 'moe'],
+    rounding: { ulps: { bf16: 2, f32: 8 } },
+    collective: false,
+    doc: 'GPT-OSS MoE',
+  },
 } as const satisfies Record<string, KernelDef>;
 
 export type KernelName = keyof typeof KERNELS;
 
 type Flatten<T> = { [P in keyof T]: T[P] };
 type KernelFields<F> = Flatten<
-  { -readonly [P in keyof F as F[P] extends OptionalField ? never : P]: F[P] extends Field ? FieldValue[F[P]] : never } &
-  { -readonly [P in keyof F as F[P] extends OptionalField ? P : never]?: F[P] extends Field ? FieldValue[F[P]] : never }
+  {
+    -readonly [P in keyof F as F[P] extends OptionalField ? never : P]: F[P] extends Field
+      ? FieldValue[F[P]]
+      : never;
+  } & {
+    -readonly [P in keyof F as F[P] extends OptionalField ? P : never]?: F[P] extends Field
+      ? FieldValue[F[P]]
+      : never;
+  }
 >;
 /** A kernel step's parameters, derived from its wire fields (one declaration for both). */
-export type Kernel = { [K in KernelName]: Flatten<{ kernel: K } & KernelFields<(typeof KERNELS)[K]['fields']>> }[KernelName];
+export type Kernel = {
+  [K in KernelName]: Flatten<{ kernel: K } & KernelFields<(typeof KERNELS)[K]['fields']>>;
+}[KernelName];

@@ -9,7 +9,13 @@
 
 import type { Arg, Graph } from '../graph/ir.ts';
 import { GraphBuilder } from '../graph/build.ts';
-import { ELEMENTWISE_OPS, KERNELS, type ElementwiseOpDef, type KernelName, type Rounding } from '../graph/opTable.ts';
+import {
+  ELEMENTWISE_OPS,
+  KERNELS,
+  type ElementwiseOpDef,
+  type KernelName,
+  type Rounding,
+} from '../graph/opTable.ts';
 import type { Backend, RunOptions, RunResult } from './backend.ts';
 import { buildPlan, type Plan } from './plan.ts';
 import { compareTensor, type OutputComparison } from './compareOutputs.ts';
@@ -25,7 +31,10 @@ export interface DifferentialCase {
 }
 
 /** Which kernel wrote each output, so it is held to that kernel's rounding contract. */
-export interface GeneratedGraph { graph: Graph; producers: Map<string, KernelName> }
+export interface GeneratedGraph {
+  graph: Graph;
+  producers: Map<string, KernelName>;
+}
 
 /** mulberry32: a small seeded generator, so a seed names the same graph everywhere. */
 function prng(seed: number): () => number {
@@ -47,18 +56,37 @@ class Gen {
   readonly producers = new Map<string, KernelName>();
   readonly outputs: Arg[] = [];
   private k = 0;
-  constructor(readonly rand: () => number, readonly dt: 'bf16' | 'f32', readonly ranks: number) {}
-  int(lo: number, hi: number) { return lo + Math.floor(this.rand() * (hi - lo + 1)); }
-  pick<T>(xs: readonly T[]): T { return xs[Math.floor(this.rand() * xs.length)]; }
+  constructor(
+    readonly rand: () => number,
+    readonly dt: 'bf16' | 'f32',
+    readonly ranks: number,
+  ) {}
+  int(lo: number, hi: number) {
+    return lo + Math.floor(this.rand() * (hi - lo + 1));
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[Math.floor(this.rand() * xs.length)];
+  }
   /** A float with few mantissa bits (so the scalar is the same in f32 and f64), sometimes negative. */
-  scalar() { return (this.rand() < 0.3 ? -1 : 1) * this.int(1, 40) / 8; }
-  name(p: string) { return `${p}_${this.k++}`; }
-  type(shape: (number | string)[], dtype: string = this.dt) { return `${dtype}[${shape.join(', ')}]`; }
-  input(shape: (number | string)[], dtype: string = this.dt) { return this.b.input(this.name('in'), this.type(shape, dtype)); }
-  node(p: string, op: string, args: Arg[], kwargs: Record<string, Arg>, type: string | null) { return this.b.node(this.name(p), op, args, kwargs, type); }
+  scalar() {
+    return ((this.rand() < 0.3 ? -1 : 1) * this.int(1, 40)) / 8;
+  }
+  name(p: string) {
+    return `${p}_${this.k++}`;
+  }
+  type(shape: (number | string)[], dtype: string = this.dt) {
+    return `${dtype}[${shape.join(', ')}]`;
+  }
+  input(shape: (number | string)[], dtype: string = this.dt) {
+    return this.b.input(this.name('in'), this.type(shape, dtype));
+  }
+  node(p: string, op: string, args: Arg[], kwargs: Record<string, Arg>, type: string | null) {
+    return this.b.node(this.name(p), op, args, kwargs, type);
+  }
   out(a: Arg, kernel: KernelName) {
     this.outputs.push(a);
-    if (a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'ref') this.producers.set(a.name, kernel);
+    if (a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'ref')
+      this.producers.set(a.name, kernel);
   }
   /** A per-rank exact value [T, cols]: rows of a per-rank embedding table (weights differ by rank). */
   perRank(cols: number) {
@@ -70,7 +98,7 @@ class Gen {
 }
 
 const AF = 'higher_order.auto_functionalized';
-const opRef = (target: string): Arg => ({ kind: 'op', target } as unknown as Arg);
+const opRef = (target: string): Arg => ({ kind: 'op', target }) as unknown as Arg;
 
 /** One generator per kernel of the table: adding a kernel without one is a type error. */
 const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
@@ -82,14 +110,18 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
   copy: (g) => {
     const c = g.pick(COLS) + 4;
     const x = g.input(['s0', c]);
-    const start = g.int(0, 2), step = g.int(1, 3), end = g.int(start + 1, c);
+    const start = g.int(0, 2),
+      step = g.int(1, 3),
+      end = g.int(start + 1, c);
     const s = g.node('slice', 'aten.slice.Tensor', [x, 1, start, end, step], {}, null);
     g.out(g.node('clone', 'aten.clone.default', [s], {}, null), 'copy');
   },
   pad: (g) => {
     const c = g.pick(COLS);
     const x = g.input(['s0', c]);
-    const lo = g.int(0, 3), hi = g.int(0, 5), top = g.int(0, 2);
+    const lo = g.int(0, 3),
+      hi = g.int(0, 5),
+      top = g.int(0, 2);
     g.out(g.node('pad', 'aten.constant_pad_nd.default', [x, [lo, hi, top, 0], g.scalar()], {}, null), 'pad');
   },
   add: (g) => {
@@ -103,11 +135,16 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     for (const [op, def] of Object.entries(ELEMENTWISE_OPS) as [string, ElementwiseOpDef][]) {
       const c = g.pick(COLS);
       const x = g.input(['s0', c]);
-      const mask = () => g.node('mask', 'aten.ge.Scalar', [g.input(g.rand() < 0.5 ? ['s0', c] : [c]), 0], {}, null);
+      const mask = () =>
+        g.node('mask', 'aten.ge.Scalar', [g.input(g.rand() < 0.5 ? ['s0', c] : [c]), 0], {}, null);
       if (def.unary) g.out(g.node('map', op, [mask()], {}, null), 'map');
-      if (def.number) g.out(g.node('map', op, [x, def.number.size ? g.int(-1, 1) : g.scalar()], {}, null), 'map');
+      if (def.number)
+        g.out(g.node('map', op, [x, def.number.size ? g.int(-1, 1) : g.scalar()], {}, null), 'map');
       if (def.tensor && def.tensor.fn !== 'add') {
-        const other = def.tensor.fn === 'masked_fill' || def.tensor.fn === 'and' ? mask() : g.input(g.rand() < 0.5 ? ['s0', c] : [c]);
+        const other =
+          def.tensor.fn === 'masked_fill' || def.tensor.fn === 'and'
+            ? mask()
+            : g.input(g.rand() < 0.5 ? ['s0', c] : [c]);
         const args: Arg[] = [def.tensor.fn === 'and' ? mask() : x, other];
         if (def.tensor.scalarArg !== undefined) args.push(g.scalar());
         g.out(g.node('map', op, args, {}, null), 'map');
@@ -115,7 +152,8 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     }
   },
   gemm: (g) => {
-    const k = g.pick(COLS), n = g.pick(COLS);
+    const k = g.pick(COLS),
+      n = g.pick(COLS);
     const x = g.input(['s0', k]);
     const w = g.input([n, k]);
     const wt = g.node('t', 'aten.t.default', [w], {}, null);
@@ -127,12 +165,24 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     const c = g.pick(COLS) * 2;
     const x = g.input(['s0', c]);
     const res = g.node('empty', 'aten.empty_like.default', [x], {}, null);
-    const af = g.node('rms', AF, [opRef('_C.rms_norm.default')], { result: res, input: x, weight: g.input([c]), epsilon: 1e-6 }, null);
+    const af = g.node(
+      'rms',
+      AF,
+      [opRef('_C.rms_norm.default')],
+      { result: res, input: x, weight: g.input([c]), epsilon: 1e-6 },
+      null,
+    );
     g.out(g.node('item', 'getitem', [af, 1], {}, null), 'rms_norm');
   },
   fused_add_rms_norm: (g) => {
     const c = g.pick(COLS) * 2;
-    const af = g.node('add_rms', AF, [opRef('_C.fused_add_rms_norm.default')], { input: g.input(['s0', c]), residual: g.input(['s0', c]), weight: g.input([c]), epsilon: 1e-5 }, null);
+    const af = g.node(
+      'add_rms',
+      AF,
+      [opRef('_C.fused_add_rms_norm.default')],
+      { input: g.input(['s0', c]), residual: g.input(['s0', c]), weight: g.input([c]), epsilon: 1e-5 },
+      null,
+    );
     g.out(g.node('item', 'getitem', [af, 1], {}, null), 'fused_add_rms_norm');
     g.out(g.node('item', 'getitem', [af, 2], {}, null), 'fused_add_rms_norm');
   },
@@ -142,10 +192,28 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
   },
   fused_allreduce_norm: (g) => {
     const c = g.pick(COLS) * 2;
-    const af = g.node('ar_norm', AF, [opRef('vllm.flashinfer_trtllm_fused_allreduce_norm.default')], {
-      allreduce_in: g.perRank(c), residual: g.input(['s0', c]), norm_out: null, quant_out: null, scale_out: null, rms_gamma: g.input([c]),
-      rms_eps: 1e-6, pattern_code: 1, world_rank: 0, world_size: g.ranks, launch_with_pdl: true, trigger_completion_at_end: true, fp32_acc: true, max_token_num: 1024,
-    }, null);
+    const af = g.node(
+      'ar_norm',
+      AF,
+      [opRef('vllm.flashinfer_trtllm_fused_allreduce_norm.default')],
+      {
+        allreduce_in: g.perRank(c),
+        residual: g.input(['s0', c]),
+        norm_out: null,
+        quant_out: null,
+        scale_out: null,
+        rms_gamma: g.input([c]),
+        rms_eps: 1e-6,
+        pattern_code: 1,
+        world_rank: 0,
+        world_size: g.ranks,
+        launch_with_pdl: true,
+        trigger_completion_at_end: true,
+        fp32_acc: true,
+        max_token_num: 1024,
+      },
+      null,
+    );
     g.out(g.node('item', 'getitem', [af, 1], {}, null), 'fused_allreduce_norm');
     g.out(g.node('item', 'getitem', [af, 2], {}, null), 'fused_allreduce_norm');
   },
@@ -153,7 +221,10 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     // hidden 3072 and 32 experts: the tiny preset maps them to 48 columns, 32 experts top-4.
     const x = g.input(['s0', 3072]);
     const logits = g.input(['s0', 32], 'f32');
-    g.out(g.node('moe', 'vllm.moe_forward.default', [x, logits, g.name('layer')], {}, g.type(['s0', 3072])), 'moe');
+    g.out(
+      g.node('moe', 'vllm.moe_forward.default', [x, logits, g.name('layer')], {}, g.type(['s0', 3072])),
+      'moe',
+    );
   },
 };
 
@@ -173,7 +244,11 @@ export function allowedUlps(r: Rounding, dtype: 'bf16' | 'f32'): number {
   return r === 'exact' ? 0 : r.ulps[dtype];
 }
 
-export interface BackendUnderTest { name: string; backend: Backend; options?: Partial<RunOptions> }
+export interface BackendUnderTest {
+  name: string;
+  backend: Backend;
+  options?: Partial<RunOptions>;
+}
 
 export interface DifferentialResult {
   case: DifferentialCase;
@@ -185,20 +260,39 @@ export interface DifferentialResult {
 }
 
 /** Plans the case's graph once and runs it on the reference and on each backend. */
-export async function runDifferentialCase(c: DifferentialCase, reference: Backend, backends: BackendUnderTest[]): Promise<DifferentialResult> {
+export async function runDifferentialCase(
+  c: DifferentialCase,
+  reference: Backend,
+  backends: BackendUnderTest[],
+): Promise<DifferentialResult> {
   const { graph, producers } = randomGraph(c);
   const plan = buildPlan(graph, { preset: 'tiny', dtype: c.dtype, ranks: c.ranks, tokens: c.tokens });
   const kernelCounts = new Map<KernelName, number>();
   for (const s of plan.steps) kernelCounts.set(s.kernel, (kernelCounts.get(s.kernel) ?? 0) + 1);
-  const opts: RunOptions = { backend: 'cpu', ranks: c.ranks, preset: 'tiny', dtype: c.dtype, allreduce: c.allreduce, workers: false, seed: c.seed, tokens: c.tokens };
+  const opts: RunOptions = {
+    backend: 'cpu',
+    ranks: c.ranks,
+    preset: 'tiny',
+    dtype: c.dtype,
+    allreduce: c.allreduce,
+    workers: false,
+    seed: c.seed,
+    tokens: c.tokens,
+  };
   const ref = await reference.run(plan, opts);
   const comparisons = new Map<string, OutputComparison[]>();
   for (const b of backends) {
     const got = await b.backend.run(plan, { ...opts, backend: b.backend.name, ...b.options });
-    comparisons.set(b.name, compareRuns(ref, got, (name) => {
-      const kernel = producers.get(name.replace(/\[\d+\]$/, '')) ?? 'seed';
-      return { ulps: allowedUlps(KERNELS[kernel].rounding, c.dtype), why: `${kernel}: ${describeRounding(KERNELS[kernel].rounding, c.dtype)}` };
-    }));
+    comparisons.set(
+      b.name,
+      compareRuns(ref, got, (name) => {
+        const kernel = producers.get(name.replace(/\[\d+\]$/, '')) ?? 'seed';
+        return {
+          ulps: allowedUlps(KERNELS[kernel].rounding, c.dtype),
+          why: `${kernel}: ${describeRounding(KERNELS[kernel].rounding, c.dtype)}`,
+        };
+      }),
+    );
   }
   return { case: c, plan, comparisons, kernelCounts };
 }
@@ -207,17 +301,33 @@ function describeRounding(r: Rounding, dtype: 'bf16' | 'f32'): string {
   return r === 'exact' ? 'rounding specified' : `f32 accumulation order free, ≤ ${r.ulps[dtype]} ulps`;
 }
 
-function compareRuns(ref: RunResult, got: RunResult, contract: (output: string) => { ulps: number; why: string }): OutputComparison[] {
+function compareRuns(
+  ref: RunResult,
+  got: RunResult,
+  contract: (output: string) => { ulps: number; why: string },
+): OutputComparison[] {
   const out: OutputComparison[] = [];
   for (let r = 0; r < ref.outputs.length; r++) {
     for (const [name, want] of ref.outputs[r]) {
       const have = got.outputs[r]?.get(name);
       const { ulps, why } = contract(name);
       if (!have) {
-        out.push({ name: `rank ${r}: ${name}`, maxAbs: Infinity, maxRel: Infinity, bitwiseEqual: false, ulps: Infinity, tolerance: 'the output is missing', pass: false });
+        out.push({
+          name: `rank ${r}: ${name}`,
+          maxAbs: Infinity,
+          maxRel: Infinity,
+          bitwiseEqual: false,
+          ulps: Infinity,
+          tolerance: 'the output is missing',
+          pass: false,
+        });
         continue;
       }
-      out.push(ulps === 0 ? compareTensor(`rank ${r}: ${name}`, want, have, 0, why) : compareScaled(`rank ${r}: ${name}`, want, have, ulps, why));
+      out.push(
+        ulps === 0
+          ? compareTensor(`rank ${r}: ${name}`, want, have, 0, why)
+          : compareScaled(`rank ${r}: ${name}`, want, have, ulps, why),
+      );
     }
   }
   return out;
@@ -230,14 +340,26 @@ function ulpAt(dtype: HostTensor['dtype'], x: number): number {
 }
 
 /** Distance in ulps at the tensor's scale: max |a − b| over the ulp at max |a|. */
-export function compareScaled(name: string, want: HostTensor, have: HostTensor, allowed: number, why: string): OutputComparison {
+export function compareScaled(
+  name: string,
+  want: HostTensor,
+  have: HostTensor,
+  allowed: number,
+  why: string,
+): OutputComparison {
   const c = compareTensor(name, want, have, Infinity, why);
-  if (want.shape.join() !== have.shape.join()) return { ...c, tolerance: `shapes differ: [${want.shape}] vs [${have.shape}]`, pass: false };
+  if (want.shape.join() !== have.shape.join())
+    return { ...c, tolerance: `shapes differ: [${want.shape}] vs [${have.shape}]`, pass: false };
   const x = hostValues(want);
   let scale = 0;
   for (const v of x) scale = Math.max(scale, Math.abs(v));
   const ulps = c.maxAbs === 0 ? 0 : scale === 0 ? Infinity : c.maxAbs / ulpAt(want.dtype, scale);
-  return { ...c, ulps, tolerance: `≤ ${allowed} ${want.dtype} ulps at the output's scale (${why})`, pass: ulps <= allowed };
+  return {
+    ...c,
+    ulps,
+    tolerance: `≤ ${allowed} ${want.dtype} ulps at the output's scale (${why})`,
+    pass: ulps <= allowed,
+  };
 }
 
 /** The cases of one sweep: dtypes, 1–`maxRanks` ranks and the three all-reduce algorithms, from one seed. */
@@ -261,24 +383,32 @@ export function summarize(results: DifferentialResult[]): { lines: string[]; fai
       for (const c of cs) {
         s.outputs++;
         if (c.bitwiseEqual) s.bitwise++;
-        if (!c.pass) s.failed.push(`seed ${r.case.seed} (${r.case.dtype}, ${r.case.ranks} ranks, ${r.case.allreduce}) ${c.name}: ${c.ulps} ulps, allowed ${c.tolerance}`);
+        if (!c.pass)
+          s.failed.push(
+            `seed ${r.case.seed} (${r.case.dtype}, ${r.case.ranks} ranks, ${r.case.allreduce}) ${c.name}: ${c.ulps} ulps, allowed ${c.tolerance}`,
+          );
       }
       byBackend.set(name, s);
     }
   }
   // The largest distance seen per kernel (ulps at scale for inexact kernels), to set contracts from.
   const worst = new Map<string, number>();
-  for (const r of results) for (const [, cs] of r.comparisons) for (const c of cs) {
-    const k = `${c.tolerance.match(/\((\w+):/)?.[1] ?? '?'} ${r.case.dtype}`;
-    worst.set(k, Math.max(worst.get(k) ?? 0, c.ulps));
-  }
+  for (const r of results)
+    for (const [, cs] of r.comparisons)
+      for (const c of cs) {
+        const k = `${c.tolerance.match(/\((\w+):/)?.[1] ?? '?'} ${r.case.dtype}`;
+        worst.set(k, Math.max(worst.get(k) ?? 0, c.ulps));
+      }
   const kernels = new Map<string, number>();
   for (const r of results) for (const [k, n] of r.kernelCounts) kernels.set(k, (kernels.get(k) ?? 0) + n);
   const lines = [
     `differential: ${results.length} graphs, seeds ${results.map((r) => r.case.seed).join(', ')}`,
     `kernel steps: ${[...kernels].map(([k, n]) => `${k} ${n}`).join(', ')}`,
     `largest distance per kernel (ulps): ${[...worst].map(([k, u]) => `${k} ${+u.toFixed(2)}`).join(', ')}`,
-    ...[...byBackend].map(([name, s]) => `${name}: ${s.outputs} outputs against the CPU reference, ${s.bitwise} bitwise, ${s.failed.length} outside their contract`),
+    ...[...byBackend].map(
+      ([name, s]) =>
+        `${name}: ${s.outputs} outputs against the CPU reference, ${s.bitwise} bitwise, ${s.failed.length} outside their contract`,
+    ),
   ];
   return { lines, failures: [...byBackend.values()].flatMap((s) => s.failed) };
 }

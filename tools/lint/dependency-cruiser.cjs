@@ -6,21 +6,24 @@ module.exports = {
   forbidden: [
     {
       name: 'graph-imports-only-graph',
-      comment: 'src/graph is the base layer (IR, op table, passes): pure TypeScript, importing nothing of the others.',
+      comment:
+        'src/graph is the base layer (IR, op table, passes): pure TypeScript, importing nothing of the others.',
       severity: 'error',
       from: { path: '^src/graph/', pathNot: '\\.test\\.tsx?$' },
       to: { path: '^(src/(runtime|ui|wgsl|cli)|agent)/' },
     },
     {
       name: 'wgsl-does-not-import-runtime',
-      comment: 'Kernels are specialized from what they are given; the runtime imports them, never the reverse.',
+      comment:
+        'Kernels are specialized from what they are given; the runtime imports them, never the reverse.',
       severity: 'error',
       from: { path: '^src/wgsl/', pathNot: '\\.test\\.tsx?$' },
       to: { path: '^(src/(runtime|ui|cli)|agent)/' },
     },
     {
       name: 'runtime-does-not-import-ui-cli-or-agent',
-      comment: 'The runtime runs in the page, in workers, in the CLI and in the agent; the wire types it shares with the agent live in src/runtime/agentProtocol.ts.',
+      comment:
+        'The runtime runs in the page, in workers, in the CLI and in the agent; the wire types it shares with the agent live in src/runtime/agentProtocol.ts.',
       severity: 'error',
       from: { path: '^src/runtime/', pathNot: '\\.test\\.tsx?$' },
       to: { path: '^(src/(ui|cli)|agent)/' },
@@ -39,7 +42,8 @@ module.exports = {
     },
     {
       name: 'no-value-cycles',
-      comment: 'A cycle that carries values makes load order matter (collectives.ts ↔ webgpuBackend.ts was one); type-only cycles are harmless.',
+      comment:
+        'A cycle that carries values makes load order matter (collectives.ts ↔ webgpuBackend.ts was one); type-only cycles are harmless.',
       severity: 'error',
       from: {},
       to: { circular: true, viaOnly: { dependencyTypesNot: ['type-only'] } },

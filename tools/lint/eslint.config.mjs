@@ -9,7 +9,19 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'tools/lint/**', 'dist/**', 'dist-*/**', 'fixtures/**', 'public/**', 'bench/out/**', 'agent/native/**', '**/*.d.mts'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'tools/lint/**',
+      'dist/**',
+      'dist-*/**',
+      'fixtures/**',
+      'public/**',
+      'bench/out/**',
+      'agent/native/**',
+      '**/*.d.mts',
+    ],
+  },
   {
     files: ['**/*.{ts,tsx}'],
     extends: [js.configs.recommended, ...tseslint.configs.recommended],
@@ -19,11 +31,17 @@ export default tseslint.config(
     rules: {
       // The point of this config: a switch over a union that forgets a member is an error.
       // A default clause (assertNever's, or a deliberate catch-all) covers the members not listed.
-      '@typescript-eslint/switch-exhaustiveness-check': ['error', { considerDefaultExhaustiveForUnions: true, requireDefaultForNonUnion: false }],
+      '@typescript-eslint/switch-exhaustiveness-check': [
+        'error',
+        { considerDefaultExhaustiveForUnions: true, requireDefaultForNonUnion: false },
+      ],
       // FX prints an open slice end as INT64_MAX (9223372036854775807); the code compares it, never computes with it.
       'no-loss-of-precision': 'off',
       // tsc (noUnusedLocals) already reports unused locals; underscore-prefixed parameters are deliberate.
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       // Non-null assertions mark places where the plan's invariants guarantee a value (a storage the planner made).
       '@typescript-eslint/no-non-null-assertion': 'off',
       // Type-only names (GPU, GPUBuffer) are globals from @webgpu/types; tsc checks undefined names.

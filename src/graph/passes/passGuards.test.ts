@@ -23,11 +23,16 @@ function danglingRefs(g: Graph): string[] {
       if (!defined.has(r)) bad.push(`${at} reads ${r}`);
     }
   };
-  for (const n of g.nodes) { n.args.forEach((a) => walk(a, n.name)); Object.values(n.kwargs).forEach((a) => walk(a, n.name)); defined.add(n.name); }
+  for (const n of g.nodes) {
+    n.args.forEach((a) => walk(a, n.name));
+    Object.values(n.kwargs).forEach((a) => walk(a, n.name));
+    defined.add(n.name);
+  }
   return bad;
 }
 
-const fusedAddSite = (extraReader: string) => fx(`
+const fusedAddSite = (extraReader: string) =>
+  fx(`
 all_reduce_1: "bf16[s72, 2880]" = torch.ops.vllm.all_reduce.default(getitem_3, 'tp:0')
 auto_functionalized_2 = torch.ops.higher_order.auto_functionalized(torch.ops._C.fused_add_rms_norm.default, input = all_reduce_1, residual = getitem_18, weight = arg8_1, epsilon = 1e-05)
 getitem_20: "bf16[s72, 2880]" = auto_functionalized_2[1]
@@ -36,13 +41,21 @@ ${extraReader}`);
 
 describe('allreduce-rmsnorm', () => {
   it('refuses a fused-add site whose all_reduce has another reader, naming it; fuses the same site without it', () => {
-    const refused = runPipeline(fusedAddSite('mul_7: "bf16[s72, 2880]" = torch.ops.aten.mul.Tensor(all_reduce_1, 2.0)'), ['allreduce-rmsnorm'], { worldSize: 2 });
+    const refused = runPipeline(
+      fusedAddSite('mul_7: "bf16[s72, 2880]" = torch.ops.aten.mul.Tensor(all_reduce_1, 2.0)'),
+      ['allreduce-rmsnorm'],
+      { worldSize: 2 },
+    );
     expect(refused.stages[0]!.matches).toEqual([]);
     expect(refused.output.nodes.some((n) => n.op === 'vllm.all_reduce.default')).toBe(true);
-    expect(refused.diagnostics).toContainEqual(expect.objectContaining({
-      node: 'all_reduce_1', blocker: 'mul_7',
-      reason: 'all_reduce_1 has another user, mul_7, that needs the reduced tensor; the fused kernel overwrites it with the normed output',
-    }));
+    expect(refused.diagnostics).toContainEqual(
+      expect.objectContaining({
+        node: 'all_reduce_1',
+        blocker: 'mul_7',
+        reason:
+          'all_reduce_1 has another user, mul_7, that needs the reduced tensor; the fused kernel overwrites it with the normed output',
+      }),
+    );
     const fused = runPipeline(fusedAddSite(''), ['allreduce-rmsnorm'], { worldSize: 2 });
     expect(fused.stages[0]!.matches.map((m) => m.site)).toEqual(['all_reduce_1']);
     expect(fused.output.nodes.some((n) => JSON.stringify(n.args[0]).includes(FUSED))).toBe(true);
@@ -50,7 +63,8 @@ describe('allreduce-rmsnorm', () => {
 });
 
 describe('noop-elimination', () => {
-  const chain = (extra: string) => fx(`
+  const chain = (extra: string) =>
+    fx(`
 def forward(self, x: "bf16[4, 6]"):
     view_1: "bf16[24]" = torch.ops.aten.view.default(x, [24])
     view_2: "bf16[4, 6]" = torch.ops.aten.view.default(view_1, [4, 6])
@@ -61,10 +75,14 @@ ${extra}    return (add_1${extra ? ', neg_1' : ''})`);
     const alone = runPipeline(chain(''), ['noop-elimination']).output;
     expect(names(alone)).toEqual(['add_1']);
     expect(alone.nodes[0]!.args).toEqual([ref('x'), ref('x')]);
-    const shared = runPipeline(chain('    neg_1: "bf16[24]" = torch.ops.aten.neg.default(view_1)\n'), ['noop-elimination']);
+    const shared = runPipeline(chain('    neg_1: "bf16[24]" = torch.ops.aten.neg.default(view_1)\n'), [
+      'noop-elimination',
+    ]);
     expect(names(shared.output)).toEqual(['view_1', 'add_1', 'neg_1']);
     expect(shared.output.nodes.find((n) => n.name === 'add_1')!.args).toEqual([ref('x'), ref('x')]);
-    expect(shared.stages[0]!.matches).toEqual([{ pass: 'noop-elimination', site: 'view_2', consumed: ['view_2'], produced: [] }]);
+    expect(shared.stages[0]!.matches).toEqual([
+      { pass: 'noop-elimination', site: 'view_2', consumed: ['view_2'], produced: [] },
+    ]);
   });
 
   it('skips a match that overlaps one already taken: a chain of three reshapes keeps a well-formed graph', () => {
@@ -86,7 +104,14 @@ def forward(self, x: "bf16[4, 6]"):
 describe('topologicalOrder', () => {
   const b = new GraphBuilder();
   b.input('x', 'bf16[4]');
-  const node = (name: string, reads: string): Node => ({ name, op: 'aten.neg.default', args: [ref(reads)], kwargs: {}, type: null, meta: {} });
+  const node = (name: string, reads: string): Node => ({
+    name,
+    op: 'aten.neg.default',
+    args: [ref(reads)],
+    kwargs: {},
+    type: null,
+    meta: {},
+  });
   const g = b.build();
 
   it('keeps an order that already defines every value before its readers (the same array)', () => {
@@ -100,6 +125,8 @@ describe('topologicalOrder', () => {
   });
 
   it('names a node on a cycle', () => {
-    expect(() => topologicalOrder(g, [node('p', 'q'), node('q', 'p')])).toThrow("rewrite made a cycle through node 'p' (aten.neg.default)");
+    expect(() => topologicalOrder(g, [node('p', 'q'), node('q', 'p')])).toThrow(
+      "rewrite made a cycle through node 'p' (aten.neg.default)",
+    );
   });
 });
