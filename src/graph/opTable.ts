@@ -74,7 +74,7 @@ export interface MapFnDef {
 }
 
 const f = Math.fround;
-export const MAP_FNS = {
+const MAP_FN_TABLE = {
   mul: { tensorB: true, cpu: (a, b) => f(a * b), wgsl: 'a * b', cpp: 'a * b', doc: 'a · b' },
   muls: {
     tensorB: false,
@@ -127,7 +127,9 @@ export const MAP_FNS = {
   },
 } as const satisfies Record<string, MapFnDef>;
 
-export type MapFn = keyof typeof MAP_FNS;
+export type MapFn = keyof typeof MAP_FN_TABLE;
+/** Every entry with the one signature (the literal table above narrows each body's parameters). */
+export const MAP_FNS: Record<MapFn, MapFnDef> = MAP_FN_TABLE;
 /** A map function's wire code is its position here (the order of MAP_FNS). */
 export const MAP_FN_CODES = Object.keys(MAP_FNS) as MapFn[];
 
@@ -400,3 +402,55 @@ type KernelFields<F> = Flatten<
 export type Kernel = {
   [K in KernelName]: Flatten<{ kernel: K } & KernelFields<(typeof KERNELS)[K]['fields']>>;
 }[KernelName];
+
+// --- cost ---------------------------------------------------------------------------------------
+
+export const DTYPE_BYTES: Record<StorageDType, number> = { bf16: 2, f16: 2, f32: 4, i32: 4 };
+
+/** What one step moves and computes on one rank (bytes of its views and outputs, FLOPs of its arithmetic). */
+export interface KernelCost {
+  bytesRead: number;
+  bytesWritten: number;
+  flops: number;
+}
+
+const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+const viewBytes = (v: View) => numel(v.shape) * DTYPE_BYTES[v.dtype];
+
+/**
+ * Each kernel's cost from its parameters; `outBytes` are the bytes of the storages it writes,
+ * `ranks` the group size. Reads count each view once (a broadcast operand once); collectives read
+ * every peer's input; the MoE reads each expert's weights at most once.
+ */
+export const KERNEL_COST: { [K in KernelName]: (k: Extract<Kernel, { kernel: K }>, outBytes: number, ranks: number) => KernelCost } = {
+  seed: (_k, out) => ({ bytesRead: 0, bytesWritten: out, flops: 0 }),
+  copy: (k, out) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: 0 }),
+  pad: (k, out) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: 0 }),
+  add: (k, out) => ({ bytesRead: viewBytes(k.a) + viewBytes(k.b), bytesWritten: out, flops: 2 * Math.max(numel(k.a.shape), numel(k.b.shape)) }),
+  map: (k, out) => ({ bytesRead: viewBytes(k.a) + (k.b ? viewBytes(k.b) : 0), bytesWritten: out, flops: numel(k.a.shape) }),
+  gemm: (k, out) => {
+    const [M, K] = k.a.shape, N = k.b.shape[1];
+    return { bytesRead: viewBytes(k.a) + viewBytes(k.b) + (k.bias ? viewBytes(k.bias) : 0), bytesWritten: out, flops: 2 * M * N * K + (k.bias ? 2 * M * N : 0) };
+  },
+  embedding: (k, out) => ({ bytesRead: viewBytes(k.indices) + out, bytesWritten: out, flops: 0 }),
+  // Square, sum, scale, weight: about 4 FLOPs an element (plus the residual add where there is one).
+  rms_norm: (k, out) => ({ bytesRead: viewBytes(k.x) + viewBytes(k.w), bytesWritten: out, flops: 4 * numel(k.x.shape) }),
+  fused_add_rms_norm: (k, out) => ({ bytesRead: viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w), bytesWritten: out, flops: 5 * numel(k.x.shape) }),
+  all_reduce: (k, out, ranks) => ({ bytesRead: ranks * viewBytes(k.x), bytesWritten: out, flops: (ranks - 1) * numel(k.x.shape) }),
+  fused_allreduce_norm: (k, out, ranks) => ({
+    bytesRead: ranks * viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w), bytesWritten: out, flops: (ranks - 1 + 5) * numel(k.x.shape),
+  }),
+  moe: (k, out, ranks) => {
+    const T = numel(k.x.shape) / k.x.shape[k.x.shape.length - 1], H = k.x.shape[k.x.shape.length - 1], Is = k.intermediate / ranks;
+    // Per routed token: W13 (2·Is×H) and W2 (H×Is), two FLOPs per multiply-add.
+    return {
+      bytesRead: viewBytes(k.x) + viewBytes(k.logits) + DTYPE_BYTES[k.x.dtype] * 3 * H * Is * k.experts,
+      bytesWritten: out, flops: 2 * T * k.topK * 3 * H * Is,
+    };
+  },
+};
+
+/** A kernel step's cost (the dispatch through KERNEL_COST, typed once here). */
+export function kernelCost(k: Kernel, outBytes: number, ranks: number): KernelCost {
+  return (KERNEL_COST[k.kernel] as (k: Kernel, outBytes: number, ranks: number) => KernelCost)(k, outBytes, ranks);
+}

@@ -3,7 +3,7 @@
 // encoder; the run loop (webgpuBackend.ts) and the rank workers call encodeStep.
 
 import type { Plan, Step, View, StorageDType, FusedNormRounding } from '../plan.ts';
-import { assertNever } from '../../graph/opTable.ts';
+import { assertNever, kernelCost } from '../../graph/opTable.ts';
 import { asRows, broadcastStrides, numelOf } from '../plan.ts';
 import { RunError } from '../runError.ts';
 import type { HostTensor } from '../hostTensor.ts';
@@ -60,19 +60,11 @@ export function outputsOf(s: Step): string[] {
   return ids;
 }
 
-function viewBytes(v: View): number { return numelOf(v.shape) * BYTES[v.dtype]; }
 
 export function stepBytes(s: Step, plan: Plan): { read: number; written: number } {
   const out = outputsOf(s).reduce((a, id) => { const st = plan.storages.get(id)!; return a + st.numel * BYTES[st.dtype]; }, 0);
-  let read = 0;
-  for (const v of Object.values(s)) if (v && typeof v === 'object' && 'storage' in v) read += viewBytes(v as View);
-  if (s.kernel === 'moe') {
-    const H = s.x.shape[s.x.shape.length - 1];
-    const Is = s.intermediate / plan.ranks;
-    read += BYTES[s.x.dtype] * 3 * H * Is * s.experts; // every expert's W13 and W2 at most once
-  }
-  if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') read += (plan.ranks - 1) * viewBytes(s.x);
-  return { read, written: out };
+  const c = kernelCost(s, out, plan.ranks);
+  return { read: c.bytesRead, written: c.bytesWritten };
 }
 
 const metaOf = (words: number[]) => Uint32Array.from(words.map((w) => w >>> 0));

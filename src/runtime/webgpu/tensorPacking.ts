@@ -5,7 +5,8 @@ import { RunError } from '../runError.ts';
 import { toHostTensor, hostValues, type HostTensor } from '../hostTensor.ts';
 import { bf16Bits, bf16ToF32, f16ToF32 } from '../bf16.ts';
 
-export const BYTES: Record<StorageDType, number> = { bf16: 2, f16: 2, f32: 4, i32: 4 };
+/** Bytes per element of each storage dtype (the op table's). */
+export { DTYPE_BYTES as BYTES } from '../../graph/opTable.ts';
 
 /** A host tensor in the storage's bit layout. */
 export function packHost(t: HostTensor, dtype: StorageDType): Uint8Array {
