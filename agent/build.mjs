@@ -48,7 +48,7 @@ export function buildWorker({ forceCpu = false, log = (m) => process.stderr.writ
       log('fusionlab agent: building the CUDA worker with nvcc…');
       const arch = process.env.FUSIONLAB_CUDA_ARCH ?? '80;90';
       const gencode = arch.split(';').flatMap((a) => ['-gencode', `arch=compute_${a},code=sm_${a}`]);
-      execFileSync('nvcc', ['-O3', '-std=c++17', ...gencode, '-Xcompiler', '-ffp-contract=off', '-o', bin,
+      execFileSync('nvcc', ['-O3', '-std=c++17', ...gencode, '-Xcompiler', '-ffp-contract=off,-Werror=switch', '-o', bin,
         join(src, 'worker.cpp'), join(src, 'cpu_exec.cpp'), join(src, 'cuda_exec.cu'), join(src, 'bench.cu'), '-lcublas', ...ncclLink(), '-lpthread'],
         { stdio: ['ignore', 'inherit', 'inherit'] });
     }
@@ -57,7 +57,7 @@ export function buildWorker({ forceCpu = false, log = (m) => process.stderr.writ
   const bin = join(out, 'fusionlab-worker-cpu');
   if (!existsSync(bin) || statSync(bin).mtimeMs < srcTime) {
     if (!has('g++')) throw new Error('fusionlab agent: neither nvcc nor g++ is installed; cannot build the worker');
-    execFileSync('g++', ['-O2', '-std=c++17', '-ffp-contract=off', '-DFUSIONLAB_CPU_ONLY', '-o', bin, join(src, 'worker.cpp'), join(src, 'cpu_exec.cpp'), '-lpthread'],
+    execFileSync('g++', ['-O2', '-std=c++17', '-ffp-contract=off', '-Werror=switch', '-DFUSIONLAB_CPU_ONLY', '-o', bin, join(src, 'worker.cpp'), join(src, 'cpu_exec.cpp'), '-lpthread'],
       { stdio: ['ignore', 'inherit', 'inherit'] });
   }
   return { path: bin, mode: 'cpu', note };
@@ -67,15 +67,15 @@ export function buildWorker({ forceCpu = false, log = (m) => process.stderr.writ
  * The CPU worker built from the sources with one file replaced (`files`: name → text), into a
  * temporary directory: tests plant a wrong op-table entry this way and check it is caught.
  */
-export function buildCpuWorkerVariant(files, { log = () => {} } = {}) {
+export function buildCpuWorkerVariant(files, { log = () => {}, stdio = 'inherit' } = {}) {
   if (!has('g++')) throw new Error('fusionlab agent: g++ is not installed; cannot build a worker variant');
   const dir = mkdtempSync(join(tmpdir(), 'fusionlab-worker-'));
   for (const f of readdirSync(src).filter((x) => /\.(cpp|hpp)$/.test(x))) copyFileSync(join(src, f), join(dir, f));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   const bin = join(dir, 'fusionlab-worker-cpu');
   log(`fusionlab agent: building a worker variant in ${dir}`);
-  execFileSync('g++', ['-O1', '-std=c++17', '-ffp-contract=off', '-DFUSIONLAB_CPU_ONLY', '-o', bin, join(dir, 'worker.cpp'), join(dir, 'cpu_exec.cpp'), '-lpthread'],
-    { stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync('g++', ['-O1', '-std=c++17', '-ffp-contract=off', '-Werror=switch', '-DFUSIONLAB_CPU_ONLY', '-o', bin, join(dir, 'worker.cpp'), join(dir, 'cpu_exec.cpp'), '-lpthread'],
+    { stdio: ['ignore', stdio, stdio] });
   return bin;
 }
 
@@ -87,7 +87,7 @@ export function checkCudaSources({ log = (m) => process.stderr.write(m + '\n') }
   if (!has('nvcc')) { log('fusionlab agent: nvcc not found; nothing to check'); return null; }
   mkdirSync(out, { recursive: true });
   const bin = join(out, 'fusionlab-worker-check');
-  execFileSync('nvcc', ['-O1', '-std=c++17', '-arch=sm_90', '-DFUSIONLAB_NO_CUBLAS', '-DFUSIONLAB_NO_NCCL', '-diag-suppress', '177', '-o', bin,
+  execFileSync('nvcc', ['-O1', '-std=c++17', '-arch=sm_90', '-Xcompiler', '-Werror=switch', '-DFUSIONLAB_NO_CUBLAS', '-DFUSIONLAB_NO_NCCL', '-diag-suppress', '177', '-o', bin,
     join(src, 'worker.cpp'), join(src, 'cpu_exec.cpp'), join(src, 'cuda_exec.cu'), join(src, 'bench.cu'), '-lpthread'],
     { stdio: ['ignore', 'inherit', 'inherit'] });
   return bin;

@@ -36,8 +36,8 @@ const checks = [
       process.argv.includes('--fix-format') ? '--write' : '--check',
       '--log-level',
       'warn',
+      '--no-error-on-unmatched-pattern',
       ...SOURCES.map((s) => (s.includes('*') ? s : `${s}/**/*.{ts,tsx,mjs}`)),
-      '*.mjs',
     ],
   ],
   [
