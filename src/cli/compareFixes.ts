@@ -60,6 +60,6 @@ export async function command(argv: string[]): Promise<number> {
     if (e instanceof RunError) { process.stderr.write(`fusionlab compare-fixes: ${e.message}\n`); return 2; }
     throw e;
   } finally {
-    if (opts.gpu) (await import('../runtime/webgpuBackend.ts')).closeRanks(opts.gpu);
+    if (opts.gpu) (await import('../runtime/webgpu/rankDevice.ts')).closeRanks(opts.gpu);
   }
 }
