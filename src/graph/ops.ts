@@ -193,6 +193,10 @@ defineOp({
   doc: 'Item of a tuple-valued node (auto_functionalized: [0] the op\'s return, [1..] mutated args).',
 });
 defineOp({
+  name: 'higher_order.auto_functionalized_v2', kind: 'meta', returns: -1, args: [P('op', 'OpOverload')],
+  doc: 'auto_functionalized with bases: a mutated arg is `_{name}_base_index` into `_all_bases`; result [0] is the op\'s return, [1..] the new bases.',
+});
+defineOp({
   name: 'higher_order.auto_functionalized', kind: 'meta', returns: -1, args: [P('op', 'OpOverload')],
   doc: 'Runs a mutating op functionally: result [0] is its return, [1..] the new values of its mutated args.',
 });
@@ -280,8 +284,21 @@ defineOp({
     { name: 'quant_out', type: 'Tensor(a!)?', mutates: true }, { name: 'scale_out', type: 'Tensor(a!)?', mutates: true },
     T('rms_gamma'), P('rms_eps', 'float'), P('pattern_code', 'int'), P('world_rank', 'int'), P('world_size', 'int'),
     P('launch_with_pdl', 'bool'), P('trigger_completion_at_end', 'bool'), P('fp32_acc', 'bool'), P('max_token_num', 'int'),
+    { name: 'scale_factor', type: 'Tensor?', default: null },
   ],
-  doc: 'One kernel: all-reduce, + residual, RMSNorm (pattern 1: [1] normed output when norm_out is None, [2] new residual).',
+  doc: 'One kernel: all-reduce, + residual, RMSNorm (pattern 1: [1] normed output when norm_out is None, [2] new residual; 2: + FP8 quant into quant_out [4] with scale_factor; 3: + NVFP4 into quant_out [4], scale_out [5]).',
+});
+
+// --- quantization (vLLM csrc/quantization) -------------------------------------------------
+defineOp({
+  name: '_C.static_scaled_fp8_quant.default', kind: 'compute', returns: 0,
+  args: [M('result'), T('input'), T('scale')],
+  doc: 'result = f8e4m3fn(clamp(input · (1 / scale), ±448)), rounded to nearest even; one f32 scale per tensor.',
+});
+defineOp({
+  name: '_C.scaled_fp4_quant.default', kind: 'compute', returns: 0,
+  args: [M('output'), T('input'), M('output_scale'), T('input_scale')],
+  doc: 'NVFP4: two e2m1 values per byte into output, one fp8 scale per 16 values (swizzled) into output_scale.',
 });
 
 /** The types an op's results have, for multi-result nodes; undefined where not derivable. */
