@@ -91,4 +91,31 @@ describe('fusionlab rewrite', () => {
     expect(missing.stderr).toContain('cannot read');
     expect(missing.stderr).toContain('ENOENT');
   });
+
+  it('--tp-group: an all-reduce over another group is refused by name until that group is the TP group', () => {
+    const dp = readFileSync(SEED, 'utf8').replaceAll("'tp:0'", "'dp:0'");
+    const refused = JSON.parse(run(['rewrite', '-', '--report'], dp).stdout);
+    expect(refused.passes.map((p: { matches: number }) => p.matches)).toEqual([0, 1, 0]);
+    expect(refused.diagnostics.map((d: { blocker: string }) => d.blocker)).toEqual(['group']);
+    const fused = JSON.parse(run(['rewrite', '-', '--report', '--tp-group', 'dp:0'], dp).stdout);
+    expect(fused.passes.map((p: { matches: number }) => p.matches)).toEqual([0, 1, 1]);
+    expect(run(['rewrite', SEED, '--tp-group']).stderr).toContain('--tp-group takes');
+  });
+
+  it('--report lists, per fused site, the gates a shapeless graph left unevaluated', () => {
+    const text = [
+      'graph():',
+      '    %mm_1 : [num_users=1] = placeholder[target=mm_1]',
+      '    %getitem_5 : [num_users=1] = placeholder[target=getitem_5]',
+      '    %arg7_1 : [num_users=1] = placeholder[target=arg7_1]',
+      '    %all_reduce_1 : [num_users=1] = call_function[target=torch.ops.vllm.all_reduce.default](args = (%mm_1, tp:0), kwargs = {})',
+      '    %auto_functionalized_2 : [num_users=1] = call_function[target=torch.ops.higher_order.auto_functionalized](args = (_C.fused_add_rms_norm.default,), kwargs = {input: %all_reduce_1, residual: %getitem_5, weight: %arg7_1, epsilon: 1e-05})',
+      '    %getitem_6 : [num_users=1] = call_function[target=operator.getitem](args = (%auto_functionalized_2, 1), kwargs = {})',
+      '    return (getitem_6,)',
+    ].join('\n');
+    const rep = JSON.parse(run(['rewrite', '-', '--report'], text).stdout);
+    expect(rep.passes[2]).toMatchObject({ name: 'allreduce-rmsnorm', matches: 1, sites: ['all_reduce_1'] });
+    expect(rep.passes[2].unevaluated).toEqual([{ site: 'all_reduce_1', gates: [expect.stringContaining("token capacity: all_reduce_1's input shape is unknown")] }]);
+    expect(rep.passes[1].unevaluated).toBeUndefined();
+  });
 });

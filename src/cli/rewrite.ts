@@ -1,5 +1,5 @@
 // `fusionlab rewrite <file|-> [--passes a,b,c] [--world-size N] [--max-tokens T]
-//   [--gpu hopper|blackwell] [--token-gate runtime-fallback|compile-range] [--emit fx|json]
+//   [--gpu hopper|blackwell] [--token-gate runtime-fallback|compile-range] [--tp-group NAME] [--emit fx|json]
 //   [--out PATH] [--report]`
 // Imports a graph (FX text in any form, or fusionlab JSON), runs the passes, and writes the
 // rewritten graph — or, with --report, one JSON object saying what matched and what did not.
@@ -17,7 +17,7 @@ class UsageError extends Error {}
 
 interface RewriteArgs { file: string; passes: string[]; opts: PassOptions; emit: 'fx' | 'json'; out?: string; report: boolean }
 
-const USAGE = 'usage: fusionlab rewrite <file|-> [--passes a,b,c] [--world-size N] [--max-tokens T] [--gpu hopper|blackwell] [--token-gate runtime-fallback|compile-range] [--emit fx|json] [--out PATH] [--report]';
+const USAGE = 'usage: fusionlab rewrite <file|-> [--passes a,b,c] [--world-size N] [--max-tokens T] [--gpu hopper|blackwell] [--token-gate runtime-fallback|compile-range] [--tp-group NAME] [--emit fx|json] [--out PATH] [--report]';
 
 function positiveInt(flag: string, v: string | undefined): number {
   if (v === undefined || !/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) throw new UsageError(`${flag} takes a positive integer, got ${v === undefined ? 'nothing' : `'${v}'`}`);
@@ -47,6 +47,12 @@ export function parseRewriteArgs(argv: string[]): RewriteArgs {
       case '--max-tokens': a.opts.maxTokens = positiveInt(flag, value()); break;
       case '--gpu': a.opts.gpu = oneOf(flag, value(), ['hopper', 'blackwell'] as const); break;
       case '--token-gate': a.opts.tokenGate = oneOf(flag, value(), ['runtime-fallback', 'compile-range'] as const); break;
+      case '--tp-group': {
+        const v = value();
+        if (!v) throw new UsageError("--tp-group takes the TP group's name as the graph's all_reduce calls carry it (default tp:0)");
+        a.opts.tpGroup = v;
+        break;
+      }
       case '--emit': a.emit = oneOf(flag, value(), ['fx', 'json'] as const); break;
       case '--out': {
         const v = value();
@@ -103,7 +109,12 @@ export async function command(argv: string[]): Promise<number> {
   let out: string;
   if (args.report) {
     out = JSON.stringify({
-      passes: result.stages.map((s) => ({ name: s.pass, matches: s.matches.length, sites: s.matches.map((m) => m.site) })),
+      passes: result.stages.map((s) => {
+        // Sites that fused with a gate left unevaluated (no shapes in the graph), and what was assumed.
+        const unevaluated = s.matches.filter((m) => m.unevaluated).map((m) => ({ site: m.site, gates: m.unevaluated }));
+        const entry = { name: s.pass, matches: s.matches.length, sites: s.matches.map((m) => m.site) };
+        return unevaluated.length ? { ...entry, unevaluated } : entry;
+      }),
       diagnostics: result.diagnostics,
       nodes: { before: result.input.nodes.length, after: result.output.nodes.length },
     }) + '\n';
