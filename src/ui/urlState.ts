@@ -17,7 +17,7 @@ export interface UrlState {
   /** A built-in sample id, or the FX/JSON text the user pasted or dropped. */
   source: { sample: string } | { text: string; name: string };
   steps: RewriteStep[];
-  gates?: { worldSize?: number; maxTokens?: number; gpu?: string; tokenGate?: string };
+  gates?: { worldSize?: number; maxTokens?: number; gpu?: string; tokenGate?: string; tpGroup?: string };
   selected?: string | null;
   view?: { layout?: string; tab?: string; theme?: string };
 }

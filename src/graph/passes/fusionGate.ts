@@ -1,7 +1,7 @@
 // The gates vLLM's AllReduceFusionPass puts on an all-reduce + RMSNorm site (world size, eps,
 // shape, tokens), shared by the pass and by the diagnostics that explain a refusal.
 
-import type { Arg, Node, TensorType } from '../ir.ts';
+import type { Arg, Graph, Node, TensorType } from '../ir.ts';
 import { isRef, numberOf } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
 import { argOf } from '../match.ts';
@@ -34,6 +34,17 @@ export interface GatePass {
 /** The process group an all-reduce names (`vllm.all_reduce(x, group_name)`; c10d: its third argument). */
 export function reduceGroup(ar: Node): Arg | undefined {
   return ar.op === C10D_ALL_REDUCE ? argOf(ar, 2, 'group_name') : argOf(ar, 1, 'group_name');
+}
+
+/** The distinct groups the graph's all-reduces name, in order of first use (for picking the TP group). */
+export function reduceGroups(g: Graph): string[] {
+  const seen = new Set<string>();
+  for (const n of g.nodes) {
+    if (n.op !== ALL_REDUCE && n.op !== C10D_ALL_REDUCE) continue;
+    const group = reduceGroup(n);
+    if (typeof group === 'string') seen.add(group);
+  }
+  return [...seen];
 }
 
 /** The first gate that stops the fusion of `ar` with its norm, or the max_token_num to use. */

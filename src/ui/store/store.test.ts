@@ -95,6 +95,15 @@ describe('rewrite history in the store', () => {
     expect(fusable()).toBe(0);
   });
 
+  it('the TP group gate: sites over another group count only once that group is the TP group', () => {
+    s().loadText(qwenTp2.replaceAll("'tp:0'", "'dp:0'"), 'qwen2-dp.py');
+    expect(fusable()).toBe(0);
+    expect(s().diagnostics.map((d) => d.blocker)).toEqual(['group', 'group', 'group']);
+    s().setGates({ tpGroup: 'dp:0' });
+    expect(fusable()).toBe(3);
+    expect(snapshot(s())!.gates?.tpGroup).toBe('dp:0');
+  });
+
   it('replays the steps under new gates, so applied rewrites follow the gate', () => {
     s().applyPass('allreduce-rmsnorm');
     expect(fusedNodes()).toBe(3);
