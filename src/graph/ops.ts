@@ -3,6 +3,7 @@
 // Ops not listed import as opaque nodes (their annotated types are kept) with a warning.
 
 import type { Arg, Graph, Node, TensorType, ValueType } from './ir.ts';
+import { sliceLength } from './sliceShape.ts';
 
 export type OpKind = 'compute' | 'collective' | 'view' | 'norm' | 'fused' | 'memory' | 'meta' | 'opaque';
 
@@ -107,26 +108,15 @@ defineOp({
   facts: { view: true },
   infer: (n, typeOf) => {
     const t = typeOf(n.args[0] ?? null);
-    if (!t || t.kind !== 'tensor') return undefined;
+    if (!t || t.kind !== 'tensor' || t.shape.length === 0) return undefined;
     const arg = (i: number, name: string, def: Arg) => (i < n.args.length ? n.args[i] : name in n.kwargs ? n.kwargs[name] : def);
-    const rank = t.shape.length;
     const dimArg = arg(1, 'dim', 0);
-    if (typeof dimArg !== 'number' || rank === 0) return undefined;
-    const dim = dimArg < 0 ? dimArg + rank : dimArg;
+    if (typeof dimArg !== 'number') return undefined;
+    const dim = dimArg < 0 ? dimArg + t.shape.length : dimArg;
     const size = t.shape[dim];
     if (size === undefined) return undefined;
-    const startArg = arg(2, 'start', null), endArg = arg(3, 'end', null), stepArg = arg(4, 'step', 1);
-    const start = startArg === null ? 0 : startArg, step = stepArg;
-    // FX prints an open end as INT64_MAX (9223372036854775807).
-    const end = endArg === null || (typeof endArg === 'number' && endArg >= Number.MAX_SAFE_INTEGER) ? size : endArg;
-    if (typeof start !== 'number' || typeof step !== 'number' || step < 1 || start < 0) return undefined;
-    let len: number | string;
-    if (typeof end === 'number') {
-      const stop = typeof size === 'number' ? Math.min(end, size) : end;
-      len = Math.max(0, Math.ceil((stop - start) / step));
-    } else if (typeof end === 'string' && end === size && step === 1) {
-      len = start === 0 ? size : `${size} - ${start}`;
-    } else return undefined;
+    const len = sliceLength(size, arg(2, 'start', null), arg(3, 'end', null), arg(4, 'step', 1), typeOf);
+    if (len === undefined) return undefined;
     const shape = t.shape.slice();
     shape[dim] = len;
     return { kind: 'tensor', dtype: t.dtype, shape };
