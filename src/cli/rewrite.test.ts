@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -117,5 +117,33 @@ describe('fusionlab rewrite', () => {
     expect(rep.passes[2]).toMatchObject({ name: 'allreduce-rmsnorm', matches: 1, sites: ['all_reduce_1'] });
     expect(rep.passes[2].unevaluated).toEqual([{ site: 'all_reduce_1', gates: [expect.stringContaining("token capacity: all_reduce_1's input shape is unknown")] }]);
     expect(rep.passes[1].unevaluated).toBeUndefined();
+  });
+
+  it("a folder (vLLM's debug dump) imports as ordered stages: the first is rewritten, the report lists each with its fused sites", () => {
+    const dump = join(dir, 'dump');
+    mkdirSync(join(dump, 'rank_0'), { recursive: true });
+    const after = readFileSync(SEED.replace('before', 'after'), 'utf8');
+    writeFileSync(join(dump, 'rank_0', 'post_grad.3.AllReduceFusionPass.after.py'), after);
+    writeFileSync(join(dump, 'rank_0', 'post_grad.3.AllReduceFusionPass.before.py'), readFileSync(SEED, 'utf8'));
+    writeFileSync(join(dump, 'rank_0', 'patterns.AllReduceFusionPass.0.py'), 'patterns = {}\n');
+    const r = run(['rewrite', dump, '--report', '--gpu', 'blackwell']);
+    expect(r.code).toBe(0);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.stage).toBe('post_grad.3.AllReduceFusionPass.before');
+    expect(rep.stages.map((s: { name: string; fusedSites: number }) => [s.name, s.fusedSites])).toEqual([
+      ['post_grad.3.AllReduceFusionPass.before', 0], ['post_grad.3.AllReduceFusionPass.after', 1],
+    ]);
+    expect(rep.passes.map((p: { matches: number }) => p.matches)).toEqual([0, 1, 1]);
+    expect(r.stderr).toContain("patterns.AllReduceFusionPass.0.py: skipped: vLLM's pattern dump");
+    const second = JSON.parse(run(['rewrite', dump, '--report', '--stage', '1']).stdout);
+    expect(second.stage).toBe('post_grad.3.AllReduceFusionPass.after');
+    expect(second.passes.map((p: { matches: number }) => p.matches)).toEqual([0, 0, 0]);
+    const bad = run(['rewrite', dump, '--stage', 'nope']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("no stage 'nope'");
+    const empty = join(dir, 'empty-dump');
+    mkdirSync(empty);
+    writeFileSync(join(empty, 'notes.md'), '# not a graph');
+    expect(run(['rewrite', empty]).stderr).toContain('no graph among its 1 files');
   });
 });
