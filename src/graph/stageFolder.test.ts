@@ -54,3 +54,17 @@ describe('a folder of dumps as ordered stages', () => {
     expect(r.skipped[0]!.reason).toMatch(/^d\/10_broken\.py:\d+:\d+: /);
   });
 });
+
+describe('the captured vLLM dump folder', () => {
+  const DIR = new URL('../../fixtures/capture/vllm-dump-gpt-oss-before-tp2/', import.meta.url).pathname;
+  it('{stage}-{rank}.py files in pass-manager order: before_noop_elimination, then after_fix_functionalization', async () => {
+    const { readdirSync } = await import('node:fs');
+    const names = readdirSync(DIR).sort().reverse();
+    const r = importStageFolder(names.map((n) => ({ path: n, text: readFileSync(DIR + n, 'utf8') })));
+    expect(r.stages.map((s) => s.name)).toEqual(['before_noop_elimination-0', 'after_fix_functionalization-0']);
+    expect(r.skipped).toEqual([]);
+    // Another rank's dump of the same stages is set aside, named.
+    const two = importStageFolder([...names, 'before_noop_elimination-1.py'].map((n) => ({ path: n, text: readFileSync(DIR + n.replace('-1.py', '-0.py'), 'utf8') })));
+    expect(two.skipped).toEqual([{ path: 'before_noop_elimination-1.py', reason: "rank_1: another rank's copy of the stages (showing rank_0)" }]);
+  });
+});

@@ -1,7 +1,8 @@
 // A folder of graph dumps as an ordered list of stages: vLLM's debug dump
-// (compilation_config.debug_dump_path / VLLM_DEBUG_DUMP_PATH: `rank_N/` with computation_graph.py
-// and one `post_grad.{i}.{Pass}.{before|after}` graph per pass and stage, as VllmInductorPass.dump_graph
-// names them) and TORCH_COMPILE_DEBUG's Inductor folder (fx_graph_readable.py before the post-grad
+// (compilation_config.debug_dump_path / VLLM_DEBUG_DUMP_PATH: one file per stage, named
+// `{before|after}_{pass}-{rank}.py` by VllmInductorPass.dump_graph at PR #28841's vLLM, or
+// `post_grad.{i}.{Pass}.{before|after}` by later ones, under `rank_N/` with computation_graph.py)
+// and TORCH_COMPILE_DEBUG's Inductor folder (fx_graph_readable.py before the post-grad
 // passes, fx_graph_transformed.py after). Pure: the caller reads the files (CLI: fs; app: a folder
 // picker or drop). Files that are not graphs are listed with the reason, never a crash.
 
@@ -29,6 +30,17 @@ const baseName = (p: string) => p.slice(p.lastIndexOf('/') + 1);
 const stem = (p: string) => baseName(p).replace(/\.(py|txt|json|fx)$/, '');
 
 /**
+ * PostGradPassManager's order (vllm/compilation/pass_manager.py, configure): no-op elimination,
+ * sequence parallelism, async TP, the all-reduce fusion, RMSNorm/activation quant fusion,
+ * attention fusion, cleanup; fix_functionalization runs last. A stage names its pass in snake case.
+ */
+const PASS_ORDER: [RegExp, number][] = [
+  [/noop/, 0], [/sequence_parallel/, 1], [/async_tp/, 2], [/all_?reduce|collective/, 3],
+  [/activation_quant|act_quant/, 5], [/attn/, 6], [/fusion/, 4], [/cleanup/, 7], [/fix_functionalization/, 8],
+];
+const passRank = (name: string) => PASS_ORDER.find(([re]) => re.test(name))?.[1] ?? 4.5;
+
+/**
  * Where a file sits in the compile: [phase, index, before/after]. computation_graph.py (the graph
  * vLLM splits and compiles) comes first; then Inductor's pre-pass graph; the post-grad pass dumps
  * in pass order; then the transformed graph. Unknown names keep a natural order after those.
@@ -39,16 +51,20 @@ function stageKey(path: string): [number, number, number] {
   if (s === 'fx_graph_readable') return [1, 0, 0];
   const pg = /^post_grad(?:\.(\d+))?\.[A-Za-z0-9_]+\.(before|after)$/.exec(s);
   if (pg) return [2, Number(pg[1] ?? 0), pg[2] === 'before' ? 0 : 1];
+  const ba = /^(before|after)_(.+?)(?:-\d+)?$/.exec(s);
+  if (ba) return [2, passRank(ba[2]!), ba[1] === 'before' ? 0 : 1];
   if (s === 'fx_graph_transformed') return [3, 0, 0];
   return [4, 0, 0];
 }
 
 const natural = new Intl.Collator('en', { numeric: true });
 
-/** The rank folder (`rank_0`, `rank_1_0`) a path lies in, or '' for none. */
+/** The rank a dump belongs to: its `rank_N` folder, or the `-N` of `{stage}-{rank}.py`; '' for none. */
 function rankOf(path: string): string {
   const m = /(?:^|\/)(rank_\d+(?:_\d+)?)\//.exec(path);
-  return m ? m[1]! : '';
+  if (m) return m[1]!;
+  const suffix = /^(?:before|after)_.+-(\d+)\.py$/.exec(baseName(path));
+  return suffix ? `rank_${suffix[1]}` : '';
 }
 
 export function importStageFolder(files: StageFile[], opts: { maxBytes?: number; maxNodes?: number } = {}): StageFolder {
