@@ -68,3 +68,15 @@ describe('the captured vLLM dump folder', () => {
     expect(two.skipped).toEqual([{ path: 'before_noop_elimination-1.py', reason: "rank_1: another rank's copy of the stages (showing rank_0)" }]);
   });
 });
+
+describe('files outside any rank', () => {
+  it('belong to every rank: kept beside rank 0\'s stages', () => {
+    const r = importStageFolder([
+      { path: 'before_noop_elimination-0.py', text: before },
+      { path: 'README.md', text: '# notes' },
+      { path: 'computation_graph.py', text: qwen },
+    ]);
+    expect(r.stages.map((s) => s.name)).toEqual(['computation_graph', 'before_noop_elimination-0']);
+    expect(r.skipped.map((s) => s.reason)).toEqual(['not a graph file (.py, .txt, .json, .fx)']);
+  });
+});

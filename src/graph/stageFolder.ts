@@ -70,13 +70,14 @@ function rankOf(path: string): string {
 export function importStageFolder(files: StageFile[], opts: { maxBytes?: number; maxNodes?: number } = {}): StageFolder {
   const skipped: SkippedFile[] = [];
   // One rank's stages: every rank dumps the same passes.
-  const ranks = [...new Set(files.map((f) => rankOf(f.path)))].sort(natural.compare);
+  // Files outside any rank (computation_graph.py at the top, notes) belong to every rank.
+  const ranks = [...new Set(files.map((f) => rankOf(f.path)).filter((r) => r !== ''))].sort(natural.compare);
   const shownRank = ranks[0] ?? '';
   const candidates: StageFile[] = [];
   for (const f of files) {
     const name = baseName(f.path);
     const rank = rankOf(f.path);
-    if (rank !== shownRank) { skipped.push({ path: f.path, reason: `${rank}: another rank's copy of the stages (showing ${shownRank})` }); continue; }
+    if (rank !== '' && rank !== shownRank) { skipped.push({ path: f.path, reason: `${rank}: another rank's copy of the stages (showing ${shownRank})` }); continue; }
     const known = NOT_GRAPHS.find(([re]) => re.test(name));
     if (known) { skipped.push({ path: f.path, reason: known[1] }); continue; }
     if (!GRAPH_EXTENSIONS.test(name)) { skipped.push({ path: f.path, reason: 'not a graph file (.py, .txt, .json, .fx)' }); continue; }

@@ -3,6 +3,7 @@
 import { useRef } from 'react';
 import { SAMPLES, findSample } from '../samples.ts';
 import { useStore } from '../store/index.ts';
+import { loadPickedFolder } from './folderLoad.ts';
 
 const GROUPS = [...new Set(SAMPLES.map((s) => s.group))];
 
@@ -17,6 +18,7 @@ export function LoadPanel() {
   const loadSample = useStore((s) => s.loadSample);
   const setBottomTab = useStore((s) => s.setBottomTab);
   const fileInput = useRef<HTMLInputElement>(null);
+  const folderInput = useRef<HTMLInputElement>(null);
   const sampleId = source && 'sample' in source ? source.sample : '';
   return (
     <div className="load-panel" role="group" aria-label="Load a graph">
@@ -39,6 +41,23 @@ export function LoadPanel() {
         onChange={(e) => {
           const f = e.target.files?.[0];
           if (f) void loadFile(f);
+          e.target.value = '';
+        }}
+      />
+      <button type="button" onClick={() => folderInput.current?.click()} title="A vLLM debug dump or TORCH_COMPILE_DEBUG folder: its stages in order">Open folder…</button>
+      <input
+        ref={(el) => {
+          folderInput.current = el;
+          // React has no prop for directory pickers; set the attribute directly.
+          el?.setAttribute('webkitdirectory', '');
+        }}
+        type="file"
+        multiple
+        hidden
+        aria-label="Dump folder"
+        onChange={(e) => {
+          const files = e.target.files;
+          if (files?.length) void loadPickedFolder(Array.from(files));
           e.target.value = '';
         }}
       />

@@ -5,6 +5,7 @@ import { useState } from 'react';
 import { shownStage, useStore } from '../store/index.ts';
 import { PASS_ORDER } from '../store/passesSlice.ts';
 import { innerKind } from './nodeOp.ts';
+import { DumpStages } from './DumpStages.tsx';
 
 const PASS_DOC: Record<string, string> = {
   'noop-elimination': 'Drops reshapes to the same shape and full-range slices.',
@@ -104,6 +105,7 @@ export function PassPanel() {
           aria-label="Rewrite stage"
         />
       </div>
+      <DumpStages />
     </section>
   );
 }

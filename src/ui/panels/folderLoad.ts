@@ -1,0 +1,56 @@
+// Dump folders in the app: picked with "Open folder…" (a directory input) or dropped. A drop of a
+// single file still opens that file; a dropped folder is read whole and its stages listed.
+
+import type { StageFile } from '../../graph/stageFolder.ts';
+import { useStore } from '../store/index.ts';
+import { loadFile } from './LoadPanel.tsx';
+
+/** A dump folder holds a few dozen files; more than this is the wrong folder. */
+export const MAX_FOLDER_FILES = 2000;
+
+/** The files of a picked folder (`webkitRelativePath` = `folder/sub/file.py`). */
+export async function loadPickedFolder(files: ArrayLike<File>): Promise<void> {
+  const list = Array.from(files);
+  if (list.length === 0) return;
+  const top = list[0]!.webkitRelativePath.split('/')[0] || 'folder';
+  await loadStageFiles(top, list.map((f) => ({ file: f, path: f.webkitRelativePath.split('/').slice(1).join('/') || f.name })));
+}
+
+async function loadStageFiles(name: string, files: { file: File; path: string }[]): Promise<void> {
+  const s = useStore.getState();
+  if (files.length > MAX_FOLDER_FILES) {
+    s.setNotice(`${name} holds ${files.length} files (at most ${MAX_FOLDER_FILES}): not a dump folder`, true);
+    return;
+  }
+  const stageFiles: StageFile[] = await Promise.all(files.map(async ({ file, path }) => ({ path, text: await file.text() })));
+  s.loadStageFolder(stageFiles, name);
+}
+
+/** A drop: a folder loads as stages, a file as one graph. Returns false when nothing usable was dropped. */
+export async function loadDrop(dt: DataTransfer): Promise<boolean> {
+  const entries = Array.from(dt.items ?? []).map((i) => i.webkitGetAsEntry?.() ?? null);
+  const dir = entries.find((e): e is FileSystemDirectoryEntry => !!e && e.isDirectory);
+  if (dir) {
+    const files: { file: File; path: string }[] = [];
+    await walkDirectory(dir, '', files);
+    await loadStageFiles(dir.name, files);
+    return true;
+  }
+  const f = dt.files[0];
+  if (!f) return false;
+  await loadFile(f);
+  return true;
+}
+
+async function walkDirectory(dir: FileSystemDirectoryEntry, prefix: string, out: { file: File; path: string }[]): Promise<void> {
+  const reader = dir.createReader();
+  for (;;) {
+    const batch = await new Promise<FileSystemEntry[]>((res, rej) => reader.readEntries(res, rej));
+    if (batch.length === 0) return;
+    for (const e of batch) {
+      if (out.length > MAX_FOLDER_FILES) return;
+      if (e.isDirectory) await walkDirectory(e as FileSystemDirectoryEntry, `${prefix}${e.name}/`, out);
+      else out.push({ file: await new Promise<File>((res, rej) => (e as FileSystemFileEntry).file(res, rej)), path: prefix + e.name });
+    }
+  }
+}
