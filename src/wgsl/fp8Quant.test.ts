@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeGpu } from '../runtime/nodeGpu.ts';
 import { bf16ToF32 } from '../runtime/bf16.ts';
 import { f8e4m3fnBits, f8e4m3fnValue, fusedNormFp8Quant, inverseScale, staticScaledFp8Quant } from '../runtime/fp8.ts';
-import { fp8QuantDispatch, fp8QuantWgsl } from './fp8Quant.ts';
+import { RECIP_WGSL, fp8QuantDispatch, fp8QuantWgsl } from './fp8Quant.ts';
 import type { Fp8NanRule } from '../runtime/fp8.ts';
 
 /** e4m3fn from its definition: 1 sign, 4 exponent bits (bias 7, 0 = subnormal), 3 mantissa bits; S.1111.111 is NaN. */
@@ -135,5 +135,45 @@ describe('WGSL FP8 quant kernel', { timeout: 120_000 }, () => {
     for (let i = 0; i < n; i++) { s = (s * 1103515245 + 12345) >>> 0; xs[i] = ((s / 2 ** 32) - 0.5) * 2 ** ((i % 40) - 20); }
     const got = await runKernel(new Uint32Array(xs.buffer), 'f32', n, inverseScale(0.37), 'clamp');
     expect([...got]).toEqual([...xs].map((x) => referenceQuant(x, 0.37, 'clamp')));
+  });
+
+  it('recip_rn: 1 / scale correctly rounded, as the host and CUDA compute it, over the whole normal range', async () => {
+    const n = 65536;
+    const scales = new Float32Array(n);
+    let x = 987654321;
+    for (let i = 0; i < n; i++) {
+      x ^= x << 13; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+      // Random significands at exponents 1..252; a few exact powers of two and edge significands.
+      const e = 1 + (i % 252), m = i < 512 ? [0, 1, 0x7fffff, 0x400000][i % 4]! : x & 0x7fffff;
+      scales[i] = new Float32Array(new Uint32Array([(e << 23) | m]).buffer)[0]!;
+    }
+    const code = `${RECIP_WGSL}
+@group(0) @binding(0) var<storage, read> inp: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(256) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  out[gid.x] = bitcast<u32>(recip_rn(inp[gid.x]));
+}`;
+    const inp = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(inp, 0, scales);
+    const out = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const read = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: inp } }, { binding: 1, resource: { buffer: out } }] }));
+    pass.dispatchWorkgroups(n / 256);
+    pass.end();
+    enc.copyBufferToBuffer(out, 0, read, 0, n * 4);
+    device.queue.submit([enc.finish()]);
+    await read.mapAsync(GPUMapMode.READ);
+    const got = new Float32Array(read.getMappedRange().slice(0));
+    read.unmap();
+    let bad = 0, first = '';
+    for (let i = 0; i < n; i++) {
+      const want = inverseScale(scales[i]!);
+      if (!Object.is(got[i], want)) { if (!bad) first = `1/${scales[i]}: got ${got[i]}, want ${want}`; bad++; }
+    }
+    expect(bad, first).toBe(0);
   });
 });

@@ -3,8 +3,9 @@
 // the two differ only on NaN, is src/runtime/fp8.ts.
 //
 // Bind layout:
-//   @binding(0) prm: array<u32>   [0] element count, [1] bits of 1/scale (f32, computed on the host:
-//                                  WGSL's division may be 2.5 ulp off, CUDA's `1.f / s` is exact)
+//   @binding(0) prm: array<u32>   [0] element count, [1] bits of 1/scale (f32, correctly rounded as
+//                                  CUDA's `1.f / s`; WGSL's own division may be 2.5 ulp off, so a
+//                                  kernel that reads the scale from a buffer uses `recip_rn`)
 //   @binding(1) out: array<u32>   the packed bytes
 //   @binding(2) inp                the contiguous input (bf16 pairs or f32)
 
@@ -34,6 +35,36 @@ fn f8e4m3fn_bits(x: f32) -> u32 {
   let half = 1u << (s - 1u);
   if (rem > half || (rem == half && (q & 1u) == 1u)) { q += 1u; }
   return q | sign;
+}
+`;
+
+/**
+ * 1 / s correctly rounded to nearest even, for a positive normal f32 s whose reciprocal is normal
+ * (scales are): restoring division of the significands, 26 quotient bits plus a sticky bit.
+ */
+export const RECIP_WGSL = /* wgsl */ `
+fn recip_rn(s: f32) -> f32 {
+  let u = bitcast<u32>(s);
+  let e = (u >> 23u) & 0xffu;
+  let m = (u & 0x7fffffu) | 0x800000u;
+  if (e == 0u || e >= 253u || (u >> 31u) == 1u) { return 1.0 / s; }
+  if (m == 0x800000u) { return bitcast<f32>((254u - e) << 23u); }
+  // 2^23 / m lies in (1/2, 1): 26 quotient bits of it, leading bit 0.
+  var rem = 0x800000u;
+  var q = 0u;
+  for (var i = 0u; i < 26u; i++) {
+    q <<= 1u;
+    if (rem >= m) { q |= 1u; rem -= m; }
+    rem <<= 1u;
+  }
+  // q = ⌊2^25 · 2^23/m⌋ < 2^25 with bit 24 set: 24 significant bits and 1 guard bit, rem the sticky.
+  let guard = q & 1u;
+  var mant = q >> 1u;
+  if (guard == 1u && (rem != 0u || (mant & 1u) == 1u)) { mant += 1u; }
+  // 1/s = 2^(127-e) · 2^23/m = 2^(126-e) · (mant / 2^23); a carry to 2^24 bumps the exponent.
+  var exp = 253u - e;
+  if (mant == 0x1000000u) { mant = 0x800000u; exp += 1u; }
+  return bitcast<f32>((exp << 23u) | (mant & 0x7fffffu));
 }
 `;
 
