@@ -5,9 +5,9 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeGpu } from '../runtime/nodeGpu.ts';
-import { bf16ToF32 } from '../runtime/bf16.ts';
-import { f8e4m3fnBits, f8e4m3fnValue, fusedNormFp8Quant, inverseScale, staticScaledFp8Quant } from '../runtime/fp8.ts';
-import { RECIP_WGSL, fp8QuantDispatch, fp8QuantWgsl } from './fp8Quant.ts';
+import { bf16Bits, bf16ToF32 } from '../runtime/bf16.ts';
+import { f8e4m3fnBits, f8e4m3fnValue, fusedNormFp8Quant, inverseScale, quantizeFp8, staticScaledFp8Quant } from '../runtime/fp8.ts';
+import { RECIP_WGSL, fp8QuantDispatch, fp8QuantValuesDispatch, fp8QuantValuesWgsl, fp8QuantWgsl } from './fp8Quant.ts';
 import type { Fp8NanRule } from '../runtime/fp8.ts';
 
 /** e4m3fn from its definition: 1 sign, 4 exponent bits (bias 7, 0 = subnormal), 3 mantissa bits; S.1111.111 is NaN. */
@@ -175,5 +175,46 @@ describe('WGSL FP8 quant kernel', { timeout: 120_000 }, () => {
       if (!Object.is(got[i], want)) { if (!bad) first = `1/${scales[i]}: got ${got[i]}, want ${want}`; bad++; }
     }
     expect(bad, first).toBe(0);
+  });
+
+  it('the plan kernel: quantized values in bf16, the bf16 scale read from a buffer, every bf16 input, both rules', async () => {
+    const words = new Uint32Array(32768);
+    for (let i = 0; i < 32768; i++) words[i] = (2 * i) | ((2 * i + 1) << 16);
+    const storage = (data: Uint32Array) => {
+      const b = device.createBuffer({ size: Math.max(16, data.byteLength), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      device.queue.writeBuffer(b, 0, data);
+      return b;
+    };
+    const inp = storage(words);
+    for (const scale of [0.0173, 3.5]) {
+      const scaleBf16 = bf16ToF32(bf16Bits(scale));
+      for (const rule of ['clamp', 'satfinite'] as const) {
+        const out = device.createBuffer({ size: 65536 * 2, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+        const read = device.createBuffer({ size: 65536 * 2, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        device.pushErrorScope('validation');
+        const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: fp8QuantValuesWgsl('bf16', 'bf16', 'bf16', rule) }), entryPoint: 'main' } });
+        expect((await device.popErrorScope())?.message).toBeUndefined();
+        const buffers = [storage(new Uint32Array([65536])), out, inp, storage(new Uint32Array([bf16Bits(scale)]))];
+        const enc = device.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((b, i) => ({ binding: i, resource: { buffer: b } })) }));
+        pass.dispatchWorkgroups(...fp8QuantValuesDispatch(65536));
+        pass.end();
+        enc.copyBufferToBuffer(out, 0, read, 0, 65536 * 2);
+        device.queue.submit([enc.finish()]);
+        await read.mapAsync(GPUMapMode.READ);
+        const got = new Uint16Array(read.getMappedRange().slice(0));
+        read.unmap();
+        const inv = inverseScale(scaleBf16);
+        let bad = 0, first = '';
+        for (let b = 0; b < 65536; b++) {
+          const want = f8e4m3fnValue(quantizeFp8(ALL_BF16[b]!, inv, rule));
+          const ok = Number.isNaN(want) ? Number.isNaN(bf16ToF32(got[b]!)) : got[b] === bf16Bits(want);
+          if (!ok) { if (bad < 4) first += ` | bf16 0x${b.toString(16)} (${ALL_BF16[b]}): got 0x${got[b]!.toString(16)}, want ${want}`; bad++; }
+        }
+        expect(bad, `scale ${scale} ${rule}: ${first}`).toBe(0);
+      }
+    }
   });
 });

@@ -9,7 +9,7 @@
 //   @binding(1) out: array<u32>   the packed bytes
 //   @binding(2) inp                the contiguous input (bf16 pairs or f32)
 
-import { DTYPE_WGSL, inputBinding, type WgslDType } from './dtype.ts';
+import { DTYPE_WGSL, inputBinding, outputBinding, type WgslDType } from './dtype.ts';
 import type { Fp8NanRule } from '../runtime/fp8.ts';
 
 export const FP8_WG = 256;
@@ -103,5 +103,53 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 /** Workgroups for n elements (4 per thread), split over y past the 65535 limit. */
 export function fp8QuantDispatch(n: number): [number, number] {
   const groups = Math.max(1, Math.ceil(Math.ceil(n / 4) / FP8_WG));
+  return groups <= 65535 ? [groups, 1] : [65535, Math.ceil(groups / 65535)];
+}
+
+/** The value of an e4m3fn byte (every one is exact in bf16 and f32). */
+export const FP8_DECODE_WGSL = /* wgsl */ `
+fn f8e4m3fn_value(b: u32) -> f32 {
+  let e = (b >> 3u) & 15u;
+  let m = b & 7u;
+  var v: f32;
+  // A NaN built from the runtime m: a constant NaN is a shader-creation error in WGSL.
+  if (e == 15u && m == 7u) { v = bitcast<f32>(0x7f800000u | (m << 20u)); }
+  else if (e == 0u) { v = f32(m) * 0.001953125; }
+  else { v = bitcast<f32>(((e + 120u) << 23u) | (m << 20u)); }
+  return select(v, -v, (b & 0x80u) != 0u);
+}
+`;
+
+/**
+ * The quantizer as a plan kernel: quantized values held in the run's dtype (an fp8 value is exact
+ * in bf16), the scale read from a buffer (element 0) and inverted with `recip_rn`. Each thread
+ * writes two elements (one packed word).
+ *   @binding(0) prm: [0] n   @binding(1) out   @binding(2) inp (contiguous)   @binding(3) scale
+ */
+export function fp8QuantValuesWgsl(input: WgslDType, output: WgslDType, scale: WgslDType, rule: Fp8NanRule): string {
+  return `${DTYPE_WGSL}
+${FP8_WGSL}
+${FP8_DECODE_WGSL}
+${RECIP_WGSL}
+${QUANT[rule]}
+@group(0) @binding(0) var<storage, read> prm: array<u32>;
+${outputBinding('out', 1, output)}
+${inputBinding('inp', 2, input)}
+${inputBinding('scale', 3, scale)}
+@compute @workgroup_size(${FP8_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = (gid.x + gid.y * nwg.x * ${FP8_WG}u) * 2u;
+  let n = prm[0];
+  if (i >= n) { return; }
+  let inv = recip_rn(ld_scale(0u));
+  let a = f8e4m3fn_value(quant(ld_inp(i) * inv));
+  if (i + 1u < n) { st2_out(i, a, f8e4m3fn_value(quant(ld_inp(i + 1u) * inv))); } else { st_out(i, a); }
+}
+`;
+}
+
+/** Workgroups for n elements (2 per thread), split over y past the 65535 limit. */
+export function fp8QuantValuesDispatch(n: number): [number, number] {
+  const groups = Math.max(1, Math.ceil(Math.ceil(n / 2) / FP8_WG));
   return groups <= 65535 ? [groups, 1] : [65535, Math.ceil(groups / 65535)];
 }
