@@ -29,6 +29,7 @@ const KERNELS: Record<Step['kernel'], Record<string, Field>> = {
   fused_allreduce_norm: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage' },
   moe: { x: 'view', logits: 'view', layer: 'str', experts: 'int', topK: 'int', intermediate: 'int', out: 'storage' },
   map: { fn: 'mapfn', a: 'view', b: 'view?', scalar: 'num', out: 'storage' },
+  fp8_quant: { x: 'view', scale: 'view', rule: 'str', out: 'storage' },
 };
 const MAP_FNS: MapFn[] = ['mul', 'ge', 'lt', 'and', 'not', 'masked_fill'];
 

@@ -25,6 +25,9 @@ export function agentAddressFromLocation(href: string): AgentAddress | null {
 
 /** The plan in JSON: Maps become lists; the preset goes by name. */
 export function planToWire(plan: Plan): object {
+  // The native worker has no FP8 quantizer yet: refuse here, naming the node, not on the GPU host.
+  const fp8 = plan.steps.find((st) => st.kernel === 'fp8_quant');
+  if (fp8) throw new RunError('unsupported-ops', `node ${fp8.node} (${fp8.op}): the agent backend has no FP8 quant kernel; run it on webgpu or cpu`, { node: fp8.node, op: fp8.op });
   return {
     graph: plan.graph, preset: plan.preset.name, dtype: plan.dtype, ranks: plan.ranks, tokens: plan.tokens,
     storages: [...plan.storages.values()], steps: plan.steps, outputs: plan.outputs, fed: plan.fed,

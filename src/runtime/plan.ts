@@ -8,6 +8,7 @@ import type { Arg, Graph, Node, TensorType, ValueType } from '../graph/ir.ts';
 import { isRef, numberOf } from '../graph/ir.ts';
 import { lookupOp } from '../graph/ops.ts';
 import { RunError } from './runError.ts';
+import type { Fp8NanRule } from './fp8.ts';
 import { PRESETS, GPT_OSS, presetDim, type Preset, type PresetName } from './presets.ts';
 
 export type StorageDType = 'bf16' | 'f16' | 'f32' | 'i32';
@@ -32,7 +33,9 @@ export type Kernel =
   | { kernel: 'fused_add_rms_norm'; x: View; residual: View; w: View; eps: number; out: string; residualOut: string }
   | { kernel: 'all_reduce'; x: View; out: string }
   | { kernel: 'fused_allreduce_norm'; x: View; residual: View; w: View; eps: number; out: string; residualOut: string; normRounding?: FusedNormRounding }
-  | { kernel: 'moe'; x: View; logits: View; layer: string; experts: number; topK: number; intermediate: number; out: string };
+  | { kernel: 'moe'; x: View; logits: View; layer: string; experts: number; topK: number; intermediate: number; out: string }
+  /** FP8 (e4m3fn) quantization of contiguous x by 1/scale[0]; the fp8 values are held in the run dtype (each is exact in bf16). */
+  | { kernel: 'fp8_quant'; x: View; scale: View; rule: Fp8NanRule; out: string };
 
 export type Step = Kernel & { node: string; op: string };
 
@@ -113,7 +116,8 @@ export function asRows(v: View): { offset: number; rows: number; cols: number; r
   return { offset: v.offset, rows, cols, rowStride };
 }
 
-const FLOAT_DTYPES = new Set(['bf16', 'f16', 'f32', 'f64']);
+// f8e4m3fn values are held in the run dtype (each is exact in bf16).
+const FLOAT_DTYPES = new Set(['bf16', 'f16', 'f32', 'f64', 'f8e4m3fn']);
 
 /** Ops that yield a tensor of zeros (or uninitialised memory, which we zero for determinism). */
 const ZERO_OPS = new Set(['aten.empty.memory_format', 'aten.empty_like.default', 'aten.zeros.default', 'aten.zeros_like.default', 'aten.new_zeros.default']);
@@ -362,9 +366,17 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         push(n, { kernel: 'all_reduce', x, out: out.storage });
         return T(out);
       }
+      case '_C.static_scaled_fp8_quant.default': {
+        const x = contiguous(tensor(arg(1), n, 'input'), n);
+        const scale = tensor(arg(2), n, 'scale', { role: 'norm-weight', shape: [1] });
+        const out = newStorage(`${n.name}.result`, x.dtype, x.shape);
+        push(n, { kernel: 'fp8_quant', x, scale, rule: 'clamp', out: out.storage });
+        return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
+      }
       case 'vllm.flashinfer_trtllm_fused_allreduce_norm.default': {
         const code = num(7, 1);
-        if (code !== 1) fail(n, `pattern_code ${code} is not supported (only 1: all-reduce + residual + RMSNorm)`);
+        // 1: all-reduce + residual + RMSNorm; 2: the same + static FP8 quant of the normed output.
+        if (code !== 1 && code !== 2) fail(n, `pattern_code ${code} is not supported (1: all-reduce + residual + RMSNorm, 2: + static FP8 quant)`);
         const x = contiguous(tensor(arg(0), n, 'allreduce_in'), n);
         const residual = rowsOrCopy(tensor(arg(1), n, 'residual', { role: 'activation', shape: x.shape }), n);
         const normOut = arg(2);
@@ -372,12 +384,20 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         const out = newStorage(`${n.name}.norm`, x.dtype, x.shape);
         const res = newStorage(`${n.name}.residual`, x.dtype, x.shape);
         push(n, { kernel: 'fused_allreduce_norm', x, residual, w, eps: num(6, 1e-6), out: out.storage, residualOut: res.storage });
+        // Pattern 2's quant_out ([4]): FlashInfer's saturating cast of the normed output (bf16) · 1/scale.
+        let quant: Value = { t: 'none' };
+        if (code === 2) {
+          const scale = tensor(arg(14), n, 'scale_factor', { role: 'norm-weight', shape: [1] });
+          const q = newStorage(`${n.name}.quant`, x.dtype, x.shape);
+          push(n, { kernel: 'fp8_quant', x: out, scale, rule: 'satfinite', out: q.storage });
+          quant = T(q);
+        }
         // Pattern 1 with norm_out None: the normed output over allreduce_in, ar + residual over
         // residual. With norm_out given, vLLM passes allreduce_in as the residual output: ar +
         // residual lands in allreduce_in ([1]) and residual ([2]) is left as it was.
         const items: Value[] = normOut === null
-          ? [{ t: 'none' }, T(out), T(res), { t: 'none' }, { t: 'none' }, { t: 'none' }]
-          : [{ t: 'none' }, T(res), T(residual), T(out), { t: 'none' }, { t: 'none' }];
+          ? [{ t: 'none' }, T(out), T(res), { t: 'none' }, quant, { t: 'none' }]
+          : [{ t: 'none' }, T(res), T(residual), T(out), quant, { t: 'none' }];
         return { t: 'tuple', items };
       }
       case 'vllm.moe_forward.default': {

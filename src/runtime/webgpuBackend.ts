@@ -3,6 +3,7 @@
 // Collectives move data between ranks through the host (see collectives.ts). Kernel times come
 // from timestamp queries where the adapter has them.
 
+import { fp8QuantValuesDispatch, fp8QuantValuesWgsl } from '../wgsl/fp8Quant.ts';
 import type { Backend, RunOptions, RunProgress, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { FusedNormRounding, Plan, Step, View, StorageDType } from './plan.ts';
@@ -563,6 +564,15 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
       return;
     }
     case 'moe': encodeMoe(s, r, plan, seed); return;
+    case 'fp8_quant': {
+      const n = numelOf(s.x.shape);
+      const [gx, gy] = fp8QuantValuesDispatch(n);
+      // The quantizer reads x and scale from element 0 of their bindings.
+      const x = s.x.offset === 0 ? buf(s.x) : null;
+      if (!x || s.scale.offset !== 0) throw new Error(`${s.node}: fp8_quant reads whole buffers from element 0`);
+      r.submit(s.node, s.op, (_enc, pass) => pass(fp8QuantValuesWgsl(s.x.dtype, outSt.dtype, s.scale.dtype, s.rule), [buf(s.out), x, buf(s.scale)], metaOf([n]), [gx, gy]));
+      return;
+    }
     case 'all_reduce': case 'fused_allreduce_norm': throw new Error('collectives run across ranks');
   }
 }
