@@ -25,9 +25,6 @@ export function agentAddressFromLocation(href: string): AgentAddress | null {
 
 /** The plan in JSON: Maps become lists; the preset goes by name. */
 export function planToWire(plan: Plan): object {
-  // The native worker has no FP8 quantizer yet: refuse here, naming the node, not on the GPU host.
-  const fp8 = plan.steps.find((st) => st.kernel === 'fp8_quant');
-  if (fp8) throw new RunError('unsupported-ops', `node ${fp8.node} (${fp8.op}): the agent backend has no FP8 quant kernel; run it on webgpu or cpu`, { node: fp8.node, op: fp8.op });
   return {
     graph: plan.graph, preset: plan.preset.name, dtype: plan.dtype, ranks: plan.ranks, tokens: plan.tokens,
     storages: [...plan.storages.values()], steps: plan.steps, outputs: plan.outputs, fed: plan.fed,
@@ -127,7 +124,13 @@ export class AgentClient {
     return new Promise<RunResult>((resolve, reject) => {
       this.runs.set(id, { resolve, reject, onProgress: opts.onProgress, frames: [] });
       this.ws.send(JSON.stringify({ type: 'run', id, ...body, options, inputs }));
-      for (const f of frames) this.ws.send(f);
+      // A tensor over the agent's message size goes in full-size chunks and a last shorter one.
+      const chunk = this.hello.limits.maxMessageBytes;
+      for (const f of frames) {
+        const bytes = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+        if (bytes.length <= chunk) this.ws.send(bytes);
+        else for (let at = 0; at < bytes.length; at += chunk) this.ws.send(bytes.subarray(at, at + chunk));
+      }
     });
   }
 

@@ -7,6 +7,7 @@ import { fp8QuantValuesDispatch, fp8QuantValuesWgsl } from '../wgsl/fp8Quant.ts'
 import type { Backend, RunOptions, RunProgress, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { FusedNormRounding, Plan, Step, View, StorageDType } from './plan.ts';
+import { assertNever } from '../graph/opTable.ts';
 import { asRows, broadcastStrides, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
 import { toHostTensor, hostValues, type HostTensor } from './hostTensor.ts';
@@ -570,10 +571,11 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
       // The quantizer reads x and scale from element 0 of their bindings.
       const x = s.x.offset === 0 ? buf(s.x) : null;
       if (!x || s.scale.offset !== 0) throw new Error(`${s.node}: fp8_quant reads whole buffers from element 0`);
-      r.submit(s.node, s.op, (_enc, pass) => pass(fp8QuantValuesWgsl(s.x.dtype, outSt.dtype, s.scale.dtype, s.rule), [buf(s.out), x, buf(s.scale)], metaOf([n]), [gx, gy]));
+      r.submit(s.node, s.op, (_enc, pass) => pass(fp8QuantValuesWgsl(s.x.dtype, outSt.dtype, s.scale.dtype, s.satfinite ? 'satfinite' : 'clamp'), [buf(s.out), x, buf(s.scale)], metaOf([n]), [gx, gy]));
       return;
     }
     case 'all_reduce': case 'fused_allreduce_norm': throw new Error('collectives run across ranks');
+    default: assertNever(s, 'kernel');
   }
 }
 
