@@ -44,6 +44,13 @@ export function explainAllReduce(ar: Node, ix: GraphIndex, opts: ResolvedOptions
   }
   const users = usersOfValue(ix, ar.name);
   if (users.length === 0) return d(`${ar.name}'s result is not used`);
+  // A norm called in place (fix_functionalization's output, TORCH_COMPILE_DEBUG's
+  // fx_graph_transformed.py): vLLM's patterns see the norm only through auto_functionalized.
+  const inPlace = users.map((u) => ix.byName.get(u)).find((n) => n && (n.op === RMS_NORM || n.op === FUSED_ADD_RMS_NORM));
+  if (inPlace) {
+    return d(`${ar.name} feeds ${describe(inPlace)}, called in place: vLLM's patterns match the norm through auto_functionalized, before fix_functionalization makes it an in-place call`,
+      inPlace.name, 'open the graph from before fix_functionalization (fx_graph_readable.py, or the dump\'s earlier stage)');
+  }
   const norm = normReading(ix, ar.name);
   if (norm) {
     const isRms = matchKey(norm).endsWith(RMS_NORM);

@@ -68,6 +68,11 @@ describe('captured graphs: all-reduce + norm fusions as vLLM counts them', () =>
     const t = runPipeline(load('llama-tp2.debug.fx_graph_transformed.py'), [...DEFAULT_PIPELINE], { worldSize: 2 });
     expect(t.stages[2]!.matches).toEqual([]);
     expect(t.diagnostics).toHaveLength(5);
+    // Each names the in-place norm and where the fusable form is.
+    for (const d of t.diagnostics) {
+      expect(d.reason).toContain('called in place: vLLM\'s patterns match the norm through auto_functionalized');
+      expect(d.blocker).toMatch(/^(fused_add_)?rms_norm_default/);
+    }
   });
 
   it('an all-reduce over another group in a capture stays unfused, its diagnostic naming the group', () => {
