@@ -31,3 +31,19 @@ test('Open folder… lists a dump\'s stages; the scrubber walks them', async ({ 
   await expect(page.locator('#gate-tp-group')).toHaveValue('tp:0');
   expect(errors).toEqual([]);
 });
+
+test('a str(graph) dump fuses as its print_readable twin, and the panel says which gate went unevaluated', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByLabel('Graph file').setInputFiles(fileURLToPath(new URL('../fixtures/capture/llama-tp2.graph.txt', import.meta.url)));
+  await idle(page);
+  await page.locator('#gate-world').selectOption('2');
+  await idle(page);
+  await expect(page.getByTestId('fusable-sites')).toHaveText(/^5\s*fusable sites$/);
+  await page.getByRole('button', { name: 'Run pipeline' }).click();
+  await idle(page);
+  const note = page.getByTestId('unevaluated-gates');
+  await expect(note).toContainText('5 sites fused with a gate not evaluated');
+  await note.locator('summary').click();
+  await expect(note.getByRole('listitem').first()).toContainText("input shape is unknown, so FlashInfer's size limit was not evaluated");
+});

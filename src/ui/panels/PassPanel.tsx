@@ -6,6 +6,7 @@ import { shownStage, useStore } from '../store/index.ts';
 import { PASS_ORDER } from '../store/passesSlice.ts';
 import { innerKind } from './nodeOp.ts';
 import { DumpStages } from './DumpStages.tsx';
+import { UnevaluatedGates } from './UnevaluatedGates.tsx';
 
 const PASS_DOC: Record<string, string> = {
   'noop-elimination': 'Drops reshapes to the same shape and full-range slices; folds slice(slice_scatter(…)) over the range the scatter wrote and drops scatters nobody reads.',
@@ -105,6 +106,7 @@ export function PassPanel() {
           aria-label="Rewrite stage"
         />
       </div>
+      <UnevaluatedGates />
       <DumpStages />
     </section>
   );
