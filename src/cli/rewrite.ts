@@ -9,10 +9,10 @@
 
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GraphImportError } from '../graph/errors.ts';
+import { DEFAULT_MAX_BYTES, GraphImportError } from '../graph/errors.ts';
 import { importGraph } from '../graph/formats.ts';
 import type { Graph } from '../graph/ir.ts';
-import { importStageFolder, type StageFolder } from '../graph/stageFolder.ts';
+import { MAX_FOLDER_FILES, importStageFolder, type StageFolder } from '../graph/stageFolder.ts';
 import { FUSED_ALLREDUCE_NORM } from '../graph/passes/fusionGate.ts';
 import { functionalizedTarget } from '../graph/match.ts';
 import { printFx } from '../graph/fx/print.ts';
@@ -83,13 +83,14 @@ export function parseRewriteArgs(argv: string[]): RewriteArgs {
   return a as RewriteArgs;
 }
 
-/** A dump folder holds a few dozen files; more than this is the wrong folder. */
-const MAX_FOLDER_FILES = 2000;
 
 function readFolder(dir: string): StageFolder {
   const paths = (readdirSync(dir, { recursive: true }) as string[]).map((p) => p.split('\\').join('/')).filter((p) => statSync(join(dir, p)).isFile());
   if (paths.length > MAX_FOLDER_FILES) throw new Error(`${dir} holds ${paths.length} files (at most ${MAX_FOLDER_FILES}): not a dump folder`);
-  return importStageFolder(paths.map((p) => ({ path: p, text: readFileSync(join(dir, p), 'utf8') })));
+  // A file past the import limit is not read at all, only named.
+  const tooBig = paths.filter((p) => statSync(join(dir, p)).size > DEFAULT_MAX_BYTES);
+  const r = importStageFolder(paths.filter((p) => !tooBig.includes(p)).map((p) => ({ path: p, text: readFileSync(join(dir, p), 'utf8') })));
+  return { stages: r.stages, skipped: [...tooBig.map((p) => ({ path: p, reason: `larger than the ${DEFAULT_MAX_BYTES / 2 ** 20} MiB import limit` })), ...r.skipped] };
 }
 
 const fusedSites = (g: Graph) => g.nodes.filter((n) => n.op === FUSED_ALLREDUCE_NORM || functionalizedTarget(n) === FUSED_ALLREDUCE_NORM).length;

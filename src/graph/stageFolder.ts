@@ -11,6 +11,9 @@ import type { ImportWarning } from './errors.ts';
 import { importGraph, type FormatId } from './formats.ts';
 import type { Graph } from './ir.ts';
 
+/** A dump folder holds a few dozen files; more than this is the wrong folder (CLI and app alike). */
+export const MAX_FOLDER_FILES = 2000;
+
 export interface StageFile { path: string; text: string }
 export interface DumpStage { name: string; path: string; graph: Graph; warnings: ImportWarning[]; format: FormatId }
 export interface SkippedFile { path: string; reason: string }

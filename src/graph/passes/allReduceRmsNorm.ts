@@ -20,7 +20,7 @@
 // tokenGate 'compile-range', the token count within max_token_num (flashinferLimits.ts).
 import type { Arg, Node, TensorType, ValueType } from '../ir.ts';
 import { float, isRef, ref } from '../ir.ts';
-import type { Bindings, GraphIndex, NodePat } from '../match.ts';
+import type { ArgPat, Bindings, GraphIndex, NodePat } from '../match.ts';
 import { AUTO_FUNCTIONALIZED, P, indexGraph, mutatedResultIndex, usersOfValue } from '../match.ts';
 import type { Diagnostic, Pass } from './pipeline.ts';
 import type { ResolvedOptions } from './options.ts';
@@ -203,7 +203,7 @@ function quantRule(kind: NormKind, q: QuantKind): Rule {
     as: 'normed', args: [normPattern(kind)], users: 1,
     where: (n, b) => n.args[1] === normRoles(b.nodes['norm']!, kind).normed,
   });
-  const kwargs: Record<string, ReturnType<typeof P.any> | NodePat> = { [spec.out]: P.any('qbuf'), input: normed, [spec.scale]: P.any('scale') };
+  const kwargs: Record<string, ArgPat> = { [spec.out]: P.any('qbuf'), input: normed, [spec.scale]: P.any('scale') };
   if (spec.scaleOut) kwargs[spec.scaleOut] = P.any('sbuf');
   return {
     name: `all_reduce → ${kind === 'rms' ? 'rms_norm' : 'fused_add_rms_norm'} → ${spec.label} quant`,

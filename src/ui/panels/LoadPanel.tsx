@@ -3,15 +3,9 @@
 import { useRef } from 'react';
 import { SAMPLES, findSample } from '../samples.ts';
 import { useStore } from '../store/index.ts';
-import { loadPickedFolder } from './folderLoad.ts';
+import { loadFile, loadPickedFolder } from './folderLoad.ts';
 
 const GROUPS = [...new Set(SAMPLES.map((s) => s.group))];
-
-/** Reads a picked or dropped file and imports it; errors land in the editor like pasted text. */
-export async function loadFile(file: File): Promise<void> {
-  const text = await file.text();
-  useStore.getState().loadText(text, file.name);
-}
 
 export function LoadPanel() {
   const source = useStore((s) => s.source);

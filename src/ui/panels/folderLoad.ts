@@ -1,12 +1,15 @@
-// Dump folders in the app: picked with "Open folder…" (a directory input) or dropped. A drop of a
-// single file still opens that file; a dropped folder is read whole and its stages listed.
+// Graph files and dump folders in the app: a file picked with "Open file…", a folder with "Open
+// folder…" (a directory input), or either dropped. A dropped folder is read whole and its stages listed.
 
-import type { StageFile } from '../../graph/stageFolder.ts';
+import { MAX_FOLDER_FILES, type StageFile } from '../../graph/stageFolder.ts';
 import { useStore } from '../store/index.ts';
-import { loadFile } from './LoadPanel.tsx';
 
-/** A dump folder holds a few dozen files; more than this is the wrong folder. */
-export const MAX_FOLDER_FILES = 2000;
+/** Reads a picked or dropped file and imports it; errors land in the editor like pasted text. */
+export async function loadFile(file: File): Promise<void> {
+  const text = await file.text();
+  useStore.getState().loadText(text, file.name);
+}
+
 
 /** The files of a picked folder (`webkitRelativePath` = `folder/sub/file.py`). */
 export async function loadPickedFolder(files: ArrayLike<File>): Promise<void> {
