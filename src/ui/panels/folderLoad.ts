@@ -2,6 +2,7 @@
 // folder…" (a directory input), or either dropped. A dropped folder is read whole and its stages listed.
 
 import { MAX_FOLDER_FILES, type StageFile } from '../../graph/stageFolder.ts';
+import { DEFAULT_MAX_BYTES } from '../../graph/errors.ts';
 import { useStore } from '../store/index.ts';
 
 /** Reads a picked or dropped file and imports it; errors land in the editor like pasted text. */
@@ -25,8 +26,10 @@ async function loadStageFiles(name: string, files: { file: File; path: string }[
     s.setNotice(`${name} holds ${files.length} files (at most ${MAX_FOLDER_FILES}): not a dump folder`, true);
     return;
   }
-  const stageFiles: StageFile[] = await Promise.all(files.map(async ({ file, path }) => ({ path, text: await file.text() })));
-  s.loadStageFolder(stageFiles, name);
+  // A file past the import limit is not read at all, only named.
+  const big = files.filter(({ file }) => file.size > DEFAULT_MAX_BYTES);
+  const stageFiles: StageFile[] = await Promise.all(files.filter((f) => !big.includes(f)).map(async ({ file, path }) => ({ path, text: await file.text() })));
+  s.loadStageFolder(stageFiles, name, big.map(({ path }) => ({ path, reason: `larger than the ${DEFAULT_MAX_BYTES / 2 ** 20} MiB import limit` })));
 }
 
 /** A drop: a folder loads as stages, a file as one graph. Returns false when nothing usable was dropped. */

@@ -36,7 +36,8 @@ export interface GraphSlice {
   loadText(text: string, name: string, restore?: Restore): void;
   /** A dump folder (vLLM's debug dump, TORCH_COMPILE_DEBUG): its stages, the first shown. */
   dump: DumpState | null;
-  loadStageFolder(files: StageFile[], name: string): void;
+  /** `unread`: files left unread (past the import limit), listed with the skipped ones. */
+  loadStageFolder(files: StageFile[], name: string, unread?: SkippedFile[]): void;
   /** Shows dump stage i: the passes restart from it. */
   showDumpStage(i: number): void;
   clearImportError(): void;
@@ -107,11 +108,12 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
     },
 
     dump: null,
-    loadStageFolder: (files, name) => {
-      const r = importStageFolder(files);
+    loadStageFolder: (files, name, unread = []) => {
+      const imported = importStageFolder(files);
+      const r = { stages: imported.stages, skipped: [...unread, ...imported.skipped] };
       if (r.stages.length === 0) {
         const why = r.skipped.slice(0, 3).map((f) => `${f.path}: ${f.reason}`).join('; ');
-        set({ importError: { message: `${name}: no graph among its ${files.length} files${why ? ` (${why}${r.skipped.length > 3 ? '; …' : ''})` : ''}`, text: '' }, bottomTab: 'source' });
+        set({ importError: { message: `${name}: no graph among its ${files.length + unread.length} files${why ? ` (${why}${r.skipped.length > 3 ? '; …' : ''})` : ''}`, text: '' }, bottomTab: 'source' });
         return;
       }
       const text = new Map(files.map((f) => [f.path, f.text]));
