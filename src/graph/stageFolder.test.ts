@@ -40,6 +40,16 @@ describe('a folder of dumps as ordered stages', () => {
       { path: 'torchinductor/model__0_forward_1.0/inductor_provenance.log', text: '' },
     ]);
     expect(r.stages.map((s) => s.name)).toEqual(['fx_graph_readable', 'fx_graph_transformed']);
+    // Two compiled pieces: each one's stages together, pieces in order.
+    const two = importStageFolder([
+      { path: 'torchinductor/model__0_forward_2.0/fx_graph_readable.py', text: before },
+      { path: 'torchinductor/model__0_forward_1.0/fx_graph_transformed.py', text: after },
+      { path: 'torchinductor/model__0_forward_1.0/fx_graph_readable.py', text: before },
+    ]);
+    expect(two.stages.map((s) => s.path.split('/').slice(1).join('/'))).toEqual([
+      'model__0_forward_1.0/fx_graph_readable.py', 'model__0_forward_1.0/fx_graph_transformed.py', 'model__0_forward_2.0/fx_graph_readable.py',
+    ]);
+    expect(two.stages.map((s) => s.name)).toEqual(['model__0_forward_1.0/fx_graph_readable', 'fx_graph_transformed', 'model__0_forward_2.0/fx_graph_readable']);
     expect(r.skipped.map((s) => s.path.split('/').pop())).toEqual(['output_code.py', 'fx_graph_runnable.py', 'ir_post_fusion.txt', 'inductor_provenance.log']);
   });
 

@@ -30,6 +30,7 @@ const NOT_GRAPHS: [RegExp, string][] = [
 const GRAPH_EXTENSIONS = /\.(py|txt|json|fx)$/;
 
 const baseName = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+const dirOf = (p: string) => p.slice(0, Math.max(0, p.lastIndexOf('/')));
 const stem = (p: string) => baseName(p).replace(/\.(py|txt|json|fx)$/, '');
 
 /**
@@ -86,7 +87,11 @@ export function importStageFolder(files: StageFile[], opts: { maxBytes?: number;
     if (!GRAPH_EXTENSIONS.test(name)) { skipped.push({ path: f.path, reason: 'not a graph file (.py, .txt, .json, .fx)' }); continue; }
     candidates.push(f);
   }
+  // One compiled graph per folder (TORCH_COMPILE_DEBUG: model__0_forward_1.0, …_2.0 for pieces):
+  // its stages together, folders in natural order.
   candidates.sort((a, b) => {
+    const byDir = natural.compare(dirOf(a.path), dirOf(b.path));
+    if (byDir !== 0) return byDir;
     const ka = stageKey(a.path), kb = stageKey(b.path);
     for (let i = 0; i < 3; i++) if (ka[i] !== kb[i]) return ka[i]! - kb[i]!;
     return natural.compare(a.path, b.path);
@@ -102,5 +107,9 @@ export function importStageFolder(files: StageFile[], opts: { maxBytes?: number;
       skipped.push({ path: f.path, reason });
     }
   }
+  // Names say which stage; where two folders hold the same stage, their folder tells them apart.
+  const count = new Map<string, number>();
+  for (const st of stages) count.set(st.name, (count.get(st.name) ?? 0) + 1);
+  for (const st of stages) if (count.get(st.name)! > 1) st.name = `${baseName(dirOf(st.path))}/${st.name}`;
   return { stages, skipped };
 }
