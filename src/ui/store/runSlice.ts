@@ -2,6 +2,7 @@ import type { StateCreator } from 'zustand';
 import type { Algorithm } from '../../graph/cost/model.ts';
 import { compareGraphs, registerBackend, RunError, type CompareReport, type RunOptions } from '../../runtime/index.ts';
 import { AgentClient, agentAddressFromLocation, agentBackend, type AgentAddress } from '../../runtime/agentClient.ts';
+import type { Graph } from '../../graph/ir.ts';
 import type { AppState } from './index.ts';
 
 export type RunSettings = Omit<RunOptions, 'onProgress'>;
@@ -12,11 +13,34 @@ export interface RunProgress {
   fraction: number | null;
 }
 
+/** What a run compared: the imported graph, the rewrite steps in effect and the gates they ran under. */
+export interface RunSubject {
+  base: Graph;
+  steps: string;
+  gates: string;
+}
+
+export function runSubjectOf(s: Pick<AppState, 'base' | 'steps' | 'cursor' | 'gates'>): RunSubject | null {
+  return s.base ? { base: s.base, steps: JSON.stringify(s.steps.slice(0, s.cursor)), gates: JSON.stringify(s.gates) } : null;
+}
+
+/**
+ * Whether the report still describes what the app shows: a different graph clears it (see the
+ * graph slice); other steps or gates leave it, marked stale, until the next run.
+ */
+export function reportIsStale(s: Pick<AppState, 'base' | 'steps' | 'cursor' | 'gates' | 'reportFor'>): boolean {
+  const now = runSubjectOf(s);
+  const was = s.reportFor;
+  return !!was && (!now || now.base !== was.base || now.steps !== was.steps || now.gates !== was.gates);
+}
+
 export interface RunSlice {
   runSettings: RunSettings;
   runStatus: 'idle' | 'running' | 'done' | 'error';
   progress: RunProgress | null;
   report: CompareReport | null;
+  /** The graph, steps and gates the report was made for. */
+  reportFor: RunSubject | null;
   runError: string | null;
   /** Hardware profile and token count the cost model predicts for. */
   profileId: string;
@@ -35,6 +59,8 @@ export interface RunSlice {
   setCostTp(tp: number | null): void;
   setCostAlgorithm(algorithm: Algorithm): void;
   run(): Promise<void>;
+  /** Forgets the last run (a different graph was loaded); a run still going is dropped when it ends. */
+  clearRun(): void;
 }
 
 const PHASES: Record<string, string> = {
@@ -80,6 +106,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
   runStatus: 'idle',
   progress: null,
   report: null,
+  reportFor: null,
   runError: null,
   profileId: 'H100-NVLink',
   tokens: 1024,
@@ -98,7 +125,11 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
     const before = stages[0].graph;
     const after = stages[cursor].graph;
     const passes = [...new Set(steps.slice(0, cursor).map((s) => s.pass))];
-    set({ runStatus: 'running', progress: { phase: 'plan', fraction: null }, runError: null, report: null });
+    const subject = runSubjectOf(get());
+    const id = ++runId;
+    // A graph loaded while this runs makes the result someone else's: drop it.
+    const current = () => id === runId && get().base === subject?.base;
+    set({ runStatus: 'running', progress: { phase: 'plan', fraction: null }, runError: null, report: null, reportFor: null });
     try {
       if (runSettings.backend === 'agent') {
         const { hello } = await connectAgent(get().agentAddress);
@@ -107,12 +138,19 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
       }
       const report = await compareGraphs(before, after, passes, {
         ...runSettings,
-        onProgress: (p) => set({ progress: { phase: phaseLabel(p), fraction: p.total ? p.done / p.total : null } }),
+        onProgress: (p) => { if (current()) set({ progress: { phase: phaseLabel(p), fraction: p.total ? p.done / p.total : null } }); },
       });
-      set({ runStatus: 'done', report, progress: null });
+      if (current()) set({ runStatus: 'done', report, reportFor: subject, progress: null });
     } catch (e) {
       const message = e instanceof RunError ? e.message : `Run failed: ${(e as Error).message ?? String(e)}`;
-      set({ runStatus: 'error', runError: message, progress: null });
+      if (current()) set({ runStatus: 'error', runError: message, progress: null });
     }
   },
+  clearRun: () => {
+    runId++;
+    set({ runStatus: 'idle', report: null, reportFor: null, runError: null, progress: null });
+  },
 });
+
+/** Counts runs, so a run that was superseded or cleared does not write its result. */
+let runId = 0;
