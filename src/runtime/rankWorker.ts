@@ -37,18 +37,28 @@ async function run(m: WorkerRunMessage, post: (r: WorkerReply) => void): Promise
     const nodeGpuModule = './nodeGpu.ts';
     gpu = await (await import(/* @vite-ignore */ nodeGpuModule) as typeof import('./nodeGpu.ts')).nodeGpu();
   }
-  const [dev] = await openRanks(gpu, 1, { f16: plan.dtype === 'f16' }, rank);
+  // The device (and the kernels compiled on it) outlives the run: a second run compiles nothing.
+  if (kept && (kept.lost || kept.rank !== rank || (plan.dtype === 'f16' && !kept.device.features.has('shader-f16')))) { kept.destroy(); kept = null; }
+  const dev = kept ?? (await openRanks(gpu, 1, { f16: plan.dtype === 'f16' }, rank))[0];
+  kept = dev;
+  let failed = true;
   try {
     const collective = async (s: CollectiveStep): Promise<TraceEvent[]> => runSharedCollective(s, dev, R, m.opts.allreduce, ctl, slot);
     const res = await executePlan(plan, {
       backend: 'webgpu', ranks: R, preset: plan.preset.name, dtype: plan.dtype, allreduce: m.opts.allreduce, workers: true, seed: m.opts.seed, inputs: m.opts.inputs,
       onProgress: (progress) => post({ type: 'progress', rank, progress }),
     }, [dev], collective, (s) => sharedCollectiveKernels(s, R, m.opts.allreduce, rank, dev.subgroupSize));
+    failed = false;
     return { type: 'done', rank, outputs: res.outputs[0], events: res.trace.events, notes: res.trace.notes, device: res.trace.device };
   } finally {
-    dev.destroy();
+    dev.endRun();
+    // A device that failed mid-run is not trusted again.
+    if (failed) { dev.destroy(); kept = null; }
   }
 }
+
+/** This worker's rank device, kept between runs. */
+let kept: RankDevice | null = null;
 
 /**
  * The element ranges of a collective through the shared slots: one-shot reduces the whole tensor on

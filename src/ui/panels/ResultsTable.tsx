@@ -8,6 +8,8 @@ import { useStore } from '../store/index.ts';
 import { formatBytes } from './Inspector.tsx';
 import { innerOp } from './nodeOp.ts';
 import type { ExactCheck } from '../../runtime/index.ts';
+import { outputStatus, type OutputStatus } from './verdict.ts';
+import { VerdictLine } from './VerdictLine.tsx';
 
 interface NodeTotals { node: string; op: string; beforeUs: number; afterUs: number; beforeBytes: number; afterBytes: number }
 
@@ -40,6 +42,9 @@ function ExactCheckLine({ exact }: { exact: ExactCheck }) {
   );
 }
 
+const STATUS_LABEL: Record<OutputStatus, string> = { pass: 'pass', fail: 'FAIL', 'not gated': 'not gated' };
+const STATUS_CLASS: Record<OutputStatus, string> = { pass: 'ok', fail: 'error', 'not gated': 'muted' };
+
 const us = (v: number) => (v === 0 ? '—' : v < 10 ? v.toFixed(2) : v.toFixed(1));
 
 export function ResultsTable() {
@@ -58,6 +63,7 @@ export function ResultsTable() {
   return (
     <div className="results">
       <div className="results-col">
+      <VerdictLine />
       {report.exact && <ExactCheckLine exact={report.exact} />}
       <table className="grid" aria-label="Outputs">
         <thead>
@@ -72,7 +78,7 @@ export function ResultsTable() {
               <td className="num">{o.ulps}</td>
               <td className="clip" title={o.tolerance}>{o.tolerance}</td>
               <td>{o.bitwiseEqual ? 'equal' : 'differs'}</td>
-              <td className={o.pass ? 'ok' : 'error'}>{o.pass ? 'pass' : 'FAIL'}</td>
+              <td className={STATUS_CLASS[outputStatus(o)]}>{STATUS_LABEL[outputStatus(o)]}</td>
             </tr>
           ))}
         </tbody>

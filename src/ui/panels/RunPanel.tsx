@@ -3,6 +3,7 @@
 import { PRESETS } from '../../runtime/presets.ts';
 import { useStore } from '../store/index.ts';
 import type { RunSettings } from '../store/runSlice.ts';
+import { VerdictLine } from './VerdictLine.tsx';
 
 const RANKS = [1, 2, 4, 8];
 const ALGORITHMS: { id: RunSettings['allreduce']; label: string }[] = [
@@ -83,12 +84,7 @@ export function RunPanel() {
       )}
       {settings.backend === 'agent' && agentInfo && <p className="muted">agent: {agentInfo}</p>}
       {runError && <p className="error" role="alert" data-testid="run-error">{runError}</p>}
-      {status === 'done' && report && (
-        <p className={report.ok ? 'ok' : 'error'} role="status" data-testid="run-verdict">
-          {report.ok ? 'Equivalent: every output within tolerance' : 'Not equivalent: see Results'}
-          {' · '}{report.outputs.filter((o) => o.bitwiseEqual).length}/{report.outputs.length} outputs bitwise equal
-        </p>
-      )}
+      {status === 'done' && report && <VerdictLine />}
     </section>
   );
 }
