@@ -3,6 +3,7 @@ import type { Algorithm } from '../../graph/cost/model.ts';
 import { compareGraphs, registerBackend, RunError, type CompareReport, type RunOptions } from '../../runtime/index.ts';
 import { AgentClient, agentAddressFromLocation, agentBackend, type AgentAddress } from '../../runtime/agentClient.ts';
 import type { Graph } from '../../graph/ir.ts';
+import { timeGraphs, type Timing } from '../../runtime/timing.ts';
 import type { AppState } from './index.ts';
 
 export type RunSettings = Omit<RunOptions, 'onProgress'>;
@@ -39,6 +40,11 @@ export interface RunSlice {
   runStatus: 'idle' | 'running' | 'done' | 'error';
   progress: RunProgress | null;
   report: CompareReport | null;
+  /** Times of the same graphs: median and spread of `timedRuns` runs after the report's warm-up. */
+  timing: Timing | null;
+  /** Timed runs per side after the warm-up (the comparison's own runs). */
+  timedRuns: number;
+  setTimedRuns(n: number): void;
   /** The graph, steps and gates the report was made for. */
   reportFor: RunSubject | null;
   runError: string | null;
@@ -69,6 +75,8 @@ const PHASES: Record<string, string> = {
 
 /** The phase's label with its count where it has one (compiling kernels 3/12). */
 const phaseLabel = (p: { phase: string; done: number; total: number }) => `${PHASES[p.phase] ?? p.phase}${p.total && p.phase !== 'plan' ? ` ${p.done}/${p.total}` : ''}`;
+
+export const DEFAULT_TIMED_RUNS = 3;
 
 export const DEFAULT_RUN_SETTINGS: RunSettings = {
   backend: 'webgpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false,
@@ -106,6 +114,9 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
   runStatus: 'idle',
   progress: null,
   report: null,
+  timing: null,
+  timedRuns: DEFAULT_TIMED_RUNS,
+  setTimedRuns: (timedRuns) => set({ timedRuns }),
   reportFor: null,
   runError: null,
   profileId: 'H100-NVLink',
@@ -129,7 +140,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
     const id = ++runId;
     // A graph loaded while this runs makes the result someone else's: drop it.
     const current = () => id === runId && get().base === subject?.base;
-    set({ runStatus: 'running', progress: { phase: 'plan', fraction: null }, runError: null, report: null, reportFor: null });
+    set({ runStatus: 'running', progress: { phase: 'plan', fraction: null }, runError: null, report: null, timing: null, reportFor: null });
     try {
       if (runSettings.backend === 'agent') {
         const { hello } = await connectAgent(get().agentAddress);
@@ -140,7 +151,13 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
         ...runSettings,
         onProgress: (p) => { if (current()) set({ progress: { phase: phaseLabel(p), fraction: p.total ? p.done / p.total : null } }); },
       });
-      if (current()) set({ runStatus: 'done', report, reportFor: subject, progress: null });
+      if (!current()) return;
+      // The comparison's runs compiled every kernel: they are the warm-up, never timed.
+      const runs = get().timedRuns;
+      const timing = await timeGraphs(before, after, runSettings, runs, true, (done, total) => {
+        if (current()) set({ progress: { phase: `timed run ${Math.ceil(done / 2)}/${runs} (${done % 2 ? 'before' : 'after'})`, fraction: done / total } });
+      });
+      if (current()) set({ runStatus: 'done', report, timing, reportFor: subject, progress: null });
     } catch (e) {
       const message = e instanceof RunError ? e.message : `Run failed: ${(e as Error).message ?? String(e)}`;
       if (current()) set({ runStatus: 'error', runError: message, progress: null });
@@ -148,7 +165,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
   },
   clearRun: () => {
     runId++;
-    set({ runStatus: 'idle', report: null, reportFor: null, runError: null, progress: null });
+    set({ runStatus: 'idle', report: null, timing: null, reportFor: null, runError: null, progress: null });
   },
 });
 
