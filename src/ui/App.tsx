@@ -2,7 +2,8 @@
 // the right, run/results/timeline/cost/source tabs below. Every panel has its own error boundary.
 
 import { useEffect, useState, type ReactNode } from 'react';
-import { useStore } from './store/index.ts';
+import { shownStage, useStore } from './store/index.ts';
+import type { Graph } from '../graph/ir.ts';
 import type { BottomTab } from './store/viewSlice.ts';
 import { restoreFromUrl, syncUrl } from './store/urlSync.ts';
 import { PanelBoundary } from './panels/PanelBoundary.tsx';
@@ -63,7 +64,7 @@ function BottomSplitter({ height, setHeight }: { height: number; setHeight: (h: 
   );
 }
 
-function BottomTabs() {
+function BottomTabs({ splitter }: { splitter: ReactNode }) {
   const tab = useStore((s) => s.bottomTab);
   const setTab = useStore((s) => s.setBottomTab);
   const importError = useStore((s) => s.importError);
@@ -71,6 +72,7 @@ function BottomTabs() {
   const current = TABS.find((t) => t.id === tab) ?? TABS[0];
   return (
     <section className="bottom" aria-label="Details">
+      {splitter}
       <div className="tabs" role="tablist" aria-label="Details"
         onKeyDown={(e) => {
           if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
@@ -95,19 +97,25 @@ function BottomTabs() {
   );
 }
 
+/** Nodes as the graph views count them: the inputs and the op nodes. */
+export function countNodes(g: Graph): string {
+  const n = g.inputs.length + g.nodes.length;
+  return `${n} node${n === 1 ? '' : 's'}`;
+}
+
 function StatusBar() {
   const notice = useStore((s) => s.notice);
   const format = useStore((s) => s.format);
   const warnings = useStore((s) => s.warnings.length);
   const stages = useStore((s) => s.stages);
+  const shown = useStore(shownStage);
   const base = stages[0]?.graph;
-  const last = stages[stages.length - 1]?.graph;
   return (
     <footer className="statusbar" role="status">
       <span className={notice?.error ? 'error' : ''}>{notice?.text ?? 'Ready'}</span>
       <span className="spacer" />
       {format && <span>{format}</span>}
-      {base && <span>{base.nodes.length} → {last?.nodes.length} nodes</span>}
+      {base && shown && <span data-testid="status-nodes">{shown === stages[0] ? countNodes(base) : `${countNodes(base)} → ${countNodes(shown.graph)}`}</span>}
       {warnings > 0 && <span className="warn">{warnings} import warning{warnings > 1 ? 's' : ''}</span>}
     </footer>
   );
@@ -124,7 +132,7 @@ function TopBar() {
   const fromFile = useStore((s) => s.source !== null && !('sample' in s.source));
   return (
     <header className="topbar">
-      <span className="brand" aria-label="fusionlab">fusion<b>lab</b></span>
+      <h1 className="brand">fusion<b>lab</b></h1>
       <PanelBoundary name="Load"><LoadPanel /></PanelBoundary>
       {fromFile && <span className="source-name" title={sourceName}>{sourceName}</span>}
       <span className="spacer" />
@@ -134,8 +142,8 @@ function TopBar() {
       </div>
       <PanelBoundary name="Export"><ExportMenu /></PanelBoundary>
       <button type="button" onClick={() => setTourStep(0)}>Tour</button>
-      <button type="button" aria-label="Dark theme" aria-pressed={theme === 'dark'} onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')} title="Toggle dark theme">
-        {theme === 'dark' ? '☀' : '☾'}
+      <button type="button" aria-pressed={theme === 'dark'} onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')} title="Toggle dark theme">
+        <span aria-hidden="true">{theme === 'dark' ? '☀' : '☾'}</span> Dark
       </button>
     </header>
   );
@@ -234,8 +242,7 @@ export function App() {
         </aside>
       </div>
       <div className="bottom-wrap">
-        <BottomSplitter height={bottomHeight} setHeight={setBottomHeight} />
-        <BottomTabs />
+        <BottomTabs splitter={<BottomSplitter height={bottomHeight} setHeight={setBottomHeight} />} />
       </div>
       <StatusBar />
     </div>

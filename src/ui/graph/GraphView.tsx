@@ -121,7 +121,7 @@ function GroupBox({ g, onToggle }: { g: LaidGroup; onToggle?: (id: string) => vo
         onClick={(e) => { e.stopPropagation(); onToggle?.(g.id); }}>
         <rect width={g.collapsed ? g.w : 180} height={g.collapsed ? g.h : 26} rx={8} />
         <text className="fl-group-title" x={12} y={g.collapsed ? g.h / 2 + 4 : 17}>
-          {g.collapsed ? `▸ ${g.label} · ${g.count} nodes` : `▾ ${g.label}`}
+          {g.collapsed ? `▸ ${g.label} · ${g.count} node${g.count === 1 ? '' : 's'}` : `▾ ${g.label}`}
         </text>
       </g>
     </g>
@@ -660,15 +660,15 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           {search.matches.slice(0, 200).map((m) => <li key={m} data-node-item={m}>{m}</li>)}
         </ul>
       )}
-      {label && <div className="fl-corner-label">{label}</div>}
+
       <div className="fl-toolbar">
         <input ref={searchRef} type="search" placeholder="Search name, op, /regex/" aria-label="Search nodes" value={query}
           aria-invalid={search.error ? 'true' : 'false'} title={search.error ?? 'Enter: next match'}
           onChange={(e) => { setQuery(e.target.value); setMatchIndex(-1); }} />
         {query && <span className="fl-search-count" data-testid="search-count">{search.error ? 'error' : `${matchIndex + 1 > 0 ? `${matchIndex + 1}/` : ''}${search.matches.length}`}</span>}
-        <button type="button" onClick={() => fit(true)} title="Fit to view (f)" aria-label="Fit to view">Fit</button>
-        <button type="button" onClick={() => onExport('svg')} title="Export as SVG" aria-label="Export SVG">SVG</button>
-        <button type="button" onClick={() => onExport('png')} title="Export as PNG" aria-label="Export PNG">PNG</button>
+        <button type="button" onClick={() => fit(true)} title="Fit to view (f)">Fit</button>
+        <button type="button" onClick={() => onExport('svg')} title="Export this view as SVG">SVG</button>
+        <button type="button" onClick={() => onExport('png')} title="Export this view as PNG">PNG</button>
       </div>
       {layout && layout.nodes.length > 0 && (
         <canvas ref={minimapRef} className="fl-minimap" aria-label="Minimap" onClick={(e) => {
@@ -680,10 +680,14 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           setTransform(zoomIdentity.translate(size.w / 2 - gx * k, size.h / 2 - gy * k).scale(k), true);
         }} />
       )}
-      <div className="fl-status">
+      {/* The label and the count share the top strip a fitted view leaves free, off the nodes. */}
+      <div className="fl-corner">
+        {label && <span className="fl-corner-label">{label}</span>}
+        <span className="fl-status">
         {error ? <span role="alert">{error}</span> : !result ? 'Laying out…'
           : !result.complete ? `Laying out… ${progress.done}/${progress.total} groups`
-            : `${result.scene.nodes.length} nodes · ${renderer}`}
+            : `${result.scene.nodes.length} node${result.scene.nodes.length === 1 ? '' : 's'} · ${renderer}`}
+        </span>
       </div>
     </div>
   );

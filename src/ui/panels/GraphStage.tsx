@@ -95,15 +95,7 @@ function ChangeWalker() {
   const sites = useMemo(() => {
     const g = stages[shownIndex]?.graph;
     if (!g || shownIndex === 0) return [];
-    const changed = new Set(changedNames(stages, 0, shownIndex));
-    // One stop per rewritten site: the first changed node of each match, in graph order.
-    const heads = new Set<string>();
-    for (const st of stages.slice(1, shownIndex + 1)) {
-      for (const m of st.matches) {
-        const head = [...m.produced, m.site].find((n) => changed.has(n));
-        if (head) heads.add(head);
-      }
-    }
+    const heads = new Set(changedNames(stages, 0, shownIndex));
     return g.nodes.map((n) => n.name).filter((n) => heads.has(n));
   }, [stages, shownIndex]);
   const [at, setAt] = useState(-1);

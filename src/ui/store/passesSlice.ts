@@ -68,9 +68,10 @@ function recount(g: Graph, gates: PassOptions): { sites: Record<string, string[]
 }
 
 /**
- * The nodes that changed between two stages, as named in the stage moved to: forward, what the
- * steps in between produced (and their anchor sites); backward, what they consumed. Only names
- * the stage moved to still has, so the views can centre on one of them.
+ * The rewritten sites between two stages, one node per match, as named in the stage moved to:
+ * going forward the main node the match produced (the fused op, the hoisted slice), going back
+ * its anchor (the all-reduce) or what it consumed. Only names the stage moved to has, so the
+ * views can centre on one of them; the latest step's sites first.
  */
 export function changedNames(stages: readonly Stage[], from: number, to: number): string[] {
   if (from === to || !stages[to]) return [];
@@ -78,11 +79,13 @@ export function changedNames(stages: readonly Stage[], from: number, to: number)
   const steps = forward ? stages.slice(from + 1, to + 1) : stages.slice(to + 1, from + 1);
   const present = new Set(stages[to].graph.nodes.map((n) => n.name));
   const names: string[] = [];
-  // The latest step first: a pipeline's last pass is the change the user sees.
   for (const st of [...steps].reverse()) {
-    for (const m of st.matches) for (const n of forward ? [...m.produced, m.site] : [m.site, ...m.consumed]) names.push(n);
+    for (const m of st.matches) {
+      const head = (forward ? [...m.produced, m.site] : [m.site, ...m.consumed]).find((n) => present.has(n));
+      if (head) names.push(head);
+    }
   }
-  return [...new Set(names)].filter((n) => present.has(n));
+  return [...new Set(names)];
 }
 
 export const createPassesSlice: StateCreator<AppState, [], [], PassesSlice> = (set, get) => {
