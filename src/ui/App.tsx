@@ -3,7 +3,7 @@
 
 import { useEffect, useState, type ReactNode } from 'react';
 import { shownStage, useStore } from './store/index.ts';
-import type { Graph } from '../graph/ir.ts';
+import { drawnNodeCount } from './graph/scene.ts';
 import type { BottomTab } from './store/viewSlice.ts';
 import { restoreFromUrl, syncUrl } from './store/urlSync.ts';
 import { PanelBoundary } from './panels/PanelBoundary.tsx';
@@ -97,9 +97,8 @@ function BottomTabs({ splitter }: { splitter: ReactNode }) {
   );
 }
 
-/** Nodes as the graph views count them: the inputs and the op nodes. */
-export function countNodes(g: Graph): string {
-  const n = g.inputs.length + g.nodes.length;
+/** A count of nodes as the graph views put it. */
+function countNodes(n: number): string {
   return `${n} node${n === 1 ? '' : 's'}`;
 }
 
@@ -115,7 +114,7 @@ function StatusBar() {
       <span className={notice?.error ? 'error' : ''}>{notice?.text ?? 'Ready'}</span>
       <span className="spacer" />
       {format && <span>{format}</span>}
-      {base && shown && <span data-testid="status-nodes">{shown === stages[0] ? countNodes(base) : `${countNodes(base)} → ${countNodes(shown.graph)}`}</span>}
+      {base && shown && <span data-testid="status-nodes">{shown === stages[0] ? countNodes(drawnNodeCount(base)) : `${drawnNodeCount(base)} → ${countNodes(drawnNodeCount(shown.graph))}`}</span>}
       {warnings > 0 && <span className="warn">{warnings} import warning{warnings > 1 ? 's' : ''}</span>}
     </footer>
   );

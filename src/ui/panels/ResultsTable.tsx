@@ -78,7 +78,8 @@ export function ResultsTable() {
   if (!report) return <p className="muted pad">No run yet. Run before &amp; after in the Run tab.</p>;
   return (
     <div className="results">
-      <div className="results-col">
+      {/* Focusable, so the keyboard can scroll a long table. */}
+      <div className="results-col" tabIndex={0} role="region" aria-label="Outputs and verdict">
       <VerdictLine />
       {report.exact && <ExactCheckLine exact={report.exact} />}
       <table className="grid" aria-label="Outputs">
@@ -100,7 +101,7 @@ export function ResultsTable() {
         </tbody>
       </table>
       </div>
-      <div className="results-col">
+      <div className="results-col" tabIndex={0} role="region" aria-label="Per-node times">
       {timing && (
         <p className="muted pad" data-testid="timing-method">
           per node and rank: median of {timing.runs} timed run{timing.runs > 1 ? 's' : ''} after a warm-up run (not timed) · ± half the min–max spread · {CLOCK[timing.before.clock]}
