@@ -135,7 +135,7 @@ async function inflateCapped(bytes: Uint8Array, cap: number): Promise<Uint8Array
   const writer = stream.writable.getWriter();
   const reader = stream.readable.getReader();
   const feeding = (async () => {
-    for (let i = 0; i < bytes.length; i += INFLATE_STEP) await writer.write(bytes.subarray(i, i + INFLATE_STEP));
+    for (let i = 0; i < bytes.length; i += INFLATE_STEP) await writer.write(bytes.subarray(i, i + INFLATE_STEP) as Uint8Array<ArrayBuffer>);
     await writer.close();
   })();
   feeding.catch(() => {});  // a failure shows in the reads too
