@@ -205,6 +205,8 @@ describe('the agent under hostile clients', () => {
       }));
       await new Promise((r) => setTimeout(r, 500));
       figures.bytesPerHeldByte = (rss().now - before) / held;
+      // Not a timing: a second copy of what is held (as before the fix) would make this 2 or more.
+      expect(figures.bytesPerHeldByte).toBeLessThan(1.5);
       // A third client's run would take the admitted total past the host budget: refused, not buffered.
       const third = await connect();
       const next = replies(third);
