@@ -33,6 +33,8 @@ const LIMITS: Partial<AgentLimits> = {
 };
 
 const figures = { tried: 0, held: 0, maxHandshakeMs: 0, baselineHandshakeMs: 0, peakRssBytes: 0, bytesPerHeldByte: 0 };
+/** The longest handshake during each attack that ran the prober. */
+const handshakes: string[] = [];
 const failed: string[] = [];
 
 /** Counts an attack; it held when `fn` (its checks and the legitimate run after it) passed. */
@@ -167,6 +169,7 @@ afterAll(async () => {
   console.log([
     `reliability (seed ${SEED}): ${f.tried} attacks tried, ${f.held} held`,
     `  longest handshake while attacked: ${f.maxHandshakeMs.toFixed(0)} ms (idle median ${f.baselineHandshakeMs.toFixed(1)} ms; target ≤ 100 ms)`,
+    ...handshakes.map((h) => `    ${h}`),
     `  agent peak RSS: ${(f.peakRssBytes / MiB).toFixed(0)} MiB; RSS growth per byte held: ${f.bytesPerHeldByte.toFixed(3)} (target ≤ 1.1)`,
     ...failed.map((x) => `  failed: ${x}`),
   ].join('\n'));
@@ -222,6 +225,28 @@ describe('the agent under hostile clients', () => {
       await stillServes();
     });
   }, 120_000);
+
+  it('a client that leaves while its run is being parsed leaves nothing admitted', async () => {
+    await attack('leave while parsing', async () => {
+      const g = graphToJson(after) as unknown as { graph: { nodes: { meta: Record<string, unknown> }[] } };
+      g.graph.nodes[0].meta.pad = 'x'.repeat(256 * 1024);  // past the inline size: parsed in the thread
+      // One whole run's worth of host memory: 1 GiB sent + 2 GiB for the worker's f32 copy.
+      const run = (id: string) => JSON.stringify({ type: 'run', id, graph: g, options: { preset: 'tiny', dtype: 'bf16', ranks: 2 }, inputs: [{ name: 'big', dtype: 'bf16', shape: [512 * MiB] }] });
+      for (let k = 0; k < 4; k++) {
+        const ws = await connect();
+        ws.send(run(`gone${k}`));
+        ws.terminate();
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      // Had any of them been admitted, two more whole runs would not fit in the total.
+      const stay = await Promise.all([connect(), connect()]);
+      const answers = stay.map((ws) => replies(ws));
+      stay.forEach((ws, k) => { ws.send(run(`stay${k}`)); ws.send('{"type":"hello","protocol":1}'); });
+      for (const next of answers) expect(await next()).toMatchObject({ type: 'hello' });
+      for (const ws of stay) ws.close();
+      await stillServes();
+    });
+  });
 
   it('connections past the cap are refused with 503; closing them frees their places', async () => {
     await attack('connection flood', async () => {
@@ -293,6 +318,7 @@ describe('the agent under hostile clients', () => {
         });
         expect(probes).toBeGreaterThan(0);
         figures.maxHandshakeMs = Math.max(figures.maxHandshakeMs, maxMs);
+        handshakes.push(`${name}: ${maxMs.toFixed(0)} ms over ${probes} handshakes`);
         rss();
         await stillServes();
       });
