@@ -19,7 +19,7 @@ import { planFromWire } from './planWire.ts';
 import {
   ProtocolError, checkClientMessage,
   type AgentLimits, type ClientMessage, type DeviceInfo, type ErrorCode, type InputDecl, type OutputDecl, type ResultReply, type RunOptionsWire,
-} from './protocol.ts';
+} from '../src/runtime/agentProtocol.ts';
 
 /** Text messages up to this size are parsed on the event loop (a hello, a cancel, a small run). */
 export const INLINE_PARSE_BYTES = 64 * 1024;

@@ -8,7 +8,8 @@ import { planFromWire } from './planWire.ts';
 import { lowerPlan } from './program.ts';
 import { seededArray, seedRule, seedStream } from '../src/runtime/weights.ts';
 import { bf16Bits } from '../src/runtime/bf16.ts';
-import { ProtocolError } from './protocol.ts';
+import { ProtocolError } from '../src/runtime/agentProtocol.ts';
+import { MAP_FN_CODES, MAP_FNS } from '../src/graph/opTable.ts';
 import { RunError } from '../src/runtime/runError.ts';
 
 let worker: WorkerProcess;
@@ -98,8 +99,24 @@ describe('the worker process', () => {
       .toMatchObject({ type: 'error', message: 'slot 7 out of range' });
     expect((await run({ slots: [4], inputs: [{ slot: 0, rank: -1, offset: 0 }], steps: [] }, [Buffer.alloc(4)])).header)
       .toMatchObject({ type: 'error', message: 'input outside the payload' });
+    expect((await run({ slots: [4, 4], steps: [{ node: 'mask', op: 'map', in: [0], out: [1], i: [-1], f: [0] }] })).header)
+      .toMatchObject({ type: 'error', message: "step 'mask': map function code -1 is outside 0..7" });
     expect((await worker.request({ type: 'run', id: 'x' })).header).toMatchObject({ type: 'error', message: "missing field 'world'" });
     expect((await worker.request({ type: 'hello' })).header.type).toBe('hello');
+  });
+
+  it('runs every map function of the op table with the CPU reference\'s values', async () => {
+    // x = [-1.5, 0, 2, 3] (bf16), m = [1, 0, 0, 1]; s = 2.5 for the scalar forms.
+    const xs = [-1.5, 0, 2, 3], ms = [1, 0, 0, 1];
+    const payload = Buffer.from(new Uint16Array([...xs, ...ms].map((v) => bf16Bits(v))).buffer);
+    for (const [code, fn] of MAP_FN_CODES.entries()) {
+      const def = MAP_FNS[fn];
+      const r = await run({ world: 1, slots: [4, 4, 4], inputs: [{ slot: 0, rank: -1, offset: 0 }, { slot: 1, rank: -1, offset: 8 }], steps: [
+        { node: fn, op: 'map', in: def.tensorB ? [0, 1] : [0], out: [2], i: [code], f: [2.5] },
+      ], outputs: [2] }, [payload]);
+      const want = xs.map((a, i) => bf16Bits(def.cpu(a, def.tensorB ? ms[i] : 0, 2.5)));
+      expect(bf16Out(r.payload, (r.header.outputs as { offset: number }[])[0].offset, 4), fn).toEqual(want);
+    }
   });
 
   it('names the node whose token id leaves the vocabulary', async () => {
