@@ -10,6 +10,7 @@
 
 #include "cluster.cuh"
 #include "executors.hpp"
+#include "collective_gemm.cuh"
 
 namespace fl {
 
@@ -162,6 +163,19 @@ void ncclAllReduceSum(const Step& st, RankCtx& k, const void* in, void* out, int
 #endif
 }
 
+/** reduce_scatter / all_gather along tokens: `n` elements out (reduce_scatter) or per rank in (all_gather). */
+template <typename T>
+void ncclScatterGather(const Step& st, RankCtx& k, const void* in, void* out, int64_t n, bool reduceScatter) {
+#ifndef FUSIONLAB_NO_NCCL
+  ncclDataType_t t = sizeof(T) == 2 ? ncclBfloat16 : ncclFloat32;
+  ncclResult_t r = reduceScatter ? ncclReduceScatter(in, out, (size_t)n, t, ncclSum, k.comm, k.stream) : ncclAllGather(in, out, (size_t)n, t, k.comm, k.stream);
+  if (r != ncclSuccess) throw StepError(st.node, std::string(reduceScatter ? "ncclReduceScatter: " : "ncclAllGather: ") + ncclGetErrorString(r));
+#else
+  (void)k; (void)in; (void)out; (void)n; (void)reduceScatter;
+  throw StepError(st.node, "this worker was built without NCCL");
+#endif
+}
+
 /** Enqueues one step on one rank's stream; returns a note for the trace (the path taken). */
 template <typename T>
 std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, const std::vector<std::vector<void*>>& buf) {
@@ -251,6 +265,10 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
       break;
     }
     case OpCode::AllReduce: ncclAllReduceSum<T>(st, k, in(0), out(0), n0); return "nccl";
+    case OpCode::ReduceScatter: ncclScatterGather<T>(st, k, in(0), out(0), n0, true); return "nccl";
+    case OpCode::MmReduceScatter:
+      return launchMmReduceScatter<T>(st, k, rank, C.world, in(0), in(1), out(0), out(1), I(0), I(1), I(2), I(3), I(4) != 0, F(0), F(1), I(3) == 1 ? in(2) : nullptr);
+    case OpCode::AllGather: ncclScatterGather<T>(st, k, in(0), out(0), n0 / C.world, false); return "nccl";
     case OpCode::RmsNorm: launchAddRmsNorm<T>(st, s, k.sms, in(0), I(2), I(3), nullptr, in(1), out(0), nullptr, I(0), (int)I(1), F(0), true); break;
     case OpCode::FusedAddRmsNorm:
       launchAddRmsNorm<T>(st, s, k.sms, in(0), I(2), I(3), in(1), in(2), out(0), out(1), I(0), (int)I(1), F(0), true);

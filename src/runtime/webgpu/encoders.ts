@@ -4,7 +4,7 @@
 
 import type { Plan, Step, View, StorageDType, FusedNormRounding } from '../plan.ts';
 import { assertNever, kernelCost } from '../../graph/opTable.ts';
-import { asRows, broadcastStrides, numelOf } from '../plan.ts';
+import { asRows, broadcastStrides, isCollective, numelOf } from '../plan.ts';
 import { RunError } from '../runError.ts';
 import type { HostTensor } from '../hostTensor.ts';
 import { seedRule, seedStream, expertTensors } from '../weights.ts';
@@ -47,7 +47,7 @@ export type CollectiveKernels = (s: CollectiveStep, r: RankDevice) => string[];
 export function planKernels(plan: Plan, r: RankDevice, seed: number, inputs: Map<string, HostTensor> | undefined, collective: CollectiveKernels): Map<string, { node: string; op: string }> {
   const rec = new KernelRecorder(r);
   for (const s of plan.steps) {
-    if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
+    if (isCollective(s)) {
       for (const code of collective(s, r)) if (!rec.kernels.has(code)) rec.kernels.set(code, { node: s.node, op: s.op });
     } else encodeStep(s, rec, plan, seed, inputs);
   }
@@ -125,7 +125,7 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
       return;
     }
     case 'moe': encodeMoe(s, r, plan, seed); return;
-    case 'all_reduce': case 'fused_allreduce_norm': throw new Error('collectives run across ranks');
+    case 'all_reduce': case 'fused_allreduce_norm': case 'reduce_scatter': case 'all_gather': throw new Error('collectives run across ranks');
     default: assertNever(s, 'kernel');
   }
 }
