@@ -71,7 +71,15 @@ def fused_worker(rank: int, world: int, port: int) -> None:
     dist.init_process_group("nccl", rank=rank, world_size=world, device_id=torch.device("cuda", rank))
     cpu = dist.new_group(backend="gloo")
     group = dist.group.WORLD.group_name
-    norm = torch.compile(add_rms_norm, dynamic=True)
+    # As vLLM compiles: the token count dynamic (marked), the hidden size static.
+    torch._dynamo.config.recompile_limit = 64
+    compiled = torch.compile(add_rms_norm)
+
+    def norm(ar, res, w):
+        if ar.shape[0] > 1:  # dynamo specializes sizes 0 and 1 whatever is marked
+            torch._dynamo.mark_dynamic(ar, 0)
+            torch._dynamo.mark_dynamic(res, 0)
+        return compiled(ar, res, w)
     symm = None
     try:
         import torch.distributed._symmetric_memory as symm_mem

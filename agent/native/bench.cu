@@ -12,10 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
-#include <condition_variable>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "cluster.cuh"
@@ -91,84 +88,71 @@ void freeRanks(std::vector<bf16*>& v) {
   for (size_t r = 0; r < v.size(); r++) { cudaSetDevice((int)r); cudaFree(v[r]); }
 }
 
-/** The rank threads meet here between replays, so every rank's graph starts at about the same time. */
-class RankBarrier {
- public:
-  explicit RankBarrier(int n) : n_(n) {}
-  void wait() {
-    std::unique_lock<std::mutex> l(m_);
-    const unsigned gen = gen_;
-    if (++count_ == n_) { count_ = 0; gen_++; cv_.notify_all(); }
-    else cv_.wait(l, [&] { return gen != gen_; });
-  }
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  int n_, count_ = 0;
-  unsigned gen_ = 0;
-};
-
 struct GraphTiming { double us = -1; bool graph = false; std::string error; };
 
 /**
- * `body(rank)` enqueued `iters` times on each rank's stream, captured into one CUDA graph per rank
- * (one host thread per GPU), replayed 3 times to warm up, then `reps` times; per replay the
- * slowest rank's time / iters; the median over replays. Where capture fails the same loop is
- * timed from the stream and `graph` says so.
+ * `body()` enqueues one call on every rank; it is captured `iters` times into one CUDA graph per
+ * rank from this one thread (as nccl-tests captures NCCL over the GPUs of one process), replayed
+ * 3 times to warm up, then `reps` times; per replay the slowest rank's time / iters, the median
+ * over replays. Where capture fails the same loop is timed from the streams and `graph` says so.
+ * Any CUDA error (a faulting kernel) is thrown, naming `what`.
  */
 template <typename F>
-GraphTiming timeGraphs(Cluster& C, int iters, int reps, F body) {
+GraphTiming timeGraphs(Cluster& C, const std::string& what, int iters, int reps, F body) {
   const int W = C.world;
-  std::vector<std::vector<double>> perRep(reps, std::vector<double>(W, 0));
-  std::vector<std::string> errors(W);
-  std::vector<int> captured(W, 0);
-  RankBarrier bar(W);
-  auto thread = [&](int r) {
-    cudaSetDevice(r);
-    cudaStream_t s = C.ranks[r].stream;
-    cudaGraph_t g = nullptr;
-    cudaGraphExec_t ex = nullptr;
-    bool ok = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
-    if (ok) {
-      for (int i = 0; i < iters; i++) body(r);
-      ok = cudaStreamEndCapture(s, &g) == cudaSuccess && g && cudaGraphInstantiate(&ex, g, 0) == cudaSuccess;
-    }
-    if (!ok) { errors[r] = cudaGetErrorString(cudaGetLastError()); cudaGetLastError(); }
-    captured[r] = ok;
-    bar.wait();
-    const bool all = std::count(captured.begin(), captured.end(), 1) == W;
-    auto launch = [&] {
-      if (all) cudaGraphLaunch(ex, s);
-      else for (int i = 0; i < iters; i++) body(r);
-    };
-    cudaEvent_t a, b;
-    cudaEventCreate(&a);
-    cudaEventCreate(&b);
-    for (int i = 0; i < 3; i++) { bar.wait(); launch(); cudaStreamSynchronize(s); }
-    for (int q = 0; q < reps; q++) {
-      bar.wait();
-      cudaEventRecord(a, s);
-      launch();
-      cudaEventRecord(b, s);
-      cudaEventSynchronize(b);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, a, b);
-      perRep[q][r] = ms * 1000.0 / iters;
-    }
-    if (cudaGetLastError() != cudaSuccess && errors[r].empty()) errors[r] = "a replay failed";
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-    if (ex) cudaGraphExecDestroy(ex);
-    if (g) cudaGraphDestroy(g);
-  };
-  std::vector<std::thread> ts;
-  for (int r = 0; r < W; r++) ts.emplace_back(thread, r);
-  for (auto& t : ts) t.join();
+  fprintf(stderr, "bench: %s\n", what.c_str());
+  std::vector<cudaGraph_t> g(W, nullptr);
+  std::vector<cudaGraphExec_t> ex(W, nullptr);
   GraphTiming out;
-  out.graph = std::count(captured.begin(), captured.end(), 1) == W;
-  for (auto& e : errors) if (!e.empty() && out.error.empty()) out.error = e;
+  out.graph = true;
+  for (int r = 0; r < W; r++) {
+    cudaSetDevice(r);
+    if (cudaStreamBeginCapture(C.ranks[r].stream, cudaStreamCaptureModeRelaxed) != cudaSuccess) out.graph = false;
+  }
+  if (out.graph) for (int i = 0; i < iters; i++) body();
+  for (int r = 0; r < W; r++) {
+    cudaSetDevice(r);
+    cudaStreamCaptureStatus st;
+    if (cudaStreamIsCapturing(C.ranks[r].stream, &st) == cudaSuccess && st != cudaStreamCaptureStatusNone) {
+      if (cudaStreamEndCapture(C.ranks[r].stream, &g[r]) != cudaSuccess || !g[r] || cudaGraphInstantiate(&ex[r], g[r], 0) != cudaSuccess) out.graph = false;
+    } else out.graph = false;
+  }
+  if (!out.graph) { out.error = std::string("capture failed: ") + cudaGetErrorString(cudaGetLastError()); cudaGetLastError(); }
+  auto launch = [&] {
+    if (out.graph) for (int r = 0; r < W; r++) { cudaSetDevice(r); cudaGraphLaunch(ex[r], C.ranks[r].stream); }
+    else for (int i = 0; i < iters; i++) body();
+  };
+  auto sync = [&] {
+    for (int r = 0; r < W; r++) {
+      cudaSetDevice(r);
+      cudaError_t e = cudaStreamSynchronize(C.ranks[r].stream);
+      if (e != cudaSuccess) throw std::runtime_error(what + " on GPU " + std::to_string(r) + ": " + cudaGetErrorString(e));
+    }
+  };
+  std::vector<cudaEvent_t> a(W), b(W);
+  for (int r = 0; r < W; r++) { cudaSetDevice(r); cudaEventCreate(&a[r]); cudaEventCreate(&b[r]); }
+  for (int i = 0; i < 3; i++) { launch(); sync(); }
   std::vector<double> worst;
-  for (auto& rep : perRep) worst.push_back(*std::max_element(rep.begin(), rep.end()));
+  for (int q = 0; q < reps; q++) {
+    for (int r = 0; r < W; r++) { cudaSetDevice(r); cudaEventRecord(a[r], C.ranks[r].stream); }
+    launch();
+    for (int r = 0; r < W; r++) { cudaSetDevice(r); cudaEventRecord(b[r], C.ranks[r].stream); }
+    sync();
+    double m = 0;
+    for (int r = 0; r < W; r++) {
+      float ms = 0;
+      cudaEventElapsedTime(&ms, a[r], b[r]);
+      m = std::max(m, ms * 1000.0 / iters);
+    }
+    worst.push_back(m);
+  }
+  for (int r = 0; r < W; r++) {
+    cudaSetDevice(r);
+    cudaEventDestroy(a[r]);
+    cudaEventDestroy(b[r]);
+    if (ex[r]) cudaGraphExecDestroy(ex[r]);
+    if (g[r]) cudaGraphDestroy(g[r]);
+  }
   std::sort(worst.begin(), worst.end());
   out.us = worst[worst.size() / 2];
   return out;
@@ -285,9 +269,9 @@ int benchCuda(int argc, char** argv) {
         };
         // vLLM's unfused pair: NCCL all-reduce, then fused_add_rms_norm rounding before γ.
         poison();
-        GraphTiming unfused = timeGraphs(C, iters, reps, [&](int r) {
-          ncclAllReduce(in[r], ar[r], e, ncclBfloat16, ncclSum, C.ranks[r].comm, C.ranks[r].stream);
-          launchAddNorm(C, r, ar[r], res[r], g[r], y[r], z[r], T, H, true);
+        GraphTiming unfused = timeGraphs(C, "NCCL + add+RMSNorm, T = " + std::to_string(T), iters, reps, [&] {
+          ncclAll(C, in, ar, e);
+          for (int r = 0; r < world; r++) { cudaSetDevice(r); launchAddNorm(C, r, ar[r], res[r], g[r], y[r], z[r], T, H, true); }
         });
         const auto unfusedY = toHost(y[0], e, 0);
         const int unfusedUlp = maxUlp(unfusedY, ref);
@@ -296,7 +280,9 @@ int benchCuda(int argc, char** argv) {
         if (C.allPeers)
           for (FusionPath p : {FusionPath::OneShot, FusionPath::TwoShot}) {
             poison();
-            path[(int)p] = timeGraphs(C, iters, reps, [&](int r) { launchAllReduceNormV<bf16, 8>(C, r, p, in[r], res[r], g[r], y[r], z[r], nullptr, T, H, eps); });
+            path[(int)p] = timeGraphs(C, std::string(fusionPathName(p)) + ", T = " + std::to_string(T), iters, reps, [&] {
+              for (int r = 0; r < world; r++) { cudaSetDevice(r); launchAllReduceNormV<bf16, 8>(C, r, p, in[r], res[r], g[r], y[r], z[r], nullptr, T, H, eps); }
+            });
             pathUlp[(int)p] = check();
           }
         const FusionPath pick = fusionPathFor(world, T, H, sizeof(bf16));
