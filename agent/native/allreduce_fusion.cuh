@@ -114,7 +114,8 @@ __device__ __forceinline__ void normFromSum(float (&sum)[VPT][V], int64_t row, i
   }
 }
 
-template <typename T, int V, int VPT>
+/** MW: the world size rounded up to 2, 4 or 8, so per-rank loops unroll and every rank's load is in flight at once. */
+template <typename T, int V, int VPT, int MW>
 __global__ void kOneShotLamport(OneShotLamportArgs a, const T* in, const T* res, const T* gamma, T* y, T* zOut, T* arOut, int64_t rows, int cols, float eps) {
   __shared__ float shared32[32];
   const unsigned count = *reinterpret_cast<volatile unsigned*>(&a.ctl->lamportRegion);
@@ -124,8 +125,9 @@ __global__ void kOneShotLamport(OneShotLamportArgs a, const T* in, const T* res,
   const int64_t n = rows * (int64_t)cols;
   const int nvec = cols / V;
   const unsigned long long cur = (count % 3) * a.regionElems, prev = ((count + 2) % 3) * a.regionElems;
-  T* recv[kMaxRanks];
-  for (int r = 0; r < a.world; r++) recv[r] = static_cast<T*>(a.recv[r]) + cur + (int64_t)a.rank * n;
+  T* recv[MW];
+#pragma unroll
+  for (int r = 0; r < MW; r++) recv[r] = r < a.world ? static_cast<T*>(a.recv[r]) + cur + (int64_t)a.rank * n : nullptr;
 
   // Push this block's rows to every rank, -0.0 sent as +0.0 (same sum: -0 + x == x for x ≠ -0).
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x)
@@ -134,7 +136,8 @@ __global__ void kOneShotLamport(OneShotLamportArgs a, const T* in, const T* res,
       Lanes<T, V> l = loadLanes<T, V>(in + off);
 #pragma unroll
       for (int e = 0; e < V; e++) if (l.w[e] == NegZero<T>::bits) l.w[e] = 0;
-      for (int r = 0; r < a.world; r++) storeLanes<T, V>(recv[r] + off, l);
+#pragma unroll
+      for (int r = 0; r < MW; r++) if (r < a.world) storeLanes<T, V>(recv[r] + off, l);
     }
   // Clear what the previous launch wrote into this rank's buffer, for the launch after next.
   {
@@ -155,19 +158,26 @@ __global__ void kOneShotLamport(OneShotLamportArgs a, const T* in, const T* res,
       if (v >= nvec) break;
 #pragma unroll
       for (int e = 0; e < V; e++) sum[k][e] = 0.f;
-      for (int r = 0; r < a.world; r++) {
-        const T* p = mine + (int64_t)r * n + row * cols + (int64_t)v * V;
-        Lanes<T, V> l;
-        bool ready;
-        do {
-          l = loadLanesVolatile<T, V>(p);
-          ready = true;
+      const T* p = mine + row * cols + (int64_t)v * V;
+      Lanes<T, V> l[MW];
 #pragma unroll
-          for (int e = 0; e < V; e++) ready &= l.w[e] != NegZero<T>::bits;
-        } while (!ready);
+      for (int r = 0; r < MW; r++) if (r < a.world) l[r] = loadLanesVolatile<T, V>(p + (int64_t)r * n);
+      for (bool ready = false; !ready;) {
+        ready = true;
 #pragma unroll
-        for (int e = 0; e < V; e++) sum[k][e] += laneF<T>(l.w[e]);
+        for (int r = 0; r < MW; r++) {
+          if (r >= a.world) continue;
+          bool arrived = true;
+#pragma unroll
+          for (int e = 0; e < V; e++) arrived &= l[r].w[e] != NegZero<T>::bits;
+          if (!arrived) { ready = false; l[r] = loadLanesVolatile<T, V>(p + (int64_t)r * n); }
+        }
       }
+#pragma unroll
+      for (int r = 0; r < MW; r++)
+        if (r < a.world)
+#pragma unroll
+          for (int e = 0; e < V; e++) sum[k][e] += laneF<T>(l[r].w[e]);
     }
     normFromSum<T, V, VPT>(sum, row, cols, res, gamma, y, zOut, arOut, eps, shared32);
   }
@@ -211,7 +221,7 @@ __device__ __forceinline__ void blockBarrier(unsigned* const* flags, int world, 
  * Scratch alternates between two parities by epoch, so launch e+1 may write while a slow peer
  * still reads launch e's; launch e+2 cannot start its pushes before every peer finished e.
  */
-template <typename T, int V, int VPT>
+template <typename T, int V, int VPT, int MW>
 __global__ void kTwoShot(TwoShotArgs a, const T* in, const T* res, const T* gamma, T* y, T* zOut, T* arOut, int64_t rows, int cols, float eps) {
   __shared__ float shared32[32];
   __shared__ unsigned epochS;
@@ -249,12 +259,15 @@ __global__ void kTwoShot(TwoShotArgs a, const T* in, const T* res, const T* gamm
       if (v >= nvec) break;
 #pragma unroll
       for (int e = 0; e < V; e++) sum[q][e] = 0.f;
-      for (int r = 0; r < W; r++) {
-        float t[V];
-        Vec<T, V>::load(r == a.rank ? in : slot(a.rank, r), row * cols + (int64_t)v * V, t);
+      float t[MW][V];
 #pragma unroll
-        for (int e = 0; e < V; e++) sum[q][e] += t[e];
-      }
+      for (int r = 0; r < MW; r++)
+        if (r < W) Vec<T, V>::load(r == a.rank ? in : slot(a.rank, r), row * cols + (int64_t)v * V, t[r]);
+#pragma unroll
+      for (int r = 0; r < MW; r++)
+        if (r < W)
+#pragma unroll
+          for (int e = 0; e < V; e++) sum[q][e] += t[r][e];
     }
     normFromSum<T, V, VPT>(sum, row, cols, res, gamma, y, zOut, arOut, eps, shared32, push, nPush);
   }

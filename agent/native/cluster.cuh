@@ -2,6 +2,7 @@
 #pragma once
 #include <algorithm>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "allreduce_fusion.cuh"
@@ -109,9 +110,14 @@ FusionPath launchAllReduceNormV(Cluster& C, int rank, FusionPath path, const T* 
   const int64_t nvec = cols / V;
   const int threads = normThreads(nvec, 1);
   const int vpt = (int)((nvec + threads - 1) / threads);
-  // At most one block per SM: every block is resident, so blocks spinning on peers cannot starve
-  // the blocks they wait for.
-  const int grid = (int)std::max<int64_t>(1, std::min<int64_t>({rows, (int64_t)minSms, (int64_t)kMaxBarrierBlocks}));
+  // Only as many blocks as are resident at once (all of them, several per SM: one per SM left
+  // too few loads in flight to cover NVLink's latency), so blocks spinning on peers cannot starve
+  // the blocks they wait for; every rank uses the same grid, since block b meets block b.
+  auto gridFor = [&](auto kernel) {
+    int perSm = 1;
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads, 0);
+    return (int)std::max<int64_t>(1, std::min<int64_t>({rows, (int64_t)minSms * std::max(1, perSm), (int64_t)kMaxBarrierBlocks}));
+  };
   if (path == FusionPath::OneShot) {
     OneShotLamportArgs a{};
     for (int r = 0; r < C.world; r++) a.recv[r] = C.ranks[r].lamport;
@@ -119,10 +125,16 @@ FusionPath launchAllReduceNormV(Cluster& C, int rank, FusionPath path, const T* 
     a.regionElems = (unsigned long long)C.world * C.fusionElems;
     a.world = C.world;
     a.rank = rank;
-    auto go = [&](auto kernel) { kernel<<<grid, threads, 0, k.stream>>>(a, in, res, g, y, z, ar, rows, cols, eps); };
-    if (vpt <= 1) go(kOneShotLamport<T, V, 1>);
-    else if (vpt == 2) go(kOneShotLamport<T, V, 2>);
-    else go(kOneShotLamport<T, V, 4>);
+    auto go = [&](auto kernel) { kernel<<<gridFor(kernel), threads, 0, k.stream>>>(a, in, res, g, y, z, ar, rows, cols, eps); };
+    auto byWorld = [&](auto mw) {
+      constexpr int MW = decltype(mw)::value;
+      if (vpt <= 1) go(kOneShotLamport<T, V, 1, MW>);
+      else if (vpt == 2) go(kOneShotLamport<T, V, 2, MW>);
+      else go(kOneShotLamport<T, V, 4, MW>);
+    };
+    if (C.world <= 2) byWorld(std::integral_constant<int, 2>{});
+    else if (C.world <= 4) byWorld(std::integral_constant<int, 4>{});
+    else byWorld(std::integral_constant<int, kMaxRanks>{});
   } else {
     TwoShotArgs a{};
     for (int r = 0; r < C.world; r++) { a.scratch[r] = C.ranks[r].twoShot; a.flags[r] = C.ranks[r].flags; }
@@ -130,10 +142,16 @@ FusionPath launchAllReduceNormV(Cluster& C, int rank, FusionPath path, const T* 
     a.parityElems = (unsigned long long)(C.world + 1) * C.fusionElems;
     a.world = C.world;
     a.rank = rank;
-    auto go = [&](auto kernel) { kernel<<<grid, threads, 0, k.stream>>>(a, in, res, g, y, z, ar, rows, cols, eps); };
-    if (vpt <= 1) go(kTwoShot<T, V, 1>);
-    else if (vpt == 2) go(kTwoShot<T, V, 2>);
-    else go(kTwoShot<T, V, 4>);
+    auto go = [&](auto kernel) { kernel<<<gridFor(kernel), threads, 0, k.stream>>>(a, in, res, g, y, z, ar, rows, cols, eps); };
+    auto byWorld = [&](auto mw) {
+      constexpr int MW = decltype(mw)::value;
+      if (vpt <= 1) go(kTwoShot<T, V, 1, MW>);
+      else if (vpt == 2) go(kTwoShot<T, V, 2, MW>);
+      else go(kTwoShot<T, V, 4, MW>);
+    };
+    if (C.world <= 2) byWorld(std::integral_constant<int, 2>{});
+    else if (C.world <= 4) byWorld(std::integral_constant<int, 4>{});
+    else byWorld(std::integral_constant<int, kMaxRanks>{});
   }
   return path;
 }
