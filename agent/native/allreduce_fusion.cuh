@@ -288,6 +288,73 @@ __global__ void kTwoShot(TwoShotArgs a, const T* in, const T* res, const T* gamm
   if (threadIdx.x == 0) a.ctl->blockEpoch[blockIdx.x] = epoch;
 }
 
+/**
+ * One-shot for large messages: every rank pushes its rows to every peer's scratch (the two-shot's
+ * slots), block b of every rank meets block b of every other rank once, then each rank reduces
+ * every row from its own input and the pushed slots. No sentinel, so nothing to clear: per launch
+ * 7 row-sized passes over local memory instead of the Lamport kernel's 10 (its self-copy and
+ * the clearing of the previous region), at the price of one barrier round trip (a few µs).
+ * Scratch alternates by epoch parity: launch e+2 pushes only after every peer passed launch e+1's
+ * barrier, so after it finished reading launch e's slots.
+ */
+template <typename T, int V, int VPT, int MW>
+__global__ void kOneShotBarrier(TwoShotArgs a, const T* in, const T* res, const T* gamma, T* y, T* zOut, T* arOut, int64_t rows, int cols, float eps) {
+  __shared__ float shared32[32];
+  __shared__ unsigned epochS;
+  if (threadIdx.x == 0) epochS = a.ctl->blockEpoch[blockIdx.x] + 1;
+  __syncthreads();
+  const unsigned epoch = epochS;
+  const int nvec = cols / V;
+  const int64_t n = rows * (int64_t)cols;
+  const unsigned long long par = (epoch & 1) * a.parityElems;
+  T* to[MW];
+  const T* from[MW];
+#pragma unroll
+  for (int r = 0; r < MW; r++) {
+    to[r] = r < a.world ? static_cast<T*>(a.scratch[r]) + par + (int64_t)a.rank * n : nullptr;
+    from[r] = r == a.rank ? in : r < a.world ? static_cast<const T*>(a.scratch[a.rank]) + par + (int64_t)r * n : nullptr;
+  }
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x)
+    for (int v = threadIdx.x; v < nvec; v += blockDim.x) {
+      const int64_t off = row * cols + (int64_t)v * V;
+      const Lanes<T, V> l = loadLanes<T, V>(in + off);
+#pragma unroll
+      for (int r = 0; r < MW; r++) if (r < a.world && r != a.rank) storeLanes<T, V>(to[r] + off, l);
+    }
+  blockBarrier(a.flags, a.world, a.rank, 0, epoch);
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    float sum[VPT][V];
+#pragma unroll
+    for (int q = 0; q < VPT; q++) {
+      int v = threadIdx.x + q * blockDim.x;
+      if (v >= nvec) break;
+      const int64_t off = row * cols + (int64_t)v * V;
+      Lanes<T, V> l[MW];
+#pragma unroll
+      for (int r = 0; r < MW; r++) {
+        if (r >= a.world) continue;
+        if (r == a.rank) l[r] = loadLanes<T, V>(in + off);
+        else if constexpr (sizeof(Lanes<T, V>) == 16) {
+          // Written by a peer during this launch: read at L2, past this SM's L1.
+          const uint4 u = __ldcg(reinterpret_cast<const uint4*>(from[r] + off));
+          memcpy(&l[r], &u, 16);
+        } else {
+          l[r] = loadLanesVolatile<T, V>(from[r] + off);
+        }
+      }
+#pragma unroll
+      for (int e = 0; e < V; e++) sum[q][e] = 0.f;
+#pragma unroll
+      for (int r = 0; r < MW; r++)
+        if (r < a.world)
+#pragma unroll
+          for (int e = 0; e < V; e++) sum[q][e] += laneF<T>(l[r].w[e]);
+    }
+    normFromSum<T, V, VPT>(sum, row, cols, res, gamma, y, zOut, arOut, eps, shared32);
+  }
+  if (threadIdx.x == 0) a.ctl->blockEpoch[blockIdx.x] = epoch;
+}
+
 template <typename T> __global__ void kFillSentinel(T* p, unsigned long long n) {
   using W = typename NegZero<T>::Word;
   W* q = reinterpret_cast<W*>(p);

@@ -86,16 +86,28 @@ Cluster& clusterFor(int world);
  */
 void ensureFusionBuffers(Cluster& C, unsigned long long elems, size_t elemBytes);
 
-enum class FusionPath { OneShot, TwoShot };
-inline const char* fusionPathName(FusionPath p) { return p == FusionPath::OneShot ? "one-shot (Lamport)" : "two-shot"; }
+enum class FusionPath { OneShot, OneShotBarrier, TwoShot };
+constexpr FusionPath kFusionPaths[] = {FusionPath::OneShot, FusionPath::OneShotBarrier, FusionPath::TwoShot};
+inline const char* fusionPathName(FusionPath p) {
+  switch (p) {
+    case FusionPath::OneShot: return "one-shot (Lamport)";
+    case FusionPath::OneShotBarrier: return "one-shot (barrier)";
+    case FusionPath::TwoShot: return "two-shot";
+  }
+  return "";
+}
 
 /**
- * The size switch between the two kernels: the one-shot while each rank's pushed bytes
- * ((N−1) · rows · cols) stay at or under this, measured on 2× H200 (bench/RESULTS.md, agent).
+ * The size switch, by the bytes each rank pushes ((N−1) · rows · cols): the Lamport one-shot up to
+ * kLamportMaxPushBytes (no barrier; its clearing costs grow with size), then at 2 ranks the
+ * barrier one-shot, which was faster than the two-shot at every size on 2× H200 (both move the
+ * same NVLink bytes at N = 2; bench/RESULTS.md, agent). Above 2 ranks the two-shot, whose NVLink
+ * bytes per rank are 2/N of the one-shot's: a prediction, not yet measured on 4 or 8 GPUs.
  */
-constexpr unsigned long long kOneShotMaxPushBytes = 1ull << 20;
+constexpr unsigned long long kLamportMaxPushBytes = 1ull << 20;
 inline FusionPath fusionPathFor(int world, int64_t rows, int cols, size_t elemBytes) {
-  return (unsigned long long)(world - 1) * rows * cols * elemBytes <= kOneShotMaxPushBytes ? FusionPath::OneShot : FusionPath::TwoShot;
+  if ((unsigned long long)(world - 1) * rows * cols * elemBytes <= kLamportMaxPushBytes) return FusionPath::OneShot;
+  return world <= 2 ? FusionPath::OneShotBarrier : FusionPath::TwoShot;
 }
 
 /**
@@ -135,7 +147,7 @@ FusionPath launchAllReduceNormV(Cluster& C, int rank, FusionPath path, const T* 
     if (C.world <= 2) byWorld(std::integral_constant<int, 2>{});
     else if (C.world <= 4) byWorld(std::integral_constant<int, 4>{});
     else byWorld(std::integral_constant<int, kMaxRanks>{});
-  } else {
+  } else if (path == FusionPath::OneShotBarrier || path == FusionPath::TwoShot) {
     TwoShotArgs a{};
     for (int r = 0; r < C.world; r++) { a.scratch[r] = C.ranks[r].twoShot; a.flags[r] = C.ranks[r].flags; }
     a.ctl = k.fusionCtl;
@@ -145,7 +157,11 @@ FusionPath launchAllReduceNormV(Cluster& C, int rank, FusionPath path, const T* 
     auto go = [&](auto kernel) { kernel<<<gridFor(kernel), threads, 0, k.stream>>>(a, in, res, g, y, z, ar, rows, cols, eps); };
     auto byWorld = [&](auto mw) {
       constexpr int MW = decltype(mw)::value;
-      if (vpt <= 1) go(kTwoShot<T, V, 1, MW>);
+      if (path == FusionPath::OneShotBarrier) {
+        if (vpt <= 1) go(kOneShotBarrier<T, V, 1, MW>);
+        else if (vpt == 2) go(kOneShotBarrier<T, V, 2, MW>);
+        else go(kOneShotBarrier<T, V, 4, MW>);
+      } else if (vpt <= 1) go(kTwoShot<T, V, 1, MW>);
       else if (vpt == 2) go(kTwoShot<T, V, 2, MW>);
       else go(kTwoShot<T, V, 4, MW>);
     };

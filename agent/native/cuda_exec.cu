@@ -172,8 +172,9 @@ FusionPath launchFusedAllReduceNorm(const Step& st, Cluster& C, int rank, const 
   // Checks run each kernel through the executor at sizes the switch would give the other.
   if (const char* force = std::getenv("FUSIONLAB_ALLREDUCE_FUSION")) {
     if (!std::strcmp(force, "one-shot")) path = FusionPath::OneShot;
+    else if (!std::strcmp(force, "one-shot-barrier")) path = FusionPath::OneShotBarrier;
     else if (!std::strcmp(force, "two-shot")) path = FusionPath::TwoShot;
-    else throw StepError(st.node, std::string("FUSIONLAB_ALLREDUCE_FUSION is '") + force + "'; expected one-shot or two-shot");
+    else throw StepError(st.node, std::string("FUSIONLAB_ALLREDUCE_FUSION is '") + force + "'; expected one-shot, one-shot-barrier or two-shot");
   }
   if (rows == 0) return path;
   if (ns.V == 1) return launchAllReduceNormV<T, 1>(C, rank, path, in, res, g, y, z, ar, rows, cols, eps);
