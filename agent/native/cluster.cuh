@@ -99,15 +99,15 @@ inline const char* fusionPathName(FusionPath p) {
 
 /**
  * The size switch, by the bytes each rank pushes ((N−1) · rows · cols): the Lamport one-shot up to
- * kLamportMaxPushBytes (no barrier; its clearing costs grow with size), then at 2 ranks the
- * barrier one-shot, which was faster than the two-shot at every size on 2× H200 (both move the
- * same NVLink bytes at N = 2; bench/RESULTS.md, agent). Above 2 ranks the two-shot, whose NVLink
- * bytes per rank are 2/N of the one-shot's: a prediction, not yet measured on 4 or 8 GPUs.
+ * kLamportMaxPushBytes (no barrier round trip; its clearing grows with size), then the barrier
+ * one-shot. On 2× H200 (bench/RESULTS.md, agent, run 4) the barrier one-shot was the faster of
+ * the two large-message kernels at every T from 256 up, the two-shot 1.7–4.0× slower than it at every T;
+ * the two-shot is selectable (FUSIONLAB_ALLREDUCE_FUSION=two-shot) and checked, but no size picks
+ * it until a run on 4 or more GPUs (where it moves 2/N of the one-shot's NVLink bytes) shows a win.
  */
 constexpr unsigned long long kLamportMaxPushBytes = 1ull << 20;
 inline FusionPath fusionPathFor(int world, int64_t rows, int cols, size_t elemBytes) {
-  if ((unsigned long long)(world - 1) * rows * cols * elemBytes <= kLamportMaxPushBytes) return FusionPath::OneShot;
-  return world <= 2 ? FusionPath::OneShotBarrier : FusionPath::TwoShot;
+  return (unsigned long long)(world - 1) * rows * cols * elemBytes <= kLamportMaxPushBytes ? FusionPath::OneShot : FusionPath::OneShotBarrier;
 }
 
 /**
