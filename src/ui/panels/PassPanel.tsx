@@ -7,7 +7,7 @@ import { PASS_ORDER } from '../store/passesSlice.ts';
 import { innerKind } from './nodeOp.ts';
 
 const PASS_DOC: Record<string, string> = {
-  'noop-elimination': 'Drops reshapes to the same shape and full-range slices.',
+  'noop-elimination': 'Drops reshapes to the same shape and full-range slices; folds slice(slice_scatter(…)) over the range the scatter wrote and drops scatters nobody reads.',
   'slice-hoist': 'slice(all_reduce(x)) → all_reduce(slice(x)): legal because the all-reduce sums elementwise over ranks.',
   'allreduce-rmsnorm': 'all_reduce + (fused_add_)rms_norm → one FlashInfer fused all-reduce + RMSNorm kernel.',
 };
