@@ -14,7 +14,7 @@ import type { Plan } from '../src/runtime/plan.ts';
 import type { HostTensor } from '../src/runtime/hostTensor.ts';
 import { lowerPlan, type LoweredProgram } from './program.ts';
 import { planFromWire } from './planWire.ts';
-import { ProtocolError, checkClientMessage, type AgentLimits, type ClientMessage, type ErrorCode, type InputDecl, type RunOptionsWire } from './protocol.ts';
+import { ProtocolError, checkClientMessage, type AgentLimits, type ClientMessage, type ErrorCode, type InputDecl, type RunOptionsWire } from '../src/runtime/agentProtocol.ts';
 
 /** Text messages up to this size are parsed on the event loop (a hello, a cancel, a small run). */
 export const INLINE_PARSE_BYTES = 64 * 1024;

@@ -18,7 +18,7 @@ import { INLINE_PARSE_BYTES, PreparationThread, ownBuffer, parseMessage, type Er
 import {
   PROTOCOL_VERSION, inputHostBytes, tensorBytes,
   type AgentLimits, type AgentMessage, type DeviceInfo, type ErrorCode,
-} from './protocol.ts';
+} from '../src/runtime/agentProtocol.ts';
 
 export const AGENT_VERSION = 'fusionlab-agent 0.1.0';
 

@@ -16,7 +16,8 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { nodeGpu } from '../src/runtime/nodeGpu.ts';
-import { openRanks, encodeNorm, seedExpertWeights, encodeMoeDispatch, encodeStep, type RankDevice } from '../src/runtime/webgpuBackend.ts';
+import { openRanks, type RankDevice } from '../src/runtime/webgpu/rankDevice.ts';
+import { encodeNorm, seedExpertWeights, encodeMoeDispatch, encodeStep } from '../src/runtime/webgpu/encoders.ts';
 import type { Plan, StorageDType, Step } from '../src/runtime/plan.ts';
 import { bufferBytes } from '../src/wgsl/dtype.ts';
 import { NORM_ROWS_DEFAULT, type NormRowsConfig } from '../src/wgsl/rmsNormRows.ts';

@@ -20,7 +20,7 @@ import { runGraph } from '../src/runtime/index.ts';
 import { AgentClient } from '../src/runtime/agentClient.ts';
 import { bitwiseEqual } from '../src/runtime/hostTensor.ts';
 import { decodeUrlState, encodeUrlState, UrlStateError, type UrlState } from '../src/ui/urlState.ts';
-import type { AgentLimits } from '../agent/protocol.ts';
+import type { AgentLimits } from '../src/runtime/agentProtocol.ts';
 
 const SEED = Number(process.env.RELIABILITY_SEED ?? 15);
 const MiB = 2 ** 20;

@@ -9,7 +9,7 @@ import type { Backend, RunOptions, RunResult } from './backend.ts';
 import type { Plan } from './plan.ts';
 import type { HostTensor } from './hostTensor.ts';
 import { RunError } from './runError.ts';
-import type { AgentMessage, HelloReply, InputDecl, OutputDecl, RunOptionsWire } from '../../agent/protocol.ts';
+import type { AgentMessage, HelloReply, InputDecl, OutputDecl, RunOptionsWire } from './agentProtocol.ts';
 
 export interface AgentAddress { url: string; token: string }
 

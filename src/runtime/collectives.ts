@@ -18,7 +18,8 @@ import { asRows, numelOf } from './plan.ts';
 import { bufferBytes } from '../wgsl/dtype.ts';
 import { allReduceWgsl, ALLREDUCE_WG } from '../wgsl/allReduce.ts';
 import { grid1d } from '../wgsl/elementwise.ts';
-import { encodeNorm, normKernel, type RankDevice } from './webgpuBackend.ts';
+import { encodeNorm, normKernel } from './webgpu/encoders.ts';
+import type { RankDevice } from './webgpu/rankDevice.ts';
 import { NORM_ROWS_DEFAULT } from '../wgsl/rmsNormRows.ts';
 
 export type CollectiveStep = Extract<Step, { kernel: 'all_reduce' | 'fused_allreduce_norm' }>;

@@ -4,14 +4,13 @@
 import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { Plan, Step, View } from './plan.ts';
-import { MAP_FNS, assertNever } from '../graph/opTable.ts';
+import { DTYPE_BYTES, MAP_FNS, assertNever, kernelCost } from '../graph/opTable.ts';
 import { asRows, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
 import { hostValues, toHostTensor, type HostTensor } from './hostTensor.ts';
 import { seedRule, seedStream, seededArray } from './weights.ts';
 import { cpuGemm, cpuMoe, cpuPad, cpuResidualNorm, cpuRmsNorm, readView, rounded, type HostArray } from './cpuKernels.ts';
 
-const DTYPE_BYTES = { bf16: 2, f16: 2, f32: 4, i32: 4 } as const;
 
 export function inputTensorFor(step: Extract<Step, { kernel: 'seed' }>, plan: Plan, inputs: Map<string, HostTensor> | undefined): HostTensor | undefined {
   const given = inputs?.get(step.name);
@@ -55,7 +54,9 @@ export const cpuBackend: Backend = {
         for (let r = 0; r < R; r++) {
           const start = performance.now();
           runStep(s, mem[r], plan, r, seed, opts.inputs);
-          events.push(ev(r, s, s.kernel === 'seed' ? 'fed' : 'kernel', start - t0, (performance.now() - start) * 1000, 0, 0));
+          const outBytes = ('residualOut' in s ? [s.out, s.residualOut] : [s.out]).reduce((a, id) => { const st = plan.storages.get(id)!; return a + st.numel * DTYPE_BYTES[st.dtype]; }, 0);
+          const cost = kernelCost(s, outBytes, R);
+          events.push(ev(r, s, s.kernel === 'seed' ? 'fed' : 'kernel', start - t0, (performance.now() - start) * 1000, cost.bytesRead, cost.bytesWritten));
         }
       }
       for (const id of plan.freeAfter.get(si) ?? []) for (const m of mem) m.delete(id);

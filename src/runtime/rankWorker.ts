@@ -3,7 +3,9 @@
 
 import type { WorkerReply, WorkerRunMessage } from './rankWorkers.ts';
 import { CONTROL_BYTES } from './rankWorkers.ts';
-import { RankDevice, executePlan, openRanks, encodeNorm, normKernel } from './webgpuBackend.ts';
+import { executePlan } from './webgpuBackend.ts';
+import { RankDevice, openRanks } from './webgpu/rankDevice.ts';
+import { encodeNorm, normKernel } from './webgpu/encoders.ts';
 import type { CollectiveStep } from './collectives.ts';
 import { chunks } from './collectives.ts';
 import type { TraceEvent } from './backend.ts';
