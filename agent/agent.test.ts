@@ -30,7 +30,7 @@ beforeAll(async () => {
     workerPath: worker.path,
     workerEnv: { FUSIONLAB_WORKER_DEBUG: '1' },
     debug: true,
-    limits: { maxMessageBytes: 96 * 2 ** 20, messagesPerSecond: 100, maxGraphNodes: 100_000 },
+    limits: { messagesPerSecond: 100, maxGraphNodes: 100_000 },
     log: (l) => logs.push(l),
   });
   client = await AgentClient.connect({ url: `ws://127.0.0.1:${agent.port}`, token: agent.token }, { origin: APP });
@@ -185,6 +185,31 @@ describe('handshake and runs on the CPU worker', () => {
     expect(worstUlps(ref, await client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2, inputs: many }))).toBe(0);
   });
 
+  it('takes a tensor larger than one message in chunks of the message size', async () => {
+    const numel = Math.floor(agent.limits.maxMessageBytes * 0.65);
+    const big = { dtype: 'bf16' as const, shape: [numel], data: new Uint16Array(numel).fill(0x3f80) };
+    const ref = await runGraph(after, cpuOpts('bf16'));
+    expect(worstUlps(ref, await client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2, inputs: new Map([['unused_big', big]]) }))).toBe(0);
+  });
+
+  it('a graph whose JSON is over the message size is refused by the client, which stays connected', async () => {
+    const nodes = Array.from({ length: 90_000 }, (_, i) => ({ ...after.nodes[0], name: `copy_of_a_node_${i}`, args: [], kwargs: {}, meta: { file: 'layers.py:'.repeat(20) } }));
+    await expect(client.runGraph({ ...after, nodes }, { preset: 'tiny', dtype: 'bf16', ranks: 2 }))
+      .rejects.toThrow(/^the run's graph is \d+\.\d MiB of JSON; the agent takes messages of at most 16 MiB$/);
+    const ref = await runGraph(after, cpuOpts('bf16'));
+    expect(worstUlps(ref, await client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2 }))).toBe(0);
+  });
+
+  it('refuses a tensor sent in chunks other than the message size, naming the input', async () => {
+    const { ws } = await rawConnect(`/?token=${agent.token}`);
+    const next = replies(ws!);
+    ws!.send(JSON.stringify({ type: 'run', id: 'chunks', graph: graphToJson(after), options: { preset: 'tiny', dtype: 'bf16', ranks: 2 }, inputs: [{ name: 'unused', dtype: 'bf16', shape: [agent.limits.maxMessageBytes] }] }));
+    ws!.send(Buffer.alloc(2 ** 20));
+    expect(await next()).toMatchObject({ type: 'error', code: 'input', id: 'chunks', message: `input 'unused': ${2 ** 20} bytes, but bf16[${agent.limits.maxMessageBytes}] needs ${2 * agent.limits.maxMessageBytes} (sent in messages of ${agent.limits.maxMessageBytes} bytes but the last)` });
+    ws!.close();
+    await assertStillServes();
+  });
+
   it('refuses a tensor whose shape the run cannot use, naming the input', async () => {
     const wrong = { dtype: 'bf16' as const, shape: [3, 40], data: new Uint16Array(120) };
     await expect(client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2, inputs: new Map([['getitem_14', wrong]]) }))
@@ -229,7 +254,7 @@ describe('a hostile client', () => {
   it('is cut off by an oversized frame', async () => {
     const { ws } = await rawConnect(`/?token=${agent.token}`);
     const closed = new Promise<number>((r) => ws!.on('close', (code) => r(code)));
-    ws!.send(Buffer.alloc(97 * 2 ** 20));
+    ws!.send(Buffer.alloc(agent.limits.maxMessageBytes + 1));
     expect(await closed).toBe(1009);
     await assertStillServes();
   });
@@ -249,13 +274,15 @@ describe('a hostile client', () => {
     await assertStillServes();
   });
 
-  it('a graph of a million nodes is refused by count, before it is walked', async () => {
+  it('a graph over the node limit is refused by its count as sent, before it is walked', async () => {
     const { ws } = await rawConnect(`/?token=${agent.token}`);
-    const nodes = Array.from({ length: 1_000_000 }, (_, i) => ({ name: `n${i}`, op: 'aten.clone.default', args: [], kwargs: {}, type: null, meta: {} }));
-    const text = JSON.stringify({ type: 'run', id: 'big', graph: { schema: 'fusionlab.graph/1', name: 'g', form: 'fragment', inputs: [], nodes, outputs: null, submodules: {} }, options: { preset: 'tiny', dtype: 'bf16', ranks: 2 } });
+    // The wire format the client sends: {schema, graph: {nodes}}; the nodes are not even valid.
+    const nodes = Array.from({ length: 150_000 }, (_, i) => ({ name: `n${i}`, op: 'x' }));
+    const text = JSON.stringify({ type: 'run', id: 'big', graph: { schema: 'fusionlab.graph/1', graph: { name: 'g', form: 'fragment', inputs: [], nodes, outputs: null, submodules: {} } }, options: { preset: 'tiny', dtype: 'bf16', ranks: 2 } });
+    expect(text.length).toBeLessThan(agent.limits.maxMessageBytes);
     const next = replies(ws!);
     ws!.send(text);
-    expect(await next()).toMatchObject({ type: 'error', code: 'limits', id: 'big', message: 'the graph has 1000000 nodes; this agent takes at most 100000' });
+    expect(await next()).toMatchObject({ type: 'error', code: 'limits', id: 'big', message: 'the graph has 150000 nodes; this agent takes at most 100000' });
     ws!.close();
     await assertStillServes();
   }, 120_000);
@@ -299,4 +326,25 @@ describe('a hostile client', () => {
       await other.close();
     }
   });
+});
+
+describe('sequence parallelism on the agent', () => {
+  it('runs reduce_scatter, all_gather and the fused matmuls (GPT-OSS, SP + async TP) as the CPU reference does, bit for bit', async () => {
+    const g = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 2 })).graph;
+    const sp = rewriteForCompare(g, ['noop-elimination', 'slice-hoist', 'sequence-parallelism', 'async-tp'], 2);
+    expect(sp.nodes.some((n) => n.op === 'symm_mem.fused_matmul_reduce_scatter.default')).toBe(true);
+    const opts = { ...cpuOpts('bf16'), tokens: 8 };
+    const ref = await runGraph(g, opts);
+    const got = await runGraph(sp, { ...opts, backend: 'agent' });
+    // The final norm's output is named all_gather_* after the split: compare by position.
+    expect(got.outputs.length).toBe(2);
+    for (let r = 0; r < 2; r++) {
+      const [[, a]] = [...ref.outputs[r]], [[, b]] = [...got.outputs[r]];
+      expect(compareTensor(`rank ${r}`, a!, b!, 0, 'same sums in the same order').bitwiseEqual).toBe(true);
+    }
+    expect(got.trace.events.some((e) => e.op === 'vllm.reduce_scatter.default')).toBe(true);
+    // The fused matmul + reduce-scatter runs as one worker op (mm_reduce_scatter), not gemm then collective.
+    const fused = got.trace.events.filter((e) => e.rank === 0 && e.op === 'symm_mem.fused_matmul_reduce_scatter.default');
+    expect(fused.length).toBe(sp.nodes.filter((n) => n.op === 'symm_mem.fused_matmul_reduce_scatter.default').length);
+  }, 120_000);
 });

@@ -3,6 +3,7 @@
 // Ops not listed import as opaque nodes (their annotated types are kept) with a warning.
 
 import type { Arg, Graph, Node, TensorType, ValueType } from './ir.ts';
+import { ELEMENTWISE_OPS, type ElementwiseOpDef } from './opTable.ts';
 
 export type OpKind = 'compute' | 'collective' | 'view' | 'norm' | 'fused' | 'memory' | 'meta' | 'opaque';
 
@@ -47,6 +48,23 @@ const P = (name: string, type: string, def?: Arg): ArgSpec =>
   def === undefined ? { name, type } : { name, type, default: def };
 
 const sameAsFirst: OpDef['infer'] = (n, typeOf) => typeOf(n.args[0] ?? null);
+
+/** NumPy broadcasting of symbolic shapes; null where two dims neither match nor are 1. */
+function broadcastDims(shapes: (number | string)[][]): (number | string)[] | null {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const out: (number | string)[] = [];
+  for (let i = 0; i < rank; i++) {
+    let d: number | string = 1;
+    for (const s of shapes) {
+      const x = s[s.length - rank + i] ?? 1;
+      if (x === 1 || x === d) continue;
+      if (d !== 1) return null;
+      d = x;
+    }
+    out.push(d);
+  }
+  return out;
+}
 
 const REGISTRY = new Map<string, OpDef>();
 export function defineOp(def: OpDef): OpDef {
@@ -98,6 +116,42 @@ defineOp({
   args: [T('input'), P('reduce_op', 'str'), P('group_size', 'int'), P('group_name', 'str')],
   facts: { collectiveDimArg: 0, needsWait: true },
   doc: 'Sums over ranks, then each rank keeps its chunk of dim 0.',
+});
+/** The result of splitting (÷) or gathering (×) dim `dim` of `t` over `n` ranks; undefined where unknown. */
+function splitDim(t: ValueType | null | undefined, dim: Arg | undefined, n: Arg | undefined, gather: boolean): ValueType | undefined {
+  if (!t || t.kind !== 'tensor' || typeof dim !== 'number' || typeof n !== 'number' || n < 1) return undefined;
+  const d = t.shape[dim];
+  if (d === undefined) return undefined;
+  const shape = t.shape.slice();
+  if (typeof d === 'number') shape[dim] = gather ? d * n : d / n;
+  else if (gather) shape[dim] = d.endsWith(`//${n}`) ? d.slice(0, -`//${n}`.length).replace(/^\((.*)\)$/, '$1') : `${n}*${d}`;
+  else shape[dim] = /^[A-Za-z_]\w*$/.test(d) ? `${d}//${n}` : `(${d})//${n}`;
+  return { kind: 'tensor', dtype: t.dtype, shape };
+}
+// Sequence parallelism (vLLM SequenceParallelismPass) and async TP (AsyncTPPass).
+defineOp({
+  name: 'vllm.reduce_scatter.default', kind: 'collective', returns: 1,
+  args: [T('tensor'), P('dim', 'int'), P('world_size', 'int'), P('group_name', 'str')],
+  facts: { collectiveDimArg: 0 },
+  infer: (n, typeOf) => splitDim(typeOf(n.args[0] ?? null), n.kwargs['dim'] ?? n.args[1], n.kwargs['world_size'] ?? n.args[2], false),
+  doc: 'Sums over the ranks in rank order; rank r keeps the r-th of world_size blocks along dim (the token rows).',
+});
+defineOp({
+  name: 'vllm.all_gather.default', kind: 'collective', returns: 1,
+  args: [T('tensor'), P('dim', 'int'), P('world_size', 'int'), P('group_name', 'str')],
+  facts: { collectiveDimArg: 0 },
+  infer: (n, typeOf) => splitDim(typeOf(n.args[0] ?? null), n.kwargs['dim'] ?? n.args[1], n.kwargs['world_size'] ?? n.args[2], true),
+  doc: 'Concatenates every rank\'s tensor along dim, in rank order.',
+});
+defineOp({
+  name: 'symm_mem.fused_matmul_reduce_scatter.default', kind: 'fused', returns: 1,
+  args: [T('A'), T('B'), P('reduce_op', 'str'), P('scatter_dim', 'int'), P('group_name', 'str')],
+  doc: 'A @ B reduce-scattered along scatter_dim, in chunks whose transfer overlaps the next chunk\'s matmul (symmetric memory).',
+});
+defineOp({
+  name: 'symm_mem.fused_all_gather_matmul.default', kind: 'fused', returns: -1,
+  args: [T('A_shard'), P('Bs', 'Tensor[]'), P('gather_dim', 'int'), P('group_name', 'str')],
+  doc: '(all_gather(A_shard), [A @ B for B in Bs]): each gathered chunk\'s matmul overlaps the next chunk\'s transfer.',
 });
 
 // --- views and memory ----------------------------------------------------------------------
@@ -155,6 +209,49 @@ defineOp({
   infer: sameAsFirst, doc: 'The same tensor, cut from autograd.',
 });
 defineOp({
+  name: 'aten.slice_scatter.default', kind: 'memory', returns: 1,
+  args: [T('self'), T('src'), P('dim', 'int', 0), P('start', 'SymInt?', null), P('end', 'SymInt?', null), P('step', 'SymInt', 1)],
+  infer: sameAsFirst,
+  doc: 'A copy of self with self[start:end:step] along dim replaced by src (functionalization\'s write-back of a mutated view).',
+});
+defineOp({
+  name: 'aten.permute.default', kind: 'view', returns: 1, args: [T('self'), P('dims', 'int[]')], facts: { view: true },
+  infer: (n, typeOf) => {
+    const t = typeOf(n.args[0] ?? null);
+    const dims = n.args[1] ?? n.kwargs['dims'];
+    if (!t || t.kind !== 'tensor' || !Array.isArray(dims) || dims.length !== t.shape.length) return undefined;
+    const shape: (number | string)[] = [];
+    for (const d of dims) {
+      if (typeof d !== 'number') return undefined;
+      const dim = t.shape[d < 0 ? d + t.shape.length : d];
+      if (dim === undefined) return undefined;
+      shape.push(dim);
+    }
+    return { kind: 'tensor', dtype: t.dtype, shape };
+  },
+  doc: 'The dims of self reordered (a view; Inductor writes a weight\'s transpose as permute(w, [1, 0])).',
+});
+defineOp({
+  name: 'aten.where.self', kind: 'compute', returns: 1, args: [T('condition'), T('self'), T('other')],
+  infer: (n, typeOf) => {
+    const ts = [0, 1, 2].map((i) => typeOf(n.args[i] ?? null));
+    const value = ts[1]?.kind === 'tensor' ? ts[1] : ts[2];
+    if (!value || value.kind !== 'tensor' || ts.some((t) => !t || t.kind !== 'tensor')) return undefined;
+    const shape = broadcastDims(ts.map((t) => (t as TensorType).shape));
+    return shape ? { kind: 'tensor', dtype: value.dtype, shape } : undefined;
+  },
+  doc: 'self where condition, else other, elementwise (broadcast).',
+});
+defineOp({
+  name: 'aten.full.default', kind: 'memory', returns: 1, args: [P('size', 'SymInt[]'), P('fill_value', 'Scalar')],
+  doc: 'A tensor of size filled with fill_value (Inductor writes masked_fill\'s value as full([], v)).',
+});
+defineOp({
+  name: 'aten.copy_.default', kind: 'memory', returns: 1, args: [M('self'), T('src'), P('non_blocking', 'bool', false)],
+  infer: sameAsFirst,
+  doc: 'Copies src into self in place (a piecewise graph writes a mutated input back this way).',
+});
+defineOp({
   name: 'aten.constant_pad_nd.default', kind: 'memory', returns: 1,
   args: [T('self'), P('pad', 'SymInt[]'), P('value', 'Scalar', 0)],
   infer: (n, typeOf) => {
@@ -208,21 +305,21 @@ defineOp({
   doc: 'bias + mat1 @ mat2 (a Linear layer with bias, mat2 = Wᵀ).',
 });
 defineOp({
-  name: 'aten.add.Tensor', kind: 'compute', returns: 1, args: [T('self'), T('other'), P('alpha', 'Scalar', 1)],
-  infer: sameAsFirst, doc: 'Elementwise self + alpha·other.',
-});
-defineOp({
   name: 'aten.embedding.default', kind: 'compute', returns: 1, args: [T('weight'), T('indices')],
   doc: 'Rows of weight selected by indices.',
 });
 defineOp({
   name: 'vllm.moe_forward.default', kind: 'compute', returns: 1,
-  args: [T('hidden_states'), T('router_logits'), P('layer_name', 'str')],
+  // vLLM registers it with mutates_args=["hidden_states"]: it reaches the graph through auto_functionalized.
+  args: [M('hidden_states'), T('router_logits'), P('layer_name', 'str')],
   doc: 'Mixture of experts: top-k routing, per-expert SwiGLU MLP, weighted combine (a partial sum under TP).',
 });
 defineOp({
   name: 'vllm.unified_attention_with_output.default', kind: 'compute', returns: 0,
-  args: [T('query'), T('key'), T('value'), M('output'), P('layer_name', 'str')],
+  args: [
+    T('query'), T('key'), T('value'), M('output'), P('layer_name', 'str'), { name: 'output_scale', type: 'Tensor?', default: null },
+    { name: 'output_block_scale', type: 'Tensor(a!)?', default: null, mutates: true },
+  ],
   doc: 'Paged attention over the KV cache, written into output.',
 });
 
@@ -232,34 +329,28 @@ defineOp({
   doc: 'Rotates query and key in place by the position\'s angle (RoPE; neox: halves, else interleaved pairs).',
 });
 defineOp({
-  name: '_C.silu_and_mul.default', kind: 'compute', returns: 0, args: [M('out'), T('input')],
-  doc: 'out = silu(input[:, :d]) · input[:, d:] with d = half the last dim (SwiGLU).',
+  name: '_C.silu_and_mul.default', kind: 'compute', returns: 0, args: [M('result'), T('input')],
+  doc: 'result = silu(input[:, :d]) · input[:, d:] with d = half the last dim (SwiGLU).',
 });
-// Vocab-parallel embedding masks the token ids outside this rank's shard (rows read as 0).
-const elementwise = (name: string, doc: string, dtype?: 'b8') => defineOp({
-  name, kind: 'compute', returns: 1, args: [T('self'), P('other', 'Scalar')],
-  infer: (n, typeOf) => {
-    const t = typeOf(n.args[0] ?? null);
-    return t && t.kind === 'tensor' ? { ...t, dtype: dtype ?? t.dtype } : undefined;
-  },
-  doc,
-});
-elementwise('aten.ge.Scalar', 'self >= other, elementwise.', 'b8');
-elementwise('aten.lt.Scalar', 'self < other, elementwise.', 'b8');
-elementwise('aten.bitwise_and.Tensor', 'self & other, elementwise.');
-elementwise('aten.mul.Tensor', 'self · other, elementwise (broadcast).');
-elementwise('aten.sub.Tensor', 'self − other, elementwise (broadcast).');
+// Elementwise ops with a kernel: schema and doc from the op table (src/graph/opTable.ts).
+for (const [name, def] of Object.entries(ELEMENTWISE_OPS) as [string, ElementwiseOpDef][]) {
+  defineOp({
+    name, kind: 'compute', returns: 1,
+    args: [T('self'), ...def.args.map(([n, type, d]) => (type === 'Tensor' ? T(n) : P(n, type, d)))],
+    infer: (n, typeOf) => {
+      const t = typeOf(n.args[0] ?? null);
+      return t && t.kind === 'tensor' ? { ...t, dtype: def.resultDtype ?? t.dtype } : undefined;
+    },
+    doc: def.doc,
+  });
+}
 defineOp({
-  name: 'aten.bitwise_not.default', kind: 'compute', returns: 1, args: [T('self')], infer: sameAsFirst,
-  doc: '~self, elementwise.',
+  name: 'aten.sub.Tensor', kind: 'compute', returns: 1, args: [T('self'), P('other', 'Scalar')], infer: sameAsFirst,
+  doc: 'self − other, elementwise (broadcast).',
 });
 defineOp({
   name: 'aten.unsqueeze.default', kind: 'view', returns: 1, args: [T('self'), P('dim', 'int')], facts: { view: true },
   doc: 'A view with a size-1 dim inserted at dim.',
-});
-defineOp({
-  name: 'aten.masked_fill.Scalar', kind: 'compute', returns: 1, args: [T('self'), T('mask'), P('value', 'Scalar')],
-  infer: sameAsFirst, doc: 'self with value where mask is true (mask broadcasts).',
 });
 
 // --- norms and fused ops -----------------------------------------------------------------

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseFx } from '../graph/fx/parse.ts';
 import { generateSample } from '../graph/samples/index.ts';
 import { compareRewrite, planGraph, runGraph, RunError, type RunOptions, type RunProgress } from './index.ts';
-import { closeRanks } from './webgpuBackend.ts';
+import { closeRanks } from './webgpu/rankDevice.ts';
 import { closeRankWorkers } from './rankWorkers.ts';
 import { nodeGpu } from './nodeGpu.ts';
 import { bitwiseEqual, toHostTensor } from './hostTensor.ts';

@@ -61,6 +61,9 @@ export interface CompareReport {
   /** Present when the rewrite fused at least one site. */
   exact?: ExactCheck;
   ok: boolean;
+  /** Per rank: the outputs of the before- and after-run (the CLI's --dump-outputs writes them). */
+  beforeOutputs: RunResult['outputs'];
+  afterOutputs: RunResult['outputs'];
 }
 
 const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
@@ -86,7 +89,7 @@ export async function compareGraphs(before: Graph, after: Graph, passes: string[
     }
   }
   const ok = outputs.length > 0 && outputs.every((o) => o.pass) && (exact?.pass ?? true);
-  return { passes, outputs, before: a.trace, after: b.trace, fusedSites, exact, ok };
+  return { passes, outputs, before: a.trace, after: b.trace, fusedSites, exact, ok, beforeOutputs: a.outputs, afterOutputs: b.outputs };
 }
 
 export async function compareRewrite(g: Graph, passes: string[], opts: RunOptions): Promise<CompareReport> {

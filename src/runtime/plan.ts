@@ -7,52 +7,31 @@
 import type { Arg, Graph, Node, TensorType, ValueType } from '../graph/ir.ts';
 import { isRef, numberOf } from '../graph/ir.ts';
 import { lookupOp } from '../graph/ops.ts';
+import { dimValue, SizeExprError } from '../graph/sizeExpr.ts';
 import { RunError } from './runError.ts';
 import { PRESETS, GPT_OSS, presetDim, type Preset, type PresetName } from './presets.ts';
 
-export type StorageDType = 'bf16' | 'f16' | 'f32' | 'i32';
+import { KERNELS, elementwiseOp, type ElementwiseOpDef, type Kernel, type KernelName, type MapFn, type StorageDType, type View, type InputRole } from '../graph/opTable.ts';
+export type { FusedNormRounding, InputRole, Kernel, MapFn, StorageDType, View } from '../graph/opTable.ts';
+
 export type FloatDType = 'bf16' | 'f16' | 'f32';
 
 export interface Storage { id: string; dtype: StorageDType; shape: number[]; numel: number }
 
-/** A strided window onto a storage, in elements. */
-export interface View { storage: string; dtype: StorageDType; offset: number; shape: number[]; strides: number[] }
-
-export type InputRole = 'activation' | 'norm-weight' | 'weight' | 'bias' | 'router-weight' | 'router-bias' | 'embedding' | 'indices' | 'fed' | 'zeros';
-
-export type Kernel =
-  | { kernel: 'seed'; name: string; role: InputRole; perRank: boolean; range?: number; out: string }
-  | { kernel: 'copy'; x: View; out: string }
-  | { kernel: 'pad'; x: View; lo: number[]; value: number; out: string }
-  | { kernel: 'add'; a: View; b: View; alpha: number; out: string }
-  | { kernel: 'map'; fn: MapFn; a: View; b: View | null; scalar: number; out: string }
-  | { kernel: 'gemm'; a: View; b: View; bias: View | null; alpha: number; beta: number; out: string }
-  | { kernel: 'embedding'; weight: View; indices: View; out: string }
-  | { kernel: 'rms_norm'; x: View; w: View; eps: number; out: string }
-  | { kernel: 'fused_add_rms_norm'; x: View; residual: View; w: View; eps: number; out: string; residualOut: string }
-  | { kernel: 'all_reduce'; x: View; out: string }
-  | { kernel: 'fused_allreduce_norm'; x: View; residual: View; w: View; eps: number; out: string; residualOut: string; normRounding?: FusedNormRounding }
-  | { kernel: 'moe'; x: View; logits: View; layer: string; experts: number; topK: number; intermediate: number; out: string };
-
 export type Step = Kernel & { node: string; op: string };
 
-/**
- * How the fused all-reduce + RMSNorm rounds its norm: 'once' (its semantics: r(z·rsqrt(…)·γ)) or
- * 'as-unfused' (r(r(z·rsqrt(…))·γ), as all_reduce + fused_add_rms_norm do), so a fused graph can
- * be checked bit for bit against the unfused one.
- */
-export type FusedNormRounding = 'once' | 'as-unfused';
+/** Steps that run across ranks (every rank meets the others); the rest run on each rank alone. */
+export type CollectiveStep = Extract<Step, { kernel: CollectiveKernel }>;
+type CollectiveKernel = { [K in KernelName]: (typeof KERNELS)[K]['collective'] extends true ? K : never }[KernelName];
+export function isCollective(s: Step): s is CollectiveStep {
+  return KERNELS[s.kernel].collective;
+}
 
-/** Elementwise ops of the embedding's vocabulary mask: one WGSL and one TypeScript body each (MAP_FNS). */
-export type MapFn = 'mul' | 'muls' | 'adds' | 'ge' | 'lt' | 'and' | 'not' | 'masked_fill';
-const MAP_OPS: Record<string, { fn: MapFn; tensorB: boolean; scalarArg?: number }> = {
-  'aten.mul.Tensor': { fn: 'mul', tensorB: true },
-  'aten.ge.Scalar': { fn: 'ge', tensorB: false, scalarArg: 1 },
-  'aten.lt.Scalar': { fn: 'lt', tensorB: false, scalarArg: 1 },
-  'aten.bitwise_and.Tensor': { fn: 'and', tensorB: true },
-  'aten.bitwise_not.default': { fn: 'not', tensorB: false },
-  'aten.masked_fill.Scalar': { fn: 'masked_fill', tensorB: true, scalarArg: 2 },
-};
+/** Sequence parallelism's and async TP's ops, as the passes emit them. */
+const REDUCE_SCATTER_OP = 'vllm.reduce_scatter.default';
+const ALL_GATHER_OP = 'vllm.all_gather.default';
+const FUSED_MM_RS_OP = 'symm_mem.fused_matmul_reduce_scatter.default';
+const FUSED_AG_MM_OP = 'symm_mem.fused_all_gather_matmul.default';
 
 export interface PlanOutput { name: string; view: View }
 
@@ -126,11 +105,12 @@ export function normalizeTarget(t: string): string {
 
 /** Value of a symbolic dim expression (`s72`, `2*s0`) with every symbol bound to `tokens`. */
 export function evalDim(d: number | string, tokens: number, where: string): number {
-  if (typeof d === 'number') return d;
-  const expr = d.replace(/[A-Za-z_][A-Za-z0-9_]*/g, String(tokens));
-  if (!/^[0-9+\-*/() ]+$/.test(expr)) throw new RunError('input', `${where}: cannot evaluate the dim '${d}'`);
-  const v = Function(`"use strict"; return (${expr.replace(/\/\//g, '/')});`)() as number;
-  return Math.floor(v);
+  try {
+    return dimValue(d, tokens);
+  } catch (e) {
+    if (e instanceof SizeExprError) throw new RunError('input', `${where}: cannot evaluate the dim: ${e.message}`);
+    throw e;
+  }
 }
 
 export function buildPlan(g: Graph, opts: PlanOptions): Plan {
@@ -207,6 +187,14 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
     return v.view;
   };
   const fail = (n: Node, msg: string): never => { throw new RunError('validation', `node ${n.name} (${n.op}): ${msg}`, { node: n.name, op: n.op }); };
+  /** A reduce-scatter / all-gather along tokens over this run's ranks, of a token count they split evenly. */
+  const tokenDimCollective = (n: Node, dim: Arg | undefined, worldSize: Arg | undefined, tokenRows: number) => {
+    const where = { node: n.name, op: n.op };
+    if ((numberOf(dim ?? null) ?? 0) !== 0) throw new RunError('input', `node ${n.name} (${n.op}): dim ${JSON.stringify(dim)} is not the token dim 0; only token-dim collectives run`, where);
+    const ws = numberOf(worldSize ?? null);
+    if (ws !== undefined && ws !== ranks) throw new RunError('input', `node ${n.name} (${n.op}): the graph splits over world_size ${ws} but the run has ${ranks} rank(s); use --ranks ${ws}`, where);
+    if (tokenRows % ranks !== 0) throw new RunError('input', `node ${n.name} (${n.op}): ${tokenRows} tokens do not split over ${ranks} ranks; use a token count divisible by ${ranks} (--tokens ${Math.ceil(tokenRows / ranks) * ranks})`, where);
+  };
 
   const contiguous = (v: View, n: Node): View => {
     if (isContiguous(v)) return v;
@@ -215,6 +203,42 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
     return out;
   };
   const rowsOrCopy = (v: View, n: Node): View => (asRows(v) ? v : contiguous(v, n));
+
+  /** A Python number, a SymInt or a size string: the map kernel's scalar word, not a tensor. */
+  const isScalarArg = (a: Arg | undefined): boolean => {
+    if (a === undefined || a === null) return false;
+    if (numberOf(a) !== undefined || typeof a === 'string') return true;
+    if (!isRef(a)) return false;
+    return values.get(a.name)?.t === 'sym' || inputs.get(a.name)?.type?.kind === 'sym';
+  };
+
+  /** An op of ELEMENTWISE_OPS: `add` (tensor + alpha · tensor) or one map function. */
+  const lowerElementwise = (n: Node, op: string, ew: ElementwiseOpDef, arg: (i: number) => Arg, num: (i: number, fallback: number) => number,
+    symInt: (a: Arg, fallback: number) => number): Value | 'unsupported' => {
+    const a = tensor(arg(0), n, 'self');
+    const dtype = n.type?.kind === 'tensor' ? mapType(n.type, n.name).dtype : a.dtype;
+    const emit = (fn: MapFn, b: View | null, scalar: number): Value => {
+      const shape = b ? broadcastShape(a.shape, b.shape) ?? fail(n, `cannot broadcast [${a.shape}] with [${b.shape}]`) : a.shape;
+      const out = newStorage(n.name, dtype, shape);
+      push(n, { kernel: 'map', fn, a, b, scalar, out: out.storage });
+      return { t: 'tensor', view: out };
+    };
+    if (ew.unary) return emit(ew.unary, null, 0);
+    if (ew.number && isScalarArg(arg(1))) {
+      // add(x, 2.0, alpha=3) is x + 6.0; sizes compared with token ids follow the preset's sizes.
+      const s = ew.number.size ? symInt(arg(1), 0) : numberOf(arg(1)) ?? fail(n, `other must be a number, got ${JSON.stringify(arg(1))}`);
+      return emit(ew.number.fn, null, op === 'aten.add.Tensor' ? s * num(2, 1) : s);
+    }
+    if (!ew.tensor || isScalarArg(arg(1))) return 'unsupported';
+    const b = tensor(arg(1), n, 'other', { role: 'activation', shape: a.shape, dtype: a.dtype });
+    if (ew.tensor.fn === 'add') {
+      const shape = broadcastShape(a.shape, b.shape) ?? fail(n, `cannot broadcast [${a.shape}] with [${b.shape}]`);
+      const out = newStorage(n.name, a.dtype, shape);
+      push(n, { kernel: 'add', a, b, alpha: num(2, 1), out: out.storage });
+      return { t: 'tensor', view: out };
+    }
+    return emit(ew.tensor.fn, b, ew.tensor.scalarArg === undefined ? 0 : num(ew.tensor.scalarArg, 0));
+  };
 
   /** Lower a (possibly functionalized) op call; returns the tuple auto_functionalized would. */
   const lowerCall = (n: Node, op: string, get: (i: number, name: string) => Arg | undefined): Value | 'unsupported' => {
@@ -310,15 +334,6 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         });
         return { t: 'tuple', items };
       }
-      case 'aten.add.Tensor': {
-        if (typeof numberOf(arg(1)) === 'number') break;
-        const a = tensor(arg(0), n, 'self');
-        const b = tensor(arg(1), n, 'other', { role: 'activation', shape: a.shape, dtype: a.dtype });
-        const shape = broadcastShape(a.shape, b.shape) ?? fail(n, `cannot broadcast [${a.shape}] with [${b.shape}]`);
-        const out = newStorage(n.name, a.dtype, shape);
-        push(n, { kernel: 'add', a, b, alpha: num(2, 1), out: out.storage });
-        return T(out);
-      }
       case 'aten.mm.default': case 'aten.addmm.default': {
         const off = op === 'aten.addmm.default' ? 1 : 0;
         const a = tensor(arg(off), n, 'mat1');
@@ -362,6 +377,46 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         push(n, { kernel: 'all_reduce', x, out: out.storage });
         return T(out);
       }
+      case REDUCE_SCATTER_OP: case ALL_GATHER_OP: {
+        const x = contiguous(tensor(get(0, 'tensor') ?? null, n, 'tensor'), n);
+        tokenDimCollective(n, get(1, 'dim'), get(2, 'world_size'), op === REDUCE_SCATTER_OP ? x.shape[0] : x.shape[0] * ranks);
+        const shape = [...x.shape];
+        shape[0] = op === REDUCE_SCATTER_OP ? x.shape[0] / ranks : x.shape[0] * ranks;
+        const out = newStorage(n.name, x.dtype, shape);
+        push(n, { kernel: op === REDUCE_SCATTER_OP ? 'reduce_scatter' : 'all_gather', x, out: out.storage });
+        return T(out);
+      }
+      case FUSED_MM_RS_OP: {
+        // The local matmul, then the reduce-scatter of its rows: the values (and the order of every
+        // sum) of mm → reduce_scatter. Chunking and overlap are a schedule, not a different sum.
+        const a = tensor(get(0, 'A') ?? null, n, 'A');
+        const b = tensor(get(1, 'B') ?? null, n, 'B', { role: 'weight' });
+        if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[1] !== b.shape[0]) fail(n, `mm of [${a.shape}] and [${b.shape}]`);
+        const reduceOp = get(2, 'reduce_op');
+        if (reduceOp !== 'sum') fail(n, `reduce_op ${JSON.stringify(reduceOp ?? null)}: only 'sum' is supported`);
+        tokenDimCollective(n, get(3, 'scatter_dim'), ranks, a.shape[0]);
+        const mm = newStorage(`${n.name}.mm`, a.dtype, [a.shape[0], b.shape[1]]);
+        push(n, { kernel: 'gemm', a, b, bias: null, alpha: 1, beta: 0, out: mm.storage });
+        const out = newStorage(n.name, a.dtype, [a.shape[0] / ranks, b.shape[1]]);
+        push(n, { kernel: 'reduce_scatter', x: mm, out: out.storage });
+        return T(out);
+      }
+      case FUSED_AG_MM_OP: {
+        const x = contiguous(tensor(get(0, 'A_shard') ?? null, n, 'A_shard'), n);
+        const bs = get(1, 'Bs');
+        if (!Array.isArray(bs) || bs.length === 0) fail(n, 'Bs must be a list of weights');
+        tokenDimCollective(n, get(2, 'gather_dim'), ranks, x.shape[0] * ranks);
+        const ag = newStorage(`${n.name}.gathered`, x.dtype, [x.shape[0] * ranks, x.shape[1]]);
+        push(n, { kernel: 'all_gather', x, out: ag.storage });
+        const mms: Value[] = (bs as Arg[]).map((w, i) => {
+          const b = tensor(w, n, `Bs[${i}]`, { role: 'weight' });
+          if (b.shape.length !== 2 || b.shape[0] !== x.shape[1]) fail(n, `mm of [${ag.shape}] and [${b.shape}]`);
+          const out = newStorage(`${n.name}.mm${i}`, x.dtype, [ag.shape[0], b.shape[1]]);
+          push(n, { kernel: 'gemm', a: ag, b, bias: null, alpha: 1, beta: 0, out: out.storage });
+          return T(out);
+        });
+        return { t: 'tuple', items: [T(ag), { t: 'tuple', items: mms }] };
+      }
       case 'vllm.flashinfer_trtllm_fused_allreduce_norm.default': {
         const code = num(7, 1);
         if (code !== 1) fail(n, `pattern_code ${code} is not supported (only 1: all-reduce + residual + RMSNorm)`);
@@ -386,32 +441,24 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         const layer = typeof arg(2) === 'string' ? (arg(2) as string) : n.name;
         const experts = logits.shape[logits.shape.length - 1];
         if (preset.intermediate % ranks) throw new RunError('input', `node ${n.name} (${n.op}): the MoE intermediate size ${preset.intermediate} (preset ${preset.name}) does not split over ${ranks} ranks`, { node: n.name, op: n.op });
+        // moe-unpad's MoE (vLLM #30647) reads GPT-OSS's unpadded hidden size while its weights keep
+        // the padded width: the step pads into the kernel's alignment and hands back the unpadded
+        // columns, so the values are the pad → MoE → slice ones, bit for bit.
+        const unpadded = presetDim(preset, GPT_OSS.hidden), padded = presetDim(preset, GPT_OSS.hiddenPadded);
+        if (x.shape.length === 2 && x.shape[1] === unpadded && padded > unpadded) {
+          const xp = newStorage(`${n.name}.aligned`, x.dtype, [x.shape[0], padded]);
+          push(n, { kernel: 'pad', x, lo: [0, 0], value: 0, out: xp.storage });
+          const out = newStorage(n.name, x.dtype, xp.shape);
+          push(n, { kernel: 'moe', x: xp, logits, layer, experts, topK: Math.min(preset.topK, experts), intermediate: preset.intermediate, out: out.storage });
+          return T({ ...out, shape: [...x.shape] });
+        }
         const out = newStorage(n.name, x.dtype, x.shape);
         push(n, { kernel: 'moe', x, logits, layer, experts, topK: Math.min(preset.topK, experts), intermediate: preset.intermediate, out: out.storage });
         return T(out);
       }
     }
-    // mul / add by a Python number: one scalar word instead of a tensor.
-    if ((op === 'aten.mul.Tensor' || op === 'aten.add.Tensor') && typeof numberOf(arg(1)) === 'number') {
-      const a = tensor(arg(0), n, 'self');
-      const dtype = n.type?.kind === 'tensor' ? mapType(n.type, n.name).dtype : a.dtype;
-      const out = newStorage(n.name, dtype, a.shape);
-      const scalar = (numberOf(arg(1)) as number) * (op === 'aten.add.Tensor' ? num(2, 1) : 1);
-      push(n, { kernel: 'map', fn: op === 'aten.mul.Tensor' ? 'muls' : 'adds', a, b: null, scalar, out: out.storage });
-      return T(out);
-    }
-    const mapOp = MAP_OPS[op];
-    if (mapOp) {
-      const a = tensor(arg(0), n, 'self');
-      const b = mapOp.tensorB ? tensor(arg(1), n, 'other', { role: 'activation', shape: a.shape, dtype: a.dtype }) : null;
-      const shape = b ? broadcastShape(a.shape, b.shape) ?? fail(n, `cannot broadcast [${a.shape}] with [${b.shape}]`) : a.shape;
-      const dtype = n.type?.kind === 'tensor' ? mapType(n.type, n.name).dtype : a.dtype;
-      // Scalars compared with token ids are vocabulary bounds: they follow the preset's sizes.
-      const scalar = mapOp.scalarArg === undefined ? 0 : mapOp.fn === 'masked_fill' ? num(mapOp.scalarArg, 0) : symInt(arg(mapOp.scalarArg), 0);
-      const out = newStorage(n.name, dtype, shape);
-      push(n, { kernel: 'map', fn: mapOp.fn, a, b, scalar, out: out.storage });
-      return T(out);
-    }
+    const ew = elementwiseOp(op);
+    if (ew) return lowerElementwise(n, op, ew, arg, num, symInt);
     if (op === 'aten.unsqueeze.default') {
       const x = tensor(arg(0), n, 'self');
       let dim = num(1, 0);
@@ -582,9 +629,15 @@ function roleHints(g: Graph): Map<string, Hint> {
     }
     return { op: normalizeTarget(n.op), get: (i, name) => (i < n.args.length ? n.args[i] : n.kwargs[name]) };
   };
+  // async-tp splits addmm(bias, all_gather(x), W) into the fused all-gather matmul + add(bias):
+  // that add's second operand is still the layer's (per-rank) bias.
+  const fusedMm = new Set<string>();
+  const byName = new Map(g.nodes.map((n) => [n.name, n]));
   for (const n of g.nodes) {
     const { op, get } = argsOf(n);
     if (op === 'vllm.moe_forward.default') { const r = get(1, 'router_logits'); if (r && isRef(r)) routerNodes.add(r.name); }
+    const src = n.op === 'getitem' && isRef(n.args[0]) ? byName.get(n.args[0].name) : undefined;
+    if (src && (normalizeTarget(src.op) === FUSED_AG_MM_OP || fusedMm.has(src.name))) fusedMm.add(n.name);
   }
   for (let i = g.nodes.length - 1; i >= 0; i--) {
     const n = g.nodes[i];
@@ -593,13 +646,16 @@ function roleHints(g: Graph): Map<string, Hint> {
     switch (op) {
       case 'aten.addmm.default': set(get(0, 'self'), { role: router ? 'router-bias' : 'bias' }); set(get(2, 'mat2'), { role: router ? 'router-weight' : 'weight' }); break;
       case 'aten.mm.default': set(get(1, 'mat2'), { role: 'weight' }); break;
+      case FUSED_MM_RS_OP: set(get(1, 'B'), { role: 'weight' }); break;
+      case 'aten.add.Tensor': { const a = get(0, 'self'); if (a && isRef(a) && fusedMm.has(a.name)) set(get(1, 'other'), { role: 'bias' }); break; }
+      case FUSED_AG_MM_OP: { const bs = get(1, 'Bs'); if (Array.isArray(bs)) for (const b of bs) set(b, { role: 'weight' }); break; }
       case 'aten.embedding.default': set(get(0, 'weight'), { role: 'embedding' }); set(get(1, 'indices'), { role: 'indices' }); break;
       case '_C.rms_norm.default': set(get(2, 'weight'), { role: 'norm-weight' }); break;
       case '_C.fused_add_rms_norm.default': set(get(2, 'weight'), { role: 'norm-weight' }); break;
       case 'vllm.flashinfer_trtllm_fused_allreduce_norm.default': set(get(5, 'rms_gamma'), { role: 'norm-weight' }); break;
     }
     // Token ids pass through the vocabulary mask (ids · (ids in range)).
-    if (hints.get(n.name)?.role === 'indices' && MAP_OPS[op]) for (const a of n.args) if (isRef(a) && (!hints.has(a.name))) hints.set(a.name, { role: 'indices' });
+    if (hints.get(n.name)?.role === 'indices' && elementwiseOp(op) && op !== 'aten.add.Tensor') for (const a of n.args) if (isRef(a) && (!hints.has(a.name))) hints.set(a.name, { role: 'indices' });
     // Views pass the role to the tensor they view (t(W) is still a weight).
     const h = hints.get(n.name);
     if (h && (op === 'aten.t.default' || RESHAPE_OPS.has(op) || op === 'aten.slice.Tensor' || IDENTITY_OPS.has(op))) set(get(0, 'self'), h);

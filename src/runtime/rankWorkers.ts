@@ -5,7 +5,7 @@
 
 import type { RunOptions, RunProgress, RunResult, TraceEvent } from './backend.ts';
 import type { Plan } from './plan.ts';
-import { numelOf } from './plan.ts';
+import { isCollective, numelOf } from './plan.ts';
 import { RunError, type RunErrorKind } from './runError.ts';
 import type { HostTensor } from './hostTensor.ts';
 
@@ -26,7 +26,7 @@ export type WorkerReply =
 export function collectiveSlotBytes(plan: Plan): number {
   let most = 16;
   for (const s of plan.steps) {
-    if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
+    if (isCollective(s)) {
       const bp = s.x.dtype === 'f32' || s.x.dtype === 'i32' ? 4 : 2;
       most = Math.max(most, Math.ceil(numelOf(s.x.shape) / 8) * 8 * bp);
     }

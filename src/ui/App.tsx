@@ -18,6 +18,7 @@ import { RunPanel } from './panels/RunPanel.tsx';
 import { ResultsTable } from './panels/ResultsTable.tsx';
 import { TimelinePanel } from './panels/TimelinePanel.tsx';
 import { CostPanel } from './panels/CostPanel.tsx';
+import { CompareFixesPanel } from './panels/CompareFixesPanel.tsx';
 import { ExportMenu } from './panels/ExportMenu.tsx';
 import { Tour } from './tour/Tour.tsx';
 
@@ -27,6 +28,7 @@ const TABS: { id: BottomTab; label: string; render: () => ReactNode }[] = [
   { id: 'results', label: 'Results', render: () => <ResultsTable /> },
   { id: 'timeline', label: 'Timeline', render: () => <TimelinePanel /> },
   { id: 'cost', label: 'Cost model', render: () => <CostPanel /> },
+  { id: 'fixes', label: 'Compare fixes', render: () => <CompareFixesPanel /> },
 ];
 
 const BOTTOM_MIN = 120;

@@ -19,7 +19,7 @@
 //              normRounding 'as-unfused': y = r(r(z · rsqrt(…)) · w), bit for bit the add mode after an all-reduce
 
 import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
-import type { FusedNormRounding } from '../runtime/plan.ts';
+import type { FusedNormRounding } from '../graph/opTable.ts';
 
 export type NormMode = 'rms' | 'add' | 'allreduce';
 

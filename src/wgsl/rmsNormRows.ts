@@ -14,7 +14,7 @@
 
 import { DTYPE_WGSL } from './dtype.ts';
 import type { NormMode } from './rmsNorm.ts';
-import type { FusedNormRounding } from '../runtime/plan.ts';
+import type { FusedNormRounding } from '../graph/opTable.ts';
 
 export interface NormRowsConfig { tpr: number; rpw: number; cap: number; pipeline: boolean }
 

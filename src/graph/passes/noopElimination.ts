@@ -1,9 +1,16 @@
 // noop-elimination, after vLLM's NoOpEliminationPass: reshapes whose result has the shape of
 // their input (directly, or through a chain of reshapes), and slices over a dimension's full
 // range, are the identity and are removed. Decided from the annotated result types.
+//
+// View clean-up of functionalization's write-backs: when an op mutates a view in place
+// (fused_add_rms_norm on `slice(all_reduce)`), functionalization writes the result back with
+// `slice_scatter(base, y, d, a, b)` and later readers read `slice(slice_scatter(…), d, a, b)`,
+// which is `y` itself. Folding it, and dropping a scatter nobody reads, leaves the all-reduce
+// with its slice as the only reader, so slice-hoist can move it (issue 16).
 
-import type { Node, TensorType, ValueType } from '../ir.ts';
+import type { Arg, Node, TensorType, ValueType } from '../ir.ts';
 import { isRef, ref } from '../ir.ts';
+import type { GraphIndex } from '../match.ts';
 import { P, argOf, usersOfValue } from '../match.ts';
 import type { Pass } from './pipeline.ts';
 import { resolveOptions } from './options.ts';
@@ -84,6 +91,80 @@ const fullRangeSlice: Rule = {
   },
 };
 
-export const RULES: Rule[] = [fullRangeSlice, reshapeToSameShape, reshapeChainToSameShape];
+const SLICE = 'aten.slice.Tensor';
+const SLICE_SCATTER = 'aten.slice_scatter.default';
+
+type Bound = number | string | 'open';
+/** A slice's dim, start, end and step in one form: defaults filled, negative and open bounds resolved where the size is known. */
+function sliceRange(n: Node, first: number, ix: GraphIndex): { dim: number; start: Bound; end: Bound; step: Arg } | null {
+  const base = inputName(n);
+  const t = base === undefined ? undefined : ix.types.get(base);
+  const rank = t && t.kind === 'tensor' ? t.shape.length : undefined;
+  const dimArg = argOf(n, first, 'dim') ?? 0;
+  if (typeof dimArg !== 'number') return null;
+  if (dimArg < 0 && rank === undefined) return null;
+  const dim = dimArg < 0 ? dimArg + rank! : dimArg;
+  const size = t && t.kind === 'tensor' ? t.shape[dim] : undefined;
+  const bound = (a: Arg | undefined, open: 'zero' | 'end'): Bound | null => {
+    if (a === null || a === undefined) return open === 'zero' ? 0 : 'open';
+    if (typeof a === 'number') {
+      if (a >= INT64_MAX) return 'open';
+      if (a < 0) return typeof size === 'number' ? Math.max(0, a + size) : null;
+      return typeof size === 'number' && a >= size ? 'open' : a;
+    }
+    return typeof a === 'string' ? (a === size ? 'open' : a) : null;
+  };
+  const start = bound(argOf(n, first + 1, 'start'), 'zero'), end = bound(argOf(n, first + 2, 'end'), 'end');
+  if (start === null || end === null) return null;
+  return { dim, start, end, step: argOf(n, first + 3, 'step') ?? 1 };
+}
+
+function sameRange(a: ReturnType<typeof sliceRange>, b: ReturnType<typeof sliceRange>): boolean {
+  return !!a && !!b && a.dim === b.dim && a.start === b.start && a.end === b.end && a.step === b.step;
+}
+
+/** The slice_scatter a slice reads, when the slice takes back exactly the range it wrote. */
+function scatterUnder(n: Node, ix: GraphIndex): Node | null {
+  const src = inputName(n);
+  const scatter = src === undefined ? undefined : ix.byName.get(src);
+  if (!scatter || scatter.op !== SLICE_SCATTER) return null;
+  return sameRange(sliceRange(n, 1, ix), sliceRange(scatter, 2, ix)) ? scatter : null;
+}
+
+const sliceOfItsScatter: Rule = {
+  name: 'slice of a slice_scatter over the same range',
+  pattern: P.node(SLICE, { as: 'slice', where: (n, _b, ix) => scatterUnder(n, ix) !== null }),
+  site: (b) => b.nodes['slice']!.name,
+  check: () => null,
+  rewrite(b, edit, { ix }) {
+    const slice = b.nodes['slice']!;
+    const scatter = scatterUnder(slice, ix)!;
+    const src = argOf(scatter, 1, 'src')!;
+    edit.remove(slice.name);
+    edit.replaceUses(slice.name, src);
+    const consumed = [slice.name];
+    // The scatter goes with its last reader: every reader is a slice taking the same range back.
+    const readers = usersOfValue(ix, scatter.name);
+    if (readers.every((u) => { const r = ix.byName.get(u); return r?.op === SLICE && scatterUnder(r, ix) === scatter; })
+      && readers[readers.length - 1] === slice.name) {
+      edit.remove(scatter.name);
+      consumed.push(scatter.name);
+    }
+    return { consumed, produced: [] };
+  },
+};
+
+const deadScatter: Rule = {
+  name: 'slice_scatter nobody reads',
+  pattern: P.node(SLICE_SCATTER, { as: 'scatter', users: 0 }),
+  site: (b) => b.nodes['scatter']!.name,
+  check: () => null,
+  rewrite(b, edit) {
+    edit.remove(b.nodes['scatter']!.name);
+    return { consumed: [b.nodes['scatter']!.name], produced: [] };
+  },
+};
+
+export const RULES: Rule[] = [fullRangeSlice, reshapeToSameShape, reshapeChainToSameShape, sliceOfItsScatter, deadScatter];
 
 export const noopElimination: Pass = (g, opts, only) => runRules(PASS, RULES, g, resolveOptions(g, opts), only);

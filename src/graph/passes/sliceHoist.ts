@@ -54,6 +54,11 @@ export function hoistRefusal(ix: GraphIndex, slice: Node, coll: Node, wait?: Nod
   const t = ix.types.get(value.name);
   const rank = t && t.kind === 'tensor' ? t.shape.length : undefined;
   const dimArg = argOf(slice, 1, 'dim'), step = argOf(slice, 4, 'step') ?? 1;
+  const collDim = lookupOp(coll.op)?.facts?.collectiveDimArg;
+  // An elementwise sum has its input's shape, so the slice means the same on either side of it
+  // whatever the rank: a str(graph) dump, which carries no shapes, hoists as its typed twin.
+  const sumAnyRank = collDim === undefined && typeof dimArg === 'number' && rank === undefined && step === 1;
+  if (sumAnyRank) return othersRefusal(ix, slice, coll, value, wait);
   if (typeof dimArg !== 'number' || rank === undefined) {
     return diagnostic(PASS, coll.name, `${describe(slice)}: dim or rank unknown, so it is not provably a view of ${coll.name}`, slice.name);
   }
@@ -64,11 +69,15 @@ export function hoistRefusal(ix: GraphIndex, slice: Node, coll: Node, wait?: Nod
   if (step !== 1) {
     return diagnostic(PASS, coll.name, `${describe(slice)} has step ${JSON.stringify(step)}: a strided gather, not a contiguous view; the pass moves only step-1 slices`, slice.name);
   }
-  const collDim = lookupOp(coll.op)?.facts?.collectiveDimArg;
   if (collDim !== undefined && collDim === dim) {
     const verb = coll.op.includes('gather') ? 'gathers' : 'scatters';
     return diagnostic(PASS, coll.name, `${describe(slice)} slices dim ${dim}, the dim ${coll.name} ${verb} along: the slice does not commute with it`, slice.name);
   }
+  return othersRefusal(ix, slice, coll, value, wait);
+}
+
+/** Why the collective's other readers forbid the hoist, or null when the slice is its only one. */
+function othersRefusal(ix: GraphIndex, slice: Node, coll: Node, value: Node, wait?: Node): Diagnostic | null {
   const others = usersOfValue(ix, value.name).filter((u) => u !== slice.name);
   if (others.length > 0) {
     return diagnostic(PASS, coll.name, `${coll.name} has another user, ${others.join(', ')}, that needs the full tensor; hoisting ${slice.name} would reduce only part of it`, others[0]);

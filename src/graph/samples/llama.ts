@@ -18,7 +18,7 @@ function mlp(c: Ctx, h: Ref, sym: Ref): Ref {
   const out = w.op('aten.empty.memory_format', BF16(T, inter), [[sym, inter]],
     { dtype: { kind: 'expr', text: 'torch.bfloat16' }, device: { kind: 'expr', text: "device(type='cuda', index=0)" }, pin_memory: false });
   w.source(`${V}/model_executor/layers/activation.py:82 in forward_cuda, code: self.op(out, x)`);
-  const [act] = w.autoFunctionalized('_C.silu_and_mul.default', { out, input: gateUp }, [{ index: 1, type: BF16(T, inter) }]);
+  const [act] = w.autoFunctionalized('_C.silu_and_mul.default', { result: out, input: gateUp }, [{ index: 1, type: BF16(T, inter) }]);
   const down = linear(c, act!, inter, m.hidden, false, 'return F.linear(x, layer.weight, bias)');
   return allReduce(c, down, m.hidden);
 }

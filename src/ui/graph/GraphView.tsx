@@ -281,7 +281,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       ctx, width: size.w, height: size.h, transform: transformRef.current, layout, byName,
       palette: palette(root), marks, selected, matches: matchSet,
     });
-  }, [layout, byName, size, marks, selected, matchSet]);
+  }, [layout, byName, size, marks, selected, matchSet, palette]);
 
   const frame = useRef(0);
   const applyTransform = useCallback((t: ZoomTransform) => {
@@ -343,7 +343,9 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     // Keep the transform across a renderer switch.
     sel.call(z.transform, transformRef.current);
     return () => { sel.on('.zoom', null); };
-  }, [renderer, layout !== null, applyTransform, announce]); // rebinds only when the surface element changes
+  // Rebinds only when the surface element changes (renderer, layout present), not on every new layout.
+  // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [renderer, layout !== null, applyTransform, announce]);
 
   const setTransform = useCallback((t: ZoomTransform, animate: boolean, notify = true) => {
     const surface = surfaceRef.current, z = zoomRef.current;

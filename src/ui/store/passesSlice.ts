@@ -1,6 +1,6 @@
 import type { StateCreator } from 'zustand';
 import type { Graph } from '../../graph/ir.ts';
-import { DEFAULT_PIPELINE, PASSES, diagnose, type Diagnostic, type Match, type Pass, type PassOptions } from '../../graph/passes/pipeline.ts';
+import { DEFAULT_PIPELINE, PASSES, PASS_DESCRIPTIONS, diagnose, type Diagnostic, type Match, type Pass, type PassName, type PassOptions } from '../../graph/passes/pipeline.ts';
 import type { RewriteStep } from '../urlState.ts';
 import type { AppState } from './index.ts';
 
@@ -24,6 +24,8 @@ export interface PassesSlice {
   sites: Record<string, string[]>;
   /** Why each near-miss did not fire, in the shown graph. */
   diagnostics: Diagnostic[];
+  /** Per pass, what it refused in the shown graph and why (the pass list's why entries). */
+  passWhy: Record<string, Diagnostic[]>;
   rewriteError: string | null;
   applyPass(pass: string, site?: string): void;
   applyPipeline(): void;
@@ -35,6 +37,8 @@ export interface PassesSlice {
 }
 
 export const PASS_ORDER: string[] = [...DEFAULT_PIPELINE];
+/** Every pass, in the order the pass list shows them (the pipeline button runs PASS_ORDER). */
+export const PASS_LIST = Object.keys(PASS_DESCRIPTIONS) as PassName[];
 
 export const DEFAULT_GATES: PassOptions = { maxTokens: 8192, gpu: 'hopper' };
 
@@ -61,10 +65,15 @@ function replay(base: Graph, steps: RewriteStep[], gates: PassOptions): Replayed
   return { stages, error: null };
 }
 
-function recount(g: Graph, gates: PassOptions): { sites: Record<string, string[]>; diagnostics: Diagnostic[] } {
+function recount(g: Graph, gates: PassOptions): { sites: Record<string, string[]>; diagnostics: Diagnostic[]; passWhy: Record<string, Diagnostic[]> } {
   const sites: Record<string, string[]> = {};
-  for (const name of Object.keys(PASSES)) sites[name] = applyStep(g, { pass: name }, gates).matches.map((m) => m.site);
-  return { sites, diagnostics: diagnose(g, gates) };
+  const passWhy: Record<string, Diagnostic[]> = {};
+  for (const name of Object.keys(PASSES)) {
+    const r = applyStep(g, { pass: name }, gates);
+    sites[name] = r.matches.map((m) => m.site);
+    passWhy[name] = r.diagnostics;
+  }
+  return { sites, diagnostics: diagnose(g, gates), passWhy };
 }
 
 /**
@@ -123,6 +132,7 @@ export const createPassesSlice: StateCreator<AppState, [], [], PassesSlice> = (s
     scrub: null,
     sites: {},
     diagnostics: [],
+    passWhy: {},
     rewriteError: null,
 
     applyPass: (pass, site) => {

@@ -1,0 +1,167 @@
+"""vLLM's custom ops, registered with vLLM's schemas and a CPU reference body each.
+
+The schemas are the ones vLLM declares (csrc/torch_bindings.cpp for `_C`, direct_register_custom_op
+for `vllm`), so functionalization and Inductor treat the calls exactly as in a vLLM build: the
+`Tensor!` arguments come back through auto_functionalized, `moe_forward` mutates its padded
+hidden states, the attention op writes into `output`. The bodies compute on the CPU so a capture
+also runs end to end; the all-reduce of a single process is the identity (one rank's share).
+"""
+
+import torch
+
+_C = torch.library.Library("_C", "FRAGMENT")
+_VLLM = torch.library.Library("vllm", "FRAGMENT")
+
+SCHEMAS = {
+    "_C": [
+        "rms_norm(Tensor! result, Tensor input, Tensor weight, float epsilon) -> ()",
+        "fused_add_rms_norm(Tensor! input, Tensor! residual, Tensor weight, float epsilon) -> ()",
+        "silu_and_mul(Tensor! result, Tensor input) -> ()",
+        "rotary_embedding(Tensor positions, Tensor! query, Tensor!? key, int head_size,"
+        " Tensor cos_sin_cache, bool is_neox) -> ()",
+        "static_scaled_fp8_quant(Tensor! result, Tensor input, Tensor scale) -> ()",
+        "cutlass_scaled_mm(Tensor! out, Tensor a, Tensor b, Tensor a_scales, Tensor b_scales,"
+        " Tensor? bias) -> ()",
+    ],
+    "vllm": [
+        "all_reduce(Tensor tensor, str group_name) -> Tensor",
+        "moe_forward(Tensor(a0!) hidden_states, Tensor router_logits, str layer_name) -> Tensor",
+        "unified_attention_with_output(Tensor query, Tensor key, Tensor value, Tensor(a3!) output,"
+        " str layer_name, Tensor? output_scale=None, Tensor(a6!)? output_block_scale=None) -> ()",
+    ],
+}
+
+for lib, name in ((_C, "_C"), (_VLLM, "vllm")):
+    for schema in SCHEMAS[name]:
+        lib.define(schema)
+
+# moe_forward reads its weights by layer name, as vLLM's forward context does: they are no
+# graph inputs.
+MOE_LAYERS: dict = {}
+FP8_MAX = 448.0
+
+
+def _impl(lib, name):
+    def wrap(fn):
+        lib.impl(name, fn, "CPU")
+        return fn
+    return wrap
+
+
+def _fake(qualname):
+    return torch.library.register_fake(qualname)
+
+
+def _rms(x, weight, eps):
+    xf = x.float()
+    normed = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+    return normed * weight
+
+
+@_impl(_C, "rms_norm")
+def rms_norm(result, input, weight, epsilon):
+    result.copy_(_rms(input, weight, epsilon))
+
+
+@_impl(_C, "fused_add_rms_norm")
+def fused_add_rms_norm(input, residual, weight, epsilon):
+    z = (input.float() + residual.float()).to(input.dtype)
+    residual.copy_(z)
+    input.copy_(_rms(z, weight, epsilon))
+
+
+@_impl(_C, "silu_and_mul")
+def silu_and_mul(result, input):
+    d = input.shape[-1] // 2
+    gate, up = input[..., :d].float(), input[..., d:].float()
+    result.copy_(torch.nn.functional.silu(gate) * up)
+
+
+@_impl(_C, "rotary_embedding")
+def rotary_embedding(positions, query, key, head_size, cos_sin_cache, is_neox):
+    rot = cos_sin_cache.shape[-1]
+    cos, sin = cos_sin_cache[positions].float().chunk(2, dim=-1)
+    for x in (query, key):
+        if x is None:
+            continue
+        heads = x.view(x.shape[0], -1, head_size)
+        r = heads[..., :rot].float()
+        if is_neox:
+            x1, x2 = r[..., : rot // 2], r[..., rot // 2:]
+        else:
+            x1, x2 = r[..., 0::2], r[..., 1::2]
+        c, s = cos[:, None, :], sin[:, None, :]
+        o1, o2 = x1 * c - x2 * s, x2 * c + x1 * s
+        out = torch.cat((o1, o2), -1) if is_neox else torch.stack((o1, o2), -1).flatten(-2)
+        heads[..., :rot] = out.to(x.dtype)
+
+
+@_impl(_C, "static_scaled_fp8_quant")
+def static_scaled_fp8_quant(result, input, scale):
+    result.copy_((input.float() / scale).clamp(-FP8_MAX, FP8_MAX).to(result.dtype))
+
+
+@_impl(_C, "cutlass_scaled_mm")
+def cutlass_scaled_mm(out, a, b, a_scales, b_scales, bias):
+    y = (a.float() * a_scales) @ (b.float() * b_scales)
+    if bias is not None:
+        y = y + bias.float()
+    out.copy_(y.to(out.dtype))
+
+
+@_impl(_VLLM, "all_reduce")
+def all_reduce(tensor, group_name):
+    return tensor.clone()
+
+
+@_impl(_VLLM, "moe_forward")
+def moe_forward(hidden_states, router_logits, layer_name):
+    layer = MOE_LAYERS[layer_name]
+    x = hidden_states.float()
+    weights, experts = torch.topk(router_logits.float(), layer.top_k, dim=-1)
+    weights = torch.softmax(weights, dim=-1)
+    out = torch.zeros_like(x)
+    for e in range(layer.w13.shape[0]):
+        rows, slot = torch.nonzero(experts == e, as_tuple=True)
+        if rows.numel() == 0:
+            continue
+        h = x[rows] @ layer.w13[e].float().t()
+        if layer.b13 is not None:
+            h = h + layer.b13[e].float()
+        y = layer.activation(h) @ layer.w2[e].float().t()
+        if layer.b2 is not None:
+            y = y + layer.b2[e].float()
+        out.index_add_(0, rows, y * weights[rows, slot][:, None])
+    return out.to(hidden_states.dtype)
+
+
+@_impl(_VLLM, "unified_attention_with_output")
+def unified_attention_with_output(query, key, value, output, layer_name, output_scale=None,
+                                  output_block_scale=None):
+    # A prefill of one sequence with no cache: causal attention over the batch's tokens, the
+    # query heads grouped onto the kv heads (GQA), scale 1/sqrt(head_size).
+    t, h, d = query.shape
+    group = h // key.shape[1]
+    q = query.float().transpose(0, 1)
+    k = key.float().repeat_interleave(group, dim=1).transpose(0, 1)
+    v = value.float().repeat_interleave(group, dim=1).transpose(0, 1)
+    scores = (q @ k.transpose(1, 2)) * d ** -0.5
+    causal = torch.ones(t, t, dtype=torch.bool).triu(1)
+    probs = torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1)
+    output.copy_((probs @ v).transpose(0, 1).to(output.dtype))
+
+
+for _name in ("rms_norm", "fused_add_rms_norm", "silu_and_mul", "rotary_embedding",
+              "static_scaled_fp8_quant", "cutlass_scaled_mm"):
+    _fake(f"_C::{_name}")(lambda *args, **kwargs: None)
+_fake("vllm::unified_attention_with_output")(lambda *args, **kwargs: None)
+
+
+@_fake("vllm::all_reduce")
+def _all_reduce_fake(tensor, group_name):
+    return torch.empty_like(tensor)
+
+
+@_fake("vllm::moe_forward")
+def _moe_forward_fake(hidden_states, router_logits, layer_name):
+    return torch.empty_like(hidden_states)
