@@ -62,9 +62,13 @@ export interface CompareReport {
   /** Present when the rewrite fused at least one site. */
   exact?: ExactCheck;
   ok: boolean;
+  /** Per rank: the outputs of the before- and after-run (the CLI's --dump-outputs writes them). */
+  beforeOutputs: RunResult['outputs'];
+  afterOutputs: RunResult['outputs'];
 }
 
 const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
+const MOE = 'vllm.moe_forward.default';
 const fusedSitesOf = (g: Graph) => g.nodes.filter((n) => n.op === FUSED || (n.op === 'higher_order.auto_functionalized' && JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm'))).length;
 
 /** Run `before` and `after` on the same seeded inputs and compare outputs position by position. */
@@ -77,7 +81,8 @@ export async function compareGraphs(before: Graph, after: Graph, passes: string[
     const n = isRef(o) ? before.nodes.find((x) => x.name === o.name) : undefined;
     return n?.type?.kind === 'tensor' && n.type.dtype === 'f8e4m3fn' ? [n.name] : [];
   }));
-  const outputs = compareOutputs(a, b, fusedSites, fp8Outputs);
+  const routed = after.nodes.some((n) => n.op === MOE || JSON.stringify(n.args[0]).includes(MOE));
+  const outputs = compareOutputs(a, b, fusedSites, routed, fp8Outputs);
   let exact: ExactCheck | undefined;
   if (fusedSites > 0) {
     const what = `after-graph with the ${fusedSites} fused norm${fusedSites > 1 ? 's' : ''} rounded as the unfused pair, bitwise against before`;
@@ -91,7 +96,7 @@ export async function compareGraphs(before: Graph, after: Graph, passes: string[
     }
   }
   const ok = outputs.length > 0 && outputs.every((o) => o.pass) && (exact?.pass ?? true);
-  return { passes, outputs, before: a.trace, after: b.trace, fusedSites, exact, ok };
+  return { passes, outputs, before: a.trace, after: b.trace, fusedSites, exact, ok, beforeOutputs: a.outputs, afterOutputs: b.outputs };
 }
 
 export async function compareRewrite(g: Graph, passes: string[], opts: RunOptions): Promise<CompareReport> {
