@@ -24,18 +24,33 @@ export function lineBounds(text: string, starts: Uint32Array, i: number): [numbe
 }
 
 /** The part of a line to show and where the caret falls in it: cut around `col` (1-based) when long. */
-export function shownLine(text: string, starts: Uint32Array, i: number, col?: number): { text: string; caret?: number } {
+export function shownLine(
+  text: string,
+  starts: Uint32Array,
+  i: number,
+  col?: number,
+): { text: string; caret?: number } {
   const [start, end] = lineBounds(text, starts, i);
   const full = end - start;
-  if (full <= MAX_SHOWN_CHARS) return col === undefined ? { text: text.slice(start, end) } : { text: text.slice(start, end), caret: col - 1 };
-  const from = col === undefined ? 0 : Math.max(0, Math.min(col - 1 - MAX_SHOWN_CHARS / 2, full - MAX_SHOWN_CHARS));
+  if (full <= MAX_SHOWN_CHARS)
+    return col === undefined
+      ? { text: text.slice(start, end) }
+      : { text: text.slice(start, end), caret: col - 1 };
+  const from =
+    col === undefined ? 0 : Math.max(0, Math.min(col - 1 - MAX_SHOWN_CHARS / 2, full - MAX_SHOWN_CHARS));
   const head = from > 0 ? '…' : '';
   const tail = from + MAX_SHOWN_CHARS < full ? `… (${full} characters)` : '';
   const shown = head + text.slice(start + from, start + from + MAX_SHOWN_CHARS) + tail;
   return col === undefined ? { text: shown } : { text: shown, caret: col - 1 - from + head.length };
 }
 /** Rows [from, to) to draw for a scroll position, with `overscan` rows either side. */
-export function visibleRows(scrollTop: number, height: number, rowPx: number, rows: number, overscan = 20): [number, number] {
+export function visibleRows(
+  scrollTop: number,
+  height: number,
+  rowPx: number,
+  rows: number,
+  overscan = 20,
+): [number, number] {
   const first = Math.floor(Math.max(0, scrollTop) / rowPx);
   const from = Math.max(0, first - overscan);
   const to = Math.min(rows, first + Math.ceil(Math.max(height, rowPx) / rowPx) + overscan);
