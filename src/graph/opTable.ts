@@ -223,6 +223,9 @@ export const WORKER_OPS = {
   fused_add_rms_norm: { cpp: 'FusedAddRmsNorm', doc: 'residual add + RMSNorm' },
   allreduce_norm: { cpp: 'AllReduceNorm', doc: 'all-reduce + residual add + RMSNorm, one kernel' },
   moe: { cpp: 'Moe', doc: 'GPT-OSS mixture of experts' },
+  reduce_scatter: { cpp: 'ReduceScatter', doc: 'sum over ranks; rank r keeps the r-th block of token rows' },
+  all_gather: { cpp: 'AllGather', doc: 'every rank\'s token rows, concatenated in rank order' },
+  mm_reduce_scatter: { cpp: 'MmReduceScatter', doc: 'async TP\'s fused matmul + reduce-scatter: one row block per destination rank, its reduce overlapping the next block\'s matmul' },
 } as const satisfies Record<string, { cpp: string; doc: string }>;
 export type WorkerOp = keyof typeof WORKER_OPS;
 export const WORKER_OP_CODES = Object.keys(WORKER_OPS) as WorkerOp[];
@@ -382,6 +385,22 @@ export const KERNELS = {
     collective: false,
     doc: 'GPT-OSS MoE',
   },
+  // Sequence parallelism's pair (and the collective halves of async TP's fused matmuls): token rows
+  // split over the ranks in rank order; the reduce-scatter sums in rank order as the all-reduce does.
+  reduce_scatter: {
+    fields: { x: 'view', out: 'storage' },
+    worker: ['reduce_scatter', 'mm_reduce_scatter'],
+    rounding: { ulps: { bf16: 1, f32: 1 } },
+    collective: true,
+    doc: 'sum over ranks, rank r keeps rows [r·T/N, (r+1)·T/N)',
+  },
+  all_gather: {
+    fields: { x: 'view', out: 'storage' },
+    worker: ['all_gather'],
+    rounding: 'exact',
+    collective: true,
+    doc: 'every rank\'s rows, in rank order',
+  },
 } as const satisfies Record<string, KernelDef>;
 
 export type KernelName = keyof typeof KERNELS;
@@ -440,6 +459,9 @@ export const KERNEL_COST: { [K in KernelName]: (k: Extract<Kernel, { kernel: K }
   fused_allreduce_norm: (k, out, ranks) => ({
     bytesRead: ranks * viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w), bytesWritten: out, flops: (ranks - 1 + 5) * numel(k.x.shape),
   }),
+  // Each rank reads every peer's rows of its share (reduce-scatter) or every peer's shard (all-gather).
+  reduce_scatter: (k, out, ranks) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: ((ranks - 1) * numel(k.x.shape)) / ranks }),
+  all_gather: (k, out, ranks) => ({ bytesRead: ranks * viewBytes(k.x), bytesWritten: out, flops: 0 }),
   moe: (k, out, ranks) => {
     const T = numel(k.x.shape) / k.x.shape[k.x.shape.length - 1], H = k.x.shape[k.x.shape.length - 1], Is = k.intermediate / ranks;
     // Per routed token: W13 (2·Is×H) and W2 (H×Is), two FLOPs per multiply-add.

@@ -33,7 +33,25 @@ export const cpuBackend: Backend = {
     for (let si = 0; si < plan.steps.length; si++) {
       const s = plan.steps[si];
       opts.onProgress?.({ phase: 'run', done: si, total: plan.steps.length });
-      if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
+      if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather') {
+        const start = performance.now();
+        const xs = mem.map((m) => readView(s.x, m.get(s.x.storage)!));
+        const n = xs[0].length, bytes = n * DTYPE_BYTES[s.x.dtype];
+        for (let r = 0; r < R; r++) {
+          if (s.kernel === 'all_gather') {
+            const out = new Float64Array(n * R);
+            for (let q = 0; q < R; q++) out.set(xs[q], q * n);
+            mem[r].set(s.out, rounded(s.x.dtype, out));
+          } else {
+            // Rank r keeps rows [r·T/R, (r+1)·T/R) of the sum, summed in rank order as the all-reduce does.
+            const len = n / R, sum = new Float64Array(len);
+            for (let q = 0; q < R; q++) for (let i = 0; i < len; i++) sum[i] += xs[q][r * len + i];
+            mem[r].set(s.out, rounded(s.x.dtype, sum));
+          }
+        }
+        const dur = (performance.now() - start) * 1000;
+        for (let r = 0; r < R; r++) events.push(ev(r, s, 'kernel', start - t0, dur, s.kernel === 'all_gather' ? bytes * R : bytes, s.kernel === 'all_gather' ? bytes * R : bytes / R));
+      } else if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
         const start = performance.now();
         const xs = mem.map((m) => readView(s.x, m.get(s.x.storage)!));
         const sum = new Float64Array(xs[0].length);
@@ -134,7 +152,7 @@ function runStep(s: Step, m: Map<string, HostArray>, plan: Plan, rank: number, s
       m.set(s.out, rounded(dt(s.out), cpuMoe(read(s.x), read(s.logits), r.rows, r.cols, s.experts, s.topK, s.intermediate, s.layer, rank, plan.ranks, seed, dt(s.out))));
       return;
     }
-    case 'all_reduce': case 'fused_allreduce_norm':
+    case 'all_reduce': case 'fused_allreduce_norm': case 'reduce_scatter': case 'all_gather':
       throw new Error('collectives run across ranks');
     default: assertNever(s, 'kernel');
   }

@@ -217,6 +217,17 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     g.out(g.node('item', 'getitem', [af, 1], {}, null), 'fused_allreduce_norm');
     g.out(g.node('item', 'getitem', [af, 2], {}, null), 'fused_allreduce_norm');
   },
+  // Sequence parallelism's pair, over a concrete token count every rank count splits.
+  reduce_scatter: (g) => {
+    const c = g.pick(COLS), m = g.ranks * g.int(1, 3);
+    const x = g.node('embedding', 'aten.embedding.default', [g.input([g.int(5, 13), c]), g.input([m], 'i64')], {}, g.type([m, c]));
+    g.out(g.node('reduce_scatter', 'vllm.reduce_scatter.default', [x], { dim: 0, world_size: g.ranks, group_name: 'tp:0' }, g.type([m / g.ranks, c])), 'reduce_scatter');
+  },
+  all_gather: (g) => {
+    const c = g.pick(COLS), m = g.int(1, 3);
+    const x = g.node('embedding', 'aten.embedding.default', [g.input([g.int(5, 13), c]), g.input([m], 'i64')], {}, g.type([m, c]));
+    g.out(g.node('all_gather', 'vllm.all_gather.default', [x], { dim: 0, world_size: g.ranks, group_name: 'tp:0' }, g.type([m * g.ranks, c])), 'all_gather');
+  },
   moe: (g) => {
     // hidden 3072 and 32 experts: the tiny preset maps them to 48 columns, 32 experts top-4.
     const x = g.input(['s0', 3072]);

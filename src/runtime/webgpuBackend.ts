@@ -6,7 +6,7 @@
 import type { Backend, RunOptions, RunProgress, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { Plan } from './plan.ts';
-import { numelOf } from './plan.ts';
+import { isCollective, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
 import { toHostTensor, type HostTensor } from './hostTensor.ts';
 import { readView } from './cpuKernels.ts';
@@ -29,7 +29,7 @@ function checkLimits(plan: Plan, device: GPUDevice): void {
       const Is = s.intermediate / plan.ranks;
       need.push({ name: `${s.layer}.w13 (expert gate/up weights, ${s.experts}×${2 * Is}×${H})`, bytes: bufferBytes(s.x.dtype, s.experts * 2 * Is * H) });
     }
-    if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
+    if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm' || s.kernel === 'reduce_scatter') {
       need.push({ name: `${s.node} gathered peer buffers (${plan.ranks} × [${s.x.shape}])`, bytes: plan.ranks * bufferBytes(s.x.dtype, numelOf(s.x.shape) + 8) });
     }
   }
@@ -108,7 +108,7 @@ export async function executePlan(plan: Plan, opts: RunOptions, ranks: RankDevic
       r.stepIndex = si;
       for (const id of outputsOf(s)) if (!r.buffers.has(id)) { const st = plan.storages.get(id)!; r.alloc(id, bufferBytes(st.dtype, st.numel)); }
     }
-    if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
+    if (isCollective(s)) {
       for (const r of ranks) await r.sync();
       events.push(...(await collective(s)));
     } else {
@@ -132,7 +132,7 @@ export async function executePlan(plan: Plan, opts: RunOptions, ranks: RankDevic
     outputs.push(m);
     const times = await r.kernelTimes();
     plan.steps.forEach((s, i) => {
-      if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
+      if (isCollective(s)) {
         const t = times.get(i);
         if (t) events.push({ rank: r.rank, node: s.node, op: s.op, kind: 'kernel', start_us: t.start, dur_us: t.dur, bytesRead: stepBytes(s, plan).read, bytesWritten: stepBytes(s, plan).written, timing: 'timestamp-query' });
         return;
