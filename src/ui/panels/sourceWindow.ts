@@ -7,12 +7,18 @@ export const MAX_SHOWN_CHARS = 2000;
 
 /** Where each line starts (offsets into `text`); line i is text[starts[i], starts[i+1] - 1). */
 export function lineStarts(text: string): Uint32Array {
+  // One pass; the array doubles as it fills (a 50 MB paste has ~1M lines).
+  let starts = new Uint32Array(1024);
   let count = 1;
-  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) count++;
-  const starts = new Uint32Array(count);
-  let k = 1;
-  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) starts[k++] = i + 1;
-  return starts;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) {
+    if (count === starts.length) {
+      const grown = new Uint32Array(starts.length * 2);
+      grown.set(starts);
+      starts = grown;
+    }
+    starts[count++] = i + 1;
+  }
+  return starts.subarray(0, count);
 }
 
 /** Line `i` (0-based) as [start, end) offsets, without its newline or a trailing \r. */
