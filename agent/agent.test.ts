@@ -192,6 +192,14 @@ describe('handshake and runs on the CPU worker', () => {
     expect(worstUlps(ref, await client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2, inputs: new Map([['unused_big', big]]) }))).toBe(0);
   });
 
+  it('a graph whose JSON is over the message size is refused by the client, which stays connected', async () => {
+    const nodes = Array.from({ length: 90_000 }, (_, i) => ({ ...after.nodes[0], name: `copy_of_a_node_${i}`, args: [], kwargs: {}, meta: { file: 'layers.py:'.repeat(20) } }));
+    await expect(client.runGraph({ ...after, nodes }, { preset: 'tiny', dtype: 'bf16', ranks: 2 }))
+      .rejects.toThrow(/^the run's graph is \d+\.\d MiB of JSON; the agent takes messages of at most 16 MiB$/);
+    const ref = await runGraph(after, cpuOpts('bf16'));
+    expect(worstUlps(ref, await client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2 }))).toBe(0);
+  });
+
   it('refuses a tensor sent in chunks other than the message size, naming the input', async () => {
     const { ws } = await rawConnect(`/?token=${agent.token}`);
     const next = replies(ws!);

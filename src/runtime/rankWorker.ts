@@ -39,18 +39,28 @@ async function run(m: WorkerRunMessage, post: (r: WorkerReply) => void): Promise
     const nodeGpuModule = './nodeGpu.ts';
     gpu = await (await import(/* @vite-ignore */ nodeGpuModule) as typeof import('./nodeGpu.ts')).nodeGpu();
   }
-  const [dev] = await openRanks(gpu, 1, { f16: plan.dtype === 'f16' }, rank);
+  // The device (and the kernels compiled on it) outlives the run: a second run compiles nothing.
+  if (kept && (kept.lost || kept.rank !== rank || (plan.dtype === 'f16' && !kept.device.features.has('shader-f16')))) { kept.destroy(); kept = null; }
+  const dev = kept ?? (await openRanks(gpu, 1, { f16: plan.dtype === 'f16' }, rank))[0];
+  kept = dev;
+  let failed = true;
   try {
     const collective = async (s: CollectiveStep): Promise<TraceEvent[]> => runSharedCollective(s, dev, R, m.opts.allreduce, ctl, slot);
     const res = await executePlan(plan, {
       backend: 'webgpu', ranks: R, preset: plan.preset.name, dtype: plan.dtype, allreduce: m.opts.allreduce, workers: true, seed: m.opts.seed, inputs: m.opts.inputs,
       onProgress: (progress) => post({ type: 'progress', rank, progress }),
     }, [dev], collective, (s) => sharedCollectiveKernels(s, R, m.opts.allreduce, rank, dev.subgroupSize));
+    failed = false;
     return { type: 'done', rank, outputs: res.outputs[0], events: res.trace.events, notes: res.trace.notes, device: res.trace.device };
   } finally {
-    dev.destroy();
+    dev.endRun();
+    // A device that failed mid-run is not trusted again.
+    if (failed) { dev.destroy(); kept = null; }
   }
 }
+
+/** This worker's rank device, kept between runs. */
+let kept: RankDevice | null = null;
 
 /**
  * The element ranges of a collective through the shared slots: one-shot reduces the whole tensor on
@@ -77,7 +87,7 @@ function sharedCollectiveKernels(s: CollectiveStep, R: number, algo: string, ran
   if (b <= a) return [];
   if (s.kernel === 'all_reduce') return [allReduceWgsl(s.x.dtype)];
   const res = asRows(s.residual)!;
-  return [normKernel('allreduce', s.x.dtype, (b - a) / cols, cols, 0, cols, res.offset, res.rowStride, s.w.offset, a / cols, Math.ceil((b - a) / 8) * 8, subgroupSize, NORM_ROWS_DEFAULT, s.normRounding).code];
+  return [normKernel('allreduce', s.x.dtype, { rows: (b - a) / cols, cols, xOffset: 0, xRowStride: cols, resOffset: res.offset, resRowStride: res.rowStride, wOffset: s.w.offset, rowStart: a / cols, rankSlotStride: Math.ceil((b - a) / 8) * 8 }, subgroupSize, NORM_ROWS_DEFAULT, s.normRounding).code];
 }
 
 /**
@@ -114,8 +124,7 @@ async function runSharedCollective(s: CollectiveStep, dev: RankDevice, R: number
       dev.submit(s.node, s.op, (_e, pass) => pass(allReduceWgsl(d), [dev.buffer(s.out), g], Uint32Array.from([len, R, a, slotLen]), grid1d(Math.ceil(len / 2), ALLREDUCE_WG)));
     } else {
       const res = asRows(s.residual)!;
-      encodeNorm(dev, s.node, s.op, 'allreduce', d, len / cols, cols, 0, cols, res.offset, res.rowStride, s.w.offset, s.eps, R, a / cols, slotLen,
-        [dev.buffer(s.out), dev.buffer(s.residualOut), g, dev.buffer(s.residual.storage), dev.buffer(s.w.storage)], NORM_ROWS_DEFAULT, s.normRounding);
+      encodeNorm(dev, s.node, s.op, 'allreduce', d, { rows: len / cols, cols, xOffset: 0, xRowStride: cols, resOffset: res.offset, resRowStride: res.rowStride, wOffset: s.w.offset, eps: s.eps, ranks: R, rowStart: a / cols, rankSlotStride: slotLen }, [dev.buffer(s.out), dev.buffer(s.residualOut), g, dev.buffer(s.residual.storage), dev.buffer(s.w.storage)], NORM_ROWS_DEFAULT, s.normRounding);
     }
     await dev.sync();
   }

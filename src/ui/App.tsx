@@ -2,11 +2,13 @@
 // the right, run/results/timeline/cost/source tabs below. Every panel has its own error boundary.
 
 import { useEffect, useState, type ReactNode } from 'react';
-import { useStore } from './store/index.ts';
+import { shownStage, useStore } from './store/index.ts';
+import { drawnNodeCount } from './graph/scene.ts';
 import type { BottomTab } from './store/viewSlice.ts';
 import { restoreFromUrl, syncUrl } from './store/urlSync.ts';
 import { PanelBoundary } from './panels/PanelBoundary.tsx';
-import { LoadPanel, loadFile } from './panels/LoadPanel.tsx';
+import { LoadPanel } from './panels/LoadPanel.tsx';
+import { loadDrop } from './panels/folderLoad.ts';
 import { SourceEditor } from './panels/SourceEditor.tsx';
 import { PassPanel } from './panels/PassPanel.tsx';
 import { GatePanel } from './panels/GatePanel.tsx';
@@ -65,7 +67,7 @@ function BottomSplitter({ height, setHeight }: { height: number; setHeight: (h: 
   );
 }
 
-function BottomTabs() {
+function BottomTabs({ splitter }: { splitter: ReactNode }) {
   const tab = useStore((s) => s.bottomTab);
   const setTab = useStore((s) => s.setBottomTab);
   const importError = useStore((s) => s.importError);
@@ -73,6 +75,7 @@ function BottomTabs() {
   const current = TABS.find((t) => t.id === tab) ?? TABS[0];
   return (
     <section className="bottom" aria-label="Details">
+      {splitter}
       <div className="tabs" role="tablist" aria-label="Details"
         onKeyDown={(e) => {
           if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
@@ -97,19 +100,24 @@ function BottomTabs() {
   );
 }
 
+/** A count of nodes as the graph views put it. */
+function countNodes(n: number): string {
+  return `${n} node${n === 1 ? '' : 's'}`;
+}
+
 function StatusBar() {
   const notice = useStore((s) => s.notice);
   const format = useStore((s) => s.format);
   const warnings = useStore((s) => s.warnings.length);
   const stages = useStore((s) => s.stages);
+  const shown = useStore(shownStage);
   const base = stages[0]?.graph;
-  const last = stages[stages.length - 1]?.graph;
   return (
     <footer className="statusbar" role="status">
       <span className={notice?.error ? 'error' : ''}>{notice?.text ?? 'Ready'}</span>
       <span className="spacer" />
       {format && <span>{format}</span>}
-      {base && <span>{base.nodes.length} → {last?.nodes.length} nodes</span>}
+      {base && shown && <span data-testid="status-nodes">{shown === stages[0] ? countNodes(drawnNodeCount(base)) : `${drawnNodeCount(base)} → ${countNodes(drawnNodeCount(shown.graph))}`}</span>}
       {warnings > 0 && <span className="warn">{warnings} import warning{warnings > 1 ? 's' : ''}</span>}
     </footer>
   );
@@ -126,7 +134,7 @@ function TopBar() {
   const fromFile = useStore((s) => s.source !== null && !('sample' in s.source));
   return (
     <header className="topbar">
-      <span className="brand" aria-label="fusionlab">fusion<b>lab</b></span>
+      <h1 className="brand">fusion<b>lab</b></h1>
       <PanelBoundary name="Load"><LoadPanel /></PanelBoundary>
       {fromFile && <span className="source-name" title={sourceName}>{sourceName}</span>}
       <span className="spacer" />
@@ -136,8 +144,8 @@ function TopBar() {
       </div>
       <PanelBoundary name="Export"><ExportMenu /></PanelBoundary>
       <button type="button" onClick={() => setTourStep(0)}>Tour</button>
-      <button type="button" aria-label="Dark theme" aria-pressed={theme === 'dark'} onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')} title="Toggle dark theme">
-        {theme === 'dark' ? '☀' : '☾'}
+      <button type="button" aria-pressed={theme === 'dark'} onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')} title="Toggle dark theme">
+        <span aria-hidden="true">{theme === 'dark' ? '☀' : '☾'}</span> Dark
       </button>
     </header>
   );
@@ -214,10 +222,9 @@ export function App() {
       style={{ gridTemplateRows: `36px minmax(0, 1fr) ${bottomHeight}px 22px` }}
       onDragOver={(e) => { if (e.dataTransfer.types.includes('Files')) e.preventDefault(); }}
       onDrop={(e) => {
-        const f = e.dataTransfer.files[0];
-        if (!f) return;
+        if (!e.dataTransfer.files[0] && !e.dataTransfer.items?.length) return;
         e.preventDefault();
-        void loadFile(f);
+        void loadDrop(e.dataTransfer);
       }}
     >
       <TopBar />
@@ -236,8 +243,7 @@ export function App() {
         </aside>
       </div>
       <div className="bottom-wrap">
-        <BottomSplitter height={bottomHeight} setHeight={setBottomHeight} />
-        <BottomTabs />
+        <BottomTabs splitter={<BottomSplitter height={bottomHeight} setHeight={setBottomHeight} />} />
       </div>
       <StatusBar />
     </div>

@@ -37,7 +37,7 @@ export interface UrlState {
   /** A built-in sample id, or the FX/JSON text the user pasted or dropped. */
   source: { sample: string } | { text: string; name: string };
   steps: RewriteStep[];
-  gates?: { worldSize?: number; maxTokens?: number; gpu?: (typeof GPU_FAMILIES)[number]; tokenGate?: (typeof TOKEN_GATES)[number] };
+  gates?: { worldSize?: number; maxTokens?: number; gpu?: (typeof GPU_FAMILIES)[number]; tokenGate?: (typeof TOKEN_GATES)[number]; tpGroup?: string };
   selected?: string | null;
   view?: { layout?: Layout; tab?: BottomTab; theme?: Theme };
 }
@@ -104,6 +104,7 @@ export const URL_STATE_SCHEMA: Check<UrlState> = record<UrlState>({
     maxTokens: optional(integer(1, 2 ** 31 - 1)),
     gpu: optional(member(GPU_FAMILIES)),
     tokenGate: optional(member(TOKEN_GATES)),
+    tpGroup: optional(text(NAME_MAX)),
   })),
   selected: optional(nullable(nodeName)),
   view: optional(record<NonNullable<UrlState['view']>>({ layout: optional(member(LAYOUTS)), tab: optional(member(BOTTOM_TABS)), theme: optional(member(THEMES)) })),
@@ -186,7 +187,19 @@ export async function encodeUrlState(state: UrlState): Promise<string> {
   return toBase64Url(await pipe(json, new CompressionStream('deflate')));
 }
 
+/** User Timing marks around reading a link's state, so a profile (or a test) can find that span. */
+export const DECODE_MARKS = { start: 'fusionlab:state-decode-start', end: 'fusionlab:state-decode-end' } as const;
+
 export async function decodeUrlState(encoded: string): Promise<UrlState> {
+  performance.mark(DECODE_MARKS.start);
+  try {
+    return await decodeChecked(encoded);
+  } finally {
+    performance.mark(DECODE_MARKS.end);
+  }
+}
+
+async function decodeChecked(encoded: string): Promise<UrlState> {
   let text: string;
   try {
     text = new TextDecoder().decode(await inflateCapped(fromBase64Url(encoded), MAX_STATE_BYTES));

@@ -1,7 +1,9 @@
 // vLLM's gates on the all-reduce + RMSNorm fusion. Changing one replays the rewrite steps, so the
 // counts and the reasons below recount at once.
 
-import { resolveOptions } from '../../graph/passes/options.ts';
+import { useState } from 'react';
+import { reduceGroups } from '../../graph/passes/fusionGate.ts';
+import { DEFAULT_TP_GROUP, resolveOptions } from '../../graph/passes/options.ts';
 import type { PassOptions } from '../../graph/passes/pipeline.ts';
 import { shownStage, useStore } from '../store/index.ts';
 
@@ -11,12 +13,43 @@ const GPUS: { id: NonNullable<PassOptions['gpu']>; label: string }[] = [
   { id: 'blackwell', label: 'Blackwell' },
 ];
 
+/**
+ * Typing is free (an empty field, a half-typed number); the gate takes the value when it is a
+ * whole number ≥ 1, at each keystroke, and the field shows the gate again when it loses focus.
+ */
+function MaxTokensInput({ value, onCommit }: { value: number | undefined; onCommit: (v: number) => void }) {
+  const [draft, setDraft] = useState<string | null>(null);
+  const invalid = draft !== null && !/^\d+$/.test(draft.trim()) || (draft !== null && Number(draft) < 1);
+  return (
+    <>
+      <input
+        id="gate-tokens"
+        type="text"
+        inputMode="numeric"
+        value={draft ?? (value === undefined ? '' : String(value))}
+        aria-invalid={invalid ? 'true' : 'false'}
+        title={invalid ? 'max tokens must be a whole number ≥ 1' : undefined}
+        onFocus={(e) => { setDraft(e.target.value); }}
+        onChange={(e) => {
+          setDraft(e.target.value);
+          const t = e.target.value.trim();
+          if (/^\d+$/.test(t) && Number(t) >= 1) onCommit(Number(t));
+        }}
+        onBlur={() => setDraft(null)}
+        onKeyDown={(e) => { if (e.key === 'Enter') (e.target as HTMLInputElement).blur(); }}
+      />
+      {invalid && <span className="error field-error" role="alert">whole number ≥ 1</span>}
+    </>
+  );
+}
+
 export function GatePanel() {
   const gates = useStore((s) => s.gates);
   const setGates = useStore((s) => s.setGates);
   const shown = useStore(shownStage);
   // What the passes will use: the graph's own world size when the gate is left unset.
   const resolved = shown ? resolveOptions(shown.graph, gates) : undefined;
+  const groups = shown ? reduceGroups(shown.graph) : [];
   return (
     <section className="panel gate-panel" aria-labelledby="gate-panel-title">
       <header className="panel-head"><h2 id="gate-panel-title">Gates</h2></header>
@@ -43,18 +76,15 @@ export function GatePanel() {
           </select>
         </div>
         <div className="field">
+          <label htmlFor="gate-tp-group">TP group</label>
+          <select id="gate-tp-group" value={gates.tpGroup ?? DEFAULT_TP_GROUP} onChange={(e) => setGates({ tpGroup: e.target.value })}
+            title="vLLM's patterns match only all_reduce over the tensor-parallel group (tensor_model_parallel_all_reduce); all-reduces over other groups stay unfused.">
+            {[...new Set([gates.tpGroup ?? DEFAULT_TP_GROUP, ...groups])].map((g) => <option key={g} value={g}>{g}</option>)}
+          </select>
+        </div>
+        <div className="field">
           <label htmlFor="gate-tokens">Max tokens</label>
-          <input
-            id="gate-tokens"
-            type="number"
-            min={1}
-            step={256}
-            value={gates.maxTokens ?? resolved?.maxTokens ?? ''}
-            onChange={(e) => {
-              const v = Number(e.target.value);
-              if (Number.isFinite(v) && v >= 1) setGates({ maxTokens: Math.floor(v) });
-            }}
-          />
+          <MaxTokensInput value={gates.maxTokens ?? resolved?.maxTokens} onCommit={(v) => setGates({ maxTokens: v })} />
         </div>
       </div>
     </section>

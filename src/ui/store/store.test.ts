@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { useStore } from './index.ts';
 import { snapshot } from './urlSync.ts';
+import { reportIsStale } from './runSlice.ts';
 import { decodeUrlState, encodeUrlState } from '../urlState.ts';
 
 // The built-in sample table pulls in the sample generator; these tests load text directly.
@@ -95,6 +96,39 @@ describe('rewrite history in the store', () => {
     expect(fusable()).toBe(0);
   });
 
+  it('the TP group gate: sites over another group count only once that group is the TP group', () => {
+    s().loadText(qwenTp2.replaceAll("'tp:0'", "'dp:0'"), 'qwen2-dp.py');
+    expect(fusable()).toBe(0);
+    expect(s().diagnostics.map((d) => d.blocker)).toEqual(['group', 'group', 'group']);
+    s().setGates({ tpGroup: 'dp:0' });
+    expect(fusable()).toBe(3);
+    expect(snapshot(s())!.gates?.tpGroup).toBe('dp:0');
+  });
+
+  it('a dump folder: its stages in compile order, the first shown; stepping shows the next and the passes restart from it', () => {
+    const dir = new URL('../../../fixtures/capture/vllm-dump-gpt-oss-before-tp2/', import.meta.url);
+    const files = ['after_fix_functionalization-0.py', 'before_noop_elimination-0.py', 'notes.md']
+      .map((path) => ({ path, text: path.endsWith('.md') ? '# notes' : readFileSync(new URL(path, dir), 'utf8') }));
+    s().loadStageFolder(files, 'vllm-dump');
+    expect(s().importError).toBeNull();
+    expect(s().dump?.stages.map((st) => st.name)).toEqual(['before_noop_elimination-0', 'after_fix_functionalization-0']);
+    expect(s().dump?.skipped.map((f) => f.path)).toEqual(['notes.md']);
+    expect(s().sourceName).toBe('vllm-dump · before_noop_elimination-0');
+    const first = fusable();
+    expect(first).toBeGreaterThan(0);
+    s().applyPass('allreduce-rmsnorm');
+    expect(fusedNodes()).toBe(first);
+    s().showDumpStage(1);
+    expect(s().dump?.shown).toBe(1);
+    expect(s().steps).toEqual([]);
+    // After fix_functionalization the norms are in-place calls: no vLLM pattern sees them.
+    expect(fusable()).toBe(0);
+    s().loadText(qwenTp2, 'qwen2.py');
+    expect(s().dump).toBeNull();
+    s().loadStageFolder([{ path: 'a.md', text: 'x' }], 'empty');
+    expect(s().importError?.message).toContain('empty: no graph among its 1 files');
+  });
+
   it('replays the steps under new gates, so applied rewrites follow the gate', () => {
     s().applyPass('allreduce-rmsnorm');
     expect(fusedNodes()).toBe(3);
@@ -150,5 +184,73 @@ describe('rewrite history in the store', () => {
     expect(s().cursor).toBe(1);
     expect(fusedNodes()).toBe(1);
     expect(s().selected).toBe(site);
+  });
+});
+
+describe('results belong to the graph, steps and gates they ran', () => {
+  beforeEach(() => {
+    useStore.setState(initial, true);
+    s().loadText(prBefore, 'pr28841-before.fragment.txt');
+    s().applyPipeline();
+    s().setRunSettings({ backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', workers: false });
+  });
+
+  it('clears the report when another graph loads, and drops a run that ends after it', async () => {
+    await s().run();
+    expect(s().runStatus).toBe('done');
+    expect(s().report?.outputs.length).toBeGreaterThan(0);
+    expect(reportIsStale(s())).toBe(false);
+    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    expect(s().report).toBeNull();
+    expect(s().runStatus).toBe('idle');
+
+    // A run still going when another graph loads writes nothing (the same text again is another graph).
+    s().loadText(prBefore, 'pr28841-before.fragment.txt');
+    const pending = s().run();
+    s().loadText(prBefore, 'copy.txt');
+    await pending;
+    expect(s().report).toBeNull();
+    expect(s().runStatus).toBe('idle');
+  });
+
+  it('marks the report stale when the steps or the gates change, and current again when they come back', async () => {
+    await s().run();
+    s().undo();
+    expect(reportIsStale(s())).toBe(true);
+    s().redo();
+    expect(reportIsStale(s())).toBe(false);
+    s().setGates({ worldSize: 8 });
+    expect(reportIsStale(s())).toBe(true);
+    expect(s().report).not.toBeNull();
+  });
+});
+
+describe('the views follow the change', () => {
+  beforeEach(() => {
+    useStore.setState(initial, true);
+    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+  });
+
+  it('points at the fused node after one site, at the restored pair after undo, and along the scrubber', () => {
+    const site = s().sites['allreduce-rmsnorm'][1];
+    s().applyPass('allreduce-rmsnorm', site);
+    // One node per rewritten site: the fused op the match produced.
+    const fused = s().stages[1].matches[0].produced[0];
+    expect(s().stages[1].graph.nodes.find((n) => n.name === fused)?.op).toBe('higher_order.auto_functionalized');
+    expect(s().focus?.names).toEqual([fused]);
+    const nonce = s().focus!.nonce;
+
+    s().undo();
+    expect(s().focus?.nonce).toBe(nonce + 1);
+    expect(s().focus?.names).toEqual([site]);
+
+    s().redo();
+    s().applyPass('allreduce-rmsnorm');
+    s().setScrub(1);
+    // Back from stage 2 to 1: the two sites stage 2 fused are unfused again.
+    const back = s().focus!.names;
+    expect(back).toHaveLength(2);
+    for (const n of back) expect(s().stages[1].graph.nodes.find((m) => m.name === n)?.op).toBe('vllm.all_reduce.default');
+    expect(back).not.toContain(site);
   });
 });
