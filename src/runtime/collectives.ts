@@ -74,6 +74,7 @@ export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo
   if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather') {
     // Sequence parallelism's pair: rank c's share is rows [c·T/R, (c+1)·T/R), len elements.
     const len = numelOf(s.x.shape) / (s.kernel === 'reduce_scatter' ? R : 1);
+    const gathered = new Uint8Array(s.kernel === 'all_gather' ? R * len * bp : 0);
     for (let c = 0; c < R; c++) {
       const start = performance.now();
       if (s.kernel === 'reduce_scatter') {
@@ -85,15 +86,18 @@ export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo
         ranks[c].submit(s.node, s.op, (_e, pass) => pass(allReduceWgsl(d), [ranks[c].buffer(s.out), g], Uint32Array.from([len, R, 0, slot]), grid1d(Math.ceil(len / 2), ALLREDUCE_WG)));
         transfer(c, 0, R * len * bp, start);
       } else {
-        // Rank c's shard lands at rows [c·T/R, …) of every rank's output, its own included.
+        // Rank c's shard lands at rows [c·T/R, …) of every rank's output, its own included; a bf16
+        // shard of odd length ends inside a word, so the output is assembled here and written whole.
         await ranks[c].sync();
-        const bytes = await ranks[c].read(ranks[c].buffer(s.x.storage), xOff, len * bp);
+        gathered.set(await ranks[c].read(ranks[c].buffer(s.x.storage), xOff, len * bp), c * len * bp);
         transfer(c, len * bp, 0, start);
-        for (let q = 0; q < R; q++) {
-          const t = performance.now();
-          ranks[q].write(ranks[q].buffer(s.out), c * len * bp, bytes);
-          transfer(q, 0, len * bp, t);
-        }
+      }
+    }
+    if (s.kernel === 'all_gather') {
+      for (let q = 0; q < R; q++) {
+        const t = performance.now();
+        ranks[q].write(ranks[q].buffer(s.out), 0, gathered);
+        transfer(q, 0, R * len * bp, t);
       }
     }
     for (const r of ranks) await r.sync();

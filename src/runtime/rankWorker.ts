@@ -167,7 +167,10 @@ async function runSharedScatterGather(s: Extract<CollectiveStep, { kernel: 'redu
     dev.submit(s.node, s.op, (_e, pass) => pass(allReduceWgsl(s.x.dtype), [dev.buffer(s.out), g], Uint32Array.from([len, R, 0, slotLen]), grid1d(Math.ceil(len / 2), ALLREDUCE_WG)));
     note(R * len * bp, R * len * bp, start);
   } else {
-    for (let q = 0; q < R; q++) dev.write(dev.buffer(s.out), q * n * bp, slot(q).subarray(0, n * bp));
+    // Assembled on the host: a bf16 shard of odd length ends inside a word (see RankDevice.write).
+    const gathered = new Uint8Array(R * n * bp);
+    for (let q = 0; q < R; q++) gathered.set(slot(q).subarray(0, n * bp), q * n * bp);
+    dev.write(dev.buffer(s.out), 0, gathered);
     note(R * n * bp, R * n * bp, start);
   }
   await dev.sync();
