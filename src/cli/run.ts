@@ -14,11 +14,24 @@ import { importGraph } from '../graph/formats.ts';
 import { generateSample, SAMPLE_MODELS, type SampleModel } from '../graph/samples/index.ts';
 import { PASSES } from '../graph/passes/pipeline.ts';
 import type { Graph } from '../graph/ir.ts';
-import { compareRewrite, planGraph, registerBackend, runGraph, RunError, type RunOptions, type Trace, type HostTensor, type RunResult, type CompareReport } from '../runtime/index.ts';
+import { compareRewrite, planGraph, registerBackend, runGraph, RunError, type RunErrorKind, type RunOptions, type Trace, type HostTensor, type RunResult, type CompareReport } from '../runtime/index.ts';
 import { readNpy, readSafetensors, tensorFileName, writeNpy, TensorFileError } from '../runtime/tensorio.ts';
 import { hostValues } from '../runtime/hostTensor.ts';
 
 class UsageError extends Error {}
+
+/**
+ * The exit code of a run that failed. 2: the graph, the sizes or the flags cannot be run as given
+ * (what the user must change). 1 is otherwise a --compare that differs; a device lost mid-run is
+ * the one failure of the machine rather than the input, so it shares it.
+ */
+export const RUN_ERROR_EXIT: Record<RunErrorKind, 1 | 2> = {
+  'unsupported-ops': 2,
+  limits: 2,
+  validation: 2,
+  input: 2,
+  'device-lost': 1,
+};
 
 /** Where the CLI looks for the agent when --agent is not given (the port `npm run agent -- --port 8765` takes). */
 const DEFAULT_AGENT = 'ws://127.0.0.1:8765';
@@ -210,7 +223,7 @@ export async function command(argv: string[]): Promise<number> {
     if (e instanceof UsageError) { line(e.message); return 2; }
     if (e instanceof GraphImportError) { process.stderr.write(`${e.source ?? ''}:${e.line}:${e.col}: ${e.detail}\n`); return 2; }
     if (e instanceof TensorFileError) { line(e.message); return 2; }
-    if (e instanceof RunError) { line(e.message); return e.kind === 'validation' || e.kind === 'device-lost' ? 1 : 2; }
+    if (e instanceof RunError) { line(e.message); return RUN_ERROR_EXIT[e.kind]; }
     throw e;
   } finally {
     if (gpu) (await import('../runtime/webgpu/rankDevice.ts')).closeRanks(gpu);

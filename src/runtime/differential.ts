@@ -28,6 +28,8 @@ export interface DifferentialCase {
   allreduce: RunOptions['allreduce'];
   /** The symbolic token dim's value. */
   tokens: number;
+  /** Columns of every norm (else small random ones): GPT-OSS-wide rows sum thousands of squares. */
+  normCols?: number;
 }
 
 /** Which kernel wrote each output, so it is held to that kernel's rounding contract. */
@@ -60,7 +62,12 @@ class Gen {
     readonly rand: () => number,
     readonly dt: 'bf16' | 'f32',
     readonly ranks: number,
+    readonly wideNorm?: number,
   ) {}
+  /** Columns of a norm: even, so the vectorized kernels' pairs split it. */
+  normCols() {
+    return this.wideNorm ?? this.pick(COLS) * 2;
+  }
   int(lo: number, hi: number) {
     return lo + Math.floor(this.rand() * (hi - lo + 1));
   }
@@ -162,7 +169,7 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
   },
   embedding: (g) => g.out(g.perRank(g.pick(COLS)), 'embedding'),
   rms_norm: (g) => {
-    const c = g.pick(COLS) * 2;
+    const c = g.normCols();
     const x = g.input(['s0', c]);
     const res = g.node('empty', 'aten.empty_like.default', [x], {}, null);
     const af = g.node(
@@ -175,7 +182,7 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     g.out(g.node('item', 'getitem', [af, 1], {}, null), 'rms_norm');
   },
   fused_add_rms_norm: (g) => {
-    const c = g.pick(COLS) * 2;
+    const c = g.normCols();
     const af = g.node(
       'add_rms',
       AF,
@@ -191,7 +198,7 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     g.out(g.node('all_reduce', 'vllm.all_reduce.default', [x, 'tp:0'], {}, null), 'all_reduce');
   },
   fused_allreduce_norm: (g) => {
-    const c = g.pick(COLS) * 2;
+    const c = g.normCols();
     const af = g.node(
       'ar_norm',
       AF,
@@ -246,7 +253,7 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
 
 /** A seeded random graph with at least one node per kernel and per elementwise op form. */
 export function randomGraph(c: DifferentialCase): GeneratedGraph {
-  const g = new Gen(prng(c.seed), c.dtype, c.ranks);
+  const g = new Gen(prng(c.seed), c.dtype, c.ranks, c.normCols);
   const kernels = Object.keys(KERNEL_CASES) as KernelName[];
   // Every kernel once, then a few more picked at random, in a shuffled order.
   const order = [...kernels, ...Array.from({ length: 4 }, () => g.pick(kernels))].sort(() => g.rand() - 0.5);

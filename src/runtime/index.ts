@@ -13,7 +13,7 @@ export type { FusedNormRounding } from './plan.ts';
 export type { BackendName, RunOptions, TraceEvent, Trace, RunResult, Backend, RunProgress } from './backend.ts';
 export type { HostTensor } from './hostTensor.ts';
 export type { OutputComparison } from './compareOutputs.ts';
-export { RunError } from './runError.ts';
+export { RunError, type RunErrorKind } from './runError.ts';
 export type { Plan } from './plan.ts';
 
 const BACKENDS = new Map<BackendName, () => Promise<Backend>>([
