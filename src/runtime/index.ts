@@ -6,7 +6,8 @@ import { buildPlan, type Plan } from './plan.ts';
 import { RunError } from './runError.ts';
 import type { Backend, BackendName, RunOptions, RunResult, Trace } from './backend.ts';
 import { cpuBackend } from './cpuBackend.ts';
-import { compareExact, compareOutputs, type OutputComparison } from './compareOutputs.ts';
+import { compareExact, compareOutputs, type FedSources, type OutputComparison } from './compareOutputs.ts';
+import { fedSourcesOfOutputs } from './fedSources.ts';
 
 export type { FusedNormRounding } from './plan.ts';
 export type { BackendName, RunOptions, TraceEvent, Trace, RunResult, Backend, RunProgress } from './backend.ts';
@@ -61,7 +62,22 @@ export interface CompareReport {
   /** Present when the rewrite fused at least one site. */
   exact?: ExactCheck;
   ok: boolean;
+  /**
+   * Every node, before or after, that was fed with seeded random values (no kernel) and lies on a
+   * path to a compared output; empty when every compared value was computed.
+   */
+  fedOnComparedPaths: string[];
+  /**
+   * What the comparison shows. 'proven': ok, every output gated (by its tolerance or the exact
+   * check) and computed on every path. 'depends-on-fed': ok, but an output depends on a fed node
+   * (fedOnComparedPaths), so equality there says only that the data flow around it was kept.
+   * 'not-gated': ok and all computed, but some output was only reported (several fused sites
+   * and no exact check, as on the agent). 'failed': not ok.
+   */
+  verdict: Verdict;
 }
+
+export type Verdict = 'proven' | 'depends-on-fed' | 'not-gated' | 'failed';
 
 const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
 const fusedSitesOf = (g: Graph) => g.nodes.filter((n) => n.op === FUSED || (n.op === 'higher_order.auto_functionalized' && JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm'))).length;
@@ -71,7 +87,9 @@ export async function compareGraphs(before: Graph, after: Graph, passes: string[
   const a = await runGraph(before, opts);
   const b = await runGraph(after, opts);
   const fusedSites = fusedSitesOf(after) - fusedSitesOf(before);
-  const outputs = compareOutputs(a, b, fusedSites);
+  // Planning is pure and cheap next to running: done again here rather than carried through every backend.
+  const fed: FedSources = { before: fedSourcesOfOutputs(planGraph(before, opts)), after: fedSourcesOfOutputs(planGraph(after, opts)) };
+  const outputs = compareOutputs(a, b, fusedSites, fed);
   let exact: ExactCheck | undefined;
   if (fusedSites > 0) {
     const what = `after-graph with the ${fusedSites} fused norm${fusedSites > 1 ? 's' : ''} rounded as the unfused pair, bitwise against before`;
@@ -79,13 +97,17 @@ export async function compareGraphs(before: Graph, after: Graph, passes: string[
       exact = { outputs: null, pass: true, skipped: true, note: `exact check skipped: the agent backend has no unfused-rounding mode for the fused kernel (${what})${fusedSites > 1 ? '; nothing here gates the outputs but their shapes' : ''}` };
     } else {
       const c = await runGraph(after, { ...opts, fusedNormRounding: 'as-unfused' });
-      const eo = compareExact(a, c);
+      const eo = compareExact(a, c, fed);
       const pass = eo.length > 0 && eo.every((o) => o.pass);
       exact = { outputs: eo, pass, skipped: false, note: `exact check: ${what}: ${pass ? 'equal' : `${eo.filter((o) => !o.pass).length} output(s) differ`}` };
     }
   }
   const ok = outputs.length > 0 && outputs.every((o) => o.pass) && (exact?.pass ?? true);
-  return { passes, outputs, before: a.trace, after: b.trace, fusedSites, exact, ok };
+  const fedOnComparedPaths = [...new Set(outputs.flatMap((o) => o.fedFrom))];
+  // An output reported but not gated is proven by the exact check, when that ran.
+  const gated = (o: OutputComparison, i: number) => o.proven || (!!exact?.outputs?.[i]?.proven && !exact.skipped);
+  const verdict: Verdict = !ok ? 'failed' : fedOnComparedPaths.length ? 'depends-on-fed' : outputs.every(gated) ? 'proven' : 'not-gated';
+  return { passes, outputs, before: a.trace, after: b.trace, fusedSites, exact, ok, fedOnComparedPaths, verdict };
 }
 
 export async function compareRewrite(g: Graph, passes: string[], opts: RunOptions): Promise<CompareReport> {
