@@ -2,7 +2,8 @@
 // field by field and rebuilt. Every view is checked against its storage's size, so no kernel
 // the plan leads to can read or write outside a buffer, whatever the client sent.
 
-import type { Plan, Step, Storage, View, InputRole, StorageDType, MapFn } from '../src/runtime/plan.ts';
+import type { Plan, Step, Storage, View, StorageDType } from '../src/runtime/plan.ts';
+import { INPUT_ROLES, KERNELS, MAP_FN_CODES, assertNever, type Field, type InputRole, type MapFn } from '../src/graph/opTable.ts';
 import { numelOf } from '../src/runtime/plan.ts';
 import { PRESETS } from '../src/runtime/presets.ts';
 import { ProtocolError, int, isObj, str } from './protocol.ts';
@@ -12,25 +13,8 @@ function fail(path: string, what: string): never {
   throw new ProtocolError('bad-message', `plan.${path}: ${what}`);
 }
 
-const ROLES: InputRole[] = ['activation', 'norm-weight', 'weight', 'bias', 'router-weight', 'router-bias', 'embedding', 'indices', 'fed', 'zeros'];
 const DTYPES: StorageDType[] = ['bf16', 'f16', 'f32', 'i32'];
-
-type Field = 'view' | 'view?' | 'storage' | 'num' | 'int' | 'str' | 'bool' | 'ints' | 'role' | 'int?' | 'mapfn';
-const KERNELS: Record<Step['kernel'], Record<string, Field>> = {
-  seed: { name: 'str', role: 'role', perRank: 'bool', range: 'int?', out: 'storage' },
-  copy: { x: 'view', out: 'storage' },
-  pad: { x: 'view', lo: 'ints', value: 'num', out: 'storage' },
-  add: { a: 'view', b: 'view', alpha: 'num', out: 'storage' },
-  gemm: { a: 'view', b: 'view', bias: 'view?', alpha: 'num', beta: 'num', out: 'storage' },
-  embedding: { weight: 'view', indices: 'view', out: 'storage' },
-  rms_norm: { x: 'view', w: 'view', eps: 'num', out: 'storage' },
-  fused_add_rms_norm: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage' },
-  all_reduce: { x: 'view', out: 'storage' },
-  fused_allreduce_norm: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage' },
-  moe: { x: 'view', logits: 'view', layer: 'str', experts: 'int', topK: 'int', intermediate: 'int', out: 'storage' },
-  map: { fn: 'mapfn', a: 'view', b: 'view?', scalar: 'num', out: 'storage' },
-};
-const MAP_FNS: MapFn[] = ['mul', 'ge', 'lt', 'and', 'not', 'masked_fill'];
+const ROUNDINGS = ['once', 'as-unfused'];
 
 export interface PlanLimits { maxSteps: number; maxStorages: number; maxRanks: number; maxElements: number }
 
@@ -76,7 +60,7 @@ export function planFromWire(x: unknown, lim: PlanLimits): Plan {
     const path = `steps[${k}]`;
     if (!isObj(s)) fail(path, 'must be an object');
     const kernel = s.kernel as Step['kernel'];
-    const fields = KERNELS[kernel];
+    const fields: Record<string, Field> | undefined = KERNELS[kernel]?.fields;
     if (!fields || !Object.prototype.hasOwnProperty.call(KERNELS, kernel)) fail(`${path}.kernel`, `unknown kernel '${String(kernel).slice(0, 40)}'`);
     const out: Obj = { kernel, node: str(s.node, `plan.${path}.node`), op: str(s.op, `plan.${path}.op`) };
     for (const [f, t] of Object.entries(fields)) {
@@ -91,9 +75,11 @@ export function planFromWire(x: unknown, lim: PlanLimits): Plan {
         case 'int?': if (v !== undefined && v !== null) out[f] = int(v, `plan.${fp}`, 1, 2 ** 31 - 1); break;
         case 'str': out[f] = str(v, `plan.${fp}`); break;
         case 'bool': if (typeof v !== 'boolean') fail(fp, 'must be a boolean'); out[f] = v; break;
-        case 'mapfn': if (!MAP_FNS.includes(v as MapFn)) fail(fp, `must be one of ${MAP_FNS.join(', ')}`); out[f] = v; break;
-        case 'role': if (!ROLES.includes(v as InputRole)) fail(fp, `must be one of ${ROLES.join(', ')}`); out[f] = v; break;
+        case 'mapfn': if (!MAP_FN_CODES.includes(v as MapFn)) fail(fp, `must be one of ${MAP_FN_CODES.join(', ')}`); out[f] = v; break;
+        case 'role': if (!INPUT_ROLES.includes(v as InputRole)) fail(fp, `must be one of ${INPUT_ROLES.join(', ')}`); out[f] = v; break;
+        case 'rounding?': if (v !== undefined && v !== null) { if (!ROUNDINGS.includes(v as string)) fail(fp, `must be one of ${ROUNDINGS.join(', ')}`); out[f] = v; } break;
         case 'ints': if (!Array.isArray(v) || v.length > 8) fail(fp, 'must be a list of at most 8 integers'); out[f] = (v as unknown[]).map((n, j) => int(n, `plan.${fp}[${j}]`, 0, lim.maxElements)); break;
+        default: assertNever(t, 'field kind');
       }
     }
     return out as unknown as Step;

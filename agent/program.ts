@@ -3,7 +3,8 @@
 // parameters per step (the layout agent/native/program.hpp reads). Views the worker's kernels
 // cannot read in place become an explicit `gather` step first, so the worker stays small.
 
-import type { MapFn, Plan, Step as PlanStep, View } from '../src/runtime/plan.ts';
+import type { Plan, Step as PlanStep, View } from '../src/runtime/plan.ts';
+import { MAP_FN_CODES, assertNever, type WorkerOp } from '../src/graph/opTable.ts';
 import { asRows, isContiguous, numelOf } from '../src/runtime/plan.ts';
 import type { HostTensor } from '../src/runtime/hostTensor.ts';
 import { hostValues } from '../src/runtime/hostTensor.ts';
@@ -11,10 +12,7 @@ import { seedRule, seedStream, expertTensors } from '../src/runtime/weights.ts';
 import { RunError } from '../src/runtime/runError.ts';
 import type { TraceEvent } from '../src/runtime/backend.ts';
 
-export type WorkerOp = 'gather' | 'add' | 'mm' | 'embedding' | 'seed' | 'fill' | 'map' | 'all_reduce' | 'rms_norm' | 'fused_add_rms_norm' | 'allreduce_norm' | 'moe';
-
-/** The worker's codes of the runtime's map functions (native/program.hpp `MapFn`). */
-const MAP_CODES: MapFn[] = ['mul', 'ge', 'lt', 'and', 'not', 'masked_fill'];
+export type { WorkerOp } from '../src/graph/opTable.ts';
 
 export interface WorkerStep { node: string; op: WorkerOp; in: number[]; out: number[]; i: number[]; f: number[] }
 
@@ -122,7 +120,7 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
         const shape = plan.storages.get(s.out)!.shape;
         const ins = [dense(s, s.a, shape)];
         if (s.b) ins.push(dense(s, s.b, shape));
-        emit(s, 'map', ins, [storageSlot(s.out)], [MAP_CODES.indexOf(s.fn)], [s.scalar]);
+        emit(s, 'map', ins, [storageSlot(s.out)], [MAP_FN_CODES.indexOf(s.fn)], [s.scalar]);
         break;
       }
       case 'seed': {
@@ -213,6 +211,8 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
         emit(s, 'all_reduce', [dense(s, s.x)], [storageSlot(s.out)], [], [], 'transfer', R);
         break;
       case 'fused_allreduce_norm': {
+        // The worker's fused kernel rounds the norm once; the bitwise check against the unfused pair is not available here.
+        check(s, (s.normRounding ?? 'once') === 'once', `the worker rounds the fused norm once; normRounding '${s.normRounding}' is not supported`);
         const cols = s.x.shape[s.x.shape.length - 1] ?? 1;
         const rows = numelOf(s.x.shape) / cols;
         outNumel(s, s.out, rows * cols);
@@ -246,6 +246,7 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
         emit(s, 'moe', [x, logits, ...weightSlots], [storageSlot(s.out)], [T, H, E, Is, s.topK]);
         break;
       }
+      default: assertNever(s, 'kernel');
     }
   }
 

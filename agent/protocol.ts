@@ -1,6 +1,8 @@
 // The agent's wire protocol (version 1): JSON text messages, each checked here by hand before
-// anything acts on it, and binary messages that carry tensors (one tensor per message, right
-// after the JSON message that announces them).
+// anything acts on it, and binary messages that carry tensors, in the order the JSON message
+// announced them, right after it. A tensor larger than `limits.maxMessageBytes` arrives as several
+// binary messages in a row (its bytes in order, each message at most that size), so no single
+// message costs the agent's event loop more than a bounded copy.
 //
 // client → agent
 //   {type:'hello', protocol:1}
@@ -23,6 +25,7 @@ export type ErrorCode =
   | 'input' | 'unsupported-ops' | 'validation' | 'device-lost' | 'worker' | 'cancelled';
 
 export interface AgentLimits {
+  /** One WebSocket message, text or binary (a larger tensor comes in several). */
   maxMessageBytes: number;
   maxGraphNodes: number;
   maxInputs: number;
@@ -30,6 +33,12 @@ export interface AgentLimits {
   messagesPerSecond: number;
   maxQueuedRuns: number;
   maxDeviceBytes: number;
+  /** Open connections at once. */
+  maxConnections: number;
+  /** Host memory one run's inputs may take (see `inputHostBytes`). */
+  maxRunHostBytes: number;
+  /** Host memory the inputs of all admitted runs may take together, and a CPU worker's buffers. */
+  maxHostBytes: number;
 }
 
 export interface DeviceInfo {
@@ -154,8 +163,9 @@ export function checkClientMessage(x: unknown, limits: AgentLimits): ClientMessa
         };
       });
       if (x.graph !== undefined) {
-        if (!isObj(x.graph)) bad('run.graph', 'must be a fusionlab.graph/1 object', id);
-        const nodes = (x.graph as Obj).nodes;
+        if (!isObj(x.graph) || !isObj(x.graph.graph)) bad('run.graph', 'must be a fusionlab.graph/1 object ({schema, graph})', id);
+        // The count as sent ({schema, graph: {nodes}}), before anything walks the graph.
+        const nodes = ((x.graph as Obj).graph as Obj).nodes;
         // Counted before anything walks the graph, so a huge one costs nothing more.
         if (Array.isArray(nodes) && nodes.length > limits.maxGraphNodes) {
           throw new ProtocolError('limits', `the graph has ${nodes.length} nodes; this agent takes at most ${limits.maxGraphNodes}`, id);
@@ -170,4 +180,17 @@ export function checkClientMessage(x: unknown, limits: AgentLimits): ClientMessa
 
 export function elemBytes(dtype: 'bf16' | 'f32' | 'i32'): number {
   return dtype === 'bf16' ? 2 : 4;
+}
+
+/** Bytes of one announced tensor as it is sent. */
+export function tensorBytes(d: InputDecl): number {
+  return d.shape.reduce((a, b) => a * b, 1) * elemBytes(d.dtype);
+}
+
+/**
+ * Host memory a run's announced inputs take: the bytes the agent holds as they arrive, plus the
+ * worker's copy, which the CPU worker keeps as f32 (4 bytes an element, twice a bf16 tensor).
+ */
+export function inputHostBytes(inputs: InputDecl[]): number {
+  return inputs.reduce((a, d) => a + tensorBytes(d) + d.shape.reduce((x, y) => x * y, 1) * 4, 0);
 }

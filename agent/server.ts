@@ -2,24 +2,22 @@
 // through the native worker. A web page the user happens to visit must not be able to drive
 // it, so every connection needs the one-time token and, when a browser sends an Origin, the
 // app's Origin; the Host header must name this loopback address (no DNS rebinding). Messages
-// are bounded in size and rate, runs in number, and every message is schema-checked.
+// are bounded in size and rate, connections and runs in number, the host memory runs' inputs
+// take is admitted when they are announced, and every message is schema-checked. Large messages
+// are parsed, and every run planned, in a worker thread, so no client's message holds up another's.
 
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
+import { totalmem } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { graphFromJson } from '../src/graph/json.ts';
-import { planGraph } from '../src/runtime/index.ts';
-import { RunError } from '../src/runtime/runError.ts';
-import { DEFAULT_SEED, type Trace, type TraceEvent } from '../src/runtime/backend.ts';
-import type { Plan } from '../src/runtime/plan.ts';
-import type { HostTensor } from '../src/runtime/hostTensor.ts';
+import type { Trace, TraceEvent } from '../src/runtime/backend.ts';
 import { WorkerProcess, WorkerFailure, type WorkerHello } from './workerProcess.ts';
-import { lowerPlan, type LoweredProgram } from './program.ts';
-import { planFromWire } from './planWire.ts';
+import type { LoweredProgram } from './program.ts';
+import { INLINE_PARSE_BYTES, PreparationThread, ownBuffer, parseMessage, type ErrorReplyFields, type ParsedMessage, type Prepared } from './preparation.ts';
 import {
-  PROTOCOL_VERSION, ProtocolError, checkClientMessage, elemBytes,
-  type AgentLimits, type AgentMessage, type ClientMessage, type DeviceInfo, type ErrorCode, type InputDecl, type RunOptionsWire,
+  PROTOCOL_VERSION, inputHostBytes, tensorBytes,
+  type AgentLimits, type AgentMessage, type DeviceInfo, type ErrorCode,
 } from './protocol.ts';
 
 export const AGENT_VERSION = 'fusionlab-agent 0.1.0';
@@ -41,19 +39,27 @@ export interface AgentConfig {
   log?: (line: string) => void;
 }
 
+/** Half of this host's memory for what runs hold on the host: the rest is the system's and the GPUs' staging. */
+const HOST_SHARE = 0.5;
+
 export const DEFAULT_LIMITS: AgentLimits = {
-  maxMessageBytes: 256 * 2 ** 20,
+  // Copying and unmasking one message blocks the event loop; 16 MiB keeps that to a few ms.
+  maxMessageBytes: 16 * 2 ** 20,
   maxGraphNodes: 200_000,
   maxInputs: 4096,
   maxRanks: 8,
   messagesPerSecond: 200,
   maxQueuedRuns: 8,
   maxDeviceBytes: 64 * 2 ** 30,
+  maxConnections: 32,
+  maxRunHostBytes: Math.floor(totalmem() * HOST_SHARE / 2),
+  maxHostBytes: Math.floor(totalmem() * HOST_SHARE),
 };
 
 export interface RunningAgent {
   port: number;
   token: string;
+  limits: AgentLimits;
   /** ws://127.0.0.1:PORT/?token=… */
   wsUrl: string;
   /** The app URL that selects this agent: `${appOrigin}/?agent=ws://127.0.0.1:PORT#token=…`. */
@@ -62,11 +68,17 @@ export interface RunningAgent {
   close(): Promise<void>;
 }
 
+type RunMessage = Extract<ParsedMessage, { type: 'run' }>;
+
 interface Job {
   conn: Connection;
   id: string;
-  msg: Extract<ClientMessage, { type: 'run' }>;
-  tensors: Buffer[];
+  msg: RunMessage;
+  /** One per announced input, each whole; `partial` is the one being filled chunk by chunk. */
+  tensors: ArrayBuffer[];
+  partial: { bytes: Uint8Array; filled: number } | null;
+  /** Host bytes admitted for this run (released when it ends, however it ends). */
+  admitted: number;
   cancelled: boolean;
 }
 
@@ -80,6 +92,9 @@ interface Connection {
   receiving: Job | null;
   jobs: Set<Job>;
   debug: { abortAt?: string; stepDelayMs?: number } | null;
+  /** Messages that arrived while an earlier one was being parsed in the thread; the socket is paused meanwhile. */
+  inbox: { data: Buffer; isBinary: boolean }[];
+  busy: boolean;
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest();
@@ -93,11 +108,14 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const token = cfg.token ?? randomBytes(32).toString('hex');
   const origins = new Set(cfg.allowedOrigins ?? DEFAULT_ORIGINS);
   const log = cfg.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const worker = new WorkerProcess({ path: cfg.workerPath, env: cfg.workerEnv, onLog: (l) => log(`worker: ${l}`) });
+  const worker = new WorkerProcess({ path: cfg.workerPath, env: cfg.workerEnv, onLog: (l) => log(`worker: ${l}`), maxReplyBytes: limits.maxHostBytes });
   let hello: WorkerHello = await worker.start();
+  const thread = new PreparationThread(log);
   const queue: Job[] = [];
   let active: Job | null = null;
   const conns = new Set<Connection>();
+  /** Host bytes admitted for the inputs of every run not yet ended. */
+  let admittedBytes = 0;
 
   const http: Server = createServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('fusionlab agent: connect with a WebSocket\n');
@@ -109,9 +127,10 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   });
   const port = (http.address() as { port: number }).port;
 
-  const refuse = (socket: Duplex, status: number, why: string) => {
+  const STATUS_TEXT: Record<401 | 403 | 503, string> = { 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' };
+  const refuse = (socket: Duplex, status: 401 | 403 | 503, why: string) => {
     log(`refused a connection: ${why}`);
-    socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Forbidden'}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${why}\n`);
+    socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${why}\n`);
   };
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {});
@@ -121,6 +140,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     if (origin !== undefined && !origins.has(origin)) return refuse(socket, 403, `Origin '${origin.slice(0, 80)}' is not the app's`);
     const given = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
     if (!given || !tokenMatches(given, token)) return refuse(socket, 401, given ? 'wrong token' : 'no token');
+    if (conns.size >= limits.maxConnections) return refuse(socket, 503, `${conns.size} connections are open; this agent takes at most ${limits.maxConnections}`);
     wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws));
   });
 
@@ -130,6 +150,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   function sendError(c: Connection, code: ErrorCode, message: string, extra: { id?: string; node?: string; op?: string } = {}) {
     send(c, { type: 'error', code, message, ...extra });
   }
+  const sendReply = (c: Connection, e: ErrorReplyFields) => sendError(c, e.code, e.message, { id: e.id, node: e.node, op: e.op });
 
   /** Token bucket: `messagesPerSecond` sustained, twice that in a burst. */
   function allow(c: Connection): boolean {
@@ -149,59 +170,109 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   }
 
   function onConnection(ws: WebSocket) {
-    const c: Connection = { ws, bucket: limits.messagesPerSecond * 2, lastRefill: Date.now(), lastRateError: 0, dropped: 0, receiving: null, jobs: new Set(), debug: null };
+    const c: Connection = {
+      ws, bucket: limits.messagesPerSecond * 2, lastRefill: Date.now(), lastRateError: 0, dropped: 0, receiving: null, jobs: new Set(), debug: null,
+      inbox: [], busy: false,
+    };
     conns.add(c);
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      try {
-        onMessage(c, data, isBinary);
-      } catch (e) {
-        // Never let one message take the agent down.
-        sendError(c, 'bad-message', e instanceof Error ? e.message : String(e));
-      }
+      const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      c.inbox.push({ data: buf, isBinary });
+      void drain(c);
     });
     ws.on('error', () => {});
     ws.on('close', () => {
       conns.delete(c);
-      for (const j of c.jobs) cancel(j, 'the client disconnected');
+      c.inbox.length = 0;
+      for (const j of [...c.jobs]) cancel(j, 'the client disconnected');
     });
   }
 
-  function onMessage(c: Connection, data: RawData, isBinary: boolean) {
-    // Tensors a run announced are already bounded by its input count; everything else is rate-limited.
-    if (!(isBinary && c.receiving) && !allow(c)) return;
-    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
-    if (isBinary) {
-      const j = c.receiving;
-      if (!j) return sendError(c, 'protocol', 'a binary message arrived with no run waiting for tensors');
-      const decl = j.msg.inputs[j.tensors.length];
-      const want = decl.shape.reduce((a, b) => a * b, 1) * elemBytes(decl.dtype);
-      if (buf.length !== want) {
-        c.receiving = null;
-        c.jobs.delete(j);
-        return sendError(c, 'input', `input '${decl.name}': ${buf.length} bytes, but ${decl.dtype}[${decl.shape}] needs ${want}`, { id: j.id });
+  /** Handles a connection's messages in order; while one waits on the thread the socket is paused. */
+  async function drain(c: Connection) {
+    if (c.busy) return;
+    c.busy = true;
+    try {
+      while (c.inbox.length) {
+        const { data, isBinary } = c.inbox.shift()!;
+        try {
+          const wait = onMessage(c, data, isBinary);
+          if (wait) {
+            c.ws.pause();
+            await wait;
+            c.ws.resume();
+          }
+        } catch (e) {
+          // Never let one message take the agent down.
+          sendError(c, 'bad-message', e instanceof Error ? e.message.split('\n')[0] : String(e));
+        }
       }
-      j.tensors.push(buf);
-      if (j.tensors.length === j.msg.inputs.length) { c.receiving = null; enqueue(j); }
-      return;
+    } finally {
+      c.busy = false;
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(buf.toString('utf8'));
-    } catch (e) {
-      return sendError(c, 'bad-message', `not JSON: ${(e as Error).message.slice(0, 120)}`);
+  }
+
+  /** Returns a promise when the message is being parsed in the thread. */
+  function onMessage(c: Connection, data: Buffer, isBinary: boolean): Promise<void> | void {
+    // Tensors a run announced were admitted with it; everything else is rate-limited.
+    if (!(isBinary && c.receiving) && !allow(c)) return;
+    if (isBinary) return onTensorBytes(c, data);
+    if (data.length <= INLINE_PARSE_BYTES) {
+      const m = parseMessage(data, limits);
+      if ('code' in m) return sendReply(c, m);
+      if (m.type !== 'run') return onParsed(c, m);
+      const { graph, plan, ...rest } = m;
+      return onParsed(c, { ...rest, body: { graph, plan } });
     }
-    let m: ClientMessage;
-    try {
-      m = checkClientMessage(parsed, limits);
-    } catch (e) {
-      if (e instanceof ProtocolError) return sendError(c, e.code, e.message, e.id ? { id: e.id } : {});
-      throw e;
+    return thread.parse(data, limits).then(
+      (m) => ('code' in m ? sendReply(c, m) : onParsed(c, m)),
+      (e: Error) => sendError(c, 'bad-message', e.message),
+    );
+  }
+
+  /** A binary message: the next tensor of the run receiving them, whole or in chunks. */
+  function onTensorBytes(c: Connection, data: Buffer) {
+    const j = c.receiving;
+    if (!j) return sendError(c, 'protocol', 'a binary message arrived with no run waiting for tensors');
+    const decl = j.msg.inputs[j.tensors.length];
+    const want = tensorBytes(decl);
+    const refuse = (why: string) => {
+      release(j);
+      c.receiving = null;
+      c.jobs.delete(j);
+      j.cancelled = true;
+      sendError(c, 'input', `input '${decl.name}': ${why}`, { id: j.id });
+    };
+    if (!j.partial && data.length === want) {
+      j.tensors.push(ownBuffer(data));
+    } else {
+      if (!j.partial) {
+        if (data.length !== limits.maxMessageBytes || data.length > want) {
+          return refuse(`${data.length} bytes, but ${decl.dtype}[${decl.shape}] needs ${want}${want > limits.maxMessageBytes ? ` (sent in messages of ${limits.maxMessageBytes} bytes but the last)` : ''}`);
+        }
+        // Allocated at the announced size, which was admitted: pages are touched only as bytes arrive.
+        j.partial = { bytes: new Uint8Array(want), filled: 0 };
+      }
+      const p = j.partial;
+      const last = p.filled + data.length === want;
+      if (p.filled + data.length > want || (!last && data.length !== limits.maxMessageBytes)) {
+        return refuse(`a chunk of ${data.length} bytes after ${p.filled} of ${want}; chunks are ${limits.maxMessageBytes} bytes but the last`);
+      }
+      p.bytes.set(data, p.filled);
+      p.filled += data.length;
+      if (!last) return;
+      j.tensors.push(p.bytes.buffer as ArrayBuffer);
+      j.partial = null;
     }
+    if (j.tensors.length === j.msg.inputs.length) { c.receiving = null; enqueue(j); }
+  }
+
+  function onParsed(c: Connection, m: ParsedMessage) {
     switch (m.type) {
       case 'hello':
         return send(c, { type: 'hello', protocol: PROTOCOL_VERSION, agent: AGENT_VERSION, device: deviceOf(hello), limits });
       case 'cancel': {
-        for (const j of c.jobs) if (j.id === m.id) cancel(j, 'cancelled by the client');
+        for (const j of [...c.jobs]) if (j.id === m.id) cancel(j, 'cancelled by the client');
         return;
       }
       case 'debug':
@@ -209,18 +280,37 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         c.debug = { abortAt: m.abortAt, stepDelayMs: m.stepDelayMs };
         return;
       case 'run': {
-        if (c.receiving) return sendError(c, 'protocol', `run '${c.receiving.id}' is still waiting for ${c.receiving.msg.inputs.length - c.receiving.tensors.length} tensors`, { id: m.id });
-        if ([...c.jobs].some((j) => j.id === m.id)) return sendError(c, 'protocol', `run '${m.id}' is already in progress`, { id: m.id });
+        const refuse = (code: ErrorCode, why: string) => { thread.drop(m.body); sendError(c, code, why, { id: m.id }); };
+        if (c.receiving) return refuse('protocol', `run '${c.receiving.id}' is still waiting for ${c.receiving.msg.inputs.length - c.receiving.tensors.length} tensors`);
+        if ([...c.jobs].some((j) => j.id === m.id)) return refuse('protocol', `run '${m.id}' is already in progress`);
         const waiting = queue.length + (active ? 1 : 0);
-        if (waiting >= limits.maxQueuedRuns) return sendError(c, 'busy', `${waiting} runs are queued or running; the agent takes at most ${limits.maxQueuedRuns}`, { id: m.id });
-        if (c.jobs.size >= 2) return sendError(c, 'busy', 'this connection already has 2 runs queued or running', { id: m.id });
-        const j: Job = { conn: c, id: m.id, msg: m, tensors: [], cancelled: false };
+        if (waiting >= limits.maxQueuedRuns) return refuse('busy', `${waiting} runs are queued or running; the agent takes at most ${limits.maxQueuedRuns}`);
+        if (c.jobs.size >= 2) return refuse('busy', 'this connection already has 2 runs queued or running');
+        // Admitted now, before any of its bytes is buffered.
+        const need = inputHostBytes(m.inputs);
+        const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+        if (need > limits.maxRunHostBytes) {
+          return refuse('limits', `the run's inputs need ${mib(need)} of host memory (the bytes sent and the worker's f32 copy); this agent takes at most ${mib(limits.maxRunHostBytes)} a run`);
+        }
+        if (admittedBytes + need > limits.maxHostBytes) {
+          return refuse('busy', `the run's inputs need ${mib(need)} of host memory and other runs hold ${mib(admittedBytes)} of the ${mib(limits.maxHostBytes)} this agent admits; try again when they end`);
+        }
+        admittedBytes += need;
+        const j: Job = { conn: c, id: m.id, msg: m, tensors: [], partial: null, admitted: need, cancelled: false };
         c.jobs.add(j);
         if (m.inputs.length) c.receiving = j;
         else enqueue(j);
         return;
       }
     }
+  }
+
+  /** Gives back a run's admitted bytes and drops what it holds (once). */
+  function release(j: Job) {
+    admittedBytes -= j.admitted;
+    j.admitted = 0;
+    j.tensors = [];
+    j.partial = null;
   }
 
   function enqueue(j: Job) {
@@ -234,7 +324,8 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     j.conn.jobs.delete(j);
     if (j.conn.receiving === j) j.conn.receiving = null;
     const q = queue.indexOf(j);
-    if (q >= 0) queue.splice(q, 1);
+    if (q >= 0) { queue.splice(q, 1); thread.drop(j.msg.body); }
+    if (active !== j) release(j);
     sendError(j.conn, 'cancelled', why, { id: j.id });
     // A run in the worker is stopped by ending the process: that frees its host and GPU memory.
     if (active === j) worker.kill();
@@ -247,8 +338,12 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     active = j;
     try {
       await execute(j);
+    } catch (e) {
+      log(`run ${j.id} failed: ${e instanceof Error ? e.message : String(e)}`);
+      sendError(j.conn, 'worker', `the run failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`, { id: j.id });
     } finally {
       active = null;
+      release(j);
       j.conn.jobs.delete(j);
       void pump();
     }
@@ -256,26 +351,30 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
 
   async function execute(j: Job) {
     const c = j.conn;
-    let lowered: LoweredProgram;
-    let plan: Plan;
-    try {
-      plan = planFor(j.msg);
-      const inputs = new Map<string, HostTensor>();
-      j.msg.inputs.forEach((d, k) => inputs.set(d.name, tensorOf(d, j.tensors[k])));
-      lowered = lowerPlan(plan, { id: j.id, seed: j.msg.options.seed ?? DEFAULT_SEED, inputs, maxDeviceBytes: limits.maxDeviceBytes });
-      if (c.debug) {
-        // Applies to the next run only; the worker ignores it unless started with FUSIONLAB_WORKER_DEBUG.
-        if (c.debug.abortAt) lowered.program.abortAt = c.debug.abortAt;
-        if (c.debug.stepDelayMs) lowered.program.stepDelayMs = c.debug.stepDelayMs;
-        c.debug = null;
-      }
-      if (j.msg.options.forceFallback) lowered.program.forceFallback = true;
-    } catch (e) {
-      if (e instanceof RunError) return sendError(c, e.kind === 'input' ? 'input' : e.kind === 'limits' ? 'limits' : e.kind === 'unsupported-ops' ? 'unsupported-ops' : 'validation', e.message, { id: j.id, node: e.node, op: e.op });
-      if (e instanceof ProtocolError) return sendError(c, e.code, e.message, { id: j.id });
-      return sendError(c, 'validation', e instanceof Error ? e.message : String(e), { id: j.id });
+    const tensors = j.tensors;
+    j.tensors = [];  // transferred to the thread: the agent holds each input once
+    const prepared: Prepared | ErrorReplyFields = await thread.prepare({ id: j.id, body: j.msg.body, options: j.msg.options, inputs: j.msg.inputs, tensors, limits })
+      .catch((e: Error) => ({ code: 'validation' as const, message: e.message, id: j.id }));
+    if ('code' in prepared) return sendReply(c, prepared);
+    const { lowered } = prepared;
+    if (c.debug) {
+      // Applies to the next run only; the worker ignores it unless started with FUSIONLAB_WORKER_DEBUG.
+      if (c.debug.abortAt) lowered.program.abortAt = c.debug.abortAt;
+      if (c.debug.stepDelayMs) lowered.program.stepDelayMs = c.debug.stepDelayMs;
+      c.debug = null;
     }
+    if (j.msg.options.forceFallback) lowered.program.forceFallback = true;
     if (j.cancelled) return;
+    if (hello?.mode === 'cpu') {
+      // The CPU worker keeps every buffer in host memory, as f32.
+      const slotBytes = lowered.program.slots.reduce((a, n) => a + n, 0) * 4 * lowered.program.world;
+      if (admittedBytes + slotBytes > limits.maxHostBytes) {
+        return sendError(c, 'limits', `the run needs ${(slotBytes / 2 ** 20).toFixed(1)} MiB of host memory for the CPU worker's f32 buffers over ${lowered.program.world} ranks; with the inputs of admitted runs (${(admittedBytes / 2 ** 20).toFixed(1)} MiB) that is over the ${(limits.maxHostBytes / 2 ** 20).toFixed(0)} MiB this agent admits`, { id: j.id });
+      }
+      // Held while it runs, so runs announced meanwhile are admitted against what is left.
+      admittedBytes += slotBytes;
+      j.admitted += slotBytes;
+    }
     if (lowered.program.world > Math.max(1, hello?.gpus.length ?? 0) && hello?.mode === 'cuda') {
       return sendError(c, 'limits', `the run asks for ${lowered.program.world} ranks; this host has ${hello.gpus.length} GPUs`, { id: j.id });
     }
@@ -297,7 +396,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         if (restarted) await worker.stop().then(() => worker.start()).then((w) => { hello = w; }, (e) => log(`worker restart failed: ${e}`));
         return sendError(c, 'worker', `${node ? `node ${node}${op ? ` (${op})` : ''}: ` : ''}${String(h.message)}${restarted ? '; the worker was restarted' : ''}`, { id: j.id, node, op });
       }
-      deliver(c, j, lowered, plan, h, reply.payload);
+      deliver(c, j, lowered, prepared, h, reply.payload);
     } catch (e) {
       if (!(e instanceof WorkerFailure)) throw e;
       // The process died: name the node it was running, start a fresh one for the next run.
@@ -308,23 +407,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     }
   }
 
-  function planFor(m: Extract<ClientMessage, { type: 'run' }>): Plan {
-    const o: RunOptionsWire = m.options;
-    if (m.plan !== undefined) {
-      const p = planFromWire(m.plan, { maxSteps: limits.maxGraphNodes * 4, maxStorages: limits.maxGraphNodes * 4, maxRanks: limits.maxRanks, maxElements: 2 ** 34 });
-      if (p.ranks !== o.ranks || p.dtype !== o.dtype) throw new ProtocolError('bad-message', `plan.ranks/dtype (${p.ranks}, ${p.dtype}) differ from options (${o.ranks}, ${o.dtype})`);
-      return p;
-    }
-    let g;
-    try {
-      g = graphFromJson(m.graph, { maxNodes: limits.maxGraphNodes });
-    } catch (e) {
-      throw new ProtocolError(/limit|at most/i.test((e as Error).message) ? 'limits' : 'bad-message', `run.graph: ${(e as Error).message}`);
-    }
-    return planGraph(g, { preset: o.preset, dtype: o.dtype, ranks: o.ranks, tokens: o.tokens });
-  }
-
-  function deliver(c: Connection, j: Job, lowered: LoweredProgram, plan: Plan, h: Record<string, unknown>, payload: Buffer) {
+  function deliver(c: Connection, j: Job, lowered: LoweredProgram, plan: Pick<Prepared, 'ranks' | 'fed'>, h: Record<string, unknown>, payload: Buffer) {
     const mode = h.mode === 'cuda' ? 'cuda' : 'cpu';
     const timing: TraceEvent['timing'] = mode === 'cuda' ? 'cuda-event' : 'host';
     const events: TraceEvent[] = [];
@@ -356,6 +439,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   return {
     port,
     token,
+    limits,
     wsUrl: `ws://127.0.0.1:${port}/?token=${token}`,
     appUrl: (appOrigin = 'http://127.0.0.1:5173') => `${appOrigin}/?agent=ws://127.0.0.1:${port}#token=${token}`,
     device: async () => deviceOf(hello ?? (await worker.start())),
@@ -363,6 +447,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       for (const c of conns) c.ws.terminate();
       wss.close();
       await new Promise<void>((r) => http.close(() => r()));
+      await thread.close();
       await worker.stop();
     },
   };
@@ -370,10 +455,4 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
 
 function deviceOf(h: WorkerHello): DeviceInfo {
   return { mode: h.mode, reason: h.reason, gpus: h.gpus, cuda: h.cuda, nccl: h.nccl, peer: h.peer };
-}
-
-function tensorOf(d: InputDecl, b: Buffer): HostTensor {
-  const copy = new Uint8Array(b).buffer;  // aligned, owned
-  const data = d.dtype === 'bf16' ? new Uint16Array(copy) : d.dtype === 'f32' ? new Float32Array(copy) : new Int32Array(copy);
-  return { dtype: d.dtype, shape: d.shape, data };
 }

@@ -20,8 +20,11 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 
-const worker = buildWorker({ forceCpu: args.includes('--cpu') });
 register();
+// The worker's op codes and map bodies come from the op table: regenerate them before building.
+const { writeOpTableHeader, OP_TABLE_HEADER } = await import('./opTableCpp.ts');
+if (writeOpTableHeader()) process.stderr.write(`fusionlab agent: regenerated ${OP_TABLE_HEADER}\n`);
+const worker = buildWorker({ forceCpu: args.includes('--cpu') });
 const { startAgent, DEFAULT_ORIGINS } = await import('./server.ts');
 const agent = await startAgent({ workerPath: worker.path, port, allowedOrigins: origins.length ? [...DEFAULT_ORIGINS, ...origins] : DEFAULT_ORIGINS });
 const dev = await agent.device();

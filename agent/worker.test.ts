@@ -3,12 +3,13 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWorker } from './build.mjs';
-import { WorkerProcess } from './workerProcess.ts';
+import { FrameReader, WorkerProcess } from './workerProcess.ts';
 import { planFromWire } from './planWire.ts';
 import { lowerPlan } from './program.ts';
 import { seededArray, seedRule, seedStream } from '../src/runtime/weights.ts';
 import { bf16Bits } from '../src/runtime/bf16.ts';
 import { ProtocolError } from './protocol.ts';
+import { MAP_FN_CODES, MAP_FNS } from '../src/graph/opTable.ts';
 import { RunError } from '../src/runtime/runError.ts';
 
 let worker: WorkerProcess;
@@ -22,6 +23,38 @@ afterAll(async () => worker.stop());
 
 const run = (program: object, payload: Buffer[] = []) => worker.request({ type: 'run', id: 't', world: 2, dtype: 'bf16', inputs: [], intSlots: [], outputs: [], ...program }, payload);
 const bf16Out = (buf: Buffer, off: number, n: number) => Array.from(new Uint16Array(buf.buffer.slice(buf.byteOffset + off, buf.byteOffset + off + 2 * n)));
+
+describe('reading reply frames', () => {
+  /** One frame as the worker writes it: u32 header length, u64 payload length, header, payload. */
+  const frame = (header: object, payload: Buffer) => {
+    const json = Buffer.from(JSON.stringify(header));
+    const head = Buffer.alloc(12);
+    head.writeUInt32LE(json.length, 0);
+    head.writeBigUInt64LE(BigInt(payload.length), 4);
+    return Buffer.concat([head, json, payload]);
+  };
+
+  it('a 64 MiB reply in 64 KiB pipe chunks, then a step frame split across chunks, arrive whole and in order', () => {
+    const payload = Buffer.alloc(64 * 2 ** 20);
+    for (let i = 0; i < payload.length; i += 4093) payload[i] = i % 251;
+    const bytes = Buffer.concat([frame({ type: 'step', i: 3 }, Buffer.alloc(0)), frame({ type: 'result' }, payload), frame({ type: 'step', i: 4 }, Buffer.alloc(0))]);
+    const got: [string, Buffer][] = [];
+    const reader = new FrameReader(2 ** 30);
+    // Odd chunk sizes, so frame heads and header/payload boundaries fall inside chunks.
+    for (let at = 0, k = 0; at < bytes.length; k++) {
+      const n = k % 3 === 0 ? 5 : 65_536;
+      reader.push(bytes.subarray(at, at + n), (h, p) => got.push([h.toString(), p]));
+      at += n;
+    }
+    expect(got.map(([h]) => h)).toEqual(['{"type":"step","i":3}', '{"type":"result"}', '{"type":"step","i":4}']);
+    expect(got[1][1].equals(payload)).toBe(true);
+  });
+
+  it('refuses a frame that announces more than the limit', () => {
+    const reader = new FrameReader(1024);
+    expect(() => reader.push(frame({ type: 'result' }, Buffer.alloc(2048)), () => {})).toThrow('a reply of 2048 bytes, over the limit of 1024');
+  });
+});
 
 describe('the worker process', () => {
   it('says hello with its mode and protocol', () => {
@@ -66,8 +99,24 @@ describe('the worker process', () => {
       .toMatchObject({ type: 'error', message: 'slot 7 out of range' });
     expect((await run({ slots: [4], inputs: [{ slot: 0, rank: -1, offset: 0 }], steps: [] }, [Buffer.alloc(4)])).header)
       .toMatchObject({ type: 'error', message: 'input outside the payload' });
+    expect((await run({ slots: [4, 4], steps: [{ node: 'mask', op: 'map', in: [0], out: [1], i: [-1], f: [0] }] })).header)
+      .toMatchObject({ type: 'error', message: "step 'mask': map function code -1 is outside 0..7" });
     expect((await worker.request({ type: 'run', id: 'x' })).header).toMatchObject({ type: 'error', message: "missing field 'world'" });
     expect((await worker.request({ type: 'hello' })).header.type).toBe('hello');
+  });
+
+  it('runs every map function of the op table with the CPU reference\'s values', async () => {
+    // x = [-1.5, 0, 2, 3] (bf16), m = [1, 0, 0, 1]; s = 2.5 for the scalar forms.
+    const xs = [-1.5, 0, 2, 3], ms = [1, 0, 0, 1];
+    const payload = Buffer.from(new Uint16Array([...xs, ...ms].map((v) => bf16Bits(v))).buffer);
+    for (const [code, fn] of MAP_FN_CODES.entries()) {
+      const def = MAP_FNS[fn];
+      const r = await run({ world: 1, slots: [4, 4, 4], inputs: [{ slot: 0, rank: -1, offset: 0 }, { slot: 1, rank: -1, offset: 8 }], steps: [
+        { node: fn, op: 'map', in: def.tensorB ? [0, 1] : [0], out: [2], i: [code], f: [2.5] },
+      ], outputs: [2] }, [payload]);
+      const want = xs.map((a, i) => bf16Bits(def.cpu(a, def.tensorB ? ms[i] : 0, 2.5)));
+      expect(bf16Out(r.payload, (r.header.outputs as { offset: number }[])[0].offset, 4), fn).toEqual(want);
+    }
   });
 
   it('names the node whose token id leaves the vocabulary', async () => {

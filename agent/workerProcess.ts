@@ -1,6 +1,8 @@
 // The native worker as a child process: framed requests on its stdin, framed replies on its
 // stdout (u32 header length, u64 payload length, JSON header, payload). One request at a time.
 // A worker that dies mid-run is reported with the step it had started, and started afresh.
+// A reply is read into buffers allocated once from its frame header, so reading it takes time
+// linear in its size however the pipe splits it (a 64 MiB result comes in ~1,000 chunks).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 
@@ -32,6 +34,54 @@ export interface WorkerOptions {
   env?: Record<string, string>;
   /** stderr lines from the worker (diagnostics). */
   onLog?: (line: string) => void;
+  /** Largest reply payload accepted; a frame header announcing more ends the worker. Default 64 GiB. */
+  maxReplyBytes?: number;
+}
+
+/** A reply frame being read: the fixed head, then the JSON header, then the payload. */
+export class FrameReader {
+  private head = Buffer.alloc(12);
+  private headFill = 0;
+  private json: Buffer | null = null;
+  private payload: Buffer | null = null;
+  private fill = 0;
+
+  constructor(private readonly maxPayload: number) {}
+
+  /** Feeds a chunk; calls `frame` for each completed frame. Throws on a frame over the limit. */
+  push(d: Buffer, frame: (header: Buffer, payload: Buffer) => void): void {
+    let i = 0;
+    for (;;) {
+      if (this.json === null) {
+        if (i >= d.length) return;
+        const n = Math.min(12 - this.headFill, d.length - i);
+        d.copy(this.head, this.headFill, i, i + n);
+        this.headFill += n;
+        i += n;
+        if (this.headFill < 12) return;
+        const pl = Number(this.head.readBigUInt64LE(4));
+        const hl = this.head.readUInt32LE(0);
+        if (pl > this.maxPayload || hl > this.maxPayload) throw new Error(`a reply of ${Math.max(pl, hl)} bytes, over the limit of ${this.maxPayload}`);
+        this.json = Buffer.allocUnsafe(hl);
+        this.payload = Buffer.allocUnsafe(pl);
+        this.fill = 0;
+      }
+      const json = this.json, payload = this.payload!;
+      const total = json.length + payload.length;
+      const n = Math.min(total - this.fill, d.length - i);
+      // Copy across the header/payload boundary in at most two pieces.
+      const toJson = Math.max(0, Math.min(n, json.length - this.fill));
+      if (toJson) d.copy(json, this.fill, i, i + toJson);
+      if (n > toJson) d.copy(payload, this.fill + toJson - json.length, i + toJson, i + n);
+      this.fill += n;
+      i += n;
+      if (this.fill < total) return;
+      this.json = null;
+      this.payload = null;
+      this.headFill = 0;
+      frame(json, payload);
+    }
+  }
 }
 
 interface Pending {
@@ -43,20 +93,22 @@ interface Pending {
 
 export class WorkerProcess {
   private child: ChildProcess | null = null;
-  private buf: Buffer = Buffer.alloc(0);
+  private reader: FrameReader;
   private pending: Pending | null = null;
   private ready: Promise<WorkerHello> | null = null;
   hello: WorkerHello | null = null;
 
-  constructor(private readonly opts: WorkerOptions) {}
+  constructor(private readonly opts: WorkerOptions) {
+    this.reader = new FrameReader(opts.maxReplyBytes ?? 64 * 2 ** 30);
+  }
 
   /** Starts the process (if not running) and returns its handshake. */
   start(): Promise<WorkerHello> {
     if (this.ready) return this.ready;
     const child = spawn(this.opts.path, [], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...this.opts.env } });
     this.child = child;
-    this.buf = Buffer.alloc(0);
-    child.stdout!.on('data', (d: Buffer) => this.onData(d));
+    this.reader = new FrameReader(this.opts.maxReplyBytes ?? 64 * 2 ** 30);
+    child.stdout!.on('data', (d: Buffer) => this.onData(child, d));
     child.stderr!.on('data', (d: Buffer) => this.opts.onLog?.(d.toString().trimEnd()));
     child.stdin!.on('error', () => {});  // EPIPE when it dies: the exit handler reports it
     child.on('exit', (code, signal) => this.onExit(child, code, signal));
@@ -106,26 +158,27 @@ export class WorkerProcess {
     await gone;
   }
 
-  private onData(d: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
-    for (;;) {
-      if (this.buf.length < 12) return;
-      const hl = this.buf.readUInt32LE(0);
-      const pl = Number(this.buf.readBigUInt64LE(4));
-      if (this.buf.length < 12 + hl + pl) return;
-      const header = JSON.parse(this.buf.subarray(12, 12 + hl).toString()) as WorkerReply['header'];
-      const payload = this.buf.subarray(12 + hl, 12 + hl + pl);
-      this.buf = this.buf.subarray(12 + hl + pl);
-      const p = this.pending;
-      if (!p) continue;
-      if (header.type === 'step') {
-        p.lastStep = header.i as number;
-        p.onStep?.(p.lastStep);
-        continue;
-      }
-      this.pending = null;
-      p.resolve({ header, payload: Buffer.from(payload) });
+  private onData(child: ChildProcess, d: Buffer): void {
+    try {
+      this.reader.push(d, (json, payload) => this.onFrame(json, payload));
+    } catch (e) {
+      // A worker that announces an impossible reply is not to be trusted with the next run.
+      this.opts.onLog?.(`${(e as Error).message}; ending the worker`);
+      child.kill('SIGKILL');
     }
+  }
+
+  private onFrame(json: Buffer, payload: Buffer): void {
+    const header = JSON.parse(json.toString()) as WorkerReply['header'];
+    const p = this.pending;
+    if (!p) return;
+    if (header.type === 'step') {
+      p.lastStep = header.i as number;
+      p.onStep?.(p.lastStep);
+      return;
+    }
+    this.pending = null;
+    p.resolve({ header, payload });
   }
 
   private onExit(child: ChildProcess, code: number | null, signal: string | null, err?: Error): void {

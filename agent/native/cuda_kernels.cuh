@@ -6,6 +6,8 @@
 #include <cuda_runtime.h>
 #include <cstdint>
 
+#include "op_table.gen.hpp"
+
 namespace fl {
 
 constexpr int kMaxRanks = 8;
@@ -105,15 +107,7 @@ template <typename T> __device__ __forceinline__ float ldAny(const void* p, bool
 template <typename T>
 __global__ void kMap(const void* a, bool aInt, const void* b, bool bInt, void* o, bool oInt, int64_t n, int fn, float s) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    float x = ldAny<T>(a, aInt, i), y = b ? ldAny<T>(b, bInt, i) : 0.f, v;
-    switch (fn) {
-      case 0: v = x * y; break;
-      case 1: v = x >= s ? 1.f : 0.f; break;
-      case 2: v = x < s ? 1.f : 0.f; break;
-      case 3: v = (x != 0.f && y != 0.f) ? 1.f : 0.f; break;
-      case 4: v = x == 0.f ? 1.f : 0.f; break;
-      default: v = y != 0.f ? s : x; break;
-    }
+    float x = ldAny<T>(a, aInt, i), y = b ? ldAny<T>(b, bInt, i) : 0.f, v = mapValue(fn, x, y, s);
     if (oInt) static_cast<int32_t*>(o)[i] = (int32_t)truncf(v);
     else static_cast<T*>(o)[i] = cvt<T>(v);
   }

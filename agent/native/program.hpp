@@ -11,26 +11,12 @@
 #include <vector>
 
 #include "json.hpp"
+#include "op_table.gen.hpp"
 
 namespace fl {
 
 enum class DType { BF16, F32 };
 inline size_t elemBytes(DType d) { return d == DType::BF16 ? 2 : 4; }
-
-enum class OpCode { Gather, Add, Mm, Embedding, Seed, Fill, Map, AllReduce, RmsNorm, FusedAddRmsNorm, AllReduceNorm, Moe };
-
-/** Elementwise functions of the vocabulary mask (the runtime's `map` kernel), by code. */
-enum MapFn { MapMul = 0, MapGe, MapLt, MapAnd, MapNot, MapMaskedFill };
-inline float mapValue(int fn, float a, float b, float s) {
-  switch (fn) {
-    case MapMul: return a * b;
-    case MapGe: return a >= s ? 1.f : 0.f;
-    case MapLt: return a < s ? 1.f : 0.f;
-    case MapAnd: return (a != 0.f && b != 0.f) ? 1.f : 0.f;
-    case MapNot: return a == 0.f ? 1.f : 0.f;
-    default: return b != 0.f ? s : a;  // masked_fill
-  }
-}
 
 struct Step {
   std::string node;
@@ -85,15 +71,6 @@ struct StepError : std::runtime_error {
 /** Called before each step starts, so a crash can be pinned to the node that was running. */
 using StepHook = std::function<void(int step)>;
 
-inline OpCode parseOp(const std::string& s) {
-  static const std::pair<const char*, OpCode> table[] = {
-      {"gather", OpCode::Gather}, {"add", OpCode::Add}, {"mm", OpCode::Mm}, {"embedding", OpCode::Embedding},
-      {"seed", OpCode::Seed}, {"fill", OpCode::Fill}, {"map", OpCode::Map}, {"all_reduce", OpCode::AllReduce}, {"rms_norm", OpCode::RmsNorm},
-      {"fused_add_rms_norm", OpCode::FusedAddRmsNorm}, {"allreduce_norm", OpCode::AllReduceNorm}, {"moe", OpCode::Moe}};
-  for (auto& [n, c] : table) if (s == n) return c;
-  throw std::runtime_error("unknown step op '" + s + "'");
-}
-
 inline Program parseProgram(const Json& m, uint64_t payloadBytes) {
   Program p;
   p.id = m.at("id").str();
@@ -135,6 +112,9 @@ inline Program parseProgram(const Json& m, uint64_t payloadBytes) {
     for (auto& v : s.at("out").arr()) { checkSlot(v.i64(), true); st.out.push_back((int)v.i64()); }
     if (s.has("i")) for (auto& v : s.at("i").arr()) st.i.push_back(v.i64());
     if (s.has("f")) for (auto& v : s.at("f").arr()) st.f.push_back(v.num());
+    if (st.op == OpCode::Map && (st.i.empty() || st.i[0] < 0 || st.i[0] >= MapFnCount))
+      throw std::runtime_error("step '" + st.node + "': map function code " + (st.i.empty() ? std::string("missing") : std::to_string(st.i[0])) +
+                               " is outside 0.." + std::to_string(MapFnCount - 1));
     p.steps.push_back(std::move(st));
   }
   for (auto& o : m.at("outputs").arr()) { checkSlot(o.i64(), false); p.outputs.push_back((int)o.i64()); }

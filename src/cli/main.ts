@@ -16,7 +16,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const entry = COMMANDS[cmd];
   if (!entry) {
-    process.stderr.write(`fusionlab: unknown command '${cmd}'\n${usage()}`);
+    process.stderr.write(`fusionlab: unknown command '${cmd}' (commands: ${Object.keys(COMMANDS).join(', ')}; see fusionlab --help)\n`);
     return 2;
   }
   if (rest.includes('-h') || rest.includes('--help')) {
@@ -24,7 +24,15 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const mod = await entry.load();
-  return mod.command(rest);
+  try {
+    return await mod.command(rest);
+  } catch (e) {
+    // Every expected failure is reported by the command itself; this is the last guard, so even
+    // a bug ends in one line and exit 2 rather than a stack trace.
+    const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    process.stderr.write(`fusionlab ${cmd}: internal error: ${what.split('\n')[0]}\n`);
+    return 2;
+  }
 }
 
 function usage(): string {

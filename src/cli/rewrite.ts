@@ -12,12 +12,11 @@ import { printFx } from '../graph/fx/print.ts';
 import { graphToJson } from '../graph/json.ts';
 import type { PassOptions } from '../graph/passes/pipeline.ts';
 import { DEFAULT_PIPELINE, PASSES, UnknownPassError, runPipeline } from '../graph/passes/pipeline.ts';
+import { GPU_FAMILIES, TOKEN_GATES } from '../graph/passes/options.ts';
 
 class UsageError extends Error {}
 
 interface RewriteArgs { file: string; passes: string[]; opts: PassOptions; emit: 'fx' | 'json'; out?: string; report: boolean }
-
-const USAGE = 'usage: fusionlab rewrite <file|-> [--passes a,b,c] [--world-size N] [--max-tokens T] [--gpu hopper|blackwell] [--token-gate runtime-fallback|compile-range] [--emit fx|json] [--out PATH] [--report]';
 
 function positiveInt(flag: string, v: string | undefined): number {
   if (v === undefined || !/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) throw new UsageError(`${flag} takes a positive integer, got ${v === undefined ? 'nothing' : `'${v}'`}`);
@@ -45,8 +44,8 @@ export function parseRewriteArgs(argv: string[]): RewriteArgs {
       }
       case '--world-size': a.opts.worldSize = positiveInt(flag, value()); break;
       case '--max-tokens': a.opts.maxTokens = positiveInt(flag, value()); break;
-      case '--gpu': a.opts.gpu = oneOf(flag, value(), ['hopper', 'blackwell'] as const); break;
-      case '--token-gate': a.opts.tokenGate = oneOf(flag, value(), ['runtime-fallback', 'compile-range'] as const); break;
+      case '--gpu': a.opts.gpu = oneOf(flag, value(), GPU_FAMILIES); break;
+      case '--token-gate': a.opts.tokenGate = oneOf(flag, value(), TOKEN_GATES); break;
       case '--emit': a.emit = oneOf(flag, value(), ['fx', 'json'] as const); break;
       case '--out': {
         const v = value();
@@ -75,7 +74,7 @@ export async function command(argv: string[]): Promise<number> {
     args = parseRewriteArgs(argv);
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`fusionlab rewrite: ${e.message}\n${USAGE}\n`);
+      process.stderr.write(`fusionlab rewrite: ${e.message} (see fusionlab rewrite --help)\n`);
       return 2;
     }
     throw e;

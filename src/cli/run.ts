@@ -19,8 +19,6 @@ import { hostValues } from '../runtime/hostTensor.ts';
 
 class UsageError extends Error {}
 
-const USAGE = 'usage: fusionlab run <file|sample:gpt-oss-20b|sample:gpt-oss-120b|sample:llama> --backend webgpu|cpu --ranks N --preset tiny|layer --dtype bf16|f32 [--allreduce ring|one-shot|two-shot] [--workers] [--tokens T] [--seed S] [--layers L] [--inputs DIR] [--dump-outputs DIR] [--compare PASSES] [--report]';
-
 interface RunArgs {
   source: string; backend: RunOptions['backend']; ranks: number; preset: RunOptions['preset']; dtype: RunOptions['dtype'];
   allreduce: RunOptions['allreduce']; workers: boolean; tokens?: number; seed?: number; layers: number;
@@ -192,7 +190,7 @@ export async function command(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     const line = (m: string) => { process.stderr.write(`fusionlab run: ${m.split('\n')[0]}\n`); };
-    if (e instanceof UsageError) { line(e.message); process.stderr.write(`${USAGE}\n`); return 2; }
+    if (e instanceof UsageError) { line(e.message); return 2; }
     if (e instanceof GraphImportError) { process.stderr.write(`${e.source ?? ''}:${e.line}:${e.col}: ${e.detail}\n`); return 2; }
     if (e instanceof TensorFileError) { line(e.message); return 2; }
     if (e instanceof RunError) { line(e.message); return e.kind === 'validation' || e.kind === 'device-lost' ? 1 : 2; }

@@ -4,11 +4,9 @@
 import type { SampleModel } from '../graph/samples/index.ts';
 import { DEFAULT_SAMPLE_TP, SAMPLE_MODELS, generateSample } from '../graph/samples/index.ts';
 
-const USAGE = `usage: fusionlab sample ${SAMPLE_MODELS.join('|')} [--layers L] [--tp N]  (default tp ${DEFAULT_SAMPLE_TP})`;
-
 export async function command(argv: string[]): Promise<number> {
   const fail = (msg: string) => {
-    process.stderr.write(`fusionlab sample: ${msg}\n${USAGE}\n`);
+    process.stderr.write(`fusionlab sample: ${msg} (models: ${SAMPLE_MODELS.join(', ')}; default --tp ${DEFAULT_SAMPLE_TP}; see fusionlab sample --help)\n`);
     return 2;
   };
   let model: SampleModel | undefined;

@@ -60,6 +60,10 @@ export class GraphImportError extends Error {
 /** Import limits: a paste this large is a mistake, not a graph (a 10,000-node dump is ~2 MB). */
 export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MAX_NODES = 200_000;
+/** Brackets (FX) and nested argument lists or values (JSON): far deeper than any real graph; bounds recursion. */
+export const MAX_NESTING_DEPTH = 64;
+/** Submodules inside submodules: FX nests a few levels. */
+export const MAX_SUBMODULE_DEPTH = 32;
 
 function formatBytes(n: number): string {
   if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MB`;

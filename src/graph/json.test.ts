@@ -4,7 +4,7 @@ import { GraphImportError } from './errors.ts';
 import { parseFx } from './fx/parse.ts';
 import { printFx } from './fx/print.ts';
 import { float, ref, type Graph } from './ir.ts';
-import { GRAPH_SCHEMA, graphFromJson, graphFromJsonText, graphToJson } from './json.ts';
+import { GRAPH_SCHEMA, graphFromJson, graphFromJsonText, graphToJson, jsonSyntaxError } from './json.ts';
 
 const FIXTURES = new URL('../../fixtures/fx/', import.meta.url);
 const FILES = ['real', 'seed'].flatMap((d) => readdirSync(new URL(`${d}/`, FIXTURES)).map((f) => `${d}/${f}`));
@@ -78,6 +78,8 @@ describe('graphFromJson validates every field and names the JSON path', () => {
       [(d) => { d.graph.nodes[0].args[1] = { kind: 'float', value: 'Infinity' }; }, "$.graph.nodes[0].args[1].value: expected a finite number or one of 'inf', '-inf', 'nan', '-0.0', found \"Infinity\""],
       [(d) => { d.graph.nodes[0].kwargs.z = { kind: 'lambda' }; }, '$.graph.nodes[0].kwargs.z.kind: expected an argument'],
       [(d) => { d.graph.nodes[1].name = 'a'; }, "$.graph.nodes[1].name: duplicate name 'a'"],
+      [(d) => { d.graph.nodes[1].name = 'x.y'; }, '$.graph.nodes[1].name: "x.y" is not a name FX text can hold (an ASCII identifier, not a Python keyword)'],
+      [(d) => { d.graph.inputs[0].name = 'None'; }, '$.graph.inputs[0].name: "None" is not a name FX text can hold'],
       [(d) => { delete d.graph.nodes[1].module; }, '$.graph.nodes[1].module: missing: a call_module node names its submodule'],
       [(d) => { d.graph.nodes[1].module = 'other'; }, "$.graph.nodes[1].module: no submodule 'other' in this graph"],
       [(d) => { d.graph.nodes[0].meta.line = 0; }, '$.graph.nodes[0].meta.line: expected a line number ≥ 1, found 0'],
@@ -99,6 +101,26 @@ describe('graphFromJson validates every field and names the JSON path', () => {
     expect(jsonError(d).message).toContain('arguments nested deeper than 64 levels');
   });
 
+  it('deep provenance and deep submodules are refused with their path', () => {
+    const text = JSON.stringify(graphToJson(tiny())).replace('"meta":{"line":3', `"meta":{"x":${'['.repeat(200_000)}${']'.repeat(200_000)},"line":3`);
+    expect(() => graphFromJsonText(text)).toThrow('$.graph.nodes[0].meta.x: nested deeper than 64 levels');
+    let sub = '{"name":"s","form":"module","inputs":[],"nodes":[],"outputs":null,"submodules":{}}';
+    for (let i = 0; i < 20_000; i++) sub = `{"name":"s","form":"module","inputs":[],"nodes":[],"outputs":null,"submodules":{"s":${sub}}}`;
+    const e = (() => { try { graphFromJsonText(`{"schema":"${GRAPH_SCHEMA}","graph":${sub}}`); } catch (x) { return x as GraphImportError; } })();
+    expect(e).toBeInstanceOf(GraphImportError);
+    expect(e!.detail).toMatch(/^\$\.graph(\.submodules\.s)+\.?…[a-z.]*(\.submodules\.s)+: submodules nested deeper than 32 levels$/);
+  });
+
+  it('names are defined before use, as in FX text: a cycle is refused where it closes', () => {
+    const d = doc();
+    // a reads b, and b (the call_module) reads a.
+    d.graph.nodes[0].args[0] = { kind: 'ref', name: 'b' };
+    expect(jsonError(d).message).toBe("line 1, col 1: $.graph.nodes[0].args[0].name: 'b' is used before it is defined (at $.graph.nodes[1]): a node must follow the nodes it reads, so no cycle can form");
+    const self = doc();
+    self.graph.nodes[1].args[0] = { kind: 'ref', name: 'b' };
+    expect(jsonError(self).message).toContain("$.graph.nodes[1].args[0].name: 'b' is used before it is defined (at $.graph.nodes[1])");
+  });
+
   it('JSON syntax errors carry line and column', () => {
     const text = '{\n  "schema": "fusionlab.graph/1",\n  "graph": {"name": "M",, }\n}';
     let e: unknown;
@@ -106,6 +128,38 @@ describe('graphFromJson validates every field and names the JSON path', () => {
     expect(e).toBeInstanceOf(GraphImportError);
     const err = e as GraphImportError;
     expect([err.line, err.col]).toEqual([3, 25]);
-    expect(err.format().split('\n')[0]).toMatch(/^g\.json:3:25: invalid JSON: /);
+    expect(err.format().split('\n')[0]).toBe('g.json:3:25: invalid JSON: expected a property name in double quotes, found ","');
+  });
+
+  it('a syntax error is one line with its place, whatever the engine quotes', () => {
+    const cases: [string, number, number, string][] = [
+      ['{\n  "schema": x\n}', 2, 13, 'expected a value, found "x"'],
+      ['{"a": "b\nc"}', 1, 9, 'a control character inside a string (escape it)'],
+      ['{"a": [1, 2', 1, 12, "expected ',' or ']', found end of input"],
+      ['{"a": 1} x', 1, 10, 'expected the end of the document, found "x"'],
+      ['{"a": "\\q"}', 1, 8, 'unknown escape \\q'],
+      ['{"a": "open', 1, 7, 'a string that is never closed'],
+    ];
+    for (const [text, line, col, what] of cases) {
+      let e: unknown;
+      try { graphFromJsonText(text); } catch (x) { e = x; }
+      expect(e).toBeInstanceOf(GraphImportError);
+      expect([(e as GraphImportError).line, (e as GraphImportError).col, (e as GraphImportError).detail]).toEqual([line, col, `invalid JSON: ${what}`]);
+      expect((e as GraphImportError).detail).not.toContain('\n');
+    }
+  });
+
+  it('the syntax scanner agrees with JSON.parse on cut and garbled real documents', () => {
+    const text = JSON.stringify(graphToJson(parseFx(fixture('seed/pr28841-before.fragment.txt')).graph), null, 1);
+    expect(jsonSyntaxError(text)).toBeNull();
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    for (let k = 0; k < 300; k++) {
+      const at = Math.floor(rnd() * text.length);
+      const garbled = k % 2 ? text.slice(0, at) : text.slice(0, at) + '{}[],:"\\ex0'[Math.floor(rnd() * 12)] + text.slice(at + 1);
+      let parses = true;
+      try { JSON.parse(garbled); } catch { parses = false; }
+      expect(jsonSyntaxError(garbled) === null, `case ${k}`).toBe(parses);
+    }
   });
 });

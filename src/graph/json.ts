@@ -5,7 +5,8 @@
 // JSON has no NaN or ±Infinity, so a FloatLit holding one is written with its Python spelling
 // as the value: {"kind": "float", "value": "inf" | "-inf" | "nan"} (and "-0.0" for negative zero).
 
-import { checkInputSize, DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES, GraphImportError } from './errors.ts';
+import { checkInputSize, DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES, GraphImportError, MAX_NESTING_DEPTH, MAX_SUBMODULE_DEPTH } from './errors.ts';
+import { isFxName } from './fx/lexer.ts';
 import { DTYPE_BYTES, type Arg, type DType, type Dim, type Graph, type GraphForm, type Input, type Node, type Provenance, type ValueType } from './ir.ts';
 
 export const GRAPH_SCHEMA = 'fusionlab.graph/1';
@@ -17,7 +18,7 @@ export interface GraphJson {
 
 const FORMS: readonly GraphForm[] = ['module', 'fragment', 'graph'];
 /** Deeper nesting than any real argument; stops a hostile document from exhausting the stack. */
-const MAX_ARG_DEPTH = 64;
+const MAX_ARG_DEPTH = MAX_NESTING_DEPTH;
 const SPECIAL_FLOATS: Record<string, number> = { inf: Infinity, '-inf': -Infinity, nan: NaN, '-0.0': -0 };
 
 export function graphToJson(g: Graph): GraphJson {
@@ -60,18 +61,98 @@ export function graphFromJsonText(text: string, opts: { fileName?: string; maxBy
   try {
     x = JSON.parse(text);
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    const m = /position (\d+)/.exec(msg);
-    const offset = m ? Math.min(Number(m[1]), text.length) : text.length;
-    const before = text.slice(0, offset);
-    const line = before.split('\n').length;
-    const col = offset - (before.lastIndexOf('\n') + 1) + 1;
-    const lines = text.split('\n');
-    const o: { source?: string; lineText?: string } = { lineText: lines[line - 1] ?? '' };
+    // The engine's message quotes the text around the error (newlines and all) and, for some
+    // errors, gives no position: locate it ourselves so the error is one line with a place.
+    const found = jsonSyntaxError(text) ?? { offset: text.length, what: 'not valid JSON' };
+    const lineStart = text.lastIndexOf('\n', found.offset - 1) + 1;
+    let line = 1;
+    for (let i = text.indexOf('\n'); i >= 0 && i < lineStart; i = text.indexOf('\n', i + 1)) line++;
+    const lineEnd = text.indexOf('\n', lineStart);
+    const o: { source?: string; lineText?: string } = { lineText: text.slice(lineStart, lineEnd < 0 ? text.length : lineEnd) };
     if (opts.fileName !== undefined) o.source = opts.fileName;
-    throw new GraphImportError(`invalid JSON: ${msg.replace(/ in JSON at position \d+.*$/, '')}`, line, col, o);
+    throw new GraphImportError(`invalid JSON: ${found.what}`, line, found.offset - lineStart + 1, o);
   }
   return graphFromJson(x, opts);
+}
+
+const JSON_NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+const JSON_LITERAL = /true|false|null/y;
+
+function showChar(text: string, i: number): string {
+  return i >= text.length ? 'end of input' : JSON.stringify(text[i]);
+}
+
+/**
+ * The first syntax error of a JSON text (offset and what was expected), or null when it parses.
+ * Iterative, so a hostile nesting depth costs memory for a stack of brackets, not call stack.
+ */
+export function jsonSyntaxError(text: string): { offset: number; what: string } | null {
+  const open: string[] = [];
+  let i = 0;
+  const skip = () => { while (i < text.length && ' \t\n\r'.includes(text[i])) i++; };
+  const fail = (expected: string) => ({ offset: i, what: `expected ${expected}, found ${showChar(text, i)}` });
+  /** Scans a string at i; returns an error or null (i is then past the closing quote). */
+  const string = (): { offset: number; what: string } | null => {
+    const start = i;
+    for (i++; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 0x22) { i++; return null; }
+      if (c < 0x20) return { offset: i, what: 'a control character inside a string (escape it)' };
+      if (c === 0x5c) {
+        const n = text[i + 1];
+        if (n === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) return { offset: i, what: 'a \\u escape needs 4 hex digits' };
+          i += 5;
+        } else if (n !== undefined && '"\\/bfnrt'.includes(n)) i++;
+        else return { offset: i, what: `unknown escape \\${n ?? ''}` };
+      }
+    }
+    return { offset: start, what: 'a string that is never closed' };
+  };
+  let want: 'value' | 'after' = 'value';
+  for (;;) {
+    skip();
+    if (want === 'value') {
+      const c = text[i];
+      if (c === '{' || c === '[') {
+        open.push(c);
+        i++;
+        skip();
+        if (text[i] === (c === '{' ? '}' : ']')) { open.pop(); i++; want = 'after'; continue; }
+        if (c === '[') continue;
+      } else if (c === '"') {
+        const err = string();
+        if (err) return err;
+        want = 'after';
+        continue;
+      } else {
+        for (const re of [JSON_NUMBER, JSON_LITERAL]) {
+          re.lastIndex = i;
+          if (re.test(text)) { i = re.lastIndex; want = 'after'; break; }
+        }
+        if (want === 'value') return fail('a value');
+        continue;
+      }
+    } else {
+      const top = open[open.length - 1];
+      if (top === undefined) return i < text.length ? fail('the end of the document') : null;
+      const close = top === '{' ? '}' : ']';
+      if (text[i] === close) { open.pop(); i++; continue; }
+      if (text[i] !== ',') return fail(`',' or '${close}'`);
+      i++;
+      skip();
+      want = 'value';
+      if (top === '[') continue;
+    }
+    // In an object: a key and a colon come before the value.
+    if (text[i] !== '"') return fail('a property name in double quotes');
+    const err = string();
+    if (err) return err;
+    skip();
+    if (text[i] !== ':') return fail("':'");
+    i++;
+    want = 'value';
+  }
 }
 
 export function graphFromJson(x: unknown, opts: { fileName?: string; maxNodes?: number } = {}): Graph {
@@ -81,7 +162,19 @@ export function graphFromJson(x: unknown, opts: { fileName?: string; maxNodes?: 
   if (root.schema !== GRAPH_SCHEMA) {
     v.fail('$.schema', `expected '${GRAPH_SCHEMA}', found ${v.show(root.schema)}`);
   }
-  return v.graph(root.graph, '$.graph');
+  return v.graph(root.graph, '$.graph', 0);
+}
+
+/** Whether a parsed JSON value nests deeper than `limit` (walked with an explicit stack). */
+function nestsDeeperThan(x: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[x, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (d >= limit) return true;
+    for (const c of Array.isArray(v) ? v : Object.values(v)) if (typeof c === 'object' && c !== null) stack.push([c, d + 1]);
+  }
+  return false;
 }
 
 type Obj = Record<string, unknown>;
@@ -97,11 +190,14 @@ class JsonValidator {
   }
 
   fail(path: string, detail: string): never {
+    // A path down a hostile nesting would fill the screen: keep where it starts and ends.
+    if (path.length > 160) path = `${path.slice(0, 60)}…${path.slice(-80)}`;
     throw new GraphImportError(`${path}: ${detail}`, 1, 1, this.source === undefined ? { expected: detail } : { source: this.source, expected: detail });
   }
 
   show(x: unknown): string {
     if (x === undefined) return 'nothing';
+    if (nestsDeeperThan(x, MAX_NESTING_DEPTH)) return Array.isArray(x) ? 'a deeply nested list' : 'a deeply nested object';
     const s = JSON.stringify(x);
     return s === undefined ? typeof x : s.length > 40 ? s.slice(0, 40) + '…' : s;
   }
@@ -126,13 +222,16 @@ class JsonValidator {
     for (const k in o) if (!allowed.includes(k)) this.fail(`${path}.${k}`, `unknown field (expected one of ${allowed.join(', ')})`);
   }
 
-  graph(x: unknown, path: string): Graph {
+  graph(x: unknown, path: string, depth: number): Graph {
+    if (depth > MAX_SUBMODULE_DEPTH) this.fail(path, `submodules nested deeper than ${MAX_SUBMODULE_DEPTH} levels`);
     const o = this.object(x, path);
     this.keys(o, path, ['name', 'form', 'inputs', 'nodes', 'outputs', 'submodules']);
     const name = this.string(o.name, `${path}.name`);
     if (!FORMS.includes(o.form as GraphForm)) this.fail(`${path}.form`, `expected one of ${FORMS.join(', ')}, found ${this.show(o.form)}`);
     const defined = new Set<string>();
     const define = (n: string, p: string) => {
+      // Names are what FX text calls values, so a graph from JSON can always be written as FX.
+      if (!isFxName(n)) this.fail(p, `${this.show(n)} is not a name FX text can hold (an ASCII identifier, not a Python keyword)`);
       if (defined.has(n)) this.fail(p, `duplicate name '${n}'`);
       defined.add(n);
     };
@@ -150,28 +249,39 @@ class JsonValidator {
     const outputs = o.outputs === null ? null : this.array(o.outputs, `${path}.outputs`).map((a, k) => this.arg(a, `${path}.outputs[${k}]`, 0));
     const subs = this.object(o.submodules, `${path}.submodules`);
     const submodules: Record<string, Graph> = {};
-    for (const k in subs) submodules[k] = this.graph(subs[k], `${path}.submodules.${k}`);
+    for (const k in subs) submodules[k] = this.graph(subs[k], `${path}.submodules.${k}`, depth + 1);
     const g: Graph = { name, form: o.form as GraphForm, inputs, nodes, outputs, submodules };
-    this.checkRefs(g, path, defined);
+    this.checkRefs(g, path);
     return g;
   }
 
-  /** Every ref names an input or a node of the same graph. */
-  private checkRefs(g: Graph, path: string, defined: Set<string>): void {
-    const visit = (a: Arg, p: string): void => {
+  /**
+   * Every ref names an input or an earlier node of the same graph, as in FX text: a graph is
+   * an ordered list, so a use before the definition (a cycle, too) is refused where it is.
+   */
+  private checkRefs(g: Graph, path: string): void {
+    const inputs = new Set(g.inputs.map((i) => i.name));
+    const position = new Map<string, number>();
+    g.nodes.forEach((n, k) => position.set(n.name, k));
+    const visit = (a: Arg, p: string, at: number): void => {
       if (a === null || typeof a !== 'object') return;
-      if (Array.isArray(a)) { a.forEach((x, k) => visit(x, `${p}[${k}]`)); return; }
-      if (a.kind === 'tuple') a.items.forEach((x, k) => visit(x, `${p}.items[${k}]`));
-      else if (a.kind === 'ref' && !defined.has(a.name)) this.fail(`${p}.name`, `'${a.name}' is neither an input nor a node of this graph`);
+      if (Array.isArray(a)) { a.forEach((x, k) => visit(x, `${p}[${k}]`, at)); return; }
+      if (a.kind === 'tuple') { a.items.forEach((x, k) => visit(x, `${p}.items[${k}]`, at)); return; }
+      if (a.kind !== 'ref' || inputs.has(a.name)) return;
+      const k = position.get(a.name);
+      if (k === undefined) this.fail(`${p}.name`, `'${a.name}' is neither an input nor a node of this graph`);
+      if (k >= at) {
+        this.fail(`${p}.name`, `'${a.name}' is used before it is defined (at ${path}.nodes[${k}]): a node must follow the nodes it reads, so no cycle can form`);
+      }
     };
     g.nodes.forEach((n, k) => {
-      n.args.forEach((a, j) => visit(a, `${path}.nodes[${k}].args[${j}]`));
-      for (const key in n.kwargs) visit(n.kwargs[key], `${path}.nodes[${k}].kwargs.${key}`);
+      n.args.forEach((a, j) => visit(a, `${path}.nodes[${k}].args[${j}]`, k));
+      for (const key in n.kwargs) visit(n.kwargs[key], `${path}.nodes[${k}].kwargs.${key}`, k);
       if (n.op === 'call_module' && Object.keys(g.submodules).length > 0 && !(n.module! in g.submodules)) {
         this.fail(`${path}.nodes[${k}].module`, `no submodule '${n.module}' in this graph`);
       }
     });
-    g.outputs?.forEach((a, k) => visit(a, `${path}.outputs[${k}]`));
+    g.outputs?.forEach((a, k) => visit(a, `${path}.outputs[${k}]`, g.nodes.length));
   }
 
   input(x: unknown, path: string): Input {
@@ -237,6 +347,7 @@ class JsonValidator {
         };
       } else {
         // Provenance grows as passes record more; keep what we do not know verbatim.
+        if (nestsDeeperThan(v, MAX_NESTING_DEPTH)) this.fail(`${path}.${k}`, `nested deeper than ${MAX_NESTING_DEPTH} levels`);
         (m as Record<string, unknown>)[k] = structuredClone(v);
       }
     }

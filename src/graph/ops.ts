@@ -3,6 +3,7 @@
 // Ops not listed import as opaque nodes (their annotated types are kept) with a warning.
 
 import type { Arg, Graph, Node, TensorType, ValueType } from './ir.ts';
+import { ELEMENTWISE_OPS, type ElementwiseOpDef } from './opTable.ts';
 
 export type OpKind = 'compute' | 'collective' | 'view' | 'norm' | 'fused' | 'memory' | 'meta' | 'opaque';
 
@@ -268,10 +269,6 @@ defineOp({
   doc: 'bias + mat1 @ mat2 (a Linear layer with bias, mat2 = Wᵀ).',
 });
 defineOp({
-  name: 'aten.add.Tensor', kind: 'compute', returns: 1, args: [T('self'), T('other'), P('alpha', 'Scalar', 1)],
-  infer: sameAsFirst, doc: 'Elementwise self + alpha·other.',
-});
-defineOp({
   name: 'aten.embedding.default', kind: 'compute', returns: 1, args: [T('weight'), T('indices')],
   doc: 'Rows of weight selected by indices.',
 });
@@ -299,31 +296,25 @@ defineOp({
   name: '_C.silu_and_mul.default', kind: 'compute', returns: 0, args: [M('result'), T('input')],
   doc: 'result = silu(input[:, :d]) · input[:, d:] with d = half the last dim (SwiGLU).',
 });
-// Vocab-parallel embedding masks the token ids outside this rank's shard (rows read as 0).
-const elementwise = (name: string, doc: string, dtype?: 'b8') => defineOp({
-  name, kind: 'compute', returns: 1, args: [T('self'), P('other', 'Scalar')],
-  infer: (n, typeOf) => {
-    const t = typeOf(n.args[0] ?? null);
-    return t && t.kind === 'tensor' ? { ...t, dtype: dtype ?? t.dtype } : undefined;
-  },
-  doc,
-});
-elementwise('aten.ge.Scalar', 'self >= other, elementwise.', 'b8');
-elementwise('aten.lt.Scalar', 'self < other, elementwise.', 'b8');
-elementwise('aten.bitwise_and.Tensor', 'self & other, elementwise.');
-elementwise('aten.mul.Tensor', 'self · other, elementwise (broadcast).');
-elementwise('aten.sub.Tensor', 'self − other, elementwise (broadcast).');
+// Elementwise ops with a kernel: schema and doc from the op table (src/graph/opTable.ts).
+for (const [name, def] of Object.entries(ELEMENTWISE_OPS) as [string, ElementwiseOpDef][]) {
+  defineOp({
+    name, kind: 'compute', returns: 1,
+    args: [T('self'), ...def.args.map(([n, type, d]) => (type === 'Tensor' ? T(n) : P(n, type, d)))],
+    infer: (n, typeOf) => {
+      const t = typeOf(n.args[0] ?? null);
+      return t && t.kind === 'tensor' ? { ...t, dtype: def.resultDtype ?? t.dtype } : undefined;
+    },
+    doc: def.doc,
+  });
+}
 defineOp({
-  name: 'aten.bitwise_not.default', kind: 'compute', returns: 1, args: [T('self')], infer: sameAsFirst,
-  doc: '~self, elementwise.',
+  name: 'aten.sub.Tensor', kind: 'compute', returns: 1, args: [T('self'), P('other', 'Scalar')], infer: sameAsFirst,
+  doc: 'self − other, elementwise (broadcast).',
 });
 defineOp({
   name: 'aten.unsqueeze.default', kind: 'view', returns: 1, args: [T('self'), P('dim', 'int')], facts: { view: true },
   doc: 'A view with a size-1 dim inserted at dim.',
-});
-defineOp({
-  name: 'aten.masked_fill.Scalar', kind: 'compute', returns: 1, args: [T('self'), T('mask'), P('value', 'Scalar')],
-  infer: sameAsFirst, doc: 'self with value where mask is true (mask broadcasts).',
 });
 
 // --- norms and fused ops -----------------------------------------------------------------

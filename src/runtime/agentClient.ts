@@ -124,7 +124,13 @@ export class AgentClient {
     return new Promise<RunResult>((resolve, reject) => {
       this.runs.set(id, { resolve, reject, onProgress: opts.onProgress, frames: [] });
       this.ws.send(JSON.stringify({ type: 'run', id, ...body, options, inputs }));
-      for (const f of frames) this.ws.send(f);
+      // A tensor over the agent's message size goes in full-size chunks and a last shorter one.
+      const chunk = this.hello.limits.maxMessageBytes;
+      for (const f of frames) {
+        const bytes = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+        if (bytes.length <= chunk) this.ws.send(bytes);
+        else for (let at = 0; at < bytes.length; at += chunk) this.ws.send(bytes.subarray(at, at + chunk));
+      }
     });
   }
 

@@ -3,7 +3,8 @@
 
 import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
-import type { MapFn, Plan, Step, View } from './plan.ts';
+import type { Plan, Step, View } from './plan.ts';
+import { MAP_FNS, assertNever } from '../graph/opTable.ts';
 import { asRows, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
 import { hostValues, toHostTensor, type HostTensor } from './hostTensor.ts';
@@ -64,18 +65,6 @@ export const cpuBackend: Backend = {
   },
 };
 
-/** The TypeScript twins of MAP_WGSL. */
-const MAP_FNS: Record<MapFn, (a: number, b: number, s: number) => number> = {
-  mul: (a, b) => a * b,
-  muls: (a, _b, s) => a * s,
-  adds: (a, _b, s) => a + s,
-  ge: (a, _b, s) => +(a >= s),
-  lt: (a, _b, s) => +(a < s),
-  and: (a, b) => +(a !== 0 && b !== 0),
-  not: (a) => +(a === 0),
-  masked_fill: (a, b, s) => (b !== 0 ? s : a),
-};
-
 function ev(rank: number, s: Step, kind: TraceEvent['kind'], startMs: number, durUs: number, bytesRead: number, bytesWritten: number): TraceEvent {
   return { rank, node: s.node, op: s.op, kind, start_us: startMs * 1000, dur_us: durUs, bytesRead, bytesWritten, timing: 'host' };
 }
@@ -104,7 +93,7 @@ function runStep(s: Step, m: Map<string, HostArray>, plan: Plan, rank: number, s
     case 'map': {
       const shape = st(s.out).shape;
       const a = read(s.a, shape), b = s.b ? read(s.b, shape) : null;
-      const f = MAP_FNS[s.fn];
+      const f = MAP_FNS[s.fn].cpu;
       const out = new Float64Array(a.length);
       for (let i = 0; i < a.length; i++) out[i] = f(a[i], b ? b[i] : 0, s.scalar);
       m.set(s.out, rounded(dt(s.out), out));
@@ -146,5 +135,6 @@ function runStep(s: Step, m: Map<string, HostArray>, plan: Plan, rank: number, s
     }
     case 'all_reduce': case 'fused_allreduce_norm':
       throw new Error('collectives run across ranks');
+    default: assertNever(s, 'kernel');
   }
 }

@@ -7,52 +7,18 @@
 import type { Arg, Graph, Node, TensorType, ValueType } from '../graph/ir.ts';
 import { isRef, numberOf } from '../graph/ir.ts';
 import { lookupOp } from '../graph/ops.ts';
+import { dimValue, SizeExprError } from '../graph/sizeExpr.ts';
 import { RunError } from './runError.ts';
 import { PRESETS, GPT_OSS, presetDim, type Preset, type PresetName } from './presets.ts';
 
-export type StorageDType = 'bf16' | 'f16' | 'f32' | 'i32';
+import { elementwiseOp, type ElementwiseOpDef, type Kernel, type MapFn, type StorageDType, type View, type InputRole } from '../graph/opTable.ts';
+export type { FusedNormRounding, InputRole, Kernel, MapFn, StorageDType, View } from '../graph/opTable.ts';
+
 export type FloatDType = 'bf16' | 'f16' | 'f32';
 
 export interface Storage { id: string; dtype: StorageDType; shape: number[]; numel: number }
 
-/** A strided window onto a storage, in elements. */
-export interface View { storage: string; dtype: StorageDType; offset: number; shape: number[]; strides: number[] }
-
-export type InputRole = 'activation' | 'norm-weight' | 'weight' | 'bias' | 'router-weight' | 'router-bias' | 'embedding' | 'indices' | 'fed' | 'zeros';
-
-export type Kernel =
-  | { kernel: 'seed'; name: string; role: InputRole; perRank: boolean; range?: number; out: string }
-  | { kernel: 'copy'; x: View; out: string }
-  | { kernel: 'pad'; x: View; lo: number[]; value: number; out: string }
-  | { kernel: 'add'; a: View; b: View; alpha: number; out: string }
-  | { kernel: 'map'; fn: MapFn; a: View; b: View | null; scalar: number; out: string }
-  | { kernel: 'gemm'; a: View; b: View; bias: View | null; alpha: number; beta: number; out: string }
-  | { kernel: 'embedding'; weight: View; indices: View; out: string }
-  | { kernel: 'rms_norm'; x: View; w: View; eps: number; out: string }
-  | { kernel: 'fused_add_rms_norm'; x: View; residual: View; w: View; eps: number; out: string; residualOut: string }
-  | { kernel: 'all_reduce'; x: View; out: string }
-  | { kernel: 'fused_allreduce_norm'; x: View; residual: View; w: View; eps: number; out: string; residualOut: string; normRounding?: FusedNormRounding }
-  | { kernel: 'moe'; x: View; logits: View; layer: string; experts: number; topK: number; intermediate: number; out: string };
-
 export type Step = Kernel & { node: string; op: string };
-
-/**
- * How the fused all-reduce + RMSNorm rounds its norm: 'once' (its semantics: r(z·rsqrt(…)·γ)) or
- * 'as-unfused' (r(r(z·rsqrt(…))·γ), as all_reduce + fused_add_rms_norm do), so a fused graph can
- * be checked bit for bit against the unfused one.
- */
-export type FusedNormRounding = 'once' | 'as-unfused';
-
-/** Elementwise ops of the embedding's vocabulary mask: one WGSL and one TypeScript body each (MAP_FNS). */
-export type MapFn = 'mul' | 'muls' | 'adds' | 'ge' | 'lt' | 'and' | 'not' | 'masked_fill';
-const MAP_OPS: Record<string, { fn: MapFn; tensorB: boolean; scalarArg?: number }> = {
-  'aten.mul.Tensor': { fn: 'mul', tensorB: true },
-  'aten.ge.Scalar': { fn: 'ge', tensorB: false, scalarArg: 1 },
-  'aten.lt.Scalar': { fn: 'lt', tensorB: false, scalarArg: 1 },
-  'aten.bitwise_and.Tensor': { fn: 'and', tensorB: true },
-  'aten.bitwise_not.default': { fn: 'not', tensorB: false },
-  'aten.masked_fill.Scalar': { fn: 'masked_fill', tensorB: true, scalarArg: 2 },
-};
 
 export interface PlanOutput { name: string; view: View }
 
@@ -126,11 +92,12 @@ export function normalizeTarget(t: string): string {
 
 /** Value of a symbolic dim expression (`s72`, `2*s0`) with every symbol bound to `tokens`. */
 export function evalDim(d: number | string, tokens: number, where: string): number {
-  if (typeof d === 'number') return d;
-  const expr = d.replace(/[A-Za-z_][A-Za-z0-9_]*/g, String(tokens));
-  if (!/^[0-9+\-*/() ]+$/.test(expr)) throw new RunError('input', `${where}: cannot evaluate the dim '${d}'`);
-  const v = Function(`"use strict"; return (${expr.replace(/\/\//g, '/')});`)() as number;
-  return Math.floor(v);
+  try {
+    return dimValue(d, tokens);
+  } catch (e) {
+    if (e instanceof SizeExprError) throw new RunError('input', `${where}: cannot evaluate the dim: ${e.message}`);
+    throw e;
+  }
 }
 
 export function buildPlan(g: Graph, opts: PlanOptions): Plan {
@@ -215,6 +182,42 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
     return out;
   };
   const rowsOrCopy = (v: View, n: Node): View => (asRows(v) ? v : contiguous(v, n));
+
+  /** A Python number, a SymInt or a size string: the map kernel's scalar word, not a tensor. */
+  const isScalarArg = (a: Arg | undefined): boolean => {
+    if (a === undefined || a === null) return false;
+    if (numberOf(a) !== undefined || typeof a === 'string') return true;
+    if (!isRef(a)) return false;
+    return values.get(a.name)?.t === 'sym' || inputs.get(a.name)?.type?.kind === 'sym';
+  };
+
+  /** An op of ELEMENTWISE_OPS: `add` (tensor + alpha · tensor) or one map function. */
+  const lowerElementwise = (n: Node, op: string, ew: ElementwiseOpDef, arg: (i: number) => Arg, num: (i: number, fallback: number) => number,
+    symInt: (a: Arg, fallback: number) => number): Value | 'unsupported' => {
+    const a = tensor(arg(0), n, 'self');
+    const dtype = n.type?.kind === 'tensor' ? mapType(n.type, n.name).dtype : a.dtype;
+    const emit = (fn: MapFn, b: View | null, scalar: number): Value => {
+      const shape = b ? broadcastShape(a.shape, b.shape) ?? fail(n, `cannot broadcast [${a.shape}] with [${b.shape}]`) : a.shape;
+      const out = newStorage(n.name, dtype, shape);
+      push(n, { kernel: 'map', fn, a, b, scalar, out: out.storage });
+      return { t: 'tensor', view: out };
+    };
+    if (ew.unary) return emit(ew.unary, null, 0);
+    if (ew.number && isScalarArg(arg(1))) {
+      // add(x, 2.0, alpha=3) is x + 6.0; sizes compared with token ids follow the preset's sizes.
+      const s = ew.number.size ? symInt(arg(1), 0) : numberOf(arg(1)) ?? fail(n, `other must be a number, got ${JSON.stringify(arg(1))}`);
+      return emit(ew.number.fn, null, op === 'aten.add.Tensor' ? s * num(2, 1) : s);
+    }
+    if (!ew.tensor || isScalarArg(arg(1))) return 'unsupported';
+    const b = tensor(arg(1), n, 'other', { role: 'activation', shape: a.shape, dtype: a.dtype });
+    if (ew.tensor.fn === 'add') {
+      const shape = broadcastShape(a.shape, b.shape) ?? fail(n, `cannot broadcast [${a.shape}] with [${b.shape}]`);
+      const out = newStorage(n.name, a.dtype, shape);
+      push(n, { kernel: 'add', a, b, alpha: num(2, 1), out: out.storage });
+      return { t: 'tensor', view: out };
+    }
+    return emit(ew.tensor.fn, b, ew.tensor.scalarArg === undefined ? 0 : num(ew.tensor.scalarArg, 0));
+  };
 
   /** Lower a (possibly functionalized) op call; returns the tuple auto_functionalized would. */
   const lowerCall = (n: Node, op: string, get: (i: number, name: string) => Arg | undefined): Value | 'unsupported' => {
@@ -310,15 +313,6 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         });
         return { t: 'tuple', items };
       }
-      case 'aten.add.Tensor': {
-        if (typeof numberOf(arg(1)) === 'number') break;
-        const a = tensor(arg(0), n, 'self');
-        const b = tensor(arg(1), n, 'other', { role: 'activation', shape: a.shape, dtype: a.dtype });
-        const shape = broadcastShape(a.shape, b.shape) ?? fail(n, `cannot broadcast [${a.shape}] with [${b.shape}]`);
-        const out = newStorage(n.name, a.dtype, shape);
-        push(n, { kernel: 'add', a, b, alpha: num(2, 1), out: out.storage });
-        return T(out);
-      }
       case 'aten.mm.default': case 'aten.addmm.default': {
         const off = op === 'aten.addmm.default' ? 1 : 0;
         const a = tensor(arg(off), n, 'mat1');
@@ -391,27 +385,8 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         return T(out);
       }
     }
-    // mul / add by a Python number: one scalar word instead of a tensor.
-    if ((op === 'aten.mul.Tensor' || op === 'aten.add.Tensor') && typeof numberOf(arg(1)) === 'number') {
-      const a = tensor(arg(0), n, 'self');
-      const dtype = n.type?.kind === 'tensor' ? mapType(n.type, n.name).dtype : a.dtype;
-      const out = newStorage(n.name, dtype, a.shape);
-      const scalar = (numberOf(arg(1)) as number) * (op === 'aten.add.Tensor' ? num(2, 1) : 1);
-      push(n, { kernel: 'map', fn: op === 'aten.mul.Tensor' ? 'muls' : 'adds', a, b: null, scalar, out: out.storage });
-      return T(out);
-    }
-    const mapOp = MAP_OPS[op];
-    if (mapOp) {
-      const a = tensor(arg(0), n, 'self');
-      const b = mapOp.tensorB ? tensor(arg(1), n, 'other', { role: 'activation', shape: a.shape, dtype: a.dtype }) : null;
-      const shape = b ? broadcastShape(a.shape, b.shape) ?? fail(n, `cannot broadcast [${a.shape}] with [${b.shape}]`) : a.shape;
-      const dtype = n.type?.kind === 'tensor' ? mapType(n.type, n.name).dtype : a.dtype;
-      // Scalars compared with token ids are vocabulary bounds: they follow the preset's sizes.
-      const scalar = mapOp.scalarArg === undefined ? 0 : mapOp.fn === 'masked_fill' ? num(mapOp.scalarArg, 0) : symInt(arg(mapOp.scalarArg), 0);
-      const out = newStorage(n.name, dtype, shape);
-      push(n, { kernel: 'map', fn: mapOp.fn, a, b, scalar, out: out.storage });
-      return T(out);
-    }
+    const ew = elementwiseOp(op);
+    if (ew) return lowerElementwise(n, op, ew, arg, num, symInt);
     if (op === 'aten.unsqueeze.default') {
       const x = tensor(arg(0), n, 'self');
       let dim = num(1, 0);
@@ -599,7 +574,7 @@ function roleHints(g: Graph): Map<string, Hint> {
       case 'vllm.flashinfer_trtllm_fused_allreduce_norm.default': set(get(5, 'rms_gamma'), { role: 'norm-weight' }); break;
     }
     // Token ids pass through the vocabulary mask (ids · (ids in range)).
-    if (hints.get(n.name)?.role === 'indices' && MAP_OPS[op]) for (const a of n.args) if (isRef(a) && (!hints.has(a.name))) hints.set(a.name, { role: 'indices' });
+    if (hints.get(n.name)?.role === 'indices' && elementwiseOp(op) && op !== 'aten.add.Tensor') for (const a of n.args) if (isRef(a) && (!hints.has(a.name))) hints.set(a.name, { role: 'indices' });
     // Views pass the role to the tensor they view (t(W) is still a weight).
     const h = hints.get(n.name);
     if (h && (op === 'aten.t.default' || RESHAPE_OPS.has(op) || op === 'aten.slice.Tensor' || IDENTITY_OPS.has(op))) set(get(0, 'self'), h);

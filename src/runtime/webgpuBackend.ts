@@ -6,6 +6,7 @@
 import type { Backend, RunOptions, RunProgress, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { FusedNormRounding, Plan, Step, View, StorageDType } from './plan.ts';
+import { assertNever } from '../graph/opTable.ts';
 import { asRows, broadcastStrides, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
 import { toHostTensor, hostValues, type HostTensor } from './hostTensor.ts';
@@ -564,6 +565,7 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
     }
     case 'moe': encodeMoe(s, r, plan, seed); return;
     case 'all_reduce': case 'fused_allreduce_norm': throw new Error('collectives run across ranks');
+    default: assertNever(s, 'kernel');
   }
 }
 

@@ -11,24 +11,12 @@
 
 import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
 import { RANDOM_WGSL } from '../runtime/random.ts';
-import type { MapFn } from '../runtime/plan.ts';
+import { MAP_FNS, type MapFn } from '../graph/opTable.ts';
 
 export const MAX_DIMS = 6;
 export const ELEMENTWISE_WG = 256;
 
 export type ElementwiseKind = 'copy' | 'add' | 'pad' | 'embedding' | 'seed' | MapFn;
-
-/** The vocabulary-mask ops: a = in0, b = in1, s = the scalar word after the inputs. */
-export const MAP_WGSL: Record<MapFn, string> = {
-  mul: 'a * b',
-  muls: 'a * s',
-  adds: 'a + s',
-  ge: 'select(0.0, 1.0, a >= s)',
-  lt: 'select(0.0, 1.0, a < s)',
-  and: 'select(0.0, 1.0, a != 0.0 && b != 0.0)',
-  not: 'select(0.0, 1.0, a == 0.0)',
-  masked_fill: 'select(a, s, b != 0.0)',
-};
 
 const HEADER = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> prm: array<u32>;
@@ -101,7 +89,7 @@ fn seed_value(i: u32) -> f32 {
 ${HEADER}
 ${outputBinding('out', 1, out)}
 ${ins}
-${fns[kind] ?? `fn map_value(a: f32, b: f32, s: f32) -> f32 { return ${MAP_WGSL[kind as MapFn]}; }`}
+${fns[kind] ?? `fn map_value(a: f32, b: f32, s: f32) -> f32 { return ${MAP_FNS[kind as MapFn].wgsl}; }`}
 fn value(i: u32) -> f32 { return ${roundExpr(out, value)}; }
 @compute @workgroup_size(${ELEMENTWISE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

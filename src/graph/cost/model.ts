@@ -11,6 +11,7 @@ import type { Arg, Graph, Node, TensorType, ValueType } from '../ir.ts';
 import { DTYPE_BYTES, isRef } from '../ir.ts';
 import { AUTO_FUNCTIONALIZED } from '../match.ts';
 import { lookupOp, opKind } from '../ops.ts';
+import { dimValue } from '../sizeExpr.ts';
 import type { HardwareProfile } from './profiles.ts';
 
 export type Algorithm = 'ring' | 'one-shot' | 'two-shot';
@@ -33,30 +34,8 @@ export interface NodeCost {
 
 const NONE: NodeCost = { bytesRead: 0, bytesWritten: 0, flops: 0 };
 
-/** A dim's value: symbols take `tokens`; `+ - * //` and parentheses are evaluated. */
-export function bindDim(d: number | string, tokens: number): number {
-  if (typeof d === 'number') return d;
-  const toks = d.match(/\d+|[A-Za-z_]\w*|\/\/|[-+*()]/g) ?? [];
-  let i = 0;
-  const atom = (): number => {
-    const t = toks[i++];
-    if (t === '(') { const v = sum(); i++; return v; }
-    if (t === '-') return -atom();
-    if (t === undefined) throw new Error(`cannot evaluate dim '${d}'`);
-    return /^\d+$/.test(t) ? Number(t) : tokens;
-  };
-  const product = (): number => {
-    let v = atom();
-    while (toks[i] === '*' || toks[i] === '//') v = toks[i++] === '*' ? v * atom() : Math.floor(v / atom());
-    return v;
-  };
-  const sum = (): number => {
-    let v = product();
-    while (toks[i] === '+' || toks[i] === '-') v = toks[i++] === '+' ? v + product() : v - product();
-    return v;
-  };
-  return sum();
-}
+/** A dim's value: symbols take `tokens` (Python semantics, src/graph/sizeExpr.ts). */
+export const bindDim = dimValue;
 
 function bytesOf(t: ValueType | null | undefined, tokens: number): number {
   if (!t || t.kind !== 'tensor') return 0;

@@ -6,7 +6,7 @@
 // after `,` or an opening bracket, or before a closing one. Anywhere else the line was cut short,
 // and the error points at its end rather than at some later line.
 
-import { GraphImportError } from '../errors.ts';
+import { GraphImportError, MAX_NESTING_DEPTH } from '../errors.ts';
 
 export const Tok = { Name: 0, Int: 1, Float: 2, Str: 3, Punct: 4, Comment: 5, Newline: 6, Eof: 7 } as const;
 export type Tok = (typeof Tok)[keyof typeof Tok];
@@ -28,7 +28,7 @@ const PUNCT2 = new Set(['//', '**', '<=', '>=', '==', '!=', '->', '<<', '>>']);
 const PUNCT1 = '()[]{},:;.=%-+*/@<>~&|^!';
 const PUNCT2_SECOND = '/*=<>';
 /** Far deeper than any FX argument; bounds the parser's recursion on hostile input. */
-export const MAX_BRACKET_DEPTH = 64;
+export const MAX_BRACKET_DEPTH = MAX_NESTING_DEPTH;
 const CLOSER: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
 
 export class SourceText {
@@ -89,6 +89,17 @@ function isNameStart(c: number): boolean {
 function isNameChar(c: number): boolean {
   return isNameStart(c) || (c >= 48 && c <= 57);
 }
+const PYTHON_KEYWORDS = new Set(['False', 'None', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue', 'def',
+  'del', 'elif', 'else', 'except', 'finally', 'for', 'from', 'global', 'if', 'import', 'in', 'is', 'lambda', 'nonlocal', 'not', 'or',
+  'pass', 'raise', 'return', 'try', 'while', 'with', 'yield']);
+
+/** Whether FX text can hold `s` as a value's name (an ASCII identifier that is not a keyword). */
+export function isFxName(s: string): boolean {
+  if (s.length === 0 || !isNameStart(s.charCodeAt(0)) || PYTHON_KEYWORDS.has(s)) return false;
+  for (let i = 1; i < s.length; i++) if (!isNameChar(s.charCodeAt(i))) return false;
+  return true;
+}
+
 function isDigit(c: number): boolean {
   return c >= 48 && c <= 57;
 }

@@ -7,7 +7,7 @@
 // Names are resolved after the whole body is read, so a use before a later definition is told
 // apart from a name that is never defined.
 
-import { checkInputSize, DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES, type ImportWarning } from '../errors.ts';
+import { checkInputSize, DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES, MAX_SUBMODULE_DEPTH, type ImportWarning } from '../errors.ts';
 import { float, type Arg, type Graph, type GraphForm, type Input, type Node, type Ref, type ValueType } from '../ir.ts';
 import { lookupOp } from '../ops.ts';
 import { checkNotBinary, SourceText, Tok as TokKinds, TokenStream, type Token } from './lexer.ts';
@@ -50,8 +50,7 @@ export const PREFIX_OPERATORS: Record<string, string> = { '-': 'operator.neg', '
 // A module-level copy: some transpilers turn every use of an imported binding into a getter call.
 const Tok = TokKinds;
 
-/** Submodules inside submodules: FX nests a few levels; the limit bounds recursion. */
-const MAX_CLASS_DEPTH = 32;
+const MAX_CLASS_DEPTH = MAX_SUBMODULE_DEPTH;
 
 const CLOSERS = new Set([')', ']', '}']);
 const OPENERS = new Set(['(', '[', '{']);

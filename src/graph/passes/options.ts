@@ -1,7 +1,12 @@
 // Pass options, their defaults, and how a graph tells its own world size.
 
 import type { Graph } from '../ir.ts';
+import { MAX_SIZE_MB } from './flashinferLimits.ts';
 import type { Diagnostic, PassOptions } from './pipeline.ts';
+
+/** The GPU families FlashInfer's size table knows, and the two ways of gating on tokens (DESIGN.md). */
+export const GPU_FAMILIES = Object.keys(MAX_SIZE_MB) as (keyof typeof MAX_SIZE_MB)[];
+export const TOKEN_GATES = ['runtime-fallback', 'compile-range'] as const satisfies readonly NonNullable<PassOptions['tokenGate']>[];
 
 export interface ResolvedOptions {
   worldSize: number;

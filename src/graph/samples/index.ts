@@ -1,13 +1,21 @@
 // Generated vLLM-style post-grad graphs (FX text) for the models of the fusion case: GPT-OSS-20B
-// and -120B (pad → moe_forward → all_reduce → slice → fused_add_rms_norm) and a Llama-style
-// dense model, for L layers at tensor-parallel degree tp (rank 0's graph; tokens symbolic, s72).
+// and -120B (pad → moe_forward → all_reduce → slice → fused_add_rms_norm), a Llama-style
+// dense model and a Qwen3-MoE-like stack (Qwen3-30B-A3B: moe_forward → all_reduce → norm, no pad),
+// for L layers at tensor-parallel degree tp (rank 0's graph; tokens symbolic, s72).
 
+import type { FxWriter } from './fxWriter.ts';
+import type { ModelDims } from './models.ts';
 import { MODELS } from './models.ts';
 import { gptOssGraph } from './gptOss.ts';
 import { llamaGraph } from './llama.ts';
+import { qwen3MoeGraph } from './qwen3Moe.ts';
 
-export type SampleModel = 'gpt-oss-20b' | 'gpt-oss-120b' | 'llama';
-export const SAMPLE_MODELS: SampleModel[] = ['gpt-oss-20b', 'gpt-oss-120b', 'llama'];
+export type SampleModel = 'gpt-oss-20b' | 'gpt-oss-120b' | 'llama' | 'qwen3-moe';
+export const SAMPLE_MODELS: SampleModel[] = ['gpt-oss-20b', 'gpt-oss-120b', 'llama', 'qwen3-moe'];
+const GENERATORS: Record<SampleModel, (m: ModelDims, layers: number, tp: number) => FxWriter> = {
+  'gpt-oss-20b': gptOssGraph, 'gpt-oss-120b': gptOssGraph, llama: llamaGraph, 'qwen3-moe': qwen3MoeGraph,
+};
+
 /** The pipeline's default world size, so a sample rewritten with defaults is self-consistent. */
 export const DEFAULT_SAMPLE_TP = 4;
 /** Bounds a request (a 10,000-layer graph is ~300,000 nodes, past what the importer takes). */
@@ -25,6 +33,5 @@ export function generateSample(model: SampleModel, opts: { layers?: number; tp?:
     throw new RangeError(`tp ${tp} does not divide ${model}'s ${m.heads} attention heads and ${m.kvHeads} KV heads evenly`);
   }
   if (model === 'llama' && m.intermediate % tp !== 0) throw new RangeError(`tp ${tp} does not divide the MLP size ${m.intermediate}`);
-  const w = model === 'llama' ? llamaGraph(m, layers, tp) : gptOssGraph(m, layers, tp);
-  return w.text();
+  return GENERATORS[model](m, layers, tp).text();
 }

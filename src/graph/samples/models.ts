@@ -1,5 +1,5 @@
 // Model dimensions for the generated graphs: one table, from each model's Hugging Face config.json
-// (openai/gpt-oss-20b, openai/gpt-oss-120b, meta-llama/Llama-3.1-8B).
+// (openai/gpt-oss-20b, openai/gpt-oss-120b, meta-llama/Llama-3.1-8B, Qwen/Qwen3-30B-A3B).
 
 export interface ModelDims {
   layers: number;
@@ -9,16 +9,21 @@ export interface ModelDims {
   headDim: number;
   vocab: number;
   eps: number;
-  /** Dense MLP intermediate size (Llama); per-expert intermediate size (GPT-OSS). */
+  /** Dense MLP intermediate size (Llama); per-expert intermediate size (GPT-OSS, Qwen3-MoE). */
   intermediate: number;
   /** MoE only: experts, and the hidden size the MoE kernel pads to (2880 → 3072 for MXFP4 tiles). */
   experts?: number;
   moePaddedHidden?: number;
+  /** MoE only: experts each token is routed to. */
+  topK?: number;
 }
 
 export const MODELS = {
-  'gpt-oss-20b': { layers: 24, hidden: 2880, heads: 64, kvHeads: 8, headDim: 64, vocab: 201088, eps: 1e-5, intermediate: 2880, experts: 32, moePaddedHidden: 3072 },
-  'gpt-oss-120b': { layers: 36, hidden: 2880, heads: 64, kvHeads: 8, headDim: 64, vocab: 201088, eps: 1e-5, intermediate: 2880, experts: 128, moePaddedHidden: 3072 },
+  'gpt-oss-20b': { layers: 24, hidden: 2880, heads: 64, kvHeads: 8, headDim: 64, vocab: 201088, eps: 1e-5, intermediate: 2880, experts: 32, moePaddedHidden: 3072, topK: 4 },
+  'gpt-oss-120b': { layers: 36, hidden: 2880, heads: 64, kvHeads: 8, headDim: 64, vocab: 201088, eps: 1e-5, intermediate: 2880, experts: 128, moePaddedHidden: 3072, topK: 4 },
+  // Qwen3-30B-A3B: head_dim 128 (not hidden / heads), moe_intermediate_size 768, no pad (2048 is
+  // already a multiple of the MoE kernel's tile), q/k RMSNorm per head.
+  'qwen3-moe': { layers: 48, hidden: 2048, heads: 32, kvHeads: 4, headDim: 128, vocab: 151936, eps: 1e-6, intermediate: 768, experts: 128, topK: 8 },
   llama: { layers: 32, hidden: 4096, heads: 32, kvHeads: 8, headDim: 128, vocab: 128256, eps: 1e-5, intermediate: 14336 },
 } satisfies Record<string, ModelDims>;
 

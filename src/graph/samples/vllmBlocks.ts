@@ -76,21 +76,40 @@ export function linear(c: Ctx, x: Ref, inF: number, outF: number, bias: boolean,
   return b ? w.op('aten.addmm.default', BF16(T, outF), [b, x, t]) : w.op('aten.mm.default', BF16(T, outF), [x, t]);
 }
 
+const SPLIT_LINE: Record<string, number> = { 'llama.py': 204, 'gpt_oss.py': 164, 'qwen3_moe.py': 293 };
+
+/** Qwen3's per-head RMSNorm of q or k: view as [T, heads, head_dim], rms_norm, view back. */
+function headNorm(c: Ctx, x: Ref, heads: number, modelFile: string, which: 'q' | 'k'): Ref {
+  const { w, m } = c;
+  const weight = w.param(BF16(m.headDim));
+  w.source(`${V}/model_executor/models/${modelFile}:296 in forward, code: ${which}_by_head = ${which}.view(*${which}.shape[:-1], ${which}.shape[-1] // self.head_dim, self.head_dim)`);
+  const byHead = w.op('aten.view.default', BF16(T, heads, m.headDim), [x, [-1, heads, m.headDim]]);
+  w.source(`${V}/model_executor/layers/layernorm.py:94 in forward_cuda, code: out = torch.empty_like(x)`);
+  const out = w.op('aten.empty_like.default', BF16(T, heads, m.headDim), [byHead], { pin_memory: false });
+  w.source(`${V}/_custom_ops.py:153 in rms_norm, code: torch.ops._C.rms_norm(out, input, weight, epsilon)`);
+  const [normed] = w.autoFunctionalized('_C.rms_norm.default', { result: out, input: byHead, weight, epsilon: float(m.eps) },
+    [{ index: 1, type: BF16(T, heads, m.headDim) }]);
+  w.source(`${V}/model_executor/models/${modelFile}:298 in forward, code: ${which} = ${which}_by_head.view(${which}.shape)`);
+  return w.op('aten.view.default', BF16(T, heads * m.headDim), [normed!, [-1, heads * m.headDim]]);
+}
+
 /** qkv projection, RoPE, paged attention, o_proj (row-parallel: a partial sum, all-reduced). */
-export function attention(c: Ctx, h: Ref, layer: number, qkvBias: boolean, modelFile: string): Ref {
+export function attention(c: Ctx, h: Ref, layer: number, qkvBias: boolean, modelFile: string, qkNorm = false): Ref {
   const { w, m, tp, positions } = c;
   const s = shardedDims(m, tp);
   const qkvOut = s.qSize + 2 * s.kvSize;
   const qkv = linear(c, h, m.hidden, qkvOut, qkvBias, 'return F.linear(x, layer.weight, bias)');
-  w.source(`${V}/model_executor/models/${modelFile}:${modelFile === 'llama.py' ? 204 : 164} in forward, code: q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)`);
+  w.source(`${V}/model_executor/models/${modelFile}:${SPLIT_LINE[modelFile] ?? 164} in forward, code: q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)`);
   const split = w.op('aten.split_with_sizes.default', null, [qkv, [s.qSize, s.kvSize, s.kvSize], -1]);
   const q = w.getitem(split, 0, BF16(T, s.qSize));
-  const k = w.getitem(split, 1, BF16(T, s.kvSize));
+  let k = w.getitem(split, 1, BF16(T, s.kvSize));
   const v = w.getitem(split, 2, BF16(T, s.kvSize));
+  const qn = qkNorm ? headNorm(c, q, s.qHeads, modelFile, 'q') : q;
+  if (qkNorm) k = headNorm(c, k, s.kvHeads, modelFile, 'k');
   const cache = w.param(BF16(131072, m.headDim));
   w.source(`${V}/_custom_ops.py:136 in rotary_embedding, code: torch.ops._C.rotary_embedding(positions, query, key, head_size, cos_sin_cache, is_neox)`);
   const [qr, kr] = w.autoFunctionalized('_C.rotary_embedding.default',
-    { positions, query: q, key: k, head_size: m.headDim, cos_sin_cache: cache, is_neox: true },
+    { positions, query: qn, key: k, head_size: m.headDim, cos_sin_cache: cache, is_neox: true },
     [{ index: 1, type: BF16(T, s.qSize) }, { index: 2, type: BF16(T, s.kvSize) }]);
   w.source(`${V}/attention/layer.py:167 in forward, code: output = torch.empty_like(query)`);
   const out = w.op('aten.empty_like.default', BF16(T, s.qSize), [qr!], { pin_memory: false });
@@ -117,7 +136,7 @@ export function attention(c: Ctx, h: Ref, layer: number, qkvBias: boolean, model
  */
 export function decoderGraph(
   m: ModelDims, layers: number, tp: number,
-  block: { qkvBias: boolean; modelFile: string; ffn: (c: Ctx, h: Ref, layer: number, sym: Ref) => Ref },
+  block: { qkvBias: boolean; modelFile: string; qkNorm?: boolean; ffn: (c: Ctx, h: Ref, layer: number, sym: Ref) => Ref },
 ): FxWriter {
   const w = new FxWriter();
   const sym = w.param('Sym(s72)');
@@ -134,7 +153,7 @@ export function decoderGraph(
     } else {
       [h, residual] = fusedAddRmsNorm(c, hidden, residual) as [Ref, Ref];
     }
-    const attn = attention(c, h, i, block.qkvBias, block.modelFile);
+    const attn = attention(c, h, i, block.qkvBias, block.modelFile, block.qkNorm);
     const [h2, res2] = fusedAddRmsNorm(c, attn, residual) as [Ref, Ref];
     residual = res2;
     hidden = block.ffn(c, h2, i, sym);

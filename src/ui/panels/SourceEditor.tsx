@@ -1,34 +1,68 @@
 // The FX text of the graph: edit or paste, import, and — when import fails — the text with the
-// failing line highlighted and a caret under the column the importer named.
+// failing line highlighted and a caret under the column the importer named, scrolled into view.
 
-import { useEffect, useRef } from 'react';
+import { useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { useStore } from '../store/index.ts';
+import { lineStarts, shownLine, visibleRows } from './sourceWindow.ts';
 
+/** Each row's height; fixed, so a row's place is its index times this (the CSS does not decide it). */
+const ROW_PX = 17;
+
+/**
+ * Only the rows in view (and a margin) are in the DOM, so a 50 MB paste costs one pass over its
+ * newlines, not 600,000 rows. The caret under the error column is a row of its own.
+ */
 function ErrorView({ text, line, col, message, onEdit }: { text: string; line?: number; col?: number; message: string; onEdit: () => void }) {
-  const lines = text.split('\n');
-  const errorRow = useRef<HTMLDivElement>(null);
-  useEffect(() => {
-    errorRow.current?.scrollIntoView({ block: 'center' });
-  }, [line, text]);
+  const starts = useMemo(() => lineStarts(text), [text]);
+  const errorIndex = line !== undefined && line >= 1 && line <= starts.length ? line - 1 : undefined;
+  const caretRow = errorIndex !== undefined && col !== undefined ? errorIndex + 1 : undefined;
+  const rows = starts.length + (caretRow !== undefined ? 1 : 0);
+  const view = useRef<HTMLDivElement>(null);
+  const [scroll, setScroll] = useState({ top: 0, height: 0 });
+  useLayoutEffect(() => {
+    const el = view.current;
+    if (!el) return;
+    // The error line (and its caret) in the middle of the view.
+    if (errorIndex !== undefined) el.scrollTop = Math.max(0, (errorIndex + 1) * ROW_PX - el.clientHeight / 2);
+    setScroll({ top: el.scrollTop, height: el.clientHeight });
+  }, [text, errorIndex]);
+  const [from, to] = visibleRows(scroll.top, scroll.height || 600, ROW_PX, rows);
+  const shown = [];
+  for (let r = from; r < to; r++) {
+    if (r === caretRow) {
+      const { caret } = shownLine(text, starts, errorIndex!, col);
+      shown.push(
+        <div key="caret" className="caret-row" aria-hidden="true" style={{ height: ROW_PX }}>
+          <span className="gutter" /><span className="code">{' '.repeat(Math.max(0, caret ?? 0))}^</span>
+        </div>,
+      );
+      continue;
+    }
+    const i = caretRow !== undefined && r > errorIndex! ? r - 1 : r;
+    const isError = i === errorIndex;
+    shown.push(
+      <div key={i} className={`code-line${isError ? ' error-line' : ''}`} data-line={i + 1} style={{ height: ROW_PX }}>
+        <span className="gutter">{i + 1}</span>
+        <span className="code">{shownLine(text, starts, i, isError ? col : undefined).text || ' '}</span>
+      </div>,
+    );
+  }
   return (
     <div className="source-error">
       <div className="error-banner" role="alert" data-testid="import-error">
         <strong>Import failed{line !== undefined ? ` at line ${line}, column ${col ?? 1}` : ''}:</strong> {message}
         <button type="button" onClick={onEdit}>Edit text</button>
       </div>
-      <div className="code-view" aria-label="Source with error">
-        {lines.map((l, i) => {
-          const isError = line === i + 1;
-          return (
-            <div key={i} ref={isError ? errorRow : undefined} className={`code-line${isError ? ' error-line' : ''}`} data-line={i + 1}>
-              <span className="gutter">{i + 1}</span>
-              <span className="code">{l || ' '}</span>
-              {isError && col !== undefined && (
-                <div className="caret-row" aria-hidden="true"><span className="gutter" /><span className="code">{' '.repeat(Math.max(0, col - 1))}^</span></div>
-              )}
-            </div>
-          );
-        })}
+      <div
+        className="code-view"
+        ref={view}
+        aria-label="Source with error"
+        data-lines={starts.length}
+        onScroll={(e) => setScroll({ top: e.currentTarget.scrollTop, height: e.currentTarget.clientHeight })}
+      >
+        <div style={{ height: rows * ROW_PX, position: 'relative' }}>
+          <div style={{ position: 'absolute', top: from * ROW_PX, left: 0, right: 0 }}>{shown}</div>
+        </div>
       </div>
     </div>
   );

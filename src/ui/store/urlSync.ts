@@ -2,9 +2,24 @@
 // on startup, so a reload or a shared link shows the same graph, rewrite steps and selection.
 
 import { DEFAULT_SAMPLE_ID } from '../samples.ts';
-import { readUrlState, urlWithState, type UrlState } from '../urlState.ts';
+import { placeUrlState, readUrlState, type StatePlace, type StateStorage, type UrlState } from '../urlState.ts';
 import { useStore, type AppState } from './index.ts';
-import type { BottomTab, Layout, Theme } from './viewSlice.ts';
+
+/** Local storage, where the browser allows it (a sandboxed frame or a privacy setting may not). */
+function localStore(): StateStorage | null {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
+}
+
+const PLACE_NOTICE: Record<StatePlace, string | null> = {
+  query: null,
+  fragment: null,
+  storage: 'This graph is too large to share as a link: the link restores it in this browser only (it is kept in local storage).',
+  none: 'This graph is too large to keep in the link; a reload or a shared link will not restore it.',
+};
 
 export function snapshot(s: AppState): UrlState | null {
   if (!s.source) return null;
@@ -23,7 +38,7 @@ export async function restoreFromUrl(): Promise<void> {
   const s = useStore.getState();
   let state: UrlState | null = null;
   try {
-    state = await readUrlState(window.location);
+    state = await readUrlState(window.location, localStore());
   } catch (e) {
     s.setNotice(`Ignored the link's state: ${(e as Error).message}`, true);
   }
@@ -31,9 +46,10 @@ export async function restoreFromUrl(): Promise<void> {
     s.loadSample(DEFAULT_SAMPLE_ID);
     return;
   }
-  if (state.view?.theme === 'light' || state.view?.theme === 'dark') s.setTheme(state.view.theme as Theme);
-  if (state.view?.layout) s.setLayout(state.view.layout as Layout);
-  if (state.gates) s.setGates(state.gates as Partial<AppState['gates']>, { replay: false });
+  // Every field was checked against the schema while reading the link.
+  if (state.view?.theme) s.setTheme(state.view.theme);
+  if (state.view?.layout) s.setLayout(state.view.layout);
+  if (state.gates) s.setGates(state.gates, { replay: false });
   const restore = { steps: state.steps, selected: state.selected ?? null };
   if ('sample' in state.source) s.loadSample(state.source.sample, restore);
   else s.loadText(state.source.text, state.source.name, restore);
@@ -41,18 +57,22 @@ export async function restoreFromUrl(): Promise<void> {
   // longer imports stays in the editor with its error instead.)
   if ('sample' in state.source && useStore.getState().stages.length === 0) useStore.getState().loadSample(DEFAULT_SAMPLE_ID);
   // Gates from the link win over the sample's own TP degree.
-  if (state.gates) useStore.getState().setGates(state.gates as Partial<AppState['gates']>);
-  if (state.view?.tab) useStore.getState().setBottomTab(state.view.tab as BottomTab);
+  if (state.gates) useStore.getState().setGates(state.gates);
+  if (state.view?.tab) useStore.getState().setBottomTab(state.view.tab);
 }
 
 /** Subscribes the URL to the store; returns the unsubscribe function. */
 export function syncUrl(): () => void {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let scheduled = '';
+  let lastPlace: StatePlace = 'query';
   const write = async (snap: UrlState, key: string) => {
     try {
-      const href = await urlWithState(window.location.href, snap);
+      const { href, place } = await placeUrlState(window.location.href, snap, localStore());
+      if (scheduled !== key) return;  // a newer state is on its way
       if (href !== window.location.href) window.history.replaceState(null, '', href);
+      if (place !== lastPlace && PLACE_NOTICE[place]) useStore.getState().setNotice(PLACE_NOTICE[place]);
+      lastPlace = place;
     } finally {
       // Another change may have come in while compressing; it has its own timer.
       if (scheduled === key) useStore.getState().setUrlPending(false);

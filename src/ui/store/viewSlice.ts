@@ -1,10 +1,13 @@
 import type { StateCreator } from 'zustand';
 import type { AppState } from './index.ts';
 
-export type Theme = 'light' | 'dark';
+export const THEMES = ['light', 'dark'] as const;
+export type Theme = typeof THEMES[number];
 /** Side by side (before | after), the diff overlay, or only the current graph. */
-export type Layout = 'split' | 'diff' | 'single';
-export type BottomTab = 'source' | 'run' | 'results' | 'timeline' | 'cost';
+export const LAYOUTS = ['split', 'diff', 'single'] as const;
+export type Layout = typeof LAYOUTS[number];
+export const BOTTOM_TABS = ['source', 'run', 'results', 'timeline', 'cost'] as const;
+export type BottomTab = typeof BOTTOM_TABS[number];
 export type Side = 'before' | 'after';
 
 export interface ViewSlice {

@@ -1,0 +1,177 @@
+// The op table: the one place where what the executors compute is declared. Every backend (CPU
+// reference, WGSL, the agent's C++/CUDA worker) and the wire format read it from here; the agent's
+// C++ enums and map bodies are generated from it (agent/opTableCpp.ts → agent/native/op_table.gen.hpp).
+//
+// Three tables, each a Record over a string union, so forgetting an entry is a type error:
+// - MAP_FNS: elementwise functions of one or two operands and a scalar (CPU body, WGSL body, C++ body);
+// - ELEMENTWISE_OPS: which FX op lowers to which map function (tensor or Python-number operand);
+// - KERNELS: the plan's kernel steps: wire fields, the worker op they run as, rounding contract, cost.
+// Schemas, shape rules and rewrite facts of FX ops stay in ops.ts (which reads ELEMENTWISE_OPS).
+
+/** Storage dtypes a plan holds (token ids and masks are i32). */
+export type StorageDType = 'bf16' | 'f16' | 'f32' | 'i32';
+
+/** A strided window onto a storage, in elements. */
+export interface View { storage: string; dtype: StorageDType; offset: number; shape: number[]; strides: number[] }
+
+export type InputRole = 'activation' | 'norm-weight' | 'weight' | 'bias' | 'router-weight' | 'router-bias' | 'embedding' | 'indices' | 'fed' | 'zeros';
+export const INPUT_ROLES: readonly InputRole[] = ['activation', 'norm-weight', 'weight', 'bias', 'router-weight', 'router-bias', 'embedding', 'indices', 'fed', 'zeros'];
+
+/**
+ * How the fused all-reduce + RMSNorm rounds its norm: 'once' (its semantics: r(z·rsqrt(…)·γ)) or
+ * 'as-unfused' (r(r(z·rsqrt(…))·γ), as all_reduce + fused_add_rms_norm do), so a fused graph can
+ * be checked bit for bit against the unfused one.
+ */
+export type FusedNormRounding = 'once' | 'as-unfused';
+
+/** Throws at run time for a value the types say cannot exist; a compile error where a case is missing. */
+export function assertNever(x: never, what = 'value'): never {
+  throw new Error(`unexpected ${what}: ${JSON.stringify(x)}`);
+}
+
+// --- map functions --------------------------------------------------------------------------
+
+export interface MapFnDef {
+  /** Whether `b` is a tensor operand (else only `a` and the scalar `s` are read). */
+  tensorB: boolean;
+  /**
+   * The CPU reference. Operands arrive as f64 values of their storage (already rounded); the body
+   * computes in f32 (Math.fround) as the kernels do, and the result is rounded to the output dtype.
+   */
+  cpu: (a: number, b: number, s: number) => number;
+  /** WGSL expression over `a`, `b`, `s` (f32). */
+  wgsl: string;
+  /** C++/CUDA expression over `a`, `b`, `s` (float). */
+  cpp: string;
+  doc: string;
+}
+
+const f = Math.fround;
+export const MAP_FNS = {
+  mul: { tensorB: true, cpu: (a, b) => f(a * b), wgsl: 'a * b', cpp: 'a * b', doc: 'a · b' },
+  muls: { tensorB: false, cpu: (a, _b, s) => f(a * f(s)), wgsl: 'a * s', cpp: 'a * s', doc: 'a · s (s a Python number)' },
+  adds: { tensorB: false, cpu: (a, _b, s) => f(a + f(s)), wgsl: 'a + s', cpp: 'a + s', doc: 'a + s (s a Python number)' },
+  ge: { tensorB: false, cpu: (a, _b, s) => +(a >= f(s)), wgsl: 'select(0.0, 1.0, a >= s)', cpp: '(a >= s ? 1.f : 0.f)', doc: 'a ≥ s' },
+  lt: { tensorB: false, cpu: (a, _b, s) => +(a < f(s)), wgsl: 'select(0.0, 1.0, a < s)', cpp: '(a < s ? 1.f : 0.f)', doc: 'a < s' },
+  and: { tensorB: true, cpu: (a, b) => +(a !== 0 && b !== 0), wgsl: 'select(0.0, 1.0, a != 0.0 && b != 0.0)', cpp: '((a != 0.f && b != 0.f) ? 1.f : 0.f)', doc: 'a ∧ b' },
+  not: { tensorB: false, cpu: (a) => +(a === 0), wgsl: 'select(0.0, 1.0, a == 0.0)', cpp: '(a == 0.f ? 1.f : 0.f)', doc: '¬a' },
+  masked_fill: { tensorB: true, cpu: (a, b, s) => (b !== 0 ? f(s) : a), wgsl: 'select(a, s, b != 0.0)', cpp: '(b != 0.f ? s : a)', doc: 's where b, else a' },
+} as const satisfies Record<string, MapFnDef>;
+
+export type MapFn = keyof typeof MAP_FNS;
+/** A map function's wire code is its position here (the order of MAP_FNS). */
+export const MAP_FN_CODES = Object.keys(MAP_FNS) as MapFn[];
+
+// --- elementwise FX ops ---------------------------------------------------------------------
+
+export interface ElementwiseOpDef {
+  /** Lowering when `other` (argument 1) is a tensor; `scalarArg` holds the scalar word's argument. */
+  tensor?: { fn: MapFn | 'add'; scalarArg?: number };
+  /**
+   * Lowering when `other` is a Python number (the scalar word). `size`: the number is a size
+   * (a vocabulary bound compared with token ids) and follows the preset's sizes.
+   */
+  number?: { fn: MapFn; size?: boolean };
+  /** Lowering of a one-operand op. */
+  unary?: MapFn;
+  /** The result's dtype when it is not self's (comparisons give booleans). */
+  resultDtype?: 'b8';
+  /** The schema after `self: Tensor`: [name, PyTorch type, default?]. */
+  args: readonly (readonly [string, string] | readonly [string, string, number])[];
+  doc: string;
+}
+
+/**
+ * FX ops that lower to one elementwise kernel. `add` with a tensor operand has its own kernel
+ * (alpha · other); `add(x, 2.0)` is `adds` with s = alpha · 2.0.
+ */
+export const ELEMENTWISE_OPS = {
+  'aten.mul.Tensor': { tensor: { fn: 'mul' }, number: { fn: 'muls' }, args: [['other', 'Tensor']], doc: 'self · other, elementwise (broadcast).' },
+  'aten.add.Tensor': {
+    tensor: { fn: 'add' }, number: { fn: 'adds' }, args: [['other', 'Tensor'], ['alpha', 'Scalar', 1]], doc: 'Elementwise self + alpha·other.',
+  },
+  'aten.ge.Scalar': { number: { fn: 'ge', size: true }, resultDtype: 'b8', args: [['other', 'Scalar']], doc: 'self >= other, elementwise.' },
+  'aten.lt.Scalar': { number: { fn: 'lt', size: true }, resultDtype: 'b8', args: [['other', 'Scalar']], doc: 'self < other, elementwise.' },
+  'aten.bitwise_and.Tensor': { tensor: { fn: 'and' }, args: [['other', 'Tensor']], doc: 'self & other, elementwise.' },
+  'aten.bitwise_not.default': { unary: 'not', args: [], doc: '~self, elementwise.' },
+  'aten.masked_fill.Scalar': {
+    tensor: { fn: 'masked_fill', scalarArg: 2 }, args: [['mask', 'Tensor'], ['value', 'Scalar']], doc: 'self with value where mask is true (mask broadcasts).',
+  },
+} as const satisfies Record<string, ElementwiseOpDef>;
+
+export type ElementwiseOp = keyof typeof ELEMENTWISE_OPS;
+export function elementwiseOp(op: string): ElementwiseOpDef | undefined {
+  return Object.prototype.hasOwnProperty.call(ELEMENTWISE_OPS, op) ? ELEMENTWISE_OPS[op as ElementwiseOp] : undefined;
+}
+
+// --- the worker's ops -----------------------------------------------------------------------
+
+/** The native worker's step ops; the wire code is the position (agent/native `OpCode`). */
+export const WORKER_OPS = {
+  gather: { cpp: 'Gather', doc: 'strided copy / broadcast / constant pad into a contiguous slot' },
+  add: { cpp: 'Add', doc: 'a + alpha · b' },
+  mm: { cpp: 'Mm', doc: 'alpha · A·B + beta · bias' },
+  embedding: { cpp: 'Embedding', doc: 'rows of a table by token id' },
+  seed: { cpp: 'Seed', doc: 'counter-based seeded values (src/runtime/random.ts)' },
+  fill: { cpp: 'Fill', doc: 'a constant' },
+  map: { cpp: 'Map', doc: 'an elementwise map function (MAP_FNS)' },
+  all_reduce: { cpp: 'AllReduce', doc: 'sum over ranks' },
+  rms_norm: { cpp: 'RmsNorm', doc: 'RMSNorm' },
+  fused_add_rms_norm: { cpp: 'FusedAddRmsNorm', doc: 'residual add + RMSNorm' },
+  allreduce_norm: { cpp: 'AllReduceNorm', doc: 'all-reduce + residual add + RMSNorm, one kernel' },
+  moe: { cpp: 'Moe', doc: 'GPT-OSS mixture of experts' },
+} as const satisfies Record<string, { cpp: string; doc: string }>;
+export type WorkerOp = keyof typeof WORKER_OPS;
+export const WORKER_OP_CODES = Object.keys(WORKER_OPS) as WorkerOp[];
+
+// --- plan kernels -----------------------------------------------------------------------------
+
+/** How a kernel step's field travels on the wire (agent/planWire.ts checks each by its kind). */
+export type Field = 'view' | 'view?' | 'storage' | 'num' | 'int' | 'int?' | 'str' | 'bool' | 'ints' | 'role' | 'mapfn' | 'rounding?';
+interface FieldValue {
+  view: View; 'view?': View | null; storage: string; num: number; int: number; 'int?': number;
+  str: string; bool: boolean; ints: number[]; role: InputRole; mapfn: MapFn; 'rounding?': FusedNormRounding;
+}
+type OptionalField = 'int?' | 'rounding?';
+
+/**
+ * How exactly a kernel's result is specified against the CPU reference: 'exact' where every
+ * rounding point is fixed (bitwise), else the most units in the last place of the output dtype
+ * a conforming kernel may differ by (f32 accumulation orders differ between backends).
+ */
+export type Rounding = 'exact' | { ulps: number };
+
+export interface KernelDef {
+  fields: Record<string, Field>;
+  /** The worker ops the agent runs it as (gather steps for non-contiguous views come on top). */
+  worker: readonly WorkerOp[];
+  rounding: Rounding;
+  /** Across ranks (the CPU reference and WebGPU run it through the collectives). */
+  collective: boolean;
+  doc: string;
+}
+
+export const KERNELS = {
+  seed: { fields: { name: 'str', role: 'role', perRank: 'bool', range: 'int?', out: 'storage' }, worker: ['seed', 'fill'], rounding: 'exact', collective: false, doc: 'seeded input' },
+  copy: { fields: { x: 'view', out: 'storage' }, worker: ['gather'], rounding: 'exact', collective: false, doc: 'strided copy' },
+  pad: { fields: { x: 'view', lo: 'ints', value: 'num', out: 'storage' }, worker: ['gather'], rounding: 'exact', collective: false, doc: 'constant pad' },
+  add: { fields: { a: 'view', b: 'view', alpha: 'num', out: 'storage' }, worker: ['add'], rounding: { ulps: 1 }, collective: false, doc: 'a + alpha · b (broadcast)' },
+  map: { fields: { fn: 'mapfn', a: 'view', b: 'view?', scalar: 'num', out: 'storage' }, worker: ['map'], rounding: 'exact', collective: false, doc: 'elementwise map function' },
+  gemm: { fields: { a: 'view', b: 'view', bias: 'view?', alpha: 'num', beta: 'num', out: 'storage' }, worker: ['mm'], rounding: { ulps: 2 }, collective: false, doc: 'alpha · A·B + beta · bias' },
+  embedding: { fields: { weight: 'view', indices: 'view', out: 'storage' }, worker: ['embedding'], rounding: 'exact', collective: false, doc: 'rows by token id' },
+  rms_norm: { fields: { x: 'view', w: 'view', eps: 'num', out: 'storage' }, worker: ['rms_norm'], rounding: { ulps: 2 }, collective: false, doc: 'RMSNorm' },
+  fused_add_rms_norm: { fields: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage' }, worker: ['fused_add_rms_norm'], rounding: { ulps: 2 }, collective: false, doc: 'residual add + RMSNorm' },
+  all_reduce: { fields: { x: 'view', out: 'storage' }, worker: ['all_reduce'], rounding: { ulps: 1 }, collective: true, doc: 'sum over ranks in rank order' },
+  fused_allreduce_norm: { fields: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage', normRounding: 'rounding?' }, worker: ['allreduce_norm'], rounding: { ulps: 2 }, collective: true, doc: 'all-reduce + residual + RMSNorm' },
+  moe: { fields: { x: 'view', logits: 'view', layer: 'str', experts: 'int', topK: 'int', intermediate: 'int', out: 'storage' }, worker: ['seed', 'moe'], rounding: { ulps: 4 }, collective: false, doc: 'GPT-OSS MoE' },
+} as const satisfies Record<string, KernelDef>;
+
+export type KernelName = keyof typeof KERNELS;
+
+type Flatten<T> = { [P in keyof T]: T[P] };
+type KernelFields<F> = Flatten<
+  { -readonly [P in keyof F as F[P] extends OptionalField ? never : P]: F[P] extends Field ? FieldValue[F[P]] : never } &
+  { -readonly [P in keyof F as F[P] extends OptionalField ? P : never]?: F[P] extends Field ? FieldValue[F[P]] : never }
+>;
+/** A kernel step's parameters, derived from its wire fields (one declaration for both). */
+export type Kernel = { [K in KernelName]: Flatten<{ kernel: K } & KernelFields<(typeof KERNELS)[K]['fields']>> }[KernelName];
