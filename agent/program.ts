@@ -246,6 +246,9 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
         emit(s, 'moe', [x, logits, ...weightSlots], [storageSlot(s.out)], [T, H, E, Is, s.topK]);
         break;
       }
+      case 'scatter': case 'rotary': case 'attention':
+        // The CPU reference and WebGPU run these; the native worker has no kernel for them yet.
+        throw new RunError('unsupported-ops', `node ${s.node} (${s.op}): the agent has no ${s.kernel} kernel yet; run this graph on the webgpu or cpu backend`, { node: s.node, op: s.op });
       default: assertNever(s, 'kernel');
     }
   }

@@ -43,6 +43,11 @@ export interface MapFnDef {
   wgsl: string;
   /** C++/CUDA expression over `a`, `b`, `s` (float). */
   cpp: string;
+  /**
+   * Where the body calls exp (no backend's exp is correctly rounded), the most units in the last
+   * place of the output a backend may differ from the reference by; absent: bitwise.
+   */
+  ulps?: number;
   doc: string;
 }
 
@@ -56,6 +61,11 @@ export const MAP_FNS = {
   and: { tensorB: true, cpu: (a, b) => +(a !== 0 && b !== 0), wgsl: 'select(0.0, 1.0, a != 0.0 && b != 0.0)', cpp: '((a != 0.f && b != 0.f) ? 1.f : 0.f)', doc: 'a ∧ b' },
   not: { tensorB: false, cpu: (a) => +(a === 0), wgsl: 'select(0.0, 1.0, a == 0.0)', cpp: '(a == 0.f ? 1.f : 0.f)', doc: '¬a' },
   masked_fill: { tensorB: true, cpu: (a, b, s) => (b !== 0 ? f(s) : a), wgsl: 'select(a, s, b != 0.0)', cpp: '(b != 0.f ? s : a)', doc: 's where b, else a' },
+  // vLLM's silu_and_mul: silu(x)·y in f32 over the two halves of the last dim, rounded once.
+  silu_mul: {
+    tensorB: true, cpu: (a, b) => f(f(a / f(1 + f(Math.exp(-a)))) * b), wgsl: '(a / (1.0 + exp(-a))) * b', cpp: '(a / (1.f + expf(-a))) * b',
+    ulps: 1, doc: 'silu(a) · b',
+  },
 } as const satisfies Record<string, MapFnDef>;
 
 export type MapFn = keyof typeof MAP_FNS;
@@ -164,6 +174,15 @@ export const KERNELS = {
   all_reduce: { fields: { x: 'view', out: 'storage' }, worker: ['all_reduce'], rounding: { ulps: 1 }, collective: true, doc: 'sum over ranks in rank order' },
   fused_allreduce_norm: { fields: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage', normRounding: 'rounding?' }, worker: ['allreduce_norm'], rounding: { ulps: 2 }, collective: true, doc: 'all-reduce + residual + RMSNorm' },
   moe: { fields: { x: 'view', logits: 'view', layer: 'str', experts: 'int', topK: 'int', intermediate: 'int', out: 'storage' }, worker: ['seed', 'moe'], rounding: { ulps: 4 }, collective: false, doc: 'GPT-OSS MoE' },
+  // Functionalization's write-back (slice_scatter) and writes into a view of a storage: out is
+  // base with the box lo[d] + step[d]·i (i < src.shape[d]) replaced by src. No agent kernel yet.
+  scatter: { fields: { base: 'view', src: 'view', lo: 'ints', step: 'ints', out: 'storage' }, worker: [], rounding: 'exact', collective: false, doc: 'base with a strided box replaced by src' },
+  // vLLM's rotary_embedding on one of query / key ([tokens, heads · headSize]), in the storage
+  // dtype as its kernel computes: x' = r(r(x·cos) − r(y·sin)), y' = r(r(y·cos) + r(x·sin)).
+  rotary: { fields: { x: 'view', positions: 'view', cache: 'view', headSize: 'int', neox: 'bool', out: 'storage' }, worker: [], rounding: 'exact', collective: false, doc: 'rotary position embedding' },
+  // The reference attention: one prefill sequence, causal, no KV cache, GQA, scale 1/√D, f32
+  // softmax, rounded once. q [T, H, D], k and v [T, Hkv, D], out [T, H, D].
+  attention: { fields: { q: 'view', k: 'view', v: 'view', out: 'storage' }, worker: [], rounding: { ulps: 2 }, collective: false, doc: 'causal attention' },
 } as const satisfies Record<string, KernelDef>;
 
 export type KernelName = keyof typeof KERNELS;

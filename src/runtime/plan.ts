@@ -109,6 +109,10 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
   const steps: Step[] = [];
   const values = new Map<string, Value>();
   const fed: string[] = [];
+  /** Nodes whose value is one known number everywhere (aten.full): `where` reads them as its scalar word. */
+  const constants = new Map<string, number>();
+  /** Graph inputs a node wrote in place (copy_ at the end of a piecewise graph): outputs too. */
+  const writtenInputs: string[] = [];
   const unsupported: string[] = [];
   const inputs = new Map(g.inputs.map((i) => [i.name, i]));
   const nodesByName = new Map(g.nodes.map((n) => [n.name, n]));
@@ -182,6 +186,25 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
     return out;
   };
   const rowsOrCopy = (v: View, n: Node): View => (asRows(v) ? v : contiguous(v, n));
+
+  /**
+   * `src` written into `dst` in place (copy_, an in-place op called directly): a copy when dst is
+   * its whole storage, else a scatter of src into the box dst spans, copied back over the storage.
+   */
+  const writeInto = (n: Node, dst: View, src: View): void => {
+    if (dst.shape.join() !== src.shape.join()) fail(n, `writes [${src.shape}] into a view of [${dst.shape}]`);
+    const st = storages.get(dst.storage)!;
+    if (inputs.has(dst.storage) && !writtenInputs.includes(dst.storage)) writtenInputs.push(dst.storage);
+    if (dst.offset === 0 && dst.shape.join() === st.shape.join() && isContiguous(dst)) {
+      push(n, { kernel: 'copy', x: src, out: dst.storage });
+      return;
+    }
+    const box = boxOf(dst, st.shape) ?? fail(n, `writes into a view (offset ${dst.offset}, strides [${dst.strides}]) of [${st.shape}] that is not a box of it`);
+    const whole: View = { storage: st.id, dtype: st.dtype, offset: 0, shape: st.shape, strides: contiguousStrides(st.shape) };
+    const tmp = newStorage(`${n.name}.${dst.storage}`, st.dtype, st.shape);
+    push(n, { kernel: 'scatter', base: whole, src, lo: box.lo, step: box.step, out: tmp.storage });
+    push(n, { kernel: 'copy', x: tmp, out: dst.storage });
+  };
 
   /** A Python number, a SymInt or a size string: the map kernel's scalar word, not a tensor. */
   const isScalarArg = (a: Arg | undefined): boolean => {
@@ -374,6 +397,108 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
           : [{ t: 'none' }, T(res), T(residual), T(out), { t: 'none' }, { t: 'none' }];
         return { t: 'tuple', items };
       }
+      case 'aten.permute.default': {
+        const x = tensor(arg(0), n, 'self');
+        const dims = arg(1);
+        const rank = x.shape.length;
+        const ds = Array.isArray(dims) ? dims.map((d) => { const v = numberOf(d) ?? NaN; return v < 0 ? v + rank : v; }) : [];
+        if (ds.length !== rank || new Set(ds).size !== rank || ds.some((d) => !(d >= 0 && d < rank))) fail(n, `dims ${JSON.stringify(dims)} are not a permutation of the ${rank} dims`);
+        return T({ ...x, shape: ds.map((d) => x.shape[d]), strides: ds.map((d) => x.strides[d]) });
+      }
+      case 'aten.full.default': {
+        const value = numberOf(arg(1));
+        const size = arg(0);
+        if (value === undefined || !Array.isArray(size)) return 'unsupported';
+        const mt = n.type?.kind === 'tensor' ? mapType(n.type, n.name) : { dtype: opts.dtype, shape: size.map((d) => symInt(d, 1)) };
+        const zeros = seedValue(value === 0 ? n.name : `${n.name}.zeros`, mt.dtype, mt.shape, { role: 'zeros' }, n);
+        constants.set(n.name, value);
+        if (value === 0) return T(zeros);
+        const out = newStorage(n.name, mt.dtype, mt.shape);
+        push(n, { kernel: 'map', fn: 'adds', a: zeros, b: null, scalar: value, out: out.storage });
+        return T(out);
+      }
+      case 'aten.where.self': {
+        // Inductor writes masked_fill as where(mask, full([], v), x): a map with v as its scalar word.
+        const constOf = (a: Arg) => numberOf(a) ?? (isRef(a) ? constants.get(a.name) : undefined);
+        const cond = tensor(arg(0), n, 'condition');
+        const onTrue = constOf(arg(1)), onFalse = constOf(arg(2));
+        if (onTrue === undefined && onFalse === undefined) return 'unsupported';
+        const x = tensor(onTrue !== undefined ? arg(2) : arg(1), n, onTrue !== undefined ? 'other' : 'self');
+        const dtype = n.type?.kind === 'tensor' ? mapType(n.type, n.name).dtype : x.dtype;
+        let mask = cond;
+        if (onTrue === undefined) {
+          const not = newStorage(`${n.name}.not`, cond.dtype, cond.shape);
+          push(n, { kernel: 'map', fn: 'not', a: cond, b: null, scalar: 0, out: not.storage });
+          mask = not;
+        }
+        const shape = broadcastShape(x.shape, mask.shape) ?? fail(n, `cannot broadcast [${x.shape}] with [${mask.shape}]`);
+        const out = newStorage(n.name, dtype, shape);
+        push(n, { kernel: 'map', fn: 'masked_fill', a: x, b: mask, scalar: (onTrue ?? onFalse)!, out: out.storage });
+        return T(out);
+      }
+      case 'aten.slice_scatter.default': {
+        const base = tensor(arg(0), n, 'self');
+        let dim = num(2, 0);
+        if (dim < 0) dim += base.shape.length;
+        const size = base.shape[dim];
+        if (size === undefined) fail(n, `dim ${num(2, 0)} is outside the ${base.shape.length}-d self`);
+        const clampIdx = (i: number) => Math.min(Math.max(i < 0 ? i + size : i, 0), size);
+        const start = clampIdx(arg(3) === null ? 0 : symInt(arg(3), 0));
+        const end = clampIdx(arg(4) === null ? size : symInt(arg(4), size));
+        const step = num(5, 1);
+        const want = [...base.shape];
+        want[dim] = Math.max(0, Math.ceil((end - start) / step));
+        const src = tensor(arg(1), n, 'src', { role: 'activation', shape: want, dtype: base.dtype });
+        if (src.shape.join() !== want.join()) fail(n, `src [${src.shape}] does not fill self[${start}:${end}:${step}] along dim ${dim} ([${want}])`);
+        const lo = base.shape.map((_, d) => (d === dim ? start : 0));
+        const steps = base.shape.map((_, d) => (d === dim ? step : 1));
+        const out = newStorage(n.name, base.dtype, base.shape);
+        push(n, { kernel: 'scatter', base, src, lo, step: steps, out: out.storage });
+        return T(out);
+      }
+      case 'aten.copy_.default': {
+        const dst = tensor(arg(0), n, 'self');
+        writeInto(n, dst, tensor(arg(1), n, 'src', { role: 'activation', shape: dst.shape, dtype: dst.dtype }));
+        return T(dst);
+      }
+      case '_C.silu_and_mul.default': {
+        const x = tensor(arg(1), n, 'input');
+        const last = x.shape.length - 1;
+        const d = x.shape[last] / 2;
+        if (!Number.isInteger(d)) fail(n, `input's last dim ${x.shape[last]} is odd: it must hold the gate and up halves`);
+        const gate: View = { ...x, shape: [...x.shape.slice(0, last), d] };
+        const up: View = { ...gate, offset: x.offset + d * x.strides[last] };
+        const out = newStorage(`${n.name}.result`, x.dtype, gate.shape);
+        push(n, { kernel: 'map', fn: 'silu_mul', a: gate, b: up, scalar: 0, out: out.storage });
+        return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
+      }
+      case '_C.rotary_embedding.default': {
+        const cache = contiguous(tensor(arg(4), n, 'cos_sin_cache'), n);
+        if (cache.shape.length !== 2 || cache.shape[1] % 2) fail(n, `cos_sin_cache [${cache.shape}] must be [positions, rotary dims] with an even rotary size`);
+        const positions = tensor(arg(0), n, 'positions', { role: 'indices', range: cache.shape[0] });
+        const headSize = symInt(arg(3), 0);
+        const neox = arg(5) !== false;
+        const rotate = (a: Arg, what: string): Value => {
+          if (a === null) return { t: 'none' };
+          const x = tensor(a, n, what);
+          if (x.shape.length !== 2 || x.shape[0] !== positions.shape[0] || x.shape[1] % headSize || cache.shape[1] > headSize) {
+            fail(n, `${what} [${x.shape}] must be [tokens = ${positions.shape[0]}, heads · ${headSize}] with at most ${headSize} rotary dims (cache [${cache.shape}])`);
+          }
+          const out = newStorage(`${n.name}.${what}`, x.dtype, x.shape);
+          push(n, { kernel: 'rotary', x, positions, cache, headSize, neox, out: out.storage });
+          return T(out);
+        };
+        return { t: 'tuple', items: [{ t: 'none' }, rotate(arg(1), 'query'), rotate(arg(2), 'key')] };
+      }
+      case 'vllm.unified_attention_with_output.default': {
+        const q = tensor(arg(0), n, 'query'), k = tensor(arg(1), n, 'key'), v = tensor(arg(2), n, 'value');
+        const [Tq, H, D] = q.shape;
+        const ok = q.shape.length === 3 && k.shape.length === 3 && k.shape.join() === v.shape.join() && k.shape[0] === Tq && k.shape[2] === D && H % k.shape[1] === 0;
+        if (!ok) fail(n, `query [${q.shape}], key [${k.shape}], value [${v.shape}] must be [tokens, heads, head size] with the query heads a multiple of the kv heads`);
+        const out = newStorage(`${n.name}.output`, q.dtype, q.shape);
+        push(n, { kernel: 'attention', q, k, v, out: out.storage });
+        return { t: 'tuple', items: [{ t: 'none' }, T(out), { t: 'none' }] };
+      }
       case 'vllm.moe_forward.default': {
         const x = rowsOrCopy(tensor(arg(0), n, 'hidden_states', { role: 'activation', shape: [tokens, presetDim(preset, GPT_OSS.hiddenPadded)] }), n);
         const logits = rowsOrCopy(tensor(arg(1), n, 'router_logits', { role: 'activation', shape: [x.shape[0], GPT_OSS.experts20b] }), n);
@@ -452,7 +577,20 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
           result = r.t === 'tuple' ? r : { t: 'tuple', items: [r] };
         }
       } else {
-        const r = lowerCall(n, normalizeTarget(n.op), (i, name) => (i < n.args.length ? n.args[i] : n.kwargs[name]));
+        const get = (i: number, name: string) => (i < n.args.length ? n.args[i] : n.kwargs[name]);
+        const r = lowerCall(n, normalizeTarget(n.op), get);
+        const mutated = lookupOp(normalizeTarget(n.op))?.args.filter((a) => a.mutates) ?? [];
+        if (r !== 'unsupported' && r.t === 'tuple' && mutated.length && n.op !== 'aten.copy_.default') {
+          // An in-place call (after decompose_auto_functionalized): the new values go back into the arguments.
+          const specs = lookupOp(normalizeTarget(n.op))!.args;
+          mutated.forEach((a, k) => {
+            const item = r.items[k + 1];
+            const target = get(specs.indexOf(a), a.name);
+            if (item?.t === 'tensor' && target && isRef(target)) writeInto(n, tensor(target, n, a.name), item.view);
+          });
+          values.set(n.name, { t: 'none' });
+          continue;
+        }
         if (r === 'unsupported') {
           result = n.type && n.type.kind === 'tensor' ? feed(n, [n.type]) : null;
           if (!result) { unsupported.push(`${n.name} (${n.op})`); values.set(n.name, { t: 'none' }); continue; }
@@ -494,6 +632,8 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
       else if (isRef(a)) addOut(a.name, values.get(a.name));
     };
     g.outputs.forEach(walk);
+    // A piecewise graph hands its next piece the inputs it wrote in place.
+    for (const name of writtenInputs) if (!outputs.some((o) => o.name === name)) addOut(name, values.get(name));
   } else {
     const read = new Set<string>();
     for (const n of g.nodes) for (const a of [...n.args, ...Object.values(n.kwargs)]) collectRefs(a, read);
@@ -580,4 +720,23 @@ function roleHints(g: Graph): Map<string, Hint> {
     if (h && (op === 'aten.t.default' || RESHAPE_OPS.has(op) || op === 'aten.slice.Tensor' || IDENTITY_OPS.has(op))) set(get(0, 'self'), h);
   }
   return hints;
+}
+
+/**
+ * The box a view spans in a contiguous storage of `shape`: per dim a first index and a step, or
+ * null when its strides are no multiples of the storage's or it does not stay inside it.
+ */
+export function boxOf(v: View, shape: number[]): { lo: number[]; step: number[] } | null {
+  if (v.shape.length !== shape.length) return null;
+  const cs = contiguousStrides(shape);
+  const lo: number[] = [], step: number[] = [];
+  let rem = v.offset;
+  for (let d = 0; d < shape.length; d++) {
+    lo.push(Math.floor(rem / cs[d]));
+    rem -= lo[d] * cs[d];
+    const k = v.shape[d] === 1 ? 1 : v.strides[d] / cs[d];
+    if (!Number.isInteger(k) || k < 1 || lo[d] + k * (v.shape[d] - 1) >= shape[d]) return null;
+    step.push(k);
+  }
+  return rem === 0 ? { lo, step } : null;
 }

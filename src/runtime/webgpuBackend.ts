@@ -563,6 +563,14 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
         [buf(s.out), mode === 'rms' ? null : buf((s as { residualOut: string }).residualOut), buf(s.x), mode === 'rms' ? null : buf((s as { residual: View }).residual), buf(s.w)]);
       return;
     }
+    case 'scatter': {
+      const lead = MAX_DIMS - s.base.shape.length;
+      const fill = (v: number) => new Array(lead).fill(v);
+      ew('scatter', [s.base, s.src], [...fill(0), ...s.lo, ...fill(1), ...s.step, ...fill(1), ...s.src.shape]);
+      return;
+    }
+    case 'rotary': ew('rotary', [s.x, s.positions, s.cache], [s.headSize, s.cache.shape[1], s.neox ? 1 : 0]); return;
+    case 'attention': ew('attention', [s.q, s.k, s.v], [s.k.shape[1], f32Bits(1 / Math.sqrt(s.q.shape[2]))]); return;
     case 'moe': encodeMoe(s, r, plan, seed); return;
     case 'all_reduce': case 'fused_allreduce_norm': throw new Error('collectives run across ranks');
     default: assertNever(s, 'kernel');
