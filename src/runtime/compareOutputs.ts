@@ -67,13 +67,19 @@ export function compareTensor(name: string, a: HostTensor, b: HostTensor, allowe
 
 /**
  * `fusedSites`: how many all-reduce + norm sites the rewrite fused. One site: its outputs are
- * gated at 2 ulps. Several in series: each later layer starts from inputs that already differ by
+ * gated at 2 ulps (those of the after-graph named in `fusedResults`, when given: the fused op's
+ * own results; others are reported and gated by the exact check). Several in series: each later layer starts from inputs that already differ by
  * an ulp, and GEMMs and MoE routing (a top-k that flips) amplify it, so there is no ulp bound on
  * the final outputs; they are reported here and gated by the exact check (`exactCheck`).
  */
-export function compareOutputs(before: RunResult, after: RunResult, fusedSites: number, fed: FedSources = NONE_FED): OutputComparison[] {
+export function compareOutputs(before: RunResult, after: RunResult, fusedSites: number, fed: FedSources = NONE_FED, fusedResults?: Set<string>): OutputComparison[] {
   const fused = fusedSites > 0;
-  return comparePositions(before, after, fed, (name, a, b) => {
+  return comparePositions(before, after, fed, (name, a, b, afterName) => {
+    if (fusedSites === 1 && fusedResults && !fusedResults.has(afterName)) {
+      // The 2-ulp bound holds for the fused op's own results; GEMMs after them amplify it.
+      const c = compareTensor(name, a, b, Infinity, '');
+      return { ...c, tolerance: 'not gated: read through other ops after the fused site, which amplify its one extra rounding (the exact check gates the rewrite)', pass: true };
+    }
     if (fusedSites > 1) {
       const c = compareTensor(name, a, b, Infinity, '');
       return { ...c, tolerance: `not gated: ${fusedSites} fused sites in series, each rounding the norm once where the pair rounds twice; later GEMMs and MoE routing amplify the difference (the exact check gates the rewrite)`, pass: true };
@@ -91,7 +97,7 @@ export function compareExact(before: RunResult, afterAsUnfused: RunResult, fed: 
   return comparePositions(before, afterAsUnfused, fed, (name, a, b) => compareTensor(name, a, b, 0, 'fused norm rounded as the unfused pair: same sums, same order, same data flow'));
 }
 
-function comparePositions(before: RunResult, after: RunResult, fed: FedSources, compare: (name: string, a: HostTensor, b: HostTensor) => OutputComparison): OutputComparison[] {
+function comparePositions(before: RunResult, after: RunResult, fed: FedSources, compare: (name: string, a: HostTensor, b: HostTensor, afterName: string) => OutputComparison): OutputComparison[] {
   const out: OutputComparison[] = [];
   for (let r = 0; r < before.outputs.length; r++) {
     const a = [...before.outputs[r]]; const b = [...after.outputs[r]];
@@ -101,7 +107,7 @@ function comparePositions(before: RunResult, after: RunResult, fed: FedSources, 
     }
     for (let i = 0; i < a.length; i++) {
       const name = a[i][0] === b[i][0] ? `rank ${r}: ${a[i][0]}` : `rank ${r}: ${a[i][0]} → ${b[i][0]}`;
-      const c = compare(name, a[i][1], b[i][1]);
+      const c = compare(name, a[i][1], b[i][1], b[i][0]);
       const fedFrom = [...new Set([...(fed.before.get(a[i][0]) ?? []), ...(fed.after.get(b[i][0]) ?? [])])];
       out.push({ ...c, fedFrom, proven: c.proven && fedFrom.length === 0 });
     }

@@ -82,6 +82,18 @@ export type Verdict = 'proven' | 'depends-on-fed' | 'not-gated' | 'failed';
 const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
 const fusedSitesOf = (g: Graph) => g.nodes.filter((n) => n.op === FUSED || (n.op === 'higher_order.auto_functionalized' && JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm'))).length;
 
+/** Output names under which the fused op's own results reach the after-graph's outputs (`x[1]`, or a getitem of it). */
+function fusedResultsOf(g: Graph): Set<string> {
+  const fused = new Set(g.nodes.filter((n) => n.op === FUSED || (n.op === 'higher_order.auto_functionalized' && JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm'))).map((n) => n.name));
+  const names = new Set<string>();
+  for (const n of g.nodes) {
+    const src = n.args[0];
+    if (n.op === 'getitem' && src && typeof src === 'object' && !Array.isArray(src) && src.kind === 'ref' && fused.has(src.name)) names.add(n.name);
+  }
+  for (const f of fused) for (let i = 0; i < 6; i++) names.add(`${f}[${i}]`);
+  return names;
+}
+
 /** Run `before` and `after` on the same seeded inputs and compare outputs position by position. */
 export async function compareGraphs(before: Graph, after: Graph, passes: string[], opts: RunOptions): Promise<CompareReport> {
   const a = await runGraph(before, opts);
@@ -89,7 +101,7 @@ export async function compareGraphs(before: Graph, after: Graph, passes: string[
   const fusedSites = fusedSitesOf(after) - fusedSitesOf(before);
   // Planning is pure and cheap next to running: done again here rather than carried through every backend.
   const fed: FedSources = { before: fedSourcesOfOutputs(planGraph(before, opts)), after: fedSourcesOfOutputs(planGraph(after, opts)) };
-  const outputs = compareOutputs(a, b, fusedSites, fed);
+  const outputs = compareOutputs(a, b, fusedSites, fed, fusedResultsOf(after));
   let exact: ExactCheck | undefined;
   if (fusedSites > 0) {
     const what = `after-graph with the ${fusedSites} fused norm${fusedSites > 1 ? 's' : ''} rounded as the unfused pair, bitwise against before`;
