@@ -84,7 +84,7 @@ function planFor(body: { graph?: unknown; plan?: unknown }, o: RunOptionsWire, l
   } catch (e) {
     throw new ProtocolError(/limit|at most/i.test((e as Error).message) ? 'limits' : 'bad-message', `run.graph: ${(e as Error).message}`);
   }
-  return planGraph(g, { preset: o.preset, dtype: o.dtype, ranks: o.ranks, tokens: o.tokens });
+  return planGraph(g, { preset: o.preset, dtype: o.dtype, ranks: o.ranks, tokens: o.tokens, backend: 'agent' });
 }
 
 /** A received tensor as the runtime's HostTensor: a view of the transferred bytes, not a copy. */

@@ -151,7 +151,7 @@ export async function command(argv: string[]): Promise<number> {
     const graph = loadGraph(args);
     const inputs = args.inputs ? loadInputs(args.inputs) : undefined;
     // Plan first: ops with no kernel, fed nodes and bad sizes are reported before any device work.
-    const plan = planGraph(graph, { preset: args.preset, dtype: args.dtype, ranks: args.ranks, tokens: args.tokens });
+    const plan = planGraph(graph, { preset: args.preset, dtype: args.dtype, ranks: args.ranks, tokens: args.tokens, backend: args.backend });
     if (plan.fed.length && !args.report) process.stderr.write(`fed from seeded inputs (no kernel): ${plan.fed.join(', ')}\n`);
     if (args.backend === 'webgpu') gpu = await (await import('../runtime/nodeGpu.ts')).nodeGpu();
     if (args.backend === 'agent') await import('../runtime/agentClient.ts').catch(() => undefined);

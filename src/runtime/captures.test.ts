@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { importGraph } from '../graph/formats.ts';
 import { DEFAULT_PIPELINE } from '../graph/passes/pipeline.ts';
-import { compareRewrite, planGraph, type RunOptions } from './index.ts';
+import { compareRewrite, planGraph, runGraph, type RunOptions } from './index.ts';
+import { bitwiseEqual } from './hostTensor.ts';
 import { nodeGpu } from './nodeGpu.ts';
 
 const DIR = new URL('../../fixtures/capture/', import.meta.url).pathname;
@@ -40,7 +41,17 @@ describe('captured graphs before and after the pipeline, on the CPU reference', 
     });
   }
 
-  it('a piecewise piece hands on the input it wrote in place (copy_ into arg3_1): it is compared too', async () => {
+  it('the auto_functionalized_v2 capture runs and computes what its v1 twin does, bit for bit', async () => {
+    const v2 = load('llama-tp2-v2.py');
+    expect(planGraph(v2, opts({})).fed).toEqual([]);
+    const [a, b] = await Promise.all([runGraph(load('llama-tp2.py'), opts({})), runGraph(v2, opts({}))]);
+    for (let r = 0; r < 2; r++) {
+      const [x] = [...a.outputs[r].values()], [y] = [...b.outputs[r].values()];
+      expect(bitwiseEqual(x!, y!)).toBe(true);
+    }
+  });
+
+    it('a piecewise piece hands on the input it wrote in place (copy_ into arg3_1): it is compared too', async () => {
     const rep = await compareRewrite(load('llama-tp2-piecewise.piece1.py'), PIPELINE, opts({}));
     expect(rep.outputs.map((o) => o.name)).toContain('rank 0: arg3_1');
   });

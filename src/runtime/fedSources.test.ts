@@ -39,7 +39,17 @@ describe('fed sources of outputs', () => {
     expect(rep.verdict).toBe('depends-on-fed');
   });
 
-  it('a fed node off every output path is not named: only what reaches an output counts', () => {
+  it('planned for the agent, whose worker has no attention or rotary kernel yet, those nodes are fed and named', () => {
+    const g = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 2 })).graph;
+    expect(planGraph(g, base).fed).toEqual([]);
+    const plan = planGraph(g, { ...base, backend: 'agent' });
+    const ops = plan.fed.map((name) => JSON.stringify(g.nodes.find((n) => n.name === name)!.args[0]));
+    expect(ops.some((o) => o.includes('unified_attention'))).toBe(true);
+    expect(ops.some((o) => o.includes('rotary_embedding'))).toBe(true);
+    expect([...fedSourcesOfOutputs(plan).values()].every((f) => f.length > 0)).toBe(true);
+  });
+
+    it('a fed node off every output path is not named: only what reaches an output counts', () => {
     // An op with no kernel whose result nobody reads is an output of its own (a fragment's
     // unread value) but reaches none of the others.
     const text = readFileSync(`${SEED_DIR}/pr28841-before.fragment.txt`, 'utf8') +

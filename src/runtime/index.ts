@@ -8,6 +8,7 @@ import type { Backend, BackendName, RunOptions, RunResult, Trace } from './backe
 import { cpuBackend } from './cpuBackend.ts';
 import { compareExact, compareOutputs, type FedSources, type OutputComparison } from './compareOutputs.ts';
 import { fedSourcesOfOutputs } from './fedSources.ts';
+import { KERNELS } from '../graph/opTable.ts';
 
 export type { FusedNormRounding } from './plan.ts';
 export type { BackendName, RunOptions, TraceEvent, Trace, RunResult, Backend, RunProgress } from './backend.ts';
@@ -26,12 +27,26 @@ export function registerBackend(name: BackendName, load: () => Promise<Backend>)
   BACKENDS.set(name, load);
 }
 
-export function planGraph(g: Graph, opts: Pick<RunOptions, 'preset' | 'dtype' | 'ranks' | 'tokens' | 'fusedNormRounding'>): Plan {
+export function planGraph(g: Graph, opts: Pick<RunOptions, 'preset' | 'dtype' | 'ranks' | 'tokens' | 'fusedNormRounding' | 'planFor'> & { backend?: BackendName }): Plan {
   if (opts.dtype !== 'bf16' && opts.dtype !== 'f32' && opts.dtype !== 'f16') throw new RunError('input', `dtype must be bf16, f32 or f16, got '${opts.dtype}'`);
   const plan = buildPlan(g, { preset: opts.preset, dtype: opts.dtype, ranks: opts.ranks, tokens: opts.tokens });
+  if ((opts.planFor ?? opts.backend) === 'agent') feedWorkerless(plan);
   // On the steps, so every rank mode (one thread, workers) and backend reads it from the plan.
   if (opts.fusedNormRounding === 'as-unfused') for (const s of plan.steps) if (s.kernel === 'fused_allreduce_norm') s.normRounding = 'as-unfused';
   return plan;
+}
+
+/**
+ * The agent runs a kernel through its worker ops (KERNELS[k].worker); a kernel with none there
+ * yet (scatter, rotary, attention) is fed from seeded inputs on the agent, and listed in
+ * plan.fed, so a comparison on the agent names it rather than claiming it computed.
+ */
+function feedWorkerless(plan: Plan): void {
+  plan.steps = plan.steps.map((s) => {
+    if (s.kernel === 'seed' || KERNELS[s.kernel].worker.length > 0) return s;
+    if (!plan.fed.includes(s.node)) plan.fed.push(s.node);
+    return { kernel: 'seed', name: s.out, role: 'fed', perRank: true, out: s.out, node: s.node, op: s.op };
+  });
 }
 
 export async function runGraph(g: Graph, opts: RunOptions): Promise<RunResult> {

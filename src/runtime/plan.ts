@@ -195,8 +195,10 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
     if (dst.shape.join() !== src.shape.join()) fail(n, `writes [${src.shape}] into a view of [${dst.shape}]`);
     const st = storages.get(dst.storage)!;
     if (inputs.has(dst.storage) && !writtenInputs.includes(dst.storage)) writtenInputs.push(dst.storage);
-    if (dst.offset === 0 && dst.shape.join() === st.shape.join() && isContiguous(dst)) {
-      push(n, { kernel: 'copy', x: src, out: dst.storage });
+    if (dst.offset === 0 && numelOf(dst.shape) === st.numel && isContiguous(dst)) {
+      // The whole storage, perhaps under another shape ([T, H, D] over [T, H·D]): a flat copy.
+      const flat = contiguous(src, n);
+      push(n, { kernel: 'copy', x: { ...flat, shape: st.shape, strides: contiguousStrides(st.shape) }, out: dst.storage });
       return;
     }
     const box = boxOf(dst, st.shape) ?? fail(n, `writes into a view (offset ${dst.offset}, strides [${dst.strides}]) of [${st.shape}] that is not a box of it`);
@@ -530,6 +532,66 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
     return 'unsupported';
   };
 
+  /**
+   * auto_functionalized_v2: each mutated argument is a view of one of `_all_bases` (the base
+   * itself, `_x_slice_dim/_start/_end`, or `_x_size/_stride/_storage_offset`); the op runs on
+   * those views and the results are [its return, each base with the new values written in].
+   */
+  const lowerAutoFunctionalizedV2 = (n: Node): Value | 'unsupported' => {
+    const target = n.args[0] && typeof n.args[0] === 'object' && !Array.isArray(n.args[0]) && n.args[0].kind === 'op' ? normalizeTarget(n.args[0].target) : null;
+    const def = target ? lookupOp(target) : undefined;
+    const basesArg = n.kwargs['_all_bases'];
+    if (!target || !def || !Array.isArray(basesArg)) return 'unsupported';
+    const bases = basesArg.map((b, i) => contiguous(tensor(b, n, `_all_bases[${i}]`), n));
+    const items = (a: Arg | undefined): Arg[] => (Array.isArray(a) ? a : a && typeof a === 'object' && a.kind === 'tuple' ? a.items : []);
+    const views = new Map<string, { base: number; view: View }>();
+    for (const a of def.args.filter((x) => x.mutates)) {
+      const bi = numberOf(n.kwargs[`_${a.name}_base_index`] ?? null);
+      if (bi === undefined) continue;
+      const base = bases[bi] ?? fail(n, `_${a.name}_base_index ${bi} is outside _all_bases`);
+      let view = base;
+      if (`_${a.name}_slice_dim` in n.kwargs) {
+        const dim = numberOf(n.kwargs[`_${a.name}_slice_dim`]) ?? 0;
+        const size = base.shape[dim];
+        const start = Math.min(symInt0(n, n.kwargs[`_${a.name}_slice_start`] ?? 0), size);
+        const end = Math.min(symInt0(n, n.kwargs[`_${a.name}_slice_end`] ?? size), size);
+        const shape = [...base.shape]; shape[dim] = end - start;
+        view = { ...base, offset: base.offset + start * base.strides[dim], shape };
+      } else if (`_${a.name}_size` in n.kwargs) {
+        const shape = items(n.kwargs[`_${a.name}_size`]).map((d) => symInt0(n, d));
+        const strides = items(n.kwargs[`_${a.name}_stride`]).map((d) => symInt0(n, d));
+        view = { ...base, offset: base.offset + symInt0(n, n.kwargs[`_${a.name}_storage_offset`] ?? 0), shape, strides };
+      }
+      const name = `${n.name}.${a.name}`;
+      values.set(name, { t: 'tensor', view });
+      views.set(a.name, { base: bi, view });
+    }
+    const r = lowerCall(n, target, (_i, name) => (views.has(name) ? { kind: 'ref', name: `${n.name}.${name}` } : n.kwargs[name]));
+    if (r === 'unsupported') return 'unsupported';
+    const results = r.t === 'tuple' ? r.items : [r];
+    // New bases: a copy of each, then every mutated view's result written into its box.
+    const newBases = bases.map((b, i) => {
+      const out = newStorage(`${n.name}[${i + 1}]`, b.dtype, b.shape);
+      push(n, { kernel: 'copy', x: b, out: out.storage });
+      return out;
+    });
+    def.args.filter((x) => x.mutates).forEach((a, k) => {
+      const v = views.get(a.name);
+      const res = results[k + 1];
+      if (!v || !res || res.t !== 'tensor') return;
+      const base = bases[v.base];
+      writeInto(n, { ...v.view, storage: newBases[v.base].storage, offset: v.view.offset - base.offset }, res.view);
+    });
+    return { t: 'tuple', items: [results[0] ?? { t: 'none' }, ...newBases.map((b): Value => ({ t: 'tensor', view: b }))] };
+  };
+  const symInt0 = (n: Node, a: Arg): number => {
+    const x = numberOf(a);
+    if (x !== undefined) return presetDim(preset, x);
+    if (isRef(a)) { const v = resolve(a, n); if (v?.t === 'sym') return v.value; }
+    if (typeof a === 'string') return evalDim(a, tokens, n.name);
+    return fail(n, `cannot read the size ${JSON.stringify(a)}`);
+  };
+
   /** A node with no kernel: fed from a seeded input when its result types are known. */
   const feed = (n: Node, types: (ValueType | null)[] | null): Value | null => {
     if (!types || types.length === 0) return null;
@@ -555,6 +617,10 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         if (unsupported.length && (!src || src.t !== 'tuple')) { values.set(n.name, { t: 'none' }); continue; }
         if (!src || src.t !== 'tuple' || !src.items[idx]) fail(n, `item ${idx} of '${refName(n.args[0])}' does not exist`);
         result = (src as { items: Value[] }).items[idx];
+      } else if (n.op === 'higher_order.auto_functionalized_v2') {
+        const r = lowerAutoFunctionalizedV2(n);
+        if (r === 'unsupported') { unsupported.push(`${n.name} (${n.op})`); values.set(n.name, { t: 'none' }); continue; }
+        result = r;
       } else if (n.op === 'higher_order.auto_functionalized') {
         const target = n.args[0] && typeof n.args[0] === 'object' && !Array.isArray(n.args[0]) && n.args[0].kind === 'op' ? normalizeTarget(n.args[0].target) : null;
         if (!target) fail(n, 'the first argument must be the op to run');
