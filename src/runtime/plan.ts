@@ -201,10 +201,16 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
       push(n, { kernel: 'copy', x: { ...flat, shape: st.shape, strides: contiguousStrides(st.shape) }, out: dst.storage });
       return;
     }
-    const box = boxOf(dst, st.shape) ?? fail(n, `writes into a view (offset ${dst.offset}, strides [${dst.strides}]) of [${st.shape}] that is not a box of it`);
     const whole: View = { storage: st.id, dtype: st.dtype, offset: 0, shape: st.shape, strides: contiguousStrides(st.shape) };
     const tmp = newStorage(`${n.name}.${dst.storage}`, st.dtype, st.shape);
-    push(n, { kernel: 'scatter', base: whole, src, lo: box.lo, step: box.step, out: tmp.storage });
+    const box = boxOf(dst, st.shape);
+    if (box) push(n, { kernel: 'scatter', base: whole, src, lo: box.lo, step: box.step, out: tmp.storage });
+    else if (isContiguous(dst)) {
+      // A contiguous run of elements (an as_strided view of another rank): scattered flat.
+      const flat = contiguous(src, n);
+      const line = (v: View, len: number): View => ({ ...v, shape: [len], strides: [1] });
+      push(n, { kernel: 'scatter', base: line(whole, st.numel), src: line(flat, numelOf(dst.shape)), lo: [dst.offset], step: [1], out: tmp.storage });
+    } else fail(n, `writes into a view (offset ${dst.offset}, strides [${dst.strides}]) of [${st.shape}] that is neither a box of it nor contiguous`);
     push(n, { kernel: 'copy', x: tmp, out: dst.storage });
   };
 
@@ -398,6 +404,31 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
           ? [{ t: 'none' }, T(out), T(res), { t: 'none' }, { t: 'none' }, { t: 'none' }]
           : [{ t: 'none' }, T(res), T(residual), T(out), { t: 'none' }, { t: 'none' }];
         return { t: 'tuple', items };
+      }
+      case 'aten.sym_size.int': {
+        const x = tensor(arg(0), n, 'self');
+        const d = num(1, 0);
+        return { t: 'sym', value: x.shape[d < 0 ? d + x.shape.length : d] ?? fail(n, `dim ${d} is outside the ${x.shape.length}-d self`) };
+      }
+      case 'operator.add': case 'operator.sub': case 'operator.mul': case 'operator.floordiv': {
+        // SymInt arithmetic of a decomposed graph (sizes and offsets of as_strided views).
+        const a = symInt(arg(0), NaN), b = symInt(arg(1), NaN);
+        if (Number.isNaN(a) || Number.isNaN(b)) return 'unsupported';
+        const v = op === 'operator.add' ? a + b : op === 'operator.sub' ? a - b : op === 'operator.mul' ? a * b : Math.floor(a / b);
+        return { t: 'sym', value: v };
+      }
+      case 'aten.as_strided.default': {
+        // A view of self's storage: the offset counts from the storage's start, as PyTorch's.
+        const x = tensor(arg(0), n, 'self');
+        const list = (a: Arg): Arg[] => (Array.isArray(a) ? a : a && typeof a === 'object' && !isRef(a) && a.kind === 'tuple' ? a.items : []);
+        const shape = list(arg(1)).map((d) => symInt(d, NaN));
+        const strides = list(arg(2)).map((d) => symInt(d, NaN));
+        const offset = arg(3) === null ? x.offset : symInt(arg(3), NaN);
+        if (shape.length !== strides.length || [...shape, ...strides, offset].some((v) => !Number.isInteger(v) || v < 0)) fail(n, 'size, stride and storage_offset must be non-negative integers of one rank');
+        const st = storages.get(x.storage)!;
+        const last = offset + shape.reduce((acc, d, i) => acc + (d - 1) * strides[i], 0);
+        if (shape.every((d) => d > 0) && last >= st.numel) fail(n, `reaches element ${last} of a storage of ${st.numel}`);
+        return T({ ...x, offset, shape, strides });
       }
       case 'aten.permute.default': {
         const x = tensor(arg(0), n, 'self');
