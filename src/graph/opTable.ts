@@ -174,9 +174,11 @@ export const KERNELS = {
   all_reduce: { fields: { x: 'view', out: 'storage' }, worker: ['all_reduce'], rounding: { ulps: 1 }, collective: true, doc: 'sum over ranks in rank order' },
   fused_allreduce_norm: { fields: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage', normRounding: 'rounding?' }, worker: ['allreduce_norm'], rounding: { ulps: 2 }, collective: true, doc: 'all-reduce + residual + RMSNorm' },
   moe: { fields: { x: 'view', logits: 'view', layer: 'str', experts: 'int', topK: 'int', intermediate: 'int', out: 'storage' }, worker: ['seed', 'moe'], rounding: { ulps: 4 }, collective: false, doc: 'GPT-OSS MoE' },
-  // Functionalization's write-back (slice_scatter) and writes into a view of a storage: out is
-  // base with the box lo[d] + step[d]·i (i < src.shape[d]) replaced by src. No agent kernel yet.
-  scatter: { fields: { base: 'view', src: 'view', lo: 'ints', step: 'ints', out: 'storage' }, worker: [], rounding: 'exact', collective: false, doc: 'base with a strided box replaced by src' },
+  // Functionalization's write-back (slice_scatter) and in-place writes into a view: out is base
+  // (read with out's shape) with the elements at at + Σ i[d]·strides[d], i < shape (src's shape),
+  // replaced by src; the window's strides each exceed the extent of those after them (a view of a
+  // contiguous tensor), which makes the window invertible. No agent kernel yet.
+  scatter: { fields: { base: 'view', src: 'view', at: 'int', strides: 'ints', out: 'storage' }, worker: [], rounding: 'exact', collective: false, doc: 'base with a strided window replaced by src' },
   // vLLM's rotary_embedding on one of query / key ([tokens, heads · headSize]), in the storage
   // dtype as its kernel computes: x' = r(r(x·cos) − r(y·sin)), y' = r(r(y·cos) + r(x·sin)).
   rotary: { fields: { x: 'view', positions: 'view', cache: 'view', headSize: 'int', neox: 'bool', out: 'storage' }, worker: [], rounding: 'exact', collective: false, doc: 'rotary position embedding' },

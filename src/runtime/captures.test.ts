@@ -41,17 +41,25 @@ describe('captured graphs before and after the pipeline, on the CPU reference', 
     });
   }
 
-  it('the auto_functionalized_v2 capture runs and computes what its v1 twin does, bit for bit', async () => {
-    const v2 = load('llama-tp2-v2.py');
-    expect(planGraph(v2, opts({})).fed).toEqual([]);
-    const [a, b] = await Promise.all([runGraph(load('llama-tp2.py'), opts({})), runGraph(v2, opts({}))]);
-    for (let r = 0; r < 2; r++) {
-      const [x] = [...a.outputs[r].values()], [y] = [...b.outputs[r].values()];
-      expect(bitwiseEqual(x!, y!)).toBe(true);
-    }
-  });
+  // The same graph in other forms a user has: each runs and computes its functional twin bit for bit.
+  const TWINS: [string, string, string][] = [
+    ['llama-tp2-v2.py', 'llama-tp2.py', 'auto_functionalized_v2 (_all_bases, slice and as_strided specs)'],
+    ['llama-tp2.debug.fx_graph_transformed.py', 'llama-tp2.py', 'in-place calls into as_strided views of flat clones (TORCH_COMPILE_DEBUG)'],
+    ['vllm-dump-gpt-oss-before-tp2/after_fix_functionalization-0.py', 'gpt-oss-before-tp2.py', 'vLLM\'s dump after fix_functionalization'],
+  ];
+  for (const [file, twin, what] of TWINS) {
+    it(`${file} (${what}) runs with nothing fed and equals ${twin}`, async () => {
+      const g = load(file);
+      expect(planGraph(g, opts({})).fed).toEqual([]);
+      const [a, b] = await Promise.all([runGraph(load(twin), opts({})), runGraph(g, opts({}))]);
+      for (let r = 0; r < 2; r++) {
+        const [x] = [...a.outputs[r].values()], [y] = [...b.outputs[r].values()];
+        expect(bitwiseEqual(x!, y!)).toBe(true);
+      }
+    });
+  }
 
-    it('a piecewise piece hands on the input it wrote in place (copy_ into arg3_1): it is compared too', async () => {
+  it('a piecewise piece hands on the input it wrote in place (copy_ into arg3_1): it is compared too', async () => {
     const rep = await compareRewrite(load('llama-tp2-piecewise.piece1.py'), PIPELINE, opts({}));
     expect(rep.outputs.map((o) => o.name)).toContain('rank 0: arg3_1');
   });

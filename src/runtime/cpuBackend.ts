@@ -136,7 +136,7 @@ function runStep(s: Step, m: Map<string, HostArray>, plan: Plan, rank: number, s
     }
     case 'scatter': {
       const shape = st(s.out).shape;
-      m.set(s.out, rounded(dt(s.out), cpuScatter(read(s.base, shape), shape, read(s.src), s.src.shape, s.lo, s.step)));
+      m.set(s.out, rounded(dt(s.out), cpuScatter(read(s.base, shape), read(s.src), s.src.shape, s.at, s.strides)));
       return;
     }
     case 'rotary': {

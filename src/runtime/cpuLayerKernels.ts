@@ -3,18 +3,15 @@
 // Inputs arrive dense (readView) as values of their storage dtype; `round` is the storage
 // dtype's rounding, applied exactly where the op's kernel rounds.
 
-import { numelOf } from './plan.ts';
-
 const f = Math.fround;
 
-/** base with the box lo[d] + step[d]·i (i < srcShape[d]) replaced by src; all dense, base of `shape`. */
-export function cpuScatter(base: Float64Array, shape: number[], src: Float64Array, srcShape: number[], lo: number[], step: number[]): Float64Array {
+/** base (dense) with the elements at `at + Σ i[d]·strides[d]` (i over srcShape) replaced by src. */
+export function cpuScatter(base: Float64Array, src: Float64Array, srcShape: number[], at: number, strides: number[]): Float64Array {
   const out = Float64Array.from(base);
-  const strides = shape.map((_, d) => numelOf(shape.slice(d + 1)));
   const idx = new Array(srcShape.length).fill(0);
   for (let i = 0; i < src.length; i++) {
-    let o = 0;
-    for (let d = 0; d < srcShape.length; d++) o += (lo[d] + step[d] * idx[d]) * strides[d];
+    let o = at;
+    for (let d = 0; d < srcShape.length; d++) o += idx[d] * strides[d];
     out[o] = src[i];
     for (let d = srcShape.length - 1; d >= 0; d--) { if (++idx[d] < srcShape[d]) break; idx[d] = 0; }
   }

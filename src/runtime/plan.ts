@@ -188,8 +188,9 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
   const rowsOrCopy = (v: View, n: Node): View => (asRows(v) ? v : contiguous(v, n));
 
   /**
-   * `src` written into `dst` in place (copy_, an in-place op called directly): a copy when dst is
-   * its whole storage, else a scatter of src into the box dst spans, copied back over the storage.
+   * `src` written into `dst` in place (copy_, an in-place op called directly, v2's write-back): a
+   * copy when dst is its whole storage, else a scatter of src through dst's window into a copy of
+   * the storage, copied back over it.
    */
   const writeInto = (n: Node, dst: View, src: View): void => {
     if (dst.shape.join() !== src.shape.join()) fail(n, `writes [${src.shape}] into a view of [${dst.shape}]`);
@@ -203,15 +204,20 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
     }
     const whole: View = { storage: st.id, dtype: st.dtype, offset: 0, shape: st.shape, strides: contiguousStrides(st.shape) };
     const tmp = newStorage(`${n.name}.${dst.storage}`, st.dtype, st.shape);
-    const box = boxOf(dst, st.shape);
-    if (box) push(n, { kernel: 'scatter', base: whole, src, lo: box.lo, step: box.step, out: tmp.storage });
-    else if (isContiguous(dst)) {
-      // A contiguous run of elements (an as_strided view of another rank): scattered flat.
-      const flat = contiguous(src, n);
-      const line = (v: View, len: number): View => ({ ...v, shape: [len], strides: [1] });
-      push(n, { kernel: 'scatter', base: line(whole, st.numel), src: line(flat, numelOf(dst.shape)), lo: [dst.offset], step: [1], out: tmp.storage });
-    } else fail(n, `writes into a view (offset ${dst.offset}, strides [${dst.strides}]) of [${st.shape}] that is neither a box of it nor contiguous`);
+    scatterThrough(n, whole, src, dst.offset, dst.strides, tmp.storage);
     push(n, { kernel: 'copy', x: tmp, out: dst.storage });
+  };
+
+  /** A scatter step writing src through the window (at, strides) of a contiguous out; refused where the window overlaps itself. */
+  const scatterThrough = (n: Node, base: View, src: View, at: number, strides: number[], out: string): void => {
+    const order = src.shape.map((_, d) => d).filter((d) => src.shape[d] > 1).sort((a, b) => strides[b] - strides[a]);
+    let inner = 1;
+    for (let k = order.length - 1; k >= 0; k--) {
+      const d = order[k];
+      if (strides[d] < inner) fail(n, `writes through a window whose strides [${strides}] overlap (sizes [${src.shape}])`);
+      inner = strides[d] * (src.shape[d] - 1) + 1;
+    }
+    push(n, { kernel: 'scatter', base, src, at, strides, out });
   };
 
   /** A Python number, a SymInt or a size string: the map kernel's scalar word, not a tensor. */
@@ -483,10 +489,9 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         want[dim] = Math.max(0, Math.ceil((end - start) / step));
         const src = tensor(arg(1), n, 'src', { role: 'activation', shape: want, dtype: base.dtype });
         if (src.shape.join() !== want.join()) fail(n, `src [${src.shape}] does not fill self[${start}:${end}:${step}] along dim ${dim} ([${want}])`);
-        const lo = base.shape.map((_, d) => (d === dim ? start : 0));
-        const steps = base.shape.map((_, d) => (d === dim ? step : 1));
         const out = newStorage(n.name, base.dtype, base.shape);
-        push(n, { kernel: 'scatter', base, src, lo, step: steps, out: out.storage });
+        const cs = contiguousStrides(base.shape);
+        scatterThrough(n, base, src, start * cs[dim], cs.map((c, d) => (d === dim ? c * step : c)), out.storage);
         return T(out);
       }
       case 'aten.copy_.default': {
@@ -819,21 +824,3 @@ function roleHints(g: Graph): Map<string, Hint> {
   return hints;
 }
 
-/**
- * The box a view spans in a contiguous storage of `shape`: per dim a first index and a step, or
- * null when its strides are no multiples of the storage's or it does not stay inside it.
- */
-export function boxOf(v: View, shape: number[]): { lo: number[]; step: number[] } | null {
-  if (v.shape.length !== shape.length) return null;
-  const cs = contiguousStrides(shape);
-  const lo: number[] = [], step: number[] = [];
-  let rem = v.offset;
-  for (let d = 0; d < shape.length; d++) {
-    lo.push(Math.floor(rem / cs[d]));
-    rem -= lo[d] * cs[d];
-    const k = v.shape[d] === 1 ? 1 : v.strides[d] / cs[d];
-    if (!Number.isInteger(k) || k < 1 || lo[d] + k * (v.shape[d] - 1) >= shape[d]) return null;
-    step.push(k);
-  }
-  return rem === 0 ? { lo, step } : null;
-}

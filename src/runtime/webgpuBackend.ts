@@ -564,9 +564,12 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
       return;
     }
     case 'scatter': {
-      const lead = MAX_DIMS - s.base.shape.length;
-      const fill = (v: number) => new Array(lead).fill(v);
-      ew('scatter', [s.base, s.src], [...fill(0), ...s.lo, ...fill(1), ...s.step, ...fill(1), ...s.src.shape]);
+      const dims = s.src.shape.map((_, d) => d).filter((d) => s.src.shape[d] > 1).sort((a, b) => s.strides[b] - s.strides[a]);
+      if (dims.length > MAX_DIMS) throw new RunError('limits', `node ${s.node}: a scatter window of more than ${MAX_DIMS} dims`, { node: s.node, op: s.op });
+      const pad = (xs: number[], fill: number) => [...xs, ...new Array(MAX_DIMS - xs.length).fill(fill)];
+      const words = [s.at, ...pad(dims.map((d) => s.src.shape[d]), 1), ...pad(dims.map((d) => s.strides[d]), 0), ...pad(dims.map((d) => s.src.strides[d]), 0)];
+      const meta = elementwiseMeta(outSt.shape, [{ offset: s.base.offset, strides: s.base.strides }, { offset: s.src.offset, strides: [] }], words);
+      r.submit(s.node, s.op, (_e, pass) => pass(elementwiseWgsl('scatter', outSt.dtype, [s.base.dtype, s.src.dtype]), [buf(s.out), buf(s.base), buf(s.src)], meta, grid1d(Math.ceil(outSt.numel / 2), ELEMENTWISE_WG)));
       return;
     }
     case 'rotary': ew('rotary', [s.x, s.positions, s.cache], [s.headSize, s.cache.shape[1], s.neox ? 1 : 0]); return;

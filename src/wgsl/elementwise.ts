@@ -54,7 +54,8 @@ export function elementwiseWgsl(kind: ElementwiseKind, out: WgslDType, inputs: W
       // prm[extra..]: seed, stream, scale bits, offset bits, range (0: a float tensor).
       value = `seed_value(i)`; break;
     case 'scatter':
-      // in0 = base (output-shaped), in1 = src (its own strides); prm[extra..+6) lo, [+6..+12) step, [+12..+18) src shape.
+      // in0 = base (read with the output's shape), in1 = src (offset only); prm[extra] = at, then
+      // per window dim, outermost first: sizes, window strides (0: unused), src strides.
       value = `scatter_value(i)`; break;
     case 'rotary':
       // in0 = x [T, W], in1 = positions [T], in2 = cache [P, rot] (row stride in its stride[4]);
@@ -90,15 +91,21 @@ export function elementwiseWgsl(kind: ElementwiseKind, out: WgslDType, inputs: W
   return ld_in0(prm[${IN_BASE(0)}u] + row * prm[${IN_BASE(0) + 1 + MAX_DIMS - 2}u] + (i % H));
 }`,
     scatter: `fn scatter_value(i: u32) -> f32 {
-  var rem = i; var inside = true; var src = prm[${IN_BASE(1)}u];
-  for (var d = ${MAX_DIMS - 1}i; d >= 0; d--) {
-    let o = rem % out_dim(u32(d)); rem /= out_dim(u32(d));
-    let lo = prm[${extra}u + u32(d)]; let step = prm[${extra + MAX_DIMS}u + u32(d)];
-    let k = (o - lo) / step;
-    if (o < lo || (o - lo) % step != 0u || k >= prm[${extra + 2 * MAX_DIMS}u + u32(d)]) { inside = false; }
-    else { src += k * prm[${IN_BASE(1) + 1}u + u32(d)]; }
+  // Output element i lies in the window when i − at splits greedily into the window's strides
+  // (outermost first) with every index inside its size: then it is src at those indices.
+  let at = prm[${extra}u];
+  if (i >= at) {
+    var rem = i - at; var src = prm[${IN_BASE(1)}u]; var inside = true;
+    for (var d = 0u; d < ${MAX_DIMS}u; d++) {
+      let stride = prm[${extra + 1 + MAX_DIMS}u + d];
+      if (stride == 0u) { continue; }
+      let k = rem / stride;
+      if (k >= prm[${extra + 1}u + d]) { inside = false; break; }
+      rem -= k * stride;
+      src += k * prm[${extra + 1 + 2 * MAX_DIMS}u + d];
+    }
+    if (inside && rem == 0u) { return ld_in1(src); }
   }
-  if (inside) { return ld_in1(src); }
   return ld_in0(strided(i, ${IN_BASE(0)}u));
 }`,
     rotary: `fn rnd(v: f32) -> f32 { return ${roundExpr(out, 'v')}; }
