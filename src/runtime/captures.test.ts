@@ -65,6 +65,32 @@ describe('captured graphs before and after the pipeline, on the CPU reference', 
   });
 });
 
+describe('how Inductor prints a vLLM graph, as the planner reads it', () => {
+  const g = load('gpt-oss-before-tp2.py');
+  const plan = planGraph(g, opts({}));
+  const seedOf = (name: string) => plan.steps.find((s) => s.kernel === 'seed' && s.name === name);
+
+  it('weights read through permute(w, [1, 0]) are seeded as weights (per rank), the router\'s as the router\'s', () => {
+    const permuted = g.nodes.filter((n) => n.op === 'aten.permute.default').map((n) => (n.args[0] as { name: string }).name);
+    expect(permuted.length).toBeGreaterThan(0);
+    const roles = new Set(permuted.map((w) => { const s = seedOf(w); return s?.kernel === 'seed' ? s.role : undefined; }));
+    expect(roles).toEqual(new Set(['weight', 'router-weight']));
+  });
+
+  it('empty.memory_format([arg0_1, 96]) sized by the token symbol is a zeroed buffer of the run\'s tokens', () => {
+    const empty = g.nodes.find((n) => n.op === 'aten.empty.memory_format')!;
+    const s = seedOf(empty.name);
+    expect(s?.kernel === 'seed' && s.role).toBe('zeros');
+    expect(plan.storages.get(empty.name)!.shape).toEqual([plan.tokens, 96]);
+  });
+
+  it('positions index the rotary cache: seeded as token ids below its row count', () => {
+    const rotary = plan.steps.find((s) => s.kernel === 'rotary')!;
+    const pos = rotary.kernel === 'rotary' ? seedOf(rotary.positions.storage) : undefined;
+    expect(pos?.kernel === 'seed' && [pos.role, pos.range]).toEqual(['indices', 256]);
+  });
+});
+
 describe('captured graphs on WebGPU', { timeout: 600_000 }, () => {
   for (const file of ['gpt-oss-before-tp2.py', 'llama-tp2.py']) {
     it(`${file}: proven, every value computed`, async () => {

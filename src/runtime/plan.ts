@@ -817,9 +817,9 @@ function roleHints(g: Graph): Map<string, Hint> {
     }
     // Token ids pass through the vocabulary mask (ids · (ids in range)).
     if (hints.get(n.name)?.role === 'indices' && elementwiseOp(op) && op !== 'aten.add.Tensor') for (const a of n.args) if (isRef(a) && (!hints.has(a.name))) hints.set(a.name, { role: 'indices' });
-    // Views pass the role to the tensor they view (t(W) is still a weight).
+    // Views pass the role to the tensor they view (t(W) and Inductor's permute(W, [1, 0]) are still weights).
     const h = hints.get(n.name);
-    if (h && (op === 'aten.t.default' || RESHAPE_OPS.has(op) || op === 'aten.slice.Tensor' || IDENTITY_OPS.has(op))) set(get(0, 'self'), h);
+    if (h && (op === 'aten.t.default' || op === 'aten.permute.default' || RESHAPE_OPS.has(op) || op === 'aten.slice.Tensor' || IDENTITY_OPS.has(op))) set(get(0, 'self'), h);
   }
   return hints;
 }
