@@ -194,6 +194,14 @@ describe('handshake and runs on the CPU worker', () => {
     expect(worstUlps(ref, await client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2, inputs: new Map([['unused_big', big]]) }))).toBe(0);
   });
 
+  it('a graph whose JSON is over the message size is refused by the client, which stays connected', async () => {
+    const nodes = Array.from({ length: 90_000 }, (_, i) => ({ ...after.nodes[0], name: `copy_of_a_node_${i}`, args: [], kwargs: {}, meta: { file: 'layers.py:'.repeat(20) } }));
+    await expect(client.runGraph({ ...after, nodes }, { preset: 'tiny', dtype: 'bf16', ranks: 2 }))
+      .rejects.toThrow(/^the run's graph is \d+\.\d MiB of JSON; the agent takes messages of at most 16 MiB$/);
+    const ref = await runGraph(after, cpuOpts('bf16'));
+    expect(worstUlps(ref, await client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2 }))).toBe(0);
+  });
+
   it('refuses a tensor sent in chunks other than the message size, naming the input', async () => {
     const { ws } = await rawConnect(`/?token=${agent.token}`);
     const next = replies(ws!);
@@ -320,4 +328,25 @@ describe('a hostile client', () => {
       await other.close();
     }
   });
+});
+
+describe('sequence parallelism on the agent', () => {
+  it('runs reduce_scatter, all_gather and the fused matmuls (GPT-OSS, SP + async TP) as the CPU reference does, bit for bit', async () => {
+    const g = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 2 })).graph;
+    const sp = rewriteForCompare(g, ['noop-elimination', 'slice-hoist', 'sequence-parallelism', 'async-tp'], 2);
+    expect(sp.nodes.some((n) => n.op === 'symm_mem.fused_matmul_reduce_scatter.default')).toBe(true);
+    const opts = { ...cpuOpts('bf16'), tokens: 8 };
+    const ref = await runGraph(g, opts);
+    const got = await runGraph(sp, { ...opts, backend: 'agent' });
+    // The final norm's output is named all_gather_* after the split: compare by position.
+    expect(got.outputs.length).toBe(2);
+    for (let r = 0; r < 2; r++) {
+      const [[, a]] = [...ref.outputs[r]], [[, b]] = [...got.outputs[r]];
+      expect(compareTensor(`rank ${r}`, a!, b!, 0, 'same sums in the same order').bitwiseEqual).toBe(true);
+    }
+    expect(got.trace.events.some((e) => e.op === 'vllm.reduce_scatter.default')).toBe(true);
+    // The fused matmul + reduce-scatter runs as one worker op (mm_reduce_scatter), not gemm then collective.
+    const fused = got.trace.events.filter((e) => e.rank === 0 && e.op === 'symm_mem.fused_matmul_reduce_scatter.default');
+    expect(fused.length).toBe(sp.nodes.filter((n) => n.op === 'symm_mem.fused_matmul_reduce_scatter.default').length);
+  }, 120_000);
 });

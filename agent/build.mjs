@@ -2,8 +2,9 @@
 // runs on the CPU where no GPU is present; otherwise the CPU-only build with g++.
 // Usage: node agent/build.mjs [--cpu | --check]   (prints the binary's path on the last line)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -47,7 +48,7 @@ export function buildWorker({ forceCpu = false, log = (m) => process.stderr.writ
       log('fusionlab agent: building the CUDA worker with nvcc…');
       const arch = process.env.FUSIONLAB_CUDA_ARCH ?? '80;90';
       const gencode = arch.split(';').flatMap((a) => ['-gencode', `arch=compute_${a},code=sm_${a}`]);
-      execFileSync('nvcc', ['-O3', '-std=c++17', ...gencode, '-Xcompiler', '-ffp-contract=off', '-o', bin,
+      execFileSync('nvcc', ['-O3', '-std=c++17', ...gencode, '-Xcompiler', '-ffp-contract=off,-Werror=switch', '-o', bin,
         join(src, 'worker.cpp'), join(src, 'cpu_exec.cpp'), join(src, 'cuda_exec.cu'), join(src, 'bench.cu'), '-lcublas', ...ncclLink(), '-lpthread'],
         { stdio: ['ignore', 'inherit', 'inherit'] });
     }
@@ -56,10 +57,26 @@ export function buildWorker({ forceCpu = false, log = (m) => process.stderr.writ
   const bin = join(out, 'fusionlab-worker-cpu');
   if (!existsSync(bin) || statSync(bin).mtimeMs < srcTime) {
     if (!has('g++')) throw new Error('fusionlab agent: neither nvcc nor g++ is installed; cannot build the worker');
-    execFileSync('g++', ['-O2', '-std=c++17', '-ffp-contract=off', '-DFUSIONLAB_CPU_ONLY', '-o', bin, join(src, 'worker.cpp'), join(src, 'cpu_exec.cpp'), '-lpthread'],
+    execFileSync('g++', ['-O2', '-std=c++17', '-ffp-contract=off', '-Werror=switch', '-DFUSIONLAB_CPU_ONLY', '-o', bin, join(src, 'worker.cpp'), join(src, 'cpu_exec.cpp'), '-lpthread'],
       { stdio: ['ignore', 'inherit', 'inherit'] });
   }
   return { path: bin, mode: 'cpu', note };
+}
+
+/**
+ * The CPU worker built from the sources with one file replaced (`files`: name → text), into a
+ * temporary directory: tests plant a wrong op-table entry this way and check it is caught.
+ */
+export function buildCpuWorkerVariant(files, { log = () => {}, stdio = 'inherit' } = {}) {
+  if (!has('g++')) throw new Error('fusionlab agent: g++ is not installed; cannot build a worker variant');
+  const dir = mkdtempSync(join(tmpdir(), 'fusionlab-worker-'));
+  for (const f of readdirSync(src).filter((x) => /\.(cpp|hpp)$/.test(x))) copyFileSync(join(src, f), join(dir, f));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  const bin = join(dir, 'fusionlab-worker-cpu');
+  log(`fusionlab agent: building a worker variant in ${dir}`);
+  execFileSync('g++', ['-O1', '-std=c++17', '-ffp-contract=off', '-Werror=switch', '-DFUSIONLAB_CPU_ONLY', '-o', bin, join(dir, 'worker.cpp'), join(dir, 'cpu_exec.cpp'), '-lpthread'],
+    { stdio: ['ignore', stdio, stdio] });
+  return bin;
 }
 
 /**
@@ -70,13 +87,14 @@ export function checkCudaSources({ log = (m) => process.stderr.write(m + '\n') }
   if (!has('nvcc')) { log('fusionlab agent: nvcc not found; nothing to check'); return null; }
   mkdirSync(out, { recursive: true });
   const bin = join(out, 'fusionlab-worker-check');
-  execFileSync('nvcc', ['-O1', '-std=c++17', '-arch=sm_90', '-DFUSIONLAB_NO_CUBLAS', '-DFUSIONLAB_NO_NCCL', '-diag-suppress', '177', '-o', bin,
+  execFileSync('nvcc', ['-O1', '-std=c++17', '-arch=sm_90', '-Xcompiler', '-Werror=switch', '-DFUSIONLAB_NO_CUBLAS', '-DFUSIONLAB_NO_NCCL', '-diag-suppress', '177', '-o', bin,
     join(src, 'worker.cpp'), join(src, 'cpu_exec.cpp'), join(src, 'cuda_exec.cu'), join(src, 'bench.cu'), '-lpthread'],
     { stdio: ['ignore', 'inherit', 'inherit'] });
   return bin;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+// Run as a script (not when bundled into another entry point, whose file this then is).
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1] && basename(process.argv[1]) === 'build.mjs') {
   if (process.argv.includes('--check')) {
     const bin = checkCudaSources();
     if (bin) process.stdout.write(`${bin}\n`);

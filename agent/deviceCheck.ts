@@ -23,6 +23,8 @@ const graphs = {
   after: parseFx(readFileSync(`${dir}/pr28841-after.fragment.txt`, 'utf8')).graph,
   'gpt-oss-20b-2l': sample,
   'gpt-oss-20b-2l-rewritten': rewriteForCompare(sample, ['slice-hoist', 'allreduce-rmsnorm'], 2),
+  // Sequence parallelism + async TP: NCCL reduce-scatter / all-gather and the fused matmuls' halves.
+  'gpt-oss-20b-2l-sp': rewriteForCompare(sample, ['noop-elimination', 'slice-hoist', 'sequence-parallelism', 'async-tp'], 2),
 };
 type GraphName = keyof typeof graphs;
 const worker = buildWorker();
@@ -41,6 +43,8 @@ for (const ranks of [1, 2, 4, 8].filter((r) => r <= Math.max(1, gpus)))
 if (gpus >= 2)
   for (const dtype of ['bf16', 'f32'] as const)
     for (const graph of ['gpt-oss-20b-2l', 'gpt-oss-20b-2l-rewritten'] as const) cases.push({ graph, ranks: 2, dtype, preset: 'tiny' });
+// SP splits the tokens over the ranks: a token count both ranks share evenly.
+if (gpus >= 2) for (const dtype of ['bf16', 'f32'] as const) for (const graph of ['gpt-oss-20b-2l', 'gpt-oss-20b-2l-sp'] as const) cases.push({ graph, ranks: 2, dtype, preset: 'tiny', tokens: 8 });
 if (gpus >= 2 && !only) {
   cases.push({ graph: 'after', ranks: 2, dtype: 'bf16', preset: 'tiny', forceFallback: true });
   for (const graph of ['before', 'after'] as const) cases.push({ graph, ranks: 2, dtype: 'bf16', preset: 'layer', tokens: 8 });

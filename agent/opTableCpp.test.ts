@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { OP_TABLE_HEADER, renderOpTableHeader } from './opTableCpp.ts';
+import { buildCpuWorkerVariant } from './build.mjs';
 import { MAP_FN_CODES, WORKER_OP_CODES } from '../src/graph/opTable.ts';
 
 describe('agent/native/op_table.gen.hpp', () => {
@@ -17,4 +18,16 @@ describe('agent/native/op_table.gen.hpp', () => {
     expect(text).toContain(`enum class OpCode { ${['Gather', 'Add', 'Mm'].join(', ')}`);
     for (const op of WORKER_OP_CODES) expect(text).toContain(`{"${op}", OpCode::`);
   });
+
+  it('a worker op the table gains but the C++ executor does not handle fails the worker build (-Werror=switch)', () => {
+    const header = renderOpTableHeader().replace('Map, AllReduce,', 'Map, Rotary, AllReduce,');
+    expect(header).not.toBe(renderOpTableHeader());
+    let err = '';
+    try {
+      buildCpuWorkerVariant({ 'op_table.gen.hpp': header }, { stdio: 'pipe' });
+    } catch (e) {
+      err = String((e as { stderr?: Buffer }).stderr ?? e);
+    }
+    expect(err).toMatch(/enumeration value .Rotary. not handled in switch/);
+  }, 120_000);
 });

@@ -29,7 +29,7 @@ export function renderOpTableHeader(): string {
     '',
     'namespace fl {',
     '',
-    '/** The worker\'s step ops (WORKER_OPS), in wire order. */',
+    "/** The worker's step ops (WORKER_OPS), in wire order. */",
     `enum class OpCode { ${ops.join(', ')} };`,
     '',
     'inline OpCode parseOp(const std::string& s) {',
@@ -46,7 +46,9 @@ export function renderOpTableHeader(): string {
     '/** One map function at one element; a = in0, b = in1 (0 when absent), s = the scalar. */',
     'FL_HOST_DEVICE inline float mapValue(int fn, float a, float b, float s) {',
     '  switch (fn) {',
-    ...MAP_FN_CODES.map((fn) => `    case Map${camel(fn)}: return ${MAP_FNS[fn].cpp};  // ${MAP_FNS[fn].doc}`),
+    ...MAP_FN_CODES.map(
+      (fn) => `    case Map${camel(fn)}: return ${MAP_FNS[fn].cpp};  // ${MAP_FNS[fn].doc}`,
+    ),
     '    default: return a;  // unreachable: parseProgram refuses codes outside MapFn',
     '  }',
     '}',
@@ -61,7 +63,11 @@ export function renderOpTableHeader(): string {
 export function writeOpTableHeader(path = OP_TABLE_HEADER): boolean {
   const text = renderOpTableHeader();
   let old = '';
-  try { old = readFileSync(path, 'utf8'); } catch { /* not there yet */ }
+  try {
+    old = readFileSync(path, 'utf8');
+  } catch {
+    /* not there yet */
+  }
   if (old === text) return false;
   writeFileSync(path, text);
   return true;
@@ -70,7 +76,9 @@ export function writeOpTableHeader(path = OP_TABLE_HEADER): boolean {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   if (process.argv.includes('--check')) {
     if (readFileSync(OP_TABLE_HEADER, 'utf8') !== renderOpTableHeader()) {
-      process.stderr.write(`${OP_TABLE_HEADER} is stale: run npm run agent (or node --import tsx agent/opTableCpp.ts)\n`);
+      process.stderr.write(
+        `${OP_TABLE_HEADER} is stale: run npm run agent (or node --import tsx agent/opTableCpp.ts)\n`,
+      );
       process.exit(1);
     }
   } else if (writeOpTableHeader()) process.stdout.write(`wrote ${OP_TABLE_HEADER}\n`);

@@ -6,7 +6,7 @@ import type { Plan, Step, Storage, View, StorageDType } from '../src/runtime/pla
 import { INPUT_ROLES, KERNELS, MAP_FN_CODES, assertNever, type Field, type InputRole, type MapFn } from '../src/graph/opTable.ts';
 import { numelOf } from '../src/runtime/plan.ts';
 import { PRESETS } from '../src/runtime/presets.ts';
-import { ProtocolError, int, isObj, str } from './protocol.ts';
+import { ProtocolError, int, isObj, str } from '../src/runtime/agentProtocol.ts';
 
 type Obj = Record<string, unknown>;
 function fail(path: string, what: string): never {

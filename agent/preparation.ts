@@ -1,20 +1,25 @@
-// Reading and planning runs off the agent's event loop. A large text message (a graph of
-// 100,000 nodes is tens of MB of JSON) takes seconds to parse, check, plan and lower; done on
-// the event loop it would stall every other client, their handshakes included. So the server
-// parses only small messages itself and hands large ones, and every run's planning and lowering,
-// to one worker thread. Tensors travel to the thread and the worker's payload back by transfer,
-// never by copy, so the bytes the agent admitted are held once.
+// Reading, planning and answering runs off the agent's event loop. A large text message (a graph
+// of 100,000 nodes is tens of MB of JSON) takes seconds to parse, check, plan and lower, and its
+// result's trace as long to build; done on the event loop it would stall every other client,
+// their handshakes included. So the server parses only small messages itself and hands large
+// ones, and for every run the planning, lowering, the worker request's JSON and the result
+// message, to one worker thread, which keeps each lowered run (its steps) until the run ends.
+// Tensors travel to the thread and the worker's payload back by transfer, never by copy, so the
+// bytes the agent admitted are held once.
 
 import { parentPort, Worker, workerData } from 'node:worker_threads';
 import { graphFromJson } from '../src/graph/json.ts';
 import { planGraph } from '../src/runtime/index.ts';
 import { RunError } from '../src/runtime/runError.ts';
-import { DEFAULT_SEED } from '../src/runtime/backend.ts';
+import { DEFAULT_SEED, type Trace, type TraceEvent } from '../src/runtime/backend.ts';
 import type { Plan } from '../src/runtime/plan.ts';
 import type { HostTensor } from '../src/runtime/hostTensor.ts';
 import { lowerPlan, type LoweredProgram } from './program.ts';
 import { planFromWire } from './planWire.ts';
-import { ProtocolError, checkClientMessage, type AgentLimits, type ClientMessage, type ErrorCode, type InputDecl, type RunOptionsWire } from './protocol.ts';
+import {
+  ProtocolError, checkClientMessage,
+  type AgentLimits, type ClientMessage, type DeviceInfo, type ErrorCode, type InputDecl, type OutputDecl, type ResultReply, type RunOptionsWire,
+} from '../src/runtime/agentProtocol.ts';
 
 /** Text messages up to this size are parsed on the event loop (a hello, a cancel, a small run). */
 export const INLINE_PARSE_BYTES = 64 * 1024;
@@ -37,6 +42,8 @@ export interface PrepareRequest {
   /** One per declared input, transferred. */
   tensors: ArrayBuffer[];
   limits: AgentLimits;
+  /** Test hooks for the worker (a `debug` message), set on this run's program. */
+  debug?: { abortAt?: string; stepDelayMs?: number };
 }
 
 export interface Prepared {
@@ -44,6 +51,21 @@ export interface Prepared {
   ranks: number;
   fed: string[];
 }
+
+/** What the server needs of a prepared run; the rest (its steps) stays in the thread under `key`. */
+export interface PreparedRun {
+  key: number;
+  /** The worker request (the program) as JSON bytes. */
+  request: Uint8Array;
+  payload: Buffer[];
+  steps: number;
+  world: number;
+  /** Elements of all the program's slots on one rank. */
+  slotElements: number;
+}
+
+/** The result message (JSON bytes) and, in its order, where each output lies in the worker's payload. */
+export interface Delivery { message: Uint8Array; frames: [offset: number, bytes: number][] }
 
 /** Bytes → a checked message, or the error reply naming the field. Runs anywhere. */
 export function parseMessage(bytes: Uint8Array, limits: AgentLimits): ClientMessage | ErrorReplyFields {
@@ -102,48 +124,112 @@ export function prepareRun(req: Omit<PrepareRequest, 'body'> & { body: { graph?:
   return { lowered, ranks: plan.ranks, fed: plan.fed };
 }
 
+/** The worker's result header → the client's result message (outputs, trace) and the frames to send. */
+export function resultMessage(id: string, run: Prepared, h: Record<string, unknown>, dev: DeviceInfo): Delivery {
+  const { lowered } = run;
+  const mode = h.mode === 'cuda' ? 'cuda' : 'cpu';
+  const timing: TraceEvent['timing'] = mode === 'cuda' ? 'cuda-event' : 'host';
+  const events: TraceEvent[] = [];
+  const notes = new Set<string>();
+  for (const t of h.trace as { rank: number; step: number; start_us: number; dur_us: number; note?: string }[]) {
+    const s = lowered.steps[t.step];
+    if (!s) continue;
+    events.push({ rank: t.rank, node: s.node, op: s.op, kind: s.kind, start_us: t.start_us, dur_us: t.dur_us, bytesRead: s.bytesRead, bytesWritten: s.bytesWritten, timing });
+    if (t.note && t.note !== 'nccl') notes.add(`${s.node}: ${t.note}`);
+  }
+  const device = mode === 'cuda' && dev.gpus.length
+    ? `${run.ranks}× ${dev.gpus[0].name} (CUDA ${dev.cuda}, NCCL ${dev.nccl})`
+    : `CPU (agent worker${dev.reason ? `: ${dev.reason}` : ''})`;
+  const trace: Trace = { backend: 'agent', device, ranks: run.ranks, events, fed: run.fed, notes: [...notes] };
+  const bySlot = new Map(lowered.outputs.map((o) => [o.slot, o]));
+  const outputs: OutputDecl[] = [];
+  const frames: Delivery['frames'] = [];
+  for (const o of h.outputs as { slot: number; rank: number; offset: number; bytes: number }[]) {
+    const meta = bySlot.get(o.slot);
+    if (!meta) continue;
+    outputs.push({ rank: o.rank, name: meta.name, dtype: meta.dtype, shape: meta.shape });
+    frames.push([o.offset, o.bytes]);
+  }
+  const reply: ResultReply = { type: 'result', id, outputs, trace };
+  return { message: new TextEncoder().encode(JSON.stringify(reply)), frames };
+}
+
 // ---- the thread ------------------------------------------------------------------------------
 
 type ToThread =
   | { op: 'parse'; seq: number; bytes: Uint8Array; limits: AgentLimits }
   | { op: 'prepare'; seq: number; req: PrepareRequest }
-  | { op: 'drop'; key: number };
+  | { op: 'deliver'; seq: number; key: number; id: string; header: Uint8Array; device: DeviceInfo }
+  | { op: 'where'; seq: number; key: number; step?: number; node?: string }
+  | { op: 'drop'; key: number }
+  | { op: 'forget'; key: number };
 type FromThread =
   | { seq: number; message: ParsedMessage }
   | { seq: number; error: ErrorReplyFields }
-  | { seq: number; prepared: Prepared };
+  | { seq: number; prepared: Omit<PreparedRun, 'payload'> & { payload: Uint8Array[] } }
+  | { seq: number; delivery: Delivery }
+  | { seq: number; where: { node?: string; op?: string } };
 
-/** The thread's side: graphs and plans parsed here wait under their key until their run is prepared. */
+/** The thread's side: graphs and plans parsed here wait under their key until their run is prepared; prepared runs until they end. */
 function serveThread(port: NonNullable<typeof parentPort>): void {
   const bodies = new Map<number, { graph?: unknown; plan?: unknown }>();
+  const runs = new Map<number, Prepared>();
+  const reply = (r: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(r, transfer);
   port.on('message', (m: ToThread) => {
-    if (m.op === 'drop') { bodies.delete(m.key); return; }
-    if (m.op === 'parse') {
-      let reply: FromThread;
-      try {
-        const r = parseMessage(m.bytes, m.limits);
-        if ('code' in r) reply = { seq: m.seq, error: r };
-        else if (r.type === 'run') {
+    switch (m.op) {
+      case 'drop': bodies.delete(m.key); return;
+      case 'forget': runs.delete(m.key); return;
+      case 'parse': {
+        try {
+          const r = parseMessage(m.bytes, m.limits);
+          if ('code' in r) return reply({ seq: m.seq, error: r });
+          if (r.type !== 'run') return reply({ seq: m.seq, message: r });
           const { graph, plan, ...rest } = r;
           bodies.set(m.seq, { graph, plan });
-          reply = { seq: m.seq, message: { ...rest, body: { key: m.seq } } };
-        } else reply = { seq: m.seq, message: r };
-      } catch (e) {
-        reply = { seq: m.seq, error: { code: 'bad-message', message: e instanceof Error ? e.message.split('\n')[0] : String(e) } };
+          return reply({ seq: m.seq, message: { ...rest, body: { key: m.seq } } });
+        } catch (e) {
+          return reply({ seq: m.seq, error: { code: 'bad-message', message: e instanceof Error ? e.message.split('\n')[0] : String(e) } });
+        }
       }
-      port.postMessage(reply);
-      return;
-    }
-    const { req } = m;
-    let body: { graph?: unknown; plan?: unknown } | undefined;
-    if ('key' in req.body) { body = bodies.get(req.body.key); bodies.delete(req.body.key); } else body = req.body;
-    try {
-      if (!body) throw new ProtocolError('protocol', `run '${req.id}': its graph is no longer held`);
-      const prepared = prepareRun({ ...req, body });
-      const transfer = prepared.lowered.payload.map((b) => b.buffer as ArrayBuffer).filter((b, k, all) => all.indexOf(b) === k);
-      port.postMessage({ seq: m.seq, prepared } satisfies FromThread, transfer);
-    } catch (e) {
-      port.postMessage({ seq: m.seq, error: errorReply(e, req.id) } satisfies FromThread);
+      case 'prepare': {
+        const { req } = m;
+        let body: { graph?: unknown; plan?: unknown } | undefined;
+        if ('key' in req.body) { body = bodies.get(req.body.key); bodies.delete(req.body.key); } else body = req.body;
+        try {
+          if (!body) throw new ProtocolError('protocol', `run '${req.id}': its graph is no longer held`);
+          const prepared = prepareRun({ ...req, body });
+          const { program, payload } = prepared.lowered;
+          if (req.debug?.abortAt) program.abortAt = req.debug.abortAt;
+          if (req.debug?.stepDelayMs) program.stepDelayMs = req.debug.stepDelayMs;
+          if (req.options.forceFallback) program.forceFallback = true;
+          const request = new TextEncoder().encode(JSON.stringify(program));
+          prepared.lowered.payload = [];
+          runs.set(m.seq, prepared);
+          const transfer = [request.buffer, ...payload.map((b) => b.buffer as ArrayBuffer)].filter((b, k, all) => all.indexOf(b) === k);
+          return reply({
+            seq: m.seq,
+            prepared: { key: m.seq, request, payload, steps: prepared.lowered.steps.length, world: program.world, slotElements: program.slots.reduce((a, n) => a + n, 0) },
+          }, transfer);
+        } catch (e) {
+          return reply({ seq: m.seq, error: errorReply(e, req.id) });
+        }
+      }
+      case 'deliver': {
+        const run = runs.get(m.key);
+        try {
+          if (!run) throw new Error(`run '${m.id}' is no longer held`);
+          const header = JSON.parse(Buffer.from(m.header.buffer, m.header.byteOffset, m.header.byteLength).toString()) as Record<string, unknown>;
+          const delivery = resultMessage(m.id, run, header, m.device);
+          return reply({ seq: m.seq, delivery }, [delivery.message.buffer as ArrayBuffer]);
+        } catch (e) {
+          return reply({ seq: m.seq, error: { code: 'worker', message: `the worker's result could not be read: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`, id: m.id } });
+        }
+      }
+      case 'where': {
+        const steps = runs.get(m.key)?.lowered.steps;
+        const s = m.step !== undefined ? steps?.[m.step] : steps?.find((x) => x.node === m.node);
+        return reply({ seq: m.seq, where: s ? { node: s.node, op: s.op } : { node: m.node } });
+      }
     }
   });
 }
@@ -209,15 +295,34 @@ export class PreparationThread {
   }
 
   /** Plans and lowers a run in the thread; its tensors are transferred (the caller no longer holds them). */
-  async prepare(req: PrepareRequest): Promise<Prepared | ErrorReplyFields> {
+  async prepare(req: PrepareRequest): Promise<PreparedRun | ErrorReplyFields> {
     const seq = ++this.seq;
     const r = await this.call({ op: 'prepare', seq, req }, req.tensors);
     if ('error' in r) return r.error;
     if (!('prepared' in r)) return { code: 'validation', message: 'unexpected reply', id: req.id };
     // Transferred payloads arrive as Uint8Arrays; the worker protocol writes Buffers.
     const p = r.prepared;
-    p.lowered.payload = p.lowered.payload.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-    return p;
+    return { ...p, payload: p.payload.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)) };
+  }
+
+  /** The result message for a run's worker reply (its header bytes are handed over). */
+  async deliver(key: number, id: string, header: Buffer, device: DeviceInfo): Promise<Delivery | ErrorReplyFields> {
+    const seq = ++this.seq;
+    const buf = ownBuffer(header);
+    const r = await this.call({ op: 'deliver', seq, key, id, header: new Uint8Array(buf), device }, [buf]);
+    return 'error' in r ? r.error : 'delivery' in r ? r.delivery : { code: 'worker', message: 'unexpected reply', id };
+  }
+
+  /** The node (and its op) of a prepared run's step, by index or node name, for error messages. */
+  async where(key: number, at: { step?: number; node?: string }): Promise<{ node?: string; op?: string }> {
+    const seq = ++this.seq;
+    const r = await this.call({ op: 'where', seq, key, ...at }).catch(() => null);
+    return r && 'where' in r ? r.where : { node: at.node };
+  }
+
+  /** Ends what the thread holds of a prepared run. */
+  forget(key: number): void {
+    this.worker?.postMessage({ op: 'forget', key } satisfies ToThread);
   }
 
   /** Forgets a run body the thread holds (its run was cancelled before it was prepared). */

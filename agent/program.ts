@@ -14,6 +14,8 @@ import type { TraceEvent } from '../src/runtime/backend.ts';
 
 export type { WorkerOp } from '../src/graph/opTable.ts';
 
+const FUSED_MATMUL_REDUCE_SCATTER = 'symm_mem.fused_matmul_reduce_scatter.default';
+
 export interface WorkerStep { node: string; op: WorkerOp; in: number[]; out: number[]; i: number[]; f: number[] }
 
 export interface WorkerProgram {
@@ -210,6 +212,27 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
         outNumel(s, s.out, numelOf(s.x.shape));
         emit(s, 'all_reduce', [dense(s, s.x)], [storageSlot(s.out)], [], [], 'transfer', R);
         break;
+      case 'reduce_scatter': case 'all_gather': {
+        const n = numelOf(s.x.shape);
+        // async TP's fused matmul + reduce-scatter, planned as its gemm then this step: the worker
+        // runs the pair as one pipelined op (agent/native/collective_gemm.cuh).
+        const prev = steps[steps.length - 1];
+        if (s.kernel === 'reduce_scatter' && s.op === FUSED_MATMUL_REDUCE_SCATTER && prev?.op === 'mm' && prev.node === s.node && isWhole(s.x) && prev.out[0] === storageSlot(s.x.storage)) {
+          check(s, s.x.shape[0]! % R === 0, `[${s.x.shape}] does not split over ${R} ranks along tokens`);
+          outNumel(s, s.out, n / R);
+          prev.op = 'mm_reduce_scatter';
+          prev.out.push(storageSlot(s.out));
+          const last = info[info.length - 1]!;
+          last.kind = 'transfer';
+          last.bytesWritten += slotBytes(storageSlot(s.out));
+          break;
+        }
+        const outN = s.kernel === 'reduce_scatter' ? n / R : n * R;
+        check(s, Number.isInteger(outN) && s.x.shape.length >= 1 && s.x.shape[0]! % (s.kernel === 'reduce_scatter' ? R : 1) === 0, `[${s.x.shape}] does not split over ${R} ranks along tokens`);
+        outNumel(s, s.out, outN);
+        emit(s, s.kernel, [dense(s, s.x)], [storageSlot(s.out)], [], [], 'transfer', s.kernel === 'reduce_scatter' ? R : 1);
+        break;
+      }
       case 'fused_allreduce_norm': {
         // The worker's fused kernel rounds the norm once; the bitwise check against the unfused pair is not available here.
         check(s, (s.normRounding ?? 'once') === 'once', `the worker rounds the fused norm once; normRounding '${s.normRounding}' is not supported`);

@@ -11,14 +11,12 @@ import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import { totalmem } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import type { Trace, TraceEvent } from '../src/runtime/backend.ts';
 import { WorkerProcess, WorkerFailure, type WorkerHello } from './workerProcess.ts';
-import type { LoweredProgram } from './program.ts';
-import { INLINE_PARSE_BYTES, PreparationThread, ownBuffer, parseMessage, type ErrorReplyFields, type ParsedMessage, type Prepared } from './preparation.ts';
+import { INLINE_PARSE_BYTES, PreparationThread, ownBuffer, parseMessage, type ErrorReplyFields, type ParsedMessage, type PreparedRun } from './preparation.ts';
 import {
   PROTOCOL_VERSION, inputHostBytes, tensorBytes,
   type AgentLimits, type AgentMessage, type DeviceInfo, type ErrorCode,
-} from './protocol.ts';
+} from '../src/runtime/agentProtocol.ts';
 
 export const AGENT_VERSION = 'fusionlab-agent 0.1.0';
 
@@ -268,6 +266,11 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   }
 
   function onParsed(c: Connection, m: ParsedMessage) {
+    // The client may have left while its message was parsed in the thread: admit nothing for it.
+    if (!conns.has(c)) {
+      if (m.type === 'run') thread.drop(m.body);
+      return;
+    }
     switch (m.type) {
       case 'hello':
         return send(c, { type: 'hello', protocol: PROTOCOL_VERSION, agent: AGENT_VERSION, device: deviceOf(hello), limits });
@@ -353,87 +356,66 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     const c = j.conn;
     const tensors = j.tensors;
     j.tensors = [];  // transferred to the thread: the agent holds each input once
-    const prepared: Prepared | ErrorReplyFields = await thread.prepare({ id: j.id, body: j.msg.body, options: j.msg.options, inputs: j.msg.inputs, tensors, limits })
-      .catch((e: Error) => ({ code: 'validation' as const, message: e.message, id: j.id }));
+    // Applies to the next run only; the worker ignores it unless started with FUSIONLAB_WORKER_DEBUG.
+    const debug = c.debug ?? undefined;
+    c.debug = null;
+    const prepared = await thread.prepare({ id: j.id, body: j.msg.body, options: j.msg.options, inputs: j.msg.inputs, tensors, limits, debug })
+      .catch((e: Error): ErrorReplyFields => ({ code: 'validation', message: e.message, id: j.id }));
     if ('code' in prepared) return sendReply(c, prepared);
-    const { lowered } = prepared;
-    if (c.debug) {
-      // Applies to the next run only; the worker ignores it unless started with FUSIONLAB_WORKER_DEBUG.
-      if (c.debug.abortAt) lowered.program.abortAt = c.debug.abortAt;
-      if (c.debug.stepDelayMs) lowered.program.stepDelayMs = c.debug.stepDelayMs;
-      c.debug = null;
+    try {
+      await runPrepared(j, prepared);
+    } finally {
+      thread.forget(prepared.key);
     }
-    if (j.msg.options.forceFallback) lowered.program.forceFallback = true;
+  }
+
+  async function runPrepared(j: Job, p: PreparedRun) {
+    const c = j.conn;
     if (j.cancelled) return;
     if (hello?.mode === 'cpu') {
       // The CPU worker keeps every buffer in host memory, as f32.
-      const slotBytes = lowered.program.slots.reduce((a, n) => a + n, 0) * 4 * lowered.program.world;
+      const slotBytes = p.slotElements * 4 * p.world;
       if (admittedBytes + slotBytes > limits.maxHostBytes) {
-        return sendError(c, 'limits', `the run needs ${(slotBytes / 2 ** 20).toFixed(1)} MiB of host memory for the CPU worker's f32 buffers over ${lowered.program.world} ranks; with the inputs of admitted runs (${(admittedBytes / 2 ** 20).toFixed(1)} MiB) that is over the ${(limits.maxHostBytes / 2 ** 20).toFixed(0)} MiB this agent admits`, { id: j.id });
+        return sendError(c, 'limits', `the run needs ${(slotBytes / 2 ** 20).toFixed(1)} MiB of host memory for the CPU worker's f32 buffers over ${p.world} ranks; with the inputs of admitted runs (${(admittedBytes / 2 ** 20).toFixed(1)} MiB) that is over the ${(limits.maxHostBytes / 2 ** 20).toFixed(0)} MiB this agent admits`, { id: j.id });
       }
       // Held while it runs, so runs announced meanwhile are admitted against what is left.
       admittedBytes += slotBytes;
       j.admitted += slotBytes;
     }
-    if (lowered.program.world > Math.max(1, hello?.gpus.length ?? 0) && hello?.mode === 'cuda') {
-      return sendError(c, 'limits', `the run asks for ${lowered.program.world} ranks; this host has ${hello.gpus.length} GPUs`, { id: j.id });
+    if (p.world > Math.max(1, hello?.gpus.length ?? 0) && hello?.mode === 'cuda') {
+      return sendError(c, 'limits', `the run asks for ${p.world} ranks; this host has ${hello.gpus.length} GPUs`, { id: j.id });
     }
     let lastProgress = 0;
-    const total = lowered.steps.length;
     try {
       hello = await worker.start();
-      const reply = await worker.request(lowered.program, lowered.payload, (i) => {
+      const reply = await worker.request(p.request, p.payload, (i) => {
         const now = Date.now();
-        if (now - lastProgress > 100) { lastProgress = now; send(c, { type: 'progress', id: j.id, done: i, total }); }
+        if (now - lastProgress > 100) { lastProgress = now; send(c, { type: 'progress', id: j.id, done: i, total: p.steps }); }
       });
       if (j.cancelled) return;
       const h = reply.header;
       if (h.type === 'error') {
         const node = typeof h.node === 'string' ? h.node : undefined;
-        const op = node ? lowered.steps.find((s) => s.node === node)?.op : undefined;
+        const op = node ? (await thread.where(p.key, { node })).op : undefined;
         // A CUDA error ends the worker (its context may be poisoned): start a clean one.
         const restarted = h.fatal === true;
         if (restarted) await worker.stop().then(() => worker.start()).then((w) => { hello = w; }, (e) => log(`worker restart failed: ${e}`));
         return sendError(c, 'worker', `${node ? `node ${node}${op ? ` (${op})` : ''}: ` : ''}${String(h.message)}${restarted ? '; the worker was restarted' : ''}`, { id: j.id, node, op });
       }
-      deliver(c, j, lowered, prepared, h, reply.payload);
+      // The result message (its trace has an event per step and rank) is built in the thread.
+      const d = await thread.deliver(p.key, j.id, reply.rawHeader, deviceOf(hello));
+      if ('code' in d) return sendReply(c, d);
+      if (j.cancelled || c.ws.readyState !== c.ws.OPEN) return;
+      c.ws.send(d.message, { binary: false });
+      for (const [offset, bytes] of d.frames) if (c.ws.readyState === c.ws.OPEN) c.ws.send(reply.payload.subarray(offset, offset + bytes), { binary: true });
     } catch (e) {
       if (!(e instanceof WorkerFailure)) throw e;
       // The process died: name the node it was running, start a fresh one for the next run.
-      const step = e.step !== null ? lowered.steps[e.step] : undefined;
+      const step = e.step !== null ? await thread.where(p.key, { step: e.step }) : {};
       void worker.start().then((w) => { hello = w; log('worker restarted'); }, (err) => log(`worker restart failed: ${err}`));
       if (j.cancelled) return;
-      sendError(c, 'worker', `${step ? `node ${step.node} (${step.op}): ` : ''}${e.message} while running it; the worker was restarted`, { id: j.id, node: step?.node, op: step?.op });
+      sendError(c, 'worker', `${step.node ? `node ${step.node} (${step.op}): ` : ''}${e.message} while running it; the worker was restarted`, { id: j.id, node: step.node, op: step.op });
     }
-  }
-
-  function deliver(c: Connection, j: Job, lowered: LoweredProgram, plan: Pick<Prepared, 'ranks' | 'fed'>, h: Record<string, unknown>, payload: Buffer) {
-    const mode = h.mode === 'cuda' ? 'cuda' : 'cpu';
-    const timing: TraceEvent['timing'] = mode === 'cuda' ? 'cuda-event' : 'host';
-    const events: TraceEvent[] = [];
-    const notes = new Set<string>();
-    for (const t of h.trace as { rank: number; step: number; start_us: number; dur_us: number; note?: string }[]) {
-      const s = lowered.steps[t.step];
-      if (!s) continue;
-      events.push({ rank: t.rank, node: s.node, op: s.op, kind: s.kind, start_us: t.start_us, dur_us: t.dur_us, bytesRead: s.bytesRead, bytesWritten: s.bytesWritten, timing });
-      if (t.note && t.note !== 'nccl') notes.add(`${s.node}: ${t.note}`);
-    }
-    const dev = deviceOf(hello);
-    const device = mode === 'cuda' && dev.gpus.length
-      ? `${plan.ranks}× ${dev.gpus[0].name} (CUDA ${dev.cuda}, NCCL ${dev.nccl})`
-      : `CPU (agent worker${dev.reason ? `: ${dev.reason}` : ''})`;
-    const trace: Trace = { backend: 'agent', device, ranks: plan.ranks, events, fed: plan.fed, notes: [...notes] };
-    const outs = h.outputs as { slot: number; rank: number; offset: number; bytes: number }[];
-    const decls = [];
-    const frames: Buffer[] = [];
-    for (const o of outs) {
-      const meta = lowered.outputs.find((x) => x.slot === o.slot);
-      if (!meta) continue;
-      decls.push({ rank: o.rank, name: meta.name, dtype: meta.dtype, shape: meta.shape });
-      frames.push(payload.subarray(o.offset, o.offset + o.bytes));
-    }
-    send(c, { type: 'result', id: j.id, outputs: decls, trace });
-    for (const f of frames) if (c.ws.readyState === c.ws.OPEN) c.ws.send(f, { binary: true });
   }
 
   return {

@@ -8,7 +8,7 @@ import { planFromWire } from './planWire.ts';
 import { lowerPlan } from './program.ts';
 import { seededArray, seedRule, seedStream } from '../src/runtime/weights.ts';
 import { bf16Bits } from '../src/runtime/bf16.ts';
-import { ProtocolError } from './protocol.ts';
+import { ProtocolError } from '../src/runtime/agentProtocol.ts';
 import { MAP_FN_CODES, MAP_FNS } from '../src/graph/opTable.ts';
 import { RunError } from '../src/runtime/runError.ts';
 

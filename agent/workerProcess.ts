@@ -18,9 +18,14 @@ export interface WorkerHello {
 }
 
 export interface WorkerReply {
+  /** Parsed when small; a large one (a result's trace) carries only its type, and `rawHeader` is read elsewhere. */
   header: Record<string, unknown> & { type: string };
+  rawHeader: Buffer;
   payload: Buffer;
 }
+
+/** Headers up to this size are parsed here; a result's header for a large graph is megabytes. */
+const PARSED_HEADER_BYTES = 64 * 1024;
 
 /** The worker died or failed; `step` is the index of the step it had started, if any. */
 export class WorkerFailure extends Error {
@@ -125,12 +130,12 @@ export class WorkerProcess {
     return this.pending !== null;
   }
 
-  /** Sends one request; resolves with the reply that ends it (result, error or hello). */
-  request(header: object, payload: Buffer[] = [], onStep?: (i: number) => void): Promise<WorkerReply> {
+  /** Sends one request (an object, or its JSON already encoded); resolves with the reply that ends it (result, error or hello). */
+  request(header: object | Uint8Array, payload: Buffer[] = [], onStep?: (i: number) => void): Promise<WorkerReply> {
     const child = this.child;
     if (!child || !child.stdin) return Promise.reject(new WorkerFailure('the worker is not running', null));
     if (this.pending) return Promise.reject(new WorkerFailure('the worker is busy', null));
-    const json = Buffer.from(JSON.stringify(header));
+    const json = header instanceof Uint8Array ? header : Buffer.from(JSON.stringify(header));
     const plen = payload.reduce((a, b) => a + b.length, 0);
     const head = Buffer.alloc(12);
     head.writeUInt32LE(json.length, 0);
@@ -169,7 +174,10 @@ export class WorkerProcess {
   }
 
   private onFrame(json: Buffer, payload: Buffer): void {
-    const header = JSON.parse(json.toString()) as WorkerReply['header'];
+    // Every header begins with its type ({"type":"…"), so a large one need not be parsed here.
+    const header: WorkerReply['header'] = json.length <= PARSED_HEADER_BYTES
+      ? JSON.parse(json.toString()) as WorkerReply['header']
+      : { type: /^\{"type":"(\w+)"/.exec(json.subarray(0, 32).toString())?.[1] ?? 'unknown' };
     const p = this.pending;
     if (!p) return;
     if (header.type === 'step') {
@@ -178,7 +186,7 @@ export class WorkerProcess {
       return;
     }
     this.pending = null;
-    p.resolve({ header, payload });
+    p.resolve({ header, rawHeader: json, payload });
   }
 
   private onExit(child: ChildProcess, code: number | null, signal: string | null, err?: Error): void {

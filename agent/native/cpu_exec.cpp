@@ -233,7 +233,13 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
       }
       break;
     }
-    default:
+    // Every op is listed (no default), so -Werror=switch fails the build when the op table adds one.
+    case OpCode::AllReduce:
+    case OpCode::AllReduceNorm:
+    case OpCode::ReduceScatter:
+    case OpCode::AllGather:
+    case OpCode::MmReduceScatter:
+    case OpCode::Moe:
       throw StepError(st.node, "step '" + st.opName + "' is not a per-rank op");
   }
 }
@@ -253,6 +259,47 @@ void runCollective(const Step& st, CpuState& S) {
     for (int r = 0; r < p.world; r++) {
       Buf& o = S.out(r, st.out[0]);
       for (int64_t q = 0; q < n; q++) o[q] = S.r(sum[q]);
+    }
+    return;
+  }
+  if (st.op == OpCode::MmReduceScatter) {
+    // The matmul on every rank (into out[0], as the plan's gemm), then its reduce-scatter into out[1].
+    need(st, 2, 2, 5, 2);
+    Step mm = st;
+    mm.op = OpCode::Mm;
+    mm.out = {st.out[0]};
+    for (int r = 0; r < p.world; r++) runStepRank(mm, S, r);
+    Step rs = st;
+    rs.op = OpCode::ReduceScatter;
+    rs.in = {st.out[0]};
+    rs.out = {st.out[1]};
+    rs.i.clear();
+    rs.f.clear();
+    runCollective(rs, S);
+    return;
+  }
+  if (st.op == OpCode::ReduceScatter || st.op == OpCode::AllGather) {
+    // Sequence parallelism's pair along tokens: rank r's share is the r-th block of rows.
+    need(st, 1, 1, 0);
+    int64_t n = p.slotNumel[st.out[0]];
+    bool rs = st.op == OpCode::ReduceScatter;
+    int64_t share = rs ? n : n / p.world;
+    for (int r = 0; r < p.world; r++) checkSize(st, S.in(r, st.in[0], st), rs ? n * p.world : share, "input");
+    for (int r = 0; r < p.world; r++) {
+      Buf& o = S.out(r, st.out[0]);
+      if (rs) {
+        std::vector<float> sum(n, 0.f);
+        for (int q = 0; q < p.world; q++) {
+          const Buf& a = S.in(q, st.in[0], st);
+          for (int64_t i = 0; i < n; i++) sum[i] += a[r * n + i];
+        }
+        for (int64_t i = 0; i < n; i++) o[i] = S.r(sum[i]);
+      } else {
+        for (int q = 0; q < p.world; q++) {
+          const Buf& a = S.in(q, st.in[0], st);
+          for (int64_t i = 0; i < share; i++) o[q * share + i] = a[i];
+        }
+      }
     }
     return;
   }
@@ -309,7 +356,7 @@ RunOutcome runOnCpu(const Program& p, const uint8_t* payload, const StepHook& ho
       if (p.stepDelayMs) std::this_thread::sleep_for(std::chrono::milliseconds(p.stepDelayMs));
       if (!p.abortAt.empty() && st.node == p.abortAt) std::abort();
     }
-    if (st.op == OpCode::AllReduce || st.op == OpCode::AllReduceNorm) {
+    if (st.op == OpCode::AllReduce || st.op == OpCode::AllReduceNorm || st.op == OpCode::ReduceScatter || st.op == OpCode::AllGather || st.op == OpCode::MmReduceScatter) {
       double s = us();
       runCollective(st, S);
       double d = us() - s;

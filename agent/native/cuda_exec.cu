@@ -1,15 +1,17 @@
 // The CUDA executor: ranks = GPUs 0..world-1 of this host, one host thread per GPU, NCCL for
-// all_reduce, cuBLAS for mm/addmm, and the one-shot all-reduce + RMSNorm kernel over peer memory.
+// all_reduce, cuBLAS for mm/addmm, and the fused all-reduce + RMSNorm kernels over peer memory (allreduce_fusion.cuh).
 // FUSIONLAB_NO_CUBLAS / FUSIONLAB_NO_NCCL exist only so the source compiles on machines with
 // cudart alone; such builds use plain kernels for GEMM and refuse all_reduce.
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
 
 #include "cluster.cuh"
 #include "executors.hpp"
+#include "collective_gemm.cuh"
 
 namespace fl {
 
@@ -29,6 +31,9 @@ Cluster& clusterFor(int world) {
     if (k.blas) cublasDestroy(k.blas);
 #endif
     cudaFree(k.flags);
+    cudaFree(k.fusionCtl);
+    cudaFree(k.lamport);
+    cudaFree(k.twoShot);
     cudaStreamDestroy(k.stream);
   }
   g_cluster = Cluster{};
@@ -41,6 +46,8 @@ Cluster& clusterFor(int world) {
     FL_CUDA(cudaStreamCreateWithFlags(&k.stream, cudaStreamNonBlocking));
     FL_CUDA(cudaMalloc(&k.flags, kFlagWords * sizeof(unsigned)));
     FL_CUDA(cudaMemset(k.flags, 0, kFlagWords * sizeof(unsigned)));
+    FL_CUDA(cudaMalloc(&k.fusionCtl, sizeof(FusionCtl)));
+    FL_CUDA(cudaMemset(k.fusionCtl, 0, sizeof(FusionCtl)));
     FL_CUDA(cudaDeviceGetAttribute(&k.sms, cudaDevAttrMultiProcessorCount, r));
 #ifndef FUSIONLAB_NO_CUBLAS
     if (cublasCreate(&k.blas) != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("cublasCreate failed on GPU " + std::to_string(r));
@@ -70,6 +77,33 @@ Cluster& clusterFor(int world) {
 #endif
   C.world = world;
   return C;
+}
+
+void ensureFusionBuffers(Cluster& C, unsigned long long elems, size_t elemBytes) {
+  if (elems <= C.fusionElems && elemBytes == C.fusionElemBytes) return;
+  elems = std::max(elems, C.fusionElems);
+  const unsigned long long W = (unsigned long long)C.world;
+  for (int r = 0; r < C.world; r++) {
+    FL_CUDA(cudaSetDevice(r));
+    FL_CUDA(cudaDeviceSynchronize());
+    auto& k = C.ranks[r];
+    cudaFree(k.lamport);
+    cudaFree(k.twoShot);
+    k.lamport = k.twoShot = nullptr;
+    C.fusionElems = 0;
+    const unsigned long long lamportElems = 3 * W * elems, twoShotElems = 2 * (W + 1) * elems;
+    if (cudaMalloc(&k.lamport, lamportElems * elemBytes) != cudaSuccess || cudaMalloc(&k.twoShot, twoShotElems * elemBytes) != cudaSuccess)
+      throw std::runtime_error("out of GPU memory on GPU " + std::to_string(r) + " for the fused all-reduce buffers (" +
+                               std::to_string((lamportElems + twoShotElems) * elemBytes) + " bytes)");
+    // Every Lamport slot starts as "not arrived"; the control words and barrier epochs restart.
+    if (elemBytes == 2) kFillSentinel<__nv_bfloat16><<<1024, 256, 0, k.stream>>>(static_cast<__nv_bfloat16*>(k.lamport), lamportElems);
+    else kFillSentinel<float><<<1024, 256, 0, k.stream>>>(static_cast<float*>(k.lamport), lamportElems);
+    FL_CUDA(cudaMemsetAsync(k.fusionCtl, 0, sizeof(FusionCtl), k.stream));
+    FL_CUDA(cudaMemsetAsync(k.flags, 0, kFlagWords * sizeof(unsigned), k.stream));
+    FL_CUDA(cudaStreamSynchronize(k.stream));
+  }
+  C.fusionElems = elems;
+  C.fusionElemBytes = elemBytes;
 }
 
 DeviceReport probeCuda() {
@@ -132,22 +166,20 @@ void launchAddRmsNorm(const Step& st, cudaStream_t s, int sms, const T* x, int64
 }
 
 template <typename T>
-void launchOneShot(const Step& st, Cluster& C, int rank, const std::vector<std::vector<void*>>& buf, int inSlot, const T* res, const T* g, T* y, T* z, T* ar,
-                   int64_t rows, int cols, float eps) {
-  RankCtx& k = C.ranks[rank];
-  if (rows == 0) return;
+FusionPath launchFusedAllReduceNorm(const Step& st, Cluster& C, int rank, const T* in, const T* res, const T* g, T* y, T* z, T* ar, int64_t rows, int cols,
+                                   float eps) {
   NormShape ns = normShape<T>(st, cols, 1);
-  int minSms = k.sms;
-  for (auto& o : C.ranks) minSms = std::min(minSms, o.sms);
-  // One block per SM at most, so every block is resident and the per-block barrier cannot deadlock.
-  int grid = (int)std::max<int64_t>(1, std::min<int64_t>({rows, (int64_t)minSms, (int64_t)kMaxBarrierBlocks}));
-  OneShotArgs a{};
-  for (int r = 0; r < C.world; r++) { a.in[r] = buf[r][inSlot]; a.flags[r] = C.ranks[r].flags; }
-  a.world = C.world;
-  a.rank = rank;
-  a.epoch = ++k.epoch;
-  if (ns.V == 1) kOneShotAllReduceNorm<T, 1><<<grid, ns.threads, 0, k.stream>>>(a, res, g, y, z, ar, rows, cols, eps);
-  else kOneShotAllReduceNorm<T, 16 / sizeof(T)><<<grid, ns.threads, 0, k.stream>>>(a, res, g, y, z, ar, rows, cols, eps);
+  FusionPath path = fusionPathFor(C.world, rows, cols, sizeof(T));
+  // Checks run each kernel through the executor at sizes the switch would give the other.
+  if (const char* force = std::getenv("FUSIONLAB_ALLREDUCE_FUSION")) {
+    if (!std::strcmp(force, "one-shot")) path = FusionPath::OneShot;
+    else if (!std::strcmp(force, "one-shot-barrier")) path = FusionPath::OneShotBarrier;
+    else if (!std::strcmp(force, "two-shot")) path = FusionPath::TwoShot;
+    else throw StepError(st.node, std::string("FUSIONLAB_ALLREDUCE_FUSION is '") + force + "'; expected one-shot, one-shot-barrier or two-shot");
+  }
+  if (rows == 0) return path;
+  if (ns.V == 1) return launchAllReduceNormV<T, 1>(C, rank, path, in, res, g, y, z, ar, rows, cols, eps);
+  return launchAllReduceNormV<T, 16 / sizeof(T)>(C, rank, path, in, res, g, y, z, ar, rows, cols, eps);
 }
 
 template <typename T>
@@ -158,6 +190,19 @@ void ncclAllReduceSum(const Step& st, RankCtx& k, const void* in, void* out, int
   if (r != ncclSuccess) throw StepError(st.node, std::string("ncclAllReduce: ") + ncclGetErrorString(r));
 #else
   (void)k; (void)in; (void)out; (void)n;
+  throw StepError(st.node, "this worker was built without NCCL");
+#endif
+}
+
+/** reduce_scatter / all_gather along tokens: `n` elements out (reduce_scatter) or per rank in (all_gather). */
+template <typename T>
+void ncclScatterGather(const Step& st, RankCtx& k, const void* in, void* out, int64_t n, bool reduceScatter) {
+#ifndef FUSIONLAB_NO_NCCL
+  ncclDataType_t t = sizeof(T) == 2 ? ncclBfloat16 : ncclFloat32;
+  ncclResult_t r = reduceScatter ? ncclReduceScatter(in, out, (size_t)n, t, ncclSum, k.comm, k.stream) : ncclAllGather(in, out, (size_t)n, t, k.comm, k.stream);
+  if (r != ncclSuccess) throw StepError(st.node, std::string(reduceScatter ? "ncclReduceScatter: " : "ncclAllGather: ") + ncclGetErrorString(r));
+#else
+  (void)k; (void)in; (void)out; (void)n; (void)reduceScatter;
   throw StepError(st.node, "this worker was built without NCCL");
 #endif
 }
@@ -251,6 +296,10 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
       break;
     }
     case OpCode::AllReduce: ncclAllReduceSum<T>(st, k, in(0), out(0), n0); return "nccl";
+    case OpCode::ReduceScatter: ncclScatterGather<T>(st, k, in(0), out(0), n0, true); return "nccl";
+    case OpCode::MmReduceScatter:
+      return launchMmReduceScatter<T>(st, k, rank, C.world, in(0), in(1), out(0), out(1), I(0), I(1), I(2), I(3), I(4) != 0, F(0), F(1), I(3) == 1 ? in(2) : nullptr);
+    case OpCode::AllGather: ncclScatterGather<T>(st, k, in(0), out(0), n0 / C.world, false); return "nccl";
     case OpCode::RmsNorm: launchAddRmsNorm<T>(st, s, k.sms, in(0), I(2), I(3), nullptr, in(1), out(0), nullptr, I(0), (int)I(1), F(0), true); break;
     case OpCode::FusedAddRmsNorm:
       launchAddRmsNorm<T>(st, s, k.sms, in(0), I(2), I(3), in(1), in(2), out(0), out(1), I(0), (int)I(1), F(0), true);
@@ -259,8 +308,8 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
       int64_t rows = I(0);
       int cols = (int)I(1);
       if (C.allPeers && !p.forceNcclFallback) {
-        launchOneShot<T>(st, C, rank, buf, st.in[0], in(1), in(2), out(0), out(1), out(2), rows, cols, F(0));
-        return "one-shot over peer memory";
+        return std::string(fusionPathName(launchFusedAllReduceNorm<T>(st, C, rank, in(0), in(1), in(2), out(0), out(1), out(2), rows, cols, F(0)))) +
+               " over peer memory";
       }
       T* ar = out(2);
       bool temp = ar == nullptr;
@@ -299,6 +348,12 @@ RunOutcome runOnCuda(const Program& p, const uint8_t* payload, const StepHook& h
   const int W = p.world;
   const size_t nSlots = p.slotNumel.size(), nSteps = p.steps.size();
   std::vector<std::vector<void*>> buf(W, std::vector<void*>(nSlots, nullptr));
+  if (C.allPeers && !p.forceNcclFallback) {
+    unsigned long long fused = 0;
+    for (const Step& st : p.steps)
+      if (st.op == OpCode::AllReduceNorm && st.i.size() >= 2) fused = std::max<unsigned long long>(fused, (unsigned long long)(st.i[0] * st.i[1]));
+    if (fused) ensureFusionBuffers(C, fused, elemBytes(p.dtype));
+  }
   auto freeAll = [&] {
     for (int r = 0; r < W; r++) { cudaSetDevice(r); for (void* b : buf[r]) if (b) cudaFree(b); }
   };

@@ -1,5 +1,5 @@
 // CUDA kernels of the worker: elementwise ops, RMSNorm variants, GPT-OSS MoE (plain, for
-// correctness), and the one-shot all-reduce + residual + RMSNorm over peer memory.
+// correctness). The fused all-reduce + RMSNorm kernels are in allreduce_fusion.cuh.
 // Every kernel accumulates in f32 and rounds to the storage type once, on store.
 #pragma once
 #include <cuda_bf16.h>
@@ -190,66 +190,6 @@ inline int normThreads(int64_t nvec, int perThread) {
   return (int)(t < 32 ? 32 : t > 1024 ? 1024 : t);
 }
 
-/**
- * z = (sum of `nsrc` rows, rank order) [+ residual]; optionally stores bf16(sum) (`arOut`) and z
- * (`zOut`), then y = z·rsqrt(mean(z²)+eps)·γ. `twoRoundings` follows rms_norm /
- * fused_add_rms_norm (round before multiplying by γ); the fused all-reduce op rounds once.
- */
-template <typename T, int V>
-__device__ __forceinline__ void normRow(const T* const* srcs, int nsrc, int64_t srcStride, int64_t row, int cols, const T* res, const T* gamma, T* y,
-                                        T* zOut, T* arOut, float eps, bool twoRoundings, float* shared32) {
-  float z[kMaxVecPerThread][V];
-  int nvec = cols / V;
-  float ss = 0.f;
-  int64_t base = row * (int64_t)cols, sbase = row * srcStride;
-  // All loads first: in place (zOut == res) the stores below may alias them, and loads issued
-  // after a store cannot be hoisted above it; this keeps every load of the row in flight at once.
-  float rv[kMaxVecPerThread][V];
-#pragma unroll
-  for (int k = 0; k < kMaxVecPerThread; k++) {
-    int v = threadIdx.x + k * blockDim.x;
-    if (v >= nvec) break;
-#pragma unroll
-    for (int e = 0; e < V; e++) z[k][e] = 0.f;
-    for (int r = 0; r < nsrc; r++) {
-      float t[V];
-      Vec<T, V>::load(srcs[r], sbase + (int64_t)v * V, t);
-#pragma unroll
-      for (int e = 0; e < V; e++) z[k][e] += t[e];
-    }
-    if (res) Vec<T, V>::load(res, base + (int64_t)v * V, rv[k]);
-  }
-#pragma unroll
-  for (int k = 0; k < kMaxVecPerThread; k++) {
-    int v = threadIdx.x + k * blockDim.x;
-    if (v >= nvec) break;
-    float* acc = z[k];
-    if (nsrc > 1 || arOut) {
-#pragma unroll
-      for (int e = 0; e < V; e++) acc[e] = rnd<T>(acc[e]);
-      if (arOut) Vec<T, V>::store(arOut, base + (int64_t)v * V, z[k]);
-    }
-    if (res) {
-#pragma unroll
-      for (int e = 0; e < V; e++) acc[e] = rnd<T>(acc[e] + rv[k][e]);
-      if (zOut) Vec<T, V>::store(zOut, base + (int64_t)v * V, z[k]);
-    }
-#pragma unroll
-    for (int e = 0; e < V; e++) ss += acc[e] * acc[e];
-  }
-  float inv = rsqrtf(blockSum(ss, shared32) / (float)cols + eps);
-#pragma unroll
-  for (int k = 0; k < kMaxVecPerThread; k++) {
-    int v = threadIdx.x + k * blockDim.x;
-    if (v >= nvec) break;
-    float g[V], o[V];
-    Vec<T, V>::load(gamma, (int64_t)v * V, g);
-#pragma unroll
-    for (int e = 0; e < V; e++) o[e] = twoRoundings ? rnd<T>(z[k][e] * inv) * g[e] : z[k][e] * inv * g[e];
-    Vec<T, V>::store(y, base + (int64_t)v * V, o);
-  }
-}
-
 /** One row's operands in registers, as stored (bf16 stays 16-bit: half the registers of f32). */
 template <typename T, int V, int VPT> struct alignas(16) RowRegs { T x[VPT][V], r[VPT][V]; };
 
@@ -314,53 +254,6 @@ __global__ void kAddRmsNorm(const T* x, int64_t xStride, const T* res, const T* 
     }
     cur = nxt;
   }
-}
-
-// ---- one-shot all-reduce + residual + RMSNorm over peer memory --------------------------------
-struct OneShotArgs {
-  const void* in[kMaxRanks];  // every rank's allreduce_in (peer pointers)
-  unsigned* flags[kMaxRanks];  // every rank's barrier flags (peer pointers)
-  int world, rank;
-  unsigned epoch;  // the launch count; identical on every rank since all ranks launch the same sequence
-};
-
-__device__ __forceinline__ void storeRelease(unsigned* p, unsigned v) {
-  asm volatile("st.release.sys.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
-}
-__device__ __forceinline__ unsigned loadAcquire(const unsigned* p) {
-  unsigned v;
-  asm volatile("ld.acquire.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-
-/**
- * Block b of every rank meets block b of every other rank. Thread t (< world) tells rank t that
- * this rank's block arrived (a store into rank t's flags), then waits until rank t's block has
- * told us. Flags hold the epoch, so a later launch never mistakes an old arrival for a new one;
- * the two phases (before reading peers, after) use separate words.
- */
-__device__ __forceinline__ void crossGpuBarrier(const OneShotArgs& a, int phase) {
-  __syncthreads();
-  if (threadIdx.x < a.world) {
-    int t = threadIdx.x;
-    size_t slot = ((size_t)phase * kMaxBarrierBlocks + blockIdx.x) * kMaxRanks;
-    storeRelease(a.flags[t] + slot + a.rank, a.epoch);
-    const unsigned* mine = a.flags[a.rank] + slot + t;
-    while ((int)(loadAcquire(mine) - a.epoch) < 0) {
-    }
-  }
-  __syncthreads();
-}
-
-template <typename T, int V>
-__global__ void kOneShotAllReduceNorm(OneShotArgs a, const T* res, const T* gamma, T* y, T* zOut, T* arOut, int64_t rows, int cols, float eps) {
-  __shared__ float shared32[32];
-  crossGpuBarrier(a, 0);  // every rank's input is complete before anyone reads it
-  const T* srcs[kMaxRanks];
-  for (int r = 0; r < a.world; r++) srcs[r] = static_cast<const T*>(a.in[r]);
-  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x)
-    normRow<T, V>(srcs, a.world, cols, row, cols, res, gamma, y, zOut, arOut, eps, false, shared32);
-  crossGpuBarrier(a, 1);  // nobody reuses its input while a peer may still read it
 }
 
 // ---- GPT-OSS MoE: routing, expert MLP, weighted combine (plain kernels; correctness first) --

@@ -13,7 +13,7 @@
 namespace fl {
 
 /** The worker's step ops (WORKER_OPS), in wire order. */
-enum class OpCode { Gather, Add, Mm, Embedding, Seed, Fill, Map, AllReduce, RmsNorm, FusedAddRmsNorm, AllReduceNorm, Moe };
+enum class OpCode { Gather, Add, Mm, Embedding, Seed, Fill, Map, AllReduce, RmsNorm, FusedAddRmsNorm, AllReduceNorm, Moe, ReduceScatter, AllGather, MmReduceScatter };
 
 inline OpCode parseOp(const std::string& s) {
   static const std::pair<const char*, OpCode> table[] = {
@@ -29,6 +29,9 @@ inline OpCode parseOp(const std::string& s) {
       {"fused_add_rms_norm", OpCode::FusedAddRmsNorm},
       {"allreduce_norm", OpCode::AllReduceNorm},
       {"moe", OpCode::Moe},
+      {"reduce_scatter", OpCode::ReduceScatter},
+      {"all_gather", OpCode::AllGather},
+      {"mm_reduce_scatter", OpCode::MmReduceScatter},
   };
   for (auto& [n, c] : table) if (s == n) return c;
   throw std::runtime_error("unknown step op '" + s + "'");

@@ -6,6 +6,7 @@ const SUITES: Record<string, () => Promise<{ bench(argv: string[]): Promise<numb
   kernels: () => import('../../bench/kernels.ts'),
   ui: () => import('../../bench/ui.ts'),
   agent: () => import('../../bench/agent.ts'),
+  sp: () => import('../../bench/sequenceParallel.ts'),
 };
 
 export async function command(argv: string[]): Promise<number> {

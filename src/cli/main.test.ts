@@ -18,6 +18,6 @@ describe('fusionlab command', () => {
     const r = cli('fuse');
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("unknown command 'fuse'");
-    expect(r.stderr).toBe("fusionlab: unknown command 'fuse' (commands: rewrite, sample, run, bench; see fusionlab --help)\n");
+    expect(r.stderr).toBe("fusionlab: unknown command 'fuse' (commands: rewrite, sample, run, compare-fixes, bench; see fusionlab --help)\n");
   });
 });

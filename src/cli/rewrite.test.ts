@@ -82,7 +82,7 @@ describe('fusionlab rewrite', () => {
   it('bad options and missing files: exit 2 with the reason', () => {
     const unknown = run(['rewrite', SEED, '--passes', 'slice-hoist,fuse-everything']);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain("unknown pass 'fuse-everything' (known: noop-elimination, slice-hoist, allreduce-rmsnorm)");
+    expect(unknown.stderr).toContain("unknown pass 'fuse-everything' (known: noop-elimination, slice-hoist, moe-unpad, sequence-parallelism, async-tp, allreduce-rmsnorm)");
     const unwritable = run(['rewrite', SEED, '--out', join(dir, 'no-such-dir', 'x.py')]);
     expect(unwritable.code).toBe(2);
     expect(unwritable.stderr).toBe(`fusionlab rewrite: cannot write ${join(dir, 'no-such-dir', 'x.py')}: ENOENT\n`);

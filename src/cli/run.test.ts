@@ -69,6 +69,18 @@ describe('fusionlab run', { timeout: 180_000 }, () => {
     expect(diffFromReference(onGpu, withInput, { terms: 480, scale: 8, ulps: 4 })).toBeNull();
   });
 
+  it('--dump-outputs with --compare writes before/ and after/ per rank', () => {
+    const out = join(dir, 'compare');
+    const r = run([SEED, '--backend', 'cpu', '--ranks', '2', '--compare', 'slice-hoist', '--dump-outputs', out]);
+    expect(r.code).toBe(0);
+    for (const side of ['before', 'after']) expect(readdirSync(join(out, side)).sort()).toEqual(['rank0', 'rank1']);
+    expect(readdirSync(join(out, 'before', 'rank1')).sort()).toEqual(['auto_functionalized_2.1.npy', 'auto_functionalized_2.2.npy']);
+    // slice-hoist keeps the sums and their order: the outputs are bitwise equal.
+    const a = readNpy(readFileSync(join(out, 'before', 'rank0', 'auto_functionalized_2.1.npy')));
+    const b = readNpy(readFileSync(join(out, 'after', 'rank0', readdirSync(join(out, 'after', 'rank0')).sort()[0])));
+    expect(bitwiseEqual(a, b)).toBe(true);
+  });
+
   it('bad input exits 2 with one line naming what is wrong', () => {
     const cases: [string[], RegExp][] = [
       [['nothere.txt', '--backend', 'cpu'], /^fusionlab run: cannot read nothere\.txt: ENOENT\n/],
@@ -76,6 +88,14 @@ describe('fusionlab run', { timeout: 180_000 }, () => {
       [[SEED, '--compare', 'slice-hoist,fuse-all'], /^fusionlab run: unknown pass 'fuse-all' in --compare/],
       [[SEED, '--backend', 'cpu', '--ranks', '7'], /^fusionlab run: node auto_functionalized_1 \(higher_order.auto_functionalized\): the MoE intermediate size 120 \(preset tiny\) does not split over 7 ranks\n$/],
       [['sample:gpt-oss-21b'], /^fusionlab run: unknown sample 'gpt-oss-21b'/],
+      // Flags the run would not use are refused, not ignored.
+      [[SEED, '--backend', 'cpu', '--workers'], /^fusionlab run: --workers runs WebGPU ranks in workers; --backend cpu has none\n/],
+      [[SEED, '--backend', 'cpu', '--allreduce', 'ring'], /^fusionlab run: --allreduce has no effect on --backend cpu/],
+      [[SEED, '--backend', 'agent', '--allreduce', 'ring', '--token', 't'], /^fusionlab run: --allreduce has no effect on --backend agent/],
+      [[SEED, '--backend', 'webgpu', '--agent', 'ws://127.0.0.1:1'], /^fusionlab run: --agent is for --backend agent \(the backend is webgpu\)\n/],
+      [[SEED, '--backend', 'cpu', '--token', 'abc'], /^fusionlab run: --token is for --backend agent/],
+      [[SEED, '--backend', 'cpu', '--layers', '2'], /^fusionlab run: --layers sets the layers of a generated sample/],
+      [[SEED, '--backend', 'agent', '--agent', 'ws://example.com:80', '--token', 't'], /^fusionlab run: --agent takes ws:\/\/127\.0\.0\.1:PORT/],
     ];
     for (const [args, want] of cases) {
       const r = run(args);

@@ -1,9 +1,11 @@
-// `fusionlab run <file|sample:NAME> --backend webgpu|cpu --ranks N --preset tiny|layer
+// `fusionlab run <file|sample:NAME> --backend webgpu|cpu|agent --ranks N --preset tiny|layer
 //   --dtype bf16|f32 [--allreduce ring|one-shot|two-shot] [--workers] [--tokens T] [--seed S]
-//   [--layers L] [--inputs DIR] [--dump-outputs DIR] [--compare PASSES] [--report]`
+//   [--layers L] [--inputs DIR] [--dump-outputs DIR] [--compare PASSES] [--report]
+//   [--agent ws://127.0.0.1:PORT] [--token T]`
 // Runs a graph on every rank (or, with --compare, before and after the passes on the same
 // inputs). --report prints one JSON object: per output max abs / rel error and bitwise equality,
-// and a trace per rank per node. Bad input exits 2 with one line.
+// and a trace per rank per node. Bad input, and any flag the chosen run would not use, exits 2
+// with one line. The agent's token comes from --token or FUSIONLAB_AGENT_TOKEN.
 
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,17 +14,24 @@ import { importGraph } from '../graph/formats.ts';
 import { generateSample, SAMPLE_MODELS, type SampleModel } from '../graph/samples/index.ts';
 import { PASSES } from '../graph/passes/pipeline.ts';
 import type { Graph } from '../graph/ir.ts';
-import { compareRewrite, planGraph, runGraph, RunError, type RunOptions, type Trace, type HostTensor, type RunResult, type CompareReport, type Verdict } from '../runtime/index.ts';
+import { compareRewrite, planGraph, registerBackend, runGraph, RunError, type RunOptions, type Trace, type HostTensor, type RunResult, type CompareReport, type Verdict } from '../runtime/index.ts';
 import { fedSourcesOfOutputs } from '../runtime/fedSources.ts';
 import { readNpy, readSafetensors, tensorFileName, writeNpy, TensorFileError } from '../runtime/tensorio.ts';
 import { hostValues } from '../runtime/hostTensor.ts';
 
 class UsageError extends Error {}
 
+/** Where the CLI looks for the agent when --agent is not given (the port `npm run agent -- --port 8765` takes). */
+const DEFAULT_AGENT = 'ws://127.0.0.1:8765';
+const TOKEN_ENV = 'FUSIONLAB_AGENT_TOKEN';
+
 interface RunArgs {
   source: string; backend: RunOptions['backend']; ranks: number; preset: RunOptions['preset']; dtype: RunOptions['dtype'];
   allreduce: RunOptions['allreduce']; workers: boolean; tokens?: number; seed?: number; layers: number;
   inputs?: string; dumpOutputs?: string; compare?: string[]; report: boolean;
+  agent?: string; token?: string;
+  /** The flags given on the command line (defaults excluded), to refuse the ones the run would not use. */
+  given: Set<string>;
 }
 
 function positiveInt(flag: string, v: string | undefined, min = 1): number {
@@ -35,11 +44,12 @@ function oneOf<T extends string>(flag: string, v: string | undefined, allowed: r
 }
 
 export function parseRunArgs(argv: string[]): RunArgs {
-  const a: Partial<RunArgs> = { backend: 'webgpu', ranks: 1, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false, layers: 1, report: false };
+  const a: Partial<RunArgs> = { backend: 'webgpu', ranks: 1, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false, layers: 1, report: false, given: new Set() };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
     const value = () => inline ?? argv[++i];
+    if (flag.startsWith('--')) a.given!.add(flag);
     switch (flag) {
       case '--backend': a.backend = oneOf(flag, value(), ['webgpu', 'cpu', 'agent'] as const); break;
       case '--ranks': a.ranks = positiveInt(flag, value()); break;
@@ -60,6 +70,13 @@ export function parseRunArgs(argv: string[]): RunArgs {
         break;
       }
       case '--report': a.report = true; break;
+      case '--agent': {
+        const v = value();
+        if (!v || !/^ws:\/\/(127\.0\.0\.1|localhost):\d{1,5}\/?$/.test(v)) throw new UsageError(`--agent takes ws://127.0.0.1:PORT (the agent listens on loopback only), got ${v === undefined ? 'nothing' : `'${v}'`}`);
+        a.agent = v.replace(/\/$/, '');
+        break;
+      }
+      case '--token': a.token = value(); if (!a.token) throw new UsageError('--token takes the token `npm run agent` printed'); break;
       default:
         if (arg.startsWith('--')) throw new UsageError(`unknown option '${arg}'`);
         if (a.source !== undefined) throw new UsageError(`one graph only (got '${a.source}' and '${arg}')`);
@@ -67,7 +84,20 @@ export function parseRunArgs(argv: string[]): RunArgs {
     }
   }
   if (a.source === undefined) throw new UsageError('missing graph: a file, or sample:NAME');
+  refuseUnused(a as RunArgs);
   return a as RunArgs;
+}
+
+/** Flags the chosen run would not use are refused, never ignored. */
+function refuseUnused(a: RunArgs): void {
+  const only = (flag: string, ok: boolean, why: string) => { if (a.given.has(flag) && !ok) throw new UsageError(`${flag} ${why}`); };
+  only('--agent', a.backend === 'agent', `is for --backend agent (the backend is ${a.backend})`);
+  only('--token', a.backend === 'agent', `is for --backend agent (the backend is ${a.backend})`);
+  only('--workers', a.backend === 'webgpu', `runs WebGPU ranks in workers; --backend ${a.backend} has none`);
+  only('--allreduce', a.backend === 'webgpu', a.backend === 'cpu'
+    ? 'has no effect on --backend cpu (the reference sums in rank order whatever the algorithm)'
+    : 'has no effect on --backend agent (the native worker uses NCCL or its one-shot kernel)');
+  only('--layers', a.source.startsWith('sample:'), 'sets the layers of a generated sample (sample:NAME), not of a file');
 }
 
 function loadGraph(args: RunArgs): Graph {
@@ -135,9 +165,9 @@ function outputsReport(r: RunResult, fed?: Map<string, string[]>) {
   }));
 }
 
-function dump(dir: string, r: RunResult, prefix = ''): void {
-  r.outputs.forEach((m, rank) => {
-    const d = join(dir, `${prefix}rank${rank}`);
+function dump(dir: string, outputs: RunResult['outputs']): void {
+  outputs.forEach((m, rank) => {
+    const d = join(dir, `rank${rank}`);
     mkdirSync(d, { recursive: true });
     for (const [name, t] of m) writeFileSync(join(d, `${tensorFileName(name)}.npy`), writeNpy(t));
   });
@@ -146,6 +176,7 @@ function dump(dir: string, r: RunResult, prefix = ''): void {
 export async function command(argv: string[]): Promise<number> {
   let args: RunArgs;
   let gpu: GPU | undefined;
+  let agentClient: { close(): void } | undefined;
   try {
     args = parseRunArgs(argv);
     const graph = loadGraph(args);
@@ -154,11 +185,15 @@ export async function command(argv: string[]): Promise<number> {
     const plan = planGraph(graph, { preset: args.preset, dtype: args.dtype, ranks: args.ranks, tokens: args.tokens, backend: args.backend });
     if (plan.fed.length && !args.report) process.stderr.write(`fed from seeded inputs (no kernel): ${plan.fed.join(', ')}\n`);
     if (args.backend === 'webgpu') gpu = await (await import('../runtime/nodeGpu.ts')).nodeGpu();
-    if (args.backend === 'agent') await import('../runtime/agentClient.ts').catch(() => undefined);
+    if (args.backend === 'agent') agentClient = await connectAgent(args);
     const opts: RunOptions = { backend: args.backend, ranks: args.ranks, preset: args.preset, dtype: args.dtype, allreduce: args.allreduce, workers: args.workers, tokens: args.tokens, seed: args.seed, inputs, gpu };
     const head = { graph: args.source, backend: args.backend, ranks: args.ranks, preset: args.preset, dtype: args.dtype, allreduce: args.allreduce, workers: args.workers, tokens: args.tokens ?? null, seed: args.seed ?? null };
     if (args.compare) {
       const rep: CompareReport = await compareRewrite(graph, args.compare, opts);
+      if (args.dumpOutputs) {
+        dump(join(args.dumpOutputs, 'before'), rep.beforeOutputs);
+        dump(join(args.dumpOutputs, 'after'), rep.afterOutputs);
+      }
       if (args.report) {
         process.stdout.write(JSON.stringify({ ...head, compare: { passes: rep.passes, ok: rep.ok, verdict: rep.verdict, fedOnComparedPaths: rep.fedOnComparedPaths, outputs: rep.outputs, fusedSites: rep.fusedSites, exact: rep.exact ?? null }, before: traceReport(rep.before), after: traceReport(rep.after) }) + '\n');
       } else {
@@ -175,7 +210,7 @@ export async function command(argv: string[]): Promise<number> {
       return rep.ok ? 0 : 1;
     }
     const res = await runGraph(graph, opts);
-    if (args.dumpOutputs) dump(args.dumpOutputs, res);
+    if (args.dumpOutputs) dump(args.dumpOutputs, res.outputs);
     const fed = fedSourcesOfOutputs(plan);
     if (args.report) process.stdout.write(JSON.stringify({ ...head, outputs: outputsReport(res, fed), trace: traceReport(res.trace) }) + '\n');
     else {
@@ -196,6 +231,22 @@ export async function command(argv: string[]): Promise<number> {
     if (e instanceof RunError) { line(e.message); return e.kind === 'validation' || e.kind === 'device-lost' ? 1 : 2; }
     throw e;
   } finally {
-    if (gpu) (await import('../runtime/webgpuBackend.ts')).closeRanks(gpu);
+    if (gpu) (await import('../runtime/webgpu/rankDevice.ts')).closeRanks(gpu);
+    agentClient?.close();
   }
+}
+
+/** Connects to the agent and registers it as the `agent` backend; a RunError that says what to do when it cannot. */
+async function connectAgent(args: RunArgs): Promise<{ close(): void }> {
+  const token = args.token ?? process.env[TOKEN_ENV];
+  if (!token) throw new UsageError(`--backend agent needs the agent's token: --token T or ${TOKEN_ENV} (npm run agent prints it)`);
+  const url = args.agent ?? DEFAULT_AGENT;
+  const { AgentClient, agentBackend } = await import('../runtime/agentClient.ts');
+  // The agent admits the app's origins; this client presents the dev server's.
+  const client = await AgentClient.connect({ url, token }, { origin: 'http://127.0.0.1:5173', timeoutMs: 10_000 }).catch((e: unknown) => {
+    // Nothing ran: like bad input, exit 2 with the one line.
+    throw e instanceof RunError ? new RunError('input', e.message) : e;
+  });
+  registerBackend('agent', async () => agentBackend(client));
+  return client;
 }

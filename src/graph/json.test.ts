@@ -131,6 +131,23 @@ describe('graphFromJson validates every field and names the JSON path', () => {
     expect(err.format().split('\n')[0]).toBe('g.json:3:25: invalid JSON: expected a property name in double quotes, found ","');
   });
 
+  it('a schema error in JSON text points at the value its path names (a missing field: its object)', () => {
+    const text = JSON.stringify(graphToJson(tiny()), null, 2);
+    const at = (edit: (t: string) => string) => {
+      try { graphFromJsonText(edit(text), { fileName: 'g.json' }); } catch (e) { return (e as GraphImportError).format().split('\n').slice(0, 2); }
+      return null;
+    };
+    const lines = text.split('\n');
+    const form = lines.findIndex((l) => l.includes('"form": "module"'));
+    expect(at((t) => t.replace('"form": "module"', '"form": "tree"'))).toEqual([
+      `g.json:${form + 1}:13: $.graph.form: expected one of module, fragment, graph, found "tree"`, '    "form": "tree",']);
+    const clamp = lines.findIndex((l) => l.includes('"aten.clamp.default"'));
+    expect(at((t) => t.replace('"op": "aten.clamp.default"', '"op": 7'))![0]).toBe(`g.json:${clamp + 1}:${lines[clamp].indexOf('"aten') + 1}: $.graph.nodes[0].op: expected a non-empty string, found 7`);
+    // b's module field deleted: the error points at node 1's object.
+    const b = lines.findIndex((l) => l.includes('"name": "b"'));
+    expect(at((t) => t.replace('"module": "sub",', ''))![0]).toMatch(new RegExp(`^g\\.json:${b}:\\d+: \\$\\.graph\\.nodes\\[1\\]\\.module: missing`));
+  });
+
   it('a syntax error is one line with its place, whatever the engine quotes', () => {
     const cases: [string, number, number, string][] = [
       ['{\n  "schema": x\n}', 2, 13, 'expected a value, found "x"'],

@@ -72,7 +72,109 @@ export function graphFromJsonText(text: string, opts: { fileName?: string; maxBy
     if (opts.fileName !== undefined) o.source = opts.fileName;
     throw new GraphImportError(`invalid JSON: ${found.what}`, line, found.offset - lineStart + 1, o);
   }
-  return graphFromJson(x, opts);
+  try {
+    return graphFromJson(x, opts);
+  } catch (e) {
+    if (!(e instanceof JsonPathError)) throw e;
+    // Point at the value the path names (or, for a missing field, its object) in the user's text.
+    const offset = jsonPathOffset(text, e.path);
+    if (offset === null) throw e;
+    const { line, col, lineText } = placeOf(text, offset);
+    const o: { source?: string; lineText?: string; expected?: string } = { lineText, expected: e.expected };
+    if (opts.fileName !== undefined) o.source = opts.fileName;
+    throw new GraphImportError(e.detail, line, col, o);
+  }
+}
+
+/** Line, column (1-based) and the line's text at an offset. */
+function placeOf(text: string, offset: number): { line: number; col: number; lineText: string } {
+  const lineStart = text.lastIndexOf('\n', offset - 1) + 1;
+  let line = 1;
+  for (let i = text.indexOf('\n'); i >= 0 && i < lineStart; i = text.indexOf('\n', i + 1)) line++;
+  const lineEnd = text.indexOf('\n', lineStart);
+  return { line, col: offset - lineStart + 1, lineText: text.slice(lineStart, lineEnd < 0 ? text.length : lineEnd) };
+}
+
+/** A validation error naming a JSON path ($.graph.nodes[3].op); graphFromJsonText turns the path into a place. */
+class JsonPathError extends GraphImportError {
+  constructor(readonly path: string, detail: string, expected: string, source: string | undefined) {
+    super(detail, 1, 1, source === undefined ? { expected } : { source, expected });
+  }
+}
+
+/** `$.a.b[3].c` → ['a', 'b', 3, 'c']; null for a path this cannot split (a key holding '.' or '['). */
+function pathParts(path: string): (string | number)[] | null {
+  if (!path.startsWith('$')) return null;
+  const parts: (string | number)[] = [];
+  const re = /\.([^.[\]…]+)|\[(\d+)\]/y;
+  re.lastIndex = 1;
+  while (re.lastIndex < path.length) {
+    const m = re.exec(path);
+    if (!m) return null;
+    parts.push(m[1] !== undefined ? m[1] : Number(m[2]));
+  }
+  return parts;
+}
+
+/**
+ * Offset in a valid JSON text of the value at `path`, or of the nearest enclosing value that
+ * exists (a missing field points at its object). Iterative, like the syntax scanner.
+ */
+export function jsonPathOffset(text: string, path: string): number | null {
+  const target = pathParts(path);
+  if (!target) return null;
+  // Each open container: an object or a list, which key or index is being read in it, and whether it is on the path.
+  const stack: { obj: boolean; at: string | number; onPath: boolean }[] = [];
+  let best = -1;
+  let bestDepth = -1;
+  let i = 0;
+  const skipSpace = () => { while (i < text.length && ' \t\n\r'.includes(text[i])) i++; };
+  const readString = (): string => {
+    const start = i;
+    for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
+    i++;
+    return JSON.parse(text.slice(start, i)) as string;
+  };
+  /** Whether the value about to start is on the target path (each container knows whether it is). */
+  const onPath = () => {
+    const top = stack[stack.length - 1];
+    return !top || (top.onPath && stack.length <= target.length && top.at === target[stack.length - 1]);
+  };
+  for (;;) {
+    skipSpace();
+    if (i >= text.length) break;
+    // A value starts here.
+    if (onPath()) {
+      if (stack.length > bestDepth) { best = i; bestDepth = stack.length; }
+      if (stack.length === target.length) return i;
+    }
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      const here = onPath();
+      stack.push({ obj: c === '{', at: c === '[' ? 0 : '', onPath: here });
+      i++;
+      skipSpace();
+      if (text[i] === '}' || text[i] === ']') { stack.pop(); i++; }
+      else if (c === '{') { stack[stack.length - 1].at = readString(); skipSpace(); i++; continue; }
+      else continue;
+    } else if (c === '"') readString();
+    else while (i < text.length && !',]} \t\n\r'.includes(text[i])) i++;
+    // After a value: the next member, or the end of one or more containers.
+    for (;;) {
+      skipSpace();
+      const top = stack[stack.length - 1];
+      if (!top) return best >= 0 ? best : null;
+      if (text[i] === ',') {
+        i++;
+        skipSpace();
+        if (top.obj) { top.at = readString(); skipSpace(); i++; } else top.at = (top.at as number) + 1;
+        break;
+      }
+      stack.pop();
+      i++;
+    }
+  }
+  return best >= 0 ? best : null;
 }
 
 const JSON_NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
@@ -191,8 +293,8 @@ class JsonValidator {
 
   fail(path: string, detail: string): never {
     // A path down a hostile nesting would fill the screen: keep where it starts and ends.
-    if (path.length > 160) path = `${path.slice(0, 60)}…${path.slice(-80)}`;
-    throw new GraphImportError(`${path}: ${detail}`, 1, 1, this.source === undefined ? { expected: detail } : { source: this.source, expected: detail });
+    const shown = path.length > 160 ? `${path.slice(0, 60)}…${path.slice(-80)}` : path;
+    throw new JsonPathError(path, `${shown}: ${detail}`, detail, this.source);
   }
 
   show(x: unknown): string {

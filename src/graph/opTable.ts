@@ -12,10 +12,37 @@
 export type StorageDType = 'bf16' | 'f16' | 'f32' | 'i32';
 
 /** A strided window onto a storage, in elements. */
-export interface View { storage: string; dtype: StorageDType; offset: number; shape: number[]; strides: number[] }
+export interface View {
+  storage: string;
+  dtype: StorageDType;
+  offset: number;
+  shape: number[];
+  strides: number[];
+}
 
-export type InputRole = 'activation' | 'norm-weight' | 'weight' | 'bias' | 'router-weight' | 'router-bias' | 'embedding' | 'indices' | 'fed' | 'zeros';
-export const INPUT_ROLES: readonly InputRole[] = ['activation', 'norm-weight', 'weight', 'bias', 'router-weight', 'router-bias', 'embedding', 'indices', 'fed', 'zeros'];
+export type InputRole =
+  | 'activation'
+  | 'norm-weight'
+  | 'weight'
+  | 'bias'
+  | 'router-weight'
+  | 'router-bias'
+  | 'embedding'
+  | 'indices'
+  | 'fed'
+  | 'zeros';
+export const INPUT_ROLES: readonly InputRole[] = [
+  'activation',
+  'norm-weight',
+  'weight',
+  'bias',
+  'router-weight',
+  'router-bias',
+  'embedding',
+  'indices',
+  'fed',
+  'zeros',
+];
 
 /**
  * How the fused all-reduce + RMSNorm rounds its norm: 'once' (its semantics: r(z·rsqrt(…)·γ)) or
@@ -52,23 +79,71 @@ export interface MapFnDef {
 }
 
 const f = Math.fround;
-export const MAP_FNS = {
+const MAP_FN_TABLE = {
   mul: { tensorB: true, cpu: (a, b) => f(a * b), wgsl: 'a * b', cpp: 'a * b', doc: 'a · b' },
-  muls: { tensorB: false, cpu: (a, _b, s) => f(a * f(s)), wgsl: 'a * s', cpp: 'a * s', doc: 'a · s (s a Python number)' },
-  adds: { tensorB: false, cpu: (a, _b, s) => f(a + f(s)), wgsl: 'a + s', cpp: 'a + s', doc: 'a + s (s a Python number)' },
-  ge: { tensorB: false, cpu: (a, _b, s) => +(a >= f(s)), wgsl: 'select(0.0, 1.0, a >= s)', cpp: '(a >= s ? 1.f : 0.f)', doc: 'a ≥ s' },
-  lt: { tensorB: false, cpu: (a, _b, s) => +(a < f(s)), wgsl: 'select(0.0, 1.0, a < s)', cpp: '(a < s ? 1.f : 0.f)', doc: 'a < s' },
-  and: { tensorB: true, cpu: (a, b) => +(a !== 0 && b !== 0), wgsl: 'select(0.0, 1.0, a != 0.0 && b != 0.0)', cpp: '((a != 0.f && b != 0.f) ? 1.f : 0.f)', doc: 'a ∧ b' },
-  not: { tensorB: false, cpu: (a) => +(a === 0), wgsl: 'select(0.0, 1.0, a == 0.0)', cpp: '(a == 0.f ? 1.f : 0.f)', doc: '¬a' },
-  masked_fill: { tensorB: true, cpu: (a, b, s) => (b !== 0 ? f(s) : a), wgsl: 'select(a, s, b != 0.0)', cpp: '(b != 0.f ? s : a)', doc: 's where b, else a' },
+  muls: {
+    tensorB: false,
+    cpu: (a, _b, s) => f(a * f(s)),
+    wgsl: 'a * s',
+    cpp: 'a * s',
+    doc: 'a · s (s a Python number)',
+  },
+  adds: {
+    tensorB: false,
+    cpu: (a, _b, s) => f(a + f(s)),
+    wgsl: 'a + s',
+    cpp: 'a + s',
+    doc: 'a + s (s a Python number)',
+  },
+  ge: {
+    tensorB: false,
+    cpu: (a, _b, s) => +(a >= f(s)),
+    wgsl: 'select(0.0, 1.0, a >= s)',
+    cpp: '(a >= s ? 1.f : 0.f)',
+    doc: 'a ≥ s',
+  },
+  lt: {
+    tensorB: false,
+    cpu: (a, _b, s) => +(a < f(s)),
+    wgsl: 'select(0.0, 1.0, a < s)',
+    cpp: '(a < s ? 1.f : 0.f)',
+    doc: 'a < s',
+  },
+  and: {
+    tensorB: true,
+    cpu: (a, b) => +(a !== 0 && b !== 0),
+    wgsl: 'select(0.0, 1.0, a != 0.0 && b != 0.0)',
+    cpp: '((a != 0.f && b != 0.f) ? 1.f : 0.f)',
+    doc: 'a ∧ b',
+  },
+  not: {
+    tensorB: false,
+    cpu: (a) => +(a === 0),
+    wgsl: 'select(0.0, 1.0, a == 0.0)',
+    cpp: '(a == 0.f ? 1.f : 0.f)',
+    doc: '¬a',
+  },
+  masked_fill: {
+    tensorB: true,
+    cpu: (a, b, s) => (b !== 0 ? f(s) : a),
+    wgsl: 'select(a, s, b != 0.0)',
+    cpp: '(b != 0.f ? s : a)',
+    doc: 's where b, else a',
+  },
   // vLLM's silu_and_mul: silu(x)·y in f32 over the two halves of the last dim, rounded once.
   silu_mul: {
-    tensorB: true, cpu: (a, b) => f(f(a / f(1 + f(Math.exp(-a)))) * b), wgsl: '(a / (1.0 + exp(-a))) * b', cpp: '(a / (1.f + expf(-a))) * b',
-    ulps: 1, doc: 'silu(a) · b',
+    tensorB: true,
+    cpu: (a, b) => f(f(a / f(1 + f(Math.exp(-a)))) * b),
+    wgsl: '(a / (1.0 + exp(-a))) * b',
+    cpp: '(a / (1.f + expf(-a))) * b',
+    ulps: 1,
+    doc: 'silu(a) · b',
   },
 } as const satisfies Record<string, MapFnDef>;
 
-export type MapFn = keyof typeof MAP_FNS;
+export type MapFn = keyof typeof MAP_FN_TABLE;
+/** Every entry with the one signature (the literal table above narrows each body's parameters). */
+export const MAP_FNS: Record<MapFn, MapFnDef> = MAP_FN_TABLE;
 /** A map function's wire code is its position here (the order of MAP_FNS). */
 export const MAP_FN_CODES = Object.keys(MAP_FNS) as MapFn[];
 
@@ -96,22 +171,54 @@ export interface ElementwiseOpDef {
  * (alpha · other); `add(x, 2.0)` is `adds` with s = alpha · 2.0.
  */
 export const ELEMENTWISE_OPS = {
-  'aten.mul.Tensor': { tensor: { fn: 'mul' }, number: { fn: 'muls' }, args: [['other', 'Tensor']], doc: 'self · other, elementwise (broadcast).' },
-  'aten.add.Tensor': {
-    tensor: { fn: 'add' }, number: { fn: 'adds' }, args: [['other', 'Tensor'], ['alpha', 'Scalar', 1]], doc: 'Elementwise self + alpha·other.',
+  'aten.mul.Tensor': {
+    tensor: { fn: 'mul' },
+    number: { fn: 'muls' },
+    args: [['other', 'Tensor']],
+    doc: 'self · other, elementwise (broadcast).',
   },
-  'aten.ge.Scalar': { number: { fn: 'ge', size: true }, resultDtype: 'b8', args: [['other', 'Scalar']], doc: 'self >= other, elementwise.' },
-  'aten.lt.Scalar': { number: { fn: 'lt', size: true }, resultDtype: 'b8', args: [['other', 'Scalar']], doc: 'self < other, elementwise.' },
-  'aten.bitwise_and.Tensor': { tensor: { fn: 'and' }, args: [['other', 'Tensor']], doc: 'self & other, elementwise.' },
+  'aten.add.Tensor': {
+    tensor: { fn: 'add' },
+    number: { fn: 'adds' },
+    args: [
+      ['other', 'Tensor'],
+      ['alpha', 'Scalar', 1],
+    ],
+    doc: 'Elementwise self + alpha·other.',
+  },
+  'aten.ge.Scalar': {
+    number: { fn: 'ge', size: true },
+    resultDtype: 'b8',
+    args: [['other', 'Scalar']],
+    doc: 'self >= other, elementwise.',
+  },
+  'aten.lt.Scalar': {
+    number: { fn: 'lt', size: true },
+    resultDtype: 'b8',
+    args: [['other', 'Scalar']],
+    doc: 'self < other, elementwise.',
+  },
+  'aten.bitwise_and.Tensor': {
+    tensor: { fn: 'and' },
+    args: [['other', 'Tensor']],
+    doc: 'self & other, elementwise.',
+  },
   'aten.bitwise_not.default': { unary: 'not', args: [], doc: '~self, elementwise.' },
   'aten.masked_fill.Scalar': {
-    tensor: { fn: 'masked_fill', scalarArg: 2 }, args: [['mask', 'Tensor'], ['value', 'Scalar']], doc: 'self with value where mask is true (mask broadcasts).',
+    tensor: { fn: 'masked_fill', scalarArg: 2 },
+    args: [
+      ['mask', 'Tensor'],
+      ['value', 'Scalar'],
+    ],
+    doc: 'self with value where mask is true (mask broadcasts).',
   },
 } as const satisfies Record<string, ElementwiseOpDef>;
 
 export type ElementwiseOp = keyof typeof ELEMENTWISE_OPS;
 export function elementwiseOp(op: string): ElementwiseOpDef | undefined {
-  return Object.prototype.hasOwnProperty.call(ELEMENTWISE_OPS, op) ? ELEMENTWISE_OPS[op as ElementwiseOp] : undefined;
+  return Object.prototype.hasOwnProperty.call(ELEMENTWISE_OPS, op)
+    ? ELEMENTWISE_OPS[op as ElementwiseOp]
+    : undefined;
 }
 
 // --- the worker's ops -----------------------------------------------------------------------
@@ -130,6 +237,9 @@ export const WORKER_OPS = {
   fused_add_rms_norm: { cpp: 'FusedAddRmsNorm', doc: 'residual add + RMSNorm' },
   allreduce_norm: { cpp: 'AllReduceNorm', doc: 'all-reduce + residual add + RMSNorm, one kernel' },
   moe: { cpp: 'Moe', doc: 'GPT-OSS mixture of experts' },
+  reduce_scatter: { cpp: 'ReduceScatter', doc: 'sum over ranks; rank r keeps the r-th block of token rows' },
+  all_gather: { cpp: 'AllGather', doc: 'every rank\'s token rows, concatenated in rank order' },
+  mm_reduce_scatter: { cpp: 'MmReduceScatter', doc: 'async TP\'s fused matmul + reduce-scatter: one row block per destination rank, its reduce overlapping the next block\'s matmul' },
 } as const satisfies Record<string, { cpp: string; doc: string }>;
 export type WorkerOp = keyof typeof WORKER_OPS;
 export const WORKER_OP_CODES = Object.keys(WORKER_OPS) as WorkerOp[];
@@ -137,19 +247,42 @@ export const WORKER_OP_CODES = Object.keys(WORKER_OPS) as WorkerOp[];
 // --- plan kernels -----------------------------------------------------------------------------
 
 /** How a kernel step's field travels on the wire (agent/planWire.ts checks each by its kind). */
-export type Field = 'view' | 'view?' | 'storage' | 'num' | 'int' | 'int?' | 'str' | 'bool' | 'ints' | 'role' | 'mapfn' | 'rounding?';
+export type Field =
+  | 'view'
+  | 'view?'
+  | 'storage'
+  | 'num'
+  | 'int'
+  | 'int?'
+  | 'str'
+  | 'bool'
+  | 'ints'
+  | 'role'
+  | 'mapfn'
+  | 'rounding?';
 interface FieldValue {
-  view: View; 'view?': View | null; storage: string; num: number; int: number; 'int?': number;
-  str: string; bool: boolean; ints: number[]; role: InputRole; mapfn: MapFn; 'rounding?': FusedNormRounding;
+  view: View;
+  'view?': View | null;
+  storage: string;
+  num: number;
+  int: number;
+  'int?': number;
+  str: string;
+  bool: boolean;
+  ints: number[];
+  role: InputRole;
+  mapfn: MapFn;
+  'rounding?': FusedNormRounding;
 }
 type OptionalField = 'int?' | 'rounding?';
 
 /**
  * How exactly a kernel's result is specified against the CPU reference: 'exact' where every
- * rounding point is fixed (bitwise), else the most units in the last place of the output dtype
- * a conforming kernel may differ by (f32 accumulation orders differ between backends).
+ * rounding point is fixed (bitwise), else how far a conforming kernel may be, in ulps of the
+ * output dtype at the output's largest magnitude (f32 accumulation orders differ between
+ * backends, and a sum that cancels is not accurate relative to its own small value).
  */
-export type Rounding = 'exact' | { ulps: number };
+export type Rounding = 'exact' | { ulps: { bf16: number; f32: number } };
 
 export interface KernelDef {
   fields: Record<string, Field>;
@@ -161,38 +294,236 @@ export interface KernelDef {
   doc: string;
 }
 
+// The ulps below bound the largest distances the differential check measured (agent/differential.ts,
+// 48 graphs on the agent's CPU worker and 8 on WebGPU/SwiftShader, ulps at the output's scale):
+// bf16 add 0, gemm 0.03, norms 0–2, all_reduce 0, MoE 1; f32 add 1, gemm 3.5, norms 3, all_reduce 1,
+// MoE 5 — with about 2× headroom for accumulation orders not yet seen.
 export const KERNELS = {
-  seed: { fields: { name: 'str', role: 'role', perRank: 'bool', range: 'int?', out: 'storage' }, worker: ['seed', 'fill'], rounding: 'exact', collective: false, doc: 'seeded input' },
-  copy: { fields: { x: 'view', out: 'storage' }, worker: ['gather'], rounding: 'exact', collective: false, doc: 'strided copy' },
-  pad: { fields: { x: 'view', lo: 'ints', value: 'num', out: 'storage' }, worker: ['gather'], rounding: 'exact', collective: false, doc: 'constant pad' },
-  add: { fields: { a: 'view', b: 'view', alpha: 'num', out: 'storage' }, worker: ['add'], rounding: { ulps: 1 }, collective: false, doc: 'a + alpha · b (broadcast)' },
-  map: { fields: { fn: 'mapfn', a: 'view', b: 'view?', scalar: 'num', out: 'storage' }, worker: ['map'], rounding: 'exact', collective: false, doc: 'elementwise map function' },
-  gemm: { fields: { a: 'view', b: 'view', bias: 'view?', alpha: 'num', beta: 'num', out: 'storage' }, worker: ['mm'], rounding: { ulps: 2 }, collective: false, doc: 'alpha · A·B + beta · bias' },
-  embedding: { fields: { weight: 'view', indices: 'view', out: 'storage' }, worker: ['embedding'], rounding: 'exact', collective: false, doc: 'rows by token id' },
-  rms_norm: { fields: { x: 'view', w: 'view', eps: 'num', out: 'storage' }, worker: ['rms_norm'], rounding: { ulps: 2 }, collective: false, doc: 'RMSNorm' },
-  fused_add_rms_norm: { fields: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage' }, worker: ['fused_add_rms_norm'], rounding: { ulps: 2 }, collective: false, doc: 'residual add + RMSNorm' },
-  all_reduce: { fields: { x: 'view', out: 'storage' }, worker: ['all_reduce'], rounding: { ulps: 1 }, collective: true, doc: 'sum over ranks in rank order' },
-  fused_allreduce_norm: { fields: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage', normRounding: 'rounding?' }, worker: ['allreduce_norm'], rounding: { ulps: 2 }, collective: true, doc: 'all-reduce + residual + RMSNorm' },
-  moe: { fields: { x: 'view', logits: 'view', layer: 'str', experts: 'int', topK: 'int', intermediate: 'int', out: 'storage' }, worker: ['seed', 'moe'], rounding: { ulps: 4 }, collective: false, doc: 'GPT-OSS MoE' },
+  seed: {
+    fields: { name: 'str', role: 'role', perRank: 'bool', range: 'int?', out: 'storage' },
+    worker: ['seed', 'fill'],
+    rounding: 'exact',
+    collective: false,
+    doc: 'seeded input',
+  },
+  copy: {
+    fields: { x: 'view', out: 'storage' },
+    worker: ['gather'],
+    rounding: 'exact',
+    collective: false,
+    doc: 'strided copy',
+  },
+  pad: {
+    fields: { x: 'view', lo: 'ints', value: 'num', out: 'storage' },
+    worker: ['gather'],
+    rounding: 'exact',
+    collective: false,
+    doc: 'constant pad',
+  },
+  add: {
+    fields: { a: 'view', b: 'view', alpha: 'num', out: 'storage' },
+    worker: ['add'],
+    rounding: { ulps: { bf16: 1, f32: 1 } },
+    collective: false,
+    doc: 'a + alpha · b (broadcast)',
+  },
+  map: {
+    fields: { fn: 'mapfn', a: 'view', b: 'view?', scalar: 'num', out: 'storage' },
+    worker: ['map'],
+    rounding: 'exact',
+    collective: false,
+    doc: 'elementwise map function',
+  },
+  gemm: {
+    fields: { a: 'view', b: 'view', bias: 'view?', alpha: 'num', beta: 'num', out: 'storage' },
+    worker: ['mm'],
+    rounding: { ulps: { bf16: 1, f32: 8 } },
+    collective: false,
+    doc: 'alpha · A·B + beta · bias',
+  },
+  embedding: {
+    fields: { weight: 'view', indices: 'view', out: 'storage' },
+    worker: ['embedding'],
+    rounding: 'exact',
+    collective: false,
+    doc: 'rows by token id',
+  },
+  rms_norm: {
+    fields: { x: 'view', w: 'view', eps: 'num', out: 'storage' },
+    worker: ['rms_norm'],
+    rounding: { ulps: { bf16: 2, f32: 4 } },
+    collective: false,
+    doc: 'RMSNorm',
+  },
+  fused_add_rms_norm: {
+    fields: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage' },
+    worker: ['fused_add_rms_norm'],
+    rounding: { ulps: { bf16: 2, f32: 4 } },
+    collective: false,
+    doc: 'residual add + RMSNorm',
+  },
+  all_reduce: {
+    fields: { x: 'view', out: 'storage' },
+    worker: ['all_reduce'],
+    rounding: { ulps: { bf16: 1, f32: 1 } },
+    collective: true,
+    doc: 'sum over ranks in rank order',
+  },
+  fused_allreduce_norm: {
+    fields: {
+      x: 'view',
+      residual: 'view',
+      w: 'view',
+      eps: 'num',
+      out: 'storage',
+      residualOut: 'storage',
+      normRounding: 'rounding?',
+    },
+    worker: ['allreduce_norm'],
+    rounding: { ulps: { bf16: 2, f32: 4 } },
+    collective: true,
+    doc: 'all-reduce + residual + RMSNorm',
+  },
+  moe: {
+    fields: {
+      x: 'view',
+      logits: 'view',
+      layer: 'str',
+      experts: 'int',
+      topK: 'int',
+      intermediate: 'int',
+      out: 'storage',
+    },
+    worker: ['seed', 'moe'],
+    rounding: { ulps: { bf16: 2, f32: 8 } },
+    collective: false,
+    doc: 'GPT-OSS MoE',
+  },
+  // Sequence parallelism's pair (and the collective halves of async TP's fused matmuls): token rows
+  // split over the ranks in rank order; the reduce-scatter sums in rank order as the all-reduce does.
+  reduce_scatter: {
+    fields: { x: 'view', out: 'storage' },
+    worker: ['reduce_scatter', 'mm_reduce_scatter'],
+    rounding: { ulps: { bf16: 1, f32: 1 } },
+    collective: true,
+    doc: 'sum over ranks, rank r keeps rows [r·T/N, (r+1)·T/N)',
+  },
+  all_gather: {
+    fields: { x: 'view', out: 'storage' },
+    worker: ['all_gather'],
+    rounding: 'exact',
+    collective: true,
+    doc: 'every rank\'s rows, in rank order',
+  },
   // Functionalization's write-back (slice_scatter) and in-place writes into a view: out is base
   // (read with out's shape) with the elements at at + Σ i[d]·strides[d], i < shape (src's shape),
   // replaced by src; the window's strides each exceed the extent of those after them (a view of a
   // contiguous tensor), which makes the window invertible. No agent kernel yet.
-  scatter: { fields: { base: 'view', src: 'view', at: 'int', strides: 'ints', out: 'storage' }, worker: [], rounding: 'exact', collective: false, doc: 'base with a strided window replaced by src' },
+  scatter: {
+    fields: { base: 'view', src: 'view', at: 'int', strides: 'ints', out: 'storage' },
+    worker: [],
+    rounding: 'exact',
+    collective: false,
+    doc: 'base with a strided window replaced by src',
+  },
   // vLLM's rotary_embedding on one of query / key ([tokens, heads · headSize]), in the storage
   // dtype as its kernel computes: x' = r(r(x·cos) − r(y·sin)), y' = r(r(y·cos) + r(x·sin)).
-  rotary: { fields: { x: 'view', positions: 'view', cache: 'view', headSize: 'int', neox: 'bool', out: 'storage' }, worker: [], rounding: 'exact', collective: false, doc: 'rotary position embedding' },
+  rotary: {
+    fields: { x: 'view', positions: 'view', cache: 'view', headSize: 'int', neox: 'bool', out: 'storage' },
+    worker: [],
+    rounding: 'exact',
+    collective: false,
+    doc: 'rotary position embedding',
+  },
   // The reference attention: one prefill sequence, causal, no KV cache, GQA, scale 1/√D, f32
   // softmax, rounded once. q [T, H, D], k and v [T, Hkv, D], out [T, H, D].
-  attention: { fields: { q: 'view', k: 'view', v: 'view', out: 'storage' }, worker: [], rounding: { ulps: 2 }, collective: false, doc: 'causal attention' },
+  attention: {
+    fields: { q: 'view', k: 'view', v: 'view', out: 'storage' },
+    worker: [],
+    rounding: { ulps: { bf16: 2, f32: 16 } },
+    collective: false,
+    doc: 'causal attention',
+  },
 } as const satisfies Record<string, KernelDef>;
 
 export type KernelName = keyof typeof KERNELS;
 
 type Flatten<T> = { [P in keyof T]: T[P] };
 type KernelFields<F> = Flatten<
-  { -readonly [P in keyof F as F[P] extends OptionalField ? never : P]: F[P] extends Field ? FieldValue[F[P]] : never } &
-  { -readonly [P in keyof F as F[P] extends OptionalField ? P : never]?: F[P] extends Field ? FieldValue[F[P]] : never }
+  {
+    -readonly [P in keyof F as F[P] extends OptionalField ? never : P]: F[P] extends Field
+      ? FieldValue[F[P]]
+      : never;
+  } & {
+    -readonly [P in keyof F as F[P] extends OptionalField ? P : never]?: F[P] extends Field
+      ? FieldValue[F[P]]
+      : never;
+  }
 >;
 /** A kernel step's parameters, derived from its wire fields (one declaration for both). */
-export type Kernel = { [K in KernelName]: Flatten<{ kernel: K } & KernelFields<(typeof KERNELS)[K]['fields']>> }[KernelName];
+export type Kernel = {
+  [K in KernelName]: Flatten<{ kernel: K } & KernelFields<(typeof KERNELS)[K]['fields']>>;
+}[KernelName];
+
+// --- cost ---------------------------------------------------------------------------------------
+
+export const DTYPE_BYTES: Record<StorageDType, number> = { bf16: 2, f16: 2, f32: 4, i32: 4 };
+
+/** What one step moves and computes on one rank (bytes of its views and outputs, FLOPs of its arithmetic). */
+export interface KernelCost {
+  bytesRead: number;
+  bytesWritten: number;
+  flops: number;
+}
+
+const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+const viewBytes = (v: View) => numel(v.shape) * DTYPE_BYTES[v.dtype];
+
+/**
+ * Each kernel's cost from its parameters; `outBytes` are the bytes of the storages it writes,
+ * `ranks` the group size. Reads count each view once (a broadcast operand once); collectives read
+ * every peer's input; the MoE reads each expert's weights at most once.
+ */
+export const KERNEL_COST: { [K in KernelName]: (k: Extract<Kernel, { kernel: K }>, outBytes: number, ranks: number) => KernelCost } = {
+  seed: (_k, out) => ({ bytesRead: 0, bytesWritten: out, flops: 0 }),
+  copy: (k, out) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: 0 }),
+  pad: (k, out) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: 0 }),
+  add: (k, out) => ({ bytesRead: viewBytes(k.a) + viewBytes(k.b), bytesWritten: out, flops: 2 * Math.max(numel(k.a.shape), numel(k.b.shape)) }),
+  map: (k, out) => ({ bytesRead: viewBytes(k.a) + (k.b ? viewBytes(k.b) : 0), bytesWritten: out, flops: numel(k.a.shape) }),
+  gemm: (k, out) => {
+    const [M, K] = k.a.shape, N = k.b.shape[1];
+    return { bytesRead: viewBytes(k.a) + viewBytes(k.b) + (k.bias ? viewBytes(k.bias) : 0), bytesWritten: out, flops: 2 * M * N * K + (k.bias ? 2 * M * N : 0) };
+  },
+  embedding: (k, out) => ({ bytesRead: viewBytes(k.indices) + out, bytesWritten: out, flops: 0 }),
+  // Square, sum, scale, weight: about 4 FLOPs an element (plus the residual add where there is one).
+  rms_norm: (k, out) => ({ bytesRead: viewBytes(k.x) + viewBytes(k.w), bytesWritten: out, flops: 4 * numel(k.x.shape) }),
+  fused_add_rms_norm: (k, out) => ({ bytesRead: viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w), bytesWritten: out, flops: 5 * numel(k.x.shape) }),
+  all_reduce: (k, out, ranks) => ({ bytesRead: ranks * viewBytes(k.x), bytesWritten: out, flops: (ranks - 1) * numel(k.x.shape) }),
+  fused_allreduce_norm: (k, out, ranks) => ({
+    bytesRead: ranks * viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w), bytesWritten: out, flops: (ranks - 1 + 5) * numel(k.x.shape),
+  }),
+  // Each rank reads every peer's rows of its share (reduce-scatter) or every peer's shard (all-gather).
+  reduce_scatter: (k, out, ranks) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: ((ranks - 1) * numel(k.x.shape)) / ranks }),
+  all_gather: (k, out, ranks) => ({ bytesRead: ranks * viewBytes(k.x), bytesWritten: out, flops: 0 }),
+  scatter: (k, out) => ({ bytesRead: viewBytes(k.base) + viewBytes(k.src), bytesWritten: out, flops: 0 }),
+  // Four multiplies and two adds per rotated pair.
+  rotary: (k, out) => ({ bytesRead: viewBytes(k.x) + viewBytes(k.positions) + numel(k.x.shape) * DTYPE_BYTES[k.cache.dtype], bytesWritten: out, flops: 3 * numel(k.x.shape) }),
+  // QKᵀ and PV over the causal half, plus the softmax.
+  attention: (k, out) => {
+    const [T, H, D] = k.q.shape;
+    return { bytesRead: viewBytes(k.q) + viewBytes(k.k) + viewBytes(k.v), bytesWritten: out, flops: 2 * T * T * H * D + 3 * T * T * H };
+  },
+  moe: (k, out, ranks) => {
+    const T = numel(k.x.shape) / k.x.shape[k.x.shape.length - 1], H = k.x.shape[k.x.shape.length - 1], Is = k.intermediate / ranks;
+    // Per routed token: W13 (2·Is×H) and W2 (H×Is), two FLOPs per multiply-add.
+    return {
+      bytesRead: viewBytes(k.x) + viewBytes(k.logits) + DTYPE_BYTES[k.x.dtype] * 3 * H * Is * k.experts,
+      bytesWritten: out, flops: 2 * T * k.topK * 3 * H * Is,
+    };
+  },
+};
+
+/** A kernel step's cost (the dispatch through KERNEL_COST, typed once here). */
+export function kernelCost(k: Kernel, outBytes: number, ranks: number): KernelCost {
+  return (KERNEL_COST[k.kernel] as (k: Kernel, outBytes: number, ranks: number) => KernelCost)(k, outBytes, ranks);
+}

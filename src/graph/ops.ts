@@ -117,6 +117,42 @@ defineOp({
   facts: { collectiveDimArg: 0, needsWait: true },
   doc: 'Sums over ranks, then each rank keeps its chunk of dim 0.',
 });
+/** The result of splitting (÷) or gathering (×) dim `dim` of `t` over `n` ranks; undefined where unknown. */
+function splitDim(t: ValueType | null | undefined, dim: Arg | undefined, n: Arg | undefined, gather: boolean): ValueType | undefined {
+  if (!t || t.kind !== 'tensor' || typeof dim !== 'number' || typeof n !== 'number' || n < 1) return undefined;
+  const d = t.shape[dim];
+  if (d === undefined) return undefined;
+  const shape = t.shape.slice();
+  if (typeof d === 'number') shape[dim] = gather ? d * n : d / n;
+  else if (gather) shape[dim] = d.endsWith(`//${n}`) ? d.slice(0, -`//${n}`.length).replace(/^\((.*)\)$/, '$1') : `${n}*${d}`;
+  else shape[dim] = /^[A-Za-z_]\w*$/.test(d) ? `${d}//${n}` : `(${d})//${n}`;
+  return { kind: 'tensor', dtype: t.dtype, shape };
+}
+// Sequence parallelism (vLLM SequenceParallelismPass) and async TP (AsyncTPPass).
+defineOp({
+  name: 'vllm.reduce_scatter.default', kind: 'collective', returns: 1,
+  args: [T('tensor'), P('dim', 'int'), P('world_size', 'int'), P('group_name', 'str')],
+  facts: { collectiveDimArg: 0 },
+  infer: (n, typeOf) => splitDim(typeOf(n.args[0] ?? null), n.kwargs['dim'] ?? n.args[1], n.kwargs['world_size'] ?? n.args[2], false),
+  doc: 'Sums over the ranks in rank order; rank r keeps the r-th of world_size blocks along dim (the token rows).',
+});
+defineOp({
+  name: 'vllm.all_gather.default', kind: 'collective', returns: 1,
+  args: [T('tensor'), P('dim', 'int'), P('world_size', 'int'), P('group_name', 'str')],
+  facts: { collectiveDimArg: 0 },
+  infer: (n, typeOf) => splitDim(typeOf(n.args[0] ?? null), n.kwargs['dim'] ?? n.args[1], n.kwargs['world_size'] ?? n.args[2], true),
+  doc: 'Concatenates every rank\'s tensor along dim, in rank order.',
+});
+defineOp({
+  name: 'symm_mem.fused_matmul_reduce_scatter.default', kind: 'fused', returns: 1,
+  args: [T('A'), T('B'), P('reduce_op', 'str'), P('scatter_dim', 'int'), P('group_name', 'str')],
+  doc: 'A @ B reduce-scattered along scatter_dim, in chunks whose transfer overlaps the next chunk\'s matmul (symmetric memory).',
+});
+defineOp({
+  name: 'symm_mem.fused_all_gather_matmul.default', kind: 'fused', returns: -1,
+  args: [T('A_shard'), P('Bs', 'Tensor[]'), P('gather_dim', 'int'), P('group_name', 'str')],
+  doc: '(all_gather(A_shard), [A @ B for B in Bs]): each gathered chunk\'s matmul overlaps the next chunk\'s transfer.',
+});
 
 // --- views and memory ----------------------------------------------------------------------
 defineOp({

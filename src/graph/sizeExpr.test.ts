@@ -50,7 +50,11 @@ describe('evalSize (Python semantics)', () => {
     ['', 'empty size', 1],
   ])('refuses %j: %s at col %i', (expr, detail, col) => {
     let err: unknown;
-    try { evalSize(expr, at(5)); } catch (e) { err = e; }
+    try {
+      evalSize(expr, at(5));
+    } catch (e) {
+      err = e;
+    }
     expect(err).toBeInstanceOf(SizeExprError);
     expect((err as SizeExprError).message).toContain(detail);
     expect((err as SizeExprError).col).toBe(col);
@@ -62,6 +66,8 @@ describe('evalSize (Python semantics)', () => {
 
   it('reaches the runtime as an input error that names where', () => {
     expect(() => evalDim('s0 //', 4, 'node view_3')).toThrow(RunError);
-    expect(() => evalDim('s0 //', 4, 'node view_3')).toThrow(/node view_3: cannot evaluate the dim: size 's0 \/\/', col 6/);
+    expect(() => evalDim('s0 //', 4, 'node view_3')).toThrow(
+      /node view_3: cannot evaluate the dim: size 's0 \/\/', col 6/,
+    );
   });
 });

@@ -7,7 +7,11 @@
 export class SizeExprError extends Error {
   /** 1-based column in the expression. */
   col: number;
-  constructor(readonly expr: string, col: number, detail: string) {
+  constructor(
+    readonly expr: string,
+    col: number,
+    detail: string,
+  ) {
     super(`size '${expr}', col ${col}: ${detail}`);
     this.name = 'SizeExprError';
     this.col = col;
@@ -22,10 +26,13 @@ export function floorDiv(a: number, b: number): number {
 /** Python's modulo: the result takes the divisor's sign. */
 export function pyMod(a: number, b: number): number {
   const r = a % b;
-  return r !== 0 && (r < 0) !== (b < 0) ? r + b : r;
+  return r !== 0 && r < 0 !== b < 0 ? r + b : r;
 }
 
-type Tok = { t: 'num'; v: number; at: number } | { t: 'sym'; v: string; at: number } | { t: 'op'; v: string; at: number };
+type Tok =
+  | { t: 'num'; v: number; at: number }
+  | { t: 'sym'; v: string; at: number }
+  | { t: 'op'; v: string; at: number };
 
 const FUNCTIONS: Record<string, { arity: number | 'many'; apply: (xs: number[]) => number }> = {
   Max: { arity: 'many', apply: (xs) => Math.max(...xs) },
@@ -66,10 +73,16 @@ function tokenize(expr: string): Tok[] {
 export function evalSize(expr: string, bind: (symbol: string) => number): number {
   const toks = tokenize(expr);
   let i = 0;
-  const fail = (detail: string, at = toks[i]?.at ?? expr.length): never => { throw new SizeExprError(expr, at + 1, detail); };
+  const fail = (detail: string, at = toks[i]?.at ?? expr.length): never => {
+    throw new SizeExprError(expr, at + 1, detail);
+  };
   const peek = (v: string) => toks[i]?.t === 'op' && toks[i].v === v;
-  const expect = (v: string) => { if (!peek(v)) fail(`expected '${v}'`); i++; };
-  const checked = (x: number, at: number) => (Number.isSafeInteger(x) ? x : fail(`value ${x} is not an integer the size can hold`, at));
+  const expect = (v: string) => {
+    if (!peek(v)) fail(`expected '${v}'`);
+    i++;
+  };
+  const checked = (x: number, at: number) =>
+    Number.isSafeInteger(x) ? x : fail(`value ${x} is not an integer the size can hold`, at);
 
   const atom = (): number => {
     const t = toks[i];
@@ -81,15 +94,24 @@ export function evalSize(expr: string, bind: (symbol: string) => number): number
       if (fn && peek('(')) {
         i++;
         const xs = [sum()];
-        while (peek(',')) { i++; xs.push(sum()); }
+        while (peek(',')) {
+          i++;
+          xs.push(sum());
+        }
         expect(')');
-        if (fn.arity !== 'many' && xs.length !== fn.arity) fail(`${t.v} takes ${fn.arity} arguments, got ${xs.length}`, t.at);
-        if ((t.v === 'FloorDiv' || t.v === 'CeilDiv' || t.v.endsWith('Mod')) && xs[1] === 0) fail('division by zero', t.at);
+        if (fn.arity !== 'many' && xs.length !== fn.arity)
+          fail(`${t.v} takes ${fn.arity} arguments, got ${xs.length}`, t.at);
+        if ((t.v === 'FloorDiv' || t.v === 'CeilDiv' || t.v.endsWith('Mod')) && xs[1] === 0)
+          fail('division by zero', t.at);
         return checked(fn.apply(xs), t.at);
       }
       return bind(t.v);
     }
-    if (t.v === '(') { const v = sum(); expect(')'); return v; }
+    if (t.v === '(') {
+      const v = sum();
+      expect(')');
+      return v;
+    }
     return fail(`unexpected '${t.v}'`, t.at);
   };
   // Python binds ** tighter than unary minus on its left: -2**2 is -4.
@@ -103,14 +125,21 @@ export function evalSize(expr: string, bind: (symbol: string) => number): number
     return checked(base ** e, at);
   };
   const unary = (): number => {
-    if (peek('-')) { i++; return -unary(); }
-    if (peek('+')) { i++; return unary(); }
+    if (peek('-')) {
+      i++;
+      return -unary();
+    }
+    if (peek('+')) {
+      i++;
+      return unary();
+    }
     return power();
   };
   const product = (): number => {
     let v = unary();
     while (peek('*') || peek('//') || peek('%')) {
-      const op = toks[i].v, at = toks[i].at;
+      const op = toks[i].v,
+        at = toks[i].at;
       i++;
       const r = unary();
       if (op !== '*' && r === 0) fail('division by zero', at);
@@ -121,7 +150,8 @@ export function evalSize(expr: string, bind: (symbol: string) => number): number
   const sum = (): number => {
     let v = product();
     while (peek('+') || peek('-')) {
-      const op = toks[i].v, at = toks[i].at;
+      const op = toks[i].v,
+        at = toks[i].at;
       i++;
       const r = product();
       v = checked(op === '+' ? v + r : v - r, at);

@@ -9,7 +9,7 @@ import type { Backend, RunOptions, RunResult } from './backend.ts';
 import type { Plan } from './plan.ts';
 import type { HostTensor } from './hostTensor.ts';
 import { RunError } from './runError.ts';
-import type { AgentMessage, HelloReply, InputDecl, OutputDecl, RunOptionsWire } from '../../agent/protocol.ts';
+import type { AgentMessage, HelloReply, InputDecl, OutputDecl, RunOptionsWire } from './agentProtocol.ts';
 
 export interface AgentAddress { url: string; token: string }
 
@@ -121,9 +121,15 @@ export class AgentClient {
       inputs.push({ name, dtype: t.dtype, shape: t.shape });
       frames.push(t.data as ArrayBufferView);
     }
+    const text = JSON.stringify({ type: 'run', id, ...body, options, inputs });
+    // The agent closes a connection on a message over its limit; say so here instead, and keep the connection.
+    const limit = this.hello.limits.maxMessageBytes;
+    if (text.length > limit || (text.length * 3 > limit && new TextEncoder().encode(text).length > limit)) {
+      return Promise.reject(new RunError('limits', `the run's graph is ${(text.length / 2 ** 20).toFixed(1)} MiB of JSON; the agent takes messages of at most ${(limit / 2 ** 20).toFixed(0)} MiB`));
+    }
     return new Promise<RunResult>((resolve, reject) => {
       this.runs.set(id, { resolve, reject, onProgress: opts.onProgress, frames: [] });
-      this.ws.send(JSON.stringify({ type: 'run', id, ...body, options, inputs }));
+      this.ws.send(text);
       // A tensor over the agent's message size goes in full-size chunks and a last shorter one.
       const chunk = this.hello.limits.maxMessageBytes;
       for (const f of frames) {

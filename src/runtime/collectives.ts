@@ -13,15 +13,16 @@
 // rows; two-shot and ring give each rank a block of rows, then all-gather both outputs.
 
 import type { TraceEvent } from './backend.ts';
-import type { Plan, Step } from './plan.ts';
+import type { CollectiveStep, Plan } from './plan.ts';
 import { asRows, numelOf } from './plan.ts';
 import { bufferBytes } from '../wgsl/dtype.ts';
 import { allReduceWgsl, ALLREDUCE_WG } from '../wgsl/allReduce.ts';
 import { grid1d } from '../wgsl/elementwise.ts';
-import { encodeNorm, normKernel, type RankDevice } from './webgpuBackend.ts';
+import { encodeNorm, normKernel } from './webgpu/encoders.ts';
+import type { RankDevice } from './webgpu/rankDevice.ts';
 import { NORM_ROWS_DEFAULT } from '../wgsl/rmsNormRows.ts';
 
-export type CollectiveStep = Extract<Step, { kernel: 'all_reduce' | 'fused_allreduce_norm' }>;
+export type { CollectiveStep } from './plan.ts';
 export type AllReduceAlgorithm = 'ring' | 'one-shot' | 'two-shot';
 
 const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
@@ -45,6 +46,8 @@ function fusedRowBlocks(rows: number, cols: number, R: number, algo: AllReduceAl
 /** The kernels rank `rank` dispatches for this collective in `runCollective` (compiled before the run). */
 export function collectiveKernels(s: CollectiveStep, R: number, algo: AllReduceAlgorithm, rank: number, subgroupSize: number): string[] {
   const d = s.x.dtype;
+  if (s.kernel === 'reduce_scatter') return numelOf(s.x.shape) > 0 ? [allReduceWgsl(d)] : [];
+  if (s.kernel === 'all_gather') return [];
   if (s.kernel === 'all_reduce') {
     const n = numelOf(s.x.shape);
     const reduces = algo === 'one-shot' ? n > 0 : (() => { const [a, b] = chunks(n, R, 8)[rank]; return b > a; })();
@@ -54,7 +57,7 @@ export function collectiveKernels(s: CollectiveStep, R: number, algo: AllReduceA
   const res = asRows(s.residual)!;
   const { blocked, blocks } = fusedRowBlocks(x.rows, x.cols, R, algo);
   return blocks.filter(([r0, r1], c) => r1 > r0 && (!blocked || c === rank))
-    .map(([r0, r1]) => normKernel('allreduce', d, r1 - r0, x.cols, 0, x.cols, res.offset, res.rowStride, s.w.offset, r0, roundUp((r1 - r0) * x.cols, 8), subgroupSize, NORM_ROWS_DEFAULT, s.normRounding).code);
+    .map(([r0, r1]) => normKernel('allreduce', d, { rows: r1 - r0, cols: x.cols, xOffset: 0, xRowStride: x.cols, resOffset: res.offset, resRowStride: res.rowStride, wOffset: s.w.offset, rowStart: r0, rankSlotStride: roundUp((r1 - r0) * x.cols, 8) }, subgroupSize, NORM_ROWS_DEFAULT, s.normRounding).code);
 }
 
 export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo: AllReduceAlgorithm, plan: Plan): Promise<TraceEvent[]> {
@@ -67,6 +70,35 @@ export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo
     rank, node: s.node, op: s.op, kind: 'transfer', start_us: (start - t0) * 1000, dur_us: (performance.now() - start) * 1000, bytesRead, bytesWritten, timing: 'host',
   });
   const xOff = s.x.offset * bp; // contiguous, 8-element aligned (the planner copies otherwise)
+
+  if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather') {
+    // Sequence parallelism's pair: rank c's share is rows [c·T/R, (c+1)·T/R), len elements.
+    const len = numelOf(s.x.shape) / (s.kernel === 'reduce_scatter' ? R : 1);
+    for (let c = 0; c < R; c++) {
+      const start = performance.now();
+      if (s.kernel === 'reduce_scatter') {
+        // Chunk c's raw copies, in rank order, reduced on its owner by the all-reduce's kernel: the same bits.
+        const copies = await gatherChunk(ranks, (q) => ranks[q].buffer(s.x.storage), xOff + c * len * bp, len * bp, algo === 'ring' ? c : -1, transfer);
+        const slot = roundUp(len, 8);
+        const g = ranks[c].scratch(R * slot * bp, `${s.node} gathered`);
+        copies.forEach((bytes, q) => ranks[c].write(g, q * slot * bp, bytes));
+        ranks[c].submit(s.node, s.op, (_e, pass) => pass(allReduceWgsl(d), [ranks[c].buffer(s.out), g], Uint32Array.from([len, R, 0, slot]), grid1d(Math.ceil(len / 2), ALLREDUCE_WG)));
+        transfer(c, 0, R * len * bp, start);
+      } else {
+        // Rank c's shard lands at rows [c·T/R, …) of every rank's output, its own included.
+        await ranks[c].sync();
+        const bytes = await ranks[c].read(ranks[c].buffer(s.x.storage), xOff, len * bp);
+        transfer(c, len * bp, 0, start);
+        for (let q = 0; q < R; q++) {
+          const t = performance.now();
+          ranks[q].write(ranks[q].buffer(s.out), c * len * bp, bytes);
+          transfer(q, 0, len * bp, t);
+        }
+      }
+    }
+    for (const r of ranks) await r.sync();
+    return events;
+  }
 
   if (s.kernel === 'all_reduce') {
     const n = numelOf(s.x.shape);
@@ -110,8 +142,7 @@ export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo
     for (const r of blocked ? [c] : ranks.map((_, i) => i)) {
       const g = ranks[r].scratch(R * slot * bp + 16, `${s.node} gathered`);
       copies.forEach((bytes, q) => ranks[r].write(g, q * slot * bp, bytes));
-      encodeNorm(ranks[r], s.node, s.op, 'allreduce', d, rows, x.cols, 0, x.cols, res.offset, res.rowStride, s.w.offset, s.eps, R, r0, slot,
-        [ranks[r].buffer(s.out), ranks[r].buffer(s.residualOut), g, ranks[r].buffer(s.residual.storage), ranks[r].buffer(s.w.storage)], NORM_ROWS_DEFAULT, s.normRounding);
+      encodeNorm(ranks[r], s.node, s.op, 'allreduce', d, { rows, cols: x.cols, xOffset: 0, xRowStride: x.cols, resOffset: res.offset, resRowStride: res.rowStride, wOffset: s.w.offset, eps: s.eps, ranks: R, rowStart: r0, rankSlotStride: slot }, [ranks[r].buffer(s.out), ranks[r].buffer(s.residualOut), g, ranks[r].buffer(s.residual.storage), ranks[r].buffer(s.w.storage)], NORM_ROWS_DEFAULT, s.normRounding);
       transfer(r, 0, R * len * bp, start);
     }
     if (blocked) {

@@ -4,7 +4,7 @@
 import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { Plan, Step, View } from './plan.ts';
-import { MAP_FNS, assertNever } from '../graph/opTable.ts';
+import { DTYPE_BYTES, MAP_FNS, assertNever, kernelCost } from '../graph/opTable.ts';
 import { cpuAttention, cpuRotary, cpuScatter } from './cpuLayerKernels.ts';
 import { asRows, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
@@ -12,7 +12,6 @@ import { hostValues, toHostTensor, type HostTensor } from './hostTensor.ts';
 import { roundTo, seedRule, seedStream, seededArray } from './weights.ts';
 import { cpuGemm, cpuMoe, cpuPad, cpuResidualNorm, cpuRmsNorm, readView, rounded, type HostArray } from './cpuKernels.ts';
 
-const DTYPE_BYTES = { bf16: 2, f16: 2, f32: 4, i32: 4 } as const;
 
 export function inputTensorFor(step: Extract<Step, { kernel: 'seed' }>, plan: Plan, inputs: Map<string, HostTensor> | undefined): HostTensor | undefined {
   const given = inputs?.get(step.name);
@@ -35,7 +34,25 @@ export const cpuBackend: Backend = {
     for (let si = 0; si < plan.steps.length; si++) {
       const s = plan.steps[si];
       opts.onProgress?.({ phase: 'run', done: si, total: plan.steps.length });
-      if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
+      if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather') {
+        const start = performance.now();
+        const xs = mem.map((m) => readView(s.x, m.get(s.x.storage)!));
+        const n = xs[0].length, bytes = n * DTYPE_BYTES[s.x.dtype];
+        for (let r = 0; r < R; r++) {
+          if (s.kernel === 'all_gather') {
+            const out = new Float64Array(n * R);
+            for (let q = 0; q < R; q++) out.set(xs[q], q * n);
+            mem[r].set(s.out, rounded(s.x.dtype, out));
+          } else {
+            // Rank r keeps rows [r·T/R, (r+1)·T/R) of the sum, summed in rank order as the all-reduce does.
+            const len = n / R, sum = new Float64Array(len);
+            for (let q = 0; q < R; q++) for (let i = 0; i < len; i++) sum[i] += xs[q][r * len + i];
+            mem[r].set(s.out, rounded(s.x.dtype, sum));
+          }
+        }
+        const dur = (performance.now() - start) * 1000;
+        for (let r = 0; r < R; r++) events.push(ev(r, s, 'kernel', start - t0, dur, s.kernel === 'all_gather' ? bytes * R : bytes, s.kernel === 'all_gather' ? bytes * R : bytes / R));
+      } else if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
         const start = performance.now();
         const xs = mem.map((m) => readView(s.x, m.get(s.x.storage)!));
         const sum = new Float64Array(xs[0].length);
@@ -56,7 +73,9 @@ export const cpuBackend: Backend = {
         for (let r = 0; r < R; r++) {
           const start = performance.now();
           runStep(s, mem[r], plan, r, seed, opts.inputs);
-          events.push(ev(r, s, s.kernel === 'seed' ? 'fed' : 'kernel', start - t0, (performance.now() - start) * 1000, 0, 0));
+          const outBytes = ('residualOut' in s ? [s.out, s.residualOut] : [s.out]).reduce((a, id) => { const st = plan.storages.get(id)!; return a + st.numel * DTYPE_BYTES[st.dtype]; }, 0);
+          const cost = kernelCost(s, outBytes, R);
+          events.push(ev(r, s, s.kernel === 'seed' ? 'fed' : 'kernel', start - t0, (performance.now() - start) * 1000, cost.bytesRead, cost.bytesWritten));
         }
       }
       for (const id of plan.freeAfter.get(si) ?? []) for (const m of mem) m.delete(id);
@@ -150,7 +169,7 @@ function runStep(s: Step, m: Map<string, HostArray>, plan: Plan, rank: number, s
       m.set(s.out, rounded(dt(s.out), cpuAttention(read(s.q), read(s.k), read(s.v), T, H, s.k.shape[1], D)));
       return;
     }
-    case 'all_reduce': case 'fused_allreduce_norm':
+    case 'all_reduce': case 'fused_allreduce_norm': case 'reduce_scatter': case 'all_gather':
       throw new Error('collectives run across ranks');
     default: assertNever(s, 'kernel');
   }

@@ -90,11 +90,15 @@ export interface CompareReport {
    * and no exact check, as on the agent). 'failed': not ok.
    */
   verdict: Verdict;
+  /** Per rank: the outputs of the before- and after-run (the CLI's --dump-outputs writes them). */
+  beforeOutputs: RunResult['outputs'];
+  afterOutputs: RunResult['outputs'];
 }
 
 export type Verdict = 'proven' | 'depends-on-fed' | 'not-gated' | 'failed';
 
 const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
+const MOE = 'vllm.moe_forward.default';
 const fusedSitesOf = (g: Graph) => g.nodes.filter((n) => n.op === FUSED || (n.op === 'higher_order.auto_functionalized' && JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm'))).length;
 
 /** Output names under which the fused op's own results reach the after-graph's outputs (`x[1]`, or a getitem of it). */
@@ -116,7 +120,8 @@ export async function compareGraphs(before: Graph, after: Graph, passes: string[
   const fusedSites = fusedSitesOf(after) - fusedSitesOf(before);
   // Planning is pure and cheap next to running: done again here rather than carried through every backend.
   const fed: FedSources = { before: fedSourcesOfOutputs(planGraph(before, opts)), after: fedSourcesOfOutputs(planGraph(after, opts)) };
-  const outputs = compareOutputs(a, b, fusedSites, fed, fusedResultsOf(after));
+  const routed = after.nodes.some((n) => n.op === MOE || JSON.stringify(n.args[0]).includes(MOE));
+  const outputs = compareOutputs(a, b, fusedSites, routed, fed, fusedResultsOf(after));
   let exact: ExactCheck | undefined;
   if (fusedSites > 0) {
     const what = `after-graph with the ${fusedSites} fused norm${fusedSites > 1 ? 's' : ''} rounded as the unfused pair, bitwise against before`;
@@ -134,7 +139,7 @@ export async function compareGraphs(before: Graph, after: Graph, passes: string[
   // An output reported but not gated is proven by the exact check, when that ran.
   const gated = (o: OutputComparison, i: number) => o.proven || (!!exact?.outputs?.[i]?.proven && !exact.skipped);
   const verdict: Verdict = !ok ? 'failed' : fedOnComparedPaths.length ? 'depends-on-fed' : outputs.every(gated) ? 'proven' : 'not-gated';
-  return { passes, outputs, before: a.trace, after: b.trace, fusedSites, exact, ok, fedOnComparedPaths, verdict };
+  return { passes, outputs, before: a.trace, after: b.trace, fusedSites, exact, ok, fedOnComparedPaths, verdict, beforeOutputs: a.outputs, afterOutputs: b.outputs };
 }
 
 export async function compareRewrite(g: Graph, passes: string[], opts: RunOptions): Promise<CompareReport> {

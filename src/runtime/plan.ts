@@ -11,7 +11,7 @@ import { dimValue, SizeExprError } from '../graph/sizeExpr.ts';
 import { RunError } from './runError.ts';
 import { PRESETS, GPT_OSS, presetDim, type Preset, type PresetName } from './presets.ts';
 
-import { elementwiseOp, type ElementwiseOpDef, type Kernel, type MapFn, type StorageDType, type View, type InputRole } from '../graph/opTable.ts';
+import { KERNELS, elementwiseOp, type ElementwiseOpDef, type Kernel, type KernelName, type MapFn, type StorageDType, type View, type InputRole } from '../graph/opTable.ts';
 export type { FusedNormRounding, InputRole, Kernel, MapFn, StorageDType, View } from '../graph/opTable.ts';
 
 export type FloatDType = 'bf16' | 'f16' | 'f32';
@@ -19,6 +19,19 @@ export type FloatDType = 'bf16' | 'f16' | 'f32';
 export interface Storage { id: string; dtype: StorageDType; shape: number[]; numel: number }
 
 export type Step = Kernel & { node: string; op: string };
+
+/** Steps that run across ranks (every rank meets the others); the rest run on each rank alone. */
+export type CollectiveStep = Extract<Step, { kernel: CollectiveKernel }>;
+type CollectiveKernel = { [K in KernelName]: (typeof KERNELS)[K]['collective'] extends true ? K : never }[KernelName];
+export function isCollective(s: Step): s is CollectiveStep {
+  return KERNELS[s.kernel].collective;
+}
+
+/** Sequence parallelism's and async TP's ops, as the passes emit them. */
+const REDUCE_SCATTER_OP = 'vllm.reduce_scatter.default';
+const ALL_GATHER_OP = 'vllm.all_gather.default';
+const FUSED_MM_RS_OP = 'symm_mem.fused_matmul_reduce_scatter.default';
+const FUSED_AG_MM_OP = 'symm_mem.fused_all_gather_matmul.default';
 
 export interface PlanOutput { name: string; view: View }
 
@@ -178,6 +191,14 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
     return v.view;
   };
   const fail = (n: Node, msg: string): never => { throw new RunError('validation', `node ${n.name} (${n.op}): ${msg}`, { node: n.name, op: n.op }); };
+  /** A reduce-scatter / all-gather along tokens over this run's ranks, of a token count they split evenly. */
+  const tokenDimCollective = (n: Node, dim: Arg | undefined, worldSize: Arg | undefined, tokenRows: number) => {
+    const where = { node: n.name, op: n.op };
+    if ((numberOf(dim ?? null) ?? 0) !== 0) throw new RunError('input', `node ${n.name} (${n.op}): dim ${JSON.stringify(dim)} is not the token dim 0; only token-dim collectives run`, where);
+    const ws = numberOf(worldSize ?? null);
+    if (ws !== undefined && ws !== ranks) throw new RunError('input', `node ${n.name} (${n.op}): the graph splits over world_size ${ws} but the run has ${ranks} rank(s); use --ranks ${ws}`, where);
+    if (tokenRows % ranks !== 0) throw new RunError('input', `node ${n.name} (${n.op}): ${tokenRows} tokens do not split over ${ranks} ranks; use a token count divisible by ${ranks} (--tokens ${Math.ceil(tokenRows / ranks) * ranks})`, where);
+  };
 
   const contiguous = (v: View, n: Node): View => {
     if (isContiguous(v)) return v;
@@ -393,6 +414,46 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         push(n, { kernel: 'all_reduce', x, out: out.storage });
         return T(out);
       }
+      case REDUCE_SCATTER_OP: case ALL_GATHER_OP: {
+        const x = contiguous(tensor(get(0, 'tensor') ?? null, n, 'tensor'), n);
+        tokenDimCollective(n, get(1, 'dim'), get(2, 'world_size'), op === REDUCE_SCATTER_OP ? x.shape[0] : x.shape[0] * ranks);
+        const shape = [...x.shape];
+        shape[0] = op === REDUCE_SCATTER_OP ? x.shape[0] / ranks : x.shape[0] * ranks;
+        const out = newStorage(n.name, x.dtype, shape);
+        push(n, { kernel: op === REDUCE_SCATTER_OP ? 'reduce_scatter' : 'all_gather', x, out: out.storage });
+        return T(out);
+      }
+      case FUSED_MM_RS_OP: {
+        // The local matmul, then the reduce-scatter of its rows: the values (and the order of every
+        // sum) of mm → reduce_scatter. Chunking and overlap are a schedule, not a different sum.
+        const a = tensor(get(0, 'A') ?? null, n, 'A');
+        const b = tensor(get(1, 'B') ?? null, n, 'B', { role: 'weight' });
+        if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[1] !== b.shape[0]) fail(n, `mm of [${a.shape}] and [${b.shape}]`);
+        const reduceOp = get(2, 'reduce_op');
+        if (reduceOp !== 'sum') fail(n, `reduce_op ${JSON.stringify(reduceOp ?? null)}: only 'sum' is supported`);
+        tokenDimCollective(n, get(3, 'scatter_dim'), ranks, a.shape[0]);
+        const mm = newStorage(`${n.name}.mm`, a.dtype, [a.shape[0], b.shape[1]]);
+        push(n, { kernel: 'gemm', a, b, bias: null, alpha: 1, beta: 0, out: mm.storage });
+        const out = newStorage(n.name, a.dtype, [a.shape[0] / ranks, b.shape[1]]);
+        push(n, { kernel: 'reduce_scatter', x: mm, out: out.storage });
+        return T(out);
+      }
+      case FUSED_AG_MM_OP: {
+        const x = contiguous(tensor(get(0, 'A_shard') ?? null, n, 'A_shard'), n);
+        const bs = get(1, 'Bs');
+        if (!Array.isArray(bs) || bs.length === 0) fail(n, 'Bs must be a list of weights');
+        tokenDimCollective(n, get(2, 'gather_dim'), ranks, x.shape[0] * ranks);
+        const ag = newStorage(`${n.name}.gathered`, x.dtype, [x.shape[0] * ranks, x.shape[1]]);
+        push(n, { kernel: 'all_gather', x, out: ag.storage });
+        const mms: Value[] = (bs as Arg[]).map((w, i) => {
+          const b = tensor(w, n, `Bs[${i}]`, { role: 'weight' });
+          if (b.shape.length !== 2 || b.shape[0] !== x.shape[1]) fail(n, `mm of [${ag.shape}] and [${b.shape}]`);
+          const out = newStorage(`${n.name}.mm${i}`, x.dtype, [ag.shape[0], b.shape[1]]);
+          push(n, { kernel: 'gemm', a: ag, b, bias: null, alpha: 1, beta: 0, out: out.storage });
+          return T(out);
+        });
+        return { t: 'tuple', items: [T(ag), { t: 'tuple', items: mms }] };
+      }
       case 'vllm.flashinfer_trtllm_fused_allreduce_norm.default': {
         const code = num(7, 1);
         if (code !== 1) fail(n, `pattern_code ${code} is not supported (only 1: all-reduce + residual + RMSNorm)`);
@@ -543,6 +604,17 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         const layer = typeof arg(2) === 'string' ? (arg(2) as string) : n.name;
         const experts = logits.shape[logits.shape.length - 1];
         if (preset.intermediate % ranks) throw new RunError('input', `node ${n.name} (${n.op}): the MoE intermediate size ${preset.intermediate} (preset ${preset.name}) does not split over ${ranks} ranks`, { node: n.name, op: n.op });
+        // moe-unpad's MoE (vLLM #30647) reads GPT-OSS's unpadded hidden size while its weights keep
+        // the padded width: the step pads into the kernel's alignment and hands back the unpadded
+        // columns, so the values are the pad → MoE → slice ones, bit for bit.
+        const unpadded = presetDim(preset, GPT_OSS.hidden), padded = presetDim(preset, GPT_OSS.hiddenPadded);
+        if (x.shape.length === 2 && x.shape[1] === unpadded && padded > unpadded) {
+          const xp = newStorage(`${n.name}.aligned`, x.dtype, [x.shape[0], padded]);
+          push(n, { kernel: 'pad', x, lo: [0, 0], value: 0, out: xp.storage });
+          const out = newStorage(n.name, x.dtype, xp.shape);
+          push(n, { kernel: 'moe', x: xp, logits, layer, experts, topK: Math.min(preset.topK, experts), intermediate: preset.intermediate, out: out.storage });
+          return T({ ...out, shape: [...x.shape] });
+        }
         const out = newStorage(n.name, x.dtype, x.shape);
         push(n, { kernel: 'moe', x, logits, layer, experts, topK: Math.min(preset.topK, experts), intermediate: preset.intermediate, out: out.storage });
         return T(out);
@@ -799,9 +871,15 @@ function roleHints(g: Graph): Map<string, Hint> {
     }
     return { op: normalizeTarget(n.op), get: (i, name) => (i < n.args.length ? n.args[i] : n.kwargs[name]) };
   };
+  // async-tp splits addmm(bias, all_gather(x), W) into the fused all-gather matmul + add(bias):
+  // that add's second operand is still the layer's (per-rank) bias.
+  const fusedMm = new Set<string>();
+  const byName = new Map(g.nodes.map((n) => [n.name, n]));
   for (const n of g.nodes) {
     const { op, get } = argsOf(n);
     if (op === 'vllm.moe_forward.default') { const r = get(1, 'router_logits'); if (r && isRef(r)) routerNodes.add(r.name); }
+    const src = n.op === 'getitem' && isRef(n.args[0]) ? byName.get(n.args[0].name) : undefined;
+    if (src && (normalizeTarget(src.op) === FUSED_AG_MM_OP || fusedMm.has(src.name))) fusedMm.add(n.name);
   }
   for (let i = g.nodes.length - 1; i >= 0; i--) {
     const n = g.nodes[i];
@@ -810,6 +888,9 @@ function roleHints(g: Graph): Map<string, Hint> {
     switch (op) {
       case 'aten.addmm.default': set(get(0, 'self'), { role: router ? 'router-bias' : 'bias' }); set(get(2, 'mat2'), { role: router ? 'router-weight' : 'weight' }); break;
       case 'aten.mm.default': set(get(1, 'mat2'), { role: 'weight' }); break;
+      case FUSED_MM_RS_OP: set(get(1, 'B'), { role: 'weight' }); break;
+      case 'aten.add.Tensor': { const a = get(0, 'self'); if (a && isRef(a) && fusedMm.has(a.name)) set(get(1, 'other'), { role: 'bias' }); break; }
+      case FUSED_AG_MM_OP: { const bs = get(1, 'Bs'); if (Array.isArray(bs)) for (const b of bs) set(b, { role: 'weight' }); break; }
       case 'aten.embedding.default': set(get(0, 'weight'), { role: 'embedding' }); set(get(1, 'indices'), { role: 'indices' }); break;
       case '_C.rms_norm.default': set(get(2, 'weight'), { role: 'norm-weight' }); break;
       case '_C.fused_add_rms_norm.default': set(get(2, 'weight'), { role: 'norm-weight' }); break;

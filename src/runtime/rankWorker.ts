@@ -3,7 +3,9 @@
 
 import type { WorkerReply, WorkerRunMessage } from './rankWorkers.ts';
 import { CONTROL_BYTES } from './rankWorkers.ts';
-import { RankDevice, executePlan, openRanks, encodeNorm, normKernel } from './webgpuBackend.ts';
+import { executePlan } from './webgpuBackend.ts';
+import { RankDevice, openRanks } from './webgpu/rankDevice.ts';
+import { encodeNorm, normKernel } from './webgpu/encoders.ts';
 import type { CollectiveStep } from './collectives.ts';
 import { chunks } from './collectives.ts';
 import type { TraceEvent } from './backend.ts';
@@ -37,18 +39,28 @@ async function run(m: WorkerRunMessage, post: (r: WorkerReply) => void): Promise
     const nodeGpuModule = './nodeGpu.ts';
     gpu = await (await import(/* @vite-ignore */ nodeGpuModule) as typeof import('./nodeGpu.ts')).nodeGpu();
   }
-  const [dev] = await openRanks(gpu, 1, { f16: plan.dtype === 'f16' }, rank);
+  // The device (and the kernels compiled on it) outlives the run: a second run compiles nothing.
+  if (kept && (kept.lost || kept.rank !== rank || (plan.dtype === 'f16' && !kept.device.features.has('shader-f16')))) { kept.destroy(); kept = null; }
+  const dev = kept ?? (await openRanks(gpu, 1, { f16: plan.dtype === 'f16' }, rank))[0];
+  kept = dev;
+  let failed = true;
   try {
     const collective = async (s: CollectiveStep): Promise<TraceEvent[]> => runSharedCollective(s, dev, R, m.opts.allreduce, ctl, slot);
     const res = await executePlan(plan, {
       backend: 'webgpu', ranks: R, preset: plan.preset.name, dtype: plan.dtype, allreduce: m.opts.allreduce, workers: true, seed: m.opts.seed, inputs: m.opts.inputs,
       onProgress: (progress) => post({ type: 'progress', rank, progress }),
     }, [dev], collective, (s) => sharedCollectiveKernels(s, R, m.opts.allreduce, rank, dev.subgroupSize));
+    failed = false;
     return { type: 'done', rank, outputs: res.outputs[0], events: res.trace.events, notes: res.trace.notes, device: res.trace.device };
   } finally {
-    dev.destroy();
+    dev.endRun();
+    // A device that failed mid-run is not trusted again.
+    if (failed) { dev.destroy(); kept = null; }
   }
 }
+
+/** This worker's rank device, kept between runs. */
+let kept: RankDevice | null = null;
 
 /**
  * The element ranges of a collective through the shared slots: one-shot reduces the whole tensor on
@@ -68,12 +80,14 @@ function sharedParts(s: CollectiveStep, R: number, algo: string): { split: boole
 
 /** The kernels this rank dispatches for the collective in `runSharedCollective` (compiled before the run). */
 function sharedCollectiveKernels(s: CollectiveStep, R: number, algo: string, rank: number, subgroupSize: number): string[] {
+  if (s.kernel === 'reduce_scatter') return [allReduceWgsl(s.x.dtype)];
+  if (s.kernel === 'all_gather') return [];
   const { split, parts, cols } = sharedParts(s, R, algo);
   const [a, b] = split ? parts[rank] : parts[0];
   if (b <= a) return [];
   if (s.kernel === 'all_reduce') return [allReduceWgsl(s.x.dtype)];
   const res = asRows(s.residual)!;
-  return [normKernel('allreduce', s.x.dtype, (b - a) / cols, cols, 0, cols, res.offset, res.rowStride, s.w.offset, a / cols, Math.ceil((b - a) / 8) * 8, subgroupSize, NORM_ROWS_DEFAULT, s.normRounding).code];
+  return [normKernel('allreduce', s.x.dtype, { rows: (b - a) / cols, cols, xOffset: 0, xRowStride: cols, resOffset: res.offset, resRowStride: res.rowStride, wOffset: s.w.offset, rowStart: a / cols, rankSlotStride: Math.ceil((b - a) / 8) * 8 }, subgroupSize, NORM_ROWS_DEFAULT, s.normRounding).code];
 }
 
 /**
@@ -89,6 +103,7 @@ async function runSharedCollective(s: CollectiveStep, dev: RankDevice, R: number
   const t0 = performance.now();
   const note = (bytesRead: number, bytesWritten: number, start: number) => events.push({ rank: dev.rank, node: s.node, op: s.op, kind: 'transfer', start_us: (start - t0) * 1000, dur_us: (performance.now() - start) * 1000, bytesRead, bytesWritten, timing: 'host' });
   const n = numelOf(s.x.shape);
+  if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather') return runSharedScatterGather(s, dev, R, ctl, slot, note, bp, n);
   const { split, parts, cols } = sharedParts(s, R, algo);
   const mine = split ? parts[dev.rank] : parts[0];
   // Publish the whole tensor; each rank reads the part it reduces from every slot.
@@ -109,8 +124,7 @@ async function runSharedCollective(s: CollectiveStep, dev: RankDevice, R: number
       dev.submit(s.node, s.op, (_e, pass) => pass(allReduceWgsl(d), [dev.buffer(s.out), g], Uint32Array.from([len, R, a, slotLen]), grid1d(Math.ceil(len / 2), ALLREDUCE_WG)));
     } else {
       const res = asRows(s.residual)!;
-      encodeNorm(dev, s.node, s.op, 'allreduce', d, len / cols, cols, 0, cols, res.offset, res.rowStride, s.w.offset, s.eps, R, a / cols, slotLen,
-        [dev.buffer(s.out), dev.buffer(s.residualOut), g, dev.buffer(s.residual.storage), dev.buffer(s.w.storage)], NORM_ROWS_DEFAULT, s.normRounding);
+      encodeNorm(dev, s.node, s.op, 'allreduce', d, { rows: len / cols, cols, xOffset: 0, xRowStride: cols, resOffset: res.offset, resRowStride: res.rowStride, wOffset: s.w.offset, eps: s.eps, ranks: R, rowStart: a / cols, rankSlotStride: slotLen }, [dev.buffer(s.out), dev.buffer(s.residualOut), g, dev.buffer(s.residual.storage), dev.buffer(s.w.storage)], NORM_ROWS_DEFAULT, s.normRounding);
     }
     await dev.sync();
   }
@@ -131,6 +145,34 @@ async function runSharedCollective(s: CollectiveStep, dev: RankDevice, R: number
     }
   }
   return events;
+}
+
+/**
+ * Sequence parallelism's pair through the shared slots. reduce_scatter: every rank publishes its
+ * tensor and reduces its own rows from every slot, in rank order (the all-reduce's kernel, so the
+ * bits match it). all_gather: every rank publishes its shard and copies every slot into its rows.
+ */
+async function runSharedScatterGather(s: Extract<CollectiveStep, { kernel: 'reduce_scatter' | 'all_gather' }>, dev: RankDevice, R: number, ctl: Int32Array,
+  slot: (q: number) => Uint8Array, note: (read: number, written: number, start: number) => void, bp: number, n: number): Promise<TraceEvent[]> {
+  let start = performance.now();
+  slot(dev.rank).set(await dev.read(dev.buffer(s.x.storage), s.x.offset * bp, n * bp));
+  note(n * bp, n * bp, start);
+  barrier(ctl, R);
+  start = performance.now();
+  if (s.kernel === 'reduce_scatter') {
+    const len = n / R, a = dev.rank * len;
+    const slotLen = Math.ceil(len / 8) * 8;
+    const g = dev.scratch(R * slotLen * bp + 16, `${s.node} gathered`);
+    for (let q = 0; q < R; q++) dev.write(g, q * slotLen * bp, slot(q).subarray(a * bp, (a + len) * bp));
+    dev.submit(s.node, s.op, (_e, pass) => pass(allReduceWgsl(s.x.dtype), [dev.buffer(s.out), g], Uint32Array.from([len, R, 0, slotLen]), grid1d(Math.ceil(len / 2), ALLREDUCE_WG)));
+    note(R * len * bp, R * len * bp, start);
+  } else {
+    for (let q = 0; q < R; q++) dev.write(dev.buffer(s.out), q * n * bp, slot(q).subarray(0, n * bp));
+    note(R * n * bp, R * n * bp, start);
+  }
+  await dev.sync();
+  barrier(ctl, R); // every rank has read the slots: they may be reused
+  return [];
 }
 
 const reply = (post: (r: WorkerReply) => void) => async (m: WorkerRunMessage) => {

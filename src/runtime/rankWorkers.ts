@@ -5,7 +5,7 @@
 
 import type { RunOptions, RunProgress, RunResult, TraceEvent } from './backend.ts';
 import type { Plan } from './plan.ts';
-import { numelOf } from './plan.ts';
+import { isCollective, numelOf } from './plan.ts';
 import { RunError, type RunErrorKind } from './runError.ts';
 import type { HostTensor } from './hostTensor.ts';
 
@@ -26,7 +26,7 @@ export type WorkerReply =
 export function collectiveSlotBytes(plan: Plan): number {
   let most = 16;
   for (const s of plan.steps) {
-    if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
+    if (isCollective(s)) {
       const bp = s.x.dtype === 'f32' || s.x.dtype === 'i32' ? 4 : 2;
       most = Math.max(most, Math.ceil(numelOf(s.x.shape) / 8) * 8 * bp);
     }
@@ -70,6 +70,8 @@ async function spawn(): Promise<RankWorker> {
     const tsx = pathToFileURL(`${tsxDir}dist/esm/api/index.mjs`).href;
     const entry = new URL('./rankWorker.ts', import.meta.url).href;
     const w = new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`, { eval: true });
+    // Kept for the next run, but not what keeps a CLI or a test process alive.
+    w.unref();
     return { post: (m) => w.postMessage(m), onReply: (f) => w.on('message', f), onFailure: (f) => { w.on('error', f); w.on('exit', (c) => c && f(new Error(`rank worker exited with ${c}`))); }, terminate: () => void w.terminate() };
   }
   if (typeof crossOriginIsolated !== 'undefined' && !crossOriginIsolated) {
@@ -79,25 +81,52 @@ async function spawn(): Promise<RankWorker> {
   return { post: (m) => w.postMessage(m), onReply: (f) => { w.onmessage = (e) => f(e.data as WorkerReply); }, onFailure: (f) => { w.onerror = (e) => f(e); }, terminate: () => w.terminate() };
 }
 
+/**
+ * Rank workers are kept between runs, each with its device and compiled kernels (compiling is most
+ * of a small run's time, above all on SwiftShader); a failed run drops them all.
+ */
+interface KeptWorker { worker: RankWorker; reply: ((m: WorkerReply) => void) | null; fail: ((e: unknown) => void) | null }
+let kept: KeptWorker[] = [];
+
+async function workersFor(ranks: number): Promise<KeptWorker[]> {
+  while (kept.length < ranks) {
+    const k: KeptWorker = { worker: await spawn(), reply: null, fail: null };
+    k.worker.onReply((m) => k.reply?.(m));
+    k.worker.onFailure((e) => k.fail?.(e));
+    kept.push(k);
+  }
+  return kept.slice(0, ranks);
+}
+
+/** Ends the kept rank workers (their devices go with them). */
+export function closeRankWorkers(): void {
+  for (const k of kept) k.worker.terminate();
+  kept = [];
+}
+
 export async function runInWorkers(plan: Plan, opts: RunOptions): Promise<RunResult> {
   const slotBytes = collectiveSlotBytes(plan);
   const shared = new SharedArrayBuffer(CONTROL_BYTES + plan.ranks * slotBytes);
-  const workers = await Promise.all(Array.from({ length: plan.ranks }, () => spawn()));
+  const workers = await workersFor(plan.ranks);
   const progress = combineRankProgress(plan.ranks, (p) => opts.onProgress?.(p));
+  let failed = true;
   try {
     const replies = await Promise.all(workers.map((w, rank) => new Promise<WorkerReply>((resolve, reject) => {
-      w.onReply((m) => { if (m.type === 'progress') progress(m.rank, m.progress); else resolve(m); });
-      w.onFailure(reject);
-      w.post({ type: 'run', plan, opts: { allreduce: opts.allreduce, seed: opts.seed, inputs: opts.inputs }, rank, shared, slotBytes });
+      w.reply = (m) => { if (m.type === 'progress') progress(m.rank, m.progress); else resolve(m); };
+      w.fail = reject;
+      w.worker.post({ type: 'run', plan, opts: { allreduce: opts.allreduce, seed: opts.seed, inputs: opts.inputs }, rank, shared, slotBytes });
     })));
-    const failed = replies.find((r) => r.type === 'error');
-    if (failed && failed.type === 'error') throw new RunError(failed.kind, `rank ${failed.rank} (worker): ${failed.message}`, { node: failed.node, op: failed.op });
+    const failedReply = replies.find((r) => r.type === 'error');
+    if (failedReply && failedReply.type === 'error') throw new RunError(failedReply.kind, `rank ${failedReply.rank} (worker): ${failedReply.message}`, { node: failedReply.node, op: failedReply.op });
+    failed = false;
     const done = replies as Extract<WorkerReply, { type: 'done' }>[];
     return {
       outputs: done.map((d) => d.outputs),
       trace: { backend: 'webgpu', device: done[0]?.device ?? '', ranks: plan.ranks, events: done.flatMap((d) => d.events), fed: plan.fed, notes: [...new Set(done.flatMap((d) => d.notes))] },
     };
   } finally {
-    for (const w of workers) w.terminate();
+    for (const w of workers) { w.reply = null; w.fail = null; }
+    // A rank that failed may have left the others waiting at a barrier: start over next time.
+    if (failed) closeRankWorkers();
   }
 }

@@ -2,7 +2,8 @@
 // the right, run/results/timeline/cost/source tabs below. Every panel has its own error boundary.
 
 import { useEffect, useState, type ReactNode } from 'react';
-import { useStore } from './store/index.ts';
+import { shownStage, useStore } from './store/index.ts';
+import { drawnNodeCount } from './graph/scene.ts';
 import type { BottomTab } from './store/viewSlice.ts';
 import { restoreFromUrl, syncUrl } from './store/urlSync.ts';
 import { PanelBoundary } from './panels/PanelBoundary.tsx';
@@ -17,6 +18,7 @@ import { RunPanel } from './panels/RunPanel.tsx';
 import { ResultsTable } from './panels/ResultsTable.tsx';
 import { TimelinePanel } from './panels/TimelinePanel.tsx';
 import { CostPanel } from './panels/CostPanel.tsx';
+import { CompareFixesPanel } from './panels/CompareFixesPanel.tsx';
 import { ExportMenu } from './panels/ExportMenu.tsx';
 import { Tour } from './tour/Tour.tsx';
 
@@ -26,6 +28,7 @@ const TABS: { id: BottomTab; label: string; render: () => ReactNode }[] = [
   { id: 'results', label: 'Results', render: () => <ResultsTable /> },
   { id: 'timeline', label: 'Timeline', render: () => <TimelinePanel /> },
   { id: 'cost', label: 'Cost model', render: () => <CostPanel /> },
+  { id: 'fixes', label: 'Compare fixes', render: () => <CompareFixesPanel /> },
 ];
 
 const BOTTOM_MIN = 120;
@@ -63,7 +66,7 @@ function BottomSplitter({ height, setHeight }: { height: number; setHeight: (h: 
   );
 }
 
-function BottomTabs() {
+function BottomTabs({ splitter }: { splitter: ReactNode }) {
   const tab = useStore((s) => s.bottomTab);
   const setTab = useStore((s) => s.setBottomTab);
   const importError = useStore((s) => s.importError);
@@ -71,6 +74,7 @@ function BottomTabs() {
   const current = TABS.find((t) => t.id === tab) ?? TABS[0];
   return (
     <section className="bottom" aria-label="Details">
+      {splitter}
       <div className="tabs" role="tablist" aria-label="Details"
         onKeyDown={(e) => {
           if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
@@ -95,19 +99,24 @@ function BottomTabs() {
   );
 }
 
+/** A count of nodes as the graph views put it. */
+function countNodes(n: number): string {
+  return `${n} node${n === 1 ? '' : 's'}`;
+}
+
 function StatusBar() {
   const notice = useStore((s) => s.notice);
   const format = useStore((s) => s.format);
   const warnings = useStore((s) => s.warnings.length);
   const stages = useStore((s) => s.stages);
+  const shown = useStore(shownStage);
   const base = stages[0]?.graph;
-  const last = stages[stages.length - 1]?.graph;
   return (
     <footer className="statusbar" role="status">
       <span className={notice?.error ? 'error' : ''}>{notice?.text ?? 'Ready'}</span>
       <span className="spacer" />
       {format && <span>{format}</span>}
-      {base && <span>{base.nodes.length} → {last?.nodes.length} nodes</span>}
+      {base && shown && <span data-testid="status-nodes">{shown === stages[0] ? countNodes(drawnNodeCount(base)) : `${drawnNodeCount(base)} → ${countNodes(drawnNodeCount(shown.graph))}`}</span>}
       {warnings > 0 && <span className="warn">{warnings} import warning{warnings > 1 ? 's' : ''}</span>}
     </footer>
   );
@@ -124,7 +133,7 @@ function TopBar() {
   const fromFile = useStore((s) => s.source !== null && !('sample' in s.source));
   return (
     <header className="topbar">
-      <span className="brand" aria-label="fusionlab">fusion<b>lab</b></span>
+      <h1 className="brand">fusion<b>lab</b></h1>
       <PanelBoundary name="Load"><LoadPanel /></PanelBoundary>
       {fromFile && <span className="source-name" title={sourceName}>{sourceName}</span>}
       <span className="spacer" />
@@ -134,8 +143,8 @@ function TopBar() {
       </div>
       <PanelBoundary name="Export"><ExportMenu /></PanelBoundary>
       <button type="button" onClick={() => setTourStep(0)}>Tour</button>
-      <button type="button" aria-label="Dark theme" aria-pressed={theme === 'dark'} onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')} title="Toggle dark theme">
-        {theme === 'dark' ? '☀' : '☾'}
+      <button type="button" aria-pressed={theme === 'dark'} onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')} title="Toggle dark theme">
+        <span aria-hidden="true">{theme === 'dark' ? '☀' : '☾'}</span> Dark
       </button>
     </header>
   );
@@ -234,8 +243,7 @@ export function App() {
         </aside>
       </div>
       <div className="bottom-wrap">
-        <BottomSplitter height={bottomHeight} setHeight={setBottomHeight} />
-        <BottomTabs />
+        <BottomTabs splitter={<BottomSplitter height={bottomHeight} setHeight={setBottomHeight} />} />
       </div>
       <StatusBar />
     </div>

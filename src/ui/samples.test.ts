@@ -36,7 +36,7 @@ describe('built-in samples', () => {
     expect(fusable()).toBe(after);
   });
 
-  it.each([['llama-3.1-8b-l32-tp4', 65], ['qwen2-tp1', 0], ['qwen2-tp2', 3], ['qwen2-tp4', 3], ['pr-before', 0], ['pr-after', 0]])(
+  it.each([['llama-3.1-8b-l32-tp4', 65], ['qwen3-moe-l48-tp4', 97], ['qwen2-tp1', 0], ['qwen2-tp2', 3], ['qwen2-tp4', 3], ['pr-before', 0], ['pr-after', 0]])(
     '%s: %i fusable sites as loaded', (id, n) => {
       s().loadSample(id);
       expect(fusable()).toBe(n);

@@ -42,6 +42,10 @@ export const SAMPLES: Sample[] = [
     id: 'llama-3.1-8b-l32-tp4', label: 'Llama-3.1-8B-style · 32 layers · TP4', group: 'Generated', tp: 4,
     load: () => generateSample('llama', { layers: 32, tp: 4 }),
   },
+  {
+    id: 'qwen3-moe-l48-tp4', label: 'Qwen3-30B-A3B-style MoE · 48 layers · TP4', group: 'Generated', tp: 4,
+    load: () => generateSample('qwen3-moe', { layers: 48, tp: 4 }),
+  },
   { id: 'qwen2-tp1', label: 'Qwen2-1.5B · 1 layer · TP1 (real dump)', group: 'Real dumps', tp: 1, load: text(qwenTp1) },
   { id: 'qwen2-tp2', label: 'Qwen2-1.5B · 1 layer · TP2 (real dump)', group: 'Real dumps', tp: 2, load: text(qwenTp2) },
   { id: 'qwen2-tp4', label: 'Qwen2-1.5B · 1 layer · TP4 (real dump)', group: 'Real dumps', tp: 4, load: text(qwenTp4) },

@@ -47,7 +47,7 @@ describe('URL state', () => {
     await expect(decodeUrlState('abc$def')).rejects.toThrow(/character "\$" at offset 3/);
     await expect(decodeUrlState('AAAA')).rejects.toThrow(UrlStateError);
     const wrongShape = await encodeUrlState({ v: 1, source: { sample: 'x' }, steps: [{ pass: 3 }] } as unknown as UrlState);
-    await expect(decodeUrlState(wrongShape)).rejects.toThrow('state parameter: state.steps[0].pass is 3; expected one of noop-elimination, slice-hoist, allreduce-rmsnorm');
+    await expect(decodeUrlState(wrongShape)).rejects.toThrow('state parameter: state.steps[0].pass is 3; expected one of noop-elimination, slice-hoist, moe-unpad, sequence-parallelism, async-tp, allreduce-rmsnorm');
     expect(await readUrlState({ search: '?test=1' })).toBeNull();
   });
 

@@ -10,7 +10,7 @@
 // [offset, stride × 6]; kernel-specific words follow.
 
 import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
-import { RANDOM_WGSL } from '../runtime/random.ts';
+import { RANDOM_WGSL } from './random.ts';
 import { MAP_FNS, type MapFn } from '../graph/opTable.ts';
 
 export const MAX_DIMS = 6;

@@ -5,14 +5,24 @@
 // are strided views, so a transposed weight (t(W)) needs no copy.
 //
 // Bind layout:
-//   @binding(0) prm: array<u32>  [M, N, K, aOff, aS0, aS1, bOff, bS0, bS1, biasOff, biasS0, biasS1, hasBias, alpha bits, beta bits]
+//   @binding(0) prm: GemmParams  (the struct below, generated from GEMM_PARAMS)
 //   @binding(1) c                 output, contiguous [M, N]
 //   @binding(2) a, @binding(3) b, @binding(4) bias
 
 import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
+import { paramStruct } from './params.ts';
 
 export const GEMM_TILE = 64;
 export const GEMM_TK = 16;
+
+/** The kernel's parameters, by name (the WGSL struct and the words written for it come from this list). */
+export const GEMM_PARAMS = paramStruct('GemmParams', {
+  M: 'u32', N: 'u32', K: 'u32',
+  aOffset: 'u32', aRowStride: 'u32', aColStride: 'u32',
+  bOffset: 'u32', bRowStride: 'u32', bColStride: 'u32',
+  biasOffset: 'u32', biasRowStride: 'u32', biasColStride: 'u32', hasBias: 'u32',
+  alpha: 'f32', beta: 'f32',
+});
 
 export function gemmWgsl(d: WgslDType, biasD: WgslDType, evenN: boolean): string {
   const packed = d === 'bf16' || d === 'f16';
@@ -21,7 +31,7 @@ export function gemmWgsl(d: WgslDType, biasD: WgslDType, evenN: boolean): string
        if (n + 3u < N) { st2_c(m * N + n + 2u, ${roundExpr(d, 'vals[2]')}, ${roundExpr(d, 'vals[3]')}); } else if (n + 2u < N) { st_c(m * N + n + 2u, ${roundExpr(d, 'vals[2]')}); }`
     : `for (var j = 0u; j < 4u; j++) { if (n + j < N) { st_c(m * N + n + j, ${roundExpr(d, 'vals[j]')}); } }`;
   return `${DTYPE_WGSL}
-@group(0) @binding(0) var<storage, read> prm: array<u32>;
+${GEMM_PARAMS.wgsl}
 ${outputBinding('c', 1, d)}
 ${inputBinding('a', 2, d)}
 ${inputBinding('b', 3, d)}
@@ -31,7 +41,7 @@ var<workgroup> Bs: array<vec4<f32>, ${(GEMM_TILE * GEMM_TK) / 4}>;  // [k][n/4]
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let M = prm[0]; let N = prm[1]; let K = prm[2];
+  let M = prm.M; let N = prm.N; let K = prm.K;
   let m0 = wid.y * ${GEMM_TILE}u; let n0 = wid.x * ${GEMM_TILE}u;
   var acc: array<vec4<f32>, 4>;
   for (var i = 0u; i < 4u; i++) { acc[i] = vec4<f32>(0.0); }
@@ -42,8 +52,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let kk = idx / ${GEMM_TILE}u; let mm = idx % ${GEMM_TILE}u;
       let gm = m0 + mm; let gk = k0 + kk; let gn = n0 + mm;
       var av = 0.0; var bv = 0.0;
-      if (gm < M && gk < K) { av = ld_a(prm[3] + gm * prm[4] + gk * prm[5]); }
-      if (gn < N && gk < K) { bv = ld_b(prm[6] + gk * prm[7] + gn * prm[8]); }
+      if (gm < M && gk < K) { av = ld_a(prm.aOffset + gm * prm.aRowStride + gk * prm.aColStride); }
+      if (gn < N && gk < K) { bv = ld_b(prm.bOffset + gk * prm.bRowStride + gn * prm.bColStride); }
       As[kk * ${GEMM_TILE / 4}u + mm / 4u][mm % 4u] = av;
       Bs[kk * ${GEMM_TILE / 4}u + mm / 4u][mm % 4u] = bv;
     }
@@ -55,7 +65,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
     workgroupBarrier();
   }
-  let alpha = bitcast<f32>(prm[13]); let beta = bitcast<f32>(prm[14]);
+  let alpha = prm.alpha; let beta = prm.beta;
   for (var i = 0u; i < 4u; i++) {
     let m = m0 + lid.y * 4u + i;
     let n = n0 + lid.x * 4u;
@@ -63,7 +73,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       var vals: array<f32, 4>;
       for (var j = 0u; j < 4u; j++) {
         var v = alpha * acc[i][j];
-        if (prm[12] == 1u && n + j < N) { v += beta * ld_bias(prm[9] + m * prm[10] + (n + j) * prm[11]); }
+        if (prm.hasBias == 1u && n + j < N) { v += beta * ld_bias(prm.biasOffset + m * prm.biasRowStride + (n + j) * prm.biasColStride); }
         vals[j] = v;
       }
       ${store}

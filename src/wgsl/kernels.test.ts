@@ -131,6 +131,16 @@ describe('WGSL kernels match the CPU reference', { timeout: 180_000 }, () => {
     });
   }
 
+  it('GPT-OSS moe_forward with every router logit tied: the routing keeps the lowest expert ids, as routeToken', async () => {
+    // logits · 0: all 32 experts tie for every token, so only the tie rule decides the top 4.
+    await againstReference(`def forward(self, x: "bf16[s0, 3072]", logits: "bf16[s0, 32]"):
+    mul: "bf16[s0, 32]" = torch.ops.aten.mul.Tensor(logits, 0)
+    auto_functionalized = torch.ops.higher_order.auto_functionalized(torch.ops.vllm.moe_forward.default, hidden_states = x, router_logits = mul, layer_name = 'model.layers.3.mlp.experts')
+    getitem: "bf16[s0, 3072]" = auto_functionalized[0]
+    return (getitem,)
+`, { preset: 'tiny', tokens: 3, ranks: 1, ulps: 2, terms: 120 * 4, scale: 8 });
+  });
+
   for (const ranks of [1, 2, 3]) {
     it(`GPT-OSS moe_forward, T=37, ${ranks} rank(s) (intermediate 120/${ranks} rows each)`, async () => {
       // Roundings of h, a and w_k·y feed further sums: allow 2 ulps of each term's scale.

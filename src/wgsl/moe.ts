@@ -419,27 +419,32 @@ fn main(@builtin(local_invocation_index) li: u32) {
     let nt = min(chunk, T - t0);
     for (var i = li; i < nt * E; i += 256u) { lg[i] = ld_logits(prm[7] + (t0 + i / E) * prm[8] + i % E); }
     workgroupBarrier();
+    // Every (token, expert) pair finds its expert's place in the token's order (value descending,
+    // ties to the lower index, as routeToken sorts) from E comparisons, all pairs at once: one
+    // thread per token walking K·E·K steps left T = 1 serial. Places below K are the pick; slots are
+    // zeroed first so a NaN logit (no total order) can only repeat an expert, never leave garbage.
+    for (var i = li; i < nt * K; i += 256u) { ids[t0 * K + i] = 0u; }
+    workgroupBarrier();
+    for (var i = li; i < nt * E; i += 256u) {
+      let tl = i / E; let e = i % E; let l = lg[i];
+      var place = 0u;
+      for (var q = 0u; q < E; q++) {
+        let o = lg[tl * E + q];
+        if (o > l || (o == l && q < e)) { place++; }
+      }
+      if (place < K) { ids[(t0 + tl) * K + place] = e; }
+    }
+    workgroupBarrier();
     for (var tl = li; tl < nt; tl += 256u) {
       let t = t0 + tl;
-      var sel: array<u32, ${MOE_MAX_K}>;
-      var val: array<f32, ${MOE_MAX_K}>;
-      for (var k = 0u; k < K; k++) {
-        var best = 0u; var bestV = 0.0; var found = false;
-        for (var e = 0u; e < E; e++) {
-          var taken = false;
-          for (var j = 0u; j < k; j++) { if (sel[j] == e) { taken = true; } }
-          let l = lg[tl * E + e];
-          if (!taken && (!found || l > bestV)) { best = e; bestV = l; found = true; }
-        }
-        sel[k] = best; val[k] = bestV;
-      }
+      let top = lg[tl * E + ids[t * K]];
       var s = 0.0;
-      for (var k = 0u; k < K; k++) { s += exp(val[k] - val[0]); }
+      for (var k = 0u; k < K; k++) { s += exp(lg[tl * E + ids[t * K + k]] - top); }
       for (var k = 0u; k < K; k++) {
-        ids[t * K + k] = sel[k];
-        route[rIds() + t * K + k] = sel[k];
-        wts[t * K + k] = exp(val[k] - val[0]) / s;
-        atomicAdd(&cnt[sel[k]], 1u);
+        let e = ids[t * K + k];
+        route[rIds() + t * K + k] = e;
+        wts[t * K + k] = exp(lg[tl * E + e] - top) / s;
+        atomicAdd(&cnt[e], 1u);
       }
     }
     workgroupBarrier();

@@ -30,6 +30,10 @@ export interface NodeCost {
   flops: number;
   /** For collectives: bytes each rank moves over its links. */
   collectiveBytesPerRank?: number;
+  /** Sequential link steps when not the all-reduce algorithm's (a reduce-scatter or all-gather ring: N−1). */
+  linkSteps?: number;
+  /** The link traffic overlaps the node's own compute (async TP's chunked, fused matmuls). */
+  overlapsLink?: boolean;
 }
 
 const NONE: NodeCost = { bytesRead: 0, bytesWritten: 0, flops: 0 };
@@ -146,6 +150,32 @@ export function nodeCost(g: Graph, n: Node, env: CostEnv, typeOf: (a: Arg) => Va
         collectiveBytesPerRank: allReduceBytesPerRank(S, tp, env.algorithm ?? 'ring'),
       };
     }
+    // Sequence parallelism: each rank sends (N−1)/N of the whole tensor around the ring.
+    case 'vllm.reduce_scatter.default':
+    case 'vllm.all_gather.default': {
+      const whole = op === 'vllm.reduce_scatter.default' ? size(n.args[0]) : out;
+      const t = typeOf(n.args[0] ?? null);
+      return {
+        bytesRead: read, bytesWritten: out, flops: op === 'vllm.reduce_scatter.default' && t && t.kind === 'tensor' ? ((tp - 1) / tp) * elems(t, tok) : 0,
+        collectiveBytesPerRank: tp > 1 ? ((tp - 1) / tp) * whole : 0, linkSteps: tp - 1,
+      };
+    }
+    // Async TP: the matmul of the whole (gathered) input, its collective overlapped chunk by chunk.
+    case 'symm_mem.fused_matmul_reduce_scatter.default':
+    case 'symm_mem.fused_all_gather_matmul.default': {
+      const rs = op === 'symm_mem.fused_matmul_reduce_scatter.default';
+      const ta = typeOf(n.args[0] ?? null);
+      const b0 = rs ? n.args[1] : Array.isArray(n.args[1]) ? n.args[1][0] : undefined;
+      const tb = typeOf(b0 ?? null);
+      if (ta?.kind !== 'tensor' || tb?.kind !== 'tensor') return { bytesRead: read, bytesWritten: out, flops: 0 };
+      const M = bindDim(ta.shape[0]!, tok) * (rs ? 1 : tp), K = bindDim(ta.shape[1]!, tok), N = bindDim(tb.shape[1]!, tok);
+      const elem = DTYPE_BYTES[ta.dtype];
+      const whole = rs ? M * N * elem : M * K * elem;
+      return {
+        bytesRead: size(n.args[0]) + size(b0) + (rs ? 0 : whole), bytesWritten: rs ? (M / tp) * N * elem : whole + M * N * elem,
+        flops: 2 * M * K * N, collectiveBytesPerRank: tp > 1 ? ((tp - 1) / tp) * whole : 0, linkSteps: tp - 1, overlapsLink: true,
+      };
+    }
     case 'aten.embedding.default':
       // A gather: reads one weight row per token, not the table.
       return { bytesRead: out + size(n.args[1]), bytesWritten: out, flops: 0 };
@@ -187,8 +217,9 @@ export function predictGraph(g: Graph, profile: HardwareProfile, opts: { tp: num
     if (c.collectiveBytesPerRank !== undefined && opts.tp > 1) {
       const op = effectiveOp(n);
       const alg = op === FUSED ? fusedAlgorithm(opts.algorithm) : (opts.algorithm ?? 'ring');
-      const netUs = algorithmSteps(opts.tp, alg) * profile.linkStepLatencyUs + (c.collectiveBytesPerRank / profile.nvlinkBytesPerSec) * 1e6;
-      us = profile.launchUs + netUs + Math.max(memUs, computeUs);
+      const latencyUs = (c.linkSteps ?? algorithmSteps(opts.tp, alg)) * profile.linkStepLatencyUs;
+      const netUs = latencyUs + (c.collectiveBytesPerRank / profile.nvlinkBytesPerSec) * 1e6;
+      us = c.overlapsLink ? profile.launchUs + latencyUs + Math.max(netUs - latencyUs, memUs, computeUs) : profile.launchUs + netUs + Math.max(memUs, computeUs);
       bound = netUs >= Math.max(memUs, computeUs) ? 'network' : memUs >= computeUs ? 'memory' : 'compute';
     } else {
       us = profile.launchUs + Math.max(memUs, computeUs);

@@ -108,7 +108,7 @@ describe('parseFx on the real dumps', () => {
   it('CRLF line endings and tab indentation give the same graph', () => {
     const text = fixture('real/qwen2-paral2_layer1-r0.py');
     const lf = parseFx(text);
-    const crlf = parseFx(text.replace(/\n/g, '\r\n').replace(/^        /gm, '\t\t'));
+    const crlf = parseFx(text.replace(/\n/g, '\r\n').replace(/^ {8}/gm, '\t\t'));
     expect(crlf.graph).toEqual(lf.graph);
     expect(crlf.warnings).toEqual(lf.warnings);
   });

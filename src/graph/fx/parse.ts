@@ -601,7 +601,7 @@ class FxParser {
         if (u.kind === Tok.Float) return float(-Number(u.text));
         if (this.isName(u, 'inf')) return float(-Infinity);
         if (this.isName(u, 'nan')) return float(NaN);
-        this.fail(u, `expected a number after '-', found ${this.describe(u)}`, 'a number');
+        return this.fail(u, `expected a number after '-', found ${this.describe(u)}`, 'a number');
       }
       case '[': return this.parseSequence(']', 'list');
       case '(': {

@@ -7,6 +7,9 @@ import { indexGraph } from '../match.ts';
 import { noopElimination } from './noopElimination.ts';
 import { sliceHoist } from './sliceHoist.ts';
 import { allReduceRmsNorm } from './allReduceRmsNorm.ts';
+import { sequenceParallelism } from './sequenceParallelism.ts';
+import { asyncTp } from './asyncTp.ts';
+import { moeUnpad } from './moeUnpad.ts';
 import { ALL_REDUCE } from './fusionGate.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { resolveOptions } from './options.ts';
@@ -45,13 +48,32 @@ export interface PassResult { graph: Graph; matches: Match[]; diagnostics: Diagn
 
 export type Pass = (g: Graph, opts: PassOptions, only?: (site: string) => boolean) => PassResult;
 
-export const PASSES: Record<'noop-elimination' | 'slice-hoist' | 'allreduce-rmsnorm', Pass> = {
+export type PassName = 'noop-elimination' | 'slice-hoist' | 'moe-unpad' | 'sequence-parallelism' | 'async-tp' | 'allreduce-rmsnorm';
+
+export const PASSES: Record<PassName, Pass> = {
   'noop-elimination': noopElimination,
   'slice-hoist': sliceHoist,
+  'moe-unpad': moeUnpad,
+  'sequence-parallelism': sequenceParallelism,
+  'async-tp': asyncTp,
   'allreduce-rmsnorm': allReduceRmsNorm,
 };
 
+/** One line per pass: what it rewrites and why that is legal (pass lists, --help). */
+export const PASS_DESCRIPTIONS: Record<PassName, string> = {
+  'noop-elimination': 'Drops reshapes to the same shape and full-range slices.',
+  'slice-hoist': 'slice(all_reduce(x)) → all_reduce(slice(x)): legal because the all-reduce sums elementwise over ranks (vLLM PR #28841).',
+  'moe-unpad': 'pad → MoE → slice → MoE reading and writing the unpadded hidden size: the pad folds into the MoE\'s input alignment, the slice into its output shape (vLLM #30647, the re-land).',
+  'sequence-parallelism': 'all_reduce → RMSNorm → reduce_scatter → RMSNorm on the local token shard → all_gather: the norm does 1/N of the work (vLLM SequenceParallelismPass).',
+  'async-tp': 'mm → reduce_scatter and all_gather → mm → symmetric-memory fused collective matmuls that overlap transfer and compute (vLLM AsyncTPPass).',
+  'allreduce-rmsnorm': 'all_reduce + (fused_add_)rms_norm → one FlashInfer fused all-reduce + RMSNorm kernel.',
+};
+
 export const DEFAULT_PIPELINE = ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'] as const;
+/** vLLM's order with sequence parallelism and async TP on (they replace the all-reduce fusion). */
+export const SEQUENCE_PARALLEL_PIPELINE = ['noop-elimination', 'slice-hoist', 'sequence-parallelism', 'async-tp'] as const;
+
+const EXPLAINS_LEFTOVERS: string[] = ['allreduce-rmsnorm', 'sequence-parallelism', 'async-tp'] satisfies PassName[];
 
 export interface PipelineResult {
   input: Graph;
@@ -81,9 +103,9 @@ export function runPipeline(g: Graph, passes: readonly string[], opts: PassOptio
     stages.push({ pass: name, graph: r.graph, matches: r.matches, diagnostics: r.diagnostics });
     cur = r.graph;
   }
-  // allreduce-rmsnorm already explains every all-reduce it leaves; don't do it twice.
+  // These passes already explain every collective they leave; don't do it twice.
   const last = stages[stages.length - 1];
-  const diagnostics = last?.pass === 'allreduce-rmsnorm' ? last.diagnostics : diagnose(cur, opts);
+  const diagnostics = last && EXPLAINS_LEFTOVERS.includes(last.pass) ? last.diagnostics : diagnose(cur, opts);
   return { input: g, stages, output: cur, diagnostics };
 }
 

@@ -26,7 +26,7 @@ describe('generated GPT-OSS graphs', () => {
   });
 
   it('print back the same modulo the freeing suffixes', () => {
-    const strip = (t: string) => t.split('\n').filter((l) => l.trim() !== '').map((l) => l.replace(/;  [\w =]+= None$/, ''));
+    const strip = (t: string) => t.split('\n').filter((l) => l.trim() !== '').map((l) => l.replace(/; {2}[\w =]+= None$/, ''));
     expect(strip(printFx(graph))).toEqual(strip(text));
   });
 

@@ -4,7 +4,7 @@
 
 import { useCallback, useMemo, useState } from 'react';
 import type { Graph } from '../../graph/ir.ts';
-import { changeMarks, diffGraphs, type RewriteSite } from '../../graph/diff.ts';
+import { changeMarks, diffGraphs, type GraphDiff, type RewriteSite } from '../../graph/diff.ts';
 import { GraphView, type ViewTransform } from './GraphView.tsx';
 
 export interface DiffViewProps {
@@ -13,11 +13,13 @@ export interface DiffViewProps {
   matches: readonly RewriteSite[];
   selected: string | null;
   onSelect(n: string | null): void;
+  /** Nodes of `after` a rewrite just changed (see GraphView's `focus`). */
+  focus?: { names: readonly string[]; nonce: number } | null;
   testMode?: boolean;
 }
 
 export function DiffView(props: DiffViewProps): React.JSX.Element {
-  const { before, after, matches, selected, onSelect, testMode } = props;
+  const { before, after, matches, selected, onSelect, testMode, focus } = props;
   const diff = useMemo(() => diffGraphs(before, after, matches), [before, after, matches]);
   const beforeMarks = useMemo(() => changeMarks(diff.before), [diff]);
   const afterMarks = useMemo(() => changeMarks(diff.after), [diff]);
@@ -32,6 +34,13 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
 
   const afterNames = useMemo(() => new Set(after.nodes.map((n) => n.name)), [after]);
   const beforeNames = useMemo(() => new Set(before.nodes.map((n) => n.name)), [before]);
+  // The after view centres on the change; the before view lines its counterpart up with it.
+  const [anchor, setAnchor] = useState<{ after: string; before: string } | null>(null);
+  const onFocus = useCallback((name: string) => {
+    const other = counterpart(diff, beforeNames, name);
+    setAnchor(other ? { after: name, before: other } : null);
+    return other !== null;
+  }, [diff, beforeNames]);
   const selectedBefore = selected === null ? null
     : diff.afterToBefore.get(selected) ?? (beforeNames.has(selected) ? selected : null);
   const selectedAfter = selected === null ? null
@@ -41,9 +50,21 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
   return (
     <div className="fl-diff-view" data-testid="diff-view">
       <GraphView graph={before} label="before" marks={beforeMarks} selected={selectedBefore} onSelect={onSelect}
-        view={view} onViewChange={setView} collapsed={collapsed} onToggleGroup={toggle} testMode={testMode} />
+        view={view} onViewChange={setView} collapsed={collapsed} onToggleGroup={toggle} testMode={testMode} anchor={anchor?.before ?? null} />
       <GraphView graph={after} label="after" marks={afterMarks} selected={selectedAfter} onSelect={onSelect}
-        view={view} onViewChange={setView} collapsed={collapsed} onToggleGroup={toggle} animateFrom={animateFrom} testMode={testMode} />
+        view={view} onViewChange={setView} collapsed={collapsed} onToggleGroup={toggle} animateFrom={animateFrom} testMode={testMode}
+        anchor={anchor?.after ?? null} focus={focus} onFocus={onFocus} />
     </div>
   );
+}
+
+/**
+ * The before-node an after-node stands for: itself when it kept its name, else what it was paired
+ * with, else the node the rewrite merged into it (the all-reduce a fused op replaced).
+ */
+export function counterpart(diff: GraphDiff, beforeNames: ReadonlySet<string>, after: string): string | null {
+  const paired = diff.afterToBefore.get(after);
+  if (paired) return paired;
+  for (const [b, a] of diff.mergedInto) if (a === after) return b;
+  return beforeNames.has(after) ? after : null;
 }

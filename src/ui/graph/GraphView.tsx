@@ -35,6 +35,18 @@ export interface GraphViewProps {
   collapsed?: Set<string>;
   onToggleGroup?: (group: string) => void;
   animateFrom?: { graph: Graph; mapping: Map<string, string> };
+  /**
+   * Nodes a rewrite just changed: once this graph is laid out, the view centres on the one
+   * nearest to what it shows (animated, then still) and reports which through `onFocus`.
+   */
+  focus?: { names: readonly string[]; nonce: number } | null;
+  /** Returns true when the parent now anchors the shared view at that node (see `anchor`). */
+  onFocus?: (name: string) => boolean | void;
+  /**
+   * `view` and `onViewChange` carry the screen position of this node rather than of the graph's
+   * origin, so two views with counterpart anchors (before | after) line up by provenance.
+   */
+  anchor?: string | null;
   testMode?: boolean;
   onReady?: () => void;
 }
@@ -44,6 +56,8 @@ export interface GraphViewProps {
  * each already where the complete layout puts it, up to the frame's sideways shift.
  */
 interface Shown {
+  /** The graph this layout is of (a relayout keeps the previous one on screen until it is in). */
+  graph: Graph;
   scene: Scene;
   layout: GraphLayout;
   previous?: LayoutResult['previous'];
@@ -107,7 +121,7 @@ function GroupBox({ g, onToggle }: { g: LaidGroup; onToggle?: (id: string) => vo
         onClick={(e) => { e.stopPropagation(); onToggle?.(g.id); }}>
         <rect width={g.collapsed ? g.w : 180} height={g.collapsed ? g.h : 26} rx={8} />
         <text className="fl-group-title" x={12} y={g.collapsed ? g.h / 2 + 4 : 17}>
-          {g.collapsed ? `▸ ${g.label} · ${g.count} nodes` : `▾ ${g.label}`}
+          {g.collapsed ? `▸ ${g.label} · ${g.count} node${g.count === 1 ? '' : 's'}` : `▾ ${g.label}`}
         </text>
       </g>
     </g>
@@ -115,7 +129,7 @@ function GroupBox({ g, onToggle }: { g: LaidGroup; onToggle?: (id: string) => vo
 }
 
 export const GraphView: React.FC<GraphViewProps> = (props) => {
-  const { graph, label, marks, selected, onSelect, view, onViewChange, collapsed, onToggleGroup, animateFrom, testMode, onReady } = props;
+  const { graph, label, marks, selected, onSelect, view, onViewChange, collapsed, onToggleGroup, animateFrom, testMode, onReady, focus, onFocus, anchor } = props;
   const rootRef = useRef<HTMLDivElement>(null);
   // The element pan/zoom listens on: a stage div over the SVG scene, or the canvas.
   const surfaceRef = useRef<HTMLDivElement | HTMLCanvasElement | null>(null);
@@ -145,6 +159,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   onViewChangeRef.current = onViewChange;
   const onReadyRef = useRef(onReady);
   onReadyRef.current = onReady;
+  const onFocusRef = useRef(onFocus);
+  onFocusRef.current = onFocus;
 
   // --- layout ------------------------------------------------------------------------------
   const collapsedKey = collapsed ? [...collapsed].sort().join('\n') : '';
@@ -172,7 +188,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
         if (paintedBottom >= (sizeRef.current.h - t.y) / t.k) return;
         const partial = q.assemble();
         paintedBottom = partial.height;
-        setResult({ scene: q.scene, layout: partial, ms: 0, complete: false });
+        setResult({ graph, scene: q.scene, layout: partial, ms: 0, complete: false });
       });
     };
     layoutClient.layout({
@@ -183,7 +199,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       if (!live) return;
       cancelAnimationFrame(frameId);
       frameId = 0;
-      setResult({ scene: r.scene, layout: r.layout, previous: r.previous, ms: r.ms, complete: true });
+      setResult({ graph, scene: r.scene, layout: r.layout, previous: r.previous, ms: r.ms, complete: true });
       setProgress({ done: r.blocks, total: r.blocks });
     }, (e: unknown) => { if (live) setError(e instanceof Error ? e.message : String(e)); });
     return () => { live = false; cancelAnimationFrame(frameId); };
@@ -265,7 +281,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       ctx, width: size.w, height: size.h, transform: transformRef.current, layout, byName,
       palette: palette(root), marks, selected, matches: matchSet,
     });
-  }, [layout, byName, size, marks, selected, matchSet]);
+  }, [layout, byName, size, marks, selected, matchSet, palette]);
 
   const frame = useRef(0);
   const applyTransform = useCallback((t: ZoomTransform) => {
@@ -294,6 +310,22 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   useEffect(() => { drawRef.current(); }, [drawCanvasFrame, drawMini]);
 
   // --- pan/zoom ------------------------------------------------------------------------------
+  // The anchor's centre in graph coordinates: views are exchanged relative to it.
+  const anchorAt = useMemo(() => {
+    const n = anchor ? layout?.nodes.find((m) => m.name === anchor) : undefined;
+    return n ? { x: n.x + n.w / 2, y: n.y + n.h / 2 } : { x: 0, y: 0 };
+  }, [anchor, layout]);
+  const anchorRef = useRef(anchorAt);
+  anchorRef.current = anchorAt;
+  const announce = useCallback((t: { x: number; y: number; k: number }) => {
+    const a = anchorRef.current;
+    onViewChangeRef.current?.({ x: t.x + a.x * t.k, y: t.y + a.y * t.k, k: t.k });
+  }, []);
+  const fromShared = useCallback((v: ViewTransform) => {
+    const a = anchorRef.current;
+    return zoomIdentity.translate(v.x - a.x * v.k, v.y - a.y * v.k).scale(v.k);
+  }, []);
+
   useEffect(() => {
     const surface = surfaceRef.current;
     if (!surface || !layout) return;
@@ -302,7 +334,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       .on('zoom', (ev: { transform: ZoomTransform; sourceEvent: unknown }) => {
         applyTransform(ev.transform);
         if (ev.sourceEvent) provisionalView.current = false;
-        if (ev.sourceEvent) onViewChangeRef.current?.({ x: ev.transform.x, y: ev.transform.y, k: ev.transform.k });
+        if (ev.sourceEvent) announce(ev.transform);
       })
       .on('end', () => reraster());
     zoomRef.current = z;
@@ -311,7 +343,9 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     // Keep the transform across a renderer switch.
     sel.call(z.transform, transformRef.current);
     return () => { sel.on('.zoom', null); };
-  }, [renderer, layout !== null, applyTransform]); // rebinds only when the surface element changes
+  // Rebinds only when the surface element changes (renderer, layout present), not on every new layout.
+  // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [renderer, layout !== null, applyTransform, announce]);
 
   const setTransform = useCallback((t: ZoomTransform, animate: boolean, notify = true) => {
     const surface = surfaceRef.current, z = zoomRef.current;
@@ -319,8 +353,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     const sel = select<Element, unknown>(surface);
     if (animate && !testMode) sel.transition().duration(350).call(z.transform, t);
     else sel.call(z.transform, t);
-    if (notify) onViewChangeRef.current?.({ x: t.x, y: t.y, k: t.k });
-  }, [testMode]);
+    if (notify) announce(t);
+  }, [testMode, announce]);
 
   const fit = useCallback((animate: boolean) => {
     if (!layout || !size.w) return;
@@ -342,8 +376,10 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     const before = fittedFor.current;
     const firstForGraph = before === null || before.layout.nodes.length === 0 || provisionalView.current;
     fittedFor.current = result;
-    if (view) { setTransform(zoomIdentity.translate(view.x, view.y).scale(view.k), false, false); return; }
-    if (!firstForGraph && !animateFrom) {
+    if (view) { setTransform(fromShared(view), false, false); return; }
+    // A rewrite's relayout keeps the view where it was: the focus (below) moves it to the change.
+    if (!firstForGraph && animateFrom) return;
+    if (!firstForGraph) {
       // Moved by the user while blocks were arriving: a wider block shifts the frame sideways;
       // shift the view with it so painted blocks stay where they are on screen.
       const a = before && !before.complete ? before.layout.nodes[0] : undefined;
@@ -358,15 +394,40 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     const k = Math.max(0.3, Math.min(1, (size.w - 40) / layout.width));
     // Announced, so a synced partner (the other side of a diff) starts from the same view.
     setTransform(zoomIdentity.translate((size.w - layout.width * k) / 2, 40).scale(k), false, true);
-  }, [result, layout, size, view, animateFrom, setTransform]);
+  }, [result, layout, size, view, animateFrom, setTransform, fromShared]);
+
+  // Centre on the change once this graph's own layout is in; the nearest candidate to the view's
+  // centre, so applying every site keeps the user where they were looking.
+  const focusedNonce = useRef<number | null>(null);
+  useEffect(() => {
+    if (!focus || focusedNonce.current === focus.nonce || !result?.complete || result.graph !== graph || !size.w || !zoomRef.current) return;
+    const byNode = new Map(result.layout.nodes.map((n) => [n.name, n]));
+    const t = transformRef.current;
+    const cx = (size.w / 2 - t.x) / t.k, cy = (size.h / 2 - t.y) / t.k;
+    let best: LaidNode | undefined;
+    let bestD = Infinity;
+    for (const name of focus.names) {
+      const n = byNode.get(name);
+      if (!n) continue;
+      const d = Math.hypot(n.x + n.w / 2 - cx, n.y + n.h / 2 - cy);
+      if (d < bestD) { best = n; bestD = d; }
+    }
+    focusedNonce.current = focus.nonce;
+    if (!best) return;
+    // The parent re-anchors the shared view at this node: announce relative to it already.
+    if (onFocusRef.current?.(best.name)) anchorRef.current = { x: best.x + best.w / 2, y: best.y + best.h / 2 };
+    const k = Math.max(0.6, t.k);
+    setTransform(zoomIdentity.translate(size.w / 2 - (best.x + best.w / 2) * k, size.h / 2 - (best.y + best.h / 2) * k).scale(k), true);
+  }, [focus, result, graph, size, setTransform]);
 
   // A view pushed from outside (the other side of a diff).
   useEffect(() => {
     if (!view || !zoomRef.current) return;
+    const want = fromShared(view);
     const t = transformRef.current;
-    if (Math.abs(t.x - view.x) < 0.5 && Math.abs(t.y - view.y) < 0.5 && Math.abs(t.k - view.k) < 1e-4) return;
-    setTransform(zoomIdentity.translate(view.x, view.y).scale(view.k), false, false);
-  }, [view, setTransform]);
+    if (Math.abs(t.x - want.x) < 0.5 && Math.abs(t.y - want.y) < 0.5 && Math.abs(t.k - want.k) < 1e-4) return;
+    setTransform(want, false, false);
+  }, [view, setTransform, fromShared, anchorAt]);
 
   // --- ready flag ------------------------------------------------------------------------------
   useEffect(() => {
@@ -601,15 +662,15 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           {search.matches.slice(0, 200).map((m) => <li key={m} data-node-item={m}>{m}</li>)}
         </ul>
       )}
-      {label && <div className="fl-corner-label">{label}</div>}
+
       <div className="fl-toolbar">
         <input ref={searchRef} type="search" placeholder="Search name, op, /regex/" aria-label="Search nodes" value={query}
           aria-invalid={search.error ? 'true' : 'false'} title={search.error ?? 'Enter: next match'}
           onChange={(e) => { setQuery(e.target.value); setMatchIndex(-1); }} />
         {query && <span className="fl-search-count" data-testid="search-count">{search.error ? 'error' : `${matchIndex + 1 > 0 ? `${matchIndex + 1}/` : ''}${search.matches.length}`}</span>}
-        <button type="button" onClick={() => fit(true)} title="Fit to view (f)" aria-label="Fit to view">Fit</button>
-        <button type="button" onClick={() => onExport('svg')} title="Export as SVG" aria-label="Export SVG">SVG</button>
-        <button type="button" onClick={() => onExport('png')} title="Export as PNG" aria-label="Export PNG">PNG</button>
+        <button type="button" onClick={() => fit(true)} title="Fit to view (f)">Fit</button>
+        <button type="button" onClick={() => onExport('svg')} title="Export this view as SVG">SVG</button>
+        <button type="button" onClick={() => onExport('png')} title="Export this view as PNG">PNG</button>
       </div>
       {layout && layout.nodes.length > 0 && (
         <canvas ref={minimapRef} className="fl-minimap" aria-label="Minimap" onClick={(e) => {
@@ -621,10 +682,14 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           setTransform(zoomIdentity.translate(size.w / 2 - gx * k, size.h / 2 - gy * k).scale(k), true);
         }} />
       )}
-      <div className="fl-status">
+      {/* The label and the count share the top strip a fitted view leaves free, off the nodes. */}
+      <div className="fl-corner">
+        {label && <span className="fl-corner-label">{label}</span>}
+        <span className="fl-status">
         {error ? <span role="alert">{error}</span> : !result ? 'Laying out…'
           : !result.complete ? `Laying out… ${progress.done}/${progress.total} groups`
-            : `${result.scene.nodes.length} nodes · ${renderer}`}
+            : `${result.scene.nodes.length} node${result.scene.nodes.length === 1 ? '' : 's'} · ${renderer}`}
+        </span>
       </div>
     </div>
   );

@@ -21,11 +21,21 @@ export interface SvgOptions {
   title?: string;
 }
 
+/** Width of a 9.5 px monospace glyph, to bound the value labels drawn right of their edge. */
+const LABEL_CHAR_W = 6; // 9.5 px at 0.6 em, the width of common monospace fonts, rounded up
+
+/** The export's size: the layout, widened where a value label runs past its right edge. */
+export function exportExtent(layout: GraphLayout): { width: number; height: number } {
+  let width = layout.width;
+  for (const l of valueLabels(layout)) width = Math.max(width, l.x + l.label.length * LABEL_CHAR_W + 4);
+  return { width: Math.ceil(width), height: Math.ceil(layout.height) };
+}
+
 /** The whole laid-out scene as SVG text. Pure: Node tests call it directly. */
 export function sceneToSvg(scene: Scene, layout: GraphLayout, p: Palette, opts: SvgOptions = {}): string {
   const byName = new Map(scene.nodes.map((n) => [n.name, n]));
   const out: string[] = [];
-  const W = Math.ceil(layout.width), H = Math.ceil(layout.height);
+  const { width: W, height: H } = exportExtent(layout);
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="${esc(p.font)}">`);
   if (opts.title) out.push(`<title>${esc(opts.title)}</title>`);
   out.push(`<defs><marker id="a" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0.8 L7.2,4 L0,7.2 z" fill="${p.edge}"/></marker></defs>`);
@@ -92,10 +102,11 @@ export async function exportPng(target: SVGSVGElement | HTMLElement, scale = 2):
   const view = viewOf(target);
   if (!view) throw new Error('exportPng: the element is not inside a graph view with a finished layout');
   const { layout } = view;
-  const s = Math.min(scale, MAX_CANVAS_SIDE / Math.max(1, layout.width), MAX_CANVAS_SIDE / Math.max(1, layout.height));
+  const ext = exportExtent(layout);
+  const s = Math.min(scale, MAX_CANVAS_SIDE / Math.max(1, ext.width), MAX_CANVAS_SIDE / Math.max(1, ext.height));
   const canvas = document.createElement('canvas');
-  canvas.width = Math.max(1, Math.ceil(layout.width * s));
-  canvas.height = Math.max(1, Math.ceil(layout.height * s));
+  canvas.width = Math.max(1, Math.ceil(ext.width * s));
+  canvas.height = Math.max(1, Math.ceil(ext.height * s));
   const ctx = canvas.getContext('2d');
   if (!ctx) throw new Error(`exportPng: no 2D context for a ${canvas.width}×${canvas.height} canvas`);
   drawCanvas({

@@ -253,4 +253,21 @@ describe('keyboard navigation, search and SVG export on the laid-out PR fragment
     expect(svg).toContain('bf16[s72, 2880]');
     expect(svg.endsWith('</svg>')).toBe(true);
   });
+
+  it('exports images wide enough for the value labels right of the rightmost edges', () => {
+    const palette = { bg: '#fff', edge: '#999', edgeStrong: '#36f', edgeLabel: '#777', groupBg: '#fafafa', groupBorder: '#ccc', groupText: '#444', nodeBg: '#fff',
+      text: '#111', sub: '#555', selected: '#36f', match: '#fb0', font: 'sans-serif', mono: 'monospace', grid: '#eee',
+      kind: Object.fromEntries(KINDS.map((k) => [k, { stroke: '#123', fill: '#fff' }])), mark: { added: '#1a6', removed: '#d44', moved: '#e90', fused: '#95d' } } as Palette;
+    const g = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 4 })).graph;
+    const sc = buildScene(g);
+    const lay = layoutScene(sc);
+    const svg = sceneToSvg(sc, lay, palette);
+    const width = Number(svg.match(/^<svg [^>]*width="(\d+)"/)![1]);
+    let right = 0;
+    for (const m of svg.matchAll(/<text x="([\d.]+)" y="[\d.]+" font-family="[^"]*" font-size="9.5"[^>]*>([^<]*)<\/text>/g)) {
+      right = Math.max(right, Number(m[1]) + m[2].length * 5.72); // DejaVu Sans Mono: 0.602 em
+    }
+    expect(right).toBeGreaterThan(0);
+    expect(right).toBeLessThanOrEqual(width);
+  });
 });

@@ -68,14 +68,22 @@ function titleOf(n: Node): string {
   return shortOp(effectiveOp(n));
 }
 
+/** Inputs drawn as boxes. Symbolic sizes are scalars every layer reads; as boxes they would only add wires. */
+export function drawnInputs(g: Graph): Graph['inputs'] {
+  return g.inputs.filter((inp) => inp.type?.kind !== 'sym');
+}
+
+/** How many boxes a graph's view has: its drawn inputs and its nodes. */
+export function drawnNodeCount(g: Graph): number {
+  return drawnInputs(g).length + g.nodes.length;
+}
+
 export function buildScene(g: Graph): Scene {
   const grouping = groupNodes(g);
   const nodes: SceneNode[] = [];
   const shown = new Set<string>();
   let order = 0;
-  for (const inp of g.inputs) {
-    // Symbolic sizes are scalars every layer reads; as boxes they would only add wires.
-    if (inp.type?.kind === 'sym') continue;
+  for (const inp of drawnInputs(g)) {
     const type = typeLabel(inp.type);
     nodes.push({
       name: inp.name, op: 'input', kind: 'input', title: inp.name, subtitle: type, type,

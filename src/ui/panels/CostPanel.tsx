@@ -7,19 +7,16 @@ import { useMemo } from 'react';
 import { graphTotals, type Algorithm, type GraphTotals } from '../../graph/cost/model.ts';
 import { PROFILES } from '../../graph/cost/profiles.ts';
 import { resolveOptions } from '../../graph/passes/options.ts';
-import type { CompareReport } from '../../runtime/index.ts';
+import type { Spread } from '../../runtime/timing.ts';
+import { reportIsStale } from '../store/runSlice.ts';
+import { CLOCK } from './ResultsTable.tsx';
 import { shownStage, useStore } from '../store/index.ts';
 import { formatBytes } from './Inspector.tsx';
 
 const TP_CHOICES = [1, 2, 4, 8];
 const ALGORITHMS: Algorithm[] = ['ring', 'one-shot', 'two-shot'];
 
-/** Busy time of one side of a run: kernels and transfers summed per rank, the busiest rank. */
-export function measuredBusy(events: CompareReport['before']['events']): number {
-  const busy = new Map<number, number>();
-  for (const e of events) if (e.kind !== 'fed') busy.set(e.rank, (busy.get(e.rank) ?? 0) + e.dur_us);
-  return Math.max(0, ...busy.values());
-}
+const spreadOverlaps = (a: Spread, b: Spread) => a.min <= b.max && b.min <= a.max;
 
 const pct = (before: number, after: number) => (before === 0 ? '—' : `${after >= before ? '+' : ''}${((100 * (after - before)) / before).toFixed(2)} %`);
 
@@ -60,8 +57,10 @@ export function CostPanel() {
       return { error: (e as Error).message };
     }
   }, [before, after, profile, tp, tokens, algorithm]);
-  const measured = report ? { before: measuredBusy(report.before.events), after: measuredBusy(report.after.events) } : null;
-  const hostTimed = report?.before.events.some((e) => e.timing === 'host') ?? false;
+  const timing = useStore((s) => s.timing);
+  const stale = useStore(reportIsStale);
+  // The same method as the Results tab: the timed runs' median, after a warm-up that is never counted.
+  const measured = timing ? { before: timing.before.busiestUs, after: timing.after.busiestUs } : null;
 
   return (
     <div className="cost-panel">
@@ -94,15 +93,21 @@ export function CostPanel() {
               <Row label="kernel launches" before={predicted.before.launches} after={predicted.after.launches} format={String} />
               <Row label="HBM traffic" before={predicted.before.hbmBytes} after={predicted.after.hbmBytes} format={formatBytes} />
               <Row label="link bytes per rank" before={predicted.before.linkBytesPerRank} after={predicted.after.linkBytesPerRank} format={formatBytes} />
-              {measured && report && (
-                <Row label={`measured (µs, ${report.before.backend}, ${report.before.ranks} ranks, busiest rank)`} before={measured.before} after={measured.after} format={(v) => v.toFixed(1)} />
+              {measured && report && timing && (
+                <Row label={`${stale ? 'stale: ' : ''}measured (µs, busiest rank, median of ${timing.runs} after a warm-up; ${report.before.backend}, ${report.before.ranks} ranks)`}
+                  before={measured.before.median} after={measured.after.median} format={(v) => v.toFixed(1)} />
               )}
             </tbody>
           </table>
         )}
         {!measured && <p className="muted">Run before &amp; after to see the measured change beside the prediction.</p>}
-        {measured && hostTimed && (
-          <p className="muted">Measured with host timers ({report!.before.device}): first-run times include shader compilation and host staging, so compare changes, not absolute times.</p>
+        {measured && timing && (
+          <p className="muted" data-testid="cost-measured-note">
+            Measured spread (min–max of {timing.runs} runs): before {measured.before.min.toFixed(1)}–{measured.before.max.toFixed(1)} µs,
+            after {measured.after.min.toFixed(1)}–{measured.after.max.toFixed(1)} µs; {CLOCK[timing.before.clock]} on {report?.before.device}.
+            {spreadOverlaps(measured.before, measured.after) && ' The spreads overlap: the measured change is within the noise.'}
+            {stale && ' The steps or gates changed since this run.'}
+          </p>
         )}
       </div>
     </div>

@@ -1,6 +1,7 @@
 // vLLM's gates on the all-reduce + RMSNorm fusion. Changing one replays the rewrite steps, so the
 // counts and the reasons below recount at once.
 
+import { useState } from 'react';
 import { resolveOptions } from '../../graph/passes/options.ts';
 import type { PassOptions } from '../../graph/passes/pipeline.ts';
 import { shownStage, useStore } from '../store/index.ts';
@@ -10,6 +11,36 @@ const GPUS: { id: NonNullable<PassOptions['gpu']>; label: string }[] = [
   { id: 'hopper', label: 'Hopper' },
   { id: 'blackwell', label: 'Blackwell' },
 ];
+
+/**
+ * Typing is free (an empty field, a half-typed number); the gate takes the value when it is a
+ * whole number ≥ 1, at each keystroke, and the field shows the gate again when it loses focus.
+ */
+function MaxTokensInput({ value, onCommit }: { value: number | undefined; onCommit: (v: number) => void }) {
+  const [draft, setDraft] = useState<string | null>(null);
+  const invalid = draft !== null && !/^\d+$/.test(draft.trim()) || (draft !== null && Number(draft) < 1);
+  return (
+    <>
+      <input
+        id="gate-tokens"
+        type="text"
+        inputMode="numeric"
+        value={draft ?? (value === undefined ? '' : String(value))}
+        aria-invalid={invalid ? 'true' : 'false'}
+        title={invalid ? 'max tokens must be a whole number ≥ 1' : undefined}
+        onFocus={(e) => { setDraft(e.target.value); }}
+        onChange={(e) => {
+          setDraft(e.target.value);
+          const t = e.target.value.trim();
+          if (/^\d+$/.test(t) && Number(t) >= 1) onCommit(Number(t));
+        }}
+        onBlur={() => setDraft(null)}
+        onKeyDown={(e) => { if (e.key === 'Enter') (e.target as HTMLInputElement).blur(); }}
+      />
+      {invalid && <span className="error field-error" role="alert">whole number ≥ 1</span>}
+    </>
+  );
+}
 
 export function GatePanel() {
   const gates = useStore((s) => s.gates);
@@ -44,17 +75,7 @@ export function GatePanel() {
         </div>
         <div className="field">
           <label htmlFor="gate-tokens">Max tokens</label>
-          <input
-            id="gate-tokens"
-            type="number"
-            min={1}
-            step={256}
-            value={gates.maxTokens ?? resolved?.maxTokens ?? ''}
-            onChange={(e) => {
-              const v = Number(e.target.value);
-              if (Number.isFinite(v) && v >= 1) setGates({ maxTokens: Math.floor(v) });
-            }}
-          />
+          <MaxTokensInput value={gates.maxTokens ?? resolved?.maxTokens} onCommit={(v) => setGates({ maxTokens: v })} />
         </div>
       </div>
     </section>

@@ -1,12 +1,13 @@
 // The graph area: before and after side by side (the rewrite's diff, pan/zoom and selection
 // synced), or the shown stage alone. Both come from the graph views in src/ui/graph.
 
-import { useEffect, useMemo, useRef } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { changeMarks, diffGraphs } from '../../graph/diff.ts';
 import { DiffView } from '../graph/DiffView.tsx';
 import { GraphView } from '../graph/GraphView.tsx';
 import { viewOf } from '../graph/viewRegistry.ts';
 import { useStore } from '../store/index.ts';
+import { changedNames } from '../store/passesSlice.ts';
 
 export function GraphStage() {
   const stages = useStore((s) => s.stages);
@@ -16,6 +17,7 @@ export function GraphStage() {
   const select = useStore((s) => s.select);
   const testMode = useStore((s) => s.testMode);
   const reveal = useStore((s) => s.reveal);
+  const focus = useStore((s) => s.focus);
   const stageRef = useRef<HTMLDivElement>(null);
   const shownIndex = scrub ?? stages.length - 1;
 
@@ -51,6 +53,7 @@ export function GraphStage() {
   );
 
   if (!before || !after) return <div className="graph-stage empty">Load a graph to begin.</div>;
+  const walker = <ChangeWalker key={`${before.name}:${shownIndex}`} />;
   const onSelect = (name: string | null) => {
     // A name only the imported graph has was removed by the rewrite: inspect it there.
     const inAfter = name !== null && after.nodes.some((n) => n.name === name);
@@ -59,7 +62,8 @@ export function GraphStage() {
   if (layout === 'split' && shownIndex > 0) {
     return (
       <div className="graph-stage split" ref={stageRef}>
-        <DiffView before={before} after={after} matches={matches} selected={selected} onSelect={onSelect} testMode={testMode} />
+        <DiffView before={before} after={after} matches={matches} selected={selected} onSelect={onSelect} testMode={testMode} focus={focus} />
+        {walker}
       </div>
     );
   }
@@ -73,7 +77,41 @@ export function GraphStage() {
         selected={selected}
         onSelect={onSelect}
         testMode={testMode}
+        focus={focus}
       />
+      {walker}
+    </div>
+  );
+}
+
+/**
+ * ◂ previous change / next change ▸: walks the sites every step up to the shown stage rewrote,
+ * in graph order, centring the views on each and selecting it.
+ */
+function ChangeWalker() {
+  const stages = useStore((s) => s.stages);
+  const scrub = useStore((s) => s.scrub);
+  const shownIndex = scrub ?? stages.length - 1;
+  const sites = useMemo(() => {
+    const g = stages[shownIndex]?.graph;
+    if (!g || shownIndex === 0) return [];
+    const heads = new Set(changedNames(stages, 0, shownIndex));
+    return g.nodes.map((n) => n.name).filter((n) => heads.has(n));
+  }, [stages, shownIndex]);
+  const [at, setAt] = useState(-1);
+  if (sites.length === 0) return null;
+  const go = (delta: number) => {
+    const i = at < 0 ? (delta > 0 ? 0 : sites.length - 1) : (at + delta + sites.length) % sites.length;
+    setAt(i);
+    const s = useStore.getState();
+    s.select(sites[i], 'after');
+    s.setFocus([sites[i]]);
+  };
+  return (
+    <div className="change-walker" role="group" aria-label="Changes">
+      <button type="button" onClick={() => go(-1)}>◂ previous change</button>
+      <span className="muted" data-testid="change-position">{at < 0 ? `${sites.length} change${sites.length > 1 ? 's' : ''}` : `${at + 1} / ${sites.length}`}</span>
+      <button type="button" onClick={() => go(1)}>next change ▸</button>
     </div>
   );
 }

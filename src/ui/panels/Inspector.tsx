@@ -180,7 +180,7 @@ export function Inspector() {
   const input = graph?.inputs.find((i) => i.name === selected);
   return (
     <section className="panel inspector" aria-labelledby="inspector-title">
-      <header className="panel-head"><h2 id="inspector-title">Inspector</h2>{selected && <span className="muted">{side}</span>}</header>
+      <header className="panel-head"><h2 id="inspector-title">Inspector</h2>{selected && <span className="muted" data-testid="inspector-side">{stages.length < 2 ? 'imported' : side}</span>}</header>
       {!selected && <p className="muted">Select a node in a graph, the why list or a site list.</p>}
       {selected && node && graph && <NodeDetails node={node} graph={graph} />}
       {selected && !node && input && (

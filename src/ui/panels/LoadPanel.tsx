@@ -42,7 +42,12 @@ export function LoadPanel() {
           e.target.value = '';
         }}
       />
-      <button type="button" onClick={() => setBottomTab('source')}>Paste FX…</button>
+      <button type="button" onClick={() => {
+        useStore.getState().setDraft('');
+        setBottomTab('source');
+        // The editor mounts with the tab: focus it once it is there.
+        requestAnimationFrame(() => document.querySelector<HTMLTextAreaElement>('textarea[aria-label="FX source"]')?.focus());
+      }}>Paste FX…</button>
     </div>
   );
 }

@@ -3,14 +3,10 @@
 
 import { useState } from 'react';
 import { shownStage, useStore } from '../store/index.ts';
-import { PASS_ORDER } from '../store/passesSlice.ts';
+import { PASS_LIST } from '../store/passesSlice.ts';
+import { PASS_DESCRIPTIONS } from '../../graph/passes/pipeline.ts';
+import { PassWhyList } from './PassWhyList.tsx';
 import { innerKind } from './nodeOp.ts';
-
-const PASS_DOC: Record<string, string> = {
-  'noop-elimination': 'Drops reshapes to the same shape and full-range slices; folds slice(slice_scatter(…)) over the range the scatter wrote and drops scatters nobody reads.',
-  'slice-hoist': 'slice(all_reduce(x)) → all_reduce(slice(x)): legal because the all-reduce sums elementwise over ranks.',
-  'allreduce-rmsnorm': 'all_reduce + (fused_add_)rms_norm → one FlashInfer fused all-reduce + RMSNorm kernel.',
-};
 
 /** The allreduce-rmsnorm pass's count is the headline: how many all-reduces would fuse now. */
 export const FUSION_PASS = 'allreduce-rmsnorm';
@@ -22,6 +18,7 @@ function stepLabel(step: { pass: string; site?: string } | null): string {
 
 export function PassPanel() {
   const sites = useStore((s) => s.sites);
+  const passWhy = useStore((s) => s.passWhy);
   const steps = useStore((s) => s.steps);
   const cursor = useStore((s) => s.cursor);
   const stages = useStore((s) => s.stages);
@@ -58,8 +55,9 @@ export function PassPanel() {
         </div>
       </div>
       <ol className="pass-list">
-        {PASS_ORDER.map((pass) => {
+        {PASS_LIST.map((pass) => {
           const list = sites[pass] ?? [];
+          const why = passWhy[pass] ?? [];
           return (
             <li key={pass} className="pass-row">
               <div className="pass-line">
@@ -69,12 +67,13 @@ export function PassPanel() {
                   aria-expanded={open === pass}
                   aria-label={`Sites of ${pass}`}
                   onClick={() => setOpen(open === pass ? null : pass)}
-                  disabled={list.length === 0}
+                  disabled={list.length === 0 && why.length === 0}
                 >{open === pass ? '▾' : '▸'}</button>
-                <span className="pass-name" title={PASS_DOC[pass]}>{pass}</span>
+                <span className="pass-name" title={PASS_DESCRIPTIONS[pass]}>{pass}</span>
                 <span className={`badge${list.length ? ' live' : ''}`} aria-label={`${pass} sites`}>{list.length}</span>
                 <button type="button" onClick={() => applyPass(pass)} disabled={list.length === 0} aria-label={`Apply ${pass}`}>Apply</button>
               </div>
+              {open === pass && why.length > 0 && <PassWhyList pass={pass} diagnostics={why} />}
               {open === pass && list.length > 0 && (
                 <ul className="site-list" aria-label={`${pass} sites list`}>
                   {list.map((site) => (

@@ -1,32 +1,36 @@
 // The comparison of a before/after run: per output the error and bitwise equality, the exact
 // check of a fusing rewrite (the after-graph with its fused norms rounded as the unfused pair,
-// bitwise against before), then per node the measured time and bytes on each side (summed over
-// ranks), slowest first.
+// bitwise against before), then per node and rank the measured time (median and spread of the
+// timed runs, see runtime/timing.ts) and bytes on each side, slowest first.
 
 import { useMemo } from 'react';
 import { useStore } from '../store/index.ts';
 import { formatBytes } from './Inspector.tsx';
 import { innerOp } from './nodeOp.ts';
 import type { ExactCheck } from '../../runtime/index.ts';
+import type { NodeTiming, SideTiming, Timing } from '../../runtime/timing.ts';
+import { outputStatus, type OutputStatus } from './verdict.ts';
+import { VerdictLine } from './VerdictLine.tsx';
 
-interface NodeTotals { node: string; op: string; beforeUs: number; afterUs: number; beforeBytes: number; afterBytes: number }
+/** One row per node and rank: the timed runs' median and spread on each side. */
+interface NodeRow { node: string; op: string; rank: number; before?: NodeTiming; after?: NodeTiming }
 
-interface TraceEventLike { node: string; op: string; kind: string; dur_us: number; bytesRead: number; bytesWritten: number }
-
-function totals(before: readonly TraceEventLike[], after: readonly TraceEventLike[]): NodeTotals[] {
-  const m = new Map<string, NodeTotals>();
-  const row = (e: TraceEventLike) => {
-    let r = m.get(e.node);
-    if (!r) m.set(e.node, (r = { node: e.node, op: e.op, beforeUs: 0, afterUs: 0, beforeBytes: 0, afterBytes: 0 }));
+function rowsOf(timing: Timing): NodeRow[] {
+  const m = new Map<string, NodeRow>();
+  const row = (t: NodeTiming) => {
+    const key = `${t.rank}\u0000${t.node}`;
+    let r = m.get(key);
+    if (!r) m.set(key, (r = { node: t.node, op: t.op, rank: t.rank }));
     return r;
   };
-  // Fed inputs (seeded data, no kernel) are not work the graph does.
-  before = before.filter((e) => e.kind !== 'fed');
-  after = after.filter((e) => e.kind !== 'fed');
-  for (const e of before) { const r = row(e); r.beforeUs += e.dur_us; r.beforeBytes += e.bytesRead + e.bytesWritten; }
-  for (const e of after) { const r = row(e); r.afterUs += e.dur_us; r.afterBytes += e.bytesRead + e.bytesWritten; }
-  return [...m.values()].sort((a, b) => Math.max(b.beforeUs, b.afterUs) - Math.max(a.beforeUs, a.afterUs));
+  for (const t of timing.before.nodes) row(t).before = t;
+  for (const t of timing.after.nodes) row(t).after = t;
+  const slowest = (r: NodeRow) => Math.max(r.before?.us.median ?? 0, r.after?.us.median ?? 0);
+  return [...m.values()].sort((a, b) => slowest(b) - slowest(a) || a.rank - b.rank);
 }
+
+/** Rows shown at once: a 300-layer graph has tens of thousands (node, rank) pairs. */
+const ROW_LIMIT = 400;
 
 /** One line: the exact check's verdict, what it compared, and the outputs that differ. */
 function ExactCheckLine({ exact }: { exact: ExactCheck }) {
@@ -40,12 +44,29 @@ function ExactCheckLine({ exact }: { exact: ExactCheck }) {
   );
 }
 
+export const CLOCK: Record<SideTiming['clock'], string> = {
+  'timestamp-query': 'GPU timestamp queries',
+  'cuda-event': 'CUDA events',
+  host: 'host timers (include dispatch and staging)',
+  mixed: 'GPU timestamps where the adapter has them, host timers elsewhere',
+  none: 'no timed events',
+};
+
+const STATUS_LABEL: Record<OutputStatus, string> = { pass: 'pass', fail: 'FAIL', 'not gated': 'not gated' };
+const STATUS_CLASS: Record<OutputStatus, string> = { pass: 'ok', fail: 'error', 'not gated': 'muted' };
+
 const us = (v: number) => (v === 0 ? '—' : v < 10 ? v.toFixed(2) : v.toFixed(1));
+/** Median with its spread over the timed runs. */
+function Time({ t }: { t?: NodeTiming }) {
+  if (!t) return <>—</>;
+  return <span title={`min ${us(t.us.min)} · max ${us(t.us.max)} µs`}>{us(t.us.median)}<span className="dim"> {t.us.max > t.us.min ? `±${us((t.us.max - t.us.min) / 2)}` : ''}</span></span>;
+}
 
 export function ResultsTable() {
   const report = useStore((s) => s.report);
   const select = useStore((s) => s.select);
-  const nodes = useMemo(() => (report ? totals(report.before.events, report.after.events) : []), [report]);
+  const timing = useStore((s) => s.timing);
+  const nodes = useMemo(() => (timing ? rowsOf(timing) : []), [timing]);
   const before = useStore((s) => s.stages[0]?.graph);
   // Trace nodes are graph nodes; auto_functionalized ones read better as the op they wrap.
   const after = useStore((s) => s.stages[s.cursor]?.graph);
@@ -57,7 +78,9 @@ export function ResultsTable() {
   if (!report) return <p className="muted pad">No run yet. Run before &amp; after in the Run tab.</p>;
   return (
     <div className="results">
-      <div className="results-col">
+      {/* Focusable, so the keyboard can scroll a long table. */}
+      <div className="results-col" tabIndex={0} role="region" aria-label="Outputs and verdict">
+      <VerdictLine />
       {report.exact && <ExactCheckLine exact={report.exact} />}
       <table className="grid" aria-label="Outputs">
         <thead>
@@ -72,30 +95,37 @@ export function ResultsTable() {
               <td className="num">{o.ulps}</td>
               <td className="clip" title={o.tolerance}>{o.tolerance}</td>
               <td>{o.bitwiseEqual ? 'equal' : 'differs'}</td>
-              <td className={o.pass ? 'ok' : 'error'}>{o.pass ? 'pass' : 'FAIL'}</td>
+              <td className={STATUS_CLASS[outputStatus(o)]}>{STATUS_LABEL[outputStatus(o)]}</td>
             </tr>
           ))}
         </tbody>
       </table>
       </div>
-      <div className="results-col">
+      <div className="results-col" tabIndex={0} role="region" aria-label="Per-node times">
+      {timing && (
+        <p className="muted pad" data-testid="timing-method">
+          per node and rank: median of {timing.runs} timed run{timing.runs > 1 ? 's' : ''} after a warm-up run (not timed) · ± half the min–max spread · {CLOCK[timing.before.clock]}
+        </p>
+      )}
       <table className="grid" aria-label="Per-node time and bytes">
         <thead>
-          <tr><th>node</th><th>op</th><th>before µs</th><th>after µs</th><th>before bytes</th><th>after bytes</th></tr>
+          <tr><th>node</th><th>op</th><th className="num">rank</th><th>before µs</th><th>after µs</th><th>before bytes</th><th>after bytes</th></tr>
         </thead>
         <tbody>
-          {nodes.map((n) => (
-            <tr key={n.node} onClick={() => select(n.node, n.afterUs > 0 ? 'after' : 'before')}>
+          {nodes.slice(0, ROW_LIMIT).map((n) => (
+            <tr key={`${n.rank}:${n.node}`} onClick={() => select(n.node, n.after ? 'after' : 'before')}>
               <td className="mono">{n.node}</td>
               <td className="mono dim clip" title={opName.get(n.node) ?? n.op}>{opName.get(n.node) ?? n.op}</td>
-              <td className="num">{us(n.beforeUs)}</td>
-              <td className="num">{us(n.afterUs)}</td>
-              <td className="num">{n.beforeBytes ? formatBytes(n.beforeBytes) : '—'}</td>
-              <td className="num">{n.afterBytes ? formatBytes(n.afterBytes) : '—'}</td>
+              <td className="num">{n.rank}</td>
+              <td className="num"><Time t={n.before} /></td>
+              <td className="num"><Time t={n.after} /></td>
+              <td className="num">{n.before?.bytes ? formatBytes(n.before.bytes) : '—'}</td>
+              <td className="num">{n.after?.bytes ? formatBytes(n.after.bytes) : '—'}</td>
             </tr>
           ))}
         </tbody>
       </table>
+      {nodes.length > ROW_LIMIT && <p className="muted pad">{nodes.length - ROW_LIMIT} faster (node, rank) rows not shown.</p>}
       </div>
     </div>
   );

@@ -3,8 +3,10 @@
 import { PRESETS } from '../../runtime/presets.ts';
 import { useStore } from '../store/index.ts';
 import type { RunSettings } from '../store/runSlice.ts';
+import { VerdictLine } from './VerdictLine.tsx';
 
 const RANKS = [1, 2, 4, 8];
+const TIMED_RUNS = [1, 3, 5, 9];
 const ALGORITHMS: { id: RunSettings['allreduce']; label: string }[] = [
   { id: 'one-shot', label: 'one-shot' },
   { id: 'two-shot', label: 'two-shot' },
@@ -24,6 +26,8 @@ export function RunPanel() {
   const agentAddress = useStore((s) => s.agentAddress);
   const setAgentAddress = useStore((s) => s.setAgentAddress);
   const agentInfo = useStore((s) => s.agentInfo);
+  const timedRuns = useStore((s) => s.timedRuns);
+  const setTimedRuns = useStore((s) => s.setTimedRuns);
   const gpu = typeof navigator !== 'undefined' && 'gpu' in navigator;
   const running = status === 'running';
   return (
@@ -64,6 +68,11 @@ export function RunPanel() {
         </select>
         <label htmlFor="run-workers">Rank workers</label>
         <input id="run-workers" type="checkbox" checked={settings.workers} onChange={(e) => set({ workers: e.target.checked })} disabled={running} />
+        <label htmlFor="run-timed">Timed runs</label>
+        <select id="run-timed" value={timedRuns} onChange={(e) => setTimedRuns(Number(e.target.value))} disabled={running}
+          title="After one warm-up run of each graph (it compiles the kernels and is not timed): this many runs of each, alternating; times are their median and spread">
+          {TIMED_RUNS.map((n) => <option key={n} value={n}>{n}</option>)}
+        </select>
       </div>
       <div className="run-actions">
         <button type="button" className="primary" onClick={() => void run()} disabled={!hasGraph || running}>
@@ -72,7 +81,8 @@ export function RunPanel() {
         <span className="muted">{cursor === 0 ? 'no rewrite applied: both sides are the imported graph' : `after = ${cursor} rewrite step${cursor > 1 ? 's' : ''}`}</span>
       </div>
       <p className="muted run-note">
-        Preset {settings.preset} — {PRESETS[settings.preset].doc}. Inputs and weights are seeded, the same on both sides;
+        Preset {settings.preset} — {PRESETS[settings.preset].doc}. Inputs and weights are seeded, the same on both sides; each graph runs once to warm up (compiling its kernels), then
+        {` ${timedRuns}`} timed run{timedRuns > 1 ? 's' : ''} each;
         {settings.workers ? ' each rank runs in its own Web Worker.' : ' ranks share the page thread.'}
       </p>
       {running && progress && (
@@ -83,12 +93,7 @@ export function RunPanel() {
       )}
       {settings.backend === 'agent' && agentInfo && <p className="muted">agent: {agentInfo}</p>}
       {runError && <p className="error" role="alert" data-testid="run-error">{runError}</p>}
-      {status === 'done' && report && (
-        <p className={report.ok ? 'ok' : 'error'} role="status" data-testid="run-verdict">
-          {report.ok ? 'Equivalent: every output within tolerance' : 'Not equivalent: see Results'}
-          {' · '}{report.outputs.filter((o) => o.bitwiseEqual).length}/{report.outputs.length} outputs bitwise equal
-        </p>
-      )}
+      {status === 'done' && report && <VerdictLine />}
     </section>
   );
 }

@@ -54,7 +54,7 @@ export function TimelinePanel() {
   const [loaded, setLoaded] = useState<{ name: string; traces: TimelineTraces } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const input = useRef<HTMLInputElement>(null);
-  const raw = loaded?.traces ?? (report ? { before: report.before, after: report.after } : null);
+  const raw = useMemo(() => loaded?.traces ?? (report ? { before: report.before, after: report.after } : null), [loaded, report]);
   const before = stages[0]?.graph;
   const after = stages[cursor]?.graph;
   const traces = useMemo(() => (raw ? resolveWrappedOps(raw, before, after) : null), [raw, before, after]);

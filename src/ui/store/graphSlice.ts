@@ -46,6 +46,8 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
   const install = (source: GraphSource, name: string, text: string, graph: Graph, format: string, warnings: string[], tp: number | undefined, restore?: Restore) => {
     set({ source, sourceName: name, sourceText: text, base: graph, format, warnings, importError: null, draft: null, scrub: null });
     const s = get();
+    // A run belongs to the graph it ran; another graph's rows must not show against this one.
+    s.clearRun();
     s.setGates({ worldSize: tp }, { replay: false });
     s.resetSteps(restore?.steps ?? []);
     s.select(restore?.selected ?? null);

@@ -1,6 +1,6 @@
 import type { StateCreator } from 'zustand';
 import type { Graph } from '../../graph/ir.ts';
-import { DEFAULT_PIPELINE, PASSES, diagnose, type Diagnostic, type Match, type Pass, type PassOptions } from '../../graph/passes/pipeline.ts';
+import { DEFAULT_PIPELINE, PASSES, PASS_DESCRIPTIONS, diagnose, type Diagnostic, type Match, type Pass, type PassName, type PassOptions } from '../../graph/passes/pipeline.ts';
 import type { RewriteStep } from '../urlState.ts';
 import type { AppState } from './index.ts';
 
@@ -24,6 +24,8 @@ export interface PassesSlice {
   sites: Record<string, string[]>;
   /** Why each near-miss did not fire, in the shown graph. */
   diagnostics: Diagnostic[];
+  /** Per pass, what it refused in the shown graph and why (the pass list's why entries). */
+  passWhy: Record<string, Diagnostic[]>;
   rewriteError: string | null;
   applyPass(pass: string, site?: string): void;
   applyPipeline(): void;
@@ -35,6 +37,8 @@ export interface PassesSlice {
 }
 
 export const PASS_ORDER: string[] = [...DEFAULT_PIPELINE];
+/** Every pass, in the order the pass list shows them (the pipeline button runs PASS_ORDER). */
+export const PASS_LIST = Object.keys(PASS_DESCRIPTIONS) as PassName[];
 
 export const DEFAULT_GATES: PassOptions = { maxTokens: 8192, gpu: 'hopper' };
 
@@ -61,10 +65,36 @@ function replay(base: Graph, steps: RewriteStep[], gates: PassOptions): Replayed
   return { stages, error: null };
 }
 
-function recount(g: Graph, gates: PassOptions): { sites: Record<string, string[]>; diagnostics: Diagnostic[] } {
+function recount(g: Graph, gates: PassOptions): { sites: Record<string, string[]>; diagnostics: Diagnostic[]; passWhy: Record<string, Diagnostic[]> } {
   const sites: Record<string, string[]> = {};
-  for (const name of Object.keys(PASSES)) sites[name] = applyStep(g, { pass: name }, gates).matches.map((m) => m.site);
-  return { sites, diagnostics: diagnose(g, gates) };
+  const passWhy: Record<string, Diagnostic[]> = {};
+  for (const name of Object.keys(PASSES)) {
+    const r = applyStep(g, { pass: name }, gates);
+    sites[name] = r.matches.map((m) => m.site);
+    passWhy[name] = r.diagnostics;
+  }
+  return { sites, diagnostics: diagnose(g, gates), passWhy };
+}
+
+/**
+ * The rewritten sites between two stages, one node per match, as named in the stage moved to:
+ * going forward the main node the match produced (the fused op, the hoisted slice), going back
+ * its anchor (the all-reduce) or what it consumed. Only names the stage moved to has, so the
+ * views can centre on one of them; the latest step's sites first.
+ */
+export function changedNames(stages: readonly Stage[], from: number, to: number): string[] {
+  if (from === to || !stages[to]) return [];
+  const forward = to > from;
+  const steps = forward ? stages.slice(from + 1, to + 1) : stages.slice(to + 1, from + 1);
+  const present = new Set(stages[to].graph.nodes.map((n) => n.name));
+  const names: string[] = [];
+  for (const st of [...steps].reverse()) {
+    for (const m of st.matches) {
+      const head = (forward ? [...m.produced, m.site] : [m.site, ...m.consumed]).find((n) => present.has(n));
+      if (head) names.push(head);
+    }
+  }
+  return [...new Set(names)];
 }
 
 export const createPassesSlice: StateCreator<AppState, [], [], PassesSlice> = (set, get) => {
@@ -85,6 +115,15 @@ export const createPassesSlice: StateCreator<AppState, [], [], PassesSlice> = (s
     });
   };
 
+  /**
+   * Points the views at what changed between stage `from` and the stage now shown. `history`
+   * holds both stages: the new stages going forward, the old ones after an undo.
+   */
+  const follow = (from: number, history: readonly Stage[]) => {
+    const s = get();
+    s.setFocus(changedNames(history, from, s.scrub ?? s.stages.length - 1));
+  };
+
   return {
     gates: DEFAULT_GATES,
     steps: [],
@@ -93,6 +132,7 @@ export const createPassesSlice: StateCreator<AppState, [], [], PassesSlice> = (s
     scrub: null,
     sites: {},
     diagnostics: [],
+    passWhy: {},
     rewriteError: null,
 
     applyPass: (pass, site) => {
@@ -101,27 +141,36 @@ export const createPassesSlice: StateCreator<AppState, [], [], PassesSlice> = (s
       const from = scrub ?? cursor;
       const next = [...steps.slice(0, from), site === undefined ? { pass } : { pass, site }];
       refresh(next, next.length, null);
+      follow(from, get().stages);
     },
     applyPipeline: () => {
       const { steps, cursor, scrub } = get();
       const from = scrub ?? cursor;
       const next = [...steps.slice(0, from), ...PASS_ORDER.map((pass) => ({ pass }))];
       refresh(next, next.length, null);
+      follow(from, get().stages);
     },
     undo: () => {
-      const { steps, cursor } = get();
-      if (cursor > 0) refresh(steps, cursor - 1, null);
+      const { steps, cursor, scrub, stages } = get();
+      if (cursor === 0) return;
+      refresh(steps, cursor - 1, null);
+      follow(scrub ?? cursor, stages);
     },
     redo: () => {
-      const { steps, cursor } = get();
-      if (cursor < steps.length) refresh(steps, cursor + 1, null);
+      const { steps, cursor, scrub } = get();
+      if (cursor >= steps.length) return;
+      const from = scrub ?? cursor;
+      refresh(steps, cursor + 1, null);
+      follow(from, get().stages);
     },
     setScrub: (stage) => {
-      const { stages, gates } = get();
+      const { stages, gates, scrub } = get();
       if (stages.length === 0) return;
       const last = stages.length - 1;
+      const from = scrub ?? last;
       const i = stage === null ? last : Math.max(0, Math.min(stage, last));
       set({ scrub: i === last ? null : i, ...recount(stages[i].graph, gates) });
+      follow(from, stages);
     },
     setGates: (gates, opts) => {
       set((s) => ({ gates: { ...s.gates, ...gates } }));

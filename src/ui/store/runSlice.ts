@@ -2,6 +2,8 @@ import type { StateCreator } from 'zustand';
 import type { Algorithm } from '../../graph/cost/model.ts';
 import { compareGraphs, registerBackend, RunError, type CompareReport, type RunOptions } from '../../runtime/index.ts';
 import { AgentClient, agentAddressFromLocation, agentBackend, type AgentAddress } from '../../runtime/agentClient.ts';
+import type { Graph } from '../../graph/ir.ts';
+import { timeGraphs, type Timing } from '../../runtime/timing.ts';
 import type { AppState } from './index.ts';
 
 export type RunSettings = Omit<RunOptions, 'onProgress'>;
@@ -12,11 +14,39 @@ export interface RunProgress {
   fraction: number | null;
 }
 
+/** What a run compared: the imported graph, the rewrite steps in effect and the gates they ran under. */
+export interface RunSubject {
+  base: Graph;
+  steps: string;
+  gates: string;
+}
+
+export function runSubjectOf(s: Pick<AppState, 'base' | 'steps' | 'cursor' | 'gates'>): RunSubject | null {
+  return s.base ? { base: s.base, steps: JSON.stringify(s.steps.slice(0, s.cursor)), gates: JSON.stringify(s.gates) } : null;
+}
+
+/**
+ * Whether the report still describes what the app shows: a different graph clears it (see the
+ * graph slice); other steps or gates leave it, marked stale, until the next run.
+ */
+export function reportIsStale(s: Pick<AppState, 'base' | 'steps' | 'cursor' | 'gates' | 'reportFor'>): boolean {
+  const now = runSubjectOf(s);
+  const was = s.reportFor;
+  return !!was && (!now || now.base !== was.base || now.steps !== was.steps || now.gates !== was.gates);
+}
+
 export interface RunSlice {
   runSettings: RunSettings;
   runStatus: 'idle' | 'running' | 'done' | 'error';
   progress: RunProgress | null;
   report: CompareReport | null;
+  /** Times of the same graphs: median and spread of `timedRuns` runs after the report's warm-up. */
+  timing: Timing | null;
+  /** Timed runs per side after the warm-up (the comparison's own runs). */
+  timedRuns: number;
+  setTimedRuns(n: number): void;
+  /** The graph, steps and gates the report was made for. */
+  reportFor: RunSubject | null;
   runError: string | null;
   /** Hardware profile and token count the cost model predicts for. */
   profileId: string;
@@ -35,6 +65,8 @@ export interface RunSlice {
   setCostTp(tp: number | null): void;
   setCostAlgorithm(algorithm: Algorithm): void;
   run(): Promise<void>;
+  /** Forgets the last run (a different graph was loaded); a run still going is dropped when it ends. */
+  clearRun(): void;
 }
 
 const PHASES: Record<string, string> = {
@@ -43,6 +75,8 @@ const PHASES: Record<string, string> = {
 
 /** The phase's label with its count where it has one (compiling kernels 3/12). */
 const phaseLabel = (p: { phase: string; done: number; total: number }) => `${PHASES[p.phase] ?? p.phase}${p.total && p.phase !== 'plan' ? ` ${p.done}/${p.total}` : ''}`;
+
+export const DEFAULT_TIMED_RUNS = 3;
 
 export const DEFAULT_RUN_SETTINGS: RunSettings = {
   backend: 'webgpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false,
@@ -80,6 +114,10 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
   runStatus: 'idle',
   progress: null,
   report: null,
+  timing: null,
+  timedRuns: DEFAULT_TIMED_RUNS,
+  setTimedRuns: (timedRuns) => set({ timedRuns }),
+  reportFor: null,
   runError: null,
   profileId: 'H100-NVLink',
   tokens: 1024,
@@ -98,7 +136,11 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
     const before = stages[0].graph;
     const after = stages[cursor].graph;
     const passes = [...new Set(steps.slice(0, cursor).map((s) => s.pass))];
-    set({ runStatus: 'running', progress: { phase: 'plan', fraction: null }, runError: null, report: null });
+    const subject = runSubjectOf(get());
+    const id = ++runId;
+    // A graph loaded while this runs makes the result someone else's: drop it.
+    const current = () => id === runId && get().base === subject?.base;
+    set({ runStatus: 'running', progress: { phase: 'plan', fraction: null }, runError: null, report: null, timing: null, reportFor: null });
     try {
       if (runSettings.backend === 'agent') {
         const { hello } = await connectAgent(get().agentAddress);
@@ -107,12 +149,25 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
       }
       const report = await compareGraphs(before, after, passes, {
         ...runSettings,
-        onProgress: (p) => set({ progress: { phase: phaseLabel(p), fraction: p.total ? p.done / p.total : null } }),
+        onProgress: (p) => { if (current()) set({ progress: { phase: phaseLabel(p), fraction: p.total ? p.done / p.total : null } }); },
       });
-      set({ runStatus: 'done', report, progress: null });
+      if (!current()) return;
+      // The comparison's runs compiled every kernel: they are the warm-up, never timed.
+      const runs = get().timedRuns;
+      const timing = await timeGraphs(before, after, runSettings, runs, true, (done, total) => {
+        if (current()) set({ progress: { phase: `timed run ${Math.ceil(done / 2)}/${runs} (${done % 2 ? 'before' : 'after'})`, fraction: done / total } });
+      });
+      if (current()) set({ runStatus: 'done', report, timing, reportFor: subject, progress: null });
     } catch (e) {
       const message = e instanceof RunError ? e.message : `Run failed: ${(e as Error).message ?? String(e)}`;
-      set({ runStatus: 'error', runError: message, progress: null });
+      if (current()) set({ runStatus: 'error', runError: message, progress: null });
     }
   },
+  clearRun: () => {
+    runId++;
+    set({ runStatus: 'idle', report: null, timing: null, reportFor: null, runError: null, progress: null });
+  },
 });
+
+/** Counts runs, so a run that was superseded or cleared does not write its result. */
+let runId = 0;

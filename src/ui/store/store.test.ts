@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { useStore } from './index.ts';
 import { snapshot } from './urlSync.ts';
+import { reportIsStale } from './runSlice.ts';
 import { decodeUrlState, encodeUrlState } from '../urlState.ts';
 
 // The built-in sample table pulls in the sample generator; these tests load text directly.
@@ -150,5 +151,73 @@ describe('rewrite history in the store', () => {
     expect(s().cursor).toBe(1);
     expect(fusedNodes()).toBe(1);
     expect(s().selected).toBe(site);
+  });
+});
+
+describe('results belong to the graph, steps and gates they ran', () => {
+  beforeEach(() => {
+    useStore.setState(initial, true);
+    s().loadText(prBefore, 'pr28841-before.fragment.txt');
+    s().applyPipeline();
+    s().setRunSettings({ backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', workers: false });
+  });
+
+  it('clears the report when another graph loads, and drops a run that ends after it', async () => {
+    await s().run();
+    expect(s().runStatus).toBe('done');
+    expect(s().report?.outputs.length).toBeGreaterThan(0);
+    expect(reportIsStale(s())).toBe(false);
+    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    expect(s().report).toBeNull();
+    expect(s().runStatus).toBe('idle');
+
+    // A run still going when another graph loads writes nothing (the same text again is another graph).
+    s().loadText(prBefore, 'pr28841-before.fragment.txt');
+    const pending = s().run();
+    s().loadText(prBefore, 'copy.txt');
+    await pending;
+    expect(s().report).toBeNull();
+    expect(s().runStatus).toBe('idle');
+  });
+
+  it('marks the report stale when the steps or the gates change, and current again when they come back', async () => {
+    await s().run();
+    s().undo();
+    expect(reportIsStale(s())).toBe(true);
+    s().redo();
+    expect(reportIsStale(s())).toBe(false);
+    s().setGates({ worldSize: 8 });
+    expect(reportIsStale(s())).toBe(true);
+    expect(s().report).not.toBeNull();
+  });
+});
+
+describe('the views follow the change', () => {
+  beforeEach(() => {
+    useStore.setState(initial, true);
+    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+  });
+
+  it('points at the fused node after one site, at the restored pair after undo, and along the scrubber', () => {
+    const site = s().sites['allreduce-rmsnorm'][1];
+    s().applyPass('allreduce-rmsnorm', site);
+    // One node per rewritten site: the fused op the match produced.
+    const fused = s().stages[1].matches[0].produced[0];
+    expect(s().stages[1].graph.nodes.find((n) => n.name === fused)?.op).toBe('higher_order.auto_functionalized');
+    expect(s().focus?.names).toEqual([fused]);
+    const nonce = s().focus!.nonce;
+
+    s().undo();
+    expect(s().focus?.nonce).toBe(nonce + 1);
+    expect(s().focus?.names).toEqual([site]);
+
+    s().redo();
+    s().applyPass('allreduce-rmsnorm');
+    s().setScrub(1);
+    // Back from stage 2 to 1: the two sites stage 2 fused are unfused again.
+    const back = s().focus!.names;
+    expect(back).toHaveLength(2);
+    for (const n of back) expect(s().stages[1].graph.nodes.find((m) => m.name === n)?.op).toBe('vllm.all_reduce.default');
+    expect(back).not.toContain(site);
   });
 });

@@ -6,7 +6,7 @@ export type Theme = typeof THEMES[number];
 /** Side by side (before | after), the diff overlay, or only the current graph. */
 export const LAYOUTS = ['split', 'diff', 'single'] as const;
 export type Layout = typeof LAYOUTS[number];
-export const BOTTOM_TABS = ['source', 'run', 'results', 'timeline', 'cost'] as const;
+export const BOTTOM_TABS = ['source', 'run', 'results', 'timeline', 'cost', 'fixes'] as const;
 export type BottomTab = typeof BOTTOM_TABS[number];
 export type Side = 'before' | 'after';
 
@@ -19,6 +19,11 @@ export interface ViewSlice {
   bottomTab: BottomTab;
   /** A selection made outside the graph views (tour, why list, inspector links) to scroll into view. */
   reveal: { name: string; nonce: number } | null;
+  /**
+   * The nodes a rewrite step, undo, redo or scrub just changed, in the shown graph: the views
+   * centre on the one nearest to what they show. A new nonce asks again for the same names.
+   */
+  focus: { names: string[]; nonce: number } | null;
   /** Index of the open tour step, or null when the tour is closed. */
   tourStep: number | null;
   /** `?test=1`: fixed fonts, no animation, a ready flag on <body>. */
@@ -29,6 +34,8 @@ export interface ViewSlice {
   notice: { text: string; error: boolean } | null;
   /** Selects a node; `reveal` also centers the graph views on it. */
   select(name: string | null, side?: Side, reveal?: boolean): void;
+  /** Asks the views to centre on one of these nodes (see `focus`); an empty list does nothing. */
+  setFocus(names: string[]): void;
   setTheme(theme: Theme): void;
   setLayout(layout: Layout): void;
   setBottomTab(tab: BottomTab): void;
@@ -44,6 +51,7 @@ export const createViewSlice: StateCreator<AppState, [], [], ViewSlice> = (set) 
   layout: 'split',
   bottomTab: 'source',
   reveal: null,
+  focus: null,
   tourStep: null,
   testMode: false,
   notice: null,
@@ -54,6 +62,9 @@ export const createViewSlice: StateCreator<AppState, [], [], ViewSlice> = (set) 
       selectedSide: side ?? s.selectedSide,
       reveal: reveal && name !== null ? { name, nonce: (s.reveal?.nonce ?? 0) + 1 } : s.reveal,
     })),
+  setFocus: (names) => {
+    if (names.length) set((s) => ({ focus: { names, nonce: (s.focus?.nonce ?? 0) + 1 } }));
+  },
   setTheme: (theme) => set({ theme }),
   setLayout: (layout) => set({ layout }),
   setBottomTab: (bottomTab) => set({ bottomTab }),

@@ -5,6 +5,8 @@ import { TOUR } from './steps.ts';
 export function Tour() {
   const step = useStore((s) => s.tourStep);
   const setTourStep = useStore((s) => s.setTourStep);
+  // Steps whose text quotes the run re-read it as the run ends.
+  const body = useStore((s) => (step === null ? '' : typeof TOUR[step].body === 'function' ? (TOUR[step].body as (st: typeof s) => string)(s) : TOUR[step].body as string));
 
   useEffect(() => {
     if (step !== null) TOUR[step].enter();
@@ -24,7 +26,7 @@ export function Tour() {
     <div className="tour-card" role="dialog" aria-modal="false" aria-labelledby="tour-title" aria-describedby="tour-body">
       <div className="tour-progress">Step {step + 1} of {TOUR.length}</div>
       <h2 id="tour-title">{s.title}</h2>
-      <p id="tour-body">{s.body}</p>
+      <p id="tour-body">{body}</p>
       <div className="tour-actions">
         <button type="button" onClick={() => setTourStep(null)}>Close tour</button>
         <span className="spacer" />

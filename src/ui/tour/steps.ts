@@ -2,7 +2,7 @@
 // sample, selects the node, applies the pass, opens the tab), so the views show what the text says.
 // Nodes are found by op, not by name, so the tour follows the sample generator's naming.
 
-import type { Graph } from '../../graph/ir.ts';
+import { refsOf, type Graph, type Node } from '../../graph/ir.ts';
 import { useStore, type AppState } from '../store/index.ts';
 import { innerOp } from '../panels/nodeOp.ts';
 
@@ -10,7 +10,8 @@ export const TOUR_SAMPLE = 'gpt-oss-20b-l1-tp4';
 
 export interface TourStep {
   title: string;
-  body: string;
+  /** The text; a function when its numbers come from the app's state (the run). */
+  body: string | ((s: AppState) => string);
   /** Drives the app into this step's state. */
   enter(): void;
 }
@@ -21,6 +22,38 @@ const latest = (s: AppState) => s.stages[s.stages.length - 1]?.graph;
 function firstNode(g: Graph | undefined, op: string): string | null {
   return g?.nodes.find((n) => innerOp(n) === op)?.name ?? null;
 }
+
+/** Names of the nodes that read `name`. */
+function readersOf(g: Graph, name: string): Node[] {
+  return g.nodes.filter((n) => [...n.args, ...Object.values(n.kwargs)].some((a) => refsOf(a).includes(name)));
+}
+
+/**
+ * The MoE block's all-reduce: the one whose result a slice cuts back (the embedding's all-reduce,
+ * earlier in the graph, feeds a norm directly). Before the hoist it reads the padded partials;
+ * after it, the slice.
+ */
+function moeAllReduce(g: Graph | undefined): Node | undefined {
+  return g?.nodes.find((n) => n.op === 'vllm.all_reduce.default'
+    && (readersOf(g, n.name).some((u) => u.op === 'aten.slice.Tensor') || refsOf(n.args[0]).some((r) => g.nodes.find((m) => m.name === r)?.op === 'aten.slice.Tensor')));
+}
+
+/** The slice next to the MoE all-reduce: its reader before the hoist, its input after. */
+function moeSlice(g: Graph | undefined): string | null {
+  const ar = moeAllReduce(g);
+  if (!g || !ar) return null;
+  return readersOf(g, ar.name).find((u) => u.op === 'aten.slice.Tensor')?.name
+    ?? refsOf(ar.args[0]).find((r) => g.nodes.find((m) => m.name === r)?.op === 'aten.slice.Tensor') ?? null;
+}
+
+/** The fused all-reduce + norm the hoist freed: the one whose allreduce_in is the hoisted slice. */
+function fusedMoeSite(g: Graph | undefined): string | null {
+  if (!g) return null;
+  const slices = new Set(g.nodes.filter((n) => n.op === 'aten.slice.Tensor').map((n) => n.name));
+  return g.nodes.find((n) => innerOp(n) === FUSED_OP && refsOf(n.kwargs.allreduce_in ?? null).some((r) => slices.has(r)))?.name ?? null;
+}
+
+const FUSED_OP = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
 
 /** Loads the tour's sample with the given rewrite steps, unless that is already the state. */
 function ensure(passes: string[]) {
@@ -46,7 +79,7 @@ export const TOUR: TourStep[] = [
     enter: () => {
       ensure([]);
       const st = useStore.getState();
-      st.select(firstNode(latest(st), 'vllm.all_reduce.default'), 'after', true);
+      st.select(moeAllReduce(latest(st))?.name ?? null, 'after', true);
     },
   },
   {
@@ -55,7 +88,7 @@ export const TOUR: TourStep[] = [
     enter: () => {
       ensure([]);
       const st = useStore.getState();
-      st.select(firstNode(latest(st), 'aten.slice.Tensor'), 'after', true);
+      st.select(moeSlice(latest(st)), 'after', true);
     },
   },
   {
@@ -64,7 +97,7 @@ export const TOUR: TourStep[] = [
     enter: () => {
       ensure(['slice-hoist']);
       const st = useStore.getState();
-      st.select(firstNode(latest(st), 'aten.slice.Tensor'), 'after', true);
+      st.select(moeSlice(latest(st)), 'after', true);
     },
   },
   {
@@ -73,17 +106,28 @@ export const TOUR: TourStep[] = [
     enter: () => {
       ensure(['slice-hoist', 'allreduce-rmsnorm']);
       const st = useStore.getState();
-      st.select(firstNode(latest(st), 'vllm.flashinfer_trtllm_fused_allreduce_norm.default'), 'after', true);
+      st.select(fusedMoeSite(latest(st)), 'after', true);
     },
   },
   {
     title: 'Run both graphs and compare',
-    body: 'The Run tab executes the graph before and after the rewrite on several WebGPU ranks with the same seeded inputs. Hoisting alone is bitwise equal; the fused kernel rounds once where the unfused pair rounds twice, so they differ by a few bf16 ulps, within tolerance.',
+    body: (s) => {
+      const intro = 'The Run tab executes the graph before and after the rewrite on two ranks with the same seeded inputs. The fused kernel rounds the norm once where the unfused pair rounds twice, so the proof is the exact check: the after-graph rerun with the fused norm rounded as the pair must be bitwise equal to before.';
+      if (s.runStatus === 'running') return `${intro} Running…`;
+      if (s.runStatus === 'error') return `${intro} The run failed: ${s.runError}`;
+      if (!s.report) return `${intro} Press Run before & after.`;
+      const r = s.report;
+      const worst = r.outputs.reduce((a, o) => (o.ulps > a.ulps ? o : a), r.outputs[0]);
+      const exact = r.exact ? (r.exact.skipped ? 'The exact check could not run on this backend.' : r.exact.pass ? 'This run: the exact check is bitwise equal.' : 'This run: the exact check FAILED.') : '';
+      return `${intro} ${exact} The fused outputs differ from before by at most ${worst.ulps} bf16 ulp${worst.ulps === 1 ? '' : 's'} (max rel ${worst.maxRel.toExponential(2)}, ${worst.name}): ${worst.tolerance}.`;
+    },
     enter: () => {
+      ensure(['slice-hoist', 'allreduce-rmsnorm']);
       const st = useStore.getState();
       // Settings a laptop runs in seconds: the tiny preset on two ranks.
       st.setRunSettings({ backend: typeof navigator !== 'undefined' && 'gpu' in navigator ? 'webgpu' : 'cpu', ranks: 2, preset: 'tiny' });
       st.setBottomTab('run');
+      if (!st.report && st.runStatus !== 'running') void st.run();
     },
   },
   {

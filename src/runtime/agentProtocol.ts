@@ -16,7 +16,7 @@
 //   {type:'result', id, outputs: [{rank, name, dtype, shape}], trace} then one binary message per output
 //   {type:'error', id?, code, message, node?, op?}
 
-import type { Trace } from '../src/runtime/backend.ts';
+import type { Trace } from './backend.ts';
 
 export const PROTOCOL_VERSION = 1;
 

@@ -1,0 +1,102 @@
+// The small things a first-time user trips over, each pinned: typing in max tokens, the node
+// counts, the inspector's side, Paste FX…, narrow windows, and axe-core's accessibility rules.
+
+import { test, expect, type Page } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
+
+async function idle(page: Page) {
+  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
+}
+
+test('max tokens takes what is typed: select all, delete, type 512', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  const field = page.getByLabel('Max tokens');
+  await field.click();
+  await page.keyboard.press('Control+A');
+  await page.keyboard.press('Backspace');
+  await expect(field).toHaveValue('');
+  await page.keyboard.type('512');
+  await expect(field).toHaveValue('512');
+  await field.press('Enter');
+  await expect(field).toHaveValue('512');
+  // Garbage is flagged and not taken; leaving the field shows the gate in effect.
+  await field.fill('12a');
+  await expect(page.getByRole('alert').filter({ hasText: 'whole number ≥ 1' })).toBeVisible();
+  await field.blur();
+  await expect(field).toHaveValue('512');
+});
+
+test('the status bar counts as the panes do and follows the scrubber; the inspector says imported before a rewrite', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  const paneCount = async (label: string) => Number(await page.locator(`[data-testid="graph-view"][data-label="${label}"]`).getAttribute('data-node-count'));
+  const imported = await paneCount('imported');
+  await expect(page.getByTestId('status-nodes')).toHaveText(`${imported} nodes`);
+  await page.locator('g[data-node]').first().click();
+  await expect(page.getByTestId('inspector-side')).toHaveText('imported');
+
+  await page.getByRole('button', { name: 'Run pipeline' }).click();
+  await idle(page);
+  const after = await paneCount('after');
+  await expect(page.getByTestId('status-nodes')).toHaveText(`${imported} → ${after} nodes`);
+  await page.getByLabel('Rewrite stage').fill('1');
+  await idle(page);
+  await expect(page.getByTestId('status-nodes')).toHaveText(`${imported} → ${await paneCount('after')} nodes`);
+  await page.getByLabel('Rewrite stage').fill('0');
+  await idle(page);
+  await expect(page.getByTestId('status-nodes')).toHaveText(`${imported} nodes`);
+});
+
+test('Paste FX… opens an empty editor with the caret in it; a one-node graph says "1 node"', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByRole('button', { name: 'Paste FX…' }).click();
+  const editor = page.getByLabel('FX source');
+  await expect(editor).toHaveValue('');
+  await expect(editor).toBeFocused();
+  await page.keyboard.type('relu: "f32[4]" = torch.ops.aten.relu.default(x)');
+  await page.getByRole('button', { name: 'Import' }).click();
+  await idle(page);
+  await expect(page.getByTestId('graph-view')).toContainText('2 nodes · svg');
+  await expect(page.getByTestId('status-nodes')).toHaveText('2 nodes');
+});
+
+test('at 1024×700 the BEFORE and AFTER labels stay visible beside the search box', async ({ page }) => {
+  await page.setViewportSize({ width: 1024, height: 700 });
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByRole('button', { name: 'Run pipeline' }).click();
+  await idle(page);
+  for (const label of ['before', 'after']) {
+    const view = page.locator(`[data-testid="graph-view"][data-label="${label}"]`);
+    const tag = (await view.locator('.fl-corner-label').boundingBox())!;
+    const search = (await view.getByLabel('Search nodes').boundingBox())!;
+    const overlap = tag.x < search.x + search.width && search.x < tag.x + tag.width && tag.y < search.y + search.height && search.y < tag.y + tag.height;
+    expect(overlap, `${label} label under the search box`).toBe(false);
+    await expect(view.locator('.fl-corner-label')).toBeVisible();
+  }
+});
+
+test('axe-core finds no serious or critical violation, before and after a rewrite and a run', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  const check = async (when: string) => {
+    const r = await new AxeBuilder({ page }).analyze();
+    const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+    expect(bad, when).toEqual([]);
+  };
+  await check('on load');
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('fusionlab');
+  await page.getByRole('button', { name: 'Run pipeline' }).click();
+  await idle(page);
+  await check('after the pipeline');
+  await page.getByRole('tab', { name: 'Run' }).click();
+  await page.getByLabel('Backend').selectOption('cpu');
+  await page.getByRole('button', { name: 'Run before & after' }).click();
+  await expect(page.getByTestId('run-verdict')).toBeVisible({ timeout: 120_000 });
+  await check('Run tab after a run');
+  await page.getByRole('tab', { name: 'Results' }).click();
+  await check('Results tab');
+});

@@ -1,0 +1,51 @@
+// Results belong to the graph, steps and gates they ran: another graph clears them, other steps
+// or gates mark them stale. Times are medians of timed runs after a warm-up, per rank.
+
+import { test, expect, type Page } from '@playwright/test';
+
+async function idle(page: Page) {
+  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
+}
+
+async function runFragmentOnCpu(page: Page) {
+  await page.getByLabel('Sample').selectOption({ label: 'PR #28841 · before (fragment)' });
+  await idle(page);
+  await page.getByRole('button', { name: 'Run pipeline' }).click();
+  await idle(page);
+  await page.getByRole('tab', { name: 'Run' }).click();
+  await page.getByLabel('Backend').selectOption('cpu');
+  await page.getByLabel('Ranks').selectOption('2');
+  await page.getByRole('button', { name: 'Run before & after' }).click();
+  await expect(page.getByTestId('run-verdict')).toHaveText(/^proven: /, { timeout: 60_000 });
+}
+
+test('another graph clears the run; other steps mark it stale; times are medians per rank', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  await runFragmentOnCpu(page);
+
+  await page.getByRole('tab', { name: 'Results' }).click();
+  await expect(page.getByTestId('timing-method')).toContainText('median of 3 timed runs after a warm-up run (not timed)');
+  const ranks = await page.getByRole('table', { name: 'Per-node time and bytes' }).locator('tbody tr td:nth-child(3)').allTextContents();
+  expect(new Set(ranks)).toEqual(new Set(['0', '1']));
+  await page.getByRole('tab', { name: 'Cost model' }).click();
+  await expect(page.getByTestId('cost-table')).toContainText('median of 3 after a warm-up');
+
+  // Undo: the run stays, marked stale, on every tab that shows it.
+  await page.getByRole('button', { name: 'Undo' }).click();
+  await idle(page);
+  await expect(page.getByTestId('cost-table')).toContainText('stale: measured');
+  await page.getByRole('tab', { name: 'Results' }).click();
+  await expect(page.getByTestId('run-verdict')).toHaveAttribute('data-stale', 'true');
+  await page.getByRole('button', { name: 'Redo' }).click();
+  await expect(page.getByTestId('run-verdict')).toHaveAttribute('data-stale', 'false');
+
+  // Another graph: nothing of the old run is left.
+  await page.getByLabel('Sample').selectOption({ label: 'Qwen2-1.5B · 1 layer · TP2 (real dump)' });
+  await idle(page);
+  await expect(page.getByText('No run yet. Run before & after in the Run tab.')).toBeVisible();
+  await page.getByRole('tab', { name: 'Run' }).click();
+  await expect(page.getByTestId('run-verdict')).toHaveCount(0);
+  await page.getByRole('tab', { name: 'Cost model' }).click();
+  await expect(page.getByTestId('cost-table')).not.toContainText('measured');
+});

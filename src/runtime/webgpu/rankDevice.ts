@@ -1,0 +1,259 @@
+// WebGPU devices, one per rank: each from its own requestAdapter() (a second requestDevice on one
+// adapter is refused), kept between runs in a group per GPU, with the error scopes, timestamp
+// queries and staging that the run loop and the collectives use.
+
+import { RunError } from '../runError.ts';
+
+const MAX_QUERIES = 4096;
+
+/** One rank's device and what it holds during a run. */
+export class RankDevice {
+  readonly buffers = new Map<string, GPUBuffer>();
+  readonly pipelines = new Map<string, GPUComputePipeline>();
+  lost: string | null = null;
+  currentNode = '';
+  private querySet: GPUQuerySet | null = null;
+  private queries = 0;
+  /** Per pass: the step it belongs to, its two query slots. */
+  readonly passes: { step: number; q: number }[] = [];
+  private pendingErrors: { node: string; op: string; p: Promise<GPUError | null> }[] = [];
+  private transient: GPUBuffer[] = [];
+  stepIndex = -1;
+
+  /** The device's subgroup size where it has the `subgroups` feature and one fixed size, else 0 (kernels then reduce through workgroup memory). */
+  subgroupSize = 0;
+
+  constructor(readonly rank: number, readonly device: GPUDevice, readonly adapterName: string, readonly timestamps: boolean) {
+    device.lost.then((info) => { this.lost = info.message || info.reason || 'lost'; });
+    if (timestamps) this.querySet = device.createQuerySet({ type: 'timestamp', count: MAX_QUERIES });
+  }
+
+  buffer(id: string): GPUBuffer {
+    const b = this.buffers.get(id);
+    if (!b) throw new Error(`rank ${this.rank}: storage ${id} is not allocated`);
+    return b;
+  }
+
+  alloc(id: string, bytes: number): GPUBuffer {
+    const b = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: id });
+    this.buffers.set(id, b);
+    return b;
+  }
+
+  scratch(bytes: number, label: string): GPUBuffer {
+    const b = this.device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label });
+    this.transient.push(b);
+    return b;
+  }
+
+  free(id: string): void {
+    this.buffers.get(id)?.destroy();
+    this.buffers.delete(id);
+  }
+
+  pipeline(code: string): GPUComputePipeline {
+    let p = this.pipelines.get(code);
+    if (!p) {
+      const module = this.device.createShaderModule({ code });
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      this.pipelines.set(code, p);
+    }
+    return p;
+  }
+
+  /** Compile a kernel ahead of its first dispatch (the step loop then finds it in `pipelines`). */
+  async compile(code: string): Promise<void> {
+    if (this.pipelines.has(code)) return;
+    // A WGSL error rejects the pipeline; the scope keeps it from also surfacing as an uncaptured error.
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ code });
+    const pending = this.device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    void this.device.popErrorScope();
+    pending.catch(() => undefined); // when the device is lost first, nobody awaits it
+    const p = await Promise.race([pending, this.device.lost.then(() => null)]);
+    if (!p) throw new Error(`rank ${this.rank}'s device was lost`);
+    this.pipelines.set(code, p);
+  }
+
+  /** Encode and submit one step's dispatches, inside error scopes. */
+  submit(node: string, op: string, encode: (enc: GPUCommandEncoder, pass: (code: string, bindings: (GPUBuffer | null)[], meta: Uint32Array | null, grid: [number, number, number?]) => void) => void): void {
+    this.currentNode = node;
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    const enc = this.device.createCommandEncoder({ label: node });
+    encode(enc, (code, bindings, meta, grid) => {
+      const pipeline = this.pipeline(code);
+      const entries: GPUBindGroupEntry[] = [];
+      if (meta) {
+        const mb = this.device.createBuffer({ size: Math.max(16, meta.byteLength), usage: GPUBufferUsage.STORAGE, mappedAtCreation: true });
+        new Uint32Array(mb.getMappedRange()).set(meta);
+        mb.unmap();
+        this.transient.push(mb);
+        entries.push({ binding: 0, resource: { buffer: mb } });
+      }
+      bindings.forEach((b, i) => { if (b) entries.push({ binding: i + 1, resource: { buffer: b } }); });
+      const bg = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      let timestampWrites: GPUComputePassTimestampWrites | undefined;
+      if (this.querySet && this.queries + 2 <= MAX_QUERIES) {
+        timestampWrites = { querySet: this.querySet, beginningOfPassWriteIndex: this.queries, endOfPassWriteIndex: this.queries + 1 };
+        this.passes.push({ step: this.stepIndex, q: this.queries });
+        this.queries += 2;
+      }
+      const pass = enc.beginComputePass({ label: node, timestampWrites });
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bg);
+      pass.dispatchWorkgroups(grid[0], grid[1], grid[2] ?? 1);
+      pass.end();
+    });
+    this.device.queue.submit([enc.finish()]);
+    const validation = this.device.popErrorScope();
+    const oom = this.device.popErrorScope();
+    this.pendingErrors.push({ node, op, p: validation }, { node, op, p: oom });
+  }
+
+  /** Wait for submitted work; throw RunError for the first failed step or a lost device. */
+  async sync(): Promise<void> {
+    const pending = this.pendingErrors;
+    this.pendingErrors = [];
+    await Promise.race([this.device.queue.onSubmittedWorkDone(), this.device.lost]);
+    for (const e of pending) {
+      const err = await e.p;
+      if (err) throw new RunError('validation', `node ${e.node} (${e.op}) on rank ${this.rank}: ${err.message.split('\n')[0]}`, { node: e.node, op: e.op });
+    }
+    if (this.lost) throw new RunError('device-lost', `rank ${this.rank}'s device was lost while running node ${this.currentNode}: ${this.lost}. The next run opens new devices.`, { node: this.currentNode });
+    for (const b of this.transient) b.destroy();
+    this.transient = [];
+  }
+
+  async read(buf: GPUBuffer, byteOffset: number, byteLength: number): Promise<Uint8Array> {
+    const size = Math.ceil(byteLength / 4) * 4;
+    const staging = this.device.createBuffer({ size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.device.createCommandEncoder();
+    if (size > 0) enc.copyBufferToBuffer(buf, byteOffset, staging, 0, size);
+    this.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = new Uint8Array(staging.getMappedRange().slice(0, byteLength));
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  write(buf: GPUBuffer, byteOffset: number, data: Uint8Array): void {
+    // writeBuffer takes no SharedArrayBuffer views (worker mode's slots): copy them out first.
+    if (!(data.buffer instanceof ArrayBuffer)) data = new Uint8Array(data);
+    const size = Math.floor(data.byteLength / 4) * 4;
+    if (size > 0) this.device.queue.writeBuffer(buf, byteOffset, data.buffer, data.byteOffset, size);
+    if (size < data.byteLength) {
+      const tail = new Uint8Array(4);
+      tail.set(data.subarray(size));
+      this.device.queue.writeBuffer(buf, byteOffset + size, tail);
+    }
+  }
+
+  /** Forget the timestamps recorded so far (a benchmark times one kernel at a time with the same step indices). */
+  clearTimings(): void {
+    this.passes.length = 0;
+    this.queries = 0;
+  }
+
+  /** Kernel time per step index, from timestamp queries; `passes`: each pass's own time, in submission order. */
+  async kernelTimes(): Promise<Map<number, { start: number; dur: number; passes: number[] }>> {
+    const out = new Map<number, { start: number; dur: number; passes: number[] }>();
+    if (!this.querySet || this.queries === 0) return out;
+    const resolve = this.device.createBuffer({ size: this.queries * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const enc = this.device.createCommandEncoder();
+    enc.resolveQuerySet(this.querySet, 0, this.queries, resolve, 0);
+    this.device.queue.submit([enc.finish()]);
+    const bytes = await this.read(resolve, 0, this.queries * 8);
+    resolve.destroy();
+    const ts = new BigInt64Array(bytes.buffer, bytes.byteOffset, this.queries);
+    const t0 = ts[0];
+    for (const p of this.passes) {
+      const start = Number(ts[p.q] - t0) / 1000;
+      const dur = Math.max(0, Number(ts[p.q + 1] - ts[p.q]) / 1000);
+      const have = out.get(p.step);
+      if (have) { have.dur += dur; have.passes.push(dur); } else out.set(p.step, { start, dur, passes: [dur] });
+    }
+    return out;
+  }
+
+  /** Release what one run allocated; the device and its compiled pipelines stay for the next run. */
+  endRun(): void {
+    for (const b of this.buffers.values()) b.destroy();
+    this.buffers.clear();
+    for (const b of this.transient) b.destroy();
+    this.transient = [];
+    this.pendingErrors = [];
+    this.passes.length = 0;
+    this.queries = 0;
+    this.stepIndex = -1;
+  }
+
+  destroy(): void {
+    this.endRun();
+    this.querySet?.destroy();
+    this.device.destroy();
+  }
+}
+
+/** Open one device per rank, each from its own adapter, asking for the adapter's highest limits. */
+export async function openRanks(gpu: GPU, ranks: number, opts: { f16: boolean }, firstRank = 0): Promise<RankDevice[]> {
+  const out: RankDevice[] = [];
+  for (let r = firstRank; r < firstRank + ranks; r++) {
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) throw new RunError('limits', `no WebGPU adapter for rank ${r} (of ${ranks}); use --backend cpu`);
+    if (opts.f16 && !adapter.features.has('shader-f16')) {
+      throw new RunError('limits', `dtype f16 needs the adapter feature shader-f16, which ${adapterName(adapter)} does not have; use --dtype bf16 or f32`);
+    }
+    const features: GPUFeatureName[] = [];
+    if (adapter.features.has('timestamp-query')) features.push('timestamp-query');
+    if (opts.f16) features.push('shader-f16');
+    // Subgroup reductions need one known size (NVIDIA 32, SwiftShader 4); a range (8–32, 32–64) gets the workgroup-memory kernels.
+    const info = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+    const sg = adapter.features.has('subgroups') && info.subgroupMinSize && info.subgroupMinSize === info.subgroupMaxSize ? info.subgroupMinSize : 0;
+    if (sg) features.push('subgroups' as GPUFeatureName);
+    const L = adapter.limits;
+    const device = await adapter.requestDevice({
+      requiredFeatures: features,
+      requiredLimits: {
+        maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
+        maxBufferSize: L.maxBufferSize,
+        maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
+        maxStorageBuffersPerShaderStage: Math.min(L.maxStorageBuffersPerShaderStage, 10),
+        maxComputeWorkgroupsPerDimension: L.maxComputeWorkgroupsPerDimension,
+      },
+    });
+    const dev = new RankDevice(r, device, adapterName(adapter), features.includes('timestamp-query'));
+    dev.subgroupSize = sg;
+    out.push(dev);
+  }
+  return out;
+}
+
+export function adapterName(a: GPUAdapter): string {
+  const i = a.info;
+  return [i?.vendor, i?.architecture, i?.device, i?.description].filter(Boolean).join(' ') || 'WebGPU adapter';
+}
+
+/**
+ * Devices are kept between runs (compiling the kernels is the slow part of a small run, above all
+ * on SwiftShader); a lost device or a failed run drops the group.
+ */
+const groups = new Map<GPU, RankDevice[]>();
+
+export async function rankGroup(gpu: GPU, ranks: number, f16: boolean): Promise<RankDevice[]> {
+  let group = groups.get(gpu) ?? [];
+  if (group.some((r) => r.lost) || (f16 && group.length > 0 && !group[0].device.features.has('shader-f16'))) { closeRanks(gpu); group = []; }
+  if (group.length < ranks) group = [...group, ...(await openRanks(gpu, ranks - group.length, { f16 }, group.length))];
+  groups.set(gpu, group);
+  return group.slice(0, ranks);
+}
+
+/** Destroy the kept devices (a CLI calls this before exiting). */
+export function closeRanks(gpu?: GPU): void {
+  for (const [g, group] of groups) {
+    if (gpu && g !== gpu) continue;
+    for (const r of group) r.destroy();
+    groups.delete(g);
+  }
+}

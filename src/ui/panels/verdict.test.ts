@@ -1,0 +1,65 @@
+// The verdict line against real CPU runs of the PR fragment and a 2-layer GPT-OSS graph: what it
+// claims follows the checks that ran, and no row contradicts it.
+
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseFx } from '../../graph/fx/parse.ts';
+import { generateSample } from '../../graph/samples/index.ts';
+import { compareRewrite, runGraph, type CompareReport, type RunOptions } from '../../runtime/index.ts';
+import { compareOutputs } from '../../runtime/compareOutputs.ts';
+import { rewriteForCompare } from '../../runtime/rewriteForCompare.ts';
+import { outputNode, outputStatus, nodesReadingFed, verdictOf } from './verdict.ts';
+
+const fragment = () => parseFx(readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph;
+const opts: RunOptions = { backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false };
+
+describe('the verdict line', { timeout: 300_000 }, () => {
+  it('hoist alone: proven by bitwise equality of every output', async () => {
+    const rep = await compareRewrite(fragment(), ['slice-hoist'], opts);
+    expect(rep.exact).toBeUndefined();
+    expect(verdictOf(rep)).toEqual({ level: 'proven', text: `proven: all ${rep.outputs.length} outputs bitwise equal` });
+  });
+
+  it('one fused site: proven by the exact check, the fused output within the ulps measured', async () => {
+    const rep = await compareRewrite(fragment(), ['slice-hoist', 'allreduce-rmsnorm'], opts);
+    const ulps = Math.max(...rep.outputs.map((o) => o.ulps));
+    expect(rep.outputs.map(outputStatus)).toEqual(rep.outputs.map(() => 'pass'));
+    expect(verdictOf(rep).text).toBe(`proven: bitwise equal with the fused norm rounded as the unfused pair; fused output within ${ulps} ulp${ulps === 1 ? '' : 's'}`);
+  });
+
+  it('several fused sites: rows read "not gated", the line says so, and a graph with MoE names routing', async () => {
+    const g = parseFx(generateSample('gpt-oss-20b', { layers: 2, tp: 2 })).graph;
+    const rep = await compareRewrite(g, ['slice-hoist', 'allreduce-rmsnorm'], opts);
+    expect(rep.fusedSites).toBeGreaterThan(1);
+    expect(new Set(rep.outputs.map(outputStatus))).toEqual(new Set(['not gated']));
+    expect(verdictOf(rep).text).toMatch(new RegExp(`^proven: bitwise equal with the fused norms rounded as the unfused pair; fused outputs differ by up to \\d+ ulps \\(not gated: ${rep.fusedSites} fused sites in series\\)$`));
+    expect(rep.outputs[0].tolerance).toContain('MoE routing');
+
+    // The same report with an output that failed its gate, or a failed exact check, is not equivalent.
+    const broken: CompareReport = { ...rep, exact: { ...rep.exact!, pass: false, outputs: rep.exact!.outputs!.map((o, i) => ({ ...o, pass: i !== 0 })) } };
+    expect(verdictOf(broken)).toEqual({ level: 'not equivalent', text: 'not equivalent: the exact check failed on 1 output' });
+  });
+
+  it('explains an ungated output of a graph without MoE without naming routing', async () => {
+    const g = fragment();
+    const a = await runGraph(g, opts);
+    const b = await runGraph(rewriteForCompare(g, ['slice-hoist', 'allreduce-rmsnorm'], 2), opts);
+    const dense = compareOutputs(a, b, 3, false);
+    expect(dense[0].tolerance).toMatch(/^not gated: 3 fused sites in series/);
+    expect(dense.map((o) => o.tolerance).join()).not.toMatch(/MoE|routing/);
+    expect(compareOutputs(a, b, 3, true)[0].tolerance).toContain('MoE routing');
+  });
+
+  it('is not "proven" when an output reads seeded data standing in for an op without a kernel', async () => {
+    const g = fragment();
+    const rep = await compareRewrite(g, ['slice-hoist'], opts);
+    // Every op of the fragment has a kernel: pretend its first one had none.
+    expect(rep.before.fed).toEqual([]);
+    expect(verdictOf(rep, nodesReadingFed(g, rep.before.fed)).level).toBe('proven');
+    const first = g.nodes[0].name;
+    const reading = nodesReadingFed(g, [first]);
+    expect(reading.size).toBeGreaterThan(0);
+    expect(rep.outputs.some((o) => reading.has(outputNode(o.name)))).toBe(true);
+    expect(verdictOf(rep, reading).level).toBe('not proven');
+  });
+});
