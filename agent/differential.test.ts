@@ -89,6 +89,14 @@ describe("differential: CPU reference, WebGPU (Dawn + SwiftShader) and the agent
     }
   }, 600_000);
 
+  it(`WebGPU alone, on graphs that also hold the kernels the agent's worker lacks (scatter, rotary, attention; seed ${SEED})`, async () => {
+    const r = await sweep('webgpu sweep', differentialCases(SEED, 4), [webgpu]);
+    const covered = new Set(r.results.flatMap((x) => [...x.kernelCounts.keys()]));
+    for (const k of ['scatter', 'rotary', 'attention'] as const) expect(covered.has(k), k).toBe(true);
+    // Only these kernels' outputs: the sweep above gates the rest.
+    expect(r.failures.filter((f) => /\((scatter|rotary|attention):/.test(f))).toEqual([]);
+  }, 600_000);
+
   // One graph per planted entry; the other backends stay right, so only the planted one fails.
   const one = () => differentialCases(SEED + 1, 1);
 

@@ -436,11 +436,12 @@ export const KERNELS = {
     doc: 'rotary position embedding',
   },
   // The reference attention: one prefill sequence, causal, no KV cache, GQA, scale 1/√D, f32
-  // softmax, rounded once. q [T, H, D], k and v [T, Hkv, D], out [T, H, D].
+  // softmax, rounded once. q [T, H, D], k and v [T, Hkv, D], out [T, H, D]. WebGPU measured in the
+  // differential sweep (seed 20261129, 7 steps): bf16 0, f32 2 ulps at the output's scale.
   attention: {
     fields: { q: 'view', k: 'view', v: 'view', out: 'storage' },
     worker: [],
-    rounding: { ulps: { bf16: 2, f32: 16 } },
+    rounding: { ulps: { bf16: 1, f32: 4 } },
     collective: false,
     doc: 'causal attention',
   },
