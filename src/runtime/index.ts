@@ -2,6 +2,7 @@
 // `compareRewrite` runs a graph before and after passes on the same seeded inputs.
 
 import type { Graph } from '../graph/ir.ts';
+import { isRef } from '../graph/ir.ts';
 import { buildPlan, type Plan } from './plan.ts';
 import { RunError } from './runError.ts';
 import type { Backend, BackendName, RunOptions, RunResult, Trace } from './backend.ts';
@@ -120,8 +121,13 @@ export async function compareGraphs(before: Graph, after: Graph, passes: string[
   const fusedSites = fusedSitesOf(after) - fusedSitesOf(before);
   // Planning is pure and cheap next to running: done again here rather than carried through every backend.
   const fed: FedSources = { before: fedSourcesOfOutputs(planGraph(before, opts)), after: fedSourcesOfOutputs(planGraph(after, opts)) };
+  // Outputs the graph types as FP8 are compared in fp8 steps (their values are quantized).
+  const fp8Outputs = new Set((before.outputs ?? []).flatMap((o) => {
+    const n = isRef(o) ? before.nodes.find((x) => x.name === o.name) : undefined;
+    return n?.type?.kind === 'tensor' && n.type.dtype === 'f8e4m3fn' ? [n.name] : [];
+  }));
   const routed = after.nodes.some((n) => n.op === MOE || JSON.stringify(n.args[0]).includes(MOE));
-  const outputs = compareOutputs(a, b, fusedSites, routed, fed, fusedResultsOf(after));
+  const outputs = compareOutputs(a, b, fusedSites, routed, fp8Outputs, fed, fusedResultsOf(after));
   let exact: ExactCheck | undefined;
   if (fusedSites > 0) {
     const what = `after-graph with the ${fusedSites} fused norm${fusedSites > 1 ? 's' : ''} rounded as the unfused pair, bitwise against before`;
