@@ -74,7 +74,7 @@ describe("differential: CPU reference, WebGPU (Dawn + SwiftShader) and the agent
     const onAgent = (Object.keys(KERNELS) as KernelName[]).filter((k) => KERNELS[k].worker.length > 0);
     expect(onAgent).not.toContain('fp8_quant');
     for (const c of differentialCases(SEED, 4)) {
-      const { graph } = randomGraph(c);
+      const { graph } = randomGraph(c, (k) => onAgent.includes(k));
       const plan = buildPlan(graph, { preset: 'tiny', dtype: c.dtype, ranks: c.ranks, tokens: c.tokens });
       expect(new Set(plan.steps.map((s) => s.kernel))).toEqual(new Set(onAgent));
       for (const op of Object.keys(ELEMENTWISE_OPS))
@@ -108,6 +108,14 @@ describe("differential: CPU reference, WebGPU (Dawn + SwiftShader) and the agent
     expect(exactHere.length).toBeGreaterThanOrEqual(6);
     expect(exactHere.filter((c) => !c.bitwiseEqual).map((c) => `${c.name}: ${c.ulps} ulps`)).toEqual([]);
   }, 300_000);
+
+  it(`WebGPU alone, on graphs that also hold the kernels the agent's worker lacks (scatter, rotary, attention; seed ${SEED})`, async () => {
+    const r = await sweep('webgpu sweep', differentialCases(SEED, 4), [webgpu]);
+    const covered = new Set(r.results.flatMap((x) => [...x.kernelCounts.keys()]));
+    for (const k of ['scatter', 'rotary', 'attention'] as const) expect(covered.has(k), k).toBe(true);
+    // Only these kernels' outputs: the sweep above gates the rest.
+    expect(r.failures.filter((f) => /\((scatter|rotary|attention):/.test(f))).toEqual([]);
+  }, 600_000);
 
   // One graph per planted entry; the other backends stay right, so only the planted one fails.
   const one = () => differentialCases(SEED + 1, 1);

@@ -101,7 +101,7 @@ describe('the worker process', () => {
     expect((await run({ slots: [4], inputs: [{ slot: 0, rank: -1, offset: 0 }], steps: [] }, [Buffer.alloc(4)])).header)
       .toMatchObject({ type: 'error', message: 'input outside the payload' });
     expect((await run({ slots: [4, 4], steps: [{ node: 'mask', op: 'map', in: [0], out: [1], i: [-1], f: [0] }] })).header)
-      .toMatchObject({ type: 'error', message: "step 'mask': map function code -1 is outside 0..7" });
+      .toMatchObject({ type: 'error', message: `step 'mask': map function code -1 is outside 0..${MAP_FN_CODES.length - 1}` });
     expect((await worker.request({ type: 'run', id: 'x' })).header).toMatchObject({ type: 'error', message: "missing field 'world'" });
     expect((await worker.request({ type: 'hello' })).header.type).toBe('hello');
   });

@@ -28,9 +28,13 @@ describe('fusionlab run', { timeout: 180_000 }, () => {
       'rank 1: auto_functionalized_2[1] → auto_functionalized[1]', 'rank 1: auto_functionalized_2[2] → auto_functionalized[2]',
     ]);
     for (const o of rep.compare.outputs) {
-      expect(Object.keys(o)).toEqual(['name', 'maxAbs', 'maxRel', 'bitwiseEqual', 'ulps', 'tolerance', 'pass']);
+      expect(Object.keys(o)).toEqual(['name', 'maxAbs', 'maxRel', 'bitwiseEqual', 'ulps', 'tolerance', 'pass', 'fedFrom', 'proven']);
       expect(o.ulps).toBeLessThanOrEqual(2);
+      expect(o.fedFrom).toEqual([]);
     }
+    // The fragment has a kernel for every node: nothing fed, so the comparison proves it.
+    expect(rep.compare.fedOnComparedPaths).toEqual([]);
+    expect(rep.compare.verdict).toBe('proven');
     expect(rep.before.ranks).toHaveLength(2);
     const moe = rep.before.ranks[1].nodes.find((n: { node: string }) => n.node === 'auto_functionalized_1');
     expect(moe.kernel_us).toBeGreaterThan(0);
