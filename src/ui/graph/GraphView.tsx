@@ -12,7 +12,7 @@ import type { LayoutResult } from './layoutProtocol.ts';
 import type { Scene, SceneNode } from './scene.ts';
 import { layoutClient, type PartialLayout } from './layoutClient.ts';
 import { edgePath, valueLabels } from './edgePath.ts';
-import { drawCanvas, drawMinimap, drawMinimapBase, minimapFrame, LOD_DETAIL, LOD_TITLES } from './canvasRenderer.ts';
+import { drawCanvas, drawMinimap, drawMinimapBase, minimapFrame, minimapSize, LOD_DETAIL, LOD_TITLES } from './canvasRenderer.ts';
 import { readPalette, type Palette } from './palette.ts';
 import { GROUP_HEADER, HitGrid } from './hitGrid.ts';
 import { NavIndex, type Direction } from './keyboardNavigation.ts';
@@ -157,6 +157,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const sizeRef = useRef(size);
   sizeRef.current = size;
   const [query, setQuery] = useState('');
+  // The minimap can be put away when it sits over the nodes the user wants to see.
+  const [showMinimap, setShowMinimap] = useState(true);
   const [matchIndex, setMatchIndex] = useState(-1);
   const [ghosts, setGhosts] = useState<{ n: LaidNode; sn?: SceneNode; to?: LaidNode }[]>([]);
   const fittedFor = useRef<Shown | null>(null);
@@ -272,7 +274,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     drawMinimap(ctx, w, h, layout, base.canvas, pal, {
       x0: -t.x / t.k, y0: -t.y / t.k, x1: (size.w - t.x) / t.k, y1: (size.h - t.y) / t.k,
     });
-  }, [layout, complete, byName, size, palette]);
+  }, [layout, complete, byName, size, palette, showMinimap]);
 
   const drawCanvasFrame = useCallback(() => {
     const c = surfaceRef.current, root = rootRef.current;
@@ -553,6 +555,9 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     } else if (e.key === 'f') {
       e.preventDefault();
       fit(true);
+    } else if (e.key === 'm') {
+      e.preventDefault();
+      setShowMinimap((v) => !v);
     } else if (e.key === '[' || e.key === ']') {
       // [ folds every layer, ] unfolds them all; on a canvas this is the keyboard's way in.
       e.preventDefault();
@@ -606,6 +611,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   }, [label, graph.name]);
 
   // --- render ------------------------------------------------------------------------------------
+  // Shaped like the graph, at most a fifth of the view's width and half its height.
+  const mini = layout ? minimapSize(layout, Math.min(160, size.w / 5), Math.max(60, Math.min(360, size.h / 2))) : { w: 0, h: 0 };
   const allFolded = !!scene && scene.groups.length > 0 && scene.groups.every((g) => collapsed?.has(g.id));
   const hotEdges = useMemo(() => new Set(selected ? (layout?.edges ?? []).filter((e) => e.from === selected || e.to === selected || e.from.startsWith(`ref:${selected}@`)) : []), [layout, selected]);
 
@@ -689,16 +696,17 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           <button type="button" data-testid="fold-all" onClick={() => onSetCollapsed(allFolded ? [] : (scene?.groups ?? []).map((g) => g.id))}
             title={allFolded ? 'Unfold every layer (])' : 'Fold every layer ([)'}>{allFolded ? 'Unfold all' : 'Fold all'}</button>
         )}
+        <button type="button" aria-pressed={showMinimap} onClick={() => setShowMinimap((v) => !v)} title="Show or hide the minimap (m)">Map</button>
         <button type="button" onClick={() => fit(true)} title="Fit to view (f)">Fit</button>
         <button type="button" onClick={() => onExport('svg')} title="Export this view as SVG">SVG</button>
         <button type="button" onClick={() => onExport('png')} title="Export this view as PNG">PNG</button>
       </div>
-      {layout && layout.nodes.length > 0 && (
-        <canvas ref={minimapRef} className="fl-minimap" aria-label="Minimap" onClick={(e) => {
+      {layout && layout.nodes.length > 0 && showMinimap && (
+        <canvas ref={minimapRef} className="fl-minimap" aria-label="Minimap" style={{ width: mini.w, height: mini.h }} onClick={(e) => {
           const rect = e.currentTarget.getBoundingClientRect();
           const t = transformRef.current;
-          const { scale, ox, oy } = minimapFrame(rect.width, rect.height, layout, (size.h / 2 - t.y) / t.k);
-          const gx = (e.clientX - rect.left - ox) / scale, gy = (e.clientY - rect.top + oy) / scale;
+          const { scale, ox, oy } = minimapFrame(rect.width, rect.height, layout);
+          const gx = (e.clientX - rect.left - ox) / scale, gy = (e.clientY - rect.top - oy) / scale;
           const k = t.k;
           setTransform(zoomIdentity.translate(size.w / 2 - gx * k, size.h / 2 - gy * k).scale(k), true);
         }} />
