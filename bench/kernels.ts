@@ -231,8 +231,8 @@ export async function bench(argv: string[]): Promise<number> {
       const slot = Math.ceil(n / 8) * 8;
       const g = fill(dev, 'gathered', dtype, 2 * slot, 'gathered');
       const best = { add: Infinity, allreduce: Infinity };
-      const encodeAdd = (lay: NormRowsConfig | 'legacy') => encodeNorm(dev, 'add_rms_norm', 'fused_add_rms_norm', 'add', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 1, 0, 0, [out, resOut, x, res, w], lay);
-      const encodeAr = (lay: NormRowsConfig | 'legacy') => encodeNorm(dev, 'allreduce_norm', 'fused_allreduce_norm', 'allreduce', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 2, 0, slot, [out, resOut, g, res, w], lay);
+      const encodeAdd = (lay: NormRowsConfig | 'legacy') => encodeNorm(dev, 'add_rms_norm', 'fused_add_rms_norm', 'add', dtype, { rows: T, cols: HIDDEN, xOffset: 0, xRowStride: HIDDEN, resOffset: 0, resRowStride: HIDDEN, wOffset: 0, eps: 1e-5, ranks: 1, rowStart: 0, rankSlotStride: 0 }, [out, resOut, x, res, w], lay);
+      const encodeAr = (lay: NormRowsConfig | 'legacy') => encodeNorm(dev, 'allreduce_norm', 'fused_allreduce_norm', 'allreduce', dtype, { rows: T, cols: HIDDEN, xOffset: 0, xRowStride: HIDDEN, resOffset: 0, resRowStride: HIDDEN, wOffset: 0, eps: 1e-5, ranks: 2, rowStart: 0, rankSlotStride: slot }, [out, resOut, g, res, w], lay);
       // Every layout is timed back to back first and checked afterwards: host-side checks between
       // timings leave the GPU idle, and on an H200 later timings then came out several times slower.
       const rows: { lay: NormRowsConfig | 'legacy'; add: KernelResult; ar: KernelResult }[] = [];
@@ -308,11 +308,11 @@ export async function bench(argv: string[]): Promise<number> {
     const n = T * HIDDEN;
     const x = fill(dev, 'x', dtype, n, 'x'), res = fill(dev, 'res', dtype, n, 'res'), w = fill(dev, 'w', dtype, HIDDEN, 'w', 'norm-weight');
     const out = dev.alloc('out', bufferBytes(dtype, n)), resOut = dev.alloc('resOut', bufferBytes(dtype, n));
-    let us = await timeKernel(dev, iters, () => encodeNorm(dev, 'add_rms_norm', 'fused_add_rms_norm', 'add', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 1, 0, 0, [out, resOut, x, res, w], normPick.add));
+    let us = await timeKernel(dev, iters, () => encodeNorm(dev, 'add_rms_norm', 'fused_add_rms_norm', 'add', dtype, { rows: T, cols: HIDDEN, xOffset: 0, xRowStride: HIDDEN, resOffset: 0, resRowStride: HIDDEN, wOffset: 0, eps: 1e-5, ranks: 1, rowStart: 0, rankSlotStride: 0 }, [out, resOut, x, res, w], normPick.add));
     add({ suite: 'add+rmsnorm', T, us, bytes: (4 * n + HIDDEN) * bp, flops: 5 * n, note: label(normPick.add) });
     const slot = Math.ceil(n / 8) * 8;
     const g = fill(dev, 'gathered', dtype, 2 * slot, 'gathered');
-    us = await timeKernel(dev, iters, () => encodeNorm(dev, 'allreduce_norm', 'fused_allreduce_norm', 'allreduce', dtype, T, HIDDEN, 0, HIDDEN, 0, HIDDEN, 0, 1e-5, 2, 0, slot, [out, resOut, g, res, w], normPick.allreduce));
+    us = await timeKernel(dev, iters, () => encodeNorm(dev, 'allreduce_norm', 'fused_allreduce_norm', 'allreduce', dtype, { rows: T, cols: HIDDEN, xOffset: 0, xRowStride: HIDDEN, resOffset: 0, resRowStride: HIDDEN, wOffset: 0, eps: 1e-5, ranks: 2, rowStart: 0, rankSlotStride: slot }, [out, resOut, g, res, w], normPick.allreduce));
     add({ suite: 'allreduce+rmsnorm (2 ranks gathered)', T, us, bytes: (5 * n + HIDDEN) * bp, flops: 6 * n, note: label(normPick.allreduce) });
     dev.endRun();
     // The same traffic as a plain copy: the fair ceiling for a kernel of this size, printed beside the large-copy one.

@@ -57,7 +57,7 @@ export function collectiveKernels(s: CollectiveStep, R: number, algo: AllReduceA
   const res = asRows(s.residual)!;
   const { blocked, blocks } = fusedRowBlocks(x.rows, x.cols, R, algo);
   return blocks.filter(([r0, r1], c) => r1 > r0 && (!blocked || c === rank))
-    .map(([r0, r1]) => normKernel('allreduce', d, r1 - r0, x.cols, 0, x.cols, res.offset, res.rowStride, s.w.offset, r0, roundUp((r1 - r0) * x.cols, 8), subgroupSize, NORM_ROWS_DEFAULT, s.normRounding).code);
+    .map(([r0, r1]) => normKernel('allreduce', d, { rows: r1 - r0, cols: x.cols, xOffset: 0, xRowStride: x.cols, resOffset: res.offset, resRowStride: res.rowStride, wOffset: s.w.offset, rowStart: r0, rankSlotStride: roundUp((r1 - r0) * x.cols, 8) }, subgroupSize, NORM_ROWS_DEFAULT, s.normRounding).code);
 }
 
 export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo: AllReduceAlgorithm, plan: Plan): Promise<TraceEvent[]> {
@@ -142,8 +142,7 @@ export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo
     for (const r of blocked ? [c] : ranks.map((_, i) => i)) {
       const g = ranks[r].scratch(R * slot * bp + 16, `${s.node} gathered`);
       copies.forEach((bytes, q) => ranks[r].write(g, q * slot * bp, bytes));
-      encodeNorm(ranks[r], s.node, s.op, 'allreduce', d, rows, x.cols, 0, x.cols, res.offset, res.rowStride, s.w.offset, s.eps, R, r0, slot,
-        [ranks[r].buffer(s.out), ranks[r].buffer(s.residualOut), g, ranks[r].buffer(s.residual.storage), ranks[r].buffer(s.w.storage)], NORM_ROWS_DEFAULT, s.normRounding);
+      encodeNorm(ranks[r], s.node, s.op, 'allreduce', d, { rows, cols: x.cols, xOffset: 0, xRowStride: x.cols, resOffset: res.offset, resRowStride: res.rowStride, wOffset: s.w.offset, eps: s.eps, ranks: R, rowStart: r0, rankSlotStride: slot }, [ranks[r].buffer(s.out), ranks[r].buffer(s.residualOut), g, ranks[r].buffer(s.residual.storage), ranks[r].buffer(s.w.storage)], NORM_ROWS_DEFAULT, s.normRounding);
       transfer(r, 0, R * len * bp, start);
     }
     if (blocked) {

@@ -87,7 +87,7 @@ function sharedCollectiveKernels(s: CollectiveStep, R: number, algo: string, ran
   if (b <= a) return [];
   if (s.kernel === 'all_reduce') return [allReduceWgsl(s.x.dtype)];
   const res = asRows(s.residual)!;
-  return [normKernel('allreduce', s.x.dtype, (b - a) / cols, cols, 0, cols, res.offset, res.rowStride, s.w.offset, a / cols, Math.ceil((b - a) / 8) * 8, subgroupSize, NORM_ROWS_DEFAULT, s.normRounding).code];
+  return [normKernel('allreduce', s.x.dtype, { rows: (b - a) / cols, cols, xOffset: 0, xRowStride: cols, resOffset: res.offset, resRowStride: res.rowStride, wOffset: s.w.offset, rowStart: a / cols, rankSlotStride: Math.ceil((b - a) / 8) * 8 }, subgroupSize, NORM_ROWS_DEFAULT, s.normRounding).code];
 }
 
 /**
@@ -124,8 +124,7 @@ async function runSharedCollective(s: CollectiveStep, dev: RankDevice, R: number
       dev.submit(s.node, s.op, (_e, pass) => pass(allReduceWgsl(d), [dev.buffer(s.out), g], Uint32Array.from([len, R, a, slotLen]), grid1d(Math.ceil(len / 2), ALLREDUCE_WG)));
     } else {
       const res = asRows(s.residual)!;
-      encodeNorm(dev, s.node, s.op, 'allreduce', d, len / cols, cols, 0, cols, res.offset, res.rowStride, s.w.offset, s.eps, R, a / cols, slotLen,
-        [dev.buffer(s.out), dev.buffer(s.residualOut), g, dev.buffer(s.residual.storage), dev.buffer(s.w.storage)], NORM_ROWS_DEFAULT, s.normRounding);
+      encodeNorm(dev, s.node, s.op, 'allreduce', d, { rows: len / cols, cols, xOffset: 0, xRowStride: cols, resOffset: res.offset, resRowStride: res.rowStride, wOffset: s.w.offset, eps: s.eps, ranks: R, rowStart: a / cols, rankSlotStride: slotLen }, [dev.buffer(s.out), dev.buffer(s.residualOut), g, dev.buffer(s.residual.storage), dev.buffer(s.w.storage)], NORM_ROWS_DEFAULT, s.normRounding);
     }
     await dev.sync();
   }

@@ -186,7 +186,19 @@ export async function encodeUrlState(state: UrlState): Promise<string> {
   return toBase64Url(await pipe(json, new CompressionStream('deflate')));
 }
 
+/** User Timing marks around reading a link's state, so a profile (or a test) can find that span. */
+export const DECODE_MARKS = { start: 'fusionlab:state-decode-start', end: 'fusionlab:state-decode-end' } as const;
+
 export async function decodeUrlState(encoded: string): Promise<UrlState> {
+  performance.mark(DECODE_MARKS.start);
+  try {
+    return await decodeChecked(encoded);
+  } finally {
+    performance.mark(DECODE_MARKS.end);
+  }
+}
+
+async function decodeChecked(encoded: string): Promise<UrlState> {
   let text: string;
   try {
     text = new TextDecoder().decode(await inflateCapped(fromBase64Url(encoded), MAX_STATE_BYTES));

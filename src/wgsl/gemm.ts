@@ -10,32 +10,19 @@
 //   @binding(2) a, @binding(3) b, @binding(4) bias
 
 import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
+import { paramStruct } from './params.ts';
 
 export const GEMM_TILE = 64;
 export const GEMM_TK = 16;
 
-/** The kernel's parameters, by name: the WGSL struct and the words written for it come from this one list. */
-const GEMM_PARAMS = {
+/** The kernel's parameters, by name (the WGSL struct and the words written for it come from this list). */
+export const GEMM_PARAMS = paramStruct('GemmParams', {
   M: 'u32', N: 'u32', K: 'u32',
   aOffset: 'u32', aRowStride: 'u32', aColStride: 'u32',
   bOffset: 'u32', bRowStride: 'u32', bColStride: 'u32',
   biasOffset: 'u32', biasRowStride: 'u32', biasColStride: 'u32', hasBias: 'u32',
   alpha: 'f32', beta: 'f32',
-} as const satisfies Record<string, 'u32' | 'f32'>;
-export type GemmParams = Record<keyof typeof GEMM_PARAMS, number>;
-
-const PARAMS_STRUCT = `struct GemmParams { ${Object.entries(GEMM_PARAMS).map(([k, t]) => `${k}: ${t}`).join(', ')} }`;
-
-/** The parameter buffer's words, in the struct's order (f32 fields as their bits). */
-export function gemmParamWords(p: GemmParams): Uint32Array {
-  const words = new Uint32Array(Object.keys(GEMM_PARAMS).length);
-  const f32 = new Float32Array(words.buffer);
-  Object.entries(GEMM_PARAMS).forEach(([k, t], i) => {
-    const v = p[k as keyof GemmParams];
-    if (t === 'f32') f32[i] = v; else words[i] = v >>> 0;
-  });
-  return words;
-}
+});
 
 export function gemmWgsl(d: WgslDType, biasD: WgslDType, evenN: boolean): string {
   const packed = d === 'bf16' || d === 'f16';
@@ -44,8 +31,7 @@ export function gemmWgsl(d: WgslDType, biasD: WgslDType, evenN: boolean): string
        if (n + 3u < N) { st2_c(m * N + n + 2u, ${roundExpr(d, 'vals[2]')}, ${roundExpr(d, 'vals[3]')}); } else if (n + 2u < N) { st_c(m * N + n + 2u, ${roundExpr(d, 'vals[2]')}); }`
     : `for (var j = 0u; j < 4u; j++) { if (n + j < N) { st_c(m * N + n + j, ${roundExpr(d, 'vals[j]')}); } }`;
   return `${DTYPE_WGSL}
-${PARAMS_STRUCT}
-@group(0) @binding(0) var<storage, read> prm: GemmParams;
+${GEMM_PARAMS.wgsl}
 ${outputBinding('c', 1, d)}
 ${inputBinding('a', 2, d)}
 ${inputBinding('b', 3, d)}

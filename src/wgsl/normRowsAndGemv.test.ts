@@ -64,8 +64,7 @@ async function normCase(mode: NormMode, cols: number, rows: number, layout: Norm
   const w = randomBf16(cols, seed ^ 0x85ebca6b).map((v) => roundBf16(1 + v / 8));
   const bx = upload(x, 'x'), bres = upload(res, 'res'), bw = upload(w, 'w');
   const out = dev.alloc('out', Math.ceil((total * cols * 2) / 16) * 16), resOut = dev.alloc('resOut', Math.ceil((total * cols * 2) / 16) * 16);
-  encodeNorm(dev, 'norm', mode, mode, 'bf16', rows, cols, xOff, xStride, resOff, resStride, 0, 1e-5, ranks, rowStart, slot,
-    [out, mode === 'rms' ? null : resOut, bx, mode === 'rms' ? null : bres, bw], layout);
+  encodeNorm(dev, 'norm', mode, mode, 'bf16', { rows, cols, xOffset: xOff, xRowStride: xStride, resOffset: resOff, resRowStride: resStride, wOffset: 0, eps: 1e-5, ranks, rowStart, rankSlotStride: slot }, [out, mode === 'rms' ? null : resOut, bx, mode === 'rms' ? null : bres, bw], layout);
   await dev.sync();
   const gotY = await download(out, total * cols), gotZ = await download(resOut, total * cols);
   dev.endRun();

@@ -5,7 +5,7 @@
 // rmsNormRows.ts instead; this kernel serves f32, f16 and unaligned rows.
 //
 // Bind layout:
-//   @binding(0) prm: array<u32>  [rows, cols, xOffset, xRowStride, resOffset, resRowStride, wOffset, eps (f32 bits), ranks, rowStart, rankSlotStride]
+//   @binding(0) prm: NormParams   (NORM_PARAMS below: rows, cols, offsets and row strides, eps, ranks, rowStart, rankSlotStride)
 //   @binding(1) out               normed output, contiguous [rows, cols]
 //   @binding(2) resOut            new residual (add / allreduce modes), contiguous
 //   @binding(3) x                 input rows (allreduce mode: the ranks' rows back to back, rank q's at q · rankSlotStride)
@@ -19,9 +19,19 @@
 //              normRounding 'as-unfused': y = r(r(z · rsqrt(…)) · w), bit for bit the add mode after an all-reduce
 
 import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
+import { paramStruct, type ParamStruct, type ParamValues } from './params.ts';
 import type { FusedNormRounding } from '../graph/opTable.ts';
 
 export type NormMode = 'rms' | 'add' | 'allreduce';
+
+/** The norm kernels' parameters (both layouts, rmsNorm.ts and rmsNormRows.ts), by name. */
+export const NORM_PARAMS = paramStruct('NormParams', {
+  rows: 'u32', cols: 'u32', xOffset: 'u32', xRowStride: 'u32', resOffset: 'u32', resRowStride: 'u32', wOffset: 'u32',
+  eps: 'f32',
+  /** The all-reduce form: how many ranks' inputs are gathered, which output row this dispatch starts at, and the stride between ranks' slots. */
+  ranks: 'u32', rowStart: 'u32', rankSlotStride: 'u32',
+});
+export type NormParams = ParamValues<(typeof NORM_PARAMS extends ParamStruct<infer F> ? F : never)>;
 
 /** Threads per row: enough that each holds at most a few vec4s of the row (2880 bf16: 192 × 2). */
 export function normWorkgroup(cols: number, vec: number): { wg: number; items: number } {
@@ -68,20 +78,20 @@ export function rmsNormWgsl(mode: NormMode, d: WgslDType, cols: number, vec: num
       var acc: array<f32, ${V}>;
       for (var k = 0u; k < ${V}u; k++) { acc[k] = 0.0; }
       for (var q = 0u; q < ranks; q++) {
-        ${load('x', `prm[2] + q * prm[10] + row * prm[3] + c`)}
+        ${load('x', `prm.xOffset + q * prm.rankSlotStride + row * prm.xRowStride + c`)}
         for (var k = 0u; k < ${V}u; k++) { acc[k] += v[k]; }
       }
       for (var k = 0u; k < ${V}u; k++) { v[k] = ${r('acc[k]')}; }`
-    : load('x', 'prm[2] + row * prm[3] + c');
+    : load('x', 'prm.xOffset + row * prm.xRowStride + c');
   const addResidual = mode === 'rms' ? '' : `
       var z: array<f32, ${V}> = v;
-      ${load('res', 'prm[4] + (prm[9] + row) * prm[5] + c').replaceAll('v[', 'rv[')}
+      ${load('res', 'prm.resOffset + (prm.rowStart + row) * prm.resRowStride + c').replaceAll('v[', 'rv[')}
       for (var k = 0u; k < ${V}u; k++) { z[k] = ${r('z[k] + rv[k]')}; }
       v = z;
-      ${store('resOut', '(prm[9] + row) * cols + c', 'v')}`;
+      ${store('resOut', '(prm.rowStart + row) * cols + c', 'v')}`;
   const scale = mode === 'allreduce' && normRounding === 'once' ? r('v[k] * inv * wv[k]') : r(`${r('v[k] * inv')} * wv[k]`);
   return `${DTYPE_WGSL}
-@group(0) @binding(0) var<storage, read> prm: array<u32>;
+${NORM_PARAMS.wgsl}
 ${vout('out', 1)}
 ${mode === 'rms' ? '' : vout('resOut', 2)}
 ${vin('x', 3)}
@@ -93,10 +103,10 @@ var<workgroup> partial32: array<f32, ${WG / 32}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let row = wid.x + wid.y * nwg.x;
-  let rows = prm[0];
+  let rows = prm.rows;
   if (row >= rows) { return; }
-  let cols = prm[1];
-  let ranks = prm[8];
+  let cols = prm.cols;
+  let ranks = prm.ranks;
   var ss = 0.0;
   // The row's slice for this thread, unrolled so it stays in registers until it is scaled.
 ${Array.from({ length: items }, (_, it) => `  var keep${it}: array<f32, ${V}>;
@@ -121,15 +131,15 @@ ${Array.from({ length: items }, (_, it) => `  var keep${it}: array<f32, ${V}>;
   workgroupBarrier();
   var total = 0.0;
   for (var i = 0u; i < ${WG / 32}u; i++) { total += partial32[i]; }
-  let inv = 1.0 / sqrt(total / f32(cols) + bitcast<f32>(prm[7]));
+  let inv = 1.0 / sqrt(total / f32(cols) + prm.eps);
 ${Array.from({ length: items }, (_, it) => `  if (c${it} < cols) {
     let c = c${it};
     var v = keep${it};
     var wv: array<f32, ${V}>;
-    ${load('w', 'prm[6] + c').replaceAll('v[', 'wv[')}
+    ${load('w', 'prm.wOffset + c').replaceAll('v[', 'wv[')}
     var y: array<f32, ${V}>;
     for (var k = 0u; k < ${V}u; k++) { y[k] = ${scale}; }
-    ${store('out', '(prm[9] + row) * cols + c', 'y')}
+    ${store('out', '(prm.rowStart + row) * cols + c', 'y')}
   }`).join('\n')}
 }
 `;

@@ -13,7 +13,7 @@
 // Every reduction is in a fixed order, so results are deterministic on a given device.
 
 import { DTYPE_WGSL } from './dtype.ts';
-import type { NormMode } from './rmsNorm.ts';
+import { NORM_PARAMS, type NormMode } from './rmsNorm.ts';
 import type { FusedNormRounding } from '../graph/opTable.ts';
 
 export interface NormRowsConfig { tpr: number; rpw: number; cap: number; pipeline: boolean }
@@ -74,14 +74,14 @@ export function rmsNormRowsWgsl(mode: NormMode, cols: number, cfg: NormRowsConfi
     const xPart = mode === 'allreduce'
       ? `${its.map((i) => `var al${i} = vec4<f32>(0.0); var ah${i} = vec4<f32>(0.0);`).join(' ')}
       for (var q = 0u; q < ranks; q++) {
-        let xb = (prm[2] + q * prm[10] + ${row} * prm[3]) / 8u;
+        let xb = (prm.xOffset + q * prm.rankSlotStride + ${row} * prm.xRowStride) / 8u;
         ${its.map((i) => `if (ok${i}) { let v = x[xb + c${i}]; al${i} += lo4(v); ah${i} += hi4(v); }`).join('\n        ')}
       }
       ${its.map((i) => `${cx}${i} = pack4(rnd4(al${i}), rnd4(ah${i}));`).join(' ')}`
-      : `let xb = (prm[2] + ${row} * prm[3]) / 8u;
+      : `let xb = (prm.xOffset + ${row} * prm.xRowStride) / 8u;
       ${its.map((i) => `if (ok${i}) { ${cx}${i} = x[xb + c${i}]; }`).join(' ')}`;
     const rPart = hasRes ? `
-      let rb = (prm[4] + (prm[9] + ${row}) * prm[5]) / 8u;
+      let rb = (prm.resOffset + (prm.rowStart + ${row}) * prm.resRowStride) / 8u;
       ${its.map((i) => `if (ok${i}) { ${cr}${i} = res[rb + c${i}]; }`).join(' ')}` : '';
     return `{
       ${xPart}${rPart}
@@ -91,7 +91,7 @@ export function rmsNormRowsWgsl(mode: NormMode, cols: number, cfg: NormRowsConfi
   const body = (cx: string, cr: string) => `
     var ss = 0.0;
     if (live) {
-      let ob = (prm[9] + row) * cw;
+      let ob = (prm.rowStart + row) * cw;
 ${its.map((i) => `      if (ok${i}) {
 ${hasRes ? `        let zl = rnd4(lo4(${cx}${i}) + lo4(${cr}${i}));
         let zh = rnd4(hi4(${cx}${i}) + hi4(${cr}${i}));
@@ -115,7 +115,7 @@ ${Array.from({ length: Math.log2(TPR) }, (_, k) => `    total += subgroupShuffle
     parity ^= 1u;`;
   const sgBuiltin = SGW > 1 ? ', @builtin(subgroup_invocation_id) sgid: u32' : '';
   return `${P < TPR ? 'enable subgroups;\n' : ''}${DTYPE_WGSL}${PACKED4_WGSL}
-@group(0) @binding(0) var<storage, read> prm: array<u32>;
+${NORM_PARAMS.wgsl}
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<u32>>;
 ${hasRes ? '@group(0) @binding(2) var<storage, read_write> resOut: array<vec4<u32>>;' : ''}
 @group(0) @binding(3) var<storage, read> x: array<vec4<u32>>;
@@ -125,16 +125,16 @@ ${P > 1 ? `var<workgroup> red: array<f32, ${2 * RPW * P}>;` : ''}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32${sgBuiltin}) {
-  let rows = prm[0];
-  let cols = prm[1];
-  let ranks = prm[8];
+  let rows = prm.rows;
+  let cols = prm.cols;
+  let ranks = prm.ranks;
   let cw = cols / 8u;
   let rloc = li / ${TPR}u;
   let lane = li % ${TPR}u;
-  let eps = bitcast<f32>(prm[7]);
+  let eps = prm.eps;
   ${its.map((i) => `let c${i} = ${i * TPR}u + lane; let ok${i} = c${i} < cw;`).join('\n  ')}
   // γ: the same words for every row this thread visits.
-  ${its.map((i) => `var w${i} = vec4<u32>(0u); if (ok${i}) { w${i} = w[prm[6] / 8u + c${i}]; }`).join('\n  ')}
+  ${its.map((i) => `var w${i} = vec4<u32>(0u); if (ok${i}) { w${i} = w[prm.wOffset / 8u + c${i}]; }`).join('\n  ')}
   ${decl('z')}
   ${decl('cx')} ${hasRes ? decl('cr') : ''}
   var parity = 0u;
@@ -150,7 +150,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     ${reduce}
     let inv = 1.0 / sqrt(total / f32(cols) + eps);
     if (live) {
-      let ob = (prm[9] + row) * cw;
+      let ob = (prm.rowStart + row) * cw;
       ${its.map((i) => `if (ok${i}) { out[ob + c${i}] = ${scaleOut(i)}; }`).join('\n      ')}
     }
     ${cfg.pipeline ? `${its.map((i) => `cx${i} = nx${i};${hasRes ? ` cr${i} = nr${i};` : ''}`).join(' ')}` : ''}

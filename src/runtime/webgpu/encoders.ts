@@ -11,8 +11,8 @@ import { seedRule, seedStream, expertTensors } from '../weights.ts';
 import { inputTensorFor } from '../cpuBackend.ts';
 import { bufferBytes } from '../../wgsl/dtype.ts';
 import { elementwiseMeta, elementwiseWgsl, f32Bits, grid1d, MAX_DIMS, ELEMENTWISE_WG } from '../../wgsl/elementwise.ts';
-import { gemmParamWords, gemmWgsl, GEMM_TILE } from '../../wgsl/gemm.ts';
-import { rmsNormWgsl, normVector, type NormMode } from '../../wgsl/rmsNorm.ts';
+import { GEMM_PARAMS, gemmWgsl, GEMM_TILE } from '../../wgsl/gemm.ts';
+import { rmsNormWgsl, normVector, NORM_PARAMS, type NormMode, type NormParams } from '../../wgsl/rmsNorm.ts';
 import { rmsNormRowsWgsl, normRowsGrid, NORM_ROWS_DEFAULT, type NormRowsConfig } from '../../wgsl/rmsNormRows.ts';
 import { moeRouteWgsl, MOE_SCAN_WGSL, MOE_SCATTER_WGSL, moeGemmWgsl, moeDecodeGemmWgsl, moeCombineWgsl, moeGemvWgsl, moeGemvTokens, useMoeGemv, moeRoute1Wgsl, MOE_ROUTE1_MAX_E, MOE_ROUTE1_MAX_PAIRS, MOE_GEMV_DEFAULT, type MoeGemvConfig, routeWords, moeTileCapacity, useDecodeKernels, MOE_TN, MOE_TM, MOE_DECODE_TM, MOE_DECODE_ROWS, MOE_MAX_K } from '../../wgsl/moe.ts';
 import type { CollectiveStep } from '../collectives.ts';
@@ -107,7 +107,7 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
       const [M, K] = s.a.shape; const N = s.b.shape[1];
       const bias = s.bias;
       const bs = bias ? broadcastStrides(bias, [M, N]) : [0, 0];
-      const meta = gemmParamWords({
+      const meta = GEMM_PARAMS.words({
         M, N, K, aOffset: s.a.offset, aRowStride: s.a.strides[0], aColStride: s.a.strides[1],
         bOffset: s.b.offset, bRowStride: s.b.strides[0], bColStride: s.b.strides[1],
         biasOffset: bias?.offset ?? 0, biasRowStride: bs[0], biasColStride: bs[1], hasBias: bias ? 1 : 0, alpha: s.alpha, beta: s.beta,
@@ -120,7 +120,10 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
       const x = asRows(s.x)!;
       const res = s.kernel === 'fused_add_rms_norm' ? asRows(s.residual)! : { offset: 0, rowStride: x.cols };
       const mode: NormMode = s.kernel === 'rms_norm' ? 'rms' : 'add';
-      encodeNorm(r, s.node, s.op, mode, outSt.dtype, x.rows, x.cols, x.offset, x.rowStride, res.offset, res.rowStride, s.w.offset, s.eps, 1, 0, 0,
+      encodeNorm(r, s.node, s.op, mode, outSt.dtype, {
+        rows: x.rows, cols: x.cols, xOffset: x.offset, xRowStride: x.rowStride, resOffset: res.offset, resRowStride: res.rowStride, wOffset: s.w.offset,
+        eps: s.eps, ranks: 1, rowStart: 0, rankSlotStride: 0,
+      },
         [buf(s.out), mode === 'rms' ? null : buf((s as { residualOut: string }).residualOut), buf(s.x), mode === 'rms' ? null : buf((s as { residual: View }).residual), buf(s.w)]);
       return;
     }
@@ -131,21 +134,21 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
 }
 
 /**
- * `layout` picks the bf16 word-row kernel's layout (the bench compares several) or 'legacy', the
- * one-row-per-workgroup kernel; `normRounding` the allreduce mode's rounding of the norm.
+ * One norm dispatch: `mode` rms / add / allreduce, its parameters by name (NORM_PARAMS), `layout`
+ * the rows kernel's layout ('legacy': the per-row kernel), `normRounding` the all-reduce mode's
+ * rounding of the norm.
  */
-export function encodeNorm(r: RankDevice, node: string, op: string, mode: NormMode, d: StorageDType, rows: number, cols: number, xOff: number, xStride: number, resOff: number, resStride: number, wOff: number, eps: number, ranks: number, rowStart: number, slotStride: number, bindings: (GPUBuffer | null)[], layout: NormRowsConfig | 'legacy' = NORM_ROWS_DEFAULT, normRounding: FusedNormRounding = 'once'): void {
-  const k = normKernel(mode, d, rows, cols, xOff, xStride, resOff, resStride, wOff, rowStart, slotStride, r.subgroupSize, layout, normRounding);
-  const meta = metaOf([rows, cols, xOff, xStride, resOff, resStride, wOff, f32Bits(eps), ranks, rowStart, slotStride]);
-  r.submit(node, op, (_e, pass) => pass(k.code, bindings, meta, k.grid));
+export function encodeNorm(r: RankDevice, node: string, op: string, mode: NormMode, d: StorageDType, p: NormParams, bindings: (GPUBuffer | null)[], layout: NormRowsConfig | 'legacy' = NORM_ROWS_DEFAULT, normRounding: FusedNormRounding = 'once'): void {
+  const k = normKernel(mode, d, p, r.subgroupSize, layout, normRounding);
+  r.submit(node, op, (_e, pass) => pass(k.code, bindings, NORM_PARAMS.words(p), k.grid));
 }
 
-/** The norm kernel for these sizes and offsets, and its grid (the collectives list it before the run). */
-export function normKernel(mode: NormMode, d: StorageDType, rows: number, cols: number, xOff: number, xStride: number, resOff: number, resStride: number, wOff: number, rowStart: number, slotStride: number, subgroupSize: number, layout: NormRowsConfig | 'legacy' = NORM_ROWS_DEFAULT, normRounding: FusedNormRounding = 'once'): { code: string; grid: [number, number] } {
-  const vec = normVector(d, cols, [xOff, resOff, wOff, rowStart * cols, slotStride], [xStride, resStride]);
-  if (d === 'bf16' && vec === 8 && layout !== 'legacy') return { code: rmsNormRowsWgsl(mode, cols, layout, subgroupSize, normRounding), grid: [normRowsGrid(rows, layout), 1] };
-  const gx = Math.min(rows, 65535);
-  return { code: rmsNormWgsl(mode, d, cols, vec, normRounding), grid: [Math.max(1, gx), Math.max(1, Math.ceil(rows / gx))] };
+/** The norm kernel (and grid) for these parameters: the word-row kernel where every row is 8-aligned bf16, else the per-row one. */
+export function normKernel(mode: NormMode, d: StorageDType, p: Omit<NormParams, 'eps' | 'ranks'>, subgroupSize: number, layout: NormRowsConfig | 'legacy' = NORM_ROWS_DEFAULT, normRounding: FusedNormRounding = 'once'): { code: string; grid: [number, number] } {
+  const vec = normVector(d, p.cols, [p.xOffset, p.resOffset, p.wOffset, p.rowStart * p.cols, p.rankSlotStride], [p.xRowStride, p.resRowStride]);
+  if (d === 'bf16' && vec === 8 && layout !== 'legacy') return { code: rmsNormRowsWgsl(mode, p.cols, layout, subgroupSize, normRounding), grid: [normRowsGrid(p.rows, layout), 1] };
+  const gx = Math.min(p.rows, 65535);
+  return { code: rmsNormWgsl(mode, d, p.cols, vec, normRounding), grid: [Math.max(1, gx), Math.max(1, Math.ceil(p.rows / gx))] };
 }
 
 /** The six MoE dispatches on one rank; expert weights are seeded on the device first. */
