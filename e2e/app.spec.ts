@@ -51,9 +51,11 @@ test('load GPT-OSS (24 layers, TP4), hoist the slice: 25 → 49 fusable, fuse, i
   await idle(page);
   await expect(page.getByTestId('fused-nodes')).toHaveText(/^49\s*fused nodes$/);
 
-  // Inspect a fused node in the after view.
+  // Inspect a fused node in the after view: the view has followed the rewrite to one, at its centre.
   const after = page.getByTestId('graph-view').last();
-  await after.locator('g[data-kind="fused"]').first().click();
+  const box = (await after.boundingBox())!;
+  const centred = await page.evaluate(([x, y]) => window.__fusionlab!.nodeAt!(x, y), [box.x + box.width / 2, box.y + box.height / 2]);
+  await after.locator(`g[data-node="${centred}"][data-kind="fused"]`).click();
   await expect(page.getByTestId('inspector-op')).toHaveText('vllm.flashinfer_trtllm_fused_allreduce_norm.default');
   await expect(page.getByTestId('inspector-type')).toHaveText('(tuple)');
   await expect(page.getByTestId('inspector-args')).toContainText('rms_eps');
@@ -86,6 +88,8 @@ async function runOnWebGpu(page: Page, sampleLabel: string) {
   await page.getByLabel('Backend').selectOption('webgpu');
   await page.getByLabel('Ranks').selectOption('2');
   await page.getByLabel('Preset').selectOption('tiny');
+  // One timed run after the warm-up: this checks the results, not the timing method.
+  await page.getByLabel('Timed runs').selectOption('1');
   await page.getByRole('button', { name: 'Run before & after' }).click();
   // Both samples fuse: the proof is the exact check, and the line says what the fused outputs did.
   const verdict = /^proven: bitwise equal with the fused norms? rounded as the unfused pair; fused outputs? (within \d+ ulps?|differ by up to \d+ ulps \(not gated: \d+ fused sites in series\))$/;

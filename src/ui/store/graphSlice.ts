@@ -110,7 +110,13 @@ type Imported = { graph: Graph; format: string; warnings: string[] } | { error: 
 function tryImport(text: string): Imported {
   try {
     const r = importGraph(text);
-    return { graph: r.graph, format: r.format, warnings: r.warnings.map((w: ImportWarning) => `line ${w.line}: ${w.message}`) };
+    const warnings = r.warnings.map((w: ImportWarning) => `line ${w.line}: ${w.message}`);
+    // A module whose forward() never returns imports with no outputs: say so rather than run a guess.
+    const forward = text.search(/^\s*def forward\(/m);
+    if (forward >= 0 && r.graph.outputs === null) {
+      warnings.push(`line ${text.slice(0, forward).split('\n').length}: forward() has no return statement: the graph has no declared outputs, so its last values are taken as outputs`);
+    }
+    return { graph: r.graph, format: r.format, warnings };
   } catch (e) {
     if (e instanceof GraphImportError) return { error: { message: e.detail, line: e.line, col: e.col, text } };
     return { error: { message: `Import failed: ${(e as Error).message ?? String(e)}`, text } };
