@@ -2,6 +2,7 @@ import type { StateCreator } from 'zustand';
 import type { Graph } from '../../graph/ir.ts';
 import { importGraph } from '../../graph/formats.ts';
 import { GraphImportError, type ImportWarning } from '../../graph/errors.ts';
+import { importStageFolder, type SkippedFile, type StageFile } from '../../graph/stageFolder.ts';
 import { findSample } from '../samples.ts';
 import { groupNodes } from '../../graph/groups.ts';
 import { drawnNodeCount } from '../graph/scene.ts';
@@ -35,7 +36,21 @@ export interface GraphSlice {
   /** Loads a sample by id; `restore` replays steps and selection from a URL. */
   loadSample(id: string, restore?: Restore): void;
   loadText(text: string, name: string, restore?: Restore): void;
+  /** A dump folder (vLLM's debug dump, TORCH_COMPILE_DEBUG): its stages, the first shown. */
+  dump: DumpState | null;
+  /** `unread`: files left unread (past the import limit), listed with the skipped ones. */
+  loadStageFolder(files: StageFile[], name: string, unread?: SkippedFile[]): void;
+  /** Shows dump stage i: the passes restart from it. */
+  showDumpStage(i: number): void;
   clearImportError(): void;
+}
+
+/** A loaded dump folder: its stages in compile order; the one shown is the graph the passes start from. */
+export interface DumpState {
+  name: string;
+  stages: { name: string; path: string; graph: Graph; text: string; format: string; warnings: string[] }[];
+  skipped: SkippedFile[];
+  shown: number;
 }
 
 export interface Restore {
@@ -49,7 +64,7 @@ export const FOLD_ABOVE_NODES = 2000;
 export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set, get) => {
   /** `tp` is the sample's TP degree; undefined lets the passes read the world size from the graph. */
   const install = (source: GraphSource, name: string, text: string, graph: Graph, format: string, warnings: string[], tp: number | undefined, restore?: Restore) => {
-    set({ source, sourceName: name, sourceText: text, base: graph, format, warnings, importError: null, draft: null, scrub: null });
+    set({ source, sourceName: name, sourceText: text, base: graph, format, warnings, importError: null, draft: null, scrub: null, dump: null });
     const s = get();
     // A run belongs to the graph it ran; another graph's rows must not show against this one.
     s.clearRun();
@@ -99,6 +114,37 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
         return;
       }
       install({ text, name }, name, text, imported.graph, imported.format, imported.warnings, undefined, restore);
+    },
+
+    dump: null,
+    loadStageFolder: (files, name, unread = []) => {
+      const imported = importStageFolder(files);
+      const r = { stages: imported.stages, skipped: [...unread, ...imported.skipped] };
+      if (r.stages.length === 0) {
+        const why = r.skipped.slice(0, 3).map((f) => `${f.path}: ${f.reason}`).join('; ');
+        set({ importError: { message: `${name}: no graph among its ${files.length + unread.length} files${why ? ` (${why}${r.skipped.length > 3 ? '; …' : ''})` : ''}`, text: '' }, bottomTab: 'source' });
+        return;
+      }
+      const text = new Map(files.map((f) => [f.path, f.text]));
+      const dump: DumpState = {
+        name,
+        stages: r.stages.map((st) => ({
+          name: st.name, path: st.path, graph: st.graph, text: text.get(st.path) ?? '', format: st.format,
+          warnings: st.warnings.map((w) => `line ${w.line}: ${w.message}`),
+        })),
+        skipped: r.skipped,
+        shown: 0,
+      };
+      set({ dump });
+      get().showDumpStage(0);
+    },
+    showDumpStage: (i) => {
+      const dump = get().dump;
+      if (!dump) return;
+      const k = Math.max(0, Math.min(i, dump.stages.length - 1));
+      const st = dump.stages[k]!;
+      install({ text: st.text, name: `${dump.name}/${st.path}` }, `${dump.name} · ${st.name}`, st.text, st.graph, st.format, st.warnings, undefined);
+      set({ dump: { ...dump, shown: k } });
     },
 
     clearImportError: () => set({ importError: null }),
