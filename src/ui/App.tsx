@@ -19,6 +19,7 @@ import { RunPanel } from './panels/RunPanel.tsx';
 import { ResultsTable } from './panels/ResultsTable.tsx';
 import { TimelinePanel } from './panels/TimelinePanel.tsx';
 import { CostPanel } from './panels/CostPanel.tsx';
+import { ToyPanel } from './panels/ToyPanel.tsx';
 import { CompareFixesPanel } from './panels/CompareFixesPanel.tsx';
 import { ExportMenu } from './panels/ExportMenu.tsx';
 import { Tour } from './tour/Tour.tsx';
@@ -30,6 +31,7 @@ const TABS: { id: BottomTab; label: string; render: () => ReactNode }[] = [
   { id: 'timeline', label: 'Timeline', render: () => <TimelinePanel /> },
   { id: 'cost', label: 'Cost model', render: () => <CostPanel /> },
   { id: 'fixes', label: 'Compare fixes', render: () => <CompareFixesPanel /> },
+  { id: 'toy', label: 'Why it is legal', render: () => <ToyPanel /> },
 ];
 
 const BOTTOM_MIN = 120;

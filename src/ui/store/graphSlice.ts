@@ -4,6 +4,8 @@ import { importGraph } from '../../graph/formats.ts';
 import { GraphImportError, type ImportWarning } from '../../graph/errors.ts';
 import { importStageFolder, type SkippedFile, type StageFile } from '../../graph/stageFolder.ts';
 import { findSample } from '../samples.ts';
+import { groupNodes } from '../../graph/groups.ts';
+import { drawnNodeCount } from '../graph/scene.ts';
 import type { RewriteStep } from '../urlState.ts';
 import type { AppState } from './index.ts';
 
@@ -56,6 +58,9 @@ export interface Restore {
   selected?: string | null;
 }
 
+/** Graphs with more boxes than this open with every layer folded. */
+export const FOLD_ABOVE_NODES = 2000;
+
 export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set, get) => {
   /** `tp` is the sample's TP degree; undefined lets the passes read the world size from the graph. */
   const install = (source: GraphSource, name: string, text: string, graph: Graph, format: string, warnings: string[], tp: number | undefined, restore?: Restore) => {
@@ -63,6 +68,8 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
     const s = get();
     // A run belongs to the graph it ran; another graph's rows must not show against this one.
     s.clearRun();
+    // A big graph opens with its layers folded: readable at once, and far less to draw.
+    s.setCollapsed(drawnNodeCount(graph) > FOLD_ABOVE_NODES ? groupNodes(graph).groups.map((g) => g.id) : []);
     s.setGates({ worldSize: tp }, { replay: false });
     s.resetSteps(restore?.steps ?? []);
     s.select(restore?.selected ?? null);
@@ -149,7 +156,13 @@ type Imported = { graph: Graph; format: string; warnings: string[] } | { error: 
 function tryImport(text: string): Imported {
   try {
     const r = importGraph(text);
-    return { graph: r.graph, format: r.format, warnings: r.warnings.map((w: ImportWarning) => `line ${w.line}: ${w.message}`) };
+    const warnings = r.warnings.map((w: ImportWarning) => `line ${w.line}: ${w.message}`);
+    // A module whose forward() never returns imports with no outputs: say so rather than run a guess.
+    const forward = text.search(/^\s*def forward\(/m);
+    if (forward >= 0 && r.graph.outputs === null) {
+      warnings.push(`line ${text.slice(0, forward).split('\n').length}: forward() has no return statement: the graph has no declared outputs, so its last values are taken as outputs`);
+    }
+    return { graph: r.graph, format: r.format, warnings };
   } catch (e) {
     if (e instanceof GraphImportError) return { error: { message: e.detail, line: e.line, col: e.col, text } };
     return { error: { message: `Import failed: ${(e as Error).message ?? String(e)}`, text } };
