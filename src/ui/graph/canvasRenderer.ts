@@ -50,7 +50,7 @@ export function drawCanvas(f: CanvasFrame): void {
     if (t.k >= LOD_TITLES * 0.5) {
       ctx.fillStyle = p.groupText;
       ctx.font = `600 ${g.collapsed ? 13 : 11}px ${p.font}`;
-      const label = g.collapsed ? `▸ ${g.label} · ${g.count} nodes` : `▾ ${g.label}`;
+      const label = g.collapsed ? `▸ ${g.label} · ${g.count} node${g.count === 1 ? '' : 's'}` : `▾ ${g.label}`;
       ctx.fillText(label, g.x + 12, g.collapsed ? g.y + g.h / 2 + 4 : g.y + 17);
     }
   }

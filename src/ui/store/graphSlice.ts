@@ -3,6 +3,8 @@ import type { Graph } from '../../graph/ir.ts';
 import { importGraph } from '../../graph/formats.ts';
 import { GraphImportError, type ImportWarning } from '../../graph/errors.ts';
 import { findSample } from '../samples.ts';
+import { groupNodes } from '../../graph/groups.ts';
+import { drawnNodeCount } from '../graph/scene.ts';
 import type { RewriteStep } from '../urlState.ts';
 import type { AppState } from './index.ts';
 
@@ -41,6 +43,9 @@ export interface Restore {
   selected?: string | null;
 }
 
+/** Graphs with more boxes than this open with every layer folded. */
+export const FOLD_ABOVE_NODES = 2000;
+
 export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set, get) => {
   /** `tp` is the sample's TP degree; undefined lets the passes read the world size from the graph. */
   const install = (source: GraphSource, name: string, text: string, graph: Graph, format: string, warnings: string[], tp: number | undefined, restore?: Restore) => {
@@ -48,6 +53,8 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
     const s = get();
     // A run belongs to the graph it ran; another graph's rows must not show against this one.
     s.clearRun();
+    // A big graph opens with its layers folded: readable at once, and far less to draw.
+    s.setCollapsed(drawnNodeCount(graph) > FOLD_ABOVE_NODES ? groupNodes(graph).groups.map((g) => g.id) : []);
     s.setGates({ worldSize: tp }, { replay: false });
     s.resetSteps(restore?.steps ?? []);
     s.select(restore?.selected ?? null);
