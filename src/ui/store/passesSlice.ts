@@ -45,7 +45,7 @@ export const PASS_LIST = Object.keys(PASS_DESCRIPTIONS) as PassName[];
 export const DEFAULT_GATES: PassOptions = { maxTokens: 8192, gpu: 'hopper' };
 
 /** Graphs with more nodes than this are rewritten in the pipeline worker; smaller ones take milliseconds here. */
-export const OFF_THREAD_ABOVE_NODES = 1000;
+export const OFF_THREAD_ABOVE_NODES = 500;
 
 /** A fresh base to replay steps on, with the gates it runs under and what else changes with it. */
 export interface NewBase {
