@@ -65,7 +65,8 @@ async function handle(req: PipelineRequest): Promise<void> {
         : [{ graph: base, step: null, matches: [] }];
       const { stages, error } = replay(known, req.steps, req.gates, progress);
       cache = { baseKey: req.baseKey, gates: req.gates, stages };
-      const reuse = Math.min(req.have, known.length);
+      // The page's stages are the same passes over the same graph: what it has is not sent again.
+      const reuse = Math.min(req.have, stages.length);
       const shown = req.shown === null ? stages.length - 1 : Math.min(req.shown, stages.length - 1);
       const counts = recount(stages[shown].graph, req.gates, progress);
       progress('sending the rewritten graphs to the page', null);
