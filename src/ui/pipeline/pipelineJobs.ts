@@ -6,6 +6,8 @@ import type { Graph } from '../../graph/ir.ts';
 import { importGraph } from '../../graph/formats.ts';
 import { GraphImportError, type ImportWarning } from '../../graph/errors.ts';
 import { PASSES, diagnose, type Diagnostic, type Match, type Pass, type PassOptions } from '../../graph/passes/pipeline.ts';
+import { groupNodes } from '../../graph/groups.ts';
+import { drawnNodeCount } from '../graph/scene.ts';
 import { findSample } from '../samples.ts';
 import type { RewriteStep } from '../urlState.ts';
 
@@ -30,8 +32,16 @@ export interface Stage {
 /** Reports a phase of the work and how far it is (0..1, null while unknown). */
 export type OnWorkProgress = (label: string, fraction: number | null) => void;
 
+/** Graphs with more boxes than this open with every layer folded. */
+export const FOLD_ABOVE_NODES = 2000;
+
+/** The layer groups a graph opens with folded: all of them past FOLD_ABOVE_NODES boxes, else none. */
+export function foldedOnOpen(g: Graph): string[] {
+  return drawnNodeCount(g) > FOLD_ABOVE_NODES ? groupNodes(g).groups.map((grp) => grp.id) : [];
+}
+
 export type Loaded =
-  | { kind: 'graph'; name: string; text: string; graph: Graph; format: string; warnings: string[]; tp: number | undefined }
+  | { kind: 'graph'; name: string; text: string; graph: Graph; format: string; warnings: string[]; tp: number | undefined; folded: string[] }
   | { kind: 'import-error'; error: ImportProblem }
   | { kind: 'notice'; message: string };
 
@@ -56,7 +66,7 @@ export function loadSource(source: GraphSource, onProgress: OnWorkProgress = () 
   try {
     const r = importGraph(text);
     const warnings = r.warnings.map((w: ImportWarning) => `line ${w.line}: ${w.message}`);
-    return { kind: 'graph', name, text, graph: r.graph, format: r.format, warnings, tp };
+    return { kind: 'graph', name, text, graph: r.graph, format: r.format, warnings, tp, folded: foldedOnOpen(r.graph) };
   } catch (e) {
     if (e instanceof GraphImportError) return { kind: 'import-error', error: { message: e.detail, line: e.line, col: e.col, text } };
     return { kind: 'import-error', error: { message: `Import failed: ${(e as Error).message ?? String(e)}`, text } };

@@ -78,7 +78,7 @@ describe('the store with the pipeline worker', () => {
     await done;
     expect({ stages: s().stages, steps: s().steps, cursor: s().cursor }).toEqual(before);
     expect(s().stages).toBe(before.stages);
-    expect(s().notice?.text).toBe('Cancelled: the graph shown is unchanged.');
+    expect(s().notice?.text).toBe('Rewriting cancelled: the graph shown is unchanged.');
     expect(s().work).toBeNull();
     // A fresh worker is started for the next step and sent the base again; the page keeps its stages.
     await s().undo();

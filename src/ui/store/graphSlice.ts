@@ -1,8 +1,6 @@
 import type { StateCreator } from 'zustand';
 import type { Graph } from '../../graph/ir.ts';
 import { findSample } from '../samples.ts';
-import { groupNodes } from '../../graph/groups.ts';
-import { drawnNodeCount } from '../graph/scene.ts';
 import type { RewriteStep } from '../urlState.ts';
 import { loadSource, type GraphSource, type ImportProblem, type Loaded } from '../pipeline/pipelineJobs.ts';
 import { WorkCancelled, loadOffThread, offThread } from '../pipeline/pipelineClient.ts';
@@ -40,8 +38,7 @@ export interface Restore {
   selected?: string | null;
 }
 
-/** Graphs with more boxes than this open with every layer folded. */
-export const FOLD_ABOVE_NODES = 2000;
+export { FOLD_ABOVE_NODES } from '../pipeline/pipelineJobs.ts';
 
 export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set, get) => {
   /** Counts loads, so one superseded while in the worker does not install its graph. */
@@ -49,16 +46,18 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
 
   /** Shows a loaded graph: the whole patch and its stages land together (see resetSteps). */
   const install = async (source: GraphSource, loaded: Extract<Loaded, { kind: 'graph' }>, restore?: Restore) => {
-    const { name, text, graph, format, warnings, tp } = loaded;
-    const patch = { source, sourceName: name, sourceText: text, base: graph, format, warnings, importError: null, draft: null, scrub: null };
+    const { name, text, graph, format, warnings, tp, folded } = loaded;
+    // A big graph opens with its layers folded (found where it was imported): readable at once, and far less to draw.
+    const patch = {
+      source, sourceName: name, sourceText: text, base: graph, format, warnings, importError: null, draft: null, scrub: null,
+      collapsed: new Set(folded),
+    };
     // `tp` is the sample's TP degree; undefined lets the passes read the world size from the graph.
     const gates = { ...get().gates, worldSize: tp };
     const installed = () => {
       const s = get();
       // A run belongs to the graph it ran; another graph's rows must not show against this one.
       s.clearRun();
-      // A big graph opens with its layers folded: readable at once, and far less to draw.
-      s.setCollapsed(drawnNodeCount(graph) > FOLD_ABOVE_NODES ? groupNodes(graph).groups.map((g) => g.id) : []);
       s.select(restore?.selected ?? null);
     };
     await get().resetSteps(restore?.steps ?? [], { base: graph, gates, patch: { ...patch, gates }, installed });

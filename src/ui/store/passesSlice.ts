@@ -107,7 +107,8 @@ export const createPassesSlice: StateCreator<AppState, [], [], PassesSlice> = (s
       } catch (e) {
         if (mine !== ticket) return false;
         get().setWork(null);
-        get().setNotice(e instanceof WorkCancelled ? 'Cancelled: the graph shown is unchanged.' : `Rewriting failed: ${(e as Error).message}`, !(e instanceof WorkCancelled));
+        const what = from ? 'Loading' : 'Rewriting';
+        get().setNotice(e instanceof WorkCancelled ? `${what} cancelled: the graph shown is unchanged.` : `${what} failed: ${(e as Error).message}`, !(e instanceof WorkCancelled));
         return false;
       }
       if (mine !== ticket) return false;

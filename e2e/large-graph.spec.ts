@@ -1,0 +1,94 @@
+// The 300-layer sample (≈10,000 nodes) off the main thread: it is generated, imported, rewritten
+// and counted in the pipeline worker while the page shows progress and stays live; Cancel stops a
+// load and a CPU run. The page's longest main-thread task (PerformanceObserver 'longtask') while
+// loading and while rewriting is printed next to its 200 ms target and asserted under it.
+
+import { test, expect, type Page } from '@playwright/test';
+
+const BIG = 'GPT-OSS-20B · 300 layers · TP4 (≈10,000 nodes)';
+/** The issue's target for any one main-thread task while loading or rewriting. */
+const LONG_TASK_TARGET_MS = 200;
+
+async function idle(page: Page, timeout = 30_000) {
+  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true', { timeout });
+}
+
+/** Records every long task from before the page's first script. */
+async function watchLongTasks(page: Page) {
+  await page.addInitScript(() => {
+    const w = window as unknown as { __tasks: number[] };
+    w.__tasks = [];
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) w.__tasks.push(e.duration);
+    }).observe({ type: 'longtask', buffered: true });
+  });
+}
+const resetTasks = (page: Page) => page.evaluate(() => { (window as unknown as { __tasks: number[] }).__tasks = []; });
+const longestTask = (page: Page) => page.evaluate(() => Math.max(0, ...(window as unknown as { __tasks: number[] }).__tasks));
+
+test('the 300-layer sample loads and rewrites in the worker with progress; no main-thread task over 200 ms', async ({ page }) => {
+  test.setTimeout(420_000);
+  await watchLongTasks(page);
+  await page.goto('/?test=1');
+  await idle(page);
+  await resetTasks(page);
+  await page.getByLabel('Sample').selectOption({ label: BIG });
+  const progress = page.getByTestId('work-progress');
+  await expect(progress).toBeVisible();
+  await expect(progress.getByRole('button', { name: 'Cancel' })).toBeEnabled();
+  // The graph loaded before stays drawn underneath while the worker works.
+  await expect(page.getByTestId('graph-view').first()).toBeVisible();
+  await idle(page, 300_000);
+  await expect(progress).toHaveCount(0);
+  await expect(page.getByTestId('status-nodes')).toContainText(/\d{4,}/);
+  // Past 2,000 boxes the layers open folded.
+  await expect(page.getByTestId('graph-view').locator('g[data-group][data-collapsed="true"]')).toHaveCount(300);
+  const loading = await longestTask(page);
+
+  await resetTasks(page);
+  await page.getByRole('button', { name: 'Run pipeline' }).click();
+  await expect(progress).toBeVisible();
+  await idle(page, 300_000);
+  await expect(page.getByTestId('graph-view')).toHaveCount(2);
+  const rewriting = await longestTask(page);
+  console.log(`300-layer sample: longest main-thread task while loading ${loading.toFixed(0)} ms, while rewriting ${rewriting.toFixed(0)} ms (target ${LONG_TASK_TARGET_MS} ms)`);
+  expect(loading).toBeLessThanOrEqual(LONG_TASK_TARGET_MS);
+  expect(rewriting).toBeLessThanOrEqual(LONG_TASK_TARGET_MS);
+});
+
+test('Cancel stops loading the 300-layer sample and keeps the graph shown; the page answers meanwhile', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  const nodes = await page.getByTestId('status-nodes').textContent();
+  await page.getByLabel('Sample').selectOption({ label: BIG });
+  const progress = page.getByTestId('work-progress');
+  await expect(progress).toBeVisible();
+  await progress.getByRole('button', { name: 'Cancel' }).click();
+  await expect(progress).toHaveCount(0);
+  await expect(page.getByRole('status').filter({ hasText: 'Loading cancelled' })).toBeVisible();
+  await idle(page);
+  await expect(page.getByTestId('status-nodes')).toHaveText(nodes!);
+  // A cancelled worker is replaced: the next load works.
+  await page.getByLabel('Sample').selectOption({ label: 'GPT-OSS-20B · 24 layers · TP4' });
+  await idle(page);
+  await expect(page.getByTestId('status-nodes')).not.toHaveText(nodes!);
+});
+
+test('a CPU run of a full-size layer runs in the worker and Cancel stops it', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByRole('tab', { name: 'Run' }).click();
+  await page.getByLabel('Backend').selectOption('cpu');
+  await page.getByLabel('Preset').selectOption('layer');
+  await page.getByRole('button', { name: 'Run before & after' }).click();
+  const progress = page.getByRole('status', { name: 'Run progress' });
+  await expect(progress).toBeVisible();
+  // The page answers while the worker computes: a click on another tab shows it.
+  await page.getByRole('tab', { name: 'Cost' }).click();
+  await expect(page.getByRole('tab', { name: 'Cost' })).toHaveAttribute('aria-selected', 'true');
+  await page.getByRole('tab', { name: 'Run' }).click();
+  await progress.getByRole('button', { name: 'Cancel' }).click();
+  await expect(page.getByTestId('run-error')).toHaveText('Run cancelled.');
+  await expect(page.getByRole('button', { name: 'Run before & after' })).toBeEnabled();
+  await idle(page);
+});
