@@ -21,7 +21,6 @@ export function RunPanel() {
   const runError = useStore((s) => s.runError);
   const report = useStore((s) => s.report);
   const run = useStore((s) => s.run);
-  const cancelRun = useStore((s) => s.cancelRun);
   const hasGraph = useStore((s) => s.base !== null);
   const cursor = useStore((s) => s.cursor);
   const agentAddress = useStore((s) => s.agentAddress);
@@ -90,7 +89,6 @@ export function RunPanel() {
         <div className="progress" role="status" aria-label="Run progress">
           <span>{progress.phase}</span>
           <progress max={1} value={progress.fraction ?? undefined} aria-label={progress.phase} />
-          <button type="button" className="small" onClick={cancelRun}>Cancel</button>
         </div>
       )}
       {settings.backend === 'agent' && agentInfo && <p className="muted">agent: {agentInfo}</p>}

@@ -1,15 +1,12 @@
-// The pipeline worker: generates samples, imports them, replays rewrite steps and counts sites,
-// and runs graphs on the CPU reference, so none of it blocks the page. It keeps the last base
-// graph and its stages, so a new step costs one pass, and graphs cross only once.
+// The pipeline worker: generates samples, imports them, replays rewrite steps and counts sites, so
+// none of it blocks the page. It keeps the last base graph and its stages, so a new step costs one
+// pass, and graphs cross only once.
 
 import type { Graph } from '../../graph/ir.ts';
 import type { PassOptions } from '../../graph/passes/pipeline.ts';
-import { compareGraphs } from '../../runtime/index.ts';
-import { timeGraphs } from '../../runtime/timing.ts';
 import { GraphAssembler, graphParts } from './graphParts.ts';
 import { loadSource, recount, replay, reusableStages, type Stage } from './pipelineJobs.ts';
 import type { PipelineReply, PipelineRequest } from './pipelineProtocol.ts';
-import { phaseLabel } from './runPhases.ts';
 
 const post = (reply: PipelineReply) => (self as unknown as Worker).postMessage(reply);
 
@@ -21,8 +18,8 @@ let cache: { baseKey: number; gates: PassOptions; stages: Stage[] } | null = nul
 
 function keep(key: number, g: Graph) {
   graphs.set(key, g);
-  // A base and a run's two graphs are all that is ever in use.
-  while (graphs.size > 4) graphs.delete(graphs.keys().next().value!);
+  // Only the latest base is in use; one more covers a load racing a replay.
+  while (graphs.size > 2) graphs.delete(graphs.keys().next().value!);
 }
 
 function need(key: number): Graph {
@@ -74,18 +71,6 @@ async function handle(req: PipelineRequest): Promise<void> {
         for (const part of graphParts(stages[i].graph, i)) post({ id, kind: 'graph-part', part });
       }
       post({ id, kind: 'replayed', reuse, stages: stages.slice(reuse).map(({ step, matches }) => ({ step, matches })), error, counts });
-      return;
-    }
-    case 'run': {
-      const before = need(req.beforeKey), after = need(req.afterKey);
-      const settings = { ...req.settings, backend: 'cpu' as const };
-      const report = await compareGraphs(before, after, req.passes, {
-        ...settings, onProgress: (p) => progress(phaseLabel(p), p.total ? p.done / p.total : null),
-      });
-      const runs = req.timedRuns;
-      const timing = await timeGraphs(before, after, settings, runs, true, (done, total) =>
-        progress(`timed run ${Math.ceil(done / 2)}/${runs} (${done % 2 ? 'before' : 'after'})`, done / total));
-      post({ id, kind: 'ran', report, timing });
       return;
     }
   }

@@ -1,14 +1,10 @@
-// The page's side of the pipeline worker. Two workers: one for loading and rewriting, one for CPU
-// runs, so a long run does not hold up a rewrite. Cancel terminates a worker — the only way to
-// stop a synchronous pass mid-way — and the next request starts a fresh one (the graphs it held
-// are sent again). Where workers are unavailable (Node, a blocked script) callers run the same
+// The page's side of the pipeline worker. Cancel terminates the worker — the only way to stop a
+// synchronous pass mid-way — and the next request starts a fresh one (the base it held is sent
+// again). Where workers are unavailable (Node, a blocked script) callers run the same
 // jobs on the page (`offThread` is false).
 
 import type { Graph } from '../../graph/ir.ts';
 import type { PassOptions } from '../../graph/passes/pipeline.ts';
-import type { CompareReport } from '../../runtime/index.ts';
-import type { Timing } from '../../runtime/timing.ts';
-import type { RunSettings } from '../store/runSlice.ts';
 import type { RewriteStep } from '../urlState.ts';
 import { GraphAssembler, graphParts } from './graphParts.ts';
 import type { Counts, GraphSource, Loaded, Stage } from './pipelineJobs.ts';
@@ -75,12 +71,12 @@ class WorkerChannel {
   }
 
   /** The key of `g` in the worker, sending it first (in parts) when the worker lacks it. */
-  hold(g: Graph, slot: 'before' | 'after' | 0): number {
+  hold(g: Graph): number {
     const had = this.held.get(g);
     if (had !== undefined) return had;
     const w = this.start();
     const key = this.nextId++;
-    for (const part of graphParts(g, slot)) w.postMessage({ id: key, kind: 'graph-part', key, part } satisfies PipelineRequest);
+    for (const part of graphParts(g, 0)) w.postMessage({ id: key, kind: 'graph-part', key, part } satisfies PipelineRequest);
     this.held.set(g, key);
     return key;
   }
@@ -100,7 +96,6 @@ class WorkerChannel {
 }
 
 const pipeline = new WorkerChannel();
-const runs = new WorkerChannel();
 
 /** Whether work can leave the page's thread here. */
 export const offThread = (): boolean => pipeline.available;
@@ -122,7 +117,7 @@ export interface ReplayResult { stages: Stage[]; error: string | null; counts: C
  */
 export async function replayOffThread(known: Stage[], steps: RewriteStep[], gates: PassOptions, shown: number | null,
   onProgress: OnProgress): Promise<ReplayResult> {
-  const baseKey = pipeline.hold(known[0].graph, 0);
+  const baseKey = pipeline.hold(known[0].graph);
   const req = { kind: 'replay' as const, baseKey, steps, gates, shown, have: known.length };
   const { reply, parts } = await pipeline.request(req, onProgress);
   if (reply.kind !== 'replayed') throw new Error(`pipeline worker answered a replay with '${reply.kind}'`);
@@ -131,15 +126,5 @@ export async function replayOffThread(known: Stage[], steps: RewriteStep[], gate
   return { stages, error: reply.error, counts: reply.counts };
 }
 
-export async function runOffThread(before: Graph, after: Graph, passes: string[], settings: RunSettings, timedRuns: number,
-  onProgress: OnProgress): Promise<{ report: CompareReport; timing: Timing }> {
-  const beforeKey = runs.hold(before, 'before'), afterKey = runs.hold(after, 'after');
-  const { reply } = await runs.request({ kind: 'run', beforeKey, afterKey, passes, settings, timedRuns }, onProgress);
-  if (reply.kind !== 'ran') throw new Error(`pipeline worker answered a run with '${reply.kind}'`);
-  return { report: reply.report, timing: reply.timing };
-}
-
 /** Stops loading and rewriting mid-way. */
 export const cancelPipeline = (): void => pipeline.stop();
-/** Stops a CPU run mid-way. */
-export const cancelRun = (): void => runs.stop();

@@ -4,8 +4,6 @@ import { compareGraphs, registerBackend, RunError, type CompareReport, type RunO
 import { AgentClient, agentAddressFromLocation, agentBackend, type AgentAddress } from '../../runtime/agentClient.ts';
 import type { Graph } from '../../graph/ir.ts';
 import { timeGraphs, type Timing } from '../../runtime/timing.ts';
-import { phaseLabel } from '../pipeline/runPhases.ts';
-import { WorkCancelled, cancelRun as stopRunWorker, offThread, runOffThread } from '../pipeline/pipelineClient.ts';
 import type { AppState } from './index.ts';
 
 export type RunSettings = Omit<RunOptions, 'onProgress'>;
@@ -67,11 +65,16 @@ export interface RunSlice {
   setCostTp(tp: number | null): void;
   setCostAlgorithm(algorithm: Algorithm): void;
   run(): Promise<void>;
-  /** Stops the run in progress (a CPU run mid-kernel; other backends between their steps' awaits). */
-  cancelRun(): void;
   /** Forgets the last run (a different graph was loaded); a run still going is dropped when it ends. */
   clearRun(): void;
 }
+
+const PHASES: Record<string, string> = {
+  plan: 'planning', compile: 'compiling kernels', upload: 'uploading inputs', run: 'running', download: 'reading back outputs',
+};
+
+/** The phase's label with its count where it has one (compiling kernels 3/12). */
+const phaseLabel = (p: { phase: string; done: number; total: number }) => `${PHASES[p.phase] ?? p.phase}${p.total && p.phase !== 'plan' ? ` ${p.done}/${p.total}` : ''}`;
 
 export const DEFAULT_TIMED_RUNS = 3;
 
@@ -139,13 +142,6 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
     const current = () => id === runId && get().base === subject?.base;
     set({ runStatus: 'running', progress: { phase: 'plan', fraction: null }, runError: null, report: null, timing: null, reportFor: null });
     try {
-      const onProgress = (phase: string, fraction: number | null) => { if (current()) set({ progress: { phase, fraction } }); };
-      // The CPU reference computes on the thread it runs on: in the run worker, the page stays live.
-      if (runSettings.backend === 'cpu' && offThread()) {
-        const { report, timing } = await runOffThread(before, after, passes, runSettings, get().timedRuns, onProgress);
-        if (current()) set({ runStatus: 'done', report, timing, reportFor: subject, progress: null });
-        return;
-      }
       if (runSettings.backend === 'agent') {
         const { hello } = await connectAgent(get().agentAddress);
         const d = hello.device;
@@ -153,7 +149,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
       }
       const report = await compareGraphs(before, after, passes, {
         ...runSettings,
-        onProgress: (p) => onProgress(phaseLabel(p), p.total ? p.done / p.total : null),
+        onProgress: (p) => { if (current()) set({ progress: { phase: phaseLabel(p), fraction: p.total ? p.done / p.total : null } }); },
       });
       if (!current()) return;
       // The comparison's runs compiled every kernel: they are the warm-up, never timed.
@@ -163,20 +159,9 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
       });
       if (current()) set({ runStatus: 'done', report, timing, reportFor: subject, progress: null });
     } catch (e) {
-      if (e instanceof WorkCancelled) {
-        if (current()) set({ runStatus: 'idle', progress: null, runError: 'Run cancelled.' });
-        return;
-      }
       const message = e instanceof RunError ? e.message : `Run failed: ${(e as Error).message ?? String(e)}`;
       if (current()) set({ runStatus: 'error', runError: message, progress: null });
     }
-  },
-  cancelRun: () => {
-    if (get().runStatus !== 'running') return;
-    // A run in the worker stops at once; one on the page is dropped (its result is not shown).
-    stopRunWorker();
-    runId++;
-    set({ runStatus: 'idle', progress: null, runError: 'Run cancelled.' });
   },
   clearRun: () => {
     runId++;
