@@ -17,14 +17,28 @@ import type { HostTensor } from '../src/runtime/hostTensor.ts';
 import { lowerPlan, type LoweredProgram } from './program.ts';
 import { planFromWire } from './planWire.ts';
 import {
-  ProtocolError, checkClientMessage,
-  type AgentLimits, type ClientMessage, type DeviceInfo, type ErrorCode, type InputDecl, type OutputDecl, type ResultReply, type RunOptionsWire,
+  ProtocolError,
+  checkClientMessage,
+  type AgentLimits,
+  type ClientMessage,
+  type DeviceInfo,
+  type ErrorCode,
+  type InputDecl,
+  type OutputDecl,
+  type ResultReply,
+  type RunOptionsWire,
 } from '../src/runtime/agentProtocol.ts';
 
 /** Text messages up to this size are parsed on the event loop (a hello, a cancel, a small run). */
 export const INLINE_PARSE_BYTES = 64 * 1024;
 
-export interface ErrorReplyFields { code: ErrorCode; message: string; id?: string; node?: string; op?: string }
+export interface ErrorReplyFields {
+  code: ErrorCode;
+  message: string;
+  id?: string;
+  node?: string;
+  op?: string;
+}
 
 /** A checked message; a run's graph or plan stays where it was parsed, named by `body`. */
 export type ParsedMessage =
@@ -65,7 +79,10 @@ export interface PreparedRun {
 }
 
 /** The result message (JSON bytes) and, in its order, where each output lies in the worker's payload. */
-export interface Delivery { message: Uint8Array; frames: [offset: number, bytes: number][] }
+export interface Delivery {
+  message: Uint8Array;
+  frames: [offset: number, bytes: number][];
+}
 
 /** Bytes → a checked message, or the error reply naming the field. Runs anywhere. */
 export function parseMessage(bytes: Uint8Array, limits: AgentLimits): ClientMessage | ErrorReplyFields {
@@ -78,17 +95,23 @@ export function parseMessage(bytes: Uint8Array, limits: AgentLimits): ClientMess
   try {
     return checkClientMessage(parsed, limits);
   } catch (e) {
-    if (e instanceof ProtocolError) return { code: e.code, message: e.message, ...(e.id ? { id: e.id } : {}) };
+    if (e instanceof ProtocolError)
+      return { code: e.code, message: e.message, ...(e.id ? { id: e.id } : {}) };
     throw e;
   }
 }
 
 const RUN_ERROR_CODES: Record<RunError['kind'], ErrorCode> = {
-  input: 'input', limits: 'limits', 'unsupported-ops': 'unsupported-ops', validation: 'validation', 'device-lost': 'validation',
+  input: 'input',
+  limits: 'limits',
+  'unsupported-ops': 'unsupported-ops',
+  validation: 'validation',
+  'device-lost': 'validation',
 };
 
 function errorReply(e: unknown, id: string): ErrorReplyFields {
-  if (e instanceof RunError) return { code: RUN_ERROR_CODES[e.kind], message: e.message, id, node: e.node, op: e.op };
+  if (e instanceof RunError)
+    return { code: RUN_ERROR_CODES[e.kind], message: e.message, id, node: e.node, op: e.op };
   if (e instanceof ProtocolError) return { code: e.code, message: e.message, id };
   // A RangeError from a hostile shape, or a bug: still one reply, never a dead agent.
   return { code: 'validation', message: e instanceof Error ? e.message.split('\n')[0] : String(e), id };
@@ -96,51 +119,100 @@ function errorReply(e: unknown, id: string): ErrorReplyFields {
 
 function planFor(body: { graph?: unknown; plan?: unknown }, o: RunOptionsWire, limits: AgentLimits): Plan {
   if (body.plan !== undefined) {
-    const p = planFromWire(body.plan, { maxSteps: limits.maxGraphNodes * 4, maxStorages: limits.maxGraphNodes * 4, maxRanks: limits.maxRanks, maxElements: 2 ** 34 });
-    if (p.ranks !== o.ranks || p.dtype !== o.dtype) throw new ProtocolError('bad-message', `plan.ranks/dtype (${p.ranks}, ${p.dtype}) differ from options (${o.ranks}, ${o.dtype})`);
+    const p = planFromWire(body.plan, {
+      maxSteps: limits.maxGraphNodes * 4,
+      maxStorages: limits.maxGraphNodes * 4,
+      maxRanks: limits.maxRanks,
+      maxElements: 2 ** 34,
+    });
+    if (p.ranks !== o.ranks || p.dtype !== o.dtype)
+      throw new ProtocolError(
+        'bad-message',
+        `plan.ranks/dtype (${p.ranks}, ${p.dtype}) differ from options (${o.ranks}, ${o.dtype})`,
+      );
     return p;
   }
   let g;
   try {
     g = graphFromJson(body.graph, { maxNodes: limits.maxGraphNodes });
   } catch (e) {
-    throw new ProtocolError(/limit|at most/i.test((e as Error).message) ? 'limits' : 'bad-message', `run.graph: ${(e as Error).message}`);
+    throw new ProtocolError(
+      /limit|at most/i.test((e as Error).message) ? 'limits' : 'bad-message',
+      `run.graph: ${(e as Error).message}`,
+    );
   }
   return planGraph(g, { preset: o.preset, dtype: o.dtype, ranks: o.ranks, tokens: o.tokens });
 }
 
 /** A received tensor as the runtime's HostTensor: a view of the transferred bytes, not a copy. */
 function tensorOf(d: InputDecl, b: ArrayBuffer): HostTensor {
-  const data = d.dtype === 'bf16' ? new Uint16Array(b) : d.dtype === 'f32' ? new Float32Array(b) : new Int32Array(b);
+  const data =
+    d.dtype === 'bf16' ? new Uint16Array(b) : d.dtype === 'f32' ? new Float32Array(b) : new Int32Array(b);
   return { dtype: d.dtype, shape: d.shape, data };
 }
 
 /** Plans and lowers a run. Runs anywhere; the server calls it through the thread. */
-export function prepareRun(req: Omit<PrepareRequest, 'body'> & { body: { graph?: unknown; plan?: unknown } }): Prepared {
+export function prepareRun(
+  req: Omit<PrepareRequest, 'body'> & { body: { graph?: unknown; plan?: unknown } },
+): Prepared {
   const plan = planFor(req.body, req.options, req.limits);
   const inputs = new Map<string, HostTensor>();
   req.inputs.forEach((d, k) => inputs.set(d.name, tensorOf(d, req.tensors[k])));
-  const lowered = lowerPlan(plan, { id: req.id, seed: req.options.seed ?? DEFAULT_SEED, inputs, maxDeviceBytes: req.limits.maxDeviceBytes });
+  const lowered = lowerPlan(plan, {
+    id: req.id,
+    seed: req.options.seed ?? DEFAULT_SEED,
+    inputs,
+    maxDeviceBytes: req.limits.maxDeviceBytes,
+  });
   return { lowered, ranks: plan.ranks, fed: plan.fed };
 }
 
 /** The worker's result header → the client's result message (outputs, trace) and the frames to send. */
-export function resultMessage(id: string, run: Prepared, h: Record<string, unknown>, dev: DeviceInfo): Delivery {
+export function resultMessage(
+  id: string,
+  run: Prepared,
+  h: Record<string, unknown>,
+  dev: DeviceInfo,
+): Delivery {
   const { lowered } = run;
   const mode = h.mode === 'cuda' ? 'cuda' : 'cpu';
   const timing: TraceEvent['timing'] = mode === 'cuda' ? 'cuda-event' : 'host';
   const events: TraceEvent[] = [];
   const notes = new Set<string>();
-  for (const t of h.trace as { rank: number; step: number; start_us: number; dur_us: number; note?: string }[]) {
+  for (const t of h.trace as {
+    rank: number;
+    step: number;
+    start_us: number;
+    dur_us: number;
+    note?: string;
+  }[]) {
     const s = lowered.steps[t.step];
     if (!s) continue;
-    events.push({ rank: t.rank, node: s.node, op: s.op, kind: s.kind, start_us: t.start_us, dur_us: t.dur_us, bytesRead: s.bytesRead, bytesWritten: s.bytesWritten, timing });
+    events.push({
+      rank: t.rank,
+      node: s.node,
+      op: s.op,
+      kind: s.kind,
+      start_us: t.start_us,
+      dur_us: t.dur_us,
+      bytesRead: s.bytesRead,
+      bytesWritten: s.bytesWritten,
+      timing,
+    });
     if (t.note && t.note !== 'nccl') notes.add(`${s.node}: ${t.note}`);
   }
-  const device = mode === 'cuda' && dev.gpus.length
-    ? `${run.ranks}× ${dev.gpus[0].name} (CUDA ${dev.cuda}, NCCL ${dev.nccl})`
-    : `CPU (agent worker${dev.reason ? `: ${dev.reason}` : ''})`;
-  const trace: Trace = { backend: 'agent', device, ranks: run.ranks, events, fed: run.fed, notes: [...notes] };
+  const device =
+    mode === 'cuda' && dev.gpus.length
+      ? `${run.ranks}× ${dev.gpus[0].name} (CUDA ${dev.cuda}, NCCL ${dev.nccl})`
+      : `CPU (agent worker${dev.reason ? `: ${dev.reason}` : ''})`;
+  const trace: Trace = {
+    backend: 'agent',
+    device,
+    ranks: run.ranks,
+    events,
+    fed: run.fed,
+    notes: [...notes],
+  };
   const bySlot = new Map(lowered.outputs.map((o) => [o.slot, o]));
   const outputs: OutputDecl[] = [];
   const frames: Delivery['frames'] = [];
@@ -177,8 +249,12 @@ function serveThread(port: NonNullable<typeof parentPort>): void {
   const reply = (r: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(r, transfer);
   port.on('message', (m: ToThread) => {
     switch (m.op) {
-      case 'drop': bodies.delete(m.key); return;
-      case 'forget': runs.delete(m.key); return;
+      case 'drop':
+        bodies.delete(m.key);
+        return;
+      case 'forget':
+        runs.delete(m.key);
+        return;
       case 'parse': {
         try {
           const r = parseMessage(m.bytes, m.limits);
@@ -188,13 +264,22 @@ function serveThread(port: NonNullable<typeof parentPort>): void {
           bodies.set(m.seq, { graph, plan });
           return reply({ seq: m.seq, message: { ...rest, body: { key: m.seq } } });
         } catch (e) {
-          return reply({ seq: m.seq, error: { code: 'bad-message', message: e instanceof Error ? e.message.split('\n')[0] : String(e) } });
+          return reply({
+            seq: m.seq,
+            error: {
+              code: 'bad-message',
+              message: e instanceof Error ? e.message.split('\n')[0] : String(e),
+            },
+          });
         }
       }
       case 'prepare': {
         const { req } = m;
         let body: { graph?: unknown; plan?: unknown } | undefined;
-        if ('key' in req.body) { body = bodies.get(req.body.key); bodies.delete(req.body.key); } else body = req.body;
+        if ('key' in req.body) {
+          body = bodies.get(req.body.key);
+          bodies.delete(req.body.key);
+        } else body = req.body;
         try {
           if (!body) throw new ProtocolError('protocol', `run '${req.id}': its graph is no longer held`);
           const prepared = prepareRun({ ...req, body });
@@ -205,11 +290,23 @@ function serveThread(port: NonNullable<typeof parentPort>): void {
           const request = new TextEncoder().encode(JSON.stringify(program));
           prepared.lowered.payload = [];
           runs.set(m.seq, prepared);
-          const transfer = [request.buffer, ...payload.map((b) => b.buffer as ArrayBuffer)].filter((b, k, all) => all.indexOf(b) === k);
-          return reply({
-            seq: m.seq,
-            prepared: { key: m.seq, request, payload, steps: prepared.lowered.steps.length, world: program.world, slotElements: program.slots.reduce((a, n) => a + n, 0) },
-          }, transfer);
+          const transfer = [request.buffer, ...payload.map((b) => b.buffer as ArrayBuffer)].filter(
+            (b, k, all) => all.indexOf(b) === k,
+          );
+          return reply(
+            {
+              seq: m.seq,
+              prepared: {
+                key: m.seq,
+                request,
+                payload,
+                steps: prepared.lowered.steps.length,
+                world: program.world,
+                slotElements: program.slots.reduce((a, n) => a + n, 0),
+              },
+            },
+            transfer,
+          );
         } catch (e) {
           return reply({ seq: m.seq, error: errorReply(e, req.id) });
         }
@@ -218,11 +315,20 @@ function serveThread(port: NonNullable<typeof parentPort>): void {
         const run = runs.get(m.key);
         try {
           if (!run) throw new Error(`run '${m.id}' is no longer held`);
-          const header = JSON.parse(Buffer.from(m.header.buffer, m.header.byteOffset, m.header.byteLength).toString()) as Record<string, unknown>;
+          const header = JSON.parse(
+            Buffer.from(m.header.buffer, m.header.byteOffset, m.header.byteLength).toString(),
+          ) as Record<string, unknown>;
           const delivery = resultMessage(m.id, run, header, m.device);
           return reply({ seq: m.seq, delivery }, [delivery.message.buffer as ArrayBuffer]);
         } catch (e) {
-          return reply({ seq: m.seq, error: { code: 'worker', message: `the worker's result could not be read: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`, id: m.id } });
+          return reply({
+            seq: m.seq,
+            error: {
+              code: 'worker',
+              message: `the worker's result could not be read: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`,
+              id: m.id,
+            },
+          });
         }
       }
       case 'where': {
@@ -242,7 +348,8 @@ if (parentPort && (workerData as { role?: string } | null)?.role === THREAD_MARK
 
 /** The buffer of `b` when `b` spans all of it (then it can be transferred); otherwise a copy's. */
 export function ownBuffer(b: Uint8Array): ArrayBuffer {
-  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) return b.buffer;
+  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer)
+    return b.buffer;
   return new Uint8Array(b).buffer as ArrayBuffer;
 }
 
@@ -258,7 +365,9 @@ export class PreparationThread {
     if (this.worker) return this.worker;
     // In the source tree a small .mjs registers the TypeScript loader first; the bundle for the GPU
     // host builds the same file name from this module.
-    const w = new Worker(new URL('./preparationThread.mjs', import.meta.url), { workerData: { role: THREAD_MARK } });
+    const w = new Worker(new URL('./preparationThread.mjs', import.meta.url), {
+      workerData: { role: THREAD_MARK },
+    });
     w.on('message', (r: FromThread) => {
       const p = this.pending.get(r.seq);
       if (!p) return;
@@ -272,7 +381,9 @@ export class PreparationThread {
       for (const [, p] of this.pending) p.reject(new Error(`the preparation thread ${why}`));
       this.pending.clear();
     };
-    w.on('error', (e: unknown) => fail(`failed: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`));
+    w.on('error', (e: unknown) =>
+      fail(`failed: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`),
+    );
     w.on('exit', (code) => fail(`exited with code ${code}`));
     w.unref();
     this.worker = w;
@@ -291,7 +402,11 @@ export class PreparationThread {
     const seq = ++this.seq;
     const buf = ownBuffer(bytes);
     const r = await this.call({ op: 'parse', seq, bytes: new Uint8Array(buf), limits }, [buf]);
-    return 'error' in r ? r.error : 'message' in r ? r.message : { code: 'bad-message', message: 'unexpected reply' };
+    return 'error' in r
+      ? r.error
+      : 'message' in r
+        ? r.message
+        : { code: 'bad-message', message: 'unexpected reply' };
   }
 
   /** Plans and lowers a run in the thread; its tensors are transferred (the caller no longer holds them). */
@@ -306,11 +421,20 @@ export class PreparationThread {
   }
 
   /** The result message for a run's worker reply (its header bytes are handed over). */
-  async deliver(key: number, id: string, header: Buffer, device: DeviceInfo): Promise<Delivery | ErrorReplyFields> {
+  async deliver(
+    key: number,
+    id: string,
+    header: Buffer,
+    device: DeviceInfo,
+  ): Promise<Delivery | ErrorReplyFields> {
     const seq = ++this.seq;
     const buf = ownBuffer(header);
     const r = await this.call({ op: 'deliver', seq, key, id, header: new Uint8Array(buf), device }, [buf]);
-    return 'error' in r ? r.error : 'delivery' in r ? r.delivery : { code: 'worker', message: 'unexpected reply', id };
+    return 'error' in r
+      ? r.error
+      : 'delivery' in r
+        ? r.delivery
+        : { code: 'worker', message: 'unexpected reply', id };
   }
 
   /** The node (and its op) of a prepared run's step, by index or node name, for error messages. */
@@ -327,7 +451,8 @@ export class PreparationThread {
 
   /** Forgets a run body the thread holds (its run was cancelled before it was prepared). */
   drop(body: RunBody): void {
-    if ('key' in body && this.worker) this.worker.postMessage({ op: 'drop', key: body.key } satisfies ToThread);
+    if ('key' in body && this.worker)
+      this.worker.postMessage({ op: 'drop', key: body.key } satisfies ToThread);
   }
 
   async close(): Promise<void> {

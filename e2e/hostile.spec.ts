@@ -20,9 +20,11 @@ async function watchLongTasks(page: Page) {
     }).observe({ type: 'longtask', buffered: true });
   });
 }
-const longestTask = (page: Page) => page.evaluate(() => (window as unknown as { __longest: number }).__longest);
+const longestTask = (page: Page) =>
+  page.evaluate(() => (window as unknown as { __longest: number }).__longest);
 
-const base64url = (b: Buffer) => b.toString('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+const base64url = (b: Buffer) =>
+  b.toString('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 
 test('a 50 MB paste: refused by size, the error view draws a window of rows', async ({ page }) => {
   await watchLongTasks(page);
@@ -53,15 +55,21 @@ test('a 50 MB paste: refused by size, the error view draws a window of rows', as
   expect(rows).toBeGreaterThan(0);
   expect(rows).toBeLessThan(120);
   // Scrolled to the end, the last lines are drawn (and still only a window of them).
-  await view.evaluate((el) => { el.scrollTop = el.scrollHeight; });
+  await view.evaluate((el) => {
+    el.scrollTop = el.scrollHeight;
+  });
   await expect(view.locator('.code-line[data-line="1100001"]')).toBeAttached();
   expect(await view.locator('.code-line').count()).toBeLessThan(120);
   // The graph loaded before stays on screen.
   await expect(page.getByTestId('graph-view').first()).toBeVisible();
-  console.log(`50 MB paste: longest main-thread task ${(await longestTask(page)).toFixed(0)} ms after the pick (while loading the app: ${before.toFixed(0)} ms)`);
+  console.log(
+    `50 MB paste: longest main-thread task ${(await longestTask(page)).toFixed(0)} ms after the pick (while loading the app: ${before.toFixed(0)} ms)`,
+  );
 });
 
-test('a deflate-bomb link is refused past the inflate cap with the garbage-link notice; the default sample loads', async ({ page }) => {
+test('a deflate-bomb link is refused past the inflate cap with the garbage-link notice; the default sample loads', async ({
+  page,
+}) => {
   await page.addInitScript(() => {
     const w = window as unknown as { __tasks: [number, number][] };
     w.__tasks = [];
@@ -73,7 +81,9 @@ test('a deflate-bomb link is refused past the inflate cap with the garbage-link 
   // In the fragment: a link this long (~350 KB) in the query is refused by the server itself.
   await page.goto(`/?test=1#state=${bomb}`);
   await idle(page);
-  await expect(page.getByRole('status').filter({ hasText: "Ignored the link's state" })).toContainText('inflates to more than');
+  await expect(page.getByRole('status').filter({ hasText: "Ignored the link's state" })).toContainText(
+    'inflates to more than',
+  );
   await expect(page.getByTestId('graph-view').first()).toBeVisible();
   // Long tasks while the link was read (between the app's User Timing marks), apart from the app's start and its default sample.
   const [decodeMs, longest, overall] = await page.evaluate(() => {
@@ -83,7 +93,9 @@ test('a deflate-bomb link is refused past the inflate cap with the garbage-link 
     const during = tasks.filter(([s, d]) => s < to && s + d > from).map(([, d]) => d);
     return [to - from, Math.max(0, ...during), Math.max(0, ...tasks.map(([, d]) => d))];
   });
-  console.log(`bomb link (${bomb.length} chars, 256 MiB inflated): refused after ${decodeMs.toFixed(0)} ms; longest main-thread task while reading it ${longest.toFixed(0)} ms (in the whole load, app start and default sample included: ${overall.toFixed(0)} ms)`);
+  console.log(
+    `bomb link (${bomb.length} chars, 256 MiB inflated): refused after ${decodeMs.toFixed(0)} ms; longest main-thread task while reading it ${longest.toFixed(0)} ms (in the whole load, app start and default sample included: ${overall.toFixed(0)} ms)`,
+  );
 });
 
 test('a link naming an unknown GPU gets the notice, not a blank app', async ({ page }) => {
@@ -92,16 +104,22 @@ test('a link naming an unknown GPU gets the notice, not a blank app', async ({ p
   const state = { v: 1, source: { sample: 'pr-before' }, steps: [], gates: { gpu: 'ampere', worldSize: 4 } };
   await page.goto(`/?test=1&state=${base64url(deflateSync(Buffer.from(JSON.stringify(state))))}`);
   await idle(page);
-  await expect(page.getByRole('status').filter({ hasText: "Ignored the link's state" })).toContainText('state.gates.gpu is "ampere"; expected one of hopper, blackwell');
+  await expect(page.getByRole('status').filter({ hasText: "Ignored the link's state" })).toContainText(
+    'state.gates.gpu is "ampere"; expected one of hopper, blackwell',
+  );
   await expect(page.getByTestId('graph-view').first()).toBeVisible();
   expect(errors).toEqual([]);
 });
 
-test('a state too long for a query string goes in the fragment, beside the agent token, and restores', async ({ page }) => {
+test('a state too long for a query string goes in the fragment, beside the agent token, and restores', async ({
+  page,
+}) => {
   await page.goto('/?test=1#token=abc');
   await idle(page);
   await page.getByRole('button', { name: 'Paste FX…' }).click();
-  await page.getByLabel('FX source').fill(readFileSync(new URL('../fixtures/fx/real/gpt-paral2_layer8-r0.py', import.meta.url), 'utf8'));
+  await page
+    .getByLabel('FX source')
+    .fill(readFileSync(new URL('../fixtures/fx/real/gpt-paral2_layer8-r0.py', import.meta.url), 'utf8'));
   await page.getByRole('button', { name: 'Import' }).click();
   await idle(page);
   const url = new URL(page.url());

@@ -41,4 +41,7 @@ lines.on('line', (l) => {
   maxGap = 0;
   maxBusy = 0;
 });
-lines.on('close', async () => { await agent.close(); process.exit(0); });
+lines.on('close', async () => {
+  await agent.close();
+  process.exit(0);
+});

@@ -20,13 +20,24 @@ export async function runCliCaptured(argv: string[]): Promise<CliOutcome> {
   const err: string[] = [];
   const realOut = process.stdout.write;
   const realErr = process.stderr.write;
-  process.stdout.write = ((chunk: string | Uint8Array) => { out.push(String(chunk)); return true; }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => { err.push(String(chunk)); return true; }) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    out.push(String(chunk));
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    err.push(String(chunk));
+    return true;
+  }) as typeof process.stderr.write;
   try {
     const code = await main(argv);
     return { code, stdout: out.join(''), stderr: err.join('') };
   } catch (e) {
-    return { code: -1, stdout: out.join(''), stderr: err.join(''), threw: e instanceof Error ? `${e.name}: ${e.message}`.split('\n')[0] : String(e) };
+    return {
+      code: -1,
+      stdout: out.join(''),
+      stderr: err.join(''),
+      threw: e instanceof Error ? `${e.name}: ${e.message}`.split('\n')[0] : String(e),
+    };
   } finally {
     process.stdout.write = realOut;
     process.stderr.write = realErr;

@@ -9,7 +9,9 @@ const SEED = process.env.CLI_MUTANT_SEED ? Number(process.env.CLI_MUTANT_SEED) :
 describe('the CLI over seeded mutants of the real dumps', () => {
   it(`${CASES} mutants: exit 0, or exit 2 and one line; no stack trace (seed ${SEED})`, async () => {
     const r = await runCliMutants(SEED, CASES);
-    console.log(`CLI mutants (seed ${SEED}): ${r.tried} tried, exit codes ${JSON.stringify(r.codes)}, ${r.failures.length} failed`);
+    console.log(
+      `CLI mutants (seed ${SEED}): ${r.tried} tried, exit codes ${JSON.stringify(r.codes)}, ${r.failures.length} failed`,
+    );
     expect(r.failures.slice(0, 10)).toEqual([]);
     // Both outcomes occur, so the mutants reach past the importers.
     expect(r.codes[0] ?? 0).toBeGreaterThan(CASES / 20);

@@ -13,9 +13,16 @@ import { mutateGraphJson, mutateText, prng } from '../graph/mutants.ts';
 import { runCliCaptured, type CliOutcome } from './captured.ts';
 
 const FIXTURES = new URL('../../fixtures/fx/', import.meta.url);
-const SOURCES = ['real/qwen2-paral2_layer1-r0.py', 'real/qwen2-paral4_layer1-r0.py', 'seed/pr28841-before.fragment.txt', 'seed/pr28841-after.fragment.txt']
-  .map((f) => ({ file: f, text: readFileSync(new URL(f, FIXTURES), 'utf8') }));
-const JSON_SOURCES = SOURCES.map((s) => ({ file: `${s.file}.json`, text: JSON.stringify(graphToJson(parseFx(s.text).graph)) }));
+const SOURCES = [
+  'real/qwen2-paral2_layer1-r0.py',
+  'real/qwen2-paral4_layer1-r0.py',
+  'seed/pr28841-before.fragment.txt',
+  'seed/pr28841-after.fragment.txt',
+].map((f) => ({ file: f, text: readFileSync(new URL(f, FIXTURES), 'utf8') }));
+const JSON_SOURCES = SOURCES.map((s) => ({
+  file: `${s.file}.json`,
+  text: JSON.stringify(graphToJson(parseFx(s.text).graph)),
+}));
 
 const FLAGS: [string, string[]][] = [
   ['--passes', ['slice-hoist', 'allreduce-rmsnorm,slice-hoist', 'x', '', ',', 'noop-elimination,,']],
@@ -55,11 +62,14 @@ function flags(rnd: () => number, table: [string, string[]][]): string[] {
   return out;
 }
 
-export interface Mutant { argv: string[]; what: string }
+export interface Mutant {
+  argv: string[];
+  what: string;
+}
 
 function makeMutant(dir: string, c: number, rnd: () => number): Mutant {
   const kind = rnd();
-  const pickOf = <T,>(xs: T[]) => xs[Math.floor(rnd() * xs.length)];
+  const pickOf = <T>(xs: T[]) => xs[Math.floor(rnd() * xs.length)];
   if (kind < 0.4) {
     const src = pickOf(SOURCES);
     const m = mutateText(src.text, rnd);
@@ -79,7 +89,10 @@ function makeMutant(dir: string, c: number, rnd: () => number): Mutant {
     const m = mutateText(JSON.stringify(JSON.parse(src.text), null, 1), rnd);
     const path = join(dir, `m${c}.json`);
     writeFileSync(path, m.text);
-    return { argv: ['rewrite', path, ...flags(rnd, FLAGS)], what: `${src.file} (text): ${m.steps.join('; ')}` };
+    return {
+      argv: ['rewrite', path, ...flags(rnd, FLAGS)],
+      what: `${src.file} (text): ${m.steps.join('; ')}`,
+    };
   }
   if (kind < 0.95) {
     const file = pickOf([join(dir, 'missing.py'), dir, new URL(pickOf(SOURCES).file, FIXTURES).pathname]);
@@ -92,21 +105,32 @@ function makeMutant(dir: string, c: number, rnd: () => number): Mutant {
   const m = mutateText(src.text, rnd);
   const path = join(dir, `m${c}.py`);
   writeFileSync(path, m.text);
-  return { argv: ['run', path, '--backend', 'cpu', ...flags(rnd, RUN_FLAGS)], what: `run ${src.file}: ${m.steps.join('; ')}` };
+  return {
+    argv: ['run', path, '--backend', 'cpu', ...flags(rnd, RUN_FLAGS)],
+    what: `run ${src.file}: ${m.steps.join('; ')}`,
+  };
 }
 
 /** What is wrong with one outcome, or null. */
 function judge(m: Mutant, o: CliOutcome): string | null {
   if (o.threw) return `threw ${o.threw}`;
-  const errLines = o.stderr.split('\n').filter((l) => l !== '' && !/: warning: /.test(l) && !l.startsWith('fed from seeded inputs'));
+  const errLines = o.stderr
+    .split('\n')
+    .filter((l) => l !== '' && !/: warning: /.test(l) && !l.startsWith('fed from seeded inputs'));
   if (errLines.some((l) => /^\s+at /.test(l))) return `stack trace on stderr:\n${o.stderr}`;
   if (errLines.some((l) => /internal error/.test(l))) return `internal error: ${errLines.join(' | ')}`;
   if (o.code === 0) {
     if (errLines.length) return `exit 0 with stderr ${JSON.stringify(o.stderr)}`;
-    const emitsFx = m.argv[0] === 'rewrite' && !m.argv.some((a) => a === '--report' || a === '--emit=json' || a.startsWith('--out'))
-      && !m.argv.some((a, i) => a === '--emit' && m.argv[i + 1] === 'json');
+    const emitsFx =
+      m.argv[0] === 'rewrite' &&
+      !m.argv.some((a) => a === '--report' || a === '--emit=json' || a.startsWith('--out')) &&
+      !m.argv.some((a, i) => a === '--emit' && m.argv[i + 1] === 'json');
     if (emitsFx) {
-      try { importGraph(o.stdout, { fileName: 'rewritten.py' }); } catch (e) { return `wrote FX that does not import back: ${(e as Error).message}`; }
+      try {
+        importGraph(o.stdout, { fileName: 'rewritten.py' });
+      } catch (e) {
+        return `wrote FX that does not import back: ${(e as Error).message}`;
+      }
     }
     return null;
   }
@@ -115,7 +139,11 @@ function judge(m: Mutant, o: CliOutcome): string | null {
   return null;
 }
 
-export interface MutantReport { tried: number; codes: Record<number, number>; failures: string[] }
+export interface MutantReport {
+  tried: number;
+  codes: Record<number, number>;
+  failures: string[];
+}
 
 /** Runs `cases` mutants from `seed`; each failure names its case, what was mutated and why it failed. */
 export async function runCliMutants(seed: number, cases: number): Promise<MutantReport> {
@@ -129,7 +157,10 @@ export async function runCliMutants(seed: number, cases: number): Promise<Mutant
       const o = await runCliCaptured(m.argv);
       codes[o.code] = (codes[o.code] ?? 0) + 1;
       const bad = judge(m, o);
-      if (bad) failures.push(`case ${c} (${m.what}) ${m.argv.slice(0, 1).concat(m.argv.slice(2)).join(' ')}: ${bad}`);
+      if (bad)
+        failures.push(
+          `case ${c} (${m.what}) ${m.argv.slice(0, 1).concat(m.argv.slice(2)).join(' ')}: ${bad}`,
+        );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -15,9 +15,39 @@ export function prng(seed: number): () => number {
   };
 }
 
-export interface Mutant { text: string; steps: string[] }
+export interface Mutant {
+  text: string;
+  steps: string[];
+}
 
-const NASTY = ['(', ')', '[', ']', '{', '}', "'", '"', ',', ':', '=', '#', '%', '\0', '\uFFFD', 'é', '\t', '\n', '-', '.', '*', ';', ' ', '\\', '0', 'x'];
+const NASTY = [
+  '(',
+  ')',
+  '[',
+  ']',
+  '{',
+  '}',
+  "'",
+  '"',
+  ',',
+  ':',
+  '=',
+  '#',
+  '%',
+  '\0',
+  '\uFFFD',
+  'é',
+  '\t',
+  '\n',
+  '-',
+  '.',
+  '*',
+  ';',
+  ' ',
+  '\\',
+  '0',
+  'x',
+];
 
 /** One to three line-level or character-level edits of a text. */
 export function mutateText(text: string, rnd: () => number): Mutant {
@@ -29,8 +59,14 @@ export function mutateText(text: string, rnd: () => number): Mutant {
     if (lines.length === 0) lines = [''];
     const i = pick(lines.length);
     switch (pick(8)) {
-      case 0: steps.push(`delete line ${i + 1}`); lines.splice(i, 1); break;
-      case 1: steps.push(`duplicate line ${i + 1}`); lines.splice(i, 0, lines[i]); break;
+      case 0:
+        steps.push(`delete line ${i + 1}`);
+        lines.splice(i, 1);
+        break;
+      case 1:
+        steps.push(`duplicate line ${i + 1}`);
+        lines.splice(i, 0, lines[i]);
+        break;
       case 2: {
         const j = pick(lines.length);
         steps.push(`swap lines ${i + 1} and ${j + 1}`);
@@ -50,7 +86,9 @@ export function mutateText(text: string, rnd: () => number): Mutant {
         lines = all.slice(0, at).split('\n');
         break;
       }
-      case 5: case 6: case 7: {
+      case 5:
+      case 6:
+      case 7: {
         const line = lines[i];
         const at = pick(line.length + 1);
         const ch = NASTY[pick(NASTY.length)];
@@ -66,7 +104,15 @@ export function mutateText(text: string, rnd: () => number): Mutant {
   return { text: lines.join('\n'), steps };
 }
 
-type Doc = { graph: { nodes: Record<string, unknown>[]; inputs: Record<string, unknown>[]; submodules: Record<string, unknown>; [k: string]: unknown }; [k: string]: unknown };
+type Doc = {
+  graph: {
+    nodes: Record<string, unknown>[];
+    inputs: Record<string, unknown>[];
+    submodules: Record<string, unknown>;
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+};
 
 const ODD_NAMES = ['a b', '1x', 'x.y', 'x-y', 'def', 'None', 'é', 'x"y', "x'y", 'x\ny', 'x:y', 'x=y', '(x)'];
 const ODD_VALUES: unknown[] = [null, true, -1, 1e308, 0.5, '', 'x', [], {}, [[[]]], { kind: 'ref' }, 2 ** 53];
@@ -134,7 +180,8 @@ export function mutateGraphJson(text: string, rnd: () => number): Mutant {
         steps.push(`nest ${DEEP} levels into ${where} of node ${i}`);
         const mark = `"@@deep${r}@@"`;
         if (where === 'args') n.args = [...(Array.isArray(n.args) ? n.args : []), `@@deep${r}@@`];
-        else if (where === 'meta') n.meta = { ...(typeof n.meta === 'object' ? n.meta : {}), deep: `@@deep${r}@@` };
+        else if (where === 'meta')
+          n.meta = { ...(typeof n.meta === 'object' ? n.meta : {}), deep: `@@deep${r}@@` };
         else if (where === 'type') n.type = `@@deep${r}@@`;
         else {
           doc.graph.submodules.deep = `@@deep${r}@@`;
@@ -158,7 +205,15 @@ export function mutateGraphJson(text: string, rnd: () => number): Mutant {
         break;
       }
       case 8: {
-        const ops = ['vllm.all_reduce.default', 'aten.slice.Tensor', '_C.fused_add_rms_norm.default', 'higher_order.auto_functionalized', 'getitem', 'call_module', 'x'];
+        const ops = [
+          'vllm.all_reduce.default',
+          'aten.slice.Tensor',
+          '_C.fused_add_rms_norm.default',
+          'higher_order.auto_functionalized',
+          'getitem',
+          'call_module',
+          'x',
+        ];
         const op = ops[pick(ops.length)];
         steps.push(`node ${i}.op = ${op}`);
         n.op = op;
@@ -173,5 +228,9 @@ export function mutateGraphJson(text: string, rnd: () => number): Mutant {
 
 function deepSubmodules(depth: number): string {
   const open = '{"name":"s","form":"module","inputs":[],"nodes":[],"outputs":null,"submodules":{"s":';
-  return open.repeat(depth) + '{"name":"s","form":"module","inputs":[],"nodes":[],"outputs":null,"submodules":{}}' + '}}'.repeat(depth);
+  return (
+    open.repeat(depth) +
+    '{"name":"s","form":"module","inputs":[],"nodes":[],"outputs":null,"submodules":{}}' +
+    '}}'.repeat(depth)
+  );
 }

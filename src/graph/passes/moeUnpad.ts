@@ -108,7 +108,7 @@ const sliceAfterReduce: Rule = {
   check(b, { ix }) {
     return unpadRefusal(ix, b.nodes['pad']!, b.nodes['moe']!, b.nodes['out']!, b.nodes['slice']!, [b.nodes['ar']!]);
   },
-  rewrite: (b, edit, { ix }) => rewriteUnpad(b, edit, false),
+  rewrite: (b, edit) => rewriteUnpad(b, edit, false),
 };
 
 /** all_reduce(slice(moe(pad(h))[0])): after slice-hoist (PR #28841's graph); also no all-reduce at TP 1. */

@@ -2,9 +2,12 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MAX_SHOWN_CHARS, lineBounds, lineStarts, shownLine, visibleRows } from './sourceWindow.ts';
 
-const qwen = readFileSync(new URL('../../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url), 'utf8');
+const qwen = readFileSync(
+  new URL('../../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url),
+  'utf8',
+);
 
-describe('the source error view\'s window', () => {
+describe("the source error view's window", () => {
   it('finds every line of a real dump as split would, without the strings', () => {
     const starts = lineStarts(qwen);
     const lines = qwen.split('\n');
