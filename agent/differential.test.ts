@@ -65,11 +65,15 @@ async function withEntry<T>(
 const failingMapOutputs = (r: { failures: string[] }) => r.failures.filter((f) => / map_\d+/.test(f)).length;
 
 describe("differential: CPU reference, WebGPU (Dawn + SwiftShader) and the agent's CPU worker", () => {
-  it('every graph covers every kernel of the table, and every elementwise op', () => {
+  it('every graph covers every kernel the agent runs, and every elementwise op', () => {
+    // A kernel with no worker op (fp8_quant) is refused by the agent, so the sweep cannot hold it;
+    // its CPU and WGSL kernels are checked on their own (src/wgsl/fp8Quant.test.ts).
+    const onAgent = (Object.keys(KERNELS) as KernelName[]).filter((k) => KERNELS[k].worker.length > 0);
+    expect(onAgent).not.toContain('fp8_quant');
     for (const c of differentialCases(SEED, 4)) {
       const { graph } = randomGraph(c);
       const plan = buildPlan(graph, { preset: 'tiny', dtype: c.dtype, ranks: c.ranks, tokens: c.tokens });
-      expect(new Set(plan.steps.map((s) => s.kernel))).toEqual(new Set(Object.keys(KERNELS) as KernelName[]));
+      expect(new Set(plan.steps.map((s) => s.kernel))).toEqual(new Set(onAgent));
       for (const op of Object.keys(ELEMENTWISE_OPS))
         expect(
           graph.nodes.some((n) => n.op === op),

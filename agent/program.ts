@@ -269,6 +269,8 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
         emit(s, 'moe', [x, logits, ...weightSlots], [storageSlot(s.out)], [T, H, E, Is, s.topK]);
         break;
       }
+      case 'fp8_quant':
+        throw new RunError('unsupported-ops', `node ${s.node} (${s.op}): the agent's native worker has no FP8 quant kernel; run it on webgpu or cpu`, { node: s.node, op: s.op });
       default: assertNever(s, 'kernel');
     }
   }

@@ -151,6 +151,16 @@ describe('plans from the wire', () => {
     expect(() => lowerPlan(plan, { id: 'x', seed: 1, maxDeviceBytes: 2 ** 30 })).toThrow("node mm (aten.mm.default): writes 64 elements into storage 'o' of 16");
   });
 
+  it('an FP8 quant step arrives through the wire and is refused by node: the native worker has no FP8 kernel', () => {
+    const plan = planFromWire({
+      ...base,
+      storages: [{ id: 'x', dtype: 'bf16', shape: [4, 8] }, { id: 's', dtype: 'bf16', shape: [1] }, { id: 'q', dtype: 'bf16', shape: [4, 8] }],
+      steps: [{ kernel: 'fp8_quant', node: 'auto_functionalized_1', op: '_C.static_scaled_fp8_quant.default', x: view('x', [4, 8]), scale: view('s', [1]), satfinite: false, out: 'q' }],
+      outputs: [{ name: 'getitem_2', view: view('q', [4, 8]) }],
+    }, lim);
+    expect(() => lowerPlan(plan, { id: 'x', seed: 1, maxDeviceBytes: 2 ** 30 })).toThrow("node auto_functionalized_1 (_C.static_scaled_fp8_quant.default): the agent's native worker has no FP8 quant kernel");
+  });
+
   it('a run larger than the device allowance is refused with the figures', () => {
     const plan = planFromWire({ ...base, storages: [{ id: 's', dtype: 'bf16', shape: [1024, 1024] }], steps: [], outputs: [{ name: 's', view: view('s', [1024, 1024]) }] }, lim);
     expect(() => lowerPlan(plan, { id: 'x', seed: 1, maxDeviceBytes: 2 ** 20 })).toThrow('the run needs 4.0 MiB over 2 ranks; the agent allows 1 MiB');

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -90,5 +90,60 @@ describe('fusionlab rewrite', () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('cannot read');
     expect(missing.stderr).toContain('ENOENT');
+  });
+
+  it('--tp-group: an all-reduce over another group is refused by name until that group is the TP group', () => {
+    const dp = readFileSync(SEED, 'utf8').replaceAll("'tp:0'", "'dp:0'");
+    const refused = JSON.parse(run(['rewrite', '-', '--report'], dp).stdout);
+    expect(refused.passes.map((p: { matches: number }) => p.matches)).toEqual([0, 1, 0]);
+    expect(refused.diagnostics.map((d: { blocker: string }) => d.blocker)).toEqual(['group']);
+    const fused = JSON.parse(run(['rewrite', '-', '--report', '--tp-group', 'dp:0'], dp).stdout);
+    expect(fused.passes.map((p: { matches: number }) => p.matches)).toEqual([0, 1, 1]);
+    expect(run(['rewrite', SEED, '--tp-group']).stderr).toContain('--tp-group takes');
+  });
+
+  it('--report lists, per fused site, the gates a shapeless graph left unevaluated', () => {
+    const text = [
+      'graph():',
+      '    %mm_1 : [num_users=1] = placeholder[target=mm_1]',
+      '    %getitem_5 : [num_users=1] = placeholder[target=getitem_5]',
+      '    %arg7_1 : [num_users=1] = placeholder[target=arg7_1]',
+      '    %all_reduce_1 : [num_users=1] = call_function[target=torch.ops.vllm.all_reduce.default](args = (%mm_1, tp:0), kwargs = {})',
+      '    %auto_functionalized_2 : [num_users=1] = call_function[target=torch.ops.higher_order.auto_functionalized](args = (_C.fused_add_rms_norm.default,), kwargs = {input: %all_reduce_1, residual: %getitem_5, weight: %arg7_1, epsilon: 1e-05})',
+      '    %getitem_6 : [num_users=1] = call_function[target=operator.getitem](args = (%auto_functionalized_2, 1), kwargs = {})',
+      '    return (getitem_6,)',
+    ].join('\n');
+    const rep = JSON.parse(run(['rewrite', '-', '--report'], text).stdout);
+    expect(rep.passes[2]).toMatchObject({ name: 'allreduce-rmsnorm', matches: 1, sites: ['all_reduce_1'] });
+    expect(rep.passes[2].unevaluated).toEqual([{ site: 'all_reduce_1', gates: [expect.stringContaining("token capacity: all_reduce_1's input shape is unknown")] }]);
+    expect(rep.passes[1].unevaluated).toBeUndefined();
+  });
+
+  it("a folder (vLLM's debug dump) imports as ordered stages: the first is rewritten, the report lists each with its fused sites", () => {
+    const dump = join(dir, 'dump');
+    mkdirSync(join(dump, 'rank_0'), { recursive: true });
+    const after = readFileSync(SEED.replace('before', 'after'), 'utf8');
+    writeFileSync(join(dump, 'rank_0', 'post_grad.3.AllReduceFusionPass.after.py'), after);
+    writeFileSync(join(dump, 'rank_0', 'post_grad.3.AllReduceFusionPass.before.py'), readFileSync(SEED, 'utf8'));
+    writeFileSync(join(dump, 'rank_0', 'patterns.AllReduceFusionPass.0.py'), 'patterns = {}\n');
+    const r = run(['rewrite', dump, '--report', '--gpu', 'blackwell']);
+    expect(r.code).toBe(0);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.stage).toBe('post_grad.3.AllReduceFusionPass.before');
+    expect(rep.stages.map((s: { name: string; fusedSites: number }) => [s.name, s.fusedSites])).toEqual([
+      ['post_grad.3.AllReduceFusionPass.before', 0], ['post_grad.3.AllReduceFusionPass.after', 1],
+    ]);
+    expect(rep.passes.map((p: { matches: number }) => p.matches)).toEqual([0, 1, 1]);
+    expect(r.stderr).toContain("patterns.AllReduceFusionPass.0.py: skipped: vLLM's pattern dump");
+    const second = JSON.parse(run(['rewrite', dump, '--report', '--stage', '1']).stdout);
+    expect(second.stage).toBe('post_grad.3.AllReduceFusionPass.after');
+    expect(second.passes.map((p: { matches: number }) => p.matches)).toEqual([0, 0, 0]);
+    const bad = run(['rewrite', dump, '--stage', 'nope']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("no stage 'nope'");
+    const empty = join(dir, 'empty-dump');
+    mkdirSync(empty);
+    writeFileSync(join(empty, 'notes.md'), '# not a graph');
+    expect(run(['rewrite', empty]).stderr).toContain('no graph among its 1 files');
   });
 });

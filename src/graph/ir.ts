@@ -2,10 +2,11 @@
 // A Graph is an ordered list of Nodes plus its inputs and outputs. Values are
 // referred to by name: a Ref names either a graph input or a node.
 
-export type DType = 'bf16' | 'f16' | 'f32' | 'f64' | 'i64' | 'i32' | 'i16' | 'i8' | 'u8' | 'b8';
+/** dtypes as FX annotations spell them (`f8e4m3fn` is torch.float8_e4m3fn, vLLM's FP8 on CUDA). */
+export type DType = 'bf16' | 'f16' | 'f32' | 'f64' | 'i64' | 'i32' | 'i16' | 'i8' | 'u8' | 'b8' | 'f8e4m3fn';
 
 export const DTYPE_BYTES: Record<DType, number> = {
-  bf16: 2, f16: 2, f32: 4, f64: 8, i64: 8, i32: 4, i16: 2, i8: 1, u8: 1, b8: 1,
+  bf16: 2, f16: 2, f32: 4, f64: 8, i64: 8, i32: 4, i16: 2, i8: 1, u8: 1, b8: 1, f8e4m3fn: 1,
 };
 
 /** A dimension: a concrete size, or a symbolic expression as FX prints it (`s72`, `2*s0`). */

@@ -26,7 +26,8 @@ export interface GraphIndex {
  * op they wrap (`auto_functionalized:_C.fused_add_rms_norm.default`) — vLLM's patterns name that op.
  */
 export function matchKey(n: Node): string {
-  if (n.op === AUTO_FUNCTIONALIZED) {
+  // v2 is keyed as v1: a pattern written against auto_functionalized matches through either.
+  if (n.op === AUTO_FUNCTIONALIZED || n.op === AUTO_FUNCTIONALIZED_V2) {
     const t = n.args[0];
     if (t && typeof t === 'object' && !Array.isArray(t) && t.kind === 'op') return `${AUTO_FUNCTIONALIZED}:${t.target}`;
   }
@@ -34,6 +35,48 @@ export function matchKey(n: Node): string {
 }
 
 export const AUTO_FUNCTIONALIZED = 'higher_order.auto_functionalized';
+export const AUTO_FUNCTIONALIZED_V2 = 'higher_order.auto_functionalized_v2';
+
+/** The op an auto_functionalized (v1 or v2) node runs, or undefined for other nodes. */
+export function functionalizedTarget(n: Node): string | undefined {
+  if (n.op !== AUTO_FUNCTIONALIZED && n.op !== AUTO_FUNCTIONALIZED_V2) return undefined;
+  const t = n.args[0];
+  return t && typeof t === 'object' && !Array.isArray(t) && t.kind === 'op' ? t.target : undefined;
+}
+
+/**
+ * An argument of the op a functionalized node runs, by schema name. v1 passes every argument as a
+ * keyword. v2 (torch/_higher_order_ops/auto_functionalize.py) passes a mutated argument as
+ * `_{name}_base_index` into `_all_bases`, plus `_{name}_size/_stride/_storage_offset` or
+ * `_{name}_slice_*` when it is a view of that base: a view is not the base, so it reads as unknown.
+ */
+export function functionalizedArg(n: Node, name: string): Arg | undefined {
+  if (n.op !== AUTO_FUNCTIONALIZED_V2 || name in n.kwargs) return n.kwargs[name];
+  const base = n.kwargs[`_${name}_base_index`];
+  if (base === undefined) return undefined;
+  if (base === null) return null;
+  const bases = n.kwargs['_all_bases'];
+  if (typeof base !== 'number' || !Array.isArray(bases)) return undefined;
+  const prefix = `_${name}_`;
+  for (const k in n.kwargs) if (k.startsWith(prefix) && k !== `_${name}_base_index`) return undefined;
+  return bases[base];
+}
+
+/**
+ * The getitem index under which a functionalized node returns the new value of its mutated
+ * argument `name`: v1 returns the mutated arguments in schema order from [1]; v2 returns every
+ * base from [1] (`[1 + _{name}_base_index]`). Undefined when the argument is not returned whole.
+ */
+export function mutatedResultIndex(n: Node, name: string): number | undefined {
+  const target = functionalizedTarget(n);
+  if (target === undefined) return undefined;
+  if (n.op === AUTO_FUNCTIONALIZED) {
+    const i = (lookupOp(target)?.args.filter((a) => a.mutates) ?? []).findIndex((a) => a.name === name);
+    return i < 0 ? undefined : i + 1;
+  }
+  const base = n.kwargs[`_${name}_base_index`];
+  return typeof base === 'number' && functionalizedArg(n, name) !== undefined ? base + 1 : undefined;
+}
 
 /** Calls `f` for every Ref inside an argument, allocating nothing. */
 export function forEachRef(a: Arg, f: (name: string) => void): void {
@@ -187,7 +230,7 @@ function matchInto(p: NodePat, n: Node, ix: GraphIndex, b: Bindings): boolean {
     }
   }
   if (p.kwargs) {
-    for (const k in p.kwargs) if (!matchArg(p.kwargs[k]!, n.kwargs[k], ix, b)) return false;
+    for (const k in p.kwargs) if (!matchArg(p.kwargs[k]!, functionalizedArg(n, k), ix, b)) return false;
   }
   return !p.where || p.where(n, b, ix);
 }

@@ -401,6 +401,16 @@ export const KERNELS = {
     collective: true,
     doc: 'every rank\'s rows, in rank order',
   },
+  // FP8 e4m3fn quant of contiguous x by 1/scale[0] (src/runtime/fp8.ts), values held in the run
+  // dtype (each is exact in bf16). satfinite: FlashInfer's saturating cast (the fused op's
+  // quant_out), else vLLM's static_scaled_fp8_quant clamp. No worker op yet: the agent refuses it.
+  fp8_quant: {
+    fields: { x: 'view', scale: 'view', satfinite: 'bool', out: 'storage' },
+    worker: [],
+    rounding: 'exact',
+    collective: false,
+    doc: 'static FP8 quant',
+  },
 } as const satisfies Record<string, KernelDef>;
 
 export type KernelName = keyof typeof KERNELS;
@@ -456,6 +466,8 @@ export const KERNEL_COST: { [K in KernelName]: (k: Extract<Kernel, { kernel: K }
   rms_norm: (k, out) => ({ bytesRead: viewBytes(k.x) + viewBytes(k.w), bytesWritten: out, flops: 4 * numel(k.x.shape) }),
   fused_add_rms_norm: (k, out) => ({ bytesRead: viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w), bytesWritten: out, flops: 5 * numel(k.x.shape) }),
   all_reduce: (k, out, ranks) => ({ bytesRead: ranks * viewBytes(k.x), bytesWritten: out, flops: (ranks - 1) * numel(k.x.shape) }),
+  // Multiply, clamp, round: about 3 FLOPs an element; the scale is one element.
+  fp8_quant: (k, out) => ({ bytesRead: viewBytes(k.x) + viewBytes(k.scale), bytesWritten: out, flops: 3 * numel(k.x.shape) }),
   fused_allreduce_norm: (k, out, ranks) => ({
     bytesRead: ranks * viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w), bytesWritten: out, flops: (ranks - 1 + 5) * numel(k.x.shape),
   }),

@@ -3,6 +3,7 @@
 // Ops not listed import as opaque nodes (their annotated types are kept) with a warning.
 
 import type { Arg, Graph, Node, TensorType, ValueType } from './ir.ts';
+import { sliceLength } from './sliceShape.ts';
 import { ELEMENTWISE_OPS, type ElementwiseOpDef } from './opTable.ts';
 
 export type OpKind = 'compute' | 'collective' | 'view' | 'norm' | 'fused' | 'memory' | 'meta' | 'opaque';
@@ -161,26 +162,15 @@ defineOp({
   facts: { view: true },
   infer: (n, typeOf) => {
     const t = typeOf(n.args[0] ?? null);
-    if (!t || t.kind !== 'tensor') return undefined;
+    if (!t || t.kind !== 'tensor' || t.shape.length === 0) return undefined;
     const arg = (i: number, name: string, def: Arg) => (i < n.args.length ? n.args[i] : name in n.kwargs ? n.kwargs[name] : def);
-    const rank = t.shape.length;
     const dimArg = arg(1, 'dim', 0);
-    if (typeof dimArg !== 'number' || rank === 0) return undefined;
-    const dim = dimArg < 0 ? dimArg + rank : dimArg;
+    if (typeof dimArg !== 'number') return undefined;
+    const dim = dimArg < 0 ? dimArg + t.shape.length : dimArg;
     const size = t.shape[dim];
     if (size === undefined) return undefined;
-    const startArg = arg(2, 'start', null), endArg = arg(3, 'end', null), stepArg = arg(4, 'step', 1);
-    const start = startArg === null ? 0 : startArg, step = stepArg;
-    // FX prints an open end as INT64_MAX (9223372036854775807).
-    const end = endArg === null || (typeof endArg === 'number' && endArg >= Number.MAX_SAFE_INTEGER) ? size : endArg;
-    if (typeof start !== 'number' || typeof step !== 'number' || step < 1 || start < 0) return undefined;
-    let len: number | string;
-    if (typeof end === 'number') {
-      const stop = typeof size === 'number' ? Math.min(end, size) : end;
-      len = Math.max(0, Math.ceil((stop - start) / step));
-    } else if (typeof end === 'string' && end === size && step === 1) {
-      len = start === 0 ? size : `${size} - ${start}`;
-    } else return undefined;
+    const len = sliceLength(size, arg(2, 'start', null), arg(3, 'end', null), arg(4, 'step', 1), typeOf);
+    if (len === undefined) return undefined;
     const shape = t.shape.slice();
     shape[dim] = len;
     return { kind: 'tensor', dtype: t.dtype, shape };
@@ -290,6 +280,10 @@ defineOp({
   doc: 'Item of a tuple-valued node (auto_functionalized: [0] the op\'s return, [1..] mutated args).',
 });
 defineOp({
+  name: 'higher_order.auto_functionalized_v2', kind: 'meta', returns: -1, args: [P('op', 'OpOverload')],
+  doc: 'auto_functionalized with bases: a mutated arg is `_{name}_base_index` into `_all_bases`; result [0] is the op\'s return, [1..] the new bases.',
+});
+defineOp({
   name: 'higher_order.auto_functionalized', kind: 'meta', returns: -1, args: [P('op', 'OpOverload')],
   doc: 'Runs a mutating op functionally: result [0] is its return, [1..] the new values of its mutated args.',
 });
@@ -371,8 +365,21 @@ defineOp({
     { name: 'quant_out', type: 'Tensor(a!)?', mutates: true }, { name: 'scale_out', type: 'Tensor(a!)?', mutates: true },
     T('rms_gamma'), P('rms_eps', 'float'), P('pattern_code', 'int'), P('world_rank', 'int'), P('world_size', 'int'),
     P('launch_with_pdl', 'bool'), P('trigger_completion_at_end', 'bool'), P('fp32_acc', 'bool'), P('max_token_num', 'int'),
+    { name: 'scale_factor', type: 'Tensor?', default: null },
   ],
-  doc: 'One kernel: all-reduce, + residual, RMSNorm (pattern 1: [1] normed output when norm_out is None, [2] new residual).',
+  doc: 'One kernel: all-reduce, + residual, RMSNorm (pattern 1: [1] normed output when norm_out is None, [2] new residual; 2: + FP8 quant into quant_out [4] with scale_factor; 3: + NVFP4 into quant_out [4], scale_out [5]).',
+});
+
+// --- quantization (vLLM csrc/quantization) -------------------------------------------------
+defineOp({
+  name: '_C.static_scaled_fp8_quant.default', kind: 'compute', returns: 0,
+  args: [M('result'), T('input'), T('scale')],
+  doc: 'result = f8e4m3fn(clamp(input · (1 / scale), ±448)), rounded to nearest even; one f32 scale per tensor.',
+});
+defineOp({
+  name: '_C.scaled_fp4_quant.default', kind: 'compute', returns: 0,
+  args: [M('output'), T('input'), M('output_scale'), T('input_scale')],
+  doc: 'NVFP4: two e2m1 values per byte into output, one fp8 scale per 16 values (swizzled) into output_scale.',
 });
 
 /** The types an op's results have, for multi-result nodes; undefined where not derivable. */

@@ -1,6 +1,7 @@
 // The `cpu` backend: the reference. All ranks run in lockstep on the calling thread; the
 // all-reduce sums the ranks' tensors in rank order.
 
+import { f8e4m3fnValue, inverseScale, quantizeFp8 } from './fp8.ts';
 import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { Plan, Step, View } from './plan.ts';
@@ -150,6 +151,14 @@ function runStep(s: Step, m: Map<string, HostArray>, plan: Plan, rank: number, s
     case 'moe': {
       const r = asRows(s.x)!;
       m.set(s.out, rounded(dt(s.out), cpuMoe(read(s.x), read(s.logits), r.rows, r.cols, s.experts, s.topK, s.intermediate, s.layer, rank, plan.ranks, seed, dt(s.out))));
+      return;
+    }
+    case 'fp8_quant': {
+      const inv = inverseScale(read(s.scale)[0]!);
+      const x = read(s.x);
+      const out = new Float64Array(x.length);
+      for (let i = 0; i < x.length; i++) out[i] = f8e4m3fnValue(quantizeFp8(x[i]!, inv, s.satfinite ? 'satfinite' : 'clamp'));
+      m.set(s.out, rounded(dt(s.out), out));
       return;
     }
     case 'all_reduce': case 'fused_allreduce_norm': case 'reduce_scatter': case 'all_gather':

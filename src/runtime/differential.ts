@@ -217,6 +217,11 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     g.out(g.node('item', 'getitem', [af, 1], {}, null), 'fused_allreduce_norm');
     g.out(g.node('item', 'getitem', [af, 2], {}, null), 'fused_allreduce_norm');
   },
+  // Not generated: every graph here also runs on the agent, whose native worker has no FP8 kernel
+  // and refuses it by node. The CPU and WGSL quantizers are checked bit-exactly against an
+  // independent reference on every bf16 value (src/wgsl/fp8Quant.test.ts), and run through the
+  // planner before and after the fusion (src/runtime/fp8QuantRun.test.ts).
+  fp8_quant: () => undefined,
   // Sequence parallelism's pair, over a concrete token count every rank count splits.
   reduce_scatter: (g) => {
     const c = g.pick(COLS), m = g.ranks * g.int(1, 3);

@@ -92,7 +92,8 @@ export function asRows(v: View): { offset: number; rows: number; cols: number; r
   return { offset: v.offset, rows, cols, rowStride };
 }
 
-const FLOAT_DTYPES = new Set(['bf16', 'f16', 'f32', 'f64']);
+// f8e4m3fn values are held in the run dtype (each is exact in bf16).
+const FLOAT_DTYPES = new Set(['bf16', 'f16', 'f32', 'f64', 'f8e4m3fn']);
 
 /** Ops that yield a tensor of zeros (or uninitialised memory, which we zero for determinism). */
 const ZERO_OPS = new Set(['aten.empty.memory_format', 'aten.empty_like.default', 'aten.zeros.default', 'aten.zeros_like.default', 'aten.new_zeros.default']);
@@ -377,6 +378,13 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         push(n, { kernel: 'all_reduce', x, out: out.storage });
         return T(out);
       }
+      case '_C.static_scaled_fp8_quant.default': {
+        const x = contiguous(tensor(arg(1), n, 'input'), n);
+        const scale = tensor(arg(2), n, 'scale', { role: 'norm-weight', shape: [1] });
+        const out = newStorage(`${n.name}.result`, x.dtype, x.shape);
+        push(n, { kernel: 'fp8_quant', x, scale, satfinite: false, out: out.storage });
+        return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
+      }
       case REDUCE_SCATTER_OP: case ALL_GATHER_OP: {
         const x = contiguous(tensor(get(0, 'tensor') ?? null, n, 'tensor'), n);
         tokenDimCollective(n, get(1, 'dim'), get(2, 'world_size'), op === REDUCE_SCATTER_OP ? x.shape[0] : x.shape[0] * ranks);
@@ -419,7 +427,8 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
       }
       case 'vllm.flashinfer_trtllm_fused_allreduce_norm.default': {
         const code = num(7, 1);
-        if (code !== 1) fail(n, `pattern_code ${code} is not supported (only 1: all-reduce + residual + RMSNorm)`);
+        // 1: all-reduce + residual + RMSNorm; 2: the same + static FP8 quant of the normed output.
+        if (code !== 1 && code !== 2) fail(n, `pattern_code ${code} is not supported (1: all-reduce + residual + RMSNorm, 2: + static FP8 quant)`);
         const x = contiguous(tensor(arg(0), n, 'allreduce_in'), n);
         const residual = rowsOrCopy(tensor(arg(1), n, 'residual', { role: 'activation', shape: x.shape }), n);
         const normOut = arg(2);
@@ -427,12 +436,20 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         const out = newStorage(`${n.name}.norm`, x.dtype, x.shape);
         const res = newStorage(`${n.name}.residual`, x.dtype, x.shape);
         push(n, { kernel: 'fused_allreduce_norm', x, residual, w, eps: num(6, 1e-6), out: out.storage, residualOut: res.storage });
+        // Pattern 2's quant_out ([4]): FlashInfer's saturating cast of the normed output (bf16) · 1/scale.
+        let quant: Value = { t: 'none' };
+        if (code === 2) {
+          const scale = tensor(arg(14), n, 'scale_factor', { role: 'norm-weight', shape: [1] });
+          const q = newStorage(`${n.name}.quant`, x.dtype, x.shape);
+          push(n, { kernel: 'fp8_quant', x: out, scale, satfinite: true, out: q.storage });
+          quant = T(q);
+        }
         // Pattern 1 with norm_out None: the normed output over allreduce_in, ar + residual over
         // residual. With norm_out given, vLLM passes allreduce_in as the residual output: ar +
         // residual lands in allreduce_in ([1]) and residual ([2]) is left as it was.
         const items: Value[] = normOut === null
-          ? [{ t: 'none' }, T(out), T(res), { t: 'none' }, { t: 'none' }, { t: 'none' }]
-          : [{ t: 'none' }, T(res), T(residual), T(out), { t: 'none' }, { t: 'none' }];
+          ? [{ t: 'none' }, T(out), T(res), { t: 'none' }, quant, { t: 'none' }]
+          : [{ t: 'none' }, T(res), T(residual), T(out), quant, { t: 'none' }];
         return { t: 'tuple', items };
       }
       case 'vllm.moe_forward.default': {

@@ -8,7 +8,8 @@ import type { BottomTab } from './store/viewSlice.ts';
 import { WorkProgress } from './panels/WorkProgress.tsx';
 import { restoreFromUrl, syncUrl } from './store/urlSync.ts';
 import { PanelBoundary } from './panels/PanelBoundary.tsx';
-import { LoadPanel, loadFile } from './panels/LoadPanel.tsx';
+import { LoadPanel } from './panels/LoadPanel.tsx';
+import { loadDrop } from './panels/folderLoad.ts';
 import { SourceEditor } from './panels/SourceEditor.tsx';
 import { PassPanel } from './panels/PassPanel.tsx';
 import { GatePanel } from './panels/GatePanel.tsx';
@@ -222,10 +223,9 @@ export function App() {
       style={{ gridTemplateRows: `36px minmax(0, 1fr) ${bottomHeight}px 22px` }}
       onDragOver={(e) => { if (e.dataTransfer.types.includes('Files')) e.preventDefault(); }}
       onDrop={(e) => {
-        const f = e.dataTransfer.files[0];
-        if (!f) return;
+        if (!e.dataTransfer.files[0] && !e.dataTransfer.items?.length) return;
         e.preventDefault();
-        void loadFile(f);
+        void loadDrop(e.dataTransfer);
       }}
     >
       <TopBar />

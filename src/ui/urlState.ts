@@ -37,7 +37,7 @@ export interface UrlState {
   /** A built-in sample id, or the FX/JSON text the user pasted or dropped. */
   source: { sample: string } | { text: string; name: string };
   steps: RewriteStep[];
-  gates?: { worldSize?: number; maxTokens?: number; gpu?: (typeof GPU_FAMILIES)[number]; tokenGate?: (typeof TOKEN_GATES)[number] };
+  gates?: { worldSize?: number; maxTokens?: number; gpu?: (typeof GPU_FAMILIES)[number]; tokenGate?: (typeof TOKEN_GATES)[number]; tpGroup?: string };
   selected?: string | null;
   view?: { layout?: Layout; tab?: BottomTab; theme?: Theme };
 }
@@ -104,6 +104,7 @@ export const URL_STATE_SCHEMA: Check<UrlState> = record<UrlState>({
     maxTokens: optional(integer(1, 2 ** 31 - 1)),
     gpu: optional(member(GPU_FAMILIES)),
     tokenGate: optional(member(TOKEN_GATES)),
+    tpGroup: optional(text(NAME_MAX)),
   })),
   selected: optional(nullable(nodeName)),
   view: optional(record<NonNullable<UrlState['view']>>({ layout: optional(member(LAYOUTS)), tab: optional(member(BOTTOM_TABS)), theme: optional(member(THEMES)) })),

@@ -1,38 +1,75 @@
-// allreduce-rmsnorm, after vLLM's AllReduceFusionPass (FlashInfer's one-kernel all-reduce +
-// residual add + RMSNorm, pattern_code 1 = kARResidualRMSNorm). Three patterns, as vLLM's:
+// allreduce-rmsnorm, after vLLM's AllReduceFusionPass (vllm/compilation/collective_fusion.py at PR
+// #28841's merge): FlashInfer's one-kernel all-reduce + residual add + RMSNorm (+ quant). Six
+// patterns, registered in vLLM's order for each eps — the quant ones first, and since Inductor's
+// matcher walks the graph from the end, a norm followed by a quant fuses with it:
 //
-//   fused_add_rms_norm(all_reduce(x), residual, w, eps)  →  flashinfer(allreduce_in = x, residual, norm_out = None)
-//       [1] normed (the fused op writes it over allreduce_in), [2] new residual — the same
-//       indices the fused_add_rms_norm results had; also when only [1] is used (the final norm).
-//   rms_norm(out, all_reduce(x), w, eps)  →  flashinfer(allreduce_in = x, residual = zeros, norm_out = new buffer)
-//       the first layer's norm: [3] normed, [1] the all-reduced x (the kernel writes ar + 0 back),
-//       so other readers of the all-reduce (the residual stream) read [1].
+//   rms_norm(all_reduce(x)) → static_scaled_fp8_quant      AllReduceFusedRMSNormStaticQuantFP8Pattern (code 2)
+//   fused_add_rms_norm(all_reduce(x), r) → fp8 quant       AllReduceFusedAddRMSNormStaticQuantFP8Pattern (code 2)
+//   rms_norm / fused_add_rms_norm → scaled_fp4_quant        …StaticQuantNVFP4Pattern (code 3; SM ≥ 100: --gpu blackwell)
+//   rms_norm(all_reduce(x))                                AllReduceRMSNormPattern (code 1): residual = zeros,
+//       norm_out = a new buffer; [3] normed, [1] the all-reduced x (the kernel writes ar + 0 back)
+//   fused_add_rms_norm(all_reduce(x), residual)            AllReduceFusedAddRMSNormPattern (code 1): norm_out = None;
+//       [1] normed (written over allreduce_in), [2] new residual; also when only [1] is used
 //
-// Gates (vLLM's): world size 2, 4 or 8; eps 1e-5 or 1e-6; a 2-d [tokens, hidden] input; with
-// tokenGate 'compile-range', the token count within max_token_num (see flashinferLimits.ts).
-
-import type { Arg, Node } from '../ir.ts';
+// A quant pattern returns only the quant's output (and the all-reduce or the residual), so it
+// matches only where the norm's output has no reader but the quant; otherwise the plain pattern
+// fuses the norm and the quant stays. Results are read through `mutatedResultIndex`, so the
+// patterns match through auto_functionalized_v2 as through v1.
+//
+// Gates (vLLM's, fusionGate.ts): the TP group, world size 2/4/8, eps 1e-5/1e-6, a 2-d input; with
+// tokenGate 'compile-range', the token count within max_token_num (flashinferLimits.ts).
+import type { Arg, Node, TensorType, ValueType } from '../ir.ts';
 import { float, isRef, ref } from '../ir.ts';
-import type { Bindings, GraphIndex } from '../match.ts';
-import { AUTO_FUNCTIONALIZED, P, indexGraph, usersOfValue } from '../match.ts';
+import type { ArgPat, Bindings, GraphIndex, NodePat } from '../match.ts';
+import { AUTO_FUNCTIONALIZED, P, indexGraph, mutatedResultIndex, usersOfValue } from '../match.ts';
 import type { Diagnostic, Pass } from './pipeline.ts';
 import type { ResolvedOptions } from './options.ts';
 import { diagnostic, resolveOptions } from './options.ts';
+import type { GraphEdit } from './graphEdit.ts';
 import type { Rule } from './rules.ts';
 import { runRules } from './rules.ts';
 import { explainAllReduce } from './diagnostics.ts';
-import { ALL_REDUCE, C10D_ALL_REDUCE, FUSED_ADD_RMS_NORM, FUSED_ALLREDUCE_NORM, PASS, RMS_NORM, fusionGate } from './fusionGate.ts';
+import type { GatePass } from './fusionGate.ts';
+import {
+  ALL_REDUCE, C10D_ALL_REDUCE, FUSED_ADD_RMS_NORM, FUSED_ALLREDUCE_NORM, FUSION_PATTERN_CODE, PASS, QUANT_FP4, QUANT_FP8, RMS_NORM,
+  fusionGate,
+} from './fusionGate.ts';
 
-function fusedKwargs(x: Arg, residual: Arg, normOut: Arg, w: Arg, eps: Arg, opts: ResolvedOptions, maxTokenNum: number): Record<string, Arg> {
+type NormKind = 'rms' | 'add';
+type QuantKind = 'fp8' | 'fp4';
+
+/** Per norm: its op and the mutated argument that carries the normed output. */
+const NORMS: Record<NormKind, { op: string; out: string }> = {
+  rms: { op: RMS_NORM, out: 'result' },
+  add: { op: FUSED_ADD_RMS_NORM, out: 'input' },
+};
+
+/** Per quant: its op, output and scale arguments, and the fused op's pattern code. */
+const QUANTS: Record<QuantKind, { op: string; out: string; scale: string; scaleOut?: string; code: number; label: string }> = {
+  fp8: { op: QUANT_FP8, out: 'result', scale: 'scale', code: FUSION_PATTERN_CODE.kARResidualRMSNormFP8Quant, label: 'static FP8' },
+  fp4: { op: QUANT_FP4, out: 'output', scale: 'input_scale', scaleOut: 'output_scale', code: FUSION_PATTERN_CODE.kARResidualRMSNormFP4Quant, label: 'NVFP4' },
+};
+
+/** Indices of the fused op's results (auto_functionalized: [1..] its mutated args in schema order). */
+const FUSED_RESULT = { allreduceIn: 1, residual: 2, normOut: 3, quantOut: 4, scaleOut: 5 } as const;
+
+const OP_FUSED = { kind: 'op', target: FUSED_ALLREDUCE_NORM } as const;
+
+function fusedKwargs(
+  f: { x: Arg; residual: Arg; normOut: Arg; quantOut: Arg; scaleOut: Arg; w: Arg; eps: Arg; code: number; scale?: Arg },
+  opts: ResolvedOptions, maxTokenNum: number,
+): Record<string, Arg> {
+  // The order vLLM's replacements pass them in, so a printed graph reads like vLLM's.
+  const k: Record<string, Arg> = {
+    allreduce_in: f.x, residual: f.residual, norm_out: f.normOut, quant_out: f.quantOut, scale_out: f.scaleOut,
+    rms_gamma: f.w, rms_eps: typeof f.eps === 'number' ? float(f.eps) : f.eps, pattern_code: f.code,
+  };
+  if (f.scale !== undefined) k['scale_factor'] = f.scale;
   return {
-    allreduce_in: x, residual, norm_out: normOut, quant_out: null, scale_out: null,
-    rms_gamma: w, rms_eps: typeof eps === 'number' ? float(eps) : eps, pattern_code: 1,
-    world_rank: 0, world_size: opts.worldSize, launch_with_pdl: true, trigger_completion_at_end: true,
+    ...k, world_rank: 0, world_size: opts.worldSize, launch_with_pdl: true, trigger_completion_at_end: true,
     fp32_acc: true, max_token_num: maxTokenNum,
   };
 }
-
-const OP_FUSED = { kind: 'op', target: FUSED_ALLREDUCE_NORM } as const;
 
 /** getitem readers of a tuple-valued node, with their index; null if anything else reads it. */
 function getitemReaders(ix: GraphIndex, n: Node): { node: Node; index: number }[] | null {
@@ -47,86 +84,49 @@ function getitemReaders(ix: GraphIndex, n: Node): { node: Node; index: number }[
 
 const allReduceInput = () => P.node(ALL_REDUCE, { as: 'ar', args: [P.any('x'), P.any('group')] });
 
-const fusedAddRmsNorm: Rule = {
-  name: 'all_reduce → fused_add_rms_norm',
-  pattern: P.af(FUSED_ADD_RMS_NORM, { input: allReduceInput(), residual: P.any('residual'), weight: P.any('weight'), epsilon: P.any('eps') }, { as: 'norm' }),
-  site: (b) => b.nodes['ar']!.name,
-  check: (b, { ix, opts }) => structuralRefusal(b, ix) ?? gateRefusal(b, ix, opts),
-  rewrite(b, edit, { ix, opts }) {
-    const ar = b.nodes['ar']!, norm = b.nodes['norm']!;
-    const gate = fusionGate(ar, ix, b.values['eps'], opts) as { maxTokenNum: number };
-    const v = b.values;
-    const fused = edit.make(edit.fresh('auto_functionalized'), AUTO_FUNCTIONALIZED, [OP_FUSED],
-      fusedKwargs(v['x']!, v['residual']!, null, v['weight']!, v['eps']!, opts, gate.maxTokenNum), [ar.name, norm.name], null);
-    edit.insertBefore(norm.name, fused);
-    edit.remove(ar.name, norm.name);
-    // [1] and [2] mean the same in both ops, so the getitems just read the fused node.
-    edit.replaceUses(norm.name, ref(fused.name));
-    const readers = getitemReaders(ix, norm)!.map((r) => r.node.name);
-    return { consumed: [ar.name, norm.name], produced: [fused.name, ...readers] };
-  },
-};
+function normPattern(kind: NormKind, as = 'norm'): NodePat {
+  return kind === 'rms'
+    ? P.af(RMS_NORM, { result: P.any('result'), input: allReduceInput(), weight: P.any('weight'), epsilon: P.any('eps') }, { as })
+    : P.af(FUSED_ADD_RMS_NORM, { input: allReduceInput(), residual: P.any('residual'), weight: P.any('weight'), epsilon: P.any('eps') }, { as });
+}
 
-const rmsNorm: Rule = {
-  name: 'all_reduce → rms_norm',
-  pattern: P.af(RMS_NORM, { result: P.any('result'), input: allReduceInput(), weight: P.any('weight'), epsilon: P.any('eps') }, { as: 'norm' }),
-  site: (b) => b.nodes['ar']!.name,
-  check: (b, { ix, opts }) => structuralRefusal(b, ix) ?? gateRefusal(b, ix, opts),
-  rewrite(b, edit, { ix, opts }) {
-    const ar = b.nodes['ar']!, norm = b.nodes['norm']!;
-    const gate = fusionGate(ar, ix, b.values['eps'], opts) as { maxTokenNum: number };
-    const v = b.values;
-    const from = [ar.name, norm.name];
-    const consumed = [ar.name, norm.name];
-    const out = resultBuffer(b, ix);
-    if (out) consumed.push(out.name);
-    const zeros = edit.make(edit.fresh('zeros_like'), 'aten.zeros_like.default', [v['x']!], { pin_memory: false }, from);
-    const normOut = edit.make(edit.fresh('empty_like'), 'aten.empty_like.default', [v['x']!], { pin_memory: false }, from);
-    const fused = edit.make(edit.fresh('auto_functionalized'), AUTO_FUNCTIONALIZED, [OP_FUSED],
-      fusedKwargs(v['x']!, ref(zeros.name), ref(normOut.name), v['weight']!, v['eps']!, opts, gate.maxTokenNum), from, null);
-    const made: Node[] = [zeros, normOut, fused];
-    // The normed output moves from rms_norm's [1] to the fused op's [3] (norm_out).
-    for (const r of getitemReaders(ix, norm)!) {
-      consumed.push(r.node.name);
-      made.push(edit.make(r.node.name, 'getitem', [ref(fused.name), 3], {}, [r.node.name], r.node.type));
-    }
-    // Other readers of the all-reduce (the residual stream) read the fused op's [1].
-    const others = usersOfValue(ix, ar.name).filter((u) => u !== norm.name && u !== out?.name);
-    if (others.length > 0) {
-      const reduced = edit.make(edit.fresh('getitem'), 'getitem', [ref(fused.name), 1], {}, [ar.name], ar.type);
-      made.push(reduced);
-      edit.replaceUses(ar.name, ref(reduced.name));
-    }
-    edit.insertBefore(norm.name, ...made);
-    edit.remove(...consumed);
-    return { consumed, produced: made.map((n) => n.name) };
-  },
-};
+/** The norm's result indices the replacement can stand in for: normed output, and for fused_add the residual. */
+function normRoles(norm: Node, kind: NormKind): { normed?: number; residual?: number } {
+  return { normed: mutatedResultIndex(norm, NORMS[kind].out), residual: kind === 'add' ? mutatedResultIndex(norm, 'residual') : undefined };
+}
 
-/** rms_norm's output buffer when it is `empty_like(all_reduce)` read by the norm alone (dropped with it). */
-function resultBuffer(b: Bindings, ix: GraphIndex): Node | undefined {
-  const r = b.values['result'];
-  if (!r || !isRef(r)) return undefined;
-  const n = ix.byName.get(r.name);
+function gateOf(b: Bindings, ix: GraphIndex, opts: ResolvedOptions): GatePass {
+  return fusionGate(b.nodes['ar']!, ix, b.values['eps'], opts) as GatePass;
+}
+
+function gateRefusal(b: Bindings, ix: GraphIndex, opts: ResolvedOptions): Diagnostic | null {
+  const g = fusionGate(b.nodes['ar']!, ix, b.values['eps'], opts);
+  return 'blocker' in g ? diagnostic(PASS, b.nodes['ar']!.name, g.reason, g.blocker, g.fix) : null;
+}
+
+/** A scratch buffer (`empty_like` / `empty`) read by `reader` alone: dropped with it. */
+function deadBuffer(ix: GraphIndex, value: Arg | undefined): Node | undefined {
+  if (!value || !isRef(value)) return undefined;
+  const n = ix.byName.get(value.name);
   if (!n || usersOfValue(ix, n.name).length !== 1) return undefined;
   return n.op === 'aten.empty_like.default' || n.op === 'aten.empty.memory_format' ? n : undefined;
 }
 
 /** Why the matched structure cannot be replaced as a whole (a value it removes is still needed). */
-function structuralRefusal(b: Bindings, ix: GraphIndex): Diagnostic | null {
+function structuralRefusal(b: Bindings, ix: GraphIndex, kind: NormKind): Diagnostic | null {
   const ar = b.nodes['ar']!, norm = b.nodes['norm']!;
+  const roles = normRoles(norm, kind);
+  const allowed = [roles.normed, roles.residual].filter((i): i is number => i !== undefined);
   const readers = getitemReaders(ix, norm);
-  const isRms = norm.kwargs['result'] !== undefined;
-  const allowed = isRms ? [1] : [1, 2];
   if (!readers || readers.some((r) => !allowed.includes(r.index))) {
     const bad = usersOfValue(ix, norm.name).find((u) => {
       const g = ix.byName.get(u);
       return !g || g.op !== 'getitem' || !allowed.includes(g.args[1] as number);
     });
-    return diagnostic(PASS, ar.name, `${norm.name}'s results are read other than as the normed output${isRms ? '' : ' and residual'} (by ${bad})`, bad);
+    return diagnostic(PASS, ar.name, `${norm.name}'s results are read other than as the normed output${kind === 'rms' ? '' : ' and residual'} (by ${bad})`, bad);
   }
   const others = usersOfValue(ix, ar.name).filter((u) => u !== norm.name);
-  if (isRms) {
+  if (kind === 'rms') {
     const buf = b.values['result'];
     const bufNode = buf && isRef(buf) ? ix.byName.get(buf.name) : undefined;
     // The output buffer is often empty_like(all_reduce): fine if the norm is its only reader.
@@ -142,12 +142,148 @@ function structuralRefusal(b: Bindings, ix: GraphIndex): Diagnostic | null {
   return null;
 }
 
-function gateRefusal(b: Bindings, ix: GraphIndex, opts: ResolvedOptions): Diagnostic | null {
-  const g = fusionGate(b.nodes['ar']!, ix, b.values['eps'], opts);
-  return 'blocker' in g ? diagnostic(PASS, b.nodes['ar']!.name, g.reason, g.blocker, g.fix) : null;
+/** Readers of the all-reduce other than the norm (and its dead output buffer) read the fused op's [1]. */
+function rerouteAllReduce(b: Bindings, ix: GraphIndex, edit: GraphEdit, fused: Node, made: Node[], skip: (string | undefined)[]) {
+  const ar = b.nodes['ar']!, norm = b.nodes['norm']!;
+  const others = usersOfValue(ix, ar.name).filter((u) => u !== norm.name && !skip.includes(u));
+  if (others.length === 0) return;
+  const reduced = edit.make(edit.fresh('getitem'), 'getitem', [ref(fused.name), FUSED_RESULT.allreduceIn], {}, [ar.name], ar.type);
+  made.push(reduced);
+  edit.replaceUses(ar.name, ref(reduced.name));
 }
 
-export const RULES: Rule[] = [fusedAddRmsNorm, rmsNorm];
+function plainRule(kind: NormKind): Rule {
+  return {
+    name: kind === 'rms' ? 'all_reduce → rms_norm' : 'all_reduce → fused_add_rms_norm',
+    pattern: normPattern(kind),
+    site: (b) => b.nodes['ar']!.name,
+    check: (b, { ix, opts }) => structuralRefusal(b, ix, kind) ?? gateRefusal(b, ix, opts),
+    rewrite(b, edit, { ix, opts }) {
+      const ar = b.nodes['ar']!, norm = b.nodes['norm']!;
+      const gate = gateOf(b, ix, opts);
+      const v = b.values;
+      const from = [ar.name, norm.name];
+      const consumed = [ar.name, norm.name];
+      const made: Node[] = [];
+      let residual = v['residual']!, normOut: Arg = null;
+      const buffer = kind === 'rms' ? deadBuffer(ix, v['result']) : undefined;
+      if (buffer) consumed.push(buffer.name);
+      if (kind === 'rms') {
+        const zeros = edit.make(edit.fresh('zeros_like'), 'aten.zeros_like.default', [v['x']!], { pin_memory: false }, from);
+        const out = edit.make(edit.fresh('empty_like'), 'aten.empty_like.default', [v['x']!], { pin_memory: false }, from);
+        made.push(zeros, out);
+        residual = ref(zeros.name);
+        normOut = ref(out.name);
+      }
+      const code = FUSION_PATTERN_CODE.kARResidualRMSNorm;
+      const fused = edit.make(edit.fresh('auto_functionalized'), AUTO_FUNCTIONALIZED, [OP_FUSED],
+        fusedKwargs({ x: v['x']!, residual, normOut, quantOut: null, scaleOut: null, w: v['weight']!, eps: v['eps']!, code }, opts, gate.maxTokenNum), from, null);
+      made.push(fused);
+      // The normed output is the fused op's [3] (norm_out) after rms_norm, [1] (written over
+      // allreduce_in) after fused_add_rms_norm; the new residual is [2].
+      const roles = normRoles(norm, kind);
+      for (const r of getitemReaders(ix, norm)!) {
+        const index = r.index === roles.normed ? (kind === 'rms' ? FUSED_RESULT.normOut : FUSED_RESULT.allreduceIn) : FUSED_RESULT.residual;
+        consumed.push(r.node.name);
+        made.push(edit.make(r.node.name, 'getitem', [ref(fused.name), index], {}, [r.node.name], r.node.type));
+      }
+      if (kind === 'rms') rerouteAllReduce(b, ix, edit, fused, made, [buffer?.name]);
+      edit.insertBefore(norm.name, ...made);
+      edit.remove(...consumed);
+      return { consumed, produced: made.map((n) => n.name), unevaluated: gate.unevaluated };
+    },
+  };
+}
+
+function quantRule(kind: NormKind, q: QuantKind): Rule {
+  const spec = QUANTS[q];
+  // quant(getitem(norm, normed)): the normed output read by the quant alone, and the norm's other
+  // results only as the residual — vLLM's quant patterns do not return the unquantized output.
+  const normed = P.node('getitem', {
+    as: 'normed', args: [normPattern(kind)], users: 1,
+    where: (n, b) => n.args[1] === normRoles(b.nodes['norm']!, kind).normed,
+  });
+  const kwargs: Record<string, ArgPat> = { [spec.out]: P.any('qbuf'), input: normed, [spec.scale]: P.any('scale') };
+  if (spec.scaleOut) kwargs[spec.scaleOut] = P.any('sbuf');
+  return {
+    name: `all_reduce → ${kind === 'rms' ? 'rms_norm' : 'fused_add_rms_norm'} → ${spec.label} quant`,
+    pattern: P.af(spec.op, kwargs, {
+      as: 'quant',
+      where: (_n, b, ix) => {
+        const norm = b.nodes['norm']!;
+        const roles = normRoles(norm, kind);
+        const readers = getitemReaders(ix, norm);
+        return !!readers && readers.every((r) => (r.index === roles.normed && r.node === b.nodes['normed']) || r.index === roles.residual);
+      },
+    }),
+    site: (b) => b.nodes['ar']!.name,
+    check: (b, { ix, opts }) => {
+      if (q === 'fp4' && opts.gpu !== 'blackwell') {
+        // vLLM registers the NVFP4 patterns only on SM ≥ 100; the plain pattern then fuses the norm.
+        return diagnostic(PASS, b.nodes['ar']!.name, 'NVFP4 quant patterns are registered on Blackwell (SM ≥ 100) only', 'gpu', '--gpu blackwell');
+      }
+      return structuralRefusal(b, ix, kind) ?? gateRefusal(b, ix, opts);
+    },
+    rewrite(b, edit, { ix, opts }) {
+      const ar = b.nodes['ar']!, norm = b.nodes['norm']!, quant = b.nodes['quant']!, normedNode = b.nodes['normed']!;
+      const gate = gateOf(b, ix, opts);
+      const v = b.values;
+      const from = [ar.name, norm.name, quant.name];
+      const consumed = [ar.name, norm.name, normedNode.name, quant.name];
+      const made: Node[] = [];
+      let residual = v['residual']!, normOut: Arg = null, quantOut = v['qbuf']!;
+      const rmsBuffer = kind === 'rms' ? deadBuffer(ix, v['result']) : undefined;
+      if (rmsBuffer) consumed.push(rmsBuffer.name);
+      if (kind === 'rms') {
+        const zeros = edit.make(edit.fresh('zeros_like'), 'aten.zeros_like.default', [v['x']!], { pin_memory: false }, from);
+        const out = edit.make(edit.fresh('empty_like'), 'aten.empty_like.default', [v['x']!], { pin_memory: false }, from);
+        made.push(zeros, out);
+        residual = ref(zeros.name);
+        normOut = ref(out.name);
+      }
+      if (q === 'fp8') {
+        // vLLM's FP8 replacement makes its own quant buffer, empty_like(input, dtype = fp8); the
+        // model's buffer is then dead.
+        const qbuf = deadBuffer(ix, v['qbuf']);
+        if (qbuf) consumed.push(qbuf.name);
+        const xt = isRef(v['x']!) ? ix.types.get((v['x'] as { name: string }).name) : undefined;
+        const type: ValueType | null = xt && xt.kind === 'tensor' ? { ...(xt as TensorType), dtype: 'f8e4m3fn' } : null;
+        const buf = edit.make(edit.fresh('empty_like'), 'aten.empty_like.default', [v['x']!],
+          { dtype: { kind: 'expr', text: 'torch.float8_e4m3fn' }, pin_memory: false }, from, type);
+        made.push(buf);
+        quantOut = ref(buf.name);
+      }
+      const fused = edit.make(edit.fresh('auto_functionalized'), AUTO_FUNCTIONALIZED, [OP_FUSED], fusedKwargs({
+        x: v['x']!, residual, normOut, quantOut, scaleOut: spec.scaleOut ? v['sbuf']! : null, w: v['weight']!, eps: v['eps']!,
+        code: spec.code, scale: v['scale']!,
+      }, opts, gate.maxTokenNum), from, null);
+      made.push(fused);
+      const roles = normRoles(norm, kind);
+      for (const r of getitemReaders(ix, norm)!) {
+        if (r.index !== roles.residual) continue;
+        consumed.push(r.node.name);
+        made.push(edit.make(r.node.name, 'getitem', [ref(fused.name), FUSED_RESULT.residual], {}, [r.node.name], r.node.type));
+      }
+      const quantOutIndex = mutatedResultIndex(quant, spec.out);
+      const scaleOutIndex = spec.scaleOut ? mutatedResultIndex(quant, spec.scaleOut) : undefined;
+      for (const r of getitemReaders(ix, quant) ?? []) {
+        const index = r.index === quantOutIndex ? FUSED_RESULT.quantOut : r.index === scaleOutIndex ? FUSED_RESULT.scaleOut : undefined;
+        if (index === undefined) continue;
+        consumed.push(r.node.name);
+        made.push(edit.make(r.node.name, 'getitem', [ref(fused.name), index], {}, [r.node.name], r.node.type));
+      }
+      if (kind === 'rms') rerouteAllReduce(b, ix, edit, fused, made, [rmsBuffer?.name]);
+      edit.insertBefore(quant.name, ...made);
+      edit.remove(...consumed);
+      return { consumed, produced: made.map((n) => n.name), unevaluated: gate.unevaluated };
+    },
+  };
+}
+
+export const RULES: Rule[] = [
+  quantRule('rms', 'fp8'), quantRule('add', 'fp8'), quantRule('rms', 'fp4'), quantRule('add', 'fp4'),
+  plainRule('rms'), plainRule('add'),
+];
 
 export const allReduceRmsNorm: Pass = (g, opts, only) => {
   const resolved = resolveOptions(g, opts);
@@ -159,3 +295,4 @@ export const allReduceRmsNorm: Pass = (g, opts, only) => {
     return left.map((ar) => explainAllReduce(ar, ix, resolved));
   });
 };
+

@@ -5,7 +5,7 @@
 import type { Node } from '../ir.ts';
 import { isRef } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
-import { matchKey, usersOfValue } from '../match.ts';
+import { functionalizedArg, functionalizedTarget, matchKey, usersOfValue } from '../match.ts';
 import { lookupOp } from '../ops.ts';
 import type { Diagnostic } from './pipeline.ts';
 import type { ResolvedOptions } from './options.ts';
@@ -15,14 +15,17 @@ import { collectiveUnder, hoistRefusal } from './sliceHoist.ts';
 
 const AF = 'higher_order.auto_functionalized';
 const NORM_KEYS = [`${AF}:${FUSED_ADD_RMS_NORM}`, `${AF}:${RMS_NORM}`];
-const describe = (n: Node) => `${n.name} (${n.op === AF ? `auto_functionalized ${matchKey(n).slice(AF.length + 1)}` : n.op})`;
+const describe = (n: Node) => {
+  const t = functionalizedTarget(n);
+  return `${n.name} (${t !== undefined ? `${n.op.slice('higher_order.'.length)} ${t}` : n.op})`;
+};
 
 /** The norm reading `value` as its input (not its residual), if one does. */
 function normReading(ix: GraphIndex, value: string): Node | undefined {
   for (const u of usersOfValue(ix, value)) {
     const n = ix.byName.get(u);
     if (n && NORM_KEYS.includes(matchKey(n))) {
-      const input = n.kwargs['input'];
+      const input = functionalizedArg(n, 'input');
       if (input && isRef(input) && input.name === value) return n;
     }
   }
@@ -41,11 +44,18 @@ export function explainAllReduce(ar: Node, ix: GraphIndex, opts: ResolvedOptions
   }
   const users = usersOfValue(ix, ar.name);
   if (users.length === 0) return d(`${ar.name}'s result is not used`);
+  // A norm called in place (fix_functionalization's output, TORCH_COMPILE_DEBUG's
+  // fx_graph_transformed.py): vLLM's patterns see the norm only through auto_functionalized.
+  const inPlace = users.map((u) => ix.byName.get(u)).find((n) => n && (n.op === RMS_NORM || n.op === FUSED_ADD_RMS_NORM));
+  if (inPlace) {
+    return d(`${ar.name} feeds ${describe(inPlace)}, called in place: vLLM's patterns match the norm through auto_functionalized, before fix_functionalization makes it an in-place call`,
+      inPlace.name, 'open the graph from before fix_functionalization (fx_graph_readable.py, or the dump\'s earlier stage)');
+  }
   const norm = normReading(ix, ar.name);
   if (norm) {
     const isRms = matchKey(norm).endsWith(RMS_NORM);
     const others = users.filter((u) => u !== norm.name);
-    const buffer = norm.kwargs['result'];
+    const buffer = functionalizedArg(norm, 'result');
     const blockingOthers = isRms ? [] : others;
     if (blockingOthers.length > 0) {
       return d(`${ar.name} has another user, ${blockingOthers.join(', ')}, that needs the reduced tensor; the fused kernel overwrites it with the normed output`, blockingOthers[0]);
@@ -53,7 +63,7 @@ export function explainAllReduce(ar: Node, ix: GraphIndex, opts: ResolvedOptions
     if (isRms && buffer && isRef(buffer) && others.includes(buffer.name) && usersOfValue(ix, buffer.name).length !== 1) {
       return d(`the norm's output buffer ${buffer.name} is read elsewhere`, buffer.name);
     }
-    const gate = fusionGate(ar, ix, norm.kwargs['epsilon'], opts);
+    const gate = fusionGate(ar, ix, functionalizedArg(norm, 'epsilon'), opts);
     if ('blocker' in gate) return d(gate.reason, gate.blocker, gate.fix);
     return d(`${ar.name} → ${describe(norm)} matches vLLM's pattern; it fuses when allreduce-rmsnorm runs on it`, undefined, 'run allreduce-rmsnorm');
   }

@@ -1,9 +1,10 @@
 // The gates vLLM's AllReduceFusionPass puts on an all-reduce + RMSNorm site (world size, eps,
 // shape, tokens), shared by the pass and by the diagnostics that explain a refusal.
 
-import type { Arg, Node, TensorType } from '../ir.ts';
+import type { Arg, Graph, Node, TensorType } from '../ir.ts';
 import { isRef, numberOf } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
+import { argOf } from '../match.ts';
 import type { ResolvedOptions } from './options.ts';
 import { FUSED_EPSILONS, FUSED_WORLD_SIZES, elementSize, formatBytes, tokenCapacity } from './flashinferLimits.ts';
 
@@ -13,11 +14,52 @@ export const FUSED_ADD_RMS_NORM = '_C.fused_add_rms_norm.default';
 export const RMS_NORM = '_C.rms_norm.default';
 export const FUSED_ALLREDUCE_NORM = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
 export const C10D_ALL_REDUCE = '_c10d_functional.all_reduce.default';
+export const QUANT_FP8 = '_C.static_scaled_fp8_quant.default';
+export const QUANT_FP4 = '_C.scaled_fp4_quant.default';
+
+/** FlashInfer's AllReduceFusionPattern codes (flashinfer/comm/trtllm_ar.py) that vLLM's patterns emit. */
+export const FUSION_PATTERN_CODE = {
+  kARResidualRMSNorm: 1,
+  kARResidualRMSNormFP8Quant: 2,
+  kARResidualRMSNormFP4Quant: 3,
+} as const;
 
 export interface GateFailure { blocker: string; reason: string; fix: string }
+export interface GatePass {
+  maxTokenNum: number;
+  /** Gates that could not be evaluated on this graph, each with what was assumed instead. */
+  unevaluated?: string[];
+}
+
+/** The process group an all-reduce names (`vllm.all_reduce(x, group_name)`; c10d: its third argument). */
+export function reduceGroup(ar: Node): Arg | undefined {
+  return ar.op === C10D_ALL_REDUCE ? argOf(ar, 2, 'group_name') : argOf(ar, 1, 'group_name');
+}
+
+/** The distinct groups the graph's all-reduces name, in order of first use (for picking the TP group). */
+export function reduceGroups(g: Graph): string[] {
+  const seen = new Set<string>();
+  for (const n of g.nodes) {
+    if (n.op !== ALL_REDUCE && n.op !== C10D_ALL_REDUCE) continue;
+    const group = reduceGroup(n);
+    if (typeof group === 'string') seen.add(group);
+  }
+  return [...seen];
+}
 
 /** The first gate that stops the fusion of `ar` with its norm, or the max_token_num to use. */
-export function fusionGate(ar: Node, ix: GraphIndex, eps: Arg | undefined, opts: ResolvedOptions): GateFailure | { maxTokenNum: number } {
+export function fusionGate(ar: Node, ix: GraphIndex, eps: Arg | undefined, opts: ResolvedOptions): GateFailure | GatePass {
+  const group = reduceGroup(ar);
+  if (group !== opts.tpGroup) {
+    // vLLM's pattern is traced from tensor_model_parallel_all_reduce (collective_fusion.py), so the
+    // TP group's unique name is a literal of the pattern; the FlashInfer workspace spans TP ranks only.
+    const shown = typeof group === 'string' ? `'${group}'` : `a non-literal group (${JSON.stringify(group ?? null)})`;
+    return {
+      blocker: 'group',
+      reason: `${ar.name} reduces over ${shown}, not the TP group '${opts.tpGroup}': vLLM's all-reduce + RMSNorm patterns match tensor_model_parallel_all_reduce only, and FlashInfer's workspace spans the TP ranks`,
+      fix: typeof group === 'string' ? `if '${group}' is the tensor-parallel group, --tp-group ${group}` : 'reduce over the TP group',
+    };
+  }
   if (!(FUSED_WORLD_SIZES as readonly number[]).includes(opts.worldSize)) {
     return {
       blocker: 'world size',
@@ -35,15 +77,32 @@ export function fusionGate(ar: Node, ix: GraphIndex, eps: Arg | undefined, opts:
   }
   const xArg = ar.args[0];
   const t = xArg && isRef(xArg) ? ix.types.get(xArg.name) : undefined;
-  if (!t || t.kind !== 'tensor' || t.shape.length !== 2 || typeof t.shape[1] !== 'number') {
-    const shown = t && t.kind === 'tensor' ? `[${t.shape.join(', ')}]` : 'unknown';
+  const known = t && t.kind === 'tensor' ? t : undefined;
+  if (known && known.shape.length !== 2) {
     return {
       blocker: 'shape',
-      reason: `the all-reduce input's shape is ${shown}: the fused kernel takes a 2-d [tokens, hidden] tensor with a known hidden size`,
+      reason: `the all-reduce input's shape is [${known.shape.join(', ')}]: the fused kernel takes a 2-d [tokens, hidden] tensor`,
       fix: 'reshape to [tokens, hidden] before the all-reduce',
     };
   }
-  const x = t as TensorType;
+  if (!known || typeof known.shape[1] !== 'number') {
+    // vLLM takes the hidden size from the model config, not the graph, and under the run-time
+    // fallback the token count is checked per batch: the pattern fires without a shape. Only the
+    // workspace's token capacity needs the hidden size; without it, max_num_batched_tokens bounds it.
+    const shown = known ? `[${known.shape.join(', ')}]` : 'unknown';
+    if (opts.tokenGate === 'compile-range') {
+      return {
+        blocker: 'shape',
+        reason: `the all-reduce input's shape is ${shown}: the compile-range token gate needs the token count and a known hidden size`,
+        fix: 'annotate the all-reduce input ("bf16[s72, 2880]"), or --token-gate runtime-fallback',
+      };
+    }
+    return {
+      maxTokenNum: opts.maxTokens,
+      unevaluated: [`token capacity: ${ar.name}'s input shape is ${shown}, so FlashInfer's size limit was not evaluated; max_token_num = max_num_batched_tokens (${opts.maxTokens}) assumed, batches above the real limit fall back at run time`],
+    };
+  }
+  const x = known as TensorType;
   const hidden = x.shape[1] as number, elem = elementSize(x);
   const cap = tokenCapacity(opts.gpu, opts.worldSize, hidden, elem, opts.maxTokens)!;
   if (cap.maxTokenNum < 1) {

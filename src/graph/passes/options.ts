@@ -15,11 +15,17 @@ export interface ResolvedOptions {
   maxTokens: number;
   gpu: 'hopper' | 'blackwell';
   tokenGate: 'runtime-fallback' | 'compile-range';
+  tpGroup: string;
 }
 
 export const DEFAULT_WORLD_SIZE = 4;
 /** vLLM's default max_num_batched_tokens for online serving. */
 export const DEFAULT_MAX_TOKENS = 8192;
+/**
+ * The tensor-parallel group's name as vLLM's graphs carry it: GroupCoordinator names its groups
+ * `f"{name}:{index}"` (parallel_state.py, _get_unique_name), and the first TP group is 'tp:0'.
+ */
+export const DEFAULT_TP_GROUP = 'tp:0';
 
 /**
  * The world size a graph states: a `world_size` keyword (the fused op, vLLM's all_gather /
@@ -44,6 +50,7 @@ export function resolveOptions(g: Graph, opts: PassOptions = {}): ResolvedOption
     maxTokens: opts.maxTokens ?? DEFAULT_MAX_TOKENS,
     gpu: opts.gpu ?? 'hopper',
     tokenGate: opts.tokenGate ?? 'runtime-fallback',
+    tpGroup: opts.tpGroup ?? DEFAULT_TP_GROUP,
   };
 }
 

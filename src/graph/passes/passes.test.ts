@@ -240,10 +240,15 @@ describe('slice-hoist refusals', () => {
     });
   });
 
-  it('a step-2 slice is a strided gather', () => {
+  it('a step-2 slice is hoisted too, with a contiguous copy before the collective', () => {
     const r = hoist(block(() => {}, [1, 0, 3072, 2]));
-    expect(r.matches).toEqual([]);
-    expect(r.diagnostics[0]!.reason).toBe('slice_1 (aten.slice.Tensor) has step 2: a strided gather, not a contiguous view; the pass moves only step-1 slices');
+    expect(r.matches).toEqual([{ pass: 'slice-hoist', site: 'all_reduce_1', consumed: ['all_reduce_1', 'slice_1'], produced: ['slice_1', 'clone', 'all_reduce_1'] }]);
+    expect(r.graph.nodes.map((n: Node) => [n.name, n.op, n.args, n.type])).toEqual([
+      ['slice_1', 'aten.slice.Tensor', [ref('x'), 1, 0, 3072, 2], { kind: 'tensor', dtype: 'bf16', shape: ['s72', 1536] }],
+      ['clone', 'aten.clone.default', [ref('slice_1')], { kind: 'tensor', dtype: 'bf16', shape: ['s72', 1536] }],
+      ['all_reduce_1', 'vllm.all_reduce.default', [ref('clone'), 'tp:0'], { kind: 'tensor', dtype: 'bf16', shape: ['s72', 1536] }],
+    ]);
+    expect(r.graph.nodes[1]!.kwargs).toEqual({ memory_format: { kind: 'expr', text: 'torch.contiguous_format' } });
   });
 
   it('c10d all_reduce + wait_tensor is hoisted as a pair', () => {
@@ -278,10 +283,10 @@ describe('slice-hoist refusals', () => {
       b.node('auto_functionalized', 'higher_order.auto_functionalized', [{ kind: 'op', target: '_C.fused_add_rms_norm.default' }],
         { input: ref('slice_1'), residual: ref('res'), weight: ref('w'), epsilon: float(1e-5) });
       b.node('getitem', 'getitem', [ref('auto_functionalized'), 1], {}, 'bf16[s72, 1536]');
-    }, [1, 0, 3072, 2]);
+    }, [5, 0, 3072, 2]);
     expect(diagnose(g)).toEqual([{
       pass: 'allreduce-rmsnorm', node: 'all_reduce_1', blocker: 'slice_1',
-      reason: 'slice_1 (aten.slice.Tensor) sits between all_reduce_1 and the norm, and cannot be hoisted: slice_1 (aten.slice.Tensor) has step 2: a strided gather, not a contiguous view; the pass moves only step-1 slices',
+      reason: 'slice_1 (aten.slice.Tensor) sits between all_reduce_1 and the norm, and cannot be hoisted: slice_1 (aten.slice.Tensor): dim 5 is outside the 2-d result of all_reduce_1',
     }]);
   });
 });

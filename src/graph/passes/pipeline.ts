@@ -29,9 +29,19 @@ export interface PassOptions {
    * exceeds max_token_num is left unfused ("too many tokens").
    */
   tokenGate?: 'runtime-fallback' | 'compile-range';
+  /**
+   * The TP group's name (default 'tp:0'). vLLM's patterns trace tensor_model_parallel_all_reduce,
+   * which calls vllm.all_reduce(x, group_name = tp.unique_name): the name is a literal of the
+   * pattern, so an all-reduce over another group ('dp:0', 'ep:0') never matches.
+   */
+  tpGroup?: string;
 }
 
-export interface Match { pass: string; site: string; consumed: string[]; produced: string[] }
+export interface Match {
+  pass: string; site: string; consumed: string[]; produced: string[];
+  /** Gates the rewrite passed without evaluating them (a shapeless graph), and what was assumed. */
+  unevaluated?: string[];
+}
 
 export interface Diagnostic {
   pass: string;

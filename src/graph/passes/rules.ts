@@ -22,7 +22,7 @@ export interface Rule {
   /** Null when the rewrite is legal, else why not. */
   check(b: Bindings, ctx: RuleContext): Diagnostic | null;
   /** Records the rewrite; returns the names of nodes consumed and produced. */
-  rewrite(b: Bindings, edit: GraphEdit, ctx: RuleContext): { consumed: string[]; produced: string[] };
+  rewrite(b: Bindings, edit: GraphEdit, ctx: RuleContext): { consumed: string[]; produced: string[]; unevaluated?: string[] };
 }
 
 export function runRules(
@@ -43,8 +43,8 @@ export function runRules(
       const refusal = rule.check(bindings, ctx);
       if (refusal) { diagnostics.push(refusal); continue; }
       edit.claim(...bound);
-      const { consumed, produced } = rule.rewrite(bindings, edit, ctx);
-      matches.push({ pass, site, consumed, produced });
+      const { consumed, produced, unevaluated } = rule.rewrite(bindings, edit, ctx);
+      matches.push(unevaluated?.length ? { pass, site, consumed, produced, unevaluated } : { pass, site, consumed, produced });
     }
   }
   // Report in graph order whatever rule found them, so the UI walks sites top to bottom.

@@ -4,10 +4,13 @@
 // columns in GPT-OSS: 6.25 % less), and the all-reduce now feeds the norm directly, so
 // allreduce-rmsnorm can fuse it.
 //
-// No contiguous copy (aten.clone) is inserted: the slice's only reader is the collective, and a
-// collective copies its input into its own communication buffer (Inductor realizes a view
-// argument of a custom op as a contiguous buffer), while its result — what the norm reads — is a
-// fresh contiguous tensor. This is the graph vLLM produces after the PR: `allreduce_in = slice_1`.
+// Any slice commutes with a sum over ranks, whatever its dim, start (negative, symbolic) or step.
+// A step-1 slice needs no contiguous copy: its only reader is the collective, which copies its
+// input into its own communication buffer (Inductor realizes a view argument of a custom op as a
+// contiguous buffer), while its result — what the norm reads — is a fresh contiguous tensor. This
+// is the graph vLLM produces after the PR: `allreduce_in = slice_1`. A strided slice (step ≠ 1)
+// gets an explicit `clone(…, memory_format = torch.contiguous_format)` before the collective, since
+// the collective reads a dense buffer.
 //
 // Also for c10d functional collectives (value read through wait_tensor), and for all_gather /
 // reduce_scatter when the slice is along another dim than the one they gather or scatter.
@@ -53,11 +56,11 @@ export function hoistRefusal(ix: GraphIndex, slice: Node, coll: Node, wait?: Nod
   const value = wait ?? coll;
   const t = ix.types.get(value.name);
   const rank = t && t.kind === 'tensor' ? t.shape.length : undefined;
-  const dimArg = argOf(slice, 1, 'dim'), step = argOf(slice, 4, 'step') ?? 1;
+  const dimArg = argOf(slice, 1, 'dim');
   const collDim = lookupOp(coll.op)?.facts?.collectiveDimArg;
   // An elementwise sum has its input's shape, so the slice means the same on either side of it
   // whatever the rank: a str(graph) dump, which carries no shapes, hoists as its typed twin.
-  const sumAnyRank = collDim === undefined && typeof dimArg === 'number' && rank === undefined && step === 1;
+  const sumAnyRank = collDim === undefined && typeof dimArg === 'number' && rank === undefined;
   if (sumAnyRank) return othersRefusal(ix, slice, coll, value, wait);
   if (typeof dimArg !== 'number' || rank === undefined) {
     return diagnostic(PASS, coll.name, `${describe(slice)}: dim or rank unknown, so it is not provably a view of ${coll.name}`, slice.name);
@@ -65,9 +68,6 @@ export function hoistRefusal(ix: GraphIndex, slice: Node, coll: Node, wait?: Nod
   const dim = dimArg < 0 ? dimArg + rank : dimArg;
   if (dim < 0 || dim >= rank) {
     return diagnostic(PASS, coll.name, `${describe(slice)}: dim ${dimArg} is outside the ${rank}-d result of ${coll.name}`, slice.name);
-  }
-  if (step !== 1) {
-    return diagnostic(PASS, coll.name, `${describe(slice)} has step ${JSON.stringify(step)}: a strided gather, not a contiguous view; the pass moves only step-1 slices`, slice.name);
   }
   if (collDim !== undefined && collDim === dim) {
     const verb = coll.op.includes('gather') ? 'gathers' : 'scatters';
@@ -104,10 +104,19 @@ const sliceOfCollective: Rule = {
     // The new nodes keep the old names: `slice_1` now slices the partial sums and `all_reduce_1`
     // reduces it, which is how vLLM names them once the model itself slices first.
     const newSlice = edit.make(slice.name, SLICE, [x, ...slice.args.slice(1)], slice.kwargs, [coll.name, slice.name]);
-    // The reduced slice has the old slice's type (for a gather along another dim as well).
-    const newColl = edit.make(coll.name, coll.op, [ref(newSlice.name), ...coll.args.slice(1)], coll.kwargs, [coll.name], slice.type);
-    const made = [newSlice, newColl];
-    if (wait) made.push(edit.make(wait.name, WAIT, [ref(newColl.name), ...wait.args.slice(1)], wait.kwargs, [wait.name], slice.type));
+    const made = [newSlice];
+    let reduced = newSlice;
+    if ((argOf(slice, 4, 'step') ?? 1) !== 1) {
+      reduced = edit.make(edit.fresh('clone'), 'aten.clone.default', [ref(newSlice.name)],
+        { memory_format: { kind: 'expr', text: 'torch.contiguous_format' } }, [slice.name], newSlice.type);
+      made.push(reduced);
+    }
+    // The reduced slice has the old slice's type (for a gather along another dim as well); an
+    // unannotated slice takes the type inferred for the new one.
+    const type = slice.type ?? (coll.op === 'vllm.all_reduce.default' || lookupOp(coll.op)?.facts?.elementwiseSumOverRanks ? newSlice.type : null);
+    const newColl = edit.make(coll.name, coll.op, [ref(reduced.name), ...coll.args.slice(1)], coll.kwargs, [coll.name], type);
+    made.push(newColl);
+    if (wait) made.push(edit.make(wait.name, WAIT, [ref(newColl.name), ...wait.args.slice(1)], wait.kwargs, [wait.name], type));
     edit.insertBefore(slice.name, ...made);
     const consumed = wait ? [coll.name, wait.name, slice.name] : [coll.name, slice.name];
     edit.remove(...consumed);

@@ -18,6 +18,7 @@ import { moeRouteWgsl, MOE_SCAN_WGSL, MOE_SCATTER_WGSL, moeGemmWgsl, moeDecodeGe
 import type { CollectiveStep } from '../collectives.ts';
 import { RankDevice } from './rankDevice.ts';
 import { BYTES } from './tensorPacking.ts';
+import { fp8QuantValuesDispatch, fp8QuantValuesWgsl } from '../../wgsl/fp8Quant.ts';
 
 /**
  * Stands in for a rank while the step encoders run with no GPU work, to list the kernels a plan
@@ -128,6 +129,14 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
       return;
     }
     case 'moe': encodeMoe(s, r, plan, seed); return;
+    case 'fp8_quant': {
+      const n = numelOf(s.x.shape);
+      // The quantizer reads x and scale from element 0 of their bindings (the planner makes x contiguous).
+      if (s.x.offset !== 0 || s.scale.offset !== 0) throw new Error(`${s.node}: fp8_quant reads whole buffers from element 0`);
+      r.submit(s.node, s.op, (_enc, pass) => pass(fp8QuantValuesWgsl(s.x.dtype, outSt.dtype, s.scale.dtype, s.satfinite ? 'satfinite' : 'clamp'),
+        [buf(s.out), buf(s.x), buf(s.scale)], metaOf([n]), fp8QuantValuesDispatch(n)));
+      return;
+    }
     case 'all_reduce': case 'fused_allreduce_norm': case 'reduce_scatter': case 'all_gather': throw new Error('collectives run across ranks');
     default: assertNever(s, 'kernel');
   }

@@ -2,7 +2,8 @@
 // counts and the reasons below recount at once.
 
 import { useState } from 'react';
-import { resolveOptions } from '../../graph/passes/options.ts';
+import { reduceGroups } from '../../graph/passes/fusionGate.ts';
+import { DEFAULT_TP_GROUP, resolveOptions } from '../../graph/passes/options.ts';
 import type { PassOptions } from '../../graph/passes/pipeline.ts';
 import { shownStage, useStore } from '../store/index.ts';
 
@@ -48,6 +49,7 @@ export function GatePanel() {
   const shown = useStore(shownStage);
   // What the passes will use: the graph's own world size when the gate is left unset.
   const resolved = shown ? resolveOptions(shown.graph, gates) : undefined;
+  const groups = shown ? reduceGroups(shown.graph) : [];
   return (
     <section className="panel gate-panel" aria-labelledby="gate-panel-title">
       <header className="panel-head"><h2 id="gate-panel-title">Gates</h2></header>
@@ -71,6 +73,13 @@ export function GatePanel() {
             title="runtime fallback: the pattern always fires and the fused op falls back above max_token_num (the vLLM of PR #28841). compile range: graphs whose token count exceeds max_token_num stay unfused (later vLLM).">
             <option value="runtime-fallback">at run time</option>
             <option value="compile-range">at compile</option>
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="gate-tp-group">TP group</label>
+          <select id="gate-tp-group" value={gates.tpGroup ?? DEFAULT_TP_GROUP} onChange={(e) => setGates({ tpGroup: e.target.value })}
+            title="vLLM's patterns match only all_reduce over the tensor-parallel group (tensor_model_parallel_all_reduce); all-reduces over other groups stay unfused.">
+            {[...new Set([gates.tpGroup ?? DEFAULT_TP_GROUP, ...groups])].map((g) => <option key={g} value={g}>{g}</option>)}
           </select>
         </div>
         <div className="field">

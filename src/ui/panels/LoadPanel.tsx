@@ -3,20 +3,16 @@
 import { useRef } from 'react';
 import { SAMPLES, findSample } from '../samples.ts';
 import { useStore } from '../store/index.ts';
+import { loadFile, loadPickedFolder } from './folderLoad.ts';
 
 const GROUPS = [...new Set(SAMPLES.map((s) => s.group))];
-
-/** Reads a picked or dropped file and imports it; errors land in the editor like pasted text. */
-export async function loadFile(file: File): Promise<void> {
-  const text = await file.text();
-  useStore.getState().loadText(text, file.name);
-}
 
 export function LoadPanel() {
   const source = useStore((s) => s.source);
   const loadSample = useStore((s) => s.loadSample);
   const setBottomTab = useStore((s) => s.setBottomTab);
   const fileInput = useRef<HTMLInputElement>(null);
+  const folderInput = useRef<HTMLInputElement>(null);
   const sampleId = source && 'sample' in source ? source.sample : '';
   return (
     <div className="load-panel" role="group" aria-label="Load a graph">
@@ -39,6 +35,23 @@ export function LoadPanel() {
         onChange={(e) => {
           const f = e.target.files?.[0];
           if (f) void loadFile(f);
+          e.target.value = '';
+        }}
+      />
+      <button type="button" onClick={() => folderInput.current?.click()} title="A vLLM debug dump or TORCH_COMPILE_DEBUG folder: its stages in order">Open folder…</button>
+      <input
+        ref={(el) => {
+          folderInput.current = el;
+          // React has no prop for directory pickers; set the attribute directly.
+          el?.setAttribute('webkitdirectory', '');
+        }}
+        type="file"
+        multiple
+        hidden
+        aria-label="Dump folder"
+        onChange={(e) => {
+          const files = e.target.files;
+          if (files?.length) void loadPickedFolder(Array.from(files));
           e.target.value = '';
         }}
       />

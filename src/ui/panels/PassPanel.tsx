@@ -7,6 +7,8 @@ import { PASS_LIST } from '../store/passesSlice.ts';
 import { PASS_DESCRIPTIONS } from '../../graph/passes/pipeline.ts';
 import { PassWhyList } from './PassWhyList.tsx';
 import { innerKind } from './nodeOp.ts';
+import { DumpStages } from './DumpStages.tsx';
+import { UnevaluatedGates } from './UnevaluatedGates.tsx';
 
 /** The allreduce-rmsnorm pass's count is the headline: how many all-reduces would fuse now. */
 export const FUSION_PASS = 'allreduce-rmsnorm';
@@ -103,6 +105,8 @@ export function PassPanel() {
           aria-label="Rewrite stage"
         />
       </div>
+      <UnevaluatedGates />
+      <DumpStages />
     </section>
   );
 }

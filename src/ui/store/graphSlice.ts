@@ -1,8 +1,9 @@
 import type { StateCreator } from 'zustand';
 import type { Graph } from '../../graph/ir.ts';
+import { importStageFolder, type SkippedFile, type StageFile } from '../../graph/stageFolder.ts';
 import { findSample } from '../samples.ts';
 import type { RewriteStep } from '../urlState.ts';
-import { loadSource, type GraphSource, type ImportProblem, type Loaded } from '../pipeline/pipelineJobs.ts';
+import { foldedOnOpen, loadSource, type GraphSource, type ImportProblem, type Loaded } from '../pipeline/pipelineJobs.ts';
 import { WorkCancelled, loadOffThread, offThread } from '../pipeline/pipelineClient.ts';
 import type { AppState } from './index.ts';
 
@@ -30,7 +31,21 @@ export interface GraphSlice {
    */
   loadSample(id: string, restore?: Restore): Promise<void>;
   loadText(text: string, name: string, restore?: Restore): Promise<void>;
+  /** A dump folder (vLLM's debug dump, TORCH_COMPILE_DEBUG): its stages, the first shown. */
+  dump: DumpState | null;
+  /** `unread`: files left unread (past the import limit), listed with the skipped ones. */
+  loadStageFolder(files: StageFile[], name: string, unread?: SkippedFile[]): void;
+  /** Shows dump stage i: the passes restart from it. */
+  showDumpStage(i: number): void;
   clearImportError(): void;
+}
+
+/** A loaded dump folder: its stages in compile order; the one shown is the graph the passes start from. */
+export interface DumpState {
+  name: string;
+  stages: { name: string; path: string; graph: Graph; text: string; format: string; warnings: string[] }[];
+  skipped: SkippedFile[];
+  shown: number;
 }
 
 export interface Restore {
@@ -45,12 +60,12 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
   let ticket = 0;
 
   /** Shows a loaded graph: the whole patch and its stages land together (see resetSteps). */
-  const install = async (source: GraphSource, loaded: Extract<Loaded, { kind: 'graph' }>, restore?: Restore) => {
+  const install = async (source: GraphSource, loaded: Extract<Loaded, { kind: 'graph' }>, restore?: Restore, dump: DumpState | null = null) => {
     const { name, text, graph, format, warnings, tp, folded } = loaded;
     // A big graph opens with its layers folded (found where it was imported): readable at once, and far less to draw.
     const patch = {
       source, sourceName: name, sourceText: text, base: graph, format, warnings, importError: null, draft: null, scrub: null,
-      collapsed: new Set(folded),
+      collapsed: new Set(folded), dump,
     };
     // `tp` is the sample's TP degree; undefined lets the passes read the world size from the graph.
     const gates = { ...get().gates, worldSize: tp };
@@ -109,6 +124,40 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
     },
 
     loadText: (text, name, restore) => load({ text, name }, text.length > OFF_THREAD_ABOVE_CHARS && offThread(), restore),
+
+    dump: null,
+    loadStageFolder: (files, name, unread = []) => {
+      const imported = importStageFolder(files);
+      const r = { stages: imported.stages, skipped: [...unread, ...imported.skipped] };
+      if (r.stages.length === 0) {
+        const why = r.skipped.slice(0, 3).map((f) => `${f.path}: ${f.reason}`).join('; ');
+        set({ importError: { message: `${name}: no graph among its ${files.length + unread.length} files${why ? ` (${why}${r.skipped.length > 3 ? '; …' : ''})` : ''}`, text: '' }, bottomTab: 'source' });
+        return;
+      }
+      const text = new Map(files.map((f) => [f.path, f.text]));
+      const dump: DumpState = {
+        name,
+        stages: r.stages.map((st) => ({
+          name: st.name, path: st.path, graph: st.graph, text: text.get(st.path) ?? '', format: st.format,
+          warnings: st.warnings.map((w) => `line ${w.line}: ${w.message}`),
+        })),
+        skipped: r.skipped,
+        shown: 0,
+      };
+      set({ dump });
+      get().showDumpStage(0);
+    },
+    showDumpStage: (i) => {
+      const dump = get().dump;
+      if (!dump) return;
+      const k = Math.max(0, Math.min(i, dump.stages.length - 1));
+      const st = dump.stages[k]!;
+      const loaded = {
+        kind: 'graph' as const, name: `${dump.name} · ${st.name}`, text: st.text, graph: st.graph, format: st.format,
+        warnings: st.warnings, tp: undefined, folded: foldedOnOpen(st.graph),
+      };
+      void install({ text: st.text, name: `${dump.name}/${st.path}` }, loaded, undefined, { ...dump, shown: k });
+    },
 
     clearImportError: () => set({ importError: null }),
   };

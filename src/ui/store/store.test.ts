@@ -96,6 +96,39 @@ describe('rewrite history in the store', () => {
     expect(fusable()).toBe(0);
   });
 
+  it('the TP group gate: sites over another group count only once that group is the TP group', () => {
+    s().loadText(qwenTp2.replaceAll("'tp:0'", "'dp:0'"), 'qwen2-dp.py');
+    expect(fusable()).toBe(0);
+    expect(s().diagnostics.map((d) => d.blocker)).toEqual(['group', 'group', 'group']);
+    s().setGates({ tpGroup: 'dp:0' });
+    expect(fusable()).toBe(3);
+    expect(snapshot(s())!.gates?.tpGroup).toBe('dp:0');
+  });
+
+  it('a dump folder: its stages in compile order, the first shown; stepping shows the next and the passes restart from it', () => {
+    const dir = new URL('../../../fixtures/capture/vllm-dump-gpt-oss-before-tp2/', import.meta.url);
+    const files = ['after_fix_functionalization-0.py', 'before_noop_elimination-0.py', 'notes.md']
+      .map((path) => ({ path, text: path.endsWith('.md') ? '# notes' : readFileSync(new URL(path, dir), 'utf8') }));
+    s().loadStageFolder(files, 'vllm-dump');
+    expect(s().importError).toBeNull();
+    expect(s().dump?.stages.map((st) => st.name)).toEqual(['before_noop_elimination-0', 'after_fix_functionalization-0']);
+    expect(s().dump?.skipped.map((f) => f.path)).toEqual(['notes.md']);
+    expect(s().sourceName).toBe('vllm-dump · before_noop_elimination-0');
+    const first = fusable();
+    expect(first).toBeGreaterThan(0);
+    s().applyPass('allreduce-rmsnorm');
+    expect(fusedNodes()).toBe(first);
+    s().showDumpStage(1);
+    expect(s().dump?.shown).toBe(1);
+    expect(s().steps).toEqual([]);
+    // After fix_functionalization the norms are in-place calls: no vLLM pattern sees them.
+    expect(fusable()).toBe(0);
+    s().loadText(qwenTp2, 'qwen2.py');
+    expect(s().dump).toBeNull();
+    s().loadStageFolder([{ path: 'a.md', text: 'x' }], 'empty');
+    expect(s().importError?.message).toContain('empty: no graph among its 1 files');
+  });
+
   it('replays the steps under new gates, so applied rewrites follow the gate', () => {
     s().applyPass('allreduce-rmsnorm');
     expect(fusedNodes()).toBe(3);

@@ -27,7 +27,7 @@ export function snapshot(s: AppState): UrlState | null {
     v: 1,
     source: s.source,
     steps: s.steps.slice(0, s.cursor),
-    gates: { worldSize: s.gates.worldSize, maxTokens: s.gates.maxTokens, gpu: s.gates.gpu, tokenGate: s.gates.tokenGate },
+    gates: { worldSize: s.gates.worldSize, maxTokens: s.gates.maxTokens, gpu: s.gates.gpu, tokenGate: s.gates.tokenGate, tpGroup: s.gates.tpGroup },
     selected: s.selected,
     view: { layout: s.layout, tab: s.bottomTab, theme: s.theme },
   };
