@@ -42,7 +42,9 @@ afterAll(async () => {
   await agent?.close();
 });
 
-const cpuOpts = (dtype: 'bf16' | 'f32', ranks = 2) => ({ backend: 'cpu' as const, ranks, preset: 'tiny' as const, dtype, allreduce: 'ring' as const, workers: false });
+// Planned as for the agent: the kernels its worker lacks (rotary, attention, scatter) are fed on
+// both sides, so the reference checks the agent node for node.
+const cpuOpts = (dtype: 'bf16' | 'f32', ranks = 2) => ({ backend: 'cpu' as const, planFor: 'agent' as const, ranks, preset: 'tiny' as const, dtype, allreduce: 'ring' as const, workers: false });
 
 /** Largest distance in ulps between two runs, over every output of every rank. */
 function worstUlps(ref: RunResult, got: RunResult): number {

@@ -271,6 +271,9 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
       }
       case 'fp8_quant':
         throw new RunError('unsupported-ops', `node ${s.node} (${s.op}): the agent's native worker has no FP8 quant kernel; run it on webgpu or cpu`, { node: s.node, op: s.op });
+      case 'scatter': case 'rotary': case 'attention':
+        // The CPU reference and WebGPU run these; the native worker has no kernel for them yet.
+        throw new RunError('unsupported-ops', `node ${s.node} (${s.op}): the agent has no ${s.kernel} kernel yet; run this graph on the webgpu or cpu backend`, { node: s.node, op: s.op });
       default: assertNever(s, 'kernel');
     }
   }

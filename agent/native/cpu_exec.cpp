@@ -1,6 +1,8 @@
 // The CPU executor: the same ops as the CUDA one, run on the host, so the agent, the protocol
 // and the process boundary work (and are tested) on machines without a GPU. Values are held
-// as f32 already rounded to the run's dtype; every op accumulates in f32, as the kernels do.
+// as f32 already rounded to the run's dtype. Sums over ranks and the norms accumulate in f64 and
+// round where the CPU reference (src/runtime/cpuKernels.ts) does, so those outputs are bitwise the
+// reference's and any drift fails the differential check; the other ops accumulate in f32.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -40,14 +42,19 @@ void checkSize(const Step& st, const Buf& b, int64_t want, const char* what) {
   if ((int64_t)b.size() < want) throw StepError(st.node, std::string(what) + " has " + std::to_string(b.size()) + " elements, needs " + std::to_string(want));
 }
 
+/**
+ * One row of RMSNorm in f64, as cpuRmsNorm / cpuResidualNorm compute it: an f32 sum of 2880 squares
+ * and an f32 scale land on the other side of a bf16 rounding boundary for about 1 element in 2,000.
+ * A double rounds to the dtype through f32, as the reference's roundTo does.
+ */
 void rmsRow(const float* z, const float* w, float* y, int64_t cols, double eps, DType dt, bool roundBeforeWeight) {
-  float ss = 0.f;
-  for (int64_t c = 0; c < cols; c++) ss += z[c] * z[c];
-  float inv = 1.f / std::sqrt(ss / (float)cols + (float)eps);
+  double ss = 0.0;
+  for (int64_t c = 0; c < cols; c++) ss += (double)z[c] * (double)z[c];
+  const double inv = 1.0 / std::sqrt(ss / (double)cols + eps);
   for (int64_t c = 0; c < cols; c++) {
-    float n = z[c] * inv;
-    if (roundBeforeWeight) n = roundTo(dt, n);
-    y[c] = roundTo(dt, n * w[c]);
+    double n = (double)z[c] * inv;
+    if (roundBeforeWeight) n = roundTo(dt, (float)n);
+    y[c] = roundTo(dt, (float)(n * (double)w[c]));
   }
 }
 
@@ -250,7 +257,7 @@ void runCollective(const Step& st, CpuState& S) {
   if (st.op == OpCode::AllReduce) {
     need(st, 1, 1, 0);
     int64_t n = p.slotNumel[st.out[0]];
-    std::vector<float> sum(n, 0.f);
+    std::vector<double> sum(n, 0.0);
     for (int r = 0; r < p.world; r++) {
       const Buf& a = S.in(r, st.in[0], st);
       checkSize(st, a, n, "input");
@@ -258,7 +265,7 @@ void runCollective(const Step& st, CpuState& S) {
     }
     for (int r = 0; r < p.world; r++) {
       Buf& o = S.out(r, st.out[0]);
-      for (int64_t q = 0; q < n; q++) o[q] = S.r(sum[q]);
+      for (int64_t q = 0; q < n; q++) o[q] = S.r((float)sum[q]);
     }
     return;
   }
@@ -288,12 +295,12 @@ void runCollective(const Step& st, CpuState& S) {
     for (int r = 0; r < p.world; r++) {
       Buf& o = S.out(r, st.out[0]);
       if (rs) {
-        std::vector<float> sum(n, 0.f);
+        std::vector<double> sum(n, 0.0);
         for (int q = 0; q < p.world; q++) {
           const Buf& a = S.in(q, st.in[0], st);
           for (int64_t i = 0; i < n; i++) sum[i] += a[r * n + i];
         }
-        for (int64_t i = 0; i < n; i++) o[i] = S.r(sum[i]);
+        for (int64_t i = 0; i < n; i++) o[i] = S.r((float)sum[i]);
       } else {
         for (int q = 0; q < p.world; q++) {
           const Buf& a = S.in(q, st.in[0], st);
@@ -306,13 +313,14 @@ void runCollective(const Step& st, CpuState& S) {
   // AllReduceNorm (pattern 1): ar = Σ x_r; res_out = ar + residual; norm = res_out·rsqrt(·)·γ, one rounding.
   need(st, 3, 2, 2, 1);
   int64_t rows = st.i[0], cols = st.i[1], n = rows * cols;
-  std::vector<float> ar(n, 0.f);
+  std::vector<double> sum(n, 0.0);
   for (int r = 0; r < p.world; r++) {
     const Buf& a = S.in(r, st.in[0], st);
     checkSize(st, a, n, "allreduce_in");
-    for (int64_t q = 0; q < n; q++) ar[q] += a[q];
+    for (int64_t q = 0; q < n; q++) sum[q] += a[q];
   }
-  for (auto& v : ar) v = S.r(v);
+  Buf ar(n);
+  for (int64_t q = 0; q < n; q++) ar[q] = S.r((float)sum[q]);
   for (int r = 0; r < p.world; r++) {
     const Buf& res = S.in(r, st.in[1], st);
     const Buf& w = S.in(r, st.in[2], st);

@@ -18,7 +18,7 @@
 // bf16 steps of the qkv GEMM's output from the all-reduce path's.
 //
 // Build (GPU host): nvcc -O3 -std=c++17 -arch=sm_90 -o sp_bench agent/native/sp_bench.cu -lcublas -lnccl -lpthread
-// Run: ./sp_bench [--world N] [--iters I] [--tmax T]
+// Run: ./sp_bench [--world N] [--iters I] [--tmax T] [--chunks K]
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
@@ -112,6 +112,8 @@ struct HostBarrier {
 
 struct Shared {
   int world = 2, iters = 50, warm = 5, tmax = 16384;
+  /** Token chunks of the async pipelines; 0: 4 where every chunk still splits over the ranks, else 1. */
+  int chunks = 0;
   ncclUniqueId id;
   HostBarrier* barrier = nullptr;
   std::mutex out;
@@ -264,7 +266,7 @@ void rankMain(Shared& S, int r) {
   for (int T : Ts) {
     const bool split = T % N == 0;
     // Chunks of the async pipeline: 4 when every chunk still splits over the ranks, else 1.
-    const int chunks = (T % (4 * N) == 0 && T >= 64 * N) ? 4 : 1;
+    const int chunks = S.chunks > 0 ? (T % (S.chunks * N) == 0 ? S.chunks : 1) : (T % (4 * N) == 0 && T >= 64 * N) ? 4 : 1;
     double us[3] = {-1, -1, -1};
     double ulps[2] = {-1, -1};
     std::vector<uint16_t> ref((size_t)T * qkv), got((size_t)T * qkv);
@@ -341,6 +343,7 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "--world") && i + 1 < argc) S.world = std::min(n, atoi(argv[++i]));
     else if (!strcmp(argv[i], "--iters") && i + 1 < argc) S.iters = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--tmax") && i + 1 < argc) S.tmax = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--chunks") && i + 1 < argc) S.chunks = std::max(0, atoi(argv[++i]));
   }
   cudaDeviceProp prop;
   cudaGetDeviceProperties(&prop, 0);

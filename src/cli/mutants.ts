@@ -134,7 +134,9 @@ function judge(m: Mutant, o: CliOutcome): string | null {
     }
     return null;
   }
-  if (o.code !== 2 && !(o.code === 1 && m.argv[0] === 'run')) return `exit ${o.code}`;
+  // Exit 1 is a --compare whose outputs differ; every other failure here is bad input (2).
+  const compares = m.argv[0] === 'run' && m.argv.some((a) => a === '--compare' || a.startsWith('--compare='));
+  if (o.code !== 2 && !(o.code === 1 && compares)) return `exit ${o.code}`;
   if (errLines.length !== 1) return `exit ${o.code} with ${errLines.length} lines on stderr:\n${o.stderr}`;
   return null;
 }

@@ -134,7 +134,7 @@ describe('fusionlab rewrite', () => {
       ['post_grad.3.AllReduceFusionPass.before', 0], ['post_grad.3.AllReduceFusionPass.after', 1],
     ]);
     expect(rep.passes.map((p: { matches: number }) => p.matches)).toEqual([0, 1, 1]);
-    expect(r.stderr).toContain("patterns.AllReduceFusionPass.0.py: skipped: vLLM's pattern dump");
+    expect(r.stderr).toContain("patterns.AllReduceFusionPass.0.py: warning: skipped: vLLM's pattern dump");
     const second = JSON.parse(run(['rewrite', dump, '--report', '--stage', '1']).stdout);
     expect(second.stage).toBe('post_grad.3.AllReduceFusionPass.after');
     expect(second.passes.map((p: { matches: number }) => p.matches)).toEqual([0, 0, 0]);

@@ -127,7 +127,7 @@ export async function command(argv: string[]): Promise<number> {
       process.stderr.write(`fusionlab rewrite: cannot read ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
       return 2;
     }
-    for (const s of folder.skipped) process.stderr.write(`${join(source, s.path)}: skipped: ${s.reason}\n`);
+    for (const s of folder.skipped) process.stderr.write(`${join(source, s.path)}: warning: skipped: ${s.reason}\n`);
     if (folder.stages.length === 0) {
       process.stderr.write(`fusionlab rewrite: ${source}: no graph among its ${folder.skipped.length} files\n`);
       return 2;

@@ -28,9 +28,13 @@ describe('fusionlab run', { timeout: 180_000 }, () => {
       'rank 1: auto_functionalized_2[1] → auto_functionalized[1]', 'rank 1: auto_functionalized_2[2] → auto_functionalized[2]',
     ]);
     for (const o of rep.compare.outputs) {
-      expect(Object.keys(o)).toEqual(['name', 'maxAbs', 'maxRel', 'bitwiseEqual', 'ulps', 'tolerance', 'pass']);
+      expect(Object.keys(o)).toEqual(['name', 'maxAbs', 'maxRel', 'bitwiseEqual', 'ulps', 'tolerance', 'pass', 'fedFrom', 'proven']);
       expect(o.ulps).toBeLessThanOrEqual(2);
+      expect(o.fedFrom).toEqual([]);
     }
+    // The fragment has a kernel for every node: nothing fed, so the comparison proves it.
+    expect(rep.compare.fedOnComparedPaths).toEqual([]);
+    expect(rep.compare.verdict).toBe('proven');
     expect(rep.before.ranks).toHaveLength(2);
     const moe = rep.before.ranks[1].nodes.find((n: { node: string }) => n.node === 'auto_functionalized_1');
     expect(moe.kernel_us).toBeGreaterThan(0);
@@ -78,11 +82,17 @@ describe('fusionlab run', { timeout: 180_000 }, () => {
   });
 
   it('bad input exits 2 with one line naming what is wrong', () => {
+    const badSlice = join(dir, 'bad-slice.txt');
+    writeFileSync(badSlice, readFileSync(SEED, 'utf8').replace('(all_reduce_1, 1, 0, 2880)', '(all_reduce_1, 1, 0, 20)'));
     const cases: [string[], RegExp][] = [
       [['nothere.txt', '--backend', 'cpu'], /^fusionlab run: cannot read nothere\.txt: ENOENT\n/],
       [[SEED, '--ranks', 'two'], /^fusionlab run: --ranks takes an integer ≥ 1, got 'two'\n/],
       [[SEED, '--compare', 'slice-hoist,fuse-all'], /^fusionlab run: unknown pass 'fuse-all' in --compare/],
       [[SEED, '--backend', 'cpu', '--ranks', '7'], /^fusionlab run: node auto_functionalized_1 \(higher_order.auto_functionalized\): the MoE intermediate size 120 \(preset tiny\) does not split over 7 ranks\n$/],
+      // A graph the plan refuses (RunError 'validation': a slice whose result disagrees with its
+      // annotation) is bad input too, with or without --compare, whose exit 1 means only that outputs differ.
+      [[badSlice, '--backend', 'cpu'], /^fusionlab run: node slice_1 \(aten\.slice\.Tensor\): computed shape \[7,20\] but the graph says \[7,40\]/],
+      [[badSlice, '--backend', 'cpu', '--ranks', '2', '--compare', 'slice-hoist'], /^fusionlab run: node slice_1 \(aten\.slice\.Tensor\): computed shape/],
       [['sample:gpt-oss-21b'], /^fusionlab run: unknown sample 'gpt-oss-21b'/],
       // Flags the run would not use are refused, not ignored.
       [[SEED, '--backend', 'cpu', '--workers'], /^fusionlab run: --workers runs WebGPU ranks in workers; --backend cpu has none\n/],

@@ -14,11 +14,25 @@ import { importGraph } from '../graph/formats.ts';
 import { generateSample, SAMPLE_MODELS, type SampleModel } from '../graph/samples/index.ts';
 import { PASSES } from '../graph/passes/pipeline.ts';
 import type { Graph } from '../graph/ir.ts';
-import { compareRewrite, planGraph, registerBackend, runGraph, RunError, type RunOptions, type Trace, type HostTensor, type RunResult, type CompareReport } from '../runtime/index.ts';
+import { compareRewrite, planGraph, registerBackend, runGraph, RunError, type RunErrorKind, type RunOptions, type Trace, type HostTensor, type RunResult, type CompareReport, type Verdict } from '../runtime/index.ts';
+import { fedSourcesOfOutputs } from '../runtime/fedSources.ts';
 import { readNpy, readSafetensors, tensorFileName, writeNpy, TensorFileError } from '../runtime/tensorio.ts';
 import { hostValues } from '../runtime/hostTensor.ts';
 
 class UsageError extends Error {}
+
+/**
+ * The exit code of a run that failed. 2: the graph, the sizes or the flags cannot be run as given
+ * (what the user must change). 1 is otherwise a --compare that differs; a device lost mid-run is
+ * the one failure of the machine rather than the input, so it shares it.
+ */
+export const RUN_ERROR_EXIT: Record<RunErrorKind, 1 | 2> = {
+  'unsupported-ops': 2,
+  limits: 2,
+  validation: 2,
+  input: 2,
+  'device-lost': 1,
+};
 
 /** Where the CLI looks for the agent when --agent is not given (the port `npm run agent -- --port 8765` takes). */
 const DEFAULT_AGENT = 'ws://127.0.0.1:8765';
@@ -145,14 +159,21 @@ function traceReport(t: Trace) {
   return { backend: t.backend, device: t.device, timing, fed: t.fed, notes: t.notes, ranks: perRank };
 }
 
-function outputsReport(r: RunResult) {
+const VERDICT_LINE: Record<Verdict, (r: CompareReport) => string> = {
+  'proven': () => 'proven: every output gated and computed on every path',
+  'depends-on-fed': (r) => `not proven: outputs depend on ${r.fedOnComparedPaths.join(', ')}, fed with random values (no kernel); equal there shows only that the data flow around them was kept`,
+  'not-gated': () => 'not proven: some outputs were only reported (several fused sites, no exact check)',
+  'failed': () => 'failed',
+};
+
+function outputsReport(r: RunResult, fed?: Map<string, string[]>) {
   return r.outputs.map((m, rank) => ({
     rank,
     outputs: [...m].map(([name, t]) => {
       const v = hostValues(t);
       let maxAbs = 0, sumSq = 0;
       for (const x of v) { maxAbs = Math.max(maxAbs, Math.abs(x)); sumSq += x * x; }
-      return { name, dtype: t.dtype, shape: t.shape, maxAbs, rms: Math.sqrt(sumSq / Math.max(1, v.length)) };
+      return { name, dtype: t.dtype, shape: t.shape, maxAbs, rms: Math.sqrt(sumSq / Math.max(1, v.length)), fedFrom: fed?.get(name) ?? [] };
     }),
   }));
 }
@@ -174,7 +195,7 @@ export async function command(argv: string[]): Promise<number> {
     const graph = loadGraph(args);
     const inputs = args.inputs ? loadInputs(args.inputs) : undefined;
     // Plan first: ops with no kernel, fed nodes and bad sizes are reported before any device work.
-    const plan = planGraph(graph, { preset: args.preset, dtype: args.dtype, ranks: args.ranks, tokens: args.tokens });
+    const plan = planGraph(graph, { preset: args.preset, dtype: args.dtype, ranks: args.ranks, tokens: args.tokens, backend: args.backend });
     if (plan.fed.length && !args.report) process.stderr.write(`fed from seeded inputs (no kernel): ${plan.fed.join(', ')}\n`);
     if (args.backend === 'webgpu') gpu = await (await import('../runtime/nodeGpu.ts')).nodeGpu();
     if (args.backend === 'agent') agentClient = await connectAgent(args);
@@ -187,22 +208,32 @@ export async function command(argv: string[]): Promise<number> {
         dump(join(args.dumpOutputs, 'after'), rep.afterOutputs);
       }
       if (args.report) {
-        process.stdout.write(JSON.stringify({ ...head, compare: { passes: rep.passes, ok: rep.ok, outputs: rep.outputs, fusedSites: rep.fusedSites, exact: rep.exact ?? null }, before: traceReport(rep.before), after: traceReport(rep.after) }) + '\n');
+        process.stdout.write(JSON.stringify({ ...head, compare: { passes: rep.passes, ok: rep.ok, verdict: rep.verdict, fedOnComparedPaths: rep.fedOnComparedPaths, outputs: rep.outputs, fusedSites: rep.fusedSites, exact: rep.exact ?? null }, before: traceReport(rep.before), after: traceReport(rep.after) }) + '\n');
       } else {
-        for (const o of rep.outputs) process.stdout.write(`${o.pass ? 'ok  ' : 'FAIL'} ${o.name}: max abs ${o.maxAbs}, max rel ${o.maxRel.toExponential(2)}, ${o.bitwiseEqual ? 'bitwise equal' : `${o.ulps} ulps`}; ${o.tolerance}\n`);
+        for (const o of rep.outputs) {
+          const fed = o.fedFrom.length ? `; depends on fed ${o.fedFrom.length > 1 ? 'nodes' : 'node'} ${o.fedFrom.join(', ')} (random values, no kernel): not proven` : '';
+          process.stdout.write(`${o.pass ? 'ok  ' : 'FAIL'} ${o.name}: max abs ${o.maxAbs}, max rel ${o.maxRel.toExponential(2)}, ${o.bitwiseEqual ? 'bitwise equal' : `${o.ulps} ulps`}; ${o.tolerance}${fed}\n`);
+        }
         if (rep.exact) {
           process.stdout.write(`${rep.exact.skipped ? 'skip' : rep.exact.pass ? 'ok  ' : 'FAIL'} ${rep.exact.note}\n`);
           for (const o of rep.exact.outputs ?? []) if (!o.pass) process.stdout.write(`FAIL ${o.name} (exact): max abs ${o.maxAbs}, ${o.ulps} ulps\n`);
         }
+        process.stdout.write(`verdict: ${VERDICT_LINE[rep.verdict](rep)}\n`);
       }
       return rep.ok ? 0 : 1;
     }
     const res = await runGraph(graph, opts);
     if (args.dumpOutputs) dump(args.dumpOutputs, res.outputs);
-    if (args.report) process.stdout.write(JSON.stringify({ ...head, outputs: outputsReport(res), trace: traceReport(res.trace) }) + '\n');
+    const fed = fedSourcesOfOutputs(plan);
+    if (args.report) process.stdout.write(JSON.stringify({ ...head, outputs: outputsReport(res, fed), trace: traceReport(res.trace) }) + '\n');
     else {
       process.stdout.write(`${res.trace.backend} on ${res.trace.device}, ${res.trace.ranks} rank(s)\n`);
-      for (const r of outputsReport(res)) for (const o of r.outputs) process.stdout.write(`rank ${r.rank} ${o.name}: ${o.dtype}[${o.shape}] max |x| ${o.maxAbs.toPrecision(4)}, rms ${o.rms.toPrecision(4)}\n`);
+      for (const r of outputsReport(res, fed)) {
+        for (const o of r.outputs) {
+          const from = o.fedFrom.length ? ` (depends on fed ${o.fedFrom.join(', ')})` : '';
+          process.stdout.write(`rank ${r.rank} ${o.name}: ${o.dtype}[${o.shape}] max |x| ${o.maxAbs.toPrecision(4)}, rms ${o.rms.toPrecision(4)}${from}\n`);
+        }
+      }
     }
     return 0;
   } catch (e) {
@@ -210,7 +241,7 @@ export async function command(argv: string[]): Promise<number> {
     if (e instanceof UsageError) { line(e.message); return 2; }
     if (e instanceof GraphImportError) { process.stderr.write(`${e.source ?? ''}:${e.line}:${e.col}: ${e.detail}\n`); return 2; }
     if (e instanceof TensorFileError) { line(e.message); return 2; }
-    if (e instanceof RunError) { line(e.message); return e.kind === 'validation' || e.kind === 'device-lost' ? 1 : 2; }
+    if (e instanceof RunError) { line(e.message); return RUN_ERROR_EXIT[e.kind]; }
     throw e;
   } finally {
     if (gpu) (await import('../runtime/webgpu/rankDevice.ts')).closeRanks(gpu);

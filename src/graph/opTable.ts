@@ -70,6 +70,11 @@ export interface MapFnDef {
   wgsl: string;
   /** C++/CUDA expression over `a`, `b`, `s` (float). */
   cpp: string;
+  /**
+   * Where the body calls exp (no backend's exp is correctly rounded), the most units in the last
+   * place of the output a backend may differ from the reference by; absent: bitwise.
+   */
+  ulps?: number;
   doc: string;
 }
 
@@ -124,6 +129,15 @@ const MAP_FN_TABLE = {
     wgsl: 'select(a, s, b != 0.0)',
     cpp: '(b != 0.f ? s : a)',
     doc: 's where b, else a',
+  },
+  // vLLM's silu_and_mul: silu(x)·y in f32 over the two halves of the last dim, rounded once.
+  silu_mul: {
+    tensorB: true,
+    cpu: (a, b) => f(f(a / f(1 + f(Math.exp(-a)))) * b),
+    wgsl: '(a / (1.0 + exp(-a))) * b',
+    cpp: '(a / (1.f + expf(-a))) * b',
+    ulps: 1,
+    doc: 'silu(a) · b',
   },
 } as const satisfies Record<string, MapFnDef>;
 
@@ -401,6 +415,36 @@ export const KERNELS = {
     collective: true,
     doc: 'every rank\'s rows, in rank order',
   },
+  // Functionalization's write-back (slice_scatter) and in-place writes into a view: out is base
+  // (read with out's shape) with the elements at at + Σ i[d]·strides[d], i < shape (src's shape),
+  // replaced by src; the window's strides each exceed the extent of those after them (a view of a
+  // contiguous tensor), which makes the window invertible. No agent kernel yet.
+  scatter: {
+    fields: { base: 'view', src: 'view', at: 'int', strides: 'ints', out: 'storage' },
+    worker: [],
+    rounding: 'exact',
+    collective: false,
+    doc: 'base with a strided window replaced by src',
+  },
+  // vLLM's rotary_embedding on one of query / key ([tokens, heads · headSize]), in the storage
+  // dtype as its kernel computes: x' = r(r(x·cos) − r(y·sin)), y' = r(r(y·cos) + r(x·sin)).
+  rotary: {
+    fields: { x: 'view', positions: 'view', cache: 'view', headSize: 'int', neox: 'bool', out: 'storage' },
+    worker: [],
+    rounding: 'exact',
+    collective: false,
+    doc: 'rotary position embedding',
+  },
+  // The reference attention: one prefill sequence, causal, no KV cache, GQA, scale 1/√D, f32
+  // softmax, rounded once. q [T, H, D], k and v [T, Hkv, D], out [T, H, D]. WebGPU measured in the
+  // differential sweep (seed 20261129, 7 steps): bf16 0, f32 2 ulps at the output's scale.
+  attention: {
+    fields: { q: 'view', k: 'view', v: 'view', out: 'storage' },
+    worker: [],
+    rounding: { ulps: { bf16: 1, f32: 4 } },
+    collective: false,
+    doc: 'causal attention',
+  },
   // FP8 e4m3fn quant of contiguous x by 1/scale[0] (src/runtime/fp8.ts), values held in the run
   // dtype (each is exact in bf16). satfinite: FlashInfer's saturating cast (the fused op's
   // quant_out), else vLLM's static_scaled_fp8_quant clamp. No worker op yet: the agent refuses it.
@@ -474,6 +518,14 @@ export const KERNEL_COST: { [K in KernelName]: (k: Extract<Kernel, { kernel: K }
   // Each rank reads every peer's rows of its share (reduce-scatter) or every peer's shard (all-gather).
   reduce_scatter: (k, out, ranks) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: ((ranks - 1) * numel(k.x.shape)) / ranks }),
   all_gather: (k, out, ranks) => ({ bytesRead: ranks * viewBytes(k.x), bytesWritten: out, flops: 0 }),
+  scatter: (k, out) => ({ bytesRead: viewBytes(k.base) + viewBytes(k.src), bytesWritten: out, flops: 0 }),
+  // Four multiplies and two adds per rotated pair.
+  rotary: (k, out) => ({ bytesRead: viewBytes(k.x) + viewBytes(k.positions) + numel(k.x.shape) * DTYPE_BYTES[k.cache.dtype], bytesWritten: out, flops: 3 * numel(k.x.shape) }),
+  // QKᵀ and PV over the causal half, plus the softmax.
+  attention: (k, out) => {
+    const [T, H, D] = k.q.shape;
+    return { bytesRead: viewBytes(k.q) + viewBytes(k.k) + viewBytes(k.v), bytesWritten: out, flops: 2 * T * T * H * D + 3 * T * T * H };
+  },
   moe: (k, out, ranks) => {
     const T = numel(k.x.shape) / k.x.shape[k.x.shape.length - 1], H = k.x.shape[k.x.shape.length - 1], Is = k.intermediate / ranks;
     // Per routed token: W13 (2·Is×H) and W2 (H×Is), two FLOPs per multiply-add.

@@ -233,6 +233,15 @@ defineOp({
   doc: 'self where condition, else other, elementwise (broadcast).',
 });
 defineOp({
+  name: 'aten.as_strided.default', kind: 'view', returns: 1,
+  args: [T('self'), P('size', 'SymInt[]'), P('stride', 'SymInt[]'), P('storage_offset', 'SymInt?', null)], facts: { view: true },
+  doc: 'A view of self\'s storage with the given sizes, strides and offset (Inductor\'s decomposed in-place calls use it).',
+});
+defineOp({
+  name: 'aten.sym_size.int', kind: 'meta', returns: 1, args: [T('self'), P('dim', 'int')],
+  doc: 'The size of self along dim (a SymInt).',
+});
+defineOp({
   name: 'aten.full.default', kind: 'memory', returns: 1, args: [P('size', 'SymInt[]'), P('fill_value', 'Scalar')],
   doc: 'A tensor of size filled with fill_value (Inductor writes masked_fill\'s value as full([], v)).',
 });

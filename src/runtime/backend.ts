@@ -22,7 +22,12 @@ export interface RunOptions {
   onProgress?: (p: RunProgress) => void;
   /** The fused all-reduce + norm's rounding; default 'once' (the agent runs only 'once'). */
   fusedNormRounding?: FusedNormRounding;
-  /** navigator.gpu or Dawn's. */
+  /**
+   * Plan as for this backend (default: `backend`): 'agent' feeds the kernels the native worker
+   * lacks, so the CPU reference can check an agent run node for node.
+   */
+  planFor?: BackendName;
+    /** navigator.gpu or Dawn's. */
   gpu?: GPU;
 }
 

@@ -72,28 +72,36 @@ export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo
   const xOff = s.x.offset * bp; // contiguous, 8-element aligned (the planner copies otherwise)
 
   if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather') {
-    // Sequence parallelism's pair: rank c's share is rows [c·T/R, (c+1)·T/R), len elements.
-    const len = numelOf(s.x.shape) / (s.kernel === 'reduce_scatter' ? R : 1);
-    for (let c = 0; c < R; c++) {
-      const start = performance.now();
-      if (s.kernel === 'reduce_scatter') {
+    // Sequence parallelism's pair: rank c's share is rows [c·T/R, (c+1)·T/R), len elements. A
+    // share need not start on a 4-byte boundary (bf16, odd widths): every rank's whole tensor is
+    // read once and the shares are cut on the host; each output is written whole.
+    const n = numelOf(s.x.shape);
+    const len = s.kernel === 'reduce_scatter' ? n / R : n;
+    let start = performance.now();
+    const whole = await Promise.all(ranks.map(async (r, q) => {
+      await r.sync();
+      const bytes = await readAligned(r, r.buffer(s.x.storage), xOff, n * bp);
+      transfer(q, n * bp, 0, start);
+      return bytes;
+    }));
+    if (s.kernel === 'reduce_scatter') {
+      const slot = roundUp(len, 8);
+      for (let c = 0; c < R; c++) {
         // Chunk c's raw copies, in rank order, reduced on its owner by the all-reduce's kernel: the same bits.
-        const copies = await gatherChunk(ranks, (q) => ranks[q].buffer(s.x.storage), xOff + c * len * bp, len * bp, algo === 'ring' ? c : -1, transfer);
-        const slot = roundUp(len, 8);
+        start = performance.now();
         const g = ranks[c].scratch(R * slot * bp, `${s.node} gathered`);
-        copies.forEach((bytes, q) => ranks[c].write(g, q * slot * bp, bytes));
+        whole.forEach((bytes, q) => ranks[c].write(g, q * slot * bp, bytes.subarray(c * len * bp, (c + 1) * len * bp)));
         ranks[c].submit(s.node, s.op, (_e, pass) => pass(allReduceWgsl(d), [ranks[c].buffer(s.out), g], Uint32Array.from([len, R, 0, slot]), grid1d(Math.ceil(len / 2), ALLREDUCE_WG)));
         transfer(c, 0, R * len * bp, start);
-      } else {
-        // Rank c's shard lands at rows [c·T/R, …) of every rank's output, its own included.
-        await ranks[c].sync();
-        const bytes = await ranks[c].read(ranks[c].buffer(s.x.storage), xOff, len * bp);
-        transfer(c, len * bp, 0, start);
-        for (let q = 0; q < R; q++) {
-          const t = performance.now();
-          ranks[q].write(ranks[q].buffer(s.out), c * len * bp, bytes);
-          transfer(q, 0, len * bp, t);
-        }
+      }
+    } else {
+      // Every rank's shard in rank order, written whole to every rank's output.
+      const out = new Uint8Array(R * n * bp);
+      whole.forEach((bytes, q) => out.set(bytes, q * n * bp));
+      for (let q = 0; q < R; q++) {
+        start = performance.now();
+        ranks[q].write(ranks[q].buffer(s.out), 0, out);
+        transfer(q, 0, (R - 1) * n * bp, start);
       }
     }
     for (const r of ranks) await r.sync();
@@ -153,6 +161,13 @@ export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo
   for (const r of ranks) await r.sync();
   void plan; void bufferBytes;
   return events;
+}
+
+/** Bytes [off, off+len) of a buffer, read from the 4-byte boundary below `off` (buffer copies need it). */
+export async function readAligned(r: RankDevice, buf: GPUBuffer, off: number, len: number): Promise<Uint8Array> {
+  const lo = off - (off % 4);
+  const bytes = await r.read(buf, lo, len + (off - lo));
+  return bytes.subarray(off - lo, off - lo + len);
 }
 
 /**

@@ -6,10 +6,11 @@ import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { Plan, Step, View } from './plan.ts';
 import { DTYPE_BYTES, MAP_FNS, assertNever, kernelCost } from '../graph/opTable.ts';
+import { cpuAttention, cpuRotary, cpuScatter } from './cpuLayerKernels.ts';
 import { asRows, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
 import { hostValues, toHostTensor, type HostTensor } from './hostTensor.ts';
-import { seedRule, seedStream, seededArray } from './weights.ts';
+import { roundTo, seedRule, seedStream, seededArray } from './weights.ts';
 import { cpuGemm, cpuMoe, cpuPad, cpuResidualNorm, cpuRmsNorm, readView, rounded, type HostArray } from './cpuKernels.ts';
 
 
@@ -151,6 +152,22 @@ function runStep(s: Step, m: Map<string, HostArray>, plan: Plan, rank: number, s
     case 'moe': {
       const r = asRows(s.x)!;
       m.set(s.out, rounded(dt(s.out), cpuMoe(read(s.x), read(s.logits), r.rows, r.cols, s.experts, s.topK, s.intermediate, s.layer, rank, plan.ranks, seed, dt(s.out))));
+      return;
+    }
+    case 'scatter': {
+      const shape = st(s.out).shape;
+      m.set(s.out, rounded(dt(s.out), cpuScatter(read(s.base, shape), read(s.src), s.src.shape, s.at, s.strides)));
+      return;
+    }
+    case 'rotary': {
+      const [T, width] = s.x.shape;
+      const round = (v: number) => roundTo(dt(s.out), v);
+      m.set(s.out, rounded(dt(s.out), cpuRotary(read(s.x), T, width, read(s.positions), read(s.cache), s.cache.shape[1], s.headSize, s.neox, round)));
+      return;
+    }
+    case 'attention': {
+      const [T, H, D] = s.q.shape;
+      m.set(s.out, rounded(dt(s.out), cpuAttention(read(s.q), read(s.k), read(s.v), T, H, s.k.shape[1], D)));
       return;
     }
     case 'fp8_quant': {

@@ -28,6 +28,8 @@ export interface DifferentialCase {
   allreduce: RunOptions['allreduce'];
   /** The symbolic token dim's value. */
   tokens: number;
+  /** Columns of every norm (else small random ones): GPT-OSS-wide rows sum thousands of squares. */
+  normCols?: number;
 }
 
 /** Which kernel wrote each output, so it is held to that kernel's rounding contract. */
@@ -60,7 +62,12 @@ class Gen {
     readonly rand: () => number,
     readonly dt: 'bf16' | 'f32',
     readonly ranks: number,
+    readonly wideNorm?: number,
   ) {}
+  /** Columns of a norm: even, so the vectorized kernels' pairs split it. */
+  normCols() {
+    return this.wideNorm ?? this.pick(COLS) * 2;
+  }
   int(lo: number, hi: number) {
     return lo + Math.floor(this.rand() * (hi - lo + 1));
   }
@@ -162,7 +169,7 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
   },
   embedding: (g) => g.out(g.perRank(g.pick(COLS)), 'embedding'),
   rms_norm: (g) => {
-    const c = g.pick(COLS) * 2;
+    const c = g.normCols();
     const x = g.input(['s0', c]);
     const res = g.node('empty', 'aten.empty_like.default', [x], {}, null);
     const af = g.node(
@@ -175,7 +182,7 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     g.out(g.node('item', 'getitem', [af, 1], {}, null), 'rms_norm');
   },
   fused_add_rms_norm: (g) => {
-    const c = g.pick(COLS) * 2;
+    const c = g.normCols();
     const af = g.node(
       'add_rms',
       AF,
@@ -191,7 +198,7 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     g.out(g.node('all_reduce', 'vllm.all_reduce.default', [x, 'tp:0'], {}, null), 'all_reduce');
   },
   fused_allreduce_norm: (g) => {
-    const c = g.pick(COLS) * 2;
+    const c = g.normCols();
     const af = g.node(
       'ar_norm',
       AF,
@@ -233,6 +240,32 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     const x = g.node('embedding', 'aten.embedding.default', [g.input([g.int(5, 13), c]), g.input([m], 'i64')], {}, g.type([m, c]));
     g.out(g.node('all_gather', 'vllm.all_gather.default', [x], { dim: 0, world_size: g.ranks, group_name: 'tp:0' }, g.type([m * g.ranks, c])), 'all_gather');
   },
+  // Functionalization's write-back: a strided range of columns replaced.
+  scatter: (g) => {
+    const c = g.pick(COLS) + 6, start = g.int(0, 2), step = g.int(1, 2);
+    const len = Math.ceil((c - start) / step);
+    const base = g.input(['s0', c]), src = g.input(['s0', len]);
+    g.out(g.node('scatter', 'aten.slice_scatter.default', [base, src, 1, start, c, step], {}, null), 'scatter');
+  },
+  rotary: (g) => {
+    const hs = 2 * g.int(1, 4), heads = g.int(1, 3), rot = 2 * g.int(1, hs / 2);
+    const af = g.node('rope', AF, [opRef('_C.rotary_embedding.default')], {
+      positions: g.input(['s0'], 'i64'), query: g.input(['s0', heads * hs]), key: g.input(['s0', hs]),
+      head_size: hs, cos_sin_cache: g.input([16, rot]), is_neox: g.rand() < 0.5,
+    }, null);
+    g.out(g.node('item', 'getitem', [af, 1], {}, null), 'rotary');
+    g.out(g.node('item', 'getitem', [af, 2], {}, null), 'rotary');
+  },
+  attention: (g) => {
+    const kv = g.int(1, 2), heads = kv * g.int(1, 2), d = g.pick([4, 8]);
+    const q = g.input(['s0', heads, d]);
+    const af = g.node('attn', AF, [opRef('vllm.unified_attention_with_output.default')], {
+      query: q, key: g.input(['s0', kv, d]), value: g.input(['s0', kv, d]),
+      output: g.node('empty', 'aten.empty_like.default', [q], {}, null), layer_name: g.name('layer'),
+      output_scale: null, output_block_scale: null,
+    }, null);
+    g.out(g.node('item', 'getitem', [af, 1], {}, null), 'attention');
+  },
   moe: (g) => {
     // hidden 3072 and 32 experts: the tiny preset maps them to 48 columns, 32 experts top-4.
     const x = g.input(['s0', 3072]);
@@ -245,9 +278,9 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
 };
 
 /** A seeded random graph with at least one node per kernel and per elementwise op form. */
-export function randomGraph(c: DifferentialCase): GeneratedGraph {
-  const g = new Gen(prng(c.seed), c.dtype, c.ranks);
-  const kernels = Object.keys(KERNEL_CASES) as KernelName[];
+export function randomGraph(c: DifferentialCase, covers: (k: KernelName) => boolean = () => true): GeneratedGraph {
+  const g = new Gen(prng(c.seed), c.dtype, c.ranks, c.normCols);
+  const kernels = (Object.keys(KERNEL_CASES) as KernelName[]).filter(covers);
   // Every kernel once, then a few more picked at random, in a shuffled order.
   const order = [...kernels, ...Array.from({ length: 4 }, () => g.pick(kernels))].sort(() => g.rand() - 0.5);
   for (const k of order) KERNEL_CASES[k](g);
@@ -281,7 +314,9 @@ export async function runDifferentialCase(
   reference: Backend,
   backends: BackendUnderTest[],
 ): Promise<DifferentialResult> {
-  const { graph, producers } = randomGraph(c);
+  // The agent runs the kernels its worker has ops for (KERNELS[k].worker); a sweep with it covers those.
+  const agent = backends.some((b) => b.backend.name === 'agent');
+  const { graph, producers } = randomGraph(c, agent ? (k) => KERNELS[k].worker.length > 0 : undefined);
   const plan = buildPlan(graph, { preset: 'tiny', dtype: c.dtype, ranks: c.ranks, tokens: c.tokens });
   const kernelCounts = new Map<KernelName, number>();
   for (const s of plan.steps) kernelCounts.set(s.kernel, (kernelCounts.get(s.kernel) ?? 0) + 1);
@@ -336,6 +371,8 @@ function compareRuns(
           ulps: Infinity,
           tolerance: 'the output is missing',
           pass: false,
+          fedFrom: [],
+          proven: false,
         });
         continue;
       }

@@ -7,13 +7,15 @@ import { buildPlan, type Plan } from './plan.ts';
 import { RunError } from './runError.ts';
 import type { Backend, BackendName, RunOptions, RunResult, Trace } from './backend.ts';
 import { cpuBackend } from './cpuBackend.ts';
-import { compareExact, compareOutputs, type OutputComparison } from './compareOutputs.ts';
+import { compareExact, compareOutputs, type FedSources, type OutputComparison } from './compareOutputs.ts';
+import { fedSourcesOfOutputs } from './fedSources.ts';
+import { KERNELS } from '../graph/opTable.ts';
 
 export type { FusedNormRounding } from './plan.ts';
 export type { BackendName, RunOptions, TraceEvent, Trace, RunResult, Backend, RunProgress } from './backend.ts';
 export type { HostTensor } from './hostTensor.ts';
 export type { OutputComparison } from './compareOutputs.ts';
-export { RunError } from './runError.ts';
+export { RunError, type RunErrorKind } from './runError.ts';
 export type { Plan } from './plan.ts';
 
 const BACKENDS = new Map<BackendName, () => Promise<Backend>>([
@@ -26,12 +28,26 @@ export function registerBackend(name: BackendName, load: () => Promise<Backend>)
   BACKENDS.set(name, load);
 }
 
-export function planGraph(g: Graph, opts: Pick<RunOptions, 'preset' | 'dtype' | 'ranks' | 'tokens' | 'fusedNormRounding'>): Plan {
+export function planGraph(g: Graph, opts: Pick<RunOptions, 'preset' | 'dtype' | 'ranks' | 'tokens' | 'fusedNormRounding' | 'planFor'> & { backend?: BackendName }): Plan {
   if (opts.dtype !== 'bf16' && opts.dtype !== 'f32' && opts.dtype !== 'f16') throw new RunError('input', `dtype must be bf16, f32 or f16, got '${opts.dtype}'`);
   const plan = buildPlan(g, { preset: opts.preset, dtype: opts.dtype, ranks: opts.ranks, tokens: opts.tokens });
+  if ((opts.planFor ?? opts.backend) === 'agent') feedWorkerless(plan);
   // On the steps, so every rank mode (one thread, workers) and backend reads it from the plan.
   if (opts.fusedNormRounding === 'as-unfused') for (const s of plan.steps) if (s.kernel === 'fused_allreduce_norm') s.normRounding = 'as-unfused';
   return plan;
+}
+
+/**
+ * The agent runs a kernel through its worker ops (KERNELS[k].worker); a kernel with none there
+ * yet (scatter, rotary, attention) is fed from seeded inputs on the agent, and listed in
+ * plan.fed, so a comparison on the agent names it rather than claiming it computed.
+ */
+function feedWorkerless(plan: Plan): void {
+  plan.steps = plan.steps.map((s) => {
+    if (s.kernel === 'seed' || KERNELS[s.kernel].worker.length > 0) return s;
+    if (!plan.fed.includes(s.node)) plan.fed.push(s.node);
+    return { kernel: 'seed', name: s.out, role: 'fed', perRank: true, out: s.out, node: s.node, op: s.op };
+  });
 }
 
 export async function runGraph(g: Graph, opts: RunOptions): Promise<RunResult> {
@@ -62,27 +78,56 @@ export interface CompareReport {
   /** Present when the rewrite fused at least one site. */
   exact?: ExactCheck;
   ok: boolean;
+  /**
+   * Every node, before or after, that was fed with seeded random values (no kernel) and lies on a
+   * path to a compared output; empty when every compared value was computed.
+   */
+  fedOnComparedPaths: string[];
+  /**
+   * What the comparison shows. 'proven': ok, every output gated (by its tolerance or the exact
+   * check) and computed on every path. 'depends-on-fed': ok, but an output depends on a fed node
+   * (fedOnComparedPaths), so equality there says only that the data flow around it was kept.
+   * 'not-gated': ok and all computed, but some output was only reported (several fused sites
+   * and no exact check, as on the agent). 'failed': not ok.
+   */
+  verdict: Verdict;
   /** Per rank: the outputs of the before- and after-run (the CLI's --dump-outputs writes them). */
   beforeOutputs: RunResult['outputs'];
   afterOutputs: RunResult['outputs'];
 }
 
+export type Verdict = 'proven' | 'depends-on-fed' | 'not-gated' | 'failed';
+
 const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
 const MOE = 'vllm.moe_forward.default';
 const fusedSitesOf = (g: Graph) => g.nodes.filter((n) => n.op === FUSED || (n.op === 'higher_order.auto_functionalized' && JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm'))).length;
+
+/** Output names under which the fused op's own results reach the after-graph's outputs (`x[1]`, or a getitem of it). */
+function fusedResultsOf(g: Graph): Set<string> {
+  const fused = new Set(g.nodes.filter((n) => n.op === FUSED || (n.op === 'higher_order.auto_functionalized' && JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm'))).map((n) => n.name));
+  const names = new Set<string>();
+  for (const n of g.nodes) {
+    const src = n.args[0];
+    if (n.op === 'getitem' && src && typeof src === 'object' && !Array.isArray(src) && src.kind === 'ref' && fused.has(src.name)) names.add(n.name);
+  }
+  for (const f of fused) for (let i = 0; i < 6; i++) names.add(`${f}[${i}]`);
+  return names;
+}
 
 /** Run `before` and `after` on the same seeded inputs and compare outputs position by position. */
 export async function compareGraphs(before: Graph, after: Graph, passes: string[], opts: RunOptions): Promise<CompareReport> {
   const a = await runGraph(before, opts);
   const b = await runGraph(after, opts);
   const fusedSites = fusedSitesOf(after) - fusedSitesOf(before);
+  // Planning is pure and cheap next to running: done again here rather than carried through every backend.
+  const fed: FedSources = { before: fedSourcesOfOutputs(planGraph(before, opts)), after: fedSourcesOfOutputs(planGraph(after, opts)) };
   // Outputs the graph types as FP8 are compared in fp8 steps (their values are quantized).
   const fp8Outputs = new Set((before.outputs ?? []).flatMap((o) => {
     const n = isRef(o) ? before.nodes.find((x) => x.name === o.name) : undefined;
     return n?.type?.kind === 'tensor' && n.type.dtype === 'f8e4m3fn' ? [n.name] : [];
   }));
   const routed = after.nodes.some((n) => n.op === MOE || JSON.stringify(n.args[0]).includes(MOE));
-  const outputs = compareOutputs(a, b, fusedSites, routed, fp8Outputs);
+  const outputs = compareOutputs(a, b, fusedSites, routed, fp8Outputs, fed, fusedResultsOf(after));
   let exact: ExactCheck | undefined;
   if (fusedSites > 0) {
     const what = `after-graph with the ${fusedSites} fused norm${fusedSites > 1 ? 's' : ''} rounded as the unfused pair, bitwise against before`;
@@ -90,13 +135,17 @@ export async function compareGraphs(before: Graph, after: Graph, passes: string[
       exact = { outputs: null, pass: true, skipped: true, note: `exact check skipped: the agent backend has no unfused-rounding mode for the fused kernel (${what})${fusedSites > 1 ? '; nothing here gates the outputs but their shapes' : ''}` };
     } else {
       const c = await runGraph(after, { ...opts, fusedNormRounding: 'as-unfused' });
-      const eo = compareExact(a, c);
+      const eo = compareExact(a, c, fed);
       const pass = eo.length > 0 && eo.every((o) => o.pass);
       exact = { outputs: eo, pass, skipped: false, note: `exact check: ${what}: ${pass ? 'equal' : `${eo.filter((o) => !o.pass).length} output(s) differ`}` };
     }
   }
   const ok = outputs.length > 0 && outputs.every((o) => o.pass) && (exact?.pass ?? true);
-  return { passes, outputs, before: a.trace, after: b.trace, fusedSites, exact, ok, beforeOutputs: a.outputs, afterOutputs: b.outputs };
+  const fedOnComparedPaths = [...new Set(outputs.flatMap((o) => o.fedFrom))];
+  // An output reported but not gated is proven by the exact check, when that ran.
+  const gated = (o: OutputComparison, i: number) => o.proven || (!!exact?.outputs?.[i]?.proven && !exact.skipped);
+  const verdict: Verdict = !ok ? 'failed' : fedOnComparedPaths.length ? 'depends-on-fed' : outputs.every(gated) ? 'proven' : 'not-gated';
+  return { passes, outputs, before: a.trace, after: b.trace, fusedSites, exact, ok, fedOnComparedPaths, verdict, beforeOutputs: a.outputs, afterOutputs: b.outputs };
 }
 
 export async function compareRewrite(g: Graph, passes: string[], opts: RunOptions): Promise<CompareReport> {

@@ -123,6 +123,10 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
   const steps: Step[] = [];
   const values = new Map<string, Value>();
   const fed: string[] = [];
+  /** Nodes whose value is one known number everywhere (aten.full): `where` reads them as its scalar word. */
+  const constants = new Map<string, number>();
+  /** Graph inputs a node wrote in place (copy_ at the end of a piecewise graph): outputs too. */
+  const writtenInputs: string[] = [];
   const unsupported: string[] = [];
   const inputs = new Map(g.inputs.map((i) => [i.name, i]));
   const nodesByName = new Map(g.nodes.map((n) => [n.name, n]));
@@ -204,6 +208,39 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
     return out;
   };
   const rowsOrCopy = (v: View, n: Node): View => (asRows(v) ? v : contiguous(v, n));
+
+  /**
+   * `src` written into `dst` in place (copy_, an in-place op called directly, v2's write-back): a
+   * copy when dst is its whole storage, else a scatter of src through dst's window into a copy of
+   * the storage, copied back over it.
+   */
+  const writeInto = (n: Node, dst: View, src: View): void => {
+    if (dst.shape.join() !== src.shape.join()) fail(n, `writes [${src.shape}] into a view of [${dst.shape}]`);
+    const st = storages.get(dst.storage)!;
+    if (inputs.has(dst.storage) && !writtenInputs.includes(dst.storage)) writtenInputs.push(dst.storage);
+    if (dst.offset === 0 && numelOf(dst.shape) === st.numel && isContiguous(dst)) {
+      // The whole storage, perhaps under another shape ([T, H, D] over [T, H·D]): a flat copy.
+      const flat = contiguous(src, n);
+      push(n, { kernel: 'copy', x: { ...flat, shape: st.shape, strides: contiguousStrides(st.shape) }, out: dst.storage });
+      return;
+    }
+    const whole: View = { storage: st.id, dtype: st.dtype, offset: 0, shape: st.shape, strides: contiguousStrides(st.shape) };
+    const tmp = newStorage(`${n.name}.${dst.storage}`, st.dtype, st.shape);
+    scatterThrough(n, whole, src, dst.offset, dst.strides, tmp.storage);
+    push(n, { kernel: 'copy', x: tmp, out: dst.storage });
+  };
+
+  /** A scatter step writing src through the window (at, strides) of a contiguous out; refused where the window overlaps itself. */
+  const scatterThrough = (n: Node, base: View, src: View, at: number, strides: number[], out: string): void => {
+    const order = src.shape.map((_, d) => d).filter((d) => src.shape[d] > 1).sort((a, b) => strides[b] - strides[a]);
+    let inner = 1;
+    for (let k = order.length - 1; k >= 0; k--) {
+      const d = order[k];
+      if (strides[d] < inner) fail(n, `writes through a window whose strides [${strides}] overlap (sizes [${src.shape}])`);
+      inner = strides[d] * (src.shape[d] - 1) + 1;
+    }
+    push(n, { kernel: 'scatter', base, src, at, strides, out });
+  };
 
   /** A Python number, a SymInt or a size string: the map kernel's scalar word, not a tensor. */
   const isScalarArg = (a: Arg | undefined): boolean => {
@@ -452,6 +489,132 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
           : [{ t: 'none' }, T(res), T(residual), T(out), quant, { t: 'none' }];
         return { t: 'tuple', items };
       }
+      case 'aten.sym_size.int': {
+        const x = tensor(arg(0), n, 'self');
+        const d = num(1, 0);
+        return { t: 'sym', value: x.shape[d < 0 ? d + x.shape.length : d] ?? fail(n, `dim ${d} is outside the ${x.shape.length}-d self`) };
+      }
+      case 'operator.add': case 'operator.sub': case 'operator.mul': case 'operator.floordiv': {
+        // SymInt arithmetic of a decomposed graph (sizes and offsets of as_strided views).
+        const a = symInt(arg(0), NaN), b = symInt(arg(1), NaN);
+        if (Number.isNaN(a) || Number.isNaN(b)) return 'unsupported';
+        const v = op === 'operator.add' ? a + b : op === 'operator.sub' ? a - b : op === 'operator.mul' ? a * b : Math.floor(a / b);
+        return { t: 'sym', value: v };
+      }
+      case 'aten.as_strided.default': {
+        // A view of self's storage: the offset counts from the storage's start, as PyTorch's.
+        const x = tensor(arg(0), n, 'self');
+        const list = (a: Arg): Arg[] => (Array.isArray(a) ? a : a && typeof a === 'object' && !isRef(a) && a.kind === 'tuple' ? a.items : []);
+        const shape = list(arg(1)).map((d) => symInt(d, NaN));
+        const strides = list(arg(2)).map((d) => symInt(d, NaN));
+        const offset = arg(3) === null ? x.offset : symInt(arg(3), NaN);
+        if (shape.length !== strides.length || [...shape, ...strides, offset].some((v) => !Number.isInteger(v) || v < 0)) fail(n, 'size, stride and storage_offset must be non-negative integers of one rank');
+        const st = storages.get(x.storage)!;
+        const last = offset + shape.reduce((acc, d, i) => acc + (d - 1) * strides[i], 0);
+        if (shape.every((d) => d > 0) && last >= st.numel) fail(n, `reaches element ${last} of a storage of ${st.numel}`);
+        return T({ ...x, offset, shape, strides });
+      }
+      case 'aten.permute.default': {
+        const x = tensor(arg(0), n, 'self');
+        const dims = arg(1);
+        const rank = x.shape.length;
+        const ds = Array.isArray(dims) ? dims.map((d) => { const v = numberOf(d) ?? NaN; return v < 0 ? v + rank : v; }) : [];
+        if (ds.length !== rank || new Set(ds).size !== rank || ds.some((d) => !(d >= 0 && d < rank))) fail(n, `dims ${JSON.stringify(dims)} are not a permutation of the ${rank} dims`);
+        return T({ ...x, shape: ds.map((d) => x.shape[d]), strides: ds.map((d) => x.strides[d]) });
+      }
+      case 'aten.full.default': {
+        const value = numberOf(arg(1));
+        const size = arg(0);
+        if (value === undefined || !Array.isArray(size)) return 'unsupported';
+        const mt = n.type?.kind === 'tensor' ? mapType(n.type, n.name) : { dtype: opts.dtype, shape: size.map((d) => symInt(d, 1)) };
+        const zeros = seedValue(value === 0 ? n.name : `${n.name}.zeros`, mt.dtype, mt.shape, { role: 'zeros' }, n);
+        constants.set(n.name, value);
+        if (value === 0) return T(zeros);
+        const out = newStorage(n.name, mt.dtype, mt.shape);
+        push(n, { kernel: 'map', fn: 'adds', a: zeros, b: null, scalar: value, out: out.storage });
+        return T(out);
+      }
+      case 'aten.where.self': {
+        // Inductor writes masked_fill as where(mask, full([], v), x): a map with v as its scalar word.
+        const constOf = (a: Arg) => numberOf(a) ?? (isRef(a) ? constants.get(a.name) : undefined);
+        const cond = tensor(arg(0), n, 'condition');
+        const onTrue = constOf(arg(1)), onFalse = constOf(arg(2));
+        if (onTrue === undefined && onFalse === undefined) return 'unsupported';
+        const x = tensor(onTrue !== undefined ? arg(2) : arg(1), n, onTrue !== undefined ? 'other' : 'self');
+        const dtype = n.type?.kind === 'tensor' ? mapType(n.type, n.name).dtype : x.dtype;
+        let mask = cond;
+        if (onTrue === undefined) {
+          const not = newStorage(`${n.name}.not`, cond.dtype, cond.shape);
+          push(n, { kernel: 'map', fn: 'not', a: cond, b: null, scalar: 0, out: not.storage });
+          mask = not;
+        }
+        const shape = broadcastShape(x.shape, mask.shape) ?? fail(n, `cannot broadcast [${x.shape}] with [${mask.shape}]`);
+        const out = newStorage(n.name, dtype, shape);
+        push(n, { kernel: 'map', fn: 'masked_fill', a: x, b: mask, scalar: (onTrue ?? onFalse)!, out: out.storage });
+        return T(out);
+      }
+      case 'aten.slice_scatter.default': {
+        const base = tensor(arg(0), n, 'self');
+        let dim = num(2, 0);
+        if (dim < 0) dim += base.shape.length;
+        const size = base.shape[dim];
+        if (size === undefined) fail(n, `dim ${num(2, 0)} is outside the ${base.shape.length}-d self`);
+        const clampIdx = (i: number) => Math.min(Math.max(i < 0 ? i + size : i, 0), size);
+        const start = clampIdx(arg(3) === null ? 0 : symInt(arg(3), 0));
+        const end = clampIdx(arg(4) === null ? size : symInt(arg(4), size));
+        const step = num(5, 1);
+        const want = [...base.shape];
+        want[dim] = Math.max(0, Math.ceil((end - start) / step));
+        const src = tensor(arg(1), n, 'src', { role: 'activation', shape: want, dtype: base.dtype });
+        if (src.shape.join() !== want.join()) fail(n, `src [${src.shape}] does not fill self[${start}:${end}:${step}] along dim ${dim} ([${want}])`);
+        const out = newStorage(n.name, base.dtype, base.shape);
+        const cs = contiguousStrides(base.shape);
+        scatterThrough(n, base, src, start * cs[dim], cs.map((c, d) => (d === dim ? c * step : c)), out.storage);
+        return T(out);
+      }
+      case 'aten.copy_.default': {
+        const dst = tensor(arg(0), n, 'self');
+        writeInto(n, dst, tensor(arg(1), n, 'src', { role: 'activation', shape: dst.shape, dtype: dst.dtype }));
+        return T(dst);
+      }
+      case '_C.silu_and_mul.default': {
+        const x = tensor(arg(1), n, 'input');
+        const last = x.shape.length - 1;
+        const d = x.shape[last] / 2;
+        if (!Number.isInteger(d)) fail(n, `input's last dim ${x.shape[last]} is odd: it must hold the gate and up halves`);
+        const gate: View = { ...x, shape: [...x.shape.slice(0, last), d] };
+        const up: View = { ...gate, offset: x.offset + d * x.strides[last] };
+        const out = newStorage(`${n.name}.result`, x.dtype, gate.shape);
+        push(n, { kernel: 'map', fn: 'silu_mul', a: gate, b: up, scalar: 0, out: out.storage });
+        return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
+      }
+      case '_C.rotary_embedding.default': {
+        const cache = contiguous(tensor(arg(4), n, 'cos_sin_cache'), n);
+        if (cache.shape.length !== 2 || cache.shape[1] % 2) fail(n, `cos_sin_cache [${cache.shape}] must be [positions, rotary dims] with an even rotary size`);
+        const positions = tensor(arg(0), n, 'positions', { role: 'indices', range: cache.shape[0] });
+        const headSize = symInt(arg(3), 0);
+        const neox = arg(5) !== false;
+        const rotate = (a: Arg, what: string): Value => {
+          if (a === null) return { t: 'none' };
+          const x = tensor(a, n, what);
+          if (x.shape.length !== 2 || x.shape[0] !== positions.shape[0] || x.shape[1] % headSize || cache.shape[1] > headSize) {
+            fail(n, `${what} [${x.shape}] must be [tokens = ${positions.shape[0]}, heads · ${headSize}] with at most ${headSize} rotary dims (cache [${cache.shape}])`);
+          }
+          const out = newStorage(`${n.name}.${what}`, x.dtype, x.shape);
+          push(n, { kernel: 'rotary', x, positions, cache, headSize, neox, out: out.storage });
+          return T(out);
+        };
+        return { t: 'tuple', items: [{ t: 'none' }, rotate(arg(1), 'query'), rotate(arg(2), 'key')] };
+      }
+      case 'vllm.unified_attention_with_output.default': {
+        const q = tensor(arg(0), n, 'query'), k = tensor(arg(1), n, 'key'), v = tensor(arg(2), n, 'value');
+        const [Tq, H, D] = q.shape;
+        const ok = q.shape.length === 3 && k.shape.length === 3 && k.shape.join() === v.shape.join() && k.shape[0] === Tq && k.shape[2] === D && H % k.shape[1] === 0;
+        if (!ok) fail(n, `query [${q.shape}], key [${k.shape}], value [${v.shape}] must be [tokens, heads, head size] with the query heads a multiple of the kv heads`);
+        const out = newStorage(`${n.name}.output`, q.dtype, q.shape);
+        push(n, { kernel: 'attention', q, k, v, out: out.storage });
+        return { t: 'tuple', items: [{ t: 'none' }, T(out), { t: 'none' }] };
+      }
       case 'vllm.moe_forward.default': {
         const x = rowsOrCopy(tensor(arg(0), n, 'hidden_states', { role: 'activation', shape: [tokens, presetDim(preset, GPT_OSS.hiddenPadded)] }), n);
         const logits = rowsOrCopy(tensor(arg(1), n, 'router_logits', { role: 'activation', shape: [x.shape[0], GPT_OSS.experts20b] }), n);
@@ -494,6 +657,66 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
     return 'unsupported';
   };
 
+  /**
+   * auto_functionalized_v2: each mutated argument is a view of one of `_all_bases` (the base
+   * itself, `_x_slice_dim/_start/_end`, or `_x_size/_stride/_storage_offset`); the op runs on
+   * those views and the results are [its return, each base with the new values written in].
+   */
+  const lowerAutoFunctionalizedV2 = (n: Node): Value | 'unsupported' => {
+    const target = n.args[0] && typeof n.args[0] === 'object' && !Array.isArray(n.args[0]) && n.args[0].kind === 'op' ? normalizeTarget(n.args[0].target) : null;
+    const def = target ? lookupOp(target) : undefined;
+    const basesArg = n.kwargs['_all_bases'];
+    if (!target || !def || !Array.isArray(basesArg)) return 'unsupported';
+    const bases = basesArg.map((b, i) => contiguous(tensor(b, n, `_all_bases[${i}]`), n));
+    const items = (a: Arg | undefined): Arg[] => (Array.isArray(a) ? a : a && typeof a === 'object' && a.kind === 'tuple' ? a.items : []);
+    const views = new Map<string, { base: number; view: View }>();
+    for (const a of def.args.filter((x) => x.mutates)) {
+      const bi = numberOf(n.kwargs[`_${a.name}_base_index`] ?? null);
+      if (bi === undefined) continue;
+      const base = bases[bi] ?? fail(n, `_${a.name}_base_index ${bi} is outside _all_bases`);
+      let view = base;
+      if (`_${a.name}_slice_dim` in n.kwargs) {
+        const dim = numberOf(n.kwargs[`_${a.name}_slice_dim`]) ?? 0;
+        const size = base.shape[dim];
+        const start = Math.min(symInt0(n, n.kwargs[`_${a.name}_slice_start`] ?? 0), size);
+        const end = Math.min(symInt0(n, n.kwargs[`_${a.name}_slice_end`] ?? size), size);
+        const shape = [...base.shape]; shape[dim] = end - start;
+        view = { ...base, offset: base.offset + start * base.strides[dim], shape };
+      } else if (`_${a.name}_size` in n.kwargs) {
+        const shape = items(n.kwargs[`_${a.name}_size`]).map((d) => symInt0(n, d));
+        const strides = items(n.kwargs[`_${a.name}_stride`]).map((d) => symInt0(n, d));
+        view = { ...base, offset: base.offset + symInt0(n, n.kwargs[`_${a.name}_storage_offset`] ?? 0), shape, strides };
+      }
+      const name = `${n.name}.${a.name}`;
+      values.set(name, { t: 'tensor', view });
+      views.set(a.name, { base: bi, view });
+    }
+    const r = lowerCall(n, target, (_i, name) => (views.has(name) ? { kind: 'ref', name: `${n.name}.${name}` } : n.kwargs[name]));
+    if (r === 'unsupported') return 'unsupported';
+    const results = r.t === 'tuple' ? r.items : [r];
+    // New bases: a copy of each, then every mutated view's result written into its box.
+    const newBases = bases.map((b, i) => {
+      const out = newStorage(`${n.name}[${i + 1}]`, b.dtype, b.shape);
+      push(n, { kernel: 'copy', x: b, out: out.storage });
+      return out;
+    });
+    def.args.filter((x) => x.mutates).forEach((a, k) => {
+      const v = views.get(a.name);
+      const res = results[k + 1];
+      if (!v || !res || res.t !== 'tensor') return;
+      const base = bases[v.base];
+      writeInto(n, { ...v.view, storage: newBases[v.base].storage, offset: v.view.offset - base.offset }, res.view);
+    });
+    return { t: 'tuple', items: [results[0] ?? { t: 'none' }, ...newBases.map((b): Value => ({ t: 'tensor', view: b }))] };
+  };
+  const symInt0 = (n: Node, a: Arg): number => {
+    const x = numberOf(a);
+    if (x !== undefined) return presetDim(preset, x);
+    if (isRef(a)) { const v = resolve(a, n); if (v?.t === 'sym') return v.value; }
+    if (typeof a === 'string') return evalDim(a, tokens, n.name);
+    return fail(n, `cannot read the size ${JSON.stringify(a)}`);
+  };
+
   /** A node with no kernel: fed from a seeded input when its result types are known. */
   const feed = (n: Node, types: (ValueType | null)[] | null): Value | null => {
     if (!types || types.length === 0) return null;
@@ -519,6 +742,10 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         if (unsupported.length && (!src || src.t !== 'tuple')) { values.set(n.name, { t: 'none' }); continue; }
         if (!src || src.t !== 'tuple' || !src.items[idx]) fail(n, `item ${idx} of '${refName(n.args[0])}' does not exist`);
         result = (src as { items: Value[] }).items[idx];
+      } else if (n.op === 'higher_order.auto_functionalized_v2') {
+        const r = lowerAutoFunctionalizedV2(n);
+        if (r === 'unsupported') { unsupported.push(`${n.name} (${n.op})`); values.set(n.name, { t: 'none' }); continue; }
+        result = r;
       } else if (n.op === 'higher_order.auto_functionalized') {
         const target = n.args[0] && typeof n.args[0] === 'object' && !Array.isArray(n.args[0]) && n.args[0].kind === 'op' ? normalizeTarget(n.args[0].target) : null;
         if (!target) fail(n, 'the first argument must be the op to run');
@@ -541,7 +768,20 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
           result = r.t === 'tuple' ? r : { t: 'tuple', items: [r] };
         }
       } else {
-        const r = lowerCall(n, normalizeTarget(n.op), (i, name) => (i < n.args.length ? n.args[i] : n.kwargs[name]));
+        const get = (i: number, name: string) => (i < n.args.length ? n.args[i] : n.kwargs[name]);
+        const r = lowerCall(n, normalizeTarget(n.op), get);
+        const mutated = lookupOp(normalizeTarget(n.op))?.args.filter((a) => a.mutates) ?? [];
+        if (r !== 'unsupported' && r.t === 'tuple' && mutated.length && n.op !== 'aten.copy_.default') {
+          // An in-place call (after decompose_auto_functionalized): the new values go back into the arguments.
+          const specs = lookupOp(normalizeTarget(n.op))!.args;
+          mutated.forEach((a, k) => {
+            const item = r.items[k + 1];
+            const target = get(specs.indexOf(a), a.name);
+            if (item?.t === 'tensor' && target && isRef(target)) writeInto(n, tensor(target, n, a.name), item.view);
+          });
+          values.set(n.name, { t: 'none' });
+          continue;
+        }
         if (r === 'unsupported') {
           result = n.type && n.type.kind === 'tensor' ? feed(n, [n.type]) : null;
           if (!result) { unsupported.push(`${n.name} (${n.op})`); values.set(n.name, { t: 'none' }); continue; }
@@ -583,6 +823,8 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
       else if (isRef(a)) addOut(a.name, values.get(a.name));
     };
     g.outputs.forEach(walk);
+    // A piecewise graph hands its next piece the inputs it wrote in place.
+    for (const name of writtenInputs) if (!outputs.some((o) => o.name === name)) addOut(name, values.get(name));
   } else {
     const read = new Set<string>();
     for (const n of g.nodes) for (const a of [...n.args, ...Object.values(n.kwargs)]) collectRefs(a, read);
@@ -673,9 +915,10 @@ function roleHints(g: Graph): Map<string, Hint> {
     }
     // Token ids pass through the vocabulary mask (ids · (ids in range)).
     if (hints.get(n.name)?.role === 'indices' && elementwiseOp(op) && op !== 'aten.add.Tensor') for (const a of n.args) if (isRef(a) && (!hints.has(a.name))) hints.set(a.name, { role: 'indices' });
-    // Views pass the role to the tensor they view (t(W) is still a weight).
+    // Views pass the role to the tensor they view (t(W) and Inductor's permute(W, [1, 0]) are still weights).
     const h = hints.get(n.name);
-    if (h && (op === 'aten.t.default' || RESHAPE_OPS.has(op) || op === 'aten.slice.Tensor' || IDENTITY_OPS.has(op))) set(get(0, 'self'), h);
+    if (h && (op === 'aten.t.default' || op === 'aten.permute.default' || RESHAPE_OPS.has(op) || op === 'aten.slice.Tensor' || IDENTITY_OPS.has(op))) set(get(0, 'self'), h);
   }
   return hints;
 }
+

@@ -7,7 +7,7 @@ import { executePlan } from './webgpuBackend.ts';
 import { RankDevice, openRanks } from './webgpu/rankDevice.ts';
 import { encodeNorm, normKernel } from './webgpu/encoders.ts';
 import type { CollectiveStep } from './collectives.ts';
-import { chunks } from './collectives.ts';
+import { chunks, readAligned } from './collectives.ts';
 import type { TraceEvent } from './backend.ts';
 import { asRows, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
@@ -155,7 +155,7 @@ async function runSharedCollective(s: CollectiveStep, dev: RankDevice, R: number
 async function runSharedScatterGather(s: Extract<CollectiveStep, { kernel: 'reduce_scatter' | 'all_gather' }>, dev: RankDevice, R: number, ctl: Int32Array,
   slot: (q: number) => Uint8Array, note: (read: number, written: number, start: number) => void, bp: number, n: number): Promise<TraceEvent[]> {
   let start = performance.now();
-  slot(dev.rank).set(await dev.read(dev.buffer(s.x.storage), s.x.offset * bp, n * bp));
+  slot(dev.rank).set(await readAligned(dev, dev.buffer(s.x.storage), s.x.offset * bp, n * bp));
   note(n * bp, n * bp, start);
   barrier(ctl, R);
   start = performance.now();
@@ -167,7 +167,10 @@ async function runSharedScatterGather(s: Extract<CollectiveStep, { kernel: 'redu
     dev.submit(s.node, s.op, (_e, pass) => pass(allReduceWgsl(s.x.dtype), [dev.buffer(s.out), g], Uint32Array.from([len, R, 0, slotLen]), grid1d(Math.ceil(len / 2), ALLREDUCE_WG)));
     note(R * len * bp, R * len * bp, start);
   } else {
-    for (let q = 0; q < R; q++) dev.write(dev.buffer(s.out), q * n * bp, slot(q).subarray(0, n * bp));
+    // The shards assembled on the host and written whole (a shard may not start on a 4-byte boundary).
+    const out = new Uint8Array(R * n * bp);
+    for (let q = 0; q < R; q++) out.set(slot(q).subarray(0, n * bp), q * n * bp);
+    dev.write(dev.buffer(s.out), 0, out);
     note(R * n * bp, R * n * bp, start);
   }
   await dev.sync();

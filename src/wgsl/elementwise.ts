@@ -16,7 +16,7 @@ import { MAP_FNS, type MapFn } from '../graph/opTable.ts';
 export const MAX_DIMS = 6;
 export const ELEMENTWISE_WG = 256;
 
-export type ElementwiseKind = 'copy' | 'add' | 'pad' | 'embedding' | 'seed' | MapFn;
+export type ElementwiseKind = 'copy' | 'add' | 'pad' | 'embedding' | 'seed' | 'scatter' | 'rotary' | 'attention' | MapFn;
 
 const HEADER = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> prm: array<u32>;
@@ -53,6 +53,19 @@ export function elementwiseWgsl(kind: ElementwiseKind, out: WgslDType, inputs: W
     case 'seed':
       // prm[extra..]: seed, stream, scale bits, offset bits, range (0: a float tensor).
       value = `seed_value(i)`; break;
+    case 'scatter':
+      // in0 = base (read with the output's shape), in1 = src (offset only); prm[extra] = at, then
+      // per window dim, outermost first: sizes, window strides (0: unused), src strides.
+      value = `scatter_value(i)`; break;
+    case 'rotary':
+      // in0 = x [T, W], in1 = positions [T], in2 = cache [P, rot] (row stride in its stride[4]);
+      // prm[extra] = head size, [extra+1] = rot, [extra+2] = neox.
+      value = `rotary_value(i)`; break;
+    case 'attention':
+      // The reference attention, one thread per output element (it recomputes the scores: a
+      // checking kernel for small sizes, not a fast one). in0 = q [T, H, D], in1 = k, in2 = v
+      // [T, Hkv, D]; prm[extra] = Hkv, [extra+1] = 1/√D bits.
+      value = `attention_value(i)`; break;
     default:
       value = `map_value(ld_in0(strided(i, ${IN_BASE(0)}u)), ${inputs.length > 1 ? `ld_in1(strided(i, ${IN_BASE(1)}u))` : '0.0'}, bitcast<f32>(prm[${extra}u]))`;
   }
@@ -76,6 +89,67 @@ export function elementwiseWgsl(kind: ElementwiseKind, out: WgslDType, inputs: W
   let t = i / H;
   let row = min(u32(max(i32(ld_in1(prm[${IN_BASE(1)}u] + t)), 0)), V - 1u);
   return ld_in0(prm[${IN_BASE(0)}u] + row * prm[${IN_BASE(0) + 1 + MAX_DIMS - 2}u] + (i % H));
+}`,
+    scatter: `fn scatter_value(i: u32) -> f32 {
+  // Output element i lies in the window when i − at splits greedily into the window's strides
+  // (outermost first) with every index inside its size: then it is src at those indices.
+  let at = prm[${extra}u];
+  if (i >= at) {
+    var rem = i - at; var src = prm[${IN_BASE(1)}u]; var inside = true;
+    for (var d = 0u; d < ${MAX_DIMS}u; d++) {
+      let stride = prm[${extra + 1 + MAX_DIMS}u + d];
+      if (stride == 0u) { continue; }
+      let k = rem / stride;
+      if (k >= prm[${extra + 1}u + d]) { inside = false; break; }
+      rem -= k * stride;
+      src += k * prm[${extra + 1 + 2 * MAX_DIMS}u + d];
+    }
+    if (inside && rem == 0u) { return ld_in1(src); }
+  }
+  return ld_in0(strided(i, ${IN_BASE(0)}u));
+}`,
+    rotary: `fn rnd(v: f32) -> f32 { return ${roundExpr(out, 'v')}; }
+fn rotary_value(i: u32) -> f32 {
+  let W = out_dim(${MAX_DIMS - 1}u);
+  let t = i / W; let c = i % W;
+  let hs = prm[${extra}u]; let rot = prm[${extra + 1}u]; let neox = prm[${extra + 2}u] == 1u;
+  let j = c % hs; let head = c - j;
+  let row = prm[${IN_BASE(0)}u] + t * prm[${IN_BASE(0) + 1 + MAX_DIMS - 2}u];
+  let xj = ld_in0(row + c * prm[${IN_BASE(0) + MAX_DIMS}u]);
+  if (j >= rot) { return xj; }
+  let half = rot / 2u;
+  var pair: u32; var k: u32; var first: bool;
+  if (neox) { first = j < half; k = select(j - half, j, first); pair = select(j - half, j + half, first); }
+  else { first = j % 2u == 0u; k = j / 2u; pair = select(j - 1u, j + 1u, first); }
+  let xp = ld_in0(row + (head + pair) * prm[${IN_BASE(0) + MAX_DIMS}u]);
+  let pos = u32(max(ld_in1(prm[${IN_BASE(1)}u] + t * prm[${IN_BASE(1) + MAX_DIMS}u]), 0.0));
+  let crow = prm[${IN_BASE(2)}u] + pos * prm[${IN_BASE(2) + 1 + MAX_DIMS - 2}u];
+  let cs = ld_in2(crow + k); let sn = ld_in2(crow + half + k);
+  // As vLLM's kernel in the storage dtype: each product rounded, then the sum.
+  if (first) { return rnd(rnd(xj * cs) - rnd(xp * sn)); }
+  return rnd(rnd(xj * cs) + rnd(xp * sn));
+}`,
+    attention: `fn qk(t: u32, h: u32, j: u32, kh: u32, D: u32) -> f32 {
+  var dot = 0.0;
+  for (var e = 0u; e < D; e++) {
+    dot += ld_in0(prm[${IN_BASE(0)}u] + t * prm[${IN_BASE(0) + 4}u] + h * prm[${IN_BASE(0) + 5}u] + e * prm[${IN_BASE(0) + 6}u])
+      * ld_in1(prm[${IN_BASE(1)}u] + j * prm[${IN_BASE(1) + 4}u] + kh * prm[${IN_BASE(1) + 5}u] + e * prm[${IN_BASE(1) + 6}u]);
+  }
+  return dot * bitcast<f32>(prm[${extra + 1}u]);
+}
+fn attention_value(i: u32) -> f32 {
+  let D = out_dim(5u); let H = out_dim(4u);
+  let d = i % D; let h = (i / D) % H; let t = i / (D * H);
+  let kh = h / (H / prm[${extra}u]);
+  var m = -3.4e38;
+  for (var j = 0u; j <= t; j++) { m = max(m, qk(t, h, j, kh, D)); }
+  var sum = 0.0; var acc = 0.0;
+  for (var j = 0u; j <= t; j++) {
+    let p = exp(qk(t, h, j, kh, D) - m);
+    sum += p;
+    acc += p * ld_in2(prm[${IN_BASE(2)}u] + j * prm[${IN_BASE(2) + 4}u] + kh * prm[${IN_BASE(2) + 5}u] + d * prm[${IN_BASE(2) + 6}u]);
+  }
+  return acc / sum;
 }`,
     seed: `${RANDOM_WGSL}
 fn seed_value(i: u32) -> f32 {

@@ -78,13 +78,18 @@ describe('captures that already fuse keep 2L + 1', () => {
   });
 });
 
-describe('str(graph) twins', () => {
-  for (const tp of [2, 4, 8]) {
-    it(`gpt-oss-before-tp${tp}: the same folds and hoists as the print_readable twin, with no shapes`, () => {
-      const twin = counts(load(`gpt-oss-before-tp${tp}.graph.txt`), tp);
-      const typed = counts(load(`gpt-oss-before-tp${tp}.py`), tp);
+describe('str(graph) twins count as their print_readable twins', () => {
+  const cases: [string, number][] = [
+    ['gpt-oss-before-tp2', 2], ['gpt-oss-before-tp4', 4], ['gpt-oss-before-tp8', 8], ['gpt-oss-after-tp2', 2],
+    ['llama-tp2', 2], ['qwen3-moe-tp4', 4], ['llama-tp2-v2', 2],
+  ];
+  for (const [name, tp] of cases) {
+    it(`${name}: the same folds, hoists and fusions, with no shapes`, () => {
+      const twin = counts(load(`${name}.graph.txt`), tp);
+      const typed = counts(load(`${name}.py`), tp);
       expect(twin.noop.matches).toEqual(typed.noop.matches);
-      expect(twin.hoists).toBe(L);
+      expect([twin.hoists, twin.fusions]).toEqual([typed.hoists, typed.fusions]);
+      expect(twin.fusions).toBe(2 * L + 1);
     });
   }
 });

@@ -128,6 +128,18 @@ export function encodeStep(s: Step, r: RankDevice, plan: Plan, seed: number, inp
         [buf(s.out), mode === 'rms' ? null : buf((s as { residualOut: string }).residualOut), buf(s.x), mode === 'rms' ? null : buf((s as { residual: View }).residual), buf(s.w)]);
       return;
     }
+    case 'scatter': {
+      // The window's dims outermost first, so the kernel can split an output index greedily.
+      const dims = s.src.shape.map((_, d) => d).filter((d) => s.src.shape[d] > 1).sort((a, b) => s.strides[b] - s.strides[a]);
+      if (dims.length > MAX_DIMS) throw new RunError('limits', `node ${s.node}: a scatter window of more than ${MAX_DIMS} dims`, { node: s.node, op: s.op });
+      const pad = (xs: number[], fill: number) => [...xs, ...new Array(MAX_DIMS - xs.length).fill(fill)];
+      const words = [s.at, ...pad(dims.map((d) => s.src.shape[d]), 1), ...pad(dims.map((d) => s.strides[d]), 0), ...pad(dims.map((d) => s.src.strides[d]), 0)];
+      const meta = elementwiseMeta(outSt.shape, [{ offset: s.base.offset, strides: s.base.strides }, { offset: s.src.offset, strides: [] }], words);
+      r.submit(s.node, s.op, (_e, pass) => pass(elementwiseWgsl('scatter', outSt.dtype, [s.base.dtype, s.src.dtype]), [buf(s.out), buf(s.base), buf(s.src)], meta, grid1d(Math.ceil(outSt.numel / 2), ELEMENTWISE_WG)));
+      return;
+    }
+    case 'rotary': ew('rotary', [s.x, s.positions, s.cache], [s.headSize, s.cache.shape[1], s.neox ? 1 : 0]); return;
+    case 'attention': ew('attention', [s.q, s.k, s.v], [s.k.shape[1], f32Bits(1 / Math.sqrt(s.q.shape[2]))]); return;
     case 'moe': encodeMoe(s, r, plan, seed); return;
     case 'fp8_quant': {
       const n = numelOf(s.x.shape);

@@ -126,19 +126,25 @@ export class RankDevice {
   }
 
   async read(buf: GPUBuffer, byteOffset: number, byteLength: number): Promise<Uint8Array> {
-    const size = Math.ceil(byteLength / 4) * 4;
+    // Copies move whole 4-byte words: a bf16 window at an odd element (a rank's share of rows) is
+    // read through the enclosing aligned words. Buffers are sized in whole words (bufferBytes).
+    const start = byteOffset - (byteOffset % 4), lead = byteOffset - start;
+    const size = Math.ceil((lead + byteLength) / 4) * 4;
     const staging = this.device.createBuffer({ size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const enc = this.device.createCommandEncoder();
-    if (size > 0) enc.copyBufferToBuffer(buf, byteOffset, staging, 0, size);
+    if (byteLength > 0) enc.copyBufferToBuffer(buf, start, staging, 0, size);
     this.device.queue.submit([enc.finish()]);
     await staging.mapAsync(GPUMapMode.READ);
-    const out = new Uint8Array(staging.getMappedRange().slice(0, byteLength));
+    const out = new Uint8Array(staging.getMappedRange().slice(lead, lead + byteLength));
     staging.unmap();
     staging.destroy();
     return out;
   }
 
+  /** Writes at a word-aligned offset; an unaligned tail is padded with zeros to the word's end. */
   write(buf: GPUBuffer, byteOffset: number, data: Uint8Array): void {
+    // writeBuffer cannot start inside a word; callers assemble unaligned pieces on the host first.
+    if (byteOffset % 4) throw new Error(`rank ${this.rank}: write to ${buf.label} at byte ${byteOffset}, not a multiple of 4`);
     // writeBuffer takes no SharedArrayBuffer views (worker mode's slots): copy them out first.
     if (!(data.buffer instanceof ArrayBuffer)) data = new Uint8Array(data);
     const size = Math.floor(data.byteLength / 4) * 4;
