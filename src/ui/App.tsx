@@ -5,6 +5,7 @@ import { useEffect, useState, type ReactNode } from 'react';
 import { shownStage, useStore } from './store/index.ts';
 import { drawnNodeCount } from './graph/scene.ts';
 import type { BottomTab } from './store/viewSlice.ts';
+import { WorkProgress } from './panels/WorkProgress.tsx';
 import { restoreFromUrl, syncUrl } from './store/urlSync.ts';
 import { PanelBoundary } from './panels/PanelBoundary.tsx';
 import { LoadPanel } from './panels/LoadPanel.tsx';
@@ -167,7 +168,7 @@ function useReadyFlag() {
     let raf2 = 0;
     const evaluate = () => {
       const s = useStore.getState();
-      const storeIdle = s.stages.length > 0 && s.runStatus !== 'running' && !s.urlPending;
+      const storeIdle = s.stages.length > 0 && s.runStatus !== 'running' && !s.urlPending && s.work === null;
       const views = [...root.querySelectorAll('[data-testid="graph-view"]')];
       const viewsReady = views.length > 0 && views.every((v) => v.getAttribute('data-ready') === 'true');
       document.body.dataset.ready = storeIdle && viewsReady ? 'true' : 'false';
@@ -238,6 +239,7 @@ export function App() {
         </aside>
         <main className="center" aria-label="Graphs">
           <PanelBoundary name="Graphs"><GraphStage /></PanelBoundary>
+          <WorkProgress />
           <PanelBoundary name="Tour"><Tour /></PanelBoundary>
         </main>
         <aside className="sidebar right" aria-label="Inspector panel">
