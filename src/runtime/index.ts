@@ -102,6 +102,18 @@ const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
 const MOE = 'vllm.moe_forward.default';
 const fusedSitesOf = (g: Graph) => g.nodes.filter((n) => n.op === FUSED || (n.op === 'higher_order.auto_functionalized' && JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm'))).length;
 
+const FUSED_AG_MM = 'symm_mem.fused_all_gather_matmul.default';
+/**
+ * Bias adds async-tp split out of a biased GEMM (addmm) after an all_gather: symm_mem's fused
+ * op takes no bias, so the product is rounded before the bias is added — one bf16 rounding more
+ * than addmm's, at every such site, as on a GPU.
+ */
+function splitBiasSitesOf(g: Graph): number {
+  const byName = new Map(g.nodes.map((n) => [n.name, n]));
+  const src = (a: unknown) => (a && typeof a === 'object' && !Array.isArray(a) && (a as { kind?: string }).kind === 'ref' ? byName.get((a as { name: string }).name) : undefined);
+  return g.nodes.filter((n) => n.op === 'aten.add.Tensor' && src(src(src(n.args[0])?.args[0])?.args[0])?.op === FUSED_AG_MM).length;
+}
+
 /** Output names under which the fused op's own results reach the after-graph's outputs (`x[1]`, or a getitem of it). */
 function fusedResultsOf(g: Graph): Set<string> {
   const fused = new Set(g.nodes.filter((n) => n.op === FUSED || (n.op === 'higher_order.auto_functionalized' && JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm'))).map((n) => n.name));
@@ -127,11 +139,15 @@ export async function compareGraphs(before: Graph, after: Graph, passes: string[
     return n?.type?.kind === 'tensor' && n.type.dtype === 'f8e4m3fn' ? [n.name] : [];
   }));
   const routed = after.nodes.some((n) => n.op === MOE || JSON.stringify(n.args[0]).includes(MOE));
-  const outputs = compareOutputs(a, b, fusedSites, routed, fp8Outputs, fed, fusedResultsOf(after));
+  const splitBias = splitBiasSitesOf(after) - splitBiasSitesOf(before);
+  const outputs = compareOutputs(a, b, fusedSites, routed, fp8Outputs, fed, fusedResultsOf(after), splitBias);
   let exact: ExactCheck | undefined;
   if (fusedSites > 0) {
     const what = `after-graph with the ${fusedSites} fused norm${fusedSites > 1 ? 's' : ''} rounded as the unfused pair, bitwise against before`;
-    if (opts.backend === 'agent') {
+    if (splitBias > 0) {
+      // The unfused-rounding rerun restores the norms' rounding, not the bias adds': it would differ anyway.
+      exact = { outputs: null, pass: true, skipped: true, note: `exact check skipped: ${splitBias} bias add${splitBias > 1 ? 's' : ''} split out of async-tp's fused all_gather GEMM round once more than addmm (${what} would still differ)` };
+    } else if (opts.backend === 'agent') {
       exact = { outputs: null, pass: true, skipped: true, note: `exact check skipped: the agent backend has no unfused-rounding mode for the fused kernel (${what})${fusedSites > 1 ? '; nothing here gates the outputs but their shapes' : ''}` };
     } else {
       const c = await runGraph(after, { ...opts, fusedNormRounding: 'as-unfused' });

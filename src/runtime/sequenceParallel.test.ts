@@ -2,7 +2,9 @@
 // on SwiftShader; one thread, and one worker per rank) and on the CPU reference. Every rewrite
 // keeps each sum's terms and their rank order (a reduce-scatter sums rank by rank like the
 // all-reduce; the norms are row-wise; a fused matmul computes the same rows; the unpadded MoE adds
-// exact zeros less), so the outputs are gated bitwise.
+// exact zeros less), so the outputs are gated bitwise — except where async-tp splits a biased GEMM
+// (GPT-OSS's qkv addmm): symm_mem's fused all_gather GEMM takes no bias, so the product is rounded
+// before the bias add, one rounding more; the comparison says so and does not call it proven.
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseFx } from '../graph/fx/parse.ts';
@@ -20,8 +22,9 @@ const seed = (Math.random() * 2 ** 32) >>> 0;
 const opts = (o: Partial<RunOptions>): RunOptions => ({ backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', tokens: 8, seed, gpu, ...o } as RunOptions);
 const gptOss = (tp: number, layers = 2) => parseFx(generateSample('gpt-oss-20b', { layers, tp })).graph;
 const rewrite = (g: Graph, passes: string[], tp: number) => runPipeline(g, passes, { worldSize: tp }).output;
-const SP = ['noop-elimination', 'slice-hoist', 'sequence-parallelism', 'async-tp'];
-const RELAND = ['noop-elimination', 'moe-unpad', 'sequence-parallelism', 'async-tp'];
+const SP = ['noop-elimination', 'slice-hoist', 'sequence-parallelism'];
+const RELAND = ['noop-elimination', 'moe-unpad', 'sequence-parallelism'];
+const ASYNC_TP = [...SP, 'async-tp'];
 
 describe('sequence parallelism and async TP, executed', { timeout: 600_000 }, () => {
   const variants: [string, Partial<RunOptions>][] = [
@@ -33,13 +36,12 @@ describe('sequence parallelism and async TP, executed', { timeout: 600_000 }, ()
   for (const [label, o] of variants) {
     // One layer on WebGPU (SwiftShader is slow); its two sites and the final norm exercise every op.
     const layers = o.backend === 'webgpu' ? 1 : 2;
-    it(`GPT-OSS-20B, ${layers} layer(s): SP + async TP after the hoist, and after the re-land, are bitwise equal to the original (${label})`, async () => {
+    it(`GPT-OSS-20B, ${layers} layer(s): SP after the hoist, and after the re-land, is bitwise equal to the original (${label})`, async () => {
       const ranks = o.ranks ?? 2;
       const g = gptOss(ranks, layers);
       // Worker mode (one thread per rank, slow under SwiftShader) runs the hoisted pipeline only.
       for (const passes of o.workers ? [SP] : [SP, RELAND]) {
         const after = rewrite(g, passes, ranks);
-        expect(after.nodes.some((n) => n.op === 'symm_mem.fused_matmul_reduce_scatter.default')).toBe(true);
         const rep = await compareGraphs(g, after, passes, opts(o));
         expect(rep.outputs.length).toBe(ranks);
         expect(rep.outputs.every((c) => c.bitwiseEqual && c.pass), `seed ${seed} ${label} ${passes.join(',')}: ${JSON.stringify(rep.outputs)}`).toBe(true);
@@ -49,6 +51,30 @@ describe('sequence parallelism and async TP, executed', { timeout: 600_000 }, ()
       }
     });
   }
+
+  it('async TP on GPT-OSS: the fused collective GEMMs run, and the split qkv bias is reported as the extra rounding it is, not proven (cpu)', async () => {
+    const g = gptOss(2, 2);
+    const after = rewrite(g, ASYNC_TP, 2);
+    expect(after.nodes.some((n) => n.op === 'symm_mem.fused_matmul_reduce_scatter.default')).toBe(true);
+    expect(after.nodes.some((n) => n.op === 'symm_mem.fused_all_gather_matmul.default')).toBe(true);
+    const rep = await compareGraphs(g, after, ASYNC_TP, opts({}));
+    expect(rep.outputs.length).toBe(2);
+    for (const c of rep.outputs) expect(c.tolerance, `seed ${seed}`).toMatch(/^not gated: async-tp split 2 bias adds out of the fused all_gather GEMM/);
+    expect(rep.verdict, `seed ${seed}`).toBe('not-gated');
+    // The fused GEMMs ran as such: one per split site and layer on every rank.
+    const ops = rep.after.events.filter((e) => e.rank === 0).map((e) => e.op);
+    for (const op of ['symm_mem.fused_matmul_reduce_scatter.default', 'symm_mem.fused_all_gather_matmul.default'])
+      expect(ops.filter((x) => x === op).length, op).toBeGreaterThanOrEqual(after.nodes.filter((n) => n.op === op).length);
+  });
+
+  it('async TP where no GEMM has a bias (Qwen3-MoE-like, 1 layer): SP + async TP bitwise equal to the original (cpu)', async () => {
+    const g = parseFx(generateSample('qwen3-moe', { layers: 1, tp: 2 })).graph;
+    const after = rewrite(g, ASYNC_TP, 2);
+    expect(after.nodes.filter((n) => n.op === 'symm_mem.fused_all_gather_matmul.default').length).toBeGreaterThan(0);
+    expect(after.nodes.filter((n) => n.op === 'symm_mem.fused_matmul_reduce_scatter.default').length).toBeGreaterThan(0);
+    const rep = await compareGraphs(g, after, ASYNC_TP, opts({}));
+    expect(rep.outputs.every((c) => c.bitwiseEqual && c.pass), `seed ${seed}: ${JSON.stringify(rep.outputs)}`).toBe(true);
+  });
 
   it('the re-land alone (moe-unpad) is bitwise equal to the original and to the hoist on WebGPU', async () => {
     const g = gptOss(2, 1);
