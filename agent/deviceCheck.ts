@@ -53,7 +53,7 @@ if (gpus >= 2 && !only) {
 for (const c of cases) {
   const g = graphs[c.graph];
   try {
-    const ref = await runGraph(g, { backend: 'cpu', ranks: c.ranks, preset: c.preset, dtype: c.dtype, tokens: c.tokens, allreduce: 'ring', workers: false });
+    const ref = await runGraph(g, { backend: 'cpu', ranks: c.ranks, preset: c.preset, dtype: c.dtype, tokens: c.tokens, allreduce: 'ring', workers: false, planFor: 'agent' });
     const got = await client.runGraph(g, { preset: c.preset, dtype: c.dtype, ranks: c.ranks, tokens: c.tokens, forceFallback: c.forceFallback });
     const outputs = [];
     for (let r = 0; r < c.ranks; r++) for (const [name, t] of ref.outputs[r]) {
@@ -74,7 +74,7 @@ try {
     () => report({ check: 'crash', error: 'no error came back' }),
     (e) => report({ check: 'crash', message: (e as Error).message }),
   );
-  const ref = await runGraph(graphs.after, { backend: 'cpu', ranks: 1, preset: 'tiny', dtype: 'bf16', allreduce: 'ring', workers: false });
+  const ref = await runGraph(graphs.after, { backend: 'cpu', ranks: 1, preset: 'tiny', dtype: 'bf16', allreduce: 'ring', workers: false, planFor: 'agent' });
   const got = await client.runGraph(graphs.after, { preset: 'tiny', dtype: 'bf16', ranks: 1 });
   const k = compareTensor('x', [...ref.outputs[0].values()][0], [...got.outputs[0].values()][0], 0, '');
   report({ check: 'after-crash', ulps: k.ulps });

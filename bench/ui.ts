@@ -5,7 +5,9 @@
 //  - frames per second during a scripted pan and zoom, against the frame rate of an idle page
 //    in the same browser (the ceiling);
 //  - dagre and elkjs laying out the same scenes in Node in the same run (each in its own
-//    process, stack overflows reported as such), against our layout of the same scene in Node.
+//    process, stack overflows reported as such), against our layout of the same scene in Node;
+//  - the whole app on the 300-layer sample: the longest main-thread task (PerformanceObserver
+//    'longtask') while it loads and while the pipeline rewrites it, against the 200 ms target.
 // Everything is printed as ratios next to the raw numbers.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -21,6 +23,11 @@ import { layoutScene } from '../src/ui/graph/layout.ts';
 import { median, positiveIntFlag } from './args.ts';
 
 const PORT = 4737;
+/** The whole app's preview, for the long-task section. */
+const APP_PORT = PORT + 1;
+/** The sample the long-task section loads, and the target for any one main-thread task. */
+const BIG_SAMPLE = 'gpt-oss-20b-l300-tp4';
+const LONG_TASK_TARGET_MS = 200;
 const CHROMIUM_ARGS = ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader', '--font-render-hinting=none', '--disable-background-timer-throttling', '--disable-renderer-backgrounding'];
 const REFERENCE_TIMEOUT_MS = 120_000;
 
@@ -91,6 +98,43 @@ async function framesPerSecond(page: Page, ms: number, idle: boolean): Promise<n
   })`) as Promise<number>;
 }
 
+async function waitForServer(port: number, path: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try { if ((await fetch(`http://127.0.0.1:${port}${path}`)).ok) return; } catch { /* not up yet */ }
+    if (i > 100) throw new Error(`vite preview did not answer on port ${port}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+interface LongTasks { longestMs: number; wallMs: number }
+
+/**
+ * Loads the 300-layer sample in the app, then runs the pipeline on it: per phase, the longest
+ * main-thread task and the time until the app is idle again.
+ */
+async function appLongTasks(page: Page): Promise<{ load: LongTasks; rewrite: LongTasks; nodes: string }> {
+  await page.addInitScript(`(() => {
+    window.__tasks = [];
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__tasks.push(e.duration); })
+      .observe({ type: 'longtask', buffered: true });
+  })()`);
+  await page.goto(`http://127.0.0.1:${APP_PORT}/?test=1`);
+  const ready = () => page.waitForSelector('body[data-ready="true"]', { timeout: 600_000 });
+  await ready();
+  const phase = async (act: () => Promise<void>): Promise<LongTasks> => {
+    await page.evaluate('window.__tasks = []');
+    const t0 = Date.now();
+    await act();
+    await ready();
+    const wallMs = Date.now() - t0;
+    return { longestMs: await page.evaluate('Math.max(0, ...window.__tasks)') as number, wallMs };
+  };
+  const load = await phase(() => page.selectOption('#sample-select', BIG_SAMPLE).then(() => undefined));
+  const nodes = (await page.textContent('[data-testid="status-nodes"]')) ?? '?';
+  const rewrite = await phase(() => page.click('button:has-text("Run pipeline")'));
+  return { load, rewrite, nodes };
+}
+
 export async function bench(argv: string[]): Promise<number> {
   let bigNodes: number;
   try {
@@ -114,13 +158,16 @@ export async function bench(argv: string[]): Promise<number> {
     return 1;
   }
   const server = spawn('npx', ['vite', 'preview', '--config', 'bench/vite.ui.config.ts', '--outDir', outDir, '--port', String(PORT), '--strictPort'], { stdio: 'ignore', detached: true });
+  // The long-task section needs the whole app; built apart, so the views' numbers do not depend on it.
+  const appDir = mkdtempSync(join(tmpdir(), 'fusionlab-ui-bench-app-'));
+  process.stdout.write('building the app…\n');
+  const appBuild = spawnSync('npx', ['vite', 'build', '--outDir', appDir, '--emptyOutDir', '--logLevel', 'error'], { encoding: 'utf8' });
+  const appServer = appBuild.status === 0
+    ? spawn('npx', ['vite', 'preview', '--outDir', appDir, '--port', String(APP_PORT), '--strictPort'], { stdio: 'ignore', detached: true })
+    : null;
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
   try {
-    for (let i = 0; ; i++) {
-      try { if ((await fetch(`http://127.0.0.1:${PORT}/bench/ui-page.html`)).ok) break; } catch { /* not up yet */ }
-      if (i > 100) throw new Error(`vite preview did not answer on port ${PORT}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await waitForServer(PORT, '/bench/ui-page.html');
     const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
@@ -152,6 +199,20 @@ export async function bench(argv: string[]): Promise<number> {
         }
       }
     }
+
+    process.stdout.write(`\nthe app on the 300-layer sample (${BIG_SAMPLE}), long tasks on the page's main thread:\n`);
+    if (!appServer) {
+      process.stdout.write(`  not measured: building the app failed:\n${appBuild.stderr}\n`);
+    } else {
+      await waitForServer(APP_PORT, '/');
+      const appPage = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+      appPage.on('pageerror', (e) => errors.push(e.message));
+      const r = await appLongTasks(appPage);
+      process.stdout.write(`  graph: ${r.nodes}\n`);
+      for (const [name, t] of [['loading', r.load], ['rewriting (Run pipeline)', r.rewrite]] as const) {
+        process.stdout.write(`  ${name.padEnd(26)} longest task ${t.longestMs.toFixed(0)} ms   target ${LONG_TASK_TARGET_MS} ms   = ${(t.longestMs / LONG_TASK_TARGET_MS).toFixed(2)} × the target   (idle again after ${(t.wallMs / 1000).toFixed(1)} s)\n`);
+      }
+    }
     if (errors.length) {
       process.stderr.write(`page errors:\n${errors.join('\n')}\n`);
       return 1;
@@ -160,6 +221,8 @@ export async function bench(argv: string[]): Promise<number> {
   } finally {
     await browser.close();
     try { process.kill(-server.pid!); } catch { /* already gone */ }
+    if (appServer) try { process.kill(-appServer.pid!); } catch { /* already gone */ }
     rmSync(outDir, { recursive: true, force: true });
+    rmSync(appDir, { recursive: true, force: true });
   }
 }

@@ -51,9 +51,11 @@ test('load GPT-OSS (24 layers, TP4), hoist the slice: 25 → 49 fusable, fuse, i
   await idle(page);
   await expect(page.getByTestId('fused-nodes')).toHaveText(/^49\s*fused nodes$/);
 
-  // Inspect a fused node in the after view.
+  // Inspect a fused node in the after view: the view has followed the rewrite to one, at its centre.
   const after = page.getByTestId('graph-view').last();
-  await after.locator('g[data-kind="fused"]').first().click();
+  const box = (await after.boundingBox())!;
+  const centred = await page.evaluate(([x, y]) => window.__fusionlab!.nodeAt!(x, y), [box.x + box.width / 2, box.y + box.height / 2]);
+  await after.locator(`g[data-node="${centred}"][data-kind="fused"]`).click();
   await expect(page.getByTestId('inspector-op')).toHaveText('vllm.flashinfer_trtllm_fused_allreduce_norm.default');
   await expect(page.getByTestId('inspector-type')).toHaveText('(tuple)');
   await expect(page.getByTestId('inspector-args')).toContainText('rms_eps');
@@ -75,7 +77,10 @@ test('load GPT-OSS (24 layers, TP4), hoist the slice: 25 → 49 fusable, fuse, i
 });
 
 /** Applies the whole pipeline to a sample and runs before/after on two WebGPU ranks (tiny preset). */
-async function runOnWebGpu(page: Page, sampleLabel: string) {
+/** The verdict when every compared path is computed: the exact check proves the rewrite. */
+const PROVEN = /^proven: bitwise equal with the fused norms? rounded as the unfused pair; fused outputs? (within \d+ ulps?|differ by up to \d+ ulps \(not gated: \d+ fused sites in series\))$/;
+
+async function runOnWebGpu(page: Page, sampleLabel: string, verdict: RegExp = PROVEN) {
   await page.goto('/?test=1');
   await idle(page);
   await page.getByLabel('Sample').selectOption({ label: sampleLabel });
@@ -86,9 +91,10 @@ async function runOnWebGpu(page: Page, sampleLabel: string) {
   await page.getByLabel('Backend').selectOption('webgpu');
   await page.getByLabel('Ranks').selectOption('2');
   await page.getByLabel('Preset').selectOption('tiny');
+  // One timed run after the warm-up: this checks the results, not the timing method.
+  await page.getByLabel('Timed runs').selectOption('1');
   await page.getByRole('button', { name: 'Run before & after' }).click();
-  // Both samples fuse: the proof is the exact check, and the line says what the fused outputs did.
-  const verdict = /^proven: bitwise equal with the fused norms? rounded as the unfused pair; fused outputs? (within \d+ ulps?|differ by up to \d+ ulps \(not gated: \d+ fused sites in series\))$/;
+  // Both samples fuse: the line says what the exact check and the fused outputs did.
   await expect(page.getByTestId('run-verdict')).toHaveText(verdict, { timeout: 240_000 });
 
   await page.getByRole('tab', { name: 'Results' }).click();
@@ -128,7 +134,10 @@ test('run GPT-OSS-20B (24 layers) before and after on two WebGPU ranks: equivale
   // 24 layers of kernels on SwiftShader, twice: about a minute on two CPU cores.
   test.setTimeout(300_000);
   const errors = consoleErrors(page);
-  await runOnWebGpu(page, 'GPT-OSS-20B · 24 layers · TP4');
+  // Attention has no kernel here and is fed seeded data: the exact check holds, but it cannot
+  // prove what the fed nodes stand in for, and the line says so.
+  await runOnWebGpu(page, 'GPT-OSS-20B · 24 layers · TP4',
+    /^not proven: bitwise equal with the fused norms rounded as the unfused pair; fused outputs differ by up to \d+ ulps \(not gated: 49 fused sites in series\), but \d+ of \d+ outputs read seeded data standing in for ops without a kernel$/);
   expect(errors).toEqual([]);
 });
 
@@ -203,9 +212,9 @@ test('export the rewritten graph as FX text and JSON, and the view as SVG; switc
   expect(svg.text).toMatch(/^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
   expect(svg.text).toContain('flashinfer');
 
-  await page.getByRole('button', { name: 'Dark theme' }).click();
+  await page.getByRole('button', { name: 'Dark', exact: true }).click();
   await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark');
-  await expect(page.getByRole('button', { name: 'Dark theme' })).toHaveAttribute('aria-pressed', 'true');
+  await expect(page.getByRole('button', { name: 'Dark', exact: true })).toHaveAttribute('aria-pressed', 'true');
   expect(errors).toEqual([]);
 });
 

@@ -100,3 +100,22 @@ test('axe-core finds no serious or critical violation, before and after a rewrit
   await page.getByRole('tab', { name: 'Results' }).click();
   await check('Results tab');
 });
+
+test('the toy runs slice(Σx) and Σslice(x) on two ranks and shows the same numbers', async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByRole('tab', { name: 'Why it is legal' }).click();
+  await page.getByRole('button', { name: /^Run both orders on two (WebGPU|CPU) ranks$/ }).click();
+  await expect(page.getByTestId('toy-verdict')).toHaveText(/^bitwise equal on both ranks · webgpu on /, { timeout: 120_000 });
+  const cells = async (row: string) => (await page.getByTestId(row).locator('td.num').allTextContents()).map(Number);
+  const before = await cells('toy-before');
+  expect(await cells('toy-after')).toEqual(before);
+  // The shown sums are the two partials added, column by column (4-decimal rounding apart).
+  const rows = page.getByRole('table', { name: 'Toy values' }).locator('tbody tr');
+  const x0 = (await rows.nth(0).locator('td.num').allTextContents()).map(Number);
+  const x1 = (await rows.nth(1).locator('td.num').allTextContents()).map(Number);
+  before.forEach((v, i) => expect(Math.abs(v - (x0[i] + x1[i]))).toBeLessThan(2e-4));
+  expect(x0).not.toEqual(x1);
+  // The reason is quoted from the passes on the graph on screen (the default GPT-OSS layer).
+  await expect(page.getByLabel('Why the hoist is legal')).toContainText(/In the graph on screen: slice_\d+ \(aten\.slice\.Tensor\) sits between all_reduce_\d+ and the norm; run slice-hoist/);
+});

@@ -178,12 +178,12 @@ test('the rewrite animates: removed nodes fade into the fused node, then the vie
 
 test('exports the view as SVG and PNG', async ({ page }) => {
   await open(page, 'fixture=pr28841-before&test=1');
-  const [svgDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export SVG' }).click()]);
+  const [svgDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'SVG', exact: true }).click()]);
   const svg = readFileSync((await svgDl.path())!, 'utf8');
   expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
   expect(svg.match(/data-node="/g)!.length).toBe(buildScene(parseFx(readFileSync(new URL('../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph).nodes.length);
   expect(svgDl.suggestedFilename()).toBe('before.svg');
-  const [pngDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export PNG' }).click()]);
+  const [pngDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'PNG', exact: true }).click()]);
   const png = readFileSync((await pngDl.path())!);
   expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   expect(png.length).toBeGreaterThan(5000);
@@ -206,4 +206,36 @@ test('the minimap follows the view and a click on it pans there', async ({ page 
   const k = await page.evaluate(() => window.__fusionlab!.views!()[0].transform().k);
   await page.keyboard.press('f');
   expect(await page.evaluate(() => window.__fusionlab!.views!()[0].transform().k)).toBeLessThan(k);
+});
+
+test('the minimap is an overview of the whole graph: its ends are the graph\'s ends, at any zoom', async ({ page }) => {
+  await open(page, 'layers=24&tp=4&test=1');
+  const minimap = page.getByLabel('Minimap');
+  const view = (await page.getByTestId('graph-view').boundingBox())!;
+  const box = (await minimap.boundingBox())!;
+  // Shaped like the tall graph, inside the view.
+  expect(box.height).toBeGreaterThan(box.width);
+  expect(box.x + box.width).toBeLessThanOrEqual(view.x + view.width);
+  // A click near the minimap's bottom shows the graph's last node; near its top, the first.
+  const ends = await page.evaluate(() => {
+    const v = window.__fusionlab!.views!()[0];
+    const nodes = v.layout.nodes.filter((n) => !n.ref);
+    const byY = [...nodes].sort((a, b) => a.y - b.y);
+    return { first: byY[0].name, last: byY[byY.length - 1].name };
+  });
+  const onScreen = async (name: string) => {
+    const c = await page.evaluate((n) => window.__fusionlab!.nodeCenter!(n), name);
+    return !!c && c.y > view.y && c.y < view.y + view.height;
+  };
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height - 1);
+  await expect.poll(() => onScreen(ends.last)).toBe(true);
+  // One minimap pixel is ~135 graph pixels here: click on its very edge.
+  await page.mouse.click(box.x + box.width / 2, box.y + 1);
+  await expect.poll(() => onScreen(ends.first)).toBe(true);
+  // m puts it away and brings it back.
+  await page.getByTestId('graph-view').focus();
+  await page.keyboard.press('m');
+  await expect(minimap).toHaveCount(0);
+  await page.keyboard.press('m');
+  await expect(minimap).toBeVisible();
 });

@@ -54,7 +54,7 @@ test('the per-rank timeline of a recorded run', async ({ page }) => {
 
 test('the dark theme, after the rewrite, with a run configured', async ({ page }) => {
   await open(page, 'GPT-OSS-20B · 1 layer · TP4');
-  await page.getByRole('button', { name: 'Dark theme' }).click();
+  await page.getByRole('button', { name: 'Dark', exact: true }).click();
   await page.getByRole('button', { name: 'Run pipeline' }).click();
   await page.getByRole('tab', { name: 'Run' }).click();
   await settled(page);

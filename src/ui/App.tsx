@@ -5,6 +5,7 @@ import { useEffect, useState, type ReactNode } from 'react';
 import { shownStage, useStore } from './store/index.ts';
 import { drawnNodeCount } from './graph/scene.ts';
 import type { BottomTab } from './store/viewSlice.ts';
+import { WorkProgress } from './panels/WorkProgress.tsx';
 import { restoreFromUrl, syncUrl } from './store/urlSync.ts';
 import { PanelBoundary } from './panels/PanelBoundary.tsx';
 import { LoadPanel } from './panels/LoadPanel.tsx';
@@ -19,6 +20,7 @@ import { RunPanel } from './panels/RunPanel.tsx';
 import { ResultsTable } from './panels/ResultsTable.tsx';
 import { TimelinePanel } from './panels/TimelinePanel.tsx';
 import { CostPanel } from './panels/CostPanel.tsx';
+import { ToyPanel } from './panels/ToyPanel.tsx';
 import { CompareFixesPanel } from './panels/CompareFixesPanel.tsx';
 import { ExportMenu } from './panels/ExportMenu.tsx';
 import { Tour } from './tour/Tour.tsx';
@@ -30,6 +32,7 @@ const TABS: { id: BottomTab; label: string; render: () => ReactNode }[] = [
   { id: 'timeline', label: 'Timeline', render: () => <TimelinePanel /> },
   { id: 'cost', label: 'Cost model', render: () => <CostPanel /> },
   { id: 'fixes', label: 'Compare fixes', render: () => <CompareFixesPanel /> },
+  { id: 'toy', label: 'Why it is legal', render: () => <ToyPanel /> },
 ];
 
 const BOTTOM_MIN = 120;
@@ -165,7 +168,7 @@ function useReadyFlag() {
     let raf2 = 0;
     const evaluate = () => {
       const s = useStore.getState();
-      const storeIdle = s.stages.length > 0 && s.runStatus !== 'running' && !s.urlPending;
+      const storeIdle = s.stages.length > 0 && s.runStatus !== 'running' && !s.urlPending && s.work === null;
       const views = [...root.querySelectorAll('[data-testid="graph-view"]')];
       const viewsReady = views.length > 0 && views.every((v) => v.getAttribute('data-ready') === 'true');
       document.body.dataset.ready = storeIdle && viewsReady ? 'true' : 'false';
@@ -236,6 +239,7 @@ export function App() {
         </aside>
         <main className="center" aria-label="Graphs">
           <PanelBoundary name="Graphs"><GraphStage /></PanelBoundary>
+          <WorkProgress />
           <PanelBoundary name="Tour"><Tour /></PanelBoundary>
         </main>
         <aside className="sidebar right" aria-label="Inspector panel">

@@ -17,9 +17,11 @@ export interface Sample {
   tp: number;
   /** The sample's FX text. */
   load(): string;
+  /** Made by the sample generator when chosen (seconds at hundreds of layers), not bundled text. */
+  generated: boolean;
 }
 
-const text = (t: string) => () => t;
+const text = (t: string) => ({ load: () => t, generated: false });
 
 function gptOss(layers: number, tp: number, note = ''): Sample {
   return {
@@ -28,27 +30,28 @@ function gptOss(layers: number, tp: number, note = ''): Sample {
     group: 'Generated',
     tp,
     load: () => generateSample('gpt-oss-20b', { layers, tp }),
+    generated: true,
   };
 }
 
 export const SAMPLES: Sample[] = [
-  { id: 'pr-before', label: 'PR #28841 · before (fragment)', group: 'vLLM PR #28841', tp: 4, load: text(prBefore) },
-  { id: 'pr-after', label: 'PR #28841 · after (fragment)', group: 'vLLM PR #28841', tp: 4, load: text(prAfter) },
+  { id: 'pr-before', label: 'PR #28841 · before (fragment)', group: 'vLLM PR #28841', tp: 4, ...text(prBefore) },
+  { id: 'pr-after', label: 'PR #28841 · after (fragment)', group: 'vLLM PR #28841', tp: 4, ...text(prAfter) },
   gptOss(1, 2), gptOss(1, 4), gptOss(1, 8),
   gptOss(24, 2), gptOss(24, 4), gptOss(24, 8),
   // Not a real model depth: a graph the size of the largest dumps, to feel the views at scale.
   gptOss(300, 4, ' (≈10,000 nodes)'),
   {
     id: 'llama-3.1-8b-l32-tp4', label: 'Llama-3.1-8B-style · 32 layers · TP4', group: 'Generated', tp: 4,
-    load: () => generateSample('llama', { layers: 32, tp: 4 }),
+    load: () => generateSample('llama', { layers: 32, tp: 4 }), generated: true,
   },
   {
     id: 'qwen3-moe-l48-tp4', label: 'Qwen3-30B-A3B-style MoE · 48 layers · TP4', group: 'Generated', tp: 4,
-    load: () => generateSample('qwen3-moe', { layers: 48, tp: 4 }),
+    load: () => generateSample('qwen3-moe', { layers: 48, tp: 4 }), generated: true,
   },
-  { id: 'qwen2-tp1', label: 'Qwen2-1.5B · 1 layer · TP1 (real dump)', group: 'Real dumps', tp: 1, load: text(qwenTp1) },
-  { id: 'qwen2-tp2', label: 'Qwen2-1.5B · 1 layer · TP2 (real dump)', group: 'Real dumps', tp: 2, load: text(qwenTp2) },
-  { id: 'qwen2-tp4', label: 'Qwen2-1.5B · 1 layer · TP4 (real dump)', group: 'Real dumps', tp: 4, load: text(qwenTp4) },
+  { id: 'qwen2-tp1', label: 'Qwen2-1.5B · 1 layer · TP1 (real dump)', group: 'Real dumps', tp: 1, ...text(qwenTp1) },
+  { id: 'qwen2-tp2', label: 'Qwen2-1.5B · 1 layer · TP2 (real dump)', group: 'Real dumps', tp: 2, ...text(qwenTp2) },
+  { id: 'qwen2-tp4', label: 'Qwen2-1.5B · 1 layer · TP4 (real dump)', group: 'Real dumps', tp: 4, ...text(qwenTp4) },
 ];
 
 export const DEFAULT_SAMPLE_ID = 'gpt-oss-20b-l1-tp4';

@@ -16,21 +16,19 @@ export interface DiffViewProps {
   /** Nodes of `after` a rewrite just changed (see GraphView's `focus`). */
   focus?: { names: readonly string[]; nonce: number } | null;
   testMode?: boolean;
+  /** Folded layer groups, the same on both sides. */
+  collapsed?: ReadonlySet<string>;
+  onToggleGroup?: (group: string) => void;
+  onSetCollapsed?: (groups: string[]) => void;
 }
 
 export function DiffView(props: DiffViewProps): React.JSX.Element {
-  const { before, after, matches, selected, onSelect, testMode, focus } = props;
+  const { before, after, matches, selected, onSelect, testMode, focus, collapsed, onToggleGroup: toggle, onSetCollapsed } = props;
   const diff = useMemo(() => diffGraphs(before, after, matches), [before, after, matches]);
   const beforeMarks = useMemo(() => changeMarks(diff.before), [diff]);
   const afterMarks = useMemo(() => changeMarks(diff.after), [diff]);
   const animateFrom = useMemo(() => ({ graph: before, mapping: diff.afterToBefore }), [before, diff]);
   const [view, setView] = useState<ViewTransform | undefined>();
-  const [collapsed, setCollapsed] = useState<Set<string>>(() => new Set());
-  const toggle = useCallback((g: string) => setCollapsed((c) => {
-    const n = new Set(c);
-    if (n.has(g)) n.delete(g); else n.add(g);
-    return n;
-  }), []);
 
   const afterNames = useMemo(() => new Set(after.nodes.map((n) => n.name)), [after]);
   const beforeNames = useMemo(() => new Set(before.nodes.map((n) => n.name)), [before]);
@@ -50,9 +48,9 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
   return (
     <div className="fl-diff-view" data-testid="diff-view">
       <GraphView graph={before} label="before" marks={beforeMarks} selected={selectedBefore} onSelect={onSelect}
-        view={view} onViewChange={setView} collapsed={collapsed} onToggleGroup={toggle} testMode={testMode} anchor={anchor?.before ?? null} />
+        view={view} onViewChange={setView} collapsed={collapsed} onToggleGroup={toggle} onSetCollapsed={onSetCollapsed} testMode={testMode} anchor={anchor?.before ?? null} />
       <GraphView graph={after} label="after" marks={afterMarks} selected={selectedAfter} onSelect={onSelect}
-        view={view} onViewChange={setView} collapsed={collapsed} onToggleGroup={toggle} animateFrom={animateFrom} testMode={testMode}
+        view={view} onViewChange={setView} collapsed={collapsed} onToggleGroup={toggle} onSetCollapsed={onSetCollapsed} animateFrom={animateFrom} testMode={testMode}
         anchor={anchor?.after ?? null} focus={focus} onFocus={onFocus} />
     </div>
   );

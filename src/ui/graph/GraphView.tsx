@@ -12,9 +12,9 @@ import type { LayoutResult } from './layoutProtocol.ts';
 import type { Scene, SceneNode } from './scene.ts';
 import { layoutClient, type PartialLayout } from './layoutClient.ts';
 import { edgePath, valueLabels } from './edgePath.ts';
-import { drawCanvas, drawMinimap, drawMinimapBase, minimapFrame, LOD_DETAIL, LOD_TITLES } from './canvasRenderer.ts';
+import { drawCanvas, drawMinimap, drawMinimapBase, minimapFrame, minimapSize, LOD_DETAIL, LOD_TITLES } from './canvasRenderer.ts';
 import { readPalette, type Palette } from './palette.ts';
-import { HitGrid } from './hitGrid.ts';
+import { GROUP_HEADER, HitGrid } from './hitGrid.ts';
 import { NavIndex, type Direction } from './keyboardNavigation.ts';
 import { searchNodes } from './search.ts';
 import { recordLayoutProgress, registerView, type ViewHandle } from './viewRegistry.ts';
@@ -32,8 +32,10 @@ export interface GraphViewProps {
   onSelect: (name: string | null) => void;
   view?: ViewTransform;
   onViewChange?: (v: ViewTransform) => void;
-  collapsed?: Set<string>;
+  collapsed?: ReadonlySet<string>;
   onToggleGroup?: (group: string) => void;
+  /** Fold all / unfold all: the groups to fold (every one, or none). */
+  onSetCollapsed?: (groups: string[]) => void;
   animateFrom?: { graph: Graph; mapping: Map<string, string> };
   /**
    * Nodes a rewrite just changed: once this graph is laid out, the view centres on the one
@@ -117,9 +119,15 @@ function GroupBox({ g, onToggle }: { g: LaidGroup; onToggle?: (id: string) => vo
   return (
     <g className="fl-group" data-group={g.id} data-collapsed={g.collapsed ? 'true' : 'false'} transform={`translate(${g.x},${g.y})`}>
       <rect className="fl-group-box" width={g.w} height={g.h} rx={8} />
-      <g className="fl-group-toggle" role="button" aria-label={`${g.collapsed ? 'Expand' : 'Collapse'} ${g.label}`}
-        onClick={(e) => { e.stopPropagation(); onToggle?.(g.id); }}>
-        <rect width={g.collapsed ? g.w : 180} height={g.collapsed ? g.h : 26} rx={8} />
+      <g className="fl-group-toggle" role="button" tabIndex={0} aria-expanded={!g.collapsed} aria-label={`${g.collapsed ? 'Expand' : 'Collapse'} ${g.label}`}
+        onClick={(e) => { e.stopPropagation(); onToggle?.(g.id); }}
+        onKeyDown={(e) => {
+          if (e.key !== 'Enter' && e.key !== ' ') return;
+          e.preventDefault();
+          e.stopPropagation();
+          onToggle?.(g.id);
+        }}>
+        <rect width={g.collapsed ? g.w : GROUP_HEADER.w} height={g.collapsed ? g.h : GROUP_HEADER.h} rx={8} />
         <text className="fl-group-title" x={12} y={g.collapsed ? g.h / 2 + 4 : 17}>
           {g.collapsed ? `▸ ${g.label} · ${g.count} node${g.count === 1 ? '' : 's'}` : `▾ ${g.label}`}
         </text>
@@ -129,7 +137,7 @@ function GroupBox({ g, onToggle }: { g: LaidGroup; onToggle?: (id: string) => vo
 }
 
 export const GraphView: React.FC<GraphViewProps> = (props) => {
-  const { graph, label, marks, selected, onSelect, view, onViewChange, collapsed, onToggleGroup, animateFrom, testMode, onReady, focus, onFocus, anchor } = props;
+  const { graph, label, marks, selected, onSelect, view, onViewChange, collapsed, onToggleGroup, onSetCollapsed, animateFrom, testMode, onReady, focus, onFocus, anchor } = props;
   const rootRef = useRef<HTMLDivElement>(null);
   // The element pan/zoom listens on: a stage div over the SVG scene, or the canvas.
   const surfaceRef = useRef<HTMLDivElement | HTMLCanvasElement | null>(null);
@@ -149,6 +157,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const sizeRef = useRef(size);
   sizeRef.current = size;
   const [query, setQuery] = useState('');
+  // The minimap can be put away when it sits over the nodes the user wants to see.
+  const [showMinimap, setShowMinimap] = useState(true);
   const [matchIndex, setMatchIndex] = useState(-1);
   const [ghosts, setGhosts] = useState<{ n: LaidNode; sn?: SceneNode; to?: LaidNode }[]>([]);
   const fittedFor = useRef<Shown | null>(null);
@@ -264,7 +274,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     drawMinimap(ctx, w, h, layout, base.canvas, pal, {
       x0: -t.x / t.k, y0: -t.y / t.k, x1: (size.w - t.x) / t.k, y1: (size.h - t.y) / t.k,
     });
-  }, [layout, complete, byName, size, palette]);
+  }, [layout, complete, byName, size, palette, showMinimap]);
 
   const drawCanvasFrame = useCallback(() => {
     const c = surfaceRef.current, root = rootRef.current;
@@ -545,13 +555,24 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     } else if (e.key === 'f') {
       e.preventDefault();
       fit(true);
+    } else if (e.key === 'm') {
+      e.preventDefault();
+      setShowMinimap((v) => !v);
+    } else if (e.key === '[' || e.key === ']') {
+      // [ folds every layer, ] unfolds them all; on a canvas this is the keyboard's way in.
+      e.preventDefault();
+      onSetCollapsed?.(e.key === '[' ? (scene?.groups ?? []).map((g) => g.id) : []);
+    } else if (e.key === '-' || e.key === '+' || e.key === '=') {
+      // − folds the selected node's layer, + unfolds it.
+      const group = selected ? scene?.nodes.find((n) => n.name === selected)?.group : undefined;
+      if (group && (e.key === '-') !== !!collapsed?.has(group)) { e.preventDefault(); onToggleGroup?.(group); }
     } else if (e.key === '/') {
       e.preventDefault();
       searchRef.current?.focus();
     } else if (e.key === 'Escape') {
       onSelect(null);
     }
-  }, [nav, layout, selected, onSelect, centerOn, fit, jumpToMatch]);
+  }, [nav, layout, selected, onSelect, centerOn, fit, jumpToMatch, onSetCollapsed, onToggleGroup, scene, collapsed]);
 
   // --- test and export hooks ---------------------------------------------------------------------
   useEffect(() => {
@@ -590,6 +611,9 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   }, [label, graph.name]);
 
   // --- render ------------------------------------------------------------------------------------
+  // Shaped like the graph, at most a fifth of the view's width and half its height.
+  const mini = layout ? minimapSize(layout, Math.min(160, size.w / 5), Math.max(60, Math.min(360, size.h / 2))) : { w: 0, h: 0 };
+  const allFolded = !!scene && scene.groups.length > 0 && scene.groups.every((g) => collapsed?.has(g.id));
   const hotEdges = useMemo(() => new Set(selected ? (layout?.edges ?? []).filter((e) => e.from === selected || e.to === selected || e.from.startsWith(`ref:${selected}@`)) : []), [layout, selected]);
 
   const svgContent = layout && renderer === 'svg' ? (
@@ -636,7 +660,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       data-label={label}
       tabIndex={0}
       role="application"
-      aria-label={`${label ? `${label} ` : ''}graph: ${graph.nodes.length} nodes. Arrows move the selection, Enter focuses it, f fits, / searches.`}
+      aria-label={`${label ? `${label} ` : ''}graph: ${graph.nodes.length} nodes. Arrows move the selection, Enter focuses it, f fits, / searches, [ and ] fold and unfold every layer, - and + the selected node's.`}
       onKeyDown={onKeyDown}
     >
       {renderer === 'svg' ? (
@@ -668,16 +692,21 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           aria-invalid={search.error ? 'true' : 'false'} title={search.error ?? 'Enter: next match'}
           onChange={(e) => { setQuery(e.target.value); setMatchIndex(-1); }} />
         {query && <span className="fl-search-count" data-testid="search-count">{search.error ? 'error' : `${matchIndex + 1 > 0 ? `${matchIndex + 1}/` : ''}${search.matches.length}`}</span>}
+        {onSetCollapsed && (scene?.groups.length ?? 0) > 0 && (
+          <button type="button" data-testid="fold-all" onClick={() => onSetCollapsed(allFolded ? [] : (scene?.groups ?? []).map((g) => g.id))}
+            title={allFolded ? 'Unfold every layer (])' : 'Fold every layer ([)'}>{allFolded ? 'Unfold all' : 'Fold all'}</button>
+        )}
+        <button type="button" aria-pressed={showMinimap} onClick={() => setShowMinimap((v) => !v)} title="Show or hide the minimap (m)">Map</button>
         <button type="button" onClick={() => fit(true)} title="Fit to view (f)">Fit</button>
         <button type="button" onClick={() => onExport('svg')} title="Export this view as SVG">SVG</button>
         <button type="button" onClick={() => onExport('png')} title="Export this view as PNG">PNG</button>
       </div>
-      {layout && layout.nodes.length > 0 && (
-        <canvas ref={minimapRef} className="fl-minimap" aria-label="Minimap" onClick={(e) => {
+      {layout && layout.nodes.length > 0 && showMinimap && (
+        <canvas ref={minimapRef} className="fl-minimap" aria-label="Minimap" style={{ width: mini.w, height: mini.h }} onClick={(e) => {
           const rect = e.currentTarget.getBoundingClientRect();
           const t = transformRef.current;
-          const { scale, ox, oy } = minimapFrame(rect.width, rect.height, layout, (size.h / 2 - t.y) / t.k);
-          const gx = (e.clientX - rect.left - ox) / scale, gy = (e.clientY - rect.top + oy) / scale;
+          const { scale, ox, oy } = minimapFrame(rect.width, rect.height, layout);
+          const gx = (e.clientX - rect.left - ox) / scale, gy = (e.clientY - rect.top - oy) / scale;
           const k = t.k;
           setTransform(zoomIdentity.translate(size.w / 2 - gx * k, size.h / 2 - gy * k).scale(k), true);
         }} />

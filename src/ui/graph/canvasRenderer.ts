@@ -50,7 +50,7 @@ export function drawCanvas(f: CanvasFrame): void {
     if (t.k >= LOD_TITLES * 0.5) {
       ctx.fillStyle = p.groupText;
       ctx.font = `600 ${g.collapsed ? 13 : 11}px ${p.font}`;
-      const label = g.collapsed ? `▸ ${g.label} · ${g.count} nodes` : `▾ ${g.label}`;
+      const label = g.collapsed ? `▸ ${g.label} · ${g.count} node${g.count === 1 ? '' : 's'}` : `▾ ${g.label}`;
       ctx.fillText(label, g.x + 12, g.collapsed ? g.y + g.h / 2 + 4 : g.y + 17);
     }
   }
@@ -173,38 +173,32 @@ export function drawCanvas(f: CanvasFrame): void {
   ctx.restore();
 }
 
-/** Tallest overview kept in memory, in CSS pixels. */
-const MINIMAP_MAX_H = 6000;
-
 /**
- * How the minimap maps the layout: the whole graph when it fits with a usable width; for tall
- * graphs (24 layers and more) a strip as wide as the minimap that scrolls with the view.
- * `base*` is the cached overview, `oy` the strip's offset in it for the current view.
+ * How the minimap maps the layout: always the whole graph, scaled to fit and centred, so it is an
+ * overview at any zoom. The view's box is clipped to it. `minimapSize` shapes the minimap to the
+ * graph (a tall strip for 24 layers, a wide box for a fragment) within its maximum size.
  */
-export function minimapFrame(
-  w: number, h: number, layout: GraphLayout, viewCenterY = 0,
-): { scale: number; ox: number; oy: number; baseH: number } {
-  const fitAll = Math.min(w / Math.max(1, layout.width), h / Math.max(1, layout.height));
-  const strip = Math.min(0.9 * w / Math.max(1, layout.width), MINIMAP_MAX_H / Math.max(1, layout.height));
-  const scale = layout.width * fitAll >= 0.4 * w ? fitAll : Math.max(fitAll, strip);
-  const baseH = Math.max(h, Math.ceil(layout.height * scale));
-  const ox = (w - layout.width * scale) / 2;
-  const contentTop = baseH === h ? (h - layout.height * scale) / 2 : 0;
-  // Keep the view's centre in the middle of the strip, without running past either end.
-  const oy = baseH === h ? 0 : Math.min(baseH - h, Math.max(0, viewCenterY * scale - h / 2));
-  return { scale, ox, oy: oy - contentTop, baseH };
+export function minimapFrame(w: number, h: number, layout: GraphLayout): { scale: number; ox: number; oy: number } {
+  const scale = Math.min(w / Math.max(1, layout.width), h / Math.max(1, layout.height));
+  return { scale, ox: (w - layout.width * scale) / 2, oy: (h - layout.height * scale) / 2 };
+}
+
+/** The minimap's size in CSS pixels: the graph's aspect, at most maxW × maxH, at least 36 on a side. */
+export function minimapSize(layout: GraphLayout, maxW: number, maxH: number): { w: number; h: number } {
+  const scale = Math.min(maxW / Math.max(1, layout.width), maxH / Math.max(1, layout.height));
+  return { w: Math.max(36, Math.round(layout.width * scale)), h: Math.max(36, Math.round(layout.height * scale)) };
 }
 
 /** The overview, drawn once per layout and theme, then reused every frame. */
 export function drawMinimapBase(
   w: number, h: number, dpr: number, layout: GraphLayout, byName: Map<string, SceneNode>, palette: Palette,
 ): HTMLCanvasElement {
-  const { scale, ox, oy, baseH } = minimapFrame(w, h, layout);
+  const { scale, ox, oy } = minimapFrame(w, h, layout);
   const base = document.createElement('canvas');
   base.width = Math.round(w * dpr);
-  base.height = Math.round(baseH * dpr);
+  base.height = Math.round(h * dpr);
   const ctx = base.getContext('2d')!;
-  ctx.setTransform(dpr * scale, 0, 0, dpr * scale, dpr * ox, -dpr * oy);
+  ctx.setTransform(dpr * scale, 0, 0, dpr * scale, dpr * ox, dpr * oy);
   ctx.fillStyle = palette.groupBorder;
   ctx.globalAlpha = 0.35;
   for (const g of layout.groups) ctx.fillRect(g.x, g.y, g.w, g.h);
@@ -229,12 +223,14 @@ export function drawMinimap(
   ctx: CanvasRenderingContext2D, w: number, h: number, layout: GraphLayout, base: HTMLCanvasElement,
   palette: Palette, view: { x0: number; y0: number; x1: number; y1: number },
 ): void {
-  const { scale, ox, oy, baseH } = minimapFrame(w, h, layout, (view.y0 + view.y1) / 2);
-  const k = base.height / baseH;
-  const top = Math.max(0, oy);
+  const { scale, ox, oy } = minimapFrame(w, h, layout);
   ctx.clearRect(0, 0, w, h);
-  ctx.drawImage(base, 0, top * k, base.width, h * k, 0, 0, w, h);
+  ctx.drawImage(base, 0, 0, base.width, base.height, 0, 0, w, h);
+  // The view's box, clipped to the minimap: zoomed out past the graph it is the whole minimap.
+  const x0 = Math.max(0.75, ox + view.x0 * scale), y0 = Math.max(0.75, oy + view.y0 * scale);
+  const x1 = Math.min(w - 0.75, ox + view.x1 * scale), y1 = Math.min(h - 0.75, oy + view.y1 * scale);
+  if (x1 <= x0 || y1 <= y0) return;
   ctx.strokeStyle = palette.selected;
   ctx.lineWidth = 1.5;
-  ctx.strokeRect(ox + view.x0 * scale, view.y0 * scale - oy, (view.x1 - view.x0) * scale, (view.y1 - view.y0) * scale);
+  ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
 }

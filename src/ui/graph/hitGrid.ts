@@ -5,6 +5,9 @@ import type { GraphLayout, LaidGroup, LaidNode } from './layout.ts';
 
 const CELL = 256;
 
+/** The clickable header of an open layer group (its ▾ toggle), drawn and hit-tested alike. */
+export const GROUP_HEADER = { w: 180, h: 26 } as const;
+
 export class HitGrid {
   private cells = new Map<number, LaidNode[]>();
   private groups: LaidGroup[];
@@ -20,7 +23,7 @@ export class HitGrid {
         }
       }
     }
-    this.groups = layout.groups.filter((g) => g.collapsed);
+    this.groups = layout.groups;
   }
 
   /** The node (or folded group, as `group:<id>`) at a point in layout coordinates. */
@@ -29,7 +32,9 @@ export class HitGrid {
       if (x >= n.x && x <= n.x + n.w && y >= n.y && y <= n.y + n.h) return n;
     }
     for (const g of this.groups) {
-      if (x >= g.x && x <= g.x + g.w && y >= g.y && y <= g.y + g.h) return { name: `group:${g.id}`, group: g.id };
+      // A folded group is one box; an open one folds from its header, as the SVG's ▾ does.
+      const h = g.collapsed ? g.h : GROUP_HEADER.h, w = g.collapsed ? g.w : GROUP_HEADER.w;
+      if (x >= g.x && x <= g.x + w && y >= g.y && y <= g.y + h) return { name: `group:${g.id}`, group: g.id };
     }
     return undefined;
   }

@@ -18,6 +18,9 @@ export function GraphStage() {
   const testMode = useStore((s) => s.testMode);
   const reveal = useStore((s) => s.reveal);
   const focus = useStore((s) => s.focus);
+  const collapsed = useStore((s) => s.collapsed);
+  const toggleGroup = useStore((s) => s.toggleGroup);
+  const setCollapsed = useStore((s) => s.setCollapsed);
   const stageRef = useRef<HTMLDivElement>(null);
   const shownIndex = scrub ?? stages.length - 1;
 
@@ -62,7 +65,8 @@ export function GraphStage() {
   if (layout === 'split' && shownIndex > 0) {
     return (
       <div className="graph-stage split" ref={stageRef}>
-        <DiffView before={before} after={after} matches={matches} selected={selected} onSelect={onSelect} testMode={testMode} focus={focus} />
+        <DiffView before={before} after={after} matches={matches} selected={selected} onSelect={onSelect} testMode={testMode} focus={focus}
+          collapsed={collapsed} onToggleGroup={toggleGroup} onSetCollapsed={setCollapsed} />
         {walker}
       </div>
     );
@@ -78,6 +82,9 @@ export function GraphStage() {
         onSelect={onSelect}
         testMode={testMode}
         focus={focus}
+        collapsed={collapsed}
+        onToggleGroup={toggleGroup}
+        onSetCollapsed={setCollapsed}
       />
       {walker}
     </div>

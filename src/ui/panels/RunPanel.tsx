@@ -21,6 +21,7 @@ export function RunPanel() {
   const runError = useStore((s) => s.runError);
   const report = useStore((s) => s.report);
   const run = useStore((s) => s.run);
+  const cancelRun = useStore((s) => s.cancelRun);
   const hasGraph = useStore((s) => s.base !== null);
   const cursor = useStore((s) => s.cursor);
   const agentAddress = useStore((s) => s.agentAddress);
@@ -78,6 +79,7 @@ export function RunPanel() {
         <button type="button" className="primary" onClick={() => void run()} disabled={!hasGraph || running}>
           {running ? 'Running…' : 'Run before & after'}
         </button>
+        {running && <button type="button" onClick={cancelRun}>Cancel</button>}
         <span className="muted">{cursor === 0 ? 'no rewrite applied: both sides are the imported graph' : `after = ${cursor} rewrite step${cursor > 1 ? 's' : ''}`}</span>
       </div>
       <p className="muted run-note">

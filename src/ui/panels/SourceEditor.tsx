@@ -12,7 +12,7 @@ const ROW_PX = 17;
  * Only the rows in view (and a margin) are in the DOM, so a 50 MB paste costs one pass over its
  * newlines, not 600,000 rows. The caret under the error column is a row of its own.
  */
-function ErrorView({ text, line, col, message, onEdit }: { text: string; line?: number; col?: number; message: string; onEdit: () => void }) {
+function CodeWindow({ text, line, col, label }: { text: string; line?: number; col?: number; label: string }) {
   const starts = useMemo(() => lineStarts(text), [text]);
   const errorIndex = line !== undefined && line >= 1 && line <= starts.length ? line - 1 : undefined;
   const caretRow = errorIndex !== undefined && col !== undefined ? errorIndex + 1 : undefined;
@@ -48,25 +48,38 @@ function ErrorView({ text, line, col, message, onEdit }: { text: string; line?: 
     );
   }
   return (
+    <div
+      className="code-view"
+      ref={view}
+      aria-label={label}
+      tabIndex={0}
+      data-lines={starts.length}
+      onScroll={(e) => setScroll({ top: e.currentTarget.scrollTop, height: e.currentTarget.clientHeight })}
+    >
+      <div style={{ height: rows * ROW_PX, position: 'relative' }}>
+        <div style={{ position: 'absolute', top: from * ROW_PX, left: 0, right: 0 }}>{shown}</div>
+      </div>
+    </div>
+  );
+}
+
+function ErrorView({ text, line, col, message, onEdit }: { text: string; line?: number; col?: number; message: string; onEdit: () => void }) {
+  return (
     <div className="source-error">
       <div className="error-banner" role="alert" data-testid="import-error">
         <strong>Import failed{line !== undefined ? ` at line ${line}, column ${col ?? 1}` : ''}:</strong> {message}
         <button type="button" onClick={onEdit}>Edit text</button>
       </div>
-      <div
-        className="code-view"
-        ref={view}
-        aria-label="Source with error"
-        data-lines={starts.length}
-        onScroll={(e) => setScroll({ top: e.currentTarget.scrollTop, height: e.currentTarget.clientHeight })}
-      >
-        <div style={{ height: rows * ROW_PX, position: 'relative' }}>
-          <div style={{ position: 'absolute', top: from * ROW_PX, left: 0, right: 0 }}>{shown}</div>
-        </div>
-      </div>
+      <CodeWindow text={text} line={line} col={col} label="Source with error" />
     </div>
   );
 }
+
+/**
+ * A source longer than this shows as a window of rows until the user asks to edit it: a textarea
+ * holding the 300-layer sample's 2 MB takes the browser over a second to lay out.
+ */
+export const EDIT_IN_PLACE_CHARS = 200_000;
 
 export function SourceEditor() {
   const sourceText = useStore((s) => s.sourceText);
@@ -108,13 +121,21 @@ export function SourceEditor() {
           }}
         >Import</button>
       </div>
-      <textarea
+      {draft === null && sourceText.length > EDIT_IN_PLACE_CHARS ? (
+        <>
+          <p className="muted source-note">
+            {`${sourceText.length.toLocaleString('en-US')} characters: shown read-only, a window of lines at a time.`}{' '}
+            <button type="button" className="linklike" onClick={() => setDraft(sourceText)}>Edit text</button>
+          </p>
+          <CodeWindow text={sourceText} label="FX source" />
+        </>
+      ) : <textarea
         aria-label="FX source"
         spellCheck={false}
         value={text}
         placeholder="Paste FX text: a print_readable() module, a fragment from a PR, or str(graph)."
         onChange={(e) => setDraft(e.target.value)}
-      />
+      />}
     </div>
   );
 }

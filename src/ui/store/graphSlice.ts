@@ -1,22 +1,16 @@
 import type { StateCreator } from 'zustand';
 import type { Graph } from '../../graph/ir.ts';
-import { importGraph } from '../../graph/formats.ts';
-import { GraphImportError, type ImportWarning } from '../../graph/errors.ts';
 import { importStageFolder, type SkippedFile, type StageFile } from '../../graph/stageFolder.ts';
 import { findSample } from '../samples.ts';
 import type { RewriteStep } from '../urlState.ts';
+import { foldedOnOpen, loadSource, type GraphSource, type ImportProblem, type Loaded } from '../pipeline/pipelineJobs.ts';
+import { WorkCancelled, loadOffThread, offThread } from '../pipeline/pipelineClient.ts';
 import type { AppState } from './index.ts';
 
-export type GraphSource = { sample: string } | { text: string; name: string };
+export type { GraphSource, ImportProblem } from '../pipeline/pipelineJobs.ts';
 
-/** What went wrong importing, with the place in the text when the importer knows it. */
-export interface ImportProblem {
-  message: string;
-  line?: number;
-  col?: number;
-  /** The text that failed, so the editor shows it even though the graph was not replaced. */
-  text: string;
-}
+/** Pasted or dropped text longer than this is imported in the pipeline worker. */
+export const OFF_THREAD_ABOVE_CHARS = 100_000;
 
 export interface GraphSlice {
   source: GraphSource | null;
@@ -31,9 +25,12 @@ export interface GraphSlice {
   /** Text typed or pasted into the editor and not imported yet; null when the editor shows the source. */
   draft: string | null;
   setDraft(draft: string | null): void;
-  /** Loads a sample by id; `restore` replays steps and selection from a URL. */
-  loadSample(id: string, restore?: Restore): void;
-  loadText(text: string, name: string, restore?: Restore): void;
+  /**
+   * Loads a sample by id; `restore` replays steps and selection from a URL. Generated samples are
+   * made in the pipeline worker: the promise resolves once the graph is shown (or refused).
+   */
+  loadSample(id: string, restore?: Restore): Promise<void>;
+  loadText(text: string, name: string, restore?: Restore): Promise<void>;
   /** A dump folder (vLLM's debug dump, TORCH_COMPILE_DEBUG): its stages, the first shown. */
   dump: DumpState | null;
   /** `unread`: files left unread (past the import limit), listed with the skipped ones. */
@@ -56,16 +53,54 @@ export interface Restore {
   selected?: string | null;
 }
 
+export { FOLD_ABOVE_NODES } from '../pipeline/pipelineJobs.ts';
+
 export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set, get) => {
-  /** `tp` is the sample's TP degree; undefined lets the passes read the world size from the graph. */
-  const install = (source: GraphSource, name: string, text: string, graph: Graph, format: string, warnings: string[], tp: number | undefined, restore?: Restore) => {
-    set({ source, sourceName: name, sourceText: text, base: graph, format, warnings, importError: null, draft: null, scrub: null, dump: null });
-    const s = get();
-    // A run belongs to the graph it ran; another graph's rows must not show against this one.
-    s.clearRun();
-    s.setGates({ worldSize: tp }, { replay: false });
-    s.resetSteps(restore?.steps ?? []);
-    s.select(restore?.selected ?? null);
+  /** Counts loads, so one superseded while in the worker does not install its graph. */
+  let ticket = 0;
+
+  /** Shows a loaded graph: the whole patch and its stages land together (see resetSteps). */
+  const install = async (source: GraphSource, loaded: Extract<Loaded, { kind: 'graph' }>, restore?: Restore, dump: DumpState | null = null) => {
+    const { name, text, graph, format, warnings, tp, folded } = loaded;
+    // A big graph opens with its layers folded (found where it was imported): readable at once, and far less to draw.
+    const patch = {
+      source, sourceName: name, sourceText: text, base: graph, format, warnings, importError: null, draft: null, scrub: null,
+      collapsed: new Set(folded), dump,
+    };
+    // `tp` is the sample's TP degree; undefined lets the passes read the world size from the graph.
+    const gates = { ...get().gates, worldSize: tp };
+    const installed = () => {
+      const s = get();
+      // A run belongs to the graph it ran; another graph's rows must not show against this one.
+      s.clearRun();
+      s.select(restore?.selected ?? null);
+    };
+    await get().resetSteps(restore?.steps ?? [], { base: graph, gates, patch: { ...patch, gates }, installed });
+  };
+
+  const load = async (source: GraphSource, away: boolean, restore?: Restore) => {
+    const mine = ++ticket;
+    let loaded: Loaded;
+    if (away) {
+      get().setWork({ label: 'loading', fraction: null });
+      try {
+        loaded = await loadOffThread(source, (label, fraction) => { if (mine === ticket) get().setWork({ label, fraction }); });
+      } catch (e) {
+        if (mine !== ticket) return;
+        get().setWork(null);
+        get().setNotice(e instanceof WorkCancelled ? 'Loading cancelled: the graph shown is unchanged.' : `Loading failed: ${(e as Error).message}`, !(e instanceof WorkCancelled));
+        return;
+      }
+      if (mine !== ticket) return;
+      get().setWork(null);
+    } else {
+      loaded = loadSource(source);
+    }
+    switch (loaded.kind) {
+      case 'notice': get().setNotice(loaded.message, true); return;
+      case 'import-error': set({ importError: loaded.error, bottomTab: 'source' }); return;
+      case 'graph': await install(source, loaded, restore); return;
+    }
   };
 
   return {
@@ -79,35 +114,16 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
     draft: null,
     setDraft: (draft) => set({ draft }),
 
-    loadSample: (id, restore) => {
+    loadSample: async (id, restore) => {
       const sample = findSample(id);
       if (!sample) {
         get().setNotice(`No built-in sample "${id}"`, true);
         return;
       }
-      let text: string;
-      try {
-        text = sample.load();
-      } catch (e) {
-        get().setNotice(`Sample "${sample.label}" could not be generated: ${(e as Error).message}`, true);
-        return;
-      }
-      const imported = tryImport(text);
-      if ('error' in imported) {
-        set({ importError: imported.error, bottomTab: 'source' });
-        return;
-      }
-      install({ sample: id }, sample.label, text, imported.graph, imported.format, imported.warnings, sample.tp, restore);
+      await load({ sample: id }, sample.generated && offThread(), restore);
     },
 
-    loadText: (text, name, restore) => {
-      const imported = tryImport(text);
-      if ('error' in imported) {
-        set({ importError: imported.error, bottomTab: 'source' });
-        return;
-      }
-      install({ text, name }, name, text, imported.graph, imported.format, imported.warnings, undefined, restore);
-    },
+    loadText: (text, name, restore) => load({ text, name }, text.length > OFF_THREAD_ABOVE_CHARS && offThread(), restore),
 
     dump: null,
     loadStageFolder: (files, name, unread = []) => {
@@ -136,22 +152,13 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
       if (!dump) return;
       const k = Math.max(0, Math.min(i, dump.stages.length - 1));
       const st = dump.stages[k]!;
-      install({ text: st.text, name: `${dump.name}/${st.path}` }, `${dump.name} · ${st.name}`, st.text, st.graph, st.format, st.warnings, undefined);
-      set({ dump: { ...dump, shown: k } });
+      const loaded = {
+        kind: 'graph' as const, name: `${dump.name} · ${st.name}`, text: st.text, graph: st.graph, format: st.format,
+        warnings: st.warnings, tp: undefined, folded: foldedOnOpen(st.graph),
+      };
+      void install({ text: st.text, name: `${dump.name}/${st.path}` }, loaded, undefined, { ...dump, shown: k });
     },
 
     clearImportError: () => set({ importError: null }),
   };
 };
-
-type Imported = { graph: Graph; format: string; warnings: string[] } | { error: ImportProblem };
-
-function tryImport(text: string): Imported {
-  try {
-    const r = importGraph(text);
-    return { graph: r.graph, format: r.format, warnings: r.warnings.map((w: ImportWarning) => `line ${w.line}: ${w.message}`) };
-  } catch (e) {
-    if (e instanceof GraphImportError) return { error: { message: e.detail, line: e.line, col: e.col, text } };
-    return { error: { message: `Import failed: ${(e as Error).message ?? String(e)}`, text } };
-  }
-}

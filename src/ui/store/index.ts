@@ -1,4 +1,5 @@
-// One store, four slices: the loaded graph, the rewrite history, the last run, and the view.
+// One store, five slices: the loaded graph, the rewrite history, the last run, the view, and the
+// work going on in the pipeline worker.
 // Components read it through selectors (`useStore((s) => s.counts)`), never the whole state.
 
 import { create } from 'zustand';
@@ -6,14 +7,16 @@ import { createGraphSlice, type GraphSlice } from './graphSlice.ts';
 import { createPassesSlice, type PassesSlice } from './passesSlice.ts';
 import { createRunSlice, type RunSlice } from './runSlice.ts';
 import { createViewSlice, type ViewSlice } from './viewSlice.ts';
+import { createWorkSlice, type WorkSlice } from './workSlice.ts';
 
-export type AppState = GraphSlice & PassesSlice & RunSlice & ViewSlice;
+export type AppState = GraphSlice & PassesSlice & RunSlice & ViewSlice & WorkSlice;
 
 export const useStore = create<AppState>()((...a) => ({
   ...createGraphSlice(...a),
   ...createPassesSlice(...a),
   ...createRunSlice(...a),
   ...createViewSlice(...a),
+  ...createWorkSlice(...a),
 }));
 
 export { shownStage } from './passesSlice.ts';

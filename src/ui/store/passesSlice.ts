@@ -1,15 +1,12 @@
 import type { StateCreator } from 'zustand';
 import type { Graph } from '../../graph/ir.ts';
-import { DEFAULT_PIPELINE, PASSES, PASS_DESCRIPTIONS, diagnose, type Diagnostic, type Match, type Pass, type PassName, type PassOptions } from '../../graph/passes/pipeline.ts';
+import { DEFAULT_PIPELINE, PASS_DESCRIPTIONS, type Diagnostic, type PassName, type PassOptions } from '../../graph/passes/pipeline.ts';
 import type { RewriteStep } from '../urlState.ts';
+import { recount, replay, reusableStages, type Stage } from '../pipeline/pipelineJobs.ts';
+import { WorkCancelled, offThread, replayOffThread, type ReplayResult } from '../pipeline/pipelineClient.ts';
 import type { AppState } from './index.ts';
 
-/** The graph after some number of rewrite steps, with what the last step did. */
-export interface Stage {
-  graph: Graph;
-  step: RewriteStep | null;
-  matches: Match[];
-}
+export type { Stage } from '../pipeline/pipelineJobs.ts';
 
 export interface PassesSlice {
   gates: PassOptions;
@@ -27,13 +24,18 @@ export interface PassesSlice {
   /** Per pass, what it refused in the shown graph and why (the pass list's why entries). */
   passWhy: Record<string, Diagnostic[]>;
   rewriteError: string | null;
-  applyPass(pass: string, site?: string): void;
-  applyPipeline(): void;
-  undo(): void;
-  redo(): void;
-  setScrub(stage: number | null): void;
-  setGates(gates: Partial<PassOptions>, opts?: { replay?: boolean }): void;
-  resetSteps(steps: RewriteStep[]): void;
+  applyPass(pass: string, site?: string): Promise<void>;
+  applyPipeline(): Promise<void>;
+  undo(): Promise<void>;
+  redo(): Promise<void>;
+  setScrub(stage: number | null): Promise<void>;
+  setGates(gates: Partial<PassOptions>, opts?: { replay?: boolean }): Promise<void>;
+  /**
+   * Replays `steps` from the base; with `from`, from a new base, which is installed (with its
+   * patch) only together with its stages, so the views never show one graph's stages on another.
+   * Resolves false when the work was cancelled or superseded.
+   */
+  resetSteps(steps: RewriteStep[], from?: NewBase): Promise<boolean>;
 }
 
 export const PASS_ORDER: string[] = [...DEFAULT_PIPELINE];
@@ -42,38 +44,16 @@ export const PASS_LIST = Object.keys(PASS_DESCRIPTIONS) as PassName[];
 
 export const DEFAULT_GATES: PassOptions = { maxTokens: 8192, gpu: 'hopper' };
 
-/** Runs one step; a site restricts the pass to the match anchored there. */
-function applyStep(g: Graph, step: RewriteStep, gates: PassOptions) {
-  const pass = (PASSES as Record<string, Pass | undefined>)[step.pass];
-  if (!pass) throw new Error(`Unknown pass "${step.pass}" (known: ${Object.keys(PASSES).join(', ')})`);
-  const site = step.site;
-  return site === undefined ? pass(g, gates) : pass(g, gates, (s) => s === site);
-}
+/** Graphs with more nodes than this are rewritten in the pipeline worker; smaller ones take milliseconds here. */
+export const OFF_THREAD_ABOVE_NODES = 500;
 
-interface Replayed { stages: Stage[]; error: string | null }
-
-function replay(base: Graph, steps: RewriteStep[], gates: PassOptions): Replayed {
-  const stages: Stage[] = [{ graph: base, step: null, matches: [] }];
-  for (const [i, step] of steps.entries()) {
-    try {
-      const r = applyStep(stages[stages.length - 1].graph, step, gates);
-      stages.push({ graph: r.graph, step, matches: r.matches });
-    } catch (e) {
-      return { stages, error: `Step ${i + 1} (${step.pass}${step.site ? ` at ${step.site}` : ''}) failed: ${(e as Error).message}` };
-    }
-  }
-  return { stages, error: null };
-}
-
-function recount(g: Graph, gates: PassOptions): { sites: Record<string, string[]>; diagnostics: Diagnostic[]; passWhy: Record<string, Diagnostic[]> } {
-  const sites: Record<string, string[]> = {};
-  const passWhy: Record<string, Diagnostic[]> = {};
-  for (const name of Object.keys(PASSES)) {
-    const r = applyStep(g, { pass: name }, gates);
-    sites[name] = r.matches.map((m) => m.site);
-    passWhy[name] = r.diagnostics;
-  }
-  return { sites, diagnostics: diagnose(g, gates), passWhy };
+/** A fresh base to replay steps on, with the gates it runs under and what else changes with it. */
+export interface NewBase {
+  base: Graph;
+  gates: PassOptions;
+  patch: Partial<AppState>;
+  /** Runs right after the patch and stages are installed (at once when the replay ran here). */
+  installed(): void;
 }
 
 /**
@@ -98,21 +78,63 @@ export function changedNames(stages: readonly Stage[], from: number, to: number)
 }
 
 export const createPassesSlice: StateCreator<AppState, [], [], PassesSlice> = (set, get) => {
-  /** Recomputes stages from `base` for the steps in effect, then the counts of the shown stage. */
-  const refresh = (steps: RewriteStep[], cursor: number, scrub: number | null) => {
-    const { base, gates } = get();
-    if (!base) return;
-    const { stages, error } = replay(base, steps.slice(0, cursor), gates);
+  /** The gates the stages held were made under (a gate change makes them stale). */
+  let stagesGates: PassOptions | null = null;
+  /** Counts replays, so one superseded while in the worker does not install its result. */
+  let ticket = 0;
+
+  /**
+   * Recomputes stages from the base for the steps in effect, then the counts of the shown stage:
+   * in the pipeline worker for a big graph (with progress, cancellable), else here. `installed`
+   * runs once the result is in the store.
+   */
+  const refresh = async (steps: RewriteStep[], cursor: number, scrub: number | null, from?: NewBase,
+    installed?: () => void): Promise<boolean> => {
+    const s = get();
+    const base = from?.base ?? s.base;
+    const gates = from?.gates ?? s.gates;
+    if (!base) return false;
+    const mine = ++ticket;
+    const wanted = steps.slice(0, cursor);
+    const known: Stage[] = !from && stagesGates && s.stages[0]?.graph === base
+      ? s.stages.slice(0, reusableStages(s.stages, stagesGates, wanted, gates))
+      : [{ graph: base, step: null, matches: [] }];
+    let r: ReplayResult;
+    if (offThread() && base.nodes.length > OFF_THREAD_ABOVE_NODES) {
+      s.setWork({ label: from ? 'importing' : 'rewriting', fraction: null });
+      try {
+        r = await replayOffThread(known, wanted, gates, scrub, (label, fraction) => { if (mine === ticket) get().setWork({ label, fraction }); });
+      } catch (e) {
+        if (mine !== ticket) return false;
+        get().setWork(null);
+        const what = from ? 'Loading' : 'Rewriting';
+        get().setNotice(e instanceof WorkCancelled ? `${what} cancelled: the graph shown is unchanged.` : `${what} failed: ${(e as Error).message}`, !(e instanceof WorkCancelled));
+        return false;
+      }
+      if (mine !== ticket) return false;
+      get().setWork(null);
+    } else {
+      const { stages, error } = replay(known, wanted, gates);
+      const shown = scrub === null ? stages.length - 1 : Math.min(scrub, stages.length - 1);
+      r = { stages, error, counts: recount(stages[shown].graph, gates) };
+    }
+    const { stages, error, counts } = r;
     const effective = stages.length - 1;
     const shownIndex = scrub === null ? effective : Math.min(scrub, effective);
+    stagesGates = gates;
     set({
+      ...from?.patch,
       steps: error ? steps.slice(0, effective) : steps,
       cursor: effective,
       stages,
       scrub: scrub === null || shownIndex === effective ? null : shownIndex,
       rewriteError: error,
-      ...recount(stages[shownIndex].graph, gates),
+      ...counts,
     });
+    // Synchronously after the set when the replay ran here: callers read the result at once.
+    from?.installed();
+    installed?.();
+    return true;
   };
 
   /**
@@ -135,51 +157,47 @@ export const createPassesSlice: StateCreator<AppState, [], [], PassesSlice> = (s
     passWhy: {},
     rewriteError: null,
 
-    applyPass: (pass, site) => {
+    applyPass: async (pass, site) => {
       const { steps, cursor, scrub } = get();
       // Applying while scrubbed back branches from the shown stage, like an editor's undo history.
       const from = scrub ?? cursor;
       const next = [...steps.slice(0, from), site === undefined ? { pass } : { pass, site }];
-      refresh(next, next.length, null);
-      follow(from, get().stages);
+      await refresh(next, next.length, null, undefined, () => follow(from, get().stages));
     },
-    applyPipeline: () => {
+    applyPipeline: async () => {
       const { steps, cursor, scrub } = get();
       const from = scrub ?? cursor;
       const next = [...steps.slice(0, from), ...PASS_ORDER.map((pass) => ({ pass }))];
-      refresh(next, next.length, null);
-      follow(from, get().stages);
+      await refresh(next, next.length, null, undefined, () => follow(from, get().stages));
     },
-    undo: () => {
+    undo: async () => {
       const { steps, cursor, scrub, stages } = get();
       if (cursor === 0) return;
-      refresh(steps, cursor - 1, null);
-      follow(scrub ?? cursor, stages);
+      await refresh(steps, cursor - 1, null, undefined, () => follow(scrub ?? cursor, stages));
     },
-    redo: () => {
+    redo: async () => {
       const { steps, cursor, scrub } = get();
       if (cursor >= steps.length) return;
       const from = scrub ?? cursor;
-      refresh(steps, cursor + 1, null);
-      follow(from, get().stages);
+      await refresh(steps, cursor + 1, null, undefined, () => follow(from, get().stages));
     },
-    setScrub: (stage) => {
-      const { stages, gates, scrub } = get();
+    setScrub: async (stage) => {
+      const { stages, scrub, steps, cursor } = get();
       if (stages.length === 0) return;
       const last = stages.length - 1;
       const from = scrub ?? last;
       const i = stage === null ? last : Math.max(0, Math.min(stage, last));
-      set({ scrub: i === last ? null : i, ...recount(stages[i].graph, gates) });
-      follow(from, stages);
+      // Every stage is held: only the shown stage's counts are recomputed.
+      await refresh(steps, cursor, i === last ? null : i, undefined, () => follow(from, stages));
     },
-    setGates: (gates, opts) => {
+    setGates: async (gates, opts) => {
       set((s) => ({ gates: { ...s.gates, ...gates } }));
       if (opts?.replay !== false) {
         const { steps, cursor, scrub } = get();
-        refresh(steps, cursor, scrub);
+        await refresh(steps, cursor, scrub);
       }
     },
-    resetSteps: (steps) => refresh(steps, steps.length, null),
+    resetSteps: (steps, from) => refresh(steps, steps.length, null, from),
   };
 };
 

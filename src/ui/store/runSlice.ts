@@ -4,6 +4,7 @@ import { compareGraphs, registerBackend, RunError, type CompareReport, type RunO
 import { AgentClient, agentAddressFromLocation, agentBackend, type AgentAddress } from '../../runtime/agentClient.ts';
 import type { Graph } from '../../graph/ir.ts';
 import { timeGraphs, type Timing } from '../../runtime/timing.ts';
+import type { RunReply, RunRequest } from '../run/runProtocol.ts';
 import type { AppState } from './index.ts';
 
 export type RunSettings = Omit<RunOptions, 'onProgress'>;
@@ -67,6 +68,8 @@ export interface RunSlice {
   run(): Promise<void>;
   /** Forgets the last run (a different graph was loaded); a run still going is dropped when it ends. */
   clearRun(): void;
+  /** Stops the run in progress: a worker run is ended at once, a run on the page is dropped when it returns. */
+  cancelRun(): void;
 }
 
 const PHASES: Record<string, string> = {
@@ -147,27 +150,66 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
         const d = hello.device;
         set({ agentInfo: `${hello.agent} · ${d.mode === 'cuda' ? d.gpus.map((g) => g.name).join(', ') : `CPU mode${d.reason ? ` (${d.reason})` : ''}`}` });
       }
-      const report = await compareGraphs(before, after, passes, {
-        ...runSettings,
-        onProgress: (p) => { if (current()) set({ progress: { phase: phaseLabel(p), fraction: p.total ? p.done / p.total : null } }); },
-      });
-      if (!current()) return;
-      // The comparison's runs compiled every kernel: they are the warm-up, never timed.
       const runs = get().timedRuns;
-      const timing = await timeGraphs(before, after, runSettings, runs, true, (done, total) => {
+      const onTimed = (done: number, total: number) => {
         if (current()) set({ progress: { phase: `timed run ${Math.ceil(done / 2)}/${runs} (${done % 2 ? 'before' : 'after'})`, fraction: done / total } });
-      });
+      };
+      const onProgress = (p: { phase: string; done: number; total: number }) => {
+        if (current()) set({ progress: { phase: phaseLabel(p), fraction: p.total ? p.done / p.total : null } });
+      };
+      let report: CompareReport, timing: Timing;
+      if (runSettings.backend === 'cpu' && typeof Worker !== 'undefined') {
+        // The CPU reference computes on the thread it runs on: a worker keeps the page responsive.
+        ({ report, timing } = await runInWorker({ type: 'run', before, after, passes, settings: runSettings, timedRuns: runs }, onProgress, onTimed));
+      } else {
+        report = await compareGraphs(before, after, passes, { ...runSettings, onProgress });
+        if (!current()) return;
+        // The comparison's runs compiled every kernel: they are the warm-up, never timed.
+        timing = await timeGraphs(before, after, runSettings, runs, true, onTimed);
+      }
       if (current()) set({ runStatus: 'done', report, timing, reportFor: subject, progress: null });
     } catch (e) {
       const message = e instanceof RunError ? e.message : `Run failed: ${(e as Error).message ?? String(e)}`;
       if (current()) set({ runStatus: 'error', runError: message, progress: null });
     }
   },
+  cancelRun: () => {
+    if (get().runStatus !== 'running') return;
+    runId++;
+    activeWorker?.terminate();
+    activeWorker = null;
+    set({ runStatus: 'idle', progress: null, runError: null });
+    get().setNotice('Run cancelled');
+  },
   clearRun: () => {
     runId++;
+    activeWorker?.terminate();
+    activeWorker = null;
     set({ runStatus: 'idle', report: null, timing: null, reportFor: null, runError: null, progress: null });
   },
 });
 
 /** Counts runs, so a run that was superseded or cleared does not write its result. */
 let runId = 0;
+
+/** The worker of the CPU run in progress, ended by Cancel. */
+let activeWorker: Worker | null = null;
+
+function runInWorker(req: RunRequest, onProgress: (p: { phase: string; done: number; total: number }) => void,
+  onTimed: (done: number, total: number) => void): Promise<{ report: CompareReport; timing: Timing }> {
+  activeWorker?.terminate();
+  const w = new Worker(new URL('../run/run.worker.ts', import.meta.url), { type: 'module' });
+  activeWorker = w;
+  return new Promise((resolve, reject) => {
+    const end = () => { w.terminate(); if (activeWorker === w) activeWorker = null; };
+    w.onmessage = (e: MessageEvent<RunReply>) => {
+      const m = e.data;
+      if (m.type === 'progress') onProgress(m.progress);
+      else if (m.type === 'timed') onTimed(m.done, m.total);
+      else if (m.type === 'done') { end(); resolve({ report: m.report, timing: m.timing }); }
+      else { end(); reject(new RunError('input', m.message)); }
+    };
+    w.onerror = (e) => { end(); reject(new Error(e.message || 'the run worker failed to start')); };
+    w.postMessage(req);
+  });
+}

@@ -254,3 +254,17 @@ describe('the views follow the change', () => {
     expect(back).not.toContain(site);
   });
 });
+
+describe('importing a module without a return', () => {
+  it('warns that forward() returns nothing, naming its line; a module that returns gets no such warning', () => {
+    useStore.setState(initial, true);
+    const noReturn = qwenTp2.replace(/\n\s*return \([^)]*\)\s*$/m, '\n');
+    expect(noReturn).not.toMatch(/^\s*return /m);
+    s().loadText(noReturn, 'no-return.py');
+    expect(s().importError).toBeNull();
+    const line = qwenTp2.slice(0, qwenTp2.search(/^\s*def forward\(/m)).split('\n').length;
+    expect(s().warnings).toContain(`line ${line}: forward() has no return statement: the graph has no declared outputs, so its last values are taken as outputs`);
+    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    expect(s().warnings.join()).not.toContain('no return statement');
+  });
+});

@@ -43,21 +43,21 @@ export async function restoreFromUrl(): Promise<void> {
     s.setNotice(`Ignored the link's state: ${(e as Error).message}`, true);
   }
   if (!state) {
-    s.loadSample(DEFAULT_SAMPLE_ID);
+    await s.loadSample(DEFAULT_SAMPLE_ID);
     return;
   }
   // Every field was checked against the schema while reading the link.
   if (state.view?.theme) s.setTheme(state.view.theme);
   if (state.view?.layout) s.setLayout(state.view.layout);
-  if (state.gates) s.setGates(state.gates, { replay: false });
+  if (state.gates) await s.setGates(state.gates, { replay: false });
   const restore = { steps: state.steps, selected: state.selected ?? null };
-  if ('sample' in state.source) s.loadSample(state.source.sample, restore);
-  else s.loadText(state.source.text, state.source.name, restore);
+  if ('sample' in state.source) await s.loadSample(state.source.sample, restore);
+  else await s.loadText(state.source.text, state.source.name, restore);
   // A link to a sample this build lacks: keep the message, show the default sample. (Text that no
   // longer imports stays in the editor with its error instead.)
-  if ('sample' in state.source && useStore.getState().stages.length === 0) useStore.getState().loadSample(DEFAULT_SAMPLE_ID);
+  if ('sample' in state.source && useStore.getState().stages.length === 0) await useStore.getState().loadSample(DEFAULT_SAMPLE_ID);
   // Gates from the link win over the sample's own TP degree.
-  if (state.gates) useStore.getState().setGates(state.gates);
+  if (state.gates) await useStore.getState().setGates(state.gates);
   if (state.view?.tab) useStore.getState().setBottomTab(state.view.tab);
 }
 

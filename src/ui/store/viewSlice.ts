@@ -6,7 +6,7 @@ export type Theme = typeof THEMES[number];
 /** Side by side (before | after), the diff overlay, or only the current graph. */
 export const LAYOUTS = ['split', 'diff', 'single'] as const;
 export type Layout = typeof LAYOUTS[number];
-export const BOTTOM_TABS = ['source', 'run', 'results', 'timeline', 'cost', 'fixes'] as const;
+export const BOTTOM_TABS = ['source', 'run', 'results', 'timeline', 'cost', 'fixes', 'toy'] as const;
 export type BottomTab = typeof BOTTOM_TABS[number];
 export type Side = 'before' | 'after';
 
@@ -24,6 +24,11 @@ export interface ViewSlice {
    * centre on the one nearest to what they show. A new nonce asks again for the same names.
    */
   focus: { names: string[]; nonce: number } | null;
+  /** Layer groups folded into one box, in every view (before, after, current; SVG and canvas). */
+  collapsed: ReadonlySet<string>;
+  toggleGroup(id: string): void;
+  /** Folds exactly these groups (fold all: every group; unfold all: none). */
+  setCollapsed(ids: Iterable<string>): void;
   /** Index of the open tour step, or null when the tour is closed. */
   tourStep: number | null;
   /** `?test=1`: fixed fonts, no animation, a ready flag on <body>. */
@@ -52,6 +57,13 @@ export const createViewSlice: StateCreator<AppState, [], [], ViewSlice> = (set) 
   bottomTab: 'source',
   reveal: null,
   focus: null,
+  collapsed: new Set<string>(),
+  toggleGroup: (id) => set((s) => {
+    const next = new Set(s.collapsed);
+    if (next.has(id)) next.delete(id); else next.add(id);
+    return { collapsed: next };
+  }),
+  setCollapsed: (ids) => set({ collapsed: new Set(ids) }),
   tourStep: null,
   testMode: false,
   notice: null,

@@ -9,7 +9,7 @@ export function Tour() {
   const body = useStore((s) => (step === null ? '' : typeof TOUR[step].body === 'function' ? (TOUR[step].body as (st: typeof s) => string)(s) : TOUR[step].body as string));
 
   useEffect(() => {
-    if (step !== null) TOUR[step].enter();
+    if (step !== null) void TOUR[step].enter();
   }, [step]);
 
   useEffect(() => {

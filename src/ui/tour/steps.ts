@@ -13,7 +13,8 @@ export interface TourStep {
   /** The text; a function when its numbers come from the app's state (the run). */
   body: string | ((s: AppState) => string);
   /** Drives the app into this step's state. */
-  enter(): void;
+  /** Loads what the step shows (the sample may be made in the pipeline worker), then selects. */
+  enter(): Promise<void>;
 }
 
 /** The graph a step's text talks about: the latest stage (the tour never scrubs). */
@@ -56,19 +57,19 @@ function fusedMoeSite(g: Graph | undefined): string | null {
 const FUSED_OP = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
 
 /** Loads the tour's sample with the given rewrite steps, unless that is already the state. */
-function ensure(passes: string[]) {
+async function ensure(passes: string[]) {
   const s = useStore.getState();
   const same = s.source && 'sample' in s.source && s.source.sample === TOUR_SAMPLE
     && s.cursor === passes.length && s.steps.slice(0, s.cursor).every((st, i) => st.pass === passes[i] && st.site === undefined);
-  if (!same) s.loadSample(TOUR_SAMPLE, { steps: passes.map((pass) => ({ pass })) });
+  if (!same) await s.loadSample(TOUR_SAMPLE, { steps: passes.map((pass) => ({ pass })) });
 }
 
 export const TOUR: TourStep[] = [
   {
     title: 'The MoE block pads its input',
     body: 'GPT-OSS-20B has hidden size 2880. Before the experts run, constant_pad_nd pads each row to 3072 columns so the MoE kernels get aligned tiles. Under tensor parallelism every rank holds a partial sum of the MoE output, still 3072 wide.',
-    enter: () => {
-      ensure([]);
+    enter: async () => {
+      await ensure([]);
       const st = useStore.getState();
       st.select(firstNode(latest(st), 'aten.constant_pad_nd.default'), 'after', true);
     },
@@ -76,8 +77,8 @@ export const TOUR: TourStep[] = [
   {
     title: 'The partial sums are all-reduced, then sliced',
     body: 'vllm.all_reduce sums the 3072-wide partials over the ranks; only then does aten.slice cut the padding back to 2880 columns. The all-reduce moves 6.25 % more bytes than the model needs.',
-    enter: () => {
-      ensure([]);
+    enter: async () => {
+      await ensure([]);
       const st = useStore.getState();
       st.select(moeAllReduce(latest(st))?.name ?? null, 'after', true);
     },
@@ -85,8 +86,8 @@ export const TOUR: TourStep[] = [
   {
     title: 'The slice blocks the fusion',
     body: 'vLLM fuses all_reduce followed directly by fused_add_rms_norm into one FlashInfer kernel. Here the slice sits between them, so the pattern does not match: the "why" list names the slice as the blocker.',
-    enter: () => {
-      ensure([]);
+    enter: async () => {
+      await ensure([]);
       const st = useStore.getState();
       st.select(moeSlice(latest(st)), 'after', true);
     },
@@ -94,8 +95,8 @@ export const TOUR: TourStep[] = [
   {
     title: 'Hoisting the slice is legal',
     body: 'An all-reduce is an elementwise sum over ranks, and slicing picks elements: slice(Σᵣ xᵣ) = Σᵣ slice(xᵣ). So slice-hoist moves the slice above the all-reduce. The result is the same, bit for bit, and the reduction is 6.25 % smaller.',
-    enter: () => {
-      ensure(['slice-hoist']);
+    enter: async () => {
+      await ensure(['slice-hoist']);
       const st = useStore.getState();
       st.select(moeSlice(latest(st)), 'after', true);
     },
@@ -103,8 +104,8 @@ export const TOUR: TourStep[] = [
   {
     title: 'All-reduce and norm become one kernel',
     body: 'With the slice out of the way, allreduce-rmsnorm replaces the pair by flashinfer_trtllm_fused_allreduce_norm: one kernel reduces over the peers, adds the residual and normalizes, without a round trip through memory in between.',
-    enter: () => {
-      ensure(['slice-hoist', 'allreduce-rmsnorm']);
+    enter: async () => {
+      await ensure(['slice-hoist', 'allreduce-rmsnorm']);
       const st = useStore.getState();
       st.select(fusedMoeSite(latest(st)), 'after', true);
     },
@@ -121,8 +122,8 @@ export const TOUR: TourStep[] = [
       const exact = r.exact ? (r.exact.skipped ? 'The exact check could not run on this backend.' : r.exact.pass ? 'This run: the exact check is bitwise equal.' : 'This run: the exact check FAILED.') : '';
       return `${intro} ${exact} The fused outputs differ from before by at most ${worst.ulps} bf16 ulp${worst.ulps === 1 ? '' : 's'} (max rel ${worst.maxRel.toExponential(2)}, ${worst.name}): ${worst.tolerance}.`;
     },
-    enter: () => {
-      ensure(['slice-hoist', 'allreduce-rmsnorm']);
+    enter: async () => {
+      await ensure(['slice-hoist', 'allreduce-rmsnorm']);
       const st = useStore.getState();
       // Settings a laptop runs in seconds: the tiny preset on two ranks.
       st.setRunSettings({ backend: typeof navigator !== 'undefined' && 'gpu' in navigator ? 'webgpu' : 'cpu', ranks: 2, preset: 'tiny' });
@@ -133,7 +134,7 @@ export const TOUR: TourStep[] = [
   {
     title: 'What it buys on real hardware',
     body: 'At 24 layers 25 sites fuse before the change and 49 after (2L+1). On 8×B200 the PR measured +3.8 % output throughput for gpt-oss-20b. The Cost tab, set to B200 at TP8, predicts the saving from bytes moved, kernel launches and collective cost.',
-    enter: () => {
+    enter: async () => {
       const st = useStore.getState();
       // The PR's measurement: gpt-oss-20b at TP8 on B200.
       st.setProfile('B200-NVLink');
