@@ -6,12 +6,12 @@
 
 import type { Arg, Graph, Node, TensorType, ValueType } from '../graph/ir.ts';
 import { isRef, numberOf } from '../graph/ir.ts';
-import { lookupOp } from '../graph/ops.ts';
+import { isFxOp, lookupOp, type FxOp } from '../graph/ops.ts';
 import { dimValue, SizeExprError } from '../graph/sizeExpr.ts';
 import { RunError } from './runError.ts';
 import { PRESETS, GPT_OSS, presetDim, type Preset, type PresetName } from './presets.ts';
 
-import { KERNELS, elementwiseOp, type ElementwiseOpDef, type Kernel, type KernelName, type MapFn, type StorageDType, type View, type InputRole } from '../graph/opTable.ts';
+import { KERNELS, assertNever, elementwiseOp, type ElementwiseOpDef, type Kernel, type KernelName, type MapFn, type StorageDType, type View, type InputRole } from '../graph/opTable.ts';
 export type { FusedNormRounding, InputRole, Kernel, MapFn, StorageDType, View } from '../graph/opTable.ts';
 
 export type FloatDType = 'bf16' | 'f16' | 'f32';
@@ -28,10 +28,10 @@ export function isCollective(s: Step): s is CollectiveStep {
 }
 
 /** Sequence parallelism's and async TP's ops, as the passes emit them. */
-const REDUCE_SCATTER_OP = 'vllm.reduce_scatter.default';
-const ALL_GATHER_OP = 'vllm.all_gather.default';
-const FUSED_MM_RS_OP = 'symm_mem.fused_matmul_reduce_scatter.default';
-const FUSED_AG_MM_OP = 'symm_mem.fused_all_gather_matmul.default';
+const REDUCE_SCATTER_OP = 'vllm.reduce_scatter.default' satisfies FxOp;
+const ALL_GATHER_OP = 'vllm.all_gather.default' satisfies FxOp;
+const FUSED_MM_RS_OP = 'symm_mem.fused_matmul_reduce_scatter.default' satisfies FxOp;
+const FUSED_AG_MM_OP = 'symm_mem.fused_all_gather_matmul.default' satisfies FxOp;
 
 export interface PlanOutput { name: string; view: View }
 
@@ -95,10 +95,19 @@ export function asRows(v: View): { offset: number; rows: number; cols: number; r
 // f8e4m3fn values are held in the run dtype (each is exact in bf16).
 const FLOAT_DTYPES = new Set(['bf16', 'f16', 'f32', 'f64', 'f8e4m3fn']);
 
+/** Spellings outside the op registry that the planner still lowers: aliases of registered ops, SymInt arithmetic. */
+const UNREGISTERED_LOWERED = [
+  'aten.contiguous.default', 'aten._unsafe_view.default', 'aten.split.Tensor', 'aten.alias.default',
+  'aten.zeros.default', 'aten.new_zeros.default', 'operator.add', 'operator.sub', 'operator.mul', 'operator.floordiv',
+] as const;
+/** What `lowerCall`'s switch must handle, every case of it (elementwise ops lower through their table entry). */
+type LoweredOp = FxOp | (typeof UNREGISTERED_LOWERED)[number];
+const isLoweredOp = (op: string): op is LoweredOp => isFxOp(op) || (UNREGISTERED_LOWERED as readonly string[]).includes(op);
 /** Ops that yield a tensor of zeros (or uninitialised memory, which we zero for determinism). */
-const ZERO_OPS = new Set(['aten.empty.memory_format', 'aten.empty_like.default', 'aten.zeros.default', 'aten.zeros_like.default', 'aten.new_zeros.default']);
-const IDENTITY_OPS = new Set(['aten.detach.default', '_c10d_functional.wait_tensor.default', 'aten.alias.default']);
-const RESHAPE_OPS = new Set(['aten.view.default', 'aten.reshape.default', 'aten._unsafe_view.default']);
+const ZERO_OPS = ['aten.empty.memory_format', 'aten.empty_like.default', 'aten.zeros.default', 'aten.zeros_like.default', 'aten.new_zeros.default'] as const satisfies readonly LoweredOp[];
+const IDENTITY_OPS = ['aten.detach.default', '_c10d_functional.wait_tensor.default', 'aten.alias.default'] as const satisfies readonly LoweredOp[];
+const RESHAPE_OPS = ['aten.view.default', 'aten.reshape.default', 'aten._unsafe_view.default'] as const satisfies readonly LoweredOp[];
+const isOneOf = <T extends string>(ops: readonly T[], op: string): op is T => (ops as readonly string[]).includes(op);
 
 export function normalizeTarget(t: string): string {
   return t.replace(/^torch\.ops\./, '');
@@ -295,6 +304,15 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
       return fallback;
     };
     const T = (v: View): Value => ({ t: 'tensor', view: v });
+    const ew = elementwiseOp(op);
+    if (ew) return lowerElementwise(n, op, ew, arg, num, symInt);
+    if (!isLoweredOp(op)) return 'unsupported';
+    if (isOneOf(IDENTITY_OPS, op)) return T(tensor(arg(0), n, 'self'));
+    if (isOneOf(ZERO_OPS, op)) {
+      const like = op.endsWith('_like.default') ? tensor(arg(0), n, 'self') : null;
+      const mt = n.type?.kind === 'tensor' ? mapType(n.type, n.name) : like ? { dtype: like.dtype, shape: like.shape } : null;
+      return mt ? T(seedValue(n.name, mt.dtype, mt.shape, { role: 'zeros' }, n)) : 'unsupported';
+    }
     switch (op) {
       case 'aten.slice.Tensor': {
         const x = tensor(arg(0), n, 'self');
@@ -339,6 +357,14 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         const out = newStorage(n.name, x.dtype, shape);
         push(n, { kernel: 'pad', x, lo, value: numberOf(arg(2)) ?? 0, out: out.storage });
         return T(out);
+      }
+      case 'aten.unsqueeze.default': {
+        const x = tensor(arg(0), n, 'self');
+        let dim = num(1, 0);
+        if (dim < 0) dim += x.shape.length + 1;
+        const shape = [...x.shape]; const strides = [...x.strides];
+        shape.splice(dim, 0, 1); strides.splice(dim, 0, dim < x.shape.length ? x.strides[dim] * x.shape[dim] : 1);
+        return T({ ...x, shape, strides });
       }
       case 'aten.view.default': case 'aten.reshape.default': case 'aten._unsafe_view.default': {
         let x = tensor(arg(0), n, 'self');
@@ -636,25 +662,22 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
         push(n, { kernel: 'moe', x, logits, layer, experts, topK: Math.min(preset.topK, experts), intermediate: preset.intermediate, out: out.storage });
         return T(out);
       }
+      // No kernel: fed from the node's annotated type (or reported when it has none).
+      case '_c10d_functional.all_gather_into_tensor.default': case '_c10d_functional.reduce_scatter_tensor.default':
+        // Async collectives: vLLM's graphs use vllm.all_gather / vllm.reduce_scatter, which run.
+        return 'unsupported';
+      case 'aten.sub.Tensor':
+        // No map function subtracts yet.
+        return 'unsupported';
+      case '_C.scaled_fp4_quant.default':
+        // NVFP4 packing (two e2m1 per byte, swizzled block scales) has no kernel.
+        return 'unsupported';
+      // The node loop takes these apart itself; as the op inside auto_functionalized they are meaningless.
+      case 'getitem': case 'higher_order.auto_functionalized': case 'higher_order.auto_functionalized_v2':
+        return 'unsupported';
+      default:
+        return assertNever(op, 'op');
     }
-    const ew = elementwiseOp(op);
-    if (ew) return lowerElementwise(n, op, ew, arg, num, symInt);
-    if (op === 'aten.unsqueeze.default') {
-      const x = tensor(arg(0), n, 'self');
-      let dim = num(1, 0);
-      if (dim < 0) dim += x.shape.length + 1;
-      const shape = [...x.shape]; const strides = [...x.strides];
-      shape.splice(dim, 0, 1); strides.splice(dim, 0, dim < x.shape.length ? x.strides[dim] * x.shape[dim] : 1);
-      return T({ ...x, shape, strides });
-    }
-    if (IDENTITY_OPS.has(op)) return T(tensor(arg(0), n, 'self'));
-    if (RESHAPE_OPS.has(op)) return 'unsupported';
-    if (ZERO_OPS.has(op)) {
-      const like = op.endsWith('_like.default') ? tensor(arg(0), n, 'self') : null;
-      const mt = n.type?.kind === 'tensor' ? mapType(n.type, n.name) : like ? { dtype: like.dtype, shape: like.shape } : null;
-      if (mt) return T(seedValue(n.name, mt.dtype, mt.shape, { role: 'zeros' }, n));
-    }
-    return 'unsupported';
   };
 
   /**
@@ -917,7 +940,7 @@ function roleHints(g: Graph): Map<string, Hint> {
     if (hints.get(n.name)?.role === 'indices' && elementwiseOp(op) && op !== 'aten.add.Tensor') for (const a of n.args) if (isRef(a) && (!hints.has(a.name))) hints.set(a.name, { role: 'indices' });
     // Views pass the role to the tensor they view (t(W) and Inductor's permute(W, [1, 0]) are still weights).
     const h = hints.get(n.name);
-    if (h && (op === 'aten.t.default' || op === 'aten.permute.default' || RESHAPE_OPS.has(op) || op === 'aten.slice.Tensor' || IDENTITY_OPS.has(op))) set(get(0, 'self'), h);
+    if (h && (op === 'aten.t.default' || op === 'aten.permute.default' || isOneOf(RESHAPE_OPS, op) || op === 'aten.slice.Tensor' || isOneOf(IDENTITY_OPS, op))) set(get(0, 'self'), h);
   }
   return hints;
 }
