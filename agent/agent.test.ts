@@ -33,7 +33,10 @@ beforeAll(async () => {
     limits: { messagesPerSecond: 100, maxGraphNodes: 100_000 },
     log: (l) => logs.push(l),
   });
-  client = await AgentClient.connect({ url: `ws://127.0.0.1:${agent.port}`, token: agent.token }, { origin: APP });
+  client = await AgentClient.connect(
+    { url: `ws://127.0.0.1:${agent.port}`, token: agent.token },
+    { origin: APP },
+  );
   registerBackend('agent', async () => agentBackend(client));
 }, 120_000);
 
@@ -44,7 +47,15 @@ afterAll(async () => {
 
 // Planned as for the agent: the kernels its worker lacks (rotary, attention, scatter) are fed on
 // both sides, so the reference checks the agent node for node.
-const cpuOpts = (dtype: 'bf16' | 'f32', ranks = 2) => ({ backend: 'cpu' as const, planFor: 'agent' as const, ranks, preset: 'tiny' as const, dtype, allreduce: 'ring' as const, workers: false });
+const cpuOpts = (dtype: 'bf16' | 'f32', ranks = 2) => ({
+  backend: 'cpu' as const,
+  planFor: 'agent' as const,
+  ranks,
+  preset: 'tiny' as const,
+  dtype,
+  allreduce: 'ring' as const,
+  workers: false,
+});
 
 /** Largest distance in ulps between two runs, over every output of every rank. */
 function worstUlps(ref: RunResult, got: RunResult): number {
@@ -63,7 +74,10 @@ function worstUlps(ref: RunResult, got: RunResult): number {
 
 /** A legitimate client, freshly connected, still gets the reference's outputs. */
 async function assertStillServes(): Promise<void> {
-  const c = await AgentClient.connect({ url: `ws://127.0.0.1:${agent.port}`, token: agent.token }, { origin: APP });
+  const c = await AgentClient.connect(
+    { url: `ws://127.0.0.1:${agent.port}`, token: agent.token },
+    { origin: APP },
+  );
   try {
     const ref = await runGraph(after, cpuOpts('bf16'));
     const got = await c.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2 });
@@ -74,12 +88,22 @@ async function assertStillServes(): Promise<void> {
 }
 
 /** Opens a raw socket; resolves with the HTTP status of a refused upgrade, or the open socket. */
-function rawConnect(path: string, headers: Record<string, string> = {}, origin: string | undefined = APP): Promise<{ status?: number; ws?: WebSocket }> {
+function rawConnect(
+  path: string,
+  headers: Record<string, string> = {},
+  origin: string | undefined = APP,
+): Promise<{ status?: number; ws?: WebSocket }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`ws://127.0.0.1:${agent.port}${path}`, { origin, headers, maxPayload: 2 ** 30 });
-    ws.on('unexpected-response', (_req, res) => { resolve({ status: res.statusCode }); res.resume(); ws.terminate(); });
+    ws.on('unexpected-response', (_req, res) => {
+      resolve({ status: res.statusCode });
+      res.resume();
+      ws.terminate();
+    });
     ws.on('open', () => resolve({ ws }));
-    ws.on('error', (e) => { if (!/Unexpected server response/.test(e.message)) reject(e); });
+    ws.on('error', (e) => {
+      if (!/Unexpected server response/.test(e.message)) reject(e);
+    });
   });
 }
 
@@ -91,7 +115,8 @@ function replies(ws: WebSocket): () => Promise<Record<string, unknown>> {
     if (bin) return;
     const m = JSON.parse(d.toString());
     const w = waiting.shift();
-    if (w) w(m); else got.push(m);
+    if (w) w(m);
+    else got.push(m);
   });
   return () => (got.length ? Promise.resolve(got.shift()!) : new Promise((r) => waiting.push(r)));
 }
@@ -112,7 +137,10 @@ describe('handshake and runs on the CPU worker', () => {
     expect(agentAddressFromLocation(`${APP}/?agent=ws://evil.example:80#token=abc`)).toBeNull();
   });
 
-  for (const [label, g] of [['before the rewrite (all_reduce → slice → fused_add_rms_norm)', before], ['after it (slice → fused all-reduce + RMSNorm)', after]] as const) {
+  for (const [label, g] of [
+    ['before the rewrite (all_reduce → slice → fused_add_rms_norm)', before],
+    ['after it (slice → fused all-reduce + RMSNorm)', after],
+  ] as const) {
     it(`PR #28841 fragment ${label}: bf16 outputs equal the CPU reference bit for bit, 2 ranks`, async () => {
       const ref = await runGraph(g, cpuOpts('bf16'));
       const got = await client.runGraph(g, { preset: 'tiny', dtype: 'bf16', ranks: 2 });
@@ -123,7 +151,9 @@ describe('handshake and runs on the CPU worker', () => {
     it(`PR #28841 fragment ${label}: f32 within f32 accumulation error of the f64 reference`, async () => {
       const ref = await runGraph(g, cpuOpts('f32'));
       const got = await client.runGraph(g, { preset: 'tiny', dtype: 'f32', ranks: 2 });
-      for (let r = 0; r < 2; r++) for (const [name, t] of ref.outputs[r]) expect(compareTensor(name, t, got.outputs[r].get(name)!, 0, '').maxRel).toBeLessThan(1e-5);
+      for (let r = 0; r < 2; r++)
+        for (const [name, t] of ref.outputs[r])
+          expect(compareTensor(name, t, got.outputs[r].get(name)!, 0, '').maxRel).toBeLessThan(1e-5);
     });
   }
 
@@ -131,10 +161,17 @@ describe('handshake and runs on the CPU worker', () => {
     const g0 = parseFx(generateSample('gpt-oss-20b', { layers: 2, tp: 2 })).graph;
     const g1 = rewriteForCompare(g0, ['slice-hoist', 'allreduce-rmsnorm'], 2);
     for (const g of [g0, g1]) {
-      expect(worstUlps(await runGraph(g, cpuOpts('bf16')), await client.runGraph(g, { preset: 'tiny', dtype: 'bf16', ranks: 2 }))).toBe(0);
+      expect(
+        worstUlps(
+          await runGraph(g, cpuOpts('bf16')),
+          await client.runGraph(g, { preset: 'tiny', dtype: 'bf16', ranks: 2 }),
+        ),
+      ).toBe(0);
       const ref = await runGraph(g, cpuOpts('f32'));
       const got = await client.runGraph(g, { preset: 'tiny', dtype: 'f32', ranks: 2 });
-      for (let r = 0; r < 2; r++) for (const [name, t] of ref.outputs[r]) expect(compareTensor(name, t, got.outputs[r].get(name)!, 0, '').maxAbs).toBeLessThan(1e-4);
+      for (let r = 0; r < 2; r++)
+        for (const [name, t] of ref.outputs[r])
+          expect(compareTensor(name, t, got.outputs[r].get(name)!, 0, '').maxAbs).toBeLessThan(1e-4);
     }
     // 2L + 1 = 5 fused sites after the rewrite, each a one-shot kernel.
     const after = await client.runGraph(g1, { preset: 'tiny', dtype: 'bf16', ranks: 2 });
@@ -145,7 +182,10 @@ describe('handshake and runs on the CPU worker', () => {
     const ref = await runGraph(before, cpuOpts('bf16', 4));
     const got = await runGraph(before, { ...cpuOpts('bf16', 4), backend: 'agent' });
     expect(worstUlps(ref, got)).toBe(0);
-    const report = await compareRewrite(before, ['slice-hoist', 'allreduce-rmsnorm'], { ...cpuOpts('bf16', 2), backend: 'agent' });
+    const report = await compareRewrite(before, ['slice-hoist', 'allreduce-rmsnorm'], {
+      ...cpuOpts('bf16', 2),
+      backend: 'agent',
+    });
     expect(report.outputs.length).toBeGreaterThan(0);
     expect(report.ok).toBe(true);
   });
@@ -155,8 +195,12 @@ describe('handshake and runs on the CPU worker', () => {
     // Two steps carry the fused node's name: the gather that makes slice_1 contiguous, then the kernel.
     const named = got.trace.events.filter((e) => e.node === 'auto_functionalized_1');
     expect(named.length).toBe(4);
-    const gather = named.slice(0, 2), fused = named.slice(2);
-    expect(gather.map((e) => [e.bytesRead, e.bytesWritten])).toEqual([[7 * 40 * 2, 7 * 40 * 2], [7 * 40 * 2, 7 * 40 * 2]]);
+    const gather = named.slice(0, 2),
+      fused = named.slice(2);
+    expect(gather.map((e) => [e.bytesRead, e.bytesWritten])).toEqual([
+      [7 * 40 * 2, 7 * 40 * 2],
+      [7 * 40 * 2, 7 * 40 * 2],
+    ]);
     expect(fused.map((e) => e.rank)).toEqual([0, 1]);
     expect(fused[0].kind).toBe('kernel');
     // T=7 rows of 40 bf16 columns: both ranks' inputs + residual + γ read; normed output + residual written.
@@ -166,7 +210,9 @@ describe('handshake and runs on the CPU worker', () => {
     const moe = got.trace.events.filter((e) => e.node === 'auto_functionalized' && e.kind === 'kernel');
     expect(moe.map((e) => e.rank).sort()).toEqual([0, 1]);
     // The expert weights are generated on the worker from the reference's seeds: fed, per rank.
-    expect(got.trace.events.filter((e) => e.node === 'auto_functionalized' && e.kind === 'fed').length).toBe(2 * 4);
+    expect(got.trace.events.filter((e) => e.node === 'auto_functionalized' && e.kind === 'fed').length).toBe(
+      2 * 4,
+    );
   });
 
   it('takes user tensors as binary frames and uses them instead of seeded ones', async () => {
@@ -177,27 +223,53 @@ describe('handshake and runs on the CPU worker', () => {
     const a = await runGraph(after, { ...cpuOpts('bf16'), inputs });
     const b = await client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2, inputs });
     expect(worstUlps(a, b)).toBe(0);
-    expect(compareTensor('x', a.outputs[0].get('auto_functionalized_1[2]')!, res, 0, '').bitwiseEqual).toBe(false);
+    expect(compareTensor('x', a.outputs[0].get('auto_functionalized_1[2]')!, res, 0, '').bitwiseEqual).toBe(
+      false,
+    );
   });
 
   it('takes more announced tensors than the message rate allows in a burst', async () => {
     // 500 single-element inputs named like no graph input: they are received and then unused.
-    const many = new Map(Array.from({ length: 500 }, (_, i) => [`unused_${i}`, { dtype: 'bf16' as const, shape: [1], data: new Uint16Array(1) }]));
+    const many = new Map(
+      Array.from({ length: 500 }, (_, i) => [
+        `unused_${i}`,
+        { dtype: 'bf16' as const, shape: [1], data: new Uint16Array(1) },
+      ]),
+    );
     const ref = await runGraph(after, cpuOpts('bf16'));
-    expect(worstUlps(ref, await client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2, inputs: many }))).toBe(0);
+    expect(
+      worstUlps(ref, await client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2, inputs: many })),
+    ).toBe(0);
   });
 
   it('takes a tensor larger than one message in chunks of the message size', async () => {
     const numel = Math.floor(agent.limits.maxMessageBytes * 0.65);
     const big = { dtype: 'bf16' as const, shape: [numel], data: new Uint16Array(numel).fill(0x3f80) };
     const ref = await runGraph(after, cpuOpts('bf16'));
-    expect(worstUlps(ref, await client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2, inputs: new Map([['unused_big', big]]) }))).toBe(0);
+    expect(
+      worstUlps(
+        ref,
+        await client.runGraph(after, {
+          preset: 'tiny',
+          dtype: 'bf16',
+          ranks: 2,
+          inputs: new Map([['unused_big', big]]),
+        }),
+      ),
+    ).toBe(0);
   });
 
   it('a graph whose JSON is over the message size is refused by the client, which stays connected', async () => {
-    const nodes = Array.from({ length: 90_000 }, (_, i) => ({ ...after.nodes[0], name: `copy_of_a_node_${i}`, args: [], kwargs: {}, meta: { file: 'layers.py:'.repeat(20) } }));
-    await expect(client.runGraph({ ...after, nodes }, { preset: 'tiny', dtype: 'bf16', ranks: 2 }))
-      .rejects.toThrow(/^the run's graph is \d+\.\d MiB of JSON; the agent takes messages of at most 16 MiB$/);
+    const nodes = Array.from({ length: 90_000 }, (_, i) => ({
+      ...after.nodes[0],
+      name: `copy_of_a_node_${i}`,
+      args: [],
+      kwargs: {},
+      meta: { file: 'layers.py:'.repeat(20) },
+    }));
+    await expect(
+      client.runGraph({ ...after, nodes }, { preset: 'tiny', dtype: 'bf16', ranks: 2 }),
+    ).rejects.toThrow(/^the run's graph is \d+\.\d MiB of JSON; the agent takes messages of at most 16 MiB$/);
     const ref = await runGraph(after, cpuOpts('bf16'));
     expect(worstUlps(ref, await client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2 }))).toBe(0);
   });
@@ -205,17 +277,36 @@ describe('handshake and runs on the CPU worker', () => {
   it('refuses a tensor sent in chunks other than the message size, naming the input', async () => {
     const { ws } = await rawConnect(`/?token=${agent.token}`);
     const next = replies(ws!);
-    ws!.send(JSON.stringify({ type: 'run', id: 'chunks', graph: graphToJson(after), options: { preset: 'tiny', dtype: 'bf16', ranks: 2 }, inputs: [{ name: 'unused', dtype: 'bf16', shape: [agent.limits.maxMessageBytes] }] }));
+    ws!.send(
+      JSON.stringify({
+        type: 'run',
+        id: 'chunks',
+        graph: graphToJson(after),
+        options: { preset: 'tiny', dtype: 'bf16', ranks: 2 },
+        inputs: [{ name: 'unused', dtype: 'bf16', shape: [agent.limits.maxMessageBytes] }],
+      }),
+    );
     ws!.send(Buffer.alloc(2 ** 20));
-    expect(await next()).toMatchObject({ type: 'error', code: 'input', id: 'chunks', message: `input 'unused': ${2 ** 20} bytes, but bf16[${agent.limits.maxMessageBytes}] needs ${2 * agent.limits.maxMessageBytes} (sent in messages of ${agent.limits.maxMessageBytes} bytes but the last)` });
+    expect(await next()).toMatchObject({
+      type: 'error',
+      code: 'input',
+      id: 'chunks',
+      message: `input 'unused': ${2 ** 20} bytes, but bf16[${agent.limits.maxMessageBytes}] needs ${2 * agent.limits.maxMessageBytes} (sent in messages of ${agent.limits.maxMessageBytes} bytes but the last)`,
+    });
     ws!.close();
     await assertStillServes();
   });
 
   it('refuses a tensor whose shape the run cannot use, naming the input', async () => {
     const wrong = { dtype: 'bf16' as const, shape: [3, 40], data: new Uint16Array(120) };
-    await expect(client.runGraph(after, { preset: 'tiny', dtype: 'bf16', ranks: 2, inputs: new Map([['getitem_14', wrong]]) }))
-      .rejects.toThrow(/input 'getitem_14': shape \[3,40\] but the run needs \[7,40\]/);
+    await expect(
+      client.runGraph(after, {
+        preset: 'tiny',
+        dtype: 'bf16',
+        ranks: 2,
+        inputs: new Map([['getitem_14', wrong]]),
+      }),
+    ).rejects.toThrow(/input 'getitem_14': shape \[3,40\] but the run needs \[7,40\]/);
   });
 });
 
@@ -235,20 +326,79 @@ describe('a hostile client', () => {
   it('gets an error reply for malformed JSON, unknown types and schema violations, naming the field', async () => {
     const { ws } = await rawConnect(`/?token=${agent.token}`);
     const next = replies(ws!);
-    const ask = async (text: string) => { ws!.send(text); return next(); };
-    expect(await ask('{"type": "run", ')).toMatchObject({ type: 'error', code: 'bad-message', message: expect.stringMatching(/^not JSON/) });
-    expect(await ask('[1,2,3]')).toMatchObject({ code: 'bad-message', message: 'message: must be a JSON object' });
-    expect(await ask('{"type":"shutdown"}')).toMatchObject({ code: 'unknown-type', message: "unknown message type 'shutdown'" });
+    const ask = async (text: string) => {
+      ws!.send(text);
+      return next();
+    };
+    expect(await ask('{"type": "run", ')).toMatchObject({
+      type: 'error',
+      code: 'bad-message',
+      message: expect.stringMatching(/^not JSON/),
+    });
+    expect(await ask('[1,2,3]')).toMatchObject({
+      code: 'bad-message',
+      message: 'message: must be a JSON object',
+    });
+    expect(await ask('{"type":"shutdown"}')).toMatchObject({
+      code: 'unknown-type',
+      message: "unknown message type 'shutdown'",
+    });
     expect(await ask('{"type":"hello","protocol":7}')).toMatchObject({ code: 'protocol' });
-    expect(await ask(JSON.stringify({ type: 'run', id: 'x1', graph: graphToJson(after), options: { preset: 'tiny', dtype: 'bf16', ranks: 99 } })))
-      .toMatchObject({ code: 'bad-message', id: 'x1', message: 'run.options.ranks: must be an integer in [1, 8]' });
-    expect(await ask(JSON.stringify({ type: 'run', id: 'x2', graph: { schema: 'nope' }, options: { preset: 'tiny', dtype: 'bf16', ranks: 2 } })))
-      .toMatchObject({ code: 'bad-message', id: 'x2', message: expect.stringMatching(/^run\.graph: /) });
-    const plan = { preset: 'tiny', dtype: 'bf16', ranks: 2, tokens: 7, storages: [{ id: 's', dtype: 'bf16', shape: [4] }], steps: [{ kernel: 'copy', node: 'n', op: 'aten.clone.default', x: { storage: 's', offset: 2, shape: [4], strides: [1] }, out: 's' }], outputs: [] };
-    expect(await ask(JSON.stringify({ type: 'run', id: 'x3', plan, options: { preset: 'tiny', dtype: 'bf16', ranks: 2 } })))
-      .toMatchObject({ code: 'bad-message', id: 'x3', message: "plan.steps[0].x: reaches element 5 of storage 's', which has 4" });
+    expect(
+      await ask(
+        JSON.stringify({
+          type: 'run',
+          id: 'x1',
+          graph: graphToJson(after),
+          options: { preset: 'tiny', dtype: 'bf16', ranks: 99 },
+        }),
+      ),
+    ).toMatchObject({
+      code: 'bad-message',
+      id: 'x1',
+      message: 'run.options.ranks: must be an integer in [1, 8]',
+    });
+    expect(
+      await ask(
+        JSON.stringify({
+          type: 'run',
+          id: 'x2',
+          graph: { schema: 'nope' },
+          options: { preset: 'tiny', dtype: 'bf16', ranks: 2 },
+        }),
+      ),
+    ).toMatchObject({ code: 'bad-message', id: 'x2', message: expect.stringMatching(/^run\.graph: /) });
+    const plan = {
+      preset: 'tiny',
+      dtype: 'bf16',
+      ranks: 2,
+      tokens: 7,
+      storages: [{ id: 's', dtype: 'bf16', shape: [4] }],
+      steps: [
+        {
+          kernel: 'copy',
+          node: 'n',
+          op: 'aten.clone.default',
+          x: { storage: 's', offset: 2, shape: [4], strides: [1] },
+          out: 's',
+        },
+      ],
+      outputs: [],
+    };
+    expect(
+      await ask(
+        JSON.stringify({ type: 'run', id: 'x3', plan, options: { preset: 'tiny', dtype: 'bf16', ranks: 2 } }),
+      ),
+    ).toMatchObject({
+      code: 'bad-message',
+      id: 'x3',
+      message: "plan.steps[0].x: reaches element 5 of storage 's', which has 4",
+    });
     ws!.send(Buffer.from([1, 2, 3]));
-    expect(await next()).toMatchObject({ code: 'protocol', message: 'a binary message arrived with no run waiting for tensors' });
+    expect(await next()).toMatchObject({
+      code: 'protocol',
+      message: 'a binary message arrived with no run waiting for tensors',
+    });
     ws!.close();
     await assertStillServes();
   });
@@ -264,7 +414,9 @@ describe('a hostile client', () => {
   it('flooding gets rate-limit errors, then the connection closed', async () => {
     const { ws } = await rawConnect(`/?token=${agent.token}`);
     const replies: Record<string, unknown>[] = [];
-    ws!.on('message', (d, bin) => { if (!bin) replies.push(JSON.parse(d.toString())); });
+    ws!.on('message', (d, bin) => {
+      if (!bin) replies.push(JSON.parse(d.toString()));
+    });
     const closed = new Promise<number>((r) => ws!.on('close', (code) => r(code)));
     const t0 = Date.now();
     for (let i = 0; i < 3000 && ws!.readyState === ws!.OPEN; i++) ws!.send('{"type":"hello","protocol":1}');
@@ -272,7 +424,9 @@ describe('a hostile client', () => {
     const seconds = (Date.now() - t0) / 1000;
     expect(replies.some((m) => m.code === 'rate-limit')).toBe(true);
     // At most the burst (2 × 100) plus what the rate refilled while the flood lasted was answered.
-    expect(replies.filter((m) => m.type === 'hello').length).toBeLessThanOrEqual(200 + Math.ceil(100 * seconds));
+    expect(replies.filter((m) => m.type === 'hello').length).toBeLessThanOrEqual(
+      200 + Math.ceil(100 * seconds),
+    );
     await assertStillServes();
   });
 
@@ -280,21 +434,48 @@ describe('a hostile client', () => {
     const { ws } = await rawConnect(`/?token=${agent.token}`);
     // The wire format the client sends: {schema, graph: {nodes}}; the nodes are not even valid.
     const nodes = Array.from({ length: 150_000 }, (_, i) => ({ name: `n${i}`, op: 'x' }));
-    const text = JSON.stringify({ type: 'run', id: 'big', graph: { schema: 'fusionlab.graph/1', graph: { name: 'g', form: 'fragment', inputs: [], nodes, outputs: null, submodules: {} } }, options: { preset: 'tiny', dtype: 'bf16', ranks: 2 } });
+    const text = JSON.stringify({
+      type: 'run',
+      id: 'big',
+      graph: {
+        schema: 'fusionlab.graph/1',
+        graph: { name: 'g', form: 'fragment', inputs: [], nodes, outputs: null, submodules: {} },
+      },
+      options: { preset: 'tiny', dtype: 'bf16', ranks: 2 },
+    });
     expect(text.length).toBeLessThan(agent.limits.maxMessageBytes);
     const next = replies(ws!);
     ws!.send(text);
-    expect(await next()).toMatchObject({ type: 'error', code: 'limits', id: 'big', message: 'the graph has 150000 nodes; this agent takes at most 100000' });
+    expect(await next()).toMatchObject({
+      type: 'error',
+      code: 'limits',
+      id: 'big',
+      message: 'the graph has 150000 nodes; this agent takes at most 100000',
+    });
     ws!.close();
     await assertStillServes();
   }, 120_000);
 
   it('disconnecting mid-run cancels the run and frees it (the worker is replaced), and the next run works', async () => {
-    const c = await AgentClient.connect({ url: `ws://127.0.0.1:${agent.port}`, token: agent.token }, { origin: APP });
+    const c = await AgentClient.connect(
+      { url: `ws://127.0.0.1:${agent.port}`, token: agent.token },
+      { origin: APP },
+    );
     const { ws } = await rawConnect(`/?token=${agent.token}`);
     ws!.send(JSON.stringify({ type: 'debug', stepDelayMs: 200 }));
-    ws!.send(JSON.stringify({ type: 'run', id: 'slow', graph: graphToJson(before), options: { preset: 'tiny', dtype: 'bf16', ranks: 2 } }));
-    await new Promise<void>((r) => ws!.on('message', (d) => { if (JSON.parse(d.toString()).type === 'progress') r(); }));
+    ws!.send(
+      JSON.stringify({
+        type: 'run',
+        id: 'slow',
+        graph: graphToJson(before),
+        options: { preset: 'tiny', dtype: 'bf16', ranks: 2 },
+      }),
+    );
+    await new Promise<void>((r) =>
+      ws!.on('message', (d) => {
+        if (JSON.parse(d.toString()).type === 'progress') r();
+      }),
+    );
     const nLogs = logs.length;
     ws!.terminate();
     await expect.poll(() => logs.slice(nLogs).includes('worker restarted'), { timeout: 10_000 }).toBe(true);
@@ -306,17 +487,35 @@ describe('a hostile client', () => {
     const { ws } = await rawConnect(`/?token=${agent.token}`);
     const next = replies(ws!);
     ws!.send(JSON.stringify({ type: 'debug', abortAt: 'auto_functionalized_1' }));
-    ws!.send(JSON.stringify({ type: 'run', id: 'crash', graph: graphToJson(after), options: { preset: 'tiny', dtype: 'bf16', ranks: 2 } }));
+    ws!.send(
+      JSON.stringify({
+        type: 'run',
+        id: 'crash',
+        graph: graphToJson(after),
+        options: { preset: 'tiny', dtype: 'bf16', ranks: 2 },
+      }),
+    );
     let m = await next();
     while (m.type === 'progress') m = await next();
-    expect(m).toMatchObject({ type: 'error', code: 'worker', id: 'crash', node: 'auto_functionalized_1', op: 'higher_order.auto_functionalized' });
-    expect(m.message).toBe('node auto_functionalized_1 (higher_order.auto_functionalized): the worker was killed by SIGABRT while running it; the worker was restarted');
+    expect(m).toMatchObject({
+      type: 'error',
+      code: 'worker',
+      id: 'crash',
+      node: 'auto_functionalized_1',
+      op: 'higher_order.auto_functionalized',
+    });
+    expect(m.message).toBe(
+      'node auto_functionalized_1 (higher_order.auto_functionalized): the worker was killed by SIGABRT while running it; the worker was restarted',
+    );
     ws!.close();
     await assertStillServes();
   });
 
   it('debug messages are refused by an agent not started for tests', async () => {
-    const other = await startAgent({ workerPath: buildWorker({ forceCpu: true, log: () => {} }).path, log: () => {} });
+    const other = await startAgent({
+      workerPath: buildWorker({ forceCpu: true, log: () => {} }).path,
+      log: () => {},
+    });
     try {
       const ws = new WebSocket(`ws://127.0.0.1:${other.port}/?token=${other.token}`);
       await new Promise((r) => ws.on('open', r));
@@ -333,7 +532,11 @@ describe('a hostile client', () => {
 describe('sequence parallelism on the agent', () => {
   it('runs reduce_scatter, all_gather and the fused matmuls (GPT-OSS, SP + async TP) as the CPU reference does, bit for bit', async () => {
     const g = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 2 })).graph;
-    const sp = rewriteForCompare(g, ['noop-elimination', 'slice-hoist', 'sequence-parallelism', 'async-tp'], 2);
+    const sp = rewriteForCompare(
+      g,
+      ['noop-elimination', 'slice-hoist', 'sequence-parallelism', 'async-tp'],
+      2,
+    );
     expect(sp.nodes.some((n) => n.op === 'symm_mem.fused_matmul_reduce_scatter.default')).toBe(true);
     const opts = { ...cpuOpts('bf16'), tokens: 8 };
     const ref = await runGraph(g, opts);
@@ -341,12 +544,17 @@ describe('sequence parallelism on the agent', () => {
     // The final norm's output is named all_gather_* after the split: compare by position.
     expect(got.outputs.length).toBe(2);
     for (let r = 0; r < 2; r++) {
-      const [[, a]] = [...ref.outputs[r]], [[, b]] = [...got.outputs[r]];
+      const [[, a]] = [...ref.outputs[r]],
+        [[, b]] = [...got.outputs[r]];
       expect(compareTensor(`rank ${r}`, a!, b!, 0, 'same sums in the same order').bitwiseEqual).toBe(true);
     }
     expect(got.trace.events.some((e) => e.op === 'vllm.reduce_scatter.default')).toBe(true);
     // The fused matmul + reduce-scatter runs as one worker op (mm_reduce_scatter), not gemm then collective.
-    const fused = got.trace.events.filter((e) => e.rank === 0 && e.op === 'symm_mem.fused_matmul_reduce_scatter.default');
-    expect(fused.length).toBe(sp.nodes.filter((n) => n.op === 'symm_mem.fused_matmul_reduce_scatter.default').length);
+    const fused = got.trace.events.filter(
+      (e) => e.rank === 0 && e.op === 'symm_mem.fused_matmul_reduce_scatter.default',
+    );
+    expect(fused.length).toBe(
+      sp.nodes.filter((n) => n.op === 'symm_mem.fused_matmul_reduce_scatter.default').length,
+    );
   }, 120_000);
 });

@@ -141,7 +141,13 @@ function planFor(body: { graph?: unknown; plan?: unknown }, o: RunOptionsWire, l
       `run.graph: ${(e as Error).message}`,
     );
   }
-  return planGraph(g, { preset: o.preset, dtype: o.dtype, ranks: o.ranks, tokens: o.tokens, backend: 'agent' });
+  return planGraph(g, {
+    preset: o.preset,
+    dtype: o.dtype,
+    ranks: o.ranks,
+    tokens: o.tokens,
+    backend: 'agent',
+  });
 }
 
 /** A received tensor as the runtime's HostTensor: a view of the transferred bytes, not a copy. */

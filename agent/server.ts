@@ -12,16 +12,34 @@ import { totalmem } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { WorkerProcess, WorkerFailure, type WorkerHello } from './workerProcess.ts';
-import { INLINE_PARSE_BYTES, PreparationThread, ownBuffer, parseMessage, type ErrorReplyFields, type ParsedMessage, type PreparedRun } from './preparation.ts';
 import {
-  PROTOCOL_VERSION, inputHostBytes, tensorBytes,
-  type AgentLimits, type AgentMessage, type DeviceInfo, type ErrorCode,
+  INLINE_PARSE_BYTES,
+  PreparationThread,
+  ownBuffer,
+  parseMessage,
+  type ErrorReplyFields,
+  type ParsedMessage,
+  type PreparedRun,
+} from './preparation.ts';
+import {
+  PROTOCOL_VERSION,
+  inputHostBytes,
+  tensorBytes,
+  type AgentLimits,
+  type AgentMessage,
+  type DeviceInfo,
+  type ErrorCode,
 } from '../src/runtime/agentProtocol.ts';
 
 export const AGENT_VERSION = 'fusionlab-agent 0.1.0';
 
 /** The app's dev and preview origins. */
-export const DEFAULT_ORIGINS = ['http://127.0.0.1:5173', 'http://127.0.0.1:4173', 'http://localhost:5173', 'http://localhost:4173'];
+export const DEFAULT_ORIGINS = [
+  'http://127.0.0.1:5173',
+  'http://127.0.0.1:4173',
+  'http://localhost:5173',
+  'http://localhost:4173',
+];
 
 export interface AgentConfig {
   workerPath: string;
@@ -50,7 +68,7 @@ export const DEFAULT_LIMITS: AgentLimits = {
   maxQueuedRuns: 8,
   maxDeviceBytes: 64 * 2 ** 30,
   maxConnections: 32,
-  maxRunHostBytes: Math.floor(totalmem() * HOST_SHARE / 2),
+  maxRunHostBytes: Math.floor((totalmem() * HOST_SHARE) / 2),
   maxHostBytes: Math.floor(totalmem() * HOST_SHARE),
 };
 
@@ -106,7 +124,12 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const token = cfg.token ?? randomBytes(32).toString('hex');
   const origins = new Set(cfg.allowedOrigins ?? DEFAULT_ORIGINS);
   const log = cfg.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const worker = new WorkerProcess({ path: cfg.workerPath, env: cfg.workerEnv, onLog: (l) => log(`worker: ${l}`), maxReplyBytes: limits.maxHostBytes });
+  const worker = new WorkerProcess({
+    path: cfg.workerPath,
+    env: cfg.workerEnv,
+    onLog: (l) => log(`worker: ${l}`),
+    maxReplyBytes: limits.maxHostBytes,
+  });
   let hello: WorkerHello = await worker.start();
   const thread = new PreparationThread(log);
   const queue: Job[] = [];
@@ -125,30 +148,49 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   });
   const port = (http.address() as { port: number }).port;
 
-  const STATUS_TEXT: Record<401 | 403 | 503, string> = { 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' };
+  const STATUS_TEXT: Record<401 | 403 | 503, string> = {
+    401: 'Unauthorized',
+    403: 'Forbidden',
+    503: 'Service Unavailable',
+  };
   const refuse = (socket: Duplex, status: 401 | 403 | 503, why: string) => {
     log(`refused a connection: ${why}`);
-    socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${why}\n`);
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${why}\n`,
+    );
   };
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {});
     const host = req.headers.host ?? '';
-    if (host !== `127.0.0.1:${port}` && host !== `localhost:${port}`) return refuse(socket, 403, `Host '${host.slice(0, 80)}' is not this agent`);
+    if (host !== `127.0.0.1:${port}` && host !== `localhost:${port}`)
+      return refuse(socket, 403, `Host '${host.slice(0, 80)}' is not this agent`);
     const origin = req.headers.origin;
-    if (origin !== undefined && !origins.has(origin)) return refuse(socket, 403, `Origin '${origin.slice(0, 80)}' is not the app's`);
+    if (origin !== undefined && !origins.has(origin))
+      return refuse(socket, 403, `Origin '${origin.slice(0, 80)}' is not the app's`);
     const given = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
     if (!given || !tokenMatches(given, token)) return refuse(socket, 401, given ? 'wrong token' : 'no token');
-    if (conns.size >= limits.maxConnections) return refuse(socket, 503, `${conns.size} connections are open; this agent takes at most ${limits.maxConnections}`);
+    if (conns.size >= limits.maxConnections)
+      return refuse(
+        socket,
+        503,
+        `${conns.size} connections are open; this agent takes at most ${limits.maxConnections}`,
+      );
     wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws));
   });
 
   function send(c: Connection, m: AgentMessage) {
     if (c.ws.readyState === c.ws.OPEN) c.ws.send(JSON.stringify(m));
   }
-  function sendError(c: Connection, code: ErrorCode, message: string, extra: { id?: string; node?: string; op?: string } = {}) {
+  function sendError(
+    c: Connection,
+    code: ErrorCode,
+    message: string,
+    extra: { id?: string; node?: string; op?: string } = {},
+  ) {
     send(c, { type: 'error', code, message, ...extra });
   }
-  const sendReply = (c: Connection, e: ErrorReplyFields) => sendError(c, e.code, e.message, { id: e.id, node: e.node, op: e.op });
+  const sendReply = (c: Connection, e: ErrorReplyFields) =>
+    sendError(c, e.code, e.message, { id: e.id, node: e.node, op: e.op });
 
   /** Token bucket: `messagesPerSecond` sustained, twice that in a burst. */
   function allow(c: Connection): boolean {
@@ -156,11 +198,18 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     const cap = limits.messagesPerSecond * 2;
     c.bucket = Math.min(cap, c.bucket + ((now - c.lastRefill) / 1000) * limits.messagesPerSecond);
     c.lastRefill = now;
-    if (c.bucket >= 1) { c.bucket -= 1; return true; }
+    if (c.bucket >= 1) {
+      c.bucket -= 1;
+      return true;
+    }
     c.dropped++;
     if (now - c.lastRateError > 1000) {
       c.lastRateError = now;
-      sendError(c, 'rate-limit', `more than ${limits.messagesPerSecond} messages a second; ${c.dropped} dropped`);
+      sendError(
+        c,
+        'rate-limit',
+        `more than ${limits.messagesPerSecond} messages a second; ${c.dropped} dropped`,
+      );
     }
     // A client that keeps flooding is cut off rather than served.
     if (c.dropped > limits.messagesPerSecond * 20) c.ws.close(1008, 'rate limit');
@@ -169,12 +218,24 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
 
   function onConnection(ws: WebSocket) {
     const c: Connection = {
-      ws, bucket: limits.messagesPerSecond * 2, lastRefill: Date.now(), lastRateError: 0, dropped: 0, receiving: null, jobs: new Set(), debug: null,
-      inbox: [], busy: false,
+      ws,
+      bucket: limits.messagesPerSecond * 2,
+      lastRefill: Date.now(),
+      lastRateError: 0,
+      dropped: 0,
+      receiving: null,
+      jobs: new Set(),
+      debug: null,
+      inbox: [],
+      busy: false,
     };
     conns.add(c);
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      const buf = Buffer.isBuffer(data)
+        ? data
+        : Array.isArray(data)
+          ? Buffer.concat(data)
+          : Buffer.from(data);
       c.inbox.push({ data: buf, isBinary });
       void drain(c);
     });
@@ -246,7 +307,9 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     } else {
       if (!j.partial) {
         if (data.length !== limits.maxMessageBytes || data.length > want) {
-          return refuse(`${data.length} bytes, but ${decl.dtype}[${decl.shape}] needs ${want}${want > limits.maxMessageBytes ? ` (sent in messages of ${limits.maxMessageBytes} bytes but the last)` : ''}`);
+          return refuse(
+            `${data.length} bytes, but ${decl.dtype}[${decl.shape}] needs ${want}${want > limits.maxMessageBytes ? ` (sent in messages of ${limits.maxMessageBytes} bytes but the last)` : ''}`,
+          );
         }
         // Allocated at the announced size, which was admitted: pages are touched only as bytes arrive.
         j.partial = { bytes: new Uint8Array(want), filled: 0 };
@@ -254,7 +317,9 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       const p = j.partial;
       const last = p.filled + data.length === want;
       if (p.filled + data.length > want || (!last && data.length !== limits.maxMessageBytes)) {
-        return refuse(`a chunk of ${data.length} bytes after ${p.filled} of ${want}; chunks are ${limits.maxMessageBytes} bytes but the last`);
+        return refuse(
+          `a chunk of ${data.length} bytes after ${p.filled} of ${want}; chunks are ${limits.maxMessageBytes} bytes but the last`,
+        );
       }
       p.bytes.set(data, p.filled);
       p.filled += data.length;
@@ -262,7 +327,10 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       j.tensors.push(p.bytes.buffer as ArrayBuffer);
       j.partial = null;
     }
-    if (j.tensors.length === j.msg.inputs.length) { c.receiving = null; enqueue(j); }
+    if (j.tensors.length === j.msg.inputs.length) {
+      c.receiving = null;
+      enqueue(j);
+    }
   }
 
   function onParsed(c: Connection, m: ParsedMessage) {
@@ -273,7 +341,13 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     }
     switch (m.type) {
       case 'hello':
-        return send(c, { type: 'hello', protocol: PROTOCOL_VERSION, agent: AGENT_VERSION, device: deviceOf(hello), limits });
+        return send(c, {
+          type: 'hello',
+          protocol: PROTOCOL_VERSION,
+          agent: AGENT_VERSION,
+          device: deviceOf(hello),
+          limits,
+        });
       case 'cancel': {
         for (const j of [...c.jobs]) if (j.id === m.id) cancel(j, 'cancelled by the client');
         return;
@@ -283,23 +357,49 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         c.debug = { abortAt: m.abortAt, stepDelayMs: m.stepDelayMs };
         return;
       case 'run': {
-        const refuse = (code: ErrorCode, why: string) => { thread.drop(m.body); sendError(c, code, why, { id: m.id }); };
-        if (c.receiving) return refuse('protocol', `run '${c.receiving.id}' is still waiting for ${c.receiving.msg.inputs.length - c.receiving.tensors.length} tensors`);
-        if ([...c.jobs].some((j) => j.id === m.id)) return refuse('protocol', `run '${m.id}' is already in progress`);
+        const refuse = (code: ErrorCode, why: string) => {
+          thread.drop(m.body);
+          sendError(c, code, why, { id: m.id });
+        };
+        if (c.receiving)
+          return refuse(
+            'protocol',
+            `run '${c.receiving.id}' is still waiting for ${c.receiving.msg.inputs.length - c.receiving.tensors.length} tensors`,
+          );
+        if ([...c.jobs].some((j) => j.id === m.id))
+          return refuse('protocol', `run '${m.id}' is already in progress`);
         const waiting = queue.length + (active ? 1 : 0);
-        if (waiting >= limits.maxQueuedRuns) return refuse('busy', `${waiting} runs are queued or running; the agent takes at most ${limits.maxQueuedRuns}`);
+        if (waiting >= limits.maxQueuedRuns)
+          return refuse(
+            'busy',
+            `${waiting} runs are queued or running; the agent takes at most ${limits.maxQueuedRuns}`,
+          );
         if (c.jobs.size >= 2) return refuse('busy', 'this connection already has 2 runs queued or running');
         // Admitted now, before any of its bytes is buffered.
         const need = inputHostBytes(m.inputs);
         const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
         if (need > limits.maxRunHostBytes) {
-          return refuse('limits', `the run's inputs need ${mib(need)} of host memory (the bytes sent and the worker's f32 copy); this agent takes at most ${mib(limits.maxRunHostBytes)} a run`);
+          return refuse(
+            'limits',
+            `the run's inputs need ${mib(need)} of host memory (the bytes sent and the worker's f32 copy); this agent takes at most ${mib(limits.maxRunHostBytes)} a run`,
+          );
         }
         if (admittedBytes + need > limits.maxHostBytes) {
-          return refuse('busy', `the run's inputs need ${mib(need)} of host memory and other runs hold ${mib(admittedBytes)} of the ${mib(limits.maxHostBytes)} this agent admits; try again when they end`);
+          return refuse(
+            'busy',
+            `the run's inputs need ${mib(need)} of host memory and other runs hold ${mib(admittedBytes)} of the ${mib(limits.maxHostBytes)} this agent admits; try again when they end`,
+          );
         }
         admittedBytes += need;
-        const j: Job = { conn: c, id: m.id, msg: m, tensors: [], partial: null, admitted: need, cancelled: false };
+        const j: Job = {
+          conn: c,
+          id: m.id,
+          msg: m,
+          tensors: [],
+          partial: null,
+          admitted: need,
+          cancelled: false,
+        };
         c.jobs.add(j);
         if (m.inputs.length) c.receiving = j;
         else enqueue(j);
@@ -327,7 +427,10 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     j.conn.jobs.delete(j);
     if (j.conn.receiving === j) j.conn.receiving = null;
     const q = queue.indexOf(j);
-    if (q >= 0) { queue.splice(q, 1); thread.drop(j.msg.body); }
+    if (q >= 0) {
+      queue.splice(q, 1);
+      thread.drop(j.msg.body);
+    }
     if (active !== j) release(j);
     sendError(j.conn, 'cancelled', why, { id: j.id });
     // A run in the worker is stopped by ending the process: that frees its host and GPU memory.
@@ -343,7 +446,12 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       await execute(j);
     } catch (e) {
       log(`run ${j.id} failed: ${e instanceof Error ? e.message : String(e)}`);
-      sendError(j.conn, 'worker', `the run failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`, { id: j.id });
+      sendError(
+        j.conn,
+        'worker',
+        `the run failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`,
+        { id: j.id },
+      );
     } finally {
       active = null;
       release(j);
@@ -355,11 +463,20 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   async function execute(j: Job) {
     const c = j.conn;
     const tensors = j.tensors;
-    j.tensors = [];  // transferred to the thread: the agent holds each input once
+    j.tensors = []; // transferred to the thread: the agent holds each input once
     // Applies to the next run only; the worker ignores it unless started with FUSIONLAB_WORKER_DEBUG.
     const debug = c.debug ?? undefined;
     c.debug = null;
-    const prepared = await thread.prepare({ id: j.id, body: j.msg.body, options: j.msg.options, inputs: j.msg.inputs, tensors, limits, debug })
+    const prepared = await thread
+      .prepare({
+        id: j.id,
+        body: j.msg.body,
+        options: j.msg.options,
+        inputs: j.msg.inputs,
+        tensors,
+        limits,
+        debug,
+      })
       .catch((e: Error): ErrorReplyFields => ({ code: 'validation', message: e.message, id: j.id }));
     if ('code' in prepared) return sendReply(c, prepared);
     try {
@@ -376,21 +493,34 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       // The CPU worker keeps every buffer in host memory, as f32.
       const slotBytes = p.slotElements * 4 * p.world;
       if (admittedBytes + slotBytes > limits.maxHostBytes) {
-        return sendError(c, 'limits', `the run needs ${(slotBytes / 2 ** 20).toFixed(1)} MiB of host memory for the CPU worker's f32 buffers over ${p.world} ranks; with the inputs of admitted runs (${(admittedBytes / 2 ** 20).toFixed(1)} MiB) that is over the ${(limits.maxHostBytes / 2 ** 20).toFixed(0)} MiB this agent admits`, { id: j.id });
+        return sendError(
+          c,
+          'limits',
+          `the run needs ${(slotBytes / 2 ** 20).toFixed(1)} MiB of host memory for the CPU worker's f32 buffers over ${p.world} ranks; with the inputs of admitted runs (${(admittedBytes / 2 ** 20).toFixed(1)} MiB) that is over the ${(limits.maxHostBytes / 2 ** 20).toFixed(0)} MiB this agent admits`,
+          { id: j.id },
+        );
       }
       // Held while it runs, so runs announced meanwhile are admitted against what is left.
       admittedBytes += slotBytes;
       j.admitted += slotBytes;
     }
     if (p.world > Math.max(1, hello?.gpus.length ?? 0) && hello?.mode === 'cuda') {
-      return sendError(c, 'limits', `the run asks for ${p.world} ranks; this host has ${hello.gpus.length} GPUs`, { id: j.id });
+      return sendError(
+        c,
+        'limits',
+        `the run asks for ${p.world} ranks; this host has ${hello.gpus.length} GPUs`,
+        { id: j.id },
+      );
     }
     let lastProgress = 0;
     try {
       hello = await worker.start();
       const reply = await worker.request(p.request, p.payload, (i) => {
         const now = Date.now();
-        if (now - lastProgress > 100) { lastProgress = now; send(c, { type: 'progress', id: j.id, done: i, total: p.steps }); }
+        if (now - lastProgress > 100) {
+          lastProgress = now;
+          send(c, { type: 'progress', id: j.id, done: i, total: p.steps });
+        }
       });
       if (j.cancelled) return;
       const h = reply.header;
@@ -399,22 +529,49 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         const op = node ? (await thread.where(p.key, { node })).op : undefined;
         // A CUDA error ends the worker (its context may be poisoned): start a clean one.
         const restarted = h.fatal === true;
-        if (restarted) await worker.stop().then(() => worker.start()).then((w) => { hello = w; }, (e) => log(`worker restart failed: ${e}`));
-        return sendError(c, 'worker', `${node ? `node ${node}${op ? ` (${op})` : ''}: ` : ''}${String(h.message)}${restarted ? '; the worker was restarted' : ''}`, { id: j.id, node, op });
+        if (restarted)
+          await worker
+            .stop()
+            .then(() => worker.start())
+            .then(
+              (w) => {
+                hello = w;
+              },
+              (e) => log(`worker restart failed: ${e}`),
+            );
+        return sendError(
+          c,
+          'worker',
+          `${node ? `node ${node}${op ? ` (${op})` : ''}: ` : ''}${String(h.message)}${restarted ? '; the worker was restarted' : ''}`,
+          { id: j.id, node, op },
+        );
       }
       // The result message (its trace has an event per step and rank) is built in the thread.
       const d = await thread.deliver(p.key, j.id, reply.rawHeader, deviceOf(hello));
       if ('code' in d) return sendReply(c, d);
       if (j.cancelled || c.ws.readyState !== c.ws.OPEN) return;
       c.ws.send(d.message, { binary: false });
-      for (const [offset, bytes] of d.frames) if (c.ws.readyState === c.ws.OPEN) c.ws.send(reply.payload.subarray(offset, offset + bytes), { binary: true });
+      for (const [offset, bytes] of d.frames)
+        if (c.ws.readyState === c.ws.OPEN)
+          c.ws.send(reply.payload.subarray(offset, offset + bytes), { binary: true });
     } catch (e) {
       if (!(e instanceof WorkerFailure)) throw e;
       // The process died: name the node it was running, start a fresh one for the next run.
       const step = e.step !== null ? await thread.where(p.key, { step: e.step }) : {};
-      void worker.start().then((w) => { hello = w; log('worker restarted'); }, (err) => log(`worker restart failed: ${err}`));
+      void worker.start().then(
+        (w) => {
+          hello = w;
+          log('worker restarted');
+        },
+        (err) => log(`worker restart failed: ${err}`),
+      );
       if (j.cancelled) return;
-      sendError(c, 'worker', `${step.node ? `node ${step.node} (${step.op}): ` : ''}${e.message} while running it; the worker was restarted`, { id: j.id, node: step.node, op: step.op });
+      sendError(
+        c,
+        'worker',
+        `${step.node ? `node ${step.node} (${step.op}): ` : ''}${e.message} while running it; the worker was restarted`,
+        { id: j.id, node: step.node, op: step.op },
+      );
     }
   }
 
@@ -423,7 +580,8 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     token,
     limits,
     wsUrl: `ws://127.0.0.1:${port}/?token=${token}`,
-    appUrl: (appOrigin = 'http://127.0.0.1:5173') => `${appOrigin}/?agent=ws://127.0.0.1:${port}#token=${token}`,
+    appUrl: (appOrigin = 'http://127.0.0.1:5173') =>
+      `${appOrigin}/?agent=ws://127.0.0.1:${port}#token=${token}`,
     device: async () => deviceOf(hello ?? (await worker.start())),
     async close() {
       for (const c of conns) c.ws.terminate();

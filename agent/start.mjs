@@ -26,16 +26,24 @@ const { writeOpTableHeader, OP_TABLE_HEADER } = await import('./opTableCpp.ts');
 if (writeOpTableHeader()) process.stderr.write(`fusionlab agent: regenerated ${OP_TABLE_HEADER}\n`);
 const worker = buildWorker({ forceCpu: args.includes('--cpu') });
 const { startAgent, DEFAULT_ORIGINS } = await import('./server.ts');
-const agent = await startAgent({ workerPath: worker.path, port, allowedOrigins: origins.length ? [...DEFAULT_ORIGINS, ...origins] : DEFAULT_ORIGINS });
+const agent = await startAgent({
+  workerPath: worker.path,
+  port,
+  allowedOrigins: origins.length ? [...DEFAULT_ORIGINS, ...origins] : DEFAULT_ORIGINS,
+});
 const dev = await agent.device();
-const what = dev.mode === 'cuda'
-  ? `${dev.gpus.length} GPU(s): ${dev.gpus.map((g) => `${g.name} (sm ${g.computeCapability})`).join(', ')}; CUDA ${dev.cuda}, NCCL ${dev.nccl}`
-  : `CPU only (${dev.reason ?? 'no GPU'})`;
+const what =
+  dev.mode === 'cuda'
+    ? `${dev.gpus.length} GPU(s): ${dev.gpus.map((g) => `${g.name} (sm ${g.computeCapability})`).join(', ')}; CUDA ${dev.cuda}, NCCL ${dev.nccl}`
+    : `CPU only (${dev.reason ?? 'no GPU'})`;
 process.stdout.write(
   `fusionlab agent on 127.0.0.1:${agent.port} — ${what}\n` +
-  `Open the app with this address (the token is for this run of the agent only):\n\n  ${agent.appUrl()}\n\n` +
-  `or enter ws://127.0.0.1:${agent.port} and the token ${agent.token} in the app's backend menu.\n`,
+    `Open the app with this address (the token is for this run of the agent only):\n\n  ${agent.appUrl()}\n\n` +
+    `or enter ws://127.0.0.1:${agent.port} and the token ${agent.token} in the app's backend menu.\n`,
 );
-const stop = async () => { await agent.close(); process.exit(0); };
+const stop = async () => {
+  await agent.close();
+  process.exit(0);
+};
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);

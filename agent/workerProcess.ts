@@ -29,7 +29,11 @@ const PARSED_HEADER_BYTES = 64 * 1024;
 
 /** The worker died or failed; `step` is the index of the step it had started, if any. */
 export class WorkerFailure extends Error {
-  constructor(message: string, readonly step: number | null, readonly node: string | null = null) {
+  constructor(
+    message: string,
+    readonly step: number | null,
+    readonly node: string | null = null,
+  ) {
     super(message);
   }
 }
@@ -66,12 +70,14 @@ export class FrameReader {
         if (this.headFill < 12) return;
         const pl = Number(this.head.readBigUInt64LE(4));
         const hl = this.head.readUInt32LE(0);
-        if (pl > this.maxPayload || hl > this.maxPayload) throw new Error(`a reply of ${Math.max(pl, hl)} bytes, over the limit of ${this.maxPayload}`);
+        if (pl > this.maxPayload || hl > this.maxPayload)
+          throw new Error(`a reply of ${Math.max(pl, hl)} bytes, over the limit of ${this.maxPayload}`);
         this.json = Buffer.allocUnsafe(hl);
         this.payload = Buffer.allocUnsafe(pl);
         this.fill = 0;
       }
-      const json = this.json, payload = this.payload!;
+      const json = this.json,
+        payload = this.payload!;
       const total = json.length + payload.length;
       const n = Math.min(total - this.fill, d.length - i);
       // Copy across the header/payload boundary in at most two pieces.
@@ -110,19 +116,24 @@ export class WorkerProcess {
   /** Starts the process (if not running) and returns its handshake. */
   start(): Promise<WorkerHello> {
     if (this.ready) return this.ready;
-    const child = spawn(this.opts.path, [], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...this.opts.env } });
+    const child = spawn(this.opts.path, [], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...this.opts.env },
+    });
     this.child = child;
     this.reader = new FrameReader(this.opts.maxReplyBytes ?? 64 * 2 ** 30);
     child.stdout!.on('data', (d: Buffer) => this.onData(child, d));
     child.stderr!.on('data', (d: Buffer) => this.opts.onLog?.(d.toString().trimEnd()));
-    child.stdin!.on('error', () => {});  // EPIPE when it dies: the exit handler reports it
+    child.stdin!.on('error', () => {}); // EPIPE when it dies: the exit handler reports it
     child.on('exit', (code, signal) => this.onExit(child, code, signal));
     child.on('error', (e) => this.onExit(child, null, null, e));
     this.ready = this.request({ type: 'hello' }).then((r) => {
       this.hello = r.header as unknown as WorkerHello;
       return this.hello;
     });
-    this.ready.catch(() => { this.ready = null; });
+    this.ready.catch(() => {
+      this.ready = null;
+    });
     return this.ready;
   }
 
@@ -131,7 +142,11 @@ export class WorkerProcess {
   }
 
   /** Sends one request (an object, or its JSON already encoded); resolves with the reply that ends it (result, error or hello). */
-  request(header: object | Uint8Array, payload: Buffer[] = [], onStep?: (i: number) => void): Promise<WorkerReply> {
+  request(
+    header: object | Uint8Array,
+    payload: Buffer[] = [],
+    onStep?: (i: number) => void,
+  ): Promise<WorkerReply> {
     const child = this.child;
     if (!child || !child.stdin) return Promise.reject(new WorkerFailure('the worker is not running', null));
     if (this.pending) return Promise.reject(new WorkerFailure('the worker is busy', null));
@@ -175,9 +190,10 @@ export class WorkerProcess {
 
   private onFrame(json: Buffer, payload: Buffer): void {
     // Every header begins with its type ({"type":"…"), so a large one need not be parsed here.
-    const header: WorkerReply['header'] = json.length <= PARSED_HEADER_BYTES
-      ? JSON.parse(json.toString()) as WorkerReply['header']
-      : { type: /^\{"type":"(\w+)"/.exec(json.subarray(0, 32).toString())?.[1] ?? 'unknown' };
+    const header: WorkerReply['header'] =
+      json.length <= PARSED_HEADER_BYTES
+        ? (JSON.parse(json.toString()) as WorkerReply['header'])
+        : { type: /^\{"type":"(\w+)"/.exec(json.subarray(0, 32).toString())?.[1] ?? 'unknown' };
     const p = this.pending;
     if (!p) return;
     if (header.type === 'step') {

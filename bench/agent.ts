@@ -3,6 +3,8 @@
 // symmetric memory + a separate add+norm), and add+RMSNorm beside the device's copy bandwidth. The driver is a plain script (agent/bench.mjs) so the GPU
 // host can run it without node_modules.
 export async function bench(argv: string[]): Promise<number> {
-  const { runAgentBench } = (await import('../agent/bench.mjs')) as { runAgentBench(argv: string[]): Promise<number> };
+  const { runAgentBench } = (await import('../agent/bench.mjs')) as {
+    runAgentBench(argv: string[]): Promise<number>;
+  };
   return runAgentBench(argv);
 }

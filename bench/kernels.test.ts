@@ -10,8 +10,17 @@ describe('bench kernels --quick (SwiftShader)', () => {
     expect(await bench(['--quick', '--json', file])).toBe(0);
     const out = JSON.parse(readFileSync(file, 'utf8')) as { ceiling_gbs: number; results: KernelResult[] };
     const suites = new Set(out.results.map((r) => r.suite));
-    expect([...suites]).toEqual(['copy', 'pass floor', 'add+rmsnorm', 'allreduce+rmsnorm (2 ranks gathered)', 'moe (expert weights streamed)', 'gemm']);
-    expect(out.ceiling_gbs).toBe(Math.max(...out.results.filter((r) => r.suite === 'copy').map((r) => r.gbs)));
+    expect([...suites]).toEqual([
+      'copy',
+      'pass floor',
+      'add+rmsnorm',
+      'allreduce+rmsnorm (2 ranks gathered)',
+      'moe (expert weights streamed)',
+      'gemm',
+    ]);
+    expect(out.ceiling_gbs).toBe(
+      Math.max(...out.results.filter((r) => r.suite === 'copy').map((r) => r.gbs)),
+    );
     for (const r of out.results) {
       expect(r.us, r.suite).toBeGreaterThan(0);
       expect(r.ofCeiling).toBeCloseTo(r.gbs / out.ceiling_gbs, 9);

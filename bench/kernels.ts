@@ -17,13 +17,24 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { nodeGpu } from '../src/runtime/nodeGpu.ts';
 import { openRanks, type RankDevice } from '../src/runtime/webgpu/rankDevice.ts';
-import { encodeNorm, seedExpertWeights, encodeMoeDispatch, encodeStep } from '../src/runtime/webgpu/encoders.ts';
+import {
+  encodeNorm,
+  seedExpertWeights,
+  encodeMoeDispatch,
+  encodeStep,
+} from '../src/runtime/webgpu/encoders.ts';
 import type { Plan, StorageDType, Step } from '../src/runtime/plan.ts';
 import { bufferBytes } from '../src/wgsl/dtype.ts';
 import { NORM_ROWS_DEFAULT, type NormRowsConfig } from '../src/wgsl/rmsNormRows.ts';
 import { MOE_GEMV_DEFAULT, moeGemvTokens, type MoeGemvConfig } from '../src/wgsl/moe.ts';
 import { COPY_CEILING_WGSL } from '../src/wgsl/allReduce.ts';
-import { elementwiseMeta, elementwiseWgsl, f32Bits, grid1d, ELEMENTWISE_WG } from '../src/wgsl/elementwise.ts';
+import {
+  elementwiseMeta,
+  elementwiseWgsl,
+  f32Bits,
+  grid1d,
+  ELEMENTWISE_WG,
+} from '../src/wgsl/elementwise.ts';
 import { routeToken } from '../src/runtime/cpuKernels.ts';
 import { seededArray, seedRule } from '../src/runtime/weights.ts';
 import { bf16UlpDistance, bf16ToF32 } from '../src/runtime/bf16.ts';
@@ -31,11 +42,29 @@ import { fnv1a32 } from '../src/runtime/random.ts';
 import { PRESETS } from '../src/runtime/presets.ts';
 import { flagValue } from './args.ts';
 
-export interface KernelResult { suite: string; T: number; us: number; bytes: number; flops: number; gbs: number; gflops: number; ofCeiling: number; torch_us?: number; note?: string }
+export interface KernelResult {
+  suite: string;
+  T: number;
+  us: number;
+  bytes: number;
+  flops: number;
+  gbs: number;
+  gflops: number;
+  ofCeiling: number;
+  torch_us?: number;
+  note?: string;
+}
 
-const HIDDEN = 2880, HPAD = 3072, EXPERTS = 32, TOPK = 4, INTER = 2880;
+const HIDDEN = 2880,
+  HPAD = 3072,
+  EXPERTS = 32,
+  TOPK = 4,
+  INTER = 2880;
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]; };
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+};
 
 /** Median time (µs) of each pass of the last timeKernel, for kernels of several dispatches. */
 let lastPasses: number[] = [];
@@ -73,24 +102,42 @@ async function timeKernel(dev: RankDevice, iters: number, encode: (i: number) =>
  * kernels: an empty pass; one dispatch of a one-workgroup kernel with its bind group made once;
  * the same with a fresh meta buffer (mapped at creation) and bind group per pass.
  */
-async function passFloor(dev: RankDevice, iters: number): Promise<{ empty: number; dispatch: number; freshMeta: number }> {
+async function passFloor(
+  dev: RankDevice,
+  iters: number,
+): Promise<{ empty: number; dispatch: number; freshMeta: number }> {
   const d = dev.device;
   d.pushErrorScope('validation');
   const qs = d.createQuerySet({ type: 'timestamp', count: 2 * iters });
   const code = `@group(0) @binding(0) var<storage, read> params: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 @compute @workgroup_size(64) fn main(@builtin(local_invocation_index) i: u32) { if (i == 0u) { dst[0] = params[0] + 1u; } }`;
-  const pipeline = d.createComputePipeline({ layout: 'auto', compute: { module: d.createShaderModule({ code }), entryPoint: 'main' } });
+  const pipeline = d.createComputePipeline({
+    layout: 'auto',
+    compute: { module: d.createShaderModule({ code }), entryPoint: 'main' },
+  });
   const dst = d.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
   const meta0 = d.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
-  const bindGroup = (meta: GPUBuffer) => d.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: meta } }, { binding: 1, resource: { buffer: dst } }] });
+  const bindGroup = (meta: GPUBuffer) =>
+    d.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: meta } },
+        { binding: 1, resource: { buffer: dst } },
+      ],
+    });
   const reused = bindGroup(meta0);
-  const resolve = d.createBuffer({ size: 16 * iters, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+  const resolve = d.createBuffer({
+    size: 16 * iters,
+    usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+  });
   const time = async (kind: 'empty' | 'dispatch' | 'freshMeta'): Promise<number> => {
     const made: GPUBuffer[] = [];
     for (let i = 0; i < iters; i++) {
       const enc = d.createCommandEncoder();
-      const pass = enc.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+      const pass = enc.beginComputePass({
+        timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+      });
       if (kind !== 'empty') {
         let bg = reused;
         if (kind === 'freshMeta') {
@@ -116,7 +163,11 @@ async function passFloor(dev: RankDevice, iters: number): Promise<{ empty: numbe
     for (const b of made) b.destroy();
     return median(Array.from({ length: iters }, (_, i) => Number(ts[2 * i + 1] - ts[2 * i]) / 1000));
   };
-  const out = { empty: await time('empty'), dispatch: await time('dispatch'), freshMeta: await time('freshMeta') };
+  const out = {
+    empty: await time('empty'),
+    dispatch: await time('dispatch'),
+    freshMeta: await time('freshMeta'),
+  };
   for (const b of [dst, meta0, resolve]) b.destroy();
   qs.destroy();
   const err = await d.popErrorScope();
@@ -124,19 +175,40 @@ async function passFloor(dev: RankDevice, iters: number): Promise<{ empty: numbe
   return out;
 }
 
-function fill(dev: RankDevice, id: string, dtype: StorageDType, n: number, name: string, role: 'activation' | 'norm-weight' = 'activation'): GPUBuffer {
+function fill(
+  dev: RankDevice,
+  id: string,
+  dtype: StorageDType,
+  n: number,
+  name: string,
+  role: 'activation' | 'norm-weight' = 'activation',
+): GPUBuffer {
   const b = dev.alloc(id, bufferBytes(dtype, n));
   const rule = seedRule(role, [n]);
   const meta = elementwiseMeta([n], [], [7, fnv1a32(name), f32Bits(rule.scale), f32Bits(rule.offset), 0]);
-  dev.submit('fill', 'seed', (_e, pass) => pass(elementwiseWgsl('seed', dtype, []), [b], meta, grid1d(Math.ceil(n / 2), ELEMENTWISE_WG)));
+  dev.submit('fill', 'seed', (_e, pass) =>
+    pass(elementwiseWgsl('seed', dtype, []), [b], meta, grid1d(Math.ceil(n / 2), ELEMENTWISE_WG)),
+  );
   return b;
 }
 
 async function bundle(): Promise<number> {
   const { build } = await import('esbuild');
   await build({
-    stdin: { contents: "import { bench } from './bench/kernels.ts'; process.exitCode = await bench(process.argv.slice(2));", resolveDir: process.cwd(), loader: 'ts', sourcefile: 'kernels-entry.ts' },
-    bundle: true, platform: 'node', format: 'esm', target: 'node20', external: ['webgpu'], outfile: 'dist-bench/kernels.mjs', logLevel: 'warning',
+    stdin: {
+      contents:
+        "import { bench } from './bench/kernels.ts'; process.exitCode = await bench(process.argv.slice(2));",
+      resolveDir: process.cwd(),
+      loader: 'ts',
+      sourcefile: 'kernels-entry.ts',
+    },
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    external: ['webgpu'],
+    outfile: 'dist-bench/kernels.mjs',
+    logLevel: 'warning',
   });
   process.stdout.write('wrote dist-bench/kernels.mjs\n');
   return 0;
@@ -145,7 +217,10 @@ async function bundle(): Promise<number> {
 export async function bench(argv: string[]): Promise<number> {
   if (argv.includes('--bundle')) return bundle();
   const dtype = (flagValue(argv, '--dtype') ?? 'bf16') as StorageDType;
-  if (dtype !== 'bf16' && dtype !== 'f32') { process.stderr.write(`fusionlab bench kernels: --dtype takes bf16 | f32\n`); return 2; }
+  if (dtype !== 'bf16' && dtype !== 'f32') {
+    process.stderr.write(`fusionlab bench kernels: --dtype takes bf16 | f32\n`);
+    return 2;
+  }
   const quick = argv.includes('--quick');
   const torchFile = flagValue(argv, '--torch');
   const jsonFile = flagValue(argv, '--json');
@@ -154,12 +229,18 @@ export async function bench(argv: string[]): Promise<number> {
   const routedExperts = (T: number): number => {
     const l = seededArray(7, fnv1a32('moe.logits'), T * EXPERTS, seedRule('activation', []), dtype);
     const active = new Set<number>();
-    for (let t = 0; t < T; t++) for (const e of routeToken(l.subarray(t * EXPERTS, t * EXPERTS + EXPERTS), TOPK).ids) active.add(e);
+    for (let t = 0; t < T; t++)
+      for (const e of routeToken(l.subarray(t * EXPERTS, t * EXPERTS + EXPERTS), TOPK).ids) active.add(e);
     return active.size;
   };
   const gpu = await nodeGpu();
   const [dev] = await openRanks(gpu, 1, { f16: false });
-  if (!dev.timestamps) { process.stderr.write('fusionlab bench kernels: the adapter has no timestamp-query; kernel times cannot be measured\n'); return 2; }
+  if (!dev.timestamps) {
+    process.stderr.write(
+      'fusionlab bench kernels: the adapter has no timestamp-query; kernel times cannot be measured\n',
+    );
+    return 2;
+  }
   const iters = quick ? 3 : 20;
   const results: KernelResult[] = [];
   const limit = Math.min(dev.device.limits.maxStorageBufferBindingSize, dev.device.limits.maxBufferSize);
@@ -168,8 +249,13 @@ export async function bench(argv: string[]): Promise<number> {
   let ceiling = 0;
   for (const mib of quick ? [4, 16] : [64, 256, 1024]) {
     const bytes = Math.min(mib * 2 ** 20, Math.floor(limit / 16) * 16);
-    const src = dev.alloc('copy.src', bytes), dst = dev.alloc('copy.dst', bytes);
-    const us = await timeKernel(dev, iters, () => dev.submit('copy', 'copy', (_e, pass) => pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(bytes / 16, 256))));
+    const src = dev.alloc('copy.src', bytes),
+      dst = dev.alloc('copy.dst', bytes);
+    const us = await timeKernel(dev, iters, () =>
+      dev.submit('copy', 'copy', (_e, pass) =>
+        pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(bytes / 16, 256)),
+      ),
+    );
     dev.endRun();
     const gbs = (2 * bytes) / us / 1e3;
     ceiling = Math.max(ceiling, gbs);
@@ -178,75 +264,188 @@ export async function bench(argv: string[]): Promise<number> {
   // The fixed cost of a timed pass: one workgroup copying 16 B through RankDevice.submit, as every
   // kernel here is timed, then the same pass taken apart (timestamps alone, a reused bind group).
   {
-    const src = dev.alloc('copy.src', 16), dst = dev.alloc('copy.dst', 16);
-    const us = await timeKernel(dev, iters, () => dev.submit('copy', 'copy', (_e, pass) => pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(1, 256))));
+    const src = dev.alloc('copy.src', 16),
+      dst = dev.alloc('copy.dst', 16);
+    const us = await timeKernel(dev, iters, () =>
+      dev.submit('copy', 'copy', (_e, pass) => pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(1, 256))),
+    );
     dev.endRun();
-    const floorRow = (T: number, us: number, note: string) => results.push({ suite: 'pass floor', T, us, bytes: 0, flops: 0, gbs: 0, gflops: 0, ofCeiling: 0, note });
+    const floorRow = (T: number, us: number, note: string) =>
+      results.push({ suite: 'pass floor', T, us, bytes: 0, flops: 0, gbs: 0, gflops: 0, ofCeiling: 0, note });
     floorRow(1, us, 'RankDevice.submit: 16 B copy, one workgroup (fresh bind group)');
     const parts = await passFloor(dev, iters);
     floorRow(2, parts.empty, 'an empty compute pass: its two timestamps alone');
     floorRow(3, parts.dispatch, 'one one-workgroup dispatch, pipeline and bind group reused');
-    floorRow(4, parts.freshMeta, 'the same with a meta buffer mapped at creation and a bind group per pass (as our kernels)');
+    floorRow(
+      4,
+      parts.freshMeta,
+      'the same with a meta buffer mapped at creation and a bind group per pass (as our kernels)',
+    );
   }
   for (const r of results) r.ofCeiling = r.gbs / ceiling;
-  const add = (r: Omit<KernelResult, 'gbs' | 'gflops' | 'ofCeiling'>) => results.push({ ...r, gbs: r.bytes / r.us / 1e3, gflops: r.flops / r.us / 1e3, ofCeiling: r.bytes / r.us / 1e3 / ceiling });
+  const add = (r: Omit<KernelResult, 'gbs' | 'gflops' | 'ofCeiling'>) =>
+    results.push({
+      ...r,
+      gbs: r.bytes / r.us / 1e3,
+      gflops: r.flops / r.us / 1e3,
+      ofCeiling: r.bytes / r.us / 1e3 / ceiling,
+    });
   /** GB/s of a vec4 copy moving `moved` bytes (read + write), the same traffic as a kernel. */
   const sameSizeCopy = async (moved: number): Promise<number> => {
     const bytes = Math.max(16, Math.floor(moved / 2 / 16) * 16);
-    const src = dev.alloc('copy.src', bytes), dst = dev.alloc('copy.dst', bytes);
-    const us = await timeKernel(dev, iters, () => dev.submit('copy', 'copy', (_e, pass) => pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(bytes / 16, 256))));
+    const src = dev.alloc('copy.src', bytes),
+      dst = dev.alloc('copy.dst', bytes);
+    const us = await timeKernel(dev, iters, () =>
+      dev.submit('copy', 'copy', (_e, pass) =>
+        pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(bytes / 16, 256)),
+      ),
+    );
     dev.endRun();
     return (2 * bytes) / us / 1e3;
   };
-  const label = (c: NormRowsConfig | 'legacy') => (c === 'legacy' ? 'legacy 1 row/wg' : `${c.tpr}×${c.rpw}${c.cap ? ` cap ${c.cap}` : ''}${c.pipeline ? ' prefetch' : ''}`);
+  const label = (c: NormRowsConfig | 'legacy') =>
+    c === 'legacy'
+      ? 'legacy 1 row/wg'
+      : `${c.tpr}×${c.rpw}${c.cap ? ` cap ${c.cap}` : ''}${c.pipeline ? ' prefetch' : ''}`;
 
   /** bf16 words of the first and last `rows` rows of a [T, cols] buffer (what a broken layout would get wrong first). */
   const edgeRows = async (b: GPUBuffer, T: number, cols: number, rows = 256): Promise<Uint16Array> => {
-    const k = Math.min(rows, T), bytes = k * cols * 2;
-    const head = await dev.read(b, 0, bytes), tail = await dev.read(b, (T - k) * cols * 2, bytes);
+    const k = Math.min(rows, T),
+      bytes = k * cols * 2;
+    const head = await dev.read(b, 0, bytes),
+      tail = await dev.read(b, (T - k) * cols * 2, bytes);
     const out = new Uint16Array(2 * k * cols);
     out.set(new Uint16Array(head.buffer, head.byteOffset, k * cols), 0);
     out.set(new Uint16Array(tail.buffer, tail.byteOffset, k * cols), k * cols);
     return out;
   };
   /** Largest distance in bf16 ulps between two outputs: each layout is checked against the first on the device itself. */
-  const maxUlps = (a: Uint16Array, b: Uint16Array) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, bf16UlpDistance(a[i], b[i])); return m; };
-  const maxAbs = (a: Uint16Array, b: Uint16Array) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(bf16ToF32(a[i]) - bf16ToF32(b[i]))); return m; };
+  const maxUlps = (a: Uint16Array, b: Uint16Array) => {
+    let m = 0;
+    for (let i = 0; i < a.length; i++) m = Math.max(m, bf16UlpDistance(a[i], b[i]));
+    return m;
+  };
+  const maxAbs = (a: Uint16Array, b: Uint16Array) => {
+    let m = 0;
+    for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(bf16ToF32(a[i]) - bf16ToF32(b[i])));
+    return m;
+  };
 
   // Layouts the main suites use: the defaults, or with --variants the fastest of those timed here.
-  const normPick: Record<'add' | 'allreduce', NormRowsConfig | 'legacy'> = { add: NORM_ROWS_DEFAULT, allreduce: NORM_ROWS_DEFAULT };
+  const normPick: Record<'add' | 'allreduce', NormRowsConfig | 'legacy'> = {
+    add: NORM_ROWS_DEFAULT,
+    allreduce: NORM_ROWS_DEFAULT,
+  };
   let moePick: MoeGemvConfig | 'tiled' = MOE_GEMV_DEFAULT;
-  const passNote = () => (lastPasses.length > 1 ? `; passes ${lastPasses.map((d) => d.toFixed(1)).join(' + ')} µs` : '');
+  const passNote = () =>
+    lastPasses.length > 1 ? `; passes ${lastPasses.map((d) => d.toFixed(1)).join(' + ')} µs` : '';
 
   if (argv.includes('--variants') && dtype === 'bf16') {
-    const layouts: (NormRowsConfig | 'legacy')[] = ['legacy', { tpr: 192, rpw: 1, cap: 0, pipeline: false }, { tpr: 128, rpw: 2, cap: 0, pipeline: false },
+    const layouts: (NormRowsConfig | 'legacy')[] = [
+      'legacy',
+      { tpr: 192, rpw: 1, cap: 0, pipeline: false },
+      { tpr: 128, rpw: 2, cap: 0, pipeline: false },
       ...[528, 1056, 2112].map((cap) => ({ tpr: 192, rpw: 1, cap, pipeline: true })),
-      { tpr: 128, rpw: 2, cap: 528, pipeline: true }, { tpr: 96, rpw: 2, cap: 0, pipeline: false }, { tpr: 96, rpw: 2, cap: 1056, pipeline: true },
-      { tpr: 64, rpw: 4, cap: 0, pipeline: false }, { tpr: 32, rpw: 8, cap: 0, pipeline: false },
-      { tpr: 180, rpw: 1, cap: 0, pipeline: false }, { tpr: 180, rpw: 1, cap: 1056, pipeline: true }, { tpr: 120, rpw: 1, cap: 0, pipeline: false }];
+      { tpr: 128, rpw: 2, cap: 528, pipeline: true },
+      { tpr: 96, rpw: 2, cap: 0, pipeline: false },
+      { tpr: 96, rpw: 2, cap: 1056, pipeline: true },
+      { tpr: 64, rpw: 4, cap: 0, pipeline: false },
+      { tpr: 32, rpw: 8, cap: 0, pipeline: false },
+      { tpr: 180, rpw: 1, cap: 0, pipeline: false },
+      { tpr: 180, rpw: 1, cap: 1056, pipeline: true },
+      { tpr: 120, rpw: 1, cap: 0, pipeline: false },
+    ];
     for (const T of quick ? [64] : [4096, 16384]) {
       const n = T * HIDDEN;
-      const x = fill(dev, 'x', dtype, n, 'x'), res = fill(dev, 'res', dtype, n, 'res'), w = fill(dev, 'w', dtype, HIDDEN, 'w', 'norm-weight');
-      const out = dev.alloc('out', bufferBytes(dtype, n)), resOut = dev.alloc('resOut', bufferBytes(dtype, n));
+      const x = fill(dev, 'x', dtype, n, 'x'),
+        res = fill(dev, 'res', dtype, n, 'res'),
+        w = fill(dev, 'w', dtype, HIDDEN, 'w', 'norm-weight');
+      const out = dev.alloc('out', bufferBytes(dtype, n)),
+        resOut = dev.alloc('resOut', bufferBytes(dtype, n));
       const slot = Math.ceil(n / 8) * 8;
       const g = fill(dev, 'gathered', dtype, 2 * slot, 'gathered');
       const best = { add: Infinity, allreduce: Infinity };
-      const encodeAdd = (lay: NormRowsConfig | 'legacy') => encodeNorm(dev, 'add_rms_norm', 'fused_add_rms_norm', 'add', dtype, { rows: T, cols: HIDDEN, xOffset: 0, xRowStride: HIDDEN, resOffset: 0, resRowStride: HIDDEN, wOffset: 0, eps: 1e-5, ranks: 1, rowStart: 0, rankSlotStride: 0 }, [out, resOut, x, res, w], lay);
-      const encodeAr = (lay: NormRowsConfig | 'legacy') => encodeNorm(dev, 'allreduce_norm', 'fused_allreduce_norm', 'allreduce', dtype, { rows: T, cols: HIDDEN, xOffset: 0, xRowStride: HIDDEN, resOffset: 0, resRowStride: HIDDEN, wOffset: 0, eps: 1e-5, ranks: 2, rowStart: 0, rankSlotStride: slot }, [out, resOut, g, res, w], lay);
+      const encodeAdd = (lay: NormRowsConfig | 'legacy') =>
+        encodeNorm(
+          dev,
+          'add_rms_norm',
+          'fused_add_rms_norm',
+          'add',
+          dtype,
+          {
+            rows: T,
+            cols: HIDDEN,
+            xOffset: 0,
+            xRowStride: HIDDEN,
+            resOffset: 0,
+            resRowStride: HIDDEN,
+            wOffset: 0,
+            eps: 1e-5,
+            ranks: 1,
+            rowStart: 0,
+            rankSlotStride: 0,
+          },
+          [out, resOut, x, res, w],
+          lay,
+        );
+      const encodeAr = (lay: NormRowsConfig | 'legacy') =>
+        encodeNorm(
+          dev,
+          'allreduce_norm',
+          'fused_allreduce_norm',
+          'allreduce',
+          dtype,
+          {
+            rows: T,
+            cols: HIDDEN,
+            xOffset: 0,
+            xRowStride: HIDDEN,
+            resOffset: 0,
+            resRowStride: HIDDEN,
+            wOffset: 0,
+            eps: 1e-5,
+            ranks: 2,
+            rowStart: 0,
+            rankSlotStride: slot,
+          },
+          [out, resOut, g, res, w],
+          lay,
+        );
       // Every layout is timed back to back first and checked afterwards: host-side checks between
       // timings leave the GPU idle, and on an H200 later timings then came out several times slower.
       const rows: { lay: NormRowsConfig | 'legacy'; add: KernelResult; ar: KernelResult }[] = [];
       for (const lay of layouts) {
         let us = await timeKernel(dev, iters, () => encodeAdd(lay));
-        if (T === 16384 && us < best.add) { best.add = us; normPick.add = lay; }
-        add({ suite: 'variant add+rmsnorm', T, us, bytes: (4 * n + HIDDEN) * bp, flops: 5 * n, note: label(lay) });
+        if (T === 16384 && us < best.add) {
+          best.add = us;
+          normPick.add = lay;
+        }
+        add({
+          suite: 'variant add+rmsnorm',
+          T,
+          us,
+          bytes: (4 * n + HIDDEN) * bp,
+          flops: 5 * n,
+          note: label(lay),
+        });
         const addRow = results[results.length - 1];
         us = await timeKernel(dev, iters, () => encodeAr(lay));
-        if (T === 16384 && us < best.allreduce) { best.allreduce = us; normPick.allreduce = lay; }
-        add({ suite: 'variant allreduce+rmsnorm', T, us, bytes: (5 * n + HIDDEN) * bp, flops: 6 * n, note: label(lay) });
+        if (T === 16384 && us < best.allreduce) {
+          best.allreduce = us;
+          normPick.allreduce = lay;
+        }
+        add({
+          suite: 'variant allreduce+rmsnorm',
+          T,
+          us,
+          bytes: (5 * n + HIDDEN) * bp,
+          flops: 6 * n,
+          note: label(lay),
+        });
         rows.push({ lay, add: addRow, ar: results[results.length - 1] });
       }
-      let firstAdd: Uint16Array[] | null = null, firstAr: Uint16Array[] | null = null;
+      let firstAdd: Uint16Array[] | null = null,
+        firstAr: Uint16Array[] | null = null;
       for (const r of rows) {
         encodeAdd(r.lay);
         await dev.sync();
@@ -261,26 +460,87 @@ export async function bench(argv: string[]): Promise<number> {
       }
       dev.endRun();
     }
-    const H = quick ? 48 : HPAD, I = quick ? PRESETS.tiny.intermediate : INTER;
-    const weights = seedExpertWeights(dev, 'moe', 'vllm.moe_forward', { layer: 'bench.moe', experts: EXPERTS, hidden: H, interShard: I, interFull: I, dtype, seed: 7, keep: true });
+    const H = quick ? 48 : HPAD,
+      I = quick ? PRESETS.tiny.intermediate : INTER;
+    const weights = seedExpertWeights(dev, 'moe', 'vllm.moe_forward', {
+      layer: 'bench.moe',
+      experts: EXPERTS,
+      hidden: H,
+      interShard: I,
+      interFull: I,
+      dtype,
+      seed: 7,
+      keep: true,
+    });
     await dev.sync();
-    const gv = (groups: number, rows1: number, rows2: number, maxTm = 8, more: Partial<MoeGemvConfig> = {}): MoeGemvConfig => ({ groups, rows1, rows2, maxTm, tm: 0, route1: true, unroll: 1, ...more });
-    const kernels: (MoeGemvConfig | 'tiled')[] = ['tiled', MOE_GEMV_DEFAULT, gv(8, 4, 4, 8, { route1: false }), gv(4, 4, 4), gv(8, 8, 8), gv(4, 8, 8),
-      gv(8, 4, 2), gv(2, 4, 4), gv(8, 4, 4, 8, { unroll: 2 }), gv(4, 4, 4, 8, { unroll: 2 }), gv(8, 4, 2, 8, { unroll: 4 }),
-      gv(8, 4, 4, 16), gv(4, 4, 2, 16), gv(8, 4, 4, 16, { unroll: 2 }), gv(8, 4, 4, 8, { tm: 8 }), gv(2, 4, 2, 8, { unroll: 2 })];
+    const gv = (
+      groups: number,
+      rows1: number,
+      rows2: number,
+      maxTm = 8,
+      more: Partial<MoeGemvConfig> = {},
+    ): MoeGemvConfig => ({ groups, rows1, rows2, maxTm, tm: 0, route1: true, unroll: 1, ...more });
+    const kernels: (MoeGemvConfig | 'tiled')[] = [
+      'tiled',
+      MOE_GEMV_DEFAULT,
+      gv(8, 4, 4, 8, { route1: false }),
+      gv(4, 4, 4),
+      gv(8, 8, 8),
+      gv(4, 8, 8),
+      gv(8, 4, 2),
+      gv(2, 4, 4),
+      gv(8, 4, 4, 8, { unroll: 2 }),
+      gv(4, 4, 4, 8, { unroll: 2 }),
+      gv(8, 4, 2, 8, { unroll: 4 }),
+      gv(8, 4, 4, 16),
+      gv(4, 4, 2, 16),
+      gv(8, 4, 4, 16, { unroll: 2 }),
+      gv(8, 4, 4, 8, { tm: 8 }),
+      gv(2, 4, 2, 8, { unroll: 2 }),
+    ];
     // Each kernel's time over the fastest at the same T, summed over the decode sizes: the pick is the smallest sum.
     const slowdown = new Map<MoeGemvConfig | 'tiled', number>();
     for (const T of quick ? [1, 5] : [1, 4, 16, 64]) {
       const timed: [MoeGemvConfig | 'tiled', number][] = [];
-      const x = fill(dev, 'moe.x', dtype, T * H, 'moe.x'), logits = fill(dev, 'moe.logits', dtype, T * EXPERTS, 'moe.logits');
+      const x = fill(dev, 'moe.x', dtype, T * H, 'moe.x'),
+        logits = fill(dev, 'moe.logits', dtype, T * EXPERTS, 'moe.logits');
       const out = dev.alloc('moe.out', bufferBytes(dtype, T * H));
       const weightBytes = routedExperts(T) * 3 * I * H * bp;
-      const encode = (k: MoeGemvConfig | 'tiled') => encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', { T, H, E: EXPERTS, K: TOPK, Is: I, dtype, logitsDtype: dtype, x, xOff: 0, xRowStride: H, logits, lOff: 0, lRowStride: EXPERTS, out, weights, decodeKernel: k });
+      const encode = (k: MoeGemvConfig | 'tiled') =>
+        encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', {
+          T,
+          H,
+          E: EXPERTS,
+          K: TOPK,
+          Is: I,
+          dtype,
+          logitsDtype: dtype,
+          x,
+          xOff: 0,
+          xRowStride: H,
+          logits,
+          lOff: 0,
+          lRowStride: EXPERTS,
+          out,
+          weights,
+          decodeKernel: k,
+        });
       const rows: [MoeGemvConfig | 'tiled', KernelResult][] = [];
       for (const k of kernels) {
         const us = await timeKernel(dev, quick ? 2 : 10, () => encode(k));
         timed.push([k, us]);
-        add({ suite: 'variant moe', T, us, bytes: weightBytes, flops: T * TOPK * 2 * 3 * I * H, note: (k === 'tiled' ? 'tiled 8 tokens × 16 rows' : `gemv ${k.groups}×32 thr, rows ${k.rows1}/${k.rows2}, tm ${moeGemvTokens(T, k)}${k.unroll > 1 ? `, unroll ${k.unroll}` : ''}${k.route1 ? '' : ', 3-pass routing'}`) + passNote() });
+        add({
+          suite: 'variant moe',
+          T,
+          us,
+          bytes: weightBytes,
+          flops: T * TOPK * 2 * 3 * I * H,
+          note:
+            (k === 'tiled'
+              ? 'tiled 8 tokens × 16 rows'
+              : `gemv ${k.groups}×32 thr, rows ${k.rows1}/${k.rows2}, tm ${moeGemvTokens(T, k)}${k.unroll > 1 ? `, unroll ${k.unroll}` : ''}${k.route1 ? '' : ', 3-pass routing'}`) +
+            passNote(),
+        });
         rows.push([k, results[results.length - 1]]);
       }
       let first: Uint16Array | null = null;
@@ -299,21 +559,86 @@ export async function bench(argv: string[]): Promise<number> {
     dev.endRun();
     moePick = [...slowdown.entries()].sort((a, b) => a[1] - b[1])[0][0];
     const moeLabel = moePick === 'tiled' ? 'tiled' : JSON.stringify(moePick);
-    process.stdout.write(`picked by --variants: add+rmsnorm ${label(normPick.add)}, allreduce+rmsnorm ${label(normPick.allreduce)}, moe decode ${moeLabel}\n`);
+    process.stdout.write(
+      `picked by --variants: add+rmsnorm ${label(normPick.add)}, allreduce+rmsnorm ${label(normPick.allreduce)}, moe decode ${moeLabel}\n`,
+    );
   }
 
   // add + RMSNorm and the fused all-reduce + RMSNorm (2 ranks' rows gathered on this device).
   const normTs = quick ? [1, 7, 64] : [1, 16, 128, 1024, 4096, 16384];
   for (const T of normTs) {
     const n = T * HIDDEN;
-    const x = fill(dev, 'x', dtype, n, 'x'), res = fill(dev, 'res', dtype, n, 'res'), w = fill(dev, 'w', dtype, HIDDEN, 'w', 'norm-weight');
-    const out = dev.alloc('out', bufferBytes(dtype, n)), resOut = dev.alloc('resOut', bufferBytes(dtype, n));
-    let us = await timeKernel(dev, iters, () => encodeNorm(dev, 'add_rms_norm', 'fused_add_rms_norm', 'add', dtype, { rows: T, cols: HIDDEN, xOffset: 0, xRowStride: HIDDEN, resOffset: 0, resRowStride: HIDDEN, wOffset: 0, eps: 1e-5, ranks: 1, rowStart: 0, rankSlotStride: 0 }, [out, resOut, x, res, w], normPick.add));
-    add({ suite: 'add+rmsnorm', T, us, bytes: (4 * n + HIDDEN) * bp, flops: 5 * n, note: label(normPick.add) });
+    const x = fill(dev, 'x', dtype, n, 'x'),
+      res = fill(dev, 'res', dtype, n, 'res'),
+      w = fill(dev, 'w', dtype, HIDDEN, 'w', 'norm-weight');
+    const out = dev.alloc('out', bufferBytes(dtype, n)),
+      resOut = dev.alloc('resOut', bufferBytes(dtype, n));
+    let us = await timeKernel(dev, iters, () =>
+      encodeNorm(
+        dev,
+        'add_rms_norm',
+        'fused_add_rms_norm',
+        'add',
+        dtype,
+        {
+          rows: T,
+          cols: HIDDEN,
+          xOffset: 0,
+          xRowStride: HIDDEN,
+          resOffset: 0,
+          resRowStride: HIDDEN,
+          wOffset: 0,
+          eps: 1e-5,
+          ranks: 1,
+          rowStart: 0,
+          rankSlotStride: 0,
+        },
+        [out, resOut, x, res, w],
+        normPick.add,
+      ),
+    );
+    add({
+      suite: 'add+rmsnorm',
+      T,
+      us,
+      bytes: (4 * n + HIDDEN) * bp,
+      flops: 5 * n,
+      note: label(normPick.add),
+    });
     const slot = Math.ceil(n / 8) * 8;
     const g = fill(dev, 'gathered', dtype, 2 * slot, 'gathered');
-    us = await timeKernel(dev, iters, () => encodeNorm(dev, 'allreduce_norm', 'fused_allreduce_norm', 'allreduce', dtype, { rows: T, cols: HIDDEN, xOffset: 0, xRowStride: HIDDEN, resOffset: 0, resRowStride: HIDDEN, wOffset: 0, eps: 1e-5, ranks: 2, rowStart: 0, rankSlotStride: slot }, [out, resOut, g, res, w], normPick.allreduce));
-    add({ suite: 'allreduce+rmsnorm (2 ranks gathered)', T, us, bytes: (5 * n + HIDDEN) * bp, flops: 6 * n, note: label(normPick.allreduce) });
+    us = await timeKernel(dev, iters, () =>
+      encodeNorm(
+        dev,
+        'allreduce_norm',
+        'fused_allreduce_norm',
+        'allreduce',
+        dtype,
+        {
+          rows: T,
+          cols: HIDDEN,
+          xOffset: 0,
+          xRowStride: HIDDEN,
+          resOffset: 0,
+          resRowStride: HIDDEN,
+          wOffset: 0,
+          eps: 1e-5,
+          ranks: 2,
+          rowStart: 0,
+          rankSlotStride: slot,
+        },
+        [out, resOut, g, res, w],
+        normPick.allreduce,
+      ),
+    );
+    add({
+      suite: 'allreduce+rmsnorm (2 ranks gathered)',
+      T,
+      us,
+      bytes: (5 * n + HIDDEN) * bp,
+      flops: 6 * n,
+      note: label(normPick.allreduce),
+    });
     dev.endRun();
     // The same traffic as a plain copy: the fair ceiling for a kernel of this size, printed beside the large-copy one.
     const [addRow, arRow] = results.slice(-2);
@@ -324,54 +649,141 @@ export async function bench(argv: string[]): Promise<number> {
   }
 
   // MoE forward at GPT-OSS-20B layer dims (TP 1); quick: the tiny preset's sizes.
-  const H = quick ? 48 : HPAD, E = EXPERTS, I = quick ? PRESETS.tiny.intermediate : INTER;
-  const weights = seedExpertWeights(dev, 'moe', 'vllm.moe_forward', { layer: 'bench.moe', experts: E, hidden: H, interShard: I, interFull: I, dtype, seed: 7, keep: true });
+  const H = quick ? 48 : HPAD,
+    E = EXPERTS,
+    I = quick ? PRESETS.tiny.intermediate : INTER;
+  const weights = seedExpertWeights(dev, 'moe', 'vllm.moe_forward', {
+    layer: 'bench.moe',
+    experts: E,
+    hidden: H,
+    interShard: I,
+    interFull: I,
+    dtype,
+    seed: 7,
+    keep: true,
+  });
   await dev.sync();
   for (const T of quick ? [1, 5, 37] : [1, 4, 16, 64, 256, 1024, 4096]) {
-    const x = fill(dev, 'moe.x', dtype, T * H, 'moe.x'), logits = fill(dev, 'moe.logits', dtype, T * E, 'moe.logits');
+    const x = fill(dev, 'moe.x', dtype, T * H, 'moe.x'),
+      logits = fill(dev, 'moe.logits', dtype, T * E, 'moe.logits');
     const out = dev.alloc('moe.out', bufferBytes(dtype, T * H));
-    const us = await timeKernel(dev, quick ? 2 : 10, () => encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', { T, H, E, K: TOPK, Is: I, dtype, logitsDtype: dtype, x, xOff: 0, xRowStride: H, logits, lOff: 0, lRowStride: E, out, weights, decodeKernel: moePick }));
+    const us = await timeKernel(dev, quick ? 2 : 10, () =>
+      encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', {
+        T,
+        H,
+        E,
+        K: TOPK,
+        Is: I,
+        dtype,
+        logitsDtype: dtype,
+        x,
+        xOff: 0,
+        xRowStride: H,
+        logits,
+        lOff: 0,
+        lRowStride: E,
+        out,
+        weights,
+        decodeKernel: moePick,
+      }),
+    );
     const active = routedExperts(T);
     const weightBytes = active * 3 * I * H * bp;
-    add({ suite: 'moe (expert weights streamed)', T, us, bytes: weightBytes, flops: T * TOPK * 2 * 3 * I * H, note: `${active} experts${passNote()}` });
+    add({
+      suite: 'moe (expert weights streamed)',
+      T,
+      us,
+      bytes: weightBytes,
+      flops: T * TOPK * 2 * 3 * I * H,
+      note: `${active} experts${passNote()}`,
+    });
     for (const id of ['moe.x', 'moe.logits', 'moe.out']) dev.free(id);
   }
   dev.endRun();
 
   // GEMM: the addmm kernel, [M, K] · [N, K]ᵀ (a Linear layer).
-  for (const [M, N, K] of quick ? [[37, 29, 83]] : [[64, 2880, 2880], [2048, 2880, 2880], [4096, 5120, 2880]]) {
-    const a = fill(dev, 'a', dtype, M * K, 'a'), b = fill(dev, 'b', dtype, N * K, 'b');
+  for (const [M, N, K] of quick
+    ? [[37, 29, 83]]
+    : [
+        [64, 2880, 2880],
+        [2048, 2880, 2880],
+        [4096, 5120, 2880],
+      ]) {
+    const a = fill(dev, 'a', dtype, M * K, 'a'),
+      b = fill(dev, 'b', dtype, N * K, 'b');
     dev.alloc('c', bufferBytes(dtype, M * N));
-    void a; void b;
-    const view = (storage: string, shape: number[], strides: number[]) => ({ storage, dtype, offset: 0, shape, strides });
-    const step = { kernel: 'gemm', node: 'gemm', op: 'aten.mm.default', a: view('a', [M, K], [K, 1]), b: view('b', [K, N], [1, K]), bias: null, alpha: 1, beta: 0, out: 'c' } as Step;
-    const plan = { storages: new Map([['c', { id: 'c', dtype, shape: [M, N], numel: M * N }]]) } as unknown as Plan;
+    void a;
+    void b;
+    const view = (storage: string, shape: number[], strides: number[]) => ({
+      storage,
+      dtype,
+      offset: 0,
+      shape,
+      strides,
+    });
+    const step = {
+      kernel: 'gemm',
+      node: 'gemm',
+      op: 'aten.mm.default',
+      a: view('a', [M, K], [K, 1]),
+      b: view('b', [K, N], [1, K]),
+      bias: null,
+      alpha: 1,
+      beta: 0,
+      out: 'c',
+    } as Step;
+    const plan = {
+      storages: new Map([['c', { id: 'c', dtype, shape: [M, N], numel: M * N }]]),
+    } as unknown as Plan;
     const us = await timeKernel(dev, iters, () => encodeStep(step, dev, plan, 0));
-    add({ suite: 'gemm', T: M, us, bytes: (M * K + N * K + M * N) * bp, flops: 2 * M * N * K, note: `${M}×${N}×${K}` });
+    add({
+      suite: 'gemm',
+      T: M,
+      us,
+      bytes: (M * K + N * K + M * N) * bp,
+      flops: 2 * M * N * K,
+      note: `${M}×${N}×${K}`,
+    });
     dev.endRun();
   }
 
   let ceilingNote = `vec4 copy ${ceiling.toFixed(1)} GB/s`;
   if (torchFile) {
     // PyTorch's kernel times (torch.profiler over CUDA-graph replays); its copy_ can set the ceiling.
-    const torch = JSON.parse(readFileSync(torchFile, 'utf8')) as { suite: string; T: number; us: number; graph_us?: number; note?: string }[];
+    const torch = JSON.parse(readFileSync(torchFile, 'utf8')) as {
+      suite: string;
+      T: number;
+      us: number;
+      graph_us?: number;
+      note?: string;
+    }[];
     for (const r of results) {
       const t = torch.find((x) => x.suite === r.suite && x.T === r.T);
       if (t) r.torch_us = t.us;
     }
-    const torchCopy = Math.max(0, ...torch.filter((x) => x.suite === 'copy').map((x) => (2 * x.T) / x.us / 1e3));
+    const torchCopy = Math.max(
+      0,
+      ...torch.filter((x) => x.suite === 'copy').map((x) => (2 * x.T) / x.us / 1e3),
+    );
     ceilingNote = `best of our vec4 copy ${ceiling.toFixed(1)} GB/s and torch copy_ ${torchCopy.toFixed(1)} GB/s`;
     ceiling = Math.max(ceiling, torchCopy);
     for (const r of results) r.ofCeiling = r.gbs / ceiling;
   }
   const device = dev.adapterName;
   dev.destroy();
-  process.stdout.write(`kernels on ${device}, ${dtype}; ceiling: ${ceilingNote} (read + write)${quick ? ' [--quick sizes]' : ''}\n`);
-  process.stdout.write(`${'suite'.padEnd(38)}${'T'.padStart(11)}${'µs'.padStart(11)}${'GB/s'.padStart(10)}${'GFLOP/s'.padStart(10)}${'of copy'.padStart(9)}${torchFile ? 'ours/torch'.padStart(12) : ''}  note\n`);
+  process.stdout.write(
+    `kernels on ${device}, ${dtype}; ceiling: ${ceilingNote} (read + write)${quick ? ' [--quick sizes]' : ''}\n`,
+  );
+  process.stdout.write(
+    `${'suite'.padEnd(38)}${'T'.padStart(11)}${'µs'.padStart(11)}${'GB/s'.padStart(10)}${'GFLOP/s'.padStart(10)}${'of copy'.padStart(9)}${torchFile ? 'ours/torch'.padStart(12) : ''}  note\n`,
+  );
   for (const r of results) {
     const ratio = r.torch_us ? (r.us / r.torch_us).toFixed(2) : '-';
-    process.stdout.write(`${r.suite.padEnd(38)}${String(r.T).padStart(11)}${r.us.toFixed(1).padStart(11)}${r.gbs.toFixed(1).padStart(10)}${r.gflops.toFixed(1).padStart(10)}${(r.ofCeiling * 100).toFixed(1).padStart(8)}%${torchFile ? ratio.padStart(12) : ''}  ${r.note ?? ''}\n`);
+    process.stdout.write(
+      `${r.suite.padEnd(38)}${String(r.T).padStart(11)}${r.us.toFixed(1).padStart(11)}${r.gbs.toFixed(1).padStart(10)}${r.gflops.toFixed(1).padStart(10)}${(r.ofCeiling * 100).toFixed(1).padStart(8)}%${torchFile ? ratio.padStart(12) : ''}  ${r.note ?? ''}\n`,
+    );
   }
-  if (jsonFile) writeFileSync(jsonFile, JSON.stringify({ device, dtype, ceiling_gbs: ceiling, results }, null, 1));
+  if (jsonFile)
+    writeFileSync(jsonFile, JSON.stringify({ device, dtype, ceiling_gbs: ceiling, results }, null, 1));
   return 0;
 }

@@ -11,7 +11,6 @@ import { median, positiveIntFlag } from './args.ts';
 /** The budget the pipeline should stay well under at this size. */
 const PIPELINE_BUDGET_MS = 100;
 
-
 function time(runs: number, f: () => unknown): number {
   f(); // warm the JIT
   const t: number[] = [];

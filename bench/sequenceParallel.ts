@@ -14,7 +14,9 @@ import { PROFILES } from '../src/graph/cost/profiles.ts';
 
 /** The segment sp_bench times, as vLLM's rank-0 graph has it at TP `tp` (GPT-OSS-20B sizes). */
 export function collectivePath(tp: number): Graph {
-  const q = 4096 / tp, qkv = 5120 / tp, H = 2880;
+  const q = 4096 / tp,
+    qkv = 5120 / tp,
+    H = 2880;
   // The first norm is rms_norm (its residual is the all-reduce itself, as the first layer's): the
   // segment then starts the residual stream, which sequence parallelism must own end to end.
   const text = `class Segment(torch.nn.Module):
@@ -40,7 +42,9 @@ export function predictSequenceParallel(tp: number, profile = PROFILES['H200-NVL
   const sp = runPipeline(g, ['sequence-parallelism'], { worldSize: tp });
   const asyncTp = runPipeline(sp.output, ['async-tp'], { worldSize: tp });
   if (sp.stages[0]!.matches.length !== 2 || asyncTp.stages[0]!.matches.length !== 2) {
-    throw new Error(`the passes rewrote ${sp.stages[0]!.matches.length} and ${asyncTp.stages[0]!.matches.length} sites of the segment, expected 2 and 2`);
+    throw new Error(
+      `the passes rewrote ${sp.stages[0]!.matches.length} and ${asyncTp.stages[0]!.matches.length} sites of the segment, expected 2 and 2`,
+    );
   }
   return SP_TOKENS.map((T) => {
     const us = (x: Graph) => predictGraph(x, profile, { tp, tokens: T }).total_us;
@@ -50,52 +54,96 @@ export function predictSequenceParallel(tp: number, profile = PROFILES['H200-NVL
   });
 }
 
-interface Measured { T: number; world: number; chunks: number; ar_us: number; sp_us: number; async_us: number; max_ulp_sp: number; max_ulp_async: number }
+interface Measured {
+  T: number;
+  world: number;
+  chunks: number;
+  ar_us: number;
+  sp_us: number;
+  async_us: number;
+  max_ulp_sp: number;
+  max_ulp_async: number;
+}
 
 /** sp_bench's lines (one JSON object each) beside the model: measured µs and ratios, predicted ratios. */
 export function measuredTable(lines: string, profile = PROFILES['H200-NVLink']!): string {
-  const rows = lines.split('\n').filter((l) => l.includes('"section":"sp"')).map((l) => JSON.parse(l) as Measured);
+  const rows = lines
+    .split('\n')
+    .filter((l) => l.includes('"section":"sp"'))
+    .map((l) => JSON.parse(l) as Measured);
   if (rows.length === 0) throw new Error('no "sp" lines in the measured file (sp_bench prints them)');
   const world = rows[0]!.world;
   const model = new Map(predictSequenceParallel(world, profile).map((r) => [r.T, r]));
-  const out = [`measured (sp_bench, ${world} GPUs, CUDA graphs) beside the cost model (${profile.name}); µs per layer, ratio > 1: the split path wins`,
+  const out = [
+    `measured (sp_bench, ${world} GPUs, CUDA graphs) beside the cost model (${profile.name}); µs per layer, ratio > 1: the split path wins`,
     '| T | all-reduce path µs | SP µs | SP + async TP µs | ar ÷ SP | ar ÷ async | model ar ÷ SP | model ar ÷ async | chunks | max ulp SP / async |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
   const f = (x: number) => (x < 0 ? 'n/a' : x.toFixed(1));
   const ratio = (a: number, b: number | null) => (b === null || b < 0 ? 'n/a' : (a / b).toFixed(2));
   for (const r of rows) {
     const m = model.get(r.T);
-    out.push(`| ${r.T} | ${f(r.ar_us)} | ${f(r.sp_us)} | ${f(r.async_us)} | ${ratio(r.ar_us, r.sp_us)} | ${ratio(r.ar_us, r.async_us)} | ${m ? ratio(m.ar, m.sp) : 'n/a'} | ${m ? ratio(m.ar, m.async) : 'n/a'} | ${r.chunks} | ${r.max_ulp_sp < 0 ? 'n/a' : `${r.max_ulp_sp} / ${r.max_ulp_async}`} |`);
+    out.push(
+      `| ${r.T} | ${f(r.ar_us)} | ${f(r.sp_us)} | ${f(r.async_us)} | ${ratio(r.ar_us, r.sp_us)} | ${ratio(r.ar_us, r.async_us)} | ${m ? ratio(m.ar, m.sp) : 'n/a'} | ${m ? ratio(m.ar, m.async) : 'n/a'} | ${r.chunks} | ${r.max_ulp_sp < 0 ? 'n/a' : `${r.max_ulp_sp} / ${r.max_ulp_async}`} |`,
+    );
   }
   return out.join('\n') + '\n';
 }
 
 export async function bench(argv: string[]): Promise<number> {
-  let profileName = 'H200-NVLink', tps = [2, 4, 8];
+  let profileName = 'H200-NVLink',
+    tps = [2, 4, 8];
   let measured: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--profile') profileName = argv[++i] ?? '';
     else if (argv[i] === '--tp') tps = (argv[++i] ?? '').split(',').map(Number);
     else if (argv[i] === '--measured') measured = argv[++i];
-    else { process.stderr.write(`fusionlab bench sp: unknown option '${argv[i]}'\n`); return 2; }
+    else {
+      process.stderr.write(`fusionlab bench sp: unknown option '${argv[i]}'\n`);
+      return 2;
+    }
   }
   if (measured !== undefined) {
     const { readFileSync } = await import('node:fs');
     let text: string;
-    try { text = readFileSync(measured, 'utf8'); } catch (e) { process.stderr.write(`fusionlab bench sp: cannot read ${measured}: ${(e as Error).message}\n`); return 2; }
-    try { process.stdout.write(measuredTable(text, PROFILES[profileName])); } catch (e) { process.stderr.write(`fusionlab bench sp: ${measured}: ${(e as Error).message}\n`); return 2; }
+    try {
+      text = readFileSync(measured, 'utf8');
+    } catch (e) {
+      process.stderr.write(`fusionlab bench sp: cannot read ${measured}: ${(e as Error).message}\n`);
+      return 2;
+    }
+    try {
+      process.stdout.write(measuredTable(text, PROFILES[profileName]));
+    } catch (e) {
+      process.stderr.write(`fusionlab bench sp: ${measured}: ${(e as Error).message}\n`);
+      return 2;
+    }
     return 0;
   }
   const profile = PROFILES[profileName];
-  if (!profile) { process.stderr.write(`fusionlab bench sp: unknown profile '${profileName}' (${Object.keys(PROFILES).join(', ')})\n`); return 2; }
-  if (tps.some((t) => ![2, 4, 8].includes(t))) { process.stderr.write('fusionlab bench sp: --tp takes a list of 2, 4, 8\n'); return 2; }
+  if (!profile) {
+    process.stderr.write(
+      `fusionlab bench sp: unknown profile '${profileName}' (${Object.keys(PROFILES).join(', ')})\n`,
+    );
+    return 2;
+  }
+  if (tps.some((t) => ![2, 4, 8].includes(t))) {
+    process.stderr.write('fusionlab bench sp: --tp takes a list of 2, 4, 8\n');
+    return 2;
+  }
   for (const tp of tps) {
-    process.stdout.write(`\ncost model, ${profile.name}, TP ${tp}: GPT-OSS-20B collective path per layer (µs; ratio > 1: the split path wins)\n`);
-    process.stdout.write('| T | all-reduce path | SP | SP + async TP | ar ÷ SP | ar ÷ async |\n|---:|---:|---:|---:|---:|---:|\n');
+    process.stdout.write(
+      `\ncost model, ${profile.name}, TP ${tp}: GPT-OSS-20B collective path per layer (µs; ratio > 1: the split path wins)\n`,
+    );
+    process.stdout.write(
+      '| T | all-reduce path | SP | SP + async TP | ar ÷ SP | ar ÷ async |\n|---:|---:|---:|---:|---:|---:|\n',
+    );
     for (const r of predictSequenceParallel(tp, profile)) {
       const f = (x: number | null) => (x === null ? 'n/a' : x.toFixed(1));
       const ratio = (x: number | null) => (x === null ? 'n/a' : (r.ar / x).toFixed(2));
-      process.stdout.write(`| ${r.T} | ${r.ar.toFixed(1)} | ${f(r.sp)} | ${f(r.async)} | ${ratio(r.sp)} | ${ratio(r.async)} |\n`);
+      process.stdout.write(
+        `| ${r.T} | ${r.ar.toFixed(1)} | ${f(r.sp)} | ${f(r.async)} | ${ratio(r.sp)} | ${ratio(r.async)} |\n`,
+      );
     }
   }
   return 0;

@@ -23,10 +23,16 @@ import prBefore from '../fixtures/fx/seed/pr28841-before.fragment.txt?raw';
 import prAfter from '../fixtures/fx/seed/pr28841-after.fragment.txt?raw';
 import qwenTp2 from '../fixtures/fx/real/qwen2-paral2_layer1-r0.py?raw';
 
-const FIXTURES: Record<string, string> = { 'pr28841-before': prBefore, 'pr28841-after': prAfter, 'qwen2-tp2': qwenTp2 };
+const FIXTURES: Record<string, string> = {
+  'pr28841-before': prBefore,
+  'pr28841-after': prAfter,
+  'qwen2-tp2': qwenTp2,
+};
 
 declare global {
-  interface Window { __bench?: { renderMs?: number; layoutMs?: number; prepMs?: number; nodes?: number; error?: string } }
+  interface Window {
+    __bench?: { renderMs?: number; layoutMs?: number; prepMs?: number; nodes?: number; error?: string };
+  }
 }
 
 const params = new URLSearchParams(location.search);
@@ -37,10 +43,11 @@ if (params.get('theme') === 'dark') document.documentElement.dataset.theme = 'da
 function loadGraph(): Graph {
   const fixture = params.get('fixture');
   const text = fixture
-    ? FIXTURES[fixture] ?? ''
+    ? (FIXTURES[fixture] ?? '')
     : generateSample((params.get('model') ?? 'gpt-oss-20b') as SampleModel, {
-      layers: Number(params.get('layers') ?? 24), tp: Number(params.get('tp') ?? 4),
-    });
+        layers: Number(params.get('layers') ?? 24),
+        tp: Number(params.get('tp') ?? 4),
+      });
   const g = parseFx(text).graph;
   if (params.get('flat') === '1') {
     for (const n of g.nodes) {
@@ -52,25 +59,36 @@ function loadGraph(): Graph {
 
 const tPrep = performance.now();
 const loaded = loadGraph();
-const rewrite = params.get('show') === 'before' || !params.get('show') ? null : runPipeline(loaded, DEFAULT_PIPELINE);
+const rewrite =
+  params.get('show') === 'before' || !params.get('show') ? null : runPipeline(loaded, DEFAULT_PIPELINE);
 window.__bench.prepMs = performance.now() - tPrep;
 // First render is timed from here: the graph exists, the view has not started.
 const t0 = performance.now();
 
 function BenchPage() {
   const before = loaded;
-  const pipeline = useMemo(() => rewrite ?? { output: before, stages: [] as ReturnType<typeof runPipeline>['stages'] }, [before]);
+  const pipeline = useMemo(
+    () => rewrite ?? { output: before, stages: [] as ReturnType<typeof runPipeline>['stages'] },
+    [before],
+  );
   const matches = useMemo(() => pipeline.stages.flatMap((s) => s.matches), [pipeline]);
   const diff = useMemo(() => diffGraphs(before, pipeline.output, matches), [before, pipeline, matches]);
   const show = params.get('show') ?? 'before';
   const [selected, setSelected] = useState<string | null>(params.get('select'));
-  const [collapsed, setCollapsed] = useState<Set<string>>(() => new Set(params.get('collapse')?.split(',').filter(Boolean) ?? []));
+  const [collapsed, setCollapsed] = useState<Set<string>>(
+    () => new Set(params.get('collapse')?.split(',').filter(Boolean) ?? []),
+  );
   const [stage, setStage] = useState<'before' | 'after'>(show === 'after' ? 'after' : 'before');
-  const toggle = useCallback((g: string) => setCollapsed((c) => {
-    const n = new Set(c);
-    if (n.has(g)) n.delete(g); else n.add(g);
-    return n;
-  }), []);
+  const toggle = useCallback(
+    (g: string) =>
+      setCollapsed((c) => {
+        const n = new Set(c);
+        if (n.has(g)) n.delete(g);
+        else n.add(g);
+        return n;
+      }),
+    [],
+  );
   const onReady = useCallback(() => {
     const b = window.__bench!;
     if (b.renderMs !== undefined) return;
@@ -88,7 +106,16 @@ function BenchPage() {
   const animateFrom = useMemo(() => ({ graph: before, mapping: diff.afterToBefore }), [before, diff]);
 
   if (show === 'diff') {
-    return <DiffView before={before} after={pipeline.output} matches={matches} selected={selected} onSelect={setSelected} testMode={testMode} />;
+    return (
+      <DiffView
+        before={before}
+        after={pipeline.output}
+        matches={matches}
+        selected={selected}
+        onSelect={setSelected}
+        testMode={testMode}
+      />
+    );
   }
   const isAfter = stage === 'after';
   return (
@@ -96,16 +123,23 @@ function BenchPage() {
       graph={isAfter ? pipeline.output : before}
       label={isAfter ? 'after' : 'before'}
       marks={changeMarks(isAfter ? diff.after : diff.before)}
-      selected={selected} onSelect={setSelected}
-      collapsed={collapsed} onToggleGroup={toggle}
+      selected={selected}
+      onSelect={setSelected}
+      collapsed={collapsed}
+      onToggleGroup={toggle}
       animateFrom={isAfter && show === 'animate' ? animateFrom : undefined}
-      testMode={testMode} onReady={onReady}
+      testMode={testMode}
+      onReady={onReady}
     />
   );
 }
 
 try {
-  createRoot(document.getElementById('root')!).render(<StrictMode><BenchPage /></StrictMode>);
+  createRoot(document.getElementById('root')!).render(
+    <StrictMode>
+      <BenchPage />
+    </StrictMode>,
+  );
 } catch (e) {
   window.__bench!.error = e instanceof Error ? e.message : String(e);
 }

@@ -5,7 +5,10 @@
 import dagre from 'dagre';
 import ELK from 'elkjs/lib/elk.bundled.js';
 
-interface SceneJson { nodes: { name: string; w: number; h: number }[]; edges: { from: string; to: string }[] }
+interface SceneJson {
+  nodes: { name: string; w: number; h: number }[];
+  edges: { from: string; to: string }[];
+}
 
 async function main(): Promise<void> {
   const which = process.argv[2];
@@ -35,7 +38,12 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify({ ms: performance.now() - t0 }));
   } catch (e) {
     const overflow = e instanceof RangeError && /call stack/i.test(e.message);
-    process.stdout.write(JSON.stringify({ error: overflow ? 'stack overflow' : e instanceof Error ? e.message : String(e), ms: performance.now() - t0 }));
+    process.stdout.write(
+      JSON.stringify({
+        error: overflow ? 'stack overflow' : e instanceof Error ? e.message : String(e),
+        ms: performance.now() - t0,
+      }),
+    );
   }
 }
 

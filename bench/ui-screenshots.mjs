@@ -16,19 +16,61 @@ if (!outDir || !spec) {
 const shots = JSON.parse(spec);
 mkdirSync(outDir, { recursive: true });
 const dist = mkdtempSync(join(tmpdir(), 'fusionlab-shots-'));
-const build = spawnSync('npx', ['vite', 'build', '--config', 'bench/vite.ui.config.ts', '--outDir', dist, '--emptyOutDir', '--logLevel', 'warn'], { encoding: 'utf8' });
-if (build.status !== 0) { process.stderr.write(build.stderr); process.exit(1); }
+const build = spawnSync(
+  'npx',
+  [
+    'vite',
+    'build',
+    '--config',
+    'bench/vite.ui.config.ts',
+    '--outDir',
+    dist,
+    '--emptyOutDir',
+    '--logLevel',
+    'warn',
+  ],
+  { encoding: 'utf8' },
+);
+if (build.status !== 0) {
+  process.stderr.write(build.stderr);
+  process.exit(1);
+}
 const port = 4738;
-const server = spawn('npx', ['vite', 'preview', '--config', 'bench/vite.ui.config.ts', '--outDir', dist, '--port', String(port), '--strictPort'], { stdio: 'ignore', detached: true });
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox', '--enable-unsafe-webgpu', '--font-render-hinting=none'] });
+const server = spawn(
+  'npx',
+  [
+    'vite',
+    'preview',
+    '--config',
+    'bench/vite.ui.config.ts',
+    '--outDir',
+    dist,
+    '--port',
+    String(port),
+    '--strictPort',
+  ],
+  { stdio: 'ignore', detached: true },
+);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--enable-unsafe-webgpu', '--font-render-hinting=none'],
+});
 try {
   for (let i = 0; ; i++) {
-    try { if ((await fetch(`http://127.0.0.1:${port}/bench/ui-page.html`)).ok) break; } catch { /* starting */ }
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/bench/ui-page.html`)).ok) break;
+    } catch {
+      /* starting */
+    }
     if (i > 100) throw new Error(`vite preview did not answer on port ${port}`);
     await new Promise((r) => setTimeout(r, 200));
   }
-  const page = await browser.newPage({ viewport: { width: Number(process.env.W ?? 1280), height: Number(process.env.H ?? 720) } });
-  page.on('console', (m) => { if (m.type() === 'error') process.stdout.write(`console: ${m.text()}\n`); });
+  const page = await browser.newPage({
+    viewport: { width: Number(process.env.W ?? 1280), height: Number(process.env.H ?? 720) },
+  });
+  page.on('console', (m) => {
+    if (m.type() === 'error') process.stdout.write(`console: ${m.text()}\n`);
+  });
   page.on('pageerror', (e) => process.stdout.write(`page error: ${e.message}\n`));
   for (const [name, query, js] of shots) {
     await page.goto(`http://127.0.0.1:${port}/bench/ui-page.html?${query}`);
@@ -36,7 +78,9 @@ try {
     if (js) await page.evaluate(js);
     await page.waitForTimeout(400);
     await page.screenshot({ path: join(outDir, `${name}.png`) });
-    process.stdout.write(`${join(outDir, `${name}.png`)} ${JSON.stringify(await page.evaluate('window.__bench'))}\n`);
+    process.stdout.write(
+      `${join(outDir, `${name}.png`)} ${JSON.stringify(await page.evaluate('window.__bench'))}\n`,
+    );
   }
 } finally {
   await browser.close();

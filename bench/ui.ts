@@ -28,23 +28,39 @@ const APP_PORT = PORT + 1;
 /** The sample the long-task section loads, and the target for any one main-thread task. */
 const BIG_SAMPLE = 'gpt-oss-20b-l300-tp4';
 const LONG_TASK_TARGET_MS = 200;
-const CHROMIUM_ARGS = ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader', '--font-render-hinting=none', '--disable-background-timer-throttling', '--disable-renderer-backgrounding'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--use-angle=swiftshader',
+  '--font-render-hinting=none',
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+];
 const REFERENCE_TIMEOUT_MS = 120_000;
-
 
 /** Layers of the generated graph that give at least `nodes` FX nodes. */
 function layersFor(nodes: number): number {
-  const perLayer = parseFx(generateSample('gpt-oss-20b', { layers: 2, tp: 4 })).graph.nodes.length - parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 4 })).graph.nodes.length;
+  const perLayer =
+    parseFx(generateSample('gpt-oss-20b', { layers: 2, tp: 4 })).graph.nodes.length -
+    parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 4 })).graph.nodes.length;
   const base = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 4 })).graph.nodes.length - perLayer;
   return Math.ceil((nodes - base) / perLayer);
 }
 
 function referenceLayout(lib: 'dagre' | 'elkjs', scene: Scene): string {
-  const input = JSON.stringify({ nodes: scene.nodes.map((n) => ({ name: n.name, w: n.w, h: n.h })), edges: scene.edges });
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/ui-reference-layout.ts', lib], {
-    input, encoding: 'utf8', timeout: REFERENCE_TIMEOUT_MS, maxBuffer: 1 << 20,
+  const input = JSON.stringify({
+    nodes: scene.nodes.map((n) => ({ name: n.name, w: n.w, h: n.h })),
+    edges: scene.edges,
   });
-  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') return `did not finish in ${REFERENCE_TIMEOUT_MS / 1000} s`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/ui-reference-layout.ts', lib], {
+    input,
+    encoding: 'utf8',
+    timeout: REFERENCE_TIMEOUT_MS,
+    maxBuffer: 1 << 20,
+  });
+  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT')
+    return `did not finish in ${REFERENCE_TIMEOUT_MS / 1000} s`;
   try {
     const out = JSON.parse(r.stdout) as { ms: number; error?: string };
     return out.error ? `${out.error} after ${(out.ms / 1000).toFixed(1)} s` : `${out.ms.toFixed(0)} ms`;
@@ -67,10 +83,13 @@ function ourLayoutMs(scene: Scene): number {
   return median(t);
 }
 
-async function measurePage(page: Page, query: string): Promise<{ renderMs: number; layoutMs: number; nodes: number; renderer: string }> {
+async function measurePage(
+  page: Page,
+  query: string,
+): Promise<{ renderMs: number; layoutMs: number; nodes: number; renderer: string }> {
   await page.goto(`http://127.0.0.1:${PORT}/bench/ui-page.html?${query}`);
   await page.waitForSelector('[data-testid="graph-view"][data-ready="true"]', { timeout: 120_000 });
-  const b = await page.evaluate('window.__bench') as NonNullable<Window['__bench']>;
+  const b = (await page.evaluate('window.__bench')) as NonNullable<Window['__bench']>;
   const renderer = await page.getAttribute('[data-testid="graph-view"]', 'data-renderer');
   return { renderMs: b.renderMs!, layoutMs: b.layoutMs!, nodes: b.nodes!, renderer: renderer ?? '?' };
 }
@@ -100,13 +119,20 @@ async function framesPerSecond(page: Page, ms: number, idle: boolean): Promise<n
 
 async function waitForServer(port: number, path: string): Promise<void> {
   for (let i = 0; ; i++) {
-    try { if ((await fetch(`http://127.0.0.1:${port}${path}`)).ok) return; } catch { /* not up yet */ }
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}${path}`)).ok) return;
+    } catch {
+      /* not up yet */
+    }
     if (i > 100) throw new Error(`vite preview did not answer on port ${port}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
-interface LongTasks { longestMs: number; wallMs: number }
+interface LongTasks {
+  longestMs: number;
+  wallMs: number;
+}
 
 /**
  * Loads the 300-layer sample in the app, then runs the pipeline on it: per phase, the longest
@@ -127,7 +153,7 @@ async function appLongTasks(page: Page): Promise<{ load: LongTasks; rewrite: Lon
     await act();
     await ready();
     const wallMs = Date.now() - t0;
-    return { longestMs: await page.evaluate('Math.max(0, ...window.__tasks)') as number, wallMs };
+    return { longestMs: (await page.evaluate('Math.max(0, ...window.__tasks)')) as number, wallMs };
   };
   const load = await phase(() => page.selectOption('#sample-select', BIG_SAMPLE).then(() => undefined));
   const nodes = (await page.textContent('[data-testid="status-nodes"]')) ?? '?';
@@ -146,26 +172,73 @@ export async function bench(argv: string[]): Promise<number> {
   const skipReference = argv.includes('--skip-reference');
   const bigLayers = layersFor(bigNodes);
   const cases: { name: string; graph: Graph; query: string }[] = [
-    { name: 'GPT-OSS-20B, 24 layers', graph: parseFx(generateSample('gpt-oss-20b', { layers: 24, tp: 4 })).graph, query: 'layers=24&tp=4&test=1' },
-    { name: `GPT-OSS-20B, ${bigLayers} layers`, graph: parseFx(generateSample('gpt-oss-20b', { layers: bigLayers, tp: 4 })).graph, query: `layers=${bigLayers}&tp=4&test=1` },
+    {
+      name: 'GPT-OSS-20B, 24 layers',
+      graph: parseFx(generateSample('gpt-oss-20b', { layers: 24, tp: 4 })).graph,
+      query: 'layers=24&tp=4&test=1',
+    },
+    {
+      name: `GPT-OSS-20B, ${bigLayers} layers`,
+      graph: parseFx(generateSample('gpt-oss-20b', { layers: bigLayers, tp: 4 })).graph,
+      query: `layers=${bigLayers}&tp=4&test=1`,
+    },
   ];
 
   const outDir = mkdtempSync(join(tmpdir(), 'fusionlab-ui-bench-'));
   process.stdout.write('building the graph-view page…\n');
-  const build = spawnSync('npx', ['vite', 'build', '--config', 'bench/vite.ui.config.ts', '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn'], { encoding: 'utf8' });
+  const build = spawnSync(
+    'npx',
+    [
+      'vite',
+      'build',
+      '--config',
+      'bench/vite.ui.config.ts',
+      '--outDir',
+      outDir,
+      '--emptyOutDir',
+      '--logLevel',
+      'warn',
+    ],
+    { encoding: 'utf8' },
+  );
   if (build.status !== 0) {
     process.stderr.write(`fusionlab bench ui: building bench/ui-page.html failed:\n${build.stderr}\n`);
     return 1;
   }
-  const server = spawn('npx', ['vite', 'preview', '--config', 'bench/vite.ui.config.ts', '--outDir', outDir, '--port', String(PORT), '--strictPort'], { stdio: 'ignore', detached: true });
+  const server = spawn(
+    'npx',
+    [
+      'vite',
+      'preview',
+      '--config',
+      'bench/vite.ui.config.ts',
+      '--outDir',
+      outDir,
+      '--port',
+      String(PORT),
+      '--strictPort',
+    ],
+    { stdio: 'ignore', detached: true },
+  );
   // The long-task section needs the whole app; built apart, so the views' numbers do not depend on it.
   const appDir = mkdtempSync(join(tmpdir(), 'fusionlab-ui-bench-app-'));
   process.stdout.write('building the app…\n');
-  const appBuild = spawnSync('npx', ['vite', 'build', '--outDir', appDir, '--emptyOutDir', '--logLevel', 'error'], { encoding: 'utf8' });
-  const appServer = appBuild.status === 0
-    ? spawn('npx', ['vite', 'preview', '--outDir', appDir, '--port', String(APP_PORT), '--strictPort'], { stdio: 'ignore', detached: true })
-    : null;
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  const appBuild = spawnSync(
+    'npx',
+    ['vite', 'build', '--outDir', appDir, '--emptyOutDir', '--logLevel', 'error'],
+    { encoding: 'utf8' },
+  );
+  const appServer =
+    appBuild.status === 0
+      ? spawn('npx', ['vite', 'preview', '--outDir', appDir, '--port', String(APP_PORT), '--strictPort'], {
+          stdio: 'ignore',
+          detached: true,
+        })
+      : null;
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: CHROMIUM_ARGS,
+  });
   try {
     await waitForServer(PORT, '/bench/ui-page.html');
     const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
@@ -178,29 +251,48 @@ export async function bench(argv: string[]): Promise<number> {
 
     for (const c of cases) {
       const scene = buildScene(c.graph);
-      process.stdout.write(`\n${c.name}: ${c.graph.nodes.length} FX nodes, ${scene.nodes.length} boxes, ${scene.edges.length} edges\n`);
+      process.stdout.write(
+        `\n${c.name}: ${c.graph.nodes.length} FX nodes, ${scene.nodes.length} boxes, ${scene.edges.length} edges\n`,
+      );
       const runs = [] as Awaited<ReturnType<typeof measurePage>>[];
       for (let i = 0; i < 3; i++) runs.push(await measurePage(page, c.query));
-      const render = median(runs.map((r) => r.renderMs)), workerLayout = median(runs.map((r) => r.layoutMs));
+      const render = median(runs.map((r) => r.renderMs)),
+        workerLayout = median(runs.map((r) => r.layoutMs));
       const fps = await framesPerSecond(page, 3000, false);
       const ours = ourLayoutMs(scene);
-      process.stdout.write(`  first render (${runs[0].renderer})   ${render.toFixed(0)} ms   (median of 3)\n`);
-      process.stdout.write(`  layout in the worker        ${workerLayout.toFixed(0)} ms   = ${(workerLayout / render * 100).toFixed(0)} % of first render\n`);
-      process.stdout.write(`  pan/zoom                    ${fps.toFixed(1)} frames/s = ${(fps / idleFps).toFixed(2)} × the idle-page ceiling\n`);
+      process.stdout.write(
+        `  first render (${runs[0].renderer})   ${render.toFixed(0)} ms   (median of 3)\n`,
+      );
+      process.stdout.write(
+        `  layout in the worker        ${workerLayout.toFixed(0)} ms   = ${((workerLayout / render) * 100).toFixed(0)} % of first render\n`,
+      );
+      process.stdout.write(
+        `  pan/zoom                    ${fps.toFixed(1)} frames/s = ${(fps / idleFps).toFixed(2)} × the idle-page ceiling\n`,
+      );
       // The libraries get the scene flat (no layer groups); so does this line of ours.
-      const flatScene: Scene = { ...scene, groups: [], nodes: scene.nodes.map((n) => ({ ...n, group: undefined })) };
+      const flatScene: Scene = {
+        ...scene,
+        groups: [],
+        nodes: scene.nodes.map((n) => ({ ...n, group: undefined })),
+      };
       const oursFlat = ourLayoutMs(flatScene);
-      process.stdout.write(`  our layout in Node          ${ours.toFixed(0)} ms grouped, ${oursFlat.toFixed(0)} ms flat\n`);
+      process.stdout.write(
+        `  our layout in Node          ${ours.toFixed(0)} ms grouped, ${oursFlat.toFixed(0)} ms flat\n`,
+      );
       if (!skipReference) {
         for (const lib of ['dagre', 'elkjs'] as const) {
           const r = referenceLayout(lib, scene);
           const ms = /^(\d+) ms$/.exec(r);
-          process.stdout.write(`  ${lib.padEnd(6)} same scene, flat    ${r}${ms ? `   = ${(Number(ms[1]) / oursFlat).toFixed(1)}× our flat layout` : ''}\n`);
+          process.stdout.write(
+            `  ${lib.padEnd(6)} same scene, flat    ${r}${ms ? `   = ${(Number(ms[1]) / oursFlat).toFixed(1)}× our flat layout` : ''}\n`,
+          );
         }
       }
     }
 
-    process.stdout.write(`\nthe app on the 300-layer sample (${BIG_SAMPLE}), long tasks on the page's main thread:\n`);
+    process.stdout.write(
+      `\nthe app on the 300-layer sample (${BIG_SAMPLE}), long tasks on the page's main thread:\n`,
+    );
     if (!appServer) {
       process.stdout.write(`  not measured: building the app failed:\n${appBuild.stderr}\n`);
     } else {
@@ -209,8 +301,13 @@ export async function bench(argv: string[]): Promise<number> {
       appPage.on('pageerror', (e) => errors.push(e.message));
       const r = await appLongTasks(appPage);
       process.stdout.write(`  graph: ${r.nodes}\n`);
-      for (const [name, t] of [['loading', r.load], ['rewriting (Run pipeline)', r.rewrite]] as const) {
-        process.stdout.write(`  ${name.padEnd(26)} longest task ${t.longestMs.toFixed(0)} ms   target ${LONG_TASK_TARGET_MS} ms   = ${(t.longestMs / LONG_TASK_TARGET_MS).toFixed(2)} × the target   (idle again after ${(t.wallMs / 1000).toFixed(1)} s)\n`);
+      for (const [name, t] of [
+        ['loading', r.load],
+        ['rewriting (Run pipeline)', r.rewrite],
+      ] as const) {
+        process.stdout.write(
+          `  ${name.padEnd(26)} longest task ${t.longestMs.toFixed(0)} ms   target ${LONG_TASK_TARGET_MS} ms   = ${(t.longestMs / LONG_TASK_TARGET_MS).toFixed(2)} × the target   (idle again after ${(t.wallMs / 1000).toFixed(1)} s)\n`,
+        );
       }
     }
     if (errors.length) {
@@ -220,8 +317,17 @@ export async function bench(argv: string[]): Promise<number> {
     return 0;
   } finally {
     await browser.close();
-    try { process.kill(-server.pid!); } catch { /* already gone */ }
-    if (appServer) try { process.kill(-appServer.pid!); } catch { /* already gone */ }
+    try {
+      process.kill(-server.pid!);
+    } catch {
+      /* already gone */
+    }
+    if (appServer)
+      try {
+        process.kill(-appServer.pid!);
+      } catch {
+        /* already gone */
+      }
     rmSync(outDir, { recursive: true, force: true });
     rmSync(appDir, { recursive: true, force: true });
   }

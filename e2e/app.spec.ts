@@ -12,14 +12,18 @@ async function idle(page: Page) {
 
 function consoleErrors(page: Page): string[] {
   const errors: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
   page.on('pageerror', (e) => errors.push(e.message));
   return errors;
 }
 
 const fusable = (page: Page) => page.getByTestId('fusable-sites');
 
-test('load GPT-OSS (24 layers, TP4), hoist the slice: 25 → 49 fusable, fuse, inspect, undo, redo, scrub', async ({ page }) => {
+test('load GPT-OSS (24 layers, TP4), hoist the slice: 25 → 49 fusable, fuse, inspect, undo, redo, scrub', async ({
+  page,
+}) => {
   const errors = consoleErrors(page);
   await page.goto('/?test=1');
   await idle(page);
@@ -35,7 +39,10 @@ test('load GPT-OSS (24 layers, TP4), hoist the slice: 25 → 49 fusable, fuse, i
   await expect(why.getByRole('listitem').first()).toContainText('aten.slice.Tensor');
 
   // Hoist one slice from the why list: one more site fuses, 23 stay blocked.
-  await why.getByRole('button', { name: /^run slice-hoist at all_reduce/ }).first().click();
+  await why
+    .getByRole('button', { name: /^run slice-hoist at all_reduce/ })
+    .first()
+    .click();
   await idle(page);
   await expect(fusable(page)).toHaveText(/^26\s*fusable sites$/);
   await expect(why.getByRole('listitem')).toHaveCount(23);
@@ -54,9 +61,14 @@ test('load GPT-OSS (24 layers, TP4), hoist the slice: 25 → 49 fusable, fuse, i
   // Inspect a fused node in the after view: the view has followed the rewrite to one, at its centre.
   const after = page.getByTestId('graph-view').last();
   const box = (await after.boundingBox())!;
-  const centred = await page.evaluate(([x, y]) => window.__fusionlab!.nodeAt!(x, y), [box.x + box.width / 2, box.y + box.height / 2]);
+  const centred = await page.evaluate(
+    ([x, y]) => window.__fusionlab!.nodeAt!(x, y),
+    [box.x + box.width / 2, box.y + box.height / 2],
+  );
   await after.locator(`g[data-node="${centred}"][data-kind="fused"]`).click();
-  await expect(page.getByTestId('inspector-op')).toHaveText('vllm.flashinfer_trtllm_fused_allreduce_norm.default');
+  await expect(page.getByTestId('inspector-op')).toHaveText(
+    'vllm.flashinfer_trtllm_fused_allreduce_norm.default',
+  );
   await expect(page.getByTestId('inspector-type')).toHaveText('(tuple)');
   await expect(page.getByTestId('inspector-args')).toContainText('rms_eps');
   await expect(page.getByTestId('inspector-args')).toContainText('world_size');
@@ -78,7 +90,8 @@ test('load GPT-OSS (24 layers, TP4), hoist the slice: 25 → 49 fusable, fuse, i
 
 /** Applies the whole pipeline to a sample and runs before/after on two WebGPU ranks (tiny preset). */
 /** The verdict when every compared path is computed: the exact check proves the rewrite. */
-const PROVEN = /^proven: bitwise equal with the fused norms? rounded as the unfused pair; fused outputs? (within \d+ ulps?|differ by up to \d+ ulps \(not gated: \d+ fused sites in series\))$/;
+const PROVEN =
+  /^proven: bitwise equal with the fused norms? rounded as the unfused pair; fused outputs? (within \d+ ulps?|differ by up to \d+ ulps \(not gated: \d+ fused sites in series\))$/;
 
 async function runOnWebGpu(page: Page, sampleLabel: string, verdict: RegExp = PROVEN) {
   await page.goto('/?test=1');
@@ -107,7 +120,9 @@ async function runOnWebGpu(page: Page, sampleLabel: string, verdict: RegExp = PR
   expect(statuses.every((t) => t === 'pass' || t === 'not gated')).toBe(true);
   expect(new Set(statuses).size).toBe(1);
   // Both samples fuse all-reduce + norm sites: the after-graph rounded as the pair is bitwise equal.
-  await expect(page.getByTestId('exact-check')).toContainText(/^pass exact check: after-graph with the \d+ fused norms? rounded as the unfused pair, bitwise against before: equal$/);
+  await expect(page.getByTestId('exact-check')).toContainText(
+    /^pass exact check: after-graph with the \d+ fused norms? rounded as the unfused pair, bitwise against before: equal$/,
+  );
 
   await page.getByRole('tab', { name: 'Timeline' }).click();
   const timeline = page.getByTestId('timeline');
@@ -136,15 +151,23 @@ test('run GPT-OSS-20B (24 layers) before and after on two WebGPU ranks: equivale
   const errors = consoleErrors(page);
   // Attention has no kernel here and is fed seeded data: the exact check holds, but it cannot
   // prove what the fed nodes stand in for, and the line says so.
-  await runOnWebGpu(page, 'GPT-OSS-20B · 24 layers · TP4',
-    /^not proven: bitwise equal with the fused norms rounded as the unfused pair; fused outputs differ by up to \d+ ulps \(not gated: 49 fused sites in series\), but \d+ of \d+ outputs read seeded data standing in for ops without a kernel$/);
+  await runOnWebGpu(
+    page,
+    'GPT-OSS-20B · 24 layers · TP4',
+    /^not proven: bitwise equal with the fused norms rounded as the unfused pair; fused outputs differ by up to \d+ ulps \(not gated: 49 fused sites in series\), but \d+ of \d+ outputs read seeded data standing in for ops without a kernel$/,
+  );
   expect(errors).toEqual([]);
 });
 
-test('run on the native agent (its CPU mode here), connected from the link it prints', async ({ page, baseURL }) => {
+test('run on the native agent (its CPU mode here), connected from the link it prints', async ({
+  page,
+  baseURL,
+}) => {
   test.setTimeout(240_000);
   // The agent admits only pages from origins it knows: name the one this run serves the app on.
-  const agent: ChildProcess = spawn('node', ['agent/start.mjs', '--cpu', '--origin', baseURL!], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const agent: ChildProcess = spawn('node', ['agent/start.mjs', '--cpu', '--origin', baseURL!], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   try {
     const link = await new Promise<string>((resolve, reject) => {
       let out = '';
@@ -152,7 +175,10 @@ test('run on the native agent (its CPU mode here), connected from the link it pr
       agent.stdout!.on('data', (d) => {
         out += String(d);
         const m = out.match(/http:\/\/127\.0\.0\.1:\d+\/(\?agent=\S+)/);
-        if (m) { clearTimeout(timer); resolve(m[1]); }
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
       });
       agent.on('exit', (code) => reject(new Error(`agent exited with ${code}: ${out}`)));
     });
@@ -167,7 +193,10 @@ test('run on the native agent (its CPU mode here), connected from the link it pr
     await expect(page.getByLabel('Agent address')).toHaveValue(/^ws:\/\/127\.0\.0\.1:\d+$/);
     await page.getByRole('button', { name: 'Run before & after' }).click();
     // The agent has no unfused-rounding mode: the line must not claim a proof.
-    await expect(page.getByTestId('run-verdict')).toHaveText(/^within tolerance: every output within tolerance \(up to \d+ ulps?\); the exact check could not run here$/, { timeout: 60_000 });
+    await expect(page.getByTestId('run-verdict')).toHaveText(
+      /^within tolerance: every output within tolerance \(up to \d+ ulps?\); the exact check could not run here$/,
+      { timeout: 60_000 },
+    );
     await expect(page.getByText(/agent: .*CPU mode/)).toBeVisible();
   } finally {
     agent.kill('SIGTERM');
@@ -185,7 +214,9 @@ test('an agent address off the loopback is refused with a message that says why'
   await expect(page.getByTestId('run-error')).toHaveText(/loopback only/);
 });
 
-test('export the rewritten graph as FX text and JSON, and the view as SVG; switch to the dark theme', async ({ page }) => {
+test('export the rewritten graph as FX text and JSON, and the view as SVG; switch to the dark theme', async ({
+  page,
+}) => {
   const errors = consoleErrors(page);
   await page.goto('/?test=1');
   await idle(page);
@@ -196,7 +227,10 @@ test('export the rewritten graph as FX text and JSON, and the view as SVG; switc
 
   const exported = async (item: string) => {
     await page.getByRole('button', { name: 'Export ▾' }).click();
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('menuitem', { name: item }).click()]);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('menuitem', { name: item }).click(),
+    ]);
     const stream = await download.createReadStream();
     let text = '';
     for await (const chunk of stream) text += String(chunk);
@@ -214,7 +248,10 @@ test('export the rewritten graph as FX text and JSON, and the view as SVG; switc
 
   await page.getByRole('button', { name: 'Dark', exact: true }).click();
   await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark');
-  await expect(page.getByRole('button', { name: 'Dark', exact: true })).toHaveAttribute('aria-pressed', 'true');
+  await expect(page.getByRole('button', { name: 'Dark', exact: true })).toHaveAttribute(
+    'aria-pressed',
+    'true',
+  );
   expect(errors).toEqual([]);
 });
 
@@ -222,10 +259,14 @@ test('open a dump from disk; a damaged link says why and still opens the app', a
   const errors = consoleErrors(page);
   await page.goto('/?test=1&state=not-a-real-state');
   await idle(page);
-  await expect(page.getByRole('status').filter({ hasText: 'Ignored the link' })).toContainText('state parameter');
+  await expect(page.getByRole('status').filter({ hasText: 'Ignored the link' })).toContainText(
+    'state parameter',
+  );
   await expect(page.getByTestId('graph-view').first()).toBeVisible();
 
-  await page.getByLabel('Graph file').setInputFiles(fileURLToPath(new URL('../fixtures/fx/real/qwen2-paral4_layer1-r0.py', import.meta.url)));
+  await page
+    .getByLabel('Graph file')
+    .setInputFiles(fileURLToPath(new URL('../fixtures/fx/real/qwen2-paral4_layer1-r0.py', import.meta.url)));
   await idle(page);
   await expect(page.getByLabel('Sample')).toHaveValue('');
   await expect(page.getByText('qwen2-paral4_layer1-r0.py').first()).toBeVisible();
@@ -235,7 +276,9 @@ test('open a dump from disk; a damaged link says why and still opens the app', a
   expect(errors).toEqual([]);
 });
 
-test('keyboard: apply with Enter, undo and redo with shortcuts, arrow keys through the tabs', async ({ page }) => {
+test('keyboard: apply with Enter, undo and redo with shortcuts, arrow keys through the tabs', async ({
+  page,
+}) => {
   await page.goto('/?test=1');
   await idle(page);
   const hoistCount = page.getByLabel('slice-hoist sites', { exact: true });
@@ -275,17 +318,34 @@ test('a link to a sample this build does not have names it and opens the default
   // Rewrite the sample id inside the link's compressed state, as an older or newer build might have it.
   const link = await page.evaluate(async () => {
     const url = new URL(location.href);
-    const bytes = Uint8Array.from(atob(url.searchParams.get('state')!.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
-    const json = await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate'))).text();
+    const bytes = Uint8Array.from(
+      atob(url.searchParams.get('state')!.replace(/-/g, '+').replace(/_/g, '/')),
+      (c) => c.charCodeAt(0),
+    );
+    const json = await new Response(
+      new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate')),
+    ).text();
     const state = JSON.parse(json);
     state.source = { sample: 'qwen3-tp4' };
-    const packed = new Uint8Array(await new Response(new Blob([JSON.stringify(state)]).stream().pipeThrough(new CompressionStream('deflate'))).arrayBuffer());
-    url.searchParams.set('state', btoa(String.fromCharCode(...packed)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''));
+    const packed = new Uint8Array(
+      await new Response(
+        new Blob([JSON.stringify(state)]).stream().pipeThrough(new CompressionStream('deflate')),
+      ).arrayBuffer(),
+    );
+    url.searchParams.set(
+      'state',
+      btoa(String.fromCharCode(...packed))
+        .replace(/\+/g, '-')
+        .replace(/\//g, '_')
+        .replace(/=+$/, ''),
+    );
     return url.toString();
   });
   await page.goto(link);
   await idle(page);
-  await expect(page.getByRole('status').filter({ hasText: 'No built-in sample' })).toContainText('"qwen3-tp4"');
+  await expect(page.getByRole('status').filter({ hasText: 'No built-in sample' })).toContainText(
+    '"qwen3-tp4"',
+  );
   await expect(page.getByLabel('Sample')).toHaveValue('gpt-oss-20b-l1-tp4');
 });
 
@@ -294,11 +354,13 @@ test('broken FX text shows the error at its line and column', async ({ page }) =
   await idle(page);
   await page.getByRole('button', { name: 'Paste FX…' }).click();
   const editor = page.getByLabel('FX source');
-  await editor.fill([
-    'slice_1: "bf16[s72, 2880]" = torch.ops.aten.slice.Tensor(getitem, 1, 0, 2880)',
-    'all_reduce_1: "bf16[s72, 2880]" = torch.ops.vllm.all_reduce.default(slice_1, \'tp:0\'',
-    'getitem_2: "bf16[s72, 2880]" = all_reduce_1[0]',
-  ].join('\n'));
+  await editor.fill(
+    [
+      'slice_1: "bf16[s72, 2880]" = torch.ops.aten.slice.Tensor(getitem, 1, 0, 2880)',
+      'all_reduce_1: "bf16[s72, 2880]" = torch.ops.vllm.all_reduce.default(slice_1, \'tp:0\'',
+      'getitem_2: "bf16[s72, 2880]" = all_reduce_1[0]',
+    ].join('\n'),
+  );
   await page.getByRole('button', { name: 'Import' }).click();
   const banner = page.getByTestId('import-error');
   await expect(banner).toContainText('line 2');
@@ -309,7 +371,9 @@ test('broken FX text shows the error at its line and column', async ({ page }) =
   await expect(editor).toHaveValue(/all_reduce_1/);
 });
 
-test('the tour walks through its steps, each highlighting the node its text describes, with numbers from the run', async ({ page }) => {
+test('the tour walks through its steps, each highlighting the node its text describes, with numbers from the run', async ({
+  page,
+}) => {
   test.setTimeout(300_000);
   await page.goto('/?test=1');
   await idle(page);
@@ -351,8 +415,12 @@ test('the tour walks through its steps, each highlighting the node its text desc
 
   // The fused site the hoist freed: its allreduce_in is the hoisted slice.
   await tour.getByRole('button', { name: 'Next' }).click();
-  await expect(page.getByTestId('inspector-op')).toHaveText('vllm.flashinfer_trtllm_fused_allreduce_norm.default');
-  await expect(page.getByTestId('inspector-args').locator('tr', { hasText: 'allreduce_in' })).toContainText('slice');
+  await expect(page.getByTestId('inspector-op')).toHaveText(
+    'vllm.flashinfer_trtllm_fused_allreduce_norm.default',
+  );
+  await expect(page.getByTestId('inspector-args').locator('tr', { hasText: 'allreduce_in' })).toContainText(
+    'slice',
+  );
   await shown();
 
   await tour.getByRole('button', { name: 'Next' }).click();
@@ -363,7 +431,9 @@ test('the tour walks through its steps, each highlighting the node its text desc
   await expect(body).toContainText('This run: the exact check is bitwise equal.', { timeout: 240_000 });
   const quoted = Number((await body.textContent())!.match(/at most (\d+) bf16 ulps?/)![1]);
   await page.getByRole('tab', { name: 'Results' }).click();
-  const ulps = (await page.getByRole('table', { name: 'Outputs' }).locator('tbody tr td:nth-child(4)').allTextContents()).map(Number);
+  const ulps = (
+    await page.getByRole('table', { name: 'Outputs' }).locator('tbody tr td:nth-child(4)').allTextContents()
+  ).map(Number);
   expect(quoted).toBe(Math.max(...ulps));
 
   await tour.getByRole('button', { name: 'Next' }).click();
@@ -400,7 +470,9 @@ test('the URL carries pasted text too, compressed, with its rewrite steps', asyn
   await page.goto('/?test=1');
   await idle(page);
   await page.getByRole('button', { name: 'Paste FX…' }).click();
-  await page.getByLabel('FX source').fill(readFileSync(new URL('../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8'));
+  await page
+    .getByLabel('FX source')
+    .fill(readFileSync(new URL('../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8'));
   await page.getByRole('button', { name: 'Import' }).click();
   await idle(page);
   await page.getByRole('button', { name: 'Apply slice-hoist' }).click();

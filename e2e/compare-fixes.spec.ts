@@ -8,12 +8,17 @@ async function idle(page: Page) {
   await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
 }
 
-test('the pass list explains why sequence parallelism does not fire on GPT-OSS until the slice goes', async ({ page }) => {
+test('the pass list explains why sequence parallelism does not fire on GPT-OSS until the slice goes', async ({
+  page,
+}) => {
   await page.goto('/?test=1');
   await idle(page);
   await page.getByLabel('Sample').selectOption({ label: 'GPT-OSS-20B · 24 layers · TP4' });
   await idle(page);
-  await expect(page.getByText('sequence-parallelism', { exact: true })).toHaveAttribute('title', /reduce_scatter → RMSNorm on the local token shard/);
+  await expect(page.getByText('sequence-parallelism', { exact: true })).toHaveAttribute(
+    'title',
+    /reduce_scatter → RMSNorm on the local token shard/,
+  );
   await expect(page.getByLabel('sequence-parallelism sites', { exact: true })).toHaveText('0');
   await expect(page.getByLabel('moe-unpad sites', { exact: true })).toHaveText('24');
   await page.getByRole('button', { name: 'Sites of sequence-parallelism' }).click();
@@ -26,18 +31,22 @@ test('the pass list explains why sequence parallelism does not fire on GPT-OSS u
   await expect(page.getByLabel('sequence-parallelism sites', { exact: true })).toHaveText('49');
 });
 
-test('Compare fixes: the original, the hoist and the re-land side by side, outputs equal', async ({ page }) => {
+test('Compare fixes: the original, the hoist and the re-land side by side, outputs equal', async ({
+  page,
+}) => {
   await page.goto('/?test=1');
   await idle(page);
   await page.getByRole('tab', { name: 'Compare fixes' }).click();
   await page.getByLabel('Compare backend').selectOption('cpu');
   await page.getByRole('button', { name: 'Compare', exact: true }).click();
   const fixes = page.getByRole('list', { name: 'Fixes' });
-  for (const name of ['original', 'PR #28841 (slice hoist)', '#30647 (re-land: unpadded MoE)']) await expect(fixes.getByRole('listitem', { name, exact: true })).toBeVisible();
+  for (const name of ['original', 'PR #28841 (slice hoist)', '#30647 (re-land: unpadded MoE)'])
+    await expect(fixes.getByRole('listitem', { name, exact: true })).toBeVisible();
   await expect(page.getByTestId('fusions-original')).toHaveText('2');
   await expect(page.getByTestId('fusions-slice-hoist')).toHaveText('3');
   await expect(page.getByTestId('fusions-moe-unpad')).toHaveText('3');
-  for (const id of ['original', 'slice-hoist', 'moe-unpad']) await expect(page.getByTestId(`equal-${id}`)).toHaveText('bitwise equal');
+  for (const id of ['original', 'slice-hoist', 'moe-unpad'])
+    await expect(page.getByTestId(`equal-${id}`)).toHaveText('bitwise equal');
   // The original's chain has the pad and the slice; the re-land's has neither.
   const original = page.getByRole('list', { name: 'original graph' });
   await expect(original).toContainText('constant_pad_nd');

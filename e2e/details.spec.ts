@@ -27,10 +27,15 @@ test('max tokens takes what is typed: select all, delete, type 512', async ({ pa
   await expect(field).toHaveValue('512');
 });
 
-test('the status bar counts as the panes do and follows the scrubber; the inspector says imported before a rewrite', async ({ page }) => {
+test('the status bar counts as the panes do and follows the scrubber; the inspector says imported before a rewrite', async ({
+  page,
+}) => {
   await page.goto('/?test=1');
   await idle(page);
-  const paneCount = async (label: string) => Number(await page.locator(`[data-testid="graph-view"][data-label="${label}"]`).getAttribute('data-node-count'));
+  const paneCount = async (label: string) =>
+    Number(
+      await page.locator(`[data-testid="graph-view"][data-label="${label}"]`).getAttribute('data-node-count'),
+    );
   const imported = await paneCount('imported');
   await expect(page.getByTestId('status-nodes')).toHaveText(`${imported} nodes`);
   await page.locator('g[data-node]').first().click();
@@ -42,13 +47,17 @@ test('the status bar counts as the panes do and follows the scrubber; the inspec
   await expect(page.getByTestId('status-nodes')).toHaveText(`${imported} → ${after} nodes`);
   await page.getByLabel('Rewrite stage').fill('1');
   await idle(page);
-  await expect(page.getByTestId('status-nodes')).toHaveText(`${imported} → ${await paneCount('after')} nodes`);
+  await expect(page.getByTestId('status-nodes')).toHaveText(
+    `${imported} → ${await paneCount('after')} nodes`,
+  );
   await page.getByLabel('Rewrite stage').fill('0');
   await idle(page);
   await expect(page.getByTestId('status-nodes')).toHaveText(`${imported} nodes`);
 });
 
-test('Paste FX… opens an empty editor with the caret in it; a one-node graph says "1 node"', async ({ page }) => {
+test('Paste FX… opens an empty editor with the caret in it; a one-node graph says "1 node"', async ({
+  page,
+}) => {
   await page.goto('/?test=1');
   await idle(page);
   await page.getByRole('button', { name: 'Paste FX…' }).click();
@@ -72,19 +81,32 @@ test('at 1024×700 the BEFORE and AFTER labels stay visible beside the search bo
     const view = page.locator(`[data-testid="graph-view"][data-label="${label}"]`);
     const tag = (await view.locator('.fl-corner-label').boundingBox())!;
     const search = (await view.getByLabel('Search nodes').boundingBox())!;
-    const overlap = tag.x < search.x + search.width && search.x < tag.x + tag.width && tag.y < search.y + search.height && search.y < tag.y + tag.height;
+    const overlap =
+      tag.x < search.x + search.width &&
+      search.x < tag.x + tag.width &&
+      tag.y < search.y + search.height &&
+      search.y < tag.y + tag.height;
     expect(overlap, `${label} label under the search box`).toBe(false);
     await expect(view.locator('.fl-corner-label')).toBeVisible();
   }
 });
 
-test('axe-core finds no serious or critical violation, before and after a rewrite and a run', async ({ page }) => {
+test('axe-core finds no serious or critical violation, before and after a rewrite and a run', async ({
+  page,
+}) => {
   await page.goto('/?test=1');
   await idle(page);
   const check = async (when: string) => {
     const r = await new AxeBuilder({ page }).analyze();
-    const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+    const bad = r.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map(
+        (v) =>
+          `${v.id} (${v.impact}): ${v.nodes
+            .slice(0, 3)
+            .map((n) => n.target.join(' '))
+            .join(' | ')}`,
+      );
     expect(bad, when).toEqual([]);
   };
   await check('on load');
@@ -106,8 +128,11 @@ test('the toy runs slice(Σx) and Σslice(x) on two ranks and shows the same num
   await idle(page);
   await page.getByRole('tab', { name: 'Why it is legal' }).click();
   await page.getByRole('button', { name: /^Run both orders on two (WebGPU|CPU) ranks$/ }).click();
-  await expect(page.getByTestId('toy-verdict')).toHaveText(/^bitwise equal on both ranks · webgpu on /, { timeout: 120_000 });
-  const cells = async (row: string) => (await page.getByTestId(row).locator('td.num').allTextContents()).map(Number);
+  await expect(page.getByTestId('toy-verdict')).toHaveText(/^bitwise equal on both ranks · webgpu on /, {
+    timeout: 120_000,
+  });
+  const cells = async (row: string) =>
+    (await page.getByTestId(row).locator('td.num').allTextContents()).map(Number);
   const before = await cells('toy-before');
   expect(await cells('toy-after')).toEqual(before);
   // The shown sums are the two partials added, column by column (4-decimal rounding apart).
@@ -117,5 +142,7 @@ test('the toy runs slice(Σx) and Σslice(x) on two ranks and shows the same num
   before.forEach((v, i) => expect(Math.abs(v - (x0[i] + x1[i]))).toBeLessThan(2e-4));
   expect(x0).not.toEqual(x1);
   // The reason is quoted from the passes on the graph on screen (the default GPT-OSS layer).
-  await expect(page.getByLabel('Why the hoist is legal')).toContainText(/In the graph on screen: slice_\d+ \(aten\.slice\.Tensor\) sits between all_reduce_\d+ and the norm; run slice-hoist/);
+  await expect(page.getByLabel('Why the hoist is legal')).toContainText(
+    /In the graph on screen: slice_\d+ \(aten\.slice\.Tensor\) sits between all_reduce_\d+ and the norm; run slice-hoist/,
+  );
 });

@@ -9,7 +9,7 @@ async function idle(page: Page) {
 }
 const DUMP = fileURLToPath(new URL('../fixtures/capture/vllm-dump-gpt-oss-before-tp2', import.meta.url));
 
-test('Open folder… lists a dump\'s stages; the scrubber walks them', async ({ page }) => {
+test("Open folder… lists a dump's stages; the scrubber walks them", async ({ page }) => {
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto('/?test=1');
@@ -24,7 +24,10 @@ test('Open folder… lists a dump\'s stages; the scrubber walks them', async ({ 
   await idle(page);
   // After fix_functionalization the norms are in-place calls: no vLLM pattern sees them.
   await expect(page.getByTestId('fusable-sites')).toHaveText(/^0\s*fusable sites$/);
-  await page.getByRole('list', { name: 'Dump stages' }).getByRole('button', { name: 'before_noop_elimination-0' }).click();
+  await page
+    .getByRole('list', { name: 'Dump stages' })
+    .getByRole('button', { name: 'before_noop_elimination-0' })
+    .click();
   await idle(page);
   await expect(page.getByTestId('fusable-sites')).toHaveText(/^3\s*fusable sites$/);
   // The dump reduces over 'tp:0'; naming another group as the TP group leaves nothing to fuse.
@@ -32,10 +35,14 @@ test('Open folder… lists a dump\'s stages; the scrubber walks them', async ({ 
   expect(errors).toEqual([]);
 });
 
-test('a str(graph) dump fuses as its print_readable twin, and the panel says which gate went unevaluated', async ({ page }) => {
+test('a str(graph) dump fuses as its print_readable twin, and the panel says which gate went unevaluated', async ({
+  page,
+}) => {
   await page.goto('/?test=1');
   await idle(page);
-  await page.getByLabel('Graph file').setInputFiles(fileURLToPath(new URL('../fixtures/capture/llama-tp2.graph.txt', import.meta.url)));
+  await page
+    .getByLabel('Graph file')
+    .setInputFiles(fileURLToPath(new URL('../fixtures/capture/llama-tp2.graph.txt', import.meta.url)));
   await idle(page);
   await page.locator('#gate-world').selectOption('2');
   await idle(page);
@@ -45,5 +52,7 @@ test('a str(graph) dump fuses as its print_readable twin, and the panel says whi
   const note = page.getByTestId('unevaluated-gates');
   await expect(note).toContainText('5 sites fused with a gate not evaluated');
   await note.locator('summary').click();
-  await expect(note.getByRole('listitem').first()).toContainText("input shape is unknown, so FlashInfer's size limit was not evaluated");
+  await expect(note.getByRole('listitem').first()).toContainText(
+    "input shape is unknown, so FlashInfer's size limit was not evaluated",
+  );
 });

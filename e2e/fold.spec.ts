@@ -7,7 +7,9 @@ async function idle(page: Page) {
   await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
 }
 
-test('fold a layer by keyboard in the current view, then fold all and unfold all in before | after', async ({ page }) => {
+test('fold a layer by keyboard in the current view, then fold all and unfold all in before | after', async ({
+  page,
+}) => {
   await page.goto('/?test=1');
   await idle(page);
   await page.getByLabel('Sample').selectOption({ label: 'GPT-OSS-20B · 24 layers · TP4' });
@@ -25,21 +27,26 @@ test('fold a layer by keyboard in the current view, then fold all and unfold all
   const views = page.getByTestId('graph-view');
   await expect(views).toHaveCount(2);
   // The fold carries over to both sides.
-  for (const v of await views.all()) await expect(v.locator('g[data-group][data-collapsed="true"]')).toHaveCount(1);
+  for (const v of await views.all())
+    await expect(v.locator('g[data-group][data-collapsed="true"]')).toHaveCount(1);
   await views.first().getByTestId('fold-all').click();
   await idle(page);
   const groups = await views.first().locator('g[data-group]').count();
   expect(groups).toBeGreaterThan(20);
-  for (const v of await views.all()) await expect(v.locator('g[data-group][data-collapsed="false"]')).toHaveCount(0);
+  for (const v of await views.all())
+    await expect(v.locator('g[data-group][data-collapsed="false"]')).toHaveCount(0);
   await expect(views.first().getByTestId('fold-all')).toHaveText('Unfold all');
   // ] unfolds every layer from the keyboard.
   await views.last().focus();
   await page.keyboard.press(']');
   await idle(page);
-  for (const v of await views.all()) await expect(v.locator('g[data-group][data-collapsed="true"]')).toHaveCount(0);
+  for (const v of await views.all())
+    await expect(v.locator('g[data-group][data-collapsed="true"]')).toHaveCount(0);
 });
 
-test('the 300-layer sample opens folded; unfolding it draws on a canvas, and [ folds it again', async ({ page }) => {
+test('the 300-layer sample opens folded; unfolding it draws on a canvas, and [ folds it again', async ({
+  page,
+}) => {
   test.setTimeout(300_000);
   await page.goto('/?test=1');
   await idle(page);

@@ -9,15 +9,30 @@ async function idle(page: Page) {
 
 /** Where a node is drawn in a view, and whether that is inside the view's box. */
 async function placed(page: Page, name: string, label: string) {
-  return page.evaluate(([n, l]) => {
-    const c = window.__fusionlab!.nodeCenter!(n, l);
-    const view = [...document.querySelectorAll<HTMLElement>('[data-testid="graph-view"]')].find((v) => v.dataset.label === l);
-    const r = view?.getBoundingClientRect();
-    return c && r ? { x: c.x, y: c.y, inside: c.x > r.left && c.x < r.right && c.y > r.top && c.y < r.bottom, top: r.top, height: r.height } : null;
-  }, [name, label] as const);
+  return page.evaluate(
+    ([n, l]) => {
+      const c = window.__fusionlab!.nodeCenter!(n, l);
+      const view = [...document.querySelectorAll<HTMLElement>('[data-testid="graph-view"]')].find(
+        (v) => v.dataset.label === l,
+      );
+      const r = view?.getBoundingClientRect();
+      return c && r
+        ? {
+            x: c.x,
+            y: c.y,
+            inside: c.x > r.left && c.x < r.right && c.y > r.top && c.y < r.bottom,
+            top: r.top,
+            height: r.height,
+          }
+        : null;
+    },
+    [name, label] as const,
+  );
 }
 
-test('hoisting one slice deep in 24 layers keeps both views on that site, aligned; undo and scrub stay there', async ({ page }) => {
+test('hoisting one slice deep in 24 layers keeps both views on that site, aligned; undo and scrub stay there', async ({
+  page,
+}) => {
   await page.goto('/?test=1');
   await idle(page);
   await page.getByLabel('Sample').selectOption({ label: 'GPT-OSS-20B · 24 layers · TP4' });
@@ -29,7 +44,9 @@ test('hoisting one slice deep in 24 layers keeps both views on that site, aligne
   await idle(page);
   expect((await placed(page, site, 'imported'))?.inside).toBe(true);
 
-  const slice = (await item.getByRole('button', { name: /^Select blocker / }).getAttribute('aria-label'))!.replace('Select blocker ', '');
+  const slice = (await item
+    .getByRole('button', { name: /^Select blocker / })
+    .getAttribute('aria-label'))!.replace('Select blocker ', '');
   await item.getByRole('button', { name: `run slice-hoist at ${site}` }).click();
   await idle(page);
   const after = await placed(page, site, 'after');

@@ -13,10 +13,14 @@ const gptOss = (layers: number) => parseFx(generateSample('gpt-oss-20b', { layer
 
 async function open(page: Page, query: string): Promise<string[]> {
   const errors: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(`${PAGE}?${query}`);
-  await expect(page.getByTestId('graph-view').first()).toHaveAttribute('data-ready', 'true', { timeout: 60_000 });
+  await expect(page.getByTestId('graph-view').first()).toHaveAttribute('data-ready', 'true', {
+    timeout: 60_000,
+  });
   return errors;
 }
 
@@ -27,7 +31,9 @@ test('the 24-layer graph renders as SVG with every node, coloured by kind', asyn
   await expect(view).toHaveAttribute('data-renderer', 'svg');
   await expect(view).toHaveAttribute('data-node-count', String(scene.nodes.length));
   await expect(page.locator('[data-node]')).toHaveCount(scene.nodes.length);
-  await expect(page.locator('[data-node][data-kind="collective"]')).toHaveCount(scene.nodes.filter((n) => n.kind === 'collective').length);
+  await expect(page.locator('[data-node][data-kind="collective"]')).toHaveCount(
+    scene.nodes.filter((n) => n.kind === 'collective').length,
+  );
   await expect(page.locator('[data-node="slice_2"]')).toHaveAttribute('data-op', 'aten.slice.Tensor');
   await expect(page.locator('[data-group]')).toHaveCount(24);
   expect(errors).toEqual([]);
@@ -46,7 +52,10 @@ test('click, arrows, Enter and f drive the selection and the view', async ({ pag
   // f fits the whole graph into the view.
   await page.keyboard.press('f');
   const k = await page.evaluate(() => window.__fusionlab!.views!()[0].transform().k);
-  const size = await page.evaluate(() => { const v = window.__fusionlab!.views!()[0]; return { w: v.layout.width, h: v.layout.height }; });
+  const size = await page.evaluate(() => {
+    const v = window.__fusionlab!.views!()[0];
+    return { w: v.layout.width, h: v.layout.height };
+  });
   expect(k).toBeCloseTo(Math.min((1280 - 32) / size.w, (720 - 32) / size.h), 3);
   // Enter focuses the selection at 100 %.
   await page.keyboard.press('Enter');
@@ -112,16 +121,28 @@ test('the 10,000-node graph paints its first groups before the whole layout is i
       for (const r of records) {
         const el = r.target as HTMLElement;
         if (el.dataset.testid !== 'graph-view') continue;
-        seen.push({ laidOut: Number(el.dataset.groupsLaidOut), total: Number(el.dataset.groupsTotal), ready: el.dataset.ready ?? '' });
+        seen.push({
+          laidOut: Number(el.dataset.groupsLaidOut),
+          total: Number(el.dataset.groupsTotal),
+          ready: el.dataset.ready ?? '',
+        });
       }
-    }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-groups-laid-out', 'data-ready'] });
+    }).observe(document, {
+      subtree: true,
+      attributes: true,
+      attributeFilter: ['data-groups-laid-out', 'data-ready'],
+    });
   });
   const blocks = layoutSceneBlocks(buildScene(gptOss(304))).next().value!.blocks;
   await open(page, 'layers=304&tp=4&test=1');
   const view = page.getByTestId('graph-view');
   await expect(view).toHaveAttribute('data-groups-total', String(blocks));
   await expect(view).toHaveAttribute('data-groups-laid-out', String(blocks));
-  const seen = await page.evaluate(() => (window as unknown as { __progressSeen: { laidOut: number; total: number; ready: string }[] }).__progressSeen);
+  const seen = await page.evaluate(
+    () =>
+      (window as unknown as { __progressSeen: { laidOut: number; total: number; ready: string }[] })
+        .__progressSeen,
+  );
   const firstReady = seen.findIndex((s) => s.ready === 'true');
   expect(firstReady).toBeGreaterThan(0);
   const early = seen.slice(0, firstReady).filter((s) => s.laidOut > 0);
@@ -129,12 +150,17 @@ test('the 10,000-node graph paints its first groups before the whole layout is i
   expect(early.length).toBeGreaterThan(0);
   expect(early[0].laidOut).toBeLessThan(blocks);
   expect(early[0].total).toBe(blocks);
-  for (let i = 1; i < early.length; i++) expect(early[i].laidOut).toBeGreaterThanOrEqual(early[i - 1].laidOut);
+  for (let i = 1; i < early.length; i++)
+    expect(early[i].laidOut).toBeGreaterThanOrEqual(early[i - 1].laidOut);
   expect(seen[firstReady].laidOut).toBe(blocks);
   // The page's own record agrees.
   const log = await page.evaluate(() => window.__fusionlab!.layoutProgress!());
   const logReady = log.findIndex((e) => e.ready);
-  expect(log.slice(0, logReady).some((e) => e.groupsLaidOut > 0 && e.groupsLaidOut < blocks && e.groupsTotal === blocks)).toBe(true);
+  expect(
+    log
+      .slice(0, logReady)
+      .some((e) => e.groupsLaidOut > 0 && e.groupsLaidOut < blocks && e.groupsTotal === blocks),
+  ).toBe(true);
   expect(log[logReady]).toEqual({ label: 'before', groupsLaidOut: blocks, groupsTotal: blocks, ready: true });
 });
 
@@ -144,13 +170,20 @@ test('before and after side by side: marks, synced view, selection through the m
   await expect(views).toHaveCount(2);
   await expect(views.nth(1)).toHaveAttribute('data-ready', 'true');
   // Both sides open on the same view.
-  await expect.poll(() => page.evaluate(() => new Set(window.__fusionlab!.views!().map((v) => v.transform().toString())).size)).toBe(1);
+  await expect
+    .poll(() =>
+      page.evaluate(() => new Set(window.__fusionlab!.views!().map((v) => v.transform().toString())).size),
+    )
+    .toBe(1);
   const after = runPipeline(gptOss(24), DEFAULT_PIPELINE).output;
-  const before = views.nth(0), afterView = views.nth(1);
+  const before = views.nth(0),
+    afterView = views.nth(1);
   await expect(before.locator('[data-node="all_reduce_4"]')).toHaveAttribute('data-mark', 'removed');
   await expect(afterView.locator('[data-node="slice_2"]')).toHaveAttribute('data-mark', 'moved');
   await expect(afterView.locator('[data-mark="fused"]')).toHaveCount(49);
-  expect(after.nodes.filter((n) => JSON.stringify(n.args[0]).includes('fused_allreduce_norm')).length).toBe(49);
+  expect(after.nodes.filter((n) => JSON.stringify(n.args[0]).includes('fused_allreduce_norm')).length).toBe(
+    49,
+  );
   // Selecting the removed all-reduce selects the fused node that absorbed it.
   await page.evaluate(() => window.__fusionlab!.views!()[0].centerOn('all_reduce_4'));
   await before.locator('[data-node="all_reduce_4"]').click();
@@ -167,7 +200,9 @@ test('before and after side by side: marks, synced view, selection through the m
   expect(errors).toEqual([]);
 });
 
-test('the rewrite animates: removed nodes fade into the fused node, then the view settles', async ({ page }) => {
+test('the rewrite animates: removed nodes fade into the fused node, then the view settles', async ({
+  page,
+}) => {
   await open(page, 'fixture=pr28841-before&show=animate&delay=300');
   await expect(page.locator('.fl-ghost')).not.toHaveCount(0, { timeout: 5000 });
   await expect(page.locator('.fl-ghost')).toHaveCount(0, { timeout: 5000 });
@@ -178,12 +213,24 @@ test('the rewrite animates: removed nodes fade into the fused node, then the vie
 
 test('exports the view as SVG and PNG', async ({ page }) => {
   await open(page, 'fixture=pr28841-before&test=1');
-  const [svgDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'SVG', exact: true }).click()]);
+  const [svgDl] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'SVG', exact: true }).click(),
+  ]);
   const svg = readFileSync((await svgDl.path())!, 'utf8');
   expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
-  expect(svg.match(/data-node="/g)!.length).toBe(buildScene(parseFx(readFileSync(new URL('../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph).nodes.length);
+  expect(svg.match(/data-node="/g)!.length).toBe(
+    buildScene(
+      parseFx(
+        readFileSync(new URL('../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8'),
+      ).graph,
+    ).nodes.length,
+  );
   expect(svgDl.suggestedFilename()).toBe('before.svg');
-  const [pngDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'PNG', exact: true }).click()]);
+  const [pngDl] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'PNG', exact: true }).click(),
+  ]);
   const png = readFileSync((await pngDl.path())!);
   expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   expect(png.length).toBeGreaterThan(5000);
@@ -202,13 +249,17 @@ test('the minimap follows the view and a click on it pans there', async ({ page 
   const y0 = await page.evaluate(() => window.__fusionlab!.views!()[0].transform().y);
   await minimap.click({ position: { x: box.width / 2, y: box.height - 4 } });
   // Further down the graph, at the same zoom.
-  await expect.poll(() => page.evaluate(() => window.__fusionlab!.views!()[0].transform().y)).toBeLessThan(y0 - 200);
+  await expect
+    .poll(() => page.evaluate(() => window.__fusionlab!.views!()[0].transform().y))
+    .toBeLessThan(y0 - 200);
   const k = await page.evaluate(() => window.__fusionlab!.views!()[0].transform().k);
   await page.keyboard.press('f');
   expect(await page.evaluate(() => window.__fusionlab!.views!()[0].transform().k)).toBeLessThan(k);
 });
 
-test('the minimap is an overview of the whole graph: its ends are the graph\'s ends, at any zoom', async ({ page }) => {
+test("the minimap is an overview of the whole graph: its ends are the graph's ends, at any zoom", async ({
+  page,
+}) => {
   await open(page, 'layers=24&tp=4&test=1');
   const minimap = page.getByLabel('Minimap');
   const view = (await page.getByTestId('graph-view').boundingBox())!;

@@ -23,10 +23,16 @@ async function watchLongTasks(page: Page) {
     }).observe({ type: 'longtask', buffered: true });
   });
 }
-const resetTasks = (page: Page) => page.evaluate(() => { (window as unknown as { __tasks: number[] }).__tasks = []; });
-const longestTask = (page: Page) => page.evaluate(() => Math.max(0, ...(window as unknown as { __tasks: number[] }).__tasks));
+const resetTasks = (page: Page) =>
+  page.evaluate(() => {
+    (window as unknown as { __tasks: number[] }).__tasks = [];
+  });
+const longestTask = (page: Page) =>
+  page.evaluate(() => Math.max(0, ...(window as unknown as { __tasks: number[] }).__tasks));
 
-test('the 300-layer sample loads and rewrites in the worker with progress; no main-thread task holds a phase up', async ({ page }) => {
+test('the 300-layer sample loads and rewrites in the worker with progress; no main-thread task holds a phase up', async ({
+  page,
+}) => {
   test.setTimeout(420_000);
   await watchLongTasks(page);
   await page.goto('/?test=1');
@@ -43,7 +49,9 @@ test('the 300-layer sample loads and rewrites in the worker with progress; no ma
   await expect(progress).toHaveCount(0);
   await expect(page.getByTestId('status-nodes')).toContainText(/\d{4,}/);
   // Past 2,000 boxes the layers open folded.
-  await expect(page.getByTestId('graph-view').locator('g[data-group][data-collapsed="true"]')).toHaveCount(300);
+  await expect(page.getByTestId('graph-view').locator('g[data-group][data-collapsed="true"]')).toHaveCount(
+    300,
+  );
   const loading = await longestTask(page);
   const loadMs = Date.now() - t0;
 
@@ -55,13 +63,17 @@ test('the 300-layer sample loads and rewrites in the worker with progress; no ma
   await expect(page.getByTestId('graph-view')).toHaveCount(2);
   const rewriting = await longestTask(page);
   const rewriteMs = Date.now() - t0;
-  console.log(`300-layer sample: longest main-thread task while loading ${loading.toFixed(0)} ms of ${loadMs} ms, `
-    + `while rewriting ${rewriting.toFixed(0)} ms of ${rewriteMs} ms (target ${LONG_TASK_TARGET_MS} ms)`);
+  console.log(
+    `300-layer sample: longest main-thread task while loading ${loading.toFixed(0)} ms of ${loadMs} ms, ` +
+      `while rewriting ${rewriting.toFixed(0)} ms of ${rewriteMs} ms (target ${LONG_TASK_TARGET_MS} ms)`,
+  );
   expect(loading).toBeLessThan(loadMs / 3);
   expect(rewriting).toBeLessThan(rewriteMs / 3);
 });
 
-test('Cancel stops loading the 300-layer sample and keeps the graph shown; the page answers meanwhile', async ({ page }) => {
+test('Cancel stops loading the 300-layer sample and keeps the graph shown; the page answers meanwhile', async ({
+  page,
+}) => {
   await page.goto('/?test=1');
   await idle(page);
   const nodes = await page.getByTestId('status-nodes').textContent();

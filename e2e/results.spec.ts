@@ -19,14 +19,21 @@ async function runFragmentOnCpu(page: Page) {
   await expect(page.getByTestId('run-verdict')).toHaveText(/^proven: /, { timeout: 60_000 });
 }
 
-test('another graph clears the run; other steps mark it stale; times are medians per rank', async ({ page }) => {
+test('another graph clears the run; other steps mark it stale; times are medians per rank', async ({
+  page,
+}) => {
   await page.goto('/?test=1');
   await idle(page);
   await runFragmentOnCpu(page);
 
   await page.getByRole('tab', { name: 'Results' }).click();
-  await expect(page.getByTestId('timing-method')).toContainText('median of 3 timed runs after a warm-up run (not timed)');
-  const ranks = await page.getByRole('table', { name: 'Per-node time and bytes' }).locator('tbody tr td:nth-child(3)').allTextContents();
+  await expect(page.getByTestId('timing-method')).toContainText(
+    'median of 3 timed runs after a warm-up run (not timed)',
+  );
+  const ranks = await page
+    .getByRole('table', { name: 'Per-node time and bytes' })
+    .locator('tbody tr td:nth-child(3)')
+    .allTextContents();
   expect(new Set(ranks)).toEqual(new Set(['0', '1']));
   await page.getByRole('tab', { name: 'Cost model' }).click();
   await expect(page.getByTestId('cost-table')).toContainText('median of 3 after a warm-up');
@@ -50,7 +57,9 @@ test('another graph clears the run; other steps mark it stale; times are medians
   await expect(page.getByTestId('cost-table')).not.toContainText('measured');
 });
 
-test('a long CPU run leaves the page responsive, shows its progress, and Cancel stops it', async ({ page }) => {
+test('a long CPU run leaves the page responsive, shows its progress, and Cancel stops it', async ({
+  page,
+}) => {
   await page.goto('/?test=1');
   await idle(page);
   await page.getByLabel('Sample').selectOption({ label: 'Llama-3.1-8B-style · 32 layers · TP4' });
@@ -62,12 +71,21 @@ test('a long CPU run leaves the page responsive, shows its progress, and Cancel 
   await page.getByRole('button', { name: 'Run before & after' }).click();
   await expect(page.getByRole('status', { name: 'Run progress' })).toBeVisible();
   // While it computes, frames keep coming: the longest gap in a second of animation frames.
-  const gap = await page.evaluate(() => new Promise<number>((resolve) => {
-    let last = performance.now(), worst = 0;
-    const end = last + 1000;
-    const tick = (t: number) => { worst = Math.max(worst, t - last); last = t; if (t < end) requestAnimationFrame(tick); else resolve(worst); };
-    requestAnimationFrame(tick);
-  }));
+  const gap = await page.evaluate(
+    () =>
+      new Promise<number>((resolve) => {
+        let last = performance.now(),
+          worst = 0;
+        const end = last + 1000;
+        const tick = (t: number) => {
+          worst = Math.max(worst, t - last);
+          last = t;
+          if (t < end) requestAnimationFrame(tick);
+          else resolve(worst);
+        };
+        requestAnimationFrame(tick);
+      }),
+  );
   expect(gap).toBeLessThan(200);
   await page.getByRole('button', { name: 'Cancel' }).click();
   await expect(page.getByRole('button', { name: 'Run before & after' })).toBeEnabled();

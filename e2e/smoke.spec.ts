@@ -2,7 +2,9 @@ import { test, expect } from '@playwright/test';
 
 test('the app serves a page with WebGPU available', async ({ page }) => {
   const errors: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
   const response = await page.goto('/');
   // Served under a Content-Security-Policy without 'unsafe-eval': a Function() or eval anywhere would be refused (a console error).
   const csp = response?.headers()['content-security-policy'] ?? '';

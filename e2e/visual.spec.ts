@@ -17,7 +17,8 @@ async function open(page: Page, sampleLabel: string) {
 
 async function settled(page: Page) {
   await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
-  for (const view of await page.getByTestId('graph-view').all()) await expect(view).toHaveAttribute('data-ready', 'true');
+  for (const view of await page.getByTestId('graph-view').all())
+    await expect(view).toHaveAttribute('data-ready', 'true');
 }
 
 test('before/after view of the GPT-OSS MoE block (the PR fragment, both passes)', async ({ page }) => {

@@ -9,7 +9,11 @@ const run = (cmd) => execSync(cmd, { stdio: 'inherit', cwd: root });
 
 if (!existsSync(`${root}node_modules/.package-lock.json`) || !existsSync(`${root}node_modules/vite`)) {
   console.log('fusionlab: installing npm packages (npm ci)…');
-  run(existsSync(`${root}package-lock.json`) ? 'npm ci --no-audit --no-fund' : 'npm install --no-audit --no-fund');
+  run(
+    existsSync(`${root}package-lock.json`)
+      ? 'npm ci --no-audit --no-fund'
+      : 'npm install --no-audit --no-fund',
+  );
 }
 
 if (process.argv.includes('--browser')) {

@@ -5,8 +5,13 @@ const bin = new URL('../../bin/fusionlab.js', import.meta.url).pathname;
 const cli = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
 
 describe('fusionlab command', () => {
-  it('prints each subcommand\'s usage on --help, exit 0, without running it', () => {
-    for (const [cmd, word] of [['rewrite', '--passes'], ['sample', 'gpt-oss-120b'], ['run', '--backend'], ['bench', 'kernels']]) {
+  it("prints each subcommand's usage on --help, exit 0, without running it", () => {
+    for (const [cmd, word] of [
+      ['rewrite', '--passes'],
+      ['sample', 'gpt-oss-120b'],
+      ['run', '--backend'],
+      ['bench', 'kernels'],
+    ]) {
       const r = cli(cmd, '--help');
       expect(r.status, cmd).toBe(0);
       expect(r.stdout).toContain(`usage: fusionlab ${cmd}`);
@@ -18,6 +23,8 @@ describe('fusionlab command', () => {
     const r = cli('fuse');
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("unknown command 'fuse'");
-    expect(r.stderr).toBe("fusionlab: unknown command 'fuse' (commands: rewrite, sample, run, compare-fixes, bench; see fusionlab --help)\n");
+    expect(r.stderr).toBe(
+      "fusionlab: unknown command 'fuse' (commands: rewrite, sample, run, compare-fixes, bench; see fusionlab --help)\n",
+    );
   });
 });

@@ -1,11 +1,26 @@
 // Entry of the `fusionlab` command: one module per subcommand, each exporting
 // `command(argv): Promise<number>` (the exit code; 2 for bad input).
 
-const COMMANDS: Record<string, { load: () => Promise<{ command(argv: string[]): Promise<number> }>; help: string }> = {
-  rewrite: { load: () => import('./rewrite.ts'), help: 'rewrite <file|folder|-> [--stage NAME|N] [--passes a,b] [--world-size N] [--max-tokens T] [--gpu hopper|blackwell] [--token-gate runtime-fallback|compile-range] [--tp-group NAME] [--emit fx|json] [--out PATH] [--report]' },
-  sample: { load: () => import('./sample.ts'), help: 'sample gpt-oss-20b|gpt-oss-120b|llama|qwen3-moe [--layers L] [--tp N]' },
-  run: { load: () => import('./run.ts'), help: 'run <file|sample:gpt-oss-20b|sample:gpt-oss-120b|sample:llama> --backend webgpu|cpu|agent --ranks N --preset tiny|layer --dtype bf16|f32 [--allreduce ring|one-shot|two-shot] [--workers] [--tokens T] [--seed S] [--layers L] [--inputs DIR] [--dump-outputs DIR] [--compare PASSES] [--report] [--agent ws://127.0.0.1:PORT] [--token T]' },
-  'compare-fixes': { load: () => import('./compareFixes.ts'), help: 'compare-fixes [--model gpt-oss-20b|gpt-oss-120b] [--ranks N] [--backend cpu|webgpu] [--preset tiny|layer] [--tokens T] [--seed S] [--json]' },
+const COMMANDS: Record<
+  string,
+  { load: () => Promise<{ command(argv: string[]): Promise<number> }>; help: string }
+> = {
+  rewrite: {
+    load: () => import('./rewrite.ts'),
+    help: 'rewrite <file|folder|-> [--stage NAME|N] [--passes a,b] [--world-size N] [--max-tokens T] [--gpu hopper|blackwell] [--token-gate runtime-fallback|compile-range] [--tp-group NAME] [--emit fx|json] [--out PATH] [--report]',
+  },
+  sample: {
+    load: () => import('./sample.ts'),
+    help: 'sample gpt-oss-20b|gpt-oss-120b|llama|qwen3-moe [--layers L] [--tp N]',
+  },
+  run: {
+    load: () => import('./run.ts'),
+    help: 'run <file|sample:gpt-oss-20b|sample:gpt-oss-120b|sample:llama> --backend webgpu|cpu|agent --ranks N --preset tiny|layer --dtype bf16|f32 [--allreduce ring|one-shot|two-shot] [--workers] [--tokens T] [--seed S] [--layers L] [--inputs DIR] [--dump-outputs DIR] [--compare PASSES] [--report] [--agent ws://127.0.0.1:PORT] [--token T]',
+  },
+  'compare-fixes': {
+    load: () => import('./compareFixes.ts'),
+    help: 'compare-fixes [--model gpt-oss-20b|gpt-oss-120b] [--ranks N] [--backend cpu|webgpu] [--preset tiny|layer] [--tokens T] [--seed S] [--json]',
+  },
   bench: { load: () => import('./bench.ts'), help: 'bench passes|kernels|ui|agent' },
 };
 
@@ -17,7 +32,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const entry = COMMANDS[cmd];
   if (!entry) {
-    process.stderr.write(`fusionlab: unknown command '${cmd}' (commands: ${Object.keys(COMMANDS).join(', ')}; see fusionlab --help)\n`);
+    process.stderr.write(
+      `fusionlab: unknown command '${cmd}' (commands: ${Object.keys(COMMANDS).join(', ')}; see fusionlab --help)\n`,
+    );
     return 2;
   }
   if (rest.includes('-h') || rest.includes('--help')) {
@@ -37,5 +54,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function usage(): string {
-  return `usage: fusionlab <command> [options]\n\n${Object.values(COMMANDS).map((c) => `  ${c.help}`).join('\n')}\n`;
+  return `usage: fusionlab <command> [options]\n\n${Object.values(COMMANDS)
+    .map((c) => `  ${c.help}`)
+    .join('\n')}\n`;
 }

@@ -23,7 +23,11 @@ describe('fusionlab rewrite', () => {
     expect(r.code).toBe(0);
     const rep = JSON.parse(r.stdout);
     expect(Object.keys(rep)).toEqual(['passes', 'diagnostics', 'nodes']);
-    expect(rep.passes.map((p: { name: string; matches: number }) => [p.name, p.matches])).toEqual([['noop-elimination', 0], ['slice-hoist', 24], ['allreduce-rmsnorm', 49]]);
+    expect(rep.passes.map((p: { name: string; matches: number }) => [p.name, p.matches])).toEqual([
+      ['noop-elimination', 0],
+      ['slice-hoist', 24],
+      ['allreduce-rmsnorm', 49],
+    ]);
     expect(rep.passes[1].sites).toHaveLength(24);
     expect(rep.passes[1].sites[0]).toBe('all_reduce_2');
     expect(rep.diagnostics).toEqual([]);
@@ -39,36 +43,56 @@ describe('fusionlab rewrite', () => {
     expect(rep.passes[0].matches).toBe(25);
     expect(rep.diagnostics).toHaveLength(24);
     expect(rep.diagnostics[0]).toEqual({
-      pass: 'allreduce-rmsnorm', node: 'all_reduce_2', blocker: 'slice_1',
-      reason: 'slice_1 (aten.slice.Tensor) sits between all_reduce_2 and the norm; run slice-hoist', fix: 'run slice-hoist',
+      pass: 'allreduce-rmsnorm',
+      node: 'all_reduce_2',
+      blocker: 'slice_1',
+      reason: 'slice_1 (aten.slice.Tensor) sits between all_reduce_2 and the norm; run slice-hoist',
+      fix: 'run slice-hoist',
     });
   });
 
   it('writes the rewritten graph as FX text or JSON, to stdout or --out; the PR fragment fuses as in the PR', () => {
     const fx = run(['rewrite', SEED, '--gpu', 'blackwell']);
     expect(fx.code).toBe(0);
-    expect(fx.stdout).toContain('torch.ops.higher_order.auto_functionalized(torch.ops.vllm.flashinfer_trtllm_fused_allreduce_norm.default, allreduce_in = slice_1, residual = getitem_18, norm_out = None, quant_out = None, scale_out = None, rms_gamma = arg8_1, rms_eps = 1e-05, pattern_code = 1, world_rank = 0, world_size = 4, launch_with_pdl = True, trigger_completion_at_end = True, fp32_acc = True, max_token_num = 5825)');
-    expect(fx.stdout).toContain('slice_1: "bf16[s72, 2880]" = torch.ops.aten.slice.Tensor(getitem_3, 1, 0, 2880)');
+    expect(fx.stdout).toContain(
+      'torch.ops.higher_order.auto_functionalized(torch.ops.vllm.flashinfer_trtllm_fused_allreduce_norm.default, allreduce_in = slice_1, residual = getitem_18, norm_out = None, quant_out = None, scale_out = None, rms_gamma = arg8_1, rms_eps = 1e-05, pattern_code = 1, world_rank = 0, world_size = 4, launch_with_pdl = True, trigger_completion_at_end = True, fp32_acc = True, max_token_num = 5825)',
+    );
+    expect(fx.stdout).toContain(
+      'slice_1: "bf16[s72, 2880]" = torch.ops.aten.slice.Tensor(getitem_3, 1, 0, 2880)',
+    );
     const out = join(dir, 'after.json');
     const js = run(['rewrite', SEED, '--emit', 'json', '--out', out]);
     expect([js.code, js.stdout]).toEqual([0, '']);
     const doc = JSON.parse(readFileSync(out, 'utf8'));
     expect(doc.schema).toBe('fusionlab.graph/1');
-    expect(doc.graph.nodes.map((n: { name: string }) => n.name)).toEqual(['auto_functionalized_1', 'getitem_3', 'slice_1', 'auto_functionalized']);
+    expect(doc.graph.nodes.map((n: { name: string }) => n.name)).toEqual([
+      'auto_functionalized_1',
+      'getitem_3',
+      'slice_1',
+      'auto_functionalized',
+    ]);
   });
 
   it('gates show in the report: world size 3', () => {
     const rep = JSON.parse(run(['rewrite', SEED, '--report', '--world-size', '3']).stdout);
     expect(rep.passes.map((p: { matches: number }) => p.matches)).toEqual([0, 1, 0]);
-    expect(rep.diagnostics).toEqual([{
-      pass: 'allreduce-rmsnorm', node: 'all_reduce_1', blocker: 'world size',
-      reason: "world size 3 (option): FlashInfer's fused all-reduce + RMSNorm runs on 2, 4 or 8 ranks", fix: 'world size must be 2, 4 or 8',
-    }]);
+    expect(rep.diagnostics).toEqual([
+      {
+        pass: 'allreduce-rmsnorm',
+        node: 'all_reduce_1',
+        blocker: 'world size',
+        reason: "world size 3 (option): FlashInfer's fused all-reduce + RMSNorm runs on 2, 4 or 8 ranks",
+        fix: 'world size must be 2, 4 or 8',
+      },
+    ]);
   });
 
   it('bad input: exit 2 and one line naming file, line and column', () => {
     const bad = join(dir, 'bad.py');
-    writeFileSync(bad, readFileSync(SEED, 'utf8').replace("slice_1: \"bf16[s72, 2880]\"", 'slice_1: "bf16[s72, 2880"'));
+    writeFileSync(
+      bad,
+      readFileSync(SEED, 'utf8').replace('slice_1: "bf16[s72, 2880]"', 'slice_1: "bf16[s72, 2880"'),
+    );
     const r = run(['rewrite', bad, '--report']);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
@@ -82,10 +106,14 @@ describe('fusionlab rewrite', () => {
   it('bad options and missing files: exit 2 with the reason', () => {
     const unknown = run(['rewrite', SEED, '--passes', 'slice-hoist,fuse-everything']);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain("unknown pass 'fuse-everything' (known: noop-elimination, slice-hoist, moe-unpad, sequence-parallelism, async-tp, allreduce-rmsnorm)");
+    expect(unknown.stderr).toContain(
+      "unknown pass 'fuse-everything' (known: noop-elimination, slice-hoist, moe-unpad, sequence-parallelism, async-tp, allreduce-rmsnorm)",
+    );
     const unwritable = run(['rewrite', SEED, '--out', join(dir, 'no-such-dir', 'x.py')]);
     expect(unwritable.code).toBe(2);
-    expect(unwritable.stderr).toBe(`fusionlab rewrite: cannot write ${join(dir, 'no-such-dir', 'x.py')}: ENOENT\n`);
+    expect(unwritable.stderr).toBe(
+      `fusionlab rewrite: cannot write ${join(dir, 'no-such-dir', 'x.py')}: ENOENT\n`,
+    );
     const missing = run(['rewrite', join(dir, 'nope.py')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('cannot read');
@@ -115,7 +143,12 @@ describe('fusionlab rewrite', () => {
     ].join('\n');
     const rep = JSON.parse(run(['rewrite', '-', '--report'], text).stdout);
     expect(rep.passes[2]).toMatchObject({ name: 'allreduce-rmsnorm', matches: 1, sites: ['all_reduce_1'] });
-    expect(rep.passes[2].unevaluated).toEqual([{ site: 'all_reduce_1', gates: [expect.stringContaining("token capacity: all_reduce_1's input shape is unknown")] }]);
+    expect(rep.passes[2].unevaluated).toEqual([
+      {
+        site: 'all_reduce_1',
+        gates: [expect.stringContaining("token capacity: all_reduce_1's input shape is unknown")],
+      },
+    ]);
     expect(rep.passes[1].unevaluated).toBeUndefined();
   });
 
@@ -124,14 +157,18 @@ describe('fusionlab rewrite', () => {
     mkdirSync(join(dump, 'rank_0'), { recursive: true });
     const after = readFileSync(SEED.replace('before', 'after'), 'utf8');
     writeFileSync(join(dump, 'rank_0', 'post_grad.3.AllReduceFusionPass.after.py'), after);
-    writeFileSync(join(dump, 'rank_0', 'post_grad.3.AllReduceFusionPass.before.py'), readFileSync(SEED, 'utf8'));
+    writeFileSync(
+      join(dump, 'rank_0', 'post_grad.3.AllReduceFusionPass.before.py'),
+      readFileSync(SEED, 'utf8'),
+    );
     writeFileSync(join(dump, 'rank_0', 'patterns.AllReduceFusionPass.0.py'), 'patterns = {}\n');
     const r = run(['rewrite', dump, '--report', '--gpu', 'blackwell']);
     expect(r.code).toBe(0);
     const rep = JSON.parse(r.stdout);
     expect(rep.stage).toBe('post_grad.3.AllReduceFusionPass.before');
     expect(rep.stages.map((s: { name: string; fusedSites: number }) => [s.name, s.fusedSites])).toEqual([
-      ['post_grad.3.AllReduceFusionPass.before', 0], ['post_grad.3.AllReduceFusionPass.after', 1],
+      ['post_grad.3.AllReduceFusionPass.before', 0],
+      ['post_grad.3.AllReduceFusionPass.after', 1],
     ]);
     expect(rep.passes.map((p: { matches: number }) => p.matches)).toEqual([0, 1, 1]);
     expect(r.stderr).toContain("patterns.AllReduceFusionPass.0.py: warning: skipped: vLLM's pattern dump");

@@ -23,50 +23,88 @@ import { GPU_FAMILIES, TOKEN_GATES } from '../graph/passes/options.ts';
 
 class UsageError extends Error {}
 
-interface RewriteArgs { file: string; passes: string[]; opts: PassOptions; emit: 'fx' | 'json'; out?: string; report: boolean; stage?: string }
+interface RewriteArgs {
+  file: string;
+  passes: string[];
+  opts: PassOptions;
+  emit: 'fx' | 'json';
+  out?: string;
+  report: boolean;
+  stage?: string;
+}
 
 function positiveInt(flag: string, v: string | undefined): number {
-  if (v === undefined || !/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) throw new UsageError(`${flag} takes a positive integer, got ${v === undefined ? 'nothing' : `'${v}'`}`);
+  if (v === undefined || !/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v)))
+    throw new UsageError(`${flag} takes a positive integer, got ${v === undefined ? 'nothing' : `'${v}'`}`);
   return Number(v);
 }
 
 function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[]): T {
-  if (v === undefined || !(allowed as readonly string[]).includes(v)) throw new UsageError(`${flag} takes ${allowed.join(' | ')}, got ${v === undefined ? 'nothing' : `'${v}'`}`);
+  if (v === undefined || !(allowed as readonly string[]).includes(v))
+    throw new UsageError(
+      `${flag} takes ${allowed.join(' | ')}, got ${v === undefined ? 'nothing' : `'${v}'`}`,
+    );
   return v as T;
 }
 
 export function parseRewriteArgs(argv: string[]): RewriteArgs {
-  const a: Partial<RewriteArgs> & { opts: PassOptions } = { opts: {}, emit: 'fx', report: false, passes: [...DEFAULT_PIPELINE] };
+  const a: Partial<RewriteArgs> & { opts: PassOptions } = {
+    opts: {},
+    emit: 'fx',
+    report: false,
+    passes: [...DEFAULT_PIPELINE],
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [flag, inline] =
+      arg.startsWith('--') && arg.includes('=')
+        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+        : [arg, undefined];
     const value = () => inline ?? argv[++i];
     switch (flag) {
       case '--passes': {
         const v = value();
         if (!v) throw new UsageError('--passes takes a comma-separated list of passes');
-        a.passes = v.split(',').map((p) => p.trim()).filter((p) => p !== '');
+        a.passes = v
+          .split(',')
+          .map((p) => p.trim())
+          .filter((p) => p !== '');
         for (const p of a.passes) if (!(p in PASSES)) throw new UsageError(new UnknownPassError(p).message);
         break;
       }
-      case '--world-size': a.opts.worldSize = positiveInt(flag, value()); break;
-      case '--max-tokens': a.opts.maxTokens = positiveInt(flag, value()); break;
-      case '--gpu': a.opts.gpu = oneOf(flag, value(), GPU_FAMILIES); break;
-      case '--token-gate': a.opts.tokenGate = oneOf(flag, value(), TOKEN_GATES); break;
+      case '--world-size':
+        a.opts.worldSize = positiveInt(flag, value());
+        break;
+      case '--max-tokens':
+        a.opts.maxTokens = positiveInt(flag, value());
+        break;
+      case '--gpu':
+        a.opts.gpu = oneOf(flag, value(), GPU_FAMILIES);
+        break;
+      case '--token-gate':
+        a.opts.tokenGate = oneOf(flag, value(), TOKEN_GATES);
+        break;
       case '--tp-group': {
         const v = value();
-        if (!v) throw new UsageError("--tp-group takes the TP group's name as the graph's all_reduce calls carry it (default tp:0)");
+        if (!v)
+          throw new UsageError(
+            "--tp-group takes the TP group's name as the graph's all_reduce calls carry it (default tp:0)",
+          );
         a.opts.tpGroup = v;
         break;
       }
-      case '--emit': a.emit = oneOf(flag, value(), ['fx', 'json'] as const); break;
+      case '--emit':
+        a.emit = oneOf(flag, value(), ['fx', 'json'] as const);
+        break;
       case '--out': {
         const v = value();
         if (!v) throw new UsageError('--out takes a path');
         a.out = v;
         break;
       }
-      case '--report': a.report = true; break;
+      case '--report':
+        a.report = true;
+        break;
       case '--stage': {
         const v = value();
         if (!v) throw new UsageError("--stage takes a stage's name or its index in the folder");
@@ -83,17 +121,34 @@ export function parseRewriteArgs(argv: string[]): RewriteArgs {
   return a as RewriteArgs;
 }
 
-
 function readFolder(dir: string): StageFolder {
-  const paths = (readdirSync(dir, { recursive: true }) as string[]).map((p) => p.split('\\').join('/')).filter((p) => statSync(join(dir, p)).isFile());
-  if (paths.length > MAX_FOLDER_FILES) throw new Error(`${dir} holds ${paths.length} files (at most ${MAX_FOLDER_FILES}): not a dump folder`);
+  const paths = (readdirSync(dir, { recursive: true }) as string[])
+    .map((p) => p.split('\\').join('/'))
+    .filter((p) => statSync(join(dir, p)).isFile());
+  if (paths.length > MAX_FOLDER_FILES)
+    throw new Error(`${dir} holds ${paths.length} files (at most ${MAX_FOLDER_FILES}): not a dump folder`);
   // A file past the import limit is not read at all, only named.
   const tooBig = paths.filter((p) => statSync(join(dir, p)).size > DEFAULT_MAX_BYTES);
-  const r = importStageFolder(paths.filter((p) => !tooBig.includes(p)).map((p) => ({ path: p, text: readFileSync(join(dir, p), 'utf8') })));
-  return { stages: r.stages, skipped: [...tooBig.map((p) => ({ path: p, reason: `larger than the ${DEFAULT_MAX_BYTES / 2 ** 20} MiB import limit` })), ...r.skipped] };
+  const r = importStageFolder(
+    paths
+      .filter((p) => !tooBig.includes(p))
+      .map((p) => ({ path: p, text: readFileSync(join(dir, p), 'utf8') })),
+  );
+  return {
+    stages: r.stages,
+    skipped: [
+      ...tooBig.map((p) => ({
+        path: p,
+        reason: `larger than the ${DEFAULT_MAX_BYTES / 2 ** 20} MiB import limit`,
+      })),
+      ...r.skipped,
+    ],
+  };
 }
 
-const fusedSites = (g: Graph) => g.nodes.filter((n) => n.op === FUSED_ALLREDUCE_NORM || functionalizedTarget(n) === FUSED_ALLREDUCE_NORM).length;
+const fusedSites = (g: Graph) =>
+  g.nodes.filter((n) => n.op === FUSED_ALLREDUCE_NORM || functionalizedTarget(n) === FUSED_ALLREDUCE_NORM)
+    .length;
 
 function readInput(file: string): string {
   return file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
@@ -124,23 +179,33 @@ export async function command(argv: string[]): Promise<number> {
     try {
       folder = readFolder(args.file);
     } catch (e) {
-      process.stderr.write(`fusionlab rewrite: cannot read ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+      process.stderr.write(
+        `fusionlab rewrite: cannot read ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`,
+      );
       return 2;
     }
-    for (const s of folder.skipped) process.stderr.write(`${join(source, s.path)}: warning: skipped: ${s.reason}\n`);
+    for (const s of folder.skipped)
+      process.stderr.write(`${join(source, s.path)}: warning: skipped: ${s.reason}\n`);
     if (folder.stages.length === 0) {
-      process.stderr.write(`fusionlab rewrite: ${source}: no graph among its ${folder.skipped.length} files\n`);
+      process.stderr.write(
+        `fusionlab rewrite: ${source}: no graph among its ${folder.skipped.length} files\n`,
+      );
       return 2;
     }
     if (args.stage !== undefined) {
-      stageIndex = /^\d+$/.test(args.stage) ? Number(args.stage) : folder.stages.findIndex((s) => s.name === args.stage);
+      stageIndex = /^\d+$/.test(args.stage)
+        ? Number(args.stage)
+        : folder.stages.findIndex((s) => s.name === args.stage);
       if (stageIndex < 0 || stageIndex >= folder.stages.length) {
-        process.stderr.write(`fusionlab rewrite: no stage '${args.stage}' in ${source} (stages: ${folder.stages.map((s, i) => `${i} ${s.name}`).join(', ')})\n`);
+        process.stderr.write(
+          `fusionlab rewrite: no stage '${args.stage}' in ${source} (stages: ${folder.stages.map((s, i) => `${i} ${s.name}`).join(', ')})\n`,
+        );
         return 2;
       }
     }
     const stage = folder.stages[stageIndex]!;
-    for (const w of stage.warnings) process.stderr.write(`${join(source, stage.path)}:${w.line}: warning: ${w.message}\n`);
+    for (const w of stage.warnings)
+      process.stderr.write(`${join(source, stage.path)}:${w.line}: warning: ${w.message}\n`);
     graph = stage.graph;
   } else {
     if (args.stage !== undefined) {
@@ -151,7 +216,9 @@ export async function command(argv: string[]): Promise<number> {
     try {
       text = readInput(args.file);
     } catch (e) {
-      process.stderr.write(`fusionlab rewrite: cannot read ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+      process.stderr.write(
+        `fusionlab rewrite: cannot read ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`,
+      );
       return 2;
     }
     let imported;
@@ -170,22 +237,32 @@ export async function command(argv: string[]): Promise<number> {
   const result = runPipeline(graph, args.passes, args.opts);
   let out: string;
   if (args.report) {
-    out = JSON.stringify({
-      passes: result.stages.map((s) => {
-        // Sites that fused with a gate left unevaluated (no shapes in the graph), and what was assumed.
-        const unevaluated = s.matches.filter((m) => m.unevaluated).map((m) => ({ site: m.site, gates: m.unevaluated }));
-        const entry = { name: s.pass, matches: s.matches.length, sites: s.matches.map((m) => m.site) };
-        return unevaluated.length ? { ...entry, unevaluated } : entry;
-      }),
-      diagnostics: result.diagnostics,
-      nodes: { before: result.input.nodes.length, after: result.output.nodes.length },
-      // A folder: every stage in order, with the fused all-reduce + norm sites it already holds.
-      ...(folder ? {
-        stage: folder.stages[stageIndex]!.name,
-        stages: folder.stages.map((s) => ({ name: s.name, path: s.path, nodes: s.graph.nodes.length, fusedSites: fusedSites(s.graph) })),
-        skipped: folder.skipped,
-      } : {}),
-    }) + '\n';
+    out =
+      JSON.stringify({
+        passes: result.stages.map((s) => {
+          // Sites that fused with a gate left unevaluated (no shapes in the graph), and what was assumed.
+          const unevaluated = s.matches
+            .filter((m) => m.unevaluated)
+            .map((m) => ({ site: m.site, gates: m.unevaluated }));
+          const entry = { name: s.pass, matches: s.matches.length, sites: s.matches.map((m) => m.site) };
+          return unevaluated.length ? { ...entry, unevaluated } : entry;
+        }),
+        diagnostics: result.diagnostics,
+        nodes: { before: result.input.nodes.length, after: result.output.nodes.length },
+        // A folder: every stage in order, with the fused all-reduce + norm sites it already holds.
+        ...(folder
+          ? {
+              stage: folder.stages[stageIndex]!.name,
+              stages: folder.stages.map((s) => ({
+                name: s.name,
+                path: s.path,
+                nodes: s.graph.nodes.length,
+                fusedSites: fusedSites(s.graph),
+              })),
+              skipped: folder.skipped,
+            }
+          : {}),
+      }) + '\n';
   } else {
     out = args.emit === 'json' ? JSON.stringify(graphToJson(result.output)) + '\n' : printFx(result.output);
   }
@@ -196,7 +273,9 @@ export async function command(argv: string[]): Promise<number> {
   try {
     writeFileSync(args.out, out);
   } catch (e) {
-    process.stderr.write(`fusionlab rewrite: cannot write ${args.out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+    process.stderr.write(
+      `fusionlab rewrite: cannot write ${args.out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`,
+    );
     return 2;
   }
   return 0;

@@ -14,7 +14,20 @@ import { importGraph } from '../graph/formats.ts';
 import { generateSample, SAMPLE_MODELS, type SampleModel } from '../graph/samples/index.ts';
 import { PASSES } from '../graph/passes/pipeline.ts';
 import type { Graph } from '../graph/ir.ts';
-import { compareRewrite, planGraph, registerBackend, runGraph, RunError, type RunErrorKind, type RunOptions, type Trace, type HostTensor, type RunResult, type CompareReport, type Verdict } from '../runtime/index.ts';
+import {
+  compareRewrite,
+  planGraph,
+  registerBackend,
+  runGraph,
+  RunError,
+  type RunErrorKind,
+  type RunOptions,
+  type Trace,
+  type HostTensor,
+  type RunResult,
+  type CompareReport,
+  type Verdict,
+} from '../runtime/index.ts';
 import { fedSourcesOfOutputs } from '../runtime/fedSources.ts';
 import { readNpy, readSafetensors, tensorFileName, writeNpy, TensorFileError } from '../runtime/tensorio.ts';
 import { hostValues } from '../runtime/hostTensor.ts';
@@ -39,57 +52,125 @@ const DEFAULT_AGENT = 'ws://127.0.0.1:8765';
 const TOKEN_ENV = 'FUSIONLAB_AGENT_TOKEN';
 
 interface RunArgs {
-  source: string; backend: RunOptions['backend']; ranks: number; preset: RunOptions['preset']; dtype: RunOptions['dtype'];
-  allreduce: RunOptions['allreduce']; workers: boolean; tokens?: number; seed?: number; layers: number;
-  inputs?: string; dumpOutputs?: string; compare?: string[]; report: boolean;
-  agent?: string; token?: string;
+  source: string;
+  backend: RunOptions['backend'];
+  ranks: number;
+  preset: RunOptions['preset'];
+  dtype: RunOptions['dtype'];
+  allreduce: RunOptions['allreduce'];
+  workers: boolean;
+  tokens?: number;
+  seed?: number;
+  layers: number;
+  inputs?: string;
+  dumpOutputs?: string;
+  compare?: string[];
+  report: boolean;
+  agent?: string;
+  token?: string;
   /** The flags given on the command line (defaults excluded), to refuse the ones the run would not use. */
   given: Set<string>;
 }
 
 function positiveInt(flag: string, v: string | undefined, min = 1): number {
-  if (v === undefined || !/^\d+$/.test(v) || Number(v) < min || !Number.isSafeInteger(Number(v))) throw new UsageError(`${flag} takes an integer ≥ ${min}, got ${v === undefined ? 'nothing' : `'${v}'`}`);
+  if (v === undefined || !/^\d+$/.test(v) || Number(v) < min || !Number.isSafeInteger(Number(v)))
+    throw new UsageError(`${flag} takes an integer ≥ ${min}, got ${v === undefined ? 'nothing' : `'${v}'`}`);
   return Number(v);
 }
 function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[]): T {
-  if (v === undefined || !(allowed as readonly string[]).includes(v)) throw new UsageError(`${flag} takes ${allowed.join(' | ')}, got ${v === undefined ? 'nothing' : `'${v}'`}`);
+  if (v === undefined || !(allowed as readonly string[]).includes(v))
+    throw new UsageError(
+      `${flag} takes ${allowed.join(' | ')}, got ${v === undefined ? 'nothing' : `'${v}'`}`,
+    );
   return v as T;
 }
 
 export function parseRunArgs(argv: string[]): RunArgs {
-  const a: Partial<RunArgs> = { backend: 'webgpu', ranks: 1, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false, layers: 1, report: false, given: new Set() };
+  const a: Partial<RunArgs> = {
+    backend: 'webgpu',
+    ranks: 1,
+    preset: 'tiny',
+    dtype: 'bf16',
+    allreduce: 'one-shot',
+    workers: false,
+    layers: 1,
+    report: false,
+    given: new Set(),
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [flag, inline] =
+      arg.startsWith('--') && arg.includes('=')
+        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+        : [arg, undefined];
     const value = () => inline ?? argv[++i];
     if (flag.startsWith('--')) a.given!.add(flag);
     switch (flag) {
-      case '--backend': a.backend = oneOf(flag, value(), ['webgpu', 'cpu', 'agent'] as const); break;
-      case '--ranks': a.ranks = positiveInt(flag, value()); break;
-      case '--preset': a.preset = oneOf(flag, value(), ['tiny', 'layer'] as const); break;
-      case '--dtype': a.dtype = oneOf(flag, value(), ['bf16', 'f32', 'f16'] as const); break;
-      case '--allreduce': a.allreduce = oneOf(flag, value(), ['ring', 'one-shot', 'two-shot'] as const); break;
-      case '--workers': a.workers = true; break;
-      case '--tokens': a.tokens = positiveInt(flag, value()); break;
-      case '--seed': a.seed = positiveInt(flag, value(), 0); break;
-      case '--layers': a.layers = positiveInt(flag, value()); break;
-      case '--inputs': a.inputs = value(); if (!a.inputs) throw new UsageError('--inputs takes a directory'); break;
-      case '--dump-outputs': a.dumpOutputs = value(); if (!a.dumpOutputs) throw new UsageError('--dump-outputs takes a directory'); break;
+      case '--backend':
+        a.backend = oneOf(flag, value(), ['webgpu', 'cpu', 'agent'] as const);
+        break;
+      case '--ranks':
+        a.ranks = positiveInt(flag, value());
+        break;
+      case '--preset':
+        a.preset = oneOf(flag, value(), ['tiny', 'layer'] as const);
+        break;
+      case '--dtype':
+        a.dtype = oneOf(flag, value(), ['bf16', 'f32', 'f16'] as const);
+        break;
+      case '--allreduce':
+        a.allreduce = oneOf(flag, value(), ['ring', 'one-shot', 'two-shot'] as const);
+        break;
+      case '--workers':
+        a.workers = true;
+        break;
+      case '--tokens':
+        a.tokens = positiveInt(flag, value());
+        break;
+      case '--seed':
+        a.seed = positiveInt(flag, value(), 0);
+        break;
+      case '--layers':
+        a.layers = positiveInt(flag, value());
+        break;
+      case '--inputs':
+        a.inputs = value();
+        if (!a.inputs) throw new UsageError('--inputs takes a directory');
+        break;
+      case '--dump-outputs':
+        a.dumpOutputs = value();
+        if (!a.dumpOutputs) throw new UsageError('--dump-outputs takes a directory');
+        break;
       case '--compare': {
         const v = value();
         if (!v) throw new UsageError('--compare takes a comma-separated list of passes');
-        a.compare = v.split(',').map((p) => p.trim()).filter(Boolean);
-        for (const p of a.compare) if (!(p in PASSES)) throw new UsageError(`unknown pass '${p}' in --compare (known: ${Object.keys(PASSES).join(', ')})`);
+        a.compare = v
+          .split(',')
+          .map((p) => p.trim())
+          .filter(Boolean);
+        for (const p of a.compare)
+          if (!(p in PASSES))
+            throw new UsageError(
+              `unknown pass '${p}' in --compare (known: ${Object.keys(PASSES).join(', ')})`,
+            );
         break;
       }
-      case '--report': a.report = true; break;
+      case '--report':
+        a.report = true;
+        break;
       case '--agent': {
         const v = value();
-        if (!v || !/^ws:\/\/(127\.0\.0\.1|localhost):\d{1,5}\/?$/.test(v)) throw new UsageError(`--agent takes ws://127.0.0.1:PORT (the agent listens on loopback only), got ${v === undefined ? 'nothing' : `'${v}'`}`);
+        if (!v || !/^ws:\/\/(127\.0\.0\.1|localhost):\d{1,5}\/?$/.test(v))
+          throw new UsageError(
+            `--agent takes ws://127.0.0.1:PORT (the agent listens on loopback only), got ${v === undefined ? 'nothing' : `'${v}'`}`,
+          );
         a.agent = v.replace(/\/$/, '');
         break;
       }
-      case '--token': a.token = value(); if (!a.token) throw new UsageError('--token takes the token `npm run agent` printed'); break;
+      case '--token':
+        a.token = value();
+        if (!a.token) throw new UsageError('--token takes the token `npm run agent` printed');
+        break;
       default:
         if (arg.startsWith('--')) throw new UsageError(`unknown option '${arg}'`);
         if (a.source !== undefined) throw new UsageError(`one graph only (got '${a.source}' and '${arg}')`);
@@ -103,29 +184,51 @@ export function parseRunArgs(argv: string[]): RunArgs {
 
 /** Flags the chosen run would not use are refused, never ignored. */
 function refuseUnused(a: RunArgs): void {
-  const only = (flag: string, ok: boolean, why: string) => { if (a.given.has(flag) && !ok) throw new UsageError(`${flag} ${why}`); };
+  const only = (flag: string, ok: boolean, why: string) => {
+    if (a.given.has(flag) && !ok) throw new UsageError(`${flag} ${why}`);
+  };
   only('--agent', a.backend === 'agent', `is for --backend agent (the backend is ${a.backend})`);
   only('--token', a.backend === 'agent', `is for --backend agent (the backend is ${a.backend})`);
   only('--workers', a.backend === 'webgpu', `runs WebGPU ranks in workers; --backend ${a.backend} has none`);
-  only('--allreduce', a.backend === 'webgpu', a.backend === 'cpu'
-    ? 'has no effect on --backend cpu (the reference sums in rank order whatever the algorithm)'
-    : 'has no effect on --backend agent (the native worker uses NCCL or its one-shot kernel)');
-  only('--layers', a.source.startsWith('sample:'), 'sets the layers of a generated sample (sample:NAME), not of a file');
+  only(
+    '--allreduce',
+    a.backend === 'webgpu',
+    a.backend === 'cpu'
+      ? 'has no effect on --backend cpu (the reference sums in rank order whatever the algorithm)'
+      : 'has no effect on --backend agent (the native worker uses NCCL or its one-shot kernel)',
+  );
+  only(
+    '--layers',
+    a.source.startsWith('sample:'),
+    'sets the layers of a generated sample (sample:NAME), not of a file',
+  );
 }
 
 function loadGraph(args: RunArgs): Graph {
   if (args.source.startsWith('sample:')) {
     const model = args.source.slice('sample:'.length) as SampleModel;
-    if (!SAMPLE_MODELS.includes(model)) throw new UsageError(`unknown sample '${model}' (choose ${SAMPLE_MODELS.join(', ')})`);
+    if (!SAMPLE_MODELS.includes(model))
+      throw new UsageError(`unknown sample '${model}' (choose ${SAMPLE_MODELS.join(', ')})`);
     // The sample is rank 0's graph at the run's tensor-parallel degree.
     let text: string;
-    try { text = generateSample(model, { layers: args.layers, tp: args.ranks }); } catch (e) { throw new UsageError((e as Error).message); }
+    try {
+      text = generateSample(model, { layers: args.layers, tp: args.ranks });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
     return importGraph(text, { fileName: args.source }).graph;
   }
   let text: string;
-  try { text = readFileSync(args.source, 'utf8'); } catch (e) { throw new UsageError(`cannot read ${args.source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  try {
+    text = readFileSync(args.source, 'utf8');
+  } catch (e) {
+    throw new UsageError(
+      `cannot read ${args.source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
+  }
   const imported = importGraph(text, { fileName: args.source });
-  for (const w of imported.warnings) process.stderr.write(`${args.source}:${w.line}: warning: ${w.message}\n`);
+  for (const w of imported.warnings)
+    process.stderr.write(`${args.source}:${w.line}: warning: ${w.message}\n`);
   return imported.graph;
 }
 
@@ -133,11 +236,16 @@ function loadGraph(args: RunArgs): Graph {
 export function loadInputs(dir: string): Map<string, HostTensor> {
   const out = new Map<string, HostTensor>();
   let names: string[];
-  try { names = readdirSync(dir); } catch (e) { throw new UsageError(`cannot read --inputs ${dir}: ${(e as NodeJS.ErrnoException).code}`); }
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    throw new UsageError(`cannot read --inputs ${dir}: ${(e as NodeJS.ErrnoException).code}`);
+  }
   for (const f of names.sort()) {
     const path = join(dir, f);
     if (f.endsWith('.npy')) out.set(f.slice(0, -4), readNpy(readFileSync(path), path));
-    else if (f.endsWith('.safetensors')) for (const [k, v] of readSafetensors(readFileSync(path), path)) out.set(k, v);
+    else if (f.endsWith('.safetensors'))
+      for (const [k, v] of readSafetensors(readFileSync(path), path)) out.set(k, v);
   }
   if (out.size === 0) throw new UsageError(`--inputs ${dir} holds no .npy or .safetensors files`);
   return out;
@@ -145,12 +253,33 @@ export function loadInputs(dir: string): Map<string, HostTensor> {
 
 function traceReport(t: Trace) {
   const perRank = Array.from({ length: t.ranks }, (_, r) => {
-    const nodes = new Map<string, { node: string; op: string; kernel_us: number; transfer_us: number; bytesRead: number; bytesWritten: number; fed: boolean }>();
+    const nodes = new Map<
+      string,
+      {
+        node: string;
+        op: string;
+        kernel_us: number;
+        transfer_us: number;
+        bytesRead: number;
+        bytesWritten: number;
+        fed: boolean;
+      }
+    >();
     for (const e of t.events.filter((e) => e.rank === r)) {
-      const n = nodes.get(e.node) ?? { node: e.node, op: e.op, kernel_us: 0, transfer_us: 0, bytesRead: 0, bytesWritten: 0, fed: false };
-      if (e.kind === 'transfer') n.transfer_us += e.dur_us; else n.kernel_us += e.dur_us;
+      const n = nodes.get(e.node) ?? {
+        node: e.node,
+        op: e.op,
+        kernel_us: 0,
+        transfer_us: 0,
+        bytesRead: 0,
+        bytesWritten: 0,
+        fed: false,
+      };
+      if (e.kind === 'transfer') n.transfer_us += e.dur_us;
+      else n.kernel_us += e.dur_us;
       if (e.kind === 'fed') n.fed = true;
-      n.bytesRead += e.bytesRead; n.bytesWritten += e.bytesWritten;
+      n.bytesRead += e.bytesRead;
+      n.bytesWritten += e.bytesWritten;
       nodes.set(e.node, n);
     }
     return { rank: r, nodes: [...nodes.values()] };
@@ -160,10 +289,11 @@ function traceReport(t: Trace) {
 }
 
 const VERDICT_LINE: Record<Verdict, (r: CompareReport) => string> = {
-  'proven': () => 'proven: every output gated and computed on every path',
-  'depends-on-fed': (r) => `not proven: outputs depend on ${r.fedOnComparedPaths.join(', ')}, fed with random values (no kernel); equal there shows only that the data flow around them was kept`,
+  proven: () => 'proven: every output gated and computed on every path',
+  'depends-on-fed': (r) =>
+    `not proven: outputs depend on ${r.fedOnComparedPaths.join(', ')}, fed with random values (no kernel); equal there shows only that the data flow around them was kept`,
   'not-gated': () => 'not proven: some outputs were only reported (several fused sites, no exact check)',
-  'failed': () => 'failed',
+  failed: () => 'failed',
 };
 
 function outputsReport(r: RunResult, fed?: Map<string, string[]>) {
@@ -171,9 +301,20 @@ function outputsReport(r: RunResult, fed?: Map<string, string[]>) {
     rank,
     outputs: [...m].map(([name, t]) => {
       const v = hostValues(t);
-      let maxAbs = 0, sumSq = 0;
-      for (const x of v) { maxAbs = Math.max(maxAbs, Math.abs(x)); sumSq += x * x; }
-      return { name, dtype: t.dtype, shape: t.shape, maxAbs, rms: Math.sqrt(sumSq / Math.max(1, v.length)), fedFrom: fed?.get(name) ?? [] };
+      let maxAbs = 0,
+        sumSq = 0;
+      for (const x of v) {
+        maxAbs = Math.max(maxAbs, Math.abs(x));
+        sumSq += x * x;
+      }
+      return {
+        name,
+        dtype: t.dtype,
+        shape: t.shape,
+        maxAbs,
+        rms: Math.sqrt(sumSq / Math.max(1, v.length)),
+        fedFrom: fed?.get(name) ?? [],
+      };
     }),
   }));
 }
@@ -195,12 +336,40 @@ export async function command(argv: string[]): Promise<number> {
     const graph = loadGraph(args);
     const inputs = args.inputs ? loadInputs(args.inputs) : undefined;
     // Plan first: ops with no kernel, fed nodes and bad sizes are reported before any device work.
-    const plan = planGraph(graph, { preset: args.preset, dtype: args.dtype, ranks: args.ranks, tokens: args.tokens, backend: args.backend });
-    if (plan.fed.length && !args.report) process.stderr.write(`fed from seeded inputs (no kernel): ${plan.fed.join(', ')}\n`);
+    const plan = planGraph(graph, {
+      preset: args.preset,
+      dtype: args.dtype,
+      ranks: args.ranks,
+      tokens: args.tokens,
+      backend: args.backend,
+    });
+    if (plan.fed.length && !args.report)
+      process.stderr.write(`fed from seeded inputs (no kernel): ${plan.fed.join(', ')}\n`);
     if (args.backend === 'webgpu') gpu = await (await import('../runtime/nodeGpu.ts')).nodeGpu();
     if (args.backend === 'agent') agentClient = await connectAgent(args);
-    const opts: RunOptions = { backend: args.backend, ranks: args.ranks, preset: args.preset, dtype: args.dtype, allreduce: args.allreduce, workers: args.workers, tokens: args.tokens, seed: args.seed, inputs, gpu };
-    const head = { graph: args.source, backend: args.backend, ranks: args.ranks, preset: args.preset, dtype: args.dtype, allreduce: args.allreduce, workers: args.workers, tokens: args.tokens ?? null, seed: args.seed ?? null };
+    const opts: RunOptions = {
+      backend: args.backend,
+      ranks: args.ranks,
+      preset: args.preset,
+      dtype: args.dtype,
+      allreduce: args.allreduce,
+      workers: args.workers,
+      tokens: args.tokens,
+      seed: args.seed,
+      inputs,
+      gpu,
+    };
+    const head = {
+      graph: args.source,
+      backend: args.backend,
+      ranks: args.ranks,
+      preset: args.preset,
+      dtype: args.dtype,
+      allreduce: args.allreduce,
+      workers: args.workers,
+      tokens: args.tokens ?? null,
+      seed: args.seed ?? null,
+    };
     if (args.compare) {
       const rep: CompareReport = await compareRewrite(graph, args.compare, opts);
       if (args.dumpOutputs) {
@@ -208,15 +377,38 @@ export async function command(argv: string[]): Promise<number> {
         dump(join(args.dumpOutputs, 'after'), rep.afterOutputs);
       }
       if (args.report) {
-        process.stdout.write(JSON.stringify({ ...head, compare: { passes: rep.passes, ok: rep.ok, verdict: rep.verdict, fedOnComparedPaths: rep.fedOnComparedPaths, outputs: rep.outputs, fusedSites: rep.fusedSites, exact: rep.exact ?? null }, before: traceReport(rep.before), after: traceReport(rep.after) }) + '\n');
+        process.stdout.write(
+          JSON.stringify({
+            ...head,
+            compare: {
+              passes: rep.passes,
+              ok: rep.ok,
+              verdict: rep.verdict,
+              fedOnComparedPaths: rep.fedOnComparedPaths,
+              outputs: rep.outputs,
+              fusedSites: rep.fusedSites,
+              exact: rep.exact ?? null,
+            },
+            before: traceReport(rep.before),
+            after: traceReport(rep.after),
+          }) + '\n',
+        );
       } else {
         for (const o of rep.outputs) {
-          const fed = o.fedFrom.length ? `; depends on fed ${o.fedFrom.length > 1 ? 'nodes' : 'node'} ${o.fedFrom.join(', ')} (random values, no kernel): not proven` : '';
-          process.stdout.write(`${o.pass ? 'ok  ' : 'FAIL'} ${o.name}: max abs ${o.maxAbs}, max rel ${o.maxRel.toExponential(2)}, ${o.bitwiseEqual ? 'bitwise equal' : `${o.ulps} ulps`}; ${o.tolerance}${fed}\n`);
+          const fed = o.fedFrom.length
+            ? `; depends on fed ${o.fedFrom.length > 1 ? 'nodes' : 'node'} ${o.fedFrom.join(', ')} (random values, no kernel): not proven`
+            : '';
+          process.stdout.write(
+            `${o.pass ? 'ok  ' : 'FAIL'} ${o.name}: max abs ${o.maxAbs}, max rel ${o.maxRel.toExponential(2)}, ${o.bitwiseEqual ? 'bitwise equal' : `${o.ulps} ulps`}; ${o.tolerance}${fed}\n`,
+          );
         }
         if (rep.exact) {
-          process.stdout.write(`${rep.exact.skipped ? 'skip' : rep.exact.pass ? 'ok  ' : 'FAIL'} ${rep.exact.note}\n`);
-          for (const o of rep.exact.outputs ?? []) if (!o.pass) process.stdout.write(`FAIL ${o.name} (exact): max abs ${o.maxAbs}, ${o.ulps} ulps\n`);
+          process.stdout.write(
+            `${rep.exact.skipped ? 'skip' : rep.exact.pass ? 'ok  ' : 'FAIL'} ${rep.exact.note}\n`,
+          );
+          for (const o of rep.exact.outputs ?? [])
+            if (!o.pass)
+              process.stdout.write(`FAIL ${o.name} (exact): max abs ${o.maxAbs}, ${o.ulps} ulps\n`);
         }
         process.stdout.write(`verdict: ${VERDICT_LINE[rep.verdict](rep)}\n`);
       }
@@ -225,23 +417,42 @@ export async function command(argv: string[]): Promise<number> {
     const res = await runGraph(graph, opts);
     if (args.dumpOutputs) dump(args.dumpOutputs, res.outputs);
     const fed = fedSourcesOfOutputs(plan);
-    if (args.report) process.stdout.write(JSON.stringify({ ...head, outputs: outputsReport(res, fed), trace: traceReport(res.trace) }) + '\n');
+    if (args.report)
+      process.stdout.write(
+        JSON.stringify({ ...head, outputs: outputsReport(res, fed), trace: traceReport(res.trace) }) + '\n',
+      );
     else {
       process.stdout.write(`${res.trace.backend} on ${res.trace.device}, ${res.trace.ranks} rank(s)\n`);
       for (const r of outputsReport(res, fed)) {
         for (const o of r.outputs) {
           const from = o.fedFrom.length ? ` (depends on fed ${o.fedFrom.join(', ')})` : '';
-          process.stdout.write(`rank ${r.rank} ${o.name}: ${o.dtype}[${o.shape}] max |x| ${o.maxAbs.toPrecision(4)}, rms ${o.rms.toPrecision(4)}${from}\n`);
+          process.stdout.write(
+            `rank ${r.rank} ${o.name}: ${o.dtype}[${o.shape}] max |x| ${o.maxAbs.toPrecision(4)}, rms ${o.rms.toPrecision(4)}${from}\n`,
+          );
         }
       }
     }
     return 0;
   } catch (e) {
-    const line = (m: string) => { process.stderr.write(`fusionlab run: ${m.split('\n')[0]}\n`); };
-    if (e instanceof UsageError) { line(e.message); return 2; }
-    if (e instanceof GraphImportError) { process.stderr.write(`${e.source ?? ''}:${e.line}:${e.col}: ${e.detail}\n`); return 2; }
-    if (e instanceof TensorFileError) { line(e.message); return 2; }
-    if (e instanceof RunError) { line(e.message); return RUN_ERROR_EXIT[e.kind]; }
+    const line = (m: string) => {
+      process.stderr.write(`fusionlab run: ${m.split('\n')[0]}\n`);
+    };
+    if (e instanceof UsageError) {
+      line(e.message);
+      return 2;
+    }
+    if (e instanceof GraphImportError) {
+      process.stderr.write(`${e.source ?? ''}:${e.line}:${e.col}: ${e.detail}\n`);
+      return 2;
+    }
+    if (e instanceof TensorFileError) {
+      line(e.message);
+      return 2;
+    }
+    if (e instanceof RunError) {
+      line(e.message);
+      return RUN_ERROR_EXIT[e.kind];
+    }
     throw e;
   } finally {
     if (gpu) (await import('../runtime/webgpu/rankDevice.ts')).closeRanks(gpu);
@@ -252,11 +463,17 @@ export async function command(argv: string[]): Promise<number> {
 /** Connects to the agent and registers it as the `agent` backend; a RunError that says what to do when it cannot. */
 async function connectAgent(args: RunArgs): Promise<{ close(): void }> {
   const token = args.token ?? process.env[TOKEN_ENV];
-  if (!token) throw new UsageError(`--backend agent needs the agent's token: --token T or ${TOKEN_ENV} (npm run agent prints it)`);
+  if (!token)
+    throw new UsageError(
+      `--backend agent needs the agent's token: --token T or ${TOKEN_ENV} (npm run agent prints it)`,
+    );
   const url = args.agent ?? DEFAULT_AGENT;
   const { AgentClient, agentBackend } = await import('../runtime/agentClient.ts');
   // The agent admits the app's origins; this client presents the dev server's.
-  const client = await AgentClient.connect({ url, token }, { origin: 'http://127.0.0.1:5173', timeoutMs: 10_000 }).catch((e: unknown) => {
+  const client = await AgentClient.connect(
+    { url, token },
+    { origin: 'http://127.0.0.1:5173', timeoutMs: 10_000 },
+  ).catch((e: unknown) => {
     // Nothing ran: like bad input, exit 2 with the one line.
     throw e instanceof RunError ? new RunError('input', e.message) : e;
   });

@@ -6,7 +6,9 @@ import { DEFAULT_SAMPLE_TP, SAMPLE_MODELS, generateSample } from '../graph/sampl
 
 export async function command(argv: string[]): Promise<number> {
   const fail = (msg: string) => {
-    process.stderr.write(`fusionlab sample: ${msg} (models: ${SAMPLE_MODELS.join(', ')}; default --tp ${DEFAULT_SAMPLE_TP}; see fusionlab sample --help)\n`);
+    process.stderr.write(
+      `fusionlab sample: ${msg} (models: ${SAMPLE_MODELS.join(', ')}; default --tp ${DEFAULT_SAMPLE_TP}; see fusionlab sample --help)\n`,
+    );
     return 2;
   };
   let model: SampleModel | undefined;
@@ -15,7 +17,8 @@ export async function command(argv: string[]): Promise<number> {
     const arg = argv[i]!;
     if (arg === '--layers' || arg === '--tp') {
       const v = argv[++i];
-      if (v === undefined || !/^\d+$/.test(v)) return fail(`${arg} takes a positive integer, got ${v === undefined ? 'nothing' : `'${v}'`}`);
+      if (v === undefined || !/^\d+$/.test(v))
+        return fail(`${arg} takes a positive integer, got ${v === undefined ? 'nothing' : `'${v}'`}`);
       opts[arg === '--layers' ? 'layers' : 'tp'] = Number(v);
     } else if (arg.startsWith('--')) {
       return fail(`unknown option '${arg}'`);

@@ -12,12 +12,16 @@ export function parseType(text: string): ValueType {
   const sym = /^Sym\((.+)\)$/.exec(s);
   if (sym) return { kind: 'sym', expr: sym[1]! };
   const m = /^([a-z0-9]+)\[(.*)\]$/.exec(s);
-  if (!m || !DTYPES.has(m[1]!)) throw new Error(`not a type annotation: "${text}" (expected like "bf16[s72, 2880]" or "Sym(s72)")`);
+  if (!m || !DTYPES.has(m[1]!))
+    throw new Error(`not a type annotation: "${text}" (expected like "bf16[s72, 2880]" or "Sym(s72)")`);
   const body = m[2]!.trim();
-  const shape = body === '' ? [] : body.split(',').map((d) => {
-    const t = d.trim();
-    return /^-?\d+$/.test(t) ? Number(t) : t;
-  });
+  const shape =
+    body === ''
+      ? []
+      : body.split(',').map((d) => {
+          const t = d.trim();
+          return /^-?\d+$/.test(t) ? Number(t) : t;
+        });
   return { kind: 'tensor', dtype: m[1] as DType, shape };
 }
 
@@ -27,7 +31,10 @@ export class GraphBuilder {
   private outputs: Arg[] | null = null;
   private names = new Set<string>();
 
-  constructor(private name = 'GraphModule', private form: Graph['form'] = 'module') {}
+  constructor(
+    private name = 'GraphModule',
+    private form: Graph['form'] = 'module',
+  ) {}
 
   input(name: string, type: string | null) {
     this.claim(name);
@@ -35,7 +42,14 @@ export class GraphBuilder {
     return ref(name);
   }
 
-  node(name: string, op: string, args: Arg[], kwargs: Record<string, Arg> = {}, type: string | null = null, file?: string) {
+  node(
+    name: string,
+    op: string,
+    args: Arg[],
+    kwargs: Record<string, Arg> = {},
+    type: string | null = null,
+    file?: string,
+  ) {
     this.claim(name);
     const n: Node = { name, op, args, kwargs, type: type === null ? null : parseType(type), meta: {} };
     if (file !== undefined) n.meta.file = file;
@@ -49,7 +63,14 @@ export class GraphBuilder {
   }
 
   build(): Graph {
-    return { name: this.name, form: this.form, inputs: this.inputs, nodes: this.nodes, outputs: this.outputs, submodules: {} };
+    return {
+      name: this.name,
+      form: this.form,
+      inputs: this.inputs,
+      nodes: this.nodes,
+      outputs: this.outputs,
+      submodules: {},
+    };
   }
 
   private claim(name: string) {

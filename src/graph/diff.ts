@@ -36,7 +36,8 @@ export interface GraphDiff {
 export function opKey(n: Node): string {
   if (n.op === 'higher_order.auto_functionalized') {
     const inner = n.args[0];
-    if (inner && typeof inner === 'object' && !Array.isArray(inner) && inner.kind === 'op') return `${n.op}(${inner.target})`;
+    if (inner && typeof inner === 'object' && !Array.isArray(inner) && inner.kind === 'op')
+      return `${n.op}(${inner.target})`;
   }
   if (n.op === 'getitem') return `getitem[${String(n.args[1])}]`;
   return n.op;
@@ -46,7 +47,8 @@ export function opKey(n: Node): string {
 export function effectiveOp(n: Node): string {
   if (n.op === 'higher_order.auto_functionalized') {
     const inner = n.args[0];
-    if (inner && typeof inner === 'object' && !Array.isArray(inner) && inner.kind === 'op') return inner.target;
+    if (inner && typeof inner === 'object' && !Array.isArray(inner) && inner.kind === 'op')
+      return inner.target;
   }
   return n.op;
 }
@@ -56,7 +58,10 @@ export function diffGraphs(before: Graph, after: Graph, sites: readonly RewriteS
   const afterNodes = new Map(after.nodes.map((n) => [n.name, n]));
   const afterToBefore = new Map<string, string>();
   const beforeToAfter = new Map<string, string>();
-  const pair = (a: string, b: string) => { afterToBefore.set(a, b); beforeToAfter.set(b, a); };
+  const pair = (a: string, b: string) => {
+    afterToBefore.set(a, b);
+    beforeToAfter.set(b, a);
+  };
 
   const consumed = new Set<string>();
   const produced = new Set<string>();
@@ -75,11 +80,7 @@ export function diffGraphs(before: Graph, after: Graph, sites: readonly RewriteS
       if (!an || afterToBefore.has(p)) continue;
       const key = opKey(an);
       const from = an.meta.madeBy?.from ?? [];
-      const candidates = [
-        ...from.filter((f) => free.includes(f)),
-        ...(free.includes(p) ? [p] : []),
-        ...free,
-      ];
+      const candidates = [...from.filter((f) => free.includes(f)), ...(free.includes(p) ? [p] : []), ...free];
       const match = candidates.find((c) => opKey(beforeNodes.get(c)!) === key);
       if (match) {
         pair(p, match);
@@ -99,9 +100,15 @@ export function diffGraphs(before: Graph, after: Graph, sites: readonly RewriteS
 
   // Outside the sites a node keeps its name.
   for (const [name, an] of afterNodes) {
-    if (afterToBefore.has(name) || produced.has(name) && !beforeNodes.has(name)) continue;
+    if (afterToBefore.has(name) || (produced.has(name) && !beforeNodes.has(name))) continue;
     const bn = beforeNodes.get(name);
-    if (bn && !beforeToAfter.has(name) && !(consumed.has(name) && !produced.has(name)) && opKey(bn) === opKey(an)) pair(name, name);
+    if (
+      bn &&
+      !beforeToAfter.has(name) &&
+      !(consumed.has(name) && !produced.has(name)) &&
+      opKey(bn) === opKey(an)
+    )
+      pair(name, name);
   }
 
   const beforeInputs = new Set(before.inputs.map((i) => i.name));
@@ -129,8 +136,11 @@ export function diffGraphs(before: Graph, after: Graph, sites: readonly RewriteS
 }
 
 /** Highlights for a view: only what a reader should notice (rewired nodes stay plain). */
-export function changeMarks(changes: Map<string, NodeChange>): Map<string, 'added' | 'removed' | 'moved' | 'fused'> {
+export function changeMarks(
+  changes: Map<string, NodeChange>,
+): Map<string, 'added' | 'removed' | 'moved' | 'fused'> {
   const marks = new Map<string, 'added' | 'removed' | 'moved' | 'fused'>();
-  for (const [name, c] of changes) if (c === 'added' || c === 'removed' || c === 'moved' || c === 'fused') marks.set(name, c);
+  for (const [name, c] of changes)
+    if (c === 'added' || c === 'removed' || c === 'moved' || c === 'fused') marks.set(name, c);
   return marks;
 }

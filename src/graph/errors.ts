@@ -78,8 +78,10 @@ function utf8Length(text: string, stopAbove: number): number {
     const c = text.charCodeAt(i);
     if (c < 0x80) bytes += 1;
     else if (c < 0x800) bytes += 2;
-    else if (c >= 0xd800 && c <= 0xdbff) { bytes += 4; i++; }
-    else bytes += 3;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
     if (bytes > stopAbove) return bytes;
   }
   return bytes;
@@ -92,11 +94,18 @@ export function checkInputSize(text: string, maxBytes: number, fileName?: string
   if (text.length * 3 <= maxBytes) return;
   const bytes = text.length > maxBytes ? null : utf8Length(text, maxBytes);
   if (bytes !== null && bytes <= maxBytes) return;
-  const size = bytes === null
-    ? `at least ${formatBytes(text.length)} (${text.length} characters)`
-    : bytes < 1024 ? formatBytes(bytes) : `${formatBytes(bytes)} (${bytes} bytes)`;
+  const size =
+    bytes === null
+      ? `at least ${formatBytes(text.length)} (${text.length} characters)`
+      : bytes < 1024
+        ? formatBytes(bytes)
+        : `${formatBytes(bytes)} (${bytes} bytes)`;
   const opts = fileName === undefined ? {} : { source: fileName };
   throw new GraphImportError(
     `input is ${size}, over the limit of ${formatBytes(maxBytes)} (maxBytes = ${maxBytes}); ` +
-      'import a smaller dump or raise maxBytes', 1, 1, opts);
+      'import a smaller dump or raise maxBytes',
+    1,
+    1,
+    opts,
+  );
 }

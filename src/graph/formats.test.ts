@@ -15,7 +15,11 @@ describe('importGraph picks the format from the text', () => {
     expect(module.warnings.length).toBeGreaterThan(0);
 
     const fragment = importGraph(fixture('seed/pr28841-after.fragment.txt'));
-    expect([fragment.format, fragment.graph.form, fragment.graph.nodes.length]).toEqual(['fx', 'fragment', 4]);
+    expect([fragment.format, fragment.graph.form, fragment.graph.nodes.length]).toEqual([
+      'fx',
+      'fragment',
+      4,
+    ]);
 
     const asGraph = printFx({ ...module.graph, form: 'graph', submodules: {} });
     const graph = importGraph(`# printed by str(gm.graph)\n\n${asGraph}`);
@@ -33,9 +37,14 @@ describe('importGraph picks the format from the text', () => {
 
   it('refuses an oversized paste before looking at it, naming the file', () => {
     let e: unknown;
-    try { importGraph('{'.repeat(17 * 1024 * 1024), { fileName: 'big.json' }); } catch (x) { e = x; }
+    try {
+      importGraph('{'.repeat(17 * 1024 * 1024), { fileName: 'big.json' });
+    } catch (x) {
+      e = x;
+    }
     expect(e).toBeInstanceOf(GraphImportError);
     expect((e as GraphImportError).format()).toBe(
-      'big.json:1:1: input is at least 17.0 MB (17825792 characters), over the limit of 16.0 MB (maxBytes = 16777216); import a smaller dump or raise maxBytes');
+      'big.json:1:1: input is at least 17.0 MB (17825792 characters), over the limit of 16.0 MB (maxBytes = 16777216); import a smaller dump or raise maxBytes',
+    );
   });
 });

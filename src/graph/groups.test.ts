@@ -6,7 +6,8 @@ import { groupNodes } from './groups.ts';
 import { opKind } from './ops.ts';
 import { effectiveOp } from './diff.ts';
 
-const fixture = (f: string) => parseFx(readFileSync(new URL(`../../fixtures/fx/${f}`, import.meta.url), 'utf8')).graph;
+const fixture = (f: string) =>
+  parseFx(readFileSync(new URL(`../../fixtures/fx/${f}`, import.meta.url), 'utf8')).graph;
 
 describe('groupNodes', () => {
   it('groups the real Qwen2 TP2 dump into its one decoder layer, from the input norm on', () => {
@@ -29,7 +30,16 @@ describe('groupNodes', () => {
     const g = fixture('real/gpt-paral2_layer8-r0.py');
     const { groups, groupOf, source } = groupNodes(g);
     expect(source).toBe('file');
-    expect(groups.map((x) => x.id)).toEqual(['layers.0', 'layers.1', 'layers.2', 'layers.3', 'layers.4', 'layers.5', 'layers.6', 'layers.7']);
+    expect(groups.map((x) => x.id)).toEqual([
+      'layers.0',
+      'layers.1',
+      'layers.2',
+      'layers.3',
+      'layers.4',
+      'layers.5',
+      'layers.6',
+      'layers.7',
+    ]);
     // Identical layers get identical groups (the last one runs to the end of the layer ops).
     expect(groups.slice(0, 7).map((x) => x.members.length)).toEqual([84, 84, 84, 84, 84, 84, 84]);
     expect(groups[1].members[0]).toBe('primals_19');
@@ -53,7 +63,9 @@ describe('groupNodes', () => {
       expect(ar.op).toBe('vllm.all_reduce.default');
       expect(effectiveOp(moe)).toBe('vllm.moe_forward.default');
       expect(new Set([groupOf.get(s.name), groupOf.get(ar.name), groupOf.get(moe.name)]).size).toBe(1);
-      expect(groupOf.get(moe.name)).toBe(`model.layers.${/layers\.(\d+)/.exec(String(moe.kwargs.layer_name))![1]}`);
+      expect(groupOf.get(moe.name)).toBe(
+        `model.layers.${/layers\.(\d+)/.exec(String(moe.kwargs.layer_name))![1]}`,
+      );
     }
     // Every layer opens with a norm.
     for (const grp of groups) {
@@ -63,7 +75,9 @@ describe('groupNodes', () => {
   });
 
   it('leaves a graph with no layer evidence ungrouped', () => {
-    const g = parseFx('add: "f32[4]" = torch.ops.aten.add.Tensor(x, y)\nmul: "f32[4]" = torch.ops.aten.mul.Tensor(add, x)\n').graph;
+    const g = parseFx(
+      'add: "f32[4]" = torch.ops.aten.add.Tensor(x, y)\nmul: "f32[4]" = torch.ops.aten.mul.Tensor(add, x)\n',
+    ).graph;
     const r = groupNodes(g);
     expect(r.source).toBe('none');
     expect(r.groups).toEqual([]);

@@ -72,7 +72,9 @@ function fileLocation(n: Node): string | undefined {
  * locations; the first location in graph order seen R times opens a layer each time it recurs.
  * The last layer ends at the last node whose location repeats a multiple of R times.
  */
-function anchorsFromFiles(g: Graph): { anchors: Map<number, { id: string; index: number }>; lastLayerEnd: number } | undefined {
+function anchorsFromFiles(
+  g: Graph,
+): { anchors: Map<number, { id: string; index: number }>; lastLayerEnd: number } | undefined {
   const count = new Map<string, number>();
   for (const n of g.nodes) {
     const loc = fileLocation(n);
@@ -80,8 +82,13 @@ function anchorsFromFiles(g: Graph): { anchors: Map<number, { id: string; index:
   }
   const histogram = new Map<number, number>();
   for (const c of count.values()) if (c > 1) histogram.set(c, (histogram.get(c) ?? 0) + 1);
-  let period = 0, best = 0;
-  for (const [c, h] of histogram) if (h > best || (h === best && c < period)) { period = c; best = h; }
+  let period = 0,
+    best = 0;
+  for (const [c, h] of histogram)
+    if (h > best || (h === best && c < period)) {
+      period = c;
+      best = h;
+    }
   if (period < 2 || best < 2) return undefined;
   // The opener is a location seen once per layer: of those seen `period` times, the ones whose
   // repeats are spaced like layers (not twice in a row in the prologue), earliest first.
@@ -98,12 +105,20 @@ function anchorsFromFiles(g: Graph): { anchors: Map<number, { id: string; index:
     }
     if (c % period === 0) lastLayerEnd = i;
   });
-  const minGap = (l: number[]) => { let m = Infinity; for (let k = 1; k < l.length; k++) m = Math.min(m, l[k] - l[k - 1]); return m; };
+  const minGap = (l: number[]) => {
+    let m = Infinity;
+    for (let k = 1; k < l.length; k++) m = Math.min(m, l[k] - l[k - 1]);
+    return m;
+  };
   let widest = 0;
   for (const l of seen.values()) widest = Math.max(widest, minGap(l));
   let opener: string | undefined;
   let openerAt = Infinity;
-  for (const [loc, l] of seen) if (minGap(l) >= 0.8 * widest && l[0] < openerAt) { opener = loc; openerAt = l[0]; }
+  for (const [loc, l] of seen)
+    if (minGap(l) >= 0.8 * widest && l[0] < openerAt) {
+      opener = loc;
+      openerAt = l[0];
+    }
   const anchors = new Map<number, { id: string; index: number }>();
   let layer = 0;
   let previous: string | undefined;
@@ -125,7 +140,10 @@ function anchorsFromFiles(g: Graph): { anchors: Map<number, { id: string; index:
       const loc = fileLocation(g.nodes[i]);
       if (loc && count.get(loc)! % period === 0) firstLayer.add(loc);
     }
-    g.nodes.forEach((n, i) => { const loc = fileLocation(n); if (loc && firstLayer.has(loc)) lastLayerEnd = i; });
+    g.nodes.forEach((n, i) => {
+      const loc = fileLocation(n);
+      if (loc && firstLayer.has(loc)) lastLayerEnd = i;
+    });
   }
   return { anchors, lastLayerEnd };
 }
@@ -179,7 +197,10 @@ export function groupNodes(g: Graph): Grouping {
         if (source !== 'file') {
           for (let j = i - 1; j > lastAnchor; j--) {
             const k = opKind(effectiveOp(g.nodes[j]));
-            if (k === 'norm' || k === 'fused') { start = j; break; }
+            if (k === 'norm' || k === 'fused') {
+              start = j;
+              break;
+            }
           }
         }
         starts.set(start, a);

@@ -24,17 +24,31 @@ export function autoFunctionalizedResults(n: Node, typeOf: TypeOf): (ValueType |
   if (!mutated) return undefined;
   const inner = lookupOp(t.target)!;
   // The wrapped op's own return: only ops that return a tensor shaped like an input have a rule.
-  const own = inner.returns === 0 ? null : inner.infer?.({ ...n, op: t.target, args: inner.args.map((a) => n.kwargs[a.name] ?? null), kwargs: {} }, typeOf) ?? null;
-  return [own, ...mutated.map((m) => {
-    const v = n.kwargs[m];
-    return v === undefined || v === null ? null : typeOf(v) ?? null;
-  })];
+  const own =
+    inner.returns === 0
+      ? null
+      : (inner.infer?.(
+          { ...n, op: t.target, args: inner.args.map((a) => n.kwargs[a.name] ?? null), kwargs: {} },
+          typeOf,
+        ) ?? null);
+  return [
+    own,
+    ...mutated.map((m) => {
+      const v = n.kwargs[m];
+      return v === undefined || v === null ? null : (typeOf(v) ?? null);
+    }),
+  ];
 }
 
 /** The result type of `n` given the types of the values it reads; null where not derivable. */
-export function inferType(n: Node, typeOf: TypeOf, producer: (name: string) => Node | undefined): ValueType | null {
+export function inferType(
+  n: Node,
+  typeOf: TypeOf,
+  producer: (name: string) => Node | undefined,
+): ValueType | null {
   if (n.op === 'getitem') {
-    const src = n.args[0], i = n.args[1];
+    const src = n.args[0],
+      i = n.args[1];
     if (!src || !isRef(src) || typeof i !== 'number') return null;
     const p = producer(src.name);
     if (!p) return null;

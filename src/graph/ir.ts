@@ -6,7 +6,17 @@
 export type DType = 'bf16' | 'f16' | 'f32' | 'f64' | 'i64' | 'i32' | 'i16' | 'i8' | 'u8' | 'b8' | 'f8e4m3fn';
 
 export const DTYPE_BYTES: Record<DType, number> = {
-  bf16: 2, f16: 2, f32: 4, f64: 8, i64: 8, i32: 4, i16: 2, i8: 1, u8: 1, b8: 1, f8e4m3fn: 1,
+  bf16: 2,
+  f16: 2,
+  f32: 4,
+  f64: 8,
+  i64: 8,
+  i32: 4,
+  i16: 2,
+  i8: 1,
+  u8: 1,
+  b8: 1,
+  f8e4m3fn: 1,
 };
 
 /** A dimension: a concrete size, or a symbolic expression as FX prints it (`s72`, `2*s0`). */
@@ -27,15 +37,30 @@ export interface SymType {
 export type ValueType = TensorType | SymType;
 
 /** Reference to a graph input or a node's result. */
-export interface Ref { kind: 'ref'; name: string }
+export interface Ref {
+  kind: 'ref';
+  name: string;
+}
 /** A Python float (kept apart from ints so `1e-05` and `1.0` print back as floats). */
-export interface FloatLit { kind: 'float'; value: number }
+export interface FloatLit {
+  kind: 'float';
+  value: number;
+}
 /** An op passed as a value (auto_functionalized's first argument). */
-export interface OpLit { kind: 'op'; target: string }
+export interface OpLit {
+  kind: 'op';
+  target: string;
+}
 /** A Python tuple (lists are plain arrays). */
-export interface TupleLit { kind: 'tuple'; items: Arg[] }
+export interface TupleLit {
+  kind: 'tuple';
+  items: Arg[];
+}
 /** Any other Python expression, kept verbatim: `torch.bfloat16`, `device(type='cuda', index=0)`. */
-export interface ExprLit { kind: 'expr'; text: string }
+export interface ExprLit {
+  kind: 'expr';
+  text: string;
+}
 
 /** An argument: Python None / bool / int / str, or one of the tagged forms above, or a list. */
 export type Arg = null | boolean | number | string | Ref | FloatLit | OpLit | TupleLit | ExprLit | Arg[];
@@ -99,7 +124,10 @@ export function isRef(a: Arg): a is Ref {
 /** Every Ref inside an argument (lists and tuples included), in order. */
 export function refsOf(a: Arg, out: string[] = []): string[] {
   if (a === null || typeof a !== 'object') return out;
-  if (Array.isArray(a)) { for (const x of a) refsOf(x, out); return out; }
+  if (Array.isArray(a)) {
+    for (const x of a) refsOf(x, out);
+    return out;
+  }
   if (a.kind === 'ref') out.push(a.name);
   else if (a.kind === 'tuple') for (const x of a.items) refsOf(x, out);
   return out;

@@ -5,9 +5,27 @@
 // JSON has no NaN or ±Infinity, so a FloatLit holding one is written with its Python spelling
 // as the value: {"kind": "float", "value": "inf" | "-inf" | "nan"} (and "-0.0" for negative zero).
 
-import { checkInputSize, DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES, GraphImportError, MAX_NESTING_DEPTH, MAX_SUBMODULE_DEPTH } from './errors.ts';
+import {
+  checkInputSize,
+  DEFAULT_MAX_BYTES,
+  DEFAULT_MAX_NODES,
+  GraphImportError,
+  MAX_NESTING_DEPTH,
+  MAX_SUBMODULE_DEPTH,
+} from './errors.ts';
 import { isFxName } from './fx/lexer.ts';
-import { DTYPE_BYTES, type Arg, type DType, type Dim, type Graph, type GraphForm, type Input, type Node, type Provenance, type ValueType } from './ir.ts';
+import {
+  DTYPE_BYTES,
+  type Arg,
+  type DType,
+  type Dim,
+  type Graph,
+  type GraphForm,
+  type Input,
+  type Node,
+  type Provenance,
+  type ValueType,
+} from './ir.ts';
 
 export const GRAPH_SCHEMA = 'fusionlab.graph/1';
 
@@ -30,7 +48,11 @@ function encodeGraph(g: Graph): Graph {
   for (const k in g.submodules) submodules[k] = encodeGraph(g.submodules[k]);
   return {
     ...g,
-    nodes: g.nodes.map((n) => ({ ...n, args: n.args.map(encodeArg), kwargs: mapValues(n.kwargs, encodeArg) })),
+    nodes: g.nodes.map((n) => ({
+      ...n,
+      args: n.args.map(encodeArg),
+      kwargs: mapValues(n.kwargs, encodeArg),
+    })),
     outputs: g.outputs && g.outputs.map(encodeArg),
     submodules,
   };
@@ -47,7 +69,13 @@ function encodeArg(a: Arg): Arg {
   if (Array.isArray(a)) return a.map(encodeArg);
   if (a.kind === 'tuple') return { kind: 'tuple', items: a.items.map(encodeArg) };
   if (a.kind === 'float' && (!Number.isFinite(a.value) || Object.is(a.value, -0))) {
-    const text = Number.isNaN(a.value) ? 'nan' : a.value === Infinity ? 'inf' : a.value === -Infinity ? '-inf' : '-0.0';
+    const text = Number.isNaN(a.value)
+      ? 'nan'
+      : a.value === Infinity
+        ? 'inf'
+        : a.value === -Infinity
+          ? '-inf'
+          : '-0.0';
     // The one place the JSON shape differs from the in-memory IR (see the header comment).
     return { kind: 'float', value: text as unknown as number };
   }
@@ -55,7 +83,10 @@ function encodeArg(a: Arg): Arg {
 }
 
 /** JSON text → Graph, with JSON syntax errors located by line and column. */
-export function graphFromJsonText(text: string, opts: { fileName?: string; maxBytes?: number; maxNodes?: number } = {}): Graph {
+export function graphFromJsonText(
+  text: string,
+  opts: { fileName?: string; maxBytes?: number; maxNodes?: number } = {},
+): Graph {
   checkInputSize(text, opts.maxBytes ?? DEFAULT_MAX_BYTES, opts.fileName);
   let x: unknown;
   try {
@@ -68,7 +99,9 @@ export function graphFromJsonText(text: string, opts: { fileName?: string; maxBy
     let line = 1;
     for (let i = text.indexOf('\n'); i >= 0 && i < lineStart; i = text.indexOf('\n', i + 1)) line++;
     const lineEnd = text.indexOf('\n', lineStart);
-    const o: { source?: string; lineText?: string } = { lineText: text.slice(lineStart, lineEnd < 0 ? text.length : lineEnd) };
+    const o: { source?: string; lineText?: string } = {
+      lineText: text.slice(lineStart, lineEnd < 0 ? text.length : lineEnd),
+    };
     if (opts.fileName !== undefined) o.source = opts.fileName;
     throw new GraphImportError(`invalid JSON: ${found.what}`, line, found.offset - lineStart + 1, o);
   }
@@ -92,12 +125,21 @@ function placeOf(text: string, offset: number): { line: number; col: number; lin
   let line = 1;
   for (let i = text.indexOf('\n'); i >= 0 && i < lineStart; i = text.indexOf('\n', i + 1)) line++;
   const lineEnd = text.indexOf('\n', lineStart);
-  return { line, col: offset - lineStart + 1, lineText: text.slice(lineStart, lineEnd < 0 ? text.length : lineEnd) };
+  return {
+    line,
+    col: offset - lineStart + 1,
+    lineText: text.slice(lineStart, lineEnd < 0 ? text.length : lineEnd),
+  };
 }
 
 /** A validation error naming a JSON path ($.graph.nodes[3].op); graphFromJsonText turns the path into a place. */
 class JsonPathError extends GraphImportError {
-  constructor(readonly path: string, detail: string, expected: string, source: string | undefined) {
+  constructor(
+    readonly path: string,
+    detail: string,
+    expected: string,
+    source: string | undefined,
+  ) {
     super(detail, 1, 1, source === undefined ? { expected } : { source, expected });
   }
 }
@@ -128,7 +170,9 @@ export function jsonPathOffset(text: string, path: string): number | null {
   let best = -1;
   let bestDepth = -1;
   let i = 0;
-  const skipSpace = () => { while (i < text.length && ' \t\n\r'.includes(text[i])) i++; };
+  const skipSpace = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i])) i++;
+  };
   const readString = (): string => {
     const start = i;
     for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
@@ -145,7 +189,10 @@ export function jsonPathOffset(text: string, path: string): number | null {
     if (i >= text.length) break;
     // A value starts here.
     if (onPath()) {
-      if (stack.length > bestDepth) { best = i; bestDepth = stack.length; }
+      if (stack.length > bestDepth) {
+        best = i;
+        bestDepth = stack.length;
+      }
       if (stack.length === target.length) return i;
     }
     const c = text[i];
@@ -154,9 +201,15 @@ export function jsonPathOffset(text: string, path: string): number | null {
       stack.push({ obj: c === '{', at: c === '[' ? 0 : '', onPath: here });
       i++;
       skipSpace();
-      if (text[i] === '}' || text[i] === ']') { stack.pop(); i++; }
-      else if (c === '{') { stack[stack.length - 1].at = readString(); skipSpace(); i++; continue; }
-      else continue;
+      if (text[i] === '}' || text[i] === ']') {
+        stack.pop();
+        i++;
+      } else if (c === '{') {
+        stack[stack.length - 1].at = readString();
+        skipSpace();
+        i++;
+        continue;
+      } else continue;
     } else if (c === '"') readString();
     else while (i < text.length && !',]} \t\n\r'.includes(text[i])) i++;
     // After a value: the next member, or the end of one or more containers.
@@ -167,7 +220,11 @@ export function jsonPathOffset(text: string, path: string): number | null {
       if (text[i] === ',') {
         i++;
         skipSpace();
-        if (top.obj) { top.at = readString(); skipSpace(); i++; } else top.at = (top.at as number) + 1;
+        if (top.obj) {
+          top.at = readString();
+          skipSpace();
+          i++;
+        } else top.at = (top.at as number) + 1;
         break;
       }
       stack.pop();
@@ -191,19 +248,28 @@ function showChar(text: string, i: number): string {
 export function jsonSyntaxError(text: string): { offset: number; what: string } | null {
   const open: string[] = [];
   let i = 0;
-  const skip = () => { while (i < text.length && ' \t\n\r'.includes(text[i])) i++; };
-  const fail = (expected: string) => ({ offset: i, what: `expected ${expected}, found ${showChar(text, i)}` });
+  const skip = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i])) i++;
+  };
+  const fail = (expected: string) => ({
+    offset: i,
+    what: `expected ${expected}, found ${showChar(text, i)}`,
+  });
   /** Scans a string at i; returns an error or null (i is then past the closing quote). */
   const string = (): { offset: number; what: string } | null => {
     const start = i;
     for (i++; i < text.length; i++) {
       const c = text.charCodeAt(i);
-      if (c === 0x22) { i++; return null; }
+      if (c === 0x22) {
+        i++;
+        return null;
+      }
       if (c < 0x20) return { offset: i, what: 'a control character inside a string (escape it)' };
       if (c === 0x5c) {
         const n = text[i + 1];
         if (n === 'u') {
-          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) return { offset: i, what: 'a \\u escape needs 4 hex digits' };
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6)))
+            return { offset: i, what: 'a \\u escape needs 4 hex digits' };
           i += 5;
         } else if (n !== undefined && '"\\/bfnrt'.includes(n)) i++;
         else return { offset: i, what: `unknown escape \\${n ?? ''}` };
@@ -220,7 +286,12 @@ export function jsonSyntaxError(text: string): { offset: number; what: string } 
         open.push(c);
         i++;
         skip();
-        if (text[i] === (c === '{' ? '}' : ']')) { open.pop(); i++; want = 'after'; continue; }
+        if (text[i] === (c === '{' ? '}' : ']')) {
+          open.pop();
+          i++;
+          want = 'after';
+          continue;
+        }
         if (c === '[') continue;
       } else if (c === '"') {
         const err = string();
@@ -230,7 +301,11 @@ export function jsonSyntaxError(text: string): { offset: number; what: string } 
       } else {
         for (const re of [JSON_NUMBER, JSON_LITERAL]) {
           re.lastIndex = i;
-          if (re.test(text)) { i = re.lastIndex; want = 'after'; break; }
+          if (re.test(text)) {
+            i = re.lastIndex;
+            want = 'after';
+            break;
+          }
         }
         if (want === 'value') return fail('a value');
         continue;
@@ -239,7 +314,11 @@ export function jsonSyntaxError(text: string): { offset: number; what: string } 
       const top = open[open.length - 1];
       if (top === undefined) return i < text.length ? fail('the end of the document') : null;
       const close = top === '{' ? '}' : ']';
-      if (text[i] === close) { open.pop(); i++; continue; }
+      if (text[i] === close) {
+        open.pop();
+        i++;
+        continue;
+      }
       if (text[i] !== ',') return fail(`',' or '${close}'`);
       i++;
       skip();
@@ -274,7 +353,8 @@ function nestsDeeperThan(x: unknown, limit: number): boolean {
     const [v, d] = stack.pop()!;
     if (typeof v !== 'object' || v === null) continue;
     if (d >= limit) return true;
-    for (const c of Array.isArray(v) ? v : Object.values(v)) if (typeof c === 'object' && c !== null) stack.push([c, d + 1]);
+    for (const c of Array.isArray(v) ? v : Object.values(v))
+      if (typeof c === 'object' && c !== null) stack.push([c, d + 1]);
   }
   return false;
 }
@@ -299,13 +379,15 @@ class JsonValidator {
 
   show(x: unknown): string {
     if (x === undefined) return 'nothing';
-    if (nestsDeeperThan(x, MAX_NESTING_DEPTH)) return Array.isArray(x) ? 'a deeply nested list' : 'a deeply nested object';
+    if (nestsDeeperThan(x, MAX_NESTING_DEPTH))
+      return Array.isArray(x) ? 'a deeply nested list' : 'a deeply nested object';
     const s = JSON.stringify(x);
     return s === undefined ? typeof x : s.length > 40 ? s.slice(0, 40) + '…' : s;
   }
 
   object(x: unknown, path: string): Obj {
-    if (typeof x !== 'object' || x === null || Array.isArray(x)) this.fail(path, `expected an object, found ${this.show(x)}`);
+    if (typeof x !== 'object' || x === null || Array.isArray(x))
+      this.fail(path, `expected an object, found ${this.show(x)}`);
     return x as Obj;
   }
 
@@ -315,25 +397,34 @@ class JsonValidator {
   }
 
   string(x: unknown, path: string, nonEmpty = true): string {
-    if (typeof x !== 'string' || (nonEmpty && x === '')) this.fail(path, `expected a ${nonEmpty ? 'non-empty ' : ''}string, found ${this.show(x)}`);
+    if (typeof x !== 'string' || (nonEmpty && x === ''))
+      this.fail(path, `expected a ${nonEmpty ? 'non-empty ' : ''}string, found ${this.show(x)}`);
     return x;
   }
 
   keys(o: Obj, path: string, allowed: string[], required: string[] = allowed): void {
     for (const k of required) if (!(k in o)) this.fail(`${path}.${k}`, 'missing');
-    for (const k in o) if (!allowed.includes(k)) this.fail(`${path}.${k}`, `unknown field (expected one of ${allowed.join(', ')})`);
+    for (const k in o)
+      if (!allowed.includes(k))
+        this.fail(`${path}.${k}`, `unknown field (expected one of ${allowed.join(', ')})`);
   }
 
   graph(x: unknown, path: string, depth: number): Graph {
-    if (depth > MAX_SUBMODULE_DEPTH) this.fail(path, `submodules nested deeper than ${MAX_SUBMODULE_DEPTH} levels`);
+    if (depth > MAX_SUBMODULE_DEPTH)
+      this.fail(path, `submodules nested deeper than ${MAX_SUBMODULE_DEPTH} levels`);
     const o = this.object(x, path);
     this.keys(o, path, ['name', 'form', 'inputs', 'nodes', 'outputs', 'submodules']);
     const name = this.string(o.name, `${path}.name`);
-    if (!FORMS.includes(o.form as GraphForm)) this.fail(`${path}.form`, `expected one of ${FORMS.join(', ')}, found ${this.show(o.form)}`);
+    if (!FORMS.includes(o.form as GraphForm))
+      this.fail(`${path}.form`, `expected one of ${FORMS.join(', ')}, found ${this.show(o.form)}`);
     const defined = new Set<string>();
     const define = (n: string, p: string) => {
       // Names are what FX text calls values, so a graph from JSON can always be written as FX.
-      if (!isFxName(n)) this.fail(p, `${this.show(n)} is not a name FX text can hold (an ASCII identifier, not a Python keyword)`);
+      if (!isFxName(n))
+        this.fail(
+          p,
+          `${this.show(n)} is not a name FX text can hold (an ASCII identifier, not a Python keyword)`,
+        );
       if (defined.has(n)) this.fail(p, `duplicate name '${n}'`);
       defined.add(n);
     };
@@ -343,12 +434,16 @@ class JsonValidator {
       return input;
     });
     const nodes = this.array(o.nodes, `${path}.nodes`).map((n, k) => {
-      if (++this.nodeCount > this.maxNodes) this.fail(`${path}.nodes[${k}]`, `too many nodes: over the limit of ${this.maxNodes} (maxNodes)`);
+      if (++this.nodeCount > this.maxNodes)
+        this.fail(`${path}.nodes[${k}]`, `too many nodes: over the limit of ${this.maxNodes} (maxNodes)`);
       const node = this.node(n, `${path}.nodes[${k}]`);
       define(node.name, `${path}.nodes[${k}].name`);
       return node;
     });
-    const outputs = o.outputs === null ? null : this.array(o.outputs, `${path}.outputs`).map((a, k) => this.arg(a, `${path}.outputs[${k}]`, 0));
+    const outputs =
+      o.outputs === null
+        ? null
+        : this.array(o.outputs, `${path}.outputs`).map((a, k) => this.arg(a, `${path}.outputs[${k}]`, 0));
     const subs = this.object(o.submodules, `${path}.submodules`);
     const submodules: Record<string, Graph> = {};
     for (const k in subs) submodules[k] = this.graph(subs[k], `${path}.submodules.${k}`, depth + 1);
@@ -367,13 +462,22 @@ class JsonValidator {
     g.nodes.forEach((n, k) => position.set(n.name, k));
     const visit = (a: Arg, p: string, at: number): void => {
       if (a === null || typeof a !== 'object') return;
-      if (Array.isArray(a)) { a.forEach((x, k) => visit(x, `${p}[${k}]`, at)); return; }
-      if (a.kind === 'tuple') { a.items.forEach((x, k) => visit(x, `${p}.items[${k}]`, at)); return; }
+      if (Array.isArray(a)) {
+        a.forEach((x, k) => visit(x, `${p}[${k}]`, at));
+        return;
+      }
+      if (a.kind === 'tuple') {
+        a.items.forEach((x, k) => visit(x, `${p}.items[${k}]`, at));
+        return;
+      }
       if (a.kind !== 'ref' || inputs.has(a.name)) return;
       const k = position.get(a.name);
       if (k === undefined) this.fail(`${p}.name`, `'${a.name}' is neither an input nor a node of this graph`);
       if (k >= at) {
-        this.fail(`${p}.name`, `'${a.name}' is used before it is defined (at ${path}.nodes[${k}]): a node must follow the nodes it reads, so no cycle can form`);
+        this.fail(
+          `${p}.name`,
+          `'${a.name}' is used before it is defined (at ${path}.nodes[${k}]): a node must follow the nodes it reads, so no cycle can form`,
+        );
       }
     };
     g.nodes.forEach((n, k) => {
@@ -389,12 +493,21 @@ class JsonValidator {
   input(x: unknown, path: string): Input {
     const o = this.object(x, path);
     this.keys(o, path, ['name', 'type', 'meta']);
-    return { name: this.string(o.name, `${path}.name`), type: this.valueType(o.type, `${path}.type`), meta: this.meta(o.meta, `${path}.meta`) };
+    return {
+      name: this.string(o.name, `${path}.name`),
+      type: this.valueType(o.type, `${path}.type`),
+      meta: this.meta(o.meta, `${path}.meta`),
+    };
   }
 
   node(x: unknown, path: string): Node {
     const o = this.object(x, path);
-    this.keys(o, path, ['name', 'op', 'args', 'kwargs', 'type', 'module', 'meta'], ['name', 'op', 'args', 'kwargs', 'type', 'meta']);
+    this.keys(
+      o,
+      path,
+      ['name', 'op', 'args', 'kwargs', 'type', 'module', 'meta'],
+      ['name', 'op', 'args', 'kwargs', 'type', 'meta'],
+    );
     const n: Node = {
       name: this.string(o.name, `${path}.name`),
       op: this.string(o.op, `${path}.op`),
@@ -406,7 +519,8 @@ class JsonValidator {
     const kw = this.object(o.kwargs, `${path}.kwargs`);
     for (const k in kw) n.kwargs[k] = this.arg(kw[k], `${path}.kwargs.${k}`, 0);
     if (o.module !== undefined) n.module = this.string(o.module, `${path}.module`);
-    if (n.op === 'call_module' && n.module === undefined) this.fail(`${path}.module`, "missing: a call_module node names its submodule");
+    if (n.op === 'call_module' && n.module === undefined)
+      this.fail(`${path}.module`, 'missing: a call_module node names its submodule');
     return n;
   }
 
@@ -417,15 +531,22 @@ class JsonValidator {
       this.keys(o, path, ['kind', 'expr']);
       return { kind: 'sym', expr: this.string(o.expr, `${path}.expr`) };
     }
-    if (o.kind !== 'tensor') this.fail(`${path}.kind`, `expected 'tensor' or 'sym', found ${this.show(o.kind)}`);
+    if (o.kind !== 'tensor')
+      this.fail(`${path}.kind`, `expected 'tensor' or 'sym', found ${this.show(o.kind)}`);
     this.keys(o, path, ['kind', 'dtype', 'shape']);
     if (typeof o.dtype !== 'string' || !(o.dtype in DTYPE_BYTES)) {
-      this.fail(`${path}.dtype`, `expected one of ${Object.keys(DTYPE_BYTES).join(', ')}, found ${this.show(o.dtype)}`);
+      this.fail(
+        `${path}.dtype`,
+        `expected one of ${Object.keys(DTYPE_BYTES).join(', ')}, found ${this.show(o.dtype)}`,
+      );
     }
     const shape: Dim[] = this.array(o.shape, `${path}.shape`).map((d, k) => {
       if (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0) return d;
       if (typeof d === 'string' && d.trim() !== '') return d;
-      return this.fail(`${path}.shape[${k}]`, `expected a size (integer ≥ 0) or a symbol, found ${this.show(d)}`);
+      return this.fail(
+        `${path}.shape[${k}]`,
+        `expected a size (integer ≥ 0) or a symbol, found ${this.show(d)}`,
+      );
     });
     return { kind: 'tensor', dtype: o.dtype as DType, shape };
   }
@@ -436,7 +557,8 @@ class JsonValidator {
     for (const k in o) {
       const v = o[k];
       if (k === 'line') {
-        if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) this.fail(`${path}.line`, `expected a line number ≥ 1, found ${this.show(v)}`);
+        if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
+          this.fail(`${path}.line`, `expected a line number ≥ 1, found ${this.show(v)}`);
         m.line = v;
       } else if (k === 'file') {
         m.file = this.string(v, `${path}.file`, false);
@@ -445,11 +567,14 @@ class JsonValidator {
         this.keys(mb, `${path}.madeBy`, ['pass', 'from']);
         m.madeBy = {
           pass: this.string(mb.pass, `${path}.madeBy.pass`),
-          from: this.array(mb.from, `${path}.madeBy.from`).map((f, j) => this.string(f, `${path}.madeBy.from[${j}]`)),
+          from: this.array(mb.from, `${path}.madeBy.from`).map((f, j) =>
+            this.string(f, `${path}.madeBy.from[${j}]`),
+          ),
         };
       } else {
         // Provenance grows as passes record more; keep what we do not know verbatim.
-        if (nestsDeeperThan(v, MAX_NESTING_DEPTH)) this.fail(`${path}.${k}`, `nested deeper than ${MAX_NESTING_DEPTH} levels`);
+        if (nestsDeeperThan(v, MAX_NESTING_DEPTH))
+          this.fail(`${path}.${k}`, `nested deeper than ${MAX_NESTING_DEPTH} levels`);
         (m as Record<string, unknown>)[k] = structuredClone(v);
       }
     }
@@ -473,20 +598,32 @@ class JsonValidator {
         this.keys(o, path, ['kind', 'value']);
         const val = o.value;
         if (typeof val === 'number' && Number.isFinite(val)) return { kind: 'float', value: val };
-        if (typeof val === 'string' && val in SPECIAL_FLOATS) return { kind: 'float', value: SPECIAL_FLOATS[val] };
-        return this.fail(`${path}.value`, `expected a finite number or one of 'inf', '-inf', 'nan', '-0.0', found ${this.show(val)}`);
+        if (typeof val === 'string' && val in SPECIAL_FLOATS)
+          return { kind: 'float', value: SPECIAL_FLOATS[val] };
+        return this.fail(
+          `${path}.value`,
+          `expected a finite number or one of 'inf', '-inf', 'nan', '-0.0', found ${this.show(val)}`,
+        );
       }
       case 'op':
         this.keys(o, path, ['kind', 'target']);
         return { kind: 'op', target: this.string(o.target, `${path}.target`) };
       case 'tuple':
         this.keys(o, path, ['kind', 'items']);
-        return { kind: 'tuple', items: this.array(o.items, `${path}.items`).map((a, k) => this.arg(a, `${path}.items[${k}]`, depth + 1)) };
+        return {
+          kind: 'tuple',
+          items: this.array(o.items, `${path}.items`).map((a, k) =>
+            this.arg(a, `${path}.items[${k}]`, depth + 1),
+          ),
+        };
       case 'expr':
         this.keys(o, path, ['kind', 'text']);
         return { kind: 'expr', text: this.string(o.text, `${path}.text`) };
       default:
-        return this.fail(`${path}.kind`, `expected an argument: null, boolean, number, string, list, or an object of kind ref, float, op, tuple or expr; found kind ${this.show(o.kind)}`);
+        return this.fail(
+          `${path}.kind`,
+          `expected an argument: null, boolean, number, string, list, or an object of kind ref, float, op, tuple or expr; found kind ${this.show(o.kind)}`,
+        );
     }
   }
 }

@@ -9,20 +9,36 @@ function block() {
   b.input('res', 'bf16[s72, 2880]');
   b.input('w', 'bf16[2880]');
   b.node('all_reduce', 'vllm.all_reduce.default', [ref('x'), 'tp:0'], {}, 'bf16[s72, 2880]');
-  b.node('auto_functionalized', 'higher_order.auto_functionalized', [{ kind: 'op', target: '_C.fused_add_rms_norm.default' }],
-    { input: ref('all_reduce'), residual: ref('res'), weight: ref('w'), epsilon: float(1e-5) });
+  b.node(
+    'auto_functionalized',
+    'higher_order.auto_functionalized',
+    [{ kind: 'op', target: '_C.fused_add_rms_norm.default' }],
+    { input: ref('all_reduce'), residual: ref('res'), weight: ref('w'), epsilon: float(1e-5) },
+  );
   b.node('getitem', 'getitem', [ref('auto_functionalized'), 1], {}, 'bf16[s72, 2880]');
-  b.node('all_reduce_1', 'vllm.all_reduce.default', [ref('getitem')], { group_name: 'tp:0' }, 'bf16[s72, 2880]');
+  b.node(
+    'all_reduce_1',
+    'vllm.all_reduce.default',
+    [ref('getitem')],
+    { group_name: 'tp:0' },
+    'bf16[s72, 2880]',
+  );
   b.output(ref('all_reduce_1'));
   return b.build();
 }
 
 describe('pattern matcher', () => {
   const ix = indexGraph(block());
-  const norm = P.af('_C.fused_add_rms_norm.default', {
-    input: P.node('vllm.all_reduce.default', { as: 'ar', args: [P.any('x'), P.lit('tp:0')], users: 1 }),
-    residual: P.any('residual'), weight: P.any('w'), epsilon: P.any('eps', (a) => (a as { value: number }).value === 1e-5),
-  }, { as: 'norm' });
+  const norm = P.af(
+    '_C.fused_add_rms_norm.default',
+    {
+      input: P.node('vllm.all_reduce.default', { as: 'ar', args: [P.any('x'), P.lit('tp:0')], users: 1 }),
+      residual: P.any('residual'),
+      weight: P.any('w'),
+      epsilon: P.any('eps', (a) => (a as { value: number }).value === 1e-5),
+    },
+    { as: 'norm' },
+  );
 
   it('binds nodes and captures through auto_functionalized kwargs', () => {
     const found = findAll(norm, ix);
@@ -42,7 +58,9 @@ describe('pattern matcher', () => {
     const n = ix.byName.get('auto_functionalized')!;
     const eps6 = P.af('_C.fused_add_rms_norm.default', { epsilon: P.lit(float(1e-6)) });
     expect(matchAt(eps6, n, ix)).toBeNull();
-    const twoUsers = P.af('_C.fused_add_rms_norm.default', { input: P.node('vllm.all_reduce.default', { users: 2 }) });
+    const twoUsers = P.af('_C.fused_add_rms_norm.default', {
+      input: P.node('vllm.all_reduce.default', { users: 2 }),
+    });
     expect(matchAt(twoUsers, n, ix)).toBeNull();
     const same = P.af('_C.fused_add_rms_norm.default', { residual: P.any('v'), weight: P.any('v') });
     expect(matchAt(same, n, ix)).toBeNull();
@@ -51,7 +69,9 @@ describe('pattern matcher', () => {
   });
 
   it('indexes by op (auto_functionalized by the op it wraps) and counts the return as a user', () => {
-    expect(ix.byKey.get('higher_order.auto_functionalized:_C.fused_add_rms_norm.default')!.map((n) => n.name)).toEqual(['auto_functionalized']);
+    expect(
+      ix.byKey.get('higher_order.auto_functionalized:_C.fused_add_rms_norm.default')!.map((n) => n.name),
+    ).toEqual(['auto_functionalized']);
     expect(ix.users.get('all_reduce_1')).toEqual(['output']);
     expect(ix.users.get('x')).toEqual(['all_reduce']);
   });

@@ -29,7 +29,8 @@ export function matchKey(n: Node): string {
   // v2 is keyed as v1: a pattern written against auto_functionalized matches through either.
   if (n.op === AUTO_FUNCTIONALIZED || n.op === AUTO_FUNCTIONALIZED_V2) {
     const t = n.args[0];
-    if (t && typeof t === 'object' && !Array.isArray(t) && t.kind === 'op') return `${AUTO_FUNCTIONALIZED}:${t.target}`;
+    if (t && typeof t === 'object' && !Array.isArray(t) && t.kind === 'op')
+      return `${AUTO_FUNCTIONALIZED}:${t.target}`;
   }
   return n.op;
 }
@@ -81,7 +82,10 @@ export function mutatedResultIndex(n: Node, name: string): number | undefined {
 /** Calls `f` for every Ref inside an argument, allocating nothing. */
 export function forEachRef(a: Arg, f: (name: string) => void): void {
   if (a === null || typeof a !== 'object') return;
-  if (Array.isArray(a)) { for (let i = 0; i < a.length; i++) forEachRef(a[i]!, f); return; }
+  if (Array.isArray(a)) {
+    for (let i = 0; i < a.length; i++) forEachRef(a[i]!, f);
+    return;
+  }
   if (a.kind === 'ref') f(a.name);
   else if (a.kind === 'tuple') for (let i = 0; i < a.items.length; i++) forEachRef(a.items[i]!, f);
 }
@@ -160,11 +164,24 @@ export interface NodePat {
   where?: Predicate;
 }
 
-export interface CapturePat { kind: 'capture'; name?: string; where?: (a: Arg | undefined) => boolean }
-export interface LitPat { kind: 'lit'; value: Arg }
+export interface CapturePat {
+  kind: 'capture';
+  name?: string;
+  where?: (a: Arg | undefined) => boolean;
+}
+export interface LitPat {
+  kind: 'lit';
+  value: Arg;
+}
 export type ArgPat = NodePat | CapturePat | LitPat;
 
-export interface NodeSpec { as?: string; args?: ArgPat[]; kwargs?: Record<string, ArgPat>; users?: number; where?: Predicate }
+export interface NodeSpec {
+  as?: string;
+  args?: ArgPat[];
+  kwargs?: Record<string, ArgPat>;
+  users?: number;
+  where?: Predicate;
+}
 
 export const P = {
   /** A node whose op is `op` (or one of several). */

@@ -238,8 +238,11 @@ export const WORKER_OPS = {
   allreduce_norm: { cpp: 'AllReduceNorm', doc: 'all-reduce + residual add + RMSNorm, one kernel' },
   moe: { cpp: 'Moe', doc: 'GPT-OSS mixture of experts' },
   reduce_scatter: { cpp: 'ReduceScatter', doc: 'sum over ranks; rank r keeps the r-th block of token rows' },
-  all_gather: { cpp: 'AllGather', doc: 'every rank\'s token rows, concatenated in rank order' },
-  mm_reduce_scatter: { cpp: 'MmReduceScatter', doc: 'async TP\'s fused matmul + reduce-scatter: one row block per destination rank, its reduce overlapping the next block\'s matmul' },
+  all_gather: { cpp: 'AllGather', doc: "every rank's token rows, concatenated in rank order" },
+  mm_reduce_scatter: {
+    cpp: 'MmReduceScatter',
+    doc: "async TP's fused matmul + reduce-scatter: one row block per destination rank, its reduce overlapping the next block's matmul",
+  },
 } as const satisfies Record<string, { cpp: string; doc: string }>;
 export type WorkerOp = keyof typeof WORKER_OPS;
 export const WORKER_OP_CODES = Object.keys(WORKER_OPS) as WorkerOp[];
@@ -413,7 +416,7 @@ export const KERNELS = {
     worker: ['all_gather'],
     rounding: 'exact',
     collective: true,
-    doc: 'every rank\'s rows, in rank order',
+    doc: "every rank's rows, in rank order",
   },
   // Functionalization's write-back (slice_scatter) and in-place writes into a view: out is base
   // (read with out's shape) with the elements at at + Σ i[d]·strides[d], i < shape (src's shape),
@@ -445,7 +448,7 @@ export const KERNELS = {
     collective: false,
     doc: 'causal attention',
   },
-  // FP8 e4m3fn quant of contiguous x by 1/scale[0] (src/runtime/fp8.ts), values held in the run
+  // FP8 e4m3fn quant of contiguous x by 1/scale[0] (src/graph/fp8.ts), values held in the run
   // dtype (each is exact in bf16). satfinite: FlashInfer's saturating cast (the fused op's
   // quant_out), else vLLM's static_scaled_fp8_quant clamp. No worker op yet: the agent refuses it.
   fp8_quant: {
@@ -495,48 +498,100 @@ const viewBytes = (v: View) => numel(v.shape) * DTYPE_BYTES[v.dtype];
  * `ranks` the group size. Reads count each view once (a broadcast operand once); collectives read
  * every peer's input; the MoE reads each expert's weights at most once.
  */
-export const KERNEL_COST: { [K in KernelName]: (k: Extract<Kernel, { kernel: K }>, outBytes: number, ranks: number) => KernelCost } = {
+export const KERNEL_COST: {
+  [K in KernelName]: (k: Extract<Kernel, { kernel: K }>, outBytes: number, ranks: number) => KernelCost;
+} = {
   seed: (_k, out) => ({ bytesRead: 0, bytesWritten: out, flops: 0 }),
   copy: (k, out) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: 0 }),
   pad: (k, out) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: 0 }),
-  add: (k, out) => ({ bytesRead: viewBytes(k.a) + viewBytes(k.b), bytesWritten: out, flops: 2 * Math.max(numel(k.a.shape), numel(k.b.shape)) }),
-  map: (k, out) => ({ bytesRead: viewBytes(k.a) + (k.b ? viewBytes(k.b) : 0), bytesWritten: out, flops: numel(k.a.shape) }),
+  add: (k, out) => ({
+    bytesRead: viewBytes(k.a) + viewBytes(k.b),
+    bytesWritten: out,
+    flops: 2 * Math.max(numel(k.a.shape), numel(k.b.shape)),
+  }),
+  map: (k, out) => ({
+    bytesRead: viewBytes(k.a) + (k.b ? viewBytes(k.b) : 0),
+    bytesWritten: out,
+    flops: numel(k.a.shape),
+  }),
   gemm: (k, out) => {
-    const [M, K] = k.a.shape, N = k.b.shape[1];
-    return { bytesRead: viewBytes(k.a) + viewBytes(k.b) + (k.bias ? viewBytes(k.bias) : 0), bytesWritten: out, flops: 2 * M * N * K + (k.bias ? 2 * M * N : 0) };
+    const [M, K] = k.a.shape,
+      N = k.b.shape[1];
+    return {
+      bytesRead: viewBytes(k.a) + viewBytes(k.b) + (k.bias ? viewBytes(k.bias) : 0),
+      bytesWritten: out,
+      flops: 2 * M * N * K + (k.bias ? 2 * M * N : 0),
+    };
   },
   embedding: (k, out) => ({ bytesRead: viewBytes(k.indices) + out, bytesWritten: out, flops: 0 }),
   // Square, sum, scale, weight: about 4 FLOPs an element (plus the residual add where there is one).
-  rms_norm: (k, out) => ({ bytesRead: viewBytes(k.x) + viewBytes(k.w), bytesWritten: out, flops: 4 * numel(k.x.shape) }),
-  fused_add_rms_norm: (k, out) => ({ bytesRead: viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w), bytesWritten: out, flops: 5 * numel(k.x.shape) }),
-  all_reduce: (k, out, ranks) => ({ bytesRead: ranks * viewBytes(k.x), bytesWritten: out, flops: (ranks - 1) * numel(k.x.shape) }),
+  rms_norm: (k, out) => ({
+    bytesRead: viewBytes(k.x) + viewBytes(k.w),
+    bytesWritten: out,
+    flops: 4 * numel(k.x.shape),
+  }),
+  fused_add_rms_norm: (k, out) => ({
+    bytesRead: viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w),
+    bytesWritten: out,
+    flops: 5 * numel(k.x.shape),
+  }),
+  all_reduce: (k, out, ranks) => ({
+    bytesRead: ranks * viewBytes(k.x),
+    bytesWritten: out,
+    flops: (ranks - 1) * numel(k.x.shape),
+  }),
   // Multiply, clamp, round: about 3 FLOPs an element; the scale is one element.
-  fp8_quant: (k, out) => ({ bytesRead: viewBytes(k.x) + viewBytes(k.scale), bytesWritten: out, flops: 3 * numel(k.x.shape) }),
+  fp8_quant: (k, out) => ({
+    bytesRead: viewBytes(k.x) + viewBytes(k.scale),
+    bytesWritten: out,
+    flops: 3 * numel(k.x.shape),
+  }),
   fused_allreduce_norm: (k, out, ranks) => ({
-    bytesRead: ranks * viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w), bytesWritten: out, flops: (ranks - 1 + 5) * numel(k.x.shape),
+    bytesRead: ranks * viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w),
+    bytesWritten: out,
+    flops: (ranks - 1 + 5) * numel(k.x.shape),
   }),
   // Each rank reads every peer's rows of its share (reduce-scatter) or every peer's shard (all-gather).
-  reduce_scatter: (k, out, ranks) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: ((ranks - 1) * numel(k.x.shape)) / ranks }),
+  reduce_scatter: (k, out, ranks) => ({
+    bytesRead: viewBytes(k.x),
+    bytesWritten: out,
+    flops: ((ranks - 1) * numel(k.x.shape)) / ranks,
+  }),
   all_gather: (k, out, ranks) => ({ bytesRead: ranks * viewBytes(k.x), bytesWritten: out, flops: 0 }),
   scatter: (k, out) => ({ bytesRead: viewBytes(k.base) + viewBytes(k.src), bytesWritten: out, flops: 0 }),
   // Four multiplies and two adds per rotated pair.
-  rotary: (k, out) => ({ bytesRead: viewBytes(k.x) + viewBytes(k.positions) + numel(k.x.shape) * DTYPE_BYTES[k.cache.dtype], bytesWritten: out, flops: 3 * numel(k.x.shape) }),
+  rotary: (k, out) => ({
+    bytesRead: viewBytes(k.x) + viewBytes(k.positions) + numel(k.x.shape) * DTYPE_BYTES[k.cache.dtype],
+    bytesWritten: out,
+    flops: 3 * numel(k.x.shape),
+  }),
   // QKᵀ and PV over the causal half, plus the softmax.
   attention: (k, out) => {
     const [T, H, D] = k.q.shape;
-    return { bytesRead: viewBytes(k.q) + viewBytes(k.k) + viewBytes(k.v), bytesWritten: out, flops: 2 * T * T * H * D + 3 * T * T * H };
+    return {
+      bytesRead: viewBytes(k.q) + viewBytes(k.k) + viewBytes(k.v),
+      bytesWritten: out,
+      flops: 2 * T * T * H * D + 3 * T * T * H,
+    };
   },
   moe: (k, out, ranks) => {
-    const T = numel(k.x.shape) / k.x.shape[k.x.shape.length - 1], H = k.x.shape[k.x.shape.length - 1], Is = k.intermediate / ranks;
+    const T = numel(k.x.shape) / k.x.shape[k.x.shape.length - 1],
+      H = k.x.shape[k.x.shape.length - 1],
+      Is = k.intermediate / ranks;
     // Per routed token: W13 (2·Is×H) and W2 (H×Is), two FLOPs per multiply-add.
     return {
       bytesRead: viewBytes(k.x) + viewBytes(k.logits) + DTYPE_BYTES[k.x.dtype] * 3 * H * Is * k.experts,
-      bytesWritten: out, flops: 2 * T * k.topK * 3 * H * Is,
+      bytesWritten: out,
+      flops: 2 * T * k.topK * 3 * H * Is,
     };
   },
 };
 
 /** A kernel step's cost (the dispatch through KERNEL_COST, typed once here). */
 export function kernelCost(k: Kernel, outBytes: number, ranks: number): KernelCost {
-  return (KERNEL_COST[k.kernel] as (k: Kernel, outBytes: number, ranks: number) => KernelCost)(k, outBytes, ranks);
+  return (KERNEL_COST[k.kernel] as (k: Kernel, outBytes: number, ranks: number) => KernelCost)(
+    k,
+    outBytes,
+    ranks,
+  );
 }

@@ -89,13 +89,22 @@ export function opKind(op: string): OpKind {
 }
 
 /** The result of splitting (÷) or gathering (×) dim `dim` of `t` over `n` ranks; undefined where unknown. */
-function splitDim(t: ValueType | null | undefined, dim: Arg | undefined, n: Arg | undefined, gather: boolean): ValueType | undefined {
-  if (!t || t.kind !== 'tensor' || typeof dim !== 'number' || typeof n !== 'number' || n < 1) return undefined;
+function splitDim(
+  t: ValueType | null | undefined,
+  dim: Arg | undefined,
+  n: Arg | undefined,
+  gather: boolean,
+): ValueType | undefined {
+  if (!t || t.kind !== 'tensor' || typeof dim !== 'number' || typeof n !== 'number' || n < 1)
+    return undefined;
   const d = t.shape[dim];
   if (d === undefined) return undefined;
   const shape = t.shape.slice();
   if (typeof d === 'number') shape[dim] = gather ? d * n : d / n;
-  else if (gather) shape[dim] = d.endsWith(`//${n}`) ? d.slice(0, -`//${n}`.length).replace(/^\((.*)\)$/, '$1') : `${n}*${d}`;
+  else if (gather)
+    shape[dim] = d.endsWith(`//${n}`)
+      ? d.slice(0, -`//${n}`.length).replace(/^\((.*)\)$/, '$1')
+      : `${n}*${d}`;
   else shape[dim] = /^[A-Za-z_]\w*$/.test(d) ? `${d}//${n}` : `(${d})//${n}`;
   return { kind: 'tensor', dtype: t.dtype, shape };
 }
@@ -104,71 +113,112 @@ function splitDim(t: ValueType | null | undefined, dim: Arg | undefined, n: Arg 
 export const FX_OPS = [
   // --- collectives -------------------------------------------------------------------------
   defineOp({
-    name: 'vllm.all_reduce.default', kind: 'collective', returns: 1,
+    name: 'vllm.all_reduce.default',
+    kind: 'collective',
+    returns: 1,
     args: [T('tensor'), P('group_name', 'str')],
     facts: { elementwiseSumOverRanks: true },
     infer: sameAsFirst,
     doc: 'Elementwise sum of the tensor over the ranks of the group, in rank order.',
   }),
   defineOp({
-    name: '_c10d_functional.all_reduce.default', kind: 'collective', returns: 1,
+    name: '_c10d_functional.all_reduce.default',
+    kind: 'collective',
+    returns: 1,
     args: [T('input'), P('reduce_op', 'str'), P('group_name', 'str')],
     facts: { elementwiseSumOverRanks: true, needsWait: true },
     infer: sameAsFirst,
     doc: 'Async all-reduce (sum when reduce_op is "sum"); the value is ready after wait_tensor.',
   }),
   defineOp({
-    name: '_c10d_functional.wait_tensor.default', kind: 'collective', returns: 1,
-    args: [T('tensor')], infer: sameAsFirst, facts: { view: true },
+    name: '_c10d_functional.wait_tensor.default',
+    kind: 'collective',
+    returns: 1,
+    args: [T('tensor')],
+    infer: sameAsFirst,
+    facts: { view: true },
     doc: 'Waits for an async collective; returns its result.',
   }),
   defineOp({
-    name: '_c10d_functional.all_gather_into_tensor.default', kind: 'collective', returns: 1,
+    name: '_c10d_functional.all_gather_into_tensor.default',
+    kind: 'collective',
+    returns: 1,
     args: [T('input'), P('group_size', 'int'), P('group_name', 'str')],
     facts: { collectiveDimArg: 0, needsWait: true },
-    doc: 'Concatenates every rank\'s tensor along dim 0.',
+    doc: "Concatenates every rank's tensor along dim 0.",
   }),
   defineOp({
-    name: '_c10d_functional.reduce_scatter_tensor.default', kind: 'collective', returns: 1,
+    name: '_c10d_functional.reduce_scatter_tensor.default',
+    kind: 'collective',
+    returns: 1,
     args: [T('input'), P('reduce_op', 'str'), P('group_size', 'int'), P('group_name', 'str')],
     facts: { collectiveDimArg: 0, needsWait: true },
     doc: 'Sums over ranks, then each rank keeps its chunk of dim 0.',
   }),
   // Sequence parallelism (vLLM SequenceParallelismPass) and async TP (AsyncTPPass).
   defineOp({
-    name: 'vllm.reduce_scatter.default', kind: 'collective', returns: 1,
+    name: 'vllm.reduce_scatter.default',
+    kind: 'collective',
+    returns: 1,
     args: [T('tensor'), P('dim', 'int'), P('world_size', 'int'), P('group_name', 'str')],
     facts: { collectiveDimArg: 0 },
-    infer: (n, typeOf) => splitDim(typeOf(n.args[0] ?? null), n.kwargs['dim'] ?? n.args[1], n.kwargs['world_size'] ?? n.args[2], false),
+    infer: (n, typeOf) =>
+      splitDim(
+        typeOf(n.args[0] ?? null),
+        n.kwargs['dim'] ?? n.args[1],
+        n.kwargs['world_size'] ?? n.args[2],
+        false,
+      ),
     doc: 'Sums over the ranks in rank order; rank r keeps the r-th of world_size blocks along dim (the token rows).',
   }),
   defineOp({
-    name: 'vllm.all_gather.default', kind: 'collective', returns: 1,
+    name: 'vllm.all_gather.default',
+    kind: 'collective',
+    returns: 1,
     args: [T('tensor'), P('dim', 'int'), P('world_size', 'int'), P('group_name', 'str')],
     facts: { collectiveDimArg: 0 },
-    infer: (n, typeOf) => splitDim(typeOf(n.args[0] ?? null), n.kwargs['dim'] ?? n.args[1], n.kwargs['world_size'] ?? n.args[2], true),
-    doc: 'Concatenates every rank\'s tensor along dim, in rank order.',
+    infer: (n, typeOf) =>
+      splitDim(
+        typeOf(n.args[0] ?? null),
+        n.kwargs['dim'] ?? n.args[1],
+        n.kwargs['world_size'] ?? n.args[2],
+        true,
+      ),
+    doc: "Concatenates every rank's tensor along dim, in rank order.",
   }),
   defineOp({
-    name: 'symm_mem.fused_matmul_reduce_scatter.default', kind: 'fused', returns: 1,
+    name: 'symm_mem.fused_matmul_reduce_scatter.default',
+    kind: 'fused',
+    returns: 1,
     args: [T('A'), T('B'), P('reduce_op', 'str'), P('scatter_dim', 'int'), P('group_name', 'str')],
-    doc: 'A @ B reduce-scattered along scatter_dim, in chunks whose transfer overlaps the next chunk\'s matmul (symmetric memory).',
+    doc: "A @ B reduce-scattered along scatter_dim, in chunks whose transfer overlaps the next chunk's matmul (symmetric memory).",
   }),
   defineOp({
-    name: 'symm_mem.fused_all_gather_matmul.default', kind: 'fused', returns: -1,
+    name: 'symm_mem.fused_all_gather_matmul.default',
+    kind: 'fused',
+    returns: -1,
     args: [T('A_shard'), P('Bs', 'Tensor[]'), P('gather_dim', 'int'), P('group_name', 'str')],
-    doc: '(all_gather(A_shard), [A @ B for B in Bs]): each gathered chunk\'s matmul overlaps the next chunk\'s transfer.',
+    doc: "(all_gather(A_shard), [A @ B for B in Bs]): each gathered chunk's matmul overlaps the next chunk's transfer.",
   }),
 
   // --- views and memory ----------------------------------------------------------------------
   defineOp({
-    name: 'aten.slice.Tensor', kind: 'view', returns: 1,
-    args: [T('self'), P('dim', 'int', 0), P('start', 'SymInt?', null), P('end', 'SymInt?', null), P('step', 'SymInt', 1)],
+    name: 'aten.slice.Tensor',
+    kind: 'view',
+    returns: 1,
+    args: [
+      T('self'),
+      P('dim', 'int', 0),
+      P('start', 'SymInt?', null),
+      P('end', 'SymInt?', null),
+      P('step', 'SymInt', 1),
+    ],
     facts: { view: true },
     infer: (n, typeOf) => {
       const t = typeOf(n.args[0] ?? null);
       if (!t || t.kind !== 'tensor' || t.shape.length === 0) return undefined;
-      const arg = (i: number, name: string, def: Arg) => (i < n.args.length ? n.args[i] : name in n.kwargs ? n.kwargs[name] : def);
+      const arg = (i: number, name: string, def: Arg) =>
+        i < n.args.length ? n.args[i] : name in n.kwargs ? n.kwargs[name] : def;
       const dimArg = arg(1, 'dim', 0);
       if (typeof dimArg !== 'number') return undefined;
       const dim = dimArg < 0 ? dimArg + t.shape.length : dimArg;
@@ -183,38 +233,72 @@ export const FX_OPS = [
     doc: 'A strided view of self[start:end:step] along dim.',
   }),
   defineOp({
-    name: 'aten.clone.default', kind: 'memory', returns: 1,
-    args: [T('self'), P('memory_format', 'MemoryFormat?', null)], infer: sameAsFirst,
+    name: 'aten.clone.default',
+    kind: 'memory',
+    returns: 1,
+    args: [T('self'), P('memory_format', 'MemoryFormat?', null)],
+    infer: sameAsFirst,
     doc: 'Copies into a new (contiguous) tensor.',
   }),
   defineOp({
-    name: 'aten.view.default', kind: 'view', returns: 1, args: [T('self'), P('size', 'SymInt[]')],
-    facts: { view: true }, doc: 'Reinterprets a contiguous tensor with a new shape.',
+    name: 'aten.view.default',
+    kind: 'view',
+    returns: 1,
+    args: [T('self'), P('size', 'SymInt[]')],
+    facts: { view: true },
+    doc: 'Reinterprets a contiguous tensor with a new shape.',
   }),
   defineOp({
-    name: 'aten.reshape.default', kind: 'view', returns: 1, args: [T('self'), P('shape', 'SymInt[]')],
-    facts: { view: true }, doc: 'A view with a new shape (a copy when strides forbid a view).',
+    name: 'aten.reshape.default',
+    kind: 'view',
+    returns: 1,
+    args: [T('self'), P('shape', 'SymInt[]')],
+    facts: { view: true },
+    doc: 'A view with a new shape (a copy when strides forbid a view).',
   }),
   defineOp({
-    name: 'aten.t.default', kind: 'view', returns: 1, args: [T('self')], facts: { view: true },
+    name: 'aten.t.default',
+    kind: 'view',
+    returns: 1,
+    args: [T('self')],
+    facts: { view: true },
     doc: 'Transposes a 2-D tensor (a view).',
   }),
   defineOp({
-    name: 'aten.detach.default', kind: 'view', returns: 1, args: [T('self')], facts: { view: true },
-    infer: sameAsFirst, doc: 'The same tensor, cut from autograd.',
-  }),
-  defineOp({
-    name: 'aten.slice_scatter.default', kind: 'memory', returns: 1,
-    args: [T('self'), T('src'), P('dim', 'int', 0), P('start', 'SymInt?', null), P('end', 'SymInt?', null), P('step', 'SymInt', 1)],
+    name: 'aten.detach.default',
+    kind: 'view',
+    returns: 1,
+    args: [T('self')],
+    facts: { view: true },
     infer: sameAsFirst,
-    doc: 'A copy of self with self[start:end:step] along dim replaced by src (functionalization\'s write-back of a mutated view).',
+    doc: 'The same tensor, cut from autograd.',
   }),
   defineOp({
-    name: 'aten.permute.default', kind: 'view', returns: 1, args: [T('self'), P('dims', 'int[]')], facts: { view: true },
+    name: 'aten.slice_scatter.default',
+    kind: 'memory',
+    returns: 1,
+    args: [
+      T('self'),
+      T('src'),
+      P('dim', 'int', 0),
+      P('start', 'SymInt?', null),
+      P('end', 'SymInt?', null),
+      P('step', 'SymInt', 1),
+    ],
+    infer: sameAsFirst,
+    doc: "A copy of self with self[start:end:step] along dim replaced by src (functionalization's write-back of a mutated view).",
+  }),
+  defineOp({
+    name: 'aten.permute.default',
+    kind: 'view',
+    returns: 1,
+    args: [T('self'), P('dims', 'int[]')],
+    facts: { view: true },
     infer: (n, typeOf) => {
       const t = typeOf(n.args[0] ?? null);
       const dims = n.args[1] ?? n.kwargs['dims'];
-      if (!t || t.kind !== 'tensor' || !Array.isArray(dims) || dims.length !== t.shape.length) return undefined;
+      if (!t || t.kind !== 'tensor' || !Array.isArray(dims) || dims.length !== t.shape.length)
+        return undefined;
       const shape: (number | string)[] = [];
       for (const d of dims) {
         if (typeof d !== 'number') return undefined;
@@ -224,10 +308,13 @@ export const FX_OPS = [
       }
       return { kind: 'tensor', dtype: t.dtype, shape };
     },
-    doc: 'The dims of self reordered (a view; Inductor writes a weight\'s transpose as permute(w, [1, 0])).',
+    doc: "The dims of self reordered (a view; Inductor writes a weight's transpose as permute(w, [1, 0])).",
   }),
   defineOp({
-    name: 'aten.where.self', kind: 'compute', returns: 1, args: [T('condition'), T('self'), T('other')],
+    name: 'aten.where.self',
+    kind: 'compute',
+    returns: 1,
+    args: [T('condition'), T('self'), T('other')],
     infer: (n, typeOf) => {
       const ts = [0, 1, 2].map((i) => typeOf(n.args[i] ?? null));
       const value = ts[1]?.kind === 'tensor' ? ts[1] : ts[2];
@@ -238,33 +325,57 @@ export const FX_OPS = [
     doc: 'self where condition, else other, elementwise (broadcast).',
   }),
   defineOp({
-    name: 'aten.as_strided.default', kind: 'view', returns: 1,
-    args: [T('self'), P('size', 'SymInt[]'), P('stride', 'SymInt[]'), P('storage_offset', 'SymInt?', null)], facts: { view: true },
-    doc: 'A view of self\'s storage with the given sizes, strides and offset (Inductor\'s decomposed in-place calls use it).',
+    name: 'aten.as_strided.default',
+    kind: 'view',
+    returns: 1,
+    args: [T('self'), P('size', 'SymInt[]'), P('stride', 'SymInt[]'), P('storage_offset', 'SymInt?', null)],
+    facts: { view: true },
+    doc: "A view of self's storage with the given sizes, strides and offset (Inductor's decomposed in-place calls use it).",
   }),
   defineOp({
-    name: 'aten.sym_size.int', kind: 'meta', returns: 1, args: [T('self'), P('dim', 'int')],
+    name: 'aten.sym_size.int',
+    kind: 'meta',
+    returns: 1,
+    args: [T('self'), P('dim', 'int')],
     doc: 'The size of self along dim (a SymInt).',
   }),
   defineOp({
-    name: 'aten.full.default', kind: 'memory', returns: 1, args: [P('size', 'SymInt[]'), P('fill_value', 'Scalar')],
-    doc: 'A tensor of size filled with fill_value (Inductor writes masked_fill\'s value as full([], v)).',
+    name: 'aten.full.default',
+    kind: 'memory',
+    returns: 1,
+    args: [P('size', 'SymInt[]'), P('fill_value', 'Scalar')],
+    doc: "A tensor of size filled with fill_value (Inductor writes masked_fill's value as full([], v)).",
   }),
   defineOp({
-    name: 'aten.copy_.default', kind: 'memory', returns: 1, args: [M('self'), T('src'), P('non_blocking', 'bool', false)],
+    name: 'aten.copy_.default',
+    kind: 'memory',
+    returns: 1,
+    args: [M('self'), T('src'), P('non_blocking', 'bool', false)],
     infer: sameAsFirst,
     doc: 'Copies src into self in place (a piecewise graph writes a mutated input back this way).',
   }),
   defineOp({
-    name: 'aten.constant_pad_nd.default', kind: 'memory', returns: 1,
+    name: 'aten.constant_pad_nd.default',
+    kind: 'memory',
+    returns: 1,
     args: [T('self'), P('pad', 'SymInt[]'), P('value', 'Scalar', 0)],
     infer: (n, typeOf) => {
       const t = typeOf(n.args[0] ?? null);
       const pad = n.args[1] ?? n.kwargs['pad'];
-      if (!t || t.kind !== 'tensor' || !Array.isArray(pad) || pad.length % 2 !== 0 || pad.length / 2 > t.shape.length) return undefined;
+      if (
+        !t ||
+        t.kind !== 'tensor' ||
+        !Array.isArray(pad) ||
+        pad.length % 2 !== 0 ||
+        pad.length / 2 > t.shape.length
+      )
+        return undefined;
       const shape = t.shape.slice();
       for (let i = 0; i < pad.length / 2; i++) {
-        const d = shape.length - 1 - i, lo = pad[2 * i], hi = pad[2 * i + 1], size = shape[d];
+        const d = shape.length - 1 - i,
+          lo = pad[2 * i],
+          hi = pad[2 * i + 1],
+          size = shape[d];
         if (typeof lo !== 'number' || typeof hi !== 'number' || typeof size !== 'number') return undefined;
         shape[d] = size + lo + hi;
       }
@@ -273,100 +384,176 @@ export const FX_OPS = [
     doc: 'Pads with a constant; pad pairs start from the last dim ([0, 192]: 2880 → 3072 columns).',
   }),
   defineOp({
-    name: 'aten.empty_like.default', kind: 'memory', returns: 1, args: [T('self')], infer: sameAsFirst,
+    name: 'aten.empty_like.default',
+    kind: 'memory',
+    returns: 1,
+    args: [T('self')],
+    infer: sameAsFirst,
     doc: 'An uninitialised tensor like self.',
   }),
   defineOp({
-    name: 'aten.zeros_like.default', kind: 'memory', returns: 1, args: [T('self')], infer: sameAsFirst,
+    name: 'aten.zeros_like.default',
+    kind: 'memory',
+    returns: 1,
+    args: [T('self')],
+    infer: sameAsFirst,
     doc: 'A tensor of zeros like self.',
   }),
   defineOp({
-    name: 'aten.empty.memory_format', kind: 'memory', returns: 1, args: [P('size', 'SymInt[]')],
+    name: 'aten.empty.memory_format',
+    kind: 'memory',
+    returns: 1,
+    args: [P('size', 'SymInt[]')],
     doc: 'An uninitialised tensor.',
   }),
   defineOp({
-    name: 'aten.split_with_sizes.default', kind: 'view', returns: -1,
-    args: [T('self'), P('split_sizes', 'SymInt[]'), P('dim', 'int', 0)], facts: { view: true },
+    name: 'aten.split_with_sizes.default',
+    kind: 'view',
+    returns: -1,
+    args: [T('self'), P('split_sizes', 'SymInt[]'), P('dim', 'int', 0)],
+    facts: { view: true },
     doc: 'Views of consecutive chunks along dim (a tuple; take items with getitem).',
   }),
   defineOp({
-    name: 'getitem', kind: 'meta', returns: 1, args: [P('value', 'Any'), P('index', 'int')],
-    doc: 'Item of a tuple-valued node (auto_functionalized: [0] the op\'s return, [1..] mutated args).',
+    name: 'getitem',
+    kind: 'meta',
+    returns: 1,
+    args: [P('value', 'Any'), P('index', 'int')],
+    doc: "Item of a tuple-valued node (auto_functionalized: [0] the op's return, [1..] mutated args).",
   }),
   defineOp({
-    name: 'higher_order.auto_functionalized_v2', kind: 'meta', returns: -1, args: [P('op', 'OpOverload')],
-    doc: 'auto_functionalized with bases: a mutated arg is `_{name}_base_index` into `_all_bases`; result [0] is the op\'s return, [1..] the new bases.',
+    name: 'higher_order.auto_functionalized_v2',
+    kind: 'meta',
+    returns: -1,
+    args: [P('op', 'OpOverload')],
+    doc: "auto_functionalized with bases: a mutated arg is `_{name}_base_index` into `_all_bases`; result [0] is the op's return, [1..] the new bases.",
   }),
   defineOp({
-    name: 'higher_order.auto_functionalized', kind: 'meta', returns: -1, args: [P('op', 'OpOverload')],
+    name: 'higher_order.auto_functionalized',
+    kind: 'meta',
+    returns: -1,
+    args: [P('op', 'OpOverload')],
     doc: 'Runs a mutating op functionally: result [0] is its return, [1..] the new values of its mutated args.',
   }),
 
   // --- compute -------------------------------------------------------------------------------
   defineOp({
-    name: 'aten.mm.default', kind: 'compute', returns: 1, args: [T('self'), T('mat2')],
+    name: 'aten.mm.default',
+    kind: 'compute',
+    returns: 1,
+    args: [T('self'), T('mat2')],
     doc: 'Matrix product self @ mat2.',
   }),
   defineOp({
-    name: 'aten.addmm.default', kind: 'compute', returns: 1,
+    name: 'aten.addmm.default',
+    kind: 'compute',
+    returns: 1,
     args: [T('self'), T('mat1'), T('mat2'), P('beta', 'Scalar', 1), P('alpha', 'Scalar', 1)],
     doc: 'bias + mat1 @ mat2 (a Linear layer with bias, mat2 = Wᵀ).',
   }),
   defineOp({
-    name: 'aten.embedding.default', kind: 'compute', returns: 1, args: [T('weight'), T('indices')],
+    name: 'aten.embedding.default',
+    kind: 'compute',
+    returns: 1,
+    args: [T('weight'), T('indices')],
     doc: 'Rows of weight selected by indices.',
   }),
   defineOp({
-    name: 'vllm.moe_forward.default', kind: 'compute', returns: 1,
+    name: 'vllm.moe_forward.default',
+    kind: 'compute',
+    returns: 1,
     // vLLM registers it with mutates_args=["hidden_states"]: it reaches the graph through auto_functionalized.
     args: [M('hidden_states'), T('router_logits'), P('layer_name', 'str')],
     doc: 'Mixture of experts: top-k routing, per-expert SwiGLU MLP, weighted combine (a partial sum under TP).',
   }),
   defineOp({
-    name: 'vllm.unified_attention_with_output.default', kind: 'compute', returns: 0,
+    name: 'vllm.unified_attention_with_output.default',
+    kind: 'compute',
+    returns: 0,
     args: [
-      T('query'), T('key'), T('value'), M('output'), P('layer_name', 'str'), { name: 'output_scale', type: 'Tensor?', default: null },
+      T('query'),
+      T('key'),
+      T('value'),
+      M('output'),
+      P('layer_name', 'str'),
+      { name: 'output_scale', type: 'Tensor?', default: null },
       { name: 'output_block_scale', type: 'Tensor(a!)?', default: null, mutates: true },
     ],
     doc: 'Paged attention over the KV cache, written into output.',
   }),
 
   defineOp({
-    name: '_C.rotary_embedding.default', kind: 'compute', returns: 0,
-    args: [T('positions'), M('query'), M('key'), P('head_size', 'int'), T('cos_sin_cache'), P('is_neox', 'bool')],
-    doc: 'Rotates query and key in place by the position\'s angle (RoPE; neox: halves, else interleaved pairs).',
+    name: '_C.rotary_embedding.default',
+    kind: 'compute',
+    returns: 0,
+    args: [
+      T('positions'),
+      M('query'),
+      M('key'),
+      P('head_size', 'int'),
+      T('cos_sin_cache'),
+      P('is_neox', 'bool'),
+    ],
+    doc: "Rotates query and key in place by the position's angle (RoPE; neox: halves, else interleaved pairs).",
   }),
   defineOp({
-    name: '_C.silu_and_mul.default', kind: 'compute', returns: 0, args: [M('result'), T('input')],
+    name: '_C.silu_and_mul.default',
+    kind: 'compute',
+    returns: 0,
+    args: [M('result'), T('input')],
     doc: 'result = silu(input[:, :d]) · input[:, d:] with d = half the last dim (SwiGLU).',
   }),
   defineOp({
-    name: 'aten.sub.Tensor', kind: 'compute', returns: 1, args: [T('self'), P('other', 'Scalar')], infer: sameAsFirst,
+    name: 'aten.sub.Tensor',
+    kind: 'compute',
+    returns: 1,
+    args: [T('self'), P('other', 'Scalar')],
+    infer: sameAsFirst,
     doc: 'self − other, elementwise (broadcast).',
   }),
   defineOp({
-    name: 'aten.unsqueeze.default', kind: 'view', returns: 1, args: [T('self'), P('dim', 'int')], facts: { view: true },
+    name: 'aten.unsqueeze.default',
+    kind: 'view',
+    returns: 1,
+    args: [T('self'), P('dim', 'int')],
+    facts: { view: true },
     doc: 'A view with a size-1 dim inserted at dim.',
   }),
 
   // --- norms and fused ops -----------------------------------------------------------------
   defineOp({
-    name: '_C.rms_norm.default', kind: 'norm', returns: 0,
+    name: '_C.rms_norm.default',
+    kind: 'norm',
+    returns: 0,
     args: [M('result'), T('input'), T('weight'), P('epsilon', 'float')],
     doc: 'result = bf16(x · rsqrt(mean(x²) + eps)) · w.',
   }),
   defineOp({
-    name: '_C.fused_add_rms_norm.default', kind: 'norm', returns: 0,
+    name: '_C.fused_add_rms_norm.default',
+    kind: 'norm',
+    returns: 0,
     args: [M('input'), M('residual'), T('weight'), P('epsilon', 'float')],
     doc: 'z = input + residual → residual; input ← RMSNorm(z) · w.',
   }),
   defineOp({
-    name: 'vllm.flashinfer_trtllm_fused_allreduce_norm.default', kind: 'fused', returns: 0,
+    name: 'vllm.flashinfer_trtllm_fused_allreduce_norm.default',
+    kind: 'fused',
+    returns: 0,
     args: [
-      M('allreduce_in'), M('residual'), { name: 'norm_out', type: 'Tensor(a!)?', mutates: true },
-      { name: 'quant_out', type: 'Tensor(a!)?', mutates: true }, { name: 'scale_out', type: 'Tensor(a!)?', mutates: true },
-      T('rms_gamma'), P('rms_eps', 'float'), P('pattern_code', 'int'), P('world_rank', 'int'), P('world_size', 'int'),
-      P('launch_with_pdl', 'bool'), P('trigger_completion_at_end', 'bool'), P('fp32_acc', 'bool'), P('max_token_num', 'int'),
+      M('allreduce_in'),
+      M('residual'),
+      { name: 'norm_out', type: 'Tensor(a!)?', mutates: true },
+      { name: 'quant_out', type: 'Tensor(a!)?', mutates: true },
+      { name: 'scale_out', type: 'Tensor(a!)?', mutates: true },
+      T('rms_gamma'),
+      P('rms_eps', 'float'),
+      P('pattern_code', 'int'),
+      P('world_rank', 'int'),
+      P('world_size', 'int'),
+      P('launch_with_pdl', 'bool'),
+      P('trigger_completion_at_end', 'bool'),
+      P('fp32_acc', 'bool'),
+      P('max_token_num', 'int'),
       { name: 'scale_factor', type: 'Tensor?', default: null },
     ],
     doc: 'One kernel: all-reduce, + residual, RMSNorm (pattern 1: [1] normed output when norm_out is None, [2] new residual; 2: + FP8 quant into quant_out [4] with scale_factor; 3: + NVFP4 into quant_out [4], scale_out [5]).',
@@ -374,12 +561,16 @@ export const FX_OPS = [
 
   // --- quantization (vLLM csrc/quantization) -------------------------------------------------
   defineOp({
-    name: '_C.static_scaled_fp8_quant.default', kind: 'compute', returns: 0,
+    name: '_C.static_scaled_fp8_quant.default',
+    kind: 'compute',
+    returns: 0,
     args: [M('result'), T('input'), T('scale')],
     doc: 'result = f8e4m3fn(clamp(input · (1 / scale), ±448)), rounded to nearest even; one f32 scale per tensor.',
   }),
   defineOp({
-    name: '_C.scaled_fp4_quant.default', kind: 'compute', returns: 0,
+    name: '_C.scaled_fp4_quant.default',
+    kind: 'compute',
+    returns: 0,
     args: [M('output'), T('input'), M('output_scale'), T('input_scale')],
     doc: 'NVFP4: two e2m1 values per byte into output, one fp8 scale per 16 values (swizzled) into output_scale.',
   }),
@@ -398,7 +589,9 @@ export function isFxOp(op: string): op is FxOp {
 // Elementwise ops with a kernel: schema and doc from the op table (src/graph/opTable.ts).
 for (const [name, def] of Object.entries(ELEMENTWISE_OPS) as [ElementwiseOp, ElementwiseOpDef][]) {
   defineOp({
-    name, kind: 'compute', returns: 1,
+    name,
+    kind: 'compute',
+    returns: 1,
     args: [T('self'), ...def.args.map(([n, type, d]) => (type === 'Tensor' ? T(n) : P(n, type, d)))],
     infer: (n, typeOf) => {
       const t = typeOf(n.args[0] ?? null);

@@ -5,7 +5,10 @@ import { ref } from './ir.ts';
 import { INT64_MAX, sliceLength } from './sliceShape.ts';
 
 const noTypes = () => undefined;
-const syms = (a: Arg): ValueType | undefined => (a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'ref' && a.name === 'arg0_1' ? { kind: 'sym', expr: 's72' } : undefined);
+const syms = (a: Arg): ValueType | undefined =>
+  a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'ref' && a.name === 'arg0_1'
+    ? { kind: 'sym', expr: 's72' }
+    : undefined;
 
 describe('slice length along its dim', () => {
   it('numeric sizes follow Python: negative bounds from the end, clamping, INT64_MAX, None and steps', () => {
@@ -43,19 +46,24 @@ describe('slice length along its dim', () => {
   });
 
   it('an imported slice carries the inferred type where its annotation is missing', () => {
-    const g = parseFx([
-      'def forward(self, arg0_1: "Sym(s72)", arg1_1: "bf16[s72, 3072]"):',
-      '    slice_1 = torch.ops.aten.slice.Tensor(arg1_1, 1, -24, 9223372036854775807)',
-      '    slice_2 = torch.ops.aten.slice.Tensor(arg1_1, 0, 0, arg0_1, 2)',
-      '    return (slice_1, slice_2)',
-    ].join('\n')).graph;
+    const g = parseFx(
+      [
+        'def forward(self, arg0_1: "Sym(s72)", arg1_1: "bf16[s72, 3072]"):',
+        '    slice_1 = torch.ops.aten.slice.Tensor(arg1_1, 1, -24, 9223372036854775807)',
+        '    slice_2 = torch.ops.aten.slice.Tensor(arg1_1, 0, 0, arg0_1, 2)',
+        '    return (slice_1, slice_2)',
+      ].join('\n'),
+    ).graph;
     const inferred = (name: string) => {
       const n = g.nodes.find((x) => x.name === name)!;
       const op = n.op;
-      return import('./ops.ts').then(({ lookupOp }) => lookupOp(op)!.infer!(n, (a) => {
-        if (a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'ref') return [...g.inputs].find((i) => i.name === a.name)?.type;
-        return undefined;
-      }));
+      return import('./ops.ts').then(({ lookupOp }) =>
+        lookupOp(op)!.infer!(n, (a) => {
+          if (a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'ref')
+            return [...g.inputs].find((i) => i.name === a.name)?.type;
+          return undefined;
+        }),
+      );
     };
     return Promise.all([inferred('slice_1'), inferred('slice_2')]).then(([a, b]) => {
       expect(a).toEqual({ kind: 'tensor', dtype: 'bf16', shape: ['s72', 24] });

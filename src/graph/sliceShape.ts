@@ -9,10 +9,14 @@ import { isRef } from './ir.ts';
 
 /** FX prints an open slice end as INT64_MAX; any bound at or past 2^53 means "to the end". */
 export const INT64_MAX = 9223372036854775807;
-const isOpenEnd = (a: Arg | undefined) => a === null || a === undefined || (typeof a === 'number' && a >= Number.MAX_SAFE_INTEGER);
+const isOpenEnd = (a: Arg | undefined) =>
+  a === null || a === undefined || (typeof a === 'number' && a >= Number.MAX_SAFE_INTEGER);
 
 /** A bound as a number, or as a symbolic expression (a string, or a ref to a Sym value), or undefined. */
-function boundOf(a: Arg | undefined, typeOf: (a: Arg) => ValueType | null | undefined): number | string | undefined {
+function boundOf(
+  a: Arg | undefined,
+  typeOf: (a: Arg) => ValueType | null | undefined,
+): number | string | undefined {
   if (typeof a === 'number') return a;
   if (typeof a === 'string') return a;
   if (a && isRef(a)) {
@@ -33,8 +37,13 @@ function ceilDiv(len: string, step: number, offset = 0): string {
   return step === 1 ? plus(len, offset) : `((${plus(len, offset + step - 1)})//${step})`;
 }
 
-export function sliceLength(size: Dim, startArg: Arg | undefined, endArg: Arg | undefined, stepArg: Arg | undefined,
-  typeOf: (a: Arg) => ValueType | null | undefined): Dim | undefined {
+export function sliceLength(
+  size: Dim,
+  startArg: Arg | undefined,
+  endArg: Arg | undefined,
+  stepArg: Arg | undefined,
+  typeOf: (a: Arg) => ValueType | null | undefined,
+): Dim | undefined {
   const step = stepArg === undefined || stepArg === null ? 1 : stepArg;
   if (typeof step !== 'number' || !Number.isInteger(step) || step < 1) return undefined;
   const start = startArg === null || startArg === undefined ? 0 : boundOf(startArg, typeOf);
@@ -42,7 +51,8 @@ export function sliceLength(size: Dim, startArg: Arg | undefined, endArg: Arg | 
   if (start === undefined || end === undefined) return undefined;
   if (typeof size === 'number' && typeof start === 'number' && typeof end === 'number') {
     const clamp = (i: number) => Math.min(Math.max(i < 0 ? i + size : i, 0), size);
-    const s = clamp(start), e = clamp(end);
+    const s = clamp(start),
+      e = clamp(end);
     return Math.max(0, Math.ceil((e - s) / step));
   }
   // Symbolic: bounds assumed inside [−size, size].

@@ -20,13 +20,22 @@ describe('a folder of dumps as ordered stages', () => {
     ];
     const r = importStageFolder(files);
     expect(r.stages.map((s) => s.name)).toEqual([
-      'computation_graph', 'post_grad.2.AllReduceFusionPass.before', 'post_grad.2.AllReduceFusionPass.after',
-      'post_grad.10.AllReduceFusionPass.before', 'post_grad.10.AllReduceFusionPass.after',
+      'computation_graph',
+      'post_grad.2.AllReduceFusionPass.before',
+      'post_grad.2.AllReduceFusionPass.after',
+      'post_grad.10.AllReduceFusionPass.before',
+      'post_grad.10.AllReduceFusionPass.after',
     ]);
     expect(r.stages[0]!.graph.nodes.filter((n) => n.op === 'vllm.all_reduce.default')).toHaveLength(3);
     expect(r.skipped).toEqual([
-      { path: 'dump/rank_1/post_grad.0.NoOpEliminationPass.before.py', reason: "rank_1: another rank's copy of the stages (showing rank_0)" },
-      { path: 'dump/rank_0/patterns.AllReduceFusionPass.0.py', reason: "vLLM's pattern dump (VllmPatternMatcherPass.dump_patterns), not a graph" },
+      {
+        path: 'dump/rank_1/post_grad.0.NoOpEliminationPass.before.py',
+        reason: "rank_1: another rank's copy of the stages (showing rank_0)",
+      },
+      {
+        path: 'dump/rank_0/patterns.AllReduceFusionPass.0.py',
+        reason: "vLLM's pattern dump (VllmPatternMatcherPass.dump_patterns), not a graph",
+      },
     ]);
   });
 
@@ -47,17 +56,31 @@ describe('a folder of dumps as ordered stages', () => {
       { path: 'torchinductor/model__0_forward_1.0/fx_graph_readable.py', text: before },
     ]);
     expect(two.stages.map((s) => s.path.split('/').slice(1).join('/'))).toEqual([
-      'model__0_forward_1.0/fx_graph_readable.py', 'model__0_forward_1.0/fx_graph_transformed.py', 'model__0_forward_2.0/fx_graph_readable.py',
+      'model__0_forward_1.0/fx_graph_readable.py',
+      'model__0_forward_1.0/fx_graph_transformed.py',
+      'model__0_forward_2.0/fx_graph_readable.py',
     ]);
-    expect(two.stages.map((s) => s.name)).toEqual(['model__0_forward_1.0/fx_graph_readable', 'fx_graph_transformed', 'model__0_forward_2.0/fx_graph_readable']);
-    expect(r.skipped.map((s) => s.path.split('/').pop())).toEqual(['output_code.py', 'fx_graph_runnable.py', 'ir_post_fusion.txt', 'inductor_provenance.log']);
+    expect(two.stages.map((s) => s.name)).toEqual([
+      'model__0_forward_1.0/fx_graph_readable',
+      'fx_graph_transformed',
+      'model__0_forward_2.0/fx_graph_readable',
+    ]);
+    expect(r.skipped.map((s) => s.path.split('/').pop())).toEqual([
+      'output_code.py',
+      'fx_graph_runnable.py',
+      'ir_post_fusion.txt',
+      'inductor_provenance.log',
+    ]);
   });
 
   it('a file that is not FX is listed with file:line:col and the other stages still load', () => {
     const r = importStageFolder([
       { path: 'd/2_after.py', text: after },
       { path: 'd/1_before.py', text: before },
-      { path: 'd/10_broken.py', text: 'def forward(self, x: "bf16[s72, 2880]"):\n    y = torch.ops.aten.add.Tensor(x, \n' },
+      {
+        path: 'd/10_broken.py',
+        text: 'def forward(self, x: "bf16[s72, 2880]"):\n    y = torch.ops.aten.add.Tensor(x, \n',
+      },
     ]);
     expect(r.stages.map((s) => s.name)).toEqual(['1_before', '2_after']);
     expect(r.skipped).toHaveLength(1);
@@ -71,16 +94,29 @@ describe('the captured vLLM dump folder', () => {
     const { readdirSync } = await import('node:fs');
     const names = readdirSync(DIR).sort().reverse();
     const r = importStageFolder(names.map((n) => ({ path: n, text: readFileSync(DIR + n, 'utf8') })));
-    expect(r.stages.map((s) => s.name)).toEqual(['before_noop_elimination-0', 'after_fix_functionalization-0']);
+    expect(r.stages.map((s) => s.name)).toEqual([
+      'before_noop_elimination-0',
+      'after_fix_functionalization-0',
+    ]);
     expect(r.skipped).toEqual([]);
     // Another rank's dump of the same stages is set aside, named.
-    const two = importStageFolder([...names, 'before_noop_elimination-1.py'].map((n) => ({ path: n, text: readFileSync(DIR + n.replace('-1.py', '-0.py'), 'utf8') })));
-    expect(two.skipped).toEqual([{ path: 'before_noop_elimination-1.py', reason: "rank_1: another rank's copy of the stages (showing rank_0)" }]);
+    const two = importStageFolder(
+      [...names, 'before_noop_elimination-1.py'].map((n) => ({
+        path: n,
+        text: readFileSync(DIR + n.replace('-1.py', '-0.py'), 'utf8'),
+      })),
+    );
+    expect(two.skipped).toEqual([
+      {
+        path: 'before_noop_elimination-1.py',
+        reason: "rank_1: another rank's copy of the stages (showing rank_0)",
+      },
+    ]);
   });
 });
 
 describe('files outside any rank', () => {
-  it('belong to every rank: kept beside rank 0\'s stages', () => {
+  it("belong to every rank: kept beside rank 0's stages", () => {
     const r = importStageFolder([
       { path: 'before_noop_elimination-0.py', text: before },
       { path: 'README.md', text: '# notes' },

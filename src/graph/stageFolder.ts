@@ -14,10 +14,25 @@ import type { Graph } from './ir.ts';
 /** A dump folder holds a few dozen files; more than this is the wrong folder (CLI and app alike). */
 export const MAX_FOLDER_FILES = 2000;
 
-export interface StageFile { path: string; text: string }
-export interface DumpStage { name: string; path: string; graph: Graph; warnings: ImportWarning[]; format: FormatId }
-export interface SkippedFile { path: string; reason: string }
-export interface StageFolder { stages: DumpStage[]; skipped: SkippedFile[] }
+export interface StageFile {
+  path: string;
+  text: string;
+}
+export interface DumpStage {
+  name: string;
+  path: string;
+  graph: Graph;
+  warnings: ImportWarning[];
+  format: FormatId;
+}
+export interface SkippedFile {
+  path: string;
+  reason: string;
+}
+export interface StageFolder {
+  stages: DumpStage[];
+  skipped: SkippedFile[];
+}
 
 /** Files a dump folder holds that are not graphs, and what they are. */
 const NOT_GRAPHS: [RegExp, string][] = [
@@ -39,8 +54,15 @@ const stem = (p: string) => baseName(p).replace(/\.(py|txt|json|fx)$/, '');
  * attention fusion, cleanup; fix_functionalization runs last. A stage names its pass in snake case.
  */
 const PASS_ORDER: [RegExp, number][] = [
-  [/noop/, 0], [/sequence_parallel/, 1], [/async_tp/, 2], [/all_?reduce|collective/, 3],
-  [/activation_quant|act_quant/, 5], [/attn/, 6], [/fusion/, 4], [/cleanup/, 7], [/fix_functionalization/, 8],
+  [/noop/, 0],
+  [/sequence_parallel/, 1],
+  [/async_tp/, 2],
+  [/all_?reduce|collective/, 3],
+  [/activation_quant|act_quant/, 5],
+  [/attn/, 6],
+  [/fusion/, 4],
+  [/cleanup/, 7],
+  [/fix_functionalization/, 8],
 ];
 const passRank = (name: string) => PASS_ORDER.find(([re]) => re.test(name))?.[1] ?? 4.5;
 
@@ -71,7 +93,10 @@ function rankOf(path: string): string {
   return suffix ? `rank_${suffix[1]}` : '';
 }
 
-export function importStageFolder(files: StageFile[], opts: { maxBytes?: number; maxNodes?: number } = {}): StageFolder {
+export function importStageFolder(
+  files: StageFile[],
+  opts: { maxBytes?: number; maxNodes?: number } = {},
+): StageFolder {
   const skipped: SkippedFile[] = [];
   // One rank's stages: every rank dumps the same passes.
   // Files outside any rank (computation_graph.py at the top, notes) belong to every rank.
@@ -81,10 +106,22 @@ export function importStageFolder(files: StageFile[], opts: { maxBytes?: number;
   for (const f of files) {
     const name = baseName(f.path);
     const rank = rankOf(f.path);
-    if (rank !== '' && rank !== shownRank) { skipped.push({ path: f.path, reason: `${rank}: another rank's copy of the stages (showing ${shownRank})` }); continue; }
+    if (rank !== '' && rank !== shownRank) {
+      skipped.push({
+        path: f.path,
+        reason: `${rank}: another rank's copy of the stages (showing ${shownRank})`,
+      });
+      continue;
+    }
     const known = NOT_GRAPHS.find(([re]) => re.test(name));
-    if (known) { skipped.push({ path: f.path, reason: known[1] }); continue; }
-    if (!GRAPH_EXTENSIONS.test(name)) { skipped.push({ path: f.path, reason: 'not a graph file (.py, .txt, .json, .fx)' }); continue; }
+    if (known) {
+      skipped.push({ path: f.path, reason: known[1] });
+      continue;
+    }
+    if (!GRAPH_EXTENSIONS.test(name)) {
+      skipped.push({ path: f.path, reason: 'not a graph file (.py, .txt, .json, .fx)' });
+      continue;
+    }
     candidates.push(f);
   }
   // One compiled graph per folder (TORCH_COMPILE_DEBUG: model__0_forward_1.0, …_2.0 for pieces):
@@ -92,7 +129,8 @@ export function importStageFolder(files: StageFile[], opts: { maxBytes?: number;
   candidates.sort((a, b) => {
     const byDir = natural.compare(dirOf(a.path), dirOf(b.path));
     if (byDir !== 0) return byDir;
-    const ka = stageKey(a.path), kb = stageKey(b.path);
+    const ka = stageKey(a.path),
+      kb = stageKey(b.path);
     for (let i = 0; i < 3; i++) if (ka[i] !== kb[i]) return ka[i]! - kb[i]!;
     return natural.compare(a.path, b.path);
   });
@@ -100,10 +138,19 @@ export function importStageFolder(files: StageFile[], opts: { maxBytes?: number;
   for (const f of candidates) {
     try {
       const r = importGraph(f.text, { fileName: f.path, ...opts });
-      stages.push({ name: stem(f.path), path: f.path, graph: r.graph, warnings: r.warnings, format: r.format });
+      stages.push({
+        name: stem(f.path),
+        path: f.path,
+        graph: r.graph,
+        warnings: r.warnings,
+        format: r.format,
+      });
     } catch (e) {
       // One bad file is listed, not fatal: the other stages still load.
-      const reason = e instanceof GraphImportError ? `${f.path}:${e.line}:${e.col}: ${e.detail}` : `${f.path}: ${(e as Error).message}`;
+      const reason =
+        e instanceof GraphImportError
+          ? `${f.path}:${e.line}:${e.col}: ${e.detail}`
+          : `${f.path}: ${(e as Error).message}`;
       skipped.push({ path: f.path, reason });
     }
   }

@@ -11,7 +11,10 @@ import type { HostTensor } from './hostTensor.ts';
 import { RunError } from './runError.ts';
 import type { AgentMessage, HelloReply, InputDecl, OutputDecl, RunOptionsWire } from './agentProtocol.ts';
 
-export interface AgentAddress { url: string; token: string }
+export interface AgentAddress {
+  url: string;
+  token: string;
+}
 
 /** `?agent=ws://127.0.0.1:PORT#token=…` in the app's address, as `npm run agent` prints it. */
 export function agentAddressFromLocation(href: string): AgentAddress | null {
@@ -19,15 +22,22 @@ export function agentAddressFromLocation(href: string): AgentAddress | null {
   const agent = u.searchParams.get('agent');
   const token = new URLSearchParams(u.hash.replace(/^#/, '')).get('token');
   if (!agent || !token) return null;
-  if (!/^ws:\/\/(127\.0\.0\.1|localhost):\d{1,5}\/?$/.test(agent)) return null;  // loopback only
+  if (!/^ws:\/\/(127\.0\.0\.1|localhost):\d{1,5}\/?$/.test(agent)) return null; // loopback only
   return { url: agent.replace(/\/$/, ''), token };
 }
 
 /** The plan in JSON: Maps become lists; the preset goes by name. */
 export function planToWire(plan: Plan): object {
   return {
-    graph: plan.graph, preset: plan.preset.name, dtype: plan.dtype, ranks: plan.ranks, tokens: plan.tokens,
-    storages: [...plan.storages.values()], steps: plan.steps, outputs: plan.outputs, fed: plan.fed,
+    graph: plan.graph,
+    preset: plan.preset.name,
+    dtype: plan.dtype,
+    ranks: plan.ranks,
+    tokens: plan.tokens,
+    storages: [...plan.storages.values()],
+    steps: plan.steps,
+    outputs: plan.outputs,
+    fed: plan.fed,
   };
 }
 
@@ -54,32 +64,61 @@ export class AgentClient {
   private seq = 0;
   private closed: Error | null = null;
 
-  private constructor(private readonly ws: Socket, readonly hello: HelloReply) {}
+  private constructor(
+    private readonly ws: Socket,
+    readonly hello: HelloReply,
+  ) {}
 
   /** `webSocket`: a Node WebSocket class (npm `ws`) to use instead of loading one (bundles pass theirs). */
-  static async connect(addr: AgentAddress, opts: { origin?: string; timeoutMs?: number; webSocket?: unknown } = {}): Promise<AgentClient> {
+  static async connect(
+    addr: AgentAddress,
+    opts: { origin?: string; timeoutMs?: number; webSocket?: unknown } = {},
+  ): Promise<AgentClient> {
     const url = `${addr.url}/?token=${encodeURIComponent(addr.token)}`;
     const WS = (globalThis as { WebSocket?: new (u: string) => Socket }).WebSocket;
     let ws: Socket;
-    if (opts.webSocket) ws = new (opts.webSocket as new (u: string, o: object) => Socket)(url, { origin: opts.origin, maxPayload: 2 ** 31 });
+    if (opts.webSocket)
+      ws = new (opts.webSocket as new (u: string, o: object) => Socket)(url, {
+        origin: opts.origin,
+        maxPayload: 2 ** 31,
+      });
     else if (WS && typeof window !== 'undefined') ws = new WS(url);
     else {
-      const mod = 'ws';  // a variable, so bundlers leave Node's WebSocket out of the app
-      const { default: NodeWS } = (await import(/* @vite-ignore */ mod)) as { default: new (u: string, o: object) => Socket };
+      const mod = 'ws'; // a variable, so bundlers leave Node's WebSocket out of the app
+      const { default: NodeWS } = (await import(/* @vite-ignore */ mod)) as {
+        default: new (u: string, o: object) => Socket;
+      };
       ws = new NodeWS(url, { origin: opts.origin, maxPayload: 2 ** 31 });
     }
     ws.binaryType = 'arraybuffer';
     const hello = await new Promise<HelloReply>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new RunError('device-lost', `the agent at ${addr.url} did not answer`)), opts.timeoutMs ?? 10_000);
+      const timer = setTimeout(
+        () => reject(new RunError('device-lost', `the agent at ${addr.url} did not answer`)),
+        opts.timeoutMs ?? 10_000,
+      );
       ws.addEventListener('open', () => ws.send(JSON.stringify({ type: 'hello', protocol: 1 })));
       ws.addEventListener('message', (ev) => {
         if (typeof ev.data !== 'string') return;
         const m = JSON.parse(ev.data) as AgentMessage;
         clearTimeout(timer);
         if (m.type === 'hello') resolve(m);
-        else reject(new RunError('device-lost', `the agent refused the handshake: ${m.type === 'error' ? m.message : m.type}`));
+        else
+          reject(
+            new RunError(
+              'device-lost',
+              `the agent refused the handshake: ${m.type === 'error' ? m.message : m.type}`,
+            ),
+          );
       });
-      ws.addEventListener('error', () => { clearTimeout(timer); reject(new RunError('device-lost', `cannot connect to the agent at ${addr.url} (is it running, and is the token right?)`)); });
+      ws.addEventListener('error', () => {
+        clearTimeout(timer);
+        reject(
+          new RunError(
+            'device-lost',
+            `cannot connect to the agent at ${addr.url} (is it running, and is the token right?)`,
+          ),
+        );
+      });
     });
     const client = new AgentClient(ws, hello);
     ws.addEventListener('message', (ev) => client.onMessage(ev.data));
@@ -88,13 +127,24 @@ export class AgentClient {
   }
 
   /** The agent plans the graph itself (the same planner as the runtime's). */
-  runGraph(g: Graph, opts: Pick<RunOptions, 'preset' | 'dtype' | 'ranks' | 'tokens' | 'seed' | 'inputs' | 'onProgress'> & { forceFallback?: boolean }): Promise<RunResult> {
+  runGraph(
+    g: Graph,
+    opts: Pick<RunOptions, 'preset' | 'dtype' | 'ranks' | 'tokens' | 'seed' | 'inputs' | 'onProgress'> & {
+      forceFallback?: boolean;
+    },
+  ): Promise<RunResult> {
     return this.start({ graph: graphToJson(g) }, opts);
   }
 
   /** Runs a plan the runtime already made (the Backend path). */
-  runPlan(plan: Plan, opts: Pick<RunOptions, 'seed' | 'inputs' | 'onProgress'> & { forceFallback?: boolean }): Promise<RunResult> {
-    return this.start({ plan: planToWire(plan) }, { ...opts, preset: plan.preset.name, dtype: plan.dtype, ranks: plan.ranks, tokens: plan.tokens });
+  runPlan(
+    plan: Plan,
+    opts: Pick<RunOptions, 'seed' | 'inputs' | 'onProgress'> & { forceFallback?: boolean },
+  ): Promise<RunResult> {
+    return this.start(
+      { plan: planToWire(plan) },
+      { ...opts, preset: plan.preset.name, dtype: plan.dtype, ranks: plan.ranks, tokens: plan.tokens },
+    );
   }
 
   /** Cancels a run by id (the agent stops its worker, which frees the run's memory). */
@@ -106,9 +156,15 @@ export class AgentClient {
     this.ws.close(1000, 'done');
   }
 
-  private start(body: object, opts: Pick<RunOptions, 'preset' | 'dtype' | 'ranks' | 'tokens' | 'seed' | 'inputs' | 'onProgress'> & { forceFallback?: boolean }): Promise<RunResult> {
+  private start(
+    body: object,
+    opts: Pick<RunOptions, 'preset' | 'dtype' | 'ranks' | 'tokens' | 'seed' | 'inputs' | 'onProgress'> & {
+      forceFallback?: boolean;
+    },
+  ): Promise<RunResult> {
     if (this.closed) return Promise.reject(this.closed);
-    if (opts.dtype !== 'bf16' && opts.dtype !== 'f32') return Promise.reject(new RunError('input', `the agent runs bf16 and f32, not ${opts.dtype}`));
+    if (opts.dtype !== 'bf16' && opts.dtype !== 'f32')
+      return Promise.reject(new RunError('input', `the agent runs bf16 and f32, not ${opts.dtype}`));
     const id = `run-${++this.seq}`;
     const options: RunOptionsWire = { preset: opts.preset, dtype: opts.dtype, ranks: opts.ranks };
     if (opts.tokens !== undefined) options.tokens = opts.tokens;
@@ -117,7 +173,10 @@ export class AgentClient {
     const inputs: InputDecl[] = [];
     const frames: ArrayBufferView[] = [];
     for (const [name, t] of opts.inputs ?? []) {
-      if (t.dtype !== 'bf16' && t.dtype !== 'f32' && t.dtype !== 'i32') return Promise.reject(new RunError('input', `input '${name}': the agent takes bf16, f32 and i32 tensors, not ${t.dtype}`));
+      if (t.dtype !== 'bf16' && t.dtype !== 'f32' && t.dtype !== 'i32')
+        return Promise.reject(
+          new RunError('input', `input '${name}': the agent takes bf16, f32 and i32 tensors, not ${t.dtype}`),
+        );
       inputs.push({ name, dtype: t.dtype, shape: t.shape });
       frames.push(t.data as ArrayBufferView);
     }
@@ -125,7 +184,12 @@ export class AgentClient {
     // The agent closes a connection on a message over its limit; say so here instead, and keep the connection.
     const limit = this.hello.limits.maxMessageBytes;
     if (text.length > limit || (text.length * 3 > limit && new TextEncoder().encode(text).length > limit)) {
-      return Promise.reject(new RunError('limits', `the run's graph is ${(text.length / 2 ** 20).toFixed(1)} MiB of JSON; the agent takes messages of at most ${(limit / 2 ** 20).toFixed(0)} MiB`));
+      return Promise.reject(
+        new RunError(
+          'limits',
+          `the run's graph is ${(text.length / 2 ** 20).toFixed(1)} MiB of JSON; the agent takes messages of at most ${(limit / 2 ** 20).toFixed(0)} MiB`,
+        ),
+      );
     }
     return new Promise<RunResult>((resolve, reject) => {
       this.runs.set(id, { resolve, reject, onProgress: opts.onProgress, frames: [] });
@@ -152,12 +216,28 @@ export class AgentClient {
     if (m.type === 'hello') return;
     const id = 'id' in m ? m.id : undefined;
     const run = id ? this.runs.get(id) : undefined;
-    if (m.type === 'progress') { run?.onProgress?.({ phase: 'run', done: m.done, total: m.total }); return; }
+    if (m.type === 'progress') {
+      run?.onProgress?.({ phase: 'run', done: m.done, total: m.total });
+      return;
+    }
     if (m.type === 'error') {
-      if (!run) return;  // an error about no run in particular (rate limit): the next reply still comes
+      if (!run) return; // an error about no run in particular (rate limit): the next reply still comes
       this.runs.delete(id!);
-      run.reject(new RunError(m.code === 'input' ? 'input' : m.code === 'limits' ? 'limits' : m.code === 'unsupported-ops' ? 'unsupported-ops' : m.code === 'worker' ? 'device-lost' : 'validation',
-        `agent: ${m.message}`, { node: m.node, op: m.op }));
+      run.reject(
+        new RunError(
+          m.code === 'input'
+            ? 'input'
+            : m.code === 'limits'
+              ? 'limits'
+              : m.code === 'unsupported-ops'
+                ? 'unsupported-ops'
+                : m.code === 'worker'
+                  ? 'device-lost'
+                  : 'validation',
+          `agent: ${m.message}`,
+          { node: m.node, op: m.op },
+        ),
+      );
       return;
     }
     if (m.type === 'result' && run) {
@@ -178,7 +258,10 @@ export class AgentClient {
   }
 
   private onClose(code: number, reason: string): void {
-    this.closed = new RunError('device-lost', `the agent closed the connection (${code}${reason ? `: ${reason}` : ''})`);
+    this.closed = new RunError(
+      'device-lost',
+      `the agent closed the connection (${code}${reason ? `: ${reason}` : ''})`,
+    );
     for (const [, run] of this.runs) run.reject(this.closed);
     this.runs.clear();
   }
@@ -186,7 +269,8 @@ export class AgentClient {
 
 function tensorOf(o: OutputDecl, buf: ArrayBuffer): HostTensor {
   const b = buf.slice(0);
-  const data = o.dtype === 'bf16' ? new Uint16Array(b) : o.dtype === 'f32' ? new Float32Array(b) : new Int32Array(b);
+  const data =
+    o.dtype === 'bf16' ? new Uint16Array(b) : o.dtype === 'f32' ? new Float32Array(b) : new Int32Array(b);
   return { dtype: o.dtype, shape: o.shape, data };
 }
 
@@ -194,9 +278,15 @@ function tensorOf(o: OutputDecl, buf: ArrayBuffer): HostTensor {
 export function agentBackend(client: AgentClient): Backend {
   return {
     name: 'agent',
-    run: (plan: Plan, opts: RunOptions) => (opts.fusedNormRounding === 'as-unfused'
-      // The native worker's fused kernel rounds the norm once; it has no unfused-rounding mode.
-      ? Promise.reject(new RunError('input', "the agent backend runs the fused all-reduce + norm only as fused (fusedNormRounding 'once'), not 'as-unfused'"))
-      : client.runPlan(plan, { seed: opts.seed, inputs: opts.inputs, onProgress: opts.onProgress })),
+    run: (plan: Plan, opts: RunOptions) =>
+      opts.fusedNormRounding === 'as-unfused'
+        ? // The native worker's fused kernel rounds the norm once; it has no unfused-rounding mode.
+          Promise.reject(
+            new RunError(
+              'input',
+              "the agent backend runs the fused all-reduce + norm only as fused (fusedNormRounding 'once'), not 'as-unfused'",
+            ),
+          )
+        : client.runPlan(plan, { seed: opts.seed, inputs: opts.inputs, onProgress: opts.onProgress }),
   };
 }

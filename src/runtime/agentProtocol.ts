@@ -21,8 +21,18 @@ import type { Trace } from './backend.ts';
 export const PROTOCOL_VERSION = 1;
 
 export type ErrorCode =
-  | 'bad-message' | 'unknown-type' | 'protocol' | 'rate-limit' | 'busy' | 'limits'
-  | 'input' | 'unsupported-ops' | 'validation' | 'device-lost' | 'worker' | 'cancelled';
+  | 'bad-message'
+  | 'unknown-type'
+  | 'protocol'
+  | 'rate-limit'
+  | 'busy'
+  | 'limits'
+  | 'input'
+  | 'unsupported-ops'
+  | 'validation'
+  | 'device-lost'
+  | 'worker'
+  | 'cancelled';
 
 export interface AgentLimits {
   /** One WebSocket message, text or binary (a larger tensor comes in several). */
@@ -50,7 +60,13 @@ export interface DeviceInfo {
   peer: boolean[][];
 }
 
-export interface HelloReply { type: 'hello'; protocol: number; agent: string; device: DeviceInfo; limits: AgentLimits }
+export interface HelloReply {
+  type: 'hello';
+  protocol: number;
+  agent: string;
+  device: DeviceInfo;
+  limits: AgentLimits;
+}
 
 export interface RunOptionsWire {
   preset: 'tiny' | 'layer';
@@ -62,7 +78,11 @@ export interface RunOptionsWire {
   forceFallback?: boolean;
 }
 
-export interface InputDecl { name: string; dtype: 'bf16' | 'f32' | 'i32'; shape: number[] }
+export interface InputDecl {
+  name: string;
+  dtype: 'bf16' | 'f32' | 'i32';
+  shape: number[];
+}
 
 export type ClientMessage =
   | { type: 'hello'; protocol: number }
@@ -70,15 +90,41 @@ export type ClientMessage =
   | { type: 'cancel'; id: string }
   | { type: 'debug'; abortAt?: string; stepDelayMs?: number };
 
-export interface OutputDecl { rank: number; name: string; dtype: 'bf16' | 'f32' | 'i32'; shape: number[] }
-export interface ResultReply { type: 'result'; id: string; outputs: OutputDecl[]; trace: Trace }
-export interface ErrorReply { type: 'error'; id?: string; code: ErrorCode; message: string; node?: string; op?: string }
-export interface ProgressReply { type: 'progress'; id: string; done: number; total: number }
+export interface OutputDecl {
+  rank: number;
+  name: string;
+  dtype: 'bf16' | 'f32' | 'i32';
+  shape: number[];
+}
+export interface ResultReply {
+  type: 'result';
+  id: string;
+  outputs: OutputDecl[];
+  trace: Trace;
+}
+export interface ErrorReply {
+  type: 'error';
+  id?: string;
+  code: ErrorCode;
+  message: string;
+  node?: string;
+  op?: string;
+}
+export interface ProgressReply {
+  type: 'progress';
+  id: string;
+  done: number;
+  total: number;
+}
 export type AgentMessage = HelloReply | ResultReply | ErrorReply | ProgressReply;
 
 /** A message that fails its schema: the path says where (`options.ranks`). */
 export class ProtocolError extends Error {
-  constructor(readonly code: ErrorCode, message: string, readonly id?: string) {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly id?: string,
+  ) {
     super(message);
   }
 }
@@ -94,18 +140,22 @@ function bad(path: string, what: string, id?: string): never {
   throw new ProtocolError('bad-message', `${path}: ${what}`, id);
 }
 function onlyKeys(o: Obj, allowed: string[], path: string, id?: string) {
-  for (const k of Object.keys(o)) if (!allowed.includes(k)) bad(path, `unknown field '${k.slice(0, 40)}'`, id);
+  for (const k of Object.keys(o))
+    if (!allowed.includes(k)) bad(path, `unknown field '${k.slice(0, 40)}'`, id);
 }
 export function int(x: unknown, path: string, lo: number, hi: number, id?: string): number {
-  if (typeof x !== 'number' || !Number.isInteger(x) || x < lo || x > hi) bad(path, `must be an integer in [${lo}, ${hi}]`, id);
+  if (typeof x !== 'number' || !Number.isInteger(x) || x < lo || x > hi)
+    bad(path, `must be an integer in [${lo}, ${hi}]`, id);
   return x as number;
 }
 export function str(x: unknown, path: string, max = NAME_MAX, id?: string): string {
-  if (typeof x !== 'string' || x.length === 0 || x.length > max) bad(path, `must be a string of 1..${max} characters`, id);
+  if (typeof x !== 'string' || x.length === 0 || x.length > max)
+    bad(path, `must be a string of 1..${max} characters`, id);
   return x as string;
 }
 function oneOf<T extends string>(x: unknown, path: string, options: readonly T[], id?: string): T {
-  if (typeof x !== 'string' || !options.includes(x as T)) bad(path, `must be one of ${options.join(', ')}`, id);
+  if (typeof x !== 'string' || !options.includes(x as T))
+    bad(path, `must be one of ${options.join(', ')}`, id);
   return x as T;
 }
 
@@ -117,7 +167,11 @@ export function checkClientMessage(x: unknown, limits: AgentLimits): ClientMessa
   switch (type) {
     case 'hello':
       onlyKeys(x, ['type', 'protocol'], 'hello');
-      if (x.protocol !== PROTOCOL_VERSION) throw new ProtocolError('protocol', `protocol ${String(x.protocol).slice(0, 20)} is not supported; this agent speaks ${PROTOCOL_VERSION}`);
+      if (x.protocol !== PROTOCOL_VERSION)
+        throw new ProtocolError(
+          'protocol',
+          `protocol ${String(x.protocol).slice(0, 20)} is not supported; this agent speaks ${PROTOCOL_VERSION}`,
+        );
       return { type, protocol: PROTOCOL_VERSION };
     case 'cancel':
       onlyKeys(x, ['type', 'id'], 'cancel');
@@ -128,12 +182,14 @@ export function checkClientMessage(x: unknown, limits: AgentLimits): ClientMessa
       return {
         type,
         abortAt: x.abortAt === undefined ? undefined : str(x.abortAt, 'debug.abortAt'),
-        stepDelayMs: x.stepDelayMs === undefined ? undefined : int(x.stepDelayMs, 'debug.stepDelayMs', 0, 1000),
+        stepDelayMs:
+          x.stepDelayMs === undefined ? undefined : int(x.stepDelayMs, 'debug.stepDelayMs', 0, 1000),
       };
     case 'run': {
       onlyKeys(x, ['type', 'id', 'graph', 'plan', 'options', 'inputs'], 'run', id);
       if (!id) bad('run.id', 'must match [A-Za-z0-9_.:-]{1,64}');
-      if ((x.graph === undefined) === (x.plan === undefined)) bad('run', 'give exactly one of graph and plan', id);
+      if ((x.graph === undefined) === (x.plan === undefined))
+        bad('run', 'give exactly one of graph and plan', id);
       const o = x.options;
       if (!isObj(o)) bad('run.options', 'must be an object', id);
       onlyKeys(o, ['preset', 'dtype', 'ranks', 'tokens', 'seed', 'forceFallback'], 'run.options', id);
@@ -149,13 +205,15 @@ export function checkClientMessage(x: unknown, limits: AgentLimits): ClientMessa
         options.forceFallback = o.forceFallback as boolean;
       }
       const ins = x.inputs ?? [];
-      if (!Array.isArray(ins) || ins.length > limits.maxInputs) bad('run.inputs', `must be a list of at most ${limits.maxInputs} tensors`, id);
+      if (!Array.isArray(ins) || ins.length > limits.maxInputs)
+        bad('run.inputs', `must be a list of at most ${limits.maxInputs} tensors`, id);
       const inputs = (ins as unknown[]).map((d, k): InputDecl => {
         const p = `run.inputs[${k}]`;
         if (!isObj(d)) bad(p, 'must be an object', id);
         onlyKeys(d, ['name', 'dtype', 'shape'], p, id);
         const shape = d.shape;
-        if (!Array.isArray(shape) || shape.length > 8) bad(`${p}.shape`, 'must be a list of at most 8 dims', id);
+        if (!Array.isArray(shape) || shape.length > 8)
+          bad(`${p}.shape`, 'must be a list of at most 8 dims', id);
         return {
           name: str(d.name, `${p}.name`, NAME_MAX, id),
           dtype: oneOf(d.dtype, `${p}.dtype`, ['bf16', 'f32', 'i32'] as const, id),
@@ -163,12 +221,17 @@ export function checkClientMessage(x: unknown, limits: AgentLimits): ClientMessa
         };
       });
       if (x.graph !== undefined) {
-        if (!isObj(x.graph) || !isObj(x.graph.graph)) bad('run.graph', 'must be a fusionlab.graph/1 object ({schema, graph})', id);
+        if (!isObj(x.graph) || !isObj(x.graph.graph))
+          bad('run.graph', 'must be a fusionlab.graph/1 object ({schema, graph})', id);
         // The count as sent ({schema, graph: {nodes}}), before anything walks the graph.
         const nodes = ((x.graph as Obj).graph as Obj).nodes;
         // Counted before anything walks the graph, so a huge one costs nothing more.
         if (Array.isArray(nodes) && nodes.length > limits.maxGraphNodes) {
-          throw new ProtocolError('limits', `the graph has ${nodes.length} nodes; this agent takes at most ${limits.maxGraphNodes}`, id);
+          throw new ProtocolError(
+            'limits',
+            `the graph has ${nodes.length} nodes; this agent takes at most ${limits.maxGraphNodes}`,
+            id,
+          );
         }
       }
       return { type: 'run', id, graph: x.graph, plan: x.plan, options, inputs };

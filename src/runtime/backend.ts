@@ -6,7 +6,11 @@ import type { HostTensor } from './hostTensor.ts';
 
 export type BackendName = 'webgpu' | 'cpu' | 'agent';
 
-export interface RunProgress { phase: 'plan' | 'compile' | 'upload' | 'run' | 'download'; done: number; total: number }
+export interface RunProgress {
+  phase: 'plan' | 'compile' | 'upload' | 'run' | 'download';
+  done: number;
+  total: number;
+}
 
 export interface RunOptions {
   backend: BackendName;
@@ -27,13 +31,19 @@ export interface RunOptions {
    * lacks, so the CPU reference can check an agent run node for node.
    */
   planFor?: BackendName;
-    /** navigator.gpu or Dawn's. */
+  /** navigator.gpu or Dawn's. */
   gpu?: GPU;
 }
 
 export interface TraceEvent {
-  rank: number; node: string; op: string; kind: 'kernel' | 'transfer' | 'fed';
-  start_us: number; dur_us: number; bytesRead: number; bytesWritten: number;
+  rank: number;
+  node: string;
+  op: string;
+  kind: 'kernel' | 'transfer' | 'fed';
+  start_us: number;
+  dur_us: number;
+  bytesRead: number;
+  bytesWritten: number;
   timing: 'timestamp-query' | 'host' | 'cuda-event';
 }
 

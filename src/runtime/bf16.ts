@@ -45,7 +45,11 @@ export function f16Bits(x: number): number {
   const rem = m & 0x1fff;
   if (rem > 0x1000 || (rem === 0x1000 && r & 1)) {
     r++;
-    if (r === 0x400) { r = 0; ex++; if (ex >= 0x1f) return sign | 0x7c00; }
+    if (r === 0x400) {
+      r = 0;
+      ex++;
+      if (ex >= 0x1f) return sign | 0x7c00;
+    }
   }
   return sign | (ex << 10) | r;
 }

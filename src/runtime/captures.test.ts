@@ -16,15 +16,35 @@ const load = (f: string) => importGraph(readFileSync(DIR + f, 'utf8'), { fileNam
 const PIPELINE = [...DEFAULT_PIPELINE];
 
 let gpu: GPU;
-beforeAll(async () => { gpu = await nodeGpu(); });
-const opts = (o: Partial<RunOptions>): RunOptions => ({ backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false, seed: 0x5eed, gpu, ...o });
+beforeAll(async () => {
+  gpu = await nodeGpu();
+});
+const opts = (o: Partial<RunOptions>): RunOptions => ({
+  backend: 'cpu',
+  ranks: 2,
+  preset: 'tiny',
+  dtype: 'bf16',
+  allreduce: 'one-shot',
+  workers: false,
+  seed: 0x5eed,
+  gpu,
+  ...o,
+});
 
 // [file, ranks (its TP), all-reduce + norm sites the pipeline fuses (fixtures/capture/README.md)]
 const CASES: [string, number, number][] = [
-  ['gpt-oss-before-tp2.py', 2, 5], ['gpt-oss-before-tp4.py', 4, 5], ['gpt-oss-before-tp8.py', 8, 5],
-  ['gpt-oss-after-tp2.py', 2, 5], ['gpt-oss-after-tp4.py', 4, 5], ['gpt-oss-after-tp8.py', 8, 5],
-  ['llama-tp2.py', 2, 5], ['qwen3-moe-tp4.py', 4, 5], ['llama-tp2.debug.fx_graph_readable.py', 2, 5],
-  ['llama-tp2-piecewise.piece0.py', 2, 1], ['llama-tp2-piecewise.piece1.py', 2, 2], ['llama-tp2-piecewise.piece2.py', 2, 2],
+  ['gpt-oss-before-tp2.py', 2, 5],
+  ['gpt-oss-before-tp4.py', 4, 5],
+  ['gpt-oss-before-tp8.py', 8, 5],
+  ['gpt-oss-after-tp2.py', 2, 5],
+  ['gpt-oss-after-tp4.py', 4, 5],
+  ['gpt-oss-after-tp8.py', 8, 5],
+  ['llama-tp2.py', 2, 5],
+  ['qwen3-moe-tp4.py', 4, 5],
+  ['llama-tp2.debug.fx_graph_readable.py', 2, 5],
+  ['llama-tp2-piecewise.piece0.py', 2, 1],
+  ['llama-tp2-piecewise.piece1.py', 2, 2],
+  ['llama-tp2-piecewise.piece2.py', 2, 2],
   ['vllm-dump-gpt-oss-before-tp2/before_noop_elimination-0.py', 2, 5],
 ];
 
@@ -44,8 +64,16 @@ describe('captured graphs before and after the pipeline, on the CPU reference', 
   // The same graph in other forms a user has: each runs and computes its functional twin bit for bit.
   const TWINS: [string, string, string][] = [
     ['llama-tp2-v2.py', 'llama-tp2.py', 'auto_functionalized_v2 (_all_bases, slice and as_strided specs)'],
-    ['llama-tp2.debug.fx_graph_transformed.py', 'llama-tp2.py', 'in-place calls into as_strided views of flat clones (TORCH_COMPILE_DEBUG)'],
-    ['vllm-dump-gpt-oss-before-tp2/after_fix_functionalization-0.py', 'gpt-oss-before-tp2.py', 'vLLM\'s dump after fix_functionalization'],
+    [
+      'llama-tp2.debug.fx_graph_transformed.py',
+      'llama-tp2.py',
+      'in-place calls into as_strided views of flat clones (TORCH_COMPILE_DEBUG)',
+    ],
+    [
+      'vllm-dump-gpt-oss-before-tp2/after_fix_functionalization-0.py',
+      'gpt-oss-before-tp2.py',
+      "vLLM's dump after fix_functionalization",
+    ],
   ];
   for (const [file, twin, what] of TWINS) {
     it(`${file} (${what}) runs with nothing fed and equals ${twin}`, async () => {
@@ -53,7 +81,8 @@ describe('captured graphs before and after the pipeline, on the CPU reference', 
       expect(planGraph(g, opts({})).fed).toEqual([]);
       const [a, b] = await Promise.all([runGraph(load(twin), opts({})), runGraph(g, opts({}))]);
       for (let r = 0; r < 2; r++) {
-        const [x] = [...a.outputs[r].values()], [y] = [...b.outputs[r].values()];
+        const [x] = [...a.outputs[r].values()],
+          [y] = [...b.outputs[r].values()];
         expect(bitwiseEqual(x!, y!)).toBe(true);
       }
     });
@@ -70,14 +99,21 @@ describe('how Inductor prints a vLLM graph, as the planner reads it', () => {
   const plan = planGraph(g, opts({}));
   const seedOf = (name: string) => plan.steps.find((s) => s.kernel === 'seed' && s.name === name);
 
-  it('weights read through permute(w, [1, 0]) are seeded as weights (per rank), the router\'s as the router\'s', () => {
-    const permuted = g.nodes.filter((n) => n.op === 'aten.permute.default').map((n) => (n.args[0] as { name: string }).name);
+  it("weights read through permute(w, [1, 0]) are seeded as weights (per rank), the router's as the router's", () => {
+    const permuted = g.nodes
+      .filter((n) => n.op === 'aten.permute.default')
+      .map((n) => (n.args[0] as { name: string }).name);
     expect(permuted.length).toBeGreaterThan(0);
-    const roles = new Set(permuted.map((w) => { const s = seedOf(w); return s?.kernel === 'seed' ? s.role : undefined; }));
+    const roles = new Set(
+      permuted.map((w) => {
+        const s = seedOf(w);
+        return s?.kernel === 'seed' ? s.role : undefined;
+      }),
+    );
     expect(roles).toEqual(new Set(['weight', 'router-weight']));
   });
 
-  it('empty.memory_format([arg0_1, 96]) sized by the token symbol is a zeroed buffer of the run\'s tokens', () => {
+  it("empty.memory_format([arg0_1, 96]) sized by the token symbol is a zeroed buffer of the run's tokens", () => {
     const empty = g.nodes.find((n) => n.op === 'aten.empty.memory_format')!;
     const s = seedOf(empty.name);
     expect(s?.kernel === 'seed' && s.role).toBe('zeros');

@@ -30,45 +30,103 @@ const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 /** Element ranges, one per rank, aligned to 8 elements (16 bytes of bf16) so copies stay word-aligned. */
 export function chunks(n: number, ranks: number, align: number): [number, number][] {
   const cs = roundUp(Math.ceil(n / ranks), align);
-  return Array.from({ length: ranks }, (_, c) => [Math.min(n, c * cs), Math.min(n, (c + 1) * cs)] as [number, number]);
+  return Array.from(
+    { length: ranks },
+    (_, c) => [Math.min(n, c * cs), Math.min(n, (c + 1) * cs)] as [number, number],
+  );
 }
 
 /** Rank blocks of the fused all-reduce + norm: two-shot and ring give each rank a block of rows when blocks start on whole words, else one block that every rank normalizes. */
-function fusedRowBlocks(rows: number, cols: number, R: number, algo: AllReduceAlgorithm): { blocked: boolean; blocks: [number, number][] } {
+function fusedRowBlocks(
+  rows: number,
+  cols: number,
+  R: number,
+  algo: AllReduceAlgorithm,
+): { blocked: boolean; blocks: [number, number][] } {
   const rowsPer = algo === 'one-shot' ? rows : Math.ceil(rows / R);
   const blocked = algo !== 'one-shot' && (rowsPer * cols) % 8 === 0 && R > 1;
   const blocks: [number, number][] = blocked
-    ? Array.from({ length: R }, (_, c) => [Math.min(rows, c * rowsPer), Math.min(rows, (c + 1) * rowsPer)] as [number, number])
+    ? Array.from(
+        { length: R },
+        (_, c) => [Math.min(rows, c * rowsPer), Math.min(rows, (c + 1) * rowsPer)] as [number, number],
+      )
     : [[0, rows]];
   return { blocked, blocks };
 }
 
 /** The kernels rank `rank` dispatches for this collective in `runCollective` (compiled before the run). */
-export function collectiveKernels(s: CollectiveStep, R: number, algo: AllReduceAlgorithm, rank: number, subgroupSize: number): string[] {
+export function collectiveKernels(
+  s: CollectiveStep,
+  R: number,
+  algo: AllReduceAlgorithm,
+  rank: number,
+  subgroupSize: number,
+): string[] {
   const d = s.x.dtype;
   if (s.kernel === 'reduce_scatter') return numelOf(s.x.shape) > 0 ? [allReduceWgsl(d)] : [];
   if (s.kernel === 'all_gather') return [];
   if (s.kernel === 'all_reduce') {
     const n = numelOf(s.x.shape);
-    const reduces = algo === 'one-shot' ? n > 0 : (() => { const [a, b] = chunks(n, R, 8)[rank]; return b > a; })();
+    const reduces =
+      algo === 'one-shot'
+        ? n > 0
+        : (() => {
+            const [a, b] = chunks(n, R, 8)[rank];
+            return b > a;
+          })();
     return reduces ? [allReduceWgsl(d)] : [];
   }
   const x = asRows(s.x)!;
   const res = asRows(s.residual)!;
   const { blocked, blocks } = fusedRowBlocks(x.rows, x.cols, R, algo);
-  return blocks.filter(([r0, r1], c) => r1 > r0 && (!blocked || c === rank))
-    .map(([r0, r1]) => normKernel('allreduce', d, { rows: r1 - r0, cols: x.cols, xOffset: 0, xRowStride: x.cols, resOffset: res.offset, resRowStride: res.rowStride, wOffset: s.w.offset, rowStart: r0, rankSlotStride: roundUp((r1 - r0) * x.cols, 8) }, subgroupSize, NORM_ROWS_DEFAULT, s.normRounding).code);
+  return blocks
+    .filter(([r0, r1], c) => r1 > r0 && (!blocked || c === rank))
+    .map(
+      ([r0, r1]) =>
+        normKernel(
+          'allreduce',
+          d,
+          {
+            rows: r1 - r0,
+            cols: x.cols,
+            xOffset: 0,
+            xRowStride: x.cols,
+            resOffset: res.offset,
+            resRowStride: res.rowStride,
+            wOffset: s.w.offset,
+            rowStart: r0,
+            rankSlotStride: roundUp((r1 - r0) * x.cols, 8),
+          },
+          subgroupSize,
+          NORM_ROWS_DEFAULT,
+          s.normRounding,
+        ).code,
+    );
 }
 
-export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo: AllReduceAlgorithm, plan: Plan): Promise<TraceEvent[]> {
+export async function runCollective(
+  s: CollectiveStep,
+  ranks: RankDevice[],
+  algo: AllReduceAlgorithm,
+  plan: Plan,
+): Promise<TraceEvent[]> {
   const R = ranks.length;
   const d = s.x.dtype;
   const bp = d === 'f32' || d === 'i32' ? 4 : 2;
   const events: TraceEvent[] = [];
   const t0 = performance.now();
-  const transfer = (rank: number, bytesRead: number, bytesWritten: number, start: number) => events.push({
-    rank, node: s.node, op: s.op, kind: 'transfer', start_us: (start - t0) * 1000, dur_us: (performance.now() - start) * 1000, bytesRead, bytesWritten, timing: 'host',
-  });
+  const transfer = (rank: number, bytesRead: number, bytesWritten: number, start: number) =>
+    events.push({
+      rank,
+      node: s.node,
+      op: s.op,
+      kind: 'transfer',
+      start_us: (start - t0) * 1000,
+      dur_us: (performance.now() - start) * 1000,
+      bytesRead,
+      bytesWritten,
+      timing: 'host',
+    });
   const xOff = s.x.offset * bp; // contiguous, 8-element aligned (the planner copies otherwise)
 
   if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather') {
@@ -78,20 +136,31 @@ export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo
     const n = numelOf(s.x.shape);
     const len = s.kernel === 'reduce_scatter' ? n / R : n;
     let start = performance.now();
-    const whole = await Promise.all(ranks.map(async (r, q) => {
-      await r.sync();
-      const bytes = await readAligned(r, r.buffer(s.x.storage), xOff, n * bp);
-      transfer(q, n * bp, 0, start);
-      return bytes;
-    }));
+    const whole = await Promise.all(
+      ranks.map(async (r, q) => {
+        await r.sync();
+        const bytes = await readAligned(r, r.buffer(s.x.storage), xOff, n * bp);
+        transfer(q, n * bp, 0, start);
+        return bytes;
+      }),
+    );
     if (s.kernel === 'reduce_scatter') {
       const slot = roundUp(len, 8);
       for (let c = 0; c < R; c++) {
         // Chunk c's raw copies, in rank order, reduced on its owner by the all-reduce's kernel: the same bits.
         start = performance.now();
         const g = ranks[c].scratch(R * slot * bp, `${s.node} gathered`);
-        whole.forEach((bytes, q) => ranks[c].write(g, q * slot * bp, bytes.subarray(c * len * bp, (c + 1) * len * bp)));
-        ranks[c].submit(s.node, s.op, (_e, pass) => pass(allReduceWgsl(d), [ranks[c].buffer(s.out), g], Uint32Array.from([len, R, 0, slot]), grid1d(Math.ceil(len / 2), ALLREDUCE_WG)));
+        whole.forEach((bytes, q) =>
+          ranks[c].write(g, q * slot * bp, bytes.subarray(c * len * bp, (c + 1) * len * bp)),
+        );
+        ranks[c].submit(s.node, s.op, (_e, pass) =>
+          pass(
+            allReduceWgsl(d),
+            [ranks[c].buffer(s.out), g],
+            Uint32Array.from([len, R, 0, slot]),
+            grid1d(Math.ceil(len / 2), ALLREDUCE_WG),
+          ),
+        );
         transfer(c, 0, R * len * bp, start);
       }
     } else {
@@ -120,12 +189,21 @@ export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo
       const slot = roundUp(len, 8);
       // Gather: the chunk's raw copies from every rank, in rank order (ring: hop by hop from rank c+1).
       const start = performance.now();
-      const copies = await gatherChunk(ranks, (q) => ranks[q].buffer(s.x.storage), xOff + a * bp, len * bp, algo === 'ring' ? c : -1, transfer);
+      const copies = await gatherChunk(
+        ranks,
+        (q) => ranks[q].buffer(s.x.storage),
+        xOff + a * bp,
+        len * bp,
+        algo === 'ring' ? c : -1,
+        transfer,
+      );
       for (const r of reducers(c)) {
         const g = ranks[r].scratch(R * slot * bp, `${s.node} gathered`);
         copies.forEach((bytes, q) => ranks[r].write(g, q * slot * bp, bytes));
         const meta = Uint32Array.from([len, R, a, slot]);
-        ranks[r].submit(s.node, s.op, (_e, pass) => pass(allReduceWgsl(d), [ranks[r].buffer(s.out), g], meta, grid1d(Math.ceil(len / 2), ALLREDUCE_WG)));
+        ranks[r].submit(s.node, s.op, (_e, pass) =>
+          pass(allReduceWgsl(d), [ranks[r].buffer(s.out), g], meta, grid1d(Math.ceil(len / 2), ALLREDUCE_WG)),
+        );
         transfer(r, 0, R * len * bp, start);
       }
       if (algo !== 'one-shot') await allGather(ranks, c, s.out, a * bp, len * bp, algo === 'ring', transfer);
@@ -146,11 +224,46 @@ export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo
     const len = rows * x.cols;
     const slot = roundUp(len, 8);
     const start = performance.now();
-    const copies = await gatherChunk(ranks, (q) => ranks[q].buffer(s.x.storage), xOff + r0 * x.cols * bp, len * bp, algo === 'ring' && blocked ? c : -1, transfer);
+    const copies = await gatherChunk(
+      ranks,
+      (q) => ranks[q].buffer(s.x.storage),
+      xOff + r0 * x.cols * bp,
+      len * bp,
+      algo === 'ring' && blocked ? c : -1,
+      transfer,
+    );
     for (const r of blocked ? [c] : ranks.map((_, i) => i)) {
       const g = ranks[r].scratch(R * slot * bp + 16, `${s.node} gathered`);
       copies.forEach((bytes, q) => ranks[r].write(g, q * slot * bp, bytes));
-      encodeNorm(ranks[r], s.node, s.op, 'allreduce', d, { rows, cols: x.cols, xOffset: 0, xRowStride: x.cols, resOffset: res.offset, resRowStride: res.rowStride, wOffset: s.w.offset, eps: s.eps, ranks: R, rowStart: r0, rankSlotStride: slot }, [ranks[r].buffer(s.out), ranks[r].buffer(s.residualOut), g, ranks[r].buffer(s.residual.storage), ranks[r].buffer(s.w.storage)], NORM_ROWS_DEFAULT, s.normRounding);
+      encodeNorm(
+        ranks[r],
+        s.node,
+        s.op,
+        'allreduce',
+        d,
+        {
+          rows,
+          cols: x.cols,
+          xOffset: 0,
+          xRowStride: x.cols,
+          resOffset: res.offset,
+          resRowStride: res.rowStride,
+          wOffset: s.w.offset,
+          eps: s.eps,
+          ranks: R,
+          rowStart: r0,
+          rankSlotStride: slot,
+        },
+        [
+          ranks[r].buffer(s.out),
+          ranks[r].buffer(s.residualOut),
+          g,
+          ranks[r].buffer(s.residual.storage),
+          ranks[r].buffer(s.w.storage),
+        ],
+        NORM_ROWS_DEFAULT,
+        s.normRounding,
+      );
       transfer(r, 0, R * len * bp, start);
     }
     if (blocked) {
@@ -159,12 +272,18 @@ export async function runCollective(s: CollectiveStep, ranks: RankDevice[], algo
     }
   }
   for (const r of ranks) await r.sync();
-  void plan; void bufferBytes;
+  void plan;
+  void bufferBytes;
   return events;
 }
 
 /** Bytes [off, off+len) of a buffer, read from the 4-byte boundary below `off` (buffer copies need it). */
-export async function readAligned(r: RankDevice, buf: GPUBuffer, off: number, len: number): Promise<Uint8Array> {
+export async function readAligned(
+  r: RankDevice,
+  buf: GPUBuffer,
+  off: number,
+  len: number,
+): Promise<Uint8Array> {
   const lo = off - (off % 4);
   const bytes = await r.read(buf, lo, len + (off - lo));
   return bytes.subarray(off - lo, off - lo + len);
@@ -175,12 +294,24 @@ export async function readAligned(r: RankDevice, buf: GPUBuffer, off: number, le
  * copies are collected hop by hop around the ring starting at rank c+1 and ending at c, the packet
  * growing by one copy per hop; otherwise each rank's copy is read directly.
  */
-async function gatherChunk(ranks: RankDevice[], bufOf: (q: number) => GPUBuffer, off: number, len: number, ringFrom: number, transfer: (rank: number, read: number, written: number, start: number) => void): Promise<Uint8Array[]> {
+async function gatherChunk(
+  ranks: RankDevice[],
+  bufOf: (q: number) => GPUBuffer,
+  off: number,
+  len: number,
+  ringFrom: number,
+  transfer: (rank: number, read: number, written: number, start: number) => void,
+): Promise<Uint8Array[]> {
   const R = ranks.length;
   const copies: Uint8Array[] = new Array(R);
   if (ringFrom < 0) {
     const start = performance.now();
-    await Promise.all(ranks.map(async (r, q) => { copies[q] = await r.read(bufOf(q), off, len); transfer(q, len, 0, start); }));
+    await Promise.all(
+      ranks.map(async (r, q) => {
+        copies[q] = await r.read(bufOf(q), off, len);
+        transfer(q, len, 0, start);
+      }),
+    );
     return copies;
   }
   for (let hop = 1; hop <= R; hop++) {
@@ -194,7 +325,15 @@ async function gatherChunk(ranks: RankDevice[], bufOf: (q: number) => GPUBuffer,
 }
 
 /** Rank `owner`'s bytes [off, off+len) of storage `id` copied to every other rank (ring: hop by hop). */
-async function allGather(ranks: RankDevice[], owner: number, id: string, off: number, len: number, ring: boolean, transfer: (rank: number, read: number, written: number, start: number) => void): Promise<void> {
+async function allGather(
+  ranks: RankDevice[],
+  owner: number,
+  id: string,
+  off: number,
+  len: number,
+  ring: boolean,
+  transfer: (rank: number, read: number, written: number, start: number) => void,
+): Promise<void> {
   const R = ranks.length;
   await ranks[owner].sync();
   const start = performance.now();

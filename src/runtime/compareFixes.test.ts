@@ -10,9 +10,22 @@ import { command } from '../cli/compareFixes.ts';
 describe('compare fixes', () => {
   it('one GPT-OSS-20B layer at TP 2: 2, 3 and 3 fused sites; the re-land launches one kernel less than the hoist and moves fewer bytes; all equal', async () => {
     const layer = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 2 })).graph;
-    const r = await compareFixes(layer, { backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false, tokens: 8, seed: 7 });
-    expect(r.rows.map((x) => [x.id, x.fusions, x.equal])).toEqual([['original', 2, true], ['slice-hoist', 3, true], ['moe-unpad', 3, true]]);
-    const [orig, hoist, reland] = r.rows as [typeof r.rows[0], typeof r.rows[0], typeof r.rows[0]];
+    const r = await compareFixes(layer, {
+      backend: 'cpu',
+      ranks: 2,
+      preset: 'tiny',
+      dtype: 'bf16',
+      allreduce: 'one-shot',
+      workers: false,
+      tokens: 8,
+      seed: 7,
+    });
+    expect(r.rows.map((x) => [x.id, x.fusions, x.equal])).toEqual([
+      ['original', 2, true],
+      ['slice-hoist', 3, true],
+      ['moe-unpad', 3, true],
+    ]);
+    const [orig, hoist, reland] = r.rows as [(typeof r.rows)[0], (typeof r.rows)[0], (typeof r.rows)[0]];
     // The pad goes: one launch and its [T, 3072] write and read.
     expect(reland.model.launches).toBe(hoist.model.launches - 1);
     expect(reland.model.hbmBytes).toBeLessThan(hoist.model.hbmBytes);
@@ -23,10 +36,18 @@ describe('compare fixes', () => {
   });
 
   it('the CLI prints the table and refuses a bad option with its usage', async () => {
-    const out: string[] = [], err: string[] = [];
-    const w = process.stdout.write.bind(process.stdout), e = process.stderr.write.bind(process.stderr);
-    process.stdout.write = ((s: string) => { out.push(s); return true; }) as typeof process.stdout.write;
-    process.stderr.write = ((s: string) => { err.push(s); return true; }) as typeof process.stderr.write;
+    const out: string[] = [],
+      err: string[] = [];
+    const w = process.stdout.write.bind(process.stdout),
+      e = process.stderr.write.bind(process.stderr);
+    process.stdout.write = ((s: string) => {
+      out.push(s);
+      return true;
+    }) as typeof process.stdout.write;
+    process.stderr.write = ((s: string) => {
+      err.push(s);
+      return true;
+    }) as typeof process.stderr.write;
     try {
       expect(await command(['--tokens', '8', '--seed', '3'])).toBe(0);
       expect(await command(['--ranks', '3'])).toBe(2);

@@ -33,7 +33,14 @@ export interface FixRow {
   equal: boolean;
 }
 
-export interface FixesReport { rows: FixRow[]; backend: string; device: string; ranks: number; tokens: number; profile: string }
+export interface FixesReport {
+  rows: FixRow[];
+  backend: string;
+  device: string;
+  ranks: number;
+  tokens: number;
+  profile: string;
+}
 
 const fusedNodes = (g: Graph) => g.nodes.filter((n) => lookupOp(effectiveOp(n))?.kind === 'fused').length;
 
@@ -50,7 +57,11 @@ export function traceTotals(t: Trace): FixRow['measured'] {
 }
 
 /** `layer`: one layer of GPT-OSS as vLLM lowers it (generateSample(…, { layers: 1, tp: ranks })). */
-export async function compareFixes(layer: Graph, opts: RunOptions, profileName = 'H200-NVLink'): Promise<FixesReport> {
+export async function compareFixes(
+  layer: Graph,
+  opts: RunOptions,
+  profileName = 'H200-NVLink',
+): Promise<FixesReport> {
   const profile = PROFILES[profileName]!;
   const tokens = opts.tokens ?? PRESETS[opts.preset].tokens;
   const baseline = await runGraph(layer, opts);
@@ -62,11 +73,23 @@ export async function compareFixes(layer: Graph, opts: RunOptions, profileName =
     const asUnfused = await runGraph(g, { ...opts, fusedNormRounding: 'as-unfused' });
     const check = compareExact(baseline, asUnfused);
     rows.push({
-      id, label: fix.label, graph: g, fusions: fusedNodes(g),
+      id,
+      label: fix.label,
+      graph: g,
+      fusions: fusedNodes(g),
       // The model at the real sizes (the graph's own), at the run's token count.
       model: graphTotals(g, profile, { tp: opts.ranks, tokens }),
-      measured: traceTotals(run.trace), check, equal: check.length > 0 && check.every((c) => c.pass),
+      measured: traceTotals(run.trace),
+      check,
+      equal: check.length > 0 && check.every((c) => c.pass),
     });
   }
-  return { rows, backend: baseline.trace.backend, device: baseline.trace.device, ranks: opts.ranks, tokens, profile: profile.name };
+  return {
+    rows,
+    backend: baseline.trace.backend,
+    device: baseline.trace.device,
+    ranks: opts.ranks,
+    tokens,
+    profile: profile.name,
+  };
 }

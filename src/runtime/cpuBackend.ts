@@ -1,7 +1,7 @@
 // The `cpu` backend: the reference. All ranks run in lockstep on the calling thread; the
 // all-reduce sums the ranks' tensors in rank order.
 
-import { f8e4m3fnValue, inverseScale, quantizeFp8 } from './fp8.ts';
+import { f8e4m3fnValue, inverseScale, quantizeFp8 } from '../graph/fp8.ts';
 import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { Plan, Step, View } from './plan.ts';
@@ -11,15 +11,31 @@ import { asRows, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
 import { hostValues, toHostTensor, type HostTensor } from './hostTensor.ts';
 import { roundTo, seedRule, seedStream, seededArray } from './weights.ts';
-import { cpuGemm, cpuMoe, cpuPad, cpuResidualNorm, cpuRmsNorm, readView, rounded, type HostArray } from './cpuKernels.ts';
+import {
+  cpuGemm,
+  cpuMoe,
+  cpuPad,
+  cpuResidualNorm,
+  cpuRmsNorm,
+  readView,
+  rounded,
+  type HostArray,
+} from './cpuKernels.ts';
 
-
-export function inputTensorFor(step: Extract<Step, { kernel: 'seed' }>, plan: Plan, inputs: Map<string, HostTensor> | undefined): HostTensor | undefined {
+export function inputTensorFor(
+  step: Extract<Step, { kernel: 'seed' }>,
+  plan: Plan,
+  inputs: Map<string, HostTensor> | undefined,
+): HostTensor | undefined {
   const given = inputs?.get(step.name);
   if (!given) return undefined;
   const st = plan.storages.get(step.out)!;
   if (given.shape.join() !== st.shape.join()) {
-    throw new RunError('input', `input '${step.name}': shape [${given.shape}] but the run needs [${st.shape}] (preset ${plan.preset.name}, T=${plan.tokens})`, { node: step.node });
+    throw new RunError(
+      'input',
+      `input '${step.name}': shape [${given.shape}] but the run needs [${st.shape}] (preset ${plan.preset.name}, T=${plan.tokens})`,
+      { node: step.node },
+    );
   }
   return given;
 }
@@ -38,7 +54,8 @@ export const cpuBackend: Backend = {
       if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather') {
         const start = performance.now();
         const xs = mem.map((m) => readView(s.x, m.get(s.x.storage)!));
-        const n = xs[0].length, bytes = n * DTYPE_BYTES[s.x.dtype];
+        const n = xs[0].length,
+          bytes = n * DTYPE_BYTES[s.x.dtype];
         for (let r = 0; r < R; r++) {
           if (s.kernel === 'all_gather') {
             const out = new Float64Array(n * R);
@@ -46,13 +63,25 @@ export const cpuBackend: Backend = {
             mem[r].set(s.out, rounded(s.x.dtype, out));
           } else {
             // Rank r keeps rows [r·T/R, (r+1)·T/R) of the sum, summed in rank order as the all-reduce does.
-            const len = n / R, sum = new Float64Array(len);
+            const len = n / R,
+              sum = new Float64Array(len);
             for (let q = 0; q < R; q++) for (let i = 0; i < len; i++) sum[i] += xs[q][r * len + i];
             mem[r].set(s.out, rounded(s.x.dtype, sum));
           }
         }
         const dur = (performance.now() - start) * 1000;
-        for (let r = 0; r < R; r++) events.push(ev(r, s, 'kernel', start - t0, dur, s.kernel === 'all_gather' ? bytes * R : bytes, s.kernel === 'all_gather' ? bytes * R : bytes / R));
+        for (let r = 0; r < R; r++)
+          events.push(
+            ev(
+              r,
+              s,
+              'kernel',
+              start - t0,
+              dur,
+              s.kernel === 'all_gather' ? bytes * R : bytes,
+              s.kernel === 'all_gather' ? bytes * R : bytes / R,
+            ),
+          );
       } else if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
         const start = performance.now();
         const xs = mem.map((m) => readView(s.x, m.get(s.x.storage)!));
@@ -63,34 +92,110 @@ export const cpuBackend: Backend = {
           if (s.kernel === 'all_reduce') mem[r].set(s.out, ar);
           else {
             const rows = asRows(s.x)!;
-            const { out, res } = cpuResidualNorm(Float64Array.from(ar), readView(s.residual, mem[r].get(s.residual.storage)!), readView(s.w, mem[r].get(s.w.storage)!), rows.rows, rows.cols, s.eps, s.x.dtype, s.normRounding !== 'as-unfused');
+            const { out, res } = cpuResidualNorm(
+              Float64Array.from(ar),
+              readView(s.residual, mem[r].get(s.residual.storage)!),
+              readView(s.w, mem[r].get(s.w.storage)!),
+              rows.rows,
+              rows.cols,
+              s.eps,
+              s.x.dtype,
+              s.normRounding !== 'as-unfused',
+            );
             mem[r].set(s.out, rounded(s.x.dtype, out));
             mem[r].set(s.residualOut, rounded(s.x.dtype, res));
           }
         }
         const dur = (performance.now() - start) * 1000;
-        for (let r = 0; r < R; r++) events.push(ev(r, s, 'kernel', start - t0, dur, numelOf(s.x.shape) * DTYPE_BYTES[s.x.dtype] * R, numelOf(s.x.shape) * DTYPE_BYTES[s.x.dtype]));
+        for (let r = 0; r < R; r++)
+          events.push(
+            ev(
+              r,
+              s,
+              'kernel',
+              start - t0,
+              dur,
+              numelOf(s.x.shape) * DTYPE_BYTES[s.x.dtype] * R,
+              numelOf(s.x.shape) * DTYPE_BYTES[s.x.dtype],
+            ),
+          );
       } else {
         for (let r = 0; r < R; r++) {
           const start = performance.now();
           runStep(s, mem[r], plan, r, seed, opts.inputs);
-          const outBytes = ('residualOut' in s ? [s.out, s.residualOut] : [s.out]).reduce((a, id) => { const st = plan.storages.get(id)!; return a + st.numel * DTYPE_BYTES[st.dtype]; }, 0);
+          const outBytes = ('residualOut' in s ? [s.out, s.residualOut] : [s.out]).reduce((a, id) => {
+            const st = plan.storages.get(id)!;
+            return a + st.numel * DTYPE_BYTES[st.dtype];
+          }, 0);
           const cost = kernelCost(s, outBytes, R);
-          events.push(ev(r, s, s.kernel === 'seed' ? 'fed' : 'kernel', start - t0, (performance.now() - start) * 1000, cost.bytesRead, cost.bytesWritten));
+          events.push(
+            ev(
+              r,
+              s,
+              s.kernel === 'seed' ? 'fed' : 'kernel',
+              start - t0,
+              (performance.now() - start) * 1000,
+              cost.bytesRead,
+              cost.bytesWritten,
+            ),
+          );
         }
       }
       for (const id of plan.freeAfter.get(si) ?? []) for (const m of mem) m.delete(id);
     }
-    const outputs = mem.map((m) => new Map(plan.outputs.map((o) => [o.name, toHostTensor(o.view.dtype, o.view.shape, readView(o.view, m.get(o.view.storage)!))])));
-    return { outputs, trace: { backend: 'cpu', device: 'CPU reference (f64 accumulation)', ranks: R, events: events.filter((e) => e.kind !== 'fed' || e.rank === 0 || true), fed: plan.fed, notes: [] } };
+    const outputs = mem.map(
+      (m) =>
+        new Map(
+          plan.outputs.map((o) => [
+            o.name,
+            toHostTensor(o.view.dtype, o.view.shape, readView(o.view, m.get(o.view.storage)!)),
+          ]),
+        ),
+    );
+    return {
+      outputs,
+      trace: {
+        backend: 'cpu',
+        device: 'CPU reference (f64 accumulation)',
+        ranks: R,
+        events: events.filter((e) => e.kind !== 'fed' || e.rank === 0 || true),
+        fed: plan.fed,
+        notes: [],
+      },
+    };
   },
 };
 
-function ev(rank: number, s: Step, kind: TraceEvent['kind'], startMs: number, durUs: number, bytesRead: number, bytesWritten: number): TraceEvent {
-  return { rank, node: s.node, op: s.op, kind, start_us: startMs * 1000, dur_us: durUs, bytesRead, bytesWritten, timing: 'host' };
+function ev(
+  rank: number,
+  s: Step,
+  kind: TraceEvent['kind'],
+  startMs: number,
+  durUs: number,
+  bytesRead: number,
+  bytesWritten: number,
+): TraceEvent {
+  return {
+    rank,
+    node: s.node,
+    op: s.op,
+    kind,
+    start_us: startMs * 1000,
+    dur_us: durUs,
+    bytesRead,
+    bytesWritten,
+    timing: 'host',
+  };
 }
 
-function runStep(s: Step, m: Map<string, HostArray>, plan: Plan, rank: number, seed: number, inputs?: Map<string, HostTensor>): void {
+function runStep(
+  s: Step,
+  m: Map<string, HostArray>,
+  plan: Plan,
+  rank: number,
+  seed: number,
+  inputs?: Map<string, HostTensor>,
+): void {
   const read = (v: View, shape?: number[]) => readView(v, m.get(v.storage)!, shape);
   const st = (id: string) => plan.storages.get(id)!;
   const dt = (id: string) => st(id).dtype;
@@ -98,22 +203,41 @@ function runStep(s: Step, m: Map<string, HostArray>, plan: Plan, rank: number, s
     case 'seed': {
       const given = inputTensorFor(s, plan, inputs);
       const shape = st(s.out).shape;
-      if (given) { m.set(s.out, rounded(dt(s.out), hostValues(given))); return; }
-      m.set(s.out, seededArray(seed, seedStream(s.name, s.perRank, rank), numelOf(shape), seedRule(s.role, shape), dt(s.out), s.range));
+      if (given) {
+        m.set(s.out, rounded(dt(s.out), hostValues(given)));
+        return;
+      }
+      m.set(
+        s.out,
+        seededArray(
+          seed,
+          seedStream(s.name, s.perRank, rank),
+          numelOf(shape),
+          seedRule(s.role, shape),
+          dt(s.out),
+          s.range,
+        ),
+      );
       return;
     }
-    case 'copy': m.set(s.out, rounded(dt(s.out), read(s.x))); return;
-    case 'pad': m.set(s.out, rounded(dt(s.out), cpuPad(read(s.x), s.x.shape, s.lo, st(s.out).shape, s.value))); return;
+    case 'copy':
+      m.set(s.out, rounded(dt(s.out), read(s.x)));
+      return;
+    case 'pad':
+      m.set(s.out, rounded(dt(s.out), cpuPad(read(s.x), s.x.shape, s.lo, st(s.out).shape, s.value)));
+      return;
     case 'add': {
       const shape = st(s.out).shape;
-      const a = read(s.a, shape), b = read(s.b, shape);
+      const a = read(s.a, shape),
+        b = read(s.b, shape);
       for (let i = 0; i < a.length; i++) a[i] += s.alpha * b[i];
       m.set(s.out, rounded(dt(s.out), a));
       return;
     }
     case 'map': {
       const shape = st(s.out).shape;
-      const a = read(s.a, shape), b = s.b ? read(s.b, shape) : null;
+      const a = read(s.a, shape),
+        b = s.b ? read(s.b, shape) : null;
       const f = MAP_FNS[s.fn].cpu;
       const out = new Float64Array(a.length);
       for (let i = 0; i < a.length; i++) out[i] = f(a[i], b ? b[i] : 0, s.scalar);
@@ -121,17 +245,30 @@ function runStep(s: Step, m: Map<string, HostArray>, plan: Plan, rank: number, s
       return;
     }
     case 'gemm': {
-      const [M, K] = s.a.shape; const N = s.b.shape[1];
-      m.set(s.out, rounded(dt(s.out), cpuGemm(read(s.a), read(s.b), s.bias ? read(s.bias, [M, N]) : null, M, K, N, s.alpha, s.beta)));
+      const [M, K] = s.a.shape;
+      const N = s.b.shape[1];
+      m.set(
+        s.out,
+        rounded(
+          dt(s.out),
+          cpuGemm(read(s.a), read(s.b), s.bias ? read(s.bias, [M, N]) : null, M, K, N, s.alpha, s.beta),
+        ),
+      );
       return;
     }
     case 'embedding': {
-      const w = read(s.weight); const idx = read(s.indices);
+      const w = read(s.weight);
+      const idx = read(s.indices);
       const [V, H] = s.weight.shape;
       const out = new Float64Array(idx.length * H);
       for (let t = 0; t < idx.length; t++) {
         const row = idx[t];
-        if (row < 0 || row >= V) throw new RunError('input', `node ${s.node}: token id ${row} at position ${t} is outside the vocabulary [0, ${V})`, { node: s.node, op: s.op });
+        if (row < 0 || row >= V)
+          throw new RunError(
+            'input',
+            `node ${s.node}: token id ${row} at position ${t} is outside the vocabulary [0, ${V})`,
+            { node: s.node, op: s.op },
+          );
         out.set(w.subarray(row * H, row * H + H), t * H);
       }
       m.set(s.out, rounded(dt(s.out), out));
@@ -144,25 +281,72 @@ function runStep(s: Step, m: Map<string, HostArray>, plan: Plan, rank: number, s
     }
     case 'fused_add_rms_norm': {
       const r = asRows(s.x)!;
-      const { out, res } = cpuResidualNorm(read(s.x), read(s.residual), read(s.w), r.rows, r.cols, s.eps, dt(s.out), false);
+      const { out, res } = cpuResidualNorm(
+        read(s.x),
+        read(s.residual),
+        read(s.w),
+        r.rows,
+        r.cols,
+        s.eps,
+        dt(s.out),
+        false,
+      );
       m.set(s.out, rounded(dt(s.out), out));
       m.set(s.residualOut, rounded(dt(s.out), res));
       return;
     }
     case 'moe': {
       const r = asRows(s.x)!;
-      m.set(s.out, rounded(dt(s.out), cpuMoe(read(s.x), read(s.logits), r.rows, r.cols, s.experts, s.topK, s.intermediate, s.layer, rank, plan.ranks, seed, dt(s.out))));
+      m.set(
+        s.out,
+        rounded(
+          dt(s.out),
+          cpuMoe(
+            read(s.x),
+            read(s.logits),
+            r.rows,
+            r.cols,
+            s.experts,
+            s.topK,
+            s.intermediate,
+            s.layer,
+            rank,
+            plan.ranks,
+            seed,
+            dt(s.out),
+          ),
+        ),
+      );
       return;
     }
     case 'scatter': {
       const shape = st(s.out).shape;
-      m.set(s.out, rounded(dt(s.out), cpuScatter(read(s.base, shape), read(s.src), s.src.shape, s.at, s.strides)));
+      m.set(
+        s.out,
+        rounded(dt(s.out), cpuScatter(read(s.base, shape), read(s.src), s.src.shape, s.at, s.strides)),
+      );
       return;
     }
     case 'rotary': {
       const [T, width] = s.x.shape;
       const round = (v: number) => roundTo(dt(s.out), v);
-      m.set(s.out, rounded(dt(s.out), cpuRotary(read(s.x), T, width, read(s.positions), read(s.cache), s.cache.shape[1], s.headSize, s.neox, round)));
+      m.set(
+        s.out,
+        rounded(
+          dt(s.out),
+          cpuRotary(
+            read(s.x),
+            T,
+            width,
+            read(s.positions),
+            read(s.cache),
+            s.cache.shape[1],
+            s.headSize,
+            s.neox,
+            round,
+          ),
+        ),
+      );
       return;
     }
     case 'attention': {
@@ -174,12 +358,17 @@ function runStep(s: Step, m: Map<string, HostArray>, plan: Plan, rank: number, s
       const inv = inverseScale(read(s.scale)[0]!);
       const x = read(s.x);
       const out = new Float64Array(x.length);
-      for (let i = 0; i < x.length; i++) out[i] = f8e4m3fnValue(quantizeFp8(x[i]!, inv, s.satfinite ? 'satfinite' : 'clamp'));
+      for (let i = 0; i < x.length; i++)
+        out[i] = f8e4m3fnValue(quantizeFp8(x[i]!, inv, s.satfinite ? 'satfinite' : 'clamp'));
       m.set(s.out, rounded(dt(s.out), out));
       return;
     }
-    case 'all_reduce': case 'fused_allreduce_norm': case 'reduce_scatter': case 'all_gather':
+    case 'all_reduce':
+    case 'fused_allreduce_norm':
+    case 'reduce_scatter':
+    case 'all_gather':
       throw new Error('collectives run across ranks');
-    default: assertNever(s, 'kernel');
+    default:
+      assertNever(s, 'kernel');
   }
 }

@@ -18,7 +18,10 @@ export function readView(v: View, mem: HostArray, shape: number[] = v.shape): Fl
     let o = v.offset;
     for (let d = 0; d < shape.length; d++) o += idx[d] * strides[d];
     out[i] = mem[o];
-    for (let d = shape.length - 1; d >= 0; d--) { if (++idx[d] < shape[d]) break; idx[d] = 0; }
+    for (let d = shape.length - 1; d >= 0; d--) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
   }
   return out;
 }
@@ -29,23 +32,44 @@ export function rounded(dtype: StorageDType, xs: Float64Array | number[]): HostA
   return out;
 }
 
-export function cpuPad(x: Float64Array, shape: number[], lo: number[], outShape: number[], value: number): Float64Array {
+export function cpuPad(
+  x: Float64Array,
+  shape: number[],
+  lo: number[],
+  outShape: number[],
+  value: number,
+): Float64Array {
   const out = new Float64Array(numelOf(outShape)).fill(value);
   const idx = new Array(shape.length).fill(0);
   const ostr: number[] = [];
   let acc = 1;
-  for (let d = outShape.length - 1; d >= 0; d--) { ostr[d] = acc; acc *= outShape[d]; }
+  for (let d = outShape.length - 1; d >= 0; d--) {
+    ostr[d] = acc;
+    acc *= outShape[d];
+  }
   for (let i = 0; i < x.length; i++) {
     let o = 0;
     for (let d = 0; d < shape.length; d++) o += (idx[d] + lo[d]) * ostr[d];
     out[o] = x[i];
-    for (let d = shape.length - 1; d >= 0; d--) { if (++idx[d] < shape[d]) break; idx[d] = 0; }
+    for (let d = shape.length - 1; d >= 0; d--) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
   }
   return out;
 }
 
 /** C = alpha·A·B + beta·bias, f64 accumulation. */
-export function cpuGemm(a: Float64Array, b: Float64Array, bias: Float64Array | null, M: number, K: number, N: number, alpha: number, beta: number): Float64Array {
+export function cpuGemm(
+  a: Float64Array,
+  b: Float64Array,
+  bias: Float64Array | null,
+  M: number,
+  K: number,
+  N: number,
+  alpha: number,
+  beta: number,
+): Float64Array {
   const out = new Float64Array(M * N);
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
@@ -58,19 +82,36 @@ export function cpuGemm(a: Float64Array, b: Float64Array, bias: Float64Array | n
 }
 
 /** rms_norm: y = round(round(x · rsqrt(mean(x²) + eps)) · w). */
-export function cpuRmsNorm(x: Float64Array, w: Float64Array, rows: number, cols: number, eps: number, dtype: StorageDType): Float64Array {
+export function cpuRmsNorm(
+  x: Float64Array,
+  w: Float64Array,
+  rows: number,
+  cols: number,
+  eps: number,
+  dtype: StorageDType,
+): Float64Array {
   const out = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     let ss = 0;
     for (let c = 0; c < cols; c++) ss += x[r * cols + c] ** 2;
     const inv = 1 / Math.sqrt(ss / cols + eps);
-    for (let c = 0; c < cols; c++) out[r * cols + c] = roundTo(dtype, roundTo(dtype, x[r * cols + c] * inv) * w[c]);
+    for (let c = 0; c < cols; c++)
+      out[r * cols + c] = roundTo(dtype, roundTo(dtype, x[r * cols + c] * inv) * w[c]);
   }
   return out;
 }
 
 /** fused_allreduce_norm pattern 1, given the rank-ordered sum: one rounding for the norm. */
-export function cpuResidualNorm(ar: Float64Array, residual: Float64Array, w: Float64Array, rows: number, cols: number, eps: number, dtype: StorageDType, oneRounding: boolean) {
+export function cpuResidualNorm(
+  ar: Float64Array,
+  residual: Float64Array,
+  w: Float64Array,
+  rows: number,
+  cols: number,
+  eps: number,
+  dtype: StorageDType,
+  oneRounding: boolean,
+) {
   const res = new Float64Array(rows * cols);
   const out = new Float64Array(rows * cols);
   for (let i = 0; i < res.length; i++) res[i] = roundTo(dtype, ar[i] + residual[i]);
@@ -88,7 +129,9 @@ export function cpuResidualNorm(ar: Float64Array, residual: Float64Array, w: Flo
 
 /** Top-k of one token's logits (ties to the lower expert id), softmax over the selected k. */
 export function routeToken(logits: ArrayLike<number>, topK: number): { ids: number[]; weights: number[] } {
-  const order = Array.from({ length: logits.length }, (_, e) => e).sort((p, q) => logits[q] - logits[p] || p - q);
+  const order = Array.from({ length: logits.length }, (_, e) => e).sort(
+    (p, q) => logits[q] - logits[p] || p - q,
+  );
   const ids = order.slice(0, topK);
   const m = logits[ids[0]];
   const ex = ids.map((e) => Math.exp(logits[e] - m));
@@ -104,7 +147,20 @@ export const SWIGLU_LIMIT = 7;
  * h = round(x·W13ᵀ + b13); a = round((up + 1)·gate·σ(1.702·gate)) with gate = min(h[0::2], 7),
  * up = clamp(h[1::2], −7, 7); y_k = round(w_k · (a·W2ᵀ + b2·[rank = 0])); out = round(Σ_k y_k).
  */
-export function cpuMoe(x: Float64Array, logits: Float64Array, T: number, H: number, E: number, topK: number, interFull: number, layer: string, rank: number, ranks: number, seed: number, dtype: StorageDType): Float64Array {
+export function cpuMoe(
+  x: Float64Array,
+  logits: Float64Array,
+  T: number,
+  H: number,
+  E: number,
+  topK: number,
+  interFull: number,
+  layer: string,
+  rank: number,
+  ranks: number,
+  seed: number,
+  dtype: StorageDType,
+): Float64Array {
   const Is = interFull / ranks;
   const wt = expertTensors(layer, rank, { experts: E, hidden: H, interShard: Is, interFull });
   const w13 = seededArray(seed, wt.w13.stream, numelOf(wt.w13.shape), wt.w13.rule, dtype);
@@ -119,12 +175,17 @@ export function cpuMoe(x: Float64Array, logits: Float64Array, T: number, H: numb
     acc.fill(0);
     ids.forEach((e, k) => {
       for (let j = 0; j < Is; j++) {
-        let g = b13[e * 2 * Is + 2 * j], u = b13[e * 2 * Is + 2 * j + 1];
-        const rg = (e * 2 * Is + 2 * j) * H, ru = rg + H;
-        for (let h = 0; h < H; h++) { g += x[t * H + h] * w13[rg + h]; u += x[t * H + h] * w13[ru + h]; }
+        let g = b13[e * 2 * Is + 2 * j],
+          u = b13[e * 2 * Is + 2 * j + 1];
+        const rg = (e * 2 * Is + 2 * j) * H,
+          ru = rg + H;
+        for (let h = 0; h < H; h++) {
+          g += x[t * H + h] * w13[rg + h];
+          u += x[t * H + h] * w13[ru + h];
+        }
         g = Math.min(roundTo(dtype, g), SWIGLU_LIMIT);
         u = Math.min(Math.max(roundTo(dtype, u), -SWIGLU_LIMIT), SWIGLU_LIMIT);
-        a[j] = roundTo(dtype, (u + 1) * g / (1 + Math.exp(-SWIGLU_ALPHA * g)));
+        a[j] = roundTo(dtype, ((u + 1) * g) / (1 + Math.exp(-SWIGLU_ALPHA * g)));
       }
       for (let n = 0; n < H; n++) {
         let y = b2 ? b2[e * H + n] : 0;

@@ -6,14 +6,23 @@
 const f = Math.fround;
 
 /** base (dense) with the elements at `at + Σ i[d]·strides[d]` (i over srcShape) replaced by src. */
-export function cpuScatter(base: Float64Array, src: Float64Array, srcShape: number[], at: number, strides: number[]): Float64Array {
+export function cpuScatter(
+  base: Float64Array,
+  src: Float64Array,
+  srcShape: number[],
+  at: number,
+  strides: number[],
+): Float64Array {
   const out = Float64Array.from(base);
   const idx = new Array(srcShape.length).fill(0);
   for (let i = 0; i < src.length; i++) {
     let o = at;
     for (let d = 0; d < srcShape.length; d++) o += idx[d] * strides[d];
     out[o] = src[i];
-    for (let d = srcShape.length - 1; d >= 0; d--) { if (++idx[d] < srcShape[d]) break; idx[d] = 0; }
+    for (let d = srcShape.length - 1; d >= 0; d--) {
+      if (++idx[d] < srcShape[d]) break;
+      idx[d] = 0;
+    }
   }
   return out;
 }
@@ -24,7 +33,17 @@ export function cpuScatter(base: Float64Array, src: Float64Array, srcShape: numb
  * with i + rot/2, else 2i with 2i + 1. Arithmetic in the storage dtype, as the CUDA kernel's
  * scalar_t: each product and the sum rounded (`round` rounds to it).
  */
-export function cpuRotary(x: Float64Array, T: number, width: number, positions: Float64Array, cache: Float64Array, rot: number, headSize: number, neox: boolean, round: (v: number) => number): Float64Array {
+export function cpuRotary(
+  x: Float64Array,
+  T: number,
+  width: number,
+  positions: Float64Array,
+  cache: Float64Array,
+  rot: number,
+  headSize: number,
+  neox: boolean,
+  round: (v: number) => number,
+): Float64Array {
   const out = Float64Array.from(x);
   const half = rot / 2;
   for (let t = 0; t < T; t++) {
@@ -32,9 +51,12 @@ export function cpuRotary(x: Float64Array, T: number, width: number, positions: 
     for (let h = 0; h + headSize <= width; h += headSize) {
       const base = t * width + h;
       for (let i = 0; i < half; i++) {
-        const xi = neox ? i : 2 * i, yi = neox ? half + i : 2 * i + 1;
-        const c = cache[row + i], s = cache[row + half + i];
-        const a = x[base + xi], b = x[base + yi];
+        const xi = neox ? i : 2 * i,
+          yi = neox ? half + i : 2 * i + 1;
+        const c = cache[row + i],
+          s = cache[row + half + i];
+        const a = x[base + xi],
+          b = x[base + yi];
         // c10's BFloat16 / Half operators compute in float and round the result: f32, then the dtype.
         out[base + xi] = round(f(round(f(a * c)) - round(f(b * s))));
         out[base + yi] = round(f(round(f(b * c)) + round(f(a * s))));
@@ -45,7 +67,15 @@ export function cpuRotary(x: Float64Array, T: number, width: number, positions: 
 }
 
 /** Causal attention of one sequence: q [T, H, D], k and v [T, Hkv, D], f32 softmax (max first), out [T, H, D]. */
-export function cpuAttention(q: Float64Array, k: Float64Array, v: Float64Array, T: number, H: number, Hkv: number, D: number): Float64Array {
+export function cpuAttention(
+  q: Float64Array,
+  k: Float64Array,
+  v: Float64Array,
+  T: number,
+  H: number,
+  Hkv: number,
+  D: number,
+): Float64Array {
   const out = new Float64Array(T * H * D);
   const group = H / Hkv;
   const scale = 1 / Math.sqrt(D);
@@ -61,7 +91,10 @@ export function cpuAttention(q: Float64Array, k: Float64Array, v: Float64Array, 
         max = Math.max(max, p[j]);
       }
       let sum = 0;
-      for (let j = 0; j <= t; j++) { p[j] = Math.exp(p[j] - max); sum += p[j]; }
+      for (let j = 0; j <= t; j++) {
+        p[j] = Math.exp(p[j] - max);
+        sum += p[j];
+      }
       for (let d = 0; d < D; d++) {
         let acc = 0;
         for (let j = 0; j <= t; j++) acc += p[j] * v[(j * Hkv + kh) * D + d];

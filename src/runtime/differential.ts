@@ -231,39 +231,101 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
   fp8_quant: () => undefined,
   // Sequence parallelism's pair, over a concrete token count every rank count splits.
   reduce_scatter: (g) => {
-    const c = g.pick(COLS), m = g.ranks * g.int(1, 3);
-    const x = g.node('embedding', 'aten.embedding.default', [g.input([g.int(5, 13), c]), g.input([m], 'i64')], {}, g.type([m, c]));
-    g.out(g.node('reduce_scatter', 'vllm.reduce_scatter.default', [x], { dim: 0, world_size: g.ranks, group_name: 'tp:0' }, g.type([m / g.ranks, c])), 'reduce_scatter');
+    const c = g.pick(COLS),
+      m = g.ranks * g.int(1, 3);
+    const x = g.node(
+      'embedding',
+      'aten.embedding.default',
+      [g.input([g.int(5, 13), c]), g.input([m], 'i64')],
+      {},
+      g.type([m, c]),
+    );
+    g.out(
+      g.node(
+        'reduce_scatter',
+        'vllm.reduce_scatter.default',
+        [x],
+        { dim: 0, world_size: g.ranks, group_name: 'tp:0' },
+        g.type([m / g.ranks, c]),
+      ),
+      'reduce_scatter',
+    );
   },
   all_gather: (g) => {
-    const c = g.pick(COLS), m = g.int(1, 3);
-    const x = g.node('embedding', 'aten.embedding.default', [g.input([g.int(5, 13), c]), g.input([m], 'i64')], {}, g.type([m, c]));
-    g.out(g.node('all_gather', 'vllm.all_gather.default', [x], { dim: 0, world_size: g.ranks, group_name: 'tp:0' }, g.type([m * g.ranks, c])), 'all_gather');
+    const c = g.pick(COLS),
+      m = g.int(1, 3);
+    const x = g.node(
+      'embedding',
+      'aten.embedding.default',
+      [g.input([g.int(5, 13), c]), g.input([m], 'i64')],
+      {},
+      g.type([m, c]),
+    );
+    g.out(
+      g.node(
+        'all_gather',
+        'vllm.all_gather.default',
+        [x],
+        { dim: 0, world_size: g.ranks, group_name: 'tp:0' },
+        g.type([m * g.ranks, c]),
+      ),
+      'all_gather',
+    );
   },
   // Functionalization's write-back: a strided range of columns replaced.
   scatter: (g) => {
-    const c = g.pick(COLS) + 6, start = g.int(0, 2), step = g.int(1, 2);
+    const c = g.pick(COLS) + 6,
+      start = g.int(0, 2),
+      step = g.int(1, 2);
     const len = Math.ceil((c - start) / step);
-    const base = g.input(['s0', c]), src = g.input(['s0', len]);
-    g.out(g.node('scatter', 'aten.slice_scatter.default', [base, src, 1, start, c, step], {}, null), 'scatter');
+    const base = g.input(['s0', c]),
+      src = g.input(['s0', len]);
+    g.out(
+      g.node('scatter', 'aten.slice_scatter.default', [base, src, 1, start, c, step], {}, null),
+      'scatter',
+    );
   },
   rotary: (g) => {
-    const hs = 2 * g.int(1, 4), heads = g.int(1, 3), rot = 2 * g.int(1, hs / 2);
-    const af = g.node('rope', AF, [opRef('_C.rotary_embedding.default')], {
-      positions: g.input(['s0'], 'i64'), query: g.input(['s0', heads * hs]), key: g.input(['s0', hs]),
-      head_size: hs, cos_sin_cache: g.input([16, rot]), is_neox: g.rand() < 0.5,
-    }, null);
+    const hs = 2 * g.int(1, 4),
+      heads = g.int(1, 3),
+      rot = 2 * g.int(1, hs / 2);
+    const af = g.node(
+      'rope',
+      AF,
+      [opRef('_C.rotary_embedding.default')],
+      {
+        positions: g.input(['s0'], 'i64'),
+        query: g.input(['s0', heads * hs]),
+        key: g.input(['s0', hs]),
+        head_size: hs,
+        cos_sin_cache: g.input([16, rot]),
+        is_neox: g.rand() < 0.5,
+      },
+      null,
+    );
     g.out(g.node('item', 'getitem', [af, 1], {}, null), 'rotary');
     g.out(g.node('item', 'getitem', [af, 2], {}, null), 'rotary');
   },
   attention: (g) => {
-    const kv = g.int(1, 2), heads = kv * g.int(1, 2), d = g.pick([4, 8]);
+    const kv = g.int(1, 2),
+      heads = kv * g.int(1, 2),
+      d = g.pick([4, 8]);
     const q = g.input(['s0', heads, d]);
-    const af = g.node('attn', AF, [opRef('vllm.unified_attention_with_output.default')], {
-      query: q, key: g.input(['s0', kv, d]), value: g.input(['s0', kv, d]),
-      output: g.node('empty', 'aten.empty_like.default', [q], {}, null), layer_name: g.name('layer'),
-      output_scale: null, output_block_scale: null,
-    }, null);
+    const af = g.node(
+      'attn',
+      AF,
+      [opRef('vllm.unified_attention_with_output.default')],
+      {
+        query: q,
+        key: g.input(['s0', kv, d]),
+        value: g.input(['s0', kv, d]),
+        output: g.node('empty', 'aten.empty_like.default', [q], {}, null),
+        layer_name: g.name('layer'),
+        output_scale: null,
+        output_block_scale: null,
+      },
+      null,
+    );
     g.out(g.node('item', 'getitem', [af, 1], {}, null), 'attention');
   },
   moe: (g) => {
@@ -278,7 +340,10 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
 };
 
 /** A seeded random graph with at least one node per kernel and per elementwise op form. */
-export function randomGraph(c: DifferentialCase, covers: (k: KernelName) => boolean = () => true): GeneratedGraph {
+export function randomGraph(
+  c: DifferentialCase,
+  covers: (k: KernelName) => boolean = () => true,
+): GeneratedGraph {
   const g = new Gen(prng(c.seed), c.dtype, c.ranks, c.normCols);
   const kernels = (Object.keys(KERNEL_CASES) as KernelName[]).filter(covers);
   // Every kernel once, then a few more picked at random, in a shuffled order.

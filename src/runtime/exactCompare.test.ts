@@ -22,10 +22,26 @@ const freshSeed = () => (Math.random() * 2 ** 32) >>> 0;
 const PIPELINE = [...DEFAULT_PIPELINE];
 
 let gpu: GPU;
-beforeAll(async () => { gpu = await nodeGpu(); });
-const base = (o: Partial<RunOptions> = {}): RunOptions => ({ backend: 'webgpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false, gpu, ...o });
+beforeAll(async () => {
+  gpu = await nodeGpu();
+});
+const base = (o: Partial<RunOptions> = {}): RunOptions => ({
+  backend: 'webgpu',
+  ranks: 2,
+  preset: 'tiny',
+  dtype: 'bf16',
+  allreduce: 'one-shot',
+  workers: false,
+  gpu,
+  ...o,
+});
 
-const fusedNodes = (g: Graph) => g.nodes.filter((n) => n.op === 'higher_order.auto_functionalized' && JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm'));
+const fusedNodes = (g: Graph) =>
+  g.nodes.filter(
+    (n) =>
+      n.op === 'higher_order.auto_functionalized' &&
+      JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm'),
+  );
 
 describe('the exact check of the fused rewrite', { timeout: 600_000 }, () => {
   it('GPT-OSS-20B, 2 layers, TP 2, default pipeline: the as-unfused after-run is bitwise equal to before on WebGPU and on CPU', async () => {
@@ -38,7 +54,10 @@ describe('the exact check of the fused rewrite', { timeout: 600_000 }, () => {
       expect(rep.fusedSites).toBeGreaterThan(1);
       expect(exact.skipped).toBe(false);
       expect(exact.outputs!.length, backend).toBe(rep.outputs.length);
-      expect(exact.outputs!.every((o) => o.bitwiseEqual && o.pass), `seed ${seed} ${backend}: ${JSON.stringify(exact.outputs)}`).toBe(true);
+      expect(
+        exact.outputs!.every((o) => o.bitwiseEqual && o.pass),
+        `seed ${seed} ${backend}: ${JSON.stringify(exact.outputs)}`,
+      ).toBe(true);
       expect(exact.pass).toBe(true);
       expect(rep.ok, `seed ${seed} ${backend}`).toBe(true);
       // The normal after-run is still reported against before (its one rounding differs from the pair's).
@@ -46,7 +65,7 @@ describe('the exact check of the fused rewrite', { timeout: 600_000 }, () => {
     }
   });
 
-  it('fails a rewrite that swapped one fused site\'s input and residual, naming the outputs', async () => {
+  it("fails a rewrite that swapped one fused site's input and residual, naming the outputs", async () => {
     const seed = freshSeed();
     const g = gptOss();
     const after = rewriteForCompare(g, PIPELINE, 2);
@@ -54,7 +73,9 @@ describe('the exact check of the fused rewrite', { timeout: 600_000 }, () => {
     const site = fusedNodes(after)[2];
     [site.kwargs.allreduce_in, site.kwargs.residual] = [site.kwargs.residual, site.kwargs.allreduce_in];
     const rep = await compareGraphs(g, after, PIPELINE, base({ seed, backend: 'cpu' }));
-    const names = (await runGraph(g, base({ seed, backend: 'cpu' }))).outputs.flatMap((m, r) => [...m.keys()].map((k) => `rank ${r}: ${k}`));
+    const names = (await runGraph(g, base({ seed, backend: 'cpu' }))).outputs.flatMap((m, r) =>
+      [...m.keys()].map((k) => `rank ${r}: ${k}`),
+    );
     // The normal comparison of several sites in series cannot fail; the exact check does.
     expect(rep.outputs.every((o) => o.pass)).toBe(true);
     expect(rep.exact!.pass).toBe(false);
@@ -78,9 +99,17 @@ describe('the exact check of the fused rewrite', { timeout: 600_000 }, () => {
 
   it('the PR fragment (one site) passes both gates: ≤ 2 ulps fused, bitwise as-unfused; one thread and workers, bf16 and f32', async () => {
     const seed = freshSeed();
-    for (const [dtype, workers, allreduce] of [['bf16', false, 'one-shot'], ['bf16', true, 'two-shot'], ['f32', false, 'ring']] as const) {
+    for (const [dtype, workers, allreduce] of [
+      ['bf16', false, 'one-shot'],
+      ['bf16', true, 'two-shot'],
+      ['f32', false, 'ring'],
+    ] as const) {
       const what = `seed ${seed} ${dtype} workers=${workers} ${allreduce}`;
-      const rep = await compareRewrite(fragment(), ['slice-hoist', 'allreduce-rmsnorm'], base({ seed, dtype, workers, allreduce }));
+      const rep = await compareRewrite(
+        fragment(),
+        ['slice-hoist', 'allreduce-rmsnorm'],
+        base({ seed, dtype, workers, allreduce }),
+      );
       expect(rep.fusedSites).toBe(1);
       expect(rep.ok, `${what}: ${JSON.stringify(rep)}`).toBe(true);
       for (const o of rep.outputs) {
@@ -88,11 +117,14 @@ describe('the exact check of the fused rewrite', { timeout: 600_000 }, () => {
         expect(o.ulps, `${what} ${o.name}`).toBeLessThanOrEqual(2);
       }
       expect(rep.exact!.outputs!.map((o) => o.name)).toEqual(rep.outputs.map((o) => o.name));
-      expect(rep.exact!.outputs!.every((o) => o.bitwiseEqual && o.tolerance.startsWith('bitwise')), what).toBe(true);
+      expect(
+        rep.exact!.outputs!.every((o) => o.bitwiseEqual && o.tolerance.startsWith('bitwise')),
+        what,
+      ).toBe(true);
     }
   });
 
-  it('in f32 the as-unfused rounding matches the pair bit for bit on WebGPU and CPU, where the CPU\'s one rounding does not', async () => {
+  it("in f32 the as-unfused rounding matches the pair bit for bit on WebGPU and CPU, where the CPU's one rounding does not", async () => {
     const seed = freshSeed();
     const g = gptOss();
     const after = rewriteForCompare(g, PIPELINE, 2);
@@ -111,13 +143,31 @@ describe('the exact check of the fused rewrite', { timeout: 600_000 }, () => {
     // A stand-in for the agent that runs the CPU reference, to see what compareGraphs asks of it.
     const { cpuBackend } = await import('./cpuBackend.ts');
     const { agentBackend } = await import('./agentClient.ts');
-    const client = { runPlan: (plan: Parameters<typeof cpuBackend.run>[0], o: Partial<RunOptions>) => { agentRuns.push(plan.steps.some((s) => s.kernel === 'fused_allreduce_norm') ? 'fused' : 'unfused'); return cpuBackend.run(plan, { ...base({ backend: 'cpu', seed }), ...o }); } };
-    registerBackend('agent', async () => agentBackend(client as unknown as Parameters<typeof agentBackend>[0]));
-    const rep = await compareRewrite(fragment(), ['slice-hoist', 'allreduce-rmsnorm'], base({ seed, backend: 'agent' }));
+    const client = {
+      runPlan: (plan: Parameters<typeof cpuBackend.run>[0], o: Partial<RunOptions>) => {
+        agentRuns.push(plan.steps.some((s) => s.kernel === 'fused_allreduce_norm') ? 'fused' : 'unfused');
+        return cpuBackend.run(plan, { ...base({ backend: 'cpu', seed }), ...o });
+      },
+    };
+    registerBackend('agent', async () =>
+      agentBackend(client as unknown as Parameters<typeof agentBackend>[0]),
+    );
+    const rep = await compareRewrite(
+      fragment(),
+      ['slice-hoist', 'allreduce-rmsnorm'],
+      base({ seed, backend: 'agent' }),
+    );
     expect(agentRuns).toEqual(['unfused', 'fused']);
-    expect(rep.exact).toEqual({ outputs: null, pass: true, skipped: true, note: expect.stringMatching(/^exact check skipped: the agent backend has no unfused-rounding mode/) });
+    expect(rep.exact).toEqual({
+      outputs: null,
+      pass: true,
+      skipped: true,
+      note: expect.stringMatching(/^exact check skipped: the agent backend has no unfused-rounding mode/),
+    });
     expect(rep.ok).toBe(true);
-    const err = await runGraph(fragment(), base({ backend: 'agent', fusedNormRounding: 'as-unfused' })).catch((e) => e);
+    const err = await runGraph(fragment(), base({ backend: 'agent', fusedNormRounding: 'as-unfused' })).catch(
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(RunError);
     expect(err.message).toMatch(/agent backend .* not 'as-unfused'/);
   });

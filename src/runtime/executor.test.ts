@@ -19,8 +19,19 @@ const before = () => parseFx(readFileSync(`${SEED_DIR}/pr28841-before.fragment.t
 const freshSeed = () => (Math.random() * 2 ** 32) >>> 0;
 
 let gpu: GPU;
-beforeAll(async () => { gpu = await nodeGpu(); });
-const base = (o: Partial<RunOptions> = {}): RunOptions => ({ backend: 'webgpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false, gpu, ...o });
+beforeAll(async () => {
+  gpu = await nodeGpu();
+});
+const base = (o: Partial<RunOptions> = {}): RunOptions => ({
+  backend: 'webgpu',
+  ranks: 2,
+  preset: 'tiny',
+  dtype: 'bf16',
+  allreduce: 'one-shot',
+  workers: false,
+  gpu,
+  ...o,
+});
 
 describe('the PR #28841 block on WebGPU ranks', { timeout: 180_000 }, () => {
   it('matches the CPU reference on every rank (MoE → all_reduce → slice → fused_add_rms_norm)', async () => {
@@ -38,19 +49,36 @@ describe('the PR #28841 block on WebGPU ranks', { timeout: 180_000 }, () => {
       }
     }
     // Every rank ends with the same all-reduced result.
-    expect(bitwiseEqual(got.outputs[0].get('auto_functionalized_2[2]')!, got.outputs[1].get('auto_functionalized_2[2]')!)).toBe(true);
+    expect(
+      bitwiseEqual(
+        got.outputs[0].get('auto_functionalized_2[2]')!,
+        got.outputs[1].get('auto_functionalized_2[2]')!,
+      ),
+    ).toBe(true);
     expect(got.trace.events.some((e) => e.kind === 'transfer' && e.node === 'all_reduce_1')).toBe(true);
-    expect(got.trace.events.filter((e) => e.kind === 'kernel' && e.node === 'auto_functionalized_1' && e.timing === 'timestamp-query').length).toBe(2);
+    expect(
+      got.trace.events.filter(
+        (e) => e.kind === 'kernel' && e.node === 'auto_functionalized_1' && e.timing === 'timestamp-query',
+      ).length,
+    ).toBe(2);
   });
 
   it('one-shot, two-shot and ring, on one thread and in one worker per rank, give the same bits (3 ranks)', async () => {
     const seed = freshSeed();
     const g = parseFx(readFileSync(`${SEED_DIR}/pr28841-before.fragment.txt`, 'utf8')).graph;
     const ref = await runGraph(g, base({ ranks: 3, seed, allreduce: 'one-shot' }));
-    for (const [allreduce, workers] of [['two-shot', false], ['ring', false], ['ring', true]] as const) {
+    for (const [allreduce, workers] of [
+      ['two-shot', false],
+      ['ring', false],
+      ['ring', true],
+    ] as const) {
       const r = await runGraph(g, base({ ranks: 3, seed, allreduce, workers }));
       for (let k = 0; k < 3; k++) {
-        for (const [name, t] of ref.outputs[k]) expect(bitwiseEqual(r.outputs[k].get(name)!, t), `seed ${seed} ${allreduce} workers=${workers} rank ${k} ${name}`).toBe(true);
+        for (const [name, t] of ref.outputs[k])
+          expect(
+            bitwiseEqual(r.outputs[k].get(name)!, t),
+            `seed ${seed} ${allreduce} workers=${workers} rank ${k} ${name}`,
+          ).toBe(true);
       }
     }
   }, 300_000); // each worker opens its own device and compiles every kernel (slow on SwiftShader)
@@ -61,9 +89,15 @@ describe('the PR #28841 block on WebGPU ranks', { timeout: 180_000 }, () => {
       const hoist = await compareRewrite(before(), ['slice-hoist'], base({ seed, allreduce }));
       expect(hoist.ok, `seed ${seed}`).toBe(true);
       expect(hoist.outputs.every((o) => o.bitwiseEqual)).toBe(true);
-      const fused = await compareRewrite(before(), ['slice-hoist', 'allreduce-rmsnorm'], base({ seed, allreduce }));
+      const fused = await compareRewrite(
+        before(),
+        ['slice-hoist', 'allreduce-rmsnorm'],
+        base({ seed, allreduce }),
+      );
       expect(fused.ok, `seed ${seed}: ${JSON.stringify(fused.outputs)}`).toBe(true);
-      expect(fused.after.events.some((e) => e.op === 'higher_order.auto_functionalized' && e.kind === 'transfer')).toBe(true);
+      expect(
+        fused.after.events.some((e) => e.op === 'higher_order.auto_functionalized' && e.kind === 'transfer'),
+      ).toBe(true);
       for (const o of fused.outputs) {
         expect(o.ulps).toBeLessThanOrEqual(2);
         if (o.name.endsWith('[2]')) expect(o.bitwiseEqual, o.name).toBe(true);
@@ -74,31 +108,72 @@ describe('the PR #28841 block on WebGPU ranks', { timeout: 180_000 }, () => {
 
 describe('progress', { timeout: 300_000 }, () => {
   /** Phases in the order first reported, and whether any phase came back after a later one. */
-  const order = (ps: RunProgress[]) => ps.map((p) => p.phase).filter((ph, i, a) => i === 0 || a[i - 1] !== ph);
+  const order = (ps: RunProgress[]) =>
+    ps.map((p) => p.phase).filter((ph, i, a) => i === 0 || a[i - 1] !== ph);
   const ofPhase = (ps: RunProgress[], phase: RunProgress['phase']) => ps.filter((p) => p.phase === phase);
-  const inputs = () => new Map([['getitem_18', toHostTensor('bf16', [7, 40], Array.from({ length: 7 * 40 }, () => roundBf16(Math.random() * 2 - 1)))]]);
+  const inputs = () =>
+    new Map([
+      [
+        'getitem_18',
+        toHostTensor(
+          'bf16',
+          [7, 40],
+          Array.from({ length: 7 * 40 }, () => roundBf16(Math.random() * 2 - 1)),
+        ),
+      ],
+    ]);
 
   it('plan → compile → upload → run → download; compile counts every pipeline the run creates; a second run compiles none', async () => {
     // Devices that log each pipeline they create, with the phase being reported at that moment.
     let phase = '';
     const created: { device: number; phase: string; how: string; code: string }[] = [];
     let opened = 0;
-    const bind = <T extends object>(t: T, wrap: (k: string | symbol, v: unknown) => unknown) => new Proxy(t, { get: (o, k) => { const v = Reflect.get(o, k, o); return wrap(k, typeof v === 'function' ? v.bind(o) : v); } });
+    const bind = <T extends object>(t: T, wrap: (k: string | symbol, v: unknown) => unknown) =>
+      new Proxy(t, {
+        get: (o, k) => {
+          const v = Reflect.get(o, k, o);
+          return wrap(k, typeof v === 'function' ? v.bind(o) : v);
+        },
+      });
     const counting = {
-      requestAdapter: async (o?: GPURequestAdapterOptions) => bind((await gpu.requestAdapter(o))!, (k, v) => (k !== 'requestDevice' ? v : async (d?: GPUDeviceDescriptor) => {
-        const device = opened++;
-        const codes = new Map<GPUShaderModule, string>();
-        return bind(await (v as GPUAdapter['requestDevice'])(d), (k2, v2) => {
-          if (k2 === 'createShaderModule') return (desc: GPUShaderModuleDescriptor) => { const m = (v2 as GPUDevice['createShaderModule'])(desc); codes.set(m, desc.code); return m; };
-          if (k2 !== 'createComputePipeline' && k2 !== 'createComputePipelineAsync') return v2;
-          return (desc: GPUComputePipelineDescriptor) => { created.push({ device, phase, how: k2 as string, code: codes.get(desc.compute.module)! }); return (v2 as (d: GPUComputePipelineDescriptor) => unknown)(desc); };
-        });
-      })),
+      requestAdapter: async (o?: GPURequestAdapterOptions) =>
+        bind((await gpu.requestAdapter(o))!, (k, v) =>
+          k !== 'requestDevice'
+            ? v
+            : async (d?: GPUDeviceDescriptor) => {
+                const device = opened++;
+                const codes = new Map<GPUShaderModule, string>();
+                return bind(await (v as GPUAdapter['requestDevice'])(d), (k2, v2) => {
+                  if (k2 === 'createShaderModule')
+                    return (desc: GPUShaderModuleDescriptor) => {
+                      const m = (v2 as GPUDevice['createShaderModule'])(desc);
+                      codes.set(m, desc.code);
+                      return m;
+                    };
+                  if (k2 !== 'createComputePipeline' && k2 !== 'createComputePipelineAsync') return v2;
+                  return (desc: GPUComputePipelineDescriptor) => {
+                    created.push({ device, phase, how: k2 as string, code: codes.get(desc.compute.module)! });
+                    return (v2 as (d: GPUComputePipelineDescriptor) => unknown)(desc);
+                  };
+                });
+              },
+        ),
     } as unknown as GPU;
     const seed = freshSeed();
     const given = inputs();
     const first: RunProgress[] = [];
-    const a = await runGraph(before(), base({ gpu: counting, seed, inputs: given, onProgress: (p) => { phase = p.phase; first.push(p); } }));
+    const a = await runGraph(
+      before(),
+      base({
+        gpu: counting,
+        seed,
+        inputs: given,
+        onProgress: (p) => {
+          phase = p.phase;
+          first.push(p);
+        },
+      }),
+    );
     expect(order(first)).toEqual(['plan', 'compile', 'upload', 'run', 'download']);
 
     // Every pipeline was created up front, asynchronously, once per device and kernel; none while the steps ran.
@@ -122,25 +197,50 @@ describe('progress', { timeout: 300_000 }, () => {
 
     // Same devices: the kept pipelines serve the whole run, and the result is the same.
     const second: RunProgress[] = [];
-    const b = await runGraph(before(), base({ gpu: counting, seed, inputs: given, onProgress: (p) => { phase = p.phase; second.push(p); } }));
+    const b = await runGraph(
+      before(),
+      base({
+        gpu: counting,
+        seed,
+        inputs: given,
+        onProgress: (p) => {
+          phase = p.phase;
+          second.push(p);
+        },
+      }),
+    );
     expect(order(second)).toEqual(['plan', 'compile', 'upload', 'run', 'download']);
     expect(ofPhase(second, 'compile')).toEqual([{ phase: 'compile', done: 0, total: 0 }]);
     expect(created.length).toBe(total);
-    for (let r = 0; r < 2; r++) for (const [name, t] of a.outputs[r]) expect(bitwiseEqual(b.outputs[r].get(name)!, t), `seed ${seed} rank ${r} ${name}`).toBe(true);
+    for (let r = 0; r < 2; r++)
+      for (const [name, t] of a.outputs[r])
+        expect(bitwiseEqual(b.outputs[r].get(name)!, t), `seed ${seed} rank ${r} ${name}`).toBe(true);
     closeRanks(counting);
   });
 
-  it('in one worker per rank, the ranks\' progress is combined in the same phase order', async () => {
+  it("in one worker per rank, the ranks' progress is combined in the same phase order", async () => {
     const g = parseFx(`def forward(self, x: "bf16[s0, 40]"):
     a: "bf16[s0, 40]" = torch.ops.aten.add.Tensor(x, x)
     all_reduce_1: "bf16[s0, 40]" = torch.ops.vllm.all_reduce.default(a, 'tp:0')
     return (all_reduce_1,)
 `).graph;
-    const given = new Map([['x', toHostTensor('bf16', [7, 40], Array.from({ length: 7 * 40 }, () => roundBf16(Math.random() * 2 - 1)))]]);
+    const given = new Map([
+      [
+        'x',
+        toHostTensor(
+          'bf16',
+          [7, 40],
+          Array.from({ length: 7 * 40 }, () => roundBf16(Math.random() * 2 - 1)),
+        ),
+      ],
+    ]);
     const ps: RunProgress[] = [];
     // Workers kept from an earlier test already hold some of these kernels.
     closeRankWorkers();
-    const got = await runGraph(g, base({ workers: true, allreduce: 'two-shot', inputs: given, onProgress: (p) => ps.push(p) }));
+    const got = await runGraph(
+      g,
+      base({ workers: true, allreduce: 'two-shot', inputs: given, onProgress: (p) => ps.push(p) }),
+    );
     expect(order(ps)).toEqual(['plan', 'compile', 'upload', 'run', 'download']);
     // Each worker compiles its own add and all-reduce kernels (x is given, so no seed kernel); each writes x once.
     expect(ofPhase(ps, 'compile').at(-1)).toEqual({ phase: 'compile', done: 4, total: 4 });
@@ -148,13 +248,22 @@ describe('progress', { timeout: 300_000 }, () => {
     expect(ofPhase(ps, 'run').at(-1)).toEqual({ phase: 'run', done: 6, total: 6 });
     expect(ofPhase(ps, 'download').at(-1)).toEqual({ phase: 'download', done: 2, total: 2 });
     const thread = await runGraph(g, base({ allreduce: 'two-shot', inputs: given }));
-    for (let r = 0; r < 2; r++) expect(bitwiseEqual(got.outputs[r].get('all_reduce_1')!, thread.outputs[r].get('all_reduce_1')!)).toBe(true);
+    for (let r = 0; r < 2; r++)
+      expect(bitwiseEqual(got.outputs[r].get('all_reduce_1')!, thread.outputs[r].get('all_reduce_1')!)).toBe(
+        true,
+      );
 
     // The workers and their devices are kept: a second run compiles nothing and gives the same bits.
     const again: RunProgress[] = [];
-    const second = await runGraph(g, base({ workers: true, allreduce: 'two-shot', inputs: given, onProgress: (p) => again.push(p) }));
+    const second = await runGraph(
+      g,
+      base({ workers: true, allreduce: 'two-shot', inputs: given, onProgress: (p) => again.push(p) }),
+    );
     expect(ofPhase(again, 'compile')).toEqual([{ phase: 'compile', done: 0, total: 0 }]);
-    for (let r = 0; r < 2; r++) expect(bitwiseEqual(second.outputs[r].get('all_reduce_1')!, got.outputs[r].get('all_reduce_1')!)).toBe(true);
+    for (let r = 0; r < 2; r++)
+      expect(bitwiseEqual(second.outputs[r].get('all_reduce_1')!, got.outputs[r].get('all_reduce_1')!)).toBe(
+        true,
+      );
     closeRankWorkers();
   });
 });
@@ -162,25 +271,47 @@ describe('progress', { timeout: 300_000 }, () => {
 describe('a generated GPT-OSS-20B layer', { timeout: 180_000 }, () => {
   it('runs end to end at TP 2: rotary and attention computed (nothing fed), hoist bitwise and proven, same on CPU', async () => {
     const g = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 2 })).graph;
-    const layerOps = g.nodes.filter((n) => n.op === 'higher_order.auto_functionalized' && /rotary_embedding|unified_attention/.test(JSON.stringify(n.args[0]))).map((n) => n.name);
+    const layerOps = g.nodes
+      .filter(
+        (n) =>
+          n.op === 'higher_order.auto_functionalized' &&
+          /rotary_embedding|unified_attention/.test(JSON.stringify(n.args[0])),
+      )
+      .map((n) => n.name);
     expect(layerOps.length).toBe(2);
     const plan = planGraph(g, base());
     expect(plan.fed).toEqual([]);
-    expect(plan.steps.filter((s) => layerOps.includes(s.node)).map((s) => s.kernel)).toEqual(['rotary', 'rotary', 'attention']);
+    expect(plan.steps.filter((s) => layerOps.includes(s.node)).map((s) => s.kernel)).toEqual([
+      'rotary',
+      'rotary',
+      'attention',
+    ]);
     const seed = freshSeed();
-    const rep = await compareRewrite(g, ['noop-elimination', 'slice-hoist'], base({ seed, allreduce: 'ring' }));
+    const rep = await compareRewrite(
+      g,
+      ['noop-elimination', 'slice-hoist'],
+      base({ seed, allreduce: 'ring' }),
+    );
     expect(rep.ok, `seed ${seed}`).toBe(true);
     expect(rep.before.fed).toEqual([]);
     expect(rep.verdict).toBe('proven');
     const cpu = await runGraph(g, base({ backend: 'cpu', seed }));
     const gpuRun = await runGraph(g, base({ seed }));
-    const d = diffFromReference(gpuRun.outputs[1].get('getitem_10')!, cpu.outputs[1].get('getitem_10')!, { terms: 480, scale: 8, ulps: 6 });
+    const d = diffFromReference(gpuRun.outputs[1].get('getitem_10')!, cpu.outputs[1].get('getitem_10')!, {
+      terms: 480,
+      scale: 8,
+      ulps: 6,
+    });
     expect(d, `seed ${seed}`).toBeNull();
   });
 });
 
 describe('faults surface as RunErrors', { timeout: 180_000 }, () => {
-  const noGpu = { requestAdapter: () => { throw new Error('no GPU work may start'); } } as unknown as GPU;
+  const noGpu = {
+    requestAdapter: () => {
+      throw new Error('no GPU work may start');
+    },
+  } as unknown as GPU;
 
   it('lists every op with no kernel and no type, before any GPU work', async () => {
     const g = parseFx(`def forward(self, x: "bf16[s0, 8]"):
@@ -200,7 +331,9 @@ describe('faults surface as RunErrors', { timeout: 180_000 }, () => {
     const err = await runGraph(before(), base({ preset: 'layer', ranks: 1, tokens: 1 })).catch((e) => e);
     expect(err).toBeInstanceOf(RunError);
     expect(err.kind).toBe('limits');
-    expect(err.message).toMatch(/model\.layers\.0\.mlp\.experts\.w13 .* needs 1132462080 bytes but the adapter's maxStorageBufferBindingSize is \d+ .*use --ranks 2/);
+    expect(err.message).toMatch(
+      /model\.layers\.0\.mlp\.experts\.w13 .* needs 1132462080 bytes but the adapter's maxStorageBufferBindingSize is \d+ .*use --ranks 2/,
+    );
   });
 
   it('f16 without shader-f16 says so', async () => {
@@ -215,12 +348,33 @@ describe('faults surface as RunErrors', { timeout: 180_000 }, () => {
     const watched = {
       requestAdapter: async (o?: GPURequestAdapterOptions) => {
         const a = (await gpu.requestAdapter(o))!;
-        return new Proxy(a, { get: (t, k) => (k === 'requestDevice' ? async (d?: GPUDeviceDescriptor) => { const dev = await t.requestDevice(d); devices.push(dev); return dev; } : Reflect.get(t, k, t) as unknown) });
+        return new Proxy(a, {
+          get: (t, k) =>
+            k === 'requestDevice'
+              ? async (d?: GPUDeviceDescriptor) => {
+                  const dev = await t.requestDevice(d);
+                  devices.push(dev);
+                  return dev;
+                }
+              : (Reflect.get(t, k, t) as unknown),
+        });
       },
     } as unknown as GPU;
     const seed = freshSeed();
     let lostAt = -1;
-    const err = await runGraph(before(), base({ gpu: watched, seed, onProgress: (p) => { if (p.phase === 'run' && p.done === 3 && lostAt < 0) { lostAt = p.done; devices[1].destroy(); } } })).catch((e) => e);
+    const err = await runGraph(
+      before(),
+      base({
+        gpu: watched,
+        seed,
+        onProgress: (p) => {
+          if (p.phase === 'run' && p.done === 3 && lostAt < 0) {
+            lostAt = p.done;
+            devices[1].destroy();
+          }
+        },
+      }),
+    ).catch((e) => e);
     expect(err).toBeInstanceOf(RunError);
     expect(err.kind).toBe('device-lost');
     expect(err.node).toBeTruthy();
@@ -233,24 +387,50 @@ describe('faults surface as RunErrors', { timeout: 180_000 }, () => {
 
   it('a GPU validation error names the node whose work failed', async () => {
     const buffers = new Map<string, GPUBuffer>();
-    const bind = <T extends object>(t: T, wrap: (k: string | symbol, v: unknown) => unknown) => new Proxy(t, { get: (o, k) => { const v = Reflect.get(o, k, o); return wrap(k, typeof v === 'function' ? v.bind(o) : v); } });
+    const bind = <T extends object>(t: T, wrap: (k: string | symbol, v: unknown) => unknown) =>
+      new Proxy(t, {
+        get: (o, k) => {
+          const v = Reflect.get(o, k, o);
+          return wrap(k, typeof v === 'function' ? v.bind(o) : v);
+        },
+      });
     // Devices whose buffers the test can reach by label (each storage's buffer is labelled with its id).
     const watched = {
-      requestAdapter: async (o?: GPURequestAdapterOptions) => bind((await gpu.requestAdapter(o))!, (k, v) => (k !== 'requestDevice' ? v : async (d?: GPUDeviceDescriptor) => bind(await (v as GPUAdapter['requestDevice'])(d), (k2, v2) => (k2 !== 'createBuffer' ? v2 : (desc: GPUBufferDescriptor) => {
-        const b = (v2 as GPUDevice['createBuffer'])(desc);
-        if (desc.label) buffers.set(desc.label, b);
-        return b;
-      })))),
+      requestAdapter: async (o?: GPURequestAdapterOptions) =>
+        bind((await gpu.requestAdapter(o))!, (k, v) =>
+          k !== 'requestDevice'
+            ? v
+            : async (d?: GPUDeviceDescriptor) =>
+                bind(await (v as GPUAdapter['requestDevice'])(d), (k2, v2) =>
+                  k2 !== 'createBuffer'
+                    ? v2
+                    : (desc: GPUBufferDescriptor) => {
+                        const b = (v2 as GPUDevice['createBuffer'])(desc);
+                        if (desc.label) buffers.set(desc.label, b);
+                        return b;
+                      },
+                ),
+        ),
     } as unknown as GPU;
     const g = before();
     const plan = planGraph(g, base());
     const norm = plan.steps.findIndex((s) => s.kernel === 'fused_add_rms_norm');
     // Destroy the norm's weight just before the norm runs: its submission is invalid.
-    const err = await runGraph(g, base({ gpu: watched, onProgress: (p) => { if (p.phase === 'run' && p.done === norm) buffers.get('arg8_1')?.destroy(); } })).catch((e) => e);
+    const err = await runGraph(
+      g,
+      base({
+        gpu: watched,
+        onProgress: (p) => {
+          if (p.phase === 'run' && p.done === norm) buffers.get('arg8_1')?.destroy();
+        },
+      }),
+    ).catch((e) => e);
     expect(err).toBeInstanceOf(RunError);
     expect(err.kind).toBe('validation');
     expect(err.node).toBe('auto_functionalized_2');
-    expect(err.message).toMatch(/^node auto_functionalized_2 \(higher_order\.auto_functionalized\) on rank \d: /);
+    expect(err.message).toMatch(
+      /^node auto_functionalized_2 \(higher_order\.auto_functionalized\) on rank \d: /,
+    );
   });
 
   it('given inputs replace seeded ones; a wrong shape names the input', async () => {
@@ -261,9 +441,24 @@ describe('faults surface as RunErrors', { timeout: 180_000 }, () => {
     const cpu = await runGraph(before(), base({ backend: 'cpu', seed, inputs }));
     const got = await runGraph(before(), base({ seed, inputs }));
     const seeded = await runGraph(before(), base({ seed }));
-    expect(bitwiseEqual(got.outputs[0].get('auto_functionalized_2[2]')!, seeded.outputs[0].get('auto_functionalized_2[2]')!)).toBe(false);
-    expect(diffFromReference(got.outputs[0].get('auto_functionalized_2[2]')!, cpu.outputs[0].get('auto_functionalized_2[2]')!, { terms: 480, scale: 8, ulps: 4 }), `seed ${seed}`).toBeNull();
-    const err = await runGraph(before(), base({ inputs: new Map([['getitem_18', toHostTensor('bf16', [7, 41], new Array(287).fill(0))]]) })).catch((e) => e);
+    expect(
+      bitwiseEqual(
+        got.outputs[0].get('auto_functionalized_2[2]')!,
+        seeded.outputs[0].get('auto_functionalized_2[2]')!,
+      ),
+    ).toBe(false);
+    expect(
+      diffFromReference(
+        got.outputs[0].get('auto_functionalized_2[2]')!,
+        cpu.outputs[0].get('auto_functionalized_2[2]')!,
+        { terms: 480, scale: 8, ulps: 4 },
+      ),
+      `seed ${seed}`,
+    ).toBeNull();
+    const err = await runGraph(
+      before(),
+      base({ inputs: new Map([['getitem_18', toHostTensor('bf16', [7, 41], new Array(287).fill(0))]]) }),
+    ).catch((e) => e);
     expect(err).toBeInstanceOf(RunError);
     expect(err.message).toBe("input 'getitem_18': shape [7,41] but the run needs [7,40] (preset tiny, T=7)");
   });

@@ -10,7 +10,15 @@ import { fedSourcesOfOutputs } from './fedSources.ts';
 
 const SEED_DIR = new URL('../../fixtures/fx/seed', import.meta.url).pathname;
 const fragment = () => parseFx(readFileSync(`${SEED_DIR}/pr28841-before.fragment.txt`, 'utf8')).graph;
-const base: RunOptions = { backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false, seed: 7 };
+const base: RunOptions = {
+  backend: 'cpu',
+  ranks: 2,
+  preset: 'tiny',
+  dtype: 'bf16',
+  allreduce: 'one-shot',
+  workers: false,
+  seed: 7,
+};
 
 describe('fed sources of outputs', () => {
   it('the PR fragment computes every path: no output depends on a fed node, and the comparison is proven', async () => {
@@ -25,10 +33,17 @@ describe('fed sources of outputs', () => {
 
   it('a sample whose attention op has no kernel: the final output names the attention node and is not proven', async () => {
     // An attention backend fusionlab does not know: imported opaque, fed from its results' types.
-    const text = generateSample('gpt-oss-20b', { layers: 1, tp: 2 }).replaceAll('vllm.unified_attention_with_output.default', 'vllm.some_attention_backend.default');
+    const text = generateSample('gpt-oss-20b', { layers: 1, tp: 2 }).replaceAll(
+      'vllm.unified_attention_with_output.default',
+      'vllm.some_attention_backend.default',
+    );
     const g = parseFx(text).graph;
     const plan = planGraph(g, base);
-    const attention = g.nodes.find((n) => n.op === 'higher_order.auto_functionalized' && JSON.stringify(n.args[0]).includes('some_attention_backend'))!;
+    const attention = g.nodes.find(
+      (n) =>
+        n.op === 'higher_order.auto_functionalized' &&
+        JSON.stringify(n.args[0]).includes('some_attention_backend'),
+    )!;
     expect(plan.fed).toContain(attention.name);
     const fed = fedSourcesOfOutputs(plan);
     for (const o of plan.outputs) expect(fed.get(o.name)).toContain(attention.name);
@@ -49,10 +64,11 @@ describe('fed sources of outputs', () => {
     expect([...fedSourcesOfOutputs(plan).values()].every((f) => f.length > 0)).toBe(true);
   });
 
-    it('a fed node off every output path is not named: only what reaches an output counts', () => {
+  it('a fed node off every output path is not named: only what reaches an output counts', () => {
     // An op with no kernel whose result nobody reads is an output of its own (a fragment's
     // unread value) but reaches none of the others.
-    const text = readFileSync(`${SEED_DIR}/pr28841-before.fragment.txt`, 'utf8') +
+    const text =
+      readFileSync(`${SEED_DIR}/pr28841-before.fragment.txt`, 'utf8') +
       '\nunused: "bf16[s72, 64]" = torch.ops.aten.some_unknown_op.default(slice_1)\n';
     const plan = planGraph(parseFx(text).graph, base);
     expect(plan.fed).toEqual(['unused']);

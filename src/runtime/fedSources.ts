@@ -25,7 +25,9 @@ export function fedSourcesOfOutputs(plan: Plan): Map<string, string[]> {
   }
   const out = new Map<string, string[]>();
   for (const o of plan.outputs) {
-    const fed = [...(deps.get(o.view.storage) ?? [])].sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
+    const fed = [...(deps.get(o.view.storage) ?? [])].sort(
+      (a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0),
+    );
     out.set(o.name, fed);
   }
   return out;

@@ -9,25 +9,38 @@ import { runPipeline } from '../graph/passes/pipeline.ts';
 import { compareGraphs, runGraph, type RunOptions } from './index.ts';
 import { nodeGpu } from './nodeGpu.ts';
 import { hostValues } from './hostTensor.ts';
-import { f8e4m3fnBits, f8e4m3fnValue } from './fp8.ts';
+import { f8e4m3fnBits, f8e4m3fnValue } from '../graph/fp8.ts';
 
 let gpu: GPU;
-beforeAll(async () => { gpu = await nodeGpu(); });
-const opts = (backend: 'cpu' | 'webgpu', seed: number): RunOptions => ({ backend, ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false, gpu, seed });
+beforeAll(async () => {
+  gpu = await nodeGpu();
+});
+const opts = (backend: 'cpu' | 'webgpu', seed: number): RunOptions => ({
+  backend,
+  ranks: 2,
+  preset: 'tiny',
+  dtype: 'bf16',
+  allreduce: 'one-shot',
+  workers: false,
+  gpu,
+  seed,
+});
 
-const BEFORE = parseFx([
-  'class GraphModule(torch.nn.Module):',
-  '    def forward(self, arg0_1: "bf16[s72, 64]", arg1_1: "bf16[64, 40]", arg2_1: "bf16[s72, 40]", arg3_1: "bf16[40]", arg4_1: "f32[]", arg5_1: "Sym(s72)"):',
-  '        mm: "bf16[s72, 40]" = torch.ops.aten.mm.default(arg0_1, arg1_1);  arg0_1 = arg1_1 = None',
-  "        all_reduce: \"bf16[s72, 40]\" = torch.ops.vllm.all_reduce.default(mm, 'tp:0');  mm = None",
-  '        auto_functionalized = torch.ops.higher_order.auto_functionalized(torch.ops._C.fused_add_rms_norm.default, input = all_reduce, residual = arg2_1, weight = arg3_1, epsilon = 1e-05);  all_reduce = arg2_1 = arg3_1 = None',
-  '        getitem: "bf16[s72, 40]" = auto_functionalized[1]',
-  '        getitem_1: "bf16[s72, 40]" = auto_functionalized[2];  auto_functionalized = None',
-  '        empty: "f8e4m3fn[s72, 40]" = torch.ops.aten.empty.memory_format([arg5_1, 40], dtype = torch.float8_e4m3fn, device = device(type=\'cuda\', index=0), pin_memory = False)',
-  '        auto_functionalized_1 = torch.ops.higher_order.auto_functionalized(torch.ops._C.static_scaled_fp8_quant.default, result = empty, input = getitem, scale = arg4_1);  empty = getitem = arg4_1 = None',
-  '        getitem_2: "f8e4m3fn[s72, 40]" = auto_functionalized_1[1];  auto_functionalized_1 = None',
-  '        return (getitem_2, getitem_1)',
-].join('\n')).graph;
+const BEFORE = parseFx(
+  [
+    'class GraphModule(torch.nn.Module):',
+    '    def forward(self, arg0_1: "bf16[s72, 64]", arg1_1: "bf16[64, 40]", arg2_1: "bf16[s72, 40]", arg3_1: "bf16[40]", arg4_1: "f32[]", arg5_1: "Sym(s72)"):',
+    '        mm: "bf16[s72, 40]" = torch.ops.aten.mm.default(arg0_1, arg1_1);  arg0_1 = arg1_1 = None',
+    '        all_reduce: "bf16[s72, 40]" = torch.ops.vllm.all_reduce.default(mm, \'tp:0\');  mm = None',
+    '        auto_functionalized = torch.ops.higher_order.auto_functionalized(torch.ops._C.fused_add_rms_norm.default, input = all_reduce, residual = arg2_1, weight = arg3_1, epsilon = 1e-05);  all_reduce = arg2_1 = arg3_1 = None',
+    '        getitem: "bf16[s72, 40]" = auto_functionalized[1]',
+    '        getitem_1: "bf16[s72, 40]" = auto_functionalized[2];  auto_functionalized = None',
+    '        empty: "f8e4m3fn[s72, 40]" = torch.ops.aten.empty.memory_format([arg5_1, 40], dtype = torch.float8_e4m3fn, device = device(type=\'cuda\', index=0), pin_memory = False)',
+    '        auto_functionalized_1 = torch.ops.higher_order.auto_functionalized(torch.ops._C.static_scaled_fp8_quant.default, result = empty, input = getitem, scale = arg4_1);  empty = getitem = arg4_1 = None',
+    '        getitem_2: "f8e4m3fn[s72, 40]" = auto_functionalized_1[1];  auto_functionalized_1 = None',
+    '        return (getitem_2, getitem_1)',
+  ].join('\n'),
+).graph;
 
 describe('the FP8 quant fusion, run', { timeout: 300_000 }, () => {
   it('fuses into pattern_code 2; the as-unfused rerun is bitwise equal to before on CPU and WebGPU; the quant outputs are fp8 values', async () => {
@@ -41,30 +54,40 @@ describe('the FP8 quant fusion, run', { timeout: 300_000 }, () => {
       expect(rep.fusedSites).toBe(1);
       expect(rep.exact!.pass, `seed ${seed} ${backend}: ${JSON.stringify(rep.exact)}`).toBe(true);
       // The normal comparison: the quant within one fp8 step, the residual bitwise.
-      expect(rep.outputs.map((o) => o.tolerance.startsWith('≤ 1 fp8 step'))).toEqual([true, false, true, false]);
+      expect(rep.outputs.map((o) => o.tolerance.startsWith('≤ 1 fp8 step'))).toEqual([
+        true,
+        false,
+        true,
+        false,
+      ]);
       expect(rep.ok, JSON.stringify(rep.outputs)).toBe(true);
       const run = await runGraph(after, opts(backend, seed));
       const q = hostValues([...run.outputs[0]!.values()][0]!);
       // Every quantized value is an e4m3fn value, and not all the same one.
-      expect([...q].every((v) => f8e4m3fnValue(f8e4m3fnBits(v)) === v), backend).toBe(true);
+      expect(
+        [...q].every((v) => f8e4m3fnValue(f8e4m3fnBits(v)) === v),
+        backend,
+      ).toBe(true);
       expect(new Set(q).size).toBeGreaterThan(4);
     }
   });
 
-  it('the first layer\'s rms_norm → quant (norm_out given, residual zeros): the as-unfused rerun is bitwise equal on CPU and WebGPU', async () => {
-    const before = parseFx([
-      'class GraphModule(torch.nn.Module):',
-      '    def forward(self, arg0_1: "bf16[s72, 64]", arg1_1: "bf16[64, 40]", arg3_1: "bf16[40]", arg4_1: "f32[]", arg5_1: "Sym(s72)"):',
-      '        mm: "bf16[s72, 40]" = torch.ops.aten.mm.default(arg0_1, arg1_1);  arg0_1 = arg1_1 = None',
-      "        all_reduce: \"bf16[s72, 40]\" = torch.ops.vllm.all_reduce.default(mm, 'tp:0');  mm = None",
-      '        empty: "bf16[s72, 40]" = torch.ops.aten.empty.memory_format([arg5_1, 40], dtype = torch.bfloat16, device = device(type=\'cuda\', index=0), pin_memory = False)',
-      '        auto_functionalized = torch.ops.higher_order.auto_functionalized(torch.ops._C.rms_norm.default, result = empty, input = all_reduce, weight = arg3_1, epsilon = 1e-06);  empty = arg3_1 = None',
-      '        getitem: "bf16[s72, 40]" = auto_functionalized[1];  auto_functionalized = None',
-      '        empty_1: "f8e4m3fn[s72, 40]" = torch.ops.aten.empty.memory_format([arg5_1, 40], dtype = torch.float8_e4m3fn, device = device(type=\'cuda\', index=0), pin_memory = False)',
-      '        auto_functionalized_1 = torch.ops.higher_order.auto_functionalized(torch.ops._C.static_scaled_fp8_quant.default, result = empty_1, input = getitem, scale = arg4_1);  empty_1 = getitem = arg4_1 = None',
-      '        getitem_2: "f8e4m3fn[s72, 40]" = auto_functionalized_1[1];  auto_functionalized_1 = None',
-      '        return (getitem_2, all_reduce)',
-    ].join('\n')).graph;
+  it("the first layer's rms_norm → quant (norm_out given, residual zeros): the as-unfused rerun is bitwise equal on CPU and WebGPU", async () => {
+    const before = parseFx(
+      [
+        'class GraphModule(torch.nn.Module):',
+        '    def forward(self, arg0_1: "bf16[s72, 64]", arg1_1: "bf16[64, 40]", arg3_1: "bf16[40]", arg4_1: "f32[]", arg5_1: "Sym(s72)"):',
+        '        mm: "bf16[s72, 40]" = torch.ops.aten.mm.default(arg0_1, arg1_1);  arg0_1 = arg1_1 = None',
+        '        all_reduce: "bf16[s72, 40]" = torch.ops.vllm.all_reduce.default(mm, \'tp:0\');  mm = None',
+        '        empty: "bf16[s72, 40]" = torch.ops.aten.empty.memory_format([arg5_1, 40], dtype = torch.bfloat16, device = device(type=\'cuda\', index=0), pin_memory = False)',
+        '        auto_functionalized = torch.ops.higher_order.auto_functionalized(torch.ops._C.rms_norm.default, result = empty, input = all_reduce, weight = arg3_1, epsilon = 1e-06);  empty = arg3_1 = None',
+        '        getitem: "bf16[s72, 40]" = auto_functionalized[1];  auto_functionalized = None',
+        '        empty_1: "f8e4m3fn[s72, 40]" = torch.ops.aten.empty.memory_format([arg5_1, 40], dtype = torch.float8_e4m3fn, device = device(type=\'cuda\', index=0), pin_memory = False)',
+        '        auto_functionalized_1 = torch.ops.higher_order.auto_functionalized(torch.ops._C.static_scaled_fp8_quant.default, result = empty_1, input = getitem, scale = arg4_1);  empty_1 = getitem = arg4_1 = None',
+        '        getitem_2: "f8e4m3fn[s72, 40]" = auto_functionalized_1[1];  auto_functionalized_1 = None',
+        '        return (getitem_2, all_reduce)',
+      ].join('\n'),
+    ).graph;
     const r = runPipeline(before, ['allreduce-rmsnorm'], { worldSize: 2 });
     expect(r.stages[0]!.matches).toHaveLength(1);
     const seed = (Math.random() * 2 ** 32) >>> 0;

@@ -13,10 +13,20 @@ export interface HostTensor {
 export function toHostTensor(dtype: StorageDType, shape: number[], values: ArrayLike<number>): HostTensor {
   const n = values.length;
   switch (dtype) {
-    case 'bf16': { const d = new Uint16Array(n); for (let i = 0; i < n; i++) d[i] = bf16Bits(values[i]); return { dtype, shape, data: d }; }
-    case 'f16': { const d = new Uint16Array(n); for (let i = 0; i < n; i++) d[i] = f16Bits(values[i]); return { dtype, shape, data: d }; }
-    case 'f32': return { dtype, shape, data: Float32Array.from(values) };
-    case 'i32': return { dtype, shape, data: Int32Array.from(values) };
+    case 'bf16': {
+      const d = new Uint16Array(n);
+      for (let i = 0; i < n; i++) d[i] = bf16Bits(values[i]);
+      return { dtype, shape, data: d };
+    }
+    case 'f16': {
+      const d = new Uint16Array(n);
+      for (let i = 0; i < n; i++) d[i] = f16Bits(values[i]);
+      return { dtype, shape, data: d };
+    }
+    case 'f32':
+      return { dtype, shape, data: Float32Array.from(values) };
+    case 'i32':
+      return { dtype, shape, data: Int32Array.from(values) };
   }
 }
 
@@ -25,10 +35,18 @@ export function hostValues(t: HostTensor): Float64Array {
   const n = t.data.length;
   const out = new Float64Array(n);
   switch (t.dtype) {
-    case 'bf16': for (let i = 0; i < n; i++) out[i] = bf16ToF32((t.data as Uint16Array)[i]); break;
-    case 'f16': for (let i = 0; i < n; i++) out[i] = f16ToF32((t.data as Uint16Array)[i]); break;
-    case 'i64': for (let i = 0; i < n; i++) out[i] = Number((t.data as BigInt64Array)[i]); break;
-    default: for (let i = 0; i < n; i++) out[i] = Number(t.data[i]); break;
+    case 'bf16':
+      for (let i = 0; i < n; i++) out[i] = bf16ToF32((t.data as Uint16Array)[i]);
+      break;
+    case 'f16':
+      for (let i = 0; i < n; i++) out[i] = f16ToF32((t.data as Uint16Array)[i]);
+      break;
+    case 'i64':
+      for (let i = 0; i < n; i++) out[i] = Number((t.data as BigInt64Array)[i]);
+      break;
+    default:
+      for (let i = 0; i < n; i++) out[i] = Number(t.data[i]);
+      break;
   }
   return out;
 }

@@ -12,7 +12,15 @@ import { fedSourcesOfOutputs } from './fedSources.ts';
 import { KERNELS } from '../graph/opTable.ts';
 
 export type { FusedNormRounding } from './plan.ts';
-export type { BackendName, RunOptions, TraceEvent, Trace, RunResult, Backend, RunProgress } from './backend.ts';
+export type {
+  BackendName,
+  RunOptions,
+  TraceEvent,
+  Trace,
+  RunResult,
+  Backend,
+  RunProgress,
+} from './backend.ts';
 export type { HostTensor } from './hostTensor.ts';
 export type { OutputComparison } from './compareOutputs.ts';
 export { RunError, type RunErrorKind } from './runError.ts';
@@ -28,12 +36,24 @@ export function registerBackend(name: BackendName, load: () => Promise<Backend>)
   BACKENDS.set(name, load);
 }
 
-export function planGraph(g: Graph, opts: Pick<RunOptions, 'preset' | 'dtype' | 'ranks' | 'tokens' | 'fusedNormRounding' | 'planFor'> & { backend?: BackendName }): Plan {
-  if (opts.dtype !== 'bf16' && opts.dtype !== 'f32' && opts.dtype !== 'f16') throw new RunError('input', `dtype must be bf16, f32 or f16, got '${opts.dtype}'`);
-  const plan = buildPlan(g, { preset: opts.preset, dtype: opts.dtype, ranks: opts.ranks, tokens: opts.tokens });
+export function planGraph(
+  g: Graph,
+  opts: Pick<RunOptions, 'preset' | 'dtype' | 'ranks' | 'tokens' | 'fusedNormRounding' | 'planFor'> & {
+    backend?: BackendName;
+  },
+): Plan {
+  if (opts.dtype !== 'bf16' && opts.dtype !== 'f32' && opts.dtype !== 'f16')
+    throw new RunError('input', `dtype must be bf16, f32 or f16, got '${opts.dtype}'`);
+  const plan = buildPlan(g, {
+    preset: opts.preset,
+    dtype: opts.dtype,
+    ranks: opts.ranks,
+    tokens: opts.tokens,
+  });
   if ((opts.planFor ?? opts.backend) === 'agent') feedWorkerless(plan);
   // On the steps, so every rank mode (one thread, workers) and backend reads it from the plan.
-  if (opts.fusedNormRounding === 'as-unfused') for (const s of plan.steps) if (s.kernel === 'fused_allreduce_norm') s.normRounding = 'as-unfused';
+  if (opts.fusedNormRounding === 'as-unfused')
+    for (const s of plan.steps) if (s.kernel === 'fused_allreduce_norm') s.normRounding = 'as-unfused';
   return plan;
 }
 
@@ -52,7 +72,11 @@ function feedWorkerless(plan: Plan): void {
 
 export async function runGraph(g: Graph, opts: RunOptions): Promise<RunResult> {
   const load = BACKENDS.get(opts.backend);
-  if (!load) throw new RunError('input', `backend '${opts.backend}' is not available (have: ${[...BACKENDS.keys()].join(', ')})`);
+  if (!load)
+    throw new RunError(
+      'input',
+      `backend '${opts.backend}' is not available (have: ${[...BACKENDS.keys()].join(', ')})`,
+    );
   opts.onProgress?.({ phase: 'plan', done: 0, total: 1 });
   const plan = planGraph(g, opts);
   opts.onProgress?.({ phase: 'plan', done: 1, total: 1 });
@@ -65,7 +89,12 @@ export async function runGraph(g: Graph, opts: RunOptions): Promise<RunResult> {
  * comparison inexact: the after-graph run again with the fused norm rounded as the unfused pair
  * rounds it, gated bitwise against the before-graph. `outputs` is null when it was skipped.
  */
-export interface ExactCheck { outputs: OutputComparison[] | null; pass: boolean; skipped: boolean; note: string }
+export interface ExactCheck {
+  outputs: OutputComparison[] | null;
+  pass: boolean;
+  skipped: boolean;
+  note: string;
+}
 
 export interface CompareReport {
   passes: string[];
@@ -100,7 +129,13 @@ export type Verdict = 'proven' | 'depends-on-fed' | 'not-gated' | 'failed';
 
 const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
 const MOE = 'vllm.moe_forward.default';
-const fusedSitesOf = (g: Graph) => g.nodes.filter((n) => n.op === FUSED || (n.op === 'higher_order.auto_functionalized' && JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm'))).length;
+const fusedSitesOf = (g: Graph) =>
+  g.nodes.filter(
+    (n) =>
+      n.op === FUSED ||
+      (n.op === 'higher_order.auto_functionalized' &&
+        JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm')),
+  ).length;
 
 const FUSED_AG_MM = 'symm_mem.fused_all_gather_matmul.default';
 /**
@@ -110,34 +145,66 @@ const FUSED_AG_MM = 'symm_mem.fused_all_gather_matmul.default';
  */
 function splitBiasSitesOf(g: Graph): number {
   const byName = new Map(g.nodes.map((n) => [n.name, n]));
-  const src = (a: unknown) => (a && typeof a === 'object' && !Array.isArray(a) && (a as { kind?: string }).kind === 'ref' ? byName.get((a as { name: string }).name) : undefined);
-  return g.nodes.filter((n) => n.op === 'aten.add.Tensor' && src(src(src(n.args[0])?.args[0])?.args[0])?.op === FUSED_AG_MM).length;
+  const src = (a: unknown) =>
+    a && typeof a === 'object' && !Array.isArray(a) && (a as { kind?: string }).kind === 'ref'
+      ? byName.get((a as { name: string }).name)
+      : undefined;
+  return g.nodes.filter(
+    (n) => n.op === 'aten.add.Tensor' && src(src(src(n.args[0])?.args[0])?.args[0])?.op === FUSED_AG_MM,
+  ).length;
 }
 
 /** Output names under which the fused op's own results reach the after-graph's outputs (`x[1]`, or a getitem of it). */
 function fusedResultsOf(g: Graph): Set<string> {
-  const fused = new Set(g.nodes.filter((n) => n.op === FUSED || (n.op === 'higher_order.auto_functionalized' && JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm'))).map((n) => n.name));
+  const fused = new Set(
+    g.nodes
+      .filter(
+        (n) =>
+          n.op === FUSED ||
+          (n.op === 'higher_order.auto_functionalized' &&
+            JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm')),
+      )
+      .map((n) => n.name),
+  );
   const names = new Set<string>();
   for (const n of g.nodes) {
     const src = n.args[0];
-    if (n.op === 'getitem' && src && typeof src === 'object' && !Array.isArray(src) && src.kind === 'ref' && fused.has(src.name)) names.add(n.name);
+    if (
+      n.op === 'getitem' &&
+      src &&
+      typeof src === 'object' &&
+      !Array.isArray(src) &&
+      src.kind === 'ref' &&
+      fused.has(src.name)
+    )
+      names.add(n.name);
   }
   for (const f of fused) for (let i = 0; i < 6; i++) names.add(`${f}[${i}]`);
   return names;
 }
 
 /** Run `before` and `after` on the same seeded inputs and compare outputs position by position. */
-export async function compareGraphs(before: Graph, after: Graph, passes: string[], opts: RunOptions): Promise<CompareReport> {
+export async function compareGraphs(
+  before: Graph,
+  after: Graph,
+  passes: string[],
+  opts: RunOptions,
+): Promise<CompareReport> {
   const a = await runGraph(before, opts);
   const b = await runGraph(after, opts);
   const fusedSites = fusedSitesOf(after) - fusedSitesOf(before);
   // Planning is pure and cheap next to running: done again here rather than carried through every backend.
-  const fed: FedSources = { before: fedSourcesOfOutputs(planGraph(before, opts)), after: fedSourcesOfOutputs(planGraph(after, opts)) };
+  const fed: FedSources = {
+    before: fedSourcesOfOutputs(planGraph(before, opts)),
+    after: fedSourcesOfOutputs(planGraph(after, opts)),
+  };
   // Outputs the graph types as FP8 are compared in fp8 steps (their values are quantized).
-  const fp8Outputs = new Set((before.outputs ?? []).flatMap((o) => {
-    const n = isRef(o) ? before.nodes.find((x) => x.name === o.name) : undefined;
-    return n?.type?.kind === 'tensor' && n.type.dtype === 'f8e4m3fn' ? [n.name] : [];
-  }));
+  const fp8Outputs = new Set(
+    (before.outputs ?? []).flatMap((o) => {
+      const n = isRef(o) ? before.nodes.find((x) => x.name === o.name) : undefined;
+      return n?.type?.kind === 'tensor' && n.type.dtype === 'f8e4m3fn' ? [n.name] : [];
+    }),
+  );
   const routed = after.nodes.some((n) => n.op === MOE || JSON.stringify(n.args[0]).includes(MOE));
   const splitBias = splitBiasSitesOf(after) - splitBiasSitesOf(before);
   const outputs = compareOutputs(a, b, fusedSites, routed, fp8Outputs, fed, fusedResultsOf(after), splitBias);
@@ -146,22 +213,56 @@ export async function compareGraphs(before: Graph, after: Graph, passes: string[
     const what = `after-graph with the ${fusedSites} fused norm${fusedSites > 1 ? 's' : ''} rounded as the unfused pair, bitwise against before`;
     if (splitBias > 0) {
       // The unfused-rounding rerun restores the norms' rounding, not the bias adds': it would differ anyway.
-      exact = { outputs: null, pass: true, skipped: true, note: `exact check skipped: ${splitBias} bias add${splitBias > 1 ? 's' : ''} split out of async-tp's fused all_gather GEMM round once more than addmm (${what} would still differ)` };
+      exact = {
+        outputs: null,
+        pass: true,
+        skipped: true,
+        note: `exact check skipped: ${splitBias} bias add${splitBias > 1 ? 's' : ''} split out of async-tp's fused all_gather GEMM round once more than addmm (${what} would still differ)`,
+      };
     } else if (opts.backend === 'agent') {
-      exact = { outputs: null, pass: true, skipped: true, note: `exact check skipped: the agent backend has no unfused-rounding mode for the fused kernel (${what})${fusedSites > 1 ? '; nothing here gates the outputs but their shapes' : ''}` };
+      exact = {
+        outputs: null,
+        pass: true,
+        skipped: true,
+        note: `exact check skipped: the agent backend has no unfused-rounding mode for the fused kernel (${what})${fusedSites > 1 ? '; nothing here gates the outputs but their shapes' : ''}`,
+      };
     } else {
       const c = await runGraph(after, { ...opts, fusedNormRounding: 'as-unfused' });
       const eo = compareExact(a, c, fed);
       const pass = eo.length > 0 && eo.every((o) => o.pass);
-      exact = { outputs: eo, pass, skipped: false, note: `exact check: ${what}: ${pass ? 'equal' : `${eo.filter((o) => !o.pass).length} output(s) differ`}` };
+      exact = {
+        outputs: eo,
+        pass,
+        skipped: false,
+        note: `exact check: ${what}: ${pass ? 'equal' : `${eo.filter((o) => !o.pass).length} output(s) differ`}`,
+      };
     }
   }
   const ok = outputs.length > 0 && outputs.every((o) => o.pass) && (exact?.pass ?? true);
   const fedOnComparedPaths = [...new Set(outputs.flatMap((o) => o.fedFrom))];
   // An output reported but not gated is proven by the exact check, when that ran.
-  const gated = (o: OutputComparison, i: number) => o.proven || (!!exact?.outputs?.[i]?.proven && !exact.skipped);
-  const verdict: Verdict = !ok ? 'failed' : fedOnComparedPaths.length ? 'depends-on-fed' : outputs.every(gated) ? 'proven' : 'not-gated';
-  return { passes, outputs, before: a.trace, after: b.trace, fusedSites, exact, ok, fedOnComparedPaths, verdict, beforeOutputs: a.outputs, afterOutputs: b.outputs };
+  const gated = (o: OutputComparison, i: number) =>
+    o.proven || (!!exact?.outputs?.[i]?.proven && !exact.skipped);
+  const verdict: Verdict = !ok
+    ? 'failed'
+    : fedOnComparedPaths.length
+      ? 'depends-on-fed'
+      : outputs.every(gated)
+        ? 'proven'
+        : 'not-gated';
+  return {
+    passes,
+    outputs,
+    before: a.trace,
+    after: b.trace,
+    fusedSites,
+    exact,
+    ok,
+    fedOnComparedPaths,
+    verdict,
+    beforeOutputs: a.outputs,
+    afterOutputs: b.outputs,
+  };
 }
 
 export async function compareRewrite(g: Graph, passes: string[], opts: RunOptions): Promise<CompareReport> {

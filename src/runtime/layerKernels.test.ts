@@ -27,13 +27,17 @@ describe('CPU reference, by hand', () => {
   it('rotary: dims past the cache width are left as they are, and each head rotates alike', () => {
     const x = Float64Array.of(1, 2, 5, 6, 3, 4, 7, 8);
     const cache = Float64Array.of(0, 1); // rot 2: cos 0, sin 1 at position 0
-    expect([...cpuRotary(x, 1, 8, Float64Array.of(0), cache, 2, 4, true, id)]).toEqual([-2, 1, 5, 6, -4, 3, 7, 8]);
+    expect([...cpuRotary(x, 1, 8, Float64Array.of(0), cache, 2, 4, true, id)]).toEqual([
+      -2, 1, 5, 6, -4, 3, 7, 8,
+    ]);
   });
 
-  it('rotary rounds each product and the sum to the storage dtype, as vLLM\'s scalar_t kernel', () => {
+  it("rotary rounds each product and the sum to the storage dtype, as vLLM's scalar_t kernel", () => {
     // x·c = 1.51965…: bf16 rounds it up to 1.5234375 before the tiny x·s is taken off.
-    const c = 1 + 2 ** -7, s = 2 ** -9;
-    const x = Float64Array.of(1.5 + 2 ** -7, 1), cache = Float64Array.of(c, s);
+    const c = 1 + 2 ** -7,
+      s = 2 ** -9;
+    const x = Float64Array.of(1.5 + 2 ** -7, 1),
+      cache = Float64Array.of(c, s);
     const bf = (v: number) => roundTo('bf16', v);
     const [x0] = cpuRotary(x, 1, 2, Float64Array.of(0), cache, 2, 2, true, bf);
     expect(x0).toBe(bf(bf(x[0] * c) - bf(x[1] * s)));
@@ -42,7 +46,10 @@ describe('CPU reference, by hand', () => {
   });
 
   it('attention: the first token reads only itself; equal scores average the values seen so far', () => {
-    const T = 3, H = 2, Hkv = 1, D = 2;
+    const T = 3,
+      H = 2,
+      Hkv = 1,
+      D = 2;
     const q = new Float64Array(T * H * D); // zero queries: every score equal
     const k = Float64Array.of(1, 2, 3, 4, 5, 6);
     const v = Float64Array.of(1, 10, 3, 20, 8, 60);
@@ -52,8 +59,11 @@ describe('CPU reference, by hand', () => {
     expect([...out.subarray(8, 10)]).toEqual([4, 30]);
   });
 
-  it('attention: a query aligned with one key by a wide margin reads that key\'s value (GQA: heads share kv heads)', () => {
-    const T = 2, H = 2, Hkv = 1, D = 1;
+  it("attention: a query aligned with one key by a wide margin reads that key's value (GQA: heads share kv heads)", () => {
+    const T = 2,
+      H = 2,
+      Hkv = 1,
+      D = 1;
     const q = Float64Array.of(0, 0, 100, -100); // token 1: head 0 prefers key 1, head 1 key 0
     const k = Float64Array.of(-1, 1);
     const v = Float64Array.of(5, 7);
@@ -100,12 +110,26 @@ const GRAPHS = {
 };
 
 let gpu: GPU;
-beforeAll(async () => { gpu = await nodeGpu(); });
-const base = (o: Partial<RunOptions> = {}): RunOptions => ({ backend: 'cpu', ranks: 1, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false, seed: 11, gpu, ...o });
+beforeAll(async () => {
+  gpu = await nodeGpu();
+});
+const base = (o: Partial<RunOptions> = {}): RunOptions => ({
+  backend: 'cpu',
+  ranks: 1,
+  preset: 'tiny',
+  dtype: 'bf16',
+  allreduce: 'one-shot',
+  workers: false,
+  seed: 11,
+  gpu,
+  ...o,
+});
 
 describe('WebGPU against the CPU reference', { timeout: 300_000 }, () => {
   const allowed: Record<keyof typeof GRAPHS, number> = {
-    rotary: 0, scatter: 0, stridedWrite: 0,
+    rotary: 0,
+    scatter: 0,
+    stridedWrite: 0,
     attention: KERNELS.attention.rounding.ulps.bf16,
     silu: MAP_FNS.silu_mul.ulps ?? 0,
   };
@@ -124,7 +148,7 @@ describe('WebGPU against the CPU reference', { timeout: 300_000 }, () => {
     });
   }
 
-  it('rotary: positions are seeded as token positions inside the cache (i32, range = the cache\'s rows)', async () => {
+  it("rotary: positions are seeded as token positions inside the cache (i32, range = the cache's rows)", async () => {
     const g = parseFx(GRAPHS.rotary).graph;
     const plan = planGraph(g, base());
     const step = plan.steps.find((s) => s.kernel === 'rotary')!;

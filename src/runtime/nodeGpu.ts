@@ -18,7 +18,8 @@ function linkVulkanLoader(): void {
   try {
     const pkg = dirname(createRequire(import.meta.url).resolve('webgpu/package.json'));
     const target = join(pkg, 'dist', `linux-${process.arch}`, 'libvulkan.so.1');
-    if (existsSync(join(pkg, 'dist', `linux-${process.arch}`)) && !existsSync(target)) symlinkSync(chromiumLoader, target);
+    if (existsSync(join(pkg, 'dist', `linux-${process.arch}`)) && !existsSync(target))
+      symlinkSync(chromiumLoader, target);
   } catch {
     // Read-only node_modules: the adapter request below reports what is missing.
   }
@@ -28,7 +29,11 @@ function linkVulkanLoader(): void {
 export async function nodeGpu(): Promise<GPU> {
   if (instance) return instance;
   // No driver named: SwiftShader from Debian's chromium (GPU hosts name theirs in VK_DRIVER_FILES).
-  if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && existsSync('/usr/lib/chromium/vk_swiftshader_icd.json')) {
+  if (
+    !process.env.VK_ICD_FILENAMES &&
+    !process.env.VK_DRIVER_FILES &&
+    existsSync('/usr/lib/chromium/vk_swiftshader_icd.json')
+  ) {
     process.env.VK_ICD_FILENAMES = '/usr/lib/chromium/vk_swiftshader_icd.json';
   }
   process.env.XDG_RUNTIME_DIR ??= '/tmp';

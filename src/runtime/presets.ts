@@ -20,7 +20,15 @@ export interface Preset {
 }
 
 /** GPT-OSS sizes as they appear in the graphs. */
-export const GPT_OSS = { hidden: 2880, hiddenPadded: 3072, experts20b: 32, experts120b: 128, intermediate: 2880, vocab: 201088, topK: 4 } as const;
+export const GPT_OSS = {
+  hidden: 2880,
+  hiddenPadded: 3072,
+  experts20b: 32,
+  experts120b: 128,
+  intermediate: 2880,
+  vocab: 201088,
+  topK: 4,
+} as const;
 
 export const PRESETS: Record<PresetName, Preset> = {
   // Sizes that are not multiples of any tile or vector width, so every kernel's edge paths run.
@@ -28,17 +36,27 @@ export const PRESETS: Record<PresetName, Preset> = {
     name: 'tiny',
     dims: new Map([
       // Expert counts keep their size: 32 is also the head count, and sizes map globally.
-      [GPT_OSS.hidden, 40], [GPT_OSS.hiddenPadded, 48],
+      [GPT_OSS.hidden, 40],
+      [GPT_OSS.hiddenPadded, 48],
       // The vocabulary, whole and as each rank's shard of the vocab-parallel embedding.
-      [GPT_OSS.vocab, 97], [GPT_OSS.vocab / 2, 97], [GPT_OSS.vocab / 4, 97], [GPT_OSS.vocab / 8, 97],
+      [GPT_OSS.vocab, 97],
+      [GPT_OSS.vocab / 2, 97],
+      [GPT_OSS.vocab / 4, 97],
+      [GPT_OSS.vocab / 8, 97],
     ]),
-    tokens: 7, topK: 4, intermediate: 120, vocab: 97,
+    tokens: 7,
+    topK: 4,
+    intermediate: 120,
+    vocab: 97,
     doc: 'tests: T=7, hidden 40 (padded 48), experts as the model (32 / 128) top-4, intermediate 120 (splits over 1-6 and 8 ranks)',
   },
   layer: {
     name: 'layer',
     dims: new Map(),
-    tokens: 64, topK: GPT_OSS.topK, intermediate: GPT_OSS.intermediate, vocab: GPT_OSS.vocab,
+    tokens: 64,
+    topK: GPT_OSS.topK,
+    intermediate: GPT_OSS.intermediate,
+    vocab: GPT_OSS.vocab,
     doc: 'one GPT-OSS-20B layer: hidden 2880 (padded 3072), 32 experts top-4, intermediate 2880, T=64',
   },
 };

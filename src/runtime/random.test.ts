@@ -5,8 +5,10 @@ import { fnv1a32, lowbias32, rand, uniform, shardStream, replicatedStream } from
 function lowbias32Spec(x: bigint): bigint {
   const M = 0xffffffffn;
   x &= M;
-  x ^= x >> 16n; x = (x * 0x7feb352dn) & M;
-  x ^= x >> 15n; x = (x * 0x846ca68bn) & M;
+  x ^= x >> 16n;
+  x = (x * 0x7feb352dn) & M;
+  x ^= x >> 15n;
+  x = (x * 0x846ca68bn) & M;
   x ^= x >> 16n;
   return x;
 }
@@ -16,7 +18,8 @@ describe('counter-based random numbers', () => {
     for (let i = 0; i < 2000; i++) {
       const x = (Math.random() * 2 ** 32) >>> 0;
       expect(lowbias32(x)).toBe(Number(lowbias32Spec(BigInt(x))));
-      const seed = (Math.random() * 2 ** 32) >>> 0, stream = (Math.random() * 2 ** 32) >>> 0;
+      const seed = (Math.random() * 2 ** 32) >>> 0,
+        stream = (Math.random() * 2 ** 32) >>> 0;
       const want = lowbias32Spec(lowbias32Spec(lowbias32Spec(BigInt(seed)) ^ BigInt(stream)) ^ BigInt(i));
       expect(rand(seed, stream, i)).toBe(Number(want));
     }

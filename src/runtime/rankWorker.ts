@@ -37,25 +37,55 @@ async function run(m: WorkerRunMessage, post: (r: WorkerReply) => void): Promise
   else {
     // Node only: a specifier bundlers do not follow, so the browser build never pulls in Dawn.
     const nodeGpuModule = './nodeGpu.ts';
-    gpu = await (await import(/* @vite-ignore */ nodeGpuModule) as typeof import('./nodeGpu.ts')).nodeGpu();
+    gpu = await ((await import(/* @vite-ignore */ nodeGpuModule)) as typeof import('./nodeGpu.ts')).nodeGpu();
   }
   // The device (and the kernels compiled on it) outlives the run: a second run compiles nothing.
-  if (kept && (kept.lost || kept.rank !== rank || (plan.dtype === 'f16' && !kept.device.features.has('shader-f16')))) { kept.destroy(); kept = null; }
+  if (
+    kept &&
+    (kept.lost || kept.rank !== rank || (plan.dtype === 'f16' && !kept.device.features.has('shader-f16')))
+  ) {
+    kept.destroy();
+    kept = null;
+  }
   const dev = kept ?? (await openRanks(gpu, 1, { f16: plan.dtype === 'f16' }, rank))[0];
   kept = dev;
   let failed = true;
   try {
-    const collective = async (s: CollectiveStep): Promise<TraceEvent[]> => runSharedCollective(s, dev, R, m.opts.allreduce, ctl, slot);
-    const res = await executePlan(plan, {
-      backend: 'webgpu', ranks: R, preset: plan.preset.name, dtype: plan.dtype, allreduce: m.opts.allreduce, workers: true, seed: m.opts.seed, inputs: m.opts.inputs,
-      onProgress: (progress) => post({ type: 'progress', rank, progress }),
-    }, [dev], collective, (s) => sharedCollectiveKernels(s, R, m.opts.allreduce, rank, dev.subgroupSize));
+    const collective = async (s: CollectiveStep): Promise<TraceEvent[]> =>
+      runSharedCollective(s, dev, R, m.opts.allreduce, ctl, slot);
+    const res = await executePlan(
+      plan,
+      {
+        backend: 'webgpu',
+        ranks: R,
+        preset: plan.preset.name,
+        dtype: plan.dtype,
+        allreduce: m.opts.allreduce,
+        workers: true,
+        seed: m.opts.seed,
+        inputs: m.opts.inputs,
+        onProgress: (progress) => post({ type: 'progress', rank, progress }),
+      },
+      [dev],
+      collective,
+      (s) => sharedCollectiveKernels(s, R, m.opts.allreduce, rank, dev.subgroupSize),
+    );
     failed = false;
-    return { type: 'done', rank, outputs: res.outputs[0], events: res.trace.events, notes: res.trace.notes, device: res.trace.device };
+    return {
+      type: 'done',
+      rank,
+      outputs: res.outputs[0],
+      events: res.trace.events,
+      notes: res.trace.notes,
+      device: res.trace.device,
+    };
   } finally {
     dev.endRun();
     // A device that failed mid-run is not trusted again.
-    if (failed) { dev.destroy(); kept = null; }
+    if (failed) {
+      dev.destroy();
+      kept = null;
+    }
   }
 }
 
@@ -67,19 +97,36 @@ let kept: RankDevice | null = null;
  * every rank; two-shot and ring split it into one part per rank (row blocks for the fused norm,
  * when they start on whole words).
  */
-function sharedParts(s: CollectiveStep, R: number, algo: string): { split: boolean; parts: [number, number][]; cols: number } {
+function sharedParts(
+  s: CollectiveStep,
+  R: number,
+  algo: string,
+): { split: boolean; parts: [number, number][]; cols: number } {
   const n = numelOf(s.x.shape);
   const cols = s.kernel === 'fused_allreduce_norm' ? asRows(s.x)!.cols : 1;
   const rows = n / cols;
   const rowsPer = Math.ceil(rows / R);
   const split = algo !== 'one-shot' && R > 1 && (s.kernel === 'all_reduce' || (rowsPer * cols) % 8 === 0);
-  const parts = !split ? [[0, n] as [number, number]] : s.kernel === 'all_reduce' ? chunks(n, R, 8)
-    : Array.from({ length: R }, (_, c) => [Math.min(n, c * rowsPer * cols), Math.min(n, (c + 1) * rowsPer * cols)] as [number, number]);
+  const parts = !split
+    ? [[0, n] as [number, number]]
+    : s.kernel === 'all_reduce'
+      ? chunks(n, R, 8)
+      : Array.from(
+          { length: R },
+          (_, c) =>
+            [Math.min(n, c * rowsPer * cols), Math.min(n, (c + 1) * rowsPer * cols)] as [number, number],
+        );
   return { split, parts, cols };
 }
 
 /** The kernels this rank dispatches for the collective in `runSharedCollective` (compiled before the run). */
-function sharedCollectiveKernels(s: CollectiveStep, R: number, algo: string, rank: number, subgroupSize: number): string[] {
+function sharedCollectiveKernels(
+  s: CollectiveStep,
+  R: number,
+  algo: string,
+  rank: number,
+  subgroupSize: number,
+): string[] {
   if (s.kernel === 'reduce_scatter') return [allReduceWgsl(s.x.dtype)];
   if (s.kernel === 'all_gather') return [];
   const { split, parts, cols } = sharedParts(s, R, algo);
@@ -87,7 +134,26 @@ function sharedCollectiveKernels(s: CollectiveStep, R: number, algo: string, ran
   if (b <= a) return [];
   if (s.kernel === 'all_reduce') return [allReduceWgsl(s.x.dtype)];
   const res = asRows(s.residual)!;
-  return [normKernel('allreduce', s.x.dtype, { rows: (b - a) / cols, cols, xOffset: 0, xRowStride: cols, resOffset: res.offset, resRowStride: res.rowStride, wOffset: s.w.offset, rowStart: a / cols, rankSlotStride: Math.ceil((b - a) / 8) * 8 }, subgroupSize, NORM_ROWS_DEFAULT, s.normRounding).code];
+  return [
+    normKernel(
+      'allreduce',
+      s.x.dtype,
+      {
+        rows: (b - a) / cols,
+        cols,
+        xOffset: 0,
+        xRowStride: cols,
+        resOffset: res.offset,
+        resRowStride: res.rowStride,
+        wOffset: s.w.offset,
+        rowStart: a / cols,
+        rankSlotStride: Math.ceil((b - a) / 8) * 8,
+      },
+      subgroupSize,
+      NORM_ROWS_DEFAULT,
+      s.normRounding,
+    ).code,
+  ];
 }
 
 /**
@@ -96,14 +162,33 @@ function sharedCollectiveKernels(s: CollectiveStep, R: number, algo: string, ran
  * the result, and copies the others' results; in shared memory a ring's hops would only add
  * barriers, so ring moves the same bytes as two-shot here (noted in the trace).
  */
-async function runSharedCollective(s: CollectiveStep, dev: RankDevice, R: number, algo: string, ctl: Int32Array, slot: (q: number) => Uint8Array): Promise<TraceEvent[]> {
+async function runSharedCollective(
+  s: CollectiveStep,
+  dev: RankDevice,
+  R: number,
+  algo: string,
+  ctl: Int32Array,
+  slot: (q: number) => Uint8Array,
+): Promise<TraceEvent[]> {
   const d = s.x.dtype;
   const bp = d === 'f32' || d === 'i32' ? 4 : 2;
   const events: TraceEvent[] = [];
   const t0 = performance.now();
-  const note = (bytesRead: number, bytesWritten: number, start: number) => events.push({ rank: dev.rank, node: s.node, op: s.op, kind: 'transfer', start_us: (start - t0) * 1000, dur_us: (performance.now() - start) * 1000, bytesRead, bytesWritten, timing: 'host' });
+  const note = (bytesRead: number, bytesWritten: number, start: number) =>
+    events.push({
+      rank: dev.rank,
+      node: s.node,
+      op: s.op,
+      kind: 'transfer',
+      start_us: (start - t0) * 1000,
+      dur_us: (performance.now() - start) * 1000,
+      bytesRead,
+      bytesWritten,
+      timing: 'host',
+    });
   const n = numelOf(s.x.shape);
-  if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather') return runSharedScatterGather(s, dev, R, ctl, slot, note, bp, n);
+  if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather')
+    return runSharedScatterGather(s, dev, R, ctl, slot, note, bp, n);
   const { split, parts, cols } = sharedParts(s, R, algo);
   const mine = split ? parts[dev.rank] : parts[0];
   // Publish the whole tensor; each rank reads the part it reduces from every slot.
@@ -121,10 +206,45 @@ async function runSharedCollective(s: CollectiveStep, dev: RankDevice, R: number
     for (let q = 0; q < R; q++) dev.write(g, q * slotLen * bp, slot(q).subarray(a * bp, b * bp));
     note(R * len * bp, R * len * bp, start);
     if (s.kernel === 'all_reduce') {
-      dev.submit(s.node, s.op, (_e, pass) => pass(allReduceWgsl(d), [dev.buffer(s.out), g], Uint32Array.from([len, R, a, slotLen]), grid1d(Math.ceil(len / 2), ALLREDUCE_WG)));
+      dev.submit(s.node, s.op, (_e, pass) =>
+        pass(
+          allReduceWgsl(d),
+          [dev.buffer(s.out), g],
+          Uint32Array.from([len, R, a, slotLen]),
+          grid1d(Math.ceil(len / 2), ALLREDUCE_WG),
+        ),
+      );
     } else {
       const res = asRows(s.residual)!;
-      encodeNorm(dev, s.node, s.op, 'allreduce', d, { rows: len / cols, cols, xOffset: 0, xRowStride: cols, resOffset: res.offset, resRowStride: res.rowStride, wOffset: s.w.offset, eps: s.eps, ranks: R, rowStart: a / cols, rankSlotStride: slotLen }, [dev.buffer(s.out), dev.buffer(s.residualOut), g, dev.buffer(s.residual.storage), dev.buffer(s.w.storage)], NORM_ROWS_DEFAULT, s.normRounding);
+      encodeNorm(
+        dev,
+        s.node,
+        s.op,
+        'allreduce',
+        d,
+        {
+          rows: len / cols,
+          cols,
+          xOffset: 0,
+          xRowStride: cols,
+          resOffset: res.offset,
+          resRowStride: res.rowStride,
+          wOffset: s.w.offset,
+          eps: s.eps,
+          ranks: R,
+          rowStart: a / cols,
+          rankSlotStride: slotLen,
+        },
+        [
+          dev.buffer(s.out),
+          dev.buffer(s.residualOut),
+          g,
+          dev.buffer(s.residual.storage),
+          dev.buffer(s.w.storage),
+        ],
+        NORM_ROWS_DEFAULT,
+        s.normRounding,
+      );
     }
     await dev.sync();
   }
@@ -152,19 +272,35 @@ async function runSharedCollective(s: CollectiveStep, dev: RankDevice, R: number
  * tensor and reduces its own rows from every slot, in rank order (the all-reduce's kernel, so the
  * bits match it). all_gather: every rank publishes its shard and copies every slot into its rows.
  */
-async function runSharedScatterGather(s: Extract<CollectiveStep, { kernel: 'reduce_scatter' | 'all_gather' }>, dev: RankDevice, R: number, ctl: Int32Array,
-  slot: (q: number) => Uint8Array, note: (read: number, written: number, start: number) => void, bp: number, n: number): Promise<TraceEvent[]> {
+async function runSharedScatterGather(
+  s: Extract<CollectiveStep, { kernel: 'reduce_scatter' | 'all_gather' }>,
+  dev: RankDevice,
+  R: number,
+  ctl: Int32Array,
+  slot: (q: number) => Uint8Array,
+  note: (read: number, written: number, start: number) => void,
+  bp: number,
+  n: number,
+): Promise<TraceEvent[]> {
   let start = performance.now();
   slot(dev.rank).set(await readAligned(dev, dev.buffer(s.x.storage), s.x.offset * bp, n * bp));
   note(n * bp, n * bp, start);
   barrier(ctl, R);
   start = performance.now();
   if (s.kernel === 'reduce_scatter') {
-    const len = n / R, a = dev.rank * len;
+    const len = n / R,
+      a = dev.rank * len;
     const slotLen = Math.ceil(len / 8) * 8;
     const g = dev.scratch(R * slotLen * bp + 16, `${s.node} gathered`);
     for (let q = 0; q < R; q++) dev.write(g, q * slotLen * bp, slot(q).subarray(a * bp, (a + len) * bp));
-    dev.submit(s.node, s.op, (_e, pass) => pass(allReduceWgsl(s.x.dtype), [dev.buffer(s.out), g], Uint32Array.from([len, R, 0, slotLen]), grid1d(Math.ceil(len / 2), ALLREDUCE_WG)));
+    dev.submit(s.node, s.op, (_e, pass) =>
+      pass(
+        allReduceWgsl(s.x.dtype),
+        [dev.buffer(s.out), g],
+        Uint32Array.from([len, R, 0, slotLen]),
+        grid1d(Math.ceil(len / 2), ALLREDUCE_WG),
+      ),
+    );
     note(R * len * bp, R * len * bp, start);
   } else {
     // The shards assembled on the host and written whole (a shard may not start on a 4-byte boundary).
@@ -187,10 +323,24 @@ const reply = (post: (r: WorkerReply) => void) => async (m: WorkerRunMessage) =>
   }
 };
 
-if (typeof process !== 'undefined' && process.versions?.node && typeof window === 'undefined' && typeof WorkerGlobalScope === 'undefined') {
+if (
+  typeof process !== 'undefined' &&
+  process.versions?.node &&
+  typeof window === 'undefined' &&
+  typeof WorkerGlobalScope === 'undefined'
+) {
   const { parentPort } = await import('node:worker_threads');
-  if (parentPort) { const port = parentPort; port.on('message', reply((r) => port.postMessage(r))); }
+  if (parentPort) {
+    const port = parentPort;
+    port.on(
+      'message',
+      reply((r) => port.postMessage(r)),
+    );
+  }
 } else {
-  const scope = self as unknown as { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void };
+  const scope = self as unknown as {
+    onmessage: ((e: MessageEvent) => void) | null;
+    postMessage(m: unknown): void;
+  };
   scope.onmessage = (e) => void reply((r) => scope.postMessage(r))(e.data as WorkerRunMessage);
 }

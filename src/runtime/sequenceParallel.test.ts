@@ -17,9 +17,22 @@ import { bitwiseEqual } from './hostTensor.ts';
 import { GraphBuilder } from '../graph/build.ts';
 
 let gpu: GPU;
-beforeAll(async () => { gpu = await nodeGpu(); });
+beforeAll(async () => {
+  gpu = await nodeGpu();
+});
 const seed = (Math.random() * 2 ** 32) >>> 0;
-const opts = (o: Partial<RunOptions>): RunOptions => ({ backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', tokens: 8, seed, gpu, ...o } as RunOptions);
+const opts = (o: Partial<RunOptions>): RunOptions =>
+  ({
+    backend: 'cpu',
+    ranks: 2,
+    preset: 'tiny',
+    dtype: 'bf16',
+    allreduce: 'one-shot',
+    tokens: 8,
+    seed,
+    gpu,
+    ...o,
+  }) as RunOptions;
 const gptOss = (tp: number, layers = 2) => parseFx(generateSample('gpt-oss-20b', { layers, tp })).graph;
 const rewrite = (g: Graph, passes: string[], tp: number) => runPipeline(g, passes, { worldSize: tp }).output;
 const SP = ['noop-elimination', 'slice-hoist', 'sequence-parallelism'];
@@ -44,10 +57,18 @@ describe('sequence parallelism and async TP, executed', { timeout: 600_000 }, ()
         const after = rewrite(g, passes, ranks);
         const rep = await compareGraphs(g, after, passes, opts(o));
         expect(rep.outputs.length).toBe(ranks);
-        expect(rep.outputs.every((c) => c.bitwiseEqual && c.pass), `seed ${seed} ${label} ${passes.join(',')}: ${JSON.stringify(rep.outputs)}`).toBe(true);
+        expect(
+          rep.outputs.every((c) => c.bitwiseEqual && c.pass),
+          `seed ${seed} ${label} ${passes.join(',')}: ${JSON.stringify(rep.outputs)}`,
+        ).toBe(true);
         // The collectives ran as such: one reduce-scatter per split site on every rank.
         const ops = rep.after.events.filter((e) => e.rank === 0).map((e) => e.op);
-        expect(ops.filter((op) => op === 'vllm.reduce_scatter.default' || op === 'symm_mem.fused_matmul_reduce_scatter.default').length).toBeGreaterThanOrEqual(2 * layers + 1);
+        expect(
+          ops.filter(
+            (op) =>
+              op === 'vllm.reduce_scatter.default' || op === 'symm_mem.fused_matmul_reduce_scatter.default',
+          ).length,
+        ).toBeGreaterThanOrEqual(2 * layers + 1);
       }
     });
   }
@@ -59,21 +80,36 @@ describe('sequence parallelism and async TP, executed', { timeout: 600_000 }, ()
     expect(after.nodes.some((n) => n.op === 'symm_mem.fused_all_gather_matmul.default')).toBe(true);
     const rep = await compareGraphs(g, after, ASYNC_TP, opts({}));
     expect(rep.outputs.length).toBe(2);
-    for (const c of rep.outputs) expect(c.tolerance, `seed ${seed}`).toMatch(/^not gated: async-tp split 2 bias adds out of the fused all_gather GEMM/);
+    for (const c of rep.outputs)
+      expect(c.tolerance, `seed ${seed}`).toMatch(
+        /^not gated: async-tp split 2 bias adds out of the fused all_gather GEMM/,
+      );
     expect(rep.verdict, `seed ${seed}`).toBe('not-gated');
     // The fused GEMMs ran as such: one per split site and layer on every rank.
     const ops = rep.after.events.filter((e) => e.rank === 0).map((e) => e.op);
-    for (const op of ['symm_mem.fused_matmul_reduce_scatter.default', 'symm_mem.fused_all_gather_matmul.default'])
-      expect(ops.filter((x) => x === op).length, op).toBeGreaterThanOrEqual(after.nodes.filter((n) => n.op === op).length);
+    for (const op of [
+      'symm_mem.fused_matmul_reduce_scatter.default',
+      'symm_mem.fused_all_gather_matmul.default',
+    ])
+      expect(ops.filter((x) => x === op).length, op).toBeGreaterThanOrEqual(
+        after.nodes.filter((n) => n.op === op).length,
+      );
   });
 
   it('async TP where no GEMM has a bias (Qwen3-MoE-like, 1 layer): SP + async TP bitwise equal to the original (cpu)', async () => {
     const g = parseFx(generateSample('qwen3-moe', { layers: 1, tp: 2 })).graph;
     const after = rewrite(g, ASYNC_TP, 2);
-    expect(after.nodes.filter((n) => n.op === 'symm_mem.fused_all_gather_matmul.default').length).toBeGreaterThan(0);
-    expect(after.nodes.filter((n) => n.op === 'symm_mem.fused_matmul_reduce_scatter.default').length).toBeGreaterThan(0);
+    expect(
+      after.nodes.filter((n) => n.op === 'symm_mem.fused_all_gather_matmul.default').length,
+    ).toBeGreaterThan(0);
+    expect(
+      after.nodes.filter((n) => n.op === 'symm_mem.fused_matmul_reduce_scatter.default').length,
+    ).toBeGreaterThan(0);
     const rep = await compareGraphs(g, after, ASYNC_TP, opts({}));
-    expect(rep.outputs.every((c) => c.bitwiseEqual && c.pass), `seed ${seed}: ${JSON.stringify(rep.outputs)}`).toBe(true);
+    expect(
+      rep.outputs.every((c) => c.bitwiseEqual && c.pass),
+      `seed ${seed}: ${JSON.stringify(rep.outputs)}`,
+    ).toBe(true);
   });
 
   it('the re-land alone (moe-unpad) is bitwise equal to the original and to the hoist on WebGPU', async () => {
@@ -85,7 +121,10 @@ describe('sequence parallelism and async TP, executed', { timeout: 600_000 }, ()
     expect(hoist.outputs.every((c) => c.bitwiseEqual)).toBe(true);
     // The re-land's all-reduce moves the unpadded width: 40 of the 48 columns at the tiny sizes.
     // What the all-reduces move, from the plan: the MoE's shrinks from 48 to 40 columns (tiny sizes).
-    const moved = (x: Graph) => planGraph(x, o).steps.filter((st) => st.kernel === 'all_reduce').map((st) => (st as { x: { shape: number[] } }).x.shape[1]);
+    const moved = (x: Graph) =>
+      planGraph(x, o)
+        .steps.filter((st) => st.kernel === 'all_reduce')
+        .map((st) => (st as { x: { shape: number[] } }).x.shape[1]);
     expect(moved(g)).toEqual([40, 40, 48]);
     expect(moved(rewrite(g, ['moe-unpad'], 2))).toEqual([40, 40, 40]);
   });
@@ -94,15 +133,35 @@ describe('sequence parallelism and async TP, executed', { timeout: 600_000 }, ()
     // A shard that starts or ends inside a 4-byte word, which WebGPU's copies and writes refuse.
     const b = new GraphBuilder('odd_shards', 'module');
     const x = b.input('x', 'bf16[3, 5]');
-    const rs = b.node('reduce_scatter', 'vllm.reduce_scatter.default', [x], { dim: 0, world_size: 3, group_name: 'tp:0' }, 'bf16[1, 5]');
-    const ag = b.node('all_gather', 'vllm.all_gather.default', [b.input('y', 'bf16[1, 5]')], { dim: 0, world_size: 3, group_name: 'tp:0' }, 'bf16[3, 5]');
+    const rs = b.node(
+      'reduce_scatter',
+      'vllm.reduce_scatter.default',
+      [x],
+      { dim: 0, world_size: 3, group_name: 'tp:0' },
+      'bf16[1, 5]',
+    );
+    const ag = b.node(
+      'all_gather',
+      'vllm.all_gather.default',
+      [b.input('y', 'bf16[1, 5]')],
+      { dim: 0, world_size: 3, group_name: 'tp:0' },
+      'bf16[3, 5]',
+    );
     b.output(rs, ag);
     const g = b.build();
     const ref = await runGraph(g, opts({ ranks: 3 }));
-    for (const o of [{ allreduce: 'one-shot' }, { allreduce: 'ring' }, { workers: true }] as Partial<RunOptions>[]) {
+    for (const o of [
+      { allreduce: 'one-shot' },
+      { allreduce: 'ring' },
+      { workers: true },
+    ] as Partial<RunOptions>[]) {
       const got = await runGraph(g, opts({ ranks: 3, backend: 'webgpu', ...o }));
       for (let r = 0; r < 3; r++)
-        for (const [name, want] of ref.outputs[r]) expect(bitwiseEqual(got.outputs[r].get(name)!, want), `${JSON.stringify(o)} rank ${r} ${name}`).toBe(true);
+        for (const [name, want] of ref.outputs[r])
+          expect(
+            bitwiseEqual(got.outputs[r].get(name)!, want),
+            `${JSON.stringify(o)} rank ${r} ${name}`,
+          ).toBe(true);
     }
   });
 
@@ -110,8 +169,12 @@ describe('sequence parallelism and async TP, executed', { timeout: 600_000 }, ()
     const after = rewrite(gptOss(2), SP, 2);
     const err = await runGraph(after, opts({ tokens: 7 })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RunError);
-    expect((err as Error).message).toMatch(/^node reduce_scatter \(vllm\.reduce_scatter\.default\): 7 tokens do not split over 2 ranks; use a token count divisible by 2 \(--tokens 8\)$/);
+    expect((err as Error).message).toMatch(
+      /^node reduce_scatter \(vllm\.reduce_scatter\.default\): 7 tokens do not split over 2 ranks; use a token count divisible by 2 \(--tokens 8\)$/,
+    );
     const wrongRanks = await runGraph(after, opts({ ranks: 4 })).catch((e: unknown) => e);
-    expect((wrongRanks as Error).message).toContain('the graph splits over world_size 2 but the run has 4 rank(s); use --ranks 2');
+    expect((wrongRanks as Error).message).toContain(
+      'the graph splits over world_size 2 but the run has 4 rank(s); use --ranks 2',
+    );
   });
 });

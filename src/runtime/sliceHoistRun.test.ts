@@ -11,19 +11,35 @@ import { compareGraphs, type RunOptions } from './index.ts';
 import { nodeGpu } from './nodeGpu.ts';
 
 let gpu: GPU;
-beforeAll(async () => { gpu = await nodeGpu(); });
-const opts = (backend: 'cpu' | 'webgpu', seed: number): RunOptions => ({ backend, ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false, gpu, seed });
+beforeAll(async () => {
+  gpu = await nodeGpu();
+});
+const opts = (backend: 'cpu' | 'webgpu', seed: number): RunOptions => ({
+  backend,
+  ranks: 2,
+  preset: 'tiny',
+  dtype: 'bf16',
+  allreduce: 'one-shot',
+  workers: false,
+  gpu,
+  seed,
+});
 
 /** mm → all_reduce → slice → add: the mm's per-rank partial sums are computed, nothing is fed. */
-const graph = (slice: string, sliced: string) => parseFx([
-  'class GraphModule(torch.nn.Module):',
-  '    def forward(self, arg0_1: "bf16[s72, 64]", arg1_1: "bf16[64, 96]", arg2_1: "bf16[' + sliced + ']"):',
-  '        mm: "bf16[s72, 96]" = torch.ops.aten.mm.default(arg0_1, arg1_1);  arg0_1 = arg1_1 = None',
-  "        all_reduce: \"bf16[s72, 96]\" = torch.ops.vllm.all_reduce.default(mm, 'tp:0');  mm = None",
-  `        slice_1: "bf16[${sliced}]" = torch.ops.aten.slice.Tensor(all_reduce, ${slice});  all_reduce = None`,
-  `        add: "bf16[${sliced}]" = torch.ops.aten.add.Tensor(slice_1, arg2_1);  slice_1 = arg2_1 = None`,
-  '        return (add,)',
-].join('\n')).graph;
+const graph = (slice: string, sliced: string) =>
+  parseFx(
+    [
+      'class GraphModule(torch.nn.Module):',
+      '    def forward(self, arg0_1: "bf16[s72, 64]", arg1_1: "bf16[64, 96]", arg2_1: "bf16[' +
+        sliced +
+        ']"):',
+      '        mm: "bf16[s72, 96]" = torch.ops.aten.mm.default(arg0_1, arg1_1);  arg0_1 = arg1_1 = None',
+      '        all_reduce: "bf16[s72, 96]" = torch.ops.vllm.all_reduce.default(mm, \'tp:0\');  mm = None',
+      `        slice_1: "bf16[${sliced}]" = torch.ops.aten.slice.Tensor(all_reduce, ${slice});  all_reduce = None`,
+      `        add: "bf16[${sliced}]" = torch.ops.aten.add.Tensor(slice_1, arg2_1);  slice_1 = arg2_1 = None`,
+      '        return (add,)',
+    ].join('\n'),
+  ).graph;
 
 const CASES: [string, string, string][] = [
   ['a negative start to INT64_MAX', '1, -24, 9223372036854775807', 's72, 24'],
@@ -40,13 +56,22 @@ describe('hoisted slices compute the same bits', { timeout: 300_000 }, () => {
       expect(r.stages[0]!.matches).toHaveLength(1);
       const after = r.output;
       const ar = after.nodes.find((n) => n.op === 'vllm.all_reduce.default')!;
-      expect(ar.type).toEqual({ kind: 'tensor', dtype: 'bf16', shape: sliced.split(', ').map((d) => (/^\d+$/.test(d) ? Number(d) : d)) });
-      expect(after.nodes.some((n) => n.op === 'aten.clone.default')).toBe(slice.split(', ').length === 4 && !slice.endsWith(', 1'));
+      expect(ar.type).toEqual({
+        kind: 'tensor',
+        dtype: 'bf16',
+        shape: sliced.split(', ').map((d) => (/^\d+$/.test(d) ? Number(d) : d)),
+      });
+      expect(after.nodes.some((n) => n.op === 'aten.clone.default')).toBe(
+        slice.split(', ').length === 4 && !slice.endsWith(', 1'),
+      );
       const seed = (Math.random() * 2 ** 32) >>> 0;
       for (const backend of ['cpu', 'webgpu'] as const) {
         const rep = await compareGraphs(g, after, ['slice-hoist'], opts(backend, seed));
         expect(rep.outputs.length, backend).toBe(2);
-        expect(rep.outputs.every((o) => o.bitwiseEqual), `seed ${seed} ${backend}: ${JSON.stringify(rep.outputs)}`).toBe(true);
+        expect(
+          rep.outputs.every((o) => o.bitwiseEqual),
+          `seed ${seed} ${backend}: ${JSON.stringify(rep.outputs)}`,
+        ).toBe(true);
         expect(rep.ok).toBe(true);
       }
     });

@@ -8,7 +8,10 @@ import { rewriteForCompare } from './rewriteForCompare.ts';
 import { spreadOf, summarise, timeGraphs } from './timing.ts';
 import type { Trace } from './backend.ts';
 
-const fragment = () => parseFx(readFileSync(new URL('../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph;
+const fragment = () =>
+  parseFx(
+    readFileSync(new URL('../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8'),
+  ).graph;
 
 describe('timing a rewrite', () => {
   it('median and spread', () => {
@@ -17,8 +20,25 @@ describe('timing a rewrite', () => {
   });
 
   it('keeps each rank apart and takes the median over runs, not the sum', () => {
-    const ev = (rank: number, dur: number) => ({ rank, node: 'mm', op: 'aten.mm.default', kind: 'kernel' as const, start_us: 0, dur_us: dur, bytesRead: 10, bytesWritten: 6, timing: 'host' as const });
-    const trace = (durs: number[]): Trace => ({ backend: 'cpu', device: 'cpu', ranks: 2, events: durs.map((d, r) => ev(r, d)), fed: [], notes: [] });
+    const ev = (rank: number, dur: number) => ({
+      rank,
+      node: 'mm',
+      op: 'aten.mm.default',
+      kind: 'kernel' as const,
+      start_us: 0,
+      dur_us: dur,
+      bytesRead: 10,
+      bytesWritten: 6,
+      timing: 'host' as const,
+    });
+    const trace = (durs: number[]): Trace => ({
+      backend: 'cpu',
+      device: 'cpu',
+      ranks: 2,
+      events: durs.map((d, r) => ev(r, d)),
+      fed: [],
+      notes: [],
+    });
     const s = summarise([trace([10, 100]), trace([30, 300]), trace([20, 200])]);
     expect(s.nodes).toEqual([
       { node: 'mm', op: 'aten.mm.default', rank: 0, us: { median: 20, min: 10, max: 30 }, bytes: 16 },
@@ -32,12 +52,31 @@ describe('timing a rewrite', () => {
     const g = fragment();
     const after = rewriteForCompare(g, ['slice-hoist', 'allreduce-rmsnorm'], 2);
     const seen: number[] = [];
-    const t = await timeGraphs(g, after, { backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false }, 3, false, (d) => seen.push(d));
+    const t = await timeGraphs(
+      g,
+      after,
+      { backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false },
+      3,
+      false,
+      (d) => seen.push(d),
+    );
     expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
     expect(t.runs).toBe(3);
     expect(new Set(t.before.nodes.map((n) => n.rank))).toEqual(new Set([0, 1]));
-    for (const n of [...t.before.nodes, ...t.after.nodes]) expect(n.us.min <= n.us.median && n.us.median <= n.us.max).toBe(true);
-    expect(t.after.nodes.some((n) => n.op.includes('fused_allreduce_norm') || n.node.startsWith('auto_functionalized'))).toBe(true);
-    await expect(timeGraphs(g, after, { backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false }, 0)).rejects.toThrow('timed runs must be a whole number ≥ 1, got 0');
+    for (const n of [...t.before.nodes, ...t.after.nodes])
+      expect(n.us.min <= n.us.median && n.us.median <= n.us.max).toBe(true);
+    expect(
+      t.after.nodes.some(
+        (n) => n.op.includes('fused_allreduce_norm') || n.node.startsWith('auto_functionalized'),
+      ),
+    ).toBe(true);
+    await expect(
+      timeGraphs(
+        g,
+        after,
+        { backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false },
+        0,
+      ),
+    ).rejects.toThrow('timed runs must be a whole number ≥ 1, got 0');
   });
 });

@@ -8,7 +8,11 @@ import type { Graph } from '../graph/ir.ts';
 import type { RunOptions, Trace, TraceEvent } from './backend.ts';
 import { runGraph } from './index.ts';
 
-export interface Spread { median: number; min: number; max: number }
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
 
 export interface NodeTiming {
   node: string;
@@ -68,7 +72,13 @@ export function summarise(traces: readonly Trace[]): SideTiming {
   }
   const busiest = traces.map((t) => Math.max(0, ...busyByRank(t.events).values()));
   return {
-    nodes: [...perKey.values()].map((r) => ({ node: r.node, op: r.op, rank: r.rank, us: spreadOf(r.us), bytes: r.bytes })),
+    nodes: [...perKey.values()].map((r) => ({
+      node: r.node,
+      op: r.op,
+      rank: r.rank,
+      us: spreadOf(r.us),
+      bytes: r.bytes,
+    })),
     busiestUs: spreadOf(busiest),
     clock: clocks.size === 0 ? 'none' : clocks.size === 1 ? [...clocks][0] : 'mixed',
   };
@@ -78,12 +88,23 @@ export function summarise(traces: readonly Trace[]): SideTiming {
  * Times `before` and `after` the one way (see the top of the file). `warm` says the warm-up runs
  * already happened (the comparison's own runs, on the same devices); otherwise they run here.
  */
-export async function timeGraphs(before: Graph, after: Graph, opts: RunOptions, runs: number, warm = false,
-  onRun?: (done: number, total: number) => void): Promise<Timing> {
-  if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`timed runs must be a whole number ≥ 1, got ${runs}`);
+export async function timeGraphs(
+  before: Graph,
+  after: Graph,
+  opts: RunOptions,
+  runs: number,
+  warm = false,
+  onRun?: (done: number, total: number) => void,
+): Promise<Timing> {
+  if (!Number.isInteger(runs) || runs < 1)
+    throw new RangeError(`timed runs must be a whole number ≥ 1, got ${runs}`);
   const quiet = { ...opts, onProgress: undefined };
-  if (!warm) { await runGraph(before, quiet); await runGraph(after, quiet); }
-  const b: Trace[] = [], a: Trace[] = [];
+  if (!warm) {
+    await runGraph(before, quiet);
+    await runGraph(after, quiet);
+  }
+  const b: Trace[] = [],
+    a: Trace[] = [];
   for (let i = 0; i < runs; i++) {
     b.push((await runGraph(before, quiet)).trace);
     onRun?.(2 * i + 1, 2 * runs);

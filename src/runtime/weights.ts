@@ -11,15 +11,25 @@ import { replicatedStream, shardStream, uniform } from './random.ts';
 import type { InputRole, StorageDType } from './plan.ts';
 import { roundBf16, roundF16 } from './bf16.ts';
 
-export interface SeedRule { scale: number; offset: number }
+export interface SeedRule {
+  scale: number;
+  offset: number;
+}
 
 export function seedRule(role: InputRole, shape: number[], fanIn?: number): SeedRule {
   switch (role) {
-    case 'norm-weight': return { scale: 0.25, offset: 1 };
-    case 'weight': case 'router-weight': return { scale: Math.fround(1 / Math.sqrt(fanIn ?? shape[shape.length - 1] ?? 1)), offset: 0 };
-    case 'bias': case 'router-bias': return { scale: 0.1, offset: 0 };
-    case 'zeros': return { scale: 0, offset: 0 };
-    default: return { scale: 1, offset: 0 };
+    case 'norm-weight':
+      return { scale: 0.25, offset: 1 };
+    case 'weight':
+    case 'router-weight':
+      return { scale: Math.fround(1 / Math.sqrt(fanIn ?? shape[shape.length - 1] ?? 1)), offset: 0 };
+    case 'bias':
+    case 'router-bias':
+      return { scale: 0.1, offset: 0 };
+    case 'zeros':
+      return { scale: 0, offset: 0 };
+    default:
+      return { scale: 1, offset: 0 };
   }
 }
 
@@ -29,21 +39,39 @@ export function seedStream(name: string, perRank: boolean, rank: number): number
 
 export function roundTo(dtype: StorageDType, x: number): number {
   switch (dtype) {
-    case 'bf16': return roundBf16(x);
-    case 'f16': return roundF16(x);
-    case 'f32': return Math.fround(x);
-    case 'i32': return Math.trunc(x);
+    case 'bf16':
+      return roundBf16(x);
+    case 'f16':
+      return roundF16(x);
+    case 'f32':
+      return Math.fround(x);
+    case 'i32':
+      return Math.trunc(x);
   }
 }
 
 /** One seeded value, rounded to `dtype`; token ids when `range` is given. */
-export function seededValue(seed: number, stream: number, i: number, rule: SeedRule, dtype: StorageDType, range?: number): number {
+export function seededValue(
+  seed: number,
+  stream: number,
+  i: number,
+  rule: SeedRule,
+  dtype: StorageDType,
+  range?: number,
+): number {
   const u = uniform(seed, stream, i);
   if (range !== undefined) return Math.min(range - 1, Math.floor((u + 1) * 0.5 * range));
   return roundTo(dtype, Math.fround(Math.fround(u * Math.fround(rule.scale)) + rule.offset));
 }
 
-export function seededArray(seed: number, stream: number, numel: number, rule: SeedRule, dtype: StorageDType, range?: number): Float32Array | Int32Array {
+export function seededArray(
+  seed: number,
+  stream: number,
+  numel: number,
+  rule: SeedRule,
+  dtype: StorageDType,
+  range?: number,
+): Float32Array | Int32Array {
   const out = dtype === 'i32' ? new Int32Array(numel) : new Float32Array(numel);
   if (rule.scale === 0 && rule.offset === 0 && range === undefined) return out;
   for (let i = 0; i < numel; i++) out[i] = seededValue(seed, stream, i, rule, dtype, range);
@@ -51,14 +79,39 @@ export function seededArray(seed: number, stream: number, numel: number, rule: S
 }
 
 /** The expert weights of one MoE layer on one rank: I/tp intermediate rows each. */
-export interface ExpertShapes { experts: number; hidden: number; interShard: number; interFull: number }
+export interface ExpertShapes {
+  experts: number;
+  hidden: number;
+  interShard: number;
+  interFull: number;
+}
 
 export function expertTensors(layer: string, rank: number, s: ExpertShapes) {
   return {
-    w13: { name: `${layer}.w13`, shape: [s.experts, 2 * s.interShard, s.hidden], stream: shardStream(`${layer}.w13`, rank), rule: seedRule('weight', [], s.hidden) },
-    b13: { name: `${layer}.b13`, shape: [s.experts, 2 * s.interShard], stream: shardStream(`${layer}.b13`, rank), rule: seedRule('bias', []) },
-    w2: { name: `${layer}.w2`, shape: [s.experts, s.hidden, s.interShard], stream: shardStream(`${layer}.w2`, rank), rule: seedRule('weight', [], s.interFull) },
+    w13: {
+      name: `${layer}.w13`,
+      shape: [s.experts, 2 * s.interShard, s.hidden],
+      stream: shardStream(`${layer}.w13`, rank),
+      rule: seedRule('weight', [], s.hidden),
+    },
+    b13: {
+      name: `${layer}.b13`,
+      shape: [s.experts, 2 * s.interShard],
+      stream: shardStream(`${layer}.b13`, rank),
+      rule: seedRule('bias', []),
+    },
+    w2: {
+      name: `${layer}.w2`,
+      shape: [s.experts, s.hidden, s.interShard],
+      stream: shardStream(`${layer}.w2`, rank),
+      rule: seedRule('weight', [], s.interFull),
+    },
     // b2 is added once, on rank 0, so it is one replicated tensor.
-    b2: { name: `${layer}.b2`, shape: [s.experts, s.hidden], stream: replicatedStream(`${layer}.b2`), rule: seedRule('bias', []) },
+    b2: {
+      name: `${layer}.b2`,
+      shape: [s.experts, s.hidden],
+      stream: replicatedStream(`${layer}.b2`),
+      rule: seedRule('bias', []),
+    },
   };
 }

@@ -53,8 +53,14 @@ function BottomSplitter({ height, setHeight }: { height: number; setHeight: (h: 
       aria-valuenow={height}
       tabIndex={0}
       onKeyDown={(e) => {
-        if (e.key === 'ArrowUp') { e.preventDefault(); setHeight(clamp(height + 24)); }
-        if (e.key === 'ArrowDown') { e.preventDefault(); setHeight(clamp(height - 24)); }
+        if (e.key === 'ArrowUp') {
+          e.preventDefault();
+          setHeight(clamp(height + 24));
+        }
+        if (e.key === 'ArrowDown') {
+          e.preventDefault();
+          setHeight(clamp(height - 24));
+        }
       }}
       onPointerDown={(e) => {
         const startY = e.clientY;
@@ -62,7 +68,10 @@ function BottomSplitter({ height, setHeight }: { height: number; setHeight: (h: 
         const el = e.currentTarget;
         el.setPointerCapture(e.pointerId);
         const move = (ev: PointerEvent) => setHeight(clamp(start + startY - ev.clientY));
-        const up = () => { el.removeEventListener('pointermove', move); el.removeEventListener('pointerup', up); };
+        const up = () => {
+          el.removeEventListener('pointermove', move);
+          el.removeEventListener('pointerup', up);
+        };
         el.addEventListener('pointermove', move);
         el.addEventListener('pointerup', up);
       }}
@@ -79,17 +88,29 @@ function BottomTabs({ splitter }: { splitter: ReactNode }) {
   return (
     <section className="bottom" aria-label="Details">
       {splitter}
-      <div className="tabs" role="tablist" aria-label="Details"
+      <div
+        className="tabs"
+        role="tablist"
+        aria-label="Details"
         onKeyDown={(e) => {
           if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
           const i = TABS.findIndex((t) => t.id === tab);
           const next = TABS[(i + (e.key === 'ArrowRight' ? 1 : TABS.length - 1)) % TABS.length];
           setTab(next.id);
           document.getElementById(`tab-${next.id}`)?.focus();
-        }}>
+        }}
+      >
         {TABS.map((t) => (
-          <button key={t.id} id={`tab-${t.id}`} type="button" role="tab" aria-selected={t.id === tab} aria-controls="bottom-panel"
-            tabIndex={t.id === tab ? 0 : -1} onClick={() => setTab(t.id)}>
+          <button
+            key={t.id}
+            id={`tab-${t.id}`}
+            type="button"
+            role="tab"
+            aria-selected={t.id === tab}
+            aria-controls="bottom-panel"
+            tabIndex={t.id === tab ? 0 : -1}
+            onClick={() => setTab(t.id)}
+          >
             {t.label}
             {t.id === 'source' && importError && <span className="dot error" aria-label="import error" />}
             {t.id === 'run' && runStatus === 'running' && <span className="dot busy" aria-label="running" />}
@@ -97,7 +118,9 @@ function BottomTabs({ splitter }: { splitter: ReactNode }) {
         ))}
       </div>
       <div id="bottom-panel" role="tabpanel" aria-labelledby={`tab-${current.id}`} className="tab-body">
-        <PanelBoundary key={current.id} name={current.label}>{current.render()}</PanelBoundary>
+        <PanelBoundary key={current.id} name={current.label}>
+          {current.render()}
+        </PanelBoundary>
       </div>
     </section>
   );
@@ -120,8 +143,18 @@ function StatusBar() {
       <span className={notice?.error ? 'error' : ''}>{notice?.text ?? 'Ready'}</span>
       <span className="spacer" />
       {format && <span>{format}</span>}
-      {base && shown && <span data-testid="status-nodes">{shown === stages[0] ? countNodes(drawnNodeCount(base)) : `${drawnNodeCount(base)} → ${countNodes(drawnNodeCount(shown.graph))}`}</span>}
-      {warnings > 0 && <span className="warn">{warnings} import warning{warnings > 1 ? 's' : ''}</span>}
+      {base && shown && (
+        <span data-testid="status-nodes">
+          {shown === stages[0]
+            ? countNodes(drawnNodeCount(base))
+            : `${drawnNodeCount(base)} → ${countNodes(drawnNodeCount(shown.graph))}`}
+        </span>
+      )}
+      {warnings > 0 && (
+        <span className="warn">
+          {warnings} import warning{warnings > 1 ? 's' : ''}
+        </span>
+      )}
     </footer>
   );
 }
@@ -137,17 +170,38 @@ function TopBar() {
   const fromFile = useStore((s) => s.source !== null && !('sample' in s.source));
   return (
     <header className="topbar">
-      <h1 className="brand">fusion<b>lab</b></h1>
-      <PanelBoundary name="Load"><LoadPanel /></PanelBoundary>
-      {fromFile && <span className="source-name" title={sourceName}>{sourceName}</span>}
+      <h1 className="brand">
+        fusion<b>lab</b>
+      </h1>
+      <PanelBoundary name="Load">
+        <LoadPanel />
+      </PanelBoundary>
+      {fromFile && (
+        <span className="source-name" title={sourceName}>
+          {sourceName}
+        </span>
+      )}
       <span className="spacer" />
       <div className="segmented" role="group" aria-label="Layout">
-        <button type="button" aria-pressed={layout === 'split'} onClick={() => setLayout('split')}>Before | After</button>
-        <button type="button" aria-pressed={layout === 'single'} onClick={() => setLayout('single')}>Current</button>
+        <button type="button" aria-pressed={layout === 'split'} onClick={() => setLayout('split')}>
+          Before | After
+        </button>
+        <button type="button" aria-pressed={layout === 'single'} onClick={() => setLayout('single')}>
+          Current
+        </button>
       </div>
-      <PanelBoundary name="Export"><ExportMenu /></PanelBoundary>
-      <button type="button" onClick={() => setTourStep(0)}>Tour</button>
-      <button type="button" aria-pressed={theme === 'dark'} onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')} title="Toggle dark theme">
+      <PanelBoundary name="Export">
+        <ExportMenu />
+      </PanelBoundary>
+      <button type="button" onClick={() => setTourStep(0)}>
+        Tour
+      </button>
+      <button
+        type="button"
+        aria-pressed={theme === 'dark'}
+        onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')}
+        title="Toggle dark theme"
+      >
         <span aria-hidden="true">{theme === 'dark' ? '☀' : '☾'}</span> Dark
       </button>
     </header>
@@ -177,7 +231,9 @@ function useReadyFlag() {
     const schedule = () => {
       cancelAnimationFrame(raf1);
       cancelAnimationFrame(raf2);
-      raf1 = requestAnimationFrame(() => { raf2 = requestAnimationFrame(evaluate); });
+      raf1 = requestAnimationFrame(() => {
+        raf2 = requestAnimationFrame(evaluate);
+      });
     };
     const unsubscribe = useStore.subscribe(() => {
       document.body.dataset.ready = 'false';
@@ -186,7 +242,12 @@ function useReadyFlag() {
     const mo = new MutationObserver(schedule);
     mo.observe(root, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-ready'] });
     schedule();
-    return () => { unsubscribe(); mo.disconnect(); cancelAnimationFrame(raf1); cancelAnimationFrame(raf2); };
+    return () => {
+      unsubscribe();
+      mo.disconnect();
+      cancelAnimationFrame(raf1);
+      cancelAnimationFrame(raf2);
+    };
   }, [testMode]);
 }
 
@@ -197,8 +258,13 @@ function useShortcuts() {
       if (t && (t.tagName === 'TEXTAREA' || t.tagName === 'INPUT' || t.tagName === 'SELECT')) return;
       if (!(e.ctrlKey || e.metaKey)) return;
       const s = useStore.getState();
-      if (e.key.toLowerCase() === 'z' && !e.shiftKey) { e.preventDefault(); s.undo(); }
-      else if ((e.key.toLowerCase() === 'z' && e.shiftKey) || e.key.toLowerCase() === 'y') { e.preventDefault(); s.redo(); }
+      if (e.key.toLowerCase() === 'z' && !e.shiftKey) {
+        e.preventDefault();
+        s.undo();
+      } else if ((e.key.toLowerCase() === 'z' && e.shiftKey) || e.key.toLowerCase() === 'y') {
+        e.preventDefault();
+        s.redo();
+      }
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
@@ -223,7 +289,9 @@ export function App() {
     <div
       className={`app${testMode ? ' test-mode' : ''}`}
       style={{ gridTemplateRows: `36px minmax(0, 1fr) ${bottomHeight}px 22px` }}
-      onDragOver={(e) => { if (e.dataTransfer.types.includes('Files')) e.preventDefault(); }}
+      onDragOver={(e) => {
+        if (e.dataTransfer.types.includes('Files')) e.preventDefault();
+      }}
       onDrop={(e) => {
         if (!e.dataTransfer.files[0] && !e.dataTransfer.items?.length) return;
         e.preventDefault();
@@ -233,17 +301,29 @@ export function App() {
       <TopBar />
       <div className="workspace">
         <aside className="sidebar left" aria-label="Rewrite panels">
-          <PanelBoundary name="Rewrite"><PassPanel /></PanelBoundary>
-          <PanelBoundary name="Gates"><GatePanel /></PanelBoundary>
-          <PanelBoundary name="Why"><WhyPanel /></PanelBoundary>
+          <PanelBoundary name="Rewrite">
+            <PassPanel />
+          </PanelBoundary>
+          <PanelBoundary name="Gates">
+            <GatePanel />
+          </PanelBoundary>
+          <PanelBoundary name="Why">
+            <WhyPanel />
+          </PanelBoundary>
         </aside>
         <main className="center" aria-label="Graphs">
-          <PanelBoundary name="Graphs"><GraphStage /></PanelBoundary>
+          <PanelBoundary name="Graphs">
+            <GraphStage />
+          </PanelBoundary>
           <WorkProgress />
-          <PanelBoundary name="Tour"><Tour /></PanelBoundary>
+          <PanelBoundary name="Tour">
+            <Tour />
+          </PanelBoundary>
         </main>
         <aside className="sidebar right" aria-label="Inspector panel">
-          <PanelBoundary name="Inspector"><Inspector /></PanelBoundary>
+          <PanelBoundary name="Inspector">
+            <Inspector />
+          </PanelBoundary>
         </aside>
       </div>
       <div className="bottom-wrap">

@@ -26,8 +26,12 @@ describe('built-in samples', () => {
   }
 
   it.each([
-    ['gpt-oss-20b-l1-tp2', 2, 3], ['gpt-oss-20b-l1-tp4', 2, 3], ['gpt-oss-20b-l1-tp8', 2, 3],
-    ['gpt-oss-20b-l24-tp2', 25, 49], ['gpt-oss-20b-l24-tp4', 25, 49], ['gpt-oss-20b-l24-tp8', 25, 49],
+    ['gpt-oss-20b-l1-tp2', 2, 3],
+    ['gpt-oss-20b-l1-tp4', 2, 3],
+    ['gpt-oss-20b-l1-tp8', 2, 3],
+    ['gpt-oss-20b-l24-tp2', 25, 49],
+    ['gpt-oss-20b-l24-tp4', 25, 49],
+    ['gpt-oss-20b-l24-tp8', 25, 49],
     ['gpt-oss-20b-l300-tp4', 301, 601],
   ])('%s: %i fusable sites, %i once the slice is hoisted', (id, before, after) => {
     s().loadSample(id);
@@ -36,15 +40,26 @@ describe('built-in samples', () => {
     expect(fusable()).toBe(after);
   });
 
-  it.each([['llama-3.1-8b-l32-tp4', 65], ['qwen3-moe-l48-tp4', 97], ['qwen2-tp1', 0], ['qwen2-tp2', 3], ['qwen2-tp4', 3], ['pr-before', 0], ['pr-after', 0]])(
-    '%s: %i fusable sites as loaded', (id, n) => {
-      s().loadSample(id);
-      expect(fusable()).toBe(n);
-    },
-  );
+  it.each([
+    ['llama-3.1-8b-l32-tp4', 65],
+    ['qwen3-moe-l48-tp4', 97],
+    ['qwen2-tp1', 0],
+    ['qwen2-tp2', 3],
+    ['qwen2-tp4', 3],
+    ['pr-before', 0],
+    ['pr-after', 0],
+  ])('%s: %i fusable sites as loaded', (id, n) => {
+    s().loadSample(id);
+    expect(fusable()).toBe(n);
+  });
 
   it('set the world-size gate to the TP degree they were made at', () => {
-    for (const [id, tp] of [['qwen2-tp1', 1], ['qwen2-tp4', 4], ['gpt-oss-20b-l24-tp8', 8], ['gpt-oss-20b-l1-tp2', 2]] as const) {
+    for (const [id, tp] of [
+      ['qwen2-tp1', 1],
+      ['qwen2-tp4', 4],
+      ['gpt-oss-20b-l24-tp8', 8],
+      ['gpt-oss-20b-l1-tp2', 2],
+    ] as const) {
       s().loadSample(id);
       expect(s().gates.worldSize).toBe(tp);
     }

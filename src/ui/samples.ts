@@ -8,7 +8,6 @@ import qwenTp1 from '../../fixtures/fx/real/qwen2-paral1_layer1-r0.py?raw';
 import qwenTp2 from '../../fixtures/fx/real/qwen2-paral2_layer1-r0.py?raw';
 import qwenTp4 from '../../fixtures/fx/real/qwen2-paral4_layer1-r0.py?raw';
 
-
 export interface Sample {
   id: string;
   label: string;
@@ -35,23 +34,59 @@ function gptOss(layers: number, tp: number, note = ''): Sample {
 }
 
 export const SAMPLES: Sample[] = [
-  { id: 'pr-before', label: 'PR #28841 · before (fragment)', group: 'vLLM PR #28841', tp: 4, ...text(prBefore) },
+  {
+    id: 'pr-before',
+    label: 'PR #28841 · before (fragment)',
+    group: 'vLLM PR #28841',
+    tp: 4,
+    ...text(prBefore),
+  },
   { id: 'pr-after', label: 'PR #28841 · after (fragment)', group: 'vLLM PR #28841', tp: 4, ...text(prAfter) },
-  gptOss(1, 2), gptOss(1, 4), gptOss(1, 8),
-  gptOss(24, 2), gptOss(24, 4), gptOss(24, 8),
+  gptOss(1, 2),
+  gptOss(1, 4),
+  gptOss(1, 8),
+  gptOss(24, 2),
+  gptOss(24, 4),
+  gptOss(24, 8),
   // Not a real model depth: a graph the size of the largest dumps, to feel the views at scale.
   gptOss(300, 4, ' (≈10,000 nodes)'),
   {
-    id: 'llama-3.1-8b-l32-tp4', label: 'Llama-3.1-8B-style · 32 layers · TP4', group: 'Generated', tp: 4,
-    load: () => generateSample('llama', { layers: 32, tp: 4 }), generated: true,
+    id: 'llama-3.1-8b-l32-tp4',
+    label: 'Llama-3.1-8B-style · 32 layers · TP4',
+    group: 'Generated',
+    tp: 4,
+    load: () => generateSample('llama', { layers: 32, tp: 4 }),
+    generated: true,
   },
   {
-    id: 'qwen3-moe-l48-tp4', label: 'Qwen3-30B-A3B-style MoE · 48 layers · TP4', group: 'Generated', tp: 4,
-    load: () => generateSample('qwen3-moe', { layers: 48, tp: 4 }), generated: true,
+    id: 'qwen3-moe-l48-tp4',
+    label: 'Qwen3-30B-A3B-style MoE · 48 layers · TP4',
+    group: 'Generated',
+    tp: 4,
+    load: () => generateSample('qwen3-moe', { layers: 48, tp: 4 }),
+    generated: true,
   },
-  { id: 'qwen2-tp1', label: 'Qwen2-1.5B · 1 layer · TP1 (real dump)', group: 'Real dumps', tp: 1, ...text(qwenTp1) },
-  { id: 'qwen2-tp2', label: 'Qwen2-1.5B · 1 layer · TP2 (real dump)', group: 'Real dumps', tp: 2, ...text(qwenTp2) },
-  { id: 'qwen2-tp4', label: 'Qwen2-1.5B · 1 layer · TP4 (real dump)', group: 'Real dumps', tp: 4, ...text(qwenTp4) },
+  {
+    id: 'qwen2-tp1',
+    label: 'Qwen2-1.5B · 1 layer · TP1 (real dump)',
+    group: 'Real dumps',
+    tp: 1,
+    ...text(qwenTp1),
+  },
+  {
+    id: 'qwen2-tp2',
+    label: 'Qwen2-1.5B · 1 layer · TP2 (real dump)',
+    group: 'Real dumps',
+    tp: 2,
+    ...text(qwenTp2),
+  },
+  {
+    id: 'qwen2-tp4',
+    label: 'Qwen2-1.5B · 1 layer · TP4 (real dump)',
+    group: 'Real dumps',
+    tp: 4,
+    ...text(qwenTp4),
+  },
 ];
 
 export const DEFAULT_SAMPLE_ID = 'gpt-oss-20b-l1-tp4';

@@ -2,11 +2,22 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { agentAddressFromLocation } from '../runtime/agentClient.ts';
 import {
-  MAX_QUERY_STATE_CHARS, MAX_STATE_BYTES, decodeUrlState, encodeUrlState, placeUrlState, readUrlState, urlWithState, UrlStateError,
-  type StateStorage, type UrlState,
+  MAX_QUERY_STATE_CHARS,
+  MAX_STATE_BYTES,
+  decodeUrlState,
+  encodeUrlState,
+  placeUrlState,
+  readUrlState,
+  urlWithState,
+  UrlStateError,
+  type StateStorage,
+  type UrlState,
 } from './urlState.ts';
 
-const qwen = readFileSync(new URL('../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url), 'utf8');
+const qwen = readFileSync(
+  new URL('../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url),
+  'utf8',
+);
 const gpt8 = readFileSync(new URL('../../fixtures/fx/real/gpt-paral2_layer8-r0.py', import.meta.url), 'utf8');
 
 describe('URL state', () => {
@@ -33,9 +44,14 @@ describe('URL state', () => {
   });
 
   it('keeps the other query parameters and the hash of the page URL', async () => {
-    const href = await urlWithState('http://127.0.0.1:4173/?test=1&agent=ws%3A%2F%2F127.0.0.1%3A7777#token=abc', {
-      v: 1, source: { sample: 'pr-before' }, steps: [],
-    });
+    const href = await urlWithState(
+      'http://127.0.0.1:4173/?test=1&agent=ws%3A%2F%2F127.0.0.1%3A7777#token=abc',
+      {
+        v: 1,
+        source: { sample: 'pr-before' },
+        steps: [],
+      },
+    );
     const url = new URL(href);
     expect(url.searchParams.get('test')).toBe('1');
     expect(url.searchParams.get('agent')).toBe('ws://127.0.0.1:7777');
@@ -46,17 +62,32 @@ describe('URL state', () => {
   it('names what is wrong with a damaged link', async () => {
     await expect(decodeUrlState('abc$def')).rejects.toThrow(/character "\$" at offset 3/);
     await expect(decodeUrlState('AAAA')).rejects.toThrow(UrlStateError);
-    const wrongShape = await encodeUrlState({ v: 1, source: { sample: 'x' }, steps: [{ pass: 3 }] } as unknown as UrlState);
-    await expect(decodeUrlState(wrongShape)).rejects.toThrow('state parameter: state.steps[0].pass is 3; expected one of noop-elimination, slice-hoist, moe-unpad, sequence-parallelism, async-tp, allreduce-rmsnorm');
+    const wrongShape = await encodeUrlState({
+      v: 1,
+      source: { sample: 'x' },
+      steps: [{ pass: 3 }],
+    } as unknown as UrlState);
+    await expect(decodeUrlState(wrongShape)).rejects.toThrow(
+      'state parameter: state.steps[0].pass is 3; expected one of noop-elimination, slice-hoist, moe-unpad, sequence-parallelism, async-tp, allreduce-rmsnorm',
+    );
     expect(await readUrlState({ search: '?test=1' })).toBeNull();
   });
 
   it('checks every field against the schema: an unknown GPU, pass, view or field is refused by path', async () => {
     const base: UrlState = { v: 1, source: { sample: 'pr-before' }, steps: [] };
     const cases: [unknown, string][] = [
-      [{ ...base, gates: { gpu: 'ampere' } }, 'state.gates.gpu is "ampere"; expected one of hopper, blackwell'],
-      [{ ...base, gates: { tokenGate: 'never' } }, 'state.gates.tokenGate is "never"; expected one of runtime-fallback, compile-range'],
-      [{ ...base, gates: { worldSize: 2.5 } }, 'state.gates.worldSize is 2.5; expected an integer in [1, 4096]'],
+      [
+        { ...base, gates: { gpu: 'ampere' } },
+        'state.gates.gpu is "ampere"; expected one of hopper, blackwell',
+      ],
+      [
+        { ...base, gates: { tokenGate: 'never' } },
+        'state.gates.tokenGate is "never"; expected one of runtime-fallback, compile-range',
+      ],
+      [
+        { ...base, gates: { worldSize: 2.5 } },
+        'state.gates.worldSize is 2.5; expected an integer in [1, 4096]',
+      ],
       [{ ...base, steps: [{ pass: 'fuse-all' }] }, 'state.steps[0].pass is "fuse-all"'],
       [{ ...base, steps: [{ pass: 'slice-hoist', site: 7 }] }, 'state.steps[0].site is 7, not text'],
       [{ ...base, view: { theme: 'neon' } }, 'state.view.theme is "neon"; expected one of light, dark'],
@@ -68,18 +99,27 @@ describe('URL state', () => {
       [{ ...base, v: 2 }, 'state.v is 2, not 1'],
     ];
     for (const [state, message] of cases) {
-      await expect(decodeUrlState(await encodeUrlState(state as UrlState))).rejects.toThrow(`state parameter: ${message}`);
+      await expect(decodeUrlState(await encodeUrlState(state as UrlState))).rejects.toThrow(
+        `state parameter: ${message}`,
+      );
     }
   });
 
   it('refuses a deflate bomb once it inflates past the cap, without inflating the rest', async () => {
     // 256 MiB of one byte deflates to a link of a few hundred KB.
     const zeros = new Uint8Array(256 * 2 ** 20);
-    const deflated = new Uint8Array(await new Response(new Blob([zeros]).stream().pipeThrough(new CompressionStream('deflate'))).arrayBuffer());
+    const deflated = new Uint8Array(
+      await new Response(
+        new Blob([zeros]).stream().pipeThrough(new CompressionStream('deflate')),
+      ).arrayBuffer(),
+    );
     let bin = '';
-    for (let i = 0; i < deflated.length; i += 0x8000) bin += String.fromCharCode(...deflated.subarray(i, i + 0x8000));
+    for (let i = 0; i < deflated.length; i += 0x8000)
+      bin += String.fromCharCode(...deflated.subarray(i, i + 0x8000));
     const link = btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-    await expect(decodeUrlState(link)).rejects.toThrow(`state parameter inflates to more than ${MAX_STATE_BYTES} bytes (the limit)`);
+    await expect(decodeUrlState(link)).rejects.toThrow(
+      `state parameter inflates to more than ${MAX_STATE_BYTES} bytes (the limit)`,
+    );
   });
 
   it('puts a long state in the fragment, beside the agent token, and a huge one in local storage', async () => {
@@ -103,12 +143,19 @@ describe('URL state', () => {
 
     // Past the fragment's budget (text that does not compress): local storage, named in the fragment.
     let seed = 1;
-    const noise = Array.from({ length: 1_400_000 }, () => String.fromCharCode(33 + ((seed = (seed * 48271) % 2147483647) % 90))).join('');
+    const noise = Array.from({ length: 1_400_000 }, () =>
+      String.fromCharCode(33 + ((seed = (seed * 48271) % 2147483647) % 90)),
+    ).join('');
     const huge: UrlState = { v: 1, source: { text: noise, name: 'noise.py' }, steps: [] };
     const items = new Map<string, string>();
     const storage: StateStorage = {
-      getItem: (k) => items.get(k) ?? null, setItem: (k, v) => void items.set(k, v), removeItem: (k) => void items.delete(k),
-      key: (i) => [...items.keys()][i] ?? null, get length() { return items.size; },
+      getItem: (k) => items.get(k) ?? null,
+      setItem: (k, v) => void items.set(k, v),
+      removeItem: (k) => void items.delete(k),
+      key: (i) => [...items.keys()][i] ?? null,
+      get length() {
+        return items.size;
+      },
     };
     items.set('fusionlab.state.old', 'x');
     const s = await placeUrlState(page, huge, storage);
@@ -116,7 +163,9 @@ describe('URL state', () => {
     expect([...items.keys()]).toHaveLength(1);
     expect(new URL(s.href).hash).toMatch(/^#token=abc&stateKey=[a-z0-9]+$/);
     expect(await readUrlState(new URL(s.href), storage)).toEqual(huge);
-    await expect(readUrlState(new URL(s.href), null)).rejects.toThrow(/kept in the storage of the browser that made it/);
+    await expect(readUrlState(new URL(s.href), null)).rejects.toThrow(
+      /kept in the storage of the browser that made it/,
+    );
     // No storage at all: the link carries no state rather than one a server refuses.
     expect((await placeUrlState(page, huge, null)).place).toBe('none');
   });

@@ -37,7 +37,13 @@ export interface UrlState {
   /** A built-in sample id, or the FX/JSON text the user pasted or dropped. */
   source: { sample: string } | { text: string; name: string };
   steps: RewriteStep[];
-  gates?: { worldSize?: number; maxTokens?: number; gpu?: (typeof GPU_FAMILIES)[number]; tokenGate?: (typeof TOKEN_GATES)[number]; tpGroup?: string };
+  gates?: {
+    worldSize?: number;
+    maxTokens?: number;
+    gpu?: (typeof GPU_FAMILIES)[number];
+    tokenGate?: (typeof TOKEN_GATES)[number];
+    tpGroup?: string;
+  };
   selected?: string | null;
   view?: { layout?: Layout; tab?: BottomTab; theme?: Theme };
 }
@@ -56,58 +62,101 @@ function refuse(path: string, what: string): never {
   throw new UrlStateError(`state parameter: ${path} ${what}`);
 }
 function show(x: unknown): string {
-  const s = typeof x === 'string' ? JSON.stringify(x) : Array.isArray(x) ? 'a list' : x === null ? 'null' : typeof x === 'object' ? 'an object' : String(x);
+  const s =
+    typeof x === 'string'
+      ? JSON.stringify(x)
+      : Array.isArray(x)
+        ? 'a list'
+        : x === null
+          ? 'null'
+          : typeof x === 'object'
+            ? 'an object'
+            : String(x);
   return s.length > 60 ? `${s.slice(0, 60)}…` : s;
 }
-const text = (max: number): Check<string> => (x, p) =>
-  (typeof x === 'string' && x.length <= max ? x : refuse(p, typeof x === 'string' ? `is longer than ${max} characters` : `is ${show(x)}, not text`));
-const member = <T extends string>(values: readonly T[]): Check<T> => (x, p) =>
-  ((values as readonly unknown[]).includes(x) ? x as T : refuse(p, `is ${show(x)}; expected one of ${values.join(', ')}`));
-const integer = (lo: number, hi: number): Check<number> => (x, p) =>
-  (typeof x === 'number' && Number.isInteger(x) && x >= lo && x <= hi ? x : refuse(p, `is ${show(x)}; expected an integer in [${lo}, ${hi}]`));
-const literal = <T,>(v: T): Check<T> => (x, p) => (x === v ? v : refuse(p, `is ${show(x)}, not ${show(v)}`));
-const optional = <T,>(c: Check<T>): Check<T | undefined> => (x, p) => (x === undefined ? undefined : c(x, p));
-const nullable = <T,>(c: Check<T>): Check<T | null> => (x, p) => (x === null ? null : c(x, p));
-const list = <T,>(c: Check<T>, max: number): Check<T[]> => (x, p) => {
-  if (!Array.isArray(x)) refuse(p, `is ${show(x)}, not a list`);
-  if (x.length > max) refuse(p, `has ${x.length} entries; at most ${max}`);
-  return x.map((v, i) => c(v, `${p}[${i}]`));
-};
+const text =
+  (max: number): Check<string> =>
+  (x, p) =>
+    typeof x === 'string' && x.length <= max
+      ? x
+      : refuse(p, typeof x === 'string' ? `is longer than ${max} characters` : `is ${show(x)}, not text`);
+const member =
+  <T extends string>(values: readonly T[]): Check<T> =>
+  (x, p) =>
+    (values as readonly unknown[]).includes(x)
+      ? (x as T)
+      : refuse(p, `is ${show(x)}; expected one of ${values.join(', ')}`);
+const integer =
+  (lo: number, hi: number): Check<number> =>
+  (x, p) =>
+    typeof x === 'number' && Number.isInteger(x) && x >= lo && x <= hi
+      ? x
+      : refuse(p, `is ${show(x)}; expected an integer in [${lo}, ${hi}]`);
+const literal =
+  <T>(v: T): Check<T> =>
+  (x, p) =>
+    x === v ? v : refuse(p, `is ${show(x)}, not ${show(v)}`);
+const optional =
+  <T>(c: Check<T>): Check<T | undefined> =>
+  (x, p) =>
+    x === undefined ? undefined : c(x, p);
+const nullable =
+  <T>(c: Check<T>): Check<T | null> =>
+  (x, p) =>
+    x === null ? null : c(x, p);
+const list =
+  <T>(c: Check<T>, max: number): Check<T[]> =>
+  (x, p) => {
+    if (!Array.isArray(x)) refuse(p, `is ${show(x)}, not a list`);
+    if (x.length > max) refuse(p, `has ${x.length} entries; at most ${max}`);
+    return x.map((v, i) => c(v, `${p}[${i}]`));
+  };
 type Shape<T> = { [K in keyof T]-?: Check<T[K]> };
 /** An object with exactly these fields (a field absent is undefined); unknown fields are refused. */
-const record = <T,>(shape: Shape<T>): Check<T> => (x, p) => {
-  if (typeof x !== 'object' || x === null || Array.isArray(x)) refuse(p, `is ${show(x)}, not an object`);
-  const o = x as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!(k in shape)) refuse(`${p}.${k.slice(0, 40)}`, 'is not a field of the state');
-  const out: Record<string, unknown> = {};
-  for (const k in shape) {
-    const v = shape[k](o[k], `${p}.${k}`);
-    if (v !== undefined) out[k] = v;
-  }
-  return out as T;
-};
+const record =
+  <T>(shape: Shape<T>): Check<T> =>
+  (x, p) => {
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) refuse(p, `is ${show(x)}, not an object`);
+    const o = x as Record<string, unknown>;
+    for (const k of Object.keys(o))
+      if (!(k in shape)) refuse(`${p}.${k.slice(0, 40)}`, 'is not a field of the state');
+    const out: Record<string, unknown> = {};
+    for (const k in shape) {
+      const v = shape[k](o[k], `${p}.${k}`);
+      if (v !== undefined) out[k] = v;
+    }
+    return out as T;
+  };
 
 const NAME_MAX = 256;
 const nodeName = text(NAME_MAX);
 
 const SOURCE: Check<UrlState['source']> = (x, p) =>
-  (typeof x === 'object' && x !== null && 'sample' in x
+  typeof x === 'object' && x !== null && 'sample' in x
     ? record<{ sample: string }>({ sample: text(NAME_MAX) })(x, p)
-    : record<{ text: string; name: string }>({ text: text(DEFAULT_MAX_BYTES), name: text(NAME_MAX) })(x, p));
+    : record<{ text: string; name: string }>({ text: text(DEFAULT_MAX_BYTES), name: text(NAME_MAX) })(x, p);
 
 export const URL_STATE_SCHEMA: Check<UrlState> = record<UrlState>({
   v: literal(URL_STATE_VERSION),
   source: SOURCE,
   steps: list(record<RewriteStep>({ pass: member(Object.keys(PASSES)), site: optional(nodeName) }), 256),
-  gates: optional(record<NonNullable<UrlState['gates']>>({
-    worldSize: optional(integer(1, 4096)),
-    maxTokens: optional(integer(1, 2 ** 31 - 1)),
-    gpu: optional(member(GPU_FAMILIES)),
-    tokenGate: optional(member(TOKEN_GATES)),
-    tpGroup: optional(text(NAME_MAX)),
-  })),
+  gates: optional(
+    record<NonNullable<UrlState['gates']>>({
+      worldSize: optional(integer(1, 4096)),
+      maxTokens: optional(integer(1, 2 ** 31 - 1)),
+      gpu: optional(member(GPU_FAMILIES)),
+      tokenGate: optional(member(TOKEN_GATES)),
+      tpGroup: optional(text(NAME_MAX)),
+    }),
+  ),
   selected: optional(nullable(nodeName)),
-  view: optional(record<NonNullable<UrlState['view']>>({ layout: optional(member(LAYOUTS)), tab: optional(member(BOTTOM_TABS)), theme: optional(member(THEMES)) })),
+  view: optional(
+    record<NonNullable<UrlState['view']>>({
+      layout: optional(member(LAYOUTS)),
+      tab: optional(member(BOTTOM_TABS)),
+      theme: optional(member(THEMES)),
+    }),
+  ),
 });
 
 /** Shape check: a hand-edited or truncated link must give a clear error, not a broken app. */
@@ -136,10 +185,11 @@ async function inflateCapped(bytes: Uint8Array, cap: number): Promise<Uint8Array
   const writer = stream.writable.getWriter();
   const reader = stream.readable.getReader();
   const feeding = (async () => {
-    for (let i = 0; i < bytes.length; i += INFLATE_STEP) await writer.write(bytes.subarray(i, i + INFLATE_STEP) as Uint8Array<ArrayBuffer>);
+    for (let i = 0; i < bytes.length; i += INFLATE_STEP)
+      await writer.write(bytes.subarray(i, i + INFLATE_STEP) as Uint8Array<ArrayBuffer>);
     await writer.close();
   })();
-  feeding.catch(() => {});  // a failure shows in the reads too
+  feeding.catch(() => {}); // a failure shows in the reads too
   const chunks: Uint8Array[] = [];
   let total = 0;
   let sinceYield = 0;
@@ -149,18 +199,26 @@ async function inflateCapped(bytes: Uint8Array, cap: number): Promise<Uint8Array
     total += value.length;
     sinceYield += value.length;
     // Reads and writes settle as microtasks, all in one task: give the page its thread back now and then.
-    if (sinceYield > YIELD_EVERY_BYTES) { sinceYield = 0; await new Promise((r) => setTimeout(r, 0)); }
+    if (sinceYield > YIELD_EVERY_BYTES) {
+      sinceYield = 0;
+      await new Promise((r) => setTimeout(r, 0));
+    }
     if (total > cap) {
       void reader.cancel().catch(() => {});
       void writer.abort().catch(() => {});
-      throw new UrlStateError(`state parameter inflates to more than ${cap} bytes (the limit); the link is damaged or not from fusionlab`);
+      throw new UrlStateError(
+        `state parameter inflates to more than ${cap} bytes (the limit); the link is damaged or not from fusionlab`,
+      );
     }
     chunks.push(value);
   }
   await feeding;
   const out = new Uint8Array(total);
   let at = 0;
-  for (const c of chunks) { out.set(c, at); at += c.length; }
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
   return out;
 }
 
@@ -173,7 +231,9 @@ function toBase64Url(bytes: Uint8Array): string {
 function fromBase64Url(text: string): Uint8Array {
   if (!/^[A-Za-z0-9_-]*$/.test(text)) {
     const at = text.search(/[^A-Za-z0-9_-]/);
-    throw new UrlStateError(`state parameter: character ${JSON.stringify(text[at])} at offset ${at} is not base64url`);
+    throw new UrlStateError(
+      `state parameter: character ${JSON.stringify(text[at])} at offset ${at} is not base64url`,
+    );
   }
   const b64 = text.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((text.length + 3) % 4);
   const bin = atob(b64);
@@ -188,7 +248,10 @@ export async function encodeUrlState(state: UrlState): Promise<string> {
 }
 
 /** User Timing marks around reading a link's state, so a profile (or a test) can find that span. */
-export const DECODE_MARKS = { start: 'fusionlab:state-decode-start', end: 'fusionlab:state-decode-end' } as const;
+export const DECODE_MARKS = {
+  start: 'fusionlab:state-decode-start',
+  end: 'fusionlab:state-decode-end',
+} as const;
 
 export async function decodeUrlState(encoded: string): Promise<UrlState> {
   performance.mark(DECODE_MARKS.start);
@@ -205,13 +268,17 @@ async function decodeChecked(encoded: string): Promise<UrlState> {
     text = new TextDecoder().decode(await inflateCapped(fromBase64Url(encoded), MAX_STATE_BYTES));
   } catch (e) {
     if (e instanceof UrlStateError) throw e;
-    throw new UrlStateError(`state parameter (${encoded.length} chars) is not deflate data: ${(e as Error).message}`);
+    throw new UrlStateError(
+      `state parameter (${encoded.length} chars) is not deflate data: ${(e as Error).message}`,
+    );
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new UrlStateError(`state parameter decodes to invalid JSON: ${(e as Error).message.split('\n')[0].slice(0, 120)}`);
+    throw new UrlStateError(
+      `state parameter decodes to invalid JSON: ${(e as Error).message.split('\n')[0].slice(0, 120)}`,
+    );
   }
   return checkUrlState(parsed);
 }
@@ -224,7 +291,10 @@ export type StateStorage = Pick<Storage, 'getItem' | 'setItem' | 'removeItem' | 
 const fragmentParams = (hash: string) => new URLSearchParams(hash.replace(/^#/, ''));
 
 /** The state a link carries: `?state=`, `#state=`, or `#stateKey=` into local storage; null when it has none. */
-export async function readUrlState(location: { search: string; hash?: string }, storage?: StateStorage | null): Promise<UrlState | null> {
+export async function readUrlState(
+  location: { search: string; hash?: string },
+  storage?: StateStorage | null,
+): Promise<UrlState | null> {
   const query = new URLSearchParams(location.search).get(URL_STATE_PARAM);
   if (query) return decodeUrlState(query);
   const fragment = fragmentParams(location.hash ?? '');
@@ -233,7 +303,10 @@ export async function readUrlState(location: { search: string; hash?: string }, 
   const key = fragment.get(URL_STATE_KEY_PARAM);
   if (!key) return null;
   const stored = /^[a-z0-9]{1,16}$/.test(key) ? storage?.getItem(STORAGE_PREFIX + key) : null;
-  if (!stored) throw new UrlStateError(`the link's state (${key.slice(0, 16)}) was kept in the storage of the browser that made it, and this one does not have it`);
+  if (!stored)
+    throw new UrlStateError(
+      `the link's state (${key.slice(0, 16)}) was kept in the storage of the browser that made it, and this one does not have it`,
+    );
   return decodeUrlState(stored);
 }
 
@@ -251,7 +324,11 @@ function stateKey(encoded: string): string {
  * and the fragment's other parameters (`token`) kept. `place` says where the state went; 'none'
  * when it fits nowhere (no storage, or storage full): the URL then carries no state.
  */
-export async function placeUrlState(href: string, state: UrlState, storage?: StateStorage | null): Promise<{ href: string; place: StatePlace }> {
+export async function placeUrlState(
+  href: string,
+  state: UrlState,
+  storage?: StateStorage | null,
+): Promise<{ href: string; place: StatePlace }> {
   const encoded = await encodeUrlState(state);
   const url = new URL(href);
   const fragment = fragmentParams(url.hash);
@@ -274,7 +351,11 @@ export async function placeUrlState(href: string, state: UrlState, storage?: Sta
 }
 
 /** Keeps one state in storage (older ones are removed, so the storage does not fill up). */
-function storeState(encoded: string, storage: StateStorage | null | undefined, fragment: URLSearchParams): boolean {
+function storeState(
+  encoded: string,
+  storage: StateStorage | null | undefined,
+  fragment: URLSearchParams,
+): boolean {
   if (!storage) return false;
   const key = stateKey(encoded);
   try {
@@ -284,13 +365,17 @@ function storeState(encoded: string, storage: StateStorage | null | undefined, f
     }
     storage.setItem(STORAGE_PREFIX + key, encoded);
   } catch {
-    return false;  // quota exceeded, or storage disabled
+    return false; // quota exceeded, or storage disabled
   }
   fragment.set(URL_STATE_KEY_PARAM, key);
   return true;
 }
 
 /** The URL with its state placed (see placeUrlState). */
-export async function urlWithState(href: string, state: UrlState, storage?: StateStorage | null): Promise<string> {
+export async function urlWithState(
+  href: string,
+  state: UrlState,
+  storage?: StateStorage | null,
+): Promise<string> {
   return (await placeUrlState(href, state, storage)).href;
 }

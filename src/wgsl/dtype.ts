@@ -23,19 +23,29 @@ fn round_f16(x: f32) -> f32 { return unpack2x16float(f16_bits(x)).x; }
 
 /** WGSL that rounds an f32 expression to the dtype's precision. */
 export function roundExpr(d: WgslDType, e: string): string {
-  return d === 'bf16' ? `round_bf16(${e})` : d === 'f16' ? `round_f16(${e})` : d === 'i32' ? `f32(i32(${e}))` : e;
+  return d === 'bf16'
+    ? `round_bf16(${e})`
+    : d === 'f16'
+      ? `round_f16(${e})`
+      : d === 'i32'
+        ? `f32(i32(${e}))`
+        : e;
 }
 
 /** Declaration of an input binding and its element loader `ld_NAME(i) -> f32`. */
 export function inputBinding(name: string, binding: number, d: WgslDType): string {
   switch (d) {
-    case 'bf16': return `@group(0) @binding(${binding}) var<storage, read> ${name}: array<u32>;
+    case 'bf16':
+      return `@group(0) @binding(${binding}) var<storage, read> ${name}: array<u32>;
 fn ld_${name}(i: u32) -> f32 { let w = ${name}[i >> 1u]; return select(bf16_lo(w), bf16_hi(w), (i & 1u) == 1u); }`;
-    case 'f16': return `@group(0) @binding(${binding}) var<storage, read> ${name}: array<u32>;
+    case 'f16':
+      return `@group(0) @binding(${binding}) var<storage, read> ${name}: array<u32>;
 fn ld_${name}(i: u32) -> f32 { let v = unpack2x16float(${name}[i >> 1u]); return select(v.x, v.y, (i & 1u) == 1u); }`;
-    case 'f32': return `@group(0) @binding(${binding}) var<storage, read> ${name}: array<f32>;
+    case 'f32':
+      return `@group(0) @binding(${binding}) var<storage, read> ${name}: array<f32>;
 fn ld_${name}(i: u32) -> f32 { return ${name}[i]; }`;
-    case 'i32': return `@group(0) @binding(${binding}) var<storage, read> ${name}: array<i32>;
+    case 'i32':
+      return `@group(0) @binding(${binding}) var<storage, read> ${name}: array<i32>;
 fn ld_${name}(i: u32) -> f32 { return f32(${name}[i]); }`;
   }
 }
@@ -46,16 +56,20 @@ fn ld_${name}(i: u32) -> f32 { return f32(${name}[i]); }`;
  */
 export function outputBinding(name: string, binding: number, d: WgslDType): string {
   switch (d) {
-    case 'bf16': return `@group(0) @binding(${binding}) var<storage, read_write> ${name}: array<atomic<u32>>;
+    case 'bf16':
+      return `@group(0) @binding(${binding}) var<storage, read_write> ${name}: array<atomic<u32>>;
 fn st_${name}(i: u32, v: f32) { atomicOr(&${name}[i >> 1u], bf16_bits(v) << ((i & 1u) * 16u)); }
 fn st2_${name}(i: u32, a: f32, b: f32) { atomicStore(&${name}[i >> 1u], bf16_bits(a) | (bf16_bits(b) << 16u)); }`;
-    case 'f16': return `@group(0) @binding(${binding}) var<storage, read_write> ${name}: array<atomic<u32>>;
+    case 'f16':
+      return `@group(0) @binding(${binding}) var<storage, read_write> ${name}: array<atomic<u32>>;
 fn st_${name}(i: u32, v: f32) { atomicOr(&${name}[i >> 1u], f16_bits(v) << ((i & 1u) * 16u)); }
 fn st2_${name}(i: u32, a: f32, b: f32) { atomicStore(&${name}[i >> 1u], pack2x16float(vec2<f32>(a, b))); }`;
-    case 'f32': return `@group(0) @binding(${binding}) var<storage, read_write> ${name}: array<f32>;
+    case 'f32':
+      return `@group(0) @binding(${binding}) var<storage, read_write> ${name}: array<f32>;
 fn st_${name}(i: u32, v: f32) { ${name}[i] = v; }
 fn st2_${name}(i: u32, a: f32, b: f32) { ${name}[i] = a; ${name}[i + 1u] = b; }`;
-    case 'i32': return `@group(0) @binding(${binding}) var<storage, read_write> ${name}: array<i32>;
+    case 'i32':
+      return `@group(0) @binding(${binding}) var<storage, read_write> ${name}: array<i32>;
 fn st_${name}(i: u32, v: f32) { ${name}[i] = i32(v); }
 fn st2_${name}(i: u32, a: f32, b: f32) { ${name}[i] = i32(a); ${name}[i + 1u] = i32(b); }`;
   }

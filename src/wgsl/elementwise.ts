@@ -16,7 +16,8 @@ import { MAP_FNS, type MapFn } from '../graph/opTable.ts';
 export const MAX_DIMS = 6;
 export const ELEMENTWISE_WG = 256;
 
-export type ElementwiseKind = 'copy' | 'add' | 'pad' | 'embedding' | 'seed' | 'scatter' | 'rotary' | 'attention' | MapFn;
+export type ElementwiseKind =
+  'copy' | 'add' | 'pad' | 'embedding' | 'seed' | 'scatter' | 'rotary' | 'attention' | MapFn;
 
 const HEADER = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> prm: array<u32>;
@@ -42,35 +43,46 @@ export function elementwiseWgsl(kind: ElementwiseKind, out: WgslDType, inputs: W
   const extra = IN_BASE(inputs.length);
   let value: string;
   switch (kind) {
-    case 'copy': value = `ld_in0(strided(i, ${IN_BASE(0)}u))`; break;
-    case 'add': value = `ld_in0(strided(i, ${IN_BASE(0)}u)) + bitcast<f32>(prm[${extra}u]) * ld_in1(strided(i, ${IN_BASE(1)}u))`; break;
+    case 'copy':
+      value = `ld_in0(strided(i, ${IN_BASE(0)}u))`;
+      break;
+    case 'add':
+      value = `ld_in0(strided(i, ${IN_BASE(0)}u)) + bitcast<f32>(prm[${extra}u]) * ld_in1(strided(i, ${IN_BASE(1)}u))`;
+      break;
     case 'pad':
       // prm[extra..+6) low pad per dim, [extra+6..+12) input shape, extra+12 pad value.
-      value = `pad_value(i)`; break;
+      value = `pad_value(i)`;
+      break;
     case 'embedding':
       // in0 = weight rows (offset, row stride in its stride[4]), in1 = indices; prm[extra] = H.
-      value = `embed(i)`; break;
+      value = `embed(i)`;
+      break;
     case 'seed':
       // prm[extra..]: seed, stream, scale bits, offset bits, range (0: a float tensor).
-      value = `seed_value(i)`; break;
+      value = `seed_value(i)`;
+      break;
     case 'scatter':
       // in0 = base (read with the output's shape), in1 = src (offset only); prm[extra] = at, then
       // per window dim, outermost first: sizes, window strides (0: unused), src strides.
-      value = `scatter_value(i)`; break;
+      value = `scatter_value(i)`;
+      break;
     case 'rotary':
       // in0 = x [T, W], in1 = positions [T], in2 = cache [P, rot] (row stride in its stride[4]);
       // prm[extra] = head size, [extra+1] = rot, [extra+2] = neox.
-      value = `rotary_value(i)`; break;
+      value = `rotary_value(i)`;
+      break;
     case 'attention':
       // The reference attention, one thread per output element (it recomputes the scores: a
       // checking kernel for small sizes, not a fast one). in0 = q [T, H, D], in1 = k, in2 = v
       // [T, Hkv, D]; prm[extra] = Hkv, [extra+1] = 1/√D bits.
-      value = `attention_value(i)`; break;
+      value = `attention_value(i)`;
+      break;
     default:
       value = `map_value(ld_in0(strided(i, ${IN_BASE(0)}u)), ${inputs.length > 1 ? `ld_in1(strided(i, ${IN_BASE(1)}u))` : '0.0'}, bitcast<f32>(prm[${extra}u]))`;
   }
   const fns: Partial<Record<ElementwiseKind, string>> = {
-    copy: '', add: '',
+    copy: '',
+    add: '',
     pad: `fn pad_value(i: u32) -> f32 {
   var rem = i; var off = prm[${IN_BASE(0)}u]; var inside = true;
   for (var d = ${MAX_DIMS - 1}i; d >= 0; d--) {
@@ -176,7 +188,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 /** The meta words: output shape then each input's offset and strides, all padded to MAX_DIMS. */
-export function elementwiseMeta(outShape: number[], inputs: { offset: number; strides: number[] }[], extra: number[]): Uint32Array {
+export function elementwiseMeta(
+  outShape: number[],
+  inputs: { offset: number; strides: number[] }[],
+  extra: number[],
+): Uint32Array {
   if (outShape.length > MAX_DIMS) throw new Error(`more than ${MAX_DIMS} dims`);
   const pad = (xs: number[], fill: number) => [...new Array(MAX_DIMS - xs.length).fill(fill), ...xs];
   const words = [outShape.reduce((a, b) => a * b, 1), ...pad(outShape, 1)];

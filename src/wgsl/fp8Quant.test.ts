@@ -1,4 +1,4 @@
-// FP8 quantization, bit-exact: the CPU quantizers (src/runtime/fp8.ts) and the WGSL kernel (Dawn
+// FP8 quantization, bit-exact: the CPU quantizers (src/graph/fp8.ts) and the WGSL kernel (Dawn
 // on SwiftShader) against an independent reference that knows nothing of bit tricks — the 254
 // finite e4m3fn values decoded from the format's definition, and for each input the nearest one
 // by brute force, ties to the even code (mantissa LSB 0). Every bf16 bit pattern is quantized.
@@ -6,14 +6,29 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeGpu } from '../runtime/nodeGpu.ts';
 import { bf16Bits, bf16ToF32 } from '../runtime/bf16.ts';
-import { f8e4m3fnBits, f8e4m3fnValue, fusedNormFp8Quant, inverseScale, quantizeFp8, staticScaledFp8Quant } from '../runtime/fp8.ts';
-import { RECIP_WGSL, fp8QuantDispatch, fp8QuantValuesDispatch, fp8QuantValuesWgsl, fp8QuantWgsl } from './fp8Quant.ts';
-import type { Fp8NanRule } from '../runtime/fp8.ts';
+import {
+  f8e4m3fnBits,
+  f8e4m3fnValue,
+  fusedNormFp8Quant,
+  inverseScale,
+  quantizeFp8,
+  staticScaledFp8Quant,
+} from '../graph/fp8.ts';
+import {
+  RECIP_WGSL,
+  fp8QuantDispatch,
+  fp8QuantValuesDispatch,
+  fp8QuantValuesWgsl,
+  fp8QuantWgsl,
+} from './fp8Quant.ts';
+import type { Fp8NanRule } from '../graph/fp8.ts';
 
 /** e4m3fn from its definition: 1 sign, 4 exponent bits (bias 7, 0 = subnormal), 3 mantissa bits; S.1111.111 is NaN. */
 const DEFINED: { code: number; value: number }[] = [];
 for (let code = 0; code < 256; code++) {
-  const s = code >> 7, e = (code >> 3) & 15, m = code & 7;
+  const s = code >> 7,
+    e = (code >> 3) & 15,
+    m = code & 7;
   if (e === 15 && m === 7) continue;
   const mag = e === 0 ? (m / 8) * 2 ** (1 - 7) : (1 + m / 8) * 2 ** (e - 7);
   DEFINED.push({ code, value: s ? -mag : mag });
@@ -23,11 +38,15 @@ for (let code = 0; code < 256; code++) {
 function referenceCode(x: number): number {
   if (Number.isNaN(x)) return 0x7f;
   const neg = x < 0 || Object.is(x, -0);
-  let best = -1, bestErr = Infinity;
+  let best = -1,
+    bestErr = Infinity;
   for (const { code, value } of DEFINED) {
-    if ((code >> 7) !== (neg ? 1 : 0)) continue;
+    if (code >> 7 !== (neg ? 1 : 0)) continue;
     const err = Math.abs(value - Math.max(-448, Math.min(448, x)));
-    if (err < bestErr || (err === bestErr && (code & 1) === 0)) { best = code; bestErr = err; }
+    if (err < bestErr || (err === bestErr && (code & 1) === 0)) {
+      best = code;
+      bestErr = err;
+    }
   }
   return best;
 }
@@ -65,8 +84,12 @@ describe('float8_e4m3fn', () => {
       const fused = fusedNormFp8Quant(ALL_BF16, scale);
       for (let b = 0; b < 65536; b++) {
         const x = ALL_BF16[b]!;
-        if (got[b] !== referenceQuant(x, scale, 'clamp')) expect.fail(`static, scale ${scale}, bf16 0x${b.toString(16)} (${x}): ${got[b]} vs ${referenceQuant(x, scale, 'clamp')}`);
-        if (fused[b] !== referenceQuant(x, scale, 'satfinite')) expect.fail(`fused, scale ${scale}, bf16 0x${b.toString(16)} (${x})`);
+        if (got[b] !== referenceQuant(x, scale, 'clamp'))
+          expect.fail(
+            `static, scale ${scale}, bf16 0x${b.toString(16)} (${x}): ${got[b]} vs ${referenceQuant(x, scale, 'clamp')}`,
+          );
+        if (fused[b] !== referenceQuant(x, scale, 'satfinite'))
+          expect.fail(`fused, scale ${scale}, bf16 0x${b.toString(16)} (${x})`);
       }
     }
     // The two differ on NaN only: vLLM's clamp makes it 448, the saturating cast keeps NaN.
@@ -83,20 +106,44 @@ describe('WGSL FP8 quant kernel', { timeout: 120_000 }, () => {
   });
   afterAll(() => device?.destroy());
 
-  async function runKernel(inputWords: Uint32Array, dtype: 'bf16' | 'f32', n: number, inv: number, rule: Fp8NanRule): Promise<Uint8Array> {
+  async function runKernel(
+    inputWords: Uint32Array,
+    dtype: 'bf16' | 'f32',
+    n: number,
+    inv: number,
+    rule: Fp8NanRule,
+  ): Promise<Uint8Array> {
     const buf = (data: ArrayBufferView, usage: number) => {
-      const b = device.createBuffer({ size: Math.max(16, Math.ceil(data.byteLength / 16) * 16), usage: usage | GPUBufferUsage.COPY_DST });
+      const b = device.createBuffer({
+        size: Math.max(16, Math.ceil(data.byteLength / 16) * 16),
+        usage: usage | GPUBufferUsage.COPY_DST,
+      });
       device.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
       return b;
     };
-    const prm = buf(new Uint32Array([n, new Uint32Array(new Float32Array([inv]).buffer)[0]!]), GPUBufferUsage.STORAGE);
+    const prm = buf(
+      new Uint32Array([n, new Uint32Array(new Float32Array([inv]).buffer)[0]!]),
+      GPUBufferUsage.STORAGE,
+    );
     const inp = buf(inputWords, GPUBufferUsage.STORAGE);
     const outBytes = Math.ceil(n / 4) * 4;
-    const out = device.createBuffer({ size: Math.max(16, Math.ceil(outBytes / 16) * 16), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-    const read = device.createBuffer({ size: out.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const out = device.createBuffer({
+      size: Math.max(16, Math.ceil(outBytes / 16) * 16),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+    });
+    const read = device.createBuffer({
+      size: out.size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     const module = device.createShaderModule({ code: fp8QuantWgsl(dtype, rule) });
-    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-    const bind = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [prm, out, inp].map((b, i) => ({ binding: i, resource: { buffer: b } })) });
+    const pipeline = device.createComputePipeline({
+      layout: 'auto',
+      compute: { module, entryPoint: 'main' },
+    });
+    const bind = device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [prm, out, inp].map((b, i) => ({ binding: i, resource: { buffer: b } })),
+    });
     const enc = device.createCommandEncoder();
     const pass = enc.beginComputePass();
     pass.setPipeline(pipeline);
@@ -118,10 +165,14 @@ describe('WGSL FP8 quant kernel', { timeout: 120_000 }, () => {
       const inv = inverseScale(scale);
       for (const rule of ['clamp', 'satfinite'] as const) {
         const got = await runKernel(words, 'bf16', 65536, inv, rule);
-        let bad = 0, first = '';
+        let bad = 0,
+          first = '';
         for (let b = 0; b < 65536; b++) {
           const want = referenceQuant(ALL_BF16[b]!, scale, rule);
-          if (got[b] !== want) { if (!bad) first = `bf16 0x${b.toString(16)} (${ALL_BF16[b]}): got ${got[b]}, want ${want}`; bad++; }
+          if (got[b] !== want) {
+            if (!bad) first = `bf16 0x${b.toString(16)} (${ALL_BF16[b]}): got ${got[b]}, want ${want}`;
+            bad++;
+          }
         }
         expect(bad, `scale ${scale}, ${rule}: ${bad} differ, first ${first}`).toBe(0);
       }
@@ -132,7 +183,10 @@ describe('WGSL FP8 quant kernel', { timeout: 120_000 }, () => {
     const n = 1001;
     const xs = new Float32Array(n);
     let s = 12345;
-    for (let i = 0; i < n; i++) { s = (s * 1103515245 + 12345) >>> 0; xs[i] = ((s / 2 ** 32) - 0.5) * 2 ** ((i % 40) - 20); }
+    for (let i = 0; i < n; i++) {
+      s = (s * 1103515245 + 12345) >>> 0;
+      xs[i] = (s / 2 ** 32 - 0.5) * 2 ** ((i % 40) - 20);
+    }
     const got = await runKernel(new Uint32Array(xs.buffer), 'f32', n, inverseScale(0.37), 'clamp');
     expect([...got]).toEqual([...xs].map((x) => referenceQuant(x, 0.37, 'clamp')));
   });
@@ -142,9 +196,13 @@ describe('WGSL FP8 quant kernel', { timeout: 120_000 }, () => {
     const scales = new Float32Array(n);
     let x = 987654321;
     for (let i = 0; i < n; i++) {
-      x ^= x << 13; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
       // Random significands at exponents 1..252; a few exact powers of two and edge significands.
-      const e = 1 + (i % 252), m = i < 512 ? [0, 1, 0x7fffff, 0x400000][i % 4]! : x & 0x7fffff;
+      const e = 1 + (i % 252),
+        m = i < 512 ? [0, 1, 0x7fffff, 0x400000][i % 4]! : x & 0x7fffff;
       scales[i] = new Float32Array(new Uint32Array([(e << 23) | m]).buffer)[0]!;
     }
     const code = `${RECIP_WGSL}
@@ -156,12 +214,27 @@ describe('WGSL FP8 quant kernel', { timeout: 120_000 }, () => {
     const inp = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
     device.queue.writeBuffer(inp, 0, scales);
     const out = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-    const read = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
+    const read = device.createBuffer({
+      size: n * 4,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const pipeline = device.createComputePipeline({
+      layout: 'auto',
+      compute: { module: device.createShaderModule({ code }), entryPoint: 'main' },
+    });
     const enc = device.createCommandEncoder();
     const pass = enc.beginComputePass();
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: inp } }, { binding: 1, resource: { buffer: out } }] }));
+    pass.setBindGroup(
+      0,
+      device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: inp } },
+          { binding: 1, resource: { buffer: out } },
+        ],
+      }),
+    );
     pass.dispatchWorkgroups(n / 256);
     pass.end();
     enc.copyBufferToBuffer(out, 0, read, 0, n * 4);
@@ -169,10 +242,14 @@ describe('WGSL FP8 quant kernel', { timeout: 120_000 }, () => {
     await read.mapAsync(GPUMapMode.READ);
     const got = new Float32Array(read.getMappedRange().slice(0));
     read.unmap();
-    let bad = 0, first = '';
+    let bad = 0,
+      first = '';
     for (let i = 0; i < n; i++) {
       const want = inverseScale(scales[i]!);
-      if (!Object.is(got[i], want)) { if (!bad) first = `1/${scales[i]}: got ${got[i]}, want ${want}`; bad++; }
+      if (!Object.is(got[i], want)) {
+        if (!bad) first = `1/${scales[i]}: got ${got[i]}, want ${want}`;
+        bad++;
+      }
     }
     expect(bad, first).toBe(0);
   });
@@ -181,7 +258,10 @@ describe('WGSL FP8 quant kernel', { timeout: 120_000 }, () => {
     const words = new Uint32Array(32768);
     for (let i = 0; i < 32768; i++) words[i] = (2 * i) | ((2 * i + 1) << 16);
     const storage = (data: Uint32Array) => {
-      const b = device.createBuffer({ size: Math.max(16, data.byteLength), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      const b = device.createBuffer({
+        size: Math.max(16, data.byteLength),
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      });
       device.queue.writeBuffer(b, 0, data);
       return b;
     };
@@ -189,16 +269,39 @@ describe('WGSL FP8 quant kernel', { timeout: 120_000 }, () => {
     for (const scale of [0.0173, 3.5]) {
       const scaleBf16 = bf16ToF32(bf16Bits(scale));
       for (const rule of ['clamp', 'satfinite'] as const) {
-        const out = device.createBuffer({ size: 65536 * 2, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-        const read = device.createBuffer({ size: 65536 * 2, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        const out = device.createBuffer({
+          size: 65536 * 2,
+          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+        });
+        const read = device.createBuffer({
+          size: 65536 * 2,
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        });
         device.pushErrorScope('validation');
-        const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: fp8QuantValuesWgsl('bf16', 'bf16', 'bf16', rule) }), entryPoint: 'main' } });
+        const pipeline = device.createComputePipeline({
+          layout: 'auto',
+          compute: {
+            module: device.createShaderModule({ code: fp8QuantValuesWgsl('bf16', 'bf16', 'bf16', rule) }),
+            entryPoint: 'main',
+          },
+        });
         expect((await device.popErrorScope())?.message).toBeUndefined();
-        const buffers = [storage(new Uint32Array([65536])), out, inp, storage(new Uint32Array([bf16Bits(scale)]))];
+        const buffers = [
+          storage(new Uint32Array([65536])),
+          out,
+          inp,
+          storage(new Uint32Array([bf16Bits(scale)])),
+        ];
         const enc = device.createCommandEncoder();
         const pass = enc.beginComputePass();
         pass.setPipeline(pipeline);
-        pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((b, i) => ({ binding: i, resource: { buffer: b } })) }));
+        pass.setBindGroup(
+          0,
+          device.createBindGroup({
+            layout: pipeline.getBindGroupLayout(0),
+            entries: buffers.map((b, i) => ({ binding: i, resource: { buffer: b } })),
+          }),
+        );
         pass.dispatchWorkgroups(...fp8QuantValuesDispatch(65536));
         pass.end();
         enc.copyBufferToBuffer(out, 0, read, 0, 65536 * 2);
@@ -207,11 +310,16 @@ describe('WGSL FP8 quant kernel', { timeout: 120_000 }, () => {
         const got = new Uint16Array(read.getMappedRange().slice(0));
         read.unmap();
         const inv = inverseScale(scaleBf16);
-        let bad = 0, first = '';
+        let bad = 0,
+          first = '';
         for (let b = 0; b < 65536; b++) {
           const want = f8e4m3fnValue(quantizeFp8(ALL_BF16[b]!, inv, rule));
           const ok = Number.isNaN(want) ? Number.isNaN(bf16ToF32(got[b]!)) : got[b] === bf16Bits(want);
-          if (!ok) { if (bad < 4) first += ` | bf16 0x${b.toString(16)} (${ALL_BF16[b]}): got 0x${got[b]!.toString(16)}, want ${want}`; bad++; }
+          if (!ok) {
+            if (bad < 4)
+              first += ` | bf16 0x${b.toString(16)} (${ALL_BF16[b]}): got 0x${got[b]!.toString(16)}, want ${want}`;
+            bad++;
+          }
         }
         expect(bad, `scale ${scale} ${rule}: ${first}`).toBe(0);
       }

@@ -1,6 +1,6 @@
 // FP8 (e4m3fn) quantization, four values per u32 word (element i in byte i % 4): vLLM's
 // static_scaled_fp8_quant and the fused all-reduce + norm's quant output. The CPU twin, and why
-// the two differ only on NaN, is src/runtime/fp8.ts.
+// the two differ only on NaN, is src/graph/fp8.ts.
 //
 // Bind layout:
 //   @binding(0) prm: array<u32>   [0] element count, [1] bits of 1/scale (f32, correctly rounded as
@@ -10,7 +10,7 @@
 //   @binding(2) inp                the contiguous input (bf16 pairs or f32)
 
 import { DTYPE_WGSL, inputBinding, outputBinding, type WgslDType } from './dtype.ts';
-import type { Fp8NanRule } from '../runtime/fp8.ts';
+import type { Fp8NanRule } from '../graph/fp8.ts';
 
 export const FP8_WG = 256;
 
@@ -126,7 +126,12 @@ fn f8e4m3fn_value(b: u32) -> f32 {
  * writes two elements (one packed word).
  *   @binding(0) prm: [0] n   @binding(1) out   @binding(2) inp (contiguous)   @binding(3) scale
  */
-export function fp8QuantValuesWgsl(input: WgslDType, output: WgslDType, scale: WgslDType, rule: Fp8NanRule): string {
+export function fp8QuantValuesWgsl(
+  input: WgslDType,
+  output: WgslDType,
+  scale: WgslDType,
+  rule: Fp8NanRule,
+): string {
   return `${DTYPE_WGSL}
 ${FP8_WGSL}
 ${FP8_DECODE_WGSL}

@@ -17,19 +17,30 @@ export const GEMM_TK = 16;
 
 /** The kernel's parameters, by name (the WGSL struct and the words written for it come from this list). */
 export const GEMM_PARAMS = paramStruct('GemmParams', {
-  M: 'u32', N: 'u32', K: 'u32',
-  aOffset: 'u32', aRowStride: 'u32', aColStride: 'u32',
-  bOffset: 'u32', bRowStride: 'u32', bColStride: 'u32',
-  biasOffset: 'u32', biasRowStride: 'u32', biasColStride: 'u32', hasBias: 'u32',
-  alpha: 'f32', beta: 'f32',
+  M: 'u32',
+  N: 'u32',
+  K: 'u32',
+  aOffset: 'u32',
+  aRowStride: 'u32',
+  aColStride: 'u32',
+  bOffset: 'u32',
+  bRowStride: 'u32',
+  bColStride: 'u32',
+  biasOffset: 'u32',
+  biasRowStride: 'u32',
+  biasColStride: 'u32',
+  hasBias: 'u32',
+  alpha: 'f32',
+  beta: 'f32',
 });
 
 export function gemmWgsl(d: WgslDType, biasD: WgslDType, evenN: boolean): string {
   const packed = d === 'bf16' || d === 'f16';
-  const store = packed && evenN
-    ? `if (n + 1u < N) { st2_c(m * N + n, ${roundExpr(d, 'vals[0]')}, ${roundExpr(d, 'vals[1]')}); } else if (n < N) { st_c(m * N + n, ${roundExpr(d, 'vals[0]')}); }
+  const store =
+    packed && evenN
+      ? `if (n + 1u < N) { st2_c(m * N + n, ${roundExpr(d, 'vals[0]')}, ${roundExpr(d, 'vals[1]')}); } else if (n < N) { st_c(m * N + n, ${roundExpr(d, 'vals[0]')}); }
        if (n + 3u < N) { st2_c(m * N + n + 2u, ${roundExpr(d, 'vals[2]')}, ${roundExpr(d, 'vals[3]')}); } else if (n + 2u < N) { st_c(m * N + n + 2u, ${roundExpr(d, 'vals[2]')}); }`
-    : `for (var j = 0u; j < 4u; j++) { if (n + j < N) { st_c(m * N + n + j, ${roundExpr(d, 'vals[j]')}); } }`;
+      : `for (var j = 0u; j < 4u; j++) { if (n + j < N) { st_c(m * N + n + j, ${roundExpr(d, 'vals[j]')}); } }`;
   return `${DTYPE_WGSL}
 ${GEMM_PARAMS.wgsl}
 ${outputBinding('c', 1, d)}

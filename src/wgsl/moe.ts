@@ -45,7 +45,14 @@ export function moeTileCapacity(T: number, E: number, K: number, tm = MOE_TM): n
 }
 
 /** The decode kernels pay off while an expert sees few tokens; they need bf16 and K in whole vec4 words. */
-export function useDecodeKernels(T: number, K: number, E: number, d: WgslDType, H: number, Is: number): boolean {
+export function useDecodeKernels(
+  T: number,
+  K: number,
+  E: number,
+  d: WgslDType,
+  H: number,
+  Is: number,
+): boolean {
   return d === 'bf16' && (T * K) / E <= 8 && H % 8 === 0 && Is % 8 === 0;
 }
 
@@ -163,11 +170,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  */
 export function moeGemmWgsl(stage: 1 | 2, d: WgslDType, vecW: boolean): string {
   const aDecl = stage === 1 ? inputBinding('a', 3, d) : inputBinding('a', 3, 'f32');
-  const wDecl = vecW ? `@group(0) @binding(4) var<storage, read> w: array<vec4<u32>>;` : inputBinding('w', 4, d);
+  const wDecl = vecW
+    ? `@group(0) @binding(4) var<storage, read> w: array<vec4<u32>>;`
+    : inputBinding('w', 4, d);
   const bDecl = inputBinding('bias', 5, d);
-  const outDecl = stage === 1
-    ? `@group(0) @binding(6) var<storage, read_write> act: array<f32>;`
-    : `@group(0) @binding(6) var<storage, read_write> yk: array<f32>;`;
+  const outDecl =
+    stage === 1
+      ? `@group(0) @binding(6) var<storage, read_write> act: array<f32>;`
+      : `@group(0) @binding(6) var<storage, read_write> yk: array<f32>;`;
   const r = (e: string) => roundExpr(d, e);
   const loadW = vecW
     ? `{
@@ -177,8 +187,9 @@ export function moeGemmWgsl(stage: 1 | 2, d: WgslDType, vecW: boolean): string {
     }`
     : `for (var j = 0u; j < 8u; j++) { var v = 0.0; if (okW && gk + j < Kd) { v = ld_w(wBase + gk + j); } Ws[(kc + j) * ${MOE_TN}u + wn] = v; }`;
   const aRow = stage === 1 ? `prm[5] + (p / K) * prm[6]` : `p * Is`;
-  const epilogue = stage === 1
-    ? `
+  const epilogue =
+    stage === 1
+      ? `
       // Columns (n, n+1) are one (gate, up) pair: intermediate j = n / 2.
       if (n + 1u < Nw) {
         var g = ${r('acc[i][0] + ld_bias(e * Nw + n)')};
@@ -187,7 +198,7 @@ export function moeGemmWgsl(stage: 1 | 2, d: WgslDType, vecW: boolean): string {
         u = clamp(u, -${SWIGLU.limit}.0, ${SWIGLU.limit}.0);
         act[p * Is + n / 2u] = ${r(`(u + 1.0) * g / (1.0 + exp(-${SWIGLU.alpha} * g))`)};
       }`
-    : `
+      : `
       for (var j = 0u; j < 2u; j++) {
         if (n + j < Nw) {
           var y = acc[i][j];
@@ -276,17 +287,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
  * Same bind layout and epilogues as moeGemmWgsl.
  */
 export function moeDecodeGemmWgsl(stage: 1 | 2): string {
-  const TM = MOE_DECODE_TM, ROWS = MOE_DECODE_ROWS, KC = MOE_DECODE_KC;
-  const aDecl = stage === 1 ? `@group(0) @binding(3) var<storage, read> a: array<u32>;` : `@group(0) @binding(3) var<storage, read> a: array<f32>;`;
-  const outDecl = stage === 1
-    ? `@group(0) @binding(6) var<storage, read_write> act: array<f32>;`
-    : `@group(0) @binding(6) var<storage, read_write> yk: array<f32>;`;
+  const TM = MOE_DECODE_TM,
+    ROWS = MOE_DECODE_ROWS,
+    KC = MOE_DECODE_KC;
+  const aDecl =
+    stage === 1
+      ? `@group(0) @binding(3) var<storage, read> a: array<u32>;`
+      : `@group(0) @binding(3) var<storage, read> a: array<f32>;`;
+  const outDecl =
+    stage === 1
+      ? `@group(0) @binding(6) var<storage, read_write> act: array<f32>;`
+      : `@group(0) @binding(6) var<storage, read_write> yk: array<f32>;`;
   // Stage 1 reads x as packed words (row offset and stride even); stage 2 packs act's f32 values, already bf16-exact.
-  const loadA = stage === 1
-    ? `v = a[(prm[5] + (p / K) * prm[6] + k0) / 2u + w];`
-    : `let base = p * Is + k0 + 2u * w; v = (bf16_bits(a[base]) | (bf16_bits(a[base + 1u]) << 16u));`;
-  const epilogue = stage === 1
-    ? `
+  const loadA =
+    stage === 1
+      ? `v = a[(prm[5] + (p / K) * prm[6] + k0) / 2u + w];`
+      : `let base = p * Is + k0 + 2u * w; v = (bf16_bits(a[base]) | (bf16_bits(a[base + 1u]) << 16u));`;
+  const epilogue =
+    stage === 1
+      ? `
   if (li < ${(ROWS / 2) * TM}u) {
     let pr = li / ${TM}u; let t = li % ${TM}u;
     let p = rowSlot[t];
@@ -301,7 +320,7 @@ export function moeDecodeGemmWgsl(stage: 1 | 2): string {
       act[p * Is + n / 2u] = round_bf16((u + 1.0) * g / (1.0 + exp(-${SWIGLU.alpha} * g)));
     }
   }`
-    : `
+      : `
   if (li < ${ROWS * TM}u) {
     let r = li / ${TM}u; let t = li % ${TM}u;
     let p = rowSlot[t];
@@ -378,8 +397,24 @@ ${expertTileWgsl(stage, TM, ROWS)}
  * (`tm` > 0 fixes them); `route1`: routing, counts and grouping in one single-workgroup dispatch;
  * `unroll`: words per row each thread loads per loop step (more loads in flight).
  */
-export interface MoeGemvConfig { groups: number; rows1: number; rows2: number; maxTm: number; tm: number; route1: boolean; unroll: number }
-export const MOE_GEMV_DEFAULT: MoeGemvConfig = { groups: 8, rows1: 4, rows2: 4, maxTm: 8, tm: 0, route1: true, unroll: 1 };
+export interface MoeGemvConfig {
+  groups: number;
+  rows1: number;
+  rows2: number;
+  maxTm: number;
+  tm: number;
+  route1: boolean;
+  unroll: number;
+}
+export const MOE_GEMV_DEFAULT: MoeGemvConfig = {
+  groups: 8,
+  rows1: 4,
+  rows2: 4,
+  maxTm: 8,
+  tm: 0,
+  route1: true,
+  unroll: 1,
+};
 
 /** Token slots of a decode tile: an expert sees at most T tokens, so the power of two ≥ T up to maxTm. */
 export function moeGemvTokens(T: number, cfg: MoeGemvConfig): number {
@@ -476,7 +511,16 @@ fn main(@builtin(local_invocation_index) li: u32) {
 }
 
 /** The GEMV fits where x rows start on whole words of 8 bf16 (W and act are laid out that way). */
-export function useMoeGemv(T: number, K: number, E: number, d: WgslDType, H: number, Is: number, xOff: number, xRowStride: number): boolean {
+export function useMoeGemv(
+  T: number,
+  K: number,
+  E: number,
+  d: WgslDType,
+  H: number,
+  Is: number,
+  xOff: number,
+  xRowStride: number,
+): boolean {
   return useDecodeKernels(T, K, E, d, H, Is) && xOff % 8 === 0 && xRowStride % 8 === 0;
 }
 
@@ -494,7 +538,8 @@ export function useMoeGemv(T: number, K: number, E: number, d: WgslDType, H: num
 export function moeGemvWgsl(stage: 1 | 2, cfg: MoeGemvConfig, tm: number, sg: number): string {
   const G = cfg.groups;
   const R = stage === 1 ? cfg.rows1 : cfg.rows2;
-  if (stage === 1 && R % 4 !== 0) throw new Error(`moeGemvWgsl: stage 1 needs rows in fours (one act word per token), got ${R}`);
+  if (stage === 1 && R % 4 !== 0)
+    throw new Error(`moeGemvWgsl: stage 1 needs rows in fours (one act word per token), got ${R}`);
   const rs = Array.from({ length: R }, (_, i) => i);
   const ts = Array.from({ length: tm }, (_, i) => i);
   const U = Math.max(1, cfg.unroll);
@@ -503,33 +548,61 @@ export function moeGemvWgsl(stage: 1 | 2, cfg: MoeGemvConfig, tm: number, sg: nu
   // Partials per (row, token) in workgroup memory when a group spans several subgroups (or none).
   const P = butterfly ? 1 : sg > 0 && 32 % sg === 0 ? 32 / sg : 32;
   const useSub = sg > 0 && (butterfly || 32 % sg === 0);
-  const aRow = stage === 1 ? (t: number) => `(prm[5] + (p${t} / K) * prm[6]) / 8u` : (t: number) => `p${t} * (Is / 8u)`;
+  const aRow =
+    stage === 1 ? (t: number) => `(prm[5] + (p${t} / K) * prm[6]) / 8u` : (t: number) => `p${t} * (Is / 8u)`;
   const reduce = butterfly
-    ? rs.flatMap((r) => ts.map((t) => `var s${r}_${t} = a${r}_${t};${[16, 8, 4, 2, 1].map((m) => ` s${r}_${t} += subgroupShuffleXor(s${r}_${t}, ${m}u);`).join('')}`)).join('\n  ')
+    ? rs
+        .flatMap((r) =>
+          ts.map(
+            (t) =>
+              `var s${r}_${t} = a${r}_${t};${[16, 8, 4, 2, 1].map((m) => ` s${r}_${t} += subgroupShuffleXor(s${r}_${t}, ${m}u);`).join('')}`,
+          ),
+        )
+        .join('\n  ')
     : `${rs.flatMap((r) => ts.map((t) => `{ let v = ${useSub ? `subgroupAdd(a${r}_${t})` : `a${r}_${t}`}; if (${useSub ? 'sgid == 0u' : 'true'}) { red[((g * ${R}u + ${r}u) * ${tm}u + ${t}u) * ${P}u + lane / ${32 / P}u] = v; } }`)).join('\n  ')}
   workgroupBarrier();
   ${rs.flatMap((r) => ts.map((t) => `var s${r}_${t} = 0.0; for (var j = 0u; j < ${P}u; j++) { s${r}_${t} += red[((g * ${R}u + ${r}u) * ${tm}u + ${t}u) * ${P}u + j]; }`)).join('\n  ')}`;
-  const epilogue = stage === 1
-    ? ts.map((t) => `if (lane == ${t}u && ${t}u < n) {
-${Array.from({ length: R / 4 }, (_, q) => `    if (r0 + ${4 * q}u < Nw) {
+  const epilogue =
+    stage === 1
+      ? ts
+          .map(
+            (t) => `if (lane == ${t}u && ${t}u < n) {
+${Array.from(
+  { length: R / 4 },
+  (_, q) => `    if (r0 + ${4 * q}u < Nw) {
       var pair: array<u32, 2>;
-${[0, 1].map((h) => `      {
+${[0, 1]
+  .map(
+    (h) => `      {
         var gt = round_bf16(s${4 * q + 2 * h}_${t} + bias_v(e * Nw + r0 + ${4 * q + 2 * h}u));
         var up = round_bf16(s${4 * q + 2 * h + 1}_${t} + bias_v(e * Nw + r0 + ${4 * q + 2 * h + 1}u));
         gt = min(gt, ${SWIGLU.limit}.0);
         up = clamp(up, -${SWIGLU.limit}.0, ${SWIGLU.limit}.0);
         pair[${h}] = bf16_bits((up + 1.0) * gt / (1.0 + exp(-${SWIGLU.alpha} * gt)));
-      }`).join('\n')}
+      }`,
+  )
+  .join('\n')}
       act[p${t} * (Is / 2u) + (r0 + ${4 * q}u) / 4u] = pair[0] | (pair[1] << 16u);
-    }`).join('\n')}
-  }`).join('\n  ')
-    : ts.map((t) => `if (lane == ${t}u && ${t}u < n) {
-${rs.map((r) => `    if (r0 + ${r}u < Nw) {
+    }`,
+).join('\n')}
+  }`,
+          )
+          .join('\n  ')
+      : ts
+          .map(
+            (t) => `if (lane == ${t}u && ${t}u < n) {
+${rs
+  .map(
+    (r) => `    if (r0 + ${r}u < Nw) {
       var y = s${r}_${t};
       if (prm[9] == 1u) { y += bias_v(e * Nw + r0 + ${r}u); }
       yk[p${t} * H + r0 + ${r}u] = round_bf16(wts[p${t}] * y);
-    }`).join('\n')}
-  }`).join('\n  ');
+    }`,
+  )
+  .join('\n')}
+  }`,
+          )
+          .join('\n  ');
   return `${useSub ? 'enable subgroups;\n' : ''}${DTYPE_WGSL}${PACKED4_WGSL}${META}
 @group(0) @binding(1) var<storage, read> route: array<u32>;
 @group(0) @binding(2) var<storage, read> wts: array<f32>;
@@ -556,14 +629,22 @@ ${tileExpertWgsl(tm)}
   ${rs.map((r) => `let w${r} = (e * Nw + min(r0 + ${r}u, Nw - 1u)) * Kw;`).join(' ')}
   ${rs.flatMap((r) => ts.map((t) => `var a${r}_${t} = 0.0;`)).join(' ')}
   for (var k0 = lane; k0 < Kw; k0 += ${32 * U}u) {
-${us.map((u) => `    ${u > 0 ? `if (k0 + ${32 * u}u < Kw) ` : ''}{
+${us
+  .map(
+    (u) => `    ${u > 0 ? `if (k0 + ${32 * u}u < Kw) ` : ''}{
     let k = k0 + ${32 * u}u;
     ${rs.map((r) => `let q${r} = w[w${r} + k]; let wl${r} = lo4(q${r}); let wh${r} = hi4(q${r});`).join('\n    ')}
-    ${ts.map((t) => `${t > 0 ? `if (${t}u < n) ` : ''}{
+    ${ts
+      .map(
+        (t) => `${t > 0 ? `if (${t}u < n) ` : ''}{
       let v = a[x${t} + k]; let xl = lo4(v); let xh = hi4(v);
       ${rs.map((r) => `a${r}_${t} += dot(wl${r}, xl) + dot(wh${r}, xh);`).join(' ')}
-    }`).join('\n    ')}
-    }`).join('\n')}
+    }`,
+      )
+      .join('\n    ')}
+    }`,
+  )
+  .join('\n')}
   }
   ${reduce}
   ${epilogue}

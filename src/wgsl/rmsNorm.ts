@@ -26,12 +26,20 @@ export type NormMode = 'rms' | 'add' | 'allreduce';
 
 /** The norm kernels' parameters (both layouts, rmsNorm.ts and rmsNormRows.ts), by name. */
 export const NORM_PARAMS = paramStruct('NormParams', {
-  rows: 'u32', cols: 'u32', xOffset: 'u32', xRowStride: 'u32', resOffset: 'u32', resRowStride: 'u32', wOffset: 'u32',
+  rows: 'u32',
+  cols: 'u32',
+  xOffset: 'u32',
+  xRowStride: 'u32',
+  resOffset: 'u32',
+  resRowStride: 'u32',
+  wOffset: 'u32',
   eps: 'f32',
   /** The all-reduce form: how many ranks' inputs are gathered, which output row this dispatch starts at, and the stride between ranks' slots. */
-  ranks: 'u32', rowStart: 'u32', rankSlotStride: 'u32',
+  ranks: 'u32',
+  rowStart: 'u32',
+  rankSlotStride: 'u32',
 });
-export type NormParams = ParamValues<(typeof NORM_PARAMS extends ParamStruct<infer F> ? F : never)>;
+export type NormParams = ParamValues<typeof NORM_PARAMS extends ParamStruct<infer F> ? F : never>;
 
 /** Threads per row: enough that each holds at most a few vec4s of the row (2880 bf16: 192 × 2). */
 export function normWorkgroup(cols: number, vec: number): { wg: number; items: number } {
@@ -46,18 +54,29 @@ export function normVector(d: WgslDType, cols: number, offsets: number[], stride
   return [cols, ...offsets, ...strides].every((x) => x % v === 0) ? v : 1;
 }
 
-export function rmsNormWgsl(mode: NormMode, d: WgslDType, cols: number, vec: number, normRounding: FusedNormRounding = 'once'): string {
+export function rmsNormWgsl(
+  mode: NormMode,
+  d: WgslDType,
+  cols: number,
+  vec: number,
+  normRounding: FusedNormRounding = 'once',
+): string {
   const packed = d === 'bf16' || d === 'f16';
   const vectorized = vec > 1;
   const { wg: WG, items } = normWorkgroup(cols, vec);
   const r = (e: string) => roundExpr(d, e);
-  const vin = (name: string, b: number) => (vectorized
-    ? `@group(0) @binding(${b}) var<storage, read> ${name}: array<${packed ? 'vec4<u32>' : 'vec4<f32>'}>;`
-    : inputBinding(name, b, d));
-  const vout = (name: string, b: number) => (vectorized
-    ? `@group(0) @binding(${b}) var<storage, read_write> ${name}: array<${packed ? 'vec4<u32>' : 'vec4<f32>'}>;`
-    : outputBinding(name, b, d));
-  const unpack = d === 'bf16' ? (w: string) => [`bf16_lo(${w})`, `bf16_hi(${w})`] : (w: string) => [`unpack2x16float(${w}).x`, `unpack2x16float(${w}).y`];
+  const vin = (name: string, b: number) =>
+    vectorized
+      ? `@group(0) @binding(${b}) var<storage, read> ${name}: array<${packed ? 'vec4<u32>' : 'vec4<f32>'}>;`
+      : inputBinding(name, b, d);
+  const vout = (name: string, b: number) =>
+    vectorized
+      ? `@group(0) @binding(${b}) var<storage, read_write> ${name}: array<${packed ? 'vec4<u32>' : 'vec4<f32>'}>;`
+      : outputBinding(name, b, d);
+  const unpack =
+    d === 'bf16'
+      ? (w: string) => [`bf16_lo(${w})`, `bf16_hi(${w})`]
+      : (w: string) => [`unpack2x16float(${w}).x`, `unpack2x16float(${w}).y`];
   // load(name, e) fills v[0..vec) from element e; store(name, e) writes v[0..vec) at element e.
   const load = (name: string, e: string) => {
     if (!vectorized) return `v[0] = ld_${name}(${e});`;
@@ -65,15 +84,17 @@ export function rmsNormWgsl(mode: NormMode, d: WgslDType, cols: number, vec: num
     const parts = ['x', 'y', 'z', 'w'].flatMap((c) => unpack(`q.${c}`));
     return `{ let q = ${name}[(${e}) / 8u]; ${parts.map((p, i) => `v[${i}] = ${p};`).join(' ')} }`;
   };
-  const pack2 = (a: string, b: string) => (d === 'bf16' ? `(bf16_bits(${a}) | (bf16_bits(${b}) << 16u))` : `pack2x16float(vec2<f32>(${a}, ${b}))`);
+  const pack2 = (a: string, b: string) =>
+    d === 'bf16' ? `(bf16_bits(${a}) | (bf16_bits(${b}) << 16u))` : `pack2x16float(vec2<f32>(${a}, ${b}))`;
   const store = (name: string, e: string, src: string) => {
     if (!vectorized) return `st_${name}(${e}, ${src}[0]);`;
     if (!packed) return `${name}[(${e}) / 4u] = vec4<f32>(${src}[0], ${src}[1], ${src}[2], ${src}[3]);`;
     return `${name}[(${e}) / 8u] = vec4<u32>(${[0, 2, 4, 6].map((i) => pack2(`${src}[${i}]`, `${src}[${i + 1}]`)).join(', ')});`;
   };
   const V = vec;
-  const accumulate = mode === 'allreduce'
-    ? `
+  const accumulate =
+    mode === 'allreduce'
+      ? `
       // Sum the ranks' rows in rank order, round once: the all-reduce result.
       var acc: array<f32, ${V}>;
       for (var k = 0u; k < ${V}u; k++) { acc[k] = 0.0; }
@@ -82,14 +103,20 @@ export function rmsNormWgsl(mode: NormMode, d: WgslDType, cols: number, vec: num
         for (var k = 0u; k < ${V}u; k++) { acc[k] += v[k]; }
       }
       for (var k = 0u; k < ${V}u; k++) { v[k] = ${r('acc[k]')}; }`
-    : load('x', 'prm.xOffset + row * prm.xRowStride + c');
-  const addResidual = mode === 'rms' ? '' : `
+      : load('x', 'prm.xOffset + row * prm.xRowStride + c');
+  const addResidual =
+    mode === 'rms'
+      ? ''
+      : `
       var z: array<f32, ${V}> = v;
       ${load('res', 'prm.resOffset + (prm.rowStart + row) * prm.resRowStride + c').replaceAll('v[', 'rv[')}
       for (var k = 0u; k < ${V}u; k++) { z[k] = ${r('z[k] + rv[k]')}; }
       v = z;
       ${store('resOut', '(prm.rowStart + row) * cols + c', 'v')}`;
-  const scale = mode === 'allreduce' && normRounding === 'once' ? r('v[k] * inv * wv[k]') : r(`${r('v[k] * inv')} * wv[k]`);
+  const scale =
+    mode === 'allreduce' && normRounding === 'once'
+      ? r('v[k] * inv * wv[k]')
+      : r(`${r('v[k] * inv')} * wv[k]`);
   return `${DTYPE_WGSL}
 ${NORM_PARAMS.wgsl}
 ${vout('out', 1)}
@@ -109,7 +136,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let ranks = prm.ranks;
   var ss = 0.0;
   // The row's slice for this thread, unrolled so it stays in registers until it is scaled.
-${Array.from({ length: items }, (_, it) => `  var keep${it}: array<f32, ${V}>;
+${Array.from(
+  { length: items },
+  (_, it) => `  var keep${it}: array<f32, ${V}>;
   let c${it} = (${it}u * ${WG}u + lid.x) * ${V}u;
   if (c${it} < cols) {
     let c = c${it};
@@ -119,7 +148,8 @@ ${Array.from({ length: items }, (_, it) => `  var keep${it}: array<f32, ${V}>;
     ${addResidual}
     for (var k = 0u; k < ${V}u; k++) { ss += v[k] * v[k]; }
     keep${it} = v;
-  }`).join('\n')}
+  }`,
+).join('\n')}
   // Sum of squares in a fixed order: 32 at a time, then the ${WG / 32} partial sums.
   partial[lid.x] = ss;
   workgroupBarrier();
@@ -132,7 +162,9 @@ ${Array.from({ length: items }, (_, it) => `  var keep${it}: array<f32, ${V}>;
   var total = 0.0;
   for (var i = 0u; i < ${WG / 32}u; i++) { total += partial32[i]; }
   let inv = 1.0 / sqrt(total / f32(cols) + prm.eps);
-${Array.from({ length: items }, (_, it) => `  if (c${it} < cols) {
+${Array.from(
+  { length: items },
+  (_, it) => `  if (c${it} < cols) {
     let c = c${it};
     var v = keep${it};
     var wv: array<f32, ${V}>;
@@ -140,7 +172,8 @@ ${Array.from({ length: items }, (_, it) => `  if (c${it} < cols) {
     var y: array<f32, ${V}>;
     for (var k = 0u; k < ${V}u; k++) { y[k] = ${scale}; }
     ${store('out', '(prm.rowStart + row) * cols + c', 'y')}
-  }`).join('\n')}
+  }`,
+).join('\n')}
 }
 `;
 }

@@ -16,7 +16,12 @@ import { DTYPE_WGSL } from './dtype.ts';
 import { NORM_PARAMS, type NormMode } from './rmsNorm.ts';
 import type { FusedNormRounding } from '../graph/opTable.ts';
 
-export interface NormRowsConfig { tpr: number; rpw: number; cap: number; pipeline: boolean }
+export interface NormRowsConfig {
+  tpr: number;
+  rpw: number;
+  cap: number;
+  pipeline: boolean;
+}
 
 /**
  * The layout the bf16 kernels use unless told otherwise: one row per workgroup, 192 threads × 2
@@ -58,7 +63,13 @@ fn f4(b: vec4<u32>) -> vec4<f32> { return bitcast<vec4<f32>>(b); }
 fn pack4(l: vec4<u32>, h: vec4<u32>) -> vec4<u32> { return (l >> vec4<u32>(16u)) | h; }
 `;
 
-export function rmsNormRowsWgsl(mode: NormMode, cols: number, cfg: NormRowsConfig, sg: number, normRounding: FusedNormRounding = 'once'): string {
+export function rmsNormRowsWgsl(
+  mode: NormMode,
+  cols: number,
+  cfg: NormRowsConfig,
+  sg: number,
+  normRounding: FusedNormRounding = 'once',
+): string {
   const { tpr: TPR, rpw: RPW } = cfg;
   if (cols % 8 !== 0) throw new Error(`rmsNormRowsWgsl: ${cols} columns are not whole words of 8 bf16`);
   const items = Math.ceil(cols / 8 / TPR);
@@ -71,18 +82,21 @@ export function rmsNormRowsWgsl(mode: NormMode, cols: number, cfg: NormRowsConfi
   // Load row `row` into the named registers: cx (x, or the rank-ordered all-reduce sum rounded
   // once), cr (the residual's raw words).
   const loadRow = (row: string, cx: string, cr: string) => {
-    const xPart = mode === 'allreduce'
-      ? `${its.map((i) => `var al${i} = vec4<f32>(0.0); var ah${i} = vec4<f32>(0.0);`).join(' ')}
+    const xPart =
+      mode === 'allreduce'
+        ? `${its.map((i) => `var al${i} = vec4<f32>(0.0); var ah${i} = vec4<f32>(0.0);`).join(' ')}
       for (var q = 0u; q < ranks; q++) {
         let xb = (prm.xOffset + q * prm.rankSlotStride + ${row} * prm.xRowStride) / 8u;
         ${its.map((i) => `if (ok${i}) { let v = x[xb + c${i}]; al${i} += lo4(v); ah${i} += hi4(v); }`).join('\n        ')}
       }
       ${its.map((i) => `${cx}${i} = pack4(rnd4(al${i}), rnd4(ah${i}));`).join(' ')}`
-      : `let xb = (prm.xOffset + ${row} * prm.xRowStride) / 8u;
+        : `let xb = (prm.xOffset + ${row} * prm.xRowStride) / 8u;
       ${its.map((i) => `if (ok${i}) { ${cx}${i} = x[xb + c${i}]; }`).join(' ')}`;
-    const rPart = hasRes ? `
+    const rPart = hasRes
+      ? `
       let rb = (prm.resOffset + (prm.rowStart + ${row}) * prm.resRowStride) / 8u;
-      ${its.map((i) => `if (ok${i}) { ${cr}${i} = res[rb + c${i}]; }`).join(' ')}` : '';
+      ${its.map((i) => `if (ok${i}) { ${cr}${i} = res[rb + c${i}]; }`).join(' ')}`
+      : '';
     return `{
       ${xPart}${rPart}
     }`;
@@ -92,23 +106,33 @@ export function rmsNormRowsWgsl(mode: NormMode, cols: number, cfg: NormRowsConfi
     var ss = 0.0;
     if (live) {
       let ob = (prm.rowStart + row) * cw;
-${its.map((i) => `      if (ok${i}) {
-${hasRes ? `        let zl = rnd4(lo4(${cx}${i}) + lo4(${cr}${i}));
+${its
+  .map(
+    (i) => `      if (ok${i}) {
+${
+  hasRes
+    ? `        let zl = rnd4(lo4(${cx}${i}) + lo4(${cr}${i}));
         let zh = rnd4(hi4(${cx}${i}) + hi4(${cr}${i}));
         z${i} = pack4(zl, zh);
         resOut[ob + c${i}] = z${i};
-        ss += dot(f4(zl), f4(zl)) + dot(f4(zh), f4(zh));` : `        z${i} = ${cx}${i};
+        ss += dot(f4(zl), f4(zl)) + dot(f4(zh), f4(zh));`
+    : `        z${i} = ${cx}${i};
         let zl = lo4(z${i}); let zh = hi4(z${i});
-        ss += dot(zl, zl) + dot(zh, zh);`}
-      }`).join('\n')}
+        ss += dot(zl, zl) + dot(zh, zh);`
+}
+      }`,
+  )
+  .join('\n')}
     }`;
-  const scaleOut = (i: number) => mode === 'allreduce' && normRounding === 'once'
-    ? `pack4(rnd4(lo4(z${i}) * inv * lo4(w${i})), rnd4(hi4(z${i}) * inv * hi4(w${i})))`
-    : `pack4(rnd4(f4(rnd4(lo4(z${i}) * inv)) * lo4(w${i})), rnd4(f4(rnd4(hi4(z${i}) * inv)) * hi4(w${i})))`;
-  const reduce = P === 1
-    ? `var total = ss;
+  const scaleOut = (i: number) =>
+    mode === 'allreduce' && normRounding === 'once'
+      ? `pack4(rnd4(lo4(z${i}) * inv * lo4(w${i})), rnd4(hi4(z${i}) * inv * hi4(w${i})))`
+      : `pack4(rnd4(f4(rnd4(lo4(z${i}) * inv)) * lo4(w${i})), rnd4(f4(rnd4(hi4(z${i}) * inv)) * hi4(w${i})))`;
+  const reduce =
+    P === 1
+      ? `var total = ss;
 ${Array.from({ length: Math.log2(TPR) }, (_, k) => `    total += subgroupShuffleXor(total, ${TPR >> (k + 1)}u);`).join('\n')}`
-    : `${SGW > 1 ? 'let part = subgroupAdd(ss);\n    if (sgid == 0u) {' : 'let part = ss;\n    {'} red[parity * ${RPW * P}u + rloc * ${P}u + lane / ${SGW}u] = part; }
+      : `${SGW > 1 ? 'let part = subgroupAdd(ss);\n    if (sgid == 0u) {' : 'let part = ss;\n    {'} red[parity * ${RPW * P}u + rloc * ${P}u + lane / ${SGW}u] = part; }
     workgroupBarrier();
     var total = 0.0;
     for (var j = 0u; j < ${P}u; j++) { total += red[parity * ${RPW * P}u + rloc * ${P}u + j]; }
@@ -139,13 +163,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   ${decl('cx')} ${hasRes ? decl('cr') : ''}
   var parity = 0u;
   let stride = nwg.x * ${RPW}u;
-  ${cfg.pipeline ? `if (wid.x * ${RPW}u + rloc < rows) ${loadRow(`(wid.x * ${RPW}u + rloc)`, 'cx', 'cr')}
-  ${decl('nx')} ${hasRes ? decl('nr') : ''}` : ''}
+  ${
+    cfg.pipeline
+      ? `if (wid.x * ${RPW}u + rloc < rows) ${loadRow(`(wid.x * ${RPW}u + rloc)`, 'cx', 'cr')}
+  ${decl('nx')} ${hasRes ? decl('nr') : ''}`
+      : ''
+  }
   for (var base = wid.x * ${RPW}u; base < rows; base += stride) {
     let row = base + rloc;
     let live = row < rows;
-    ${cfg.pipeline ? `// The next row's loads go out before this row's reduction.
-    if (row + stride < rows) ${loadRow('(row + stride)', 'nx', 'nr')}` : `if (live) ${loadRow('row', 'cx', 'cr')}`}
+    ${
+      cfg.pipeline
+        ? `// The next row's loads go out before this row's reduction.
+    if (row + stride < rows) ${loadRow('(row + stride)', 'nx', 'nr')}`
+        : `if (live) ${loadRow('row', 'cx', 'cr')}`
+    }
     ${body('cx', 'cr')}
     ${reduce}
     let inv = 1.0 / sqrt(total / f32(cols) + eps);

@@ -7,9 +7,12 @@ import { generateSample } from '../samples/index.ts';
 import { PROFILES } from './profiles.ts';
 import { allReduceBytesPerRank, bindDim, nodeCost, predictGraph, rewriteSavings } from './model.ts';
 
-const before = parseFx(readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph;
+const before = parseFx(
+  readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8'),
+).graph;
 const stages = runPipeline(before, ['slice-hoist', 'allreduce-rmsnorm'], { gpu: 'blackwell' }).stages;
-const hoisted = stages[0]!.graph, fused = stages[1]!.graph;
+const hoisted = stages[0]!.graph,
+  fused = stages[1]!.graph;
 const node = (g: Graph, name: string) => g.nodes.find((n) => n.name === name)!;
 const T = 4096;
 
@@ -22,7 +25,7 @@ describe('collective bytes', () => {
     expect(allReduceBytesPerRank(S, 1, 'ring')).toBe(0);
   });
 
-  it('the seed block\'s all-reduce shrinks by exactly 6.25 % once the slice is hoisted (2880 of 3072 columns)', () => {
+  it("the seed block's all-reduce shrinks by exactly 6.25 % once the slice is hoisted (2880 of 3072 columns)", () => {
     for (const algorithm of ['ring', 'one-shot', 'two-shot'] as const) {
       const env = { tokens: T, tp: 4, algorithm };
       const a = nodeCost(before, node(before, 'all_reduce_1'), env);
@@ -44,19 +47,23 @@ describe('what the fusion saves', () => {
       // The all-reduce's write of its result and the norm's read of it.
       expect(s.hbmBytes).toBe(2 * S);
       expect(s.linkBytesPerRank).toBe(0);
-      expect(s.us).toBeCloseTo(p.launchUs + (2 * S / p.hbmBytesPerSec) * 1e6, 9);
+      expect(s.us).toBeCloseTo(p.launchUs + ((2 * S) / p.hbmBytesPerSec) * 1e6, 9);
     }
   });
 
   it('the hoist alone saves link bytes: 192 of 3072 columns, (N−1)·ΔS per rank one-shot', () => {
-    const s = rewriteSavings(before, hoisted, PROFILES['H100-NVLink']!, { tp: 8, tokens: T, algorithm: 'one-shot' });
+    const s = rewriteSavings(before, hoisted, PROFILES['H100-NVLink']!, {
+      tp: 8,
+      tokens: T,
+      algorithm: 'one-shot',
+    });
     expect(s.linkBytesPerRank).toBe(7 * T * 192 * 2);
     expect(s.launches).toBe(0);
   });
 });
 
 describe('graph prediction', () => {
-  it('binds symbolic dims and names each node\'s bound', () => {
+  it("binds symbolic dims and names each node's bound", () => {
     expect(bindDim('s72', 100)).toBe(100);
     expect(bindDim('2*s0 + 1', 100)).toBe(201);
     expect(bindDim('(s0 - 4)//2', 100)).toBe(48);
@@ -67,11 +74,20 @@ describe('graph prediction', () => {
     expect(by.get('all_reduce')!.bound).toBe('network');
     // qkv projection: 8192 × 2880 × 1280 × 2 FLOPs on B200 — compute-bound.
     expect(by.get('addmm')!.bound).toBe('compute');
-    expect(r.total_us).toBeCloseTo(r.perNode.reduce((s, n) => s + n.us, 0), 9);
+    expect(r.total_us).toBeCloseTo(
+      r.perNode.reduce((s, n) => s + n.us, 0),
+      9,
+    );
     // Ring at 8 ranks: 14 steps; 2·7/8·S bytes per rank over 900 GB/s, then local HBM traffic.
     const S = 8192 * 2880 * 2;
     const p = PROFILES['B200-NVLink']!;
-    expect(by.get('all_reduce')!.us).toBeCloseTo(p.launchUs + 14 * p.linkStepLatencyUs + (1.75 * S / p.nvlinkBytesPerSec) * 1e6 + (2 * S / p.hbmBytesPerSec) * 1e6, 9);
+    expect(by.get('all_reduce')!.us).toBeCloseTo(
+      p.launchUs +
+        14 * p.linkStepLatencyUs +
+        ((1.75 * S) / p.nvlinkBytesPerSec) * 1e6 +
+        ((2 * S) / p.hbmBytesPerSec) * 1e6,
+      9,
+    );
   });
 
   it('every profile number has a source', () => {

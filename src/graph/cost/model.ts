@@ -57,11 +57,14 @@ export function allReduceBytesPerRank(S: number, n: number, algorithm: Algorithm
   if (n <= 1) return 0;
   switch (algorithm) {
     // reduce-scatter then all-gather, each (n−1)/n·S
-    case 'ring': return (2 * (n - 1) / n) * S;
+    case 'ring':
+      return ((2 * (n - 1)) / n) * S;
     // every rank reads every peer's whole buffer
-    case 'one-shot': return (n - 1) * S;
+    case 'one-shot':
+      return (n - 1) * S;
     // reduce-scatter by reading peers' chunks, then all-gather by reading the reduced chunks
-    case 'two-shot': return (2 * (n - 1) / n) * S;
+    case 'two-shot':
+      return ((2 * (n - 1)) / n) * S;
   }
 }
 
@@ -71,7 +74,13 @@ export function algorithmSteps(n: number, algorithm: Algorithm): number {
   return algorithm === 'ring' ? 2 * (n - 1) : algorithm === 'one-shot' ? 1 : 2;
 }
 
-const NO_KERNEL = new Set(['aten.empty_like.default', 'aten.empty.memory_format', 'getitem', 'aten.split_with_sizes.default', '_c10d_functional.wait_tensor.default']);
+const NO_KERNEL = new Set([
+  'aten.empty_like.default',
+  'aten.empty.memory_format',
+  'getitem',
+  'aten.split_with_sizes.default',
+  '_c10d_functional.wait_tensor.default',
+]);
 const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
 
 /** The op a node runs: auto_functionalized runs the op it wraps. */
@@ -91,7 +100,12 @@ export function launchesKernel(n: Node): boolean {
   return kind !== 'view' && kind !== 'meta';
 }
 
-export function nodeCost(g: Graph, n: Node, env: CostEnv, typeOf: (a: Arg) => ValueType | null | undefined = typeLookup(g)): NodeCost {
+export function nodeCost(
+  g: Graph,
+  n: Node,
+  env: CostEnv,
+  typeOf: (a: Arg) => ValueType | null | undefined = typeLookup(g),
+): NodeCost {
   const tok = env.tokens;
   const size = (a: Arg | undefined) => (a === undefined ? 0 : bytesOf(typeOf(a), tok));
   const op = effectiveOp(n);
@@ -114,13 +128,16 @@ export function nodeCost(g: Graph, n: Node, env: CostEnv, typeOf: (a: Arg) => Va
       };
     }
     // A wrapped op reads its tensor arguments and writes the ones it mutates.
-    let read = 0, written = 0, flops = 0;
+    let read = 0,
+      written = 0,
+      flops = 0;
     for (const a of def?.args ?? []) {
       const v = kw[a.name];
       if (v === undefined || v === null) continue;
       const b = size(v);
       if (a.mutates) written += b;
-      if (!a.mutates || op === '_C.fused_add_rms_norm.default' || op === '_C.rotary_embedding.default') read += b;
+      if (!a.mutates || op === '_C.fused_add_rms_norm.default' || op === '_C.rotary_embedding.default')
+        read += b;
     }
     const main = typeOf(kw['input'] ?? kw['query'] ?? kw['hidden_states'] ?? null);
     const e = main && main.kind === 'tensor' ? elems(main, tok) : 0;
@@ -136,17 +153,27 @@ export function nodeCost(g: Graph, n: Node, env: CostEnv, typeOf: (a: Arg) => Va
     case 'aten.mm.default':
     case 'aten.addmm.default': {
       const [a, b] = op === 'aten.mm.default' ? [n.args[0], n.args[1]] : [n.args[1], n.args[2]];
-      const ta = typeOf(a ?? null), tb = typeOf(b ?? null);
-      if (ta?.kind !== 'tensor' || tb?.kind !== 'tensor') return { bytesRead: read, bytesWritten: out, flops: 0 };
-      const M = bindDim(ta.shape[0]!, tok), K = bindDim(ta.shape[1]!, tok), N = bindDim(tb.shape[1]!, tok);
-      return { bytesRead: read, bytesWritten: out, flops: 2 * M * K * N + (op === 'aten.addmm.default' ? M * N : 0) };
+      const ta = typeOf(a ?? null),
+        tb = typeOf(b ?? null);
+      if (ta?.kind !== 'tensor' || tb?.kind !== 'tensor')
+        return { bytesRead: read, bytesWritten: out, flops: 0 };
+      const M = bindDim(ta.shape[0]!, tok),
+        K = bindDim(ta.shape[1]!, tok),
+        N = bindDim(tb.shape[1]!, tok);
+      return {
+        bytesRead: read,
+        bytesWritten: out,
+        flops: 2 * M * K * N + (op === 'aten.addmm.default' ? M * N : 0),
+      };
     }
     case 'vllm.all_reduce.default':
     case '_c10d_functional.all_reduce.default': {
       const S = size(n.args[0]);
       const t = typeOf(n.args[0] ?? null);
       return {
-        bytesRead: S, bytesWritten: S, flops: t && t.kind === 'tensor' ? (tp - 1) * elems(t, tok) : 0,
+        bytesRead: S,
+        bytesWritten: S,
+        flops: t && t.kind === 'tensor' ? (tp - 1) * elems(t, tok) : 0,
         collectiveBytesPerRank: allReduceBytesPerRank(S, tp, env.algorithm ?? 'ring'),
       };
     }
@@ -156,8 +183,14 @@ export function nodeCost(g: Graph, n: Node, env: CostEnv, typeOf: (a: Arg) => Va
       const whole = op === 'vllm.reduce_scatter.default' ? size(n.args[0]) : out;
       const t = typeOf(n.args[0] ?? null);
       return {
-        bytesRead: read, bytesWritten: out, flops: op === 'vllm.reduce_scatter.default' && t && t.kind === 'tensor' ? ((tp - 1) / tp) * elems(t, tok) : 0,
-        collectiveBytesPerRank: tp > 1 ? ((tp - 1) / tp) * whole : 0, linkSteps: tp - 1,
+        bytesRead: read,
+        bytesWritten: out,
+        flops:
+          op === 'vllm.reduce_scatter.default' && t && t.kind === 'tensor'
+            ? ((tp - 1) / tp) * elems(t, tok)
+            : 0,
+        collectiveBytesPerRank: tp > 1 ? ((tp - 1) / tp) * whole : 0,
+        linkSteps: tp - 1,
       };
     }
     // Async TP: the matmul of the whole (gathered) input, its collective overlapped chunk by chunk.
@@ -167,13 +200,20 @@ export function nodeCost(g: Graph, n: Node, env: CostEnv, typeOf: (a: Arg) => Va
       const ta = typeOf(n.args[0] ?? null);
       const b0 = rs ? n.args[1] : Array.isArray(n.args[1]) ? n.args[1][0] : undefined;
       const tb = typeOf(b0 ?? null);
-      if (ta?.kind !== 'tensor' || tb?.kind !== 'tensor') return { bytesRead: read, bytesWritten: out, flops: 0 };
-      const M = bindDim(ta.shape[0]!, tok) * (rs ? 1 : tp), K = bindDim(ta.shape[1]!, tok), N = bindDim(tb.shape[1]!, tok);
+      if (ta?.kind !== 'tensor' || tb?.kind !== 'tensor')
+        return { bytesRead: read, bytesWritten: out, flops: 0 };
+      const M = bindDim(ta.shape[0]!, tok) * (rs ? 1 : tp),
+        K = bindDim(ta.shape[1]!, tok),
+        N = bindDim(tb.shape[1]!, tok);
       const elem = DTYPE_BYTES[ta.dtype];
       const whole = rs ? M * N * elem : M * K * elem;
       return {
-        bytesRead: size(n.args[0]) + size(b0) + (rs ? 0 : whole), bytesWritten: rs ? (M / tp) * N * elem : whole + M * N * elem,
-        flops: 2 * M * K * N, collectiveBytesPerRank: tp > 1 ? ((tp - 1) / tp) * whole : 0, linkSteps: tp - 1, overlapsLink: true,
+        bytesRead: size(n.args[0]) + size(b0) + (rs ? 0 : whole),
+        bytesWritten: rs ? (M / tp) * N * elem : whole + M * N * elem,
+        flops: 2 * M * K * N,
+        collectiveBytesPerRank: tp > 1 ? ((tp - 1) / tp) * whole : 0,
+        linkSteps: tp - 1,
+        overlapsLink: true,
       };
     }
     case 'aten.embedding.default':
@@ -201,15 +241,26 @@ function typeLookup(g: Graph): (a: Arg) => ValueType | null | undefined {
   return (a) => (isRef(a) ? m.get(a.name) : undefined);
 }
 
-export interface NodeTime { name: string; us: number; bound: 'memory' | 'compute' | 'network' }
+export interface NodeTime {
+  name: string;
+  us: number;
+  bound: 'memory' | 'compute' | 'network';
+}
 
-export function predictGraph(g: Graph, profile: HardwareProfile, opts: { tp: number; tokens: number; algorithm?: Algorithm }): { total_us: number; perNode: NodeTime[] } {
+export function predictGraph(
+  g: Graph,
+  profile: HardwareProfile,
+  opts: { tp: number; tokens: number; algorithm?: Algorithm },
+): { total_us: number; perNode: NodeTime[] } {
   const typeOf = typeLookup(g);
   const env: CostEnv = { tokens: opts.tokens, tp: opts.tp, algorithm: opts.algorithm ?? 'ring' };
   const perNode: NodeTime[] = [];
   let total = 0;
   for (const n of g.nodes) {
-    if (!launchesKernel(n)) { perNode.push({ name: n.name, us: 0, bound: 'memory' }); continue; }
+    if (!launchesKernel(n)) {
+      perNode.push({ name: n.name, us: 0, bound: 'memory' });
+      continue;
+    }
     const c = nodeCost(g, n, env, typeOf);
     const memUs = ((c.bytesRead + c.bytesWritten) / profile.hbmBytesPerSec) * 1e6;
     const computeUs = (c.flops / profile.bf16FlopsPerSec) * 1e6;
@@ -219,7 +270,9 @@ export function predictGraph(g: Graph, profile: HardwareProfile, opts: { tp: num
       const alg = op === FUSED ? fusedAlgorithm(opts.algorithm) : (opts.algorithm ?? 'ring');
       const latencyUs = (c.linkSteps ?? algorithmSteps(opts.tp, alg)) * profile.linkStepLatencyUs;
       const netUs = latencyUs + (c.collectiveBytesPerRank / profile.nvlinkBytesPerSec) * 1e6;
-      us = c.overlapsLink ? profile.launchUs + latencyUs + Math.max(netUs - latencyUs, memUs, computeUs) : profile.launchUs + netUs + Math.max(memUs, computeUs);
+      us = c.overlapsLink
+        ? profile.launchUs + latencyUs + Math.max(netUs - latencyUs, memUs, computeUs)
+        : profile.launchUs + netUs + Math.max(memUs, computeUs);
       bound = netUs >= Math.max(memUs, computeUs) ? 'network' : memUs >= computeUs ? 'memory' : 'compute';
     } else {
       us = profile.launchUs + Math.max(memUs, computeUs);
@@ -231,12 +284,28 @@ export function predictGraph(g: Graph, profile: HardwareProfile, opts: { tp: num
   return { total_us: total, perNode };
 }
 
-export interface GraphTotals { launches: number; hbmBytes: number; flops: number; linkBytesPerRank: number; us: number }
+export interface GraphTotals {
+  launches: number;
+  hbmBytes: number;
+  flops: number;
+  linkBytesPerRank: number;
+  us: number;
+}
 
-export function graphTotals(g: Graph, profile: HardwareProfile, opts: { tp: number; tokens: number; algorithm?: Algorithm }): GraphTotals {
+export function graphTotals(
+  g: Graph,
+  profile: HardwareProfile,
+  opts: { tp: number; tokens: number; algorithm?: Algorithm },
+): GraphTotals {
   const typeOf = typeLookup(g);
   const env: CostEnv = { tokens: opts.tokens, tp: opts.tp, algorithm: opts.algorithm ?? 'ring' };
-  const t: GraphTotals = { launches: 0, hbmBytes: 0, flops: 0, linkBytesPerRank: 0, us: predictGraph(g, profile, opts).total_us };
+  const t: GraphTotals = {
+    launches: 0,
+    hbmBytes: 0,
+    flops: 0,
+    linkBytesPerRank: 0,
+    us: predictGraph(g, profile, opts).total_us,
+  };
   for (const n of g.nodes) {
     if (!launchesKernel(n)) continue;
     const c = nodeCost(g, n, env, typeOf);
@@ -249,8 +318,14 @@ export function graphTotals(g: Graph, profile: HardwareProfile, opts: { tp: numb
 }
 
 /** What a rewrite buys, in the model's terms: kernel launches, HBM traffic, link traffic, time. */
-export function rewriteSavings(before: Graph, after: Graph, profile: HardwareProfile, opts: { tp: number; tokens: number; algorithm?: Algorithm }) {
-  const a = graphTotals(before, profile, opts), b = graphTotals(after, profile, opts);
+export function rewriteSavings(
+  before: Graph,
+  after: Graph,
+  profile: HardwareProfile,
+  opts: { tp: number; tokens: number; algorithm?: Algorithm },
+) {
+  const a = graphTotals(before, profile, opts),
+    b = graphTotals(after, profile, opts);
   return {
     launches: a.launches - b.launches,
     hbmBytes: a.hbmBytes - b.hbmBytes,

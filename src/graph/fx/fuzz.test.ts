@@ -12,8 +12,12 @@ import { mutateText as mutate, prng } from '../mutants.ts';
 
 const FIXTURES = new URL('../../../fixtures/fx/', import.meta.url);
 const SOURCES = [
-  'real/qwen2-paral1_layer1-r0.py', 'real/qwen2-paral2_layer1-r0.py', 'real/qwen2-paral4_layer1-r0.py',
-  'real/gpt-paral2_layer2-r0.py', 'seed/pr28841-before.fragment.txt', 'seed/pr28841-after.fragment.txt',
+  'real/qwen2-paral1_layer1-r0.py',
+  'real/qwen2-paral2_layer1-r0.py',
+  'real/qwen2-paral4_layer1-r0.py',
+  'real/gpt-paral2_layer2-r0.py',
+  'seed/pr28841-before.fragment.txt',
+  'seed/pr28841-after.fragment.txt',
 ].map((f) => ({ file: f, text: readFileSync(new URL(f, FIXTURES), 'utf8') }));
 const CASES = process.env.FUZZ_CASES ? Number(process.env.FUZZ_CASES) : 600;
 

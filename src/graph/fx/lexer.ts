@@ -89,9 +89,43 @@ function isNameStart(c: number): boolean {
 function isNameChar(c: number): boolean {
   return isNameStart(c) || (c >= 48 && c <= 57);
 }
-const PYTHON_KEYWORDS = new Set(['False', 'None', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue', 'def',
-  'del', 'elif', 'else', 'except', 'finally', 'for', 'from', 'global', 'if', 'import', 'in', 'is', 'lambda', 'nonlocal', 'not', 'or',
-  'pass', 'raise', 'return', 'try', 'while', 'with', 'yield']);
+const PYTHON_KEYWORDS = new Set([
+  'False',
+  'None',
+  'True',
+  'and',
+  'as',
+  'assert',
+  'async',
+  'await',
+  'break',
+  'class',
+  'continue',
+  'def',
+  'del',
+  'elif',
+  'else',
+  'except',
+  'finally',
+  'for',
+  'from',
+  'global',
+  'if',
+  'import',
+  'in',
+  'is',
+  'lambda',
+  'nonlocal',
+  'not',
+  'or',
+  'pass',
+  'raise',
+  'return',
+  'try',
+  'while',
+  'with',
+  'yield',
+]);
 
 /** Whether FX text can hold `s` as a value's name (an ASCII identifier that is not a keyword). */
 export function isFxName(s: string): boolean {
@@ -163,7 +197,15 @@ export class TokenStream {
   }
 
   private push(kind: Tok, text: string, start: number, end: number): Token {
-    const tok: Token = { kind, text, line: this.line, col: start - this.lineStart + 1, start, end, indent: this.indent };
+    const tok: Token = {
+      kind,
+      text,
+      line: this.line,
+      col: start - this.lineStart + 1,
+      start,
+      end,
+      indent: this.indent,
+    };
     this.buf.push(tok);
     this.prev = tok;
     this.lineHasTokens = true;
@@ -175,7 +217,12 @@ export class TokenStream {
     const col = at - this.lineStart + 1;
     const where = o.line === this.line ? `col ${o.col}` : `line ${o.line}, col ${o.col}`;
     const close = CLOSER[o.text];
-    return this.src.error(`expected '${close}' to close '${o.text}' opened at ${where}`, this.line, col, `'${close}'`);
+    return this.src.error(
+      `expected '${close}' to close '${o.text}' opened at ${where}`,
+      this.line,
+      col,
+      `'${close}'`,
+    );
   }
 
   /** Lexes up to and including the next Newline token (or to the end). */
@@ -210,7 +257,10 @@ export class TokenStream {
           let j = i + 1;
           while (j < n && t.charCodeAt(j) <= 32) j++;
           const nextCloses = j < n && (t[j] === ')' || t[j] === ']' || t[j] === '}');
-          if (!afterBreakable && !nextCloses) { this.i = i; throw this.unclosedError(i); }
+          if (!afterBreakable && !nextCloses) {
+            this.i = i;
+            throw this.unclosedError(i);
+          }
         } else if (this.lineHasTokens) {
           this.push(Tok.Newline, '\n', i, i + 1);
           ended = true;
@@ -220,7 +270,10 @@ export class TokenStream {
         this.lineStart = i;
         this.atLineStart = true;
         this.lineHasTokens = false;
-        if (ended) { this.i = i; return; }
+        if (ended) {
+          this.i = i;
+          return;
+        }
         continue;
       }
       if (c === 32 || c === 9 || c === 12 || c === 13) {
@@ -277,7 +330,12 @@ export class TokenStream {
           }
         }
         if (j < n && isNameChar(t.charCodeAt(j))) {
-          throw src.error(`malformed number '${t.slice(i, j + 1)}'`, this.line, i - this.lineStart + 1, 'a number');
+          throw src.error(
+            `malformed number '${t.slice(i, j + 1)}'`,
+            this.line,
+            i - this.lineStart + 1,
+            'a number',
+          );
         }
         this.push(isFloat ? Tok.Float : Tok.Int, t.slice(i, j), i, j);
         i = j;
@@ -285,13 +343,19 @@ export class TokenStream {
       }
       if (c === 39 || c === 34) {
         const from = i;
-        i = lexString(src, t, i, this.line, this.lineStart, (value, end) => this.push(Tok.Str, value, from, end));
+        i = lexString(src, t, i, this.line, this.lineStart, (value, end) =>
+          this.push(Tok.Str, value, from, end),
+        );
         continue;
       }
       const ch = t[i];
       if (ch === '(' || ch === '[' || ch === '{') {
         if (open.length >= MAX_BRACKET_DEPTH) {
-          throw src.error(`brackets nested deeper than ${MAX_BRACKET_DEPTH} levels`, this.line, i - this.lineStart + 1);
+          throw src.error(
+            `brackets nested deeper than ${MAX_BRACKET_DEPTH} levels`,
+            this.line,
+            i - this.lineStart + 1,
+          );
         }
         open.push(this.push(Tok.Punct, ch, i, i + 1));
         i++;
@@ -305,7 +369,12 @@ export class TokenStream {
         if (CLOSER[o.text] !== ch) {
           const col = i - this.lineStart + 1;
           const where = o.line === this.line ? `col ${o.col}` : `line ${o.line}, col ${o.col}`;
-          throw src.error(`expected '${CLOSER[o.text]}' to close '${o.text}' opened at ${where}, found '${ch}'`, this.line, col, `'${CLOSER[o.text]}'`);
+          throw src.error(
+            `expected '${CLOSER[o.text]}' to close '${o.text}' opened at ${where}, found '${ch}'`,
+            this.line,
+            col,
+            `'${CLOSER[o.text]}'`,
+          );
         }
         open.pop();
         this.push(Tok.Punct, ch, i, i + 1);
@@ -330,23 +399,49 @@ export class TokenStream {
         continue;
       }
       const cp = t.codePointAt(i) ?? c;
-      throw src.error(`unexpected character ${describeChar(String.fromCodePoint(cp))}`, this.line, i - this.lineStart + 1);
+      throw src.error(
+        `unexpected character ${describeChar(String.fromCodePoint(cp))}`,
+        this.line,
+        i - this.lineStart + 1,
+      );
     }
     this.i = i;
     if (open.length > 0) throw this.unclosedError(n);
     if (this.lineHasTokens) this.push(Tok.Newline, '\n', n, n);
-    this.buf.push({ kind: Tok.Eof, text: '', line: this.line, col: n - this.lineStart + 1, start: n, end: n, indent: 1 });
+    this.buf.push({
+      kind: Tok.Eof,
+      text: '',
+      line: this.line,
+      col: n - this.lineStart + 1,
+      start: n,
+      end: n,
+      indent: 1,
+    });
     this.done = true;
   }
 }
 
 const ESCAPES: Record<string, string> = {
-  n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', '0': '\0', a: '\x07', b: '\b', f: '\f', v: '\v',
+  n: '\n',
+  t: '\t',
+  r: '\r',
+  '\\': '\\',
+  "'": "'",
+  '"': '"',
+  '0': '\0',
+  a: '\x07',
+  b: '\b',
+  f: '\f',
+  v: '\v',
 };
 
 /** Lexes a one-line Python string literal starting at `start`; returns the offset after it. */
 function lexString(
-  src: SourceText, t: string, start: number, line: number, lineStart: number,
+  src: SourceText,
+  t: string,
+  start: number,
+  line: number,
+  lineStart: number,
   emit: (value: string, end: number) => void,
 ): number {
   const quote = t.charCodeAt(start);
@@ -357,8 +452,12 @@ function lexString(
     const c = t.charCodeAt(i);
     if (i >= t.length || c === 10 || (c === 13 && t.charCodeAt(i + 1) === 10)) {
       const q = String.fromCharCode(quote);
-      throw src.error(`unterminated string: expected ${q} to close the string opened at col ${start - lineStart + 1}`,
-        line, i - lineStart + 1, q);
+      throw src.error(
+        `unterminated string: expected ${q} to close the string opened at col ${start - lineStart + 1}`,
+        line,
+        i - lineStart + 1,
+        q,
+      );
     }
     if (c === quote) {
       value += t.slice(chunk, i);
@@ -372,7 +471,12 @@ function lexString(
         const len = e === 'x' ? 2 : 4;
         const hex = t.slice(i + 2, i + 2 + len);
         if (hex.length !== len || !/^[0-9a-fA-F]+$/.test(hex)) {
-          throw src.error(`bad escape '\\${e}${hex}' in string`, line, i - lineStart + 1, `${len} hex digits`);
+          throw src.error(
+            `bad escape '\\${e}${hex}' in string`,
+            line,
+            i - lineStart + 1,
+            `${len} hex digits`,
+          );
         }
         value += String.fromCharCode(parseInt(hex, 16));
         i += 2 + len;

@@ -7,8 +7,23 @@
 // Names are resolved after the whole body is read, so a use before a later definition is told
 // apart from a name that is never defined.
 
-import { checkInputSize, DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES, MAX_SUBMODULE_DEPTH, type ImportWarning } from '../errors.ts';
-import { float, type Arg, type Graph, type GraphForm, type Input, type Node, type Ref, type ValueType } from '../ir.ts';
+import {
+  checkInputSize,
+  DEFAULT_MAX_BYTES,
+  DEFAULT_MAX_NODES,
+  MAX_SUBMODULE_DEPTH,
+  type ImportWarning,
+} from '../errors.ts';
+import {
+  float,
+  type Arg,
+  type Graph,
+  type GraphForm,
+  type Input,
+  type Node,
+  type Ref,
+  type ValueType,
+} from '../ir.ts';
 import { lookupOp } from '../ops.ts';
 import { checkNotBinary, SourceText, Tok as TokKinds, TokenStream, type Token } from './lexer.ts';
 import { AnnotationError, parseTypeAnnotation, type ParsedAnnotation } from './typeAnnotation.ts';
@@ -33,17 +48,64 @@ export { DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES } from '../errors.ts';
 const STRUCTURAL_OPS = new Set(['call_module', 'get_attr']);
 
 const PY_KEYWORDS = new Set([
-  'False', 'None', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue', 'def', 'del',
-  'elif', 'else', 'except', 'finally', 'for', 'from', 'global', 'if', 'import', 'in', 'is', 'lambda', 'nonlocal',
-  'not', 'or', 'pass', 'raise', 'return', 'try', 'while', 'with', 'yield',
+  'False',
+  'None',
+  'True',
+  'and',
+  'as',
+  'assert',
+  'async',
+  'await',
+  'break',
+  'class',
+  'continue',
+  'def',
+  'del',
+  'elif',
+  'else',
+  'except',
+  'finally',
+  'for',
+  'from',
+  'global',
+  'if',
+  'import',
+  'in',
+  'is',
+  'lambda',
+  'nonlocal',
+  'not',
+  'or',
+  'pass',
+  'raise',
+  'return',
+  'try',
+  'while',
+  'with',
+  'yield',
 ]);
 
 /** Python's infix operators as FX codegen prints `operator.*` calls (`mul = sym_size_int * 2`). */
 export const INFIX_OPERATORS: Record<string, string> = {
-  '+': 'operator.add', '-': 'operator.sub', '*': 'operator.mul', '/': 'operator.truediv', '//': 'operator.floordiv',
-  '%': 'operator.mod', '**': 'operator.pow', '@': 'operator.matmul', '==': 'operator.eq', '!=': 'operator.ne',
-  '<': 'operator.lt', '<=': 'operator.le', '>': 'operator.gt', '>=': 'operator.ge', '&': 'operator.and_',
-  '|': 'operator.or_', '^': 'operator.xor', '<<': 'operator.lshift', '>>': 'operator.rshift',
+  '+': 'operator.add',
+  '-': 'operator.sub',
+  '*': 'operator.mul',
+  '/': 'operator.truediv',
+  '//': 'operator.floordiv',
+  '%': 'operator.mod',
+  '**': 'operator.pow',
+  '@': 'operator.matmul',
+  '==': 'operator.eq',
+  '!=': 'operator.ne',
+  '<': 'operator.lt',
+  '<=': 'operator.le',
+  '>': 'operator.gt',
+  '>=': 'operator.ge',
+  '&': 'operator.and_',
+  '|': 'operator.or_',
+  '^': 'operator.xor',
+  '<<': 'operator.lshift',
+  '>>': 'operator.rshift',
 };
 export const PREFIX_OPERATORS: Record<string, string> = { '-': 'operator.neg', '~': 'operator.invert' };
 
@@ -97,7 +159,14 @@ class GraphBuilder {
   }
 
   graph(): Graph {
-    return { name: this.name, form: this.form, inputs: this.inputs, nodes: this.nodes, outputs: this.outputs, submodules: this.submodules };
+    return {
+      name: this.name,
+      form: this.form,
+      inputs: this.inputs,
+      nodes: this.nodes,
+      outputs: this.outputs,
+      submodules: this.submodules,
+    };
   }
 }
 
@@ -144,11 +213,16 @@ class FxParser {
 
   private describe(t: Token): string {
     switch (t.kind) {
-      case Tok.Newline: return 'end of line';
-      case Tok.Eof: return 'end of input';
-      case Tok.Str: return `string ${JSON.stringify(t.text.length > 40 ? t.text.slice(0, 40) + '…' : t.text)}`;
-      case Tok.Comment: return 'a comment';
-      default: return `'${t.text}'`;
+      case Tok.Newline:
+        return 'end of line';
+      case Tok.Eof:
+        return 'end of input';
+      case Tok.Str:
+        return `string ${JSON.stringify(t.text.length > 40 ? t.text.slice(0, 40) + '…' : t.text)}`;
+      case Tok.Comment:
+        return 'a comment';
+      default:
+        return `'${t.text}'`;
     }
   }
 
@@ -165,7 +239,11 @@ class FxParser {
   private expectName(context: string, s?: string): Token {
     const t = this.next();
     if (!this.isName(t, s)) {
-      this.fail(t, `expected ${s ? `'${s}'` : 'a name'} ${context}, found ${this.describe(t)}`, s ? `'${s}'` : 'a name');
+      this.fail(
+        t,
+        `expected ${s ? `'${s}'` : 'a name'} ${context}, found ${this.describe(t)}`,
+        s ? `'${s}'` : 'a name',
+      );
     }
     return t;
   }
@@ -174,7 +252,10 @@ class FxParser {
   private endStatement(context: string): void {
     if (this.peek().kind === Tok.Comment) this.next();
     const t = this.peek();
-    if (t.kind === Tok.Newline) { this.next(); return; }
+    if (t.kind === Tok.Newline) {
+      this.next();
+      return;
+    }
     if (t.kind === Tok.Eof) return;
     this.fail(t, `expected end of line after ${context}, found ${this.describe(t)}`, 'end of line');
   }
@@ -204,7 +285,11 @@ class FxParser {
       this.pos = firstIndex;
       graph = this.parseGraphForm();
     } else if (first.kind === Tok.Eof) {
-      this.fail(first, 'no graph found: expected a module (class … def forward), node lines, or str(graph) text', 'an FX graph');
+      this.fail(
+        first,
+        'no graph found: expected a module (class … def forward), node lines, or str(graph) text',
+        'an FX graph',
+      );
     } else {
       graph = this.parseFragment();
     }
@@ -218,7 +303,10 @@ class FxParser {
     const toks = this.toks;
     for (;;) {
       const t = toks.at(i);
-      if (t.kind === Tok.Comment || t.kind === Tok.Newline) { i++; continue; }
+      if (t.kind === Tok.Comment || t.kind === Tok.Newline) {
+        i++;
+        continue;
+      }
       if (this.isImportAt(i) || this.isDeclarationAt(i)) {
         while (toks.at(i).kind !== Tok.Newline && toks.at(i).kind !== Tok.Eof) i++;
         continue;
@@ -235,8 +323,12 @@ class FxParser {
   /** `b8: type` — the name declarations print_readable puts above the class. */
   private isDeclarationAt(i: number): boolean {
     const t = this.toks;
-    return t.at(i).kind === Tok.Name && this.isPunct(t.at(i + 1), ':') && t.at(i + 2).kind === Tok.Name &&
-      (t.at(i + 3).kind === Tok.Newline || t.at(i + 3).kind === Tok.Eof);
+    return (
+      t.at(i).kind === Tok.Name &&
+      this.isPunct(t.at(i + 1), ':') &&
+      t.at(i + 2).kind === Tok.Name &&
+      (t.at(i + 3).kind === Tok.Newline || t.at(i + 3).kind === Tok.Eof)
+    );
   }
 
   private expectOnlyCommentsLeft(className: string): void {
@@ -244,7 +336,11 @@ class FxParser {
       const t = this.next();
       if (t.kind === Tok.Eof) return;
       if (t.kind === Tok.Comment || t.kind === Tok.Newline) continue;
-      this.fail(t, `unexpected ${this.describe(t)} after the end of class ${className}: expected one module per text`, 'end of input');
+      this.fail(
+        t,
+        `unexpected ${this.describe(t)} after the end of class ${className}: expected one module per text`,
+        'end of input',
+      );
     }
   }
 
@@ -252,7 +348,8 @@ class FxParser {
 
   private parseClass(): Graph {
     const classTok = this.expectName('to start a module', 'class');
-    if (++this.classDepth > MAX_CLASS_DEPTH) this.fail(classTok, `submodule classes nested deeper than ${MAX_CLASS_DEPTH} levels`);
+    if (++this.classDepth > MAX_CLASS_DEPTH)
+      this.fail(classTok, `submodule classes nested deeper than ${MAX_CLASS_DEPTH} levels`);
     const nameTok = this.expectName('after class');
     if (this.isPunct(this.peek(), '(')) this.skipBalanced();
     this.expectPunct(':', `after class ${nameTok.text}(…)`);
@@ -264,27 +361,41 @@ class FxParser {
     for (;;) {
       this.toks.release(this.pos);
       const t = this.peek();
-      if (t.kind === Tok.Newline || t.kind === Tok.Comment) { this.next(); continue; }
+      if (t.kind === Tok.Newline || t.kind === Tok.Comment) {
+        this.next();
+        continue;
+      }
       if (t.kind === Tok.Eof || t.indent <= classTok.indent) break;
       if (this.isName(t, 'def')) {
-        if (forward) this.fail(t, `class ${nameTok.text} has a second def (the first is at line ${forward.line})`);
+        if (forward)
+          this.fail(t, `class ${nameTok.text} has a second def (the first is at line ${forward.line})`);
         forward = t;
         this.parseForward(b);
       } else if (this.isName(t, 'class')) {
         const sub = this.parseClass();
         this.b = b;
-        if (sub.name in b.submodules) this.fail(t, `duplicate submodule class ${sub.name} in ${nameTok.text}`);
+        if (sub.name in b.submodules)
+          this.fail(t, `duplicate submodule class ${sub.name} in ${nameTok.text}`);
         b.submodules[sub.name] = sub;
       } else {
-        this.fail(t, `expected 'def forward(self, …):' or a nested class in class ${nameTok.text}, found ${this.describe(t)}`, "'def forward'");
+        this.fail(
+          t,
+          `expected 'def forward(self, …):' or a nested class in class ${nameTok.text}, found ${this.describe(t)}`,
+          "'def forward'",
+        );
       }
     }
-    if (!forward) this.fail(classTok, `class ${nameTok.text} has no 'def forward(self, …):'`, "'def forward'");
+    if (!forward)
+      this.fail(classTok, `class ${nameTok.text} has no 'def forward(self, …):'`, "'def forward'");
     this.resolve(b);
     for (const c of b.moduleCalls) {
       if (!(c.node.module! in b.submodules)) {
-        throw this.src.error(`node '${c.node.name}' calls self.${c.node.module}, but class ${nameTok.text} defines no submodule ${c.node.module}`,
-          c.line, c.col, `class ${c.node.module}`);
+        throw this.src.error(
+          `node '${c.node.name}' calls self.${c.node.module}, but class ${nameTok.text} defines no submodule ${c.node.module}`,
+          c.line,
+          c.col,
+          `class ${c.node.module}`,
+        );
       }
     }
     this.b = outer;
@@ -297,7 +408,12 @@ class FxParser {
     const b = (this.b = new GraphBuilder('GraphModule', 'module'));
     this.parseForward(b);
     this.resolve(b);
-    for (const c of b.moduleCalls) this.warnings.push({ line: c.line, node: c.node.name, message: `calls self.${c.node.module}, whose class is not in the text` });
+    for (const c of b.moduleCalls)
+      this.warnings.push({
+        line: c.line,
+        node: c.node.name,
+        message: `calls self.${c.node.module}, whose class is not in the text`,
+      });
     return b.graph();
   }
 
@@ -308,13 +424,20 @@ class FxParser {
     let first = true;
     while (!this.isPunct(this.peek(), ')')) {
       const p = this.next();
-      if (this.isPunct(p, '*') || this.isPunct(p, '**')) this.fail(p, 'variadic parameters (*args) are not supported in forward()');
-      if (p.kind !== Tok.Name || PY_KEYWORDS.has(p.text)) this.fail(p, `expected a parameter name in def forward(…), found ${this.describe(p)}`, 'a parameter name');
+      if (this.isPunct(p, '*') || this.isPunct(p, '**'))
+        this.fail(p, 'variadic parameters (*args) are not supported in forward()');
+      if (p.kind !== Tok.Name || PY_KEYWORDS.has(p.text))
+        this.fail(
+          p,
+          `expected a parameter name in def forward(…), found ${this.describe(p)}`,
+          'a parameter name',
+        );
       let type: ValueType | null = null;
       if (this.isPunct(this.peek(), ':')) {
         this.next();
         const a = this.next();
-        if (a.kind !== Tok.Str) this.fail(a, `expected a quoted type like "bf16[4, 8]" after '${p.text}:'`, 'a quoted type');
+        if (a.kind !== Tok.Str)
+          this.fail(a, `expected a quoted type like "bf16[4, 8]" after '${p.text}:'`, 'a quoted type');
         type = this.annotation(a, p.text);
       }
       if (this.isPunct(this.peek(), '=')) {
@@ -323,14 +446,26 @@ class FxParser {
       }
       if (!(first && p.text === 'self')) this.defineInput(b, p, type);
       first = false;
-      if (this.isPunct(this.peek(), ',')) { this.next(); continue; }
+      if (this.isPunct(this.peek(), ',')) {
+        this.next();
+        continue;
+      }
       if (!this.isPunct(this.peek(), ')')) {
-        this.fail(this.peek(), `expected ',' or ')' in def forward(…), found ${this.describe(this.peek())}`, "',' or ')'");
+        this.fail(
+          this.peek(),
+          `expected ',' or ')' in def forward(…), found ${this.describe(this.peek())}`,
+          "',' or ')'",
+        );
       }
     }
     this.next();
     if (this.isPunct(this.peek(), '->')) {
-      while (!this.isPunct(this.peek(), ':') && this.peek().kind !== Tok.Newline && this.peek().kind !== Tok.Eof) this.next();
+      while (
+        !this.isPunct(this.peek(), ':') &&
+        this.peek().kind !== Tok.Newline &&
+        this.peek().kind !== Tok.Eof
+      )
+        this.next();
     }
     this.expectPunct(':', 'at the end of def forward(…)');
     this.endStatement('def forward(…):');
@@ -339,10 +474,17 @@ class FxParser {
     for (;;) {
       this.toks.release(this.pos);
       const t = this.peek();
-      if (t.kind === Tok.Newline) { this.next(); continue; }
-      if (t.kind === Tok.Comment) { this.comment(b); continue; }
+      if (t.kind === Tok.Newline) {
+        this.next();
+        continue;
+      }
+      if (t.kind === Tok.Comment) {
+        this.comment(b);
+        continue;
+      }
       if (t.kind === Tok.Eof || t.indent <= defTok.indent) break;
-      if (returned) this.fail(t, `unexpected statement after the return at line ${returned.line}`, 'end of forward');
+      if (returned)
+        this.fail(t, `unexpected statement after the return at line ${returned.line}`, 'end of forward');
       if (this.isName(t, 'return')) {
         returned = t;
         this.parseReturn(b);
@@ -369,13 +511,27 @@ class FxParser {
       this.toks.release(this.pos);
       const t = this.peek();
       if (t.kind === Tok.Eof) break;
-      if (t.kind === Tok.Newline) { this.next(); continue; }
-      if (t.kind === Tok.Comment) { this.comment(b); continue; }
-      if (this.isImportAt(this.pos) || this.isDeclarationAt(this.pos)) { this.skipToEndOfLine(); continue; }
-      if (this.isName(t, 'class') || this.isName(t, 'def')) {
-        this.fail(t, `'${t.text}' after node lines: a text is either a module or a fragment of node lines`, 'a node line');
+      if (t.kind === Tok.Newline) {
+        this.next();
+        continue;
       }
-      if (returned) this.fail(t, `unexpected statement after the return at line ${returned.line}`, 'end of input');
+      if (t.kind === Tok.Comment) {
+        this.comment(b);
+        continue;
+      }
+      if (this.isImportAt(this.pos) || this.isDeclarationAt(this.pos)) {
+        this.skipToEndOfLine();
+        continue;
+      }
+      if (this.isName(t, 'class') || this.isName(t, 'def')) {
+        this.fail(
+          t,
+          `'${t.text}' after node lines: a text is either a module or a fragment of node lines`,
+          'a node line',
+        );
+      }
+      if (returned)
+        this.fail(t, `unexpected statement after the return at line ${returned.line}`, 'end of input');
       if (this.isName(t, 'return')) {
         returned = t;
         this.parseReturn(b);
@@ -385,7 +541,12 @@ class FxParser {
     }
     this.resolve(b);
     inferInputTypes(b);
-    for (const c of b.moduleCalls) this.warnings.push({ line: c.line, node: c.node.name, message: `calls self.${c.node.module}, whose class is not in the text` });
+    for (const c of b.moduleCalls)
+      this.warnings.push({
+        line: c.line,
+        node: c.node.name,
+        message: `calls self.${c.node.module}, whose class is not in the text`,
+      });
     return b.graph();
   }
 
@@ -400,12 +561,19 @@ class FxParser {
 
   private newNode(b: GraphBuilder, t: Token, type: ValueType | null): Node {
     if (t.kind !== Tok.Name || PY_KEYWORDS.has(t.text)) {
-      this.fail(t, `expected a node line like 'name: "bf16[4, 8]" = torch.ops.aten.mm.default(a, b)', found ${this.describe(t)}`, 'a node name');
+      this.fail(
+        t,
+        `expected a node line like 'name: "bf16[4, 8]" = torch.ops.aten.mm.default(a, b)', found ${this.describe(t)}`,
+        'a node name',
+      );
     }
     const prev = b.defs.get(t.text);
     if (prev) this.fail(t, `duplicate name '${t.text}': already defined at line ${prev.line}`);
     if (++this.nodeCount > this.maxNodes) {
-      this.fail(t, `too many nodes: node '${t.text}' is number ${this.nodeCount}, over the limit of ${this.maxNodes} (maxNodes)`);
+      this.fail(
+        t,
+        `too many nodes: node '${t.text}' is number ${this.nodeCount}, over the limit of ${this.maxNodes} (maxNodes)`,
+      );
     }
     b.defs.set(t.text, { line: t.line, order: b.nodes.length });
     const node: Node = { name: t.text, op: '', args: [], kwargs: {}, type, meta: { line: t.line } };
@@ -419,12 +587,18 @@ class FxParser {
       let parsed = this.annotations.get(t.text);
       if (!parsed) this.annotations.set(t.text, (parsed = parseTypeAnnotation(t.text)));
       else if (parsed.type) parsed = { ...parsed, type: copyType(parsed.type) };
-      if (parsed.warning) this.warnings.push({ line: t.line, node: owner, message: `type of '${owner}': ${parsed.warning}` });
+      if (parsed.warning)
+        this.warnings.push({ line: t.line, node: owner, message: `type of '${owner}': ${parsed.warning}` });
       return parsed.type;
     } catch (e) {
       if (!(e instanceof AnnotationError)) throw e;
       // +1 for the opening quote: annotations carry no escapes, so offsets map to columns.
-      throw this.src.error(e.message, t.line, t.col + 1 + Math.min(e.offset, t.end - t.start - 2), e.expected);
+      throw this.src.error(
+        e.message,
+        t.line,
+        t.col + 1 + Math.min(e.offset, t.end - t.start - 2),
+        e.expected,
+      );
     }
   }
 
@@ -438,7 +612,12 @@ class FxParser {
     if (nameTok.kind === Tok.Name && this.isPunct(this.peek(), ':')) {
       this.next();
       const a = this.next();
-      if (a.kind !== Tok.Str) this.fail(a, `expected a quoted type like "bf16[4, 8]" after '${nameTok.text}:', found ${this.describe(a)}`, 'a quoted type');
+      if (a.kind !== Tok.Str)
+        this.fail(
+          a,
+          `expected a quoted type like "bf16[4, 8]" after '${nameTok.text}:', found ${this.describe(a)}`,
+          'a quoted type',
+        );
       type = this.annotation(a, nameTok.text);
     }
     const node = this.newNode(b, nameTok, type);
@@ -446,7 +625,12 @@ class FxParser {
     this.parseRhs(b, node);
     // `;  a = b = None` frees values in the generated Python; the graph does not need it.
     if (this.isPunct(this.peek(), ';')) {
-      while (this.peek().kind !== Tok.Newline && this.peek().kind !== Tok.Eof && this.peek().kind !== Tok.Comment) this.next();
+      while (
+        this.peek().kind !== Tok.Newline &&
+        this.peek().kind !== Tok.Eof &&
+        this.peek().kind !== Tok.Comment
+      )
+        this.next();
     }
     this.endStatement(`node '${node.name}'`);
     b.nodes.push(node);
@@ -509,7 +693,11 @@ class FxParser {
       }
       this.pos = save;
     }
-    this.fail(t, `expected an op call like torch.ops.aten.mm.default(…), x[0] or a * b after '${node.name} =', found ${this.describe(t)}`, 'an op call');
+    this.fail(
+      t,
+      `expected an op call like torch.ops.aten.mm.default(…), x[0] or a * b after '${node.name} =', found ${this.describe(t)}`,
+      'an op call',
+    );
   }
 
   private parseOperand(): Arg {
@@ -520,14 +708,20 @@ class FxParser {
     }
     if (t.kind === Tok.Int || t.kind === Tok.Float || this.isPunct(t, '-') || this.isName(t)) {
       const a = this.parseArg();
-      if (typeof a === 'number' || typeof a === 'boolean' || (a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'float')) return a;
+      if (
+        typeof a === 'number' ||
+        typeof a === 'boolean' ||
+        (a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'float')
+      )
+        return a;
       this.fail(t, `expected a name or a number as an operand, found ${this.describe(t)}`, 'an operand');
     }
     this.fail(t, `expected a name or a number as an operand, found ${this.describe(t)}`, 'an operand');
   }
 
   private refUse(t: Token): Ref {
-    if (t.kind !== Tok.Name || PY_KEYWORDS.has(t.text)) this.fail(t, `expected a value name, found ${this.describe(t)}`, 'a name');
+    if (t.kind !== Tok.Name || PY_KEYWORDS.has(t.text))
+      this.fail(t, `expected a value name, found ${this.describe(t)}`, 'a name');
     const order = this.inReturn ? Infinity : this.b.nodes.length;
     // Most names are already defined; only the rest wait for resolve().
     const d = this.b.defs.get(t.text);
@@ -547,12 +741,25 @@ class FxParser {
         node.kwargs[t.text] = this.parseArg();
         sawKw = t;
       } else {
-        if (sawKw) this.fail(t, `positional argument after keyword argument '${sawKw.text}' in ${target}(…)`, 'a keyword argument');
+        if (sawKw)
+          this.fail(
+            t,
+            `positional argument after keyword argument '${sawKw.text}' in ${target}(…)`,
+            'a keyword argument',
+          );
         node.args.push(this.parseArg());
       }
       const sep = this.peek();
-      if (this.isPunct(sep, ',')) { this.next(); continue; }
-      if (!this.isPunct(sep, ')')) this.fail(sep, `expected ',' or ')' in the arguments of ${target}, found ${this.describe(sep)}`, "',' or ')'");
+      if (this.isPunct(sep, ',')) {
+        this.next();
+        continue;
+      }
+      if (!this.isPunct(sep, ')'))
+        this.fail(
+          sep,
+          `expected ',' or ')' in the arguments of ${target}, found ${this.describe(sep)}`,
+          "',' or ')'",
+        );
     }
     this.next();
   }
@@ -566,7 +773,12 @@ class FxParser {
       // str(graph) prints strings without quotes (`tp:0`, `cuda:0`): take the words up to
       // the next separator as one string.
       const t = this.peek();
-      if (!(this.isPunct(t, ',') || (t.kind === Tok.Punct && CLOSERS.has(t.text)) || t.kind === Tok.Newline || t.kind === Tok.Eof)) {
+      if (!(
+        this.isPunct(t, ',') ||
+        (t.kind === Tok.Punct && CLOSERS.has(t.text)) ||
+        t.kind === Tok.Newline ||
+        t.kind === Tok.Eof
+      )) {
         let last = this.toks.at(this.pos - 1);
         let depth = 0;
         for (;;) {
@@ -586,13 +798,22 @@ class FxParser {
   private parsePrimary(): Arg {
     const t = this.next();
     switch (t.kind) {
-      case Tok.Int: return parseIntLiteral(t.text);
-      case Tok.Float: return float(Number(t.text));
-      case Tok.Str: return t.text;
-      case Tok.Name: return this.parseNamed(t);
-      case Tok.Punct: break;
+      case Tok.Int:
+        return parseIntLiteral(t.text);
+      case Tok.Float:
+        return float(Number(t.text));
+      case Tok.Str:
+        return t.text;
+      case Tok.Name:
+        return this.parseNamed(t);
+      case Tok.Punct:
+        break;
       default:
-        this.fail(t, `expected an argument (a name, number, string, list or tuple), found ${this.describe(t)}`, 'an argument');
+        this.fail(
+          t,
+          `expected an argument (a name, number, string, list or tuple), found ${this.describe(t)}`,
+          'an argument',
+        );
     }
     switch (t.text) {
       case '-': {
@@ -603,11 +824,18 @@ class FxParser {
         if (this.isName(u, 'nan')) return float(NaN);
         return this.fail(u, `expected a number after '-', found ${this.describe(u)}`, 'a number');
       }
-      case '[': return this.parseSequence(']', 'list');
+      case '[':
+        return this.parseSequence(']', 'list');
       case '(': {
-        if (this.isPunct(this.peek(), ')')) { this.next(); return { kind: 'tuple', items: [] }; }
+        if (this.isPunct(this.peek(), ')')) {
+          this.next();
+          return { kind: 'tuple', items: [] };
+        }
         const first = this.parseArg();
-        if (this.isPunct(this.peek(), ')')) { this.next(); return first; }
+        if (this.isPunct(this.peek(), ')')) {
+          this.next();
+          return first;
+        }
         this.expectPunct(',', 'in a tuple');
         const rest = this.parseSequence(')', 'tuple');
         return { kind: 'tuple', items: [first, ...rest] };
@@ -622,7 +850,11 @@ class FxParser {
         if (this.graphMode) return this.refUse(this.expectName("after '%'"));
         break;
     }
-    this.fail(t, `expected an argument (a name, number, string, list or tuple), found ${this.describe(t)}`, 'an argument');
+    this.fail(
+      t,
+      `expected an argument (a name, number, string, list or tuple), found ${this.describe(t)}`,
+      'an argument',
+    );
   }
 
   /** Items up to `close`, after the opening bracket (or after a tuple's first item and comma). */
@@ -631,8 +863,16 @@ class FxParser {
     while (!this.isPunct(this.peek(), close)) {
       items.push(this.parseArg());
       const sep = this.peek();
-      if (this.isPunct(sep, ',')) { this.next(); continue; }
-      if (!this.isPunct(sep, close)) this.fail(sep, `expected ',' or '${close}' in a ${what}, found ${this.describe(sep)}`, `',' or '${close}'`);
+      if (this.isPunct(sep, ',')) {
+        this.next();
+        continue;
+      }
+      if (!this.isPunct(sep, close))
+        this.fail(
+          sep,
+          `expected ',' or '${close}' in a ${what}, found ${this.describe(sep)}`,
+          `',' or '${close}'`,
+        );
     }
     this.next();
     return items;
@@ -640,11 +880,16 @@ class FxParser {
 
   private parseNamed(t: Token): Arg {
     switch (t.text) {
-      case 'None': return null;
-      case 'True': return true;
-      case 'False': return false;
-      case 'inf': return float(Infinity);
-      case 'nan': return float(NaN);
+      case 'None':
+        return null;
+      case 'True':
+        return true;
+      case 'False':
+        return false;
+      case 'inf':
+        return float(Infinity);
+      case 'nan':
+        return float(NaN);
     }
     let last = t;
     while (this.isPunct(this.peek(), '.') && this.peek(1).kind === Tok.Name) {
@@ -708,8 +953,12 @@ class FxParser {
       this.toks.release(this.pos);
       const t = this.peek();
       if (t.kind === Tok.Eof) break;
-      if (t.kind === Tok.Newline || t.kind === Tok.Comment) { this.next(); continue; }
-      if (returned) this.fail(t, `unexpected statement after the return at line ${returned.line}`, 'end of input');
+      if (t.kind === Tok.Newline || t.kind === Tok.Comment) {
+        this.next();
+        continue;
+      }
+      if (returned)
+        this.fail(t, `unexpected statement after the return at line ${returned.line}`, 'end of input');
       if (this.isName(t, 'return')) {
         returned = t;
         this.parseReturn(b);
@@ -732,7 +981,8 @@ class FxParser {
     for (;;) {
       const t = this.peek();
       if (this.isPunct(t, '[') || this.isPunct(t, '=')) break;
-      if (t.kind === Tok.Newline || t.kind === Tok.Eof) this.fail(t, `expected '= kind[target=…]' after %${nameTok.text} :`, "'='");
+      if (t.kind === Tok.Newline || t.kind === Tok.Eof)
+        this.fail(t, `expected '= kind[target=…]' after %${nameTok.text} :`, "'='");
       this.next();
     }
     if (this.isPunct(this.peek(), '[')) this.skipBalanced();
@@ -745,10 +995,12 @@ class FxParser {
     let targetEnd = targetStart;
     while (!this.isPunct(this.peek(), ']')) {
       const u = this.next();
-      if (u.kind === Tok.Newline || u.kind === Tok.Eof) this.fail(u, `expected ']' to close ${kindTok.text}[target=…`, "']'");
+      if (u.kind === Tok.Newline || u.kind === Tok.Eof)
+        this.fail(u, `expected ']' to close ${kindTok.text}[target=…`, "']'");
       targetEnd = u;
     }
-    if (targetEnd === targetStart && this.isPunct(targetStart, ']')) this.fail(targetStart, 'empty target', 'a target');
+    if (targetEnd === targetStart && this.isPunct(targetStart, ']'))
+      this.fail(targetStart, 'empty target', 'a target');
     const target = this.sourceBetween(targetStart, targetEnd);
     this.next();
 
@@ -766,7 +1018,8 @@ class FxParser {
       const v = args[0] ?? null;
       b.outputs = Array.isArray(v) ? v : v && typeof v === 'object' && v.kind === 'tuple' ? v.items : [v];
       // The refs were recorded as uses of a node; outputs may use anything defined.
-      for (let i = b.uses.length - 1; i >= 0 && b.uses[i].order === b.nodes.length; i--) b.uses[i].order = Infinity;
+      for (let i = b.uses.length - 1; i >= 0 && b.uses[i].order === b.nodes.length; i--)
+        b.uses[i].order = Infinity;
       this.trailingType(nameTok.text);
       this.endStatement('output');
       return true;
@@ -786,7 +1039,11 @@ class FxParser {
         node.op = kind === 'call_method' ? `Tensor.${target}` : opOfTarget(target);
       }
     } else {
-      this.fail(kindTok, `unknown node kind '${kind}': expected placeholder, get_attr, call_function, call_method, call_module or output`, 'a node kind');
+      this.fail(
+        kindTok,
+        `unknown node kind '${kind}': expected placeholder, get_attr, call_function, call_method, call_module or output`,
+        'a node kind',
+      );
     }
     node.type = this.trailingType(nameTok.text);
     this.endStatement(`%${nameTok.text}`);
@@ -800,7 +1057,8 @@ class FxParser {
     this.expectName(`in ${kind}(…)`, 'args');
     this.expectPunct('=', 'after args');
     const at = this.peek();
-    if (!this.isPunct(at, '(')) this.fail(at, `expected a tuple after 'args =', found ${this.describe(at)}`, "'('");
+    if (!this.isPunct(at, '('))
+      this.fail(at, `expected a tuple after 'args =', found ${this.describe(at)}`, "'('");
     this.next();
     const args = this.isPunct(this.peek(), ')') ? (this.next(), []) : this.parseSequence(')', 'tuple');
     const kwargs: Record<string, Arg> = {};
@@ -811,13 +1069,18 @@ class FxParser {
       this.expectPunct('{', "after 'kwargs ='");
       while (!this.isPunct(this.peek(), '}')) {
         const k = this.next();
-        if (k.kind !== Tok.Name && k.kind !== Tok.Str) this.fail(k, `expected a keyword name in kwargs, found ${this.describe(k)}`, 'a keyword');
+        if (k.kind !== Tok.Name && k.kind !== Tok.Str)
+          this.fail(k, `expected a keyword name in kwargs, found ${this.describe(k)}`, 'a keyword');
         if (k.text in kwargs) this.fail(k, `keyword '${k.text}' given twice`);
         this.expectPunct(':', `after keyword '${k.text}'`);
         kwargs[k.text] = this.parseArg();
         const sep = this.peek();
-        if (this.isPunct(sep, ',')) { this.next(); continue; }
-        if (!this.isPunct(sep, '}')) this.fail(sep, `expected ',' or '}' in kwargs, found ${this.describe(sep)}`, "',' or '}'");
+        if (this.isPunct(sep, ',')) {
+          this.next();
+          continue;
+        }
+        if (!this.isPunct(sep, '}'))
+          this.fail(sep, `expected ',' or '}' in kwargs, found ${this.describe(sep)}`, "',' or '}'");
       }
       this.next();
     }
@@ -830,7 +1093,12 @@ class FxParser {
     if (!this.isPunct(this.peek(), ':')) return null;
     this.next();
     const a = this.next();
-    if (a.kind !== Tok.Str) this.fail(a, `expected a quoted type like "bf16[4, 8]" after ':', found ${this.describe(a)}`, 'a quoted type');
+    if (a.kind !== Tok.Str)
+      this.fail(
+        a,
+        `expected a quoted type like "bf16[4, 8]" after ':', found ${this.describe(a)}`,
+        'a quoted type',
+      );
     return this.annotation(a, owner);
   }
 
@@ -845,15 +1113,28 @@ class FxParser {
       const d = b.defs.get(u.name);
       if (d && d.order < u.order) continue;
       if (d) {
-        throw this.src.error(`'${u.name}' is used before its definition at line ${d.line}`, u.line, u.col, `a name defined above line ${u.line}`);
+        throw this.src.error(
+          `'${u.name}' is used before its definition at line ${d.line}`,
+          u.line,
+          u.col,
+          `a name defined above line ${u.line}`,
+        );
       }
       if (b.form === 'fragment') {
         b.defs.set(u.name, { line: u.line, order: -1 });
         b.inputs.push({ name: u.name, type: null, meta: { line: u.line } });
         continue;
       }
-      const where = b.form === 'graph' ? 'a placeholder nor a node above this line' : 'an input of forward() nor a node above this line';
-      throw this.src.error(`name '${u.name}' is not defined: it is neither ${where}`, u.line, u.col, 'a defined name');
+      const where =
+        b.form === 'graph'
+          ? 'a placeholder nor a node above this line'
+          : 'an input of forward() nor a node above this line';
+      throw this.src.error(
+        `name '${u.name}' is not defined: it is neither ${where}`,
+        u.line,
+        u.col,
+        'a defined name',
+      );
     }
   }
 
@@ -865,14 +1146,16 @@ class FxParser {
         seen.add(op);
         if (lookupOp(op)) return;
         this.warnings.push({
-          line: n.meta.line ?? 1, node: n.name,
+          line: n.meta.line ?? 1,
+          node: n.name,
           message: `unknown op '${op}' (first used by '${n.name}' at line ${n.meta.line}): imported as an opaque node`,
         });
       };
       for (const n of graph.nodes) {
         check(n.op, n);
         // The op that auto_functionalized runs counts too.
-        for (const a of n.args) if (a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'op') check(a.target, n);
+        for (const a of n.args)
+          if (a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'op') check(a.target, n);
       }
       for (const s of Object.values(graph.submodules)) visit(s);
     };
@@ -908,11 +1191,17 @@ function inferInputTypes(b: GraphBuilder): void {
     const def = lookupOp(n.op);
     if (def?.infer) {
       for (const a of [...n.args, ...Object.values(n.kwargs)]) {
-        if (!a || typeof a !== 'object' || Array.isArray(a) || a.kind !== 'ref' || !open.has(a.name)) continue;
+        if (!a || typeof a !== 'object' || Array.isArray(a) || a.kind !== 'ref' || !open.has(a.name))
+          continue;
         const name = a.name;
         let same = false;
         try {
-          same = def.infer(n, (x) => (x && typeof x === 'object' && !Array.isArray(x) && x.kind === 'ref' && x.name === name ? PROBE : undefined)) === PROBE;
+          same =
+            def.infer(n, (x) =>
+              x && typeof x === 'object' && !Array.isArray(x) && x.kind === 'ref' && x.name === name
+                ? PROBE
+                : undefined,
+            ) === PROBE;
         } catch {
           // A rule that needs real shapes cannot answer the probe.
         }
@@ -920,10 +1209,19 @@ function inferInputTypes(b: GraphBuilder): void {
       }
     }
     const [base, index] = n.args;
-    if (n.op === 'getitem' && base && typeof base === 'object' && !Array.isArray(base) && base.kind === 'ref' && typeof index === 'number' && index >= 1) {
+    if (
+      n.op === 'getitem' &&
+      base &&
+      typeof base === 'object' &&
+      !Array.isArray(base) &&
+      base.kind === 'ref' &&
+      typeof index === 'number' &&
+      index >= 1
+    ) {
       const af = byName.get(base.name);
       const target = af?.op === 'higher_order.auto_functionalized' ? af.args[0] : undefined;
-      if (!af || !target || typeof target !== 'object' || Array.isArray(target) || target.kind !== 'op') continue;
+      if (!af || !target || typeof target !== 'object' || Array.isArray(target) || target.kind !== 'op')
+        continue;
       const spec = lookupOp(target.target)?.args.filter((x) => x.mutates)[index - 1];
       if (spec) learn(af.kwargs[spec.name], n.type);
     }
@@ -938,13 +1236,20 @@ function joinLines(raw: string): string {
 }
 
 function copyType(t: ValueType): ValueType {
-  return t.kind === 'sym' ? { kind: 'sym', expr: t.expr } : { kind: 'tensor', dtype: t.dtype, shape: t.shape.slice() };
+  return t.kind === 'sym'
+    ? { kind: 'sym', expr: t.expr }
+    : { kind: 'tensor', dtype: t.dtype, shape: t.shape.slice() };
 }
 
 /** The IR op for a call target: `torch.ops.` dropped, `operator.getitem` is `getitem`. */
 export function opOfTarget(target: string): string {
   if (target.startsWith('torch.ops.')) return target.slice('torch.ops.'.length);
-  if (target === 'operator.getitem' || target === '_operator.getitem' || target === '<built-in function getitem>') return 'getitem';
+  if (
+    target === 'operator.getitem' ||
+    target === '_operator.getitem' ||
+    target === '<built-in function getitem>'
+  )
+    return 'getitem';
   if (target.startsWith('_operator.')) return target.slice(1);
   const builtin = /^<built-in function (\w+)>$/.exec(target);
   if (builtin) return `operator.${builtin[1]}`;

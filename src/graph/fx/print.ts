@@ -39,7 +39,11 @@ function printBody(g: Graph, indent: string, lines: string[]): void {
     if (n.meta.file !== file) {
       // As FX prints it: once per run of nodes from the same source line, after a blank line.
       lines.push(indent);
-      lines.push(n.meta.file !== undefined ? `${indent} # File: ${n.meta.file}` : `${indent}# No stacktrace found for following nodes`);
+      lines.push(
+        n.meta.file !== undefined
+          ? `${indent} # File: ${n.meta.file}`
+          : `${indent}# No stacktrace found for following nodes`,
+      );
       file = n.meta.file;
     }
     const type = n.type ? `: ${typeString(n.type)}` : '';
@@ -75,15 +79,30 @@ function callTarget(op: string): string {
 
 function nodeExpression(n: Node): string {
   if (n.op === 'call_module') return `self.${n.module}(${callArgs(n, false)})`;
-  if (n.op === 'get_attr' && n.args.length === 1 && typeof n.args[0] === 'string' && noKwargs(n)) return `self.${n.args[0]}`;
+  if (n.op === 'get_attr' && n.args.length === 1 && typeof n.args[0] === 'string' && noKwargs(n))
+    return `self.${n.args[0]}`;
   const base = n.args[0];
-  if (n.op === 'getitem' && n.args.length === 2 && noKwargs(n) && base && typeof base === 'object' && !Array.isArray(base) && base.kind === 'ref') {
+  if (
+    n.op === 'getitem' &&
+    n.args.length === 2 &&
+    noKwargs(n) &&
+    base &&
+    typeof base === 'object' &&
+    !Array.isArray(base) &&
+    base.kind === 'ref'
+  ) {
     return `${base.name}[${printArg(n.args[1], false)}]`;
   }
   if (n.op in INFIX_SYMBOL && n.args.length === 2 && noKwargs(n) && n.args.every(isOperand)) {
     return `${printArg(n.args[0], false)} ${INFIX_SYMBOL[n.op]} ${printArg(n.args[1], false)}`;
   }
-  if (n.op in PREFIX_SYMBOL && n.args.length === 1 && noKwargs(n) && isOperand(n.args[0]) && typeof n.args[0] === 'object') {
+  if (
+    n.op in PREFIX_SYMBOL &&
+    n.args.length === 1 &&
+    noKwargs(n) &&
+    isOperand(n.args[0]) &&
+    typeof n.args[0] === 'object'
+  ) {
     const a = n.args[0];
     if (a && !Array.isArray(a) && a.kind === 'ref') return `${PREFIX_SYMBOL[n.op]}${a.name}`;
   }
@@ -105,10 +124,14 @@ export function printArg(a: Arg, graphForm: boolean): string {
   if (typeof a === 'string') return pyStrRepr(a);
   if (Array.isArray(a)) return `[${a.map((x) => printArg(x, graphForm)).join(', ')}]`;
   switch (a.kind) {
-    case 'ref': return graphForm ? `%${a.name}` : a.name;
-    case 'float': return pyFloatRepr(a.value);
-    case 'op': return `torch.ops.${a.target}`;
-    case 'expr': return a.text;
+    case 'ref':
+      return graphForm ? `%${a.name}` : a.name;
+    case 'float':
+      return pyFloatRepr(a.value);
+    case 'op':
+      return `torch.ops.${a.target}`;
+    case 'expr':
+      return a.text;
     case 'tuple': {
       const items = a.items.map((x) => printArg(x, graphForm));
       return `(${items.join(', ')}${items.length === 1 ? ',' : ''})`;
@@ -136,7 +159,9 @@ function printGraphForm(g: Graph): string {
     else call = `call_function[target=${callTarget(n.op)}]`;
     const args = n.args.map((a) => printArg(a, true));
     const argTuple = `(${args.join(', ')}${args.length === 1 ? ',' : ''})`;
-    const kwargs = Object.entries(n.kwargs).map(([k, v]) => `${k}: ${printArg(v, true)}`).join(', ');
+    const kwargs = Object.entries(n.kwargs)
+      .map(([k, v]) => `${k}: ${printArg(v, true)}`)
+      .join(', ');
     lines.push(`${head(n.name)}${call}(args = ${argTuple}, kwargs = {${kwargs}})${trailing(n.type)}`);
   }
   if (g.outputs) lines.push(`    return ${printOutputs(g.outputs)}`);

@@ -17,7 +17,8 @@ export function pyFloatRepr(v: number): string {
     return `${sign}${digits[0]}${frac}e${exp < 0 ? '-' : '+'}${e}`;
   }
   if (exp < 0) return `${sign}0.${'0'.repeat(-exp - 1)}${digits}`;
-  const intPart = digits.length > exp + 1 ? digits.slice(0, exp + 1) : digits + '0'.repeat(exp + 1 - digits.length);
+  const intPart =
+    digits.length > exp + 1 ? digits.slice(0, exp + 1) : digits + '0'.repeat(exp + 1 - digits.length);
   const fracPart = digits.length > exp + 1 ? digits.slice(exp + 1) : '0';
   return `${sign}${intPart}.${fracPart}`;
 }

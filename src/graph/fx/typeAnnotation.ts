@@ -34,14 +34,17 @@ export function parseTypeAnnotation(s: string): ParsedAnnotation {
     const close = matchingParen(s, 3);
     if (close < 0) throw new AnnotationError(s.length, `expected ')' to close 'Sym(' in type "${s}"`, "')'");
     const expr = s.slice(4, close).trim();
-    if (!expr || !DIM_CHAR.test(expr)) throw new AnnotationError(4, `bad symbolic expression in "${s}"`, 'a symbol like s0');
-    if (close !== s.length - 1) throw new AnnotationError(close + 1, `unexpected text after 'Sym(...)' in "${s}"`);
+    if (!expr || !DIM_CHAR.test(expr))
+      throw new AnnotationError(4, `bad symbolic expression in "${s}"`, 'a symbol like s0');
+    if (close !== s.length - 1)
+      throw new AnnotationError(close + 1, `unexpected text after 'Sym(...)' in "${s}"`);
     return { type: { kind: 'sym', expr } };
   }
   let i = 0;
   while (i < s.length && isNameChar(s.charCodeAt(i))) i++;
   const dtype = s.slice(0, i);
-  if (!dtype) throw new AnnotationError(0, `expected a dtype like bf16 at the start of type "${s}"`, 'a dtype');
+  if (!dtype)
+    throw new AnnotationError(0, `expected a dtype like bf16 at the start of type "${s}"`, 'a dtype');
   if (s[i] !== '[') throw new AnnotationError(i, `expected '[' after dtype '${dtype}' in type "${s}"`, "'['");
   const close = s.indexOf(']', i);
   if (close < 0) throw new AnnotationError(s.length, `expected ']' to close the shape in type "${s}"`, "']'");
@@ -75,7 +78,10 @@ export function parseTypeAnnotation(s: string): ParsedAnnotation {
     }
   }
   if (!(dtype in DTYPE_BYTES)) {
-    return { type: null, warning: `dtype '${dtype}' is not one the IR knows (${Object.keys(DTYPE_BYTES).join(', ')}); the type is dropped` };
+    return {
+      type: null,
+      warning: `dtype '${dtype}' is not one the IR knows (${Object.keys(DTYPE_BYTES).join(', ')}); the type is dropped`,
+    };
   }
   return { type: { kind: 'tensor', dtype: dtype as DType, shape } };
 }

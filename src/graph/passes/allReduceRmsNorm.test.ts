@@ -9,23 +9,28 @@ import { runPipeline } from './pipeline.ts';
 
 const FX = new URL('../../../fixtures/fx/', import.meta.url).pathname;
 const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
-const fusedNodes = (g: Graph) => g.nodes.filter((n) => n.op === 'higher_order.auto_functionalized' && (n.args[0] as { target: string }).target === FUSED);
+const fusedNodes = (g: Graph) =>
+  g.nodes.filter(
+    (n) => n.op === 'higher_order.auto_functionalized' && (n.args[0] as { target: string }).target === FUSED,
+  );
 const byName = (g: Graph, name: string) => g.nodes.find((n) => n.name === name);
-const fuse = (text: string, opts = {}) => runPipeline(parseFx(text).graph, ['allreduce-rmsnorm'], { worldSize: 4, ...opts });
+const fuse = (text: string, opts = {}) =>
+  runPipeline(parseFx(text).graph, ['allreduce-rmsnorm'], { worldSize: 4, ...opts });
 const lines = (...l: string[]) => l.join('\n');
 
 // A decoder layer's tail as vLLM's post-grad graph prints it: o_proj's all-reduce into the
 // post-attention norm, whose output feeds the next GEMM's FP8 quant.
-const FUSED_ADD_THEN_FP8 = (extraReader = '') => lines(
-  'all_reduce_1: "bf16[s72, 4096]" = torch.ops.vllm.all_reduce.default(mm_1, \'tp:0\');  mm_1 = None',
-  'auto_functionalized_2 = torch.ops.higher_order.auto_functionalized(torch.ops._C.fused_add_rms_norm.default, input = all_reduce_1, residual = getitem_5, weight = arg7_1, epsilon = 1e-05);  all_reduce_1 = getitem_5 = arg7_1 = None',
-  'getitem_6: "bf16[s72, 4096]" = auto_functionalized_2[1]',
-  'getitem_7: "bf16[s72, 4096]" = auto_functionalized_2[2];  auto_functionalized_2 = None',
-  'empty_2: "f8e4m3fn[s72, 4096]" = torch.ops.aten.empty.memory_format([arg0_1, 4096], dtype = torch.float8_e4m3fn, device = device(type=\'cuda\', index=0), pin_memory = False)',
-  'auto_functionalized_3 = torch.ops.higher_order.auto_functionalized(torch.ops._C.static_scaled_fp8_quant.default, result = empty_2, input = getitem_6, scale = arg8_1);  empty_2 = getitem_6 = None',
-  'getitem_9: "f8e4m3fn[s72, 4096]" = auto_functionalized_3[1];  auto_functionalized_3 = None',
-  extraReader,
-);
+const FUSED_ADD_THEN_FP8 = (extraReader = '') =>
+  lines(
+    'all_reduce_1: "bf16[s72, 4096]" = torch.ops.vllm.all_reduce.default(mm_1, \'tp:0\');  mm_1 = None',
+    'auto_functionalized_2 = torch.ops.higher_order.auto_functionalized(torch.ops._C.fused_add_rms_norm.default, input = all_reduce_1, residual = getitem_5, weight = arg7_1, epsilon = 1e-05);  all_reduce_1 = getitem_5 = arg7_1 = None',
+    'getitem_6: "bf16[s72, 4096]" = auto_functionalized_2[1]',
+    'getitem_7: "bf16[s72, 4096]" = auto_functionalized_2[2];  auto_functionalized_2 = None',
+    'empty_2: "f8e4m3fn[s72, 4096]" = torch.ops.aten.empty.memory_format([arg0_1, 4096], dtype = torch.float8_e4m3fn, device = device(type=\'cuda\', index=0), pin_memory = False)',
+    'auto_functionalized_3 = torch.ops.higher_order.auto_functionalized(torch.ops._C.static_scaled_fp8_quant.default, result = empty_2, input = getitem_6, scale = arg8_1);  empty_2 = getitem_6 = None',
+    'getitem_9: "f8e4m3fn[s72, 4096]" = auto_functionalized_3[1];  auto_functionalized_3 = None',
+    extraReader,
+  );
 
 // The first layer's input norm: embedding all-reduce → rms_norm → FP8 quant; the residual
 // stream reads the all-reduce too.
@@ -53,12 +58,13 @@ const NVFP4 = lines(
 );
 
 describe('the TP group is a literal of the pattern', () => {
-  const overGroup = (group: string) => lines(
-    `all_reduce_1: "bf16[s72, 2880]" = torch.ops.vllm.all_reduce.default(mm_1, '${group}');  mm_1 = None`,
-    'auto_functionalized_2 = torch.ops.higher_order.auto_functionalized(torch.ops._C.fused_add_rms_norm.default, input = all_reduce_1, residual = getitem_5, weight = arg7_1, epsilon = 1e-05)',
-    'getitem_6: "bf16[s72, 2880]" = auto_functionalized_2[1]',
-    'getitem_7: "bf16[s72, 2880]" = auto_functionalized_2[2]',
-  );
+  const overGroup = (group: string) =>
+    lines(
+      `all_reduce_1: "bf16[s72, 2880]" = torch.ops.vllm.all_reduce.default(mm_1, '${group}');  mm_1 = None`,
+      'auto_functionalized_2 = torch.ops.higher_order.auto_functionalized(torch.ops._C.fused_add_rms_norm.default, input = all_reduce_1, residual = getitem_5, weight = arg7_1, epsilon = 1e-05)',
+      'getitem_6: "bf16[s72, 2880]" = auto_functionalized_2[1]',
+      'getitem_7: "bf16[s72, 2880]" = auto_functionalized_2[2]',
+    );
 
   for (const group of ['dp:0', 'ep:0']) {
     it(`an all-reduce over '${group}' does not fuse, and the diagnostic names the group`, () => {
@@ -66,7 +72,11 @@ describe('the TP group is a literal of the pattern', () => {
       expect(r.stages[0]!.matches).toEqual([]);
       expect(fusedNodes(r.output)).toEqual([]);
       expect(r.diagnostics).toHaveLength(1);
-      expect(r.diagnostics[0]).toMatchObject({ node: 'all_reduce_1', blocker: 'group', fix: `if '${group}' is the tensor-parallel group, --tp-group ${group}` });
+      expect(r.diagnostics[0]).toMatchObject({
+        node: 'all_reduce_1',
+        blocker: 'group',
+        fix: `if '${group}' is the tensor-parallel group, --tp-group ${group}`,
+      });
       expect(r.diagnostics[0]!.reason).toContain(`reduces over '${group}', not the TP group 'tp:0'`);
     });
   }
@@ -94,20 +104,44 @@ describe('static FP8 quant patterns', () => {
     const r = fuse(FUSED_ADD_THEN_FP8());
     expect(r.stages[0]!.matches).toHaveLength(1);
     const m = r.stages[0]!.matches[0]!;
-    expect(m.consumed).toEqual(['all_reduce_1', 'auto_functionalized_2', 'getitem_6', 'auto_functionalized_3', 'empty_2', 'getitem_7', 'getitem_9']);
+    expect(m.consumed).toEqual([
+      'all_reduce_1',
+      'auto_functionalized_2',
+      'getitem_6',
+      'auto_functionalized_3',
+      'empty_2',
+      'getitem_7',
+      'getitem_9',
+    ]);
     const g = r.output;
     const [fused] = fusedNodes(g);
     const quantBuf = byName(g, (fused!.kwargs['quant_out'] as { name: string }).name)!;
-    expect([quantBuf.op, quantBuf.args, quantBuf.kwargs['dtype']]).toEqual(['aten.empty_like.default', [ref('mm_1')], { kind: 'expr', text: 'torch.float8_e4m3fn' }]);
+    expect([quantBuf.op, quantBuf.args, quantBuf.kwargs['dtype']]).toEqual([
+      'aten.empty_like.default',
+      [ref('mm_1')],
+      { kind: 'expr', text: 'torch.float8_e4m3fn' },
+    ]);
     expect(quantBuf.type).toEqual({ kind: 'tensor', dtype: 'f8e4m3fn', shape: ['s72', 4096] });
     expect(fused!.kwargs).toMatchObject({
-      allreduce_in: ref('mm_1'), residual: ref('getitem_5'), norm_out: null, scale_out: null, rms_gamma: ref('arg7_1'),
-      rms_eps: float(1e-5), pattern_code: 2, scale_factor: ref('arg8_1'), world_size: 4,
+      allreduce_in: ref('mm_1'),
+      residual: ref('getitem_5'),
+      norm_out: null,
+      scale_out: null,
+      rms_gamma: ref('arg7_1'),
+      rms_eps: float(1e-5),
+      pattern_code: 2,
+      scale_factor: ref('arg8_1'),
+      world_size: 4,
     });
     // quant_out, rms_norm_residual = allreduce[4], allreduce[2]
     expect(byName(g, 'getitem_9')!.args).toEqual([ref(fused!.name), 4]);
     expect(byName(g, 'getitem_7')!.args).toEqual([ref(fused!.name), 2]);
-    expect(g.nodes.some((n) => n.name === 'auto_functionalized_3' || n.name === 'empty_2' || n.op === 'vllm.all_reduce.default')).toBe(false);
+    expect(
+      g.nodes.some(
+        (n) =>
+          n.name === 'auto_functionalized_3' || n.name === 'empty_2' || n.op === 'vllm.all_reduce.default',
+      ),
+    ).toBe(false);
   });
 
   it('when the normed output has another reader, the plain pattern fuses the norm and the quant stays', () => {
@@ -126,22 +160,37 @@ describe('static FP8 quant patterns', () => {
     const [fused] = fusedNodes(g);
     expect(fused!.kwargs['pattern_code']).toBe(2);
     expect(fused!.kwargs['scale_factor']).toEqual(ref('arg3_1'));
-    expect(byName(g, (fused!.kwargs['residual'] as { name: string }).name)!.op).toBe('aten.zeros_like.default');
-    expect(byName(g, (fused!.kwargs['norm_out'] as { name: string }).name)!.op).toBe('aten.empty_like.default');
+    expect(byName(g, (fused!.kwargs['residual'] as { name: string }).name)!.op).toBe(
+      'aten.zeros_like.default',
+    );
+    expect(byName(g, (fused!.kwargs['norm_out'] as { name: string }).name)!.op).toBe(
+      'aten.empty_like.default',
+    );
     expect(byName(g, 'getitem_3')!.args).toEqual([ref(fused!.name), 4]);
     const add = byName(g, 'add')!;
     const stream = byName(g, (add.args[0] as { name: string }).name)!;
     expect(stream.args).toEqual([ref(fused!.name), 1]);
-    expect(['empty', 'empty_1', 'auto_functionalized', 'auto_functionalized_1', 'getitem_1'].filter((n) => byName(g, n))).toEqual([]);
+    expect(
+      ['empty', 'empty_1', 'auto_functionalized', 'auto_functionalized_1', 'getitem_1'].filter((n) =>
+        byName(g, n),
+      ),
+    ).toEqual([]);
   });
 });
 
 describe('NVFP4 quant patterns (registered on SM ≥ 100 only)', () => {
-  it('on Blackwell: pattern_code 3, the model\'s quant and scale buffers become quant_out / scale_out, [4] and [5]', () => {
+  it("on Blackwell: pattern_code 3, the model's quant and scale buffers become quant_out / scale_out, [4] and [5]", () => {
     const r = fuse(NVFP4, { gpu: 'blackwell' });
     const g = r.output;
     const [fused] = fusedNodes(g);
-    expect(fused!.kwargs).toMatchObject({ pattern_code: 3, quant_out: ref('empty_2'), scale_out: ref('empty_3'), scale_factor: ref('arg8_1'), norm_out: null, rms_eps: float(1e-6) });
+    expect(fused!.kwargs).toMatchObject({
+      pattern_code: 3,
+      quant_out: ref('empty_2'),
+      scale_out: ref('empty_3'),
+      scale_factor: ref('arg8_1'),
+      norm_out: null,
+      rms_eps: float(1e-6),
+    });
     expect(byName(g, 'getitem_9')!.args).toEqual([ref(fused!.name), 4]);
     expect(byName(g, 'getitem_10')!.args).toEqual([ref(fused!.name), 5]);
     expect(byName(g, 'getitem_7')!.args).toEqual([ref(fused!.name), 2]);
@@ -171,7 +220,10 @@ describe('auto_functionalized_v2', () => {
   });
 
   it('fused_add_rms_norm through v2 fuses as through v1; results follow _all_bases order', () => {
-    for (const [inputBase, residualBase] of [[0, 1], [1, 0]] as const) {
+    for (const [inputBase, residualBase] of [
+      [0, 1],
+      [1, 0],
+    ] as const) {
       const r = fuse(v2(inputBase, residualBase));
       expect(r.stages[0]!.matches).toHaveLength(1);
       const g = r.output;
@@ -199,7 +251,10 @@ describe('auto_functionalized_v2', () => {
   });
 
   it('a mutated argument that is a view of its base (_input_size / _input_stride) is not the all-reduce: no match', () => {
-    const text = v2(0, 1).replace('_input_base_index = 0,', '_input_base_index = 0, _input_size = (s72, 2880), _input_stride = (3072, 1), _input_storage_offset = 0,');
+    const text = v2(0, 1).replace(
+      '_input_base_index = 0,',
+      '_input_base_index = 0, _input_size = (s72, 2880), _input_stride = (3072, 1), _input_storage_offset = 0,',
+    );
     const r = fuse(text);
     expect(r.stages[0]!.matches).toEqual([]);
   });
@@ -208,29 +263,43 @@ describe('auto_functionalized_v2', () => {
 describe('graphs without shapes (str(graph) dumps): the run-time fallback needs none', () => {
   const stripTypes = (g: Graph): Graph => ({
     ...g,
-    inputs: g.inputs.map((i) => ({ ...i, type: i.type?.kind === 'sym' ? i.type : null as ValueType | null })),
+    inputs: g.inputs.map((i) => ({
+      ...i,
+      type: i.type?.kind === 'sym' ? i.type : (null as ValueType | null),
+    })),
     nodes: g.nodes.map((n): Node => ({ ...n, type: null })),
   });
   const qwen = parseFx(readFileSync(FX + 'real/qwen2-paral2_layer1-r0.py', 'utf8')).graph;
 
   it('the Qwen2 TP2 dump without its annotations fuses the same 3 sites, each saying which gate it could not evaluate', () => {
-    const typed = runPipeline(qwen, ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'], { worldSize: 2 });
-    const bare = runPipeline(stripTypes(qwen), ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'], { worldSize: 2 });
+    const typed = runPipeline(qwen, ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'], {
+      worldSize: 2,
+    });
+    const bare = runPipeline(stripTypes(qwen), ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'], {
+      worldSize: 2,
+    });
     const sites = (r: typeof typed) => r.stages[2]!.matches.map((m) => m.site);
     expect(sites(bare)).toEqual(sites(typed));
     expect(sites(bare)).toHaveLength(3);
     expect(typed.stages[2]!.matches.every((m) => m.unevaluated === undefined)).toBe(true);
     for (const m of bare.stages[2]!.matches) {
-      expect(m.unevaluated).toEqual([expect.stringContaining(`token capacity: ${m.site}'s input shape is unknown`)]);
+      expect(m.unevaluated).toEqual([
+        expect.stringContaining(`token capacity: ${m.site}'s input shape is unknown`),
+      ]);
     }
     expect(fusedNodes(bare.output).map((n) => n.kwargs['max_token_num'])).toEqual([8192, 8192, 8192]);
   });
 
   it('under the compile-range token gate a shapeless site is refused, naming the missing shape', () => {
-    const r = runPipeline(stripTypes(qwen), ['allreduce-rmsnorm'], { worldSize: 2, tokenGate: 'compile-range' });
+    const r = runPipeline(stripTypes(qwen), ['allreduce-rmsnorm'], {
+      worldSize: 2,
+      tokenGate: 'compile-range',
+    });
     expect(r.stages[0]!.matches).toEqual([]);
     expect(r.diagnostics.map((d) => d.blocker)).toEqual(['shape', 'shape', 'shape']);
-    expect(r.diagnostics[0]!.reason).toContain("the all-reduce input's shape is unknown: the compile-range token gate needs");
+    expect(r.diagnostics[0]!.reason).toContain(
+      "the all-reduce input's shape is unknown: the compile-range token gate needs",
+    );
   });
 
   it('a str(graph) text, as torch prints it, fuses', () => {

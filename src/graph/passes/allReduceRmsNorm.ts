@@ -31,7 +31,15 @@ import { runRules } from './rules.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import type { GatePass } from './fusionGate.ts';
 import {
-  ALL_REDUCE, C10D_ALL_REDUCE, FUSED_ADD_RMS_NORM, FUSED_ALLREDUCE_NORM, FUSION_PATTERN_CODE, PASS, QUANT_FP4, QUANT_FP8, RMS_NORM,
+  ALL_REDUCE,
+  C10D_ALL_REDUCE,
+  FUSED_ADD_RMS_NORM,
+  FUSED_ALLREDUCE_NORM,
+  FUSION_PATTERN_CODE,
+  PASS,
+  QUANT_FP4,
+  QUANT_FP8,
+  RMS_NORM,
   fusionGate,
 } from './fusionGate.ts';
 
@@ -45,9 +53,25 @@ const NORMS: Record<NormKind, { op: string; out: string }> = {
 };
 
 /** Per quant: its op, output and scale arguments, and the fused op's pattern code. */
-const QUANTS: Record<QuantKind, { op: string; out: string; scale: string; scaleOut?: string; code: number; label: string }> = {
-  fp8: { op: QUANT_FP8, out: 'result', scale: 'scale', code: FUSION_PATTERN_CODE.kARResidualRMSNormFP8Quant, label: 'static FP8' },
-  fp4: { op: QUANT_FP4, out: 'output', scale: 'input_scale', scaleOut: 'output_scale', code: FUSION_PATTERN_CODE.kARResidualRMSNormFP4Quant, label: 'NVFP4' },
+const QUANTS: Record<
+  QuantKind,
+  { op: string; out: string; scale: string; scaleOut?: string; code: number; label: string }
+> = {
+  fp8: {
+    op: QUANT_FP8,
+    out: 'result',
+    scale: 'scale',
+    code: FUSION_PATTERN_CODE.kARResidualRMSNormFP8Quant,
+    label: 'static FP8',
+  },
+  fp4: {
+    op: QUANT_FP4,
+    out: 'output',
+    scale: 'input_scale',
+    scaleOut: 'output_scale',
+    code: FUSION_PATTERN_CODE.kARResidualRMSNormFP4Quant,
+    label: 'NVFP4',
+  },
 };
 
 /** Indices of the fused op's results (auto_functionalized: [1..] its mutated args in schema order). */
@@ -56,18 +80,40 @@ const FUSED_RESULT = { allreduceIn: 1, residual: 2, normOut: 3, quantOut: 4, sca
 const OP_FUSED = { kind: 'op', target: FUSED_ALLREDUCE_NORM } as const;
 
 function fusedKwargs(
-  f: { x: Arg; residual: Arg; normOut: Arg; quantOut: Arg; scaleOut: Arg; w: Arg; eps: Arg; code: number; scale?: Arg },
-  opts: ResolvedOptions, maxTokenNum: number,
+  f: {
+    x: Arg;
+    residual: Arg;
+    normOut: Arg;
+    quantOut: Arg;
+    scaleOut: Arg;
+    w: Arg;
+    eps: Arg;
+    code: number;
+    scale?: Arg;
+  },
+  opts: ResolvedOptions,
+  maxTokenNum: number,
 ): Record<string, Arg> {
   // The order vLLM's replacements pass them in, so a printed graph reads like vLLM's.
   const k: Record<string, Arg> = {
-    allreduce_in: f.x, residual: f.residual, norm_out: f.normOut, quant_out: f.quantOut, scale_out: f.scaleOut,
-    rms_gamma: f.w, rms_eps: typeof f.eps === 'number' ? float(f.eps) : f.eps, pattern_code: f.code,
+    allreduce_in: f.x,
+    residual: f.residual,
+    norm_out: f.normOut,
+    quant_out: f.quantOut,
+    scale_out: f.scaleOut,
+    rms_gamma: f.w,
+    rms_eps: typeof f.eps === 'number' ? float(f.eps) : f.eps,
+    pattern_code: f.code,
   };
   if (f.scale !== undefined) k['scale_factor'] = f.scale;
   return {
-    ...k, world_rank: 0, world_size: opts.worldSize, launch_with_pdl: true, trigger_completion_at_end: true,
-    fp32_acc: true, max_token_num: maxTokenNum,
+    ...k,
+    world_rank: 0,
+    world_size: opts.worldSize,
+    launch_with_pdl: true,
+    trigger_completion_at_end: true,
+    fp32_acc: true,
+    max_token_num: maxTokenNum,
   };
 }
 
@@ -86,13 +132,29 @@ const allReduceInput = () => P.node(ALL_REDUCE, { as: 'ar', args: [P.any('x'), P
 
 function normPattern(kind: NormKind, as = 'norm'): NodePat {
   return kind === 'rms'
-    ? P.af(RMS_NORM, { result: P.any('result'), input: allReduceInput(), weight: P.any('weight'), epsilon: P.any('eps') }, { as })
-    : P.af(FUSED_ADD_RMS_NORM, { input: allReduceInput(), residual: P.any('residual'), weight: P.any('weight'), epsilon: P.any('eps') }, { as });
+    ? P.af(
+        RMS_NORM,
+        { result: P.any('result'), input: allReduceInput(), weight: P.any('weight'), epsilon: P.any('eps') },
+        { as },
+      )
+    : P.af(
+        FUSED_ADD_RMS_NORM,
+        {
+          input: allReduceInput(),
+          residual: P.any('residual'),
+          weight: P.any('weight'),
+          epsilon: P.any('eps'),
+        },
+        { as },
+      );
 }
 
 /** The norm's result indices the replacement can stand in for: normed output, and for fused_add the residual. */
 function normRoles(norm: Node, kind: NormKind): { normed?: number; residual?: number } {
-  return { normed: mutatedResultIndex(norm, NORMS[kind].out), residual: kind === 'add' ? mutatedResultIndex(norm, 'residual') : undefined };
+  return {
+    normed: mutatedResultIndex(norm, NORMS[kind].out),
+    residual: kind === 'add' ? mutatedResultIndex(norm, 'residual') : undefined,
+  };
 }
 
 function gateOf(b: Bindings, ix: GraphIndex, opts: ResolvedOptions): GatePass {
@@ -114,7 +176,8 @@ function deadBuffer(ix: GraphIndex, value: Arg | undefined): Node | undefined {
 
 /** Why the matched structure cannot be replaced as a whole (a value it removes is still needed). */
 function structuralRefusal(b: Bindings, ix: GraphIndex, kind: NormKind): Diagnostic | null {
-  const ar = b.nodes['ar']!, norm = b.nodes['norm']!;
+  const ar = b.nodes['ar']!,
+    norm = b.nodes['norm']!;
   const roles = normRoles(norm, kind);
   const allowed = [roles.normed, roles.residual].filter((i): i is number => i !== undefined);
   const readers = getitemReaders(ix, norm);
@@ -123,7 +186,12 @@ function structuralRefusal(b: Bindings, ix: GraphIndex, kind: NormKind): Diagnos
       const g = ix.byName.get(u);
       return !g || g.op !== 'getitem' || !allowed.includes(g.args[1] as number);
     });
-    return diagnostic(PASS, ar.name, `${norm.name}'s results are read other than as the normed output${kind === 'rms' ? '' : ' and residual'} (by ${bad})`, bad);
+    return diagnostic(
+      PASS,
+      ar.name,
+      `${norm.name}'s results are read other than as the normed output${kind === 'rms' ? '' : ' and residual'} (by ${bad})`,
+      bad,
+    );
   }
   const others = usersOfValue(ix, ar.name).filter((u) => u !== norm.name);
   if (kind === 'rms') {
@@ -131,23 +199,47 @@ function structuralRefusal(b: Bindings, ix: GraphIndex, kind: NormKind): Diagnos
     const bufNode = buf && isRef(buf) ? ix.byName.get(buf.name) : undefined;
     // The output buffer is often empty_like(all_reduce): fine if the norm is its only reader.
     if (bufNode && others.includes(bufNode.name) && usersOfValue(ix, bufNode.name).length !== 1) {
-      return diagnostic(PASS, ar.name, `the norm's output buffer ${bufNode.name} is read elsewhere`, bufNode.name);
+      return diagnostic(
+        PASS,
+        ar.name,
+        `the norm's output buffer ${bufNode.name} is read elsewhere`,
+        bufNode.name,
+      );
     }
     return null;
   }
   if (others.length > 0) {
-    return diagnostic(PASS, ar.name,
-      `${ar.name} has another user, ${others.join(', ')}, that needs the reduced tensor; the fused kernel overwrites it with the normed output`, others[0]);
+    return diagnostic(
+      PASS,
+      ar.name,
+      `${ar.name} has another user, ${others.join(', ')}, that needs the reduced tensor; the fused kernel overwrites it with the normed output`,
+      others[0],
+    );
   }
   return null;
 }
 
 /** Readers of the all-reduce other than the norm (and its dead output buffer) read the fused op's [1]. */
-function rerouteAllReduce(b: Bindings, ix: GraphIndex, edit: GraphEdit, fused: Node, made: Node[], skip: (string | undefined)[]) {
-  const ar = b.nodes['ar']!, norm = b.nodes['norm']!;
+function rerouteAllReduce(
+  b: Bindings,
+  ix: GraphIndex,
+  edit: GraphEdit,
+  fused: Node,
+  made: Node[],
+  skip: (string | undefined)[],
+) {
+  const ar = b.nodes['ar']!,
+    norm = b.nodes['norm']!;
   const others = usersOfValue(ix, ar.name).filter((u) => u !== norm.name && !skip.includes(u));
   if (others.length === 0) return;
-  const reduced = edit.make(edit.fresh('getitem'), 'getitem', [ref(fused.name), FUSED_RESULT.allreduceIn], {}, [ar.name], ar.type);
+  const reduced = edit.make(
+    edit.fresh('getitem'),
+    'getitem',
+    [ref(fused.name), FUSED_RESULT.allreduceIn],
+    {},
+    [ar.name],
+    ar.type,
+  );
   made.push(reduced);
   edit.replaceUses(ar.name, ref(reduced.name));
 }
@@ -159,33 +251,73 @@ function plainRule(kind: NormKind): Rule {
     site: (b) => b.nodes['ar']!.name,
     check: (b, { ix, opts }) => structuralRefusal(b, ix, kind) ?? gateRefusal(b, ix, opts),
     rewrite(b, edit, { ix, opts }) {
-      const ar = b.nodes['ar']!, norm = b.nodes['norm']!;
+      const ar = b.nodes['ar']!,
+        norm = b.nodes['norm']!;
       const gate = gateOf(b, ix, opts);
       const v = b.values;
       const from = [ar.name, norm.name];
       const consumed = [ar.name, norm.name];
       const made: Node[] = [];
-      let residual = v['residual']!, normOut: Arg = null;
+      let residual = v['residual']!,
+        normOut: Arg = null;
       const buffer = kind === 'rms' ? deadBuffer(ix, v['result']) : undefined;
       if (buffer) consumed.push(buffer.name);
       if (kind === 'rms') {
-        const zeros = edit.make(edit.fresh('zeros_like'), 'aten.zeros_like.default', [v['x']!], { pin_memory: false }, from);
-        const out = edit.make(edit.fresh('empty_like'), 'aten.empty_like.default', [v['x']!], { pin_memory: false }, from);
+        const zeros = edit.make(
+          edit.fresh('zeros_like'),
+          'aten.zeros_like.default',
+          [v['x']!],
+          { pin_memory: false },
+          from,
+        );
+        const out = edit.make(
+          edit.fresh('empty_like'),
+          'aten.empty_like.default',
+          [v['x']!],
+          { pin_memory: false },
+          from,
+        );
         made.push(zeros, out);
         residual = ref(zeros.name);
         normOut = ref(out.name);
       }
       const code = FUSION_PATTERN_CODE.kARResidualRMSNorm;
-      const fused = edit.make(edit.fresh('auto_functionalized'), AUTO_FUNCTIONALIZED, [OP_FUSED],
-        fusedKwargs({ x: v['x']!, residual, normOut, quantOut: null, scaleOut: null, w: v['weight']!, eps: v['eps']!, code }, opts, gate.maxTokenNum), from, null);
+      const fused = edit.make(
+        edit.fresh('auto_functionalized'),
+        AUTO_FUNCTIONALIZED,
+        [OP_FUSED],
+        fusedKwargs(
+          {
+            x: v['x']!,
+            residual,
+            normOut,
+            quantOut: null,
+            scaleOut: null,
+            w: v['weight']!,
+            eps: v['eps']!,
+            code,
+          },
+          opts,
+          gate.maxTokenNum,
+        ),
+        from,
+        null,
+      );
       made.push(fused);
       // The normed output is the fused op's [3] (norm_out) after rms_norm, [1] (written over
       // allreduce_in) after fused_add_rms_norm; the new residual is [2].
       const roles = normRoles(norm, kind);
       for (const r of getitemReaders(ix, norm)!) {
-        const index = r.index === roles.normed ? (kind === 'rms' ? FUSED_RESULT.normOut : FUSED_RESULT.allreduceIn) : FUSED_RESULT.residual;
+        const index =
+          r.index === roles.normed
+            ? kind === 'rms'
+              ? FUSED_RESULT.normOut
+              : FUSED_RESULT.allreduceIn
+            : FUSED_RESULT.residual;
         consumed.push(r.node.name);
-        made.push(edit.make(r.node.name, 'getitem', [ref(fused.name), index], {}, [r.node.name], r.node.type));
+        made.push(
+          edit.make(r.node.name, 'getitem', [ref(fused.name), index], {}, [r.node.name], r.node.type),
+        );
       }
       if (kind === 'rms') rerouteAllReduce(b, ix, edit, fused, made, [buffer?.name]);
       edit.insertBefore(norm.name, ...made);
@@ -200,10 +332,16 @@ function quantRule(kind: NormKind, q: QuantKind): Rule {
   // quant(getitem(norm, normed)): the normed output read by the quant alone, and the norm's other
   // results only as the residual — vLLM's quant patterns do not return the unquantized output.
   const normed = P.node('getitem', {
-    as: 'normed', args: [normPattern(kind)], users: 1,
+    as: 'normed',
+    args: [normPattern(kind)],
+    users: 1,
     where: (n, b) => n.args[1] === normRoles(b.nodes['norm']!, kind).normed,
   });
-  const kwargs: Record<string, ArgPat> = { [spec.out]: P.any('qbuf'), input: normed, [spec.scale]: P.any('scale') };
+  const kwargs: Record<string, ArgPat> = {
+    [spec.out]: P.any('qbuf'),
+    input: normed,
+    [spec.scale]: P.any('scale'),
+  };
   if (spec.scaleOut) kwargs[spec.scaleOut] = P.any('sbuf');
   return {
     name: `all_reduce → ${kind === 'rms' ? 'rms_norm' : 'fused_add_rms_norm'} → ${spec.label} quant`,
@@ -213,30 +351,58 @@ function quantRule(kind: NormKind, q: QuantKind): Rule {
         const norm = b.nodes['norm']!;
         const roles = normRoles(norm, kind);
         const readers = getitemReaders(ix, norm);
-        return !!readers && readers.every((r) => (r.index === roles.normed && r.node === b.nodes['normed']) || r.index === roles.residual);
+        return (
+          !!readers &&
+          readers.every(
+            (r) => (r.index === roles.normed && r.node === b.nodes['normed']) || r.index === roles.residual,
+          )
+        );
       },
     }),
     site: (b) => b.nodes['ar']!.name,
     check: (b, { ix, opts }) => {
       if (q === 'fp4' && opts.gpu !== 'blackwell') {
         // vLLM registers the NVFP4 patterns only on SM ≥ 100; the plain pattern then fuses the norm.
-        return diagnostic(PASS, b.nodes['ar']!.name, 'NVFP4 quant patterns are registered on Blackwell (SM ≥ 100) only', 'gpu', '--gpu blackwell');
+        return diagnostic(
+          PASS,
+          b.nodes['ar']!.name,
+          'NVFP4 quant patterns are registered on Blackwell (SM ≥ 100) only',
+          'gpu',
+          '--gpu blackwell',
+        );
       }
       return structuralRefusal(b, ix, kind) ?? gateRefusal(b, ix, opts);
     },
     rewrite(b, edit, { ix, opts }) {
-      const ar = b.nodes['ar']!, norm = b.nodes['norm']!, quant = b.nodes['quant']!, normedNode = b.nodes['normed']!;
+      const ar = b.nodes['ar']!,
+        norm = b.nodes['norm']!,
+        quant = b.nodes['quant']!,
+        normedNode = b.nodes['normed']!;
       const gate = gateOf(b, ix, opts);
       const v = b.values;
       const from = [ar.name, norm.name, quant.name];
       const consumed = [ar.name, norm.name, normedNode.name, quant.name];
       const made: Node[] = [];
-      let residual = v['residual']!, normOut: Arg = null, quantOut = v['qbuf']!;
+      let residual = v['residual']!,
+        normOut: Arg = null,
+        quantOut = v['qbuf']!;
       const rmsBuffer = kind === 'rms' ? deadBuffer(ix, v['result']) : undefined;
       if (rmsBuffer) consumed.push(rmsBuffer.name);
       if (kind === 'rms') {
-        const zeros = edit.make(edit.fresh('zeros_like'), 'aten.zeros_like.default', [v['x']!], { pin_memory: false }, from);
-        const out = edit.make(edit.fresh('empty_like'), 'aten.empty_like.default', [v['x']!], { pin_memory: false }, from);
+        const zeros = edit.make(
+          edit.fresh('zeros_like'),
+          'aten.zeros_like.default',
+          [v['x']!],
+          { pin_memory: false },
+          from,
+        );
+        const out = edit.make(
+          edit.fresh('empty_like'),
+          'aten.empty_like.default',
+          [v['x']!],
+          { pin_memory: false },
+          from,
+        );
         made.push(zeros, out);
         residual = ref(zeros.name);
         normOut = ref(out.name);
@@ -247,30 +413,71 @@ function quantRule(kind: NormKind, q: QuantKind): Rule {
         const qbuf = deadBuffer(ix, v['qbuf']);
         if (qbuf) consumed.push(qbuf.name);
         const xt = isRef(v['x']!) ? ix.types.get((v['x'] as { name: string }).name) : undefined;
-        const type: ValueType | null = xt && xt.kind === 'tensor' ? { ...(xt as TensorType), dtype: 'f8e4m3fn' } : null;
-        const buf = edit.make(edit.fresh('empty_like'), 'aten.empty_like.default', [v['x']!],
-          { dtype: { kind: 'expr', text: 'torch.float8_e4m3fn' }, pin_memory: false }, from, type);
+        const type: ValueType | null =
+          xt && xt.kind === 'tensor' ? { ...(xt as TensorType), dtype: 'f8e4m3fn' } : null;
+        const buf = edit.make(
+          edit.fresh('empty_like'),
+          'aten.empty_like.default',
+          [v['x']!],
+          { dtype: { kind: 'expr', text: 'torch.float8_e4m3fn' }, pin_memory: false },
+          from,
+          type,
+        );
         made.push(buf);
         quantOut = ref(buf.name);
       }
-      const fused = edit.make(edit.fresh('auto_functionalized'), AUTO_FUNCTIONALIZED, [OP_FUSED], fusedKwargs({
-        x: v['x']!, residual, normOut, quantOut, scaleOut: spec.scaleOut ? v['sbuf']! : null, w: v['weight']!, eps: v['eps']!,
-        code: spec.code, scale: v['scale']!,
-      }, opts, gate.maxTokenNum), from, null);
+      const fused = edit.make(
+        edit.fresh('auto_functionalized'),
+        AUTO_FUNCTIONALIZED,
+        [OP_FUSED],
+        fusedKwargs(
+          {
+            x: v['x']!,
+            residual,
+            normOut,
+            quantOut,
+            scaleOut: spec.scaleOut ? v['sbuf']! : null,
+            w: v['weight']!,
+            eps: v['eps']!,
+            code: spec.code,
+            scale: v['scale']!,
+          },
+          opts,
+          gate.maxTokenNum,
+        ),
+        from,
+        null,
+      );
       made.push(fused);
       const roles = normRoles(norm, kind);
       for (const r of getitemReaders(ix, norm)!) {
         if (r.index !== roles.residual) continue;
         consumed.push(r.node.name);
-        made.push(edit.make(r.node.name, 'getitem', [ref(fused.name), FUSED_RESULT.residual], {}, [r.node.name], r.node.type));
+        made.push(
+          edit.make(
+            r.node.name,
+            'getitem',
+            [ref(fused.name), FUSED_RESULT.residual],
+            {},
+            [r.node.name],
+            r.node.type,
+          ),
+        );
       }
       const quantOutIndex = mutatedResultIndex(quant, spec.out);
       const scaleOutIndex = spec.scaleOut ? mutatedResultIndex(quant, spec.scaleOut) : undefined;
       for (const r of getitemReaders(ix, quant) ?? []) {
-        const index = r.index === quantOutIndex ? FUSED_RESULT.quantOut : r.index === scaleOutIndex ? FUSED_RESULT.scaleOut : undefined;
+        const index =
+          r.index === quantOutIndex
+            ? FUSED_RESULT.quantOut
+            : r.index === scaleOutIndex
+              ? FUSED_RESULT.scaleOut
+              : undefined;
         if (index === undefined) continue;
         consumed.push(r.node.name);
-        made.push(edit.make(r.node.name, 'getitem', [ref(fused.name), index], {}, [r.node.name], r.node.type));
+        made.push(
+          edit.make(r.node.name, 'getitem', [ref(fused.name), index], {}, [r.node.name], r.node.type),
+        );
       }
       if (kind === 'rms') rerouteAllReduce(b, ix, edit, fused, made, [rmsBuffer?.name]);
       edit.insertBefore(quant.name, ...made);
@@ -281,8 +488,12 @@ function quantRule(kind: NormKind, q: QuantKind): Rule {
 }
 
 export const RULES: Rule[] = [
-  quantRule('rms', 'fp8'), quantRule('add', 'fp8'), quantRule('rms', 'fp4'), quantRule('add', 'fp4'),
-  plainRule('rms'), plainRule('add'),
+  quantRule('rms', 'fp8'),
+  quantRule('add', 'fp8'),
+  quantRule('rms', 'fp4'),
+  quantRule('add', 'fp4'),
+  plainRule('rms'),
+  plainRule('add'),
 ];
 
 export const allReduceRmsNorm: Pass = (g, opts, only) => {
@@ -295,4 +506,3 @@ export const allReduceRmsNorm: Pass = (g, opts, only) => {
     return left.map((ar) => explainAllReduce(ar, ix, resolved));
   });
 };
-

@@ -21,7 +21,14 @@ import type { Rule } from './rules.ts';
 import { runRules } from './rules.ts';
 import { ALL_REDUCE } from './fusionGate.ts';
 import {
-  ADDMM, ALL_GATHER, FUSED_ALL_GATHER_MATMUL, FUSED_MATMUL_REDUCE_SCATTER, MM, REDUCE_SCATTER, TOKEN_DIM, splitRefusal,
+  ADDMM,
+  ALL_GATHER,
+  FUSED_ALL_GATHER_MATMUL,
+  FUSED_MATMUL_REDUCE_SCATTER,
+  MM,
+  REDUCE_SCATTER,
+  TOKEN_DIM,
+  splitRefusal,
 } from './sequenceParallelGate.ts';
 
 export const PASS = 'async-tp';
@@ -34,17 +41,30 @@ const tensorOf = (ix: GraphIndex, a: Arg | undefined): TensorType | undefined =>
 const kw = (n: Node, name: string, index: number): Arg | undefined => n.kwargs[name] ?? n.args[index];
 
 /** Why a reduce_scatter / all_gather is not a token-dim collective over the world size, or null. */
-export function collectiveRefusal(coll: Node, opts: ResolvedOptions, full: TensorType | undefined): Diagnostic | null {
+export function collectiveRefusal(
+  coll: Node,
+  opts: ResolvedOptions,
+  full: TensorType | undefined,
+): Diagnostic | null {
   const d = (reason: string, fix?: string) => diagnostic(PASS, coll.name, reason, coll.name, fix);
   const dim = kw(coll, 'dim', 1);
   if (dim !== TOKEN_DIM) {
-    return d(`${describe(coll)} works along dim ${JSON.stringify(dim ?? null)}, not the token dim ${TOKEN_DIM}: vLLM's async-TP patterns fuse token-dim collectives only`);
+    return d(
+      `${describe(coll)} works along dim ${JSON.stringify(dim ?? null)}, not the token dim ${TOKEN_DIM}: vLLM's async-TP patterns fuse token-dim collectives only`,
+    );
   }
   const ws = kw(coll, 'world_size', 2);
   if (typeof ws === 'number' && ws !== opts.worldSize) {
-    return d(`${describe(coll)} is over ${ws} ranks but the pass runs at world size ${opts.worldSize} (${opts.worldSizeFrom})`, `--world-size ${ws}`);
+    return d(
+      `${describe(coll)} is over ${ws} ranks but the pass runs at world size ${opts.worldSize} (${opts.worldSizeFrom})`,
+      `--world-size ${ws}`,
+    );
   }
-  const split = splitRefusal(full, typeof ws === 'number' ? ws : opts.worldSize, coll.op === REDUCE_SCATTER ? `${coll.name}'s input` : `${coll.name}'s output`);
+  const split = splitRefusal(
+    full,
+    typeof ws === 'number' ? ws : opts.worldSize,
+    coll.op === REDUCE_SCATTER ? `${coll.name}'s input` : `${coll.name}'s output`,
+  );
   if (split) return d(split);
   return null;
 }
@@ -55,22 +75,38 @@ function group(coll: Node): Arg {
 
 const gemmReduceScatter: Rule = {
   name: 'mm → reduce_scatter',
-  pattern: P.node(REDUCE_SCATTER, { as: 'rs', args: [P.node(MM, { as: 'mm', args: [P.any('a'), P.any('b')] })] }),
+  pattern: P.node(REDUCE_SCATTER, {
+    as: 'rs',
+    args: [P.node(MM, { as: 'mm', args: [P.any('a'), P.any('b')] })],
+  }),
   site: (b) => b.nodes['rs']!.name,
   check(b, { ix, opts }) {
-    const rs = b.nodes['rs']!, mm = b.nodes['mm']!;
+    const rs = b.nodes['rs']!,
+      mm = b.nodes['mm']!;
     const refusal = collectiveRefusal(rs, opts, tensorOf(ix, ref(mm.name)));
     if (refusal) return refusal;
     const others = usersOfValue(ix, mm.name).filter((u) => u !== rs.name);
     if (others.length > 0) {
-      return diagnostic(PASS, rs.name, `${mm.name} is also read by ${others.join(', ')}: the fused op never materialises the whole matmul output`, others[0]);
+      return diagnostic(
+        PASS,
+        rs.name,
+        `${mm.name} is also read by ${others.join(', ')}: the fused op never materialises the whole matmul output`,
+        others[0],
+      );
     }
     return null;
   },
   rewrite(b, edit) {
-    const rs = b.nodes['rs']!, mm = b.nodes['mm']!;
-    const fused = edit.make(edit.fresh('fused_matmul_reduce_scatter'), FUSED_MATMUL_REDUCE_SCATTER,
-      [b.values['a']!, b.values['b']!, 'sum'], { scatter_dim: TOKEN_DIM, group_name: group(rs) }, [mm.name, rs.name], rs.type);
+    const rs = b.nodes['rs']!,
+      mm = b.nodes['mm']!;
+    const fused = edit.make(
+      edit.fresh('fused_matmul_reduce_scatter'),
+      FUSED_MATMUL_REDUCE_SCATTER,
+      [b.values['a']!, b.values['b']!, 'sum'],
+      { scatter_dim: TOKEN_DIM, group_name: group(rs) },
+      [mm.name, rs.name],
+      rs.type,
+    );
     edit.insertBefore(rs.name, fused);
     edit.remove(mm.name, rs.name);
     edit.replaceUses(rs.name, ref(fused.name));
@@ -80,38 +116,63 @@ const gemmReduceScatter: Rule = {
 
 const allGatherGemm: Rule = {
   name: 'all_gather → mm',
-  pattern: P.node([MM, ADDMM], { as: 'mm', where: (n, b, ix) => {
-    const x = n.op === ADDMM ? n.args[1] : n.args[0];
-    const ag = x && isRef(x) ? ix.byName.get(x.name) : undefined;
-    if (!ag || ag.op !== ALL_GATHER) return false;
-    b.nodes['ag'] = ag;
-    return true;
-  } }),
+  pattern: P.node([MM, ADDMM], {
+    as: 'mm',
+    where: (n, b, ix) => {
+      const x = n.op === ADDMM ? n.args[1] : n.args[0];
+      const ag = x && isRef(x) ? ix.byName.get(x.name) : undefined;
+      if (!ag || ag.op !== ALL_GATHER) return false;
+      b.nodes['ag'] = ag;
+      return true;
+    },
+  }),
   site: (b) => b.nodes['ag']!.name,
   check(b, { ix, opts }) {
-    const ag = b.nodes['ag']!, mm = b.nodes['mm']!;
+    const ag = b.nodes['ag']!,
+      mm = b.nodes['mm']!;
     const refusal = collectiveRefusal(ag, opts, tensorOf(ix, ref(ag.name)));
     if (refusal) return refusal;
     const others = usersOfValue(ix, ag.name).filter((u) => u !== mm.name);
     if (others.length > 0) {
-      const shown = others.map((u) => ix.byName.get(u)).map((n) => (n ? describe(n) : 'output')).join(', ');
-      return diagnostic(PASS, ag.name,
-        `${ag.name} also feeds ${shown}: vLLM's pattern returns only the matmul output of the fused op (it computes the gathered input too, but the pattern does not hand it out)`, others[0]);
+      const shown = others
+        .map((u) => ix.byName.get(u))
+        .map((n) => (n ? describe(n) : 'output'))
+        .join(', ');
+      return diagnostic(
+        PASS,
+        ag.name,
+        `${ag.name} also feeds ${shown}: vLLM's pattern returns only the matmul output of the fused op (it computes the gathered input too, but the pattern does not hand it out)`,
+        others[0],
+      );
     }
     return null;
   },
   rewrite(b, edit) {
-    const ag = b.nodes['ag']!, mm = b.nodes['mm']!;
+    const ag = b.nodes['ag']!,
+      mm = b.nodes['mm']!;
     const w = (mm.op === ADDMM ? mm.args[2] : mm.args[1]) as Arg;
     const from = [ag.name, mm.name];
-    const fused = edit.make(edit.fresh('fused_all_gather_matmul'), FUSED_ALL_GATHER_MATMUL,
-      [ag.args[0] as Arg, [w]], { gather_dim: TOKEN_DIM, group_name: group(ag) }, from, null);
+    const fused = edit.make(
+      edit.fresh('fused_all_gather_matmul'),
+      FUSED_ALL_GATHER_MATMUL,
+      [ag.args[0] as Arg, [w]],
+      { gather_dim: TOKEN_DIM, group_name: group(ag) },
+      from,
+      null,
+    );
     const outs = edit.make(edit.fresh('getitem'), 'getitem', [ref(fused.name), 1], {}, from, null);
     const out = edit.make(edit.fresh('getitem'), 'getitem', [ref(outs.name), 0], {}, from, mm.type);
     const made = [fused, outs, out];
     let last = out;
     if (mm.op === ADDMM) {
-      last = edit.make(edit.fresh('add'), 'aten.add.Tensor', [ref(out.name), mm.args[0] as Arg], {}, from, mm.type);
+      last = edit.make(
+        edit.fresh('add'),
+        'aten.add.Tensor',
+        [ref(out.name), mm.args[0] as Arg],
+        {},
+        from,
+        mm.type,
+      );
       made.push(last);
     }
     edit.insertBefore(mm.name, ...made);
@@ -126,7 +187,11 @@ export const RULES: Rule[] = [gemmReduceScatter, allGatherGemm];
 /** Why a reduce_scatter or all_gather left in `g` was not fused with a matmul. */
 function explainCollective(n: Node, ix: GraphIndex, opts: ResolvedOptions): Diagnostic {
   const d = (reason: string, blocker?: string) => diagnostic(PASS, n.name, reason, blocker);
-  if (n.op === ALL_REDUCE) return d(`${n.name} is an all-reduce: run sequence-parallelism first, which turns all_reduce → norm into reduce_scatter → norm → all_gather`, 'sequence-parallelism');
+  if (n.op === ALL_REDUCE)
+    return d(
+      `${n.name} is an all-reduce: run sequence-parallelism first, which turns all_reduce → norm into reduce_scatter → norm → all_gather`,
+      'sequence-parallelism',
+    );
   const full = n.op === REDUCE_SCATTER ? tensorOf(ix, n.args[0] as Arg) : tensorOf(ix, ref(n.name));
   const refusal = collectiveRefusal(n, opts, full);
   if (refusal) return refusal;
@@ -135,24 +200,41 @@ function explainCollective(n: Node, ix: GraphIndex, opts: ResolvedOptions): Diag
     if (!src) return d(`${n.name} reduces a graph input, not a matmul`);
     if (src.op === MM) {
       const others = usersOfValue(ix, src.name).filter((u) => u !== n.name);
-      return d(`${src.name} is also read by ${others.join(', ')}: the fused op never materialises the whole matmul output`, others[0]);
+      return d(
+        `${src.name} is also read by ${others.join(', ')}: the fused op never materialises the whole matmul output`,
+        others[0],
+      );
     }
-    return d(`${n.name} reduces ${describe(src)}, not a matmul: vLLM's GEMM + reduce-scatter patterns match aten.mm (and scaled matmuls) only`, src.name);
+    return d(
+      `${n.name} reduces ${describe(src)}, not a matmul: vLLM's GEMM + reduce-scatter patterns match aten.mm (and scaled matmuls) only`,
+      src.name,
+    );
   }
   const users = usersOfValue(ix, n.name).map((u) => ix.byName.get(u));
   const mm = users.find((u) => u && (u.op === MM || u.op === ADDMM));
   if (mm && users.length > 1) {
-    const shown = users.filter((u) => u !== mm).map((u) => (u ? describe(u) : 'output')).join(', ');
-    return d(`${n.name} feeds ${describe(mm)} and also ${shown}: vLLM's pattern returns only the matmul output of the fused op`, users.find((u) => u !== mm)?.name);
+    const shown = users
+      .filter((u) => u !== mm)
+      .map((u) => (u ? describe(u) : 'output'))
+      .join(', ');
+    return d(
+      `${n.name} feeds ${describe(mm)} and also ${shown}: vLLM's pattern returns only the matmul output of the fused op`,
+      users.find((u) => u !== mm)?.name,
+    );
   }
   const first = users[0];
-  return d(`${n.name} feeds ${first ? describe(first) : 'the graph output'}, not a matmul: no all-gather + GEMM pattern applies`, first?.name);
+  return d(
+    `${n.name} feeds ${first ? describe(first) : 'the graph output'}, not a matmul: no all-gather + GEMM pattern applies`,
+    first?.name,
+  );
 }
 
 export const asyncTp: Pass = (g, options, only) => {
   const opts = resolveOptions(g, options);
   return runRules(PASS, RULES, g, opts, only, (out) => {
     const ix = indexGraph(out);
-    return out.nodes.filter((n) => n.op === REDUCE_SCATTER || n.op === ALL_GATHER || n.op === ALL_REDUCE).map((n) => explainCollective(n, ix, opts));
+    return out.nodes
+      .filter((n) => n.op === REDUCE_SCATTER || n.op === ALL_GATHER || n.op === ALL_REDUCE)
+      .map((n) => explainCollective(n, ix, opts));
   });
 };

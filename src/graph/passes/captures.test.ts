@@ -15,7 +15,12 @@ const L = 2;
 const counts = (g: Graph, worldSize: number) => {
   const r = runPipeline(g, [...DEFAULT_PIPELINE], { worldSize });
   const of = (p: string) => r.stages.find((s) => s.pass === p)!;
-  return { r, noop: of('noop-elimination'), hoists: of('slice-hoist').matches.length, fusions: of('allreduce-rmsnorm').matches.length };
+  return {
+    r,
+    noop: of('noop-elimination'),
+    hoists: of('slice-hoist').matches.length,
+    fusions: of('allreduce-rmsnorm').matches.length,
+  };
 };
 
 describe('captured GPT-OSS before PR #28841: view clean-up lets the slice hoist', () => {
@@ -25,8 +30,15 @@ describe('captured GPT-OSS before PR #28841: view clean-up lets the slice hoist'
       const { r, noop, hoists, fusions } = counts(g, tp);
       // Each FFN all-reduce's next norm wrote back through a scatter (slice_scatter_2, _5 in the
       // capture); the fold consumes the re-slice and the scatter.
-      expect(noop.matches.map((m) => m.consumed)).toEqual([['slice_2', 'slice_scatter_2'], ['slice_4', 'slice_scatter_5']]);
-      expect(noop.graph.nodes.some((n) => n.op === 'aten.slice_scatter.default' && n.name.startsWith('slice_scatter_2'))).toBe(false);
+      expect(noop.matches.map((m) => m.consumed)).toEqual([
+        ['slice_2', 'slice_scatter_2'],
+        ['slice_4', 'slice_scatter_5'],
+      ]);
+      expect(
+        noop.graph.nodes.some(
+          (n) => n.op === 'aten.slice_scatter.default' && n.name.startsWith('slice_scatter_2'),
+        ),
+      ).toBe(false);
       expect(hoists).toBe(L);
       expect(fusions).toBe(2 * L + 1);
       expect(r.diagnostics).toEqual([]);
@@ -35,8 +47,10 @@ describe('captured GPT-OSS before PR #28841: view clean-up lets the slice hoist'
     });
   }
 
-  it('without view clean-up the scatter is the all-reduce\'s second reader: L + 1 fusions, and the diagnostic names it', () => {
-    const r = runPipeline(load('gpt-oss-before-tp2.py'), ['slice-hoist', 'allreduce-rmsnorm'], { worldSize: 2 });
+  it("without view clean-up the scatter is the all-reduce's second reader: L + 1 fusions, and the diagnostic names it", () => {
+    const r = runPipeline(load('gpt-oss-before-tp2.py'), ['slice-hoist', 'allreduce-rmsnorm'], {
+      worldSize: 2,
+    });
     expect(r.stages[0]!.matches).toHaveLength(0);
     expect(r.stages[1]!.matches).toHaveLength(L + 1);
     expect(r.stages[0]!.diagnostics.map((d) => d.blocker)).toEqual(['slice_scatter_2', 'slice_scatter_5']);
@@ -44,15 +58,20 @@ describe('captured GPT-OSS before PR #28841: view clean-up lets the slice hoist'
 
   it('a slice over another range than the scatter wrote is not folded', () => {
     const text = readFileSync(DIR + 'gpt-oss-before-tp2.py', 'utf8')
-      .replace('torch.ops.aten.slice.Tensor(slice_scatter_2, 1, 0, 96)', 'torch.ops.aten.slice.Tensor(slice_scatter_2, 1, 0, 64)')
+      .replace(
+        'torch.ops.aten.slice.Tensor(slice_scatter_2, 1, 0, 96)',
+        'torch.ops.aten.slice.Tensor(slice_scatter_2, 1, 0, 64)',
+      )
       .replace('slice_2: "bf16[s72, 96]"', 'slice_2: "bf16[s72, 64]"');
     const { noop } = counts(importGraph(text).graph, 2);
     expect(noop.matches.map((m) => m.site)).toEqual(['slice_4']);
   });
 
   it('an open or negative bound over the same range folds like its literal form', () => {
-    const text = readFileSync(DIR + 'gpt-oss-before-tp2.py', 'utf8')
-      .replace('torch.ops.aten.slice.Tensor(slice_scatter_2, 1, 0, 96)', 'torch.ops.aten.slice.Tensor(slice_scatter_2, -1, None, -32)');
+    const text = readFileSync(DIR + 'gpt-oss-before-tp2.py', 'utf8').replace(
+      'torch.ops.aten.slice.Tensor(slice_scatter_2, 1, 0, 96)',
+      'torch.ops.aten.slice.Tensor(slice_scatter_2, -1, None, -32)',
+    );
     const { noop, hoists } = counts(importGraph(text).graph, 2);
     expect(noop.matches.map((m) => m.site)).toEqual(['slice_2', 'slice_4']);
     expect(hoists).toBe(L);
@@ -61,8 +80,12 @@ describe('captured GPT-OSS before PR #28841: view clean-up lets the slice hoist'
 
 describe('captures that already fuse keep 2L + 1', () => {
   const cases: [string, number][] = [
-    ['gpt-oss-after-tp2.py', 2], ['gpt-oss-after-tp4.py', 4], ['gpt-oss-after-tp8.py', 8],
-    ['llama-tp2.py', 2], ['qwen3-moe-tp4.py', 4], ['llama-tp2.debug.fx_graph_readable.py', 2],
+    ['gpt-oss-after-tp2.py', 2],
+    ['gpt-oss-after-tp4.py', 4],
+    ['gpt-oss-after-tp8.py', 8],
+    ['llama-tp2.py', 2],
+    ['qwen3-moe-tp4.py', 4],
+    ['llama-tp2.debug.fx_graph_readable.py', 2],
   ];
   for (const [file, tp] of cases) {
     it(file, () => {
@@ -74,14 +97,21 @@ describe('captures that already fuse keep 2L + 1', () => {
   }
 
   it('piecewise pieces: 1, 2 and 2 sites (embedding → first norm; o_proj and FFN → the next norm)', () => {
-    expect([0, 1, 2].map((i) => counts(load(`llama-tp2-piecewise.piece${i}.py`), 2).fusions)).toEqual([1, 2, 2]);
+    expect([0, 1, 2].map((i) => counts(load(`llama-tp2-piecewise.piece${i}.py`), 2).fusions)).toEqual([
+      1, 2, 2,
+    ]);
   });
 });
 
 describe('str(graph) twins count as their print_readable twins', () => {
   const cases: [string, number][] = [
-    ['gpt-oss-before-tp2', 2], ['gpt-oss-before-tp4', 4], ['gpt-oss-before-tp8', 8], ['gpt-oss-after-tp2', 2],
-    ['llama-tp2', 2], ['qwen3-moe-tp4', 4], ['llama-tp2-v2', 2],
+    ['gpt-oss-before-tp2', 2],
+    ['gpt-oss-before-tp4', 4],
+    ['gpt-oss-before-tp8', 8],
+    ['gpt-oss-after-tp2', 2],
+    ['llama-tp2', 2],
+    ['qwen3-moe-tp4', 4],
+    ['llama-tp2-v2', 2],
   ];
   for (const [name, tp] of cases) {
     it(`${name}: the same folds, hoists and fusions, with no shapes`, () => {

@@ -18,14 +18,23 @@ const sample = (model: SampleModel, tp: number, layers?: number) =>
   parseFx(generateSample(model, layers === undefined ? { tp } : { tp, layers })).graph;
 
 describe('vLLM e2e counts on the generated stacks (full depth)', () => {
-  const cases: [SampleModel, number, number][] = [['gpt-oss-20b', 24, 2], ['llama', 32, 4], ['qwen3-moe', 48, 2]];
+  const cases: [SampleModel, number, number][] = [
+    ['gpt-oss-20b', 24, 2],
+    ['llama', 32, 4],
+    ['qwen3-moe', 48, 2],
+  ];
   for (const [model, L, perLayer] of cases) {
     it(`${model}: sequence_parallel ${2 * L + 1}, async_tp ${perLayer * L} at TP 2, 4 and 8 once nothing sits between all-reduce and norm`, () => {
       for (const tp of [2, 4, 8]) {
         const g = sample(model, tp);
         const after = count(g, ['noop-elimination', 'slice-hoist', 'sequence-parallelism', 'async-tp'], tp);
-        expect(after, `${model} tp ${tp}`).toMatchObject({ 'sequence-parallelism': 2 * L + 1, 'async-tp': perLayer * L });
-        expect(count(g, ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'], tp)['allreduce-rmsnorm']).toBe(2 * L + 1);
+        expect(after, `${model} tp ${tp}`).toMatchObject({
+          'sequence-parallelism': 2 * L + 1,
+          'async-tp': perLayer * L,
+        });
+        expect(
+          count(g, ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'], tp)['allreduce-rmsnorm'],
+        ).toBe(2 * L + 1);
       }
     });
   }
@@ -37,15 +46,25 @@ describe('vLLM e2e counts on the generated stacks (full depth)', () => {
     const sp = r.stages[1]!.diagnostics;
     expect(sp).toHaveLength(49);
     // The MoE all-reduces name the slice; the others name the broken residual stream.
-    expect(sp.filter((d) => /slice_\d* \(aten\.slice\.Tensor\) sits between all_reduce_\d+ and the norm; run slice-hoist/.test(d.reason))).toHaveLength(24);
-    expect(sp.filter((d) => d.reason.endsWith('SP splits the whole residual stream or none of it'))).toHaveLength(25);
+    expect(
+      sp.filter((d) =>
+        /slice_\d* \(aten\.slice\.Tensor\) sits between all_reduce_\d+ and the norm; run slice-hoist/.test(
+          d.reason,
+        ),
+      ),
+    ).toHaveLength(24);
+    expect(
+      sp.filter((d) => d.reason.endsWith('SP splits the whole residual stream or none of it')),
+    ).toHaveLength(25);
     expect(r.diagnostics.filter((d) => d.reason.includes('run sequence-parallelism first'))).toHaveLength(49);
   });
 
   it('gpt-oss-20b after the re-land (moe-unpad instead of slice-hoist): the same counts, and no pad or slice left', () => {
     for (const tp of [2, 8]) {
       const g = sample('gpt-oss-20b', tp);
-      const r = runPipeline(g, ['noop-elimination', 'moe-unpad', 'sequence-parallelism', 'async-tp'], { worldSize: tp });
+      const r = runPipeline(g, ['noop-elimination', 'moe-unpad', 'sequence-parallelism', 'async-tp'], {
+        worldSize: tp,
+      });
       expect(r.stages.map((s) => s.matches.length)).toEqual([0, 24, 49, 48]);
       expect(ops(r.stages[1]!.graph, 'aten.constant_pad_nd.default')).toHaveLength(0);
       expect(ops(r.stages[1]!.graph, 'aten.slice.Tensor')).toHaveLength(0);
@@ -74,7 +93,9 @@ describe('sequence-parallelism', () => {
     const first = byName('auto_functionalized');
     expect(first.kwargs['input']).toEqual({ kind: 'ref', name: rs[0]!.name });
     expect(byName((first.kwargs['result'] as { name: string }).name).type).toEqual(rs[0]!.type);
-    const second = r.graph.nodes.find((n) => n.kwargs['input'] && (n.kwargs['input'] as { name: string }).name === rs[1]!.name)!;
+    const second = r.graph.nodes.find(
+      (n) => n.kwargs['input'] && (n.kwargs['input'] as { name: string }).name === rs[1]!.name,
+    )!;
     expect(second.kwargs['residual']).toEqual({ kind: 'ref', name: rs[0]!.name });
     // The residual stream ([2]) is a shard from then on.
     expect(byName('getitem_8').type).toEqual({ kind: 'tensor', dtype: 'bf16', shape: ['s72//4', 4096] });
@@ -83,55 +104,85 @@ describe('sequence-parallelism', () => {
 
   it('prints a graph that imports back to the same nodes', () => {
     const back = parseFx(printFx(r.graph)).graph;
-    expect(back.nodes.map((n) => [n.name, n.op, n.type])).toEqual(r.graph.nodes.map((n) => [n.name, n.op, n.type]));
+    expect(back.nodes.map((n) => [n.name, n.op, n.type])).toEqual(
+      r.graph.nodes.map((n) => [n.name, n.op, n.type]),
+    );
   });
 
   it('refuses a token count that does not divide by the world size, naming it', () => {
-    const text = generateSample('llama', { layers: 1, tp: 2 }).replaceAll('s72', '7').replace('"Sym(7)"', '"Sym(s7)"');
+    const text = generateSample('llama', { layers: 1, tp: 2 })
+      .replaceAll('s72', '7')
+      .replace('"Sym(7)"', '"Sym(s7)"');
     const seven = parseFx(text).graph;
     const out = PASSES['sequence-parallelism'](seven, { worldSize: 2 });
     expect(out.matches).toEqual([]);
-    expect(out.diagnostics[0]!.reason).toBe('all_reduce has 7 tokens, which do not divide by world size 2 (7 = 3·2 + 1)');
+    expect(out.diagnostics[0]!.reason).toBe(
+      'all_reduce has 7 tokens, which do not divide by world size 2 (7 = 3·2 + 1)',
+    );
     expect(out.diagnostics[0]!.blocker).toBe('token count');
-    expect(PASSES['sequence-parallelism'](parseFx(text.replaceAll('[7,', '[8,')).graph, { worldSize: 2 }).matches).toHaveLength(3);
+    expect(
+      PASSES['sequence-parallelism'](parseFx(text.replaceAll('[7,', '[8,')).graph, { worldSize: 2 }).matches,
+    ).toHaveLength(3);
   });
 
   it('follows later vLLM under compile-range gating: no SP on Hopper for hidden < 8192', () => {
     const out = PASSES['sequence-parallelism'](g, { worldSize: 4, tokenGate: 'compile-range' });
     expect(out.matches).toEqual([]);
-    expect(out.diagnostics[0]!.reason).toBe('hidden size 4096 < 8192: vLLM enables sequence parallelism on hopper only for models with hidden ≥ 8192');
+    expect(out.diagnostics[0]!.reason).toBe(
+      'hidden size 4096 < 8192: vLLM enables sequence parallelism on hopper only for models with hidden ≥ 8192',
+    );
   });
 
   it('applies to every site or none: one site alone is refused with the reason', () => {
     const one = PASSES['sequence-parallelism'](g, { worldSize: 4 }, (s) => s === 'all_reduce_1');
     expect(one.matches).toEqual([]);
-    expect(one.diagnostics[0]!.reason).toBe('sequence parallelism splits the whole residual stream: apply it to every site at once');
+    expect(one.diagnostics[0]!.reason).toBe(
+      'sequence parallelism splits the whole residual stream: apply it to every site at once',
+    );
   });
 });
 
 describe('async-tp', () => {
-  const fragment = (rs: string, mmType = 'bf16[8, 64]') => parseFx([
-    `mm: "${mmType}" = torch.ops.aten.mm.default(arg0_1, arg1_1)`,
-    `reduce_scatter: "bf16[4, 64]" = torch.ops.vllm.reduce_scatter.default(mm, ${rs})`,
-    `all_gather: "bf16[8, 64]" = torch.ops.vllm.all_gather.default(reduce_scatter, dim = 0, world_size = 2, group_name = 'tp:0')`,
-    `mm_1: "bf16[8, 32]" = torch.ops.aten.mm.default(all_gather, arg2_1)`,
-  ].join('\n')).graph;
+  const fragment = (rs: string, mmType = 'bf16[8, 64]') =>
+    parseFx(
+      [
+        `mm: "${mmType}" = torch.ops.aten.mm.default(arg0_1, arg1_1)`,
+        `reduce_scatter: "bf16[4, 64]" = torch.ops.vllm.reduce_scatter.default(mm, ${rs})`,
+        `all_gather: "bf16[8, 64]" = torch.ops.vllm.all_gather.default(reduce_scatter, dim = 0, world_size = 2, group_name = 'tp:0')`,
+        `mm_1: "bf16[8, 32]" = torch.ops.aten.mm.default(all_gather, arg2_1)`,
+      ].join('\n'),
+    ).graph;
 
   it('fuses mm → reduce_scatter and all_gather → mm into the symmetric-memory ops', () => {
     const r = PASSES['async-tp'](fragment("dim = 0, world_size = 2, group_name = 'tp:0'"), { worldSize: 2 });
-    expect(r.matches.map((m) => [m.site, m.consumed])).toEqual([['reduce_scatter', ['mm', 'reduce_scatter']], ['all_gather', ['all_gather', 'mm_1']]]);
+    expect(r.matches.map((m) => [m.site, m.consumed])).toEqual([
+      ['reduce_scatter', ['mm', 'reduce_scatter']],
+      ['all_gather', ['all_gather', 'mm_1']],
+    ]);
     const printed = printFx(r.graph);
-    expect(printed).toContain("fused_matmul_reduce_scatter: \"bf16[4, 64]\" = torch.ops.symm_mem.fused_matmul_reduce_scatter.default(arg0_1, arg1_1, 'sum', scatter_dim = 0, group_name = 'tp:0')");
-    expect(printed).toContain("fused_all_gather_matmul = torch.ops.symm_mem.fused_all_gather_matmul.default(fused_matmul_reduce_scatter, [arg2_1], gather_dim = 0, group_name = 'tp:0')");
+    expect(printed).toContain(
+      "fused_matmul_reduce_scatter: \"bf16[4, 64]\" = torch.ops.symm_mem.fused_matmul_reduce_scatter.default(arg0_1, arg1_1, 'sum', scatter_dim = 0, group_name = 'tp:0')",
+    );
+    expect(printed).toContain(
+      "fused_all_gather_matmul = torch.ops.symm_mem.fused_all_gather_matmul.default(fused_matmul_reduce_scatter, [arg2_1], gather_dim = 0, group_name = 'tp:0')",
+    );
     expect(r.diagnostics).toEqual([]);
   });
 
   it('refuses a reduce_scatter along a dim other than tokens, and one whose size does not divide', () => {
-    const dim1 = PASSES['async-tp'](fragment("dim = 1, world_size = 2, group_name = 'tp:0'"), { worldSize: 2 });
+    const dim1 = PASSES['async-tp'](fragment("dim = 1, world_size = 2, group_name = 'tp:0'"), {
+      worldSize: 2,
+    });
     expect(dim1.matches.map((m) => m.site)).toEqual(['all_gather']);
-    expect(dim1.diagnostics[0]!.reason).toBe("reduce_scatter (vllm.reduce_scatter.default) works along dim 1, not the token dim 0: vLLM's async-TP patterns fuse token-dim collectives only");
-    const odd = PASSES['async-tp'](fragment("dim = 0, world_size = 2, group_name = 'tp:0'", 'bf16[7, 64]'), { worldSize: 2 });
-    expect(odd.diagnostics[0]!.reason).toBe("reduce_scatter's input has 7 tokens, which do not divide by world size 2 (7 = 3·2 + 1)");
+    expect(dim1.diagnostics[0]!.reason).toBe(
+      "reduce_scatter (vllm.reduce_scatter.default) works along dim 1, not the token dim 0: vLLM's async-TP patterns fuse token-dim collectives only",
+    );
+    const odd = PASSES['async-tp'](fragment("dim = 0, world_size = 2, group_name = 'tp:0'", 'bf16[7, 64]'), {
+      worldSize: 2,
+    });
+    expect(odd.diagnostics[0]!.reason).toBe(
+      "reduce_scatter's input has 7 tokens, which do not divide by world size 2 (7 = 3·2 + 1)",
+    );
     expect(odd.matches.map((m) => m.site)).toEqual(['all_gather']);
   });
 
@@ -140,8 +191,12 @@ describe('async-tp', () => {
     const r = PASSES['async-tp'](g, { worldSize: 2 });
     expect(r.matches).toHaveLength(2);
     const reasons = r.diagnostics.map((d) => d.reason);
-    expect(reasons).toContain("all_gather_1 feeds mm_2 (aten.mm.default) and also auto_functionalized_6 (higher_order.auto_functionalized): vLLM's pattern returns only the matmul output of the fused op");
-    expect(reasons.some((x) => /reduce_scatter_2 reduces getitem_\d+ \(getitem\), not a matmul/.test(x))).toBe(true);
+    expect(reasons).toContain(
+      "all_gather_1 feeds mm_2 (aten.mm.default) and also auto_functionalized_6 (higher_order.auto_functionalized): vLLM's pattern returns only the matmul output of the fused op",
+    );
+    expect(
+      reasons.some((x) => /reduce_scatter_2 reduces getitem_\d+ \(getitem\), not a matmul/.test(x)),
+    ).toBe(true);
   });
 });
 
@@ -151,13 +206,22 @@ describe('moe-unpad', () => {
     const direct = PASSES['moe-unpad'](g, { worldSize: 2 });
     const hoisted = runPipeline(g, ['slice-hoist', 'moe-unpad'], { worldSize: 2 }).output;
     expect(direct.matches.map((m) => m.site)).toEqual(['auto_functionalized_4', 'auto_functionalized_9']);
-    expect(direct.matches[0]!.consumed).toEqual(['constant_pad_nd', 'auto_functionalized_4', 'getitem_9', 'slice_1', 'all_reduce_2']);
+    expect(direct.matches[0]!.consumed).toEqual([
+      'constant_pad_nd',
+      'auto_functionalized_4',
+      'getitem_9',
+      'slice_1',
+      'all_reduce_2',
+    ]);
     const padInput = ops(g, 'aten.constant_pad_nd.default')[0]!.args[0];
-    const shapeOf = (x: Graph, name: string) => (x.nodes.find((n) => n.name === name)!.type as { shape: unknown[] }).shape;
+    const shapeOf = (x: Graph, name: string) =>
+      (x.nodes.find((n) => n.name === name)!.type as { shape: unknown[] }).shape;
     for (const x of [direct.graph, hoisted]) {
       expect(shapeOf(x, 'getitem_9')).toEqual(['s72', 2880]);
       expect(shapeOf(x, 'all_reduce_2')).toEqual(['s72', 2880]);
-      expect(x.nodes.find((n) => n.name === 'auto_functionalized_4')!.kwargs['hidden_states']).toEqual(padInput);
+      expect(x.nodes.find((n) => n.name === 'auto_functionalized_4')!.kwargs['hidden_states']).toEqual(
+        padInput,
+      );
     }
     expect(printFx(direct.graph)).toBe(printFx(hoisted));
   });
@@ -166,8 +230,19 @@ describe('moe-unpad', () => {
     const text = generateSample('gpt-oss-20b', { layers: 1, tp: 2 });
     const nonzero = PASSES['moe-unpad'](parseFx(text.replace('[0, 192], 0.0)', '[0, 192], 1.0)')).graph, {});
     expect(nonzero.matches).toEqual([]);
-    expect(nonzero.diagnostics[0]!.reason).toBe("constant_pad_nd pads with 1, not 0: the padded columns would change the MoE's sums");
-    const wide = PASSES['moe-unpad'](parseFx(text.replace('slice.Tensor(all_reduce_2, 1, 0, 2880)', 'slice.Tensor(all_reduce_2, 1, 0, 2816)').replace('slice_1: "bf16[s72, 2880]"', 'slice_1: "bf16[s72, 2816]"')).graph, {});
-    expect(wide.diagnostics[0]!.reason).toBe('slice_1 takes [0:2816:1] of dim 1, not exactly the 2880 unpadded columns');
+    expect(nonzero.diagnostics[0]!.reason).toBe(
+      "constant_pad_nd pads with 1, not 0: the padded columns would change the MoE's sums",
+    );
+    const wide = PASSES['moe-unpad'](
+      parseFx(
+        text
+          .replace('slice.Tensor(all_reduce_2, 1, 0, 2880)', 'slice.Tensor(all_reduce_2, 1, 0, 2816)')
+          .replace('slice_1: "bf16[s72, 2880]"', 'slice_1: "bf16[s72, 2816]"'),
+      ).graph,
+      {},
+    );
+    expect(wide.diagnostics[0]!.reason).toBe(
+      'slice_1 takes [0:2816:1] of dim 1, not exactly the 2880 unpadded columns',
+    );
   });
 });

@@ -33,23 +33,38 @@ function normReading(ix: GraphIndex, value: string): Node | undefined {
 }
 
 export function explainAllReduce(ar: Node, ix: GraphIndex, opts: ResolvedOptions): Diagnostic {
-  const d = (reason: string, blocker?: string, fix?: string) => diagnostic(PASS, ar.name, reason, blocker, fix);
+  const d = (reason: string, blocker?: string, fix?: string) =>
+    diagnostic(PASS, ar.name, reason, blocker, fix);
   if (ar.op !== ALL_REDUCE) {
     // c10d functional collectives (training graphs, Megatron): vLLM's pattern is traced from
     // tensor_model_parallel_all_reduce, which is torch.ops.vllm.all_reduce.
-    const wait = usersOfValue(ix, ar.name).map((u) => ix.byName.get(u)).find((n) => n?.op === '_c10d_functional.wait_tensor.default');
-    const next = wait ? usersOfValue(ix, wait.name).map((u) => ix.byName.get(u)).filter((n): n is Node => !!n) : [];
+    const wait = usersOfValue(ix, ar.name)
+      .map((u) => ix.byName.get(u))
+      .find((n) => n?.op === '_c10d_functional.wait_tensor.default');
+    const next = wait
+      ? usersOfValue(ix, wait.name)
+          .map((u) => ix.byName.get(u))
+          .filter((n): n is Node => !!n)
+      : [];
     const feeds = next.length ? `; its result feeds ${next.map(describe).join(', ')}` : '';
-    return d(`${ar.name} is ${ar.op}, not vllm.all_reduce: vLLM's all-reduce + RMSNorm patterns match only the latter${feeds}`, ar.name);
+    return d(
+      `${ar.name} is ${ar.op}, not vllm.all_reduce: vLLM's all-reduce + RMSNorm patterns match only the latter${feeds}`,
+      ar.name,
+    );
   }
   const users = usersOfValue(ix, ar.name);
   if (users.length === 0) return d(`${ar.name}'s result is not used`);
   // A norm called in place (fix_functionalization's output, TORCH_COMPILE_DEBUG's
   // fx_graph_transformed.py): vLLM's patterns see the norm only through auto_functionalized.
-  const inPlace = users.map((u) => ix.byName.get(u)).find((n) => n && (n.op === RMS_NORM || n.op === FUSED_ADD_RMS_NORM));
+  const inPlace = users
+    .map((u) => ix.byName.get(u))
+    .find((n) => n && (n.op === RMS_NORM || n.op === FUSED_ADD_RMS_NORM));
   if (inPlace) {
-    return d(`${ar.name} feeds ${describe(inPlace)}, called in place: vLLM's patterns match the norm through auto_functionalized, before fix_functionalization makes it an in-place call`,
-      inPlace.name, 'open the graph from before fix_functionalization (fx_graph_readable.py, or the dump\'s earlier stage)');
+    return d(
+      `${ar.name} feeds ${describe(inPlace)}, called in place: vLLM's patterns match the norm through auto_functionalized, before fix_functionalization makes it an in-place call`,
+      inPlace.name,
+      "open the graph from before fix_functionalization (fx_graph_readable.py, or the dump's earlier stage)",
+    );
   }
   const norm = normReading(ix, ar.name);
   if (norm) {
@@ -58,14 +73,27 @@ export function explainAllReduce(ar: Node, ix: GraphIndex, opts: ResolvedOptions
     const buffer = functionalizedArg(norm, 'result');
     const blockingOthers = isRms ? [] : others;
     if (blockingOthers.length > 0) {
-      return d(`${ar.name} has another user, ${blockingOthers.join(', ')}, that needs the reduced tensor; the fused kernel overwrites it with the normed output`, blockingOthers[0]);
+      return d(
+        `${ar.name} has another user, ${blockingOthers.join(', ')}, that needs the reduced tensor; the fused kernel overwrites it with the normed output`,
+        blockingOthers[0],
+      );
     }
-    if (isRms && buffer && isRef(buffer) && others.includes(buffer.name) && usersOfValue(ix, buffer.name).length !== 1) {
+    if (
+      isRms &&
+      buffer &&
+      isRef(buffer) &&
+      others.includes(buffer.name) &&
+      usersOfValue(ix, buffer.name).length !== 1
+    ) {
       return d(`the norm's output buffer ${buffer.name} is read elsewhere`, buffer.name);
     }
     const gate = fusionGate(ar, ix, functionalizedArg(norm, 'epsilon'), opts);
     if ('blocker' in gate) return d(gate.reason, gate.blocker, gate.fix);
-    return d(`${ar.name} → ${describe(norm)} matches vLLM's pattern; it fuses when allreduce-rmsnorm runs on it`, undefined, 'run allreduce-rmsnorm');
+    return d(
+      `${ar.name} → ${describe(norm)} matches vLLM's pattern; it fuses when allreduce-rmsnorm runs on it`,
+      undefined,
+      'run allreduce-rmsnorm',
+    );
   }
   if (users.length === 1) {
     const u = ix.byName.get(users[0]!);
@@ -74,8 +102,16 @@ export function explainAllReduce(ar: Node, ix: GraphIndex, opts: ResolvedOptions
     if (between && u.op === 'aten.slice.Tensor') {
       const c = collectiveUnder(ix, u);
       const refusal = c ? hoistRefusal(ix, u, c.coll, c.wait) : null;
-      if (refusal) return d(`${describe(u)} sits between ${ar.name} and the norm, and cannot be hoisted: ${refusal.reason}`, u.name);
-      return d(`${describe(u)} sits between ${ar.name} and the norm; run slice-hoist`, u.name, 'run slice-hoist');
+      if (refusal)
+        return d(
+          `${describe(u)} sits between ${ar.name} and the norm, and cannot be hoisted: ${refusal.reason}`,
+          u.name,
+        );
+      return d(
+        `${describe(u)} sits between ${ar.name} and the norm; run slice-hoist`,
+        u.name,
+        'run slice-hoist',
+      );
     }
     if (between) {
       const kind = lookupOp(u.op)?.facts?.view ? 'a view no pass moves' : 'an op no pass moves';
@@ -84,8 +120,18 @@ export function explainAllReduce(ar: Node, ix: GraphIndex, opts: ResolvedOptions
     if (NORM_KEYS.includes(matchKey(u))) {
       return d(`${ar.name} reaches ${describe(u)} as its residual, not its input`, u.name);
     }
-    return d(`${ar.name} feeds ${describe(u)}, not an RMSNorm: no all-reduce + RMSNorm pattern applies`, u.name);
+    return d(
+      `${ar.name} feeds ${describe(u)}, not an RMSNorm: no all-reduce + RMSNorm pattern applies`,
+      u.name,
+    );
   }
-  const shown = users.slice(0, 3).map((n) => ix.byName.get(n)).map((n) => (n ? describe(n) : 'output')).join(', ');
-  return d(`${ar.name} feeds ${users.length} nodes (${shown}${users.length > 3 ? ', …' : ''}), none of them an RMSNorm reading it as input`, users[0]);
+  const shown = users
+    .slice(0, 3)
+    .map((n) => ix.byName.get(n))
+    .map((n) => (n ? describe(n) : 'output'))
+    .join(', ');
+  return d(
+    `${ar.name} feeds ${users.length} nodes (${shown}${users.length > 3 ? ', …' : ''}), none of them an RMSNorm reading it as input`,
+    users[0],
+  );
 }

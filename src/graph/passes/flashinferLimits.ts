@@ -36,7 +36,13 @@ export function elementSize(t: TensorType): number {
   return t.dtype === 'f32' ? 4 : 2;
 }
 
-export function tokenCapacity(gpu: 'hopper' | 'blackwell', worldSize: number, hidden: number, elem: number, maxTokens: number): TokenCapacity | undefined {
+export function tokenCapacity(
+  gpu: 'hopper' | 'blackwell',
+  worldSize: number,
+  hidden: number,
+  elem: number,
+  maxTokens: number,
+): TokenCapacity | undefined {
   const mb = MAX_SIZE_MB[gpu][worldSize];
   if (mb === undefined) return undefined;
   const maxBytes = Math.floor(mb * MiB);

@@ -6,7 +6,13 @@ import { isRef, numberOf } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
 import { argOf } from '../match.ts';
 import type { ResolvedOptions } from './options.ts';
-import { FUSED_EPSILONS, FUSED_WORLD_SIZES, elementSize, formatBytes, tokenCapacity } from './flashinferLimits.ts';
+import {
+  FUSED_EPSILONS,
+  FUSED_WORLD_SIZES,
+  elementSize,
+  formatBytes,
+  tokenCapacity,
+} from './flashinferLimits.ts';
 
 export const PASS = 'allreduce-rmsnorm';
 export const ALL_REDUCE = 'vllm.all_reduce.default';
@@ -24,7 +30,11 @@ export const FUSION_PATTERN_CODE = {
   kARResidualRMSNormFP4Quant: 3,
 } as const;
 
-export interface GateFailure { blocker: string; reason: string; fix: string }
+export interface GateFailure {
+  blocker: string;
+  reason: string;
+  fix: string;
+}
 export interface GatePass {
   maxTokenNum: number;
   /** Gates that could not be evaluated on this graph, each with what was assumed instead. */
@@ -48,16 +58,25 @@ export function reduceGroups(g: Graph): string[] {
 }
 
 /** The first gate that stops the fusion of `ar` with its norm, or the max_token_num to use. */
-export function fusionGate(ar: Node, ix: GraphIndex, eps: Arg | undefined, opts: ResolvedOptions): GateFailure | GatePass {
+export function fusionGate(
+  ar: Node,
+  ix: GraphIndex,
+  eps: Arg | undefined,
+  opts: ResolvedOptions,
+): GateFailure | GatePass {
   const group = reduceGroup(ar);
   if (group !== opts.tpGroup) {
     // vLLM's pattern is traced from tensor_model_parallel_all_reduce (collective_fusion.py), so the
     // TP group's unique name is a literal of the pattern; the FlashInfer workspace spans TP ranks only.
-    const shown = typeof group === 'string' ? `'${group}'` : `a non-literal group (${JSON.stringify(group ?? null)})`;
+    const shown =
+      typeof group === 'string' ? `'${group}'` : `a non-literal group (${JSON.stringify(group ?? null)})`;
     return {
       blocker: 'group',
       reason: `${ar.name} reduces over ${shown}, not the TP group '${opts.tpGroup}': vLLM's all-reduce + RMSNorm patterns match tensor_model_parallel_all_reduce only, and FlashInfer's workspace spans the TP ranks`,
-      fix: typeof group === 'string' ? `if '${group}' is the tensor-parallel group, --tp-group ${group}` : 'reduce over the TP group',
+      fix:
+        typeof group === 'string'
+          ? `if '${group}' is the tensor-parallel group, --tp-group ${group}`
+          : 'reduce over the TP group',
     };
   }
   if (!(FUSED_WORLD_SIZES as readonly number[]).includes(opts.worldSize)) {
@@ -99,11 +118,14 @@ export function fusionGate(ar: Node, ix: GraphIndex, eps: Arg | undefined, opts:
     }
     return {
       maxTokenNum: opts.maxTokens,
-      unevaluated: [`token capacity: ${ar.name}'s input shape is ${shown}, so FlashInfer's size limit was not evaluated; max_token_num = max_num_batched_tokens (${opts.maxTokens}) assumed, batches above the real limit fall back at run time`],
+      unevaluated: [
+        `token capacity: ${ar.name}'s input shape is ${shown}, so FlashInfer's size limit was not evaluated; max_token_num = max_num_batched_tokens (${opts.maxTokens}) assumed, batches above the real limit fall back at run time`,
+      ],
     };
   }
   const x = known as TensorType;
-  const hidden = x.shape[1] as number, elem = elementSize(x);
+  const hidden = x.shape[1] as number,
+    elem = elementSize(x);
   const cap = tokenCapacity(opts.gpu, opts.worldSize, hidden, elem, opts.maxTokens)!;
   if (cap.maxTokenNum < 1) {
     return {
@@ -125,4 +147,3 @@ export function fusionGate(ar: Node, ix: GraphIndex, eps: Arg | undefined, opts:
   }
   return { maxTokenNum: cap.maxTokenNum };
 }
-

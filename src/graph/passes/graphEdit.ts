@@ -21,7 +21,10 @@ export class GraphEdit {
   private taken = new Set<string>();
   private counters = new Map<string, number>();
 
-  constructor(readonly ix: GraphIndex, readonly pass: string) {}
+  constructor(
+    readonly ix: GraphIndex,
+    readonly pass: string,
+  ) {}
 
   private isTaken(name: string): boolean {
     return this.taken.has(name) || this.ix.types.has(name);
@@ -51,12 +54,22 @@ export class GraphEdit {
    * `type` when given, else inferred through the registry. A name may reuse one of `from`'s names
    * (slice-hoist keeps `slice_1` and `all_reduce_1`, as the hoisted vLLM graph names them).
    */
-  make(name: string, op: string, args: Arg[], kwargs: Record<string, Arg>, from: string[], type?: ValueType | null): Node {
+  make(
+    name: string,
+    op: string,
+    args: Arg[],
+    kwargs: Record<string, Arg>,
+    from: string[],
+    type?: ValueType | null,
+  ): Node {
     const n: Node = { name, op, args, kwargs, type: null, meta: { madeBy: { pass: this.pass, from } } };
     // Keep the source location of the node it stands in for (listed last in `from`).
     for (let i = from.length - 1; i >= 0; i--) {
       const file = this.ix.byName.get(from[i]!)?.meta.file;
-      if (file !== undefined) { n.meta.file = file; break; }
+      if (file !== undefined) {
+        n.meta.file = file;
+        break;
+      }
     }
     n.type = type !== undefined ? type : inferType(n, this.typeOf, this.producer);
     this.newTypes.set(name, n.type);
@@ -110,7 +123,8 @@ export class GraphEdit {
       if (inNew && this.newNodes.has(a.name)) return a;
       let r: Arg = a;
       // Chains (a → b → c) resolve to the last; the depth bound guards against a cycle.
-      for (let depth = 0; isRef(r) && this.subst.has(r.name) && depth < 64; depth++) r = this.subst.get(r.name)!;
+      for (let depth = 0; isRef(r) && this.subst.has(r.name) && depth < 64; depth++)
+        r = this.subst.get(r.name)!;
       return r;
     }
     if (a.kind === 'tuple') {
@@ -125,12 +139,17 @@ export class GraphEdit {
     if (!this.changed) return { ...g };
     const nodes: Node[] = [];
     let touched = false;
-    const touches = (r: string) => { if (this.subst.has(r)) touched = true; };
+    const touches = (r: string) => {
+      if (this.subst.has(r)) touched = true;
+    };
     const rewritten = (n: Node, inNew: boolean): Node => {
       // Most nodes read nothing substituted: keep them as they are, allocating nothing.
       touched = false;
       for (let i = 0; i < n.args.length && !touched; i++) forEachRef(n.args[i]!, touches);
-      for (const k in n.kwargs) { if (touched) break; forEachRef(n.kwargs[k]!, touches); }
+      for (const k in n.kwargs) {
+        if (touched) break;
+        forEachRef(n.kwargs[k]!, touches);
+      }
       if (!touched) return n;
       let changed = false;
       const args = n.args.map((a) => {
@@ -171,7 +190,9 @@ export function topologicalOrder(g: Graph, nodes: Node[]): Node[] {
   const names = new Set<string>();
   for (const n of nodes) names.add(n.name);
   let early = false;
-  const check = (r: string) => { if (!defined.has(r) && names.has(r)) early = true; };
+  const check = (r: string) => {
+    if (!defined.has(r) && names.has(r)) early = true;
+  };
   for (const n of nodes) {
     for (let i = 0; i < n.args.length; i++) forEachRef(n.args[i]!, check);
     for (const k in n.kwargs) forEachRef(n.kwargs[k]!, check);

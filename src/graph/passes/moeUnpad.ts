@@ -37,49 +37,98 @@ const tensorType = (ix: GraphIndex, name: string): TensorType | undefined => {
 function moeSite(ix: GraphIndex, out: Node): { moe: Node; pad: Node } | null {
   if (out.op !== 'getitem' || out.args[1] !== 0 || !isRef(out.args[0] as Arg)) return null;
   const moe = ix.byName.get((out.args[0] as { name: string }).name);
-  if (!moe || moe.op !== AUTO_FUNCTIONALIZED || (moe.args[0] as { target?: string })?.target !== MOE_FORWARD) return null;
+  if (!moe || moe.op !== AUTO_FUNCTIONALIZED || (moe.args[0] as { target?: string })?.target !== MOE_FORWARD)
+    return null;
   const hs = moe.kwargs['hidden_states'];
   const pad = hs && isRef(hs) ? ix.byName.get(hs.name) : undefined;
   return pad && pad.op === PAD ? { moe, pad } : null;
 }
 
 /** Why the pad + slice around this MoE cannot fold into it, or null. */
-function unpadRefusal(ix: GraphIndex, pad: Node, moe: Node, out: Node, slice: Node, between: Node[]): Diagnostic | null {
+function unpadRefusal(
+  ix: GraphIndex,
+  pad: Node,
+  moe: Node,
+  out: Node,
+  slice: Node,
+  between: Node[],
+): Diagnostic | null {
   const d = (reason: string, blocker: string) => diagnostic(PASS, moe.name, reason, blocker);
   const inT = isRef(pad.args[0] as Arg) ? tensorType(ix, (pad.args[0] as { name: string }).name) : undefined;
   const padT = tensorType(ix, pad.name);
   if (!inT || !padT) return d(`${pad.name}'s shapes are unknown, so the pad cannot be checked`, pad.name);
   const amounts = argOf(pad, 1, 'pad');
   const value = numberOf(argOf(pad, 2, 'value') ?? 0);
-  if (!Array.isArray(amounts) || amounts.length !== 2 || amounts[0] !== 0 || typeof amounts[1] !== 'number' || amounts[1] <= 0) {
-    return d(`${pad.name} pads ${JSON.stringify(amounts)}: only a pad of the last dim's high end ([0, n]) folds into the MoE's alignment`, pad.name);
+  if (
+    !Array.isArray(amounts) ||
+    amounts.length !== 2 ||
+    amounts[0] !== 0 ||
+    typeof amounts[1] !== 'number' ||
+    amounts[1] <= 0
+  ) {
+    return d(
+      `${pad.name} pads ${JSON.stringify(amounts)}: only a pad of the last dim's high end ([0, n]) folds into the MoE's alignment`,
+      pad.name,
+    );
   }
-  if (value !== 0) return d(`${pad.name} pads with ${value}, not 0: the padded columns would change the MoE's sums`, pad.name);
+  if (value !== 0)
+    return d(
+      `${pad.name} pads with ${value}, not 0: the padded columns would change the MoE's sums`,
+      pad.name,
+    );
   const rank = inT.shape.length;
   const hidden = inT.shape[rank - 1];
-  const dimArg = argOf(slice, 1, 'dim'), start = argOf(slice, 2, 'start') ?? 0, end = argOf(slice, 3, 'end'), step = argOf(slice, 4, 'step') ?? 1;
+  const dimArg = argOf(slice, 1, 'dim'),
+    start = argOf(slice, 2, 'start') ?? 0,
+    end = argOf(slice, 3, 'end'),
+    step = argOf(slice, 4, 'step') ?? 1;
   const dim = typeof dimArg === 'number' && dimArg < 0 ? dimArg + rank : dimArg;
   if (dim !== rank - 1 || start !== 0 || step !== 1 || end !== hidden) {
-    return d(`${slice.name} takes [${String(start)}:${String(end)}:${String(step)}] of dim ${String(dimArg)}, not exactly the ${String(hidden)} unpadded columns`, slice.name);
+    return d(
+      `${slice.name} takes [${String(start)}:${String(end)}:${String(step)}] of dim ${String(dimArg)}, not exactly the ${String(hidden)} unpadded columns`,
+      slice.name,
+    );
   }
-  for (const [n, only] of [[pad, moe.name], [out, between[0]?.name ?? slice.name], ...between.map((b) => [b, slice.name] as const)] as const) {
+  for (const [n, only] of [
+    [pad, moe.name],
+    [out, between[0]?.name ?? slice.name],
+    ...between.map((b) => [b, slice.name] as const),
+  ] as const) {
     const others = usersOfValue(ix, n.name).filter((u) => u !== only);
-    if (others.length > 0) return d(`${n.name} is also read by ${others.join(', ')}, which needs the padded columns`, others[0]!);
+    if (others.length > 0)
+      return d(`${n.name} is also read by ${others.join(', ')}, which needs the padded columns`, others[0]!);
   }
   return null;
 }
 
 function rewriteUnpad(b: Bindings, edit: Parameters<Rule['rewrite']>[1], hoisted: boolean) {
-  const slice = b.nodes['slice']!, out = b.nodes['out']!, moe = b.nodes['moe']!, pad = b.nodes['pad']!;
+  const slice = b.nodes['slice']!,
+    out = b.nodes['out']!,
+    moe = b.nodes['moe']!,
+    pad = b.nodes['pad']!;
   const ar = b.nodes['ar'];
   const sliceT = slice.type;
   const from = [pad.name, moe.name];
-  const newMoe = edit.make(moe.name, AUTO_FUNCTIONALIZED, moe.args, { ...moe.kwargs, hidden_states: pad.args[0] as Arg }, from, null);
+  const newMoe = edit.make(
+    moe.name,
+    AUTO_FUNCTIONALIZED,
+    moe.args,
+    { ...moe.kwargs, hidden_states: pad.args[0] as Arg },
+    from,
+    null,
+  );
   const newOut = edit.make(out.name, 'getitem', [ref(newMoe.name), 0], {}, [out.name, slice.name], sliceT);
   const made = [newMoe, newOut];
   const consumed = [pad.name, moe.name, out.name, slice.name];
   if (ar) {
-    const newAr = edit.make(ar.name, ALL_REDUCE, [ref(newOut.name), ...ar.args.slice(1)], ar.kwargs, [ar.name], sliceT);
+    const newAr = edit.make(
+      ar.name,
+      ALL_REDUCE,
+      [ref(newOut.name), ...ar.args.slice(1)],
+      ar.kwargs,
+      [ar.name],
+      sliceT,
+    );
     made.push(newAr);
     consumed.push(ar.name);
     // Readers of the slice (original) or of the all-reduce (hoisted) read the unpadded reduction.
@@ -92,13 +141,17 @@ function rewriteUnpad(b: Bindings, edit: Parameters<Rule['rewrite']>[1], hoisted
   return { consumed, produced: made.map((n) => n.name) };
 }
 
-const outPat = () => P.node('getitem', { as: 'out', where: (n, b, ix) => {
-  const s = moeSite(ix, n);
-  if (!s) return false;
-  b.nodes['moe'] = s.moe;
-  b.nodes['pad'] = s.pad;
-  return true;
-} });
+const outPat = () =>
+  P.node('getitem', {
+    as: 'out',
+    where: (n, b, ix) => {
+      const s = moeSite(ix, n);
+      if (!s) return false;
+      b.nodes['moe'] = s.moe;
+      b.nodes['pad'] = s.pad;
+      return true;
+    },
+  });
 
 /** slice(all_reduce(moe(pad(h))[0])): the original GPT-OSS graph. */
 const sliceAfterReduce: Rule = {
@@ -106,7 +159,9 @@ const sliceAfterReduce: Rule = {
   pattern: P.node(SLICE, { as: 'slice', args: [P.node(ALL_REDUCE, { as: 'ar', args: [outPat()] })] }),
   site: (b) => b.nodes['moe']!.name,
   check(b, { ix }) {
-    return unpadRefusal(ix, b.nodes['pad']!, b.nodes['moe']!, b.nodes['out']!, b.nodes['slice']!, [b.nodes['ar']!]);
+    return unpadRefusal(ix, b.nodes['pad']!, b.nodes['moe']!, b.nodes['out']!, b.nodes['slice']!, [
+      b.nodes['ar']!,
+    ]);
   },
   rewrite: (b, edit) => rewriteUnpad(b, edit, false),
 };

@@ -24,7 +24,9 @@ const INT64_MAX = 9223372036854775807;
 
 function sameShape(a: ValueType | null | undefined, b: ValueType | null | undefined): boolean {
   if (!a || !b || a.kind !== 'tensor' || b.kind !== 'tensor') return false;
-  return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+  return (
+    a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i])
+  );
 }
 
 function inputName(n: Node): string | undefined {
@@ -34,10 +36,13 @@ function inputName(n: Node): string | undefined {
 
 const reshapeToSameShape: Rule = {
   name: 'reshape to the same shape',
-  pattern: P.node(RESHAPES, { as: 'view', where: (n, _b, ix) => {
-    const src = inputName(n);
-    return src !== undefined && sameShape(n.type, ix.types.get(src));
-  } }),
+  pattern: P.node(RESHAPES, {
+    as: 'view',
+    where: (n, _b, ix) => {
+      const src = inputName(n);
+      return src !== undefined && sameShape(n.type, ix.types.get(src));
+    },
+  }),
   site: (b) => b.nodes['view']!.name,
   check: () => null,
   rewrite(b, edit) {
@@ -51,36 +56,61 @@ const reshapeToSameShape: Rule = {
 /** view(view(x)) back to x's shape: both go when the inner one has no other reader. */
 const reshapeChainToSameShape: Rule = {
   name: 'reshape chain back to the same shape',
-  pattern: P.node(RESHAPES, { as: 'outer', args: [P.node(RESHAPES, { as: 'inner' })], where: (n, b, ix) => {
-    const src = inputName(b.nodes['inner']!);
-    return src !== undefined && !sameShape(n.type, b.nodes['inner']!.type) && sameShape(n.type, ix.types.get(src));
-  } }),
+  pattern: P.node(RESHAPES, {
+    as: 'outer',
+    args: [P.node(RESHAPES, { as: 'inner' })],
+    where: (n, b, ix) => {
+      const src = inputName(b.nodes['inner']!);
+      return (
+        src !== undefined &&
+        !sameShape(n.type, b.nodes['inner']!.type) &&
+        sameShape(n.type, ix.types.get(src))
+      );
+    },
+  }),
   site: (b) => b.nodes['outer']!.name,
   check: () => null,
   rewrite(b, edit, { ix }) {
-    const outer = b.nodes['outer']!, inner = b.nodes['inner']!;
+    const outer = b.nodes['outer']!,
+      inner = b.nodes['inner']!;
     edit.remove(outer.name);
     edit.replaceUses(outer.name, ref(inputName(inner)!));
     const consumed = [outer.name];
-    if (usersOfValue(ix, inner.name).length === 1) { edit.remove(inner.name); consumed.push(inner.name); }
+    if (usersOfValue(ix, inner.name).length === 1) {
+      edit.remove(inner.name);
+      consumed.push(inner.name);
+    }
     return { consumed, produced: [] };
   },
 };
 
 const fullRangeSlice: Rule = {
   name: 'slice over the full range',
-  pattern: P.node('aten.slice.Tensor', { as: 'slice', where: (n, _b, ix) => {
-    const src = inputName(n);
-    if (src === undefined) return false;
-    const t = ix.types.get(src);
-    if (!t || t.kind !== 'tensor') return false;
-    const start = argOf(n, 2, 'start'), end = argOf(n, 3, 'end'), step = argOf(n, 4, 'step');
-    const dimArg = argOf(n, 1, 'dim');
-    if (typeof dimArg !== 'number') return false;
-    const size = (t as TensorType).shape[dimArg < 0 ? dimArg + t.shape.length : dimArg];
-    const endCovers = end === null || end === INT64_MAX || (typeof end === 'number' && typeof size === 'number' && end >= size);
-    return (start === null || start === 0) && (step === 1 || step === undefined) && endCovers && sameShape(n.type ?? t, t);
-  } }),
+  pattern: P.node('aten.slice.Tensor', {
+    as: 'slice',
+    where: (n, _b, ix) => {
+      const src = inputName(n);
+      if (src === undefined) return false;
+      const t = ix.types.get(src);
+      if (!t || t.kind !== 'tensor') return false;
+      const start = argOf(n, 2, 'start'),
+        end = argOf(n, 3, 'end'),
+        step = argOf(n, 4, 'step');
+      const dimArg = argOf(n, 1, 'dim');
+      if (typeof dimArg !== 'number') return false;
+      const size = (t as TensorType).shape[dimArg < 0 ? dimArg + t.shape.length : dimArg];
+      const endCovers =
+        end === null ||
+        end === INT64_MAX ||
+        (typeof end === 'number' && typeof size === 'number' && end >= size);
+      return (
+        (start === null || start === 0) &&
+        (step === 1 || step === undefined) &&
+        endCovers &&
+        sameShape(n.type ?? t, t)
+      );
+    },
+  }),
   site: (b) => b.nodes['slice']!.name,
   check: () => null,
   rewrite(b, edit) {
@@ -96,7 +126,11 @@ const SLICE_SCATTER = 'aten.slice_scatter.default';
 
 type Bound = number | string | 'open';
 /** A slice's dim, start, end and step in one form: defaults filled, negative and open bounds resolved where the size is known. */
-function sliceRange(n: Node, first: number, ix: GraphIndex): { dim: number; start: Bound; end: Bound; step: Arg } | null {
+function sliceRange(
+  n: Node,
+  first: number,
+  ix: GraphIndex,
+): { dim: number; start: Bound; end: Bound; step: Arg } | null {
   const base = inputName(n);
   const t = base === undefined ? undefined : ix.types.get(base);
   const rank = t && t.kind === 'tensor' ? t.shape.length : undefined;
@@ -114,7 +148,8 @@ function sliceRange(n: Node, first: number, ix: GraphIndex): { dim: number; star
     }
     return typeof a === 'string' ? (a === size ? 'open' : a) : null;
   };
-  const start = bound(argOf(n, first + 1, 'start'), 'zero'), end = bound(argOf(n, first + 2, 'end'), 'end');
+  const start = bound(argOf(n, first + 1, 'start'), 'zero'),
+    end = bound(argOf(n, first + 2, 'end'), 'end');
   if (start === null || end === null) return null;
   return { dim, start, end, step: argOf(n, first + 3, 'step') ?? 1 };
 }
@@ -145,8 +180,13 @@ const sliceOfItsScatter: Rule = {
     const consumed = [slice.name];
     // The scatter goes with its last reader: every reader is a slice taking the same range back.
     const readers = usersOfValue(ix, scatter.name);
-    if (readers.every((u) => { const r = ix.byName.get(u); return r?.op === SLICE && scatterUnder(r, ix) === scatter; })
-      && readers[readers.length - 1] === slice.name) {
+    if (
+      readers.every((u) => {
+        const r = ix.byName.get(u);
+        return r?.op === SLICE && scatterUnder(r, ix) === scatter;
+      }) &&
+      readers[readers.length - 1] === slice.name
+    ) {
       edit.remove(scatter.name);
       consumed.push(scatter.name);
     }
@@ -165,6 +205,13 @@ const deadScatter: Rule = {
   },
 };
 
-export const RULES: Rule[] = [fullRangeSlice, reshapeToSameShape, reshapeChainToSameShape, sliceOfItsScatter, deadScatter];
+export const RULES: Rule[] = [
+  fullRangeSlice,
+  reshapeToSameShape,
+  reshapeChainToSameShape,
+  sliceOfItsScatter,
+  deadScatter,
+];
 
-export const noopElimination: Pass = (g, opts, only) => runRules(PASS, RULES, g, resolveOptions(g, opts), only);
+export const noopElimination: Pass = (g, opts, only) =>
+  runRules(PASS, RULES, g, resolveOptions(g, opts), only);

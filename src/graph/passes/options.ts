@@ -6,7 +6,9 @@ import type { Diagnostic, PassOptions } from './pipeline.ts';
 
 /** The GPU families FlashInfer's size table knows, and the two ways of gating on tokens (DESIGN.md). */
 export const GPU_FAMILIES = Object.keys(MAX_SIZE_MB) as (keyof typeof MAX_SIZE_MB)[];
-export const TOKEN_GATES = ['runtime-fallback', 'compile-range'] as const satisfies readonly NonNullable<PassOptions['tokenGate']>[];
+export const TOKEN_GATES = ['runtime-fallback', 'compile-range'] as const satisfies readonly NonNullable<
+  PassOptions['tokenGate']
+>[];
 
 export interface ResolvedOptions {
   worldSize: number;
@@ -36,8 +38,10 @@ export function graphWorldSize(g: Graph): number | undefined {
   for (const n of g.nodes) {
     const ws = n.kwargs['world_size'] ?? n.kwargs['group_size'];
     if (typeof ws === 'number') return ws;
-    if (n.op === '_c10d_functional.all_gather_into_tensor.default' && typeof n.args[1] === 'number') return n.args[1];
-    if (n.op === '_c10d_functional.reduce_scatter_tensor.default' && typeof n.args[2] === 'number') return n.args[2];
+    if (n.op === '_c10d_functional.all_gather_into_tensor.default' && typeof n.args[1] === 'number')
+      return n.args[1];
+    if (n.op === '_c10d_functional.reduce_scatter_tensor.default' && typeof n.args[2] === 'number')
+      return n.args[2];
   }
   return undefined;
 }
@@ -54,7 +58,13 @@ export function resolveOptions(g: Graph, opts: PassOptions = {}): ResolvedOption
   };
 }
 
-export function diagnostic(pass: string, node: string, reason: string, blocker?: string, fix?: string): Diagnostic {
+export function diagnostic(
+  pass: string,
+  node: string,
+  reason: string,
+  blocker?: string,
+  fix?: string,
+): Diagnostic {
   const d: Diagnostic = { pass, node, reason };
   if (blocker !== undefined) d.blocker = blocker;
   if (fix !== undefined) d.fix = fix;

@@ -38,7 +38,10 @@ export interface PassOptions {
 }
 
 export interface Match {
-  pass: string; site: string; consumed: string[]; produced: string[];
+  pass: string;
+  site: string;
+  consumed: string[];
+  produced: string[];
   /** Gates the rewrite passed without evaluating them (a shapeless graph), and what was assumed. */
   unevaluated?: string[];
 }
@@ -54,11 +57,21 @@ export interface Diagnostic {
   fix?: string;
 }
 
-export interface PassResult { graph: Graph; matches: Match[]; diagnostics: Diagnostic[] }
+export interface PassResult {
+  graph: Graph;
+  matches: Match[];
+  diagnostics: Diagnostic[];
+}
 
 export type Pass = (g: Graph, opts: PassOptions, only?: (site: string) => boolean) => PassResult;
 
-export type PassName = 'noop-elimination' | 'slice-hoist' | 'moe-unpad' | 'sequence-parallelism' | 'async-tp' | 'allreduce-rmsnorm';
+export type PassName =
+  | 'noop-elimination'
+  | 'slice-hoist'
+  | 'moe-unpad'
+  | 'sequence-parallelism'
+  | 'async-tp'
+  | 'allreduce-rmsnorm';
 
 export const PASSES: Record<PassName, Pass> = {
   'noop-elimination': noopElimination,
@@ -72,18 +85,32 @@ export const PASSES: Record<PassName, Pass> = {
 /** One line per pass: what it rewrites and why that is legal (pass lists, --help). */
 export const PASS_DESCRIPTIONS: Record<PassName, string> = {
   'noop-elimination': 'Drops reshapes to the same shape and full-range slices.',
-  'slice-hoist': 'slice(all_reduce(x)) → all_reduce(slice(x)): legal because the all-reduce sums elementwise over ranks (vLLM PR #28841).',
-  'moe-unpad': 'pad → MoE → slice → MoE reading and writing the unpadded hidden size: the pad folds into the MoE\'s input alignment, the slice into its output shape (vLLM #30647, the re-land).',
-  'sequence-parallelism': 'all_reduce → RMSNorm → reduce_scatter → RMSNorm on the local token shard → all_gather: the norm does 1/N of the work (vLLM SequenceParallelismPass).',
-  'async-tp': 'mm → reduce_scatter and all_gather → mm → symmetric-memory fused collective matmuls that overlap transfer and compute (vLLM AsyncTPPass).',
-  'allreduce-rmsnorm': 'all_reduce + (fused_add_)rms_norm → one FlashInfer fused all-reduce + RMSNorm kernel.',
+  'slice-hoist':
+    'slice(all_reduce(x)) → all_reduce(slice(x)): legal because the all-reduce sums elementwise over ranks (vLLM PR #28841).',
+  'moe-unpad':
+    "pad → MoE → slice → MoE reading and writing the unpadded hidden size: the pad folds into the MoE's input alignment, the slice into its output shape (vLLM #30647, the re-land).",
+  'sequence-parallelism':
+    'all_reduce → RMSNorm → reduce_scatter → RMSNorm on the local token shard → all_gather: the norm does 1/N of the work (vLLM SequenceParallelismPass).',
+  'async-tp':
+    'mm → reduce_scatter and all_gather → mm → symmetric-memory fused collective matmuls that overlap transfer and compute (vLLM AsyncTPPass).',
+  'allreduce-rmsnorm':
+    'all_reduce + (fused_add_)rms_norm → one FlashInfer fused all-reduce + RMSNorm kernel.',
 };
 
 export const DEFAULT_PIPELINE = ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'] as const;
 /** vLLM's order with sequence parallelism and async TP on (they replace the all-reduce fusion). */
-export const SEQUENCE_PARALLEL_PIPELINE = ['noop-elimination', 'slice-hoist', 'sequence-parallelism', 'async-tp'] as const;
+export const SEQUENCE_PARALLEL_PIPELINE = [
+  'noop-elimination',
+  'slice-hoist',
+  'sequence-parallelism',
+  'async-tp',
+] as const;
 
-const EXPLAINS_LEFTOVERS: string[] = ['allreduce-rmsnorm', 'sequence-parallelism', 'async-tp'] satisfies PassName[];
+const EXPLAINS_LEFTOVERS: string[] = [
+  'allreduce-rmsnorm',
+  'sequence-parallelism',
+  'async-tp',
+] satisfies PassName[];
 
 export interface PipelineResult {
   input: Graph;

@@ -22,11 +22,19 @@ export interface Rule {
   /** Null when the rewrite is legal, else why not. */
   check(b: Bindings, ctx: RuleContext): Diagnostic | null;
   /** Records the rewrite; returns the names of nodes consumed and produced. */
-  rewrite(b: Bindings, edit: GraphEdit, ctx: RuleContext): { consumed: string[]; produced: string[]; unevaluated?: string[] };
+  rewrite(
+    b: Bindings,
+    edit: GraphEdit,
+    ctx: RuleContext,
+  ): { consumed: string[]; produced: string[]; unevaluated?: string[] };
 }
 
 export function runRules(
-  pass: string, rules: Rule[], g: Graph, opts: ResolvedOptions, only?: (site: string) => boolean,
+  pass: string,
+  rules: Rule[],
+  g: Graph,
+  opts: ResolvedOptions,
+  only?: (site: string) => boolean,
   finalDiagnostics?: (out: Graph, edit: GraphEdit) => Diagnostic[],
 ): PassResult {
   const ix = indexGraph(g);
@@ -41,10 +49,17 @@ export function runRules(
       const bound = Object.values(bindings.nodes).map((n) => n.name);
       if (bound.some((n) => edit.claimed.has(n))) continue;
       const refusal = rule.check(bindings, ctx);
-      if (refusal) { diagnostics.push(refusal); continue; }
+      if (refusal) {
+        diagnostics.push(refusal);
+        continue;
+      }
       edit.claim(...bound);
       const { consumed, produced, unevaluated } = rule.rewrite(bindings, edit, ctx);
-      matches.push(unevaluated?.length ? { pass, site, consumed, produced, unevaluated } : { pass, site, consumed, produced });
+      matches.push(
+        unevaluated?.length
+          ? { pass, site, consumed, produced, unevaluated }
+          : { pass, site, consumed, produced },
+      );
     }
   }
   // Report in graph order whatever rule found them, so the UI walks sites top to bottom.

@@ -44,7 +44,6 @@ export function shardedType(t: TensorType, n: number): TensorType {
   return { kind: 'tensor', dtype: t.dtype, shape };
 }
 
-
 /** Why a [tokens, …] tensor cannot be split over `n` ranks along the token dim, or null. */
 export function splitRefusal(t: TensorType | undefined, n: number, what: string): string | null {
   if (!t) return `${what}'s type is unknown, so its token dim cannot be split`;
@@ -57,13 +56,22 @@ export function splitRefusal(t: TensorType | undefined, n: number, what: string)
 }
 
 /** Later vLLM's token threshold for SP (compile-range gating), or why SP is off for this model and GPU. */
-export function spThreshold(opts: ResolvedOptions, hidden: number, elem: number): { minTokens: number } | { off: string } {
-  const minHidden = SP_MIN_HIDDEN_SIZE[opts.gpu], perGpu = SP_MIN_PER_GPU_MB[opts.gpu];
+export function spThreshold(
+  opts: ResolvedOptions,
+  hidden: number,
+  elem: number,
+): { minTokens: number } | { off: string } {
+  const minHidden = SP_MIN_HIDDEN_SIZE[opts.gpu],
+    perGpu = SP_MIN_PER_GPU_MB[opts.gpu];
   if (minHidden === undefined || perGpu === undefined) {
-    return { off: `vLLM sets no sequence-parallelism threshold for ${opts.gpu} (SP_MIN_HIDDEN_SIZE has no entry), so it leaves SP off` };
+    return {
+      off: `vLLM sets no sequence-parallelism threshold for ${opts.gpu} (SP_MIN_HIDDEN_SIZE has no entry), so it leaves SP off`,
+    };
   }
   if (hidden < minHidden) {
-    return { off: `hidden size ${hidden} < ${minHidden}: vLLM enables sequence parallelism on ${opts.gpu} only for models with hidden ≥ ${minHidden}` };
+    return {
+      off: `hidden size ${hidden} < ${minHidden}: vLLM enables sequence parallelism on ${opts.gpu} only for models with hidden ≥ ${minHidden}`,
+    };
   }
   const minTokens = Math.floor((perGpu * 1024 * 1024 * opts.worldSize) / (hidden * elem));
   return { minTokens: Math.min(minTokens, opts.maxTokens) };

@@ -27,7 +27,15 @@ import type { Diagnostic, Match, Pass } from './pipeline.ts';
 import { ALL_REDUCE, FUSED_ADD_RMS_NORM, RMS_NORM } from './fusionGate.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { elementSize } from './flashinferLimits.ts';
-import { ALL_GATHER, REDUCE_SCATTER, SP_EPSILONS, TOKEN_DIM, shardedType, splitRefusal, spThreshold } from './sequenceParallelGate.ts';
+import {
+  ALL_GATHER,
+  REDUCE_SCATTER,
+  SP_EPSILONS,
+  TOKEN_DIM,
+  shardedType,
+  splitRefusal,
+  spThreshold,
+} from './sequenceParallelGate.ts';
 
 export const PASS = 'sequence-parallelism';
 
@@ -47,8 +55,22 @@ interface SpSite {
 
 const arInput = () => P.node(ALL_REDUCE, { as: 'ar', args: [P.any('x'), P.any('group')] });
 const PATTERNS: { kind: SpSite['kind']; pattern: NodePat }[] = [
-  { kind: 'first', pattern: P.af(RMS_NORM, { result: P.any('result'), input: arInput(), weight: P.any('weight'), epsilon: P.any('eps') }, { as: 'norm' }) },
-  { kind: 'middle', pattern: P.af(FUSED_ADD_RMS_NORM, { input: arInput(), residual: P.any('residual'), weight: P.any('weight'), epsilon: P.any('eps') }, { as: 'norm' }) },
+  {
+    kind: 'first',
+    pattern: P.af(
+      RMS_NORM,
+      { result: P.any('result'), input: arInput(), weight: P.any('weight'), epsilon: P.any('eps') },
+      { as: 'norm' },
+    ),
+  },
+  {
+    kind: 'middle',
+    pattern: P.af(
+      FUSED_ADD_RMS_NORM,
+      { input: arInput(), residual: P.any('residual'), weight: P.any('weight'), epsilon: P.any('eps') },
+      { as: 'norm' },
+    ),
+  },
 ];
 
 function getitemReaders(ix: GraphIndex, n: Node): { node: Node; index: number }[] | null {
@@ -67,17 +89,35 @@ const tensorOf = (ix: GraphIndex, a: Arg | undefined): TensorType | undefined =>
 };
 
 /** Why this matched site may not be split (gates and structure), or null. */
-function siteRefusal(kind: SpSite['kind'], b: Bindings, ix: GraphIndex, opts: ResolvedOptions): Diagnostic | null {
-  const ar = b.nodes['ar']!, norm = b.nodes['norm']!;
-  const d = (reason: string, blocker?: string, fix?: string) => diagnostic(PASS, ar.name, reason, blocker, fix);
-  if (opts.worldSize < 2) return d(`world size ${opts.worldSize} (${opts.worldSizeFrom}): nothing to split`, 'world size', 'world size 2 or more');
+function siteRefusal(
+  kind: SpSite['kind'],
+  b: Bindings,
+  ix: GraphIndex,
+  opts: ResolvedOptions,
+): Diagnostic | null {
+  const ar = b.nodes['ar']!,
+    norm = b.nodes['norm']!;
+  const d = (reason: string, blocker?: string, fix?: string) =>
+    diagnostic(PASS, ar.name, reason, blocker, fix);
+  if (opts.worldSize < 2)
+    return d(
+      `world size ${opts.worldSize} (${opts.worldSizeFrom}): nothing to split`,
+      'world size',
+      'world size 2 or more',
+    );
   const eps = numberOf(b.values['eps']);
   if (eps === undefined || !(SP_EPSILONS as readonly number[]).includes(eps)) {
-    return d(`eps ${eps ?? JSON.stringify(b.values['eps'])}: vLLM registers the sequence-parallelism patterns for eps 1e-05 and 1e-06 only`, 'eps');
+    return d(
+      `eps ${eps ?? JSON.stringify(b.values['eps'])}: vLLM registers the sequence-parallelism patterns for eps 1e-05 and 1e-06 only`,
+      'eps',
+    );
   }
   const x = tensorOf(ix, b.values['x']);
   if (!x || x.shape.length !== 2 || typeof x.shape[1] !== 'number') {
-    return d(`the all-reduce input is ${x ? `[${x.shape.join(', ')}]` : 'of unknown shape'}: the patterns split a 2-d [tokens, hidden] activation along dim ${TOKEN_DIM}`, 'shape');
+    return d(
+      `the all-reduce input is ${x ? `[${x.shape.join(', ')}]` : 'of unknown shape'}: the patterns split a 2-d [tokens, hidden] activation along dim ${TOKEN_DIM}`,
+      'shape',
+    );
   }
   const split = splitRefusal(x, opts.worldSize, ar.name);
   if (split) return d(split, 'token count', `a token count divisible by ${opts.worldSize}`);
@@ -86,17 +126,26 @@ function siteRefusal(kind: SpSite['kind'], b: Bindings, ix: GraphIndex, opts: Re
     if ('off' in th) return d(th.off, 'model size');
     const tokens = typeof x.shape[0] === 'number' ? x.shape[0] : undefined;
     if (tokens !== undefined && tokens < th.minTokens) {
-      return d(`${tokens} tokens < vLLM's sequence-parallelism threshold of ${th.minTokens} at world size ${opts.worldSize} on ${opts.gpu}: splitting costs more than it saves`, 'too few tokens');
+      return d(
+        `${tokens} tokens < vLLM's sequence-parallelism threshold of ${th.minTokens} at world size ${opts.worldSize} on ${opts.gpu}: splitting costs more than it saves`,
+        'too few tokens',
+      );
     }
   }
   const readers = getitemReaders(ix, norm);
   const allowed = kind === 'first' ? [1] : [1, 2];
   if (!readers || readers.some((r) => !allowed.includes(r.index))) {
-    return d(`${norm.name}'s results are read other than as the normed output${kind === 'first' ? '' : ' and residual'}`, norm.name);
+    return d(
+      `${norm.name}'s results are read other than as the normed output${kind === 'first' ? '' : ' and residual'}`,
+      norm.name,
+    );
   }
   const others = usersOfValue(ix, ar.name).filter((u) => u !== norm.name);
   if (kind === 'middle' && others.length > 0) {
-    return d(`${ar.name} has another user, ${others.join(', ')}, that needs the whole reduced tensor; after the split each rank holds 1/${opts.worldSize} of it`, others[0]);
+    return d(
+      `${ar.name} has another user, ${others.join(', ')}, that needs the whole reduced tensor; after the split each rank holds 1/${opts.worldSize} of it`,
+      others[0],
+    );
   }
   return null;
 }
@@ -114,16 +163,25 @@ export const sequenceParallelism: Pass = (g, options, only) => {
   for (const { kind, pattern } of PATTERNS) {
     for (const { bindings: b } of findAll(pattern, ix)) {
       const refusal = siteRefusal(kind, b, ix, opts);
-      if (refusal) { diagnostics.push(refusal); refusedAt.set(b.nodes['norm']!.name, refusal.reason); continue; }
-      const norm = b.nodes['norm']!, ar = b.nodes['ar']!;
+      if (refusal) {
+        diagnostics.push(refusal);
+        refusedAt.set(b.nodes['norm']!.name, refusal.reason);
+        continue;
+      }
+      const norm = b.nodes['norm']!,
+        ar = b.nodes['ar']!;
       const readers = getitemReaders(ix, norm)!;
       const residual = b.values['residual'];
       const buf = resultBuffer(ix, norm);
       sites.push({
         ...(buf ? { buffer: buf.name } : {}),
-        kind, ar, norm, readers,
+        kind,
+        ar,
+        norm,
+        readers,
         ...(kind === 'middle' && residual && isRef(residual) ? { residualIn: residual.name } : {}),
-        residualOut: kind === 'first' ? [ar.name] : readers.filter((r) => r.index === 2).map((r) => r.node.name),
+        residualOut:
+          kind === 'first' ? [ar.name] : readers.filter((r) => r.index === 2).map((r) => r.node.name),
       });
     }
   }
@@ -143,9 +201,12 @@ export const sequenceParallelism: Pass = (g, options, only) => {
       let reason: Diagnostic | undefined;
       if (s.residualIn !== undefined && !outOf.has(s.residualIn)) {
         const from = ix.byName.get(s.residualIn);
-        reason = diagnostic(PASS, s.ar.name,
+        reason = diagnostic(
+          PASS,
+          s.ar.name,
           `${s.norm.name}'s residual ${s.residualIn} does not come from a norm the pass splits${from ? ` (${blockerOf(ix, from, refusedAt)})` : ''}; SP splits the whole residual stream or none of it`,
-          s.residualIn);
+          s.residualIn,
+        );
       }
       if (!reason) {
         for (const r of s.residualOut) {
@@ -156,19 +217,32 @@ export const sequenceParallelism: Pass = (g, options, only) => {
           });
           if (bad.length > 0) {
             const u = ix.byName.get(bad[0]!);
-            reason = diagnostic(PASS, s.ar.name,
+            reason = diagnostic(
+              PASS,
+              s.ar.name,
               `the residual ${r} after ${describeSite(s)} also feeds ${bad[0]}${u ? ` (${blockerOf(ix, u, refusedAt)})` : ''}; SP splits the whole residual stream or none of it`,
-              bad[0]);
+              bad[0],
+            );
             break;
           }
         }
       }
-      if (reason) { live.delete(s); why.set(s, reason); changed = true; }
+      if (reason) {
+        live.delete(s);
+        why.set(s, reason);
+        changed = true;
+      }
     }
   }
   if (only && [...live].some((s) => !only(s.ar.name))) {
     // One site alone would leave its neighbours reading a shard; the UI's per-site apply gets why.
-    const d = diagnostic(PASS, [...live][0]?.ar.name ?? '', 'sequence parallelism splits the whole residual stream: apply it to every site at once', undefined, `apply ${PASS}`);
+    const d = diagnostic(
+      PASS,
+      [...live][0]?.ar.name ?? '',
+      'sequence parallelism splits the whole residual stream: apply it to every site at once',
+      undefined,
+      `apply ${PASS}`,
+    );
     return { graph: { ...g }, matches: [], diagnostics: [d] };
   }
   for (const [, d] of why) diagnostics.push(d);
@@ -208,7 +282,11 @@ function blockerOf(ix: GraphIndex, from: Node, refusedAt: Map<string, string>): 
   // A norm whose input reaches it through a slice of the all-reduce (GPT-OSS before the fix).
   const input = n.kwargs['input'];
   const src = input && isRef(input) ? ix.byName.get(input.name) : undefined;
-  if (src?.op === 'aten.slice.Tensor' && isRef(src.args[0]!) && ix.byName.get(src.args[0].name)?.op === ALL_REDUCE) {
+  if (
+    src?.op === 'aten.slice.Tensor' &&
+    isRef(src.args[0]!) &&
+    ix.byName.get(src.args[0].name)?.op === ALL_REDUCE
+  ) {
     return `the norm ${n.name} is not split: ${src.name} (aten.slice.Tensor) sits between ${src.args[0].name} and it; run slice-hoist or moe-unpad`;
   }
   if (n.op === AUTO_FUNCTIONALIZED) return `${n.name} is a norm the pass does not split`;
@@ -217,7 +295,8 @@ function blockerOf(ix: GraphIndex, from: Node, refusedAt: Map<string, string>): 
 
 function rewriteSite(s: SpSite, edit: GraphEdit, ix: GraphIndex, opts: ResolvedOptions): Match {
   const { ar, norm } = s;
-  const x = ar.args[0] as Arg, group = (ar.args[1] ?? ar.kwargs['group_name'] ?? 'tp:0') as Arg;
+  const x = ar.args[0] as Arg,
+    group = (ar.args[1] ?? ar.kwargs['group_name'] ?? 'tp:0') as Arg;
   const full = tensorOf(ix, ref(ar.name))!;
   const shard = shardedType(full, opts.worldSize);
   const from = [ar.name, norm.name];
@@ -228,7 +307,14 @@ function rewriteSite(s: SpSite, edit: GraphEdit, ix: GraphIndex, opts: ResolvedO
   const kw: Record<string, Arg> = { ...norm.kwargs, input: ref(rs.name) };
   if (s.kind === 'first') {
     if (s.buffer) consumed.push(s.buffer);
-    const out = edit.make(edit.fresh('empty_like'), 'aten.empty_like.default', [ref(rs.name)], { pin_memory: false }, from, shard);
+    const out = edit.make(
+      edit.fresh('empty_like'),
+      'aten.empty_like.default',
+      [ref(rs.name)],
+      { pin_memory: false },
+      from,
+      shard,
+    );
     made.push(out);
     kw['result'] = ref(out.name);
   }
@@ -240,8 +326,22 @@ function rewriteSite(s: SpSite, edit: GraphEdit, ix: GraphIndex, opts: ResolvedO
       // The new residual keeps its name: the next norm reads it as before, now a shard.
       made.push(edit.make(r.node.name, 'getitem', [ref(newNorm.name), 2], {}, [r.node.name], shard));
     } else {
-      const normed = edit.make(edit.fresh('getitem'), 'getitem', [ref(newNorm.name), r.index], {}, [r.node.name], shard);
-      const ag = edit.make(edit.fresh('all_gather'), ALL_GATHER, [ref(normed.name)], collKw, [r.node.name], r.node.type);
+      const normed = edit.make(
+        edit.fresh('getitem'),
+        'getitem',
+        [ref(newNorm.name), r.index],
+        {},
+        [r.node.name],
+        shard,
+      );
+      const ag = edit.make(
+        edit.fresh('all_gather'),
+        ALL_GATHER,
+        [ref(normed.name)],
+        collKw,
+        [r.node.name],
+        r.node.type,
+      );
       made.push(normed, ag);
       edit.replaceUses(r.node.name, ref(ag.name));
     }
@@ -252,4 +352,3 @@ function rewriteSite(s: SpSite, edit: GraphEdit, ix: GraphIndex, opts: ResolvedO
   edit.remove(...consumed);
   return { pass: PASS, site: ar.name, consumed, produced: made.map((n) => n.name) };
 }
-

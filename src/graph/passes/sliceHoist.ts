@@ -63,15 +63,30 @@ export function hoistRefusal(ix: GraphIndex, slice: Node, coll: Node, wait?: Nod
   const sumAnyRank = collDim === undefined && typeof dimArg === 'number' && rank === undefined;
   if (sumAnyRank) return othersRefusal(ix, slice, coll, value, wait);
   if (typeof dimArg !== 'number' || rank === undefined) {
-    return diagnostic(PASS, coll.name, `${describe(slice)}: dim or rank unknown, so it is not provably a view of ${coll.name}`, slice.name);
+    return diagnostic(
+      PASS,
+      coll.name,
+      `${describe(slice)}: dim or rank unknown, so it is not provably a view of ${coll.name}`,
+      slice.name,
+    );
   }
   const dim = dimArg < 0 ? dimArg + rank : dimArg;
   if (dim < 0 || dim >= rank) {
-    return diagnostic(PASS, coll.name, `${describe(slice)}: dim ${dimArg} is outside the ${rank}-d result of ${coll.name}`, slice.name);
+    return diagnostic(
+      PASS,
+      coll.name,
+      `${describe(slice)}: dim ${dimArg} is outside the ${rank}-d result of ${coll.name}`,
+      slice.name,
+    );
   }
   if (collDim !== undefined && collDim === dim) {
     const verb = coll.op.includes('gather') ? 'gathers' : 'scatters';
-    return diagnostic(PASS, coll.name, `${describe(slice)} slices dim ${dim}, the dim ${coll.name} ${verb} along: the slice does not commute with it`, slice.name);
+    return diagnostic(
+      PASS,
+      coll.name,
+      `${describe(slice)} slices dim ${dim}, the dim ${coll.name} ${verb} along: the slice does not commute with it`,
+      slice.name,
+    );
   }
   return othersRefusal(ix, slice, coll, value, wait);
 }
@@ -80,10 +95,20 @@ export function hoistRefusal(ix: GraphIndex, slice: Node, coll: Node, wait?: Nod
 function othersRefusal(ix: GraphIndex, slice: Node, coll: Node, value: Node, wait?: Node): Diagnostic | null {
   const others = usersOfValue(ix, value.name).filter((u) => u !== slice.name);
   if (others.length > 0) {
-    return diagnostic(PASS, coll.name, `${coll.name} has another user, ${others.join(', ')}, that needs the full tensor; hoisting ${slice.name} would reduce only part of it`, others[0]);
+    return diagnostic(
+      PASS,
+      coll.name,
+      `${coll.name} has another user, ${others.join(', ')}, that needs the full tensor; hoisting ${slice.name} would reduce only part of it`,
+      others[0],
+    );
   }
   if (wait && usersOfValue(ix, coll.name).length !== 1) {
-    return diagnostic(PASS, coll.name, `${coll.name} is read by more than ${wait.name}`, usersOfValue(ix, coll.name).find((u) => u !== wait.name));
+    return diagnostic(
+      PASS,
+      coll.name,
+      `${coll.name} is read by more than ${wait.name}`,
+      usersOfValue(ix, coll.name).find((u) => u !== wait.name),
+    );
   }
   return null;
 }
@@ -94,7 +119,13 @@ const sliceOfCollective: Rule = {
   site: (b) => siteOf(b),
   check(b, { ix }) {
     const c = collectiveUnder(ix, b.nodes['slice']!);
-    if (!c) return diagnostic(PASS, b.nodes['value']!.name, `${b.nodes['value']!.name} does not wait on a collective`, b.nodes['value']!.name);
+    if (!c)
+      return diagnostic(
+        PASS,
+        b.nodes['value']!.name,
+        `${b.nodes['value']!.name} does not wait on a collective`,
+        b.nodes['value']!.name,
+      );
     return hoistRefusal(ix, b.nodes['slice']!, c.coll, c.wait);
   },
   rewrite(b, edit, { ix }) {
@@ -103,20 +134,50 @@ const sliceOfCollective: Rule = {
     const x = coll.args[0] as Arg;
     // The new nodes keep the old names: `slice_1` now slices the partial sums and `all_reduce_1`
     // reduces it, which is how vLLM names them once the model itself slices first.
-    const newSlice = edit.make(slice.name, SLICE, [x, ...slice.args.slice(1)], slice.kwargs, [coll.name, slice.name]);
+    const newSlice = edit.make(slice.name, SLICE, [x, ...slice.args.slice(1)], slice.kwargs, [
+      coll.name,
+      slice.name,
+    ]);
     const made = [newSlice];
     let reduced = newSlice;
     if ((argOf(slice, 4, 'step') ?? 1) !== 1) {
-      reduced = edit.make(edit.fresh('clone'), 'aten.clone.default', [ref(newSlice.name)],
-        { memory_format: { kind: 'expr', text: 'torch.contiguous_format' } }, [slice.name], newSlice.type);
+      reduced = edit.make(
+        edit.fresh('clone'),
+        'aten.clone.default',
+        [ref(newSlice.name)],
+        { memory_format: { kind: 'expr', text: 'torch.contiguous_format' } },
+        [slice.name],
+        newSlice.type,
+      );
       made.push(reduced);
     }
     // The reduced slice has the old slice's type (for a gather along another dim as well); an
     // unannotated slice takes the type inferred for the new one.
-    const type = slice.type ?? (coll.op === 'vllm.all_reduce.default' || lookupOp(coll.op)?.facts?.elementwiseSumOverRanks ? newSlice.type : null);
-    const newColl = edit.make(coll.name, coll.op, [ref(reduced.name), ...coll.args.slice(1)], coll.kwargs, [coll.name], type);
+    const type =
+      slice.type ??
+      (coll.op === 'vllm.all_reduce.default' || lookupOp(coll.op)?.facts?.elementwiseSumOverRanks
+        ? newSlice.type
+        : null);
+    const newColl = edit.make(
+      coll.name,
+      coll.op,
+      [ref(reduced.name), ...coll.args.slice(1)],
+      coll.kwargs,
+      [coll.name],
+      type,
+    );
     made.push(newColl);
-    if (wait) made.push(edit.make(wait.name, WAIT, [ref(newColl.name), ...wait.args.slice(1)], wait.kwargs, [wait.name], type));
+    if (wait)
+      made.push(
+        edit.make(
+          wait.name,
+          WAIT,
+          [ref(newColl.name), ...wait.args.slice(1)],
+          wait.kwargs,
+          [wait.name],
+          type,
+        ),
+      );
     edit.insertBefore(slice.name, ...made);
     const consumed = wait ? [coll.name, wait.name, slice.name] : [coll.name, slice.name];
     edit.remove(...consumed);

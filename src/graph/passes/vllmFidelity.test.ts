@@ -12,9 +12,13 @@ import { DEFAULT_PIPELINE, runPipeline } from './pipeline.ts';
 const DIR = new URL('../../../fixtures/capture/', import.meta.url).pathname;
 const load = (f: string): Graph => importGraph(readFileSync(DIR + f, 'utf8'), { fileName: f }).graph;
 const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
-const patternCodes = (g: Graph) => g.nodes
-  .filter((n) => n.op === 'higher_order.auto_functionalized' && (n.args[0] as { target: string }).target === FUSED)
-  .map((n) => n.kwargs['pattern_code']);
+const patternCodes = (g: Graph) =>
+  g.nodes
+    .filter(
+      (n) =>
+        n.op === 'higher_order.auto_functionalized' && (n.args[0] as { target: string }).target === FUSED,
+    )
+    .map((n) => n.kwargs['pattern_code']);
 
 /** file stem, world size, fused pattern codes in graph order (1 plain, 2 + static FP8 quant). */
 const CAPTURES: [string, number, number[]][] = [
@@ -46,11 +50,12 @@ describe('captured graphs: all-reduce + norm fusions as vLLM counts them', () =>
       expect(bare.stages[1]!.matches.map((m) => m.site)).toEqual(typed.stages[1]!.matches.map((m) => m.site));
       expect(bare.stages[2]!.matches.map((m) => m.site)).toEqual(typed.stages[2]!.matches.map((m) => m.site));
       expect(patternCodes(bare.output)).toEqual(codes);
-      for (const m of bare.stages[2]!.matches) expect(m.unevaluated, m.site).toEqual([expect.stringContaining('token capacity')]);
+      for (const m of bare.stages[2]!.matches)
+        expect(m.unevaluated, m.site).toEqual([expect.stringContaining('token capacity')]);
     });
   }
 
-  it('llama-fp8-tp2: a quant site takes the quant\'s scale as scale_factor and an fp8 buffer as quant_out', () => {
+  it("llama-fp8-tp2: a quant site takes the quant's scale as scale_factor and an fp8 buffer as quant_out", () => {
     const g = runPipeline(load('llama-fp8-tp2.py'), [...DEFAULT_PIPELINE], { worldSize: 2 }).output;
     const fused = g.nodes.filter((n) => n.kwargs['pattern_code'] === 2);
     for (const f of fused) {
@@ -60,17 +65,28 @@ describe('captured graphs: all-reduce + norm fusions as vLLM counts them', () =>
     }
     expect(fused).toHaveLength(4);
     // Every quant was absorbed: none is left to run on its own.
-    expect(g.nodes.some((n) => JSON.stringify(n.args[0] ?? null).includes('static_scaled_fp8_quant'))).toBe(false);
+    expect(g.nodes.some((n) => JSON.stringify(n.args[0] ?? null).includes('static_scaled_fp8_quant'))).toBe(
+      false,
+    );
   });
 
   it('TORCH_COMPILE_DEBUG: fx_graph_readable fuses 5; fx_graph_transformed (in-place calls, no auto_functionalized) 0, each all-reduce named', () => {
-    expect(patternCodes(runPipeline(load('llama-tp2.debug.fx_graph_readable.py'), [...DEFAULT_PIPELINE], { worldSize: 2 }).output)).toHaveLength(5);
-    const t = runPipeline(load('llama-tp2.debug.fx_graph_transformed.py'), [...DEFAULT_PIPELINE], { worldSize: 2 });
+    expect(
+      patternCodes(
+        runPipeline(load('llama-tp2.debug.fx_graph_readable.py'), [...DEFAULT_PIPELINE], { worldSize: 2 })
+          .output,
+      ),
+    ).toHaveLength(5);
+    const t = runPipeline(load('llama-tp2.debug.fx_graph_transformed.py'), [...DEFAULT_PIPELINE], {
+      worldSize: 2,
+    });
     expect(t.stages[2]!.matches).toEqual([]);
     expect(t.diagnostics).toHaveLength(5);
     // Each names the in-place norm and where the fusable form is.
     for (const d of t.diagnostics) {
-      expect(d.reason).toContain('called in place: vLLM\'s patterns match the norm through auto_functionalized');
+      expect(d.reason).toContain(
+        "called in place: vLLM's patterns match the norm through auto_functionalized",
+      );
       expect(d.blocker).toMatch(/^(fused_add_)?rms_norm_default/);
     }
   });
@@ -93,7 +109,12 @@ describe('bad input stays a clear message', () => {
       '    return (getitem,)',
     ].join('\n');
     const r = importGraph(text);
-    expect(r.warnings).toEqual([expect.objectContaining({ line: 2, message: expect.stringContaining("unknown op 'higher_order.invoke_subgraph'") })]);
+    expect(r.warnings).toEqual([
+      expect.objectContaining({
+        line: 2,
+        message: expect.stringContaining("unknown op 'higher_order.invoke_subgraph'"),
+      }),
+    ]);
     expect(runPipeline(r.graph, [...DEFAULT_PIPELINE]).diagnostics).toEqual([]);
   });
 });
@@ -101,12 +122,16 @@ describe('bad input stays a clear message', () => {
 describe("vLLM's e2e counts on the generated models", () => {
   // tests/compile/distributed/test_fusions_e2e.py: 2L + 1 all-reduce + norm matches.
   const cases: [Parameters<typeof generateSample>[0], number, number][] = [
-    ['gpt-oss-20b', 24, 49], ['llama', 32, 65], ['qwen3-moe', 48, 97],
+    ['gpt-oss-20b', 24, 49],
+    ['llama', 32, 65],
+    ['qwen3-moe', 48, 97],
   ];
   for (const [model, layers, count] of cases) {
     it(`${model} (${layers} layers): ${count} at TP 2, 4 and 8`, () => {
       for (const tp of [2, 4, 8]) {
-        const r = runPipeline(importGraph(generateSample(model, { tp })).graph, [...DEFAULT_PIPELINE], { worldSize: tp });
+        const r = runPipeline(importGraph(generateSample(model, { tp })).graph, [...DEFAULT_PIPELINE], {
+          worldSize: tp,
+        });
         expect(r.stages[2]!.matches, `${model} tp ${tp}`).toHaveLength(count);
         expect(r.diagnostics).toEqual([]);
       }

@@ -25,17 +25,50 @@ export function pyArg(a: Arg): string {
   if (typeof a === 'string') return `'${a.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
   if (Array.isArray(a)) return `[${a.map(pyArg).join(', ')}]`;
   switch (a.kind) {
-    case 'ref': return a.name;
-    case 'float': return pyFloat(a.value);
-    case 'op': return `torch.ops.${a.target}`;
-    case 'expr': return a.text;
-    case 'tuple': return a.items.length === 1 ? `(${pyArg(a.items[0]!)},)` : `(${a.items.map(pyArg).join(', ')})`;
+    case 'ref':
+      return a.name;
+    case 'float':
+      return pyFloat(a.value);
+    case 'op':
+      return `torch.ops.${a.target}`;
+    case 'expr':
+      return a.text;
+    case 'tuple':
+      return a.items.length === 1 ? `(${pyArg(a.items[0]!)},)` : `(${a.items.map(pyArg).join(', ')})`;
   }
 }
 
-const PY_BUILTINS = new Set(['slice', 'max', 'min', 'abs', 'sum', 'pow', 'round', 'all', 'any', 'div', 'input', 'iter', 'len', 'list', 'range', 'type', 'zip', 'map', 'filter', 'hash', 'id']);
+const PY_BUILTINS = new Set([
+  'slice',
+  'max',
+  'min',
+  'abs',
+  'sum',
+  'pow',
+  'round',
+  'all',
+  'any',
+  'div',
+  'input',
+  'iter',
+  'len',
+  'list',
+  'range',
+  'type',
+  'zip',
+  'map',
+  'filter',
+  'hash',
+  'id',
+]);
 
-interface Line { name: string; type: string | null; call: string; reads: string[]; file: string | undefined }
+interface Line {
+  name: string;
+  type: string | null;
+  call: string;
+  reads: string[];
+  file: string | undefined;
+}
 
 export class FxWriter {
   private params: { name: string; type: string }[] = [];
@@ -80,7 +113,13 @@ export class FxWriter {
 
   /** `auto_functionalized(torch.ops.<target>, k = v, …)`, then the getitems asked for. */
   autoFunctionalized(target: string, kwargs: Record<string, Arg>, items: { index: number; type: string }[]) {
-    const af = this.op('higher_order.auto_functionalized', null, [{ kind: 'op', target }], kwargs, 'auto_functionalized');
+    const af = this.op(
+      'higher_order.auto_functionalized',
+      null,
+      [{ kind: 'op', target }],
+      kwargs,
+      'auto_functionalized',
+    );
     return items.map((it) => this.getitem(af, it.index, it.type));
   }
 
@@ -104,7 +143,9 @@ export class FxWriter {
     const returned = new Set<string>();
     for (const o of this.outputs) if (isRef(o)) returned.add(o.name);
     const lastUse = new Map<string, number>();
-    this.lines.forEach((l, i) => { for (const r of l.reads) lastUse.set(r, i); });
+    this.lines.forEach((l, i) => {
+      for (const r of l.reads) lastUse.set(r, i);
+    });
     const frees: string[][] = this.lines.map(() => []);
     for (const [name, i] of lastUse) if (!returned.has(name)) frees[i]!.push(name);
     const out: string[] = [];

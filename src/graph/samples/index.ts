@@ -13,7 +13,10 @@ import { qwen3MoeGraph } from './qwen3Moe.ts';
 export type SampleModel = 'gpt-oss-20b' | 'gpt-oss-120b' | 'llama' | 'qwen3-moe';
 export const SAMPLE_MODELS: SampleModel[] = ['gpt-oss-20b', 'gpt-oss-120b', 'llama', 'qwen3-moe'];
 const GENERATORS: Record<SampleModel, (m: ModelDims, layers: number, tp: number) => FxWriter> = {
-  'gpt-oss-20b': gptOssGraph, 'gpt-oss-120b': gptOssGraph, llama: llamaGraph, 'qwen3-moe': qwen3MoeGraph,
+  'gpt-oss-20b': gptOssGraph,
+  'gpt-oss-120b': gptOssGraph,
+  llama: llamaGraph,
+  'qwen3-moe': qwen3MoeGraph,
 };
 
 /** The pipeline's default world size, so a sample rewritten with defaults is self-consistent. */
@@ -29,9 +32,17 @@ export function generateSample(model: SampleModel, opts: { layers?: number; tp?:
   if (!Number.isInteger(layers) || layers < 1 || layers > MAX_SAMPLE_LAYERS) {
     throw new RangeError(`layers must be an integer from 1 to ${MAX_SAMPLE_LAYERS}, got ${layers}`);
   }
-  if (!Number.isInteger(tp) || tp < 1 || m.heads % tp !== 0 || (m.kvHeads % tp !== 0 && tp % m.kvHeads !== 0)) {
-    throw new RangeError(`tp ${tp} does not divide ${model}'s ${m.heads} attention heads and ${m.kvHeads} KV heads evenly`);
+  if (
+    !Number.isInteger(tp) ||
+    tp < 1 ||
+    m.heads % tp !== 0 ||
+    (m.kvHeads % tp !== 0 && tp % m.kvHeads !== 0)
+  ) {
+    throw new RangeError(
+      `tp ${tp} does not divide ${model}'s ${m.heads} attention heads and ${m.kvHeads} KV heads evenly`,
+    );
   }
-  if (model === 'llama' && m.intermediate % tp !== 0) throw new RangeError(`tp ${tp} does not divide the MLP size ${m.intermediate}`);
+  if (model === 'llama' && m.intermediate % tp !== 0)
+    throw new RangeError(`tp ${tp} does not divide the MLP size ${m.intermediate}`);
   return GENERATORS[model](m, layers, tp).text();
 }

@@ -19,12 +19,56 @@ export interface ModelDims {
 }
 
 export const MODELS = {
-  'gpt-oss-20b': { layers: 24, hidden: 2880, heads: 64, kvHeads: 8, headDim: 64, vocab: 201088, eps: 1e-5, intermediate: 2880, experts: 32, moePaddedHidden: 3072, topK: 4 },
-  'gpt-oss-120b': { layers: 36, hidden: 2880, heads: 64, kvHeads: 8, headDim: 64, vocab: 201088, eps: 1e-5, intermediate: 2880, experts: 128, moePaddedHidden: 3072, topK: 4 },
+  'gpt-oss-20b': {
+    layers: 24,
+    hidden: 2880,
+    heads: 64,
+    kvHeads: 8,
+    headDim: 64,
+    vocab: 201088,
+    eps: 1e-5,
+    intermediate: 2880,
+    experts: 32,
+    moePaddedHidden: 3072,
+    topK: 4,
+  },
+  'gpt-oss-120b': {
+    layers: 36,
+    hidden: 2880,
+    heads: 64,
+    kvHeads: 8,
+    headDim: 64,
+    vocab: 201088,
+    eps: 1e-5,
+    intermediate: 2880,
+    experts: 128,
+    moePaddedHidden: 3072,
+    topK: 4,
+  },
   // Qwen3-30B-A3B: head_dim 128 (not hidden / heads), moe_intermediate_size 768, no pad (2048 is
   // already a multiple of the MoE kernel's tile), q/k RMSNorm per head.
-  'qwen3-moe': { layers: 48, hidden: 2048, heads: 32, kvHeads: 4, headDim: 128, vocab: 151936, eps: 1e-6, intermediate: 768, experts: 128, topK: 8 },
-  llama: { layers: 32, hidden: 4096, heads: 32, kvHeads: 8, headDim: 128, vocab: 128256, eps: 1e-5, intermediate: 14336 },
+  'qwen3-moe': {
+    layers: 48,
+    hidden: 2048,
+    heads: 32,
+    kvHeads: 4,
+    headDim: 128,
+    vocab: 151936,
+    eps: 1e-6,
+    intermediate: 768,
+    experts: 128,
+    topK: 8,
+  },
+  llama: {
+    layers: 32,
+    hidden: 4096,
+    heads: 32,
+    kvHeads: 8,
+    headDim: 128,
+    vocab: 128256,
+    eps: 1e-5,
+    intermediate: 14336,
+  },
 } satisfies Record<string, ModelDims>;
 
 /** Where vLLM's linear layers shard under tensor parallelism of degree tp (rank 0's share). */
@@ -33,7 +77,11 @@ export function shardedDims(m: ModelDims, tp: number) {
   // vLLM replicates KV heads when there are fewer than ranks.
   const kv = Math.max(1, m.kvHeads / tp);
   return {
-    qHeads: q, kvHeads: kv, qSize: q * m.headDim, kvSize: kv * m.headDim,
-    vocab: Math.ceil(m.vocab / tp), intermediate: m.intermediate / tp,
+    qHeads: q,
+    kvHeads: kv,
+    qSize: q * m.headDim,
+    kvSize: kv * m.headDim,
+    vocab: Math.ceil(m.vocab / tp),
+    intermediate: m.intermediate / tp,
   };
 }

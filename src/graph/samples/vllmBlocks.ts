@@ -12,7 +12,12 @@ const V = '/opt/vllm/vllm';
 export const BF16 = (...dims: (number | string)[]) => `bf16[${dims.join(', ')}]`;
 export const T = 's72';
 
-export interface Ctx { w: FxWriter; m: ModelDims; tp: number; positions: Ref }
+export interface Ctx {
+  w: FxWriter;
+  m: ModelDims;
+  tp: number;
+  positions: Ref;
+}
 
 /** Token ids → hidden states, all-reduced across ranks (each rank holds vocab/tp rows). */
 export function embedding(c: Ctx, ids: Ref): Ref {
@@ -20,18 +25,28 @@ export function embedding(c: Ctx, ids: Ref): Ref {
   const shard = shardedDims(m, tp).vocab;
   const weight = w.param(BF16(shard, m.hidden));
   if (tp === 1) {
-    w.source(`${V}/model_executor/layers/vocab_parallel_embedding.py:47 in embedding, code: return F.embedding(input_, layer.weight)`);
+    w.source(
+      `${V}/model_executor/layers/vocab_parallel_embedding.py:47 in embedding, code: return F.embedding(input_, layer.weight)`,
+    );
     return w.op('aten.embedding.default', BF16(T, m.hidden), [weight, ids]);
   }
-  w.source(`${V}/model_executor/layers/vocab_parallel_embedding.py:146 in get_masked_input_and_mask, code: org_vocab_mask = (input_ >= org_vocab_start_index) & (input_ < org_vocab_end_index)`);
+  w.source(
+    `${V}/model_executor/layers/vocab_parallel_embedding.py:146 in get_masked_input_and_mask, code: org_vocab_mask = (input_ >= org_vocab_start_index) & (input_ < org_vocab_end_index)`,
+  );
   const ge = w.op('aten.ge.Scalar', `b8[${T}]`, [ids, 0]);
   const lt = w.op('aten.lt.Scalar', `b8[${T}]`, [ids, shard]);
   const inShard = w.op('aten.bitwise_and.Tensor', `b8[${T}]`, [ge, lt]);
-  w.source(`${V}/model_executor/layers/vocab_parallel_embedding.py:155 in get_masked_input_and_mask, code: input_ = vocab_mask * (input_ - valid_offset)`);
+  w.source(
+    `${V}/model_executor/layers/vocab_parallel_embedding.py:155 in get_masked_input_and_mask, code: input_ = vocab_mask * (input_ - valid_offset)`,
+  );
   const masked = w.op('aten.mul.Tensor', `i64[${T}]`, [inShard, ids]);
-  w.source(`${V}/model_executor/layers/vocab_parallel_embedding.py:47 in embedding, code: return F.embedding(input_, layer.weight)`);
+  w.source(
+    `${V}/model_executor/layers/vocab_parallel_embedding.py:47 in embedding, code: return F.embedding(input_, layer.weight)`,
+  );
   const emb = w.op('aten.embedding.default', BF16(T, m.hidden), [weight, masked]);
-  w.source(`${V}/model_executor/layers/vocab_parallel_embedding.py:419 in forward, code: output_parallel.masked_fill_(input_mask.unsqueeze(-1), 0)`);
+  w.source(
+    `${V}/model_executor/layers/vocab_parallel_embedding.py:419 in forward, code: output_parallel.masked_fill_(input_mask.unsqueeze(-1), 0)`,
+  );
   const outside = w.op('aten.bitwise_not.default', `b8[${T}]`, [inShard]);
   const mask = w.op('aten.unsqueeze.default', `b8[${T}, 1]`, [outside, -1]);
   const filled = w.op('aten.masked_fill.Scalar', BF16(T, m.hidden), [emb, mask, 0]);
@@ -40,7 +55,9 @@ export function embedding(c: Ctx, ids: Ref): Ref {
 
 export function allReduce(c: Ctx, x: Ref, cols: number): Ref {
   if (c.tp === 1) return x;
-  c.w.source(`${V}/distributed/parallel_state.py:307 in all_reduce, code: return torch.ops.vllm.all_reduce(input_, group_name=self.unique_name)`);
+  c.w.source(
+    `${V}/distributed/parallel_state.py:307 in all_reduce, code: return torch.ops.vllm.all_reduce(input_, group_name=self.unique_name)`,
+  );
   return c.w.op('vllm.all_reduce.default', BF16(T, cols), [x, 'tp:0']);
 }
 
@@ -51,7 +68,11 @@ export function rmsNorm(c: Ctx, x: Ref): Ref {
   w.source(`${V}/model_executor/layers/layernorm.py:94 in forward_cuda, code: out = torch.empty_like(x)`);
   const out = w.op('aten.empty_like.default', BF16(T, m.hidden), [x], { pin_memory: false });
   w.source(`${V}/_custom_ops.py:153 in rms_norm, code: torch.ops._C.rms_norm(out, input, weight, epsilon)`);
-  const [normed] = w.autoFunctionalized('_C.rms_norm.default', { result: out, input: x, weight, epsilon: float(m.eps) }, [{ index: 1, type: BF16(T, m.hidden) }]);
+  const [normed] = w.autoFunctionalized(
+    '_C.rms_norm.default',
+    { result: out, input: x, weight, epsilon: float(m.eps) },
+    [{ index: 1, type: BF16(T, m.hidden) }],
+  );
   return normed!;
 }
 
@@ -59,10 +80,16 @@ export function rmsNorm(c: Ctx, x: Ref): Ref {
 export function fusedAddRmsNorm(c: Ctx, x: Ref, residual: Ref, needResidual = true): [Ref, Ref | undefined] {
   const { w, m } = c;
   const weight = w.param(BF16(m.hidden));
-  w.source(`${V}/_custom_ops.py:158 in fused_add_rms_norm, code: torch.ops._C.fused_add_rms_norm(input, residual, weight, epsilon)`);
+  w.source(
+    `${V}/_custom_ops.py:158 in fused_add_rms_norm, code: torch.ops._C.fused_add_rms_norm(input, residual, weight, epsilon)`,
+  );
   const items = [{ index: 1, type: BF16(T, m.hidden) }];
   if (needResidual) items.push({ index: 2, type: BF16(T, m.hidden) });
-  const [normed, res] = w.autoFunctionalized('_C.fused_add_rms_norm.default', { input: x, residual, weight, epsilon: float(m.eps) }, items);
+  const [normed, res] = w.autoFunctionalized(
+    '_C.fused_add_rms_norm.default',
+    { input: x, residual, weight, epsilon: float(m.eps) },
+    items,
+  );
   return [normed!, res];
 }
 
@@ -73,7 +100,9 @@ export function linear(c: Ctx, x: Ref, inF: number, outF: number, bias: boolean,
   const b: Arg | undefined = bias ? w.param(BF16(outF)) : undefined;
   w.source(`${V}/model_executor/layers/linear.py:142 in apply, code: ${code}`);
   const t = w.op('aten.t.default', BF16(inF, outF), [weight]);
-  return b ? w.op('aten.addmm.default', BF16(T, outF), [b, x, t]) : w.op('aten.mm.default', BF16(T, outF), [x, t]);
+  return b
+    ? w.op('aten.addmm.default', BF16(T, outF), [b, x, t])
+    : w.op('aten.mm.default', BF16(T, outF), [x, t]);
 }
 
 const SPLIT_LINE: Record<string, number> = { 'llama.py': 204, 'gpt_oss.py': 164, 'qwen3_moe.py': 293 };
@@ -82,24 +111,40 @@ const SPLIT_LINE: Record<string, number> = { 'llama.py': 204, 'gpt_oss.py': 164,
 function headNorm(c: Ctx, x: Ref, heads: number, modelFile: string, which: 'q' | 'k'): Ref {
   const { w, m } = c;
   const weight = w.param(BF16(m.headDim));
-  w.source(`${V}/model_executor/models/${modelFile}:296 in forward, code: ${which}_by_head = ${which}.view(*${which}.shape[:-1], ${which}.shape[-1] // self.head_dim, self.head_dim)`);
+  w.source(
+    `${V}/model_executor/models/${modelFile}:296 in forward, code: ${which}_by_head = ${which}.view(*${which}.shape[:-1], ${which}.shape[-1] // self.head_dim, self.head_dim)`,
+  );
   const byHead = w.op('aten.view.default', BF16(T, heads, m.headDim), [x, [-1, heads, m.headDim]]);
   w.source(`${V}/model_executor/layers/layernorm.py:94 in forward_cuda, code: out = torch.empty_like(x)`);
   const out = w.op('aten.empty_like.default', BF16(T, heads, m.headDim), [byHead], { pin_memory: false });
   w.source(`${V}/_custom_ops.py:153 in rms_norm, code: torch.ops._C.rms_norm(out, input, weight, epsilon)`);
-  const [normed] = w.autoFunctionalized('_C.rms_norm.default', { result: out, input: byHead, weight, epsilon: float(m.eps) },
-    [{ index: 1, type: BF16(T, heads, m.headDim) }]);
-  w.source(`${V}/model_executor/models/${modelFile}:298 in forward, code: ${which} = ${which}_by_head.view(${which}.shape)`);
+  const [normed] = w.autoFunctionalized(
+    '_C.rms_norm.default',
+    { result: out, input: byHead, weight, epsilon: float(m.eps) },
+    [{ index: 1, type: BF16(T, heads, m.headDim) }],
+  );
+  w.source(
+    `${V}/model_executor/models/${modelFile}:298 in forward, code: ${which} = ${which}_by_head.view(${which}.shape)`,
+  );
   return w.op('aten.view.default', BF16(T, heads * m.headDim), [normed!, [-1, heads * m.headDim]]);
 }
 
 /** qkv projection, RoPE, paged attention, o_proj (row-parallel: a partial sum, all-reduced). */
-export function attention(c: Ctx, h: Ref, layer: number, qkvBias: boolean, modelFile: string, qkNorm = false): Ref {
+export function attention(
+  c: Ctx,
+  h: Ref,
+  layer: number,
+  qkvBias: boolean,
+  modelFile: string,
+  qkNorm = false,
+): Ref {
   const { w, m, tp, positions } = c;
   const s = shardedDims(m, tp);
   const qkvOut = s.qSize + 2 * s.kvSize;
   const qkv = linear(c, h, m.hidden, qkvOut, qkvBias, 'return F.linear(x, layer.weight, bias)');
-  w.source(`${V}/model_executor/models/${modelFile}:${SPLIT_LINE[modelFile] ?? 164} in forward, code: q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)`);
+  w.source(
+    `${V}/model_executor/models/${modelFile}:${SPLIT_LINE[modelFile] ?? 164} in forward, code: q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)`,
+  );
   const split = w.op('aten.split_with_sizes.default', null, [qkv, [s.qSize, s.kvSize, s.kvSize], -1]);
   const q = w.getitem(split, 0, BF16(T, s.qSize));
   let k = w.getitem(split, 1, BF16(T, s.kvSize));
@@ -107,21 +152,34 @@ export function attention(c: Ctx, h: Ref, layer: number, qkvBias: boolean, model
   const qn = qkNorm ? headNorm(c, q, s.qHeads, modelFile, 'q') : q;
   if (qkNorm) k = headNorm(c, k, s.kvHeads, modelFile, 'k');
   const cache = w.param(BF16(131072, m.headDim));
-  w.source(`${V}/_custom_ops.py:136 in rotary_embedding, code: torch.ops._C.rotary_embedding(positions, query, key, head_size, cos_sin_cache, is_neox)`);
-  const [qr, kr] = w.autoFunctionalized('_C.rotary_embedding.default',
+  w.source(
+    `${V}/_custom_ops.py:136 in rotary_embedding, code: torch.ops._C.rotary_embedding(positions, query, key, head_size, cos_sin_cache, is_neox)`,
+  );
+  const [qr, kr] = w.autoFunctionalized(
+    '_C.rotary_embedding.default',
     { positions, query: qn, key: k, head_size: m.headDim, cos_sin_cache: cache, is_neox: true },
-    [{ index: 1, type: BF16(T, s.qSize) }, { index: 2, type: BF16(T, s.kvSize) }]);
+    [
+      { index: 1, type: BF16(T, s.qSize) },
+      { index: 2, type: BF16(T, s.kvSize) },
+    ],
+  );
   w.source(`${V}/attention/layer.py:167 in forward, code: output = torch.empty_like(query)`);
   const out = w.op('aten.empty_like.default', BF16(T, s.qSize), [qr!], { pin_memory: false });
-  w.source(`${V}/attention/layer.py:173 in forward, code: output = output.view(-1, self.num_heads, self.head_size)`);
+  w.source(
+    `${V}/attention/layer.py:173 in forward, code: output = output.view(-1, self.num_heads, self.head_size)`,
+  );
   const outView = w.op('aten.view.default', BF16(T, s.qHeads, m.headDim), [out, [-1, s.qHeads, m.headDim]]);
-  w.source(`${V}/attention/layer.py:190 in forward, code: torch.ops.vllm.unified_attention_with_output(query, key, value, output, self.layer_name)`);
+  w.source(
+    `${V}/attention/layer.py:190 in forward, code: torch.ops.vllm.unified_attention_with_output(query, key, value, output, self.layer_name)`,
+  );
   const qv = w.op('aten.view.default', BF16(T, s.qHeads, m.headDim), [qr!, [-1, s.qHeads, m.headDim]]);
   const kv = w.op('aten.view.default', BF16(T, s.kvHeads, m.headDim), [kr!, [-1, s.kvHeads, m.headDim]]);
   const vv = w.op('aten.view.default', BF16(T, s.kvHeads, m.headDim), [v, [-1, s.kvHeads, m.headDim]]);
-  const [attn] = w.autoFunctionalized('vllm.unified_attention_with_output.default',
+  const [attn] = w.autoFunctionalized(
+    'vllm.unified_attention_with_output.default',
     { query: qv, key: kv, value: vv, output: outView, layer_name: `model.layers.${layer}.self_attn.attn` },
-    [{ index: 1, type: BF16(T, s.qHeads, m.headDim) }]);
+    [{ index: 1, type: BF16(T, s.qHeads, m.headDim) }],
+  );
   const flat = w.op('aten.view.default', BF16(T, s.qSize), [attn!, [-1, s.qSize]]);
   // o_proj is row-parallel: rank 0 adds no bias before the reduction (vLLM adds it on rank 0
   // only when the layer has one; GPT-OSS's and Llama's graphs at rank ≥ 1 are this form).
@@ -135,8 +193,15 @@ export function attention(c: Ctx, h: Ref, layer: number, qkvBias: boolean, model
  * and the model's feed-forward block; a final add + norm whose residual nobody reads.
  */
 export function decoderGraph(
-  m: ModelDims, layers: number, tp: number,
-  block: { qkvBias: boolean; modelFile: string; qkNorm?: boolean; ffn: (c: Ctx, h: Ref, layer: number, sym: Ref) => Ref },
+  m: ModelDims,
+  layers: number,
+  tp: number,
+  block: {
+    qkvBias: boolean;
+    modelFile: string;
+    qkNorm?: boolean;
+    ffn: (c: Ctx, h: Ref, layer: number, sym: Ref) => Ref;
+  },
 ): FxWriter {
   const w = new FxWriter();
   const sym = w.param('Sym(s72)');

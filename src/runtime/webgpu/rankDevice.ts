@@ -23,8 +23,15 @@ export class RankDevice {
   /** The device's subgroup size where it has the `subgroups` feature and one fixed size, else 0 (kernels then reduce through workgroup memory). */
   subgroupSize = 0;
 
-  constructor(readonly rank: number, readonly device: GPUDevice, readonly adapterName: string, readonly timestamps: boolean) {
-    device.lost.then((info) => { this.lost = info.message || info.reason || 'lost'; });
+  constructor(
+    readonly rank: number,
+    readonly device: GPUDevice,
+    readonly adapterName: string,
+    readonly timestamps: boolean,
+  ) {
+    device.lost.then((info) => {
+      this.lost = info.message || info.reason || 'lost';
+    });
     if (timestamps) this.querySet = device.createQuerySet({ type: 'timestamp', count: MAX_QUERIES });
   }
 
@@ -35,13 +42,21 @@ export class RankDevice {
   }
 
   alloc(id: string, bytes: number): GPUBuffer {
-    const b = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: id });
+    const b = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      label: id,
+    });
     this.buffers.set(id, b);
     return b;
   }
 
   scratch(bytes: number, label: string): GPUBuffer {
-    const b = this.device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label });
+    const b = this.device.createBuffer({
+      size: Math.max(16, bytes),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      label,
+    });
     this.transient.push(b);
     return b;
   }
@@ -67,7 +82,10 @@ export class RankDevice {
     // A WGSL error rejects the pipeline; the scope keeps it from also surfacing as an uncaptured error.
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code });
-    const pending = this.device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const pending = this.device.createComputePipelineAsync({
+      layout: 'auto',
+      compute: { module, entryPoint: 'main' },
+    });
     void this.device.popErrorScope();
     pending.catch(() => undefined); // when the device is lost first, nobody awaits it
     const p = await Promise.race([pending, this.device.lost.then(() => null)]);
@@ -76,7 +94,19 @@ export class RankDevice {
   }
 
   /** Encode and submit one step's dispatches, inside error scopes. */
-  submit(node: string, op: string, encode: (enc: GPUCommandEncoder, pass: (code: string, bindings: (GPUBuffer | null)[], meta: Uint32Array | null, grid: [number, number, number?]) => void) => void): void {
+  submit(
+    node: string,
+    op: string,
+    encode: (
+      enc: GPUCommandEncoder,
+      pass: (
+        code: string,
+        bindings: (GPUBuffer | null)[],
+        meta: Uint32Array | null,
+        grid: [number, number, number?],
+      ) => void,
+    ) => void,
+  ): void {
     this.currentNode = node;
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');
@@ -85,17 +115,27 @@ export class RankDevice {
       const pipeline = this.pipeline(code);
       const entries: GPUBindGroupEntry[] = [];
       if (meta) {
-        const mb = this.device.createBuffer({ size: Math.max(16, meta.byteLength), usage: GPUBufferUsage.STORAGE, mappedAtCreation: true });
+        const mb = this.device.createBuffer({
+          size: Math.max(16, meta.byteLength),
+          usage: GPUBufferUsage.STORAGE,
+          mappedAtCreation: true,
+        });
         new Uint32Array(mb.getMappedRange()).set(meta);
         mb.unmap();
         this.transient.push(mb);
         entries.push({ binding: 0, resource: { buffer: mb } });
       }
-      bindings.forEach((b, i) => { if (b) entries.push({ binding: i + 1, resource: { buffer: b } }); });
+      bindings.forEach((b, i) => {
+        if (b) entries.push({ binding: i + 1, resource: { buffer: b } });
+      });
       const bg = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
       let timestampWrites: GPUComputePassTimestampWrites | undefined;
       if (this.querySet && this.queries + 2 <= MAX_QUERIES) {
-        timestampWrites = { querySet: this.querySet, beginningOfPassWriteIndex: this.queries, endOfPassWriteIndex: this.queries + 1 };
+        timestampWrites = {
+          querySet: this.querySet,
+          beginningOfPassWriteIndex: this.queries,
+          endOfPassWriteIndex: this.queries + 1,
+        };
         this.passes.push({ step: this.stepIndex, q: this.queries });
         this.queries += 2;
       }
@@ -118,9 +158,19 @@ export class RankDevice {
     await Promise.race([this.device.queue.onSubmittedWorkDone(), this.device.lost]);
     for (const e of pending) {
       const err = await e.p;
-      if (err) throw new RunError('validation', `node ${e.node} (${e.op}) on rank ${this.rank}: ${err.message.split('\n')[0]}`, { node: e.node, op: e.op });
+      if (err)
+        throw new RunError(
+          'validation',
+          `node ${e.node} (${e.op}) on rank ${this.rank}: ${err.message.split('\n')[0]}`,
+          { node: e.node, op: e.op },
+        );
     }
-    if (this.lost) throw new RunError('device-lost', `rank ${this.rank}'s device was lost while running node ${this.currentNode}: ${this.lost}. The next run opens new devices.`, { node: this.currentNode });
+    if (this.lost)
+      throw new RunError(
+        'device-lost',
+        `rank ${this.rank}'s device was lost while running node ${this.currentNode}: ${this.lost}. The next run opens new devices.`,
+        { node: this.currentNode },
+      );
     for (const b of this.transient) b.destroy();
     this.transient = [];
   }
@@ -128,9 +178,13 @@ export class RankDevice {
   async read(buf: GPUBuffer, byteOffset: number, byteLength: number): Promise<Uint8Array> {
     // Copies move whole 4-byte words: a bf16 window at an odd element (a rank's share of rows) is
     // read through the enclosing aligned words. Buffers are sized in whole words (bufferBytes).
-    const start = byteOffset - (byteOffset % 4), lead = byteOffset - start;
+    const start = byteOffset - (byteOffset % 4),
+      lead = byteOffset - start;
     const size = Math.ceil((lead + byteLength) / 4) * 4;
-    const staging = this.device.createBuffer({ size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.device.createBuffer({
+      size: Math.max(4, size),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     const enc = this.device.createCommandEncoder();
     if (byteLength > 0) enc.copyBufferToBuffer(buf, start, staging, 0, size);
     this.device.queue.submit([enc.finish()]);
@@ -144,7 +198,8 @@ export class RankDevice {
   /** Writes at a word-aligned offset; an unaligned tail is padded with zeros to the word's end. */
   write(buf: GPUBuffer, byteOffset: number, data: Uint8Array): void {
     // writeBuffer cannot start inside a word; callers assemble unaligned pieces on the host first.
-    if (byteOffset % 4) throw new Error(`rank ${this.rank}: write to ${buf.label} at byte ${byteOffset}, not a multiple of 4`);
+    if (byteOffset % 4)
+      throw new Error(`rank ${this.rank}: write to ${buf.label} at byte ${byteOffset}, not a multiple of 4`);
     // writeBuffer takes no SharedArrayBuffer views (worker mode's slots): copy them out first.
     if (!(data.buffer instanceof ArrayBuffer)) data = new Uint8Array(data);
     const size = Math.floor(data.byteLength / 4) * 4;
@@ -166,7 +221,10 @@ export class RankDevice {
   async kernelTimes(): Promise<Map<number, { start: number; dur: number; passes: number[] }>> {
     const out = new Map<number, { start: number; dur: number; passes: number[] }>();
     if (!this.querySet || this.queries === 0) return out;
-    const resolve = this.device.createBuffer({ size: this.queries * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const resolve = this.device.createBuffer({
+      size: this.queries * 8,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
     const enc = this.device.createCommandEncoder();
     enc.resolveQuerySet(this.querySet, 0, this.queries, resolve, 0);
     this.device.queue.submit([enc.finish()]);
@@ -178,7 +236,10 @@ export class RankDevice {
       const start = Number(ts[p.q] - t0) / 1000;
       const dur = Math.max(0, Number(ts[p.q + 1] - ts[p.q]) / 1000);
       const have = out.get(p.step);
-      if (have) { have.dur += dur; have.passes.push(dur); } else out.set(p.step, { start, dur, passes: [dur] });
+      if (have) {
+        have.dur += dur;
+        have.passes.push(dur);
+      } else out.set(p.step, { start, dur, passes: [dur] });
     }
     return out;
   }
@@ -203,20 +264,34 @@ export class RankDevice {
 }
 
 /** Open one device per rank, each from its own adapter, asking for the adapter's highest limits. */
-export async function openRanks(gpu: GPU, ranks: number, opts: { f16: boolean }, firstRank = 0): Promise<RankDevice[]> {
+export async function openRanks(
+  gpu: GPU,
+  ranks: number,
+  opts: { f16: boolean },
+  firstRank = 0,
+): Promise<RankDevice[]> {
   const out: RankDevice[] = [];
   for (let r = firstRank; r < firstRank + ranks; r++) {
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-    if (!adapter) throw new RunError('limits', `no WebGPU adapter for rank ${r} (of ${ranks}); use --backend cpu`);
+    if (!adapter)
+      throw new RunError('limits', `no WebGPU adapter for rank ${r} (of ${ranks}); use --backend cpu`);
     if (opts.f16 && !adapter.features.has('shader-f16')) {
-      throw new RunError('limits', `dtype f16 needs the adapter feature shader-f16, which ${adapterName(adapter)} does not have; use --dtype bf16 or f32`);
+      throw new RunError(
+        'limits',
+        `dtype f16 needs the adapter feature shader-f16, which ${adapterName(adapter)} does not have; use --dtype bf16 or f32`,
+      );
     }
     const features: GPUFeatureName[] = [];
     if (adapter.features.has('timestamp-query')) features.push('timestamp-query');
     if (opts.f16) features.push('shader-f16');
     // Subgroup reductions need one known size (NVIDIA 32, SwiftShader 4); a range (8–32, 32–64) gets the workgroup-memory kernels.
     const info = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
-    const sg = adapter.features.has('subgroups') && info.subgroupMinSize && info.subgroupMinSize === info.subgroupMaxSize ? info.subgroupMinSize : 0;
+    const sg =
+      adapter.features.has('subgroups') &&
+      info.subgroupMinSize &&
+      info.subgroupMinSize === info.subgroupMaxSize
+        ? info.subgroupMinSize
+        : 0;
     if (sg) features.push('subgroups' as GPUFeatureName);
     const L = adapter.limits;
     const device = await adapter.requestDevice({
@@ -238,7 +313,9 @@ export async function openRanks(gpu: GPU, ranks: number, opts: { f16: boolean },
 
 export function adapterName(a: GPUAdapter): string {
   const i = a.info;
-  return [i?.vendor, i?.architecture, i?.device, i?.description].filter(Boolean).join(' ') || 'WebGPU adapter';
+  return (
+    [i?.vendor, i?.architecture, i?.device, i?.description].filter(Boolean).join(' ') || 'WebGPU adapter'
+  );
 }
 
 /**
@@ -249,8 +326,12 @@ const groups = new Map<GPU, RankDevice[]>();
 
 export async function rankGroup(gpu: GPU, ranks: number, f16: boolean): Promise<RankDevice[]> {
   let group = groups.get(gpu) ?? [];
-  if (group.some((r) => r.lost) || (f16 && group.length > 0 && !group[0].device.features.has('shader-f16'))) { closeRanks(gpu); group = []; }
-  if (group.length < ranks) group = [...group, ...(await openRanks(gpu, ranks - group.length, { f16 }, group.length))];
+  if (group.some((r) => r.lost) || (f16 && group.length > 0 && !group[0].device.features.has('shader-f16'))) {
+    closeRanks(gpu);
+    group = [];
+  }
+  if (group.length < ranks)
+    group = [...group, ...(await openRanks(gpu, ranks - group.length, { f16 }, group.length))];
   groups.set(gpu, group);
   return group.slice(0, ranks);
 }

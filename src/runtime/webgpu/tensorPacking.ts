@@ -18,7 +18,8 @@ export function packHost(t: HostTensor, dtype: StorageDType): Uint8Array {
     return new Uint8Array(words.buffer);
   }
   if (dtype === 'f32') return new Uint8Array(Float32Array.from(v).buffer);
-  for (let i = 0; i < v.length; i++) if (!Number.isInteger(v[i])) throw new RunError('input', `an integer input holds ${v[i]} at ${i}`);
+  for (let i = 0; i < v.length; i++)
+    if (!Number.isInteger(v[i])) throw new RunError('input', `an integer input holds ${v[i]} at ${i}`);
   return new Uint8Array(Int32Array.from(v).buffer);
 }
 

@@ -23,7 +23,18 @@ export interface DiffViewProps {
 }
 
 export function DiffView(props: DiffViewProps): React.JSX.Element {
-  const { before, after, matches, selected, onSelect, testMode, focus, collapsed, onToggleGroup: toggle, onSetCollapsed } = props;
+  const {
+    before,
+    after,
+    matches,
+    selected,
+    onSelect,
+    testMode,
+    focus,
+    collapsed,
+    onToggleGroup: toggle,
+    onSetCollapsed,
+  } = props;
   const diff = useMemo(() => diffGraphs(before, after, matches), [before, after, matches]);
   const beforeMarks = useMemo(() => changeMarks(diff.before), [diff]);
   const afterMarks = useMemo(() => changeMarks(diff.after), [diff]);
@@ -34,24 +45,58 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
   const beforeNames = useMemo(() => new Set(before.nodes.map((n) => n.name)), [before]);
   // The after view centres on the change; the before view lines its counterpart up with it.
   const [anchor, setAnchor] = useState<{ after: string; before: string } | null>(null);
-  const onFocus = useCallback((name: string) => {
-    const other = counterpart(diff, beforeNames, name);
-    setAnchor(other ? { after: name, before: other } : null);
-    return other !== null;
-  }, [diff, beforeNames]);
-  const selectedBefore = selected === null ? null
-    : diff.afterToBefore.get(selected) ?? (beforeNames.has(selected) ? selected : null);
-  const selectedAfter = selected === null ? null
-    : afterNames.has(selected) && (diff.afterToBefore.has(selected) || !beforeNames.has(selected)) ? selected
-      : diff.beforeToAfter.get(selected) ?? diff.mergedInto.get(selected) ?? null;
+  const onFocus = useCallback(
+    (name: string) => {
+      const other = counterpart(diff, beforeNames, name);
+      setAnchor(other ? { after: name, before: other } : null);
+      return other !== null;
+    },
+    [diff, beforeNames],
+  );
+  const selectedBefore =
+    selected === null
+      ? null
+      : (diff.afterToBefore.get(selected) ?? (beforeNames.has(selected) ? selected : null));
+  const selectedAfter =
+    selected === null
+      ? null
+      : afterNames.has(selected) && (diff.afterToBefore.has(selected) || !beforeNames.has(selected))
+        ? selected
+        : (diff.beforeToAfter.get(selected) ?? diff.mergedInto.get(selected) ?? null);
 
   return (
     <div className="fl-diff-view" data-testid="diff-view">
-      <GraphView graph={before} label="before" marks={beforeMarks} selected={selectedBefore} onSelect={onSelect}
-        view={view} onViewChange={setView} collapsed={collapsed} onToggleGroup={toggle} onSetCollapsed={onSetCollapsed} testMode={testMode} anchor={anchor?.before ?? null} />
-      <GraphView graph={after} label="after" marks={afterMarks} selected={selectedAfter} onSelect={onSelect}
-        view={view} onViewChange={setView} collapsed={collapsed} onToggleGroup={toggle} onSetCollapsed={onSetCollapsed} animateFrom={animateFrom} testMode={testMode}
-        anchor={anchor?.after ?? null} focus={focus} onFocus={onFocus} />
+      <GraphView
+        graph={before}
+        label="before"
+        marks={beforeMarks}
+        selected={selectedBefore}
+        onSelect={onSelect}
+        view={view}
+        onViewChange={setView}
+        collapsed={collapsed}
+        onToggleGroup={toggle}
+        onSetCollapsed={onSetCollapsed}
+        testMode={testMode}
+        anchor={anchor?.before ?? null}
+      />
+      <GraphView
+        graph={after}
+        label="after"
+        marks={afterMarks}
+        selected={selectedAfter}
+        onSelect={onSelect}
+        view={view}
+        onViewChange={setView}
+        collapsed={collapsed}
+        onToggleGroup={toggle}
+        onSetCollapsed={onSetCollapsed}
+        animateFrom={animateFrom}
+        testMode={testMode}
+        anchor={anchor?.after ?? null}
+        focus={focus}
+        onFocus={onFocus}
+      />
     </div>
   );
 }

@@ -5,14 +5,29 @@
 // into the node that replaced them, added ones appear).
 
 import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
-import { easeCubicInOut, select, zoom as d3zoom, zoomIdentity, type ZoomBehavior, type ZoomTransform } from 'd3';
+import {
+  easeCubicInOut,
+  select,
+  zoom as d3zoom,
+  zoomIdentity,
+  type ZoomBehavior,
+  type ZoomTransform,
+} from 'd3';
 import type { Graph } from '../../graph/ir.ts';
 import type { GraphLayout, LaidGroup, LaidNode } from './layout.ts';
 import type { LayoutResult } from './layoutProtocol.ts';
 import type { Scene, SceneNode } from './scene.ts';
 import { layoutClient, type PartialLayout } from './layoutClient.ts';
 import { edgePath, valueLabels } from './edgePath.ts';
-import { drawCanvas, drawMinimap, drawMinimapBase, minimapFrame, minimapSize, LOD_DETAIL, LOD_TITLES } from './canvasRenderer.ts';
+import {
+  drawCanvas,
+  drawMinimap,
+  drawMinimapBase,
+  minimapFrame,
+  minimapSize,
+  LOD_DETAIL,
+  LOD_TITLES,
+} from './canvasRenderer.ts';
 import { readPalette, type Palette } from './palette.ts';
 import { GROUP_HEADER, HitGrid } from './hitGrid.ts';
 import { NavIndex, type Direction } from './keyboardNavigation.ts';
@@ -21,7 +36,11 @@ import { recordLayoutProgress, registerView, type ViewHandle } from './viewRegis
 import { downloadImage } from './exportImage.ts';
 import './graph.css';
 
-export interface ViewTransform { x: number; y: number; k: number }
+export interface ViewTransform {
+  x: number;
+  y: number;
+  k: number;
+}
 export type NodeMark = 'added' | 'removed' | 'moved' | 'fused';
 
 export interface GraphViewProps {
@@ -72,7 +91,11 @@ export const SVG_LIMIT = 1500;
 const ANIM_MS = 750;
 
 const NodeBox = memo(function NodeBox(props: {
-  n: LaidNode; sn: SceneNode | undefined; mark?: NodeMark; selected: boolean; match: boolean;
+  n: LaidNode;
+  sn: SceneNode | undefined;
+  mark?: NodeMark;
+  selected: boolean;
+  match: boolean;
 }) {
   const { n, sn, mark, selected, match } = props;
   if (n.ref) {
@@ -90,43 +113,91 @@ const NodeBox = memo(function NodeBox(props: {
   return (
     <g
       className={`fl-node${small ? ' fl-small' : ''}${input ? ' fl-input' : ''}`}
-      data-node={n.name} data-op={sn?.op ?? ''} data-kind={kind}
-      data-mark={mark} data-selected={selected ? 'true' : undefined} data-match={match ? 'true' : undefined}
+      data-node={n.name}
+      data-op={sn?.op ?? ''}
+      data-kind={kind}
+      data-mark={mark}
+      data-selected={selected ? 'true' : undefined}
+      data-match={match ? 'true' : undefined}
       transform={`translate(${n.x},${n.y})`}
     >
       <title>{sn ? `${sn.name} = ${sn.op}${sn.type ? ` → ${sn.type}` : ''}` : n.name}</title>
-      <rect className="fl-box" width={n.w} height={n.h} rx={small || input ? n.h / 2 : 5}
-        style={{ stroke: `var(--fl-kind-${kind})`, fill: `var(--fl-kind-${kind}-fill)` }} />
-      {!small && !input && <rect className="fl-accent" x={0} y={4} width={3} height={n.h - 8} style={{ fill: `var(--fl-kind-${kind})` }} />}
-      {small ? (
-        <text className="fl-title" x={n.w / 2} y={n.h / 2 + 3.5} textAnchor="middle">{`${sn?.title ?? ''} ${n.name}`}</text>
-      ) : (
-        sn && sn.subtitle && sn.subtitle !== sn.title ? (
-          <>
-            <text className="fl-title fl-title2" x={12} y={input ? 15 : 17}>{sn.title}</text>
-            <text className="fl-sub" x={12} y={input ? 28 : 31}>{sn.subtitle}</text>
-          </>
-        ) : (
-          <text className="fl-title" x={12} y={n.h / 2 + 4}>{sn?.title ?? n.name}</text>
-        )
+      <rect
+        className="fl-box"
+        width={n.w}
+        height={n.h}
+        rx={small || input ? n.h / 2 : 5}
+        style={{ stroke: `var(--fl-kind-${kind})`, fill: `var(--fl-kind-${kind}-fill)` }}
+      />
+      {!small && !input && (
+        <rect
+          className="fl-accent"
+          x={0}
+          y={4}
+          width={3}
+          height={n.h - 8}
+          style={{ fill: `var(--fl-kind-${kind})` }}
+        />
       )}
-      <rect className="fl-ring" x={-3} y={-3} width={n.w + 6} height={n.h + 6} rx={small || input ? n.h / 2 + 3 : 8} />
+      {small ? (
+        <text
+          className="fl-title"
+          x={n.w / 2}
+          y={n.h / 2 + 3.5}
+          textAnchor="middle"
+        >{`${sn?.title ?? ''} ${n.name}`}</text>
+      ) : sn && sn.subtitle && sn.subtitle !== sn.title ? (
+        <>
+          <text className="fl-title fl-title2" x={12} y={input ? 15 : 17}>
+            {sn.title}
+          </text>
+          <text className="fl-sub" x={12} y={input ? 28 : 31}>
+            {sn.subtitle}
+          </text>
+        </>
+      ) : (
+        <text className="fl-title" x={12} y={n.h / 2 + 4}>
+          {sn?.title ?? n.name}
+        </text>
+      )}
+      <rect
+        className="fl-ring"
+        x={-3}
+        y={-3}
+        width={n.w + 6}
+        height={n.h + 6}
+        rx={small || input ? n.h / 2 + 3 : 8}
+      />
     </g>
   );
 });
 
 function GroupBox({ g, onToggle }: { g: LaidGroup; onToggle?: (id: string) => void }) {
   return (
-    <g className="fl-group" data-group={g.id} data-collapsed={g.collapsed ? 'true' : 'false'} transform={`translate(${g.x},${g.y})`}>
+    <g
+      className="fl-group"
+      data-group={g.id}
+      data-collapsed={g.collapsed ? 'true' : 'false'}
+      transform={`translate(${g.x},${g.y})`}
+    >
       <rect className="fl-group-box" width={g.w} height={g.h} rx={8} />
-      <g className="fl-group-toggle" role="button" tabIndex={0} aria-expanded={!g.collapsed} aria-label={`${g.collapsed ? 'Expand' : 'Collapse'} ${g.label}`}
-        onClick={(e) => { e.stopPropagation(); onToggle?.(g.id); }}
+      <g
+        className="fl-group-toggle"
+        role="button"
+        tabIndex={0}
+        aria-expanded={!g.collapsed}
+        aria-label={`${g.collapsed ? 'Expand' : 'Collapse'} ${g.label}`}
+        onClick={(e) => {
+          e.stopPropagation();
+          onToggle?.(g.id);
+        }}
         onKeyDown={(e) => {
           if (e.key !== 'Enter' && e.key !== ' ') return;
           e.preventDefault();
           e.stopPropagation();
           onToggle?.(g.id);
-        }}>
+        }}
+      >
         <rect width={g.collapsed ? g.w : GROUP_HEADER.w} height={g.collapsed ? g.h : GROUP_HEADER.h} rx={8} />
         <text className="fl-group-title" x={12} y={g.collapsed ? g.h / 2 + 4 : 17}>
           {g.collapsed ? `▸ ${g.label} · ${g.count} node${g.count === 1 ? '' : 's'}` : `▾ ${g.label}`}
@@ -137,7 +208,24 @@ function GroupBox({ g, onToggle }: { g: LaidGroup; onToggle?: (id: string) => vo
 }
 
 export const GraphView: React.FC<GraphViewProps> = (props) => {
-  const { graph, label, marks, selected, onSelect, view, onViewChange, collapsed, onToggleGroup, onSetCollapsed, animateFrom, testMode, onReady, focus, onFocus, anchor } = props;
+  const {
+    graph,
+    label,
+    marks,
+    selected,
+    onSelect,
+    view,
+    onViewChange,
+    collapsed,
+    onToggleGroup,
+    onSetCollapsed,
+    animateFrom,
+    testMode,
+    onReady,
+    focus,
+    onFocus,
+    anchor,
+  } = props;
   const rootRef = useRef<HTMLDivElement>(null);
   // The element pan/zoom listens on: a stage div over the SVG scene, or the canvas.
   const surfaceRef = useRef<HTMLDivElement | HTMLCanvasElement | null>(null);
@@ -186,33 +274,55 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     // to its bottom edge: blocks further down would change nothing on screen and only take the
     // page's time from the layout. A rewrite's relayout is not painted in parts: the old graph
     // stays until the new one can animate from it.
-    const onProgress = animateFrom ? undefined : (p: PartialLayout) => {
-      latest = p;
-      if (frameId) return;
-      frameId = requestAnimationFrame(() => {
-        frameId = 0;
-        if (!live || !latest) return;
-        const q = latest;
-        setProgress({ done: q.blocksDone, total: q.blocks });
-        const t = transformRef.current;
-        if (paintedBottom >= (sizeRef.current.h - t.y) / t.k) return;
-        const partial = q.assemble();
-        paintedBottom = partial.height;
-        setResult({ graph, scene: q.scene, layout: partial, ms: 0, complete: false });
-      });
-    };
-    layoutClient.layout({
-      graph,
-      collapsed: collapsedKey ? collapsedKey.split('\n') : [],
-      previous: animateFrom ? { graph: animateFrom.graph, mapping: [...animateFrom.mapping] } : undefined,
-    }, onProgress).then((r) => {
-      if (!live) return;
+    const onProgress = animateFrom
+      ? undefined
+      : (p: PartialLayout) => {
+          latest = p;
+          if (frameId) return;
+          frameId = requestAnimationFrame(() => {
+            frameId = 0;
+            if (!live || !latest) return;
+            const q = latest;
+            setProgress({ done: q.blocksDone, total: q.blocks });
+            const t = transformRef.current;
+            if (paintedBottom >= (sizeRef.current.h - t.y) / t.k) return;
+            const partial = q.assemble();
+            paintedBottom = partial.height;
+            setResult({ graph, scene: q.scene, layout: partial, ms: 0, complete: false });
+          });
+        };
+    layoutClient
+      .layout(
+        {
+          graph,
+          collapsed: collapsedKey ? collapsedKey.split('\n') : [],
+          previous: animateFrom ? { graph: animateFrom.graph, mapping: [...animateFrom.mapping] } : undefined,
+        },
+        onProgress,
+      )
+      .then(
+        (r) => {
+          if (!live) return;
+          cancelAnimationFrame(frameId);
+          frameId = 0;
+          setResult({
+            graph,
+            scene: r.scene,
+            layout: r.layout,
+            previous: r.previous,
+            ms: r.ms,
+            complete: true,
+          });
+          setProgress({ done: r.blocks, total: r.blocks });
+        },
+        (e: unknown) => {
+          if (live) setError(e instanceof Error ? e.message : String(e));
+        },
+      );
+    return () => {
+      live = false;
       cancelAnimationFrame(frameId);
-      frameId = 0;
-      setResult({ graph, scene: r.scene, layout: r.layout, previous: r.previous, ms: r.ms, complete: true });
-      setProgress({ done: r.blocks, total: r.blocks });
-    }, (e: unknown) => { if (live) setError(e instanceof Error ? e.message : String(e)); });
-    return () => { live = false; cancelAnimationFrame(frameId); };
+    };
   }, [graph, collapsedKey, animateFrom]);
 
   const layout: GraphLayout | null = result?.layout ?? null;
@@ -223,7 +333,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const visibleCount = layout ? layout.nodes.length : 0;
   // A partial layout is drawn by the renderer the whole graph will likely need, so the view
   // does not switch from SVG to canvas halfway through.
-  const expectedCount = result && !result.complete ? Math.max(visibleCount, result.scene.nodes.length) : visibleCount;
+  const expectedCount =
+    result && !result.complete ? Math.max(visibleCount, result.scene.nodes.length) : visibleCount;
   const renderer: 'svg' | 'canvas' = expectedCount > SVG_LIMIT ? 'canvas' : 'svg';
   // Hit-testing and arrow keys wait for the whole layout rather than rebuild for every block.
   const hitGrid = useMemo(() => (layout && complete ? new HitGrid(layout) : null), [layout, complete]);
@@ -247,20 +358,32 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const paletteCache = useRef<{ theme: string | undefined; palette: Palette } | null>(null);
   const palette = useCallback((root: HTMLElement): Palette => {
     const theme = document.documentElement.dataset.theme;
-    if (!paletteCache.current || paletteCache.current.theme !== theme) paletteCache.current = { theme, palette: readPalette(root) };
+    if (!paletteCache.current || paletteCache.current.theme !== theme)
+      paletteCache.current = { theme, palette: readPalette(root) };
     return paletteCache.current!.palette;
   }, []);
 
-  const minimapBase = useRef<{ layout: GraphLayout; w: number; h: number; palette: Palette; canvas: HTMLCanvasElement } | null>(null);
+  const minimapBase = useRef<{
+    layout: GraphLayout;
+    w: number;
+    h: number;
+    palette: Palette;
+    canvas: HTMLCanvasElement;
+  } | null>(null);
   const drawMini = useCallback(() => {
-    const mm = minimapRef.current, root = rootRef.current;
+    const mm = minimapRef.current,
+      root = rootRef.current;
     // The minimap waits for the whole layout: redrawing its base for every arriving block
     // would take the page's time from the blocks themselves.
     if (!mm || !layout || !root || !complete) return;
     const dpr = window.devicePixelRatio || 1;
-    const w = mm.clientWidth, h = mm.clientHeight;
+    const w = mm.clientWidth,
+      h = mm.clientHeight;
     if (!w || !h) return;
-    if (mm.width !== Math.round(w * dpr)) { mm.width = Math.round(w * dpr); mm.height = Math.round(h * dpr); }
+    if (mm.width !== Math.round(w * dpr)) {
+      mm.width = Math.round(w * dpr);
+      mm.height = Math.round(h * dpr);
+    }
     const ctx = mm.getContext('2d');
     if (!ctx) return;
     const pal = palette(root);
@@ -272,12 +395,18 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     const t = transformRef.current;
     drawMinimap(ctx, w, h, layout, base.canvas, pal, {
-      x0: -t.x / t.k, y0: -t.y / t.k, x1: (size.w - t.x) / t.k, y1: (size.h - t.y) / t.k,
+      x0: -t.x / t.k,
+      y0: -t.y / t.k,
+      x1: (size.w - t.x) / t.k,
+      y1: (size.h - t.y) / t.k,
     });
+    // showMinimap: hiding the map unmounts its canvas; a new callback redraws the one mounted when it is shown again.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [layout, complete, byName, size, palette, showMinimap]);
 
   const drawCanvasFrame = useCallback(() => {
-    const c = surfaceRef.current, root = rootRef.current;
+    const c = surfaceRef.current,
+      root = rootRef.current;
     if (!(c instanceof HTMLCanvasElement) || !layout || !root) return;
     const dpr = window.devicePixelRatio || 1;
     if (c.width !== Math.round(size.w * dpr) || c.height !== Math.round(size.h * dpr)) {
@@ -288,8 +417,16 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     if (!ctx) return;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     drawCanvas({
-      ctx, width: size.w, height: size.h, transform: transformRef.current, layout, byName,
-      palette: palette(root), marks, selected, matches: matchSet,
+      ctx,
+      width: size.w,
+      height: size.h,
+      transform: transformRef.current,
+      layout,
+      byName,
+      palette: palette(root),
+      marks,
+      selected,
+      matches: matchSet,
     });
   }, [layout, byName, size, marks, selected, matchSet, palette]);
 
@@ -306,7 +443,10 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     cancelAnimationFrame(frame.current);
     frame.current = requestAnimationFrame(() => drawRef.current());
   }, []);
-  drawRef.current = () => { drawCanvasFrame(); drawMini(); };
+  drawRef.current = () => {
+    drawCanvasFrame();
+    drawMini();
+  };
   // A composited layer keeps the resolution it was rasterised at; after a zoom, redraw it sharp.
   const rasterK = useRef(1);
   const reraster = useCallback(() => {
@@ -315,9 +455,13 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     if (!el || Math.abs(k - rasterK.current) / rasterK.current < 0.15) return;
     rasterK.current = k;
     el.style.willChange = 'auto';
-    requestAnimationFrame(() => { el.style.willChange = 'transform'; });
+    requestAnimationFrame(() => {
+      el.style.willChange = 'transform';
+    });
   }, []);
-  useEffect(() => { drawRef.current(); }, [drawCanvasFrame, drawMini]);
+  useEffect(() => {
+    drawRef.current();
+  }, [drawCanvasFrame, drawMini]);
 
   // --- pan/zoom ------------------------------------------------------------------------------
   // The anchor's centre in graph coordinates: views are exchanged relative to it.
@@ -352,32 +496,55 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     sel.call(z).on('dblclick.zoom', null);
     // Keep the transform across a renderer switch.
     sel.call(z.transform, transformRef.current);
-    return () => { sel.on('.zoom', null); };
-  // Rebinds only when the surface element changes (renderer, layout present), not on every new layout.
-  // eslint-disable-next-line react-hooks/exhaustive-deps
+    return () => {
+      sel.on('.zoom', null);
+    };
+    // Rebinds only when the surface element changes (renderer, layout present), not on every new layout.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [renderer, layout !== null, applyTransform, announce]);
 
-  const setTransform = useCallback((t: ZoomTransform, animate: boolean, notify = true) => {
-    const surface = surfaceRef.current, z = zoomRef.current;
-    if (!surface || !z) return;
-    const sel = select<Element, unknown>(surface);
-    if (animate && !testMode) sel.transition().duration(350).call(z.transform, t);
-    else sel.call(z.transform, t);
-    if (notify) announce(t);
-  }, [testMode, announce]);
+  const setTransform = useCallback(
+    (t: ZoomTransform, animate: boolean, notify = true) => {
+      const surface = surfaceRef.current,
+        z = zoomRef.current;
+      if (!surface || !z) return;
+      const sel = select<Element, unknown>(surface);
+      if (animate && !testMode) sel.transition().duration(350).call(z.transform, t);
+      else sel.call(z.transform, t);
+      if (notify) announce(t);
+    },
+    [testMode, announce],
+  );
 
-  const fit = useCallback((animate: boolean) => {
-    if (!layout || !size.w) return;
-    const k = Math.min(2, Math.max(0.01, Math.min((size.w - 32) / layout.width, (size.h - 32) / layout.height)));
-    setTransform(zoomIdentity.translate((size.w - layout.width * k) / 2, (size.h - layout.height * k) / 2).scale(k), animate);
-  }, [layout, size, setTransform]);
+  const fit = useCallback(
+    (animate: boolean) => {
+      if (!layout || !size.w) return;
+      const k = Math.min(
+        2,
+        Math.max(0.01, Math.min((size.w - 32) / layout.width, (size.h - 32) / layout.height)),
+      );
+      setTransform(
+        zoomIdentity.translate((size.w - layout.width * k) / 2, (size.h - layout.height * k) / 2).scale(k),
+        animate,
+      );
+    },
+    [layout, size, setTransform],
+  );
 
-  const centerOn = useCallback((name: string, animate: boolean, k?: number) => {
-    const n = layout?.nodes.find((m) => m.name === name);
-    if (!n || !size.w) return;
-    const kk = k ?? Math.max(transformRef.current.k, 0.8);
-    setTransform(zoomIdentity.translate(size.w / 2 - (n.x + n.w / 2) * kk, size.h / 2 - (n.y + n.h / 2) * kk).scale(kk), animate);
-  }, [layout, size, setTransform]);
+  const centerOn = useCallback(
+    (name: string, animate: boolean, k?: number) => {
+      const n = layout?.nodes.find((m) => m.name === name);
+      if (!n || !size.w) return;
+      const kk = k ?? Math.max(transformRef.current.k, 0.8);
+      setTransform(
+        zoomIdentity
+          .translate(size.w / 2 - (n.x + n.w / 2) * kk, size.h / 2 - (n.y + n.h / 2) * kk)
+          .scale(kk),
+        animate,
+      );
+    },
+    [layout, size, setTransform],
+  );
 
   // First view of a new layout: the given view, else the top of the graph at a readable zoom,
   // just below the toolbar.
@@ -386,7 +553,10 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     const before = fittedFor.current;
     const firstForGraph = before === null || before.layout.nodes.length === 0 || provisionalView.current;
     fittedFor.current = result;
-    if (view) { setTransform(fromShared(view), false, false); return; }
+    if (view) {
+      setTransform(fromShared(view), false, false);
+      return;
+    }
     // A rewrite's relayout keeps the view where it was: the focus (below) moves it to the change.
     if (!firstForGraph && animateFrom) return;
     if (!firstForGraph) {
@@ -396,7 +566,11 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       const b = a ? layout.nodes.find((n) => n.name === a.name) : undefined;
       if (a && b && (a.x !== b.x || a.y !== b.y)) {
         const t = transformRef.current;
-        setTransform(zoomIdentity.translate(t.x + (a.x - b.x) * t.k, t.y + (a.y - b.y) * t.k).scale(t.k), false, true);
+        setTransform(
+          zoomIdentity.translate(t.x + (a.x - b.x) * t.k, t.y + (a.y - b.y) * t.k).scale(t.k),
+          false,
+          true,
+        );
       }
       return;
     }
@@ -410,24 +584,42 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   // centre, so applying every site keeps the user where they were looking.
   const focusedNonce = useRef<number | null>(null);
   useEffect(() => {
-    if (!focus || focusedNonce.current === focus.nonce || !result?.complete || result.graph !== graph || !size.w || !zoomRef.current) return;
+    if (
+      !focus ||
+      focusedNonce.current === focus.nonce ||
+      !result?.complete ||
+      result.graph !== graph ||
+      !size.w ||
+      !zoomRef.current
+    )
+      return;
     const byNode = new Map(result.layout.nodes.map((n) => [n.name, n]));
     const t = transformRef.current;
-    const cx = (size.w / 2 - t.x) / t.k, cy = (size.h / 2 - t.y) / t.k;
+    const cx = (size.w / 2 - t.x) / t.k,
+      cy = (size.h / 2 - t.y) / t.k;
     let best: LaidNode | undefined;
     let bestD = Infinity;
     for (const name of focus.names) {
       const n = byNode.get(name);
       if (!n) continue;
       const d = Math.hypot(n.x + n.w / 2 - cx, n.y + n.h / 2 - cy);
-      if (d < bestD) { best = n; bestD = d; }
+      if (d < bestD) {
+        best = n;
+        bestD = d;
+      }
     }
     focusedNonce.current = focus.nonce;
     if (!best) return;
     // The parent re-anchors the shared view at this node: announce relative to it already.
-    if (onFocusRef.current?.(best.name)) anchorRef.current = { x: best.x + best.w / 2, y: best.y + best.h / 2 };
+    if (onFocusRef.current?.(best.name))
+      anchorRef.current = { x: best.x + best.w / 2, y: best.y + best.h / 2 };
     const k = Math.max(0.6, t.k);
-    setTransform(zoomIdentity.translate(size.w / 2 - (best.x + best.w / 2) * k, size.h / 2 - (best.y + best.h / 2) * k).scale(k), true);
+    setTransform(
+      zoomIdentity
+        .translate(size.w / 2 - (best.x + best.w / 2) * k, size.h / 2 - (best.y + best.h / 2) * k)
+        .scale(k),
+      true,
+    );
   }, [focus, result, graph, size, setTransform]);
 
   // A view pushed from outside (the other side of a diff).
@@ -449,13 +641,17 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
         onReadyRef.current?.();
       });
     });
-    return () => { cancelAnimationFrame(raf); cancelAnimationFrame(raf2); };
+    return () => {
+      cancelAnimationFrame(raf);
+      cancelAnimationFrame(raf2);
+    };
   }, [result]);
 
   // --- rewrite animation -------------------------------------------------------------------------
   const animatedFor = useRef<Shown | null>(null);
   useLayoutEffect(() => {
-    if (!result?.previous || !animateFrom || testMode || renderer !== 'svg' || animatedFor.current === result) return;
+    if (!result?.previous || !animateFrom || testMode || renderer !== 'svg' || animatedFor.current === result)
+      return;
     animatedFor.current = result;
     const vp = viewportRef.current;
     if (!vp) return;
@@ -468,23 +664,47 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     }
     const afterNodes = new Map(result.layout.nodes.map((n) => [n.name, n]));
     const madeFrom = new Map<string, string>();
-    for (const node of graph.nodes) for (const f of node.meta.madeBy?.from ?? []) if (!madeFrom.has(f)) madeFrom.set(f, node.name);
+    for (const node of graph.nodes)
+      for (const f of node.meta.madeBy?.from ?? []) if (!madeFrom.has(f)) madeFrom.set(f, node.name);
     const prevScene = new Map(result.previous.scene.nodes.map((n) => [n.name, n]));
-    const gone = result.previous.layout.nodes.filter((n) => !n.ref && !kept.has(n.name) && !afterNames.has(n.name));
-    setGhosts(gone.map((n) => ({ n, sn: prevScene.get(n.name), to: afterNodes.get(madeFrom.get(n.name) ?? '') })));
-    select(vp).selectAll<SVGGElement, unknown>('g.fl-node, g.fl-ref').each(function () {
-      const name = this.getAttribute('data-node');
-      const final = this.getAttribute('transform') ?? '';
-      const b = name ? before.get(animateFrom.mapping.get(name) ?? name) : undefined;
-      const sel = select(this);
-      if (b) {
-        const start = `translate(${b.x},${b.y})`;
-        if (start !== final) sel.attr('transform', start).transition().duration(ANIM_MS).ease(easeCubicInOut).attr('transform', final);
-      } else {
-        sel.style('opacity', 0).transition().delay(ANIM_MS * 0.8).duration(ANIM_MS * 0.6).style('opacity', 1);
-      }
-    });
-    select(vp).selectAll<SVGElement, unknown>('.fl-edges').style('opacity', 0).transition().delay(ANIM_MS * 0.9).duration(ANIM_MS * 0.5).style('opacity', 1);
+    const gone = result.previous.layout.nodes.filter(
+      (n) => !n.ref && !kept.has(n.name) && !afterNames.has(n.name),
+    );
+    setGhosts(
+      gone.map((n) => ({ n, sn: prevScene.get(n.name), to: afterNodes.get(madeFrom.get(n.name) ?? '') })),
+    );
+    select(vp)
+      .selectAll<SVGGElement, unknown>('g.fl-node, g.fl-ref')
+      .each(function () {
+        const name = this.getAttribute('data-node');
+        const final = this.getAttribute('transform') ?? '';
+        const b = name ? before.get(animateFrom.mapping.get(name) ?? name) : undefined;
+        const sel = select(this);
+        if (b) {
+          const start = `translate(${b.x},${b.y})`;
+          if (start !== final)
+            sel
+              .attr('transform', start)
+              .transition()
+              .duration(ANIM_MS)
+              .ease(easeCubicInOut)
+              .attr('transform', final);
+        } else {
+          sel
+            .style('opacity', 0)
+            .transition()
+            .delay(ANIM_MS * 0.8)
+            .duration(ANIM_MS * 0.6)
+            .style('opacity', 1);
+        }
+      });
+    select(vp)
+      .selectAll<SVGElement, unknown>('.fl-edges')
+      .style('opacity', 0)
+      .transition()
+      .delay(ANIM_MS * 0.9)
+      .duration(ANIM_MS * 0.5)
+      .style('opacity', 1);
     const done = window.setTimeout(() => setGhosts([]), ANIM_MS * 2.2);
     return () => window.clearTimeout(done);
   }, [result, animateFrom, testMode, renderer, graph]);
@@ -492,87 +712,154 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   useLayoutEffect(() => {
     const vp = viewportRef.current;
     if (!vp || !ghosts.length) return;
-    select(vp).selectAll<SVGGElement, unknown>('g.fl-ghost').each(function (_d, i) {
-      const gh = ghosts[i];
-      if (!gh) return;
-      const sel = select(this).style('opacity', 1);
-      // First the surviving nodes move, then the removed ones merge into what replaced them.
-      const t = sel.transition().delay(ANIM_MS * 0.7).duration(ANIM_MS).ease(easeCubicInOut);
-      if (gh.to) t.attr('transform', `translate(${gh.to.x + (gh.to.w - gh.n.w) / 2},${gh.to.y + (gh.to.h - gh.n.h) / 2})`);
-      t.style('opacity', 0);
-    });
+    select(vp)
+      .selectAll<SVGGElement, unknown>('g.fl-ghost')
+      .each(function (_d, i) {
+        const gh = ghosts[i];
+        if (!gh) return;
+        const sel = select(this).style('opacity', 1);
+        // First the surviving nodes move, then the removed ones merge into what replaced them.
+        const t = sel
+          .transition()
+          .delay(ANIM_MS * 0.7)
+          .duration(ANIM_MS)
+          .ease(easeCubicInOut);
+        if (gh.to)
+          t.attr(
+            'transform',
+            `translate(${gh.to.x + (gh.to.w - gh.n.w) / 2},${gh.to.y + (gh.to.h - gh.n.h) / 2})`,
+          );
+        t.style('opacity', 0);
+      });
   }, [ghosts]);
 
   // Every change of the progress attributes, for tests that must see blocks painted before the
   // whole layout is in even where polling the DOM could miss it.
   useEffect(() => {
-    recordLayoutProgress({ label, groupsLaidOut: progress.done, groupsTotal: progress.total, ready: ready && !error });
+    recordLayoutProgress({
+      label,
+      groupsLaidOut: progress.done,
+      groupsTotal: progress.total,
+      ready: ready && !error,
+    });
   }, [progress, ready, error, label]);
 
   // --- selection, search, keys -------------------------------------------------------------------
-  const choose = useCallback((name: string | null) => {
-    if (name && name.startsWith('group:')) { onToggleGroup?.(name.slice(6)); return; }
-    onSelect(name);
-  }, [onSelect, onToggleGroup]);
+  const choose = useCallback(
+    (name: string | null) => {
+      if (name && name.startsWith('group:')) {
+        onToggleGroup?.(name.slice(6));
+        return;
+      }
+      onSelect(name);
+    },
+    [onSelect, onToggleGroup],
+  );
 
-  const onSurfaceClick = useCallback((e: React.MouseEvent) => {
-    if (renderer === 'canvas') {
-      const rect = (e.currentTarget as Element).getBoundingClientRect();
-      const t = transformRef.current;
-      const hit = hitGrid?.at((e.clientX - rect.left - t.x) / t.k, (e.clientY - rect.top - t.y) / t.k);
-      choose(hit ? ('ref' in hit && hit.ref ? hit.ref : hit.name) : null);
-      return;
-    }
-    const target = (e.target as Element).closest('[data-node], [data-ref]');
-    if (!target) { onSelect(null); return; }
-    choose(target.getAttribute('data-node') ?? target.getAttribute('data-ref'));
-  }, [renderer, hitGrid, choose, onSelect]);
+  const onSurfaceClick = useCallback(
+    (e: React.MouseEvent) => {
+      if (renderer === 'canvas') {
+        const rect = (e.currentTarget as Element).getBoundingClientRect();
+        const t = transformRef.current;
+        const hit = hitGrid?.at((e.clientX - rect.left - t.x) / t.k, (e.clientY - rect.top - t.y) / t.k);
+        choose(hit ? ('ref' in hit && hit.ref ? hit.ref : hit.name) : null);
+        return;
+      }
+      const target = (e.target as Element).closest('[data-node], [data-ref]');
+      if (!target) {
+        onSelect(null);
+        return;
+      }
+      choose(target.getAttribute('data-node') ?? target.getAttribute('data-ref'));
+    },
+    [renderer, hitGrid, choose, onSelect],
+  );
 
-  const jumpToMatch = useCallback((delta: number) => {
-    if (!search.matches.length) return;
-    const i = (matchIndex + delta + search.matches.length) % search.matches.length;
-    setMatchIndex(i);
-    const name = search.matches[i];
-    onSelect(name);
-    centerOn(name, true);
-  }, [search, matchIndex, onSelect, centerOn]);
+  const jumpToMatch = useCallback(
+    (delta: number) => {
+      if (!search.matches.length) return;
+      const i = (matchIndex + delta + search.matches.length) % search.matches.length;
+      setMatchIndex(i);
+      const name = search.matches[i];
+      onSelect(name);
+      centerOn(name, true);
+    },
+    [search, matchIndex, onSelect, centerOn],
+  );
 
-  const onKeyDown = useCallback((e: React.KeyboardEvent) => {
-    if (e.target === searchRef.current) {
-      if (e.key === 'Enter') { e.preventDefault(); jumpToMatch(e.shiftKey ? -1 : 1); }
-      else if (e.key === 'Escape') { setQuery(''); rootRef.current?.focus(); }
-      return;
-    }
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
-    const dirs: Record<string, Direction> = { ArrowUp: 'up', ArrowDown: 'down', ArrowLeft: 'left', ArrowRight: 'right' };
-    if (dirs[e.key]) {
-      e.preventDefault();
-      if (!nav || !layout) return;
-      const next = selected && nav.has(selected) ? nav.step(selected, dirs[e.key]) : layout.nodes.find((n) => !n.ref)?.name;
-      if (next) { onSelect(next); centerOn(next, true, transformRef.current.k); }
-    } else if (e.key === 'Enter') {
-      if (selected) { e.preventDefault(); centerOn(selected, true, 1); }
-    } else if (e.key === 'f') {
-      e.preventDefault();
-      fit(true);
-    } else if (e.key === 'm') {
-      e.preventDefault();
-      setShowMinimap((v) => !v);
-    } else if (e.key === '[' || e.key === ']') {
-      // [ folds every layer, ] unfolds them all; on a canvas this is the keyboard's way in.
-      e.preventDefault();
-      onSetCollapsed?.(e.key === '[' ? (scene?.groups ?? []).map((g) => g.id) : []);
-    } else if (e.key === '-' || e.key === '+' || e.key === '=') {
-      // − folds the selected node's layer, + unfolds it.
-      const group = selected ? scene?.nodes.find((n) => n.name === selected)?.group : undefined;
-      if (group && (e.key === '-') !== !!collapsed?.has(group)) { e.preventDefault(); onToggleGroup?.(group); }
-    } else if (e.key === '/') {
-      e.preventDefault();
-      searchRef.current?.focus();
-    } else if (e.key === 'Escape') {
-      onSelect(null);
-    }
-  }, [nav, layout, selected, onSelect, centerOn, fit, jumpToMatch, onSetCollapsed, onToggleGroup, scene, collapsed]);
+  const onKeyDown = useCallback(
+    (e: React.KeyboardEvent) => {
+      if (e.target === searchRef.current) {
+        if (e.key === 'Enter') {
+          e.preventDefault();
+          jumpToMatch(e.shiftKey ? -1 : 1);
+        } else if (e.key === 'Escape') {
+          setQuery('');
+          rootRef.current?.focus();
+        }
+        return;
+      }
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      const dirs: Record<string, Direction> = {
+        ArrowUp: 'up',
+        ArrowDown: 'down',
+        ArrowLeft: 'left',
+        ArrowRight: 'right',
+      };
+      if (dirs[e.key]) {
+        e.preventDefault();
+        if (!nav || !layout) return;
+        const next =
+          selected && nav.has(selected)
+            ? nav.step(selected, dirs[e.key])
+            : layout.nodes.find((n) => !n.ref)?.name;
+        if (next) {
+          onSelect(next);
+          centerOn(next, true, transformRef.current.k);
+        }
+      } else if (e.key === 'Enter') {
+        if (selected) {
+          e.preventDefault();
+          centerOn(selected, true, 1);
+        }
+      } else if (e.key === 'f') {
+        e.preventDefault();
+        fit(true);
+      } else if (e.key === 'm') {
+        e.preventDefault();
+        setShowMinimap((v) => !v);
+      } else if (e.key === '[' || e.key === ']') {
+        // [ folds every layer, ] unfolds them all; on a canvas this is the keyboard's way in.
+        e.preventDefault();
+        onSetCollapsed?.(e.key === '[' ? (scene?.groups ?? []).map((g) => g.id) : []);
+      } else if (e.key === '-' || e.key === '+' || e.key === '=') {
+        // − folds the selected node's layer, + unfolds it.
+        const group = selected ? scene?.nodes.find((n) => n.name === selected)?.group : undefined;
+        if (group && (e.key === '-') !== !!collapsed?.has(group)) {
+          e.preventDefault();
+          onToggleGroup?.(group);
+        }
+      } else if (e.key === '/') {
+        e.preventDefault();
+        searchRef.current?.focus();
+      } else if (e.key === 'Escape') {
+        onSelect(null);
+      }
+    },
+    [
+      nav,
+      layout,
+      selected,
+      onSelect,
+      centerOn,
+      fit,
+      jumpToMatch,
+      onSetCollapsed,
+      onToggleGroup,
+      scene,
+      collapsed,
+    ],
+  );
 
   // --- test and export hooks ---------------------------------------------------------------------
   useEffect(() => {
@@ -582,7 +869,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       root,
       scene: result.scene,
       layout: result.layout,
-      marks, selected,
+      marks,
+      selected,
       layoutMs: result.ms,
       transform: () => transformRef.current,
       nodeAt: (clientX, clientY) => {
@@ -605,47 +893,98 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     return registerView(handle);
   }, [result, marks, selected, hitGrid, centerOn, fit, setTransform]);
 
-  const onExport = useCallback((format: 'svg' | 'png') => {
-    const root = rootRef.current;
-    if (root) void downloadImage(root, format, `${label ?? graph.name ?? 'graph'}`);
-  }, [label, graph.name]);
+  const onExport = useCallback(
+    (format: 'svg' | 'png') => {
+      const root = rootRef.current;
+      if (root) void downloadImage(root, format, `${label ?? graph.name ?? 'graph'}`);
+    },
+    [label, graph.name],
+  );
 
   // --- render ------------------------------------------------------------------------------------
   // Shaped like the graph, at most a fifth of the view's width and half its height.
-  const mini = layout ? minimapSize(layout, Math.min(160, size.w / 5), Math.max(60, Math.min(360, size.h / 2))) : { w: 0, h: 0 };
+  const mini = layout
+    ? minimapSize(layout, Math.min(160, size.w / 5), Math.max(60, Math.min(360, size.h / 2)))
+    : { w: 0, h: 0 };
   const allFolded = !!scene && scene.groups.length > 0 && scene.groups.every((g) => collapsed?.has(g.id));
-  const hotEdges = useMemo(() => new Set(selected ? (layout?.edges ?? []).filter((e) => e.from === selected || e.to === selected || e.from.startsWith(`ref:${selected}@`)) : []), [layout, selected]);
+  const hotEdges = useMemo(
+    () =>
+      new Set(
+        selected
+          ? (layout?.edges ?? []).filter(
+              (e) => e.from === selected || e.to === selected || e.from.startsWith(`ref:${selected}@`),
+            )
+          : [],
+      ),
+    [layout, selected],
+  );
 
-  const svgContent = layout && renderer === 'svg' ? (
-    <g ref={viewportRef} className="fl-viewport">
-      <g className="fl-groups">{layout.groups.map((g) => <GroupBox key={g.id} g={g} onToggle={onToggleGroup} />)}</g>
-      <g className="fl-edges">
-        {layout.edges.map((e, i) => (
-          <path key={i} className={`fl-edge${hotEdges.has(e) ? ' fl-hot' : ''}`} d={edgePath(e.points)} markerEnd="url(#fl-arrow)"
-            data-from={e.from} data-to={e.to} />
-        ))}
-        {valueLabels(layout).map((l) => <text key={`l${l.from}`} className="fl-edge-label" x={l.x} y={l.y}>{l.label}</text>)}
-      </g>
-      <g className="fl-nodes">
-        {layout.nodes.map((n) => n.name.startsWith('group:') ? null : (
-          <NodeBox key={n.name} n={n} sn={byName.get(n.name)} mark={marks?.get(n.name)} selected={selected === n.name} match={matchSet.has(n.name)} />
-        ))}
-      </g>
-      <g className="fl-ghosts" pointerEvents="none">
-        {ghosts.map((gh) => (
-          <g key={gh.n.name} className="fl-ghost" transform={`translate(${gh.n.x},${gh.n.y})`}>
-            <g className="fl-node" data-mark="removed" data-kind={gh.sn?.kind}>
-              <rect className="fl-box" width={gh.n.w} height={gh.n.h} rx={5}
-                style={{ stroke: `var(--fl-kind-${gh.sn?.kind ?? 'opaque'})`, fill: `var(--fl-kind-${gh.sn?.kind ?? 'opaque'}-fill)` }} />
-              <text className="fl-title" x={12} y={17}>{gh.sn?.title}</text>
-              <text className="fl-sub" x={12} y={31}>{gh.n.name}</text>
-              <rect className="fl-ring" x={-3} y={-3} width={gh.n.w + 6} height={gh.n.h + 6} rx={8} />
+  const svgContent =
+    layout && renderer === 'svg' ? (
+      <g ref={viewportRef} className="fl-viewport">
+        <g className="fl-groups">
+          {layout.groups.map((g) => (
+            <GroupBox key={g.id} g={g} onToggle={onToggleGroup} />
+          ))}
+        </g>
+        <g className="fl-edges">
+          {layout.edges.map((e, i) => (
+            <path
+              key={i}
+              className={`fl-edge${hotEdges.has(e) ? ' fl-hot' : ''}`}
+              d={edgePath(e.points)}
+              markerEnd="url(#fl-arrow)"
+              data-from={e.from}
+              data-to={e.to}
+            />
+          ))}
+          {valueLabels(layout).map((l) => (
+            <text key={`l${l.from}`} className="fl-edge-label" x={l.x} y={l.y}>
+              {l.label}
+            </text>
+          ))}
+        </g>
+        <g className="fl-nodes">
+          {layout.nodes.map((n) =>
+            n.name.startsWith('group:') ? null : (
+              <NodeBox
+                key={n.name}
+                n={n}
+                sn={byName.get(n.name)}
+                mark={marks?.get(n.name)}
+                selected={selected === n.name}
+                match={matchSet.has(n.name)}
+              />
+            ),
+          )}
+        </g>
+        <g className="fl-ghosts" pointerEvents="none">
+          {ghosts.map((gh) => (
+            <g key={gh.n.name} className="fl-ghost" transform={`translate(${gh.n.x},${gh.n.y})`}>
+              <g className="fl-node" data-mark="removed" data-kind={gh.sn?.kind}>
+                <rect
+                  className="fl-box"
+                  width={gh.n.w}
+                  height={gh.n.h}
+                  rx={5}
+                  style={{
+                    stroke: `var(--fl-kind-${gh.sn?.kind ?? 'opaque'})`,
+                    fill: `var(--fl-kind-${gh.sn?.kind ?? 'opaque'}-fill)`,
+                  }}
+                />
+                <text className="fl-title" x={12} y={17}>
+                  {gh.sn?.title}
+                </text>
+                <text className="fl-sub" x={12} y={31}>
+                  {gh.n.name}
+                </text>
+                <rect className="fl-ring" x={-3} y={-3} width={gh.n.w + 6} height={gh.n.h + 6} rx={8} />
+              </g>
             </g>
-          </g>
-        ))}
+          ))}
+        </g>
       </g>
-    </g>
-  ) : null;
+    ) : null;
 
   return (
     <div
@@ -664,12 +1003,33 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       onKeyDown={onKeyDown}
     >
       {renderer === 'svg' ? (
-        <div ref={(el) => { surfaceRef.current = el; }} className="fl-surface fl-stage" onClick={onSurfaceClick}>
-          <svg ref={sceneRef} className="fl-scene" xmlns="http://www.w3.org/2000/svg"
-            width={layout ? Math.ceil(layout.width) : 0} height={layout ? Math.ceil(layout.height) : 0}
-            style={{ transform: `translate(${transformRef.current.x}px,${transformRef.current.y}px) scale(${transformRef.current.k})` }}>
+        <div
+          ref={(el) => {
+            surfaceRef.current = el;
+          }}
+          className="fl-surface fl-stage"
+          onClick={onSurfaceClick}
+        >
+          <svg
+            ref={sceneRef}
+            className="fl-scene"
+            xmlns="http://www.w3.org/2000/svg"
+            width={layout ? Math.ceil(layout.width) : 0}
+            height={layout ? Math.ceil(layout.height) : 0}
+            style={{
+              transform: `translate(${transformRef.current.x}px,${transformRef.current.y}px) scale(${transformRef.current.k})`,
+            }}
+          >
             <defs>
-              <marker id="fl-arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+              <marker
+                id="fl-arrow"
+                viewBox="0 0 8 8"
+                refX="7"
+                refY="4"
+                markerWidth="7"
+                markerHeight="7"
+                orient="auto-start-reverse"
+              >
                 <path d="M0,0.8 L7.2,4 L0,7.2 z" fill="var(--fl-edge)" />
               </marker>
             </defs>
@@ -677,47 +1037,110 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           </svg>
         </div>
       ) : (
-        <canvas ref={(el) => { surfaceRef.current = el; }} className="fl-surface" onClick={onSurfaceClick} aria-hidden="true" />
+        <canvas
+          ref={(el) => {
+            surfaceRef.current = el;
+          }}
+          className="fl-surface"
+          onClick={onSurfaceClick}
+          aria-hidden="true"
+        />
       )}
       {renderer === 'canvas' && result && (
         // Screen readers and tests get the nodes as a list even when they are pixels.
         <ul className="fl-a11y-list" aria-label="nodes">
-          {selected && <li data-node-item={selected} aria-current="true">{selected}</li>}
-          {search.matches.slice(0, 200).map((m) => <li key={m} data-node-item={m}>{m}</li>)}
+          {selected && (
+            <li data-node-item={selected} aria-current="true">
+              {selected}
+            </li>
+          )}
+          {search.matches.slice(0, 200).map((m) => (
+            <li key={m} data-node-item={m}>
+              {m}
+            </li>
+          ))}
         </ul>
       )}
 
       <div className="fl-toolbar">
-        <input ref={searchRef} type="search" placeholder="Search name, op, /regex/" aria-label="Search nodes" value={query}
-          aria-invalid={search.error ? 'true' : 'false'} title={search.error ?? 'Enter: next match'}
-          onChange={(e) => { setQuery(e.target.value); setMatchIndex(-1); }} />
-        {query && <span className="fl-search-count" data-testid="search-count">{search.error ? 'error' : `${matchIndex + 1 > 0 ? `${matchIndex + 1}/` : ''}${search.matches.length}`}</span>}
-        {onSetCollapsed && (scene?.groups.length ?? 0) > 0 && (
-          <button type="button" data-testid="fold-all" onClick={() => onSetCollapsed(allFolded ? [] : (scene?.groups ?? []).map((g) => g.id))}
-            title={allFolded ? 'Unfold every layer (])' : 'Fold every layer ([)'}>{allFolded ? 'Unfold all' : 'Fold all'}</button>
+        <input
+          ref={searchRef}
+          type="search"
+          placeholder="Search name, op, /regex/"
+          aria-label="Search nodes"
+          value={query}
+          aria-invalid={search.error ? 'true' : 'false'}
+          title={search.error ?? 'Enter: next match'}
+          onChange={(e) => {
+            setQuery(e.target.value);
+            setMatchIndex(-1);
+          }}
+        />
+        {query && (
+          <span className="fl-search-count" data-testid="search-count">
+            {search.error
+              ? 'error'
+              : `${matchIndex + 1 > 0 ? `${matchIndex + 1}/` : ''}${search.matches.length}`}
+          </span>
         )}
-        <button type="button" aria-pressed={showMinimap} onClick={() => setShowMinimap((v) => !v)} title="Show or hide the minimap (m)">Map</button>
-        <button type="button" onClick={() => fit(true)} title="Fit to view (f)">Fit</button>
-        <button type="button" onClick={() => onExport('svg')} title="Export this view as SVG">SVG</button>
-        <button type="button" onClick={() => onExport('png')} title="Export this view as PNG">PNG</button>
+        {onSetCollapsed && (scene?.groups.length ?? 0) > 0 && (
+          <button
+            type="button"
+            data-testid="fold-all"
+            onClick={() => onSetCollapsed(allFolded ? [] : (scene?.groups ?? []).map((g) => g.id))}
+            title={allFolded ? 'Unfold every layer (])' : 'Fold every layer ([)'}
+          >
+            {allFolded ? 'Unfold all' : 'Fold all'}
+          </button>
+        )}
+        <button
+          type="button"
+          aria-pressed={showMinimap}
+          onClick={() => setShowMinimap((v) => !v)}
+          title="Show or hide the minimap (m)"
+        >
+          Map
+        </button>
+        <button type="button" onClick={() => fit(true)} title="Fit to view (f)">
+          Fit
+        </button>
+        <button type="button" onClick={() => onExport('svg')} title="Export this view as SVG">
+          SVG
+        </button>
+        <button type="button" onClick={() => onExport('png')} title="Export this view as PNG">
+          PNG
+        </button>
       </div>
       {layout && layout.nodes.length > 0 && showMinimap && (
-        <canvas ref={minimapRef} className="fl-minimap" aria-label="Minimap" style={{ width: mini.w, height: mini.h }} onClick={(e) => {
-          const rect = e.currentTarget.getBoundingClientRect();
-          const t = transformRef.current;
-          const { scale, ox, oy } = minimapFrame(rect.width, rect.height, layout);
-          const gx = (e.clientX - rect.left - ox) / scale, gy = (e.clientY - rect.top - oy) / scale;
-          const k = t.k;
-          setTransform(zoomIdentity.translate(size.w / 2 - gx * k, size.h / 2 - gy * k).scale(k), true);
-        }} />
+        <canvas
+          ref={minimapRef}
+          className="fl-minimap"
+          aria-label="Minimap"
+          style={{ width: mini.w, height: mini.h }}
+          onClick={(e) => {
+            const rect = e.currentTarget.getBoundingClientRect();
+            const t = transformRef.current;
+            const { scale, ox, oy } = minimapFrame(rect.width, rect.height, layout);
+            const gx = (e.clientX - rect.left - ox) / scale,
+              gy = (e.clientY - rect.top - oy) / scale;
+            const k = t.k;
+            setTransform(zoomIdentity.translate(size.w / 2 - gx * k, size.h / 2 - gy * k).scale(k), true);
+          }}
+        />
       )}
       {/* The label and the count share the top strip a fitted view leaves free, off the nodes. */}
       <div className="fl-corner">
         {label && <span className="fl-corner-label">{label}</span>}
         <span className="fl-status">
-        {error ? <span role="alert">{error}</span> : !result ? 'Laying out…'
-          : !result.complete ? `Laying out… ${progress.done}/${progress.total} groups`
-            : `${result.scene.nodes.length} node${result.scene.nodes.length === 1 ? '' : 's'} · ${renderer}`}
+          {error ? (
+            <span role="alert">{error}</span>
+          ) : !result ? (
+            'Laying out…'
+          ) : !result.complete ? (
+            `Laying out… ${progress.done}/${progress.total} groups`
+          ) : (
+            `${result.scene.nodes.length} node${result.scene.nodes.length === 1 ? '' : 's'} · ${renderer}`
+          )}
         </span>
       </div>
     </div>

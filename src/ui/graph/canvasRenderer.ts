@@ -35,8 +35,12 @@ export function drawCanvas(f: CanvasFrame): void {
   ctx.fillRect(0, 0, f.width, f.height);
   ctx.translate(t.x, t.y);
   ctx.scale(scale, scale);
-  const x0 = -t.x / scale, y0 = -t.y / scale, x1 = x0 + f.width / scale, y1 = y0 + f.height / scale;
-  const visible = (x: number, y: number, w: number, h: number) => x + w >= x0 && x <= x1 && y + h >= y0 && y <= y1;
+  const x0 = -t.x / scale,
+    y0 = -t.y / scale,
+    x1 = x0 + f.width / scale,
+    y1 = y0 + f.height / scale;
+  const visible = (x: number, y: number, w: number, h: number) =>
+    x + w >= x0 && x <= x1 && y + h >= y0 && y <= y1;
 
   for (const g of layout.groups) {
     if (!visible(g.x, g.y, g.w, g.h)) continue;
@@ -50,7 +54,9 @@ export function drawCanvas(f: CanvasFrame): void {
     if (t.k >= LOD_TITLES * 0.5) {
       ctx.fillStyle = p.groupText;
       ctx.font = `600 ${g.collapsed ? 13 : 11}px ${p.font}`;
-      const label = g.collapsed ? `▸ ${g.label} · ${g.count} node${g.count === 1 ? '' : 's'}` : `▾ ${g.label}`;
+      const label = g.collapsed
+        ? `▸ ${g.label} · ${g.count} node${g.count === 1 ? '' : 's'}`
+        : `▾ ${g.label}`;
       ctx.fillText(label, g.x + 12, g.collapsed ? g.y + g.h / 2 + 4 : g.y + 17);
     }
   }
@@ -63,7 +69,15 @@ export function drawCanvas(f: CanvasFrame): void {
   for (let i = 0; i < layout.edges.length; i++) {
     const e = layout.edges[i];
     const pts = e.points;
-    if (!visible(bounds[i * 4], bounds[i * 4 + 1], bounds[i * 4 + 2] - bounds[i * 4], bounds[i * 4 + 3] - bounds[i * 4 + 1])) continue;
+    if (
+      !visible(
+        bounds[i * 4],
+        bounds[i * 4 + 1],
+        bounds[i * 4 + 2] - bounds[i * 4],
+        bounds[i * 4 + 3] - bounds[i * 4 + 1],
+      )
+    )
+      continue;
     const path = f.selected && (e.from === f.selected || e.to === f.selected) ? hot : edges;
     if (t.k < 0.25) {
       path.moveTo(pts[0], pts[1]);
@@ -79,7 +93,8 @@ export function drawCanvas(f: CanvasFrame): void {
     const heads = new Path2D();
     for (let i = 0; i < layout.edges.length; i++) {
       const pts = layout.edges[i].points;
-      const x = pts[pts.length - 2], y = pts[pts.length - 1];
+      const x = pts[pts.length - 2],
+        y = pts[pts.length - 1];
       if (!visible(x - 4, y - 6, 8, 6)) continue;
       heads.moveTo(x - 3.6, y - 6.4);
       heads.lineTo(x, y);
@@ -93,7 +108,8 @@ export function drawCanvas(f: CanvasFrame): void {
   if (t.k >= LOD_DETAIL) {
     ctx.font = `9.5px ${p.mono}`;
     ctx.fillStyle = p.edgeLabel;
-    for (const l of valueLabels(layout)) if (visible(l.x - 2, l.y - 10, 120, 12)) ctx.fillText(l.label, l.x, l.y);
+    for (const l of valueLabels(layout))
+      if (visible(l.x - 2, l.y - 10, 120, 12)) ctx.fillText(l.label, l.x, l.y);
   }
 
   // Boxes are batched by kind: one fill and one stroke per colour, not per node.
@@ -102,7 +118,10 @@ export function drawCanvas(f: CanvasFrame): void {
   const boxes = new Map<string, { box: Path2D; accent: Path2D }>();
   const refs = new Path2D();
   for (const n of shown) {
-    if (n.ref) { refs.roundRect(n.x, n.y, n.w, n.h, n.h / 2); continue; }
+    if (n.ref) {
+      refs.roundRect(n.x, n.y, n.w, n.h, n.h / 2);
+      continue;
+    }
     const kind = f.byName.get(n.name)?.kind ?? 'opaque';
     let b = boxes.get(kind);
     if (!b) boxes.set(kind, (b = { box: new Path2D(), accent: new Path2D() }));
@@ -136,7 +155,8 @@ export function drawCanvas(f: CanvasFrame): void {
   }
   for (const n of shown) {
     const mark = f.marks?.get(n.name);
-    const ring = f.selected === n.name ? p.selected : f.matches.has(n.name) ? p.match : mark ? p.mark[mark] : null;
+    const ring =
+      f.selected === n.name ? p.selected : f.matches.has(n.name) ? p.match : mark ? p.mark[mark] : null;
     if (!ring) continue;
     ctx.strokeStyle = ring;
     ctx.lineWidth = 3 / Math.min(1, t.k);
@@ -159,7 +179,8 @@ export function drawCanvas(f: CanvasFrame): void {
       ctx.fillStyle = p.text;
       const small = sn.op === 'getitem';
       ctx.font = small ? `500 10px ${p.mono}` : `600 12px ${p.font}`;
-      if (small || !sn.subtitle || sn.subtitle === sn.title) ctx.fillText(small ? `${sn.title} ${sn.name}` : sn.title, n.x + (small ? 8 : 12), n.y + n.h / 2 + 4);
+      if (small || !sn.subtitle || sn.subtitle === sn.title)
+        ctx.fillText(small ? `${sn.title} ${sn.name}` : sn.title, n.x + (small ? 8 : 12), n.y + n.h / 2 + 4);
       else {
         ctx.fillText(sn.title, n.x + 12, n.y + (t.k >= LOD_DETAIL ? 17 : n.h / 2 + 4));
         if (t.k >= LOD_DETAIL) {
@@ -178,7 +199,11 @@ export function drawCanvas(f: CanvasFrame): void {
  * overview at any zoom. The view's box is clipped to it. `minimapSize` shapes the minimap to the
  * graph (a tall strip for 24 layers, a wide box for a fragment) within its maximum size.
  */
-export function minimapFrame(w: number, h: number, layout: GraphLayout): { scale: number; ox: number; oy: number } {
+export function minimapFrame(
+  w: number,
+  h: number,
+  layout: GraphLayout,
+): { scale: number; ox: number; oy: number } {
   const scale = Math.min(w / Math.max(1, layout.width), h / Math.max(1, layout.height));
   return { scale, ox: (w - layout.width * scale) / 2, oy: (h - layout.height * scale) / 2 };
 }
@@ -186,12 +211,20 @@ export function minimapFrame(w: number, h: number, layout: GraphLayout): { scale
 /** The minimap's size in CSS pixels: the graph's aspect, at most maxW × maxH, at least 36 on a side. */
 export function minimapSize(layout: GraphLayout, maxW: number, maxH: number): { w: number; h: number } {
   const scale = Math.min(maxW / Math.max(1, layout.width), maxH / Math.max(1, layout.height));
-  return { w: Math.max(36, Math.round(layout.width * scale)), h: Math.max(36, Math.round(layout.height * scale)) };
+  return {
+    w: Math.max(36, Math.round(layout.width * scale)),
+    h: Math.max(36, Math.round(layout.height * scale)),
+  };
 }
 
 /** The overview, drawn once per layout and theme, then reused every frame. */
 export function drawMinimapBase(
-  w: number, h: number, dpr: number, layout: GraphLayout, byName: Map<string, SceneNode>, palette: Palette,
+  w: number,
+  h: number,
+  dpr: number,
+  layout: GraphLayout,
+  byName: Map<string, SceneNode>,
+  palette: Palette,
 ): HTMLCanvasElement {
   const { scale, ox, oy } = minimapFrame(w, h, layout);
   const base = document.createElement('canvas');
@@ -220,15 +253,22 @@ export function drawMinimapBase(
 
 /** The cached overview (the part around the view) and the window currently in view. */
 export function drawMinimap(
-  ctx: CanvasRenderingContext2D, w: number, h: number, layout: GraphLayout, base: HTMLCanvasElement,
-  palette: Palette, view: { x0: number; y0: number; x1: number; y1: number },
+  ctx: CanvasRenderingContext2D,
+  w: number,
+  h: number,
+  layout: GraphLayout,
+  base: HTMLCanvasElement,
+  palette: Palette,
+  view: { x0: number; y0: number; x1: number; y1: number },
 ): void {
   const { scale, ox, oy } = minimapFrame(w, h, layout);
   ctx.clearRect(0, 0, w, h);
   ctx.drawImage(base, 0, 0, base.width, base.height, 0, 0, w, h);
   // The view's box, clipped to the minimap: zoomed out past the graph it is the whole minimap.
-  const x0 = Math.max(0.75, ox + view.x0 * scale), y0 = Math.max(0.75, oy + view.y0 * scale);
-  const x1 = Math.min(w - 0.75, ox + view.x1 * scale), y1 = Math.min(h - 0.75, oy + view.y1 * scale);
+  const x0 = Math.max(0.75, ox + view.x0 * scale),
+    y0 = Math.max(0.75, oy + view.y0 * scale);
+  const x1 = Math.min(w - 0.75, ox + view.x1 * scale),
+    y1 = Math.min(h - 0.75, oy + view.y1 * scale);
   if (x1 <= x0 || y1 <= y0) return;
   ctx.strokeStyle = palette.selected;
   ctx.lineWidth = 1.5;

@@ -6,7 +6,10 @@ import type { GraphLayout } from './layout.ts';
 export function edgePath(points: readonly number[]): string {
   let d = `M${points[0].toFixed(1)},${points[1].toFixed(1)}`;
   for (let i = 2; i + 1 < points.length; i += 2) {
-    const px = points[i - 2], py = points[i - 1], qx = points[i], qy = points[i + 1];
+    const px = points[i - 2],
+      py = points[i - 1],
+      qx = points[i],
+      qy = points[i + 1];
     const my = (py + qy) / 2;
     d += `C${px.toFixed(1)},${my.toFixed(1)} ${qx.toFixed(1)},${my.toFixed(1)} ${qx.toFixed(1)},${qy.toFixed(1)}`;
   }
@@ -19,7 +22,12 @@ export function edgePath(points: readonly number[]): string {
  */
 const labelCache = new WeakMap<GraphLayout, ValueLabel[]>();
 
-export interface ValueLabel { from: string; label: string; x: number; y: number }
+export interface ValueLabel {
+  from: string;
+  label: string;
+  x: number;
+  y: number;
+}
 
 export function valueLabels(layout: GraphLayout): ValueLabel[] {
   const cached = labelCache.get(layout);
@@ -39,7 +47,10 @@ export function valueLabels(layout: GraphLayout): ValueLabel[] {
 export function traceEdge(ctx: CanvasRenderingContext2D | Path2D, points: readonly number[]): void {
   ctx.moveTo(points[0], points[1]);
   for (let i = 2; i + 1 < points.length; i += 2) {
-    const px = points[i - 2], py = points[i - 1], qx = points[i], qy = points[i + 1];
+    const px = points[i - 2],
+      py = points[i - 1],
+      qx = points[i],
+      qy = points[i + 1];
     const my = (py + qy) / 2;
     ctx.bezierCurveTo(px, my, qx, my, qx, qy);
   }
@@ -53,12 +64,20 @@ export function edgeBounds(layout: GraphLayout): Float64Array {
   if (b) return b;
   b = new Float64Array(layout.edges.length * 4);
   layout.edges.forEach((e, i) => {
-    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    let x0 = Infinity,
+      y0 = Infinity,
+      x1 = -Infinity,
+      y1 = -Infinity;
     for (let k = 0; k < e.points.length; k += 2) {
-      x0 = Math.min(x0, e.points[k]); x1 = Math.max(x1, e.points[k]);
-      y0 = Math.min(y0, e.points[k + 1]); y1 = Math.max(y1, e.points[k + 1]);
+      x0 = Math.min(x0, e.points[k]);
+      x1 = Math.max(x1, e.points[k]);
+      y0 = Math.min(y0, e.points[k + 1]);
+      y1 = Math.max(y1, e.points[k + 1]);
     }
-    b![i * 4] = x0; b![i * 4 + 1] = y0; b![i * 4 + 2] = x1; b![i * 4 + 3] = y1;
+    b![i * 4] = x0;
+    b![i * 4 + 1] = y0;
+    b![i * 4 + 2] = x1;
+    b![i * 4 + 3] = y1;
   });
   boundsCache.set(layout, b);
   return b;

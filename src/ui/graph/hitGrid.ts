@@ -33,7 +33,8 @@ export class HitGrid {
     }
     for (const g of this.groups) {
       // A folded group is one box; an open one folds from its header, as the SVG's ▾ does.
-      const h = g.collapsed ? g.h : GROUP_HEADER.h, w = g.collapsed ? g.w : GROUP_HEADER.w;
+      const h = g.collapsed ? g.h : GROUP_HEADER.h,
+        w = g.collapsed ? g.w : GROUP_HEADER.w;
       if (x >= g.x && x <= g.x + w && y >= g.y && y <= g.y + h) return { name: `group:${g.id}`, group: g.id };
     }
     return undefined;

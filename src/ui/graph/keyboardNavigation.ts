@@ -26,30 +26,41 @@ export class NavIndex {
     }
   }
 
-  has(name: string): boolean { return this.byName.has(name); }
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
 
   step(from: string, dir: Direction): string | undefined {
     const here = this.byName.get(from);
     if (!here) return undefined;
-    const cx = here.x + here.w / 2, cy = here.y + here.h / 2;
+    const cx = here.x + here.w / 2,
+      cy = here.y + here.h / 2;
     const nearest = (names: string[] | undefined) => {
-      let best: string | undefined, bestD = Infinity;
+      let best: string | undefined,
+        bestD = Infinity;
       for (const n of names ?? []) {
         const o = this.byName.get(n);
         if (!o) continue;
         const d = Math.abs(o.x + o.w / 2 - cx) + Math.abs(o.y + o.h / 2 - cy) * 0.25;
-        if (d < bestD) { bestD = d; best = n; }
+        if (d < bestD) {
+          bestD = d;
+          best = n;
+        }
       }
       return best;
     };
     if (dir === 'up') return nearest(this.preds.get(from));
     if (dir === 'down') return nearest(this.succs.get(from));
-    let best: string | undefined, bestDx = Infinity;
+    let best: string | undefined,
+      bestDx = Infinity;
     for (const [name, o] of this.byName) {
       if (o.ref || name === from) continue;
       if (Math.abs(o.y + o.h / 2 - cy) > 4) continue;
       const dx = (o.x + o.w / 2 - cx) * (dir === 'right' ? 1 : -1);
-      if (dx > 0 && dx < bestDx) { bestDx = dx; best = name; }
+      if (dx > 0 && dx < bestDx) {
+        bestDx = dx;
+        best = name;
+      }
     }
     return best;
   }

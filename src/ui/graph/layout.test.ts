@@ -6,7 +6,14 @@ import { DEFAULT_PIPELINE, runPipeline } from '../../graph/passes/pipeline.ts';
 import { diffGraphs } from '../../graph/diff.ts';
 import type { Graph } from '../../graph/ir.ts';
 import { buildScene } from './scene.ts';
-import { assembleLayout, layoutScene, layoutSceneBlocks, type BlockLayout, type GraphLayout, type LayoutChunk } from './layout.ts';
+import {
+  assembleLayout,
+  layoutScene,
+  layoutSceneBlocks,
+  type BlockLayout,
+  type GraphLayout,
+  type LayoutChunk,
+} from './layout.ts';
 import { LayoutEngine } from './layoutEngine.ts';
 import { NavIndex } from './keyboardNavigation.ts';
 import { searchNodes } from './search.ts';
@@ -22,7 +29,8 @@ function overlaps(l: GraphLayout): string[] {
   const bad: string[] = [];
   for (let i = 0; i < ns.length; i++) {
     for (let j = i + 1; j < ns.length && ns[j].y < ns[i].y + ns[i].h; j++) {
-      const a = ns[i], b = ns[j];
+      const a = ns[i],
+        b = ns[j];
       if (a.x < b.x + b.w && b.x < a.x + a.w) bad.push(`${a.name}/${b.name}`);
     }
   }
@@ -32,7 +40,8 @@ function overlaps(l: GraphLayout): string[] {
 function checkEdges(l: GraphLayout): void {
   const at = new Map(l.nodes.map((n) => [n.name, n]));
   for (const e of l.edges) {
-    const a = at.get(e.from)!, b = at.get(e.to)!;
+    const a = at.get(e.from)!,
+      b = at.get(e.to)!;
     const p = e.points;
     // Leaves its source's bottom centre, enters its target's top centre, flows downward.
     expect(Math.abs(p[0] - (a.x + a.w / 2))).toBeLessThan(0.5);
@@ -56,17 +65,26 @@ describe('layoutScene', () => {
     for (const n of real) {
       if (!n.group) continue;
       const box = l.groups.find((x) => x.id === n.group)!;
-      expect(n.x >= box.x && n.x + n.w <= box.x + box.w && n.y >= box.y && n.y + n.h <= box.y + box.h).toBe(true);
+      expect(n.x >= box.x && n.x + n.w <= box.x + box.w && n.y >= box.y && n.y + n.h <= box.y + box.h).toBe(
+        true,
+      );
     }
     // Layers are stacked top to bottom, in order, without overlapping.
-    for (let i = 1; i < l.groups.length; i++) expect(l.groups[i].y).toBeGreaterThan(l.groups[i - 1].y + l.groups[i - 1].h);
+    for (let i = 1; i < l.groups.length; i++)
+      expect(l.groups[i].y).toBeGreaterThan(l.groups[i - 1].y + l.groups[i - 1].h);
     // Every scene edge is drawn, either as a wire or from a reference stub.
-    const drawn = new Set(l.edges.map((e) => `${e.from.startsWith('ref:') ? e.from.slice(4, e.from.lastIndexOf('@')) : e.from}>${e.to}`));
+    const drawn = new Set(
+      l.edges.map(
+        (e) => `${e.from.startsWith('ref:') ? e.from.slice(4, e.from.lastIndexOf('@')) : e.from}>${e.to}`,
+      ),
+    );
     for (const e of scene.edges) expect(drawn.has(`${e.from}>${e.to}`)).toBe(true);
   });
 
   it('keeps the real Megatron dump (8 layers from # File: comments) free of overlaps', () => {
-    const g = parseFx(readFileSync(new URL('../../../fixtures/fx/real/gpt-paral2_layer8-r0.py', import.meta.url), 'utf8')).graph;
+    const g = parseFx(
+      readFileSync(new URL('../../../fixtures/fx/real/gpt-paral2_layer8-r0.py', import.meta.url), 'utf8'),
+    ).graph;
     const l = layoutScene(buildScene(g));
     expect(l.groups.length).toBe(8);
     expect(overlaps(l)).toEqual([]);
@@ -79,7 +97,14 @@ describe('layoutScene', () => {
     const grouped = layoutScene(buildScene(g));
     expect(grouped.groups.length).toBe(304);
     // Without layer names or source comments it is one flat block of 10,000 nodes.
-    const flat: Graph = { ...g, nodes: g.nodes.map((n) => ({ ...n, meta: {}, kwargs: { ...n.kwargs, ...(n.kwargs.layer_name ? { layer_name: 'moe' } : {}) } })) };
+    const flat: Graph = {
+      ...g,
+      nodes: g.nodes.map((n) => ({
+        ...n,
+        meta: {},
+        kwargs: { ...n.kwargs, ...(n.kwargs.layer_name ? { layer_name: 'moe' } : {}) },
+      })),
+    };
     const flatScene = buildScene(flat);
     expect(flatScene.groups).toEqual([]);
     const l = layoutScene(flatScene);
@@ -94,7 +119,9 @@ describe('layoutScene', () => {
     const box = l.groups.find((x) => x.id === 'model.layers.2')!;
     expect(box.collapsed).toBe(true);
     expect(box.count).toBe(scene.nodes.filter((n) => n.group === 'model.layers.2').length);
-    expect(l.nodes.some((n) => n.group === 'model.layers.2' && n.name !== 'group:model.layers.2')).toBe(false);
+    expect(l.nodes.some((n) => n.group === 'model.layers.2' && n.name !== 'group:model.layers.2')).toBe(
+      false,
+    );
     expect(l.edges.some((e) => e.to === 'group:model.layers.2')).toBe(true);
     expect(l.edges.some((e) => e.from === 'group:model.layers.2')).toBe(true);
     expect(overlaps(l)).toEqual([]);
@@ -106,11 +133,17 @@ describe('layoutScene', () => {
     const hoist = r.stages.find((s) => s.pass === 'slice-hoist')!;
     const d = diffGraphs(before, hoist.graph, hoist.matches);
     const engine = new LayoutEngine();
-    const res = engine.run({ graph: hoist.graph, collapsed: [], previous: { graph: before, mapping: [...d.afterToBefore] } });
+    const res = engine.run({
+      graph: hoist.graph,
+      collapsed: [],
+      previous: { graph: before, mapping: [...d.afterToBefore] },
+    });
     const was = new Map(res.previous!.layout.nodes.map((n) => [n.name, n]));
     const now = new Map(res.layout.nodes.map((n) => [n.name, n]));
     const unchanged = [...d.after].filter(([, c]) => c === 'unchanged').map(([n]) => n);
-    const kept = unchanged.filter((n) => Math.abs(now.get(n)!.x - was.get(n)!.x) < 0.5 && Math.abs(now.get(n)!.y - was.get(n)!.y) < 0.5);
+    const kept = unchanged.filter(
+      (n) => Math.abs(now.get(n)!.x - was.get(n)!.x) < 0.5 && Math.abs(now.get(n)!.y - was.get(n)!.y) < 0.5,
+    );
     expect(kept.length / unchanged.length).toBeGreaterThan(0.99);
     for (const m of hoist.matches) {
       const [ar, slice] = m.consumed;
@@ -123,13 +156,25 @@ describe('layoutScene', () => {
   it('keeps most unchanged nodes in place across the whole pipeline, where the fused node is wider', () => {
     const before = gptOss(24);
     const r = runPipeline(before, DEFAULT_PIPELINE);
-    const d = diffGraphs(before, r.output, r.stages.flatMap((s) => s.matches));
-    const res = new LayoutEngine().run({ graph: r.output, collapsed: [], previous: { graph: before, mapping: [...d.afterToBefore] } });
+    const d = diffGraphs(
+      before,
+      r.output,
+      r.stages.flatMap((s) => s.matches),
+    );
+    const res = new LayoutEngine().run({
+      graph: r.output,
+      collapsed: [],
+      previous: { graph: before, mapping: [...d.afterToBefore] },
+    });
     const was = new Map(res.previous!.layout.nodes.map((n) => [n.name, n]));
     const unchanged = res.layout.nodes.filter((n) => d.after.get(n.name) === 'unchanged');
     // Every row keeps its y; x gives way only around the wider fused kernels.
-    expect(unchanged.filter((n) => Math.abs(n.y - was.get(n.name)!.y) > 0.5).length).toBeLessThan(unchanged.length * 0.01);
-    expect(unchanged.filter((n) => Math.abs(n.x - was.get(n.name)!.x) < 0.5).length).toBeGreaterThan(unchanged.length * 0.85);
+    expect(unchanged.filter((n) => Math.abs(n.y - was.get(n.name)!.y) > 0.5).length).toBeLessThan(
+      unchanged.length * 0.01,
+    );
+    expect(unchanged.filter((n) => Math.abs(n.x - was.get(n.name)!.x) < 0.5).length).toBeGreaterThan(
+      unchanged.length * 0.85,
+    );
     expect(overlaps(res.layout)).toEqual([]);
   });
 
@@ -151,7 +196,10 @@ describe('progressive layout, block by block', () => {
   /** A block cache that counts the blocks laid out (every miss is laid out, then stored). */
   class CountingCache extends Map<string, BlockLayout> {
     stored = 0;
-    override set(k: string, v: BlockLayout): this { this.stored++; return super.set(k, v); }
+    override set(k: string, v: BlockLayout): this {
+      this.stored++;
+      return super.set(k, v);
+    }
   }
 
   it('yields the first block having laid out only that block, and the rest one at a time', () => {
@@ -200,8 +248,16 @@ describe('progressive layout, block by block', () => {
   it('streams through the engine to the same result as a one-shot run, rewrite anchoring included', () => {
     const before = gptOss(24);
     const r = runPipeline(before, DEFAULT_PIPELINE);
-    const d = diffGraphs(before, r.output, r.stages.flatMap((s) => s.matches));
-    const req = { graph: r.output, collapsed: ['model.layers.7'], previous: { graph: before, mapping: [...d.afterToBefore] } };
+    const d = diffGraphs(
+      before,
+      r.output,
+      r.stages.flatMap((s) => s.matches),
+    );
+    const req = {
+      graph: r.output,
+      collapsed: ['model.layers.7'],
+      previous: { graph: before, mapping: [...d.afterToBefore] },
+    };
     const oneShot = new LayoutEngine().run(req);
     const steps = new LayoutEngine().stream(req);
     const chunks: LayoutChunk[] = [];
@@ -215,7 +271,9 @@ describe('progressive layout, block by block', () => {
 });
 
 describe('keyboard navigation, search and SVG export on the laid-out PR fragment', () => {
-  const g = parseFx(readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph;
+  const g = parseFx(
+    readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8'),
+  ).graph;
   const scene = buildScene(g);
   const l = layoutScene(scene);
 
@@ -231,20 +289,42 @@ describe('keyboard navigation, search and SVG export on the laid-out PR fragment
   it('searches by name, op and regular expression, and names a bad expression', () => {
     expect(searchNodes(scene.nodes, 'slice').matches).toEqual(['slice_1']);
     expect(searchNodes(scene.nodes, 'vllm.all_reduce').matches).toEqual(['all_reduce_1']);
-    expect(searchNodes(scene.nodes, '/^auto_functionalized_\\d$/').matches).toEqual(['auto_functionalized_1', 'auto_functionalized_2']);
+    expect(searchNodes(scene.nodes, '/^auto_functionalized_\\d$/').matches).toEqual([
+      'auto_functionalized_1',
+      'auto_functionalized_2',
+    ]);
     const bad = searchNodes(scene.nodes, '/slice(/');
     expect(bad.matches).toEqual([]);
     expect(bad.error).toMatch(/^bad regular expression \/slice\(\//);
   });
 
   it('exports every node, edge and mark as standalone SVG', () => {
-    const kind = Object.fromEntries(KINDS.map((k) => [k, { stroke: `#${k.length}11111`, fill: '#ffffff' }])) as Palette['kind'];
+    const kind = Object.fromEntries(
+      KINDS.map((k) => [k, { stroke: `#${k.length}11111`, fill: '#ffffff' }]),
+    ) as Palette['kind'];
     const palette: Palette = {
-      bg: '#fff', grid: '#eee', nodeBg: '#fff', text: '#111', sub: '#555', edge: '#999', edgeStrong: '#36f', edgeLabel: '#777',
-      groupBg: '#fafafa', groupBorder: '#ccc', groupText: '#444', selected: '#36f', match: '#fb0', kind,
-      mark: { added: '#1a6', removed: '#d44', moved: '#e90', fused: '#95d' }, font: 'sans-serif', mono: 'monospace',
+      bg: '#fff',
+      grid: '#eee',
+      nodeBg: '#fff',
+      text: '#111',
+      sub: '#555',
+      edge: '#999',
+      edgeStrong: '#36f',
+      edgeLabel: '#777',
+      groupBg: '#fafafa',
+      groupBorder: '#ccc',
+      groupText: '#444',
+      selected: '#36f',
+      match: '#fb0',
+      kind,
+      mark: { added: '#1a6', removed: '#d44', moved: '#e90', fused: '#95d' },
+      font: 'sans-serif',
+      mono: 'monospace',
     };
-    const svg = sceneToSvg(scene, l, palette, { marks: new Map([['slice_1', 'moved']]), selected: 'all_reduce_1' });
+    const svg = sceneToSvg(scene, l, palette, {
+      marks: new Map([['slice_1', 'moved']]),
+      selected: 'all_reduce_1',
+    });
     expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
     expect(svg.match(/data-node="/g)!.length).toBe(scene.nodes.length);
     expect(svg.match(/marker-end="url\(#a\)"/g)!.length).toBe(l.edges.length);
@@ -255,16 +335,34 @@ describe('keyboard navigation, search and SVG export on the laid-out PR fragment
   });
 
   it('exports images wide enough for the value labels right of the rightmost edges', () => {
-    const palette = { bg: '#fff', edge: '#999', edgeStrong: '#36f', edgeLabel: '#777', groupBg: '#fafafa', groupBorder: '#ccc', groupText: '#444', nodeBg: '#fff',
-      text: '#111', sub: '#555', selected: '#36f', match: '#fb0', font: 'sans-serif', mono: 'monospace', grid: '#eee',
-      kind: Object.fromEntries(KINDS.map((k) => [k, { stroke: '#123', fill: '#fff' }])), mark: { added: '#1a6', removed: '#d44', moved: '#e90', fused: '#95d' } } as Palette;
+    const palette = {
+      bg: '#fff',
+      edge: '#999',
+      edgeStrong: '#36f',
+      edgeLabel: '#777',
+      groupBg: '#fafafa',
+      groupBorder: '#ccc',
+      groupText: '#444',
+      nodeBg: '#fff',
+      text: '#111',
+      sub: '#555',
+      selected: '#36f',
+      match: '#fb0',
+      font: 'sans-serif',
+      mono: 'monospace',
+      grid: '#eee',
+      kind: Object.fromEntries(KINDS.map((k) => [k, { stroke: '#123', fill: '#fff' }])),
+      mark: { added: '#1a6', removed: '#d44', moved: '#e90', fused: '#95d' },
+    } as Palette;
     const g = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 4 })).graph;
     const sc = buildScene(g);
     const lay = layoutScene(sc);
     const svg = sceneToSvg(sc, lay, palette);
     const width = Number(svg.match(/^<svg [^>]*width="(\d+)"/)![1]);
     let right = 0;
-    for (const m of svg.matchAll(/<text x="([\d.]+)" y="[\d.]+" font-family="[^"]*" font-size="9.5"[^>]*>([^<]*)<\/text>/g)) {
+    for (const m of svg.matchAll(
+      /<text x="([\d.]+)" y="[\d.]+" font-family="[^"]*" font-size="9.5"[^>]*>([^<]*)<\/text>/g,
+    )) {
       right = Math.max(right, Number(m[1]) + m[2].length * 5.72); // DejaVu Sans Mono: 0.602 em
     }
     expect(right).toBeGreaterThan(0);

@@ -89,7 +89,10 @@ const REF_CHAR = 6.1;
 interface BlockInput {
   key: string;
   nodes: {
-    name: string; w: number; h: number; ref?: string;
+    name: string;
+    w: number;
+    h: number;
+    ref?: string;
     /** The band it had in the layout this graph was rewritten from: sink back to it if free. */
     minLayer?: number;
     /** Its centre's x there, in the block's own frame: pulled back to it where order allows. */
@@ -122,10 +125,14 @@ export interface BlockLayout {
 
 /** Weighted isotonic regression (pool adjacent violators): non-decreasing fit to `e`. */
 function isotonic(e: Float64Array, wt: Float64Array, out: Float64Array, n: number): void {
-  const val = new Float64Array(n), w = new Float64Array(n), len = new Int32Array(n);
+  const val = new Float64Array(n),
+    w = new Float64Array(n),
+    len = new Int32Array(n);
   let top = 0;
   for (let i = 0; i < n; i++) {
-    val[top] = e[i]; w[top] = wt[i]; len[top] = 1;
+    val[top] = e[i];
+    w[top] = wt[i];
+    len[top] = 1;
     while (top > 0 && val[top - 1] > val[top]) {
       const nw = w[top - 1] + w[top];
       val[top - 1] = (val[top - 1] * w[top - 1] + val[top] * w[top]) / nw;
@@ -144,21 +151,30 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
   const nEntry = input.entries.length;
   const nExit = input.exits.length;
   // Vertex ids: real nodes, then entry ports, then exit ports, then dummies.
-  const entryBase = nReal, exitBase = nReal + nEntry;
+  const entryBase = nReal,
+    exitBase = nReal + nEntry;
   let nV = exitBase + nExit;
-  const succ: number[][] = [], pred: number[][] = [];
-  for (let i = 0; i < nV; i++) { succ.push([]); pred.push([]); }
+  const succ: number[][] = [],
+    pred: number[][] = [];
+  for (let i = 0; i < nV; i++) {
+    succ.push([]);
+    pred.push([]);
+  }
   // Chains of vertices each original edge passes through (filled after dummies are made).
   type Route = number[];
   const rawEdges: [number, number][] = [];
   for (const e of input.edges) rawEdges.push([e.from, e.to]);
-  for (let i = 0; i < nEntry; i++) for (const t of input.entries[i].targets) rawEdges.push([entryBase + i, t]);
+  for (let i = 0; i < nEntry; i++)
+    for (const t of input.entries[i].targets) rawEdges.push([entryBase + i, t]);
   for (let i = 0; i < nExit; i++) rawEdges.push([input.exits[i].source, exitBase + i]);
 
   // Layering: longest path over real nodes in topological order (Kahn).
   const indeg = new Int32Array(nReal);
   const realSucc: number[][] = Array.from({ length: nReal }, () => []);
-  for (const e of input.edges) { realSucc[e.from].push(e.to); indeg[e.to]++; }
+  for (const e of input.edges) {
+    realSucc[e.from].push(e.to);
+    indeg[e.to]++;
+  }
   const topo: number[] = [];
   const queue: number[] = [];
   for (let i = 0; i < nReal; i++) if (indeg[i] === 0) queue.push(i);
@@ -175,11 +191,14 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
     for (let i = 0; i < nReal; i++) if (!seen[i]) topo.push(i);
   }
   const pos = new Int32Array(nReal);
-  topo.forEach((v, i) => { pos[v] = i; });
+  topo.forEach((v, i) => {
+    pos[v] = i;
+  });
   const first = nEntry > 0 ? 1 : 0;
   const layer: number[] = new Array<number>(nV).fill(0);
   for (let i = 0; i < nReal; i++) layer[i] = first;
-  for (const v of topo) for (const s of realSucc[v]) if (pos[s] > pos[v] && layer[s] < layer[v] + 1) layer[s] = layer[v] + 1;
+  for (const v of topo)
+    for (const s of realSucc[v]) if (pos[s] > pos[v] && layer[s] < layer[v] + 1) layer[s] = layer[v] + 1;
   // Sources (weights, inputs) sit right above their first reader.
   const realPred: number[][] = Array.from({ length: nReal }, () => []);
   for (const e of input.edges) realPred[e.to].push(e.from);
@@ -208,10 +227,19 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
 
   // Dummies along edges that span several layers.
   const routes: Route[] = [];
-  const width: number[] = [], height: number[] = [], isDummy: boolean[] = [];
+  const width: number[] = [],
+    height: number[] = [],
+    isDummy: boolean[] = [];
   for (let i = 0; i < nV; i++) {
-    if (i < nReal) { width.push(input.nodes[i].w); height.push(input.nodes[i].h); isDummy.push(false); }
-    else { width.push(2); height.push(0); isDummy.push(true); }
+    if (i < nReal) {
+      width.push(input.nodes[i].w);
+      height.push(input.nodes[i].h);
+      isDummy.push(false);
+    } else {
+      width.push(2);
+      height.push(0);
+      isDummy.push(true);
+    }
   }
   for (const [a, b] of rawEdges) {
     const route: Route = [a];
@@ -219,15 +247,22 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
       let prev = a;
       for (let l = layer[a] + 1; l < layer[b]; l++) {
         const d = nV++;
-        succ.push([]); pred.push([]); width.push(2); height.push(0); isDummy.push(true);
+        succ.push([]);
+        pred.push([]);
+        width.push(2);
+        height.push(0);
+        isDummy.push(true);
         layer.push(l);
-        succ[prev].push(d); pred[d].push(prev);
+        succ[prev].push(d);
+        pred[d].push(prev);
         route.push(d);
         prev = d;
       }
-      succ[prev].push(b); pred[b].push(prev);
+      succ[prev].push(b);
+      pred[b].push(prev);
     } else {
-      succ[a].push(b); pred[b].push(a);
+      succ[a].push(b);
+      pred[b].push(a);
     }
     route.push(b);
     routes.push(route);
@@ -247,7 +282,9 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
   for (let v = 0; v < nV; v++) layers[layerOf(v)].push(v);
   for (const l of layers) l.sort((a, b) => key[a] - key[b]);
   const index = new Float64Array(nV);
-  const reindex = (l: number[]) => { for (let i = 0; i < l.length; i++) index[l[i]] = i; };
+  const reindex = (l: number[]) => {
+    for (let i = 0; i < l.length; i++) index[l[i]] = i;
+  };
   layers.forEach(reindex);
 
   // Barycentric crossing reduction: a few down and up sweeps.
@@ -257,7 +294,10 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
       const l = layers[li];
       for (const v of l) {
         const nb = down ? pred[v] : succ[v];
-        if (!nb.length) { key[v] = index[v]; continue; }
+        if (!nb.length) {
+          key[v] = index[v];
+          continue;
+        }
         let s = 0;
         for (const u of nb) s += index[u];
         // Scale to the neighbour layer's length so a node without neighbours keeps its slot.
@@ -268,11 +308,15 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
       reindex(l);
     }
   };
-  for (let it = 0; it < 4; it++) { sweep(true); sweep(false); }
+  for (let it = 0; it < 4; it++) {
+    sweep(true);
+    sweep(false);
+  }
 
   // x: start packed, then pull each node toward its neighbours, alternating directions.
   const x = new Float64Array(nV);
-  const sep = (a: number, b: number) => (width[a] + width[b]) / 2 + (isDummy[a] || isDummy[b] ? DUMMY_GAP : NODE_GAP);
+  const sep = (a: number, b: number) =>
+    (width[a] + width[b]) / 2 + (isDummy[a] || isDummy[b] ? DUMMY_GAP : NODE_GAP);
   for (const l of layers) {
     let cx = 0;
     for (let i = 0; i < l.length; i++) {
@@ -284,7 +328,10 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
   }
   let maxLen = 0;
   for (const l of layers) maxLen = Math.max(maxLen, l.length);
-  const e = new Float64Array(maxLen), wt = new Float64Array(maxLen), fit = new Float64Array(maxLen), off = new Float64Array(maxLen);
+  const e = new Float64Array(maxLen),
+    wt = new Float64Array(maxLen),
+    fit = new Float64Array(maxLen),
+    off = new Float64Array(maxLen);
   const place = (dir: 'down' | 'up' | 'both') => {
     const order = dir === 'up' ? [...layers].reverse() : layers;
     for (const l of order) {
@@ -308,7 +355,10 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
       for (let i = 0; i < l.length; i++) x[l[i]] = fit[i] + off[i];
     }
   };
-  for (let it = 0; it < 6; it++) { place('down'); place('up'); }
+  for (let it = 0; it < 6; it++) {
+    place('down');
+    place('up');
+  }
   place('both');
   // A rewritten block: one last pass pulls every node that was there before toward its old
   // x (in this frame: shifted by the offset most of them share), others stay where they are.
@@ -332,7 +382,8 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
   }
 
   // y: layer bands tall enough for their tallest node.
-  const bandTop = new Float64Array(nLayers), bandH = new Float64Array(nLayers);
+  const bandTop = new Float64Array(nLayers),
+    bandH = new Float64Array(nLayers);
   let cy = 0;
   for (let li = 0; li < nLayers; li++) {
     // Every band has the height of a full node, so a node's row alone fixes its y: a rewrite
@@ -346,16 +397,22 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
     cy += h + LAYER_GAP;
   }
   // Ports sit on the block's border; bands of only ports take no height.
-  let minX = Infinity, maxX = -Infinity;
+  let minX = Infinity,
+    maxX = -Infinity;
   for (let v = 0; v < nV; v++) {
     if (isDummy[v] && v >= exitBase + nExit) continue;
     minX = Math.min(minX, x[v] - width[v] / 2);
     maxX = Math.max(maxX, x[v] + width[v] / 2);
   }
-  if (!isFinite(minX)) { minX = 0; maxX = 0; }
+  if (!isFinite(minX)) {
+    minX = 0;
+    maxX = 0;
+  }
   const top = nEntry ? bandTop[1] - LAYER_GAP / 2 : 0;
   const bottom = cy - LAYER_GAP + (nExit ? -bandH[nLayers - 1] - LAYER_GAP / 2 : 0);
-  const outX = new Float64Array(nReal), outY = new Float64Array(nReal), outLayer = new Int32Array(nReal);
+  const outX = new Float64Array(nReal),
+    outY = new Float64Array(nReal),
+    outLayer = new Int32Array(nReal);
   for (let v = 0; v < nReal; v++) {
     const li = layer[v];
     outX[v] = x[v] - width[v] / 2 - minX;
@@ -388,7 +445,16 @@ export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout 
   }
   const exitPoints: number[][] = [];
   for (let i = 0; i < nExit; i++) exitPoints.push(polyline(routes[ri++]));
-  return { x: outX, y: outY, layer: outLayer, width: maxX - minX, height: Math.max(0, bottom - top), edgePoints, entryPoints, exitPoints };
+  return {
+    x: outX,
+    y: outY,
+    layer: outLayer,
+    width: maxX - minX,
+    height: Math.max(0, bottom - top),
+    edgePoints,
+    entryPoints,
+    exitPoints,
+  };
 }
 // ---------------------------------------------------------------------------------------------
 // The whole graph
@@ -418,10 +484,15 @@ function cutBlocks(scene: Scene): Block[] {
   // Blocks are ordered by their first op, not their first input: every layer's weights are
   // graph inputs listed before any op.
   for (const n of scene.nodes) {
-    if (n.kind === 'input') { pendingInputs.push(n); continue; }
+    if (n.kind === 'input') {
+      pendingInputs.push(n);
+      continue;
+    }
     let key: string;
-    if (n.group) { key = `group:${n.group}`; lastWasGroup = true; }
-    else {
+    if (n.group) {
+      key = `group:${n.group}`;
+      lastWasGroup = true;
+    } else {
       if (lastWasGroup) topRun++;
       lastWasGroup = false;
       key = `top:${topRun}`;
@@ -437,7 +508,11 @@ function cutBlocks(scene: Scene): Block[] {
   }
   for (const inp of pendingInputs) {
     const own = inp.group ? byKey.get(`group:${inp.group}`) : undefined;
-    if (own) { own.members.push(inp); blockOfNode.set(inp.name, own); continue; }
+    if (own) {
+      own.members.push(inp);
+      blockOfNode.set(inp.name, own);
+      continue;
+    }
     const bs = new Set((readers.get(inp.name) ?? []).map((r) => blockOfNode.get(r)));
     let b: Block | undefined;
     if (bs.size === 1) b = [...bs][0];
@@ -460,7 +535,10 @@ function hashKey(s: string): string {
   // FNV-1a over the block's description; collisions only cost a wrong cache hit, so pair the
   // hash with the length.
   let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193); }
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
   return `${(h >>> 0).toString(36)}:${s.length}`;
 }
 
@@ -493,12 +571,17 @@ export function layoutScene(scene: Scene, opts: LayoutOptions = {}): GraphLayout
  * The layout block by block, top down: each block is yielded as soon as it is laid out, before
  * the next is started. `assembleLayout` over everything yielded is `layoutScene`'s result.
  */
-export function* layoutSceneBlocks(scene: Scene, opts: LayoutOptions = {}): Generator<LayoutChunk, void, undefined> {
+export function* layoutSceneBlocks(
+  scene: Scene,
+  opts: LayoutOptions = {},
+): Generator<LayoutChunk, void, undefined> {
   const collapsed = opts.collapsed ?? new Set<string>();
   const maxSpan = opts.maxSpan ?? 40;
   const blocks = cutBlocks(scene);
   const blockIndex = new Map<string, number>();
-  blocks.forEach((b, i) => { for (const m of b.members) blockIndex.set(m.name, i); });
+  blocks.forEach((b, i) => {
+    for (const m of b.members) blockIndex.set(m.name, i);
+  });
   const isCollapsed = (b: Block) => !!b.group && collapsed.has(b.group.id);
 
   // Edges by kind: inside a block, into the next block (ports), or a far reference (stub).
@@ -506,7 +589,8 @@ export function* layoutSceneBlocks(scene: Scene, opts: LayoutOptions = {}): Gene
   const toNext: SceneEdge[][] = blocks.map(() => []);
   const farRefs: SceneEdge[][] = blocks.map(() => []);
   for (const e of scene.edges) {
-    const a = blockIndex.get(e.from), b = blockIndex.get(e.to);
+    const a = blockIndex.get(e.from),
+      b = blockIndex.get(e.to);
     if (a === undefined || b === undefined) continue;
     if (a === b) inner[a].push(e);
     else if (b === a + 1) toNext[a].push(e);
@@ -519,7 +603,14 @@ export function* layoutSceneBlocks(scene: Scene, opts: LayoutOptions = {}): Gene
     for (const g of opts.previous.layout.groups) prevGroups.set(g.id, g);
     for (const n of opts.previous.layout.nodes) prevNodes.set(n.name, n);
   }
-  interface Placed { layout: BlockLayout; input: BlockInput; localIndex: Map<string, number>; refs: Map<string, string>; w: number; h: number }
+  interface Placed {
+    layout: BlockLayout;
+    input: BlockInput;
+    localIndex: Map<string, number>;
+    refs: Map<string, string>;
+    w: number;
+    h: number;
+  }
   // Only the block above is needed to place and wire the next one.
   let above: { p: Placed; b: Block; ox: number; oy: number } | undefined;
   let cursorY = 0;
@@ -536,7 +627,8 @@ export function* layoutSceneBlocks(scene: Scene, opts: LayoutOptions = {}): Gene
         localIndex.set(m.name, nodes.length);
         const node: BlockInput['nodes'][number] = { name: m.name, w: m.w, h: m.h };
         const before = opts.previous ? prevNodes.get(opts.previous.mapping.get(m.name) ?? m.name) : undefined;
-        const frame = before && b.group && before.group === b.group.id ? prevGroups.get(b.group.id) : undefined;
+        const frame =
+          before && b.group && before.group === b.group.id ? prevGroups.get(b.group.id) : undefined;
         if (before && frame) {
           node.minLayer = before.layer;
           node.hintX = before.x + before.w / 2 - frame.x - GROUP_PAD;
@@ -562,7 +654,12 @@ export function* layoutSceneBlocks(scene: Scene, opts: LayoutOptions = {}): Gene
       if (s === undefined) {
         s = nodes.length;
         const name = `ref:${e.from}@${b.id}`;
-        nodes.push({ name, w: Math.max(48, Math.ceil(e.from.length * REF_CHAR) + 26), h: REF_H, ref: e.from });
+        nodes.push({
+          name,
+          w: Math.max(48, Math.ceil(e.from.length * REF_CHAR) + 26),
+          h: REF_H,
+          ref: e.from,
+        });
         refs.set(name, e.from);
         stubOf.set(e.from, s);
       }
@@ -585,7 +682,13 @@ export function* layoutSceneBlocks(scene: Scene, opts: LayoutOptions = {}): Gene
       exits.push({ value: e.from, source: localIndex.get(e.from)! });
     }
     const entries = [...entriesByValue.values()];
-    const desc = JSON.stringify([nodes.map((n) => [n.name, n.w, n.h, n.minLayer, n.hintX]), edges.map((e) => [e.from, e.to]), entries.map((en) => en.targets), exits.map((x) => x.source), maxSpan]);
+    const desc = JSON.stringify([
+      nodes.map((n) => [n.name, n.w, n.h, n.minLayer, n.hintX]),
+      edges.map((e) => [e.from, e.to]),
+      entries.map((en) => en.targets),
+      exits.map((x) => x.source),
+      maxSpan,
+    ]);
     const key = hashKey(desc);
     const input: BlockInput = { key, nodes, edges, entries, exits };
     let layout = opts.cache?.get(key);
@@ -597,7 +700,14 @@ export function* layoutSceneBlocks(scene: Scene, opts: LayoutOptions = {}): Gene
     const padX = framed ? GROUP_PAD : 0;
     const padTop = framed ? GROUP_HEADER + 10 : 0;
     const padBottom = framed ? GROUP_PAD : 0;
-    const p: Placed = { layout, input, localIndex, refs, w: layout.width + 2 * padX, h: layout.height + padTop + padBottom };
+    const p: Placed = {
+      layout,
+      input,
+      localIndex,
+      refs,
+      w: layout.width + 2 * padX,
+      h: layout.height + padTop + padBottom,
+    };
 
     // Stack the block below the ones before it. (Lining each block up with the ports of the
     // one above drifts sideways over dozens of layers, so blocks share one vertical axis.)
@@ -608,36 +718,58 @@ export function* layoutSceneBlocks(scene: Scene, opts: LayoutOptions = {}): Gene
     let x = -p.layout.width / 2 - innerX;
     if (opts.previous) {
       const anchor = previousAnchor(p, opts.previous.mapping, prevNodes, innerX, innerY);
-      if (anchor) { x = anchor.x; oy = Math.max(cursorY, anchor.y); }
-      else if (b.group && prevGroups.has(b.group.id)) {
+      if (anchor) {
+        x = anchor.x;
+        oy = Math.max(cursorY, anchor.y);
+      } else if (b.group && prevGroups.has(b.group.id)) {
         const pg = prevGroups.get(b.group.id)!;
-        x = pg.x; oy = Math.max(cursorY, pg.y);
+        x = pg.x;
+        oy = Math.max(cursorY, pg.y);
       }
     }
     cursorY = oy + p.h + BLOCK_GAP;
 
     const chunk: LayoutChunk = { block: bi, blocks: blocks.length, nodes: [], edges: [], crossEdges: [] };
-    const ix = x + innerX, iy = oy + innerY;
+    const ix = x + innerX,
+      iy = oy + innerY;
     p.input.nodes.forEach((n, i) => {
       chunk.nodes.push({
-        name: n.name, x: ix + p.layout.x[i], y: iy + p.layout.y[i], w: n.w, h: n.h, layer: p.layout.layer[i],
-        ...(n.ref ? { ref: n.ref } : {}), ...(b.group ? { group: b.group.id } : {}),
+        name: n.name,
+        x: ix + p.layout.x[i],
+        y: iy + p.layout.y[i],
+        w: n.w,
+        h: n.h,
+        layer: p.layout.layer[i],
+        ...(n.ref ? { ref: n.ref } : {}),
+        ...(b.group ? { group: b.group.id } : {}),
       });
     });
     const shift = (pts: number[]) => pts.map((v, k) => (k & 1 ? v + iy : v + ix));
     p.input.edges.forEach((e, i) => {
-      chunk.edges.push({ from: p.input.nodes[e.from].name, to: p.input.nodes[e.to].name, points: shift(p.layout.edgePoints[i]), label: e.label });
+      chunk.edges.push({
+        from: p.input.nodes[e.from].name,
+        to: p.input.nodes[e.to].name,
+        points: shift(p.layout.edgePoints[i]),
+        label: e.label,
+      });
     });
     if (b.group) {
       chunk.group = {
-        id: b.group.id, label: b.group.label, x, y: oy, w: p.w, h: p.h,
-        collapsed: isCollapsed(b), count: b.members.length,
+        id: b.group.id,
+        label: b.group.label,
+        x,
+        y: oy,
+        w: p.w,
+        h: p.h,
+        collapsed: isCollapsed(b),
+        count: b.members.length,
       };
     }
     // Edges from the block above: down to its exit port, across the gap, into the target.
     if (above) {
       const a = above.p;
-      const ax = above.ox + (above.b.group ? GROUP_PAD : 0), ay = above.oy + (above.b.group ? GROUP_HEADER + 10 : 0);
+      const ax = above.ox + (above.b.group ? GROUP_PAD : 0),
+        ay = above.oy + (above.b.group ? GROUP_HEADER + 10 : 0);
       p.input.entries.forEach((en, i) => {
         const xi = a.input.exits.findIndex((ex) => ex.value === en.value);
         if (xi < 0) return;
@@ -645,7 +777,12 @@ export function* layoutSceneBlocks(scene: Scene, opts: LayoutOptions = {}): Gene
         const source = a.input.nodes[a.input.exits[xi].source].name;
         en.targets.forEach((t, j) => {
           const into = p.layout.entryPoints[i][j].map((v, k) => (k & 1 ? v + iy : v + ix));
-          chunk.crossEdges.push({ from: source, to: p.input.nodes[t].name, points: down.concat(into), label: en.label });
+          chunk.crossEdges.push({
+            from: source,
+            to: p.input.nodes[t].name,
+            points: down.concat(into),
+            label: en.label,
+          });
         });
       });
     }
@@ -661,20 +798,41 @@ export function* layoutSceneBlocks(scene: Scene, opts: LayoutOptions = {}): Gene
  */
 export function assembleLayout(chunks: readonly LayoutChunk[], anchored = false): GraphLayout {
   const M = 24;
-  let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
+  let minX = Infinity,
+    minY = Infinity,
+    maxX = -Infinity,
+    maxY = -Infinity;
   for (const c of chunks) {
-    for (const n of c.nodes) { minX = Math.min(minX, n.x); minY = Math.min(minY, n.y); maxX = Math.max(maxX, n.x + n.w); maxY = Math.max(maxY, n.y + n.h); }
+    for (const n of c.nodes) {
+      minX = Math.min(minX, n.x);
+      minY = Math.min(minY, n.y);
+      maxX = Math.max(maxX, n.x + n.w);
+      maxY = Math.max(maxY, n.y + n.h);
+    }
   }
   for (const c of chunks) {
     const g = c.group;
-    if (g) { minX = Math.min(minX, g.x); minY = Math.min(minY, g.y); maxX = Math.max(maxX, g.x + g.w); maxY = Math.max(maxY, g.y + g.h); }
+    if (g) {
+      minX = Math.min(minX, g.x);
+      minY = Math.min(minY, g.y);
+      maxX = Math.max(maxX, g.x + g.w);
+      maxY = Math.max(maxY, g.y + g.h);
+    }
   }
-  if (!isFinite(minX)) { minX = minY = 0; maxX = maxY = 0; }
+  if (!isFinite(minX)) {
+    minX = minY = 0;
+    maxX = maxY = 0;
+  }
   const dx = anchored ? 0 : M - minX;
   const dy = anchored ? 0 : M - minY;
   const moved = !!(dx || dy);
-  const nodes: LaidNode[] = [], edges: LaidEdge[] = [], groups: LaidGroup[] = [];
-  const movedEdge = (e: LaidEdge): LaidEdge => ({ ...e, points: moved ? e.points.map((v, k) => v + (k & 1 ? dy : dx)) : e.points.slice() });
+  const nodes: LaidNode[] = [],
+    edges: LaidEdge[] = [],
+    groups: LaidGroup[] = [];
+  const movedEdge = (e: LaidEdge): LaidEdge => ({
+    ...e,
+    points: moved ? e.points.map((v, k) => v + (k & 1 ? dy : dx)) : e.points.slice(),
+  });
   for (const c of chunks) {
     for (const n of c.nodes) nodes.push(moved ? { ...n, x: n.x + dx, y: n.y + dy } : { ...n });
     for (const e of c.edges) edges.push(movedEdge(e));
@@ -682,18 +840,29 @@ export function assembleLayout(chunks: readonly LayoutChunk[], anchored = false)
   }
   // Edges between blocks come after every block's own edges (they draw over them).
   for (const c of chunks) for (const e of c.crossEdges) edges.push(movedEdge(e));
-  let width = 0, height = 0;
-  for (const n of nodes) { width = Math.max(width, n.x + n.w); height = Math.max(height, n.y + n.h); }
-  for (const g of groups) { width = Math.max(width, g.x + g.w); height = Math.max(height, g.y + g.h); }
+  let width = 0,
+    height = 0;
+  for (const n of nodes) {
+    width = Math.max(width, n.x + n.w);
+    height = Math.max(height, n.y + n.h);
+  }
+  for (const g of groups) {
+    width = Math.max(width, g.x + g.w);
+    height = Math.max(height, g.y + g.h);
+  }
   return { nodes, edges, groups, width: width + M, height: height + M };
 }
 
 /** Where a block goes so its nodes that survived a rewrite stay put. */
 function previousAnchor(
   p: { layout: BlockLayout; input: BlockInput },
-  mapping: ReadonlyMap<string, string>, prevNodes: Map<string, LaidNode>, innerX: number, innerY: number,
+  mapping: ReadonlyMap<string, string>,
+  prevNodes: Map<string, LaidNode>,
+  innerX: number,
+  innerY: number,
 ): { x: number; y: number } | undefined {
-  const dxs: number[] = [], dys: number[] = [];
+  const dxs: number[] = [],
+    dys: number[] = [];
   p.input.nodes.forEach((n, i) => {
     const before = prevNodes.get(mapping.get(n.name) ?? n.name);
     if (!before) return;

@@ -37,6 +37,10 @@ self.onmessage = (ev: MessageEvent<LayoutRequest>) => {
       }
     }
   } catch (e) {
-    post({ id, kind: 'error', error: `layout of graph '${req.graph.name}' (${req.graph.nodes.length} nodes) failed: ${e instanceof Error ? e.message : String(e)}` });
+    post({
+      id,
+      kind: 'error',
+      error: `layout of graph '${req.graph.name}' (${req.graph.nodes.length} nodes) failed: ${e instanceof Error ? e.message : String(e)}`,
+    });
   }
 };

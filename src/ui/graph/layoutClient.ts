@@ -47,7 +47,11 @@ class LayoutClient {
         const waiting = [...this.pending.values()];
         this.pending.clear();
         for (const p of waiting) {
-          try { p.resolve(this.fallback.run(p.req)); } catch (e) { p.reject(e instanceof Error ? e : new Error(String(e))); }
+          try {
+            p.resolve(this.fallback.run(p.req));
+          } catch (e) {
+            p.reject(e instanceof Error ? e : new Error(String(e)));
+          }
         }
       };
     } catch {
@@ -66,14 +70,23 @@ class LayoutClient {
     if (reply.kind === 'progress') {
       const last = p.chunks[p.chunks.length - 1];
       if (!p.onProgress || !p.scene || !last) return;
-      const chunks = p.chunks.slice(), anchored = !!p.req.previous;
-      p.onProgress({ scene: p.scene, assemble: () => assembleLayout(chunks, anchored), blocksDone: chunks.length, blocks: last.blocks });
+      const chunks = p.chunks.slice(),
+        anchored = !!p.req.previous;
+      p.onProgress({
+        scene: p.scene,
+        assemble: () => assembleLayout(chunks, anchored),
+        blocksDone: chunks.length,
+        blocks: last.blocks,
+      });
       return;
     }
     this.pending.delete(reply.id);
     if (reply.kind === 'done') {
       const { id: _id, kind: _kind, scene: _scene, chunks: _chunks, ...totals } = reply;
-      if (!p.scene) { p.reject(new Error(`layout request ${reply.id} finished without its scene`)); return; }
+      if (!p.scene) {
+        p.reject(new Error(`layout request ${reply.id} finished without its scene`));
+        return;
+      }
       p.resolve({ scene: p.scene, layout: assembleLayout(p.chunks, !!p.req.previous), ...totals });
     } else p.reject(new Error(reply.error));
   }
@@ -82,7 +95,11 @@ class LayoutClient {
   layout(req: Omit<LayoutRequest, 'id'>, onProgress?: (p: PartialLayout) => void): Promise<LayoutResult> {
     const w = this.start();
     if (!w) {
-      try { return Promise.resolve(this.fallback!.run(req)); } catch (e) { return Promise.reject(e); }
+      try {
+        return Promise.resolve(this.fallback!.run(req));
+      } catch (e) {
+        return Promise.reject(e);
+      }
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {

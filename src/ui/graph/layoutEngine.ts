@@ -3,7 +3,14 @@
 // in-thread fallback (and the Node bench).
 
 import type { LayoutRequest, LayoutResult } from './layoutProtocol.ts';
-import { assembleLayout, layoutScene, layoutSceneBlocks, type BlockCache, type BlockLayout, type LayoutChunk } from './layout.ts';
+import {
+  assembleLayout,
+  layoutScene,
+  layoutSceneBlocks,
+  type BlockCache,
+  type BlockLayout,
+  type LayoutChunk,
+} from './layout.ts';
 import { buildScene, type Scene } from './scene.ts';
 
 const CACHE_LIMIT = 4000;
@@ -42,7 +49,8 @@ export class LayoutEngine {
     const scene = buildScene(req.graph);
     const chunks: LayoutChunk[] = [];
     for (const chunk of layoutSceneBlocks(scene, {
-      collapsed, cache: counting.cache,
+      collapsed,
+      cache: counting.cache,
       previous: previous ? { layout: previous.layout, mapping: new Map(req.previous!.mapping) } : undefined,
     })) {
       chunks.push(chunk);
@@ -51,21 +59,31 @@ export class LayoutEngine {
     const layout = assembleLayout(chunks, !!previous);
     if (this.cache.size > CACHE_LIMIT) this.cache.clear();
     return {
-      scene, layout, previous, ms: performance.now() - t0, cacheHits: counting.hits(), blocksLaidOut: counting.misses(),
+      scene,
+      layout,
+      previous,
+      ms: performance.now() - t0,
+      cacheHits: counting.hits(),
+      blocksLaidOut: counting.misses(),
       blocks: chunks.length,
     };
   }
 
   private countingCache(): { cache: BlockCache; hits(): number; misses(): number } {
-    let hits = 0, misses = 0;
+    let hits = 0,
+      misses = 0;
     const inner = this.cache;
     const cache = {
       get(k: string): BlockLayout | undefined {
         const v = inner.get(k);
-        if (v) hits++; else misses++;
+        if (v) hits++;
+        else misses++;
         return v;
       },
-      set(k: string, v: BlockLayout) { inner.set(k, v); return cache; },
+      set(k: string, v: BlockLayout) {
+        inner.set(k, v);
+        return cache;
+      },
     } as unknown as BlockCache;
     return { cache, hits: () => hits, misses: () => misses };
   }

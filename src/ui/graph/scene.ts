@@ -86,10 +86,20 @@ export function buildScene(g: Graph): Scene {
   for (const inp of drawnInputs(g)) {
     const type = typeLabel(inp.type);
     nodes.push({
-      name: inp.name, op: 'input', kind: 'input', title: inp.name, subtitle: type, type,
+      name: inp.name,
+      op: 'input',
+      kind: 'input',
+      title: inp.name,
+      subtitle: type,
+      type,
       // Pills lose a few pixels to their rounded ends.
-      w: Math.max(MIN_W, Math.ceil(Math.max(inp.name.length * TITLE_CHAR, type.length * SUB_CHAR)) + PAD_X + 10),
-      h: SMALL_H + 8, group: grouping.groupOf.get(inp.name), order: order++,
+      w: Math.max(
+        MIN_W,
+        Math.ceil(Math.max(inp.name.length * TITLE_CHAR, type.length * SUB_CHAR)) + PAD_X + 10,
+      ),
+      h: SMALL_H + 8,
+      group: grouping.groupOf.get(inp.name),
+      order: order++,
     });
     shown.add(inp.name);
   }
@@ -101,8 +111,16 @@ export function buildScene(g: Graph): Scene {
       ? Math.max(44, Math.ceil((title.length + 1 + n.name.length) * SUB_CHAR) + 18)
       : Math.max(MIN_W, Math.ceil(Math.max(title.length * TITLE_CHAR, n.name.length * SUB_CHAR)) + PAD_X);
     nodes.push({
-      name: n.name, op: n.op, kind: opKind(effectiveOp(n)), title, subtitle: n.name, type,
-      w, h: small ? SMALL_H : NODE_H, group: grouping.groupOf.get(n.name), order: order++,
+      name: n.name,
+      op: n.op,
+      kind: opKind(effectiveOp(n)),
+      title,
+      subtitle: n.name,
+      type,
+      w,
+      h: small ? SMALL_H : NODE_H,
+      group: grouping.groupOf.get(n.name),
+      order: order++,
     });
     shown.add(n.name);
   }

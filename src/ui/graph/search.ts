@@ -18,7 +18,10 @@ export function searchNodes(nodes: readonly SceneNode[], query: string): SearchR
     try {
       rx = new RegExp(re[1], re[2].replace(/[gy]/g, ''));
     } catch (e) {
-      return { matches: [], error: `bad regular expression /${re[1]}/: ${e instanceof Error ? e.message : String(e)}` };
+      return {
+        matches: [],
+        error: `bad regular expression /${re[1]}/: ${e instanceof Error ? e.message : String(e)}`,
+      };
     }
     test = (s) => rx.test(s);
   } else {

@@ -41,7 +41,14 @@ const progressLog: LayoutProgressEntry[] = [];
 export function recordLayoutProgress(e: LayoutProgressEntry): void {
   install();
   const last = progressLog[progressLog.length - 1];
-  if (last && last.label === e.label && last.groupsLaidOut === e.groupsLaidOut && last.groupsTotal === e.groupsTotal && last.ready === e.ready) return;
+  if (
+    last &&
+    last.label === e.label &&
+    last.groupsLaidOut === e.groupsLaidOut &&
+    last.groupsTotal === e.groupsTotal &&
+    last.ready === e.ready
+  )
+    return;
   progressLog.push(e);
   if (progressLog.length > PROGRESS_LOG_LIMIT) progressLog.splice(0, progressLog.length - PROGRESS_LOG_LIMIT);
 }
@@ -55,7 +62,9 @@ export interface GraphViewHooks {
 }
 
 declare global {
-  interface Window { __fusionlab?: Record<string, unknown> & Partial<GraphViewHooks> }
+  interface Window {
+    __fusionlab?: Record<string, unknown> & Partial<GraphViewHooks>;
+  }
 }
 
 function install(): void {
@@ -85,7 +94,9 @@ function install(): void {
 export function registerView(h: ViewHandle): () => void {
   install();
   views.set(h.root, h);
-  return () => { if (views.get(h.root) === h) views.delete(h.root); };
+  return () => {
+    if (views.get(h.root) === h) views.delete(h.root);
+  };
 }
 
 export function viewOf(el: Element): ViewHandle | undefined {

@@ -16,7 +16,11 @@ import { formatBytes } from './Inspector.tsx';
 import { innerOp } from './nodeOp.ts';
 
 const MOE = 'vllm.moe_forward.default';
-const NORMS = ['_C.fused_add_rms_norm.default', '_C.rms_norm.default', 'vllm.flashinfer_trtllm_fused_allreduce_norm.default'];
+const NORMS = [
+  '_C.fused_add_rms_norm.default',
+  '_C.rms_norm.default',
+  'vllm.flashinfer_trtllm_fused_allreduce_norm.default',
+];
 
 /** The nodes from the MoE's input to the norm its output reaches (the part the fixes change). */
 export function moeChain(g: Graph): Node[] {
@@ -30,7 +34,11 @@ export function moeChain(g: Graph): Node[] {
   chain.push(moe);
   let cur = moe;
   for (let step = 0; step < 8; step++) {
-    const next = g.nodes.find((n) => [...n.args, ...Object.values(n.kwargs)].some((a) => isRef(a) && a.name === cur.name) && (n.op !== 'getitem' || n.args[1] === 0));
+    const next = g.nodes.find(
+      (n) =>
+        [...n.args, ...Object.values(n.kwargs)].some((a) => isRef(a) && a.name === cur.name) &&
+        (n.op !== 'getitem' || n.args[1] === 0),
+    );
     if (!next) break;
     if (next.op !== 'getitem') chain.push(next);
     cur = next;
@@ -39,12 +47,17 @@ export function moeChain(g: Graph): Node[] {
   return chain;
 }
 
-const shortOp = (n: Node) => innerOp(n).replace(/^(aten|vllm|_C)\./, '').replace(/\.(default|Tensor)$/, '');
+const shortOp = (n: Node) =>
+  innerOp(n)
+    .replace(/^(aten|vllm|_C)\./, '')
+    .replace(/\.(default|Tensor)$/, '');
 const shape = (n: Node) => (n.type?.kind === 'tensor' ? `[${n.type.shape.join(', ')}]` : '');
 
 export function CompareFixesPanel() {
   const runSettings = useStore((s) => s.runSettings);
-  const [backend, setBackend] = useState<'cpu' | 'webgpu'>(runSettings.backend === 'webgpu' ? 'webgpu' : 'cpu');
+  const [backend, setBackend] = useState<'cpu' | 'webgpu'>(
+    runSettings.backend === 'webgpu' ? 'webgpu' : 'cpu',
+  );
   const [ranks, setRanks] = useState(2);
   const [report, setReport] = useState<FixesReport | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -55,7 +68,16 @@ export function CompareFixesPanel() {
     try {
       const layer = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: ranks })).graph;
       // Tokens divisible by every rank count offered, so the run never refuses the split.
-      setReport(await compareFixes(layer, { ...runSettings, backend, ranks, preset: 'tiny', tokens: 8, workers: false }));
+      setReport(
+        await compareFixes(layer, {
+          ...runSettings,
+          backend,
+          ranks,
+          preset: 'tiny',
+          tokens: 8,
+          workers: false,
+        }),
+      );
     } catch (e) {
       setError(e instanceof RunError ? e.message : `Compare failed: ${(e as Error).message ?? String(e)}`);
     } finally {
@@ -67,17 +89,46 @@ export function CompareFixesPanel() {
       <header className="panel-head">
         <h2 id="compare-fixes-title">Compare fixes</h2>
         <div className="toolbar">
-          <label>Backend <select aria-label="Compare backend" value={backend} onChange={(e) => setBackend(e.target.value as 'cpu' | 'webgpu')}>
-            <option value="cpu">CPU reference</option><option value="webgpu">WebGPU</option>
-          </select></label>
-          <label>Ranks <select aria-label="Compare ranks" value={ranks} onChange={(e) => setRanks(Number(e.target.value))}>
-            {[1, 2, 4, 8].map((r) => <option key={r} value={r}>{r}</option>)}
-          </select></label>
-          <button type="button" className="primary" onClick={() => void compare()} disabled={busy}>{busy ? 'Comparing…' : 'Compare'}</button>
+          <label>
+            Backend{' '}
+            <select
+              aria-label="Compare backend"
+              value={backend}
+              onChange={(e) => setBackend(e.target.value as 'cpu' | 'webgpu')}
+            >
+              <option value="cpu">CPU reference</option>
+              <option value="webgpu">WebGPU</option>
+            </select>
+          </label>
+          <label>
+            Ranks{' '}
+            <select
+              aria-label="Compare ranks"
+              value={ranks}
+              onChange={(e) => setRanks(Number(e.target.value))}
+            >
+              {[1, 2, 4, 8].map((r) => (
+                <option key={r} value={r}>
+                  {r}
+                </option>
+              ))}
+            </select>
+          </label>
+          <button type="button" className="primary" onClick={() => void compare()} disabled={busy}>
+            {busy ? 'Comparing…' : 'Compare'}
+          </button>
         </div>
       </header>
-      <p className="muted">One GPT-OSS-20B layer: the original, PR #28841's slice hoist, and the re-land (#30647), each ending in the all-reduce + RMSNorm fusion. Model: {report?.profile ?? 'H200'} at T = {report?.tokens ?? 8}; run: tiny sizes.</p>
-      {error && <p className="error" role="alert">{error}</p>}
+      <p className="muted">
+        One GPT-OSS-20B layer: the original, PR #28841's slice hoist, and the re-land (#30647), each ending in
+        the all-reduce + RMSNorm fusion. Model: {report?.profile ?? 'H200'} at T = {report?.tokens ?? 8}; run:
+        tiny sizes.
+      </p>
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
       {report && (
         <div className="fix-columns" role="list" aria-label="Fixes">
           {report.rows.map((r) => (
@@ -86,22 +137,56 @@ export function CompareFixesPanel() {
               <p className="muted">{FIXES[r.id].doc}</p>
               <ol className="fix-chain" aria-label={`${r.label} graph`}>
                 {moeChain(r.graph).map((n) => (
-                  <li key={n.name} className={`fix-node kind-${n.op === 'aten.slice.Tensor' || n.op === 'aten.constant_pad_nd.default' ? 'blocker' : 'op'}`}>
+                  <li
+                    key={n.name}
+                    className={`fix-node kind-${n.op === 'aten.slice.Tensor' || n.op === 'aten.constant_pad_nd.default' ? 'blocker' : 'op'}`}
+                  >
                     <span className="mono">{shortOp(n)}</span> <span className="muted mono">{shape(n)}</span>
                   </li>
                 ))}
               </ol>
               <table className="fix-numbers">
                 <tbody>
-                  <tr><td>fused sites</td><td className="num" data-testid={`fusions-${r.id}`}>{r.fusions}</td></tr>
-                  <tr><td>model: kernels</td><td className="num">{r.model.launches}</td></tr>
-                  <tr><td>model: HBM bytes</td><td className="num">{formatBytes(r.model.hbmBytes)}</td></tr>
-                  <tr><td>model: link bytes / rank</td><td className="num">{formatBytes(r.model.linkBytesPerRank)}</td></tr>
-                  <tr><td>model: time</td><td className="num">{r.model.us.toFixed(1)} µs</td></tr>
-                  <tr><td>run: kernels</td><td className="num">{r.measured.kernels}</td></tr>
-                  <tr><td>run: bytes</td><td className="num">{formatBytes(r.measured.bytes)}</td></tr>
-                  <tr><td>run: time ({r.measured.timing})</td><td className="num">{r.measured.us.toFixed(1)} µs</td></tr>
-                  <tr><td>outputs vs original</td><td className="num" data-testid={`equal-${r.id}`}>{r.equal ? 'bitwise equal' : `${r.check.filter((c) => !c.pass).length} differ`}</td></tr>
+                  <tr>
+                    <td>fused sites</td>
+                    <td className="num" data-testid={`fusions-${r.id}`}>
+                      {r.fusions}
+                    </td>
+                  </tr>
+                  <tr>
+                    <td>model: kernels</td>
+                    <td className="num">{r.model.launches}</td>
+                  </tr>
+                  <tr>
+                    <td>model: HBM bytes</td>
+                    <td className="num">{formatBytes(r.model.hbmBytes)}</td>
+                  </tr>
+                  <tr>
+                    <td>model: link bytes / rank</td>
+                    <td className="num">{formatBytes(r.model.linkBytesPerRank)}</td>
+                  </tr>
+                  <tr>
+                    <td>model: time</td>
+                    <td className="num">{r.model.us.toFixed(1)} µs</td>
+                  </tr>
+                  <tr>
+                    <td>run: kernels</td>
+                    <td className="num">{r.measured.kernels}</td>
+                  </tr>
+                  <tr>
+                    <td>run: bytes</td>
+                    <td className="num">{formatBytes(r.measured.bytes)}</td>
+                  </tr>
+                  <tr>
+                    <td>run: time ({r.measured.timing})</td>
+                    <td className="num">{r.measured.us.toFixed(1)} µs</td>
+                  </tr>
+                  <tr>
+                    <td>outputs vs original</td>
+                    <td className="num" data-testid={`equal-${r.id}`}>
+                      {r.equal ? 'bitwise equal' : `${r.check.filter((c) => !c.pass).length} differ`}
+                    </td>
+                  </tr>
                 </tbody>
               </table>
             </article>

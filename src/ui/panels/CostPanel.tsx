@@ -18,15 +18,28 @@ const ALGORITHMS: Algorithm[] = ['ring', 'one-shot', 'two-shot'];
 
 const spreadOverlaps = (a: Spread, b: Spread) => a.min <= b.max && b.min <= a.max;
 
-const pct = (before: number, after: number) => (before === 0 ? '—' : `${after >= before ? '+' : ''}${((100 * (after - before)) / before).toFixed(2)} %`);
+const pct = (before: number, after: number) =>
+  before === 0 ? '—' : `${after >= before ? '+' : ''}${((100 * (after - before)) / before).toFixed(2)} %`;
 
-function Row({ label, before, after, format }: { label: string; before: number; after: number; format: (v: number) => string }) {
+function Row({
+  label,
+  before,
+  after,
+  format,
+}: {
+  label: string;
+  before: number;
+  after: number;
+  format: (v: number) => string;
+}) {
   return (
     <tr>
       <td>{label}</td>
       <td className="num">{format(before)}</td>
       <td className="num">{format(after)}</td>
-      <td className={`num ${after < before ? 'ok' : after > before ? 'error' : 'muted'}`}>{pct(before, after)}</td>
+      <td className={`num ${after < before ? 'ok' : after > before ? 'error' : 'muted'}`}>
+        {pct(before, after)}
+      </td>
     </tr>
   );
 }
@@ -52,7 +65,10 @@ export function CostPanel() {
   const predicted = useMemo((): { before: GraphTotals; after: GraphTotals } | { error: string } | null => {
     if (!before || !after) return null;
     try {
-      return { before: graphTotals(before, profile, { tp, tokens, algorithm }), after: graphTotals(after, profile, { tp, tokens, algorithm }) };
+      return {
+        before: graphTotals(before, profile, { tp, tokens, algorithm }),
+        after: graphTotals(after, profile, { tp, tokens, algorithm }),
+      };
     } catch (e) {
       return { error: (e as Error).message };
     }
@@ -67,45 +83,115 @@ export function CostPanel() {
       <div className="form-grid">
         <label htmlFor="cost-profile">Hardware</label>
         <select id="cost-profile" value={profileId} onChange={(e) => setProfile(e.target.value)}>
-          {Object.entries(PROFILES).map(([id, p]) => <option key={id} value={id} title={p.name}>{id}</option>)}
+          {Object.entries(PROFILES).map(([id, p]) => (
+            <option key={id} value={id} title={p.name}>
+              {id}
+            </option>
+          ))}
         </select>
         <label htmlFor="cost-tp">TP degree</label>
-        <select id="cost-tp" value={tpChoice ?? ''} onChange={(e) => setCostTp(e.target.value === '' ? null : Number(e.target.value))}>
+        <select
+          id="cost-tp"
+          value={tpChoice ?? ''}
+          onChange={(e) => setCostTp(e.target.value === '' ? null : Number(e.target.value))}
+        >
           <option value="">world size ({before ? resolveOptions(before, gates).worldSize : '—'})</option>
-          {TP_CHOICES.map((t) => <option key={t} value={t}>{t}</option>)}
+          {TP_CHOICES.map((t) => (
+            <option key={t} value={t}>
+              {t}
+            </option>
+          ))}
         </select>
         <label htmlFor="cost-tokens">Tokens</label>
-        <input id="cost-tokens" type="number" min={1} step={64} value={tokens}
-          onChange={(e) => { const v = Math.floor(Number(e.target.value)); if (v >= 1) setTokens(v); }} />
+        <input
+          id="cost-tokens"
+          type="number"
+          min={1}
+          step={64}
+          value={tokens}
+          onChange={(e) => {
+            const v = Math.floor(Number(e.target.value));
+            if (v >= 1) setTokens(v);
+          }}
+        />
         <label htmlFor="cost-algorithm">All-reduce</label>
-        <select id="cost-algorithm" value={algorithm} onChange={(e) => setCostAlgorithm(e.target.value as Algorithm)}>
-          {ALGORITHMS.map((a) => <option key={a} value={a}>{a}</option>)}
+        <select
+          id="cost-algorithm"
+          value={algorithm}
+          onChange={(e) => setCostAlgorithm(e.target.value as Algorithm)}
+        >
+          {ALGORITHMS.map((a) => (
+            <option key={a} value={a}>
+              {a}
+            </option>
+          ))}
         </select>
         <span className="muted cost-profile-name">{profile.name}</span>
       </div>
       <div>
-        {predicted && 'error' in predicted && <p className="error" role="alert">Cost model: {predicted.error}</p>}
+        {predicted && 'error' in predicted && (
+          <p className="error" role="alert">
+            Cost model: {predicted.error}
+          </p>
+        )}
         {predicted && !('error' in predicted) && (
           <table className="grid" aria-label="Predicted and measured cost" data-testid="cost-table">
-            <thead><tr><th>predicted on {profileId}, TP{tp}, {tokens} tokens</th><th className="num">before</th><th className="num">after</th><th className="num">change</th></tr></thead>
+            <thead>
+              <tr>
+                <th>
+                  predicted on {profileId}, TP{tp}, {tokens} tokens
+                </th>
+                <th className="num">before</th>
+                <th className="num">after</th>
+                <th className="num">change</th>
+              </tr>
+            </thead>
             <tbody>
-              <Row label="time (µs, serial roofline)" before={predicted.before.us} after={predicted.after.us} format={(v) => v.toFixed(1)} />
-              <Row label="kernel launches" before={predicted.before.launches} after={predicted.after.launches} format={String} />
-              <Row label="HBM traffic" before={predicted.before.hbmBytes} after={predicted.after.hbmBytes} format={formatBytes} />
-              <Row label="link bytes per rank" before={predicted.before.linkBytesPerRank} after={predicted.after.linkBytesPerRank} format={formatBytes} />
+              <Row
+                label="time (µs, serial roofline)"
+                before={predicted.before.us}
+                after={predicted.after.us}
+                format={(v) => v.toFixed(1)}
+              />
+              <Row
+                label="kernel launches"
+                before={predicted.before.launches}
+                after={predicted.after.launches}
+                format={String}
+              />
+              <Row
+                label="HBM traffic"
+                before={predicted.before.hbmBytes}
+                after={predicted.after.hbmBytes}
+                format={formatBytes}
+              />
+              <Row
+                label="link bytes per rank"
+                before={predicted.before.linkBytesPerRank}
+                after={predicted.after.linkBytesPerRank}
+                format={formatBytes}
+              />
               {measured && report && timing && (
-                <Row label={`${stale ? 'stale: ' : ''}measured (µs, busiest rank, median of ${timing.runs} after a warm-up; ${report.before.backend}, ${report.before.ranks} ranks)`}
-                  before={measured.before.median} after={measured.after.median} format={(v) => v.toFixed(1)} />
+                <Row
+                  label={`${stale ? 'stale: ' : ''}measured (µs, busiest rank, median of ${timing.runs} after a warm-up; ${report.before.backend}, ${report.before.ranks} ranks)`}
+                  before={measured.before.median}
+                  after={measured.after.median}
+                  format={(v) => v.toFixed(1)}
+                />
               )}
             </tbody>
           </table>
         )}
-        {!measured && <p className="muted">Run before &amp; after to see the measured change beside the prediction.</p>}
+        {!measured && (
+          <p className="muted">Run before &amp; after to see the measured change beside the prediction.</p>
+        )}
         {measured && timing && (
           <p className="muted" data-testid="cost-measured-note">
-            Measured spread (min–max of {timing.runs} runs): before {measured.before.min.toFixed(1)}–{measured.before.max.toFixed(1)} µs,
-            after {measured.after.min.toFixed(1)}–{measured.after.max.toFixed(1)} µs; {CLOCK[timing.before.clock]} on {report?.before.device}.
-            {spreadOverlaps(measured.before, measured.after) && ' The spreads overlap: the measured change is within the noise.'}
+            Measured spread (min–max of {timing.runs} runs): before {measured.before.min.toFixed(1)}–
+            {measured.before.max.toFixed(1)} µs, after {measured.after.min.toFixed(1)}–
+            {measured.after.max.toFixed(1)} µs; {CLOCK[timing.before.clock]} on {report?.before.device}.
+            {spreadOverlaps(measured.before, measured.after) &&
+              ' The spreads overlap: the measured change is within the noise.'}
             {stale && ' The steps or gates changed since this run.'}
           </p>
         )}

@@ -26,14 +26,30 @@ export function DumpStages() {
       <ol className="dump-stage-list" aria-label="Dump stages">
         {dump.stages.map((st, i) => (
           <li key={st.path}>
-            <button type="button" className="linklike" aria-current={i === dump.shown ? 'step' : undefined} onClick={() => showDumpStage(i)} title={st.path}>{st.name}</button>
+            <button
+              type="button"
+              className="linklike"
+              aria-current={i === dump.shown ? 'step' : undefined}
+              onClick={() => showDumpStage(i)}
+              title={st.path}
+            >
+              {st.name}
+            </button>
           </li>
         ))}
       </ol>
       {dump.skipped.length > 0 && (
         <details>
-          <summary>{dump.skipped.length} file{dump.skipped.length > 1 ? 's' : ''} skipped</summary>
-          <ul>{dump.skipped.map((f) => <li key={f.path}><span className="mono">{f.path}</span>: {f.reason}</li>)}</ul>
+          <summary>
+            {dump.skipped.length} file{dump.skipped.length > 1 ? 's' : ''} skipped
+          </summary>
+          <ul>
+            {dump.skipped.map((f) => (
+              <li key={f.path}>
+                <span className="mono">{f.path}</span>: {f.reason}
+              </li>
+            ))}
+          </ul>
         </details>
       )}
     </div>

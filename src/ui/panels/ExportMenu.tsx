@@ -18,7 +18,13 @@ function download(name: string, blob: Blob) {
 }
 
 function baseName(name: string): string {
-  return (name || 'graph').replace(/\.[a-z]+$/i, '').replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '').toLowerCase() || 'graph';
+  return (
+    (name || 'graph')
+      .replace(/\.[a-z]+$/i, '')
+      .replace(/[^A-Za-z0-9._-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .toLowerCase() || 'graph'
+  );
 }
 
 export function ExportMenu() {
@@ -30,7 +36,9 @@ export function ExportMenu() {
 
   useEffect(() => {
     if (!open) return;
-    const close = (e: MouseEvent) => { if (!menu.current?.contains(e.target as Node)) setOpen(false); };
+    const close = (e: MouseEvent) => {
+      if (!menu.current?.contains(e.target as Node)) setOpen(false);
+    };
     window.addEventListener('mousedown', close);
     return () => window.removeEventListener('mousedown', close);
   }, [open]);
@@ -47,14 +55,53 @@ export function ExportMenu() {
   };
   const g = shown?.graph;
   return (
-    <div className="menu" ref={menu} onKeyDown={(e) => { if (e.key === 'Escape') setOpen(false); }}>
-      <button type="button" aria-haspopup="menu" aria-expanded={open} onClick={() => setOpen(!open)} disabled={!g}>Export ▾</button>
+    <div
+      className="menu"
+      ref={menu}
+      onKeyDown={(e) => {
+        if (e.key === 'Escape') setOpen(false);
+      }}
+    >
+      <button
+        type="button"
+        aria-haspopup="menu"
+        aria-expanded={open}
+        onClick={() => setOpen(!open)}
+        disabled={!g}
+      >
+        Export ▾
+      </button>
       {open && g && (
         <div className="menu-list" role="menu" aria-label="Export">
-          <button type="button" role="menuitem" onClick={() => run('FX text', () => download(`${stem}.py`, new Blob([printFx(g)], { type: 'text/x-python' })))}>FX text (.py)</button>
-          <button type="button" role="menuitem" onClick={() => run('JSON', () => download(`${stem}.json`, new Blob([JSON.stringify(graphToJson(g), null, 1)], { type: 'application/json' })))}>JSON (fusionlab.graph/1)</button>
-          <button type="button" role="menuitem" onClick={() => run('SVG', () => exportView('svg', stem))}>Graph view as SVG</button>
-          <button type="button" role="menuitem" onClick={() => run('PNG', () => exportView('png', stem))}>Graph view as PNG</button>
+          <button
+            type="button"
+            role="menuitem"
+            onClick={() =>
+              run('FX text', () => download(`${stem}.py`, new Blob([printFx(g)], { type: 'text/x-python' })))
+            }
+          >
+            FX text (.py)
+          </button>
+          <button
+            type="button"
+            role="menuitem"
+            onClick={() =>
+              run('JSON', () =>
+                download(
+                  `${stem}.json`,
+                  new Blob([JSON.stringify(graphToJson(g), null, 1)], { type: 'application/json' }),
+                ),
+              )
+            }
+          >
+            JSON (fusionlab.graph/1)
+          </button>
+          <button type="button" role="menuitem" onClick={() => run('SVG', () => exportView('svg', stem))}>
+            Graph view as SVG
+          </button>
+          <button type="button" role="menuitem" onClick={() => run('PNG', () => exportView('png', stem))}>
+            Graph view as PNG
+          </button>
         </div>
       )}
     </div>

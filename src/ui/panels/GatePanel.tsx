@@ -19,7 +19,7 @@ const GPUS: { id: NonNullable<PassOptions['gpu']>; label: string }[] = [
  */
 function MaxTokensInput({ value, onCommit }: { value: number | undefined; onCommit: (v: number) => void }) {
   const [draft, setDraft] = useState<string | null>(null);
-  const invalid = draft !== null && !/^\d+$/.test(draft.trim()) || (draft !== null && Number(draft) < 1);
+  const invalid = (draft !== null && !/^\d+$/.test(draft.trim())) || (draft !== null && Number(draft) < 1);
   return (
     <>
       <input
@@ -29,16 +29,24 @@ function MaxTokensInput({ value, onCommit }: { value: number | undefined; onComm
         value={draft ?? (value === undefined ? '' : String(value))}
         aria-invalid={invalid ? 'true' : 'false'}
         title={invalid ? 'max tokens must be a whole number ≥ 1' : undefined}
-        onFocus={(e) => { setDraft(e.target.value); }}
+        onFocus={(e) => {
+          setDraft(e.target.value);
+        }}
         onChange={(e) => {
           setDraft(e.target.value);
           const t = e.target.value.trim();
           if (/^\d+$/.test(t) && Number(t) >= 1) onCommit(Number(t));
         }}
         onBlur={() => setDraft(null)}
-        onKeyDown={(e) => { if (e.key === 'Enter') (e.target as HTMLInputElement).blur(); }}
+        onKeyDown={(e) => {
+          if (e.key === 'Enter') (e.target as HTMLInputElement).blur();
+        }}
       />
-      {invalid && <span className="error field-error" role="alert">whole number ≥ 1</span>}
+      {invalid && (
+        <span className="error field-error" role="alert">
+          whole number ≥ 1
+        </span>
+      )}
     </>
   );
 }
@@ -52,39 +60,78 @@ export function GatePanel() {
   const groups = shown ? reduceGroups(shown.graph) : [];
   return (
     <section className="panel gate-panel" aria-labelledby="gate-panel-title">
-      <header className="panel-head"><h2 id="gate-panel-title">Gates</h2></header>
+      <header className="panel-head">
+        <h2 id="gate-panel-title">Gates</h2>
+      </header>
       <div className="gate-grid">
         <div className="field">
           <label htmlFor="gate-world">World size</label>
-          <select id="gate-world" value={gates.worldSize ?? ''} onChange={(e) => setGates({ worldSize: e.target.value === '' ? undefined : Number(e.target.value) })}>
-            <option value="">{resolved?.worldSizeFrom === 'graph' ? `graph: ${resolved.worldSize}` : `default: ${resolved?.worldSize ?? 4}`}</option>
-            {WORLD_SIZES.map((w) => <option key={w} value={w}>{w}</option>)}
+          <select
+            id="gate-world"
+            value={gates.worldSize ?? ''}
+            onChange={(e) =>
+              setGates({ worldSize: e.target.value === '' ? undefined : Number(e.target.value) })
+            }
+          >
+            <option value="">
+              {resolved?.worldSizeFrom === 'graph'
+                ? `graph: ${resolved.worldSize}`
+                : `default: ${resolved?.worldSize ?? 4}`}
+            </option>
+            {WORLD_SIZES.map((w) => (
+              <option key={w} value={w}>
+                {w}
+              </option>
+            ))}
           </select>
         </div>
         <div className="field">
           <label htmlFor="gate-gpu">GPU</label>
-          <select id="gate-gpu" value={gates.gpu ?? 'hopper'} onChange={(e) => setGates({ gpu: e.target.value as PassOptions['gpu'] })}>
-            {GPUS.map((g) => <option key={g.id} value={g.id}>{g.label}</option>)}
+          <select
+            id="gate-gpu"
+            value={gates.gpu ?? 'hopper'}
+            onChange={(e) => setGates({ gpu: e.target.value as PassOptions['gpu'] })}
+          >
+            {GPUS.map((g) => (
+              <option key={g.id} value={g.id}>
+                {g.label}
+              </option>
+            ))}
           </select>
         </div>
         <div className="field">
           <label htmlFor="gate-token-rule">Token gate</label>
-          <select id="gate-token-rule" value={gates.tokenGate ?? 'runtime-fallback'} onChange={(e) => setGates({ tokenGate: e.target.value as PassOptions['tokenGate'] })}
-            title="runtime fallback: the pattern always fires and the fused op falls back above max_token_num (the vLLM of PR #28841). compile range: graphs whose token count exceeds max_token_num stay unfused (later vLLM).">
+          <select
+            id="gate-token-rule"
+            value={gates.tokenGate ?? 'runtime-fallback'}
+            onChange={(e) => setGates({ tokenGate: e.target.value as PassOptions['tokenGate'] })}
+            title="runtime fallback: the pattern always fires and the fused op falls back above max_token_num (the vLLM of PR #28841). compile range: graphs whose token count exceeds max_token_num stay unfused (later vLLM)."
+          >
             <option value="runtime-fallback">at run time</option>
             <option value="compile-range">at compile</option>
           </select>
         </div>
         <div className="field">
           <label htmlFor="gate-tp-group">TP group</label>
-          <select id="gate-tp-group" value={gates.tpGroup ?? DEFAULT_TP_GROUP} onChange={(e) => setGates({ tpGroup: e.target.value })}
-            title="vLLM's patterns match only all_reduce over the tensor-parallel group (tensor_model_parallel_all_reduce); all-reduces over other groups stay unfused.">
-            {[...new Set([gates.tpGroup ?? DEFAULT_TP_GROUP, ...groups])].map((g) => <option key={g} value={g}>{g}</option>)}
+          <select
+            id="gate-tp-group"
+            value={gates.tpGroup ?? DEFAULT_TP_GROUP}
+            onChange={(e) => setGates({ tpGroup: e.target.value })}
+            title="vLLM's patterns match only all_reduce over the tensor-parallel group (tensor_model_parallel_all_reduce); all-reduces over other groups stay unfused."
+          >
+            {[...new Set([gates.tpGroup ?? DEFAULT_TP_GROUP, ...groups])].map((g) => (
+              <option key={g} value={g}>
+                {g}
+              </option>
+            ))}
           </select>
         </div>
         <div className="field">
           <label htmlFor="gate-tokens">Max tokens</label>
-          <MaxTokensInput value={gates.maxTokens ?? resolved?.maxTokens} onCommit={(v) => setGates({ maxTokens: v })} />
+          <MaxTokensInput
+            value={gates.maxTokens ?? resolved?.maxTokens}
+            onCommit={(v) => setGates({ maxTokens: v })}
+          />
         </div>
       </div>
     </section>

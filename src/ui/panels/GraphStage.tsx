@@ -42,16 +42,26 @@ export function GraphStage() {
   const before = stages[0]?.graph;
   const after = stages[shownIndex]?.graph;
   // Every match from the imported graph up to the shown stage: the diff spans all of them.
-  const matches = useMemo(() => stages.slice(1, shownIndex + 1).flatMap((st) => st.matches), [stages, shownIndex]);
+  const matches = useMemo(
+    () => stages.slice(1, shownIndex + 1).flatMap((st) => st.matches),
+    [stages, shownIndex],
+  );
   const singleMarks = useMemo(
-    () => (before && after && shownIndex > 0 ? changeMarks(diffGraphs(before, after, matches).after) : undefined),
+    () =>
+      before && after && shownIndex > 0 ? changeMarks(diffGraphs(before, after, matches).after) : undefined,
     [before, after, matches, shownIndex],
   );
   // Alone, the view animates each step from the stage before it, so scrubbing replays the rewrite.
   const previous = shownIndex > 0 ? stages[shownIndex - 1] : undefined;
   const current = stages[shownIndex];
   const animateFrom = useMemo(
-    () => (previous && current ? { graph: previous.graph, mapping: diffGraphs(previous.graph, current.graph, current.matches).afterToBefore } : undefined),
+    () =>
+      previous && current
+        ? {
+            graph: previous.graph,
+            mapping: diffGraphs(previous.graph, current.graph, current.matches).afterToBefore,
+          }
+        : undefined,
     [previous, current],
   );
 
@@ -65,8 +75,18 @@ export function GraphStage() {
   if (layout === 'split' && shownIndex > 0) {
     return (
       <div className="graph-stage split" ref={stageRef}>
-        <DiffView before={before} after={after} matches={matches} selected={selected} onSelect={onSelect} testMode={testMode} focus={focus}
-          collapsed={collapsed} onToggleGroup={toggleGroup} onSetCollapsed={setCollapsed} />
+        <DiffView
+          before={before}
+          after={after}
+          matches={matches}
+          selected={selected}
+          onSelect={onSelect}
+          testMode={testMode}
+          focus={focus}
+          collapsed={collapsed}
+          onToggleGroup={toggleGroup}
+          onSetCollapsed={setCollapsed}
+        />
         {walker}
       </div>
     );
@@ -116,9 +136,15 @@ function ChangeWalker() {
   };
   return (
     <div className="change-walker" role="group" aria-label="Changes">
-      <button type="button" onClick={() => go(-1)}>◂ previous change</button>
-      <span className="muted" data-testid="change-position">{at < 0 ? `${sites.length} change${sites.length > 1 ? 's' : ''}` : `${at + 1} / ${sites.length}`}</span>
-      <button type="button" onClick={() => go(1)}>next change ▸</button>
+      <button type="button" onClick={() => go(-1)}>
+        ◂ previous change
+      </button>
+      <span className="muted" data-testid="change-position">
+        {at < 0 ? `${sites.length} change${sites.length > 1 ? 's' : ''}` : `${at + 1} / ${sites.length}`}
+      </span>
+      <button type="button" onClick={() => go(1)}>
+        next change ▸
+      </button>
     </div>
   );
 }

@@ -2,7 +2,15 @@
 // the source, and which pass made it. Inputs and users are links, so the graph can be walked.
 
 import type { ReactNode } from 'react';
-import { DTYPE_BYTES, refsOf, usersOf, type Arg, type Graph, type Node, type ValueType } from '../../graph/ir.ts';
+import {
+  DTYPE_BYTES,
+  refsOf,
+  usersOf,
+  type Arg,
+  type Graph,
+  type Node,
+  type ValueType,
+} from '../../graph/ir.ts';
 import { lookupOp, opKind, typeIndex } from '../../graph/ops.ts';
 import { shownStage, useStore } from '../store/index.ts';
 import { innerOp } from './nodeOp.ts';
@@ -38,11 +46,18 @@ function sumSizes(types: (ValueType | null | undefined)[]): string {
 }
 
 /** What a node reads (its tensor arguments) and, for mutating ops, the arguments it overwrites. */
-export function bytesMoved(node: Node, types: Map<string, ValueType | null>): { reads: string; writes: string | null } {
+export function bytesMoved(
+  node: Node,
+  types: Map<string, ValueType | null>,
+): { reads: string; writes: string | null } {
   const args = [...node.args, ...Object.values(node.kwargs)];
   const reads = sumSizes([...new Set(args.flatMap((a) => refsOf(a)))].map((r) => types.get(r)));
   const def = lookupOp(innerOp(node));
-  const mutated = def?.args.filter((a) => a.mutates).map((a) => node.kwargs[a.name]).filter((a): a is Arg => a !== undefined && a !== null) ?? [];
+  const mutated =
+    def?.args
+      .filter((a) => a.mutates)
+      .map((a) => node.kwargs[a.name])
+      .filter((a): a is Arg => a !== undefined && a !== null) ?? [];
   const writes = mutated.length ? sumSizes(mutated.flatMap((a) => refsOf(a)).map((r) => types.get(r))) : null;
   return { reads, writes };
 }
@@ -59,21 +74,63 @@ function typeText(t: ValueType | null): string {
   return t.kind === 'sym' ? `Sym(${t.expr})` : `${t.dtype}[${t.shape.join(', ')}]`;
 }
 
-function ArgValue({ a, onRef, types }: { a: Arg; onRef: (name: string) => void; types?: Map<string, ValueType | null> }): ReactNode {
+function ArgValue({
+  a,
+  onRef,
+  types,
+}: {
+  a: Arg;
+  onRef: (name: string) => void;
+  types?: Map<string, ValueType | null>;
+}): ReactNode {
   if (a === null) return <span className="lit">None</span>;
   if (typeof a === 'boolean') return <span className="lit">{a ? 'True' : 'False'}</span>;
   if (typeof a === 'number') return <span className="lit">{a}</span>;
   if (typeof a === 'string') return <span className="str">'{a}'</span>;
-  if (Array.isArray(a)) return <>[{a.map((x, i) => <span key={i}>{i > 0 && ', '}<ArgValue a={x} onRef={onRef} types={types} /></span>)}]</>;
+  if (Array.isArray(a))
+    return (
+      <>
+        [
+        {a.map((x, i) => (
+          <span key={i}>
+            {i > 0 && ', '}
+            <ArgValue a={x} onRef={onRef} types={types} />
+          </span>
+        ))}
+        ]
+      </>
+    );
   switch (a.kind) {
     case 'ref': {
       const t = types?.get(a.name);
-      return <><button type="button" className="linklike mono" onClick={() => onRef(a.name)}>{a.name}</button>{t && <span className="ty">{typeText(t)}</span>}</>;
+      return (
+        <>
+          <button type="button" className="linklike mono" onClick={() => onRef(a.name)}>
+            {a.name}
+          </button>
+          {t && <span className="ty">{typeText(t)}</span>}
+        </>
+      );
     }
-    case 'float': return <span className="lit">{Number.isInteger(a.value) ? a.value.toFixed(1) : String(a.value)}</span>;
-    case 'op': return <span className="op-lit">{a.target}</span>;
-    case 'tuple': return <>({a.items.map((x, i) => <span key={i}>{i > 0 && ', '}<ArgValue a={x} onRef={onRef} types={types} /></span>)})</>;
-    case 'expr': return <span className="lit">{a.text}</span>;
+    case 'float':
+      return <span className="lit">{Number.isInteger(a.value) ? a.value.toFixed(1) : String(a.value)}</span>;
+    case 'op':
+      return <span className="op-lit">{a.target}</span>;
+    case 'tuple':
+      return (
+        <>
+          (
+          {a.items.map((x, i) => (
+            <span key={i}>
+              {i > 0 && ', '}
+              <ArgValue a={x} onRef={onRef} types={types} />
+            </span>
+          ))}
+          )
+        </>
+      );
+    case 'expr':
+      return <span className="lit">{a.text}</span>;
   }
 }
 
@@ -81,7 +138,8 @@ function ArgValue({ a, onRef, types }: { a: Arg; onRef: (name: string) => void; 
 export function originLines(node: Node, stages: Graph[]): number[] {
   const byName = new Map<string, Node>();
   // Later stages first, so a name reused by a pass resolves to its newest meaning.
-  for (const g of [...stages].reverse()) for (const n of g.nodes) if (!byName.has(n.name)) byName.set(n.name, n);
+  for (const g of [...stages].reverse())
+    for (const n of g.nodes) if (!byName.has(n.name)) byName.set(n.name, n);
   const base = new Map(stages[0]?.nodes.map((n) => [n.name, n]));
   const lines = new Set<number>();
   const seen = new Set<string>();
@@ -89,7 +147,10 @@ export function originLines(node: Node, stages: Graph[]): number[] {
     if (seen.has(name)) return;
     seen.add(name);
     const b = base.get(name);
-    if (b?.meta.line !== undefined) { lines.add(b.meta.line); return; }
+    if (b?.meta.line !== undefined) {
+      lines.add(b.meta.line);
+      return;
+    }
     const n = byName.get(name);
     for (const f of n?.meta.madeBy?.from ?? []) walk(f);
   };
@@ -112,12 +173,34 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
   const traffic = bytesMoved(node, types);
   return (
     <dl className="kv" aria-label="Node details">
-      <dt>name</dt><dd className="mono" data-testid="inspector-name">{node.name}</dd>
-      <dt>op</dt><dd className="mono" data-testid="inspector-op">{op}</dd>
-      {op !== node.op && (<><dt>via</dt><dd className="mono">{node.op}</dd></>)}
-      <dt>kind</dt><dd><span className={`kind-chip kind-${opKind(op)}`}>{opKind(op)}</span></dd>
-      {def && (<><dt>does</dt><dd className="doc">{def.doc}</dd></>)}
-      <dt>type</dt><dd className="mono" data-testid="inspector-type">{typeText(node.type)}</dd>
+      <dt>name</dt>
+      <dd className="mono" data-testid="inspector-name">
+        {node.name}
+      </dd>
+      <dt>op</dt>
+      <dd className="mono" data-testid="inspector-op">
+        {op}
+      </dd>
+      {op !== node.op && (
+        <>
+          <dt>via</dt>
+          <dd className="mono">{node.op}</dd>
+        </>
+      )}
+      <dt>kind</dt>
+      <dd>
+        <span className={`kind-chip kind-${opKind(op)}`}>{opKind(op)}</span>
+      </dd>
+      {def && (
+        <>
+          <dt>does</dt>
+          <dd className="doc">{def.doc}</dd>
+        </>
+      )}
+      <dt>type</dt>
+      <dd className="mono" data-testid="inspector-type">
+        {typeText(node.type)}
+      </dd>
       <dt>bytes</dt>
       <dd className="mono" data-testid="inspector-bytes">
         {node.type ? <div>result {bytesOf(node.type)}</div> : null}
@@ -127,30 +210,58 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
       <dt className="wide">arguments</dt>
       <dd className="wide">
         <table className="args" data-testid="inspector-args">
-          <colgroup><col className="name" /><col /></colgroup>
+          <colgroup>
+            <col className="name" />
+            <col />
+          </colgroup>
           <tbody>
             {positional.map((a, i) => (
-              <tr key={`p${i}`}><th>{argNames[i] ?? i}</th><td className="mono"><ArgValue a={a} onRef={onRef} types={types} /></td></tr>
+              <tr key={`p${i}`}>
+                <th>{argNames[i] ?? i}</th>
+                <td className="mono">
+                  <ArgValue a={a} onRef={onRef} types={types} />
+                </td>
+              </tr>
             ))}
             {Object.entries(node.kwargs).map(([k, v]) => (
-              <tr key={k}><th>{k}</th><td className="mono"><ArgValue a={v} onRef={onRef} types={types} /></td></tr>
+              <tr key={k}>
+                <th>{k}</th>
+                <td className="mono">
+                  <ArgValue a={v} onRef={onRef} types={types} />
+                </td>
+              </tr>
             ))}
           </tbody>
         </table>
       </dd>
       <dt>users</dt>
       <dd className="mono">
-        {users.length === 0 ? '—' : users.map((u, i) => (
-          <span key={u}>{i > 0 && ', '}{u === 'output' ? 'output' : <button type="button" className="linklike mono" onClick={() => onRef(u)}>{u}</button>}</span>
-        ))}
+        {users.length === 0
+          ? '—'
+          : users.map((u, i) => (
+              <span key={u}>
+                {i > 0 && ', '}
+                {u === 'output' ? (
+                  'output'
+                ) : (
+                  <button type="button" className="linklike mono" onClick={() => onRef(u)}>
+                    {u}
+                  </button>
+                )}
+              </span>
+            ))}
       </dd>
       <dt>source</dt>
       <dd data-testid="inspector-source">
-        {node.meta.line !== undefined
-          ? <>line {node.meta.line}</>
-          : origins.length > 0
-            ? <>made from line{origins.length > 1 ? 's' : ''} {origins.join(', ')}</>
-            : <span className="muted">{node.meta.madeBy ? 'made by a rewrite' : 'no source line'}</span>}
+        {node.meta.line !== undefined ? (
+          <>line {node.meta.line}</>
+        ) : origins.length > 0 ? (
+          <>
+            made from line{origins.length > 1 ? 's' : ''} {origins.join(', ')}
+          </>
+        ) : (
+          <span className="muted">{node.meta.madeBy ? 'made by a rewrite' : 'no source line'}</span>
+        )}
         {node.meta.file && <div className="mono file">{node.meta.file}</div>}
       </dd>
       {node.meta.madeBy && (
@@ -158,7 +269,12 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
           <dt>made by</dt>
           <dd data-testid="inspector-made-by">
             <span className="mono">{node.meta.madeBy.pass}</span> from{' '}
-            {node.meta.madeBy.from.map((f, i) => <span key={f} className="mono">{i > 0 && ', '}{f}</span>)}
+            {node.meta.madeBy.from.map((f, i) => (
+              <span key={f} className="mono">
+                {i > 0 && ', '}
+                {f}
+              </span>
+            ))}
           </dd>
         </>
       )}
@@ -172,26 +288,53 @@ export function Inspector() {
   const stages = useStore((s) => s.stages);
   const shown = useStore(shownStage);
   const graphOf = (side: 'before' | 'after') => (side === 'before' ? stages[0]?.graph : shown?.graph);
-  const has = (side: 'before' | 'after') => !!graphOf(side)?.nodes.some((n) => n.name === selected) || !!graphOf(side)?.inputs.some((i) => i.name === selected);
+  const has = (side: 'before' | 'after') =>
+    !!graphOf(side)?.nodes.some((n) => n.name === selected) ||
+    !!graphOf(side)?.inputs.some((i) => i.name === selected);
   // The side the selection was made in, else the other one (a link or URL may name a removed node).
-  const side = has(preferred) ? preferred : has(preferred === 'after' ? 'before' : 'after') ? (preferred === 'after' ? 'before' : 'after') : preferred;
+  const side = has(preferred)
+    ? preferred
+    : has(preferred === 'after' ? 'before' : 'after')
+      ? preferred === 'after'
+        ? 'before'
+        : 'after'
+      : preferred;
   const graph = graphOf(side);
   const node = graph?.nodes.find((n) => n.name === selected);
   const input = graph?.inputs.find((i) => i.name === selected);
   return (
     <section className="panel inspector" aria-labelledby="inspector-title">
-      <header className="panel-head"><h2 id="inspector-title">Inspector</h2>{selected && <span className="muted" data-testid="inspector-side">{stages.length < 2 ? 'imported' : side}</span>}</header>
+      <header className="panel-head">
+        <h2 id="inspector-title">Inspector</h2>
+        {selected && (
+          <span className="muted" data-testid="inspector-side">
+            {stages.length < 2 ? 'imported' : side}
+          </span>
+        )}
+      </header>
       {!selected && <p className="muted">Select a node in a graph, the why list or a site list.</p>}
       {selected && node && graph && <NodeDetails node={node} graph={graph} />}
       {selected && !node && input && (
         <dl className="kv">
-          <dt>name</dt><dd className="mono" data-testid="inspector-name">{input.name}</dd>
-          <dt>op</dt><dd className="mono" data-testid="inspector-op">placeholder (graph input)</dd>
-          <dt>type</dt><dd className="mono">{typeText(input.type)}</dd>
-          <dt>bytes</dt><dd className="mono">{bytesOf(input.type)}</dd>
+          <dt>name</dt>
+          <dd className="mono" data-testid="inspector-name">
+            {input.name}
+          </dd>
+          <dt>op</dt>
+          <dd className="mono" data-testid="inspector-op">
+            placeholder (graph input)
+          </dd>
+          <dt>type</dt>
+          <dd className="mono">{typeText(input.type)}</dd>
+          <dt>bytes</dt>
+          <dd className="mono">{bytesOf(input.type)}</dd>
         </dl>
       )}
-      {selected && !node && !input && <p className="muted"><span className="mono">{selected}</span> is not in the {side} graph.</p>}
+      {selected && !node && !input && (
+        <p className="muted">
+          <span className="mono">{selected}</span> is not in the {side} graph.
+        </p>
+      )}
     </section>
   );
 }

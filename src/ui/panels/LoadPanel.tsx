@@ -16,16 +16,30 @@ export function LoadPanel() {
   const sampleId = source && 'sample' in source ? source.sample : '';
   return (
     <div className="load-panel" role="group" aria-label="Load a graph">
-      <label htmlFor="sample-select" className="sr-only">Sample</label>
-      <select id="sample-select" value={sampleId} title={findSample(sampleId)?.label} onChange={(e) => e.target.value && loadSample(e.target.value)} aria-label="Sample">
+      <label htmlFor="sample-select" className="sr-only">
+        Sample
+      </label>
+      <select
+        id="sample-select"
+        value={sampleId}
+        title={findSample(sampleId)?.label}
+        onChange={(e) => e.target.value && loadSample(e.target.value)}
+        aria-label="Sample"
+      >
         {!sampleId && <option value="">{source ? 'Pasted or opened file' : 'Choose a sample…'}</option>}
         {GROUPS.map((g) => (
           <optgroup key={g} label={g}>
-            {SAMPLES.filter((s) => s.group === g).map((s) => <option key={s.id} value={s.id}>{s.label}</option>)}
+            {SAMPLES.filter((s) => s.group === g).map((s) => (
+              <option key={s.id} value={s.id}>
+                {s.label}
+              </option>
+            ))}
           </optgroup>
         ))}
       </select>
-      <button type="button" onClick={() => fileInput.current?.click()}>Open file…</button>
+      <button type="button" onClick={() => fileInput.current?.click()}>
+        Open file…
+      </button>
       <input
         ref={fileInput}
         type="file"
@@ -38,7 +52,13 @@ export function LoadPanel() {
           e.target.value = '';
         }}
       />
-      <button type="button" onClick={() => folderInput.current?.click()} title="A vLLM debug dump or TORCH_COMPILE_DEBUG folder: its stages in order">Open folder…</button>
+      <button
+        type="button"
+        onClick={() => folderInput.current?.click()}
+        title="A vLLM debug dump or TORCH_COMPILE_DEBUG folder: its stages in order"
+      >
+        Open folder…
+      </button>
       <input
         ref={(el) => {
           folderInput.current = el;
@@ -55,12 +75,19 @@ export function LoadPanel() {
           e.target.value = '';
         }}
       />
-      <button type="button" onClick={() => {
-        useStore.getState().setDraft('');
-        setBottomTab('source');
-        // The editor mounts with the tab: focus it once it is there.
-        requestAnimationFrame(() => document.querySelector<HTMLTextAreaElement>('textarea[aria-label="FX source"]')?.focus());
-      }}>Paste FX…</button>
+      <button
+        type="button"
+        onClick={() => {
+          useStore.getState().setDraft('');
+          setBottomTab('source');
+          // The editor mounts with the tab: focus it once it is there.
+          requestAnimationFrame(() =>
+            document.querySelector<HTMLTextAreaElement>('textarea[aria-label="FX source"]')?.focus(),
+          );
+        }}
+      >
+        Paste FX…
+      </button>
     </div>
   );
 }

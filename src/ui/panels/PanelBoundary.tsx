@@ -20,7 +20,9 @@ export class PanelBoundary extends Component<Props, { error: Error | null }> {
     return (
       <div className="panel-error" role="alert">
         <strong>{this.props.name} failed:</strong> {error.message}
-        <button type="button" onClick={() => this.setState({ error: null })}>Retry</button>
+        <button type="button" onClick={() => this.setState({ error: null })}>
+          Retry
+        </button>
       </div>
     );
   }

@@ -42,8 +42,24 @@ export function PassPanel() {
       <header className="panel-head">
         <h2 id="pass-panel-title">Rewrite</h2>
         <div className="toolbar">
-          <button type="button" onClick={undo} disabled={cursor === 0} aria-label="Undo" title="Undo (Ctrl+Z)">↶</button>
-          <button type="button" onClick={redo} disabled={cursor >= steps.length} aria-label="Redo" title="Redo (Ctrl+Shift+Z)">↷</button>
+          <button
+            type="button"
+            onClick={undo}
+            disabled={cursor === 0}
+            aria-label="Undo"
+            title="Undo (Ctrl+Z)"
+          >
+            ↶
+          </button>
+          <button
+            type="button"
+            onClick={redo}
+            disabled={cursor >= steps.length}
+            aria-label="Redo"
+            title="Redo (Ctrl+Shift+Z)"
+          >
+            ↷
+          </button>
         </div>
       </header>
       <div className="headline" aria-live="polite">
@@ -70,18 +86,44 @@ export function PassPanel() {
                   aria-label={`Sites of ${pass}`}
                   onClick={() => setOpen(open === pass ? null : pass)}
                   disabled={list.length === 0 && why.length === 0}
-                >{open === pass ? '▾' : '▸'}</button>
-                <span className="pass-name" title={PASS_DESCRIPTIONS[pass]}>{pass}</span>
-                <span className={`badge${list.length ? ' live' : ''}`} aria-label={`${pass} sites`}>{list.length}</span>
-                <button type="button" onClick={() => applyPass(pass)} disabled={list.length === 0} aria-label={`Apply ${pass}`}>Apply</button>
+                >
+                  {open === pass ? '▾' : '▸'}
+                </button>
+                <span className="pass-name" title={PASS_DESCRIPTIONS[pass]}>
+                  {pass}
+                </span>
+                <span className={`badge${list.length ? ' live' : ''}`} aria-label={`${pass} sites`}>
+                  {list.length}
+                </span>
+                <button
+                  type="button"
+                  onClick={() => applyPass(pass)}
+                  disabled={list.length === 0}
+                  aria-label={`Apply ${pass}`}
+                >
+                  Apply
+                </button>
               </div>
               {open === pass && why.length > 0 && <PassWhyList pass={pass} diagnostics={why} />}
               {open === pass && list.length > 0 && (
                 <ul className="site-list" aria-label={`${pass} sites list`}>
                   {list.map((site) => (
                     <li key={site}>
-                      <button type="button" className="linklike" onClick={() => useStore.getState().select(site, 'after', true)}>{site}</button>
-                      <button type="button" className="small" onClick={() => applyPass(pass, site)} aria-label={`Apply ${pass} at ${site}`}>apply</button>
+                      <button
+                        type="button"
+                        className="linklike"
+                        onClick={() => useStore.getState().select(site, 'after', true)}
+                      >
+                        {site}
+                      </button>
+                      <button
+                        type="button"
+                        className="small"
+                        onClick={() => applyPass(pass, site)}
+                        aria-label={`Apply ${pass} at ${site}`}
+                      >
+                        apply
+                      </button>
                     </li>
                   ))}
                 </ul>
@@ -90,10 +132,19 @@ export function PassPanel() {
           );
         })}
       </ol>
-      <button type="button" className="primary wide" onClick={applyPipeline}>Run pipeline</button>
-      {rewriteError && <p className="error" role="alert">{rewriteError}</p>}
+      <button type="button" className="primary wide" onClick={applyPipeline}>
+        Run pipeline
+      </button>
+      {rewriteError && (
+        <p className="error" role="alert">
+          {rewriteError}
+        </p>
+      )}
       <div className="scrubber">
-        <label htmlFor="stage-scrubber">Stage {shownIndex} / {stages.length - 1}: <span className="mono">{stepLabel(stages[shownIndex]?.step ?? null)}</span></label>
+        <label htmlFor="stage-scrubber">
+          Stage {shownIndex} / {stages.length - 1}:{' '}
+          <span className="mono">{stepLabel(stages[shownIndex]?.step ?? null)}</span>
+        </label>
         <input
           id="stage-scrubber"
           type="range"

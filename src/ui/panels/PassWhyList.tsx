@@ -13,7 +13,9 @@ export function PassWhyList({ pass, diagnostics }: { pass: string; diagnostics: 
     <ul className="site-list pass-why" aria-label={`Why ${pass} did not fire`}>
       {diagnostics.slice(0, SHOWN).map((d, i) => (
         <li key={`${d.node}-${i}`}>
-          <button type="button" className="linklike mono" onClick={() => select(d.node, 'after', true)}>{d.node}</button>
+          <button type="button" className="linklike mono" onClick={() => select(d.node, 'after', true)}>
+            {d.node}
+          </button>
           <span className="why-reason">{d.reason}</span>
         </li>
       ))}

@@ -13,7 +13,13 @@ import { outputStatus, type OutputStatus } from './verdict.ts';
 import { VerdictLine } from './VerdictLine.tsx';
 
 /** One row per node and rank: the timed runs' median and spread on each side. */
-interface NodeRow { node: string; op: string; rank: number; before?: NodeTiming; after?: NodeTiming }
+interface NodeRow {
+  node: string;
+  op: string;
+  rank: number;
+  before?: NodeTiming;
+  after?: NodeTiming;
+}
 
 function rowsOf(timing: Timing): NodeRow[] {
   const m = new Map<string, NodeRow>();
@@ -38,8 +44,8 @@ function ExactCheckLine({ exact }: { exact: ExactCheck }) {
   const verdict = exact.skipped ? 'skipped' : exact.pass ? 'pass' : 'FAIL';
   return (
     <p className="pad" data-testid="exact-check">
-      <span className={exact.skipped ? 'muted' : exact.pass ? 'ok' : 'error'}>{verdict}</span>{' '}
-      {exact.note}{failed.length ? `: ${failed.join(', ')}` : ''}
+      <span className={exact.skipped ? 'muted' : exact.pass ? 'ok' : 'error'}>{verdict}</span> {exact.note}
+      {failed.length ? `: ${failed.join(', ')}` : ''}
     </p>
   );
 }
@@ -59,7 +65,12 @@ const us = (v: number) => (v === 0 ? '—' : v < 10 ? v.toFixed(2) : v.toFixed(1
 /** Median with its spread over the timed runs. */
 function Time({ t }: { t?: NodeTiming }) {
   if (!t) return <>—</>;
-  return <span title={`min ${us(t.us.min)} · max ${us(t.us.max)} µs`}>{us(t.us.median)}<span className="dim"> {t.us.max > t.us.min ? `±${us((t.us.max - t.us.min) / 2)}` : ''}</span></span>;
+  return (
+    <span title={`min ${us(t.us.min)} · max ${us(t.us.max)} µs`}>
+      {us(t.us.median)}
+      <span className="dim"> {t.us.max > t.us.min ? `±${us((t.us.max - t.us.min) / 2)}` : ''}</span>
+    </span>
+  );
 }
 
 export function ResultsTable() {
@@ -80,52 +91,79 @@ export function ResultsTable() {
     <div className="results">
       {/* Focusable, so the keyboard can scroll a long table. */}
       <div className="results-col" tabIndex={0} role="region" aria-label="Outputs and verdict">
-      <VerdictLine />
-      {report.exact && <ExactCheckLine exact={report.exact} />}
-      <table className="grid" aria-label="Outputs">
-        <thead>
-          <tr><th>output</th><th>max abs</th><th>max rel</th><th>ulps</th><th>allowed</th><th>bitwise</th><th>verdict</th></tr>
-        </thead>
-        <tbody>
-          {report.outputs.map((o) => (
-            <tr key={o.name}>
-              <td className="mono">{o.name}</td>
-              <td className="num">{o.maxAbs.toExponential(2)}</td>
-              <td className="num">{o.maxRel.toExponential(2)}</td>
-              <td className="num">{o.ulps}</td>
-              <td className="clip" title={o.tolerance}>{o.tolerance}</td>
-              <td>{o.bitwiseEqual ? 'equal' : 'differs'}</td>
-              <td className={STATUS_CLASS[outputStatus(o)]}>{STATUS_LABEL[outputStatus(o)]}</td>
+        <VerdictLine />
+        {report.exact && <ExactCheckLine exact={report.exact} />}
+        <table className="grid" aria-label="Outputs">
+          <thead>
+            <tr>
+              <th>output</th>
+              <th>max abs</th>
+              <th>max rel</th>
+              <th>ulps</th>
+              <th>allowed</th>
+              <th>bitwise</th>
+              <th>verdict</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {report.outputs.map((o) => (
+              <tr key={o.name}>
+                <td className="mono">{o.name}</td>
+                <td className="num">{o.maxAbs.toExponential(2)}</td>
+                <td className="num">{o.maxRel.toExponential(2)}</td>
+                <td className="num">{o.ulps}</td>
+                <td className="clip" title={o.tolerance}>
+                  {o.tolerance}
+                </td>
+                <td>{o.bitwiseEqual ? 'equal' : 'differs'}</td>
+                <td className={STATUS_CLASS[outputStatus(o)]}>{STATUS_LABEL[outputStatus(o)]}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
       </div>
       <div className="results-col" tabIndex={0} role="region" aria-label="Per-node times">
-      {timing && (
-        <p className="muted pad" data-testid="timing-method">
-          per node and rank: median of {timing.runs} timed run{timing.runs > 1 ? 's' : ''} after a warm-up run (not timed) · ± half the min–max spread · {CLOCK[timing.before.clock]}
-        </p>
-      )}
-      <table className="grid" aria-label="Per-node time and bytes">
-        <thead>
-          <tr><th>node</th><th>op</th><th className="num">rank</th><th>before µs</th><th>after µs</th><th>before bytes</th><th>after bytes</th></tr>
-        </thead>
-        <tbody>
-          {nodes.slice(0, ROW_LIMIT).map((n) => (
-            <tr key={`${n.rank}:${n.node}`} onClick={() => select(n.node, n.after ? 'after' : 'before')}>
-              <td className="mono">{n.node}</td>
-              <td className="mono dim clip" title={opName.get(n.node) ?? n.op}>{opName.get(n.node) ?? n.op}</td>
-              <td className="num">{n.rank}</td>
-              <td className="num"><Time t={n.before} /></td>
-              <td className="num"><Time t={n.after} /></td>
-              <td className="num">{n.before?.bytes ? formatBytes(n.before.bytes) : '—'}</td>
-              <td className="num">{n.after?.bytes ? formatBytes(n.after.bytes) : '—'}</td>
+        {timing && (
+          <p className="muted pad" data-testid="timing-method">
+            per node and rank: median of {timing.runs} timed run{timing.runs > 1 ? 's' : ''} after a warm-up
+            run (not timed) · ± half the min–max spread · {CLOCK[timing.before.clock]}
+          </p>
+        )}
+        <table className="grid" aria-label="Per-node time and bytes">
+          <thead>
+            <tr>
+              <th>node</th>
+              <th>op</th>
+              <th className="num">rank</th>
+              <th>before µs</th>
+              <th>after µs</th>
+              <th>before bytes</th>
+              <th>after bytes</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
-      {nodes.length > ROW_LIMIT && <p className="muted pad">{nodes.length - ROW_LIMIT} faster (node, rank) rows not shown.</p>}
+          </thead>
+          <tbody>
+            {nodes.slice(0, ROW_LIMIT).map((n) => (
+              <tr key={`${n.rank}:${n.node}`} onClick={() => select(n.node, n.after ? 'after' : 'before')}>
+                <td className="mono">{n.node}</td>
+                <td className="mono dim clip" title={opName.get(n.node) ?? n.op}>
+                  {opName.get(n.node) ?? n.op}
+                </td>
+                <td className="num">{n.rank}</td>
+                <td className="num">
+                  <Time t={n.before} />
+                </td>
+                <td className="num">
+                  <Time t={n.after} />
+                </td>
+                <td className="num">{n.before?.bytes ? formatBytes(n.before.bytes) : '—'}</td>
+                <td className="num">{n.after?.bytes ? formatBytes(n.after.bytes) : '—'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        {nodes.length > ROW_LIMIT && (
+          <p className="muted pad">{nodes.length - ROW_LIMIT} faster (node, rank) rows not shown.</p>
+        )}
       </div>
     </div>
   );

@@ -12,7 +12,17 @@ const ROW_PX = 17;
  * Only the rows in view (and a margin) are in the DOM, so a 50 MB paste costs one pass over its
  * newlines, not 600,000 rows. The caret under the error column is a row of its own.
  */
-function CodeWindow({ text, line, col, label }: { text: string; line?: number; col?: number; label: string }) {
+function CodeWindow({
+  text,
+  line,
+  col,
+  label,
+}: {
+  text: string;
+  line?: number;
+  col?: number;
+  label: string;
+}) {
   const starts = useMemo(() => lineStarts(text), [text]);
   const errorIndex = line !== undefined && line >= 1 && line <= starts.length ? line - 1 : undefined;
   const caretRow = errorIndex !== undefined && col !== undefined ? errorIndex + 1 : undefined;
@@ -33,7 +43,8 @@ function CodeWindow({ text, line, col, label }: { text: string; line?: number; c
       const { caret } = shownLine(text, starts, errorIndex!, col);
       shown.push(
         <div key="caret" className="caret-row" aria-hidden="true" style={{ height: ROW_PX }}>
-          <span className="gutter" /><span className="code">{' '.repeat(Math.max(0, caret ?? 0))}^</span>
+          <span className="gutter" />
+          <span className="code">{' '.repeat(Math.max(0, caret ?? 0))}^</span>
         </div>,
       );
       continue;
@@ -41,7 +52,12 @@ function CodeWindow({ text, line, col, label }: { text: string; line?: number; c
     const i = caretRow !== undefined && r > errorIndex! ? r - 1 : r;
     const isError = i === errorIndex;
     shown.push(
-      <div key={i} className={`code-line${isError ? ' error-line' : ''}`} data-line={i + 1} style={{ height: ROW_PX }}>
+      <div
+        key={i}
+        className={`code-line${isError ? ' error-line' : ''}`}
+        data-line={i + 1}
+        style={{ height: ROW_PX }}
+      >
         <span className="gutter">{i + 1}</span>
         <span className="code">{shownLine(text, starts, i, isError ? col : undefined).text || ' '}</span>
       </div>,
@@ -63,12 +79,27 @@ function CodeWindow({ text, line, col, label }: { text: string; line?: number; c
   );
 }
 
-function ErrorView({ text, line, col, message, onEdit }: { text: string; line?: number; col?: number; message: string; onEdit: () => void }) {
+function ErrorView({
+  text,
+  line,
+  col,
+  message,
+  onEdit,
+}: {
+  text: string;
+  line?: number;
+  col?: number;
+  message: string;
+  onEdit: () => void;
+}) {
   return (
     <div className="source-error">
       <div className="error-banner" role="alert" data-testid="import-error">
-        <strong>Import failed{line !== undefined ? ` at line ${line}, column ${col ?? 1}` : ''}:</strong> {message}
-        <button type="button" onClick={onEdit}>Edit text</button>
+        <strong>Import failed{line !== undefined ? ` at line ${line}, column ${col ?? 1}` : ''}:</strong>{' '}
+        {message}
+        <button type="button" onClick={onEdit}>
+          Edit text
+        </button>
       </div>
       <CodeWindow text={text} line={line} col={col} label="Source with error" />
     </div>
@@ -99,7 +130,10 @@ export function SourceEditor() {
         line={importError.line}
         col={importError.col}
         message={importError.message}
-        onEdit={() => { setDraft(importError.text); clearImportError(); }}
+        onEdit={() => {
+          setDraft(importError.text);
+          clearImportError();
+        }}
       />
     );
   }
@@ -107,10 +141,20 @@ export function SourceEditor() {
     <div className="source-editor">
       <div className="source-toolbar">
         <span className="muted">{draft === null ? sourceName : 'edited — not imported yet'}</span>
-        {warnings.length > 0 && <span className="warn" title={warnings.join('\n')}>{warnings.length} warning{warnings.length > 1 ? 's' : ''}</span>}
+        {warnings.length > 0 && (
+          <span className="warn" title={warnings.join('\n')}>
+            {warnings.length} warning{warnings.length > 1 ? 's' : ''}
+          </span>
+        )}
         <span className="spacer" />
-        {draft !== null && <button type="button" onClick={() => setDraft(null)}>Revert</button>}
-        <button type="button" onClick={() => setDraft('')}>Clear</button>
+        {draft !== null && (
+          <button type="button" onClick={() => setDraft(null)}>
+            Revert
+          </button>
+        )}
+        <button type="button" onClick={() => setDraft('')}>
+          Clear
+        </button>
         <button
           type="button"
           className="primary"
@@ -119,23 +163,29 @@ export function SourceEditor() {
             if (draft === null) return;
             loadText(draft, 'pasted.py');
           }}
-        >Import</button>
+        >
+          Import
+        </button>
       </div>
       {draft === null && sourceText.length > EDIT_IN_PLACE_CHARS ? (
         <>
           <p className="muted source-note">
             {`${sourceText.length.toLocaleString('en-US')} characters: shown read-only, a window of lines at a time.`}{' '}
-            <button type="button" className="linklike" onClick={() => setDraft(sourceText)}>Edit text</button>
+            <button type="button" className="linklike" onClick={() => setDraft(sourceText)}>
+              Edit text
+            </button>
           </p>
           <CodeWindow text={sourceText} label="FX source" />
         </>
-      ) : <textarea
-        aria-label="FX source"
-        spellCheck={false}
-        value={text}
-        placeholder="Paste FX text: a print_readable() module, a fragment from a PR, or str(graph)."
-        onChange={(e) => setDraft(e.target.value)}
-      />}
+      ) : (
+        <textarea
+          aria-label="FX source"
+          spellCheck={false}
+          value={text}
+          placeholder="Paste FX text: a print_readable() module, a fragment from a PR, or str(graph)."
+          onChange={(e) => setDraft(e.target.value)}
+        />
+      )}
     </div>
   );
 }

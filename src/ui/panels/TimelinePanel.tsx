@@ -8,7 +8,12 @@ import { useStore } from '../store/index.ts';
 import { Timeline, type TimelineEvent, type TimelineTraces } from './Timeline.tsx';
 
 const EVENT_FIELDS: [keyof TimelineEvent, 'number' | 'string'][] = [
-  ['rank', 'number'], ['node', 'string'], ['op', 'string'], ['kind', 'string'], ['start_us', 'number'], ['dur_us', 'number'],
+  ['rank', 'number'],
+  ['node', 'string'],
+  ['op', 'string'],
+  ['kind', 'string'],
+  ['start_us', 'number'],
+  ['dur_us', 'number'],
 ];
 
 /** Checks a trace file's shape; errors name the side, the event index and the field. */
@@ -24,10 +29,14 @@ export function parseTraceFile(text: string, name: string): TimelineTraces {
   const root = o as Record<string, { events?: unknown }>;
   for (const side of ['before', 'after'] as const) {
     const events = root?.[side]?.events;
-    if (!Array.isArray(events)) throw new Error(`${name}: ${side}.events is missing; expected {before: {events: [...]}, after: {events: [...]}}`);
+    if (!Array.isArray(events))
+      throw new Error(
+        `${name}: ${side}.events is missing; expected {before: {events: [...]}, after: {events: [...]}}`,
+      );
     events.forEach((ev, i) => {
       for (const [field, type] of EVENT_FIELDS) {
-        if (typeof (ev as Record<string, unknown>)?.[field] !== type) throw new Error(`${name}: ${side}.events[${i}].${field} is not a ${type}`);
+        if (typeof (ev as Record<string, unknown>)?.[field] !== type)
+          throw new Error(`${name}: ${side}.events[${i}].${field} is not a ${type}`);
       }
     });
   }
@@ -35,7 +44,11 @@ export function parseTraceFile(text: string, name: string): TimelineTraces {
 }
 
 /** auto_functionalized events name the op they wrap, looked up in the graph of their side. */
-function resolveWrappedOps(traces: TimelineTraces, before: Graph | undefined, after: Graph | undefined): TimelineTraces {
+function resolveWrappedOps(
+  traces: TimelineTraces,
+  before: Graph | undefined,
+  after: Graph | undefined,
+): TimelineTraces {
   const resolve = (events: TimelineEvent[], g: Graph | undefined) => {
     if (!g) return events;
     const byName = new Map(g.nodes.map((n) => [n.name, n]));
@@ -44,7 +57,10 @@ function resolveWrappedOps(traces: TimelineTraces, before: Graph | undefined, af
       return n ? { ...e, op: innerOp(n) } : e;
     });
   };
-  return { before: { events: resolve(traces.before.events, before) }, after: { events: resolve(traces.after.events, after) } };
+  return {
+    before: { events: resolve(traces.before.events, before) },
+    after: { events: resolve(traces.after.events, after) },
+  };
 }
 
 export function TimelinePanel() {
@@ -54,18 +70,34 @@ export function TimelinePanel() {
   const [loaded, setLoaded] = useState<{ name: string; traces: TimelineTraces } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const input = useRef<HTMLInputElement>(null);
-  const raw = useMemo(() => loaded?.traces ?? (report ? { before: report.before, after: report.after } : null), [loaded, report]);
+  const raw = useMemo(
+    () => loaded?.traces ?? (report ? { before: report.before, after: report.after } : null),
+    [loaded, report],
+  );
   const before = stages[0]?.graph;
   const after = stages[cursor]?.graph;
   const traces = useMemo(() => (raw ? resolveWrappedOps(raw, before, after) : null), [raw, before, after]);
   return (
     <div className="timeline-panel">
       <div className="source-toolbar">
-        <span className="muted">{loaded ? `trace file ${loaded.name}` : report ? 'last run' : 'no run yet'}</span>
+        <span className="muted">
+          {loaded ? `trace file ${loaded.name}` : report ? 'last run' : 'no run yet'}
+        </span>
         <span className="spacer" />
-        {loaded && <button type="button" onClick={() => setLoaded(null)}>Show last run</button>}
-        <button type="button" onClick={() => input.current?.click()}>Open trace…</button>
-        <input ref={input} type="file" accept=".json" hidden aria-label="Trace file"
+        {loaded && (
+          <button type="button" onClick={() => setLoaded(null)}>
+            Show last run
+          </button>
+        )}
+        <button type="button" onClick={() => input.current?.click()}>
+          Open trace…
+        </button>
+        <input
+          ref={input}
+          type="file"
+          accept=".json"
+          hidden
+          aria-label="Trace file"
           onChange={async (e) => {
             const f = e.target.files?.[0];
             e.target.value = '';
@@ -76,10 +108,19 @@ export function TimelinePanel() {
             } catch (err) {
               setError((err as Error).message);
             }
-          }} />
+          }}
+        />
       </div>
-      {error && <p className="error" role="alert">{error}</p>}
-      {traces ? <Timeline traces={traces} /> : <p className="muted pad">Run before &amp; after, or open a trace file.</p>}
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      {traces ? (
+        <Timeline traces={traces} />
+      ) : (
+        <p className="muted pad">Run before &amp; after, or open a trace file.</p>
+      )}
     </div>
   );
 }

@@ -28,37 +28,84 @@ export function ToyPanel() {
   return (
     <section className="toy-panel pad" aria-label="Why the hoist is legal">
       <p>
-        Two ranks each hold a partial sum <span className="mono">xᵣ</span>, 6 columns wide (a matmul with the rank's own weight
-        shard, as the MoE's padded output). <span className="mono">all_reduce</span> adds them; <span className="mono">slice</span> keeps
-        4 columns. A sum works column by column, so slicing before or after it picks the same sums:
+        Two ranks each hold a partial sum <span className="mono">xᵣ</span>, 6 columns wide (a matmul with the
+        rank's own weight shard, as the MoE's padded output). <span className="mono">all_reduce</span> adds
+        them; <span className="mono">slice</span> keeps 4 columns. A sum works column by column, so slicing
+        before or after it picks the same sums:
         <b> slice(Σᵣ xᵣ) = Σᵣ slice(xᵣ)</b>, and the all-reduce moves 4 columns instead of 6.
       </p>
       <button type="button" className="primary" onClick={() => void run()} disabled={running}>
         {running ? 'Running…' : `Run both orders on two ${gpu ? 'WebGPU' : 'CPU'} ranks`}
       </button>
-      {error && <p className="error" role="alert">{error}</p>}
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
       {result && (
         <>
           <table className="grid toy-table" aria-label="Toy values" data-testid="toy-table">
             <thead>
-              <tr><th>row 0 of</th>{[0, 1, 2, 3, 4, 5].map((c) => <th key={c} className="num">col {c}</th>)}</tr>
+              <tr>
+                <th>row 0 of</th>
+                {[0, 1, 2, 3, 4, 5].map((c) => (
+                  <th key={c} className="num">
+                    col {c}
+                  </th>
+                ))}
+              </tr>
             </thead>
             <tbody>
               {result.partials.map((p, r) => (
-                <tr key={r}><td>x{r === 0 ? '₀' : '₁'} (rank {r}&apos;s partial)</td>{p.map((v, c) => <td key={c} className={`num${c >= 4 ? ' dim' : ''}`}>{fmt(v)}</td>)}</tr>
+                <tr key={r}>
+                  <td>
+                    x{r === 0 ? '₀' : '₁'} (rank {r}&apos;s partial)
+                  </td>
+                  {p.map((v, c) => (
+                    <td key={c} className={`num${c >= 4 ? ' dim' : ''}`}>
+                      {fmt(v)}
+                    </td>
+                  ))}
+                </tr>
               ))}
-              <tr data-testid="toy-before"><td>slice(Σ x): all-reduce, then slice</td>{result.sumThenSlice.map((v, c) => <td key={c} className="num">{fmt(v)}</td>)}<td /><td /></tr>
-              <tr data-testid="toy-after"><td>Σ slice(x): slice-hoist applied</td>{result.sliceThenSum.map((v, c) => <td key={c} className="num">{fmt(v)}</td>)}<td /><td /></tr>
+              <tr data-testid="toy-before">
+                <td>slice(Σ x): all-reduce, then slice</td>
+                {result.sumThenSlice.map((v, c) => (
+                  <td key={c} className="num">
+                    {fmt(v)}
+                  </td>
+                ))}
+                <td />
+                <td />
+              </tr>
+              <tr data-testid="toy-after">
+                <td>Σ slice(x): slice-hoist applied</td>
+                {result.sliceThenSum.map((v, c) => (
+                  <td key={c} className="num">
+                    {fmt(v)}
+                  </td>
+                ))}
+                <td />
+                <td />
+              </tr>
             </tbody>
           </table>
           <p className={result.bitwiseEqual ? 'ok' : 'error'} data-testid="toy-verdict">
-            {result.bitwiseEqual ? 'bitwise equal on both ranks' : 'the two orders differ'} · {result.backend} on {result.device}
+            {result.bitwiseEqual ? 'bitwise equal on both ranks' : 'the two orders differ'} · {result.backend}{' '}
+            on {result.device}
           </p>
         </>
       )}
       <p className="muted">
-        Why the slice stops the fusion: vLLM fuses an all-reduce directly followed by its RMSNorm; a slice in between breaks the
-        pattern. {blocked ? <>In the graph on screen: <span className="mono">{blocked.reason}</span></> : 'Load a GPT-OSS sample to see it named in the graph.'}
+        Why the slice stops the fusion: vLLM fuses an all-reduce directly followed by its RMSNorm; a slice in
+        between breaks the pattern.{' '}
+        {blocked ? (
+          <>
+            In the graph on screen: <span className="mono">{blocked.reason}</span>
+          </>
+        ) : (
+          'Load a GPT-OSS sample to see it named in the graph.'
+        )}
       </p>
     </section>
   );

@@ -9,9 +9,15 @@ export function UnevaluatedGates() {
   if (open.length === 0) return null;
   return (
     <details className="unevaluated-gates" data-testid="unevaluated-gates">
-      <summary>{open.length} site{open.length > 1 ? 's' : ''} fused with a gate not evaluated</summary>
+      <summary>
+        {open.length} site{open.length > 1 ? 's' : ''} fused with a gate not evaluated
+      </summary>
       <ul>
-        {open.map((m) => <li key={m.site}><span className="mono">{m.site}</span>: {m.unevaluated!.join('; ')}</li>)}
+        {open.map((m) => (
+          <li key={m.site}>
+            <span className="mono">{m.site}</span>: {m.unevaluated!.join('; ')}
+          </li>
+        ))}
       </ul>
     </details>
   );

@@ -31,7 +31,9 @@ export function WhyPanel() {
     <section className="panel why-panel" aria-labelledby="why-panel-title">
       <header className="panel-head">
         <h2 id="why-panel-title">Why didn't it fire?</h2>
-        <span className={`badge${blocked.length ? ' warn-badge' : ''}`} aria-label="blocked all-reduces">{blocked.length}</span>
+        <span className={`badge${blocked.length ? ' warn-badge' : ''}`} aria-label="blocked all-reduces">
+          {blocked.length}
+        </span>
       </header>
       <p className="muted why-summary">
         {diagnostics.length === 0
@@ -46,14 +48,32 @@ export function WhyPanel() {
             return (
               <li key={`${d.node}-${i}`} className="why-item">
                 <div className="why-head">
-                  <button type="button" className="linklike mono" onClick={() => select(d.node, 'after', true)} aria-label={`Select ${d.node}`}>{d.node}</button>
+                  <button
+                    type="button"
+                    className="linklike mono"
+                    onClick={() => select(d.node, 'after', true)}
+                    aria-label={`Select ${d.node}`}
+                  >
+                    {d.node}
+                  </button>
                   {d.blocker && nodeNames.has(d.blocker) && (
-                    <button type="button" className="small blocker" onClick={() => select(d.blocker!, 'after', true)} aria-label={`Select blocker ${d.blocker}`}>
+                    <button
+                      type="button"
+                      className="small blocker"
+                      onClick={() => select(d.blocker!, 'after', true)}
+                      aria-label={`Select blocker ${d.blocker}`}
+                    >
                       blocked by <span className="mono">{d.blocker}</span>
                     </button>
                   )}
                   {d.blocker && !nodeNames.has(d.blocker) && (
-                    <button type="button" className="small gate" disabled={!gate} onClick={() => gate && document.getElementById(gate)?.focus()} aria-label={`Gate ${d.blocker}`}>
+                    <button
+                      type="button"
+                      className="small gate"
+                      disabled={!gate}
+                      onClick={() => gate && document.getElementById(gate)?.focus()}
+                      aria-label={`Gate ${d.blocker}`}
+                    >
                       gate: {d.blocker}
                     </button>
                   )}
@@ -62,10 +82,22 @@ export function WhyPanel() {
                 {d.fix && (
                   <div className="why-actions">
                     {fixPass && sites[fixPass]?.includes(d.node) && (
-                      <button type="button" className="small primary" onClick={() => applyPass(fixPass, d.node)} aria-label={`${d.fix} at ${d.node}`}>{d.fix} here</button>
+                      <button
+                        type="button"
+                        className="small primary"
+                        onClick={() => applyPass(fixPass, d.node)}
+                        aria-label={`${d.fix} at ${d.node}`}
+                      >
+                        {d.fix} here
+                      </button>
                     )}
                     {fixPass && (
-                      <button type="button" className="small" onClick={() => applyPass(fixPass)} aria-label={`${d.fix} at every site`}>
+                      <button
+                        type="button"
+                        className="small"
+                        onClick={() => applyPass(fixPass)}
+                        aria-label={`${d.fix} at every site`}
+                      >
                         everywhere ({sites[fixPass]?.length ?? 0})
                       </button>
                     )}

@@ -8,10 +8,17 @@ export function WorkProgress() {
   const cancel = useStore((s) => s.cancelWork);
   if (!work) return null;
   return (
-    <div className="work-progress progress" role="status" aria-label="Work in progress" data-testid="work-progress">
+    <div
+      className="work-progress progress"
+      role="status"
+      aria-label="Work in progress"
+      data-testid="work-progress"
+    >
       <span>{work.label}…</span>
       <progress max={1} value={work.fraction ?? undefined} aria-label={work.label} />
-      <button type="button" className="small" onClick={cancel}>Cancel</button>
+      <button type="button" className="small" onClick={cancel}>
+        Cancel
+      </button>
     </div>
   );
 }

@@ -11,13 +11,15 @@ export async function loadFile(file: File): Promise<void> {
   useStore.getState().loadText(text, file.name);
 }
 
-
 /** The files of a picked folder (`webkitRelativePath` = `folder/sub/file.py`). */
 export async function loadPickedFolder(files: ArrayLike<File>): Promise<void> {
   const list = Array.from(files);
   if (list.length === 0) return;
   const top = list[0]!.webkitRelativePath.split('/')[0] || 'folder';
-  await loadStageFiles(top, list.map((f) => ({ file: f, path: f.webkitRelativePath.split('/').slice(1).join('/') || f.name })));
+  await loadStageFiles(
+    top,
+    list.map((f) => ({ file: f, path: f.webkitRelativePath.split('/').slice(1).join('/') || f.name })),
+  );
 }
 
 async function loadStageFiles(name: string, files: { file: File; path: string }[]): Promise<void> {
@@ -28,8 +30,17 @@ async function loadStageFiles(name: string, files: { file: File; path: string }[
   }
   // A file past the import limit is not read at all, only named.
   const big = files.filter(({ file }) => file.size > DEFAULT_MAX_BYTES);
-  const stageFiles: StageFile[] = await Promise.all(files.filter((f) => !big.includes(f)).map(async ({ file, path }) => ({ path, text: await file.text() })));
-  s.loadStageFolder(stageFiles, name, big.map(({ path }) => ({ path, reason: `larger than the ${DEFAULT_MAX_BYTES / 2 ** 20} MiB import limit` })));
+  const stageFiles: StageFile[] = await Promise.all(
+    files.filter((f) => !big.includes(f)).map(async ({ file, path }) => ({ path, text: await file.text() })),
+  );
+  s.loadStageFolder(
+    stageFiles,
+    name,
+    big.map(({ path }) => ({
+      path,
+      reason: `larger than the ${DEFAULT_MAX_BYTES / 2 ** 20} MiB import limit`,
+    })),
+  );
 }
 
 /** A drop: a folder loads as stages, a file as one graph. Returns false when nothing usable was dropped. */
@@ -48,7 +59,11 @@ export async function loadDrop(dt: DataTransfer): Promise<boolean> {
   return true;
 }
 
-async function walkDirectory(dir: FileSystemDirectoryEntry, prefix: string, out: { file: File; path: string }[]): Promise<void> {
+async function walkDirectory(
+  dir: FileSystemDirectoryEntry,
+  prefix: string,
+  out: { file: File; path: string }[],
+): Promise<void> {
   const reader = dir.createReader();
   for (;;) {
     const batch = await new Promise<FileSystemEntry[]>((res, rej) => reader.readEntries(res, rej));
@@ -56,7 +71,11 @@ async function walkDirectory(dir: FileSystemDirectoryEntry, prefix: string, out:
     for (const e of batch) {
       if (out.length > MAX_FOLDER_FILES) return;
       if (e.isDirectory) await walkDirectory(e as FileSystemDirectoryEntry, `${prefix}${e.name}/`, out);
-      else out.push({ file: await new Promise<File>((res, rej) => (e as FileSystemFileEntry).file(res, rej)), path: prefix + e.name });
+      else
+        out.push({
+          file: await new Promise<File>((res, rej) => (e as FileSystemFileEntry).file(res, rej)),
+          path: prefix + e.name,
+        });
     }
   }
 }

@@ -10,8 +10,14 @@ import { generateSample } from '../../graph/samples/index.ts';
 import { bytesMoved, bytesOf, formatBytes, originLines } from './Inspector.tsx';
 import { innerOp } from './nodeOp.ts';
 
-const prBefore = readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8');
-const qwen = readFileSync(new URL('../../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url), 'utf8');
+const prBefore = readFileSync(
+  new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url),
+  'utf8',
+);
+const qwen = readFileSync(
+  new URL('../../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url),
+  'utf8',
+);
 
 describe('inspector facts', () => {
   it('sizes: bytes when every dim is known, a formula over the token symbol otherwise', () => {
@@ -25,10 +31,18 @@ describe('inspector facts', () => {
 
   it('the fused all-reduce + norm of the PR fragment: made from the lines of the all-reduce, slice and norm', () => {
     const before = importGraph(prBefore).graph;
-    const stages = runPipeline(before, ['slice-hoist', 'allreduce-rmsnorm'], { worldSize: 4 }).stages.map((s) => s.graph);
+    const stages = runPipeline(before, ['slice-hoist', 'allreduce-rmsnorm'], { worldSize: 4 }).stages.map(
+      (s) => s.graph,
+    );
     const after = stages[stages.length - 1];
-    const fused = after.nodes.find((n) => n.args[0] && typeof n.args[0] === 'object' && !Array.isArray(n.args[0])
-      && n.args[0].kind === 'op' && n.args[0].target.includes('fused_allreduce_norm'))!;
+    const fused = after.nodes.find(
+      (n) =>
+        n.args[0] &&
+        typeof n.args[0] === 'object' &&
+        !Array.isArray(n.args[0]) &&
+        n.args[0].kind === 'op' &&
+        n.args[0].target.includes('fused_allreduce_norm'),
+    )!;
     expect(fused).toBeDefined();
     const lineOf = (name: string) => before.nodes.find((n) => n.name === name)!.meta.line!;
     const lines = originLines(fused, [before, ...stages]);
@@ -40,18 +54,28 @@ describe('inspector facts', () => {
     const before = importGraph(generateSample('gpt-oss-20b', { layers: 1, tp: 4 })).graph;
     const after = runPipeline(before, ['slice-hoist', 'allreduce-rmsnorm'], { worldSize: 4 }).output;
     const t = typeIndex(after);
-    const writes = after.nodes.filter((n) => innerOp(n) === 'vllm.flashinfer_trtllm_fused_allreduce_norm.default').map((n) => bytesMoved(n, t).writes);
+    const writes = after.nodes
+      .filter((n) => innerOp(n) === 'vllm.flashinfer_trtllm_fused_allreduce_norm.default')
+      .map((n) => bytesMoved(n, t).writes);
     // The first layer's rms_norm site gets a zeros residual and a new norm_out buffer besides its
     // input: three buffers; the fused_add_rms_norm sites write allreduce_in and residual: two.
-    expect(writes.sort()).toEqual(['2 × (s72 × 5.6 KiB)', '2 × (s72 × 5.6 KiB)', '3 × (s72 × 5.6 KiB)'].sort());
+    expect(writes.sort()).toEqual(
+      ['2 × (s72 × 5.6 KiB)', '2 × (s72 × 5.6 KiB)', '3 × (s72 × 5.6 KiB)'].sort(),
+    );
   });
 
   it('a real Qwen2 matmul reads both operands, all dims known', () => {
     const g = importGraph(qwen).graph;
     const mm = g.nodes.find((n) => n.op === 'aten.mm.default')!;
     const t = typeIndex(g);
-    const sizes = mm.args.map((a) => (a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'ref' ? t.get(a.name) : null));
-    const expected = sizes.reduce((acc, ty) => acc + (ty && ty.kind === 'tensor' ? 2 * ty.shape.reduce<number>((p, d) => p * (d as number), 1) : 0), 0);
+    const sizes = mm.args.map((a) =>
+      a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'ref' ? t.get(a.name) : null,
+    );
+    const expected = sizes.reduce(
+      (acc, ty) =>
+        acc + (ty && ty.kind === 'tensor' ? 2 * ty.shape.reduce<number>((p, d) => p * (d as number), 1) : 0),
+      0,
+    );
     expect(bytesMoved(mm, t)).toEqual({ reads: formatBytes(expected), writes: null });
   });
 });

@@ -33,8 +33,17 @@ const row0 = (v: ArrayLike<number>, cols: number) => Array.from(v).slice(0, cols
 export async function runToy(backend: BackendName, gpu?: GPU): Promise<ToyResult> {
   const before = importGraph(TOY_FX).graph;
   const hoisted = PASSES['slice-hoist'](before, { worldSize: 2 });
-  if (hoisted.matches.length !== 1) throw new Error(`slice-hoist should rewrite the toy once, it rewrote ${hoisted.matches.length} sites`);
-  const opts = { backend, ranks: 2, preset: 'tiny' as const, dtype: 'f32' as const, allreduce: 'one-shot' as const, workers: false, gpu };
+  if (hoisted.matches.length !== 1)
+    throw new Error(`slice-hoist should rewrite the toy once, it rewrote ${hoisted.matches.length} sites`);
+  const opts = {
+    backend,
+    ranks: 2,
+    preset: 'tiny' as const,
+    dtype: 'f32' as const,
+    allreduce: 'one-shot' as const,
+    workers: false,
+    gpu,
+  };
   const a = await runGraph(before, opts);
   const b = await runGraph(hoisted.graph, opts);
   const result = (m: Map<string, import('../../runtime/index.ts').HostTensor>) => [...m.values()][0];

@@ -5,8 +5,14 @@ import { parseTraceFile, resolveWrappedOps } from './TimelinePanel.tsx';
 import { importGraph } from '../../graph/formats.ts';
 import { runPipeline } from '../../graph/passes/pipeline.ts';
 
-const recorded = readFileSync(new URL('../../../e2e/fixtures/trace-pr28841-tp2.json', import.meta.url), 'utf8');
-const prBefore = readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8');
+const recorded = readFileSync(
+  new URL('../../../e2e/fixtures/trace-pr28841-tp2.json', import.meta.url),
+  'utf8',
+);
+const prBefore = readFileSync(
+  new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url),
+  'utf8',
+);
 
 describe('timeline', () => {
   it('labels the axis in µs, ms or s by magnitude', () => {
@@ -23,14 +29,24 @@ describe('timeline', () => {
     const before = importGraph(prBefore).graph;
     const after = runPipeline(before, ['slice-hoist', 'allreduce-rmsnorm'], { worldSize: 2 }).output;
     const t = resolveWrappedOps(raw, before, after);
-    const ops = (side: 'before' | 'after') => new Set(t[side].events.filter((e) => e.kind !== 'fed').map((e) => e.op));
-    expect(ops('before')).toEqual(new Set(['vllm.moe_forward.default', 'vllm.all_reduce.default', '_C.fused_add_rms_norm.default']));
-    expect(ops('after')).toEqual(new Set(['vllm.moe_forward.default', 'vllm.flashinfer_trtllm_fused_allreduce_norm.default']));
+    const ops = (side: 'before' | 'after') =>
+      new Set(t[side].events.filter((e) => e.kind !== 'fed').map((e) => e.op));
+    expect(ops('before')).toEqual(
+      new Set(['vllm.moe_forward.default', 'vllm.all_reduce.default', '_C.fused_add_rms_norm.default']),
+    );
+    expect(ops('after')).toEqual(
+      new Set(['vllm.moe_forward.default', 'vllm.flashinfer_trtllm_fused_allreduce_norm.default']),
+    );
   });
 
   it('names the side, event and field that a bad trace file gets wrong', () => {
-    expect(() => parseTraceFile('{"before": {"events": []}}', 'x.json')).toThrow('x.json: after.events is missing');
-    const bad = JSON.stringify({ before: { events: [] }, after: { events: [{ rank: 0, node: 'a', op: 'b', kind: 'kernel', start_us: '3', dur_us: 1 }] } });
+    expect(() => parseTraceFile('{"before": {"events": []}}', 'x.json')).toThrow(
+      'x.json: after.events is missing',
+    );
+    const bad = JSON.stringify({
+      before: { events: [] },
+      after: { events: [{ rank: 0, node: 'a', op: 'b', kind: 'kernel', start_us: '3', dur_us: 1 }] },
+    });
     expect(() => parseTraceFile(bad, 'y.json')).toThrow('y.json: after.events[0].start_us is not a number');
     expect(() => parseTraceFile('{', 'z.json')).toThrow(/^z\.json: not JSON/);
   });

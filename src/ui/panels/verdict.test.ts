@@ -10,21 +10,36 @@ import { compareOutputs } from '../../runtime/compareOutputs.ts';
 import { rewriteForCompare } from '../../runtime/rewriteForCompare.ts';
 import { outputNode, outputStatus, nodesReadingFed, verdictOf } from './verdict.ts';
 
-const fragment = () => parseFx(readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8')).graph;
-const opts: RunOptions = { backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false };
+const fragment = () =>
+  parseFx(
+    readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8'),
+  ).graph;
+const opts: RunOptions = {
+  backend: 'cpu',
+  ranks: 2,
+  preset: 'tiny',
+  dtype: 'bf16',
+  allreduce: 'one-shot',
+  workers: false,
+};
 
 describe('the verdict line', { timeout: 300_000 }, () => {
   it('hoist alone: proven by bitwise equality of every output', async () => {
     const rep = await compareRewrite(fragment(), ['slice-hoist'], opts);
     expect(rep.exact).toBeUndefined();
-    expect(verdictOf(rep)).toEqual({ level: 'proven', text: `proven: all ${rep.outputs.length} outputs bitwise equal` });
+    expect(verdictOf(rep)).toEqual({
+      level: 'proven',
+      text: `proven: all ${rep.outputs.length} outputs bitwise equal`,
+    });
   });
 
   it('one fused site: proven by the exact check, the fused output within the ulps measured', async () => {
     const rep = await compareRewrite(fragment(), ['slice-hoist', 'allreduce-rmsnorm'], opts);
     const ulps = Math.max(...rep.outputs.map((o) => o.ulps));
     expect(rep.outputs.map(outputStatus)).toEqual(rep.outputs.map(() => 'pass'));
-    expect(verdictOf(rep).text).toBe(`proven: bitwise equal with the fused norm rounded as the unfused pair; fused output within ${ulps} ulp${ulps === 1 ? '' : 's'}`);
+    expect(verdictOf(rep).text).toBe(
+      `proven: bitwise equal with the fused norm rounded as the unfused pair; fused output within ${ulps} ulp${ulps === 1 ? '' : 's'}`,
+    );
   });
 
   it('several fused sites: rows read "not gated", the line says so, and a graph with MoE names routing', async () => {
@@ -32,12 +47,26 @@ describe('the verdict line', { timeout: 300_000 }, () => {
     const rep = await compareRewrite(g, ['slice-hoist', 'allreduce-rmsnorm'], opts);
     expect(rep.fusedSites).toBeGreaterThan(1);
     expect(new Set(rep.outputs.map(outputStatus))).toEqual(new Set(['not gated']));
-    expect(verdictOf(rep).text).toMatch(new RegExp(`^proven: bitwise equal with the fused norms rounded as the unfused pair; fused outputs differ by up to \\d+ ulps \\(not gated: ${rep.fusedSites} fused sites in series\\)$`));
+    expect(verdictOf(rep).text).toMatch(
+      new RegExp(
+        `^proven: bitwise equal with the fused norms rounded as the unfused pair; fused outputs differ by up to \\d+ ulps \\(not gated: ${rep.fusedSites} fused sites in series\\)$`,
+      ),
+    );
     expect(rep.outputs[0].tolerance).toContain('MoE routing');
 
     // The same report with an output that failed its gate, or a failed exact check, is not equivalent.
-    const broken: CompareReport = { ...rep, exact: { ...rep.exact!, pass: false, outputs: rep.exact!.outputs!.map((o, i) => ({ ...o, pass: i !== 0 })) } };
-    expect(verdictOf(broken)).toEqual({ level: 'not equivalent', text: 'not equivalent: the exact check failed on 1 output' });
+    const broken: CompareReport = {
+      ...rep,
+      exact: {
+        ...rep.exact!,
+        pass: false,
+        outputs: rep.exact!.outputs!.map((o, i) => ({ ...o, pass: i !== 0 })),
+      },
+    };
+    expect(verdictOf(broken)).toEqual({
+      level: 'not equivalent',
+      text: 'not equivalent: the exact check failed on 1 output',
+    });
   });
 
   it('explains an ungated output of a graph without MoE without naming routing', async () => {

@@ -16,11 +16,17 @@ export function outputStatus(o: OutputComparison): OutputStatus {
 
 export type VerdictLevel = 'proven' | 'within tolerance' | 'not proven' | 'not equivalent';
 
-export interface Verdict { level: VerdictLevel; text: string }
+export interface Verdict {
+  level: VerdictLevel;
+  text: string;
+}
 
 /** The output's node in the graph: rows are named `rank r: name[i]` or `rank r: before → after`. */
 export function outputNode(rowName: string): string {
-  return rowName.replace(/^rank \d+: /, '').split(' → ')[0].replace(/\[\d+\]$/, '');
+  return rowName
+    .replace(/^rank \d+: /, '')
+    .split(' → ')[0]
+    .replace(/\[\d+\]$/, '');
 }
 
 /**
@@ -32,7 +38,8 @@ export function nodesReadingFed(g: Graph, fed: readonly string[]): Set<string> {
   const tainted = new Set(fed);
   // Nodes are in topological order: one pass carries the taint forward.
   for (const n of g.nodes) {
-    if ([...n.args, ...Object.values(n.kwargs)].some((a) => refsOf(a).some((r) => tainted.has(r)))) tainted.add(n.name);
+    if ([...n.args, ...Object.values(n.kwargs)].some((a) => refsOf(a).some((r) => tainted.has(r))))
+      tainted.add(n.name);
   }
   return tainted;
 }
@@ -52,11 +59,18 @@ export function verdictOf(report: CompareReport, uncomputed: ReadonlySet<string>
   const exact = report.exact;
   const fedRows = rows.filter((o) => uncomputed.has(outputNode(o.name)));
 
-  if (rows.length === 0) return { level: 'not proven', text: 'not proven: the graphs have no outputs to compare' };
+  if (rows.length === 0)
+    return { level: 'not proven', text: 'not proven: the graphs have no outputs to compare' };
   if (failed.length || (exact && !exact.skipped && !exact.pass)) {
     const parts: string[] = [];
-    if (exact && !exact.skipped && !exact.pass) parts.push(`the exact check failed on ${plural(exact.outputs?.filter((o) => !o.pass).length ?? 0, 'output')}`);
-    if (failed.length) parts.push(`${failed.length} of ${plural(rows.length, 'output')} outside tolerance (${failed.map((o) => o.name).join(', ')})`);
+    if (exact && !exact.skipped && !exact.pass)
+      parts.push(
+        `the exact check failed on ${plural(exact.outputs?.filter((o) => !o.pass).length ?? 0, 'output')}`,
+      );
+    if (failed.length)
+      parts.push(
+        `${failed.length} of ${plural(rows.length, 'output')} outside tolerance (${failed.map((o) => o.name).join(', ')})`,
+      );
     return { level: 'not equivalent', text: `not equivalent: ${parts.join('; ')}` };
   }
 

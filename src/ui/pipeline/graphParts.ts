@@ -13,7 +13,12 @@ export function* graphParts(g: Graph, slot: GraphPart['slot']): Generator<GraphP
     return;
   }
   for (let i = 0; i < nodes.length; i += NODES_PER_PART) {
-    yield { slot, ...(i === 0 ? { head } : {}), nodes: nodes.slice(i, i + NODES_PER_PART), last: i + NODES_PER_PART >= nodes.length };
+    yield {
+      slot,
+      ...(i === 0 ? { head } : {}),
+      nodes: nodes.slice(i, i + NODES_PER_PART),
+      last: i + NODES_PER_PART >= nodes.length,
+    };
   }
 }
 
@@ -23,7 +28,7 @@ export class GraphAssembler {
 
   add(part: GraphPart): void {
     let g = this.open.get(part.slot);
-    if (!g) this.open.set(part.slot, g = { nodes: [], done: false });
+    if (!g) this.open.set(part.slot, (g = { nodes: [], done: false }));
     if (part.head) g.head = part.head;
     for (const n of part.nodes) g.nodes.push(n);
     if (part.last) g.done = true;

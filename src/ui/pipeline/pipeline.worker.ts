@@ -30,11 +30,12 @@ function need(key: number): Graph {
 
 async function handle(req: PipelineRequest): Promise<void> {
   const { id } = req;
-  const progress = (label: string, fraction: number | null) => post({ id, kind: 'progress', label, fraction });
+  const progress = (label: string, fraction: number | null) =>
+    post({ id, kind: 'progress', label, fraction });
   switch (req.kind) {
     case 'graph-part': {
       let a = incoming.get(req.key);
-      if (!a) incoming.set(req.key, a = new GraphAssembler());
+      if (!a) incoming.set(req.key, (a = new GraphAssembler()));
       a.add(req.part);
       if (req.part.last) {
         keep(req.key, a.take(req.part.slot));
@@ -57,9 +58,10 @@ async function handle(req: PipelineRequest): Promise<void> {
     }
     case 'replay': {
       const base = need(req.baseKey);
-      const known = cache && cache.baseKey === req.baseKey && cache.stages[0].graph === base
-        ? cache.stages.slice(0, reusableStages(cache.stages, cache.gates, req.steps, req.gates))
-        : [{ graph: base, step: null, matches: [] }];
+      const known =
+        cache && cache.baseKey === req.baseKey && cache.stages[0].graph === base
+          ? cache.stages.slice(0, reusableStages(cache.stages, cache.gates, req.steps, req.gates))
+          : [{ graph: base, step: null, matches: [] }];
       const { stages, error } = replay(known, req.steps, req.gates, progress);
       cache = { baseKey: req.baseKey, gates: req.gates, stages };
       // The page's stages are the same passes over the same graph: what it has is not sent again.
@@ -70,7 +72,14 @@ async function handle(req: PipelineRequest): Promise<void> {
       for (let i = reuse; i < stages.length; i++) {
         for (const part of graphParts(stages[i].graph, i)) post({ id, kind: 'graph-part', part });
       }
-      post({ id, kind: 'replayed', reuse, stages: stages.slice(reuse).map(({ step, matches }) => ({ step, matches })), error, counts });
+      post({
+        id,
+        kind: 'replayed',
+        reuse,
+        stages: stages.slice(reuse).map(({ step, matches }) => ({ step, matches })),
+        error,
+        counts,
+      });
       return;
     }
   }
@@ -80,7 +89,9 @@ async function handle(req: PipelineRequest): Promise<void> {
 let queue: Promise<void> = Promise.resolve();
 self.onmessage = (ev: MessageEvent<PipelineRequest>) => {
   const req = ev.data;
-  queue = queue.then(() => handle(req)).catch((e: unknown) => {
-    post({ id: req.id, kind: 'error', error: e instanceof Error ? e.message : String(e) });
-  });
+  queue = queue
+    .then(() => handle(req))
+    .catch((e: unknown) => {
+      post({ id: req.id, kind: 'error', error: e instanceof Error ? e.message : String(e) });
+    });
 };

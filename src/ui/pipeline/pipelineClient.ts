@@ -14,10 +14,12 @@ export type OnProgress = (label: string, fraction: number | null) => void;
 
 /** The work was cancelled: its result will never come. */
 export class WorkCancelled extends Error {
-  constructor() { super('cancelled'); }
+  constructor() {
+    super('cancelled');
+  }
 }
 
-type Request = PipelineRequest extends infer R ? R extends PipelineRequest ? Omit<R, 'id'> : never : never;
+type Request = PipelineRequest extends infer R ? (R extends PipelineRequest ? Omit<R, 'id'> : never) : never;
 
 interface Pending {
   resolve(r: PipelineReply): void;
@@ -33,7 +35,9 @@ class WorkerChannel {
   private held = new WeakMap<Graph, number>();
   private nextId = 1;
 
-  get available(): boolean { return typeof Worker !== 'undefined'; }
+  get available(): boolean {
+    return typeof Worker !== 'undefined';
+  }
 
   private start(): Worker {
     if (this.worker) return this.worker;
@@ -76,13 +80,16 @@ class WorkerChannel {
     if (had !== undefined) return had;
     const w = this.start();
     const key = this.nextId++;
-    for (const part of graphParts(g, 0)) w.postMessage({ id: key, kind: 'graph-part', key, part } satisfies PipelineRequest);
+    for (const part of graphParts(g, 0))
+      w.postMessage({ id: key, kind: 'graph-part', key, part } satisfies PipelineRequest);
     this.held.set(g, key);
     return key;
   }
 
   /** Records that the worker made `g` and holds it as `key`. */
-  made(g: Graph, key: number): void { this.held.set(g, key); }
+  made(g: Graph, key: number): void {
+    this.held.set(g, key);
+  }
 
   /** Terminates the worker; whatever it was doing is rejected with `reason`. */
   stop(reason: Error = new WorkCancelled()): void {
@@ -109,20 +116,30 @@ export async function loadOffThread(source: GraphSource, onProgress: OnProgress)
   return { ...reply.loaded, graph };
 }
 
-export interface ReplayResult { stages: Stage[]; error: string | null; counts: Counts }
+export interface ReplayResult {
+  stages: Stage[];
+  error: string | null;
+  counts: Counts;
+}
 
 /**
  * Replays `steps` from `known[0]` (the base) in the worker; `known` are stages the page holds for a
  * prefix of them, kept as they are.
  */
-export async function replayOffThread(known: Stage[], steps: RewriteStep[], gates: PassOptions, shown: number | null,
-  onProgress: OnProgress): Promise<ReplayResult> {
+export async function replayOffThread(
+  known: Stage[],
+  steps: RewriteStep[],
+  gates: PassOptions,
+  shown: number | null,
+  onProgress: OnProgress,
+): Promise<ReplayResult> {
   const baseKey = pipeline.hold(known[0].graph);
   const req = { kind: 'replay' as const, baseKey, steps, gates, shown, have: known.length };
   const { reply, parts } = await pipeline.request(req, onProgress);
   if (reply.kind !== 'replayed') throw new Error(`pipeline worker answered a replay with '${reply.kind}'`);
   const stages = known.slice(0, reply.reuse);
-  for (const [i, head] of reply.stages.entries()) stages.push({ ...head, graph: parts.take(reply.reuse + i) });
+  for (const [i, head] of reply.stages.entries())
+    stages.push({ ...head, graph: parts.take(reply.reuse + i) });
   return { stages, error: reply.error, counts: reply.counts };
 }
 

@@ -42,7 +42,9 @@ describe('replay with known stages', () => {
     expect(reusableStages(full.stages.slice(0, 2), gates, steps, gates)).toBe(2);
     const again = replay(known, steps, gates);
     expect(again.stages[1]).toBe(full.stages[1]);
-    expect(again.stages.map((s) => JSON.stringify(s.graph))).toEqual(full.stages.map((s) => JSON.stringify(s.graph)));
+    expect(again.stages.map((s) => JSON.stringify(s.graph))).toEqual(
+      full.stages.map((s) => JSON.stringify(s.graph)),
+    );
     expect(again.stages.map((s) => s.matches.length)).toEqual(full.stages.map((s) => s.matches.length));
   });
 
@@ -60,7 +62,8 @@ describe('replay with known stages', () => {
 describe('loading a source', () => {
   it('names an unknown sample, and the line of text that does not import', () => {
     expect(loadSource({ sample: 'nope' })).toEqual({ kind: 'notice', message: 'No built-in sample "nope"' });
-    const text = 'b: "bf16[4]" = torch.ops.aten.clone.default(a)\nc: "bf16[4" = torch.ops.aten.clone.default(b)\n';
+    const text =
+      'b: "bf16[4]" = torch.ops.aten.clone.default(a)\nc: "bf16[4" = torch.ops.aten.clone.default(b)\n';
     const r = loadSource({ text, name: 'bad.py' });
     expect(r.kind).toBe('import-error');
     if (r.kind === 'import-error') expect([r.error.line, r.error.text]).toEqual([2, text]);

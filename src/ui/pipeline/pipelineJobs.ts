@@ -5,7 +5,14 @@
 import type { Graph } from '../../graph/ir.ts';
 import { importGraph } from '../../graph/formats.ts';
 import { GraphImportError, type ImportWarning } from '../../graph/errors.ts';
-import { PASSES, diagnose, type Diagnostic, type Match, type Pass, type PassOptions } from '../../graph/passes/pipeline.ts';
+import {
+  PASSES,
+  diagnose,
+  type Diagnostic,
+  type Match,
+  type Pass,
+  type PassOptions,
+} from '../../graph/passes/pipeline.ts';
 import { groupNodes } from '../../graph/groups.ts';
 import { drawnNodeCount } from '../graph/scene.ts';
 import { findSample } from '../samples.ts';
@@ -41,7 +48,16 @@ export function foldedOnOpen(g: Graph): string[] {
 }
 
 export type Loaded =
-  | { kind: 'graph'; name: string; text: string; graph: Graph; format: string; warnings: string[]; tp: number | undefined; folded: string[] }
+  | {
+      kind: 'graph';
+      name: string;
+      text: string;
+      graph: Graph;
+      format: string;
+      warnings: string[];
+      tp: number | undefined;
+      folded: string[];
+    }
   | { kind: 'import-error'; error: ImportProblem }
   | { kind: 'notice'; message: string };
 
@@ -55,7 +71,10 @@ export function loadSource(source: GraphSource, onProgress: OnWorkProgress = () 
     try {
       text = sample.load();
     } catch (e) {
-      return { kind: 'notice', message: `Sample "${sample.label}" could not be generated: ${(e as Error).message}` };
+      return {
+        kind: 'notice',
+        message: `Sample "${sample.label}" could not be generated: ${(e as Error).message}`,
+      };
     }
     name = sample.label;
     tp = sample.tp;
@@ -73,10 +92,23 @@ export function loadSource(source: GraphSource, onProgress: OnWorkProgress = () 
         `line ${text.slice(0, forward).split('\n').length}: forward() has no return statement: the graph has no declared outputs, so its last values are taken as outputs`,
       );
     }
-    return { kind: 'graph', name, text, graph: r.graph, format: r.format, warnings, tp, folded: foldedOnOpen(r.graph) };
+    return {
+      kind: 'graph',
+      name,
+      text,
+      graph: r.graph,
+      format: r.format,
+      warnings,
+      tp,
+      folded: foldedOnOpen(r.graph),
+    };
   } catch (e) {
-    if (e instanceof GraphImportError) return { kind: 'import-error', error: { message: e.detail, line: e.line, col: e.col, text } };
-    return { kind: 'import-error', error: { message: `Import failed: ${(e as Error).message ?? String(e)}`, text } };
+    if (e instanceof GraphImportError)
+      return { kind: 'import-error', error: { message: e.detail, line: e.line, col: e.col, text } };
+    return {
+      kind: 'import-error',
+      error: { message: `Import failed: ${(e as Error).message ?? String(e)}`, text },
+    };
   }
 }
 
@@ -88,22 +120,36 @@ export function applyStep(g: Graph, step: RewriteStep, gates: PassOptions) {
   return site === undefined ? pass(g, gates) : pass(g, gates, (s) => s === site);
 }
 
-export interface Replayed { stages: Stage[]; error: string | null }
+export interface Replayed {
+  stages: Stage[];
+  error: string | null;
+}
 
 /**
  * The stages of `steps` from `base`; `known` are stages already computed for a prefix of the same
  * steps under the same gates (at least the base's), which are kept rather than recomputed.
  */
-export function replay(known: Stage[], steps: RewriteStep[], gates: PassOptions, onProgress: OnWorkProgress = () => {}): Replayed {
+export function replay(
+  known: Stage[],
+  steps: RewriteStep[],
+  gates: PassOptions,
+  onProgress: OnWorkProgress = () => {},
+): Replayed {
   const stages = known.slice(0, Math.min(known.length, steps.length + 1));
   for (let i = stages.length - 1; i < steps.length; i++) {
     const step = steps[i];
-    onProgress(`step ${i + 1}/${steps.length}: ${step.pass}${step.site ? ` at ${step.site}` : ''}`, i / steps.length);
+    onProgress(
+      `step ${i + 1}/${steps.length}: ${step.pass}${step.site ? ` at ${step.site}` : ''}`,
+      i / steps.length,
+    );
     try {
       const r = applyStep(stages[stages.length - 1].graph, step, gates);
       stages.push({ graph: r.graph, step, matches: r.matches });
     } catch (e) {
-      return { stages, error: `Step ${i + 1} (${step.pass}${step.site ? ` at ${step.site}` : ''}) failed: ${(e as Error).message}` };
+      return {
+        stages,
+        error: `Step ${i + 1} (${step.pass}${step.site ? ` at ${step.site}` : ''}) failed: ${(e as Error).message}`,
+      };
     }
   }
   return { stages, error: null };
@@ -134,7 +180,12 @@ export function recount(g: Graph, gates: PassOptions, onProgress: OnWorkProgress
 }
 
 /** How many leading stages of `stages` (made under `gates`) also belong to `steps` under `nextGates`. */
-export function reusableStages(stages: readonly Stage[], gates: PassOptions, steps: readonly RewriteStep[], nextGates: PassOptions): number {
+export function reusableStages(
+  stages: readonly Stage[],
+  gates: PassOptions,
+  steps: readonly RewriteStep[],
+  nextGates: PassOptions,
+): number {
   if (stages.length === 0) return 0;
   if (JSON.stringify(gates) !== JSON.stringify(nextGates)) return 1;
   let n = 1;

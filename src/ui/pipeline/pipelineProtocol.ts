@@ -24,16 +24,32 @@ export type PipelineRequest =
   /** A graph for a later request: `key` names it as the base of replays. */
   | { id: number; kind: 'graph-part'; key: number; part: GraphPart }
   /** The stages of `steps` from the base `baseKey`, the first `have` of which the page already holds. */
-  | { id: number; kind: 'replay'; baseKey: number; steps: RewriteStep[]; gates: PassOptions; shown: number | null; have: number };
+  | {
+      id: number;
+      kind: 'replay';
+      baseKey: number;
+      steps: RewriteStep[];
+      gates: PassOptions;
+      shown: number | null;
+      have: number;
+    };
 
 /** A stage the page did not have: its graph follows as parts in the stage's slot. */
-export interface StageHead { step: RewriteStep | null; matches: Match[] }
+export interface StageHead {
+  step: RewriteStep | null;
+  matches: Match[];
+}
 
 export type PipelineReply =
   | { id: number; kind: 'progress'; label: string; fraction: number | null }
   | { id: number; kind: 'graph-part'; part: GraphPart }
   /** The graph (slot 0) came as parts; `key` names it in the worker as the base of replays. */
-  | { id: number; kind: 'loaded'; loaded: Exclude<Loaded, { kind: 'graph' }> | (Omit<Extract<Loaded, { kind: 'graph' }>, 'graph'>); key: number }
+  | {
+      id: number;
+      kind: 'loaded';
+      loaded: Exclude<Loaded, { kind: 'graph' }> | Omit<Extract<Loaded, { kind: 'graph' }>, 'graph'>;
+      key: number;
+    }
   /** Stages from `reuse` on (their graphs came as parts, slot = stage index), then the shown stage's counts. */
   | { id: number; kind: 'replayed'; reuse: number; stages: StageHead[]; error: string | null; counts: Counts }
   | { id: number; kind: 'error'; error: string };

@@ -21,16 +21,22 @@ class StandInWorker {
   }
   postMessage(m: unknown) {
     const data = structuredClone(m);
-    void this.ready.then(() => setTimeout(() => {
-      if (!this.alive) return;
-      scope.postMessage = (reply) => {
-        const copy = structuredClone(reply);
-        setTimeout(() => { if (this.alive) this.onmessage?.({ data: copy }); });
-      };
-      scope.onmessage?.({ data });
-    }));
+    void this.ready.then(() =>
+      setTimeout(() => {
+        if (!this.alive) return;
+        scope.postMessage = (reply) => {
+          const copy = structuredClone(reply);
+          setTimeout(() => {
+            if (this.alive) this.onmessage?.({ data: copy });
+          });
+        };
+        scope.onmessage?.({ data });
+      }),
+    );
   }
-  terminate() { this.alive = false; }
+  terminate() {
+    this.alive = false;
+  }
 }
 
 vi.stubGlobal('self', scope);
@@ -56,7 +62,9 @@ describe('the store with the pipeline worker', () => {
   it('runs the pipeline in the worker, keeping the stage it had, and follows the change', async () => {
     const base = s().stages[0];
     const progress: string[] = [];
-    const unsubscribe = useStore.subscribe((st) => { if (st.work) progress.push(st.work.label); });
+    const unsubscribe = useStore.subscribe((st) => {
+      if (st.work) progress.push(st.work.label);
+    });
     const done = s().applyPipeline();
     expect(s().work).not.toBeNull();
     await done;

@@ -9,11 +9,20 @@ const post = (m: RunReply) => (self as unknown as { postMessage(m: RunReply): vo
 self.onmessage = async (e: MessageEvent<RunRequest>) => {
   const { before, after, passes, settings, timedRuns } = e.data;
   try {
-    const report = await compareGraphs(before, after, passes, { ...settings, onProgress: (progress) => post({ type: 'progress', progress }) });
+    const report = await compareGraphs(before, after, passes, {
+      ...settings,
+      onProgress: (progress) => post({ type: 'progress', progress }),
+    });
     // The comparison's runs are the warm-up; the timed runs follow on the same thread.
-    const timing = await timeGraphs(before, after, settings, timedRuns, true, (done, total) => post({ type: 'timed', done, total }));
+    const timing = await timeGraphs(before, after, settings, timedRuns, true, (done, total) =>
+      post({ type: 'timed', done, total }),
+    );
     post({ type: 'done', report, timing });
   } catch (err) {
-    post({ type: 'error', message: err instanceof RunError ? err.message : `Run failed: ${(err as Error)?.message ?? String(err)}` });
+    post({
+      type: 'error',
+      message:
+        err instanceof RunError ? err.message : `Run failed: ${(err as Error)?.message ?? String(err)}`,
+    });
   }
 };

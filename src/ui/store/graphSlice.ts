@@ -3,7 +3,13 @@ import type { Graph } from '../../graph/ir.ts';
 import { importStageFolder, type SkippedFile, type StageFile } from '../../graph/stageFolder.ts';
 import { findSample } from '../samples.ts';
 import type { RewriteStep } from '../urlState.ts';
-import { foldedOnOpen, loadSource, type GraphSource, type ImportProblem, type Loaded } from '../pipeline/pipelineJobs.ts';
+import {
+  foldedOnOpen,
+  loadSource,
+  type GraphSource,
+  type ImportProblem,
+  type Loaded,
+} from '../pipeline/pipelineJobs.ts';
 import { WorkCancelled, loadOffThread, offThread } from '../pipeline/pipelineClient.ts';
 import type { AppState } from './index.ts';
 
@@ -60,12 +66,26 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
   let ticket = 0;
 
   /** Shows a loaded graph: the whole patch and its stages land together (see resetSteps). */
-  const install = async (source: GraphSource, loaded: Extract<Loaded, { kind: 'graph' }>, restore?: Restore, dump: DumpState | null = null) => {
+  const install = async (
+    source: GraphSource,
+    loaded: Extract<Loaded, { kind: 'graph' }>,
+    restore?: Restore,
+    dump: DumpState | null = null,
+  ) => {
     const { name, text, graph, format, warnings, tp, folded } = loaded;
     // A big graph opens with its layers folded (found where it was imported): readable at once, and far less to draw.
     const patch = {
-      source, sourceName: name, sourceText: text, base: graph, format, warnings, importError: null, draft: null, scrub: null,
-      collapsed: new Set(folded), dump,
+      source,
+      sourceName: name,
+      sourceText: text,
+      base: graph,
+      format,
+      warnings,
+      importError: null,
+      draft: null,
+      scrub: null,
+      collapsed: new Set(folded),
+      dump,
     };
     // `tp` is the sample's TP degree; undefined lets the passes read the world size from the graph.
     const gates = { ...get().gates, worldSize: tp };
@@ -75,7 +95,12 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
       s.clearRun();
       s.select(restore?.selected ?? null);
     };
-    await get().resetSteps(restore?.steps ?? [], { base: graph, gates, patch: { ...patch, gates }, installed });
+    await get().resetSteps(restore?.steps ?? [], {
+      base: graph,
+      gates,
+      patch: { ...patch, gates },
+      installed,
+    });
   };
 
   const load = async (source: GraphSource, away: boolean, restore?: Restore) => {
@@ -84,11 +109,18 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
     if (away) {
       get().setWork({ label: 'loading', fraction: null });
       try {
-        loaded = await loadOffThread(source, (label, fraction) => { if (mine === ticket) get().setWork({ label, fraction }); });
+        loaded = await loadOffThread(source, (label, fraction) => {
+          if (mine === ticket) get().setWork({ label, fraction });
+        });
       } catch (e) {
         if (mine !== ticket) return;
         get().setWork(null);
-        get().setNotice(e instanceof WorkCancelled ? 'Loading cancelled: the graph shown is unchanged.' : `Loading failed: ${(e as Error).message}`, !(e instanceof WorkCancelled));
+        get().setNotice(
+          e instanceof WorkCancelled
+            ? 'Loading cancelled: the graph shown is unchanged.'
+            : `Loading failed: ${(e as Error).message}`,
+          !(e instanceof WorkCancelled),
+        );
         return;
       }
       if (mine !== ticket) return;
@@ -97,9 +129,15 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
       loaded = loadSource(source);
     }
     switch (loaded.kind) {
-      case 'notice': get().setNotice(loaded.message, true); return;
-      case 'import-error': set({ importError: loaded.error, bottomTab: 'source' }); return;
-      case 'graph': await install(source, loaded, restore); return;
+      case 'notice':
+        get().setNotice(loaded.message, true);
+        return;
+      case 'import-error':
+        set({ importError: loaded.error, bottomTab: 'source' });
+        return;
+      case 'graph':
+        await install(source, loaded, restore);
+        return;
     }
   };
 
@@ -123,22 +161,36 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
       await load({ sample: id }, sample.generated && offThread(), restore);
     },
 
-    loadText: (text, name, restore) => load({ text, name }, text.length > OFF_THREAD_ABOVE_CHARS && offThread(), restore),
+    loadText: (text, name, restore) =>
+      load({ text, name }, text.length > OFF_THREAD_ABOVE_CHARS && offThread(), restore),
 
     dump: null,
     loadStageFolder: (files, name, unread = []) => {
       const imported = importStageFolder(files);
       const r = { stages: imported.stages, skipped: [...unread, ...imported.skipped] };
       if (r.stages.length === 0) {
-        const why = r.skipped.slice(0, 3).map((f) => `${f.path}: ${f.reason}`).join('; ');
-        set({ importError: { message: `${name}: no graph among its ${files.length + unread.length} files${why ? ` (${why}${r.skipped.length > 3 ? '; …' : ''})` : ''}`, text: '' }, bottomTab: 'source' });
+        const why = r.skipped
+          .slice(0, 3)
+          .map((f) => `${f.path}: ${f.reason}`)
+          .join('; ');
+        set({
+          importError: {
+            message: `${name}: no graph among its ${files.length + unread.length} files${why ? ` (${why}${r.skipped.length > 3 ? '; …' : ''})` : ''}`,
+            text: '',
+          },
+          bottomTab: 'source',
+        });
         return;
       }
       const text = new Map(files.map((f) => [f.path, f.text]));
       const dump: DumpState = {
         name,
         stages: r.stages.map((st) => ({
-          name: st.name, path: st.path, graph: st.graph, text: text.get(st.path) ?? '', format: st.format,
+          name: st.name,
+          path: st.path,
+          graph: st.graph,
+          text: text.get(st.path) ?? '',
+          format: st.format,
           warnings: st.warnings.map((w) => `line ${w.line}: ${w.message}`),
         })),
         skipped: r.skipped,
@@ -153,10 +205,19 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
       const k = Math.max(0, Math.min(i, dump.stages.length - 1));
       const st = dump.stages[k]!;
       const loaded = {
-        kind: 'graph' as const, name: `${dump.name} · ${st.name}`, text: st.text, graph: st.graph, format: st.format,
-        warnings: st.warnings, tp: undefined, folded: foldedOnOpen(st.graph),
+        kind: 'graph' as const,
+        name: `${dump.name} · ${st.name}`,
+        text: st.text,
+        graph: st.graph,
+        format: st.format,
+        warnings: st.warnings,
+        tp: undefined,
+        folded: foldedOnOpen(st.graph),
       };
-      void install({ text: st.text, name: `${dump.name}/${st.path}` }, loaded, undefined, { ...dump, shown: k });
+      void install({ text: st.text, name: `${dump.name}/${st.path}` }, loaded, undefined, {
+        ...dump,
+        shown: k,
+      });
     },
 
     clearImportError: () => set({ importError: null }),

@@ -1,6 +1,12 @@
 import type { StateCreator } from 'zustand';
 import type { Graph } from '../../graph/ir.ts';
-import { DEFAULT_PIPELINE, PASS_DESCRIPTIONS, type Diagnostic, type PassName, type PassOptions } from '../../graph/passes/pipeline.ts';
+import {
+  DEFAULT_PIPELINE,
+  PASS_DESCRIPTIONS,
+  type Diagnostic,
+  type PassName,
+  type PassOptions,
+} from '../../graph/passes/pipeline.ts';
 import type { RewriteStep } from '../urlState.ts';
 import { recount, replay, reusableStages, type Stage } from '../pipeline/pipelineJobs.ts';
 import { WorkCancelled, offThread, replayOffThread, type ReplayResult } from '../pipeline/pipelineClient.ts';
@@ -88,27 +94,40 @@ export const createPassesSlice: StateCreator<AppState, [], [], PassesSlice> = (s
    * in the pipeline worker for a big graph (with progress, cancellable), else here. `installed`
    * runs once the result is in the store.
    */
-  const refresh = async (steps: RewriteStep[], cursor: number, scrub: number | null, from?: NewBase,
-    installed?: () => void): Promise<boolean> => {
+  const refresh = async (
+    steps: RewriteStep[],
+    cursor: number,
+    scrub: number | null,
+    from?: NewBase,
+    installed?: () => void,
+  ): Promise<boolean> => {
     const s = get();
     const base = from?.base ?? s.base;
     const gates = from?.gates ?? s.gates;
     if (!base) return false;
     const mine = ++ticket;
     const wanted = steps.slice(0, cursor);
-    const known: Stage[] = !from && stagesGates && s.stages[0]?.graph === base
-      ? s.stages.slice(0, reusableStages(s.stages, stagesGates, wanted, gates))
-      : [{ graph: base, step: null, matches: [] }];
+    const known: Stage[] =
+      !from && stagesGates && s.stages[0]?.graph === base
+        ? s.stages.slice(0, reusableStages(s.stages, stagesGates, wanted, gates))
+        : [{ graph: base, step: null, matches: [] }];
     let r: ReplayResult;
     if (offThread() && base.nodes.length > OFF_THREAD_ABOVE_NODES) {
       s.setWork({ label: from ? 'importing' : 'rewriting', fraction: null });
       try {
-        r = await replayOffThread(known, wanted, gates, scrub, (label, fraction) => { if (mine === ticket) get().setWork({ label, fraction }); });
+        r = await replayOffThread(known, wanted, gates, scrub, (label, fraction) => {
+          if (mine === ticket) get().setWork({ label, fraction });
+        });
       } catch (e) {
         if (mine !== ticket) return false;
         get().setWork(null);
         const what = from ? 'Loading' : 'Rewriting';
-        get().setNotice(e instanceof WorkCancelled ? `${what} cancelled: the graph shown is unchanged.` : `${what} failed: ${(e as Error).message}`, !(e instanceof WorkCancelled));
+        get().setNotice(
+          e instanceof WorkCancelled
+            ? `${what} cancelled: the graph shown is unchanged.`
+            : `${what} failed: ${(e as Error).message}`,
+          !(e instanceof WorkCancelled),
+        );
         return false;
       }
       if (mine !== ticket) return false;

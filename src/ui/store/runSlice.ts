@@ -1,7 +1,18 @@
 import type { StateCreator } from 'zustand';
 import type { Algorithm } from '../../graph/cost/model.ts';
-import { compareGraphs, registerBackend, RunError, type CompareReport, type RunOptions } from '../../runtime/index.ts';
-import { AgentClient, agentAddressFromLocation, agentBackend, type AgentAddress } from '../../runtime/agentClient.ts';
+import {
+  compareGraphs,
+  registerBackend,
+  RunError,
+  type CompareReport,
+  type RunOptions,
+} from '../../runtime/index.ts';
+import {
+  AgentClient,
+  agentAddressFromLocation,
+  agentBackend,
+  type AgentAddress,
+} from '../../runtime/agentClient.ts';
 import type { Graph } from '../../graph/ir.ts';
 import { timeGraphs, type Timing } from '../../runtime/timing.ts';
 import type { RunReply, RunRequest } from '../run/runProtocol.ts';
@@ -23,14 +34,18 @@ export interface RunSubject {
 }
 
 export function runSubjectOf(s: Pick<AppState, 'base' | 'steps' | 'cursor' | 'gates'>): RunSubject | null {
-  return s.base ? { base: s.base, steps: JSON.stringify(s.steps.slice(0, s.cursor)), gates: JSON.stringify(s.gates) } : null;
+  return s.base
+    ? { base: s.base, steps: JSON.stringify(s.steps.slice(0, s.cursor)), gates: JSON.stringify(s.gates) }
+    : null;
 }
 
 /**
  * Whether the report still describes what the app shows: a different graph clears it (see the
  * graph slice); other steps or gates leave it, marked stale, until the next run.
  */
-export function reportIsStale(s: Pick<AppState, 'base' | 'steps' | 'cursor' | 'gates' | 'reportFor'>): boolean {
+export function reportIsStale(
+  s: Pick<AppState, 'base' | 'steps' | 'cursor' | 'gates' | 'reportFor'>,
+): boolean {
   const now = runSubjectOf(s);
   const was = s.reportFor;
   return !!was && (!now || now.base !== was.base || now.steps !== was.steps || now.gates !== was.gates);
@@ -73,16 +88,26 @@ export interface RunSlice {
 }
 
 const PHASES: Record<string, string> = {
-  plan: 'planning', compile: 'compiling kernels', upload: 'uploading inputs', run: 'running', download: 'reading back outputs',
+  plan: 'planning',
+  compile: 'compiling kernels',
+  upload: 'uploading inputs',
+  run: 'running',
+  download: 'reading back outputs',
 };
 
 /** The phase's label with its count where it has one (compiling kernels 3/12). */
-const phaseLabel = (p: { phase: string; done: number; total: number }) => `${PHASES[p.phase] ?? p.phase}${p.total && p.phase !== 'plan' ? ` ${p.done}/${p.total}` : ''}`;
+const phaseLabel = (p: { phase: string; done: number; total: number }) =>
+  `${PHASES[p.phase] ?? p.phase}${p.total && p.phase !== 'plan' ? ` ${p.done}/${p.total}` : ''}`;
 
 export const DEFAULT_TIMED_RUNS = 3;
 
 export const DEFAULT_RUN_SETTINGS: RunSettings = {
-  backend: 'webgpu', ranks: 2, preset: 'tiny', dtype: 'bf16', allreduce: 'one-shot', workers: false,
+  backend: 'webgpu',
+  ranks: 2,
+  preset: 'tiny',
+  dtype: 'bf16',
+  allreduce: 'one-shot',
+  workers: false,
 };
 
 function initialAgentAddress(): AgentAddress {
@@ -97,9 +122,13 @@ async function connectAgent(addr: AgentAddress): Promise<AgentClient> {
   const key = `${addr.url}#${addr.token}`;
   if (agent?.key === key) return agent.client;
   if (!/^ws:\/\/(127\.0\.0\.1|localhost):\d{1,5}\/?$/.test(addr.url)) {
-    throw new RunError('input', `agent address must be ws://127.0.0.1:PORT (loopback only), got '${addr.url}'`);
+    throw new RunError(
+      'input',
+      `agent address must be ws://127.0.0.1:PORT (loopback only), got '${addr.url}'`,
+    );
   }
-  if (!addr.token) throw new RunError('input', 'agent token is empty: paste the token that `npm run agent` printed');
+  if (!addr.token)
+    throw new RunError('input', 'agent token is empty: paste the token that `npm run agent` printed');
   const client = await AgentClient.connect({ url: addr.url.replace(/\/$/, ''), token: addr.token });
   agent = { key, client };
   registerBackend('agent', async () => agentBackend(client));
@@ -108,9 +137,10 @@ async function connectAgent(addr: AgentAddress): Promise<AgentClient> {
 
 export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, get) => ({
   // A link from `npm run agent` (`?agent=…#token=…`) picks the agent backend.
-  runSettings: typeof window !== 'undefined' && agentAddressFromLocation(window.location.href)
-    ? { ...DEFAULT_RUN_SETTINGS, backend: 'agent' }
-    : DEFAULT_RUN_SETTINGS,
+  runSettings:
+    typeof window !== 'undefined' && agentAddressFromLocation(window.location.href)
+      ? { ...DEFAULT_RUN_SETTINGS, backend: 'agent' }
+      : DEFAULT_RUN_SETTINGS,
   agentAddress: initialAgentAddress(),
   agentInfo: null,
   setAgentAddress: (patch) => set((s) => ({ agentAddress: { ...s.agentAddress, ...patch } })),
@@ -143,24 +173,44 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
     const id = ++runId;
     // A graph loaded while this runs makes the result someone else's: drop it.
     const current = () => id === runId && get().base === subject?.base;
-    set({ runStatus: 'running', progress: { phase: 'plan', fraction: null }, runError: null, report: null, timing: null, reportFor: null });
+    set({
+      runStatus: 'running',
+      progress: { phase: 'plan', fraction: null },
+      runError: null,
+      report: null,
+      timing: null,
+      reportFor: null,
+    });
     try {
       if (runSettings.backend === 'agent') {
         const { hello } = await connectAgent(get().agentAddress);
         const d = hello.device;
-        set({ agentInfo: `${hello.agent} · ${d.mode === 'cuda' ? d.gpus.map((g) => g.name).join(', ') : `CPU mode${d.reason ? ` (${d.reason})` : ''}`}` });
+        set({
+          agentInfo: `${hello.agent} · ${d.mode === 'cuda' ? d.gpus.map((g) => g.name).join(', ') : `CPU mode${d.reason ? ` (${d.reason})` : ''}`}`,
+        });
       }
       const runs = get().timedRuns;
       const onTimed = (done: number, total: number) => {
-        if (current()) set({ progress: { phase: `timed run ${Math.ceil(done / 2)}/${runs} (${done % 2 ? 'before' : 'after'})`, fraction: done / total } });
+        if (current())
+          set({
+            progress: {
+              phase: `timed run ${Math.ceil(done / 2)}/${runs} (${done % 2 ? 'before' : 'after'})`,
+              fraction: done / total,
+            },
+          });
       };
       const onProgress = (p: { phase: string; done: number; total: number }) => {
-        if (current()) set({ progress: { phase: phaseLabel(p), fraction: p.total ? p.done / p.total : null } });
+        if (current())
+          set({ progress: { phase: phaseLabel(p), fraction: p.total ? p.done / p.total : null } });
       };
       let report: CompareReport, timing: Timing;
       if (runSettings.backend === 'cpu' && typeof Worker !== 'undefined') {
         // The CPU reference computes on the thread it runs on: a worker keeps the page responsive.
-        ({ report, timing } = await runInWorker({ type: 'run', before, after, passes, settings: runSettings, timedRuns: runs }, onProgress, onTimed));
+        ({ report, timing } = await runInWorker(
+          { type: 'run', before, after, passes, settings: runSettings, timedRuns: runs },
+          onProgress,
+          onTimed,
+        ));
       } else {
         report = await compareGraphs(before, after, passes, { ...runSettings, onProgress });
         if (!current()) return;
@@ -195,21 +245,35 @@ let runId = 0;
 /** The worker of the CPU run in progress, ended by Cancel. */
 let activeWorker: Worker | null = null;
 
-function runInWorker(req: RunRequest, onProgress: (p: { phase: string; done: number; total: number }) => void,
-  onTimed: (done: number, total: number) => void): Promise<{ report: CompareReport; timing: Timing }> {
+function runInWorker(
+  req: RunRequest,
+  onProgress: (p: { phase: string; done: number; total: number }) => void,
+  onTimed: (done: number, total: number) => void,
+): Promise<{ report: CompareReport; timing: Timing }> {
   activeWorker?.terminate();
   const w = new Worker(new URL('../run/run.worker.ts', import.meta.url), { type: 'module' });
   activeWorker = w;
   return new Promise((resolve, reject) => {
-    const end = () => { w.terminate(); if (activeWorker === w) activeWorker = null; };
+    const end = () => {
+      w.terminate();
+      if (activeWorker === w) activeWorker = null;
+    };
     w.onmessage = (e: MessageEvent<RunReply>) => {
       const m = e.data;
       if (m.type === 'progress') onProgress(m.progress);
       else if (m.type === 'timed') onTimed(m.done, m.total);
-      else if (m.type === 'done') { end(); resolve({ report: m.report, timing: m.timing }); }
-      else { end(); reject(new RunError('input', m.message)); }
+      else if (m.type === 'done') {
+        end();
+        resolve({ report: m.report, timing: m.timing });
+      } else {
+        end();
+        reject(new RunError('input', m.message));
+      }
     };
-    w.onerror = (e) => { end(); reject(new Error(e.message || 'the run worker failed to start')); };
+    w.onerror = (e) => {
+      end();
+      reject(new Error(e.message || 'the run worker failed to start'));
+    };
     w.postMessage(req);
   });
 }

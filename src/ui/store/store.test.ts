@@ -11,16 +11,29 @@ import { decodeUrlState, encodeUrlState } from '../urlState.ts';
 // The built-in sample table pulls in the sample generator; these tests load text directly.
 vi.mock('../samples.ts', () => ({ SAMPLES: [], DEFAULT_SAMPLE_ID: 'none', findSample: () => undefined }));
 
-const qwenTp2 = readFileSync(new URL('../../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url), 'utf8');
-const prBefore = readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8');
+const qwenTp2 = readFileSync(
+  new URL('../../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url),
+  'utf8',
+);
+const prBefore = readFileSync(
+  new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url),
+  'utf8',
+);
 
 const initial = useStore.getState();
 const s = () => useStore.getState();
 const fusable = () => s().sites['allreduce-rmsnorm'].length;
-const fusedNodes = () => s().stages[s().cursor].graph.nodes.filter((n) => {
-  const a = n.args[0];
-  return a !== null && typeof a === 'object' && !Array.isArray(a) && a.kind === 'op' && a.target.includes('fused_allreduce_norm');
-}).length;
+const fusedNodes = () =>
+  s().stages[s().cursor].graph.nodes.filter((n) => {
+    const a = n.args[0];
+    return (
+      a !== null &&
+      typeof a === 'object' &&
+      !Array.isArray(a) &&
+      a.kind === 'op' &&
+      a.target.includes('fused_allreduce_norm')
+    );
+  }).length;
 
 describe('rewrite history in the store', () => {
   beforeEach(() => {
@@ -83,7 +96,11 @@ describe('rewrite history in the store', () => {
     // The Qwen2 dumps fix 32768 tokens, past every limit; the PR fragment's token dim is symbolic.
     s().setGates({ tokenGate: 'compile-range' });
     expect(fusable()).toBe(0);
-    expect(s().diagnostics.map((d) => d.blocker)).toEqual(['too many tokens', 'too many tokens', 'too many tokens']);
+    expect(s().diagnostics.map((d) => d.blocker)).toEqual([
+      'too many tokens',
+      'too many tokens',
+      'too many tokens',
+    ]);
     s().loadText(prBefore, 'pr28841-before.fragment.txt');
     s().setGates({ worldSize: 4, maxTokens: 8192 });
     s().applyPass('slice-hoist');
@@ -107,11 +124,15 @@ describe('rewrite history in the store', () => {
 
   it('a dump folder: its stages in compile order, the first shown; stepping shows the next and the passes restart from it', () => {
     const dir = new URL('../../../fixtures/capture/vllm-dump-gpt-oss-before-tp2/', import.meta.url);
-    const files = ['after_fix_functionalization-0.py', 'before_noop_elimination-0.py', 'notes.md']
-      .map((path) => ({ path, text: path.endsWith('.md') ? '# notes' : readFileSync(new URL(path, dir), 'utf8') }));
+    const files = ['after_fix_functionalization-0.py', 'before_noop_elimination-0.py', 'notes.md'].map(
+      (path) => ({ path, text: path.endsWith('.md') ? '# notes' : readFileSync(new URL(path, dir), 'utf8') }),
+    );
     s().loadStageFolder(files, 'vllm-dump');
     expect(s().importError).toBeNull();
-    expect(s().dump?.stages.map((st) => st.name)).toEqual(['before_noop_elimination-0', 'after_fix_functionalization-0']);
+    expect(s().dump?.stages.map((st) => st.name)).toEqual([
+      'before_noop_elimination-0',
+      'after_fix_functionalization-0',
+    ]);
     expect(s().dump?.skipped.map((f) => f.path)).toEqual(['notes.md']);
     expect(s().sourceName).toBe('vllm-dump · before_noop_elimination-0');
     const first = fusable();
@@ -156,7 +177,12 @@ describe('rewrite history in the store', () => {
     ].join('\n');
     s().loadText(broken, 'broken.py');
     expect(s().base).toBe(before);
-    expect(s().importError).toEqual({ message: 'expected \']\' to close the shape in type "bf16[s72, 2880"', line: 2, col: 30, text: broken });
+    expect(s().importError).toEqual({
+      message: 'expected \']\' to close the shape in type "bf16[s72, 2880"',
+      line: 2,
+      col: 30,
+      text: broken,
+    });
     s().setDraft(broken);
     s().loadText(qwenTp2, 'again.py');
     expect(s().importError).toBeNull();
@@ -236,7 +262,9 @@ describe('the views follow the change', () => {
     s().applyPass('allreduce-rmsnorm', site);
     // One node per rewritten site: the fused op the match produced.
     const fused = s().stages[1].matches[0].produced[0];
-    expect(s().stages[1].graph.nodes.find((n) => n.name === fused)?.op).toBe('higher_order.auto_functionalized');
+    expect(s().stages[1].graph.nodes.find((n) => n.name === fused)?.op).toBe(
+      'higher_order.auto_functionalized',
+    );
     expect(s().focus?.names).toEqual([fused]);
     const nonce = s().focus!.nonce;
 
@@ -250,7 +278,8 @@ describe('the views follow the change', () => {
     // Back from stage 2 to 1: the two sites stage 2 fused are unfused again.
     const back = s().focus!.names;
     expect(back).toHaveLength(2);
-    for (const n of back) expect(s().stages[1].graph.nodes.find((m) => m.name === n)?.op).toBe('vllm.all_reduce.default');
+    for (const n of back)
+      expect(s().stages[1].graph.nodes.find((m) => m.name === n)?.op).toBe('vllm.all_reduce.default');
     expect(back).not.toContain(site);
   });
 });
@@ -263,7 +292,9 @@ describe('importing a module without a return', () => {
     s().loadText(noReturn, 'no-return.py');
     expect(s().importError).toBeNull();
     const line = qwenTp2.slice(0, qwenTp2.search(/^\s*def forward\(/m)).split('\n').length;
-    expect(s().warnings).toContain(`line ${line}: forward() has no return statement: the graph has no declared outputs, so its last values are taken as outputs`);
+    expect(s().warnings).toContain(
+      `line ${line}: forward() has no return statement: the graph has no declared outputs, so its last values are taken as outputs`,
+    );
     s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
     expect(s().warnings.join()).not.toContain('no return statement');
   });

@@ -2,7 +2,13 @@
 // on startup, so a reload or a shared link shows the same graph, rewrite steps and selection.
 
 import { DEFAULT_SAMPLE_ID } from '../samples.ts';
-import { placeUrlState, readUrlState, type StatePlace, type StateStorage, type UrlState } from '../urlState.ts';
+import {
+  placeUrlState,
+  readUrlState,
+  type StatePlace,
+  type StateStorage,
+  type UrlState,
+} from '../urlState.ts';
 import { useStore, type AppState } from './index.ts';
 
 /** Local storage, where the browser allows it (a sandboxed frame or a privacy setting may not). */
@@ -17,7 +23,8 @@ function localStore(): StateStorage | null {
 const PLACE_NOTICE: Record<StatePlace, string | null> = {
   query: null,
   fragment: null,
-  storage: 'This graph is too large to share as a link: the link restores it in this browser only (it is kept in local storage).',
+  storage:
+    'This graph is too large to share as a link: the link restores it in this browser only (it is kept in local storage).',
   none: 'This graph is too large to keep in the link; a reload or a shared link will not restore it.',
 };
 
@@ -27,7 +34,13 @@ export function snapshot(s: AppState): UrlState | null {
     v: 1,
     source: s.source,
     steps: s.steps.slice(0, s.cursor),
-    gates: { worldSize: s.gates.worldSize, maxTokens: s.gates.maxTokens, gpu: s.gates.gpu, tokenGate: s.gates.tokenGate, tpGroup: s.gates.tpGroup },
+    gates: {
+      worldSize: s.gates.worldSize,
+      maxTokens: s.gates.maxTokens,
+      gpu: s.gates.gpu,
+      tokenGate: s.gates.tokenGate,
+      tpGroup: s.gates.tpGroup,
+    },
     selected: s.selected,
     view: { layout: s.layout, tab: s.bottomTab, theme: s.theme },
   };
@@ -55,7 +68,8 @@ export async function restoreFromUrl(): Promise<void> {
   else await s.loadText(state.source.text, state.source.name, restore);
   // A link to a sample this build lacks: keep the message, show the default sample. (Text that no
   // longer imports stays in the editor with its error instead.)
-  if ('sample' in state.source && useStore.getState().stages.length === 0) await useStore.getState().loadSample(DEFAULT_SAMPLE_ID);
+  if ('sample' in state.source && useStore.getState().stages.length === 0)
+    await useStore.getState().loadSample(DEFAULT_SAMPLE_ID);
   // Gates from the link win over the sample's own TP degree.
   if (state.gates) await useStore.getState().setGates(state.gates);
   if (state.view?.tab) useStore.getState().setBottomTab(state.view.tab);
@@ -69,7 +83,7 @@ export function syncUrl(): () => void {
   const write = async (snap: UrlState, key: string) => {
     try {
       const { href, place } = await placeUrlState(window.location.href, snap, localStore());
-      if (scheduled !== key) return;  // a newer state is on its way
+      if (scheduled !== key) return; // a newer state is on its way
       if (href !== window.location.href) window.history.replaceState(null, '', href);
       if (place !== lastPlace && PLACE_NOTICE[place]) useStore.getState().setNotice(PLACE_NOTICE[place]);
       lastPlace = place;
@@ -88,5 +102,8 @@ export function syncUrl(): () => void {
     state.setUrlPending(true);
     timer = setTimeout(() => void write(snap, key), 120);
   });
-  return () => { clearTimeout(timer); unsubscribe(); };
+  return () => {
+    clearTimeout(timer);
+    unsubscribe();
+  };
 }

@@ -2,12 +2,12 @@ import type { StateCreator } from 'zustand';
 import type { AppState } from './index.ts';
 
 export const THEMES = ['light', 'dark'] as const;
-export type Theme = typeof THEMES[number];
+export type Theme = (typeof THEMES)[number];
 /** Side by side (before | after), the diff overlay, or only the current graph. */
 export const LAYOUTS = ['split', 'diff', 'single'] as const;
-export type Layout = typeof LAYOUTS[number];
+export type Layout = (typeof LAYOUTS)[number];
 export const BOTTOM_TABS = ['source', 'run', 'results', 'timeline', 'cost', 'fixes', 'toy'] as const;
-export type BottomTab = typeof BOTTOM_TABS[number];
+export type BottomTab = (typeof BOTTOM_TABS)[number];
 export type Side = 'before' | 'after';
 
 export interface ViewSlice {
@@ -58,11 +58,13 @@ export const createViewSlice: StateCreator<AppState, [], [], ViewSlice> = (set) 
   reveal: null,
   focus: null,
   collapsed: new Set<string>(),
-  toggleGroup: (id) => set((s) => {
-    const next = new Set(s.collapsed);
-    if (next.has(id)) next.delete(id); else next.add(id);
-    return { collapsed: next };
-  }),
+  toggleGroup: (id) =>
+    set((s) => {
+      const next = new Set(s.collapsed);
+      if (next.has(id)) next.delete(id);
+      else next.add(id);
+      return { collapsed: next };
+    }),
   setCollapsed: (ids) => set({ collapsed: new Set(ids) }),
   tourStep: null,
   testMode: false,

@@ -35,23 +35,34 @@ function readersOf(g: Graph, name: string): Node[] {
  * after it, the slice.
  */
 function moeAllReduce(g: Graph | undefined): Node | undefined {
-  return g?.nodes.find((n) => n.op === 'vllm.all_reduce.default'
-    && (readersOf(g, n.name).some((u) => u.op === 'aten.slice.Tensor') || refsOf(n.args[0]).some((r) => g.nodes.find((m) => m.name === r)?.op === 'aten.slice.Tensor')));
+  return g?.nodes.find(
+    (n) =>
+      n.op === 'vllm.all_reduce.default' &&
+      (readersOf(g, n.name).some((u) => u.op === 'aten.slice.Tensor') ||
+        refsOf(n.args[0]).some((r) => g.nodes.find((m) => m.name === r)?.op === 'aten.slice.Tensor')),
+  );
 }
 
 /** The slice next to the MoE all-reduce: its reader before the hoist, its input after. */
 function moeSlice(g: Graph | undefined): string | null {
   const ar = moeAllReduce(g);
   if (!g || !ar) return null;
-  return readersOf(g, ar.name).find((u) => u.op === 'aten.slice.Tensor')?.name
-    ?? refsOf(ar.args[0]).find((r) => g.nodes.find((m) => m.name === r)?.op === 'aten.slice.Tensor') ?? null;
+  return (
+    readersOf(g, ar.name).find((u) => u.op === 'aten.slice.Tensor')?.name ??
+    refsOf(ar.args[0]).find((r) => g.nodes.find((m) => m.name === r)?.op === 'aten.slice.Tensor') ??
+    null
+  );
 }
 
 /** The fused all-reduce + norm the hoist freed: the one whose allreduce_in is the hoisted slice. */
 function fusedMoeSite(g: Graph | undefined): string | null {
   if (!g) return null;
   const slices = new Set(g.nodes.filter((n) => n.op === 'aten.slice.Tensor').map((n) => n.name));
-  return g.nodes.find((n) => innerOp(n) === FUSED_OP && refsOf(n.kwargs.allreduce_in ?? null).some((r) => slices.has(r)))?.name ?? null;
+  return (
+    g.nodes.find(
+      (n) => innerOp(n) === FUSED_OP && refsOf(n.kwargs.allreduce_in ?? null).some((r) => slices.has(r)),
+    )?.name ?? null
+  );
 }
 
 const FUSED_OP = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
@@ -59,8 +70,12 @@ const FUSED_OP = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
 /** Loads the tour's sample with the given rewrite steps, unless that is already the state. */
 async function ensure(passes: string[]) {
   const s = useStore.getState();
-  const same = s.source && 'sample' in s.source && s.source.sample === TOUR_SAMPLE
-    && s.cursor === passes.length && s.steps.slice(0, s.cursor).every((st, i) => st.pass === passes[i] && st.site === undefined);
+  const same =
+    s.source &&
+    'sample' in s.source &&
+    s.source.sample === TOUR_SAMPLE &&
+    s.cursor === passes.length &&
+    s.steps.slice(0, s.cursor).every((st, i) => st.pass === passes[i] && st.site === undefined);
   if (!same) await s.loadSample(TOUR_SAMPLE, { steps: passes.map((pass) => ({ pass })) });
 }
 
@@ -113,20 +128,31 @@ export const TOUR: TourStep[] = [
   {
     title: 'Run both graphs and compare',
     body: (s) => {
-      const intro = 'The Run tab executes the graph before and after the rewrite on two ranks with the same seeded inputs. The fused kernel rounds the norm once where the unfused pair rounds twice, so the proof is the exact check: the after-graph rerun with the fused norm rounded as the pair must be bitwise equal to before.';
+      const intro =
+        'The Run tab executes the graph before and after the rewrite on two ranks with the same seeded inputs. The fused kernel rounds the norm once where the unfused pair rounds twice, so the proof is the exact check: the after-graph rerun with the fused norm rounded as the pair must be bitwise equal to before.';
       if (s.runStatus === 'running') return `${intro} Running…`;
       if (s.runStatus === 'error') return `${intro} The run failed: ${s.runError}`;
       if (!s.report) return `${intro} Press Run before & after.`;
       const r = s.report;
       const worst = r.outputs.reduce((a, o) => (o.ulps > a.ulps ? o : a), r.outputs[0]);
-      const exact = r.exact ? (r.exact.skipped ? 'The exact check could not run on this backend.' : r.exact.pass ? 'This run: the exact check is bitwise equal.' : 'This run: the exact check FAILED.') : '';
+      const exact = r.exact
+        ? r.exact.skipped
+          ? 'The exact check could not run on this backend.'
+          : r.exact.pass
+            ? 'This run: the exact check is bitwise equal.'
+            : 'This run: the exact check FAILED.'
+        : '';
       return `${intro} ${exact} The fused outputs differ from before by at most ${worst.ulps} bf16 ulp${worst.ulps === 1 ? '' : 's'} (max rel ${worst.maxRel.toExponential(2)}, ${worst.name}): ${worst.tolerance}.`;
     },
     enter: async () => {
       await ensure(['slice-hoist', 'allreduce-rmsnorm']);
       const st = useStore.getState();
       // Settings a laptop runs in seconds: the tiny preset on two ranks.
-      st.setRunSettings({ backend: typeof navigator !== 'undefined' && 'gpu' in navigator ? 'webgpu' : 'cpu', ranks: 2, preset: 'tiny' });
+      st.setRunSettings({
+        backend: typeof navigator !== 'undefined' && 'gpu' in navigator ? 'webgpu' : 'cpu',
+        ranks: 2,
+        preset: 'tiny',
+      });
       st.setBottomTab('run');
       if (!st.report && st.runStatus !== 'running') void st.run();
     },
@@ -143,4 +169,3 @@ export const TOUR: TourStep[] = [
     },
   },
 ];
-

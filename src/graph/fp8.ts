@@ -40,7 +40,8 @@ export function f8e4m3fnBits(x: number): number {
   const m = (a & 0x7fffff) | 0x800000;
   const s = 141 - e;
   let q = m >>> s;
-  const rem = m & ((1 << s) - 1), half = 1 << (s - 1);
+  const rem = m & ((1 << s) - 1),
+    half = 1 << (s - 1);
   if (rem > half || (rem === half && (q & 1) === 1)) q++;
   return q | sign;
 }
@@ -48,7 +49,8 @@ export function f8e4m3fnBits(x: number): number {
 /** The value of an e4m3fn byte. */
 export function f8e4m3fnValue(b: number): number {
   const sign = b & 0x80 ? -1 : 1;
-  const e = (b >>> 3) & 0xf, m = b & 7;
+  const e = (b >>> 3) & 0xf,
+    m = b & 7;
   if (e === 0xf && m === 7) return NaN;
   return sign * (e === 0 ? m * 2 ** -9 : (1 + m / 8) * 2 ** (e - 7));
 }
