@@ -89,7 +89,8 @@ function isNameStart(c: number): boolean {
 function isNameChar(c: number): boolean {
   return isNameStart(c) || (c >= 48 && c <= 57);
 }
-const PYTHON_KEYWORDS = new Set([
+/** Python's reserved words: never a node name, never a value reference. */
+export const PYTHON_KEYWORDS = new Set([
   'False',
   'None',
   'True',

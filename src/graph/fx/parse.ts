@@ -25,7 +25,14 @@ import {
   type ValueType,
 } from '../ir.ts';
 import { lookupOp } from '../ops.ts';
-import { checkNotBinary, SourceText, Tok as TokKinds, TokenStream, type Token } from './lexer.ts';
+import {
+  checkNotBinary,
+  PYTHON_KEYWORDS,
+  SourceText,
+  Tok as TokKinds,
+  TokenStream,
+  type Token,
+} from './lexer.ts';
 import { AnnotationError, parseTypeAnnotation, type ParsedAnnotation } from './typeAnnotation.ts';
 
 export interface ParseFxOptions {
@@ -46,44 +53,6 @@ export { DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES } from '../errors.ts';
 
 /** Ops that are structure rather than computation: never reported as unknown. */
 const STRUCTURAL_OPS = new Set(['call_module', 'get_attr']);
-
-const PY_KEYWORDS = new Set([
-  'False',
-  'None',
-  'True',
-  'and',
-  'as',
-  'assert',
-  'async',
-  'await',
-  'break',
-  'class',
-  'continue',
-  'def',
-  'del',
-  'elif',
-  'else',
-  'except',
-  'finally',
-  'for',
-  'from',
-  'global',
-  'if',
-  'import',
-  'in',
-  'is',
-  'lambda',
-  'nonlocal',
-  'not',
-  'or',
-  'pass',
-  'raise',
-  'return',
-  'try',
-  'while',
-  'with',
-  'yield',
-]);
 
 /** Python's infix operators as FX codegen prints `operator.*` calls (`mul = sym_size_int * 2`). */
 export const INFIX_OPERATORS: Record<string, string> = {
@@ -426,7 +395,7 @@ class FxParser {
       const p = this.next();
       if (this.isPunct(p, '*') || this.isPunct(p, '**'))
         this.fail(p, 'variadic parameters (*args) are not supported in forward()');
-      if (p.kind !== Tok.Name || PY_KEYWORDS.has(p.text))
+      if (p.kind !== Tok.Name || PYTHON_KEYWORDS.has(p.text))
         this.fail(
           p,
           `expected a parameter name in def forward(…), found ${this.describe(p)}`,
@@ -560,7 +529,7 @@ class FxParser {
   }
 
   private newNode(b: GraphBuilder, t: Token, type: ValueType | null): Node {
-    if (t.kind !== Tok.Name || PY_KEYWORDS.has(t.text)) {
+    if (t.kind !== Tok.Name || PYTHON_KEYWORDS.has(t.text)) {
       this.fail(
         t,
         `expected a node line like 'name: "bf16[4, 8]" = torch.ops.aten.mm.default(a, b)', found ${this.describe(t)}`,
@@ -659,7 +628,7 @@ class FxParser {
       node.args = [this.parseOperand()];
       return;
     }
-    if (t.kind === Tok.Name && !PY_KEYWORDS.has(t.text)) {
+    if (t.kind === Tok.Name && !PYTHON_KEYWORDS.has(t.text)) {
       // A call target: `torch.ops.aten.mm.default`, `operator.getitem`, `torch.sym_sum`.
       let end = this.pos + 1;
       while (this.isPunct(this.toks.at(end), '.') && this.toks.at(end + 1).kind === Tok.Name) end += 2;
@@ -702,7 +671,7 @@ class FxParser {
 
   private parseOperand(): Arg {
     const t = this.peek();
-    if (t.kind === Tok.Name && !PY_KEYWORDS.has(t.text) && t.text !== 'inf' && t.text !== 'nan') {
+    if (t.kind === Tok.Name && !PYTHON_KEYWORDS.has(t.text) && t.text !== 'inf' && t.text !== 'nan') {
       this.next();
       return this.refUse(t);
     }
@@ -720,7 +689,7 @@ class FxParser {
   }
 
   private refUse(t: Token): Ref {
-    if (t.kind !== Tok.Name || PY_KEYWORDS.has(t.text))
+    if (t.kind !== Tok.Name || PYTHON_KEYWORDS.has(t.text))
       this.fail(t, `expected a value name, found ${this.describe(t)}`, 'a name');
     const order = this.inReturn ? Infinity : this.b.nodes.length;
     // Most names are already defined; only the rest wait for resolve().
