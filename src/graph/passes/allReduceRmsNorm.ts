@@ -167,6 +167,34 @@ function gateRefusal(b: Bindings, ix: GraphIndex, opts: ResolvedOptions): Diagno
 }
 
 /** A scratch buffer (`empty_like` / `empty`) read by `reader` alone: dropped with it. */
+/**
+ * The first layer's rms_norm site has no residual: the fused op gets zeros as its residual and a
+ * fresh buffer for the normed output (vLLM's AllReduceRMSNormPattern), made here and added to `made`.
+ */
+function firstLayerBuffers(
+  edit: GraphEdit,
+  x: Arg,
+  from: string[],
+  made: Node[],
+): { residual: ReturnType<typeof ref>; normOut: ReturnType<typeof ref> } {
+  const zeros = edit.make(
+    edit.fresh('zeros_like'),
+    'aten.zeros_like.default',
+    [x],
+    { pin_memory: false },
+    from,
+  );
+  const out = edit.make(
+    edit.fresh('empty_like'),
+    'aten.empty_like.default',
+    [x],
+    { pin_memory: false },
+    from,
+  );
+  made.push(zeros, out);
+  return { residual: ref(zeros.name), normOut: ref(out.name) };
+}
+
 function deadBuffer(ix: GraphIndex, value: Arg | undefined): Node | undefined {
   if (!value || !isRef(value)) return undefined;
   const n = ix.byName.get(value.name);
@@ -262,25 +290,7 @@ function plainRule(kind: NormKind): Rule {
         normOut: Arg = null;
       const buffer = kind === 'rms' ? deadBuffer(ix, v['result']) : undefined;
       if (buffer) consumed.push(buffer.name);
-      if (kind === 'rms') {
-        const zeros = edit.make(
-          edit.fresh('zeros_like'),
-          'aten.zeros_like.default',
-          [v['x']!],
-          { pin_memory: false },
-          from,
-        );
-        const out = edit.make(
-          edit.fresh('empty_like'),
-          'aten.empty_like.default',
-          [v['x']!],
-          { pin_memory: false },
-          from,
-        );
-        made.push(zeros, out);
-        residual = ref(zeros.name);
-        normOut = ref(out.name);
-      }
+      if (kind === 'rms') ({ residual, normOut } = firstLayerBuffers(edit, v['x']!, from, made));
       const code = FUSION_PATTERN_CODE.kARResidualRMSNorm;
       const fused = edit.make(
         edit.fresh('auto_functionalized'),
@@ -388,25 +398,7 @@ function quantRule(kind: NormKind, q: QuantKind): Rule {
         quantOut = v['qbuf']!;
       const rmsBuffer = kind === 'rms' ? deadBuffer(ix, v['result']) : undefined;
       if (rmsBuffer) consumed.push(rmsBuffer.name);
-      if (kind === 'rms') {
-        const zeros = edit.make(
-          edit.fresh('zeros_like'),
-          'aten.zeros_like.default',
-          [v['x']!],
-          { pin_memory: false },
-          from,
-        );
-        const out = edit.make(
-          edit.fresh('empty_like'),
-          'aten.empty_like.default',
-          [v['x']!],
-          { pin_memory: false },
-          from,
-        );
-        made.push(zeros, out);
-        residual = ref(zeros.name);
-        normOut = ref(out.name);
-      }
+      if (kind === 'rms') ({ residual, normOut } = firstLayerBuffers(edit, v['x']!, from, made));
       if (q === 'fp8') {
         // vLLM's FP8 replacement makes its own quant buffer, empty_like(input, dtype = fp8); the
         // model's buffer is then dead.
