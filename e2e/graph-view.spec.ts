@@ -295,3 +295,32 @@ test("the minimap is an overview of the whole graph: its ends are the graph's en
   await page.keyboard.press('m');
   await expect(minimap).toBeVisible();
 });
+
+test('panning and zooming the SVG view lays nothing out again', async ({ page }) => {
+  // Pan/zoom must stay a compositor-only change: a transform on the <svg> element itself made
+  // Blink lay out every SVG text on each frame (0.26× the idle page's frame rate on this box).
+  // Counted, not timed: Blink's own layout counter across 30 frames of pan and zoom.
+  await open(page, 'layers=24&tp=4&test=1');
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Performance.enable');
+  const layouts = async () =>
+    (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'LayoutCount')!.value;
+  const frames = () =>
+    page.evaluate(
+      () =>
+        new Promise<void>((resolve) => {
+          const view = window.__fusionlab!.views!()[0];
+          let i = 0;
+          const tick = () => {
+            view.setView({ x: -13 * i, y: -40 * i, k: 0.5 + 0.01 * i });
+            if (++i < 30) requestAnimationFrame(tick);
+            else requestAnimationFrame(() => resolve());
+          };
+          requestAnimationFrame(tick);
+        }),
+    );
+  await frames(); // the first gesture may settle the minimap's size
+  const before = await layouts();
+  await frames();
+  expect((await layouts()) - before).toBeLessThanOrEqual(2);
+});

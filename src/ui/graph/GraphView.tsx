@@ -89,6 +89,10 @@ interface Shown {
 /** Beyond this many visible nodes the view draws on a canvas. */
 export const SVG_LIMIT = 1500;
 const ANIM_MS = 750;
+/** A layout still running after this long paints the blocks it has so far. */
+const PARTIAL_PAINT_AFTER_MS = 120;
+/** How long the view must rest after a zoom before its layer is rasterised again at the new scale. */
+const RERASTER_REST_MS = 150;
 
 const NodeBox = memo(function NodeBox(props: {
   n: LaidNode;
@@ -229,7 +233,10 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const rootRef = useRef<HTMLDivElement>(null);
   // The element pan/zoom listens on: a stage div over the SVG scene, or the canvas.
   const surfaceRef = useRef<HTMLDivElement | HTMLCanvasElement | null>(null);
-  const sceneRef = useRef<SVGSVGElement>(null);
+  // The layer pan/zoom transforms: an HTML box around the SVG. A transform on the <svg> element
+  // itself makes Blink lay out every SVG text again on each frame (its font scale follows the
+  // element's transform); on an HTML ancestor it stays a compositor-only change.
+  const sceneRef = useRef<HTMLDivElement>(null);
   const viewportRef = useRef<SVGGElement>(null);
   const minimapRef = useRef<HTMLCanvasElement>(null);
   const searchRef = useRef<HTMLInputElement>(null);
@@ -274,11 +281,14 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     // to its bottom edge: blocks further down would change nothing on screen and only take the
     // page's time from the layout. A rewrite's relayout is not painted in parts: the old graph
     // stays until the new one can animate from it.
+    // A layout that is done within PARTIAL_PAINT_AFTER_MS is not painted in parts either: painting
+    // the first blocks and then the whole would lay the SVG out twice.
+    const requestedAt = performance.now();
     const onProgress = animateFrom
       ? undefined
       : (p: PartialLayout) => {
           latest = p;
-          if (frameId) return;
+          if (frameId || performance.now() - requestedAt < PARTIAL_PAINT_AFTER_MS) return;
           frameId = requestAnimationFrame(() => {
             frameId = 0;
             if (!live || !latest) return;
@@ -447,18 +457,25 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     drawCanvasFrame();
     drawMini();
   };
-  // A composited layer keeps the resolution it was rasterised at; after a zoom, redraw it sharp.
+  // A composited layer keeps the resolution it was rasterised at; once the view has rested for
+  // RERASTER_REST_MS after a zoom, redraw it sharp. Not on every 'end': a programmatic transform
+  // (an animation, a synced partner) ends on each frame, and re-rasterising then costs frames.
   const rasterK = useRef(1);
+  const rerasterTimer = useRef(0);
   const reraster = useCallback(() => {
-    const el = sceneRef.current;
-    const k = transformRef.current.k;
-    if (!el || Math.abs(k - rasterK.current) / rasterK.current < 0.15) return;
-    rasterK.current = k;
-    el.style.willChange = 'auto';
-    requestAnimationFrame(() => {
-      el.style.willChange = 'transform';
-    });
+    window.clearTimeout(rerasterTimer.current);
+    rerasterTimer.current = window.setTimeout(() => {
+      const el = sceneRef.current;
+      const k = transformRef.current.k;
+      if (!el || Math.abs(k - rasterK.current) / rasterK.current < 0.15) return;
+      rasterK.current = k;
+      el.style.willChange = 'auto';
+      requestAnimationFrame(() => {
+        el.style.willChange = 'transform';
+      });
+    }, RERASTER_REST_MS);
   }, []);
+  useEffect(() => () => window.clearTimeout(rerasterTimer.current), []);
   useEffect(() => {
     drawRef.current();
   }, [drawCanvasFrame, drawMini]);
@@ -1010,31 +1027,35 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           className="fl-surface fl-stage"
           onClick={onSurfaceClick}
         >
-          <svg
+          <div
             ref={sceneRef}
-            className="fl-scene"
-            xmlns="http://www.w3.org/2000/svg"
-            width={layout ? Math.ceil(layout.width) : 0}
-            height={layout ? Math.ceil(layout.height) : 0}
+            className="fl-scene-layer"
             style={{
               transform: `translate(${transformRef.current.x}px,${transformRef.current.y}px) scale(${transformRef.current.k})`,
             }}
           >
-            <defs>
-              <marker
-                id="fl-arrow"
-                viewBox="0 0 8 8"
-                refX="7"
-                refY="4"
-                markerWidth="7"
-                markerHeight="7"
-                orient="auto-start-reverse"
-              >
-                <path d="M0,0.8 L7.2,4 L0,7.2 z" fill="var(--fl-edge)" />
-              </marker>
-            </defs>
-            {svgContent}
-          </svg>
+            <svg
+              className="fl-scene"
+              xmlns="http://www.w3.org/2000/svg"
+              width={layout ? Math.ceil(layout.width) : 0}
+              height={layout ? Math.ceil(layout.height) : 0}
+            >
+              <defs>
+                <marker
+                  id="fl-arrow"
+                  viewBox="0 0 8 8"
+                  refX="7"
+                  refY="4"
+                  markerWidth="7"
+                  markerHeight="7"
+                  orient="auto-start-reverse"
+                >
+                  <path d="M0,0.8 L7.2,4 L0,7.2 z" fill="var(--fl-edge)" />
+                </marker>
+              </defs>
+              {svgContent}
+            </svg>
+          </div>
         </div>
       ) : (
         <canvas

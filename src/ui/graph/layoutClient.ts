@@ -91,6 +91,14 @@ class LayoutClient {
     } else p.reject(new Error(reply.error));
   }
 
+  /**
+   * Starts the worker ahead of the first request, so loading its script overlaps with whatever
+   * the page does before it has a graph to lay out.
+   */
+  warm(): void {
+    this.start();
+  }
+
   /** Lays out `req`; `onProgress` sees the blocks done so far each time more arrive. */
   layout(req: Omit<LayoutRequest, 'id'>, onProgress?: (p: PartialLayout) => void): Promise<LayoutResult> {
     const w = this.start();
@@ -110,3 +118,5 @@ class LayoutClient {
 }
 
 export const layoutClient = new LayoutClient();
+// A page that imports the views will lay something out: start the worker now.
+if (typeof window !== 'undefined' && typeof Worker !== 'undefined') layoutClient.warm();
