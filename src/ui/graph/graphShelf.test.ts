@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { GraphShelf, SHELF_GRAPHS } from './graphShelf.ts';
 import type { Graph } from '../../graph/ir.ts';
 
-const graph = (i: number): Graph => ({ name: `g${i}`, form: 'fragment', inputs: [], nodes: [], outputs: [], submodules: {} });
+const graph = (i: number): Graph => ({
+  name: `g${i}`,
+  form: 'fragment',
+  inputs: [],
+  nodes: [],
+  outputs: [],
+  submodules: {},
+});
 
 describe('GraphShelf', () => {
   it('sends a graph once, then by key, and again once the worker dropped it', () => {
