@@ -4,6 +4,8 @@ import { test, expect, type Page } from '@playwright/test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
+import { deflateSync, inflateSync } from 'node:zlib';
+import type { UrlState } from '../src/ui/urlState.ts';
 
 /** Waits for the app's own idle flag (test mode): graph laid out, nothing loading or running. */
 async function idle(page: Page) {
@@ -464,6 +466,82 @@ test('the URL keeps graph, rewrite steps and selection across a reload', async (
   await expect(page.getByLabel('Sample')).toHaveValue('qwen2-tp2');
   await expect(page.getByTestId('fused-nodes')).toHaveText(/^3\s*fused nodes$/);
   await expect(page.getByTestId('inspector-name')).toHaveText(selected!);
+});
+
+/** The state a page's URL carries (query or fragment), decoded as the app does. */
+function stateOf(href: string): UrlState | null {
+  const url = new URL(href);
+  const encoded = url.searchParams.get('state') ?? new URLSearchParams(url.hash.slice(1)).get('state');
+  return encoded ? JSON.parse(inflateSync(Buffer.from(encoded, 'base64url')).toString('utf8')) : null;
+}
+
+/** Where a node sits relative to the centre of a view (px), and the view's zoom. */
+async function offCentre(page: Page, name: string, label: string) {
+  return page.evaluate(
+    ([n, l]) => {
+      const v = window.__fusionlab!.views!().find((h) => h.root.dataset.label === l);
+      const c = v?.nodeCenter(n);
+      if (!v || !c) return null;
+      const r = v.root.getBoundingClientRect();
+      return { dx: c.x - (r.left + r.width / 2), dy: c.y - (r.top + r.height / 2), k: v.transform().k };
+    },
+    [name, label] as const,
+  );
+}
+
+test('a shared link opens on the pan/zoom it was made at, in another window size and after a reload', async ({
+  page,
+  browser,
+}) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByRole('button', { name: 'Apply slice-hoist' }).click();
+  await idle(page);
+  // Centre the after view on all_reduce_2 at zoom 1.5, as a pan and a zoom would.
+  await page.evaluate(() => {
+    const v = window.__fusionlab!.views!().find((h) => h.root.dataset.label === 'after')!;
+    const n = v.layout.nodes.find((m) => m.name === 'all_reduce_2')!;
+    const { clientWidth: w, clientHeight: h } = v.root;
+    v.setView({ x: w / 2 - (n.x + n.w / 2) * 1.5, y: h / 2 - (n.y + n.h / 2) * 1.5, k: 1.5 });
+  });
+  // The URL follows once the view rests.
+  await expect.poll(() => stateOf(page.url())?.view?.centre?.node).toBe('all_reduce_2');
+  expect(stateOf(page.url())!.view?.centre?.k).toBe(1.5);
+  const link = page.url();
+
+  const other = await browser.newPage({ viewport: { width: 1000, height: 820 } });
+  await other.goto(link);
+  await idle(other);
+  for (const label of ['after', 'before']) {
+    const at = await offCentre(other, 'all_reduce_2', label);
+    expect(Math.abs(at!.dx), label).toBeLessThan(1);
+    expect(Math.abs(at!.dy), label).toBeLessThan(1);
+    expect(at!.k, label).toBeCloseTo(1.5, 3);
+  }
+  await other.reload();
+  await idle(other);
+  const reloaded = await offCentre(other, 'all_reduce_2', 'after');
+  expect(Math.abs(reloaded!.dx)).toBeLessThan(1);
+  expect(Math.abs(reloaded!.dy)).toBeLessThan(1);
+  expect(reloaded!.k).toBeCloseTo(1.5, 3);
+  // The view alone opens where the pair looked.
+  await other.getByRole('button', { name: 'Current', exact: true }).click();
+  await idle(other);
+  const alone = await offCentre(other, 'all_reduce_2', 'stage 1');
+  expect(Math.abs(alone!.dx)).toBeLessThan(1);
+  expect(Math.abs(alone!.dy)).toBeLessThan(1);
+  expect(alone!.k).toBeCloseTo(1.5, 3);
+
+  // A centre on a node the graph lacks: said so, and the graph opens at its first view.
+  const state = stateOf(link)!;
+  state.view!.centre!.node = 'no_such_node';
+  await other.goto(`/?test=1&state=${deflateSync(Buffer.from(JSON.stringify(state))).toString('base64url')}`);
+  await idle(other);
+  await expect(other.getByRole('status').filter({ hasText: 'Ignored the link' })).toContainText(
+    'state.view.centre.node "no_such_node" is not a node of',
+  );
+  await expect(other.getByTestId('graph-view').last()).toBeVisible();
+  await other.close();
 });
 
 test('the URL carries pasted text too, compressed, with its rewrite steps', async ({ page }) => {

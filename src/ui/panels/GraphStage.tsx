@@ -21,6 +21,9 @@ export function GraphStage() {
   const collapsed = useStore((s) => s.collapsed);
   const toggleGroup = useStore((s) => s.toggleGroup);
   const setCollapsed = useStore((s) => s.setCollapsed);
+  // Read at rest (every VIEW_REST_MS at most), never per frame: the views move the DOM themselves.
+  const viewCentre = useStore((s) => s.viewCentre);
+  const setViewCentre = useStore((s) => s.setViewCentre);
   const stageRef = useRef<HTMLDivElement>(null);
   const shownIndex = scrub ?? stages.length - 1;
 
@@ -86,6 +89,8 @@ export function GraphStage() {
           collapsed={collapsed}
           onToggleGroup={toggleGroup}
           onSetCollapsed={setCollapsed}
+          initialView={viewCentre}
+          onViewRest={setViewCentre}
         />
         {walker}
       </div>
@@ -105,6 +110,8 @@ export function GraphStage() {
         collapsed={collapsed}
         onToggleGroup={toggleGroup}
         onSetCollapsed={setCollapsed}
+        initialView={viewCentre}
+        onViewRest={setViewCentre}
       />
       {walker}
     </div>
