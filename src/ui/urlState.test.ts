@@ -57,10 +57,16 @@ describe('URL state', () => {
           new Blob([json]).stream().pipeThrough(new CompressionStream('deflate')),
         ).arrayBuffer(),
       );
-      return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+      return btoa(String.fromCharCode(...bytes))
+        .replace(/\+/g, '-')
+        .replace(/\//g, '_')
+        .replace(/=+$/, '');
     };
     const cases: [string, string][] = [
-      ['{"node":"add","dx":null,"dy":0,"k":1}', 'state.view.centre.dx is null; expected a number in [-10000000, 10000000]'],
+      [
+        '{"node":"add","dx":null,"dy":0,"k":1}',
+        'state.view.centre.dx is null; expected a number in [-10000000, 10000000]',
+      ],
       ['{"node":"add","dx":0,"dy":1e999,"k":1}', 'state.view.centre.dy is Infinity; expected a number in'],
       ['{"node":"add","dx":0,"dy":0,"k":0}', 'state.view.centre.k is 0; expected a number in [0.01, 4]'],
       ['{"node":"add","dx":0,"dy":0,"k":-2}', 'state.view.centre.k is -2'],

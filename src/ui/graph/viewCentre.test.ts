@@ -11,7 +11,9 @@ const node = (name: string, x: number, y: number, ref?: string): LaidNode => ({
   layer: 0,
   ...(ref ? { ref } : {}),
 });
-const layout = { nodes: [node('embed', 0, 0), node('all_reduce_2', 200, 400), node('stub', 210, 420, 'embed')] };
+const layout = {
+  nodes: [node('embed', 0, 0), node('all_reduce_2', 200, 400), node('stub', 210, 420, 'embed')],
+};
 
 describe('view centre', () => {
   it('names the node nearest the centre, skipping stubs, with the offset from it', () => {

@@ -42,7 +42,12 @@ export function snapshot(s: AppState): UrlState | null {
       tpGroup: s.gates.tpGroup,
     },
     selected: s.selected,
-    view: { layout: s.layout, tab: s.bottomTab, theme: s.theme, ...(s.viewCentre && { centre: s.viewCentre }) },
+    view: {
+      layout: s.layout,
+      tab: s.bottomTab,
+      theme: s.theme,
+      ...(s.viewCentre && { centre: s.viewCentre }),
+    },
   };
 }
 
