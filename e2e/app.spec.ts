@@ -554,6 +554,37 @@ test('a shared link opens on the pan/zoom it was made at, in another window size
   await other.close();
 });
 
+test("a link's view holds until the user rewrites: then the view follows the change", async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  // The graph's first node, far above the slice the hoist moves.
+  const top = await page.evaluate(() => window.__fusionlab!.views!()[0].layout.nodes[0].name);
+  const state: UrlState = {
+    v: 1,
+    source: { sample: 'gpt-oss-20b-l1-tp4' },
+    steps: [],
+    view: { layout: 'single', centre: { node: top, dx: 0, dy: 0, k: 1.25 } },
+  };
+  await page.goto(`/?test=1&state=${deflateSync(Buffer.from(JSON.stringify(state))).toString('base64url')}`);
+  await idle(page);
+  const opened = await offCentre(page, top, 'imported');
+  expect(Math.abs(opened!.dx)).toBeLessThan(1);
+  expect(Math.abs(opened!.dy)).toBeLessThan(1);
+  expect(opened!.k).toBeCloseTo(1.25, 3);
+
+  await page.getByRole('button', { name: 'Apply slice-hoist' }).click();
+  await idle(page);
+  // The node now at the centre is one the rewrite changed, and the link's node has left it.
+  const centred = await page.evaluate(() => {
+    const v = window.__fusionlab!.views!().find((h) => h.root.dataset.label === 'stage 1')!;
+    const r = v.root.getBoundingClientRect();
+    const name = v.nodeAt(r.left + r.width / 2, r.top + r.height / 2);
+    return { name, mark: name ? v.marks?.get(name) : undefined };
+  });
+  expect(centred.mark, `${centred.name} at the centre`).toBeDefined();
+  expect(centred.name).not.toBe(top);
+});
+
 test('the URL carries pasted text too, compressed, with its rewrite steps', async ({ page }) => {
   await page.goto('/?test=1');
   await idle(page);

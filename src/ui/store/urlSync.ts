@@ -1,6 +1,7 @@
 // Keeps the URL in step with the store (replaceState, debounced) and restores the store from it
 // on startup, so a reload or a shared link shows the same graph, rewrite steps and selection.
 
+import { drawnInputs } from '../graph/scene.ts';
 import { DEFAULT_SAMPLE_ID } from '../samples.ts';
 import {
   placeUrlState,
@@ -88,7 +89,7 @@ function refuseUnknownCentre(state: UrlState): void {
   // Not this link's graph (a missing sample fell back to the default; text that failed to import).
   if (!centre || JSON.stringify(s.source) !== JSON.stringify(state.source)) return;
   const shown = s.stages[s.scrub ?? s.stages.length - 1]?.graph;
-  if (!shown || shown.nodes.some((n) => n.name === centre.node)) return;
+  if (!shown || [...drawnInputs(shown), ...shown.nodes].some((n) => n.name === centre.node)) return;
   if (s.viewCentre === centre) s.setViewCentre(null);
   s.setNotice(
     `Ignored the link's view: state.view.centre.node ${JSON.stringify(centre.node.slice(0, 60))} is not a node of ${s.sourceName}`,
