@@ -21,8 +21,8 @@ export function GraphStage() {
   const collapsed = useStore((s) => s.collapsed);
   const toggleGroup = useStore((s) => s.toggleGroup);
   const setCollapsed = useStore((s) => s.setCollapsed);
-  // Read at rest (every VIEW_REST_MS at most), never per frame: the views move the DOM themselves.
-  const viewCentre = useStore((s) => s.viewCentre);
+  // Read, not subscribed: it changes at every rest of a view, and only a view opening now uses it.
+  const viewCentre = useStore.getState().viewCentre;
   const setViewCentre = useStore((s) => s.setViewCentre);
   const stageRef = useRef<HTMLDivElement>(null);
   const shownIndex = scrub ?? stages.length - 1;
