@@ -49,23 +49,28 @@ export function GraphStage() {
     () => stages.slice(1, shownIndex + 1).flatMap((st) => st.matches),
     [stages, shownIndex],
   );
+  // Before | after diffs the two itself; the marks and the animation below are the single view's
+  // (each a diff of a 300-layer graph: not computed when nothing shows them).
+  const single = !(layout === 'split' && shownIndex > 0);
   const singleMarks = useMemo(
     () =>
-      before && after && shownIndex > 0 ? changeMarks(diffGraphs(before, after, matches).after) : undefined,
-    [before, after, matches, shownIndex],
+      single && before && after && shownIndex > 0
+        ? changeMarks(diffGraphs(before, after, matches).after)
+        : undefined,
+    [single, before, after, matches, shownIndex],
   );
   // Alone, the view animates each step from the stage before it, so scrubbing replays the rewrite.
   const previous = shownIndex > 0 ? stages[shownIndex - 1] : undefined;
   const current = stages[shownIndex];
   const animateFrom = useMemo(
     () =>
-      previous && current
+      single && previous && current
         ? {
             graph: previous.graph,
             mapping: diffGraphs(previous.graph, current.graph, current.matches).afterToBefore,
           }
         : undefined,
-    [previous, current],
+    [single, previous, current],
   );
 
   if (!before || !after) return <div className="graph-stage empty">Load a graph to begin.</div>;
@@ -75,7 +80,7 @@ export function GraphStage() {
     const inAfter = name !== null && after.nodes.some((n) => n.name === name);
     select(name, inAfter ? 'after' : 'before');
   };
-  if (layout === 'split' && shownIndex > 0) {
+  if (!single) {
     return (
       <div className="graph-stage split" ref={stageRef}>
         <DiffView
