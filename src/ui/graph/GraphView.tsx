@@ -594,7 +594,10 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     const before = fittedFor.current;
     const firstForGraph = before === null || before.layout.nodes.length === 0 || provisionalView.current;
     fittedFor.current = result;
-    const wanted = firstForGraph && initialView ? transformAt(layout, initialView, size) : null;
+    const wanted =
+      firstForGraph && initialView
+        ? transformAt(layout, initialView, size, (n) => byName.get(n)?.group)
+        : null;
     if (wanted) {
       // Re-applied as more blocks arrive, until the user moves: a wider block shifts the frame.
       provisionalView.current = !result.complete;
@@ -626,7 +629,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     const k = Math.max(0.3, Math.min(1, (size.w - 40) / layout.width));
     // Announced, so a synced partner (the other side of a diff) starts from the same view.
     setTransform(zoomIdentity.translate((size.w - layout.width * k) / 2, 40).scale(k), false, true);
-  }, [result, layout, size, view, animateFrom, setTransform, fromShared, initialView]);
+  }, [result, layout, size, view, animateFrom, setTransform, fromShared, initialView, byName]);
 
   // Centre on the change once this graph's own layout is in; the nearest candidate to the view's
   // centre, so applying every site keeps the user where they were looking.

@@ -13,6 +13,10 @@ const node = (name: string, x: number, y: number, ref?: string): LaidNode => ({
 });
 const layout = {
   nodes: [node('embed', 0, 0), node('all_reduce_2', 200, 400), node('stub', 210, 420, 'embed')],
+  groups: [
+    { id: 'layer.3', label: 'layer 3', x: 0, y: 1000, w: 300, h: 40, collapsed: true, count: 40 },
+    { id: 'layer.4', label: 'layer 4', x: 0, y: 1100, w: 300, h: 400, collapsed: false, count: 40 },
+  ],
 };
 
 describe('view centre', () => {
@@ -35,9 +39,18 @@ describe('view centre', () => {
     }
   });
 
-  it('has no transform for a node the layout lacks (folded away, or another graph)', () => {
+  it('has no transform for a node the layout lacks (another graph, or no layer to stand for it)', () => {
     expect(transformAt(layout, { node: 'rms_norm_9', dx: 0, dy: 0, k: 1 }, { w: 800, h: 600 })).toBeNull();
     expect(transformAt(layout, { node: 'stub', dx: 0, dy: 0, k: 1 }, { w: 800, h: 600 })).toBeNull();
     expect(centreOf({ nodes: [] }, { x: 0, y: 0, k: 1 }, { w: 800, h: 600 })).toBeNull();
+  });
+
+  it("shows the folded layer's box for a node inside it, at the link's zoom", () => {
+    const groupOf = (n: string) => ({ rms_norm_9: 'layer.3', mul_40: 'layer.4' })[n];
+    const c = { node: 'rms_norm_9', dx: 30, dy: 30, k: 2 };
+    // The box's centre (150, 1020) at the view's centre; the offset was from the hidden node.
+    expect(transformAt(layout, c, { w: 800, h: 600 }, groupOf)).toEqual({ x: 100, y: -1740, k: 2 });
+    // An open layer's node missing from the layout is not a place to show.
+    expect(transformAt(layout, { ...c, node: 'mul_40' }, { w: 800, h: 600 }, groupOf)).toBeNull();
   });
 });

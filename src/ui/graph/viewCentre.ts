@@ -56,11 +56,21 @@ export function centreOf(layout: Pick<GraphLayout, 'nodes'>, t: Transform, size:
   };
 }
 
-/** The transform that shows `c` at the centre of a view of this size; null when its node is not laid out. */
-export function transformAt(layout: Pick<GraphLayout, 'nodes'>, c: ViewCentre, size: Size): Transform | null {
+/**
+ * The transform that shows `c` at the centre of a view of this size. A node folded into its layer's
+ * box (the sender had the layer open) shows that box at the centre instead. Null when neither is laid out.
+ */
+export function transformAt(
+  layout: Pick<GraphLayout, 'nodes' | 'groups'>,
+  c: ViewCentre,
+  size: Size,
+  groupOf?: (node: string) => string | undefined,
+): Transform | null {
   const n = layout.nodes.find((m) => m.name === c.node && !m.ref);
-  if (!n) return null;
-  const cx = n.x + n.w / 2 + c.dx,
-    cy = n.y + n.h / 2 + c.dy;
+  const group = n ? undefined : groupOf?.(c.node);
+  const box = n ?? layout.groups.find((g) => g.id === group && g.collapsed);
+  if (!box) return null;
+  const cx = box.x + box.w / 2 + (n ? c.dx : 0),
+    cy = box.y + box.h / 2 + (n ? c.dy : 0);
   return { x: size.w / 2 - cx * c.k, y: size.h / 2 - cy * c.k, k: c.k };
 }
