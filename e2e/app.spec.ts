@@ -503,6 +503,19 @@ test('a shared link opens on the pan/zoom it was made at, in another window size
   await idle(page);
   await page.getByRole('button', { name: 'Apply slice-hoist' }).click();
   await idle(page);
+  const entries = await page.evaluate(() => history.length);
+  // A drag moves the URL's centre once the view rests, without a history entry per frame.
+  const box = (await page.getByTestId('graph-view').last().boundingBox())!;
+  // The first view is reported too (it rests once laid out).
+  await expect.poll(() => stateOf(page.url())?.view?.centre).toBeDefined();
+  const startCentre = stateOf(page.url())!.view!.centre;
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  for (let i = 1; i <= 10; i++)
+    await page.mouse.move(box.x + box.width / 2 - 8 * i, box.y + box.height / 2 - 12 * i);
+  await page.mouse.up();
+  await expect.poll(() => stateOf(page.url())?.view?.centre).not.toEqual(startCentre);
+  expect(await page.evaluate(() => history.length)).toBe(entries);
   // Centre the after view on all_reduce_2 at zoom 1.5, as a pan and a zoom would.
   await page.evaluate(() => {
     const v = window.__fusionlab!.views!().find((h) => h.root.dataset.label === 'after')!;
