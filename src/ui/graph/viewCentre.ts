@@ -30,8 +30,9 @@ interface Size {
   h: number;
 }
 
-// Rounded so a link stays short and a restored view, reported again, writes the same URL.
-const round = (v: number, perUnit: number) => Math.round(v * perUnit) / perUnit;
+// Rounded so a link stays short and a restored view, reported again, writes the same URL
+// (`+ 0` turns -0 into 0, which JSON would write as 0 anyway).
+const round = (v: number, perUnit: number) => Math.round(v * perUnit) / perUnit + 0;
 
 /** The view's centre as a node and an offset; null when the layout has no node to hold on to. */
 export function centreOf(layout: Pick<GraphLayout, 'nodes'>, t: Transform, size: Size): ViewCentre | null {
