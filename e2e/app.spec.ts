@@ -4,6 +4,8 @@ import { test, expect, type Page } from '@playwright/test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
+import { deflateSync, inflateSync } from 'node:zlib';
+import type { UrlState } from '../src/ui/urlState.ts';
 
 /** Waits for the app's own idle flag (test mode): graph laid out, nothing loading or running. */
 async function idle(page: Page) {
@@ -464,6 +466,137 @@ test('the URL keeps graph, rewrite steps and selection across a reload', async (
   await expect(page.getByLabel('Sample')).toHaveValue('qwen2-tp2');
   await expect(page.getByTestId('fused-nodes')).toHaveText(/^3\s*fused nodes$/);
   await expect(page.getByTestId('inspector-name')).toHaveText(selected!);
+});
+
+/** The state a page's URL carries (query or fragment), decoded as the app does. */
+function stateOf(href: string): UrlState | null {
+  const url = new URL(href);
+  const encoded = url.searchParams.get('state') ?? new URLSearchParams(url.hash.slice(1)).get('state');
+  return encoded ? JSON.parse(inflateSync(Buffer.from(encoded, 'base64url')).toString('utf8')) : null;
+}
+
+/** Where a node sits relative to the centre of a view (px), and the view's zoom. */
+async function offCentre(page: Page, name: string, label: string) {
+  return page.evaluate(
+    ([n, l]) => {
+      const v = window.__fusionlab!.views!().find((h) => h.root.dataset.label === l);
+      const c = v?.nodeCenter(n);
+      if (!v || !c) return null;
+      const r = v.root.getBoundingClientRect();
+      return {
+        dx: c.x - (r.left + r.width / 2),
+        dy: c.y - (r.top + r.height / 2),
+        k: v.transform().k,
+        w: r.width,
+        h: r.height,
+      };
+    },
+    [name, label] as const,
+  );
+}
+
+test('a shared link opens on the pan/zoom it was made at, in another window size and after a reload', async ({
+  page,
+  browser,
+}) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByRole('button', { name: 'Apply slice-hoist' }).click();
+  await idle(page);
+  const entries = await page.evaluate(() => history.length);
+  // A drag moves the URL's centre once the view rests, without a history entry per frame.
+  const box = (await page.getByTestId('graph-view').last().boundingBox())!;
+  // The first view is reported too (it rests once laid out).
+  await expect.poll(() => stateOf(page.url())?.view?.centre).toBeDefined();
+  const startCentre = stateOf(page.url())!.view!.centre;
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  for (let i = 1; i <= 10; i++)
+    await page.mouse.move(box.x + box.width / 2 - 8 * i, box.y + box.height / 2 - 12 * i);
+  await page.mouse.up();
+  await expect.poll(() => stateOf(page.url())?.view?.centre).not.toEqual(startCentre);
+  expect(await page.evaluate(() => history.length)).toBe(entries);
+  // Centre the after view on all_reduce_2 at zoom 1.5, as a pan and a zoom would.
+  await page.evaluate(() => {
+    const v = window.__fusionlab!.views!().find((h) => h.root.dataset.label === 'after')!;
+    const n = v.layout.nodes.find((m) => m.name === 'all_reduce_2')!;
+    const { clientWidth: w, clientHeight: h } = v.root;
+    v.setView({ x: w / 2 - (n.x + n.w / 2) * 1.5, y: h / 2 - (n.y + n.h / 2) * 1.5, k: 1.5 });
+  });
+  // The URL follows once the view rests.
+  await expect
+    .poll(() => stateOf(page.url())?.view?.centre)
+    .toMatchObject({ node: 'all_reduce_2', dx: 0, dy: 0, k: 1.5 });
+  const link = page.url();
+
+  const other = await browser.newPage({ viewport: { width: 1000, height: 820 } });
+  await other.goto(link);
+  await idle(other);
+  const opened = await offCentre(other, 'all_reduce_2', 'after');
+  expect(Math.abs(opened!.dx)).toBeLessThan(1);
+  expect(Math.abs(opened!.dy)).toBeLessThan(1);
+  expect(opened!.k).toBeCloseTo(1.5, 3);
+  // The before side shares the after side's translate (the panes' own sync): it shows the same place
+  // up to the hoist's shift and the panes' size difference, so the node is in its view, at the same zoom.
+  const beside = await offCentre(other, 'all_reduce_2', 'before');
+  expect(Math.abs(beside!.dx)).toBeLessThan(beside!.w / 2);
+  expect(Math.abs(beside!.dy)).toBeLessThan(beside!.h / 2);
+  expect(beside!.k).toBeCloseTo(1.5, 3);
+  await other.reload();
+  await idle(other);
+  const reloaded = await offCentre(other, 'all_reduce_2', 'after');
+  expect(Math.abs(reloaded!.dx)).toBeLessThan(1);
+  expect(Math.abs(reloaded!.dy)).toBeLessThan(1);
+  expect(reloaded!.k).toBeCloseTo(1.5, 3);
+  // The view alone opens where the pair looked.
+  await other.getByRole('button', { name: 'Current', exact: true }).click();
+  await idle(other);
+  const alone = await offCentre(other, 'all_reduce_2', 'stage 1');
+  expect(Math.abs(alone!.dx)).toBeLessThan(1);
+  expect(Math.abs(alone!.dy)).toBeLessThan(1);
+  expect(alone!.k).toBeCloseTo(1.5, 3);
+
+  // A centre on a node the graph lacks: said so, and the graph opens at its first view.
+  const state = stateOf(link)!;
+  state.view!.centre!.node = 'no_such_node';
+  await other.goto(`/?test=1&state=${deflateSync(Buffer.from(JSON.stringify(state))).toString('base64url')}`);
+  await idle(other);
+  await expect(other.getByRole('status').filter({ hasText: 'Ignored the link' })).toContainText(
+    'state.view.centre.node "no_such_node" is not a node of',
+  );
+  await expect(other.getByTestId('graph-view').last()).toBeVisible();
+  await other.close();
+});
+
+test("a link's view holds until the user rewrites: then the view follows the change", async ({ page }) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  // The graph's first node, far above the slice the hoist moves.
+  const top = await page.evaluate(() => window.__fusionlab!.views!()[0].layout.nodes[0].name);
+  const state: UrlState = {
+    v: 1,
+    source: { sample: 'gpt-oss-20b-l1-tp4' },
+    steps: [],
+    view: { layout: 'single', centre: { node: top, dx: 0, dy: 0, k: 1.25 } },
+  };
+  await page.goto(`/?test=1&state=${deflateSync(Buffer.from(JSON.stringify(state))).toString('base64url')}`);
+  await idle(page);
+  const opened = await offCentre(page, top, 'imported');
+  expect(Math.abs(opened!.dx)).toBeLessThan(1);
+  expect(Math.abs(opened!.dy)).toBeLessThan(1);
+  expect(opened!.k).toBeCloseTo(1.25, 3);
+
+  await page.getByRole('button', { name: 'Apply slice-hoist' }).click();
+  await idle(page);
+  // The node now at the centre is one the rewrite changed, and the link's node has left it.
+  const centred = await page.evaluate(() => {
+    const v = window.__fusionlab!.views!().find((h) => h.root.dataset.label === 'stage 1')!;
+    const r = v.root.getBoundingClientRect();
+    const name = v.nodeAt(r.left + r.width / 2, r.top + r.height / 2);
+    return { name, mark: name ? v.marks?.get(name) : undefined };
+  });
+  expect(centred.mark, `${centred.name} at the centre`).toBeDefined();
+  expect(centred.name).not.toBe(top);
 });
 
 test('the URL carries pasted text too, compressed, with its rewrite steps', async ({ page }) => {

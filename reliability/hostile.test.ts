@@ -546,7 +546,7 @@ describe("the importers, the CLI and the app's links", () => {
     }
   });
 
-  it('links: a deflate bomb, an unknown GPU, an unknown field', async () => {
+  it('links: a deflate bomb, an unknown GPU, an unknown field, an absurd zoom', async () => {
     const zeros = new Uint8Array(256 * MiB);
     const deflated = new Uint8Array(
       await new Response(
@@ -564,6 +564,10 @@ describe("the importers, the CLI and the app's links", () => {
       [
         await encodeUrlState({ ...base, view: { theme: 'x' } } as unknown as UrlState),
         'state.view.theme is "x"',
+      ],
+      [
+        await encodeUrlState({ ...base, view: { centre: { node: 'add', dx: 0, dy: 0, k: 1e308 } } }),
+        'state.view.centre.k is 1e+308; expected a number in [0.01, 4]',
       ],
     ];
     for (const [link, message] of cases) {

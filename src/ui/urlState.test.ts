@@ -35,6 +35,58 @@ describe('URL state', () => {
     expect(await decodeUrlState(encoded)).toEqual(state);
   });
 
+  it('round-trips where the graph views look: a node, the offset from it and the zoom', async () => {
+    const state: UrlState = {
+      v: 1,
+      source: { sample: 'gpt-oss-20b-l24-tp4' },
+      steps: [],
+      view: { layout: 'single', centre: { node: 'all_reduce_2', dx: -12.5, dy: 40.1, k: 1.5 } },
+    };
+    expect(await decodeUrlState(await encodeUrlState(state))).toEqual(state);
+    // A link made before views were shared still opens, with no centre.
+    const old: UrlState = { v: 1, source: { sample: 'pr-before' }, steps: [], view: { theme: 'dark' } };
+    expect((await decodeUrlState(await encodeUrlState(old))).view).toEqual({ theme: 'dark' });
+  });
+
+  it('refuses a view centre that is not a number, not finite, or zoomed out of range, by path', async () => {
+    // Hand-written JSON: JSON.stringify would turn NaN and Infinity into null before they got here.
+    const link = async (centre: string) => {
+      const json = `{"v":1,"source":{"sample":"pr-before"},"steps":[],"view":{"centre":${centre}}}`;
+      const bytes = new Uint8Array(
+        await new Response(
+          new Blob([json]).stream().pipeThrough(new CompressionStream('deflate')),
+        ).arrayBuffer(),
+      );
+      return btoa(String.fromCharCode(...bytes))
+        .replace(/\+/g, '-')
+        .replace(/\//g, '_')
+        .replace(/=+$/, '');
+    };
+    const cases: [string, string][] = [
+      [
+        '{"node":"add","dx":null,"dy":0,"k":1}',
+        'state.view.centre.dx is null; expected a number in [-10000000, 10000000]',
+      ],
+      ['{"node":"add","dx":0,"dy":1e999,"k":1}', 'state.view.centre.dy is Infinity; expected a number in'],
+      ['{"node":"add","dx":0,"dy":0,"k":0}', 'state.view.centre.k is 0; expected a number in [0.01, 4]'],
+      ['{"node":"add","dx":0,"dy":0,"k":-2}', 'state.view.centre.k is -2'],
+      ['{"node":"add","dx":0,"dy":0,"k":1e9}', 'state.view.centre.k is 1000000000'],
+      ['{"node":"add","dx":0,"dy":0,"k":"2"}', 'state.view.centre.k is "2"'],
+      ['{"node":7,"dx":0,"dy":0,"k":1}', 'state.view.centre.node is 7, not text'],
+      ['{"dx":0,"dy":0,"k":1}', 'state.view.centre.node is undefined, not text'],
+      ['{"node":"add","dx":0,"dy":0,"k":1,"x":3}', 'state.view.centre.x is not a field of the state'],
+      ['[1,2,1]', 'state.view.centre is a list, not an object'],
+    ];
+    for (const [centre, message] of cases)
+      await expect(decodeUrlState(await link(centre))).rejects.toThrow(`state parameter: ${message}`);
+    expect((await decodeUrlState(await link('{"node":"add","dx":0,"dy":-3,"k":4}'))).view?.centre).toEqual({
+      node: 'add',
+      dx: 0,
+      dy: -3,
+      k: 4,
+    });
+  });
+
   it('compresses a pasted real dump to well under its size and restores it byte for byte', async () => {
     const state: UrlState = { v: 1, source: { text: qwen, name: 'qwen2-paral2_layer1-r0.py' }, steps: [] };
     const encoded = await encodeUrlState(state);

@@ -11,6 +11,7 @@
 import { DEFAULT_MAX_BYTES } from '../graph/errors.ts';
 import { GPU_FAMILIES, TOKEN_GATES } from '../graph/passes/options.ts';
 import { PASSES } from '../graph/passes/pipeline.ts';
+import { MAX_CENTRE_OFFSET, ZOOM_EXTENT, type ViewCentre } from './graph/viewCentre.ts';
 import { BOTTOM_TABS, LAYOUTS, THEMES, type BottomTab, type Layout, type Theme } from './store/viewSlice.ts';
 
 export const URL_STATE_VERSION = 1;
@@ -45,7 +46,8 @@ export interface UrlState {
     tpGroup?: string;
   };
   selected?: string | null;
-  view?: { layout?: Layout; tab?: BottomTab; theme?: Theme };
+  /** `centre`: where the graph views look (see viewCentre.ts), in the shown stage's graph. */
+  view?: { layout?: Layout; tab?: BottomTab; theme?: Theme; centre?: ViewCentre };
 }
 
 export class UrlStateError extends Error {
@@ -92,6 +94,12 @@ const integer =
     typeof x === 'number' && Number.isInteger(x) && x >= lo && x <= hi
       ? x
       : refuse(p, `is ${show(x)}; expected an integer in [${lo}, ${hi}]`);
+const finite =
+  (lo: number, hi: number): Check<number> =>
+  (x, p) =>
+    typeof x === 'number' && Number.isFinite(x) && x >= lo && x <= hi
+      ? x
+      : refuse(p, `is ${show(x)}; expected a number in [${lo}, ${hi}]`);
 const literal =
   <T>(v: T): Check<T> =>
   (x, p) =>
@@ -155,6 +163,14 @@ export const URL_STATE_SCHEMA: Check<UrlState> = record<UrlState>({
       layout: optional(member(LAYOUTS)),
       tab: optional(member(BOTTOM_TABS)),
       theme: optional(member(THEMES)),
+      centre: optional(
+        record<ViewCentre>({
+          node: nodeName,
+          dx: finite(-MAX_CENTRE_OFFSET, MAX_CENTRE_OFFSET),
+          dy: finite(-MAX_CENTRE_OFFSET, MAX_CENTRE_OFFSET),
+          k: finite(...ZOOM_EXTENT),
+        }),
+      ),
     }),
   ),
 });

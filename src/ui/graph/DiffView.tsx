@@ -6,6 +6,7 @@ import { useCallback, useMemo, useState } from 'react';
 import type { Graph } from '../../graph/ir.ts';
 import { changeMarks, diffGraphs, type GraphDiff, type RewriteSite } from '../../graph/diff.ts';
 import { GraphView, type ViewTransform } from './GraphView.tsx';
+import type { ViewCentre } from './viewCentre.ts';
 
 export interface DiffViewProps {
   before: Graph;
@@ -20,6 +21,12 @@ export interface DiffViewProps {
   collapsed?: ReadonlySet<string>;
   onToggleGroup?: (group: string) => void;
   onSetCollapsed?: (groups: string[]) => void;
+  /**
+   * Where the after side's first view looks, and where it rests: the after graph is the one shown
+   * alone too, and the before side follows it through the shared view.
+   */
+  initialView?: ViewCentre | null;
+  onViewRest?: (c: ViewCentre) => void;
 }
 
 export function DiffView(props: DiffViewProps): React.JSX.Element {
@@ -34,6 +41,8 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
     collapsed,
     onToggleGroup: toggle,
     onSetCollapsed,
+    initialView,
+    onViewRest,
   } = props;
   const diff = useMemo(() => diffGraphs(before, after, matches), [before, after, matches]);
   const beforeMarks = useMemo(() => changeMarks(diff.before), [diff]);
@@ -96,6 +105,8 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
         anchor={anchor?.after ?? null}
         focus={focus}
         onFocus={onFocus}
+        initialView={initialView}
+        onViewRest={onViewRest}
       />
     </div>
   );

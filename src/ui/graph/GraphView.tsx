@@ -34,6 +34,7 @@ import { NavIndex, type Direction } from './keyboardNavigation.ts';
 import { searchNodes } from './search.ts';
 import { recordLayoutProgress, registerView, type ViewHandle } from './viewRegistry.ts';
 import { downloadImage } from './exportImage.ts';
+import { VIEW_REST_MS, ZOOM_EXTENT, centreOf, transformAt, type ViewCentre } from './viewCentre.ts';
 import './graph.css';
 
 export interface ViewTransform {
@@ -68,6 +69,10 @@ export interface GraphViewProps {
    * origin, so two views with counterpart anchors (before | after) line up by provenance.
    */
   anchor?: string | null;
+  /** Where a new graph's first view looks (a link's pan/zoom) when its node is laid out; else the top. */
+  initialView?: ViewCentre | null;
+  /** Called once the view has rested VIEW_REST_MS after moving (by the user or the app), not per frame. */
+  onViewRest?: (c: ViewCentre) => void;
   testMode?: boolean;
   /** Every box of the complete layout is in the DOM and painted. */
   onReady?: () => void;
@@ -238,6 +243,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     focus,
     onFocus,
     anchor,
+    initialView,
+    onViewRest,
   } = props;
   const rootRef = useRef<HTMLDivElement>(null);
   // The element pan/zoom listens on: a stage div over the SVG scene, or the canvas.
@@ -283,6 +290,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   }, []);
   const onFocusRef = useRef(onFocus);
   onFocusRef.current = onFocus;
+  const onViewRestRef = useRef(onViewRest);
+  onViewRestRef.current = onViewRest;
 
   // --- layout ------------------------------------------------------------------------------
   const collapsedKey = collapsed ? [...collapsed].sort().join('\n') : '';
@@ -498,6 +507,20 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     }, RERASTER_REST_MS);
   }, []);
   useEffect(() => () => window.clearTimeout(rerasterTimer.current), []);
+  // Reports where the view rests, from the complete layout of the graph it was given.
+  const shownRef = useRef<{ result: Shown | null; graph: Graph }>({ result, graph });
+  shownRef.current = { result, graph };
+  const restTimer = useRef(0);
+  const scheduleRest = useCallback(() => {
+    window.clearTimeout(restTimer.current);
+    restTimer.current = window.setTimeout(() => {
+      const { result: r, graph: g } = shownRef.current;
+      if (!r?.complete || r.graph !== g || !sizeRef.current.w) return;
+      const c = centreOf(r.layout, transformRef.current, sizeRef.current);
+      if (c) onViewRestRef.current?.(c);
+    }, VIEW_REST_MS);
+  }, []);
+  useEffect(() => () => window.clearTimeout(restTimer.current), []);
   useEffect(() => {
     drawRef.current();
   }, [drawCanvasFrame, drawMini]);
@@ -523,9 +546,10 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     const surface = surfaceRef.current;
     if (!surface || !layout) return;
     const z = d3zoom<Element, unknown>()
-      .scaleExtent([0.01, 4])
+      .scaleExtent([...ZOOM_EXTENT])
       .on('zoom', (ev: { transform: ZoomTransform; sourceEvent: unknown }) => {
         applyTransform(ev.transform);
+        scheduleRest();
         if (ev.sourceEvent) provisionalView.current = false;
         if (ev.sourceEvent) announce(ev.transform);
       })
@@ -540,7 +564,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     };
     // Rebinds only when the surface element changes (renderer, layout present), not on every new layout.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [renderer, layout !== null, applyTransform, announce]);
+  }, [renderer, layout !== null, applyTransform, announce, scheduleRest]);
 
   const setTransform = useCallback(
     (t: ZoomTransform, animate: boolean, notify = true) => {
@@ -560,7 +584,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       if (!layout || !size.w) return;
       const k = Math.min(
         2,
-        Math.max(0.01, Math.min((size.w - 32) / layout.width, (size.h - 32) / layout.height)),
+        Math.max(ZOOM_EXTENT[0], Math.min((size.w - 32) / layout.width, (size.h - 32) / layout.height)),
       );
       setTransform(
         zoomIdentity.translate((size.w - layout.width * k) / 2, (size.h - layout.height * k) / 2).scale(k),
@@ -592,6 +616,16 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     const before = fittedFor.current;
     const firstForGraph = before === null || before.layout.nodes.length === 0 || provisionalView.current;
     fittedFor.current = result;
+    const wanted =
+      firstForGraph && initialView
+        ? transformAt(layout, initialView, size, (n) => byName.get(n)?.group)
+        : null;
+    if (wanted) {
+      // Re-applied as more blocks arrive, until the user moves: a wider block shifts the frame.
+      provisionalView.current = !result.complete;
+      setTransform(zoomIdentity.translate(wanted.x, wanted.y).scale(wanted.k), false, true);
+      return;
+    }
     if (view) {
       setTransform(fromShared(view), false, false);
       return;
@@ -616,7 +650,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     provisionalView.current = !result.complete;
     // Announced, so a synced partner (the other side of a diff) starts from the same view.
     setTransform(topOfGraph(layout, size), false, true);
-  }, [result, layout, size, view, animateFrom, setTransform, fromShared]);
+  }, [result, layout, size, view, animateFrom, setTransform, fromShared, initialView, byName]);
 
   // Centre on the change once this graph's own layout is in; the nearest candidate to the view's
   // centre, so applying every site keeps the user where they were looking.
@@ -972,7 +1006,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   // Where the view is (or is about to be) decides what the first frame needs.
   const firstFrameT = firstFrame
     ? fittedFor.current === null
-      ? topOfGraph(layout!, size)
+      ? ((initialView && transformAt(layout!, initialView, size, (n) => byName.get(n)?.group)) ??
+        topOfGraph(layout!, size))
       : transformRef.current
     : null;
   const shown = useMemo(() => {

@@ -21,6 +21,9 @@ export function GraphStage() {
   const collapsed = useStore((s) => s.collapsed);
   const toggleGroup = useStore((s) => s.toggleGroup);
   const setCollapsed = useStore((s) => s.setCollapsed);
+  // Read, not subscribed: it changes at every rest of a view, and only a view opening now uses it.
+  const viewCentre = useStore.getState().viewCentre;
+  const setViewCentre = useStore((s) => s.setViewCentre);
   const stageRef = useRef<HTMLDivElement>(null);
   const shownIndex = scrub ?? stages.length - 1;
 
@@ -91,6 +94,8 @@ export function GraphStage() {
           collapsed={collapsed}
           onToggleGroup={toggleGroup}
           onSetCollapsed={setCollapsed}
+          initialView={viewCentre}
+          onViewRest={setViewCentre}
         />
         {walker}
       </div>
@@ -110,6 +115,8 @@ export function GraphStage() {
         collapsed={collapsed}
         onToggleGroup={toggleGroup}
         onSetCollapsed={setCollapsed}
+        initialView={viewCentre}
+        onViewRest={setViewCentre}
       />
       {walker}
     </div>

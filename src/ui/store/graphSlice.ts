@@ -2,6 +2,7 @@ import type { StateCreator } from 'zustand';
 import type { Graph } from '../../graph/ir.ts';
 import { importStageFolder, type SkippedFile, type StageFile } from '../../graph/stageFolder.ts';
 import { findSample } from '../samples.ts';
+import type { ViewCentre } from '../graph/viewCentre.ts';
 import type { RewriteStep } from '../urlState.ts';
 import {
   foldedOnOpen,
@@ -57,6 +58,8 @@ export interface DumpState {
 export interface Restore {
   steps: RewriteStep[];
   selected?: string | null;
+  /** Where the views look once the graph is laid out (a link's pan/zoom). */
+  view?: ViewCentre;
 }
 
 export { FOLD_ABOVE_NODES } from '../pipeline/pipelineJobs.ts';
@@ -86,6 +89,8 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
       scrub: null,
       collapsed: new Set(folded),
       dump,
+      // Another graph opens at its own first view, unless the link says where to look.
+      viewCentre: restore?.view ?? null,
     };
     // `tp` is the sample's TP degree; undefined lets the passes read the world size from the graph.
     const gates = { ...get().gates, worldSize: tp };

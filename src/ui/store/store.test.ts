@@ -211,6 +211,23 @@ describe('rewrite history in the store', () => {
     expect(fusedNodes()).toBe(1);
     expect(s().selected).toBe(site);
   });
+
+  it('carries where the views rest in the URL state, restores it with the graph, and forgets it for another graph', async () => {
+    expect(snapshot(s())!.view?.centre).toBeUndefined();
+    const centre = { node: 'all_reduce_2', dx: 3.5, dy: -20, k: 1.5 };
+    s().setViewCentre(centre);
+    const back = await decodeUrlState(await encodeUrlState(snapshot(s())!));
+    expect(back.view?.centre).toEqual(centre);
+
+    useStore.setState(initial, true);
+    if (!('text' in back.source)) throw new Error('expected text source');
+    s().loadText(back.source.text, back.source.name, { steps: back.steps, view: back.view?.centre });
+    expect(s().viewCentre).toEqual(centre);
+    // Another graph opens at its own first view: a node of the same name there is another place.
+    s().loadText(qwenTp2, 'again.py');
+    expect(s().viewCentre).toBeNull();
+    expect(snapshot(s())!.view?.centre).toBeUndefined();
+  });
 });
 
 describe('results belong to the graph, steps and gates they ran', () => {

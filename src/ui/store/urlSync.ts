@@ -1,6 +1,7 @@
 // Keeps the URL in step with the store (replaceState, debounced) and restores the store from it
 // on startup, so a reload or a shared link shows the same graph, rewrite steps and selection.
 
+import { drawnInputs } from '../graph/scene.ts';
 import { DEFAULT_SAMPLE_ID } from '../samples.ts';
 import {
   placeUrlState,
@@ -42,7 +43,12 @@ export function snapshot(s: AppState): UrlState | null {
       tpGroup: s.gates.tpGroup,
     },
     selected: s.selected,
-    view: { layout: s.layout, tab: s.bottomTab, theme: s.theme },
+    view: {
+      layout: s.layout,
+      tab: s.bottomTab,
+      theme: s.theme,
+      ...(s.viewCentre && { centre: s.viewCentre }),
+    },
   };
 }
 
@@ -63,7 +69,7 @@ export async function restoreFromUrl(): Promise<void> {
   if (state.view?.theme) s.setTheme(state.view.theme);
   if (state.view?.layout) s.setLayout(state.view.layout);
   if (state.gates) await s.setGates(state.gates, { replay: false });
-  const restore = { steps: state.steps, selected: state.selected ?? null };
+  const restore = { steps: state.steps, selected: state.selected ?? null, view: state.view?.centre };
   if ('sample' in state.source) await s.loadSample(state.source.sample, restore);
   else await s.loadText(state.source.text, state.source.name, restore);
   // A link to a sample this build lacks: keep the message, show the default sample. (Text that no
@@ -73,6 +79,22 @@ export async function restoreFromUrl(): Promise<void> {
   // Gates from the link win over the sample's own TP degree.
   if (state.gates) await useStore.getState().setGates(state.gates);
   if (state.view?.tab) useStore.getState().setBottomTab(state.view.tab);
+  refuseUnknownCentre(state);
+}
+
+/** A centre on a node the shown graph lacks (a hand-edited link, a pass that now names nodes otherwise): the first view instead. */
+function refuseUnknownCentre(state: UrlState): void {
+  const s = useStore.getState();
+  const centre = state.view?.centre;
+  // Not this link's graph (a missing sample fell back to the default; text that failed to import).
+  if (!centre || JSON.stringify(s.source) !== JSON.stringify(state.source)) return;
+  const shown = s.stages[s.scrub ?? s.stages.length - 1]?.graph;
+  if (!shown || [...drawnInputs(shown), ...shown.nodes].some((n) => n.name === centre.node)) return;
+  if (s.viewCentre === centre) s.setViewCentre(null);
+  s.setNotice(
+    `Ignored the link's view: state.view.centre.node ${JSON.stringify(centre.node.slice(0, 60))} is not a node of ${s.sourceName}`,
+    true,
+  );
 }
 
 /** Subscribes the URL to the store; returns the unsubscribe function. */

@@ -1,4 +1,5 @@
 import type { StateCreator } from 'zustand';
+import type { ViewCentre } from '../graph/viewCentre.ts';
 import type { AppState } from './index.ts';
 
 export const THEMES = ['light', 'dark'] as const;
@@ -24,6 +25,12 @@ export interface ViewSlice {
    * centre on the one nearest to what they show. A new nonce asks again for the same names.
    */
   focus: { names: string[]; nonce: number } | null;
+  /**
+   * Where the graph views look, as of their last rest (the URL carries it); a view opening on a
+   * graph starts there. Set at rest, not per frame: pan/zoom moves the DOM, not React.
+   */
+  viewCentre: ViewCentre | null;
+  setViewCentre(c: ViewCentre | null): void;
   /** Layer groups folded into one box, in every view (before, after, current; SVG and canvas). */
   collapsed: ReadonlySet<string>;
   toggleGroup(id: string): void;
@@ -57,6 +64,8 @@ export const createViewSlice: StateCreator<AppState, [], [], ViewSlice> = (set) 
   bottomTab: 'source',
   reveal: null,
   focus: null,
+  viewCentre: null,
+  setViewCentre: (viewCentre) => set({ viewCentre }),
   collapsed: new Set<string>(),
   toggleGroup: (id) =>
     set((s) => {
