@@ -71,25 +71,37 @@ test('Paste FX… opens an empty editor with the caret in it; a one-node graph s
   await expect(page.getByTestId('status-nodes')).toHaveText('2 nodes');
 });
 
-test('at 1024×700 the BEFORE and AFTER labels stay visible beside the search box', async ({ page }) => {
-  await page.setViewportSize({ width: 1024, height: 700 });
-  await page.goto('/?test=1');
-  await idle(page);
-  await page.getByRole('button', { name: 'Run pipeline' }).click();
-  await idle(page);
-  for (const label of ['before', 'after']) {
-    const view = page.locator(`[data-testid="graph-view"][data-label="${label}"]`);
-    const tag = (await view.locator('.fl-corner-label').boundingBox())!;
-    const search = (await view.getByLabel('Search nodes').boundingBox())!;
-    const overlap =
-      tag.x < search.x + search.width &&
-      search.x < tag.x + tag.width &&
-      tag.y < search.y + search.height &&
-      search.y < tag.y + tag.height;
-    expect(overlap, `${label} label under the search box`).toBe(false);
-    await expect(view.locator('.fl-corner-label')).toBeVisible();
-  }
-});
+for (const [width, height] of [
+  [1024, 700],
+  [1440, 900],
+] as const) {
+  test(`at ${width}×${height} the BEFORE / AFTER labels and node counts stay clear of the toolbar`, async ({
+    page,
+  }) => {
+    await page.setViewportSize({ width, height });
+    await page.goto('/?test=1');
+    await idle(page);
+    await page.getByRole('button', { name: 'Run pipeline' }).click();
+    await idle(page);
+    for (const label of ['before', 'after']) {
+      const view = page.locator(`[data-testid="graph-view"][data-label="${label}"]`);
+      await expect(view.locator('.fl-corner-label')).toBeVisible();
+      await expect(view.locator('.fl-status')).toContainText('nodes');
+      const corner = [
+        (await view.locator('.fl-corner-label').boundingBox())!,
+        (await view.locator('.fl-status').boundingBox())!,
+      ];
+      for (const control of await view.locator('.fl-toolbar input, .fl-toolbar button').all()) {
+        const c = (await control.boundingBox())!;
+        for (const t of corner) {
+          const overlap =
+            t.x < c.x + c.width && c.x < t.x + t.width && t.y < c.y + c.height && c.y < t.y + t.height;
+          expect(overlap, `${label}: ${await control.textContent()} over the label or count`).toBe(false);
+        }
+      }
+    }
+  });
+}
 
 test('axe-core finds no serious or critical violation, before and after a rewrite and a run', async ({
   page,

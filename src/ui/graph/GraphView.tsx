@@ -1203,54 +1203,72 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
         </ul>
       )}
 
-      <div className="fl-toolbar">
-        <input
-          ref={searchRef}
-          type="search"
-          placeholder="Search name, op, /regex/"
-          aria-label="Search nodes"
-          value={query}
-          aria-invalid={search.error ? 'true' : 'false'}
-          title={search.error ?? 'Enter: next match'}
-          onChange={(e) => {
-            setQuery(e.target.value);
-            setMatchIndex(-1);
-          }}
-        />
-        {query && (
-          <span className="fl-search-count" data-testid="search-count">
-            {search.error
-              ? 'error'
-              : `${matchIndex + 1 > 0 ? `${matchIndex + 1}/` : ''}${search.matches.length}`}
+      <div className="fl-chrome">
+        {/* The label and the count first; the toolbar beside them, or below them where the pane is too
+            narrow for both (flex wrap: nothing overlaps at any width). */}
+        <div className="fl-corner">
+          {label && <span className="fl-corner-label">{label}</span>}
+          <span className="fl-status">
+            {error ? (
+              <span role="alert">{error}</span>
+            ) : !result ? (
+              'Laying out…'
+            ) : !result.complete ? (
+              `Laying out… ${progress.done}/${progress.total} groups`
+            ) : (
+              `${result.scene.nodes.length} node${result.scene.nodes.length === 1 ? '' : 's'} · ${renderer}`
+            )}
           </span>
-        )}
-        {onSetCollapsed && (scene?.groups.length ?? 0) > 0 && (
+        </div>
+        <div className="fl-toolbar">
+          <input
+            ref={searchRef}
+            type="search"
+            placeholder="Search name, op, /regex/"
+            aria-label="Search nodes"
+            value={query}
+            aria-invalid={search.error ? 'true' : 'false'}
+            title={search.error ?? 'Enter: next match'}
+            onChange={(e) => {
+              setQuery(e.target.value);
+              setMatchIndex(-1);
+            }}
+          />
+          {query && (
+            <span className="fl-search-count" data-testid="search-count">
+              {search.error
+                ? 'error'
+                : `${matchIndex + 1 > 0 ? `${matchIndex + 1}/` : ''}${search.matches.length}`}
+            </span>
+          )}
+          {onSetCollapsed && (scene?.groups.length ?? 0) > 0 && (
+            <button
+              type="button"
+              data-testid="fold-all"
+              onClick={() => onSetCollapsed(allFolded ? [] : (scene?.groups ?? []).map((g) => g.id))}
+              title={allFolded ? 'Unfold every layer (])' : 'Fold every layer ([)'}
+            >
+              {allFolded ? 'Unfold all' : 'Fold all'}
+            </button>
+          )}
           <button
             type="button"
-            data-testid="fold-all"
-            onClick={() => onSetCollapsed(allFolded ? [] : (scene?.groups ?? []).map((g) => g.id))}
-            title={allFolded ? 'Unfold every layer (])' : 'Fold every layer ([)'}
+            aria-pressed={showMinimap}
+            onClick={() => setShowMinimap((v) => !v)}
+            title="Show or hide the minimap (m)"
           >
-            {allFolded ? 'Unfold all' : 'Fold all'}
+            Map
           </button>
-        )}
-        <button
-          type="button"
-          aria-pressed={showMinimap}
-          onClick={() => setShowMinimap((v) => !v)}
-          title="Show or hide the minimap (m)"
-        >
-          Map
-        </button>
-        <button type="button" onClick={() => fit(true)} title="Fit to view (f)">
-          Fit
-        </button>
-        <button type="button" onClick={() => onExport('svg')} title="Export this view as SVG">
-          SVG
-        </button>
-        <button type="button" onClick={() => onExport('png')} title="Export this view as PNG">
-          PNG
-        </button>
+          <button type="button" onClick={() => fit(true)} title="Fit to view (f)">
+            Fit
+          </button>
+          <button type="button" onClick={() => onExport('svg')} title="Export this view as SVG">
+            SVG
+          </button>
+          <button type="button" onClick={() => onExport('png')} title="Export this view as PNG">
+            PNG
+          </button>
+        </div>
       </div>
       {layout && layout.nodes.length > 0 && showMinimap && (
         <canvas
@@ -1269,21 +1287,6 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           }}
         />
       )}
-      {/* The label and the count share the top strip a fitted view leaves free, off the nodes. */}
-      <div className="fl-corner">
-        {label && <span className="fl-corner-label">{label}</span>}
-        <span className="fl-status">
-          {error ? (
-            <span role="alert">{error}</span>
-          ) : !result ? (
-            'Laying out…'
-          ) : !result.complete ? (
-            `Laying out… ${progress.done}/${progress.total} groups`
-          ) : (
-            `${result.scene.nodes.length} node${result.scene.nodes.length === 1 ? '' : 's'} · ${renderer}`
-          )}
-        </span>
-      </div>
     </div>
   );
 };
