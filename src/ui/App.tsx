@@ -16,6 +16,7 @@ import { GatePanel } from './panels/GatePanel.tsx';
 import { WhyPanel } from './panels/WhyPanel.tsx';
 import { Inspector } from './panels/Inspector.tsx';
 import { GraphStage } from './panels/GraphStage.tsx';
+import { ColourByControl } from './panels/ColourBy.tsx';
 import { RunPanel } from './panels/RunPanel.tsx';
 import { ResultsTable } from './panels/ResultsTable.tsx';
 import { TimelinePanel } from './panels/TimelinePanel.tsx';
@@ -182,6 +183,7 @@ function TopBar() {
         </span>
       )}
       <span className="spacer" />
+      <ColourByControl />
       <div className="segmented" role="group" aria-label="Layout">
         <button type="button" aria-pressed={layout === 'split'} onClick={() => setLayout('split')}>
           Before | After
@@ -222,7 +224,12 @@ function useReadyFlag() {
     let raf2 = 0;
     const evaluate = () => {
       const s = useStore.getState();
-      const storeIdle = s.stages.length > 0 && s.runStatus !== 'running' && !s.urlPending && s.work === null;
+      const storeIdle =
+        s.stages.length > 0 &&
+        s.runStatus !== 'running' &&
+        s.nodeDeltas?.status !== 'computing' &&
+        !s.urlPending &&
+        s.work === null;
       const views = [...root.querySelectorAll('[data-testid="graph-view"]')];
       const viewsReady = views.length > 0 && views.every((v) => v.getAttribute('data-ready') === 'true');
       document.body.dataset.ready = storeIdle && viewsReady ? 'true' : 'false';

@@ -6,6 +6,7 @@ import { useCallback, useMemo, useState } from 'react';
 import type { Graph } from '../../graph/ir.ts';
 import { changeMarks, diffGraphs, type GraphDiff, type RewriteSite } from '../../graph/diff.ts';
 import { GraphView, type ViewTransform } from './GraphView.tsx';
+import type { PaneOverlay } from './overlay.ts';
 
 export interface DiffViewProps {
   before: Graph;
@@ -20,6 +21,8 @@ export interface DiffViewProps {
   collapsed?: ReadonlySet<string>;
   onToggleGroup?: (group: string) => void;
   onSetCollapsed?: (groups: string[]) => void;
+  /** Node-data overlays of the two sides, on one scale. */
+  overlays?: readonly [PaneOverlay | undefined, PaneOverlay | undefined];
 }
 
 export function DiffView(props: DiffViewProps): React.JSX.Element {
@@ -34,6 +37,7 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
     collapsed,
     onToggleGroup: toggle,
     onSetCollapsed,
+    overlays,
   } = props;
   const diff = useMemo(() => diffGraphs(before, after, matches), [before, after, matches]);
   const beforeMarks = useMemo(() => changeMarks(diff.before), [diff]);
@@ -79,6 +83,7 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
         onSetCollapsed={onSetCollapsed}
         testMode={testMode}
         anchor={anchor?.before ?? null}
+        overlay={overlays?.[0]}
       />
       <GraphView
         graph={after}
@@ -96,6 +101,7 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
         anchor={anchor?.after ?? null}
         focus={focus}
         onFocus={onFocus}
+        overlay={overlays?.[1]}
       />
     </div>
   );

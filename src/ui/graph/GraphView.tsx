@@ -34,6 +34,8 @@ import { NavIndex, type Direction } from './keyboardNavigation.ts';
 import { searchNodes } from './search.ts';
 import { recordLayoutProgress, registerView, type ViewHandle } from './viewRegistry.ts';
 import { downloadImage } from './exportImage.ts';
+import { inkOn, type PaneOverlay } from './overlay.ts';
+import { OverlayLegend, formatOverlayValue } from './OverlayLegend.tsx';
 import './graph.css';
 
 export interface ViewTransform {
@@ -70,6 +72,8 @@ export interface GraphViewProps {
   anchor?: string | null;
   testMode?: boolean;
   onReady?: () => void;
+  /** Node fills by a measured value instead of kind (see overlay.ts), with its legend. */
+  overlay?: PaneOverlay;
 }
 
 /**
@@ -100,8 +104,12 @@ const NodeBox = memo(function NodeBox(props: {
   mark?: NodeMark;
   selected: boolean;
   match: boolean;
+  /** The overlay's fill (null: no data for this node); undefined: coloured by kind. */
+  fill?: string | null;
+  /** The overlay's value, as the legend writes it. */
+  value?: string;
 }) {
-  const { n, sn, mark, selected, match } = props;
+  const { n, sn, mark, selected, match, fill, value } = props;
   if (n.ref) {
     return (
       <g className="fl-ref" data-ref={n.ref} transform={`translate(${n.x},${n.y})`}>
@@ -123,15 +131,23 @@ const NodeBox = memo(function NodeBox(props: {
       data-mark={mark}
       data-selected={selected ? 'true' : undefined}
       data-match={match ? 'true' : undefined}
+      data-overlay={fill === undefined ? undefined : fill === null ? 'none' : 'value'}
+      data-ink={fill ? inkOn(fill) : undefined}
       transform={`translate(${n.x},${n.y})`}
     >
-      <title>{sn ? `${sn.name} = ${sn.op}${sn.type ? ` → ${sn.type}` : ''}` : n.name}</title>
+      <title>
+        {sn ? `${sn.name} = ${sn.op}${sn.type ? ` → ${sn.type}` : ''}` : n.name}
+        {fill === undefined ? '' : `\n${value ?? 'no data'}`}
+      </title>
       <rect
         className="fl-box"
         width={n.w}
         height={n.h}
         rx={small || input ? n.h / 2 : 5}
-        style={{ stroke: `var(--fl-kind-${kind})`, fill: `var(--fl-kind-${kind}-fill)` }}
+        style={{
+          stroke: `var(--fl-kind-${kind})`,
+          fill: fill === undefined ? `var(--fl-kind-${kind}-fill)` : (fill ?? 'var(--fl-overlay-none)'),
+        }}
       />
       {!small && !input && (
         <rect
@@ -229,6 +245,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     focus,
     onFocus,
     anchor,
+    overlay,
   } = props;
   const rootRef = useRef<HTMLDivElement>(null);
   // The element pan/zoom listens on: a stage div over the SVG scene, or the canvas.
@@ -437,8 +454,9 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       marks,
       selected,
       matches: matchSet,
+      fills: overlay?.fills,
     });
-  }, [layout, byName, size, marks, selected, matchSet, palette]);
+  }, [layout, byName, size, marks, selected, matchSet, palette, overlay]);
 
   const frame = useRef(0);
   const applyTransform = useCallback((t: ZoomTransform) => {
@@ -971,6 +989,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
                 mark={marks?.get(n.name)}
                 selected={selected === n.name}
                 match={matchSet.has(n.name)}
+                fill={overlay ? (overlay.fills.get(n.name) ?? null) : undefined}
+                value={overlayValue(overlay, n.name)}
               />
             ),
           )}
@@ -1149,6 +1169,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           }}
         />
       )}
+      {overlay && <OverlayLegend legend={overlay.legend} />}
       {/* The label and the count share the top strip a fitted view leaves free, off the nodes. */}
       <div className="fl-corner">
         {label && <span className="fl-corner-label">{label}</span>}
@@ -1167,3 +1188,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     </div>
   );
 };
+
+function overlayValue(overlay: PaneOverlay | undefined, name: string): string | undefined {
+  const v = overlay?.values.get(name);
+  return overlay && v !== undefined ? formatOverlayValue(overlay.legend.metric, v) : undefined;
+}

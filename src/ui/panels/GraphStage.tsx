@@ -8,6 +8,7 @@ import { GraphView } from '../graph/GraphView.tsx';
 import { viewOf } from '../graph/viewRegistry.ts';
 import { useStore } from '../store/index.ts';
 import { changedNames } from '../store/passesSlice.ts';
+import { usePaneOverlays } from './ColourBy.tsx';
 
 export function GraphStage() {
   const stages = useStore((s) => s.stages);
@@ -41,6 +42,9 @@ export function GraphStage() {
   }, [reveal]);
   const before = stages[0]?.graph;
   const after = stages[shownIndex]?.graph;
+  const split = layout === 'split' && shownIndex > 0;
+  const splitOverlays = usePaneOverlays(split ? before : undefined, split ? after : undefined);
+  const [singleOverlay] = usePaneOverlays(split ? undefined : after);
   // Every match from the imported graph up to the shown stage: the diff spans all of them.
   const matches = useMemo(
     () => stages.slice(1, shownIndex + 1).flatMap((st) => st.matches),
@@ -72,7 +76,7 @@ export function GraphStage() {
     const inAfter = name !== null && after.nodes.some((n) => n.name === name);
     select(name, inAfter ? 'after' : 'before');
   };
-  if (layout === 'split' && shownIndex > 0) {
+  if (split) {
     return (
       <div className="graph-stage split" ref={stageRef}>
         <DiffView
@@ -86,6 +90,7 @@ export function GraphStage() {
           collapsed={collapsed}
           onToggleGroup={toggleGroup}
           onSetCollapsed={setCollapsed}
+          overlays={splitOverlays}
         />
         {walker}
       </div>
@@ -105,6 +110,7 @@ export function GraphStage() {
         collapsed={collapsed}
         onToggleGroup={toggleGroup}
         onSetCollapsed={setCollapsed}
+        overlay={singleOverlay}
       />
       {walker}
     </div>

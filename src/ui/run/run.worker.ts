@@ -2,11 +2,22 @@
 
 import { compareGraphs, RunError } from '../../runtime/index.ts';
 import { timeGraphs } from '../../runtime/timing.ts';
-import type { RunReply, RunRequest } from './runProtocol.ts';
+import { nodeDeltas } from '../../runtime/nodeDeltas.ts';
+import type { DeltasRequest, RunReply, RunRequest } from './runProtocol.ts';
 
 const post = (m: RunReply) => (self as unknown as { postMessage(m: RunReply): void }).postMessage(m);
 
-self.onmessage = async (e: MessageEvent<RunRequest>) => {
+self.onmessage = async (e: MessageEvent<RunRequest | DeltasRequest>) => {
+  if (e.data.type === 'deltas') {
+    const { before, after, afterToBefore, settings } = e.data;
+    try {
+      const deltas = await nodeDeltas(before, after, new Map(afterToBefore), settings);
+      post({ type: 'deltas', deltas: [...deltas] });
+    } catch (err) {
+      post({ type: 'error', message: err instanceof RunError ? err.message : String((err as Error)?.message ?? err) });
+    }
+    return;
+  }
   const { before, after, passes, settings, timedRuns } = e.data;
   try {
     const report = await compareGraphs(before, after, passes, {
