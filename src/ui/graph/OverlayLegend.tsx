@@ -51,7 +51,10 @@ export function OverlayLegend({ legend }: { legend: OverlayLegendModel }) {
               </span>
             ))}
           </div>
-          <div className="fl-legend-scale">{scale.log ? 'log scale' : 'linear scale'}</div>
+          <div className="fl-legend-scale">
+            {scale.log ? 'log scale' : 'linear scale'}
+            {scale.zeroAtFloor ? ' · 0 shown as the low end' : ''}
+          </div>
         </>
       ) : (
         <div className="fl-legend-empty">{legend.empty ?? 'no values'}</div>

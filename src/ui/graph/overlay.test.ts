@@ -45,6 +45,22 @@ describe('overlayScale', () => {
   });
 });
 
+describe('overlayScale with zeros at the floor (times, bytes)', () => {
+  it('spans the positive values, goes log over them, and colours a 0 as the low end', () => {
+    const s = overlayScale([0, 0.5, 5, 5000], true)!;
+    expect([s.min, s.max, s.log, s.zeroAtFloor]).toEqual([0.5, 5000, true, true]);
+    expect(s.colorOf(0)).toBe(viridis(0));
+    expect(s.colorOf(0.5)).toBe(viridis(0));
+    expect(s.colorOf(5000)).toBe(viridis(1));
+    // Without the floor the 0 keeps the scale linear, and 5 µs is nearly the colour of 0.
+    expect(overlayScale([0, 0.5, 5, 5000])!.log).toBe(false);
+  });
+  it('still has a scale when every value is 0', () => {
+    const s = overlayScale([0, 0], true)!;
+    expect([s.min, s.max, s.zeroAtFloor]).toEqual([0, 0, false]);
+  });
+});
+
 describe('nodeFills', () => {
   it('gives a node without a value no fill (the no-data style), not the colour of 0', () => {
     const values = new Map([

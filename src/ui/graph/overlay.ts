@@ -13,7 +13,7 @@ export const METRIC_INFO: Record<OverlayMetric, { label: string; unit: string }>
   kind: { label: 'kind', unit: '' },
   time: { label: 'measured time', unit: 'µs' },
   bytes: { label: 'bytes', unit: 'bytes read + written' },
-  delta: { label: '|Δ| before vs after', unit: 'max |after − before| per element' },
+  delta: { label: '|Δ| before vs after', unit: 'largest absolute difference' },
 };
 
 /** One rank's values, or per node the largest over every rank. */
@@ -50,6 +50,8 @@ export interface OverlayScale {
   colorOf(v: number): string;
   /** min, max and (log) every power of ten between them, low to high. */
   ticks: number[];
+  /** Zeros sit below the range, at its low end (times under the clock's resolution, no traffic). */
+  zeroAtFloor: boolean;
 }
 
 /** Colours as the browser reports a computed fill (`rgb(r, g, b)`), so tests compare strings. */
@@ -59,16 +61,23 @@ const ramp = (t: number) => rgb(interpolateViridis(Math.min(1, Math.max(0, t))))
  * The scale over these values (non-finite ones ignored), or null when there are none. Log when
  * every value is positive and max/min spans more than LOG_DECADES decades; linear otherwise (a
  * 0, as an untouched node's |Δ|, has no place on a log axis). One value alone takes the low end.
+ * `zeroAtFloor` (times, bytes): the range is that of the positive values and a 0 takes its low
+ * end, so a few kernels under the clock's resolution do not force a linear scale on the rest.
  */
-export function overlayScale(values: Iterable<number>): OverlayScale | null {
+export function overlayScale(values: Iterable<number>, zeroAtFloor = false): OverlayScale | null {
   let min = Infinity,
-    max = -Infinity;
+    max = -Infinity,
+    any = false;
   for (const v of values) {
     if (!Number.isFinite(v)) continue;
+    any = true;
+    if (zeroAtFloor && v <= 0) continue;
     if (v < min) min = v;
     if (v > max) max = v;
   }
-  if (min > max) return null;
+  if (!any) return null;
+  // Only zeros: one value, 0.
+  if (min > max) min = max = 0;
   const log = min > 0 && max / min > 10 ** LOG_DECADES;
   const f = log ? Math.log10 : (v: number) => v;
   const lo = f(min),
@@ -83,7 +92,7 @@ export function overlayScale(values: Iterable<number>): OverlayScale | null {
     for (let e = Math.ceil(Math.log10(min)); e <= Math.floor(Math.log10(max)); e++)
       if (10 ** e > min && 10 ** e < max) ticks.push(10 ** e);
   if (max !== min) ticks.push(max);
-  return { log, min, max, colorOf, ticks };
+  return { log, min, max, colorOf, ticks, zeroAtFloor: zeroAtFloor && min > 0 };
 }
 
 /**

@@ -137,7 +137,7 @@ export function usePaneOverlays(
         return m;
       };
     } else {
-      source = `max |after − before| on the run's inputs · CPU reference · max over ranks`;
+      source = `on the run's inputs · CPU reference · max over ranks`;
       empty =
         deltas?.status === 'computing'
           ? 'computing on the CPU reference…'
@@ -150,7 +150,10 @@ export function usePaneOverlays(
       };
     }
     const values = graphs.map(valuesOf);
-    const scale = overlayScale(values.flatMap((v) => [...v.values()]));
+    const scale = overlayScale(
+      values.flatMap((v) => [...v.values()]),
+      shown !== 'delta',
+    );
     const legend: OverlayLegendModel = { metric: shown, source, scale, empty };
     const overlays = graphs.map((g, i) => ({
       values: values[i],
