@@ -23,8 +23,7 @@ async function runFragmentOnCpu(page: Page) {
 
 const pane = (page: Page, label: 'before' | 'after') =>
   page.locator(`[data-testid="graph-view"][data-label="${label}"]`);
-const boxFill = (node: Locator) =>
-  node.locator('rect.fl-box').evaluate((el) => getComputedStyle(el).fill);
+const boxFill = (node: Locator) => node.locator('rect.fl-box').evaluate((el) => getComputedStyle(el).fill);
 /** The computed background of an element, as the browser writes colours (`rgb(r, g, b)`). */
 const background = (el: Locator) => el.evaluate((e) => getComputedStyle(e).backgroundColor);
 
@@ -36,7 +35,10 @@ test('colour by measured time, then |Δ|: legend, slowest node, no data, and a r
   const colourBy = page.getByLabel('Colour by');
   // No run yet: the measured choices are refused, and say why.
   await expect(colourBy.locator('option[value="time"]')).toBeDisabled();
-  await expect(colourBy.locator('option[value="time"]')).toHaveAttribute('title', /run the comparison first/i);
+  await expect(colourBy.locator('option[value="time"]')).toHaveAttribute(
+    'title',
+    /run the comparison first/i,
+  );
   await expect(colourBy.locator('option[value="delta"]')).toBeDisabled();
 
   await runFragmentOnCpu(page);
@@ -126,6 +128,8 @@ test('bytes need no run: the cost model at the app token count, said so in the l
   const valued = page.locator('[data-overlay="value"]');
   expect(await valued.count()).toBeGreaterThan(1);
   const max = await legend.getByTestId('legend-max').getAttribute('data-color');
-  const fills = await valued.locator('rect.fl-box').evaluateAll((els) => els.map((e) => getComputedStyle(e).fill));
+  const fills = await valued
+    .locator('rect.fl-box')
+    .evaluateAll((els) => els.map((e) => getComputedStyle(e).fill));
   expect(fills).toContain(max);
 });

@@ -27,7 +27,11 @@ describe('nodeDeltas', () => {
   it('is 0 upstream of the fused site, non-zero after it, and absent for the fused node', async () => {
     const r = runPipeline(BEFORE, ['allreduce-rmsnorm'], { worldSize: 2 });
     const after = r.output;
-    const diff = diffGraphs(BEFORE, after, r.stages.flatMap((s) => s.matches));
+    const diff = diffGraphs(
+      BEFORE,
+      after,
+      r.stages.flatMap((s) => s.matches),
+    );
     const d = await nodeDeltas(BEFORE, after, diff.afterToBefore, {
       ranks: 2,
       preset: 'tiny',

@@ -28,7 +28,13 @@ export function OverlayLegend({ legend }: { legend: OverlayLegendModel }) {
       })
     : [];
   return (
-    <div className="fl-legend" data-testid="overlay-legend" data-metric={metric} role="group" aria-label="Legend">
+    <div
+      className="fl-legend"
+      data-testid="overlay-legend"
+      data-metric={metric}
+      role="group"
+      aria-label="Legend"
+    >
       <div className="fl-legend-title">
         <b data-testid="legend-metric">{info.label}</b> <span data-testid="legend-unit">({info.unit})</span>
       </div>
@@ -37,7 +43,10 @@ export function OverlayLegend({ legend }: { legend: OverlayLegendModel }) {
       </div>
       {scale ? (
         <>
-          <div className="fl-legend-ramp" style={{ background: `linear-gradient(to right, ${stops.join(', ')})` }} />
+          <div
+            className="fl-legend-ramp"
+            style={{ background: `linear-gradient(to right, ${stops.join(', ')})` }}
+          />
           <div className="fl-legend-ticks">
             {scale.ticks.map((v, i) => (
               <span

@@ -48,7 +48,9 @@ export function ColourByControl() {
         id="colour-by"
         value={shown}
         onChange={(e) => setMetric(e.target.value as typeof metric)}
-        title={OVERLAY_METRICS.map((m) => (why[m] ? `${METRIC_INFO[m].label}: ${why[m]}` : '')).filter(Boolean).join('\n')}
+        title={OVERLAY_METRICS.map((m) => (why[m] ? `${METRIC_INFO[m].label}: ${why[m]}` : ''))
+          .filter(Boolean)
+          .join('\n')}
       >
         {OVERLAY_METRICS.map((m) => (
           <option key={m} value={m} disabled={why[m] !== null} title={why[m] ?? undefined}>

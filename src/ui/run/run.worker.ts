@@ -14,7 +14,10 @@ self.onmessage = async (e: MessageEvent<RunRequest | DeltasRequest>) => {
       const deltas = await nodeDeltas(before, after, new Map(afterToBefore), settings);
       post({ type: 'deltas', deltas: [...deltas] });
     } catch (err) {
-      post({ type: 'error', message: err instanceof RunError ? err.message : String((err as Error)?.message ?? err) });
+      post({
+        type: 'error',
+        message: err instanceof RunError ? err.message : String((err as Error)?.message ?? err),
+      });
     }
     return;
   }

@@ -222,7 +222,14 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
         timing = await timeGraphs(before, after, runSettings, runs, true, onTimed);
       }
       if (current())
-        set({ runStatus: 'done', report, timing, reportFor: subject, ranSettings: runSettings, progress: null });
+        set({
+          runStatus: 'done',
+          report,
+          timing,
+          reportFor: subject,
+          ranSettings: runSettings,
+          progress: null,
+        });
     } catch (e) {
       const message = e instanceof RunError ? e.message : `Run failed: ${(e as Error).message ?? String(e)}`;
       if (current()) set({ runStatus: 'error', runError: message, progress: null });
