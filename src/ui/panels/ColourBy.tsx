@@ -92,7 +92,8 @@ export function usePaneOverlays(
   const rank = useStore((s) => s.overlayRank);
   const timing = useStore((s) => s.timing);
   const report = useStore((s) => s.report);
-  const deltas = useStore((s) => s.nodeDeltas);
+  // Values of an earlier report are never shown against this one.
+  const deltas = useStore((s) => (s.nodeDeltas?.report === s.report ? s.nodeDeltas : null));
   const tokens = useStore((s) => s.tokens);
   const runBefore = useStore((s) => s.stages[0]?.graph);
   const runAfter = useStore((s) => s.stages[s.cursor]?.graph);
