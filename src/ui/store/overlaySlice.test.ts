@@ -20,6 +20,17 @@ const initial = useStore.getState();
 const s = () => useStore.getState();
 
 describe('the overlay slice', () => {
+  it('drops |Δ| still being computed when another graph loads, so nothing waits on it', async () => {
+    await s().run();
+    s().setOverlayMetric('delta');
+    expect(s().nodeDeltas?.status).toBe('computing');
+    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    expect(s().nodeDeltas).toBeNull();
+    // The computation that was under way ends without writing its values.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(s().nodeDeltas).toBeNull();
+  });
+
   beforeEach(() => {
     useStore.setState(initial, true);
     s().loadText(prBefore, 'pr28841-before.fragment.txt');
@@ -53,6 +64,7 @@ describe('the overlay slice', () => {
     expect(d.before.get('getitem_3')).toBe(0);
     expect(d.after.get('slice_1')).toBeGreaterThan(0);
     s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    expect(s().nodeDeltas).toBeNull();
     expect(shownOverlay(s())).toBe('kind');
     expect(overlayUnavailable(s()).delta).toMatch(/^Run the comparison first/);
   });

@@ -28,6 +28,8 @@ export interface OverlaySlice {
   setOverlayRank(r: RankChoice): void;
   /** Starts the |Δ| values for the current report, unless they are there or on their way. */
   computeNodeDeltas(): void;
+  /** Drops the |Δ| values and stops their computation (the run they belong to is gone). */
+  dropNodeDeltas(): void;
 }
 
 /**
@@ -95,6 +97,11 @@ export const createOverlaySlice: StateCreator<AppState, [], [], OverlaySlice> = 
     if (overlayMetric === 'delta') get().computeNodeDeltas();
   },
   setOverlayRank: (overlayRank) => set({ overlayRank }),
+  dropNodeDeltas: () => {
+    deltasWorker?.terminate();
+    deltasWorker = null;
+    if (get().nodeDeltas) set({ nodeDeltas: null });
+  },
   computeNodeDeltas: () => {
     const s = get();
     const { report, ranSettings } = s;
@@ -129,13 +136,13 @@ export const createOverlaySlice: StateCreator<AppState, [], [], OverlaySlice> = 
         : nodeDeltas(before, after, diff.afterToBefore, settings);
     values.then(
       (byAfter) => {
-        if (get().report !== report) return;
+        if (get().nodeDeltas?.report !== report) return;
         const byBefore = new Map<string, number>();
         for (const [a, v] of byAfter) byBefore.set(diff.afterToBefore.get(a)!, v);
         set({ nodeDeltas: { report, status: 'done', after: byAfter, before: byBefore } });
       },
       (e: unknown) => {
-        if (get().report !== report) return;
+        if (get().nodeDeltas?.report !== report) return;
         set({
           nodeDeltas: {
             report,

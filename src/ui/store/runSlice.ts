@@ -176,6 +176,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
     const id = ++runId;
     // A graph loaded while this runs makes the result someone else's: drop it.
     const current = () => id === runId && get().base === subject?.base;
+    get().dropNodeDeltas();
     set({
       runStatus: 'running',
       progress: { phase: 'plan', fraction: null },
@@ -245,6 +246,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
   },
   clearRun: () => {
     runId++;
+    get().dropNodeDeltas();
     activeWorker?.terminate();
     activeWorker = null;
     set({
