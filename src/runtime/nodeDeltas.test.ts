@@ -32,13 +32,23 @@ describe('nodeDeltas', () => {
       after,
       r.stages.flatMap((s) => s.matches),
     );
-    const d = await nodeDeltas(BEFORE, after, diff.afterToBefore, {
-      ranks: 2,
-      preset: 'tiny',
-      dtype: 'bf16',
-      allreduce: 'one-shot',
-    });
+    const fractions: number[] = [];
+    const d = await nodeDeltas(
+      BEFORE,
+      after,
+      diff.afterToBefore,
+      {
+        ranks: 2,
+        preset: 'tiny',
+        dtype: 'bf16',
+        allreduce: 'one-shot',
+      },
+      (f) => fractions.push(f),
+    );
     expect(d.get('mm')).toBe(0);
+    // Progress over both runs: never backwards, the before run's half first.
+    expect(fractions.every((f, i) => f >= 0 && f < 1 && (i === 0 || f >= fractions[i - 1]))).toBe(true);
+    expect(fractions.some((f) => f < 0.5) && fractions.some((f) => f >= 0.5)).toBe(true);
     const fused = after.nodes.find((n) => JSON.stringify(n.args[0]).includes('fused_allreduce_norm'))!;
     expect(fused).toBeDefined();
     expect(d.has(fused.name)).toBe(false);

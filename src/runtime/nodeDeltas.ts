@@ -4,7 +4,7 @@
 // them, under the run's own settings and seed: the same inputs the comparison ran on.
 
 import { ref, type Graph } from '../graph/ir.ts';
-import type { RunOptions } from './backend.ts';
+import type { RunOptions, RunProgress } from './backend.ts';
 import { hostValues, type HostTensor } from './hostTensor.ts';
 import { runGraph } from './index.ts';
 
@@ -36,11 +36,22 @@ export async function nodeDeltas(
   before: Graph,
   after: Graph,
   afterToBefore: ReadonlyMap<string, string>,
-  opts: Omit<RunOptions, 'backend' | 'workers' | 'gpu'>,
+  opts: Omit<RunOptions, 'backend' | 'workers' | 'gpu' | 'onProgress'>,
+  /** 0..1 over both runs, as their steps complete. */
+  onFraction?: (f: number) => void,
 ): Promise<Map<string, number>> {
-  const run = { ...opts, backend: 'cpu' as const, workers: false };
-  const b = await runGraph(returningEveryValue(before), run);
-  const a = await runGraph(returningEveryValue(after), run);
+  const run = (side: number) => ({
+    ...opts,
+    backend: 'cpu' as const,
+    workers: false,
+    onProgress: onFraction
+      ? (p: RunProgress) => {
+          if (p.phase === 'run' && p.total) onFraction((side + p.done / p.total) / 2);
+        }
+      : undefined,
+  });
+  const b = await runGraph(returningEveryValue(before), run(0));
+  const a = await runGraph(returningEveryValue(after), run(1));
   const deltas = new Map<string, number>();
   for (const [an, bn] of afterToBefore) {
     let worst = -1;

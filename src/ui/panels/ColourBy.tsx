@@ -143,7 +143,7 @@ export function usePaneOverlays(
       source = `on the run's inputs · CPU reference · max over ranks`;
       empty =
         deltas?.status === 'computing'
-          ? 'computing on the CPU reference…'
+          ? `computing on the CPU reference… ${Math.round((deltas.fraction ?? 0) * 100)} %`
           : deltas?.status === 'error'
             ? `could not compute: ${deltas.error}`
             : undefined;

@@ -11,7 +11,13 @@ self.onmessage = async (e: MessageEvent<RunRequest | DeltasRequest>) => {
   if (e.data.type === 'deltas') {
     const { before, after, afterToBefore, settings } = e.data;
     try {
-      const deltas = await nodeDeltas(before, after, new Map(afterToBefore), settings);
+      let last = -1;
+      const deltas = await nodeDeltas(before, after, new Map(afterToBefore), settings, (fraction) => {
+        // A message per percent, not per step: a 300-layer graph has tens of thousands.
+        if (Math.floor(fraction * 100) === last) return;
+        last = Math.floor(fraction * 100);
+        post({ type: 'deltas-progress', fraction });
+      });
       post({ type: 'deltas', deltas: [...deltas] });
     } catch (err) {
       post({

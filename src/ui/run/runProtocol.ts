@@ -29,4 +29,5 @@ export type RunReply =
   | { type: 'timed'; done: number; total: number }
   | { type: 'done'; report: CompareReport; timing: Timing }
   | { type: 'deltas'; deltas: [string, number][] }
+  | { type: 'deltas-progress'; fraction: number }
   | { type: 'error'; message: string };

@@ -11,6 +11,8 @@ import type { AppState } from './index.ts';
 export interface NodeDeltas {
   report: CompareReport;
   status: 'computing' | 'done' | 'error';
+  /** 0..1 while computing. */
+  fraction?: number;
   /** By after-node. */
   after: ReadonlyMap<string, number>;
   /** The same values by before-node, through the diff's pairs. */
@@ -61,7 +63,7 @@ export function shownOverlay(s: Parameters<typeof overlayUnavailable>[0] & Pick<
 /** The worker computing |Δ| now; a newer request ends it. */
 let deltasWorker: Worker | null = null;
 
-function deltasInWorker(req: DeltasRequest): Promise<Map<string, number>> {
+function deltasInWorker(req: DeltasRequest, onFraction: (f: number) => void): Promise<Map<string, number>> {
   deltasWorker?.terminate();
   const w = new Worker(new URL('../run/run.worker.ts', import.meta.url), { type: 'module' });
   deltasWorker = w;
@@ -72,7 +74,8 @@ function deltasInWorker(req: DeltasRequest): Promise<Map<string, number>> {
     };
     w.onmessage = (e: MessageEvent<RunReply>) => {
       const m = e.data;
-      if (m.type === 'deltas') {
+      if (m.type === 'deltas-progress') onFraction(m.fraction);
+      else if (m.type === 'deltas') {
         end();
         resolve(new Map(m.deltas));
       } else if (m.type === 'error') {
@@ -95,6 +98,8 @@ export const createOverlaySlice: StateCreator<AppState, [], [], OverlaySlice> = 
   setOverlayMetric: (overlayMetric) => {
     set({ overlayMetric });
     if (overlayMetric === 'delta') get().computeNodeDeltas();
+    // Another choice stops a computation nobody waits for any more.
+    else if (get().nodeDeltas?.status === 'computing') get().dropNodeDeltas();
   },
   setOverlayRank: (overlayRank) => set({ overlayRank }),
   dropNodeDeltas: () => {
@@ -124,16 +129,23 @@ export const createOverlaySlice: StateCreator<AppState, [], [], OverlaySlice> = 
       seed: ranSettings.seed,
       tokens: ranSettings.tokens,
     };
+    const onFraction = (fraction: number) => {
+      const d = get().nodeDeltas;
+      if (d?.report === report && d.status === 'computing') set({ nodeDeltas: { ...d, fraction } });
+    };
     const values =
       typeof Worker !== 'undefined'
-        ? deltasInWorker({
-            type: 'deltas',
-            before,
-            after,
-            afterToBefore: [...diff.afterToBefore],
-            settings: { ...settings, backend: 'cpu', workers: false },
-          })
-        : nodeDeltas(before, after, diff.afterToBefore, settings);
+        ? deltasInWorker(
+            {
+              type: 'deltas',
+              before,
+              after,
+              afterToBefore: [...diff.afterToBefore],
+              settings: { ...settings, backend: 'cpu', workers: false },
+            },
+            onFraction,
+          )
+        : nodeDeltas(before, after, diff.afterToBefore, settings, onFraction);
     values.then(
       (byAfter) => {
         if (get().nodeDeltas?.report !== report) return;
