@@ -395,6 +395,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     w: number;
     h: number;
     palette: Palette;
+    fills: PaneOverlay['fills'] | undefined;
     canvas: HTMLCanvasElement;
   } | null>(null);
   const drawMini = useCallback(() => {
@@ -415,8 +416,23 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     if (!ctx) return;
     const pal = palette(root);
     let base = minimapBase.current;
-    if (!base || base.layout !== layout || base.w !== w || base.h !== h || base.palette !== pal) {
-      base = { layout, w, h, palette: pal, canvas: drawMinimapBase(w, h, dpr, layout, byName, pal) };
+    const fills = overlay?.fills;
+    if (
+      !base ||
+      base.layout !== layout ||
+      base.w !== w ||
+      base.h !== h ||
+      base.palette !== pal ||
+      base.fills !== fills
+    ) {
+      base = {
+        layout,
+        w,
+        h,
+        palette: pal,
+        fills,
+        canvas: drawMinimapBase(w, h, dpr, layout, byName, pal, fills),
+      };
       minimapBase.current = base;
     }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -429,7 +445,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     });
     // showMinimap: hiding the map unmounts its canvas; a new callback redraws the one mounted when it is shown again.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [layout, complete, byName, size, palette, showMinimap]);
+  }, [layout, complete, byName, size, palette, showMinimap, overlay]);
 
   const drawCanvasFrame = useCallback(() => {
     const c = surfaceRef.current,

@@ -258,6 +258,8 @@ export function drawMinimapBase(
   layout: GraphLayout,
   byName: Map<string, SceneNode>,
   palette: Palette,
+  /** A node-data overlay's fills: the overview shows the values too. */
+  fills?: ReadonlyMap<string, string | null>,
 ): HTMLCanvasElement {
   const { scale, ox, oy } = minimapFrame(w, h, layout);
   const base = document.createElement('canvas');
@@ -269,16 +271,17 @@ export function drawMinimapBase(
   ctx.globalAlpha = 0.35;
   for (const g of layout.groups) ctx.fillRect(g.x, g.y, g.w, g.h);
   ctx.globalAlpha = 1;
-  const byKind = new Map<string, Path2D>();
+  // One path per colour: the kind's, or the overlay's (as far out on the canvas, see boxFill).
+  const byColour = new Map<string, Path2D>();
   for (const n of layout.nodes) {
     if (n.ref) continue;
-    const k = byName.get(n.name)?.kind ?? 'opaque';
-    let path = byKind.get(k);
-    if (!path) byKind.set(k, (path = new Path2D()));
+    const c = boxFill(palette, byName.get(n.name)?.kind ?? 'opaque', true, fills, n.name);
+    let path = byColour.get(c);
+    if (!path) byColour.set(c, (path = new Path2D()));
     path.rect(n.x, n.y, Math.max(n.w, 1.5 / scale), Math.max(n.h, 1.5 / scale));
   }
-  for (const [k, path] of byKind) {
-    ctx.fillStyle = palette.kind[k as keyof Palette['kind']].stroke;
+  for (const [c, path] of byColour) {
+    ctx.fillStyle = c;
     ctx.fill(path);
   }
   return base;
