@@ -2,7 +2,8 @@
 // out as they are laid out — the first at once, then whatever is done every frame's worth of
 // work — so the view paints the top of a big graph while the rest is computed.
 
-import type { LayoutReply, LayoutRequest } from './layoutProtocol.ts';
+import type { LayoutMessage, LayoutReply } from './layoutProtocol.ts';
+import { GraphShelf } from './graphShelf.ts';
 import type { LayoutChunk } from './layout.ts';
 import { LayoutEngine } from './layoutEngine.ts';
 
@@ -10,11 +11,17 @@ import { LayoutEngine } from './layoutEngine.ts';
 const BATCH_MS = 16;
 
 const engine = new LayoutEngine();
+const shelf = new GraphShelf();
 const post = (reply: LayoutReply) => (self as unknown as Worker).postMessage(reply);
 
-self.onmessage = (ev: MessageEvent<LayoutRequest>) => {
-  const { id, ...req } = ev.data;
+self.onmessage = (ev: MessageEvent<LayoutMessage>) => {
+  const { id, graph, previous, collapsed } = ev.data;
+  let name = `#${graph.key}`;
   try {
+    // The previous graph first: the page's shelf took them in this order.
+    const prev = previous ? { graph: shelf.take(previous.graph), mapping: previous.mapping } : undefined;
+    const req = { graph: shelf.take(graph), collapsed, previous: prev };
+    name = `'${req.graph.name}' (${req.graph.nodes.length} nodes)`;
     const steps = engine.stream(req);
     let batch: LayoutChunk[] = [];
     let sentScene = false;
@@ -40,7 +47,7 @@ self.onmessage = (ev: MessageEvent<LayoutRequest>) => {
     post({
       id,
       kind: 'error',
-      error: `layout of graph '${req.graph.name}' (${req.graph.nodes.length} nodes) failed: ${e instanceof Error ? e.message : String(e)}`,
+      error: `layout of graph ${name} failed: ${e instanceof Error ? e.message : String(e)}`,
     });
   }
 };

@@ -2,9 +2,11 @@
 // messages are assembled into partial layouts for the caller to paint; the promise resolves
 // with the complete one. Where workers are unavailable the same engine runs on the page.
 
-import type { LayoutReply, LayoutRequest, LayoutResult } from './layoutProtocol.ts';
+import type { LayoutMessage, LayoutReply, LayoutRequest, LayoutResult } from './layoutProtocol.ts';
+import { GraphShelf } from './graphShelf.ts';
 import { assembleLayout, type GraphLayout, type LayoutChunk } from './layout.ts';
 import type { Scene } from './scene.ts';
+import type { Graph } from '../../graph/ir.ts';
 import { LayoutEngine } from './layoutEngine.ts';
 
 /** The blocks laid out so far, placed where the complete layout will have them (up to the frame's shift). */
@@ -16,6 +18,9 @@ export interface PartialLayout {
   blocksDone: number;
   blocks: number;
 }
+
+/** Layouts kept per graph object (folds × previous graph), oldest dropped first. */
+const RESULTS_PER_GRAPH = 4;
 
 type Pending = {
   req: Omit<LayoutRequest, 'id'>;
@@ -99,8 +104,43 @@ class LayoutClient {
     this.start();
   }
 
-  /** Lays out `req`; `onProgress` sees the blocks done so far each time more arrive. */
+  /**
+   * Lays out `req`; `onProgress` sees the blocks done so far each time more arrive. The same
+   * graph object with the same folds (and the same previous graph) is laid out once: a view
+   * mounted again (single → before | after after a rewrite) gets the result at once, without
+   * cloning the graph to the worker again.
+   */
   layout(req: Omit<LayoutRequest, 'id'>, onProgress?: (p: PartialLayout) => void): Promise<LayoutResult> {
+    const key = `${req.collapsed.join('\n')}\u0000${req.previous ? this.graphId(req.previous.graph) : ''}`;
+    let forGraph = this.done.get(req.graph);
+    const hit = forGraph?.get(key);
+    if (hit) return hit;
+    const made = this.request(req, onProgress);
+    if (!forGraph) this.done.set(req.graph, (forGraph = new Map()));
+    if (forGraph.size >= RESULTS_PER_GRAPH) forGraph.delete(forGraph.keys().next().value!);
+    forGraph.set(key, made);
+    // A failed layout is not kept: asking again tries again.
+    made.catch(() => {
+      if (forGraph.get(key) === made) forGraph.delete(key);
+    });
+    return made;
+  }
+
+  private done = new WeakMap<Graph, Map<string, Promise<LayoutResult>>>();
+  private ids = new WeakMap<Graph, number>();
+  /** What the worker holds (see graphShelf.ts). */
+  private shelf = new GraphShelf();
+  private nextGraphId = 1;
+  private graphId(g: Graph): number {
+    let id = this.ids.get(g);
+    if (id === undefined) this.ids.set(g, (id = this.nextGraphId++));
+    return id;
+  }
+
+  private request(
+    req: Omit<LayoutRequest, 'id'>,
+    onProgress?: (p: PartialLayout) => void,
+  ): Promise<LayoutResult> {
     const w = this.start();
     if (!w) {
       try {
@@ -112,7 +152,15 @@ class LayoutClient {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { req, resolve, reject, onProgress, chunks: [] });
-      w.postMessage({ id, ...req } satisfies LayoutRequest);
+      // Same order as the worker takes them: previous, then graph.
+      const previous = req.previous
+        ? {
+            graph: this.shelf.refer(this.graphId(req.previous.graph), req.previous.graph),
+            mapping: req.previous.mapping,
+          }
+        : undefined;
+      const graph = this.shelf.refer(this.graphId(req.graph), req.graph);
+      w.postMessage({ id, graph, previous, collapsed: req.collapsed } satisfies LayoutMessage);
     });
   }
 }

@@ -9,6 +9,7 @@
 import type { Graph } from '../../graph/ir.ts';
 import type { GraphLayout, LayoutChunk } from './layout.ts';
 import type { Scene } from './scene.ts';
+import type { GraphRef } from './graphShelf.ts';
 
 export interface LayoutRequest {
   id: number;
@@ -20,6 +21,12 @@ export interface LayoutRequest {
    * lays it out too (for the animation's start) and anchors the new layout to it.
    */
   previous?: { graph: Graph; mapping: [string, string][] };
+}
+
+/** A request as it crosses to the worker: graphs the worker holds already go by key (see graphShelf.ts). */
+export interface LayoutMessage extends Omit<LayoutRequest, 'graph' | 'previous'> {
+  graph: GraphRef;
+  previous?: { graph: GraphRef; mapping: [string, string][] };
 }
 
 export interface LayoutProgress {

@@ -3,7 +3,7 @@
 
 import { useEffect, useMemo } from 'react';
 import type { Graph } from '../../graph/ir.ts';
-import { launchesKernel, nodeCost } from '../../graph/cost/model.ts';
+import { launchesKernel, nodeCost, typeLookup } from '../../graph/cost/model.ts';
 import {
   METRIC_INFO,
   OVERLAY_METRICS,
@@ -132,9 +132,10 @@ export function usePaneOverlays(
       source = `cost model at ${tokens} tokens (no current run of this stage)`;
       valuesOf = (g) => {
         const m = new Map<string, number>();
+        const typeOf = typeLookup(g);
         for (const n of g.nodes)
           if (launchesKernel(n)) {
-            const c = nodeCost(g, n, { tokens });
+            const c = nodeCost(g, n, { tokens }, typeOf);
             m.set(n.name, c.bytesRead + c.bytesWritten);
           }
         return m;

@@ -42,31 +42,35 @@ export function GraphStage() {
   }, [reveal]);
   const before = stages[0]?.graph;
   const after = stages[shownIndex]?.graph;
-  const split = layout === 'split' && shownIndex > 0;
-  const splitOverlays = usePaneOverlays(split ? before : undefined, split ? after : undefined);
-  const [singleOverlay] = usePaneOverlays(split ? undefined : after);
   // Every match from the imported graph up to the shown stage: the diff spans all of them.
   const matches = useMemo(
     () => stages.slice(1, shownIndex + 1).flatMap((st) => st.matches),
     [stages, shownIndex],
   );
+  // Before | after diffs the two itself; the marks and the animation below are the single view's
+  // (each a diff of a 300-layer graph: not computed when nothing shows them).
+  const single = !(layout === 'split' && shownIndex > 0);
+  const splitOverlays = usePaneOverlays(single ? undefined : before, single ? undefined : after);
+  const [singleOverlay] = usePaneOverlays(single ? after : undefined);
   const singleMarks = useMemo(
     () =>
-      before && after && shownIndex > 0 ? changeMarks(diffGraphs(before, after, matches).after) : undefined,
-    [before, after, matches, shownIndex],
+      single && before && after && shownIndex > 0
+        ? changeMarks(diffGraphs(before, after, matches).after)
+        : undefined,
+    [single, before, after, matches, shownIndex],
   );
   // Alone, the view animates each step from the stage before it, so scrubbing replays the rewrite.
   const previous = shownIndex > 0 ? stages[shownIndex - 1] : undefined;
   const current = stages[shownIndex];
   const animateFrom = useMemo(
     () =>
-      previous && current
+      single && previous && current
         ? {
             graph: previous.graph,
             mapping: diffGraphs(previous.graph, current.graph, current.matches).afterToBefore,
           }
         : undefined,
-    [previous, current],
+    [single, previous, current],
   );
 
   if (!before || !after) return <div className="graph-stage empty">Load a graph to begin.</div>;
@@ -76,7 +80,7 @@ export function GraphStage() {
     const inAfter = name !== null && after.nodes.some((n) => n.name === name);
     select(name, inAfter ? 'after' : 'before');
   };
-  if (split) {
+  if (!single) {
     return (
       <div className="graph-stage split" ref={stageRef}>
         <DiffView
