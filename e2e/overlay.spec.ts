@@ -65,8 +65,9 @@ test('colour by measured time, then |Δ|: legend, slowest node, no data, and a r
   const slowest = pane(page, side).locator(`[data-node="${name}"]`);
   await expect(slowest).toHaveAttribute('data-overlay', 'value');
   expect(await boxFill(slowest)).toBe(max);
-  // The Inspector shows the same node's value.
-  await slowest.click();
+  // The Inspector shows the node's value (the row selects it; any pane may have it off screen).
+  await top.click();
+  await expect(page.getByTestId('inspector-name')).toHaveText(name);
   await expect(page.getByTestId('inspector-overlay')).toHaveText(/^\d+(\.\d+)? µs$/);
 
   // A node with no timed kernel (a view, a tuple item, an input) has the no-data style, not colour 0.
@@ -78,7 +79,9 @@ test('colour by measured time, then |Δ|: legend, slowest node, no data, and a r
 
   const r = await new AxeBuilder({ page }).analyze();
   expect(
-    r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id),
+    r.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id}: ${v.nodes.map((n) => `${n.target.join(' ')} ${n.failureSummary}`).join(' | ')}`),
   ).toEqual([]);
 
   // |Δ|: recomputed on the CPU reference; upstream of the rewrite 0, the moved slice differs
