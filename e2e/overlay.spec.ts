@@ -4,6 +4,9 @@
 
 import { test, expect, type Locator, type Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
+import { parseFx } from '../src/graph/fx/parse.ts';
+import { generateSample } from '../src/graph/samples/index.ts';
+import { launchesKernel, nodeCost, typeLookup } from '../src/graph/cost/model.ts';
 
 async function idle(page: Page) {
   await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
@@ -135,4 +138,50 @@ test('bytes need no run: the cost model at the app token count, said so in the l
     .locator('rect.fl-box')
     .evaluateAll((els) => els.map((e) => getComputedStyle(e).fill));
   expect(fills).toContain(max);
+});
+
+test('on the canvas renderer (300 layers unfolded) a box is filled with its value, no data in grey', async ({
+  page,
+}) => {
+  // The node with the most bytes by the cost model at the app's 1024 tokens, worked out here.
+  const g = parseFx(generateSample('gpt-oss-20b', { layers: 300, tp: 4 })).graph;
+  const typeOf = typeLookup(g);
+  let most = { name: '', bytes: -1 };
+  for (const n of g.nodes) {
+    if (!launchesKernel(n)) continue;
+    const c = nodeCost(g, n, { tokens: 1024 }, typeOf);
+    if (c.bytesRead + c.bytesWritten > most.bytes)
+      most = { name: n.name, bytes: c.bytesRead + c.bytesWritten };
+  }
+  const view = g.nodes.find((n) => n.op === 'aten.slice.Tensor')!.name;
+
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByLabel('Sample').selectOption({ label: 'GPT-OSS-20B · 300 layers · TP4 (≈10,000 nodes)' });
+  await idle(page);
+  await page.getByTestId('fold-all').click();
+  await idle(page);
+  await expect(page.getByTestId('graph-view')).toHaveAttribute('data-renderer', 'canvas');
+  await page.getByLabel('Colour by').selectOption('bytes');
+  await idle(page);
+  const legend = page.getByTestId('overlay-legend');
+  await expect(legend.getByTestId('legend-source')).toHaveText(/^cost model at 1024 tokens/);
+
+  /** The canvas pixel just inside a box's top-left corner (clear of its stroke, accent and text). */
+  const pixelIn = (name: string) =>
+    page.evaluate(async (name) => {
+      const h = window.__fusionlab!.views!()[0];
+      h.centerOn(name);
+      await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      const n = h.layout.nodes.find((m) => m.name === name)!;
+      const t = h.transform();
+      const c = h.root.querySelector<HTMLCanvasElement>('canvas.fl-surface')!;
+      const dpr = c.width / c.clientWidth;
+      const x = Math.round((t.x + (n.x + 6) * t.k) * dpr),
+        y = Math.round((t.y + (n.y + 4) * t.k) * dpr);
+      const [r, g, b] = c.getContext('2d')!.getImageData(x, y, 1, 1).data;
+      return `rgb(${r}, ${g}, ${b})`;
+    }, name);
+  expect(await pixelIn(most.name)).toBe(await legend.getByTestId('legend-max').getAttribute('data-color'));
+  expect(await pixelIn(view)).toBe(await background(legend.locator('.fl-legend-none')));
 });
