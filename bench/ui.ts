@@ -1,6 +1,8 @@
 // `fusionlab bench ui [--big-layers N] [--skip-reference]`: the graph views in Debian's chromium
 // (Playwright), on the generated GPT-OSS-20B graph at 24 layers and at ~10,000 nodes:
-//  - first render: graph in hand → layout done in the worker and first frame painted;
+//  - first render: graph in hand → layout done in the worker and the view's first frame painted
+//    (a new graph's first frame draws the boxes within a screen of the view), and → every box in
+//    the DOM and painted;
 //  - layout time inside the worker;
 //  - frames per second during a scripted pan and zoom, against the frame rate of an idle page
 //    in the same browser (the ceiling);
@@ -28,6 +30,8 @@ const APP_PORT = PORT + 1;
 /** The sample the long-task section loads, and the target for any one main-thread task. */
 const BIG_SAMPLE = 'gpt-oss-20b-l300-tp4';
 const LONG_TASK_TARGET_MS = 200;
+/** Issue 13's target for the 24-layer graph's first render. */
+const FIRST_RENDER_TARGET_MS = 300;
 const CHROMIUM_ARGS = [
   '--no-sandbox',
   '--enable-unsafe-webgpu',
@@ -86,12 +90,18 @@ function ourLayoutMs(scene: Scene): number {
 async function measurePage(
   page: Page,
   query: string,
-): Promise<{ renderMs: number; layoutMs: number; nodes: number; renderer: string }> {
+): Promise<{ paintMs: number; renderMs: number; layoutMs: number; nodes: number; renderer: string }> {
   await page.goto(`http://127.0.0.1:${PORT}/bench/ui-page.html?${query}`);
   await page.waitForSelector('[data-testid="graph-view"][data-ready="true"]', { timeout: 120_000 });
   const b = (await page.evaluate('window.__bench')) as NonNullable<Window['__bench']>;
   const renderer = await page.getAttribute('[data-testid="graph-view"]', 'data-renderer');
-  return { renderMs: b.renderMs!, layoutMs: b.layoutMs!, nodes: b.nodes!, renderer: renderer ?? '?' };
+  return {
+    paintMs: b.paintMs!,
+    renderMs: b.renderMs!,
+    layoutMs: b.layoutMs!,
+    nodes: b.nodes!,
+    renderer: renderer ?? '?',
+  };
 }
 
 /** Frames per second while the view pans and zooms every frame for `ms`; `idle` measures the page doing nothing. */
@@ -255,16 +265,18 @@ export async function bench(argv: string[]): Promise<number> {
         `\n${c.name}: ${c.graph.nodes.length} FX nodes, ${scene.nodes.length} boxes, ${scene.edges.length} edges\n`,
       );
       const runs = [] as Awaited<ReturnType<typeof measurePage>>[];
-      for (let i = 0; i < 3; i++) runs.push(await measurePage(page, c.query));
-      const render = median(runs.map((r) => r.renderMs)),
+      for (let i = 0; i < 5; i++) runs.push(await measurePage(page, c.query));
+      const paint = median(runs.map((r) => r.paintMs)),
+        render = median(runs.map((r) => r.renderMs)),
         workerLayout = median(runs.map((r) => r.layoutMs));
       const fps = await framesPerSecond(page, 3000, false);
       const ours = ourLayoutMs(scene);
       process.stdout.write(
-        `  first render (${runs[0].renderer})   ${render.toFixed(0)} ms   (median of 3)\n`,
+        `  first render (${runs[0].renderer})   ${paint.toFixed(0)} ms   = ${(paint / FIRST_RENDER_TARGET_MS).toFixed(2)} × the ${FIRST_RENDER_TARGET_MS} ms target   (median of ${runs.length}; the view's first frame)\n`,
       );
+      process.stdout.write(`  every box drawn             ${render.toFixed(0)} ms\n`);
       process.stdout.write(
-        `  layout in the worker        ${workerLayout.toFixed(0)} ms   = ${((workerLayout / render) * 100).toFixed(0)} % of first render\n`,
+        `  layout in the worker        ${workerLayout.toFixed(0)} ms   = ${((workerLayout / paint) * 100).toFixed(0)} % of first render\n`,
       );
       process.stdout.write(
         `  pan/zoom                    ${fps.toFixed(1)} frames/s = ${(fps / idleFps).toFixed(2)} × the idle-page ceiling\n`,

@@ -324,3 +324,19 @@ test('panning and zooming the SVG view lays nothing out again', async ({ page })
   await frames();
   expect((await layouts()) - before).toBeLessThanOrEqual(2);
 });
+
+test("a new graph's first frame draws the boxes near the view, the rest follows", async ({ page }) => {
+  await open(page, 'layers=24&tp=4&test=1');
+  const total = buildScene(gptOss(24)).nodes.length;
+  const painted = await page.evaluate(() => window.__bench!.paintedBoxes!);
+  // The top of the graph at the first view's zoom: a few screens' worth, not all 999 boxes.
+  expect(painted).toBeGreaterThan(20);
+  expect(painted).toBeLessThan(total / 3);
+  // Ready means whole: every box is there, the last one included.
+  await expect(page.locator('[data-node]')).toHaveCount(total);
+  const last = await page.evaluate(() => {
+    const v = window.__fusionlab!.views!()[0];
+    return [...v.layout.nodes].filter((n) => !n.ref).sort((a, b) => b.y - a.y)[0].name;
+  });
+  await expect(page.locator(`[data-node="${last}"]`)).toHaveCount(1);
+});
