@@ -16,6 +16,7 @@ import { GatePanel } from './panels/GatePanel.tsx';
 import { WhyPanel } from './panels/WhyPanel.tsx';
 import { Inspector } from './panels/Inspector.tsx';
 import { GraphStage } from './panels/GraphStage.tsx';
+import { ColourByControl } from './panels/ColourBy.tsx';
 import { RunPanel } from './panels/RunPanel.tsx';
 import { ResultsTable } from './panels/ResultsTable.tsx';
 import { TimelinePanel } from './panels/TimelinePanel.tsx';
@@ -182,6 +183,7 @@ function TopBar() {
         </span>
       )}
       <span className="spacer" />
+      <ColourByControl />
       <div className="segmented" role="group" aria-label="Layout">
         <button type="button" aria-pressed={layout === 'split'} onClick={() => setLayout('split')}>
           Before | After
@@ -210,7 +212,8 @@ function TopBar() {
 
 /**
  * In test mode <body data-ready> is "true" only while nothing loads, runs or lays out: the store
- * is idle, the URL has caught up, and every graph view on screen reports a finished layout.
+ * is idle, the URL has caught up, and every graph view on screen reports a finished layout and a
+ * view at rest (its resting place is in the store, and so in the URL).
  * Any store change drops the flag at once, so a test never reads a flag left from before its click.
  */
 function useReadyFlag() {
@@ -222,9 +225,16 @@ function useReadyFlag() {
     let raf2 = 0;
     const evaluate = () => {
       const s = useStore.getState();
-      const storeIdle = s.stages.length > 0 && s.runStatus !== 'running' && !s.urlPending && s.work === null;
+      const storeIdle =
+        s.stages.length > 0 &&
+        s.runStatus !== 'running' &&
+        s.nodeDeltas?.status !== 'computing' &&
+        !s.urlPending &&
+        s.work === null;
       const views = [...root.querySelectorAll('[data-testid="graph-view"]')];
-      const viewsReady = views.length > 0 && views.every((v) => v.getAttribute('data-ready') === 'true');
+      const viewsReady =
+        views.length > 0 &&
+        views.every((v) => v.getAttribute('data-ready') === 'true' && !v.hasAttribute('data-moving'));
       document.body.dataset.ready = storeIdle && viewsReady ? 'true' : 'false';
     };
     // Two frames: React commits, then the views' effects run, before the flag is trusted.
@@ -240,7 +250,12 @@ function useReadyFlag() {
       schedule();
     });
     const mo = new MutationObserver(schedule);
-    mo.observe(root, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-ready'] });
+    mo.observe(root, {
+      subtree: true,
+      childList: true,
+      attributes: true,
+      attributeFilter: ['data-ready', 'data-moving'],
+    });
     schedule();
     return () => {
       unsubscribe();

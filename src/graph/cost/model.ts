@@ -233,7 +233,8 @@ function fusedAlgorithm(a: Algorithm | undefined): Algorithm {
   return a === 'two-shot' ? 'two-shot' : 'one-shot';
 }
 
-function typeLookup(g: Graph): (a: Arg) => ValueType | null | undefined {
+/** Each value's type by name, indexed once per graph (pass it to nodeCost over many nodes). */
+export function typeLookup(g: Graph): (a: Arg) => ValueType | null | undefined {
   const m = new Map<string, ValueType | null>();
   for (const i of g.inputs) m.set(i.name, i.type);
   for (const n of g.nodes) m.set(n.name, n.type);

@@ -7,6 +7,7 @@ import type { Graph } from '../../graph/ir.ts';
 import { changeMarks, diffGraphs, type GraphDiff, type RewriteSite } from '../../graph/diff.ts';
 import { GraphView, type ViewTransform } from './GraphView.tsx';
 import type { ViewCentre } from './viewCentre.ts';
+import type { PaneOverlay } from './overlay.ts';
 
 export interface DiffViewProps {
   before: Graph;
@@ -27,6 +28,8 @@ export interface DiffViewProps {
    */
   initialView?: ViewCentre | null;
   onViewRest?: (c: ViewCentre) => void;
+  /** Node-data overlays of the two sides, on one scale. */
+  overlays?: readonly [PaneOverlay | undefined, PaneOverlay | undefined];
 }
 
 export function DiffView(props: DiffViewProps): React.JSX.Element {
@@ -43,6 +46,7 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
     onSetCollapsed,
     initialView,
     onViewRest,
+    overlays,
   } = props;
   const diff = useMemo(() => diffGraphs(before, after, matches), [before, after, matches]);
   const beforeMarks = useMemo(() => changeMarks(diff.before), [diff]);
@@ -88,6 +92,7 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
         onSetCollapsed={onSetCollapsed}
         testMode={testMode}
         anchor={anchor?.before ?? null}
+        overlay={overlays?.[0]}
       />
       <GraphView
         graph={after}
@@ -107,6 +112,7 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
         onFocus={onFocus}
         initialView={initialView}
         onViewRest={onViewRest}
+        overlay={overlays?.[1]}
       />
     </div>
   );

@@ -35,6 +35,8 @@ import { searchNodes } from './search.ts';
 import { recordLayoutProgress, registerView, type ViewHandle } from './viewRegistry.ts';
 import { downloadImage } from './exportImage.ts';
 import { VIEW_REST_MS, ZOOM_EXTENT, centreOf, transformAt, type ViewCentre } from './viewCentre.ts';
+import { inkOn, type PaneOverlay } from './overlay.ts';
+import { OverlayLegend, formatOverlayValue } from './OverlayLegend.tsx';
 import './graph.css';
 
 export interface ViewTransform {
@@ -78,6 +80,8 @@ export interface GraphViewProps {
   onReady?: () => void;
   /** The first frame of a complete layout is painted (for a new graph: the boxes near the view). */
   onPainted?: () => void;
+  /** Node fills by a measured value instead of kind (see overlay.ts), with its legend. */
+  overlay?: PaneOverlay;
 }
 
 /**
@@ -113,8 +117,12 @@ const NodeBox = memo(function NodeBox(props: {
   mark?: NodeMark;
   selected: boolean;
   match: boolean;
+  /** The overlay's fill (null: no data for this node); undefined: coloured by kind. */
+  fill?: string | null;
+  /** The overlay's value, as the legend writes it. */
+  value?: string;
 }) {
-  const { n, sn, mark, selected, match } = props;
+  const { n, sn, mark, selected, match, fill, value } = props;
   if (n.ref) {
     return (
       <g className="fl-ref" data-ref={n.ref} transform={`translate(${n.x},${n.y})`}>
@@ -136,15 +144,23 @@ const NodeBox = memo(function NodeBox(props: {
       data-mark={mark}
       data-selected={selected ? 'true' : undefined}
       data-match={match ? 'true' : undefined}
+      data-overlay={fill === undefined ? undefined : fill === null ? 'none' : 'value'}
+      data-ink={fill ? inkOn(fill) : undefined}
       transform={`translate(${n.x},${n.y})`}
     >
-      <title>{sn ? `${sn.name} = ${sn.op}${sn.type ? ` → ${sn.type}` : ''}` : n.name}</title>
+      <title>
+        {sn ? `${sn.name} = ${sn.op}${sn.type ? ` → ${sn.type}` : ''}` : n.name}
+        {fill === undefined ? '' : `\n${value ?? 'no data'}`}
+      </title>
       <rect
         className="fl-box"
         width={n.w}
         height={n.h}
         rx={small || input ? n.h / 2 : 5}
-        style={{ stroke: `var(--fl-kind-${kind})`, fill: `var(--fl-kind-${kind}-fill)` }}
+        style={{
+          stroke: `var(--fl-kind-${kind})`,
+          fill: fill === undefined ? `var(--fl-kind-${kind}-fill)` : (fill ?? 'var(--fl-overlay-none)'),
+        }}
       />
       {!small && !input && (
         <rect
@@ -245,6 +261,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     anchor,
     initialView,
     onViewRest,
+    overlay,
   } = props;
   const rootRef = useRef<HTMLDivElement>(null);
   // The element pan/zoom listens on: a stage div over the SVG scene, or the canvas.
@@ -409,6 +426,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     w: number;
     h: number;
     palette: Palette;
+    fills: PaneOverlay['fills'] | undefined;
     canvas: HTMLCanvasElement;
   } | null>(null);
   const drawMini = useCallback(() => {
@@ -429,8 +447,23 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     if (!ctx) return;
     const pal = palette(root);
     let base = minimapBase.current;
-    if (!base || base.layout !== layout || base.w !== w || base.h !== h || base.palette !== pal) {
-      base = { layout, w, h, palette: pal, canvas: drawMinimapBase(w, h, dpr, layout, byName, pal) };
+    const fills = overlay?.fills;
+    if (
+      !base ||
+      base.layout !== layout ||
+      base.w !== w ||
+      base.h !== h ||
+      base.palette !== pal ||
+      base.fills !== fills
+    ) {
+      base = {
+        layout,
+        w,
+        h,
+        palette: pal,
+        fills,
+        canvas: drawMinimapBase(w, h, dpr, layout, byName, pal, fills),
+      };
       minimapBase.current = base;
     }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -443,7 +476,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     });
     // showMinimap: hiding the map unmounts its canvas; a new callback redraws the one mounted when it is shown again.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [layout, complete, byName, size, palette, showMinimap]);
+  }, [layout, complete, byName, size, palette, showMinimap, overlay]);
 
   const drawCanvasFrame = useCallback(() => {
     const c = surfaceRef.current,
@@ -468,8 +501,9 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       marks,
       selected,
       matches: matchSet,
+      fills: overlay?.fills,
     });
-  }, [layout, byName, size, marks, selected, matchSet, palette]);
+  }, [layout, byName, size, marks, selected, matchSet, palette, overlay]);
 
   const frame = useRef(0);
   const applyTransform = useCallback((t: ZoomTransform) => {
@@ -513,7 +547,11 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const restTimer = useRef(0);
   const scheduleRest = useCallback(() => {
     window.clearTimeout(restTimer.current);
+    // Until it rests the view is still settling: the test-mode ready flag waits for data-moving to
+    // go (an attribute, not state: this runs on every frame of a gesture).
+    rootRef.current?.setAttribute('data-moving', 'true');
     restTimer.current = window.setTimeout(() => {
+      rootRef.current?.removeAttribute('data-moving');
       const { result: r, graph: g } = shownRef.current;
       if (!r?.complete || r.graph !== g || !sizeRef.current.w) return;
       const c = centreOf(r.layout, transformRef.current, sizeRef.current);
@@ -1091,6 +1129,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
                 mark={marks?.get(n.name)}
                 selected={selected === n.name}
                 match={matchSet.has(n.name)}
+                fill={overlay ? (overlay.fills.get(n.name) ?? null) : undefined}
+                value={overlayValue(overlay, n.name)}
               />
             ),
           )}
@@ -1287,6 +1327,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           }}
         />
       )}
+      {overlay && <OverlayLegend legend={overlay.legend} />}
     </div>
   );
 };
@@ -1295,4 +1336,9 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
 function topOfGraph(layout: GraphLayout, size: { w: number }): ZoomTransform {
   const k = Math.max(0.3, Math.min(1, (size.w - 40) / layout.width));
   return zoomIdentity.translate((size.w - layout.width * k) / 2, 40).scale(k);
+}
+
+function overlayValue(overlay: PaneOverlay | undefined, name: string): string | undefined {
+  const v = overlay?.values.get(name);
+  return overlay && v !== undefined ? formatOverlayValue(overlay.legend.metric, v) : undefined;
 }

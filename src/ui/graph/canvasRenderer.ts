@@ -20,6 +20,23 @@ export interface CanvasFrame {
   matches: ReadonlySet<string>;
   /** Titles, names and labels at any zoom (image export). */
   fullDetail?: boolean;
+  /** A node-data overlay's fills (null: no data); absent: fills by kind. */
+  fills?: ReadonlyMap<string, string | null>;
+}
+
+/**
+ * A box's fill: the overlay's colour for the node's value, its no-data grey, or (no overlay) the
+ * kind's fill; far out, where a box is only a block, the kind's stroke.
+ */
+export function boxFill(
+  p: Palette,
+  kind: keyof Palette['kind'],
+  far: boolean,
+  fills: ReadonlyMap<string, string | null> | undefined,
+  name: string,
+): string {
+  if (fills) return fills.get(name) ?? p.overlayNone;
+  return far ? p.kind[kind].stroke : p.kind[kind].fill;
 }
 
 export const LOD_TITLES = 0.45;
@@ -112,10 +129,12 @@ export function drawCanvas(f: CanvasFrame): void {
       if (visible(l.x - 2, l.y - 10, 120, 12)) ctx.fillText(l.label, l.x, l.y);
   }
 
-  // Boxes are batched by kind: one fill and one stroke per colour, not per node.
+  // Boxes are batched by kind: one fill and one stroke per colour, not per node. An overlay's
+  // fills are batched by their colour, the kind keeping the stroke and accent.
   const shown = layout.nodes.filter((n) => visible(n.x, n.y, n.w, n.h));
   const far = t.k < 0.25;
   const boxes = new Map<string, { box: Path2D; accent: Path2D }>();
+  const valueBoxes = new Map<string, Path2D>();
   const refs = new Path2D();
   for (const n of shown) {
     if (n.ref) {
@@ -125,20 +144,34 @@ export function drawCanvas(f: CanvasFrame): void {
     const kind = f.byName.get(n.name)?.kind ?? 'opaque';
     let b = boxes.get(kind);
     if (!b) boxes.set(kind, (b = { box: new Path2D(), accent: new Path2D() }));
-    if (far) b.box.rect(n.x, n.y, n.w, n.h);
-    else if (kind === 'input' || f.byName.get(n.name)?.op === 'getitem') {
-      // Values (inputs, tuple items) are pills, as in the SVG view.
-      b.box.roundRect(n.x, n.y, n.w, n.h, n.h / 2);
-    } else {
-      b.box.roundRect(n.x, n.y, n.w, n.h, 5);
-      b.accent.rect(n.x, n.y + 3, 3, n.h - 6);
+    const paths = [b.box];
+    if (f.fills) {
+      const c = boxFill(p, kind, far, f.fills, n.name);
+      let v = valueBoxes.get(c);
+      if (!v) valueBoxes.set(c, (v = new Path2D()));
+      paths.push(v);
     }
+    for (const path of paths) {
+      if (far) path.rect(n.x, n.y, n.w, n.h);
+      // Values (inputs, tuple items) are pills, as in the SVG view.
+      else if (kind === 'input' || f.byName.get(n.name)?.op === 'getitem')
+        path.roundRect(n.x, n.y, n.w, n.h, n.h / 2);
+      else path.roundRect(n.x, n.y, n.w, n.h, 5);
+    }
+    if (!far && kind !== 'input' && f.byName.get(n.name)?.op !== 'getitem')
+      b.accent.rect(n.x, n.y + 3, 3, n.h - 6);
   }
   ctx.lineWidth = 1.2;
+  for (const [colour, path] of valueBoxes) {
+    ctx.fillStyle = colour;
+    ctx.fill(path);
+  }
   for (const [kind, b] of boxes) {
     const c = p.kind[kind as keyof Palette['kind']];
-    ctx.fillStyle = far ? c.stroke : c.fill;
-    ctx.fill(b.box);
+    if (!f.fills) {
+      ctx.fillStyle = boxFill(p, kind as keyof Palette['kind'], far, undefined, '');
+      ctx.fill(b.box);
+    }
     if (!far) {
       ctx.strokeStyle = c.stroke;
       ctx.stroke(b.box);
@@ -225,6 +258,8 @@ export function drawMinimapBase(
   layout: GraphLayout,
   byName: Map<string, SceneNode>,
   palette: Palette,
+  /** A node-data overlay's fills: the overview shows the values too. */
+  fills?: ReadonlyMap<string, string | null>,
 ): HTMLCanvasElement {
   const { scale, ox, oy } = minimapFrame(w, h, layout);
   const base = document.createElement('canvas');
@@ -236,16 +271,17 @@ export function drawMinimapBase(
   ctx.globalAlpha = 0.35;
   for (const g of layout.groups) ctx.fillRect(g.x, g.y, g.w, g.h);
   ctx.globalAlpha = 1;
-  const byKind = new Map<string, Path2D>();
+  // One path per colour: the kind's, or the overlay's (as far out on the canvas, see boxFill).
+  const byColour = new Map<string, Path2D>();
   for (const n of layout.nodes) {
     if (n.ref) continue;
-    const k = byName.get(n.name)?.kind ?? 'opaque';
-    let path = byKind.get(k);
-    if (!path) byKind.set(k, (path = new Path2D()));
+    const c = boxFill(palette, byName.get(n.name)?.kind ?? 'opaque', true, fills, n.name);
+    let path = byColour.get(c);
+    if (!path) byColour.set(c, (path = new Path2D()));
     path.rect(n.x, n.y, Math.max(n.w, 1.5 / scale), Math.max(n.h, 1.5 / scale));
   }
-  for (const [k, path] of byKind) {
-    ctx.fillStyle = palette.kind[k as keyof Palette['kind']].stroke;
+  for (const [c, path] of byColour) {
+    ctx.fillStyle = c;
     ctx.fill(path);
   }
   return base;

@@ -318,6 +318,7 @@ describe('keyboard navigation, search and SVG export on the laid-out PR fragment
       match: '#fb0',
       kind,
       mark: { added: '#1a6', removed: '#d44', moved: '#e90', fused: '#95d' },
+      overlayNone: '#ccc',
       font: 'sans-serif',
       mono: 'monospace',
     };

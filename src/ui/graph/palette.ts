@@ -31,6 +31,8 @@ export interface Palette {
   match: string;
   kind: Record<SceneKind, { stroke: string; fill: string }>;
   mark: { added: string; removed: string; moved: string; fused: string };
+  /** A node-data overlay's fill for a node with no value. */
+  overlayNone: string;
   font: string;
   mono: string;
 }
@@ -62,6 +64,7 @@ export function readPalette(el: Element): Palette {
       moved: v('--fl-mark-moved', '#e90'),
       fused: v('--fl-mark-fused', '#95d'),
     },
+    overlayNone: v('--fl-overlay-none', '#c8c8c8'),
     font: v('--fl-font', 'sans-serif'),
     mono: v('--fl-mono', 'monospace'),
   };

@@ -8,6 +8,7 @@ import { GraphView } from '../graph/GraphView.tsx';
 import { viewOf } from '../graph/viewRegistry.ts';
 import { useStore } from '../store/index.ts';
 import { changedNames } from '../store/passesSlice.ts';
+import { usePaneOverlays } from './ColourBy.tsx';
 
 export function GraphStage() {
   const stages = useStore((s) => s.stages);
@@ -52,6 +53,8 @@ export function GraphStage() {
   // Before | after diffs the two itself; the marks and the animation below are the single view's
   // (each a diff of a 300-layer graph: not computed when nothing shows them).
   const single = !(layout === 'split' && shownIndex > 0);
+  const splitOverlays = usePaneOverlays(single ? undefined : before, single ? undefined : after);
+  const [singleOverlay] = usePaneOverlays(single ? after : undefined);
   const singleMarks = useMemo(
     () =>
       single && before && after && shownIndex > 0
@@ -96,6 +99,7 @@ export function GraphStage() {
           onSetCollapsed={setCollapsed}
           initialView={viewCentre}
           onViewRest={setViewCentre}
+          overlays={splitOverlays}
         />
         {walker}
       </div>
@@ -117,6 +121,7 @@ export function GraphStage() {
         onSetCollapsed={setCollapsed}
         initialView={viewCentre}
         onViewRest={setViewCentre}
+        overlay={singleOverlay}
       />
       {walker}
     </div>

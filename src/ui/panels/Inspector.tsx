@@ -12,6 +12,9 @@ import {
   type ValueType,
 } from '../../graph/ir.ts';
 import { lookupOp, opKind, typeIndex } from '../../graph/ops.ts';
+import { METRIC_INFO } from '../graph/overlay.ts';
+import { formatOverlayValue } from '../graph/OverlayLegend.tsx';
+import { usePaneOverlays } from './ColourBy.tsx';
 import { shownStage, useStore } from '../store/index.ts';
 import { innerOp } from './nodeOp.ts';
 
@@ -171,6 +174,8 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
   const stageGraphs = useStore((s) => s.stages).map((st) => st.graph);
   const origins = node.meta.line === undefined && node.meta.madeBy ? originLines(node, stageGraphs) : [];
   const traffic = bytesMoved(node, types);
+  const [overlay] = usePaneOverlays(graph);
+  const overlayValue = overlay?.values.get(node.name);
   return (
     <dl className="kv" aria-label="Node details">
       <dt>name</dt>
@@ -207,6 +212,14 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
         <div>reads {traffic.reads}</div>
         {traffic.writes && <div>writes in place {traffic.writes}</div>}
       </dd>
+      {overlay && (
+        <>
+          <dt>{METRIC_INFO[overlay.legend.metric].label}</dt>
+          <dd className="mono" data-testid="inspector-overlay" title={overlay.legend.source}>
+            {overlayValue === undefined ? 'no data' : formatOverlayValue(overlay.legend.metric, overlayValue)}
+          </dd>
+        </>
+      )}
       <dt className="wide">arguments</dt>
       <dd className="wide">
         <table className="args" data-testid="inspector-args">

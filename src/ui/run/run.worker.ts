@@ -2,11 +2,31 @@
 
 import { compareGraphs, RunError } from '../../runtime/index.ts';
 import { timeGraphs } from '../../runtime/timing.ts';
-import type { RunReply, RunRequest } from './runProtocol.ts';
+import { nodeDeltas } from '../../runtime/nodeDeltas.ts';
+import type { DeltasRequest, RunReply, RunRequest } from './runProtocol.ts';
 
 const post = (m: RunReply) => (self as unknown as { postMessage(m: RunReply): void }).postMessage(m);
 
-self.onmessage = async (e: MessageEvent<RunRequest>) => {
+self.onmessage = async (e: MessageEvent<RunRequest | DeltasRequest>) => {
+  if (e.data.type === 'deltas') {
+    const { before, after, afterToBefore, settings } = e.data;
+    try {
+      let last = -1;
+      const deltas = await nodeDeltas(before, after, new Map(afterToBefore), settings, (fraction) => {
+        // A message per percent, not per step: a 300-layer graph has tens of thousands.
+        if (Math.floor(fraction * 100) === last) return;
+        last = Math.floor(fraction * 100);
+        post({ type: 'deltas-progress', fraction });
+      });
+      post({ type: 'deltas', deltas: [...deltas] });
+    } catch (err) {
+      post({
+        type: 'error',
+        message: err instanceof RunError ? err.message : String((err as Error)?.message ?? err),
+      });
+    }
+    return;
+  }
   const { before, after, passes, settings, timedRuns } = e.data;
   try {
     const report = await compareGraphs(before, after, passes, {

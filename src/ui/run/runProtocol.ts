@@ -14,8 +14,20 @@ export interface RunRequest {
   timedRuns: number;
 }
 
+/** Every node's value before and after, on the CPU reference, for the |Δ| overlay (runtime/nodeDeltas.ts). */
+export interface DeltasRequest {
+  type: 'deltas';
+  before: Graph;
+  after: Graph;
+  /** The diff's after-name → before-name pairs. */
+  afterToBefore: [string, string][];
+  settings: Omit<RunOptions, 'onProgress' | 'gpu'>;
+}
+
 export type RunReply =
   | { type: 'progress'; progress: RunProgress }
   | { type: 'timed'; done: number; total: number }
   | { type: 'done'; report: CompareReport; timing: Timing }
+  | { type: 'deltas'; deltas: [string, number][] }
+  | { type: 'deltas-progress'; fraction: number }
   | { type: 'error'; message: string };

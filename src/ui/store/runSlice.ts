@@ -63,6 +63,8 @@ export interface RunSlice {
   setTimedRuns(n: number): void;
   /** The graph, steps and gates the report was made for. */
   reportFor: RunSubject | null;
+  /** The settings the report ran under (the form may have changed since). */
+  ranSettings: RunSettings | null;
   runError: string | null;
   /** Hardware profile and token count the cost model predicts for. */
   profileId: string;
@@ -151,6 +153,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
   timedRuns: DEFAULT_TIMED_RUNS,
   setTimedRuns: (timedRuns) => set({ timedRuns }),
   reportFor: null,
+  ranSettings: null,
   runError: null,
   profileId: 'H100-NVLink',
   tokens: 1024,
@@ -173,6 +176,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
     const id = ++runId;
     // A graph loaded while this runs makes the result someone else's: drop it.
     const current = () => id === runId && get().base === subject?.base;
+    get().dropNodeDeltas();
     set({
       runStatus: 'running',
       progress: { phase: 'plan', fraction: null },
@@ -180,6 +184,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
       report: null,
       timing: null,
       reportFor: null,
+      ranSettings: null,
     });
     try {
       if (runSettings.backend === 'agent') {
@@ -217,7 +222,15 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
         // The comparison's runs compiled every kernel: they are the warm-up, never timed.
         timing = await timeGraphs(before, after, runSettings, runs, true, onTimed);
       }
-      if (current()) set({ runStatus: 'done', report, timing, reportFor: subject, progress: null });
+      if (current())
+        set({
+          runStatus: 'done',
+          report,
+          timing,
+          reportFor: subject,
+          ranSettings: runSettings,
+          progress: null,
+        });
     } catch (e) {
       const message = e instanceof RunError ? e.message : `Run failed: ${(e as Error).message ?? String(e)}`;
       if (current()) set({ runStatus: 'error', runError: message, progress: null });
@@ -233,9 +246,18 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
   },
   clearRun: () => {
     runId++;
+    get().dropNodeDeltas();
     activeWorker?.terminate();
     activeWorker = null;
-    set({ runStatus: 'idle', report: null, timing: null, reportFor: null, runError: null, progress: null });
+    set({
+      runStatus: 'idle',
+      report: null,
+      timing: null,
+      reportFor: null,
+      ranSettings: null,
+      runError: null,
+      progress: null,
+    });
   },
 });
 
@@ -265,7 +287,7 @@ function runInWorker(
       else if (m.type === 'done') {
         end();
         resolve({ report: m.report, timing: m.timing });
-      } else {
+      } else if (m.type === 'error') {
         end();
         reject(new RunError('input', m.message));
       }

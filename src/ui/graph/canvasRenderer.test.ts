@@ -1,0 +1,127 @@
+// The canvas renderer's fill choice under a node-data overlay, drawn through a recording 2D
+// context: each node's box is filled with its value's colour, a node without a value with the
+// no-data grey, and the kind keeps the stroke.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseFx } from '../../graph/fx/parse.ts';
+import { generateSample } from '../../graph/samples/index.ts';
+import { buildScene } from './scene.ts';
+import { layoutScene } from './layout.ts';
+import { boxFill, drawCanvas } from './canvasRenderer.ts';
+import { KINDS, type Palette } from './palette.ts';
+import { nodeFills, overlayScale } from './overlay.ts';
+
+/** A path that remembers the boxes traced into it (their top-left corners). */
+class RecordingPath {
+  boxes: string[] = [];
+  rect(x: number, y: number) {
+    this.boxes.push(`${x},${y}`);
+  }
+  roundRect(x: number, y: number) {
+    this.boxes.push(`${x},${y}`);
+  }
+  moveTo() {}
+  lineTo() {}
+  bezierCurveTo() {}
+  quadraticCurveTo() {}
+  closePath() {}
+}
+
+const had = (globalThis as { Path2D?: unknown }).Path2D;
+beforeAll(() => {
+  (globalThis as { Path2D?: unknown }).Path2D = RecordingPath;
+});
+afterAll(() => {
+  (globalThis as { Path2D?: unknown }).Path2D = had;
+});
+
+const palette = {
+  bg: '#fff',
+  edge: '#999',
+  edgeStrong: '#36f',
+  edgeLabel: '#777',
+  groupBg: '#fafafa',
+  groupBorder: '#ccc',
+  groupText: '#444',
+  nodeBg: '#fff',
+  text: '#111',
+  sub: '#555',
+  selected: '#36f',
+  match: '#fb0',
+  font: 'sans-serif',
+  mono: 'monospace',
+  grid: '#eee',
+  kind: Object.fromEntries(KINDS.map((k, i) => [k, { stroke: `#00000${i}`, fill: `#ffff0${i}` }])),
+  mark: { added: '#1a6', removed: '#d44', moved: '#e90', fused: '#95d' },
+  overlayNone: '#cccccc',
+} as Palette;
+
+/** Every fill of a path: its style and the boxes in it. */
+function draw(fills?: ReadonlyMap<string, string | null>, k = 1) {
+  const g = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 4 })).graph;
+  const scene = buildScene(g);
+  const layout = layoutScene(scene);
+  const filled: { style: string; boxes: string[] }[] = [];
+  const ctx = new Proxy({ fillStyle: '', strokeStyle: '' } as Record<string, unknown>, {
+    get(t, p) {
+      if (p === 'fill')
+        return (path?: RecordingPath) => {
+          if (path) filled.push({ style: String(t.fillStyle), boxes: path.boxes });
+        };
+      if (p in t) return t[p as string];
+      return () => {};
+    },
+    set(t, p, v) {
+      t[p as string] = v;
+      return true;
+    },
+  }) as unknown as CanvasRenderingContext2D;
+  drawCanvas({
+    ctx,
+    width: layout.width,
+    height: layout.height,
+    transform: { x: 0, y: 0, k },
+    layout,
+    byName: new Map(scene.nodes.map((n) => [n.name, n])),
+    palette,
+    selected: null,
+    matches: new Set(),
+    fills,
+  });
+  const fillOf = (name: string) => {
+    const n = layout.nodes.find((m) => m.name === name)!;
+    return filled.filter((f) => f.boxes.includes(`${n.x},${n.y}`)).map((f) => f.style);
+  };
+  return { scene, fillOf };
+}
+
+describe('drawCanvas under an overlay', () => {
+  it("fills each box with its value's colour, no value with the no-data grey, and never the kind's fill", () => {
+    const { scene } = draw();
+    const [a, b, c] = scene.nodes.filter((n) => n.kind === 'compute').map((n) => n.name);
+    const values = new Map([
+      [a, 1],
+      [b, 9],
+    ]);
+    const fills = nodeFills(
+      scene.nodes.map((n) => n.name),
+      values,
+      overlayScale(values.values()),
+    );
+    const { fillOf } = draw(fills);
+    const compute = palette.kind.compute.fill;
+    expect(fillOf(a)).toEqual([fills.get(a)]);
+    expect(fillOf(b)).toEqual([fills.get(b)]);
+    expect(fills.get(a)).not.toBe(fills.get(b));
+    expect(fillOf(c)).toEqual([palette.overlayNone]);
+    expect(fillOf(a)).not.toContain(compute);
+  });
+
+  it("fills by kind with no overlay: the kind's fill close up, its stroke far out", () => {
+    const { scene, fillOf } = draw();
+    const a = scene.nodes.find((n) => n.kind === 'compute')!.name;
+    expect(fillOf(a)).toEqual([palette.kind.compute.fill]);
+    expect(draw(undefined, 0.2).fillOf(a)).toEqual([palette.kind.compute.stroke]);
+    expect(boxFill(palette, 'compute', true, new Map([[a, null]]), a)).toBe(palette.overlayNone);
+  });
+});

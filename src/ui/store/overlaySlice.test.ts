@@ -1,0 +1,71 @@
+// The overlay choices follow the run they draw from: refused (with the reason) without a run or
+// with a stale one, kind shown instead; |Δ| computed for the current report and dropped with it.
+
+import { readFileSync } from 'node:fs';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { useStore } from './index.ts';
+import { overlayUnavailable, shownOverlay } from './overlaySlice.ts';
+
+vi.mock('../samples.ts', () => ({ SAMPLES: [], DEFAULT_SAMPLE_ID: 'none', findSample: () => undefined }));
+
+const prBefore = readFileSync(
+  new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url),
+  'utf8',
+);
+const qwenTp2 = readFileSync(
+  new URL('../../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url),
+  'utf8',
+);
+const initial = useStore.getState();
+const s = () => useStore.getState();
+
+describe('the overlay slice', () => {
+  it('drops |Δ| still being computed when another graph loads, so nothing waits on it', async () => {
+    await s().run();
+    s().setOverlayMetric('delta');
+    expect(s().nodeDeltas?.status).toBe('computing');
+    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    expect(s().nodeDeltas).toBeNull();
+    // The computation that was under way ends without writing its values.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(s().nodeDeltas).toBeNull();
+  });
+
+  beforeEach(() => {
+    useStore.setState(initial, true);
+    s().loadText(prBefore, 'pr28841-before.fragment.txt');
+    s().applyPipeline();
+    s().setRunSettings({ backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', workers: false });
+  });
+
+  it('refuses time and |Δ| until a run, and again when the run is stale; bytes always', async () => {
+    s().setOverlayMetric('time');
+    expect(overlayUnavailable(s()).time).toMatch(/^Run the comparison first/);
+    expect(overlayUnavailable(s()).bytes).toBeNull();
+    expect(shownOverlay(s())).toBe('kind');
+    await s().run();
+    expect(overlayUnavailable(s()).time).toBeNull();
+    expect(shownOverlay(s())).toBe('time');
+    s().undo();
+    expect(overlayUnavailable(s()).time).toMatch(/other steps or gates/);
+    expect(shownOverlay(s())).toBe('kind');
+    s().redo();
+    expect(shownOverlay(s())).toBe('time');
+  });
+
+  it('computes |Δ| for the current report, by after- and before-node, and forgets it with another graph', async () => {
+    await s().run();
+    s().setOverlayMetric('delta');
+    expect(s().nodeDeltas?.status).toBe('computing');
+    await vi.waitFor(() => expect(s().nodeDeltas?.status).toBe('done'));
+    const d = s().nodeDeltas!;
+    expect(d.report).toBe(s().report);
+    expect(d.after.get('getitem_3')).toBe(0);
+    expect(d.before.get('getitem_3')).toBe(0);
+    expect(d.after.get('slice_1')).toBeGreaterThan(0);
+    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    expect(s().nodeDeltas).toBeNull();
+    expect(shownOverlay(s())).toBe('kind');
+    expect(overlayUnavailable(s()).delta).toMatch(/^Run the comparison first/);
+  });
+});
