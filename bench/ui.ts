@@ -181,11 +181,12 @@ export async function bench(argv: string[]): Promise<number> {
   }
   const skipReference = argv.includes('--skip-reference');
   const bigLayers = layersFor(bigNodes);
-  const cases: { name: string; graph: Graph; query: string }[] = [
+  const cases: { name: string; graph: Graph; query: string; renderTargetMs?: number }[] = [
     {
       name: 'GPT-OSS-20B, 24 layers',
       graph: parseFx(generateSample('gpt-oss-20b', { layers: 24, tp: 4 })).graph,
       query: 'layers=24&tp=4&test=1',
+      renderTargetMs: FIRST_RENDER_TARGET_MS,
     },
     {
       name: `GPT-OSS-20B, ${bigLayers} layers`,
@@ -272,7 +273,7 @@ export async function bench(argv: string[]): Promise<number> {
       const fps = await framesPerSecond(page, 3000, false);
       const ours = ourLayoutMs(scene);
       process.stdout.write(
-        `  first render (${runs[0].renderer})   ${paint.toFixed(0)} ms   = ${(paint / FIRST_RENDER_TARGET_MS).toFixed(2)} × the ${FIRST_RENDER_TARGET_MS} ms target   (median of ${runs.length}; the view's first frame)\n`,
+        `  first render (${runs[0].renderer})   ${paint.toFixed(0)} ms${c.renderTargetMs ? `   = ${(paint / c.renderTargetMs).toFixed(2)} × the ${c.renderTargetMs} ms target` : ''}   (median of ${runs.length}; the view's first frame)\n`,
       );
       process.stdout.write(`  every box drawn             ${render.toFixed(0)} ms\n`);
       process.stdout.write(

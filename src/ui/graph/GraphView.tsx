@@ -399,6 +399,16 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   // only the boxes near the view (drawing 1,000 SVG boxes and laying out their text costs the first
   // frame ~100 ms here, against ~10 ms for the screenful that shows).
   const [drawnAll, setDrawnAll] = useState<Shown | null>(null);
+  // Whether this render is a new graph's first frame: only what lies within a screen of the view.
+  const firstFrame =
+    !!result?.complete &&
+    !!layout &&
+    renderer === 'svg' &&
+    drawnAll !== result &&
+    (drawnAll === null || drawnAll.graph !== result.graph) &&
+    !result.previous &&
+    layout.nodes.length > FIRST_FRAME_MIN_NODES &&
+    size.h > 0;
 
   // --- size ----------------------------------------------------------------------------------
   useLayoutEffect(() => {
@@ -743,7 +753,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
 
   // --- ready flag ------------------------------------------------------------------------------
   useEffect(() => {
-    if (!result?.complete || drawnAll !== result) return;
+    if (!result?.complete || firstFrame) return;
     let raf2 = 0;
     const raf = requestAnimationFrame(() => {
       raf2 = requestAnimationFrame(() => {
@@ -757,7 +767,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       cancelAnimationFrame(raf);
       cancelAnimationFrame(raf2);
     };
-  }, [result, drawnAll, paintedOnce]);
+  }, [result, firstFrame, paintedOnce]);
 
   // --- rewrite animation -------------------------------------------------------------------------
   const animatedFor = useRef<Shown | null>(null);
@@ -1031,16 +1041,6 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     [layout, selected],
   );
 
-  // A new graph's first frame: only what lies within a screen of where the view will be.
-  const firstFrame =
-    !!result?.complete &&
-    !!layout &&
-    renderer === 'svg' &&
-    drawnAll !== result &&
-    (drawnAll === null || drawnAll.graph !== result.graph) &&
-    !result.previous &&
-    layout.nodes.length > FIRST_FRAME_MIN_NODES &&
-    size.h > 0;
   // Where the view is (or is about to be) decides what the first frame needs.
   const firstFrameT = firstFrame
     ? fittedFor.current === null
@@ -1049,7 +1049,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       : transformRef.current
     : null;
   const shown = useMemo(() => {
-    if (!layout) return null;
+    // The canvas draws from the layout itself.
+    if (!layout || renderer !== 'svg') return null;
     const labels = valueLabels(layout);
     // Edges keep their index in the whole layout as their key, so the rest is added, not re-keyed.
     const edges = layout.edges.map((e, i) => ({ e, i }));
@@ -1073,14 +1074,10 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     };
     // firstFrameT is read afresh each render; whether there is one is what matters.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [layout, !!firstFrameT, size.h]);
+  }, [layout, renderer, !!firstFrameT, size.h]);
   // Once the first frame is painted, the rest.
   useEffect(() => {
-    if (!result?.complete || drawnAll === result) return;
-    if (!firstFrame) {
-      setDrawnAll(result);
-      return;
-    }
+    if (!result?.complete || !firstFrame) return;
     let raf2 = 0;
     const raf = requestAnimationFrame(() => {
       raf2 = requestAnimationFrame(() => {
@@ -1092,7 +1089,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       cancelAnimationFrame(raf);
       cancelAnimationFrame(raf2);
     };
-  }, [result, drawnAll, firstFrame, paintedOnce]);
+  }, [result, firstFrame, paintedOnce]);
 
   const svgContent =
     shown && renderer === 'svg' ? (
