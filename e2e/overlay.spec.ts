@@ -49,7 +49,7 @@ test('colour by measured time, then |Δ|: legend, slowest node, no data, and a r
   await idle(page);
   const legend = pane(page, 'after').getByTestId('overlay-legend');
   await expect(legend.getByTestId('legend-metric')).toHaveText('measured time');
-  await expect(legend.getByTestId('legend-unit')).toHaveText('(µs)');
+  await expect(legend.getByTestId('legend-unit')).toHaveText('(per node and run)');
   await expect(legend.getByTestId('legend-source')).toHaveText(
     'median of 3 timed runs after a warm-up · max over ranks · cpu',
   );
@@ -71,7 +71,7 @@ test('colour by measured time, then |Δ|: legend, slowest node, no data, and a r
   // The Inspector shows the node's value (the row selects it; any pane may have it off screen).
   await top.click();
   await expect(page.getByTestId('inspector-name')).toHaveText(name);
-  await expect(page.getByTestId('inspector-overlay')).toHaveText(/^\d+(\.\d+)? µs$/);
+  await expect(page.getByTestId('inspector-overlay')).toHaveText(/^\d+(\.\d+)? (µs|ms|s)$/);
 
   // A node with no timed kernel (a view, a tuple item, an input) has the no-data style, not colour 0.
   const noData = pane(page, 'after').locator('[data-overlay="none"]').first();

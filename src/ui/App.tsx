@@ -303,7 +303,7 @@ export function App() {
   return (
     <div
       className={`app${testMode ? ' test-mode' : ''}`}
-      style={{ gridTemplateRows: `36px minmax(0, 1fr) ${bottomHeight}px 22px` }}
+      style={{ gridTemplateRows: `auto minmax(0, 1fr) ${bottomHeight}px 22px` }}
       onDragOver={(e) => {
         if (e.dataTransfer.types.includes('Files')) e.preventDefault();
       }}

@@ -4,15 +4,37 @@
 import { formatBytes } from '../../graph/passes/flashinferLimits.ts';
 import { METRIC_INFO, type OverlayLegendModel, type OverlayMetric } from './overlay.ts';
 
+/** Three significant digits, no trailing zeros: 5, 12.5, 140, 1.23. */
+const sig3 = (v: number) => String(Number(v.toPrecision(3)));
+
 export function formatOverlayValue(metric: Exclude<OverlayMetric, 'kind'>, v: number): string {
   switch (metric) {
     case 'time':
-      return `${v < 10 ? v.toFixed(2) : v.toFixed(1)} µs`;
+      // Measured in µs; shown in the unit that keeps the number short.
+      return v >= 1e6 ? `${sig3(v / 1e6)} s` : v >= 1e3 ? `${sig3(v / 1e3)} ms` : `${sig3(v)} µs`;
     case 'bytes':
       return formatBytes(Math.round(v));
     case 'delta':
       return v === 0 ? '0' : Number.isFinite(v) ? v.toExponential(2) : 'NaN on one side';
   }
+}
+
+/** Where `v` sits along the ramp, 0..1. */
+export function rampPosition(scale: NonNullable<OverlayLegendModel['scale']>, v: number): number {
+  const f = scale.log ? Math.log10 : (x: number) => x;
+  const span = f(scale.max) - f(scale.min);
+  return span > 0 ? (f(v) - f(scale.min)) / span : 0;
+}
+
+/** The ends, and ticks between them spaced so their labels (~45 px on a ~194 px ramp) never touch. */
+export function shownTicks(scale: NonNullable<OverlayLegendModel['scale']>): number[] {
+  const kept: number[] = [];
+  for (const v of scale.ticks.slice(1, -1)) {
+    const at = rampPosition(scale, v);
+    const prev = kept.length ? rampPosition(scale, kept[kept.length - 1]) : 0;
+    if (at >= 0.25 && at <= 0.7 && at - prev >= 0.25) kept.push(v);
+  }
+  return [scale.min, ...kept, ...(scale.max !== scale.min ? [scale.max] : [])];
 }
 
 export function OverlayLegend({ legend }: { legend: OverlayLegendModel }) {
@@ -38,9 +60,6 @@ export function OverlayLegend({ legend }: { legend: OverlayLegendModel }) {
       <div className="fl-legend-title">
         <b data-testid="legend-metric">{info.label}</b> <span data-testid="legend-unit">({info.unit})</span>
       </div>
-      <div className="fl-legend-source" data-testid="legend-source">
-        {legend.source}
-      </div>
       {scale ? (
         <>
           <div
@@ -48,28 +67,35 @@ export function OverlayLegend({ legend }: { legend: OverlayLegendModel }) {
             style={{ background: `linear-gradient(to right, ${stops.join(', ')})` }}
           />
           <div className="fl-legend-ticks">
-            {scale.ticks.map((v, i) => (
+            {shownTicks(scale).map((v, i, all) => (
               <span
                 key={i}
                 className="fl-legend-tick"
-                data-testid={i === 0 ? 'legend-min' : i === scale.ticks.length - 1 ? 'legend-max' : undefined}
+                data-testid={i === 0 ? 'legend-min' : i === all.length - 1 ? 'legend-max' : undefined}
                 data-color={scale.colorOf(v)}
+                style={{ left: `${rampPosition(scale, v) * 100}%` }}
               >
-                <i style={{ background: scale.colorOf(v) }} />
                 {formatOverlayValue(metric, v)}
               </span>
             ))}
-          </div>
-          <div className="fl-legend-scale">
-            {scale.log ? 'log scale' : 'linear scale'}
-            {scale.zeroAtFloor ? ' · 0 shown as the low end' : ''}
           </div>
         </>
       ) : (
         <div className="fl-legend-empty">{legend.empty ?? 'no values'}</div>
       )}
-      <div className="fl-legend-tick" data-testid="legend-no-data">
-        <i className="fl-legend-none" /> no data
+      <div className="fl-legend-source">
+        <span data-testid="legend-source">{legend.source}</span>
+        {scale && (
+          <span>
+            {' · '}
+            {scale.log ? 'log scale' : 'linear scale'}
+            {scale.zeroAtFloor ? ', 0 at the low end' : ''}
+          </span>
+        )}
+        {' · '}
+        <span className="fl-legend-nodata" data-testid="legend-no-data">
+          <i className="fl-legend-none" /> no data
+        </span>
       </div>
     </div>
   );

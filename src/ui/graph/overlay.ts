@@ -11,7 +11,7 @@ export type OverlayMetric = (typeof OVERLAY_METRICS)[number];
 
 export const METRIC_INFO: Record<OverlayMetric, { label: string; unit: string }> = {
   kind: { label: 'kind', unit: '' },
-  time: { label: 'measured time', unit: 'µs' },
+  time: { label: 'measured time', unit: 'per node and run' },
   bytes: { label: 'bytes', unit: 'bytes read + written' },
   delta: { label: '|Δ| before vs after', unit: 'largest absolute difference' },
 };

@@ -43,7 +43,10 @@ export function ColourByControl() {
   const perRank = shown === 'time' || (shown === 'bytes' && why.time === null);
   return (
     <div className="colour-by" role="group" aria-label="Node colour">
-      <label htmlFor="colour-by">Colour by</label>
+      {/* Named by the label, read as "Colour: …" on screen, so the bar fits at 1024 px. */}
+      <label htmlFor="colour-by" className="sr-only">
+        Colour by
+      </label>
       <select
         id="colour-by"
         value={shown}
@@ -54,13 +57,15 @@ export function ColourByControl() {
       >
         {OVERLAY_METRICS.map((m) => (
           <option key={m} value={m} disabled={why[m] !== null} title={why[m] ?? undefined}>
-            {METRIC_INFO[m].label}
+            {`Colour: ${METRIC_INFO[m].label}`}
           </option>
         ))}
       </select>
       {perRank && ranks > 1 && (
         <>
-          <label htmlFor="colour-rank">Rank</label>
+          <label htmlFor="colour-rank" className="sr-only">
+            Rank
+          </label>
           <select
             id="colour-rank"
             value={String(rank)}
