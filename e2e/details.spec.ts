@@ -158,3 +158,48 @@ test('the toy runs slice(Σx) and Σslice(x) on two ranks and shows the same num
     /In the graph on screen: slice_\d+ \(aten\.slice\.Tensor\) sits between all_reduce_\d+ and the norm; run slice-hoist/,
   );
 });
+
+test('at 1024×700 with a measured-time overlay the top bar shows every control, none on another', async ({
+  page,
+}) => {
+  await page.setViewportSize({ width: 1024, height: 700 });
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByRole('button', { name: 'Run pipeline' }).click();
+  await idle(page);
+  await page.getByRole('tab', { name: 'Run' }).click();
+  await page.getByLabel('Backend').selectOption('cpu');
+  await page.getByLabel('Ranks').selectOption('2');
+  await page.getByRole('button', { name: 'Run before & after' }).click();
+  await expect(page.getByTestId('run-verdict')).toBeVisible({ timeout: 120_000 });
+  await idle(page);
+  await page.getByLabel('Colour by').selectOption('time');
+  await idle(page);
+  // The widest the bar gets: the rank select is there too.
+  await expect(page.getByLabel('Rank', { exact: true })).toBeVisible();
+  const boxes = [];
+  for (const c of await page.locator('header.topbar').locator('button, select').all()) {
+    const b = (await c.boundingBox())!;
+    expect(
+      b.x,
+      `${(await c.getAttribute('aria-label')) ?? (await c.textContent())} starts off screen`,
+    ).toBeGreaterThanOrEqual(0);
+    expect(b.x + b.width, `${await c.textContent()} ends off screen`).toBeLessThanOrEqual(1024);
+    boxes.push(b);
+  }
+  for (let i = 0; i < boxes.length; i++)
+    for (let j = i + 1; j < boxes.length; j++) {
+      const [a, b] = [boxes[i], boxes[j]];
+      // A segmented pair shares its 1 px border.
+      const overlap =
+        a.x + 1 < b.x + b.width &&
+        b.x + 1 < a.x + a.width &&
+        a.y + 1 < b.y + b.height &&
+        b.y + 1 < a.y + a.height;
+      expect(overlap, `top bar controls ${i} and ${j} overlap`).toBe(false);
+    }
+  // The graphs start below the bar, however many rows it takes.
+  const bar = (await page.locator('header.topbar').boundingBox())!;
+  const graphs = (await page.getByRole('main', { name: 'Graphs' }).boundingBox())!;
+  expect(graphs.y).toBeGreaterThanOrEqual(bar.y + bar.height - 1);
+});
