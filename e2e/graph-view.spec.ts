@@ -227,6 +227,22 @@ test('exports the view as SVG and PNG', async ({ page }) => {
     ).nodes.length,
   );
   expect(svgDl.suggestedFilename()).toBe('before.svg');
+  // Drawn with the page's fonts, no text runs past the exported picture's edges (edge labels sit
+  // right of their edge: the export widens itself for them).
+  const outside = await page.evaluate((text) => {
+    const host = document.createElement('div');
+    host.innerHTML = text;
+    document.body.appendChild(host);
+    const svgEl = host.querySelector('svg')!;
+    const [w, h] = [Number(svgEl.getAttribute('width')), Number(svgEl.getAttribute('height'))];
+    const bad = [...svgEl.querySelectorAll('text')]
+      .map((t) => ({ t: t.textContent, b: t.getBBox() }))
+      .filter(({ b }) => b.x < 0 || b.y < 0 || b.x + b.width > w + 0.5 || b.y + b.height > h + 0.5)
+      .map(({ t, b }) => `${t} at ${Math.round(b.x)}+${Math.round(b.width)} of ${w}`);
+    host.remove();
+    return bad;
+  }, svg);
+  expect(outside).toEqual([]);
   const [pngDl] = await Promise.all([
     page.waitForEvent('download'),
     page.getByRole('button', { name: 'PNG', exact: true }).click(),
