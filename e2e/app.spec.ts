@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { deflateSync, inflateSync } from 'node:zlib';
-import type { UrlState } from '../src/ui/urlState.ts';
+import { URL_VIEW_PARAM, parseViewCentre, type UrlState } from '../src/ui/urlState.ts';
 
 /** Waits for the app's own idle flag (test mode): graph laid out, nothing loading or running. */
 async function idle(page: Page) {
@@ -472,7 +472,14 @@ test('the URL keeps graph, rewrite steps and selection across a reload', async (
 function stateOf(href: string): UrlState | null {
   const url = new URL(href);
   const encoded = url.searchParams.get('state') ?? new URLSearchParams(url.hash.slice(1)).get('state');
-  return encoded ? JSON.parse(inflateSync(Buffer.from(encoded, 'base64url')).toString('utf8')) : null;
+  const state: UrlState | null = encoded
+    ? JSON.parse(inflateSync(Buffer.from(encoded, 'base64url')).toString('utf8'))
+    : null;
+  // Where the views look rides beside the state, in its own parameter.
+  const view = url.searchParams.get(URL_VIEW_PARAM);
+  return state && view !== null
+    ? { ...state, view: { ...state.view, centre: parseViewCentre(view) } }
+    : state;
 }
 
 /** Where a node sits relative to the centre of a view (px), and the view's zoom. */

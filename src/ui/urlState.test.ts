@@ -9,6 +9,10 @@ import {
   placeUrlState,
   readUrlState,
   urlWithState,
+  URL_VIEW_PARAM,
+  formatViewCentre,
+  parseViewCentre,
+  withViewCentre,
   UrlStateError,
   type StateStorage,
   type UrlState,
@@ -220,5 +224,42 @@ describe('URL state', () => {
     );
     // No storage at all: the link carries no state rather than one a server refuses.
     expect((await placeUrlState(page, huge, null)).place).toBe('none');
+  });
+});
+
+describe('the view parameter', () => {
+  it('round-trips a centre beside the state, and wins over a centre inside it', async () => {
+    const centre = { node: 'all_reduce_2', dx: -12.5, dy: 3, k: 1.5 };
+    expect(parseViewCentre(formatViewCentre(centre))).toEqual(centre);
+    // A name with the separator in it still splits at the last one.
+    expect(parseViewCentre('a@b@1,2,0.5')).toEqual({ node: 'a@b', dx: 1, dy: 2, k: 0.5 });
+    const inside: UrlState = {
+      v: 1,
+      source: { sample: 'pr-before' },
+      steps: [],
+      view: { layout: 'single', centre: { node: 'x', dx: 0, dy: 0, k: 1 } },
+    };
+    const placed = await placeUrlState('http://h/?test=1', inside);
+    const href = withViewCentre(placed.href, centre);
+    const url = new URL(href);
+    expect(url.searchParams.get(URL_VIEW_PARAM)).toBe('all_reduce_2@-12.5,3,1.5');
+    expect((await readUrlState(url))?.view).toEqual({ layout: 'single', centre });
+    // Removing it leaves the state's own.
+    expect((await readUrlState(new URL(withViewCentre(href, null))))?.view?.centre).toEqual(
+      inside.view!.centre,
+    );
+  });
+
+  it('refuses a view that is not node@dx,dy,k, or out of range, by name', async () => {
+    expect(() => parseViewCentre('all_reduce_2')).toThrow(/view parameter: .* is not node@dx,dy,k/);
+    expect(() => parseViewCentre('n@1,2')).toThrow(/is not node@dx,dy,k/);
+    expect(() => parseViewCentre('n@1,2,NaN')).toThrow(/view\.k/);
+    expect(() => parseViewCentre('n@1,2,1e9')).toThrow(/view\.k/);
+    expect(() => parseViewCentre('n@1e99,2,1')).toThrow(/view\.dx/);
+    expect(() => parseViewCentre('@1,2,1')).toThrow(/is not node@dx,dy,k/);
+    const placed = await placeUrlState('http://h/?test=1', { v: 1, source: { sample: 'x' }, steps: [] });
+    const bad = new URL(placed.href);
+    bad.searchParams.set(URL_VIEW_PARAM, 'n@zero,0,1');
+    await expect(readUrlState(bad)).rejects.toThrow(/view\.dx/);
   });
 });

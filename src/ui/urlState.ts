@@ -17,6 +17,11 @@ import { BOTTOM_TABS, LAYOUTS, THEMES, type BottomTab, type Layout, type Theme }
 export const URL_STATE_VERSION = 1;
 /** Query parameter (and fragment parameter) holding the encoded state. */
 export const URL_STATE_PARAM = 'state';
+/**
+ * Query parameter holding where the views look (`node@dx,dy,k`): apart from the state, because it
+ * changes on every pan and the state (a pasted graph, deflated) is costly to write again.
+ */
+export const URL_VIEW_PARAM = 'view';
 /** Fragment parameter naming a state kept in local storage. */
 export const URL_STATE_KEY_PARAM = 'stateKey';
 /** The longest state kept in the query: Node's HTTP servers (vite preview) refuse headers over 16 KiB, URL included. */
@@ -144,6 +149,13 @@ const SOURCE: Check<UrlState['source']> = (x, p) =>
     ? record<{ sample: string }>({ sample: text(NAME_MAX) })(x, p)
     : record<{ text: string; name: string }>({ text: text(DEFAULT_MAX_BYTES), name: text(NAME_MAX) })(x, p);
 
+const CENTRE: Check<ViewCentre> = record<ViewCentre>({
+  node: nodeName,
+  dx: finite(-MAX_CENTRE_OFFSET, MAX_CENTRE_OFFSET),
+  dy: finite(-MAX_CENTRE_OFFSET, MAX_CENTRE_OFFSET),
+  k: finite(...ZOOM_EXTENT),
+});
+
 export const URL_STATE_SCHEMA: Check<UrlState> = record<UrlState>({
   v: literal(URL_STATE_VERSION),
   source: SOURCE,
@@ -163,14 +175,7 @@ export const URL_STATE_SCHEMA: Check<UrlState> = record<UrlState>({
       layout: optional(member(LAYOUTS)),
       tab: optional(member(BOTTOM_TABS)),
       theme: optional(member(THEMES)),
-      centre: optional(
-        record<ViewCentre>({
-          node: nodeName,
-          dx: finite(-MAX_CENTRE_OFFSET, MAX_CENTRE_OFFSET),
-          dy: finite(-MAX_CENTRE_OFFSET, MAX_CENTRE_OFFSET),
-          k: finite(...ZOOM_EXTENT),
-        }),
-      ),
+      centre: optional(CENTRE),
     }),
   ),
 });
@@ -307,7 +312,41 @@ export type StateStorage = Pick<Storage, 'getItem' | 'setItem' | 'removeItem' | 
 const fragmentParams = (hash: string) => new URLSearchParams(hash.replace(/^#/, ''));
 
 /** The state a link carries: `?state=`, `#state=`, or `#stateKey=` into local storage; null when it has none. */
+/** The view parameter's text for a centre. */
+export function formatViewCentre(c: ViewCentre): string {
+  return `${c.node}@${c.dx},${c.dy},${c.k}`;
+}
+
+/** A view parameter read back, checked as the state's own `view.centre` would be. */
+export function parseViewCentre(text: string): ViewCentre {
+  const at = text.lastIndexOf('@');
+  const nums = at < 0 ? [] : text.slice(at + 1).split(',');
+  if (at <= 0 || nums.length !== 3)
+    throw new UrlStateError(`view parameter: ${show(text.slice(0, 80))} is not node@dx,dy,k`);
+  const [dx, dy, k] = nums.map((n) => (/^-?\d+(\.\d+)?(e[-+]?\d+)?$/i.test(n) ? Number(n) : n));
+  return CENTRE({ node: text.slice(0, at), dx, dy, k }, 'view');
+}
+
+/** `href` with its view parameter set to `centre`, or removed. */
+export function withViewCentre(href: string, centre: ViewCentre | null | undefined): string {
+  const url = new URL(href);
+  if (centre) url.searchParams.set(URL_VIEW_PARAM, formatViewCentre(centre));
+  else url.searchParams.delete(URL_VIEW_PARAM);
+  return url.toString();
+}
+
+/** The link's state, with its view parameter (which wins over a centre inside the state) folded in. */
 export async function readUrlState(
+  location: { search: string; hash?: string },
+  storage?: StateStorage | null,
+): Promise<UrlState | null> {
+  const state = await readStateParam(location, storage);
+  const view = new URLSearchParams(location.search).get(URL_VIEW_PARAM);
+  if (!state || view === null) return state;
+  return { ...state, view: { ...state.view, centre: parseViewCentre(view) } };
+}
+
+async function readStateParam(
   location: { search: string; hash?: string },
   storage?: StateStorage | null,
 ): Promise<UrlState | null> {

@@ -6,6 +6,7 @@ import { DEFAULT_SAMPLE_ID } from '../samples.ts';
 import {
   placeUrlState,
   readUrlState,
+  withViewCentre,
   type StatePlace,
   type StateStorage,
   type UrlState,
@@ -43,12 +44,25 @@ export function snapshot(s: AppState): UrlState | null {
       tpGroup: s.gates.tpGroup,
     },
     selected: s.selected,
-    view: {
-      layout: s.layout,
-      tab: s.bottomTab,
-      theme: s.theme,
-      ...(s.viewCentre && { centre: s.viewCentre }),
-    },
+    // Where the views look goes in its own parameter (see URL_VIEW_PARAM), not in the state.
+    view: { layout: s.layout, tab: s.bottomTab, theme: s.theme },
+  };
+}
+
+/**
+ * A state's identity for "has it changed": its JSON, a pasted text stood in for by a counter that
+ * moves when the text does (stringifying megabytes on every store change would cost the page).
+ */
+function stateKeyer(): (snap: UrlState) => string {
+  let lastText: string | null = null;
+  let textId = 0;
+  return (snap) => {
+    if (!('text' in snap.source)) return JSON.stringify(snap);
+    if (snap.source.text !== lastText) {
+      lastText = snap.source.text;
+      textId++;
+    }
+    return JSON.stringify({ ...snap, source: { name: snap.source.name, textId } });
   };
 }
 
@@ -102,30 +116,54 @@ export function syncUrl(): () => void {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let scheduled = '';
   let lastPlace: StatePlace = 'query';
+  const keyOf = stateKeyer();
+  let centreTimer: ReturnType<typeof setTimeout> | undefined;
+  let lastCentre: AppState['viewCentre'] = null;
   const write = async (snap: UrlState, key: string) => {
     try {
-      const { href, place } = await placeUrlState(window.location.href, snap, localStore());
+      const placed = await placeUrlState(window.location.href, snap, localStore());
       if (scheduled !== key) return; // a newer state is on its way
+      const { place } = placed;
+      const href = withViewCentre(placed.href, useStore.getState().viewCentre);
       if (href !== window.location.href) window.history.replaceState(null, '', href);
       if (place !== lastPlace && PLACE_NOTICE[place]) useStore.getState().setNotice(PLACE_NOTICE[place]);
       lastPlace = place;
     } finally {
       // Another change may have come in while compressing; it has its own timer.
-      if (scheduled === key) useStore.getState().setUrlPending(false);
+      if (scheduled === key) {
+        timer = undefined;
+        useStore.getState().setUrlPending(false);
+      }
     }
   };
   const unsubscribe = useStore.subscribe((state) => {
     const snap = snapshot(state);
     if (!snap) return;
-    const key = JSON.stringify(snap);
-    if (key === scheduled) return;
+    const key = keyOf(snap);
+    if (key === scheduled) {
+      // Only the view moved: its own parameter, not the whole state again.
+      if (state.viewCentre === lastCentre) return;
+      lastCentre = state.viewCentre;
+      clearTimeout(centreTimer);
+      state.setUrlPending(true);
+      centreTimer = setTimeout(() => {
+        const href = withViewCentre(window.location.href, useStore.getState().viewCentre);
+        if (href !== window.location.href) window.history.replaceState(null, '', href);
+        // A full write may have started meanwhile: it clears the flag itself.
+        if (timer === undefined) useStore.getState().setUrlPending(false);
+      }, 120);
+      return;
+    }
     scheduled = key;
+    lastCentre = state.viewCentre;
     clearTimeout(timer);
+    clearTimeout(centreTimer);
     state.setUrlPending(true);
     timer = setTimeout(() => void write(snap, key), 120);
   });
   return () => {
     clearTimeout(timer);
+    clearTimeout(centreTimer);
     unsubscribe();
   };
 }
