@@ -8,7 +8,7 @@ import { generateSample } from '../../graph/samples/index.ts';
 import { buildScene } from './scene.ts';
 import { layoutScene } from './layout.ts';
 import { boxFill, drawCanvas } from './canvasRenderer.ts';
-import { KINDS, type Palette } from './palette.ts';
+import { TEST_PALETTE } from './testPalette.ts';
 import { nodeFills, overlayScale } from './overlay.ts';
 
 /** A path that remembers the boxes traced into it (their top-left corners). */
@@ -35,26 +35,7 @@ afterAll(() => {
   (globalThis as { Path2D?: unknown }).Path2D = had;
 });
 
-const palette = {
-  bg: '#fff',
-  edge: '#999',
-  edgeStrong: '#36f',
-  edgeLabel: '#777',
-  groupBg: '#fafafa',
-  groupBorder: '#ccc',
-  groupText: '#444',
-  nodeBg: '#fff',
-  text: '#111',
-  sub: '#555',
-  selected: '#36f',
-  match: '#fb0',
-  font: 'sans-serif',
-  mono: 'monospace',
-  grid: '#eee',
-  kind: Object.fromEntries(KINDS.map((k, i) => [k, { stroke: `#00000${i}`, fill: `#ffff0${i}` }])),
-  mark: { added: '#1a6', removed: '#d44', moved: '#e90', fused: '#95d' },
-  overlayNone: '#cccccc',
-} as Palette;
+const palette = TEST_PALETTE;
 
 /** Every fill of a path: its style and the boxes in it. */
 function draw(fills?: ReadonlyMap<string, string | null>, k = 1) {

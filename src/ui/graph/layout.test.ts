@@ -18,8 +18,7 @@ import { LayoutEngine } from './layoutEngine.ts';
 import { NavIndex } from './keyboardNavigation.ts';
 import { searchNodes } from './search.ts';
 import { sceneToSvg } from './exportImage.ts';
-import type { Palette } from './palette.ts';
-import { KINDS } from './palette.ts';
+import { TEST_PALETTE } from './testPalette.ts';
 
 const gptOss = (layers: number) => parseFx(generateSample('gpt-oss-20b', { layers, tp: 4 })).graph;
 
@@ -299,29 +298,7 @@ describe('keyboard navigation, search and SVG export on the laid-out PR fragment
   });
 
   it('exports every node, edge and mark as standalone SVG', () => {
-    const kind = Object.fromEntries(
-      KINDS.map((k) => [k, { stroke: `#${k.length}11111`, fill: '#ffffff' }]),
-    ) as Palette['kind'];
-    const palette: Palette = {
-      bg: '#fff',
-      grid: '#eee',
-      nodeBg: '#fff',
-      text: '#111',
-      sub: '#555',
-      edge: '#999',
-      edgeStrong: '#36f',
-      edgeLabel: '#777',
-      groupBg: '#fafafa',
-      groupBorder: '#ccc',
-      groupText: '#444',
-      selected: '#36f',
-      match: '#fb0',
-      kind,
-      mark: { added: '#1a6', removed: '#d44', moved: '#e90', fused: '#95d' },
-      overlayNone: '#ccc',
-      font: 'sans-serif',
-      mono: 'monospace',
-    };
+    const palette = TEST_PALETTE;
     const svg = sceneToSvg(scene, l, palette, {
       marks: new Map([['slice_1', 'moved']]),
       selected: 'all_reduce_1',
@@ -336,25 +313,7 @@ describe('keyboard navigation, search and SVG export on the laid-out PR fragment
   });
 
   it('exports images wide enough for the value labels right of the rightmost edges', () => {
-    const palette = {
-      bg: '#fff',
-      edge: '#999',
-      edgeStrong: '#36f',
-      edgeLabel: '#777',
-      groupBg: '#fafafa',
-      groupBorder: '#ccc',
-      groupText: '#444',
-      nodeBg: '#fff',
-      text: '#111',
-      sub: '#555',
-      selected: '#36f',
-      match: '#fb0',
-      font: 'sans-serif',
-      mono: 'monospace',
-      grid: '#eee',
-      kind: Object.fromEntries(KINDS.map((k) => [k, { stroke: '#123', fill: '#fff' }])),
-      mark: { added: '#1a6', removed: '#d44', moved: '#e90', fused: '#95d' },
-    } as Palette;
+    const palette = TEST_PALETTE;
     const g = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 4 })).graph;
     const sc = buildScene(g);
     const lay = layoutScene(sc);
