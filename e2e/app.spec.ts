@@ -6,12 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { URL_VIEW_PARAM, parseViewCentre, type UrlState } from '../src/ui/urlState.ts';
+import { idle } from './appPage.ts';
 
 /** Waits for the app's own idle flag (test mode): graph laid out, nothing loading or running. */
-async function idle(page: Page) {
-  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
-}
-
 function consoleErrors(page: Page): string[] {
   const errors: string[] = [];
   page.on('console', (m) => {

@@ -2,11 +2,8 @@
 // with their descriptions and what each refused; the Compare fixes view shows the three graphs
 // of one GPT-OSS layer side by side with their numbers and outputs checked equal.
 
-import { test, expect, type Page } from '@playwright/test';
-
-async function idle(page: Page) {
-  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
-}
+import { test, expect } from '@playwright/test';
+import { idle } from './appPage.ts';
 
 test('the pass list explains why sequence parallelism does not fire on GPT-OSS until the slice goes', async ({
   page,

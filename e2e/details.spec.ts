@@ -1,12 +1,9 @@
 // The small things a first-time user trips over, each pinned: typing in max tokens, the node
 // counts, the inspector's side, Paste FX…, narrow windows, and axe-core's accessibility rules.
 
-import { test, expect, type Page } from '@playwright/test';
+import { test, expect } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
-
-async function idle(page: Page) {
-  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
-}
+import { idle } from './appPage.ts';
 
 test('max tokens takes what is typed: select all, delete, type 512', async ({ page }) => {
   await page.goto('/?test=1');

@@ -1,12 +1,10 @@
 // Open folder…: a vLLM debug dump loads as its stages in compile order; the stage scrubber walks
 // them and the counts follow the stage shown. The TP group gate recounts too.
 
-import { test, expect, type Page } from '@playwright/test';
+import { test, expect } from '@playwright/test';
 import { fileURLToPath } from 'node:url';
+import { idle } from './appPage.ts';
 
-async function idle(page: Page) {
-  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
-}
 const DUMP = fileURLToPath(new URL('../fixtures/capture/vllm-dump-gpt-oss-before-tp2', import.meta.url));
 
 test("Open folder… lists a dump's stages; the scrubber walks them", async ({ page }) => {

@@ -1,11 +1,8 @@
 // Folding layers works in every view (before | after, current; SVG and canvas), by mouse and by
 // keyboard, with fold all / unfold all; a graph past 2,000 boxes opens folded.
 
-import { test, expect, type Page } from '@playwright/test';
-
-async function idle(page: Page) {
-  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
-}
+import { test, expect } from '@playwright/test';
+import { idle } from './appPage.ts';
 
 test('fold a layer by keyboard in the current view, then fold all and unfold all in before | after', async ({
   page,

@@ -2,10 +2,7 @@
 // the top of the graph; before and after line the site up by provenance.
 
 import { test, expect, type Page } from '@playwright/test';
-
-async function idle(page: Page) {
-  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
-}
+import { idle } from './appPage.ts';
 
 /** Where a node is drawn in a view, and whether that is inside the view's box. */
 async function placed(page: Page, name: string, label: string) {

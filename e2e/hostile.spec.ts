@@ -5,10 +5,7 @@
 import { test, expect, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
-
-async function idle(page: Page) {
-  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
-}
+import { idle } from './appPage.ts';
 
 /** Starts recording long tasks before any script of the page runs. */
 async function watchLongTasks(page: Page) {

@@ -4,14 +4,11 @@
 // loading and while rewriting is printed next to its 200 ms target and asserted under it.
 
 import { test, expect, type Page } from '@playwright/test';
+import { idle } from './appPage.ts';
 
 const BIG = 'GPT-OSS-20B · 300 layers · TP4 (≈10,000 nodes)';
 /** The target for any one main-thread task while loading or rewriting. */
 const LONG_TASK_TARGET_MS = 200;
-
-async function idle(page: Page, timeout = 30_000) {
-  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true', { timeout });
-}
 
 /** Records every long task from before the page's first script. */
 async function watchLongTasks(page: Page) {

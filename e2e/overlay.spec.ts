@@ -7,22 +7,7 @@ import AxeBuilder from '@axe-core/playwright';
 import { parseFx } from '../src/graph/fx/parse.ts';
 import { generateSample } from '../src/graph/samples/index.ts';
 import { launchesKernel, nodeCost, typeLookup } from '../src/graph/cost/model.ts';
-
-async function idle(page: Page) {
-  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
-}
-
-async function runFragmentOnCpu(page: Page) {
-  await page.getByLabel('Sample').selectOption({ label: 'PR #28841 · before (fragment)' });
-  await idle(page);
-  await page.getByRole('button', { name: 'Run pipeline' }).click();
-  await idle(page);
-  await page.getByRole('tab', { name: 'Run' }).click();
-  await page.getByLabel('Backend').selectOption('cpu');
-  await page.getByLabel('Ranks').selectOption('2');
-  await page.getByRole('button', { name: 'Run before & after' }).click();
-  await expect(page.getByTestId('run-verdict')).toHaveText(/^proven: /, { timeout: 60_000 });
-}
+import { idle, runFragmentOnCpu } from './appPage.ts';
 
 const pane = (page: Page, label: 'before' | 'after') =>
   page.locator(`[data-testid="graph-view"][data-label="${label}"]`);

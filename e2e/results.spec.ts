@@ -1,23 +1,8 @@
 // Results belong to the graph, steps and gates they ran: another graph clears them, other steps
 // or gates mark them stale. Times are medians of timed runs after a warm-up, per rank.
 
-import { test, expect, type Page } from '@playwright/test';
-
-async function idle(page: Page) {
-  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
-}
-
-async function runFragmentOnCpu(page: Page) {
-  await page.getByLabel('Sample').selectOption({ label: 'PR #28841 · before (fragment)' });
-  await idle(page);
-  await page.getByRole('button', { name: 'Run pipeline' }).click();
-  await idle(page);
-  await page.getByRole('tab', { name: 'Run' }).click();
-  await page.getByLabel('Backend').selectOption('cpu');
-  await page.getByLabel('Ranks').selectOption('2');
-  await page.getByRole('button', { name: 'Run before & after' }).click();
-  await expect(page.getByTestId('run-verdict')).toHaveText(/^proven: /, { timeout: 60_000 });
-}
+import { test, expect } from '@playwright/test';
+import { idle, runFragmentOnCpu } from './appPage.ts';
 
 test('another graph clears the run; other steps mark it stale; times are medians per rank', async ({
   page,
