@@ -77,36 +77,34 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
         ? selected
         : (diff.beforeToAfter.get(selected) ?? diff.mergedInto.get(selected) ?? null);
 
+  // What both sides share: selection, the synced view, folds.
+  const both = {
+    onSelect,
+    view,
+    onViewChange: setView,
+    collapsed,
+    onToggleGroup: toggle,
+    onSetCollapsed,
+    testMode,
+  };
   return (
     <div className="fl-diff-view" data-testid="diff-view">
       <GraphView
+        {...both}
         graph={before}
         label="before"
         marks={beforeMarks}
         selected={selectedBefore}
-        onSelect={onSelect}
-        view={view}
-        onViewChange={setView}
-        collapsed={collapsed}
-        onToggleGroup={toggle}
-        onSetCollapsed={onSetCollapsed}
-        testMode={testMode}
         anchor={anchor?.before ?? null}
         overlay={overlays?.[0]}
       />
       <GraphView
+        {...both}
         graph={after}
         label="after"
         marks={afterMarks}
         selected={selectedAfter}
-        onSelect={onSelect}
-        view={view}
-        onViewChange={setView}
-        collapsed={collapsed}
-        onToggleGroup={toggle}
-        onSetCollapsed={onSetCollapsed}
         animateFrom={animateFrom}
-        testMode={testMode}
         anchor={anchor?.after ?? null}
         focus={focus}
         onFocus={onFocus}

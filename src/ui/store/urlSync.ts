@@ -111,6 +111,12 @@ function refuseUnknownCentre(state: UrlState): void {
   );
 }
 
+/** Puts `href`, with where the views look now, in the address bar (no history entry). */
+function showHref(href: string): void {
+  const next = withViewCentre(href, useStore.getState().viewCentre);
+  if (next !== window.location.href) window.history.replaceState(null, '', next);
+}
+
 /** Subscribes the URL to the store; returns the unsubscribe function. */
 export function syncUrl(): () => void {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -124,8 +130,7 @@ export function syncUrl(): () => void {
       const placed = await placeUrlState(window.location.href, snap, localStore());
       if (scheduled !== key) return; // a newer state is on its way
       const { place } = placed;
-      const href = withViewCentre(placed.href, useStore.getState().viewCentre);
-      if (href !== window.location.href) window.history.replaceState(null, '', href);
+      showHref(placed.href);
       if (place !== lastPlace && PLACE_NOTICE[place]) useStore.getState().setNotice(PLACE_NOTICE[place]);
       lastPlace = place;
     } finally {
@@ -147,8 +152,7 @@ export function syncUrl(): () => void {
       clearTimeout(centreTimer);
       state.setUrlPending(true);
       centreTimer = setTimeout(() => {
-        const href = withViewCentre(window.location.href, useStore.getState().viewCentre);
-        if (href !== window.location.href) window.history.replaceState(null, '', href);
+        showHref(window.location.href);
         // A full write may have started meanwhile: it clears the flag itself.
         if (timer === undefined) useStore.getState().setUrlPending(false);
       }, 120);
