@@ -26,6 +26,7 @@ import {
 import type { Plan, StorageDType, Step } from '../src/runtime/plan.ts';
 import { bufferBytes } from '../src/wgsl/dtype.ts';
 import { NORM_ROWS_DEFAULT, type NormRowsConfig } from '../src/wgsl/rmsNormRows.ts';
+import type { NormParams } from '../src/wgsl/rmsNorm.ts';
 import { MOE_GEMV_DEFAULT, moeGemvTokens, type MoeGemvConfig } from '../src/wgsl/moe.ts';
 import { COPY_CEILING_WGSL } from '../src/wgsl/allReduce.ts';
 import {
@@ -173,6 +174,55 @@ async function passFloor(
   const err = await d.popErrorScope();
   if (err) throw new Error(`bench kernels: the pass-floor passes failed validation: ${err.message}`);
   return out;
+}
+
+/** add + RMSNorm over T rows of HIDDEN on one device: bindings out, resOut, x, res, w. */
+function encodeAddNorm(
+  dev: RankDevice,
+  dtype: StorageDType,
+  T: number,
+  bindings: GPUBuffer[],
+  layout: NormRowsConfig | 'legacy',
+): void {
+  encodeNorm(dev, 'add_rms_norm', 'fused_add_rms_norm', 'add', dtype, normRows(T, 1, 0), bindings, layout);
+}
+
+/** The fused all-reduce + RMSNorm over 2 ranks' rows gathered `slot` elements apart on this device. */
+function encodeGatheredNorm(
+  dev: RankDevice,
+  dtype: StorageDType,
+  T: number,
+  slot: number,
+  bindings: GPUBuffer[],
+  layout: NormRowsConfig | 'legacy',
+): void {
+  encodeNorm(
+    dev,
+    'allreduce_norm',
+    'fused_allreduce_norm',
+    'allreduce',
+    dtype,
+    normRows(T, 2, slot),
+    bindings,
+    layout,
+  );
+}
+
+/** Norm parameters for T contiguous rows of HIDDEN, starting at offset 0. */
+function normRows(T: number, ranks: number, rankSlotStride: number): NormParams {
+  return {
+    rows: T,
+    cols: HIDDEN,
+    xOffset: 0,
+    xRowStride: HIDDEN,
+    resOffset: 0,
+    resRowStride: HIDDEN,
+    wOffset: 0,
+    eps: 1e-5,
+    ranks,
+    rowStart: 0,
+    rankSlotStride,
+  };
 }
 
 function fill(
@@ -366,51 +416,9 @@ export async function bench(argv: string[]): Promise<number> {
       const g = fill(dev, 'gathered', dtype, 2 * slot, 'gathered');
       const best = { add: Infinity, allreduce: Infinity };
       const encodeAdd = (lay: NormRowsConfig | 'legacy') =>
-        encodeNorm(
-          dev,
-          'add_rms_norm',
-          'fused_add_rms_norm',
-          'add',
-          dtype,
-          {
-            rows: T,
-            cols: HIDDEN,
-            xOffset: 0,
-            xRowStride: HIDDEN,
-            resOffset: 0,
-            resRowStride: HIDDEN,
-            wOffset: 0,
-            eps: 1e-5,
-            ranks: 1,
-            rowStart: 0,
-            rankSlotStride: 0,
-          },
-          [out, resOut, x, res, w],
-          lay,
-        );
+        encodeAddNorm(dev, dtype, T, [out, resOut, x, res, w], lay);
       const encodeAr = (lay: NormRowsConfig | 'legacy') =>
-        encodeNorm(
-          dev,
-          'allreduce_norm',
-          'fused_allreduce_norm',
-          'allreduce',
-          dtype,
-          {
-            rows: T,
-            cols: HIDDEN,
-            xOffset: 0,
-            xRowStride: HIDDEN,
-            resOffset: 0,
-            resRowStride: HIDDEN,
-            wOffset: 0,
-            eps: 1e-5,
-            ranks: 2,
-            rowStart: 0,
-            rankSlotStride: slot,
-          },
-          [out, resOut, g, res, w],
-          lay,
-        );
+        encodeGatheredNorm(dev, dtype, T, slot, [out, resOut, g, res, w], lay);
       // Every layout is timed back to back first and checked afterwards: host-side checks between
       // timings leave the GPU idle, and on an H200 later timings then came out several times slower.
       const rows: { lay: NormRowsConfig | 'legacy'; add: KernelResult; ar: KernelResult }[] = [];
@@ -574,28 +582,7 @@ export async function bench(argv: string[]): Promise<number> {
     const out = dev.alloc('out', bufferBytes(dtype, n)),
       resOut = dev.alloc('resOut', bufferBytes(dtype, n));
     let us = await timeKernel(dev, iters, () =>
-      encodeNorm(
-        dev,
-        'add_rms_norm',
-        'fused_add_rms_norm',
-        'add',
-        dtype,
-        {
-          rows: T,
-          cols: HIDDEN,
-          xOffset: 0,
-          xRowStride: HIDDEN,
-          resOffset: 0,
-          resRowStride: HIDDEN,
-          wOffset: 0,
-          eps: 1e-5,
-          ranks: 1,
-          rowStart: 0,
-          rankSlotStride: 0,
-        },
-        [out, resOut, x, res, w],
-        normPick.add,
-      ),
+      encodeAddNorm(dev, dtype, T, [out, resOut, x, res, w], normPick.add),
     );
     add({
       suite: 'add+rmsnorm',
@@ -608,28 +595,7 @@ export async function bench(argv: string[]): Promise<number> {
     const slot = Math.ceil(n / 8) * 8;
     const g = fill(dev, 'gathered', dtype, 2 * slot, 'gathered');
     us = await timeKernel(dev, iters, () =>
-      encodeNorm(
-        dev,
-        'allreduce_norm',
-        'fused_allreduce_norm',
-        'allreduce',
-        dtype,
-        {
-          rows: T,
-          cols: HIDDEN,
-          xOffset: 0,
-          xRowStride: HIDDEN,
-          resOffset: 0,
-          resRowStride: HIDDEN,
-          wOffset: 0,
-          eps: 1e-5,
-          ranks: 2,
-          rowStart: 0,
-          rankSlotStride: slot,
-        },
-        [out, resOut, g, res, w],
-        normPick.allreduce,
-      ),
+      encodeGatheredNorm(dev, dtype, T, slot, [out, resOut, g, res, w], normPick.allreduce),
     );
     add({
       suite: 'allreduce+rmsnorm (2 ranks gathered)',
