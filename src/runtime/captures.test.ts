@@ -4,32 +4,18 @@
 // "proven" means the rewrite computes the same thing, not that it kept noise flowing the same way.
 
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { importGraph } from '../graph/formats.ts';
 import { DEFAULT_PIPELINE } from '../graph/passes/pipeline.ts';
-import { compareRewrite, planGraph, runGraph, type RunOptions } from './index.ts';
+import { compareRewrite, planGraph, runGraph } from './index.ts';
 import { bitwiseEqual } from './hostTensor.ts';
-import { nodeGpu } from './nodeGpu.ts';
+import { tinyRuns } from './testRuns.ts';
 
 const DIR = new URL('../../fixtures/capture/', import.meta.url).pathname;
 const load = (f: string) => importGraph(readFileSync(DIR + f, 'utf8'), { fileName: f }).graph;
 const PIPELINE = [...DEFAULT_PIPELINE];
 
-let gpu: GPU;
-beforeAll(async () => {
-  gpu = await nodeGpu();
-});
-const opts = (o: Partial<RunOptions>): RunOptions => ({
-  backend: 'cpu',
-  ranks: 2,
-  preset: 'tiny',
-  dtype: 'bf16',
-  allreduce: 'one-shot',
-  workers: false,
-  seed: 0x5eed,
-  gpu,
-  ...o,
-});
+const opts = tinyRuns({ backend: 'cpu', seed: 0x5eed });
 
 // [file, ranks (its TP), all-reduce + norm sites the pipeline fuses (fixtures/capture/README.md)]
 const CASES: [string, number, number][] = [

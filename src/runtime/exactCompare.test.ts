@@ -3,38 +3,24 @@
 // (Dawn on SwiftShader; one thread and one worker per rank) and on the CPU reference, in bf16 and
 // f32, for one fused site and for several in series; a corrupted rewrite must fail it.
 
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parseFx } from '../graph/fx/parse.ts';
 import { generateSample } from '../graph/samples/index.ts';
 import { DEFAULT_PIPELINE } from '../graph/passes/pipeline.ts';
 import type { Graph } from '../graph/ir.ts';
 import { compareGraphs, compareRewrite, runGraph, RunError, type RunOptions } from './index.ts';
-import { nodeGpu } from './nodeGpu.ts';
 import { rewriteForCompare } from './rewriteForCompare.ts';
 import { registerBackend } from './index.ts';
 import { bitwiseEqual } from './hostTensor.ts';
+import { freshSeed, tinyRuns } from './testRuns.ts';
 
 const SEED_DIR = new URL('../../fixtures/fx/seed', import.meta.url).pathname;
 const fragment = () => parseFx(readFileSync(`${SEED_DIR}/pr28841-before.fragment.txt`, 'utf8')).graph;
 const gptOss = () => parseFx(generateSample('gpt-oss-20b', { layers: 2, tp: 2 })).graph;
-const freshSeed = () => (Math.random() * 2 ** 32) >>> 0;
 const PIPELINE = [...DEFAULT_PIPELINE];
 
-let gpu: GPU;
-beforeAll(async () => {
-  gpu = await nodeGpu();
-});
-const base = (o: Partial<RunOptions> = {}): RunOptions => ({
-  backend: 'webgpu',
-  ranks: 2,
-  preset: 'tiny',
-  dtype: 'bf16',
-  allreduce: 'one-shot',
-  workers: false,
-  gpu,
-  ...o,
-});
+const base = tinyRuns();
 
 const fusedNodes = (g: Graph) =>
   g.nodes.filter(

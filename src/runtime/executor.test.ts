@@ -2,36 +2,22 @@
 // SwiftShader) against the CPU reference; all-reduce algorithms and rank modes giving the same
 // bits; the rewrite compared before and after; faults that must surface as RunErrors.
 
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parseFx } from '../graph/fx/parse.ts';
 import { generateSample } from '../graph/samples/index.ts';
-import { compareRewrite, planGraph, runGraph, RunError, type RunOptions, type RunProgress } from './index.ts';
+import { compareRewrite, planGraph, runGraph, RunError, type RunProgress } from './index.ts';
 import { closeRanks } from './webgpu/rankDevice.ts';
 import { closeRankWorkers } from './rankWorkers.ts';
-import { nodeGpu } from './nodeGpu.ts';
 import { bitwiseEqual, toHostTensor } from './hostTensor.ts';
 import { diffFromReference } from './referenceCheck.ts';
 import { roundBf16 } from './bf16.ts';
+import { freshSeed, tinyRuns } from './testRuns.ts';
 
 const SEED_DIR = new URL('../../fixtures/fx/seed', import.meta.url).pathname;
 const before = () => parseFx(readFileSync(`${SEED_DIR}/pr28841-before.fragment.txt`, 'utf8')).graph;
-const freshSeed = () => (Math.random() * 2 ** 32) >>> 0;
 
-let gpu: GPU;
-beforeAll(async () => {
-  gpu = await nodeGpu();
-});
-const base = (o: Partial<RunOptions> = {}): RunOptions => ({
-  backend: 'webgpu',
-  ranks: 2,
-  preset: 'tiny',
-  dtype: 'bf16',
-  allreduce: 'one-shot',
-  workers: false,
-  gpu,
-  ...o,
-});
+const base = tinyRuns();
 
 describe('the PR #28841 block on WebGPU ranks', { timeout: 180_000 }, () => {
   it('matches the CPU reference on every rank (MoE → all_reduce → slice → fused_add_rms_norm)', async () => {
@@ -137,7 +123,7 @@ describe('progress', { timeout: 300_000 }, () => {
       });
     const counting = {
       requestAdapter: async (o?: GPURequestAdapterOptions) =>
-        bind((await gpu.requestAdapter(o))!, (k, v) =>
+        bind((await base().gpu!.requestAdapter(o))!, (k, v) =>
           k !== 'requestDevice'
             ? v
             : async (d?: GPUDeviceDescriptor) => {
@@ -347,7 +333,7 @@ describe('faults surface as RunErrors', { timeout: 180_000 }, () => {
     // A GPU whose devices the test can reach, to lose one while the plan runs.
     const watched = {
       requestAdapter: async (o?: GPURequestAdapterOptions) => {
-        const a = (await gpu.requestAdapter(o))!;
+        const a = (await base().gpu!.requestAdapter(o))!;
         return new Proxy(a, {
           get: (t, k) =>
             k === 'requestDevice'
@@ -397,7 +383,7 @@ describe('faults surface as RunErrors', { timeout: 180_000 }, () => {
     // Devices whose buffers the test can reach by label (each storage's buffer is labelled with its id).
     const watched = {
       requestAdapter: async (o?: GPURequestAdapterOptions) =>
-        bind((await gpu.requestAdapter(o))!, (k, v) =>
+        bind((await base().gpu!.requestAdapter(o))!, (k, v) =>
           k !== 'requestDevice'
             ? v
             : async (d?: GPUDeviceDescriptor) =>

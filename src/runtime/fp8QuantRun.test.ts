@@ -3,28 +3,16 @@
 // (quant_out [4]). Rerun with the fused norm rounded as the unfused pair, the after-graph must give
 // the same bits: the quant of the same bf16 norm by the same 1/scale.
 
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseFx } from '../graph/fx/parse.ts';
 import { runPipeline } from '../graph/passes/pipeline.ts';
 import { compareGraphs, runGraph, type RunOptions } from './index.ts';
-import { nodeGpu } from './nodeGpu.ts';
 import { hostValues } from './hostTensor.ts';
 import { f8e4m3fnBits, f8e4m3fnValue } from '../graph/fp8.ts';
+import { tinyRuns } from './testRuns.ts';
 
-let gpu: GPU;
-beforeAll(async () => {
-  gpu = await nodeGpu();
-});
-const opts = (backend: 'cpu' | 'webgpu', seed: number): RunOptions => ({
-  backend,
-  ranks: 2,
-  preset: 'tiny',
-  dtype: 'bf16',
-  allreduce: 'one-shot',
-  workers: false,
-  gpu,
-  seed,
-});
+const run = tinyRuns();
+const opts = (backend: 'cpu' | 'webgpu', seed: number): RunOptions => run({ backend, seed });
 
 const BEFORE = parseFx(
   [

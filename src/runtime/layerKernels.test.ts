@@ -3,14 +3,14 @@
 // the CPU reference through small FX graphs with seeded inputs, within each kernel's declared
 // rounding (src/graph/opTable.ts).
 
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseFx } from '../graph/fx/parse.ts';
 import { KERNELS, MAP_FNS } from '../graph/opTable.ts';
 import { cpuAttention, cpuRotary, cpuScatter } from './cpuLayerKernels.ts';
 import { compareTensor } from './compareOutputs.ts';
-import { runGraph, planGraph, type RunOptions } from './index.ts';
-import { nodeGpu } from './nodeGpu.ts';
+import { runGraph, planGraph } from './index.ts';
 import { roundTo } from './weights.ts';
+import { tinyRuns } from './testRuns.ts';
 
 const id = (v: number) => v;
 
@@ -109,21 +109,7 @@ const GRAPHS = {
     return (out,)`,
 };
 
-let gpu: GPU;
-beforeAll(async () => {
-  gpu = await nodeGpu();
-});
-const base = (o: Partial<RunOptions> = {}): RunOptions => ({
-  backend: 'cpu',
-  ranks: 1,
-  preset: 'tiny',
-  dtype: 'bf16',
-  allreduce: 'one-shot',
-  workers: false,
-  seed: 11,
-  gpu,
-  ...o,
-});
+const base = tinyRuns({ backend: 'cpu', ranks: 1, seed: 11 });
 
 describe('WebGPU against the CPU reference', { timeout: 300_000 }, () => {
   const allowed: Record<keyof typeof GRAPHS, number> = {

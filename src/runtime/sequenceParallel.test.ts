@@ -6,33 +6,18 @@
 // (GPT-OSS's qkv addmm): symm_mem's fused all_gather GEMM takes no bias, so the product is rounded
 // before the bias add, one rounding more; the comparison says so and does not call it proven.
 
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseFx } from '../graph/fx/parse.ts';
 import { generateSample } from '../graph/samples/index.ts';
 import { runPipeline } from '../graph/passes/pipeline.ts';
 import type { Graph } from '../graph/ir.ts';
 import { compareGraphs, planGraph, runGraph, RunError, type RunOptions } from './index.ts';
-import { nodeGpu } from './nodeGpu.ts';
 import { bitwiseEqual } from './hostTensor.ts';
 import { GraphBuilder } from '../graph/build.ts';
+import { freshSeed, tinyRuns } from './testRuns.ts';
 
-let gpu: GPU;
-beforeAll(async () => {
-  gpu = await nodeGpu();
-});
-const seed = (Math.random() * 2 ** 32) >>> 0;
-const opts = (o: Partial<RunOptions>): RunOptions =>
-  ({
-    backend: 'cpu',
-    ranks: 2,
-    preset: 'tiny',
-    dtype: 'bf16',
-    allreduce: 'one-shot',
-    tokens: 8,
-    seed,
-    gpu,
-    ...o,
-  }) as RunOptions;
+const seed = freshSeed();
+const opts = tinyRuns({ backend: 'cpu', tokens: 8, seed });
 const gptOss = (tp: number, layers = 2) => parseFx(generateSample('gpt-oss-20b', { layers, tp })).graph;
 const rewrite = (g: Graph, passes: string[], tp: number) => runPipeline(g, passes, { worldSize: tp }).output;
 const SP = ['noop-elimination', 'slice-hoist', 'sequence-parallelism'];

@@ -3,27 +3,15 @@
 // each rank sums the same elements in the same rank order either way. Run on the CPU reference
 // and on WebGPU ranks (Dawn on SwiftShader); a corrupted hoist must fail the same check.
 
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseFx } from '../graph/fx/parse.ts';
 import type { Graph } from '../graph/ir.ts';
 import { runPipeline } from '../graph/passes/pipeline.ts';
 import { compareGraphs, type RunOptions } from './index.ts';
-import { nodeGpu } from './nodeGpu.ts';
+import { tinyRuns } from './testRuns.ts';
 
-let gpu: GPU;
-beforeAll(async () => {
-  gpu = await nodeGpu();
-});
-const opts = (backend: 'cpu' | 'webgpu', seed: number): RunOptions => ({
-  backend,
-  ranks: 2,
-  preset: 'tiny',
-  dtype: 'bf16',
-  allreduce: 'one-shot',
-  workers: false,
-  gpu,
-  seed,
-});
+const run = tinyRuns();
+const opts = (backend: 'cpu' | 'webgpu', seed: number): RunOptions => run({ backend, seed });
 
 /** mm → all_reduce → slice → add: the mm's per-rank partial sums are computed, nothing is fed. */
 const graph = (slice: string, sliced: string) =>

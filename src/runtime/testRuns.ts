@@ -1,0 +1,28 @@
+// Run options for the runtime's tests: the tiny preset on 2 ranks, bf16, one-shot all-reduce, one
+// thread, and Dawn's GPU for WebGPU runs (opened once per test file, before its tests).
+
+import { beforeAll } from 'vitest';
+import { nodeGpu } from './nodeGpu.ts';
+import type { RunOptions } from './index.ts';
+
+/** A builder of run options over these defaults and the file's own; call it inside tests. */
+export function tinyRuns(defaults: Partial<RunOptions> = {}): (o?: Partial<RunOptions>) => RunOptions {
+  let gpu: GPU | undefined;
+  beforeAll(async () => {
+    gpu = await nodeGpu();
+  });
+  return (o = {}) => ({
+    backend: 'webgpu',
+    ranks: 2,
+    preset: 'tiny',
+    dtype: 'bf16',
+    allreduce: 'one-shot',
+    workers: false,
+    gpu,
+    ...defaults,
+    ...o,
+  });
+}
+
+/** A seed for a run whose inputs should differ from run to run (the test prints it on failure). */
+export const freshSeed = (): number => (Math.random() * 2 ** 32) >>> 0;
