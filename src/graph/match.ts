@@ -5,7 +5,25 @@
 
 import type { Arg, Graph, Node, ValueType } from './ir.ts';
 import { isRef } from './ir.ts';
+import {
+  AUTO_FUNCTIONALIZED,
+  AUTO_FUNCTIONALIZED_V2,
+  forEachRef,
+  functionalizedArg,
+  functionalizedTarget,
+  mutatedResultIndex,
+} from './call.ts';
 import { lookupOp } from './ops.ts';
+
+// The call accessors moved to call.ts; the matcher's users still import them from here.
+export {
+  AUTO_FUNCTIONALIZED,
+  AUTO_FUNCTIONALIZED_V2,
+  forEachRef,
+  functionalizedArg,
+  functionalizedTarget,
+  mutatedResultIndex,
+};
 
 /** Everything a pass needs to look things up in O(1): nodes by name and by op, users, positions. */
 export interface GraphIndex {
@@ -33,61 +51,6 @@ export function matchKey(n: Node): string {
       return `${AUTO_FUNCTIONALIZED}:${t.target}`;
   }
   return n.op;
-}
-
-export const AUTO_FUNCTIONALIZED = 'higher_order.auto_functionalized';
-export const AUTO_FUNCTIONALIZED_V2 = 'higher_order.auto_functionalized_v2';
-
-/** The op an auto_functionalized (v1 or v2) node runs, or undefined for other nodes. */
-export function functionalizedTarget(n: Node): string | undefined {
-  if (n.op !== AUTO_FUNCTIONALIZED && n.op !== AUTO_FUNCTIONALIZED_V2) return undefined;
-  const t = n.args[0];
-  return t && typeof t === 'object' && !Array.isArray(t) && t.kind === 'op' ? t.target : undefined;
-}
-
-/**
- * An argument of the op a functionalized node runs, by schema name. v1 passes every argument as a
- * keyword. v2 (torch/_higher_order_ops/auto_functionalize.py) passes a mutated argument as
- * `_{name}_base_index` into `_all_bases`, plus `_{name}_size/_stride/_storage_offset` or
- * `_{name}_slice_*` when it is a view of that base: a view is not the base, so it reads as unknown.
- */
-export function functionalizedArg(n: Node, name: string): Arg | undefined {
-  if (n.op !== AUTO_FUNCTIONALIZED_V2 || name in n.kwargs) return n.kwargs[name];
-  const base = n.kwargs[`_${name}_base_index`];
-  if (base === undefined) return undefined;
-  if (base === null) return null;
-  const bases = n.kwargs['_all_bases'];
-  if (typeof base !== 'number' || !Array.isArray(bases)) return undefined;
-  const prefix = `_${name}_`;
-  for (const k in n.kwargs) if (k.startsWith(prefix) && k !== `_${name}_base_index`) return undefined;
-  return bases[base];
-}
-
-/**
- * The getitem index under which a functionalized node returns the new value of its mutated
- * argument `name`: v1 returns the mutated arguments in schema order from [1]; v2 returns every
- * base from [1] (`[1 + _{name}_base_index]`). Undefined when the argument is not returned whole.
- */
-export function mutatedResultIndex(n: Node, name: string): number | undefined {
-  const target = functionalizedTarget(n);
-  if (target === undefined) return undefined;
-  if (n.op === AUTO_FUNCTIONALIZED) {
-    const i = (lookupOp(target)?.args.filter((a) => a.mutates) ?? []).findIndex((a) => a.name === name);
-    return i < 0 ? undefined : i + 1;
-  }
-  const base = n.kwargs[`_${name}_base_index`];
-  return typeof base === 'number' && functionalizedArg(n, name) !== undefined ? base + 1 : undefined;
-}
-
-/** Calls `f` for every Ref inside an argument, allocating nothing. */
-export function forEachRef(a: Arg, f: (name: string) => void): void {
-  if (a === null || typeof a !== 'object') return;
-  if (Array.isArray(a)) {
-    for (let i = 0; i < a.length; i++) forEachRef(a[i]!, f);
-    return;
-  }
-  if (a.kind === 'ref') f(a.name);
-  else if (a.kind === 'tuple') for (let i = 0; i < a.items.length; i++) forEachRef(a.items[i]!, f);
 }
 
 export function indexGraph(g: Graph): GraphIndex {
