@@ -8,6 +8,7 @@ export default defineConfig({
       'agent/**/*.test.ts',
       'bench/**/*.test.ts',
       'reliability/**/*.test.ts',
+      'scripts/**/*.test.ts',
     ],
     environment: 'node',
     testTimeout: 60_000,

@@ -3,18 +3,10 @@
 // dependency-cruiser's layer rules. The linters live in tools/lint with their own TypeScript 5:
 // typescript-eslint needs the compiler API, which TypeScript 7 (the project's tsc) does not ship.
 // Installs them on first use. `--fix-format` writes Prettier's formatting instead of checking it.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { ensureLintTools, lintBin as bin, root } from './lintTools.mjs';
 
-const root = new URL('..', import.meta.url).pathname;
-const tools = join(root, 'tools', 'lint');
-const bin = (name) => join(tools, 'node_modules', '.bin', name);
-
-if (!existsSync(bin('eslint')) || !existsSync(bin('depcruise')) || !existsSync(bin('prettier'))) {
-  console.log('fusionlab: installing the linters (npm ci in tools/lint)…');
-  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: tools, stdio: 'inherit' });
-}
+ensureLintTools();
 
 const SOURCES = ['src', 'agent', 'bench', 'e2e', 'reliability', 'scripts', '*.ts'];
 const checks = [
