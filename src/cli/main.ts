@@ -1,5 +1,6 @@
 // Entry of the `fusionlab` command: one module per subcommand, each exporting
 // `command(argv): Promise<number>` (the exit code; 2 for bad input).
+import { BENCH_SUITES } from '../../bench/suites.ts';
 
 const COMMANDS: Record<
   string,
@@ -21,7 +22,7 @@ const COMMANDS: Record<
     load: () => import('./compareFixes.ts'),
     help: 'compare-fixes [--model gpt-oss-20b|gpt-oss-120b] [--ranks N] [--backend cpu|webgpu] [--preset tiny|layer] [--tokens T] [--seed S] [--json]',
   },
-  bench: { load: () => import('./bench.ts'), help: 'bench passes|kernels|ui|agent' },
+  bench: { load: () => import('./bench.ts'), help: `bench ${BENCH_SUITES.join('|')} [suite options]` },
 };
 
 export async function main(argv: string[]): Promise<number> {
