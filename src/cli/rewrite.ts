@@ -20,8 +20,16 @@ import { graphToJson } from '../graph/json.ts';
 import type { PassOptions } from '../graph/passes/pipeline.ts';
 import { DEFAULT_PIPELINE, PASSES, UnknownPassError, runPipeline } from '../graph/passes/pipeline.ts';
 import { GPU_FAMILIES, TOKEN_GATES } from '../graph/passes/options.ts';
-
-class UsageError extends Error {}
+import {
+  SWITCH,
+  UsageError,
+  nameList,
+  nonEmpty,
+  oneOf,
+  parseFlags,
+  positiveInt,
+  type FlagSpec,
+} from './flags.ts';
 
 interface RewriteArgs {
   file: string;
@@ -33,92 +41,47 @@ interface RewriteArgs {
   stage?: string;
 }
 
-function positiveInt(flag: string, v: string | undefined): number {
-  if (v === undefined || !/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v)))
-    throw new UsageError(`${flag} takes a positive integer, got ${v === undefined ? 'nothing' : `'${v}'`}`);
-  return Number(v);
-}
-
-function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[]): T {
-  if (v === undefined || !(allowed as readonly string[]).includes(v))
-    throw new UsageError(
-      `${flag} takes ${allowed.join(' | ')}, got ${v === undefined ? 'nothing' : `'${v}'`}`,
-    );
-  return v as T;
-}
+const REWRITE_FLAGS = {
+  '--passes': nameList(
+    '--passes takes a comma-separated list of passes',
+    PASSES,
+    (p) => new UnknownPassError(p).message,
+  ),
+  '--world-size': positiveInt,
+  '--max-tokens': positiveInt,
+  '--gpu': oneOf(GPU_FAMILIES),
+  '--token-gate': oneOf(TOKEN_GATES),
+  '--tp-group': nonEmpty(
+    "--tp-group takes the TP group's name as the graph's all_reduce calls carry it (default tp:0)",
+  ),
+  '--emit': oneOf(['fx', 'json'] as const),
+  '--out': nonEmpty('--out takes a path'),
+  '--report': SWITCH,
+  '--stage': nonEmpty("--stage takes a stage's name or its index in the folder"),
+} satisfies FlagSpec;
 
 export function parseRewriteArgs(argv: string[]): RewriteArgs {
-  const a: Partial<RewriteArgs> & { opts: PassOptions } = {
-    opts: {},
-    emit: 'fx',
-    report: false,
-    passes: [...DEFAULT_PIPELINE],
+  let file: string | undefined;
+  const { values: f } = parseFlags(argv, REWRITE_FLAGS, (arg) => {
+    if (file !== undefined) throw new UsageError(`one input file only (got '${file}' and '${arg}')`);
+    file = arg;
+  });
+  if (file === undefined) throw new UsageError('missing input: a file, or - for stdin');
+  return {
+    file,
+    passes: f['--passes'] ?? [...DEFAULT_PIPELINE],
+    opts: {
+      worldSize: f['--world-size'],
+      maxTokens: f['--max-tokens'],
+      gpu: f['--gpu'],
+      tokenGate: f['--token-gate'],
+      tpGroup: f['--tp-group'],
+    },
+    emit: f['--emit'] ?? 'fx',
+    out: f['--out'],
+    report: f['--report'] ?? false,
+    stage: f['--stage'],
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const [flag, inline] =
-      arg.startsWith('--') && arg.includes('=')
-        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
-        : [arg, undefined];
-    const value = () => inline ?? argv[++i];
-    switch (flag) {
-      case '--passes': {
-        const v = value();
-        if (!v) throw new UsageError('--passes takes a comma-separated list of passes');
-        a.passes = v
-          .split(',')
-          .map((p) => p.trim())
-          .filter((p) => p !== '');
-        for (const p of a.passes) if (!(p in PASSES)) throw new UsageError(new UnknownPassError(p).message);
-        break;
-      }
-      case '--world-size':
-        a.opts.worldSize = positiveInt(flag, value());
-        break;
-      case '--max-tokens':
-        a.opts.maxTokens = positiveInt(flag, value());
-        break;
-      case '--gpu':
-        a.opts.gpu = oneOf(flag, value(), GPU_FAMILIES);
-        break;
-      case '--token-gate':
-        a.opts.tokenGate = oneOf(flag, value(), TOKEN_GATES);
-        break;
-      case '--tp-group': {
-        const v = value();
-        if (!v)
-          throw new UsageError(
-            "--tp-group takes the TP group's name as the graph's all_reduce calls carry it (default tp:0)",
-          );
-        a.opts.tpGroup = v;
-        break;
-      }
-      case '--emit':
-        a.emit = oneOf(flag, value(), ['fx', 'json'] as const);
-        break;
-      case '--out': {
-        const v = value();
-        if (!v) throw new UsageError('--out takes a path');
-        a.out = v;
-        break;
-      }
-      case '--report':
-        a.report = true;
-        break;
-      case '--stage': {
-        const v = value();
-        if (!v) throw new UsageError("--stage takes a stage's name or its index in the folder");
-        a.stage = v;
-        break;
-      }
-      default:
-        if (arg.startsWith('--')) throw new UsageError(`unknown option '${arg}'`);
-        if (a.file !== undefined) throw new UsageError(`one input file only (got '${a.file}' and '${arg}')`);
-        a.file = arg;
-    }
-  }
-  if (a.file === undefined) throw new UsageError('missing input: a file, or - for stdin');
-  return a as RewriteArgs;
 }
 
 function readFolder(dir: string): StageFolder {

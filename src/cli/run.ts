@@ -31,8 +31,16 @@ import {
 import { fedSourcesOfOutputs } from '../runtime/fedSources.ts';
 import { readNpy, readSafetensors, tensorFileName, writeNpy, TensorFileError } from '../runtime/tensorio.ts';
 import { hostValues } from '../runtime/hostTensor.ts';
-
-class UsageError extends Error {}
+import {
+  SWITCH,
+  UsageError,
+  integerAtLeast,
+  nameList,
+  nonEmpty,
+  oneOf,
+  parseFlags,
+  type FlagSpec,
+} from './flags.ts';
 
 /**
  * The exit code of a run that failed. 2: the graph, the sizes or the flags cannot be run as given
@@ -72,114 +80,62 @@ interface RunArgs {
   given: Set<string>;
 }
 
-function positiveInt(flag: string, v: string | undefined, min = 1): number {
-  if (v === undefined || !/^\d+$/.test(v) || Number(v) < min || !Number.isSafeInteger(Number(v)))
-    throw new UsageError(`${flag} takes an integer ≥ ${min}, got ${v === undefined ? 'nothing' : `'${v}'`}`);
-  return Number(v);
-}
-function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[]): T {
-  if (v === undefined || !(allowed as readonly string[]).includes(v))
-    throw new UsageError(
-      `${flag} takes ${allowed.join(' | ')}, got ${v === undefined ? 'nothing' : `'${v}'`}`,
-    );
-  return v as T;
-}
+const RUN_FLAGS = {
+  '--backend': oneOf(['webgpu', 'cpu', 'agent'] as const),
+  '--ranks': integerAtLeast(1),
+  '--preset': oneOf(['tiny', 'layer'] as const),
+  '--dtype': oneOf(['bf16', 'f32', 'f16'] as const),
+  '--allreduce': oneOf(['ring', 'one-shot', 'two-shot'] as const),
+  '--workers': SWITCH,
+  '--tokens': integerAtLeast(1),
+  '--seed': integerAtLeast(0),
+  '--layers': integerAtLeast(1),
+  '--inputs': nonEmpty('--inputs takes a directory'),
+  '--dump-outputs': nonEmpty('--dump-outputs takes a directory'),
+  '--compare': nameList(
+    '--compare takes a comma-separated list of passes',
+    PASSES,
+    (p) => `unknown pass '${p}' in --compare (known: ${Object.keys(PASSES).join(', ')})`,
+  ),
+  '--report': SWITCH,
+  '--agent': (v: string | undefined) => {
+    if (!v || !/^ws:\/\/(127\.0\.0\.1|localhost):\d{1,5}\/?$/.test(v))
+      throw new UsageError(
+        `--agent takes ws://127.0.0.1:PORT (the agent listens on loopback only), got ${v === undefined ? 'nothing' : `'${v}'`}`,
+      );
+    return v.replace(/\/$/, '');
+  },
+  '--token': nonEmpty('--token takes the token `npm run agent` printed'),
+} satisfies FlagSpec;
 
 export function parseRunArgs(argv: string[]): RunArgs {
-  const a: Partial<RunArgs> = {
-    backend: 'webgpu',
-    ranks: 1,
-    preset: 'tiny',
-    dtype: 'bf16',
-    allreduce: 'one-shot',
-    workers: false,
-    layers: 1,
-    report: false,
-    given: new Set(),
+  let source: string | undefined;
+  const { values: f, given } = parseFlags(argv, RUN_FLAGS, (arg) => {
+    if (source !== undefined) throw new UsageError(`one graph only (got '${source}' and '${arg}')`);
+    source = arg;
+  });
+  if (source === undefined) throw new UsageError('missing graph: a file, or sample:NAME');
+  const args: RunArgs = {
+    source,
+    backend: f['--backend'] ?? 'webgpu',
+    ranks: f['--ranks'] ?? 1,
+    preset: f['--preset'] ?? 'tiny',
+    dtype: f['--dtype'] ?? 'bf16',
+    allreduce: f['--allreduce'] ?? 'one-shot',
+    workers: f['--workers'] ?? false,
+    tokens: f['--tokens'],
+    seed: f['--seed'],
+    layers: f['--layers'] ?? 1,
+    inputs: f['--inputs'],
+    dumpOutputs: f['--dump-outputs'],
+    compare: f['--compare'],
+    report: f['--report'] ?? false,
+    agent: f['--agent'],
+    token: f['--token'],
+    given,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const [flag, inline] =
-      arg.startsWith('--') && arg.includes('=')
-        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
-        : [arg, undefined];
-    const value = () => inline ?? argv[++i];
-    if (flag.startsWith('--')) a.given!.add(flag);
-    switch (flag) {
-      case '--backend':
-        a.backend = oneOf(flag, value(), ['webgpu', 'cpu', 'agent'] as const);
-        break;
-      case '--ranks':
-        a.ranks = positiveInt(flag, value());
-        break;
-      case '--preset':
-        a.preset = oneOf(flag, value(), ['tiny', 'layer'] as const);
-        break;
-      case '--dtype':
-        a.dtype = oneOf(flag, value(), ['bf16', 'f32', 'f16'] as const);
-        break;
-      case '--allreduce':
-        a.allreduce = oneOf(flag, value(), ['ring', 'one-shot', 'two-shot'] as const);
-        break;
-      case '--workers':
-        a.workers = true;
-        break;
-      case '--tokens':
-        a.tokens = positiveInt(flag, value());
-        break;
-      case '--seed':
-        a.seed = positiveInt(flag, value(), 0);
-        break;
-      case '--layers':
-        a.layers = positiveInt(flag, value());
-        break;
-      case '--inputs':
-        a.inputs = value();
-        if (!a.inputs) throw new UsageError('--inputs takes a directory');
-        break;
-      case '--dump-outputs':
-        a.dumpOutputs = value();
-        if (!a.dumpOutputs) throw new UsageError('--dump-outputs takes a directory');
-        break;
-      case '--compare': {
-        const v = value();
-        if (!v) throw new UsageError('--compare takes a comma-separated list of passes');
-        a.compare = v
-          .split(',')
-          .map((p) => p.trim())
-          .filter(Boolean);
-        for (const p of a.compare)
-          if (!(p in PASSES))
-            throw new UsageError(
-              `unknown pass '${p}' in --compare (known: ${Object.keys(PASSES).join(', ')})`,
-            );
-        break;
-      }
-      case '--report':
-        a.report = true;
-        break;
-      case '--agent': {
-        const v = value();
-        if (!v || !/^ws:\/\/(127\.0\.0\.1|localhost):\d{1,5}\/?$/.test(v))
-          throw new UsageError(
-            `--agent takes ws://127.0.0.1:PORT (the agent listens on loopback only), got ${v === undefined ? 'nothing' : `'${v}'`}`,
-          );
-        a.agent = v.replace(/\/$/, '');
-        break;
-      }
-      case '--token':
-        a.token = value();
-        if (!a.token) throw new UsageError('--token takes the token `npm run agent` printed');
-        break;
-      default:
-        if (arg.startsWith('--')) throw new UsageError(`unknown option '${arg}'`);
-        if (a.source !== undefined) throw new UsageError(`one graph only (got '${a.source}' and '${arg}')`);
-        a.source = arg;
-    }
-  }
-  if (a.source === undefined) throw new UsageError('missing graph: a file, or sample:NAME');
-  refuseUnused(a as RunArgs);
-  return a as RunArgs;
+  refuseUnused(args);
+  return args;
 }
 
 /** Flags the chosen run would not use are refused, never ignored. */
