@@ -13,12 +13,13 @@ import { mutateGraphJson, mutateText, prng } from '../graph/mutants.ts';
 import { runCliCaptured, type CliOutcome } from './captured.ts';
 
 const FIXTURES = new URL('../../fixtures/fx/', import.meta.url);
+const fixture = (file: string) => ({ file, text: readFileSync(new URL(file, FIXTURES), 'utf8') });
+/** The PR's fragments: small enough to run as well as rewrite. */
+const FRAGMENTS = ['seed/pr28841-before.fragment.txt', 'seed/pr28841-after.fragment.txt'].map(fixture);
 const SOURCES = [
-  'real/qwen2-paral2_layer1-r0.py',
-  'real/qwen2-paral4_layer1-r0.py',
-  'seed/pr28841-before.fragment.txt',
-  'seed/pr28841-after.fragment.txt',
-].map((f) => ({ file: f, text: readFileSync(new URL(f, FIXTURES), 'utf8') }));
+  ...['real/qwen2-paral2_layer1-r0.py', 'real/qwen2-paral4_layer1-r0.py'].map(fixture),
+  ...FRAGMENTS,
+];
 const JSON_SOURCES = SOURCES.map((s) => ({
   file: `${s.file}.json`,
   text: JSON.stringify(graphToJson(parseFx(s.text).graph)),
@@ -70,29 +71,24 @@ export interface Mutant {
 function makeMutant(dir: string, c: number, rnd: () => number): Mutant {
   const kind = rnd();
   const pickOf = <T>(xs: T[]) => xs[Math.floor(rnd() * xs.length)];
+  // A `rewrite` of the mutated text, written where the CLI reads it.
+  const rewriteOf = (ext: 'py' | 'json', m: { text: string; steps: string[] }, what: string): Mutant => {
+    const path = join(dir, `m${c}.${ext}`);
+    writeFileSync(path, m.text);
+    return { argv: ['rewrite', path, ...flags(rnd, FLAGS)], what: `${what}: ${m.steps.join('; ')}` };
+  };
   if (kind < 0.4) {
     const src = pickOf(SOURCES);
-    const m = mutateText(src.text, rnd);
-    const path = join(dir, `m${c}.py`);
-    writeFileSync(path, m.text);
-    return { argv: ['rewrite', path, ...flags(rnd, FLAGS)], what: `${src.file}: ${m.steps.join('; ')}` };
+    return rewriteOf('py', mutateText(src.text, rnd), src.file);
   }
   if (kind < 0.7) {
     const src = pickOf(JSON_SOURCES);
-    const m = mutateGraphJson(src.text, rnd);
-    const path = join(dir, `m${c}.json`);
-    writeFileSync(path, m.text);
-    return { argv: ['rewrite', path, ...flags(rnd, FLAGS)], what: `${src.file}: ${m.steps.join('; ')}` };
+    return rewriteOf('json', mutateGraphJson(src.text, rnd), src.file);
   }
   if (kind < 0.8) {
     const src = pickOf(JSON_SOURCES);
-    const m = mutateText(JSON.stringify(JSON.parse(src.text), null, 1), rnd);
-    const path = join(dir, `m${c}.json`);
-    writeFileSync(path, m.text);
-    return {
-      argv: ['rewrite', path, ...flags(rnd, FLAGS)],
-      what: `${src.file} (text): ${m.steps.join('; ')}`,
-    };
+    const pretty = JSON.stringify(JSON.parse(src.text), null, 1);
+    return rewriteOf('json', mutateText(pretty, rnd), `${src.file} (text)`);
   }
   if (kind < 0.95) {
     const file = pickOf([join(dir, 'missing.py'), dir, new URL(pickOf(SOURCES).file, FIXTURES).pathname]);
@@ -101,7 +97,7 @@ function makeMutant(dir: string, c: number, rnd: () => number): Mutant {
     return { argv, what: 'command line' };
   }
   // `run` on the CPU reference at the tiny preset: mutated fragments and command lines.
-  const src = pickOf(SOURCES.slice(2));
+  const src = pickOf(FRAGMENTS);
   const m = mutateText(src.text, rnd);
   const path = join(dir, `m${c}.py`);
   writeFileSync(path, m.text);

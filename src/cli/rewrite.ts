@@ -17,7 +17,7 @@ import { FUSED_ALLREDUCE_NORM } from '../graph/passes/fusionGate.ts';
 import { functionalizedTarget } from '../graph/match.ts';
 import { printFx } from '../graph/fx/print.ts';
 import { graphToJson } from '../graph/json.ts';
-import type { PassOptions } from '../graph/passes/pipeline.ts';
+import type { PassOptions, PipelineResult } from '../graph/passes/pipeline.ts';
 import { DEFAULT_PIPELINE, PASSES, UnknownPassError, runPipeline } from '../graph/passes/pipeline.ts';
 import { GPU_FAMILIES, TOKEN_GATES } from '../graph/passes/options.ts';
 import {
@@ -117,6 +117,111 @@ function readInput(file: string): string {
   return file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
 }
 
+/** Bad input: the one line the command prints on stderr before it exits 2. */
+class InputError extends Error {}
+
+const cannotRead = (source: string, e: unknown) =>
+  new InputError(
+    `fusionlab rewrite: cannot read ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+  );
+
+/** The graph to rewrite and, from a folder, the folder and which of its stages that graph is. */
+interface RewriteInput {
+  graph: Graph;
+  folder?: StageFolder;
+  stageIndex: number;
+}
+
+/** The chosen stage of a dump folder (the first without --stage); skipped files and the stage's warnings go to stderr. */
+function folderStage(args: RewriteArgs, source: string): RewriteInput {
+  let folder: StageFolder;
+  try {
+    folder = readFolder(args.file);
+  } catch (e) {
+    throw cannotRead(source, e);
+  }
+  for (const s of folder.skipped)
+    process.stderr.write(`${join(source, s.path)}: warning: skipped: ${s.reason}\n`);
+  if (folder.stages.length === 0)
+    throw new InputError(`fusionlab rewrite: ${source}: no graph among its ${folder.skipped.length} files`);
+  let stageIndex = 0;
+  if (args.stage !== undefined) {
+    stageIndex = /^\d+$/.test(args.stage)
+      ? Number(args.stage)
+      : folder.stages.findIndex((s) => s.name === args.stage);
+    if (stageIndex < 0 || stageIndex >= folder.stages.length)
+      throw new InputError(
+        `fusionlab rewrite: no stage '${args.stage}' in ${source} (stages: ${folder.stages.map((s, i) => `${i} ${s.name}`).join(', ')})`,
+      );
+  }
+  const stage = folder.stages[stageIndex]!;
+  for (const w of stage.warnings)
+    process.stderr.write(`${join(source, stage.path)}:${w.line}: warning: ${w.message}\n`);
+  return { graph: stage.graph, folder, stageIndex };
+}
+
+/** The graph of one file (or stdin); its import warnings go to stderr. */
+function fileGraph(args: RewriteArgs, source: string): RewriteInput {
+  if (args.stage !== undefined)
+    throw new InputError(`fusionlab rewrite: --stage picks a stage of a folder; ${source} is a file`);
+  let text: string;
+  try {
+    text = readInput(args.file);
+  } catch (e) {
+    throw cannotRead(source, e);
+  }
+  let imported;
+  try {
+    imported = importGraph(text, { fileName: source });
+  } catch (e) {
+    if (e instanceof GraphImportError)
+      throw new InputError(`${e.source ?? source}:${e.line}:${e.col}: ${e.detail}`);
+    throw e;
+  }
+  for (const w of imported.warnings) process.stderr.write(`${source}:${w.line}: warning: ${w.message}\n`);
+  return { graph: imported.graph, stageIndex: 0 };
+}
+
+function isFolder(file: string): boolean {
+  try {
+    return file !== '-' && statSync(file).isDirectory();
+  } catch {
+    return false; // Not there: reading it as a file says so.
+  }
+}
+
+/** --report: what each pass matched, why the rest did not fire, and a folder's stages. */
+function report(result: PipelineResult, input: RewriteInput): string {
+  const { folder, stageIndex } = input;
+  return (
+    JSON.stringify({
+      passes: result.stages.map((s) => {
+        // Sites that fused with a gate left unevaluated (no shapes in the graph), and what was assumed.
+        const unevaluated = s.matches
+          .filter((m) => m.unevaluated)
+          .map((m) => ({ site: m.site, gates: m.unevaluated }));
+        const entry = { name: s.pass, matches: s.matches.length, sites: s.matches.map((m) => m.site) };
+        return unevaluated.length ? { ...entry, unevaluated } : entry;
+      }),
+      diagnostics: result.diagnostics,
+      nodes: { before: result.input.nodes.length, after: result.output.nodes.length },
+      // A folder: every stage in order, with the fused all-reduce + norm sites it already holds.
+      ...(folder
+        ? {
+            stage: folder.stages[stageIndex]!.name,
+            stages: folder.stages.map((s) => ({
+              name: s.name,
+              path: s.path,
+              nodes: s.graph.nodes.length,
+              fusedSites: fusedSites(s.graph),
+            })),
+            skipped: folder.skipped,
+          }
+        : {}),
+    }) + '\n'
+  );
+}
+
 export async function command(argv: string[]): Promise<number> {
   let args: RewriteArgs;
   try {
@@ -129,106 +234,22 @@ export async function command(argv: string[]): Promise<number> {
     throw e;
   }
   const source = args.file === '-' ? '<stdin>' : args.file;
-  let graph: Graph;
-  let folder: StageFolder | undefined;
-  let stageIndex = 0;
-  let isFolder = false;
+  let input: RewriteInput;
   try {
-    isFolder = args.file !== '-' && statSync(args.file).isDirectory();
-  } catch {
-    // Not there: readInput below says so.
+    input = isFolder(args.file) ? folderStage(args, source) : fileGraph(args, source);
+  } catch (e) {
+    if (e instanceof InputError) {
+      process.stderr.write(`${e.message}\n`);
+      return 2;
+    }
+    throw e;
   }
-  if (isFolder) {
-    try {
-      folder = readFolder(args.file);
-    } catch (e) {
-      process.stderr.write(
-        `fusionlab rewrite: cannot read ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`,
-      );
-      return 2;
-    }
-    for (const s of folder.skipped)
-      process.stderr.write(`${join(source, s.path)}: warning: skipped: ${s.reason}\n`);
-    if (folder.stages.length === 0) {
-      process.stderr.write(
-        `fusionlab rewrite: ${source}: no graph among its ${folder.skipped.length} files\n`,
-      );
-      return 2;
-    }
-    if (args.stage !== undefined) {
-      stageIndex = /^\d+$/.test(args.stage)
-        ? Number(args.stage)
-        : folder.stages.findIndex((s) => s.name === args.stage);
-      if (stageIndex < 0 || stageIndex >= folder.stages.length) {
-        process.stderr.write(
-          `fusionlab rewrite: no stage '${args.stage}' in ${source} (stages: ${folder.stages.map((s, i) => `${i} ${s.name}`).join(', ')})\n`,
-        );
-        return 2;
-      }
-    }
-    const stage = folder.stages[stageIndex]!;
-    for (const w of stage.warnings)
-      process.stderr.write(`${join(source, stage.path)}:${w.line}: warning: ${w.message}\n`);
-    graph = stage.graph;
-  } else {
-    if (args.stage !== undefined) {
-      process.stderr.write(`fusionlab rewrite: --stage picks a stage of a folder; ${source} is a file\n`);
-      return 2;
-    }
-    let text: string;
-    try {
-      text = readInput(args.file);
-    } catch (e) {
-      process.stderr.write(
-        `fusionlab rewrite: cannot read ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`,
-      );
-      return 2;
-    }
-    let imported;
-    try {
-      imported = importGraph(text, { fileName: source });
-    } catch (e) {
-      if (e instanceof GraphImportError) {
-        process.stderr.write(`${e.source ?? source}:${e.line}:${e.col}: ${e.detail}\n`);
-        return 2;
-      }
-      throw e;
-    }
-    for (const w of imported.warnings) process.stderr.write(`${source}:${w.line}: warning: ${w.message}\n`);
-    graph = imported.graph;
-  }
-  const result = runPipeline(graph, args.passes, args.opts);
-  let out: string;
-  if (args.report) {
-    out =
-      JSON.stringify({
-        passes: result.stages.map((s) => {
-          // Sites that fused with a gate left unevaluated (no shapes in the graph), and what was assumed.
-          const unevaluated = s.matches
-            .filter((m) => m.unevaluated)
-            .map((m) => ({ site: m.site, gates: m.unevaluated }));
-          const entry = { name: s.pass, matches: s.matches.length, sites: s.matches.map((m) => m.site) };
-          return unevaluated.length ? { ...entry, unevaluated } : entry;
-        }),
-        diagnostics: result.diagnostics,
-        nodes: { before: result.input.nodes.length, after: result.output.nodes.length },
-        // A folder: every stage in order, with the fused all-reduce + norm sites it already holds.
-        ...(folder
-          ? {
-              stage: folder.stages[stageIndex]!.name,
-              stages: folder.stages.map((s) => ({
-                name: s.name,
-                path: s.path,
-                nodes: s.graph.nodes.length,
-                fusedSites: fusedSites(s.graph),
-              })),
-              skipped: folder.skipped,
-            }
-          : {}),
-      }) + '\n';
-  } else {
-    out = args.emit === 'json' ? JSON.stringify(graphToJson(result.output)) + '\n' : printFx(result.output);
-  }
+  const result = runPipeline(input.graph, args.passes, args.opts);
+  const out = args.report
+    ? report(result, input)
+    : args.emit === 'json'
+      ? JSON.stringify(graphToJson(result.output)) + '\n'
+      : printFx(result.output);
   if (args.out === undefined) {
     process.stdout.write(out);
     return 0;

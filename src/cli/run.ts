@@ -24,6 +24,7 @@ import {
   type RunOptions,
   type Trace,
   type HostTensor,
+  type Plan,
   type RunResult,
   type CompareReport,
   type Verdict,
@@ -283,12 +284,116 @@ function dump(dir: string, outputs: RunResult['outputs']): void {
   });
 }
 
+/** The run's settings as the user chose or defaulted them: what RunOptions and the report share. */
+function runSettings(args: RunArgs) {
+  return {
+    backend: args.backend,
+    ranks: args.ranks,
+    preset: args.preset,
+    dtype: args.dtype,
+    allreduce: args.allreduce,
+    workers: args.workers,
+  };
+}
+
+/** What the run is, as the report's head states it. */
+function reportHead(args: RunArgs) {
+  return { graph: args.source, ...runSettings(args), tokens: args.tokens ?? null, seed: args.seed ?? null };
+}
+type ReportHead = ReturnType<typeof reportHead>;
+
+/** Before and after the passes on the same inputs; exit 1 when an output differs. */
+async function compareAndReport(graph: Graph, args: RunArgs, opts: RunOptions, head: ReportHead) {
+  const rep: CompareReport = await compareRewrite(graph, args.compare!, opts);
+  if (args.dumpOutputs) {
+    dump(join(args.dumpOutputs, 'before'), rep.beforeOutputs);
+    dump(join(args.dumpOutputs, 'after'), rep.afterOutputs);
+  }
+  if (args.report) {
+    process.stdout.write(
+      JSON.stringify({
+        ...head,
+        compare: {
+          passes: rep.passes,
+          ok: rep.ok,
+          verdict: rep.verdict,
+          fedOnComparedPaths: rep.fedOnComparedPaths,
+          outputs: rep.outputs,
+          fusedSites: rep.fusedSites,
+          exact: rep.exact ?? null,
+        },
+        before: traceReport(rep.before),
+        after: traceReport(rep.after),
+      }) + '\n',
+    );
+  } else process.stdout.write(compareLines(rep));
+  return rep.ok ? 0 : 1;
+}
+
+function compareLines(rep: CompareReport): string {
+  const lines = rep.outputs.map((o) => {
+    const fed = o.fedFrom.length
+      ? `; depends on fed ${o.fedFrom.length > 1 ? 'nodes' : 'node'} ${o.fedFrom.join(', ')} (random values, no kernel): not proven`
+      : '';
+    return `${o.pass ? 'ok  ' : 'FAIL'} ${o.name}: max abs ${o.maxAbs}, max rel ${o.maxRel.toExponential(2)}, ${o.bitwiseEqual ? 'bitwise equal' : `${o.ulps} ulps`}; ${o.tolerance}${fed}`;
+  });
+  if (rep.exact) {
+    lines.push(`${rep.exact.skipped ? 'skip' : rep.exact.pass ? 'ok  ' : 'FAIL'} ${rep.exact.note}`);
+    for (const o of rep.exact.outputs ?? [])
+      if (!o.pass) lines.push(`FAIL ${o.name} (exact): max abs ${o.maxAbs}, ${o.ulps} ulps`);
+  }
+  lines.push(`verdict: ${VERDICT_LINE[rep.verdict](rep)}`);
+  return lines.map((l) => `${l}\n`).join('');
+}
+
+/** One run of the graph: its outputs per rank (and, with --report, the trace). */
+async function runAndReport(graph: Graph, plan: Plan, args: RunArgs, opts: RunOptions, head: ReportHead) {
+  const res = await runGraph(graph, opts);
+  if (args.dumpOutputs) dump(args.dumpOutputs, res.outputs);
+  const fed = fedSourcesOfOutputs(plan);
+  if (args.report) {
+    process.stdout.write(
+      JSON.stringify({ ...head, outputs: outputsReport(res, fed), trace: traceReport(res.trace) }) + '\n',
+    );
+    return 0;
+  }
+  process.stdout.write(`${res.trace.backend} on ${res.trace.device}, ${res.trace.ranks} rank(s)\n`);
+  for (const r of outputsReport(res, fed)) {
+    for (const o of r.outputs) {
+      const from = o.fedFrom.length ? ` (depends on fed ${o.fedFrom.join(', ')})` : '';
+      process.stdout.write(
+        `rank ${r.rank} ${o.name}: ${o.dtype}[${o.shape}] max |x| ${o.maxAbs.toPrecision(4)}, rms ${o.rms.toPrecision(4)}${from}\n`,
+      );
+    }
+  }
+  return 0;
+}
+
+/** The exit code of an expected failure, after its one line on stderr; anything else is rethrown. */
+function failure(e: unknown): number {
+  const line = (m: string) => {
+    process.stderr.write(`fusionlab run: ${m.split('\n')[0]}\n`);
+  };
+  if (e instanceof GraphImportError) {
+    process.stderr.write(`${e.source ?? ''}:${e.line}:${e.col}: ${e.detail}\n`);
+    return 2;
+  }
+  if (e instanceof UsageError || e instanceof TensorFileError) {
+    line(e.message);
+    return 2;
+  }
+  if (e instanceof RunError) {
+    line(e.message);
+    return RUN_ERROR_EXIT[e.kind];
+  }
+  throw e;
+}
+
 export async function command(argv: string[]): Promise<number> {
-  let args: RunArgs;
   let gpu: GPU | undefined;
   let agentClient: { close(): void } | undefined;
   try {
-    args = parseRunArgs(argv);
+    const args = parseRunArgs(argv);
     const graph = loadGraph(args);
     const inputs = args.inputs ? loadInputs(args.inputs) : undefined;
     // Plan first: ops with no kernel, fed nodes and bad sizes are reported before any device work.
@@ -303,113 +408,13 @@ export async function command(argv: string[]): Promise<number> {
       process.stderr.write(`fed from seeded inputs (no kernel): ${plan.fed.join(', ')}\n`);
     if (args.backend === 'webgpu') gpu = await (await import('../runtime/nodeGpu.ts')).nodeGpu();
     if (args.backend === 'agent') agentClient = await connectAgent(args);
-    const opts: RunOptions = {
-      backend: args.backend,
-      ranks: args.ranks,
-      preset: args.preset,
-      dtype: args.dtype,
-      allreduce: args.allreduce,
-      workers: args.workers,
-      tokens: args.tokens,
-      seed: args.seed,
-      inputs,
-      gpu,
-    };
-    const head = {
-      graph: args.source,
-      backend: args.backend,
-      ranks: args.ranks,
-      preset: args.preset,
-      dtype: args.dtype,
-      allreduce: args.allreduce,
-      workers: args.workers,
-      tokens: args.tokens ?? null,
-      seed: args.seed ?? null,
-    };
-    if (args.compare) {
-      const rep: CompareReport = await compareRewrite(graph, args.compare, opts);
-      if (args.dumpOutputs) {
-        dump(join(args.dumpOutputs, 'before'), rep.beforeOutputs);
-        dump(join(args.dumpOutputs, 'after'), rep.afterOutputs);
-      }
-      if (args.report) {
-        process.stdout.write(
-          JSON.stringify({
-            ...head,
-            compare: {
-              passes: rep.passes,
-              ok: rep.ok,
-              verdict: rep.verdict,
-              fedOnComparedPaths: rep.fedOnComparedPaths,
-              outputs: rep.outputs,
-              fusedSites: rep.fusedSites,
-              exact: rep.exact ?? null,
-            },
-            before: traceReport(rep.before),
-            after: traceReport(rep.after),
-          }) + '\n',
-        );
-      } else {
-        for (const o of rep.outputs) {
-          const fed = o.fedFrom.length
-            ? `; depends on fed ${o.fedFrom.length > 1 ? 'nodes' : 'node'} ${o.fedFrom.join(', ')} (random values, no kernel): not proven`
-            : '';
-          process.stdout.write(
-            `${o.pass ? 'ok  ' : 'FAIL'} ${o.name}: max abs ${o.maxAbs}, max rel ${o.maxRel.toExponential(2)}, ${o.bitwiseEqual ? 'bitwise equal' : `${o.ulps} ulps`}; ${o.tolerance}${fed}\n`,
-          );
-        }
-        if (rep.exact) {
-          process.stdout.write(
-            `${rep.exact.skipped ? 'skip' : rep.exact.pass ? 'ok  ' : 'FAIL'} ${rep.exact.note}\n`,
-          );
-          for (const o of rep.exact.outputs ?? [])
-            if (!o.pass)
-              process.stdout.write(`FAIL ${o.name} (exact): max abs ${o.maxAbs}, ${o.ulps} ulps\n`);
-        }
-        process.stdout.write(`verdict: ${VERDICT_LINE[rep.verdict](rep)}\n`);
-      }
-      return rep.ok ? 0 : 1;
-    }
-    const res = await runGraph(graph, opts);
-    if (args.dumpOutputs) dump(args.dumpOutputs, res.outputs);
-    const fed = fedSourcesOfOutputs(plan);
-    if (args.report)
-      process.stdout.write(
-        JSON.stringify({ ...head, outputs: outputsReport(res, fed), trace: traceReport(res.trace) }) + '\n',
-      );
-    else {
-      process.stdout.write(`${res.trace.backend} on ${res.trace.device}, ${res.trace.ranks} rank(s)\n`);
-      for (const r of outputsReport(res, fed)) {
-        for (const o of r.outputs) {
-          const from = o.fedFrom.length ? ` (depends on fed ${o.fedFrom.join(', ')})` : '';
-          process.stdout.write(
-            `rank ${r.rank} ${o.name}: ${o.dtype}[${o.shape}] max |x| ${o.maxAbs.toPrecision(4)}, rms ${o.rms.toPrecision(4)}${from}\n`,
-          );
-        }
-      }
-    }
-    return 0;
+    const opts: RunOptions = { ...runSettings(args), tokens: args.tokens, seed: args.seed, inputs, gpu };
+    const head = reportHead(args);
+    return args.compare
+      ? await compareAndReport(graph, args, opts, head)
+      : await runAndReport(graph, plan, args, opts, head);
   } catch (e) {
-    const line = (m: string) => {
-      process.stderr.write(`fusionlab run: ${m.split('\n')[0]}\n`);
-    };
-    if (e instanceof UsageError) {
-      line(e.message);
-      return 2;
-    }
-    if (e instanceof GraphImportError) {
-      process.stderr.write(`${e.source ?? ''}:${e.line}:${e.col}: ${e.detail}\n`);
-      return 2;
-    }
-    if (e instanceof TensorFileError) {
-      line(e.message);
-      return 2;
-    }
-    if (e instanceof RunError) {
-      line(e.message);
-      return RUN_ERROR_EXIT[e.kind];
-    }
-    throw e;
+    return failure(e);
   } finally {
     if (gpu) (await import('../runtime/webgpu/rankDevice.ts')).closeRanks(gpu);
     agentClient?.close();
