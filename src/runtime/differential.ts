@@ -52,6 +52,9 @@ export interface GeneratedGraph {
 /** Sizes that avoid the tiny preset's mapped dims (40, 48, 97 come from 2880, 3072, the vocabulary). */
 const COLS = [3, 5, 8, 12, 17, 24, 31, 36];
 
+const AF = 'higher_order.auto_functionalized';
+const opRef = (target: string): Arg => ({ kind: 'op', target }) as unknown as Arg;
+
 class Gen {
   readonly b = new GraphBuilder('differential', 'module');
   readonly outputs: Arg[] = [];
@@ -118,6 +121,11 @@ class Gen {
   out(a: Arg) {
     this.outputs.push(a);
   }
+  /** An auto_functionalized call of `target` whose results `items` are outputs. */
+  functionalized(p: string, target: string, kwargs: Record<string, Arg>, items: number[]) {
+    const af = this.node(p, AF, [opRef(target)], kwargs, null);
+    for (const i of items) this.out(this.node('item', 'getitem', [af, i], {}, null));
+  }
   /** A per-rank exact value [T, cols]: rows of a per-rank embedding table (weights differ by rank). */
   perRank(cols: number) {
     const vocab = this.int(5, 13);
@@ -140,9 +148,6 @@ class Gen {
   }
 }
 
-const AF = 'higher_order.auto_functionalized';
-const opRef = (target: string): Arg => ({ kind: 'op', target }) as unknown as Arg;
-
 /** The map functions some elementwise op of the table lowers to. */
 type ElementwiseMapFn = {
   [K in ElementwiseOp]: (typeof ELEMENTWISE_OPS)[K] extends infer D
@@ -162,14 +167,12 @@ const MAP_FN_CALLS: Record<Exclude<MapFn, ElementwiseMapFn>, (g: Gen) => void> =
     const c = g.pick(COLS);
     const x = g.domainInput(MAP_FNS.silu_mul.domain[0], ['s0', 2 * c]);
     const half = g.node('slice', 'aten.slice.Tensor', [x, 1, 0, c], {}, null);
-    const af = g.node(
+    g.functionalized(
       'silu',
-      AF,
-      [opRef('_C.silu_and_mul.default')],
+      '_C.silu_and_mul.default',
       { result: g.node('empty', 'aten.empty_like.default', [half], {}, null), input: x },
-      null,
+      [1],
     );
-    g.out(g.node('item', 'getitem', [af, 1], {}, null));
   },
 };
 
@@ -235,26 +238,21 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     const c = g.normCols();
     const x = g.input(['s0', c]);
     const res = g.node('empty', 'aten.empty_like.default', [x], {}, null);
-    const af = g.node(
+    g.functionalized(
       'rms',
-      AF,
-      [opRef('_C.rms_norm.default')],
+      '_C.rms_norm.default',
       { result: res, input: x, weight: g.input([c]), epsilon: 1e-6 },
-      null,
+      [1],
     );
-    g.out(g.node('item', 'getitem', [af, 1], {}, null));
   },
   fused_add_rms_norm: (g) => {
     const c = g.normCols();
-    const af = g.node(
+    g.functionalized(
       'add_rms',
-      AF,
-      [opRef('_C.fused_add_rms_norm.default')],
+      '_C.fused_add_rms_norm.default',
       { input: g.input(['s0', c]), residual: g.input(['s0', c]), weight: g.input([c]), epsilon: 1e-5 },
-      null,
+      [1, 2],
     );
-    g.out(g.node('item', 'getitem', [af, 1], {}, null));
-    g.out(g.node('item', 'getitem', [af, 2], {}, null));
   },
   all_reduce: (g) => {
     const x = g.perRank(g.pick(COLS));
@@ -262,10 +260,9 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
   },
   fused_allreduce_norm: (g) => {
     const c = g.normCols();
-    const af = g.node(
+    g.functionalized(
       'ar_norm',
-      AF,
-      [opRef('vllm.flashinfer_trtllm_fused_allreduce_norm.default')],
+      'vllm.flashinfer_trtllm_fused_allreduce_norm.default',
       {
         allreduce_in: g.perRank(c),
         residual: g.input(['s0', c]),
@@ -282,10 +279,8 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
         fp32_acc: true,
         max_token_num: 1024,
       },
-      null,
+      [1, 2],
     );
-    g.out(g.node('item', 'getitem', [af, 1], {}, null));
-    g.out(g.node('item', 'getitem', [af, 2], {}, null));
   },
   // Not generated: every graph here also runs on the agent, whose native worker has no FP8 kernel
   // and refuses it by node. The CPU and WGSL quantizers are checked bit-exactly against an
@@ -315,10 +310,9 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     const hs = 2 * g.int(1, 4),
       heads = g.int(1, 3),
       rot = 2 * g.int(1, hs / 2);
-    const af = g.node(
+    g.functionalized(
       'rope',
-      AF,
-      [opRef('_C.rotary_embedding.default')],
+      '_C.rotary_embedding.default',
       {
         positions: g.input(['s0'], 'i64'),
         query: g.input(['s0', heads * hs]),
@@ -327,20 +321,17 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
         cos_sin_cache: g.input([16, rot]),
         is_neox: g.rand() < 0.5,
       },
-      null,
+      [1, 2],
     );
-    g.out(g.node('item', 'getitem', [af, 1], {}, null));
-    g.out(g.node('item', 'getitem', [af, 2], {}, null));
   },
   attention: (g) => {
     const kv = g.int(1, 2),
       heads = kv * g.int(1, 2),
       d = g.pick([4, 8]);
     const q = g.input(['s0', heads, d]);
-    const af = g.node(
+    g.functionalized(
       'attn',
-      AF,
-      [opRef('vllm.unified_attention_with_output.default')],
+      'vllm.unified_attention_with_output.default',
       {
         query: q,
         key: g.input(['s0', kv, d]),
@@ -350,9 +341,8 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
         output_scale: null,
         output_block_scale: null,
       },
-      null,
+      [1],
     );
-    g.out(g.node('item', 'getitem', [af, 1], {}, null));
   },
   moe: (g) => {
     // hidden 3072 and 32 experts: the tiny preset maps them to 48 columns, 32 experts top-4.
