@@ -82,6 +82,9 @@ describe("differential: CPU reference, WebGPU (Dawn + SwiftShader) and the agent
           graph.nodes.some((n) => n.op === op),
           op,
         ).toBe(true);
+      // Every map function, its operands fed from its domain (src/runtime/contracts.test.ts checks the values).
+      const fns = new Set(plan.steps.flatMap((s) => (s.kernel === 'map' ? [s.fn] : [])));
+      expect(fns).toEqual(new Set(Object.keys(MAP_FNS)));
     }
   });
 
@@ -148,6 +151,14 @@ describe("differential: CPU reference, WebGPU (Dawn + SwiftShader) and the agent
     expect(r.failures.length).toBeGreaterThan(0);
     expect(r.failures.every((f) => f.includes('map_'))).toBe(true);
     expect(r.results[0].comparisons.get(agent.backend.name)!.every((c) => c.pass)).toBe(true);
+  }, 300_000);
+
+  it("a plausible but wrong σ in the WGSL table (clamp(0.5 + 0.231·a, 0, 1): σ's bf16 value at 0 and 1) fails WebGPU on σ's outputs only", async () => {
+    const r = await withEntry('sigmoid', 'wgsl', 'clamp(0.5 + 0.231 * a, 0.0, 1.0)', () =>
+      sweep('planted: wgsl sigmoid', one(), [webgpu]),
+    );
+    expect(r.failures.length).toBeGreaterThan(0);
+    expect(r.failures.filter((f) => !f.includes('(map sigmoid:'))).toEqual([]);
   }, 300_000);
 
   it("a wrong entry in the agent's generated C++ table (muls reading the absent b) fails the agent only", async () => {

@@ -4,7 +4,7 @@
 //
 //   node --import tsx agent/differential.ts [--seed N] [--graphs N] [--max-ranks R] [--backends agent,webgpu] [--cpu]
 // Prints the seed, the kernel counts and one line per backend; exits 1 when an output is outside
-// its kernel's contract. On a GPU host without npm, bench/device/differential.sh runs a bundle of it.
+// the contract the op table declares for it (its map function's rounding, else its kernel's). On a GPU host without npm, bench/device/differential.sh runs a bundle of it.
 
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';

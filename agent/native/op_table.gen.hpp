@@ -38,7 +38,7 @@ inline OpCode parseOp(const std::string& s) {
 }
 
 /** Map functions (MAP_FNS), by wire code. */
-enum MapFn { MapMul = 0, MapMuls = 1, MapAdds = 2, MapGe = 3, MapLt = 4, MapAnd = 5, MapNot = 6, MapMaskedFill = 7, MapSiluMul = 8, MapFnCount };
+enum MapFn { MapMul = 0, MapMuls = 1, MapAdds = 2, MapGe = 3, MapLt = 4, MapAnd = 5, MapNot = 6, MapMaskedFill = 7, MapSiluMul = 8, MapSigmoid = 9, MapFnCount };
 
 /** One map function at one element; a = in0, b = in1 (0 when absent), s = the scalar. */
 FL_HOST_DEVICE inline float mapValue(int fn, float a, float b, float s) {
@@ -52,6 +52,7 @@ FL_HOST_DEVICE inline float mapValue(int fn, float a, float b, float s) {
     case MapNot: return (a == 0.f ? 1.f : 0.f);  // ¬a
     case MapMaskedFill: return (b != 0.f ? s : a);  // s where b, else a
     case MapSiluMul: return (a / (1.f + expf(-a))) * b;  // silu(a) · b
+    case MapSigmoid: return (1.f / (1.f + expf(-a)));  // σ(a) = 1 / (1 + e^−a)
     default: return a;  // unreachable: parseProgram refuses codes outside MapFn
   }
 }

@@ -3,17 +3,8 @@
 // fusionlab.graph/1 document (nodes reordered into a cycle, wrong field types, hostile nesting,
 // names no FX text can hold). The same seed gives the same mutants everywhere.
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The mutants' seeded generator (its home is seededRandom.ts; the fuzz tests import it from here). */
+export { prng } from './seededRandom.ts';
 
 export interface Mutant {
   text: string;

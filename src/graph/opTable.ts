@@ -58,9 +58,87 @@ export function assertNever(x: never, what = 'value'): never {
 
 // --- map functions --------------------------------------------------------------------------
 
-export interface MapFnDef {
-  /** Whether `b` is a tensor operand (else only `a` and the scalar `s` are read). */
-  tensorB: boolean;
+/**
+ * The values a map function's tensor operand takes. The checks that compare backends feed every
+ * operand its domain's special points and seeded draws from it (runtime/differential.ts,
+ * wgsl/mapFns.test.ts), so a body is checked where it is meant to work, not only at 0 and 1.
+ */
+export type OperandDomain = 'bool' | 'real' | 'positive' | 'nonzero' | 'index';
+
+export interface OperandDomainDef {
+  doc: string;
+  /** The dtype a graph holds such values in: masks b8, ids i64, else the run's float dtype. */
+  dtype: 'float' | 'b8' | 'i64';
+  /** Whether x belongs to the domain. */
+  holds: (x: number) => boolean;
+  /** Values every check feeds: zeros, signs, small, large, and the points where bodies change. */
+  special: readonly number[];
+  /** One value drawn with `u` (uniform in [0, 1)). */
+  draw: (u: () => number) => number;
+}
+
+// Magnitudes stay within 2^-24 .. 2^16, so no operand and no product of two is subnormal (WGSL may
+// flush those to zero); ±88 / ±89 straddle where exp leaves the f32 range, ±100 is past it.
+const REAL_SPECIAL = [0, 1, 0.5, 1.5, 2, 3, 7, 16, 20, 88, 89, 100, 1000, 65504, 1e-3, 2 ** -24].flatMap(
+  (x) => [x, -x],
+);
+/** Where activations live half the time, log-uniform over the whole range the other half. */
+const drawReal = (u: () => number) =>
+  u() < 0.5 ? 16 * u() - 8 : (u() < 0.5 ? -1 : 1) * 2 ** (-24 + 40 * u());
+
+export const OPERAND_DOMAINS: Record<OperandDomain, OperandDomainDef> = {
+  bool: {
+    doc: 'a mask: 0 or 1',
+    dtype: 'b8',
+    holds: (x) => x === 0 || x === 1,
+    special: [0, 1],
+    draw: (u) => +(u() < 0.5),
+  },
+  real: {
+    doc: 'any finite value',
+    dtype: 'float',
+    holds: Number.isFinite,
+    special: REAL_SPECIAL,
+    draw: drawReal,
+  },
+  positive: {
+    doc: 'a finite value > 0',
+    dtype: 'float',
+    holds: (x) => Number.isFinite(x) && x > 0,
+    special: REAL_SPECIAL.filter((x) => x > 0),
+    draw: (u) => 2 ** (-24 + 40 * u()),
+  },
+  nonzero: {
+    doc: 'a finite value other than ±0',
+    dtype: 'float',
+    holds: (x) => Number.isFinite(x) && x !== 0,
+    special: REAL_SPECIAL.filter((x) => x !== 0),
+    draw: (u) => drawReal(u) || 1,
+  },
+  index: {
+    doc: 'a token id or a size: an integer in [0, 2^24)',
+    dtype: 'i64',
+    holds: (x) => Number.isInteger(x) && x >= 0 && x < 2 ** 24,
+    special: [0, 1, 2, 3, 127, 128, 255, 256, 1000, 65535, 65536, 2 ** 24 - 1],
+    draw: (u) => Math.floor(u() * 2 ** 24),
+  },
+};
+
+/**
+ * How far a backend's map function may be from the CPU reference, per element, in ulps of the
+ * output dtype. 'exact': the body is f32 adds, multiplies, compares and selects, each correctly
+ * rounded on every backend, so the results are bitwise equal. Else a bound per float dtype (a body
+ * that calls exp or divides: neither is correctly rounded in WGSL). Either way a result the
+ * reference puts below the smallest normal f32 may come back as zero (WGSL may flush subnormals).
+ */
+export type MapRounding = 'exact' | { ulps: { bf16: number; f32: number } };
+
+/** The ulps a map function's result may differ by per element (0: bitwise). */
+export function mapFnUlps(r: MapRounding, dtype: 'bf16' | 'f32'): number {
+  return r === 'exact' ? 0 : r.ulps[dtype];
+}
+
+interface MapFnBody {
   /**
    * The CPU reference. Operands arrive as f64 values of their storage (already rounded); the body
    * computes in f32 (Math.fround) as the kernels do, and the result is rounded to the output dtype.
@@ -70,74 +148,121 @@ export interface MapFnDef {
   wgsl: string;
   /** C++/CUDA expression over `a`, `b`, `s` (float). */
   cpp: string;
-  /**
-   * Where the body calls exp (no backend's exp is correctly rounded), the most units in the last
-   * place of the output a backend may differ from the reference by; absent: bitwise.
-   */
-  ulps?: number;
+  /** The contract every check that compares a backend with the CPU reference holds it to. */
+  rounding: MapRounding;
   doc: string;
 }
 
+/**
+ * A map function: `tensorB` says whether `b` is a tensor operand (else only `a` and the scalar `s`
+ * are read), and `domain` gives each tensor operand's values, one per operand.
+ */
+export type MapFnDef = MapFnBody &
+  (
+    | { tensorB: false; domain: readonly [OperandDomain] }
+    | { tensorB: true; domain: readonly [OperandDomain, OperandDomain] }
+  );
+
+// A body of exp, one add, one division (and a multiply): WGSL's exp is within 3 + 2·|x| ulps (|x| ≤ 88.8
+// while the result is finite), its division within 2.5, the add and multiply correctly rounded: at
+// most 185 f32 ulps. Measured over the real domain (SwiftShader, a dense scan of a in [−89, 0)): silu
+// 62 and σ 64 ulps near a = −86…−88, where the single 1-ulp bound silu declared before held for
+// bf16 only (38 f32 ulps at a = −54). The agent's expf is within 2. In bf16 the error only flips a
+// tie: 1 ulp.
+const EXP_ROUNDING: MapRounding = { ulps: { bf16: 1, f32: 185 } };
+
 const f = Math.fround;
 const MAP_FN_TABLE = {
-  mul: { tensorB: true, cpu: (a, b) => f(a * b), wgsl: 'a * b', cpp: 'a * b', doc: 'a · b' },
+  mul: {
+    tensorB: true,
+    domain: ['real', 'real'],
+    cpu: (a, b) => f(a * b),
+    wgsl: 'a * b',
+    cpp: 'a * b',
+    rounding: 'exact',
+    doc: 'a · b',
+  },
   muls: {
     tensorB: false,
+    domain: ['real'],
     cpu: (a, _b, s) => f(a * f(s)),
     wgsl: 'a * s',
     cpp: 'a * s',
+    rounding: 'exact',
     doc: 'a · s (s a Python number)',
   },
   adds: {
     tensorB: false,
+    domain: ['real'],
     cpu: (a, _b, s) => f(a + f(s)),
     wgsl: 'a + s',
     cpp: 'a + s',
+    rounding: 'exact',
     doc: 'a + s (s a Python number)',
   },
   ge: {
     tensorB: false,
+    domain: ['real'],
     cpu: (a, _b, s) => +(a >= f(s)),
     wgsl: 'select(0.0, 1.0, a >= s)',
     cpp: '(a >= s ? 1.f : 0.f)',
+    rounding: 'exact',
     doc: 'a ≥ s',
   },
   lt: {
     tensorB: false,
+    domain: ['real'],
     cpu: (a, _b, s) => +(a < f(s)),
     wgsl: 'select(0.0, 1.0, a < s)',
     cpp: '(a < s ? 1.f : 0.f)',
+    rounding: 'exact',
     doc: 'a < s',
   },
   and: {
     tensorB: true,
+    domain: ['bool', 'bool'],
     cpu: (a, b) => +(a !== 0 && b !== 0),
     wgsl: 'select(0.0, 1.0, a != 0.0 && b != 0.0)',
     cpp: '((a != 0.f && b != 0.f) ? 1.f : 0.f)',
+    rounding: 'exact',
     doc: 'a ∧ b',
   },
   not: {
     tensorB: false,
+    domain: ['bool'],
     cpu: (a) => +(a === 0),
     wgsl: 'select(0.0, 1.0, a == 0.0)',
     cpp: '(a == 0.f ? 1.f : 0.f)',
+    rounding: 'exact',
     doc: '¬a',
   },
   masked_fill: {
     tensorB: true,
+    domain: ['real', 'bool'],
     cpu: (a, b, s) => (b !== 0 ? f(s) : a),
     wgsl: 'select(a, s, b != 0.0)',
     cpp: '(b != 0.f ? s : a)',
+    rounding: 'exact',
     doc: 's where b, else a',
   },
   // vLLM's silu_and_mul: silu(x)·y in f32 over the two halves of the last dim, rounded once.
   silu_mul: {
     tensorB: true,
+    domain: ['real', 'real'],
     cpu: (a, b) => f(f(a / f(1 + f(Math.exp(-a)))) * b),
     wgsl: '(a / (1.0 + exp(-a))) * b',
     cpp: '(a / (1.f + expf(-a))) * b',
-    ulps: 1,
+    rounding: EXP_ROUNDING,
     doc: 'silu(a) · b',
+  },
+  sigmoid: {
+    tensorB: false,
+    domain: ['real'],
+    cpu: (a) => f(1 / f(1 + f(Math.exp(-a)))),
+    wgsl: '1.0 / (1.0 + exp(-a))',
+    cpp: '(1.f / (1.f + expf(-a)))',
+    rounding: EXP_ROUNDING,
+    doc: 'σ(a) = 1 / (1 + e^−a)',
   },
 } as const satisfies Record<string, MapFnDef>;
 
@@ -204,6 +329,7 @@ export const ELEMENTWISE_OPS = {
     doc: 'self & other, elementwise.',
   },
   'aten.bitwise_not.default': { unary: 'not', args: [], doc: '~self, elementwise.' },
+  'aten.sigmoid.default': { unary: 'sigmoid', args: [], doc: 'σ(self) = 1 / (1 + e^−self), elementwise.' },
   'aten.masked_fill.Scalar': {
     tensor: { fn: 'masked_fill', scalarArg: 2 },
     args: [

@@ -1,7 +1,10 @@
-// The differential check across backends: seeded random graphs over every kernel and every
-// elementwise op of the op table (src/graph/opTable.ts), planned once and run on each backend;
-// every output is compared with the CPU reference under the contract of the kernel that wrote it
-// (bitwise where the op's rounding is specified, else within its stated ulps).
+// The differential check across backends: seeded random graphs over every kernel, every
+// elementwise op and every map function of the op table (src/graph/opTable.ts), planned once and
+// run on each backend; every output is compared with the CPU reference under the contract the
+// table declares for the step that wrote it: a map step's function's own rounding, element by
+// element, else its kernel's rounding (bitwise where specified, else ulps at the output's scale).
+// Map functions' tensor operands are fed from their declared domains (OPERAND_DOMAINS): special
+// points and seeded draws, not only 0 and 1.
 //
 // A graph's inexact kernels (GEMM, norms, sums) read only values that are exact on every
 // backend (inputs, views, exact kernels), so each output is held to its own kernel's contract
@@ -9,17 +12,25 @@
 
 import type { Arg, Graph } from '../graph/ir.ts';
 import { GraphBuilder } from '../graph/build.ts';
+import { prng } from '../graph/seededRandom.ts';
 import {
   ELEMENTWISE_OPS,
   KERNELS,
+  MAP_FNS,
+  OPERAND_DOMAINS,
+  mapFnUlps,
+  type ElementwiseOp,
   type ElementwiseOpDef,
+  type Field,
   type KernelName,
+  type MapFn,
+  type OperandDomain,
   type Rounding,
 } from '../graph/opTable.ts';
 import type { Backend, RunOptions, RunResult } from './backend.ts';
-import { buildPlan, type Plan } from './plan.ts';
+import { buildPlan, type Plan, type Step } from './plan.ts';
 import { compareTensor, type OutputComparison } from './compareOutputs.ts';
-import { hostValues, type HostTensor } from './hostTensor.ts';
+import { hostValues, toHostTensor, type HostTensor } from './hostTensor.ts';
 
 export interface DifferentialCase {
   seed: number;
@@ -32,36 +43,29 @@ export interface DifferentialCase {
   normCols?: number;
 }
 
-/** Which kernel wrote each output, so it is held to that kernel's rounding contract. */
+/** A graph and the values of its inputs fed from map operands' domains (the rest are seeded). */
 export interface GeneratedGraph {
   graph: Graph;
-  producers: Map<string, KernelName>;
-}
-
-/** mulberry32: a small seeded generator, so a seed names the same graph everywhere. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  inputs: Map<string, HostTensor>;
 }
 
 /** Sizes that avoid the tiny preset's mapped dims (40, 48, 97 come from 2880, 3072, the vocabulary). */
 const COLS = [3, 5, 8, 12, 17, 24, 31, 36];
 
+const AF = 'higher_order.auto_functionalized';
+const opRef = (target: string): Arg => ({ kind: 'op', target }) as unknown as Arg;
+
 class Gen {
   readonly b = new GraphBuilder('differential', 'module');
-  readonly producers = new Map<string, KernelName>();
   readonly outputs: Arg[] = [];
+  /** Values of the inputs fed from a domain, by input name. */
+  readonly given = new Map<string, HostTensor>();
   private k = 0;
   constructor(
     readonly rand: () => number,
     readonly dt: 'bf16' | 'f32',
     readonly ranks: number,
+    readonly tokens: number,
     readonly wideNorm?: number,
   ) {}
   /** Columns of a norm: even, so the vectorized kernels' pairs split it. */
@@ -87,13 +91,40 @@ class Gen {
   input(shape: (number | string)[], dtype: string = this.dt) {
     return this.b.input(this.name('in'), this.type(shape, dtype));
   }
+  /**
+   * An input holding values of a domain: its special points in a seeded order, then draws from it,
+   * in the dtype a graph holds such values in (masks b8, ids i64: i32 storages; else the run's).
+   */
+  domainInput(domain: OperandDomain, shape: ('s0' | number)[]) {
+    const d = OPERAND_DOMAINS[domain];
+    const dims = shape.map((x) => (x === 's0' ? this.tokens : x));
+    const n = dims.reduce((a, b) => a * b, 1);
+    const special = [...d.special];
+    for (let i = special.length - 1; i > 0; i--) {
+      const j = this.int(0, i);
+      [special[i], special[j]] = [special[j], special[i]];
+    }
+    const values = Array.from({ length: n }, (_, i) => (i < special.length ? special[i] : d.draw(this.rand)));
+    const x = this.input(shape, d.dtype === 'float' ? this.dt : d.dtype);
+    this.given.set(x.name, toHostTensor(d.dtype === 'float' ? this.dt : 'i32', dims, values));
+    return x;
+  }
+  /** A map function's tensor operands from their domains: a [T, c], b [T, c] or broadcast [c]. */
+  operands(fn: MapFn, c: number): Arg[] {
+    return MAP_FNS[fn].domain.map((d, k) =>
+      this.domainInput(d, k > 0 && this.rand() < 0.5 ? [c] : ['s0', c]),
+    );
+  }
   node(p: string, op: string, args: Arg[], kwargs: Record<string, Arg>, type: string | null) {
     return this.b.node(this.name(p), op, args, kwargs, type);
   }
-  out(a: Arg, kernel: KernelName) {
+  out(a: Arg) {
     this.outputs.push(a);
-    if (a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'ref')
-      this.producers.set(a.name, kernel);
+  }
+  /** An auto_functionalized call of `target` whose results `items` are outputs. */
+  functionalized(p: string, target: string, kwargs: Record<string, Arg>, items: number[]) {
+    const af = this.node(p, AF, [opRef(target)], kwargs, null);
+    for (const i of items) this.out(this.node('item', 'getitem', [af, i], {}, null));
   }
   /** A per-rank exact value [T, cols]: rows of a per-rank embedding table (weights differ by rank). */
   perRank(cols: number) {
@@ -102,17 +133,55 @@ class Gen {
     const ids = this.input(['s0'], 'i64');
     return this.node('embedding', 'aten.embedding.default', [table, ids], {}, this.type(['s0', cols]));
   }
+  /** A collective along the token dim of `m` concrete rows of exact values, as an output. */
+  tokenCollective(op: 'reduce_scatter' | 'all_gather', m: number, rowsOut: number) {
+    const c = this.pick(COLS);
+    const x = this.node(
+      'embedding',
+      'aten.embedding.default',
+      [this.input([this.int(5, 13), c]), this.input([m], 'i64')],
+      {},
+      this.type([m, c]),
+    );
+    const kw = { dim: 0, world_size: this.ranks, group_name: 'tp:0' };
+    this.out(this.node(op, `vllm.${op}.default`, [x], kw, this.type([rowsOut, c])));
+  }
 }
 
-const AF = 'higher_order.auto_functionalized';
-const opRef = (target: string): Arg => ({ kind: 'op', target }) as unknown as Arg;
+/** The map functions some elementwise op of the table lowers to. */
+type ElementwiseMapFn = {
+  [K in ElementwiseOp]: (typeof ELEMENTWISE_OPS)[K] extends infer D
+    ? | (D extends { unary: infer U } ? U : never)
+      | (D extends { number: { fn: infer N } } ? N : never)
+      | (D extends { tensor: { fn: infer T } } ? T : never)
+    : never;
+}[ElementwiseOp];
+
+/**
+ * A call for each map function that only another op lowers to (no elementwise op of the table):
+ * a map function added without an elementwise op or an entry here is a type error.
+ */
+const MAP_FN_CALLS: Record<Exclude<MapFn, ElementwiseMapFn>, (g: Gen) => void> = {
+  // vLLM's silu_and_mul: the gate and up halves of one [T, 2c] input.
+  silu_mul: (g) => {
+    const c = g.pick(COLS);
+    const x = g.domainInput(MAP_FNS.silu_mul.domain[0], ['s0', 2 * c]);
+    const half = g.node('slice', 'aten.slice.Tensor', [x, 1, 0, c], {}, null);
+    g.functionalized(
+      'silu',
+      '_C.silu_and_mul.default',
+      { result: g.node('empty', 'aten.empty_like.default', [half], {}, null), input: x },
+      [1],
+    );
+  },
+};
 
 /** One generator per kernel of the table: adding a kernel without one is a type error. */
 const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
   seed: (g) => {
     const x = g.input(['s0', g.pick(COLS)]);
     g.node('copy', 'aten.clone.default', [x], {}, null);
-    g.out(x, 'seed');
+    g.out(x);
   },
   copy: (g) => {
     const c = g.pick(COLS) + 4;
@@ -121,7 +190,7 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
       step = g.int(1, 3),
       end = g.int(start + 1, c);
     const s = g.node('slice', 'aten.slice.Tensor', [x, 1, start, end, step], {}, null);
-    g.out(g.node('clone', 'aten.clone.default', [s], {}, null), 'copy');
+    g.out(g.node('clone', 'aten.clone.default', [s], {}, null));
   },
   pad: (g) => {
     const c = g.pick(COLS);
@@ -129,34 +198,31 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     const lo = g.int(0, 3),
       hi = g.int(0, 5),
       top = g.int(0, 2);
-    g.out(g.node('pad', 'aten.constant_pad_nd.default', [x, [lo, hi, top, 0], g.scalar()], {}, null), 'pad');
+    g.out(g.node('pad', 'aten.constant_pad_nd.default', [x, [lo, hi, top, 0], g.scalar()], {}, null));
   },
   add: (g) => {
     const c = g.pick(COLS);
     const x = g.input(['s0', c]);
     const y = g.rand() < 0.5 ? g.input(['s0', c]) : g.input([c]);
-    g.out(g.node('add', 'aten.add.Tensor', [x, y], g.rand() < 0.5 ? { alpha: g.scalar() } : {}, null), 'add');
+    g.out(g.node('add', 'aten.add.Tensor', [x, y], g.rand() < 0.5 ? { alpha: g.scalar() } : {}, null));
   },
   map: (g) => {
-    // Every elementwise op of the table, in every operand form it has.
-    for (const [op, def] of Object.entries(ELEMENTWISE_OPS) as [string, ElementwiseOpDef][]) {
+    // Every elementwise op of the table in every operand form it has, then every map function other
+    // ops lower to; each tensor operand holds values of its map function's declared domain.
+    for (const [op, def] of Object.entries(ELEMENTWISE_OPS) as [ElementwiseOp, ElementwiseOpDef][]) {
       const c = g.pick(COLS);
-      const x = g.input(['s0', c]);
-      const mask = () =>
-        g.node('mask', 'aten.ge.Scalar', [g.input(g.rand() < 0.5 ? ['s0', c] : [c]), 0], {}, null);
-      if (def.unary) g.out(g.node('map', op, [mask()], {}, null), 'map');
-      if (def.number)
-        g.out(g.node('map', op, [x, def.number.size ? g.int(-1, 1) : g.scalar()], {}, null), 'map');
+      if (def.unary) g.out(g.node('map', op, g.operands(def.unary, c), {}, null));
+      if (def.number) {
+        const s = def.number.size ? g.int(-1, 1) : g.scalar();
+        g.out(g.node('map', op, [...g.operands(def.number.fn, c), s], {}, null));
+      }
       if (def.tensor && def.tensor.fn !== 'add') {
-        const other =
-          def.tensor.fn === 'masked_fill' || def.tensor.fn === 'and'
-            ? mask()
-            : g.input(g.rand() < 0.5 ? ['s0', c] : [c]);
-        const args: Arg[] = [def.tensor.fn === 'and' ? mask() : x, other];
+        const args = g.operands(def.tensor.fn, c);
         if (def.tensor.scalarArg !== undefined) args.push(g.scalar());
-        g.out(g.node('map', op, args, {}, null), 'map');
+        g.out(g.node('map', op, args, {}, null));
       }
     }
+    for (const call of Object.values(MAP_FN_CALLS)) call(g);
   },
   gemm: (g) => {
     const k = g.pick(COLS),
@@ -164,45 +230,39 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     const x = g.input(['s0', k]);
     const w = g.input([n, k]);
     const wt = g.node('t', 'aten.t.default', [w], {}, null);
-    if (g.rand() < 0.5) g.out(g.node('mm', 'aten.mm.default', [x, wt], {}, null), 'gemm');
-    else g.out(g.node('addmm', 'aten.addmm.default', [g.input([n]), x, wt], {}, null), 'gemm');
+    if (g.rand() < 0.5) g.out(g.node('mm', 'aten.mm.default', [x, wt], {}, null));
+    else g.out(g.node('addmm', 'aten.addmm.default', [g.input([n]), x, wt], {}, null));
   },
-  embedding: (g) => g.out(g.perRank(g.pick(COLS)), 'embedding'),
+  embedding: (g) => g.out(g.perRank(g.pick(COLS))),
   rms_norm: (g) => {
     const c = g.normCols();
     const x = g.input(['s0', c]);
     const res = g.node('empty', 'aten.empty_like.default', [x], {}, null);
-    const af = g.node(
+    g.functionalized(
       'rms',
-      AF,
-      [opRef('_C.rms_norm.default')],
+      '_C.rms_norm.default',
       { result: res, input: x, weight: g.input([c]), epsilon: 1e-6 },
-      null,
+      [1],
     );
-    g.out(g.node('item', 'getitem', [af, 1], {}, null), 'rms_norm');
   },
   fused_add_rms_norm: (g) => {
     const c = g.normCols();
-    const af = g.node(
+    g.functionalized(
       'add_rms',
-      AF,
-      [opRef('_C.fused_add_rms_norm.default')],
+      '_C.fused_add_rms_norm.default',
       { input: g.input(['s0', c]), residual: g.input(['s0', c]), weight: g.input([c]), epsilon: 1e-5 },
-      null,
+      [1, 2],
     );
-    g.out(g.node('item', 'getitem', [af, 1], {}, null), 'fused_add_rms_norm');
-    g.out(g.node('item', 'getitem', [af, 2], {}, null), 'fused_add_rms_norm');
   },
   all_reduce: (g) => {
     const x = g.perRank(g.pick(COLS));
-    g.out(g.node('all_reduce', 'vllm.all_reduce.default', [x, 'tp:0'], {}, null), 'all_reduce');
+    g.out(g.node('all_reduce', 'vllm.all_reduce.default', [x, 'tp:0'], {}, null));
   },
   fused_allreduce_norm: (g) => {
     const c = g.normCols();
-    const af = g.node(
+    g.functionalized(
       'ar_norm',
-      AF,
-      [opRef('vllm.flashinfer_trtllm_fused_allreduce_norm.default')],
+      'vllm.flashinfer_trtllm_fused_allreduce_norm.default',
       {
         allreduce_in: g.perRank(c),
         residual: g.input(['s0', c]),
@@ -219,10 +279,8 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
         fp32_acc: true,
         max_token_num: 1024,
       },
-      null,
+      [1, 2],
     );
-    g.out(g.node('item', 'getitem', [af, 1], {}, null), 'fused_allreduce_norm');
-    g.out(g.node('item', 'getitem', [af, 2], {}, null), 'fused_allreduce_norm');
   },
   // Not generated: every graph here also runs on the agent, whose native worker has no FP8 kernel
   // and refuses it by node. The CPU and WGSL quantizers are checked bit-exactly against an
@@ -231,46 +289,12 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
   fp8_quant: () => undefined,
   // Sequence parallelism's pair, over a concrete token count every rank count splits.
   reduce_scatter: (g) => {
-    const c = g.pick(COLS),
-      m = g.ranks * g.int(1, 3);
-    const x = g.node(
-      'embedding',
-      'aten.embedding.default',
-      [g.input([g.int(5, 13), c]), g.input([m], 'i64')],
-      {},
-      g.type([m, c]),
-    );
-    g.out(
-      g.node(
-        'reduce_scatter',
-        'vllm.reduce_scatter.default',
-        [x],
-        { dim: 0, world_size: g.ranks, group_name: 'tp:0' },
-        g.type([m / g.ranks, c]),
-      ),
-      'reduce_scatter',
-    );
+    const m = g.ranks * g.int(1, 3);
+    g.tokenCollective('reduce_scatter', m, m / g.ranks);
   },
   all_gather: (g) => {
-    const c = g.pick(COLS),
-      m = g.int(1, 3);
-    const x = g.node(
-      'embedding',
-      'aten.embedding.default',
-      [g.input([g.int(5, 13), c]), g.input([m], 'i64')],
-      {},
-      g.type([m, c]),
-    );
-    g.out(
-      g.node(
-        'all_gather',
-        'vllm.all_gather.default',
-        [x],
-        { dim: 0, world_size: g.ranks, group_name: 'tp:0' },
-        g.type([m * g.ranks, c]),
-      ),
-      'all_gather',
-    );
+    const m = g.int(1, 3);
+    g.tokenCollective('all_gather', m, m * g.ranks);
   },
   // Functionalization's write-back: a strided range of columns replaced.
   scatter: (g) => {
@@ -280,19 +304,15 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     const len = Math.ceil((c - start) / step);
     const base = g.input(['s0', c]),
       src = g.input(['s0', len]);
-    g.out(
-      g.node('scatter', 'aten.slice_scatter.default', [base, src, 1, start, c, step], {}, null),
-      'scatter',
-    );
+    g.out(g.node('scatter', 'aten.slice_scatter.default', [base, src, 1, start, c, step], {}, null));
   },
   rotary: (g) => {
     const hs = 2 * g.int(1, 4),
       heads = g.int(1, 3),
       rot = 2 * g.int(1, hs / 2);
-    const af = g.node(
+    g.functionalized(
       'rope',
-      AF,
-      [opRef('_C.rotary_embedding.default')],
+      '_C.rotary_embedding.default',
       {
         positions: g.input(['s0'], 'i64'),
         query: g.input(['s0', heads * hs]),
@@ -301,20 +321,17 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
         cos_sin_cache: g.input([16, rot]),
         is_neox: g.rand() < 0.5,
       },
-      null,
+      [1, 2],
     );
-    g.out(g.node('item', 'getitem', [af, 1], {}, null), 'rotary');
-    g.out(g.node('item', 'getitem', [af, 2], {}, null), 'rotary');
   },
   attention: (g) => {
     const kv = g.int(1, 2),
       heads = kv * g.int(1, 2),
       d = g.pick([4, 8]);
     const q = g.input(['s0', heads, d]);
-    const af = g.node(
+    g.functionalized(
       'attn',
-      AF,
-      [opRef('vllm.unified_attention_with_output.default')],
+      'vllm.unified_attention_with_output.default',
       {
         query: q,
         key: g.input(['s0', kv, d]),
@@ -324,38 +341,72 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
         output_scale: null,
         output_block_scale: null,
       },
-      null,
+      [1],
     );
-    g.out(g.node('item', 'getitem', [af, 1], {}, null), 'attention');
   },
   moe: (g) => {
     // hidden 3072 and 32 experts: the tiny preset maps them to 48 columns, 32 experts top-4.
     const x = g.input(['s0', 3072]);
     const logits = g.input(['s0', 32], 'f32');
-    g.out(
-      g.node('moe', 'vllm.moe_forward.default', [x, logits, g.name('layer')], {}, g.type(['s0', 3072])),
-      'moe',
-    );
+    g.out(g.node('moe', 'vllm.moe_forward.default', [x, logits, g.name('layer')], {}, g.type(['s0', 3072])));
   },
 };
 
-/** A seeded random graph with at least one node per kernel and per elementwise op form. */
+/** A seeded random graph with at least one node per kernel, per elementwise op form and per map function. */
 export function randomGraph(
   c: DifferentialCase,
   covers: (k: KernelName) => boolean = () => true,
 ): GeneratedGraph {
-  const g = new Gen(prng(c.seed), c.dtype, c.ranks, c.normCols);
+  const g = new Gen(prng(c.seed), c.dtype, c.ranks, c.tokens, c.normCols);
   const kernels = (Object.keys(KERNEL_CASES) as KernelName[]).filter(covers);
   // Every kernel once, then a few more picked at random, in a shuffled order.
   const order = [...kernels, ...Array.from({ length: 4 }, () => g.pick(kernels))].sort(() => g.rand() - 0.5);
   for (const k of order) KERNEL_CASES[k](g);
   g.b.output(...g.outputs);
-  return { graph: g.b.build(), producers: g.producers };
+  return { graph: g.b.build(), inputs: g.given };
 }
 
-/** The ulps an output may differ by under a rounding contract (0: bitwise). */
+/** The ulps an output may differ by under a kernel's rounding contract (0: bitwise). */
 export function allowedUlps(r: Rounding, dtype: 'bf16' | 'f32'): number {
   return r === 'exact' ? 0 : r.ulps[dtype];
+}
+
+/** What an output is held to: ulps per element (map functions) or at the output's scale (kernels). */
+export interface OutputContract {
+  ulps: number;
+  perElement: boolean;
+  /** The step's kernel (map: and its function) and why, for the report. */
+  why: string;
+}
+
+/** The step that last wrote a storage (a kernel's fields of kind 'storage' are what it writes). */
+function writerOf(plan: Plan, storage: string): Step | undefined {
+  for (let i = plan.steps.length - 1; i >= 0; i--) {
+    const s = plan.steps[i];
+    const fields: Record<string, Field> = KERNELS[s.kernel].fields;
+    const values = s as unknown as Record<string, unknown>;
+    if (Object.keys(fields).some((f) => fields[f] === 'storage' && values[f] === storage)) return s;
+  }
+  return undefined;
+}
+
+/**
+ * The contract the op table declares for a plan output: a map step's function's own rounding
+ * (MAP_FNS[fn].rounding, per element), else the rounding of the kernel that wrote it
+ * (KERNELS[k].rounding, at the output's scale). An output no step writes is a seeded input: exact.
+ */
+export function outputContract(plan: Plan, output: string, dtype: 'bf16' | 'f32'): OutputContract {
+  const view = plan.outputs.find((o) => o.name === output)?.view;
+  const s = view && writerOf(plan, view.storage);
+  if (s?.kernel === 'map') {
+    const r = MAP_FNS[s.fn].rounding;
+    const ulps = mapFnUlps(r, dtype);
+    const why = r === 'exact' ? 'IEEE f32 operations only' : `exp, ≤ ${ulps} ulps per element`;
+    return { ulps, perElement: true, why: `map ${s.fn}: ${why}` };
+  }
+  const kernel = s?.kernel ?? 'seed';
+  const r = KERNELS[kernel].rounding;
+  return { ulps: allowedUlps(r, dtype), perElement: false, why: `${kernel}: ${describeRounding(r, dtype)}` };
 }
 
 export interface BackendUnderTest {
@@ -381,7 +432,7 @@ export async function runDifferentialCase(
 ): Promise<DifferentialResult> {
   // The agent runs the kernels its worker has ops for (KERNELS[k].worker); a sweep with it covers those.
   const agent = backends.some((b) => b.backend.name === 'agent');
-  const { graph, producers } = randomGraph(c, agent ? (k) => KERNELS[k].worker.length > 0 : undefined);
+  const { graph, inputs } = randomGraph(c, agent ? (k) => KERNELS[k].worker.length > 0 : undefined);
   const plan = buildPlan(graph, { preset: 'tiny', dtype: c.dtype, ranks: c.ranks, tokens: c.tokens });
   const kernelCounts = new Map<KernelName, number>();
   for (const s of plan.steps) kernelCounts.set(s.kernel, (kernelCounts.get(s.kernel) ?? 0) + 1);
@@ -394,6 +445,7 @@ export async function runDifferentialCase(
     workers: false,
     seed: c.seed,
     tokens: c.tokens,
+    inputs,
   };
   const ref = await reference.run(plan, opts);
   const comparisons = new Map<string, OutputComparison[]>();
@@ -401,13 +453,7 @@ export async function runDifferentialCase(
     const got = await b.backend.run(plan, { ...opts, backend: b.backend.name, ...b.options });
     comparisons.set(
       b.name,
-      compareRuns(ref, got, (name) => {
-        const kernel = producers.get(name.replace(/\[\d+\]$/, '')) ?? 'seed';
-        return {
-          ulps: allowedUlps(KERNELS[kernel].rounding, c.dtype),
-          why: `${kernel}: ${describeRounding(KERNELS[kernel].rounding, c.dtype)}`,
-        };
-      }),
+      compareRuns(ref, got, (name) => outputContract(plan, name, c.dtype)),
     );
   }
   return { case: c, plan, comparisons, kernelCounts };
@@ -420,13 +466,13 @@ function describeRounding(r: Rounding, dtype: 'bf16' | 'f32'): string {
 function compareRuns(
   ref: RunResult,
   got: RunResult,
-  contract: (output: string) => { ulps: number; why: string },
+  contract: (output: string) => OutputContract,
 ): OutputComparison[] {
   const out: OutputComparison[] = [];
   for (let r = 0; r < ref.outputs.length; r++) {
     for (const [name, want] of ref.outputs[r]) {
       const have = got.outputs[r]?.get(name);
-      const { ulps, why } = contract(name);
+      const { ulps, perElement, why } = contract(name);
       if (!have) {
         out.push({
           name: `rank ${r}: ${name}`,
@@ -442,13 +488,45 @@ function compareRuns(
         continue;
       }
       out.push(
-        ulps === 0
-          ? compareTensor(`rank ${r}: ${name}`, want, have, 0, why)
-          : compareScaled(`rank ${r}: ${name}`, want, have, ulps, why),
+        perElement
+          ? compareMapOutput(`rank ${r}: ${name}`, want, have, ulps, why)
+          : ulps === 0
+            ? compareTensor(`rank ${r}: ${name}`, want, have, 0, why)
+            : compareScaled(`rank ${r}: ${name}`, want, have, ulps, why),
       );
     }
   }
   return out;
+}
+
+/** The smallest normal f32: below it a backend may return zero (WGSL may flush subnormals). */
+const MIN_NORMAL = 2 ** -126;
+
+/**
+ * A map step's output under its function's rounding, element by element (within `ulps`; 0:
+ * bitwise), except that where the reference is a subnormal a backend may return zero.
+ */
+export function compareMapOutput(
+  name: string,
+  want: HostTensor,
+  have: HostTensor,
+  ulps: number,
+  why: string,
+): OutputComparison {
+  const w = hostValues(want),
+    h = hostValues(have);
+  const flushed = (i: number) => h[i] === 0 && w[i] !== 0 && Math.abs(w[i]) < MIN_NORMAL;
+  if (
+    (have.dtype === 'bf16' || have.dtype === 'f32') &&
+    w.length === h.length &&
+    h.some((_, i) => flushed(i))
+  )
+    have = toHostTensor(
+      have.dtype,
+      have.shape,
+      Array.from(h, (v, i) => (flushed(i) ? w[i] : v)),
+    );
+  return compareTensor(name, want, have, ulps, why);
 }
 
 /** The ulp of the dtype at magnitude x (x > 0). */
@@ -509,12 +587,13 @@ export function summarize(results: DifferentialResult[]): { lines: string[]; fai
       byBackend.set(name, s);
     }
   }
-  // The largest distance seen per kernel (ulps at scale for inexact kernels), to set contracts from.
+  // The largest distance seen per kernel and map function (ulps at scale for inexact kernels, per
+  // element for map functions), to set contracts from.
   const worst = new Map<string, number>();
   for (const r of results)
     for (const [, cs] of r.comparisons)
       for (const c of cs) {
-        const k = `${c.tolerance.match(/\((\w+):/)?.[1] ?? '?'} ${r.case.dtype}`;
+        const k = `${c.tolerance.match(/\(((?:map )?\w+):/)?.[1] ?? '?'} ${r.case.dtype}`;
         worst.set(k, Math.max(worst.get(k) ?? 0, c.ulps));
       }
   const kernels = new Map<string, number>();
