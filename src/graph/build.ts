@@ -59,9 +59,11 @@ export class GraphBuilder {
     return ref(name);
   }
 
-  /** A node made whole elsewhere (an importer fills one in as it reads its line). */
+  /**
+   * A node made whole elsewhere, whose name the caller has already checked is new: the FX
+   * reader checks every name as it reads it, to report a duplicate with the line of the first.
+   */
   add(n: Node): void {
-    this.claim(n.name);
     this.nodes.push(n);
   }
 

@@ -27,6 +27,15 @@ export interface Token {
 const PUNCT2 = new Set(['//', '**', '<=', '>=', '==', '!=', '->', '<<', '>>']);
 const PUNCT1 = '()[]{},:;.=%-+*/@<>~&|^!';
 const PUNCT2_SECOND = '/*=<>';
+/** PUNCT1 and PUNCT2_SECOND by character code, so telling punctuation apart searches no string. */
+const IS_PUNCT1 = charCodeSet(PUNCT1);
+const IS_PUNCT2_SECOND = charCodeSet(PUNCT2_SECOND);
+
+function charCodeSet(chars: string): Uint8Array {
+  const set = new Uint8Array(128);
+  for (let k = 0; k < chars.length; k++) set[chars.charCodeAt(k)] = 1;
+  return set;
+}
 /** Far deeper than any FX argument; bounds the parser's recursion on hostile input. */
 export const MAX_BRACKET_DEPTH = MAX_NESTING_DEPTH;
 const CLOSER: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
@@ -231,6 +240,7 @@ export class TokenStream {
     const t = this.src.text;
     const n = t.length;
     let i = this.i;
+    // Blanks, names and comments, the commonest, are read here; the rest by the steps below.
     while (i < n) {
       if (this.atLineStart) {
         i = this.lexIndent(i);
@@ -250,10 +260,49 @@ export class TokenStream {
         i++;
         continue;
       }
-      i = this.lexToken(i, c);
+      if (isNameStart(c)) {
+        let j = i + 1;
+        while (j < n && isNameChar(t.charCodeAt(j))) j++;
+        this.push(Tok.Name, t.slice(i, j), i, j);
+        i = j;
+        continue;
+      }
+      if (c === 35 /* # */ && this.open.length === 0) {
+        i = this.lexComment(i);
+        continue;
+      }
+      if (c === 39 || c === 34) {
+        const from = i;
+        i = lexString(this.src, t, i, this.line, this.lineStart, (value, end) =>
+          this.push(Tok.Str, value, from, end),
+        );
+        continue;
+      }
+      if (isDigit(c) || (c === 46 && isDigit(t.charCodeAt(i + 1)))) {
+        i = this.lexNumber(i);
+        continue;
+      }
+      if (c === 60 /* < */) {
+        const end = this.lexLambdaClassName(i);
+        if (end > 0) {
+          i = end;
+          continue;
+        }
+      }
+      i = this.lexPunct(i);
     }
     this.i = i;
     this.lexEnd(n);
+  }
+
+  private lexComment(i: number): number {
+    const t = this.src.text;
+    let j = i + 1;
+    while (j < t.length && t.charCodeAt(j) !== 10) j++;
+    let end = j;
+    if (end > i + 1 && t.charCodeAt(end - 1) === 13) end--;
+    this.push(Tok.Comment, t.slice(i + 1, end), i, end);
+    return j;
   }
 
   /** Measures indentation as Python does (a tab advances to the next multiple of 8). */
@@ -300,36 +349,6 @@ export class TokenStream {
     this.atLineStart = true;
     this.lineHasTokens = false;
     return ended;
-  }
-
-  /** One token starting at `i` (its first character `c`); returns the offset after it. */
-  private lexToken(i: number, c: number): number {
-    const t = this.src.text;
-    const n = t.length;
-    if (c === 35 /* # */ && this.open.length === 0) {
-      let j = i + 1;
-      while (j < n && t.charCodeAt(j) !== 10) j++;
-      let end = j;
-      if (end > i + 1 && t.charCodeAt(end - 1) === 13) end--;
-      this.push(Tok.Comment, t.slice(i + 1, end), i, end);
-      return j;
-    }
-    if (isNameStart(c)) {
-      let j = i + 1;
-      while (j < n && isNameChar(t.charCodeAt(j))) j++;
-      this.push(Tok.Name, t.slice(i, j), i, j);
-      return j;
-    }
-    if (c === 60 /* < */) {
-      const end = this.lexLambdaClassName(i);
-      if (end > 0) return end;
-    }
-    if (isDigit(c) || (c === 46 && isDigit(t.charCodeAt(i + 1)))) return this.lexNumber(i);
-    if (c === 39 || c === 34)
-      return lexString(this.src, t, i, this.line, this.lineStart, (value, end) =>
-        this.push(Tok.Str, value, i, end),
-      );
-    return this.lexPunct(i);
   }
 
   /** `class <lambda>(torch.nn.Module):` — the class name is not an identifier. 0: not one. */
@@ -402,12 +421,14 @@ export class TokenStream {
       this.push(Tok.Punct, ch, i, i + 1);
       return i + 1;
     }
-    const two = i + 1 < t.length && PUNCT2_SECOND.includes(t[i + 1]) ? t.slice(i, i + 2) : '';
-    if (two && PUNCT2.has(two)) {
-      this.push(Tok.Punct, two, i, i + 2);
-      return i + 2;
+    if (IS_PUNCT2_SECOND[t.charCodeAt(i + 1)] === 1) {
+      const two = t.slice(i, i + 2);
+      if (PUNCT2.has(two)) {
+        this.push(Tok.Punct, two, i, i + 2);
+        return i + 2;
+      }
     }
-    if (PUNCT1.includes(ch)) {
+    if (IS_PUNCT1[t.charCodeAt(i)] === 1) {
       this.push(Tok.Punct, ch, i, i + 1);
       return i + 1;
     }
