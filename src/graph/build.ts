@@ -1,44 +1,46 @@
-// A small builder for graphs written in code (tests, passes that add nodes), so a graph can be
-// spelled the way FX prints it: `b.node('slice_1', 'aten.slice.Tensor', [ref('x'), 1, 0, 2880], {}, 'bf16[s72, 2880]')`.
+// The one builder of graphs: for graphs written in code (tests, passes that add nodes), spelled
+// the way FX prints them — `b.node('slice_1', 'aten.slice.Tensor', [ref('x'), 1, 0, 2880], {}, 'bf16[s72, 2880]')` —
+// and for the FX importer and the sample writer, which hand it nodes they have read or made.
 
-import type { Arg, DType, Graph, Input, Node, ValueType } from './ir.ts';
-import { DTYPE_BYTES, ref } from './ir.ts';
+import { AnnotationError, parseTypeAnnotation } from './fx/typeAnnotation.ts';
+import type { Arg, Graph, GraphForm, Input, Node, Provenance, Ref, ValueType } from './ir.ts';
+import { ref } from './ir.ts';
 
-const DTYPES = new Set(Object.keys(DTYPE_BYTES));
-
-/** Parses an FX type annotation: `"bf16[s72, 3072]"`, `"f32[]"`, `"Sym(s72)"`. */
+/** An FX type annotation written in code: `"bf16[s72, 3072]"`, `"f32[]"`, `"Sym(s72)"`. */
 export function parseType(text: string): ValueType {
-  const s = text.trim();
-  const sym = /^Sym\((.+)\)$/.exec(s);
-  if (sym) return { kind: 'sym', expr: sym[1]! };
-  const m = /^([a-z0-9]+)\[(.*)\]$/.exec(s);
-  if (!m || !DTYPES.has(m[1]!))
+  let type: ValueType | null = null;
+  try {
+    type = parseTypeAnnotation(text.trim()).type;
+  } catch (e) {
+    if (!(e instanceof AnnotationError)) throw e;
+  }
+  if (!type)
     throw new Error(`not a type annotation: "${text}" (expected like "bf16[s72, 2880]" or "Sym(s72)")`);
-  const body = m[2]!.trim();
-  const shape =
-    body === ''
-      ? []
-      : body.split(',').map((d) => {
-          const t = d.trim();
-          return /^-?\d+$/.test(t) ? Number(t) : t;
-        });
-  return { kind: 'tensor', dtype: m[1] as DType, shape };
+  return type;
 }
 
+/** A type as code writes it (annotation text) or as an importer has already read it. */
+export type TypeSpec = ValueType | string | null;
+
+const typeOf = (t: TypeSpec): ValueType | null => (typeof t === 'string' ? parseType(t) : t);
+
 export class GraphBuilder {
-  private inputs: Input[] = [];
-  private nodes: Node[] = [];
+  private readonly inputs: Input[] = [];
+  private readonly nodes: Node[] = [];
   private outputs: Arg[] | null = null;
-  private names = new Set<string>();
+  private readonly submodules: Record<string, Graph> = {};
+  private readonly names = new Set<string>();
+  readonly name: string;
+  readonly form: GraphForm;
 
-  constructor(
-    private name = 'GraphModule',
-    private form: Graph['form'] = 'module',
-  ) {}
+  constructor(name = 'GraphModule', form: GraphForm = 'module') {
+    this.name = name;
+    this.form = form;
+  }
 
-  input(name: string, type: string | null) {
+  input(name: string, type: TypeSpec, meta: Provenance = {}): Ref {
     this.claim(name);
-    this.inputs.push({ name, type: type === null ? null : parseType(type), meta: {} });
+    this.inputs.push({ name, type: typeOf(type), meta });
     return ref(name);
   }
 
@@ -47,19 +49,48 @@ export class GraphBuilder {
     op: string,
     args: Arg[],
     kwargs: Record<string, Arg> = {},
-    type: string | null = null,
+    type: TypeSpec = null,
     file?: string,
-  ) {
+  ): Ref {
     this.claim(name);
-    const n: Node = { name, op, args, kwargs, type: type === null ? null : parseType(type), meta: {} };
+    const n: Node = { name, op, args, kwargs, type: typeOf(type), meta: {} };
     if (file !== undefined) n.meta.file = file;
     this.nodes.push(n);
     return ref(name);
   }
 
-  output(...values: Arg[]) {
+  /**
+   * A node made whole elsewhere, whose name the caller has already checked is new: the FX
+   * reader checks every name as it reads it, to report a duplicate with the line of the first.
+   */
+  add(n: Node): void {
+    this.nodes.push(n);
+  }
+
+  output(...values: Arg[]): this {
+    return this.setOutputs(values);
+  }
+
+  /** The returned values, as a list (a return of thousands of values is no spread argument list). */
+  setOutputs(values: Arg[]): this {
     this.outputs = values;
     return this;
+  }
+
+  submodule(g: Graph): void {
+    this.submodules[g.name] = g;
+  }
+
+  hasSubmodule(name: string): boolean {
+    return name in this.submodules;
+  }
+
+  get nodeCount(): number {
+    return this.nodes.length;
+  }
+
+  get hasOutputs(): boolean {
+    return this.outputs !== null;
   }
 
   build(): Graph {
@@ -69,11 +100,11 @@ export class GraphBuilder {
       inputs: this.inputs,
       nodes: this.nodes,
       outputs: this.outputs,
-      submodules: {},
+      submodules: this.submodules,
     };
   }
 
-  private claim(name: string) {
+  private claim(name: string): void {
     if (this.names.has(name)) throw new Error(`duplicate name '${name}' in graph being built`);
     this.names.add(name);
   }

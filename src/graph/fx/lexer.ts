@@ -27,6 +27,15 @@ export interface Token {
 const PUNCT2 = new Set(['//', '**', '<=', '>=', '==', '!=', '->', '<<', '>>']);
 const PUNCT1 = '()[]{},:;.=%-+*/@<>~&|^!';
 const PUNCT2_SECOND = '/*=<>';
+/** PUNCT1 and PUNCT2_SECOND by character code, so telling punctuation apart searches no string. */
+const IS_PUNCT1 = charCodeSet(PUNCT1);
+const IS_PUNCT2_SECOND = charCodeSet(PUNCT2_SECOND);
+
+function charCodeSet(chars: string): Uint8Array {
+  const set = new Uint8Array(128);
+  for (let k = 0; k < chars.length; k++) set[chars.charCodeAt(k)] = 1;
+  return set;
+}
 /** Far deeper than any FX argument; bounds the parser's recursion on hostile input. */
 export const MAX_BRACKET_DEPTH = MAX_NESTING_DEPTH;
 const CLOSER: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
@@ -228,49 +237,19 @@ export class TokenStream {
 
   /** Lexes up to and including the next Newline token (or to the end). */
   private lexLogicalLine(): void {
-    const src = this.src;
-    const t = src.text;
+    const t = this.src.text;
     const n = t.length;
-    const open = this.open;
     let i = this.i;
+    // Blanks, names and comments, the commonest, are read here; the rest by the steps below.
     while (i < n) {
-      const c = t.charCodeAt(i);
       if (this.atLineStart) {
-        // Measure indentation as Python does (a tab advances to the next multiple of 8).
-        let j = i;
-        let width = 0;
-        for (; j < n; j++) {
-          const w = t.charCodeAt(j);
-          if (w === 32) width++;
-          else if (w === 9) width = (Math.floor(width / 8) + 1) * 8;
-          else if (w !== 12) break;
-        }
-        this.indent = width + 1;
-        this.atLineStart = false;
-        i = j;
+        i = this.lexIndent(i);
         continue;
       }
+      const c = t.charCodeAt(i);
       if (c === 10) {
-        let ended = false;
-        if (open.length > 0) {
-          const last = this.prev!;
-          const afterBreakable = last.kind === Tok.Punct && (last.text === ',' || last.text in CLOSER);
-          let j = i + 1;
-          while (j < n && t.charCodeAt(j) <= 32) j++;
-          const nextCloses = j < n && (t[j] === ')' || t[j] === ']' || t[j] === '}');
-          if (!afterBreakable && !nextCloses) {
-            this.i = i;
-            throw this.unclosedError(i);
-          }
-        } else if (this.lineHasTokens) {
-          this.push(Tok.Newline, '\n', i, i + 1);
-          ended = true;
-        }
+        const ended = this.lexLineBreak(i);
         i++;
-        this.line++;
-        this.lineStart = i;
-        this.atLineStart = true;
-        this.lineHasTokens = false;
         if (ended) {
           this.i = i;
           return;
@@ -281,15 +260,6 @@ export class TokenStream {
         i++;
         continue;
       }
-      if (c === 35 /* # */ && open.length === 0) {
-        let j = i + 1;
-        while (j < n && t.charCodeAt(j) !== 10) j++;
-        let end = j;
-        if (end > i + 1 && t.charCodeAt(end - 1) === 13) end--;
-        this.push(Tok.Comment, t.slice(i + 1, end), i, end);
-        i = j;
-        continue;
-      }
       if (isNameStart(c)) {
         let j = i + 1;
         while (j < n && isNameChar(t.charCodeAt(j))) j++;
@@ -297,117 +267,201 @@ export class TokenStream {
         i = j;
         continue;
       }
-      if (c === 60 /* < */ && this.prev) {
-        // `class <lambda>(torch.nn.Module):` — the class name is not an identifier.
-        const prev = this.prev;
-        if (prev.kind === Tok.Name && prev.text === 'class' && prev.line === this.line) {
-          let j = i + 1;
-          while (j < n && isNameChar(t.charCodeAt(j))) j++;
-          if (t.charCodeAt(j) === 62 /* > */) {
-            this.push(Tok.Name, t.slice(i, j + 1), i, j + 1);
-            i = j + 1;
-            continue;
-          }
-        }
-      }
-      if (isDigit(c) || (c === 46 && isDigit(t.charCodeAt(i + 1)))) {
-        let j = i;
-        let isFloat = false;
-        while (j < n && isDigit(t.charCodeAt(j))) j++;
-        if (t.charCodeAt(j) === 46 /* . */) {
-          isFloat = true;
-          j++;
-          while (j < n && isDigit(t.charCodeAt(j))) j++;
-        }
-        const e = t.charCodeAt(j);
-        if (e === 101 || e === 69) {
-          let k = j + 1;
-          const sign = t.charCodeAt(k);
-          if (sign === 43 || sign === 45) k++;
-          if (isDigit(t.charCodeAt(k))) {
-            while (k < n && isDigit(t.charCodeAt(k))) k++;
-            j = k;
-            isFloat = true;
-          }
-        }
-        if (j < n && isNameChar(t.charCodeAt(j))) {
-          throw src.error(
-            `malformed number '${t.slice(i, j + 1)}'`,
-            this.line,
-            i - this.lineStart + 1,
-            'a number',
-          );
-        }
-        this.push(isFloat ? Tok.Float : Tok.Int, t.slice(i, j), i, j);
-        i = j;
+      if (c === 35 /* # */ && this.open.length === 0) {
+        i = this.lexComment(i);
         continue;
       }
       if (c === 39 || c === 34) {
         const from = i;
-        i = lexString(src, t, i, this.line, this.lineStart, (value, end) =>
+        i = lexString(this.src, t, i, this.line, this.lineStart, (value, end) =>
           this.push(Tok.Str, value, from, end),
         );
         continue;
       }
-      const ch = t[i];
-      if (ch === '(' || ch === '[' || ch === '{') {
-        if (open.length >= MAX_BRACKET_DEPTH) {
-          throw src.error(
-            `brackets nested deeper than ${MAX_BRACKET_DEPTH} levels`,
-            this.line,
-            i - this.lineStart + 1,
-          );
+      if (isDigit(c) || (c === 46 && isDigit(t.charCodeAt(i + 1)))) {
+        i = this.lexNumber(i);
+        continue;
+      }
+      if (c === 60 /* < */) {
+        const end = this.lexLambdaClassName(i);
+        if (end > 0) {
+          i = end;
+          continue;
         }
-        open.push(this.push(Tok.Punct, ch, i, i + 1));
-        i++;
-        continue;
       }
-      if (ch === ')' || ch === ']' || ch === '}') {
-        const o = open[open.length - 1];
-        if (!o) {
-          throw src.error(`unmatched '${ch}': no bracket is open here`, this.line, i - this.lineStart + 1);
-        }
-        if (CLOSER[o.text] !== ch) {
-          const col = i - this.lineStart + 1;
-          const where = o.line === this.line ? `col ${o.col}` : `line ${o.line}, col ${o.col}`;
-          throw src.error(
-            `expected '${CLOSER[o.text]}' to close '${o.text}' opened at ${where}, found '${ch}'`,
-            this.line,
-            col,
-            `'${CLOSER[o.text]}'`,
-          );
-        }
-        open.pop();
-        this.push(Tok.Punct, ch, i, i + 1);
-        i++;
-        continue;
-      }
-      if (ch === '#') {
-        // Inside brackets `#` is not a comment in what FX prints: `[#users=1]` in older str(graph).
-        this.push(Tok.Punct, ch, i, i + 1);
-        i++;
-        continue;
-      }
-      const two = i + 1 < n && PUNCT2_SECOND.includes(t[i + 1]) ? t.slice(i, i + 2) : '';
-      if (two && PUNCT2.has(two)) {
-        this.push(Tok.Punct, two, i, i + 2);
-        i += 2;
-        continue;
-      }
-      if (PUNCT1.includes(ch)) {
-        this.push(Tok.Punct, ch, i, i + 1);
-        i++;
-        continue;
-      }
-      const cp = t.codePointAt(i) ?? c;
-      throw src.error(
-        `unexpected character ${describeChar(String.fromCodePoint(cp))}`,
-        this.line,
-        i - this.lineStart + 1,
-      );
+      i = this.lexPunct(i);
     }
     this.i = i;
-    if (open.length > 0) throw this.unclosedError(n);
+    this.lexEnd(n);
+  }
+
+  private lexComment(i: number): number {
+    const t = this.src.text;
+    let j = i + 1;
+    while (j < t.length && t.charCodeAt(j) !== 10) j++;
+    let end = j;
+    if (end > i + 1 && t.charCodeAt(end - 1) === 13) end--;
+    this.push(Tok.Comment, t.slice(i + 1, end), i, end);
+    return j;
+  }
+
+  /** Measures indentation as Python does (a tab advances to the next multiple of 8). */
+  private lexIndent(i: number): number {
+    const t = this.src.text;
+    const n = t.length;
+    let j = i;
+    let width = 0;
+    for (; j < n; j++) {
+      const w = t.charCodeAt(j);
+      if (w === 32) width++;
+      else if (w === 9) width = (Math.floor(width / 8) + 1) * 8;
+      else if (w !== 12) break;
+    }
+    this.indent = width + 1;
+    this.atLineStart = false;
+    return j;
+  }
+
+  /**
+   * The line break at `i`: the end of a logical line (true), a blank line, or inside brackets a
+   * continuation where a printer would break a line.
+   */
+  private lexLineBreak(i: number): boolean {
+    const t = this.src.text;
+    const n = t.length;
+    let ended = false;
+    if (this.open.length > 0) {
+      const last = this.prev!;
+      const afterBreakable = last.kind === Tok.Punct && (last.text === ',' || last.text in CLOSER);
+      let j = i + 1;
+      while (j < n && t.charCodeAt(j) <= 32) j++;
+      const nextCloses = j < n && (t[j] === ')' || t[j] === ']' || t[j] === '}');
+      if (!afterBreakable && !nextCloses) {
+        this.i = i;
+        throw this.unclosedError(i);
+      }
+    } else if (this.lineHasTokens) {
+      this.push(Tok.Newline, '\n', i, i + 1);
+      ended = true;
+    }
+    this.line++;
+    this.lineStart = i + 1;
+    this.atLineStart = true;
+    this.lineHasTokens = false;
+    return ended;
+  }
+
+  /** `class <lambda>(torch.nn.Module):` — the class name is not an identifier. 0: not one. */
+  private lexLambdaClassName(i: number): number {
+    const prev = this.prev;
+    if (!prev || prev.kind !== Tok.Name || prev.text !== 'class' || prev.line !== this.line) return 0;
+    const t = this.src.text;
+    let j = i + 1;
+    while (j < t.length && isNameChar(t.charCodeAt(j))) j++;
+    if (t.charCodeAt(j) !== 62 /* > */) return 0;
+    this.push(Tok.Name, t.slice(i, j + 1), i, j + 1);
+    return j + 1;
+  }
+
+  private lexNumber(i: number): number {
+    const t = this.src.text;
+    const n = t.length;
+    let j = i;
+    let isFloat = false;
+    while (j < n && isDigit(t.charCodeAt(j))) j++;
+    if (t.charCodeAt(j) === 46 /* . */) {
+      isFloat = true;
+      j++;
+      while (j < n && isDigit(t.charCodeAt(j))) j++;
+    }
+    const e = t.charCodeAt(j);
+    if (e === 101 || e === 69) {
+      let k = j + 1;
+      const sign = t.charCodeAt(k);
+      if (sign === 43 || sign === 45) k++;
+      if (isDigit(t.charCodeAt(k))) {
+        while (k < n && isDigit(t.charCodeAt(k))) k++;
+        j = k;
+        isFloat = true;
+      }
+    }
+    if (j < n && isNameChar(t.charCodeAt(j))) {
+      throw this.src.error(
+        `malformed number '${t.slice(i, j + 1)}'`,
+        this.line,
+        i - this.lineStart + 1,
+        'a number',
+      );
+    }
+    this.push(isFloat ? Tok.Float : Tok.Int, t.slice(i, j), i, j);
+    return j;
+  }
+
+  /** Brackets (kept balanced), `#` inside them, and operators; anything else is an error. */
+  private lexPunct(i: number): number {
+    const t = this.src.text;
+    const ch = t[i];
+    if (ch === '(' || ch === '[' || ch === '{') {
+      if (this.open.length >= MAX_BRACKET_DEPTH) {
+        throw this.src.error(
+          `brackets nested deeper than ${MAX_BRACKET_DEPTH} levels`,
+          this.line,
+          i - this.lineStart + 1,
+        );
+      }
+      this.open.push(this.push(Tok.Punct, ch, i, i + 1));
+      return i + 1;
+    }
+    if (ch === ')' || ch === ']' || ch === '}') {
+      this.close(i, ch);
+      return i + 1;
+    }
+    if (ch === '#') {
+      // Inside brackets `#` is not a comment in what FX prints: `[#users=1]` in older str(graph).
+      this.push(Tok.Punct, ch, i, i + 1);
+      return i + 1;
+    }
+    if (IS_PUNCT2_SECOND[t.charCodeAt(i + 1)] === 1) {
+      const two = t.slice(i, i + 2);
+      if (PUNCT2.has(two)) {
+        this.push(Tok.Punct, two, i, i + 2);
+        return i + 2;
+      }
+    }
+    if (IS_PUNCT1[t.charCodeAt(i)] === 1) {
+      this.push(Tok.Punct, ch, i, i + 1);
+      return i + 1;
+    }
+    const cp = t.codePointAt(i) ?? t.charCodeAt(i);
+    throw this.src.error(
+      `unexpected character ${describeChar(String.fromCodePoint(cp))}`,
+      this.line,
+      i - this.lineStart + 1,
+    );
+  }
+
+  /** The closing bracket `ch` at `i`: it must close the innermost open one. */
+  private close(i: number, ch: string): void {
+    const o = this.open[this.open.length - 1];
+    if (!o)
+      throw this.src.error(`unmatched '${ch}': no bracket is open here`, this.line, i - this.lineStart + 1);
+    if (CLOSER[o.text] !== ch) {
+      const col = i - this.lineStart + 1;
+      const where = o.line === this.line ? `col ${o.col}` : `line ${o.line}, col ${o.col}`;
+      throw this.src.error(
+        `expected '${CLOSER[o.text]}' to close '${o.text}' opened at ${where}, found '${ch}'`,
+        this.line,
+        col,
+        `'${CLOSER[o.text]}'`,
+      );
+    }
+    this.open.pop();
+    this.push(Tok.Punct, ch, i, i + 1);
+  }
+
+  /** The end of the text: no bracket may be open; a last Newline, then Eof. */
+  private lexEnd(n: number): void {
+    if (this.open.length > 0) throw this.unclosedError(n);
     if (this.lineHasTokens) this.push(Tok.Newline, '\n', n, n);
     this.buf.push({
       kind: Tok.Eof,

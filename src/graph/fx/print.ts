@@ -3,7 +3,7 @@
 // back to the same Graph.
 
 import { usersOf, type Arg, type Graph, type Node, type ValueType } from '../ir.ts';
-import { INFIX_OPERATORS, PREFIX_OPERATORS } from './parse.ts';
+import { INFIX_OPERATORS, PREFIX_OPERATORS } from './operators.ts';
 import { pyFloatRepr, pyIntRepr, pyStrRepr } from './pythonLiteral.ts';
 import { printTypeAnnotation } from './typeAnnotation.ts';
 
@@ -52,12 +52,12 @@ function printBody(g: Graph, indent: string, lines: string[]): void {
   if (g.outputs) lines.push(`${indent}return ${printOutputs(g.outputs)}`);
 }
 
-function typeString(t: ValueType): string {
+export function typeString(t: ValueType): string {
   return `"${printTypeAnnotation(t)}"`;
 }
 
 /** `return (a, b)`: str(graph) names outputs without `%` too. */
-function printOutputs(outputs: Arg[]): string {
+export function printOutputs(outputs: Arg[]): string {
   const items = outputs.map((a) => printArg(a, false));
   return `(${items.join(', ')}${items.length === 1 ? ',' : ''})`;
 }
@@ -77,7 +77,8 @@ function callTarget(op: string): string {
   return `torch.ops.${op}`;
 }
 
-function nodeExpression(n: Node): string {
+/** The right-hand side of a node line: `torch.ops.aten.mm.default(a, b)`, `x[0]`, `a * b`. */
+export function nodeExpression(n: Node): string {
   if (n.op === 'call_module') return `self.${n.module}(${callArgs(n, false)})`;
   if (n.op === 'get_attr' && n.args.length === 1 && typeof n.args[0] === 'string' && noKwargs(n))
     return `self.${n.args[0]}`;

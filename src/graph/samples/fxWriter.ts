@@ -1,42 +1,13 @@
 // Writes a graph as `GraphModule.print_readable()` prints a vLLM post-grad graph: annotated
 // placeholders in `def forward`, one node per line with its result annotation, `# File:`
 // comments before each source line's group, and `;  a = b = None` freeing each value at its last use.
+// The graph is built with the one GraphBuilder; its nodes print as printFx prints them.
 
-import type { Arg } from '../ir.ts';
+import { GraphBuilder } from '../build.ts';
+import { forEachInput } from '../call.ts';
+import type { Arg, Graph, Node } from '../ir.ts';
 import { isRef, ref } from '../ir.ts';
-
-/** Python's repr of a float: `1e-05`, `0.0`, `7.0`. */
-export function pyFloat(v: number): string {
-  if (Number.isInteger(v) && Math.abs(v) < 1e16) return `${v}.0`;
-  const a = Math.abs(v);
-  if (a < 1e-4 || a >= 1e16) {
-    const [m, e] = v.toExponential().split('e');
-    const exp = Number(e);
-    return `${m}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
-  }
-  return String(v);
-}
-
-export function pyArg(a: Arg): string {
-  if (a === null) return 'None';
-  if (a === true) return 'True';
-  if (a === false) return 'False';
-  if (typeof a === 'number') return String(a);
-  if (typeof a === 'string') return `'${a.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-  if (Array.isArray(a)) return `[${a.map(pyArg).join(', ')}]`;
-  switch (a.kind) {
-    case 'ref':
-      return a.name;
-    case 'float':
-      return pyFloat(a.value);
-    case 'op':
-      return `torch.ops.${a.target}`;
-    case 'expr':
-      return a.text;
-    case 'tuple':
-      return a.items.length === 1 ? `(${pyArg(a.items[0]!)},)` : `(${a.items.map(pyArg).join(', ')})`;
-  }
-}
+import { nodeExpression, printOutputs, typeString } from '../fx/print.ts';
 
 const PY_BUILTINS = new Set([
   'slice',
@@ -62,26 +33,15 @@ const PY_BUILTINS = new Set([
   'id',
 ]);
 
-interface Line {
-  name: string;
-  type: string | null;
-  call: string;
-  reads: string[];
-  file: string | undefined;
-}
-
 export class FxWriter {
-  private params: { name: string; type: string }[] = [];
-  private lines: Line[] = [];
+  private readonly graph = new GraphBuilder();
+  private params = 0;
   private counters = new Map<string, number>();
   private file: string | undefined;
-  private outputs: Arg[] = [];
 
   /** A new placeholder, named as Dynamo names lifted inputs: arg0_1, arg1_1, … */
   param(type: string) {
-    const name = `arg${this.params.length}_1`;
-    this.params.push({ name, type });
-    return ref(name);
+    return this.graph.input(`arg${this.params++}_1`, type);
   }
 
   /** The `# File:` comment for the nodes that follow: `path:line in fn, code: text`. */
@@ -98,17 +58,7 @@ export class FxWriter {
 
   /** `name: "type" = torch.ops.<op>(args, k = v)`; the name is FX's: the op's base name, numbered. */
   op(op: string, type: string | null, args: Arg[], kwargs: Record<string, Arg> = {}, base?: string) {
-    const name = this.fresh(base ?? op.split('.').at(-2)!);
-    const parts = [...args.map(pyArg), ...Object.entries(kwargs).map(([k, v]) => `${k} = ${pyArg(v)}`)];
-    const reads: string[] = [];
-    const collect = (a: Arg) => {
-      if (isRef(a)) reads.push(a.name);
-      else if (Array.isArray(a)) a.forEach(collect);
-    };
-    args.forEach(collect);
-    Object.values(kwargs).forEach(collect);
-    this.lines.push({ name, type, call: `torch.ops.${op}(${parts.join(', ')})`, reads, file: this.file });
-    return ref(name);
+    return this.graph.node(this.fresh(base ?? op.split('.').at(-2)!), op, args, kwargs, type, this.file);
   }
 
   /** `auto_functionalized(torch.ops.<target>, k = v, …)`, then the getitems asked for. */
@@ -125,48 +75,60 @@ export class FxWriter {
 
   getitem(of: Arg, index: number, type: string | null) {
     const src = (of as { name: string }).name;
-    const name = this.fresh('getitem');
-    this.lines.push({ name, type, call: `${src}[${index}]`, reads: [src], file: this.file });
-    return ref(name);
+    return this.graph.node(this.fresh('getitem'), 'getitem', [ref(src), index], {}, type, this.file);
   }
 
   output(...values: Arg[]) {
-    this.outputs = values;
+    this.graph.setOutputs(values);
   }
 
   get nodeCount(): number {
-    return this.lines.length;
+    return this.graph.nodeCount;
   }
 
   text(className = 'GraphModule'): string {
-    // The last line reading each value frees it (values returned are never freed).
-    const returned = new Set<string>();
-    for (const o of this.outputs) if (isRef(o)) returned.add(o.name);
-    const lastUse = new Map<string, number>();
-    this.lines.forEach((l, i) => {
-      for (const r of l.reads) lastUse.set(r, i);
-    });
-    const frees: string[][] = this.lines.map(() => []);
-    for (const [name, i] of lastUse) if (!returned.has(name)) frees[i]!.push(name);
+    const g = this.graph.build();
+    const frees = freedAfter(g);
     const out: string[] = [];
     out.push(`class ${className}(torch.nn.Module):`);
-    out.push(`    def forward(self, ${this.params.map((p) => `${p.name}: "${p.type}"`).join(', ')}):`);
+    out.push(
+      `    def forward(self, ${g.inputs.map((p) => `${p.name}: ${typeString(p.type!)}`).join(', ')}):`,
+    );
     let file: string | undefined;
-    this.lines.forEach((l, i) => {
-      if (l.file !== file && l.file !== undefined) {
+    g.nodes.forEach((n, i) => {
+      if (n.meta.file !== file && n.meta.file !== undefined) {
         if (i > 0) out.push('        ');
-        out.push(`         # File: ${l.file}`);
-        file = l.file;
+        out.push(`         # File: ${n.meta.file}`);
+        file = n.meta.file;
       }
-      // FX frees in the order the values were read.
-      const freed = l.reads.filter((r, k) => frees[i]!.includes(r) && l.reads.indexOf(r) === k);
-      const ann = l.type === null ? '' : `: "${l.type}"`;
-      out.push(`        ${l.name}${ann} = ${l.call}${freed.length ? `;  ${freed.join(' = ')} = None` : ''}`);
+      const ann = n.type === null ? '' : `: ${typeString(n.type)}`;
+      const freed = frees[i]!.length ? `;  ${frees[i]!.join(' = ')} = None` : '';
+      out.push(`        ${n.name}${ann} = ${nodeExpression(n)}${freed}`);
     });
     out.push('        ');
-    const outs = this.outputs.map(pyArg);
-    out.push(`        return (${outs.join(', ')}${outs.length === 1 ? ',' : ''})`);
+    out.push(`        return ${printOutputs(g.outputs ?? [])}`);
     out.push('        ');
     return out.join('\n') + '\n';
   }
+}
+
+/** What each node's line frees: the values it is the last to read, in the order it reads them (returned values never). */
+function freedAfter(g: Graph): string[][] {
+  const reads = g.nodes.map(readsOf);
+  const returned = new Set<string>();
+  for (const o of g.outputs ?? []) if (isRef(o)) returned.add(o.name);
+  const lastUse = new Map<string, number>();
+  reads.forEach((names, i) => {
+    for (const r of names) lastUse.set(r, i);
+  });
+  const frees: string[][] = reads.map(() => []);
+  for (const [name, i] of lastUse) if (!returned.has(name)) frees[i]!.push(name);
+  // FX frees in the order the values were read.
+  return reads.map((names, i) => names.filter((r, k) => frees[i]!.includes(r) && names.indexOf(r) === k));
+}
+
+function readsOf(n: Node): string[] {
+  const names: string[] = [];
+  forEachInput(n, (name) => names.push(name));
+  return names;
 }

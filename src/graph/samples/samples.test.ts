@@ -3,7 +3,7 @@ import { parseFx } from '../fx/parse.ts';
 import { printFx } from '../fx/print.ts';
 import type { Graph } from '../ir.ts';
 import { generateSample } from './index.ts';
-import { pyFloat } from './fxWriter.ts';
+import { pyFloatRepr } from '../fx/pythonLiteral.ts';
 import { DEFAULT_PIPELINE, runPipeline } from '../passes/pipeline.ts';
 
 const ops = (g: Graph, op: string) => g.nodes.filter((n) => n.op === op);
@@ -126,7 +126,7 @@ describe('requests', () => {
   });
 
   it('write Python float reprs', () => {
-    expect([1e-5, 1e-6, 0, 7, 0.5, 1.702].map(pyFloat)).toEqual([
+    expect([1e-5, 1e-6, 0, 7, 0.5, 1.702].map(pyFloatRepr)).toEqual([
       '1e-05',
       '1e-06',
       '0.0',
