@@ -44,6 +44,8 @@ export class PlanBuilder {
   readonly writtenInputs: string[] = [];
   /** Nodes with neither a kernel nor a type to feed from, `name (op)`: reported together at the end. */
   readonly unsupported: string[] = [];
+  /** Nodes left without a value by an unsupported op: the unsupported nodes, and the nodes that failed reading them. */
+  readonly lost = new Set<string>();
   readonly inputs: Map<string, Input>;
   readonly nodesByName: Map<string, Node>;
 

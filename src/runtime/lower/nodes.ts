@@ -4,7 +4,14 @@
 
 import type { Node, ValueType } from '../../graph/ir.ts';
 import { isRef, numberOf } from '../../graph/ir.ts';
-import { callArg, callForm, functionalizedTarget, isInPlace, normalizeTarget } from '../../graph/call.ts';
+import {
+  callArg,
+  callForm,
+  forEachInput,
+  functionalizedTarget,
+  isInPlace,
+  normalizeTarget,
+} from '../../graph/call.ts';
 import { lookupOp } from '../../graph/ops.ts';
 import { RunError } from '../runError.ts';
 import type { PlanBuilder } from './builder.ts';
@@ -17,7 +24,11 @@ export function lowerNode(b: PlanBuilder, n: Node): void {
   try {
     result = lowerForm(b, n);
   } catch (e) {
-    if (e instanceof RunError && e.kind === 'input' && b.unsupported.length) {
+    // Only a consequence of an unsupported op passes quietly (the op is reported at the end): a
+    // node that fails on an input an unsupported node left without a value. Any other input
+    // error is the graph's own and surfaces.
+    if (e instanceof RunError && e.kind === 'input' && readsLost(b, n)) {
+      b.lost.add(n.name);
       b.values.set(n.name, NONE);
       return;
     }
@@ -48,16 +59,27 @@ function lowerForm(b: PlanBuilder, n: Node): Value | null {
   }
 }
 
-/** Recorded for the report at the end; the node's value is nothing. */
+/** Recorded for the report at the end; the node's value is nothing, and lost to its readers. */
 function unsupported(b: PlanBuilder, n: Node, op: string): Value {
   b.unsupported.push(`${n.name} (${op})`);
+  b.lost.add(n.name);
   return NONE;
+}
+
+/** Whether the node reads a value an unsupported op left missing. */
+function readsLost(b: PlanBuilder, n: Node): boolean {
+  let lost = false;
+  forEachInput(n, (name) => (lost ||= b.lost.has(name)));
+  return lost;
 }
 
 function lowerGetitem(b: PlanBuilder, n: Node): Value {
   const src = b.resolve(n.args[0], n);
   const idx = numberOf(n.args[1]) ?? -1;
-  if (b.unsupported.length && (!src || src.t !== 'tuple')) return NONE;
+  if ((!src || src.t !== 'tuple') && readsLost(b, n)) {
+    b.lost.add(n.name);
+    return NONE;
+  }
   if (!src || src.t !== 'tuple' || !src.items[idx]) {
     const from = isRef(n.args[0]) ? n.args[0].name : String(n.args[0]);
     return b.fail(n, `item ${idx} of '${from}' does not exist`);
