@@ -6,14 +6,7 @@ import type { Arg, Node } from '../../graph/ir.ts';
 import { numberOf } from '../../graph/ir.ts';
 import { RunError } from '../runError.ts';
 import type { PlanBuilder } from './builder.ts';
-import {
-  noKernel,
-  tensorValue as T,
-  type Lowered,
-  type LoweredOp,
-  type Lowering,
-  type OpCall,
-} from './lowering.ts';
+import { noKernel, tensorValue as T, type LoweredOp, type Lowering } from './lowering.ts';
 import { identity } from './views.ts';
 
 /** A reduce-scatter / all-gather along tokens over this run's ranks, of a token count they split evenly. */
@@ -47,12 +40,12 @@ export function tokenDimCollective(
     );
 }
 
-function allReduce(b: PlanBuilder, c: OpCall): Lowered {
+const allReduce: Lowering['lower'] = (b, c) => {
   const x = b.contiguous(c.tensor(0, 'tensor'), c.node);
   const out = b.newStorage(c.node.name, x.dtype, x.shape);
   b.push(c.node, { kernel: 'all_reduce', x, out: out.storage });
   return T(out);
-}
+};
 
 /** Rows split over the ranks (reduce_scatter) or gathered from them (all_gather), along dim 0. */
 const tokenDim = (kernel: 'reduce_scatter' | 'all_gather'): Lowering => ({
