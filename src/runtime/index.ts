@@ -1,8 +1,9 @@
 // Running graphs: plan on the host, then hand the plan to a backend that runs it on every rank.
 // `compareRewrite` runs a graph before and after passes on the same seeded inputs.
 
-import type { Graph } from '../graph/ir.ts';
+import type { Arg, Graph } from '../graph/ir.ts';
 import { isRef } from '../graph/ir.ts';
+import { calledOp } from '../graph/call.ts';
 import { buildPlan, type Plan } from './plan.ts';
 import { RunError } from './runError.ts';
 import type { Backend, BackendName, RunOptions, RunResult, Trace } from './backend.ts';
@@ -129,13 +130,9 @@ export type Verdict = 'proven' | 'depends-on-fed' | 'not-gated' | 'failed';
 
 const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
 const MOE = 'vllm.moe_forward.default';
-const fusedSitesOf = (g: Graph) =>
-  g.nodes.filter(
-    (n) =>
-      n.op === FUSED ||
-      (n.op === 'higher_order.auto_functionalized' &&
-        JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm')),
-  ).length;
+/** Nodes that run the fused all-reduce + norm, in whichever form the graph calls it. */
+const fusedNodesOf = (g: Graph) => g.nodes.filter((n) => calledOp(n) === FUSED);
+const fusedSitesOf = (g: Graph) => fusedNodesOf(g).length;
 
 const FUSED_AG_MM = 'symm_mem.fused_all_gather_matmul.default';
 /**
@@ -145,10 +142,7 @@ const FUSED_AG_MM = 'symm_mem.fused_all_gather_matmul.default';
  */
 function splitBiasSitesOf(g: Graph): number {
   const byName = new Map(g.nodes.map((n) => [n.name, n]));
-  const src = (a: unknown) =>
-    a && typeof a === 'object' && !Array.isArray(a) && (a as { kind?: string }).kind === 'ref'
-      ? byName.get((a as { name: string }).name)
-      : undefined;
+  const src = (a: Arg | undefined) => (a !== undefined && isRef(a) ? byName.get(a.name) : undefined);
   return g.nodes.filter(
     (n) => n.op === 'aten.add.Tensor' && src(src(src(n.args[0])?.args[0])?.args[0])?.op === FUSED_AG_MM,
   ).length;
@@ -156,28 +150,11 @@ function splitBiasSitesOf(g: Graph): number {
 
 /** Output names under which the fused op's own results reach the after-graph's outputs (`x[1]`, or a getitem of it). */
 function fusedResultsOf(g: Graph): Set<string> {
-  const fused = new Set(
-    g.nodes
-      .filter(
-        (n) =>
-          n.op === FUSED ||
-          (n.op === 'higher_order.auto_functionalized' &&
-            JSON.stringify(n.args[0]).includes('flashinfer_trtllm_fused_allreduce_norm')),
-      )
-      .map((n) => n.name),
-  );
+  const fused = new Set(fusedNodesOf(g).map((n) => n.name));
   const names = new Set<string>();
   for (const n of g.nodes) {
     const src = n.args[0];
-    if (
-      n.op === 'getitem' &&
-      src &&
-      typeof src === 'object' &&
-      !Array.isArray(src) &&
-      src.kind === 'ref' &&
-      fused.has(src.name)
-    )
-      names.add(n.name);
+    if (n.op === 'getitem' && isRef(src) && fused.has(src.name)) names.add(n.name);
   }
   for (const f of fused) for (let i = 0; i < 6; i++) names.add(`${f}[${i}]`);
   return names;
@@ -205,7 +182,7 @@ export async function compareGraphs(
       return n?.type?.kind === 'tensor' && n.type.dtype === 'f8e4m3fn' ? [n.name] : [];
     }),
   );
-  const routed = after.nodes.some((n) => n.op === MOE || JSON.stringify(n.args[0]).includes(MOE));
+  const routed = after.nodes.some((n) => calledOp(n) === MOE);
   const splitBias = splitBiasSitesOf(after) - splitBiasSitesOf(before);
   const outputs = compareOutputs(a, b, fusedSites, routed, fp8Outputs, fed, fusedResultsOf(after), splitBias);
   let exact: ExactCheck | undefined;

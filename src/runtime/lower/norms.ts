@@ -1,0 +1,104 @@
+// RMSNorms: vLLM's rms_norm, fused_add_rms_norm (residual add + norm), and FlashInfer's fused
+// all-reduce + residual + RMSNorm (pattern 1; pattern 2 adds the static FP8 quant of the normed
+// output). The two residual forms are one lowering over their kernel and argument positions.
+
+import type { View } from '../../graph/opTable.ts';
+import type { PlanBuilder } from './builder.ts';
+import { tensorValue as T, type LoweredOp, type Lowering, type OpCall, type Value } from './lowering.ts';
+
+/** The norm's weight γ (argument i), one per column of x. */
+const normWeight = (c: OpCall, i: number, what: string, x: View): View =>
+  c.tensor(i, what, { role: 'norm-weight', shape: [x.shape[x.shape.length - 1]] });
+
+/** Where a residual norm's operands are, and the name of its normed output's storage. */
+interface ResidualNormArgs {
+  kernel: 'fused_add_rms_norm' | 'fused_allreduce_norm';
+  residual: number;
+  weight: [number, string];
+  eps: number;
+  out: string;
+}
+
+/** z = x + residual, then RMSNorm(z) · γ: the normed output and the new residual, each a new storage. */
+function residualNorm(b: PlanBuilder, c: OpCall, x: View, a: ResidualNormArgs) {
+  const n = c.node;
+  const residual = b.rowsOrCopy(c.tensor(a.residual, 'residual', { role: 'activation', shape: x.shape }), n);
+  const w = normWeight(c, a.weight[0], a.weight[1], x);
+  if (residual.shape.join() !== x.shape.join())
+    c.fail(`residual [${residual.shape}] and input [${x.shape}] differ`);
+  const out = b.newStorage(`${n.name}.${a.out}`, x.dtype, x.shape);
+  const res = b.newStorage(`${n.name}.residual`, x.dtype, x.shape);
+  b.push(n, {
+    kernel: a.kernel,
+    x,
+    residual,
+    w,
+    eps: c.num(a.eps, 1e-6),
+    out: out.storage,
+    residualOut: res.storage,
+  });
+  return { residual, out, res };
+}
+
+export const NORM_LOWERINGS = {
+  '_C.rms_norm.default': {
+    roles: { weight: 'norm-weight' },
+    lower: (b, c) => {
+      const x = b.rowsOrCopy(c.tensor(1, 'input'), c.node);
+      const w = normWeight(c, 2, 'weight', x);
+      const out = b.newStorage(`${c.node.name}.result`, x.dtype, x.shape);
+      b.push(c.node, { kernel: 'rms_norm', x, w, eps: c.num(3, 1e-6), out: out.storage });
+      return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
+    },
+  },
+  '_C.fused_add_rms_norm.default': {
+    roles: { weight: 'norm-weight' },
+    lower: (b, c) => {
+      const x = b.rowsOrCopy(c.tensor(0, 'input'), c.node);
+      const { out, res } = residualNorm(b, c, x, {
+        kernel: 'fused_add_rms_norm',
+        residual: 1,
+        weight: [2, 'weight'],
+        eps: 3,
+        out: 'input',
+      });
+      return { t: 'tuple', items: [{ t: 'none' }, T(out), T(res)] };
+    },
+  },
+  'vllm.flashinfer_trtllm_fused_allreduce_norm.default': {
+    roles: { rms_gamma: 'norm-weight' },
+    lower: (b, c) => {
+      const code = c.num(7, 1);
+      // 1: all-reduce + residual + RMSNorm; 2: the same + static FP8 quant of the normed output.
+      if (code !== 1 && code !== 2)
+        c.fail(
+          `pattern_code ${code} is not supported (1: all-reduce + residual + RMSNorm, 2: + static FP8 quant)`,
+        );
+      const x = b.contiguous(c.tensor(0, 'allreduce_in'), c.node);
+      const normOut = c.arg(2);
+      const { residual, out, res } = residualNorm(b, c, x, {
+        kernel: 'fused_allreduce_norm',
+        residual: 1,
+        weight: [5, 'rms_gamma'],
+        eps: 6,
+        out: 'norm',
+      });
+      // Pattern 2's quant_out ([4]): FlashInfer's saturating cast of the normed output (bf16) · 1/scale.
+      let quant: Value = { t: 'none' };
+      if (code === 2) {
+        const scale = c.tensor(14, 'scale_factor', { role: 'norm-weight', shape: [1] });
+        const q = b.newStorage(`${c.node.name}.quant`, x.dtype, x.shape);
+        b.push(c.node, { kernel: 'fp8_quant', x: out, scale, satfinite: true, out: q.storage });
+        quant = T(q);
+      }
+      // Pattern 1 with norm_out None: the normed output over allreduce_in, ar + residual over
+      // residual. With norm_out given, vLLM passes allreduce_in as the residual output: ar +
+      // residual lands in allreduce_in ([1]) and residual ([2]) is left as it was.
+      const items: Value[] =
+        normOut === null
+          ? [{ t: 'none' }, T(out), T(res), { t: 'none' }, quant, { t: 'none' }]
+          : [{ t: 'none' }, T(res), T(residual), T(out), quant, { t: 'none' }];
+      return { t: 'tuple', items };
+    },
+  },
+} satisfies Partial<Record<LoweredOp, Lowering>>;
