@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { parseFx } from '../../graph/fx/parse.ts';
 import { generateSample } from '../../graph/samples/index.ts';
 import { DEFAULT_PIPELINE, runPipeline } from '../../graph/passes/pipeline.ts';
@@ -21,6 +22,16 @@ import { sceneToSvg } from './exportImage.ts';
 import { TEST_PALETTE } from './testPalette.ts';
 
 const gptOss = (layers: number) => parseFx(generateSample('gpt-oss-20b', { layers, tp: 4 })).graph;
+
+/** The graph without layer names or source comments: laid out as one flat block. */
+const ungrouped = (g: Graph): Graph => ({
+  ...g,
+  nodes: g.nodes.map((n) => ({
+    ...n,
+    meta: {},
+    kwargs: { ...n.kwargs, ...(n.kwargs.layer_name ? { layer_name: 'moe' } : {}) },
+  })),
+});
 
 /** Pairs of boxes that overlap (real nodes and stubs), by sweeping over y. */
 function overlaps(l: GraphLayout): string[] {
@@ -96,15 +107,7 @@ describe('layoutScene', () => {
     const grouped = layoutScene(buildScene(g));
     expect(grouped.groups.length).toBe(304);
     // Without layer names or source comments it is one flat block of 10,000 nodes.
-    const flat: Graph = {
-      ...g,
-      nodes: g.nodes.map((n) => ({
-        ...n,
-        meta: {},
-        kwargs: { ...n.kwargs, ...(n.kwargs.layer_name ? { layer_name: 'moe' } : {}) },
-      })),
-    };
-    const flatScene = buildScene(flat);
+    const flatScene = buildScene(ungrouped(g));
     expect(flatScene.groups).toEqual([]);
     const l = layoutScene(flatScene);
     expect(l.nodes.filter((n) => !n.ref).length).toBe(flatScene.nodes.length);
@@ -328,4 +331,67 @@ describe('keyboard navigation, search and SVG export on the laid-out PR fragment
     expect(right).toBeGreaterThan(0);
     expect(right).toBeLessThanOrEqual(width);
   });
+});
+
+describe('layout coordinates, pinned', () => {
+  const fixture = (path: string) =>
+    parseFx(readFileSync(new URL(`../../../fixtures/fx/${path}`, import.meta.url), 'utf8')).graph;
+  /** The whole pipeline's output, laid out against its input (rewrite anchoring, old rows and columns). */
+  const rewritten = (collapsed: string[]) => {
+    const before = gptOss(6);
+    const r = runPipeline(before, DEFAULT_PIPELINE);
+    const d = diffGraphs(
+      before,
+      r.output,
+      r.stages.flatMap((s) => s.matches),
+    );
+    return new LayoutEngine().run({
+      graph: r.output,
+      collapsed,
+      previous: { graph: before, mapping: [...d.afterToBefore] },
+    }).layout;
+  };
+  // Every coordinate of every box, wire and frame, as a digest: a change to how blocks are laid
+  // out, stacked or anchored shows here even where the looser checks above still hold.
+  const cases: [string, () => GraphLayout, string][] = [
+    [
+      'the PR fragment, before',
+      () => layoutScene(buildScene(fixture('seed/pr28841-before.fragment.txt'))),
+      '62a0a514596fc735',
+    ],
+    [
+      'the PR fragment, after',
+      () => layoutScene(buildScene(fixture('seed/pr28841-after.fragment.txt'))),
+      '21275c17570dda98',
+    ],
+    [
+      'the real Megatron dump',
+      () => layoutScene(buildScene(fixture('real/gpt-paral2_layer8-r0.py'))),
+      '2e7360e1bc6f0403',
+    ],
+    [
+      'the real Qwen2 TP2 dump',
+      () => layoutScene(buildScene(fixture('real/qwen2-paral2_layer1-r0.py'))),
+      'ad471b93a1acf7d4',
+    ],
+    ['GPT-OSS, 4 layers', () => layoutScene(buildScene(gptOss(4))), '3f5dafe6307265c3'],
+    [
+      'GPT-OSS, 4 layers, one folded',
+      () => layoutScene(buildScene(gptOss(4)), { collapsed: new Set(['model.layers.2']) }),
+      'c3cbd1fc5a4fb375',
+    ],
+    [
+      'GPT-OSS, 2 layers, flat, short spans',
+      () => layoutScene(buildScene(ungrouped(gptOss(2))), { maxSpan: 6 }),
+      'ce1191e269a29dd6',
+    ],
+    ['GPT-OSS, 6 layers, rewritten', () => rewritten([]), 'd50b6c02c32b2ca9'],
+    ['GPT-OSS, 6 layers, rewritten, one folded', () => rewritten(['model.layers.3']), 'f304c7fc813de6a6'],
+  ];
+  for (const [what, lay, digest] of cases) {
+    it(`lays out ${what} to the pinned coordinates`, () => {
+      const json = JSON.stringify(lay());
+      expect(createHash('sha256').update(json).digest('hex').slice(0, 16)).toBe(digest);
+    });
+  }
 });
