@@ -11,10 +11,10 @@ import {
   assembleLayout,
   layoutScene,
   layoutSceneBlocks,
-  type BlockLayout,
   type GraphLayout,
   type LayoutChunk,
 } from './layout.ts';
+import type { BlockLayout } from './blockLayout.ts';
 import { LayoutEngine } from './layoutEngine.ts';
 import { NavIndex } from './keyboardNavigation.ts';
 import { searchNodes } from './search.ts';
