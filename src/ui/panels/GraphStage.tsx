@@ -143,13 +143,14 @@ function ChangeWalker() {
     return g.nodes.map((n) => n.name).filter((n) => heads.has(n));
   }, [stages, shownIndex]);
   const [at, setAt] = useState(-1);
+  const select = useStore((s) => s.select);
+  const setFocus = useStore((s) => s.setFocus);
   if (sites.length === 0) return null;
   const go = (delta: number) => {
     const i = at < 0 ? (delta > 0 ? 0 : sites.length - 1) : (at + delta + sites.length) % sites.length;
     setAt(i);
-    const s = useStore.getState();
-    s.select(sites[i], 'after');
-    s.setFocus([sites[i]]);
+    select(sites[i], 'after');
+    setFocus([sites[i]]);
   };
   return (
     <div className="change-walker" role="group" aria-label="Changes">

@@ -11,6 +11,7 @@ export function LoadPanel() {
   const source = useStore((s) => s.source);
   const loadSample = useStore((s) => s.loadSample);
   const setBottomTab = useStore((s) => s.setBottomTab);
+  const setDraft = useStore((s) => s.setDraft);
   const fileInput = useRef<HTMLInputElement>(null);
   const folderInput = useRef<HTMLInputElement>(null);
   const sampleId = source && 'sample' in source ? source.sample : '';
@@ -78,7 +79,7 @@ export function LoadPanel() {
       <button
         type="button"
         onClick={() => {
-          useStore.getState().setDraft('');
+          setDraft('');
           setBottomTab('source');
           // The editor mounts with the tab: focus it once it is there.
           requestAnimationFrame(() =>

@@ -169,14 +169,36 @@ describe('rewrite history in the store', () => {
     expect(fusable()).toBe(1);
   });
 
+  it('installs another graph with its stages, folds and view in one update, never a base over old stages', () => {
+    s().setCollapsed(['model.layers.0']);
+    const centre = { node: 'slice_1', dx: 0, dy: 0, k: 1 };
+    const seen: { matches: boolean; folds: number; centre: unknown }[] = [];
+    const unsubscribe = useStore.subscribe((st) =>
+      seen.push({
+        matches: st.stages[0]?.graph === st.base,
+        folds: st.collapsed.size,
+        centre: st.viewCentre,
+      }),
+    );
+    s().loadText(prBefore, 'pr28841-before.fragment.txt', { steps: [], view: centre });
+    unsubscribe();
+    expect(seen.every((x) => x.matches)).toBe(true);
+    // The update that brings the graph brings its folds (none: a small graph opens unfolded) and view.
+    expect(seen[0]).toEqual({ matches: true, folds: 0, centre });
+    expect(s().sourceName).toBe('pr28841-before.fragment.txt');
+  });
+
   it('keeps the loaded graph and reports line and column for broken text', () => {
     const before = s().base;
     const broken = [
       'slice_1: "bf16[s72, 2880]" = torch.ops.aten.slice.Tensor(getitem, 1, 0, 2880)',
       'all_reduce_1: "bf16[s72, 2880" = torch.ops.vllm.all_reduce.default(slice_1, \'tp:0\')',
     ].join('\n');
+    s().setBottomTab('run');
     s().loadText(broken, 'broken.py');
     expect(s().base).toBe(before);
+    // The error shows in the editor: the source tab comes up.
+    expect(s().bottomTab).toBe('source');
     expect(s().importError).toEqual({
       message: 'expected \']\' to close the shape in type "bf16[s72, 2880"',
       line: 2,
