@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { parseFx } from '../../graph/fx/parse.ts';
 import { generateSample } from '../../graph/samples/index.ts';
@@ -13,7 +12,9 @@ import {
   layoutSceneBlocks,
   type GraphLayout,
   type LayoutChunk,
+  type LayoutOptions,
 } from './layout.ts';
+import { MEGATRON_L8, PR_BEFORE, QWEN_TP2, repoText } from '../testFixtures.ts';
 import type { BlockLayout } from './blockLayout.ts';
 import { LayoutEngine } from './layoutEngine.ts';
 import { NavIndex } from './keyboardNavigation.ts';
@@ -92,9 +93,7 @@ describe('layoutScene', () => {
   });
 
   it('keeps the real Megatron dump (8 layers from # File: comments) free of overlaps', () => {
-    const g = parseFx(
-      readFileSync(new URL('../../../fixtures/fx/real/gpt-paral2_layer8-r0.py', import.meta.url), 'utf8'),
-    ).graph;
+    const g = parseFx(MEGATRON_L8).graph;
     const l = layoutScene(buildScene(g));
     expect(l.groups.length).toBe(8);
     expect(overlaps(l)).toEqual([]);
@@ -273,9 +272,7 @@ describe('progressive layout, block by block', () => {
 });
 
 describe('keyboard navigation, search and SVG export on the laid-out PR fragment', () => {
-  const g = parseFx(
-    readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8'),
-  ).graph;
+  const g = parseFx(PR_BEFORE).graph;
   const scene = buildScene(g);
   const l = layoutScene(scene);
 
@@ -334,10 +331,10 @@ describe('keyboard navigation, search and SVG export on the laid-out PR fragment
 });
 
 describe('layout coordinates, pinned', () => {
-  const fixture = (path: string) =>
-    parseFx(readFileSync(new URL(`../../../fixtures/fx/${path}`, import.meta.url), 'utf8')).graph;
+  const laidOut = (g: Graph, opts?: LayoutOptions) => () => layoutScene(buildScene(g), opts);
+  const text = (t: string) => parseFx(t).graph;
   /** The whole pipeline's output, laid out against its input (rewrite anchoring, old rows and columns). */
-  const rewritten = (collapsed: string[]) => {
+  const rewritten = (collapsed: string[]) => () => {
     const before = gptOss(6);
     const r = runPipeline(before, DEFAULT_PIPELINE);
     const d = diffGraphs(
@@ -353,42 +350,27 @@ describe('layout coordinates, pinned', () => {
   };
   // Every coordinate of every box, wire and frame, as a digest: a change to how blocks are laid
   // out, stacked or anchored shows here even where the looser checks above still hold.
-  const cases: [string, () => GraphLayout, string][] = [
-    [
-      'the PR fragment, before',
-      () => layoutScene(buildScene(fixture('seed/pr28841-before.fragment.txt'))),
-      '62a0a514596fc735',
-    ],
-    [
-      'the PR fragment, after',
-      () => layoutScene(buildScene(fixture('seed/pr28841-after.fragment.txt'))),
+  const cases: Record<string, [() => GraphLayout, string]> = {
+    'the PR fragment, before': [laidOut(text(PR_BEFORE)), '62a0a514596fc735'],
+    'the PR fragment, after': [
+      laidOut(text(repoText('fixtures/fx/seed/pr28841-after.fragment.txt'))),
       '21275c17570dda98',
     ],
-    [
-      'the real Megatron dump',
-      () => layoutScene(buildScene(fixture('real/gpt-paral2_layer8-r0.py'))),
-      '2e7360e1bc6f0403',
-    ],
-    [
-      'the real Qwen2 TP2 dump',
-      () => layoutScene(buildScene(fixture('real/qwen2-paral2_layer1-r0.py'))),
-      'ad471b93a1acf7d4',
-    ],
-    ['GPT-OSS, 4 layers', () => layoutScene(buildScene(gptOss(4))), '3f5dafe6307265c3'],
-    [
-      'GPT-OSS, 4 layers, one folded',
-      () => layoutScene(buildScene(gptOss(4)), { collapsed: new Set(['model.layers.2']) }),
+    'the real Megatron dump': [laidOut(text(MEGATRON_L8)), '2e7360e1bc6f0403'],
+    'the real Qwen2 TP2 dump': [laidOut(text(QWEN_TP2)), 'ad471b93a1acf7d4'],
+    'GPT-OSS, 4 layers': [laidOut(gptOss(4)), '3f5dafe6307265c3'],
+    'GPT-OSS, 4 layers, one folded': [
+      laidOut(gptOss(4), { collapsed: new Set(['model.layers.2']) }),
       'c3cbd1fc5a4fb375',
     ],
-    [
-      'GPT-OSS, 2 layers, flat, short spans',
-      () => layoutScene(buildScene(ungrouped(gptOss(2))), { maxSpan: 6 }),
+    'GPT-OSS, 2 layers, flat, short spans': [
+      laidOut(ungrouped(gptOss(2)), { maxSpan: 6 }),
       'ce1191e269a29dd6',
     ],
-    ['GPT-OSS, 6 layers, rewritten', () => rewritten([]), 'd50b6c02c32b2ca9'],
-    ['GPT-OSS, 6 layers, rewritten, one folded', () => rewritten(['model.layers.3']), 'f304c7fc813de6a6'],
-  ];
-  for (const [what, lay, digest] of cases) {
+    'GPT-OSS, 6 layers, rewritten': [rewritten([]), 'd50b6c02c32b2ca9'],
+    'GPT-OSS, 6 layers, rewritten, one folded': [rewritten(['model.layers.3']), 'f304c7fc813de6a6'],
+  };
+  for (const [what, [lay, digest]] of Object.entries(cases)) {
     it(`lays out ${what} to the pinned coordinates`, () => {
       const json = JSON.stringify(lay());
       expect(createHash('sha256').update(json).digest('hex').slice(0, 16)).toBe(digest);

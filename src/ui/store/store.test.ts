@@ -7,18 +7,10 @@ import { useStore } from './index.ts';
 import { snapshot } from './urlSync.ts';
 import { reportIsStale } from './runSlice.ts';
 import { decodeUrlState, encodeUrlState, placeUrlState, readUrlState, withViewCentre } from '../urlState.ts';
+import { PR_BEFORE, QWEN_TP2 } from '../testFixtures.ts';
 
 // The built-in sample table pulls in the sample generator; these tests load text directly.
 vi.mock('../samples.ts', () => ({ SAMPLES: [], DEFAULT_SAMPLE_ID: 'none', findSample: () => undefined }));
-
-const qwenTp2 = readFileSync(
-  new URL('../../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url),
-  'utf8',
-);
-const prBefore = readFileSync(
-  new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url),
-  'utf8',
-);
 
 const initial = useStore.getState();
 const s = () => useStore.getState();
@@ -38,7 +30,7 @@ const fusedNodes = () =>
 describe('rewrite history in the store', () => {
   beforeEach(() => {
     useStore.setState(initial, true);
-    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    s().loadText(QWEN_TP2, 'qwen2-paral2_layer1-r0.py');
   });
 
   it('counts the three all-reduce + norm sites of the real TP2 dump', () => {
@@ -101,7 +93,7 @@ describe('rewrite history in the store', () => {
       'too many tokens',
       'too many tokens',
     ]);
-    s().loadText(prBefore, 'pr28841-before.fragment.txt');
+    s().loadText(PR_BEFORE, 'pr28841-before.fragment.txt');
     s().setGates({ worldSize: 4, maxTokens: 8192 });
     s().applyPass('slice-hoist');
     expect(fusable()).toBe(0);
@@ -114,7 +106,7 @@ describe('rewrite history in the store', () => {
   });
 
   it('the TP group gate: sites over another group count only once that group is the TP group', () => {
-    s().loadText(qwenTp2.replaceAll("'tp:0'", "'dp:0'"), 'qwen2-dp.py');
+    s().loadText(QWEN_TP2.replaceAll("'tp:0'", "'dp:0'"), 'qwen2-dp.py');
     expect(fusable()).toBe(0);
     expect(s().diagnostics.map((d) => d.blocker)).toEqual(['group', 'group', 'group']);
     s().setGates({ tpGroup: 'dp:0' });
@@ -144,7 +136,7 @@ describe('rewrite history in the store', () => {
     expect(s().steps).toEqual([]);
     // After fix_functionalization the norms are in-place calls: no vLLM pattern sees them.
     expect(fusable()).toBe(0);
-    s().loadText(qwenTp2, 'qwen2.py');
+    s().loadText(QWEN_TP2, 'qwen2.py');
     expect(s().dump).toBeNull();
     s().loadStageFolder([{ path: 'a.md', text: 'x' }], 'empty');
     expect(s().importError?.message).toContain('empty: no graph among its 1 files');
@@ -160,7 +152,7 @@ describe('rewrite history in the store', () => {
   });
 
   it('names the slice that blocks the PR fragment and hoists it', () => {
-    s().loadText(prBefore, 'pr28841-before.fragment.txt');
+    s().loadText(PR_BEFORE, 'pr28841-before.fragment.txt');
     expect(s().importError).toBeNull();
     const d = s().diagnostics.find((x) => x.blocker === 'slice_1');
     expect(d?.fix).toBe('run slice-hoist');
@@ -180,7 +172,7 @@ describe('rewrite history in the store', () => {
         centre: st.viewCentre,
       }),
     );
-    s().loadText(prBefore, 'pr28841-before.fragment.txt', { steps: [], view: centre });
+    s().loadText(PR_BEFORE, 'pr28841-before.fragment.txt', { steps: [], view: centre });
     unsubscribe();
     expect(seen.every((x) => x.matches)).toBe(true);
     // The update that brings the graph brings its folds (none: a small graph opens unfolded) and view.
@@ -206,7 +198,7 @@ describe('rewrite history in the store', () => {
       text: broken,
     });
     s().setDraft(broken);
-    s().loadText(qwenTp2, 'again.py');
+    s().loadText(QWEN_TP2, 'again.py');
     expect(s().importError).toBeNull();
     // A successful import replaces whatever was being edited.
     expect(s().draft).toBeNull();
@@ -220,7 +212,7 @@ describe('rewrite history in the store', () => {
     s().setGates({ worldSize: 8 });
     s().select(site, 'after');
     const state = snapshot(s())!;
-    expect(state.source).toEqual({ text: qwenTp2, name: 'qwen2-paral2_layer1-r0.py' });
+    expect(state.source).toEqual({ text: QWEN_TP2, name: 'qwen2-paral2_layer1-r0.py' });
     expect(state.steps).toEqual([{ pass: 'allreduce-rmsnorm', site }]);
     expect(state.gates?.worldSize).toBe(8);
     expect(state.selected).toBe(site);
@@ -248,7 +240,7 @@ describe('rewrite history in the store', () => {
     s().loadText(back.source.text, back.source.name, { steps: back.steps, view: back.view?.centre });
     expect(s().viewCentre).toEqual(centre);
     // Another graph opens at its own first view: a node of the same name there is another place.
-    s().loadText(qwenTp2, 'again.py');
+    s().loadText(QWEN_TP2, 'again.py');
     expect(s().viewCentre).toBeNull();
   });
 });
@@ -256,7 +248,7 @@ describe('rewrite history in the store', () => {
 describe('results belong to the graph, steps and gates they ran', () => {
   beforeEach(() => {
     useStore.setState(initial, true);
-    s().loadText(prBefore, 'pr28841-before.fragment.txt');
+    s().loadText(PR_BEFORE, 'pr28841-before.fragment.txt');
     s().applyPipeline();
     s().setRunSettings({ backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', workers: false });
   });
@@ -266,14 +258,14 @@ describe('results belong to the graph, steps and gates they ran', () => {
     expect(s().runStatus).toBe('done');
     expect(s().report?.outputs.length).toBeGreaterThan(0);
     expect(reportIsStale(s())).toBe(false);
-    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    s().loadText(QWEN_TP2, 'qwen2-paral2_layer1-r0.py');
     expect(s().report).toBeNull();
     expect(s().runStatus).toBe('idle');
 
     // A run still going when another graph loads writes nothing (the same text again is another graph).
-    s().loadText(prBefore, 'pr28841-before.fragment.txt');
+    s().loadText(PR_BEFORE, 'pr28841-before.fragment.txt');
     const pending = s().run();
-    s().loadText(prBefore, 'copy.txt');
+    s().loadText(PR_BEFORE, 'copy.txt');
     await pending;
     expect(s().report).toBeNull();
     expect(s().runStatus).toBe('idle');
@@ -294,7 +286,7 @@ describe('results belong to the graph, steps and gates they ran', () => {
 describe('the views follow the change', () => {
   beforeEach(() => {
     useStore.setState(initial, true);
-    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    s().loadText(QWEN_TP2, 'qwen2-paral2_layer1-r0.py');
   });
 
   it('points at the fused node after one site, at the restored pair after undo, and along the scrubber', () => {
@@ -327,15 +319,15 @@ describe('the views follow the change', () => {
 describe('importing a module without a return', () => {
   it('warns that forward() returns nothing, naming its line; a module that returns gets no such warning', () => {
     useStore.setState(initial, true);
-    const noReturn = qwenTp2.replace(/\n\s*return \([^)]*\)\s*$/m, '\n');
+    const noReturn = QWEN_TP2.replace(/\n\s*return \([^)]*\)\s*$/m, '\n');
     expect(noReturn).not.toMatch(/^\s*return /m);
     s().loadText(noReturn, 'no-return.py');
     expect(s().importError).toBeNull();
-    const line = qwenTp2.slice(0, qwenTp2.search(/^\s*def forward\(/m)).split('\n').length;
+    const line = QWEN_TP2.slice(0, QWEN_TP2.search(/^\s*def forward\(/m)).split('\n').length;
     expect(s().warnings).toContain(
       `line ${line}: forward() has no return statement: the graph has no declared outputs, so its last values are taken as outputs`,
     );
-    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    s().loadText(QWEN_TP2, 'qwen2-paral2_layer1-r0.py');
     expect(s().warnings.join()).not.toContain('no return statement');
   });
 });
