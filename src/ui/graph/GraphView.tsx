@@ -3,8 +3,7 @@
 // Pan/zoom with d3-zoom, a minimap, search, keyboard navigation, collapsible layer groups, and
 // the rewrite animation. Each concern is its own part (./view/); this component composes them.
 
-import { useCallback, useEffect, useMemo, useRef } from 'react';
-import { zoomIdentity, type ZoomTransform } from 'd3';
+import { useCallback, useEffect, useMemo } from 'react';
 import type { Graph } from '../../graph/ir.ts';
 import { HitGrid } from './hitGrid.ts';
 import { NavIndex } from './keyboardNavigation.ts';
@@ -13,6 +12,7 @@ import type { ViewCentre, ViewTransform } from './viewCentre.ts';
 import type { PaneOverlay } from './overlay.ts';
 import { OverlayLegend } from './OverlayLegend.tsx';
 import { useElementSize } from './view/useElementSize.ts';
+import { useViewRefs } from './view/viewRefs.ts';
 import { useLayoutRequest, type RewrittenFrom } from './view/useLayoutRequest.ts';
 import { usePanZoom } from './view/usePanZoom.ts';
 import { useViewPlacement } from './view/useViewPlacement.ts';
@@ -74,26 +74,16 @@ export const SVG_LIMIT = 1500;
 export const GraphView: React.FC<GraphViewProps> = (props) => {
   const { graph, label, marks, selected, onSelect, collapsed, onToggleGroup, onSetCollapsed } = props;
   const { animateFrom, testMode, overlay } = props;
-  const rootRef = useRef<HTMLDivElement>(null);
-  // The element pan/zoom listens on: a stage div over the SVG scene, or the canvas.
-  const surfaceRef = useRef<HTMLDivElement | HTMLCanvasElement | null>(null);
-  const setSurface = useCallback((el: HTMLDivElement | HTMLCanvasElement | null) => {
-    surfaceRef.current = el;
-  }, []);
-  // The layer pan/zoom transforms: an HTML box around the SVG (see SvgScene.tsx).
-  const sceneRef = useRef<HTMLDivElement>(null);
-  const viewportRef = useRef<SVGGElement>(null);
-  const searchRef = useRef<HTMLInputElement>(null);
-  // Where the view is: pan/zoom writes it, drawing and hit-testing read it; never React state.
-  const transformRef = useRef<ZoomTransform>(zoomIdentity);
-  const { size, sizeRef } = useElementSize(rootRef);
+  const refs = useViewRefs();
+  const setSurface = useCallback(
+    (el: HTMLDivElement | HTMLCanvasElement | null) => {
+      refs.surface.current = el;
+    },
+    [refs],
+  );
+  const size = useElementSize(refs);
 
-  const requested = useLayoutRequest({
-    graph,
-    collapsed,
-    animateFrom,
-    viewBottom: () => (sizeRef.current.h - transformRef.current.y) / transformRef.current.k,
-  });
+  const requested = useLayoutRequest({ graph, collapsed, animateFrom, refs });
   const { result } = requested;
   const layout = result?.layout ?? null;
   const complete = !!result?.complete;
@@ -112,11 +102,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const search = useNodeSearch(scene);
 
   const palette = useThemePalette();
-  const drawCanvasFrame = useCanvasFrame({
-    surfaceRef,
-    rootRef,
-    transformRef,
-    palette,
+  const drawCanvasFrame = useCanvasFrame(refs, palette, {
     layout,
     byName,
     size,
@@ -125,7 +111,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     matches: search.matchSet,
     overlay,
   });
-  const minimap = useMinimap({ rootRef, transformRef, palette, layout, complete, byName, size, overlay });
+  const minimap = useMinimap(refs, { palette, layout, complete, byName, size, overlay });
   const drawMinimap = minimap.draw;
   const draw = useCallback(() => {
     drawCanvasFrame();
@@ -134,11 +120,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   useEffect(() => draw(), [draw]);
 
   // Events of pan/zoom reach the placement (declared below) after this render.
-  const panZoom = usePanZoom({
-    rootRef,
-    surfaceRef,
-    sceneRef,
-    transformRef,
+  const panZoom = usePanZoom(refs, {
     surface: renderer,
     enabled: layout !== null,
     testMode,
@@ -146,15 +128,12 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     onGesture: (t) => placement.userMoved(t),
     onRest: () => placement.reportRest(),
   });
-  const placement = useViewPlacement({ ...props, result, size, sizeRef, transformRef, byName, panZoom });
+  const placement = useViewPlacement(refs, { ...props, result, size, byName, panZoom });
   const firstFrame = useFirstFrame({ ...props, result, renderer, size, markReady: requested.markReady });
-  const ghosts = useRewriteAnimation({ result, graph, animateFrom, testMode, renderer, viewportRef });
+  const ghosts = useRewriteAnimation(refs, { result, graph, animateFrom, testMode, renderer });
 
-  const onSurfaceClick = useSurfaceClick({ renderer, hitGrid, transformRef, onSelect, onToggleGroup });
-  const onKeyDown = useGraphKeys({
-    rootRef,
-    searchRef,
-    transformRef,
+  const onSurfaceClick = useSurfaceClick(refs, { renderer, hitGrid, onSelect, onToggleGroup });
+  const onKeyDown = useGraphKeys(refs, {
     nav,
     layout,
     scene,
@@ -167,18 +146,18 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     placement,
     toggleMinimap: minimap.toggle,
   });
-  useViewHandle({ rootRef, transformRef, label, requested, marks, selected, hitGrid, placement });
+  useViewHandle(refs, { label, requested, marks, selected, hitGrid, placement });
   const exportImage = useCallback(
     (format: 'svg' | 'png') => {
-      const root = rootRef.current;
+      const root = refs.root.current;
       if (root) void downloadImage(root, format, `${label ?? graph.name ?? 'graph'}`);
     },
-    [label, graph.name],
+    [refs, label, graph.name],
   );
 
   return (
     <div
-      ref={rootRef}
+      ref={refs.root}
       className="fl-graph-view"
       data-testid="graph-view"
       data-ready={requested.ready && !requested.error ? 'true' : 'false'}
@@ -194,10 +173,8 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     >
       {renderer === 'svg' ? (
         <SvgStage
+          refs={refs}
           surfaceRef={setSurface}
-          sceneRef={sceneRef}
-          viewportRef={viewportRef}
-          transform={transformRef.current}
           layout={layout}
           // Where the view is (or is about to be) decides what the first frame needs.
           firstView={firstFrame && layout ? placement.upcoming(layout) : null}
@@ -225,7 +202,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
         requested={requested}
         renderer={renderer}
         search={search}
-        searchRef={searchRef}
+        searchRef={refs.search}
         groups={scene?.groups ?? []}
         collapsed={collapsed}
         onSetCollapsed={onSetCollapsed}
@@ -239,7 +216,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           canvasRef={minimap.canvasRef}
           layout={layout}
           size={size}
-          transformRef={transformRef}
+          transform={refs.transform}
           moveTo={(t) => placement.setTransform(t, true)}
         />
       )}

@@ -83,24 +83,22 @@ export function GraphStage() {
     const inAfter = name !== null && after.nodes.some((n) => n.name === name);
     select(name, inAfter ? 'after' : 'before');
   };
+  // What the views share, side by side or alone.
+  const views = {
+    selected,
+    onSelect,
+    testMode,
+    focus,
+    collapsed,
+    onToggleGroup: toggleGroup,
+    onSetCollapsed: setCollapsed,
+    initialView: viewCentre,
+    onViewRest: setViewCentre,
+  };
   if (!single) {
     return (
       <div className="graph-stage split" ref={stageRef}>
-        <DiffView
-          before={before}
-          after={after}
-          matches={matches}
-          selected={selected}
-          onSelect={onSelect}
-          testMode={testMode}
-          focus={focus}
-          collapsed={collapsed}
-          onToggleGroup={toggleGroup}
-          onSetCollapsed={setCollapsed}
-          initialView={viewCentre}
-          onViewRest={setViewCentre}
-          overlays={splitOverlays}
-        />
+        <DiffView {...views} before={before} after={after} matches={matches} overlays={splitOverlays} />
         {walker}
       </div>
     );
@@ -112,16 +110,8 @@ export function GraphStage() {
         label={shownIndex === 0 ? 'imported' : `stage ${shownIndex}`}
         marks={singleMarks}
         animateFrom={animateFrom}
-        selected={selected}
-        onSelect={onSelect}
-        testMode={testMode}
-        focus={focus}
-        collapsed={collapsed}
-        onToggleGroup={toggleGroup}
-        onSetCollapsed={setCollapsed}
-        initialView={viewCentre}
-        onViewRest={setViewCentre}
         overlay={singleOverlay}
+        {...views}
       />
       {walker}
     </div>

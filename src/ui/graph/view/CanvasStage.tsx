@@ -2,8 +2,7 @@
 // device's pixel ratio and drawn at the current transform (canvasRenderer.ts), and beside it the
 // selection and the search's matches as a list for screen readers and tests.
 
-import { useCallback, useRef, type MutableRefObject, type RefObject } from 'react';
-import type { ZoomTransform } from 'd3';
+import { useCallback, useRef } from 'react';
 import type { GraphLayout } from '../layout.ts';
 import type { SceneNode } from '../scene.ts';
 import type { PaneOverlay } from '../overlay.ts';
@@ -11,6 +10,7 @@ import type { ViewSize } from '../viewCentre.ts';
 import { drawCanvas } from '../canvasRenderer.ts';
 import { readPalette, type Palette } from '../palette.ts';
 import type { NodeMark } from './SvgScene.tsx';
+import type { ViewRefs } from './viewRefs.ts';
 
 /** Theme colours, read back from CSS once per theme rather than on every frame. */
 export function useThemePalette(): (root: HTMLElement) => Palette {
@@ -35,12 +35,8 @@ export function canvasContext(c: HTMLCanvasElement, w: number, h: number): Canva
   return ctx;
 }
 
-export interface CanvasFrameOptions {
-  /** The surface: drawn only while it is the canvas. */
-  surfaceRef: RefObject<Element | null>;
-  rootRef: RefObject<HTMLElement | null>;
-  transformRef: MutableRefObject<ZoomTransform>;
-  palette: (root: HTMLElement) => Palette;
+/** What the canvas draws: the layout, with the selection, the search's matches and the overlay's fills. */
+export interface CanvasDrawing {
   layout: GraphLayout | null;
   byName: Map<string, SceneNode>;
   size: ViewSize;
@@ -50,24 +46,19 @@ export interface CanvasFrameOptions {
   overlay?: PaneOverlay;
 }
 
-/** Draws the canvas at the current transform (a new function whenever what it draws changes). */
-export function useCanvasFrame(o: CanvasFrameOptions): () => void {
-  const {
-    surfaceRef,
-    rootRef,
-    transformRef,
-    palette,
-    layout,
-    byName,
-    size,
-    marks,
-    selected,
-    matches,
-    overlay,
-  } = o;
+/**
+ * Draws `refs.surface`, while it is the canvas, at the current transform; a new function whenever
+ * what it draws changes.
+ */
+export function useCanvasFrame(
+  refs: ViewRefs,
+  palette: (root: HTMLElement) => Palette,
+  d: CanvasDrawing,
+): () => void {
+  const { layout, byName, size, marks, selected, matches, overlay } = d;
   return useCallback(() => {
-    const c = surfaceRef.current,
-      root = rootRef.current;
+    const c = refs.surface.current,
+      root = refs.root.current;
     if (!(c instanceof HTMLCanvasElement) || !layout || !root) return;
     const ctx = canvasContext(c, size.w, size.h);
     if (!ctx) return;
@@ -75,7 +66,7 @@ export function useCanvasFrame(o: CanvasFrameOptions): () => void {
       ctx,
       width: size.w,
       height: size.h,
-      transform: transformRef.current,
+      transform: refs.transform.current,
       layout,
       byName,
       palette: palette(root),
@@ -84,7 +75,7 @@ export function useCanvasFrame(o: CanvasFrameOptions): () => void {
       matches,
       fills: overlay?.fills,
     });
-  }, [surfaceRef, rootRef, transformRef, layout, byName, size, marks, selected, matches, palette, overlay]);
+  }, [refs, layout, byName, size, marks, selected, matches, palette, overlay]);
 }
 
 export interface CanvasStageProps {

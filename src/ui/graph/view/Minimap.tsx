@@ -9,11 +9,10 @@ import type { SceneNode } from '../scene.ts';
 import type { PaneOverlay } from '../overlay.ts';
 import type { Palette } from '../palette.ts';
 import type { ViewSize } from '../viewCentre.ts';
+import type { ViewRefs } from './viewRefs.ts';
 import { drawMinimap, drawMinimapBase, minimapFrame, minimapSize } from '../canvasRenderer.ts';
 
 export interface MinimapOptions {
-  rootRef: RefObject<HTMLElement | null>;
-  transformRef: MutableRefObject<ZoomTransform>;
   palette: (root: HTMLElement) => Palette;
   layout: GraphLayout | null;
   /** The minimap waits for the whole layout: redrawing its base for every arriving block would take the page's time from the blocks themselves. */
@@ -32,8 +31,8 @@ export interface MinimapState {
   draw(): void;
 }
 
-export function useMinimap(o: MinimapOptions): MinimapState {
-  const { rootRef, transformRef, palette, layout, complete, byName, size, overlay } = o;
+export function useMinimap(refs: ViewRefs, o: MinimapOptions): MinimapState {
+  const { palette, layout, complete, byName, size, overlay } = o;
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const [shown, setShown] = useState(true);
   const toggle = useCallback(() => setShown((v) => !v), []);
@@ -47,7 +46,7 @@ export function useMinimap(o: MinimapOptions): MinimapState {
   } | null>(null);
   const draw = useCallback(() => {
     const mm = canvasRef.current,
-      root = rootRef.current;
+      root = refs.root.current;
     if (!mm || !layout || !root || !complete) return;
     const dpr = window.devicePixelRatio || 1;
     const w = mm.clientWidth,
@@ -74,7 +73,7 @@ export function useMinimap(o: MinimapOptions): MinimapState {
       base.current = b;
     }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    const t = transformRef.current;
+    const t = refs.transform.current;
     drawMinimap(ctx, w, h, layout, b.canvas, pal, {
       x0: -t.x / t.k,
       y0: -t.y / t.k,
@@ -91,12 +90,12 @@ export interface MinimapProps {
   canvasRef: RefObject<HTMLCanvasElement | null>;
   layout: GraphLayout;
   size: ViewSize;
-  transformRef: MutableRefObject<ZoomTransform>;
+  transform: MutableRefObject<ZoomTransform>;
   /** Moves the view (animated) to centre where the minimap was clicked. */
   moveTo(t: ZoomTransform): void;
 }
 
-export function Minimap({ canvasRef, layout, size, transformRef, moveTo }: MinimapProps) {
+export function Minimap({ canvasRef, layout, size, transform, moveTo }: MinimapProps) {
   // Shaped like the graph, at most a fifth of the view's width and half its height.
   const mini = minimapSize(layout, Math.min(160, size.w / 5), Math.max(60, Math.min(360, size.h / 2)));
   return (
@@ -107,7 +106,7 @@ export function Minimap({ canvasRef, layout, size, transformRef, moveTo }: Minim
       style={{ width: mini.w, height: mini.h }}
       onClick={(e) => {
         const rect = e.currentTarget.getBoundingClientRect();
-        const t = transformRef.current;
+        const t = transform.current;
         const { scale, ox, oy } = minimapFrame(rect.width, rect.height, layout);
         const gx = (e.clientX - rect.left - ox) / scale,
           gy = (e.clientY - rect.top - oy) / scale;

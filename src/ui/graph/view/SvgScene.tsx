@@ -2,7 +2,7 @@
 // <svg> sits in an HTML layer that pan/zoom transforms (see usePanZoom): a transform on the <svg>
 // itself would make Blink lay out every SVG text again on each frame.
 
-import { memo, useMemo, type RefObject } from 'react';
+import { memo, useMemo } from 'react';
 import type { GraphLayout, LaidEdge, LaidGroup, LaidNode } from '../layout.ts';
 import type { SceneNode } from '../scene.ts';
 import { edgeBounds, edgePath, valueLabels, type ValueLabel } from '../edgePath.ts';
@@ -11,6 +11,7 @@ import { inkOn, type PaneOverlay } from '../overlay.ts';
 import { formatOverlayValue } from '../OverlayLegend.tsx';
 import type { ViewTransform } from '../viewCentre.ts';
 import type { Ghost } from './useRewriteAnimation.ts';
+import type { ViewRefs } from './viewRefs.ts';
 
 export type NodeMark = 'added' | 'removed' | 'moved' | 'fused';
 
@@ -47,14 +48,10 @@ function nearTheView(layout: GraphLayout, t: ViewTransform, height: number): Sce
 }
 
 export interface SvgStageProps {
-  /** Takes the stage element: pan/zoom listens on it. */
+  /** The stage is the surface, the layer the scene, the boxes' group the viewport. */
+  refs: ViewRefs;
+  /** Takes the stage element (`refs.surface`). */
   surfaceRef: (el: HTMLDivElement | null) => void;
-  /** The HTML layer pan/zoom transforms. */
-  sceneRef: RefObject<HTMLDivElement | null>;
-  /** The group the rewrite animation moves boxes in. */
-  viewportRef: RefObject<SVGGElement | null>;
-  /** The layer's transform as this render finds it (pan/zoom writes it directly after). */
-  transform: ViewTransform;
   layout: GraphLayout | null;
   /** A new graph's first frame: the view it shows, whose surroundings alone are drawn. */
   firstView: ViewTransform | null;
@@ -71,11 +68,13 @@ export interface SvgStageProps {
 }
 
 export function SvgStage(props: SvgStageProps) {
-  const { surfaceRef, sceneRef, transform: t, layout, onClick } = props;
+  const { refs, surfaceRef, layout, onClick } = props;
+  // The layer's transform as this render finds it (pan/zoom writes it directly after).
+  const t = refs.transform.current;
   return (
     <div ref={surfaceRef} className="fl-surface fl-stage" onClick={onClick}>
       <div
-        ref={sceneRef}
+        ref={refs.scene}
         className="fl-scene-layer"
         style={{ transform: `translate(${t.x}px,${t.y}px) scale(${t.k})` }}
       >
@@ -126,7 +125,7 @@ function SvgScene(props: SvgStageProps & { layout: GraphLayout }) {
     [layout, selected],
   );
   return (
-    <g ref={props.viewportRef} className="fl-viewport">
+    <g ref={props.refs.viewport} className="fl-viewport">
       <g className="fl-groups">
         {shown.groups.map((g) => (
           <GroupBox key={g.id} g={g} onToggle={onToggleGroup} />

@@ -3,13 +3,13 @@
 // the selected node's, / searches and Escape clears; in the search field Enter goes to the
 // next match (Shift: the previous) and Escape leaves it.
 
-import { useCallback, type MutableRefObject, type RefObject } from 'react';
-import type { ZoomTransform } from 'd3';
+import { useCallback } from 'react';
 import type { GraphLayout } from '../layout.ts';
 import type { Scene } from '../scene.ts';
 import type { Direction, NavIndex } from '../keyboardNavigation.ts';
 import type { NodeSearch } from './useNodeSearch.ts';
 import type { Placement } from './useViewPlacement.ts';
+import type { ViewRefs } from './viewRefs.ts';
 
 const ARROWS: Record<string, Direction> = {
   ArrowUp: 'up',
@@ -19,9 +19,6 @@ const ARROWS: Record<string, Direction> = {
 };
 
 export interface GraphKeysOptions {
-  rootRef: RefObject<HTMLElement | null>;
-  searchRef: RefObject<HTMLInputElement | null>;
-  transformRef: MutableRefObject<ZoomTransform>;
   /** Arrow keys wait for the whole layout. */
   nav: NavIndex | null;
   layout: GraphLayout | null;
@@ -36,8 +33,8 @@ export interface GraphKeysOptions {
   toggleMinimap(): void;
 }
 
-export function useGraphKeys(o: GraphKeysOptions): (e: React.KeyboardEvent) => void {
-  const { rootRef, searchRef, transformRef, nav, layout, scene, selected, collapsed, search } = o;
+export function useGraphKeys(refs: ViewRefs, o: GraphKeysOptions): (e: React.KeyboardEvent) => void {
+  const { nav, layout, scene, selected, collapsed, search } = o;
   const { onSelect, onToggleGroup, onSetCollapsed, toggleMinimap } = o;
   const { centerOn, fit } = o.placement;
 
@@ -53,13 +50,13 @@ export function useGraphKeys(o: GraphKeysOptions): (e: React.KeyboardEvent) => v
 
   return useCallback(
     (e: React.KeyboardEvent) => {
-      if (e.target === searchRef.current) {
+      if (e.target === refs.search.current) {
         if (e.key === 'Enter') {
           e.preventDefault();
           jumpToMatch(e.shiftKey ? -1 : 1);
         } else if (e.key === 'Escape') {
           search.clear();
-          rootRef.current?.focus();
+          refs.root.current?.focus();
         }
         return;
       }
@@ -73,7 +70,7 @@ export function useGraphKeys(o: GraphKeysOptions): (e: React.KeyboardEvent) => v
             : layout.nodes.find((n) => !n.ref)?.name;
         if (next) {
           onSelect(next);
-          centerOn(next, true, transformRef.current.k);
+          centerOn(next, true, refs.transform.current.k);
         }
       } else if (e.key === 'Enter') {
         if (selected) {
@@ -99,15 +96,13 @@ export function useGraphKeys(o: GraphKeysOptions): (e: React.KeyboardEvent) => v
         }
       } else if (e.key === '/') {
         e.preventDefault();
-        searchRef.current?.focus();
+        refs.search.current?.focus();
       } else if (e.key === 'Escape') {
         onSelect(null);
       }
     },
     [
-      rootRef,
-      searchRef,
-      transformRef,
+      refs,
       nav,
       layout,
       selected,

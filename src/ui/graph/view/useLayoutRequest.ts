@@ -2,12 +2,13 @@
 // or the graph it was rewritten from change; on a first load, painted block by block while the
 // rest is laid out.
 
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useState } from 'react';
 import type { Graph } from '../../../graph/ir.ts';
 import type { GraphLayout } from '../layout.ts';
 import type { LayoutResult } from '../layoutProtocol.ts';
 import type { Scene } from '../scene.ts';
 import { layoutClient, type PartialLayout } from '../layoutClient.ts';
+import type { ViewRefs } from './viewRefs.ts';
 
 /** A layout still running after this long paints the blocks it has so far. */
 const PARTIAL_PAINT_AFTER_MS = 120;
@@ -37,8 +38,8 @@ export interface LayoutRequest {
   collapsed?: ReadonlySet<string>;
   /** The graph this one was rewritten from: the layout keeps its unchanged nodes in place. */
   animateFrom?: RewrittenFrom;
-  /** The graph y of the view's bottom edge now: partial layouts are painted until they reach it. */
-  viewBottom(): number;
+  /** Partial layouts are painted until they reach the view's bottom edge. */
+  refs: Pick<ViewRefs, 'transform' | 'size'>;
 }
 
 export interface RequestedLayout {
@@ -51,18 +52,11 @@ export interface RequestedLayout {
   markReady(): void;
 }
 
-export function useLayoutRequest({
-  graph,
-  collapsed,
-  animateFrom,
-  viewBottom,
-}: LayoutRequest): RequestedLayout {
+export function useLayoutRequest({ graph, collapsed, animateFrom, refs }: LayoutRequest): RequestedLayout {
   const [result, setResult] = useState<Shown | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [ready, setReady] = useState(false);
   const [progress, setProgress] = useState({ done: 0, total: 0 });
-  const viewBottomRef = useRef(viewBottom);
-  viewBottomRef.current = viewBottom;
   const collapsedKey = collapsed ? [...collapsed].sort().join('\n') : '';
   useEffect(() => {
     let live = true;
@@ -89,7 +83,8 @@ export function useLayoutRequest({
             if (!live || !latest) return;
             const q = latest;
             setProgress({ done: q.blocksDone, total: q.blocks });
-            if (paintedBottom >= viewBottomRef.current()) return;
+            const t = refs.transform.current;
+            if (paintedBottom >= (refs.size.current.h - t.y) / t.k) return;
             const partial = q.assemble();
             paintedBottom = partial.height;
             setResult({ graph, scene: q.scene, layout: partial, ms: 0, complete: false });
@@ -127,7 +122,7 @@ export function useLayoutRequest({
       live = false;
       cancelAnimationFrame(frameId);
     };
-  }, [graph, collapsedKey, animateFrom]);
+  }, [graph, collapsedKey, animateFrom, refs]);
   const markReady = useCallback(() => setReady(true), []);
   return { result, error, progress, ready, markReady };
 }

@@ -3,23 +3,16 @@
 // React state, so a gesture renders nothing. Canvas and minimap redraw once a frame; the layer
 // is rasterised sharp again once the view rests after a zoom, and the view reports its rest.
 
-import { useCallback, useEffect, useRef, type MutableRefObject, type RefObject } from 'react';
+import { useCallback, useEffect, useRef } from 'react';
 import { select, zoom as d3zoom, type ZoomBehavior, type ZoomTransform } from 'd3';
 import { LOD_DETAIL, LOD_TITLES } from '../canvasRenderer.ts';
 import { VIEW_REST_MS, ZOOM_EXTENT } from '../viewCentre.ts';
+import type { ViewRefs } from './viewRefs.ts';
 
 /** How long the view must rest after a zoom before its layer is rasterised again at the new scale. */
 const RERASTER_REST_MS = 150;
 
 export interface PanZoomOptions {
-  /** The view's root: it carries the level-of-detail classes and `data-moving` until the view rests. */
-  rootRef: RefObject<HTMLElement | null>;
-  /** The element pan/zoom listens on: the stage over the SVG scene, or the canvas. */
-  surfaceRef: RefObject<Element | null>;
-  /** The layer pan/zoom transforms (SVG renderer): an HTML box around the SVG. */
-  sceneRef: RefObject<HTMLElement | null>;
-  /** The transform now; read by the drawing and hit-testing, written only here. */
-  transformRef: MutableRefObject<ZoomTransform>;
   /** Names the surface element: pan/zoom binds again when it changes (a renderer switch). */
   surface: string;
   /** Bound only while there is something to move (a layout). */
@@ -41,8 +34,12 @@ export interface PanZoom {
   bound(): boolean;
 }
 
-export function usePanZoom(o: PanZoomOptions): PanZoom {
-  const { rootRef, surfaceRef, sceneRef, transformRef, surface, enabled, testMode } = o;
+/**
+ * Pan/zoom on `refs.surface`, moving `refs.scene` (the SVG's layer) and writing `refs.transform`;
+ * `refs.root` carries the level-of-detail classes, and `data-moving` until the view rests.
+ */
+export function usePanZoom(refs: ViewRefs, o: PanZoomOptions): PanZoom {
+  const { surface, enabled, testMode } = o;
   // Called from d3's events and timers, after the render that passed them.
   const handlers = useRef(o);
   handlers.current = o;
@@ -51,18 +48,19 @@ export function usePanZoom(o: PanZoomOptions): PanZoom {
   const frame = useRef(0);
   const applyTransform = useCallback(
     (t: ZoomTransform) => {
-      transformRef.current = t;
-      const root = rootRef.current;
+      refs.transform.current = t;
+      const root = refs.root.current;
       if (root) {
         root.classList.toggle('fl-lod-far', t.k < LOD_DETAIL);
         root.classList.toggle('fl-lod-tiny', t.k < LOD_TITLES * 0.6);
       }
       // The SVG scene moves as one composited layer: panning costs no repaint of 1,000 nodes.
-      if (sceneRef.current) sceneRef.current.style.transform = `translate(${t.x}px,${t.y}px) scale(${t.k})`;
+      if (refs.scene.current)
+        refs.scene.current.style.transform = `translate(${t.x}px,${t.y}px) scale(${t.k})`;
       cancelAnimationFrame(frame.current);
       frame.current = requestAnimationFrame(() => handlers.current.onFrame());
     },
-    [transformRef, rootRef, sceneRef],
+    [refs],
   );
 
   // A composited layer keeps the resolution it was rasterised at; once the view has rested for
@@ -73,8 +71,8 @@ export function usePanZoom(o: PanZoomOptions): PanZoom {
   const reraster = useCallback(() => {
     window.clearTimeout(rerasterTimer.current);
     rerasterTimer.current = window.setTimeout(() => {
-      const el = sceneRef.current;
-      const k = transformRef.current.k;
+      const el = refs.scene.current;
+      const k = refs.transform.current.k;
       if (!el || Math.abs(k - rasterK.current) / rasterK.current < 0.15) return;
       rasterK.current = k;
       el.style.willChange = 'auto';
@@ -82,7 +80,7 @@ export function usePanZoom(o: PanZoomOptions): PanZoom {
         el.style.willChange = 'transform';
       });
     }, RERASTER_REST_MS);
-  }, [sceneRef, transformRef]);
+  }, [refs]);
   useEffect(() => () => window.clearTimeout(rerasterTimer.current), []);
 
   const restTimer = useRef(0);
@@ -90,16 +88,16 @@ export function usePanZoom(o: PanZoomOptions): PanZoom {
     window.clearTimeout(restTimer.current);
     // Until it rests the view is still settling: the test-mode ready flag waits for data-moving to
     // go (an attribute, not state: this runs on every frame of a gesture).
-    rootRef.current?.setAttribute('data-moving', 'true');
+    refs.root.current?.setAttribute('data-moving', 'true');
     restTimer.current = window.setTimeout(() => {
-      rootRef.current?.removeAttribute('data-moving');
+      refs.root.current?.removeAttribute('data-moving');
       handlers.current.onRest();
     }, VIEW_REST_MS);
-  }, [rootRef]);
+  }, [refs]);
   useEffect(() => () => window.clearTimeout(restTimer.current), []);
 
   useEffect(() => {
-    const el = surfaceRef.current;
+    const el = refs.surface.current;
     if (!el || !enabled) return;
     const z = d3zoom<Element, unknown>()
       .scaleExtent([...ZOOM_EXTENT])
@@ -113,7 +111,7 @@ export function usePanZoom(o: PanZoomOptions): PanZoom {
     const sel = select<Element, unknown>(el);
     sel.call(z).on('dblclick.zoom', null);
     // Keep the transform across a renderer switch.
-    sel.call(z.transform, transformRef.current);
+    sel.call(z.transform, refs.transform.current);
     return () => {
       sel.on('.zoom', null);
     };
@@ -123,7 +121,7 @@ export function usePanZoom(o: PanZoomOptions): PanZoom {
 
   const moveTo = useCallback(
     (t: ZoomTransform, animate: boolean) => {
-      const el = surfaceRef.current,
+      const el = refs.surface.current,
         z = zoomRef.current;
       if (!el || !z) return false;
       const sel = select<Element, unknown>(el);
@@ -131,7 +129,7 @@ export function usePanZoom(o: PanZoomOptions): PanZoom {
       else sel.call(z.transform, t);
       return true;
     },
-    [surfaceRef, testMode],
+    [refs, testMode],
   );
   const bound = useCallback(() => zoomRef.current !== null, []);
   return { moveTo, bound };

@@ -2,12 +2,13 @@
 // they were, removed ones (ghosts) fade or merge into the node that replaced them, added ones
 // appear. d3 transitions on the DOM React rendered, so no React render per frame.
 
-import { useLayoutEffect, useRef, useState, type RefObject } from 'react';
+import { useLayoutEffect, useRef, useState } from 'react';
 import { easeCubicInOut, select } from 'd3';
 import type { Graph } from '../../../graph/ir.ts';
 import type { LaidNode } from '../layout.ts';
 import type { SceneNode } from '../scene.ts';
 import type { RewrittenFrom, Shown } from './useLayoutRequest.ts';
+import type { ViewRefs } from './viewRefs.ts';
 
 const ANIM_MS = 750;
 
@@ -24,20 +25,18 @@ export interface RewriteAnimationOptions {
   animateFrom?: RewrittenFrom;
   testMode?: boolean;
   renderer: 'svg' | 'canvas';
-  /** The SVG group holding the boxes. */
-  viewportRef: RefObject<SVGGElement | null>;
 }
 
 /** Runs the animation once per rewritten layout; returns the ghosts to draw meanwhile. */
-export function useRewriteAnimation(o: RewriteAnimationOptions): Ghost[] {
-  const { result, graph, animateFrom, testMode, renderer, viewportRef } = o;
+export function useRewriteAnimation(refs: Pick<ViewRefs, 'viewport'>, o: RewriteAnimationOptions): Ghost[] {
+  const { result, graph, animateFrom, testMode, renderer } = o;
   const [ghosts, setGhosts] = useState<Ghost[]>([]);
   const animatedFor = useRef<Shown | null>(null);
   useLayoutEffect(() => {
     if (!result?.previous || !animateFrom || testMode || renderer !== 'svg' || animatedFor.current === result)
       return;
     animatedFor.current = result;
-    const vp = viewportRef.current;
+    const vp = refs.viewport.current;
     if (!vp) return;
     const previous = result.previous;
     const before = new Map(previous.layout.nodes.map((n) => [n.name, n]));
@@ -76,10 +75,10 @@ export function useRewriteAnimation(o: RewriteAnimationOptions): Ghost[] {
       .style('opacity', 1);
     const done = window.setTimeout(() => setGhosts([]), ANIM_MS * 2.2);
     return () => window.clearTimeout(done);
-  }, [result, animateFrom, testMode, renderer, graph, viewportRef]);
+  }, [result, animateFrom, testMode, renderer, graph, refs]);
 
   useLayoutEffect(() => {
-    const vp = viewportRef.current;
+    const vp = refs.viewport.current;
     if (!vp || !ghosts.length) return;
     select(vp)
       .selectAll<SVGGElement, unknown>('g.fl-ghost')
@@ -100,7 +99,7 @@ export function useRewriteAnimation(o: RewriteAnimationOptions): Ghost[] {
           );
         t.style('opacity', 0);
       });
-  }, [ghosts, viewportRef]);
+  }, [ghosts, refs]);
   return ghosts;
 }
 

@@ -2,17 +2,16 @@
 // hit-testing and node positions on SVG and canvas alike, moves; and every change of its
 // progress attributes.
 
-import { useEffect, type MutableRefObject, type RefObject } from 'react';
-import { zoomIdentity, type ZoomTransform } from 'd3';
+import { useEffect } from 'react';
+import { zoomIdentity } from 'd3';
 import type { HitGrid } from '../hitGrid.ts';
 import { recordLayoutProgress, registerView, type ViewHandle } from '../viewRegistry.ts';
 import type { NodeMark } from './SvgScene.tsx';
 import type { RequestedLayout } from './useLayoutRequest.ts';
 import type { Placement } from './useViewPlacement.ts';
+import type { ViewRefs } from './viewRefs.ts';
 
 export interface ViewHandleOptions {
-  rootRef: RefObject<HTMLElement | null>;
-  transformRef: MutableRefObject<ZoomTransform>;
   label?: string;
   requested: RequestedLayout;
   marks?: Map<string, NodeMark>;
@@ -21,8 +20,8 @@ export interface ViewHandleOptions {
   placement: Pick<Placement, 'centerOn' | 'fit' | 'setTransform'>;
 }
 
-export function useViewHandle(o: ViewHandleOptions): void {
-  const { rootRef, transformRef, label, marks, selected, hitGrid } = o;
+export function useViewHandle(refs: ViewRefs, o: ViewHandleOptions): void {
+  const { label, marks, selected, hitGrid } = o;
   const { result, progress, ready, error } = o.requested;
   const { centerOn, fit, setTransform } = o.placement;
   // Every change of the progress attributes, for tests that must see blocks painted before the
@@ -37,7 +36,7 @@ export function useViewHandle(o: ViewHandleOptions): void {
   }, [progress, ready, error, label]);
 
   useEffect(() => {
-    const root = rootRef.current;
+    const root = refs.root.current;
     if (!root || !result) return;
     const handle: ViewHandle = {
       root,
@@ -46,14 +45,14 @@ export function useViewHandle(o: ViewHandleOptions): void {
       marks,
       selected,
       layoutMs: result.ms,
-      transform: () => transformRef.current,
+      transform: () => refs.transform.current,
       nodeAt: (clientX, clientY) =>
-        hitGrid?.nameAtClient(root.getBoundingClientRect(), transformRef.current, clientX, clientY) ?? null,
+        hitGrid?.nameAtClient(root.getBoundingClientRect(), refs.transform.current, clientX, clientY) ?? null,
       nodeCenter: (name) => {
         const n = result.layout.nodes.find((m) => m.name === name);
         if (!n) return null;
         const rect = root.getBoundingClientRect();
-        const t = transformRef.current;
+        const t = refs.transform.current;
         return { x: rect.left + t.x + (n.x + n.w / 2) * t.k, y: rect.top + t.y + (n.y + n.h / 2) * t.k };
       },
       centerOn: (name) => centerOn(name, false, 1),
@@ -61,5 +60,5 @@ export function useViewHandle(o: ViewHandleOptions): void {
       setView: (v) => setTransform(zoomIdentity.translate(v.x, v.y).scale(v.k), false),
     };
     return registerView(handle);
-  }, [rootRef, transformRef, result, marks, selected, hitGrid, centerOn, fit, setTransform]);
+  }, [refs, result, marks, selected, hitGrid, centerOn, fit, setTransform]);
 }

@@ -3,7 +3,7 @@
 // relative to an anchor node so counterparts line up), and where the view rests (to the store
 // and the URL, never per frame).
 
-import { useCallback, useEffect, useMemo, useRef, type MutableRefObject } from 'react';
+import { useCallback, useEffect, useMemo, useRef } from 'react';
 import { zoomIdentity, type ZoomTransform } from 'd3';
 import type { Graph } from '../../../graph/ir.ts';
 import type { GraphLayout, LaidNode } from '../layout.ts';
@@ -18,14 +18,13 @@ import {
 } from '../viewCentre.ts';
 import type { PanZoom } from './usePanZoom.ts';
 import type { RewrittenFrom, Shown } from './useLayoutRequest.ts';
+import type { ViewRefs } from './viewRefs.ts';
 
 export interface PlacementOptions {
   result: Shown | null;
   /** The graph the view was given (the result may still be the previous one's). */
   graph: Graph;
   size: ViewSize;
-  sizeRef: MutableRefObject<ViewSize>;
-  transformRef: MutableRefObject<ZoomTransform>;
   byName: ReadonlyMap<string, SceneNode>;
   panZoom: PanZoom;
   /** A view pushed from outside, relative to `anchor`; the view reports its own through `onViewChange`. */
@@ -93,8 +92,8 @@ function nearestToCentre(
   return best;
 }
 
-export function useViewPlacement(o: PlacementOptions): Placement {
-  const { result, graph, size, sizeRef, transformRef, byName, panZoom, view, anchor, initialView, focus } = o;
+export function useViewPlacement(refs: ViewRefs, o: PlacementOptions): Placement {
+  const { result, graph, size, byName, panZoom, view, anchor, initialView, focus } = o;
   const { animateFrom } = o;
   const layout = result?.layout ?? null;
   const callbacks = useRef(o);
@@ -144,9 +143,9 @@ export function useViewPlacement(o: PlacementOptions): Placement {
     (name: string, animate: boolean, k?: number) => {
       const n = layout?.nodes.find((m) => m.name === name);
       if (!n || !size.w) return;
-      setTransform(centring(n, size, k ?? Math.max(transformRef.current.k, 0.8)), animate);
+      setTransform(centring(n, size, k ?? Math.max(refs.transform.current.k, 0.8)), animate);
     },
-    [layout, size, setTransform, transformRef],
+    [layout, size, setTransform, refs],
   );
 
   const fittedFor = useRef<Shown | null>(null);
@@ -179,7 +178,7 @@ export function useViewPlacement(o: PlacementOptions): Placement {
       const a = before && !before.complete ? before.layout.nodes[0] : undefined;
       const b = a ? layout.nodes.find((n) => n.name === a.name) : undefined;
       if (a && b && (a.x !== b.x || a.y !== b.y)) {
-        const t = transformRef.current;
+        const t = refs.transform.current;
         setTransform(
           zoomIdentity.translate(t.x + (a.x - b.x) * t.k, t.y + (a.y - b.y) * t.k).scale(t.k),
           false,
@@ -191,7 +190,7 @@ export function useViewPlacement(o: PlacementOptions): Placement {
     provisionalView.current = !result.complete;
     // Announced, so a synced partner (the other side of a diff) starts from the same view.
     setTransform(topOfGraph(layout, size), false, true);
-    // panZoom.bound and transformRef are stable.
+    // panZoom.bound and refs are stable.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [result, layout, size, view, animateFrom, setTransform, fromShared, initialView, groupOf]);
 
@@ -208,7 +207,7 @@ export function useViewPlacement(o: PlacementOptions): Placement {
       !panZoom.bound()
     )
       return;
-    const t = transformRef.current;
+    const t = refs.transform.current;
     const best = nearestToCentre(result.layout, focus.names, t, size);
     focusedNonce.current = focus.nonce;
     if (!best) return;
@@ -216,7 +215,7 @@ export function useViewPlacement(o: PlacementOptions): Placement {
     if (callbacks.current.onFocus?.(best.name))
       anchorRef.current = { x: best.x + best.w / 2, y: best.y + best.h / 2 };
     setTransform(centring(best, size, Math.max(0.6, t.k)), true);
-    // panZoom.bound and transformRef are stable.
+    // panZoom.bound and refs are stable.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [focus, result, graph, size, setTransform]);
 
@@ -224,7 +223,7 @@ export function useViewPlacement(o: PlacementOptions): Placement {
   useEffect(() => {
     if (!view || !panZoom.bound()) return;
     const want = fromShared(view);
-    const t = transformRef.current;
+    const t = refs.transform.current;
     if (Math.abs(t.x - want.x) < 0.5 && Math.abs(t.y - want.y) < 0.5 && Math.abs(t.k - want.k) < 1e-4) return;
     setTransform(want, false, false);
     // anchorAt: the same view means another transform once the anchor moves.
@@ -236,10 +235,10 @@ export function useViewPlacement(o: PlacementOptions): Placement {
   shownRef.current = { result, graph };
   const reportRest = useCallback(() => {
     const { result: r, graph: g } = shownRef.current;
-    if (!r?.complete || r.graph !== g || !sizeRef.current.w) return;
-    const c = centreOf(r.layout, transformRef.current, sizeRef.current);
+    if (!r?.complete || r.graph !== g || !refs.size.current.w) return;
+    const c = centreOf(r.layout, refs.transform.current, refs.size.current);
     if (c) callbacks.current.onViewRest?.(c);
-  }, [sizeRef, transformRef]);
+  }, [refs]);
 
   const userMoved = useCallback(
     (t: ZoomTransform) => {
@@ -252,7 +251,7 @@ export function useViewPlacement(o: PlacementOptions): Placement {
   const upcoming = (l: GraphLayout) =>
     fittedFor.current === null
       ? ((initialView && transformAt(l, initialView, size, groupOf)) ?? topOfGraph(l, size))
-      : transformRef.current;
+      : refs.transform.current;
 
   return { setTransform, fit, centerOn, userMoved, reportRest, upcoming };
 }
