@@ -34,6 +34,26 @@ const ungrouped = (g: Graph): Graph => ({
   })),
 });
 
+/**
+ * GPT-OSS through the whole pipeline: how each node of the output maps to the input, and the
+ * layout request for the output drawn against the input (its folds given).
+ */
+function throughPipeline(layers: number, collapsed: string[] = []) {
+  const before = gptOss(layers);
+  const r = runPipeline(before, DEFAULT_PIPELINE);
+  const diff = diffGraphs(
+    before,
+    r.output,
+    r.stages.flatMap((s) => s.matches),
+  );
+  const request = {
+    graph: r.output,
+    collapsed,
+    previous: { graph: before, mapping: [...diff.afterToBefore] },
+  };
+  return { diff, request };
+}
+
 /** Pairs of boxes that overlap (real nodes and stubs), by sweeping over y. */
 function overlaps(l: GraphLayout): string[] {
   const ns = [...l.nodes].sort((a, b) => a.y - b.y);
@@ -155,20 +175,10 @@ describe('layoutScene', () => {
   });
 
   it('keeps most unchanged nodes in place across the whole pipeline, where the fused node is wider', () => {
-    const before = gptOss(24);
-    const r = runPipeline(before, DEFAULT_PIPELINE);
-    const d = diffGraphs(
-      before,
-      r.output,
-      r.stages.flatMap((s) => s.matches),
-    );
-    const res = new LayoutEngine().run({
-      graph: r.output,
-      collapsed: [],
-      previous: { graph: before, mapping: [...d.afterToBefore] },
-    });
+    const { diff, request } = throughPipeline(24);
+    const res = new LayoutEngine().run(request);
     const was = new Map(res.previous!.layout.nodes.map((n) => [n.name, n]));
-    const unchanged = res.layout.nodes.filter((n) => d.after.get(n.name) === 'unchanged');
+    const unchanged = res.layout.nodes.filter((n) => diff.after.get(n.name) === 'unchanged');
     // Every row keeps its y; x gives way only around the wider fused kernels.
     expect(unchanged.filter((n) => Math.abs(n.y - was.get(n.name)!.y) > 0.5).length).toBeLessThan(
       unchanged.length * 0.01,
@@ -247,18 +257,7 @@ describe('progressive layout, block by block', () => {
   });
 
   it('streams through the engine to the same result as a one-shot run, rewrite anchoring included', () => {
-    const before = gptOss(24);
-    const r = runPipeline(before, DEFAULT_PIPELINE);
-    const d = diffGraphs(
-      before,
-      r.output,
-      r.stages.flatMap((s) => s.matches),
-    );
-    const req = {
-      graph: r.output,
-      collapsed: ['model.layers.7'],
-      previous: { graph: before, mapping: [...d.afterToBefore] },
-    };
+    const req = throughPipeline(24, ['model.layers.7']).request;
     const oneShot = new LayoutEngine().run(req);
     const steps = new LayoutEngine().stream(req);
     const chunks: LayoutChunk[] = [];
@@ -334,20 +333,8 @@ describe('layout coordinates, pinned', () => {
   const laidOut = (g: Graph, opts?: LayoutOptions) => () => layoutScene(buildScene(g), opts);
   const text = (t: string) => parseFx(t).graph;
   /** The whole pipeline's output, laid out against its input (rewrite anchoring, old rows and columns). */
-  const rewritten = (collapsed: string[]) => () => {
-    const before = gptOss(6);
-    const r = runPipeline(before, DEFAULT_PIPELINE);
-    const d = diffGraphs(
-      before,
-      r.output,
-      r.stages.flatMap((s) => s.matches),
-    );
-    return new LayoutEngine().run({
-      graph: r.output,
-      collapsed,
-      previous: { graph: before, mapping: [...d.afterToBefore] },
-    }).layout;
-  };
+  const rewritten = (collapsed: string[]) => () =>
+    new LayoutEngine().run(throughPipeline(6, collapsed).request).layout;
   // Every coordinate of every box, wire and frame, as a digest: a change to how blocks are laid
   // out, stacked or anchored shows here even where the looser checks above still hold.
   const cases: Record<string, [() => GraphLayout, string]> = {

@@ -6,11 +6,16 @@ import { reduceGroups } from '../../graph/passes/fusionGate.ts';
 import { DEFAULT_TP_GROUP, resolveOptions } from '../../graph/passes/options.ts';
 import type { PassOptions } from '../../graph/passes/pipeline.ts';
 import { shownStage, useStore } from '../store/index.ts';
+import { Choice, type ChoiceOption } from './Choice.tsx';
 
 const WORLD_SIZES = [1, 2, 3, 4, 6, 8];
-const GPUS: { id: NonNullable<PassOptions['gpu']>; label: string }[] = [
-  { id: 'hopper', label: 'Hopper' },
-  { id: 'blackwell', label: 'Blackwell' },
+const GPUS: ChoiceOption<NonNullable<PassOptions['gpu']>>[] = [
+  { value: 'hopper', label: 'Hopper' },
+  { value: 'blackwell', label: 'Blackwell' },
+];
+const TOKEN_GATES: ChoiceOption<NonNullable<PassOptions['tokenGate']>>[] = [
+  { value: 'runtime-fallback', label: 'at run time' },
+  { value: 'compile-range', label: 'at compile' },
 ];
 
 /**
@@ -65,66 +70,49 @@ export function GatePanel() {
       </header>
       <div className="gate-grid">
         <div className="field">
-          <label htmlFor="gate-world">World size</label>
-          <select
+          <Choice
             id="gate-world"
-            value={gates.worldSize ?? ''}
-            onChange={(e) =>
-              setGates({ worldSize: e.target.value === '' ? undefined : Number(e.target.value) })
-            }
-          >
-            <option value="">
-              {resolved?.worldSizeFrom === 'graph'
-                ? `graph: ${resolved.worldSize}`
-                : `default: ${resolved?.worldSize ?? 4}`}
-            </option>
-            {WORLD_SIZES.map((w) => (
-              <option key={w} value={w}>
-                {w}
-              </option>
-            ))}
-          </select>
+            label="World size"
+            value={gates.worldSize}
+            unset={{
+              label:
+                resolved?.worldSizeFrom === 'graph'
+                  ? `graph: ${resolved.worldSize}`
+                  : `default: ${resolved?.worldSize ?? 4}`,
+              choose: () => setGates({ worldSize: undefined }),
+            }}
+            options={WORLD_SIZES}
+            onChange={(worldSize) => setGates({ worldSize })}
+          />
         </div>
         <div className="field">
-          <label htmlFor="gate-gpu">GPU</label>
-          <select
+          <Choice
             id="gate-gpu"
+            label="GPU"
             value={gates.gpu ?? 'hopper'}
-            onChange={(e) => setGates({ gpu: e.target.value as PassOptions['gpu'] })}
-          >
-            {GPUS.map((g) => (
-              <option key={g.id} value={g.id}>
-                {g.label}
-              </option>
-            ))}
-          </select>
+            options={GPUS}
+            onChange={(gpu) => setGates({ gpu })}
+          />
         </div>
         <div className="field">
-          <label htmlFor="gate-token-rule">Token gate</label>
-          <select
+          <Choice
             id="gate-token-rule"
+            label="Token gate"
             value={gates.tokenGate ?? 'runtime-fallback'}
-            onChange={(e) => setGates({ tokenGate: e.target.value as PassOptions['tokenGate'] })}
+            options={TOKEN_GATES}
+            onChange={(tokenGate) => setGates({ tokenGate })}
             title="runtime fallback: the pattern always fires and the fused op falls back above max_token_num (the vLLM of PR #28841). compile range: graphs whose token count exceeds max_token_num stay unfused (later vLLM)."
-          >
-            <option value="runtime-fallback">at run time</option>
-            <option value="compile-range">at compile</option>
-          </select>
+          />
         </div>
         <div className="field">
-          <label htmlFor="gate-tp-group">TP group</label>
-          <select
+          <Choice
             id="gate-tp-group"
+            label="TP group"
             value={gates.tpGroup ?? DEFAULT_TP_GROUP}
-            onChange={(e) => setGates({ tpGroup: e.target.value })}
+            options={[...new Set([gates.tpGroup ?? DEFAULT_TP_GROUP, ...groups])]}
+            onChange={(tpGroup) => setGates({ tpGroup })}
             title="vLLM's patterns match only all_reduce over the tensor-parallel group (tensor_model_parallel_all_reduce); all-reduces over other groups stay unfused."
-          >
-            {[...new Set([gates.tpGroup ?? DEFAULT_TP_GROUP, ...groups])].map((g) => (
-              <option key={g} value={g}>
-                {g}
-              </option>
-            ))}
-          </select>
+          />
         </div>
         <div className="field">
           <label htmlFor="gate-tokens">Max tokens</label>

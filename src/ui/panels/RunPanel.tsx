@@ -4,14 +4,17 @@ import { PRESETS } from '../../runtime/presets.ts';
 import { useStore } from '../store/index.ts';
 import type { RunSettings } from '../store/runSlice.ts';
 import { VerdictLine } from './VerdictLine.tsx';
+import { Choice, type ChoiceOption } from './Choice.tsx';
 
 const RANKS = [1, 2, 4, 8];
 const TIMED_RUNS = [1, 3, 5, 9];
-const ALGORITHMS: { id: RunSettings['allreduce']; label: string }[] = [
-  { id: 'one-shot', label: 'one-shot' },
-  { id: 'two-shot', label: 'two-shot' },
-  { id: 'ring', label: 'ring (RS + AG)' },
+const ALGORITHMS: ChoiceOption<RunSettings['allreduce']>[] = [
+  { value: 'one-shot' },
+  { value: 'two-shot' },
+  { value: 'ring', label: 'ring (RS + AG)' },
 ];
+const DTYPES: RunSettings['dtype'][] = ['bf16', 'f32'];
+const PRESET_CHOICES = Object.values(PRESETS).map((p) => ({ value: p.name, title: p.doc }));
 
 export function RunPanel() {
   const settings = useStore((s) => s.runSettings);
@@ -34,19 +37,18 @@ export function RunPanel() {
   return (
     <section className="run-panel" aria-label="Run">
       <div className="form-grid run-form">
-        <label htmlFor="run-backend">Backend</label>
-        <select
+        <Choice
           id="run-backend"
+          label="Backend"
           value={settings.backend}
-          onChange={(e) => set({ backend: e.target.value as RunSettings['backend'] })}
+          options={[
+            { value: 'webgpu', label: `WebGPU ranks${gpu ? '' : ' (no navigator.gpu)'}`, disabled: !gpu },
+            { value: 'cpu', label: 'CPU reference' },
+            { value: 'agent', label: 'Native agent (CUDA, local)' },
+          ]}
+          onChange={(backend) => set({ backend })}
           disabled={running}
-        >
-          <option value="webgpu" disabled={!gpu}>
-            WebGPU ranks{gpu ? '' : ' (no navigator.gpu)'}
-          </option>
-          <option value="cpu">CPU reference</option>
-          <option value="agent">Native agent (CUDA, local)</option>
-        </select>
+        />
         {settings.backend === 'agent' && (
           <>
             <label htmlFor="agent-url">Agent address</label>
@@ -70,55 +72,38 @@ export function RunPanel() {
             />
           </>
         )}
-        <label htmlFor="run-ranks">Ranks</label>
-        <select
+        <Choice
           id="run-ranks"
+          label="Ranks"
           value={settings.ranks}
-          onChange={(e) => set({ ranks: Number(e.target.value) })}
+          options={RANKS}
+          onChange={(ranks) => set({ ranks })}
           disabled={running}
-        >
-          {RANKS.map((r) => (
-            <option key={r} value={r}>
-              {r}
-            </option>
-          ))}
-        </select>
-        <label htmlFor="run-preset">Preset</label>
-        <select
+        />
+        <Choice
           id="run-preset"
+          label="Preset"
           value={settings.preset}
-          onChange={(e) => set({ preset: e.target.value as RunSettings['preset'] })}
+          options={PRESET_CHOICES}
+          onChange={(preset) => set({ preset })}
           disabled={running}
-        >
-          {Object.values(PRESETS).map((p) => (
-            <option key={p.name} value={p.name} title={p.doc}>
-              {p.name}
-            </option>
-          ))}
-        </select>
-        <label htmlFor="run-dtype">Dtype</label>
-        <select
+        />
+        <Choice
           id="run-dtype"
+          label="Dtype"
           value={settings.dtype}
-          onChange={(e) => set({ dtype: e.target.value as RunSettings['dtype'] })}
+          options={DTYPES}
+          onChange={(dtype) => set({ dtype })}
           disabled={running}
-        >
-          <option value="bf16">bf16</option>
-          <option value="f32">f32</option>
-        </select>
-        <label htmlFor="run-allreduce">All-reduce</label>
-        <select
+        />
+        <Choice
           id="run-allreduce"
+          label="All-reduce"
           value={settings.allreduce}
-          onChange={(e) => set({ allreduce: e.target.value as RunSettings['allreduce'] })}
+          options={ALGORITHMS}
+          onChange={(allreduce) => set({ allreduce })}
           disabled={running}
-        >
-          {ALGORITHMS.map((a) => (
-            <option key={a.id} value={a.id}>
-              {a.label}
-            </option>
-          ))}
-        </select>
+        />
         <label htmlFor="run-workers">Rank workers</label>
         <input
           id="run-workers"
@@ -127,20 +112,15 @@ export function RunPanel() {
           onChange={(e) => set({ workers: e.target.checked })}
           disabled={running}
         />
-        <label htmlFor="run-timed">Timed runs</label>
-        <select
+        <Choice
           id="run-timed"
+          label="Timed runs"
           value={timedRuns}
-          onChange={(e) => setTimedRuns(Number(e.target.value))}
+          options={TIMED_RUNS}
+          onChange={setTimedRuns}
           disabled={running}
           title="After one warm-up run of each graph (it compiles the kernels and is not timed): this many runs of each, alternating; times are their median and spread"
-        >
-          {TIMED_RUNS.map((n) => (
-            <option key={n} value={n}>
-              {n}
-            </option>
-          ))}
-        </select>
+        />
       </div>
       <div className="run-actions">
         <button type="button" className="primary" onClick={() => void run()} disabled={!hasGraph || running}>

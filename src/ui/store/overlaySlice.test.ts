@@ -3,12 +3,12 @@
 
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { useStore } from './index.ts';
+import { rewrittenFragment } from './testStore.ts';
 import { overlayUnavailable, shownOverlay } from './overlaySlice.ts';
-import { PR_BEFORE, QWEN_TP2 } from '../testFixtures.ts';
+import { QWEN_TP2 } from '../testFixtures.ts';
 
 vi.mock('../samples.ts', () => ({ SAMPLES: [], DEFAULT_SAMPLE_ID: 'none', findSample: () => undefined }));
 
-const initial = useStore.getState();
 const s = () => useStore.getState();
 
 describe('the overlay slice', () => {
@@ -24,10 +24,7 @@ describe('the overlay slice', () => {
   });
 
   beforeEach(() => {
-    useStore.setState(initial, true);
-    s().loadText(PR_BEFORE, 'pr28841-before.fragment.txt');
-    s().applyPipeline();
-    s().setRunSettings({ backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', workers: false });
+    rewrittenFragment();
   });
 
   it('refuses time and |Δ| until a run, and again when the run is stale; bytes always', async () => {

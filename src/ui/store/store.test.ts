@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { useStore } from './index.ts';
+import { freshStore, rewrittenFragment } from './testStore.ts';
 import { snapshot } from './urlSync.ts';
 import { reportIsStale } from './runSlice.ts';
 import { decodeUrlState, encodeUrlState, placeUrlState, readUrlState, withViewCentre } from '../urlState.ts';
@@ -12,7 +13,6 @@ import { PR_BEFORE, QWEN_TP2 } from '../testFixtures.ts';
 // The built-in sample table pulls in the sample generator; these tests load text directly.
 vi.mock('../samples.ts', () => ({ SAMPLES: [], DEFAULT_SAMPLE_ID: 'none', findSample: () => undefined }));
 
-const initial = useStore.getState();
 const s = () => useStore.getState();
 const fusable = () => s().sites['allreduce-rmsnorm'].length;
 const fusedNodes = () =>
@@ -29,7 +29,7 @@ const fusedNodes = () =>
 
 describe('rewrite history in the store', () => {
   beforeEach(() => {
-    useStore.setState(initial, true);
+    freshStore();
     s().loadText(QWEN_TP2, 'qwen2-paral2_layer1-r0.py');
   });
 
@@ -218,7 +218,7 @@ describe('rewrite history in the store', () => {
     expect(state.selected).toBe(site);
 
     const back = await decodeUrlState(await encodeUrlState(state));
-    useStore.setState(initial, true);
+    freshStore();
     if (!('text' in back.source)) throw new Error('expected text source');
     s().loadText(back.source.text, back.source.name, { steps: back.steps, selected: back.selected });
     expect(s().cursor).toBe(1);
@@ -235,7 +235,7 @@ describe('rewrite history in the store', () => {
     const back = (await readUrlState(new URL(withViewCentre(placed.href, s().viewCentre))))!;
     expect(back.view?.centre).toEqual(centre);
 
-    useStore.setState(initial, true);
+    freshStore();
     if (!('text' in back.source)) throw new Error('expected text source');
     s().loadText(back.source.text, back.source.name, { steps: back.steps, view: back.view?.centre });
     expect(s().viewCentre).toEqual(centre);
@@ -247,10 +247,7 @@ describe('rewrite history in the store', () => {
 
 describe('results belong to the graph, steps and gates they ran', () => {
   beforeEach(() => {
-    useStore.setState(initial, true);
-    s().loadText(PR_BEFORE, 'pr28841-before.fragment.txt');
-    s().applyPipeline();
-    s().setRunSettings({ backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', workers: false });
+    rewrittenFragment();
   });
 
   it('clears the report when another graph loads, and drops a run that ends after it', async () => {
@@ -285,7 +282,7 @@ describe('results belong to the graph, steps and gates they ran', () => {
 
 describe('the views follow the change', () => {
   beforeEach(() => {
-    useStore.setState(initial, true);
+    freshStore();
     s().loadText(QWEN_TP2, 'qwen2-paral2_layer1-r0.py');
   });
 
@@ -318,7 +315,7 @@ describe('the views follow the change', () => {
 
 describe('importing a module without a return', () => {
   it('warns that forward() returns nothing, naming its line; a module that returns gets no such warning', () => {
-    useStore.setState(initial, true);
+    freshStore();
     const noReturn = QWEN_TP2.replace(/\n\s*return \([^)]*\)\s*$/m, '\n');
     expect(noReturn).not.toMatch(/^\s*return /m);
     s().loadText(noReturn, 'no-return.py');
