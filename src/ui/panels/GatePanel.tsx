@@ -6,7 +6,7 @@ import { reduceGroups } from '../../graph/passes/fusionGate.ts';
 import { DEFAULT_TP_GROUP, resolveOptions } from '../../graph/passes/options.ts';
 import type { PassOptions } from '../../graph/passes/pipeline.ts';
 import { shownStage, useStore } from '../store/index.ts';
-import { Choice, type ChoiceOption } from './Choice.tsx';
+import { Choice, type ChoiceOption, type ChoiceProps } from './Choice.tsx';
 
 const WORLD_SIZES = [1, 2, 3, 4, 6, 8];
 const GPUS: ChoiceOption<NonNullable<PassOptions['gpu']>>[] = [
@@ -56,6 +56,28 @@ function MaxTokensInput({ value, onCommit }: { value: number | undefined; onComm
   );
 }
 
+/** The gates chosen from a list, each with the value the passes use when it is unset. */
+type ListedGate = 'gpu' | 'tokenGate' | 'tpGroup';
+
+/** One gate's drop-down, in its field; an unset gate shows the value it falls back to. */
+function GateField<K extends ListedGate>(props: {
+  gate: K;
+  id: string;
+  label: string;
+  fallback: NonNullable<PassOptions[K]>;
+  options: ChoiceProps<NonNullable<PassOptions[K]>>['options'];
+  title?: string;
+}) {
+  const { gate, fallback, ...choice } = props;
+  const value = useStore((s) => s.gates[gate]);
+  const setGates = useStore((s) => s.setGates);
+  return (
+    <div className="field">
+      <Choice {...choice} value={value ?? fallback} onChange={(v) => setGates({ [gate]: v })} />
+    </div>
+  );
+}
+
 export function GatePanel() {
   const gates = useStore((s) => s.gates);
   const setGates = useStore((s) => s.setGates);
@@ -85,35 +107,23 @@ export function GatePanel() {
             onChange={(worldSize) => setGates({ worldSize })}
           />
         </div>
-        <div className="field">
-          <Choice
-            id="gate-gpu"
-            label="GPU"
-            value={gates.gpu ?? 'hopper'}
-            options={GPUS}
-            onChange={(gpu) => setGates({ gpu })}
-          />
-        </div>
-        <div className="field">
-          <Choice
-            id="gate-token-rule"
-            label="Token gate"
-            value={gates.tokenGate ?? 'runtime-fallback'}
-            options={TOKEN_GATES}
-            onChange={(tokenGate) => setGates({ tokenGate })}
-            title="runtime fallback: the pattern always fires and the fused op falls back above max_token_num (the vLLM of PR #28841). compile range: graphs whose token count exceeds max_token_num stay unfused (later vLLM)."
-          />
-        </div>
-        <div className="field">
-          <Choice
-            id="gate-tp-group"
-            label="TP group"
-            value={gates.tpGroup ?? DEFAULT_TP_GROUP}
-            options={[...new Set([gates.tpGroup ?? DEFAULT_TP_GROUP, ...groups])]}
-            onChange={(tpGroup) => setGates({ tpGroup })}
-            title="vLLM's patterns match only all_reduce over the tensor-parallel group (tensor_model_parallel_all_reduce); all-reduces over other groups stay unfused."
-          />
-        </div>
+        <GateField gate="gpu" id="gate-gpu" label="GPU" fallback="hopper" options={GPUS} />
+        <GateField
+          gate="tokenGate"
+          id="gate-token-rule"
+          label="Token gate"
+          fallback="runtime-fallback"
+          options={TOKEN_GATES}
+          title="runtime fallback: the pattern always fires and the fused op falls back above max_token_num (the vLLM of PR #28841). compile range: graphs whose token count exceeds max_token_num stay unfused (later vLLM)."
+        />
+        <GateField
+          gate="tpGroup"
+          id="gate-tp-group"
+          label="TP group"
+          fallback={DEFAULT_TP_GROUP}
+          options={[...new Set([gates.tpGroup ?? DEFAULT_TP_GROUP, ...groups])]}
+          title="vLLM's patterns match only all_reduce over the tensor-parallel group (tensor_model_parallel_all_reduce); all-reduces over other groups stay unfused."
+        />
         <div className="field">
           <label htmlFor="gate-tokens">Max tokens</label>
           <MaxTokensInput

@@ -4,7 +4,7 @@ import { PRESETS } from '../../runtime/presets.ts';
 import { useStore } from '../store/index.ts';
 import type { RunSettings } from '../store/runSlice.ts';
 import { VerdictLine } from './VerdictLine.tsx';
-import { Choice, type ChoiceOption } from './Choice.tsx';
+import { Choice, type ChoiceOption, type ChoiceProps } from './Choice.tsx';
 
 const RANKS = [1, 2, 4, 8];
 const TIMED_RUNS = [1, 3, 5, 9];
@@ -15,6 +15,36 @@ const ALGORITHMS: ChoiceOption<RunSettings['allreduce']>[] = [
 ];
 const DTYPES: RunSettings['dtype'][] = ['bf16', 'f32'];
 const PRESET_CHOICES = Object.values(PRESETS).map((p) => ({ value: p.name, title: p.doc }));
+const backends = (gpu: boolean): ChoiceOption<RunSettings['backend']>[] => [
+  { value: 'webgpu', label: `WebGPU ranks${gpu ? '' : ' (no navigator.gpu)'}`, disabled: !gpu },
+  { value: 'cpu', label: 'CPU reference' },
+  { value: 'agent', label: 'Native agent (CUDA, local)' },
+];
+
+/** The run settings chosen from a list. */
+type ListedSetting = 'backend' | 'ranks' | 'preset' | 'dtype' | 'allreduce';
+
+/** A drop-down of one run setting (its id `run-<setting>`), off while a run is going. */
+function RunChoice<K extends ListedSetting>(props: {
+  setting: K;
+  label: string;
+  options: ChoiceProps<RunSettings[K]>['options'];
+}) {
+  const { setting, label, options } = props;
+  const value = useStore((s) => s.runSettings[setting]);
+  const set = useStore((s) => s.setRunSettings);
+  const running = useStore((s) => s.runStatus === 'running');
+  return (
+    <Choice
+      id={`run-${setting}`}
+      label={label}
+      value={value}
+      options={options}
+      onChange={(v) => set({ [setting]: v })}
+      disabled={running}
+    />
+  );
+}
 
 export function RunPanel() {
   const settings = useStore((s) => s.runSettings);
@@ -37,18 +67,7 @@ export function RunPanel() {
   return (
     <section className="run-panel" aria-label="Run">
       <div className="form-grid run-form">
-        <Choice
-          id="run-backend"
-          label="Backend"
-          value={settings.backend}
-          options={[
-            { value: 'webgpu', label: `WebGPU ranks${gpu ? '' : ' (no navigator.gpu)'}`, disabled: !gpu },
-            { value: 'cpu', label: 'CPU reference' },
-            { value: 'agent', label: 'Native agent (CUDA, local)' },
-          ]}
-          onChange={(backend) => set({ backend })}
-          disabled={running}
-        />
+        <RunChoice setting="backend" label="Backend" options={backends(gpu)} />
         {settings.backend === 'agent' && (
           <>
             <label htmlFor="agent-url">Agent address</label>
@@ -72,38 +91,10 @@ export function RunPanel() {
             />
           </>
         )}
-        <Choice
-          id="run-ranks"
-          label="Ranks"
-          value={settings.ranks}
-          options={RANKS}
-          onChange={(ranks) => set({ ranks })}
-          disabled={running}
-        />
-        <Choice
-          id="run-preset"
-          label="Preset"
-          value={settings.preset}
-          options={PRESET_CHOICES}
-          onChange={(preset) => set({ preset })}
-          disabled={running}
-        />
-        <Choice
-          id="run-dtype"
-          label="Dtype"
-          value={settings.dtype}
-          options={DTYPES}
-          onChange={(dtype) => set({ dtype })}
-          disabled={running}
-        />
-        <Choice
-          id="run-allreduce"
-          label="All-reduce"
-          value={settings.allreduce}
-          options={ALGORITHMS}
-          onChange={(allreduce) => set({ allreduce })}
-          disabled={running}
-        />
+        <RunChoice setting="ranks" label="Ranks" options={RANKS} />
+        <RunChoice setting="preset" label="Preset" options={PRESET_CHOICES} />
+        <RunChoice setting="dtype" label="Dtype" options={DTYPES} />
+        <RunChoice setting="allreduce" label="All-reduce" options={ALGORITHMS} />
         <label htmlFor="run-workers">Rank workers</label>
         <input
           id="run-workers"
