@@ -8,9 +8,9 @@ const params = new URLSearchParams(window.location.search);
 const testMode = params.get('test') === '1';
 if (testMode) {
   document.body.dataset.ready = 'false';
-  useStore.setState({ testMode: true, theme: 'light' });
+  useStore.getState().enterTestMode();
 } else if (window.matchMedia?.('(prefers-color-scheme: dark)').matches) {
-  useStore.setState({ theme: 'dark' });
+  useStore.getState().setTheme('dark');
 }
 
 createRoot(document.getElementById('root')!).render(

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { agentAddressFromLocation } from '../runtime/agentClient.ts';
 import {
@@ -17,12 +16,7 @@ import {
   type StateStorage,
   type UrlState,
 } from './urlState.ts';
-
-const qwen = readFileSync(
-  new URL('../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url),
-  'utf8',
-);
-const gpt8 = readFileSync(new URL('../../fixtures/fx/real/gpt-paral2_layer8-r0.py', import.meta.url), 'utf8');
+import { MEGATRON_L8, QWEN_TP2 } from './testFixtures.ts';
 
 describe('URL state', () => {
   it('round-trips a sample reference, steps, gates, selection and view', async () => {
@@ -92,11 +86,15 @@ describe('URL state', () => {
   });
 
   it('compresses a pasted real dump to well under its size and restores it byte for byte', async () => {
-    const state: UrlState = { v: 1, source: { text: qwen, name: 'qwen2-paral2_layer1-r0.py' }, steps: [] };
+    const state: UrlState = {
+      v: 1,
+      source: { text: QWEN_TP2, name: 'qwen2-paral2_layer1-r0.py' },
+      steps: [],
+    };
     const encoded = await encodeUrlState(state);
-    expect(encoded.length).toBeLessThan(qwen.length / 2);
+    expect(encoded.length).toBeLessThan(QWEN_TP2.length / 2);
     const back = await decodeUrlState(encoded);
-    expect(back.source).toEqual({ text: qwen, name: 'qwen2-paral2_layer1-r0.py' });
+    expect(back.source).toEqual({ text: QWEN_TP2, name: 'qwen2-paral2_layer1-r0.py' });
   });
 
   it('keeps the other query parameters and the hash of the page URL', async () => {
@@ -184,7 +182,11 @@ describe('URL state', () => {
     const q = await placeUrlState(page, short);
     expect(q.place).toBe('query');
     // A real dump compresses past the query's budget: it goes in the fragment, the token stays readable.
-    const long: UrlState = { v: 1, source: { text: gpt8, name: 'gpt.py' }, steps: [{ pass: 'slice-hoist' }] };
+    const long: UrlState = {
+      v: 1,
+      source: { text: MEGATRON_L8, name: 'gpt.py' },
+      steps: [{ pass: 'slice-hoist' }],
+    };
     const f = await placeUrlState(q.href, long);
     expect(f.place).toBe('fragment');
     const url = new URL(f.href);

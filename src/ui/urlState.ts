@@ -93,18 +93,16 @@ const member =
     (values as readonly unknown[]).includes(x)
       ? (x as T)
       : refuse(p, `is ${show(x)}; expected one of ${values.join(', ')}`);
-const integer =
+/** A number in [lo, hi] of a kind (`whole`: an integer, else any finite number). */
+const inRange =
+  (whole: boolean) =>
   (lo: number, hi: number): Check<number> =>
   (x, p) =>
-    typeof x === 'number' && Number.isInteger(x) && x >= lo && x <= hi
+    typeof x === 'number' && (whole ? Number.isInteger(x) : Number.isFinite(x)) && x >= lo && x <= hi
       ? x
-      : refuse(p, `is ${show(x)}; expected an integer in [${lo}, ${hi}]`);
-const finite =
-  (lo: number, hi: number): Check<number> =>
-  (x, p) =>
-    typeof x === 'number' && Number.isFinite(x) && x >= lo && x <= hi
-      ? x
-      : refuse(p, `is ${show(x)}; expected a number in [${lo}, ${hi}]`);
+      : refuse(p, `is ${show(x)}; expected ${whole ? 'an integer' : 'a number'} in [${lo}, ${hi}]`);
+const integer = inRange(true);
+const finite = inRange(false);
 const literal =
   <T>(v: T): Check<T> =>
   (x, p) =>

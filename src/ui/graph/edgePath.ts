@@ -4,15 +4,18 @@ import type { GraphLayout } from './layout.ts';
 // both ends, so chains through dummy nodes read as one flowing wire.
 
 export function edgePath(points: readonly number[]): string {
-  let d = `M${points[0].toFixed(1)},${points[1].toFixed(1)}`;
-  for (let i = 2; i + 1 < points.length; i += 2) {
-    const px = points[i - 2],
-      py = points[i - 1],
-      qx = points[i],
-      qy = points[i + 1];
-    const my = (py + qy) / 2;
-    d += `C${px.toFixed(1)},${my.toFixed(1)} ${qx.toFixed(1)},${my.toFixed(1)} ${qx.toFixed(1)},${qy.toFixed(1)}`;
-  }
+  let d = '';
+  traceEdge(
+    {
+      moveTo: (x, y) => {
+        d = `M${x.toFixed(1)},${y.toFixed(1)}`;
+      },
+      bezierCurveTo: (ax, ay, bx, by, x, y) => {
+        d += `C${ax.toFixed(1)},${ay.toFixed(1)} ${bx.toFixed(1)},${by.toFixed(1)} ${x.toFixed(1)},${y.toFixed(1)}`;
+      },
+    },
+    points,
+  );
   return d;
 }
 
@@ -43,8 +46,11 @@ export function valueLabels(layout: GraphLayout): ValueLabel[] {
   return out;
 }
 
-/** Draws the same curve on a canvas path. */
-export function traceEdge(ctx: CanvasRenderingContext2D | Path2D, points: readonly number[]): void {
+/** Draws the curve on a canvas path (or anything that takes the same two calls, as `edgePath` does). */
+export function traceEdge(
+  ctx: Pick<CanvasRenderingContext2D, 'moveTo' | 'bezierCurveTo'>,
+  points: readonly number[],
+): void {
   ctx.moveTo(points[0], points[1]);
   for (let i = 2; i + 1 < points.length; i += 2) {
     const px = points[i - 2],

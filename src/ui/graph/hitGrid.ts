@@ -39,4 +39,18 @@ export class HitGrid {
     }
     return undefined;
   }
+
+  /**
+   * What a click at a point in client coordinates chooses: the value a stub stands for, a node,
+   * or a folded group (`group:<id>`); `rect` is the element the view is drawn in, `t` its transform.
+   */
+  nameAtClient(
+    rect: { left: number; top: number },
+    t: { x: number; y: number; k: number },
+    clientX: number,
+    clientY: number,
+  ): string | null {
+    const hit = this.at((clientX - rect.left - t.x) / t.k, (clientY - rect.top - t.y) / t.k);
+    return hit ? ('ref' in hit && hit.ref ? hit.ref : hit.name) : null;
+  }
 }

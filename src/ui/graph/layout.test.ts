@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { parseFx } from '../../graph/fx/parse.ts';
 import { generateSample } from '../../graph/samples/index.ts';
 import { DEFAULT_PIPELINE, runPipeline } from '../../graph/passes/pipeline.ts';
@@ -10,10 +10,12 @@ import {
   assembleLayout,
   layoutScene,
   layoutSceneBlocks,
-  type BlockLayout,
   type GraphLayout,
   type LayoutChunk,
+  type LayoutOptions,
 } from './layout.ts';
+import { MEGATRON_L8, PR_BEFORE, QWEN_TP2, repoText } from '../testFixtures.ts';
+import type { BlockLayout } from './blockLayout.ts';
 import { LayoutEngine } from './layoutEngine.ts';
 import { NavIndex } from './keyboardNavigation.ts';
 import { searchNodes } from './search.ts';
@@ -21,6 +23,36 @@ import { sceneToSvg } from './exportImage.ts';
 import { TEST_PALETTE } from './testPalette.ts';
 
 const gptOss = (layers: number) => parseFx(generateSample('gpt-oss-20b', { layers, tp: 4 })).graph;
+
+/** The graph without layer names or source comments: laid out as one flat block. */
+const ungrouped = (g: Graph): Graph => ({
+  ...g,
+  nodes: g.nodes.map((n) => ({
+    ...n,
+    meta: {},
+    kwargs: { ...n.kwargs, ...(n.kwargs.layer_name ? { layer_name: 'moe' } : {}) },
+  })),
+});
+
+/**
+ * GPT-OSS through the whole pipeline: how each node of the output maps to the input, and the
+ * layout request for the output drawn against the input (its folds given).
+ */
+function throughPipeline(layers: number, collapsed: string[] = []) {
+  const before = gptOss(layers);
+  const r = runPipeline(before, DEFAULT_PIPELINE);
+  const diff = diffGraphs(
+    before,
+    r.output,
+    r.stages.flatMap((s) => s.matches),
+  );
+  const request = {
+    graph: r.output,
+    collapsed,
+    previous: { graph: before, mapping: [...diff.afterToBefore] },
+  };
+  return { diff, request };
+}
 
 /** Pairs of boxes that overlap (real nodes and stubs), by sweeping over y. */
 function overlaps(l: GraphLayout): string[] {
@@ -81,9 +113,7 @@ describe('layoutScene', () => {
   });
 
   it('keeps the real Megatron dump (8 layers from # File: comments) free of overlaps', () => {
-    const g = parseFx(
-      readFileSync(new URL('../../../fixtures/fx/real/gpt-paral2_layer8-r0.py', import.meta.url), 'utf8'),
-    ).graph;
+    const g = parseFx(MEGATRON_L8).graph;
     const l = layoutScene(buildScene(g));
     expect(l.groups.length).toBe(8);
     expect(overlaps(l)).toEqual([]);
@@ -96,15 +126,7 @@ describe('layoutScene', () => {
     const grouped = layoutScene(buildScene(g));
     expect(grouped.groups.length).toBe(304);
     // Without layer names or source comments it is one flat block of 10,000 nodes.
-    const flat: Graph = {
-      ...g,
-      nodes: g.nodes.map((n) => ({
-        ...n,
-        meta: {},
-        kwargs: { ...n.kwargs, ...(n.kwargs.layer_name ? { layer_name: 'moe' } : {}) },
-      })),
-    };
-    const flatScene = buildScene(flat);
+    const flatScene = buildScene(ungrouped(g));
     expect(flatScene.groups).toEqual([]);
     const l = layoutScene(flatScene);
     expect(l.nodes.filter((n) => !n.ref).length).toBe(flatScene.nodes.length);
@@ -153,20 +175,10 @@ describe('layoutScene', () => {
   });
 
   it('keeps most unchanged nodes in place across the whole pipeline, where the fused node is wider', () => {
-    const before = gptOss(24);
-    const r = runPipeline(before, DEFAULT_PIPELINE);
-    const d = diffGraphs(
-      before,
-      r.output,
-      r.stages.flatMap((s) => s.matches),
-    );
-    const res = new LayoutEngine().run({
-      graph: r.output,
-      collapsed: [],
-      previous: { graph: before, mapping: [...d.afterToBefore] },
-    });
+    const { diff, request } = throughPipeline(24);
+    const res = new LayoutEngine().run(request);
     const was = new Map(res.previous!.layout.nodes.map((n) => [n.name, n]));
-    const unchanged = res.layout.nodes.filter((n) => d.after.get(n.name) === 'unchanged');
+    const unchanged = res.layout.nodes.filter((n) => diff.after.get(n.name) === 'unchanged');
     // Every row keeps its y; x gives way only around the wider fused kernels.
     expect(unchanged.filter((n) => Math.abs(n.y - was.get(n.name)!.y) > 0.5).length).toBeLessThan(
       unchanged.length * 0.01,
@@ -245,18 +257,7 @@ describe('progressive layout, block by block', () => {
   });
 
   it('streams through the engine to the same result as a one-shot run, rewrite anchoring included', () => {
-    const before = gptOss(24);
-    const r = runPipeline(before, DEFAULT_PIPELINE);
-    const d = diffGraphs(
-      before,
-      r.output,
-      r.stages.flatMap((s) => s.matches),
-    );
-    const req = {
-      graph: r.output,
-      collapsed: ['model.layers.7'],
-      previous: { graph: before, mapping: [...d.afterToBefore] },
-    };
+    const req = throughPipeline(24, ['model.layers.7']).request;
     const oneShot = new LayoutEngine().run(req);
     const steps = new LayoutEngine().stream(req);
     const chunks: LayoutChunk[] = [];
@@ -270,9 +271,7 @@ describe('progressive layout, block by block', () => {
 });
 
 describe('keyboard navigation, search and SVG export on the laid-out PR fragment', () => {
-  const g = parseFx(
-    readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8'),
-  ).graph;
+  const g = parseFx(PR_BEFORE).graph;
   const scene = buildScene(g);
   const l = layoutScene(scene);
 
@@ -328,4 +327,40 @@ describe('keyboard navigation, search and SVG export on the laid-out PR fragment
     expect(right).toBeGreaterThan(0);
     expect(right).toBeLessThanOrEqual(width);
   });
+});
+
+describe('layout coordinates, pinned', () => {
+  const laidOut = (g: Graph, opts?: LayoutOptions) => () => layoutScene(buildScene(g), opts);
+  const text = (t: string) => parseFx(t).graph;
+  /** The whole pipeline's output, laid out against its input (rewrite anchoring, old rows and columns). */
+  const rewritten = (collapsed: string[]) => () =>
+    new LayoutEngine().run(throughPipeline(6, collapsed).request).layout;
+  // Every coordinate of every box, wire and frame, as a digest: a change to how blocks are laid
+  // out, stacked or anchored shows here even where the looser checks above still hold.
+  const cases: Record<string, [() => GraphLayout, string]> = {
+    'the PR fragment, before': [laidOut(text(PR_BEFORE)), '62a0a514596fc735'],
+    'the PR fragment, after': [
+      laidOut(text(repoText('fixtures/fx/seed/pr28841-after.fragment.txt'))),
+      '21275c17570dda98',
+    ],
+    'the real Megatron dump': [laidOut(text(MEGATRON_L8)), '2e7360e1bc6f0403'],
+    'the real Qwen2 TP2 dump': [laidOut(text(QWEN_TP2)), 'ad471b93a1acf7d4'],
+    'GPT-OSS, 4 layers': [laidOut(gptOss(4)), '3f5dafe6307265c3'],
+    'GPT-OSS, 4 layers, one folded': [
+      laidOut(gptOss(4), { collapsed: new Set(['model.layers.2']) }),
+      'c3cbd1fc5a4fb375',
+    ],
+    'GPT-OSS, 2 layers, flat, short spans': [
+      laidOut(ungrouped(gptOss(2)), { maxSpan: 6 }),
+      'ce1191e269a29dd6',
+    ],
+    'GPT-OSS, 6 layers, rewritten': [rewritten([]), 'd50b6c02c32b2ca9'],
+    'GPT-OSS, 6 layers, rewritten, one folded': [rewritten(['model.layers.3']), 'f304c7fc813de6a6'],
+  };
+  for (const [what, [lay, digest]] of Object.entries(cases)) {
+    it(`lays out ${what} to the pinned coordinates`, () => {
+      const json = JSON.stringify(lay());
+      expect(createHash('sha256').update(json).digest('hex').slice(0, 16)).toBe(digest);
+    });
+  }
 });

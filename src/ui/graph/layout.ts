@@ -1,11 +1,9 @@
-// Layered top-to-bottom layout (Sugiyama style), hierarchical by namespace group.
+// Layered top-to-bottom layout, hierarchical by namespace group.
 //
 // The scene is cut into blocks: each decoder layer is one block, and the ungrouped runs
-// between them (prologue, epilogue) are blocks too. A block is laid out on its own —
-// longest-path layering, dummy nodes on long edges, barycentric crossing reduction, then
-// x by weighted isotonic regression (nodes pulled toward their neighbours, order and spacing
-// kept exactly) — and cached by its content, so a rewrite relays only the block it touched and
-// no block waits for the whole graph. Blocks are then stacked. Values flowing into the next
+// between them (prologue, epilogue) are blocks too. A block is laid out on its own
+// (`blockLayout.ts`) and cached by its content, so a rewrite relays only the block it touched
+// and no block waits for the whole graph. Blocks are then stacked. Values flowing into the next
 // block leave through ports at the bottom and enter through ports at the top; values that skip
 // blocks (weights shared by every layer, very long edges) are drawn as small reference stubs
 // beside their reader instead of wires across the whole graph.
@@ -14,6 +12,7 @@
 
 import type { Scene, SceneNode, SceneEdge } from './scene.ts';
 import type { NodeGroup } from '../../graph/groups.ts';
+import { layoutBlock, mostCommon, type BlockInput, type BlockLayout } from './blockLayout.ts';
 
 export interface LaidNode {
   name: string;
@@ -75,389 +74,11 @@ export type BlockCache = Map<string, BlockLayout>;
 
 export const COLLAPSED_W = 240;
 export const COLLAPSED_H = 52;
-const LAYER_GAP = 46;
-const BAND_H = 40;
-const NODE_GAP = 26;
-const DUMMY_GAP = 10;
 const BLOCK_GAP = 56;
 const GROUP_PAD = 18;
 const GROUP_HEADER = 26;
 const REF_H = 22;
 const REF_CHAR = 6.1;
-
-/** One block's input: its own nodes, the edges among them, and what crosses its border. */
-interface BlockInput {
-  key: string;
-  nodes: {
-    name: string;
-    w: number;
-    h: number;
-    ref?: string;
-    /** The band it had in the layout this graph was rewritten from: sink back to it if free. */
-    minLayer?: number;
-    /** Its centre's x there, in the block's own frame: pulled back to it where order allows. */
-    hintX?: number;
-  }[];
-  edges: { from: number; to: number; label: string }[];
-  /** Values entering at the top: each feeds `targets` (local indices). */
-  entries: { value: string; label: string; targets: number[] }[];
-  /** Values leaving at the bottom (their source, local index). */
-  exits: { value: string; source: number }[];
-}
-
-/** A block laid out in its own frame: x from 0, y from 0. */
-export interface BlockLayout {
-  x: Float64Array;
-  y: Float64Array;
-  layer: Int32Array;
-  width: number;
-  height: number;
-  /** Polylines of the block's internal edges, in the order of BlockInput.edges. */
-  edgePoints: number[][];
-  /** Polylines from each entry port (top) down to each of its targets, per entry, per target. */
-  entryPoints: number[][][];
-  /** Polylines from each exit's source down to its port at the bottom. */
-  exitPoints: number[][];
-}
-
-// ---------------------------------------------------------------------------------------------
-// One block
-
-/** Weighted isotonic regression (pool adjacent violators): non-decreasing fit to `e`. */
-function isotonic(e: Float64Array, wt: Float64Array, out: Float64Array, n: number): void {
-  const val = new Float64Array(n),
-    w = new Float64Array(n),
-    len = new Int32Array(n);
-  let top = 0;
-  for (let i = 0; i < n; i++) {
-    val[top] = e[i];
-    w[top] = wt[i];
-    len[top] = 1;
-    while (top > 0 && val[top - 1] > val[top]) {
-      const nw = w[top - 1] + w[top];
-      val[top - 1] = (val[top - 1] * w[top - 1] + val[top] * w[top]) / nw;
-      w[top - 1] = nw;
-      len[top - 1] += len[top];
-      top--;
-    }
-    top++;
-  }
-  let k = 0;
-  for (let b = 0; b < top; b++) for (let j = 0; j < len[b]; j++) out[k++] = val[b];
-}
-
-export function layoutBlock(input: BlockInput, maxSpan = Infinity): BlockLayout {
-  const nReal = input.nodes.length;
-  const nEntry = input.entries.length;
-  const nExit = input.exits.length;
-  // Vertex ids: real nodes, then entry ports, then exit ports, then dummies.
-  const entryBase = nReal,
-    exitBase = nReal + nEntry;
-  let nV = exitBase + nExit;
-  const succ: number[][] = [],
-    pred: number[][] = [];
-  for (let i = 0; i < nV; i++) {
-    succ.push([]);
-    pred.push([]);
-  }
-  // Chains of vertices each original edge passes through (filled after dummies are made).
-  type Route = number[];
-  const rawEdges: [number, number][] = [];
-  for (const e of input.edges) rawEdges.push([e.from, e.to]);
-  for (let i = 0; i < nEntry; i++)
-    for (const t of input.entries[i].targets) rawEdges.push([entryBase + i, t]);
-  for (let i = 0; i < nExit; i++) rawEdges.push([input.exits[i].source, exitBase + i]);
-
-  // Layering: longest path over real nodes in topological order (Kahn).
-  const indeg = new Int32Array(nReal);
-  const realSucc: number[][] = Array.from({ length: nReal }, () => []);
-  for (const e of input.edges) {
-    realSucc[e.from].push(e.to);
-    indeg[e.to]++;
-  }
-  const topo: number[] = [];
-  const queue: number[] = [];
-  for (let i = 0; i < nReal; i++) if (indeg[i] === 0) queue.push(i);
-  for (let qi = 0; qi < queue.length; qi++) {
-    const v = queue[qi];
-    topo.push(v);
-    for (const s of realSucc[v]) if (--indeg[s] === 0) queue.push(s);
-  }
-  if (topo.length < nReal) {
-    // A cycle cannot come from FX text, but a malformed import must not hang the view:
-    // append the rest in graph order and let their back edges point upward.
-    const seen = new Uint8Array(nReal);
-    for (const v of topo) seen[v] = 1;
-    for (let i = 0; i < nReal; i++) if (!seen[i]) topo.push(i);
-  }
-  const pos = new Int32Array(nReal);
-  topo.forEach((v, i) => {
-    pos[v] = i;
-  });
-  const first = nEntry > 0 ? 1 : 0;
-  const layer: number[] = new Array<number>(nV).fill(0);
-  for (let i = 0; i < nReal; i++) layer[i] = first;
-  for (const v of topo)
-    for (const s of realSucc[v]) if (pos[s] > pos[v] && layer[s] < layer[v] + 1) layer[s] = layer[v] + 1;
-  // Sources (weights, inputs) sit right above their first reader.
-  const realPred: number[][] = Array.from({ length: nReal }, () => []);
-  for (const e of input.edges) realPred[e.to].push(e.from);
-  for (let ti = topo.length - 1; ti >= 0; ti--) {
-    const v = topo[ti];
-    const was = input.nodes[v].minLayer;
-    if (was !== undefined) {
-      // A rewritten block gets its old rows back where there is slack: bottom-up, each node
-      // sinks toward the band it had, never past its readers, so nothing is pushed.
-      let m = realSucc[v].length ? Infinity : was;
-      for (const s of realSucc[v]) m = Math.min(m, layer[s] - 1);
-      const target = Math.min(was, m);
-      if (target > layer[v]) layer[v] = target;
-      continue;
-    }
-    if (realPred[v].length || !realSucc[v].length) continue;
-    let m = Infinity;
-    for (const s of realSucc[v]) m = Math.min(m, layer[s]);
-    if (m - 1 > layer[v]) layer[v] = m - 1;
-  }
-  let maxLayer = first;
-  for (let i = 0; i < nReal; i++) maxLayer = Math.max(maxLayer, layer[i]);
-  for (let i = 0; i < nEntry; i++) layer[entryBase + i] = 0;
-  for (let i = 0; i < nExit; i++) layer[exitBase + i] = maxLayer + 1;
-  const nLayers = maxLayer + (nExit ? 2 : 1);
-
-  // Dummies along edges that span several layers.
-  const routes: Route[] = [];
-  const width: number[] = [],
-    height: number[] = [],
-    isDummy: boolean[] = [];
-  for (let i = 0; i < nV; i++) {
-    if (i < nReal) {
-      width.push(input.nodes[i].w);
-      height.push(input.nodes[i].h);
-      isDummy.push(false);
-    } else {
-      width.push(2);
-      height.push(0);
-      isDummy.push(true);
-    }
-  }
-  for (const [a, b] of rawEdges) {
-    const route: Route = [a];
-    if (layer[b] > layer[a] + 1 && layer[b] - layer[a] <= maxSpan + 1) {
-      let prev = a;
-      for (let l = layer[a] + 1; l < layer[b]; l++) {
-        const d = nV++;
-        succ.push([]);
-        pred.push([]);
-        width.push(2);
-        height.push(0);
-        isDummy.push(true);
-        layer.push(l);
-        succ[prev].push(d);
-        pred[d].push(prev);
-        route.push(d);
-        prev = d;
-      }
-      succ[prev].push(b);
-      pred[b].push(prev);
-    } else {
-      succ[a].push(b);
-      pred[b].push(a);
-    }
-    route.push(b);
-    routes.push(route);
-  }
-  const layerOf = (v: number) => layer[v];
-
-  // Initial order: graph order for real nodes; ports and dummies after their neighbour.
-  const key = new Float64Array(nV);
-  for (let v = 0; v < nReal; v++) key[v] = pos[v];
-  for (let i = 0; i < nEntry; i++) {
-    const t = input.entries[i].targets;
-    key[entryBase + i] = t.length ? Math.min(...t.map((x) => pos[x])) - 0.5 : 0;
-  }
-  for (let i = 0; i < nExit; i++) key[exitBase + i] = pos[input.exits[i].source] + 0.5;
-  for (const r of routes) for (let j = 1; j < r.length - 1; j++) key[r[j]] = key[r[0]] + 0.25;
-  const layers: number[][] = Array.from({ length: nLayers }, () => []);
-  for (let v = 0; v < nV; v++) layers[layerOf(v)].push(v);
-  for (const l of layers) l.sort((a, b) => key[a] - key[b]);
-  const index = new Float64Array(nV);
-  const reindex = (l: number[]) => {
-    for (let i = 0; i < l.length; i++) index[l[i]] = i;
-  };
-  layers.forEach(reindex);
-
-  // Barycentric crossing reduction: a few down and up sweeps.
-  const sweep = (down: boolean) => {
-    const range = down ? [...Array(nLayers).keys()].slice(1) : [...Array(nLayers).keys()].reverse().slice(1);
-    for (const li of range) {
-      const l = layers[li];
-      for (const v of l) {
-        const nb = down ? pred[v] : succ[v];
-        if (!nb.length) {
-          key[v] = index[v];
-          continue;
-        }
-        let s = 0;
-        for (const u of nb) s += index[u];
-        // Scale to the neighbour layer's length so a node without neighbours keeps its slot.
-        const nl = layers[li + (down ? -1 : 1)].length;
-        key[v] = (s / nb.length) * (l.length / Math.max(1, nl));
-      }
-      l.sort((a, b) => key[a] - key[b] || index[a] - index[b]);
-      reindex(l);
-    }
-  };
-  for (let it = 0; it < 4; it++) {
-    sweep(true);
-    sweep(false);
-  }
-
-  // x: start packed, then pull each node toward its neighbours, alternating directions.
-  const x = new Float64Array(nV);
-  const sep = (a: number, b: number) =>
-    (width[a] + width[b]) / 2 + (isDummy[a] || isDummy[b] ? DUMMY_GAP : NODE_GAP);
-  for (const l of layers) {
-    let cx = 0;
-    for (let i = 0; i < l.length; i++) {
-      if (i) cx += sep(l[i - 1], l[i]);
-      x[l[i]] = cx;
-    }
-    const mid = cx / 2;
-    for (const v of l) x[v] -= mid;
-  }
-  let maxLen = 0;
-  for (const l of layers) maxLen = Math.max(maxLen, l.length);
-  const e = new Float64Array(maxLen),
-    wt = new Float64Array(maxLen),
-    fit = new Float64Array(maxLen),
-    off = new Float64Array(maxLen);
-  const place = (dir: 'down' | 'up' | 'both') => {
-    const order = dir === 'up' ? [...layers].reverse() : layers;
-    for (const l of order) {
-      let o = 0;
-      for (let i = 0; i < l.length; i++) {
-        const v = l[i];
-        if (i) o += sep(l[i - 1], v);
-        off[i] = o;
-        const nb = dir === 'down' ? pred[v] : dir === 'up' ? succ[v] : pred[v].concat(succ[v]);
-        let d = x[v];
-        if (nb.length) {
-          let s = 0;
-          for (const u of nb) s += x[u];
-          d = s / nb.length;
-        }
-        e[i] = d - o;
-        // Dummies weigh more: long edges stay straight; nodes with wires get pulled harder.
-        wt[i] = isDummy[v] ? 4 : nb.length ? 1 : 0.05;
-      }
-      isotonic(e, wt, fit, l.length);
-      for (let i = 0; i < l.length; i++) x[l[i]] = fit[i] + off[i];
-    }
-  };
-  for (let it = 0; it < 6; it++) {
-    place('down');
-    place('up');
-  }
-  place('both');
-  // A rewritten block: one last pass pulls every node that was there before toward its old
-  // x (in this frame: shifted by the offset most of them share), others stay where they are.
-  const hints: number[] = [];
-  for (let v = 0; v < nReal; v++) if (input.nodes[v].hintX !== undefined) hints.push(v);
-  if (hints.length) {
-    const shift = mostCommon(hints.map((v) => x[v] - input.nodes[v].hintX!));
-    for (const l of layers) {
-      let o = 0;
-      for (let i = 0; i < l.length; i++) {
-        const v = l[i];
-        if (i) o += sep(l[i - 1], v);
-        off[i] = o;
-        const h = v < nReal ? input.nodes[v].hintX : undefined;
-        e[i] = (h !== undefined ? h + shift : x[v]) - o;
-        wt[i] = h !== undefined ? 4 : 1;
-      }
-      isotonic(e, wt, fit, l.length);
-      for (let i = 0; i < l.length; i++) x[l[i]] = fit[i] + off[i];
-    }
-  }
-
-  // y: layer bands tall enough for their tallest node.
-  const bandTop = new Float64Array(nLayers),
-    bandH = new Float64Array(nLayers);
-  let cy = 0;
-  for (let li = 0; li < nLayers; li++) {
-    // Every band has the height of a full node, so a node's row alone fixes its y: a rewrite
-    // that removes the only tall node of a row does not pull everything below it up.
-    let h = 0;
-    for (const v of layers[li]) h = Math.max(h, height[v]);
-    const portBand = (li === 0 && nEntry > 0) || (li === nLayers - 1 && nExit > 0);
-    if (!portBand) h = Math.max(h, BAND_H);
-    bandTop[li] = cy;
-    bandH[li] = h;
-    cy += h + LAYER_GAP;
-  }
-  // Ports sit on the block's border; bands of only ports take no height.
-  let minX = Infinity,
-    maxX = -Infinity;
-  for (let v = 0; v < nV; v++) {
-    if (isDummy[v] && v >= exitBase + nExit) continue;
-    minX = Math.min(minX, x[v] - width[v] / 2);
-    maxX = Math.max(maxX, x[v] + width[v] / 2);
-  }
-  if (!isFinite(minX)) {
-    minX = 0;
-    maxX = 0;
-  }
-  const top = nEntry ? bandTop[1] - LAYER_GAP / 2 : 0;
-  const bottom = cy - LAYER_GAP + (nExit ? -bandH[nLayers - 1] - LAYER_GAP / 2 : 0);
-  const outX = new Float64Array(nReal),
-    outY = new Float64Array(nReal),
-    outLayer = new Int32Array(nReal);
-  for (let v = 0; v < nReal; v++) {
-    const li = layer[v];
-    outX[v] = x[v] - width[v] / 2 - minX;
-    outY[v] = bandTop[li] + (bandH[li] - height[v]) / 2 - top;
-    outLayer[v] = li;
-  }
-  const vx = (v: number) => x[v] - minX;
-  const vTop = (v: number) => {
-    if (v >= entryBase && v < exitBase) return 0;
-    if (v >= exitBase && v < exitBase + nExit) return bottom - top;
-    const li = layerOf(v);
-    return isDummy[v] ? bandTop[li] + bandH[li] / 2 - top : outY[v];
-  };
-  const vBottom = (v: number) => (v < nReal ? outY[v] + height[v] : vTop(v));
-  const polyline = (r: Route) => {
-    const pts: number[] = [vx(r[0]), vBottom(r[0])];
-    for (let j = 1; j < r.length - 1; j++) pts.push(vx(r[j]), vTop(r[j]));
-    const last = r[r.length - 1];
-    pts.push(vx(last), vTop(last));
-    return pts;
-  };
-  const edgePoints: number[][] = [];
-  let ri = 0;
-  for (let i = 0; i < input.edges.length; i++) edgePoints.push(polyline(routes[ri++]));
-  const entryPoints: number[][][] = [];
-  for (let i = 0; i < nEntry; i++) {
-    const per: number[][] = [];
-    for (let j = 0; j < input.entries[i].targets.length; j++) per.push(polyline(routes[ri++]));
-    entryPoints.push(per);
-  }
-  const exitPoints: number[][] = [];
-  for (let i = 0; i < nExit; i++) exitPoints.push(polyline(routes[ri++]));
-  return {
-    x: outX,
-    y: outY,
-    layer: outLayer,
-    width: maxX - minX,
-    height: Math.max(0, bottom - top),
-    edgePoints,
-    entryPoints,
-    exitPoints,
-  };
-}
-// ---------------------------------------------------------------------------------------------
-// The whole graph
 
 interface Block {
   id: string;
@@ -578,217 +199,278 @@ export function* layoutSceneBlocks(
   const collapsed = opts.collapsed ?? new Set<string>();
   const maxSpan = opts.maxSpan ?? 40;
   const blocks = cutBlocks(scene);
+  const edges = edgesByBlock(scene, blocks);
+  const previous = opts.previous && previousFrames(opts.previous);
+  // Only the block above is needed to place and wire the next one.
+  let above: PlacedBlock | undefined;
+  let cursorY = 0;
+  for (let bi = 0; bi < blocks.length; bi++) {
+    const block = blocks[bi];
+    const folded = !!block.group && collapsed.has(block.group.id);
+    const input = blockInput(block, folded, bi, edges, maxSpan, previous);
+    let layout = opts.cache?.get(input.key);
+    if (!layout) {
+      layout = layoutBlock(input, maxSpan);
+      opts.cache?.set(input.key, layout);
+    }
+    const placed = stackBlock(block, input, layout, cursorY, previous);
+    cursorY = placed.y + placed.h + BLOCK_GAP;
+    yield blockChunk(placed, folded, bi, blocks.length, above);
+    above = placed;
+  }
+}
+
+/** The previous layout's boxes and layer frames by name, with the mapping after-name → before-name. */
+interface PreviousFrames {
+  mapping: ReadonlyMap<string, string>;
+  nodes: Map<string, LaidNode>;
+  groups: Map<string, LaidGroup>;
+}
+
+function previousFrames(previous: NonNullable<LayoutOptions['previous']>): PreviousFrames {
+  return {
+    mapping: previous.mapping,
+    nodes: new Map(previous.layout.nodes.map((n) => [n.name, n])),
+    groups: new Map(previous.layout.groups.map((g) => [g.id, g])),
+  };
+}
+
+/** Per block, the scene edges by kind: inside it, into it from the block above (ports), or from far away (stubs). */
+interface BlockEdges {
+  inner: SceneEdge[][];
+  fromAbove: SceneEdge[][];
+  far: SceneEdge[][];
+}
+
+function edgesByBlock(scene: Scene, blocks: Block[]): BlockEdges {
   const blockIndex = new Map<string, number>();
   blocks.forEach((b, i) => {
     for (const m of b.members) blockIndex.set(m.name, i);
   });
-  const isCollapsed = (b: Block) => !!b.group && collapsed.has(b.group.id);
-
-  // Edges by kind: inside a block, into the next block (ports), or a far reference (stub).
-  const inner: SceneEdge[][] = blocks.map(() => []);
-  const toNext: SceneEdge[][] = blocks.map(() => []);
-  const farRefs: SceneEdge[][] = blocks.map(() => []);
+  const edges: BlockEdges = {
+    inner: blocks.map(() => []),
+    fromAbove: blocks.map(() => []),
+    far: blocks.map(() => []),
+  };
   for (const e of scene.edges) {
     const a = blockIndex.get(e.from),
       b = blockIndex.get(e.to);
     if (a === undefined || b === undefined) continue;
-    if (a === b) inner[a].push(e);
-    else if (b === a + 1) toNext[a].push(e);
-    else farRefs[b].push(e);
+    if (a === b) edges.inner[a].push(e);
+    else if (b === a + 1) edges.fromAbove[b].push(e);
+    else edges.far[b].push(e);
   }
+  return edges;
+}
 
-  const prevGroups = new Map<string, LaidGroup>();
-  const prevNodes = new Map<string, LaidNode>();
-  if (opts.previous) {
-    for (const g of opts.previous.layout.groups) prevGroups.set(g.id, g);
-    for (const n of opts.previous.layout.nodes) prevNodes.set(n.name, n);
-  }
-  interface Placed {
-    layout: BlockLayout;
-    input: BlockInput;
-    localIndex: Map<string, number>;
-    refs: Map<string, string>;
-    w: number;
-    h: number;
-  }
-  // Only the block above is needed to place and wire the next one.
-  let above: { p: Placed; b: Block; ox: number; oy: number } | undefined;
-  let cursorY = 0;
-  for (let bi = 0; bi < blocks.length; bi++) {
-    const b = blocks[bi];
-    const localIndex = new Map<string, number>();
-    const nodes: BlockInput['nodes'] = [];
-    const refs = new Map<string, string>(); // stub name → referenced value
-    if (isCollapsed(b)) {
-      nodes.push({ name: `group:${b.group!.id}`, w: COLLAPSED_W, h: COLLAPSED_H });
-      for (const m of b.members) localIndex.set(m.name, 0);
-    } else {
-      for (const m of b.members) {
-        localIndex.set(m.name, nodes.length);
-        const node: BlockInput['nodes'][number] = { name: m.name, w: m.w, h: m.h };
-        const before = opts.previous ? prevNodes.get(opts.previous.mapping.get(m.name) ?? m.name) : undefined;
-        const frame =
-          before && b.group && before.group === b.group.id ? prevGroups.get(b.group.id) : undefined;
-        if (before && frame) {
-          node.minLayer = before.layer;
-          node.hintX = before.x + before.w / 2 - frame.x - GROUP_PAD;
-        }
-        nodes.push(node);
-      }
+/** Where a block's contents start inside its frame: a layer's box has a margin and a header. */
+function inset(b: Block): { x: number; y: number } {
+  return b.group ? { x: GROUP_PAD, y: GROUP_HEADER + 10 } : { x: 0, y: 0 };
+}
+
+/**
+ * Block `bi` as the block layout takes it: its members (one box when folded), each with its old
+ * band and column after a rewrite; one stub per far value; its ports; and a key by content.
+ */
+function blockInput(
+  b: Block,
+  folded: boolean,
+  bi: number,
+  edges: BlockEdges,
+  maxSpan: number,
+  previous: PreviousFrames | undefined,
+): BlockInput {
+  const { nodes, localIndex } = blockNodes(b, folded, previous);
+  const blockEdges: BlockInput['edges'] = [];
+  const seenEdge = new Set<string>();
+  const addEdge = (from: number, to: number, label: string) => {
+    if (from === to) return;
+    const k = `${from}>${to}`;
+    if (seenEdge.has(k)) return;
+    seenEdge.add(k);
+    blockEdges.push({ from, to, label });
+  };
+  for (const e of edges.inner[bi]) addEdge(localIndex.get(e.from)!, localIndex.get(e.to)!, e.label);
+  // One stub per far value per block, above its first reader.
+  const stubOf = new Map<string, number>();
+  // A folded layer is one box; values it reads from far away stay out of the picture.
+  for (const e of folded ? [] : edges.far[bi]) {
+    let s = stubOf.get(e.from);
+    if (s === undefined) {
+      s = nodes.length;
+      nodes.push({
+        name: `ref:${e.from}@${b.id}`,
+        w: Math.max(48, Math.ceil(e.from.length * REF_CHAR) + 26),
+        h: REF_H,
+        ref: e.from,
+      });
+      stubOf.set(e.from, s);
     }
-    const edges: BlockInput['edges'] = [];
-    const seenEdge = new Set<string>();
-    const addEdge = (from: number, to: number, label: string) => {
-      if (from === to) return;
-      const k = `${from}>${to}`;
-      if (seenEdge.has(k)) return;
-      seenEdge.add(k);
-      edges.push({ from, to, label });
+    addEdge(s, localIndex.get(e.to)!, e.label);
+  }
+  const entriesByValue = new Map<string, BlockInput['entries'][number]>();
+  for (const e of edges.fromAbove[bi]) {
+    let en = entriesByValue.get(e.from);
+    if (!en) entriesByValue.set(e.from, (en = { value: e.from, label: e.label, targets: [] }));
+    const t = localIndex.get(e.to)!;
+    if (!en.targets.includes(t)) en.targets.push(t);
+  }
+  const exits: BlockInput['exits'] = [];
+  const exitSeen = new Set<string>();
+  for (const e of edges.fromAbove[bi + 1] ?? []) {
+    if (exitSeen.has(e.from)) continue;
+    exitSeen.add(e.from);
+    exits.push({ value: e.from, source: localIndex.get(e.from)! });
+  }
+  const entries = [...entriesByValue.values()];
+  const desc = JSON.stringify([
+    nodes.map((n) => [n.name, n.w, n.h, n.minLayer, n.hintX]),
+    blockEdges.map((e) => [e.from, e.to]),
+    entries.map((en) => en.targets),
+    exits.map((x) => x.source),
+    maxSpan,
+  ]);
+  return { key: hashKey(desc), nodes, edges: blockEdges, entries, exits };
+}
+
+/** A block's own boxes (one for a folded layer) and where each member went among them. */
+function blockNodes(
+  b: Block,
+  folded: boolean,
+  previous: PreviousFrames | undefined,
+): { nodes: BlockInput['nodes']; localIndex: Map<string, number> } {
+  const localIndex = new Map<string, number>();
+  const nodes: BlockInput['nodes'] = [];
+  if (folded) {
+    nodes.push({ name: `group:${b.group!.id}`, w: COLLAPSED_W, h: COLLAPSED_H });
+    for (const m of b.members) localIndex.set(m.name, 0);
+    return { nodes, localIndex };
+  }
+  for (const m of b.members) {
+    localIndex.set(m.name, nodes.length);
+    const node: BlockInput['nodes'][number] = { name: m.name, w: m.w, h: m.h };
+    const before = previous?.nodes.get(previous.mapping.get(m.name) ?? m.name);
+    const frame =
+      before && b.group && before.group === b.group.id ? previous!.groups.get(b.group.id) : undefined;
+    if (before && frame) {
+      node.minLayer = before.layer;
+      node.hintX = before.x + before.w / 2 - frame.x - GROUP_PAD;
+    }
+    nodes.push(node);
+  }
+  return { nodes, localIndex };
+}
+
+/** A block laid out and put in place: its frame's top-left corner and size, in the stacking frame. */
+interface PlacedBlock {
+  block: Block;
+  input: BlockInput;
+  layout: BlockLayout;
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+/**
+ * Stacks the block below the ones before it (`cursorY`). Lining each block up with the ports of
+ * the one above drifts sideways over dozens of layers, so blocks share one vertical axis. With a
+ * previous layout, a block keeps its place.
+ */
+function stackBlock(
+  block: Block,
+  input: BlockInput,
+  layout: BlockLayout,
+  cursorY: number,
+  previous: PreviousFrames | undefined,
+): PlacedBlock {
+  const inner = inset(block);
+  const w = layout.width + 2 * inner.x;
+  const h = layout.height + inner.y + (block.group ? GROUP_PAD : 0);
+  let y = cursorY;
+  let x = -layout.width / 2 - inner.x;
+  if (previous) {
+    const anchor = previousAnchor(input, layout, previous, inner);
+    const pg = block.group && previous.groups.get(block.group.id);
+    if (anchor) {
+      x = anchor.x;
+      y = Math.max(cursorY, anchor.y);
+    } else if (pg) {
+      x = pg.x;
+      y = Math.max(cursorY, pg.y);
+    }
+  }
+  return { block, input, layout, x, y, w, h };
+}
+
+/** The placed block's boxes, wires and frame, and the wires into it from the block above. */
+function blockChunk(
+  p: PlacedBlock,
+  folded: boolean,
+  index: number,
+  count: number,
+  above: PlacedBlock | undefined,
+): LayoutChunk {
+  const { block: b, input, layout } = p;
+  const chunk: LayoutChunk = { block: index, blocks: count, nodes: [], edges: [], crossEdges: [] };
+  const inner = inset(b);
+  const ix = p.x + inner.x,
+    iy = p.y + inner.y;
+  input.nodes.forEach((n, i) => {
+    chunk.nodes.push({
+      name: n.name,
+      x: ix + layout.x[i],
+      y: iy + layout.y[i],
+      w: n.w,
+      h: n.h,
+      layer: layout.layer[i],
+      ...(n.ref ? { ref: n.ref } : {}),
+      ...(b.group ? { group: b.group.id } : {}),
+    });
+  });
+  const shift = (pts: number[], dx: number, dy: number) => pts.map((v, k) => (k & 1 ? v + dy : v + dx));
+  input.edges.forEach((e, i) => {
+    chunk.edges.push({
+      from: input.nodes[e.from].name,
+      to: input.nodes[e.to].name,
+      points: shift(layout.edgePoints[i], ix, iy),
+      label: e.label,
+    });
+  });
+  if (b.group) {
+    chunk.group = {
+      id: b.group.id,
+      label: b.group.label,
+      x: p.x,
+      y: p.y,
+      w: p.w,
+      h: p.h,
+      collapsed: folded,
+      count: b.members.length,
     };
-    for (const e of inner[bi]) addEdge(localIndex.get(e.from)!, localIndex.get(e.to)!, e.label);
-    // One stub per far value per block, above its first reader.
-    const stubOf = new Map<string, number>();
-    // A folded layer is one box; values it reads from far away stay out of the picture.
-    for (const e of isCollapsed(b) ? [] : farRefs[bi]) {
-      let s = stubOf.get(e.from);
-      if (s === undefined) {
-        s = nodes.length;
-        const name = `ref:${e.from}@${b.id}`;
-        nodes.push({
-          name,
-          w: Math.max(48, Math.ceil(e.from.length * REF_CHAR) + 26),
-          h: REF_H,
-          ref: e.from,
+  }
+  // Edges from the block above: down to its exit port, across the gap, into the target.
+  if (above) {
+    const a = above.input;
+    const aInner = inset(above.block);
+    const ax = above.x + aInner.x,
+      ay = above.y + aInner.y;
+    input.entries.forEach((en, i) => {
+      const xi = a.exits.findIndex((ex) => ex.value === en.value);
+      if (xi < 0) return;
+      const down = shift(above.layout.exitPoints[xi], ax, ay);
+      const source = a.nodes[a.exits[xi].source].name;
+      en.targets.forEach((t, j) => {
+        chunk.crossEdges.push({
+          from: source,
+          to: input.nodes[t].name,
+          points: down.concat(shift(layout.entryPoints[i][j], ix, iy)),
+          label: en.label,
         });
-        refs.set(name, e.from);
-        stubOf.set(e.from, s);
-      }
-      addEdge(s, localIndex.get(e.to)!, e.label);
-    }
-    const entriesByValue = new Map<string, BlockInput['entries'][number]>();
-    if (bi > 0) {
-      for (const e of toNext[bi - 1]) {
-        let en = entriesByValue.get(e.from);
-        if (!en) entriesByValue.set(e.from, (en = { value: e.from, label: e.label, targets: [] }));
-        const t = localIndex.get(e.to)!;
-        if (!en.targets.includes(t)) en.targets.push(t);
-      }
-    }
-    const exits: BlockInput['exits'] = [];
-    const exitSeen = new Set<string>();
-    for (const e of toNext[bi]) {
-      if (exitSeen.has(e.from)) continue;
-      exitSeen.add(e.from);
-      exits.push({ value: e.from, source: localIndex.get(e.from)! });
-    }
-    const entries = [...entriesByValue.values()];
-    const desc = JSON.stringify([
-      nodes.map((n) => [n.name, n.w, n.h, n.minLayer, n.hintX]),
-      edges.map((e) => [e.from, e.to]),
-      entries.map((en) => en.targets),
-      exits.map((x) => x.source),
-      maxSpan,
-    ]);
-    const key = hashKey(desc);
-    const input: BlockInput = { key, nodes, edges, entries, exits };
-    let layout = opts.cache?.get(key);
-    if (!layout) {
-      layout = layoutBlock(input, maxSpan);
-      opts.cache?.set(key, layout);
-    }
-    const framed = !!b.group;
-    const padX = framed ? GROUP_PAD : 0;
-    const padTop = framed ? GROUP_HEADER + 10 : 0;
-    const padBottom = framed ? GROUP_PAD : 0;
-    const p: Placed = {
-      layout,
-      input,
-      localIndex,
-      refs,
-      w: layout.width + 2 * padX,
-      h: layout.height + padTop + padBottom,
-    };
-
-    // Stack the block below the ones before it. (Lining each block up with the ports of the
-    // one above drifts sideways over dozens of layers, so blocks share one vertical axis.)
-    // With a previous layout, a block keeps its place.
-    const innerX = framed ? GROUP_PAD : 0;
-    const innerY = framed ? GROUP_HEADER + 10 : 0;
-    let oy = cursorY;
-    let x = -p.layout.width / 2 - innerX;
-    if (opts.previous) {
-      const anchor = previousAnchor(p, opts.previous.mapping, prevNodes, innerX, innerY);
-      if (anchor) {
-        x = anchor.x;
-        oy = Math.max(cursorY, anchor.y);
-      } else if (b.group && prevGroups.has(b.group.id)) {
-        const pg = prevGroups.get(b.group.id)!;
-        x = pg.x;
-        oy = Math.max(cursorY, pg.y);
-      }
-    }
-    cursorY = oy + p.h + BLOCK_GAP;
-
-    const chunk: LayoutChunk = { block: bi, blocks: blocks.length, nodes: [], edges: [], crossEdges: [] };
-    const ix = x + innerX,
-      iy = oy + innerY;
-    p.input.nodes.forEach((n, i) => {
-      chunk.nodes.push({
-        name: n.name,
-        x: ix + p.layout.x[i],
-        y: iy + p.layout.y[i],
-        w: n.w,
-        h: n.h,
-        layer: p.layout.layer[i],
-        ...(n.ref ? { ref: n.ref } : {}),
-        ...(b.group ? { group: b.group.id } : {}),
       });
     });
-    const shift = (pts: number[]) => pts.map((v, k) => (k & 1 ? v + iy : v + ix));
-    p.input.edges.forEach((e, i) => {
-      chunk.edges.push({
-        from: p.input.nodes[e.from].name,
-        to: p.input.nodes[e.to].name,
-        points: shift(p.layout.edgePoints[i]),
-        label: e.label,
-      });
-    });
-    if (b.group) {
-      chunk.group = {
-        id: b.group.id,
-        label: b.group.label,
-        x,
-        y: oy,
-        w: p.w,
-        h: p.h,
-        collapsed: isCollapsed(b),
-        count: b.members.length,
-      };
-    }
-    // Edges from the block above: down to its exit port, across the gap, into the target.
-    if (above) {
-      const a = above.p;
-      const ax = above.ox + (above.b.group ? GROUP_PAD : 0),
-        ay = above.oy + (above.b.group ? GROUP_HEADER + 10 : 0);
-      p.input.entries.forEach((en, i) => {
-        const xi = a.input.exits.findIndex((ex) => ex.value === en.value);
-        if (xi < 0) return;
-        const down = a.layout.exitPoints[xi].map((v, k) => (k & 1 ? v + ay : v + ax));
-        const source = a.input.nodes[a.input.exits[xi].source].name;
-        en.targets.forEach((t, j) => {
-          const into = p.layout.entryPoints[i][j].map((v, k) => (k & 1 ? v + iy : v + ix));
-          chunk.crossEdges.push({
-            from: source,
-            to: p.input.nodes[t].name,
-            points: down.concat(into),
-            label: en.label,
-          });
-        });
-      });
-    }
-    above = { p, b, ox: x, oy };
-    yield chunk;
   }
+  return chunk;
 }
 
 /**
@@ -855,38 +537,19 @@ export function assembleLayout(chunks: readonly LayoutChunk[], anchored = false)
 
 /** Where a block goes so its nodes that survived a rewrite stay put. */
 function previousAnchor(
-  p: { layout: BlockLayout; input: BlockInput },
-  mapping: ReadonlyMap<string, string>,
-  prevNodes: Map<string, LaidNode>,
-  innerX: number,
-  innerY: number,
+  input: BlockInput,
+  layout: BlockLayout,
+  previous: PreviousFrames,
+  inner: { x: number; y: number },
 ): { x: number; y: number } | undefined {
   const dxs: number[] = [],
     dys: number[] = [];
-  p.input.nodes.forEach((n, i) => {
-    const before = prevNodes.get(mapping.get(n.name) ?? n.name);
+  input.nodes.forEach((n, i) => {
+    const before = previous.nodes.get(previous.mapping.get(n.name) ?? n.name);
     if (!before) return;
-    dxs.push(before.x - (p.layout.x[i] + innerX));
-    dys.push(before.y - (p.layout.y[i] + innerY));
+    dxs.push(before.x - (layout.x[i] + inner.x));
+    dys.push(before.y - (layout.y[i] + inner.y));
   });
   if (!dxs.length) return undefined;
   return { x: mostCommon(dxs), y: mostCommon(dys) };
-}
-
-/**
- * The offset shared by most nodes (to the pixel): where a rewrite widened one column, the
- * columns it did not touch agree exactly, while a median would split the difference.
- */
-function mostCommon(xs: number[]): number {
-  const count = new Map<number, { n: number; sum: number }>();
-  let best: { n: number; sum: number } | undefined;
-  for (const x of xs) {
-    const k = Math.round(x);
-    let c = count.get(k);
-    if (!c) count.set(k, (c = { n: 0, sum: 0 }));
-    c.n++;
-    c.sum += x;
-    if (!best || c.n > best.n) best = c;
-  }
-  return best!.sum / best!.n;
 }

@@ -8,9 +8,9 @@ import {
   layoutScene,
   layoutSceneBlocks,
   type BlockCache,
-  type BlockLayout,
   type LayoutChunk,
 } from './layout.ts';
+import type { BlockLayout } from './blockLayout.ts';
 import { buildScene, type Scene } from './scene.ts';
 
 const CACHE_LIMIT = 4000;

@@ -20,12 +20,14 @@ export const MAX_CENTRE_OFFSET = 1e7;
 /** How long a view must rest after a pan or zoom before it is reported (the URL follows then). */
 export const VIEW_REST_MS = 250;
 
-interface Transform {
+/** A view's pan/zoom: the screen position of the graph's origin, and the scale. */
+export interface ViewTransform {
   x: number;
   y: number;
   k: number;
 }
-interface Size {
+/** A view's size on screen, in CSS pixels. */
+export interface ViewSize {
   w: number;
   h: number;
 }
@@ -35,7 +37,11 @@ interface Size {
 const round = (v: number, perUnit: number) => Math.round(v * perUnit) / perUnit + 0;
 
 /** The view's centre as a node and an offset; null when the layout has no node to hold on to. */
-export function centreOf(layout: Pick<GraphLayout, 'nodes'>, t: Transform, size: Size): ViewCentre | null {
+export function centreOf(
+  layout: Pick<GraphLayout, 'nodes'>,
+  t: ViewTransform,
+  size: ViewSize,
+): ViewCentre | null {
   const cx = (size.w / 2 - t.x) / t.k,
     cy = (size.h / 2 - t.y) / t.k;
   let best: LaidNode | undefined;
@@ -64,9 +70,9 @@ export function centreOf(layout: Pick<GraphLayout, 'nodes'>, t: Transform, size:
 export function transformAt(
   layout: Pick<GraphLayout, 'nodes' | 'groups'>,
   c: ViewCentre,
-  size: Size,
+  size: ViewSize,
   groupOf?: (node: string) => string | undefined,
-): Transform | null {
+): ViewTransform | null {
   const n = layout.nodes.find((m) => m.name === c.node && !m.ref);
   const group = n ? undefined : groupOf?.(c.node);
   const box = n ?? layout.groups.find((g) => g.id === group && g.collapsed);

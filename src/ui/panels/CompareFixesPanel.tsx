@@ -3,7 +3,7 @@
 // fused sites, the cost model's kernels, bytes and time on an H200, the run's, and whether its
 // outputs equal the original's (bitwise, with fused norms rounded as the pair).
 
-import { useState } from 'react';
+import { useState, type ReactNode } from 'react';
 import type { Graph, Node } from '../../graph/ir.ts';
 import { isRef } from '../../graph/ir.ts';
 import { parseFx } from '../../graph/fx/parse.ts';
@@ -145,54 +145,44 @@ export function CompareFixesPanel() {
                   </li>
                 ))}
               </ol>
-              <table className="fix-numbers">
-                <tbody>
-                  <tr>
-                    <td>fused sites</td>
-                    <td className="num" data-testid={`fusions-${r.id}`}>
-                      {r.fusions}
-                    </td>
-                  </tr>
-                  <tr>
-                    <td>model: kernels</td>
-                    <td className="num">{r.model.launches}</td>
-                  </tr>
-                  <tr>
-                    <td>model: HBM bytes</td>
-                    <td className="num">{formatBytes(r.model.hbmBytes)}</td>
-                  </tr>
-                  <tr>
-                    <td>model: link bytes / rank</td>
-                    <td className="num">{formatBytes(r.model.linkBytesPerRank)}</td>
-                  </tr>
-                  <tr>
-                    <td>model: time</td>
-                    <td className="num">{r.model.us.toFixed(1)} µs</td>
-                  </tr>
-                  <tr>
-                    <td>run: kernels</td>
-                    <td className="num">{r.measured.kernels}</td>
-                  </tr>
-                  <tr>
-                    <td>run: bytes</td>
-                    <td className="num">{formatBytes(r.measured.bytes)}</td>
-                  </tr>
-                  <tr>
-                    <td>run: time ({r.measured.timing})</td>
-                    <td className="num">{r.measured.us.toFixed(1)} µs</td>
-                  </tr>
-                  <tr>
-                    <td>outputs vs original</td>
-                    <td className="num" data-testid={`equal-${r.id}`}>
-                      {r.equal ? 'bitwise equal' : `${r.check.filter((c) => !c.pass).length} differ`}
-                    </td>
-                  </tr>
-                </tbody>
-              </table>
+              <FixNumbers row={r} />
             </article>
           ))}
         </div>
       )}
     </section>
+  );
+}
+
+/** A fix's numbers: fused sites, the model's prediction, the run's measurement, and its check. */
+function FixNumbers({ row: r }: { row: FixesReport['rows'][number] }) {
+  const numbers: [label: string, value: ReactNode, testId?: string][] = [
+    ['fused sites', r.fusions, `fusions-${r.id}`],
+    ['model: kernels', r.model.launches],
+    ['model: HBM bytes', formatBytes(r.model.hbmBytes)],
+    ['model: link bytes / rank', formatBytes(r.model.linkBytesPerRank)],
+    ['model: time', `${r.model.us.toFixed(1)} µs`],
+    ['run: kernels', r.measured.kernels],
+    ['run: bytes', formatBytes(r.measured.bytes)],
+    [`run: time (${r.measured.timing})`, `${r.measured.us.toFixed(1)} µs`],
+    [
+      'outputs vs original',
+      r.equal ? 'bitwise equal' : `${r.check.filter((c) => !c.pass).length} differ`,
+      `equal-${r.id}`,
+    ],
+  ];
+  return (
+    <table className="fix-numbers">
+      <tbody>
+        {numbers.map(([label, value, testId]) => (
+          <tr key={label}>
+            <td>{label}</td>
+            <td className="num" data-testid={testId}>
+              {value}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }

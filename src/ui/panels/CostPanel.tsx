@@ -12,9 +12,11 @@ import { reportIsStale } from '../store/runSlice.ts';
 import { CLOCK } from './ResultsTable.tsx';
 import { shownStage, useStore } from '../store/index.ts';
 import { formatBytes } from './Inspector.tsx';
+import { Choice } from './Choice.tsx';
 
 const TP_CHOICES = [1, 2, 4, 8];
 const ALGORITHMS: Algorithm[] = ['ring', 'one-shot', 'two-shot'];
+const PROFILE_CHOICES = Object.entries(PROFILES).map(([id, p]) => ({ value: id, title: p.name }));
 
 const spreadOverlaps = (a: Spread, b: Spread) => a.min <= b.max && b.min <= a.max;
 
@@ -81,27 +83,24 @@ export function CostPanel() {
   return (
     <div className="cost-panel">
       <div className="form-grid">
-        <label htmlFor="cost-profile">Hardware</label>
-        <select id="cost-profile" value={profileId} onChange={(e) => setProfile(e.target.value)}>
-          {Object.entries(PROFILES).map(([id, p]) => (
-            <option key={id} value={id} title={p.name}>
-              {id}
-            </option>
-          ))}
-        </select>
-        <label htmlFor="cost-tp">TP degree</label>
-        <select
+        <Choice
+          id="cost-profile"
+          label="Hardware"
+          value={profileId}
+          options={PROFILE_CHOICES}
+          onChange={setProfile}
+        />
+        <Choice<number>
           id="cost-tp"
-          value={tpChoice ?? ''}
-          onChange={(e) => setCostTp(e.target.value === '' ? null : Number(e.target.value))}
-        >
-          <option value="">world size ({before ? resolveOptions(before, gates).worldSize : '—'})</option>
-          {TP_CHOICES.map((t) => (
-            <option key={t} value={t}>
-              {t}
-            </option>
-          ))}
-        </select>
+          label="TP degree"
+          value={tpChoice}
+          unset={{
+            label: `world size (${before ? resolveOptions(before, gates).worldSize : '—'})`,
+            choose: () => setCostTp(null),
+          }}
+          options={TP_CHOICES}
+          onChange={setCostTp}
+        />
         <label htmlFor="cost-tokens">Tokens</label>
         <input
           id="cost-tokens"
@@ -114,18 +113,13 @@ export function CostPanel() {
             if (v >= 1) setTokens(v);
           }}
         />
-        <label htmlFor="cost-algorithm">All-reduce</label>
-        <select
+        <Choice
           id="cost-algorithm"
+          label="All-reduce"
           value={algorithm}
-          onChange={(e) => setCostAlgorithm(e.target.value as Algorithm)}
-        >
-          {ALGORITHMS.map((a) => (
-            <option key={a} value={a}>
-              {a}
-            </option>
-          ))}
-        </select>
+          options={ALGORITHMS}
+          onChange={setCostAlgorithm}
+        />
         <span className="muted cost-profile-name">{profile.name}</span>
       </div>
       <div>

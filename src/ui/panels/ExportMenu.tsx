@@ -33,6 +33,7 @@ export function ExportMenu() {
   const sourceName = useStore((s) => s.sourceName);
   const shown = useStore(shownStage);
   const setNotice = useStore((s) => s.setNotice);
+  const rewritten = useStore((s) => s.cursor > 0);
 
   useEffect(() => {
     if (!open) return;
@@ -43,7 +44,7 @@ export function ExportMenu() {
     return () => window.removeEventListener('mousedown', close);
   }, [open]);
 
-  const stem = `${baseName(sourceName)}${useStore.getState().cursor ? '-rewritten' : ''}`;
+  const stem = `${baseName(sourceName)}${rewritten ? '-rewritten' : ''}`;
   const run = async (what: string, f: () => Promise<void> | void) => {
     setOpen(false);
     try {

@@ -6,11 +6,16 @@ import { reduceGroups } from '../../graph/passes/fusionGate.ts';
 import { DEFAULT_TP_GROUP, resolveOptions } from '../../graph/passes/options.ts';
 import type { PassOptions } from '../../graph/passes/pipeline.ts';
 import { shownStage, useStore } from '../store/index.ts';
+import { Choice, type ChoiceOption, type ChoiceProps } from './Choice.tsx';
 
 const WORLD_SIZES = [1, 2, 3, 4, 6, 8];
-const GPUS: { id: NonNullable<PassOptions['gpu']>; label: string }[] = [
-  { id: 'hopper', label: 'Hopper' },
-  { id: 'blackwell', label: 'Blackwell' },
+const GPUS: ChoiceOption<NonNullable<PassOptions['gpu']>>[] = [
+  { value: 'hopper', label: 'Hopper' },
+  { value: 'blackwell', label: 'Blackwell' },
+];
+const TOKEN_GATES: ChoiceOption<NonNullable<PassOptions['tokenGate']>>[] = [
+  { value: 'runtime-fallback', label: 'at run time' },
+  { value: 'compile-range', label: 'at compile' },
 ];
 
 /**
@@ -51,6 +56,28 @@ function MaxTokensInput({ value, onCommit }: { value: number | undefined; onComm
   );
 }
 
+/** The gates chosen from a list, each with the value the passes use when it is unset. */
+type ListedGate = 'gpu' | 'tokenGate' | 'tpGroup';
+
+/** One gate's drop-down, in its field; an unset gate shows the value it falls back to. */
+function GateField<K extends ListedGate>(props: {
+  gate: K;
+  id: string;
+  label: string;
+  fallback: NonNullable<PassOptions[K]>;
+  options: ChoiceProps<NonNullable<PassOptions[K]>>['options'];
+  title?: string;
+}) {
+  const { gate, fallback, ...choice } = props;
+  const value = useStore((s) => s.gates[gate]);
+  const setGates = useStore((s) => s.setGates);
+  return (
+    <div className="field">
+      <Choice {...choice} value={value ?? fallback} onChange={(v) => setGates({ [gate]: v })} />
+    </div>
+  );
+}
+
 export function GatePanel() {
   const gates = useStore((s) => s.gates);
   const setGates = useStore((s) => s.setGates);
@@ -65,67 +92,38 @@ export function GatePanel() {
       </header>
       <div className="gate-grid">
         <div className="field">
-          <label htmlFor="gate-world">World size</label>
-          <select
+          <Choice
             id="gate-world"
-            value={gates.worldSize ?? ''}
-            onChange={(e) =>
-              setGates({ worldSize: e.target.value === '' ? undefined : Number(e.target.value) })
-            }
-          >
-            <option value="">
-              {resolved?.worldSizeFrom === 'graph'
-                ? `graph: ${resolved.worldSize}`
-                : `default: ${resolved?.worldSize ?? 4}`}
-            </option>
-            {WORLD_SIZES.map((w) => (
-              <option key={w} value={w}>
-                {w}
-              </option>
-            ))}
-          </select>
+            label="World size"
+            value={gates.worldSize}
+            unset={{
+              label:
+                resolved?.worldSizeFrom === 'graph'
+                  ? `graph: ${resolved.worldSize}`
+                  : `default: ${resolved?.worldSize ?? 4}`,
+              choose: () => setGates({ worldSize: undefined }),
+            }}
+            options={WORLD_SIZES}
+            onChange={(worldSize) => setGates({ worldSize })}
+          />
         </div>
-        <div className="field">
-          <label htmlFor="gate-gpu">GPU</label>
-          <select
-            id="gate-gpu"
-            value={gates.gpu ?? 'hopper'}
-            onChange={(e) => setGates({ gpu: e.target.value as PassOptions['gpu'] })}
-          >
-            {GPUS.map((g) => (
-              <option key={g.id} value={g.id}>
-                {g.label}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor="gate-token-rule">Token gate</label>
-          <select
-            id="gate-token-rule"
-            value={gates.tokenGate ?? 'runtime-fallback'}
-            onChange={(e) => setGates({ tokenGate: e.target.value as PassOptions['tokenGate'] })}
-            title="runtime fallback: the pattern always fires and the fused op falls back above max_token_num (the vLLM of PR #28841). compile range: graphs whose token count exceeds max_token_num stay unfused (later vLLM)."
-          >
-            <option value="runtime-fallback">at run time</option>
-            <option value="compile-range">at compile</option>
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor="gate-tp-group">TP group</label>
-          <select
-            id="gate-tp-group"
-            value={gates.tpGroup ?? DEFAULT_TP_GROUP}
-            onChange={(e) => setGates({ tpGroup: e.target.value })}
-            title="vLLM's patterns match only all_reduce over the tensor-parallel group (tensor_model_parallel_all_reduce); all-reduces over other groups stay unfused."
-          >
-            {[...new Set([gates.tpGroup ?? DEFAULT_TP_GROUP, ...groups])].map((g) => (
-              <option key={g} value={g}>
-                {g}
-              </option>
-            ))}
-          </select>
-        </div>
+        <GateField gate="gpu" id="gate-gpu" label="GPU" fallback="hopper" options={GPUS} />
+        <GateField
+          gate="tokenGate"
+          id="gate-token-rule"
+          label="Token gate"
+          fallback="runtime-fallback"
+          options={TOKEN_GATES}
+          title="runtime fallback: the pattern always fires and the fused op falls back above max_token_num (the vLLM of PR #28841). compile range: graphs whose token count exceeds max_token_num stay unfused (later vLLM)."
+        />
+        <GateField
+          gate="tpGroup"
+          id="gate-tp-group"
+          label="TP group"
+          fallback={DEFAULT_TP_GROUP}
+          options={[...new Set([gates.tpGroup ?? DEFAULT_TP_GROUP, ...groups])]}
+          title="vLLM's patterns match only all_reduce over the tensor-parallel group (tensor_model_parallel_all_reduce); all-reduces over other groups stay unfused."
+        />
         <div className="field">
           <label htmlFor="gate-tokens">Max tokens</label>
           <MaxTokensInput

@@ -83,24 +83,22 @@ export function GraphStage() {
     const inAfter = name !== null && after.nodes.some((n) => n.name === name);
     select(name, inAfter ? 'after' : 'before');
   };
+  // What the views share, side by side or alone.
+  const views = {
+    selected,
+    onSelect,
+    testMode,
+    focus,
+    collapsed,
+    onToggleGroup: toggleGroup,
+    onSetCollapsed: setCollapsed,
+    initialView: viewCentre,
+    onViewRest: setViewCentre,
+  };
   if (!single) {
     return (
       <div className="graph-stage split" ref={stageRef}>
-        <DiffView
-          before={before}
-          after={after}
-          matches={matches}
-          selected={selected}
-          onSelect={onSelect}
-          testMode={testMode}
-          focus={focus}
-          collapsed={collapsed}
-          onToggleGroup={toggleGroup}
-          onSetCollapsed={setCollapsed}
-          initialView={viewCentre}
-          onViewRest={setViewCentre}
-          overlays={splitOverlays}
-        />
+        <DiffView {...views} before={before} after={after} matches={matches} overlays={splitOverlays} />
         {walker}
       </div>
     );
@@ -112,16 +110,8 @@ export function GraphStage() {
         label={shownIndex === 0 ? 'imported' : `stage ${shownIndex}`}
         marks={singleMarks}
         animateFrom={animateFrom}
-        selected={selected}
-        onSelect={onSelect}
-        testMode={testMode}
-        focus={focus}
-        collapsed={collapsed}
-        onToggleGroup={toggleGroup}
-        onSetCollapsed={setCollapsed}
-        initialView={viewCentre}
-        onViewRest={setViewCentre}
         overlay={singleOverlay}
+        {...views}
       />
       {walker}
     </div>
@@ -143,13 +133,14 @@ function ChangeWalker() {
     return g.nodes.map((n) => n.name).filter((n) => heads.has(n));
   }, [stages, shownIndex]);
   const [at, setAt] = useState(-1);
+  const select = useStore((s) => s.select);
+  const setFocus = useStore((s) => s.setFocus);
   if (sites.length === 0) return null;
   const go = (delta: number) => {
     const i = at < 0 ? (delta > 0 ? 0 : sites.length - 1) : (at + delta + sites.length) % sites.length;
     setAt(i);
-    const s = useStore.getState();
-    s.select(sites[i], 'after');
-    s.setFocus([sites[i]]);
+    select(sites[i], 'after');
+    setFocus([sites[i]]);
   };
   return (
     <div className="change-walker" role="group" aria-label="Changes">

@@ -161,6 +161,22 @@ export function originLines(node: Node, stages: Graph[]): number[] {
   return [...lines].sort((a, b) => a - b);
 }
 
+/** The first rows of a node's details, for an op node and a graph input alike. */
+function NameAndOp({ name, op }: { name: string; op: string }) {
+  return (
+    <>
+      <dt>name</dt>
+      <dd className="mono" data-testid="inspector-name">
+        {name}
+      </dd>
+      <dt>op</dt>
+      <dd className="mono" data-testid="inspector-op">
+        {op}
+      </dd>
+    </>
+  );
+}
+
 function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
   const select = useStore((s) => s.select);
   const side = useStore((s) => s.selectedSide);
@@ -178,14 +194,7 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
   const overlayValue = overlay?.values.get(node.name);
   return (
     <dl className="kv" aria-label="Node details">
-      <dt>name</dt>
-      <dd className="mono" data-testid="inspector-name">
-        {node.name}
-      </dd>
-      <dt>op</dt>
-      <dd className="mono" data-testid="inspector-op">
-        {op}
-      </dd>
+      <NameAndOp name={node.name} op={op} />
       {op !== node.op && (
         <>
           <dt>via</dt>
@@ -329,14 +338,7 @@ export function Inspector() {
       {selected && node && graph && <NodeDetails node={node} graph={graph} />}
       {selected && !node && input && (
         <dl className="kv">
-          <dt>name</dt>
-          <dd className="mono" data-testid="inspector-name">
-            {input.name}
-          </dd>
-          <dt>op</dt>
-          <dd className="mono" data-testid="inspector-op">
-            placeholder (graph input)
-          </dd>
+          <NameAndOp name={input.name} op="placeholder (graph input)" />
           <dt>type</dt>
           <dd className="mono">{typeText(input.type)}</dd>
           <dt>bytes</dt>

@@ -1,9 +1,9 @@
 // Where graphs come from: a built-in sample, a file (picked or dropped), or pasted text.
 
-import { useRef } from 'react';
 import { SAMPLES, findSample } from '../samples.ts';
 import { useStore } from '../store/index.ts';
 import { loadFile, loadPickedFolder } from './folderLoad.ts';
+import { FilePicker } from './FilePicker.tsx';
 
 const GROUPS = [...new Set(SAMPLES.map((s) => s.group))];
 
@@ -11,8 +11,7 @@ export function LoadPanel() {
   const source = useStore((s) => s.source);
   const loadSample = useStore((s) => s.loadSample);
   const setBottomTab = useStore((s) => s.setBottomTab);
-  const fileInput = useRef<HTMLInputElement>(null);
-  const folderInput = useRef<HTMLInputElement>(null);
+  const setDraft = useStore((s) => s.setDraft);
   const sampleId = source && 'sample' in source ? source.sample : '';
   return (
     <div className="load-panel" role="group" aria-label="Load a graph">
@@ -37,48 +36,24 @@ export function LoadPanel() {
           </optgroup>
         ))}
       </select>
-      <button type="button" onClick={() => fileInput.current?.click()}>
-        Open file…
-      </button>
-      <input
-        ref={fileInput}
-        type="file"
+      <FilePicker
+        label="Open file…"
+        inputLabel="Graph file"
         accept=".py,.txt,.fx,.json"
-        hidden
-        aria-label="Graph file"
-        onChange={(e) => {
-          const f = e.target.files?.[0];
-          if (f) void loadFile(f);
-          e.target.value = '';
-        }}
+        onFiles={([f]) => void loadFile(f)}
       />
-      <button
-        type="button"
-        onClick={() => folderInput.current?.click()}
+      <FilePicker
+        label="Open folder…"
         title="A vLLM debug dump or TORCH_COMPILE_DEBUG folder: its stages in order"
-      >
-        Open folder…
-      </button>
-      <input
-        ref={(el) => {
-          folderInput.current = el;
-          // React has no prop for directory pickers; set the attribute directly.
-          el?.setAttribute('webkitdirectory', '');
-        }}
-        type="file"
+        inputLabel="Dump folder"
         multiple
-        hidden
-        aria-label="Dump folder"
-        onChange={(e) => {
-          const files = e.target.files;
-          if (files?.length) void loadPickedFolder(Array.from(files));
-          e.target.value = '';
-        }}
+        directory
+        onFiles={(files) => void loadPickedFolder(files)}
       />
       <button
         type="button"
         onClick={() => {
-          useStore.getState().setDraft('');
+          setDraft('');
           setBottomTab('source');
           // The editor mounts with the tab: focus it once it is there.
           requestAnimationFrame(() =>

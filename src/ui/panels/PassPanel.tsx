@@ -32,6 +32,7 @@ export function PassPanel() {
   const undo = useStore((s) => s.undo);
   const redo = useStore((s) => s.redo);
   const setScrub = useStore((s) => s.setScrub);
+  const select = useStore((s) => s.select);
   const [open, setOpen] = useState<string | null>(null);
 
   const fused = shown ? shown.graph.nodes.filter((n) => innerKind(n) === 'fused').length : 0;
@@ -109,11 +110,7 @@ export function PassPanel() {
                 <ul className="site-list" aria-label={`${pass} sites list`}>
                   {list.map((site) => (
                     <li key={site}>
-                      <button
-                        type="button"
-                        className="linklike"
-                        onClick={() => useStore.getState().select(site, 'after', true)}
-                      >
+                      <button type="button" className="linklike" onClick={() => select(site, 'after', true)}>
                         {site}
                       </button>
                       <button

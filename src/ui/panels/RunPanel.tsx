@@ -4,14 +4,47 @@ import { PRESETS } from '../../runtime/presets.ts';
 import { useStore } from '../store/index.ts';
 import type { RunSettings } from '../store/runSlice.ts';
 import { VerdictLine } from './VerdictLine.tsx';
+import { Choice, type ChoiceOption, type ChoiceProps } from './Choice.tsx';
 
 const RANKS = [1, 2, 4, 8];
 const TIMED_RUNS = [1, 3, 5, 9];
-const ALGORITHMS: { id: RunSettings['allreduce']; label: string }[] = [
-  { id: 'one-shot', label: 'one-shot' },
-  { id: 'two-shot', label: 'two-shot' },
-  { id: 'ring', label: 'ring (RS + AG)' },
+const ALGORITHMS: ChoiceOption<RunSettings['allreduce']>[] = [
+  { value: 'one-shot' },
+  { value: 'two-shot' },
+  { value: 'ring', label: 'ring (RS + AG)' },
 ];
+const DTYPES: RunSettings['dtype'][] = ['bf16', 'f32'];
+const PRESET_CHOICES = Object.values(PRESETS).map((p) => ({ value: p.name, title: p.doc }));
+const backends = (gpu: boolean): ChoiceOption<RunSettings['backend']>[] => [
+  { value: 'webgpu', label: `WebGPU ranks${gpu ? '' : ' (no navigator.gpu)'}`, disabled: !gpu },
+  { value: 'cpu', label: 'CPU reference' },
+  { value: 'agent', label: 'Native agent (CUDA, local)' },
+];
+
+/** The run settings chosen from a list. */
+type ListedSetting = 'backend' | 'ranks' | 'preset' | 'dtype' | 'allreduce';
+
+/** A drop-down of one run setting (its id `run-<setting>`), off while a run is going. */
+function RunChoice<K extends ListedSetting>(props: {
+  setting: K;
+  label: string;
+  options: ChoiceProps<RunSettings[K]>['options'];
+}) {
+  const { setting, label, options } = props;
+  const value = useStore((s) => s.runSettings[setting]);
+  const set = useStore((s) => s.setRunSettings);
+  const running = useStore((s) => s.runStatus === 'running');
+  return (
+    <Choice
+      id={`run-${setting}`}
+      label={label}
+      value={value}
+      options={options}
+      onChange={(v) => set({ [setting]: v })}
+      disabled={running}
+    />
+  );
+}
 
 export function RunPanel() {
   const settings = useStore((s) => s.runSettings);
@@ -34,19 +67,7 @@ export function RunPanel() {
   return (
     <section className="run-panel" aria-label="Run">
       <div className="form-grid run-form">
-        <label htmlFor="run-backend">Backend</label>
-        <select
-          id="run-backend"
-          value={settings.backend}
-          onChange={(e) => set({ backend: e.target.value as RunSettings['backend'] })}
-          disabled={running}
-        >
-          <option value="webgpu" disabled={!gpu}>
-            WebGPU ranks{gpu ? '' : ' (no navigator.gpu)'}
-          </option>
-          <option value="cpu">CPU reference</option>
-          <option value="agent">Native agent (CUDA, local)</option>
-        </select>
+        <RunChoice setting="backend" label="Backend" options={backends(gpu)} />
         {settings.backend === 'agent' && (
           <>
             <label htmlFor="agent-url">Agent address</label>
@@ -70,55 +91,10 @@ export function RunPanel() {
             />
           </>
         )}
-        <label htmlFor="run-ranks">Ranks</label>
-        <select
-          id="run-ranks"
-          value={settings.ranks}
-          onChange={(e) => set({ ranks: Number(e.target.value) })}
-          disabled={running}
-        >
-          {RANKS.map((r) => (
-            <option key={r} value={r}>
-              {r}
-            </option>
-          ))}
-        </select>
-        <label htmlFor="run-preset">Preset</label>
-        <select
-          id="run-preset"
-          value={settings.preset}
-          onChange={(e) => set({ preset: e.target.value as RunSettings['preset'] })}
-          disabled={running}
-        >
-          {Object.values(PRESETS).map((p) => (
-            <option key={p.name} value={p.name} title={p.doc}>
-              {p.name}
-            </option>
-          ))}
-        </select>
-        <label htmlFor="run-dtype">Dtype</label>
-        <select
-          id="run-dtype"
-          value={settings.dtype}
-          onChange={(e) => set({ dtype: e.target.value as RunSettings['dtype'] })}
-          disabled={running}
-        >
-          <option value="bf16">bf16</option>
-          <option value="f32">f32</option>
-        </select>
-        <label htmlFor="run-allreduce">All-reduce</label>
-        <select
-          id="run-allreduce"
-          value={settings.allreduce}
-          onChange={(e) => set({ allreduce: e.target.value as RunSettings['allreduce'] })}
-          disabled={running}
-        >
-          {ALGORITHMS.map((a) => (
-            <option key={a.id} value={a.id}>
-              {a.label}
-            </option>
-          ))}
-        </select>
+        <RunChoice setting="ranks" label="Ranks" options={RANKS} />
+        <RunChoice setting="preset" label="Preset" options={PRESET_CHOICES} />
+        <RunChoice setting="dtype" label="Dtype" options={DTYPES} />
+        <RunChoice setting="allreduce" label="All-reduce" options={ALGORITHMS} />
         <label htmlFor="run-workers">Rank workers</label>
         <input
           id="run-workers"
@@ -127,20 +103,15 @@ export function RunPanel() {
           onChange={(e) => set({ workers: e.target.checked })}
           disabled={running}
         />
-        <label htmlFor="run-timed">Timed runs</label>
-        <select
+        <Choice
           id="run-timed"
+          label="Timed runs"
           value={timedRuns}
-          onChange={(e) => setTimedRuns(Number(e.target.value))}
+          options={TIMED_RUNS}
+          onChange={setTimedRuns}
           disabled={running}
           title="After one warm-up run of each graph (it compiles the kernels and is not timed): this many runs of each, alternating; times are their median and spread"
-        >
-          {TIMED_RUNS.map((n) => (
-            <option key={n} value={n}>
-              {n}
-            </option>
-          ))}
-        </select>
+        />
       </div>
       <div className="run-actions">
         <button type="button" className="primary" onClick={() => void run()} disabled={!hasGraph || running}>

@@ -74,6 +74,7 @@ export function Timeline({ traces }: { traces: TimelineTraces }) {
   const [width, setWidth] = useState(800);
   const [hover, setHover] = useState<TimelineEvent | null>(null);
   const selected = useStore((s) => s.selected);
+  const select = useStore((s) => s.select);
   const rows = useMemo(() => rowsOf(traces), [traces]);
   const end = useMemo(
     () => Math.max(1, ...rows.flatMap((r) => r.events.map((e) => e.start_us + e.dur_us))),
@@ -138,9 +139,7 @@ export function Timeline({ traces }: { traces: TimelineTraces }) {
       .attr('data-node', (d) => d.e.node)
       .on('mouseenter', (_, d) => setHover(d.e))
       .on('mouseleave', () => setHover(null))
-      .on('click', (_, d) =>
-        useStore.getState().select(d.e.node, d.row < rows.length / 2 ? 'before' : 'after'),
-      );
+      .on('click', (_, d) => select(d.e.node, d.row < rows.length / 2 ? 'before' : 'after'));
     bars.append('title').text((d) => `${d.e.node} (${d.e.op}) ${d.e.dur_us.toFixed(1)} µs`);
 
     const draw = (x: d3.ScaleLinear<number, number>) => {
@@ -172,7 +171,7 @@ export function Timeline({ traces }: { traces: TimelineTraces }) {
     return () => {
       svg.on('.zoom', null);
     };
-  }, [rows, end, width, height]);
+  }, [rows, end, width, height, select]);
 
   useEffect(() => {
     d3.select(svgRef.current!)

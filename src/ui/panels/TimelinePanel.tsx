@@ -1,10 +1,11 @@
 // The timeline tab: the last run's traces, or a trace file recorded elsewhere (the CLI's
 // `fusionlab run --trace`, the agent on a real GPU), so runs from other machines can be read here.
 
-import { useMemo, useRef, useState } from 'react';
+import { useMemo, useState } from 'react';
 import type { Graph } from '../../graph/ir.ts';
 import { innerOp } from './nodeOp.ts';
 import { useStore } from '../store/index.ts';
+import { FilePicker } from './FilePicker.tsx';
 import { Timeline, type TimelineEvent, type TimelineTraces } from './Timeline.tsx';
 
 const EVENT_FIELDS: [keyof TimelineEvent, 'number' | 'string'][] = [
@@ -69,7 +70,6 @@ export function TimelinePanel() {
   const cursor = useStore((s) => s.cursor);
   const [loaded, setLoaded] = useState<{ name: string; traces: TimelineTraces } | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const input = useRef<HTMLInputElement>(null);
   const raw = useMemo(
     () => loaded?.traces ?? (report ? { before: report.before, after: report.after } : null),
     [loaded, report],
@@ -89,19 +89,11 @@ export function TimelinePanel() {
             Show last run
           </button>
         )}
-        <button type="button" onClick={() => input.current?.click()}>
-          Open trace…
-        </button>
-        <input
-          ref={input}
-          type="file"
+        <FilePicker
+          label="Open trace…"
+          inputLabel="Trace file"
           accept=".json"
-          hidden
-          aria-label="Trace file"
-          onChange={async (e) => {
-            const f = e.target.files?.[0];
-            e.target.value = '';
-            if (!f) return;
+          onFiles={async ([f]) => {
             try {
               setLoaded({ name: f.name, traces: parseTraceFile(await f.text(), f.name) });
               setError(null);

@@ -68,26 +68,16 @@ export function ToyPanel() {
                   ))}
                 </tr>
               ))}
-              <tr data-testid="toy-before">
-                <td>slice(Σ x): all-reduce, then slice</td>
-                {result.sumThenSlice.map((v, c) => (
-                  <td key={c} className="num">
-                    {fmt(v)}
-                  </td>
-                ))}
-                <td />
-                <td />
-              </tr>
-              <tr data-testid="toy-after">
-                <td>Σ slice(x): slice-hoist applied</td>
-                {result.sliceThenSum.map((v, c) => (
-                  <td key={c} className="num">
-                    {fmt(v)}
-                  </td>
-                ))}
-                <td />
-                <td />
-              </tr>
+              <SlicedRow
+                testId="toy-before"
+                label="slice(Σ x): all-reduce, then slice"
+                values={result.sumThenSlice}
+              />
+              <SlicedRow
+                testId="toy-after"
+                label="Σ slice(x): slice-hoist applied"
+                values={result.sliceThenSum}
+              />
             </tbody>
           </table>
           <p className={result.bitwiseEqual ? 'ok' : 'error'} data-testid="toy-verdict">
@@ -108,5 +98,21 @@ export function ToyPanel() {
         )}
       </p>
     </section>
+  );
+}
+
+/** A row of the sliced result: its four columns, and the two the slice drops left empty. */
+function SlicedRow({ testId, label, values }: { testId: string; label: string; values: readonly number[] }) {
+  return (
+    <tr data-testid={testId}>
+      <td>{label}</td>
+      {values.map((v, c) => (
+        <td key={c} className="num">
+          {fmt(v)}
+        </td>
+      ))}
+      <td />
+      <td />
+    </tr>
   );
 }

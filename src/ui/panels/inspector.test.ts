@@ -1,7 +1,6 @@
 // What the inspector says about real nodes: sizes with symbolic token dims, bytes a fused op
 // reads and overwrites, and the source lines a rewritten node came from.
 
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { importGraph } from '../../graph/formats.ts';
 import { typeIndex } from '../../graph/ops.ts';
@@ -9,15 +8,7 @@ import { runPipeline } from '../../graph/passes/pipeline.ts';
 import { generateSample } from '../../graph/samples/index.ts';
 import { bytesMoved, bytesOf, formatBytes, originLines } from './Inspector.tsx';
 import { innerOp } from './nodeOp.ts';
-
-const prBefore = readFileSync(
-  new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url),
-  'utf8',
-);
-const qwen = readFileSync(
-  new URL('../../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url),
-  'utf8',
-);
+import { PR_BEFORE, QWEN_TP2 } from '../testFixtures.ts';
 
 describe('inspector facts', () => {
   it('sizes: bytes when every dim is known, a formula over the token symbol otherwise', () => {
@@ -30,7 +21,7 @@ describe('inspector facts', () => {
   });
 
   it('the fused all-reduce + norm of the PR fragment: made from the lines of the all-reduce, slice and norm', () => {
-    const before = importGraph(prBefore).graph;
+    const before = importGraph(PR_BEFORE).graph;
     const stages = runPipeline(before, ['slice-hoist', 'allreduce-rmsnorm'], { worldSize: 4 }).stages.map(
       (s) => s.graph,
     );
@@ -65,7 +56,7 @@ describe('inspector facts', () => {
   });
 
   it('a real Qwen2 matmul reads both operands, all dims known', () => {
-    const g = importGraph(qwen).graph;
+    const g = importGraph(QWEN_TP2).graph;
     const mm = g.nodes.find((n) => n.op === 'aten.mm.default')!;
     const t = typeIndex(g);
     const sizes = mm.args.map((a) =>

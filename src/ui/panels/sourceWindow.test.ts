@@ -1,20 +1,15 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MAX_SHOWN_CHARS, lineBounds, lineStarts, shownLine, visibleRows } from './sourceWindow.ts';
-
-const qwen = readFileSync(
-  new URL('../../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url),
-  'utf8',
-);
+import { QWEN_TP2 } from '../testFixtures.ts';
 
 describe("the source error view's window", () => {
   it('finds every line of a real dump as split would, without the strings', () => {
-    const starts = lineStarts(qwen);
-    const lines = qwen.split('\n');
+    const starts = lineStarts(QWEN_TP2);
+    const lines = QWEN_TP2.split('\n');
     expect(starts.length).toBe(lines.length);
     lines.forEach((l, i) => {
-      const [a, b] = lineBounds(qwen, starts, i);
-      expect(qwen.slice(a, b)).toBe(l.replace(/\r$/, ''));
+      const [a, b] = lineBounds(QWEN_TP2, starts, i);
+      expect(QWEN_TP2.slice(a, b)).toBe(l.replace(/\r$/, ''));
     });
     expect([...lineStarts('')]).toEqual([0]);
     expect([...lineStarts('a\r\nb\n')]).toEqual([0, 3, 5]);

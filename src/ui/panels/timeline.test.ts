@@ -1,18 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { formatMicros } from './Timeline.tsx';
 import { parseTraceFile, resolveWrappedOps } from './TimelinePanel.tsx';
 import { importGraph } from '../../graph/formats.ts';
 import { runPipeline } from '../../graph/passes/pipeline.ts';
+import { PR_BEFORE, repoText } from '../testFixtures.ts';
 
-const recorded = readFileSync(
-  new URL('../../../e2e/fixtures/trace-pr28841-tp2.json', import.meta.url),
-  'utf8',
-);
-const prBefore = readFileSync(
-  new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url),
-  'utf8',
-);
+const recorded = repoText('e2e/fixtures/trace-pr28841-tp2.json');
 
 describe('timeline', () => {
   it('labels the axis in µs, ms or s by magnitude', () => {
@@ -26,7 +19,7 @@ describe('timeline', () => {
     const raw = parseTraceFile(recorded, 'trace-pr28841-tp2.json');
     expect(new Set(raw.before.events.map((e) => e.rank))).toEqual(new Set([0, 1]));
     // The trace names auto_functionalized; the graphs say which op each wraps.
-    const before = importGraph(prBefore).graph;
+    const before = importGraph(PR_BEFORE).graph;
     const after = runPipeline(before, ['slice-hoist', 'allreduce-rmsnorm'], { worldSize: 2 }).output;
     const t = resolveWrappedOps(raw, before, after);
     const ops = (side: 'before' | 'after') =>

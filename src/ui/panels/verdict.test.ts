@@ -1,27 +1,19 @@
 // The verdict line against real CPU runs of the PR fragment and a 2-layer GPT-OSS graph: what it
 // claims follows the checks that ran, and no row contradicts it.
 
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseFx } from '../../graph/fx/parse.ts';
 import { generateSample } from '../../graph/samples/index.ts';
 import { compareRewrite, runGraph, type CompareReport, type RunOptions } from '../../runtime/index.ts';
 import { compareOutputs } from '../../runtime/compareOutputs.ts';
 import { rewriteForCompare } from '../../runtime/rewriteForCompare.ts';
+import { DEFAULT_RUN_SETTINGS } from '../store/runSlice.ts';
+import { PR_BEFORE } from '../testFixtures.ts';
 import { outputNode, outputStatus, nodesReadingFed, verdictOf } from './verdict.ts';
 
-const fragment = () =>
-  parseFx(
-    readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8'),
-  ).graph;
-const opts: RunOptions = {
-  backend: 'cpu',
-  ranks: 2,
-  preset: 'tiny',
-  dtype: 'bf16',
-  allreduce: 'one-shot',
-  workers: false,
-};
+const fragment = () => parseFx(PR_BEFORE).graph;
+// The app's run settings, on the CPU reference.
+const opts: RunOptions = { ...DEFAULT_RUN_SETTINGS, backend: 'cpu' };
 
 describe('the verdict line', { timeout: 300_000 }, () => {
   it('hoist alone: proven by bitwise equality of every output', async () => {

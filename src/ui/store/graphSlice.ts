@@ -3,6 +3,7 @@ import type { Graph } from '../../graph/ir.ts';
 import { importStageFolder, type SkippedFile, type StageFile } from '../../graph/stageFolder.ts';
 import { findSample } from '../samples.ts';
 import type { ViewCentre } from '../graph/viewCentre.ts';
+import { viewOfNewGraph } from './viewSlice.ts';
 import type { RewriteStep } from '../urlState.ts';
 import {
   foldedOnOpen,
@@ -64,6 +65,32 @@ export interface Restore {
 
 export { FOLD_ABOVE_NODES } from '../pipeline/pipelineJobs.ts';
 
+/** What the graph slice holds of a loaded graph (the rest is actions). */
+export type LoadedGraphState = Pick<
+  GraphSlice,
+  'source' | 'sourceName' | 'sourceText' | 'base' | 'format' | 'warnings' | 'importError' | 'draft' | 'dump'
+>;
+
+/** The graph slice once `loaded` is shown: its source, text and graph, no error and no draft. */
+export function loadedGraph(
+  source: GraphSource,
+  loaded: Extract<Loaded, { kind: 'graph' }>,
+  dump: DumpState | null,
+): LoadedGraphState {
+  const { name, text, graph, format, warnings } = loaded;
+  return {
+    source,
+    sourceName: name,
+    sourceText: text,
+    base: graph,
+    format,
+    warnings,
+    importError: null,
+    draft: null,
+    dump,
+  };
+}
+
 export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set, get) => {
   /** Counts loads, so one superseded while in the worker does not install its graph. */
   let ticket = 0;
@@ -75,37 +102,27 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
     restore?: Restore,
     dump: DumpState | null = null,
   ) => {
-    const { name, text, graph, format, warnings, tp, folded } = loaded;
-    // A big graph opens with its layers folded (found where it was imported): readable at once, and far less to draw.
+    // A big graph opens with its layers folded (found where it was imported): readable at once,
+    // and far less to draw. Another graph opens at its own first view, unless the link says where to look.
     const patch = {
-      source,
-      sourceName: name,
-      sourceText: text,
-      base: graph,
-      format,
-      warnings,
-      importError: null,
-      draft: null,
-      scrub: null,
-      collapsed: new Set(folded),
-      dump,
-      // Another graph opens at its own first view, unless the link says where to look.
-      viewCentre: restore?.view ?? null,
+      ...loadedGraph(source, loaded, dump),
+      ...viewOfNewGraph(loaded.folded, restore?.view ?? null),
     };
     // `tp` is the sample's TP degree; undefined lets the passes read the world size from the graph.
-    const gates = { ...get().gates, worldSize: tp };
+    const gates = { ...get().gates, worldSize: loaded.tp };
     const installed = () => {
       const s = get();
       // A run belongs to the graph it ran; another graph's rows must not show against this one.
       s.clearRun();
       s.select(restore?.selected ?? null);
     };
-    await get().resetSteps(restore?.steps ?? [], {
-      base: graph,
-      gates,
-      patch: { ...patch, gates },
-      installed,
-    });
+    await get().resetSteps(restore?.steps ?? [], { base: loaded.graph, gates, patch, installed });
+  };
+
+  /** The error goes in the editor, which the source tab shows. */
+  const showImportError = (importError: ImportProblem) => {
+    set({ importError });
+    get().setBottomTab('source');
   };
 
   const load = async (source: GraphSource, away: boolean, restore?: Restore) => {
@@ -138,7 +155,7 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
         get().setNotice(loaded.message, true);
         return;
       case 'import-error':
-        set({ importError: loaded.error, bottomTab: 'source' });
+        showImportError(loaded.error);
         return;
       case 'graph':
         await install(source, loaded, restore);
@@ -178,12 +195,9 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
           .slice(0, 3)
           .map((f) => `${f.path}: ${f.reason}`)
           .join('; ');
-        set({
-          importError: {
-            message: `${name}: no graph among its ${files.length + unread.length} files${why ? ` (${why}${r.skipped.length > 3 ? '; …' : ''})` : ''}`,
-            text: '',
-          },
-          bottomTab: 'source',
+        showImportError({
+          message: `${name}: no graph among its ${files.length + unread.length} files${why ? ` (${why}${r.skipped.length > 3 ? '; …' : ''})` : ''}`,
+          text: '',
         });
         return;
       }

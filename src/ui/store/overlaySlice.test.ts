@@ -1,22 +1,14 @@
 // The overlay choices follow the run they draw from: refused (with the reason) without a run or
 // with a stale one, kind shown instead; |Δ| computed for the current report and dropped with it.
 
-import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { useStore } from './index.ts';
+import { rewrittenFragment } from './testStore.ts';
 import { overlayUnavailable, shownOverlay } from './overlaySlice.ts';
+import { QWEN_TP2 } from '../testFixtures.ts';
 
 vi.mock('../samples.ts', () => ({ SAMPLES: [], DEFAULT_SAMPLE_ID: 'none', findSample: () => undefined }));
 
-const prBefore = readFileSync(
-  new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url),
-  'utf8',
-);
-const qwenTp2 = readFileSync(
-  new URL('../../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url),
-  'utf8',
-);
-const initial = useStore.getState();
 const s = () => useStore.getState();
 
 describe('the overlay slice', () => {
@@ -24,7 +16,7 @@ describe('the overlay slice', () => {
     await s().run();
     s().setOverlayMetric('delta');
     expect(s().nodeDeltas?.status).toBe('computing');
-    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    s().loadText(QWEN_TP2, 'qwen2-paral2_layer1-r0.py');
     expect(s().nodeDeltas).toBeNull();
     // The computation that was under way ends without writing its values.
     await new Promise((r) => setTimeout(r, 200));
@@ -32,10 +24,7 @@ describe('the overlay slice', () => {
   });
 
   beforeEach(() => {
-    useStore.setState(initial, true);
-    s().loadText(prBefore, 'pr28841-before.fragment.txt');
-    s().applyPipeline();
-    s().setRunSettings({ backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', workers: false });
+    rewrittenFragment();
   });
 
   it('refuses time and |Δ| until a run, and again when the run is stale; bytes always', async () => {
@@ -63,7 +52,7 @@ describe('the overlay slice', () => {
     expect(d.after.get('getitem_3')).toBe(0);
     expect(d.before.get('getitem_3')).toBe(0);
     expect(d.after.get('slice_1')).toBeGreaterThan(0);
-    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    s().loadText(QWEN_TP2, 'qwen2-paral2_layer1-r0.py');
     expect(s().nodeDeltas).toBeNull();
     expect(shownOverlay(s())).toBe('kind');
     expect(overlayUnavailable(s()).delta).toMatch(/^Run the comparison first/);

@@ -2,7 +2,8 @@ import type { StateCreator } from 'zustand';
 import { diffGraphs } from '../../graph/diff.ts';
 import type { CompareReport } from '../../runtime/index.ts';
 import { nodeDeltas } from '../../runtime/nodeDeltas.ts';
-import type { DeltasRequest, RunReply } from '../run/runProtocol.ts';
+import type { DeltasRequest } from '../run/runProtocol.ts';
+import { RunWorkerSlot } from '../run/runWorker.ts';
 import type { OverlayMetric, RankChoice } from '../graph/overlay.ts';
 import { reportIsStale, type RunSettings } from './runSlice.ts';
 import type { AppState } from './index.ts';
@@ -61,33 +62,13 @@ export function shownOverlay(s: Parameters<typeof overlayUnavailable>[0] & Pick<
 }
 
 /** The worker computing |Δ| now; a newer request ends it. */
-let deltasWorker: Worker | null = null;
+const deltasWorker = new RunWorkerSlot();
 
 function deltasInWorker(req: DeltasRequest, onFraction: (f: number) => void): Promise<Map<string, number>> {
-  deltasWorker?.terminate();
-  const w = new Worker(new URL('../run/run.worker.ts', import.meta.url), { type: 'module' });
-  deltasWorker = w;
-  return new Promise((resolve, reject) => {
-    const end = () => {
-      w.terminate();
-      if (deltasWorker === w) deltasWorker = null;
-    };
-    w.onmessage = (e: MessageEvent<RunReply>) => {
-      const m = e.data;
-      if (m.type === 'deltas-progress') onFraction(m.fraction);
-      else if (m.type === 'deltas') {
-        end();
-        resolve(new Map(m.deltas));
-      } else if (m.type === 'error') {
-        end();
-        reject(new Error(m.message));
-      }
-    };
-    w.onerror = (e) => {
-      end();
-      reject(new Error(e.message || 'the run worker failed to start'));
-    };
-    w.postMessage(req);
+  return deltasWorker.request(req, (m) => {
+    if (m.type === 'deltas-progress') onFraction(m.fraction);
+    else if (m.type === 'deltas') return new Map(m.deltas);
+    return undefined;
   });
 }
 
@@ -103,8 +84,7 @@ export const createOverlaySlice: StateCreator<AppState, [], [], OverlaySlice> = 
   },
   setOverlayRank: (overlayRank) => set({ overlayRank }),
   dropNodeDeltas: () => {
-    deltasWorker?.terminate();
-    deltasWorker = null;
+    deltasWorker.stop();
     if (get().nodeDeltas) set({ nodeDeltas: null });
   },
   computeNodeDeltas: () => {

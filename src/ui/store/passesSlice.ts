@@ -11,6 +11,8 @@ import type { RewriteStep } from '../urlState.ts';
 import { recount, replay, reusableStages, type Stage } from '../pipeline/pipelineJobs.ts';
 import { WorkCancelled, offThread, replayOffThread, type ReplayResult } from '../pipeline/pipelineClient.ts';
 import type { AppState } from './index.ts';
+import type { LoadedGraphState } from './graphSlice.ts';
+import type { ViewSlice } from './viewSlice.ts';
 
 export type { Stage } from '../pipeline/pipelineJobs.ts';
 
@@ -57,7 +59,12 @@ export const OFF_THREAD_ABOVE_NODES = 500;
 export interface NewBase {
   base: Graph;
   gates: PassOptions;
-  patch: Partial<AppState>;
+  /**
+   * What the graph and view slices hold of the new graph, each part made by its own slice
+   * (`loadedGraph`, `viewOfNewGraph`): installed in the same update as the stages, so no view
+   * ever shows one graph's stages on another.
+   */
+  patch: LoadedGraphState & Pick<ViewSlice, 'collapsed' | 'viewCentre'>;
   /** Runs right after the patch and stages are installed (at once when the replay ran here). */
   installed(): void;
 }
@@ -142,7 +149,7 @@ export const createPassesSlice: StateCreator<AppState, [], [], PassesSlice> = (s
     const shownIndex = scrub === null ? effective : Math.min(scrub, effective);
     stagesGates = gates;
     set({
-      ...from?.patch,
+      ...(from ? { ...from.patch, gates: from.gates } : {}),
       steps: error ? steps.slice(0, effective) : steps,
       cursor: effective,
       stages,

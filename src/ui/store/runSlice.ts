@@ -15,7 +15,8 @@ import {
 } from '../../runtime/agentClient.ts';
 import type { Graph } from '../../graph/ir.ts';
 import { timeGraphs, type Timing } from '../../runtime/timing.ts';
-import type { RunReply, RunRequest } from '../run/runProtocol.ts';
+import type { RunRequest } from '../run/runProtocol.ts';
+import { RunWorkerSlot } from '../run/runWorker.ts';
 import type { AppState } from './index.ts';
 
 export type RunSettings = Omit<RunOptions, 'onProgress'>;
@@ -239,16 +240,14 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
   cancelRun: () => {
     if (get().runStatus !== 'running') return;
     runId++;
-    activeWorker?.terminate();
-    activeWorker = null;
+    runWorker.stop();
     set({ runStatus: 'idle', progress: null, runError: null });
     get().setNotice('Run cancelled');
   },
   clearRun: () => {
     runId++;
     get().dropNodeDeltas();
-    activeWorker?.terminate();
-    activeWorker = null;
+    runWorker.stop();
     set({
       runStatus: 'idle',
       report: null,
@@ -265,37 +264,21 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
 let runId = 0;
 
 /** The worker of the CPU run in progress, ended by Cancel. */
-let activeWorker: Worker | null = null;
+const runWorker = new RunWorkerSlot();
 
 function runInWorker(
   req: RunRequest,
   onProgress: (p: { phase: string; done: number; total: number }) => void,
   onTimed: (done: number, total: number) => void,
 ): Promise<{ report: CompareReport; timing: Timing }> {
-  activeWorker?.terminate();
-  const w = new Worker(new URL('../run/run.worker.ts', import.meta.url), { type: 'module' });
-  activeWorker = w;
-  return new Promise((resolve, reject) => {
-    const end = () => {
-      w.terminate();
-      if (activeWorker === w) activeWorker = null;
-    };
-    w.onmessage = (e: MessageEvent<RunReply>) => {
-      const m = e.data;
+  return runWorker.request(
+    req,
+    (m) => {
       if (m.type === 'progress') onProgress(m.progress);
       else if (m.type === 'timed') onTimed(m.done, m.total);
-      else if (m.type === 'done') {
-        end();
-        resolve({ report: m.report, timing: m.timing });
-      } else if (m.type === 'error') {
-        end();
-        reject(new RunError('input', m.message));
-      }
-    };
-    w.onerror = (e) => {
-      end();
-      reject(new Error(e.message || 'the run worker failed to start'));
-    };
-    w.postMessage(req);
-  });
+      else if (m.type === 'done') return { report: m.report, timing: m.timing };
+      return undefined;
+    },
+    (message) => new RunError('input', message),
+  );
 }

@@ -4,23 +4,15 @@
 import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { useStore } from './index.ts';
+import { freshStore, rewrittenFragment } from './testStore.ts';
 import { snapshot } from './urlSync.ts';
 import { reportIsStale } from './runSlice.ts';
 import { decodeUrlState, encodeUrlState, placeUrlState, readUrlState, withViewCentre } from '../urlState.ts';
+import { PR_BEFORE, QWEN_TP2 } from '../testFixtures.ts';
 
 // The built-in sample table pulls in the sample generator; these tests load text directly.
 vi.mock('../samples.ts', () => ({ SAMPLES: [], DEFAULT_SAMPLE_ID: 'none', findSample: () => undefined }));
 
-const qwenTp2 = readFileSync(
-  new URL('../../../fixtures/fx/real/qwen2-paral2_layer1-r0.py', import.meta.url),
-  'utf8',
-);
-const prBefore = readFileSync(
-  new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url),
-  'utf8',
-);
-
-const initial = useStore.getState();
 const s = () => useStore.getState();
 const fusable = () => s().sites['allreduce-rmsnorm'].length;
 const fusedNodes = () =>
@@ -37,8 +29,8 @@ const fusedNodes = () =>
 
 describe('rewrite history in the store', () => {
   beforeEach(() => {
-    useStore.setState(initial, true);
-    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    freshStore();
+    s().loadText(QWEN_TP2, 'qwen2-paral2_layer1-r0.py');
   });
 
   it('counts the three all-reduce + norm sites of the real TP2 dump', () => {
@@ -101,7 +93,7 @@ describe('rewrite history in the store', () => {
       'too many tokens',
       'too many tokens',
     ]);
-    s().loadText(prBefore, 'pr28841-before.fragment.txt');
+    s().loadText(PR_BEFORE, 'pr28841-before.fragment.txt');
     s().setGates({ worldSize: 4, maxTokens: 8192 });
     s().applyPass('slice-hoist');
     expect(fusable()).toBe(0);
@@ -114,7 +106,7 @@ describe('rewrite history in the store', () => {
   });
 
   it('the TP group gate: sites over another group count only once that group is the TP group', () => {
-    s().loadText(qwenTp2.replaceAll("'tp:0'", "'dp:0'"), 'qwen2-dp.py');
+    s().loadText(QWEN_TP2.replaceAll("'tp:0'", "'dp:0'"), 'qwen2-dp.py');
     expect(fusable()).toBe(0);
     expect(s().diagnostics.map((d) => d.blocker)).toEqual(['group', 'group', 'group']);
     s().setGates({ tpGroup: 'dp:0' });
@@ -144,7 +136,7 @@ describe('rewrite history in the store', () => {
     expect(s().steps).toEqual([]);
     // After fix_functionalization the norms are in-place calls: no vLLM pattern sees them.
     expect(fusable()).toBe(0);
-    s().loadText(qwenTp2, 'qwen2.py');
+    s().loadText(QWEN_TP2, 'qwen2.py');
     expect(s().dump).toBeNull();
     s().loadStageFolder([{ path: 'a.md', text: 'x' }], 'empty');
     expect(s().importError?.message).toContain('empty: no graph among its 1 files');
@@ -160,7 +152,7 @@ describe('rewrite history in the store', () => {
   });
 
   it('names the slice that blocks the PR fragment and hoists it', () => {
-    s().loadText(prBefore, 'pr28841-before.fragment.txt');
+    s().loadText(PR_BEFORE, 'pr28841-before.fragment.txt');
     expect(s().importError).toBeNull();
     const d = s().diagnostics.find((x) => x.blocker === 'slice_1');
     expect(d?.fix).toBe('run slice-hoist');
@@ -169,14 +161,36 @@ describe('rewrite history in the store', () => {
     expect(fusable()).toBe(1);
   });
 
+  it('installs another graph with its stages, folds and view in one update, never a base over old stages', () => {
+    s().setCollapsed(['model.layers.0']);
+    const centre = { node: 'slice_1', dx: 0, dy: 0, k: 1 };
+    const seen: { matches: boolean; folds: number; centre: unknown }[] = [];
+    const unsubscribe = useStore.subscribe((st) =>
+      seen.push({
+        matches: st.stages[0]?.graph === st.base,
+        folds: st.collapsed.size,
+        centre: st.viewCentre,
+      }),
+    );
+    s().loadText(PR_BEFORE, 'pr28841-before.fragment.txt', { steps: [], view: centre });
+    unsubscribe();
+    expect(seen.every((x) => x.matches)).toBe(true);
+    // The update that brings the graph brings its folds (none: a small graph opens unfolded) and view.
+    expect(seen[0]).toEqual({ matches: true, folds: 0, centre });
+    expect(s().sourceName).toBe('pr28841-before.fragment.txt');
+  });
+
   it('keeps the loaded graph and reports line and column for broken text', () => {
     const before = s().base;
     const broken = [
       'slice_1: "bf16[s72, 2880]" = torch.ops.aten.slice.Tensor(getitem, 1, 0, 2880)',
       'all_reduce_1: "bf16[s72, 2880" = torch.ops.vllm.all_reduce.default(slice_1, \'tp:0\')',
     ].join('\n');
+    s().setBottomTab('run');
     s().loadText(broken, 'broken.py');
     expect(s().base).toBe(before);
+    // The error shows in the editor: the source tab comes up.
+    expect(s().bottomTab).toBe('source');
     expect(s().importError).toEqual({
       message: 'expected \']\' to close the shape in type "bf16[s72, 2880"',
       line: 2,
@@ -184,7 +198,7 @@ describe('rewrite history in the store', () => {
       text: broken,
     });
     s().setDraft(broken);
-    s().loadText(qwenTp2, 'again.py');
+    s().loadText(QWEN_TP2, 'again.py');
     expect(s().importError).toBeNull();
     // A successful import replaces whatever was being edited.
     expect(s().draft).toBeNull();
@@ -198,13 +212,13 @@ describe('rewrite history in the store', () => {
     s().setGates({ worldSize: 8 });
     s().select(site, 'after');
     const state = snapshot(s())!;
-    expect(state.source).toEqual({ text: qwenTp2, name: 'qwen2-paral2_layer1-r0.py' });
+    expect(state.source).toEqual({ text: QWEN_TP2, name: 'qwen2-paral2_layer1-r0.py' });
     expect(state.steps).toEqual([{ pass: 'allreduce-rmsnorm', site }]);
     expect(state.gates?.worldSize).toBe(8);
     expect(state.selected).toBe(site);
 
     const back = await decodeUrlState(await encodeUrlState(state));
-    useStore.setState(initial, true);
+    freshStore();
     if (!('text' in back.source)) throw new Error('expected text source');
     s().loadText(back.source.text, back.source.name, { steps: back.steps, selected: back.selected });
     expect(s().cursor).toBe(1);
@@ -221,22 +235,19 @@ describe('rewrite history in the store', () => {
     const back = (await readUrlState(new URL(withViewCentre(placed.href, s().viewCentre))))!;
     expect(back.view?.centre).toEqual(centre);
 
-    useStore.setState(initial, true);
+    freshStore();
     if (!('text' in back.source)) throw new Error('expected text source');
     s().loadText(back.source.text, back.source.name, { steps: back.steps, view: back.view?.centre });
     expect(s().viewCentre).toEqual(centre);
     // Another graph opens at its own first view: a node of the same name there is another place.
-    s().loadText(qwenTp2, 'again.py');
+    s().loadText(QWEN_TP2, 'again.py');
     expect(s().viewCentre).toBeNull();
   });
 });
 
 describe('results belong to the graph, steps and gates they ran', () => {
   beforeEach(() => {
-    useStore.setState(initial, true);
-    s().loadText(prBefore, 'pr28841-before.fragment.txt');
-    s().applyPipeline();
-    s().setRunSettings({ backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'bf16', workers: false });
+    rewrittenFragment();
   });
 
   it('clears the report when another graph loads, and drops a run that ends after it', async () => {
@@ -244,14 +255,14 @@ describe('results belong to the graph, steps and gates they ran', () => {
     expect(s().runStatus).toBe('done');
     expect(s().report?.outputs.length).toBeGreaterThan(0);
     expect(reportIsStale(s())).toBe(false);
-    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    s().loadText(QWEN_TP2, 'qwen2-paral2_layer1-r0.py');
     expect(s().report).toBeNull();
     expect(s().runStatus).toBe('idle');
 
     // A run still going when another graph loads writes nothing (the same text again is another graph).
-    s().loadText(prBefore, 'pr28841-before.fragment.txt');
+    s().loadText(PR_BEFORE, 'pr28841-before.fragment.txt');
     const pending = s().run();
-    s().loadText(prBefore, 'copy.txt');
+    s().loadText(PR_BEFORE, 'copy.txt');
     await pending;
     expect(s().report).toBeNull();
     expect(s().runStatus).toBe('idle');
@@ -271,8 +282,8 @@ describe('results belong to the graph, steps and gates they ran', () => {
 
 describe('the views follow the change', () => {
   beforeEach(() => {
-    useStore.setState(initial, true);
-    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    freshStore();
+    s().loadText(QWEN_TP2, 'qwen2-paral2_layer1-r0.py');
   });
 
   it('points at the fused node after one site, at the restored pair after undo, and along the scrubber', () => {
@@ -304,16 +315,16 @@ describe('the views follow the change', () => {
 
 describe('importing a module without a return', () => {
   it('warns that forward() returns nothing, naming its line; a module that returns gets no such warning', () => {
-    useStore.setState(initial, true);
-    const noReturn = qwenTp2.replace(/\n\s*return \([^)]*\)\s*$/m, '\n');
+    freshStore();
+    const noReturn = QWEN_TP2.replace(/\n\s*return \([^)]*\)\s*$/m, '\n');
     expect(noReturn).not.toMatch(/^\s*return /m);
     s().loadText(noReturn, 'no-return.py');
     expect(s().importError).toBeNull();
-    const line = qwenTp2.slice(0, qwenTp2.search(/^\s*def forward\(/m)).split('\n').length;
+    const line = QWEN_TP2.slice(0, QWEN_TP2.search(/^\s*def forward\(/m)).split('\n').length;
     expect(s().warnings).toContain(
       `line ${line}: forward() has no return statement: the graph has no declared outputs, so its last values are taken as outputs`,
     );
-    s().loadText(qwenTp2, 'qwen2-paral2_layer1-r0.py');
+    s().loadText(QWEN_TP2, 'qwen2-paral2_layer1-r0.py');
     expect(s().warnings.join()).not.toContain('no return statement');
   });
 });

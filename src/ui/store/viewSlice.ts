@@ -40,6 +40,8 @@ export interface ViewSlice {
   tourStep: number | null;
   /** `?test=1`: fixed fonts, no animation, a ready flag on <body>. */
   testMode: boolean;
+  /** Turns test mode on (`?test=1`), in the light theme the screenshots are taken in. */
+  enterTestMode(): void;
   /** The URL has not caught up with the state yet (the ready flag waits for it). */
   urlPending: boolean;
   /** A message for the status bar (URL state errors, exports). */
@@ -54,6 +56,18 @@ export interface ViewSlice {
   setTourStep(step: number | null): void;
   setNotice(text: string | null, error?: boolean): void;
   setUrlPending(pending: boolean): void;
+}
+
+/**
+ * What the views show of a graph just loaded: its folds (found where it was imported) and where
+ * they look (a link's pan/zoom; null: the graph's own first view). Installed with the graph's
+ * stages, in the same update (see NewBase).
+ */
+export function viewOfNewGraph(
+  folded: Iterable<string>,
+  centre: ViewCentre | null,
+): Pick<ViewSlice, 'collapsed' | 'viewCentre'> {
+  return { collapsed: new Set(folded), viewCentre: centre };
 }
 
 export const createViewSlice: StateCreator<AppState, [], [], ViewSlice> = (set) => ({
@@ -77,6 +91,7 @@ export const createViewSlice: StateCreator<AppState, [], [], ViewSlice> = (set) 
   setCollapsed: (ids) => set({ collapsed: new Set(ids) }),
   tourStep: null,
   testMode: false,
+  enterTestMode: () => set({ testMode: true, theme: 'light' }),
   notice: null,
   urlPending: false,
   select: (name, side, reveal = false) =>
