@@ -4,13 +4,14 @@
 // cannot read in place become an explicit `gather` step first, so the worker stays small.
 
 import type { Plan, Step as PlanStep, View } from '../src/runtime/plan.ts';
-import { MAP_FN_CODES, assertNever, type WorkerOp } from '../src/graph/opTable.ts';
+import { MAP_FN_CODES, type WorkerOp } from '../src/graph/opTable.ts';
 import { asRows, isContiguous, numelOf } from '../src/runtime/plan.ts';
 import type { HostTensor } from '../src/runtime/hostTensor.ts';
 import { hostValues } from '../src/runtime/hostTensor.ts';
 import { seedRule, seedStream, expertTensors } from '../src/runtime/weights.ts';
 import { RunError } from '../src/runtime/runError.ts';
 import type { TraceEvent } from '../src/runtime/backend.ts';
+import { workerArgs, type WorkerArgs } from './workerArgs.ts';
 
 export type { WorkerOp } from '../src/graph/opTable.ts';
 
@@ -66,431 +67,511 @@ export interface LowerOptions {
   maxDeviceBytes: number;
 }
 
-export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
-  if (plan.dtype !== 'bf16' && plan.dtype !== 'f32')
-    throw new RunError('input', `the agent runs bf16 and f32, not ${plan.dtype}`);
-  const dtype = plan.dtype;
-  const elem = dtype === 'bf16' ? 2 : 4;
-  const slots: number[] = [];
-  const intSlots: number[] = [];
-  const slotOf = new Map<string, number>();
-  const steps: WorkerStep[] = [];
-  const info: StepInfo[] = [];
-  const inputs: WorkerProgram['inputs'] = [];
-  const payload: Buffer[] = [];
-  let payloadBytes = 0;
-  const R = plan.ranks;
+/** What a step reads, for the trace: its input slots' bytes × readScale, or readBytes when given. */
+interface StepBytes {
+  kind?: TraceEvent['kind'];
+  readScale?: number;
+  readBytes?: number;
+}
 
-  const newSlot = (numel: number, isInt: boolean) => {
-    slots.push(numel);
-    if (isInt) intSlots.push(slots.length - 1);
-    return slots.length - 1;
-  };
-  for (const [id, st] of plan.storages) slotOf.set(id, newSlot(st.numel, st.dtype === 'i32'));
-  const viewElem = (v: View) => (v.dtype === 'i32' ? 4 : elem);
-  const slotBytes = (s: number) => slots[s] * (intSlots.includes(s) ? 4 : elem);
-  const storageSlot = (id: string) => {
-    const s = slotOf.get(id);
+/** A flat row view the norm kernels read in place: rows × cols from offset, rows stride apart. */
+interface NormRows {
+  slot: number;
+  rows: number;
+  cols: number;
+  offset: number;
+  stride: number;
+}
+
+/** The program being built: its slots, steps (with what each moves) and the payload of given inputs. */
+class ProgramBuilder {
+  readonly slots: number[] = [];
+  readonly intSlots: number[] = [];
+  readonly steps: WorkerStep[] = [];
+  readonly info: StepInfo[] = [];
+  readonly inputs: WorkerProgram['inputs'] = [];
+  readonly payload: Buffer[] = [];
+  private payloadBytes = 0;
+  private readonly slotOf = new Map<string, number>();
+  private readonly elem: number;
+
+  constructor(
+    readonly plan: Plan,
+    readonly opts: LowerOptions,
+    readonly dtype: 'bf16' | 'f32',
+  ) {
+    this.elem = dtype === 'bf16' ? 2 : 4;
+    for (const [id, st] of plan.storages) this.slotOf.set(id, this.newSlot(st.numel, st.dtype === 'i32'));
+  }
+
+  get ranks(): number {
+    return this.plan.ranks;
+  }
+  newSlot(numel: number, isInt: boolean): number {
+    this.slots.push(numel);
+    if (isInt) this.intSlots.push(this.slots.length - 1);
+    return this.slots.length - 1;
+  }
+  slotBytes(s: number): number {
+    return this.slots[s] * (this.intSlots.includes(s) ? 4 : this.elem);
+  }
+  viewBytes(v: View): number {
+    return numelOf(v.shape) * (v.dtype === 'i32' ? 4 : this.elem);
+  }
+  storageSlot(id: string): number {
+    const s = this.slotOf.get(id);
     if (s === undefined)
       throw new RunError('validation', `the plan refers to a storage '${id}' it never made`);
     return s;
-  };
-  const emit = (
+  }
+  /** A step of worker op `op`, its arguments written in the op's declared layout (WORKER_OPS). */
+  emit<Op extends WorkerOp>(
     p: PlanStep,
-    op: WorkerOp,
+    op: Op,
     ins: number[],
     outs: number[],
-    i: number[] = [],
-    f: number[] = [],
-    kind: TraceEvent['kind'] = 'kernel',
-    readScale = 1,
-    readBytes?: number,
-  ) => {
-    steps.push({ node: p.node, op, in: ins, out: outs, i, f });
-    const read = readBytes ?? ins.filter((s) => s >= 0).reduce((a, s) => a + slotBytes(s), 0) * readScale;
-    const written = outs.filter((s) => s >= 0).reduce((a, s) => a + slotBytes(s), 0);
-    info.push({ node: p.node, op: p.op, kind, bytesRead: read, bytesWritten: written });
-  };
-  const check = (p: PlanStep, ok: boolean, what: string) => {
+    args: WorkerArgs<Op>,
+    bytes: StepBytes = {},
+  ): void {
+    this.steps.push({ node: p.node, op, in: ins, out: outs, ...workerArgs(op, args, this.ranks) });
+    const read =
+      bytes.readBytes ??
+      ins.filter((s) => s >= 0).reduce((a, s) => a + this.slotBytes(s), 0) * (bytes.readScale ?? 1);
+    const written = outs.filter((s) => s >= 0).reduce((a, s) => a + this.slotBytes(s), 0);
+    this.info.push({
+      node: p.node,
+      op: p.op,
+      kind: bytes.kind ?? 'kernel',
+      bytesRead: read,
+      bytesWritten: written,
+    });
+  }
+  /** Tensor bytes the worker loads into `slot` on every rank before the steps run. */
+  input(slot: number, bytes: Buffer): void {
+    this.inputs.push({ slot, rank: -1, offset: this.payloadBytes });
+    this.payload.push(bytes);
+    this.payloadBytes += bytes.length;
+  }
+  check(p: PlanStep, ok: boolean, what: string): void {
     if (!ok)
       throw new RunError('validation', `node ${p.node} (${p.op}): ${what}`, { node: p.node, op: p.op });
-  };
-  const outNumel = (p: PlanStep, id: string, want: number) => {
-    const have = slots[storageSlot(id)];
-    check(p, have === want, `writes ${want} elements into storage '${id}' of ${have}`);
-  };
+  }
+  outNumel(p: PlanStep, id: string, want: number): void {
+    const have = this.slots[this.storageSlot(id)];
+    this.check(p, have === want, `writes ${want} elements into storage '${id}' of ${have}`);
+  }
+  /** A gather step of `v` (read with `shape`, its elements at `lo` in `outShape`) into slot `out`. */
+  gatherInto(
+    p: PlanStep,
+    v: View,
+    out: number,
+    g: { shape: number[]; strides: number[]; outShape: number[]; lo: number[]; value: number },
+  ): void {
+    // Bytes read: the view's own elements (a strided window reads only those; a broadcast reads them once).
+    this.emit(
+      p,
+      'gather',
+      [this.storageSlot(v.storage)],
+      [out],
+      {
+        offset: v.offset,
+        nd: g.shape.length,
+        outShape: g.outShape,
+        inShape: g.shape,
+        stride: g.strides,
+        lo: g.lo,
+        value: g.value,
+      },
+      { readBytes: this.viewBytes(v) },
+    );
+  }
   /** A gather of `v` into a new contiguous slot of `shape` (broadcasting where v has size-1 or missing dims). */
-  const gather = (p: PlanStep, v: View, shape: number[] = v.shape): number => {
+  gather(p: PlanStep, v: View, shape: number[] = v.shape): number {
     const off = shape.length - v.shape.length;
-    check(
+    this.check(
       p,
       off >= 0 && v.shape.every((d, k) => d === 1 || d === shape[k + off]),
       `[${v.shape}] does not broadcast to [${shape}]`,
     );
     const strides = shape.map((d, k) => (k < off || v.shape[k - off] === 1 ? 0 : v.strides[k - off]));
-    const out = newSlot(numelOf(shape), v.dtype === 'i32');
-    // Bytes read: the view's own elements (a strided window reads only those; a broadcast reads them once).
-    emit(
-      p,
-      'gather',
-      [storageSlot(v.storage)],
-      [out],
-      [v.offset, shape.length, ...shape, ...shape, ...strides, ...shape.map(() => 0)],
-      [0],
-      'kernel',
-      1,
-      numelOf(v.shape) * viewElem(v),
-    );
+    const out = this.newSlot(numelOf(shape), v.dtype === 'i32');
+    this.gatherInto(p, v, out, { shape, strides, outShape: shape, lo: shape.map(() => 0), value: 0 });
     return out;
-  };
-  const isWhole = (v: View) =>
-    v.offset === 0 && isContiguous(v) && numelOf(v.shape) === slots[storageSlot(v.storage)];
+  }
+  isWhole(v: View): boolean {
+    return v.offset === 0 && isContiguous(v) && numelOf(v.shape) === this.slots[this.storageSlot(v.storage)];
+  }
   /** The view as a whole contiguous slot, gathering only when it is not one already. */
-  const dense = (p: PlanStep, v: View, shape: number[] = v.shape): number =>
-    shape.join() === v.shape.join() && isWhole(v) ? storageSlot(v.storage) : gather(p, v, shape);
+  dense(p: PlanStep, v: View, shape: number[] = v.shape): number {
+    return shape.join() === v.shape.join() && this.isWhole(v)
+      ? this.storageSlot(v.storage)
+      : this.gather(p, v, shape);
+  }
   /** rows × cols with a row stride the norm kernels read in place, else gathered. */
-  const normRows = (
-    p: PlanStep,
-    v: View,
-  ): { slot: number; rows: number; cols: number; offset: number; stride: number } => {
+  normRows(p: PlanStep, v: View): NormRows {
     const r = asRows(v);
     if (r)
       return {
-        slot: storageSlot(v.storage),
+        slot: this.storageSlot(v.storage),
         rows: r.rows,
         cols: r.cols,
         offset: r.offset,
         stride: r.rowStride,
       };
     const cols = v.shape[v.shape.length - 1] ?? 1;
-    return { slot: gather(p, v), rows: numelOf(v.shape) / cols, cols, offset: 0, stride: cols };
-  };
+    return { slot: this.gather(p, v), rows: numelOf(v.shape) / cols, cols, offset: 0, stride: cols };
+  }
+}
 
-  for (const s of plan.steps) {
-    switch (s.kernel) {
-      case 'map': {
-        // The vocabulary-parallel embedding's mask arithmetic (mixed i32/float elementwise ops).
-        const shape = plan.storages.get(s.out)!.shape;
-        const ins = [dense(s, s.a, shape)];
-        if (s.b) ins.push(dense(s, s.b, shape));
-        emit(s, 'map', ins, [storageSlot(s.out)], [MAP_FN_CODES.indexOf(s.fn)], [s.scalar]);
-        break;
-      }
-      case 'seed': {
-        const st = plan.storages.get(s.out)!;
-        const slot = storageSlot(s.out);
-        const given = opts.inputs?.get(s.name);
-        if (given) {
-          if (given.shape.join() !== st.shape.join()) {
-            throw new RunError(
-              'input',
-              `input '${s.name}': shape [${given.shape}] but the run needs [${st.shape}] (preset ${plan.preset.name}, T=${plan.tokens})`,
-              { node: s.node },
-            );
-          }
-          const bytes = encode(given, st.dtype === 'i32' ? 'i32' : dtype);
-          inputs.push({ slot, rank: -1, offset: payloadBytes });
-          payload.push(bytes);
-          payloadBytes += bytes.length;
-          break;
-        }
-        const rule = seedRule(s.role, st.shape);
-        if (s.role === 'zeros') {
-          emit(s, 'fill', [], [slot], [], [0], 'fed');
-          break;
-        }
-        const streams = Array.from({ length: R }, (_, r) => seedStream(s.name, s.perRank, r));
-        emit(
-          s,
-          'seed',
-          [],
-          [slot],
-          [opts.seed >>> 0, s.range ?? -1, ...streams],
-          [rule.scale, rule.offset],
-          'fed',
-        );
-        break;
-      }
-      case 'copy': {
-        outNumel(s, s.out, numelOf(s.x.shape));
-        const out = storageSlot(s.out);
-        const v = s.x;
-        emit(
-          s,
-          'gather',
-          [storageSlot(v.storage)],
-          [out],
-          [v.offset, v.shape.length, ...v.shape, ...v.shape, ...v.strides, ...v.shape.map(() => 0)],
-          [0],
-          'kernel',
-          1,
-          numelOf(v.shape) * viewElem(v),
-        );
-        break;
-      }
-      case 'pad': {
-        const out = storageSlot(s.out);
-        const oshape = plan.storages.get(s.out)!.shape;
-        const v = s.x;
-        check(
-          s,
-          s.lo.length === v.shape.length &&
-            oshape.length === v.shape.length &&
-            v.shape.every((d, k) => s.lo[k] + d <= oshape[k]),
-          `pad of [${v.shape}] by [${s.lo}] into [${oshape}]`,
-        );
-        emit(
-          s,
-          'gather',
-          [storageSlot(v.storage)],
-          [out],
-          [v.offset, v.shape.length, ...oshape, ...v.shape, ...v.strides, ...s.lo],
-          [s.value],
-          'kernel',
-          1,
-          numelOf(v.shape) * viewElem(v),
-        );
-        break;
-      }
-      case 'add': {
-        const shape = plan.storages.get(s.out)!.shape;
-        emit(s, 'add', [dense(s, s.a, shape), dense(s, s.b, shape)], [storageSlot(s.out)], [], [s.alpha]);
-        break;
-      }
-      case 'gemm': {
-        const [M, K] = s.a.shape;
-        const N = s.b.shape[1];
-        check(
-          s,
-          s.a.shape.length === 2 && s.b.shape.length === 2 && s.b.shape[0] === K,
-          `mm of [${s.a.shape}] and [${s.b.shape}]`,
-        );
-        outNumel(s, s.out, M * N);
-        const a = dense(s, s.a);
-        // t(W) of a row-major [N, K] weight is read as is, with the GEMM transposing it.
-        const b = s.b;
-        const transposedWeight =
-          b.offset === 0 &&
-          b.strides[0] === 1 &&
-          b.strides[1] === K &&
-          slots[storageSlot(b.storage)] === K * N;
-        const bSlot = transposedWeight ? storageSlot(b.storage) : dense(s, b);
-        let biasMode = 0;
-        const ins = [a, bSlot];
-        if (s.bias) {
-          if (s.bias.shape.length === 1 && s.bias.shape[0] === N && isWhole(s.bias)) {
-            biasMode = 1;
-            ins.push(storageSlot(s.bias.storage));
-          } else {
-            biasMode = 2;
-            ins.push(dense(s, s.bias, [M, N]));
-          }
-        }
-        emit(
-          s,
-          'mm',
-          ins,
-          [storageSlot(s.out)],
-          [M, K, N, biasMode, transposedWeight ? 1 : 0],
-          [s.alpha, s.beta],
-        );
-        break;
-      }
-      case 'embedding': {
-        const [V, H] = s.weight.shape;
-        check(
-          s,
-          s.weight.shape.length === 2 && s.indices.dtype === 'i32',
-          'embedding needs a [V, H] table and i32 token ids',
-        );
-        outNumel(s, s.out, numelOf(s.indices.shape) * H);
-        const ids = dense(s, s.indices);
-        emit(
-          s,
-          'embedding',
-          [dense(s, s.weight), ids],
-          [storageSlot(s.out)],
-          [numelOf(s.indices.shape), V, H],
-        );
-        break;
-      }
-      case 'rms_norm': {
-        const x = normRows(s, s.x);
-        outNumel(s, s.out, x.rows * x.cols);
-        check(s, numelOf(s.w.shape) === x.cols, `weight of ${numelOf(s.w.shape)} for rows of ${x.cols}`);
-        emit(
-          s,
-          'rms_norm',
-          [x.slot, dense(s, s.w)],
-          [storageSlot(s.out)],
-          [x.rows, x.cols, x.offset, x.stride],
-          [s.eps],
-        );
-        break;
-      }
-      case 'fused_add_rms_norm': {
-        const x = normRows(s, s.x);
-        outNumel(s, s.out, x.rows * x.cols);
-        outNumel(s, s.residualOut, x.rows * x.cols);
-        check(s, numelOf(s.w.shape) === x.cols, `weight of ${numelOf(s.w.shape)} for rows of ${x.cols}`);
-        emit(
-          s,
-          'fused_add_rms_norm',
-          [x.slot, dense(s, s.residual, s.x.shape), dense(s, s.w)],
-          [storageSlot(s.out), storageSlot(s.residualOut)],
-          [x.rows, x.cols, x.offset, x.stride],
-          [s.eps],
-        );
-        break;
-      }
-      case 'all_reduce':
-        outNumel(s, s.out, numelOf(s.x.shape));
-        emit(s, 'all_reduce', [dense(s, s.x)], [storageSlot(s.out)], [], [], 'transfer', R);
-        break;
-      case 'reduce_scatter':
-      case 'all_gather': {
-        const n = numelOf(s.x.shape);
-        // async TP's fused matmul + reduce-scatter, planned as its gemm then this step: the worker
-        // runs the pair as one pipelined op (agent/native/collective_gemm.cuh).
-        const prev = steps[steps.length - 1];
-        if (
-          s.kernel === 'reduce_scatter' &&
-          s.op === FUSED_MATMUL_REDUCE_SCATTER &&
-          prev?.op === 'mm' &&
-          prev.node === s.node &&
-          isWhole(s.x) &&
-          prev.out[0] === storageSlot(s.x.storage)
-        ) {
-          check(s, s.x.shape[0]! % R === 0, `[${s.x.shape}] does not split over ${R} ranks along tokens`);
-          outNumel(s, s.out, n / R);
-          prev.op = 'mm_reduce_scatter';
-          prev.out.push(storageSlot(s.out));
-          const last = info[info.length - 1]!;
-          last.kind = 'transfer';
-          last.bytesWritten += slotBytes(storageSlot(s.out));
-          break;
-        }
-        const outN = s.kernel === 'reduce_scatter' ? n / R : n * R;
-        check(
-          s,
-          Number.isInteger(outN) &&
-            s.x.shape.length >= 1 &&
-            s.x.shape[0]! % (s.kernel === 'reduce_scatter' ? R : 1) === 0,
-          `[${s.x.shape}] does not split over ${R} ranks along tokens`,
-        );
-        outNumel(s, s.out, outN);
-        emit(
-          s,
-          s.kernel,
-          [dense(s, s.x)],
-          [storageSlot(s.out)],
-          [],
-          [],
-          'transfer',
-          s.kernel === 'reduce_scatter' ? R : 1,
-        );
-        break;
-      }
-      case 'fused_allreduce_norm': {
-        // The worker's fused kernel rounds the norm once; the bitwise check against the unfused pair is not available here.
-        check(
-          s,
-          (s.normRounding ?? 'once') === 'once',
-          `the worker rounds the fused norm once; normRounding '${s.normRounding}' is not supported`,
-        );
-        const cols = s.x.shape[s.x.shape.length - 1] ?? 1;
-        const rows = numelOf(s.x.shape) / cols;
-        outNumel(s, s.out, rows * cols);
-        outNumel(s, s.residualOut, rows * cols);
-        check(s, numelOf(s.w.shape) === cols, `rms_gamma of ${numelOf(s.w.shape)} for rows of ${cols}`);
-        emit(
-          s,
-          'allreduce_norm',
-          [dense(s, s.x), dense(s, s.residual, s.x.shape), dense(s, s.w)],
-          [storageSlot(s.out), storageSlot(s.residualOut)],
-          [rows, cols],
-          [s.eps],
-          'kernel',
-          1,
-        );
-        // The one-shot kernel reads every rank's input once: R inputs + residual + γ.
-        info[info.length - 1].bytesRead =
-          slotBytes(steps[steps.length - 1].in[0]) * (R + 1) + slotBytes(steps[steps.length - 1].in[2]);
-        break;
-      }
-      case 'moe': {
-        const x = dense(s, s.x);
-        const logits = dense(s, s.logits);
-        const [T, H] = s.x.shape;
-        const E = s.experts;
-        check(
-          s,
-          s.x.shape.length === 2 &&
-            s.logits.shape.length === 2 &&
-            s.logits.shape[0] === T &&
-            s.logits.shape[1] === E,
-          `hidden [${s.x.shape}] with router logits [${s.logits.shape}] for ${E} experts`,
-        );
-        check(s, s.topK >= 1 && s.topK <= Math.min(8, E), `top-k ${s.topK} must be 1..min(8, experts)`);
-        outNumel(s, s.out, T * H);
-        if (s.intermediate % R)
-          throw new RunError(
-            'input',
-            `node ${s.node}: intermediate size ${s.intermediate} does not split over ${R} ranks`,
-            { node: s.node, op: s.op },
-          );
-        const Is = s.intermediate / R;
-        // The expert weights are generated on the device from the same (seed, stream) as the reference.
-        const shapes = { experts: E, hidden: H, interShard: Is, interFull: s.intermediate };
-        const perRank = Array.from({ length: R }, (_, r) => expertTensors(s.layer, r, shapes));
-        const weightSlots = (['w13', 'b13', 'w2', 'b2'] as const).map((k) => {
-          const t = perRank[0][k];
-          const slot = newSlot(numelOf(t.shape), false);
-          emit(
-            s,
-            'seed',
-            [],
-            [slot],
-            [opts.seed >>> 0, -1, ...perRank.map((w) => w[k].stream)],
-            [t.rule.scale, t.rule.offset],
-            'fed',
-          );
-          return slot;
-        });
-        emit(s, 'moe', [x, logits, ...weightSlots], [storageSlot(s.out)], [T, H, E, Is, s.topK]);
-        break;
-      }
-      case 'fp8_quant':
-        throw new RunError(
-          'unsupported-ops',
-          `node ${s.node} (${s.op}): the agent's native worker has no FP8 quant kernel; run it on webgpu or cpu`,
-          { node: s.node, op: s.op },
-        );
-      case 'scatter':
-      case 'rotary':
-      case 'attention':
-        // The CPU reference and WebGPU run these; the native worker has no kernel for them yet.
-        throw new RunError(
-          'unsupported-ops',
-          `node ${s.node} (${s.op}): the agent has no ${s.kernel} kernel yet; run this graph on the webgpu or cpu backend`,
-          { node: s.node, op: s.op },
-        );
-      default:
-        assertNever(s, 'kernel');
+type Lowerings = {
+  [K in PlanStep['kernel']]: (s: Extract<PlanStep, { kernel: K }>, b: ProgramBuilder) => void;
+};
+
+/** Refuses a kernel the worker has no op for, naming the node. */
+const noWorkerKernel = (s: PlanStep) => {
+  throw new RunError(
+    'unsupported-ops',
+    `node ${s.node} (${s.op}): the agent has no ${s.kernel} kernel yet; run this graph on the webgpu or cpu backend`,
+    { node: s.node, op: s.op },
+  );
+};
+
+/** The norm family: rms_norm, and fused_add_rms_norm with its residual and new residual. */
+function lowerNorm(
+  s: Extract<PlanStep, { kernel: 'rms_norm' | 'fused_add_rms_norm' }>,
+  b: ProgramBuilder,
+): void {
+  const x = b.normRows(s, s.x);
+  b.outNumel(s, s.out, x.rows * x.cols);
+  if (s.kernel === 'fused_add_rms_norm') b.outNumel(s, s.residualOut, x.rows * x.cols);
+  b.check(s, numelOf(s.w.shape) === x.cols, `weight of ${numelOf(s.w.shape)} for rows of ${x.cols}`);
+  const args = { rows: x.rows, cols: x.cols, xOffset: x.offset, xRowStride: x.stride, eps: s.eps };
+  if (s.kernel === 'rms_norm') b.emit(s, 'rms_norm', [x.slot, b.dense(s, s.w)], [b.storageSlot(s.out)], args);
+  else
+    b.emit(
+      s,
+      'fused_add_rms_norm',
+      [x.slot, b.dense(s, s.residual, s.x.shape), b.dense(s, s.w)],
+      [b.storageSlot(s.out), b.storageSlot(s.residualOut)],
+      args,
+    );
+}
+
+/**
+ * async TP's fused matmul + reduce-scatter, planned as its gemm then this step: the worker runs the
+ * pair as one pipelined op (agent/native/collective_gemm.cuh). Returns whether it merged them.
+ */
+function fuseMatmulReduceScatter(
+  s: Extract<PlanStep, { kernel: 'reduce_scatter' }>,
+  b: ProgramBuilder,
+): boolean {
+  const prev = b.steps[b.steps.length - 1];
+  if (
+    s.op !== FUSED_MATMUL_REDUCE_SCATTER ||
+    prev?.op !== 'mm' ||
+    prev.node !== s.node ||
+    !b.isWhole(s.x) ||
+    prev.out[0] !== b.storageSlot(s.x.storage)
+  )
+    return false;
+  const R = b.ranks;
+  b.check(s, s.x.shape[0]! % R === 0, `[${s.x.shape}] does not split over ${R} ranks along tokens`);
+  b.outNumel(s, s.out, numelOf(s.x.shape) / R);
+  // mm_reduce_scatter takes mm's arguments (WORKER_OPS): only the op and the second output change.
+  prev.op = 'mm_reduce_scatter';
+  prev.out.push(b.storageSlot(s.out));
+  const last = b.info[b.info.length - 1]!;
+  last.kind = 'transfer';
+  last.bytesWritten += b.slotBytes(b.storageSlot(s.out));
+  return true;
+}
+
+/** Sequence parallelism's pair along tokens: reduce_scatter keeps 1/R of the rows, all_gather concatenates R. */
+function lowerScatterGather(
+  s: Extract<PlanStep, { kernel: 'reduce_scatter' | 'all_gather' }>,
+  b: ProgramBuilder,
+): void {
+  if (s.kernel === 'reduce_scatter' && fuseMatmulReduceScatter(s, b)) return;
+  const R = b.ranks;
+  const n = numelOf(s.x.shape);
+  const outN = s.kernel === 'reduce_scatter' ? n / R : n * R;
+  b.check(
+    s,
+    Number.isInteger(outN) &&
+      s.x.shape.length >= 1 &&
+      s.x.shape[0]! % (s.kernel === 'reduce_scatter' ? R : 1) === 0,
+    `[${s.x.shape}] does not split over ${R} ranks along tokens`,
+  );
+  b.outNumel(s, s.out, outN);
+  b.emit(
+    s,
+    s.kernel,
+    [b.dense(s, s.x)],
+    [b.storageSlot(s.out)],
+    {},
+    {
+      kind: 'transfer',
+      readScale: s.kernel === 'reduce_scatter' ? R : 1,
+    },
+  );
+}
+
+/** A seeded input: the user's tensor when given, else zeros or the seeded generator on the worker. */
+function lowerSeed(s: Extract<PlanStep, { kernel: 'seed' }>, b: ProgramBuilder): void {
+  const { plan, opts } = b;
+  const st = plan.storages.get(s.out)!;
+  const slot = b.storageSlot(s.out);
+  const given = opts.inputs?.get(s.name);
+  if (given) {
+    if (given.shape.join() !== st.shape.join()) {
+      throw new RunError(
+        'input',
+        `input '${s.name}': shape [${given.shape}] but the run needs [${st.shape}] (preset ${plan.preset.name}, T=${plan.tokens})`,
+        { node: s.node },
+      );
+    }
+    b.input(slot, encode(given, st.dtype === 'i32' ? 'i32' : b.dtype));
+    return;
+  }
+  const rule = seedRule(s.role, st.shape);
+  if (s.role === 'zeros') {
+    b.emit(s, 'fill', [], [slot], { value: 0 }, { kind: 'fed' });
+    return;
+  }
+  const stream = Array.from({ length: b.ranks }, (_, r) => seedStream(s.name, s.perRank, r));
+  b.emit(
+    s,
+    'seed',
+    [],
+    [slot],
+    { seed: opts.seed >>> 0, range: s.range ?? -1, stream, scale: rule.scale, offset: rule.offset },
+    { kind: 'fed' },
+  );
+}
+
+function lowerGemm(s: Extract<PlanStep, { kernel: 'gemm' }>, b: ProgramBuilder): void {
+  const [M, K] = s.a.shape;
+  const N = s.b.shape[1];
+  b.check(
+    s,
+    s.a.shape.length === 2 && s.b.shape.length === 2 && s.b.shape[0] === K,
+    `mm of [${s.a.shape}] and [${s.b.shape}]`,
+  );
+  b.outNumel(s, s.out, M * N);
+  const a = b.dense(s, s.a);
+  // t(W) of a row-major [N, K] weight is read as is, with the GEMM transposing it.
+  const w = s.b;
+  const transposedWeight =
+    w.offset === 0 && w.strides[0] === 1 && w.strides[1] === K && b.slots[b.storageSlot(w.storage)] === K * N;
+  const ins = [a, transposedWeight ? b.storageSlot(w.storage) : b.dense(s, w)];
+  let biasMode = 0;
+  if (s.bias) {
+    if (s.bias.shape.length === 1 && s.bias.shape[0] === N && b.isWhole(s.bias)) {
+      biasMode = 1;
+      ins.push(b.storageSlot(s.bias.storage));
+    } else {
+      biasMode = 2;
+      ins.push(b.dense(s, s.bias, [M, N]));
     }
   }
-
-  const outputs = plan.outputs.map((o) => {
-    const slot = dense({ node: o.name, op: 'output' } as PlanStep, o.view);
-    return {
-      name: o.name,
-      slot,
-      dtype: o.view.dtype === 'i32' ? ('i32' as const) : dtype,
-      shape: o.view.shape,
-    };
+  b.emit(s, 'mm', ins, [b.storageSlot(s.out)], {
+    M,
+    K,
+    N,
+    biasMode,
+    transB: transposedWeight ? 1 : 0,
+    alpha: s.alpha,
+    beta: s.beta,
   });
+}
 
-  const total = slots.reduce((a, _, s) => a + slotBytes(s), 0) * R;
+function lowerFusedAllReduceNorm(
+  s: Extract<PlanStep, { kernel: 'fused_allreduce_norm' }>,
+  b: ProgramBuilder,
+): void {
+  // The worker's fused kernel rounds the norm once; the bitwise check against the unfused pair is not available here.
+  b.check(
+    s,
+    (s.normRounding ?? 'once') === 'once',
+    `the worker rounds the fused norm once; normRounding '${s.normRounding}' is not supported`,
+  );
+  const cols = s.x.shape[s.x.shape.length - 1] ?? 1;
+  const rows = numelOf(s.x.shape) / cols;
+  b.outNumel(s, s.out, rows * cols);
+  b.outNumel(s, s.residualOut, rows * cols);
+  b.check(s, numelOf(s.w.shape) === cols, `rms_gamma of ${numelOf(s.w.shape)} for rows of ${cols}`);
+  const ins = [b.dense(s, s.x), b.dense(s, s.residual, s.x.shape), b.dense(s, s.w)];
+  // The one-shot kernel reads every rank's input once: R inputs + residual + γ.
+  const readBytes = b.slotBytes(ins[0]) * (b.ranks + 1) + b.slotBytes(ins[2]);
+  b.emit(
+    s,
+    'allreduce_norm',
+    ins,
+    [b.storageSlot(s.out), b.storageSlot(s.residualOut)],
+    { rows, cols, eps: s.eps },
+    { readBytes },
+  );
+}
+
+function lowerMoe(s: Extract<PlanStep, { kernel: 'moe' }>, b: ProgramBuilder): void {
+  const R = b.ranks;
+  const x = b.dense(s, s.x);
+  const logits = b.dense(s, s.logits);
+  const [T, H] = s.x.shape;
+  const E = s.experts;
+  b.check(
+    s,
+    s.x.shape.length === 2 &&
+      s.logits.shape.length === 2 &&
+      s.logits.shape[0] === T &&
+      s.logits.shape[1] === E,
+    `hidden [${s.x.shape}] with router logits [${s.logits.shape}] for ${E} experts`,
+  );
+  b.check(s, s.topK >= 1 && s.topK <= Math.min(8, E), `top-k ${s.topK} must be 1..min(8, experts)`);
+  b.outNumel(s, s.out, T * H);
+  if (s.intermediate % R)
+    throw new RunError(
+      'input',
+      `node ${s.node}: intermediate size ${s.intermediate} does not split over ${R} ranks`,
+      {
+        node: s.node,
+        op: s.op,
+      },
+    );
+  const Is = s.intermediate / R;
+  // The expert weights are generated on the device from the same (seed, stream) as the reference.
+  const shapes = { experts: E, hidden: H, interShard: Is, interFull: s.intermediate };
+  const perRank = Array.from({ length: R }, (_, r) => expertTensors(s.layer, r, shapes));
+  const weightSlots = (['w13', 'b13', 'w2', 'b2'] as const).map((k) => {
+    const t = perRank[0][k];
+    const slot = b.newSlot(numelOf(t.shape), false);
+    b.emit(
+      s,
+      'seed',
+      [],
+      [slot],
+      {
+        seed: b.opts.seed >>> 0,
+        range: -1,
+        stream: perRank.map((w) => w[k].stream),
+        scale: t.rule.scale,
+        offset: t.rule.offset,
+      },
+      { kind: 'fed' },
+    );
+    return slot;
+  });
+  b.emit(s, 'moe', [x, logits, ...weightSlots], [b.storageSlot(s.out)], { T, H, E, I: Is, K: s.topK });
+}
+
+/** How each plan kernel becomes worker steps. */
+const LOWERINGS: Lowerings = {
+  seed: lowerSeed,
+  map: (s, b) => {
+    // The vocabulary-parallel embedding's mask arithmetic (mixed i32/float elementwise ops).
+    const shape = b.plan.storages.get(s.out)!.shape;
+    const ins = [b.dense(s, s.a, shape)];
+    if (s.b) ins.push(b.dense(s, s.b, shape));
+    b.emit(s, 'map', ins, [b.storageSlot(s.out)], { fn: MAP_FN_CODES.indexOf(s.fn), scalar: s.scalar });
+  },
+  copy: (s, b) => {
+    const v = s.x;
+    b.outNumel(s, s.out, numelOf(v.shape));
+    b.gatherInto(s, v, b.storageSlot(s.out), {
+      shape: v.shape,
+      strides: v.strides,
+      outShape: v.shape,
+      lo: v.shape.map(() => 0),
+      value: 0,
+    });
+  },
+  pad: (s, b) => {
+    const v = s.x;
+    const out = b.storageSlot(s.out);
+    const outShape = b.plan.storages.get(s.out)!.shape;
+    b.check(
+      s,
+      s.lo.length === v.shape.length &&
+        outShape.length === v.shape.length &&
+        v.shape.every((d, k) => s.lo[k] + d <= outShape[k]),
+      `pad of [${v.shape}] by [${s.lo}] into [${outShape}]`,
+    );
+    b.gatherInto(s, v, out, {
+      shape: v.shape,
+      strides: v.strides,
+      outShape,
+      lo: s.lo,
+      value: s.value,
+    });
+  },
+  add: (s, b) => {
+    const shape = b.plan.storages.get(s.out)!.shape;
+    b.emit(s, 'add', [b.dense(s, s.a, shape), b.dense(s, s.b, shape)], [b.storageSlot(s.out)], {
+      alpha: s.alpha,
+    });
+  },
+  gemm: lowerGemm,
+  embedding: (s, b) => {
+    const [V, H] = s.weight.shape;
+    b.check(
+      s,
+      s.weight.shape.length === 2 && s.indices.dtype === 'i32',
+      'embedding needs a [V, H] table and i32 token ids',
+    );
+    b.outNumel(s, s.out, numelOf(s.indices.shape) * H);
+    const ids = b.dense(s, s.indices);
+    b.emit(s, 'embedding', [b.dense(s, s.weight), ids], [b.storageSlot(s.out)], {
+      T: numelOf(s.indices.shape),
+      V,
+      H,
+    });
+  },
+  rms_norm: lowerNorm,
+  fused_add_rms_norm: lowerNorm,
+  all_reduce: (s, b) => {
+    b.outNumel(s, s.out, numelOf(s.x.shape));
+    b.emit(
+      s,
+      'all_reduce',
+      [b.dense(s, s.x)],
+      [b.storageSlot(s.out)],
+      {},
+      { kind: 'transfer', readScale: b.ranks },
+    );
+  },
+  reduce_scatter: lowerScatterGather,
+  all_gather: lowerScatterGather,
+  fused_allreduce_norm: lowerFusedAllReduceNorm,
+  moe: lowerMoe,
+  fp8_quant: (s) => {
+    throw new RunError(
+      'unsupported-ops',
+      `node ${s.node} (${s.op}): the agent's native worker has no FP8 quant kernel; run it on webgpu or cpu`,
+      { node: s.node, op: s.op },
+    );
+  },
+  // The CPU reference and WebGPU run these; the native worker has no kernel for them yet.
+  scatter: noWorkerKernel,
+  rotary: noWorkerKernel,
+  attention: noWorkerKernel,
+};
+
+export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
+  if (plan.dtype !== 'bf16' && plan.dtype !== 'f32')
+    throw new RunError('input', `the agent runs bf16 and f32, not ${plan.dtype}`);
+  const dtype = plan.dtype;
+  const b = new ProgramBuilder(plan, opts, dtype);
+  for (const s of plan.steps) (LOWERINGS[s.kernel] as (s: PlanStep, b: ProgramBuilder) => void)(s, b);
+
+  const outputs = plan.outputs.map((o) => ({
+    name: o.name,
+    slot: b.dense({ node: o.name, op: 'output' } as PlanStep, o.view),
+    dtype: o.view.dtype === 'i32' ? ('i32' as const) : dtype,
+    shape: o.view.shape,
+  }));
+
+  const R = plan.ranks;
+  const total = b.slots.reduce((a, _, s) => a + b.slotBytes(s), 0) * R;
   if (total > opts.maxDeviceBytes) {
     throw new RunError(
       'limits',
@@ -503,14 +584,14 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
       id: opts.id,
       world: R,
       dtype,
-      slots,
-      intSlots,
-      inputs,
-      steps,
+      slots: b.slots,
+      intSlots: b.intSlots,
+      inputs: b.inputs,
+      steps: b.steps,
       outputs: outputs.map((o) => o.slot),
     },
-    payload,
-    steps: info,
+    payload: b.payload,
+    steps: b.info,
     outputs,
   };
 }

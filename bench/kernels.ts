@@ -17,25 +17,16 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { nodeGpu } from '../src/runtime/nodeGpu.ts';
 import { openRanks, type RankDevice } from '../src/runtime/webgpu/rankDevice.ts';
-import {
-  encodeNorm,
-  seedExpertWeights,
-  encodeMoeDispatch,
-  encodeStep,
-} from '../src/runtime/webgpu/encoders.ts';
+import { encodeNorm, encodeStep } from '../src/runtime/webgpu/encoders.ts';
+import { seedExpertWeights, encodeMoeDispatch } from '../src/runtime/webgpu/moeEncoders.ts';
+import { encodeSeed } from '../src/runtime/webgpu/elementwiseEncoders.ts';
 import type { Plan, StorageDType, Step } from '../src/runtime/plan.ts';
 import { bufferBytes } from '../src/wgsl/dtype.ts';
 import { NORM_ROWS_DEFAULT, type NormRowsConfig } from '../src/wgsl/rmsNormRows.ts';
 import type { NormParams } from '../src/wgsl/rmsNorm.ts';
 import { MOE_GEMV_DEFAULT, moeGemvTokens, type MoeGemvConfig } from '../src/wgsl/moe.ts';
 import { COPY_CEILING_WGSL } from '../src/wgsl/allReduce.ts';
-import {
-  elementwiseMeta,
-  elementwiseWgsl,
-  f32Bits,
-  grid1d,
-  ELEMENTWISE_WG,
-} from '../src/wgsl/elementwise.ts';
+import { grid1d } from '../src/wgsl/elementwise.ts';
 import { routeToken } from '../src/runtime/cpuKernels.ts';
 import { seededArray, seedRule } from '../src/runtime/weights.ts';
 import { bf16UlpDistance, bf16ToF32 } from '../src/runtime/bf16.ts';
@@ -235,10 +226,13 @@ function fill(
 ): GPUBuffer {
   const b = dev.alloc(id, bufferBytes(dtype, n));
   const rule = seedRule(role, [n]);
-  const meta = elementwiseMeta([n], [], [7, fnv1a32(name), f32Bits(rule.scale), f32Bits(rule.offset), 0]);
-  dev.submit('fill', 'seed', (_e, pass) =>
-    pass(elementwiseWgsl('seed', dtype, []), [b], meta, grid1d(Math.ceil(n / 2), ELEMENTWISE_WG)),
-  );
+  encodeSeed(dev, 'fill', 'seed', b, dtype, n, {
+    seed: 7,
+    stream: fnv1a32(name),
+    scale: rule.scale,
+    offset: rule.offset,
+    range: 0,
+  });
   return b;
 }
 

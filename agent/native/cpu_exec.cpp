@@ -33,9 +33,9 @@ struct CpuState {
   }
 };
 
-void need(const Step& st, size_t nIn, size_t nOut, size_t nI, size_t nF = 0) {
-  if (st.in.size() < nIn || st.out.size() < nOut || st.i.size() < nI || st.f.size() < nF)
-    throw StepError(st.node, "step '" + st.opName + "' is missing operands or parameters");
+// Arguments were checked against their op's layout when the program was parsed; operands are checked here.
+void need(const Step& st, size_t nIn, size_t nOut) {
+  if (st.in.size() < nIn || st.out.size() < nOut) throw StepError(st.node, "step '" + st.opName + "' is missing operands");
 }
 
 void checkSize(const Step& st, const Buf& b, int64_t want, const char* what) {
@@ -64,8 +64,9 @@ void rmsRow(const float* z, const float* w, float* y, int64_t cols, double eps, 
  * out = round(Σ_k y_k).
  */
 void moeRank(const Step& st, CpuState& S, int rank) {
-  need(st, 6, 1, 5);
-  int64_t T = st.i[0], H = st.i[1], E = st.i[2], I = st.i[3], K = std::min<int64_t>(st.i[4], E);
+  need(st, 6, 1);
+  const MoeArgs m = moeArgs(st);
+  int64_t T = m.T, H = m.H, E = m.E, I = m.I, K = std::min<int64_t>(m.K, E);
   const Buf &x = S.in(rank, st.in[0], st), &lg = S.in(rank, st.in[1], st), &w13 = S.in(rank, st.in[2], st),
             &b13 = S.in(rank, st.in[3], st), &w2 = S.in(rank, st.in[4], st), &b2 = S.in(rank, st.in[5], st);
   checkSize(st, x, T * H, "hidden_states"); checkSize(st, lg, T * E, "router_logits");
@@ -112,13 +113,13 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
     case OpCode::Gather: {
       // out[idx] = x[offset + Σ (idx_d − lo_d)·stride_d], or `value` where idx_d − lo_d leaves the input:
       // strided copies, broadcasts (stride 0) and constant padding are all this one op.
-      need(st, 1, 1, 2, 1);
-      int64_t off = st.i[0], nd = st.i[1];
-      need(st, 1, 1, 2 + 4 * nd, 1);
-      const int64_t *os = &st.i[2], *is = &st.i[2 + nd], *sd = &st.i[2 + 2 * nd], *lo = &st.i[2 + 3 * nd];
+      need(st, 1, 1);
+      const GatherArgs g = gatherArgs(st);
+      const int64_t off = g.offset, nd = g.nd;
+      const IntList &os = g.outShape, &is = g.inShape, &sd = g.stride, &lo = g.lo;
       const Buf& a = S.in(rank, st.in[0], st);
       Buf& o = S.out(rank, st.out[0]);
-      float v = S.r((float)st.f[0]);
+      float v = S.r((float)g.value);
       std::vector<int64_t> ix(nd, 0);
       for (size_t q = 0; q < o.size(); q++) {
         int64_t src = off;
@@ -135,8 +136,9 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
       break;
     }
     case OpCode::Mm: {
-      need(st, 2, 1, 5, 2);
-      int64_t M = st.i[0], K = st.i[1], N = st.i[2], biasMode = st.i[3], transB = st.i[4];
+      need(st, 2, 1);
+      const MmArgs mm = mmArgs(st);
+      int64_t M = mm.M, K = mm.K, N = mm.N, biasMode = mm.biasMode, transB = mm.transB;
       const Buf& a = S.in(rank, st.in[0], st);
       const Buf& b = S.in(rank, st.in[1], st);
       checkSize(st, a, M * K, "mat1"); checkSize(st, b, K * N, "mat2");
@@ -146,7 +148,7 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
         bias = &S.in(rank, st.in[2], st);
         checkSize(st, *bias, biasMode == 1 ? N : M * N, "bias");
       }
-      float alpha = (float)st.f[0], beta = (float)st.f[1];
+      float alpha = (float)mm.alpha, beta = (float)mm.beta;
       Buf& o = S.out(rank, st.out[0]);
       for (int64_t m = 0; m < M; m++)
         for (int64_t n = 0; n < N; n++) {
@@ -161,18 +163,19 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
       break;
     }
     case OpCode::Add: {
-      need(st, 2, 1, 0, 1);
+      need(st, 2, 1);
       const Buf& a = S.in(rank, st.in[0], st);
       const Buf& b = S.in(rank, st.in[1], st);
       Buf& o = S.out(rank, st.out[0]);
       checkSize(st, a, (int64_t)o.size(), "self"); checkSize(st, b, (int64_t)o.size(), "other");
-      float alpha = (float)st.f[0];
+      float alpha = (float)addArgs(st).alpha;
       for (size_t q = 0; q < o.size(); q++) o[q] = S.r(a[q] + alpha * b[q]);
       break;
     }
     case OpCode::Embedding: {
-      need(st, 2, 1, 3);
-      int64_t T = st.i[0], V = st.i[1], H = st.i[2];
+      need(st, 2, 1);
+      const EmbeddingArgs e = embeddingArgs(st);
+      int64_t T = e.T, V = e.V, H = e.H;
       const Buf& w = S.in(rank, st.in[0], st);
       const Buf& ids = S.in(rank, st.in[1], st);
       checkSize(st, w, V * H, "weight"); checkSize(st, ids, T, "indices");
@@ -185,18 +188,20 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
       break;
     }
     case OpCode::Seed: {
-      need(st, 0, 1, 2 + (size_t)p.world, 2);
-      uint32_t seed = (uint32_t)st.i[0], stream = (uint32_t)st.i[2 + rank];
-      int64_t range = st.i[1];
+      need(st, 0, 1);
+      const SeedArgs g = seedArgs(st, p.world);
+      uint32_t seed = (uint32_t)g.seed, stream = (uint32_t)g.stream[rank];
+      int64_t range = g.range;
       Buf& o = S.out(rank, st.out[0]);
       for (size_t q = 0; q < o.size(); q++)
         o[q] = range > 0 ? (float)seededIndex(seed, stream, (uint32_t)q, range)
-                         : S.r(seededValue(seed, stream, (uint32_t)q, (float)st.f[0], (float)st.f[1]));
+                         : S.r(seededValue(seed, stream, (uint32_t)q, (float)g.scale, (float)g.offset));
       break;
     }
     case OpCode::Map: {
       // Mixed i32 / float operands (token ids, masks, activations): values are exact in f32 here.
-      need(st, 1, 1, 1, 1);
+      need(st, 1, 1);
+      const MapArgs m = mapArgs(st);
       const Buf& a = S.in(rank, st.in[0], st);
       const Buf* b = st.in.size() > 1 && st.in[1] >= 0 ? &S.in(rank, st.in[1], st) : nullptr;
       Buf& o = S.out(rank, st.out[0]);
@@ -204,23 +209,24 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
       if (b) checkSize(st, *b, (int64_t)o.size(), "other");
       const bool outInt = p.slotIsInt[st.out[0]];
       for (size_t q = 0; q < o.size(); q++) {
-        float v = mapValue((int)st.i[0], a[q], b ? (*b)[q] : 0.f, (float)st.f[0]);
+        float v = mapValue((int)m.fn, a[q], b ? (*b)[q] : 0.f, (float)m.scalar);
         o[q] = outInt ? std::trunc(v) : S.r(v);
       }
       break;
     }
     case OpCode::Fill: {
-      need(st, 0, 1, 0, 1);
+      need(st, 0, 1);
       Buf& o = S.out(rank, st.out[0]);
-      std::fill(o.begin(), o.end(), S.r((float)st.f[0]));
+      std::fill(o.begin(), o.end(), S.r((float)fillArgs(st).value));
       break;
     }
     case OpCode::RmsNorm:
     case OpCode::FusedAddRmsNorm: {
       // x may be a strided window (a slice of a padded tensor): rows of `cols` at xOffset + row·xRowStride.
       bool fused = st.op == OpCode::FusedAddRmsNorm;
-      need(st, fused ? 3 : 2, fused ? 2 : 1, 4, 1);
-      int64_t rows = st.i[0], cols = st.i[1], xo = st.i[2], xs = st.i[3];
+      need(st, fused ? 3 : 2, fused ? 2 : 1);
+      const RmsNormArgs a = fused ? fusedAddRmsNormArgs(st) : rmsNormArgs(st);
+      int64_t rows = a.rows, cols = a.cols, xo = a.xOffset, xs = a.xRowStride;
       const Buf& x = S.in(rank, st.in[0], st);
       const Buf& w = S.in(rank, st.in[fused ? 2 : 1], st);
       if (rows > 0) checkSize(st, x, xo + (rows - 1) * xs + cols, "input");
@@ -236,7 +242,7 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
           if (res) { v = S.r(v + (*res)[q * cols + c]); (*zOut)[q * cols + c] = v; }
           z[c] = v;
         }
-        rmsRow(z.data(), w.data(), &y[q * cols], cols, st.f[0], p.dtype, true);
+        rmsRow(z.data(), w.data(), &y[q * cols], cols, a.eps, p.dtype, true);
       }
       break;
     }
@@ -255,7 +261,7 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
 void runCollective(const Step& st, CpuState& S) {
   const Program& p = S.p;
   if (st.op == OpCode::AllReduce) {
-    need(st, 1, 1, 0);
+    need(st, 1, 1);
     int64_t n = p.slotNumel[st.out[0]];
     std::vector<double> sum(n, 0.0);
     for (int r = 0; r < p.world; r++) {
@@ -271,7 +277,8 @@ void runCollective(const Step& st, CpuState& S) {
   }
   if (st.op == OpCode::MmReduceScatter) {
     // The matmul on every rank (into out[0], as the plan's gemm), then its reduce-scatter into out[1].
-    need(st, 2, 2, 5, 2);
+    // mm_reduce_scatter takes mm's arguments (WORKER_OPS), so the step runs as an mm as it is.
+    need(st, 2, 2);
     Step mm = st;
     mm.op = OpCode::Mm;
     mm.out = {st.out[0]};
@@ -287,7 +294,7 @@ void runCollective(const Step& st, CpuState& S) {
   }
   if (st.op == OpCode::ReduceScatter || st.op == OpCode::AllGather) {
     // Sequence parallelism's pair along tokens: rank r's share is the r-th block of rows.
-    need(st, 1, 1, 0);
+    need(st, 1, 1);
     int64_t n = p.slotNumel[st.out[0]];
     bool rs = st.op == OpCode::ReduceScatter;
     int64_t share = rs ? n : n / p.world;
@@ -311,8 +318,9 @@ void runCollective(const Step& st, CpuState& S) {
     return;
   }
   // AllReduceNorm (pattern 1): ar = Σ x_r; res_out = ar + residual; norm = res_out·rsqrt(·)·γ, one rounding.
-  need(st, 3, 2, 2, 1);
-  int64_t rows = st.i[0], cols = st.i[1], n = rows * cols;
+  need(st, 3, 2);
+  const AllReduceNormArgs an = allReduceNormArgs(st);
+  int64_t rows = an.rows, cols = an.cols, n = rows * cols;
   std::vector<double> sum(n, 0.0);
   for (int r = 0; r < p.world; r++) {
     const Buf& a = S.in(r, st.in[0], st);
@@ -328,7 +336,7 @@ void runCollective(const Step& st, CpuState& S) {
     Buf& y = S.out(r, st.out[0]);
     Buf& z = S.out(r, st.out[1]);
     for (int64_t q = 0; q < n; q++) z[q] = S.r(ar[q] + res[q]);
-    for (int64_t q = 0; q < rows; q++) rmsRow(&z[q * cols], w.data(), &y[q * cols], cols, st.f[0], p.dtype, false);
+    for (int64_t q = 0; q < rows; q++) rmsRow(&z[q * cols], w.data(), &y[q * cols], cols, an.eps, p.dtype, false);
     if (st.out.size() > 2 && st.out[2] >= 0) S.out(r, st.out[2]) = ar;
   }
 }

@@ -220,26 +220,20 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
     if (q >= st.out.size() || st.out[q] < 0) return nullptr;
     return static_cast<T*>(buf[rank][st.out[q]]);
   };
-  auto I = [&](size_t q) -> int64_t {
-    if (q >= st.i.size()) throw StepError(st.node, "missing parameter " + std::to_string(q));
-    return st.i[q];
-  };
-  auto F = [&](size_t q) -> float {
-    if (q >= st.f.size()) throw StepError(st.node, "missing parameter " + std::to_string(q));
-    return (float)st.f[q];
-  };
+  // Arguments were checked against their op's layout when the program was parsed (parseProgram).
   int64_t n0 = st.out.empty() || st.out[0] < 0 ? 0 : p.slotNumel[st.out[0]];
   int grid = gridFor(n0, k.sms);
   switch (st.op) {
-    case OpCode::Fill: kFill<T><<<grid, 256, 0, s>>>(out(0), n0, F(0)); break;
-    case OpCode::Add: kAdd<T><<<grid, 256, 0, s>>>(in(0), in(1), out(0), n0, F(0)); break;
+    case OpCode::Fill: kFill<T><<<grid, 256, 0, s>>>(out(0), n0, (float)fillArgs(st).value); break;
+    case OpCode::Add: kAdd<T><<<grid, 256, 0, s>>>(in(0), in(1), out(0), n0, (float)addArgs(st).alpha); break;
     case OpCode::Gather: {
-      GatherArgs g{};
-      g.offset = I(0);
-      g.nd = (int)I(1);
-      if (g.nd < 0 || g.nd > kMaxGatherDims) throw StepError(st.node, "a view of " + std::to_string(g.nd) + " dims (limit " + std::to_string(kMaxGatherDims) + ")");
-      for (int d = 0; d < g.nd; d++) { g.outShape[d] = I(2 + d); g.inShape[d] = I(2 + g.nd + d); g.stride[d] = I(2 + 2 * g.nd + d); g.lo[d] = I(2 + 3 * g.nd + d); }
-      g.value = F(0);
+      const GatherArgs a = gatherArgs(st);
+      GatherKernelArgs g{};
+      g.offset = a.offset;
+      g.nd = (int)a.nd;
+      if (a.nd > kMaxGatherDims) throw StepError(st.node, "a view of " + std::to_string(a.nd) + " dims (limit " + std::to_string(kMaxGatherDims) + ")");
+      for (int d = 0; d < g.nd; d++) { g.outShape[d] = a.outShape[d]; g.inShape[d] = a.inShape[d]; g.stride[d] = a.stride[d]; g.lo[d] = a.lo[d]; }
+      g.value = (float)a.value;
       if (!n0) break;
       // Token ids and masks are i32 slots whatever the run's dtype.
       if (p.slotIsInt[st.out[0]]) kGather<int32_t><<<grid, 256, 0, s>>>(static_cast<const int32_t*>(buf[rank][st.in[0]]), static_cast<int32_t*>(buf[rank][st.out[0]]), n0, g);
@@ -249,20 +243,22 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
     case OpCode::Map: {
       if (!n0) break;
       const bool hasB = st.in.size() > 1 && st.in[1] >= 0;
+      const MapArgs a = mapArgs(st);
       kMap<T><<<grid, 256, 0, s>>>(buf[rank][st.in.at(0)], p.slotIsInt[st.in[0]], hasB ? buf[rank][st.in[1]] : nullptr, hasB && p.slotIsInt[st.in[1]],
-                                   buf[rank][st.out[0]], p.slotIsInt[st.out[0]], n0, (int)I(0), F(0));
+                                   buf[rank][st.out[0]], p.slotIsInt[st.out[0]], n0, (int)a.fn, (float)a.scalar);
       break;
     }
     case OpCode::Seed: {
-      if (st.i.size() < 2 + (size_t)p.world) throw StepError(st.node, "seed step without a stream per rank");
-      uint32_t seed = (uint32_t)I(0), stream = (uint32_t)I(2 + rank);
+      const SeedArgs a = seedArgs(st, p.world);
+      uint32_t seed = (uint32_t)a.seed, stream = (uint32_t)a.stream[rank];
       if (!n0) break;
-      if (p.slotIsInt[st.out[0]]) kSeedIndex<<<grid, 256, 0, s>>>(static_cast<int32_t*>(buf[rank][st.out[0]]), n0, seed, stream, I(1));
-      else kSeed<T><<<grid, 256, 0, s>>>(out(0), n0, seed, stream, F(0), F(1));
+      if (p.slotIsInt[st.out[0]]) kSeedIndex<<<grid, 256, 0, s>>>(static_cast<int32_t*>(buf[rank][st.out[0]]), n0, seed, stream, a.range);
+      else kSeed<T><<<grid, 256, 0, s>>>(out(0), n0, seed, stream, (float)a.scale, (float)a.offset);
       break;
     }
     case OpCode::Embedding: {
-      int64_t Tn = I(0), V = I(1), H = I(2);
+      const EmbeddingArgs a = embeddingArgs(st);
+      int64_t Tn = a.T, V = a.V, H = a.H;
       if (!Tn) break;
       unsigned long long* bad = nullptr;
       if (cudaMallocAsync(&bad, sizeof(*bad), s) != cudaSuccess) throw StepError(st.node, "out of GPU memory");
@@ -276,7 +272,8 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
       break;
     }
     case OpCode::Mm: {
-      int64_t M = I(0), K = I(1), N = I(2), biasMode = I(3), transB = I(4);
+      const MmArgs a = mmArgs(st);
+      int64_t M = a.M, K = a.K, N = a.N, biasMode = a.biasMode, transB = a.transB;
       float* acc = nullptr;
       if (M * N == 0) break;
       if (cudaMallocAsync(&acc, (size_t)M * N * sizeof(float), s) != cudaSuccess) throw StepError(st.node, "out of GPU memory for the GEMM accumulator");
@@ -291,37 +288,49 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
 #else
       kGemmNaive<T><<<gridFor(M * N, k.sms), 256, 0, s>>>(in(0), in(1), acc, M, K, N, transB != 0);
 #endif
-      kBiasEpilogue<T><<<gridFor(M * N, k.sms), 256, 0, s>>>(acc, biasMode ? in(2) : nullptr, out(0), M, N, (int)biasMode, F(0), F(1));
+      kBiasEpilogue<T><<<gridFor(M * N, k.sms), 256, 0, s>>>(acc, biasMode ? in(2) : nullptr, out(0), M, N, (int)biasMode, (float)a.alpha, (float)a.beta);
       cudaFreeAsync(acc, s);
       break;
     }
     case OpCode::AllReduce: ncclAllReduceSum<T>(st, k, in(0), out(0), n0); return "nccl";
     case OpCode::ReduceScatter: ncclScatterGather<T>(st, k, in(0), out(0), n0, true); return "nccl";
-    case OpCode::MmReduceScatter:
-      return launchMmReduceScatter<T>(st, k, rank, C.world, in(0), in(1), out(0), out(1), I(0), I(1), I(2), I(3), I(4) != 0, F(0), F(1), I(3) == 1 ? in(2) : nullptr);
+    case OpCode::MmReduceScatter: {
+      const MmReduceScatterArgs a = mmReduceScatterArgs(st);
+      return launchMmReduceScatter<T>(st, k, rank, C.world, in(0), in(1), out(0), out(1), a.M, a.K, a.N, a.biasMode, a.transB != 0, (float)a.alpha,
+                                      (float)a.beta, a.biasMode == 1 ? in(2) : nullptr);
+    }
     case OpCode::AllGather: ncclScatterGather<T>(st, k, in(0), out(0), n0 / C.world, false); return "nccl";
-    case OpCode::RmsNorm: launchAddRmsNorm<T>(st, s, k.sms, in(0), I(2), I(3), nullptr, in(1), out(0), nullptr, I(0), (int)I(1), F(0), true); break;
-    case OpCode::FusedAddRmsNorm:
-      launchAddRmsNorm<T>(st, s, k.sms, in(0), I(2), I(3), in(1), in(2), out(0), out(1), I(0), (int)I(1), F(0), true);
+    case OpCode::RmsNorm: {
+      const RmsNormArgs a = rmsNormArgs(st);
+      launchAddRmsNorm<T>(st, s, k.sms, in(0), a.xOffset, a.xRowStride, nullptr, in(1), out(0), nullptr, a.rows, (int)a.cols, (float)a.eps, true);
       break;
+    }
+    case OpCode::FusedAddRmsNorm: {
+      const FusedAddRmsNormArgs a = fusedAddRmsNormArgs(st);
+      launchAddRmsNorm<T>(st, s, k.sms, in(0), a.xOffset, a.xRowStride, in(1), in(2), out(0), out(1), a.rows, (int)a.cols, (float)a.eps, true);
+      break;
+    }
     case OpCode::AllReduceNorm: {
-      int64_t rows = I(0);
-      int cols = (int)I(1);
+      const AllReduceNormArgs a = allReduceNormArgs(st);
+      const float eps = (float)a.eps;
+      int64_t rows = a.rows;
+      int cols = (int)a.cols;
       if (C.allPeers && !p.forceNcclFallback) {
-        return std::string(fusionPathName(launchFusedAllReduceNorm<T>(st, C, rank, in(0), in(1), in(2), out(0), out(1), out(2), rows, cols, F(0)))) +
+        return std::string(fusionPathName(launchFusedAllReduceNorm<T>(st, C, rank, in(0), in(1), in(2), out(0), out(1), out(2), rows, cols, eps))) +
                " over peer memory";
       }
       T* ar = out(2);
       bool temp = ar == nullptr;
       if (temp && cudaMallocAsync(&ar, (size_t)rows * cols * sizeof(T), s) != cudaSuccess) throw StepError(st.node, "out of GPU memory");
       ncclAllReduceSum<T>(st, k, in(0), ar, rows * cols);
-      launchAddRmsNorm<T>(st, s, k.sms, ar, 0, cols, in(1), in(2), out(0), out(1), rows, cols, F(0), false);
+      launchAddRmsNorm<T>(st, s, k.sms, ar, 0, cols, in(1), in(2), out(0), out(1), rows, cols, eps, false);
       if (temp) cudaFreeAsync(ar, s);
       return std::string("fallback: NCCL all-reduce + fused add+RMSNorm (") + (p.forceNcclFallback ? "requested" : C.missingPeer) + ")";
     }
     case OpCode::Moe: {
-      int64_t T_ = I(0), H = I(1), E = I(2), Iw = I(3);
-      int K = (int)std::min<int64_t>(I(4), E);
+      const MoeArgs a = moeArgs(st);
+      int64_t T_ = a.T, H = a.H, E = a.E, Iw = a.I;
+      int K = (int)std::min<int64_t>(a.K, E);
       if (K < 1 || K > 8) throw StepError(st.node, "top-k must be 1..8");
       if (T_ == 0) break;
       int* idx = nullptr;
@@ -351,7 +360,10 @@ RunOutcome runOnCuda(const Program& p, const uint8_t* payload, const StepHook& h
   if (C.allPeers && !p.forceNcclFallback) {
     unsigned long long fused = 0;
     for (const Step& st : p.steps)
-      if (st.op == OpCode::AllReduceNorm && st.i.size() >= 2) fused = std::max<unsigned long long>(fused, (unsigned long long)(st.i[0] * st.i[1]));
+      if (st.op == OpCode::AllReduceNorm) {
+        const AllReduceNormArgs a = allReduceNormArgs(st);
+        fused = std::max<unsigned long long>(fused, (unsigned long long)(a.rows * a.cols));
+      }
     if (fused) ensureFusionBuffers(C, fused, elemBytes(p.dtype));
   }
   auto freeAll = [&] {

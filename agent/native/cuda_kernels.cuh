@@ -85,9 +85,10 @@ template <typename T> __global__ void kAdd(const T* a, const T* b, T* o, int64_t
     o[i] = cvt<T>(ld<T>(a, i) + alpha * ld<T>(b, i));
 }
 constexpr int kMaxGatherDims = 8;
-struct GatherArgs { int64_t offset; int nd; int64_t outShape[kMaxGatherDims], inShape[kMaxGatherDims], stride[kMaxGatherDims], lo[kMaxGatherDims]; float value; };
+/** A gather step's arguments (GatherArgs, op_table.gen.hpp) in fixed arrays, passed to the kernel by value. */
+struct GatherKernelArgs { int64_t offset; int nd; int64_t outShape[kMaxGatherDims], inShape[kMaxGatherDims], stride[kMaxGatherDims], lo[kMaxGatherDims]; float value; };
 /** Strided copy, broadcast (stride 0) and constant padding (lo, and out-of-input positions get `value`). */
-template <typename T> __global__ void kGather(const T* a, T* o, int64_t n, GatherArgs g) {
+template <typename T> __global__ void kGather(const T* a, T* o, int64_t n, GatherKernelArgs g) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     int64_t rem = i, src = g.offset;
     bool inside = true;

@@ -1,4 +1,4 @@
-// The flat program the agent plans from a graph (agent/plan.ts): buffers ("slots", one per value,
+// The flat program the agent plans from a graph (agent/program.ts): buffers ("slots", one per value,
 // present on every rank) and steps over them. The worker only executes; all graph knowledge
 // (ops, shapes, auto_functionalized results) stays on the Node side.
 #pragma once
@@ -23,8 +23,8 @@ struct Step {
   std::string opName;
   OpCode op;
   std::vector<int> in, out;  // slot ids; -1 = absent optional
-  std::vector<int64_t> i;    // integer parameters, per op (see plan.ts)
-  std::vector<double> f;     // float parameters
+  std::vector<int64_t> i;    // integer arguments, per op: read them as its struct (op_table.gen.hpp, e.g. moeArgs(st))
+  std::vector<double> f;     // float arguments
 };
 
 struct InputBinding {
@@ -112,9 +112,15 @@ inline Program parseProgram(const Json& m, uint64_t payloadBytes) {
     for (auto& v : s.at("out").arr()) { checkSlot(v.i64(), true); st.out.push_back((int)v.i64()); }
     if (s.has("i")) for (auto& v : s.at("i").arr()) st.i.push_back(v.i64());
     if (s.has("f")) for (auto& v : s.at("f").arr()) st.f.push_back(v.num());
-    if (st.op == OpCode::Map && (st.i.empty() || st.i[0] < 0 || st.i[0] >= MapFnCount))
-      throw std::runtime_error("step '" + st.node + "': map function code " + (st.i.empty() ? std::string("missing") : std::to_string(st.i[0])) +
-                               " is outside 0.." + std::to_string(MapFnCount - 1));
+    // Arguments by their op's layout (op_table.gen.hpp), so the executors read named fields of a checked step.
+    try {
+      checkArgs(st, p.world);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error("step '" + st.node + "': " + e.what());
+    }
+    if (st.op == OpCode::Map && (mapArgs(st).fn < 0 || mapArgs(st).fn >= MapFnCount))
+      throw std::runtime_error("step '" + st.node + "': map function code " + std::to_string(mapArgs(st).fn) + " is outside 0.." +
+                               std::to_string(MapFnCount - 1));
     p.steps.push_back(std::move(st));
   }
   for (auto& o : m.at("outputs").arr()) { checkSlot(o.i64(), false); p.outputs.push_back((int)o.i64()); }

@@ -16,7 +16,7 @@ import type { TraceEvent } from './backend.ts';
 import type { CollectiveStep, Plan } from './plan.ts';
 import { asRows, numelOf } from './plan.ts';
 import { bufferBytes } from '../wgsl/dtype.ts';
-import { allReduceWgsl, ALLREDUCE_WG } from '../wgsl/allReduce.ts';
+import { allReduceWgsl, ALLREDUCE_PARAMS, ALLREDUCE_WG } from '../wgsl/allReduce.ts';
 import { grid1d } from '../wgsl/elementwise.ts';
 import { encodeNorm, normKernel } from './webgpu/encoders.ts';
 import type { RankDevice } from './webgpu/rankDevice.ts';
@@ -157,7 +157,7 @@ export async function runCollective(
           pass(
             allReduceWgsl(d),
             [ranks[c].buffer(s.out), g],
-            Uint32Array.from([len, R, 0, slot]),
+            ALLREDUCE_PARAMS.words({ n: len, ranks: R, outOffset: 0, slotStride: slot }),
             grid1d(Math.ceil(len / 2), ALLREDUCE_WG),
           ),
         );
@@ -200,7 +200,7 @@ export async function runCollective(
       for (const r of reducers(c)) {
         const g = ranks[r].scratch(R * slot * bp, `${s.node} gathered`);
         copies.forEach((bytes, q) => ranks[r].write(g, q * slot * bp, bytes));
-        const meta = Uint32Array.from([len, R, a, slot]);
+        const meta = ALLREDUCE_PARAMS.words({ n: len, ranks: R, outOffset: a, slotStride: slot });
         ranks[r].submit(s.node, s.op, (_e, pass) =>
           pass(allReduceWgsl(d), [ranks[r].buffer(s.out), g], meta, grid1d(Math.ceil(len / 2), ALLREDUCE_WG)),
         );

@@ -11,7 +11,7 @@ import { chunks, readAligned } from './collectives.ts';
 import type { TraceEvent } from './backend.ts';
 import { asRows, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
-import { allReduceWgsl, ALLREDUCE_WG } from '../wgsl/allReduce.ts';
+import { allReduceWgsl, ALLREDUCE_PARAMS, ALLREDUCE_WG } from '../wgsl/allReduce.ts';
 import { grid1d } from '../wgsl/elementwise.ts';
 import { NORM_ROWS_DEFAULT } from '../wgsl/rmsNormRows.ts';
 
@@ -210,7 +210,7 @@ async function runSharedCollective(
         pass(
           allReduceWgsl(d),
           [dev.buffer(s.out), g],
-          Uint32Array.from([len, R, a, slotLen]),
+          ALLREDUCE_PARAMS.words({ n: len, ranks: R, outOffset: a, slotStride: slotLen }),
           grid1d(Math.ceil(len / 2), ALLREDUCE_WG),
         ),
       );
@@ -297,7 +297,7 @@ async function runSharedScatterGather(
       pass(
         allReduceWgsl(s.x.dtype),
         [dev.buffer(s.out), g],
-        Uint32Array.from([len, R, 0, slotLen]),
+        ALLREDUCE_PARAMS.words({ n: len, ranks: R, outOffset: 0, slotStride: slotLen }),
         grid1d(Math.ceil(len / 2), ALLREDUCE_WG),
       ),
     );

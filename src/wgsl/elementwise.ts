@@ -1,208 +1,245 @@
 // Elementwise kernels over strided N-d views: seed, copy (clone / contiguous), constant_pad_nd,
-// add (with broadcasting), embedding. Each thread writes one pair of output elements, so packed
-// outputs are written a whole u32 word at a time.
+// add (with broadcasting), the map functions (MAP_FNS), embedding and slice_scatter. Each thread
+// writes one pair of output elements, so packed outputs are written a whole u32 word at a time.
+// Rotary (rotary.ts) and attention (attention.ts) are kernels of the same form.
 //
 // Bind layout (every kernel here):
-//   @binding(0) prm: array<u32>   sizes, offsets and strides (layout per kernel below)
-//   @binding(1) out                the contiguous output
-//   @binding(2..) inputs           the viewed storages
-// prm[0] = output numel, prm[1..7) = output shape (6 dims, leading 1s), then per input
-// [offset, stride × 6]; kernel-specific words follow.
+//   @binding(0) prm: <Kind>Params  the kernel's struct below: n (output elements) first; where the
+//                                   kernel walks the output's dims, its shape and each view's offset
+//                                   and strides, padded to MAX_DIMS (leading 1s and 0s: padDims)
+//   @binding(1) out                 the contiguous output
+//   @binding(2..) the viewed inputs, named as in the struct: x; a, b; weight, indices; base, src
 
 import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
 import { RANDOM_WGSL } from './random.ts';
+import { paramStruct } from './params.ts';
 import { MAP_FNS, type MapFn } from '../graph/opTable.ts';
 
 export const MAX_DIMS = 6;
 export const ELEMENTWISE_WG = 256;
 
-export type ElementwiseKind =
-  'copy' | 'add' | 'pad' | 'embedding' | 'seed' | 'scatter' | 'rotary' | 'attention' | MapFn;
+/** Per-dim fields: a shape or strides over the output's dims. */
+const DIMS = `array<u32, ${MAX_DIMS}>` as const;
 
-const HEADER = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> prm: array<u32>;
-fn out_dim(d: u32) -> u32 { return prm[1u + d]; }
-// Element offset of output element i read through input k's strides (input k's words start at base).
-fn strided(i: u32, base: u32) -> u32 {
+type ViewFields<N extends string> = { [K in `${N}Offset`]: 'u32' } & { [K in `${N}Strides`]: typeof DIMS };
+/** A view read with the output's shape: its offset and its strides over the output's dims. */
+function viewFields<N extends string>(name: N): ViewFields<N> {
+  return { [`${name}Offset`]: 'u32', [`${name}Strides`]: DIMS } as ViewFields<N>;
+}
+const OUT_SHAPE = { n: 'u32', outShape: DIMS } as const;
+
+export const COPY_PARAMS = paramStruct('CopyParams', { ...OUT_SHAPE, ...viewFields('x') });
+/** a + alpha · b, both broadcast to the output. */
+export const ADD_PARAMS = paramStruct('AddParams', {
+  ...OUT_SHAPE,
+  ...viewFields('a'),
+  ...viewFields('b'),
+  alpha: 'f32',
+});
+/** A map function of a, b (unused by the one-operand ones) and the scalar s. */
+export const MAP_PARAMS = paramStruct('MapParams', {
+  ...OUT_SHAPE,
+  ...viewFields('a'),
+  ...viewFields('b'),
+  scalar: 'f32',
+});
+/** x placed at `lo` per dim (x's shape `inShape`), `value` elsewhere. */
+export const PAD_PARAMS = paramStruct('PadParams', {
+  ...OUT_SHAPE,
+  ...viewFields('x'),
+  lo: DIMS,
+  inShape: DIMS,
+  value: 'f32',
+});
+/** Rows of a [vocab, hidden] table by token id (ids clamped into the table). */
+export const EMBEDDING_PARAMS = paramStruct('EmbeddingParams', {
+  n: 'u32',
+  hidden: 'u32',
+  vocab: 'u32',
+  weightOffset: 'u32',
+  weightRowStride: 'u32',
+  indicesOffset: 'u32',
+});
+/** Counter-based values (src/runtime/random.ts): u·scale + offset, or indices in [0, range) when range > 0. */
+export const SEED_PARAMS = paramStruct('SeedParams', {
+  n: 'u32',
+  seed: 'u32',
+  stream: 'u32',
+  scale: 'f32',
+  offset: 'f32',
+  range: 'u32',
+});
+/**
+ * base (read with the output's shape) with a window replaced by src: the window starts at element
+ * `at` and spans, per window dim outermost first, windowSizes at windowStrides (0: unused), read
+ * from src at srcStrides.
+ */
+export const SCATTER_PARAMS = paramStruct('ScatterParams', {
+  ...OUT_SHAPE,
+  ...viewFields('base'),
+  srcOffset: 'u32',
+  at: 'u32',
+  windowSizes: DIMS,
+  windowStrides: DIMS,
+  srcStrides: DIMS,
+});
+
+export type ElementwiseKind = 'copy' | 'add' | 'pad' | 'embedding' | 'seed' | 'scatter' | MapFn;
+
+/** `at_V(i)`: the element offset of output element i read through view V's strides. */
+function stridedWgsl(v: string): string {
+  return `fn at_${v}(i: u32) -> u32 {
   var rem = i;
-  var off = prm[base];
+  var off = prm.${v}Offset;
   for (var d = ${MAX_DIMS - 1}i; d >= 0; d--) {
-    let size = out_dim(u32(d));
-    off += (rem % size) * prm[base + 1u + u32(d)];
+    let size = prm.outShape[d];
+    off += (rem % size) * prm.${v}Strides[d];
     rem /= size;
   }
   return off;
+}`;
 }
-`;
 
-const IN_BASE = (k: number) => 1 + MAX_DIMS + k * (1 + MAX_DIMS);
+interface KernelBody {
+  params: string;
+  /** Input bindings in order, from binding 2. */
+  inputs: string[];
+  fns: string;
+  /** The f32 value of output element i, before rounding to the output dtype. */
+  value: string;
+}
 
-/** WGSL for one elementwise kernel, specialized to its dtypes. */
-export function elementwiseWgsl(kind: ElementwiseKind, out: WgslDType, inputs: WgslDType[]): string {
-  const ins = inputs.map((d, k) => inputBinding(`in${k}`, 2 + k, d)).join('\n');
-  const extra = IN_BASE(inputs.length);
-  let value: string;
-  switch (kind) {
-    case 'copy':
-      value = `ld_in0(strided(i, ${IN_BASE(0)}u))`;
-      break;
-    case 'add':
-      value = `ld_in0(strided(i, ${IN_BASE(0)}u)) + bitcast<f32>(prm[${extra}u]) * ld_in1(strided(i, ${IN_BASE(1)}u))`;
-      break;
-    case 'pad':
-      // prm[extra..+6) low pad per dim, [extra+6..+12) input shape, extra+12 pad value.
-      value = `pad_value(i)`;
-      break;
-    case 'embedding':
-      // in0 = weight rows (offset, row stride in its stride[4]), in1 = indices; prm[extra] = H.
-      value = `embed(i)`;
-      break;
-    case 'seed':
-      // prm[extra..]: seed, stream, scale bits, offset bits, range (0: a float tensor).
-      value = `seed_value(i)`;
-      break;
-    case 'scatter':
-      // in0 = base (read with the output's shape), in1 = src (offset only); prm[extra] = at, then
-      // per window dim, outermost first: sizes, window strides (0: unused), src strides.
-      value = `scatter_value(i)`;
-      break;
-    case 'rotary':
-      // in0 = x [T, W], in1 = positions [T], in2 = cache [P, rot] (row stride in its stride[4]);
-      // prm[extra] = head size, [extra+1] = rot, [extra+2] = neox.
-      value = `rotary_value(i)`;
-      break;
-    case 'attention':
-      // The reference attention, one thread per output element (it recomputes the scores: a
-      // checking kernel for small sizes, not a fast one). in0 = q [T, H, D], in1 = k, in2 = v
-      // [T, Hkv, D]; prm[extra] = Hkv, [extra+1] = 1/√D bits.
-      value = `attention_value(i)`;
-      break;
-    default:
-      value = `map_value(ld_in0(strided(i, ${IN_BASE(0)}u)), ${inputs.length > 1 ? `ld_in1(strided(i, ${IN_BASE(1)}u))` : '0.0'}, bitcast<f32>(prm[${extra}u]))`;
-  }
-  const fns: Partial<Record<ElementwiseKind, string>> = {
-    copy: '',
-    add: '',
-    pad: `fn pad_value(i: u32) -> f32 {
-  var rem = i; var off = prm[${IN_BASE(0)}u]; var inside = true;
+const KERNEL_BODIES: Record<Exclude<ElementwiseKind, MapFn>, KernelBody> = {
+  copy: { params: COPY_PARAMS.wgsl, inputs: ['x'], fns: stridedWgsl('x'), value: 'ld_x(at_x(i))' },
+  add: {
+    params: ADD_PARAMS.wgsl,
+    inputs: ['a', 'b'],
+    fns: `${stridedWgsl('a')}\n${stridedWgsl('b')}`,
+    value: 'ld_a(at_a(i)) + prm.alpha * ld_b(at_b(i))',
+  },
+  pad: {
+    params: PAD_PARAMS.wgsl,
+    inputs: ['x'],
+    fns: `fn pad_value(i: u32) -> f32 {
+  var rem = i; var off = prm.xOffset; var inside = true;
   for (var d = ${MAX_DIMS - 1}i; d >= 0; d--) {
-    let size = out_dim(u32(d));
+    let size = prm.outShape[d];
     let o = rem % size; rem /= size;
-    let lo = prm[${extra}u + u32(d)];
-    let n = prm[${extra + MAX_DIMS}u + u32(d)];
-    if (o < lo || o - lo >= n) { inside = false; } else { off += (o - lo) * prm[${IN_BASE(0) + 1}u + u32(d)]; }
+    let lo = prm.lo[d];
+    let n = prm.inShape[d];
+    if (o < lo || o - lo >= n) { inside = false; } else { off += (o - lo) * prm.xStrides[d]; }
   }
-  if (inside) { return ld_in0(off); }
-  return bitcast<f32>(prm[${extra + 2 * MAX_DIMS}u]);
+  if (inside) { return ld_x(off); }
+  return prm.value;
 }`,
-    embedding: `fn embed(i: u32) -> f32 {
-  let H = prm[${extra}u];
-  let V = prm[${extra + 1}u];
+    value: 'pad_value(i)',
+  },
+  embedding: {
+    params: EMBEDDING_PARAMS.wgsl,
+    inputs: ['weight', 'indices'],
+    fns: `fn embed(i: u32) -> f32 {
+  let H = prm.hidden;
+  let V = prm.vocab;
   let t = i / H;
-  let row = min(u32(max(i32(ld_in1(prm[${IN_BASE(1)}u] + t)), 0)), V - 1u);
-  return ld_in0(prm[${IN_BASE(0)}u] + row * prm[${IN_BASE(0) + 1 + MAX_DIMS - 2}u] + (i % H));
+  let row = min(u32(max(i32(ld_indices(prm.indicesOffset + t)), 0)), V - 1u);
+  return ld_weight(prm.weightOffset + row * prm.weightRowStride + (i % H));
 }`,
-    scatter: `fn scatter_value(i: u32) -> f32 {
+    value: 'embed(i)',
+  },
+  scatter: {
+    params: SCATTER_PARAMS.wgsl,
+    inputs: ['base', 'src'],
+    fns: `${stridedWgsl('base')}
+fn scatter_value(i: u32) -> f32 {
   // Output element i lies in the window when i − at splits greedily into the window's strides
   // (outermost first) with every index inside its size: then it is src at those indices.
-  let at = prm[${extra}u];
+  let at = prm.at;
   if (i >= at) {
-    var rem = i - at; var src = prm[${IN_BASE(1)}u]; var inside = true;
+    var rem = i - at; var src = prm.srcOffset; var inside = true;
     for (var d = 0u; d < ${MAX_DIMS}u; d++) {
-      let stride = prm[${extra + 1 + MAX_DIMS}u + d];
+      let stride = prm.windowStrides[d];
       if (stride == 0u) { continue; }
       let k = rem / stride;
-      if (k >= prm[${extra + 1}u + d]) { inside = false; break; }
+      if (k >= prm.windowSizes[d]) { inside = false; break; }
       rem -= k * stride;
-      src += k * prm[${extra + 1 + 2 * MAX_DIMS}u + d];
+      src += k * prm.srcStrides[d];
     }
-    if (inside && rem == 0u) { return ld_in1(src); }
+    if (inside && rem == 0u) { return ld_src(src); }
   }
-  return ld_in0(strided(i, ${IN_BASE(0)}u));
+  return ld_base(at_base(i));
 }`,
-    rotary: `fn rnd(v: f32) -> f32 { return ${roundExpr(out, 'v')}; }
-fn rotary_value(i: u32) -> f32 {
-  let W = out_dim(${MAX_DIMS - 1}u);
-  let t = i / W; let c = i % W;
-  let hs = prm[${extra}u]; let rot = prm[${extra + 1}u]; let neox = prm[${extra + 2}u] == 1u;
-  let j = c % hs; let head = c - j;
-  let row = prm[${IN_BASE(0)}u] + t * prm[${IN_BASE(0) + 1 + MAX_DIMS - 2}u];
-  let xj = ld_in0(row + c * prm[${IN_BASE(0) + MAX_DIMS}u]);
-  if (j >= rot) { return xj; }
-  let half = rot / 2u;
-  var pair: u32; var k: u32; var first: bool;
-  if (neox) { first = j < half; k = select(j - half, j, first); pair = select(j - half, j + half, first); }
-  else { first = j % 2u == 0u; k = j / 2u; pair = select(j - 1u, j + 1u, first); }
-  let xp = ld_in0(row + (head + pair) * prm[${IN_BASE(0) + MAX_DIMS}u]);
-  let pos = u32(max(ld_in1(prm[${IN_BASE(1)}u] + t * prm[${IN_BASE(1) + MAX_DIMS}u]), 0.0));
-  let crow = prm[${IN_BASE(2)}u] + pos * prm[${IN_BASE(2) + 1 + MAX_DIMS - 2}u];
-  let cs = ld_in2(crow + k); let sn = ld_in2(crow + half + k);
-  // As vLLM's kernel in the storage dtype: each product rounded, then the sum.
-  if (first) { return rnd(rnd(xj * cs) - rnd(xp * sn)); }
-  return rnd(rnd(xj * cs) + rnd(xp * sn));
-}`,
-    attention: `fn qk(t: u32, h: u32, j: u32, kh: u32, D: u32) -> f32 {
-  var dot = 0.0;
-  for (var e = 0u; e < D; e++) {
-    dot += ld_in0(prm[${IN_BASE(0)}u] + t * prm[${IN_BASE(0) + 4}u] + h * prm[${IN_BASE(0) + 5}u] + e * prm[${IN_BASE(0) + 6}u])
-      * ld_in1(prm[${IN_BASE(1)}u] + j * prm[${IN_BASE(1) + 4}u] + kh * prm[${IN_BASE(1) + 5}u] + e * prm[${IN_BASE(1) + 6}u]);
-  }
-  return dot * bitcast<f32>(prm[${extra + 1}u]);
-}
-fn attention_value(i: u32) -> f32 {
-  let D = out_dim(5u); let H = out_dim(4u);
-  let d = i % D; let h = (i / D) % H; let t = i / (D * H);
-  let kh = h / (H / prm[${extra}u]);
-  var m = -3.4e38;
-  for (var j = 0u; j <= t; j++) { m = max(m, qk(t, h, j, kh, D)); }
-  var sum = 0.0; var acc = 0.0;
-  for (var j = 0u; j <= t; j++) {
-    let p = exp(qk(t, h, j, kh, D) - m);
-    sum += p;
-    acc += p * ld_in2(prm[${IN_BASE(2)}u] + j * prm[${IN_BASE(2) + 4}u] + kh * prm[${IN_BASE(2) + 5}u] + d * prm[${IN_BASE(2) + 6}u]);
-  }
-  return acc / sum;
-}`,
-    seed: `${RANDOM_WGSL}
+    value: 'scatter_value(i)',
+  },
+  seed: {
+    params: SEED_PARAMS.wgsl,
+    inputs: [],
+    fns: `${RANDOM_WGSL}
 fn seed_value(i: u32) -> f32 {
-  let u = uniform3(prm[${extra}u], prm[${extra + 1}u], i);
-  let range = prm[${extra + 4}u];
+  let u = uniform3(prm.seed, prm.stream, i);
+  let range = prm.range;
   if (range > 0u) { return f32(min(range - 1u, u32(floor((u + 1.0) * 0.5 * f32(range))))); }
-  return u * bitcast<f32>(prm[${extra + 2}u]) + bitcast<f32>(prm[${extra + 3}u]);
+  return u * prm.scale + prm.offset;
 }`,
+    value: 'seed_value(i)',
+  },
+};
+
+function mapKernel(fn: MapFn, operands: number): KernelBody {
+  const binary = operands > 1;
+  return {
+    params: MAP_PARAMS.wgsl,
+    inputs: binary ? ['a', 'b'] : ['a'],
+    fns: `${stridedWgsl('a')}
+${binary ? stridedWgsl('b') : ''}
+fn map_value(a: f32, b: f32, s: f32) -> f32 { return ${MAP_FNS[fn].wgsl}; }`,
+    value: `map_value(ld_a(at_a(i)), ${binary ? 'ld_b(at_b(i))' : '0.0'}, prm.scalar)`,
   };
+}
+
+/** WGSL for one elementwise kernel, specialized to its dtypes (`inputs` in binding order). */
+export function elementwiseWgsl(kind: ElementwiseKind, out: WgslDType, inputs: WgslDType[]): string {
+  const k =
+    kind in KERNEL_BODIES
+      ? KERNEL_BODIES[kind as keyof typeof KERNEL_BODIES]
+      : mapKernel(kind as MapFn, inputs.length);
+  if (k.inputs.length !== inputs.length)
+    throw new Error(`elementwise ${kind}: ${inputs.length} input dtypes for ${k.inputs.length} inputs`);
+  return pairKernelWgsl({ ...k, out, inputs: k.inputs.map((name, i) => [name, inputs[i]]) });
+}
+
+/**
+ * A kernel of one value per output element, each thread writing a pair (one whole packed word):
+ * the struct `params` (its first field `n`, the output's element count), the output at binding 1,
+ * `inputs` from binding 2, the functions `fns` and `value`, the f32 of element i, which is
+ * rounded to the output dtype here.
+ */
+export function pairKernelWgsl(k: {
+  params: string;
+  out: WgslDType;
+  inputs: [name: string, dtype: WgslDType][];
+  fns: string;
+  value: string;
+}): string {
   return `${DTYPE_WGSL}
-${HEADER}
-${outputBinding('out', 1, out)}
-${ins}
-${fns[kind] ?? `fn map_value(a: f32, b: f32, s: f32) -> f32 { return ${MAP_FNS[kind as MapFn].wgsl}; }`}
-fn value(i: u32) -> f32 { return ${roundExpr(out, value)}; }
+${k.params}
+${outputBinding('out', 1, k.out)}
+${k.inputs.map(([name, d], i) => inputBinding(name, 2 + i, d)).join('\n')}
+${k.fns}
+fn value(i: u32) -> f32 { return ${roundExpr(k.out, k.value)}; }
 @compute @workgroup_size(${ELEMENTWISE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = 2u * (gid.x + gid.y * nwg.x * ${ELEMENTWISE_WG}u);
-  let n = prm[0];
+  let n = prm.n;
   if (i + 1u < n) { st2_out(i, value(i), value(i + 1u)); }
   else if (i < n) { st_out(i, value(i)); }
 }
 `;
 }
 
-/** The meta words: output shape then each input's offset and strides, all padded to MAX_DIMS. */
-export function elementwiseMeta(
-  outShape: number[],
-  inputs: { offset: number; strides: number[] }[],
-  extra: number[],
-): Uint32Array {
-  if (outShape.length > MAX_DIMS) throw new Error(`more than ${MAX_DIMS} dims`);
-  const pad = (xs: number[], fill: number) => [...new Array(MAX_DIMS - xs.length).fill(fill), ...xs];
-  const words = [outShape.reduce((a, b) => a * b, 1), ...pad(outShape, 1)];
-  for (const v of inputs) words.push(v.offset, ...pad(v.strides, 0));
-  words.push(...extra);
-  return Uint32Array.from(words.map((w) => w >>> 0));
-}
-
-export function f32Bits(x: number): number {
-  return new Uint32Array(Float32Array.of(x).buffer)[0];
+/** `xs` (a shape or strides) padded to MAX_DIMS with leading `fill`s, aligned with the output's innermost dims. */
+export function padDims(xs: readonly number[], fill: number): number[] {
+  if (xs.length > MAX_DIMS) throw new Error(`more than ${MAX_DIMS} dims`);
+  return [...new Array<number>(MAX_DIMS - xs.length).fill(fill), ...xs];
 }
 
 /** Workgroup grid for `threads` threads, split over y past the 65535 limit. */

@@ -15,6 +15,8 @@ import {
   staticScaledFp8Quant,
 } from '../graph/fp8.ts';
 import {
+  FP8_QUANT_PARAMS,
+  FP8_QUANT_VALUES_PARAMS,
   RECIP_WGSL,
   fp8QuantDispatch,
   fp8QuantValuesDispatch,
@@ -121,10 +123,7 @@ describe('WGSL FP8 quant kernel', { timeout: 120_000 }, () => {
       device.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
       return b;
     };
-    const prm = buf(
-      new Uint32Array([n, new Uint32Array(new Float32Array([inv]).buffer)[0]!]),
-      GPUBufferUsage.STORAGE,
-    );
+    const prm = buf(FP8_QUANT_PARAMS.words({ n, invScale: inv }), GPUBufferUsage.STORAGE);
     const inp = buf(inputWords, GPUBufferUsage.STORAGE);
     const outBytes = Math.ceil(n / 4) * 4;
     const out = device.createBuffer({
@@ -287,7 +286,7 @@ describe('WGSL FP8 quant kernel', { timeout: 120_000 }, () => {
         });
         expect((await device.popErrorScope())?.message).toBeUndefined();
         const buffers = [
-          storage(new Uint32Array([65536])),
+          storage(FP8_QUANT_VALUES_PARAMS.words({ n: 65536 })),
           out,
           inp,
           storage(new Uint32Array([bf16Bits(scale)])),

@@ -3,16 +3,24 @@
 // the two differ only on NaN, is src/graph/fp8.ts.
 //
 // Bind layout:
-//   @binding(0) prm: array<u32>   [0] element count, [1] bits of 1/scale (f32, correctly rounded as
-//                                  CUDA's `1.f / s`; WGSL's own division may be 2.5 ulp off, so a
-//                                  kernel that reads the scale from a buffer uses `recip_rn`)
-//   @binding(1) out: array<u32>   the packed bytes
-//   @binding(2) inp                the contiguous input (bf16 pairs or f32)
+//   @binding(0) prm: Fp8QuantParams  (FP8_QUANT_PARAMS below)
+//   @binding(1) out: array<u32>      the packed bytes
+//   @binding(2) inp                   the contiguous input (bf16 pairs or f32)
 
 import { DTYPE_WGSL, inputBinding, outputBinding, type WgslDType } from './dtype.ts';
+import { paramStruct } from './params.ts';
 import type { Fp8NanRule } from '../graph/fp8.ts';
 
 export const FP8_WG = 256;
+
+export const FP8_QUANT_PARAMS = paramStruct('Fp8QuantParams', {
+  n: 'u32',
+  /**
+   * 1/scale, correctly rounded as CUDA's `1.f / s` (WGSL's own division may be 2.5 ulp off, so a
+   * kernel that reads the scale from a buffer uses `recip_rn`).
+   */
+  invScale: 'f32',
+});
 
 /** e4m3fn byte of an f32 (ties to even, saturating, NaN → 0x7F): integer steps on the bits. */
 export const FP8_WGSL = /* wgsl */ `
@@ -81,14 +89,14 @@ export function fp8QuantWgsl(input: WgslDType, rule: Fp8NanRule): string {
   return `${DTYPE_WGSL}
 ${FP8_WGSL}
 ${QUANT[rule]}
-@group(0) @binding(0) var<storage, read> prm: array<u32>;
+${FP8_QUANT_PARAMS.wgsl}
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
 ${inputBinding('inp', 2, input)}
 @compute @workgroup_size(${FP8_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let w = gid.x + gid.y * nwg.x * ${FP8_WG}u;
-  let n = prm[0];
-  let inv = bitcast<f32>(prm[1]);
+  let n = prm.n;
+  let inv = prm.invScale;
   if (w * 4u >= n) { return; }
   var word = 0u;
   for (var k = 0u; k < 4u; k++) {
@@ -120,11 +128,14 @@ fn f8e4m3fn_value(b: u32) -> f32 {
 }
 `;
 
+/** The plan kernel's parameters: the element count (the scale is read from its buffer). */
+export const FP8_QUANT_VALUES_PARAMS = paramStruct('Fp8QuantValuesParams', { n: 'u32' });
+
 /**
  * The quantizer as a plan kernel: quantized values held in the run's dtype (an fp8 value is exact
  * in bf16), the scale read from a buffer (element 0) and inverted with `recip_rn`. Each thread
  * writes two elements (one packed word).
- *   @binding(0) prm: [0] n   @binding(1) out   @binding(2) inp (contiguous)   @binding(3) scale
+ *   @binding(0) prm: Fp8QuantValuesParams   @binding(1) out   @binding(2) inp (contiguous)   @binding(3) scale
  */
 export function fp8QuantValuesWgsl(
   input: WgslDType,
@@ -137,14 +148,14 @@ ${FP8_WGSL}
 ${FP8_DECODE_WGSL}
 ${RECIP_WGSL}
 ${QUANT[rule]}
-@group(0) @binding(0) var<storage, read> prm: array<u32>;
+${FP8_QUANT_VALUES_PARAMS.wgsl}
 ${outputBinding('out', 1, output)}
 ${inputBinding('inp', 2, input)}
 ${inputBinding('scale', 3, scale)}
 @compute @workgroup_size(${FP8_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = (gid.x + gid.y * nwg.x * ${FP8_WG}u) * 2u;
-  let n = prm[0];
+  let n = prm.n;
   if (i >= n) { return; }
   let inv = recip_rn(ld_scale(0u));
   let a = f8e4m3fn_value(quant(ld_inp(i) * inv));

@@ -17,13 +17,14 @@
 // benchmark's comparison.
 //
 // Bind layout (all six):
-//   @binding(0) prm: array<u32>  [T, H, E, K, Is, xOff, xRowStride, lOff, lRowStride, hasB2, maxTiles]
+//   @binding(0) prm: MoeParams   (MOE_PARAMS below)
 //   @binding(1) route: array<u32> counts[E] | cursor[E] | offsets[E+1] | tileStart[E+1] | ids[T·K] | sorted[T·K]
 //   @binding(2) wts: array<f32>   routing weights [T·K]
 //   @binding(3..) per kernel: x, logits, w13, b13, act, w2, b2, yk, out (see each entry point)
 
 import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
 import { PACKED4_WGSL } from './rmsNormRows.ts';
+import { paramStruct } from './params.ts';
 
 export const MOE_TM = 32;
 export const MOE_TN = 64;
@@ -56,20 +57,33 @@ export function useDecodeKernels(
   return d === 'bf16' && (T * K) / E <= 8 && H % 8 === 0 && Is % 8 === 0;
 }
 
+/** One parameter struct for all six dispatches. */
+export const MOE_PARAMS = paramStruct('MoeParams', {
+  /** Tokens, hidden size, experts, experts per token, this rank's intermediate rows. */
+  T: 'u32',
+  H: 'u32',
+  E: 'u32',
+  K: 'u32',
+  Is: 'u32',
+  xOffset: 'u32',
+  xRowStride: 'u32',
+  logitsOffset: 'u32',
+  logitsRowStride: 'u32',
+  /** 1 on the rank that adds b2 (rank 0). */
+  hasB2: 'u32',
+  /** Token rows per expert tile of the GEMM kernels (what the tile numbering counts in). */
+  tileRows: 'u32',
+});
+
 const META = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> prm: array<u32>;
-fn mT() -> u32 { return prm[0]; }
-fn mH() -> u32 { return prm[1]; }
-fn mE() -> u32 { return prm[2]; }
-fn mK() -> u32 { return prm[3]; }
-fn mIs() -> u32 { return prm[4]; }
+${MOE_PARAMS.wgsl}
 // Route buffer regions.
 fn rCounts() -> u32 { return 0u; }
-fn rCursor() -> u32 { return mE(); }
-fn rOffsets() -> u32 { return 2u * mE(); }
-fn rTiles() -> u32 { return 3u * mE() + 1u; }
-fn rIds() -> u32 { return 4u * mE() + 2u; }
-fn rSorted() -> u32 { return 4u * mE() + 2u + mT() * mK(); }
+fn rCursor() -> u32 { return prm.E; }
+fn rOffsets() -> u32 { return 2u * prm.E; }
+fn rTiles() -> u32 { return 3u * prm.E + 1u; }
+fn rIds() -> u32 { return 4u * prm.E + 2u; }
+fn rSorted() -> u32 { return 4u * prm.E + 2u + prm.T * prm.K; }
 `;
 
 /**
@@ -107,8 +121,8 @@ ${inputBinding('logits', 3, d)}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = gid.x;
-  if (t >= mT()) { return; }
-  let E = mE(); let K = mK();
+  if (t >= prm.T) { return; }
+  let E = prm.E; let K = prm.K;
   var sel: array<u32, ${MOE_MAX_K}>;
   var val: array<f32, ${MOE_MAX_K}>;
   for (var k = 0u; k < K; k++) {
@@ -116,7 +130,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var e = 0u; e < E; e++) {
       var taken = false;
       for (var j = 0u; j < k; j++) { if (sel[j] == e) { taken = true; } }
-      let l = ld_logits(prm[7] + t * prm[8] + e);
+      let l = ld_logits(prm.logitsOffset + t * prm.logitsRowStride + e);
       if (!taken && (!found || l > bestV)) { best = e; bestV = l; found = true; }
     }
     sel[k] = best; val[k] = bestV;
@@ -137,16 +151,16 @@ export const MOE_SCAN_WGSL = `${META}
 @compute @workgroup_size(1)
 fn main() {
   var off = 0u; var tiles = 0u;
-  for (var e = 0u; e < mE(); e++) {
+  for (var e = 0u; e < prm.E; e++) {
     route[rOffsets() + e] = off;
     route[rTiles() + e] = tiles;
     route[rCursor() + e] = 0u;
     let c = route[rCounts() + e];
     off += c;
-    tiles += (c + prm[11] - 1u) / prm[11];
+    tiles += (c + prm.tileRows - 1u) / prm.tileRows;
   }
-  route[rOffsets() + mE()] = off;
-  route[rTiles() + mE()] = tiles;
+  route[rOffsets() + prm.E] = off;
+  route[rTiles() + prm.E] = tiles;
 }
 `;
 
@@ -155,7 +169,7 @@ export const MOE_SCATTER_WGSL = `${META}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let p = gid.x;
-  if (p >= mT() * mK()) { return; }
+  if (p >= prm.T * prm.K) { return; }
   let e = atomicLoad(&route[rIds() + p]);
   let pos = atomicLoad(&route[rOffsets() + e]) + atomicAdd(&route[rCursor() + e], 1u);
   atomicStore(&route[rSorted() + pos], p);
@@ -186,7 +200,7 @@ export function moeGemmWgsl(stage: 1 | 2, d: WgslDType, vecW: boolean): string {
       for (var j = 0u; j < 8u; j++) { Ws[(kc + j) * ${MOE_TN}u + wn] = select(0.0, vals[j], okW && gk + j < Kd); }
     }`
     : `for (var j = 0u; j < 8u; j++) { var v = 0.0; if (okW && gk + j < Kd) { v = ld_w(wBase + gk + j); } Ws[(kc + j) * ${MOE_TN}u + wn] = v; }`;
-  const aRow = stage === 1 ? `prm[5] + (p / K) * prm[6]` : `p * Is`;
+  const aRow = stage === 1 ? `prm.xOffset + (p / K) * prm.xRowStride` : `p * Is`;
   const epilogue =
     stage === 1
       ? `
@@ -202,7 +216,7 @@ export function moeGemmWgsl(stage: 1 | 2, d: WgslDType, vecW: boolean): string {
       for (var j = 0u; j < 2u; j++) {
         if (n + j < Nw) {
           var y = acc[i][j];
-          if (prm[9] == 1u) { y += ld_bias(e * Nw + n + j); }
+          if (prm.hasB2 == 1u) { y += ld_bias(e * Nw + n + j); }
           yk[p * H + n + j] = ${r('wts[p] * y')};
         }
       }`;
@@ -219,7 +233,7 @@ var<workgroup> rowSlot: array<u32, ${MOE_TM}>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let E = mE(); let K = mK(); let H = mH(); let Is = mIs();
+  let E = prm.E; let K = prm.K; let H = prm.H; let Is = prm.Is;
   _ = wts[0];  // bound in both stages (one layout), read by stage 2
 ${expertTileWgsl(stage, MOE_TM, MOE_TN)}
   workgroupBarrier();
@@ -263,7 +277,7 @@ export function moeCombineWgsl(d: WgslDType): string {
 @group(0) @binding(1) var<storage, read> yk: array<f32>;
 ${outputBinding('out', 2, d)}
 fn value(i: u32) -> f32 {
-  let H = mH(); let K = mK();
+  let H = prm.H; let K = prm.K;
   let t = i / H; let n = i % H;
   var s = 0.0;
   for (var k = 0u; k < K; k++) { s += yk[(t * K + k) * H + n]; }
@@ -272,7 +286,7 @@ fn value(i: u32) -> f32 {
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = 2u * (gid.x + gid.y * nwg.x * 256u);
-  let n = mT() * mH();
+  let n = prm.T * prm.H;
   if (i + 1u < n) { st2_out(i, value(i), value(i + 1u)); } else if (i < n) { st_out(i, value(i)); }
 }
 `;
@@ -301,7 +315,7 @@ export function moeDecodeGemmWgsl(stage: 1 | 2): string {
   // Stage 1 reads x as packed words (row offset and stride even); stage 2 packs act's f32 values, already bf16-exact.
   const loadA =
     stage === 1
-      ? `v = a[(prm[5] + (p / K) * prm[6] + k0) / 2u + w];`
+      ? `v = a[(prm.xOffset + (p / K) * prm.xRowStride + k0) / 2u + w];`
       : `let base = p * Is + k0 + 2u * w; v = (bf16_bits(a[base]) | (bf16_bits(a[base + 1u]) << 16u));`;
   const epilogue =
     stage === 1
@@ -328,7 +342,7 @@ export function moeDecodeGemmWgsl(stage: 1 | 2): string {
     if (p != 0xffffffffu && n < Nw) {
       var y = 0.0;
       for (var l = 0u; l < 32u; l++) { y += bitcast<f32>(sh[(r * ${TM}u + t) * 32u + l]); }
-      if (prm[9] == 1u) { y += bias_v(e * Nw + n); }
+      if (prm.hasB2 == 1u) { y += bias_v(e * Nw + n); }
       yk[p * H + n] = round_bf16(wts[p] * y);
     }
   }`;
@@ -346,7 +360,7 @@ var<workgroup> rowSlot: array<u32, ${TM}>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let E = mE(); let K = mK(); let H = mH(); let Is = mIs();
+  let E = prm.E; let K = prm.K; let H = prm.H; let Is = prm.Is;
   _ = wts[0];
 ${expertTileWgsl(stage, TM, ROWS)}
   let g = li / 32u; let lane = li % 32u;
@@ -448,11 +462,11 @@ var<workgroup> ids: array<u32, ${MOE_ROUTE1_MAX_PAIRS}>;
 var<workgroup> lg: array<f32, ${MOE_ROUTE1_LOGITS}>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
-  let E = mE(); let K = mK(); let T = mT();
+  let E = prm.E; let K = prm.K; let T = prm.T;
   let chunk = ${MOE_ROUTE1_LOGITS}u / E;
   for (var t0 = 0u; t0 < T; t0 += chunk) {
     let nt = min(chunk, T - t0);
-    for (var i = li; i < nt * E; i += 256u) { lg[i] = ld_logits(prm[7] + (t0 + i / E) * prm[8] + i % E); }
+    for (var i = li; i < nt * E; i += 256u) { lg[i] = ld_logits(prm.logitsOffset + (t0 + i / E) * prm.logitsRowStride + i % E); }
     workgroupBarrier();
     // Every (token, expert) pair finds its expert's place in the token's order (value descending,
     // ties to the lower index, as routeToken sorts) from E comparisons, all pairs at once: one
@@ -493,7 +507,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
       route[rOffsets() + e] = o;
       route[rTiles() + e] = tiles;
       o += c;
-      tiles += (c + prm[11] - 1u) / prm[11];
+      tiles += (c + prm.tileRows - 1u) / prm.tileRows;
     }
     route[rOffsets() + E] = o;
     route[rTiles() + E] = tiles;
@@ -549,7 +563,9 @@ export function moeGemvWgsl(stage: 1 | 2, cfg: MoeGemvConfig, tm: number, sg: nu
   const P = butterfly ? 1 : sg > 0 && 32 % sg === 0 ? 32 / sg : 32;
   const useSub = sg > 0 && (butterfly || 32 % sg === 0);
   const aRow =
-    stage === 1 ? (t: number) => `(prm[5] + (p${t} / K) * prm[6]) / 8u` : (t: number) => `p${t} * (Is / 8u)`;
+    stage === 1
+      ? (t: number) => `(prm.xOffset + (p${t} / K) * prm.xRowStride) / 8u`
+      : (t: number) => `p${t} * (Is / 8u)`;
   const reduce = butterfly
     ? rs
         .flatMap((r) =>
@@ -595,7 +611,7 @@ ${rs
   .map(
     (r) => `    if (r0 + ${r}u < Nw) {
       var y = s${r}_${t};
-      if (prm[9] == 1u) { y += bias_v(e * Nw + r0 + ${r}u); }
+      if (prm.hasB2 == 1u) { y += bias_v(e * Nw + r0 + ${r}u); }
       yk[p${t} * H + r0 + ${r}u] = round_bf16(wts[p${t}] * y);
     }`,
   )
@@ -615,7 +631,7 @@ ${butterfly ? '' : `var<workgroup> red: array<f32, ${G * R * tm * P}>;`}
 
 @compute @workgroup_size(${32 * G})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${useSub && !butterfly ? ', @builtin(subgroup_invocation_id) sgid: u32' : ''}) {
-  let E = mE(); let K = mK(); let H = mH(); let Is = mIs();
+  let E = prm.E; let K = prm.K; let H = prm.H; let Is = prm.Is;
   _ = wts[0];
 ${tileExpertWgsl(tm)}
   let n = min(${tm}u, route[rOffsets() + e + 1u] - rowBase);
