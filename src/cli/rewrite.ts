@@ -14,7 +14,7 @@ import { importGraph } from '../graph/formats.ts';
 import type { Graph } from '../graph/ir.ts';
 import { MAX_FOLDER_FILES, importStageFolder, type StageFolder } from '../graph/stageFolder.ts';
 import { FUSED_ALLREDUCE_NORM } from '../graph/passes/fusionGate.ts';
-import { functionalizedTarget } from '../graph/match.ts';
+import { functionalizedTarget } from '../graph/call.ts';
 import { printFx } from '../graph/fx/print.ts';
 import { graphToJson } from '../graph/json.ts';
 import type { PassOptions } from '../graph/passes/pipeline.ts';

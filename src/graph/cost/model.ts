@@ -9,7 +9,7 @@
 
 import type { Arg, Graph, Node, TensorType, ValueType } from '../ir.ts';
 import { DTYPE_BYTES, isRef } from '../ir.ts';
-import { AUTO_FUNCTIONALIZED } from '../match.ts';
+import { AUTO_FUNCTIONALIZED } from '../call.ts';
 import { lookupOp, opKind } from '../ops.ts';
 import { dimValue } from '../sizeExpr.ts';
 import type { HardwareProfile } from './profiles.ts';

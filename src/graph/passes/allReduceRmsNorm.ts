@@ -21,7 +21,8 @@
 import type { Arg, Node, TensorType, ValueType } from '../ir.ts';
 import { float, isRef, ref } from '../ir.ts';
 import type { ArgPat, Bindings, GraphIndex, NodePat } from '../match.ts';
-import { AUTO_FUNCTIONALIZED, P, indexGraph, mutatedResultIndex, usersOfValue } from '../match.ts';
+import { P, indexGraph, usersOfValue } from '../match.ts';
+import { AUTO_FUNCTIONALIZED, mutatedResultIndex } from '../call.ts';
 import type { Diagnostic, Pass } from './pipeline.ts';
 import type { ResolvedOptions } from './options.ts';
 import { diagnostic, resolveOptions } from './options.ts';

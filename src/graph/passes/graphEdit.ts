@@ -5,7 +5,7 @@
 import type { Arg, Graph, Node, ValueType } from '../ir.ts';
 import { isRef } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
-import { forEachRef } from '../match.ts';
+import { forEachRef } from '../call.ts';
 import { inferType } from '../infer.ts';
 
 export class GraphEdit {

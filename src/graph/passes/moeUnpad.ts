@@ -16,7 +16,8 @@
 import type { Arg, Node, TensorType } from '../ir.ts';
 import { isRef, numberOf, ref } from '../ir.ts';
 import type { Bindings, GraphIndex } from '../match.ts';
-import { AUTO_FUNCTIONALIZED, P, argOf, usersOfValue } from '../match.ts';
+import { P, argOf, usersOfValue } from '../match.ts';
+import { AUTO_FUNCTIONALIZED } from '../call.ts';
 import type { Diagnostic, Pass } from './pipeline.ts';
 import { diagnostic, resolveOptions } from './options.ts';
 import type { Rule } from './rules.ts';

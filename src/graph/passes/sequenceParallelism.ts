@@ -19,7 +19,8 @@
 import type { Arg, Node, TensorType } from '../ir.ts';
 import { isRef, numberOf, ref } from '../ir.ts';
 import type { Bindings, GraphIndex, NodePat } from '../match.ts';
-import { AUTO_FUNCTIONALIZED, P, findAll, indexGraph, usersOfValue } from '../match.ts';
+import { P, findAll, indexGraph, usersOfValue } from '../match.ts';
+import { AUTO_FUNCTIONALIZED } from '../call.ts';
 import { GraphEdit } from './graphEdit.ts';
 import type { ResolvedOptions } from './options.ts';
 import { diagnostic, resolveOptions } from './options.ts';
