@@ -12,7 +12,7 @@
 
 import { nodeInputs, refsOf, type Arg, type Graph, type Node } from './ir.ts';
 import { opKind } from './ops.ts';
-import { effectiveOp } from './diff.ts';
+import { calledOp } from './call.ts';
 
 export interface NodeGroup {
   /** Stable id: the module path up to the layer index (`model.layers.3`) or `layers.3`. */
@@ -196,7 +196,7 @@ export function groupNodes(g: Graph): Grouping {
         let start = i;
         if (source !== 'file') {
           for (let j = i - 1; j > lastAnchor; j--) {
-            const k = opKind(effectiveOp(g.nodes[j]));
+            const k = opKind(calledOp(g.nodes[j]));
             if (k === 'norm' || k === 'fused') {
               start = j;
               break;

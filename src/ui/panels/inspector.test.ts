@@ -8,7 +8,7 @@ import { typeIndex } from '../../graph/ops.ts';
 import { runPipeline } from '../../graph/passes/pipeline.ts';
 import { generateSample } from '../../graph/samples/index.ts';
 import { bytesMoved, bytesOf, formatBytes, originLines } from './Inspector.tsx';
-import { innerOp } from './nodeOp.ts';
+import { calledOp } from '../../graph/call.ts';
 
 const prBefore = readFileSync(
   new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url),
@@ -55,7 +55,7 @@ describe('inspector facts', () => {
     const after = runPipeline(before, ['slice-hoist', 'allreduce-rmsnorm'], { worldSize: 4 }).output;
     const t = typeIndex(after);
     const writes = after.nodes
-      .filter((n) => innerOp(n) === 'vllm.flashinfer_trtllm_fused_allreduce_norm.default')
+      .filter((n) => calledOp(n) === 'vllm.flashinfer_trtllm_fused_allreduce_norm.default')
       .map((n) => bytesMoved(n, t).writes);
     // The first layer's rms_norm site gets a zeros residual and a new norm_out buffer besides its
     // input: three buffers; the fused_add_rms_norm sites write allreduce_in and residual: two.
