@@ -127,15 +127,24 @@ export function isRef(a: Arg): a is Ref {
 /** An argument that is not a list or a tuple. */
 export type ArgLeaf = Exclude<Arg, Arg[] | TupleLit>;
 
-/** Calls `f` for every value name an argument refers to, allocating nothing. */
-export function forEachRef(a: Arg, f: (name: string) => void): void {
-  if (a === null || typeof a !== 'object') return;
+/** Calls `f` for every leaf of an argument, in order. */
+export function forEachLeaf(a: Arg, f: (leaf: ArgLeaf) => void): void {
   if (Array.isArray(a)) {
-    for (let i = 0; i < a.length; i++) forEachRef(a[i]!, f);
+    for (let i = 0; i < a.length; i++) forEachLeaf(a[i]!, f);
     return;
   }
-  if (a.kind === 'ref') f(a.name);
-  else if (a.kind === 'tuple') for (let i = 0; i < a.items.length; i++) forEachRef(a.items[i]!, f);
+  if (a !== null && typeof a === 'object' && a.kind === 'tuple') {
+    for (let i = 0; i < a.items.length; i++) forEachLeaf(a.items[i]!, f);
+    return;
+  }
+  f(a);
+}
+
+/** Calls `f` for every value name an argument refers to. */
+export function forEachRef(a: Arg, f: (name: string) => void): void {
+  forEachLeaf(a, (leaf) => {
+    if (isRef(leaf)) f(leaf.name);
+  });
 }
 
 /** Every value name a node reads, in argument order (positional, then keywords). */

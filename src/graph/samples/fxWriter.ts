@@ -3,7 +3,7 @@
 // comments before each source line's group, and `;  a = b = None` freeing each value at its last use.
 
 import type { Arg } from '../ir.ts';
-import { isRef, ref } from '../ir.ts';
+import { isRef, ref, refsOf } from '../ir.ts';
 
 /** Python's repr of a float: `1e-05`, `0.0`, `7.0`. */
 export function pyFloat(v: number): string {
@@ -101,12 +101,7 @@ export class FxWriter {
     const name = this.fresh(base ?? op.split('.').at(-2)!);
     const parts = [...args.map(pyArg), ...Object.entries(kwargs).map(([k, v]) => `${k} = ${pyArg(v)}`)];
     const reads: string[] = [];
-    const collect = (a: Arg) => {
-      if (isRef(a)) reads.push(a.name);
-      else if (Array.isArray(a)) a.forEach(collect);
-    };
-    args.forEach(collect);
-    Object.values(kwargs).forEach(collect);
+    for (const a of [...args, ...Object.values(kwargs)]) refsOf(a, reads);
     this.lines.push({ name, type, call: `torch.ops.${op}(${parts.join(', ')})`, reads, file: this.file });
     return ref(name);
   }
