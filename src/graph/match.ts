@@ -3,7 +3,7 @@
 // a pass is a list of (pattern, rewrite) rules. Matching is indexed: a pattern's root op picks the
 // candidate nodes from a per-op index, so a pass over N nodes touches only the nodes it could match.
 
-import type { Arg, Graph, Node, ValueType } from './ir.ts';
+import type { Arg, Graph, Node, TensorType, ValueType } from './ir.ts';
 import { isRef, usersOf } from './ir.ts';
 import { AUTO_FUNCTIONALIZED, calledOp, callArg, functionalizedArg, functionalizedTarget } from './call.ts';
 import { lookupOp } from './ops.ts';
@@ -54,6 +54,23 @@ export function indexGraph(g: Graph): GraphIndex {
 
 export function usersOfValue(ix: GraphIndex, name: string): string[] {
   return ix.users.get(name) ?? [];
+}
+
+/** The annotated tensor type of the value an argument refers to; undefined for literals, symbols and untyped values. */
+export function tensorOf(ix: GraphIndex, a: Arg | undefined): TensorType | undefined {
+  const t = a && isRef(a) ? ix.types.get(a.name) : undefined;
+  return t && t.kind === 'tensor' ? t : undefined;
+}
+
+/** The getitem readers of a tuple-valued node, with the index each takes; null if anything else reads it. */
+export function getitemReaders(ix: GraphIndex, n: Node): { node: Node; index: number }[] | null {
+  const out: { node: Node; index: number }[] = [];
+  for (const u of usersOfValue(ix, n.name)) {
+    const g = ix.byName.get(u);
+    if (!g || g.op !== 'getitem' || typeof g.args[1] !== 'number') return null;
+    out.push({ node: g, index: g.args[1] });
+  }
+  return out;
 }
 
 /**

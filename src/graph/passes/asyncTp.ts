@@ -13,7 +13,7 @@
 import type { Arg, Node, TensorType } from '../ir.ts';
 import { isRef, ref } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
-import { P, indexGraph, usersOfValue } from '../match.ts';
+import { P, indexGraph, usersOfValue, tensorOf } from '../match.ts';
 import type { ResolvedOptions } from './options.ts';
 import { diagnostic, resolveOptions } from './options.ts';
 import type { Diagnostic, Pass } from './pipeline.ts';
@@ -34,10 +34,6 @@ import {
 export const PASS = 'async-tp';
 
 const describe = (n: Node) => `${n.name} (${n.op})`;
-const tensorOf = (ix: GraphIndex, a: Arg | undefined): TensorType | undefined => {
-  const t = a && isRef(a) ? ix.types.get(a.name) : undefined;
-  return t && t.kind === 'tensor' ? t : undefined;
-};
 const kw = (n: Node, name: string, index: number): Arg | undefined => n.kwargs[name] ?? n.args[index];
 
 /** Why a reduce_scatter / all_gather is not a token-dim collective over the world size, or null. */

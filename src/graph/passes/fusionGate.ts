@@ -2,9 +2,9 @@
 // shape, tokens), shared by the pass and by the diagnostics that explain a refusal.
 
 import type { Arg, Graph, Node, TensorType } from '../ir.ts';
-import { isRef, numberOf } from '../ir.ts';
+import { numberOf } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
-import { argOf } from '../match.ts';
+import { argOf, tensorOf } from '../match.ts';
 import type { ResolvedOptions } from './options.ts';
 import {
   FUSED_EPSILONS,
@@ -94,9 +94,7 @@ export function fusionGate(
       fix: 'eps must be 1e-05 or 1e-06',
     };
   }
-  const xArg = ar.args[0];
-  const t = xArg && isRef(xArg) ? ix.types.get(xArg.name) : undefined;
-  const known = t && t.kind === 'tensor' ? t : undefined;
+  const known = tensorOf(ix, ar.args[0]);
   if (known && known.shape.length !== 2) {
     return {
       blocker: 'shape',
