@@ -13,13 +13,13 @@ import { DEFAULT_MAX_BYTES, GraphImportError } from '../graph/errors.ts';
 import { importGraph } from '../graph/formats.ts';
 import type { Graph } from '../graph/ir.ts';
 import { MAX_FOLDER_FILES, importStageFolder, type StageFolder } from '../graph/stageFolder.ts';
-import { FUSED_ALLREDUCE_NORM } from '../graph/passes/fusionGate.ts';
 import { functionalizedTarget } from '../graph/call.ts';
 import { printFx } from '../graph/fx/print.ts';
 import { graphToJson } from '../graph/json.ts';
 import type { PassOptions } from '../graph/passes/pipeline.ts';
 import { DEFAULT_PIPELINE, PASSES, UnknownPassError, runPipeline } from '../graph/passes/pipeline.ts';
 import { GPU_FAMILIES, TOKEN_GATES } from '../graph/passes/options.ts';
+import { FUSED_ALLREDUCE_NORM } from '../graph/passes/patternOps.ts';
 
 class UsageError extends Error {}
 

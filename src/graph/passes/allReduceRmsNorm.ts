@@ -31,18 +31,16 @@ import type { Rule } from './rules.ts';
 import { runRules } from './rules.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import type { GatePass } from './fusionGate.ts';
+import { FUSION_PATTERN_CODE, PASS, fusionGate } from './fusionGate.ts';
 import {
   ALL_REDUCE,
   C10D_ALL_REDUCE,
   FUSED_ADD_RMS_NORM,
   FUSED_ALLREDUCE_NORM,
-  FUSION_PATTERN_CODE,
-  PASS,
   QUANT_FP4,
   QUANT_FP8,
   RMS_NORM,
-  fusionGate,
-} from './fusionGate.ts';
+} from './patternOps.ts';
 
 type NormKind = 'rms' | 'add';
 type QuantKind = 'fp8' | 'fp4';

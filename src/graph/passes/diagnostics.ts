@@ -11,8 +11,9 @@ import { lookupOp } from '../ops.ts';
 import type { Diagnostic } from './pipeline.ts';
 import type { ResolvedOptions } from './options.ts';
 import { diagnostic } from './options.ts';
-import { ALL_REDUCE, FUSED_ADD_RMS_NORM, PASS, RMS_NORM, fusionGate } from './fusionGate.ts';
+import { PASS, fusionGate } from './fusionGate.ts';
 import { collectiveUnder, hoistRefusal } from './sliceHoist.ts';
+import { ALL_REDUCE, FUSED_ADD_RMS_NORM, RMS_NORM } from './patternOps.ts';
 
 const NORM_KEYS = [`${AUTO_FUNCTIONALIZED}:${FUSED_ADD_RMS_NORM}`, `${AUTO_FUNCTIONALIZED}:${RMS_NORM}`];
 const describe = (n: Node) => {

@@ -13,15 +13,9 @@ import {
   formatBytes,
   tokenCapacity,
 } from './flashinferLimits.ts';
+import { ALL_REDUCE, C10D_ALL_REDUCE } from './patternOps.ts';
 
 export const PASS = 'allreduce-rmsnorm';
-export const ALL_REDUCE = 'vllm.all_reduce.default';
-export const FUSED_ADD_RMS_NORM = '_C.fused_add_rms_norm.default';
-export const RMS_NORM = '_C.rms_norm.default';
-export const FUSED_ALLREDUCE_NORM = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
-export const C10D_ALL_REDUCE = '_c10d_functional.all_reduce.default';
-export const QUANT_FP8 = '_C.static_scaled_fp8_quant.default';
-export const QUANT_FP4 = '_C.scaled_fp4_quant.default';
 
 /** FlashInfer's AllReduceFusionPattern codes (flashinfer/comm/trtllm_ar.py) that vLLM's patterns emit. */
 export const FUSION_PATTERN_CODE = {

@@ -22,12 +22,9 @@ import type { Diagnostic, Pass } from './pipeline.ts';
 import { diagnostic, resolveOptions } from './options.ts';
 import type { Rule } from './rules.ts';
 import { runRules } from './rules.ts';
-import { ALL_REDUCE } from './fusionGate.ts';
+import { ALL_REDUCE, CONSTANT_PAD, MOE_FORWARD, SLICE } from './patternOps.ts';
 
 export const PASS = 'moe-unpad';
-export const MOE_FORWARD = 'vllm.moe_forward.default';
-const PAD = 'aten.constant_pad_nd.default';
-const SLICE = 'aten.slice.Tensor';
 
 /** The MoE's output getitem [0] and the pad it reads, or null when its input is not a pad. */
 function moeSite(ix: GraphIndex, out: Node): { moe: Node; pad: Node } | null {
@@ -36,7 +33,7 @@ function moeSite(ix: GraphIndex, out: Node): { moe: Node; pad: Node } | null {
   if (!moe || callForm(moe) !== 'functionalized' || functionalizedTarget(moe) !== MOE_FORWARD) return null;
   const hs = moe.kwargs['hidden_states'];
   const pad = hs && isRef(hs) ? ix.byName.get(hs.name) : undefined;
-  return pad && pad.op === PAD ? { moe, pad } : null;
+  return pad && pad.op === CONSTANT_PAD ? { moe, pad } : null;
 }
 
 /** Why the pad + slice around this MoE cannot fold into it, or null. */

@@ -25,18 +25,10 @@ import { GraphEdit } from './graphEdit.ts';
 import type { ResolvedOptions } from './options.ts';
 import { diagnostic, resolveOptions } from './options.ts';
 import type { Diagnostic, Match, Pass } from './pipeline.ts';
-import { ALL_REDUCE, FUSED_ADD_RMS_NORM, RMS_NORM } from './fusionGate.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { elementSize } from './flashinferLimits.ts';
-import {
-  ALL_GATHER,
-  REDUCE_SCATTER,
-  SP_EPSILONS,
-  TOKEN_DIM,
-  shardedType,
-  splitRefusal,
-  spThreshold,
-} from './sequenceParallelGate.ts';
+import { SP_EPSILONS, TOKEN_DIM, shardedType, splitRefusal, spThreshold } from './sequenceParallelGate.ts';
+import { ALL_GATHER, ALL_REDUCE, FUSED_ADD_RMS_NORM, REDUCE_SCATTER, RMS_NORM } from './patternOps.ts';
 
 export const PASS = 'sequence-parallelism';
 
