@@ -3,6 +3,7 @@
 
 import type { Arg, DType, Graph, Input, Node, ValueType } from './ir.ts';
 import { DTYPE_BYTES, ref } from './ir.ts';
+import { AUTO_FUNCTIONALIZED } from './call.ts';
 
 const DTYPES = new Set(Object.keys(DTYPE_BYTES));
 
@@ -55,6 +56,11 @@ export class GraphBuilder {
     if (file !== undefined) n.meta.file = file;
     this.nodes.push(n);
     return ref(name);
+  }
+
+  /** `auto_functionalized(target, **kwargs)`, as torch.compile writes a call of an op that mutates its arguments. */
+  functionalized(name: string, target: string, kwargs: Record<string, Arg>) {
+    return this.node(name, AUTO_FUNCTIONALIZED, [{ kind: 'op', target }], kwargs);
   }
 
   output(...values: Arg[]) {

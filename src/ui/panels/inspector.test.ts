@@ -8,7 +8,7 @@ import { typeIndex } from '../../graph/ops.ts';
 import { runPipeline } from '../../graph/passes/pipeline.ts';
 import { generateSample } from '../../graph/samples/index.ts';
 import { bytesMoved, bytesOf, formatBytes, originLines } from './Inspector.tsx';
-import { calledOp } from '../../graph/call.ts';
+import { calledOp, functionalizedTarget } from '../../graph/call.ts';
 
 const prBefore = readFileSync(
   new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url),
@@ -35,14 +35,7 @@ describe('inspector facts', () => {
       (s) => s.graph,
     );
     const after = stages[stages.length - 1];
-    const fused = after.nodes.find(
-      (n) =>
-        n.args[0] &&
-        typeof n.args[0] === 'object' &&
-        !Array.isArray(n.args[0]) &&
-        n.args[0].kind === 'op' &&
-        n.args[0].target.includes('fused_allreduce_norm'),
-    )!;
+    const fused = after.nodes.find((n) => functionalizedTarget(n)?.includes('fused_allreduce_norm'))!;
     expect(fused).toBeDefined();
     const lineOf = (name: string) => before.nodes.find((n) => n.name === name)!.meta.line!;
     const lines = originLines(fused, [before, ...stages]);
