@@ -20,6 +20,7 @@ import type { Backend, RunOptions, RunResult } from './backend.ts';
 import { buildPlan, type Plan } from './plan.ts';
 import { compareTensor, type OutputComparison } from './compareOutputs.ts';
 import { hostValues, type HostTensor } from './hostTensor.ts';
+import { prng } from '../graph/mutants.ts';
 
 export interface DifferentialCase {
   seed: number;
@@ -36,18 +37,6 @@ export interface DifferentialCase {
 export interface GeneratedGraph {
   graph: Graph;
   producers: Map<string, KernelName>;
-}
-
-/** mulberry32: a small seeded generator, so a seed names the same graph everywhere. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Sizes that avoid the tiny preset's mapped dims (40, 48, 97 come from 2880, 3072, the vocabulary). */

@@ -9,19 +9,13 @@ import { compareRewrite, runGraph, type CompareReport, type RunOptions } from '.
 import { compareOutputs } from '../../runtime/compareOutputs.ts';
 import { rewriteForCompare } from '../../runtime/rewriteForCompare.ts';
 import { outputNode, outputStatus, nodesReadingFed, verdictOf } from './verdict.ts';
+import { TINY_RUN } from '../../runtime/backend.ts';
 
 const fragment = () =>
   parseFx(
     readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8'),
   ).graph;
-const opts: RunOptions = {
-  backend: 'cpu',
-  ranks: 2,
-  preset: 'tiny',
-  dtype: 'bf16',
-  allreduce: 'one-shot',
-  workers: false,
-};
+const opts: RunOptions = { backend: 'cpu', ...TINY_RUN };
 
 describe('the verdict line', { timeout: 300_000 }, () => {
   it('hoist alone: proven by bitwise equality of every output', async () => {
