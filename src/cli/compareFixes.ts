@@ -9,6 +9,7 @@ import { generateSample } from '../graph/samples/index.ts';
 import { formatBytes } from '../graph/passes/flashinferLimits.ts';
 import { RunError, type RunOptions } from '../runtime/index.ts';
 import { compareFixes, type FixesReport } from '../runtime/compareFixes.ts';
+import { TINY_RUN } from '../runtime/backend.ts';
 
 const USAGE =
   'usage: fusionlab compare-fixes [--model gpt-oss-20b|gpt-oss-120b] [--ranks N] [--backend cpu|webgpu] [--preset tiny|layer] [--tokens T] [--seed S] [--json]';
@@ -53,14 +54,7 @@ export function formatFixes(r: FixesReport): string {
 
 export async function command(argv: string[]): Promise<number> {
   let model: (typeof MODELS)[number] = 'gpt-oss-20b';
-  const opts: RunOptions = {
-    backend: 'cpu',
-    ranks: 2,
-    preset: 'tiny',
-    dtype: 'bf16',
-    allreduce: 'one-shot',
-    workers: false,
-  };
+  const opts: RunOptions = { backend: 'cpu', ...TINY_RUN };
   let json = false;
   const fail = (m: string) => {
     process.stderr.write(`fusionlab compare-fixes: ${m}\n${USAGE}\n`);

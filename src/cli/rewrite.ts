@@ -13,8 +13,7 @@ import { DEFAULT_MAX_BYTES, GraphImportError } from '../graph/errors.ts';
 import { importGraph } from '../graph/formats.ts';
 import type { Graph } from '../graph/ir.ts';
 import { MAX_FOLDER_FILES, importStageFolder, type StageFolder } from '../graph/stageFolder.ts';
-import { FUSED_ALLREDUCE_NORM } from '../graph/passes/fusionGate.ts';
-import { functionalizedTarget } from '../graph/match.ts';
+import { functionalizedTarget } from '../graph/call.ts';
 import { printFx } from '../graph/fx/print.ts';
 import { graphToJson } from '../graph/json.ts';
 import type { PassOptions, PipelineResult } from '../graph/passes/pipeline.ts';
@@ -30,6 +29,7 @@ import {
   positiveInt,
   type FlagSpec,
 } from './flags.ts';
+import { FUSED_ALLREDUCE_NORM } from '../graph/passes/patternOps.ts';
 
 interface RewriteArgs {
   file: string;

@@ -5,6 +5,7 @@
 import { AnnotationError, parseTypeAnnotation } from './fx/typeAnnotation.ts';
 import type { Arg, Graph, GraphForm, Input, Node, Provenance, Ref, ValueType } from './ir.ts';
 import { ref } from './ir.ts';
+import { AUTO_FUNCTIONALIZED } from './call.ts';
 
 /** An FX type annotation written in code: `"bf16[s72, 3072]"`, `"f32[]"`, `"Sym(s72)"`. */
 export function parseType(text: string): ValueType {
@@ -57,6 +58,11 @@ export class GraphBuilder {
     if (file !== undefined) n.meta.file = file;
     this.nodes.push(n);
     return ref(name);
+  }
+
+  /** `auto_functionalized(target, **kwargs)`, as torch.compile writes a call of an op that mutates its arguments. */
+  functionalized(name: string, target: string, kwargs: Record<string, Arg>) {
+    return this.node(name, AUTO_FUNCTIONALIZED, [{ kind: 'op', target }], kwargs);
   }
 
   /**

@@ -13,6 +13,9 @@
 import type { Arg, Node } from './ir.ts';
 import { lookupOp } from './ops.ts';
 
+// Which values a call reads: the IR's walkers (ir.ts holds them, as everything in src/graph imports it).
+export { forEachInput, forEachRef } from './ir.ts';
+
 export const AUTO_FUNCTIONALIZED = 'higher_order.auto_functionalized';
 export const AUTO_FUNCTIONALIZED_V2 = 'higher_order.auto_functionalized_v2';
 
@@ -42,9 +45,14 @@ function wrappedTarget(n: Node): string | undefined {
 }
 
 export function callForm(n: Node): CallForm {
-  return n.op === AUTO_FUNCTIONALIZED
+  return callFormOf(n.op);
+}
+
+/** The form of a call to `op` (a node's own op, as a trace event names it). */
+export function callFormOf(op: string): CallForm {
+  return op === AUTO_FUNCTIONALIZED
     ? 'functionalized'
-    : n.op === AUTO_FUNCTIONALIZED_V2
+    : op === AUTO_FUNCTIONALIZED_V2
       ? 'functionalized_v2'
       : 'plain';
 }
@@ -70,7 +78,7 @@ export function calledOp(n: Node): string {
 export function callArg(n: Node, index: number, name: string): Arg | undefined {
   switch (callForm(n)) {
     case 'plain':
-      return index < n.args.length ? n.args[index] : n.kwargs[name];
+      return index >= 0 && index < n.args.length ? n.args[index] : n.kwargs[name];
     case 'functionalized':
       return n.kwargs[name];
     case 'functionalized_v2':
@@ -93,14 +101,43 @@ export function isInPlace(n: Node): boolean {
  */
 export function functionalizedArg(n: Node, name: string): Arg | undefined {
   if (n.op !== AUTO_FUNCTIONALIZED_V2 || name in n.kwargs) return n.kwargs[name];
-  const base = n.kwargs[`_${name}_base_index`];
-  if (base === undefined) return undefined;
-  if (base === null) return null;
-  const bases = n.kwargs['_all_bases'];
-  if (typeof base !== 'number' || !Array.isArray(bases)) return undefined;
-  const prefix = `_${name}_`;
-  for (const k in n.kwargs) if (k.startsWith(prefix) && k !== `_${name}_base_index`) return undefined;
-  return bases[base];
+  const v = functionalizedView(n, name);
+  return v === undefined ? undefined : v.view === 'base' ? v.base : undefined;
+}
+
+/**
+ * How auto_functionalized_v2 passes its mutated argument `name`: one of `_all_bases` (`base`, null
+ * for an omitted optional argument), whole or through a view torch regenerates from it — a slice
+ * along one dim (`_x_slice_dim/_start/_end`; torch writes it only when the view is narrower) or
+ * an as_strided view (`_x_size/_stride/_storage_offset`). Undefined where the node passes no such
+ * argument.
+ */
+export type FunctionalizedView =
+  | { view: 'base'; base: Arg }
+  | { view: 'slice'; base: Arg; dim: Arg; start: Arg; end: Arg }
+  | { view: 'strided'; base: Arg; size: Arg; stride: Arg; storageOffset: Arg };
+
+export function functionalizedView(n: Node, name: string): FunctionalizedView | undefined {
+  if (n.op !== AUTO_FUNCTIONALIZED_V2) return undefined;
+  const k = n.kwargs;
+  const index = k[`_${name}_base_index`];
+  if (index === undefined) return undefined;
+  if (index === null) return { view: 'base', base: null };
+  const bases = k['_all_bases'];
+  if (typeof index !== 'number' || !Array.isArray(bases) || bases[index] === undefined) return undefined;
+  const base = bases[index];
+  const at = (key: string): Arg => k[`_${name}_${key}`] ?? null;
+  if (`_${name}_slice_dim` in k)
+    return { view: 'slice', base, dim: at('slice_dim'), start: at('slice_start'), end: at('slice_end') };
+  if (`_${name}_size` in k)
+    return {
+      view: 'strided',
+      base,
+      size: at('size'),
+      stride: at('stride'),
+      storageOffset: at('storage_offset'),
+    };
+  return { view: 'base', base };
 }
 
 /**
@@ -119,21 +156,4 @@ export function mutatedResultIndex(n: Node, name: string): number | undefined {
   }
   const base = n.kwargs[`_${name}_base_index`];
   return typeof base === 'number' && functionalizedArg(n, name) !== undefined ? base + 1 : undefined;
-}
-
-/** The one argument walker: calls `f` for every value name an argument refers to, allocating nothing. */
-export function forEachRef(a: Arg, f: (name: string) => void): void {
-  if (a === null || typeof a !== 'object') return;
-  if (Array.isArray(a)) {
-    for (let i = 0; i < a.length; i++) forEachRef(a[i]!, f);
-    return;
-  }
-  if (a.kind === 'ref') f(a.name);
-  else if (a.kind === 'tuple') for (let i = 0; i < a.items.length; i++) forEachRef(a.items[i]!, f);
-}
-
-/** Every value name a node reads, in argument order (positional, then keywords). */
-export function forEachInput(n: Node, f: (name: string) => void): void {
-  for (let j = 0; j < n.args.length; j++) forEachRef(n.args[j]!, f);
-  for (const kw in n.kwargs) forEachRef(n.kwargs[kw]!, f);
 }

@@ -4,6 +4,7 @@
 
 import { nodeInputs, type Graph, type Node } from './ir.ts';
 import { opKind } from './ops.ts';
+import { calledOp, functionalizedTarget } from './call.ts';
 
 /** The part of a pass's Match the diff needs (src/graph/passes/pipeline.ts). */
 export interface RewriteSite {
@@ -34,22 +35,9 @@ export interface GraphDiff {
 
 /** What a node computes, for pairing: the op, the wrapped op of auto_functionalized, getitem's index. */
 export function opKey(n: Node): string {
-  if (n.op === 'higher_order.auto_functionalized') {
-    const inner = n.args[0];
-    if (inner && typeof inner === 'object' && !Array.isArray(inner) && inner.kind === 'op')
-      return `${n.op}(${inner.target})`;
-  }
+  const wrapped = functionalizedTarget(n);
+  if (wrapped !== undefined) return `${n.op}(${wrapped})`;
   if (n.op === 'getitem') return `getitem[${String(n.args[1])}]`;
-  return n.op;
-}
-
-/** The op whose kind colours and classifies a node (auto_functionalized shows what it wraps). */
-export function effectiveOp(n: Node): string {
-  if (n.op === 'higher_order.auto_functionalized') {
-    const inner = n.args[0];
-    if (inner && typeof inner === 'object' && !Array.isArray(inner) && inner.kind === 'op')
-      return inner.target;
-  }
   return n.op;
 }
 
@@ -90,7 +78,7 @@ export function diffGraphs(before: Graph, after: Graph, sites: readonly RewriteS
     // What is left was absorbed: by the site's fused node or another new node that says it came
     // from it, else by the fused node, else by the site's first new node.
     const fresh = s.produced.filter((p) => afterNodes.has(p) && !afterToBefore.has(p));
-    const fusedNode = fresh.find((p) => opKind(effectiveOp(afterNodes.get(p)!)) === 'fused');
+    const fusedNode = fresh.find((p) => opKind(calledOp(afterNodes.get(p)!)) === 'fused');
     for (const c of free) {
       const makers = fresh.filter((p) => afterNodes.get(p)!.meta.madeBy?.from.includes(c));
       const owner = makers.find((p) => p === fusedNode) ?? makers[0] ?? fusedNode ?? fresh[0];
@@ -118,7 +106,7 @@ export function diffGraphs(before: Graph, after: Graph, sites: readonly RewriteS
     const b = afterToBefore.get(an.name);
     if (b === undefined) {
       const absorbed = [...mergedInto.values()].filter((o) => o === an.name).length;
-      const isFused = opKind(effectiveOp(an)) === 'fused' || absorbed >= 2;
+      const isFused = opKind(calledOp(an)) === 'fused' || absorbed >= 2;
       afterChange.set(an.name, isFused ? 'fused' : 'added');
       continue;
     }

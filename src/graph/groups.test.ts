@@ -4,7 +4,7 @@ import { parseFx } from './fx/parse.ts';
 import { generateSample } from './samples/index.ts';
 import { groupNodes } from './groups.ts';
 import { opKind } from './ops.ts';
-import { effectiveOp } from './diff.ts';
+import { calledOp } from './call.ts';
 
 const fixture = (f: string) =>
   parseFx(readFileSync(new URL(`../../fixtures/fx/${f}`, import.meta.url), 'utf8')).graph;
@@ -19,11 +19,29 @@ describe('groupNodes', () => {
     for (const n of ['ge', 'embedding', 'masked_fill', 'all_reduce']) expect(groupOf.has(n)).toBe(false);
     const firstOp = groups[0].members.find((m) => g.nodes.some((n) => n.name === m))!;
     expect(firstOp).toBe('auto_functionalized');
-    expect(effectiveOp(g.nodes.find((n) => n.name === firstOp)!)).toBe('_C.rms_norm.default');
+    expect(calledOp(g.nodes.find((n) => n.name === firstOp)!)).toBe('_C.rms_norm.default');
     expect(groups[0].members[groups[0].members.length - 1]).toBe('getitem_34');
     // Weights read only inside the layer join it; the embedding table does not.
     expect(groupOf.get('arg3_1')).toBe('model.layers.0');
     expect(groupOf.has('arg1_1')).toBe(false);
+  });
+
+  it('opens each layer of the auto_functionalized_v2 capture at its input norm, as in its v1 twin', () => {
+    const capture = (f: string) =>
+      parseFx(readFileSync(new URL(`../../fixtures/capture/${f}`, import.meta.url), 'utf8')).graph;
+    const firstOps = (f: string) => {
+      const g = capture(f);
+      return groupNodes(g).groups.map((grp) => {
+        const first = g.nodes.find((n) => grp.members.includes(n.name))!;
+        return [grp.id, calledOp(first)];
+      });
+    };
+    const v1 = firstOps('llama-tp2.py');
+    expect(v1).toEqual([
+      ['model.layers.0', '_C.rms_norm.default'],
+      ['model.layers.1', '_C.fused_add_rms_norm.default'],
+    ]);
+    expect(firstOps('llama-tp2-v2.py')).toEqual(v1);
   });
 
   it('finds the layers of the Megatron dump from its # File: comments alone', () => {
@@ -61,7 +79,7 @@ describe('groupNodes', () => {
       const item = byName.get((ar.args[0] as { name: string }).name)!;
       const moe = byName.get((item.args[0] as { name: string }).name)!;
       expect(ar.op).toBe('vllm.all_reduce.default');
-      expect(effectiveOp(moe)).toBe('vllm.moe_forward.default');
+      expect(calledOp(moe)).toBe('vllm.moe_forward.default');
       expect(new Set([groupOf.get(s.name), groupOf.get(ar.name), groupOf.get(moe.name)]).size).toBe(1);
       expect(groupOf.get(moe.name)).toBe(
         `model.layers.${/layers\.(\d+)/.exec(String(moe.kwargs.layer_name))![1]}`,
@@ -70,7 +88,7 @@ describe('groupNodes', () => {
     // Every layer opens with a norm.
     for (const grp of groups) {
       const first = grp.members.map((m) => byName.get(m)).find((n) => n)!;
-      expect(['norm', 'fused']).toContain(opKind(effectiveOp(first)));
+      expect(['norm', 'fused']).toContain(opKind(calledOp(first)));
     }
   });
 

@@ -10,9 +10,9 @@
 // start, so the MoE output's all-reduce and slice sit with their MoE. Nodes before the first
 // layer (embedding) stay top-level, and so do nodes after the last layer found from `# File:`.
 
-import { nodeInputs, refsOf, type Arg, type Graph, type Node } from './ir.ts';
+import { forEachLeaf, nodeInputs, refsOf, type ArgLeaf, type Graph, type Node } from './ir.ts';
 import { opKind } from './ops.ts';
-import { effectiveOp } from './diff.ts';
+import { calledOp } from './call.ts';
 
 export interface NodeGroup {
   /** Stable id: the module path up to the layer index (`model.layers.3`) or `layers.3`. */
@@ -36,17 +36,14 @@ export interface Grouping {
 const MODULE_PATH = /^((?:[A-Za-z_][\w]*\.)*layers)\.(\d+)(?:\.|$)/;
 const NAME_PATH = /(?:^|_)(layers?)_(\d+)(?:_|$)/;
 
-function stringsOf(a: Arg, out: string[]): void {
-  if (typeof a === 'string') out.push(a);
-  else if (Array.isArray(a)) for (const x of a) stringsOf(x, out);
-  else if (a && typeof a === 'object' && a.kind === 'tuple') for (const x of a.items) stringsOf(x, out);
-}
-
 /** The layer a node names in its string arguments (`layer_name`), if any. */
 function layerFromArgs(n: Node): { id: string; index: number } | undefined {
   const strs: string[] = [];
-  for (const a of n.args) stringsOf(a, strs);
-  for (const k in n.kwargs) stringsOf(n.kwargs[k], strs);
+  const collect = (leaf: ArgLeaf) => {
+    if (typeof leaf === 'string') strs.push(leaf);
+  };
+  for (const a of n.args) forEachLeaf(a, collect);
+  for (const k in n.kwargs) forEachLeaf(n.kwargs[k], collect);
   for (const s of strs) {
     const m = MODULE_PATH.exec(s);
     if (m) return { id: `${m[1]}.${m[2]}`, index: Number(m[2]) };
@@ -196,7 +193,7 @@ export function groupNodes(g: Graph): Grouping {
         let start = i;
         if (source !== 'file') {
           for (let j = i - 1; j > lastAnchor; j--) {
-            const k = opKind(effectiveOp(g.nodes[j]));
+            const k = opKind(calledOp(g.nodes[j]));
             if (k === 'norm' || k === 'fused') {
               start = j;
               break;

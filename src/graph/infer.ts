@@ -5,7 +5,7 @@
 import type { Arg, Node, ValueType } from './ir.ts';
 import { isRef } from './ir.ts';
 import { lookupOp } from './ops.ts';
-import { AUTO_FUNCTIONALIZED } from './match.ts';
+import { callForm, functionalizedTarget } from './call.ts';
 
 export type TypeOf = (a: Arg) => ValueType | null | undefined;
 
@@ -17,18 +17,18 @@ export function mutatedArgs(op: string): string[] | undefined {
 
 /** The types of an auto_functionalized node's results, or undefined for other nodes. */
 export function autoFunctionalizedResults(n: Node, typeOf: TypeOf): (ValueType | null)[] | undefined {
-  if (n.op !== AUTO_FUNCTIONALIZED) return undefined;
-  const t = n.args[0];
-  if (!t || typeof t !== 'object' || Array.isArray(t) || t.kind !== 'op') return undefined;
-  const mutated = mutatedArgs(t.target);
+  // v2 returns its bases, typed by the getitems that read them.
+  const target = callForm(n) === 'functionalized' ? functionalizedTarget(n) : undefined;
+  if (target === undefined) return undefined;
+  const mutated = mutatedArgs(target);
   if (!mutated) return undefined;
-  const inner = lookupOp(t.target)!;
+  const inner = lookupOp(target)!;
   // The wrapped op's own return: only ops that return a tensor shaped like an input have a rule.
   const own =
     inner.returns === 0
       ? null
       : (inner.infer?.(
-          { ...n, op: t.target, args: inner.args.map((a) => n.kwargs[a.name] ?? null), kwargs: {} },
+          { ...n, op: target, args: inner.args.map((a) => n.kwargs[a.name] ?? null), kwargs: {} },
           typeOf,
         ) ?? null);
   return [

@@ -121,23 +121,69 @@ export function isRef(a: Arg): a is Ref {
   return typeof a === 'object' && a !== null && !Array.isArray(a) && a.kind === 'ref';
 }
 
+// The argument walkers: every pass, index and view that asks which values a node reads, or
+// rewrites them, goes through these (lists and tuples opened, in order).
+
+/** An argument that is not a list or a tuple. */
+export type ArgLeaf = Exclude<Arg, Arg[] | TupleLit>;
+
+/** Calls `f` for every leaf of an argument, in order. */
+export function forEachLeaf(a: Arg, f: (leaf: ArgLeaf) => void): void {
+  if (Array.isArray(a)) {
+    for (let i = 0; i < a.length; i++) forEachLeaf(a[i]!, f);
+    return;
+  }
+  if (a !== null && typeof a === 'object' && a.kind === 'tuple') {
+    for (let i = 0; i < a.items.length; i++) forEachLeaf(a.items[i]!, f);
+    return;
+  }
+  f(a);
+}
+
+/** Calls `f` for every value name an argument refers to. */
+export function forEachRef(a: Arg, f: (name: string) => void): void {
+  forEachLeaf(a, (leaf) => {
+    if (isRef(leaf)) f(leaf.name);
+  });
+}
+
+/** Every value name a node reads, in argument order (positional, then keywords). */
+export function forEachInput(n: Node, f: (name: string) => void): void {
+  for (let j = 0; j < n.args.length; j++) forEachRef(n.args[j]!, f);
+  for (const kw in n.kwargs) forEachRef(n.kwargs[kw]!, f);
+}
+
+/**
+ * `a` with every leaf replaced by `f(leaf)`. Lists and tuples are rebuilt only where a leaf
+ * changed, so an argument nothing touched is returned as it was (graphs share unchanged parts).
+ */
+export function mapArg(a: Arg, f: (leaf: ArgLeaf) => Arg): Arg {
+  if (Array.isArray(a)) {
+    let out: Arg[] | null = null;
+    for (let i = 0; i < a.length; i++) {
+      const r = mapArg(a[i]!, f);
+      if (r !== a[i] && !out) out = a.slice(0, i);
+      if (out) out.push(r);
+    }
+    return out ?? a;
+  }
+  if (a !== null && typeof a === 'object' && a.kind === 'tuple') {
+    const items = mapArg(a.items, f) as Arg[];
+    return items === a.items ? a : { kind: 'tuple', items };
+  }
+  return f(a);
+}
+
 /** Every Ref inside an argument (lists and tuples included), in order. */
 export function refsOf(a: Arg, out: string[] = []): string[] {
-  if (a === null || typeof a !== 'object') return out;
-  if (Array.isArray(a)) {
-    for (const x of a) refsOf(x, out);
-    return out;
-  }
-  if (a.kind === 'ref') out.push(a.name);
-  else if (a.kind === 'tuple') for (const x of a.items) refsOf(x, out);
+  forEachRef(a, (r) => out.push(r));
   return out;
 }
 
 /** Names a node reads, args then kwargs. */
 export function nodeInputs(n: Node): string[] {
   const out: string[] = [];
-  for (const a of n.args) refsOf(a, out);
-  for (const k in n.kwargs) refsOf(n.kwargs[k], out);
+  forEachInput(n, (r) => out.push(r));
   return out;
 }
 
@@ -148,24 +194,23 @@ export function numberOf(a: Arg | undefined): number | undefined {
   return undefined;
 }
 
-/** Map from value name to the names of nodes that read it. */
+/** Map from value name to the names of nodes that read it (`'output'` for the graph's return), in graph order. */
 export function usersOf(g: Graph): Map<string, string[]> {
   const users = new Map<string, string[]>();
+  let reader = '';
+  const addUse = (r: string) => {
+    let u = users.get(r);
+    if (!u) users.set(r, (u = []));
+    // A node reading a value twice is one user (a node's reads come one after another).
+    if (u.length === 0 || u[u.length - 1] !== reader) u.push(reader);
+  };
   for (const n of g.nodes) {
-    for (const r of new Set(nodeInputs(n))) {
-      let l = users.get(r);
-      if (!l) users.set(r, (l = []));
-      l.push(n.name);
-    }
+    reader = n.name;
+    forEachInput(n, addUse);
   }
   if (g.outputs) {
-    const outRefs: string[] = [];
-    for (const a of g.outputs) refsOf(a, outRefs);
-    for (const r of new Set(outRefs)) {
-      let l = users.get(r);
-      if (!l) users.set(r, (l = []));
-      l.push('output');
-    }
+    reader = 'output';
+    for (const a of g.outputs) forEachRef(a, addUse);
   }
   return users;
 }

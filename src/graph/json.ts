@@ -16,7 +16,9 @@ import {
 import { isFxName } from './fx/lexer.ts';
 import {
   DTYPE_BYTES,
+  mapArg,
   type Arg,
+  type ArgLeaf,
   type DType,
   type Dim,
   type Graph,
@@ -65,9 +67,11 @@ function mapValues<T>(r: Record<string, T>, f: (v: T) => T): Record<string, T> {
 }
 
 function encodeArg(a: Arg): Arg {
+  return mapArg(a, encodeLeaf);
+}
+
+function encodeLeaf(a: ArgLeaf): Arg {
   if (a === null || typeof a !== 'object') return a;
-  if (Array.isArray(a)) return a.map(encodeArg);
-  if (a.kind === 'tuple') return { kind: 'tuple', items: a.items.map(encodeArg) };
   if (a.kind === 'float' && (!Number.isFinite(a.value) || Object.is(a.value, -0))) {
     const text = Number.isNaN(a.value)
       ? 'nan'
@@ -361,8 +365,16 @@ function nestsDeeperThan(x: unknown, limit: number): boolean {
 
 type Obj = Record<string, unknown>;
 
+/** A ref as decoded, with where it stands. */
+interface RefRead {
+  name: string;
+  path: string;
+}
+
 class JsonValidator {
   private nodeCount = 0;
+  /** Where a decoded ref is noted: the reads of the node (or outputs) being decoded. */
+  private reads: RefRead[] = [];
   private readonly source: string | undefined;
   private readonly maxNodes: number;
 
@@ -433,13 +445,17 @@ class JsonValidator {
       define(input.name, `${path}.inputs[${k}].name`);
       return input;
     });
+    // The refs each node reads (and, last, the outputs), noted as they are decoded: see checkRefs.
+    const reads: RefRead[][] = [];
     const nodes = this.array(o.nodes, `${path}.nodes`).map((n, k) => {
       if (++this.nodeCount > this.maxNodes)
         this.fail(`${path}.nodes[${k}]`, `too many nodes: over the limit of ${this.maxNodes} (maxNodes)`);
+      reads.push((this.reads = []));
       const node = this.node(n, `${path}.nodes[${k}]`);
       define(node.name, `${path}.nodes[${k}].name`);
       return node;
     });
+    reads.push((this.reads = []));
     const outputs =
       o.outputs === null
         ? null
@@ -448,46 +464,39 @@ class JsonValidator {
     const submodules: Record<string, Graph> = {};
     for (const k in subs) submodules[k] = this.graph(subs[k], `${path}.submodules.${k}`, depth + 1);
     const g: Graph = { name, form: o.form as GraphForm, inputs, nodes, outputs, submodules };
-    this.checkRefs(g, path);
+    this.checkRefs(g, path, reads);
     return g;
   }
 
   /**
    * Every ref names an input or an earlier node of the same graph, as in FX text: a graph is
    * an ordered list, so a use before the definition (a cycle, too) is refused where it is.
+   * `reads[k]` are node k's refs with their paths, `reads[nodes.length]` the outputs'.
    */
-  private checkRefs(g: Graph, path: string): void {
+  private checkRefs(g: Graph, path: string, reads: RefRead[][]): void {
     const inputs = new Set(g.inputs.map((i) => i.name));
     const position = new Map<string, number>();
     g.nodes.forEach((n, k) => position.set(n.name, k));
-    const visit = (a: Arg, p: string, at: number): void => {
-      if (a === null || typeof a !== 'object') return;
-      if (Array.isArray(a)) {
-        a.forEach((x, k) => visit(x, `${p}[${k}]`, at));
-        return;
-      }
-      if (a.kind === 'tuple') {
-        a.items.forEach((x, k) => visit(x, `${p}.items[${k}]`, at));
-        return;
-      }
-      if (a.kind !== 'ref' || inputs.has(a.name)) return;
-      const k = position.get(a.name);
-      if (k === undefined) this.fail(`${p}.name`, `'${a.name}' is neither an input nor a node of this graph`);
-      if (k >= at) {
-        this.fail(
-          `${p}.name`,
-          `'${a.name}' is used before it is defined (at ${path}.nodes[${k}]): a node must follow the nodes it reads, so no cycle can form`,
-        );
+    const check = (at: number): void => {
+      for (const { name, path: p } of reads[at] ?? []) {
+        if (inputs.has(name)) continue;
+        const k = position.get(name);
+        if (k === undefined) this.fail(p, `'${name}' is neither an input nor a node of this graph`);
+        if (k >= at) {
+          this.fail(
+            p,
+            `'${name}' is used before it is defined (at ${path}.nodes[${k}]): a node must follow the nodes it reads, so no cycle can form`,
+          );
+        }
       }
     };
     g.nodes.forEach((n, k) => {
-      n.args.forEach((a, j) => visit(a, `${path}.nodes[${k}].args[${j}]`, k));
-      for (const key in n.kwargs) visit(n.kwargs[key], `${path}.nodes[${k}].kwargs.${key}`, k);
+      check(k);
       if (n.op === 'call_module' && Object.keys(g.submodules).length > 0 && !(n.module! in g.submodules)) {
         this.fail(`${path}.nodes[${k}].module`, `no submodule '${n.module}' in this graph`);
       }
     });
-    g.outputs?.forEach((a, k) => visit(a, `${path}.outputs[${k}]`, g.nodes.length));
+    check(g.nodes.length);
   }
 
   input(x: unknown, path: string): Input {
@@ -591,9 +600,12 @@ class JsonValidator {
     if (Array.isArray(x)) return x.map((a, k) => this.arg(a, `${path}[${k}]`, depth + 1));
     const o = this.object(x, path);
     switch (o.kind) {
-      case 'ref':
+      case 'ref': {
         this.keys(o, path, ['kind', 'name']);
-        return { kind: 'ref', name: this.string(o.name, `${path}.name`) };
+        const name = this.string(o.name, `${path}.name`);
+        this.reads.push({ name, path: `${path}.name` });
+        return { kind: 'ref', name };
+      }
       case 'float': {
         this.keys(o, path, ['kind', 'value']);
         const val = o.value;

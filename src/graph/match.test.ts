@@ -9,12 +9,12 @@ function block() {
   b.input('res', 'bf16[s72, 2880]');
   b.input('w', 'bf16[2880]');
   b.node('all_reduce', 'vllm.all_reduce.default', [ref('x'), 'tp:0'], {}, 'bf16[s72, 2880]');
-  b.node(
-    'auto_functionalized',
-    'higher_order.auto_functionalized',
-    [{ kind: 'op', target: '_C.fused_add_rms_norm.default' }],
-    { input: ref('all_reduce'), residual: ref('res'), weight: ref('w'), epsilon: float(1e-5) },
-  );
+  b.functionalized('auto_functionalized', '_C.fused_add_rms_norm.default', {
+    input: ref('all_reduce'),
+    residual: ref('res'),
+    weight: ref('w'),
+    epsilon: float(1e-5),
+  });
   b.node('getitem', 'getitem', [ref('auto_functionalized'), 1], {}, 'bf16[s72, 2880]');
   b.node(
     'all_reduce_1',

@@ -3,27 +3,10 @@
 // a pass is a list of (pattern, rewrite) rules. Matching is indexed: a pattern's root op picks the
 // candidate nodes from a per-op index, so a pass over N nodes touches only the nodes it could match.
 
-import type { Arg, Graph, Node, ValueType } from './ir.ts';
-import { isRef } from './ir.ts';
-import {
-  AUTO_FUNCTIONALIZED,
-  AUTO_FUNCTIONALIZED_V2,
-  forEachRef,
-  functionalizedArg,
-  functionalizedTarget,
-  mutatedResultIndex,
-} from './call.ts';
+import type { Arg, Graph, Node, TensorType, ValueType } from './ir.ts';
+import { isRef, usersOf } from './ir.ts';
+import { AUTO_FUNCTIONALIZED, calledOp, callArg, functionalizedArg, functionalizedTarget } from './call.ts';
 import { lookupOp } from './ops.ts';
-
-// The call accessors moved to call.ts; the matcher's users still import them from here.
-export {
-  AUTO_FUNCTIONALIZED,
-  AUTO_FUNCTIONALIZED_V2,
-  forEachRef,
-  functionalizedArg,
-  functionalizedTarget,
-  mutatedResultIndex,
-};
 
 /** Everything a pass needs to look things up in O(1): nodes by name and by op, users, positions. */
 export interface GraphIndex {
@@ -45,28 +28,16 @@ export interface GraphIndex {
  */
 export function matchKey(n: Node): string {
   // v2 is keyed as v1: a pattern written against auto_functionalized matches through either.
-  if (n.op === AUTO_FUNCTIONALIZED || n.op === AUTO_FUNCTIONALIZED_V2) {
-    const t = n.args[0];
-    if (t && typeof t === 'object' && !Array.isArray(t) && t.kind === 'op')
-      return `${AUTO_FUNCTIONALIZED}:${t.target}`;
-  }
-  return n.op;
+  const t = functionalizedTarget(n);
+  return t === undefined ? n.op : `${AUTO_FUNCTIONALIZED}:${t}`;
 }
 
 export function indexGraph(g: Graph): GraphIndex {
   const byName = new Map<string, Node>();
   const pos = new Map<string, number>();
-  const users = new Map<string, string[]>();
   const byKey = new Map<string, Node[]>();
   const types = new Map<string, ValueType | null>();
   for (const i of g.inputs) types.set(i.name, i.type);
-  let reader = '';
-  const addUse = (r: string) => {
-    let u = users.get(r);
-    if (!u) users.set(r, (u = []));
-    // A node reading a value twice is one user.
-    if (u.length === 0 || u[u.length - 1] !== reader) u.push(reader);
-  };
   const nodes = g.nodes;
   for (let i = 0; i < nodes.length; i++) {
     const n = nodes[i]!;
@@ -77,19 +48,29 @@ export function indexGraph(g: Graph): GraphIndex {
     let l = byKey.get(k);
     if (!l) byKey.set(k, (l = []));
     l.push(n);
-    reader = n.name;
-    for (let j = 0; j < n.args.length; j++) forEachRef(n.args[j]!, addUse);
-    for (const kw in n.kwargs) forEachRef(n.kwargs[kw]!, addUse);
   }
-  if (g.outputs) {
-    reader = 'output';
-    for (const a of g.outputs) forEachRef(a, addUse);
-  }
-  return { graph: g, byName, pos, users, byKey, types };
+  return { graph: g, byName, pos, users: usersOf(g), byKey, types };
 }
 
 export function usersOfValue(ix: GraphIndex, name: string): string[] {
   return ix.users.get(name) ?? [];
+}
+
+/** The annotated tensor type of the value an argument refers to; undefined for literals, symbols and untyped values. */
+export function tensorOf(ix: GraphIndex, a: Arg | undefined): TensorType | undefined {
+  const t = a && isRef(a) ? ix.types.get(a.name) : undefined;
+  return t && t.kind === 'tensor' ? t : undefined;
+}
+
+/** The getitem readers of a tuple-valued node, with the index each takes; null if anything else reads it. */
+export function getitemReaders(ix: GraphIndex, n: Node): { node: Node; index: number }[] | null {
+  const out: { node: Node; index: number }[] = [];
+  for (const u of usersOfValue(ix, n.name)) {
+    const g = ix.byName.get(u);
+    if (!g || g.op !== 'getitem' || typeof g.args[1] !== 'number') return null;
+    out.push({ node: g, index: g.args[1] });
+  }
+  return out;
 }
 
 /**
@@ -97,10 +78,7 @@ export function usersOfValue(ix: GraphIndex, name: string): string[] {
  * positionally or as a keyword, and omitted ones take the schema default.
  */
 export function argOf(n: Node, index: number, name: string): Arg | undefined {
-  if (index < n.args.length && index >= 0) return n.args[index];
-  if (name in n.kwargs) return n.kwargs[name];
-  const def = lookupOp(n.op)?.args.find((a) => a.name === name);
-  return def?.default;
+  return callArg(n, index, name) ?? lookupOp(calledOp(n))?.args.find((a) => a.name === name)?.default;
 }
 
 // --- patterns ------------------------------------------------------------------------------

@@ -35,6 +35,15 @@ export interface RunOptions {
   gpu?: GPU;
 }
 
+/** A small run: the tiny preset on 2 ranks, bf16, one-shot all-reduce, on one thread (tests, compare-fixes). */
+export const TINY_RUN = {
+  ranks: 2,
+  preset: 'tiny',
+  dtype: 'bf16',
+  allreduce: 'one-shot',
+  workers: false,
+} as const satisfies Omit<RunOptions, 'backend'>;
+
 export interface TraceEvent {
   rank: number;
   node: string;

@@ -12,7 +12,7 @@ import { FIXES, FIX_ORDER, type FixId } from '../graph/passes/fixes.ts';
 import { graphTotals, type GraphTotals } from '../graph/cost/model.ts';
 import { PROFILES } from '../graph/cost/profiles.ts';
 import { lookupOp } from '../graph/ops.ts';
-import { effectiveOp } from '../graph/cost/model.ts';
+import { calledOp } from '../graph/call.ts';
 import { compareExact } from './compareOutputs.ts';
 import type { OutputComparison } from './compareOutputs.ts';
 import type { RunOptions, Trace } from './backend.ts';
@@ -42,7 +42,7 @@ export interface FixesReport {
   profile: string;
 }
 
-const fusedNodes = (g: Graph) => g.nodes.filter((n) => lookupOp(effectiveOp(n))?.kind === 'fused').length;
+const fusedNodes = (g: Graph) => g.nodes.filter((n) => lookupOp(calledOp(n))?.kind === 'fused').length;
 
 /** Rank 0's kernel steps of a run: how many, the bytes they read and wrote, their summed time. */
 export function traceTotals(t: Trace): FixRow['measured'] {

@@ -4,6 +4,7 @@
 import { beforeAll } from 'vitest';
 import { nodeGpu } from './nodeGpu.ts';
 import type { RunOptions } from './index.ts';
+import { TINY_RUN } from './backend.ts';
 
 /** A builder of run options over these defaults and the file's own; call it inside tests. */
 export function tinyRuns(defaults: Partial<RunOptions> = {}): (o?: Partial<RunOptions>) => RunOptions {
@@ -13,11 +14,7 @@ export function tinyRuns(defaults: Partial<RunOptions> = {}): (o?: Partial<RunOp
   });
   return (o = {}) => ({
     backend: 'webgpu',
-    ranks: 2,
-    preset: 'tiny',
-    dtype: 'bf16',
-    allreduce: 'one-shot',
-    workers: false,
+    ...TINY_RUN,
     gpu,
     ...defaults,
     ...o,

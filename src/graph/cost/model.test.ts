@@ -1,11 +1,19 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { importGraph } from '../formats.ts';
 import { parseFx } from '../fx/parse.ts';
 import type { Graph } from '../ir.ts';
 import { runPipeline } from '../passes/pipeline.ts';
 import { generateSample } from '../samples/index.ts';
 import { PROFILES } from './profiles.ts';
-import { allReduceBytesPerRank, bindDim, nodeCost, predictGraph, rewriteSavings } from './model.ts';
+import {
+  allReduceBytesPerRank,
+  bindDim,
+  graphTotals,
+  nodeCost,
+  predictGraph,
+  rewriteSavings,
+} from './model.ts';
 
 const before = parseFx(
   readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8'),
@@ -96,4 +104,41 @@ describe('graph prediction', () => {
       for (const s of Object.values(p.sources)) expect(s.length).toBeGreaterThan(20);
     }
   });
+});
+
+describe('auto_functionalized v1 and v2 cost the same', () => {
+  // Every capture compiled both ways (fixtures/capture: `x-v2.py` beside `x.py`, and their
+  // str(graph) twins). v2 writes a sliced argument back into its base inside the node, where
+  // v1's graph spells it as a slice_scatter: the same kernels either way.
+  const DIR = new URL('../../../fixtures/capture/', import.meta.url).pathname;
+  const load = (f: string) => importGraph(readFileSync(DIR + f, 'utf8'), { fileName: f }).graph;
+  const pairs = readdirSync(DIR)
+    .filter((f) => /-v2\./.test(f))
+    .map((v2) => [v2.replace('-v2.', '.'), v2] as const);
+
+  it('finds the Llama pair and its str(graph) twin', () => {
+    expect(pairs).toEqual(
+      expect.arrayContaining([
+        ['llama-tp2.py', 'llama-tp2-v2.py'],
+        ['llama-tp2.graph.txt', 'llama-tp2-v2.graph.txt'],
+      ]),
+    );
+  });
+
+  for (const [v1, v2] of pairs) {
+    it(`${v1} and ${v2}: launches, HBM bytes, FLOPs, link bytes and time`, () => {
+      const a = load(v1),
+        b = load(v2);
+      for (const [key, tp, tokens] of [
+        ['H100-NVLink', 2, 8192],
+        ['B200-NVLink', 8, 7],
+      ] as const) {
+        const opts = { tp, tokens };
+        const ta = graphTotals(a, PROFILES[key]!, opts),
+          tb = graphTotals(b, PROFILES[key]!, opts);
+        expect(ta.launches).toBeGreaterThan(0);
+        expect(tb).toEqual(ta);
+      }
+    });
+  }
 });

@@ -6,13 +6,12 @@ import { parseFx } from '../fx/parse.ts';
 import type { Graph, Node, ValueType } from '../ir.ts';
 import { float, ref } from '../ir.ts';
 import { runPipeline } from './pipeline.ts';
+import { functionalizedTarget } from '../call.ts';
+import { FUSED_ALLREDUCE_NORM } from './patternOps.ts';
 
 const FX = new URL('../../../fixtures/fx/', import.meta.url).pathname;
-const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
-const fusedNodes = (g: Graph) =>
-  g.nodes.filter(
-    (n) => n.op === 'higher_order.auto_functionalized' && (n.args[0] as { target: string }).target === FUSED,
-  );
+const FUSED = FUSED_ALLREDUCE_NORM;
+const fusedNodes = (g: Graph) => g.nodes.filter((n) => functionalizedTarget(n) === FUSED);
 const byName = (g: Graph, name: string) => g.nodes.find((n) => n.name === name);
 const fuse = (text: string, opts = {}) =>
   runPipeline(parseFx(text).graph, ['allreduce-rmsnorm'], { worldSize: 4, ...opts });

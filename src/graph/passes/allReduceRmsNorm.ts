@@ -18,10 +18,11 @@
 //
 // Gates (vLLM's, fusionGate.ts): the TP group, world size 2/4/8, eps 1e-5/1e-6, a 2-d input; with
 // tokenGate 'compile-range', the token count within max_token_num (flashinferLimits.ts).
-import type { Arg, Node, TensorType, ValueType } from '../ir.ts';
+import type { Arg, Node, ValueType } from '../ir.ts';
 import { float, isRef, ref } from '../ir.ts';
 import type { ArgPat, Bindings, GraphIndex, NodePat } from '../match.ts';
-import { AUTO_FUNCTIONALIZED, P, indexGraph, mutatedResultIndex, usersOfValue } from '../match.ts';
+import { P, getitemReaders, indexGraph, tensorOf, usersOfValue } from '../match.ts';
+import { AUTO_FUNCTIONALIZED, mutatedResultIndex } from '../call.ts';
 import type { Diagnostic, Pass } from './pipeline.ts';
 import type { ResolvedOptions } from './options.ts';
 import { diagnostic, resolveOptions } from './options.ts';
@@ -30,18 +31,16 @@ import type { Rule } from './rules.ts';
 import { runRules } from './rules.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import type { GatePass } from './fusionGate.ts';
+import { FUSION_PATTERN_CODE, PASS, fusionGate } from './fusionGate.ts';
 import {
   ALL_REDUCE,
   C10D_ALL_REDUCE,
   FUSED_ADD_RMS_NORM,
   FUSED_ALLREDUCE_NORM,
-  FUSION_PATTERN_CODE,
-  PASS,
   QUANT_FP4,
   QUANT_FP8,
   RMS_NORM,
-  fusionGate,
-} from './fusionGate.ts';
+} from './patternOps.ts';
 
 type NormKind = 'rms' | 'add';
 type QuantKind = 'fp8' | 'fp4';
@@ -115,17 +114,6 @@ function fusedKwargs(
     fp32_acc: true,
     max_token_num: maxTokenNum,
   };
-}
-
-/** getitem readers of a tuple-valued node, with their index; null if anything else reads it. */
-function getitemReaders(ix: GraphIndex, n: Node): { node: Node; index: number }[] | null {
-  const out: { node: Node; index: number }[] = [];
-  for (const u of usersOfValue(ix, n.name)) {
-    const g = ix.byName.get(u);
-    if (!g || g.op !== 'getitem' || typeof g.args[1] !== 'number') return null;
-    out.push({ node: g, index: g.args[1] });
-  }
-  return out;
 }
 
 const allReduceInput = () => P.node(ALL_REDUCE, { as: 'ar', args: [P.any('x'), P.any('group')] });
@@ -272,68 +260,104 @@ function rerouteAllReduce(
   edit.replaceUses(ar.name, ref(reduced.name));
 }
 
+/**
+ * The rewrite of a matched site: the all-reduce, the norm and, with `q`, the quant after it become
+ * one fused op, and their results' readers read its results. vLLM's patterns differ only in the
+ * pattern code, the first layer's buffers (rms_norm has no residual) and the quant's outputs.
+ */
+function fuseSite(kind: NormKind, q?: QuantKind): Rule['rewrite'] {
+  const spec = q === undefined ? undefined : QUANTS[q];
+  return (b, edit, { ix, opts }) => {
+    const ar = b.nodes['ar']!,
+      norm = b.nodes['norm']!,
+      quant = b.nodes['quant'];
+    const gate = gateOf(b, ix, opts);
+    const v = b.values;
+    const from = quant ? [ar.name, norm.name, quant.name] : [ar.name, norm.name];
+    const consumed = quant ? [ar.name, norm.name, b.nodes['normed']!.name, quant.name] : [ar.name, norm.name];
+    const made: Node[] = [];
+    let residual = v['residual']!,
+      normOut: Arg = null;
+    const buffer = kind === 'rms' ? deadBuffer(ix, v['result']) : undefined;
+    if (buffer) consumed.push(buffer.name);
+    if (kind === 'rms') ({ residual, normOut } = firstLayerBuffers(edit, v['x']!, from, made));
+    let quantOut: Arg = spec ? v['qbuf']! : null;
+    if (q === 'fp8') {
+      // vLLM's FP8 replacement makes its own quant buffer, empty_like(input, dtype = fp8); the
+      // model's buffer is then dead.
+      const qbuf = deadBuffer(ix, v['qbuf']);
+      if (qbuf) consumed.push(qbuf.name);
+      const xt = tensorOf(ix, v['x']);
+      const type: ValueType | null = xt ? { ...xt, dtype: 'f8e4m3fn' } : null;
+      const buf = edit.make(
+        edit.fresh('empty_like'),
+        'aten.empty_like.default',
+        [v['x']!],
+        { dtype: { kind: 'expr', text: 'torch.float8_e4m3fn' }, pin_memory: false },
+        from,
+        type,
+      );
+      made.push(buf);
+      quantOut = ref(buf.name);
+    }
+    const fused = edit.make(
+      edit.fresh('auto_functionalized'),
+      AUTO_FUNCTIONALIZED,
+      [OP_FUSED],
+      fusedKwargs(
+        {
+          x: v['x']!,
+          residual,
+          normOut,
+          quantOut,
+          scaleOut: spec?.scaleOut ? v['sbuf']! : null,
+          w: v['weight']!,
+          eps: v['eps']!,
+          code: spec?.code ?? FUSION_PATTERN_CODE.kARResidualRMSNorm,
+          ...(spec ? { scale: v['scale']! } : {}),
+        },
+        opts,
+        gate.maxTokenNum,
+      ),
+      from,
+      null,
+    );
+    made.push(fused);
+    const readAs = (r: { node: Node }, index: number) => {
+      consumed.push(r.node.name);
+      made.push(edit.make(r.node.name, 'getitem', [ref(fused.name), index], {}, [r.node.name], r.node.type));
+    };
+    // The normed output is the fused op's [3] (norm_out) after rms_norm, [1] (written over
+    // allreduce_in) after fused_add_rms_norm; the new residual is [2]. Under a quant the normed
+    // output's one reader is the quant, which the fused op replaces.
+    const roles = normRoles(norm, kind);
+    for (const r of getitemReaders(ix, norm)!) {
+      if (r.index === roles.normed) {
+        if (!quant) readAs(r, kind === 'rms' ? FUSED_RESULT.normOut : FUSED_RESULT.allreduceIn);
+      } else if (!quant || r.index === roles.residual) readAs(r, FUSED_RESULT.residual);
+    }
+    if (quant && spec) {
+      const quantOutIndex = mutatedResultIndex(quant, spec.out);
+      const scaleOutIndex = spec.scaleOut ? mutatedResultIndex(quant, spec.scaleOut) : undefined;
+      for (const r of getitemReaders(ix, quant) ?? []) {
+        if (r.index === quantOutIndex) readAs(r, FUSED_RESULT.quantOut);
+        else if (r.index === scaleOutIndex) readAs(r, FUSED_RESULT.scaleOut);
+      }
+    }
+    if (kind === 'rms') rerouteAllReduce(b, ix, edit, fused, made, [buffer?.name]);
+    edit.insertBefore((quant ?? norm).name, ...made);
+    edit.remove(...consumed);
+    return { consumed, produced: made.map((n) => n.name), unevaluated: gate.unevaluated };
+  };
+}
+
 function plainRule(kind: NormKind): Rule {
   return {
     name: kind === 'rms' ? 'all_reduce → rms_norm' : 'all_reduce → fused_add_rms_norm',
     pattern: normPattern(kind),
     site: (b) => b.nodes['ar']!.name,
     check: (b, { ix, opts }) => structuralRefusal(b, ix, kind) ?? gateRefusal(b, ix, opts),
-    rewrite(b, edit, { ix, opts }) {
-      const ar = b.nodes['ar']!,
-        norm = b.nodes['norm']!;
-      const gate = gateOf(b, ix, opts);
-      const v = b.values;
-      const from = [ar.name, norm.name];
-      const consumed = [ar.name, norm.name];
-      const made: Node[] = [];
-      let residual = v['residual']!,
-        normOut: Arg = null;
-      const buffer = kind === 'rms' ? deadBuffer(ix, v['result']) : undefined;
-      if (buffer) consumed.push(buffer.name);
-      if (kind === 'rms') ({ residual, normOut } = firstLayerBuffers(edit, v['x']!, from, made));
-      const code = FUSION_PATTERN_CODE.kARResidualRMSNorm;
-      const fused = edit.make(
-        edit.fresh('auto_functionalized'),
-        AUTO_FUNCTIONALIZED,
-        [OP_FUSED],
-        fusedKwargs(
-          {
-            x: v['x']!,
-            residual,
-            normOut,
-            quantOut: null,
-            scaleOut: null,
-            w: v['weight']!,
-            eps: v['eps']!,
-            code,
-          },
-          opts,
-          gate.maxTokenNum,
-        ),
-        from,
-        null,
-      );
-      made.push(fused);
-      // The normed output is the fused op's [3] (norm_out) after rms_norm, [1] (written over
-      // allreduce_in) after fused_add_rms_norm; the new residual is [2].
-      const roles = normRoles(norm, kind);
-      for (const r of getitemReaders(ix, norm)!) {
-        const index =
-          r.index === roles.normed
-            ? kind === 'rms'
-              ? FUSED_RESULT.normOut
-              : FUSED_RESULT.allreduceIn
-            : FUSED_RESULT.residual;
-        consumed.push(r.node.name);
-        made.push(
-          edit.make(r.node.name, 'getitem', [ref(fused.name), index], {}, [r.node.name], r.node.type),
-        );
-      }
-      if (kind === 'rms') rerouteAllReduce(b, ix, edit, fused, made, [buffer?.name]);
-      edit.insertBefore(norm.name, ...made);
-      edit.remove(...consumed);
-      return { consumed, produced: made.map((n) => n.name), unevaluated: gate.unevaluated };
-    },
+    rewrite: fuseSite(kind),
   };
 }
 
@@ -383,99 +407,7 @@ function quantRule(kind: NormKind, q: QuantKind): Rule {
       }
       return structuralRefusal(b, ix, kind) ?? gateRefusal(b, ix, opts);
     },
-    rewrite(b, edit, { ix, opts }) {
-      const ar = b.nodes['ar']!,
-        norm = b.nodes['norm']!,
-        quant = b.nodes['quant']!,
-        normedNode = b.nodes['normed']!;
-      const gate = gateOf(b, ix, opts);
-      const v = b.values;
-      const from = [ar.name, norm.name, quant.name];
-      const consumed = [ar.name, norm.name, normedNode.name, quant.name];
-      const made: Node[] = [];
-      let residual = v['residual']!,
-        normOut: Arg = null,
-        quantOut = v['qbuf']!;
-      const rmsBuffer = kind === 'rms' ? deadBuffer(ix, v['result']) : undefined;
-      if (rmsBuffer) consumed.push(rmsBuffer.name);
-      if (kind === 'rms') ({ residual, normOut } = firstLayerBuffers(edit, v['x']!, from, made));
-      if (q === 'fp8') {
-        // vLLM's FP8 replacement makes its own quant buffer, empty_like(input, dtype = fp8); the
-        // model's buffer is then dead.
-        const qbuf = deadBuffer(ix, v['qbuf']);
-        if (qbuf) consumed.push(qbuf.name);
-        const xt = isRef(v['x']!) ? ix.types.get((v['x'] as { name: string }).name) : undefined;
-        const type: ValueType | null =
-          xt && xt.kind === 'tensor' ? { ...(xt as TensorType), dtype: 'f8e4m3fn' } : null;
-        const buf = edit.make(
-          edit.fresh('empty_like'),
-          'aten.empty_like.default',
-          [v['x']!],
-          { dtype: { kind: 'expr', text: 'torch.float8_e4m3fn' }, pin_memory: false },
-          from,
-          type,
-        );
-        made.push(buf);
-        quantOut = ref(buf.name);
-      }
-      const fused = edit.make(
-        edit.fresh('auto_functionalized'),
-        AUTO_FUNCTIONALIZED,
-        [OP_FUSED],
-        fusedKwargs(
-          {
-            x: v['x']!,
-            residual,
-            normOut,
-            quantOut,
-            scaleOut: spec.scaleOut ? v['sbuf']! : null,
-            w: v['weight']!,
-            eps: v['eps']!,
-            code: spec.code,
-            scale: v['scale']!,
-          },
-          opts,
-          gate.maxTokenNum,
-        ),
-        from,
-        null,
-      );
-      made.push(fused);
-      const roles = normRoles(norm, kind);
-      for (const r of getitemReaders(ix, norm)!) {
-        if (r.index !== roles.residual) continue;
-        consumed.push(r.node.name);
-        made.push(
-          edit.make(
-            r.node.name,
-            'getitem',
-            [ref(fused.name), FUSED_RESULT.residual],
-            {},
-            [r.node.name],
-            r.node.type,
-          ),
-        );
-      }
-      const quantOutIndex = mutatedResultIndex(quant, spec.out);
-      const scaleOutIndex = spec.scaleOut ? mutatedResultIndex(quant, spec.scaleOut) : undefined;
-      for (const r of getitemReaders(ix, quant) ?? []) {
-        const index =
-          r.index === quantOutIndex
-            ? FUSED_RESULT.quantOut
-            : r.index === scaleOutIndex
-              ? FUSED_RESULT.scaleOut
-              : undefined;
-        if (index === undefined) continue;
-        consumed.push(r.node.name);
-        made.push(
-          edit.make(r.node.name, 'getitem', [ref(fused.name), index], {}, [r.node.name], r.node.type),
-        );
-      }
-      if (kind === 'rms') rerouteAllReduce(b, ix, edit, fused, made, [rmsBuffer?.name]);
-      edit.insertBefore(quant.name, ...made);
-      edit.remove(...consumed);
-      return { consumed, produced: made.map((n) => n.name), unevaluated: gate.unevaluated };
-    },
+    rewrite: fuseSite(kind, q),
   };
 }
 

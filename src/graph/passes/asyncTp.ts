@@ -13,31 +13,26 @@
 import type { Arg, Node, TensorType } from '../ir.ts';
 import { isRef, ref } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
-import { P, indexGraph, usersOfValue } from '../match.ts';
+import { P, indexGraph, usersOfValue, tensorOf } from '../match.ts';
 import type { ResolvedOptions } from './options.ts';
 import { diagnostic, resolveOptions } from './options.ts';
 import type { Diagnostic, Pass } from './pipeline.ts';
 import type { Rule } from './rules.ts';
 import { runRules } from './rules.ts';
-import { ALL_REDUCE } from './fusionGate.ts';
+import { TOKEN_DIM, splitRefusal } from './sequenceParallelGate.ts';
 import {
   ADDMM,
   ALL_GATHER,
+  ALL_REDUCE,
   FUSED_ALL_GATHER_MATMUL,
   FUSED_MATMUL_REDUCE_SCATTER,
   MM,
   REDUCE_SCATTER,
-  TOKEN_DIM,
-  splitRefusal,
-} from './sequenceParallelGate.ts';
+} from './patternOps.ts';
 
 export const PASS = 'async-tp';
 
 const describe = (n: Node) => `${n.name} (${n.op})`;
-const tensorOf = (ix: GraphIndex, a: Arg | undefined): TensorType | undefined => {
-  const t = a && isRef(a) ? ix.types.get(a.name) : undefined;
-  return t && t.kind === 'tensor' ? t : undefined;
-};
 const kw = (n: Node, name: string, index: number): Arg | undefined => n.kwargs[name] ?? n.args[index];
 
 /** Why a reduce_scatter / all_gather is not a token-dim collective over the world size, or null. */
@@ -69,6 +64,28 @@ export function collectiveRefusal(
   return null;
 }
 
+/**
+ * A site's gates: the collective's own on `inner` (the whole token-dim tensor: the matmul output
+ * it scatters, or the input it gathers), then no reader of `inner` but `outer`, the pattern's
+ * other node (the fused op does not hand `inner` out); `why` says what the other readers lose.
+ */
+function siteRefusal(
+  ix: GraphIndex,
+  opts: ResolvedOptions,
+  coll: Node,
+  inner: Node,
+  outer: Node,
+  why: (others: string[]) => string,
+): Diagnostic | null {
+  const refusal = collectiveRefusal(coll, opts, tensorOf(ix, ref(inner.name)));
+  if (refusal) return refusal;
+  const others = usersOfValue(ix, inner.name).filter((u) => u !== outer.name);
+  return others.length > 0 ? diagnostic(PASS, coll.name, why(others), others[0]) : null;
+}
+
+const mmAlsoRead = (mm: Node, others: string[]) =>
+  `${mm.name} is also read by ${others.join(', ')}: the fused op never materialises the whole matmul output`;
+
 function group(coll: Node): Arg {
   return (kw(coll, 'group_name', 3) ?? 'tp:0') as Arg;
 }
@@ -83,18 +100,7 @@ const gemmReduceScatter: Rule = {
   check(b, { ix, opts }) {
     const rs = b.nodes['rs']!,
       mm = b.nodes['mm']!;
-    const refusal = collectiveRefusal(rs, opts, tensorOf(ix, ref(mm.name)));
-    if (refusal) return refusal;
-    const others = usersOfValue(ix, mm.name).filter((u) => u !== rs.name);
-    if (others.length > 0) {
-      return diagnostic(
-        PASS,
-        rs.name,
-        `${mm.name} is also read by ${others.join(', ')}: the fused op never materialises the whole matmul output`,
-        others[0],
-      );
-    }
-    return null;
+    return siteRefusal(ix, opts, rs, mm, rs, (others) => mmAlsoRead(mm, others));
   },
   rewrite(b, edit) {
     const rs = b.nodes['rs']!,
@@ -130,22 +136,13 @@ const allGatherGemm: Rule = {
   check(b, { ix, opts }) {
     const ag = b.nodes['ag']!,
       mm = b.nodes['mm']!;
-    const refusal = collectiveRefusal(ag, opts, tensorOf(ix, ref(ag.name)));
-    if (refusal) return refusal;
-    const others = usersOfValue(ix, ag.name).filter((u) => u !== mm.name);
-    if (others.length > 0) {
+    return siteRefusal(ix, opts, ag, ag, mm, (others) => {
       const shown = others
         .map((u) => ix.byName.get(u))
         .map((n) => (n ? describe(n) : 'output'))
         .join(', ');
-      return diagnostic(
-        PASS,
-        ag.name,
-        `${ag.name} also feeds ${shown}: vLLM's pattern returns only the matmul output of the fused op (it computes the gathered input too, but the pattern does not hand it out)`,
-        others[0],
-      );
-    }
-    return null;
+      return `${ag.name} also feeds ${shown}: vLLM's pattern returns only the matmul output of the fused op (it computes the gathered input too, but the pattern does not hand it out)`;
+    });
   },
   rewrite(b, edit) {
     const ag = b.nodes['ag']!,
@@ -200,10 +197,7 @@ function explainCollective(n: Node, ix: GraphIndex, opts: ResolvedOptions): Diag
     if (!src) return d(`${n.name} reduces a graph input, not a matmul`);
     if (src.op === MM) {
       const others = usersOfValue(ix, src.name).filter((u) => u !== n.name);
-      return d(
-        `${src.name} is also read by ${others.join(', ')}: the fused op never materialises the whole matmul output`,
-        others[0],
-      );
+      return d(mmAlsoRead(src, others), others[0]);
     }
     return d(
       `${n.name} reduces ${describe(src)}, not a matmul: vLLM's GEMM + reduce-scatter patterns match aten.mm (and scaled matmuls) only`,

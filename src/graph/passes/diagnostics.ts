@@ -5,16 +5,17 @@
 import type { Node } from '../ir.ts';
 import { isRef } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
-import { functionalizedArg, functionalizedTarget, matchKey, usersOfValue } from '../match.ts';
+import { matchKey, usersOfValue } from '../match.ts';
+import { AUTO_FUNCTIONALIZED, functionalizedArg, functionalizedTarget } from '../call.ts';
 import { lookupOp } from '../ops.ts';
 import type { Diagnostic } from './pipeline.ts';
 import type { ResolvedOptions } from './options.ts';
 import { diagnostic } from './options.ts';
-import { ALL_REDUCE, FUSED_ADD_RMS_NORM, PASS, RMS_NORM, fusionGate } from './fusionGate.ts';
+import { PASS, fusionGate } from './fusionGate.ts';
 import { collectiveUnder, hoistRefusal } from './sliceHoist.ts';
+import { ALL_REDUCE, FUSED_ADD_RMS_NORM, RMS_NORM } from './patternOps.ts';
 
-const AF = 'higher_order.auto_functionalized';
-const NORM_KEYS = [`${AF}:${FUSED_ADD_RMS_NORM}`, `${AF}:${RMS_NORM}`];
+const NORM_KEYS = [`${AUTO_FUNCTIONALIZED}:${FUSED_ADD_RMS_NORM}`, `${AUTO_FUNCTIONALIZED}:${RMS_NORM}`];
 const describe = (n: Node) => {
   const t = functionalizedTarget(n);
   return `${n.name} (${t !== undefined ? `${n.op.slice('higher_order.'.length)} ${t}` : n.op})`;

@@ -2,9 +2,9 @@
 // shape, tokens), shared by the pass and by the diagnostics that explain a refusal.
 
 import type { Arg, Graph, Node, TensorType } from '../ir.ts';
-import { isRef, numberOf } from '../ir.ts';
+import { numberOf } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
-import { argOf } from '../match.ts';
+import { argOf, tensorOf } from '../match.ts';
 import type { ResolvedOptions } from './options.ts';
 import {
   FUSED_EPSILONS,
@@ -13,15 +13,9 @@ import {
   formatBytes,
   tokenCapacity,
 } from './flashinferLimits.ts';
+import { ALL_REDUCE, C10D_ALL_REDUCE } from './patternOps.ts';
 
 export const PASS = 'allreduce-rmsnorm';
-export const ALL_REDUCE = 'vllm.all_reduce.default';
-export const FUSED_ADD_RMS_NORM = '_C.fused_add_rms_norm.default';
-export const RMS_NORM = '_C.rms_norm.default';
-export const FUSED_ALLREDUCE_NORM = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
-export const C10D_ALL_REDUCE = '_c10d_functional.all_reduce.default';
-export const QUANT_FP8 = '_C.static_scaled_fp8_quant.default';
-export const QUANT_FP4 = '_C.scaled_fp4_quant.default';
 
 /** FlashInfer's AllReduceFusionPattern codes (flashinfer/comm/trtllm_ar.py) that vLLM's patterns emit. */
 export const FUSION_PATTERN_CODE = {
@@ -94,9 +88,7 @@ export function fusionGate(
       fix: 'eps must be 1e-05 or 1e-06',
     };
   }
-  const xArg = ar.args[0];
-  const t = xArg && isRef(xArg) ? ix.types.get(xArg.name) : undefined;
-  const known = t && t.kind === 'tensor' ? t : undefined;
+  const known = tensorOf(ix, ar.args[0]);
   if (known && known.shape.length !== 2) {
     return {
       blocker: 'shape',

@@ -3,9 +3,8 @@
 // is never touched; unchanged nodes are shared with it (graphs are treated as immutable values).
 
 import type { Arg, Graph, Node, ValueType } from '../ir.ts';
-import { isRef } from '../ir.ts';
+import { forEachInput, isRef, mapArg, nodeInputs } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
-import { forEachRef } from '../match.ts';
 import { inferType } from '../infer.ts';
 
 export class GraphEdit {
@@ -109,29 +108,14 @@ export class GraphEdit {
    * refers to that node, not to the input-graph node it replaced under the same name.
    */
   private rewrite(a: Arg, inNew = false): Arg {
-    if (a === null || typeof a !== 'object') return a;
-    if (Array.isArray(a)) {
-      let out: Arg[] | null = null;
-      for (let i = 0; i < a.length; i++) {
-        const r = this.rewrite(a[i]!, inNew);
-        if (r !== a[i] && !out) out = a.slice(0, i);
-        if (out) out.push(r);
-      }
-      return out ?? a;
-    }
-    if (a.kind === 'ref') {
-      if (inNew && this.newNodes.has(a.name)) return a;
-      let r: Arg = a;
+    return mapArg(a, (leaf) => {
+      if (!isRef(leaf) || (inNew && this.newNodes.has(leaf.name))) return leaf;
+      let r: Arg = leaf;
       // Chains (a → b → c) resolve to the last; the depth bound guards against a cycle.
       for (let depth = 0; isRef(r) && this.subst.has(r.name) && depth < 64; depth++)
         r = this.subst.get(r.name)!;
       return r;
-    }
-    if (a.kind === 'tuple') {
-      const items = this.rewrite(a.items, inNew) as Arg[];
-      return items === a.items ? a : { kind: 'tuple', items };
-    }
-    return a;
+    });
   }
 
   commit(): Graph {
@@ -145,28 +129,18 @@ export class GraphEdit {
     const rewritten = (n: Node, inNew: boolean): Node => {
       // Most nodes read nothing substituted: keep them as they are, allocating nothing.
       touched = false;
-      for (let i = 0; i < n.args.length && !touched; i++) forEachRef(n.args[i]!, touches);
-      for (const k in n.kwargs) {
-        if (touched) break;
-        forEachRef(n.kwargs[k]!, touches);
-      }
+      forEachInput(n, touches);
       if (!touched) return n;
-      let changed = false;
-      const args = n.args.map((a) => {
-        const r = this.rewrite(a, inNew);
-        if (r !== a) changed = true;
-        return r;
-      });
+      const args = this.rewrite(n.args, inNew) as Arg[];
       let kwargs = n.kwargs;
       for (const k in n.kwargs) {
         const r = this.rewrite(n.kwargs[k]!, inNew);
         if (r !== n.kwargs[k]) {
           if (kwargs === n.kwargs) kwargs = { ...n.kwargs };
           kwargs[k] = r;
-          changed = true;
         }
       }
-      return changed ? { ...n, args, kwargs } : n;
+      return args !== n.args || kwargs !== n.kwargs ? { ...n, args, kwargs } : n;
     };
     for (const n of g.nodes) {
       // A new node may read a value another match replaced (the residual stream of a fused norm).
@@ -194,8 +168,7 @@ export function topologicalOrder(g: Graph, nodes: Node[]): Node[] {
     if (!defined.has(r) && names.has(r)) early = true;
   };
   for (const n of nodes) {
-    for (let i = 0; i < n.args.length; i++) forEachRef(n.args[i]!, check);
-    for (const k in n.kwargs) forEachRef(n.kwargs[k]!, check);
+    forEachInput(n, check);
     if (early) break;
     defined.add(n.name);
   }
@@ -208,10 +181,7 @@ export function topologicalOrder(g: Graph, nodes: Node[]): Node[] {
     if (s === 2) return;
     if (s === 1) throw new Error(`rewrite made a cycle through node '${n.name}' (${n.op})`);
     state.set(n.name, 1);
-    const deps: string[] = [];
-    for (const a of n.args) forEachRef(a, (r) => deps.push(r));
-    for (const k in n.kwargs) forEachRef(n.kwargs[k]!, (r) => deps.push(r));
-    for (const r of deps) {
+    for (const r of nodeInputs(n)) {
       const d = byName.get(r);
       if (d) visit(d);
     }

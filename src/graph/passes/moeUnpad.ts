@@ -13,35 +13,27 @@
 // summed in the same order. Refused when the pad is not a zero pad of the last dim's high end, the
 // slice does not keep exactly the unpadded columns, or a padded value has another reader.
 
-import type { Arg, Node, TensorType } from '../ir.ts';
+import type { Arg, Node } from '../ir.ts';
 import { isRef, numberOf, ref } from '../ir.ts';
 import type { Bindings, GraphIndex } from '../match.ts';
-import { AUTO_FUNCTIONALIZED, P, argOf, usersOfValue } from '../match.ts';
+import { P, argOf, tensorOf, usersOfValue } from '../match.ts';
+import { AUTO_FUNCTIONALIZED, callForm, functionalizedTarget } from '../call.ts';
 import type { Diagnostic, Pass } from './pipeline.ts';
 import { diagnostic, resolveOptions } from './options.ts';
 import type { Rule } from './rules.ts';
 import { runRules } from './rules.ts';
-import { ALL_REDUCE } from './fusionGate.ts';
+import { ALL_REDUCE, CONSTANT_PAD, MOE_FORWARD, SLICE } from './patternOps.ts';
 
 export const PASS = 'moe-unpad';
-export const MOE_FORWARD = 'vllm.moe_forward.default';
-const PAD = 'aten.constant_pad_nd.default';
-const SLICE = 'aten.slice.Tensor';
-
-const tensorType = (ix: GraphIndex, name: string): TensorType | undefined => {
-  const t = ix.types.get(name);
-  return t && t.kind === 'tensor' ? t : undefined;
-};
 
 /** The MoE's output getitem [0] and the pad it reads, or null when its input is not a pad. */
 function moeSite(ix: GraphIndex, out: Node): { moe: Node; pad: Node } | null {
   if (out.op !== 'getitem' || out.args[1] !== 0 || !isRef(out.args[0] as Arg)) return null;
   const moe = ix.byName.get((out.args[0] as { name: string }).name);
-  if (!moe || moe.op !== AUTO_FUNCTIONALIZED || (moe.args[0] as { target?: string })?.target !== MOE_FORWARD)
-    return null;
+  if (!moe || callForm(moe) !== 'functionalized' || functionalizedTarget(moe) !== MOE_FORWARD) return null;
   const hs = moe.kwargs['hidden_states'];
   const pad = hs && isRef(hs) ? ix.byName.get(hs.name) : undefined;
-  return pad && pad.op === PAD ? { moe, pad } : null;
+  return pad && pad.op === CONSTANT_PAD ? { moe, pad } : null;
 }
 
 /** Why the pad + slice around this MoE cannot fold into it, or null. */
@@ -54,8 +46,8 @@ function unpadRefusal(
   between: Node[],
 ): Diagnostic | null {
   const d = (reason: string, blocker: string) => diagnostic(PASS, moe.name, reason, blocker);
-  const inT = isRef(pad.args[0] as Arg) ? tensorType(ix, (pad.args[0] as { name: string }).name) : undefined;
-  const padT = tensorType(ix, pad.name);
+  const inT = tensorOf(ix, pad.args[0]);
+  const padT = tensorOf(ix, ref(pad.name));
   if (!inT || !padT) return d(`${pad.name}'s shapes are unknown, so the pad cannot be checked`, pad.name);
   const amounts = argOf(pad, 1, 'pad');
   const value = numberOf(argOf(pad, 2, 'value') ?? 0);

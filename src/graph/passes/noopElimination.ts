@@ -15,7 +15,9 @@ import { P, argOf, usersOfValue } from '../match.ts';
 import type { Pass } from './pipeline.ts';
 import { resolveOptions } from './options.ts';
 import type { Rule } from './rules.ts';
+import type { GraphEdit } from './graphEdit.ts';
 import { runRules } from './rules.ts';
+import { SLICE, SLICE_SCATTER } from './patternOps.ts';
 
 const PASS = 'noop-elimination';
 const RESHAPES = ['aten.view.default', 'aten.reshape.default', 'aten._unsafe_view.default'];
@@ -34,6 +36,21 @@ function inputName(n: Node): string | undefined {
   return a && isRef(a) ? a.name : undefined;
 }
 
+/**
+ * Drops `n`, its readers reading `by` instead; `source` (the node `n` read through) goes too
+ * when `sourceGoes`, i.e. `n` was its last reader.
+ */
+function bypass(edit: GraphEdit, n: Node, by: Arg, source?: Node, sourceGoes = false) {
+  edit.remove(n.name);
+  edit.replaceUses(n.name, by);
+  const consumed = [n.name];
+  if (source && sourceGoes) {
+    edit.remove(source.name);
+    consumed.push(source.name);
+  }
+  return { consumed, produced: [] };
+}
+
 const reshapeToSameShape: Rule = {
   name: 'reshape to the same shape',
   pattern: P.node(RESHAPES, {
@@ -47,9 +64,7 @@ const reshapeToSameShape: Rule = {
   check: () => null,
   rewrite(b, edit) {
     const v = b.nodes['view']!;
-    edit.remove(v.name);
-    edit.replaceUses(v.name, ref(inputName(v)!));
-    return { consumed: [v.name], produced: [] };
+    return bypass(edit, v, ref(inputName(v)!));
   },
 };
 
@@ -73,14 +88,7 @@ const reshapeChainToSameShape: Rule = {
   rewrite(b, edit, { ix }) {
     const outer = b.nodes['outer']!,
       inner = b.nodes['inner']!;
-    edit.remove(outer.name);
-    edit.replaceUses(outer.name, ref(inputName(inner)!));
-    const consumed = [outer.name];
-    if (usersOfValue(ix, inner.name).length === 1) {
-      edit.remove(inner.name);
-      consumed.push(inner.name);
-    }
-    return { consumed, produced: [] };
+    return bypass(edit, outer, ref(inputName(inner)!), inner, usersOfValue(ix, inner.name).length === 1);
   },
 };
 
@@ -115,14 +123,9 @@ const fullRangeSlice: Rule = {
   check: () => null,
   rewrite(b, edit) {
     const s = b.nodes['slice']!;
-    edit.remove(s.name);
-    edit.replaceUses(s.name, ref(inputName(s)!));
-    return { consumed: [s.name], produced: [] };
+    return bypass(edit, s, ref(inputName(s)!));
   },
 };
-
-const SLICE = 'aten.slice.Tensor';
-const SLICE_SCATTER = 'aten.slice_scatter.default';
 
 type Bound = number | string | 'open';
 /** A slice's dim, start, end and step in one form: defaults filled, negative and open bounds resolved where the size is known. */
@@ -174,23 +177,14 @@ const sliceOfItsScatter: Rule = {
   rewrite(b, edit, { ix }) {
     const slice = b.nodes['slice']!;
     const scatter = scatterUnder(slice, ix)!;
-    const src = argOf(scatter, 1, 'src')!;
-    edit.remove(slice.name);
-    edit.replaceUses(slice.name, src);
-    const consumed = [slice.name];
     // The scatter goes with its last reader: every reader is a slice taking the same range back.
     const readers = usersOfValue(ix, scatter.name);
-    if (
+    const lastReader =
       readers.every((u) => {
         const r = ix.byName.get(u);
         return r?.op === SLICE && scatterUnder(r, ix) === scatter;
-      }) &&
-      readers[readers.length - 1] === slice.name
-    ) {
-      edit.remove(scatter.name);
-      consumed.push(scatter.name);
-    }
-    return { consumed, produced: [] };
+      }) && readers[readers.length - 1] === slice.name;
+    return bypass(edit, slice, argOf(scatter, 1, 'src')!, scatter, lastReader);
   },
 };
 

@@ -6,15 +6,14 @@ import { float, ref } from '../ir.ts';
 import { GraphBuilder } from '../build.ts';
 import { generateSample } from '../samples/index.ts';
 import { DEFAULT_PIPELINE, PASSES, diagnose, runPipeline } from './pipeline.ts';
+import { functionalizedTarget } from '../call.ts';
+import { FUSED_ALLREDUCE_NORM } from './patternOps.ts';
 
 const FX = new URL('../../../fixtures/fx/', import.meta.url).pathname;
 const load = (f: string) => parseFx(readFileSync(FX + f, 'utf8')).graph;
 const nodesByOp = (g: Graph, op: string) => g.nodes.filter((n) => n.op === op);
-const afOf = (g: Graph, target: string) =>
-  g.nodes.filter(
-    (n) => n.op === 'higher_order.auto_functionalized' && (n.args[0] as { target: string }).target === target,
-  );
-const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
+const afOf = (g: Graph, target: string) => g.nodes.filter((n) => functionalizedTarget(n) === target);
+const FUSED = FUSED_ALLREDUCE_NORM;
 const byName = (g: Graph, name: string) => g.nodes.find((n) => n.name === name)!;
 
 describe('PR #28841 fragments', () => {
@@ -419,12 +418,12 @@ describe('slice-hoist refusals', () => {
   it('diagnose names a slice that cannot be hoisted, and why', () => {
     const g = block(
       (b) => {
-        b.node(
-          'auto_functionalized',
-          'higher_order.auto_functionalized',
-          [{ kind: 'op', target: '_C.fused_add_rms_norm.default' }],
-          { input: ref('slice_1'), residual: ref('res'), weight: ref('w'), epsilon: float(1e-5) },
-        );
+        b.functionalized('auto_functionalized', '_C.fused_add_rms_norm.default', {
+          input: ref('slice_1'),
+          residual: ref('res'),
+          weight: ref('w'),
+          epsilon: float(1e-5),
+        });
         b.node('getitem', 'getitem', [ref('auto_functionalized'), 1], {}, 'bf16[s72, 1536]');
       },
       [5, 0, 3072, 2],

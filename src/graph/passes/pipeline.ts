@@ -10,9 +10,9 @@ import { allReduceRmsNorm } from './allReduceRmsNorm.ts';
 import { sequenceParallelism } from './sequenceParallelism.ts';
 import { asyncTp } from './asyncTp.ts';
 import { moeUnpad } from './moeUnpad.ts';
-import { ALL_REDUCE } from './fusionGate.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { resolveOptions } from './options.ts';
+import { ALL_REDUCE } from './patternOps.ts';
 
 export interface PassOptions {
   /** Default: what the graph states (a world_size / group_size argument), else 4. */

@@ -1,4 +1,4 @@
-// The ops sequence parallelism and async TP rewrite into, and the gates vLLM puts on them.
+// The gates vLLM puts on sequence parallelism and async TP (the ops they rewrite into: patternOps.ts).
 //
 // Sources (vLLM): vllm/compilation/passes/fusion/sequence_parallelism.py
 //   - SequenceParallelismPass patterns for eps 1e-5 and 1e-6; reduce_scatter / all_gather along
@@ -15,13 +15,6 @@
 import type { Dim, TensorType } from '../ir.ts';
 import { FUSED_EPSILONS } from './flashinferLimits.ts';
 import type { ResolvedOptions } from './options.ts';
-
-export const REDUCE_SCATTER = 'vllm.reduce_scatter.default';
-export const ALL_GATHER = 'vllm.all_gather.default';
-export const FUSED_MATMUL_REDUCE_SCATTER = 'symm_mem.fused_matmul_reduce_scatter.default';
-export const FUSED_ALL_GATHER_MATMUL = 'symm_mem.fused_all_gather_matmul.default';
-export const MM = 'aten.mm.default';
-export const ADDMM = 'aten.addmm.default';
 
 /** The dim sequence parallelism splits: tokens, dim 0 of a [tokens, hidden] activation. */
 export const TOKEN_DIM = 0;

@@ -16,26 +16,19 @@
 // the pass cannot split (GPT-OSS's MoE norm while the slice sits between its all-reduce and the
 // norm) is refused, and the refusal spreads along the stream: such a graph is left unchanged.
 
-import type { Arg, Node, TensorType } from '../ir.ts';
+import type { Arg, Node } from '../ir.ts';
 import { isRef, numberOf, ref } from '../ir.ts';
 import type { Bindings, GraphIndex, NodePat } from '../match.ts';
-import { AUTO_FUNCTIONALIZED, P, findAll, indexGraph, usersOfValue } from '../match.ts';
+import { P, findAll, getitemReaders, indexGraph, usersOfValue, tensorOf } from '../match.ts';
+import { AUTO_FUNCTIONALIZED } from '../call.ts';
 import { GraphEdit } from './graphEdit.ts';
 import type { ResolvedOptions } from './options.ts';
 import { diagnostic, resolveOptions } from './options.ts';
 import type { Diagnostic, Match, Pass } from './pipeline.ts';
-import { ALL_REDUCE, FUSED_ADD_RMS_NORM, RMS_NORM } from './fusionGate.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { elementSize } from './flashinferLimits.ts';
-import {
-  ALL_GATHER,
-  REDUCE_SCATTER,
-  SP_EPSILONS,
-  TOKEN_DIM,
-  shardedType,
-  splitRefusal,
-  spThreshold,
-} from './sequenceParallelGate.ts';
+import { SP_EPSILONS, TOKEN_DIM, shardedType, splitRefusal, spThreshold } from './sequenceParallelGate.ts';
+import { ALL_GATHER, ALL_REDUCE, FUSED_ADD_RMS_NORM, REDUCE_SCATTER, RMS_NORM } from './patternOps.ts';
 
 export const PASS = 'sequence-parallelism';
 
@@ -72,21 +65,6 @@ const PATTERNS: { kind: SpSite['kind']; pattern: NodePat }[] = [
     ),
   },
 ];
-
-function getitemReaders(ix: GraphIndex, n: Node): { node: Node; index: number }[] | null {
-  const out: { node: Node; index: number }[] = [];
-  for (const u of usersOfValue(ix, n.name)) {
-    const g = ix.byName.get(u);
-    if (!g || g.op !== 'getitem' || typeof g.args[1] !== 'number') return null;
-    out.push({ node: g, index: g.args[1] });
-  }
-  return out;
-}
-
-const tensorOf = (ix: GraphIndex, a: Arg | undefined): TensorType | undefined => {
-  const t = a && isRef(a) ? ix.types.get(a.name) : undefined;
-  return t && t.kind === 'tensor' ? t : undefined;
-};
 
 /** Why this matched site may not be split (gates and structure), or null. */
 function siteRefusal(

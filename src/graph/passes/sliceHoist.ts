@@ -24,10 +24,9 @@ import type { Diagnostic, Pass } from './pipeline.ts';
 import { diagnostic, resolveOptions } from './options.ts';
 import type { Rule } from './rules.ts';
 import { runRules } from './rules.ts';
+import { SLICE, WAIT_TENSOR } from './patternOps.ts';
 
 const PASS = 'slice-hoist';
-const WAIT = '_c10d_functional.wait_tensor.default';
-const SLICE = 'aten.slice.Tensor';
 const COLLECTIVES = [
   'vllm.all_reduce.default',
   '_c10d_functional.all_reduce.default',
@@ -42,7 +41,7 @@ export function collectiveUnder(ix: GraphIndex, slice: Node): { coll: Node; wait
   const n = ix.byName.get(src.name);
   if (!n) return null;
   if (COLLECTIVES.includes(n.op) && !lookupOp(n.op)?.facts?.needsWait) return { coll: n };
-  if (n.op === WAIT) {
+  if (n.op === WAIT_TENSOR) {
     const inner = n.args[0] && isRef(n.args[0]) ? ix.byName.get(n.args[0].name) : undefined;
     if (inner && COLLECTIVES.includes(inner.op)) return { coll: inner, wait: n };
   }
@@ -115,7 +114,7 @@ function othersRefusal(ix: GraphIndex, slice: Node, coll: Node, value: Node, wai
 
 const sliceOfCollective: Rule = {
   name: 'slice of a collective',
-  pattern: P.node(SLICE, { as: 'slice', args: [P.node([...COLLECTIVES, WAIT], { as: 'value' })] }),
+  pattern: P.node(SLICE, { as: 'slice', args: [P.node([...COLLECTIVES, WAIT_TENSOR], { as: 'value' })] }),
   site: (b) => siteOf(b),
   check(b, { ix }) {
     const c = collectiveUnder(ix, b.nodes['slice']!);
@@ -171,7 +170,7 @@ const sliceOfCollective: Rule = {
       made.push(
         edit.make(
           wait.name,
-          WAIT,
+          WAIT_TENSOR,
           [ref(newColl.name), ...wait.args.slice(1)],
           wait.kwargs,
           [wait.name],
@@ -190,7 +189,7 @@ const sliceOfCollective: Rule = {
 
 function siteOf(b: Bindings): string {
   const v = b.nodes['value']!;
-  if (v.op === WAIT && v.args[0] && isRef(v.args[0])) return v.args[0].name;
+  if (v.op === WAIT_TENSOR && v.args[0] && isRef(v.args[0])) return v.args[0].name;
   return v.name;
 }
 

@@ -8,17 +8,14 @@ import { importGraph } from '../formats.ts';
 import type { Graph } from '../ir.ts';
 import { generateSample } from '../samples/index.ts';
 import { DEFAULT_PIPELINE, runPipeline } from './pipeline.ts';
+import { functionalizedTarget } from '../call.ts';
+import { FUSED_ALLREDUCE_NORM } from './patternOps.ts';
 
 const DIR = new URL('../../../fixtures/capture/', import.meta.url).pathname;
 const load = (f: string): Graph => importGraph(readFileSync(DIR + f, 'utf8'), { fileName: f }).graph;
-const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
+const FUSED = FUSED_ALLREDUCE_NORM;
 const patternCodes = (g: Graph) =>
-  g.nodes
-    .filter(
-      (n) =>
-        n.op === 'higher_order.auto_functionalized' && (n.args[0] as { target: string }).target === FUSED,
-    )
-    .map((n) => n.kwargs['pattern_code']);
+  g.nodes.filter((n) => functionalizedTarget(n) === FUSED).map((n) => n.kwargs['pattern_code']);
 
 /** file stem, world size, fused pattern codes in graph order (1 plain, 2 + static FP8 quant). */
 const CAPTURES: [string, number, number[]][] = [

@@ -18,33 +18,24 @@ export interface ModelDims {
   topK?: number;
 }
 
+const GPT_OSS_20B: ModelDims = {
+  layers: 24,
+  hidden: 2880,
+  heads: 64,
+  kvHeads: 8,
+  headDim: 64,
+  vocab: 201088,
+  eps: 1e-5,
+  intermediate: 2880,
+  experts: 32,
+  moePaddedHidden: 3072,
+  topK: 4,
+};
+
 export const MODELS = {
-  'gpt-oss-20b': {
-    layers: 24,
-    hidden: 2880,
-    heads: 64,
-    kvHeads: 8,
-    headDim: 64,
-    vocab: 201088,
-    eps: 1e-5,
-    intermediate: 2880,
-    experts: 32,
-    moePaddedHidden: 3072,
-    topK: 4,
-  },
-  'gpt-oss-120b': {
-    layers: 36,
-    hidden: 2880,
-    heads: 64,
-    kvHeads: 8,
-    headDim: 64,
-    vocab: 201088,
-    eps: 1e-5,
-    intermediate: 2880,
-    experts: 128,
-    moePaddedHidden: 3072,
-    topK: 4,
-  },
+  'gpt-oss-20b': GPT_OSS_20B,
+  // gpt-oss-120b: gpt-oss-20b's layer with more layers and experts.
+  'gpt-oss-120b': { ...GPT_OSS_20B, layers: 36, experts: 128 },
   // Qwen3-30B-A3B: head_dim 128 (not hidden / heads), moe_intermediate_size 768, no pad (2048 is
   // already a multiple of the MoE kernel's tile), q/k RMSNorm per head.
   'qwen3-moe': {

@@ -4,7 +4,7 @@
 
 import { nodeInputs, shapeToString, type Graph, type Node, type ValueType } from '../../graph/ir.ts';
 import { opKind, type OpKind } from '../../graph/ops.ts';
-import { effectiveOp } from '../../graph/diff.ts';
+import { calledOp } from '../../graph/call.ts';
 import { groupNodes, type NodeGroup } from '../../graph/groups.ts';
 
 export type SceneKind = OpKind | 'input';
@@ -65,7 +65,7 @@ export function typeLabel(t: ValueType | null): string {
 function titleOf(n: Node): string {
   if (n.op === 'getitem') return `[${String(n.args[1])}]`;
   if (n.op === 'call_module') return n.module ?? 'call_module';
-  return shortOp(effectiveOp(n));
+  return shortOp(calledOp(n));
 }
 
 /** Inputs drawn as boxes. Symbolic sizes are scalars every layer reads; as boxes they would only add wires. */
@@ -113,7 +113,7 @@ export function buildScene(g: Graph): Scene {
     nodes.push({
       name: n.name,
       op: n.op,
-      kind: opKind(effectiveOp(n)),
+      kind: opKind(calledOp(n)),
       title,
       subtitle: n.name,
       type,

@@ -13,7 +13,7 @@ import { compareFixes, type FixesReport } from '../../runtime/compareFixes.ts';
 import { RunError } from '../../runtime/index.ts';
 import { useStore } from '../store/index.ts';
 import { formatBytes } from './Inspector.tsx';
-import { innerOp } from './nodeOp.ts';
+import { calledOp } from '../../graph/call.ts';
 
 const MOE = 'vllm.moe_forward.default';
 const NORMS = [
@@ -25,7 +25,7 @@ const NORMS = [
 /** The nodes from the MoE's input to the norm its output reaches (the part the fixes change). */
 export function moeChain(g: Graph): Node[] {
   const byName = new Map(g.nodes.map((n) => [n.name, n]));
-  const moe = g.nodes.find((n) => innerOp(n) === MOE);
+  const moe = g.nodes.find((n) => calledOp(n) === MOE);
   if (!moe) return [];
   const chain: Node[] = [];
   const hs = moe.kwargs['hidden_states'];
@@ -42,13 +42,13 @@ export function moeChain(g: Graph): Node[] {
     if (!next) break;
     if (next.op !== 'getitem') chain.push(next);
     cur = next;
-    if (NORMS.includes(innerOp(next))) break;
+    if (NORMS.includes(calledOp(next))) break;
   }
   return chain;
 }
 
 const shortOp = (n: Node) =>
-  innerOp(n)
+  calledOp(n)
     .replace(/^(aten|vllm|_C)\./, '')
     .replace(/\.(default|Tensor)$/, '');
 const shape = (n: Node) => (n.type?.kind === 'tensor' ? `[${n.type.shape.join(', ')}]` : '');

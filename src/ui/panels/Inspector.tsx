@@ -16,7 +16,7 @@ import { METRIC_INFO } from '../graph/overlay.ts';
 import { formatOverlayValue } from '../graph/OverlayLegend.tsx';
 import { usePaneOverlays } from './ColourBy.tsx';
 import { shownStage, useStore } from '../store/index.ts';
-import { innerOp } from './nodeOp.ts';
+import { calledOp, callArg, callForm } from '../../graph/call.ts';
 
 /** Result size in bytes: a number when every dim is known, else a formula over the symbols. */
 export function bytesOf(t: ValueType | null): string {
@@ -55,11 +55,10 @@ export function bytesMoved(
 ): { reads: string; writes: string | null } {
   const args = [...node.args, ...Object.values(node.kwargs)];
   const reads = sumSizes([...new Set(args.flatMap((a) => refsOf(a)))].map((r) => types.get(r)));
-  const def = lookupOp(innerOp(node));
+  const def = lookupOp(calledOp(node));
   const mutated =
     def?.args
-      .filter((a) => a.mutates)
-      .map((a) => node.kwargs[a.name])
+      .map((a, i) => (a.mutates ? callArg(node, i, a.name) : undefined))
       .filter((a): a is Arg => a !== undefined && a !== null) ?? [];
   const writes = mutated.length ? sumSizes(mutated.flatMap((a) => refsOf(a)).map((r) => types.get(r))) : null;
   return { reads, writes };
@@ -181,11 +180,12 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
   const select = useStore((s) => s.select);
   const side = useStore((s) => s.selectedSide);
   const onRef = (name: string) => select(name, side, true);
-  const op = innerOp(node);
+  const op = calledOp(node);
   const def = lookupOp(op);
   const argNames = def?.args.map((a) => a.name) ?? [];
   const users = usersOf(graph).get(node.name) ?? [];
-  const positional = node.op === 'higher_order.auto_functionalized' ? node.args.slice(1) : node.args;
+  // auto_functionalized (v1, v2) passes the op it runs first: shown above, not as an argument.
+  const positional = callForm(node) === 'plain' ? node.args : node.args.slice(1);
   const types = typeIndex(graph);
   const stageGraphs = useStore((s) => s.stages).map((st) => st.graph);
   const origins = node.meta.line === undefined && node.meta.madeBy ? originLines(node, stageGraphs) : [];

@@ -6,7 +6,8 @@ import { shownStage, useStore } from '../store/index.ts';
 import { PASS_LIST } from '../store/passesSlice.ts';
 import { PASS_DESCRIPTIONS } from '../../graph/passes/pipeline.ts';
 import { PassWhyList } from './PassWhyList.tsx';
-import { innerKind } from './nodeOp.ts';
+import { calledOp } from '../../graph/call.ts';
+import { opKind } from '../../graph/ops.ts';
 import { DumpStages } from './DumpStages.tsx';
 import { UnevaluatedGates } from './UnevaluatedGates.tsx';
 
@@ -35,7 +36,7 @@ export function PassPanel() {
   const select = useStore((s) => s.select);
   const [open, setOpen] = useState<string | null>(null);
 
-  const fused = shown ? shown.graph.nodes.filter((n) => innerKind(n) === 'fused').length : 0;
+  const fused = shown ? shown.graph.nodes.filter((n) => opKind(calledOp(n)) === 'fused').length : 0;
   const shownIndex = scrub ?? stages.length - 1;
 
   return (

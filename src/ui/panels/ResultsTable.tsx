@@ -6,7 +6,7 @@
 import { useMemo } from 'react';
 import { useStore } from '../store/index.ts';
 import { formatBytes } from './Inspector.tsx';
-import { innerOp } from './nodeOp.ts';
+import { calledOp } from '../../graph/call.ts';
 import type { ExactCheck } from '../../runtime/index.ts';
 import type { NodeTiming, SideTiming, Timing } from '../../runtime/timing.ts';
 import { outputStatus, type OutputStatus } from './verdict.ts';
@@ -83,7 +83,7 @@ export function ResultsTable() {
   const after = useStore((s) => s.stages[s.cursor]?.graph);
   const opName = useMemo(() => {
     const m = new Map<string, string>();
-    for (const g of [before, after]) for (const n of g?.nodes ?? []) m.set(n.name, innerOp(n));
+    for (const g of [before, after]) for (const n of g?.nodes ?? []) m.set(n.name, calledOp(n));
     return m;
   }, [before, after]);
   if (!report) return <p className="muted pad">No run yet. Run before &amp; after in the Run tab.</p>;

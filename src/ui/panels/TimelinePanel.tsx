@@ -3,7 +3,7 @@
 
 import { useMemo, useState } from 'react';
 import type { Graph } from '../../graph/ir.ts';
-import { innerOp } from './nodeOp.ts';
+import { calledOp, callFormOf } from '../../graph/call.ts';
 import { useStore } from '../store/index.ts';
 import { FilePicker } from './FilePicker.tsx';
 import { Timeline, type TimelineEvent, type TimelineTraces } from './Timeline.tsx';
@@ -54,8 +54,8 @@ function resolveWrappedOps(
     if (!g) return events;
     const byName = new Map(g.nodes.map((n) => [n.name, n]));
     return events.map((e) => {
-      const n = e.op === 'higher_order.auto_functionalized' ? byName.get(e.node) : undefined;
-      return n ? { ...e, op: innerOp(n) } : e;
+      const n = callFormOf(e.op) !== 'plain' ? byName.get(e.node) : undefined;
+      return n ? { ...e, op: calledOp(n) } : e;
     });
   };
   return {

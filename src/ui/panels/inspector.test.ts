@@ -7,7 +7,7 @@ import { typeIndex } from '../../graph/ops.ts';
 import { runPipeline } from '../../graph/passes/pipeline.ts';
 import { generateSample } from '../../graph/samples/index.ts';
 import { bytesMoved, bytesOf, formatBytes, originLines } from './Inspector.tsx';
-import { innerOp } from './nodeOp.ts';
+import { calledOp, functionalizedTarget } from '../../graph/call.ts';
 import { PR_BEFORE, QWEN_TP2 } from '../testFixtures.ts';
 
 describe('inspector facts', () => {
@@ -26,14 +26,7 @@ describe('inspector facts', () => {
       (s) => s.graph,
     );
     const after = stages[stages.length - 1];
-    const fused = after.nodes.find(
-      (n) =>
-        n.args[0] &&
-        typeof n.args[0] === 'object' &&
-        !Array.isArray(n.args[0]) &&
-        n.args[0].kind === 'op' &&
-        n.args[0].target.includes('fused_allreduce_norm'),
-    )!;
+    const fused = after.nodes.find((n) => functionalizedTarget(n)?.includes('fused_allreduce_norm'))!;
     expect(fused).toBeDefined();
     const lineOf = (name: string) => before.nodes.find((n) => n.name === name)!.meta.line!;
     const lines = originLines(fused, [before, ...stages]);
@@ -46,7 +39,7 @@ describe('inspector facts', () => {
     const after = runPipeline(before, ['slice-hoist', 'allreduce-rmsnorm'], { worldSize: 4 }).output;
     const t = typeIndex(after);
     const writes = after.nodes
-      .filter((n) => innerOp(n) === 'vllm.flashinfer_trtllm_fused_allreduce_norm.default')
+      .filter((n) => calledOp(n) === 'vllm.flashinfer_trtllm_fused_allreduce_norm.default')
       .map((n) => bytesMoved(n, t).writes);
     // The first layer's rms_norm site gets a zeros residual and a new norm_out buffer besides its
     // input: three buffers; the fused_add_rms_norm sites write allreduce_in and residual: two.

@@ -4,7 +4,7 @@
 
 import { refsOf, type Graph, type Node } from '../../graph/ir.ts';
 import { useStore, type AppState } from '../store/index.ts';
-import { innerOp } from '../panels/nodeOp.ts';
+import { calledOp } from '../../graph/call.ts';
 
 export const TOUR_SAMPLE = 'gpt-oss-20b-l1-tp4';
 
@@ -21,7 +21,7 @@ export interface TourStep {
 const latest = (s: AppState) => s.stages[s.stages.length - 1]?.graph;
 
 function firstNode(g: Graph | undefined, op: string): string | null {
-  return g?.nodes.find((n) => innerOp(n) === op)?.name ?? null;
+  return g?.nodes.find((n) => calledOp(n) === op)?.name ?? null;
 }
 
 /** Names of the nodes that read `name`. */
@@ -60,7 +60,7 @@ function fusedMoeSite(g: Graph | undefined): string | null {
   const slices = new Set(g.nodes.filter((n) => n.op === 'aten.slice.Tensor').map((n) => n.name));
   return (
     g.nodes.find(
-      (n) => innerOp(n) === FUSED_OP && refsOf(n.kwargs.allreduce_in ?? null).some((r) => slices.has(r)),
+      (n) => calledOp(n) === FUSED_OP && refsOf(n.kwargs.allreduce_in ?? null).some((r) => slices.has(r)),
     )?.name ?? null
   );
 }
