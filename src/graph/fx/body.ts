@@ -61,3 +61,13 @@ function readReturn(r: FxReader): void {
   r.scope.graph.setOutputs(r.returnedValues());
   r.endStatement('return');
 }
+
+/** `self.submod_N(…)` where the text holds no class submod_N: a fragment or a pasted forward. */
+export function warnModuleCallsWithoutClass(r: FxReader): void {
+  for (const c of r.scope.moduleCalls)
+    r.warnings.push({
+      line: c.line,
+      node: c.node.name,
+      message: `calls self.${c.node.module}, whose class is not in the text`,
+    });
+}

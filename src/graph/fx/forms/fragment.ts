@@ -5,13 +5,12 @@ import type { Arg, Graph, Input, Node, ValueType } from '../../ir.ts';
 import { isRef } from '../../ir.ts';
 import { callForm, functionalizedTarget } from '../../call.ts';
 import { lookupOp } from '../../ops.ts';
-import { readBody } from '../body.ts';
+import { readBody, warnModuleCallsWithoutClass } from '../body.ts';
 import { Tok as TokKinds } from '../lexer.ts';
 import type { FxForm } from '../parse.ts';
 import { readReadableLine } from '../readableLine.ts';
 import { copyType } from '../reader.ts';
 import { Scope } from '../scope.ts';
-import { warnModuleCallsWithoutClass } from './module.ts';
 
 // A module-level copy: some transpilers turn every use of an imported binding into a getter call.
 const Tok = TokKinds;

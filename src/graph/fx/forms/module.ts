@@ -4,7 +4,7 @@
 
 import { MAX_SUBMODULE_DEPTH } from '../../errors.ts';
 import type { Graph, ValueType } from '../../ir.ts';
-import { readBody } from '../body.ts';
+import { readBody, warnModuleCallsWithoutClass } from '../body.ts';
 import { PYTHON_KEYWORDS, Tok as TokKinds, type Token } from '../lexer.ts';
 import type { FxForm } from '../parse.ts';
 import { readReadableLine } from '../readableLine.ts';
@@ -24,6 +24,7 @@ export const moduleForm: FxForm = {
   },
 };
 
+/** A `class …:` and what it holds; `depth` counts the classes it sits in, itself included. */
 function readClass(r: FxReader, depth: number): Graph {
   const classTok = r.expectName('to start a module', 'class');
   if (depth > MAX_SUBMODULE_DEPTH)
@@ -85,16 +86,6 @@ function readBareForward(r: FxReader): Graph {
   scope.resolve(r.src);
   warnModuleCallsWithoutClass(r);
   return scope.graph.build();
-}
-
-/** `self.submod_N(…)` where the text holds no class submod_N: a fragment or a pasted forward. */
-export function warnModuleCallsWithoutClass(r: FxReader): void {
-  for (const c of r.scope.moduleCalls)
-    r.warnings.push({
-      line: c.line,
-      node: c.node.name,
-      message: `calls self.${c.node.module}, whose class is not in the text`,
-    });
 }
 
 /** `def forward(self, a: "bf16[…]", …):` and its body. */

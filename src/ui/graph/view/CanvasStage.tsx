@@ -24,7 +24,7 @@ export function useThemePalette(): (root: HTMLElement) => Palette {
 }
 
 /** A canvas's backing store at the device's pixel ratio, and its context drawing in CSS pixels. */
-export function canvasContext(c: HTMLCanvasElement, w: number, h: number): CanvasRenderingContext2D | null {
+function canvasContext(c: HTMLCanvasElement, w: number, h: number): CanvasRenderingContext2D | null {
   const dpr = window.devicePixelRatio || 1;
   if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
     c.width = Math.round(w * dpr);
