@@ -15,57 +15,13 @@ export const OP_TABLE_HEADER = join(dirname(fileURLToPath(import.meta.url)), 'na
 
 const camel = (s: string) => s.replace(/(^|_)([a-z])/g, (_m, _u, c: string) => c.toUpperCase());
 
-/** Whether an op takes a list of one value per rank (its reader then takes the world size). */
-const takesWorld = (op: WorkerOp) => argFields(WORKER_OPS[op].i).some((e) => e.count === 'world');
-/** `moeArgs(st)`, `seedArgs(st, world)`: the call of an op's generated reader. */
-const readerCall = (op: WorkerOp, st: string) =>
-  `${WORKER_OPS[op].cpp.replace(/^./, (c) => c.toLowerCase())}Args(${st}${takesWorld(op) ? ', world' : ''})`;
-
-/** What every generated reader uses: a list inside `i`, and the reader that walks `i` and `f` in order. */
-const ARG_READER =
-  String.raw`/** Integers inside a step's ${'`i`'}: per-dim shapes and strides, one value per rank. */
-struct IntList {
-  const int64_t* data = nullptr;
-  int64_t size = 0;
-  int64_t operator[](int64_t k) const { return data[k]; }
-};
-
-/** Reads a step's ${'`i`'} and ${'`f`'} in its op's declared order; throws naming what is missing or left over. */
-class ArgReader {
- public:
-  ArgReader(const std::vector<int64_t>& i, const std::vector<double>& f, const char* op) : i_(i), f_(f), op_(op) {}
-  int64_t integer(const char* name) {
-    if (ni_ >= i_.size()) fail(std::string("is missing its argument '") + name + "'");
-    return i_[ni_++];
-  }
-  IntList list(const char* name, int64_t n) {
-    if (n < 0 || (uint64_t)n > i_.size() - ni_)
-      fail("needs " + std::to_string(n) + " values of '" + name + "', has " + std::to_string(i_.size() - ni_) + " left");
-    IntList l{i_.data() + ni_, n};
-    ni_ += (size_t)n;
-    return l;
-  }
-  double real(const char* name) {
-    if (nf_ >= f_.size()) fail(std::string("is missing its argument '") + name + "'");
-    return f_[nf_++];
-  }
-  void end() const {
-    if (ni_ != i_.size() || nf_ != f_.size())
-      fail("takes " + std::to_string(ni_) + " integer and " + std::to_string(nf_) + " float arguments, not " + std::to_string(i_.size()) + " and " +
-           std::to_string(f_.size()));
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) const { throw std::runtime_error(std::string("step op '") + op_ + "' " + what); }
-  const std::vector<int64_t>& i_;
-  const std::vector<double>& f_;
-  const char* op_;
-  size_t ni_ = 0, nf_ = 0;
-};`.split('\n');
-
 const layoutKey = (op: WorkerOp) => JSON.stringify([WORKER_OPS[op].i, WORKER_OPS[op].f]);
 
-/** One op's argument struct and its reader, e.g. `template <class S> MoeArgs moeArgs(const S& st)`. */
+/**
+ * One op's argument struct (its fields in declared order, consecutive ones of a type on one line)
+ * and its `read` (agent/native/step_args.hpp argsOf calls it). An op laid out as an earlier one
+ * reads into that one's struct, so code can treat the two alike.
+ */
 function renderArgs(op: WorkerOp): string[] {
   const def = WORKER_OPS[op];
   const ints = argFields(def.i);
@@ -78,37 +34,36 @@ function renderArgs(op: WorkerOp): string[] {
         `worker op ${op}: the length of '${name}' is '${count}', not an earlier integer argument`,
       );
   const struct = `${def.cpp}Args`;
-  // An op laid out as an earlier one reads into that one's struct, so code can treat the two alike.
+  const doc = `/** ${op}: ${def.doc}. */`;
   const same = (
     ints.length || reals.length ? WORKER_OP_CODES.slice(0, WORKER_OP_CODES.indexOf(op)) : []
   ).find((o) => layoutKey(o) === layoutKey(op));
+  if (same) return [doc, `using ${struct} = ${WORKER_OPS[same].cpp}Args;`, ''];
   const fields = [
-    ...ints.map((e) => `  ${e.count ? 'IntList' : 'int64_t'} ${e.name};`),
-    ...reals.map((e) => `  double ${e.name};`),
+    ...ints.map((e) => ({ type: e.count ? 'IntList' : 'int64_t', name: e.name })),
+    ...reals.map((e) => ({ type: 'double', name: e.name })),
   ];
+  const decls: string[] = [];
+  fields.forEach((f, k) => {
+    if (k > 0 && fields[k - 1].type === f.type) decls[decls.length - 1] += `, ${f.name}`;
+    else decls.push(`  ${f.type} ${f.name}`);
+  });
   const reads = [
     ...ints.map((e) =>
-      e.count
-        ? `  a.${e.name} = r.list("${e.name}", ${e.count === 'world' ? 'world' : `a.${e.count}`});`
-        : `  a.${e.name} = r.integer("${e.name}");`,
+      e.count === 'world'
+        ? `${e.name} = r.perRank("${e.name}");`
+        : e.count
+          ? `${e.name} = r.list("${e.name}", ${e.count});`
+          : `${e.name} = r.integer("${e.name}");`,
     ),
-    ...reals.map((e) => `  a.${e.name} = r.real("${e.name}");`),
+    ...reals.map((e) => `${e.name} = r.real("${e.name}");`),
   ];
   return [
-    `/** ${op}: ${def.doc}. */`,
-    ...(same
-      ? [`using ${struct} = ${WORKER_OPS[same].cpp}Args;`]
-      : fields.length
-        ? [`struct ${struct} {`, ...fields, '};']
-        : [`struct ${struct} {};`]),
-    'template <class S>',
-    `${struct} ${readerCall(op, 'const S& st').replace(', world)', ', int64_t world)')} {`,
-    `  ArgReader r(st.i, st.f, "${op}");`,
-    `  ${struct} a${fields.length ? '' : '{}'};`,
-    ...reads,
-    '  r.end();',
-    '  return a;',
-    '}',
+    doc,
+    `struct ${struct} {`,
+    ...decls.map((d) => `${d};`),
+    reads.length ? `  void read(ArgReader& r) { ${reads.join(' ')} }` : '  void read(ArgReader&) {}',
+    '};',
     '',
   ];
 }
@@ -118,11 +73,11 @@ export function renderOpTableHeader(): string {
   const lines = [
     '// Generated from src/graph/opTable.ts by agent/opTableCpp.ts (npm run agent). Do not edit.',
     '#pragma once',
-    '#include <cstdint>',
     '#include <stdexcept>',
     '#include <string>',
     '#include <utility>',
-    '#include <vector>',
+    '',
+    '#include "step_args.hpp"',
     '',
     '#ifdef __CUDACC__',
     '#define FL_HOST_DEVICE __host__ __device__',
@@ -143,9 +98,7 @@ export function renderOpTableHeader(): string {
     '  throw std::runtime_error("unknown step op \'" + s + "\'");',
     '}',
     '',
-    ...ARG_READER,
-    '',
-    "// Each op's arguments (WORKER_OPS[op].i, then .f), read from a step's `i` and `f`.",
+    "// Each op's arguments (WORKER_OPS[op].i, then .f): argsOf<MoeArgs>(st) reads a step's `i` and `f`.",
     '',
     ...WORKER_OP_CODES.flatMap(renderArgs),
     "/** Checks a step's arguments against its op's layout (parseProgram runs it on every step). */",
@@ -153,10 +106,9 @@ export function renderOpTableHeader(): string {
     'void checkArgs(const S& st, int64_t world) {',
     '  switch (st.op) {',
     ...WORKER_OP_CODES.map(
-      (op) => `    case OpCode::${WORKER_OPS[op].cpp}: ${readerCall(op, 'st')}; return;`,
+      (op) => `    case OpCode::${WORKER_OPS[op].cpp}: argsOf<${WORKER_OPS[op].cpp}Args>(st, world); return;`,
     ),
     '  }',
-    '  (void)world;',
     '}',
     '',
     '/** Map functions (MAP_FNS), by wire code. */',

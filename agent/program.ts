@@ -1,7 +1,8 @@
 // Lowering the runtime's plan (src/runtime/plan.ts: storages, strided views, kernel steps) into
-// the native worker's flat program: one slot per storage, contiguous operands, integer and float
-// parameters per step (the layout agent/native/program.hpp reads). Views the worker's kernels
-// cannot read in place become an explicit `gather` step first, so the worker stays small.
+// the native worker's flat program: one slot per storage, contiguous operands, each step's
+// arguments written by name in its worker op's declared layout (WORKER_OPS, agent/workerArgs.ts).
+// Views the worker's kernels cannot read in place become an explicit `gather` step first, so the
+// worker stays small. LOWERINGS holds one lowering per plan kernel; lowerPlan only drives them.
 
 import type { Plan, Step as PlanStep, View } from '../src/runtime/plan.ts';
 import { MAP_FN_CODES, type WorkerOp } from '../src/graph/opTable.ts';

@@ -46,17 +46,25 @@ describe('workerArgs', () => {
     expect(() => argFields(['rows', 'cols[]'])).toThrow("worker argument 'cols[]'");
   });
 
-  it("the generated C++ reads every op's arguments in the declared order", () => {
+  it("the generated C++ reads every op's arguments in the declared order, into fields of their names", () => {
     const header = renderOpTableHeader();
+    const readOf = (struct: string): string[] => {
+      const alias = new RegExp(`using ${struct} = (\\w+);`).exec(header);
+      if (alias) return readOf(alias[1]);
+      const body = new RegExp(
+        `struct ${struct} \\{[^]*?\\n  void read\\(ArgReader&( r)?\\) \\{(.*)\\}\\n\\};`,
+      ).exec(header);
+      expect(body, struct).not.toBeNull();
+      return [...body![2].matchAll(/(\w+) = r\.(?:integer|list|perRank|real)\("(\w+)"/g)].map((m) => {
+        expect(m[1]).toBe(m[2]);
+        return m[2];
+      });
+    };
     for (const op of WORKER_OP_CODES) {
       const def = WORKER_OPS[op];
-      const reader = new RegExp(
-        `\\w+Args \\w+Args\\(const S& st[^)]*\\) \\{\\n  ArgReader r\\(st.i, st.f, "${op}"\\);\\n[^]*?\\n\\}`,
+      expect(readOf(`${def.cpp}Args`), op).toEqual(
+        [...argFields(def.i), ...argFields(def.f)].map((a) => a.name),
       );
-      const body = reader.exec(header)?.[0];
-      expect(body, op).toBeDefined();
-      const read = [...body!.matchAll(/r\.(integer|list|real)\("(\w+)"/g)].map((m) => m[2]);
-      expect(read, op).toEqual([...argFields(def.i), ...argFields(def.f)].map((a) => a.name));
     }
   });
 });

@@ -65,7 +65,7 @@ void rmsRow(const float* z, const float* w, float* y, int64_t cols, double eps, 
  */
 void moeRank(const Step& st, CpuState& S, int rank) {
   need(st, 6, 1);
-  const MoeArgs m = moeArgs(st);
+  const MoeArgs m = argsOf<MoeArgs>(st);
   int64_t T = m.T, H = m.H, E = m.E, I = m.I, K = std::min<int64_t>(m.K, E);
   const Buf &x = S.in(rank, st.in[0], st), &lg = S.in(rank, st.in[1], st), &w13 = S.in(rank, st.in[2], st),
             &b13 = S.in(rank, st.in[3], st), &w2 = S.in(rank, st.in[4], st), &b2 = S.in(rank, st.in[5], st);
@@ -114,7 +114,7 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
       // out[idx] = x[offset + Σ (idx_d − lo_d)·stride_d], or `value` where idx_d − lo_d leaves the input:
       // strided copies, broadcasts (stride 0) and constant padding are all this one op.
       need(st, 1, 1);
-      const GatherArgs g = gatherArgs(st);
+      const GatherArgs g = argsOf<GatherArgs>(st);
       const int64_t off = g.offset, nd = g.nd;
       const IntList &os = g.outShape, &is = g.inShape, &sd = g.stride, &lo = g.lo;
       const Buf& a = S.in(rank, st.in[0], st);
@@ -137,7 +137,7 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
     }
     case OpCode::Mm: {
       need(st, 2, 1);
-      const MmArgs mm = mmArgs(st);
+      const MmArgs mm = argsOf<MmArgs>(st);
       int64_t M = mm.M, K = mm.K, N = mm.N, biasMode = mm.biasMode, transB = mm.transB;
       const Buf& a = S.in(rank, st.in[0], st);
       const Buf& b = S.in(rank, st.in[1], st);
@@ -168,13 +168,13 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
       const Buf& b = S.in(rank, st.in[1], st);
       Buf& o = S.out(rank, st.out[0]);
       checkSize(st, a, (int64_t)o.size(), "self"); checkSize(st, b, (int64_t)o.size(), "other");
-      float alpha = (float)addArgs(st).alpha;
+      float alpha = (float)argsOf<AddArgs>(st).alpha;
       for (size_t q = 0; q < o.size(); q++) o[q] = S.r(a[q] + alpha * b[q]);
       break;
     }
     case OpCode::Embedding: {
       need(st, 2, 1);
-      const EmbeddingArgs e = embeddingArgs(st);
+      const EmbeddingArgs e = argsOf<EmbeddingArgs>(st);
       int64_t T = e.T, V = e.V, H = e.H;
       const Buf& w = S.in(rank, st.in[0], st);
       const Buf& ids = S.in(rank, st.in[1], st);
@@ -189,7 +189,7 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
     }
     case OpCode::Seed: {
       need(st, 0, 1);
-      const SeedArgs g = seedArgs(st, p.world);
+      const SeedArgs g = argsOf<SeedArgs>(st, p.world);
       uint32_t seed = (uint32_t)g.seed, stream = (uint32_t)g.stream[rank];
       int64_t range = g.range;
       Buf& o = S.out(rank, st.out[0]);
@@ -201,7 +201,7 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
     case OpCode::Map: {
       // Mixed i32 / float operands (token ids, masks, activations): values are exact in f32 here.
       need(st, 1, 1);
-      const MapArgs m = mapArgs(st);
+      const MapArgs m = argsOf<MapArgs>(st);
       const Buf& a = S.in(rank, st.in[0], st);
       const Buf* b = st.in.size() > 1 && st.in[1] >= 0 ? &S.in(rank, st.in[1], st) : nullptr;
       Buf& o = S.out(rank, st.out[0]);
@@ -217,7 +217,7 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
     case OpCode::Fill: {
       need(st, 0, 1);
       Buf& o = S.out(rank, st.out[0]);
-      std::fill(o.begin(), o.end(), S.r((float)fillArgs(st).value));
+      std::fill(o.begin(), o.end(), S.r((float)argsOf<FillArgs>(st).value));
       break;
     }
     case OpCode::RmsNorm:
@@ -225,7 +225,7 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
       // x may be a strided window (a slice of a padded tensor): rows of `cols` at xOffset + row·xRowStride.
       bool fused = st.op == OpCode::FusedAddRmsNorm;
       need(st, fused ? 3 : 2, fused ? 2 : 1);
-      const RmsNormArgs a = fused ? fusedAddRmsNormArgs(st) : rmsNormArgs(st);
+      const RmsNormArgs a = fused ? argsOf<FusedAddRmsNormArgs>(st) : argsOf<RmsNormArgs>(st);
       int64_t rows = a.rows, cols = a.cols, xo = a.xOffset, xs = a.xRowStride;
       const Buf& x = S.in(rank, st.in[0], st);
       const Buf& w = S.in(rank, st.in[fused ? 2 : 1], st);
@@ -319,7 +319,7 @@ void runCollective(const Step& st, CpuState& S) {
   }
   // AllReduceNorm (pattern 1): ar = Σ x_r; res_out = ar + residual; norm = res_out·rsqrt(·)·γ, one rounding.
   need(st, 3, 2);
-  const AllReduceNormArgs an = allReduceNormArgs(st);
+  const AllReduceNormArgs an = argsOf<AllReduceNormArgs>(st);
   int64_t rows = an.rows, cols = an.cols, n = rows * cols;
   std::vector<double> sum(n, 0.0);
   for (int r = 0; r < p.world; r++) {

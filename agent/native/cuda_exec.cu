@@ -224,10 +224,10 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
   int64_t n0 = st.out.empty() || st.out[0] < 0 ? 0 : p.slotNumel[st.out[0]];
   int grid = gridFor(n0, k.sms);
   switch (st.op) {
-    case OpCode::Fill: kFill<T><<<grid, 256, 0, s>>>(out(0), n0, (float)fillArgs(st).value); break;
-    case OpCode::Add: kAdd<T><<<grid, 256, 0, s>>>(in(0), in(1), out(0), n0, (float)addArgs(st).alpha); break;
+    case OpCode::Fill: kFill<T><<<grid, 256, 0, s>>>(out(0), n0, (float)argsOf<FillArgs>(st).value); break;
+    case OpCode::Add: kAdd<T><<<grid, 256, 0, s>>>(in(0), in(1), out(0), n0, (float)argsOf<AddArgs>(st).alpha); break;
     case OpCode::Gather: {
-      const GatherArgs a = gatherArgs(st);
+      const GatherArgs a = argsOf<GatherArgs>(st);
       GatherKernelArgs g{};
       g.offset = a.offset;
       g.nd = (int)a.nd;
@@ -243,13 +243,13 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
     case OpCode::Map: {
       if (!n0) break;
       const bool hasB = st.in.size() > 1 && st.in[1] >= 0;
-      const MapArgs a = mapArgs(st);
+      const MapArgs a = argsOf<MapArgs>(st);
       kMap<T><<<grid, 256, 0, s>>>(buf[rank][st.in.at(0)], p.slotIsInt[st.in[0]], hasB ? buf[rank][st.in[1]] : nullptr, hasB && p.slotIsInt[st.in[1]],
                                    buf[rank][st.out[0]], p.slotIsInt[st.out[0]], n0, (int)a.fn, (float)a.scalar);
       break;
     }
     case OpCode::Seed: {
-      const SeedArgs a = seedArgs(st, p.world);
+      const SeedArgs a = argsOf<SeedArgs>(st, p.world);
       uint32_t seed = (uint32_t)a.seed, stream = (uint32_t)a.stream[rank];
       if (!n0) break;
       if (p.slotIsInt[st.out[0]]) kSeedIndex<<<grid, 256, 0, s>>>(static_cast<int32_t*>(buf[rank][st.out[0]]), n0, seed, stream, a.range);
@@ -257,7 +257,7 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
       break;
     }
     case OpCode::Embedding: {
-      const EmbeddingArgs a = embeddingArgs(st);
+      const EmbeddingArgs a = argsOf<EmbeddingArgs>(st);
       int64_t Tn = a.T, V = a.V, H = a.H;
       if (!Tn) break;
       unsigned long long* bad = nullptr;
@@ -272,7 +272,7 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
       break;
     }
     case OpCode::Mm: {
-      const MmArgs a = mmArgs(st);
+      const MmArgs a = argsOf<MmArgs>(st);
       int64_t M = a.M, K = a.K, N = a.N, biasMode = a.biasMode, transB = a.transB;
       float* acc = nullptr;
       if (M * N == 0) break;
@@ -295,23 +295,23 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
     case OpCode::AllReduce: ncclAllReduceSum<T>(st, k, in(0), out(0), n0); return "nccl";
     case OpCode::ReduceScatter: ncclScatterGather<T>(st, k, in(0), out(0), n0, true); return "nccl";
     case OpCode::MmReduceScatter: {
-      const MmReduceScatterArgs a = mmReduceScatterArgs(st);
+      const MmReduceScatterArgs a = argsOf<MmReduceScatterArgs>(st);
       return launchMmReduceScatter<T>(st, k, rank, C.world, in(0), in(1), out(0), out(1), a.M, a.K, a.N, a.biasMode, a.transB != 0, (float)a.alpha,
                                       (float)a.beta, a.biasMode == 1 ? in(2) : nullptr);
     }
     case OpCode::AllGather: ncclScatterGather<T>(st, k, in(0), out(0), n0 / C.world, false); return "nccl";
     case OpCode::RmsNorm: {
-      const RmsNormArgs a = rmsNormArgs(st);
+      const RmsNormArgs a = argsOf<RmsNormArgs>(st);
       launchAddRmsNorm<T>(st, s, k.sms, in(0), a.xOffset, a.xRowStride, nullptr, in(1), out(0), nullptr, a.rows, (int)a.cols, (float)a.eps, true);
       break;
     }
     case OpCode::FusedAddRmsNorm: {
-      const FusedAddRmsNormArgs a = fusedAddRmsNormArgs(st);
+      const FusedAddRmsNormArgs a = argsOf<FusedAddRmsNormArgs>(st);
       launchAddRmsNorm<T>(st, s, k.sms, in(0), a.xOffset, a.xRowStride, in(1), in(2), out(0), out(1), a.rows, (int)a.cols, (float)a.eps, true);
       break;
     }
     case OpCode::AllReduceNorm: {
-      const AllReduceNormArgs a = allReduceNormArgs(st);
+      const AllReduceNormArgs a = argsOf<AllReduceNormArgs>(st);
       const float eps = (float)a.eps;
       int64_t rows = a.rows;
       int cols = (int)a.cols;
@@ -328,7 +328,7 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
       return std::string("fallback: NCCL all-reduce + fused add+RMSNorm (") + (p.forceNcclFallback ? "requested" : C.missingPeer) + ")";
     }
     case OpCode::Moe: {
-      const MoeArgs a = moeArgs(st);
+      const MoeArgs a = argsOf<MoeArgs>(st);
       int64_t T_ = a.T, H = a.H, E = a.E, Iw = a.I;
       int K = (int)std::min<int64_t>(a.K, E);
       if (K < 1 || K > 8) throw StepError(st.node, "top-k must be 1..8");
@@ -361,7 +361,7 @@ RunOutcome runOnCuda(const Program& p, const uint8_t* payload, const StepHook& h
     unsigned long long fused = 0;
     for (const Step& st : p.steps)
       if (st.op == OpCode::AllReduceNorm) {
-        const AllReduceNormArgs a = allReduceNormArgs(st);
+        const AllReduceNormArgs a = argsOf<AllReduceNormArgs>(st);
         fused = std::max<unsigned long long>(fused, (unsigned long long)(a.rows * a.cols));
       }
     if (fused) ensureFusionBuffers(C, fused, elemBytes(p.dtype));

@@ -23,7 +23,7 @@ struct Step {
   std::string opName;
   OpCode op;
   std::vector<int> in, out;  // slot ids; -1 = absent optional
-  std::vector<int64_t> i;    // integer arguments, per op: read them as its struct (op_table.gen.hpp, e.g. moeArgs(st))
+  std::vector<int64_t> i;    // integer arguments, per op: read them as its struct (op_table.gen.hpp, e.g. argsOf<MoeArgs>(st))
   std::vector<double> f;     // float arguments
 };
 
@@ -118,9 +118,11 @@ inline Program parseProgram(const Json& m, uint64_t payloadBytes) {
     } catch (const std::runtime_error& e) {
       throw std::runtime_error("step '" + st.node + "': " + e.what());
     }
-    if (st.op == OpCode::Map && (mapArgs(st).fn < 0 || mapArgs(st).fn >= MapFnCount))
-      throw std::runtime_error("step '" + st.node + "': map function code " + std::to_string(mapArgs(st).fn) + " is outside 0.." +
-                               std::to_string(MapFnCount - 1));
+    if (st.op == OpCode::Map) {
+      const int64_t fn = argsOf<MapArgs>(st).fn;
+      if (fn < 0 || fn >= MapFnCount)
+        throw std::runtime_error("step '" + st.node + "': map function code " + std::to_string(fn) + " is outside 0.." + std::to_string(MapFnCount - 1));
+    }
     p.steps.push_back(std::move(st));
   }
   for (auto& o : m.at("outputs").arr()) { checkSlot(o.i64(), false); p.outputs.push_back((int)o.i64()); }
