@@ -5,23 +5,17 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseFx } from '../../graph/fx/parse.ts';
 import { generateSample } from '../../graph/samples/index.ts';
-import { compareRewrite, runGraph, type CompareReport, type RunOptions } from '../../runtime/index.ts';
+import { compareRewrite, runGraph, type CompareReport } from '../../runtime/index.ts';
 import { compareOutputs } from '../../runtime/compareOutputs.ts';
 import { rewriteForCompare } from '../../runtime/rewriteForCompare.ts';
+import { tinyCpuRun } from '../../runtime/testRuns.ts';
 import { outputNode, outputStatus, nodesReadingFed, verdictOf } from './verdict.ts';
 
 const fragment = () =>
   parseFx(
     readFileSync(new URL('../../../fixtures/fx/seed/pr28841-before.fragment.txt', import.meta.url), 'utf8'),
   ).graph;
-const opts: RunOptions = {
-  backend: 'cpu',
-  ranks: 2,
-  preset: 'tiny',
-  dtype: 'bf16',
-  allreduce: 'one-shot',
-  workers: false,
-};
+const opts = tinyCpuRun();
 
 describe('the verdict line', { timeout: 300_000 }, () => {
   it('hoist alone: proven by bitwise equality of every output', async () => {
