@@ -100,51 +100,32 @@ describe('fusionlab run', { timeout: 180_000 }, () => {
         ),
       ),
     );
-    const a = join(dir, 'a'),
-      b = join(dir, 'b');
-    expect(
+    // The same f32 run on 2 ranks, dumped to `out`, on `backend` with the given extra flags.
+    const dumped = (backend: string, out: string, ...flags: string[]) =>
       run([
         SEED,
         '--backend',
-        'cpu',
+        backend,
         '--ranks',
         '2',
         '--seed',
         '11',
         '--dtype',
         'f32',
-        '--inputs',
-        inputs,
+        ...flags,
         '--dump-outputs',
-        a,
-      ]).code,
-    ).toBe(0);
-    expect(
-      run([SEED, '--backend', 'cpu', '--ranks', '2', '--seed', '11', '--dtype', 'f32', '--dump-outputs', b])
-        .code,
-    ).toBe(0);
+        out,
+      ]).code;
+    const a = join(dir, 'a'),
+      b = join(dir, 'b');
+    expect(dumped('cpu', a, '--inputs', inputs)).toBe(0);
+    expect(dumped('cpu', b)).toBe(0);
     const withInput = readNpy(readFileSync(join(a, 'rank0', 'auto_functionalized_2.2.npy')));
     const seeded = readNpy(readFileSync(join(b, 'rank0', 'auto_functionalized_2.2.npy')));
     expect(bitwiseEqual(withInput, seeded)).toBe(false);
     // The same input through WebGPU gives the reference's result (Node Buffers read as data, not as a pooled view).
     const c = join(dir, 'c');
-    expect(
-      run([
-        SEED,
-        '--backend',
-        'webgpu',
-        '--ranks',
-        '2',
-        '--seed',
-        '11',
-        '--dtype',
-        'f32',
-        '--inputs',
-        inputs,
-        '--dump-outputs',
-        c,
-      ]).code,
-    ).toBe(0);
+    expect(dumped('webgpu', c, '--inputs', inputs)).toBe(0);
     const onGpu = readNpy(readFileSync(join(c, 'rank0', 'auto_functionalized_2.2.npy')));
     expect(diffFromReference(onGpu, withInput, { terms: 480, scale: 8, ulps: 4 })).toBeNull();
   });

@@ -15,7 +15,6 @@
 import type { TraceEvent } from './backend.ts';
 import type { CollectiveStep, Plan } from './plan.ts';
 import { asRows, numelOf } from './plan.ts';
-import { bufferBytes } from '../wgsl/dtype.ts';
 import { allReduceWgsl, ALLREDUCE_PARAMS, ALLREDUCE_WG } from '../wgsl/allReduce.ts';
 import { grid1d } from '../wgsl/elementwise.ts';
 import { encodeNorm, normKernel } from './webgpu/encoders.ts';
@@ -65,57 +64,51 @@ export function collectiveKernels(
   const d = s.x.dtype;
   if (s.kernel === 'reduce_scatter') return numelOf(s.x.shape) > 0 ? [allReduceWgsl(d)] : [];
   if (s.kernel === 'all_gather') return [];
-  if (s.kernel === 'all_reduce') {
-    const n = numelOf(s.x.shape);
-    const reduces =
-      algo === 'one-shot'
-        ? n > 0
-        : (() => {
-            const [a, b] = chunks(n, R, 8)[rank];
-            return b > a;
-          })();
-    return reduces ? [allReduceWgsl(d)] : [];
-  }
-  const x = asRows(s.x)!;
-  const res = asRows(s.residual)!;
-  const { blocked, blocks } = fusedRowBlocks(x.rows, x.cols, R, algo);
-  return blocks
-    .filter(([r0, r1], c) => r1 > r0 && (!blocked || c === rank))
-    .map(
-      ([r0, r1]) =>
-        normKernel(
-          'allreduce',
-          d,
-          {
-            rows: r1 - r0,
-            cols: x.cols,
-            xOffset: 0,
-            xRowStride: x.cols,
-            resOffset: res.offset,
-            resRowStride: res.rowStride,
-            wOffset: s.w.offset,
-            rowStart: r0,
-            rankSlotStride: roundUp((r1 - r0) * x.cols, 8),
-          },
-          subgroupSize,
-          NORM_ROWS_DEFAULT,
-          s.normRounding,
-        ).code,
+  const { blocked, parts, cols } = reduceParts(s, R, algo);
+  return parts
+    .filter(([a, b], c) => b > a && (!blocked || c === rank))
+    .map(([a, b]) =>
+      s.kernel === 'all_reduce'
+        ? allReduceWgsl(d)
+        : gatheredNormKernel(
+            s,
+            { rows: (b - a) / cols, cols, rowStart: a / cols, slotStride: roundUp(b - a, 8) },
+            subgroupSize,
+          ),
     );
 }
 
-export async function runCollective(
-  s: CollectiveStep,
-  ranks: RankDevice[],
+type ReducingStep = Extract<CollectiveStep, { kernel: 'all_reduce' | 'fused_allreduce_norm' }>;
+
+/**
+ * The element ranges an all-reduce (rows, for the fused norm) is reduced in, `cols` elements a
+ * row: blocked, range c belongs to rank c and is all-gathered after; else every rank reduces each.
+ */
+function reduceParts(
+  s: ReducingStep,
+  R: number,
   algo: AllReduceAlgorithm,
-  plan: Plan,
-): Promise<TraceEvent[]> {
-  const R = ranks.length;
-  const d = s.x.dtype;
-  const bp = d === 'f32' || d === 'i32' ? 4 : 2;
-  const events: TraceEvent[] = [];
-  const t0 = performance.now();
-  const transfer = (rank: number, bytesRead: number, bytesWritten: number, start: number) =>
+): { blocked: boolean; parts: [number, number][]; cols: number } {
+  if (s.kernel === 'all_reduce') {
+    const n = numelOf(s.x.shape);
+    return algo === 'one-shot'
+      ? { blocked: false, parts: [[0, n]], cols: 1 }
+      : { blocked: true, parts: chunks(n, R, 8), cols: 1 };
+  }
+  const x = asRows(s.x)!;
+  const { blocked, blocks } = fusedRowBlocks(x.rows, x.cols, R, algo);
+  return { blocked, parts: blocks.map(([r0, r1]) => [r0 * x.cols, r1 * x.cols]), cols: x.cols };
+}
+
+/** Bytes per element as a collective stores it: bf16 and f16 two to a 4-byte word. */
+export const elementBytes = (d: CollectiveStep['x']['dtype']): number => (d === 'f32' || d === 'i32' ? 4 : 2);
+
+/** Records one host copy of a collective: who read and wrote how many bytes, from `start` until now. */
+export type Transfer = (rank: number, bytesRead: number, bytesWritten: number, start: number) => void;
+
+/** A Transfer that appends collective `s`'s copies to `events` as 'transfer' events timed from `t0`. */
+export function transferRecorder(s: CollectiveStep, events: TraceEvent[], t0: number): Transfer {
+  return (rank, bytesRead, bytesWritten, start) => {
     events.push({
       rank,
       node: s.node,
@@ -127,154 +120,228 @@ export async function runCollective(
       bytesWritten,
       timing: 'host',
     });
-  const xOff = s.x.offset * bp; // contiguous, 8-element aligned (the planner copies otherwise)
+  };
+}
 
-  if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather') {
-    // Sequence parallelism's pair: rank c's share is rows [c·T/R, (c+1)·T/R), len elements. A
-    // share need not start on a 4-byte boundary (bf16, odd widths): every rank's whole tensor is
-    // read once and the shares are cut on the host; each output is written whole.
-    const n = numelOf(s.x.shape);
-    const len = s.kernel === 'reduce_scatter' ? n / R : n;
-    let start = performance.now();
-    const whole = await Promise.all(
-      ranks.map(async (r, q) => {
-        await r.sync();
-        const bytes = await readAligned(r, r.buffer(s.x.storage), xOff, n * bp);
-        transfer(q, n * bp, 0, start);
-        return bytes;
-      }),
-    );
-    if (s.kernel === 'reduce_scatter') {
-      const slot = roundUp(len, 8);
-      for (let c = 0; c < R; c++) {
-        // Chunk c's raw copies, in rank order, reduced on its owner by the all-reduce's kernel: the same bits.
-        start = performance.now();
-        const g = ranks[c].scratch(R * slot * bp, `${s.node} gathered`);
-        whole.forEach((bytes, q) =>
-          ranks[c].write(g, q * slot * bp, bytes.subarray(c * len * bp, (c + 1) * len * bp)),
-        );
-        ranks[c].submit(s.node, s.op, (_e, pass) =>
-          pass(
-            allReduceWgsl(d),
-            [ranks[c].buffer(s.out), g],
-            ALLREDUCE_PARAMS.words({ n: len, ranks: R, outOffset: 0, slotStride: slot }),
-            grid1d(Math.ceil(len / 2), ALLREDUCE_WG),
-          ),
-        );
-        transfer(c, 0, R * len * bp, start);
-      }
-    } else {
-      // Every rank's shard in rank order, written whole to every rank's output.
-      const out = new Uint8Array(R * n * bp);
-      whole.forEach((bytes, q) => out.set(bytes, q * n * bp));
-      for (let q = 0; q < R; q++) {
-        start = performance.now();
-        ranks[q].write(ranks[q].buffer(s.out), 0, out);
-        transfer(q, 0, (R - 1) * n * bp, start);
-      }
-    }
-    for (const r of ranks) await r.sync();
-    return events;
-  }
+/**
+ * Sums the R ranks' copies of `len` elements, gathered `slotLen` elements apart in `g`, into
+ * elements [at, at + len) of `out` — the all-reduce's one kernel, so every path gives the same bits.
+ */
+export function submitGatheredSum(
+  dev: RankDevice,
+  s: CollectiveStep,
+  out: GPUBuffer,
+  g: GPUBuffer,
+  chunk: { len: number; ranks: number; at: number; slotLen: number },
+): void {
+  const meta = ALLREDUCE_PARAMS.words({
+    n: chunk.len,
+    ranks: chunk.ranks,
+    outOffset: chunk.at,
+    slotStride: chunk.slotLen,
+  });
+  dev.submit(s.node, s.op, (_e, pass) =>
+    pass(allReduceWgsl(s.x.dtype), [out, g], meta, grid1d(Math.ceil(chunk.len / 2), ALLREDUCE_WG)),
+  );
+}
 
-  if (s.kernel === 'all_reduce') {
-    const n = numelOf(s.x.shape);
-    const parts = algo === 'one-shot' ? [[0, n] as [number, number]] : chunks(n, R, 8);
-    // Which ranks reduce which chunk: one-shot every rank reduces everything; else rank c reduces chunk c.
-    const reducers = (c: number) => (algo === 'one-shot' ? ranks.map((_, i) => i) : [c]);
-    for (let c = 0; c < parts.length; c++) {
-      const [a, b] = parts[c];
-      if (b <= a) continue;
-      const len = b - a;
-      const slot = roundUp(len, 8);
-      // Gather: the chunk's raw copies from every rank, in rank order (ring: hop by hop from rank c+1).
-      const start = performance.now();
-      const copies = await gatherChunk(
-        ranks,
-        (q) => ranks[q].buffer(s.x.storage),
-        xOff + a * bp,
-        len * bp,
-        algo === 'ring' ? c : -1,
-        transfer,
-      );
-      for (const r of reducers(c)) {
-        const g = ranks[r].scratch(R * slot * bp, `${s.node} gathered`);
-        copies.forEach((bytes, q) => ranks[r].write(g, q * slot * bp, bytes));
-        const meta = ALLREDUCE_PARAMS.words({ n: len, ranks: R, outOffset: a, slotStride: slot });
-        ranks[r].submit(s.node, s.op, (_e, pass) =>
-          pass(allReduceWgsl(d), [ranks[r].buffer(s.out), g], meta, grid1d(Math.ceil(len / 2), ALLREDUCE_WG)),
-        );
-        transfer(r, 0, R * len * bp, start);
-      }
-      if (algo !== 'one-shot') await allGather(ranks, c, s.out, a * bp, len * bp, algo === 'ring', transfer);
-    }
-    for (const r of ranks) await r.sync();
-    return events;
-  }
+type FusedNormStep = Extract<CollectiveStep, { kernel: 'fused_allreduce_norm' }>;
 
-  // Fused all-reduce + residual + RMSNorm.
-  const x = asRows(s.x)!;
+/** Rows [rowStart, rowStart + rows) of a [*, cols] tensor, each rank's copy `slotStride` elements after the previous one. */
+export interface GatheredRows {
+  rows: number;
+  cols: number;
+  rowStart: number;
+  slotStride: number;
+}
+
+function gatheredNormParams(s: FusedNormStep, g: GatheredRows) {
   const res = asRows(s.residual)!;
-  // Row blocks must start on whole words; otherwise every rank normalizes every row (one-shot).
-  const { blocked, blocks } = fusedRowBlocks(x.rows, x.cols, R, algo);
-  for (let c = 0; c < blocks.length; c++) {
-    const [r0, r1] = blocks[c];
-    if (r1 <= r0) continue;
-    const rows = r1 - r0;
-    const len = rows * x.cols;
+  return {
+    rows: g.rows,
+    cols: g.cols,
+    xOffset: 0,
+    xRowStride: g.cols,
+    resOffset: res.offset,
+    resRowStride: res.rowStride,
+    wOffset: s.w.offset,
+    rowStart: g.rowStart,
+    rankSlotStride: g.slotStride,
+  };
+}
+
+/** The fused all-reduce + residual + RMSNorm kernel over gathered rows (its source, compiled before the run). */
+export function gatheredNormKernel(s: FusedNormStep, g: GatheredRows, subgroupSize: number): string {
+  return normKernel(
+    'allreduce',
+    s.x.dtype,
+    gatheredNormParams(s, g),
+    subgroupSize,
+    NORM_ROWS_DEFAULT,
+    s.normRounding,
+  ).code;
+}
+
+/** That kernel on `dev`, reading the ranks' copies from `gathered`. */
+export function encodeGatheredNorm(
+  dev: RankDevice,
+  s: FusedNormStep,
+  ranks: number,
+  g: GatheredRows,
+  gathered: GPUBuffer,
+): void {
+  encodeNorm(
+    dev,
+    s.node,
+    s.op,
+    'allreduce',
+    s.x.dtype,
+    { ...gatheredNormParams(s, g), eps: s.eps, ranks },
+    [
+      dev.buffer(s.out),
+      dev.buffer(s.residualOut),
+      gathered,
+      dev.buffer(s.residual.storage),
+      dev.buffer(s.w.storage),
+    ],
+    NORM_ROWS_DEFAULT,
+    s.normRounding,
+  );
+}
+
+export async function runCollective(
+  s: CollectiveStep,
+  ranks: RankDevice[],
+  algo: AllReduceAlgorithm,
+  _plan: Plan,
+): Promise<TraceEvent[]> {
+  const events: TraceEvent[] = [];
+  const transfer = transferRecorder(s, events, performance.now());
+  if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather') await scatterOrGather(s, ranks, transfer);
+  else await reduceByParts(s, ranks, algo, transfer);
+  for (const r of ranks) await r.sync();
+  return events;
+}
+
+/**
+ * Sequence parallelism's pair: rank c's share is rows [c·T/R, (c+1)·T/R), len elements. A share
+ * need not start on a 4-byte boundary (bf16, odd widths): every rank's whole tensor is read once
+ * and the shares are cut on the host; each output is written whole.
+ */
+async function scatterOrGather(
+  s: Extract<CollectiveStep, { kernel: 'reduce_scatter' | 'all_gather' }>,
+  ranks: RankDevice[],
+  transfer: Transfer,
+): Promise<void> {
+  const R = ranks.length;
+  const bp = elementBytes(s.x.dtype);
+  const n = numelOf(s.x.shape);
+  const len = s.kernel === 'reduce_scatter' ? n / R : n;
+  let start = performance.now();
+  const whole = await Promise.all(
+    ranks.map(async (r, q) => {
+      await r.sync();
+      const bytes = await readAligned(r, r.buffer(s.x.storage), s.x.offset * bp, n * bp);
+      transfer(q, n * bp, 0, start);
+      return bytes;
+    }),
+  );
+  if (s.kernel === 'reduce_scatter') {
     const slot = roundUp(len, 8);
-    const start = performance.now();
-    const copies = await gatherChunk(
-      ranks,
-      (q) => ranks[q].buffer(s.x.storage),
-      xOff + r0 * x.cols * bp,
-      len * bp,
-      algo === 'ring' && blocked ? c : -1,
-      transfer,
-    );
-    for (const r of blocked ? [c] : ranks.map((_, i) => i)) {
-      const g = ranks[r].scratch(R * slot * bp + 16, `${s.node} gathered`);
-      copies.forEach((bytes, q) => ranks[r].write(g, q * slot * bp, bytes));
-      encodeNorm(
-        ranks[r],
-        s.node,
-        s.op,
-        'allreduce',
-        d,
-        {
-          rows,
-          cols: x.cols,
-          xOffset: 0,
-          xRowStride: x.cols,
-          resOffset: res.offset,
-          resRowStride: res.rowStride,
-          wOffset: s.w.offset,
-          eps: s.eps,
-          ranks: R,
-          rowStart: r0,
-          rankSlotStride: slot,
-        },
-        [
-          ranks[r].buffer(s.out),
-          ranks[r].buffer(s.residualOut),
-          g,
-          ranks[r].buffer(s.residual.storage),
-          ranks[r].buffer(s.w.storage),
-        ],
-        NORM_ROWS_DEFAULT,
-        s.normRounding,
+    for (let c = 0; c < R; c++) {
+      // Chunk c's raw copies, in rank order, reduced on its owner by the all-reduce's kernel: the same bits.
+      start = performance.now();
+      const g = ranks[c].scratch(R * slot * bp, `${s.node} gathered`);
+      whole.forEach((bytes, q) =>
+        ranks[c].write(g, q * slot * bp, bytes.subarray(c * len * bp, (c + 1) * len * bp)),
       );
-      transfer(r, 0, R * len * bp, start);
+      submitGatheredSum(ranks[c], s, ranks[c].buffer(s.out), g, { len, ranks: R, at: 0, slotLen: slot });
+      transfer(c, 0, R * len * bp, start);
     }
-    if (blocked) {
-      await allGather(ranks, c, s.out, r0 * x.cols * bp, len * bp, algo === 'ring', transfer);
-      await allGather(ranks, c, s.residualOut, r0 * x.cols * bp, len * bp, algo === 'ring', transfer);
+  } else {
+    // Every rank's shard in rank order, written whole to every rank's output.
+    const out = new Uint8Array(R * n * bp);
+    whole.forEach((bytes, q) => out.set(bytes, q * n * bp));
+    for (let q = 0; q < R; q++) {
+      start = performance.now();
+      ranks[q].write(ranks[q].buffer(s.out), 0, out);
+      transfer(q, 0, (R - 1) * n * bp, start);
     }
   }
-  for (const r of ranks) await r.sync();
-  void plan;
-  void bufferBytes;
-  return events;
+}
+
+/**
+ * all_reduce and the fused all-reduce + residual + RMSNorm: each part gathered from every rank onto
+ * its reducers and reduced there by one kernel (the sum, or the fused norm over the part's rows);
+ * a part one rank reduced is then all-gathered from it (ring: hop by hop).
+ */
+async function reduceByParts(
+  s: ReducingStep,
+  ranks: RankDevice[],
+  algo: AllReduceAlgorithm,
+  transfer: Transfer,
+): Promise<void> {
+  const R = ranks.length;
+  const bp = elementBytes(s.x.dtype);
+  const { blocked, parts, cols } = reduceParts(s, R, algo);
+  const outputs = s.kernel === 'all_reduce' ? [s.out] : [s.out, s.residualOut];
+  for (let c = 0; c < parts.length; c++) {
+    const [a, b] = parts[c];
+    if (b <= a) continue;
+    const len = b - a;
+    const gather = {
+      at: a,
+      len,
+      ringFrom: algo === 'ring' && blocked ? c : -1,
+      reducers: blocked ? [c] : ranks.map((_, i) => i),
+      slackBytes: s.kernel === 'all_reduce' ? 0 : 16,
+    };
+    await gatherOnto(s, ranks, transfer, gather, (dev, g, slotLen) =>
+      s.kernel === 'all_reduce'
+        ? submitGatheredSum(dev, s, dev.buffer(s.out), g, { len, ranks: R, at: a, slotLen })
+        : encodeGatheredNorm(
+            dev,
+            s,
+            R,
+            { rows: len / cols, cols, rowStart: a / cols, slotStride: slotLen },
+            g,
+          ),
+    );
+    if (blocked)
+      for (const id of outputs) await allGather(ranks, c, id, a * bp, len * bp, algo === 'ring', transfer);
+  }
+}
+
+/**
+ * Elements [at, at + len) of x from every rank, in rank order (hop by hop around the ring after
+ * rank `ringFrom`, or each read directly when it is -1), copied onto each of `reducers` into a
+ * scratch buffer `slotLen` elements a rank (plus `slackBytes`), where `reduce` dispatches its kernel.
+ */
+async function gatherOnto(
+  s: CollectiveStep,
+  ranks: RankDevice[],
+  transfer: Transfer,
+  chunk: { at: number; len: number; ringFrom: number; reducers: number[]; slackBytes: number },
+  reduce: (dev: RankDevice, g: GPUBuffer, slotLen: number) => void,
+): Promise<void> {
+  const R = ranks.length;
+  const bp = elementBytes(s.x.dtype);
+  const slot = roundUp(chunk.len, 8);
+  const start = performance.now();
+  const copies = await gatherChunk(
+    ranks,
+    (q) => ranks[q].buffer(s.x.storage),
+    (s.x.offset + chunk.at) * bp,
+    chunk.len * bp,
+    chunk.ringFrom,
+    transfer,
+  );
+  for (const r of chunk.reducers) {
+    const g = ranks[r].scratch(R * slot * bp + chunk.slackBytes, `${s.node} gathered`);
+    copies.forEach((bytes, q) => ranks[r].write(g, q * slot * bp, bytes));
+    reduce(ranks[r], g, slot);
+    transfer(r, 0, R * chunk.len * bp, start);
+  }
 }
 
 /** Bytes [off, off+len) of a buffer, read from the 4-byte boundary below `off` (buffer copies need it). */
@@ -300,7 +367,7 @@ async function gatherChunk(
   off: number,
   len: number,
   ringFrom: number,
-  transfer: (rank: number, read: number, written: number, start: number) => void,
+  transfer: Transfer,
 ): Promise<Uint8Array[]> {
   const R = ranks.length;
   const copies: Uint8Array[] = new Array(R);
@@ -332,7 +399,7 @@ async function allGather(
   off: number,
   len: number,
   ring: boolean,
-  transfer: (rank: number, read: number, written: number, start: number) => void,
+  transfer: Transfer,
 ): Promise<void> {
   const R = ranks.length;
   await ranks[owner].sync();

@@ -6,12 +6,12 @@ import { parseFx } from '../graph/fx/parse.ts';
 import { generateSample } from '../graph/samples/index.ts';
 import { compareFixes } from './compareFixes.ts';
 import { command } from '../cli/compareFixes.ts';
-import { TINY_RUN } from './backend.ts';
+import { tinyCpuRun } from './testRuns.ts';
 
 describe('compare fixes', () => {
   it('one GPT-OSS-20B layer at TP 2: 2, 3 and 3 fused sites; the re-land launches one kernel less than the hoist and moves fewer bytes; all equal', async () => {
     const layer = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 2 })).graph;
-    const r = await compareFixes(layer, { backend: 'cpu', ...TINY_RUN, tokens: 8, seed: 7 });
+    const r = await compareFixes(layer, tinyCpuRun({ tokens: 8, seed: 7 }));
     expect(r.rows.map((x) => [x.id, x.fusions, x.equal])).toEqual([
       ['original', 2, true],
       ['slice-hoist', 3, true],

@@ -4,10 +4,10 @@
 import { f8e4m3fnValue, inverseScale, quantizeFp8 } from '../graph/fp8.ts';
 import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
-import type { Plan, Step, View } from './plan.ts';
+import type { CollectiveStep, Plan, Step, View } from './plan.ts';
 import { DTYPE_BYTES, MAP_FNS, assertNever, kernelCost } from '../graph/opTable.ts';
 import { cpuAttention, cpuRotary, cpuScatter } from './cpuLayerKernels.ts';
-import { asRows, numelOf } from './plan.ts';
+import { asRows, isCollective, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
 import { hostValues, toHostTensor, type HostTensor } from './hostTensor.ts';
 import { roundTo, seedRule, seedStream, seededArray } from './weights.ts';
@@ -51,74 +51,12 @@ export const cpuBackend: Backend = {
     for (let si = 0; si < plan.steps.length; si++) {
       const s = plan.steps[si];
       opts.onProgress?.({ phase: 'run', done: si, total: plan.steps.length });
-      if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather') {
+      if (isCollective(s)) {
         const start = performance.now();
-        const xs = mem.map((m) => readView(s.x, m.get(s.x.storage)!));
-        const n = xs[0].length,
-          bytes = n * DTYPE_BYTES[s.x.dtype];
-        for (let r = 0; r < R; r++) {
-          if (s.kernel === 'all_gather') {
-            const out = new Float64Array(n * R);
-            for (let q = 0; q < R; q++) out.set(xs[q], q * n);
-            mem[r].set(s.out, rounded(s.x.dtype, out));
-          } else {
-            // Rank r keeps rows [r·T/R, (r+1)·T/R) of the sum, summed in rank order as the all-reduce does.
-            const len = n / R,
-              sum = new Float64Array(len);
-            for (let q = 0; q < R; q++) for (let i = 0; i < len; i++) sum[i] += xs[q][r * len + i];
-            mem[r].set(s.out, rounded(s.x.dtype, sum));
-          }
-        }
+        const io = runCollective(s, mem);
         const dur = (performance.now() - start) * 1000;
         for (let r = 0; r < R; r++)
-          events.push(
-            ev(
-              r,
-              s,
-              'kernel',
-              start - t0,
-              dur,
-              s.kernel === 'all_gather' ? bytes * R : bytes,
-              s.kernel === 'all_gather' ? bytes * R : bytes / R,
-            ),
-          );
-      } else if (s.kernel === 'all_reduce' || s.kernel === 'fused_allreduce_norm') {
-        const start = performance.now();
-        const xs = mem.map((m) => readView(s.x, m.get(s.x.storage)!));
-        const sum = new Float64Array(xs[0].length);
-        for (let r = 0; r < R; r++) for (let i = 0; i < sum.length; i++) sum[i] += xs[r][i];
-        const ar = rounded(s.x.dtype, sum);
-        for (let r = 0; r < R; r++) {
-          if (s.kernel === 'all_reduce') mem[r].set(s.out, ar);
-          else {
-            const rows = asRows(s.x)!;
-            const { out, res } = cpuResidualNorm(
-              Float64Array.from(ar),
-              readView(s.residual, mem[r].get(s.residual.storage)!),
-              readView(s.w, mem[r].get(s.w.storage)!),
-              rows.rows,
-              rows.cols,
-              s.eps,
-              s.x.dtype,
-              s.normRounding !== 'as-unfused',
-            );
-            mem[r].set(s.out, rounded(s.x.dtype, out));
-            mem[r].set(s.residualOut, rounded(s.x.dtype, res));
-          }
-        }
-        const dur = (performance.now() - start) * 1000;
-        for (let r = 0; r < R; r++)
-          events.push(
-            ev(
-              r,
-              s,
-              'kernel',
-              start - t0,
-              dur,
-              numelOf(s.x.shape) * DTYPE_BYTES[s.x.dtype] * R,
-              numelOf(s.x.shape) * DTYPE_BYTES[s.x.dtype],
-            ),
-          );
+          events.push(ev(r, s, 'kernel', start - t0, dur, io.bytesRead, io.bytesWritten));
       } else {
         for (let r = 0; r < R; r++) {
           const start = performance.now();
@@ -166,6 +104,60 @@ export const cpuBackend: Backend = {
   },
 };
 
+/** A collective over every rank's memory at once; what each rank reads and writes, in bytes. */
+function runCollective(
+  s: CollectiveStep,
+  mem: Map<string, HostArray>[],
+): { bytesRead: number; bytesWritten: number } {
+  const R = mem.length;
+  const xs = mem.map((m) => readView(s.x, m.get(s.x.storage)!));
+  const bytes = xs[0].length * DTYPE_BYTES[s.x.dtype];
+  if (s.kernel === 'all_gather') {
+    const n = xs[0].length;
+    for (let r = 0; r < R; r++) {
+      const out = new Float64Array(n * R);
+      for (let q = 0; q < R; q++) out.set(xs[q], q * n);
+      mem[r].set(s.out, rounded(s.x.dtype, out));
+    }
+    return { bytesRead: bytes * R, bytesWritten: bytes * R };
+  }
+  if (s.kernel === 'reduce_scatter') {
+    // Rank r keeps rows [r·T/R, (r+1)·T/R) of the sum, summed in rank order as the all-reduce does.
+    const len = xs[0].length / R;
+    for (let r = 0; r < R; r++) {
+      const sum = new Float64Array(len);
+      for (let q = 0; q < R; q++) for (let i = 0; i < len; i++) sum[i] += xs[q][r * len + i];
+      mem[r].set(s.out, rounded(s.x.dtype, sum));
+    }
+    return { bytesRead: bytes, bytesWritten: bytes / R };
+  }
+  const sum = new Float64Array(xs[0].length);
+  for (let r = 0; r < R; r++) for (let i = 0; i < sum.length; i++) sum[i] += xs[r][i];
+  const ar = rounded(s.x.dtype, sum);
+  for (let r = 0; r < R; r++) {
+    if (s.kernel === 'all_reduce') mem[r].set(s.out, ar);
+    else {
+      const rows = asRows(s.x)!;
+      const { out, res } = cpuResidualNorm(
+        Float64Array.from(ar),
+        readView(s.residual, mem[r].get(s.residual.storage)!),
+        readView(s.w, mem[r].get(s.w.storage)!),
+        rows.rows,
+        rows.cols,
+        s.eps,
+        s.x.dtype,
+        s.normRounding !== 'as-unfused',
+      );
+      mem[r].set(s.out, rounded(s.x.dtype, out));
+      mem[r].set(s.residualOut, rounded(s.x.dtype, res));
+    }
+  }
+  return {
+    bytesRead: numelOf(s.x.shape) * DTYPE_BYTES[s.x.dtype] * R,
+    bytesWritten: numelOf(s.x.shape) * DTYPE_BYTES[s.x.dtype],
+  };
+}
+
 function ev(
   rank: number,
   s: Step,
@@ -196,6 +188,7 @@ function runStep(
   seed: number,
   inputs?: Map<string, HostTensor>,
 ): void {
+  if (isCollective(s)) throw new Error('collectives run across ranks');
   const read = (v: View, shape?: number[]) => readView(v, m.get(v.storage)!, shape);
   const st = (id: string) => plan.storages.get(id)!;
   const dt = (id: string) => st(id).dtype;
@@ -363,11 +356,6 @@ function runStep(
       m.set(s.out, rounded(dt(s.out), out));
       return;
     }
-    case 'all_reduce':
-    case 'fused_allreduce_norm':
-    case 'reduce_scatter':
-    case 'all_gather':
-      throw new Error('collectives run across ranks');
     default:
       assertNever(s, 'kernel');
   }

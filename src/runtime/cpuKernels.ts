@@ -8,21 +8,36 @@ import { roundTo, expertTensors, seededArray } from './weights.ts';
 
 export type HostArray = Float32Array | Int32Array;
 
-/** Read a strided view into a dense array, optionally broadcast to `shape`. */
-export function readView(v: View, mem: HostArray, shape: number[] = v.shape): Float64Array {
-  const strides = shape === v.shape ? v.strides : broadcastStrides(v, shape);
+/**
+ * Visits the elements of `shape` in row-major order: `visit(i, o)` with i the element's index and
+ * o = base + Σ index[d]·strides[d] its place in a strided array.
+ */
+export function forEachOffset(
+  shape: number[],
+  strides: number[],
+  base: number,
+  visit: (i: number, o: number) => void,
+): void {
   const n = numelOf(shape);
-  const out = new Float64Array(n);
   const idx = new Array(shape.length).fill(0);
   for (let i = 0; i < n; i++) {
-    let o = v.offset;
+    let o = base;
     for (let d = 0; d < shape.length; d++) o += idx[d] * strides[d];
-    out[i] = mem[o];
+    visit(i, o);
     for (let d = shape.length - 1; d >= 0; d--) {
       if (++idx[d] < shape[d]) break;
       idx[d] = 0;
     }
   }
+}
+
+/** Read a strided view into a dense array, optionally broadcast to `shape`. */
+export function readView(v: View, mem: HostArray, shape: number[] = v.shape): Float64Array {
+  const strides = shape === v.shape ? v.strides : broadcastStrides(v, shape);
+  const out = new Float64Array(numelOf(shape));
+  forEachOffset(shape, strides, v.offset, (i, o) => {
+    out[i] = mem[o];
+  });
   return out;
 }
 
@@ -40,22 +55,16 @@ export function cpuPad(
   value: number,
 ): Float64Array {
   const out = new Float64Array(numelOf(outShape)).fill(value);
-  const idx = new Array(shape.length).fill(0);
   const ostr: number[] = [];
   let acc = 1;
   for (let d = outShape.length - 1; d >= 0; d--) {
     ostr[d] = acc;
     acc *= outShape[d];
   }
-  for (let i = 0; i < x.length; i++) {
-    let o = 0;
-    for (let d = 0; d < shape.length; d++) o += (idx[d] + lo[d]) * ostr[d];
+  const at = lo.reduce((o, l, d) => o + l * ostr[d], 0);
+  forEachOffset(shape, ostr, at, (i, o) => {
     out[o] = x[i];
-    for (let d = shape.length - 1; d >= 0; d--) {
-      if (++idx[d] < shape[d]) break;
-      idx[d] = 0;
-    }
-  }
+  });
   return out;
 }
 

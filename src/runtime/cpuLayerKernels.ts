@@ -3,6 +3,8 @@
 // Inputs arrive dense (readView) as values of their storage dtype; `round` is the storage
 // dtype's rounding, applied exactly where the op's kernel rounds.
 
+import { forEachOffset } from './cpuKernels.ts';
+
 const f = Math.fround;
 
 /** base (dense) with the elements at `at + Σ i[d]·strides[d]` (i over srcShape) replaced by src. */
@@ -14,16 +16,9 @@ export function cpuScatter(
   strides: number[],
 ): Float64Array {
   const out = Float64Array.from(base);
-  const idx = new Array(srcShape.length).fill(0);
-  for (let i = 0; i < src.length; i++) {
-    let o = at;
-    for (let d = 0; d < srcShape.length; d++) o += idx[d] * strides[d];
+  forEachOffset(srcShape, strides, at, (i, o) => {
     out[o] = src[i];
-    for (let d = srcShape.length - 1; d >= 0; d--) {
-      if (++idx[d] < srcShape[d]) break;
-      idx[d] = 0;
-    }
-  }
+  });
   return out;
 }
 

@@ -147,19 +147,21 @@ describe('progress', { timeout: 300_000 }, () => {
     } as unknown as GPU;
     const seed = freshSeed();
     const given = inputs();
-    const first: RunProgress[] = [];
-    const a = await runGraph(
-      before(),
-      base({
+    // One run on the counting devices, its progress recorded (and the phase the wrappers see kept current).
+    const runCounted = async () => {
+      const progress: RunProgress[] = [];
+      const opts = base({
         gpu: counting,
         seed,
         inputs: given,
         onProgress: (p) => {
           phase = p.phase;
-          first.push(p);
+          progress.push(p);
         },
-      }),
-    );
+      });
+      return { result: await runGraph(before(), opts), progress };
+    };
+    const { result: a, progress: first } = await runCounted();
     expect(order(first)).toEqual(['plan', 'compile', 'upload', 'run', 'download']);
 
     // Every pipeline was created up front, asynchronously, once per device and kernel; none while the steps ran.
@@ -182,19 +184,7 @@ describe('progress', { timeout: 300_000 }, () => {
     expect(ofPhase(first, 'download').at(-1)).toEqual({ phase: 'download', done: 2, total: 2 });
 
     // Same devices: the kept pipelines serve the whole run, and the result is the same.
-    const second: RunProgress[] = [];
-    const b = await runGraph(
-      before(),
-      base({
-        gpu: counting,
-        seed,
-        inputs: given,
-        onProgress: (p) => {
-          phase = p.phase;
-          second.push(p);
-        },
-      }),
-    );
+    const { result: b, progress: second } = await runCounted();
     expect(order(second)).toEqual(['plan', 'compile', 'upload', 'run', 'download']);
     expect(ofPhase(second, 'compile')).toEqual([{ phase: 'compile', done: 0, total: 0 }]);
     expect(created.length).toBe(total);

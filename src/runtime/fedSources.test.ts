@@ -5,13 +5,13 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseFx } from '../graph/fx/parse.ts';
 import { generateSample } from '../graph/samples/index.ts';
-import { compareRewrite, planGraph, type RunOptions } from './index.ts';
+import { compareRewrite, planGraph } from './index.ts';
 import { fedSourcesOfOutputs } from './fedSources.ts';
-import { TINY_RUN } from './backend.ts';
+import { tinyCpuRun } from './testRuns.ts';
 
 const SEED_DIR = new URL('../../fixtures/fx/seed', import.meta.url).pathname;
 const fragment = () => parseFx(readFileSync(`${SEED_DIR}/pr28841-before.fragment.txt`, 'utf8')).graph;
-const base: RunOptions = { backend: 'cpu', ...TINY_RUN, seed: 7 };
+const base = tinyCpuRun({ seed: 7 });
 
 describe('fed sources of outputs', () => {
   it('the PR fragment computes every path: no output depends on a fed node, and the comparison is proven', async () => {

@@ -5,15 +5,20 @@ import type { WorkerReply, WorkerRunMessage } from './rankWorkers.ts';
 import { CONTROL_BYTES } from './rankWorkers.ts';
 import { executePlan } from './webgpuBackend.ts';
 import { RankDevice, openRanks } from './webgpu/rankDevice.ts';
-import { encodeNorm, normKernel } from './webgpu/encoders.ts';
 import type { CollectiveStep } from './collectives.ts';
-import { chunks, readAligned } from './collectives.ts';
+import {
+  chunks,
+  elementBytes,
+  encodeGatheredNorm,
+  gatheredNormKernel,
+  readAligned,
+  submitGatheredSum,
+  transferRecorder,
+} from './collectives.ts';
 import type { TraceEvent } from './backend.ts';
 import { asRows, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
-import { allReduceWgsl, ALLREDUCE_PARAMS, ALLREDUCE_WG } from '../wgsl/allReduce.ts';
-import { grid1d } from '../wgsl/elementwise.ts';
-import { NORM_ROWS_DEFAULT } from '../wgsl/rmsNormRows.ts';
+import { allReduceWgsl } from '../wgsl/allReduce.ts';
 
 /** A reusable barrier over R parties in two Int32 words (arrivals, generation). */
 function barrier(ctl: Int32Array, parties: number): void {
@@ -133,26 +138,12 @@ function sharedCollectiveKernels(
   const [a, b] = split ? parts[rank] : parts[0];
   if (b <= a) return [];
   if (s.kernel === 'all_reduce') return [allReduceWgsl(s.x.dtype)];
-  const res = asRows(s.residual)!;
   return [
-    normKernel(
-      'allreduce',
-      s.x.dtype,
-      {
-        rows: (b - a) / cols,
-        cols,
-        xOffset: 0,
-        xRowStride: cols,
-        resOffset: res.offset,
-        resRowStride: res.rowStride,
-        wOffset: s.w.offset,
-        rowStart: a / cols,
-        rankSlotStride: Math.ceil((b - a) / 8) * 8,
-      },
+    gatheredNormKernel(
+      s,
+      { rows: (b - a) / cols, cols, rowStart: a / cols, slotStride: Math.ceil((b - a) / 8) * 8 },
       subgroupSize,
-      NORM_ROWS_DEFAULT,
-      s.normRounding,
-    ).code,
+    ),
   ];
 }
 
@@ -170,22 +161,11 @@ async function runSharedCollective(
   ctl: Int32Array,
   slot: (q: number) => Uint8Array,
 ): Promise<TraceEvent[]> {
-  const d = s.x.dtype;
-  const bp = d === 'f32' || d === 'i32' ? 4 : 2;
+  const bp = elementBytes(s.x.dtype);
   const events: TraceEvent[] = [];
-  const t0 = performance.now();
+  const transfer = transferRecorder(s, events, performance.now());
   const note = (bytesRead: number, bytesWritten: number, start: number) =>
-    events.push({
-      rank: dev.rank,
-      node: s.node,
-      op: s.op,
-      kind: 'transfer',
-      start_us: (start - t0) * 1000,
-      dur_us: (performance.now() - start) * 1000,
-      bytesRead,
-      bytesWritten,
-      timing: 'host',
-    });
+    transfer(dev.rank, bytesRead, bytesWritten, start);
   const n = numelOf(s.x.shape);
   if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather')
     return runSharedScatterGather(s, dev, R, ctl, slot, note, bp, n);
@@ -205,47 +185,10 @@ async function runSharedCollective(
     start = performance.now();
     for (let q = 0; q < R; q++) dev.write(g, q * slotLen * bp, slot(q).subarray(a * bp, b * bp));
     note(R * len * bp, R * len * bp, start);
-    if (s.kernel === 'all_reduce') {
-      dev.submit(s.node, s.op, (_e, pass) =>
-        pass(
-          allReduceWgsl(d),
-          [dev.buffer(s.out), g],
-          ALLREDUCE_PARAMS.words({ n: len, ranks: R, outOffset: a, slotStride: slotLen }),
-          grid1d(Math.ceil(len / 2), ALLREDUCE_WG),
-        ),
-      );
-    } else {
-      const res = asRows(s.residual)!;
-      encodeNorm(
-        dev,
-        s.node,
-        s.op,
-        'allreduce',
-        d,
-        {
-          rows: len / cols,
-          cols,
-          xOffset: 0,
-          xRowStride: cols,
-          resOffset: res.offset,
-          resRowStride: res.rowStride,
-          wOffset: s.w.offset,
-          eps: s.eps,
-          ranks: R,
-          rowStart: a / cols,
-          rankSlotStride: slotLen,
-        },
-        [
-          dev.buffer(s.out),
-          dev.buffer(s.residualOut),
-          g,
-          dev.buffer(s.residual.storage),
-          dev.buffer(s.w.storage),
-        ],
-        NORM_ROWS_DEFAULT,
-        s.normRounding,
-      );
-    }
+    if (s.kernel === 'all_reduce')
+      submitGatheredSum(dev, s, dev.buffer(s.out), g, { len, ranks: R, at: a, slotLen });
+    else
+      encodeGatheredNorm(dev, s, R, { rows: len / cols, cols, rowStart: a / cols, slotStride: slotLen }, g);
     await dev.sync();
   }
   barrier(ctl, R); // every rank has read the inputs: the slots may be reused
@@ -293,14 +236,7 @@ async function runSharedScatterGather(
     const slotLen = Math.ceil(len / 8) * 8;
     const g = dev.scratch(R * slotLen * bp + 16, `${s.node} gathered`);
     for (let q = 0; q < R; q++) dev.write(g, q * slotLen * bp, slot(q).subarray(a * bp, (a + len) * bp));
-    dev.submit(s.node, s.op, (_e, pass) =>
-      pass(
-        allReduceWgsl(s.x.dtype),
-        [dev.buffer(s.out), g],
-        ALLREDUCE_PARAMS.words({ n: len, ranks: R, outOffset: 0, slotStride: slotLen }),
-        grid1d(Math.ceil(len / 2), ALLREDUCE_WG),
-      ),
-    );
+    submitGatheredSum(dev, s, dev.buffer(s.out), g, { len, ranks: R, at: 0, slotLen });
     note(R * len * bp, R * len * bp, start);
   } else {
     // The shards assembled on the host and written whole (a shard may not start on a 4-byte boundary).

@@ -17,6 +17,39 @@ export class TensorFileError extends Error {
 
 const NPY_MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
 
+/** Each host dtype in a file: bytes per element and the typed array over `n` of them. */
+const LAYOUT: Record<
+  HostTensor['dtype'],
+  { bytes: number; view: (b: ArrayBuffer, n: number) => HostTensor['data'] }
+> = {
+  bf16: { bytes: 2, view: (b, n) => new Uint16Array(b, 0, n) },
+  f16: { bytes: 2, view: (b, n) => new Uint16Array(b, 0, n) },
+  f32: { bytes: 4, view: (b, n) => new Float32Array(b, 0, n) },
+  i64: { bytes: 8, view: (b, n) => new BigInt64Array(b, 0, n) },
+  i32: { bytes: 4, view: (b, n) => new Int32Array(b, 0, n) },
+  b8: { bytes: 1, view: (b, n) => new Uint8Array(b, 0, n) },
+};
+
+/** The .npy dtypes read as they are (`<f8` is read too, narrowed to f32). */
+const NPY_DTYPES: Record<string, HostTensor['dtype']> = {
+  '<f4': 'f32',
+  '<f2': 'f16',
+  '<i8': 'i64',
+  '<i4': 'i32',
+  '|b1': 'b8',
+  '|u1': 'b8',
+};
+
+/** The .npy dtype each host dtype is written as; bf16, which NumPy lacks, as float32 (exact). */
+const NPY_DESCR: Record<HostTensor['dtype'], string> = {
+  bf16: '<f4',
+  f32: '<f4',
+  f16: '<f2',
+  i64: '<i8',
+  i32: '<i4',
+  b8: '|b1',
+};
+
 export function readNpy(bytes: Uint8Array, file = '<npy>'): HostTensor {
   if (bytes.length < 10 || !NPY_MAGIC.every((b, i) => bytes[i] === b))
     throw new TensorFileError(file, 'not a .npy file (no \\x93NUMPY magic)');
@@ -48,62 +81,19 @@ export function readNpy(bytes: Uint8Array, file = '<npy>'): HostTensor {
         `holds ${body.byteLength} data bytes, shape [${shape}] of ${descr} needs ${n * size}`,
       );
   };
-  switch (descr) {
-    case '<f4':
-      need(4);
-      return { dtype: 'f32', shape, data: new Float32Array(body.buffer, 0, n) };
-    case '<f2':
-      need(2);
-      return { dtype: 'f16', shape, data: new Uint16Array(body.buffer, 0, n) };
-    case '<f8': {
-      need(8);
-      const f = new Float64Array(body.buffer, 0, n);
-      return { dtype: 'f32', shape, data: Float32Array.from(f) };
-    }
-    case '<i8':
-      need(8);
-      return { dtype: 'i64', shape, data: new BigInt64Array(body.buffer, 0, n) };
-    case '<i4':
-      need(4);
-      return { dtype: 'i32', shape, data: new Int32Array(body.buffer, 0, n) };
-    case '|b1':
-    case '|u1':
-      need(1);
-      return { dtype: 'b8', shape, data: new Uint8Array(body.buffer, 0, n) };
-    default:
-      throw new TensorFileError(file, `dtype '${descr}' is not supported (f4, f2, f8, i8, i4, b1)`);
+  if (descr === '<f8') {
+    need(8);
+    return { dtype: 'f32', shape, data: Float32Array.from(new Float64Array(body.buffer, 0, n)) };
   }
+  const dtype = Object.hasOwn(NPY_DTYPES, descr) ? NPY_DTYPES[descr] : undefined;
+  if (!dtype) throw new TensorFileError(file, `dtype '${descr}' is not supported (f4, f2, f8, i8, i4, b1)`);
+  need(LAYOUT[dtype].bytes);
+  return { dtype, shape, data: LAYOUT[dtype].view(body.buffer, n) };
 }
 
 export function writeNpy(t: HostTensor): Uint8Array {
-  let descr: string;
-  let data: ArrayBufferView;
-  switch (t.dtype) {
-    case 'bf16':
-      descr = '<f4';
-      data = Float32Array.from(hostValues(t));
-      break;
-    case 'f32':
-      descr = '<f4';
-      data = t.data;
-      break;
-    case 'f16':
-      descr = '<f2';
-      data = t.data;
-      break;
-    case 'i64':
-      descr = '<i8';
-      data = t.data;
-      break;
-    case 'i32':
-      descr = '<i4';
-      data = t.data;
-      break;
-    case 'b8':
-      descr = '|b1';
-      data = t.data;
-      break;
-  }
+  const descr = NPY_DESCR[t.dtype];
+  const data = t.dtype === 'bf16' ? Float32Array.from(hostValues(t)) : t.data;
   const shape = t.shape.length === 1 ? `(${t.shape[0]},)` : `(${t.shape.join(', ')})`;
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shape}, }`;
   const pad = 64 - ((10 + header.length + 1) % 64);
@@ -118,14 +108,14 @@ export function writeNpy(t: HostTensor): Uint8Array {
   return out;
 }
 
-const ST_DTYPES: Record<string, { dtype: HostTensor['dtype']; size: number }> = {
-  BF16: { dtype: 'bf16', size: 2 },
-  F16: { dtype: 'f16', size: 2 },
-  F32: { dtype: 'f32', size: 4 },
-  I64: { dtype: 'i64', size: 8 },
-  I32: { dtype: 'i32', size: 4 },
-  BOOL: { dtype: 'b8', size: 1 },
-  U8: { dtype: 'b8', size: 1 },
+const ST_DTYPES: Record<string, HostTensor['dtype']> = {
+  BF16: 'bf16',
+  F16: 'f16',
+  F32: 'f32',
+  I64: 'i64',
+  I32: 'i32',
+  BOOL: 'b8',
+  U8: 'b8',
 };
 
 export function readSafetensors(bytes: Uint8Array, file = '<safetensors>'): Map<string, HostTensor> {
@@ -144,31 +134,21 @@ export function readSafetensors(bytes: Uint8Array, file = '<safetensors>'): Map<
   const out = new Map<string, HostTensor>();
   for (const [name, e] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    const dt = ST_DTYPES[e.dtype];
-    if (!dt)
+    const dtype = Object.hasOwn(ST_DTYPES, e.dtype) ? ST_DTYPES[e.dtype] : undefined;
+    if (!dtype)
       throw new TensorFileError(
         file,
         `tensor '${name}': dtype ${e.dtype} is not supported (${Object.keys(ST_DTYPES).join(', ')})`,
       );
     const [a, b] = e.data_offsets;
     const count = e.shape.reduce((x, y) => x * y, 1);
-    if (b - a !== count * dt.size || base + b > bytes.length)
+    if (b - a !== count * LAYOUT[dtype].bytes || base + b > bytes.length)
       throw new TensorFileError(
         file,
         `tensor '${name}': offsets [${a}, ${b}) do not hold shape [${e.shape}] of ${e.dtype}`,
       );
-    const slice = new Uint8Array(bytes.subarray(base + a, base + b)).buffer;
-    const data =
-      dt.dtype === 'f32'
-        ? new Float32Array(slice)
-        : dt.dtype === 'i64'
-          ? new BigInt64Array(slice)
-          : dt.dtype === 'i32'
-            ? new Int32Array(slice)
-            : dt.dtype === 'b8'
-              ? new Uint8Array(slice)
-              : new Uint16Array(slice);
-    out.set(name, { dtype: dt.dtype, shape: e.shape, data });
+    const data = LAYOUT[dtype].view(new Uint8Array(bytes.subarray(base + a, base + b)).buffer, count);
+    out.set(name, { dtype, shape: e.shape, data });
   }
   return out;
 }
