@@ -1,5 +1,5 @@
 // A kernel's parameters by name: one field list gives the WGSL struct the kernel reads
-// (`prm.cols`, not `prm[1]`) and the words the host writes for it, so the two cannot drift.
+// (`prm.cols`, not a word by its index) and the words the host writes for it, so the two cannot drift.
 // Fields are u32, f32 or a fixed array of u32 (per-dim shapes and strides). The struct lives in a
 // storage buffer, where all three have 4-byte alignment and an array's stride is 4: the fields are
 // consecutive words in declaration order, with no padding, and the host's words follow that order.

@@ -4,7 +4,7 @@
 
 import type { Arg, Node } from '../../graph/ir.ts';
 import { numberOf } from '../../graph/ir.ts';
-import { functionalizedTarget, normalizeTarget } from '../../graph/call.ts';
+import { functionalizedTarget, functionalizedView, normalizeTarget } from '../../graph/call.ts';
 import { lookupOp } from '../../graph/ops.ts';
 import type { View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
@@ -14,22 +14,22 @@ import { lowerCall } from './table.ts';
 const items = (a: Arg | undefined): Arg[] =>
   Array.isArray(a) ? a : a && typeof a === 'object' && a.kind === 'tuple' ? a.items : [];
 
-/** The view of `base` that v2 passes as mutated argument `name`. */
+/** The view of `base` that v2 passes as mutated argument `name` (its keys read by graph/call.ts). */
 function viewOfBase(b: PlanBuilder, n: Node, name: string, base: View): View {
-  const kw = (k: string) => n.kwargs[`_${name}_${k}`];
-  if (`_${name}_slice_dim` in n.kwargs) {
-    const dim = numberOf(kw('slice_dim')) ?? 0;
+  const v = functionalizedView(n, name);
+  if (v?.view === 'slice') {
+    const dim = numberOf(v.dim) ?? 0;
     const size = base.shape[dim];
-    const start = Math.min(b.symInt(n, kw('slice_start') ?? 0), size);
-    const end = Math.min(b.symInt(n, kw('slice_end') ?? size), size);
+    const start = Math.min(b.symInt(n, v.start ?? 0), size);
+    const end = Math.min(b.symInt(n, v.end ?? size), size);
     const shape = [...base.shape];
     shape[dim] = end - start;
     return { ...base, offset: base.offset + start * base.strides[dim], shape };
   }
-  if (`_${name}_size` in n.kwargs) {
-    const shape = items(kw('size')).map((d) => b.symInt(n, d));
-    const strides = items(kw('stride')).map((d) => b.symInt(n, d));
-    return { ...base, offset: base.offset + b.symInt(n, kw('storage_offset') ?? 0), shape, strides };
+  if (v?.view === 'strided') {
+    const shape = items(v.size).map((d) => b.symInt(n, d));
+    const strides = items(v.stride).map((d) => b.symInt(n, d));
+    return { ...base, offset: base.offset + b.symInt(n, v.storageOffset ?? 0), shape, strides };
   }
   return base;
 }
