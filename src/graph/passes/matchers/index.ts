@@ -24,3 +24,5 @@ export type { MatchRefusal, Occurrence, OpForm, Recognized } from './occurrence.
 export { OP_FORMS } from './occurrence.ts';
 export type { NormOccurrence, NormOp, NormOutput } from './norm.ts';
 export { NORM_OPS, findNorms, normsByInput } from './norm.ts';
+export type { QuantOccurrence, QuantOp, QuantOutput } from './quant.ts';
+export { QUANT_OPS, findQuants } from './quant.ts';
