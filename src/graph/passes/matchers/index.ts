@@ -18,7 +18,8 @@
 // matcher refuses it): it comes back among `refusals`, naming the value and the node reading it.
 //
 // Stable API (other passes build on it): OpForm, Occurrence, MatchRefusal, Recognized,
-// findNorms / NormOccurrence / NormOp / NormOutput / normsByInput.
+// findNorms / NormOccurrence / NormOp / NormOutput / normsByInput, findQuants / QuantOccurrence /
+// QuantOp / QuantOutput, findActivations / ActivationOccurrence.
 
 export type { MatchRefusal, Occurrence, OpForm, Recognized } from './occurrence.ts';
 export { OP_FORMS } from './occurrence.ts';
@@ -26,3 +27,5 @@ export type { NormOccurrence, NormOp, NormOutput } from './norm.ts';
 export { NORM_OPS, findNorms, normsByInput } from './norm.ts';
 export type { QuantOccurrence, QuantOp, QuantOutput } from './quant.ts';
 export { QUANT_OPS, findQuants } from './quant.ts';
+export type { ActivationOccurrence, ActivationOp, ActivationOutput } from './activation.ts';
+export { findActivations } from './activation.ts';

@@ -43,6 +43,7 @@ import {
   otherOperand,
   producer,
   readerNodes,
+  recognized,
   refusal,
   sameRef,
   throughConversion,
@@ -295,23 +296,16 @@ function nativeNorm(ix: GraphIndex, r: Node): Found {
 
 /** Every RMSNorm occurrence of the graph in any form, in graph order, and the would-be ones refused. */
 export function findNorms(ix: GraphIndex): Recognized<NormOccurrence> {
-  const occurrences: NormOccurrence[] = [];
-  const refusals: MatchRefusal[] = [];
-  const take = (f: Found) => {
-    if (!f) return;
-    if ('reason' in f) refusals.push(f);
-    else occurrences.push(f);
-  };
+  return recognized(ix, normCandidates(ix));
+}
+
+function* normCandidates(ix: GraphIndex): Generator<Found> {
   for (const op of NORM_OPS) {
     const s = NORM_SPELLINGS[op];
-    for (const n of ix.byKey.get(`${AUTO_FUNCTIONALIZED}:${s.custom}`) ?? []) take(customNorm(ix, n, op));
-    for (const n of ix.byKey.get(s.ir) ?? []) take(irNorm(ix, n, op));
+    for (const n of ix.byKey.get(`${AUTO_FUNCTIONALIZED}:${s.custom}`) ?? []) yield customNorm(ix, n, op);
+    for (const n of ix.byKey.get(s.ir) ?? []) yield irNorm(ix, n, op);
   }
-  for (const r of ix.byKey.get(RSQRT) ?? []) take(nativeNorm(ix, r));
-  const at = (o: { anchor: string }) => ix.pos.get(o.anchor) ?? -1;
-  occurrences.sort((a, b) => at(a) - at(b));
-  refusals.sort((a, b) => at(a) - at(b));
-  return { occurrences, refusals };
+  for (const r of ix.byKey.get(RSQRT) ?? []) yield nativeNorm(ix, r);
 }
 
 /** The occurrences by the value they normalize (their `input`), for passes anchored on its producer. */

@@ -196,3 +196,21 @@ export function tupleOutputs<Out extends string>(
   }
   return { outputs, getitems };
 }
+
+/** The occurrences and refusals among a recognizer's candidates, each in graph order of its anchor. */
+export function recognized<O extends { anchor: string }>(
+  ix: GraphIndex,
+  candidates: Iterable<O | MatchRefusal | undefined>,
+): Recognized<O> {
+  const occurrences: O[] = [];
+  const refusals: MatchRefusal[] = [];
+  for (const f of candidates) {
+    if (!f) continue;
+    if ('reason' in f) refusals.push(f);
+    else occurrences.push(f);
+  }
+  const at = (o: { anchor: string }) => ix.pos.get(o.anchor) ?? -1;
+  occurrences.sort((a, b) => at(a) - at(b));
+  refusals.sort((a, b) => at(a) - at(b));
+  return { occurrences, refusals };
+}

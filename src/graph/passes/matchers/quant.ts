@@ -46,6 +46,7 @@ import {
   escapingRead,
   inGraphOrder,
   producer,
+  recognized,
   refusal,
   sameRef,
   throughConversion,
@@ -246,20 +247,13 @@ function nativeQuant(ix: GraphIndex, q: Node): Found {
 
 /** Every FP8 / NVFP4 quant occurrence of the graph in any form, in graph order, and the would-be ones refused. */
 export function findQuants(ix: GraphIndex): Recognized<QuantOccurrence> {
-  const occurrences: QuantOccurrence[] = [];
-  const refusals: MatchRefusal[] = [];
-  const take = (f: Found) => {
-    if (!f) return;
-    if ('reason' in f) refusals.push(f);
-    else occurrences.push(f);
-  };
+  return recognized(ix, quantCandidates(ix));
+}
+
+function* quantCandidates(ix: GraphIndex): Generator<Found> {
   for (const op of QUANT_OPS) {
     for (const n of ix.byKey.get(`${AUTO_FUNCTIONALIZED}:${CUSTOM_QUANTS[op].target}`) ?? [])
-      take(customQuant(ix, n, op));
+      yield customQuant(ix, n, op);
   }
-  for (const n of ix.byKey.get(CONVERT_ELEMENT_TYPE) ?? []) take(nativeQuant(ix, n));
-  const at = (o: { anchor: string }) => ix.pos.get(o.anchor) ?? -1;
-  occurrences.sort((a, b) => at(a) - at(b));
-  refusals.sort((a, b) => at(a) - at(b));
-  return { occurrences, refusals };
+  for (const n of ix.byKey.get(CONVERT_ELEMENT_TYPE) ?? []) yield nativeQuant(ix, n);
 }
