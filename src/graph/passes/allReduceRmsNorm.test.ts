@@ -103,13 +103,14 @@ describe('static FP8 quant patterns', () => {
     const r = fuse(FUSED_ADD_THEN_FP8());
     expect(r.stages[0]!.matches).toHaveLength(1);
     const m = r.stages[0]!.matches[0]!;
+    // Every node of the all-reduce, the norm and the quant, in graph order.
     expect(m.consumed).toEqual([
       'all_reduce_1',
       'auto_functionalized_2',
       'getitem_6',
-      'auto_functionalized_3',
-      'empty_2',
       'getitem_7',
+      'empty_2',
+      'auto_functionalized_3',
       'getitem_9',
     ]);
     const g = r.output;

@@ -46,8 +46,8 @@ export interface MatchRefusal {
 }
 
 export interface Recognized<O> {
-  readonly occurrences: O[];
-  readonly refusals: MatchRefusal[];
+  readonly occurrences: readonly O[];
+  readonly refusals: readonly MatchRefusal[];
 }
 
 // --- reading a native decomposition -----------------------------------------------------------
@@ -213,4 +213,17 @@ export function recognized<O extends { anchor: string }>(
   occurrences.sort((a, b) => at(a) - at(b));
   refusals.sort((a, b) => at(a) - at(b));
   return { occurrences, refusals };
+}
+
+/**
+ * `find` remembered per graph index: a pass whose rules (and diagnostics) ask for the same
+ * occurrences of one graph recognizes them once.
+ */
+export function perIndex<T>(find: (ix: GraphIndex) => T): (ix: GraphIndex) => T {
+  const seen = new WeakMap<GraphIndex, T>();
+  return (ix) => {
+    let r = seen.get(ix);
+    if (r === undefined) seen.set(ix, (r = find(ix)));
+    return r;
+  };
 }
