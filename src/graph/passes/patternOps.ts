@@ -19,10 +19,16 @@ export const MOE_FORWARD = 'vllm.moe_forward.default';
 export const FUSED_ALLREDUCE_NORM = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
 export const FUSED_MATMUL_REDUCE_SCATTER = 'symm_mem.fused_matmul_reduce_scatter.default';
 export const FUSED_ALL_GATHER_MATMUL = 'symm_mem.fused_all_gather_matmul.default';
+// FP8: later vLLM calls vllm.patched_fused_scaled_matmul_reduce_scatter, with the same arguments.
+export const FUSED_SCALED_MATMUL_REDUCE_SCATTER = 'symm_mem.fused_scaled_matmul_reduce_scatter.default';
+export const FUSED_ALL_GATHER_SCALED_MATMUL = 'symm_mem.fused_all_gather_scaled_matmul.default';
 
 // aten
 export const MM = 'aten.mm.default';
 export const ADDMM = 'aten.addmm.default';
+export const SCALED_MM = 'aten._scaled_mm.default';
+// FP8 GEMM (custom op, matched through auto_functionalized)
+export const CUTLASS_SCALED_MM = '_C.cutlass_scaled_mm.default';
 export const SLICE = 'aten.slice.Tensor';
 export const SLICE_SCATTER = 'aten.slice_scatter.default';
 export const CONSTANT_PAD = 'aten.constant_pad_nd.default';

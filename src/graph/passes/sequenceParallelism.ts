@@ -26,6 +26,7 @@ import type { ResolvedOptions } from './options.ts';
 import { diagnostic, resolveOptions } from './options.ts';
 import type { Diagnostic, Match, Pass } from './pipeline.ts';
 import { explainAllReduce } from './diagnostics.ts';
+import { reduceGroup, tpGroupGate } from './fusionGate.ts';
 import { elementSize } from './flashinferLimits.ts';
 import { SP_EPSILONS, TOKEN_DIM, shardedType, splitRefusal, spThreshold } from './sequenceParallelGate.ts';
 import { ALL_GATHER, ALL_REDUCE, FUSED_ADD_RMS_NORM, REDUCE_SCATTER, RMS_NORM } from './patternOps.ts';
@@ -45,6 +46,9 @@ interface SpSite {
   /** The first norm's output buffer (empty_like of the all-reduce), dropped with it. */
   buffer?: string;
 }
+
+const SP_GROUP_WHY =
+  "vLLM's sequence-parallelism patterns match tensor_model_parallel_all_reduce only, and split the residual stream over the TP ranks";
 
 const arInput = () => P.node(ALL_REDUCE, { as: 'ar', args: [P.any('x'), P.any('group')] });
 const PATTERNS: { kind: SpSite['kind']; pattern: NodePat }[] = [
@@ -77,6 +81,10 @@ function siteRefusal(
     norm = b.nodes['norm']!;
   const d = (reason: string, blocker?: string, fix?: string) =>
     diagnostic(PASS, ar.name, reason, blocker, fix);
+  // sequence_parallelism.py: the patterns trace tensor_model_parallel_all_reduce and emit
+  // reduce_scatter / all_gather with group_name = tp.unique_name.
+  const notTp = tpGroupGate(ar, reduceGroup(ar), opts, SP_GROUP_WHY);
+  if (notTp) return d(notTp.reason, notTp.blocker, notTp.fix);
   if (opts.worldSize < 2)
     return d(
       `world size ${opts.worldSize} (${opts.worldSizeFrom}): nothing to split`,
