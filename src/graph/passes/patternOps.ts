@@ -7,6 +7,8 @@ export const C10D_ALL_REDUCE = '_c10d_functional.all_reduce.default';
 export const WAIT_TENSOR = '_c10d_functional.wait_tensor.default';
 export const REDUCE_SCATTER = 'vllm.reduce_scatter.default';
 export const ALL_GATHER = 'vllm.all_gather.default';
+/** This rank's chunk of the token dim (vllm/model_executor/models/utils.py). */
+export const SEQUENCE_PARALLEL_CHUNK = 'vllm.sequence_parallel_chunk_impl.default';
 
 // Norms and quants (custom ops, matched through auto_functionalized)
 export const RMS_NORM = '_C.rms_norm.default';
