@@ -34,3 +34,40 @@ export const CUTLASS_SCALED_MM = '_C.cutlass_scaled_mm.default';
 export const SLICE = 'aten.slice.Tensor';
 export const SLICE_SCATTER = 'aten.slice_scatter.default';
 export const CONSTANT_PAD = 'aten.constant_pad_nd.default';
+
+// vLLM IR ops (vllm/ir/ops/layernorm.py, PRs #33825 / #36823): functional, lowered by VllmIRLoweringPass
+export const VLLM_IR_RMS_NORM = 'vllm_ir.rms_norm.default';
+export const VLLM_IR_FUSED_ADD_RMS_NORM = 'vllm_ir.fused_add_rms_norm.default';
+
+// The torch-native decompositions vLLM's matchers also match (matcher_utils.py forward_native), as
+// they appear in a post-grad graph
+export const CONVERT_ELEMENT_TYPE = 'prims.convert_element_type.default';
+export const TO_COPY = 'aten._to_copy.default';
+export const ADD = 'aten.add.Tensor';
+export const ADD_SCALAR = 'aten.add.Scalar';
+export const MUL = 'aten.mul.Tensor';
+export const DIV = 'aten.div.Tensor';
+export const POW = 'aten.pow.Tensor_Scalar';
+export const MEAN_DIM = 'aten.mean.dim';
+export const RSQRT = 'aten.rsqrt.default';
+export const RECIPROCAL = 'aten.reciprocal.default';
+export const CLAMP = 'aten.clamp.default';
+export const CLAMP_MIN = 'aten.clamp_min.default';
+export const CLAMP_MAX = 'aten.clamp_max.default';
+export const ABS = 'aten.abs.default';
+export const AMAX = 'aten.amax.default';
+export const MAX = 'aten.max.default';
+export const MAX_DIM = 'aten.max.dim';
+export const UNSQUEEZE = 'aten.unsqueeze.default';
+export const NEG = 'aten.neg.default';
+export const EXP = 'aten.exp.default';
+export const SIGMOID = 'aten.sigmoid.default';
+export const SILU = 'aten.silu.default';
+export const EMPTY_LIKE = 'aten.empty_like.default';
+export const EMPTY = 'aten.empty.memory_format';
+
+// More vLLM custom ops the matchers recognize
+export const SILU_AND_MUL = '_C.silu_and_mul.default';
+export const DYNAMIC_QUANT_FP8 = '_C.dynamic_scaled_fp8_quant.default';
+export const DYNAMIC_PER_TOKEN_QUANT_FP8 = '_C.dynamic_per_token_scaled_fp8_quant.default';
+export const ROTARY_EMBEDDING = '_C.rotary_embedding.default';

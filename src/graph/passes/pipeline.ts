@@ -10,6 +10,7 @@ import { allReduceRmsNorm } from './allReduceRmsNorm.ts';
 import { sequenceParallelism } from './sequenceParallelism.ts';
 import { asyncTp } from './asyncTp.ts';
 import { moeUnpad } from './moeUnpad.ts';
+import { vllmIrLowering } from './vllmIrLowering.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { resolveOptions } from './options.ts';
 import { ALL_REDUCE } from './patternOps.ts';
@@ -35,6 +36,11 @@ export interface PassOptions {
    * pattern, so an all-reduce over another group ('dp:0', 'ep:0') never matches.
    */
   tpGroup?: string;
+  /**
+   * What vllm-ir-lowering lowers each vLLM IR op to: 'custom' (default; vLLM's `vllm_c` provider,
+   * the `_C` op through auto_functionalized) or 'native' (the op's torch decomposition).
+   */
+  irLowering?: 'custom' | 'native';
 }
 
 export interface Match {
@@ -71,7 +77,8 @@ export type PassName =
   | 'moe-unpad'
   | 'sequence-parallelism'
   | 'async-tp'
-  | 'allreduce-rmsnorm';
+  | 'allreduce-rmsnorm'
+  | 'vllm-ir-lowering';
 
 export const PASSES: Record<PassName, Pass> = {
   'noop-elimination': noopElimination,
@@ -80,6 +87,7 @@ export const PASSES: Record<PassName, Pass> = {
   'sequence-parallelism': sequenceParallelism,
   'async-tp': asyncTp,
   'allreduce-rmsnorm': allReduceRmsNorm,
+  'vllm-ir-lowering': vllmIrLowering,
 };
 
 /** One line per pass: what it rewrites and why that is legal (pass lists, --help). */
@@ -95,6 +103,8 @@ export const PASS_DESCRIPTIONS: Record<PassName, string> = {
     'mm → reduce_scatter and all_gather → mm → symmetric-memory fused collective matmuls that overlap transfer and compute (vLLM AsyncTPPass).',
   'allreduce-rmsnorm':
     'all_reduce + (fused_add_)rms_norm → one FlashInfer fused all-reduce + RMSNorm kernel.',
+  'vllm-ir-lowering':
+    "vllm_ir.rms_norm / fused_add_rms_norm → the _C custom op (or, with irLowering 'native', its torch decomposition), as vLLM's VllmIRLoweringPass does after the fusion passes have matched the IR ops.",
 };
 
 export const DEFAULT_PIPELINE = ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'] as const;
