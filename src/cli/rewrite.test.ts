@@ -51,6 +51,33 @@ describe('fusionlab rewrite', () => {
     });
   });
 
+  it("--report keeps every stage's diagnostics in stage order, each stage's count with its pass", () => {
+    const rep = JSON.parse(
+      run(
+        [
+          'rewrite',
+          '-',
+          '--report',
+          '--world-size',
+          '2',
+          '--passes',
+          'noop-elimination,sequence-parallelism,async-tp',
+        ],
+        generateSample('gpt-oss-20b', { layers: 1, tp: 2 }),
+      ).stdout,
+    );
+    expect(rep.passes.map((p: { name: string; refused?: number }) => [p.name, p.refused])).toEqual([
+      ['noop-elimination', undefined],
+      ['sequence-parallelism', 3],
+      ['async-tp', 3],
+    ]);
+    const passes = rep.diagnostics.map((d: { pass: string }) => d.pass);
+    expect(passes).toEqual([...Array(3).fill('sequence-parallelism'), ...Array(3).fill('async-tp')]);
+    // async-tp gives sequence-parallelism's reason, not "run sequence-parallelism first".
+    for (const d of rep.diagnostics.slice(3))
+      expect(d.reason).toMatch(/is left as sequence-parallelism left it: /);
+  });
+
   it('writes the rewritten graph as FX text or JSON, to stdout or --out; the PR fragment fuses as in the PR', () => {
     const fx = run(['rewrite', SEED, '--gpu', 'blackwell']);
     expect(fx.code).toBe(0);
@@ -107,7 +134,7 @@ describe('fusionlab rewrite', () => {
     const unknown = run(['rewrite', SEED, '--passes', 'slice-hoist,fuse-everything']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain(
-      "unknown pass 'fuse-everything' (known: noop-elimination, slice-hoist, moe-unpad, sequence-parallelism, async-tp, allreduce-rmsnorm)",
+      "unknown pass 'fuse-everything' (known: noop-elimination, slice-hoist, moe-unpad, sequence-parallelism, async-tp, allreduce-rmsnorm, vllm-ir-lowering)",
     );
     const unwritable = run(['rewrite', SEED, '--out', join(dir, 'no-such-dir', 'x.py')]);
     expect(unwritable.code).toBe(2);

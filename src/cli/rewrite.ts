@@ -237,8 +237,15 @@ function report(result: PipelineResult, input: RewriteInput, vllm?: ResolvedVllm
           .filter((m) => m.unevaluated)
           .map((m) => ({ site: m.site, gates: m.unevaluated }));
         const entry = { name: s.pass, matches: s.matches.length, sites: s.matches.map((m) => m.site) };
-        return unevaluated.length ? { ...entry, unevaluated } : entry;
+        return {
+          ...entry,
+          ...(unevaluated.length ? { unevaluated } : {}),
+          // What this stage refused, and why: the report groups the run's diagnostics by stage.
+          ...(s.diagnostics.length ? { refused: s.diagnostics.length } : {}),
+        };
       }),
+      // Every stage's diagnostics in stage order (each names its pass), then why each all-reduce
+      // left at the end is not fused.
       diagnostics: result.diagnostics,
       nodes: { before: result.input.nodes.length, after: result.output.nodes.length },
       // A folder: every stage in order, with the fused all-reduce + norm sites it already holds.

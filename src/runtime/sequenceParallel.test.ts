@@ -2,9 +2,8 @@
 // on SwiftShader; one thread, and one worker per rank) and on the CPU reference. Every rewrite
 // keeps each sum's terms and their rank order (a reduce-scatter sums rank by rank like the
 // all-reduce; the norms are row-wise; a fused matmul computes the same rows; the unpadded MoE adds
-// exact zeros less), so the outputs are gated bitwise — except where async-tp splits a biased GEMM
-// (GPT-OSS's qkv addmm): symm_mem's fused all_gather GEMM takes no bias, so the product is rounded
-// before the bias add, one rounding more; the comparison says so and does not call it proven.
+// exact zeros less), so the outputs are gated bitwise. A biased GEMM (GPT-OSS's qkv addmm) is not
+// one vLLM's async-TP patterns match (they are written with aten.mm), so it stays as it is.
 
 import { describe, expect, it } from 'vitest';
 import { parseFx } from '../graph/fx/parse.ts';
@@ -58,27 +57,26 @@ describe('sequence parallelism and async TP, executed', { timeout: 600_000 }, ()
     });
   }
 
-  it('async TP on GPT-OSS: the fused collective GEMMs run, and the split qkv bias is reported as the extra rounding it is, not proven (cpu)', async () => {
+  it('async TP on GPT-OSS: the o_proj GEMM + reduce-scatter fuses and runs, the biased qkv addmm stays; bitwise equal to the original (cpu)', async () => {
     const g = gptOss(2, 2);
     const after = rewrite(g, ASYNC_TP, 2);
-    expect(after.nodes.some((n) => n.op === 'symm_mem.fused_matmul_reduce_scatter.default')).toBe(true);
-    expect(after.nodes.some((n) => n.op === 'symm_mem.fused_all_gather_matmul.default')).toBe(true);
+    const fusedRs = after.nodes.filter((n) => n.op === 'symm_mem.fused_matmul_reduce_scatter.default');
+    expect(fusedRs.length).toBeGreaterThan(0);
+    expect(after.nodes.some((n) => n.op === 'symm_mem.fused_all_gather_matmul.default')).toBe(false);
+    expect(after.nodes.filter((n) => n.op === 'aten.addmm.default').length).toBe(
+      g.nodes.filter((n) => n.op === 'aten.addmm.default').length,
+    );
     const rep = await compareGraphs(g, after, ASYNC_TP, opts({}));
     expect(rep.outputs.length).toBe(2);
-    for (const c of rep.outputs)
-      expect(c.tolerance, `seed ${seed}`).toMatch(
-        /^not gated: async-tp split 2 bias adds out of the fused all_gather GEMM/,
-      );
-    expect(rep.verdict, `seed ${seed}`).toBe('not-gated');
-    // The fused GEMMs ran as such: one per split site and layer on every rank.
+    expect(
+      rep.outputs.every((c) => c.bitwiseEqual && c.pass),
+      `seed ${seed}: ${JSON.stringify(rep.outputs)}`,
+    ).toBe(true);
+    // The fused GEMMs ran as such: one per site and layer on every rank.
     const ops = rep.after.events.filter((e) => e.rank === 0).map((e) => e.op);
-    for (const op of [
-      'symm_mem.fused_matmul_reduce_scatter.default',
-      'symm_mem.fused_all_gather_matmul.default',
-    ])
-      expect(ops.filter((x) => x === op).length, op).toBeGreaterThanOrEqual(
-        after.nodes.filter((n) => n.op === op).length,
-      );
+    expect(
+      ops.filter((x) => x === 'symm_mem.fused_matmul_reduce_scatter.default').length,
+    ).toBeGreaterThanOrEqual(fusedRs.length);
   });
 
   it('async TP where no GEMM has a bias (Qwen3-MoE-like, 1 layer): SP + async TP bitwise equal to the original (cpu)', async () => {

@@ -16,6 +16,7 @@ import { diagnostic } from './options.ts';
 import type { GateFailure } from './fusionGate.ts';
 import { PASS, fusionGate } from './fusionGate.ts';
 import { collectiveUnder, hoistRefusal } from './sliceHoist.ts';
+import { eliminatesScatter } from './noopElimination.ts';
 import type { MatchRefusal, NormOccurrence } from './matchers/index.ts';
 import { findNorms } from './matchers/index.ts';
 import { ALL_REDUCE, FUSED_ADD_RMS_NORM, RMS_NORM, WAIT_TENSOR } from './patternOps.ts';
@@ -131,6 +132,7 @@ export function explainAllReduce(ar: Node, ix: GraphIndex, opts: ResolvedOptions
         return d(
           `${describe(u)} sits between ${ar.name} and the norm, and cannot be hoisted: ${refusal.reason}`,
           u.name,
+          refusal.fix,
         );
       return d(
         `${describe(u)} sits between ${ar.name} and the norm; run slice-hoist`,
@@ -152,6 +154,21 @@ export function explainAllReduce(ar: Node, ix: GraphIndex, opts: ResolvedOptions
     return d(
       `${ar.name} feeds ${describe(u)}, not an RMSNorm: no all-reduce + RMSNorm pattern applies`,
       u.name,
+    );
+  }
+  // functionalization's write-back beside the slice (a real dump before noop-elimination):
+  // noop-elimination removes it, and the slice is then the all-reduce's only reader.
+  const writeBacks = users.filter((u) => {
+    const n = ix.byName.get(u);
+    return n !== undefined && eliminatesScatter(ix, n);
+  });
+  const rest = users.filter((u) => !writeBacks.includes(u));
+  const slice = rest.length === 1 ? ix.byName.get(rest[0]!) : undefined;
+  if (writeBacks.length > 0 && slice?.op === 'aten.slice.Tensor' && normReading(ix, slice.name)) {
+    return d(
+      `${ar.name} feeds ${describe(slice)} and ${writeBacks.join(', ')}, functionalization's write-back of it: noop-elimination removes the write-back, then slice-hoist can move ${slice.name} above ${ar.name}`,
+      writeBacks[0],
+      'run noop-elimination',
     );
   }
   const shown = users

@@ -51,6 +51,31 @@ export function reduceGroups(g: Graph): string[] {
   return [...seen];
 }
 
+/**
+ * A collective over another group than the TP group (blocker 'group'), or null. vLLM's
+ * sequence-parallelism, async-TP and all-reduce fusion patterns all name `tp.unique_name`
+ * literally, so a 'dp:0' or 'ep:0' collective never matches them; `why` says which patterns.
+ */
+export function tpGroupGate(
+  coll: Node,
+  group: Arg | undefined,
+  opts: ResolvedOptions,
+  why: string,
+): GateFailure | null {
+  if (group === opts.tpGroup) return null;
+  const shown =
+    typeof group === 'string' ? `'${group}'` : `a non-literal group (${JSON.stringify(group ?? null)})`;
+  const verb = coll.op === ALL_REDUCE || coll.op === C10D_ALL_REDUCE ? 'reduces over' : 'is over';
+  return {
+    blocker: 'group',
+    reason: `${coll.name} ${verb} ${shown}, not the TP group '${opts.tpGroup}': ${why}`,
+    fix:
+      typeof group === 'string'
+        ? `if '${group}' is the tensor-parallel group, --tp-group ${group}`
+        : 'reduce over the TP group',
+  };
+}
+
 /** The first gate that stops the fusion of `ar` with its norm, or the max_token_num to use. */
 export function fusionGate(
   ar: Node,
@@ -58,21 +83,15 @@ export function fusionGate(
   eps: Arg | undefined,
   opts: ResolvedOptions,
 ): GateFailure | GatePass {
-  const group = reduceGroup(ar);
-  if (group !== opts.tpGroup) {
-    // vLLM's pattern is traced from tensor_model_parallel_all_reduce (collective_fusion.py), so the
-    // TP group's unique name is a literal of the pattern; the FlashInfer workspace spans TP ranks only.
-    const shown =
-      typeof group === 'string' ? `'${group}'` : `a non-literal group (${JSON.stringify(group ?? null)})`;
-    return {
-      blocker: 'group',
-      reason: `${ar.name} reduces over ${shown}, not the TP group '${opts.tpGroup}': vLLM's all-reduce + RMSNorm patterns match tensor_model_parallel_all_reduce only, and FlashInfer's workspace spans the TP ranks`,
-      fix:
-        typeof group === 'string'
-          ? `if '${group}' is the tensor-parallel group, --tp-group ${group}`
-          : 'reduce over the TP group',
-    };
-  }
+  const notTp = tpGroupGate(
+    ar,
+    reduceGroup(ar),
+    opts,
+    // The pattern is traced from tensor_model_parallel_all_reduce (collective_fusion.py), so the TP
+    // group's unique name is a literal of the pattern; the FlashInfer workspace spans TP ranks only.
+    "vLLM's all-reduce + RMSNorm patterns match tensor_model_parallel_all_reduce only, and FlashInfer's workspace spans the TP ranks",
+  );
+  if (notTp) return notTp;
   if (!(FUSED_WORLD_SIZES as readonly number[]).includes(opts.worldSize)) {
     return {
       blocker: 'world size',

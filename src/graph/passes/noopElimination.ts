@@ -169,6 +169,19 @@ function scatterUnder(n: Node, ix: GraphIndex): Node | null {
   return sameRange(sliceRange(n, 1, ix), sliceRange(scatter, 2, ix)) ? scatter : null;
 }
 
+/**
+ * Whether this pass removes `n`: a slice_scatter nobody reads, or one every reader of which takes
+ * the same range back (functionalization's write-back after a norm mutated a slice in place).
+ * Other passes' diagnostics use it to say that noop-elimination unlocks their site.
+ */
+export function eliminatesScatter(ix: GraphIndex, n: Node): boolean {
+  if (n.op !== SLICE_SCATTER) return false;
+  return usersOfValue(ix, n.name).every((u) => {
+    const r = ix.byName.get(u);
+    return r?.op === SLICE && scatterUnder(r, ix) === n;
+  });
+}
+
 const sliceOfItsScatter: Rule = {
   name: 'slice of a slice_scatter over the same range',
   pattern: P.node(SLICE, { as: 'slice', where: (n, _b, ix) => scatterUnder(n, ix) !== null }),

@@ -10,13 +10,21 @@
 // The norm then does 1/N of the work, and the reduce_scatter / all_gather pair moves what the
 // all-reduce moved; async-tp can then fuse them with the matmuls on either side.
 //
+// A residual that enters as a graph input (Llama-4's first layer, whose embeddings are computed
+// outside the graph; a pipeline stage's intermediate residual) starts the stream. vLLM's
+// MiddleAllReduceRMSNormPattern reads it as `residual[0 : reduce_scatter.size(0)]`, a prefix that is
+// this rank's shard only where the caller hands the residual in already scattered (pipeline
+// parallelism: is_residual_scattered_for_sp). A whole input takes this rank's rows instead, through
+// vLLM's own `sequence_parallel_chunk_impl` (vllm/model_executor/models/utils.py); an input
+// annotated as a shard is used as it is. vLLM's e2e table counts these sites (Llama-4: 2L SP).
+//
 // All or nothing, as vLLM's own pass assumes ("correctness is only maintained if all rms_norm
 // operations are split across ranks"): once one norm's residual is a shard, every norm along
 // the residual stream must take a shard. A site whose residual comes from, or goes to, a norm
 // the pass cannot split (GPT-OSS's MoE norm while the slice sits between its all-reduce and the
 // norm) is refused, and the refusal spreads along the stream: such a graph is left unchanged.
 
-import type { Arg, Node } from '../ir.ts';
+import type { Arg, Node, TensorType } from '../ir.ts';
 import { isRef, numberOf, ref } from '../ir.ts';
 import type { Bindings, GraphIndex, NodePat } from '../match.ts';
 import { P, findAll, getitemReaders, indexGraph, usersOfValue, tensorOf } from '../match.ts';
@@ -26,9 +34,26 @@ import type { ResolvedOptions } from './options.ts';
 import { diagnostic, resolveOptions } from './options.ts';
 import type { Diagnostic, Match, Pass } from './pipeline.ts';
 import { explainAllReduce } from './diagnostics.ts';
+import { reduceGroup, tpGroupGate } from './fusionGate.ts';
 import { elementSize } from './flashinferLimits.ts';
-import { SP_EPSILONS, TOKEN_DIM, shardedType, splitRefusal, spThreshold } from './sequenceParallelGate.ts';
-import { ALL_GATHER, ALL_REDUCE, FUSED_ADD_RMS_NORM, REDUCE_SCATTER, RMS_NORM } from './patternOps.ts';
+import {
+  SP_EPSILONS,
+  TOKEN_DIM,
+  shardDim,
+  shardedType,
+  splitRefusal,
+  spThreshold,
+} from './sequenceParallelGate.ts';
+import {
+  ALL_GATHER,
+  ALL_REDUCE,
+  FUSED_ADD_RMS_NORM,
+  REDUCE_SCATTER,
+  RMS_NORM,
+  SEQUENCE_PARALLEL_CHUNK,
+} from './patternOps.ts';
+
+const COPY_ = 'aten.copy_.default';
 
 export const PASS = 'sequence-parallelism';
 
@@ -44,7 +69,12 @@ interface SpSite {
   residualOut: string[];
   /** The first norm's output buffer (empty_like of the all-reduce), dropped with it. */
   buffer?: string;
+  /** A residual that is a graph input: the whole [T, H] tensor (each rank takes its chunk) or a shard already. */
+  inputResidual?: 'whole' | 'shard';
 }
+
+const SP_GROUP_WHY =
+  "vLLM's sequence-parallelism patterns match tensor_model_parallel_all_reduce only, and split the residual stream over the TP ranks";
 
 const arInput = () => P.node(ALL_REDUCE, { as: 'ar', args: [P.any('x'), P.any('group')] });
 const PATTERNS: { kind: SpSite['kind']; pattern: NodePat }[] = [
@@ -77,6 +107,10 @@ function siteRefusal(
     norm = b.nodes['norm']!;
   const d = (reason: string, blocker?: string, fix?: string) =>
     diagnostic(PASS, ar.name, reason, blocker, fix);
+  // sequence_parallelism.py: the patterns trace tensor_model_parallel_all_reduce and emit
+  // reduce_scatter / all_gather with group_name = tp.unique_name.
+  const notTp = tpGroupGate(ar, reduceGroup(ar), opts, SP_GROUP_WHY);
+  if (notTp) return d(notTp.reason, notTp.blocker, notTp.fix);
   if (opts.worldSize < 2)
     return d(
       `world size ${opts.worldSize} (${opts.worldSizeFrom}): nothing to split`,
@@ -118,6 +152,8 @@ function siteRefusal(
       norm.name,
     );
   }
+  const input = kind === 'middle' ? inputResidual(ix, b.values['residual'], x, opts.worldSize) : undefined;
+  if (input && 'refusal' in input) return d(input.refusal, residualName(b.values['residual']));
   const others = usersOfValue(ix, ar.name).filter((u) => u !== norm.name);
   if (kind === 'middle' && others.length > 0) {
     return d(
@@ -126,6 +162,30 @@ function siteRefusal(
     );
   }
   return null;
+}
+
+const residualName = (a: Arg | undefined) => (a && isRef(a) ? a.name : undefined);
+
+/**
+ * How a residual that is a graph input splits: 'whole' when it has the site's token count (each
+ * rank takes its chunk), 'shard' when it has 1/N of it already (a pipeline stage's scattered
+ * residual), a refusal when neither; undefined when the residual is not a graph input.
+ */
+function inputResidual(
+  ix: GraphIndex,
+  residual: Arg | undefined,
+  x: TensorType,
+  n: number,
+): { split: 'whole' | 'shard' } | { refusal: string } | undefined {
+  const name = residualName(residual);
+  if (name === undefined || !ix.graph.inputs.some((i) => i.name === name)) return undefined;
+  const t = tensorOf(ix, residual);
+  const tokens = t?.shape[TOKEN_DIM];
+  if (tokens === x.shape[TOKEN_DIM]) return { split: 'whole' };
+  if (tokens !== undefined && tokens === shardDim(x.shape[TOKEN_DIM]!, n)) return { split: 'shard' };
+  return {
+    refusal: `the residual ${name} is a graph input of ${t ? `[${t.shape.join(', ')}]` : 'unknown shape'}: neither the whole [${x.shape.join(', ')}] activation nor its 1/${n} shard, so which rows are this rank's is unknown`,
+  };
 }
 
 function describeSite(s: SpSite) {
@@ -151,8 +211,13 @@ export const sequenceParallelism: Pass = (g, options, only) => {
       const readers = getitemReaders(ix, norm)!;
       const residual = b.values['residual'];
       const buf = resultBuffer(ix, norm);
+      const input =
+        kind === 'middle'
+          ? inputResidual(ix, residual, tensorOf(ix, b.values['x'])!, opts.worldSize)
+          : undefined;
       sites.push({
         ...(buf ? { buffer: buf.name } : {}),
+        ...(input && 'split' in input ? { inputResidual: input.split } : {}),
         kind,
         ar,
         norm,
@@ -177,7 +242,7 @@ export const sequenceParallelism: Pass = (g, options, only) => {
     }
     for (const s of [...live]) {
       let reason: Diagnostic | undefined;
-      if (s.residualIn !== undefined && !outOf.has(s.residualIn)) {
+      if (s.residualIn !== undefined && !s.inputResidual && !outOf.has(s.residualIn)) {
         const from = ix.byName.get(s.residualIn);
         reason = diagnostic(
           PASS,
@@ -268,6 +333,11 @@ function blockerOf(ix: GraphIndex, from: Node, refusedAt: Map<string, string>): 
     return `the norm ${n.name} is not split: ${src.name} (aten.slice.Tensor) sits between ${src.args[0].name} and it; run slice-hoist or moe-unpad`;
   }
   if (n.op === AUTO_FUNCTIONALIZED) return `${n.name} is a norm the pass does not split`;
+  const target = n.args[0];
+  if (n.op === COPY_ && target && isRef(target) && ix.graph.inputs.some((i) => i.name === target.name)) {
+    // Functionalization's write-back of a norm that mutates the residual input in place.
+    return `${n.name} writes it back into the graph input ${target.name}, which the norm mutated in place: a [T/N, H] shard cannot be written into the whole input (vLLM's functional norms, vLLM IR #36823, leave no write-back)`;
+  }
   return `${n.name} (${n.op}) needs the whole tensor`;
 }
 
@@ -295,6 +365,19 @@ function rewriteSite(s: SpSite, edit: GraphEdit, ix: GraphIndex, opts: ResolvedO
     );
     made.push(out);
     kw['result'] = ref(out.name);
+  }
+  if (s.inputResidual === 'whole') {
+    // This rank's rows of the whole input: vLLM's prefix slice would give every rank rank 0's.
+    const chunk = edit.make(
+      edit.fresh('sequence_parallel_chunk_impl'),
+      SEQUENCE_PARALLEL_CHUNK,
+      [ref(s.residualIn!)],
+      {},
+      from,
+      shardedType(tensorOf(ix, ref(s.residualIn!))!, opts.worldSize),
+    );
+    made.push(chunk);
+    kw['residual'] = ref(chunk.name);
   }
   const newNorm = edit.make(norm.name, AUTO_FUNCTIONALIZED, norm.args, kw, from, null);
   made.push(newNorm);

@@ -25,6 +25,7 @@ import { diagnostic, resolveOptions } from './options.ts';
 import type { Rule } from './rules.ts';
 import { runRules } from './rules.ts';
 import { SLICE, WAIT_TENSOR } from './patternOps.ts';
+import { eliminatesScatter } from './noopElimination.ts';
 
 const PASS = 'slice-hoist';
 const COLLECTIVES = [
@@ -93,6 +94,19 @@ export function hoistRefusal(ix: GraphIndex, slice: Node, coll: Node, wait?: Nod
 /** Why the collective's other readers forbid the hoist, or null when the slice is its only one. */
 function othersRefusal(ix: GraphIndex, slice: Node, coll: Node, value: Node, wait?: Node): Diagnostic | null {
   const others = usersOfValue(ix, value.name).filter((u) => u !== slice.name);
+  const removable = others.filter((u) => {
+    const n = ix.byName.get(u);
+    return n !== undefined && eliminatesScatter(ix, n);
+  });
+  if (others.length > 0 && removable.length === others.length) {
+    return diagnostic(
+      PASS,
+      coll.name,
+      `${coll.name} is also read by ${others.join(', ')}, functionalization's write-back of the slice (a slice_scatter whose readers only take the same range back): noop-elimination removes it, and then ${slice.name} is the only reader`,
+      others[0],
+      'run noop-elimination',
+    );
+  }
   if (others.length > 0) {
     return diagnostic(
       PASS,

@@ -1,11 +1,13 @@
 // "Why didn't it fire": every all-reduce a fusion pattern does not fuse, with the node or gate
 // that blocked it. A blocking node is a link that selects it; a blocking gate focuses its
-// control; a fix that is a pass ("run slice-hoist") is a button that applies it.
+// control; a fix that is a pass ("run slice-hoist") is a button that applies it. Below, every
+// other pass's refusals in the shown graph, grouped by pass in pipeline order (each folded).
 
 import { useMemo } from 'react';
-import type { Diagnostic } from '../../graph/passes/pipeline.ts';
 import { shownStage, useStore } from '../store/index.ts';
 import { PASS_ORDER } from '../store/passesSlice.ts';
+import { PassWhyList } from './PassWhyList.tsx';
+import { isFusable, refusalsByPass } from './whyGroups.ts';
 
 /** Gate blockers the pass reports by name, and the control that changes each. */
 const GATE_CONTROLS: Record<string, string> = {
@@ -13,17 +15,14 @@ const GATE_CONTROLS: Record<string, string> = {
   'too many tokens': 'gate-tokens',
 };
 
-/** An all-reduce the fusion pass would take as it stands is not a "why not". */
-export function isFusable(d: Diagnostic): boolean {
-  return d.blocker === undefined && d.fix === 'run allreduce-rmsnorm';
-}
-
 export function WhyPanel() {
   const diagnostics = useStore((s) => s.diagnostics);
   const shown = useStore(shownStage);
   const select = useStore((s) => s.select);
   const applyPass = useStore((s) => s.applyPass);
   const sites = useStore((s) => s.sites);
+  const passWhy = useStore((s) => s.passWhy);
+  const groups = refusalsByPass(passWhy);
   const nodeNames = useMemo(() => new Set(shown?.graph.nodes.map((n) => n.name)), [shown]);
   const blocked = diagnostics.filter((d) => !isFusable(d));
   const fusable = diagnostics.length - blocked.length;
@@ -109,6 +108,14 @@ export function WhyPanel() {
           })}
         </ul>
       )}
+      {groups.map(({ pass, refused }) => (
+        <details key={pass} className="why-group">
+          <summary>
+            <span className="mono">{pass}</span> refused {refused.length}
+          </summary>
+          <PassWhyList pass={pass} diagnostics={refused} />
+        </details>
+      ))}
     </section>
   );
 }
