@@ -145,8 +145,13 @@ __global__ void kOneShotLamport(OneShotLamportArgs a, const T* in, const T* res,
 #pragma unroll
     for (int e = 0; e < V; e++) s.w[e] = NegZero<T>::bits;
     T* old = static_cast<T*>(a.recv[a.rank]) + prev;
-    for (unsigned long long v = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x; v < clearElems / V; v += (unsigned long long)gridDim.x * blockDim.x)
-      storeLanes<T, V>(old + v * V, s);
+    const unsigned long long tid = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x, step = (unsigned long long)gridDim.x * blockDim.x;
+    const unsigned long long whole = clearElems / V;
+    for (unsigned long long v = tid; v < whole; v += step) storeLanes<T, V>(old + v * V, s);
+    // The previous launch may have had a row width this launch's V does not divide: clear its tail too,
+    // or a stale value there reads as "arrived" two launches on.
+    using W = typename NegZero<T>::Word;
+    for (unsigned long long i = whole * V + tid; i < clearElems; i += step) reinterpret_cast<W*>(old)[i] = NegZero<T>::bits;
   }
   // Reduce this block's rows from the own buffer's world slots, spinning until each vector arrived.
   const T* mine = static_cast<const T*>(a.recv[a.rank]) + cur;

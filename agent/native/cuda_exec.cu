@@ -81,7 +81,9 @@ Cluster& clusterFor(int world) {
 
 void ensureFusionBuffers(Cluster& C, unsigned long long elems, size_t elemBytes) {
   if (elems <= C.fusionElems && elemBytes == C.fusionElemBytes) return;
-  elems = std::max(elems, C.fusionElems);
+  // Whole 64-element blocks, so every region and rank slot starts 16-byte aligned for the vector
+  // kernels (uint4 loads) whatever row width set the size: an odd rows · cols once put them off.
+  elems = (std::max(elems, C.fusionElems) + 63) & ~63ull;
   const unsigned long long W = (unsigned long long)C.world;
   for (int r = 0; r < C.world; r++) {
     FL_CUDA(cudaSetDevice(r));

@@ -1,6 +1,7 @@
 // `fusionlab rewrite <file|folder|-> [--stage NAME|N] [--passes a,b,c] [--world-size N] [--max-tokens T]
 //   [--gpu hopper|blackwell] [--token-gate runtime-fallback|compile-range] [--tp-group NAME] [--emit fx|json]
-//   [--out PATH] [--report]`
+//   [--out PATH] [--report]`, or vLLM's own flags in place of --passes: `-O2 -tp 2
+//   -cc.pass_config.enable_sp=true --compilation-config '{…}' [--platform sm80|sm89|sm90|sm100|rocm]`
 // Imports a graph (FX text in any form, or fusionlab JSON), runs the passes, and writes the
 // rewritten graph — or, with --report, one JSON object saying what matched and what did not.
 // A folder (vLLM's debug dump, TORCH_COMPILE_DEBUG's Inductor folder) imports as ordered stages;
@@ -30,6 +31,13 @@ import {
   type FlagSpec,
 } from './flags.ts';
 import { FUSED_ALLREDUCE_NORM } from '../graph/passes/patternOps.ts';
+import {
+  VLLM_PLATFORMS,
+  VllmConfigError,
+  resolveVllmConfig,
+  splitVllmArgs,
+  type ResolvedVllmConfig,
+} from '../graph/passes/vllmConfig.ts';
 
 interface RewriteArgs {
   file: string;
@@ -39,6 +47,8 @@ interface RewriteArgs {
   out?: string;
   report: boolean;
   stage?: string;
+  /** vLLM's own flags (-O2, -cc.pass_config.…, -tp), resolved: the passes vLLM would run. */
+  vllm?: ResolvedVllmConfig;
 }
 
 const REWRITE_FLAGS = {
@@ -58,22 +68,36 @@ const REWRITE_FLAGS = {
   '--out': nonEmpty('--out takes a path'),
   '--report': SWITCH,
   '--stage': nonEmpty("--stage takes a stage's name or its index in the folder"),
+  '--platform': oneOf(VLLM_PLATFORMS),
 } satisfies FlagSpec;
 
 export function parseRewriteArgs(argv: string[]): RewriteArgs {
   let file: string | undefined;
-  const { values: f } = parseFlags(argv, REWRITE_FLAGS, (arg) => {
+  let split: ReturnType<typeof splitVllmArgs>;
+  try {
+    split = splitVllmArgs(argv);
+  } catch (e) {
+    if (e instanceof VllmConfigError) throw new UsageError(e.message);
+    throw e;
+  }
+  const { values: f } = parseFlags(split.rest, REWRITE_FLAGS, (arg) => {
     if (file !== undefined) throw new UsageError(`one input file only (got '${file}' and '${arg}')`);
     file = arg;
   });
   if (file === undefined) throw new UsageError('missing input: a file, or - for stdin');
+  if (split.vllm && f['--passes'])
+    throw new UsageError("--passes and vLLM's -O / -cc flags both pick the passes: give one of them");
+  if (f['--platform'] && !split.vllm)
+    throw new UsageError("--platform picks vLLM's defaults: give it with -O or -cc flags");
+  const vllm = split.vllm ? resolveVllmConfig(split.vllm, { platform: f['--platform'] }) : undefined;
   return {
     file,
-    passes: f['--passes'] ?? [...DEFAULT_PIPELINE],
+    passes: vllm ? vllm.passes : (f['--passes'] ?? [...DEFAULT_PIPELINE]),
+    ...(vllm ? { vllm } : {}),
     opts: {
-      worldSize: f['--world-size'],
+      worldSize: f['--world-size'] ?? vllm?.options.worldSize,
       maxTokens: f['--max-tokens'],
-      gpu: f['--gpu'],
+      gpu: f['--gpu'] ?? vllm?.options.gpu,
       tokenGate: f['--token-gate'],
       tpGroup: f['--tp-group'],
     },
@@ -191,10 +215,22 @@ function isFolder(file: string): boolean {
 }
 
 /** --report: what each pass matched, why the rest did not fire, and a folder's stages. */
-function report(result: PipelineResult, input: RewriteInput): string {
+function report(result: PipelineResult, input: RewriteInput, vllm?: ResolvedVllmConfig): string {
   const { folder, stageIndex } = input;
   return (
     JSON.stringify({
+      // vLLM's flags as resolved: each switch on or off and why, and those whose pass is not run here.
+      ...(vllm
+        ? {
+            vllm: {
+              level: vllm.level,
+              platform: vllm.context.platform,
+              tp: vllm.context.tp,
+              flags: vllm.flags.map(({ flag, on, source, why, pass }) => ({ flag, on, source, why, pass })),
+              notRun: vllm.notRun.map((f) => ({ flag: f.flag, vllmPass: f.vllmPass })),
+            },
+          }
+        : {}),
       passes: result.stages.map((s) => {
         // Sites that fused with a gate left unevaluated (no shapes in the graph), and what was assumed.
         const unevaluated = s.matches
@@ -244,9 +280,13 @@ export async function command(argv: string[]): Promise<number> {
     }
     throw e;
   }
+  for (const f of args.vllm?.notRun ?? [])
+    process.stderr.write(
+      `fusionlab rewrite: note: vLLM would also run ${f.vllmPass} (${f.flag}); fusionlab has no such pass yet, so its sites are not counted\n`,
+    );
   const result = runPipeline(input.graph, args.passes, args.opts);
   const out = args.report
-    ? report(result, input)
+    ? report(result, input, args.vllm)
     : args.emit === 'json'
       ? JSON.stringify(graphToJson(result.output)) + '\n'
       : printFx(result.output);

@@ -2,22 +2,38 @@
 // A Graph is an ordered list of Nodes plus its inputs and outputs. Values are
 // referred to by name: a Ref names either a graph input or a node.
 
-/** dtypes as FX annotations spell them (`f8e4m3fn` is torch.float8_e4m3fn, vLLM's FP8 on CUDA). */
-export type DType = 'bf16' | 'f16' | 'f32' | 'f64' | 'i64' | 'i32' | 'i16' | 'i8' | 'u8' | 'b8' | 'f8e4m3fn';
+/**
+ * dtypes as FX annotations spell them: `f8e4m3fn` is torch.float8_e4m3fn (vLLM's FP8 on CUDA),
+ * `f8e4m3fnuz` / `f8e5m2fnuz` ROCm's (MI300), `f8e5m2` the FP8 KV cache's, `f8e8m0fnu` the MX
+ * block scales', `f4e2m1fn_x2` two NVFP4 values packed in a byte. Each with its size and whether
+ * it holds real numbers (the runtime keeps those in the run's float dtype).
+ */
+export const DTYPES = {
+  bf16: { bytes: 2, float: true },
+  f16: { bytes: 2, float: true },
+  f32: { bytes: 4, float: true },
+  f64: { bytes: 8, float: true },
+  i64: { bytes: 8, float: false },
+  i32: { bytes: 4, float: false },
+  i16: { bytes: 2, float: false },
+  i8: { bytes: 1, float: false },
+  u8: { bytes: 1, float: false },
+  b8: { bytes: 1, float: false },
+  f8e4m3fn: { bytes: 1, float: true },
+  f8e4m3fnuz: { bytes: 1, float: true },
+  f8e5m2: { bytes: 1, float: true },
+  f8e5m2fnuz: { bytes: 1, float: true },
+  f8e8m0fnu: { bytes: 1, float: true },
+  f4e2m1fn_x2: { bytes: 1, float: true },
+} as const satisfies Record<string, { bytes: number; float: boolean }>;
+export type DType = keyof typeof DTYPES;
 
-export const DTYPE_BYTES: Record<DType, number> = {
-  bf16: 2,
-  f16: 2,
-  f32: 4,
-  f64: 8,
-  i64: 8,
-  i32: 4,
-  i16: 2,
-  i8: 1,
-  u8: 1,
-  b8: 1,
-  f8e4m3fn: 1,
-};
+export const DTYPE_BYTES = Object.fromEntries(Object.entries(DTYPES).map(([k, v]) => [k, v.bytes])) as Record<
+  DType,
+  number
+>;
+
+export const isFloatDType = (d: string): boolean => Object.hasOwn(DTYPES, d) && DTYPES[d as DType].float;
 
 /** A dimension: a concrete size, or a symbolic expression as FX prints it (`s72`, `2*s0`). */
 export type Dim = number | string;

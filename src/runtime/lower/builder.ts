@@ -3,7 +3,7 @@
 // view, a contiguous copy, a write into a view, a node fed from seeded inputs).
 
 import type { Arg, Graph, Input, Node, TensorType, ValueType } from '../../graph/ir.ts';
-import { isRef, numberOf } from '../../graph/ir.ts';
+import { isFloatDType, isRef, numberOf } from '../../graph/ir.ts';
 import type { Kernel, StorageDType, View } from '../../graph/opTable.ts';
 import { dimValue, SizeExprError } from '../../graph/sizeExpr.ts';
 import { RunError } from '../runError.ts';
@@ -13,7 +13,6 @@ import { asRows, contiguousStrides, isContiguous, numelOf } from './layout.ts';
 import { NONE, type ArgRole, type Hint, type Value } from './lowering.ts';
 
 // f8e4m3fn values are held in the run dtype (each is exact in bf16).
-const FLOAT_DTYPES = new Set(['bf16', 'f16', 'f32', 'f64', 'f8e4m3fn']);
 /** Roles whose seeded values differ per rank (each rank holds its shard). */
 const PER_RANK_ROLES: readonly string[] = ['weight', 'bias', 'embedding', 'fed'];
 
@@ -71,7 +70,7 @@ export class PlanBuilder {
     return typeof d === 'number' ? presetDim(this.preset, d) : evalDim(d, this.tokens, where);
   }
   storageDtype(dt: string): StorageDType {
-    return FLOAT_DTYPES.has(dt) ? this.dtype : 'i32';
+    return isFloatDType(dt) ? this.dtype : 'i32';
   }
   /** An annotated tensor type at the run's sizes and storage dtype. */
   mapType(t: TensorType, where: string): { dtype: StorageDType; shape: number[] } {

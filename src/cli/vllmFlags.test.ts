@@ -1,0 +1,52 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const BIN = join(import.meta.dirname, '../../bin/fusionlab.js');
+const LLAMA = new URL('../../fixtures/capture/llama-tp2.py', import.meta.url).pathname;
+const run = (args: string[]) => {
+  const r = spawnSync('node', [BIN, 'rewrite', LLAMA, '--report', ...args], { encoding: 'utf8' });
+  return { code: r.status, stderr: r.stderr, rep: r.status === 0 ? JSON.parse(r.stdout) : undefined };
+};
+const counts = (rep: { passes: { name: string; matches: number }[] }) =>
+  rep.passes.map((p) => [p.name, p.matches]);
+
+describe("fusionlab rewrite with vLLM's own flags", () => {
+  it('-O2 -tp 2 on Hopper runs what vLLM runs: noop elimination, then the 5 all-reduce + RMSNorm sites', () => {
+    const r = run(['-O2', '-tp', '2']);
+    expect(r.code).toBe(0);
+    expect(counts(r.rep)).toEqual([
+      ['noop-elimination', 0],
+      ['allreduce-rmsnorm', 5],
+    ]);
+    expect(r.rep.vllm).toMatchObject({ level: 2, platform: 'sm90', tp: 2 });
+  });
+
+  it('an explicit flag turns off what the level turned on, and the report says where each switch came from', () => {
+    const r = run(['-O2', '-tp', '2', '-cc.pass_config.fuse_allreduce_rms=False']);
+    expect(counts(r.rep)).toEqual([['noop-elimination', 0]]);
+    const ar = r.rep.vllm.flags.find((f: { flag: string }) => f.flag === 'fuse_allreduce_rms');
+    expect(ar).toMatchObject({ on: false, source: 'explicit' });
+  });
+
+  it('on Ampere the FlashInfer fusion stays off, and the report says why', () => {
+    const r = run(['-O3', '-tp', '2', '--platform', 'sm80']);
+    expect(counts(r.rep)).toEqual([['noop-elimination', 0]]);
+    const ar = r.rep.vllm.flags.find((f: { flag: string }) => f.flag === 'fuse_allreduce_rms');
+    expect(ar.why).toMatch(/sm80/);
+  });
+
+  it('a pass vLLM would run that fusionlab lacks is named on stderr, not dropped silently', () => {
+    const r = run(['-O2', '-tp', '2', '-cc.custom_ops=["+rms_norm"]']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/RMSNormQuantFusionPass \(fuse_norm_quant\)/);
+    expect(r.rep.vllm.notRun).toContainEqual({ flag: 'fuse_norm_quant', vllmPass: 'RMSNormQuantFusionPass' });
+  });
+
+  it('refuses --passes together with vLLM flags, and a PassConfig field that does not exist', () => {
+    expect(run(['-O2', '--passes', 'slice-hoist']).code).toBe(2);
+    const bad = run(['-cc.pass_config.fuse_all=true']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/no field 'fuse_all'/);
+  });
+});
