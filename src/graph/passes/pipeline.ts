@@ -10,6 +10,8 @@ import { allReduceRmsNorm } from './allReduceRmsNorm.ts';
 import { sequenceParallelism } from './sequenceParallelism.ts';
 import { asyncTp } from './asyncTp.ts';
 import { moeUnpad } from './moeUnpad.ts';
+import { normQuant } from './normQuant.ts';
+import { actQuant } from './actQuant.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { resolveOptions } from './options.ts';
 import { ALL_REDUCE } from './patternOps.ts';
@@ -71,7 +73,9 @@ export type PassName =
   | 'moe-unpad'
   | 'sequence-parallelism'
   | 'async-tp'
-  | 'allreduce-rmsnorm';
+  | 'allreduce-rmsnorm'
+  | 'norm-quant'
+  | 'act-quant';
 
 export const PASSES: Record<PassName, Pass> = {
   'noop-elimination': noopElimination,
@@ -80,6 +84,8 @@ export const PASSES: Record<PassName, Pass> = {
   'sequence-parallelism': sequenceParallelism,
   'async-tp': asyncTp,
   'allreduce-rmsnorm': allReduceRmsNorm,
+  'norm-quant': normQuant,
+  'act-quant': actQuant,
 };
 
 /** One line per pass: what it rewrites and why that is legal (pass lists, --help). */
@@ -95,6 +101,10 @@ export const PASS_DESCRIPTIONS: Record<PassName, string> = {
     'mm → reduce_scatter and all_gather → mm → symmetric-memory fused collective matmuls that overlap transfer and compute (vLLM AsyncTPPass).',
   'allreduce-rmsnorm':
     'all_reduce + (fused_add_)rms_norm → one FlashInfer fused all-reduce + RMSNorm kernel.',
+  'norm-quant':
+    '(fused_add_)rms_norm → FP8 quant (static, per-token, per-group 128/64) → one fused norm + quant kernel, where only the quant reads the normed output (vLLM RMSNormQuantFusionPass).',
+  'act-quant':
+    'silu_and_mul → static FP8 quant (NVFP4 on Blackwell) → one fused SwiGLU + quant kernel, where only the quant reads its output (vLLM ActivationQuantFusionPass).',
 };
 
 export const DEFAULT_PIPELINE = ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'] as const;
