@@ -4,10 +4,13 @@
 // _C.silu_and_mul_quant. vLLM's fused kernels store the norm (and silu·mul) in the model dtype before
 // the same scaled_fp8_conversion as the unfused quant, so every output is bitwise the unfused one.
 
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { importGraph } from '../graph/formats.ts';
+import { calledOp } from '../graph/call.ts';
 import { parseFx } from '../graph/fx/parse.ts';
 import { runPipeline } from '../graph/passes/pipeline.ts';
-import { compareGraphs, runGraph } from './index.ts';
+import { compareGraphs, compareRewrite, runGraph } from './index.ts';
 import { hostValues } from './hostTensor.ts';
 import { f8e4m3fnBits, f8e4m3fnValue } from '../graph/fp8.ts';
 import { freshSeed, tinyRuns } from './testRuns.ts';
@@ -74,5 +77,26 @@ describe('norm + quant and silu_and_mul + quant, run', { timeout: 300_000 }, () 
         expect(new Set(q).size).toBeGreaterThan(4);
       }
     }
+  });
+});
+
+describe('the FP8 Llama capture at TP 1, run on the CPU reference', { timeout: 300_000 }, () => {
+  it('after norm-quant and act-quant every output is bitwise the unfused one; only the FP8 GEMMs are fed, and named', async () => {
+    const file = new URL('../../fixtures/capture/llama-fp8-tp1.py', import.meta.url).pathname;
+    const g = importGraph(readFileSync(file, 'utf8'), { fileName: 'llama-fp8-tp1.py' }).graph;
+    const rep = await compareRewrite(g, PASSES, run({ backend: 'cpu', seed: freshSeed() }));
+    expect(
+      rep.outputs.every((o) => o.bitwiseEqual),
+      JSON.stringify(rep.outputs),
+    ).toBe(true);
+    expect(rep.ok).toBe(true);
+    // cutlass_scaled_mm has no kernel: those GEMMs are fed (the same values before and after), and the
+    // verdict says so rather than "proven".
+    expect(rep.verdict).toBe('depends-on-fed');
+    expect(rep.fedOnComparedPaths.length).toBeGreaterThan(0);
+    const byName = new Map(g.nodes.map((n) => [n.name, n]));
+    expect(rep.fedOnComparedPaths.map((n) => calledOp(byName.get(n)!))).toEqual(
+      rep.fedOnComparedPaths.map(() => '_C.cutlass_scaled_mm.default'),
+    );
   });
 });

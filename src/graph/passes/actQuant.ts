@@ -70,7 +70,7 @@ function actQuantRefusal(
       why: `the ${QUANT_LABEL[q.op]} at ${q.anchor}: vLLM fuses silu_and_mul with a static FP8 or an NVFP4 quant (FUSED_OPS, act_quant_fusion.py; the per-block FP8 patterns are not modelled here)`,
       blocker: q.anchor,
     };
-  if (q.op === 'fp8_static_tensor' && !tensorOf(ix, q.input))
+  if (q.op === 'fp8_static_tensor' && !tensorOf(ix, q.input) && q.buffers.quant === undefined)
     return {
       why: `${out} has no annotated shape: the fused op's output buffer is sized from it`,
       blocker: out,
@@ -99,11 +99,14 @@ function fuse(edit: GraphEdit, ix: GraphIndex, act: ActivationOccurrence, q: Qua
   } else {
     // vLLM's replacement makes torch.empty(input.shape[:-1] + (d,), dtype = fp8): the shape of the
     // silu_and_mul output the fused op replaces.
-    const out = tensorOf(ix, q.input)!;
-    const result = emptyBuffer(edit, ix, { ...out, dtype: 'f8e4m3fn' }, from);
-    made.push(result);
+    const out = tensorOf(ix, q.input);
+    const made0 = out ? emptyBuffer(edit, ix, { ...out, dtype: 'f8e4m3fn' }, from) : undefined;
+    if (made0) made.push(made0);
+    // A shapeless graph (str(graph)): the quant's own result buffer has that shape; it stays.
+    const result = made0 ? ref(made0.name) : q.buffers.quant!;
+    if (!made0 && isRef(result)) keep = [result.name];
     target = SILU_AND_MUL_QUANT;
-    kwargs = { result: ref(result.name), input: act.input, scale: q.scale };
+    kwargs = { result, input: act.input, scale: q.scale };
   }
   const fused = edit.make(
     edit.fresh('auto_functionalized'),

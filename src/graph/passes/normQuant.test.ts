@@ -3,13 +3,16 @@
 // count them: every spelling of the norm, the quant and silu_and_mul; the refusals vLLM's patterns
 // and extra checks make, by content; and which pass claims a norm when the all-reduce fusion could
 // take it too (pass_manager.py: AllReduceFusionPass before RMSNormQuantFusionPass).
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { importGraph } from '../formats.ts';
 import { parseFx } from '../fx/parse.ts';
 import { printFx } from '../fx/print.ts';
 import type { Graph } from '../ir.ts';
 import { calledOp } from '../call.ts';
 import { runPipeline } from './pipeline.ts';
 import { NORM_FORMS } from './matchers/normForms.ts';
+import { resolveVllmConfig, splitVllmArgs } from './vllmConfig.ts';
 
 const lines = (...l: string[]) => l.join('\n');
 const graph = (text: string): Graph => parseFx(text).graph;
@@ -409,5 +412,33 @@ describe('vLLM order: norm-quant then act-quant', () => {
       ['act-quant', 1, 0],
     ]);
     expect(fusedOps(r.output)).toHaveLength(3);
+  });
+});
+
+describe('the FP8 Llama capture at TP 1 (fixtures/capture/llama-fp8-tp1.py)', () => {
+  const DIR = new URL('../../../fixtures/capture/', import.meta.url).pathname;
+  const load = (f: string) => importGraph(readFileSync(DIR + f, 'utf8'), { fileName: f }).graph;
+
+  it("counts 2L norm + quant and L silu_and_mul + quant sites with vLLM's flags, the final norm unquantized", () => {
+    // vLLM's -O2 with quant_fp8 as a custom op (enable_norm_fusion / enable_act_fusion): TP 1, so no
+    // all-reduce fusion; RMSNormQuantFusionPass then ActivationQuantFusionPass (pass_manager.py).
+    const { vllm } = splitVllmArgs(['-O2', '-cc.custom_ops=["+quant_fp8"]']);
+    const cfg = resolveVllmConfig(vllm!);
+    expect(cfg.passes).toEqual(['noop-elimination', 'norm-quant', 'act-quant']);
+    for (const file of ['llama-fp8-tp1.py', 'llama-fp8-tp1.graph.txt']) {
+      const r = run(load(file), cfg.passes, cfg.options);
+      // L = 2: each layer's input norm and post-attention norm feed a static quant (qkv, gate_up);
+      // each MLP's silu_and_mul feeds the down projection's quant. The model's final norm is returned.
+      expect(
+        r.stages.map((s) => [s.pass, s.matches.length]),
+        file,
+      ).toEqual([
+        ['noop-elimination', 0],
+        ['norm-quant', 4],
+        ['act-quant', 2],
+      ]);
+      expect(r.stages[1]!.diagnostics, file).toEqual([]);
+      expect(ops(r.output).filter((o) => o === '_C.static_scaled_fp8_quant.default')).toEqual([]);
+    }
   });
 });

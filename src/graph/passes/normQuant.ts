@@ -188,6 +188,8 @@ function normQuantRefusal(ix: GraphIndex, norm: NormOccurrence, q: AnyQuant): st
     if (size === undefined || !NORM_QUANT_GROUP_SIZES.includes(size))
       return `group size ${String(size ?? 'unknown')} of ${q.anchor}: vLLM registers the per-group patterns for groups of 128 and 64 only`;
   }
+  if (q.op === 'fp8_dynamic_token' && !tensorOf(ix, norm.input) && q.buffers.scale === undefined)
+    return `${normed} has no annotated shape: the per-token scale buffer vLLM's replacement makes is sized from it`;
   const eps = numberOf(norm.epsilon);
   if (eps === undefined || !NORM_QUANT_EPSILONS.includes(eps))
     return `eps ${String(eps ?? 'unknown')} of the ${norm.op} at ${norm.anchor}: vLLM registers its norm + quant patterns for eps 1e-5 and 1e-6 only`;
@@ -257,14 +259,8 @@ export function emptyBuffer(edit: GraphEdit, ix: GraphIndex, type: TensorType, f
  * The dynamic per-token scale buffer vLLM's replacement makes (MatcherQuantFP8.make_scale):
  * `empty([tokens, 1], dtype = torch.float32)`.
  */
-function perTokenScale(edit: GraphEdit, ix: GraphIndex, q: QuantOccurrence, from: string[]): Node {
-  const x = tensorOf(ix, q.input);
-  return emptyBuffer(
-    edit,
-    ix,
-    { kind: 'tensor', dtype: 'f32', shape: [...(x?.shape.slice(0, -1) ?? []), 1] },
-    from,
-  );
+function perTokenScale(edit: GraphEdit, x: TensorType, ix: GraphIndex, from: string[]): Node {
+  return emptyBuffer(edit, ix, { kind: 'tensor', dtype: 'f32', shape: [...x.shape.slice(0, -1), 1] }, from);
 }
 
 function fuse(edit: GraphEdit, ix: GraphIndex, norm: NormOccurrence, q: AnyQuant): Match {
@@ -279,11 +275,19 @@ function fuse(edit: GraphEdit, ix: GraphIndex, norm: NormOccurrence, q: AnyQuant
       : fp8Buffer(edit, norm.input, x ?? null, from);
   made.push(result);
   let scale: Arg = null;
+  // Buffers of the model's that the fused op writes instead: they stay.
+  const keep: string[] = [];
   if (q.op === 'fp8_dynamic_token') {
-    const s = perTokenScale(edit, ix, q, from);
-    made.push(s);
-    scale = ref(s.name);
-  } else if (q.op === 'fp8_group') scale = q.scaleBuffer;
+    const s = x ? perTokenScale(edit, x, ix, from) : undefined;
+    if (s) made.push(s);
+    // A shapeless graph (str(graph)): the quant's own scale buffer has the shape make_scale gives.
+    scale = s ? ref(s.name) : q.buffers.scale!;
+    if (!s && isRef(scale)) keep.push(scale.name);
+  } else if (q.op === 'fp8_group') {
+    // The group pattern's scale buffer is one of its inputs: the fused op writes it.
+    scale = q.scaleBuffer;
+    if (isRef(scale)) keep.push(scale.name);
+  }
   const call = fusedCall(norm, q, result, scale);
   const fused = edit.make(
     edit.fresh('auto_functionalized'),
@@ -305,8 +309,6 @@ function fuse(edit: GraphEdit, ix: GraphIndex, norm: NormOccurrence, q: AnyQuant
     ],
     made,
   );
-  // The group pattern's scale buffer is one of its inputs: it stays (and the fused op writes it).
-  const keep = q.op === 'fp8_group' && isRef(q.scaleBuffer) ? [q.scaleBuffer.name] : [];
   const consumed = inGraphOrder(ix, [...norm.nodes, ...q.nodes]).filter((n) => !keep.includes(n));
   edit.insertBefore(q.nodes[0]!, ...made);
   edit.remove(...consumed);
