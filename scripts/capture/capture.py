@@ -45,6 +45,9 @@ def captures():
         out[f"gpt-oss-after-tp{tp}"] = (models.gpt_oss(slice_first=True), tp, {})
     out["llama-tp2"] = (models.llama(), 2, {})
     out["llama-fp8-tp2"] = (models.llama(fp8=True), 2, {})
+    # TP 1: no all-reduce, so every norm → quant and silu_and_mul → quant is a norm-quant /
+    # act-quant site.
+    out["llama-fp8-tp1"] = (models.llama(fp8=True, fp8_down=True), 1, {})
     out["qwen3-moe-tp4"] = (models.qwen3_moe(), 4, {})
     out["llama-tp2-v2"] = (models.llama(), 2, {"enable_auto_functionalized_v2": True})
     # vLLM's default piecewise mode: the graph is split at the attention op and each piece

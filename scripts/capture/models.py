@@ -39,6 +39,9 @@ class Dims:
     bias: bool = False
     qk_norm: bool = False
     fp8: bool = False
+    # The MLP's down projection in FP8 too (its input quant reads silu_and_mul's output), as in a
+    # checkpoint that quantizes every linear.
+    fp8_down: bool = False
     # PR #28841: slice before the all-reduce.
     slice_first: bool = False
 
@@ -47,8 +50,8 @@ def gpt_oss(slice_first: bool, layers: int = 2) -> Dims:
     return Dims("gpt_oss", layers=layers, moe_hidden=128, bias=True, slice_first=slice_first)
 
 
-def llama(layers: int = 2, fp8: bool = False) -> Dims:
-    return Dims("llama", layers=layers, eps=1e-5, fp8=fp8)
+def llama(layers: int = 2, fp8: bool = False, fp8_down: bool = False) -> Dims:
+    return Dims("llama", layers=layers, eps=1e-5, fp8=fp8, fp8_down=fp8_down)
 
 
 def qwen3_moe(layers: int = 2) -> Dims:
@@ -231,7 +234,7 @@ class MLP(torch.nn.Module):
         self.tp = tp
         inter = d.intermediate // tp
         self.gate_up = Linear(d.hidden, 2 * inter, False, d.fp8)
-        self.down = Linear(inter, d.hidden, False)
+        self.down = Linear(inter, d.hidden, False, d.fp8_down)
 
     def forward(self, x):
         gu = self.gate_up(x)

@@ -37,10 +37,10 @@ describe("fusionlab rewrite with vLLM's own flags", () => {
   });
 
   it('a pass vLLM would run that fusionlab lacks is named on stderr, not dropped silently', () => {
-    const r = run(['-O2', '-tp', '2', '-cc.custom_ops=["+rms_norm"]']);
+    const r = run(['-O2', '-tp', '2', '-cc.pass_config.fuse_attn_quant=true']);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/RMSNormQuantFusionPass \(fuse_norm_quant\)/);
-    expect(r.rep.vllm.notRun).toContainEqual({ flag: 'fuse_norm_quant', vllmPass: 'RMSNormQuantFusionPass' });
+    expect(r.stderr).toMatch(/AttnQuantFusionPass \(fuse_attn_quant\)/);
+    expect(r.rep.vllm.notRun).toContainEqual({ flag: 'fuse_attn_quant', vllmPass: 'AttnQuantFusionPass' });
   });
 
   it('refuses --passes together with vLLM flags, and a PassConfig field that does not exist', () => {

@@ -574,6 +574,69 @@ export const FX_OPS = [
     args: [M('output'), T('input'), M('output_scale'), T('input_scale')],
     doc: 'NVFP4: two e2m1 values per byte into output, one fp8 scale per 16 values (swizzled) into output_scale.',
   }),
+
+  // --- fused norm / activation + quant (vLLM's RMSNormQuantFusionPass, ActivationQuantFusionPass) --
+  // Schemas as csrc/torch_bindings.cpp defines them; the passes emit them with vLLM's keyword order.
+  defineOp({
+    name: '_C.rms_norm_static_fp8_quant.default',
+    kind: 'fused',
+    returns: 0,
+    args: [M('result'), T('input'), T('weight'), T('scale'), P('epsilon', 'float')],
+    doc: 'result = f8e4m3fn(clamp(rms_norm(input, weight) · (1 / scale), ±448)): the norm rounded to the model dtype, then quantized, as the pair.',
+  }),
+  defineOp({
+    name: '_C.fused_add_rms_norm_static_fp8_quant.default',
+    kind: 'fused',
+    returns: 0,
+    args: [M('result'), T('input'), M('residual'), T('weight'), T('scale'), P('epsilon', 'float')],
+    doc: 'z = input + residual → residual ([2]); result ([1]) = static FP8 quant of RMSNorm(z) · w, as fused_add_rms_norm then static_scaled_fp8_quant.',
+  }),
+  defineOp({
+    name: '_C.rms_norm_dynamic_per_token_quant.default',
+    kind: 'fused',
+    returns: 0,
+    args: [
+      M('result'),
+      T('input'),
+      T('weight'),
+      M('scale'),
+      P('epsilon', 'float'),
+      { name: 'scale_ub', type: 'Tensor?', default: null },
+      { name: 'residual', type: 'Tensor(a!)?', default: null, mutates: true },
+    ],
+    doc: 'RMSNorm (with residual: after z = input + residual → residual [3]), then FP8 quant with one scale per token (max |x| / 448 into scale [2]); result [1].',
+  }),
+  defineOp({
+    name: '_C.rms_norm_per_block_quant.default',
+    kind: 'fused',
+    returns: 0,
+    args: [
+      M('result'),
+      T('input'),
+      T('weight'),
+      M('scale'),
+      P('epsilon', 'float'),
+      { name: 'scale_ub', type: 'Tensor?', default: null },
+      { name: 'residual', type: 'Tensor(a!)?', default: null, mutates: true },
+      P('group_size', 'int'),
+      P('is_scale_transposed', 'bool'),
+    ],
+    doc: 'RMSNorm (with residual: new residual [3]), then FP8 quant with one scale per group_size columns of a token (scale [2]); result [1].',
+  }),
+  defineOp({
+    name: '_C.silu_and_mul_quant.default',
+    kind: 'fused',
+    returns: 0,
+    args: [M('result'), T('input'), T('scale')],
+    doc: 'result = static FP8 quant of silu(input[:, :d]) · input[:, d:], the product rounded to the model dtype first, as the pair.',
+  }),
+  defineOp({
+    name: '_C.silu_and_mul_nvfp4_quant.default',
+    kind: 'fused',
+    returns: 0,
+    args: [M('result'), M('result_block_scale'), T('input'), T('input_global_scale')],
+    doc: 'NVFP4 quant of silu(input[:, :d]) · input[:, d:]: e2m1 pairs into result [1], swizzled block scales into result_block_scale [2] (Blackwell).',
+  }),
 ] as const;
 
 /**

@@ -71,3 +71,13 @@ export const SILU_AND_MUL = '_C.silu_and_mul.default';
 export const DYNAMIC_QUANT_FP8 = '_C.dynamic_scaled_fp8_quant.default';
 export const DYNAMIC_PER_TOKEN_QUANT_FP8 = '_C.dynamic_per_token_scaled_fp8_quant.default';
 export const ROTARY_EMBEDDING = '_C.rotary_embedding.default';
+
+// What the norm + quant and activation + quant fusions match and emit (rms_quant_fusion.py,
+// act_quant_fusion.py; schemas in csrc/torch_bindings.cpp)
+export const PER_TOKEN_GROUP_QUANT_FP8 = '_C.per_token_group_fp8_quant.default';
+export const RMS_NORM_STATIC_FP8_QUANT = '_C.rms_norm_static_fp8_quant.default';
+export const FUSED_ADD_RMS_NORM_STATIC_FP8_QUANT = '_C.fused_add_rms_norm_static_fp8_quant.default';
+export const RMS_NORM_DYNAMIC_PER_TOKEN_QUANT = '_C.rms_norm_dynamic_per_token_quant.default';
+export const RMS_NORM_PER_BLOCK_QUANT = '_C.rms_norm_per_block_quant.default';
+export const SILU_AND_MUL_QUANT = '_C.silu_and_mul_quant.default';
+export const SILU_AND_MUL_NVFP4_QUANT = '_C.silu_and_mul_nvfp4_quant.default';

@@ -11,6 +11,8 @@ import { sequenceParallelism } from './sequenceParallelism.ts';
 import { asyncTp } from './asyncTp.ts';
 import { moeUnpad } from './moeUnpad.ts';
 import { vllmIrLowering } from './vllmIrLowering.ts';
+import { normQuant } from './normQuant.ts';
+import { actQuant } from './actQuant.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { resolveOptions } from './options.ts';
 import { ALL_REDUCE } from './patternOps.ts';
@@ -78,7 +80,9 @@ export type PassName =
   | 'sequence-parallelism'
   | 'async-tp'
   | 'allreduce-rmsnorm'
-  | 'vllm-ir-lowering';
+  | 'vllm-ir-lowering'
+  | 'norm-quant'
+  | 'act-quant';
 
 export const PASSES: Record<PassName, Pass> = {
   'noop-elimination': noopElimination,
@@ -88,6 +92,8 @@ export const PASSES: Record<PassName, Pass> = {
   'async-tp': asyncTp,
   'allreduce-rmsnorm': allReduceRmsNorm,
   'vllm-ir-lowering': vllmIrLowering,
+  'norm-quant': normQuant,
+  'act-quant': actQuant,
 };
 
 /** One line per pass: what it rewrites and why that is legal (pass lists, --help). */
@@ -105,6 +111,10 @@ export const PASS_DESCRIPTIONS: Record<PassName, string> = {
     'all_reduce + (fused_add_)rms_norm → one FlashInfer fused all-reduce + RMSNorm kernel.',
   'vllm-ir-lowering':
     "vllm_ir.rms_norm / fused_add_rms_norm → the _C custom op (or, with irLowering 'native', its torch decomposition), as vLLM's VllmIRLoweringPass does after the fusion passes have matched the IR ops.",
+  'norm-quant':
+    '(fused_add_)rms_norm → FP8 quant (static, per-token, per-group 128/64) → one fused norm + quant kernel, where only the quant reads the normed output (vLLM RMSNormQuantFusionPass).',
+  'act-quant':
+    'silu_and_mul → static FP8 quant (NVFP4 on Blackwell) → one fused SwiGLU + quant kernel, where only the quant reads its output (vLLM ActivationQuantFusionPass).',
 };
 
 export const DEFAULT_PIPELINE = ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'] as const;

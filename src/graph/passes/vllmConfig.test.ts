@@ -34,13 +34,14 @@ describe("vLLM's compilation config (vllm/config/vllm.py OPTIMIZATION_LEVEL_0x, 
     expect(resolve(['-O0', '-tp', '2']).r.passes).toEqual([]);
   });
 
-  it('norm + quant is on only when rms_norm or quant_fp8 is a custom op, and reported as not run', () => {
+  it('norm + quant is on only when rms_norm or quant_fp8 is a custom op, and then runs norm-quant', () => {
     const off = resolve(['-O2']).r;
     expect(flag(off, 'fuse_norm_quant').on).toBe(false);
     expect(flag(off, 'fuse_norm_quant').why).toMatch(/Inductor/);
     const on = resolve(['-O2', '-cc.custom_ops=["+rms_norm"]']).r;
     expect(flag(on, 'fuse_norm_quant').on).toBe(true);
-    expect(on.notRun.map((f) => f.flag)).toContain('fuse_norm_quant');
+    expect(on.passes).toContain('norm-quant');
+    expect(on.notRun.map((f) => f.flag)).not.toContain('fuse_norm_quant');
     // '-quant_fp8' does not turn off what '+rms_norm' turned on.
     const mixed = resolve(['--compilation-config', '{"custom_ops": ["+silu_and_mul", "-quant_fp8"]}']).r;
     expect(flag(mixed, 'fuse_act_quant').on).toBe(true);

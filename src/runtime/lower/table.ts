@@ -9,6 +9,7 @@ import type { PlanBuilder } from './builder.ts';
 import { ATTENTION_LOWERINGS } from './attention.ts';
 import { COLLECTIVE_LOWERINGS } from './collectives.ts';
 import { ELEMENTWISE_LOWERINGS, elementwiseRoles, lowerElementwise } from './elementwise.ts';
+import { FUSED_QUANT_LOWERINGS } from './fusedQuant.ts';
 import { HOST_LOWERINGS } from './host.ts';
 import {
   isLoweredOp,
@@ -38,6 +39,7 @@ export const FAMILIES = {
   moe: MOE_LOWERINGS,
   attention: ATTENTION_LOWERINGS,
   quant: QUANT_LOWERINGS,
+  fusedQuant: FUSED_QUANT_LOWERINGS,
   memory: MEMORY_LOWERINGS,
   host: HOST_LOWERINGS,
   forms: {
@@ -56,6 +58,7 @@ export const LOWERINGS: Record<LoweredOp, Lowering> = {
   ...FAMILIES.moe,
   ...FAMILIES.attention,
   ...FAMILIES.quant,
+  ...FAMILIES.fusedQuant,
   ...FAMILIES.memory,
   ...FAMILIES.host,
   ...FAMILIES.forms,

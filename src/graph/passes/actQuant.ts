@@ -1,0 +1,156 @@
+// act-quant, after vLLM's ActivationQuantFusionPass (vllm/compilation/passes/fusion/act_quant_fusion.py,
+// vLLM main of spring 2026): SwiGLU's silu_and_mul whose output only a quant reads becomes one op.
+//
+//   static FP8   SiluMulFp8StaticQuantPattern → _C.silu_and_mul_quant(result, input, scale)     [1] result
+//                (result = empty(input.shape[:-1] + (d,), dtype = fp8), made by the replacement)
+//   NVFP4        SiluMulNvfp4QuantPattern → _C.silu_and_mul_nvfp4_quant(result, result_block_scale,
+//                input, input_global_scale)                                     [1] result, [2] block scales
+//                (registered only where the op exists: CUDA builds for Blackwell, SM ≥ 100)
+//
+// silu_and_mul and the quant are found through the matcher layer in every form (custom op, torch
+// native); the NVFP4 quant is written as the custom op in vLLM's pattern, so only that spelling
+// matches, and its output buffers are the pattern's inputs, kept. The per-block FP8 quant patterns
+// (silu_and_mul_per_block_quant) are not modelled: such a site is explained, not fused.
+
+import type { Arg, Node } from '../ir.ts';
+import { isRef, ref } from '../ir.ts';
+import type { GraphIndex } from '../match.ts';
+import { indexGraph, tensorOf } from '../match.ts';
+import { AUTO_FUNCTIONALIZED } from '../call.ts';
+import type { Diagnostic, Match, Pass, PassResult } from './pipeline.ts';
+import { diagnostic, resolveOptions } from './options.ts';
+import type { ResolvedOptions } from './options.ts';
+import { GraphEdit } from './graphEdit.ts';
+import type { ActivationOccurrence, QuantOccurrence } from './matchers/index.ts';
+import { findActivations } from './matchers/index.ts';
+import { inGraphOrder } from './matchers/occurrence.ts';
+import type { AnyQuant } from './normQuant.ts';
+import {
+  QUANT_LABEL,
+  emptyBuffer,
+  fusedResults,
+  otherReader,
+  quantsByInput,
+  readerName,
+} from './normQuant.ts';
+import { SILU_AND_MUL_NVFP4_QUANT, SILU_AND_MUL_QUANT } from './patternOps.ts';
+
+export const PASS = 'act-quant';
+
+/** silu_and_mul_quant's TORCH_CHECK: a half or bfloat16 input (csrc/quantization/activation_kernels.cu). */
+const ACT_QUANT_DTYPES = ['bf16', 'f16'];
+
+function actQuantRefusal(
+  ix: GraphIndex,
+  act: ActivationOccurrence,
+  q: AnyQuant,
+  opts: ResolvedOptions,
+): { why: string; blocker: string; fix?: string } | null {
+  const out = act.outputs.out!;
+  const reader = otherReader(ix, out, q.nodes);
+  if (reader !== undefined)
+    return {
+      why: `${out}, the output of the silu_and_mul at ${act.anchor}, is also read by ${readerName(reader)}: vLLM's pattern returns only the quant's output, so Inductor's matcher refuses it`,
+      blocker: reader,
+    };
+  if (q.op === 'nvfp4') {
+    if (q.form !== 'custom')
+      return {
+        why: `vLLM's NVFP4 pattern is written against the custom scaled_fp4_quant`,
+        blocker: q.anchor,
+      };
+    if (opts.gpu !== 'blackwell')
+      return {
+        why: 'silu_and_mul_nvfp4_quant exists only in CUDA builds for Blackwell (SM ≥ 100): vLLM registers SiluMulNvfp4QuantPattern only where it does',
+        blocker: 'gpu',
+        fix: '--gpu blackwell',
+      };
+  } else if (q.op !== 'fp8_static_tensor')
+    return {
+      why: `the ${QUANT_LABEL[q.op]} at ${q.anchor}: vLLM fuses silu_and_mul with a static FP8 or an NVFP4 quant (FUSED_OPS, act_quant_fusion.py; the per-block FP8 patterns are not modelled here)`,
+      blocker: q.anchor,
+    };
+  if (q.op === 'fp8_static_tensor' && !tensorOf(ix, q.input) && q.buffers.quant === undefined)
+    return {
+      why: `${out} has no annotated shape: the fused op's output buffer is sized from it`,
+      blocker: out,
+    };
+  const dtype = tensorOf(ix, act.input)?.dtype;
+  if (dtype !== undefined && !ACT_QUANT_DTYPES.includes(dtype))
+    return {
+      why: `the silu_and_mul at ${act.anchor} reads ${dtype}: vLLM's fused kernel takes bf16 or f16 only`,
+      blocker: act.anchor,
+    };
+  return null;
+}
+
+function fuse(edit: GraphEdit, ix: GraphIndex, act: ActivationOccurrence, q: QuantOccurrence): Match {
+  const from = [act.anchor, q.anchor];
+  const made: Node[] = [];
+  let target: string, kwargs: Record<string, Arg>;
+  let keep: string[] = [];
+  if (q.op === 'nvfp4') {
+    // The pattern's result and output_scale are its inputs: the fused op writes the same buffers.
+    const result = q.buffers.quant ?? null,
+      blockScale = q.buffers.scale ?? null;
+    keep = [result, blockScale].flatMap((b) => (b && isRef(b) ? [b.name] : []));
+    target = SILU_AND_MUL_NVFP4_QUANT;
+    kwargs = { result, result_block_scale: blockScale, input: act.input, input_global_scale: q.scale };
+  } else {
+    // vLLM's replacement makes torch.empty(input.shape[:-1] + (d,), dtype = fp8): the shape of the
+    // silu_and_mul output the fused op replaces.
+    const out = tensorOf(ix, q.input);
+    const made0 = out ? emptyBuffer(edit, ix, { ...out, dtype: 'f8e4m3fn' }, from) : undefined;
+    if (made0) made.push(made0);
+    // A shapeless graph (str(graph)): the quant's own result buffer has that shape; it stays.
+    const result = made0 ? ref(made0.name) : q.buffers.quant!;
+    if (!made0 && isRef(result)) keep = [result.name];
+    target = SILU_AND_MUL_QUANT;
+    kwargs = { result, input: act.input, scale: q.scale };
+  }
+  const fused = edit.make(
+    edit.fresh('auto_functionalized'),
+    AUTO_FUNCTIONALIZED,
+    [{ kind: 'op', target }],
+    kwargs,
+    from,
+    null,
+  );
+  made.push(fused);
+  fusedResults(
+    edit,
+    fused,
+    from,
+    [
+      { value: q.outputs.quant, arg: 'result' },
+      ...(q.op === 'nvfp4' ? [{ value: q.outputs.scale, arg: 'result_block_scale' }] : []),
+    ],
+    made,
+  );
+  const consumed = inGraphOrder(ix, [...act.nodes, ...q.nodes]).filter((n) => !keep.includes(n));
+  edit.insertBefore(q.nodes[0]!, ...made);
+  edit.remove(...consumed);
+  return { pass: PASS, site: act.anchor, consumed, produced: made.map((n) => n.name) };
+}
+
+export const actQuant: Pass = (g, opts): PassResult => {
+  const resolved = resolveOptions(g, opts);
+  const ix = indexGraph(g);
+  const edit = new GraphEdit(ix, PASS);
+  const { byInput } = quantsByInput(ix);
+  const matches: Match[] = [];
+  const diagnostics: Diagnostic[] = [];
+  for (const act of findActivations(ix).occurrences) {
+    const out = act.outputs.out;
+    const q = out ? byInput.get(out)?.[0] : undefined;
+    if (!q) continue;
+    const refused = actQuantRefusal(ix, act, q, resolved);
+    if (refused || q.op === 'fp8_group') {
+      if (refused) diagnostics.push(diagnostic(PASS, act.anchor, refused.why, refused.blocker, refused.fix));
+      continue;
+    }
+    if (!edit.claim(...act.nodes, ...q.nodes)) continue;
+    matches.push(fuse(edit, ix, act, q));
+  }
+  return { graph: edit.commit(), matches, diagnostics };
+};
