@@ -280,6 +280,17 @@ const FX_OP_COST: Record<FxOp, OpCost> = {
   '_C.rms_norm_per_block_quant.default': mutatingCall({ flops: (c) => 8 * c.elems('input') }),
   '_C.silu_and_mul_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
   '_C.silu_and_mul_nvfp4_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
+  'prims.convert_element_type.default': elementwise,
+  'aten._to_copy.default': elementwise,
+  'aten.mean.dim': elementwise,
+  'aten.max.default': elementwise,
+  'aten.max.dim': elementwise,
+  'aten.amax.default': elementwise,
+  'aten.clamp.default': elementwise,
+  '_C.dynamic_scaled_fp8_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
+  '_C.dynamic_per_token_scaled_fp8_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
+  '_C.cutlass_scaled_mm.default': mutatingCall(),
+  'aten._scaled_mm.default': matmul('self', 'mat2', false),
 };
 
 /** An op outside the registry wrapped in auto_functionalized: no schema, so nothing to count but its launch. */
