@@ -33,6 +33,7 @@ export function planToWire(plan: Plan): object {
     preset: plan.preset.name,
     dtype: plan.dtype,
     ranks: plan.ranks,
+    mesh: plan.mesh,
     tokens: plan.tokens,
     storages: [...plan.storages.values()],
     steps: plan.steps,
