@@ -10,7 +10,7 @@ import { DTYPE_BYTES, MAP_FNS, assertNever, kernelCost } from '../graph/opTable.
 import { cpuAttention, cpuRotary, cpuScatter } from './cpuLayerKernels.ts';
 import { asRows, isCollective, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
-import { resolveGroup, tpRankOf, type RankMesh } from './rankMesh.ts';
+import { costRanks, resolveGroup, tpRankOf, type RankMesh } from './rankMesh.ts';
 import { hostValues, toHostTensor, type HostTensor } from './hostTensor.ts';
 import { roundTo, seedRule, seedStream, seededArray } from './weights.ts';
 import {
@@ -67,7 +67,7 @@ export const cpuBackend: Backend = {
             const st = plan.storages.get(id)!;
             return a + st.numel * DTYPE_BYTES[st.dtype];
           }, 0);
-          const cost = kernelCost(s, outBytes, R);
+          const cost = kernelCost(s, outBytes, costRanks(plan.mesh, s));
           events.push(
             ev(
               r,

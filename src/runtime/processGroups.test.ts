@@ -9,7 +9,7 @@ import { parseFx } from '../graph/fx/parse.ts';
 import type { Graph } from '../graph/ir.ts';
 import { runPipeline } from '../graph/passes/pipeline.ts';
 import { compareGraphs, type RunOptions } from './index.ts';
-import { tinyCpuRun } from './testRuns.ts';
+import { tinyCpuRun, tinyRuns } from './testRuns.ts';
 
 /** mm → tp all-reduce → fused_add_rms_norm → mm → `group` all-reduce → fused_add_rms_norm. */
 export const twoGroupGraph = (group: string): Graph =>
@@ -92,5 +92,40 @@ describe('collectives run over the process group they name (CPU reference)', () 
         group,
       ).toContainEqual(['all_reduce_1', group]);
     }
+  });
+});
+
+describe('collectives run over the process group they name (WebGPU ranks)', { timeout: 600_000 }, () => {
+  const run = tinyRuns({ seed: 11 });
+  const modes: [string, Partial<RunOptions>][] = [
+    ['one thread, one-shot', { allreduce: 'one-shot' }],
+    ['one thread, ring', { allreduce: 'ring' }],
+    ['workers, two-shot', { workers: true, allreduce: 'two-shot' }],
+  ];
+  for (const [mode, o] of modes)
+    it(`dp 2 × tp 2, ${mode}: the right rewrite passes, the mutant fails`, async () => {
+      const opts = run({ dp: 2, ...o });
+      const right = rightRewrite();
+      const ok = await compareGraphs(right.before, right.after, ['allreduce-rmsnorm'], opts);
+      expect(ok.ok, JSON.stringify(ok.outputs)).toBe(true);
+      expect(ok.beforeOutputs).toHaveLength(4);
+      // The WebGPU ranks compute what the CPU reference does, group by group.
+      const cpu = await compareGraphs(
+        right.before,
+        right.after,
+        ['allreduce-rmsnorm'],
+        tinyCpuRun({ dp: 2, seed: 11 }),
+      );
+      expect(ok.beforeOutputs).toEqual(cpu.beforeOutputs);
+      const bad = mutantRewrite();
+      const rep = await compareGraphs(bad.before, bad.after, ['allreduce-rmsnorm'], opts);
+      expect(rep.verdict).toBe('failed');
+    });
+
+  it('dp 1 (the default): the mutant fails, the right rewrite passes', async () => {
+    const right = rightRewrite();
+    expect((await compareGraphs(right.before, right.after, ['allreduce-rmsnorm'], run())).ok).toBe(true);
+    const bad = mutantRewrite();
+    expect((await compareGraphs(bad.before, bad.after, ['allreduce-rmsnorm'], run())).verdict).toBe('failed');
   });
 });

@@ -106,3 +106,10 @@ export function groupOfRank(groups: number[][], rank: number): { ranks: number[]
   }
   throw new Error(`rank ${rank} is in no group of the partition`);
 }
+
+/** The `ranks` a step's cost counts (KERNEL_COST): its group's size for a collective, else TP's (an MoE's shards). */
+export function costRanks(m: RankMesh, step: object): number {
+  return 'group' in step && typeof step.group === 'string'
+    ? resolveGroup(m, step.group).groups[0].length
+    : m.tp;
+}
