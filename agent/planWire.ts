@@ -14,6 +14,7 @@ import {
 } from '../src/graph/opTable.ts';
 import { numelOf } from '../src/runtime/plan.ts';
 import { PRESETS } from '../src/runtime/presets.ts';
+import { rankMesh, type RankMesh } from '../src/runtime/rankMesh.ts';
 import { ProtocolError, int, isObj, str } from '../src/runtime/agentProtocol.ts';
 
 type Obj = Record<string, unknown>;
@@ -31,6 +32,16 @@ export interface PlanLimits {
   maxElements: number;
 }
 
+/** The plan's rank mesh: dp × tp must be its ranks (absent: one TP group of them all). */
+function meshFromWire(m: unknown, ranks: number): RankMesh {
+  if (m === undefined) return rankMesh(ranks);
+  if (!isObj(m)) fail('mesh', 'must be an object');
+  const tp = int(m.tp, 'plan.mesh.tp', 1, ranks);
+  const dp = int(m.dp, 'plan.mesh.dp', 1, ranks);
+  if (tp * dp !== ranks) fail('mesh', `tp ${tp} × dp ${dp} is not the plan's ${ranks} ranks`);
+  return rankMesh(tp, dp);
+}
+
 export function planFromWire(x: unknown, lim: PlanLimits): Plan {
   if (!isObj(x)) fail('', 'must be an object');
   const p = x as Obj;
@@ -40,6 +51,7 @@ export function planFromWire(x: unknown, lim: PlanLimits): Plan {
   if (dtype !== 'bf16' && dtype !== 'f32' && dtype !== 'f16') fail('dtype', 'must be bf16, f32 or f16');
   const ranks = int(p.ranks, 'plan.ranks', 1, lim.maxRanks);
   const tokens = int(p.tokens, 'plan.tokens', 0, 1 << 20);
+  const mesh = meshFromWire(p.mesh, ranks);
   if (!Array.isArray(p.storages) || p.storages.length > lim.maxStorages)
     fail('storages', `must be a list of at most ${lim.maxStorages}`);
   if (!Array.isArray(p.steps) || p.steps.length > lim.maxSteps)
@@ -161,6 +173,8 @@ export function planFromWire(x: unknown, lim: PlanLimits): Plan {
     preset: PRESETS[presetName as 'tiny' | 'layer'],
     dtype: dtype as Plan['dtype'],
     ranks,
+    mesh,
+    unknownGroups: [],
     tokens,
     storages,
     steps,

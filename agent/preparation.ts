@@ -125,10 +125,10 @@ function planFor(body: { graph?: unknown; plan?: unknown }, o: RunOptionsWire, l
       maxRanks: limits.maxRanks,
       maxElements: 2 ** 34,
     });
-    if (p.ranks !== o.ranks || p.dtype !== o.dtype)
+    if (p.mesh.tp !== o.ranks || p.mesh.dp !== (o.dp ?? 1) || p.dtype !== o.dtype)
       throw new ProtocolError(
         'bad-message',
-        `plan.ranks/dtype (${p.ranks}, ${p.dtype}) differ from options (${o.ranks}, ${o.dtype})`,
+        `plan.mesh/dtype (tp ${p.mesh.tp}, dp ${p.mesh.dp}, ${p.dtype}) differ from options (tp ${o.ranks}, dp ${o.dp ?? 1}, ${o.dtype})`,
       );
     return p;
   }
@@ -145,6 +145,7 @@ function planFor(body: { graph?: unknown; plan?: unknown }, o: RunOptionsWire, l
     preset: o.preset,
     dtype: o.dtype,
     ranks: o.ranks,
+    dp: o.dp,
     tokens: o.tokens,
     backend: 'agent',
   });

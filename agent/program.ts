@@ -11,6 +11,7 @@ import type { HostTensor } from '../src/runtime/hostTensor.ts';
 import { hostValues } from '../src/runtime/hostTensor.ts';
 import { seedRule, seedStream, expertTensors } from '../src/runtime/weights.ts';
 import { RunError } from '../src/runtime/runError.ts';
+import { resolveGroup } from '../src/runtime/rankMesh.ts';
 import type { TraceEvent } from '../src/runtime/backend.ts';
 import { workerArgs, type WorkerArgs } from './workerArgs.ts';
 
@@ -25,6 +26,11 @@ export interface WorkerStep {
   out: number[];
   i: number[];
   f: number[];
+  /**
+   * A collective's groups (src/runtime/rankMesh.ts): each a list of ranks, in group-rank order, that
+   * meet only each other. Absent: one group of every rank.
+   */
+  groups?: number[][];
 }
 
 export interface WorkerProgram {
@@ -107,6 +113,15 @@ class ProgramBuilder {
 
   get ranks(): number {
     return this.plan.ranks;
+  }
+  /** The groups collective `s` runs over (rankMesh.ts), and their size. */
+  groupsOf(s: Extract<PlanStep, { group: string }>): { groups: number[][]; size: number } {
+    const { groups } = resolveGroup(this.plan.mesh, s.group);
+    return { groups, size: groups[0].length };
+  }
+  /** Marks the step just emitted as running over `groups` (when they are not the whole world). */
+  inGroups(groups: number[][]): void {
+    if (groups.length > 1) this.steps[this.steps.length - 1].groups = groups;
   }
   newSlot(numel: number, isInt: boolean): number {
     this.slots.push(numel);
@@ -275,12 +290,13 @@ function fuseMatmulReduceScatter(
     prev.out[0] !== b.storageSlot(s.x.storage)
   )
     return false;
-  const R = b.ranks;
+  const { groups, size: R } = b.groupsOf(s);
   b.check(s, s.x.shape[0]! % R === 0, `[${s.x.shape}] does not split over ${R} ranks along tokens`);
   b.outNumel(s, s.out, numelOf(s.x.shape) / R);
   // mm_reduce_scatter takes mm's arguments (WORKER_OPS): only the op and the second output change.
   prev.op = 'mm_reduce_scatter';
   prev.out.push(b.storageSlot(s.out));
+  b.inGroups(groups);
   const last = b.info[b.info.length - 1]!;
   last.kind = 'transfer';
   last.bytesWritten += b.slotBytes(b.storageSlot(s.out));
@@ -293,7 +309,7 @@ function lowerScatterGather(
   b: ProgramBuilder,
 ): void {
   if (s.kernel === 'reduce_scatter' && fuseMatmulReduceScatter(s, b)) return;
-  const R = b.ranks;
+  const { groups, size: R } = b.groupsOf(s);
   const n = numelOf(s.x.shape);
   const outN = s.kernel === 'reduce_scatter' ? n / R : n * R;
   b.check(
@@ -315,6 +331,7 @@ function lowerScatterGather(
       readScale: s.kernel === 'reduce_scatter' ? R : 1,
     },
   );
+  b.inGroups(groups);
 }
 
 /** A seeded input: the user's tensor when given, else zeros or the seeded generator on the worker. */
@@ -402,8 +419,9 @@ function lowerFusedAllReduceNorm(
   b.outNumel(s, s.residualOut, rows * cols);
   b.check(s, numelOf(s.w.shape) === cols, `rms_gamma of ${numelOf(s.w.shape)} for rows of ${cols}`);
   const ins = [b.dense(s, s.x), b.dense(s, s.residual, s.x.shape), b.dense(s, s.w)];
-  // The one-shot kernel reads every rank's input once: R inputs + residual + γ.
-  const readBytes = b.slotBytes(ins[0]) * (b.ranks + 1) + b.slotBytes(ins[2]);
+  // The one-shot kernel reads every rank of its group's input once: R inputs + residual + γ.
+  const { groups, size } = b.groupsOf(s);
+  const readBytes = b.slotBytes(ins[0]) * (size + 1) + b.slotBytes(ins[2]);
   b.emit(
     s,
     'allreduce_norm',
@@ -412,9 +430,16 @@ function lowerFusedAllReduceNorm(
     { rows, cols, eps: s.eps },
     { readBytes },
   );
+  b.inGroups(groups);
 }
 
 function lowerMoe(s: Extract<PlanStep, { kernel: 'moe' }>, b: ProgramBuilder): void {
+  // The worker adds b2 on rank 0 alone: one TP group, so rank = TP rank.
+  b.check(
+    s,
+    b.plan.mesh.dp === 1,
+    `the native worker runs an MoE in one TP group only (dp ${b.plan.mesh.dp}); run dp > 1 on webgpu or cpu`,
+  );
   const R = b.ranks;
   const x = b.dense(s, s.x);
   const logits = b.dense(s, s.logits);
@@ -542,14 +567,16 @@ const LOWERINGS: Lowerings = {
   },
   all_reduce: (s, b) => {
     b.outNumel(s, s.out, numelOf(s.x.shape));
+    const { groups, size } = b.groupsOf(s);
     b.emit(
       s,
       'all_reduce',
       [b.dense(s, s.x)],
       [b.storageSlot(s.out)],
       {},
-      { kind: 'transfer', readScale: b.ranks },
+      { kind: 'transfer', readScale: size },
     );
+    b.inGroups(groups);
   },
   reduce_scatter: lowerScatterGather,
   all_gather: lowerScatterGather,

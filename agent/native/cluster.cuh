@@ -1,6 +1,7 @@
 // The GPUs of one run, shared by the executor and the bench mode.
 #pragma once
 #include <algorithm>
+#include <map>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -44,10 +45,20 @@ struct RankCtx {
 #endif
 };
 
+#ifndef FUSIONLAB_NO_NCCL
+/** One communicator per rank (indexed by rank), each of the group holding that rank. */
+using GroupComms = std::vector<ncclComm_t>;
+#else
+using GroupComms = std::vector<void*>;
+#endif
+
 /** The GPUs of one run: streams, barrier flags, library handles; kept across runs of one world size. */
 struct Cluster {
   int world = 0;
   std::vector<RankCtx> ranks;
+  // Communicators of process groups smaller than the world (src/runtime/rankMesh.ts), by their
+  // groups written out ("0,2;1,3"): made on first use, kept like the world's.
+  std::map<std::string, GroupComms> groupComms;
   bool allPeers = false;
   std::string missingPeer;  // the first pair without peer access, for the trace note
   unsigned long long fusionElems = 0;  // the largest all-reduce + norm the buffers hold (rows · cols)

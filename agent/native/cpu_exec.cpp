@@ -278,24 +278,11 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
   }
 }
 
-// Collectives see every rank at once: sums go in rank order so results are bitwise stable.
+// Collectives see every rank at once; each group of the step's process group meets apart, its
+// ranks in group-rank order. Sums go in that order so results are bitwise stable.
+void runGroupCollective(const Step& st, CpuState& S, const std::vector<int>& G);
+
 void runCollective(const Step& st, CpuState& S) {
-  const Program& p = S.p;
-  if (st.op == OpCode::AllReduce) {
-    need(st, 1, 1);
-    int64_t n = p.slotNumel[st.out[0]];
-    std::vector<double> sum(n, 0.0);
-    for (int r = 0; r < p.world; r++) {
-      const Buf& a = S.in(r, st.in[0], st);
-      checkSize(st, a, n, "input");
-      for (int64_t q = 0; q < n; q++) sum[q] += a[q];
-    }
-    for (int r = 0; r < p.world; r++) {
-      Buf& o = S.out(r, st.out[0]);
-      for (int64_t q = 0; q < n; q++) o[q] = S.r((float)sum[q]);
-    }
-    return;
-  }
   if (st.op == OpCode::MmReduceScatter) {
     // The matmul on every rank (into out[0], as the plan's gemm), then its reduce-scatter into out[1].
     // mm_reduce_scatter takes mm's arguments (WORKER_OPS), so the step runs as an mm as it is.
@@ -303,7 +290,7 @@ void runCollective(const Step& st, CpuState& S) {
     Step mm = st;
     mm.op = OpCode::Mm;
     mm.out = {st.out[0]};
-    for (int r = 0; r < p.world; r++) runStepRank(mm, S, r);
+    for (int r = 0; r < S.p.world; r++) runStepRank(mm, S, r);
     Step rs = st;
     rs.op = OpCode::ReduceScatter;
     rs.in = {st.out[0]};
@@ -313,26 +300,47 @@ void runCollective(const Step& st, CpuState& S) {
     runCollective(rs, S);
     return;
   }
+  for (const auto& G : st.groups) runGroupCollective(st, S, G);
+}
+
+void runGroupCollective(const Step& st, CpuState& S, const std::vector<int>& G) {
+  const Program& p = S.p;
+  const int R = (int)G.size();
+  if (st.op == OpCode::AllReduce) {
+    need(st, 1, 1);
+    int64_t n = p.slotNumel[st.out[0]];
+    std::vector<double> sum(n, 0.0);
+    for (int r : G) {
+      const Buf& a = S.in(r, st.in[0], st);
+      checkSize(st, a, n, "input");
+      for (int64_t q = 0; q < n; q++) sum[q] += a[q];
+    }
+    for (int r : G) {
+      Buf& o = S.out(r, st.out[0]);
+      for (int64_t q = 0; q < n; q++) o[q] = S.r((float)sum[q]);
+    }
+    return;
+  }
   if (st.op == OpCode::ReduceScatter || st.op == OpCode::AllGather) {
-    // Sequence parallelism's pair along tokens: rank r's share is the r-th block of rows.
+    // Sequence parallelism's pair along tokens: the rank at place k of its group keeps the k-th block of rows.
     need(st, 1, 1);
     int64_t n = p.slotNumel[st.out[0]];
     bool rs = st.op == OpCode::ReduceScatter;
-    int64_t share = rs ? n : n / p.world;
-    for (int r = 0; r < p.world; r++) checkSize(st, S.in(r, st.in[0], st), rs ? n * p.world : share, "input");
-    for (int r = 0; r < p.world; r++) {
-      Buf& o = S.out(r, st.out[0]);
+    int64_t share = rs ? n : n / R;
+    for (int r : G) checkSize(st, S.in(r, st.in[0], st), rs ? n * R : share, "input");
+    for (int k = 0; k < R; k++) {
+      Buf& o = S.out(G[k], st.out[0]);
       if (rs) {
         std::vector<double> sum(n, 0.0);
-        for (int q = 0; q < p.world; q++) {
+        for (int q : G) {
           const Buf& a = S.in(q, st.in[0], st);
-          for (int64_t i = 0; i < n; i++) sum[i] += a[r * n + i];
+          for (int64_t i = 0; i < n; i++) sum[i] += a[k * n + i];
         }
         for (int64_t i = 0; i < n; i++) o[i] = S.r((float)sum[i]);
       } else {
-        for (int q = 0; q < p.world; q++) {
-          const Buf& a = S.in(q, st.in[0], st);
-          for (int64_t i = 0; i < share; i++) o[q * share + i] = a[i];
+        for (int j = 0; j < R; j++) {
+          const Buf& a = S.in(G[j], st.in[0], st);
+          for (int64_t i = 0; i < share; i++) o[j * share + i] = a[i];
         }
       }
     }
@@ -343,14 +351,14 @@ void runCollective(const Step& st, CpuState& S) {
   const AllReduceNormArgs an = argsOf<AllReduceNormArgs>(st);
   int64_t rows = an.rows, cols = an.cols, n = rows * cols;
   std::vector<double> sum(n, 0.0);
-  for (int r = 0; r < p.world; r++) {
+  for (int r : G) {
     const Buf& a = S.in(r, st.in[0], st);
     checkSize(st, a, n, "allreduce_in");
     for (int64_t q = 0; q < n; q++) sum[q] += a[q];
   }
   Buf ar(n);
   for (int64_t q = 0; q < n; q++) ar[q] = S.r((float)sum[q]);
-  for (int r = 0; r < p.world; r++) {
+  for (int r : G) {
     const Buf& res = S.in(r, st.in[1], st);
     const Buf& w = S.in(r, st.in[2], st);
     checkSize(st, res, n, "residual"); checkSize(st, w, cols, "rms_gamma");

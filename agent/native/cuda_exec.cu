@@ -21,6 +21,10 @@ static int gridFor(int64_t n, int sms) { return (int)std::max<int64_t>(1, std::m
 
 Cluster& clusterFor(int world) {
   if (g_cluster.world == world) return g_cluster;
+#ifndef FUSIONLAB_NO_NCCL
+  for (auto& [key, comms] : g_cluster.groupComms)
+    for (ncclComm_t c : comms) ncclCommDestroy(c);
+#endif
   for (size_t r = 0; r < g_cluster.ranks.size(); r++) {  // a different world size: start over
     cudaSetDevice((int)r);
     auto& k = g_cluster.ranks[r];
@@ -77,6 +81,39 @@ Cluster& clusterFor(int world) {
 #endif
   C.world = world;
   return C;
+}
+
+/**
+ * The communicators of a step's groups, one per rank (each its group's); empty when the step spans
+ * the world (the world's communicators serve it). Made once per partition, before the rank threads
+ * start: ncclCommInitAll over a group's GPUs, which are its ranks.
+ */
+static const GroupComms* commsFor(Cluster& C, const Step& st) {
+  if (st.groups.size() <= 1) return nullptr;
+  std::string key;
+  for (const auto& G : st.groups) {
+    for (int r : G) key += std::to_string(r) + ",";
+    key += ";";
+  }
+  auto it = C.groupComms.find(key);
+  if (it != C.groupComms.end()) return &it->second;
+  GroupComms comms(C.world);
+#ifndef FUSIONLAB_NO_NCCL
+  for (const auto& G : st.groups) {
+    std::vector<ncclComm_t> made(G.size());
+    FL_NCCL(ncclCommInitAll(made.data(), (int)G.size(), G.data()));
+    for (size_t q = 0; q < G.size(); q++) comms[G[q]] = made[q];
+  }
+#endif
+  return &C.groupComms.emplace(key, std::move(comms)).first->second;
+}
+
+/** Rank `rank`'s place in its group of step `st`, and the group's size. */
+static std::pair<int, int> placeInGroup(const Step& st, int rank) {
+  for (const auto& G : st.groups)
+    for (size_t q = 0; q < G.size(); q++)
+      if (G[q] == rank) return {(int)q, (int)G.size()};
+  throw StepError(st.node, "rank " + std::to_string(rank) + " is in none of the step's groups");
 }
 
 void ensureFusionBuffers(Cluster& C, unsigned long long elems, size_t elemBytes) {
@@ -211,9 +248,16 @@ void ncclScatterGather(const Step& st, RankCtx& k, const void* in, void* out, in
 
 /** Enqueues one step on one rank's stream; returns a note for the trace (the path taken). */
 template <typename T>
-std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, const std::vector<std::vector<void*>>& buf) {
+std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, const std::vector<std::vector<void*>>& buf, const GroupComms* groupComms) {
   RankCtx& k = C.ranks[rank];
   cudaStream_t s = k.stream;
+  // A collective over groups smaller than the world talks through its group's communicator.
+  RankCtx kg = k;
+#ifndef FUSIONLAB_NO_NCCL
+  if (groupComms) kg.comm = (*groupComms)[rank];
+#endif
+  const auto [place, groupSize] = placeInGroup(st, rank);
+  (void)place;
   auto in = [&](size_t q) -> const T* {
     if (q >= st.in.size() || st.in[q] < 0) throw StepError(st.node, "missing operand " + std::to_string(q));
     return static_cast<const T*>(buf[rank][st.in[q]]);
@@ -300,14 +344,14 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
       cudaFreeAsync(acc, s);
       break;
     }
-    case OpCode::AllReduce: ncclAllReduceSum<T>(st, k, in(0), out(0), n0); return "nccl";
-    case OpCode::ReduceScatter: ncclScatterGather<T>(st, k, in(0), out(0), n0, true); return "nccl";
+    case OpCode::AllReduce: ncclAllReduceSum<T>(st, kg, in(0), out(0), n0); return "nccl";
+    case OpCode::ReduceScatter: ncclScatterGather<T>(st, kg, in(0), out(0), n0, true); return "nccl";
     case OpCode::MmReduceScatter: {
       const MmReduceScatterArgs a = argsOf<MmReduceScatterArgs>(st);
-      return launchMmReduceScatter<T>(st, k, rank, C.world, in(0), in(1), out(0), out(1), a.M, a.K, a.N, a.biasMode, a.transB != 0, (float)a.alpha,
+      return launchMmReduceScatter<T>(st, kg, rank, groupSize, in(0), in(1), out(0), out(1), a.M, a.K, a.N, a.biasMode, a.transB != 0, (float)a.alpha,
                                       (float)a.beta, a.biasMode == 1 ? in(2) : nullptr);
     }
-    case OpCode::AllGather: ncclScatterGather<T>(st, k, in(0), out(0), n0 / C.world, false); return "nccl";
+    case OpCode::AllGather: ncclScatterGather<T>(st, kg, in(0), out(0), n0 / groupSize, false); return "nccl";
     case OpCode::RmsNorm: {
       const RmsNormArgs a = argsOf<RmsNormArgs>(st);
       launchAddRmsNorm<T>(st, s, k.sms, in(0), a.xOffset, a.xRowStride, nullptr, in(1), out(0), nullptr, a.rows, (int)a.cols, (float)a.eps, true);
@@ -323,17 +367,19 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
       const float eps = (float)a.eps;
       int64_t rows = a.rows;
       int cols = (int)a.cols;
-      if (C.allPeers && !p.forceNcclFallback) {
+      // The peer-memory kernels' workspace spans the world: a smaller group takes the NCCL path.
+      if (C.allPeers && !p.forceNcclFallback && !groupComms) {
         return std::string(fusionPathName(launchFusedAllReduceNorm<T>(st, C, rank, in(0), in(1), in(2), out(0), out(1), out(2), rows, cols, eps))) +
                " over peer memory";
       }
       T* ar = out(2);
       bool temp = ar == nullptr;
       if (temp && cudaMallocAsync(&ar, (size_t)rows * cols * sizeof(T), s) != cudaSuccess) throw StepError(st.node, "out of GPU memory");
-      ncclAllReduceSum<T>(st, k, in(0), ar, rows * cols);
+      ncclAllReduceSum<T>(st, kg, in(0), ar, rows * cols);
       launchAddRmsNorm<T>(st, s, k.sms, ar, 0, cols, in(1), in(2), out(0), out(1), rows, cols, eps, false);
       if (temp) cudaFreeAsync(ar, s);
-      return std::string("fallback: NCCL all-reduce + fused add+RMSNorm (") + (p.forceNcclFallback ? "requested" : C.missingPeer) + ")";
+      return std::string("fallback: NCCL all-reduce + fused add+RMSNorm (") +
+             (groupComms ? "a group smaller than the world" : p.forceNcclFallback ? "requested" : C.missingPeer) + ")";
     }
     case OpCode::Moe: {
       const MoeArgs a = argsOf<MoeArgs>(st);
@@ -365,10 +411,12 @@ RunOutcome runOnCuda(const Program& p, const uint8_t* payload, const StepHook& h
   const int W = p.world;
   const size_t nSlots = p.slotNumel.size(), nSteps = p.steps.size();
   std::vector<std::vector<void*>> buf(W, std::vector<void*>(nSlots, nullptr));
+  std::vector<const GroupComms*> stepComms(nSteps);
+  for (size_t q = 0; q < nSteps; q++) stepComms[q] = commsFor(C, p.steps[q]);
   if (C.allPeers && !p.forceNcclFallback) {
     unsigned long long fused = 0;
     for (const Step& st : p.steps)
-      if (st.op == OpCode::AllReduceNorm) {
+      if (st.op == OpCode::AllReduceNorm && st.groups.size() == 1) {
         const AllReduceNormArgs a = argsOf<AllReduceNormArgs>(st);
         fused = std::max<unsigned long long>(fused, (unsigned long long)(a.rows * a.cols));
       }
@@ -416,7 +464,7 @@ RunOutcome runOnCuda(const Program& p, const uint8_t* payload, const StepHook& h
           std::abort();
         }
         cudaEventRecord(ev[1 + 2 * k0], k.stream);
-        notes[k0] = p.dtype == DType::BF16 ? launchStep<__nv_bfloat16>(p, st, C, r, buf) : launchStep<float>(p, st, C, r, buf);
+        notes[k0] = p.dtype == DType::BF16 ? launchStep<__nv_bfloat16>(p, st, C, r, buf, stepComms[k0]) : launchStep<float>(p, st, C, r, buf, stepComms[k0]);
         cudaEventRecord(ev[2 + 2 * k0], k.stream);
         cudaError_t e = cudaGetLastError();
         if (e == cudaSuccess && syncEachStep) e = cudaStreamSynchronize(k.stream);

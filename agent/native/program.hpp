@@ -25,6 +25,9 @@ struct Step {
   std::vector<int> in, out;  // slot ids; -1 = absent optional
   std::vector<int64_t> i;    // integer arguments, per op: read them as its struct (op_table.gen.hpp, e.g. argsOf<MoeArgs>(st))
   std::vector<double> f;     // float arguments
+  // A collective's process groups (src/runtime/rankMesh.ts): each a list of ranks, in group-rank
+  // order, that meet only each other; together they hold every rank once, all of one size.
+  std::vector<std::vector<int>> groups;
 };
 
 struct InputBinding {
@@ -71,6 +74,29 @@ struct StepError : std::runtime_error {
 /** Called before each step starts, so a crash can be pinned to the node that was running. */
 using StepHook = std::function<void(int step)>;
 
+/** A step's groups ("groups", absent: one group of every rank), checked to split the world evenly. */
+inline void parseGroups(Step& st, const Json& s, int world) {
+  std::vector<int> seen(world, 0);
+  if (!s.has("groups")) {
+    st.groups.assign(1, {});
+    for (int r = 0; r < world; r++) st.groups[0].push_back(r);
+    return;
+  }
+  for (auto& g : s.at("groups").arr()) {
+    std::vector<int> ranks;
+    for (auto& v : g.arr()) {
+      int64_t r = v.i64();
+      if (r < 0 || r >= world || seen[r]++) throw std::runtime_error("step '" + st.node + "': groups must hold each rank 0.." + std::to_string(world - 1) + " once");
+      ranks.push_back((int)r);
+    }
+    if (ranks.empty() || (!st.groups.empty() && ranks.size() != st.groups[0].size()))
+      throw std::runtime_error("step '" + st.node + "': groups must all have one size");
+    st.groups.push_back(std::move(ranks));
+  }
+  for (int r = 0; r < world; r++)
+    if (!seen[r]) throw std::runtime_error("step '" + st.node + "': rank " + std::to_string(r) + " is in no group");
+}
+
 inline Program parseProgram(const Json& m, uint64_t payloadBytes) {
   Program p;
   p.id = m.at("id").str();
@@ -112,6 +138,7 @@ inline Program parseProgram(const Json& m, uint64_t payloadBytes) {
     for (auto& v : s.at("out").arr()) { checkSlot(v.i64(), true); st.out.push_back((int)v.i64()); }
     if (s.has("i")) for (auto& v : s.at("i").arr()) st.i.push_back(v.i64());
     if (s.has("f")) for (auto& v : s.at("f").arr()) st.f.push_back(v.num());
+    parseGroups(st, s, p.world);
     // Arguments by their op's layout (op_table.gen.hpp), so the executors read named fields of a checked step.
     try {
       checkArgs(st, p.world);

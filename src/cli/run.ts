@@ -247,6 +247,8 @@ function traceReport(t: Trace) {
 
 const VERDICT_LINE: Record<Verdict, (r: CompareReport) => string> = {
   proven: () => 'proven: every output gated and computed on every path',
+  'unknown-group': (r) =>
+    `not proven: the run cannot tell which ranks ${r.unknownGroups.map((u) => `${u.node}'s group ${u.why}`).join('; ')}; it ran over every rank`,
   'depends-on-fed': (r) =>
     `not proven: outputs depend on ${r.fedOnComparedPaths.join(', ')}, fed with random values (no kernel); equal there shows only that the data flow around them was kept`,
   'not-gated': () => 'not proven: some outputs were only reported (several fused sites, no exact check)',

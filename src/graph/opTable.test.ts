@@ -58,7 +58,7 @@ describe('the op table', () => {
       1,
     );
     expect(gemm).toEqual({ bytesRead: (35 + 21 + 3) * 2, bytesWritten: 30, flops: 2 * 5 * 3 * 7 + 2 * 15 });
-    const ar = kernelCost({ kernel: 'all_reduce', x: view([4, 8], 'f32'), out: 'o' }, 128, 4);
+    const ar = kernelCost({ kernel: 'all_reduce', group: 'tp:0', x: view([4, 8], 'f32'), out: 'o' }, 128, 4);
     expect(ar).toEqual({ bytesRead: 4 * 128, bytesWritten: 128, flops: 3 * 32 });
     const moe = kernelCost(
       {

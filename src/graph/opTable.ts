@@ -759,7 +759,10 @@ export interface KernelDef {
   /** The worker ops the agent runs it as (gather steps for non-contiguous views come on top). */
   worker: readonly WorkerOp[];
   rounding: Rounding;
-  /** Across ranks (the CPU reference and WebGPU run it through the collectives). */
+  /**
+   * Across ranks (the CPU reference and WebGPU run it through the collectives): such a kernel's
+   * `group` field names the process group it spans (src/runtime/rankMesh.ts resolves it to ranks).
+   */
   collective: boolean;
   doc: string;
 }
@@ -833,7 +836,7 @@ export const KERNELS = {
     doc: 'residual add + RMSNorm',
   },
   all_reduce: {
-    fields: { x: 'view', out: 'storage' },
+    fields: { x: 'view', group: 'str', out: 'storage' },
     worker: ['all_reduce'],
     rounding: { ulps: { bf16: 1, f32: 1 } },
     collective: true,
@@ -845,6 +848,7 @@ export const KERNELS = {
       residual: 'view',
       w: 'view',
       eps: 'num',
+      group: 'str',
       out: 'storage',
       residualOut: 'storage',
       normRounding: 'rounding?',
@@ -870,16 +874,16 @@ export const KERNELS = {
     doc: 'GPT-OSS MoE',
   },
   // Sequence parallelism's pair (and the collective halves of async TP's fused matmuls): token rows
-  // split over the ranks in rank order; the reduce-scatter sums in rank order as the all-reduce does.
+  // split over the group's ranks in rank order; the reduce-scatter sums in rank order as the all-reduce does.
   reduce_scatter: {
-    fields: { x: 'view', out: 'storage' },
+    fields: { x: 'view', group: 'str', out: 'storage' },
     worker: ['reduce_scatter', 'mm_reduce_scatter'],
     rounding: { ulps: { bf16: 1, f32: 1 } },
     collective: true,
     doc: 'sum over ranks, rank r keeps rows [r·T/N, (r+1)·T/N)',
   },
   all_gather: {
-    fields: { x: 'view', out: 'storage' },
+    fields: { x: 'view', group: 'str', out: 'storage' },
     worker: ['all_gather'],
     rounding: 'exact',
     collective: true,

@@ -33,6 +33,7 @@ export function planToWire(plan: Plan): object {
     preset: plan.preset.name,
     dtype: plan.dtype,
     ranks: plan.ranks,
+    mesh: plan.mesh,
     tokens: plan.tokens,
     storages: [...plan.storages.values()],
     steps: plan.steps,
@@ -143,7 +144,14 @@ export class AgentClient {
   ): Promise<RunResult> {
     return this.start(
       { plan: planToWire(plan) },
-      { ...opts, preset: plan.preset.name, dtype: plan.dtype, ranks: plan.ranks, tokens: plan.tokens },
+      {
+        ...opts,
+        preset: plan.preset.name,
+        dtype: plan.dtype,
+        ranks: plan.mesh.tp,
+        dp: plan.mesh.dp,
+        tokens: plan.tokens,
+      },
     );
   }
 
@@ -158,7 +166,10 @@ export class AgentClient {
 
   private start(
     body: object,
-    opts: Pick<RunOptions, 'preset' | 'dtype' | 'ranks' | 'tokens' | 'seed' | 'inputs' | 'onProgress'> & {
+    opts: Pick<
+      RunOptions,
+      'preset' | 'dtype' | 'ranks' | 'dp' | 'tokens' | 'seed' | 'inputs' | 'onProgress'
+    > & {
       forceFallback?: boolean;
     },
   ): Promise<RunResult> {
@@ -167,6 +178,7 @@ export class AgentClient {
       return Promise.reject(new RunError('input', `the agent runs bf16 and f32, not ${opts.dtype}`));
     const id = `run-${++this.seq}`;
     const options: RunOptionsWire = { preset: opts.preset, dtype: opts.dtype, ranks: opts.ranks };
+    if ((opts.dp ?? 1) !== 1) options.dp = opts.dp;
     if (opts.tokens !== undefined) options.tokens = opts.tokens;
     if (opts.seed !== undefined) options.seed = opts.seed >>> 0;
     if (opts.forceFallback) options.forceFallback = true;

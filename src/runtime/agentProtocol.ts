@@ -71,7 +71,10 @@ export interface HelloReply {
 export interface RunOptionsWire {
   preset: 'tiny' | 'layer';
   dtype: 'bf16' | 'f32';
+  /** The TP group's size. */
   ranks: number;
+  /** The data-parallel size (default 1): the run has dp × ranks ranks. */
+  dp?: number;
   tokens?: number;
   seed?: number;
   /** Take NCCL + the add/norm kernel for fused all-reduce + norm even where peers can be read. */
@@ -192,12 +195,17 @@ export function checkClientMessage(x: unknown, limits: AgentLimits): ClientMessa
         bad('run', 'give exactly one of graph and plan', id);
       const o = x.options;
       if (!isObj(o)) bad('run.options', 'must be an object', id);
-      onlyKeys(o, ['preset', 'dtype', 'ranks', 'tokens', 'seed', 'forceFallback'], 'run.options', id);
+      onlyKeys(o, ['preset', 'dtype', 'ranks', 'dp', 'tokens', 'seed', 'forceFallback'], 'run.options', id);
       const options: RunOptionsWire = {
         preset: oneOf(o.preset, 'run.options.preset', ['tiny', 'layer'] as const, id),
         dtype: oneOf(o.dtype, 'run.options.dtype', ['bf16', 'f32'] as const, id),
         ranks: int(o.ranks, 'run.options.ranks', 1, limits.maxRanks, id),
       };
+      if (o.dp !== undefined) {
+        options.dp = int(o.dp, 'run.options.dp', 1, limits.maxRanks, id);
+        if (options.dp * options.ranks > limits.maxRanks)
+          bad('run.options.dp', `dp × ranks is over the agent's ${limits.maxRanks} ranks`, id);
+      }
       if (o.tokens !== undefined) options.tokens = int(o.tokens, 'run.options.tokens', 1, 1 << 20, id);
       if (o.seed !== undefined) options.seed = int(o.seed, 'run.options.seed', 0, 0xffffffff, id);
       if (o.forceFallback !== undefined) {

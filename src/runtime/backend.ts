@@ -14,7 +14,13 @@ export interface RunProgress {
 
 export interface RunOptions {
   backend: BackendName;
+  /** The TP group's size. */
   ranks: number;
+  /**
+   * The data-parallel size (default 1, src/runtime/rankMesh.ts): the run simulates dp × ranks
+   * ranks, laid out as vLLM lays them (TP innermost), and 'dp:0' collectives span dp of them.
+   */
+  dp?: number;
   preset: 'tiny' | 'layer';
   dtype: 'bf16' | 'f32' | 'f16';
   allreduce: 'ring' | 'one-shot' | 'two-shot';

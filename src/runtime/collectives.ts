@@ -11,6 +11,8 @@
 //             of (N−1)/N·S), then the reduced chunks travel the ring.
 // The fused all-reduce + RMSNorm runs as one kernel over the gathered rows: one-shot gathers all
 // rows; two-shot and ring give each rank a block of rows, then all-gather both outputs.
+// Each runs among the ranks of one group of the process group it names (rankMesh.ts), each group
+// apart: "rank" below is a rank's place in its group.
 
 import type { TraceEvent } from './backend.ts';
 import type { CollectiveStep, Plan } from './plan.ts';
@@ -20,6 +22,7 @@ import { grid1d } from '../wgsl/elementwise.ts';
 import { encodeNorm, normKernel } from './webgpu/encoders.ts';
 import type { RankDevice } from './webgpu/rankDevice.ts';
 import { NORM_ROWS_DEFAULT } from '../wgsl/rmsNormRows.ts';
+import { groupOfRank, resolveGroup, type RankMesh } from './rankMesh.ts';
 
 export type { CollectiveStep } from './plan.ts';
 export type AllReduceAlgorithm = 'ring' | 'one-shot' | 'two-shot';
@@ -53,8 +56,23 @@ function fusedRowBlocks(
   return { blocked, blocks };
 }
 
-/** The kernels rank `rank` dispatches for this collective in `runCollective` (compiled before the run). */
+/**
+ * The kernels rank `rank` dispatches for this collective in `runCollective` (compiled before the
+ * run): those of its place in its group of the step's process group.
+ */
 export function collectiveKernels(
+  s: CollectiveStep,
+  mesh: RankMesh,
+  algo: AllReduceAlgorithm,
+  rank: number,
+  subgroupSize: number,
+): string[] {
+  const group = groupOfRank(resolveGroup(mesh, s.group).groups, rank);
+  return groupCollectiveKernels(s, group.ranks.length, algo, group.index, subgroupSize);
+}
+
+/** The kernels the rank at `rank` of a group of R dispatches for this collective. */
+export function groupCollectiveKernels(
   s: CollectiveStep,
   R: number,
   algo: AllReduceAlgorithm,
@@ -209,16 +227,25 @@ export function encodeGatheredNorm(
   );
 }
 
+/**
+ * Collective `s` on every rank: each group of the ranks its process group spans (rankMesh.ts) runs
+ * it among its own devices, in group-rank order, one group after another.
+ */
 export async function runCollective(
   s: CollectiveStep,
   ranks: RankDevice[],
   algo: AllReduceAlgorithm,
-  _plan: Plan,
+  plan: Plan,
 ): Promise<TraceEvent[]> {
   const events: TraceEvent[] = [];
-  const transfer = transferRecorder(s, events, performance.now());
-  if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather') await scatterOrGather(s, ranks, transfer);
-  else await reduceByParts(s, ranks, algo, transfer);
+  for (const group of resolveGroup(plan.mesh, s.group).groups) {
+    const devices = group.map((r) => ranks[r]);
+    const recorded = transferRecorder(s, events, performance.now());
+    const transfer: Transfer = (q, ...rest) => recorded(devices[q].rank, ...rest);
+    if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather')
+      await scatterOrGather(s, devices, transfer);
+    else await reduceByParts(s, devices, algo, transfer);
+  }
   for (const r of ranks) await r.sync();
   return events;
 }

@@ -1,5 +1,6 @@
-// The `cpu` backend: the reference. All ranks run in lockstep on the calling thread; the
-// all-reduce sums the ranks' tensors in rank order.
+// The `cpu` backend: the reference. All ranks run in lockstep on the calling thread; a
+// collective sums (or gathers) the tensors of each group of ranks its process group spans, in
+// rank order.
 
 import { f8e4m3fnValue, inverseScale, quantizeFp8 } from '../graph/fp8.ts';
 import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
@@ -9,6 +10,7 @@ import { DTYPE_BYTES, MAP_FNS, assertNever, kernelCost } from '../graph/opTable.
 import { cpuAttention, cpuRotary, cpuScatter } from './cpuLayerKernels.ts';
 import { asRows, isCollective, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
+import { costRanks, resolveGroup, tpRankOf, type RankMesh } from './rankMesh.ts';
 import { hostValues, toHostTensor, type HostTensor } from './hostTensor.ts';
 import { roundTo, seedRule, seedStream, seededArray } from './weights.ts';
 import {
@@ -54,7 +56,7 @@ export const cpuBackend: Backend = {
       opts.onProgress?.({ phase: 'run', done: si, total: plan.steps.length });
       if (isCollective(s)) {
         const start = performance.now();
-        const io = runCollective(s, mem);
+        const io = runCollective(s, mem, plan.mesh);
         const dur = (performance.now() - start) * 1000;
         for (let r = 0; r < R; r++)
           events.push(ev(r, s, 'kernel', start - t0, dur, io.bytesRead, io.bytesWritten));
@@ -66,7 +68,7 @@ export const cpuBackend: Backend = {
             const st = plan.storages.get(id)!;
             return a + st.numel * DTYPE_BYTES[st.dtype];
           }, 0);
-          const cost = kernelCost(s, outBytes, R);
+          const cost = kernelCost(s, outBytes, costRanks(plan.mesh, s));
           events.push(
             ev(
               r,
@@ -105,8 +107,26 @@ export const cpuBackend: Backend = {
   },
 };
 
-/** A collective over every rank's memory at once; what each rank reads and writes, in bytes. */
+/**
+ * A collective over every rank's memory at once, each group of its process group (rankMesh.ts)
+ * apart; what each rank reads and writes, in bytes.
+ */
 function runCollective(
+  s: CollectiveStep,
+  mem: Map<string, HostArray>[],
+  mesh: RankMesh,
+): { bytesRead: number; bytesWritten: number } {
+  let io = { bytesRead: 0, bytesWritten: 0 };
+  for (const ranks of resolveGroup(mesh, s.group).groups)
+    io = runGroupCollective(
+      s,
+      ranks.map((r) => mem[r]),
+    );
+  return io;
+}
+
+/** The collective among the ranks whose memories `mem` holds, in group-rank order. */
+function runGroupCollective(
   s: CollectiveStep,
   mem: Map<string, HostArray>[],
 ): { bytesRead: number; bytesWritten: number } {
@@ -310,8 +330,8 @@ function runStep(
             s.topK,
             s.intermediate,
             s.layer,
-            rank,
-            plan.ranks,
+            tpRankOf(plan.mesh, rank),
+            plan.mesh.tp,
             seed,
             dt(s.out),
           ),

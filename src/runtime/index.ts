@@ -4,7 +4,7 @@
 import type { Arg, Graph } from '../graph/ir.ts';
 import { isRef } from '../graph/ir.ts';
 import { calledOp } from '../graph/call.ts';
-import { buildPlan, type Plan } from './plan.ts';
+import { buildPlan, type Plan, type UnknownGroup } from './plan.ts';
 import { RunError } from './runError.ts';
 import type { Backend, BackendName, RunOptions, RunResult, Trace } from './backend.ts';
 import { cpuBackend } from './cpuBackend.ts';
@@ -25,7 +25,7 @@ export type {
 export type { HostTensor } from './hostTensor.ts';
 export type { OutputComparison } from './compareOutputs.ts';
 export { RunError, type RunErrorKind } from './runError.ts';
-export type { Plan } from './plan.ts';
+export type { Plan, UnknownGroup } from './plan.ts';
 
 const BACKENDS = new Map<BackendName, () => Promise<Backend>>([
   ['cpu', async () => cpuBackend],
@@ -39,7 +39,7 @@ export function registerBackend(name: BackendName, load: () => Promise<Backend>)
 
 export function planGraph(
   g: Graph,
-  opts: Pick<RunOptions, 'preset' | 'dtype' | 'ranks' | 'tokens' | 'fusedNormRounding' | 'planFor'> & {
+  opts: Pick<RunOptions, 'preset' | 'dtype' | 'ranks' | 'dp' | 'tokens' | 'fusedNormRounding' | 'planFor'> & {
     backend?: BackendName;
   },
 ): Plan {
@@ -49,6 +49,7 @@ export function planGraph(
     preset: opts.preset,
     dtype: opts.dtype,
     ranks: opts.ranks,
+    dp: opts.dp,
     tokens: opts.tokens,
   });
   if ((opts.planFor ?? opts.backend) === 'agent') feedWorkerless(plan);
@@ -118,15 +119,19 @@ export interface CompareReport {
    * check) and computed on every path. 'depends-on-fed': ok, but an output depends on a fed node
    * (fedOnComparedPaths), so equality there says only that the data flow around it was kept.
    * 'not-gated': ok and all computed, but some output was only reported (several fused sites
-   * and no exact check, as on the agent). 'failed': not ok.
+   * and no exact check, as on the agent). 'unknown-group': ok, but a collective names a process
+   * group the run cannot resolve to ranks (unknownGroups): it ran over every rank, which may not
+   * be what it spans, so equality says nothing about the groups. 'failed': not ok.
    */
   verdict: Verdict;
+  /** Collectives, before or after, whose process group the run could not resolve to ranks. */
+  unknownGroups: UnknownGroup[];
   /** Per rank: the outputs of the before- and after-run (the CLI's --dump-outputs writes them). */
   beforeOutputs: RunResult['outputs'];
   afterOutputs: RunResult['outputs'];
 }
 
-export type Verdict = 'proven' | 'depends-on-fed' | 'not-gated' | 'failed';
+export type Verdict = 'proven' | 'unknown-group' | 'depends-on-fed' | 'not-gated' | 'failed';
 
 const FUSED = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
 const MOE = 'vllm.moe_forward.default';
@@ -171,10 +176,12 @@ export async function compareGraphs(
   const b = await runGraph(after, opts);
   const fusedSites = fusedSitesOf(after) - fusedSitesOf(before);
   // Planning is pure and cheap next to running: done again here rather than carried through every backend.
+  const plans = { before: planGraph(before, opts), after: planGraph(after, opts) };
   const fed: FedSources = {
-    before: fedSourcesOfOutputs(planGraph(before, opts)),
-    after: fedSourcesOfOutputs(planGraph(after, opts)),
+    before: fedSourcesOfOutputs(plans.before),
+    after: fedSourcesOfOutputs(plans.after),
   };
+  const unknownGroups = [...plans.before.unknownGroups, ...plans.after.unknownGroups];
   // Outputs the graph types as FP8 are compared in fp8 steps (their values are quantized).
   const fp8Outputs = new Set(
     (before.outputs ?? []).flatMap((o) => {
@@ -222,11 +229,13 @@ export async function compareGraphs(
     o.proven || (!!exact?.outputs?.[i]?.proven && !exact.skipped);
   const verdict: Verdict = !ok
     ? 'failed'
-    : fedOnComparedPaths.length
-      ? 'depends-on-fed'
-      : outputs.every(gated)
-        ? 'proven'
-        : 'not-gated';
+    : unknownGroups.length
+      ? 'unknown-group'
+      : fedOnComparedPaths.length
+        ? 'depends-on-fed'
+        : outputs.every(gated)
+          ? 'proven'
+          : 'not-gated';
   return {
     passes,
     outputs,
@@ -237,6 +246,7 @@ export async function compareGraphs(
     ok,
     fedOnComparedPaths,
     verdict,
+    unknownGroups,
     beforeOutputs: a.outputs,
     afterOutputs: b.outputs,
   };

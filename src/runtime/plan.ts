@@ -15,6 +15,7 @@ import { PlanBuilder } from './lower/builder.ts';
 import type { Value } from './lower/lowering.ts';
 import { lowerNode } from './lower/nodes.ts';
 import { roleHints } from './lower/roles.ts';
+import { worldSize, type RankMesh } from './rankMesh.ts';
 
 export type { FusedNormRounding, InputRole, Kernel, MapFn, StorageDType, View } from '../graph/opTable.ts';
 export { asRows, broadcastShape, broadcastStrides, isContiguous, numelOf } from './lower/layout.ts';
@@ -45,11 +46,22 @@ export interface PlanOutput {
   view: View;
 }
 
+/** A collective whose process group the run cannot resolve to ranks (rankMesh.ts): it ran over the world. */
+export interface UnknownGroup {
+  node: string;
+  group: string;
+  why: string;
+}
+
 export interface Plan {
   graph: string;
   preset: Preset;
   dtype: FloatDType;
+  /** Simulated ranks: the mesh's world (dp × tp), global rank = dp_rank · tp + tp_rank. */
   ranks: number;
+  mesh: RankMesh;
+  /** Collectives whose group the run could not resolve: no comparison through them is proof. */
+  unknownGroups: UnknownGroup[];
   tokens: number;
   storages: Map<string, Storage>;
   steps: Step[];
@@ -63,7 +75,10 @@ export interface Plan {
 export interface PlanOptions {
   preset: PresetName;
   dtype: FloatDType;
+  /** The TP group's size. */
   ranks: number;
+  /** The data-parallel size (default 1): the run simulates dp × ranks ranks. */
+  dp?: number;
   tokens?: number;
 }
 
@@ -81,7 +96,9 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
     graph: g.name,
     preset: b.preset,
     dtype: opts.dtype,
-    ranks: b.ranks,
+    ranks: worldSize(b.mesh),
+    mesh: b.mesh,
+    unknownGroups: b.unknownGroups,
     tokens: b.tokens,
     storages: b.storages,
     steps: b.steps,

@@ -18,6 +18,7 @@ import {
 import type { TraceEvent } from './backend.ts';
 import { asRows, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
+import { groupOfRank, resolveGroup } from './rankMesh.ts';
 import { allReduceWgsl } from '../wgsl/allReduce.ts';
 
 /** A reusable barrier over R parties in two Int32 words (arrivals, generation). */
@@ -56,8 +57,9 @@ async function run(m: WorkerRunMessage, post: (r: WorkerReply) => void): Promise
   kept = dev;
   let failed = true;
   try {
+    const groupOf = (s: CollectiveStep) => groupOfRank(resolveGroup(plan.mesh, s.group).groups, rank);
     const collective = async (s: CollectiveStep): Promise<TraceEvent[]> =>
-      runSharedCollective(s, dev, R, m.opts.allreduce, ctl, slot);
+      runSharedCollective(s, dev, { world: R, ...groupOf(s) }, m.opts.allreduce, ctl, slot);
     const res = await executePlan(
       plan,
       {
@@ -73,7 +75,10 @@ async function run(m: WorkerRunMessage, post: (r: WorkerReply) => void): Promise
       },
       [dev],
       collective,
-      (s) => sharedCollectiveKernels(s, R, m.opts.allreduce, rank, dev.subgroupSize),
+      (s) => {
+        const g = groupOf(s);
+        return sharedCollectiveKernels(s, g.ranks.length, m.opts.allreduce, g.index, dev.subgroupSize);
+      },
     );
     failed = false;
     return {
@@ -148,19 +153,33 @@ function sharedCollectiveKernels(
 }
 
 /**
+ * Where a rank meets the others in a collective: every rank of the world takes part in each
+ * barrier (every rank runs every collective step); it reads the slots of its own group's ranks,
+ * `ranks` (global ranks, in group-rank order), where it is at `index`.
+ */
+interface SharedGroup {
+  world: number;
+  ranks: number[];
+  index: number;
+}
+
+/**
  * One collective through the shared slots. one-shot: every rank publishes its tensor and reduces
- * all of it. two-shot and ring: every rank reduces its chunk (rows, for the fused norm), publishes
- * the result, and copies the others' results; in shared memory a ring's hops would only add
- * barriers, so ring moves the same bytes as two-shot here (noted in the trace).
+ * all of its group's. two-shot and ring: every rank reduces its chunk (rows, for the fused norm),
+ * publishes the result, and copies its group's others' results; in shared memory a ring's hops
+ * would only add barriers, so ring moves the same bytes as two-shot here (noted in the trace).
  */
 async function runSharedCollective(
   s: CollectiveStep,
   dev: RankDevice,
-  R: number,
+  group: SharedGroup,
   algo: string,
   ctl: Int32Array,
   slot: (q: number) => Uint8Array,
 ): Promise<TraceEvent[]> {
+  const R = group.ranks.length;
+  const W = group.world;
+  const peer = (q: number) => slot(group.ranks[q]);
   const bp = elementBytes(s.x.dtype);
   const events: TraceEvent[] = [];
   const transfer = transferRecorder(s, events, performance.now());
@@ -168,22 +187,22 @@ async function runSharedCollective(
     transfer(dev.rank, bytesRead, bytesWritten, start);
   const n = numelOf(s.x.shape);
   if (s.kernel === 'reduce_scatter' || s.kernel === 'all_gather')
-    return runSharedScatterGather(s, dev, R, ctl, slot, note, bp, n);
+    return runSharedScatterGather(s, dev, group, ctl, slot, note, bp, n);
   const { split, parts, cols } = sharedParts(s, R, algo);
-  const mine = split ? parts[dev.rank] : parts[0];
+  const mine = split ? parts[group.index] : parts[0];
   // Publish the whole tensor; each rank reads the part it reduces from every slot.
   let start = performance.now();
   const bytes = await dev.read(dev.buffer(s.x.storage), s.x.offset * bp, n * bp);
   slot(dev.rank).set(bytes);
   note(n * bp, n * bp, start);
-  barrier(ctl, R);
+  barrier(ctl, W);
   const [a, b] = mine;
   if (b > a) {
     const len = b - a;
     const slotLen = Math.ceil(len / 8) * 8;
     const g = dev.scratch(R * slotLen * bp + 16, `${s.node} gathered`);
     start = performance.now();
-    for (let q = 0; q < R; q++) dev.write(g, q * slotLen * bp, slot(q).subarray(a * bp, b * bp));
+    for (let q = 0; q < R; q++) dev.write(g, q * slotLen * bp, peer(q).subarray(a * bp, b * bp));
     note(R * len * bp, R * len * bp, start);
     if (s.kernel === 'all_reduce')
       submitGatheredSum(dev, s, dev.buffer(s.out), g, { len, ranks: R, at: a, slotLen });
@@ -191,20 +210,21 @@ async function runSharedCollective(
       encodeGatheredNorm(dev, s, R, { rows: len / cols, cols, rowStart: a / cols, slotStride: slotLen }, g);
     await dev.sync();
   }
-  barrier(ctl, R); // every rank has read the inputs: the slots may be reused
+  barrier(ctl, W); // every rank has read the inputs: the slots may be reused
   if (split) {
     const outs = s.kernel === 'all_reduce' ? [s.out] : [s.out, s.residualOut];
     for (const id of outs) {
       start = performance.now();
       if (b > a) slot(dev.rank).set(await dev.read(dev.buffer(id), a * bp, (b - a) * bp), a * bp);
-      barrier(ctl, R);
+      barrier(ctl, W);
       for (let q = 0; q < R; q++) {
         const [qa, qb] = parts[q];
-        if (q !== dev.rank && qb > qa) dev.write(dev.buffer(id), qa * bp, slot(q).subarray(qa * bp, qb * bp));
+        if (q !== group.index && qb > qa)
+          dev.write(dev.buffer(id), qa * bp, peer(q).subarray(qa * bp, qb * bp));
       }
       note((b - a) * bp, n * bp, start);
       await dev.sync();
-      barrier(ctl, R);
+      barrier(ctl, W);
     }
   }
   return events;
@@ -218,35 +238,37 @@ async function runSharedCollective(
 async function runSharedScatterGather(
   s: Extract<CollectiveStep, { kernel: 'reduce_scatter' | 'all_gather' }>,
   dev: RankDevice,
-  R: number,
+  group: SharedGroup,
   ctl: Int32Array,
   slot: (q: number) => Uint8Array,
   note: (read: number, written: number, start: number) => void,
   bp: number,
   n: number,
 ): Promise<TraceEvent[]> {
+  const R = group.ranks.length;
+  const peer = (q: number) => slot(group.ranks[q]);
   let start = performance.now();
   slot(dev.rank).set(await readAligned(dev, dev.buffer(s.x.storage), s.x.offset * bp, n * bp));
   note(n * bp, n * bp, start);
-  barrier(ctl, R);
+  barrier(ctl, group.world);
   start = performance.now();
   if (s.kernel === 'reduce_scatter') {
     const len = n / R,
-      a = dev.rank * len;
+      a = group.index * len;
     const slotLen = Math.ceil(len / 8) * 8;
     const g = dev.scratch(R * slotLen * bp + 16, `${s.node} gathered`);
-    for (let q = 0; q < R; q++) dev.write(g, q * slotLen * bp, slot(q).subarray(a * bp, (a + len) * bp));
+    for (let q = 0; q < R; q++) dev.write(g, q * slotLen * bp, peer(q).subarray(a * bp, (a + len) * bp));
     submitGatheredSum(dev, s, dev.buffer(s.out), g, { len, ranks: R, at: 0, slotLen });
     note(R * len * bp, R * len * bp, start);
   } else {
     // The shards assembled on the host and written whole (a shard may not start on a 4-byte boundary).
     const out = new Uint8Array(R * n * bp);
-    for (let q = 0; q < R; q++) out.set(slot(q).subarray(0, n * bp), q * n * bp);
+    for (let q = 0; q < R; q++) out.set(peer(q).subarray(0, n * bp), q * n * bp);
     dev.write(dev.buffer(s.out), 0, out);
     note(R * n * bp, R * n * bp, start);
   }
   await dev.sync();
-  barrier(ctl, R); // every rank has read the slots: they may be reused
+  barrier(ctl, group.world); // every rank has read the slots: they may be reused
   return [];
 }
 

@@ -26,7 +26,7 @@ function checkLimits(plan: Plan, device: GPUDevice): void {
   for (const s of plan.steps) {
     if (s.kernel === 'moe') {
       const H = s.x.shape[s.x.shape.length - 1];
-      const Is = s.intermediate / plan.ranks;
+      const Is = s.intermediate / plan.mesh.tp;
       need.push({
         name: `${s.layer}.w13 (expert gate/up weights, ${s.experts}×${2 * Is}×${H})`,
         bytes: bufferBytes(s.x.dtype, s.experts * 2 * Is * H),
@@ -80,7 +80,7 @@ export const webgpuBackend: Backend = {
         opts,
         ranks,
         async (s) => runCollective(s, ranks, opts.allreduce, plan),
-        (s, r) => collectiveKernels(s, ranks.length, opts.allreduce, r.rank, r.subgroupSize),
+        (s, r) => collectiveKernels(s, plan.mesh, opts.allreduce, r.rank, r.subgroupSize),
       );
     } catch (e) {
       // A device that failed mid-run is not trusted again: the next run opens new ones.

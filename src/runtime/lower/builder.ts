@@ -8,7 +8,8 @@ import type { Kernel, StorageDType, View } from '../../graph/opTable.ts';
 import { dimValue, SizeExprError } from '../../graph/sizeExpr.ts';
 import { RunError } from '../runError.ts';
 import { PRESETS, presetDim, type Preset } from '../presets.ts';
-import type { FloatDType, PlanOptions, Step, Storage } from '../plan.ts';
+import type { FloatDType, PlanOptions, Step, Storage, UnknownGroup } from '../plan.ts';
+import { rankMesh, type RankMesh } from '../rankMesh.ts';
 import { asRows, contiguousStrides, isContiguous, numelOf } from './layout.ts';
 import { NONE, type ArgRole, type Hint, type Value } from './lowering.ts';
 
@@ -30,7 +31,12 @@ export function evalDim(d: number | string, tokens: number, where: string): numb
 export class PlanBuilder {
   readonly preset: Preset;
   readonly tokens: number;
+  /** The TP group's size (the run's `ranks`): what an MoE's rows split over. */
   readonly ranks: number;
+  /** The simulated ranks and their process groups (rankMesh.ts). */
+  readonly mesh: RankMesh;
+  /** Collectives whose group the run cannot resolve to ranks: they run over the world. */
+  readonly unknownGroups: UnknownGroup[] = [];
   readonly dtype: FloatDType;
   readonly storages = new Map<string, Storage>();
   readonly steps: Step[] = [];
@@ -60,6 +66,7 @@ export class PlanBuilder {
     this.dtype = opts.dtype;
     if (!Number.isInteger(this.ranks) || this.ranks < 1)
       throw new RunError('input', `ranks must be a positive integer, got ${this.ranks}`);
+    this.mesh = rankMesh(this.ranks, opts.dp);
     this.inputs = new Map(graph.inputs.map((i) => [i.name, i]));
     this.nodesByName = new Map(graph.nodes.map((n) => [n.name, n]));
   }

@@ -4,7 +4,7 @@
 
 import type { Arg } from '../../graph/ir.ts';
 import type { PlanBuilder } from './builder.ts';
-import { tokenDimCollective } from './collectives.ts';
+import { collectiveGroup, groupArg, tokenDimCollective } from './collectives.ts';
 import { broadcastShape } from './layout.ts';
 import {
   tensorValue as T,
@@ -58,11 +58,12 @@ export const MATMUL_LOWERINGS = {
         c.fail(`mm of [${a.shape}] and [${w.shape}]`);
       const reduceOp = c.arg(2);
       if (reduceOp !== 'sum') c.fail(`reduce_op ${JSON.stringify(reduceOp)}: only 'sum' is supported`);
-      tokenDimCollective(b, n, c.arg(3), b.ranks, a.shape[0]);
+      const { group, size } = collectiveGroup(b, n, groupArg(c));
+      tokenDimCollective(n, c.arg(3), size, a.shape[0], size);
       const mm = b.newStorage(`${n.name}.mm`, a.dtype, [a.shape[0], w.shape[1]]);
       b.push(n, { kernel: 'gemm', a, b: w, bias: null, alpha: 1, beta: 0, out: mm.storage });
-      const out = b.newStorage(n.name, a.dtype, [a.shape[0] / b.ranks, w.shape[1]]);
-      b.push(n, { kernel: 'reduce_scatter', x: mm, out: out.storage });
+      const out = b.newStorage(n.name, a.dtype, [a.shape[0] / size, w.shape[1]]);
+      b.push(n, { kernel: 'reduce_scatter', x: mm, group, out: out.storage });
       return T(out);
     },
   },
@@ -73,9 +74,10 @@ export const MATMUL_LOWERINGS = {
       const x = b.contiguous(c.tensor(0, 'A_shard'), n);
       const bs = c.arg(1);
       if (!Array.isArray(bs) || bs.length === 0) c.fail('Bs must be a list of weights');
-      tokenDimCollective(b, n, c.arg(2), b.ranks, x.shape[0] * b.ranks);
-      const ag = b.newStorage(`${n.name}.gathered`, x.dtype, [x.shape[0] * b.ranks, x.shape[1]]);
-      b.push(n, { kernel: 'all_gather', x, out: ag.storage });
+      const { group, size } = collectiveGroup(b, n, groupArg(c));
+      tokenDimCollective(n, c.arg(2), size, x.shape[0] * size, size);
+      const ag = b.newStorage(`${n.name}.gathered`, x.dtype, [x.shape[0] * size, x.shape[1]]);
+      b.push(n, { kernel: 'all_gather', x, group, out: ag.storage });
       const mms: Value[] = (bs as Arg[]).map((wa, i) => {
         const w = b.tensor(wa, n, `Bs[${i}]`, { role: 'weight' });
         if (w.shape.length !== 2 || w.shape[0] !== x.shape[1]) c.fail(`mm of [${ag.shape}] and [${w.shape}]`);

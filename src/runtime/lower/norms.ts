@@ -4,6 +4,7 @@
 
 import type { View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
+import { TP_GROUP } from './collectives.ts';
 import { tensorValue as T, type LoweredOp, type Lowering, type OpCall, type Value } from './lowering.ts';
 
 /** The norm's weight γ (argument i), one per column of x. */
@@ -28,15 +29,10 @@ function residualNorm(b: PlanBuilder, c: OpCall, x: View, a: ResidualNormArgs) {
     c.fail(`residual [${residual.shape}] and input [${x.shape}] differ`);
   const out = b.newStorage(`${n.name}.${a.out}`, x.dtype, x.shape);
   const res = b.newStorage(`${n.name}.residual`, x.dtype, x.shape);
-  b.push(n, {
-    kernel: a.kernel,
-    x,
-    residual,
-    w,
-    eps: c.num(a.eps, 1e-6),
-    out: out.storage,
-    residualOut: res.storage,
-  });
+  const step = { x, residual, w, eps: c.num(a.eps, 1e-6), out: out.storage, residualOut: res.storage };
+  // FlashInfer's workspace is the TP group's: the fused op reduces over the TP ranks.
+  if (a.kernel === 'fused_allreduce_norm') b.push(n, { kernel: a.kernel, ...step, group: TP_GROUP });
+  else b.push(n, { kernel: a.kernel, ...step });
   return { residual, out, res };
 }
 

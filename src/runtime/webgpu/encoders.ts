@@ -4,6 +4,7 @@
 // norms here). The collectives reuse the norm encoder; the run loop (webgpuBackend.ts) and the
 // rank workers call encodeStep.
 
+import { costRanks } from '../rankMesh.ts';
 import type { Plan, Step, View, StorageDType, FusedNormRounding } from '../plan.ts';
 import { kernelCost } from '../../graph/opTable.ts';
 import { asRows, broadcastStrides, isCollective } from '../plan.ts';
@@ -84,7 +85,7 @@ export function stepBytes(s: Step, plan: Plan): { read: number; written: number 
     const st = plan.storages.get(id)!;
     return a + st.numel * BYTES[st.dtype];
   }, 0);
-  const c = kernelCost(s, out, plan.ranks);
+  const c = kernelCost(s, out, costRanks(plan.mesh, s));
   return { read: c.bytesRead, written: c.bytesWritten };
 }
 

@@ -4,6 +4,7 @@
 
 import type { StorageDType } from '../plan.ts';
 import { asRows, numelOf } from '../plan.ts';
+import { tpRankOf } from '../rankMesh.ts';
 import { RunError } from '../runError.ts';
 import { expertTensors } from '../weights.ts';
 import { bufferBytes } from '../../wgsl/dtype.ts';
@@ -45,7 +46,8 @@ export const MOE_ENCODERS: StepEncoders<'moe'> = {
     const H = x.cols,
       E = s.experts,
       K = s.topK,
-      Is = s.intermediate / plan.ranks;
+      Is = s.intermediate / plan.mesh.tp,
+      tpRank = tpRankOf(plan.mesh, r.rank);
     if (K > MOE_MAX_K)
       throw new RunError('limits', `node ${s.node}: top-${K} routing exceeds the kernel's ${MOE_MAX_K}`, {
         node: s.node,
@@ -59,6 +61,7 @@ export const MOE_ENCODERS: StepEncoders<'moe'> = {
       interFull: s.intermediate,
       dtype: s.x.dtype,
       seed,
+      tpRank,
     });
     encodeMoeDispatch(r, s.node, s.op, {
       T: x.rows,
@@ -76,6 +79,7 @@ export const MOE_ENCODERS: StepEncoders<'moe'> = {
       lRowStride: l.rowStride,
       out: r.buffer(s.out),
       weights,
+      tpRank,
     });
   },
 };
@@ -101,9 +105,12 @@ export function seedExpertWeights(
     dtype: StorageDType;
     seed: number;
     keep?: boolean;
+    /** The rank's place in its TP group, whose shard it holds (default: its rank). */
+    tpRank?: number;
   },
 ): ExpertWeights {
-  const wt = expertTensors(o.layer, r.rank, {
+  const tpRank = o.tpRank ?? r.rank;
+  const wt = expertTensors(o.layer, tpRank, {
     experts: o.experts,
     hidden: o.hidden,
     interShard: o.interShard,
@@ -117,7 +124,7 @@ export function seedExpertWeights(
         ? r.alloc(t.name, bufferBytes(o.dtype, n))
         : r.scratch(bufferBytes(o.dtype, n), t.name);
       // b2 is added on rank 0 only; other ranks bind a zero buffer.
-      if (k === 'b2' && r.rank !== 0) return [k, b];
+      if (k === 'b2' && tpRank !== 0) return [k, b];
       encodeSeed(r, node, op, b, o.dtype, n, {
         seed: o.seed,
         stream: t.stream,
@@ -146,6 +153,8 @@ export interface MoeDispatch {
   lRowStride: number;
   out: GPUBuffer;
   weights: ExpertWeights;
+  /** The rank's place in its TP group: b2 belongs to TP rank 0's partial sum (default: its rank). */
+  tpRank?: number;
   /** Decode kernels: the GEMV layout (default MOE_GEMV_DEFAULT) or 'tiled', the 8-token × 16-row tile kernels. */
   decodeKernel?: MoeGemvConfig | 'tiled';
 }
@@ -173,7 +182,7 @@ export function encodeMoeDispatch(r: RankDevice, node: string, op: string, m: Mo
     xRowStride: m.xRowStride,
     logitsOffset: m.lOff,
     logitsRowStride: m.lRowStride,
-    hasB2: r.rank === 0 ? 1 : 0,
+    hasB2: (m.tpRank ?? r.rank) === 0 ? 1 : 0,
     tileRows: tm,
   });
   const vec = (k: number) => d === 'bf16' && k % 8 === 0;
