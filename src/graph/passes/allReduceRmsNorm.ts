@@ -164,6 +164,7 @@ function firstLayerBuffers(
   x: Arg,
   from: string[],
   made: Node[],
+  oldBuffer: string | undefined,
 ): { residual: ReturnType<typeof ref>; normOut: ReturnType<typeof ref> } {
   const zeros = edit.make(
     edit.fresh('zeros_like'),
@@ -172,12 +173,13 @@ function firstLayerBuffers(
     { pin_memory: false },
     from,
   );
+  // The new output buffer stands for the norm's old one (the diff pairs them by this provenance).
   const out = edit.make(
     edit.fresh('empty_like'),
     'aten.empty_like.default',
     [x],
     { pin_memory: false },
-    from,
+    oldBuffer ? [...from, oldBuffer] : from,
   );
   made.push(zeros, out);
   return { residual: ref(zeros.name), normOut: ref(out.name) };
@@ -280,7 +282,7 @@ function fuseSite(kind: NormKind, q?: QuantKind): Rule['rewrite'] {
       normOut: Arg = null;
     const buffer = kind === 'rms' ? deadBuffer(ix, v['result']) : undefined;
     if (buffer) consumed.push(buffer.name);
-    if (kind === 'rms') ({ residual, normOut } = firstLayerBuffers(edit, v['x']!, from, made));
+    if (kind === 'rms') ({ residual, normOut } = firstLayerBuffers(edit, v['x']!, from, made, buffer?.name));
     let quantOut: Arg = spec ? v['qbuf']! : null;
     if (q === 'fp8') {
       // vLLM's FP8 replacement makes its own quant buffer, empty_like(input, dtype = fp8); the
