@@ -19,6 +19,8 @@ export interface NodeTiming {
   op: string;
   rank: number;
   us: Spread;
+  /** Its time in each timed run, in run order: sums over a set of nodes take their spread from these. */
+  perRun: number[];
   /** Bytes read and written by the node on this rank (the same every run). */
   bytes: number;
 }
@@ -77,6 +79,7 @@ export function summarise(traces: readonly Trace[]): SideTiming {
       op: r.op,
       rank: r.rank,
       us: spreadOf(r.us),
+      perRun: r.us,
       bytes: r.bytes,
     })),
     busiestUs: spreadOf(busiest),

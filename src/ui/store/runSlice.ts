@@ -66,6 +66,8 @@ export interface RunSlice {
   reportFor: RunSubject | null;
   /** The settings the report ran under (the form may have changed since). */
   ranSettings: RunSettings | null;
+  /** Counts the runs that finished, so every tab can name the run it shows (panels/runCaption.ts). */
+  runNumber: number;
   runError: string | null;
   /** Hardware profile and token count the cost model predicts for. */
   profileId: string;
@@ -155,6 +157,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
   setTimedRuns: (timedRuns) => set({ timedRuns }),
   reportFor: null,
   ranSettings: null,
+  runNumber: 0,
   runError: null,
   profileId: 'H100-NVLink',
   tokens: 1024,
@@ -230,6 +233,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
           timing,
           reportFor: subject,
           ranSettings: runSettings,
+          runNumber: get().runNumber + 1,
           progress: null,
         });
     } catch (e) {
