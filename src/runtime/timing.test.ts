@@ -60,6 +60,8 @@ describe('timing a rewrite', () => {
     ]);
     expect(s.busiestUs).toEqual({ median: 200, min: 100, max: 300 });
     expect(s.clock).toBe('host');
+    // The timeline's run: the third (busiest rank 200 µs, the median), not the first.
+    expect(s.medianRun?.index).toBe(2);
   });
 
   it('times the PR fragment before and after on two CPU ranks', async () => {

@@ -31,6 +31,11 @@ export interface SideTiming {
   busiestUs: Spread;
   /** How the times were taken: GPU timestamps, host timers or CUDA events. */
   clock: TraceEvent['timing'] | 'mixed' | 'none';
+  /**
+   * The timed run whose busiest rank took the median time (the lower middle of an even count),
+   * by its index among the timed runs: the one run a timeline shows for these numbers.
+   */
+  medianRun: { index: number; trace: Trace } | null;
 }
 
 export interface Timing {
@@ -73,6 +78,8 @@ export function summarise(traces: readonly Trace[]): SideTiming {
     for (const [key, us] of thisRun) perKey.get(key)!.us.push(us);
   }
   const busiest = traces.map((t) => Math.max(0, ...busyByRank(t.events).values()));
+  const order = busiest.map((_, i) => i).sort((a, b) => busiest[a] - busiest[b] || a - b);
+  const mid = order[(order.length - 1) >> 1];
   return {
     nodes: [...perKey.values()].map((r) => ({
       node: r.node,
@@ -84,6 +91,7 @@ export function summarise(traces: readonly Trace[]): SideTiming {
     })),
     busiestUs: spreadOf(busiest),
     clock: clocks.size === 0 ? 'none' : clocks.size === 1 ? [...clocks][0] : 'mixed',
+    medianRun: mid === undefined ? null : { index: mid, trace: traces[mid] },
   };
 }
 

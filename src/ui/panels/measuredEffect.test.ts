@@ -18,7 +18,12 @@ const node = (name: string, rank: number, perRun: number[]): NodeTiming => ({
   perRun,
   bytes: 0,
 });
-const side = (nodes: NodeTiming[]) => ({ nodes, busiestUs: spreadOf([]), clock: 'host' as const });
+const side = (nodes: NodeTiming[]) => ({
+  nodes,
+  busiestUs: spreadOf([]),
+  clock: 'host' as const,
+  medianRun: null,
+});
 
 describe('measuredEffect', () => {
   it('takes the changed nodes from the diff: removed and moved before, added, fused and moved after', () => {
