@@ -21,12 +21,13 @@ test('another graph clears the run; other steps mark it stale; times are medians
     .allTextContents();
   expect(new Set(ranks)).toEqual(new Set(['0', '1']));
   await page.getByRole('tab', { name: 'Cost model' }).click();
-  await expect(page.getByTestId('cost-table')).toContainText('median of 3 after a warm-up');
+  // The measured rows sit in their own table, named by the run (panels/runCaption.ts).
+  await expect(page.getByTestId('cost-measured')).toContainText('median of 3 timed runs after a warm-up');
 
   // Undo: the run stays, marked stale, on every tab that shows it.
   await page.getByRole('button', { name: 'Undo' }).click();
   await idle(page);
-  await expect(page.getByTestId('cost-table')).toContainText('stale: measured');
+  await expect(page.getByTestId('cost-measured')).toContainText('stale: measured');
   await page.getByRole('tab', { name: 'Results' }).click();
   await expect(page.getByTestId('run-verdict')).toHaveAttribute('data-stale', 'true');
   await page.getByRole('button', { name: 'Redo' }).click();
@@ -40,6 +41,7 @@ test('another graph clears the run; other steps mark it stale; times are medians
   await expect(page.getByTestId('run-verdict')).toHaveCount(0);
   await page.getByRole('tab', { name: 'Cost model' }).click();
   await expect(page.getByTestId('cost-table')).not.toContainText('measured');
+  await expect(page.getByTestId('cost-measured')).toHaveCount(0);
 });
 
 test('a long CPU run leaves the page responsive, shows its progress, and Cancel stops it', async ({

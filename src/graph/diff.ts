@@ -1,8 +1,10 @@
 // Before/after node mapping for a rewrite: which after-node is which before-node, and what
-// happened to each. Built from the rewrite's matches (what each site consumed and produced)
-// and, outside the matched sites, from names: a pass keeps every node it did not touch.
+// happened to each. Built from provenance only: inside a matched site, from what each new node
+// says it was made from (`meta.madeBy`); outside, from names (a pass keeps every node it did not
+// touch). A node with no such counterpart has none: pairing never falls back to an op or index
+// that merely looks alike (a fused op's [1] is not the norm's [1]).
 
-import { nodeInputs, type Graph, type Node } from './ir.ts';
+import { isRef, nodeInputs, type Graph, type Node } from './ir.ts';
 import { opKind } from './ops.ts';
 import { calledOp, functionalizedTarget } from './call.ts';
 
@@ -31,6 +33,14 @@ export interface GraphDiff {
   after: Map<string, NodeChange>;
   /** A removed before-node → the after-node that took over its work (all_reduce → the fused op). */
   mergedInto: Map<string, string>;
+  /**
+   * after-name → the before-node it stands for, for |Δ|, selection and the inspector: every pair
+   * above, and a fused op's result that holds a removed node's value (the fused all-reduce +
+   * norm's [1] holds the all-reduce's sum, though the all-reduce itself is gone).
+   */
+  counterparts: Map<string, string>;
+  /** The inverse of `counterparts`. */
+  counterpartsBefore: Map<string, string>;
 }
 
 /** What a node computes, for pairing: the op, the wrapped op of auto_functionalized, getitem's index. */
@@ -58,22 +68,26 @@ export function diffGraphs(before: Graph, after: Graph, sites: readonly RewriteS
     for (const p of s.produced) produced.add(p);
   }
 
-  // Inside each site: a produced node is the consumed node it came from (madeBy), or the one
-  // with its name, or the first unpaired consumed node computing the same thing.
+  // Inside each site a produced node pairs only with what it says it was made from (madeBy), or
+  // with the consumed node whose name it kept, when both compute the same thing in the same role.
   const mergedInto = new Map<string, string>();
+  const standsFor = new Map<string, string>();
   for (const s of sites) {
     const free = s.consumed.filter((c) => beforeNodes.has(c) && !beforeToAfter.has(c));
+    const inSite = { consumed: new Set(s.consumed), produced: new Set(s.produced) };
     for (const p of s.produced) {
       const an = afterNodes.get(p);
       if (!an || afterToBefore.has(p)) continue;
-      const key = opKey(an);
       const from = an.meta.madeBy?.from ?? [];
-      const candidates = [...from.filter((f) => free.includes(f)), ...(free.includes(p) ? [p] : []), ...free];
-      const match = candidates.find((c) => opKey(beforeNodes.get(c)!) === key);
+      const candidates = [...from, p].filter((c) => free.includes(c));
+      const match = candidates.find((c) => sameRole(an, beforeNodes.get(c)!, afterToBefore, inSite));
       if (match) {
         pair(p, match);
         free.splice(free.indexOf(match), 1);
+        continue;
       }
+      const stand = standIn(an, from, beforeNodes);
+      if (stand !== undefined && free.includes(stand)) standsFor.set(p, stand);
     }
     // What is left was absorbed: by the site's fused node or another new node that says it came
     // from it, else by the fused node, else by the site's first new node.
@@ -94,7 +108,7 @@ export function diffGraphs(before: Graph, after: Graph, sites: readonly RewriteS
       bn &&
       !beforeToAfter.has(name) &&
       !(consumed.has(name) && !produced.has(name)) &&
-      opKey(bn) === opKey(an)
+      sameRole(an, bn, afterToBefore)
     )
       pair(name, name);
   }
@@ -120,7 +134,57 @@ export function diffGraphs(before: Graph, after: Graph, sites: readonly RewriteS
   }
   for (const bn of before.nodes) if (!beforeChange.has(bn.name)) beforeChange.set(bn.name, 'removed');
 
-  return { afterToBefore, beforeToAfter, before: beforeChange, after: afterChange, mergedInto };
+  const counterparts = new Map([...afterToBefore, ...standsFor]);
+  const counterpartsBefore = new Map([...counterparts].map(([a, b]) => [b, a]));
+  return {
+    afterToBefore,
+    beforeToAfter,
+    before: beforeChange,
+    after: afterChange,
+    mergedInto,
+    counterparts,
+    counterpartsBefore,
+  };
+}
+
+const producerOf = (n: Node): string | undefined => {
+  const p = n.args[0];
+  return p !== undefined && isRef(p) ? p.name : undefined;
+};
+
+/**
+ * Whether after-node `a` computes what before-node `b` did: the same op, and for a getitem the
+ * same producer's counterpart (the result index may differ: the fused all-reduce + norm returns
+ * the normed output as [3] where rms_norm returned [1]; the pass's provenance says which is which).
+ * Inside a site the producers are the site's own nodes: the consumed norm and the fused op.
+ */
+function sameRole(
+  a: Node,
+  b: Node,
+  afterToBefore: ReadonlyMap<string, string>,
+  site?: { consumed: ReadonlySet<string>; produced: ReadonlySet<string> },
+): boolean {
+  if (a.op !== 'getitem' || b.op !== 'getitem') return opKey(a) === opKey(b);
+  const pa = producerOf(a),
+    pb = producerOf(b);
+  if (pa === undefined || pb === undefined) return false;
+  if (afterToBefore.get(pa) === pb) return opKey(a) === opKey(b) || site !== undefined;
+  return site !== undefined && site.consumed.has(pb) && site.produced.has(pa);
+}
+
+/**
+ * The removed node whose value a new getitem holds: the one node it was made from, when that is
+ * not a getitem and has its type (the fused all-reduce + norm's [1], made from the all-reduce).
+ */
+function standIn(
+  a: Node,
+  from: readonly string[],
+  beforeNodes: ReadonlyMap<string, Node>,
+): string | undefined {
+  if (a.op !== 'getitem' || from.length !== 1) return undefined;
+  const b = beforeNodes.get(from[0]!);
+  if (!b || b.op === 'getitem' || !a.type || !b.type) return undefined;
+  return JSON.stringify(a.type) === JSON.stringify(b.type) ? b.name : undefined;
 }
 
 /** Highlights for a view: only what a reader should notice (rewired nodes stay plain). */

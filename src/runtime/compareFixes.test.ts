@@ -25,6 +25,16 @@ describe('compare fixes', () => {
     expect(reland.model.linkBytesPerRank).toBe(hoist.model.linkBytesPerRank);
     expect(hoist.model.linkBytesPerRank).toBeLessThan(orig.model.linkBytesPerRank);
     expect(r.rows.every((x) => x.check.length === 2 && x.check.every((c) => c.bitwiseEqual))).toBe(true);
+    // The run counts each variant's own kernels (nodes, not the steps a fused op or the MoE runs):
+    // the model's count, one less per fix.
+    expect(r.rows.map((x) => x.measured.kernels)).toEqual(r.rows.map((x) => x.model.launches));
+    // Its time is the busiest rank's median of the timed runs, inside their spread.
+    for (const x of r.rows) {
+      expect(x.measured.runs).toBe(3);
+      expect(x.measured.spread.min <= x.measured.us && x.measured.us <= x.measured.spread.max).toBe(true);
+      // The first fused site alone moves by the fused kernel's one rounding: at most 2 ulps.
+      expect(x.drift.firstSite!.ulps).toBeLessThanOrEqual(2);
+    }
   });
 
   it('the CLI prints the table and refuses a bad option with its usage', async () => {

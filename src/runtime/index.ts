@@ -10,6 +10,7 @@ import type { Backend, BackendName, RunOptions, RunResult, Trace } from './backe
 import { cpuBackend } from './cpuBackend.ts';
 import { compareExact, compareOutputs, type FedSources, type OutputComparison } from './compareOutputs.ts';
 import { fedSourcesOfOutputs } from './fedSources.ts';
+import { firstSiteDrift, type SiteDrift } from './fusedSiteDrift.ts';
 import { KERNELS } from '../graph/opTable.ts';
 
 export type { FusedNormRounding } from './plan.ts';
@@ -108,6 +109,11 @@ export interface CompareReport {
   fusedSites: number;
   /** Present when the rewrite fused at least one site. */
   exact?: ExactCheck;
+  /**
+   * The fused kernel's own change at one site: the first fused site alone, fused against the
+   * unfused pair's rounding (fusedSiteDrift.ts). Absent where the exact check could not run.
+   */
+  firstSite?: SiteDrift | null;
   ok: boolean;
   /**
    * Every node, before or after, that was fed with seeded random values (no kernel) and lies on a
@@ -193,6 +199,7 @@ export async function compareGraphs(
   const splitBias = splitBiasSitesOf(after) - splitBiasSitesOf(before);
   const outputs = compareOutputs(a, b, fusedSites, routed, fp8Outputs, fed, fusedResultsOf(after), splitBias);
   let exact: ExactCheck | undefined;
+  let firstSite: SiteDrift | null | undefined;
   if (fusedSites > 0) {
     const what = `after-graph with the ${fusedSites} fused norm${fusedSites > 1 ? 's' : ''} rounded as the unfused pair, bitwise against before`;
     if (splitBias > 0) {
@@ -213,6 +220,7 @@ export async function compareGraphs(
     } else {
       const c = await runGraph(after, { ...opts, fusedNormRounding: 'as-unfused' });
       const eo = compareExact(a, c, fed);
+      firstSite = await firstSiteDrift(after, (n) => calledOp(n) === FUSED, opts, runGraph);
       const pass = eo.length > 0 && eo.every((o) => o.pass);
       exact = {
         outputs: eo,
@@ -243,6 +251,7 @@ export async function compareGraphs(
     after: b.trace,
     fusedSites,
     exact,
+    firstSite,
     ok,
     fedOnComparedPaths,
     verdict,

@@ -2,6 +2,8 @@
 // 3072, 32 experts…); a preset maps those sizes to the sizes a run uses, binds the symbolic token
 // dim, and gives the MoE sizes the graph does not show (top-k, intermediate size).
 
+import { ROPE_CACHE_ROWS } from '../graph/samples/models.ts';
+
 export type PresetName = 'tiny' | 'layer';
 
 export interface Preset {
@@ -30,6 +32,9 @@ export const GPT_OSS = {
   topK: 4,
 } as const;
 
+/** Positions the tiny preset feeds RoPE: token positions are seeded in [0, rows). */
+const ROPE_ROWS_TINY = 32;
+
 export const PRESETS: Record<PresetName, Preset> = {
   // Sizes that are not multiples of any tile or vector width, so every kernel's edge paths run.
   tiny: {
@@ -43,12 +48,15 @@ export const PRESETS: Record<PresetName, Preset> = {
       [GPT_OSS.vocab / 2, 97],
       [GPT_OSS.vocab / 4, 97],
       [GPT_OSS.vocab / 8, 97],
+      // RoPE's cache needs a row per position fed, not the model's 131072: at full size its
+      // seeding and the rotary kernel's reads outweigh the whole rewritten part of a run.
+      [ROPE_CACHE_ROWS, ROPE_ROWS_TINY],
     ]),
     tokens: 7,
     topK: 4,
     intermediate: 120,
     vocab: 97,
-    doc: 'tests: T=7, hidden 40 (padded 48), experts as the model (32 / 128) top-4, intermediate 120 (splits over 1-6 and 8 ranks)',
+    doc: `tests: T=7, hidden 40 (padded 48), experts as the model (32 / 128) top-4, intermediate 120 (splits over 1-6 and 8 ranks), RoPE cache ${ROPE_ROWS_TINY} positions`,
   },
   layer: {
     name: 'layer',

@@ -41,11 +41,27 @@ describe('timing a rewrite', () => {
     });
     const s = summarise([trace([10, 100]), trace([30, 300]), trace([20, 200])]);
     expect(s.nodes).toEqual([
-      { node: 'mm', op: 'aten.mm.default', rank: 0, us: { median: 20, min: 10, max: 30 }, bytes: 16 },
-      { node: 'mm', op: 'aten.mm.default', rank: 1, us: { median: 200, min: 100, max: 300 }, bytes: 16 },
+      {
+        node: 'mm',
+        op: 'aten.mm.default',
+        rank: 0,
+        us: { median: 20, min: 10, max: 30 },
+        perRun: [10, 30, 20],
+        bytes: 16,
+      },
+      {
+        node: 'mm',
+        op: 'aten.mm.default',
+        rank: 1,
+        us: { median: 200, min: 100, max: 300 },
+        perRun: [100, 300, 200],
+        bytes: 16,
+      },
     ]);
     expect(s.busiestUs).toEqual({ median: 200, min: 100, max: 300 });
     expect(s.clock).toBe('host');
+    // The timeline's run: the third (busiest rank 200 µs, the median), not the first.
+    expect(s.medianRun?.index).toBe(2);
   });
 
   it('times the PR fragment before and after on two CPU ranks', async () => {

@@ -19,6 +19,8 @@ export interface NodeTiming {
   op: string;
   rank: number;
   us: Spread;
+  /** Its time in each timed run, in run order: sums over a set of nodes take their spread from these. */
+  perRun: number[];
   /** Bytes read and written by the node on this rank (the same every run). */
   bytes: number;
 }
@@ -29,6 +31,11 @@ export interface SideTiming {
   busiestUs: Spread;
   /** How the times were taken: GPU timestamps, host timers or CUDA events. */
   clock: TraceEvent['timing'] | 'mixed' | 'none';
+  /**
+   * The timed run whose busiest rank took the median time (the lower middle of an even count),
+   * by its index among the timed runs: the one run a timeline shows for these numbers.
+   */
+  medianRun: { index: number; trace: Trace } | null;
 }
 
 export interface Timing {
@@ -71,16 +78,20 @@ export function summarise(traces: readonly Trace[]): SideTiming {
     for (const [key, us] of thisRun) perKey.get(key)!.us.push(us);
   }
   const busiest = traces.map((t) => Math.max(0, ...busyByRank(t.events).values()));
+  const order = busiest.map((_, i) => i).sort((a, b) => busiest[a] - busiest[b] || a - b);
+  const mid = order[(order.length - 1) >> 1];
   return {
     nodes: [...perKey.values()].map((r) => ({
       node: r.node,
       op: r.op,
       rank: r.rank,
       us: spreadOf(r.us),
+      perRun: r.us,
       bytes: r.bytes,
     })),
     busiestUs: spreadOf(busiest),
     clock: clocks.size === 0 ? 'none' : clocks.size === 1 ? [...clocks][0] : 'mixed',
+    medianRun: mid === undefined ? null : { index: mid, trace: traces[mid] },
   };
 }
 

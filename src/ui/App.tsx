@@ -6,6 +6,7 @@ import { shownStage, useStore } from './store/index.ts';
 import { drawnNodeCount } from './graph/scene.ts';
 import type { BottomTab } from './store/viewSlice.ts';
 import { WorkProgress } from './panels/WorkProgress.tsx';
+import { BusyBadge, BusyStatus } from './panels/BusyStatus.tsx';
 import { restoreFromUrl, syncUrl } from './store/urlSync.ts';
 import { PanelBoundary } from './panels/PanelBoundary.tsx';
 import { LoadPanel } from './panels/LoadPanel.tsx';
@@ -84,7 +85,6 @@ function BottomTabs({ splitter }: { splitter: ReactNode }) {
   const tab = useStore((s) => s.bottomTab);
   const setTab = useStore((s) => s.setBottomTab);
   const importError = useStore((s) => s.importError);
-  const runStatus = useStore((s) => s.runStatus);
   const current = TABS.find((t) => t.id === tab) ?? TABS[0];
   return (
     <section className="bottom" aria-label="Details">
@@ -114,7 +114,7 @@ function BottomTabs({ splitter }: { splitter: ReactNode }) {
           >
             {t.label}
             {t.id === 'source' && importError && <span className="dot error" aria-label="import error" />}
-            {t.id === 'run' && runStatus === 'running' && <span className="dot busy" aria-label="running" />}
+            {t.id === 'run' && <BusyBadge id="run" />}
           </button>
         ))}
       </div>
@@ -133,7 +133,6 @@ function countNodes(n: number): string {
 }
 
 function StatusBar() {
-  const notice = useStore((s) => s.notice);
   const format = useStore((s) => s.format);
   const warnings = useStore((s) => s.warnings.length);
   const stages = useStore((s) => s.stages);
@@ -141,7 +140,7 @@ function StatusBar() {
   const base = stages[0]?.graph;
   return (
     <footer className="statusbar" role="status">
-      <span className={notice?.error ? 'error' : ''}>{notice?.text ?? 'Ready'}</span>
+      <BusyStatus />
       <span className="spacer" />
       {format && <span>{format}</span>}
       {base && shown && (

@@ -148,11 +148,12 @@ function siteRefusal(s: Site, ix: GraphIndex, opts: ResolvedOptions) {
  * The first layer's rms_norm site has no residual: the fused op gets zeros as its residual and a
  * fresh buffer for the normed output (vLLM's AllReduceRMSNormPattern), made here and added to `made`.
  */
-function firstLayerBuffers(edit: GraphEdit, x: Arg, from: string[], made: Node[]) {
-  const buffer = (op: string, base: string) =>
-    edit.make(edit.fresh(base), op, [x], { pin_memory: false }, from);
-  const zeros = buffer('aten.zeros_like.default', 'zeros_like');
-  const out = buffer(EMPTY_LIKE, 'empty_like');
+function firstLayerBuffers(edit: GraphEdit, x: Arg, from: string[], made: Node[], oldBuffer?: string) {
+  const buffer = (op: string, base: string, stands: string[]) =>
+    edit.make(edit.fresh(base), op, [x], { pin_memory: false }, stands);
+  const zeros = buffer('aten.zeros_like.default', 'zeros_like', from);
+  // The new output buffer stands for the norm's old one (the diff pairs them by this provenance).
+  const out = buffer(EMPTY_LIKE, 'empty_like', oldBuffer ? [...from, oldBuffer] : from);
   made.push(zeros, out);
   return { residual: ref(zeros.name), normOut: ref(out.name) };
 }
@@ -185,7 +186,12 @@ const fuseSite: Rule<Site>['rewrite'] = (s, edit, { ix, opts }) => {
   const from = [ar.name, norm.anchor, ...(quant ? [quant.anchor] : [])];
   const x = ar.args[0]!; // the fused kernel reduces x itself
   const made: Node[] = [];
-  const buffers = first ? firstLayerBuffers(edit, x, from, made) : undefined;
+  // The norm's own scratch output buffer (empty / empty_like read by it alone), dropped with it.
+  const oldBuffer = norm.nodes.find((n) => {
+    const op = ix.byName.get(n)?.op;
+    return op === EMPTY_LIKE || op === 'aten.empty.memory_format';
+  });
+  const buffers = first ? firstLayerBuffers(edit, x, from, made, oldBuffer) : undefined;
   let quantOut: Arg = null,
     scaleOut: Arg = null;
   if (quant?.op === 'fp8_static_tensor') {

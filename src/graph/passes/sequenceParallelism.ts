@@ -360,7 +360,8 @@ function rewriteSite(s: SpSite, edit: GraphEdit, ix: GraphIndex, opts: ResolvedO
       'aten.empty_like.default',
       [ref(rs.name)],
       { pin_memory: false },
-      from,
+      // It stands for the norm's old output buffer (the diff pairs them by this provenance).
+      s.buffer ? [...from, s.buffer] : from,
       shard,
     );
     made.push(out);

@@ -18,6 +18,12 @@ export interface ModelDims {
   topK?: number;
 }
 
+/**
+ * Rows of RoPE's cos/sin cache: one per position up to max_position_embeddings (131072 in
+ * gpt-oss-20b's and Llama-3.1's config.json). A run preset maps it down to the positions it feeds.
+ */
+export const ROPE_CACHE_ROWS = 131072;
+
 const GPT_OSS_20B: ModelDims = {
   layers: 24,
   hidden: 2880,

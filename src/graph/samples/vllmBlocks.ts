@@ -6,7 +6,7 @@ import type { Arg, Ref } from '../ir.ts';
 import { float } from '../ir.ts';
 import { FxWriter } from './fxWriter.ts';
 import type { ModelDims } from './models.ts';
-import { shardedDims } from './models.ts';
+import { ROPE_CACHE_ROWS, shardedDims } from './models.ts';
 
 const V = '/opt/vllm/vllm';
 export const BF16 = (...dims: (number | string)[]) => `bf16[${dims.join(', ')}]`;
@@ -151,7 +151,7 @@ export function attention(
   const v = w.getitem(split, 2, BF16(T, s.kvSize));
   const qn = qkNorm ? headNorm(c, q, s.qHeads, modelFile, 'q') : q;
   if (qkNorm) k = headNorm(c, k, s.kvHeads, modelFile, 'k');
-  const cache = w.param(BF16(131072, m.headDim));
+  const cache = w.param(BF16(ROPE_CACHE_ROWS, m.headDim));
   w.source(
     `${V}/_custom_ops.py:136 in rotary_embedding, code: torch.ops._C.rotary_embedding(positions, query, key, head_size, cos_sin_cache, is_neox)`,
   );

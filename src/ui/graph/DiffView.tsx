@@ -60,22 +60,24 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
   const [anchor, setAnchor] = useState<{ after: string; before: string } | null>(null);
   const onFocus = useCallback(
     (name: string) => {
-      const other = counterpart(diff, beforeNames, name);
+      const other = counterpart(diff, name);
       setAnchor(other ? { after: name, before: other } : null);
       return other !== null;
     },
-    [diff, beforeNames],
+    [diff],
   );
+  // Selection crosses by provenance only (diff.counterparts): an after-only node with no
+  // counterpart highlights nothing before, whatever names look alike.
   const selectedBefore =
     selected === null
       ? null
-      : (diff.afterToBefore.get(selected) ?? (beforeNames.has(selected) ? selected : null));
+      : (diff.counterparts.get(selected) ?? (beforeNames.has(selected) ? selected : null));
   const selectedAfter =
     selected === null
       ? null
-      : afterNames.has(selected) && (diff.afterToBefore.has(selected) || !beforeNames.has(selected))
+      : afterNames.has(selected) && (diff.counterparts.has(selected) || !beforeNames.has(selected))
         ? selected
-        : (diff.beforeToAfter.get(selected) ?? diff.mergedInto.get(selected) ?? null);
+        : (diff.counterpartsBefore.get(selected) ?? diff.mergedInto.get(selected) ?? null);
 
   // What both sides share: selection, the synced view, folds.
   const both = {
@@ -117,12 +119,12 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
 }
 
 /**
- * The before-node an after-node stands for: itself when it kept its name, else what it was paired
- * with, else the node the rewrite merged into it (the all-reduce a fused op replaced).
+ * The before-node an after-node stands for: what it was paired with by provenance, else the node
+ * the rewrite merged into it (the all-reduce a fused op replaced); never a look-alike by name.
  */
-export function counterpart(diff: GraphDiff, beforeNames: ReadonlySet<string>, after: string): string | null {
-  const paired = diff.afterToBefore.get(after);
+export function counterpart(diff: GraphDiff, after: string): string | null {
+  const paired = diff.counterparts.get(after);
   if (paired) return paired;
   for (const [b, a] of diff.mergedInto) if (a === after) return b;
-  return beforeNames.has(after) ? after : null;
+  return null;
 }

@@ -14,6 +14,8 @@ import { RunError } from '../../runtime/index.ts';
 import { useStore } from '../store/index.ts';
 import { formatBytes } from './Inspector.tsx';
 import { calledOp } from '../../graph/call.ts';
+import { fusedChangeText, sameFunctionClaim } from './verdict.ts';
+import { timingMethod } from './runCaption.ts';
 
 const MOE = 'vllm.moe_forward.default';
 const NORMS = [
@@ -154,35 +156,61 @@ export function CompareFixesPanel() {
   );
 }
 
-/** A fix's numbers: fused sites, the model's prediction, the run's measurement, and its check. */
+const range = (s: { min: number; max: number }) => `${s.min.toFixed(1)}–${s.max.toFixed(1)}`;
+
+/**
+ * A fix's numbers: fused sites, the model's prediction, the run's measurement (its own kernels, the
+ * busiest rank's time with its spread, the Run tab's method), and the verdict in the Run's words.
+ */
 function FixNumbers({ row: r }: { row: FixesReport['rows'][number] }) {
+  const m = r.measured;
   const numbers: [label: string, value: ReactNode, testId?: string][] = [
     ['fused sites', r.fusions, `fusions-${r.id}`],
-    ['model: kernels', r.model.launches],
+    ['model: kernels', r.model.launches, `model-kernels-${r.id}`],
     ['model: HBM bytes', formatBytes(r.model.hbmBytes)],
     ['model: link bytes / rank', formatBytes(r.model.linkBytesPerRank)],
     ['model: time', `${r.model.us.toFixed(1)} µs`],
-    ['run: kernels', r.measured.kernels],
-    ['run: bytes', formatBytes(r.measured.bytes)],
-    [`run: time (${r.measured.timing})`, `${r.measured.us.toFixed(1)} µs`],
     [
-      'outputs vs original',
-      r.equal ? 'bitwise equal' : `${r.check.filter((c) => !c.pass).length} differ`,
-      `equal-${r.id}`,
+      'run: kernels',
+      m.steps > m.kernels ? `${m.kernels} (${m.steps} steps)` : m.kernels,
+      `run-kernels-${r.id}`,
+    ],
+    ['run: bytes', formatBytes(m.bytes)],
+    [
+      `run: time (busiest rank, ${timingMethod(m.runs)}; ${m.timing})`,
+      `${m.us.toFixed(1)} µs (${range(m.spread)})`,
+      `run-time-${r.id}`,
     ],
   ];
+  const failed = r.check.filter((c) => !c.pass).length;
   return (
-    <table className="fix-numbers">
-      <tbody>
-        {numbers.map(([label, value, testId]) => (
-          <tr key={label}>
-            <td>{label}</td>
-            <td className="num" data-testid={testId}>
-              {value}
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+    <>
+      <table className="fix-numbers">
+        <tbody>
+          {numbers.map(([label, value, testId]) => (
+            <tr key={label}>
+              <td>{label}</td>
+              <td className="num" data-testid={testId}>
+                {value}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p className={r.equal ? 'ok' : 'error'} data-testid={`equal-${r.id}`}>
+        {r.equal
+          ? `proven: ${sameFunctionClaim(r.check.length, r.fusions)}`
+          : `not equivalent: ${failed} of ${r.check.length} outputs differ from the original with the fused norms rounded as the unfused pair`}
+      </p>
+      <p className="muted" data-testid={`fused-change-${r.id}`}>
+        {fusedChangeText({
+          sites: r.fusions,
+          firstSite: r.drift.firstSite,
+          maxUlps: r.drift.maxUlps,
+          maxRel: r.drift.maxRel,
+          gated: false,
+        })}
+      </p>
+    </>
   );
 }

@@ -4,6 +4,7 @@
 // relative changes side by side.
 
 import { useMemo } from 'react';
+import { diffGraphs } from '../../graph/diff.ts';
 import { graphTotals, type Algorithm, type GraphTotals } from '../../graph/cost/model.ts';
 import { PROFILES } from '../../graph/cost/profiles.ts';
 import { resolveOptions } from '../../graph/passes/options.ts';
@@ -13,12 +14,14 @@ import { CLOCK } from './ResultsTable.tsx';
 import { shownStage, useStore } from '../store/index.ts';
 import { formatBytes } from './Inspector.tsx';
 import { Choice } from './Choice.tsx';
+import { changedNodes, measuredEffect, type EffectPart } from './measuredEffect.ts';
+import { runCaption } from './runCaption.ts';
 
 const TP_CHOICES = [1, 2, 4, 8];
 const ALGORITHMS: Algorithm[] = ['ring', 'one-shot', 'two-shot'];
 const PROFILE_CHOICES = Object.entries(PROFILES).map(([id, p]) => ({ value: id, title: p.name }));
 
-const spreadOverlaps = (a: Spread, b: Spread) => a.min <= b.max && b.min <= a.max;
+const range = (s: Spread) => `${s.min.toFixed(1)}–${s.max.toFixed(1)}`;
 
 const pct = (before: number, after: number) =>
   before === 0 ? '—' : `${after >= before ? '+' : ''}${((100 * (after - before)) / before).toFixed(2)} %`;
@@ -46,11 +49,34 @@ function Row({
   );
 }
 
+/**
+ * A measured part: medians with their min–max spread; the change is called (coloured, with a sign)
+ * only when the spreads are apart, else it reads as noise.
+ */
+function MeasuredRow({ label, part, testId }: { label: string; part: EffectPart; testId: string }) {
+  const { before, after, call } = part;
+  const called = call === 'faster' || call === 'slower';
+  return (
+    <tr data-testid={testId} data-call={call}>
+      <td>{label}</td>
+      <td className="num" title={`min–max ${range(before)} µs`}>
+        {before.median.toFixed(1)} <span className="dim">({range(before)})</span>
+      </td>
+      <td className="num" title={`min–max ${range(after)} µs`}>
+        {after.median.toFixed(1)} <span className="dim">({range(after)})</span>
+      </td>
+      <td className={`num ${called ? (call === 'faster' ? 'ok' : 'error') : 'muted'}`}>
+        {called ? `${pct(before.median, after.median)} (${call})` : call}
+      </td>
+    </tr>
+  );
+}
+
 export function CostPanel() {
   const stages = useStore((s) => s.stages);
+  const cursor = useStore((s) => s.cursor);
   const shown = useStore(shownStage);
   const gates = useStore((s) => s.gates);
-  const report = useStore((s) => s.report);
   const profileId = useStore((s) => s.profileId);
   const setProfile = useStore((s) => s.setProfile);
   const tokens = useStore((s) => s.tokens);
@@ -62,7 +88,12 @@ export function CostPanel() {
 
   const before = stages[0]?.graph;
   const after = shown?.graph;
-  const tp = tpChoice ?? (before ? resolveOptions(before, gates).worldSize : 1);
+  const report = useStore((s) => s.report);
+  const ranSettings = useStore((s) => s.ranSettings);
+  // With a run, the prediction is for the run's own ranks, so the two sit in one table.
+  const worldSize = before ? resolveOptions(before, gates).worldSize : 1;
+  const defaultTp = report && ranSettings ? ranSettings.ranks : worldSize;
+  const tp = tpChoice ?? defaultTp;
   const profile = PROFILES[profileId] ?? Object.values(PROFILES)[0];
   const predicted = useMemo((): { before: GraphTotals; after: GraphTotals } | { error: string } | null => {
     if (!before || !after) return null;
@@ -77,8 +108,21 @@ export function CostPanel() {
   }, [before, after, profile, tp, tokens, algorithm]);
   const timing = useStore((s) => s.timing);
   const stale = useStore(reportIsStale);
-  // The same method as the Results tab: the timed runs' median, after a warm-up that is never counted.
-  const measured = timing ? { before: timing.before.busiestUs, after: timing.after.busiestUs } : null;
+  const runAfter = stages[cursor]?.graph;
+  // The same method as the Results tab: the timed runs' median, after a warm-up that is never
+  // counted; the rewrite's own nodes apart from the rest (measuredEffect.ts).
+  const effect = useMemo(() => {
+    if (!timing || !before || !runAfter) return null;
+    const diff = diffGraphs(
+      before,
+      runAfter,
+      stages.slice(1, cursor + 1).flatMap((st) => st.matches),
+    );
+    return measuredEffect(timing, changedNodes(diff));
+  }, [timing, before, runAfter, stages, cursor]);
+  const runNumber = useStore((s) => s.runNumber);
+  const caption =
+    report && ranSettings ? runCaption({ number: runNumber, settings: ranSettings, timing }) : null;
 
   return (
     <div className="cost-panel">
@@ -95,7 +139,7 @@ export function CostPanel() {
           label="TP degree"
           value={tpChoice}
           unset={{
-            label: `world size (${before ? resolveOptions(before, gates).worldSize : '—'})`,
+            label: report && ranSettings ? `the run's ranks (${defaultTp})` : `world size (${worldSize})`,
             choose: () => setCostTp(null),
           }}
           options={TP_CHOICES}
@@ -165,27 +209,44 @@ export function CostPanel() {
                 after={predicted.after.linkBytesPerRank}
                 format={formatBytes}
               />
-              {measured && report && timing && (
-                <Row
-                  label={`${stale ? 'stale: ' : ''}measured (µs, busiest rank, median of ${timing.runs} after a warm-up; ${report.before.backend}, ${report.before.ranks} ranks)`}
-                  before={measured.before.median}
-                  after={measured.after.median}
-                  format={(v) => v.toFixed(1)}
-                />
-              )}
             </tbody>
           </table>
         )}
-        {!measured && (
+        {effect && timing && caption && (
+          <table className="grid" aria-label="Measured effect" data-testid="cost-measured">
+            <thead>
+              <tr>
+                <th>
+                  {stale ? 'stale: ' : ''}measured, {caption} (µs, busiest rank)
+                </th>
+                <th className="num">before</th>
+                <th className="num">after</th>
+                <th className="num">change</th>
+              </tr>
+            </thead>
+            <tbody>
+              <MeasuredRow
+                testId="measured-changed"
+                label={`nodes the rewrite changed (${effect.changed.nodes.before} → ${effect.changed.nodes.after})`}
+                part={effect.changed}
+              />
+              <MeasuredRow
+                testId="measured-rest"
+                label={`untouched nodes (${effect.rest.nodes.after}), apart`}
+                part={effect.rest}
+              />
+            </tbody>
+          </table>
+        )}
+        {!effect && (
           <p className="muted">Run before &amp; after to see the measured change beside the prediction.</p>
         )}
-        {measured && timing && (
+        {effect && timing && (
           <p className="muted" data-testid="cost-measured-note">
-            Measured spread (min–max of {timing.runs} runs): before {measured.before.min.toFixed(1)}–
-            {measured.before.max.toFixed(1)} µs, after {measured.after.min.toFixed(1)}–
-            {measured.after.max.toFixed(1)} µs; {CLOCK[timing.before.clock]} on {report?.before.device}.
-            {spreadOverlaps(measured.before, measured.after) &&
-              ' The spreads overlap: the measured change is within the noise.'}
+            A change is called only where the {timing.runs} runs' min–max spreads are apart;{' '}
+            {CLOCK[timing.before.clock]} on {report?.before.device}.
+            {tp !== ranSettings?.ranks &&
+              ` The prediction above is for TP${tp}; the run had ${ranSettings?.ranks} ranks.`}
             {stale && ' The steps or gates changed since this run.'}
           </p>
         )}

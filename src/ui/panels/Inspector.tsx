@@ -160,6 +160,20 @@ export function originLines(node: Node, stages: Graph[]): number[] {
   return [...lines].sort((a, b) => a - b);
 }
 
+/**
+ * Whom a node's |Δ| is measured against: its counterpart by provenance (the diff's pairs), or
+ * none, said as such rather than left as a bare "no data".
+ */
+export function deltaCounterpart(
+  counterparts: { after: ReadonlyMap<string, string>; before: ReadonlyMap<string, string> },
+  side: 'before' | 'after',
+  name: string,
+): string {
+  const other = side === 'after' ? 'before' : 'after';
+  const paired = counterparts[side].get(name);
+  return paired === undefined ? `no counterpart ${other} the rewrite` : `vs ${other}: ${paired}`;
+}
+
 /** The first rows of a node's details, for an op node and a graph input alike. */
 function NameAndOp({ name, op }: { name: string; op: string }) {
   return (
@@ -192,6 +206,14 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
   const traffic = bytesMoved(node, types);
   const [overlay] = usePaneOverlays(graph);
   const overlayValue = overlay?.values.get(node.name);
+  const counterparts = useStore((s) =>
+    s.nodeDeltas?.report === s.report ? s.nodeDeltas.counterparts : null,
+  );
+  const paneSide = useStore((s) => (s.stages[0]?.graph === graph ? 'before' : 'after'));
+  const comparedWith =
+    overlay?.legend.metric === 'delta' && counterparts
+      ? deltaCounterpart(counterparts, paneSide, node.name)
+      : null;
   return (
     <dl className="kv" aria-label="Node details">
       <NameAndOp name={node.name} op={op} />
@@ -227,6 +249,11 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
           <dd className="mono" data-testid="inspector-overlay" title={overlay.legend.source}>
             {overlayValue === undefined ? 'no data' : formatOverlayValue(overlay.legend.metric, overlayValue)}
           </dd>
+          {comparedWith && (
+            <dd className="mono" data-testid="inspector-counterpart">
+              {comparedWith}
+            </dd>
+          )}
         </>
       )}
       <dt className="wide">arguments</dt>

@@ -11,6 +11,7 @@ import type { ExactCheck } from '../../runtime/index.ts';
 import type { NodeTiming, SideTiming, Timing } from '../../runtime/timing.ts';
 import { outputStatus, type OutputStatus } from './verdict.ts';
 import { VerdictLine } from './VerdictLine.tsx';
+import { runCaption } from './runCaption.ts';
 
 /** One row per node and rank: the timed runs' median and spread on each side. */
 interface NodeRow {
@@ -77,6 +78,8 @@ export function ResultsTable() {
   const report = useStore((s) => s.report);
   const select = useStore((s) => s.select);
   const timing = useStore((s) => s.timing);
+  const ranSettings = useStore((s) => s.ranSettings);
+  const runNumber = useStore((s) => s.runNumber);
   const nodes = useMemo(() => (timing ? rowsOf(timing) : []), [timing]);
   const before = useStore((s) => s.stages[0]?.graph);
   // Trace nodes are graph nodes; auto_functionalized ones read better as the op they wrap.
@@ -125,6 +128,7 @@ export function ResultsTable() {
       <div className="results-col" tabIndex={0} role="region" aria-label="Per-node times">
         {timing && (
           <p className="muted pad" data-testid="timing-method">
+            {ranSettings && `${runCaption({ number: runNumber, settings: ranSettings, timing: null })} · `}
             per node and rank: median of {timing.runs} timed run{timing.runs > 1 ? 's' : ''} after a warm-up
             run (not timed) · ± half the min–max spread · {CLOCK[timing.before.clock]}
           </p>

@@ -6,7 +6,9 @@ import type { Graph } from '../../graph/ir.ts';
 import { calledOp, callFormOf } from '../../graph/call.ts';
 import { useStore } from '../store/index.ts';
 import { FilePicker } from './FilePicker.tsx';
-import { Timeline, type TimelineEvent, type TimelineTraces } from './Timeline.tsx';
+import { formatMicros, Timeline, type TimelineEvent, type TimelineTraces } from './Timeline.tsx';
+import type { Timing } from '../../runtime/timing.ts';
+import { runCaption } from './runCaption.ts';
 
 const EVENT_FIELDS: [keyof TimelineEvent, 'number' | 'string'][] = [
   ['rank', 'number'],
@@ -64,15 +66,47 @@ function resolveWrappedOps(
   };
 }
 
+/**
+ * Which run the timeline shows: of the last run, the timed run whose busiest rank took the median
+ * time on each side (the Results and Cost model numbers are medians of the same runs), not the
+ * comparison's first run, which compiles kernels and is never timed.
+ */
+export function shownRun(
+  timing: Timing,
+  caption: string,
+): { traces: TimelineTraces; label: string; fed: { before: number; after: number } } | null {
+  const b = timing.before.medianRun,
+    a = timing.after.medianRun;
+  if (!b || !a) return null;
+  const fedUs = (events: readonly TimelineEvent[]) =>
+    events.filter((e) => e.kind === 'fed').reduce((t, e) => t + e.dur_us, 0);
+  const which = (i: number) => `timed run ${i + 1} of ${timing.runs}`;
+  return {
+    traces: { before: { events: b.trace.events }, after: { events: a.trace.events } },
+    label: `${caption} · showing the median run of each side (before: ${which(b.index)}, after: ${which(a.index)})`,
+    fed: { before: fedUs(b.trace.events), after: fedUs(a.trace.events) },
+  };
+}
+
 export function TimelinePanel() {
   const report = useStore((s) => s.report);
+  const timing = useStore((s) => s.timing);
+  const ranSettings = useStore((s) => s.ranSettings);
+  const runNumber = useStore((s) => s.runNumber);
   const stages = useStore((s) => s.stages);
   const cursor = useStore((s) => s.cursor);
   const [loaded, setLoaded] = useState<{ name: string; traces: TimelineTraces } | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const run = useMemo(
+    () =>
+      report && timing && ranSettings
+        ? shownRun(timing, runCaption({ number: runNumber, settings: ranSettings, timing }))
+        : null,
+    [report, timing, ranSettings, runNumber],
+  );
   const raw = useMemo(
-    () => loaded?.traces ?? (report ? { before: report.before, after: report.after } : null),
-    [loaded, report],
+    () => loaded?.traces ?? run?.traces ?? (report ? { before: report.before, after: report.after } : null),
+    [loaded, run, report],
   );
   const before = stages[0]?.graph;
   const after = stages[cursor]?.graph;
@@ -80,8 +114,8 @@ export function TimelinePanel() {
   return (
     <div className="timeline-panel">
       <div className="source-toolbar">
-        <span className="muted">
-          {loaded ? `trace file ${loaded.name}` : report ? 'last run' : 'no run yet'}
+        <span className="muted" data-testid="timeline-run">
+          {loaded ? `trace file ${loaded.name}` : (run?.label ?? (report ? 'last run' : 'no run yet'))}
         </span>
         <span className="spacer" />
         {loaded && (
@@ -106,6 +140,13 @@ export function TimelinePanel() {
       {error && (
         <p className="error" role="alert">
           {error}
+        </p>
+      )}
+      {!loaded && run && (run.fed.before > 0 || run.fed.after > 0) && (
+        <p className="muted pad" data-testid="timeline-fed">
+          Fed inputs (seeded values for ops without a kernel: the fed input bars) take{' '}
+          {formatMicros(run.fed.before)} before and {formatMicros(run.fed.after)} after; the measured times
+          leave them out.
         </p>
       )}
       {traces ? (

@@ -22,15 +22,22 @@ export function VerdictLine() {
   if (!report || !verdict) return null;
   const tone = verdict.level === 'not equivalent' ? 'error' : verdict.level === 'proven' ? 'ok' : 'warn';
   return (
-    <p
-      className={`verdict ${stale ? 'stale' : tone}`}
-      role="status"
-      data-testid="run-verdict"
-      data-level={verdict.level}
-      data-stale={stale ? 'true' : 'false'}
-    >
-      {stale && <b>stale — the steps or gates changed since this run; run again · </b>}
-      {verdict.text}
-    </p>
+    <>
+      <p
+        className={`verdict ${stale ? 'stale' : tone}`}
+        role="status"
+        data-testid="run-verdict"
+        data-level={verdict.level}
+        data-stale={stale ? 'true' : 'false'}
+      >
+        {stale && <b>stale — the steps or gates changed since this run; run again · </b>}
+        {verdict.text}
+      </p>
+      {verdict.fusedChange && (
+        <p className="verdict muted" data-testid="fused-change">
+          {verdict.fusedChange}
+        </p>
+      )}
+    </>
   );
 }

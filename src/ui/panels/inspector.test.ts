@@ -6,7 +6,7 @@ import { importGraph } from '../../graph/formats.ts';
 import { typeIndex } from '../../graph/ops.ts';
 import { runPipeline } from '../../graph/passes/pipeline.ts';
 import { generateSample } from '../../graph/samples/index.ts';
-import { bytesMoved, bytesOf, formatBytes, originLines } from './Inspector.tsx';
+import { bytesMoved, bytesOf, deltaCounterpart, formatBytes, originLines } from './Inspector.tsx';
 import { calledOp, functionalizedTarget } from '../../graph/call.ts';
 import { PR_BEFORE, QWEN_TP2 } from '../testFixtures.ts';
 
@@ -61,5 +61,15 @@ describe('inspector facts', () => {
       0,
     );
     expect(bytesMoved(mm, t)).toEqual({ reads: formatBytes(expected), writes: null });
+  });
+
+  it('names the node a |Δ| is measured against, or says there is none', () => {
+    const counterparts = {
+      after: new Map([['getitem_22', 'all_reduce']]),
+      before: new Map([['all_reduce', 'getitem_22']]),
+    };
+    expect(deltaCounterpart(counterparts, 'after', 'getitem_22')).toBe('vs before: all_reduce');
+    expect(deltaCounterpart(counterparts, 'before', 'all_reduce')).toBe('vs after: getitem_22');
+    expect(deltaCounterpart(counterparts, 'after', 'zeros_like')).toBe('no counterpart before the rewrite');
   });
 });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { formatMicros } from './Timeline.tsx';
-import { parseTraceFile, resolveWrappedOps } from './TimelinePanel.tsx';
+import { parseTraceFile, resolveWrappedOps, shownRun } from './TimelinePanel.tsx';
+import { summarise } from '../../runtime/timing.ts';
+import type { Trace } from '../../runtime/backend.ts';
 import { importGraph } from '../../graph/formats.ts';
 import { runPipeline } from '../../graph/passes/pipeline.ts';
 import { PR_BEFORE, repoText } from '../testFixtures.ts';
@@ -42,5 +44,50 @@ describe('timeline', () => {
     });
     expect(() => parseTraceFile(bad, 'y.json')).toThrow('y.json: after.events[0].start_us is not a number');
     expect(() => parseTraceFile('{', 'z.json')).toThrow(/^z\.json: not JSON/);
+  });
+
+  it('shows the median timed run of each side, names it, and sums the fed-input time', () => {
+    const trace = (busy: number, fed: number): Trace => ({
+      backend: 'cpu',
+      device: 'cpu',
+      ranks: 1,
+      events: [
+        {
+          rank: 0,
+          node: 'x',
+          op: 'fed',
+          kind: 'fed',
+          start_us: 0,
+          dur_us: fed,
+          bytesRead: 0,
+          bytesWritten: 0,
+          timing: 'host',
+        },
+        {
+          rank: 0,
+          node: 'mm',
+          op: 'aten.mm.default',
+          kind: 'kernel',
+          start_us: fed,
+          dur_us: busy,
+          bytesRead: 0,
+          bytesWritten: 0,
+          timing: 'host',
+        },
+      ],
+      fed: ['x'],
+      notes: [],
+    });
+    const timing = {
+      runs: 3,
+      before: summarise([trace(30, 5), trace(10, 5), trace(20, 5)]),
+      after: summarise([trace(9, 4), trace(7, 4), trace(8, 4)]),
+    };
+    const shown = shownRun(timing, 'run 1: cpu, 1 rank, tiny')!;
+    expect(shown.label).toBe(
+      'run 1: cpu, 1 rank, tiny · showing the median run of each side (before: timed run 3 of 3, after: timed run 3 of 3)',
+    );
+    expect(shown.traces.before.events.find((e) => e.kind === 'kernel')!.dur_us).toBe(20);
+    expect(shown.fed).toEqual({ before: 5, after: 4 });
   });
 });

@@ -1,7 +1,10 @@
-// One line that says what a before/after run proved, worded from the checks that actually ran:
-// the exact check (fused norms rounded as the unfused pair, bitwise), the gated outputs (bitwise or
-// within an ulp bound), and the ungated ones (reported only). Every row of the Results table reads
-// the same per-output status from here, so the line and the rows cannot disagree.
+// What a before/after run proved, in two parts worded from the checks that actually ran. First
+// what is proven: the rewrite computes the same function under the same rounding (the exact check:
+// fused norms rounded as the unfused pair, bitwise), or the gated outputs (bitwise or within an
+// ulp bound). Then what the fused kernel changes, which no check gates: per site (the first fused
+// site measured alone) and through the graph (that change grown over the sites in series). Run,
+// Results and Compare fixes all word it from here, and every row of the Results table reads the
+// same per-output status, so the line and the rows cannot disagree.
 
 import { refsOf, type Graph } from '../../graph/ir.ts';
 import type { CompareReport, OutputComparison } from '../../runtime/index.ts';
@@ -18,7 +21,48 @@ export type VerdictLevel = 'proven' | 'within tolerance' | 'not proven' | 'not e
 
 export interface Verdict {
   level: VerdictLevel;
+  /** What is proven, led by the level. */
   text: string;
+  /** What the fused kernel changes, per site and through the graph; null when nothing fused. */
+  fusedChange: string | null;
+}
+
+/** What a fused rewrite's run measured of the fused kernel's own change (see fusedChangeText). */
+export interface FusedDrift {
+  sites: number;
+  /** The first fused site alone (runtime/fusedSiteDrift.ts); null where it could not be measured. */
+  firstSite: { node: string; ulps: number } | null;
+  /** Over the graph's outputs. */
+  maxUlps: number;
+  maxRel: number;
+  /** Whether the outputs' ulps were gated (one site: its own results at ≤ 2 ulps). */
+  gated: boolean;
+}
+
+/** What the exact check proves, for the Run's line and each Compare fixes variant alike. */
+export function sameFunctionClaim(outputs: number, fusedSites: number): string {
+  return `the rewrite computes the same function under the same rounding (${outputs === 1 ? 'the output' : `all ${outputs} outputs`} bitwise equal with the fused norm${fusedSites > 1 ? 's' : ''} rounded as the unfused pair)`;
+}
+
+const ulpText = (n: number) => `${n} ulp${n === 1 ? '' : 's'}`;
+const relText = (r: number) => (r === 0 ? '0' : r.toPrecision(2));
+
+/**
+ * The second part of the verdict: the fused kernel rounds the norm once where the unfused pair
+ * rounds twice, so its results move by a few ulps at each site; over N sites in series each one
+ * starts from values the last one moved, and the GEMMs between them amplify it.
+ */
+export function fusedChangeText(d: FusedDrift): string {
+  const perSite = d.firstSite
+    ? `per site ${ulpText(d.firstSite.ulps)} (the first fused site, ${d.firstSite.node}, measured alone)`
+    : 'per site ≤ 2 ulps (its contract; not measured here)';
+  const why =
+    d.sites > 1
+      ? `${plural(d.sites, 'fused site')} in series: each starts from values the one before moved, and the GEMMs between them amplify it; reported, not gated`
+      : d.gated
+        ? 'one fused site: gated at ≤ 2 ulps'
+        : 'one fused site, read through later ops that amplify it; reported, not gated';
+  return `what the fused kernel changes: it rounds the norm once where the unfused pair rounds twice; ${perSite}; through the graph up to ${ulpText(d.maxUlps)}, max rel ${relText(d.maxRel)} (${why})`;
 }
 
 /** The output's node in the graph: rows are named `rank r: name[i]` or `rank r: before → after`. */
@@ -60,7 +104,11 @@ export function verdictOf(report: CompareReport, uncomputed: ReadonlySet<string>
   const fedRows = rows.filter((o) => uncomputed.has(outputNode(o.name)));
 
   if (rows.length === 0)
-    return { level: 'not proven', text: 'not proven: the graphs have no outputs to compare' };
+    return {
+      level: 'not proven',
+      text: 'not proven: the graphs have no outputs to compare',
+      fusedChange: null,
+    };
   if (failed.length || (exact && !exact.skipped && !exact.pass)) {
     const parts: string[] = [];
     if (exact && !exact.skipped && !exact.pass)
@@ -71,18 +119,25 @@ export function verdictOf(report: CompareReport, uncomputed: ReadonlySet<string>
       parts.push(
         `${failed.length} of ${plural(rows.length, 'output')} outside tolerance (${failed.map((o) => o.name).join(', ')})`,
       );
-    return { level: 'not equivalent', text: `not equivalent: ${parts.join('; ')}` };
+    return { level: 'not equivalent', text: `not equivalent: ${parts.join('; ')}`, fusedChange: null };
   }
 
   const allBitwise = rows.every((o) => o.bitwiseEqual);
+  const fusedChange =
+    report.fusedSites > 0
+      ? fusedChangeText({
+          sites: report.fusedSites,
+          firstSite: report.firstSite ?? null,
+          maxUlps,
+          maxRel: Math.max(0, ...rows.map((o) => o.maxRel)),
+          gated: ungated.length === 0,
+        })
+      : null;
   let claim: string;
   let level: VerdictLevel;
   if (exact && !exact.skipped) {
     level = 'proven';
-    claim = `bitwise equal with the fused norm${report.fusedSites > 1 ? 's' : ''} rounded as the unfused pair`;
-    claim += ungated.length
-      ? `; fused outputs differ by up to ${maxUlps} ulps (not gated: ${plural(report.fusedSites, 'fused site')} in series)`
-      : `; fused output within ${maxUlps} ulp${maxUlps === 1 ? '' : 's'}`;
+    claim = sameFunctionClaim(rows.length, report.fusedSites);
   } else if (exact?.skipped) {
     level = ungated.length ? 'not proven' : 'within tolerance';
     claim = ungated.length
@@ -99,7 +154,8 @@ export function verdictOf(report: CompareReport, uncomputed: ReadonlySet<string>
     return {
       level: 'not proven',
       text: `not proven: ${claim}, but ${fedRows.length} of ${plural(rows.length, 'output')} read seeded data standing in for ops without a kernel`,
+      fusedChange,
     };
   }
-  return { level, text: `${level}: ${claim}` };
+  return { level, text: `${level}: ${claim}`, fusedChange };
 }

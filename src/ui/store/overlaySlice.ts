@@ -18,6 +18,11 @@ export interface NodeDeltas {
   after: ReadonlyMap<string, number>;
   /** The same values by before-node, through the diff's pairs. */
   before: ReadonlyMap<string, number>;
+  /**
+   * after-node → the before-node its value was compared with (the diff's `counterparts`:
+   * provenance only), and back; a node in neither has no counterpart and no |Δ|.
+   */
+  counterparts: { after: ReadonlyMap<string, string>; before: ReadonlyMap<string, string> };
   error?: string;
 }
 
@@ -100,7 +105,8 @@ export const createOverlaySlice: StateCreator<AppState, [], [], OverlaySlice> = 
       s.stages.slice(1, s.cursor + 1).flatMap((st) => st.matches),
     );
     const empty = new Map<string, number>();
-    set({ nodeDeltas: { report, status: 'computing', after: empty, before: empty } });
+    const counterparts = { after: diff.counterparts, before: diff.counterpartsBefore };
+    set({ nodeDeltas: { report, status: 'computing', after: empty, before: empty, counterparts } });
     const settings: Omit<RunSettings, 'backend' | 'workers'> = {
       ranks: ranSettings.ranks,
       preset: ranSettings.preset,
@@ -120,18 +126,18 @@ export const createOverlaySlice: StateCreator<AppState, [], [], OverlaySlice> = 
               type: 'deltas',
               before,
               after,
-              afterToBefore: [...diff.afterToBefore],
+              afterToBefore: [...diff.counterparts],
               settings: { ...settings, backend: 'cpu', workers: false },
             },
             onFraction,
           )
-        : nodeDeltas(before, after, diff.afterToBefore, settings, onFraction);
+        : nodeDeltas(before, after, diff.counterparts, settings, onFraction);
     values.then(
       (byAfter) => {
         if (get().nodeDeltas?.report !== report) return;
         const byBefore = new Map<string, number>();
-        for (const [a, v] of byAfter) byBefore.set(diff.afterToBefore.get(a)!, v);
-        set({ nodeDeltas: { report, status: 'done', after: byAfter, before: byBefore } });
+        for (const [a, v] of byAfter) byBefore.set(diff.counterparts.get(a)!, v);
+        set({ nodeDeltas: { report, status: 'done', after: byAfter, before: byBefore, counterparts } });
       },
       (e: unknown) => {
         if (get().nodeDeltas?.report !== report) return;
@@ -141,6 +147,7 @@ export const createOverlaySlice: StateCreator<AppState, [], [], OverlaySlice> = 
             status: 'error',
             after: empty,
             before: empty,
+            counterparts,
             error: e instanceof Error ? e.message : String(e),
           },
         });

@@ -23,8 +23,29 @@ export type RunSettings = Omit<RunOptions, 'onProgress'>;
 
 export interface RunProgress {
   phase: string;
-  /** 0..1, or null while the amount of work is not known yet. */
+  /** 0..1 of this phase, or null while the amount of work is not known yet. */
   fraction: number | null;
+  /**
+   * 0..1 of the whole run: the comparison's graph runs (before, after, the exact check's) and the
+   * timed runs after them, each an equal share (runPhaseShare); what an ETA is taken from.
+   */
+  overall: number;
+}
+
+/** The comparison's graph runs before the timed ones: before, after, the exact check's rerun. */
+const COMPARE_RUNS = 3;
+
+/**
+ * The whole run's fraction: `graph` runs of the comparison done plus `within` of the current one,
+ * or, once timing, the comparison and `timed` of the 2·runs timed runs.
+ */
+export function runPhaseShare(
+  runs: number,
+  at: { graph: number; within: number } | { timed: number },
+): number {
+  const total = COMPARE_RUNS + 2 * runs;
+  const done = 'timed' in at ? COMPARE_RUNS + at.timed : Math.min(at.graph + at.within, COMPARE_RUNS);
+  return Math.max(0, Math.min(1, done / total));
 }
 
 /** What a run compared: the imported graph, the rewrite steps in effect and the gates they ran under. */
@@ -66,6 +87,8 @@ export interface RunSlice {
   reportFor: RunSubject | null;
   /** The settings the report ran under (the form may have changed since). */
   ranSettings: RunSettings | null;
+  /** Counts the runs that finished, so every tab can name the run it shows (panels/runCaption.ts). */
+  runNumber: number;
   runError: string | null;
   /** Hardware profile and token count the cost model predicts for. */
   profileId: string;
@@ -155,6 +178,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
   setTimedRuns: (timedRuns) => set({ timedRuns }),
   reportFor: null,
   ranSettings: null,
+  runNumber: 0,
   runError: null,
   profileId: 'H100-NVLink',
   tokens: 1024,
@@ -180,7 +204,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
     get().dropNodeDeltas();
     set({
       runStatus: 'running',
-      progress: { phase: 'plan', fraction: null },
+      progress: { phase: 'plan', fraction: null, overall: 0 },
       runError: null,
       report: null,
       timing: null,
@@ -202,12 +226,26 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
             progress: {
               phase: `timed run ${Math.ceil(done / 2)}/${runs} (${done % 2 ? 'before' : 'after'})`,
               fraction: done / total,
+              overall: runPhaseShare(runs, { timed: done }),
             },
           });
       };
+      // Every graph run starts by planning: that counts the comparison's runs as they go.
+      let graph = -1;
       const onProgress = (p: { phase: string; done: number; total: number }) => {
+        if (p.phase === 'plan' && p.done === 0) graph++;
+        const fraction = p.total ? p.done / p.total : null;
         if (current())
-          set({ progress: { phase: phaseLabel(p), fraction: p.total ? p.done / p.total : null } });
+          set({
+            progress: {
+              phase: phaseLabel(p),
+              fraction,
+              overall: runPhaseShare(runs, {
+                graph: Math.max(0, graph),
+                within: p.phase === 'run' ? (fraction ?? 0) : 0,
+              }),
+            },
+          });
       };
       let report: CompareReport, timing: Timing;
       if (runSettings.backend === 'cpu' && typeof Worker !== 'undefined') {
@@ -230,6 +268,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
           timing,
           reportFor: subject,
           ranSettings: runSettings,
+          runNumber: get().runNumber + 1,
           progress: null,
         });
     } catch (e) {
