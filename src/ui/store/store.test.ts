@@ -221,6 +221,12 @@ describe('rewrite history in the store', () => {
     expect(state.steps).toEqual([{ pass: 'allreduce-rmsnorm', site }]);
     expect(state.gates?.worldSize).toBe(8);
     expect(state.selected).toBe(site);
+    // The cost model's and the overlay's controls too: a link reopens the same numbers.
+    s().setProfile('B200-NVLink');
+    s().setCostTp(2);
+    s().setOverlayMetric('time');
+    expect(snapshot(s())!.cost).toMatchObject({ profile: 'B200-NVLink', tp: 2 });
+    expect(snapshot(s())!.overlay).toMatchObject({ metric: 'time' });
 
     const back = await decodeUrlState(await encodeUrlState(state));
     freshStore();
