@@ -10,6 +10,7 @@ import { NavIndex } from './keyboardNavigation.ts';
 import { downloadImage } from './exportImage.ts';
 import type { ViewCentre, ViewTransform } from './viewCentre.ts';
 import type { PaneOverlay } from './overlay.ts';
+import { drawnNodeCount } from './scene.ts';
 import { OverlayLegend } from './OverlayLegend.tsx';
 import { useElementSize } from './view/useElementSize.ts';
 import { useViewRefs } from './view/viewRefs.ts';
@@ -168,7 +169,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       data-label={label}
       tabIndex={0}
       role="application"
-      aria-label={`${label ? `${label} ` : ''}graph: ${graph.nodes.length} nodes. Arrows move the selection, Enter focuses it, f fits, / searches, [ and ] fold and unfold every layer, - and + the selected node's.`}
+      aria-label={`${label ? `${label} ` : ''}graph: ${drawnNodeCount(graph)} nodes. Arrows move the selection, Enter focuses it, f fits, / searches, [ and ] fold and unfold every layer, - and + the selected node's.`}
       onKeyDown={onKeyDown}
     >
       {renderer === 'svg' ? (

@@ -18,6 +18,11 @@ export function isFusable(d: Diagnostic): boolean {
   return d.blocker === undefined && d.fix === 'run allreduce-rmsnorm';
 }
 
+/** The pass a diagnostic's fix names ("run slice-hoist"), if it is one. */
+function fixPassOf(d: Diagnostic): string | undefined {
+  return d.fix ? PASS_ORDER.find((p) => d.fix === `run ${p}`) : undefined;
+}
+
 export function WhyPanel() {
   const diagnostics = useStore((s) => s.diagnostics);
   const shown = useStore(shownStage);
@@ -27,6 +32,8 @@ export function WhyPanel() {
   const nodeNames = useMemo(() => new Set(shown?.graph.nodes.map((n) => n.name)), [shown]);
   const blocked = diagnostics.filter((d) => !isFusable(d));
   const fusable = diagnostics.length - blocked.length;
+  // A pass that fixes several entries is offered once for all of them, above the list.
+  const fixPasses = [...new Set(blocked.map((d) => fixPassOf(d)).filter((p) => p !== undefined))];
   return (
     <section className="panel why-panel" aria-labelledby="why-panel-title">
       <header className="panel-head">
@@ -40,10 +47,25 @@ export function WhyPanel() {
           ? 'No unfused all-reduce in this graph.'
           : `${diagnostics.length} all-reduce${diagnostics.length > 1 ? 's' : ''}: ${fusable} would fuse, ${blocked.length} blocked.`}
       </p>
+      {fixPasses.length > 0 && (
+        <div className="why-actions why-fix-all">
+          {fixPasses.map((pass) => (
+            <button
+              key={pass}
+              type="button"
+              className="small"
+              onClick={() => applyPass(pass)}
+              aria-label={`run ${pass} at every site`}
+            >
+              run {pass} everywhere ({sites[pass]?.length ?? 0})
+            </button>
+          ))}
+        </div>
+      )}
       {blocked.length > 0 && (
         <ul className="why-list" aria-label="Blocked fusions">
           {blocked.map((d, i) => {
-            const fixPass = d.fix ? PASS_ORDER.find((p) => d.fix === `run ${p}`) : undefined;
+            const fixPass = fixPassOf(d);
             const gate = d.blocker ? GATE_CONTROLS[d.blocker] : undefined;
             return (
               <li key={`${d.node}-${i}`} className="why-item">
@@ -91,17 +113,9 @@ export function WhyPanel() {
                         {d.fix} here
                       </button>
                     )}
-                    {fixPass && (
-                      <button
-                        type="button"
-                        className="small"
-                        onClick={() => applyPass(fixPass)}
-                        aria-label={`${d.fix} at every site`}
-                      >
-                        everywhere ({sites[fixPass]?.length ?? 0})
-                      </button>
+                    {!(fixPass && sites[fixPass]?.includes(d.node)) && (
+                      <span className="muted">fix: {d.fix}</span>
                     )}
-                    {!fixPass && <span className="muted">fix: {d.fix}</span>}
                   </div>
                 )}
               </li>
