@@ -3,7 +3,7 @@
 // Pan/zoom with d3-zoom, a minimap, search, keyboard navigation, collapsible layer groups, and
 // the rewrite animation. Each concern is its own part (./view/); this component composes them.
 
-import { useCallback, useEffect, useMemo } from 'react';
+import { useCallback, useEffect, useMemo, useRef } from 'react';
 import type { Graph } from '../../graph/ir.ts';
 import { HitGrid } from './hitGrid.ts';
 import { NavIndex } from './keyboardNavigation.ts';
@@ -22,6 +22,7 @@ import { useRewriteAnimation } from './view/useRewriteAnimation.ts';
 import { CanvasStage, useCanvasFrame, useThemePalette } from './view/CanvasStage.tsx';
 import { useSurfaceClick } from './view/useSurfaceClick.ts';
 import { Minimap, useMinimap } from './view/Minimap.tsx';
+import { usePartBox, viewInsets } from './view/viewInsets.ts';
 import { useNodeSearch } from './view/useNodeSearch.ts';
 import { useGraphKeys } from './view/useGraphKeys.ts';
 import { useViewHandle } from './view/useViewHandle.ts';
@@ -129,7 +130,18 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     onGesture: (t) => placement.userMoved(t),
     onRest: () => placement.reportRest(),
   });
-  const placement = useViewPlacement(refs, { ...props, result, size, byName, panZoom });
+  // The toolbar, minimap and legend each keep a band of the view: the graph is placed in the rest.
+  const chromeRef = useRef<HTMLDivElement>(null);
+  const legendRef = useRef<HTMLDivElement>(null);
+  const minimapShown = !!layout && layout.nodes.length > 0 && minimap.shown;
+  const chrome = usePartBox(chromeRef, refs.root, true, size);
+  const legend = usePartBox(legendRef, refs.root, !!overlay, size);
+  const map = usePartBox(minimap.canvasRef, refs.root, minimapShown, size);
+  // In a narrow pane the legend reaches under the minimap's corner: the minimap sits above it.
+  const minimapLift =
+    legend.h > 0 && map.w > 0 && legend.x + legend.w + 8 > size.w - map.w - 8 ? legend.h + 8 : 0;
+  const insets = viewInsets(size, chrome.h, [map, legend]);
+  const placement = useViewPlacement(refs, { ...props, result, size, insets, byName, panZoom });
   const firstFrame = useFirstFrame({ ...props, result, renderer, size, markReady: requested.markReady });
   const ghosts = useRewriteAnimation(refs, { result, graph, animateFrom, testMode, renderer });
 
@@ -199,6 +211,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
         />
       )}
       <ViewChrome
+        barRef={chromeRef}
         label={label}
         requested={requested}
         renderer={renderer}
@@ -212,16 +225,17 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
         fit={() => placement.fit(true)}
         exportImage={exportImage}
       />
-      {layout && layout.nodes.length > 0 && minimap.shown && (
+      {minimapShown && (
         <Minimap
           canvasRef={minimap.canvasRef}
           layout={layout}
           size={size}
           transform={refs.transform}
+          lift={minimapLift}
           moveTo={(t) => placement.setTransform(t, true)}
         />
       )}
-      {overlay && <OverlayLegend legend={overlay.legend} />}
+      {overlay && <OverlayLegend ref={legendRef} legend={overlay.legend} />}
     </div>
   );
 };

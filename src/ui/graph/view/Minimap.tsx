@@ -91,19 +91,22 @@ export interface MinimapProps {
   layout: GraphLayout;
   size: ViewSize;
   transform: MutableRefObject<ZoomTransform>;
+  /** Pixels it sits above its corner (over the legend), 0 for none. */
+  lift: number;
   /** Moves the view (animated) to centre where the minimap was clicked. */
   moveTo(t: ZoomTransform): void;
 }
 
-export function Minimap({ canvasRef, layout, size, transform, moveTo }: MinimapProps) {
-  // Shaped like the graph, at most a fifth of the view's width and half its height.
-  const mini = minimapSize(layout, Math.min(160, size.w / 5), Math.max(60, Math.min(360, size.h / 2)));
+export function Minimap({ canvasRef, layout, size, transform, lift, moveTo }: MinimapProps) {
+  // Shaped like the graph, at most a fifth of the view's width and half its height (less the lift).
+  const tall = Math.max(60, Math.min(360, size.h / 2 - lift));
+  const mini = minimapSize(layout, Math.min(160, size.w / 5), tall);
   return (
     <canvas
       ref={canvasRef}
       className="fl-minimap"
       aria-label="Minimap"
-      style={{ width: mini.w, height: mini.h }}
+      style={{ width: mini.w, height: mini.h, ...(lift ? { bottom: 8 + lift } : {}) }}
       onClick={(e) => {
         const rect = e.currentTarget.getBoundingClientRect();
         const t = transform.current;
