@@ -21,7 +21,7 @@ import { useFirstFrame } from './view/useFirstFrame.ts';
 import { useRewriteAnimation } from './view/useRewriteAnimation.ts';
 import { CanvasStage, useCanvasFrame, useThemePalette } from './view/CanvasStage.tsx';
 import { useSurfaceClick } from './view/useSurfaceClick.ts';
-import { Minimap, useMinimap } from './view/Minimap.tsx';
+import { Minimap, minimapBox, useMinimap } from './view/Minimap.tsx';
 import { usePartBox, viewInsets } from './view/viewInsets.ts';
 import { useNodeSearch } from './view/useNodeSearch.ts';
 import { useGraphKeys } from './view/useGraphKeys.ts';
@@ -136,11 +136,11 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const minimapShown = !!layout && layout.nodes.length > 0 && minimap.shown;
   const chrome = usePartBox(chromeRef, refs.root, true, size);
   const legend = usePartBox(legendRef, refs.root, !!overlay, size);
-  const map = usePartBox(minimap.canvasRef, refs.root, minimapShown, size);
   // In a narrow pane the legend reaches under the minimap's corner: the minimap sits above it.
-  const minimapLift =
-    legend.h > 0 && map.w > 0 && legend.x + legend.w + 8 > size.w - map.w - 8 ? legend.h + 8 : 0;
-  const insets = viewInsets(size, chrome.h, [map, legend]);
+  const unlifted = minimapShown ? minimapBox(layout, size, 0) : null;
+  const minimapLift = unlifted && legend.h > 0 && legend.x + legend.w + 8 > unlifted.x ? legend.h + 8 : 0;
+  const map = minimapShown ? minimapBox(layout, size, minimapLift) : null;
+  const insets = viewInsets(size, chrome.h, map ? [map, legend] : [legend]);
   const placement = useViewPlacement(refs, { ...props, result, size, insets, byName, panZoom });
   const firstFrame = useFirstFrame({ ...props, result, renderer, size, markReady: requested.markReady });
   const ghosts = useRewriteAnimation(refs, { result, graph, animateFrom, testMode, renderer });
