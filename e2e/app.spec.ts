@@ -439,7 +439,10 @@ test('the tour walks through its steps, each highlighting the node its text desc
   await expect(tour).toContainText('Step 7 of 7');
   await expect(page.getByRole('tab', { name: 'Cost model' })).toHaveAttribute('aria-selected', 'true');
   await expect(page.getByLabel('Hardware', { exact: true })).toHaveValue('B200-NVLink');
-  await expect(page.getByTestId('cost-table')).toContainText('predicted on B200-NVLink, TP8');
+  // The graph's own TP (4), not the PR's TP8: the tour leaves no TP the graph was not made for.
+  await expect(page.getByTestId('cost-table')).toContainText('predicted on B200-NVLink, TP4');
+  // Figures of the loaded 1-layer sample, not the 24-layer ones alone.
+  await expect(body).toContainText('In this 1-layer sample 2 sites fuse before the change and 3 after');
   await tour.getByRole('button', { name: 'Finish' }).click();
   await expect(tour).toBeHidden();
 });

@@ -74,6 +74,7 @@ describe('fusionlab run --backend agent', { timeout: 180_000 }, () => {
   });
 
   it('a wrong token, no agent listening, or no token at all: one line that says what to do', async () => {
+    // The agent answers a wrong token with 401, and Node's WebSocket names the status: say so.
     const wrong = await run([
       SEED,
       '--backend',
@@ -85,7 +86,7 @@ describe('fusionlab run --backend agent', { timeout: 180_000 }, () => {
     ]);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toMatch(
-      /^fusionlab run: cannot connect to the agent at ws:\/\/127\.0\.0\.1:\d+ \(is it running, and is the token right\?\)\n$/,
+      /^fusionlab run: the agent at ws:\/\/127\.0\.0\.1:\d+ refused the token \(HTTP 401\): use the link `npm run agent` printed for this run of the agent\n$/,
     );
     const none = await run([SEED, '--backend', 'agent', '--agent', 'ws://127.0.0.1:1', '--token', 't']);
     expect(none.code).toBe(2);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { importStageFolder } from './stageFolder.ts';
+import { dumpWorldSize, importStageFolder } from './stageFolder.ts';
 
 const FX = new URL('../../fixtures/fx/', import.meta.url).pathname;
 const qwen = readFileSync(FX + 'real/qwen2-paral2_layer1-r0.py', 'utf8');
@@ -124,5 +124,16 @@ describe('files outside any rank', () => {
     ]);
     expect(r.stages.map((s) => s.name)).toEqual(['computation_graph', 'before_noop_elimination-0']);
     expect(r.skipped.map((s) => s.reason)).toEqual(['not a graph file (.py, .txt, .json, .fx)']);
+  });
+});
+
+describe('the world size a dump states in its file names', () => {
+  it('reads `{stage}-{rank}.py` as TP > 1 and ranks up to N − 1 as N; `rank_N` folders only past rank 0', () => {
+    expect(dumpWorldSize(['before_noop_elimination-0.py', 'after_fix_functionalization-0.py'])).toBe(2);
+    expect(dumpWorldSize(['before_noop_elimination-0.py', 'before_noop_elimination-3.py'])).toBe(4);
+    // No suffix: vLLM dumped at TP 1, or the name says nothing.
+    expect(dumpWorldSize(['before_noop_elimination.py', 'notes.md'])).toBeUndefined();
+    expect(dumpWorldSize(['rank_0/post_grad.0.NoOpEliminationPass.before'])).toBeUndefined();
+    expect(dumpWorldSize(['rank_0/a.py', 'rank_1/a.py'])).toBe(2);
   });
 });

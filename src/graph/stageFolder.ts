@@ -32,6 +32,8 @@ export interface SkippedFile {
 export interface StageFolder {
   stages: DumpStage[];
   skipped: SkippedFile[];
+  /** The TP world size the file names state (see dumpWorldSize); undefined when they state none. */
+  worldSize?: number;
 }
 
 /** Files a dump folder holds that are not graphs, and what they are. */
@@ -91,6 +93,24 @@ function rankOf(path: string): string {
   if (m) return m[1]!;
   const suffix = /^(?:before|after)_.+-(\d+)\.py$/.exec(baseName(path));
   return suffix ? `rank_${suffix[1]}` : '';
+}
+
+/**
+ * The TP world size a dump's file names state. VllmInductorPass.dump_graph adds `-{tp_rank}` to a
+ * stage's file only when the TP world size is over 1 (vllm/compilation/vllm_inductor_pass.py,
+ * dump_graph: `parallel = p_is_init() and get_tp_world_size() > 1`), so one such file says at
+ * least 2, and ranks up to N − 1 say N. `rank_N` folders are written at every world size, 1
+ * included: there only the highest rank present says something.
+ */
+export function dumpWorldSize(paths: readonly string[]): number | undefined {
+  let size: number | undefined;
+  for (const p of paths) {
+    const suffix = /^(?:before|after)_.+-(\d+)\.py$/.exec(baseName(p));
+    const folder = /(?:^|\/)rank_(\d+)\//.exec(p);
+    const least = suffix ? Math.max(2, Number(suffix[1]) + 1) : folder ? Number(folder[1]) + 1 : 0;
+    if (least > 1) size = Math.max(size ?? 0, least);
+  }
+  return size;
 }
 
 export function importStageFolder(
@@ -158,5 +178,6 @@ export function importStageFolder(
   const count = new Map<string, number>();
   for (const st of stages) count.set(st.name, (count.get(st.name) ?? 0) + 1);
   for (const st of stages) if (count.get(st.name)! > 1) st.name = `${baseName(dirOf(st.path))}/${st.name}`;
-  return { stages, skipped };
+  const worldSize = dumpWorldSize(files.map((f) => f.path));
+  return worldSize === undefined ? { stages, skipped } : { stages, skipped, worldSize };
 }

@@ -47,8 +47,29 @@ type Socket = {
   readyState: number;
   send(d: string | ArrayBufferView | ArrayBuffer): void;
   close(code?: number, reason?: string): void;
-  addEventListener(t: string, f: (ev: { data?: unknown; code?: number; reason?: string }) => void): void;
+  addEventListener(
+    t: string,
+    f: (ev: { data?: unknown; code?: number; reason?: string; message?: string }) => void,
+  ): void;
 };
+
+/**
+ * What the agent's refusal of the handshake means (agent/server/handshake.ts). Node's `ws` names
+ * the HTTP status in its error ("Unexpected server response: 503"); a browser's WebSocket hides
+ * it, so there the message stays the general one.
+ */
+const REFUSALS: Record<401 | 403 | 503, string> = {
+  401: 'refused the token (HTTP 401): use the link `npm run agent` printed for this run of the agent',
+  403: "refused this page's origin or host (HTTP 403)",
+  503: 'is busy: all its connections are taken (HTTP 503); try again once a client closes',
+};
+
+/** The reason a handshake failed, from the error's text where it names the agent's status. */
+export function connectFailure(url: string, errorText: string | undefined): string {
+  const status = Number(/Unexpected server response: (\d{3})/.exec(errorText ?? '')?.[1]);
+  if (status === 401 || status === 403 || status === 503) return `the agent at ${url} ${REFUSALS[status]}`;
+  return `cannot connect to the agent at ${url} (is it running, and is the token right?)`;
+}
 
 interface PendingRun {
   resolve: (r: RunResult) => void;
@@ -111,14 +132,9 @@ export class AgentClient {
             ),
           );
       });
-      ws.addEventListener('error', () => {
+      ws.addEventListener('error', (ev) => {
         clearTimeout(timer);
-        reject(
-          new RunError(
-            'device-lost',
-            `cannot connect to the agent at ${addr.url} (is it running, and is the token right?)`,
-          ),
-        );
+        reject(new RunError('device-lost', connectFailure(addr.url, ev.message)));
       });
     });
     const client = new AgentClient(ws, hello);

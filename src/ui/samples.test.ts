@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { SAMPLES, findSample, DEFAULT_SAMPLE_ID } from './samples.ts';
 import { useStore } from './store/index.ts';
+import { drawnNodeCount } from './graph/scene.ts';
 
 const s = () => useStore.getState();
 const fusable = () => s().sites['allreduce-rmsnorm']?.length;
@@ -22,6 +23,9 @@ describe('built-in samples', () => {
       expect(s().notice).toBeNull();
       expect(s().source).toEqual({ sample: sample.id });
       expect(s().stages[0].graph.nodes.length).toBeGreaterThan(0);
+      // A label that states a node count states the one the views and the status bar show.
+      const stated = /\(([\d,]+) nodes\)/.exec(sample.label)?.[1];
+      if (stated) expect(drawnNodeCount(s().stages[0].graph)).toBe(Number(stated.replaceAll(',', '')));
     });
   }
 

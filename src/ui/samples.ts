@@ -48,8 +48,9 @@ export const SAMPLES: Sample[] = [
   gptOss(24, 2),
   gptOss(24, 4),
   gptOss(24, 8),
-  // Not a real model depth: a graph the size of the largest dumps, to feel the views at scale.
-  gptOss(300, 4, ' (≈10,000 nodes)'),
+  // Not a real model depth: a graph the size of the largest dumps, to feel the views at scale. The
+  // count is the views' own (inputs drawn as boxes included); samples.test.ts checks it.
+  gptOss(300, 4, ' (12,315 nodes)'),
   {
     id: 'llama-3.1-8b-l32-tp4',
     label: 'Llama-3.1-8B-style · 32 layers · TP4',

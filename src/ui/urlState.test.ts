@@ -33,6 +33,20 @@ describe('URL state', () => {
     expect(await decodeUrlState(encoded)).toEqual(state);
   });
 
+  it('round-trips every control that changes a number on screen: cost model, Run form, overlay', async () => {
+    const state: UrlState = {
+      v: 1,
+      source: { sample: 'gpt-oss-20b-l1-tp4' },
+      steps: [],
+      cost: { profile: 'B200-NVLink', tokens: 4096, tp: 8, algorithm: 'two-shot' },
+      run: { backend: 'cpu', ranks: 2, preset: 'tiny', dtype: 'f32', allreduce: 'ring', timedRuns: 5 },
+      overlay: { metric: 'delta', rank: 1 },
+    };
+    expect(await decodeUrlState(await encodeUrlState(state))).toEqual(state);
+    const following = { ...state, cost: { tp: null }, overlay: { rank: 'max' as const } };
+    expect(await decodeUrlState(await encodeUrlState(following))).toEqual(following);
+  });
+
   it('round-trips where the graph views look: a node, the offset from it and the zoom', async () => {
     const state: UrlState = {
       v: 1,
@@ -148,6 +162,17 @@ describe('URL state', () => {
       [{ ...base, view: { layout: 'grid' } }, 'state.view.layout is "grid"'],
       [{ ...base, view: { tab: '__proto__' } }, 'state.view.tab is "__proto__"'],
       [{ ...base, extra: 1 }, 'state.extra is not a field of the state'],
+      [
+        { ...base, cost: { profile: 'TPU-v5' } },
+        'state.cost.profile is "TPU-v5"; expected one of H100-NVLink',
+      ],
+      [{ ...base, cost: { tp: 0 } }, 'state.cost.tp is 0; expected an integer in [1, 64]'],
+      [
+        { ...base, run: { backend: 'cuda' } },
+        'state.run.backend is "cuda"; expected one of webgpu, cpu, agent',
+      ],
+      [{ ...base, overlay: { metric: 'heat' } }, 'state.overlay.metric is "heat"; expected one of kind'],
+      [{ ...base, overlay: { rank: 'min' } }, 'state.overlay.rank is "min"'],
       [{ ...base, source: { text: 'x' } }, 'state.source.name is undefined, not text'],
       [{ ...base, selected: {} }, 'state.selected is an object, not text'],
       [{ ...base, v: 2 }, 'state.v is 2, not 1'],

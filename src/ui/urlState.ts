@@ -8,9 +8,14 @@
 // the fragment names it (`#stateKey=`). Reading a link trusts nothing: the inflated size is
 // capped, and every field is checked against the schema below.
 
+import type { Algorithm } from '../graph/cost/model.ts';
+import { PROFILES } from '../graph/cost/profiles.ts';
 import { DEFAULT_MAX_BYTES } from '../graph/errors.ts';
 import { GPU_FAMILIES, TOKEN_GATES } from '../graph/passes/options.ts';
 import { PASSES } from '../graph/passes/pipeline.ts';
+import type { BackendName } from '../runtime/backend.ts';
+import { PRESETS, type PresetName } from '../runtime/presets.ts';
+import { OVERLAY_METRICS, type OverlayMetric, type RankChoice } from './graph/overlay.ts';
 import { MAX_CENTRE_OFFSET, ZOOM_EXTENT, type ViewCentre } from './graph/viewCentre.ts';
 import { BOTTOM_TABS, LAYOUTS, THEMES, type BottomTab, type Layout, type Theme } from './store/viewSlice.ts';
 
@@ -50,6 +55,19 @@ export interface UrlState {
     tokenGate?: (typeof TOKEN_GATES)[number];
     tpGroup?: string;
   };
+  /** The cost model's controls: a link reopens the same prediction (B200 −4.42 % stays B200 −4.42 %). */
+  cost?: { profile?: string; tokens?: number; tp?: number | null; algorithm?: Algorithm };
+  /** The Run form: what the next run measures, so a shared link runs what its maker ran. */
+  run?: {
+    backend?: BackendName;
+    ranks?: number;
+    preset?: PresetName;
+    dtype?: 'bf16' | 'f32' | 'f16';
+    allreduce?: Algorithm;
+    timedRuns?: number;
+  };
+  /** What the node fills show (the colour overlay) and for which rank. */
+  overlay?: { metric?: OverlayMetric; rank?: RankChoice };
   selected?: string | null;
   /** `centre`: where the graph views look (see viewCentre.ts), in the shown stage's graph. */
   view?: { layout?: Layout; tab?: BottomTab; theme?: Theme; centre?: ViewCentre };
@@ -139,6 +157,35 @@ const record =
     return out as T;
   };
 
+const oneOf =
+  <T>(...checks: Check<T>[]): Check<T> =>
+  (x, p) => {
+    let last: unknown;
+    for (const c of checks) {
+      try {
+        return c(x, p);
+      } catch (e) {
+        last = e;
+      }
+    }
+    throw last;
+  };
+
+/** Records, so a new algorithm or backend is a type error here until the link can carry it. */
+const ALGORITHMS = Object.keys({ ring: 1, 'one-shot': 1, 'two-shot': 1 } satisfies Record<
+  Algorithm,
+  1
+>) as Algorithm[];
+const BACKENDS = Object.keys({ webgpu: 1, cpu: 1, agent: 1 } satisfies Record<
+  BackendName,
+  1
+>) as BackendName[];
+const DTYPES = Object.keys({ bf16: 1, f32: 1, f16: 1 } satisfies Record<
+  NonNullable<NonNullable<UrlState['run']>['dtype']>,
+  1
+>) as NonNullable<NonNullable<UrlState['run']>['dtype']>[];
+const MAX_RANKS = 64;
+
 const NAME_MAX = 256;
 const nodeName = text(NAME_MAX);
 
@@ -165,6 +212,30 @@ export const URL_STATE_SCHEMA: Check<UrlState> = record<UrlState>({
       gpu: optional(member(GPU_FAMILIES)),
       tokenGate: optional(member(TOKEN_GATES)),
       tpGroup: optional(text(NAME_MAX)),
+    }),
+  ),
+  cost: optional(
+    record<NonNullable<UrlState['cost']>>({
+      profile: optional(member(Object.keys(PROFILES))),
+      tokens: optional(integer(1, 2 ** 31 - 1)),
+      tp: optional(nullable(integer(1, MAX_RANKS))),
+      algorithm: optional(member(ALGORITHMS)),
+    }),
+  ),
+  run: optional(
+    record<NonNullable<UrlState['run']>>({
+      backend: optional(member(BACKENDS)),
+      ranks: optional(integer(1, MAX_RANKS)),
+      preset: optional(member(Object.keys(PRESETS) as PresetName[])),
+      dtype: optional(member(DTYPES)),
+      allreduce: optional(member(ALGORITHMS)),
+      timedRuns: optional(integer(1, 100)),
+    }),
+  ),
+  overlay: optional(
+    record<NonNullable<UrlState['overlay']>>({
+      metric: optional(member(OVERLAY_METRICS)),
+      rank: optional(oneOf<RankChoice>(literal('max'), integer(0, MAX_RANKS - 1))),
     }),
   ),
   selected: optional(nullable(nodeName)),

@@ -3,13 +3,14 @@
 // Pan/zoom with d3-zoom, a minimap, search, keyboard navigation, collapsible layer groups, and
 // the rewrite animation. Each concern is its own part (./view/); this component composes them.
 
-import { useCallback, useEffect, useMemo } from 'react';
+import { useCallback, useEffect, useMemo, useRef } from 'react';
 import type { Graph } from '../../graph/ir.ts';
 import { HitGrid } from './hitGrid.ts';
 import { NavIndex } from './keyboardNavigation.ts';
 import { downloadImage } from './exportImage.ts';
 import type { ViewCentre, ViewTransform } from './viewCentre.ts';
 import type { PaneOverlay } from './overlay.ts';
+import { drawnNodeCount } from './scene.ts';
 import { OverlayLegend } from './OverlayLegend.tsx';
 import { useElementSize } from './view/useElementSize.ts';
 import { useViewRefs } from './view/viewRefs.ts';
@@ -20,7 +21,8 @@ import { useFirstFrame } from './view/useFirstFrame.ts';
 import { useRewriteAnimation } from './view/useRewriteAnimation.ts';
 import { CanvasStage, useCanvasFrame, useThemePalette } from './view/CanvasStage.tsx';
 import { useSurfaceClick } from './view/useSurfaceClick.ts';
-import { Minimap, useMinimap } from './view/Minimap.tsx';
+import { Minimap, minimapBox, useMinimap } from './view/Minimap.tsx';
+import { usePartBox, viewInsets } from './view/viewInsets.ts';
 import { useNodeSearch } from './view/useNodeSearch.ts';
 import { useGraphKeys } from './view/useGraphKeys.ts';
 import { useViewHandle } from './view/useViewHandle.ts';
@@ -128,7 +130,18 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     onGesture: (t) => placement.userMoved(t),
     onRest: () => placement.reportRest(),
   });
-  const placement = useViewPlacement(refs, { ...props, result, size, byName, panZoom });
+  // The toolbar, minimap and legend each keep a band of the view: the graph is placed in the rest.
+  const chromeRef = useRef<HTMLDivElement>(null);
+  const legendRef = useRef<HTMLDivElement>(null);
+  const minimapShown = !!layout && layout.nodes.length > 0 && minimap.shown;
+  const chrome = usePartBox(chromeRef, refs.root, true, size);
+  const legend = usePartBox(legendRef, refs.root, !!overlay, size);
+  // In a narrow pane the legend reaches under the minimap's corner: the minimap sits above it.
+  const unlifted = minimapShown ? minimapBox(layout, size, 0) : null;
+  const minimapLift = unlifted && legend.h > 0 && legend.x + legend.w + 8 > unlifted.x ? legend.h + 8 : 0;
+  const map = minimapShown ? minimapBox(layout, size, minimapLift) : null;
+  const insets = viewInsets(size, chrome.h, map ? [map, legend] : [legend]);
+  const placement = useViewPlacement(refs, { ...props, result, size, insets, byName, panZoom });
   const firstFrame = useFirstFrame({ ...props, result, renderer, size, markReady: requested.markReady });
   const ghosts = useRewriteAnimation(refs, { result, graph, animateFrom, testMode, renderer });
 
@@ -168,7 +181,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
       data-label={label}
       tabIndex={0}
       role="application"
-      aria-label={`${label ? `${label} ` : ''}graph: ${graph.nodes.length} nodes. Arrows move the selection, Enter focuses it, f fits, / searches, [ and ] fold and unfold every layer, - and + the selected node's.`}
+      aria-label={`${label ? `${label} ` : ''}graph: ${drawnNodeCount(graph)} nodes. Arrows move the selection, Enter focuses it, f fits, / searches, [ and ] fold and unfold every layer, - and + the selected node's.`}
       onKeyDown={onKeyDown}
     >
       {renderer === 'svg' ? (
@@ -198,6 +211,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
         />
       )}
       <ViewChrome
+        barRef={chromeRef}
         label={label}
         requested={requested}
         renderer={renderer}
@@ -211,16 +225,17 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
         fit={() => placement.fit(true)}
         exportImage={exportImage}
       />
-      {layout && layout.nodes.length > 0 && minimap.shown && (
+      {minimapShown && (
         <Minimap
           canvasRef={minimap.canvasRef}
           layout={layout}
           size={size}
           transform={refs.transform}
+          lift={minimapLift}
           moveTo={(t) => placement.setTransform(t, true)}
         />
       )}
-      {overlay && <OverlayLegend legend={overlay.legend} />}
+      {overlay && <OverlayLegend ref={legendRef} legend={overlay.legend} />}
     </div>
   );
 };

@@ -1,6 +1,7 @@
 // The legend of a node-data overlay, in the graph view's corner: the metric, its unit, where the
 // numbers came from, the ramp with its ticks, and the no-data swatch.
 
+import type { Ref } from 'react';
 import { formatBytes } from '../../graph/passes/flashinferLimits.ts';
 import { METRIC_INFO, type OverlayLegendModel, type OverlayMetric } from './overlay.ts';
 
@@ -37,7 +38,14 @@ export function shownTicks(scale: NonNullable<OverlayLegendModel['scale']>): num
   return [scale.min, ...kept, ...(scale.max !== scale.min ? [scale.max] : [])];
 }
 
-export function OverlayLegend({ legend }: { legend: OverlayLegendModel }) {
+export function OverlayLegend({
+  legend,
+  ref,
+}: {
+  legend: OverlayLegendModel;
+  /** Measured by the view, which keeps the legend's band clear of the nodes it places. */
+  ref?: Ref<HTMLDivElement>;
+}) {
   const { metric, scale } = legend;
   const info = METRIC_INFO[metric];
   const stops = scale
@@ -51,6 +59,7 @@ export function OverlayLegend({ legend }: { legend: OverlayLegendModel }) {
     : [];
   return (
     <div
+      ref={ref}
       className="fl-legend"
       data-testid="overlay-legend"
       data-metric={metric}

@@ -1,5 +1,5 @@
-// The stages of a loaded dump folder, in compile order; the scrubber walks them and the passes
-// restart from the stage shown. Files that are not graphs are listed with the reason.
+// The stages of a loaded dump folder, in compile order; the scrubber walks them and the rewrite
+// steps taken so far replay on the stage shown. Files that are not graphs are listed with the reason.
 
 import { useStore } from '../store/index.ts';
 
@@ -19,7 +19,7 @@ export function DumpStages() {
         min={0}
         max={dump.stages.length - 1}
         value={dump.shown}
-        onChange={(e) => showDumpStage(Number(e.target.value))}
+        onChange={(e) => void showDumpStage(Number(e.target.value))}
         disabled={dump.stages.length < 2}
         aria-label="Dump stage"
       />
@@ -30,7 +30,7 @@ export function DumpStages() {
               type="button"
               className="linklike"
               aria-current={i === dump.shown ? 'step' : undefined}
-              onClick={() => showDumpStage(i)}
+              onClick={() => void showDumpStage(i)}
               title={st.path}
             >
               {st.name}

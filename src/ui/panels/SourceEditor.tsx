@@ -184,6 +184,15 @@ export function SourceEditor() {
           value={text}
           placeholder="Paste FX text: a print_readable() module, a fragment from a PR, or str(graph)."
           onChange={(e) => setDraft(e.target.value)}
+          onPaste={(e) => {
+            // A textarea lays out what it holds on the page's thread: a paste of megabytes would
+            // freeze the tab for seconds. Such a paste is a whole graph: it is imported as a
+            // dropped file is (in the pipeline worker), and the editor shows it read-only.
+            const pasted = e.clipboardData.getData('text/plain');
+            if (pasted.length <= EDIT_IN_PLACE_CHARS) return;
+            e.preventDefault();
+            void loadText(pasted, 'pasted.py');
+          }}
         />
       )}
     </div>

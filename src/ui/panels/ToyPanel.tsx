@@ -13,6 +13,13 @@ export function ToyPanel() {
   const [running, setRunning] = useState(false);
   // The live reason, from the graph on screen, when a slice blocks a fusion there.
   const blocked = useStore((s) => s.diagnostics.find((d) => d.fix === 'run slice-hoist'));
+  // Whether the graph on screen already had its slices hoisted (a step up to the shown stage).
+  const hoisted = useStore((s) =>
+    s.steps.slice(0, s.scrub ?? s.cursor).some((st) => st.pass === 'slice-hoist'),
+  );
+  const gptOss = useStore(
+    (s) => s.source !== null && 'sample' in s.source && s.source.sample.startsWith('gpt-oss'),
+  );
   const gpu = typeof navigator !== 'undefined' && 'gpu' in navigator;
   const run = async () => {
     setRunning(true);
@@ -93,6 +100,10 @@ export function ToyPanel() {
           <>
             In the graph on screen: <span className="mono">{blocked.reason}</span>
           </>
+        ) : hoisted ? (
+          'In the graph on screen slice-hoist has moved the slice above the all-reduce: nothing stands between the all-reduce and its norm.'
+        ) : gptOss ? (
+          'No slice blocks a fusion in the graph on screen.'
         ) : (
           'Load a GPT-OSS sample to see it named in the graph.'
         )}

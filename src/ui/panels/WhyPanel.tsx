@@ -4,6 +4,7 @@
 // other pass's refusals in the shown graph, grouped by pass in pipeline order (each folded).
 
 import { useMemo } from 'react';
+import type { Diagnostic } from '../../graph/passes/pipeline.ts';
 import { shownStage, useStore } from '../store/index.ts';
 import { PASS_ORDER } from '../store/passesSlice.ts';
 import { PassWhyList } from './PassWhyList.tsx';
@@ -14,6 +15,11 @@ const GATE_CONTROLS: Record<string, string> = {
   'world size': 'gate-world',
   'too many tokens': 'gate-tokens',
 };
+
+/** The pass a diagnostic's fix names ("run slice-hoist"), if it is one. */
+function fixPassOf(d: Diagnostic): string | undefined {
+  return d.fix ? PASS_ORDER.find((p) => d.fix === `run ${p}`) : undefined;
+}
 
 export function WhyPanel() {
   const diagnostics = useStore((s) => s.diagnostics);
@@ -26,6 +32,8 @@ export function WhyPanel() {
   const nodeNames = useMemo(() => new Set(shown?.graph.nodes.map((n) => n.name)), [shown]);
   const blocked = diagnostics.filter((d) => !isFusable(d));
   const fusable = diagnostics.length - blocked.length;
+  // A pass that fixes several entries is offered once for all of them, above the list.
+  const fixPasses = [...new Set(blocked.map((d) => fixPassOf(d)).filter((p) => p !== undefined))];
   return (
     <section className="panel why-panel" aria-labelledby="why-panel-title">
       <header className="panel-head">
@@ -39,10 +47,25 @@ export function WhyPanel() {
           ? 'No unfused all-reduce in this graph.'
           : `${diagnostics.length} all-reduce${diagnostics.length > 1 ? 's' : ''}: ${fusable} would fuse, ${blocked.length} blocked.`}
       </p>
+      {fixPasses.length > 0 && (
+        <div className="why-actions why-fix-all">
+          {fixPasses.map((pass) => (
+            <button
+              key={pass}
+              type="button"
+              className="small"
+              onClick={() => applyPass(pass)}
+              aria-label={`run ${pass} at every site`}
+            >
+              run {pass} everywhere ({sites[pass]?.length ?? 0})
+            </button>
+          ))}
+        </div>
+      )}
       {blocked.length > 0 && (
         <ul className="why-list" aria-label="Blocked fusions">
           {blocked.map((d, i) => {
-            const fixPass = d.fix ? PASS_ORDER.find((p) => d.fix === `run ${p}`) : undefined;
+            const fixPass = fixPassOf(d);
             const gate = d.blocker ? GATE_CONTROLS[d.blocker] : undefined;
             return (
               <li key={`${d.node}-${i}`} className="why-item">
@@ -90,17 +113,9 @@ export function WhyPanel() {
                         {d.fix} here
                       </button>
                     )}
-                    {fixPass && (
-                      <button
-                        type="button"
-                        className="small"
-                        onClick={() => applyPass(fixPass)}
-                        aria-label={`${d.fix} at every site`}
-                      >
-                        everywhere ({sites[fixPass]?.length ?? 0})
-                      </button>
+                    {!(fixPass && sites[fixPass]?.includes(d.node)) && (
+                      <span className="muted">fix: {d.fix}</span>
                     )}
-                    {!fixPass && <span className="muted">fix: {d.fix}</span>}
                   </div>
                 )}
               </li>

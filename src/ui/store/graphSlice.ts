@@ -43,8 +43,11 @@ export interface GraphSlice {
   dump: DumpState | null;
   /** `unread`: files left unread (past the import limit), listed with the skipped ones. */
   loadStageFolder(files: StageFile[], name: string, unread?: SkippedFile[]): void;
-  /** Shows dump stage i: the passes restart from it. */
-  showDumpStage(i: number): void;
+  /**
+   * Shows dump stage i: the rewrite steps taken so far replay on it (a step that no longer
+   * applies stops the replay and says why), under the gates chosen so far.
+   */
+  showDumpStage(i: number): Promise<void>;
   clearImportError(): void;
 }
 
@@ -54,6 +57,8 @@ export interface DumpState {
   stages: { name: string; path: string; graph: Graph; text: string; format: string; warnings: string[] }[];
   skipped: SkippedFile[];
   shown: number;
+  /** The TP world size the capture's file names state (its ranks), the gate's value on opening it. */
+  worldSize?: number;
 }
 
 export interface Restore {
@@ -214,31 +219,46 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
         })),
         skipped: r.skipped,
         shown: 0,
+        ...(imported.worldSize === undefined ? {} : { worldSize: imported.worldSize }),
       };
-      set({ dump });
-      get().showDumpStage(0);
+      // A new capture starts with no rewrite steps, at the world size its file names state.
+      const first = dumpStage(dump, 0, imported.worldSize);
+      void install(first.source, first.loaded, undefined, first.dump);
     },
-    showDumpStage: (i) => {
-      const dump = get().dump;
-      if (!dump) return;
-      const k = Math.max(0, Math.min(i, dump.stages.length - 1));
-      const st = dump.stages[k]!;
-      const loaded = {
-        kind: 'graph' as const,
-        name: `${dump.name} · ${st.name}`,
-        text: st.text,
-        graph: st.graph,
-        format: st.format,
-        warnings: st.warnings,
-        tp: undefined,
-        folded: foldedOnOpen(st.graph),
-      };
-      void install({ text: st.text, name: `${dump.name}/${st.path}` }, loaded, undefined, {
-        ...dump,
-        shown: k,
-      });
+    showDumpStage: async (i) => {
+      const s = get();
+      if (!s.dump) return;
+      const steps = s.steps.slice(0, s.cursor);
+      const { source, loaded, dump } = dumpStage(s.dump, i, s.gates.worldSize);
+      await install(source, loaded, { steps, selected: s.selected }, dump);
+      const after = get();
+      if (steps.length > 0 && !after.rewriteError)
+        after.setNotice(
+          `Kept the ${steps.length} rewrite step${steps.length === 1 ? '' : 's'}: replayed on ${dump.stages[dump.shown]!.name}.`,
+        );
     },
 
     clearImportError: () => set({ importError: null }),
   };
 };
+
+/** Dump stage i as a loaded graph, at world size `tp` (undefined: the graph's own). */
+function dumpStage(
+  dump: DumpState,
+  i: number,
+  tp: number | undefined,
+): { source: GraphSource; loaded: Extract<Loaded, { kind: 'graph' }>; dump: DumpState } {
+  const k = Math.max(0, Math.min(i, dump.stages.length - 1));
+  const st = dump.stages[k]!;
+  const loaded = {
+    kind: 'graph' as const,
+    name: `${dump.name} · ${st.name}`,
+    text: st.text,
+    graph: st.graph,
+    format: st.format,
+    warnings: st.warnings,
+    tp,
+    folded: foldedOnOpen(st.graph),
+  };
+  return { source: { text: st.text, name: `${dump.name}/${st.path}` }, loaded, dump: { ...dump, shown: k } };
+}

@@ -114,7 +114,7 @@ describe('rewrite history in the store', () => {
     expect(snapshot(s())!.gates?.tpGroup).toBe('dp:0');
   });
 
-  it('a dump folder: its stages in compile order, the first shown; stepping shows the next and the passes restart from it', () => {
+  it('a dump folder: its stages in compile order, the first shown; stepping shows the next and the steps replay on it', async () => {
     const dir = new URL('../../../fixtures/capture/vllm-dump-gpt-oss-before-tp2/', import.meta.url);
     const files = ['after_fix_functionalization-0.py', 'before_noop_elimination-0.py', 'notes.md'].map(
       (path) => ({ path, text: path.endsWith('.md') ? '# notes' : readFileSync(new URL(path, dir), 'utf8') }),
@@ -131,11 +131,16 @@ describe('rewrite history in the store', () => {
     expect(first).toBeGreaterThan(0);
     s().applyPass('allreduce-rmsnorm');
     expect(fusedNodes()).toBe(first);
-    s().showDumpStage(1);
+    // The file names (`{stage}-0.py`) say TP > 1: the capture opens at world size 2, not the default 4.
+    expect(s().gates.worldSize).toBe(2);
+    await s().showDumpStage(1);
     expect(s().dump?.shown).toBe(1);
-    expect(s().steps).toEqual([]);
+    // Switching the stage keeps the rewrite history: the step replays on the new stage.
+    expect(s().steps).toEqual([{ pass: 'allreduce-rmsnorm' }]);
+    expect(s().rewriteError).toBeNull();
     // After fix_functionalization the norms are in-place calls: no vLLM pattern sees them.
     expect(fusable()).toBe(0);
+    expect(fusedNodes()).toBe(0);
     s().loadText(QWEN_TP2, 'qwen2.py');
     expect(s().dump).toBeNull();
     s().loadStageFolder([{ path: 'a.md', text: 'x' }], 'empty');
@@ -216,6 +221,12 @@ describe('rewrite history in the store', () => {
     expect(state.steps).toEqual([{ pass: 'allreduce-rmsnorm', site }]);
     expect(state.gates?.worldSize).toBe(8);
     expect(state.selected).toBe(site);
+    // The cost model's and the overlay's controls too: a link reopens the same numbers.
+    s().setProfile('B200-NVLink');
+    s().setCostTp(2);
+    s().setOverlayMetric('time');
+    expect(snapshot(s())!.cost).toMatchObject({ profile: 'B200-NVLink', tp: 2 });
+    expect(snapshot(s())!.overlay).toMatchObject({ metric: 'time' });
 
     const back = await decodeUrlState(await encodeUrlState(state));
     freshStore();

@@ -43,6 +43,16 @@ export function snapshot(s: AppState): UrlState | null {
       tokenGate: s.gates.tokenGate,
       tpGroup: s.gates.tpGroup,
     },
+    cost: { profile: s.profileId, tokens: s.tokens, tp: s.costTp, algorithm: s.costAlgorithm },
+    run: {
+      backend: s.runSettings.backend,
+      ranks: s.runSettings.ranks,
+      preset: s.runSettings.preset,
+      dtype: s.runSettings.dtype,
+      allreduce: s.runSettings.allreduce,
+      timedRuns: s.timedRuns,
+    },
+    overlay: { metric: s.overlayMetric, rank: s.overlayRank },
     selected: s.selected,
     // Where the views look goes in its own parameter (see URL_VIEW_PARAM), not in the state.
     view: { layout: s.layout, tab: s.bottomTab, theme: s.theme },
@@ -92,8 +102,28 @@ export async function restoreFromUrl(): Promise<void> {
     await useStore.getState().loadSample(DEFAULT_SAMPLE_ID);
   // Gates from the link win over the sample's own TP degree.
   if (state.gates) await useStore.getState().setGates(state.gates);
+  restoreControls(state);
   if (state.view?.tab) useStore.getState().setBottomTab(state.view.tab);
   refuseUnknownCentre(state);
+}
+
+/** The cost model, Run form and overlay as the link's maker left them: the numbers they show follow. */
+function restoreControls(state: UrlState): void {
+  const s = useStore.getState();
+  const { cost, run, overlay } = state;
+  if (cost?.profile !== undefined) s.setProfile(cost.profile);
+  if (cost?.tokens !== undefined) s.setTokens(cost.tokens);
+  if (cost?.tp !== undefined) s.setCostTp(cost.tp);
+  if (cost?.algorithm !== undefined) s.setCostAlgorithm(cost.algorithm);
+  if (run) {
+    const { timedRuns, ...settings } = run;
+    // The schema's records leave out the fields a link lacks: the form keeps its own there.
+    s.setRunSettings(settings);
+    if (timedRuns !== undefined) s.setTimedRuns(timedRuns);
+  }
+  // The overlay is shown once a run gives it numbers (see overlayUnavailable); until then, the kind.
+  if (overlay?.rank !== undefined) s.setOverlayRank(overlay.rank);
+  if (overlay?.metric !== undefined) s.setOverlayMetric(overlay.metric);
 }
 
 /** A centre on a node the shown graph lacks (a hand-edited link, a pass that now names nodes otherwise): the first view instead. */

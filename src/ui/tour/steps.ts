@@ -5,6 +5,8 @@
 import { refsOf, type Graph, type Node } from '../../graph/ir.ts';
 import { useStore, type AppState } from '../store/index.ts';
 import { calledOp } from '../../graph/call.ts';
+import { PASSES } from '../../graph/passes/pipeline.ts';
+import { reportIsStale } from '../store/runSlice.ts';
 
 export const TOUR_SAMPLE = 'gpt-oss-20b-l1-tp4';
 
@@ -66,6 +68,32 @@ function fusedMoeSite(g: Graph | undefined): string | null {
 }
 
 const FUSED_OP = 'vllm.flashinfer_trtllm_fused_allreduce_norm.default';
+
+/** Sites the all-reduce fusion takes in a graph as imported (before any hoist), per graph. */
+const fusedBeforeHoist = new WeakMap<Graph, number>();
+
+/**
+ * The loaded sample's own fusion counts: before the change (the fusion alone on the imported
+ * graph) and after it (the latest stage's fused sites), or null before the tour's steps are in.
+ */
+function sampleCounts(s: AppState): { before: number; after: number } | null {
+  const base = s.stages[0]?.graph;
+  const last = s.stages[s.stages.length - 1];
+  if (!base || !last || last.step?.pass !== 'allreduce-rmsnorm') return null;
+  let before = fusedBeforeHoist.get(base);
+  if (before === undefined) {
+    before = PASSES['allreduce-rmsnorm'](base, s.gates).matches.length;
+    fusedBeforeHoist.set(base, before);
+  }
+  return { before, after: last.matches.length };
+}
+
+/** "Running… (compiling kernels, 40 %)": the run's phase while it goes. */
+function runningNote(s: AppState): string {
+  const p = s.progress;
+  if (!p) return 'Running…';
+  return `Running… (${p.phase}${p.fraction === null ? '' : `, ${Math.round(p.fraction * 100)} %`})`;
+}
 
 /** Loads the tour's sample with the given rewrite steps, unless that is already the state. */
 async function ensure(passes: string[]) {
@@ -130,7 +158,7 @@ export const TOUR: TourStep[] = [
     body: (s) => {
       const intro =
         'The Run tab executes the graph before and after the rewrite on two ranks with the same seeded inputs. The fused kernel rounds the norm once where the unfused pair rounds twice, so the proof is the exact check: the after-graph rerun with the fused norm rounded as the pair must be bitwise equal to before.';
-      if (s.runStatus === 'running') return `${intro} Running…`;
+      if (s.runStatus === 'running') return `${intro} ${runningNote(s)}`;
       if (s.runStatus === 'error') return `${intro} The run failed: ${s.runError}`;
       if (!s.report) return `${intro} Press Run before & after.`;
       const r = s.report;
@@ -154,17 +182,29 @@ export const TOUR: TourStep[] = [
         preset: 'tiny',
       });
       st.setBottomTab('run');
-      if (!st.report && st.runStatus !== 'running') void st.run();
+      // A report of other steps (stale) is not this step's run: run again.
+      if ((!st.report || reportIsStale(st)) && st.runStatus !== 'running') void st.run();
     },
   },
   {
     title: 'What it buys on real hardware',
-    body: 'At 24 layers 25 sites fuse before the change and 49 after (2L+1). On 8×B200 the PR measured +3.8 % output throughput for gpt-oss-20b. The Cost tab, set to B200 at TP8, predicts the saving from bytes moved, kernel launches and collective cost.',
+    body: (s) => {
+      const counts = sampleCounts(s);
+      const layers = counts ? counts.after - counts.before : null;
+      const here =
+        counts && layers !== null
+          ? `In this ${layers}-layer sample ${counts.before} site${counts.before === 1 ? '' : 's'} fuse before the change and ${counts.after} after (L+1 → 2L+1); at gpt-oss-20b's 24 layers that is 25 → 49.`
+          : "At gpt-oss-20b's 24 layers 25 sites fuse before the change and 49 after (L+1 → 2L+1).";
+      const tp = s.costTp ?? s.gates.worldSize;
+      return `${here} On 8×B200 the PR measured +3.8 % output throughput for gpt-oss-20b. The Cost tab, set to B200 at this graph's TP${tp === undefined ? '' : ` ${tp}`}, predicts the saving from bytes moved, kernel launches and collective cost.`;
+    },
     enter: async () => {
+      await ensure(['slice-hoist', 'allreduce-rmsnorm']);
       const st = useStore.getState();
-      // The PR's measurement: gpt-oss-20b at TP8 on B200.
+      // The PR measured on B200; the prediction stays at the graph's own TP (the world-size gate),
+      // so the cost model is not left at a TP the graph was not made for.
       st.setProfile('B200-NVLink');
-      st.setCostTp(8);
+      st.setCostTp(null);
       st.setBottomTab('cost');
     },
   },

@@ -91,19 +91,38 @@ export interface MinimapProps {
   layout: GraphLayout;
   size: ViewSize;
   transform: MutableRefObject<ZoomTransform>;
+  /** Pixels it sits above its corner (over the legend), 0 for none. */
+  lift: number;
   /** Moves the view (animated) to centre where the minimap was clicked. */
   moveTo(t: ZoomTransform): void;
 }
 
-export function Minimap({ canvasRef, layout, size, transform, moveTo }: MinimapProps) {
-  // Shaped like the graph, at most a fifth of the view's width and half its height.
-  const mini = minimapSize(layout, Math.min(160, size.w / 5), Math.max(60, Math.min(360, size.h / 2)));
+/** Its margin from the view's edges (the CSS's right and bottom). */
+const EDGE = 8;
+
+/**
+ * Where it sits in the view: shaped like the graph, at most a fifth of the view's width and half
+ * its height (less the lift), in the bottom right corner `lift` pixels up. Known before it is
+ * drawn, so a new graph's first view already keeps clear of it.
+ */
+export function minimapBox(
+  layout: GraphLayout,
+  size: ViewSize,
+  lift: number,
+): { x: number; y: number; w: number; h: number } {
+  const tall = Math.max(60, Math.min(360, size.h / 2 - lift));
+  const { w, h } = minimapSize(layout, Math.min(160, size.w / 5), tall);
+  return { x: size.w - EDGE - w, y: size.h - EDGE - lift - h, w, h };
+}
+
+export function Minimap({ canvasRef, layout, size, transform, lift, moveTo }: MinimapProps) {
+  const mini = minimapBox(layout, size, lift);
   return (
     <canvas
       ref={canvasRef}
       className="fl-minimap"
       aria-label="Minimap"
-      style={{ width: mini.w, height: mini.h }}
+      style={{ width: mini.w, height: mini.h, right: EDGE, bottom: EDGE + lift }}
       onClick={(e) => {
         const rect = e.currentTarget.getBoundingClientRect();
         const t = transform.current;

@@ -1,6 +1,7 @@
-// A graph view's chrome: its label and status in the corner, and the toolbar (search, fold all,
-// minimap, fit, export). The label and the count first; the toolbar beside them, or below them
-// where the pane is too narrow for both (flex wrap: nothing overlaps at any width).
+// A graph view's chrome: its label and status, and the toolbar (search, fold all, minimap, fit,
+// export), in a bar docked along the view's top. The label and the count first; the toolbar
+// beside them, or on more rows where the pane is too narrow (flex wrap: nothing is cut or hidden
+// at any width). The view places the graph below the bar (see viewInsets.ts).
 
 import type { RefObject } from 'react';
 import type { NodeGroup } from '../../../graph/groups.ts';
@@ -8,6 +9,8 @@ import type { NodeSearch } from './useNodeSearch.ts';
 import type { RequestedLayout } from './useLayoutRequest.ts';
 
 export interface ViewChromeProps {
+  /** The docked bar, measured by the view so it places the graph below it. */
+  barRef: RefObject<HTMLDivElement | null>;
   label?: string;
   requested: RequestedLayout;
   renderer: 'svg' | 'canvas';
@@ -28,7 +31,7 @@ export function ViewChrome(props: ViewChromeProps) {
   const { result, error, progress } = requested;
   const allFolded = groups.length > 0 && groups.every((g) => collapsed?.has(g.id));
   return (
-    <div className="fl-chrome">
+    <div className="fl-chrome" ref={props.barRef} data-testid="view-toolbar">
       <div className="fl-corner">
         {label && <span className="fl-corner-label">{label}</span>}
         <span className="fl-status">
@@ -47,11 +50,11 @@ export function ViewChrome(props: ViewChromeProps) {
         <input
           ref={searchRef}
           type="search"
-          placeholder="Search name, op, /regex/"
+          placeholder="Search nodes"
           aria-label="Search nodes"
           value={search.query}
           aria-invalid={search.error ? 'true' : 'false'}
-          title={search.error ?? 'Enter: next match'}
+          title={search.error ?? 'A name, an op or a /regex/; Enter: next match'}
           onChange={(e) => search.edit(e.target.value)}
         />
         {search.query && (

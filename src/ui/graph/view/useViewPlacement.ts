@@ -19,12 +19,15 @@ import {
 import type { PanZoom } from './usePanZoom.ts';
 import type { RewrittenFrom, Shown } from './useLayoutRequest.ts';
 import type { ViewRefs } from './viewRefs.ts';
+import { clearArea, type ClearArea, type ViewInsets } from './viewInsets.ts';
 
 export interface PlacementOptions {
   result: Shown | null;
   /** The graph the view was given (the result may still be the previous one's). */
   graph: Graph;
   size: ViewSize;
+  /** What the chrome covers: the graph is placed in the rest (see viewInsets.ts). */
+  insets: ViewInsets;
   byName: ReadonlyMap<string, SceneNode>;
   panZoom: PanZoom;
   /** A view pushed from outside, relative to `anchor`; the view reports its own through `onViewChange`. */
@@ -58,26 +61,43 @@ export interface Placement {
 }
 
 /** A new graph's first view: its top, just below the toolbar, as wide as fits (30-100 %). */
-function topOfGraph(layout: GraphLayout, size: { w: number }): ZoomTransform {
-  const k = Math.max(0.3, Math.min(1, (size.w - 40) / layout.width));
-  return zoomIdentity.translate((size.w - layout.width * k) / 2, 40).scale(k);
+function topOfGraph(layout: GraphLayout, area: ClearArea): ZoomTransform {
+  const k = Math.max(0.3, Math.min(1, (area.w - 40) / layout.width));
+  return zoomIdentity.translate(area.x + (area.w - layout.width * k) / 2, area.y + 12).scale(k);
 }
 
-/** The transform that puts a box's centre in the middle of the view at zoom k. */
-function centring(n: LaidNode, size: ViewSize, k: number): ZoomTransform {
-  return zoomIdentity.translate(size.w / 2 - (n.x + n.w / 2) * k, size.h / 2 - (n.y + n.h / 2) * k).scale(k);
+/**
+ * The transform that puts a box's centre in the middle of the clear area at zoom k, or less where
+ * the box would not fit the area at k (a narrow pane beside the minimap).
+ */
+function centring(n: LaidNode, area: ClearArea, want: number): ZoomTransform {
+  const k = Math.max(ZOOM_EXTENT[0], Math.min(want, (area.w - 16) / n.w, (area.h - 16) / n.h));
+  return zoomIdentity
+    .translate(area.x + area.w / 2 - (n.x + n.w / 2) * k, area.y + area.h / 2 - (n.y + n.h / 2) * k)
+    .scale(k);
 }
 
-/** Of the named nodes, the one nearest to the view's centre. */
+/** The whole graph in the clear area, 16 px inside its edges (zoom at most 2). */
+function fitting(layout: GraphLayout, area: ClearArea): ZoomTransform {
+  const k = Math.min(
+    2,
+    Math.max(ZOOM_EXTENT[0], Math.min((area.w - 32) / layout.width, (area.h - 32) / layout.height)),
+  );
+  return zoomIdentity
+    .translate(area.x + (area.w - layout.width * k) / 2, area.y + (area.h - layout.height * k) / 2)
+    .scale(k);
+}
+
+/** Of the named nodes, the one nearest to the clear area's centre. */
 function nearestToCentre(
   layout: GraphLayout,
   names: readonly string[],
   t: ZoomTransform,
-  size: ViewSize,
+  area: ClearArea,
 ): LaidNode | undefined {
   const byNode = new Map(layout.nodes.map((n) => [n.name, n]));
-  const cx = (size.w / 2 - t.x) / t.k,
-    cy = (size.h / 2 - t.y) / t.k;
+  const cx = (area.x + area.w / 2 - t.x) / t.k,
+    cy = (area.y + area.h / 2 - t.y) / t.k;
   let best: LaidNode | undefined;
   let bestD = Infinity;
   for (const name of names) {
@@ -95,6 +115,10 @@ function nearestToCentre(
 export function useViewPlacement(refs: ViewRefs, o: PlacementOptions): Placement {
   const { result, graph, size, byName, panZoom, view, anchor, initialView, focus } = o;
   const { animateFrom } = o;
+  // Read when the view is placed, not a reason to place it again: the chrome's size settles on its own.
+  const insetsRef = useRef(o.insets);
+  insetsRef.current = o.insets;
+  const area = useCallback(() => clearArea(size, insetsRef.current), [size]);
   const layout = result?.layout ?? null;
   const callbacks = useRef(o);
   callbacks.current = o;
@@ -127,25 +151,18 @@ export function useViewPlacement(refs: ViewRefs, o: PlacementOptions): Placement
   const fit = useCallback(
     (animate: boolean) => {
       if (!layout || !size.w) return;
-      const k = Math.min(
-        2,
-        Math.max(ZOOM_EXTENT[0], Math.min((size.w - 32) / layout.width, (size.h - 32) / layout.height)),
-      );
-      setTransform(
-        zoomIdentity.translate((size.w - layout.width * k) / 2, (size.h - layout.height * k) / 2).scale(k),
-        animate,
-      );
+      setTransform(fitting(layout, area()), animate);
     },
-    [layout, size, setTransform],
+    [layout, size, area, setTransform],
   );
 
   const centerOn = useCallback(
     (name: string, animate: boolean, k?: number) => {
       const n = layout?.nodes.find((m) => m.name === name);
       if (!n || !size.w) return;
-      setTransform(centring(n, size, k ?? Math.max(refs.transform.current.k, 0.8)), animate);
+      setTransform(centring(n, area(), k ?? Math.max(refs.transform.current.k, 0.8)), animate);
     },
-    [layout, size, setTransform, refs],
+    [layout, size, area, setTransform, refs],
   );
 
   const fittedFor = useRef<Shown | null>(null);
@@ -189,10 +206,23 @@ export function useViewPlacement(refs: ViewRefs, o: PlacementOptions): Placement
     }
     provisionalView.current = !result.complete;
     // Announced, so a synced partner (the other side of a diff) starts from the same view.
-    setTransform(topOfGraph(layout, size), false, true);
+    setTransform(topOfGraph(layout, area()), false, true);
     // panZoom.bound and refs are stable.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [result, layout, size, view, animateFrom, setTransform, fromShared, initialView, groupOf]);
+  }, [result, layout, size, area, view, animateFrom, setTransform, fromShared, initialView, groupOf]);
+
+  // The docked toolbar grew or shrank (it wraps with the pane's width, a button came): the graph
+  // moves with its edge, so what was clear of the bar stays clear.
+  const topInset = useRef(o.insets.top);
+  useEffect(() => {
+    const d = o.insets.top - topInset.current;
+    topInset.current = o.insets.top;
+    if (d === 0 || !panZoom.bound()) return;
+    const t = refs.transform.current;
+    setTransform(zoomIdentity.translate(t.x, t.y + d).scale(t.k), false, false);
+    // panZoom.bound and refs are stable.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [o.insets.top, setTransform]);
 
   // Centre on the change once this graph's own layout is in; the nearest candidate to the view's
   // centre, so applying every site keeps the user where they were looking.
@@ -208,16 +238,16 @@ export function useViewPlacement(refs: ViewRefs, o: PlacementOptions): Placement
     )
       return;
     const t = refs.transform.current;
-    const best = nearestToCentre(result.layout, focus.names, t, size);
+    const best = nearestToCentre(result.layout, focus.names, t, area());
     focusedNonce.current = focus.nonce;
     if (!best) return;
     // The parent re-anchors the shared view at this node: announce relative to it already.
     if (callbacks.current.onFocus?.(best.name))
       anchorRef.current = { x: best.x + best.w / 2, y: best.y + best.h / 2 };
-    setTransform(centring(best, size, Math.max(0.6, t.k)), true);
+    setTransform(centring(best, area(), Math.max(0.6, t.k)), true);
     // panZoom.bound and refs are stable.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [focus, result, graph, size, setTransform]);
+  }, [focus, result, graph, size, area, setTransform]);
 
   // A view pushed from outside (the other side of a diff).
   useEffect(() => {
@@ -250,7 +280,7 @@ export function useViewPlacement(refs: ViewRefs, o: PlacementOptions): Placement
 
   const upcoming = (l: GraphLayout) =>
     fittedFor.current === null
-      ? ((initialView && transformAt(l, initialView, size, groupOf)) ?? topOfGraph(l, size))
+      ? ((initialView && transformAt(l, initialView, size, groupOf)) ?? topOfGraph(l, area()))
       : refs.transform.current;
 
   return { setTransform, fit, centerOn, userMoved, reportRest, upcoming };
