@@ -5,33 +5,54 @@
 /**
  * dtypes as FX annotations spell them: `f8e4m3fn` is torch.float8_e4m3fn (vLLM's FP8 on CUDA),
  * `f8e4m3fnuz` / `f8e5m2fnuz` ROCm's (MI300), `f8e5m2` the FP8 KV cache's, `f8e8m0fnu` the MX
- * block scales', `f4e2m1fn_x2` two NVFP4 values packed in a byte. Each with its size and whether
- * it holds real numbers (the runtime keeps those in the run's float dtype).
+ * block scales', `f4e2m1fn_x2` two NVFP4 values packed in a byte. Each with its size, whether it
+ * holds real numbers (the runtime keeps those in the run's float dtype) and torch's name for it.
  */
 export const DTYPES = {
-  bf16: { bytes: 2, float: true },
-  f16: { bytes: 2, float: true },
-  f32: { bytes: 4, float: true },
-  f64: { bytes: 8, float: true },
-  i64: { bytes: 8, float: false },
-  i32: { bytes: 4, float: false },
-  i16: { bytes: 2, float: false },
-  i8: { bytes: 1, float: false },
-  u8: { bytes: 1, float: false },
-  b8: { bytes: 1, float: false },
-  f8e4m3fn: { bytes: 1, float: true },
-  f8e4m3fnuz: { bytes: 1, float: true },
-  f8e5m2: { bytes: 1, float: true },
-  f8e5m2fnuz: { bytes: 1, float: true },
-  f8e8m0fnu: { bytes: 1, float: true },
-  f4e2m1fn_x2: { bytes: 1, float: true },
-} as const satisfies Record<string, { bytes: number; float: boolean }>;
+  bf16: { bytes: 2, float: true, torch: 'torch.bfloat16' },
+  f16: { bytes: 2, float: true, torch: 'torch.float16' },
+  f32: { bytes: 4, float: true, torch: 'torch.float32' },
+  f64: { bytes: 8, float: true, torch: 'torch.float64' },
+  i64: { bytes: 8, float: false, torch: 'torch.int64' },
+  i32: { bytes: 4, float: false, torch: 'torch.int32' },
+  i16: { bytes: 2, float: false, torch: 'torch.int16' },
+  i8: { bytes: 1, float: false, torch: 'torch.int8' },
+  u8: { bytes: 1, float: false, torch: 'torch.uint8' },
+  b8: { bytes: 1, float: false, torch: 'torch.bool' },
+  f8e4m3fn: { bytes: 1, float: true, torch: 'torch.float8_e4m3fn' },
+  f8e4m3fnuz: { bytes: 1, float: true, torch: 'torch.float8_e4m3fnuz' },
+  f8e5m2: { bytes: 1, float: true, torch: 'torch.float8_e5m2' },
+  f8e5m2fnuz: { bytes: 1, float: true, torch: 'torch.float8_e5m2fnuz' },
+  f8e8m0fnu: { bytes: 1, float: true, torch: 'torch.float8_e8m0fnu' },
+  f4e2m1fn_x2: { bytes: 1, float: true, torch: 'torch.float4_e2m1fn_x2' },
+} as const satisfies Record<string, { bytes: number; float: boolean; torch: string }>;
 export type DType = keyof typeof DTYPES;
 
 export const DTYPE_BYTES = Object.fromEntries(Object.entries(DTYPES).map(([k, v]) => [k, v.bytes])) as Record<
   DType,
   number
 >;
+
+/** How torch spells each dtype (`torch.float32`), as a dtype argument prints it. */
+export const TORCH_DTYPE_NAMES = Object.fromEntries(
+  Object.entries(DTYPES).map(([k, v]) => [k, v.torch]),
+) as Record<DType, string>;
+
+const FROM_TORCH: Readonly<Record<string, DType>> = {
+  ...Object.fromEntries(Object.entries(DTYPES).map(([k, v]) => [v.torch, k as DType])),
+  'torch.float': 'f32',
+  'torch.half': 'f16',
+  'torch.double': 'f64',
+  'torch.long': 'i64',
+  'torch.int': 'i32',
+};
+
+/** The IR dtype a `torch.<dtype>` expression argument names; undefined for anything else. */
+export function torchDtype(a: Arg | undefined): DType | undefined {
+  return a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'expr'
+    ? FROM_TORCH[a.text]
+    : undefined;
+}
 
 export const isFloatDType = (d: string): boolean => Object.hasOwn(DTYPES, d) && DTYPES[d as DType].float;
 

@@ -2,7 +2,9 @@
 // op mutates or aliases, and the semantic facts rewrites rely on live here and nowhere else.
 // Ops not listed import as opaque nodes (their annotated types are kept) with a warning.
 
-import type { Arg, DType, Graph, Node, TensorType, ValueType } from './ir.ts';
+import type { Arg, Graph, Node, TensorType, ValueType } from './ir.ts';
+import { torchDtype } from './ir.ts';
+export { torchDtype };
 import { sliceLength } from './sliceShape.ts';
 import { ELEMENTWISE_OPS, type ElementwiseOp, type ElementwiseOpDef } from './opTable.ts';
 
@@ -65,23 +67,6 @@ function broadcastDims(shapes: (number | string)[][]): (number | string)[] | nul
     out.push(d);
   }
   return out;
-}
-
-/** torch's dtype literals (`torch.float32`) as the IR spells dtypes. */
-const TORCH_DTYPES: Readonly<Record<string, DType>> = {
-  'torch.float32': 'f32',
-  'torch.float': 'f32',
-  'torch.bfloat16': 'bf16',
-  'torch.float16': 'f16',
-  'torch.half': 'f16',
-  'torch.float64': 'f64',
-  'torch.float8_e4m3fn': 'f8e4m3fn',
-};
-/** The IR dtype a `torch.<dtype>` argument names; undefined for anything else. */
-export function torchDtype(a: Arg | undefined): DType | undefined {
-  return a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'expr'
-    ? TORCH_DTYPES[a.text]
-    : undefined;
 }
 
 /** self's type with another dtype (a cast); undefined where self is not a typed tensor or dtype unknown. */

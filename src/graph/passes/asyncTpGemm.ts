@@ -13,7 +13,7 @@
 // graph keeps F.linear(x, W, b) as addmm(b, x, Wᵀ)) is in none of them.
 
 import type { Arg, Node } from '../ir.ts';
-import { isRef, ref } from '../ir.ts';
+import { TORCH_DTYPE_NAMES, isRef, ref } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
 import { tensorOf } from '../match.ts';
 import { AUTO_FUNCTIONALIZED, callArg, calledOp, functionalizedArg, mutatedResultIndex } from '../call.ts';
@@ -117,9 +117,11 @@ export function gemmAt(ix: GraphIndex, n: Node): Gemm | null {
 
 function tensorDtype(ix: GraphIndex, a: Arg | undefined): string | undefined {
   const t = tensorOf(ix, a);
-  return t ? TORCH_DTYPE[t.dtype] : undefined;
+  // An output dtype the fused op takes (bf16 / f16 / f32); none for anything else.
+  return t && (t.dtype === 'bf16' || t.dtype === 'f16' || t.dtype === 'f32')
+    ? TORCH_DTYPE_NAMES[t.dtype]
+    : undefined;
 }
-const TORCH_DTYPE: Record<string, string> = { bf16: BF16, f16: 'torch.float16', f32: 'torch.float32' };
 
 /** The nodes the rewrite replaces: the product, its call, and cutlass's output buffer. */
 export function gemmNodes(g: Gemm): string[] {

@@ -22,8 +22,8 @@
 // In vLLM's pass order (pass_manager.py) the all-reduce + RMSNorm fusion runs first: a norm it
 // took (with its quant) is gone before this pass looks.
 
-import type { Arg, DType, Node, TensorType, ValueType } from '../ir.ts';
-import { float, isRef, numberOf, ref } from '../ir.ts';
+import type { Arg, Node, TensorType, ValueType } from '../ir.ts';
+import { TORCH_DTYPE_NAMES, float, isRef, numberOf, ref } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
 import { indexGraph, tensorOf, usersOfValue } from '../match.ts';
 import { AUTO_FUNCTIONALIZED, functionalizedArg, mutatedResultIndex } from '../call.ts';
@@ -231,8 +231,6 @@ function fusedCall(
   return { target: RMS_NORM_DYNAMIC_PER_TOKEN_QUANT, kwargs: dynamic };
 }
 
-const TORCH_DTYPE: Partial<Record<DType, string>> = { f32: 'torch.float32', f8e4m3fn: 'torch.float8_e4m3fn' };
-
 /**
  * `torch.empty(shape, dtype)` as a replacement traces it: `aten.empty.memory_format` over the
  * dims of `type`, a symbolic dim read from the graph input that carries it (`arg0_1: "Sym(s77)"`).
@@ -249,7 +247,7 @@ export function emptyBuffer(edit: GraphEdit, ix: GraphIndex, type: TensorType, f
     edit.fresh('empty'),
     'aten.empty.memory_format',
     [size],
-    { dtype: { kind: 'expr', text: TORCH_DTYPE[type.dtype] ?? type.dtype }, pin_memory: false },
+    { dtype: { kind: 'expr', text: TORCH_DTYPE_NAMES[type.dtype] }, pin_memory: false },
     from,
     type,
   );

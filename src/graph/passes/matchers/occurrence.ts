@@ -3,7 +3,7 @@
 // interior values escape. Also the few walks over a native decomposition the recognizers share.
 
 import type { Arg, DType, Node } from '../../ir.ts';
-import { isRef } from '../../ir.ts';
+import { isRef, torchDtype } from '../../ir.ts';
 import type { GraphIndex } from '../../match.ts';
 import { getitemReaders, usersOfValue } from '../../match.ts';
 import { CONVERT_ELEMENT_TYPE, TO_COPY } from '../patternOps.ts';
@@ -70,33 +70,9 @@ export function soleReader(ix: GraphIndex, name: string): Node | undefined {
   return users.length === 1 ? ix.byName.get(users[0]!) : undefined;
 }
 
-/** How torch spells each dtype (`torch.float32`), as convert_element_type's argument prints it. */
-export const TORCH_DTYPE_NAMES: Record<DType, string> = {
-  bf16: 'torch.bfloat16',
-  f16: 'torch.float16',
-  f32: 'torch.float32',
-  f64: 'torch.float64',
-  i64: 'torch.int64',
-  i32: 'torch.int32',
-  i16: 'torch.int16',
-  i8: 'torch.int8',
-  u8: 'torch.uint8',
-  b8: 'torch.bool',
-  f8e4m3fn: 'torch.float8_e4m3fn',
-};
-
-const TORCH_DTYPES: Record<string, DType> = {
-  ...Object.fromEntries(Object.entries(TORCH_DTYPE_NAMES).map(([d, name]) => [name, d as DType])),
-  'torch.float': 'f32',
-  'torch.half': 'f16',
-};
-
+export { TORCH_DTYPE_NAMES } from '../../ir.ts';
 /** `torch.float32` (an FX expression argument) → `f32`. */
-export function dtypeOfArg(a: Arg | undefined): DType | undefined {
-  return a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'expr'
-    ? TORCH_DTYPES[a.text]
-    : undefined;
-}
+export const dtypeOfArg = torchDtype;
 
 /** A dtype conversion: `convert_element_type(x, dtype)` or `_to_copy(x, dtype = …)`. */
 export function conversion(n: Node | undefined): { source: Arg; dtype: DType } | undefined {
