@@ -107,7 +107,7 @@ describe('fusionlab rewrite', () => {
     const unknown = run(['rewrite', SEED, '--passes', 'slice-hoist,fuse-everything']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain(
-      "unknown pass 'fuse-everything' (known: noop-elimination, slice-hoist, moe-unpad, sequence-parallelism, async-tp, allreduce-rmsnorm)",
+      "unknown pass 'fuse-everything' (known: noop-elimination, slice-hoist, moe-unpad, sequence-parallelism, async-tp, allreduce-rmsnorm, vllm-ir-lowering)",
     );
     const unwritable = run(['rewrite', SEED, '--out', join(dir, 'no-such-dir', 'x.py')]);
     expect(unwritable.code).toBe(2);

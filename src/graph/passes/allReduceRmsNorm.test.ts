@@ -396,7 +396,7 @@ describe('every form of the norm fuses alike (the matcher layer)', () => {
     const text = NORM_FORMS.native
       .replace('arg4_1: "bf16[64]"):', 'arg4_1: "bf16[64]", arg5_1: "f32[]"):')
       .replace(
-        /    mm_1: .*\n/,
+        / {4}mm_1: .*\n/,
         [
           '    convert_element_type_8: "f32[s77, 64]" = torch.ops.prims.convert_element_type.default(mul_39, torch.float32)',
           '    reciprocal: "f32[]" = torch.ops.aten.reciprocal.default(arg5_1)',
