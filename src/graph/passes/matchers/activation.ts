@@ -11,12 +11,13 @@ import type { Arg, Node } from '../../ir.ts';
 import { isRef, numberOf } from '../../ir.ts';
 import type { GraphIndex } from '../../match.ts';
 import { argOf, tensorOf } from '../../match.ts';
-import { AUTO_FUNCTIONALIZED, functionalizedArg, mutatedResultIndex } from '../../call.ts';
+import { AUTO_FUNCTIONALIZED, functionalizedArg } from '../../call.ts';
 import { ADD, DIV, EXP, MUL, NEG, SIGMOID, SILU, SILU_AND_MUL, SLICE } from '../patternOps.ts';
 import type { MatchRefusal, Occurrence, Recognized } from './occurrence.ts';
 import {
   conversion,
   escapingRead,
+  functionalizedCall,
   inGraphOrder,
   otherOperand,
   perIndex,
@@ -25,9 +26,7 @@ import {
   refusal,
   sameRef,
   throughConversion,
-  tupleOutputs,
 } from './occurrence.ts';
-import { scratchBuffer } from './norm.ts';
 
 export type ActivationOp = 'silu_and_mul';
 export type ActivationOutput = 'out';
@@ -42,16 +41,14 @@ type Found = ActivationOccurrence | MatchRefusal | undefined;
 function customSiluAndMul(ix: GraphIndex, n: Node): Found {
   const input = functionalizedArg(n, 'input');
   if (input === undefined) return undefined;
-  const outIndex = mutatedResultIndex(n, 'result');
-  const read = tupleOutputs<ActivationOutput>(ix, n, (i) => (i === outIndex ? 'out' : undefined));
-  const scratch = scratchBuffer(ix, functionalizedArg(n, 'result'), n);
-  const nodes = inGraphOrder(ix, [
-    ...(scratch ? [scratch.name] : []),
-    n.name,
-    ...('getitems' in read ? read.getitems : []),
-  ]);
-  if ('escape' in read) return refusal('silu_and_mul', 'custom', n.name, nodes, read.escape);
-  return { op: 'silu_and_mul', form: 'custom', nodes, outputs: read.outputs, anchor: n.name, input };
+  const call = functionalizedCall<ActivationOp, ActivationOutput>(
+    ix,
+    n,
+    'silu_and_mul',
+    [['out', 'result']],
+    ['result'],
+  );
+  return 'reason' in call ? call : { ...call.occurrence, input };
 }
 
 /** `a` of silu(a) in any of its spellings, and the nodes it takes. */
