@@ -16,14 +16,11 @@ import { ADD, DIV, EXP, MUL, NEG, SIGMOID, SILU, SILU_AND_MUL, SLICE } from '../
 import type { MatchRefusal, Occurrence, Recognized } from './occurrence.ts';
 import {
   conversion,
-  escapingRead,
+  nativeOccurrence,
   functionalizedCall,
-  inGraphOrder,
   otherOperand,
-  perIndex,
   producer,
-  recognized,
-  refusal,
+  recognizer,
   sameRef,
   throughConversion,
 } from './occurrence.ts';
@@ -105,22 +102,16 @@ function nativeSiluAndMul(ix: GraphIndex, m: Node): Found {
     // x[..., :d] and x[..., d:]: the first half starts at 0, the second where the first ends.
     if (numberOf(lo.start) !== 0 || JSON.stringify(lo.end) !== JSON.stringify(hi.start)) continue;
     const parts = [lo.node, hi.node, a.convert, ...silu.nodes, back ? gateNode : undefined, m];
-    const nodes = inGraphOrder(
-      ix,
-      parts.filter((n): n is Node => !!n).map((n) => n.name),
-    );
-    const anchor = nodes[0]!;
-    const escape = escapingRead(ix, nodes, [m.name]);
-    if (escape) return refusal('silu_and_mul', 'native', anchor, nodes, escape);
-    return { op: 'silu_and_mul', form: 'native', nodes, outputs: { out: m.name }, anchor, input: lo.x };
+    const nodes = parts.filter((n): n is Node => !!n).map((n) => n.name);
+    const base = nativeOccurrence<ActivationOp, ActivationOutput>(ix, 'silu_and_mul', nodes, { out: m.name });
+    return 'reason' in base ? base : { ...base, input: lo.x };
   }
   return undefined;
 }
 
 /** Every silu_and_mul occurrence in any form, in graph order, and the would-be ones refused. */
-export const findActivations: (ix: GraphIndex) => Recognized<ActivationOccurrence> = perIndex((ix) =>
-  recognized(ix, activationCandidates(ix)),
-);
+export const findActivations: (ix: GraphIndex) => Recognized<ActivationOccurrence> =
+  recognizer(activationCandidates);
 
 function* activationCandidates(ix: GraphIndex): Generator<Found> {
   for (const n of ix.byKey.get(`${AUTO_FUNCTIONALIZED}:${SILU_AND_MUL}`) ?? []) yield customSiluAndMul(ix, n);

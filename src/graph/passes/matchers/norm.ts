@@ -36,14 +36,13 @@ import {
 import type { MatchRefusal, Occurrence, Recognized } from './occurrence.ts';
 import {
   conversion,
-  escapingRead,
+  nativeOccurrence,
   functionalizedCall,
   inGraphOrder,
   otherOperand,
-  perIndex,
   producer,
   readerNodes,
-  recognized,
+  recognizer,
   refusal,
   sameRef,
   throughConversion,
@@ -71,7 +70,7 @@ export interface NormOccurrence extends Occurrence<NormOp, NormOutput> {
 }
 
 /** Per op: the custom op and the vLLM IR op. */
-const NORM_SPELLINGS: Record<NormOp, { custom: string; ir: string }> = {
+export const NORM_SPELLINGS: Record<NormOp, { custom: string; ir: string }> = {
   rms_norm: { custom: RMS_NORM, ir: VLLM_IR_RMS_NORM },
   fused_add_rms_norm: { custom: FUSED_ADD_RMS_NORM, ir: VLLM_IR_FUSED_ADD_RMS_NORM },
 };
@@ -264,29 +263,15 @@ function nativeNorm(ix: GraphIndex, r: Node): Found {
       back?.name ??
       (!converted && usersOfValue(ix, sum.name).some((u) => !inside.has(u)) ? sum.name : undefined);
   }
-  const ordered = inGraphOrder(ix, nodes);
   const outputs: Partial<Record<NormOutput, string>> = { normed: normed.name };
   if (residualOut) outputs.residual = residualOut;
-  const anchor = ordered[0]!;
-  const escape = escapingRead(ix, ordered, Object.values(outputs));
-  if (escape) return refusal(op, 'native', anchor, ordered, escape);
-  return {
-    op,
-    form: 'native',
-    nodes: ordered,
-    outputs,
-    anchor,
-    input,
-    ...(residual !== undefined ? { residual } : {}),
-    weight,
-    epsilon: stat.epsilon,
-  };
+  const base = nativeOccurrence(ix, op, nodes, outputs);
+  if ('reason' in base) return base;
+  return { ...base, input, ...(residual !== undefined ? { residual } : {}), weight, epsilon: stat.epsilon };
 }
 
 /** Every RMSNorm occurrence of the graph in any form, in graph order, and the would-be ones refused. */
-export const findNorms: (ix: GraphIndex) => Recognized<NormOccurrence> = perIndex((ix) =>
-  recognized(ix, normCandidates(ix)),
-);
+export const findNorms: (ix: GraphIndex) => Recognized<NormOccurrence> = recognizer(normCandidates);
 
 function* normCandidates(ix: GraphIndex): Generator<Found> {
   for (const op of NORM_OPS) {

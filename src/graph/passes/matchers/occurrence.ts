@@ -153,6 +153,27 @@ export function escapingRead(
   return undefined;
 }
 
+/**
+ * A native occurrence of `op` made of `nodes` (in any order; anchored at the first in graph
+ * order), or its refusal when an interior value other than `outputs` is read from outside.
+ */
+export function nativeOccurrence<Op extends string, Out extends string>(
+  ix: GraphIndex,
+  op: Op,
+  nodes: Iterable<string>,
+  outputs: Partial<Record<Out, string>>,
+): Occurrence<Op, Out> | MatchRefusal {
+  const ordered = inGraphOrder(ix, nodes);
+  const anchor = ordered[0]!;
+  const escape = escapingRead(
+    ix,
+    ordered,
+    Object.values<string | undefined>(outputs).filter((o) => o !== undefined),
+  );
+  if (escape) return refusal(op, 'native', anchor, ordered, escape);
+  return { op, form: 'native', nodes: ordered, outputs, anchor };
+}
+
 export function refusal(
   op: string,
   form: OpForm,
@@ -205,7 +226,7 @@ export function tupleOutputs<Out extends string>(
 }
 
 /** The occurrences and refusals among a recognizer's candidates, each in graph order of its anchor. */
-export function recognized<O extends { anchor: string }>(
+function recognized<O extends { anchor: string }>(
   ix: GraphIndex,
   candidates: Iterable<O | MatchRefusal | undefined>,
 ): Recognized<O> {
@@ -223,14 +244,17 @@ export function recognized<O extends { anchor: string }>(
 }
 
 /**
- * `find` remembered per graph index: a pass whose rules (and diagnostics) ask for the same
- * occurrences of one graph recognizes them once.
+ * A recognizer from the candidates it weighs: its answer is remembered per graph index, so a pass
+ * whose rules (and diagnostics) ask for the same occurrences of one graph recognizes them once
+ * (the answer is shared: read it only).
  */
-export function perIndex<T>(find: (ix: GraphIndex) => T): (ix: GraphIndex) => T {
-  const seen = new WeakMap<GraphIndex, T>();
+export function recognizer<O extends { anchor: string }>(
+  candidates: (ix: GraphIndex) => Iterable<O | MatchRefusal | undefined>,
+): (ix: GraphIndex) => Recognized<O> {
+  const seen = new WeakMap<GraphIndex, Recognized<O>>();
   return (ix) => {
     let r = seen.get(ix);
-    if (r === undefined) seen.set(ix, (r = find(ix)));
+    if (r === undefined) seen.set(ix, (r = recognized(ix, candidates(ix))));
     return r;
   };
 }

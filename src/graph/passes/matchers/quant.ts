@@ -43,13 +43,10 @@ import {
 import type { MatchRefusal, Occurrence, Recognized } from './occurrence.ts';
 import {
   conversion,
-  escapingRead,
+  nativeOccurrence,
   functionalizedCall,
-  inGraphOrder,
-  perIndex,
   producer,
-  recognized,
-  refusal,
+  recognizer,
   sameRef,
   throughConversion,
 } from './occurrence.ts';
@@ -207,32 +204,17 @@ function nativeQuant(ix: GraphIndex, q: Node): Found {
   const ownScaleConvert = s.convert && usersOfValue(ix, s.convert.name).length === 1 ? s.convert : undefined;
   const scale = dynamic || ownScaleConvert ? s.value : scaled.scale;
   const parts = [q, ...clamp.nodes, ...scaled.nodes, x.convert, ownScaleConvert, ...(dynamic?.nodes ?? [])];
-  const nodes = inGraphOrder(
-    ix,
-    parts.filter((n): n is Node => !!n).map((n) => n.name),
-  );
   const op: QuantOp = dynamic?.op ?? 'fp8_static_tensor';
   const outputs: Partial<Record<QuantOutput, string>> = { quant: q.name };
   if (dynamic && isRef(s.value)) outputs.scale = s.value.name;
-  const anchor = nodes[0]!;
-  const escape = escapingRead(ix, nodes, Object.values(outputs));
-  if (escape) return refusal(op, 'native', anchor, nodes, escape);
-  return {
-    op,
-    form: 'native',
-    nodes,
-    outputs,
-    anchor,
-    input: x.value,
-    scale: dynamic ? null : scale,
-    buffers: {},
-  };
+  const nodes = parts.filter((n): n is Node => !!n).map((n) => n.name);
+  const base = nativeOccurrence(ix, op, nodes, outputs);
+  if ('reason' in base) return base;
+  return { ...base, input: x.value, scale: dynamic ? null : scale, buffers: {} };
 }
 
 /** Every FP8 / NVFP4 quant occurrence of the graph in any form, in graph order, and the would-be ones refused. */
-export const findQuants: (ix: GraphIndex) => Recognized<QuantOccurrence> = perIndex((ix) =>
-  recognized(ix, quantCandidates(ix)),
-);
+export const findQuants: (ix: GraphIndex) => Recognized<QuantOccurrence> = recognizer(quantCandidates);
 
 function* quantCandidates(ix: GraphIndex): Generator<Found> {
   for (const op of QUANT_OPS) {
