@@ -420,3 +420,25 @@ describe('every form of the norm fuses alike (the matcher layer)', () => {
     expect(r.diagnostics[0]!.reason).toContain('is read by spy');
   });
 });
+
+describe("a model captured with custom ops off (vLLM's default under Inductor)", () => {
+  const CAPTURES = new URL('../../../fixtures/capture/', import.meta.url).pathname;
+  const NATIVE = new URL('./matchers/fixtures/', import.meta.url).pathname;
+  const load = (path: string) => parseFx(readFileSync(path, 'utf8')).graph;
+  const pipeline = (g: Graph) =>
+    runPipeline(g, ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'], { worldSize: 2 });
+
+  it('llama TP2 with RMSNorm.forward_native fuses 2L + 1 = 5 sites, as its custom-op capture does, into the same fused ops', () => {
+    const native = pipeline(load(NATIVE + 'llama-tp2-native.py'));
+    const custom = pipeline(load(CAPTURES + 'llama-tp2.py'));
+    const sites = (r: typeof native) => r.stages[2]!.matches.map((m) => m.site);
+    expect(sites(native)).toHaveLength(5);
+    expect(sites(native)).toEqual(sites(custom));
+    expect(native.diagnostics).toEqual([]);
+    const codes = (r: typeof native) =>
+      fusedNodes(r.output).map((n) => [n.kwargs['pattern_code'], n.kwargs['rms_eps']]);
+    expect(codes(native)).toEqual(codes(custom));
+    // No piece of a norm is left behind.
+    expect(native.output.nodes.filter((n) => n.op === 'aten.rsqrt.default')).toEqual([]);
+  });
+});
