@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parseFx } from '../fx/parse.ts';
 import type { Graph, Node, ValueType } from '../ir.ts';
 import { float, ref } from '../ir.ts';
-import { runPipeline } from './pipeline.ts';
+import { diagnose, runPipeline } from './pipeline.ts';
 import { calledOp, functionalizedTarget } from '../call.ts';
 import type { NormModelForm } from './matchers/normForms.ts';
 import { NORM_FORMS } from './matchers/normForms.ts';
@@ -440,5 +440,49 @@ describe("a model captured with custom ops off (vLLM's default under Inductor)",
     expect(codes(native)).toEqual(codes(custom));
     // No piece of a norm is left behind.
     expect(native.output.nodes.filter((n) => n.op === 'aten.rsqrt.default')).toEqual([]);
+  });
+});
+
+describe('why it did not fire, in every form of the norm', () => {
+  const forms = Object.keys(NORM_FORMS) as NormModelForm[];
+
+  for (const form of forms) {
+    it(`${form}: before the pass, each all-reduce is explained as a match; at world size 3, by the gate`, () => {
+      const g = parseFx(NORM_FORMS[form]).graph;
+      const before = diagnose(g, { worldSize: 2 });
+      expect(before.map((d) => [d.node, d.fix])).toEqual([
+        ['all_reduce', 'run allreduce-rmsnorm'],
+        ['all_reduce_1', 'run allreduce-rmsnorm'],
+      ]);
+      expect(before[0]!.reason).toContain("matches vLLM's pattern");
+      const gated = runPipeline(g, ['allreduce-rmsnorm'], { worldSize: 3 });
+      expect(gated.stages[0]!.matches).toEqual([]);
+      expect(gated.diagnostics.map((d) => d.blocker)).toEqual(['world size', 'world size']);
+    });
+  }
+
+  it('an all-reduce that only reaches a vLLM IR or native norm as its residual is named so', () => {
+    const ir = lines(
+      'def forward(self, arg0_1: "bf16[s77, 64]", arg1_1: "bf16[s77, 64]", arg2_1: "bf16[64]"):',
+      '    all_reduce: "bf16[s77, 64]" = torch.ops.vllm.all_reduce.default(arg0_1, \'tp:0\')',
+      '    fused_add_rms_norm = torch.ops.vllm_ir.fused_add_rms_norm.default(arg1_1, all_reduce, arg2_1, 1e-05)',
+      '    getitem: "bf16[s77, 64]" = fused_add_rms_norm[0]',
+      '    getitem_1: "bf16[s77, 64]" = fused_add_rms_norm[1]',
+      '    return (getitem, getitem_1)',
+    );
+    const [d] = diagnose(parseFx(ir).graph, { worldSize: 2 });
+    expect(d).toMatchObject({ node: 'all_reduce', blocker: 'fused_add_rms_norm' });
+    expect(d!.reason).toContain('as its residual, not its input');
+    const native = parseFx(
+      NORM_FORMS.native.replace(
+        'add_40: "f32[s77, 64]" = torch.ops.aten.add.Tensor(convert_element_type_4, convert_element_type_5)',
+        'add_40: "f32[s77, 64]" = torch.ops.aten.add.Tensor(convert_element_type_5, convert_element_type_4)',
+      ),
+    ).graph;
+    const explained = diagnose(native, { worldSize: 2 });
+    // Now the first all-reduce is the second norm's input and o_proj's is its residual.
+    expect(explained.map((x) => x.node)).toEqual(['all_reduce', 'all_reduce_1']);
+    expect(explained[1]!.reason).toContain('as its residual, not its input');
+    expect(explained[1]!.reason).toContain('the native fused_add_rms_norm at convert_element_type_4');
   });
 });
