@@ -18,6 +18,7 @@ import type { GraphIndex } from '../match.ts';
 import { tensorOf } from '../match.ts';
 import { AUTO_FUNCTIONALIZED, callArg, calledOp, functionalizedArg, mutatedResultIndex } from '../call.ts';
 import type { GraphEdit } from './graphEdit.ts';
+import { TORCH_DTYPE_NAMES } from './matchers/occurrence.ts';
 import { TOKEN_DIM } from './sequenceParallelGate.ts';
 import {
   ADDMM,
@@ -49,7 +50,7 @@ export interface Gemm {
   refusal: string | null;
 }
 
-const BF16 = 'torch.bfloat16';
+const BF16 = TORCH_DTYPE_NAMES.bf16;
 const exprText = (a: Arg | undefined) =>
   a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'expr' ? a.text : undefined;
 const shown = (a: Arg | undefined) => exprText(a) ?? JSON.stringify(a ?? null);
@@ -117,9 +118,8 @@ export function gemmAt(ix: GraphIndex, n: Node): Gemm | null {
 
 function tensorDtype(ix: GraphIndex, a: Arg | undefined): string | undefined {
   const t = tensorOf(ix, a);
-  return t ? TORCH_DTYPE[t.dtype] : undefined;
+  return t ? TORCH_DTYPE_NAMES[t.dtype] : undefined;
 }
-const TORCH_DTYPE: Record<string, string> = { bf16: BF16, f16: 'torch.float16', f32: 'torch.float32' };
 
 /** The nodes the rewrite replaces: the product, its call, and cutlass's output buffer. */
 export function gemmNodes(g: Gemm): string[] {
