@@ -448,3 +448,43 @@ describe("vLLM's SP test model in each norm spelling (custom op, native, vLLM IR
     });
   }
 });
+
+describe('captured graphs (fixtures/capture): SP and async-TP counts as vLLM gives them', () => {
+  const load = (f: string) =>
+    importGraph(readFileSync(new URL(`../../../fixtures/capture/${f}`, import.meta.url), 'utf8'), {
+      fileName: f,
+    }).graph;
+  // tests/compile/fusions_e2e/models.py at L = 2: Llama-3 (bf16 and FP8) 2L+1 / 4L, Qwen3-MoE 2L+1 / 2L.
+  const cases: [string, number, number, number][] = [
+    ['llama-tp2.py', 2, 5, 8],
+    ['llama-tp2-v2.py', 2, 5, 8],
+    ['llama-fp8-tp2.py', 2, 5, 8],
+    ['qwen3-moe-tp4.py', 4, 5, 4],
+  ];
+  for (const [file, tp, sp, atp] of cases) {
+    it(`${file}: ${sp} SP, ${atp} async-TP sites`, () => {
+      expect(counts(load(file), tp)).toEqual([0, 0, sp, atp]);
+    });
+  }
+
+  it("llama-fp8-tp2: the static FP8 quant after a split norm is split with it and its fp8 output gathered, so cutlass_scaled_mm after the all_gather fuses (vLLM's StaticFP8 SP patterns)", () => {
+    const r = runPipeline(load('llama-fp8-tp2.py'), [...SEQUENCE_PARALLEL_PIPELINE], { worldSize: 2 });
+    const gathers = ops(r.stages[2]!.graph, 'vllm.all_gather.default');
+    expect(gathers.map((n) => n.type && n.type.kind === 'tensor' && n.type.dtype)).toEqual([
+      'f8e4m3fn',
+      'f8e4m3fn',
+      'f8e4m3fn',
+      'f8e4m3fn',
+      'bf16',
+    ]);
+    expect(ops(r.output, 'symm_mem.fused_all_gather_scaled_matmul.default')).toHaveLength(4);
+  });
+
+  it('gpt-oss-after-tp2: 5 SP sites, and no async-TP site: its projections are biased (addmm), which no vLLM pattern matches', () => {
+    const r = runPipeline(load('gpt-oss-after-tp2.py'), [...SEQUENCE_PARALLEL_PIPELINE], { worldSize: 2 });
+    expect(r.stages.map((s) => s.matches.length)).toEqual([0, 0, 5, 0]);
+    expect(r.stages[3]!.diagnostics.filter((d) => d.reason.includes('is a matmul with a bias'))).toHaveLength(
+      6,
+    );
+  });
+});

@@ -39,8 +39,8 @@ import type { Diagnostic, Match, Pass } from './pipeline.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { elementSize } from './flashinferLimits.ts';
 import { reduceGroup, tpGroupGate } from './fusionGate.ts';
-import type { NormOccurrence } from './matchers/index.ts';
-import { findNorms } from './matchers/index.ts';
+import type { NormOccurrence, QuantOccurrence } from './matchers/index.ts';
+import { findNorms, findQuants } from './matchers/index.ts';
 import {
   SP_EPSILONS,
   TOKEN_DIM,
@@ -60,6 +60,11 @@ interface SpSite {
   kind: 'first' | 'middle';
   ar: Node;
   norm: NormOccurrence;
+  /**
+   * A static FP8 quant that alone reads the normed output: split with the norm, its output gathered
+   * (vLLM's First/MiddleAllReduceRMSNormStaticFP8Pattern), so the GEMM after it reads the all_gather.
+   */
+  quant?: QuantOccurrence;
   /** The norm's residual input (middle), a value name. */
   residualIn?: string;
   /** Values carrying this site's residual out: the all-reduce itself (first), the new residual (middle). */
@@ -161,6 +166,7 @@ function inputResidual(
 /** Every norm of the graph (any form) whose input an all-reduce produces, as a candidate site. */
 function candidateSites(ix: GraphIndex, opts: ResolvedOptions): SpSite[] {
   const sites: SpSite[] = [];
+  const quants = findQuants(ix).occurrences.filter((q) => q.op === 'fp8_static_tensor');
   for (const norm of findNorms(ix).occurrences) {
     const ar = isRef(norm.input) ? ix.byName.get(norm.input.name) : undefined;
     if (ar?.op !== ALL_REDUCE) continue;
@@ -169,10 +175,18 @@ function candidateSites(ix: GraphIndex, opts: ResolvedOptions): SpSite[] {
     const x = tensorOf(ix, ar.args[0]);
     const input = !first && x ? inputResidual(ix, norm.residual, x, opts.worldSize) : undefined;
     const out = norm.outputs.residual;
+    const normed = norm.outputs.normed;
+    const quant = quants.find(
+      (q) =>
+        isRef(q.input) &&
+        q.input.name === normed &&
+        usersOfValue(ix, normed).every((u) => q.nodes.includes(u)),
+    );
     sites.push({
       kind: first ? 'first' : 'middle',
       ar,
       norm,
+      ...(quant ? { quant } : {}),
       ...(residualIn !== undefined ? { residualIn } : {}),
       residualOut: first ? [ar.name] : out ? [out] : [],
       ...(input && 'split' in input ? { inputResidual: input.split } : {}),
@@ -340,28 +354,23 @@ function rewriteSite(s: SpSite, edit: GraphEdit, ix: GraphIndex, opts: ResolvedO
     swaps.set(s.residualIn!, ref(chunk.name));
   }
   const swap = (a: Arg) => mapArg(a, (leaf) => (isRef(leaf) ? (swaps.get(leaf.name) ?? leaf) : leaf));
-  for (const name of norm.nodes) {
+  const nodes = [...norm.nodes, ...(s.quant?.nodes ?? [])];
+  for (const name of nodes) {
     const n = ix.byName.get(name)!;
     const kwargs = Object.fromEntries(Object.entries(n.kwargs).map(([k, v]) => [k, swap(v)]));
     made.push(edit.make(n.name, n.op, n.args.map(swap), kwargs, [ar.name, n.name], shardOf(n)));
   }
-  const normed = norm.outputs.normed;
-  if (normed !== undefined) {
-    const ag = edit.make(
-      edit.fresh('all_gather'),
-      ALL_GATHER,
-      [ref(normed)],
-      collKw,
-      [normed],
-      ix.types.get(normed),
-    );
+  const gathered = s.quant ? s.quant.outputs.quant : norm.outputs.normed;
+  if (gathered !== undefined) {
+    const t = ix.types.get(gathered);
+    const ag = edit.make(edit.fresh('all_gather'), ALL_GATHER, [ref(gathered)], collKw, [gathered], t);
     made.push(ag);
-    edit.replaceUses(normed, ref(ag.name));
+    edit.replaceUses(gathered, ref(ag.name));
   }
   // First layer: the residual stream read the all-reduce; it reads the shard now.
   if (s.kind === 'first') edit.replaceUses(ar.name, ref(rs.name));
   edit.insertBefore(norm.nodes[0]!, ...made);
-  const consumed = [ar.name, ...norm.nodes];
+  const consumed = [ar.name, ...nodes];
   edit.remove(...consumed);
   return { pass: PASS, site: ar.name, consumed, produced: made.map((n) => n.name) };
 }
