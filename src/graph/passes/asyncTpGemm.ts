@@ -13,11 +13,12 @@
 // graph keeps F.linear(x, W, b) as addmm(b, x, Wᵀ)) is in none of them.
 
 import type { Arg, Node } from '../ir.ts';
-import { TORCH_DTYPE_NAMES, isRef, ref } from '../ir.ts';
+import { isRef, ref } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
 import { tensorOf } from '../match.ts';
 import { AUTO_FUNCTIONALIZED, callArg, calledOp, functionalizedArg, mutatedResultIndex } from '../call.ts';
 import type { GraphEdit } from './graphEdit.ts';
+import { TORCH_DTYPE_NAMES } from './matchers/occurrence.ts';
 import { TOKEN_DIM } from './sequenceParallelGate.ts';
 import {
   ADDMM,
@@ -49,7 +50,7 @@ export interface Gemm {
   refusal: string | null;
 }
 
-const BF16 = 'torch.bfloat16';
+const BF16 = TORCH_DTYPE_NAMES.bf16;
 const exprText = (a: Arg | undefined) =>
   a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'expr' ? a.text : undefined;
 const shown = (a: Arg | undefined) => exprText(a) ?? JSON.stringify(a ?? null);
@@ -117,10 +118,7 @@ export function gemmAt(ix: GraphIndex, n: Node): Gemm | null {
 
 function tensorDtype(ix: GraphIndex, a: Arg | undefined): string | undefined {
   const t = tensorOf(ix, a);
-  // An output dtype the fused op takes (bf16 / f16 / f32); none for anything else.
-  return t && (t.dtype === 'bf16' || t.dtype === 'f16' || t.dtype === 'f32')
-    ? TORCH_DTYPE_NAMES[t.dtype]
-    : undefined;
+  return t ? TORCH_DTYPE_NAMES[t.dtype] : undefined;
 }
 
 /** The nodes the rewrite replaces: the product, its call, and cutlass's output buffer. */

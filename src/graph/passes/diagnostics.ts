@@ -156,21 +156,8 @@ export function explainAllReduce(ar: Node, ix: GraphIndex, opts: ResolvedOptions
       u.name,
     );
   }
-  // functionalization's write-back beside the slice (a real dump before noop-elimination):
-  // noop-elimination removes it, and the slice is then the all-reduce's only reader.
-  const writeBacks = users.filter((u) => {
-    const n = ix.byName.get(u);
-    return n !== undefined && eliminatesScatter(ix, n);
-  });
-  const rest = users.filter((u) => !writeBacks.includes(u));
-  const slice = rest.length === 1 ? ix.byName.get(rest[0]!) : undefined;
-  if (writeBacks.length > 0 && slice?.op === 'aten.slice.Tensor' && normReading(ix, slice.name)) {
-    return d(
-      `${ar.name} feeds ${describe(slice)} and ${writeBacks.join(', ')}, functionalization's write-back of it: noop-elimination removes the write-back, then slice-hoist can move ${slice.name} above ${ar.name}`,
-      writeBacks[0],
-      'run noop-elimination',
-    );
-  }
+  const writeBack = writeBackBeside(ix, ar, users);
+  if (writeBack) return d(writeBack.reason, writeBack.blocker, writeBack.fix);
   const shown = users
     .slice(0, 3)
     .map((n) => ix.byName.get(n))
@@ -180,4 +167,27 @@ export function explainAllReduce(ar: Node, ix: GraphIndex, opts: ResolvedOptions
     `${ar.name} feeds ${users.length} nodes (${shown}${users.length > 3 ? ', …' : ''}), none of them an RMSNorm reading it as input`,
     users[0],
   );
+}
+
+/**
+ * functionalization's write-back beside a slice of the all-reduce (a real dump before
+ * noop-elimination): noop-elimination removes it, and the slice is then the all-reduce's only reader.
+ */
+function writeBackBeside(
+  ix: GraphIndex,
+  ar: Node,
+  users: string[],
+): { reason: string; blocker: string; fix: string } | undefined {
+  const writeBacks = users.filter((u) => {
+    const n = ix.byName.get(u);
+    return n !== undefined && eliminatesScatter(ix, n);
+  });
+  const rest = users.filter((u) => !writeBacks.includes(u));
+  const slice = rest.length === 1 ? ix.byName.get(rest[0]!) : undefined;
+  if (writeBacks.length === 0 || slice?.op !== 'aten.slice.Tensor' || !normReading(ix, slice.name)) return;
+  return {
+    reason: `${ar.name} feeds ${describe(slice)} and ${writeBacks.join(', ')}, functionalization's write-back of it: noop-elimination removes the write-back, then slice-hoist can move ${slice.name} above ${ar.name}`,
+    blocker: writeBacks[0]!,
+    fix: 'run noop-elimination',
+  };
 }

@@ -344,3 +344,147 @@ describe('every stage keeps its diagnostics', () => {
     );
   });
 });
+
+/**
+ * vLLM's SP test model (tests/compile/passes/distributed/test_sequence_parallelism.py,
+ * TestAllReduceRMSNormModel): relu → all_reduce → rms_norm, then three times mm → all_reduce →
+ * fused_add_rms_norm, in each spelling of the norms vLLM's matchers accept — the custom op
+ * ("+rms_norm"), the native decomposition ("-rms_norm", as torch 2.13 prints forward_native: see
+ * matchers/normForms.ts) and the vLLM IR op. vLLM: matched_count == 4; async TP then 3 (each mm
+ * fuses once, with the reduce_scatter after it).
+ */
+function spTestModel(form: 'custom' | 'native' | 'vllm-ir'): Graph {
+  const T = '"bf16[s77, 16]"';
+  const lines: string[] = [
+    'def forward(self, arg0_1: "Sym(s77)", arg1_1: "bf16[s77, 16]", arg2_1: "bf16[16]", arg3_1: "bf16[16, 16]"):',
+    `    relu: ${T} = torch.ops.aten.relu.default(arg1_1);  arg1_1 = None`,
+  ];
+  let residual = '';
+  let input = 'relu';
+  for (let i = 0; i < 4; i++) {
+    const ar = `all_reduce_${i}`;
+    lines.push(`    ${ar}: ${T} = torch.ops.vllm.all_reduce.default(${input}, 'tp:0')`);
+    let normed: string;
+    if (form === 'custom') {
+      if (i === 0) {
+        lines.push(
+          `    empty: ${T} = torch.ops.aten.empty.memory_format([arg0_1, 16], dtype = torch.bfloat16, device = device(type='cuda', index=0), pin_memory = False)`,
+          `    af_0 = torch.ops.higher_order.auto_functionalized(torch.ops._C.rms_norm.default, result = empty, input = ${ar}, weight = arg2_1, epsilon = 1e-06)`,
+          `    normed_0: ${T} = af_0[1]`,
+        );
+      } else {
+        lines.push(
+          `    af_${i} = torch.ops.higher_order.auto_functionalized(torch.ops._C.fused_add_rms_norm.default, input = ${ar}, residual = ${residual}, weight = arg2_1, epsilon = 1e-06)`,
+          `    normed_${i}: ${T} = af_${i}[1]`,
+          ...(i < 3 ? [`    residual_${i}: ${T} = af_${i}[2]`] : []),
+        );
+      }
+      normed = `normed_${i}`;
+    } else if (form === 'vllm-ir') {
+      if (i === 0)
+        lines.push(`    normed_0: ${T} = torch.ops.vllm_ir.rms_norm.default(${ar}, arg2_1, 1e-06)`);
+      else
+        lines.push(
+          `    ir_${i} = torch.ops.vllm_ir.fused_add_rms_norm.default(${ar}, ${residual}, arg2_1, 1e-06)`,
+          `    normed_${i}: ${T} = ir_${i}[0]`,
+          ...(i < 3 ? [`    residual_${i}: ${T} = ir_${i}[1]`] : []),
+        );
+      normed = `normed_${i}`;
+    } else {
+      const F = '"f32[s77, 16]"',
+        S = '"f32[s77, 1]"';
+      let v = `x32_${i}`;
+      lines.push(`    ${v}: ${F} = torch.ops.prims.convert_element_type.default(${ar}, torch.float32)`);
+      if (i > 0) {
+        lines.push(
+          `    r32_${i}: ${F} = torch.ops.prims.convert_element_type.default(${residual}, torch.float32)`,
+          `    z_${i}: ${F} = torch.ops.aten.add.Tensor(${v}, r32_${i})`,
+        );
+        v = `z_${i}`;
+      }
+      lines.push(
+        `    pow_${i}: ${F} = torch.ops.aten.pow.Tensor_Scalar(${v}, 2)`,
+        `    mean_${i}: ${S} = torch.ops.aten.mean.dim(pow_${i}, [-1], True)`,
+        `    eps_${i}: ${S} = torch.ops.aten.add.Tensor(mean_${i}, 1e-06)`,
+        `    rsqrt_${i}: ${S} = torch.ops.aten.rsqrt.default(eps_${i})`,
+        `    mul_${i}: ${F} = torch.ops.aten.mul.Tensor(${v}, rsqrt_${i})`,
+        `    back_${i}: ${T} = torch.ops.prims.convert_element_type.default(mul_${i}, torch.bfloat16)`,
+        `    normed_${i}: ${T} = torch.ops.aten.mul.Tensor(back_${i}, arg2_1)`,
+        ...(i > 0 && i < 3
+          ? [`    residual_${i}: ${T} = torch.ops.prims.convert_element_type.default(z_${i}, torch.bfloat16)`]
+          : []),
+      );
+      normed = `normed_${i}`;
+    }
+    residual = i === 0 ? ar : `residual_${i}`;
+    if (i < 3) {
+      lines.push(`    mm_${i}: ${T} = torch.ops.aten.mm.default(${normed}, arg3_1)`);
+      input = `mm_${i}`;
+    } else lines.push(`    return (${normed},)`);
+  }
+  return parseFx(lines.join('\n')).graph;
+}
+
+describe("vLLM's SP test model in each norm spelling (custom op, native, vLLM IR)", () => {
+  for (const form of ['custom', 'native', 'vllm-ir'] as const) {
+    it(`${form}: 4 SP sites and 3 async-TP sites at TP 2, as vLLM counts them`, () => {
+      const g = spTestModel(form);
+      const r = runPipeline(g, [...SEQUENCE_PARALLEL_PIPELINE], { worldSize: 2 });
+      expect(r.stages.map((s) => s.matches.length)).toEqual([0, 0, 4, 3]);
+      expect(r.stages[2]!.diagnostics).toEqual([]);
+      const sp = r.stages[2]!.graph;
+      expect(ops(sp, 'vllm.all_reduce.default')).toEqual([]);
+      expect(ops(sp, 'vllm.reduce_scatter.default')).toHaveLength(4);
+      expect(ops(sp, 'vllm.all_gather.default')).toHaveLength(4);
+      // Every norm now works on the shard: the normed outputs and residuals are [s77//2, 16].
+      for (const n of sp.nodes.filter((x) => /^(normed|residual)_\d$/.test(x.name)))
+        expect(n.type, n.name).toMatchObject({ shape: ['s77//2', 16] });
+      // What the graph returns is gathered back to the whole token count.
+      const ret = sp.outputs![0] as { name: string };
+      expect(sp.nodes.find((n) => n.name === ret.name)).toMatchObject({
+        op: 'vllm.all_gather.default',
+        type: { shape: ['s77', 16] },
+      });
+    });
+  }
+});
+
+describe('captured graphs (fixtures/capture): SP and async-TP counts as vLLM gives them', () => {
+  const load = (f: string) =>
+    importGraph(readFileSync(new URL(`../../../fixtures/capture/${f}`, import.meta.url), 'utf8'), {
+      fileName: f,
+    }).graph;
+  // tests/compile/fusions_e2e/models.py at L = 2: Llama-3 (bf16 and FP8) 2L+1 / 4L, Qwen3-MoE 2L+1 / 2L.
+  const cases: [string, number, number, number][] = [
+    ['llama-tp2.py', 2, 5, 8],
+    ['llama-tp2-v2.py', 2, 5, 8],
+    ['llama-fp8-tp2.py', 2, 5, 8],
+    ['qwen3-moe-tp4.py', 4, 5, 4],
+  ];
+  for (const [file, tp, sp, atp] of cases) {
+    it(`${file}: ${sp} SP, ${atp} async-TP sites`, () => {
+      expect(counts(load(file), tp)).toEqual([0, 0, sp, atp]);
+    });
+  }
+
+  it("llama-fp8-tp2: the static FP8 quant after a split norm is split with it and its fp8 output gathered, so cutlass_scaled_mm after the all_gather fuses (vLLM's StaticFP8 SP patterns)", () => {
+    const r = runPipeline(load('llama-fp8-tp2.py'), [...SEQUENCE_PARALLEL_PIPELINE], { worldSize: 2 });
+    const gathers = ops(r.stages[2]!.graph, 'vllm.all_gather.default');
+    expect(gathers.map((n) => n.type && n.type.kind === 'tensor' && n.type.dtype)).toEqual([
+      'f8e4m3fn',
+      'f8e4m3fn',
+      'f8e4m3fn',
+      'f8e4m3fn',
+      'bf16',
+    ]);
+    expect(ops(r.output, 'symm_mem.fused_all_gather_scaled_matmul.default')).toHaveLength(4);
+  });
+
+  it('gpt-oss-after-tp2: 5 SP sites, and no async-TP site: its projections are biased (addmm), which no vLLM pattern matches', () => {
+    const r = runPipeline(load('gpt-oss-after-tp2.py'), [...SEQUENCE_PARALLEL_PIPELINE], { worldSize: 2 });
+    expect(r.stages.map((s) => s.matches.length)).toEqual([0, 0, 5, 0]);
+    expect(r.stages[3]!.diagnostics.filter((d) => d.reason.includes('is a matmul with a bias'))).toHaveLength(
+      6,
+    );
+  });
+});

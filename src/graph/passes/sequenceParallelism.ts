@@ -7,6 +7,10 @@
 //       [2] the new residual, now a [T/N, H] shard (MiddleAllReduceRMSNormPattern, and its
 //       first-output-only form for the final norm).
 //
+// Norms are found by the matcher layer (matchers/norm.ts) in every spelling vLLM's matchers accept
+// — the custom op, the vLLM IR op and the native decomposition — and the split rewrites whichever
+// it is: the occurrence's nodes read the reduce-scattered shard and take its [T/N, H] type.
+//
 // The norm then does 1/N of the work, and the reduce_scatter / all_gather pair moves what the
 // all-reduce moved; async-tp can then fuse them with the matmuls on either side.
 //
@@ -25,17 +29,18 @@
 // norm) is refused, and the refusal spreads along the stream: such a graph is left unchanged.
 
 import type { Arg, Node, TensorType } from '../ir.ts';
-import { isRef, numberOf, ref } from '../ir.ts';
-import type { Bindings, GraphIndex, NodePat } from '../match.ts';
-import { P, findAll, getitemReaders, indexGraph, usersOfValue, tensorOf } from '../match.ts';
-import { AUTO_FUNCTIONALIZED } from '../call.ts';
+import { isRef, mapArg, numberOf, ref } from '../ir.ts';
+import type { GraphIndex } from '../match.ts';
+import { indexGraph, usersOfValue, tensorOf } from '../match.ts';
 import { GraphEdit } from './graphEdit.ts';
 import type { ResolvedOptions } from './options.ts';
 import { diagnostic, resolveOptions } from './options.ts';
 import type { Diagnostic, Match, Pass } from './pipeline.ts';
 import { explainAllReduce } from './diagnostics.ts';
-import { reduceGroup, tpGroupGate } from './fusionGate.ts';
 import { elementSize } from './flashinferLimits.ts';
+import { reduceGroup, tpGroupGate } from './fusionGate.ts';
+import type { NormOccurrence, QuantOccurrence } from './matchers/index.ts';
+import { findNorms, findQuants } from './matchers/index.ts';
 import {
   SP_EPSILONS,
   TOKEN_DIM,
@@ -44,31 +49,26 @@ import {
   splitRefusal,
   spThreshold,
 } from './sequenceParallelGate.ts';
-import {
-  ALL_GATHER,
-  ALL_REDUCE,
-  FUSED_ADD_RMS_NORM,
-  REDUCE_SCATTER,
-  RMS_NORM,
-  SEQUENCE_PARALLEL_CHUNK,
-} from './patternOps.ts';
-
-const COPY_ = 'aten.copy_.default';
+import { ALL_GATHER, ALL_REDUCE, REDUCE_SCATTER, SEQUENCE_PARALLEL_CHUNK, SLICE } from './patternOps.ts';
 
 export const PASS = 'sequence-parallelism';
 
+const COPY_ = 'aten.copy_.default';
+
 interface SpSite {
+  /** First: rms_norm of the all-reduce (vLLM's FirstAllReduceRMSNormPattern); middle: fused_add_rms_norm. */
   kind: 'first' | 'middle';
   ar: Node;
-  norm: Node;
-  /** getitem readers of the norm by index. */
-  readers: { node: Node; index: number }[];
+  norm: NormOccurrence;
+  /**
+   * A static FP8 quant that alone reads the normed output: split with the norm, its output gathered
+   * (vLLM's First/MiddleAllReduceRMSNormStaticFP8Pattern), so the GEMM after it reads the all_gather.
+   */
+  quant?: QuantOccurrence;
   /** The norm's residual input (middle), a value name. */
   residualIn?: string;
-  /** Values carrying this site's residual out: the all-reduce itself (first), getitem [2] (middle). */
+  /** Values carrying this site's residual out: the all-reduce itself (first), the new residual (middle). */
   residualOut: string[];
-  /** The first norm's output buffer (empty_like of the all-reduce), dropped with it. */
-  buffer?: string;
   /** A residual that is a graph input: the whole [T, H] tensor (each rank takes its chunk) or a shard already. */
   inputResidual?: 'whole' | 'shard';
 }
@@ -76,35 +76,11 @@ interface SpSite {
 const SP_GROUP_WHY =
   "vLLM's sequence-parallelism patterns match tensor_model_parallel_all_reduce only, and split the residual stream over the TP ranks";
 
-const arInput = () => P.node(ALL_REDUCE, { as: 'ar', args: [P.any('x'), P.any('group')] });
-const PATTERNS: { kind: SpSite['kind']; pattern: NodePat }[] = [
-  {
-    kind: 'first',
-    pattern: P.af(
-      RMS_NORM,
-      { result: P.any('result'), input: arInput(), weight: P.any('weight'), epsilon: P.any('eps') },
-      { as: 'norm' },
-    ),
-  },
-  {
-    kind: 'middle',
-    pattern: P.af(
-      FUSED_ADD_RMS_NORM,
-      { input: arInput(), residual: P.any('residual'), weight: P.any('weight'), epsilon: P.any('eps') },
-      { as: 'norm' },
-    ),
-  },
-];
+const residualName = (a: Arg | undefined) => (a && isRef(a) ? a.name : undefined);
 
-/** Why this matched site may not be split (gates and structure), or null. */
-function siteRefusal(
-  kind: SpSite['kind'],
-  b: Bindings,
-  ix: GraphIndex,
-  opts: ResolvedOptions,
-): Diagnostic | null {
-  const ar = b.nodes['ar']!,
-    norm = b.nodes['norm']!;
+/** Why this site may not be split (gates and structure), or null. */
+function siteRefusal(site: SpSite, ix: GraphIndex, opts: ResolvedOptions): Diagnostic | null {
+  const { ar, norm, kind } = site;
   const d = (reason: string, blocker?: string, fix?: string) =>
     diagnostic(PASS, ar.name, reason, blocker, fix);
   // sequence_parallelism.py: the patterns trace tensor_model_parallel_all_reduce and emit
@@ -117,14 +93,14 @@ function siteRefusal(
       'world size',
       'world size 2 or more',
     );
-  const eps = numberOf(b.values['eps']);
+  const eps = numberOf(norm.epsilon);
   if (eps === undefined || !(SP_EPSILONS as readonly number[]).includes(eps)) {
     return d(
-      `eps ${eps ?? JSON.stringify(b.values['eps'])}: vLLM registers the sequence-parallelism patterns for eps 1e-05 and 1e-06 only`,
+      `eps ${eps ?? JSON.stringify(norm.epsilon)}: vLLM registers the sequence-parallelism patterns for eps 1e-05 and 1e-06 only`,
       'eps',
     );
   }
-  const x = tensorOf(ix, b.values['x']);
+  const x = tensorOf(ix, ar.args[0]);
   if (!x || x.shape.length !== 2 || typeof x.shape[1] !== 'number') {
     return d(
       `the all-reduce input is ${x ? `[${x.shape.join(', ')}]` : 'of unknown shape'}: the patterns split a 2-d [tokens, hidden] activation along dim ${TOKEN_DIM}`,
@@ -144,27 +120,26 @@ function siteRefusal(
       );
     }
   }
-  const readers = getitemReaders(ix, norm);
-  const allowed = kind === 'first' ? [1] : [1, 2];
-  if (!readers || readers.some((r) => !allowed.includes(r.index))) {
+  const buffer = residualName(norm.buffer);
+  if (buffer !== undefined) {
     return d(
-      `${norm.name}'s results are read other than as the normed output${kind === 'first' ? '' : ' and residual'}`,
-      norm.name,
+      `${norm.anchor}'s output buffer ${buffer} is read elsewhere: the split norm writes a 1/${opts.worldSize} shard`,
+      buffer,
     );
   }
-  const input = kind === 'middle' ? inputResidual(ix, b.values['residual'], x, opts.worldSize) : undefined;
-  if (input && 'refusal' in input) return d(input.refusal, residualName(b.values['residual']));
-  const others = usersOfValue(ix, ar.name).filter((u) => u !== norm.name);
-  if (kind === 'middle' && others.length > 0) {
-    return d(
-      `${ar.name} has another user, ${others.join(', ')}, that needs the whole reduced tensor; after the split each rank holds 1/${opts.worldSize} of it`,
-      others[0],
-    );
+  if (kind === 'middle') {
+    const input = inputResidual(ix, norm.residual, x, opts.worldSize);
+    if (input && 'refusal' in input) return d(input.refusal, residualName(norm.residual));
+    const others = usersOfValue(ix, ar.name).filter((u) => !norm.nodes.includes(u));
+    if (others.length > 0) {
+      return d(
+        `${ar.name} has another user, ${others.join(', ')}, that needs the whole reduced tensor; after the split each rank holds 1/${opts.worldSize} of it`,
+        others[0],
+      );
+    }
   }
   return null;
 }
-
-const residualName = (a: Arg | undefined) => (a && isRef(a) ? a.name : undefined);
 
 /**
  * How a residual that is a graph input splits: 'whole' when it has the site's token count (each
@@ -188,58 +163,57 @@ function inputResidual(
   };
 }
 
-function describeSite(s: SpSite) {
-  return `${s.ar.name} → ${s.norm.name}`;
+/** Every norm of the graph (any form) whose input an all-reduce produces, as a candidate site. */
+function candidateSites(ix: GraphIndex, opts: ResolvedOptions): SpSite[] {
+  const sites: SpSite[] = [];
+  const quants = findQuants(ix).occurrences.filter((q) => q.op === 'fp8_static_tensor');
+  for (const norm of findNorms(ix).occurrences) {
+    const ar = isRef(norm.input) ? ix.byName.get(norm.input.name) : undefined;
+    if (ar?.op !== ALL_REDUCE) continue;
+    const first = norm.op === 'rms_norm';
+    const residualIn = residualName(norm.residual);
+    const x = tensorOf(ix, ar.args[0]);
+    const input = !first && x ? inputResidual(ix, norm.residual, x, opts.worldSize) : undefined;
+    const out = norm.outputs.residual;
+    const normed = norm.outputs.normed;
+    const quant = quants.find(
+      (q) =>
+        isRef(q.input) &&
+        q.input.name === normed &&
+        usersOfValue(ix, normed).every((u) => q.nodes.includes(u)),
+    );
+    sites.push({
+      kind: first ? 'first' : 'middle',
+      ar,
+      norm,
+      ...(quant ? { quant } : {}),
+      ...(residualIn !== undefined ? { residualIn } : {}),
+      residualOut: first ? [ar.name] : out ? [out] : [],
+      ...(input && 'split' in input ? { inputResidual: input.split } : {}),
+    });
+  }
+  return sites;
 }
 
-export const sequenceParallelism: Pass = (g, options, only) => {
-  const opts = resolveOptions(g, options);
-  const ix = indexGraph(g);
-  const diagnostics: Diagnostic[] = [];
-  const sites: SpSite[] = [];
-  const refusedAt = new Map<string, string>();
-  for (const { kind, pattern } of PATTERNS) {
-    for (const { bindings: b } of findAll(pattern, ix)) {
-      const refusal = siteRefusal(kind, b, ix, opts);
-      if (refusal) {
-        diagnostics.push(refusal);
-        refusedAt.set(b.nodes['norm']!.name, refusal.reason);
-        continue;
-      }
-      const norm = b.nodes['norm']!,
-        ar = b.nodes['ar']!;
-      const readers = getitemReaders(ix, norm)!;
-      const residual = b.values['residual'];
-      const buf = resultBuffer(ix, norm);
-      const input =
-        kind === 'middle'
-          ? inputResidual(ix, residual, tensorOf(ix, b.values['x'])!, opts.worldSize)
-          : undefined;
-      sites.push({
-        ...(buf ? { buffer: buf.name } : {}),
-        ...(input && 'split' in input ? { inputResidual: input.split } : {}),
-        kind,
-        ar,
-        norm,
-        readers,
-        ...(kind === 'middle' && residual && isRef(residual) ? { residualIn: residual.name } : {}),
-        residualOut:
-          kind === 'first' ? [ar.name] : readers.filter((r) => r.index === 2).map((r) => r.node.name),
-      });
-    }
-  }
-  // The residual stream must be split end to end: drop sites whose residual comes from, or
-  // flows to, anything but another split site, until nothing changes.
-  const live = new Set(sites);
+function describeSite(s: SpSite) {
+  return `${s.ar.name} → ${s.norm.anchor}`;
+}
+
+/**
+ * The residual stream must be split end to end: drops sites whose residual comes from, or flows
+ * to, anything but another split site (or a graph input that starts it), until nothing changes;
+ * returns why each dropped site was dropped.
+ */
+function unsplitStream(
+  live: Set<SpSite>,
+  ix: GraphIndex,
+  refusedAt: Map<string, string>,
+): Map<SpSite, Diagnostic> {
   const why = new Map<SpSite, Diagnostic>();
   for (let changed = true; changed;) {
     changed = false;
-    const outOf = new Map<string, SpSite>();
-    const inOf = new Map<string, SpSite>();
-    for (const s of live) {
-      for (const r of s.residualOut) outOf.set(r, s);
-      if (s.residualIn) inOf.set(s.residualIn, s);
-    }
+    const outOf = new Set<string>();
+    for (const s of live) for (const r of s.residualOut) outOf.add(r);
     for (const s of [...live]) {
       let reason: Diagnostic | undefined;
       if (s.residualIn !== undefined && !s.inputResidual && !outOf.has(s.residualIn)) {
@@ -247,27 +221,25 @@ export const sequenceParallelism: Pass = (g, options, only) => {
         reason = diagnostic(
           PASS,
           s.ar.name,
-          `${s.norm.name}'s residual ${s.residualIn} does not come from a norm the pass splits${from ? ` (${blockerOf(ix, from, refusedAt)})` : ''}; SP splits the whole residual stream or none of it`,
+          `${s.norm.anchor}'s residual ${s.residualIn} does not come from a norm the pass splits${from ? ` (${blockerOf(ix, from, refusedAt)})` : ''}; SP splits the whole residual stream or none of it`,
           s.residualIn,
         );
       }
-      if (!reason) {
-        for (const r of s.residualOut) {
-          const bad = usersOfValue(ix, r).filter((u) => {
-            if (u === s.norm.name || u === s.buffer) return false;
-            const reader = [...live].find((o) => o.norm.name === u && o.residualIn === r);
-            return !reader;
-          });
-          if (bad.length > 0) {
-            const u = ix.byName.get(bad[0]!);
-            reason = diagnostic(
-              PASS,
-              s.ar.name,
-              `the residual ${r} after ${describeSite(s)} also feeds ${bad[0]}${u ? ` (${blockerOf(ix, u, refusedAt)})` : ''}; SP splits the whole residual stream or none of it`,
-              bad[0],
-            );
-            break;
-          }
+      for (const r of reason ? [] : s.residualOut) {
+        const bad = usersOfValue(ix, r).filter(
+          (u) =>
+            !s.norm.nodes.includes(u) &&
+            ![...live].some((o) => o.residualIn === r && o.norm.nodes.includes(u)),
+        );
+        if (bad.length > 0) {
+          const u = ix.byName.get(bad[0]!);
+          reason = diagnostic(
+            PASS,
+            s.ar.name,
+            `the residual ${r} after ${describeSite(s)} also feeds ${bad[0]}${u ? ` (${blockerOf(ix, u, refusedAt)})` : ''}; SP splits the whole residual stream or none of it`,
+            bad[0],
+          );
+          break;
         }
       }
       if (reason) {
@@ -277,6 +249,26 @@ export const sequenceParallelism: Pass = (g, options, only) => {
       }
     }
   }
+  return why;
+}
+
+export const sequenceParallelism: Pass = (g, options, only) => {
+  const opts = resolveOptions(g, options);
+  const ix = indexGraph(g);
+  const diagnostics: Diagnostic[] = [];
+  const live = new Set<SpSite>();
+  // Every node of a refused norm → why, for the message of a site that depends on it.
+  const refusedAt = new Map<string, string>();
+  for (const site of candidateSites(ix, opts)) {
+    const refusal = siteRefusal(site, ix, opts);
+    if (!refusal) {
+      live.add(site);
+      continue;
+    }
+    diagnostics.push(refusal);
+    for (const n of site.norm.nodes) refusedAt.set(n, refusal.reason);
+  }
+  const why = unsplitStream(live, ix, refusedAt);
   if (only && [...live].some((s) => !only(s.ar.name))) {
     // One site alone would leave its neighbours reading a shard; the UI's per-site apply gets why.
     const d = diagnostic(
@@ -295,78 +287,59 @@ export const sequenceParallelism: Pass = (g, options, only) => {
   matches.sort((a, b) => ix.pos.get(a.site)! - ix.pos.get(b.site)!);
   const graph = edit.commit();
   // Every all-reduce left: why it was not split.
-  const left = graph.nodes.filter((n) => n.op === ALL_REDUCE);
   const explained = new Set(diagnostics.map((d) => d.node));
   const out = indexGraph(graph);
-  for (const ar of left) {
-    if (!explained.has(ar.name)) {
-      const e = explainAllReduce(ar, out, opts);
-      diagnostics.push({ ...e, pass: PASS });
-    }
+  for (const ar of graph.nodes) {
+    if (ar.op === ALL_REDUCE && !explained.has(ar.name))
+      diagnostics.push({ ...explainAllReduce(ar, out, opts), pass: PASS });
   }
   return { graph, matches, diagnostics };
 };
 
-/** rms_norm's output buffer when it is a fresh empty tensor read by the norm alone. */
-function resultBuffer(ix: GraphIndex, norm: Node): Node | undefined {
-  const buf = norm.kwargs['result'];
-  const n = buf && isRef(buf) ? ix.byName.get(buf.name) : undefined;
-  if (!n || usersOfValue(ix, n.name).length !== 1) return undefined;
-  return n.op === 'aten.empty_like.default' || n.op === 'aten.empty.memory_format' ? n : undefined;
-}
-
 /** What stopped a norm from being split, for the message of a site that depends on it. */
 function blockerOf(ix: GraphIndex, from: Node, refusedAt: Map<string, string>): string {
-  let n: Node = from;
-  // getitem [2] of a norm: name the norm.
-  if (n.op === 'getitem' && isRef(n.args[0]!)) n = ix.byName.get(n.args[0].name) ?? n;
-  const r = refusedAt.get(n.name);
-  if (r) return `${n.name} is not split: ${r}`;
+  const r = refusedAt.get(from.name);
+  const norm = findNorms(ix).occurrences.find((o) => o.nodes.includes(from.name));
+  const named = norm?.anchor ?? from.name;
+  if (r) return `${named} is not split: ${r}`;
   // A norm whose input reaches it through a slice of the all-reduce (GPT-OSS before the fix).
-  const input = n.kwargs['input'];
-  const src = input && isRef(input) ? ix.byName.get(input.name) : undefined;
-  if (
-    src?.op === 'aten.slice.Tensor' &&
-    isRef(src.args[0]!) &&
-    ix.byName.get(src.args[0].name)?.op === ALL_REDUCE
-  ) {
-    return `the norm ${n.name} is not split: ${src.name} (aten.slice.Tensor) sits between ${src.args[0].name} and it; run slice-hoist or moe-unpad`;
+  const src = norm && isRef(norm.input) ? ix.byName.get(norm.input.name) : undefined;
+  if (src?.op === SLICE && isRef(src.args[0]!) && ix.byName.get(src.args[0].name)?.op === ALL_REDUCE) {
+    return `the norm ${named} is not split: ${src.name} (aten.slice.Tensor) sits between ${src.args[0].name} and it; run slice-hoist or moe-unpad`;
   }
-  if (n.op === AUTO_FUNCTIONALIZED) return `${n.name} is a norm the pass does not split`;
-  const target = n.args[0];
-  if (n.op === COPY_ && target && isRef(target) && ix.graph.inputs.some((i) => i.name === target.name)) {
+  if (norm) return `${named} is a norm the pass does not split`;
+  const target = from.args[0];
+  if (from.op === COPY_ && target && isRef(target) && ix.graph.inputs.some((i) => i.name === target.name)) {
     // Functionalization's write-back of a norm that mutates the residual input in place.
-    return `${n.name} writes it back into the graph input ${target.name}, which the norm mutated in place: a [T/N, H] shard cannot be written into the whole input (vLLM's functional norms, vLLM IR #36823, leave no write-back)`;
+    return `${from.name} writes it back into the graph input ${target.name}, which the norm mutated in place: a [T/N, H] shard cannot be written into the whole input (vLLM's functional norms, vLLM IR #36823, leave no write-back)`;
   }
-  return `${n.name} (${n.op}) needs the whole tensor`;
+  return `${from.name} (${from.op}) needs the whole tensor`;
 }
 
+/**
+ * all_reduce → norm becomes reduce_scatter → the same norm occurrence on the shard → all_gather of
+ * its normed output. Whatever the norm's form, its nodes are made again under their own names,
+ * reading the shard (and this rank's rows of a whole input residual), their [T, H] types now
+ * [T/N, H]; the new residual keeps its name, so the next norm reads it as before, now a shard.
+ */
 function rewriteSite(s: SpSite, edit: GraphEdit, ix: GraphIndex, opts: ResolvedOptions): Match {
   const { ar, norm } = s;
-  const x = ar.args[0] as Arg,
-    group = (ar.args[1] ?? ar.kwargs['group_name'] ?? 'tp:0') as Arg;
   const full = tensorOf(ix, ref(ar.name))!;
-  const shard = shardedType(full, opts.worldSize);
-  const from = [ar.name, norm.name];
-  const collKw = { dim: TOKEN_DIM, world_size: opts.worldSize, group_name: group };
-  const rs = edit.make(edit.fresh('reduce_scatter'), REDUCE_SCATTER, [x], collKw, [ar.name], shard);
+  const shardOf = (n: Node) =>
+    n.type?.kind === 'tensor' && n.type.shape[TOKEN_DIM] === full.shape[TOKEN_DIM]
+      ? shardedType(n.type, opts.worldSize)
+      : n.type;
+  const collKw = { dim: TOKEN_DIM, world_size: opts.worldSize, group_name: reduceGroup(ar) ?? opts.tpGroup };
+  const rs = edit.make(
+    edit.fresh('reduce_scatter'),
+    REDUCE_SCATTER,
+    [ar.args[0]!],
+    collKw,
+    [ar.name],
+    shardedType(full, opts.worldSize),
+  );
   const made: Node[] = [rs];
-  const consumed = [ar.name, norm.name];
-  const kw: Record<string, Arg> = { ...norm.kwargs, input: ref(rs.name) };
-  if (s.kind === 'first') {
-    if (s.buffer) consumed.push(s.buffer);
-    const out = edit.make(
-      edit.fresh('empty_like'),
-      'aten.empty_like.default',
-      [ref(rs.name)],
-      { pin_memory: false },
-      // It stands for the norm's old output buffer (the diff pairs them by this provenance).
-      s.buffer ? [...from, s.buffer] : from,
-      shard,
-    );
-    made.push(out);
-    kw['result'] = ref(out.name);
-  }
+  const swaps = new Map<string, Arg>([[ar.name, ref(rs.name)]]);
   if (s.inputResidual === 'whole') {
     // This rank's rows of the whole input: vLLM's prefix slice would give every rank rank 0's.
     const chunk = edit.make(
@@ -374,43 +347,30 @@ function rewriteSite(s: SpSite, edit: GraphEdit, ix: GraphIndex, opts: ResolvedO
       SEQUENCE_PARALLEL_CHUNK,
       [ref(s.residualIn!)],
       {},
-      from,
+      [ar.name, norm.anchor],
       shardedType(tensorOf(ix, ref(s.residualIn!))!, opts.worldSize),
     );
     made.push(chunk);
-    kw['residual'] = ref(chunk.name);
+    swaps.set(s.residualIn!, ref(chunk.name));
   }
-  const newNorm = edit.make(norm.name, AUTO_FUNCTIONALIZED, norm.args, kw, from, null);
-  made.push(newNorm);
-  for (const r of s.readers) {
-    consumed.push(r.node.name);
-    if (r.index === 2) {
-      // The new residual keeps its name: the next norm reads it as before, now a shard.
-      made.push(edit.make(r.node.name, 'getitem', [ref(newNorm.name), 2], {}, [r.node.name], shard));
-    } else {
-      const normed = edit.make(
-        edit.fresh('getitem'),
-        'getitem',
-        [ref(newNorm.name), r.index],
-        {},
-        [r.node.name],
-        shard,
-      );
-      const ag = edit.make(
-        edit.fresh('all_gather'),
-        ALL_GATHER,
-        [ref(normed.name)],
-        collKw,
-        [r.node.name],
-        r.node.type,
-      );
-      made.push(normed, ag);
-      edit.replaceUses(r.node.name, ref(ag.name));
-    }
+  const swap = (a: Arg) => mapArg(a, (leaf) => (isRef(leaf) ? (swaps.get(leaf.name) ?? leaf) : leaf));
+  const nodes = [...norm.nodes, ...(s.quant?.nodes ?? [])];
+  for (const name of nodes) {
+    const n = ix.byName.get(name)!;
+    const kwargs = Object.fromEntries(Object.entries(n.kwargs).map(([k, v]) => [k, swap(v)]));
+    made.push(edit.make(n.name, n.op, n.args.map(swap), kwargs, [ar.name, n.name], shardOf(n)));
+  }
+  const gathered = s.quant ? s.quant.outputs.quant : norm.outputs.normed;
+  if (gathered !== undefined) {
+    const t = ix.types.get(gathered);
+    const ag = edit.make(edit.fresh('all_gather'), ALL_GATHER, [ref(gathered)], collKw, [gathered], t);
+    made.push(ag);
+    edit.replaceUses(gathered, ref(ag.name));
   }
   // First layer: the residual stream read the all-reduce; it reads the shard now.
   if (s.kind === 'first') edit.replaceUses(ar.name, ref(rs.name));
-  edit.insertBefore(norm.name, ...made);
+  edit.insertBefore(norm.nodes[0]!, ...made);
+  const consumed = [ar.name, ...nodes];
   edit.remove(...consumed);
   return { pass: PASS, site: ar.name, consumed, produced: made.map((n) => n.name) };
 }

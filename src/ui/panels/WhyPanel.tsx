@@ -27,8 +27,6 @@ export function WhyPanel() {
   const select = useStore((s) => s.select);
   const applyPass = useStore((s) => s.applyPass);
   const sites = useStore((s) => s.sites);
-  const passWhy = useStore((s) => s.passWhy);
-  const groups = refusalsByPass(passWhy);
   const nodeNames = useMemo(() => new Set(shown?.graph.nodes.map((n) => n.name)), [shown]);
   const blocked = diagnostics.filter((d) => !isFusable(d));
   const fusable = diagnostics.length - blocked.length;
@@ -123,14 +121,20 @@ export function WhyPanel() {
           })}
         </ul>
       )}
-      {groups.map(({ pass, refused }) => (
-        <details key={pass} className="why-group">
-          <summary>
-            <span className="mono">{pass}</span> refused {refused.length}
-          </summary>
-          <PassWhyList pass={pass} diagnostics={refused} />
-        </details>
-      ))}
+      <RefusalGroups />
     </section>
   );
+}
+
+/** Every other pass's refusals in the shown graph, one folded group per pass in pipeline order. */
+function RefusalGroups() {
+  const passWhy = useStore((s) => s.passWhy);
+  return refusalsByPass(passWhy).map(({ pass, refused }) => (
+    <details key={pass} className="why-group">
+      <summary>
+        <span className="mono">{pass}</span> refused {refused.length}
+      </summary>
+      <PassWhyList pass={pass} diagnostics={refused} />
+    </details>
+  ));
 }
