@@ -8,7 +8,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseFx } from '../graph/fx/parse.ts';
 import { f8e4m3fnBits, f8e4m3fnValue } from '../graph/fp8.ts';
-import { torchF8e4m3fn } from '../graph/opTable.ts';
 import { prng } from '../graph/seededRandom.ts';
 import { runGraph, type RunOptions } from './index.ts';
 import { buildPlan } from './plan.ts';
@@ -212,62 +211,42 @@ describe("vLLM's native forms, planned and run", { timeout: 300_000 }, () => {
         expect(Math.max(...[...q.slice(t * H, (t + 1) * H)].map(Math.abs))).toBe(448);
     }
   });
-});
 
-describe('FP8 GEMMs, planned and run', { timeout: 300_000 }, () => {
-  const K = 32,
-    N = 24;
-  /** (a · b) in f64, then · sb, · sa in f32 (+ bias), rounded to bf16: the kernels sum in f32 in their own order (the gemm's contract), so 1 bf16 ulp. */
-  function reference(a: number[], b: number[], sa: number[], sb: number[], bias: number[] | null): number[] {
-    const out: number[] = [];
-    for (let m = 0; m < T; m++)
-      for (let n = 0; n < N; n++) {
-        let acc = 0;
-        for (let k = 0; k < K; k++) acc += a[m * K + k]! * b[k * N + n]!;
-        const s = (xs: number[], i: number) => xs[xs.length === 1 ? 0 : i]!;
-        let y = Math.fround(Math.fround(Math.fround(acc) * s(sb, n)) * s(sa, m));
-        if (bias) y = Math.fround(y + bias[n]!);
-        out.push(roundTo('bf16', y));
-      }
-    return out;
-  }
-  const e4m3 = (seed: number, n: number) => values(seed, n, 8).map(torchF8e4m3fn);
-
-  for (const perRow of [false, true]) {
-    it(`_scaled_mm and cutlass_scaled_mm with ${perRow ? 'per-row and per-column' : 'per-tensor'} scales: (a·b)·sb·sa, cast to bf16, on CPU and WebGPU`, async () => {
-      const saShape = perRow ? `[s77, 1]` : `[]`,
-        sbShape = perRow ? `[1, ${N}]` : `[]`;
-      const args = `arg0_1: "Sym(s77)", arg1_1: "f8e4m3fn[s77, ${K}]", arg2_1: "f8e4m3fn[${K}, ${N}]", arg3_1: "f32${saShape}", arg4_1: "f32${sbShape}", arg5_1: "bf16[${N}]"`;
-      const scaled = graph(args, [
-        `_scaled_mm: "bf16[s77, ${N}]" = torch.ops.aten._scaled_mm.default(arg1_1, arg2_1, arg3_1, arg4_1, arg5_1, None, torch.bfloat16);  arg1_1 = arg2_1 = arg3_1 = arg4_1 = None`,
-        'return (_scaled_mm,)',
-      ]);
-      const cutlass = graph(args, [
-        `empty: "bf16[s77, ${N}]" = torch.ops.aten.empty.memory_format([arg0_1, ${N}], dtype = torch.bfloat16)`,
-        'auto_functionalized = torch.ops.higher_order.auto_functionalized(torch.ops._C.cutlass_scaled_mm.default, out = empty, a = arg1_1, b = arg2_1, a_scales = arg3_1, b_scales = arg4_1, bias = arg5_1);  empty = None',
-        `getitem: "bf16[s77, ${N}]" = auto_functionalized[1];  auto_functionalized = None`,
-        'return (getitem,)',
-      ]);
-      const a = e4m3(6, T * K),
-        b = e4m3(7, K * N),
-        sa = perRow ? values(8, T, 1).map((x) => roundTo('bf16', Math.abs(x) + 0.5)) : [0.75],
-        sb = perRow ? values(9, N, 1).map((x) => roundTo('bf16', Math.abs(x) + 0.5)) : [0.3125],
-        bias = values(10, N, 2);
-      const inputs = new Map([
-        ['arg1_1', bf16([T, K], a)],
-        ['arg2_1', bf16([K, N], b)],
-        ['arg3_1', bf16(perRow ? [T, 1] : [], sa)],
-        ['arg4_1', bf16(perRow ? [1, N] : [], sb)],
-        ['arg5_1', bf16([N], bias)],
-      ]);
-      const want = toHostTensor('bf16', [T, N], reference(a, b, sa, sb, bias));
-      for (const backend of BACKENDS) {
-        const [viaTorch] = await outputsOf(scaled, run({ backend, inputs }));
-        const [viaCutlass] = await outputsOf(cutlass, run({ backend, inputs }));
-        const c = compareTensor('mm', want, viaTorch!, 1, 'the definition');
-        expect(c.pass, `${backend}: ${c.ulps} ulps`).toBe(true);
-        expect(compareTensor('mm', viaTorch!, viaCutlass!, 0, 'the same steps').pass, backend).toBe(true);
-      }
-    });
-  }
+  it('vllm_ir.rms_norm and vllm_ir.fused_add_rms_norm compute what _C.rms_norm and _C.fused_add_rms_norm do, bitwise, on CPU and WebGPU', async () => {
+    const args = 'arg0_1: "Sym(s77)", arg1_1: "bf16[s77, 64]", arg2_1: "bf16[s77, 64]", arg3_1: "bf16[64]"';
+    const ir = graph(args, [
+      'rms_norm: "bf16[s77, 64]" = torch.ops.vllm_ir.rms_norm.default(arg1_1, arg3_1, 1e-05)',
+      'fused_add_rms_norm = torch.ops.vllm_ir.fused_add_rms_norm.default(rms_norm, arg2_1, arg3_1, 1e-05);  rms_norm = None',
+      'getitem: "bf16[s77, 64]" = fused_add_rms_norm[0]',
+      'getitem_1: "bf16[s77, 64]" = fused_add_rms_norm[1];  fused_add_rms_norm = None',
+      'rms_norm_1: "bf16[s77, 64]" = torch.ops.vllm_ir.rms_norm.default(getitem, None, 1e-06)',
+      'return (getitem, getitem_1, rms_norm_1)',
+    ]);
+    const custom = graph(args, [
+      'empty: "bf16[s77, 64]" = torch.ops.aten.empty.memory_format([arg0_1, 64], dtype = torch.bfloat16)',
+      'auto_functionalized = torch.ops.higher_order.auto_functionalized(torch.ops._C.rms_norm.default, result = empty, input = arg1_1, weight = arg3_1, epsilon = 1e-05)',
+      'getitem_2: "bf16[s77, 64]" = auto_functionalized[1]',
+      'auto_functionalized_1 = torch.ops.higher_order.auto_functionalized(torch.ops._C.fused_add_rms_norm.default, input = getitem_2, residual = arg2_1, weight = arg3_1, epsilon = 1e-05)',
+      'getitem: "bf16[s77, 64]" = auto_functionalized_1[1]',
+      'getitem_1: "bf16[s77, 64]" = auto_functionalized_1[2]',
+      'full: "bf16[64]" = torch.ops.aten.full.default([64], 1.0)',
+      'empty_1: "bf16[s77, 64]" = torch.ops.aten.empty.memory_format([arg0_1, 64], dtype = torch.bfloat16)',
+      'auto_functionalized_2 = torch.ops.higher_order.auto_functionalized(torch.ops._C.rms_norm.default, result = empty_1, input = getitem, weight = full, epsilon = 1e-06)',
+      'rms_norm_1: "bf16[s77, 64]" = auto_functionalized_2[1]',
+      'return (getitem, getitem_1, rms_norm_1)',
+    ]);
+    const inputs = new Map([
+      ['arg1_1', bf16([T, H], values(11, T * H, 4))],
+      ['arg2_1', bf16([T, H], values(12, T * H, 4))],
+      ['arg3_1', bf16([H], values(13, H, 2))],
+    ]);
+    for (const backend of BACKENDS) {
+      const got = await outputsOf(ir, run({ backend, inputs }));
+      const want = await outputsOf(custom, run({ backend, inputs }));
+      expect(got).toHaveLength(3);
+      got.forEach((g, i) =>
+        expect(compareTensor(`out${i}`, want[i]!, g, 0, 'bitwise').pass, `${backend} ${i}`).toBe(true),
+      );
+    }
+  });
 });
