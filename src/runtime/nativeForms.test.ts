@@ -249,4 +249,34 @@ describe("vLLM's native forms, planned and run", { timeout: 300_000 }, () => {
       );
     }
   });
+
+  it('native SiluAndMul (slice, silu as x / (1 + e^−x) in f32, the cast, the product) is within 1 bf16 ulp of _C.silu_and_mul on CPU and WebGPU', async () => {
+    const args = 'arg0_1: "Sym(s77)", arg1_1: "bf16[s77, 128]"';
+    const native = graph(args, [
+      'slice_1: "bf16[s77, 64]" = torch.ops.aten.slice.Tensor(arg1_1, 1, 0, 64)',
+      'convert_element_type: "f32[s77, 64]" = torch.ops.prims.convert_element_type.default(slice_1, torch.float32);  slice_1 = None',
+      'neg: "f32[s77, 64]" = torch.ops.aten.neg.default(convert_element_type)',
+      'exp: "f32[s77, 64]" = torch.ops.aten.exp.default(neg);  neg = None',
+      'add_3: "f32[s77, 64]" = torch.ops.aten.add.Tensor(exp, 1);  exp = None',
+      'div: "f32[s77, 64]" = torch.ops.aten.div.Tensor(convert_element_type, add_3);  convert_element_type = add_3 = None',
+      'convert_element_type_1: "bf16[s77, 64]" = torch.ops.prims.convert_element_type.default(div, torch.bfloat16);  div = None',
+      'slice_2: "bf16[s77, 64]" = torch.ops.aten.slice.Tensor(arg1_1, 1, 64, 9223372036854775807);  arg1_1 = None',
+      'mul_6: "bf16[s77, 64]" = torch.ops.aten.mul.Tensor(convert_element_type_1, slice_2);  convert_element_type_1 = slice_2 = None',
+      'return (mul_6,)',
+    ]);
+    const custom = graph(args, [
+      'empty: "bf16[s77, 64]" = torch.ops.aten.empty.memory_format([arg0_1, 64], dtype = torch.bfloat16)',
+      'auto_functionalized = torch.ops.higher_order.auto_functionalized(torch.ops._C.silu_and_mul.default, result = empty, input = arg1_1);  empty = arg1_1 = None',
+      'getitem: "bf16[s77, 64]" = auto_functionalized[1];  auto_functionalized = None',
+      'return (getitem,)',
+    ]);
+    const inputs = new Map([['arg1_1', bf16([T, 2 * H], values(15, 2 * T * H, 8))]]);
+    for (const backend of BACKENDS) {
+      const [n] = await outputsOf(native, run({ backend, inputs }));
+      const [c] = await outputsOf(custom, run({ backend, inputs }));
+      // silu is rounded to bf16 before the product here; _C.silu_and_mul rounds once.
+      const cmp = compareTensor('silu', c!, n!, 1, 'native vs _C.silu_and_mul');
+      expect(cmp.pass, `${backend}: ${cmp.ulps} ulps`).toBe(true);
+    }
+  });
 });
