@@ -6,35 +6,17 @@
 // cutlass_scaled_mm) against their definition.
 
 import { describe, expect, it } from 'vitest';
-import { parseFx } from '../graph/fx/parse.ts';
 import { f8e4m3fnBits, f8e4m3fnValue } from '../graph/fp8.ts';
-import { prng } from '../graph/seededRandom.ts';
 import { runGraph, type RunOptions } from './index.ts';
 import { buildPlan } from './plan.ts';
 import { hostValues, toHostTensor, type HostTensor } from './hostTensor.ts';
 import { compareTensor } from './compareOutputs.ts';
-import { roundTo } from './weights.ts';
 import { tinyRuns } from './testRuns.ts';
+import { bf16Tensor as bf16, bf16Values as values, moduleGraph as graph } from './testGraphs.ts';
 
 const run = tinyRuns({ ranks: 1 });
 const T = 7; // the tiny preset's token count
 const H = 64;
-
-const graph = (args: string, body: string[]) =>
-  parseFx(
-    [
-      'class GraphModule(torch.nn.Module):',
-      `    def forward(self, ${args}):`,
-      ...body.map((l) => `        ${l}`),
-    ].join('\n'),
-  ).graph;
-
-/** Seeded bf16 values, `scale` wide, some of them large enough to clamp. */
-function values(seed: number, n: number, scale: number): number[] {
-  const u = prng(seed);
-  return Array.from({ length: n }, () => roundTo('bf16', (u() * 2 - 1) * scale));
-}
-const bf16 = (shape: number[], xs: number[]) => toHostTensor('bf16', shape, xs);
 
 async function outputsOf(g: ReturnType<typeof graph>, o: RunOptions): Promise<HostTensor[]> {
   const r = await runGraph(g, o);
