@@ -148,6 +148,28 @@ describe("vLLM's native forms, planned and run", { timeout: 300_000 }, () => {
     expect(c.pass, `cpu vs webgpu: ${c.ulps} ulps`).toBe(true);
   });
 
+  it('aten._to_copy casts by its dtype keyword (f32 widens into an f32 storage, none copies), and a reduction over another dim than the last is refused by node', () => {
+    const g = graph('arg0_1: "Sym(s77)", arg1_1: "bf16[s77, 64]"', [
+      '_to_copy: "f32[s77, 64]" = torch.ops.aten._to_copy.default(arg1_1, dtype = torch.float32)',
+      '_to_copy_1: "bf16[s77, 64]" = torch.ops.aten._to_copy.default(arg1_1)',
+      'amax: "f32[s77]" = torch.ops.aten.amax.default(_to_copy, [1])',
+      'return (_to_copy, _to_copy_1, amax)',
+    ]);
+    const plan = buildPlan(g, { preset: 'tiny', dtype: 'bf16', ranks: 1 });
+    expect(['_to_copy', '_to_copy_1', 'amax'].map((n) => plan.storages.get(n)?.dtype)).toEqual([
+      'f32',
+      'bf16',
+      'f32',
+    ]);
+    const byDim0 = graph('arg1_1: "bf16[8, 64]"', [
+      'mean: "bf16[64]" = torch.ops.aten.mean.dim(arg1_1, [0])',
+      'return (mean,)',
+    ]);
+    expect(() => buildPlan(byDim0, { preset: 'tiny', dtype: 'bf16', ranks: 1 })).toThrow(
+      'node mean (aten.mean.dim): reduces over dims [0] of a 2-d tensor: only the last dim has a kernel',
+    );
+  });
+
   it('native static FP8 quant is bitwise _C.static_scaled_fp8_quant on CPU and WebGPU; its values are e4m3fn, some clamped', async () => {
     // 3/64: 1/scale is not exact, so the one correctly rounded reciprocal both take matters.
     const inputs = new Map([
