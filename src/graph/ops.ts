@@ -235,6 +235,48 @@ export const FX_OPS = [
     doc: "(all_gather(A_shard), [A @ B for B in Bs]): each gathered chunk's matmul overlaps the next chunk's transfer.",
   }),
 
+  // torch/distributed/_symmetric_memory/__init__.py: what vLLM's AsyncTPPass makes of FP8 GEMMs
+  // (collective_fusion.py's scaled-mm patterns).
+  defineOp({
+    name: 'symm_mem.fused_scaled_matmul_reduce_scatter.default',
+    kind: 'fused',
+    returns: 1,
+    args: [
+      T('A'),
+      T('B'),
+      T('A_scale'),
+      T('B_scale'),
+      P('reduce_op', 'str'),
+      P('orig_scatter_dim', 'int'),
+      P('scatter_dim_after_maybe_reshape', 'int'),
+      P('group_name', 'str'),
+      P('output_shape', 'SymInt[]?'),
+      P('bias', 'Tensor?', null),
+      P('result_scale', 'Tensor?', null),
+      P('out_dtype', 'ScalarType?', null),
+      P('use_fast_accum', 'bool', false),
+    ],
+    doc: "_scaled_mm(A, B, A_scale, B_scale) reduce-scattered along the scatter dim, in chunks whose transfer overlaps the next chunk's matmul.",
+  }),
+  defineOp({
+    name: 'symm_mem.fused_all_gather_scaled_matmul.default',
+    kind: 'fused',
+    returns: -1,
+    args: [
+      T('A'),
+      P('Bs', 'Tensor[]'),
+      T('A_scale'),
+      P('B_scales', 'Tensor[]'),
+      P('gather_dim', 'int'),
+      P('group_name', 'str'),
+      P('biases', 'Tensor?[]'),
+      P('result_scales', 'Tensor?[]'),
+      P('out_dtypes', 'ScalarType?[]'),
+      P('use_fast_accum', 'bool[]'),
+    ],
+    doc: '(all_gather(A), [_scaled_mm(all_gather(A), B, A_scale, B_scale) for B in Bs]); a per-row A_scale is gathered with A.',
+  }),
+
   // --- views and memory ----------------------------------------------------------------------
   defineOp({
     name: 'aten.slice.Tensor',
@@ -635,6 +677,34 @@ export const FX_OPS = [
     returns: 0,
     args: [M('input'), M('residual'), T('weight'), P('epsilon', 'float')],
     doc: 'z = input + residual → residual; input ← RMSNorm(z) · w.',
+  }),
+  // vLLM IR (vllm/ir/ops/layernorm.py): functional; they compute what _C.rms_norm and
+  // _C.fused_add_rms_norm compute, until VllmIRLoweringPass swaps in an implementation.
+  defineOp({
+    name: 'vllm_ir.rms_norm.default',
+    kind: 'norm',
+    returns: 1,
+    args: [
+      T('x'),
+      { name: 'weight', type: 'Tensor?' },
+      P('epsilon', 'float'),
+      P('variance_size', 'int?', null),
+    ],
+    infer: sameAsFirst,
+    doc: 'RMSNorm(x) · weight, functional (vLLM IR): bf16(x · rsqrt(mean(x²) + eps)) · w.',
+  }),
+  defineOp({
+    name: 'vllm_ir.fused_add_rms_norm.default',
+    kind: 'norm',
+    returns: 2,
+    args: [
+      T('x'),
+      T('x_residual'),
+      { name: 'weight', type: 'Tensor?' },
+      P('epsilon', 'float'),
+      P('variance_size', 'int?', null),
+    ],
+    doc: '(RMSNorm(x + x_residual) · weight, x + x_residual), functional (vLLM IR).',
   }),
   defineOp({
     name: 'vllm.flashinfer_trtllm_fused_allreduce_norm.default',

@@ -3,6 +3,7 @@
 // values are held in the run dtype (every e4m3fn value is exact in bf16); scales are f32, as
 // vLLM's are. NVFP4 has no kernel.
 
+import type { Arg } from '../../graph/ir.ts';
 import { F8E4M3FN_MAX } from '../../graph/fp8.ts';
 import { torchDtype } from '../../graph/ops.ts';
 import type { MapFn, StorageDType, View } from '../../graph/opTable.ts';
@@ -13,8 +14,14 @@ import { noKernel, tensorValue as T, type LoweredOp, type Lowering, type OpCall 
 /** vLLM's min_scaling_factor<float8_e4m3fn>: 1 / (448 · 512) in f32, the smallest per-token scale. */
 const MIN_SCALING_FACTOR = Math.fround(1 / (F8E4M3FN_MAX * 512));
 
+/** A scaled GEMM's out_dtype argument: None keeps the FP8 dtype (values held in the run's dtype). */
+export function scaledMmDtype(b: PlanBuilder, a: Arg): StorageDType | 'f8e4m3fn' {
+  const to = torchDtype(a) ?? 'f8e4m3fn';
+  return to === 'f8e4m3fn' ? to : b.computedDtype(to, [], b.dtype);
+}
+
 /** One map step into a new storage named `name`. */
-function mapStep(
+export function mapStep(
   b: PlanBuilder,
   c: OpCall,
   name: string,
@@ -60,7 +67,7 @@ function gemmScale(c: OpCall, s: View, M: number, N: number, what: string): View
  * contract), times b's scale then a's, each rounded to f32 (CUTLASS's ScaledEpilogue:
  * a_scale · (b_scale · acc)), plus the bias, cast to `to`.
  */
-function scaledMm(
+export function scaledMm(
   b: PlanBuilder,
   c: OpCall,
   a: View,
@@ -154,8 +161,7 @@ export const QUANT_LOWERINGS = {
       const a = c.tensor(0, 'self'),
         w = c.tensor(1, 'mat2', { role: 'weight' });
       const bias = c.arg(4) === null ? null : c.tensor(4, 'bias', { role: 'bias' });
-      const to = torchDtype(c.arg(6)) ?? 'f8e4m3fn';
-      const dtype = to === 'f8e4m3fn' ? to : b.computedDtype(to, [], b.dtype);
+      const dtype = scaledMmDtype(b, c.arg(6));
       return T(scaledMm(b, c, a, w, c.tensor(2, 'scale_a'), c.tensor(3, 'scale_b'), bias, dtype, 'out'));
     },
   },
