@@ -1,11 +1,13 @@
-// `fusionlab run <file|sample:NAME> --backend webgpu|cpu|agent --ranks N --preset tiny|layer
+// `fusionlab run <file|sample:NAME> --backend webgpu|cpu|agent --ranks N [--dp D] --preset tiny|layer
 //   --dtype bf16|f32 [--allreduce ring|one-shot|two-shot] [--workers] [--tokens T] [--seed S]
 //   [--layers L] [--inputs DIR] [--dump-outputs DIR] [--compare PASSES] [--report]
 //   [--agent ws://127.0.0.1:PORT] [--token T]`
 // Runs a graph on every rank (or, with --compare, before and after the passes on the same
 // inputs). --report prints one JSON object: per output max abs / rel error and bitwise equality,
 // and a trace per rank per node. Bad input, and any flag the chosen run would not use, exits 2
-// with one line. The agent's token comes from --token or FUSIONLAB_AGENT_TOKEN.
+// with one line. The agent's token comes from --token or FUSIONLAB_AGENT_TOKEN. --ranks is the
+// TP size; --dp (default 1) the data-parallel size: dp × ranks ranks run, and each collective
+// spans the ranks of the process group it names (src/runtime/rankMesh.ts).
 
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -64,6 +66,7 @@ interface RunArgs {
   source: string;
   backend: RunOptions['backend'];
   ranks: number;
+  dp: number;
   preset: RunOptions['preset'];
   dtype: RunOptions['dtype'];
   allreduce: RunOptions['allreduce'];
@@ -84,6 +87,7 @@ interface RunArgs {
 const RUN_FLAGS = {
   '--backend': oneOf(['webgpu', 'cpu', 'agent'] as const),
   '--ranks': integerAtLeast(1),
+  '--dp': integerAtLeast(1),
   '--preset': oneOf(['tiny', 'layer'] as const),
   '--dtype': oneOf(['bf16', 'f32', 'f16'] as const),
   '--allreduce': oneOf(['ring', 'one-shot', 'two-shot'] as const),
@@ -120,6 +124,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
     source,
     backend: f['--backend'] ?? 'webgpu',
     ranks: f['--ranks'] ?? 1,
+    dp: f['--dp'] ?? 1,
     preset: f['--preset'] ?? 'tiny',
     dtype: f['--dtype'] ?? 'bf16',
     allreduce: f['--allreduce'] ?? 'one-shot',
@@ -248,7 +253,7 @@ function traceReport(t: Trace) {
 const VERDICT_LINE: Record<Verdict, (r: CompareReport) => string> = {
   proven: () => 'proven: every output gated and computed on every path',
   'unknown-group': (r) =>
-    `not proven: the run cannot tell which ranks ${r.unknownGroups.map((u) => `${u.node}'s group ${u.why}`).join('; ')}; it ran over every rank`,
+    `not proven: the run cannot tell which ranks a collective's group spans (${r.unknownGroups.map((u) => `${u.node}: ${u.why}`).join('; ')}); it ran over every rank`,
   'depends-on-fed': (r) =>
     `not proven: outputs depend on ${r.fedOnComparedPaths.join(', ')}, fed with random values (no kernel); equal there shows only that the data flow around them was kept`,
   'not-gated': () => 'not proven: some outputs were only reported (several fused sites, no exact check)',
@@ -291,6 +296,7 @@ function runSettings(args: RunArgs) {
   return {
     backend: args.backend,
     ranks: args.ranks,
+    dp: args.dp,
     preset: args.preset,
     dtype: args.dtype,
     allreduce: args.allreduce,
@@ -319,6 +325,7 @@ async function compareAndReport(graph: Graph, args: RunArgs, opts: RunOptions, h
           passes: rep.passes,
           ok: rep.ok,
           verdict: rep.verdict,
+          unknownGroups: rep.unknownGroups,
           fedOnComparedPaths: rep.fedOnComparedPaths,
           outputs: rep.outputs,
           fusedSites: rep.fusedSites,
@@ -403,6 +410,7 @@ export async function command(argv: string[]): Promise<number> {
       preset: args.preset,
       dtype: args.dtype,
       ranks: args.ranks,
+      dp: args.dp,
       tokens: args.tokens,
       backend: args.backend,
     });

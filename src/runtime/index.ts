@@ -187,7 +187,12 @@ export async function compareGraphs(
     before: fedSourcesOfOutputs(plans.before),
     after: fedSourcesOfOutputs(plans.after),
   };
-  const unknownGroups = [...plans.before.unknownGroups, ...plans.after.unknownGroups];
+  // Each collective once, though both graphs hold it.
+  const unknownGroups = [
+    ...new Map(
+      [...plans.before.unknownGroups, ...plans.after.unknownGroups].map((u) => [`${u.node} ${u.group}`, u]),
+    ).values(),
+  ];
   // Outputs the graph types as FP8 are compared in fp8 steps (their values are quantized).
   const fp8Outputs = new Set(
     (before.outputs ?? []).flatMap((o) => {

@@ -26,6 +26,17 @@ describe('the verdict line', { timeout: 300_000 }, () => {
     });
   });
 
+  it('a collective over a group the run cannot resolve: not proven, and the line names it', async () => {
+    const g = parseFx(PR_BEFORE.replace("'tp:0'", "'tp:1'")).graph;
+    const rep = await compareRewrite(g, ['slice-hoist'], opts);
+    expect(rep.ok).toBe(true);
+    expect(verdictOf(rep)).toEqual({
+      level: 'not proven',
+      text: `not proven: all ${rep.outputs.length} outputs bitwise equal, but the run cannot tell which ranks ${rep.unknownGroups[0].node}'s group 'tp:1' spans`,
+      fusedChange: null,
+    });
+  });
+
   it('one fused site: proven by the exact check; apart, what the fused kernel changes at its site', async () => {
     const rep = await compareRewrite(fragment(), ['slice-hoist', 'allreduce-rmsnorm'], opts);
     const ulps = Math.max(...rep.outputs.map((o) => o.ulps));

@@ -150,6 +150,15 @@ export function verdictOf(report: CompareReport, uncomputed: ReadonlySet<string>
     level = 'within tolerance';
     claim = `every output within tolerance (up to ${maxUlps} ulps)`;
   }
+  // A collective whose group the run could not resolve ran over every rank: equal or not, it says
+  // nothing about the ranks that group spans.
+  const unknown = report.unknownGroups ?? [];
+  if (unknown.length && level !== 'not proven')
+    return {
+      level: 'not proven',
+      text: `not proven: ${claim}, but the run cannot tell which ranks ${unknown.map((u) => `${u.node}'s group '${u.group}'`).join(', ')} span${unknown.length === 1 ? 's' : ''}`,
+      fusedChange,
+    };
   if (fedRows.length && level === 'proven') {
     return {
       level: 'not proven',
