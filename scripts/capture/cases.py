@@ -38,6 +38,12 @@ ONE_PER_GEMM = ("AsyncTPPass (collective_fusion.py) rewrites each GEMM once: Ind
                 "GEMM before AllGatherGEMMPattern (rooted at the GEMM) can; the 3 GEMMs here each sit between "
                 "the all_gather and the reduce_scatter sequence parallelism leaves")
 E2E = f"{VLLM} tests/compile/fusions_e2e/models.py @050544d1"
+SP_PASS = f"{VLLM} vllm/compilation/passes/fusion/sequence_parallelism.py @007b5e0b"
+SP_FP8 = (f"{SP_PASS}: First/MiddleAllReduceRMSNormStaticFP8Pattern all-gather the quantized norm output, "
+          "so each FP8 GEMM reads the all_gather")
+SP_RESIDUAL_SLICE = (f"{SP_PASS}: MiddleAllReduceRMSNormPattern's replacement slices a full-size residual "
+                     "(residual[0 : reduce_scatter.size(0), ...]), so a residual that enters as a graph input "
+                     "is split as well")
 NO_ALL_REDUCE = "no all_reduce in the graph"
 
 
@@ -58,9 +64,18 @@ class Case:
 FP8_TOLERANCE = 0.125
 
 
-def sp_test_expected():
+ATP_PASS = f"{VLLM} vllm/compilation/passes/fusion/collective_fusion.py @0378a18d"
+FP8_BF16_ONLY = (f"{ATP_PASS}: AsyncTPPass registers the scaled-GEMM patterns (ScaledMM / CutlassScaledMM "
+                 "ReduceScatter, AllGather…ScaledMM) only when model_dtype == torch.bfloat16")
+
+
+def sp_test_expected(fp8=False, dtype=torch.bfloat16):
+    if fp8 and dtype is not torch.bfloat16:
+        async_tp = (0, f"async-tp 0: {FP8_BF16_ONLY}")
+    else:
+        async_tp = (3, f"async-tp 3: {ONE_PER_GEMM}" + (f"; {FP8_BF16_ONLY}" if fp8 else ""))
     return {
-        SP_ORDER: ({"sequence-parallelism": 4, "async-tp": 3}, f"{SP_TEST}; async-tp 3: {ONE_PER_GEMM}"),
+        SP_ORDER: ({"sequence-parallelism": 4, "async-tp": async_tp[0]}, f"{SP_TEST}; {async_tp[1]}"),
         AR_ORDER: ({"allreduce-rmsnorm": 4}, AR_TEST),
     }
 
@@ -75,7 +90,8 @@ def async_tp_test_expected():
 def llama_expected(layers=2, fp8=False):
     name = "llama3_8b_fp8" if fp8 else "llama3_8b"
     row = (f"{E2E} {name}: ar_rms_fusion = sequence_parallel = n_layers * 2 + 1, async_tp = n_layers * 4 "
-           f"(test_tp2_ar_rms.py / test_tp2_async_tp.py, every custom_ops_combos form), n_layers = {layers}")
+           f"(test_tp2_ar_rms.py / test_tp2_async_tp.py, every custom_ops_combos form), n_layers = {layers}"
+           + (f"; {SP_FP8}" if fp8 else ""))
     return {
         SP_ORDER: ({"sequence-parallelism": 2 * layers + 1, "async-tp": 4 * layers}, row),
         AR_ORDER: ({"allreduce-rmsnorm": 2 * layers + 1}, row),
@@ -101,12 +117,16 @@ def sequence_parallelism_cases():
                         f"TestAllReduceRMSNormStaticQuantFP8Model, custom_ops '{ops}', {dt}, {shape}",
                         lambda dtype=dtype, norm=norm, quant=quant: (
                             vt.TestAllReduceRMSNormStaticQuantFP8Model(dtype, norm, quant), _hidden(dtype)),
-                        dynamic, sp_test_expected(), tolerance=FP8_TOLERANCE)
+                        dynamic, sp_test_expected(fp8=True, dtype=dtype), tolerance=FP8_TOLERANCE)
     # vLLM IR: the norms as the functional vllm_ir ops the current test's ops_in_model names.
     out["sp-allreduce-rmsnorm.ir.bf16.dynamic"] = Case(
         "TestAllReduceRMSNormModel with vLLM IR norms (vllm_ir.rms_norm / fused_add_rms_norm), bf16, dynamic",
         lambda: (vt.TestAllReduceRMSNormModel(torch.bfloat16, "ir"), _hidden(torch.bfloat16)), True,
         sp_test_expected())
+    out["sp-allreduce-rmsnorm-fp8.ir.bf16.dynamic"] = Case(
+        "TestAllReduceRMSNormStaticQuantFP8Model with vLLM IR norms and quant (vllm_ir.static_quant_fp8), bf16, dynamic",
+        lambda: (vt.TestAllReduceRMSNormStaticQuantFP8Model(torch.bfloat16, "ir", "ir"), _hidden(torch.bfloat16)),
+        True, sp_test_expected(fp8=True), tolerance=FP8_TOLERANCE)
     return out
 
 
@@ -144,7 +164,7 @@ def _tokens_and_positions(model_input, tokens=8, hidden=96, vocab=512):
 LLAMA4_ROW = (f"{E2E} llama4_scout_fp8: ar_rms_fusion = sequence_parallel = n_layers * 2, "
               "async_tp = n_layers * 2 - 1, n_layers = 2 (the first layer's norm reads the embeddings, a graph "
               "input, so no all-reduce feeds it and its qkv GEMM gets no all_gather; MoE GEMMs are hidden in "
-              "moe_forward, and the router shares the all_gather with it)")
+              f"moe_forward, and the router shares the all_gather with it); {SP_RESIDUAL_SLICE}")
 LLAMA4_EXPECTED = {
     SP_ORDER: ({"sequence-parallelism": 4, "async-tp": 3}, LLAMA4_ROW),
     AR_ORDER: ({"allreduce-rmsnorm": 4}, LLAMA4_ROW),

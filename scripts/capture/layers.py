@@ -1,8 +1,8 @@
 """The forms one vLLM layer takes in a graph, chosen as vLLM's `custom_ops` chooses them.
 
 `+rms_norm` / `+quant_fp8` call the `_C` kernels (CustomOp.forward_cuda); `-rms_norm` /
-`-quant_fp8` trace the PyTorch-native bodies (forward_native); with vLLM IR the norm is one
-functional `vllm_ir` op. The FP8 GEMM is `torch._scaled_mm` (the torch kernels of
+`-quant_fp8` trace the PyTorch-native bodies (forward_native); with vLLM IR the norm and the
+quant are functional `vllm_ir` ops. The FP8 GEMM is `torch._scaled_mm` (the torch kernels of
 vllm/model_executor/layers/quantization/kernels/scaled_mm) or `_C.cutlass_scaled_mm`.
 """
 
@@ -13,7 +13,7 @@ import vllm_ops  # noqa: F401  (registers the ops)
 FP8 = torch.float8_e4m3fn
 FP8_MAX = torch.finfo(FP8).max
 NORM_FORMS = ("custom", "native", "ir")
-QUANT_FORMS = ("custom", "native")
+QUANT_FORMS = ("custom", "native", "ir")
 GEMM_FORMS = ("scaled_mm", "cutlass")
 
 
@@ -74,11 +74,15 @@ class RMSNorm(torch.nn.Module):
 
 def quant_fp8_static(x, scale, form="custom"):
     """QuantFP8 with a static per-tensor scale (input_quant_fp8.py)."""
+    assert form in QUANT_FORMS
     if form == "custom":
         # forward_cuda → ops.scaled_fp8_quant → _C.static_scaled_fp8_quant(out, x, scale)
         out = torch.empty(x.shape, dtype=FP8, device=x.device)
         torch.ops._C.static_scaled_fp8_quant(out, x, scale)
         return out
+    if form == "ir":
+        # vLLM IR: ir.ops.static_quant_fp8, what sequence_parallelism.py's FP8 patterns match.
+        return torch.ops.vllm_ir.static_quant_fp8(x, scale, FP8)
     # forward_native: a multiply by the reciprocal, clamped to the fp8 range.
     return (x.to(torch.float32) * scale.reciprocal()).clamp(-FP8_MAX, FP8_MAX).to(FP8)
 

@@ -39,15 +39,17 @@ for lib, name in ((_C, "_C"), (_VLLM, "vllm")):
     for schema in SCHEMAS[name]:
         lib.define(schema)
 
-# vLLM IR (vllm/ir/ops/layernorm.py): functional ops in the `vllm_ir` namespace, their schemas
-# inferred from the native Python signatures (vllm/ir/op.py: infer_schema(native, mutates_args=[])):
+# vLLM IR (vllm/ir/ops/layernorm.py, quant.py): functional ops in the `vllm_ir` namespace, their
+# schemas inferred from the native Python signatures (vllm/ir/op.py: infer_schema(native, mutates_args=[])):
 #   rms_norm(x, weight: Tensor | None, epsilon: float, variance_size: int | None = None) -> Tensor
 #   fused_add_rms_norm(x, x_residual, weight, epsilon, variance_size=None) -> (Tensor, Tensor)
+#   static_quant_fp8(x, scale, fp8_dtype: torch.dtype, num_token_padding: int | None = None) -> Tensor
 _VLLM_IR = torch.library.Library("vllm_ir", "FRAGMENT")
 VLLM_IR_SCHEMAS = [
     "rms_norm(Tensor x, Tensor? weight, float epsilon, SymInt? variance_size=None) -> Tensor",
     "fused_add_rms_norm(Tensor x, Tensor x_residual, Tensor? weight, float epsilon,"
     " SymInt? variance_size=None) -> (Tensor, Tensor)",
+    "static_quant_fp8(Tensor x, Tensor scale, ScalarType fp8_dtype, SymInt? num_token_padding=None) -> Tensor",
 ]
 for _schema in VLLM_IR_SCHEMAS:
     _VLLM_IR.define(_schema)
@@ -166,6 +168,14 @@ def ir_fused_add_rms_norm(x, x_residual, weight, epsilon, variance_size=None):
     return _ir_rms(z.to(x.dtype), weight, epsilon, variance_size), z.to(x.dtype)
 
 
+@_impl(_VLLM_IR, "static_quant_fp8")
+def ir_static_quant_fp8(x, scale, fp8_dtype, num_token_padding=None):
+    # vllm/ir/ops/quant.py static_quant_fp8's native body (no padding when compiling).
+    fp8_max = torch.finfo(fp8_dtype).max
+    out = x.to(torch.float32) * scale.to(torch.float32).reciprocal()
+    return out.clamp(-fp8_max, fp8_max).to(fp8_dtype)
+
+
 @_impl(_VLLM, "moe_forward")
 def moe_forward(hidden_states, router_logits, layer_name):
     layer = MOE_LAYERS[layer_name]
@@ -236,6 +246,11 @@ def _ir_rms_norm_fake(x, weight, epsilon, variance_size=None):
 @_fake("vllm_ir::fused_add_rms_norm")
 def _ir_fused_add_rms_norm_fake(x, x_residual, weight, epsilon, variance_size=None):
     return torch.empty_like(x), torch.empty_like(x)
+
+
+@_fake("vllm_ir::static_quant_fp8")
+def _ir_static_quant_fp8_fake(x, scale, fp8_dtype, num_token_padding=None):
+    return torch.empty_like(x, dtype=fp8_dtype)
 
 
 @_fake("vllm::moe_forward")
