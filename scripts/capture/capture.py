@@ -224,16 +224,18 @@ def main():
 
 
 def capture_case(out, name, case):
-    """One fixtures/capture/tp/ file: the print_readable text of the post-grad graph."""
+    """fixtures/capture/tp/ files: the print_readable text of the post-grad graph (one per piece)."""
     os.makedirs(out, exist_ok=True)
     torch._dynamo.reset()
     torch.manual_seed(0)
     model, inputs = case.build()
-    (readable, _), = compile_and_check(model.eval(), inputs, case.dynamic, {}, tolerance=case.tolerance)
-    with open(os.path.join(out, f"{name}.py"), "w") as f:
-        f.write(f"# Captured by scripts/capture/capture.py: {name}, torch {torch.__version__}, "
-                f"{case.what}, Inductor post-grad\n" + readable)
-    print(f"captured tp/{name}")
+    graphs = compile_and_check(model.eval(), inputs, case.dynamic, case.overrides, tolerance=case.tolerance)
+    for i, (readable, _) in enumerate(graphs):
+        stem = name if len(graphs) == 1 else f"{name}.piece{i}"
+        with open(os.path.join(out, f"{stem}.py"), "w") as f:
+            f.write(f"# Captured by scripts/capture/capture.py: {stem}, torch {torch.__version__}, "
+                    f"{case.what}, Inductor post-grad\n" + readable)
+        print(f"captured tp/{stem}")
 
 
 def debug_files(out, name):

@@ -7,7 +7,7 @@ dynamic). Names spell the form: `rms_norm-on` / `rms_norm-off` for custom_ops '+
 `dynamic` (torch._dynamo.mark_dynamic on the token dim, as the tests' `dynamic` parameter).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -52,10 +52,12 @@ class Case:
     what: str
     build: Callable[[], tuple]
     dynamic: bool
-    # pass order → ({pass: count}, where vLLM says so)
-    expected: dict
+    # pass order → ({pass: count}, where vLLM says so); a piecewise case: one such dict per piece
+    expected: dict | list
     world_size: int = 2
     tolerance: float = 2e-2
+    # Inductor options over vLLM's; {"piecewise": True} splits the graph at the attention op
+    overrides: dict = field(default_factory=dict)
 
 
 # Compiled and eager round an FP8 linear's input the same way only if they compute it the same
@@ -169,6 +171,15 @@ LLAMA4_EXPECTED = {
     SP_ORDER: ({"sequence-parallelism": 4, "async-tp": 3}, LLAMA4_ROW),
     AR_ORDER: ({"allreduce-rmsnorm": 4}, LLAMA4_ROW),
 }
+# Piecewise: SequenceParallelismPass and AsyncTPPass require full-graph compilation (their
+# is_applicable_for_range asserts it: test_sequence_parallelism.py / test_async_tp.py
+# *_requires_full_graph_compilation), so only the all-reduce + norm fusion runs on pieces.
+LLAMA4_PIECE_ROW = (f"{LLAMA4_ROW}; split at the 2 attention ops: piece 0 (embeddings → first norm → qkv) "
+                    "has no all-reduce, pieces 1 and 2 each fuse o_proj's all-reduce into the post-attention "
+                    "norm (piece 1's residual is the embeddings, a graph input) and the MoE's into the next norm")
+LLAMA4_PIECES_EXPECTED = [
+    {AR_ORDER: ({"allreduce-rmsnorm": n}, LLAMA4_PIECE_ROW)} for n in (0, 2, 2)
+]
 TP_GROUP_ONLY = (f"{VLLM} vllm/compilation/passes/fusion/allreduce_rms_fusion.py and sequence_parallelism.py "
                  "trace their patterns through tensor_model_parallel_all_reduce, whose group_name is the TP "
                  "group's unique_name ('tp:0'): a literal of the pattern, so the 'dp:0' all-reduce never matches")
@@ -220,6 +231,10 @@ def stack_cases():
         "llama4-embeds-tp2": Case(
             "Llama-4-like: inputs_embeds in, the first layer's residual a graph input, MoE layers",
             lambda: (stacks.llama4_embeds(), _tokens_and_positions("embeds")), True, LLAMA4_EXPECTED),
+        "llama4-embeds-tp2-piecewise": Case(
+            "llama4-embeds-tp2 in vLLM's piecewise mode: split at the attention op, each piece compiled alone",
+            lambda: (stacks.llama4_embeds(), _tokens_and_positions("embeds")), True, LLAMA4_PIECES_EXPECTED,
+            overrides={"piecewise": True}),
         "dp-tp-allreduce": Case(
             "two all-reduces over 'tp:0' and one over 'dp:0', each into an rms_norm",
             lambda: (stacks.DpTpModel(), (torch.randn(8, 96, dtype=torch.bfloat16),)), True, DP_TP_EXPECTED),
@@ -240,7 +255,13 @@ def expected_json():
         return {"worldSize": world_size,
                 **{order: {"counts": counts, "source": source} for order, (counts, source) in expected.items()}}
 
-    out = {f"tp/{name}.py": entry(c.world_size, c.expected) for name, c in cases().items()}
+    out = {}
+    for name, c in cases().items():
+        if isinstance(c.expected, list):
+            for i, expected in enumerate(c.expected):
+                out[f"tp/{name}.piece{i}.py"] = entry(c.world_size, expected)
+        else:
+            out[f"tp/{name}.py"] = entry(c.world_size, c.expected)
     for file, (world_size, expected) in TOP_LEVEL_EXPECTED.items():
         out[file] = entry(world_size, expected)
     return out
