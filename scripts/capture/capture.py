@@ -10,11 +10,16 @@ marked dynamic as vLLM's model runner marks it. Each capture is written as print
 (`NAME.py`) and as `str(graph)` (`NAME.graph.txt`); a few more files show the other forms a user
 has: TORCH_COMPILE_DEBUG's fx_graph_readable.py / fx_graph_transformed.py, and a vLLM debug dump
 folder (one file per pass stage, `graph.python_code(root_module="self", verbose=True)`).
+
+`tp/` holds vLLM's own sequence-parallelism / async-TP test models and Llama-like stacks in each
+form vLLM's tests compile them (cases.py), and `expected.json` the match counts vLLM gives for
+them. Every capture is checked: the compiled model computes what the eager one does.
 """
 
 import argparse
 import copy
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -25,6 +30,7 @@ import torch
 from torch._inductor.custom_graph_pass import CustomGraphPass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cases  # noqa: E402
 import models  # noqa: E402
 
 TOKENS = 8
@@ -95,9 +101,17 @@ def dump_stages(gm, folder):
 
 
 def compile_and_run(dims, tp, overrides, dump_dir=None):
-    piecewise = overrides.get("piecewise", False)
     torch._dynamo.reset()
     model = models.Model(dims, tp).eval()
+    ids = torch.randint(0, dims.vocab, (TOKENS,))
+    positions = torch.arange(TOKENS)
+    return compile_and_check(model, (ids, positions), True, overrides, dump_dir)
+
+
+def compile_and_check(model, inputs, dynamic, overrides, dump_dir=None, tolerance=2e-2):
+    """Compile `model` as vLLM does, take the post-grad graph(s), and check that the compiled
+    model computes what the eager one does (the ops' CPU bodies)."""
+    piecewise = overrides.get("piecewise", False)
     capture = CapturePass(dump_dir)
     options = {
         # vLLM's CompilationConfig: auto_functionalized v1 (its passes match on it).
@@ -110,16 +124,16 @@ def compile_and_run(dims, tp, overrides, dump_dir=None):
         compiled = torch.compile(model, fullgraph=True, backend=piecewise_backend(options))
     else:
         compiled = torch.compile(model, fullgraph=True, backend="inductor", options=options)
-    ids = torch.randint(0, dims.vocab, (TOKENS,))
-    positions = torch.arange(TOKENS)
-    # gpu_model_runner: the token dim is dynamic.
-    torch._dynamo.mark_dynamic(ids, 0)
-    torch._dynamo.mark_dynamic(positions, 0)
+    if dynamic:
+        # gpu_model_runner: the token dim is dynamic.
+        for x in inputs:
+            torch._dynamo.mark_dynamic(x, 0)
     with torch.no_grad():
-        got = compiled(ids, positions)
-        want = model(ids, positions)
-    # The compiled graph computes what the eager model does (the ops' CPU bodies).
-    torch.testing.assert_close(got.float(), want.float(), rtol=2e-2, atol=2e-2)
+        # Eager first, on copies: a graph may write into its inputs (a residual that enters
+        # as one is updated in place by fused_add_rms_norm).
+        want = model(*[x.clone() for x in inputs])
+        got = compiled(*inputs)
+    torch.testing.assert_close(got.float(), want.float(), rtol=tolerance, atol=tolerance)
     if not piecewise and len(capture.graphs) != 1:
         raise SystemExit(f"expected one post-grad graph, got {len(capture.graphs)} (a graph break?)")
     return capture.graphs
@@ -200,8 +214,31 @@ def main():
                 f.write(text)
             print(f"captured {stem}")
 
+    for name, case in cases.cases().items():
+        if args.only and name != args.only:
+            continue
+        capture_case(os.path.join(args.out, "tp"), name, case)
+    with open(os.path.join(args.out, "expected.json"), "w") as f:
+        json.dump(cases.expected_json(), f, indent=2, ensure_ascii=False)
+        f.write("\n")
+
     if not args.only or args.only == "debug":
         debug_files(args.out, "llama-tp2")
+
+
+def capture_case(out, name, case):
+    """fixtures/capture/tp/ files: the print_readable text of the post-grad graph (one per piece)."""
+    os.makedirs(out, exist_ok=True)
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model, inputs = case.build()
+    graphs = compile_and_check(model.eval(), inputs, case.dynamic, case.overrides, tolerance=case.tolerance)
+    for i, (readable, _) in enumerate(graphs):
+        stem = name if len(graphs) == 1 else f"{name}.piece{i}"
+        with open(os.path.join(out, f"{stem}.py"), "w") as f:
+            f.write(f"# Captured by scripts/capture/capture.py: {stem}, torch {torch.__version__}, "
+                    f"{case.what}, Inductor post-grad\n" + readable)
+        print(f"captured tp/{stem}")
 
 
 def debug_files(out, name):

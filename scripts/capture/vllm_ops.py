@@ -25,6 +25,10 @@ SCHEMAS = {
     ],
     "vllm": [
         "all_reduce(Tensor tensor, str group_name) -> Tensor",
+        # parallel_state.py: reduce_scatter / all_gather, direct_register_custom_op'd from
+        # (tensor, dim: int, world_size: int, group_name: str) -> Tensor.
+        "reduce_scatter(Tensor tensor, int dim, int world_size, str group_name) -> Tensor",
+        "all_gather(Tensor tensor, int dim, int world_size, str group_name) -> Tensor",
         "moe_forward(Tensor(a0!) hidden_states, Tensor router_logits, str layer_name) -> Tensor",
         "unified_attention_with_output(Tensor query, Tensor key, Tensor value, Tensor(a3!) output,"
         " str layer_name, Tensor? output_scale=None, Tensor(a6!)? output_block_scale=None) -> ()",
@@ -34,6 +38,21 @@ SCHEMAS = {
 for lib, name in ((_C, "_C"), (_VLLM, "vllm")):
     for schema in SCHEMAS[name]:
         lib.define(schema)
+
+# vLLM IR (vllm/ir/ops/layernorm.py, quant.py): functional ops in the `vllm_ir` namespace, their
+# schemas inferred from the native Python signatures (vllm/ir/op.py: infer_schema(native, mutates_args=[])):
+#   rms_norm(x, weight: Tensor | None, epsilon: float, variance_size: int | None = None) -> Tensor
+#   fused_add_rms_norm(x, x_residual, weight, epsilon, variance_size=None) -> (Tensor, Tensor)
+#   static_quant_fp8(x, scale, fp8_dtype: torch.dtype, num_token_padding: int | None = None) -> Tensor
+_VLLM_IR = torch.library.Library("vllm_ir", "FRAGMENT")
+VLLM_IR_SCHEMAS = [
+    "rms_norm(Tensor x, Tensor? weight, float epsilon, SymInt? variance_size=None) -> Tensor",
+    "fused_add_rms_norm(Tensor x, Tensor x_residual, Tensor? weight, float epsilon,"
+    " SymInt? variance_size=None) -> (Tensor, Tensor)",
+    "static_quant_fp8(Tensor x, Tensor scale, ScalarType fp8_dtype, SymInt? num_token_padding=None) -> Tensor",
+]
+for _schema in VLLM_IR_SCHEMAS:
+    _VLLM_IR.define(_schema)
 
 # moe_forward reads its weights by layer name, as vLLM's forward context does: they are no
 # graph inputs.
@@ -114,6 +133,49 @@ def all_reduce(tensor, group_name):
     return tensor.clone()
 
 
+# One process stands for rank 0 of a group whose ranks all hold the same tensor: the all-reduce
+# above keeps one rank's share, so reduce_scatter keeps rank 0's block of it and all_gather
+# concatenates world_size copies. Compiled and eager run the same bodies, which is all the
+# capture's check needs.
+@_impl(_VLLM, "reduce_scatter")
+def reduce_scatter(tensor, dim, world_size, group_name):
+    return tensor.chunk(world_size, dim)[0].clone()
+
+
+@_impl(_VLLM, "all_gather")
+def all_gather(tensor, dim, world_size, group_name):
+    return torch.cat([tensor] * world_size, dim)
+
+
+def _ir_rms(x, weight, epsilon, variance_size):
+    # vllm/ir/ops/layernorm.py rms_norm's native body.
+    orig_dtype = x.dtype
+    x = x.to(torch.float32)
+    x_var = x if variance_size is None else x[..., :variance_size]
+    x = x * torch.rsqrt(x_var.pow(2).mean(dim=-1, keepdim=True) + epsilon)
+    x = x.to(orig_dtype)
+    return x if weight is None else x * weight
+
+
+@_impl(_VLLM_IR, "rms_norm")
+def ir_rms_norm(x, weight, epsilon, variance_size=None):
+    return _ir_rms(x, weight, epsilon, variance_size)
+
+
+@_impl(_VLLM_IR, "fused_add_rms_norm")
+def ir_fused_add_rms_norm(x, x_residual, weight, epsilon, variance_size=None):
+    z = (x.to(torch.float32) + x_residual.to(torch.float32))
+    return _ir_rms(z.to(x.dtype), weight, epsilon, variance_size), z.to(x.dtype)
+
+
+@_impl(_VLLM_IR, "static_quant_fp8")
+def ir_static_quant_fp8(x, scale, fp8_dtype, num_token_padding=None):
+    # vllm/ir/ops/quant.py static_quant_fp8's native body (no padding when compiling).
+    fp8_max = torch.finfo(fp8_dtype).max
+    out = x.to(torch.float32) * scale.to(torch.float32).reciprocal()
+    return out.clamp(-fp8_max, fp8_max).to(fp8_dtype)
+
+
 @_impl(_VLLM, "moe_forward")
 def moe_forward(hidden_states, router_logits, layer_name):
     layer = MOE_LAYERS[layer_name]
@@ -160,6 +222,35 @@ _fake("vllm::unified_attention_with_output")(lambda *args, **kwargs: None)
 @_fake("vllm::all_reduce")
 def _all_reduce_fake(tensor, group_name):
     return torch.empty_like(tensor)
+
+
+@_fake("vllm::reduce_scatter")
+def _reduce_scatter_fake(tensor, dim, world_size, group_name):
+    shape = list(tensor.shape)
+    shape[dim] = shape[dim] // world_size
+    return tensor.new_empty(shape)
+
+
+@_fake("vllm::all_gather")
+def _all_gather_fake(tensor, dim, world_size, group_name):
+    shape = list(tensor.shape)
+    shape[dim] = shape[dim] * world_size
+    return tensor.new_empty(shape)
+
+
+@_fake("vllm_ir::rms_norm")
+def _ir_rms_norm_fake(x, weight, epsilon, variance_size=None):
+    return torch.empty_like(x)
+
+
+@_fake("vllm_ir::fused_add_rms_norm")
+def _ir_fused_add_rms_norm_fake(x, x_residual, weight, epsilon, variance_size=None):
+    return torch.empty_like(x), torch.empty_like(x)
+
+
+@_fake("vllm_ir::static_quant_fp8")
+def _ir_static_quant_fp8_fake(x, scale, fp8_dtype, num_token_padding=None):
+    return torch.empty_like(x, dtype=fp8_dtype)
 
 
 @_fake("vllm::moe_forward")

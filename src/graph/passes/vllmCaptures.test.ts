@@ -1,0 +1,59 @@
+// The passes on graphs a real torch.compile printed (fixtures/capture, made by
+// scripts/capture/capture.py), against the counts vLLM's own tests give for them:
+// fixtures/capture/expected.json maps each file to vLLM's pass orders (sequence parallelism then
+// async TP; the all-reduce + RMSNorm fusion alone) and the matches each pass makes there, with the
+// vLLM test or rule each count comes from. fixtures/capture/README.md tells the cases apart.
+
+import { readFileSync, readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { importGraph } from '../formats.ts';
+import type { Graph } from '../ir.ts';
+import { runPipeline } from './pipeline.ts';
+
+const DIR = new URL('../../../fixtures/capture/', import.meta.url).pathname;
+
+interface Expectation {
+  counts: Record<string, number>;
+  source: string;
+}
+type FixtureExpectations = { worldSize: number } & Record<string, Expectation | number>;
+
+const EXPECTED = JSON.parse(readFileSync(DIR + 'expected.json', 'utf8')) as Record<
+  string,
+  FixtureExpectations
+>;
+
+const load = (file: string): Graph =>
+  importGraph(readFileSync(DIR + file, 'utf8'), { fileName: file.split('/').pop()! }).graph;
+
+const orders = (e: FixtureExpectations): [string, Expectation][] =>
+  Object.entries(e).filter((kv): kv is [string, Expectation] => typeof kv[1] === 'object');
+
+describe('fixtures/capture/expected.json', () => {
+  it('names every capture under tp/ and a source for every count', () => {
+    const captured = readdirSync(DIR + 'tp')
+      .filter((f) => f.endsWith('.py'))
+      .map((f) => `tp/${f}`);
+    expect(captured.length).toBeGreaterThan(0);
+    for (const f of captured) expect(Object.keys(EXPECTED), f).toContain(f);
+    for (const [file, e] of Object.entries(EXPECTED)) {
+      expect(orders(e).length, file).toBeGreaterThan(0);
+      for (const [order, { source }] of orders(e))
+        expect(source, `${file} ${order}`).toMatch(/vllm|all_reduce/);
+    }
+  });
+});
+
+describe('captured vLLM test models and stacks: match counts as vLLM gives them', () => {
+  for (const [file, e] of Object.entries(EXPECTED)) {
+    for (const [order, { counts, source }] of orders(e)) {
+      it(`${file} [${order}] → ${JSON.stringify(counts)}`, () => {
+        const r = runPipeline(load(file), order.split(','), { worldSize: e.worldSize });
+        const got = Object.fromEntries(
+          Object.keys(counts).map((p) => [p, r.stages.find((s) => s.pass === p)!.matches.length]),
+        );
+        expect(got, source).toEqual(counts);
+      });
+    }
+  }
+});
