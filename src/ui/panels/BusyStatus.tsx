@@ -1,6 +1,6 @@
 // What the app is working on, in the status bar, once it has taken over a second: the run, the |Δ|
 // values, a load or rewrite in the pipeline worker; each with how far it is, about how long is
-// left, and its Cancel. Never "Ready" while work goes on.
+// left, and a Stop that cancels it. Never "Ready" while work goes on.
 
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { useStore, type AppState } from '../store/index.ts';
@@ -99,8 +99,9 @@ export function BusyStatus() {
       {shown.map((j) => (
         <span key={j.id} data-job={j.id}>
           {busyText(j, now - started.current.get(j.id)!)}{' '}
-          <button type="button" className="small" onClick={cancel[j.id]} aria-label={`Cancel ${j.label}`}>
-            Cancel
+          {/* "Stop", so it is not taken for the Run tab's own Cancel, which stays. */}
+          <button type="button" className="small" onClick={cancel[j.id]} aria-label={`Stop: ${j.label}`}>
+            Stop
           </button>
         </span>
       ))}
