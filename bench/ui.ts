@@ -315,6 +315,17 @@ export async function bench(argv: string[]): Promise<number> {
     args: CHROMIUM_ARGS,
   });
   const errors: string[] = [];
+  /** A page of the whole app, or null (said so) where building it failed. */
+  const openAppPage = async (): Promise<Page | null> => {
+    if (!appServer) {
+      process.stdout.write(`  not measured: building the app failed:\n${appBuild.stderr}\n`);
+      return null;
+    }
+    await waitForServer(APP_PORT, '/');
+    const p = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    p.on('pageerror', (e) => errors.push(e.message));
+    return p;
+  };
   // The graph views, then the long tasks of the whole app (skipped with --run-only).
   const viewsAndLongTasks = async (): Promise<void> => {
     await waitForServer(PORT, '/bench/ui-page.html');
@@ -371,12 +382,8 @@ export async function bench(argv: string[]): Promise<number> {
     process.stdout.write(
       `\nthe app on the 300-layer sample (${BIG_SAMPLE}), long tasks on the page's main thread:\n`,
     );
-    if (!appServer) {
-      process.stdout.write(`  not measured: building the app failed:\n${appBuild.stderr}\n`);
-    } else {
-      await waitForServer(APP_PORT, '/');
-      const appPage = await browser.newPage({ viewport: { width: 1280, height: 720 } });
-      appPage.on('pageerror', (e) => errors.push(e.message));
+    const appPage = await openAppPage();
+    if (appPage) {
       const r = await appLongTasks(appPage);
       process.stdout.write(`  graph: ${r.nodes}\n`);
       for (const [name, t] of [
@@ -394,12 +401,8 @@ export async function bench(argv: string[]): Promise<number> {
     process.stdout.write(
       `\nthe app running ${RUN_SAMPLE} after the pipeline, before & after on the CPU reference, 2 ranks:\n`,
     );
-    if (!appServer) {
-      process.stdout.write(`  not measured: building the app failed:\n${appBuild.stderr}\n`);
-    } else {
-      await waitForServer(APP_PORT, '/');
-      const runPage = await browser.newPage({ viewport: { width: 1280, height: 720 } });
-      runPage.on('pageerror', (e) => errors.push(e.message));
+    const runPage = await openAppPage();
+    if (runPage) {
       const r = await appRunPhases(runPage);
       for (const [phase, ms] of r.phases)
         process.stdout.write(

@@ -9,7 +9,7 @@ import { parseFx } from '../src/graph/fx/parse.ts';
 import { generateSample } from '../src/graph/samples/index.ts';
 import { DEFAULT_PIPELINE, runPipeline } from '../src/graph/passes/pipeline.ts';
 import { diffGraphs } from '../src/graph/diff.ts';
-import { idle } from './appPage.ts';
+import { idle, runSampleOnCpu } from './appPage.ts';
 
 const pane = (page: Page, label: 'before' | 'after') =>
   page.locator(`[data-testid="graph-view"][data-label="${label}"]`);
@@ -43,18 +43,11 @@ async function selectIn(page: Page, label: 'before' | 'after', name: string) {
   await pane(page, label).locator(`[data-node="${name}"]`).click();
 }
 
+/** One GPT-OSS-20B layer at TP4 through the pipeline, run on the CPU reference with 2 ranks. */
 async function runLayer(page: Page) {
   await page.goto('/?test=1');
   await idle(page);
-  await page.getByLabel('Sample').selectOption({ label: 'GPT-OSS-20B · 1 layer · TP4' });
-  await idle(page);
-  await page.getByRole('button', { name: 'Run pipeline' }).click();
-  await idle(page);
-  await page.getByRole('tab', { name: 'Run' }).click();
-  await page.getByLabel('Backend').selectOption('cpu');
-  await page.getByLabel('Ranks').selectOption('2');
-  await page.getByRole('button', { name: 'Run before & after' }).click();
-  await expect(page.getByTestId('run-verdict')).toHaveText(/^proven: /, { timeout: 120_000 });
+  await runSampleOnCpu(page, 'GPT-OSS-20B · 1 layer · TP4', 120_000);
 }
 
 test('one run, its numbers read right in every tab', async ({ page }) => {

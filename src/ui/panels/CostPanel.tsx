@@ -26,6 +26,20 @@ const range = (s: Spread) => `${s.min.toFixed(1)}–${s.max.toFixed(1)}`;
 const pct = (before: number, after: number) =>
   before === 0 ? '—' : `${after >= before ? '+' : ''}${((100 * (after - before)) / before).toFixed(2)} %`;
 
+/** A before / after / change table's head, its first column saying what the rows are. */
+function ChangeHead({ title }: { title: string }) {
+  return (
+    <thead>
+      <tr>
+        <th>{title}</th>
+        <th className="num">before</th>
+        <th className="num">after</th>
+        <th className="num">change</th>
+      </tr>
+    </thead>
+  );
+}
+
 function Row({
   label,
   before,
@@ -155,16 +169,7 @@ export function CostPanel() {
         )}
         {predicted && !('error' in predicted) && (
           <table className="grid" aria-label="Predicted and measured cost" data-testid="cost-table">
-            <thead>
-              <tr>
-                <th>
-                  predicted on {profileId}, TP{tp}, {tokens} tokens
-                </th>
-                <th className="num">before</th>
-                <th className="num">after</th>
-                <th className="num">change</th>
-              </tr>
-            </thead>
+            <ChangeHead title={`predicted on ${profileId}, TP${tp}, ${tokens} tokens`} />
             <tbody>
               <Row
                 label="time (µs, serial roofline)"
@@ -228,16 +233,7 @@ function MeasuredEffectTable({ tp }: { tp: number }) {
     <>
       {effect && timing && caption && (
         <table className="grid" aria-label="Measured effect" data-testid="cost-measured">
-          <thead>
-            <tr>
-              <th>
-                {stale ? 'stale: ' : ''}measured, {caption} (µs, busiest rank)
-              </th>
-              <th className="num">before</th>
-              <th className="num">after</th>
-              <th className="num">change</th>
-            </tr>
-          </thead>
+          <ChangeHead title={`${stale ? 'stale: ' : ''}measured, ${caption} (µs, busiest rank)`} />
           <tbody>
             <MeasuredRow
               testId="measured-changed"
