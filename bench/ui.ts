@@ -9,7 +9,11 @@
 //  - dagre and elkjs laying out the same scenes in Node in the same run (each in its own
 //    process, stack overflows reported as such), against our layout of the same scene in Node;
 //  - the whole app on the 300-layer sample: the longest main-thread task (PerformanceObserver
-//    'longtask') while it loads and while the pipeline rewrites it, against the 200 ms target.
+//    'longtask') while it loads and while the pipeline rewrites it, against the 200 ms target;
+//  - the whole app running a rewrite before & after (GPT-OSS-20B, 1 layer, TP2, CPU reference,
+//    2 ranks): the time of each run phase the Run tab reports (planning, running, the timed runs),
+//    and how long the status bar went without saying what was going on.
+// `--run-only` measures only the last.
 // Everything is printed as ratios next to the raw numbers.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -171,6 +175,65 @@ async function appLongTasks(page: Page): Promise<{ load: LongTasks; rewrite: Lon
   return { load, rewrite, nodes };
 }
 
+/** The sample the run-phase section runs, and how its run is set up. */
+const RUN_SAMPLE = 'gpt-oss-20b-l1-tp2';
+
+interface RunPhases {
+  /** Phase (its label without counts) → wall time, in the order they came. */
+  phases: [string, number][];
+  totalMs: number;
+  /** The longest stretch the status bar showed no work line while the run went on. */
+  silentMs: number;
+  verdict: string;
+}
+
+/**
+ * Runs before & after in the app and samples the Run tab's phase label and the status bar every
+ * 50 ms until the verdict shows: per phase (counts dropped: "timed run 2/3 (after)" is "timed run")
+ * the wall time it was on screen.
+ */
+async function appRunPhases(page: Page): Promise<RunPhases> {
+  await page.goto(`http://127.0.0.1:${APP_PORT}/?test=1`);
+  const ready = () => page.waitForSelector('body[data-ready="true"]', { timeout: 600_000 });
+  await ready();
+  await page.selectOption('#sample-select', RUN_SAMPLE);
+  await ready();
+  await page.click('button:has-text("Run pipeline")');
+  await ready();
+  await page.click('[role="tab"]:has-text("Run")');
+  await page.selectOption('#run-backend', 'cpu');
+  await page.selectOption('#run-ranks', '2');
+  const t0 = Date.now();
+  await page.click('button:has-text("Run before & after")');
+  const phases = new Map<string, number>();
+  let last = t0,
+    silentSince: number | null = null,
+    silentMs = 0;
+  for (;;) {
+    const s = (await page.evaluate(`(() => {
+      const p = document.querySelector('[aria-label="Run progress"] > span');
+      const v = document.querySelector('[data-testid="run-verdict"]');
+      const busy = document.querySelector('[data-testid="busy-status"]');
+      return { phase: p ? p.textContent : null, verdict: v ? v.textContent : null, busy: !!busy };
+    })()`)) as { phase: string | null; verdict: string | null; busy: boolean };
+    const now = Date.now();
+    if (s.phase) {
+      const key = s.phase.replace(/ \d+\/\d+.*$/, '');
+      phases.set(key, (phases.get(key) ?? 0) + (now - last));
+    }
+    // The status bar owes a work line from the first second on.
+    if (!s.busy && !s.verdict && now - t0 > 1000) silentSince ??= now;
+    else if (silentSince !== null) {
+      silentMs = Math.max(silentMs, now - silentSince);
+      silentSince = null;
+    }
+    last = now;
+    if (s.verdict) return { phases: [...phases], totalMs: now - t0, silentMs, verdict: s.verdict };
+    if (now - t0 > 600_000) throw new Error('the run did not finish in 10 minutes');
+    await page.waitForTimeout(50);
+  }
+}
+
 export async function bench(argv: string[]): Promise<number> {
   let bigNodes: number;
   try {
@@ -180,6 +243,7 @@ export async function bench(argv: string[]): Promise<number> {
     return 2;
   }
   const skipReference = argv.includes('--skip-reference');
+  const runOnly = argv.includes('--run-only');
   const bigLayers = layersFor(bigNodes);
   const cases: { name: string; graph: Graph; query: string; renderTargetMs?: number }[] = [
     {
@@ -250,10 +314,22 @@ export async function bench(argv: string[]): Promise<number> {
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     args: CHROMIUM_ARGS,
   });
-  try {
+  const errors: string[] = [];
+  /** A page of the whole app, or null (said so) where building it failed. */
+  const openAppPage = async (): Promise<Page | null> => {
+    if (!appServer) {
+      process.stdout.write(`  not measured: building the app failed:\n${appBuild.stderr}\n`);
+      return null;
+    }
+    await waitForServer(APP_PORT, '/');
+    const p = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    p.on('pageerror', (e) => errors.push(e.message));
+    return p;
+  };
+  // The graph views, then the long tasks of the whole app (skipped with --run-only).
+  const viewsAndLongTasks = async (): Promise<void> => {
     await waitForServer(PORT, '/bench/ui-page.html');
     const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
-    const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(`http://127.0.0.1:${PORT}/bench/ui-page.html?fixture=pr28841-before&test=1`);
     await page.waitForSelector('[data-testid="graph-view"][data-ready="true"]');
@@ -306,12 +382,8 @@ export async function bench(argv: string[]): Promise<number> {
     process.stdout.write(
       `\nthe app on the 300-layer sample (${BIG_SAMPLE}), long tasks on the page's main thread:\n`,
     );
-    if (!appServer) {
-      process.stdout.write(`  not measured: building the app failed:\n${appBuild.stderr}\n`);
-    } else {
-      await waitForServer(APP_PORT, '/');
-      const appPage = await browser.newPage({ viewport: { width: 1280, height: 720 } });
-      appPage.on('pageerror', (e) => errors.push(e.message));
+    const appPage = await openAppPage();
+    if (appPage) {
       const r = await appLongTasks(appPage);
       process.stdout.write(`  graph: ${r.nodes}\n`);
       for (const [name, t] of [
@@ -322,6 +394,23 @@ export async function bench(argv: string[]): Promise<number> {
           `  ${name.padEnd(26)} longest task ${t.longestMs.toFixed(0)} ms   target ${LONG_TASK_TARGET_MS} ms   = ${(t.longestMs / LONG_TASK_TARGET_MS).toFixed(2)} × the target   (idle again after ${(t.wallMs / 1000).toFixed(1)} s)\n`,
         );
       }
+    }
+  };
+  try {
+    if (!runOnly) await viewsAndLongTasks();
+    process.stdout.write(
+      `\nthe app running ${RUN_SAMPLE} after the pipeline, before & after on the CPU reference, 2 ranks:\n`,
+    );
+    const runPage = await openAppPage();
+    if (runPage) {
+      const r = await appRunPhases(runPage);
+      for (const [phase, ms] of r.phases)
+        process.stdout.write(
+          `  ${phase.padEnd(26)} ${(ms / 1000).toFixed(2)} s   = ${((100 * ms) / r.totalMs).toFixed(0)} % of the run\n`,
+        );
+      process.stdout.write(
+        `  whole run                  ${(r.totalMs / 1000).toFixed(2)} s; status bar silent at most ${(r.silentMs / 1000).toFixed(2)} s after the first second\n  verdict: ${r.verdict}\n`,
+      );
     }
     if (errors.length) {
       process.stderr.write(`page errors:\n${errors.join('\n')}\n`);

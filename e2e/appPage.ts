@@ -10,7 +10,12 @@ export async function idle(page: Page, timeout?: number): Promise<void> {
 
 /** The PR fragment rewritten by the pipeline, then run before and after on the CPU reference, 2 ranks. */
 export async function runFragmentOnCpu(page: Page): Promise<void> {
-  await page.getByLabel('Sample').selectOption({ label: 'PR #28841 · before (fragment)' });
+  await runSampleOnCpu(page, 'PR #28841 · before (fragment)');
+}
+
+/** A sample rewritten by the pipeline, then run before and after on the CPU reference, 2 ranks. */
+export async function runSampleOnCpu(page: Page, sample: string, timeout = 60_000): Promise<void> {
+  await page.getByLabel('Sample').selectOption({ label: sample });
   await idle(page);
   await page.getByRole('button', { name: 'Run pipeline' }).click();
   await idle(page);
@@ -18,5 +23,5 @@ export async function runFragmentOnCpu(page: Page): Promise<void> {
   await page.getByLabel('Backend').selectOption('cpu');
   await page.getByLabel('Ranks').selectOption('2');
   await page.getByRole('button', { name: 'Run before & after' }).click();
-  await expect(page.getByTestId('run-verdict')).toHaveText(/^proven: /, { timeout: 60_000 });
+  await expect(page.getByTestId('run-verdict')).toHaveText(/^proven: /, { timeout });
 }

@@ -42,6 +42,10 @@ test('Compare fixes: the original, the hoist and the re-land side by side, outpu
   await expect(page.getByTestId('fusions-original')).toHaveText('2');
   await expect(page.getByTestId('fusions-slice-hoist')).toHaveText('3');
   await expect(page.getByTestId('fusions-moe-unpad')).toHaveText('3');
+  // The run it shows, named as the Run tab names its own: backend, ranks, the timing method.
+  await expect(page.getByTestId('fixes-run')).toContainText(
+    /on cpu, 2 ranks \(.+\), each variant median of 3 timed runs after a warm-up/,
+  );
   // What is proven (the exact check) apart from what the fused kernel changes, in the Run's words;
   // each variant's own kernel count (the model's too) and its time with the spread of its runs.
   for (const [id, kernels] of [

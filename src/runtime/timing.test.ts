@@ -40,23 +40,17 @@ describe('timing a rewrite', () => {
       notes: [],
     });
     const s = summarise([trace([10, 100]), trace([30, 300]), trace([20, 200])]);
+    const row = (rank: number, perRun: number[], us: { median: number; min: number; max: number }) => ({
+      node: 'mm',
+      op: 'aten.mm.default',
+      rank,
+      us,
+      perRun,
+      bytes: 16,
+    });
     expect(s.nodes).toEqual([
-      {
-        node: 'mm',
-        op: 'aten.mm.default',
-        rank: 0,
-        us: { median: 20, min: 10, max: 30 },
-        perRun: [10, 30, 20],
-        bytes: 16,
-      },
-      {
-        node: 'mm',
-        op: 'aten.mm.default',
-        rank: 1,
-        us: { median: 200, min: 100, max: 300 },
-        perRun: [100, 300, 200],
-        bytes: 16,
-      },
+      row(0, [10, 30, 20], { median: 20, min: 10, max: 30 }),
+      row(1, [100, 300, 200], { median: 200, min: 100, max: 300 }),
     ]);
     expect(s.busiestUs).toEqual({ median: 200, min: 100, max: 300 });
     expect(s.clock).toBe('host');

@@ -1,6 +1,6 @@
 // What the app is working on, in the status bar, once it has taken over a second: the run, the |Δ|
 // values, a load or rewrite in the pipeline worker; each with how far it is, about how long is
-// left, and its Cancel. Never "Ready" while work goes on.
+// left, and a Stop that cancels it. Never "Ready" while work goes on.
 
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { useStore, type AppState } from '../store/index.ts';
@@ -34,17 +34,27 @@ export function busyJobs(
 /** Shown only once work has taken this long: shorter work would only flicker. */
 export const BUSY_AFTER_MS = 1000;
 
+/** Before this much time the rate is too unsure to extrapolate. */
+const ETA_AFTER_MS = 3000;
+
 /** "about 12 s left" from the time so far and the fraction done; null until the rate is known. */
 export function etaText(elapsedMs: number, fraction: number | null): string | null {
-  if (fraction === null || fraction < 0.02 || fraction >= 1 || elapsedMs < BUSY_AFTER_MS) return null;
+  if (fraction === null || fraction <= 0 || fraction >= 1 || elapsedMs < ETA_AFTER_MS) return null;
   const left = (elapsedMs * (1 - fraction)) / fraction / 1000;
   if (left < 1) return 'under a second left';
   if (left < 90) return `about ${Math.round(left)} s left`;
-  return `about ${Math.round(left / 60)} min left`;
+  if (left < 90 * 60) return `about ${Math.round(left / 60)} min left`;
+  return `about ${Math.round(left / 3600)} h left`;
+}
+
+/** A percentage that moves visibly on long work: a decimal below 10 %. */
+export function percentText(fraction: number): string {
+  const p = fraction * 100;
+  return p < 10 ? `${(Math.floor(p * 10) / 10).toFixed(1)} %` : `${Math.floor(p)} %`;
 }
 
 export function busyText(job: BusyJob, elapsedMs: number): string {
-  const pct = job.fraction === null ? '' : ` · ${Math.floor(job.fraction * 100)} %`;
+  const pct = job.fraction === null ? '' : ` · ${percentText(job.fraction)}`;
   const eta = etaText(elapsedMs, job.fraction);
   return `${job.label}${pct}${eta ? ` · ${eta}` : ''}`;
 }
@@ -65,7 +75,8 @@ export function BusyStatus() {
   const busy = jobs.length > 0;
   useEffect(() => {
     if (!busy) return;
-    const t = setInterval(() => setNow(Date.now()), 500);
+    // Often enough that the line comes within a fifth of a second of its first second.
+    const t = setInterval(() => setNow(Date.now()), 200);
     return () => clearInterval(t);
   }, [busy]);
   const t = Date.now();
@@ -88,8 +99,9 @@ export function BusyStatus() {
       {shown.map((j) => (
         <span key={j.id} data-job={j.id}>
           {busyText(j, now - started.current.get(j.id)!)}{' '}
-          <button type="button" className="small" onClick={cancel[j.id]} aria-label={`Cancel ${j.label}`}>
-            Cancel
+          {/* "Stop", so it is not taken for the Run tab's own Cancel, which stays. */}
+          <button type="button" className="small" onClick={cancel[j.id]} aria-label={`Stop: ${j.label}`}>
+            Stop
           </button>
         </span>
       ))}
@@ -108,7 +120,7 @@ export function BusyBadge({ id }: { id: BusyId }) {
   return (
     <span data-testid={`tab-badge-${id}`}>
       <span className="dot busy" aria-label="running" />
-      {fraction >= 0 && <span className="muted"> {Math.floor(fraction * 100)} %</span>}
+      {fraction >= 0 && <span className="muted"> {percentText(fraction)}</span>}
     </span>
   );
 }

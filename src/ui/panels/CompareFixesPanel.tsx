@@ -124,7 +124,15 @@ export function CompareFixesPanel() {
       <p className="muted">
         One GPT-OSS-20B layer: the original, PR #28841's slice hoist, and the re-land (#30647), each ending in
         the all-reduce + RMSNorm fusion. Model: {report?.profile ?? 'H200'} at T = {report?.tokens ?? 8}; run:
-        tiny sizes.
+        tiny sizes
+        {report && (
+          <span data-testid="fixes-run">
+            {' '}
+            on {report.backend}, {report.ranks} rank{report.ranks === 1 ? '' : 's'} ({report.device}), each
+            variant {timingMethod(report.rows[0]?.measured.runs ?? 0)}
+          </span>
+        )}
+        .
       </p>
       {error && (
         <p className="error" role="alert">

@@ -26,6 +26,20 @@ const range = (s: Spread) => `${s.min.toFixed(1)}–${s.max.toFixed(1)}`;
 const pct = (before: number, after: number) =>
   before === 0 ? '—' : `${after >= before ? '+' : ''}${((100 * (after - before)) / before).toFixed(2)} %`;
 
+/** A before / after / change table's head, its first column saying what the rows are. */
+function ChangeHead({ title }: { title: string }) {
+  return (
+    <thead>
+      <tr>
+        <th>{title}</th>
+        <th className="num">before</th>
+        <th className="num">after</th>
+        <th className="num">change</th>
+      </tr>
+    </thead>
+  );
+}
+
 function Row({
   label,
   before,
@@ -74,7 +88,6 @@ function MeasuredRow({ label, part, testId }: { label: string; part: EffectPart;
 
 export function CostPanel() {
   const stages = useStore((s) => s.stages);
-  const cursor = useStore((s) => s.cursor);
   const shown = useStore(shownStage);
   const gates = useStore((s) => s.gates);
   const profileId = useStore((s) => s.profileId);
@@ -106,24 +119,6 @@ export function CostPanel() {
       return { error: (e as Error).message };
     }
   }, [before, after, profile, tp, tokens, algorithm]);
-  const timing = useStore((s) => s.timing);
-  const stale = useStore(reportIsStale);
-  const runAfter = stages[cursor]?.graph;
-  // The same method as the Results tab: the timed runs' median, after a warm-up that is never
-  // counted; the rewrite's own nodes apart from the rest (measuredEffect.ts).
-  const effect = useMemo(() => {
-    if (!timing || !before || !runAfter) return null;
-    const diff = diffGraphs(
-      before,
-      runAfter,
-      stages.slice(1, cursor + 1).flatMap((st) => st.matches),
-    );
-    return measuredEffect(timing, changedNodes(diff));
-  }, [timing, before, runAfter, stages, cursor]);
-  const runNumber = useStore((s) => s.runNumber);
-  const caption =
-    report && ranSettings ? runCaption({ number: runNumber, settings: ranSettings, timing }) : null;
-
   return (
     <div className="cost-panel">
       <div className="form-grid">
@@ -174,16 +169,7 @@ export function CostPanel() {
         )}
         {predicted && !('error' in predicted) && (
           <table className="grid" aria-label="Predicted and measured cost" data-testid="cost-table">
-            <thead>
-              <tr>
-                <th>
-                  predicted on {profileId}, TP{tp}, {tokens} tokens
-                </th>
-                <th className="num">before</th>
-                <th className="num">after</th>
-                <th className="num">change</th>
-              </tr>
-            </thead>
+            <ChangeHead title={`predicted on ${profileId}, TP${tp}, ${tokens} tokens`} />
             <tbody>
               <Row
                 label="time (µs, serial roofline)"
@@ -212,45 +198,68 @@ export function CostPanel() {
             </tbody>
           </table>
         )}
-        {effect && timing && caption && (
-          <table className="grid" aria-label="Measured effect" data-testid="cost-measured">
-            <thead>
-              <tr>
-                <th>
-                  {stale ? 'stale: ' : ''}measured, {caption} (µs, busiest rank)
-                </th>
-                <th className="num">before</th>
-                <th className="num">after</th>
-                <th className="num">change</th>
-              </tr>
-            </thead>
-            <tbody>
-              <MeasuredRow
-                testId="measured-changed"
-                label={`nodes the rewrite changed (${effect.changed.nodes.before} → ${effect.changed.nodes.after})`}
-                part={effect.changed}
-              />
-              <MeasuredRow
-                testId="measured-rest"
-                label={`untouched nodes (${effect.rest.nodes.after}), apart`}
-                part={effect.rest}
-              />
-            </tbody>
-          </table>
-        )}
-        {!effect && (
-          <p className="muted">Run before &amp; after to see the measured change beside the prediction.</p>
-        )}
-        {effect && timing && (
-          <p className="muted" data-testid="cost-measured-note">
-            A change is called only where the {timing.runs} runs' min–max spreads are apart;{' '}
-            {CLOCK[timing.before.clock]} on {report?.before.device}.
-            {tp !== ranSettings?.ranks &&
-              ` The prediction above is for TP${tp}; the run had ${ranSettings?.ranks} ranks.`}
-            {stale && ' The steps or gates changed since this run.'}
-          </p>
-        )}
+        <MeasuredEffectTable tp={tp} />
       </div>
     </div>
+  );
+}
+
+/**
+ * The last run's measured effect beside the prediction: the nodes the rewrite changed apart from
+ * the untouched ones (measuredEffect.ts), by the Results tab's method, named by the run.
+ */
+function MeasuredEffectTable({ tp }: { tp: number }) {
+  const stages = useStore((s) => s.stages);
+  const cursor = useStore((s) => s.cursor);
+  const report = useStore((s) => s.report);
+  const ranSettings = useStore((s) => s.ranSettings);
+  const runNumber = useStore((s) => s.runNumber);
+  const timing = useStore((s) => s.timing);
+  const stale = useStore(reportIsStale);
+  const before = stages[0]?.graph;
+  const runAfter = stages[cursor]?.graph;
+  const effect = useMemo(() => {
+    if (!timing || !before || !runAfter) return null;
+    const diff = diffGraphs(
+      before,
+      runAfter,
+      stages.slice(1, cursor + 1).flatMap((st) => st.matches),
+    );
+    return measuredEffect(timing, changedNodes(diff));
+  }, [timing, before, runAfter, stages, cursor]);
+  const caption =
+    report && ranSettings ? runCaption({ number: runNumber, settings: ranSettings, timing }) : null;
+  return (
+    <>
+      {effect && timing && caption && (
+        <table className="grid" aria-label="Measured effect" data-testid="cost-measured">
+          <ChangeHead title={`${stale ? 'stale: ' : ''}measured, ${caption} (µs, busiest rank)`} />
+          <tbody>
+            <MeasuredRow
+              testId="measured-changed"
+              label={`nodes the rewrite changed (${effect.changed.nodes.before} → ${effect.changed.nodes.after})`}
+              part={effect.changed}
+            />
+            <MeasuredRow
+              testId="measured-rest"
+              label={`untouched nodes (${effect.rest.nodes.after}), apart`}
+              part={effect.rest}
+            />
+          </tbody>
+        </table>
+      )}
+      {!effect && (
+        <p className="muted">Run before &amp; after to see the measured change beside the prediction.</p>
+      )}
+      {effect && timing && (
+        <p className="muted" data-testid="cost-measured-note">
+          A change is called only where the {timing.runs} runs' min–max spreads are apart;{' '}
+          {CLOCK[timing.before.clock]} on {report?.before.device}.
+          {tp !== ranSettings?.ranks &&
+            ` The prediction above is for TP${tp}; the run had ${ranSettings?.ranks} ranks.`}
+          {stale && ' The steps or gates changed since this run.'}
+        </p>
+      )}
+    </>
   );
 }

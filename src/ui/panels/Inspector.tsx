@@ -174,6 +174,34 @@ export function deltaCounterpart(
   return paired === undefined ? `no counterpart ${other} the rewrite` : `vs ${other}: ${paired}`;
 }
 
+/** The node's value under the graph views' overlay, and for |Δ| whom it was compared with. */
+function OverlayRow({ node, graph }: { node: Node; graph: Graph }) {
+  const [overlay] = usePaneOverlays(graph);
+  const counterparts = useStore((s) =>
+    s.nodeDeltas?.report === s.report ? s.nodeDeltas.counterparts : null,
+  );
+  const paneSide = useStore((s) => (s.stages[0]?.graph === graph ? 'before' : 'after'));
+  if (!overlay) return null;
+  const overlayValue = overlay.values.get(node.name);
+  const comparedWith =
+    overlay.legend.metric === 'delta' && counterparts
+      ? deltaCounterpart(counterparts, paneSide, node.name)
+      : null;
+  return (
+    <>
+      <dt>{METRIC_INFO[overlay.legend.metric].label}</dt>
+      <dd className="mono" data-testid="inspector-overlay" title={overlay.legend.source}>
+        {overlayValue === undefined ? 'no data' : formatOverlayValue(overlay.legend.metric, overlayValue)}
+      </dd>
+      {comparedWith && (
+        <dd className="mono" data-testid="inspector-counterpart">
+          {comparedWith}
+        </dd>
+      )}
+    </>
+  );
+}
+
 /** The first rows of a node's details, for an op node and a graph input alike. */
 function NameAndOp({ name, op }: { name: string; op: string }) {
   return (
@@ -204,16 +232,6 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
   const stageGraphs = useStore((s) => s.stages).map((st) => st.graph);
   const origins = node.meta.line === undefined && node.meta.madeBy ? originLines(node, stageGraphs) : [];
   const traffic = bytesMoved(node, types);
-  const [overlay] = usePaneOverlays(graph);
-  const overlayValue = overlay?.values.get(node.name);
-  const counterparts = useStore((s) =>
-    s.nodeDeltas?.report === s.report ? s.nodeDeltas.counterparts : null,
-  );
-  const paneSide = useStore((s) => (s.stages[0]?.graph === graph ? 'before' : 'after'));
-  const comparedWith =
-    overlay?.legend.metric === 'delta' && counterparts
-      ? deltaCounterpart(counterparts, paneSide, node.name)
-      : null;
   return (
     <dl className="kv" aria-label="Node details">
       <NameAndOp name={node.name} op={op} />
@@ -243,19 +261,7 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
         <div>reads {traffic.reads}</div>
         {traffic.writes && <div>writes in place {traffic.writes}</div>}
       </dd>
-      {overlay && (
-        <>
-          <dt>{METRIC_INFO[overlay.legend.metric].label}</dt>
-          <dd className="mono" data-testid="inspector-overlay" title={overlay.legend.source}>
-            {overlayValue === undefined ? 'no data' : formatOverlayValue(overlay.legend.metric, overlayValue)}
-          </dd>
-          {comparedWith && (
-            <dd className="mono" data-testid="inspector-counterpart">
-              {comparedWith}
-            </dd>
-          )}
-        </>
-      )}
+      <OverlayRow node={node} graph={graph} />
       <dt className="wide">arguments</dt>
       <dd className="wide">
         <table className="args" data-testid="inspector-args">

@@ -39,12 +39,20 @@ describe('busy status', () => {
   });
 
   it('says about how long is left once the rate is known', () => {
-    expect(etaText(500, 0.5)).toBeNull();
-    expect(etaText(10_000, 0.01)).toBeNull();
+    expect(etaText(2000, 0.5)).toBeNull();
+    expect(etaText(10_000, 0)).toBeNull();
     expect(etaText(10_000, 0.5)).toBe('about 10 s left');
     expect(etaText(60_000, 0.25)).toBe('about 3 min left');
+    expect(etaText(60_000, 0.001)).toBe('about 17 h left');
     expect(busyText({ id: 'run', label: 'Running before & after: running 3/9', fraction: 0.4 }, 4000)).toBe(
       'Running before & after: running 3/9 · 40 % · about 6 s left',
+    );
+    // Long work moves visibly: a decimal below 10 %.
+    expect(busyText({ id: 'deltas', label: '|Δ| on the CPU reference', fraction: 0.0009 }, 1000)).toBe(
+      '|Δ| on the CPU reference · 0.0 %',
+    );
+    expect(busyText({ id: 'deltas', label: '|Δ| on the CPU reference', fraction: 0.054 }, 1000)).toBe(
+      '|Δ| on the CPU reference · 5.4 %',
     );
   });
 

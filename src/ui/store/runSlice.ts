@@ -204,7 +204,7 @@ export const createRunSlice: StateCreator<AppState, [], [], RunSlice> = (set, ge
     get().dropNodeDeltas();
     set({
       runStatus: 'running',
-      progress: { phase: 'plan', fraction: null, overall: 0 },
+      progress: { phase: PHASES.plan, fraction: null, overall: 0 },
       runError: null,
       report: null,
       timing: null,
