@@ -54,3 +54,29 @@ test('a str(graph) dump fuses as its print_readable twin, and the panel says whi
     "input shape is unknown, so FlashInfer's size limit was not evaluated",
   );
 });
+
+test('a TP 2 capture opens at world size 2, and switching its stage keeps the rewrite steps', async ({
+  page,
+}) => {
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByLabel('Dump folder').setInputFiles(DUMP);
+  await idle(page);
+  // `{stage}-0.py`: vLLM names a stage's file with the TP rank only above TP 1.
+  const world = page.locator('#gate-world');
+  await expect(world).toHaveValue('2');
+  await expect(world.locator('option:checked')).not.toContainText('default');
+  await page.getByRole('button', { name: 'Run pipeline' }).click();
+  await idle(page);
+  const stage = page.getByText(/^Stage \d+ \/ \d+:/);
+  await expect(stage).toContainText('Stage 3 / 3');
+  await page.getByRole('slider', { name: 'Dump stage' }).fill('1');
+  await idle(page);
+  await expect(page.getByTestId('dump-stages')).toContainText('Dump stage 2 / 2');
+  // The three steps replay on the new stage, and the status bar says so.
+  await expect(stage).toContainText('Stage 3 / 3');
+  await expect(page.getByRole('status')).toContainText(
+    'Kept the 3 rewrite steps: replayed on after_fix_functionalization-0',
+  );
+  await expect(world).toHaveValue('2');
+});

@@ -94,12 +94,22 @@ export function checkInputSize(text: string, maxBytes: number, fileName?: string
   if (text.length * 3 <= maxBytes) return;
   const bytes = text.length > maxBytes ? null : utf8Length(text, maxBytes);
   if (bytes !== null && bytes <= maxBytes) return;
-  const size =
-    bytes === null
-      ? `at least ${formatBytes(text.length)} (${text.length} characters)`
-      : bytes < 1024
-        ? formatBytes(bytes)
-        : `${formatBytes(bytes)} (${bytes} bytes)`;
+  refuseInputSize(
+    bytes === null ? `at least ${formatBytes(text.length)} (${text.length} characters)` : sizeOf(bytes),
+    maxBytes,
+    fileName,
+  );
+}
+
+/** Refuses an input of `bytes` (a file or a blob, not read yet) over `maxBytes`, as checkInputSize does. */
+export function checkByteSize(bytes: number, maxBytes: number, fileName?: string): void {
+  if (bytes > maxBytes) refuseInputSize(sizeOf(bytes), maxBytes, fileName);
+}
+
+const sizeOf = (bytes: number) =>
+  bytes < 1024 ? formatBytes(bytes) : `${formatBytes(bytes)} (${bytes} bytes)`;
+
+function refuseInputSize(size: string, maxBytes: number, fileName: string | undefined): never {
   const opts = fileName === undefined ? {} : { source: fileName };
   throw new GraphImportError(
     `input is ${size}, over the limit of ${formatBytes(maxBytes)} (maxBytes = ${maxBytes}); ` +

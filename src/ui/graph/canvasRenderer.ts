@@ -3,7 +3,7 @@
 // boxes get their titles, then names, then the edge labels. Only what is in view is drawn.
 
 import type { GraphLayout } from './layout.ts';
-import type { SceneNode } from './scene.ts';
+import { changesByGroup, groupTitle, type SceneNode } from './scene.ts';
 import type { Palette } from './palette.ts';
 import { edgeBounds, traceEdge, valueLabels } from './edgePath.ts';
 
@@ -59,6 +59,7 @@ export function drawCanvas(f: CanvasFrame): void {
   const visible = (x: number, y: number, w: number, h: number) =>
     x + w >= x0 && x <= x1 && y + h >= y0 && y <= y1;
 
+  const changes = changesByGroup(f.marks, f.byName);
   for (const g of layout.groups) {
     if (!visible(g.x, g.y, g.w, g.h)) continue;
     ctx.fillStyle = g.collapsed ? p.nodeBg : p.groupBg;
@@ -71,9 +72,7 @@ export function drawCanvas(f: CanvasFrame): void {
     if (t.k >= LOD_TITLES * 0.5) {
       ctx.fillStyle = p.groupText;
       ctx.font = `600 ${g.collapsed ? 13 : 11}px ${p.font}`;
-      const label = g.collapsed
-        ? `▸ ${g.label} · ${g.count} node${g.count === 1 ? '' : 's'}`
-        : `▾ ${g.label}`;
+      const label = groupTitle(g, changes.get(g.id) ?? 0);
       ctx.fillText(label, g.x + 12, g.collapsed ? g.y + g.h / 2 + 4 : g.y + 17);
     }
   }

@@ -134,3 +134,23 @@ export function buildScene(g: Graph): Scene {
   }
   return { nodes, edges, groups: grouping.groups };
 }
+
+/** How many changed (marked) nodes each group holds: a folded layer says so on its box. */
+export function changesByGroup(
+  marks: ReadonlyMap<string, unknown> | undefined,
+  byName: ReadonlyMap<string, SceneNode>,
+): Map<string, number> {
+  const count = new Map<string, number>();
+  for (const name of marks?.keys() ?? []) {
+    const group = byName.get(name)?.group;
+    if (group) count.set(group, (count.get(group) ?? 0) + 1);
+  }
+  return count;
+}
+
+/** A group box's title: open, its name; folded, its size and the changes folded into it. */
+export function groupTitle(g: { label: string; count: number; collapsed: boolean }, changes: number): string {
+  if (!g.collapsed) return `▾ ${g.label}`;
+  const inside = changes > 0 ? ` · ${changes} change${changes === 1 ? '' : 's'} inside` : '';
+  return `▸ ${g.label} · ${g.count} node${g.count === 1 ? '' : 's'}${inside}`;
+}

@@ -1,7 +1,7 @@
 // The FX text of the graph: edit or paste, import, and — when import fails — the text with the
 // failing line highlighted and a caret under the column the importer named, scrolled into view.
 
-import { useLayoutEffect, useMemo, useRef, useState } from 'react';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { useStore } from '../store/index.ts';
 import { lineStarts, shownLine, visibleRows } from './sourceWindow.ts';
 
@@ -112,16 +112,51 @@ function ErrorView({
  */
 export const EDIT_IN_PLACE_CHARS = 200_000;
 
+/**
+ * Whether this page may read the clipboard with the async Clipboard API without asking (the user
+ * or the browser granted clipboard-read); kept up to date as the permission changes.
+ */
+function useClipboardReadable(): boolean {
+  const [readable, setReadable] = useState(false);
+  useEffect(() => {
+    let status: PermissionStatus | null = null;
+    const update = () => setReadable(status?.state === 'granted' && !!navigator.clipboard?.read);
+    navigator.permissions
+      ?.query({ name: 'clipboard-read' as PermissionName })
+      .then((st) => {
+        status = st;
+        st.addEventListener('change', update);
+        update();
+      })
+      .catch(() => {}); // a browser without this permission: the paste event's own data is read
+    return () => status?.removeEventListener('change', update);
+  }, []);
+  return readable;
+}
+
+/** The clipboard's plain text as a blob (undefined when it holds none). */
+async function pastedBlob(): Promise<Blob | undefined> {
+  for (const item of await navigator.clipboard.read())
+    if (item.types.includes('text/plain')) return item.getType('text/plain');
+  return undefined;
+}
+
 export function SourceEditor() {
   const sourceText = useStore((s) => s.sourceText);
   const sourceName = useStore((s) => s.sourceName);
   const importError = useStore((s) => s.importError);
   const warnings = useStore((s) => s.warnings);
   const loadText = useStore((s) => s.loadText);
+  const loadBlob = useStore((s) => s.loadBlob);
+  const setWork = useStore((s) => s.setWork);
   const clearImportError = useStore((s) => s.clearImportError);
   const draft = useStore((s) => s.draft);
   const setDraft = useStore((s) => s.setDraft);
   const text = draft ?? sourceText;
+  const clipboardReadable = useClipboardReadable();
+  /** Text pasted at the caret (over the selection), as the textarea itself would. */
+  const insertPaste = (pasted: string, current: string, [from, to]: readonly [number, number]) =>
+    setDraft(current.slice(0, from) + pasted + current.slice(to));
 
   if (importError) {
     return (
@@ -185,9 +220,27 @@ export function SourceEditor() {
           placeholder="Paste FX text: a print_readable() module, a fragment from a PR, or str(graph)."
           onChange={(e) => setDraft(e.target.value)}
           onPaste={(e) => {
-            // A textarea lays out what it holds on the page's thread: a paste of megabytes would
-            // freeze the tab for seconds. Such a paste is a whole graph: it is imported as a
-            // dropped file is (in the pipeline worker), and the editor shows it read-only.
+            if (clipboardReadable) {
+              // Read as a blob (the async Clipboard API, off the page's thread): its size is known
+              // before a character is decoded. A paste event's own data is read synchronously,
+              // seconds of frozen tab for 50 MB.
+              e.preventDefault();
+              const el = e.currentTarget;
+              const at = [el.selectionStart, el.selectionEnd] as const;
+              // One longer than the textarea lays out at once is a whole graph: imported as a
+              // dropped file is (in the pipeline worker) and shown read-only.
+              setWork({ label: 'reading the pasted text', fraction: null });
+              void pastedBlob()
+                .catch(() => undefined) // the permission was withdrawn meanwhile: nothing pasted
+                .then(async (blob) => {
+                  setWork(null);
+                  if (!blob) return;
+                  if (blob.size > EDIT_IN_PLACE_CHARS) await loadBlob(blob, 'pasted.py');
+                  else insertPaste(await blob.text(), el.value, at);
+                });
+              return;
+            }
+            // Without that permission the paste event's own data is all there is.
             const pasted = e.clipboardData.getData('text/plain');
             if (pasted.length <= EDIT_IN_PLACE_CHARS) return;
             e.preventDefault();

@@ -7,8 +7,7 @@ import { useStore } from '../store/index.ts';
 
 /** Reads a picked or dropped file and imports it; errors land in the editor like pasted text. */
 export async function loadFile(file: File): Promise<void> {
-  const text = await file.text();
-  useStore.getState().loadText(text, file.name);
+  await useStore.getState().loadBlob(file, file.name);
 }
 
 /** The files of a picked folder (`webkitRelativePath` = `folder/sub/file.py`). */

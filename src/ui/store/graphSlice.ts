@@ -1,5 +1,6 @@
 import type { StateCreator } from 'zustand';
 import type { Graph } from '../../graph/ir.ts';
+import { DEFAULT_MAX_BYTES, GraphImportError, checkByteSize, checkInputSize } from '../../graph/errors.ts';
 import { importStageFolder, type SkippedFile, type StageFile } from '../../graph/stageFolder.ts';
 import { findSample } from '../samples.ts';
 import type { ViewCentre } from '../graph/viewCentre.ts';
@@ -19,6 +20,8 @@ export type { GraphSource, ImportProblem } from '../pipeline/pipelineJobs.ts';
 
 /** Pasted or dropped text longer than this is imported in the pipeline worker. */
 export const OFF_THREAD_ABOVE_CHARS = 100_000;
+/** Of a text refused for its size, the head the editor shows. */
+const REFUSED_TEXT_SHOWN = 100_000;
 
 export interface GraphSlice {
   source: GraphSource | null;
@@ -39,6 +42,11 @@ export interface GraphSlice {
    */
   loadSample(id: string, restore?: Restore): Promise<void>;
   loadText(text: string, name: string, restore?: Restore): Promise<void>;
+  /**
+   * A dropped file or pasted clipboard item: one over the import limit is refused by its size
+   * before it is read; another is read (off the page's thread) and imported as text.
+   */
+  loadBlob(blob: Blob, name: string): Promise<void>;
   /** A dump folder (vLLM's debug dump, TORCH_COMPILE_DEBUG): its stages, the first shown. */
   dump: DumpState | null;
   /** `unread`: files left unread (past the import limit), listed with the skipped ones. */
@@ -130,6 +138,26 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
     get().setBottomTab('source');
   };
 
+  /**
+   * Runs a size check; a refusal shows in the editor with the text's head (the error is about its
+   * size, not a line in it). True when refused.
+   */
+  const refusedForSize = (check: () => void, text: string): boolean => {
+    try {
+      check();
+      return false;
+    } catch (e) {
+      if (!(e instanceof GraphImportError)) throw e;
+      showImportError({
+        message: e.detail,
+        line: e.line,
+        col: e.col,
+        text: text.slice(0, REFUSED_TEXT_SHOWN),
+      });
+      return true;
+    }
+  };
+
   const load = async (source: GraphSource, away: boolean, restore?: Restore) => {
     const mine = ++ticket;
     let loaded: Loaded;
@@ -188,8 +216,24 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
       await load({ sample: id }, sample.generated && offThread(), restore);
     },
 
-    loadText: (text, name, restore) =>
-      load({ text, name }, text.length > OFF_THREAD_ABOVE_CHARS && offThread(), restore),
+    loadText: (text, name, restore) => {
+      // Over the import limit by its length alone: refused here at once, with the importer's own
+      // message, rather than copied to the worker and back (50 MB costs the page seconds).
+      if (
+        text.length > DEFAULT_MAX_BYTES &&
+        refusedForSize(() => checkInputSize(text, DEFAULT_MAX_BYTES, name), text)
+      )
+        return Promise.resolve();
+      return load({ text, name }, text.length > OFF_THREAD_ABOVE_CHARS && offThread(), restore);
+    },
+
+    loadBlob: async (blob, name) => {
+      if (blob.size > DEFAULT_MAX_BYTES) {
+        const head = await blob.slice(0, REFUSED_TEXT_SHOWN).text();
+        if (refusedForSize(() => checkByteSize(blob.size, DEFAULT_MAX_BYTES, name), head)) return;
+      }
+      await get().loadText(await blob.text(), name);
+    },
 
     dump: null,
     loadStageFolder: (files, name, unread = []) => {

@@ -33,6 +33,23 @@ describe('rewrite history in the store', () => {
     s().loadText(QWEN_TP2, 'qwen2-paral2_layer1-r0.py');
   });
 
+  it('refuses a dropped or pasted blob over the import limit by its size, before reading it, and keeps the graph', async () => {
+    const shown = s().base;
+    const big = new Blob(['x = 1\n'.repeat(Math.ceil((17 * 2 ** 20) / 6))]);
+    await s().loadBlob(big, 'big.py');
+    expect(s().importError?.message).toMatch(/^input is 17\.0 MB \(\d+ bytes\), over the limit of 16\.0 MB/);
+    // The editor shows the head of it: the error is about its size, not a line in it.
+    expect(s().importError!.text.length).toBeLessThanOrEqual(100_000);
+    expect(s().base).toBe(shown);
+    // A text over the limit by its length is refused the same way, without the worker.
+    await s().loadText('y'.repeat(16 * 2 ** 20 + 1), 'long.py');
+    expect(s().importError?.message).toMatch(/over the limit of 16\.0 MB/);
+    expect(s().importError!.text.length).toBeLessThanOrEqual(100_000);
+    await s().loadBlob(new Blob([QWEN_TP2]), 'qwen.py');
+    expect(s().importError).toBeNull();
+    expect(s().sourceName).toBe('qwen.py');
+  });
+
   it('counts the three all-reduce + norm sites of the real TP2 dump', () => {
     expect(s().importError).toBeNull();
     expect(s().stages).toHaveLength(1);

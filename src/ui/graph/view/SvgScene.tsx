@@ -4,7 +4,7 @@
 
 import { memo, useMemo } from 'react';
 import type { GraphLayout, LaidEdge, LaidGroup, LaidNode } from '../layout.ts';
-import type { SceneNode } from '../scene.ts';
+import { changesByGroup, groupTitle, type SceneNode } from '../scene.ts';
 import { edgeBounds, edgePath, valueLabels, type ValueLabel } from '../edgePath.ts';
 import { GROUP_HEADER } from '../hitGrid.ts';
 import { inkOn, type PaneOverlay } from '../overlay.ts';
@@ -113,6 +113,7 @@ function SvgScene(props: SvgStageProps & { layout: GraphLayout }) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [layout, !!firstView, height],
   );
+  const changes = useMemo(() => changesByGroup(marks, byName), [marks, byName]);
   const hotEdges = useMemo(
     () =>
       new Set(
@@ -128,7 +129,7 @@ function SvgScene(props: SvgStageProps & { layout: GraphLayout }) {
     <g ref={props.refs.viewport} className="fl-viewport">
       <g className="fl-groups">
         {shown.groups.map((g) => (
-          <GroupBox key={g.id} g={g} onToggle={onToggleGroup} />
+          <GroupBox key={g.id} g={g} changes={changes.get(g.id) ?? 0} onToggle={onToggleGroup} />
         ))}
       </g>
       <g className="fl-edges">
@@ -299,12 +300,22 @@ function GhostBox({ gh }: { gh: Ghost }) {
   );
 }
 
-function GroupBox({ g, onToggle }: { g: LaidGroup; onToggle?: (id: string) => void }) {
+function GroupBox({
+  g,
+  changes,
+  onToggle,
+}: {
+  g: LaidGroup;
+  /** Changed nodes inside: a folded layer names them, so folding never hides a change. */
+  changes: number;
+  onToggle?: (id: string) => void;
+}) {
   return (
     <g
       className="fl-group"
       data-group={g.id}
       data-collapsed={g.collapsed ? 'true' : 'false'}
+      data-changes={changes}
       transform={`translate(${g.x},${g.y})`}
     >
       <rect className="fl-group-box" width={g.w} height={g.h} rx={8} />
@@ -327,7 +338,7 @@ function GroupBox({ g, onToggle }: { g: LaidGroup; onToggle?: (id: string) => vo
       >
         <rect width={g.collapsed ? g.w : GROUP_HEADER.w} height={g.collapsed ? g.h : GROUP_HEADER.h} rx={8} />
         <text className="fl-group-title" x={12} y={g.collapsed ? g.h / 2 + 4 : 17}>
-          {g.collapsed ? `▸ ${g.label} · ${g.count} node${g.count === 1 ? '' : 's'}` : `▾ ${g.label}`}
+          {groupTitle(g, changes)}
         </text>
       </g>
     </g>
