@@ -1,12 +1,15 @@
 // vLLM's AllReduceFusionPass as of PR #28841, rule by rule: the TP group literal, the quant
-// patterns, matching through auto_functionalized_v2, and fusing graphs that carry no shapes.
+// patterns, matching through auto_functionalized_v2, fusing graphs that carry no shapes, and the
+// norm in every form vLLM's matchers accept (custom, vLLM IR, native).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseFx } from '../fx/parse.ts';
 import type { Graph, Node, ValueType } from '../ir.ts';
 import { float, ref } from '../ir.ts';
 import { runPipeline } from './pipeline.ts';
-import { functionalizedTarget } from '../call.ts';
+import { calledOp, functionalizedTarget } from '../call.ts';
+import type { NormModelForm } from './matchers/normForms.ts';
+import { NORM_FORMS } from './matchers/normForms.ts';
 import { FUSED_ALLREDUCE_NORM } from './patternOps.ts';
 
 const FX = new URL('../../../fixtures/fx/', import.meta.url).pathname;
@@ -103,13 +106,14 @@ describe('static FP8 quant patterns', () => {
     const r = fuse(FUSED_ADD_THEN_FP8());
     expect(r.stages[0]!.matches).toHaveLength(1);
     const m = r.stages[0]!.matches[0]!;
+    // Every node of the all-reduce, the norm and the quant, in graph order.
     expect(m.consumed).toEqual([
       'all_reduce_1',
       'auto_functionalized_2',
       'getitem_6',
-      'auto_functionalized_3',
-      'empty_2',
       'getitem_7',
+      'empty_2',
+      'auto_functionalized_3',
       'getitem_9',
     ]);
     const g = r.output;
@@ -326,5 +330,100 @@ describe('graphs without shapes (str(graph) dumps): the run-time fallback needs 
       'getitem_6: "bf16[2, s72, 2880]" = auto_functionalized_2[1]',
     );
     expect(fuse(text).diagnostics[0]!.blocker).toBe('shape');
+  });
+});
+
+describe('every form of the norm fuses alike (the matcher layer)', () => {
+  const forms = Object.keys(NORM_FORMS) as NormModelForm[];
+  const fuseForm = (form: NormModelForm) => fuse(NORM_FORMS[form], { worldSize: 2 });
+  /** The output graph as ops, each getitem with its index: names differ between forms, structure must not. */
+  const shape = (g: Graph) =>
+    g.nodes
+      .map((n) => (n.op === 'getitem' ? `getitem[${String(n.args[1])}]` : calledOp(n)))
+      .filter((op) => op !== 'aten.empty.memory_format')
+      .sort();
+  const fusedKwargs = (g: Graph) =>
+    fusedNodes(g).map((n) => {
+      const { residual, norm_out, ...rest } = n.kwargs;
+      const producer = (a: unknown) =>
+        a && typeof a === 'object' && 'name' in a ? calledOp(byName(g, (a as { name: string }).name)!) : a;
+      return { ...rest, residual: producer(residual), norm_out: producer(norm_out) };
+    });
+
+  it('custom, vLLM IR, native bf16 and native f32: 2 sites each, the same fused ops, the same graph after', () => {
+    const custom = fuseForm('custom');
+    expect(custom.stages[0]!.matches.map((m) => m.site)).toEqual(['all_reduce', 'all_reduce_1']);
+    expect(custom.diagnostics).toEqual([]);
+    for (const form of forms) {
+      const r = fuseForm(form);
+      expect(
+        r.stages[0]!.matches.map((m) => m.site),
+        form,
+      ).toEqual(['all_reduce', 'all_reduce_1']);
+      expect(r.diagnostics, form).toEqual([]);
+      expect(fusedKwargs(r.output), form).toEqual(fusedKwargs(custom.output));
+      expect(shape(r.output), form).toEqual(shape(custom.output));
+    }
+  });
+
+  it('consumes every node of the native norm, and the readers read the fused results under their names', () => {
+    const r = fuseForm('native');
+    const [first, second] = r.stages[0]!.matches;
+    expect(first!.consumed).toEqual([
+      'all_reduce',
+      'convert_element_type',
+      'pow_1',
+      'mean',
+      'add_12',
+      'rsqrt',
+      'mul_9',
+      'convert_element_type_1',
+      'mul_14',
+    ]);
+    expect(second!.consumed).toHaveLength(12);
+    const g = r.output;
+    const [f1, f2] = fusedNodes(g);
+    expect(byName(g, 'mul_14')!.args).toEqual([ref(f1!.name), 3]);
+    expect(byName(g, 'mul_39')!.args).toEqual([ref(f2!.name), 1]);
+    expect(byName(g, 'convert_element_type_6')!.args).toEqual([ref(f2!.name), 2]);
+    // The second norm's residual was the first all-reduce: now the first fused op's [1].
+    const residual = byName(g, (f2!.kwargs['residual'] as { name: string }).name)!;
+    expect(residual.args).toEqual([ref(f1!.name), 1]);
+    expect(g.nodes.some((n) => n.op.startsWith('aten.rsqrt') || n.op.startsWith('aten.pow'))).toBe(false);
+  });
+
+  it('a native static FP8 quant after a native norm is absorbed (pattern_code 2)', () => {
+    const text = NORM_FORMS.native
+      .replace('arg4_1: "bf16[64]"):', 'arg4_1: "bf16[64]", arg5_1: "f32[]"):')
+      .replace(
+        /    mm_1: .*\n/,
+        [
+          '    convert_element_type_8: "f32[s77, 64]" = torch.ops.prims.convert_element_type.default(mul_39, torch.float32)',
+          '    reciprocal: "f32[]" = torch.ops.aten.reciprocal.default(arg5_1)',
+          '    mul_40: "f32[s77, 64]" = torch.ops.aten.mul.Tensor(convert_element_type_8, reciprocal)',
+          '    clamp_min: "f32[s77, 64]" = torch.ops.aten.clamp_min.default(mul_40, -448.0)',
+          '    clamp_max: "f32[s77, 64]" = torch.ops.aten.clamp_max.default(clamp_min, 448.0)',
+          '    mm_1: "f8e4m3fn[s77, 64]" = torch.ops.prims.convert_element_type.default(clamp_max, torch.float8_e4m3fn)',
+          '',
+        ].join('\n'),
+      );
+    const r = fuse(text, { worldSize: 2 });
+    const [, f2] = fusedNodes(r.output);
+    expect(f2!.kwargs).toMatchObject({ pattern_code: 2, scale_factor: ref('arg5_1') });
+    expect(byName(r.output, 'mm_1')!.args).toEqual([ref(f2!.name), 4]);
+    expect(r.stages[0]!.matches[1]!.consumed).toContain('clamp_max');
+  });
+
+  it('a native norm whose interior value is read from outside stays unfused; the diagnostic names the reader', () => {
+    const text = NORM_FORMS.native.replace(
+      '    mm_1: "bf16',
+      '    spy: "f32[s77, 1]" = torch.ops.aten.mul.Tensor(rsqrt_1, 2)\n    mm_1: "bf16',
+    );
+    const r = fuse(text, { worldSize: 2 });
+    expect(r.stages[0]!.matches.map((m) => m.site)).toEqual(['all_reduce']);
+    expect(r.diagnostics).toHaveLength(1);
+    expect(r.diagnostics[0]).toMatchObject({ node: 'all_reduce_1', blocker: 'spy' });
+    expect(r.diagnostics[0]!.reason).toContain('rsqrt_1');
+    expect(r.diagnostics[0]!.reason).toContain('is read by spy');
   });
 });

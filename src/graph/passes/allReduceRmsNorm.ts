@@ -13,70 +13,52 @@
 //
 // A quant pattern returns only the quant's output (and the all-reduce or the residual), so it
 // matches only where the norm's output has no reader but the quant; otherwise the plain pattern
-// fuses the norm and the quant stays. Results are read through `mutatedResultIndex`, so the
-// patterns match through auto_functionalized_v2 as through v1.
+// fuses the norm and the quant stays.
+//
+// The norm and the quant are found by the matcher layer (passes/matchers), as vLLM writes these
+// patterns against MatcherRMSNorm / MatcherFusedAddRMSNorm / MatcherQuantFP8: the custom op
+// through auto_functionalized v1 or v2, the vLLM IR op (vllm_ir.rms_norm / fused_add_rms_norm,
+// before VllmIRLoweringPass) and the native decomposition (custom ops off, vLLM's default under
+// Inductor) fuse alike, into the same fused op.
 //
 // Gates (vLLM's, fusionGate.ts): the TP group, world size 2/4/8, eps 1e-5/1e-6, a 2-d input; with
 // tokenGate 'compile-range', the token count within max_token_num (flashinferLimits.ts).
-import type { Arg, Node, ValueType } from '../ir.ts';
+import type { Arg, Node, Ref, ValueType } from '../ir.ts';
 import { float, isRef, ref } from '../ir.ts';
-import type { ArgPat, Bindings, GraphIndex, NodePat } from '../match.ts';
-import { P, getitemReaders, indexGraph, tensorOf, usersOfValue } from '../match.ts';
-import { AUTO_FUNCTIONALIZED, mutatedResultIndex } from '../call.ts';
-import type { Diagnostic, Pass } from './pipeline.ts';
+import type { GraphIndex } from '../match.ts';
+import { indexGraph, tensorOf, usersOfValue } from '../match.ts';
+import { AUTO_FUNCTIONALIZED } from '../call.ts';
+import type { Pass } from './pipeline.ts';
 import type { ResolvedOptions } from './options.ts';
 import { diagnostic, resolveOptions } from './options.ts';
 import type { GraphEdit } from './graphEdit.ts';
-import type { Rule } from './rules.ts';
+import type { Claims, Rule } from './rules.ts';
 import { runRules } from './rules.ts';
-import { explainAllReduce } from './diagnostics.ts';
+import { explainAllReduce, siteStructureRefusal } from './diagnostics.ts';
 import type { GatePass } from './fusionGate.ts';
 import { FUSION_PATTERN_CODE, PASS, fusionGate } from './fusionGate.ts';
-import {
-  ALL_REDUCE,
-  C10D_ALL_REDUCE,
-  FUSED_ADD_RMS_NORM,
-  FUSED_ALLREDUCE_NORM,
-  QUANT_FP4,
-  QUANT_FP8,
-  RMS_NORM,
-} from './patternOps.ts';
+import type { NormOccurrence, NormOp, QuantOccurrence } from './matchers/index.ts';
+import { findNorms, findQuants } from './matchers/index.ts';
+import { ALL_REDUCE, C10D_ALL_REDUCE, EMPTY_LIKE, FUSED_ALLREDUCE_NORM } from './patternOps.ts';
 
-type NormKind = 'rms' | 'add';
-type QuantKind = 'fp8' | 'fp4';
-
-/** Per norm: its op and the mutated argument that carries the normed output. */
-const NORMS: Record<NormKind, { op: string; out: string }> = {
-  rms: { op: RMS_NORM, out: 'result' },
-  add: { op: FUSED_ADD_RMS_NORM, out: 'input' },
-};
-
-/** Per quant: its op, output and scale arguments, and the fused op's pattern code. */
-const QUANTS: Record<
-  QuantKind,
-  { op: string; out: string; scale: string; scaleOut?: string; code: number; label: string }
-> = {
-  fp8: {
-    op: QUANT_FP8,
-    out: 'result',
-    scale: 'scale',
-    code: FUSION_PATTERN_CODE.kARResidualRMSNormFP8Quant,
-    label: 'static FP8',
-  },
-  fp4: {
-    op: QUANT_FP4,
-    out: 'output',
-    scale: 'input_scale',
-    scaleOut: 'output_scale',
-    code: FUSION_PATTERN_CODE.kARResidualRMSNormFP4Quant,
-    label: 'NVFP4',
-  },
+/** The quants vLLM fuses into the all-reduce + norm, and the fused op's pattern code for each. */
+type QuantKind = Extract<QuantOccurrence['op'], 'fp8_static_tensor' | 'nvfp4'>;
+const QUANTS: Record<QuantKind, { code: number; label: string }> = {
+  fp8_static_tensor: { code: FUSION_PATTERN_CODE.kARResidualRMSNormFP8Quant, label: 'static FP8' },
+  nvfp4: { code: FUSION_PATTERN_CODE.kARResidualRMSNormFP4Quant, label: 'NVFP4' },
 };
 
 /** Indices of the fused op's results (auto_functionalized: [1..] its mutated args in schema order). */
 const FUSED_RESULT = { allreduceIn: 1, residual: 2, normOut: 3, quantOut: 4, scaleOut: 5 } as const;
 
 const OP_FUSED = { kind: 'op', target: FUSED_ALLREDUCE_NORM } as const;
+
+/** One site: the all-reduce, the norm reading it (any form), and the quant absorbed with it. */
+interface Site extends Claims {
+  ar: Node;
+  norm: NormOccurrence;
+  quant?: QuantOccurrence & { op: QuantKind };
+}
 
 function fusedKwargs(
   f: {
@@ -116,308 +98,199 @@ function fusedKwargs(
   };
 }
 
-const allReduceInput = () => P.node(ALL_REDUCE, { as: 'ar', args: [P.any('x'), P.any('group')] });
-
-function normPattern(kind: NormKind, as = 'norm'): NodePat {
-  return kind === 'rms'
-    ? P.af(
-        RMS_NORM,
-        { result: P.any('result'), input: allReduceInput(), weight: P.any('weight'), epsilon: P.any('eps') },
-        { as },
-      )
-    : P.af(
-        FUSED_ADD_RMS_NORM,
-        {
-          input: allReduceInput(),
-          residual: P.any('residual'),
-          weight: P.any('weight'),
-          epsilon: P.any('eps'),
-        },
-        { as },
-      );
+function claims(ix: GraphIndex, ...names: string[]): Record<string, Node> {
+  const nodes: Record<string, Node> = {};
+  for (const n of names) nodes[n] = ix.byName.get(n)!;
+  return nodes;
 }
 
-/** The norm's result indices the replacement can stand in for: normed output, and for fused_add the residual. */
-function normRoles(norm: Node, kind: NormKind): { normed?: number; residual?: number } {
-  return {
-    normed: mutatedResultIndex(norm, NORMS[kind].out),
-    residual: kind === 'add' ? mutatedResultIndex(norm, 'residual') : undefined,
-  };
+/** Each norm occurrence of `op` whose input an all-reduce produces. */
+function normSites(ix: GraphIndex, op: NormOp): Site[] {
+  const sites: Site[] = [];
+  for (const norm of findNorms(ix).occurrences) {
+    const ar = norm.op === op && isRef(norm.input) ? ix.byName.get(norm.input.name) : undefined;
+    if (ar?.op === ALL_REDUCE) sites.push({ ar, norm, nodes: claims(ix, ar.name, ...norm.nodes) });
+  }
+  return sites;
 }
 
-function gateOf(b: Bindings, ix: GraphIndex, opts: ResolvedOptions): GatePass {
-  return fusionGate(b.nodes['ar']!, ix, b.values['eps'], opts) as GatePass;
+/**
+ * quant(norm(all_reduce(x))): vLLM's quant patterns return the quant's output and the residual
+ * only, so the normed output may have no reader but the quant.
+ */
+function quantSites(ix: GraphIndex, op: NormOp, q: QuantKind): Site[] {
+  const byInput = new Map<string, QuantOccurrence & { op: QuantKind }>();
+  for (const o of findQuants(ix).occurrences) {
+    if (o.op === q && isRef(o.input)) byInput.set(o.input.name, o as QuantOccurrence & { op: QuantKind });
+  }
+  const sites: Site[] = [];
+  for (const s of normSites(ix, op)) {
+    const normed = s.norm.outputs.normed;
+    const quant = normed === undefined ? undefined : byInput.get(normed);
+    if (!quant || !usersOfValue(ix, normed!).every((u) => quant.nodes.includes(u))) continue;
+    sites.push({ ...s, quant, nodes: { ...s.nodes, ...claims(ix, ...quant.nodes) } });
+  }
+  return sites;
 }
 
-function gateRefusal(b: Bindings, ix: GraphIndex, opts: ResolvedOptions): Diagnostic | null {
-  const g = fusionGate(b.nodes['ar']!, ix, b.values['eps'], opts);
-  return 'blocker' in g ? diagnostic(PASS, b.nodes['ar']!.name, g.reason, g.blocker, g.fix) : null;
+function gateOf(s: Site, ix: GraphIndex, opts: ResolvedOptions) {
+  return fusionGate(s.ar, ix, s.norm.epsilon, opts);
 }
 
-/** A scratch buffer (`empty_like` / `empty`) read by `reader` alone: dropped with it. */
+function siteRefusal(s: Site, ix: GraphIndex, opts: ResolvedOptions) {
+  const structure = siteStructureRefusal(s.ar, s.norm, ix);
+  if (structure) return diagnostic(PASS, s.ar.name, structure.reason, structure.blocker);
+  const gate = gateOf(s, ix, opts);
+  return 'blocker' in gate ? diagnostic(PASS, s.ar.name, gate.reason, gate.blocker, gate.fix) : null;
+}
+
 /**
  * The first layer's rms_norm site has no residual: the fused op gets zeros as its residual and a
  * fresh buffer for the normed output (vLLM's AllReduceRMSNormPattern), made here and added to `made`.
  */
-function firstLayerBuffers(
-  edit: GraphEdit,
-  x: Arg,
-  from: string[],
-  made: Node[],
-): { residual: ReturnType<typeof ref>; normOut: ReturnType<typeof ref> } {
-  const zeros = edit.make(
-    edit.fresh('zeros_like'),
-    'aten.zeros_like.default',
-    [x],
-    { pin_memory: false },
-    from,
-  );
-  const out = edit.make(
-    edit.fresh('empty_like'),
-    'aten.empty_like.default',
-    [x],
-    { pin_memory: false },
-    from,
-  );
+function firstLayerBuffers(edit: GraphEdit, x: Arg, from: string[], made: Node[]) {
+  const buffer = (op: string, base: string) =>
+    edit.make(edit.fresh(base), op, [x], { pin_memory: false }, from);
+  const zeros = buffer('aten.zeros_like.default', 'zeros_like');
+  const out = buffer(EMPTY_LIKE, 'empty_like');
   made.push(zeros, out);
   return { residual: ref(zeros.name), normOut: ref(out.name) };
 }
 
-function deadBuffer(ix: GraphIndex, value: Arg | undefined): Node | undefined {
-  if (!value || !isRef(value)) return undefined;
-  const n = ix.byName.get(value.name);
-  if (!n || usersOfValue(ix, n.name).length !== 1) return undefined;
-  return n.op === 'aten.empty_like.default' || n.op === 'aten.empty.memory_format' ? n : undefined;
-}
-
-/** Why the matched structure cannot be replaced as a whole (a value it removes is still needed). */
-function structuralRefusal(b: Bindings, ix: GraphIndex, kind: NormKind): Diagnostic | null {
-  const ar = b.nodes['ar']!,
-    norm = b.nodes['norm']!;
-  const roles = normRoles(norm, kind);
-  const allowed = [roles.normed, roles.residual].filter((i): i is number => i !== undefined);
-  const readers = getitemReaders(ix, norm);
-  if (!readers || readers.some((r) => !allowed.includes(r.index))) {
-    const bad = usersOfValue(ix, norm.name).find((u) => {
-      const g = ix.byName.get(u);
-      return !g || g.op !== 'getitem' || !allowed.includes(g.args[1] as number);
-    });
-    return diagnostic(
-      PASS,
-      ar.name,
-      `${norm.name}'s results are read other than as the normed output${kind === 'rms' ? '' : ' and residual'} (by ${bad})`,
-      bad,
-    );
-  }
-  const others = usersOfValue(ix, ar.name).filter((u) => u !== norm.name);
-  if (kind === 'rms') {
-    const buf = b.values['result'];
-    const bufNode = buf && isRef(buf) ? ix.byName.get(buf.name) : undefined;
-    // The output buffer is often empty_like(all_reduce): fine if the norm is its only reader.
-    if (bufNode && others.includes(bufNode.name) && usersOfValue(ix, bufNode.name).length !== 1) {
-      return diagnostic(
-        PASS,
-        ar.name,
-        `the norm's output buffer ${bufNode.name} is read elsewhere`,
-        bufNode.name,
-      );
-    }
-    return null;
-  }
-  if (others.length > 0) {
-    return diagnostic(
-      PASS,
-      ar.name,
-      `${ar.name} has another user, ${others.join(', ')}, that needs the reduced tensor; the fused kernel overwrites it with the normed output`,
-      others[0],
-    );
-  }
-  return null;
-}
-
-/** Readers of the all-reduce other than the norm (and its dead output buffer) read the fused op's [1]. */
-function rerouteAllReduce(
-  b: Bindings,
-  ix: GraphIndex,
-  edit: GraphEdit,
-  fused: Node,
-  made: Node[],
-  skip: (string | undefined)[],
-) {
-  const ar = b.nodes['ar']!,
-    norm = b.nodes['norm']!;
-  const others = usersOfValue(ix, ar.name).filter((u) => u !== norm.name && !skip.includes(u));
-  if (others.length === 0) return;
-  const reduced = edit.make(
-    edit.fresh('getitem'),
-    'getitem',
-    [ref(fused.name), FUSED_RESULT.allreduceIn],
-    {},
-    [ar.name],
-    ar.type,
+/** vLLM's FP8 replacement makes its own quant buffer, empty_like(input, dtype = fp8). */
+function fp8Buffer(edit: GraphEdit, ix: GraphIndex, x: Arg, from: string[]): Node {
+  const xt = tensorOf(ix, x);
+  const type: ValueType | null = xt ? { ...xt, dtype: 'f8e4m3fn' } : null;
+  return edit.make(
+    edit.fresh('empty_like'),
+    EMPTY_LIKE,
+    [x],
+    { dtype: { kind: 'expr', text: 'torch.float8_e4m3fn' }, pin_memory: false },
+    from,
+    type,
   );
-  made.push(reduced);
-  edit.replaceUses(ar.name, ref(reduced.name));
 }
 
 /**
- * The rewrite of a matched site: the all-reduce, the norm and, with `q`, the quant after it become
- * one fused op, and their results' readers read its results. vLLM's patterns differ only in the
- * pattern code, the first layer's buffers (rms_norm has no residual) and the quant's outputs.
+ * The rewrite of a site: the all-reduce, the norm and the quant after it become one fused op, and
+ * the values their readers read are the fused op's results — the normed output [3] after rms_norm,
+ * [1] (written over allreduce_in) after fused_add_rms_norm, the new residual [2], the quant [4] and
+ * NVFP4's scales [5]. vLLM's patterns differ only in the pattern code, the first layer's buffers
+ * (rms_norm has no residual) and the quant's outputs; the norm's form does not matter.
  */
-function fuseSite(kind: NormKind, q?: QuantKind): Rule['rewrite'] {
-  const spec = q === undefined ? undefined : QUANTS[q];
-  return (b, edit, { ix, opts }) => {
-    const ar = b.nodes['ar']!,
-      norm = b.nodes['norm']!,
-      quant = b.nodes['quant'];
-    const gate = gateOf(b, ix, opts);
-    const v = b.values;
-    const from = quant ? [ar.name, norm.name, quant.name] : [ar.name, norm.name];
-    const consumed = quant ? [ar.name, norm.name, b.nodes['normed']!.name, quant.name] : [ar.name, norm.name];
-    const made: Node[] = [];
-    let residual = v['residual']!,
-      normOut: Arg = null;
-    const buffer = kind === 'rms' ? deadBuffer(ix, v['result']) : undefined;
-    if (buffer) consumed.push(buffer.name);
-    if (kind === 'rms') ({ residual, normOut } = firstLayerBuffers(edit, v['x']!, from, made));
-    let quantOut: Arg = spec ? v['qbuf']! : null;
-    if (q === 'fp8') {
-      // vLLM's FP8 replacement makes its own quant buffer, empty_like(input, dtype = fp8); the
-      // model's buffer is then dead.
-      const qbuf = deadBuffer(ix, v['qbuf']);
-      if (qbuf) consumed.push(qbuf.name);
-      const xt = tensorOf(ix, v['x']);
-      const type: ValueType | null = xt ? { ...xt, dtype: 'f8e4m3fn' } : null;
-      const buf = edit.make(
-        edit.fresh('empty_like'),
-        'aten.empty_like.default',
-        [v['x']!],
-        { dtype: { kind: 'expr', text: 'torch.float8_e4m3fn' }, pin_memory: false },
-        from,
-        type,
-      );
-      made.push(buf);
-      quantOut = ref(buf.name);
-    }
-    const fused = edit.make(
-      edit.fresh('auto_functionalized'),
-      AUTO_FUNCTIONALIZED,
-      [OP_FUSED],
-      fusedKwargs(
-        {
-          x: v['x']!,
-          residual,
-          normOut,
-          quantOut,
-          scaleOut: spec?.scaleOut ? v['sbuf']! : null,
-          w: v['weight']!,
-          eps: v['eps']!,
-          code: spec?.code ?? FUSION_PATTERN_CODE.kARResidualRMSNorm,
-          ...(spec ? { scale: v['scale']! } : {}),
-        },
-        opts,
-        gate.maxTokenNum,
-      ),
-      from,
-      null,
-    );
-    made.push(fused);
-    const readAs = (r: { node: Node }, index: number) => {
-      consumed.push(r.node.name);
-      made.push(edit.make(r.node.name, 'getitem', [ref(fused.name), index], {}, [r.node.name], r.node.type));
-    };
-    // The normed output is the fused op's [3] (norm_out) after rms_norm, [1] (written over
-    // allreduce_in) after fused_add_rms_norm; the new residual is [2]. Under a quant the normed
-    // output's one reader is the quant, which the fused op replaces.
-    const roles = normRoles(norm, kind);
-    for (const r of getitemReaders(ix, norm)!) {
-      if (r.index === roles.normed) {
-        if (!quant) readAs(r, kind === 'rms' ? FUSED_RESULT.normOut : FUSED_RESULT.allreduceIn);
-      } else if (!quant || r.index === roles.residual) readAs(r, FUSED_RESULT.residual);
-    }
-    if (quant && spec) {
-      const quantOutIndex = mutatedResultIndex(quant, spec.out);
-      const scaleOutIndex = spec.scaleOut ? mutatedResultIndex(quant, spec.scaleOut) : undefined;
-      for (const r of getitemReaders(ix, quant) ?? []) {
-        if (r.index === quantOutIndex) readAs(r, FUSED_RESULT.quantOut);
-        else if (r.index === scaleOutIndex) readAs(r, FUSED_RESULT.scaleOut);
-      }
-    }
-    if (kind === 'rms') rerouteAllReduce(b, ix, edit, fused, made, [buffer?.name]);
-    edit.insertBefore((quant ?? norm).name, ...made);
-    edit.remove(...consumed);
-    return { consumed, produced: made.map((n) => n.name), unevaluated: gate.unevaluated };
-  };
-}
-
-function plainRule(kind: NormKind): Rule {
-  return {
-    name: kind === 'rms' ? 'all_reduce → rms_norm' : 'all_reduce → fused_add_rms_norm',
-    pattern: normPattern(kind),
-    site: (b) => b.nodes['ar']!.name,
-    check: (b, { ix, opts }) => structuralRefusal(b, ix, kind) ?? gateRefusal(b, ix, opts),
-    rewrite: fuseSite(kind),
-  };
-}
-
-function quantRule(kind: NormKind, q: QuantKind): Rule {
-  const spec = QUANTS[q];
-  // quant(getitem(norm, normed)): the normed output read by the quant alone, and the norm's other
-  // results only as the residual — vLLM's quant patterns do not return the unquantized output.
-  const normed = P.node('getitem', {
-    as: 'normed',
-    args: [normPattern(kind)],
-    users: 1,
-    where: (n, b) => n.args[1] === normRoles(b.nodes['norm']!, kind).normed,
-  });
-  const kwargs: Record<string, ArgPat> = {
-    [spec.out]: P.any('qbuf'),
-    input: normed,
-    [spec.scale]: P.any('scale'),
-  };
-  if (spec.scaleOut) kwargs[spec.scaleOut] = P.any('sbuf');
-  return {
-    name: `all_reduce → ${kind === 'rms' ? 'rms_norm' : 'fused_add_rms_norm'} → ${spec.label} quant`,
-    pattern: P.af(spec.op, kwargs, {
-      as: 'quant',
-      where: (_n, b, ix) => {
-        const norm = b.nodes['norm']!;
-        const roles = normRoles(norm, kind);
-        const readers = getitemReaders(ix, norm);
-        return (
-          !!readers &&
-          readers.every(
-            (r) => (r.index === roles.normed && r.node === b.nodes['normed']) || r.index === roles.residual,
-          )
-        );
+const fuseSite: Rule<Site>['rewrite'] = (s, edit, { ix, opts }) => {
+  const { ar, norm, quant } = s;
+  const gate = gateOf(s, ix, opts) as GatePass;
+  const first = norm.op === 'rms_norm';
+  const from = [ar.name, norm.anchor, ...(quant ? [quant.anchor] : [])];
+  const x = ar.args[0]!; // the fused kernel reduces x itself
+  const made: Node[] = [];
+  const buffers = first ? firstLayerBuffers(edit, x, from, made) : undefined;
+  let quantOut: Arg = null,
+    scaleOut: Arg = null;
+  if (quant?.op === 'fp8_static_tensor') {
+    const buf = fp8Buffer(edit, ix, x, from);
+    made.push(buf);
+    quantOut = ref(buf.name);
+  } else if (quant?.op === 'nvfp4') {
+    // vLLM's NVFP4 pattern takes the model's quant and scale buffers as inputs: they stay.
+    quantOut = quant.buffers.quant ?? null;
+    scaleOut = quant.buffers.scale ?? null;
+  }
+  const kept = new Set([quantOut, scaleOut].filter((a): a is Ref => isRef(a)).map((r) => r.name));
+  const fused = edit.make(
+    edit.fresh('auto_functionalized'),
+    AUTO_FUNCTIONALIZED,
+    [OP_FUSED],
+    fusedKwargs(
+      {
+        x,
+        residual: buffers?.residual ?? norm.residual ?? null,
+        normOut: buffers?.normOut ?? null,
+        quantOut,
+        scaleOut,
+        w: norm.weight,
+        eps: norm.epsilon,
+        code: quant ? QUANTS[quant.op].code : FUSION_PATTERN_CODE.kARResidualRMSNorm,
+        ...(quant ? { scale: quant.scale } : {}),
       },
-    }),
-    site: (b) => b.nodes['ar']!.name,
-    check: (b, { ix, opts }) => {
-      if (q === 'fp4' && opts.gpu !== 'blackwell') {
+      opts,
+      gate.maxTokenNum,
+    ),
+    from,
+    null,
+  );
+  made.push(fused);
+  // Each value a reader reads becomes the fused op's result under the same name.
+  const readAs = (value: string | undefined, index: number) => {
+    const n = value === undefined ? undefined : ix.byName.get(value);
+    if (n) made.push(edit.make(n.name, 'getitem', [ref(fused.name), index], {}, [n.name], n.type));
+  };
+  if (!quant) readAs(norm.outputs.normed, first ? FUSED_RESULT.normOut : FUSED_RESULT.allreduceIn);
+  readAs(norm.outputs.residual, FUSED_RESULT.residual);
+  readAs(quant?.outputs.quant, FUSED_RESULT.quantOut);
+  readAs(quant?.outputs.scale, FUSED_RESULT.scaleOut);
+  const consumed = Object.keys(s.nodes).filter((n) => !kept.has(n));
+  // The first layer's other readers of the all-reduce (the residual stream) read [1]: the kernel
+  // writes ar + 0 back into allreduce_in.
+  const others = first ? usersOfValue(ix, ar.name).filter((u) => !(u in s.nodes)) : [];
+  if (others.length > 0) {
+    const reduced = edit.make(
+      edit.fresh('getitem'),
+      'getitem',
+      [ref(fused.name), FUSED_RESULT.allreduceIn],
+      {},
+      [ar.name],
+      ar.type,
+    );
+    made.push(reduced);
+    edit.replaceUses(ar.name, ref(reduced.name));
+  }
+  edit.insertBefore(quant?.anchor ?? norm.anchor, ...made);
+  edit.remove(...consumed);
+  const ordered = consumed.sort((a, b) => ix.pos.get(a)! - ix.pos.get(b)!);
+  return { consumed: ordered, produced: made.map((n) => n.name), unevaluated: gate.unevaluated };
+};
+
+function plainRule(op: NormOp): Rule<Site> {
+  return {
+    name: `all_reduce → ${op}`,
+    pattern: (ix) => normSites(ix, op),
+    site: (s) => s.ar.name,
+    check: (s, { ix, opts }) => siteRefusal(s, ix, opts),
+    rewrite: fuseSite,
+  };
+}
+
+function quantRule(op: NormOp, q: QuantKind): Rule<Site> {
+  return {
+    name: `all_reduce → ${op} → ${QUANTS[q].label} quant`,
+    pattern: (ix) => quantSites(ix, op, q),
+    site: (s) => s.ar.name,
+    check: (s, { ix, opts }) => {
+      if (q === 'nvfp4' && opts.gpu !== 'blackwell') {
         // vLLM registers the NVFP4 patterns only on SM ≥ 100; the plain pattern then fuses the norm.
         return diagnostic(
           PASS,
-          b.nodes['ar']!.name,
+          s.ar.name,
           'NVFP4 quant patterns are registered on Blackwell (SM ≥ 100) only',
           'gpu',
           '--gpu blackwell',
         );
       }
-      return structuralRefusal(b, ix, kind) ?? gateRefusal(b, ix, opts);
+      return siteRefusal(s, ix, opts);
     },
-    rewrite: fuseSite(kind, q),
+    rewrite: fuseSite,
   };
 }
 
-export const RULES: Rule[] = [
-  quantRule('rms', 'fp8'),
-  quantRule('add', 'fp8'),
-  quantRule('rms', 'fp4'),
-  quantRule('add', 'fp4'),
-  plainRule('rms'),
-  plainRule('add'),
+export const RULES: Rule<Site>[] = [
+  quantRule('rms_norm', 'fp8_static_tensor'),
+  quantRule('fused_add_rms_norm', 'fp8_static_tensor'),
+  quantRule('rms_norm', 'nvfp4'),
+  quantRule('fused_add_rms_norm', 'nvfp4'),
+  plainRule('rms_norm'),
+  plainRule('fused_add_rms_norm'),
 ];
 
 export const allReduceRmsNorm: Pass = (g, opts, only) => {

@@ -22,7 +22,7 @@
 // In vLLM's pass order (pass_manager.py) the all-reduce + RMSNorm fusion runs first: a norm it
 // took (with its quant) is gone before this pass looks.
 
-import type { Arg, DType, Node, TensorType, ValueType } from '../ir.ts';
+import type { Arg, Node, TensorType, ValueType } from '../ir.ts';
 import { float, isRef, numberOf, ref } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
 import { indexGraph, tensorOf, usersOfValue } from '../match.ts';
@@ -32,7 +32,14 @@ import { diagnostic } from './options.ts';
 import { GraphEdit } from './graphEdit.ts';
 import type { NormOccurrence, Occurrence, QuantOccurrence, QuantOutput } from './matchers/index.ts';
 import { findActivations, findNorms, findQuants } from './matchers/index.ts';
-import { inGraphOrder, recognized, refusal, tupleOutputs } from './matchers/occurrence.ts';
+import {
+  TORCH_DTYPE_NAMES,
+  inGraphOrder,
+  perIndex,
+  recognized,
+  refusal,
+  tupleOutputs,
+} from './matchers/occurrence.ts';
 import type { MatchRefusal, Recognized } from './matchers/occurrence.ts';
 import { scratchBuffer } from './matchers/norm.ts';
 import {
@@ -93,12 +100,12 @@ function groupQuant(ix: GraphIndex, n: Node): GroupQuantOccurrence | MatchRefusa
   };
 }
 
-export function findGroupQuants(ix: GraphIndex): Recognized<GroupQuantOccurrence> {
-  return recognized(
+export const findGroupQuants: (ix: GraphIndex) => Recognized<GroupQuantOccurrence> = perIndex((ix) =>
+  recognized(
     ix,
     (ix.byKey.get(`${AUTO_FUNCTIONALIZED}:${PER_TOKEN_GROUP_QUANT_FP8}`) ?? []).map((n) => groupQuant(ix, n)),
-  );
-}
+  ),
+);
 
 // --- what the norm + quant and activation + quant passes share ----------------------------------
 
@@ -165,7 +172,7 @@ export function fp8Buffer(edit: GraphEdit, like: Arg, shape: ValueType | null, f
     edit.fresh('empty_like'),
     EMPTY_LIKE,
     [like],
-    { dtype: { kind: 'expr', text: 'torch.float8_e4m3fn' }, pin_memory: false },
+    { dtype: { kind: 'expr', text: TORCH_DTYPE_NAMES.f8e4m3fn }, pin_memory: false },
     from,
     shape && shape.kind === 'tensor' ? { ...shape, dtype: 'f8e4m3fn' } : null,
   );
@@ -231,8 +238,6 @@ function fusedCall(
   return { target: RMS_NORM_DYNAMIC_PER_TOKEN_QUANT, kwargs: dynamic };
 }
 
-const TORCH_DTYPE: Partial<Record<DType, string>> = { f32: 'torch.float32', f8e4m3fn: 'torch.float8_e4m3fn' };
-
 /**
  * `torch.empty(shape, dtype)` as a replacement traces it: `aten.empty.memory_format` over the
  * dims of `type`, a symbolic dim read from the graph input that carries it (`arg0_1: "Sym(s77)"`).
@@ -249,7 +254,7 @@ export function emptyBuffer(edit: GraphEdit, ix: GraphIndex, type: TensorType, f
     edit.fresh('empty'),
     'aten.empty.memory_format',
     [size],
-    { dtype: { kind: 'expr', text: TORCH_DTYPE[type.dtype] ?? type.dtype }, pin_memory: false },
+    { dtype: { kind: 'expr', text: TORCH_DTYPE_NAMES[type.dtype] }, pin_memory: false },
     from,
     type,
   );

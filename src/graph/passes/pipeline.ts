@@ -12,6 +12,7 @@ import { asyncTp } from './asyncTp.ts';
 import { moeUnpad } from './moeUnpad.ts';
 import { normQuant } from './normQuant.ts';
 import { actQuant } from './actQuant.ts';
+import { vllmIrLowering } from './vllmIrLowering.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { resolveOptions } from './options.ts';
 import { ALL_REDUCE } from './patternOps.ts';
@@ -37,6 +38,11 @@ export interface PassOptions {
    * pattern, so an all-reduce over another group ('dp:0', 'ep:0') never matches.
    */
   tpGroup?: string;
+  /**
+   * What vllm-ir-lowering lowers each vLLM IR op to: 'custom' (default; vLLM's `vllm_c` provider,
+   * the `_C` op through auto_functionalized) or 'native' (the op's torch decomposition).
+   */
+  irLowering?: 'custom' | 'native';
 }
 
 export interface Match {
@@ -75,7 +81,8 @@ export type PassName =
   | 'async-tp'
   | 'allreduce-rmsnorm'
   | 'norm-quant'
-  | 'act-quant';
+  | 'act-quant'
+  | 'vllm-ir-lowering';
 
 export const PASSES: Record<PassName, Pass> = {
   'noop-elimination': noopElimination,
@@ -86,6 +93,7 @@ export const PASSES: Record<PassName, Pass> = {
   'allreduce-rmsnorm': allReduceRmsNorm,
   'norm-quant': normQuant,
   'act-quant': actQuant,
+  'vllm-ir-lowering': vllmIrLowering,
 };
 
 /** One line per pass: what it rewrites and why that is legal (pass lists, --help). */
@@ -105,6 +113,8 @@ export const PASS_DESCRIPTIONS: Record<PassName, string> = {
     '(fused_add_)rms_norm → FP8 quant (static, per-token, per-group 128/64) → one fused norm + quant kernel, where only the quant reads the normed output (vLLM RMSNormQuantFusionPass).',
   'act-quant':
     'silu_and_mul → static FP8 quant (NVFP4 on Blackwell) → one fused SwiGLU + quant kernel, where only the quant reads its output (vLLM ActivationQuantFusionPass).',
+  'vllm-ir-lowering':
+    "vllm_ir.rms_norm / fused_add_rms_norm → the _C custom op (or, with irLowering 'native', its torch decomposition), as vLLM's VllmIRLoweringPass does after the fusion passes have matched the IR ops.",
 };
 
 export const DEFAULT_PIPELINE = ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'] as const;

@@ -2,7 +2,7 @@
 // refusal, and a rewrite. One engine runs them: index once, match each rule's root op, skip
 // sites an earlier match already claimed, commit every edit in one sweep.
 
-import type { Graph } from '../ir.ts';
+import type { Graph, Node } from '../ir.ts';
 import type { Bindings, GraphIndex, NodePat } from '../match.ts';
 import { findAll, indexGraph } from '../match.ts';
 import { GraphEdit } from './graphEdit.ts';
@@ -14,24 +14,30 @@ export interface RuleContext {
   opts: ResolvedOptions;
 }
 
-export interface Rule {
+/** What a rule matched: at least every node it binds, which the match claims when it fires. */
+export interface Claims {
+  nodes: Record<string, Node>;
+}
+
+export interface Rule<M extends Claims = Bindings> {
   name: string;
-  pattern: NodePat;
+  /** A pattern, whose bindings are the matches; or a recognizer's sites (passes/matchers). */
+  pattern: NodePat | ((ix: GraphIndex) => M[]);
   /** The anchor node reported as the match's site (the all_reduce). */
-  site(b: Bindings): string;
+  site(b: M): string;
   /** Null when the rewrite is legal, else why not. */
-  check(b: Bindings, ctx: RuleContext): Diagnostic | null;
+  check(b: M, ctx: RuleContext): Diagnostic | null;
   /** Records the rewrite; returns the names of nodes consumed and produced. */
   rewrite(
-    b: Bindings,
+    b: M,
     edit: GraphEdit,
     ctx: RuleContext,
   ): { consumed: string[]; produced: string[]; unevaluated?: string[] };
 }
 
-export function runRules(
+export function runRules<M extends Claims = Bindings>(
   pass: string,
-  rules: Rule[],
+  rules: Rule<M>[],
   g: Graph,
   opts: ResolvedOptions,
   only?: (site: string) => boolean,
@@ -43,7 +49,10 @@ export function runRules(
   const matches: PassResult['matches'] = [];
   const diagnostics: Diagnostic[] = [];
   for (const rule of rules) {
-    for (const { bindings } of findAll(rule.pattern, ix)) {
+    const p = rule.pattern;
+    // A pattern's rule matches Bindings (M's default).
+    const found = typeof p === 'function' ? p(ix) : findAll(p, ix).map((m) => m.bindings as Claims as M);
+    for (const bindings of found) {
       const site = rule.site(bindings);
       if (only && !only(site)) continue;
       const bound = Object.values(bindings.nodes).map((n) => n.name);

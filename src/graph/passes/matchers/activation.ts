@@ -19,6 +19,7 @@ import {
   escapingRead,
   inGraphOrder,
   otherOperand,
+  perIndex,
   producer,
   recognized,
   refusal,
@@ -120,9 +121,9 @@ function nativeSiluAndMul(ix: GraphIndex, m: Node): Found {
 }
 
 /** Every silu_and_mul occurrence in any form, in graph order, and the would-be ones refused. */
-export function findActivations(ix: GraphIndex): Recognized<ActivationOccurrence> {
-  return recognized(ix, activationCandidates(ix));
-}
+export const findActivations: (ix: GraphIndex) => Recognized<ActivationOccurrence> = perIndex((ix) =>
+  recognized(ix, activationCandidates(ix)),
+);
 
 function* activationCandidates(ix: GraphIndex): Generator<Found> {
   for (const n of ix.byKey.get(`${AUTO_FUNCTIONALIZED}:${SILU_AND_MUL}`) ?? []) yield customSiluAndMul(ix, n);

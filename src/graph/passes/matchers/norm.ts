@@ -41,6 +41,7 @@ import {
   escapingRead,
   inGraphOrder,
   otherOperand,
+  perIndex,
   producer,
   readerNodes,
   recognized,
@@ -295,9 +296,9 @@ function nativeNorm(ix: GraphIndex, r: Node): Found {
 }
 
 /** Every RMSNorm occurrence of the graph in any form, in graph order, and the would-be ones refused. */
-export function findNorms(ix: GraphIndex): Recognized<NormOccurrence> {
-  return recognized(ix, normCandidates(ix));
-}
+export const findNorms: (ix: GraphIndex) => Recognized<NormOccurrence> = perIndex((ix) =>
+  recognized(ix, normCandidates(ix)),
+);
 
 function* normCandidates(ix: GraphIndex): Generator<Found> {
   for (const op of NORM_OPS) {

@@ -46,8 +46,8 @@ export interface MatchRefusal {
 }
 
 export interface Recognized<O> {
-  readonly occurrences: O[];
-  readonly refusals: MatchRefusal[];
+  readonly occurrences: readonly O[];
+  readonly refusals: readonly MatchRefusal[];
 }
 
 // --- reading a native decomposition -----------------------------------------------------------
@@ -70,19 +70,30 @@ export function soleReader(ix: GraphIndex, name: string): Node | undefined {
   return users.length === 1 ? ix.byName.get(users[0]!) : undefined;
 }
 
+/** How torch spells each dtype (`torch.float32`), as convert_element_type's argument prints it. */
+export const TORCH_DTYPE_NAMES: Record<DType, string> = {
+  bf16: 'torch.bfloat16',
+  f16: 'torch.float16',
+  f32: 'torch.float32',
+  f64: 'torch.float64',
+  i64: 'torch.int64',
+  i32: 'torch.int32',
+  i16: 'torch.int16',
+  i8: 'torch.int8',
+  u8: 'torch.uint8',
+  b8: 'torch.bool',
+  f8e4m3fn: 'torch.float8_e4m3fn',
+  f8e4m3fnuz: 'torch.float8_e4m3fnuz',
+  f8e5m2: 'torch.float8_e5m2',
+  f8e5m2fnuz: 'torch.float8_e5m2fnuz',
+  f8e8m0fnu: 'torch.float8_e8m0fnu',
+  f4e2m1fn_x2: 'torch.float4_e2m1fn_x2',
+};
+
 const TORCH_DTYPES: Record<string, DType> = {
-  'torch.bfloat16': 'bf16',
-  'torch.float16': 'f16',
-  'torch.half': 'f16',
-  'torch.float32': 'f32',
+  ...Object.fromEntries(Object.entries(TORCH_DTYPE_NAMES).map(([d, name]) => [name, d as DType])),
   'torch.float': 'f32',
-  'torch.float64': 'f64',
-  'torch.int64': 'i64',
-  'torch.int32': 'i32',
-  'torch.int8': 'i8',
-  'torch.uint8': 'u8',
-  'torch.bool': 'b8',
-  'torch.float8_e4m3fn': 'f8e4m3fn',
+  'torch.half': 'f16',
 };
 
 /** `torch.float32` (an FX expression argument) → `f32`. */
@@ -213,4 +224,17 @@ export function recognized<O extends { anchor: string }>(
   occurrences.sort((a, b) => at(a) - at(b));
   refusals.sort((a, b) => at(a) - at(b));
   return { occurrences, refusals };
+}
+
+/**
+ * `find` remembered per graph index: a pass whose rules (and diagnostics) ask for the same
+ * occurrences of one graph recognizes them once.
+ */
+export function perIndex<T>(find: (ix: GraphIndex) => T): (ix: GraphIndex) => T {
+  const seen = new WeakMap<GraphIndex, T>();
+  return (ix) => {
+    let r = seen.get(ix);
+    if (r === undefined) seen.set(ix, (r = find(ix)));
+    return r;
+  };
 }

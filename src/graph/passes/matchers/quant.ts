@@ -45,6 +45,7 @@ import {
   conversion,
   escapingRead,
   inGraphOrder,
+  perIndex,
   producer,
   recognized,
   refusal,
@@ -246,9 +247,9 @@ function nativeQuant(ix: GraphIndex, q: Node): Found {
 }
 
 /** Every FP8 / NVFP4 quant occurrence of the graph in any form, in graph order, and the would-be ones refused. */
-export function findQuants(ix: GraphIndex): Recognized<QuantOccurrence> {
-  return recognized(ix, quantCandidates(ix));
-}
+export const findQuants: (ix: GraphIndex) => Recognized<QuantOccurrence> = perIndex((ix) =>
+  recognized(ix, quantCandidates(ix)),
+);
 
 function* quantCandidates(ix: GraphIndex): Generator<Found> {
   for (const op of QUANT_OPS) {
