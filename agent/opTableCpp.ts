@@ -8,7 +8,15 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MAP_FN_CODES, MAP_FNS, WORKER_OP_CODES, WORKER_OPS, type WorkerOp } from '../src/graph/opTable.ts';
+import {
+  MAP_FN_CODES,
+  MAP_FNS,
+  MAP_HELPERS,
+  WORKER_OP_CODES,
+  WORKER_OPS,
+  type MapHelper,
+  type WorkerOp,
+} from '../src/graph/opTable.ts';
 import { argFields } from './workerArgs.ts';
 
 export const OP_TABLE_HEADER = join(dirname(fileURLToPath(import.meta.url)), 'native', 'op_table.gen.hpp');
@@ -73,6 +81,9 @@ export function renderOpTableHeader(): string {
   const lines = [
     '// Generated from src/graph/opTable.ts by agent/opTableCpp.ts (npm run agent). Do not edit.',
     '#pragma once',
+    '#include <cmath>',
+    '#include <cstdint>',
+    '#include <cstring>',
     '#include <stdexcept>',
     '#include <string>',
     '#include <utility>',
@@ -114,6 +125,8 @@ export function renderOpTableHeader(): string {
     '/** Map functions (MAP_FNS), by wire code. */',
     `enum MapFn { ${MAP_FN_CODES.map((fn, i) => `Map${camel(fn)} = ${i}`).join(', ')}, MapFnCount };`,
     '',
+    '/** Functions the map bodies call (MAP_HELPERS). */',
+    ...(Object.keys(MAP_HELPERS) as MapHelper[]).map((h) => `${MAP_HELPERS[h].cpp}\n`),
     '/** One map function at one element; a = in0, b = in1 (0 when absent), s = the scalar. */',
     'FL_HOST_DEVICE inline float mapValue(int fn, float a, float b, float s) {',
     '  switch (fn) {',

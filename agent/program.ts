@@ -529,6 +529,17 @@ const LOWERINGS: Lowerings = {
   },
   rms_norm: lowerNorm,
   fused_add_rms_norm: lowerNorm,
+  reduce_rows: (s, b) => {
+    const x = b.normRows(s, s.x);
+    b.outNumel(s, s.out, x.rows);
+    b.emit(s, 'reduce_rows', [x.slot], [b.storageSlot(s.out)], {
+      rows: x.rows,
+      cols: x.cols,
+      xOffset: x.offset,
+      xRowStride: x.stride,
+      mean: s.mean ? 1 : 0,
+    });
+  },
   all_reduce: (s, b) => {
     b.outNumel(s, s.out, numelOf(s.x.shape));
     b.emit(
@@ -561,6 +572,18 @@ export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
   if (plan.dtype !== 'bf16' && plan.dtype !== 'f32')
     throw new RunError('input', `the agent runs bf16 and f32, not ${plan.dtype}`);
   const dtype = plan.dtype;
+  // The worker holds every float slot in the run's dtype: a value the plan keeps wider (RMSNorm's
+  // f32 upcast in a bf16 run) would be rounded where the reference does not round it.
+  const wider = plan.steps.find((s) => {
+    const d = plan.storages.get(s.out)?.dtype;
+    return d !== undefined && d !== 'i32' && d !== dtype;
+  });
+  if (wider)
+    throw new RunError(
+      'unsupported-ops',
+      `node ${wider.node} (${wider.op}): keeps ${plan.storages.get(wider.out)!.dtype} values in a ${dtype} run; the agent's worker holds one float dtype per run: run it in f32, or on the webgpu or cpu backend`,
+      { node: wider.node, op: wider.op },
+    );
   const b = new ProgramBuilder(plan, opts, dtype);
   for (const s of plan.steps) (LOWERINGS[s.kernel] as (s: PlanStep, b: ProgramBuilder) => void)(s, b);
 

@@ -58,6 +58,16 @@ void rmsRow(const float* z, const float* w, float* y, int64_t cols, double eps, 
   }
 }
 
+/** One row of KERNELS.reduce_rows (as cpuReduceRows and the CUDA kReduceRows compute it). */
+float reduceRow(const float* x, int64_t cols, bool mean) {
+  float acc = mean ? 0.f : x[0];
+  for (int64_t c = mean ? 0 : 1; c < cols; c++) {
+    if (mean) acc += x[c];
+    else if (acc == acc && (x[c] > acc || x[c] != x[c])) acc = x[c];
+  }
+  return mean ? acc / (float)cols : acc;
+}
+
 /**
  * GPT-OSS MoE on one rank, with the runtime reference's rounding points (src/runtime/cpuKernels.ts):
  * h = round(x·W13ᵀ + b13); a = round((up + 1)·gate·σ(1.702·gate)); y_k = round(w_k·(a·W2ᵀ + b2·[rank 0]));
@@ -212,6 +222,17 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
         float v = mapValue((int)m.fn, a[q], b ? (*b)[q] : 0.f, (float)m.scalar);
         o[q] = outInt ? std::trunc(v) : S.r(v);
       }
+      break;
+    }
+    case OpCode::ReduceRows: {
+      // KERNELS.reduce_rows: an f32 sum in index order then one division, or the max (NaN wins).
+      need(st, 1, 1);
+      const ReduceRowsArgs a = argsOf<ReduceRowsArgs>(st);
+      const Buf& x = S.in(rank, st.in[0], st);
+      if (a.rows > 0) checkSize(st, x, a.xOffset + (a.rows - 1) * a.xRowStride + a.cols, "input");
+      Buf& o = S.out(rank, st.out[0]);
+      checkSize(st, o, a.rows, "output");
+      for (int64_t q = 0; q < a.rows; q++) o[q] = S.r(reduceRow(&x[a.xOffset + q * a.xRowStride], a.cols, a.mean != 0));
       break;
     }
     case OpCode::Fill: {

@@ -250,6 +250,12 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
                                    buf[rank][st.out[0]], p.slotIsInt[st.out[0]], n0, (int)a.fn, (float)a.scalar);
       break;
     }
+    case OpCode::ReduceRows: {
+      const ReduceRowsArgs a = argsOf<ReduceRowsArgs>(st);
+      if (a.rows > 0)
+        kReduceRows<T><<<gridFor(a.rows, k.sms), 256, 0, s>>>(in(0), out(0), a.rows, a.cols, a.xOffset, a.xRowStride, a.mean != 0);
+      break;
+    }
     case OpCode::Seed: {
       const SeedArgs a = argsOf<SeedArgs>(st, p.world);
       uint32_t seed = (uint32_t)a.seed, stream = (uint32_t)a.stream[rank];

@@ -114,6 +114,21 @@ __global__ void kMap(const void* a, bool aInt, const void* b, bool bInt, void* o
   }
 }
 
+/** KERNELS.reduce_rows, one thread per row: an f32 sum in index order then one division, or the max (NaN wins). */
+template <typename T>
+__global__ void kReduceRows(const T* x, T* o, int64_t rows, int64_t cols, int64_t xOffset, int64_t xRowStride, bool mean) {
+  for (int64_t r = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; r < rows; r += (int64_t)gridDim.x * blockDim.x) {
+    const T* row = x + xOffset + r * xRowStride;
+    float acc = mean ? 0.f : ld<T>(row, 0);
+    for (int64_t c = mean ? 0 : 1; c < cols; c++) {
+      float v = ld<T>(row, c);
+      if (mean) acc = __fadd_rn(acc, v);
+      else if (acc == acc && (v > acc || v != v)) acc = v;
+    }
+    o[r] = cvt<T>(mean ? __fdiv_rn(acc, (float)cols) : acc);
+  }
+}
+
 __device__ __forceinline__ uint32_t dLowbias32(uint32_t x) {
   x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16;
   return x;

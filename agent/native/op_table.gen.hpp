@@ -1,5 +1,8 @@
 // Generated from src/graph/opTable.ts by agent/opTableCpp.ts (npm run agent). Do not edit.
 #pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -15,7 +18,7 @@
 namespace fl {
 
 /** The worker's step ops (WORKER_OPS), in wire order. */
-enum class OpCode { Gather, Add, Mm, Embedding, Seed, Fill, Map, AllReduce, RmsNorm, FusedAddRmsNorm, AllReduceNorm, Moe, ReduceScatter, AllGather, MmReduceScatter };
+enum class OpCode { Gather, Add, Mm, Embedding, Seed, Fill, Map, AllReduce, RmsNorm, FusedAddRmsNorm, AllReduceNorm, Moe, ReduceScatter, AllGather, ReduceRows, MmReduceScatter };
 
 inline OpCode parseOp(const std::string& s) {
   static const std::pair<const char*, OpCode> table[] = {
@@ -33,6 +36,7 @@ inline OpCode parseOp(const std::string& s) {
       {"moe", OpCode::Moe},
       {"reduce_scatter", OpCode::ReduceScatter},
       {"all_gather", OpCode::AllGather},
+      {"reduce_rows", OpCode::ReduceRows},
       {"mm_reduce_scatter", OpCode::MmReduceScatter},
   };
   for (auto& [n, c] : table) if (s == n) return c;
@@ -127,6 +131,12 @@ struct AllGatherArgs {
   void read(ArgReader&) {}
 };
 
+/** reduce_rows: each row reduced to one value: the mean or the max. */
+struct ReduceRowsArgs {
+  int64_t rows, cols, xOffset, xRowStride, mean;
+  void read(ArgReader& r) { rows = r.integer("rows"); cols = r.integer("cols"); xOffset = r.integer("xOffset"); xRowStride = r.integer("xRowStride"); mean = r.integer("mean"); }
+};
+
 /** mm_reduce_scatter: async TP's fused matmul + reduce-scatter: one row block per destination rank, its reduce overlapping the next block's matmul. */
 using MmReduceScatterArgs = MmArgs;
 
@@ -148,12 +158,34 @@ void checkArgs(const S& st, int64_t world) {
     case OpCode::Moe: argsOf<MoeArgs>(st, world); return;
     case OpCode::ReduceScatter: argsOf<ReduceScatterArgs>(st, world); return;
     case OpCode::AllGather: argsOf<AllGatherArgs>(st, world); return;
+    case OpCode::ReduceRows: argsOf<ReduceRowsArgs>(st, world); return;
     case OpCode::MmReduceScatter: argsOf<MmReduceScatterArgs>(st, world); return;
   }
 }
 
 /** Map functions (MAP_FNS), by wire code. */
-enum MapFn { MapMul = 0, MapMuls = 1, MapAdds = 2, MapGe = 3, MapLt = 4, MapAnd = 5, MapNot = 6, MapMaskedFill = 7, MapSiluMul = 8, MapSigmoid = 9, MapFnCount };
+enum MapFn { MapMul = 0, MapMuls = 1, MapAdds = 2, MapGe = 3, MapLt = 4, MapAnd = 5, MapNot = 6, MapMaskedFill = 7, MapSiluMul = 8, MapSigmoid = 9, MapCast = 10, MapToF8e4m3fn = 11, MapSquare = 12, MapDiv = 13, MapDivs = 14, MapReciprocal = 15, MapRsqrt = 16, MapExp = 17, MapNeg = 18, MapAbs = 19, MapMaxs = 20, MapMins = 21, MapSilu = 22, MapFnCount };
+
+/** Functions the map bodies call (MAP_HELPERS). */
+FL_HOST_DEVICE inline float div_rn(float a, float b) { return a / b; }
+
+FL_HOST_DEVICE inline float f8e4m3fn(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  const uint32_t a = u & 0x7fffffffu;
+  float v;
+  if (a >= 0x3c800000u) {
+    const uint32_t r = (a + 0x7ffffu + ((a >> 20) & 1u)) >> 20;
+    if (r >= 0x43fu) return NAN;
+    const uint32_t bits = r << 20;
+    memcpy(&v, &bits, 4);
+  } else {
+    float ax;
+    memcpy(&ax, &a, 4);
+    v = rintf(ax * 512.f) * 0.001953125f;
+  }
+  return (u >> 31) ? -v : v;
+}
 
 /** One map function at one element; a = in0, b = in1 (0 when absent), s = the scalar. */
 FL_HOST_DEVICE inline float mapValue(int fn, float a, float b, float s) {
@@ -168,6 +200,19 @@ FL_HOST_DEVICE inline float mapValue(int fn, float a, float b, float s) {
     case MapMaskedFill: return (b != 0.f ? s : a);  // s where b, else a
     case MapSiluMul: return (a / (1.f + expf(-a))) * b;  // silu(a) · b
     case MapSigmoid: return (1.f / (1.f + expf(-a)));  // σ(a) = 1 / (1 + e^−a)
+    case MapCast: return a;  // a, rounded to the output dtype (prims.convert_element_type between float dtypes)
+    case MapToF8e4m3fn: return f8e4m3fn(a);  // torch's cast to float8_e4m3fn: nearest even, NaN past 464 (no saturation), held as its value
+    case MapSquare: return a * a;  // a² (pow(a, 2))
+    case MapDiv: return div_rn(a, b);  // a / b, correctly rounded
+    case MapDivs: return div_rn(a, s);  // a / s (s a Python number), correctly rounded
+    case MapReciprocal: return div_rn(1.f, a);  // 1 / a, correctly rounded
+    case MapRsqrt: return div_rn(1.f, sqrtf(a));  // 1 / √a
+    case MapExp: return expf(a);  // e^a
+    case MapNeg: return -a;  // −a
+    case MapAbs: return fabsf(a);  // |a|
+    case MapMaxs: return (s > a ? s : a);  // max(a, s) (clamp_min): a unless s > a, so NaN and the sign of a zero pass through
+    case MapMins: return (s < a ? s : a);  // min(a, s) (clamp_max): a unless s < a, so NaN and the sign of a zero pass through
+    case MapSilu: return (a / (1.f + expf(-a)));  // silu(a) = a · σ(a)
     default: return a;  // unreachable: parseProgram refuses codes outside MapFn
   }
 }

@@ -63,7 +63,7 @@ export function assertNever(x: never, what = 'value'): never {
  * operand its domain's special points and seeded draws from it (runtime/differential.ts,
  * wgsl/mapFns.test.ts), so a body is checked where it is meant to work, not only at 0 and 1.
  */
-export type OperandDomain = 'bool' | 'real' | 'positive' | 'nonzero' | 'index';
+export type OperandDomain = 'bool' | 'real' | 'positive' | 'nonzero' | 'index' | 'exponent' | 'e4m3';
 
 export interface OperandDomainDef {
   doc: string;
@@ -115,6 +115,36 @@ export const OPERAND_DOMAINS: Record<OperandDomain, OperandDomainDef> = {
     special: REAL_SPECIAL.filter((x) => x !== 0),
     draw: (u) => drawReal(u) || 1,
   },
+  exponent: {
+    doc: 'a finite value whose e^x is a finite f32: x ≤ 88',
+    dtype: 'float',
+    holds: (x) => Number.isFinite(x) && x <= 88,
+    special: REAL_SPECIAL.filter((x) => x <= 88),
+    draw: (u) => Math.min(drawReal(u), 88),
+  },
+  e4m3: {
+    doc: 'a value the float8_e4m3fn cast keeps finite (|x| ≤ 464), with its ties and subnormals',
+    dtype: 'float',
+    holds: (x) => Number.isFinite(x) && Math.abs(x) <= 464,
+    special: [
+      0,
+      1,
+      0.5,
+      448,
+      464,
+      463,
+      456,
+      2 ** -6,
+      2 ** -9,
+      2 ** -10,
+      3 * 2 ** -10,
+      17,
+      240,
+      1e-3,
+      2 ** -24,
+    ].flatMap((x) => [x, -x]),
+    draw: (u) => (u() < 0.5 ? -1 : 1) * (u() < 0.5 ? 464 * u() : 2 ** (-24 + 32.8 * u())),
+  },
   index: {
     doc: 'a token id or a size: an integer in [0, 2^24)',
     dtype: 'i64',
@@ -148,8 +178,12 @@ interface MapFnBody {
   wgsl: string;
   /** C++/CUDA expression over `a`, `b`, `s` (float). */
   cpp: string;
+  /** WGSL functions the body calls (each defined once per shader: `fn name(…)`, see MAP_HELPERS). */
+  helpers?: readonly MapHelper[];
   /** The contract every check that compares a backend with the CPU reference holds it to. */
   rounding: MapRounding;
+  /** The values the scalar `s` takes, when not every number (a divisor: nonzero). */
+  scalar?: OperandDomain;
   doc: string;
 }
 
@@ -171,6 +205,100 @@ export type MapFnDef = MapFnBody &
 // tie: 1 ulp.
 const EXP_ROUNDING: MapRounding = { ulps: { bf16: 1, f32: 185 } };
 
+/**
+ * Functions a map body may call, in WGSL and in C++ (the agent's header defines the C++ ones for
+ * every body; a WGSL shader gets those its function names in `helpers`).
+ * - div_rn: a / b correctly rounded to nearest even, as IEEE f32 division on the CPU and in CUDA
+ *   (WGSL's own division may be 2.5 ulps off): a restoring division of the significands, 25
+ *   quotient bits and a sticky bit, for normal operands with a normal quotient; anything else
+ *   (zero, infinity, NaN, a subnormal) falls back to the hardware's division.
+ * - f8e4m3fn: the e4m3fn value torch's conversion gives (c10 fp8e4m3fn_from_fp32_value): nearest
+ *   even, and no saturation: a magnitude past 464 (the midpoint above 448), an infinity or a NaN
+ *   is NaN. Bit steps on the f32, so every backend gives the same value.
+ */
+export const MAP_HELPERS = {
+  div_rn: {
+    wgsl: `fn div_rn(a: f32, b: f32) -> f32 {
+  let ua = bitcast<u32>(a);
+  let ub = bitcast<u32>(b);
+  let ea = (ua >> 23u) & 0xffu;
+  let eb = (ub >> 23u) & 0xffu;
+  if (ea == 0u || ea == 255u || eb == 0u || eb == 255u) { return a / b; }
+  let ma = (ua & 0x7fffffu) | 0x800000u;
+  let mb = (ub & 0x7fffffu) | 0x800000u;
+  var e = i32(ea) - i32(eb) + 127;
+  var rem = ma;
+  if (rem < mb) { rem <<= 1u; e -= 1; }
+  var q = 0u;
+  for (var i = 0u; i < 25u; i++) {
+    q <<= 1u;
+    if (rem >= mb) { q |= 1u; rem -= mb; }
+    rem <<= 1u;
+  }
+  var mant = q >> 1u;
+  if ((q & 1u) == 1u && (rem != 0u || (mant & 1u) == 1u)) { mant += 1u; }
+  if (mant == 0x1000000u) { mant = 0x800000u; e += 1; }
+  if (e <= 0 || e >= 255) { return a / b; }
+  return bitcast<f32>(((ua ^ ub) & 0x80000000u) | (u32(e) << 23u) | (mant & 0x7fffffu));
+}`,
+    cpp: 'FL_HOST_DEVICE inline float div_rn(float a, float b) { return a / b; }',
+  },
+  f8e4m3fn: {
+    wgsl: `fn f8e4m3fn(x: f32) -> f32 {
+  let u = bitcast<u32>(x);
+  let a = u & 0x7fffffffu;
+  var v: f32;
+  if (a >= 0x3c800000u) {
+    let r = (a + 0x7ffffu + ((a >> 20u) & 1u)) >> 20u;
+    if (r >= 0x43fu) { return bitcast<f32>(0x7fc00000u | (u & 1u)); }
+    v = bitcast<f32>(r << 20u);
+  } else {
+    v = round(bitcast<f32>(a) * 512.0) * 0.001953125;
+  }
+  return select(v, -v, (u >> 31u) == 1u);
+}`,
+    cpp: `FL_HOST_DEVICE inline float f8e4m3fn(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  const uint32_t a = u & 0x7fffffffu;
+  float v;
+  if (a >= 0x3c800000u) {
+    const uint32_t r = (a + 0x7ffffu + ((a >> 20) & 1u)) >> 20;
+    if (r >= 0x43fu) return NAN;
+    const uint32_t bits = r << 20;
+    memcpy(&v, &bits, 4);
+  } else {
+    float ax;
+    memcpy(&ax, &a, 4);
+    v = rintf(ax * 512.f) * 0.001953125f;
+  }
+  return (u >> 31) ? -v : v;
+}`,
+  },
+} as const satisfies Record<string, { wgsl: string; cpp: string }>;
+export type MapHelper = keyof typeof MAP_HELPERS;
+
+const bits32 = new Float32Array(1);
+const word32 = new Uint32Array(bits32.buffer);
+/** torch's float → float8_e4m3fn → float (MAP_HELPERS.f8e4m3fn, the same bit steps): the value, or NaN. */
+export function torchF8e4m3fn(x: number): number {
+  bits32[0] = x;
+  const u = word32[0]!;
+  const a = u & 0x7fffffff;
+  let v: number;
+  if (a >= 0x3c800000) {
+    const r = (a + 0x7ffff + ((a >>> 20) & 1)) >>> 20;
+    if (r >= 0x43f) return NaN;
+    word32[0] = r << 20;
+    v = bits32[0];
+  } else {
+    word32[0] = a;
+    const t = bits32[0] * 512;
+    const k = Math.round(t);
+    v = (k - t === 0.5 && k % 2 !== 0 ? k - 1 : k) * 2 ** -9;
+  }
+  return u >>> 31 ? -v : v;
+}
 const f = Math.fround;
 const MAP_FN_TABLE = {
   mul: {
@@ -264,11 +392,146 @@ const MAP_FN_TABLE = {
     rounding: EXP_ROUNDING,
     doc: 'σ(a) = 1 / (1 + e^−a)',
   },
+  // The ops of Inductor's decompositions (vLLM's forward_native / forward_static forms, captured
+  // with torch 2.13's post-grad graph): RMSNorm's pow/mean/rsqrt, QuantFP8's abs/max/div/clamp/
+  // reciprocal and the cast to float8_e4m3fn, silu's neg/exp/add/div.
+  cast: {
+    tensorB: false,
+    domain: ['real'],
+    cpu: (a) => a,
+    wgsl: 'a',
+    cpp: 'a',
+    rounding: 'exact',
+    doc: 'a, rounded to the output dtype (prims.convert_element_type between float dtypes)',
+  },
+  to_f8e4m3fn: {
+    tensorB: false,
+    domain: ['e4m3'],
+    cpu: (a) => torchF8e4m3fn(a),
+    wgsl: 'f8e4m3fn(a)',
+    cpp: 'f8e4m3fn(a)',
+    helpers: ['f8e4m3fn'],
+    rounding: 'exact',
+    doc: "torch's cast to float8_e4m3fn: nearest even, NaN past 464 (no saturation), held as its value",
+  },
+  square: {
+    tensorB: false,
+    domain: ['real'],
+    cpu: (a) => f(a * a),
+    wgsl: 'a * a',
+    cpp: 'a * a',
+    rounding: 'exact',
+    doc: 'a² (pow(a, 2))',
+  },
+  div: {
+    tensorB: true,
+    domain: ['real', 'nonzero'],
+    cpu: (a, b) => f(a / b),
+    wgsl: 'div_rn(a, b)',
+    cpp: 'div_rn(a, b)',
+    helpers: ['div_rn'],
+    rounding: 'exact',
+    doc: 'a / b, correctly rounded',
+  },
+  divs: {
+    tensorB: false,
+    domain: ['real'],
+    cpu: (a, _b, s) => f(a / f(s)),
+    wgsl: 'div_rn(a, s)',
+    cpp: 'div_rn(a, s)',
+    helpers: ['div_rn'],
+    scalar: 'nonzero',
+    rounding: 'exact',
+    doc: 'a / s (s a Python number), correctly rounded',
+  },
+  reciprocal: {
+    tensorB: false,
+    domain: ['nonzero'],
+    cpu: (a) => f(1 / a),
+    wgsl: 'div_rn(1.0, a)',
+    cpp: 'div_rn(1.f, a)',
+    helpers: ['div_rn'],
+    rounding: 'exact',
+    doc: '1 / a, correctly rounded',
+  },
+  // torch's CPU kernel: 1 / sqrt(a), each correctly rounded; WGSL's sqrt may be 2.5 ulps off.
+  rsqrt: {
+    tensorB: false,
+    domain: ['positive'],
+    cpu: (a) => f(1 / f(Math.sqrt(a))),
+    wgsl: 'div_rn(1.0, sqrt(a))',
+    cpp: 'div_rn(1.f, sqrtf(a))',
+    helpers: ['div_rn'],
+    rounding: { ulps: { bf16: 1, f32: 4 } },
+    doc: '1 / √a',
+  },
+  exp: {
+    tensorB: false,
+    domain: ['exponent'],
+    cpu: (a) => f(Math.exp(a)),
+    wgsl: 'exp(a)',
+    cpp: 'expf(a)',
+    rounding: EXP_ROUNDING,
+    doc: 'e^a',
+  },
+  neg: {
+    tensorB: false,
+    domain: ['real'],
+    cpu: (a) => -a,
+    wgsl: '-a',
+    cpp: '-a',
+    rounding: 'exact',
+    doc: '−a',
+  },
+  abs: {
+    tensorB: false,
+    domain: ['real'],
+    cpu: (a) => Math.abs(a),
+    wgsl: 'abs(a)',
+    cpp: 'fabsf(a)',
+    rounding: 'exact',
+    doc: '|a|',
+  },
+  maxs: {
+    tensorB: false,
+    domain: ['real'],
+    cpu: (a, _b, s) => (f(s) > a ? f(s) : a),
+    wgsl: 'select(a, s, s > a)',
+    cpp: '(s > a ? s : a)',
+    rounding: 'exact',
+    doc: 'max(a, s) (clamp_min): a unless s > a, so NaN and the sign of a zero pass through',
+  },
+  mins: {
+    tensorB: false,
+    domain: ['real'],
+    cpu: (a, _b, s) => (f(s) < a ? f(s) : a),
+    wgsl: 'select(a, s, s < a)',
+    cpp: '(s < a ? s : a)',
+    rounding: 'exact',
+    doc: 'min(a, s) (clamp_max): a unless s < a, so NaN and the sign of a zero pass through',
+  },
+  silu: {
+    tensorB: false,
+    domain: ['real'],
+    cpu: (a) => f(a / f(1 + f(Math.exp(-a)))),
+    wgsl: 'a / (1.0 + exp(-a))',
+    cpp: '(a / (1.f + expf(-a)))',
+    rounding: EXP_ROUNDING,
+    doc: 'silu(a) = a · σ(a)',
+  },
 } as const satisfies Record<string, MapFnDef>;
 
 export type MapFn = keyof typeof MAP_FN_TABLE;
 /** Every entry with the one signature (the literal table above narrows each body's parameters). */
 export const MAP_FNS: Record<MapFn, MapFnDef> = MAP_FN_TABLE;
+/** The WGSL helper functions a map function's body calls, each once, in MAP_HELPERS' order. */
+export function mapHelpersWgsl(def: Pick<MapFnDef, 'helpers'>): string {
+  const used: readonly MapHelper[] = def.helpers ?? [];
+  return (Object.keys(MAP_HELPERS) as MapHelper[])
+    .filter((h) => used.includes(h))
+    .map((h) => MAP_HELPERS[h].wgsl)
+    .join('\n');
+}
 /** A map function's wire code is its position here (the order of MAP_FNS). */
 export const MAP_FN_CODES = Object.keys(MAP_FNS) as MapFn[];
 
@@ -279,9 +542,10 @@ export interface ElementwiseOpDef {
   tensor?: { fn: MapFn | 'add'; scalarArg?: number };
   /**
    * Lowering when `other` is a Python number (the scalar word). `size`: the number is a size
-   * (a vocabulary bound compared with token ids) and follows the preset's sizes.
+   * (a vocabulary bound compared with token ids) and follows the preset's sizes. `only`: the one
+   * number the function computes the op for (pow's exponent 2 is `square`); another is refused.
    */
-  number?: { fn: MapFn; size?: boolean };
+  number?: { fn: MapFn; size?: boolean; only?: number };
   /** Lowering of a one-operand op. */
   unary?: MapFn;
   /** The result's dtype when it is not self's (comparisons give booleans). */
@@ -338,6 +602,33 @@ export const ELEMENTWISE_OPS = {
     ],
     doc: 'self with value where mask is true (mask broadcasts).',
   },
+  'aten.pow.Tensor_Scalar': {
+    number: { fn: 'square', only: 2 },
+    args: [['exponent', 'Scalar']],
+    doc: 'self ** exponent, elementwise (exponent 2, the variance of an RMSNorm).',
+  },
+  'aten.div.Tensor': {
+    tensor: { fn: 'div' },
+    number: { fn: 'divs' },
+    args: [['other', 'Tensor']],
+    doc: 'self / other, elementwise (broadcast), correctly rounded.',
+  },
+  'aten.clamp_min.default': {
+    number: { fn: 'maxs' },
+    args: [['min', 'Scalar']],
+    doc: 'max(self, min), elementwise.',
+  },
+  'aten.clamp_max.default': {
+    number: { fn: 'mins' },
+    args: [['max', 'Scalar']],
+    doc: 'min(self, max), elementwise.',
+  },
+  'aten.rsqrt.default': { unary: 'rsqrt', args: [], doc: '1 / √self, elementwise.' },
+  'aten.reciprocal.default': { unary: 'reciprocal', args: [], doc: '1 / self, elementwise.' },
+  'aten.exp.default': { unary: 'exp', args: [], doc: 'e^self, elementwise.' },
+  'aten.neg.default': { unary: 'neg', args: [], doc: '−self, elementwise.' },
+  'aten.abs.default': { unary: 'abs', args: [], doc: '|self|, elementwise.' },
+  'aten.silu.default': { unary: 'silu', args: [], doc: 'self · σ(self), elementwise.' },
 } as const satisfies Record<string, ElementwiseOpDef>;
 
 export type ElementwiseOp = keyof typeof ELEMENTWISE_OPS;
@@ -405,6 +696,13 @@ export const WORKER_OPS = {
     f: [],
   },
   all_gather: { cpp: 'AllGather', doc: "every rank's token rows, concatenated in rank order", i: [], f: [] },
+  // rows: every dim but the last; mean: 1 the mean (sum in index order, one division), 0 the max.
+  reduce_rows: {
+    cpp: 'ReduceRows',
+    doc: 'each row reduced to one value: the mean or the max',
+    i: ['rows', 'cols', 'xOffset', 'xRowStride', 'mean'],
+    f: [],
+  },
   mm_reduce_scatter: {
     cpp: 'MmReduceScatter',
     doc: "async TP's fused matmul + reduce-scatter: one row block per destination rank, its reduce overlapping the next block's matmul",
@@ -587,6 +885,17 @@ export const KERNELS = {
     collective: true,
     doc: "every rank's rows, in rank order",
   },
+  // Reductions along the last dim (RMSNorm's mean of squares, QuantFP8's absmax): each row of x
+  // to one value. mean: an f32 sum in index order, then one correctly rounded division by the row
+  // length (every backend adds in that order, so it is bitwise; torch's own order is not
+  // specified); else the max, NaN if any element is NaN.
+  reduce_rows: {
+    fields: { x: 'view', mean: 'bool', out: 'storage' },
+    worker: ['reduce_rows'],
+    rounding: 'exact',
+    collective: false,
+    doc: 'mean or max of each row',
+  },
   // Functionalization's write-back (slice_scatter) and in-place writes into a view: out is base
   // (read with out's shape) with the elements at at + Σ i[d]·strides[d], i < shape (src's shape),
   // replaced by src; the window's strides each exceed the extent of those after them (a view of a
@@ -720,6 +1029,7 @@ export const KERNEL_COST: {
     bytesWritten: out,
     flops: (ranks - 1 + 5) * numel(k.x.shape),
   }),
+  reduce_rows: (k, out) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: numel(k.x.shape) }),
   // Each rank reads every peer's rows of its share (reduce-scatter) or every peer's shard (all-gather).
   reduce_scatter: (k, out, ranks) => ({
     bytesRead: viewBytes(k.x),

@@ -2,7 +2,7 @@
 // op mutates or aliases, and the semantic facts rewrites rely on live here and nowhere else.
 // Ops not listed import as opaque nodes (their annotated types are kept) with a warning.
 
-import type { Arg, Graph, Node, TensorType, ValueType } from './ir.ts';
+import type { Arg, DType, Graph, Node, TensorType, ValueType } from './ir.ts';
 import { sliceLength } from './sliceShape.ts';
 import { ELEMENTWISE_OPS, type ElementwiseOp, type ElementwiseOpDef } from './opTable.ts';
 
@@ -66,6 +66,55 @@ function broadcastDims(shapes: (number | string)[][]): (number | string)[] | nul
   }
   return out;
 }
+
+/** torch's dtype literals (`torch.float32`) as the IR spells dtypes. */
+const TORCH_DTYPES: Readonly<Record<string, DType>> = {
+  'torch.float32': 'f32',
+  'torch.float': 'f32',
+  'torch.bfloat16': 'bf16',
+  'torch.float16': 'f16',
+  'torch.half': 'f16',
+  'torch.float64': 'f64',
+  'torch.float8_e4m3fn': 'f8e4m3fn',
+};
+/** The IR dtype a `torch.<dtype>` argument names; undefined for anything else. */
+export function torchDtype(a: Arg | undefined): DType | undefined {
+  return a && typeof a === 'object' && !Array.isArray(a) && a.kind === 'expr'
+    ? TORCH_DTYPES[a.text]
+    : undefined;
+}
+
+/** self's type with another dtype (a cast); undefined where self is not a typed tensor or dtype unknown. */
+const castTo =
+  (dtypeAt: (n: Node) => Arg | undefined): OpDef['infer'] =>
+  (n, typeOf) => {
+    const t = typeOf(n.args[0] ?? null),
+      dtype = torchDtype(dtypeAt(n));
+    return t && t.kind === 'tensor' ? { ...t, dtype: dtype ?? t.dtype } : undefined;
+  };
+
+/** A reduction over `dims` (all when empty or absent) of self, keeping them as 1s when keepdim. */
+function reducedType(
+  t: ValueType | null | undefined,
+  dims: Arg | undefined,
+  keepdim: Arg | undefined,
+): ValueType | undefined {
+  if (!t || t.kind !== 'tensor') return undefined;
+  const rank = t.shape.length;
+  const list = dims === undefined || dims === null ? [] : Array.isArray(dims) ? dims : [dims];
+  if (list.some((d) => typeof d !== 'number')) return undefined;
+  const all = list.length === 0;
+  const set = new Set((list as number[]).map((d) => (d < 0 ? d + rank : d)));
+  const shape: (number | string)[] = [];
+  t.shape.forEach((d, i) => {
+    if (all || set.has(i)) {
+      if (keepdim === true) shape.push(1);
+    } else shape.push(d);
+  });
+  return { kind: 'tensor', dtype: t.dtype, shape };
+}
+const argOr = (n: Node, i: number, name: string): Arg | undefined =>
+  i < n.args.length ? n.args[i] : n.kwargs[name];
 
 const REGISTRY = new Map<string, OpDef>();
 /** Registers an op, keeping its name's literal type so `FxOp` lists it (registered only in `FX_OPS` below). */
@@ -199,6 +248,48 @@ export const FX_OPS = [
     returns: -1,
     args: [T('A_shard'), P('Bs', 'Tensor[]'), P('gather_dim', 'int'), P('group_name', 'str')],
     doc: "(all_gather(A_shard), [A @ B for B in Bs]): each gathered chunk's matmul overlaps the next chunk's transfer.",
+  }),
+
+  // torch/distributed/_symmetric_memory/__init__.py: what vLLM's AsyncTPPass makes of FP8 GEMMs
+  // (collective_fusion.py's scaled-mm patterns).
+  defineOp({
+    name: 'symm_mem.fused_scaled_matmul_reduce_scatter.default',
+    kind: 'fused',
+    returns: 1,
+    args: [
+      T('A'),
+      T('B'),
+      T('A_scale'),
+      T('B_scale'),
+      P('reduce_op', 'str'),
+      P('orig_scatter_dim', 'int'),
+      P('scatter_dim_after_maybe_reshape', 'int'),
+      P('group_name', 'str'),
+      P('output_shape', 'SymInt[]?'),
+      P('bias', 'Tensor?', null),
+      P('result_scale', 'Tensor?', null),
+      P('out_dtype', 'ScalarType?', null),
+      P('use_fast_accum', 'bool', false),
+    ],
+    doc: "_scaled_mm(A, B, A_scale, B_scale) reduce-scattered along the scatter dim, in chunks whose transfer overlaps the next chunk's matmul.",
+  }),
+  defineOp({
+    name: 'symm_mem.fused_all_gather_scaled_matmul.default',
+    kind: 'fused',
+    returns: -1,
+    args: [
+      T('A'),
+      P('Bs', 'Tensor[]'),
+      T('A_scale'),
+      P('B_scales', 'Tensor[]'),
+      P('gather_dim', 'int'),
+      P('group_name', 'str'),
+      P('biases', 'Tensor?[]'),
+      P('result_scales', 'Tensor?[]'),
+      P('out_dtypes', 'ScalarType?[]'),
+      P('use_fast_accum', 'bool[]'),
+    ],
+    doc: '(all_gather(A), [_scaled_mm(all_gather(A), B, A_scale, B_scale) for B in Bs]); a per-row A_scale is gathered with A.',
   }),
 
   // --- views and memory ----------------------------------------------------------------------
@@ -520,6 +611,73 @@ export const FX_OPS = [
     doc: 'A view with a size-1 dim inserted at dim.',
   }),
 
+  // --- Inductor's decompositions (vLLM's native forms, torch 2.13's post-grad spellings) ------
+  defineOp({
+    name: 'prims.convert_element_type.default',
+    kind: 'compute',
+    returns: 1,
+    args: [T('a'), P('dtype', 'ScalarType')],
+    infer: castTo((n) => argOr(n, 1, 'dtype')),
+    doc: 'a cast to dtype: nearest even between floats; to float8_e4m3fn with NaN past 464 (no saturation).',
+  }),
+  defineOp({
+    name: 'aten._to_copy.default',
+    kind: 'compute',
+    returns: 1,
+    args: [
+      T('self'),
+      P('dtype', 'ScalarType?', null),
+      P('layout', 'Layout?', null),
+      P('device', 'Device?', null),
+      P('pin_memory', 'bool?', null),
+      P('non_blocking', 'bool', false),
+      P('memory_format', 'MemoryFormat?', null),
+    ],
+    infer: castTo((n) => n.kwargs['dtype'] ?? n.args[1]),
+    doc: 'A copy of self, cast to dtype when given (Tensor.to before decomposition).',
+  }),
+  defineOp({
+    name: 'aten.mean.dim',
+    kind: 'compute',
+    returns: 1,
+    args: [T('self'), P('dim', 'int[1]?'), P('keepdim', 'bool', false), P('dtype', 'ScalarType?', null)],
+    infer: (n, typeOf) =>
+      reducedType(typeOf(n.args[0] ?? null), argOr(n, 1, 'dim'), argOr(n, 2, 'keepdim') ?? false),
+    doc: 'The mean over dim (the last: f32 sum in index order, then one division).',
+  }),
+  defineOp({
+    name: 'aten.max.default',
+    kind: 'compute',
+    returns: 1,
+    args: [T('self')],
+    infer: (n, typeOf) => reducedType(typeOf(n.args[0] ?? null), [], false),
+    doc: 'The largest element of self (a 0-d tensor; NaN if any is NaN).',
+  }),
+  defineOp({
+    name: 'aten.max.dim',
+    kind: 'compute',
+    returns: 2,
+    args: [T('self'), P('dim', 'int'), P('keepdim', 'bool', false)],
+    doc: '(values, indices): the largest element along dim and where it is.',
+  }),
+  defineOp({
+    name: 'aten.amax.default',
+    kind: 'compute',
+    returns: 1,
+    args: [T('self'), P('dim', 'int[1]', []), P('keepdim', 'bool', false)],
+    infer: (n, typeOf) =>
+      reducedType(typeOf(n.args[0] ?? null), argOr(n, 1, 'dim') ?? [], argOr(n, 2, 'keepdim') ?? false),
+    doc: 'The largest element over dim (all dims when empty).',
+  }),
+  defineOp({
+    name: 'aten.clamp.default',
+    kind: 'compute',
+    returns: 1,
+    args: [T('self'), P('min', 'Scalar?', null), P('max', 'Scalar?', null)],
+    infer: sameAsFirst,
+    doc: 'min(max(self, min), max), elementwise (either bound may be None).',
+  }),
+
   // --- norms and fused ops -----------------------------------------------------------------
   defineOp({
     name: '_C.rms_norm.default',
@@ -534,6 +692,34 @@ export const FX_OPS = [
     returns: 0,
     args: [M('input'), M('residual'), T('weight'), P('epsilon', 'float')],
     doc: 'z = input + residual → residual; input ← RMSNorm(z) · w.',
+  }),
+  // vLLM IR (vllm/ir/ops/layernorm.py): functional; they compute what _C.rms_norm and
+  // _C.fused_add_rms_norm compute, until VllmIRLoweringPass swaps in an implementation.
+  defineOp({
+    name: 'vllm_ir.rms_norm.default',
+    kind: 'norm',
+    returns: 1,
+    args: [
+      T('x'),
+      { name: 'weight', type: 'Tensor?' },
+      P('epsilon', 'float'),
+      P('variance_size', 'int?', null),
+    ],
+    infer: sameAsFirst,
+    doc: 'RMSNorm(x) · weight, functional (vLLM IR): bf16(x · rsqrt(mean(x²) + eps)) · w.',
+  }),
+  defineOp({
+    name: 'vllm_ir.fused_add_rms_norm.default',
+    kind: 'norm',
+    returns: 2,
+    args: [
+      T('x'),
+      T('x_residual'),
+      { name: 'weight', type: 'Tensor?' },
+      P('epsilon', 'float'),
+      P('variance_size', 'int?', null),
+    ],
+    doc: '(RMSNorm(x + x_residual) · weight, x + x_residual), functional (vLLM IR).',
   }),
   defineOp({
     name: 'vllm.flashinfer_trtllm_fused_allreduce_norm.default',
@@ -566,6 +752,63 @@ export const FX_OPS = [
     returns: 0,
     args: [M('result'), T('input'), T('scale')],
     doc: 'result = f8e4m3fn(clamp(input · (1 / scale), ±448)), rounded to nearest even; one f32 scale per tensor.',
+  }),
+  // vLLM csrc/torch_bindings.cpp: dynamic_scaled_fp8_quant(Tensor! result, Tensor input, Tensor! scale),
+  // dynamic_per_token_scaled_fp8_quant(Tensor! result, Tensor input, Tensor! scale, Tensor? scale_ub).
+  defineOp({
+    name: '_C.dynamic_scaled_fp8_quant.default',
+    kind: 'compute',
+    returns: 0,
+    args: [M('result'), T('input'), M('scale')],
+    doc: 'scale = max|input| / 448 (one f32); result = f8e4m3fn(clamp(input · (1 / scale), ±448)).',
+  }),
+  defineOp({
+    name: '_C.dynamic_per_token_scaled_fp8_quant.default',
+    kind: 'compute',
+    returns: 0,
+    args: [M('result'), T('input'), M('scale'), { name: 'scale_ub', type: 'Tensor?' }],
+    doc: 'Per row: scale = max(min(max|row|, scale_ub) / 448, 1/(448·512)); result = f8e4m3fn(clamp(row / scale, ±448)).',
+  }),
+  // cutlass_scaled_mm(Tensor! out, Tensor a, Tensor b, Tensor a_scales, Tensor b_scales, Tensor? bias).
+  defineOp({
+    name: '_C.cutlass_scaled_mm.default',
+    kind: 'compute',
+    returns: 0,
+    args: [M('out'), T('a'), T('b'), T('a_scales'), T('b_scales'), { name: 'bias', type: 'Tensor?' }],
+    doc: 'out = (a @ b) · a_scales · b_scales (+ bias), FP8 operands, f32 accumulation, per-tensor or per-row / per-column scales.',
+  }),
+  // torch: _scaled_mm(Tensor self, Tensor mat2, Tensor scale_a, Tensor scale_b, Tensor? bias=None,
+  // Tensor? scale_result=None, ScalarType? out_dtype=None, bool use_fast_accum=False) -> Tensor.
+  defineOp({
+    name: 'aten._scaled_mm.default',
+    kind: 'compute',
+    returns: 1,
+    args: [
+      T('self'),
+      T('mat2'),
+      T('scale_a'),
+      T('scale_b'),
+      P('bias', 'Tensor?', null),
+      P('scale_result', 'Tensor?', null),
+      P('out_dtype', 'ScalarType?', null),
+      P('use_fast_accum', 'bool', false),
+    ],
+    infer: (n, typeOf) => {
+      const a = typeOf(n.args[0] ?? null),
+        b = typeOf(n.args[1] ?? null);
+      if (
+        !a ||
+        a.kind !== 'tensor' ||
+        !b ||
+        b.kind !== 'tensor' ||
+        a.shape.length !== 2 ||
+        b.shape.length !== 2
+      )
+        return undefined;
+      const dtype = torchDtype(argOr(n, 6, 'out_dtype')) ?? a.dtype;
+      return { kind: 'tensor', dtype, shape: [a.shape[0]!, b.shape[1]!] };
+    },
+    doc: '(self @ mat2) · scale_a · scale_b (+ bias), cast to out_dtype: FP8 operands, f32 accumulation.',
   }),
   defineOp({
     name: '_C.scaled_fp4_quant.default',

@@ -15,6 +15,7 @@ import {
   cpuGemm,
   cpuMoe,
   cpuPad,
+  cpuReduceRows,
   cpuResidualNorm,
   cpuRmsNorm,
   readView,
@@ -237,6 +238,12 @@ function runStep(
       m.set(s.out, rounded(dt(s.out), out));
       return;
     }
+    case 'reduce_rows':
+      m.set(
+        s.out,
+        rounded(dt(s.out), cpuReduceRows(read(s.x), s.x.shape[s.x.shape.length - 1] ?? 1, s.mean)),
+      );
+      return;
     case 'gemm': {
       const [M, K] = s.a.shape;
       const N = s.b.shape[1];

@@ -69,6 +69,25 @@ export function cpuPad(
 }
 
 /** C = alpha·A·B + beta·bias, f64 accumulation. */
+/**
+ * Each row of `x` (`cols` wide) to one value, as KERNELS.reduce_rows specifies: the mean as an f32
+ * sum in index order then one division (each step rounded to f32), or the max (NaN wins).
+ */
+export function cpuReduceRows(x: Float64Array, cols: number, mean: boolean): Float64Array {
+  const f = Math.fround;
+  const out = new Float64Array(cols === 0 ? 0 : x.length / cols);
+  for (let r = 0; r < out.length; r++) {
+    let acc = mean ? 0 : x[r * cols];
+    for (let c = mean ? 0 : 1; c < cols; c++) {
+      const v = x[r * cols + c];
+      if (mean) acc = f(acc + v);
+      else if (v > acc || Number.isNaN(v)) acc = Number.isNaN(acc) ? acc : v;
+    }
+    out[r] = mean ? f(acc / cols) : acc;
+  }
+  return out;
+}
+
 export function cpuGemm(
   a: Float64Array,
   b: Float64Array,

@@ -148,6 +148,12 @@ class Gen {
   }
 }
 
+const CONVERT = 'prims.convert_element_type.default';
+const torchDtypeArg = (dt: 'bf16' | 'f32'): Arg => ({
+  kind: 'expr',
+  text: dt === 'bf16' ? 'torch.bfloat16' : 'torch.float32',
+});
+
 /** The map functions some elementwise op of the table lowers to. */
 type ElementwiseMapFn = {
   [K in ElementwiseOp]: (typeof ELEMENTWISE_OPS)[K] extends infer D
@@ -162,6 +168,16 @@ type ElementwiseMapFn = {
  * a map function added without an elementwise op or an entry here is a type error.
  */
 const MAP_FN_CALLS: Record<Exclude<MapFn, ElementwiseMapFn>, (g: Gen) => void> = {
+  // prims.convert_element_type to the run's own dtype (a wider storage would leave the agent out),
+  // and to float8_e4m3fn, whose values the run's dtype holds.
+  cast: (g) => {
+    const x = g.domainInput(MAP_FNS.cast.domain[0], ['s0', g.pick(COLS)]);
+    g.out(g.node('cast', CONVERT, [x, torchDtypeArg(g.dt)], {}, null));
+  },
+  to_f8e4m3fn: (g) => {
+    const x = g.domainInput(MAP_FNS.to_f8e4m3fn.domain[0], ['s0', g.pick(COLS)]);
+    g.out(g.node('cast', CONVERT, [x, { kind: 'expr', text: 'torch.float8_e4m3fn' }], {}, null));
+  },
   // vLLM's silu_and_mul: the gate and up halves of one [T, 2c] input.
   silu_mul: (g) => {
     const c = g.pick(COLS);
@@ -213,7 +229,7 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
       const c = g.pick(COLS);
       if (def.unary) g.out(g.node('map', op, g.operands(def.unary, c), {}, null));
       if (def.number) {
-        const s = def.number.size ? g.int(-1, 1) : g.scalar();
+        const s = def.number.size ? g.int(-1, 1) : (def.number.only ?? g.scalar());
         g.out(g.node('map', op, [...g.operands(def.number.fn, c), s], {}, null));
       }
       if (def.tensor && def.tensor.fn !== 'add') {
@@ -234,6 +250,12 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     else g.out(g.node('addmm', 'aten.addmm.default', [g.input([n]), x, wt], {}, null));
   },
   embedding: (g) => g.out(g.perRank(g.pick(COLS))),
+  // Native RMSNorm's mean of squares and native QuantFP8's absmax, along the last dim or over all.
+  reduce_rows: (g) => {
+    const x = g.input(['s0', g.pick(COLS)]);
+    g.out(g.node('mean', 'aten.mean.dim', [x, [-1], g.rand() < 0.5], {}, null));
+    g.out(g.node('amax', 'aten.amax.default', [x, g.rand() < 0.5 ? [-1] : []], {}, null));
+  },
   rms_norm: (g) => {
     const c = g.normCols();
     const x = g.input(['s0', c]);

@@ -13,7 +13,7 @@
 import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
 import { RANDOM_WGSL } from './random.ts';
 import { paramStruct } from './params.ts';
-import { MAP_FNS, type MapFn } from '../graph/opTable.ts';
+import { MAP_FNS, mapHelpersWgsl, type MapFn } from '../graph/opTable.ts';
 
 export const MAX_DIMS = 6;
 export const ELEMENTWISE_WG = 256;
@@ -191,6 +191,7 @@ function mapKernel(fn: MapFn, operands: number): KernelBody {
     inputs: binary ? ['a', 'b'] : ['a'],
     fns: `${stridedWgsl('a')}
 ${binary ? stridedWgsl('b') : ''}
+${mapHelpersWgsl(MAP_FNS[fn])}
 fn map_value(a: f32, b: f32, s: f32) -> f32 { return ${MAP_FNS[fn].wgsl}; }`,
     value: `map_value(ld_a(at_a(i)), ${binary ? 'ld_b(at_b(i))' : '0.0'}, prm.scalar)`,
   };

@@ -14,6 +14,7 @@ import {
   MAP_FNS,
   OPERAND_DOMAINS,
   mapFnUlps,
+  mapHelpersWgsl,
   type MapFn,
   type MapFnDef,
   type OperandDomain,
@@ -35,12 +36,13 @@ function operands(def: MapFnDef, seed: number): Operands {
   const u = prng(seed);
   const [da, db] = def.domain as readonly OperandDomain[];
   const o: Operands = { a: [], b: [], s: [] };
+  const scalars = def.scalar ? SCALARS.filter(OPERAND_DOMAINS[def.scalar].holds) : SCALARS;
   const push = (a: number, b: number, s: number) => (o.a.push(a), o.b.push(b), o.s.push(s));
   for (const a of OPERAND_DOMAINS[da].special)
-    if (db) OPERAND_DOMAINS[db].special.forEach((b, k) => push(a, b, SCALARS[k % SCALARS.length]));
-    else for (const s of SCALARS) push(a, 0, s);
+    if (db) OPERAND_DOMAINS[db].special.forEach((b, k) => push(a, b, scalars[k % scalars.length]));
+    else for (const s of scalars) push(a, 0, s);
   for (let i = 0; i < DRAWS; i++) {
-    const s = SCALARS[Math.floor(u() * SCALARS.length)];
+    const s = scalars[Math.floor(u() * scalars.length)];
     push(OPERAND_DOMAINS[da].draw(u), db ? OPERAND_DOMAINS[db].draw(u) : 0, s);
   }
   return o;
@@ -55,7 +57,11 @@ describe('WGSL map functions against the CPU reference', { timeout: 120_000 }, (
   afterAll(async () => (await deviceOnce)?.destroy());
 
   /** `body` (WGSL over a, b, s) at every element, in f32, as the map kernel computes before it rounds. */
-  async function runBody(body: string, x: { a: Float32Array; b: Float32Array; s: Float32Array }) {
+  async function runBody(
+    body: string,
+    helpers: string,
+    x: { a: Float32Array; b: Float32Array; s: Float32Array },
+  ) {
     const device = await gpuDevice();
     const n = x.a.length;
     const code = /* wgsl */ `
@@ -63,6 +69,7 @@ describe('WGSL map functions against the CPU reference', { timeout: 120_000 }, (
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read> S: array<f32>;
 @group(0) @binding(3) var<storage, read_write> O: array<f32>;
+${helpers}
 fn map_value(a: f32, b: f32, s: f32) -> f32 { return ${body}; }
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -118,7 +125,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     const stored = (d: OperandDomain | undefined, xs: number[]) =>
       Float32Array.from(xs, (v) => (d && OPERAND_DOMAINS[d].dtype !== 'float' ? v : roundTo(dtype, v)));
     const x = { a: stored(def.domain[0], o.a), b: stored(def.domain[1], o.b), s: Float32Array.from(o.s) };
-    const gpu = Array.from(await runBody(def.wgsl, x), (v) => roundTo(dtype, v));
+    const gpu = Array.from(await runBody(def.wgsl, mapHelpersWgsl(def), x), (v) => roundTo(dtype, v));
     const cpu = Array.from(x.a, (a, i) => roundTo(dtype, def.cpu(a, x.b[i], o.s[i])));
     const tensor = (v: number[]) => toHostTensor(dtype, [v.length], v);
     const c = compareMapOutput(name, tensor(cpu), tensor(gpu), mapFnUlps(def.rounding, dtype), 'declared');

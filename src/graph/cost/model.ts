@@ -184,9 +184,8 @@ const ringCollective =
 
 /** Async TP: the matmul of the whole (gathered) input, its collective overlapped chunk by chunk. */
 const asyncTpMatmul =
-  (rs: boolean): PriceRule =>
+  (rs: boolean, a = rs ? 'A' : 'A_shard'): PriceRule =>
   (c) => {
-    const a = rs ? 'A' : 'A_shard';
     const bs = c.arg('Bs');
     const b0 = rs ? c.arg('B') : Array.isArray(bs) ? bs[0] : undefined;
     const ta = c.type(a),
@@ -237,6 +236,8 @@ const FX_OP_COST: Record<FxOp, OpCost> = {
   'vllm.all_gather.default': ringCollective(false),
   'symm_mem.fused_matmul_reduce_scatter.default': asyncTpMatmul(true),
   'symm_mem.fused_all_gather_matmul.default': asyncTpMatmul(false),
+  'symm_mem.fused_scaled_matmul_reduce_scatter.default': asyncTpMatmul(true),
+  'symm_mem.fused_all_gather_scaled_matmul.default': asyncTpMatmul(false, 'A'),
   'aten.slice.Tensor': 'no-kernel',
   'aten.clone.default': elementwise,
   'aten.view.default': 'no-kernel',
@@ -271,8 +272,29 @@ const FX_OP_COST: Record<FxOp, OpCost> = {
   '_C.rms_norm.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
   '_C.fused_add_rms_norm.default': mutatingCall({ readsMutated: true, flops: (c) => 5 * c.elems('input') }),
   'vllm.flashinfer_trtllm_fused_allreduce_norm.default': fusedAllReduceNorm,
+  'vllm_ir.rms_norm.default': (c) => ({
+    bytesRead: elementwise(c).bytesRead,
+    bytesWritten: c.out,
+    flops: 4 * c.elems('x'),
+  }),
+  'vllm_ir.fused_add_rms_norm.default': (c) => ({
+    bytesRead: elementwise(c).bytesRead,
+    bytesWritten: 2 * c.size('x'),
+    flops: 5 * c.elems('x'),
+  }),
   '_C.static_scaled_fp8_quant.default': mutatingCall(),
   '_C.scaled_fp4_quant.default': mutatingCall(),
+  'prims.convert_element_type.default': elementwise,
+  'aten._to_copy.default': elementwise,
+  'aten.mean.dim': elementwise,
+  'aten.max.default': elementwise,
+  'aten.max.dim': elementwise,
+  'aten.amax.default': elementwise,
+  'aten.clamp.default': elementwise,
+  '_C.dynamic_scaled_fp8_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
+  '_C.dynamic_per_token_scaled_fp8_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
+  '_C.cutlass_scaled_mm.default': mutatingCall(),
+  'aten._scaled_mm.default': matmul('self', 'mat2', false),
   // The fused norm / activation + quant ops: one pass over the input, the quantized result written once.
   '_C.rms_norm_static_fp8_quant.default': mutatingCall({ flops: (c) => 6 * c.elems('input') }),
   '_C.fused_add_rms_norm_static_fp8_quant.default': mutatingCall({ flops: (c) => 7 * c.elems('input') }),

@@ -81,6 +81,33 @@ export class PlanBuilder {
     return n.type?.kind === 'tensor' ? this.mapType(n.type, n.name) : null;
   }
 
+  /**
+   * The storage dtype of a value computed with dtype `dt` (undefined: unannotated): the run's, except
+   * that f32 stays f32 in a graph whose activations are narrower (bf16, f16) — the f32 between the
+   * bf16 ends of RMSNorm's and QuantFP8's native forms, and vLLM's f32 scales — and an unannotated
+   * value computed from an f32 storage is f32 too. Graph inputs keep the run's dtype (seeded values).
+   */
+  computedDtype(
+    dt: string | undefined,
+    operands: readonly (View | null)[],
+    fallback: StorageDType,
+  ): StorageDType {
+    if (dt === 'f32' && this.narrowActivations) return 'f32';
+    if (dt === undefined && operands.some((v) => v?.dtype === 'f32')) return 'f32';
+    return dt ? this.storageDtype(dt) : fallback;
+  }
+  /** computedDtype for a node's annotated result. */
+  resultDtype(n: Node, operands: readonly (View | null)[], fallback: StorageDType): StorageDType {
+    return this.computedDtype(n.type?.kind === 'tensor' ? n.type.dtype : undefined, operands, fallback);
+  }
+  private get narrowActivations(): boolean {
+    this.narrow ??= [...this.graph.inputs.map((i) => i.type), ...this.graph.nodes.map((n) => n.type)].some(
+      (t) => t?.kind === 'tensor' && (t.dtype === 'bf16' || t.dtype === 'f16'),
+    );
+    return this.narrow;
+  }
+  private narrow: boolean | undefined;
+
   /** A size: a number mapped through the preset, a SymInt, a size expression; else `fallback`, or an error without one. */
   symInt(n: Node, a: Arg, fallback?: number): number {
     const x = numberOf(a);

@@ -2,9 +2,10 @@
 // one map function of a tensor or a Python number); where (Inductor's masked_fill), full (a
 // constant `where` reads as its scalar word) and silu_and_mul are map steps too.
 
-import type { Arg } from '../../graph/ir.ts';
+import type { Arg, DType } from '../../graph/ir.ts';
+import { torchDtype } from '../../graph/ops.ts';
 import { isRef, numberOf } from '../../graph/ir.ts';
-import type { ElementwiseOpDef, MapFn, View } from '../../graph/opTable.ts';
+import type { ElementwiseOpDef, MapFn, StorageDType, View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
 import { broadcastShape } from './layout.ts';
 import {
@@ -24,10 +25,9 @@ const FUSED_AG_MM_OP = 'symm_mem.fused_all_gather_matmul.default' satisfies Lowe
 export function lowerElementwise(b: PlanBuilder, c: OpCall, ew: ElementwiseOpDef): Lowered {
   const n = c.node;
   const a = c.tensor(0, 'self');
-  const dtype = b.annotated(n)?.dtype ?? a.dtype;
   const emit = (fn: MapFn, y: View | null, scalar: number): Lowered => {
     const shape = y ? broadcastOrFail(c, a, y) : a.shape;
-    const out = b.newStorage(n.name, dtype, shape);
+    const out = b.newStorage(n.name, b.resultDtype(n, [a, y], a.dtype), shape);
     b.push(n, { kernel: 'map', fn, a, b: y, scalar, out: out.storage });
     return T(out);
   };
@@ -37,12 +37,15 @@ export function lowerElementwise(b: PlanBuilder, c: OpCall, ew: ElementwiseOpDef
     const s = ew.number.size
       ? c.symInt(c.arg(1), 0)
       : (numberOf(c.arg(1)) ?? c.fail(`other must be a number, got ${JSON.stringify(c.arg(1))}`));
+    if (ew.number.only !== undefined && s !== ew.number.only)
+      c.fail(`has a kernel for ${ew.number.only} as its number only, got ${s}`);
     return emit(ew.number.fn, null, c.op === 'aten.add.Tensor' ? s * c.num(2, 1) : s);
   }
   if (!ew.tensor || b.isScalarArg(c.arg(1))) return 'unsupported';
   const y = c.tensor(1, 'other', { role: 'activation', shape: a.shape, dtype: a.dtype });
   if (ew.tensor.fn === 'add') {
-    const out = b.newStorage(n.name, a.dtype, broadcastOrFail(c, a, y));
+    const dtype = a.dtype === 'f32' || y.dtype === 'f32' ? b.resultDtype(n, [a, y], a.dtype) : a.dtype;
+    const out = b.newStorage(n.name, dtype, broadcastOrFail(c, a, y));
     b.push(n, { kernel: 'add', a, b: y, alpha: c.num(2, 1), out: out.storage });
     return T(out);
   }
@@ -62,6 +65,27 @@ export function elementwiseRoles(op: string, operands: readonly string[], c: Rol
   if (op === 'aten.add.Tensor') return c.producer('self') === FUSED_AG_MM_OP ? { other: 'bias' } : {};
   return c.result === 'indices' ? Object.fromEntries(operands.map((a) => [a, 'indices'])) : {};
 }
+
+/**
+ * A cast (convert_element_type, _to_copy) to the dtype at argument `at`: to f32 it widens into an
+ * f32 storage; to float8_e4m3fn it is torch's conversion, the value held in the run's dtype (every
+ * e4m3fn value is exact in bf16); to another float a copy rounded by the run's storage.
+ */
+function castLowering(at: number): Lowering {
+  return {
+    lower: (b, c) => {
+      const x = c.tensor(0, 'self');
+      const to = torchDtype(c.arg(at)) ?? (c.arg(at) === null ? undefined : null);
+      if (to === null || (to !== undefined && !FLOAT_CASTS.has(to))) return 'unsupported';
+      const dtype: StorageDType = to === undefined ? x.dtype : b.computedDtype(to, [x], x.dtype);
+      const out = b.newStorage(c.node.name, dtype, x.shape);
+      const fn: MapFn = to === 'f8e4m3fn' ? 'to_f8e4m3fn' : 'cast';
+      b.push(c.node, { kernel: 'map', fn, a: x, b: null, scalar: 0, out: out.storage });
+      return T(out);
+    },
+  };
+}
+const FLOAT_CASTS: ReadonlySet<DType> = new Set(['f32', 'bf16', 'f16', 'f8e4m3fn']);
 
 export const ELEMENTWISE_LOWERINGS = {
   'aten.full.default': {
@@ -128,4 +152,27 @@ export const ELEMENTWISE_LOWERINGS = {
     },
   },
   'aten.sub.Tensor': noKernel('no map function subtracts yet'),
+  'prims.convert_element_type.default': castLowering(1),
+  'aten._to_copy.default': castLowering(1),
+  'aten.clamp.default': {
+    // Two exact steps: max with min, then min with max (either bound may be None).
+    lower: (b, c) => {
+      const n = c.node;
+      let x = c.tensor(0, 'self');
+      const bounds: [MapFn, Arg][] = [
+        ['maxs', c.arg(1)],
+        ['mins', c.arg(2)],
+      ];
+      const given = bounds.filter(([, v]) => v !== null);
+      if (given.length === 0) c.fail('clamp needs a min or a max');
+      const dtype = b.resultDtype(n, [x], x.dtype);
+      given.forEach(([fn, v], k) => {
+        const s = numberOf(v) ?? c.fail(`bounds must be numbers, got ${JSON.stringify(v)}`);
+        const out = b.newStorage(k === given.length - 1 ? n.name : `${n.name}.${fn}`, dtype, x.shape);
+        b.push(n, { kernel: 'map', fn, a: x, b: null, scalar: s, out: out.storage });
+        x = out;
+      });
+      return T(x);
+    },
+  },
 } satisfies Partial<Record<LoweredOp, Lowering>>;

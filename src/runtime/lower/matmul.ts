@@ -3,9 +3,11 @@
 // all_gather → mm; chunking and overlap are a schedule, not a different sum.
 
 import type { Arg } from '../../graph/ir.ts';
+import type { View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
 import { tokenDimCollective } from './collectives.ts';
-import { broadcastShape } from './layout.ts';
+import { broadcastShape, numelOf } from './layout.ts';
+import { scaledMm, scaledMmDtype } from './quant.ts';
 import {
   tensorValue as T,
   type Lowered,
@@ -82,6 +84,70 @@ export const MATMUL_LOWERINGS = {
         const out = b.newStorage(`${n.name}.mm${i}`, x.dtype, [ag.shape[0], w.shape[1]]);
         b.push(n, { kernel: 'gemm', a: ag, b: w, bias: null, alpha: 1, beta: 0, out: out.storage });
         return T(out);
+      });
+      return { t: 'tuple', items: [T(ag), { t: 'tuple', items: mms }] };
+    },
+  },
+  // The FP8 forms: _scaled_mm's steps (quant.ts) in out_dtype, then the collective, as torch's
+  // fallback computes them (the scaled product rounded per rank before the sum over ranks).
+  'symm_mem.fused_scaled_matmul_reduce_scatter.default': {
+    roles: { B: 'weight', A_scale: 'norm-weight', B_scale: 'norm-weight', bias: 'bias' },
+    lower: (b, c) => {
+      const n = c.node;
+      const a = c.tensor(0, 'A');
+      if (c.arg(4) !== 'sum') c.fail(`reduce_op ${JSON.stringify(c.arg(4))}: only 'sum' is supported`);
+      if (c.arg(10) !== null) c.fail('result_scale (an FP8 output scale) has no kernel');
+      tokenDimCollective(b, n, c.arg(6), b.ranks, a.shape[0]);
+      const bias = c.arg(9) === null ? null : c.tensor(9, 'bias', { role: 'bias' });
+      const mm = scaledMm(
+        b,
+        c,
+        a,
+        c.tensor(1, 'B', { role: 'weight' }),
+        c.tensor(2, 'A_scale'),
+        c.tensor(3, 'B_scale'),
+        bias,
+        scaledMmDtype(b, c.arg(11)),
+        'mm',
+      );
+      const out = b.newStorage(n.name, mm.dtype, [mm.shape[0] / b.ranks, mm.shape[1]]);
+      b.push(n, { kernel: 'reduce_scatter', x: mm, out: out.storage });
+      return T(out);
+    },
+  },
+  'symm_mem.fused_all_gather_scaled_matmul.default': {
+    roles: { Bs: 'weight', A_scale: 'norm-weight', B_scales: 'norm-weight', biases: 'bias' },
+    lower: (b, c) => {
+      const n = c.node;
+      const x = b.contiguous(c.tensor(0, 'A'), n);
+      const list = (i: number, what: string): Arg[] => {
+        const v = c.arg(i);
+        return Array.isArray(v) ? v : c.fail(`${what} must be a list`);
+      };
+      const bs = list(1, 'Bs'),
+        scales = list(3, 'B_scales'),
+        biases = list(6, 'biases'),
+        resultScales = list(7, 'result_scales'),
+        dtypes = list(8, 'out_dtypes');
+      if (bs.length === 0 || scales.length !== bs.length)
+        c.fail('Bs and B_scales must be lists of one scale per weight');
+      if (resultScales.some((r) => r !== null)) c.fail('result_scales (FP8 output scales) have no kernel');
+      tokenDimCollective(b, n, c.arg(4), b.ranks, x.shape[0] * b.ranks);
+      const gather = (v: View, name: string) => {
+        const out = b.newStorage(`${n.name}.${name}`, v.dtype, [v.shape[0]! * b.ranks, ...v.shape.slice(1)]);
+        b.push(n, { kernel: 'all_gather', x: v, out: out.storage });
+        return out;
+      };
+      const ag = gather(x, 'gathered');
+      // A per-row scale belongs to its rows: gathered with them.
+      const aScale = c.tensor(2, 'A_scale');
+      const sa = numelOf(aScale.shape) === 1 ? aScale : gather(b.contiguous(aScale, n), 'A_scale');
+      const mms: Value[] = bs.map((wa, i) => {
+        const w = b.tensor(wa, n, `Bs[${i}]`, { role: 'weight' });
+        const sb = b.tensor(scales[i]!, n, `B_scales[${i}]`);
+        const bias =
+          (biases[i] ?? null) === null ? null : b.tensor(biases[i]!, n, `biases[${i}]`, { role: 'bias' });
+        return T(scaledMm(b, c, ag, w, sa, sb, bias, scaledMmDtype(b, dtypes[i] ?? null), `mm${i}`));
       });
       return { t: 'tuple', items: [T(ag), { t: 'tuple', items: mms }] };
     },

@@ -40,7 +40,52 @@ function residualNorm(b: PlanBuilder, c: OpCall, x: View, a: ResidualNormArgs) {
   return { residual, out, res };
 }
 
+/** A vLLM IR norm's weight (argument i), or ones where it is None; variance_size (argument v) must be None. */
+function irWeight(b: PlanBuilder, c: OpCall, i: number, v: number, x: View): View {
+  if (c.arg(v) !== null) c.fail('variance_size (a norm over the first columns only) has no kernel');
+  if (c.arg(i) !== null) return normWeight(c, i, 'weight', x);
+  const cols = [x.shape[x.shape.length - 1]];
+  const zeros = b.seed(`${c.node.name}.zeros`, x.dtype, cols, { role: 'zeros' }, c.node);
+  const ones = b.newStorage(`${c.node.name}.ones`, x.dtype, cols);
+  b.push(c.node, { kernel: 'map', fn: 'adds', a: zeros, b: null, scalar: 1, out: ones.storage });
+  return ones;
+}
+
 export const NORM_LOWERINGS = {
+  // vLLM IR's functional norms: the kernels of _C.rms_norm and _C.fused_add_rms_norm.
+  'vllm_ir.rms_norm.default': {
+    roles: { weight: 'norm-weight' },
+    lower: (b, c) => {
+      const x = b.rowsOrCopy(c.tensor(0, 'x'), c.node);
+      const w = irWeight(b, c, 1, 3, x);
+      const out = b.newStorage(c.node.name, x.dtype, x.shape);
+      b.push(c.node, { kernel: 'rms_norm', x, w, eps: c.num(2, 1e-6), out: out.storage });
+      return T(out);
+    },
+  },
+  'vllm_ir.fused_add_rms_norm.default': {
+    roles: { weight: 'norm-weight' },
+    lower: (b, c) => {
+      const n = c.node;
+      const x = b.rowsOrCopy(c.tensor(0, 'x'), n);
+      const residual = b.rowsOrCopy(c.tensor(1, 'x_residual', { role: 'activation', shape: x.shape }), n);
+      if (residual.shape.join() !== x.shape.join())
+        c.fail(`x_residual [${residual.shape}] and x [${x.shape}] differ`);
+      const w = irWeight(b, c, 2, 4, x);
+      const out = b.newStorage(`${n.name}.out`, x.dtype, x.shape);
+      const res = b.newStorage(`${n.name}.residual`, x.dtype, x.shape);
+      b.push(n, {
+        kernel: 'fused_add_rms_norm',
+        x,
+        residual,
+        w,
+        eps: c.num(3, 1e-6),
+        out: out.storage,
+        residualOut: res.storage,
+      });
+      return { t: 'tuple', items: [T(out), T(res)] };
+    },
+  },
   '_C.rms_norm.default': {
     roles: { weight: 'norm-weight' },
     lower: (b, c) => {

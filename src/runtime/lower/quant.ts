@@ -1,7 +1,101 @@
-// FP8 quantization: vLLM's static per-tensor FP8 quant (values held in the run dtype: every
-// e4m3fn value is exact in bf16). NVFP4 has no kernel.
+// FP8 quantization and FP8 GEMMs: vLLM's static, dynamic per-tensor and dynamic per-token quant
+// (csrc/quantization/w8a8/fp8/common.cu), cutlass_scaled_mm and torch's _scaled_mm. Quantized
+// values are held in the run dtype (every e4m3fn value is exact in bf16); scales are f32, as
+// vLLM's are. NVFP4 has no kernel.
 
-import { noKernel, tensorValue as T, type LoweredOp, type Lowering } from './lowering.ts';
+import type { Arg } from '../../graph/ir.ts';
+import { F8E4M3FN_MAX } from '../../graph/fp8.ts';
+import { torchDtype } from '../../graph/ops.ts';
+import type { MapFn, StorageDType, View } from '../../graph/opTable.ts';
+import type { PlanBuilder } from './builder.ts';
+import { numelOf } from './layout.ts';
+import { noKernel, tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
+
+/** vLLM's min_scaling_factor<float8_e4m3fn>: 1 / (448 · 512) in f32, the smallest per-token scale. */
+const MIN_SCALING_FACTOR = Math.fround(1 / (F8E4M3FN_MAX * 512));
+
+/** A scaled GEMM's out_dtype argument: None keeps the FP8 dtype (values held in the run's dtype). */
+export function scaledMmDtype(b: PlanBuilder, a: Arg): StorageDType | 'f8e4m3fn' {
+  const to = torchDtype(a) ?? 'f8e4m3fn';
+  return to === 'f8e4m3fn' ? to : b.computedDtype(to, [], b.dtype);
+}
+
+/** One map step into a new storage named `name`. */
+export function mapStep(
+  b: PlanBuilder,
+  c: OpCall,
+  name: string,
+  fn: MapFn,
+  a: View,
+  y: View | null,
+  scalar: number,
+  dtype: StorageDType,
+  shape = a.shape,
+): View {
+  const out = b.newStorage(`${c.node.name}.${name}`, dtype, shape);
+  b.push(c.node, { kernel: 'map', fn, a, b: y, scalar, out: out.storage });
+  return out;
+}
+
+/** max|x| over every element ([1]) or per row ([T, 1]), in x's dtype (exact). */
+function absMax(b: PlanBuilder, c: OpCall, x: View, perRow: boolean): View {
+  const abs = mapStep(b, c, 'abs', 'abs', x, null, 0, x.dtype);
+  const cols = x.shape[x.shape.length - 1] ?? 1;
+  const rows = numelOf(x.shape) / cols;
+  const shape = perRow ? [rows, 1] : [1];
+  const view: View = perRow
+    ? { ...abs, shape: [rows, cols], strides: [cols, 1] }
+    : { ...abs, shape: [1, rows * cols], strides: [rows * cols, 1] };
+  const out = b.newStorage(`${c.node.name}.absmax`, x.dtype, shape);
+  b.push(c.node, { kernel: 'reduce_rows', x: view, mean: false, out: out.storage });
+  return out;
+}
+
+/** A scale of a [M, N] product: one value, one per row ([M, 1]) or one per column ([1, N]). */
+function gemmScale(c: OpCall, s: View, M: number, N: number, what: string): View {
+  const n = numelOf(s.shape);
+  if (n === 1) return { ...s, shape: [1], strides: [1] };
+  if (n === M && n !== N) return { ...s, shape: [M, 1], strides: [1, 0] };
+  if (n === N && n !== M) return { ...s, shape: [1, N], strides: [0, 1] };
+  if (n === M && s.shape[0] === M) return { ...s, shape: [M, 1], strides: [1, 0] };
+  if (n === N) return { ...s, shape: [1, N], strides: [0, 1] };
+  return c.fail(`${what} has ${n} elements: one, one per row (${M}) or one per column (${N})`);
+}
+
+/**
+ * An FP8 GEMM: the operands as e4m3fn values widened to f32, their f32 product (the gemm kernel's
+ * contract), times b's scale then a's, each rounded to f32 (CUTLASS's ScaledEpilogue:
+ * a_scale · (b_scale · acc)), plus the bias, cast to `to`.
+ */
+export function scaledMm(
+  b: PlanBuilder,
+  c: OpCall,
+  a: View,
+  w: View,
+  sa: View,
+  sb: View,
+  bias: View | null,
+  to: StorageDType | 'f8e4m3fn',
+  name: string,
+): View {
+  if (a.shape.length !== 2 || w.shape.length !== 2 || a.shape[1] !== w.shape[0])
+    c.fail(`multiplies [${a.shape}] by [${w.shape}]`);
+  const M = a.shape[0],
+    N = w.shape[1];
+  const a32 = mapStep(b, c, 'a_f32', 'to_f8e4m3fn', a, null, 0, 'f32');
+  const w32 = mapStep(b, c, 'b_f32', 'to_f8e4m3fn', w, null, 0, 'f32');
+  const acc = b.newStorage(`${c.node.name}.acc`, 'f32', [M, N]);
+  b.push(c.node, { kernel: 'gemm', a: a32, b: w32, bias: null, alpha: 1, beta: 0, out: acc.storage });
+  const bScaled = mapStep(b, c, 'scale_b', 'mul', acc, gemmScale(c, sb, M, N, 'the b scale'), 0, 'f32');
+  let y = mapStep(b, c, 'scale_a', 'mul', bScaled, gemmScale(c, sa, M, N, 'the a scale'), 0, 'f32');
+  if (bias) {
+    const out = b.newStorage(`${c.node.name}.bias`, 'f32', [M, N]);
+    b.push(c.node, { kernel: 'add', a: y, b: bias, alpha: 1, out: out.storage });
+    y = out;
+  }
+  const dtype = to === 'f8e4m3fn' ? b.dtype : to;
+  return mapStep(b, c, name, to === 'f8e4m3fn' ? 'to_f8e4m3fn' : 'cast', y, null, 0, dtype);
+}
 
 export const QUANT_LOWERINGS = {
   '_C.static_scaled_fp8_quant.default': {
@@ -11,6 +105,64 @@ export const QUANT_LOWERINGS = {
       const out = b.newStorage(`${c.node.name}.result`, x.dtype, x.shape);
       b.push(c.node, { kernel: 'fp8_quant', x, scale, satfinite: false, out: out.storage });
       return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
+    },
+  },
+  // scale = max|x| / 448 in f32; result = e4m3fn(clamp(x · (1 / scale), ±448)): the static kernel on that scale.
+  '_C.dynamic_scaled_fp8_quant.default': {
+    lower: (b, c) => {
+      const x = b.contiguous(c.tensor(1, 'input'), c.node);
+      const scale = mapStep(b, c, 'scale', 'divs', absMax(b, c, x, false), null, F8E4M3FN_MAX, 'f32');
+      const out = b.newStorage(`${c.node.name}.result`, x.dtype, x.shape);
+      b.push(c.node, { kernel: 'fp8_quant', x, scale, satfinite: false, out: out.storage });
+      return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
+    },
+  },
+  // Per row: scale = max(max|row| / 448, 1/(448·512)) in f32; result = e4m3fn(clamp(row / scale, ±448)).
+  '_C.dynamic_per_token_scaled_fp8_quant.default': {
+    lower: (b, c) => {
+      const x = b.contiguous(c.tensor(1, 'input'), c.node);
+      if (c.arg(3) !== null) c.fail('scale_ub (an upper bound on the per-token absmax) has no kernel');
+      const perRow = mapStep(b, c, 'scale_raw', 'divs', absMax(b, c, x, true), null, F8E4M3FN_MAX, 'f32');
+      const scale = mapStep(b, c, 'scale', 'maxs', perRow, null, MIN_SCALING_FACTOR, 'f32');
+      // scaled_fp8_conversion<false>: x / scale (f32, correctly rounded), fmaxf(−448, fminf(·, 448)), the
+      // cast. As clamp steps and torch's cast this differs from the kernel on NaN input only (NaN, not 448).
+      const q = mapStep(b, c, 'div', 'div', x, scale, 0, 'f32');
+      const lo = mapStep(b, c, 'clamp_min', 'maxs', q, null, -F8E4M3FN_MAX, 'f32');
+      const hi = mapStep(b, c, 'clamp_max', 'mins', lo, null, F8E4M3FN_MAX, 'f32');
+      const out = mapStep(b, c, 'result', 'to_f8e4m3fn', hi, null, 0, x.dtype);
+      return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
+    },
+  },
+  '_C.cutlass_scaled_mm.default': {
+    roles: { b: 'weight', b_scales: 'norm-weight', a_scales: 'norm-weight', bias: 'bias' },
+    lower: (b, c) => {
+      const into = c.tensor(0, 'out');
+      const a = c.tensor(1, 'a'),
+        w = c.tensor(2, 'b', { role: 'weight' });
+      const bias = c.arg(5) === null ? null : c.tensor(5, 'bias', { role: 'bias' });
+      const out = scaledMm(
+        b,
+        c,
+        a,
+        w,
+        c.tensor(3, 'a_scales'),
+        c.tensor(4, 'b_scales'),
+        bias,
+        into.dtype,
+        'out',
+      );
+      return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
+    },
+  },
+  'aten._scaled_mm.default': {
+    roles: { mat2: 'weight', scale_a: 'norm-weight', scale_b: 'norm-weight', bias: 'bias' },
+    lower: (b, c) => {
+      if (c.arg(5) !== null) c.fail('scale_result (an FP8 output scale) has no kernel');
+      const a = c.tensor(0, 'self'),
+        w = c.tensor(1, 'mat2', { role: 'weight' });
+      const bias = c.arg(4) === null ? null : c.tensor(4, 'bias', { role: 'bias' });
+      const dtype = scaledMmDtype(b, c.arg(6));
+      return T(scaledMm(b, c, a, w, c.tensor(2, 'scale_a'), c.tensor(3, 'scale_b'), bias, dtype, 'out'));
     },
   },
   '_C.scaled_fp4_quant.default': noKernel(

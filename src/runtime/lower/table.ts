@@ -25,6 +25,7 @@ import { MEMORY_LOWERINGS } from './memory.ts';
 import { MOE_LOWERINGS } from './moe.ts';
 import { NORM_LOWERINGS } from './norms.ts';
 import { QUANT_LOWERINGS } from './quant.ts';
+import { REDUCTION_LOWERINGS } from './reductions.ts';
 import { VIEW_LOWERINGS } from './views.ts';
 
 /** The node loop takes these apart itself (nodes.ts); as the op inside auto_functionalized they are meaningless. */
@@ -33,6 +34,7 @@ const CALL_FORM = noKernel('a form of call, not an op: the node loop reads it');
 export const FAMILIES = {
   views: VIEW_LOWERINGS,
   elementwise: ELEMENTWISE_LOWERINGS,
+  reductions: REDUCTION_LOWERINGS,
   matmul: MATMUL_LOWERINGS,
   norms: NORM_LOWERINGS,
   collectives: COLLECTIVE_LOWERINGS,
@@ -52,6 +54,7 @@ export const FAMILIES = {
 export const LOWERINGS: Record<LoweredOp, Lowering> = {
   ...FAMILIES.views,
   ...FAMILIES.elementwise,
+  ...FAMILIES.reductions,
   ...FAMILIES.matmul,
   ...FAMILIES.norms,
   ...FAMILIES.collectives,

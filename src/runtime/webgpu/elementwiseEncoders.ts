@@ -22,6 +22,7 @@ import {
   padDims,
 } from '../../wgsl/elementwise.ts';
 import { ROTARY_PARAMS, rotaryWgsl } from '../../wgsl/rotary.ts';
+import { REDUCE_ROWS_PARAMS, reduceRowsWgsl } from '../../wgsl/reduceRows.ts';
 import { ATTENTION_PARAMS, attentionWgsl } from '../../wgsl/attention.ts';
 import { FP8_QUANT_VALUES_PARAMS, fp8QuantValuesDispatch, fp8QuantValuesWgsl } from '../../wgsl/fp8Quant.ts';
 import type { ParamsOf } from '../../wgsl/params.ts';
@@ -60,8 +61,29 @@ export function encodeSeed(
 }
 
 export const ELEMENTWISE_ENCODERS: StepEncoders<
-  'seed' | 'copy' | 'add' | 'map' | 'pad' | 'embedding' | 'scatter' | 'rotary' | 'attention' | 'fp8_quant'
+  | 'seed'
+  | 'copy'
+  | 'add'
+  | 'map'
+  | 'pad'
+  | 'embedding'
+  | 'scatter'
+  | 'rotary'
+  | 'attention'
+  | 'fp8_quant'
+  | 'reduce_rows'
 > = {
+  reduce_rows: (s, c) => {
+    const x = asRows(s.x)!;
+    const words = REDUCE_ROWS_PARAMS.words({
+      n: x.rows,
+      cols: x.cols,
+      xOffset: x.offset,
+      xRowStride: x.rowStride,
+      mean: s.mean ? 1 : 0,
+    });
+    dispatchPairs(s, c, words, () => reduceRowsWgsl(c.out.dtype, s.x.dtype), [s.x]);
+  },
   seed: (s, c) => {
     // A given input was written before the steps ran (executePlan's upload phase).
     if (inputTensorFor(s, c.plan, c.inputs)) return;
