@@ -16,22 +16,20 @@ import type { Arg, Node } from '../ir.ts';
 import { isRef, ref } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
 import { indexGraph, tensorOf } from '../match.ts';
-import { AUTO_FUNCTIONALIZED } from '../call.ts';
 import type { Diagnostic, Match, Pass, PassResult } from './pipeline.ts';
 import { diagnostic, resolveOptions } from './options.ts';
 import type { ResolvedOptions } from './options.ts';
 import { GraphEdit } from './graphEdit.ts';
 import type { ActivationOccurrence, QuantOccurrence } from './matchers/index.ts';
 import { findActivations } from './matchers/index.ts';
-import { inGraphOrder } from './matchers/occurrence.ts';
 import type { AnyQuant } from './normQuant.ts';
 import {
   QUANT_LABEL,
   emptyBuffer,
-  fusedResults,
   otherReader,
   quantsByInput,
   readerName,
+  replaceSite,
 } from './normQuant.ts';
 import { SILU_AND_MUL_NVFP4_QUANT, SILU_AND_MUL_QUANT } from './patternOps.ts';
 
@@ -108,29 +106,20 @@ function fuse(edit: GraphEdit, ix: GraphIndex, act: ActivationOccurrence, q: Qua
     target = SILU_AND_MUL_QUANT;
     kwargs = { result, input: act.input, scale: q.scale };
   }
-  const fused = edit.make(
-    edit.fresh('auto_functionalized'),
-    AUTO_FUNCTIONALIZED,
-    [{ kind: 'op', target }],
+  return replaceSite(edit, ix, {
+    pass: PASS,
+    site: act.anchor,
+    from,
+    nodes: [...act.nodes, ...q.nodes],
+    made,
+    keep,
+    target,
     kwargs,
-    from,
-    null,
-  );
-  made.push(fused);
-  fusedResults(
-    edit,
-    fused,
-    from,
-    [
+    results: [
       { value: q.outputs.quant, arg: 'result' },
       ...(q.op === 'nvfp4' ? [{ value: q.outputs.scale, arg: 'result_block_scale' }] : []),
     ],
-    made,
-  );
-  const consumed = inGraphOrder(ix, [...act.nodes, ...q.nodes]).filter((n) => !keep.includes(n));
-  edit.insertBefore(q.nodes[0]!, ...made);
-  edit.remove(...consumed);
-  return { pass: PASS, site: act.anchor, consumed, produced: made.map((n) => n.name) };
+  });
 }
 
 export const actQuant: Pass = (g, opts): PassResult => {

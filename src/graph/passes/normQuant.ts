@@ -139,18 +139,42 @@ export function otherReader(ix: GraphIndex, value: string, inside: readonly stri
 
 export const readerName = (r: string) => (r === 'output' ? "the graph's return" : r);
 
+/** A fused site's rewrite: the one call that replaces it, and what it keeps. */
+export interface FusedSite {
+  pass: string;
+  /** The match's site (the norm's or the activation's anchor) and every node the site consists of. */
+  site: string;
+  nodes: readonly string[];
+  /** The nodes the new ones stand in for (provenance), the one whose source line they keep last. */
+  from: string[];
+  /** Nodes already made for the call (its output buffers), placed before it. */
+  made: Node[];
+  /** The model's buffers the fused op writes instead: they stay. */
+  keep: readonly string[];
+  target: string;
+  kwargs: Record<string, Arg>;
+  /** Each value the site produced that readers read, and the fused op's mutated argument holding it. */
+  results: readonly { value: string | undefined; arg: string }[];
+}
+
 /**
- * A node this pass makes: an output buffer, the fused call, or a getitem of it. Readers of
- * `stands` (a value the rewrite removes) then read the new node.
+ * `auto_functionalized(target, **kwargs)` where the site was (before its first node), readers of each
+ * of its values reading the fused op's result instead (`[i]` of the argument, from the schema), and the
+ * site's nodes removed.
  */
-export function fusedResults(
-  edit: GraphEdit,
-  fused: Node,
-  from: string[],
-  results: readonly { value: string | undefined; arg: string }[],
-  made: Node[],
-): void {
-  for (const { value, arg } of results) {
+export function replaceSite(edit: GraphEdit, ix: GraphIndex, s: FusedSite): Match {
+  const from = s.from;
+  const made = [...s.made];
+  const fused = edit.make(
+    edit.fresh('auto_functionalized'),
+    AUTO_FUNCTIONALIZED,
+    [{ kind: 'op', target: s.target }],
+    s.kwargs,
+    from,
+    null,
+  );
+  made.push(fused);
+  for (const { value, arg } of s.results) {
     if (value === undefined) continue;
     const index = mutatedResultIndex(fused, arg)!;
     const g = edit.make(
@@ -164,6 +188,10 @@ export function fusedResults(
     made.push(g);
     edit.replaceUses(value, ref(g.name));
   }
+  const consumed = inGraphOrder(ix, s.nodes).filter((n) => !s.keep.includes(n));
+  edit.insertBefore(inGraphOrder(ix, s.nodes)[0]!, ...made);
+  edit.remove(...consumed);
+  return { pass: s.pass, site: s.site, consumed, produced: made.map((n) => n.name) };
 }
 
 /** `empty_like(x, dtype = torch.float8_e4m3fn)`: the buffer vLLM's replacements quantize into. */
@@ -294,30 +322,21 @@ function fuse(edit: GraphEdit, ix: GraphIndex, norm: NormOccurrence, q: AnyQuant
     if (isRef(scale)) keep.push(scale.name);
   }
   const call = fusedCall(norm, q, result, scale);
-  const fused = edit.make(
-    edit.fresh('auto_functionalized'),
-    AUTO_FUNCTIONALIZED,
-    [{ kind: 'op', target: call.target }],
-    call.kwargs,
+  return replaceSite(edit, ix, {
+    pass: PASS,
+    site: norm.anchor,
     from,
-    null,
-  );
-  made.push(fused);
-  fusedResults(
-    edit,
-    fused,
-    from,
-    [
+    nodes: [...norm.nodes, ...q.nodes],
+    made,
+    keep,
+    target: call.target,
+    kwargs: call.kwargs,
+    results: [
       { value: q.outputs.quant, arg: 'result' },
       { value: q.outputs.scale, arg: 'scale' },
       { value: norm.outputs.residual, arg: 'residual' },
     ],
-    made,
-  );
-  const consumed = inGraphOrder(ix, [...norm.nodes, ...q.nodes]).filter((n) => !keep.includes(n));
-  edit.insertBefore(q.nodes[0]!, ...made);
-  edit.remove(...consumed);
-  return { pass: PASS, site: norm.anchor, consumed, produced: made.map((n) => n.name) };
+  });
 }
 
 /**

@@ -13,6 +13,7 @@ import type { View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
 import { noKernel, tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
 import { perTokenFp8Quant } from './quant.ts';
+import { ELEMENTWISE_LOWERINGS } from './elementwise.ts';
 
 /** The norm's weight γ (argument i), one per column of x. */
 const normWeight = (c: OpCall, i: number, x: View): View =>
@@ -21,7 +22,7 @@ const normWeight = (c: OpCall, i: number, x: View): View =>
 /** static_scaled_fp8_quant's step on `x`: clamp(x · (1 / scale), ±448) into a new storage. */
 function staticFp8Quant(b: PlanBuilder, c: OpCall, x: View, scaleAt: number): View {
   const scale = c.tensor(scaleAt, 'scale', { role: 'norm-weight', shape: [1] });
-  const q = b.newStorage(`${c.node.name}.result`, x.dtype, x.shape);
+  const q = b.newStorage(`${c.node.name}.quant`, x.dtype, x.shape);
   b.push(c.node, { kernel: 'fp8_quant', x, scale, satfinite: false, out: q.storage });
   return q;
 }
@@ -101,19 +102,13 @@ export const FUSED_QUANT_LOWERINGS = {
   '_C.rms_norm_per_block_quant.default': noKernel(
     'the per-token-group FP8 quant has no kernel yet: the fused op is fed, as its unfused quant would be',
   ),
-  // (result!, input, scale) → [1] result
+  // (result!, input, scale) → [1] result: silu_and_mul's step (the same argument positions), then the quant.
   '_C.silu_and_mul_quant.default': {
     lower: (b, c) => {
-      const x = c.tensor(1, 'input');
-      const last = x.shape.length - 1;
-      const d = x.shape[last] / 2;
-      if (!Number.isInteger(d))
-        c.fail(`input's last dim ${x.shape[last]} is odd: it must hold the gate and up halves`);
-      const gate: View = { ...x, shape: [...x.shape.slice(0, last), d] };
-      const up: View = { ...gate, offset: x.offset + d * x.strides[last] };
-      const act = b.newStorage(`${c.node.name}.act`, x.dtype, gate.shape);
-      b.push(c.node, { kernel: 'map', fn: 'silu_mul', a: gate, b: up, scalar: 0, out: act.storage });
-      return { t: 'tuple', items: [{ t: 'none' }, T(staticFp8Quant(b, c, act, 2))] };
+      const act = ELEMENTWISE_LOWERINGS['_C.silu_and_mul.default'].lower(b, c);
+      const out = typeof act === 'object' && act.t === 'tuple' ? act.items[1] : undefined;
+      if (!out || out.t !== 'tensor') return c.fail('silu_and_mul gave no tensor');
+      return { t: 'tuple', items: [{ t: 'none' }, T(staticFp8Quant(b, c, out.view, 2))] };
     },
   },
   '_C.silu_and_mul_nvfp4_quant.default': noKernel(
