@@ -129,7 +129,8 @@ export const actQuant: Pass = (g, opts): PassResult => {
   const { byInput } = quantsByInput(ix);
   const matches: Match[] = [];
   const diagnostics: Diagnostic[] = [];
-  for (const act of findActivations(ix).occurrences) {
+  const activations = findActivations(ix);
+  for (const act of activations.occurrences) {
     const out = act.outputs.out;
     const q = out ? byInput.get(out)?.[0] : undefined;
     if (!q) continue;
@@ -141,5 +142,12 @@ export const actQuant: Pass = (g, opts): PassResult => {
     if (!edit.claim(...act.nodes, ...q.nodes)) continue;
     matches.push(fuse(edit, ix, act, q));
   }
+  // A would-be silu_and_mul the matcher refused (an interior value read from outside) feeding a quant.
+  for (const r of activations.refusals) {
+    const read = r.nodes.find((n) => byInput.has(n));
+    if (read !== undefined) diagnostics.push(diagnostic(PASS, r.anchor, r.reason, r.reader));
+  }
+  const at = (d: { node: string }) => ix.pos.get(d.node) ?? -1;
+  diagnostics.sort((a, b) => at(a) - at(b));
   return { graph: edit.commit(), matches, diagnostics };
 };
