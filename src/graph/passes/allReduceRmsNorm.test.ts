@@ -6,10 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { parseFx } from '../fx/parse.ts';
 import type { Graph, Node, ValueType } from '../ir.ts';
 import { float, ref } from '../ir.ts';
-import { runPipeline } from './pipeline.ts';
+import { diagnose, runPipeline } from './pipeline.ts';
 import { calledOp, functionalizedTarget } from '../call.ts';
 import type { NormModelForm } from './matchers/normForms.ts';
 import { NORM_FORMS } from './matchers/normForms.ts';
+import { findNorms } from './matchers/index.ts';
+import { indexGraph } from '../match.ts';
 import { FUSED_ALLREDUCE_NORM } from './patternOps.ts';
 
 const FX = new URL('../../../fixtures/fx/', import.meta.url).pathname;
@@ -369,18 +371,9 @@ describe('every form of the norm fuses alike (the matcher layer)', () => {
   it('consumes every node of the native norm, and the readers read the fused results under their names', () => {
     const r = fuseForm('native');
     const [first, second] = r.stages[0]!.matches;
-    expect(first!.consumed).toEqual([
-      'all_reduce',
-      'convert_element_type',
-      'pow_1',
-      'mean',
-      'add_12',
-      'rsqrt',
-      'mul_9',
-      'convert_element_type_1',
-      'mul_14',
-    ]);
-    expect(second!.consumed).toHaveLength(12);
+    const [norm1, norm2] = findNorms(indexGraph(parseFx(NORM_FORMS.native).graph)).occurrences;
+    expect(first!.consumed).toEqual(['all_reduce', ...norm1!.nodes]);
+    expect(second!.consumed).toEqual(['all_reduce_1', ...norm2!.nodes]);
     const g = r.output;
     const [f1, f2] = fusedNodes(g);
     expect(byName(g, 'mul_14')!.args).toEqual([ref(f1!.name), 3]);
@@ -396,7 +389,7 @@ describe('every form of the norm fuses alike (the matcher layer)', () => {
     const text = NORM_FORMS.native
       .replace('arg4_1: "bf16[64]"):', 'arg4_1: "bf16[64]", arg5_1: "f32[]"):')
       .replace(
-        /    mm_1: .*\n/,
+        / {4}mm_1: .*\n/,
         [
           '    convert_element_type_8: "f32[s77, 64]" = torch.ops.prims.convert_element_type.default(mul_39, torch.float32)',
           '    reciprocal: "f32[]" = torch.ops.aten.reciprocal.default(arg5_1)',
@@ -425,5 +418,71 @@ describe('every form of the norm fuses alike (the matcher layer)', () => {
     expect(r.diagnostics[0]).toMatchObject({ node: 'all_reduce_1', blocker: 'spy' });
     expect(r.diagnostics[0]!.reason).toContain('rsqrt_1');
     expect(r.diagnostics[0]!.reason).toContain('is read by spy');
+  });
+});
+
+describe("a model captured with custom ops off (vLLM's default under Inductor)", () => {
+  const CAPTURES = new URL('../../../fixtures/capture/', import.meta.url).pathname;
+  const NATIVE = new URL('./matchers/fixtures/', import.meta.url).pathname;
+  const load = (path: string) => parseFx(readFileSync(path, 'utf8')).graph;
+  const pipeline = (g: Graph) =>
+    runPipeline(g, ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'], { worldSize: 2 });
+
+  it('llama TP2 with RMSNorm.forward_native fuses 2L + 1 = 5 sites, as its custom-op capture does, into the same fused ops', () => {
+    const native = pipeline(load(NATIVE + 'llama-tp2-native.py'));
+    const custom = pipeline(load(CAPTURES + 'llama-tp2.py'));
+    const sites = (r: typeof native) => r.stages[2]!.matches.map((m) => m.site);
+    expect(sites(native)).toHaveLength(5);
+    expect(sites(native)).toEqual(sites(custom));
+    expect(native.diagnostics).toEqual([]);
+    const codes = (r: typeof native) =>
+      fusedNodes(r.output).map((n) => [n.kwargs['pattern_code'], n.kwargs['rms_eps']]);
+    expect(codes(native)).toEqual(codes(custom));
+    // No piece of a norm is left behind.
+    expect(native.output.nodes.filter((n) => n.op === 'aten.rsqrt.default')).toEqual([]);
+  });
+});
+
+describe('why it did not fire, in every form of the norm', () => {
+  const forms = Object.keys(NORM_FORMS) as NormModelForm[];
+
+  for (const form of forms) {
+    it(`${form}: before the pass, each all-reduce is explained as a match; at world size 3, by the gate`, () => {
+      const g = parseFx(NORM_FORMS[form]).graph;
+      const before = diagnose(g, { worldSize: 2 });
+      expect(before.map((d) => [d.node, d.fix])).toEqual([
+        ['all_reduce', 'run allreduce-rmsnorm'],
+        ['all_reduce_1', 'run allreduce-rmsnorm'],
+      ]);
+      expect(before[0]!.reason).toContain("matches vLLM's pattern");
+      const gated = runPipeline(g, ['allreduce-rmsnorm'], { worldSize: 3 });
+      expect(gated.stages[0]!.matches).toEqual([]);
+      expect(gated.diagnostics.map((d) => d.blocker)).toEqual(['world size', 'world size']);
+    });
+  }
+
+  it('an all-reduce that only reaches a vLLM IR or native norm as its residual is named so', () => {
+    const ir = lines(
+      'def forward(self, arg0_1: "bf16[s77, 64]", arg1_1: "bf16[s77, 64]", arg2_1: "bf16[64]"):',
+      '    all_reduce: "bf16[s77, 64]" = torch.ops.vllm.all_reduce.default(arg0_1, \'tp:0\')',
+      '    fused_add_rms_norm = torch.ops.vllm_ir.fused_add_rms_norm.default(arg1_1, all_reduce, arg2_1, 1e-05)',
+      '    getitem: "bf16[s77, 64]" = fused_add_rms_norm[0]',
+      '    getitem_1: "bf16[s77, 64]" = fused_add_rms_norm[1]',
+      '    return (getitem, getitem_1)',
+    );
+    const [d] = diagnose(parseFx(ir).graph, { worldSize: 2 });
+    expect(d).toMatchObject({ node: 'all_reduce', blocker: 'fused_add_rms_norm' });
+    expect(d!.reason).toContain('as its residual, not its input');
+    const native = parseFx(
+      NORM_FORMS.native.replace(
+        'add_40: "f32[s77, 64]" = torch.ops.aten.add.Tensor(convert_element_type_4, convert_element_type_5)',
+        'add_40: "f32[s77, 64]" = torch.ops.aten.add.Tensor(convert_element_type_5, convert_element_type_4)',
+      ),
+    ).graph;
+    const explained = diagnose(native, { worldSize: 2 });
+    // Now the first all-reduce is the second norm's input and o_proj's is its residual.
+    expect(explained.map((x) => x.node)).toEqual(['all_reduce', 'all_reduce_1']);
+    expect(explained[1]!.reason).toContain('as its residual, not its input');
+    expect(explained[1]!.reason).toContain('the native fused_add_rms_norm at convert_element_type_4');
   });
 });

@@ -32,16 +32,8 @@ import { diagnostic } from './options.ts';
 import { GraphEdit } from './graphEdit.ts';
 import type { NormOccurrence, Occurrence, QuantOccurrence, QuantOutput } from './matchers/index.ts';
 import { findActivations, findNorms, findQuants } from './matchers/index.ts';
-import {
-  TORCH_DTYPE_NAMES,
-  inGraphOrder,
-  perIndex,
-  recognized,
-  refusal,
-  tupleOutputs,
-} from './matchers/occurrence.ts';
+import { TORCH_DTYPE_NAMES, functionalizedCall, inGraphOrder, recognizer } from './matchers/occurrence.ts';
 import type { MatchRefusal, Recognized } from './matchers/occurrence.ts';
-import { scratchBuffer } from './matchers/norm.ts';
 import {
   EMPTY_LIKE,
   FUSED_ADD_RMS_NORM_STATIC_FP8_QUANT,
@@ -76,23 +68,20 @@ export interface GroupQuantOccurrence extends Occurrence<'fp8_group', QuantOutpu
 function groupQuant(ix: GraphIndex, n: Node): GroupQuantOccurrence | MatchRefusal | undefined {
   const input = functionalizedArg(n, 'input');
   if (input === undefined) return undefined;
-  // Results in schema order from [1] (output_q, output_s), as quant.ts reads an op the registry lacks.
-  const qi = mutatedResultIndex(n, 'output_q') ?? (n.op === AUTO_FUNCTIONALIZED ? 1 : undefined);
-  const si = mutatedResultIndex(n, 'output_s') ?? (n.op === AUTO_FUNCTIONALIZED ? 2 : undefined);
-  const read = tupleOutputs<QuantOutput>(ix, n, (i) => (i === qi ? 'quant' : i === si ? 'scale' : undefined));
-  const scratch = scratchBuffer(ix, functionalizedArg(n, 'output_q'), n);
-  const nodes = inGraphOrder(ix, [
-    ...(scratch ? [scratch.name] : []),
-    n.name,
-    ...('getitems' in read ? read.getitems : []),
-  ]);
-  if ('escape' in read) return refusal('fp8_group', 'custom', n.name, nodes, read.escape);
+  // output_s is an input of vLLM's pattern (the replacement writes it), so only output_q's scratch buffer is the quant's.
+  const call = functionalizedCall<'fp8_group', QuantOutput>(
+    ix,
+    n,
+    'fp8_group',
+    [
+      ['quant', 'output_q'],
+      ['scale', 'output_s'],
+    ],
+    ['output_q'],
+  );
+  if ('reason' in call) return call;
   return {
-    op: 'fp8_group',
-    form: 'custom',
-    nodes,
-    outputs: read.outputs,
-    anchor: n.name,
+    ...call.occurrence,
     input,
     groupSize: functionalizedArg(n, 'group_size') ?? null,
     transposed: functionalizedArg(n, 'dummy_is_scale_transposed') === true,
@@ -100,11 +89,8 @@ function groupQuant(ix: GraphIndex, n: Node): GroupQuantOccurrence | MatchRefusa
   };
 }
 
-export const findGroupQuants: (ix: GraphIndex) => Recognized<GroupQuantOccurrence> = perIndex((ix) =>
-  recognized(
-    ix,
-    (ix.byKey.get(`${AUTO_FUNCTIONALIZED}:${PER_TOKEN_GROUP_QUANT_FP8}`) ?? []).map((n) => groupQuant(ix, n)),
-  ),
+export const findGroupQuants: (ix: GraphIndex) => Recognized<GroupQuantOccurrence> = recognizer((ix) =>
+  (ix.byKey.get(`${AUTO_FUNCTIONALIZED}:${PER_TOKEN_GROUP_QUANT_FP8}`) ?? []).map((n) => groupQuant(ix, n)),
 );
 
 // --- what the norm + quant and activation + quant passes share ----------------------------------

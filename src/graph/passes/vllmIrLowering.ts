@@ -24,18 +24,9 @@ import type { Claims, Rule } from './rules.ts';
 import { runRules } from './rules.ts';
 import type { NormOccurrence } from './matchers/index.ts';
 import { findNorms } from './matchers/index.ts';
+import { NORM_SPELLINGS } from './matchers/norm.ts';
 import { TORCH_DTYPE_NAMES } from './matchers/occurrence.ts';
-import {
-  ADD,
-  CONVERT_ELEMENT_TYPE,
-  EMPTY_LIKE,
-  FUSED_ADD_RMS_NORM,
-  MEAN_DIM,
-  MUL,
-  POW,
-  RMS_NORM,
-  RSQRT,
-} from './patternOps.ts';
+import { ADD, CONVERT_ELEMENT_TYPE, EMPTY_LIKE, MEAN_DIM, MUL, POW, RSQRT } from './patternOps.ts';
 
 export const PASS = 'vllm-ir-lowering';
 
@@ -84,7 +75,7 @@ function lowerCustom(norm: NormOccurrence, e: Emitter, ix: GraphIndex) {
       undefined,
       'auto_functionalized',
       AUTO_FUNCTIONALIZED,
-      [{ kind: 'op', target: RMS_NORM }],
+      [{ kind: 'op', target: NORM_SPELLINGS.rms_norm.custom }],
       {
         result: buf,
         input: norm.input,
@@ -99,7 +90,7 @@ function lowerCustom(norm: NormOccurrence, e: Emitter, ix: GraphIndex) {
     undefined,
     'auto_functionalized',
     AUTO_FUNCTIONALIZED,
-    [{ kind: 'op', target: FUSED_ADD_RMS_NORM }],
+    [{ kind: 'op', target: NORM_SPELLINGS.fused_add_rms_norm.custom }],
     {
       input: norm.input,
       residual: norm.residual ?? null,

@@ -78,9 +78,9 @@ describe('findActivations', () => {
       '    neg: "f32[s77, 64]" = torch.ops.aten.neg.default(slice_1)',
       '    sig: "f32[s77, 64]" = torch.ops.aten.sigmoid.default(slice_1)',
     )
-      .replace(/    exp: .*\n/, '')
-      .replace(/    add_6: .*\n/, '')
-      .replace(/    div: .*\n/, '    div: "f32[s77, 64]" = torch.ops.aten.mul.Tensor(slice_1, sig)\n');
+      .replace(/ {4}exp: .*\n/, '')
+      .replace(/ {4}add_6: .*\n/, '')
+      .replace(/ {4}div: .*\n/, '    div: "f32[s77, 64]" = torch.ops.aten.mul.Tensor(slice_1, sig)\n');
     expect(found(sigmoid).occurrences.map((o) => o.nodes)).toEqual([
       ['slice_1', 'sig', 'div', 'slice_2', 'mul_8'],
     ]);

@@ -11,23 +11,19 @@ import type { Arg, Node } from '../../ir.ts';
 import { isRef, numberOf } from '../../ir.ts';
 import type { GraphIndex } from '../../match.ts';
 import { argOf, tensorOf } from '../../match.ts';
-import { AUTO_FUNCTIONALIZED, functionalizedArg, mutatedResultIndex } from '../../call.ts';
+import { AUTO_FUNCTIONALIZED, functionalizedArg } from '../../call.ts';
 import { ADD, DIV, EXP, MUL, NEG, SIGMOID, SILU, SILU_AND_MUL, SLICE } from '../patternOps.ts';
 import type { MatchRefusal, Occurrence, Recognized } from './occurrence.ts';
 import {
   conversion,
-  escapingRead,
-  inGraphOrder,
+  nativeOccurrence,
+  functionalizedCall,
   otherOperand,
-  perIndex,
   producer,
-  recognized,
-  refusal,
+  recognizer,
   sameRef,
   throughConversion,
-  tupleOutputs,
 } from './occurrence.ts';
-import { scratchBuffer } from './norm.ts';
 
 export type ActivationOp = 'silu_and_mul';
 export type ActivationOutput = 'out';
@@ -42,16 +38,14 @@ type Found = ActivationOccurrence | MatchRefusal | undefined;
 function customSiluAndMul(ix: GraphIndex, n: Node): Found {
   const input = functionalizedArg(n, 'input');
   if (input === undefined) return undefined;
-  const outIndex = mutatedResultIndex(n, 'result');
-  const read = tupleOutputs<ActivationOutput>(ix, n, (i) => (i === outIndex ? 'out' : undefined));
-  const scratch = scratchBuffer(ix, functionalizedArg(n, 'result'), n);
-  const nodes = inGraphOrder(ix, [
-    ...(scratch ? [scratch.name] : []),
-    n.name,
-    ...('getitems' in read ? read.getitems : []),
-  ]);
-  if ('escape' in read) return refusal('silu_and_mul', 'custom', n.name, nodes, read.escape);
-  return { op: 'silu_and_mul', form: 'custom', nodes, outputs: read.outputs, anchor: n.name, input };
+  const call = functionalizedCall<ActivationOp, ActivationOutput>(
+    ix,
+    n,
+    'silu_and_mul',
+    [['out', 'result']],
+    ['result'],
+  );
+  return 'reason' in call ? call : { ...call.occurrence, input };
 }
 
 /** `a` of silu(a) in any of its spellings, and the nodes it takes. */
@@ -108,22 +102,16 @@ function nativeSiluAndMul(ix: GraphIndex, m: Node): Found {
     // x[..., :d] and x[..., d:]: the first half starts at 0, the second where the first ends.
     if (numberOf(lo.start) !== 0 || JSON.stringify(lo.end) !== JSON.stringify(hi.start)) continue;
     const parts = [lo.node, hi.node, a.convert, ...silu.nodes, back ? gateNode : undefined, m];
-    const nodes = inGraphOrder(
-      ix,
-      parts.filter((n): n is Node => !!n).map((n) => n.name),
-    );
-    const anchor = nodes[0]!;
-    const escape = escapingRead(ix, nodes, [m.name]);
-    if (escape) return refusal('silu_and_mul', 'native', anchor, nodes, escape);
-    return { op: 'silu_and_mul', form: 'native', nodes, outputs: { out: m.name }, anchor, input: lo.x };
+    const nodes = parts.filter((n): n is Node => !!n).map((n) => n.name);
+    const base = nativeOccurrence<ActivationOp, ActivationOutput>(ix, 'silu_and_mul', nodes, { out: m.name });
+    return 'reason' in base ? base : { ...base, input: lo.x };
   }
   return undefined;
 }
 
 /** Every silu_and_mul occurrence in any form, in graph order, and the would-be ones refused. */
-export const findActivations: (ix: GraphIndex) => Recognized<ActivationOccurrence> = perIndex((ix) =>
-  recognized(ix, activationCandidates(ix)),
-);
+export const findActivations: (ix: GraphIndex) => Recognized<ActivationOccurrence> =
+  recognizer(activationCandidates);
 
 function* activationCandidates(ix: GraphIndex): Generator<Found> {
   for (const n of ix.byKey.get(`${AUTO_FUNCTIONALIZED}:${SILU_AND_MUL}`) ?? []) yield customSiluAndMul(ix, n);

@@ -17,9 +17,11 @@
 // A would-be occurrence whose interior value is read from outside it is no match (Inductor's
 // matcher refuses it): it comes back among `refusals`, naming the value and the node reading it.
 //
-// Stable API (other passes build on it): OpForm, Occurrence, MatchRefusal, Recognized,
-// findNorms / NormOccurrence / NormOp / NormOutput / normsByInput, findQuants / QuantOccurrence /
-// QuantOp / QuantOutput, findActivations / ActivationOccurrence.
+// Stable API (other passes build on it): OpForm, Occurrence, MatchRefusal, Recognized;
+// findNorms / NormOccurrence / NormOp / NormOutput / normsByInput; findQuants / QuantOccurrence /
+// QuantOp / QuantOutput; findActivations / ActivationOccurrence; findRotaries / RotaryOccurrence
+// (custom form only, for now). A recognizer's answer is remembered per GraphIndex and shared:
+// read it, never change it.
 
 export type { MatchRefusal, Occurrence, OpForm, Recognized } from './occurrence.ts';
 export { OP_FORMS } from './occurrence.ts';
@@ -29,3 +31,5 @@ export type { QuantOccurrence, QuantOp, QuantOutput } from './quant.ts';
 export { QUANT_OPS, findQuants } from './quant.ts';
 export type { ActivationOccurrence, ActivationOp, ActivationOutput } from './activation.ts';
 export { findActivations } from './activation.ts';
+export type { RotaryOccurrence, RotaryOp, RotaryOutput } from './rotary.ts';
+export { findRotaries } from './rotary.ts';

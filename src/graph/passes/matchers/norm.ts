@@ -20,12 +20,10 @@ import type { Arg, DType, Node } from '../../ir.ts';
 import { isRef, numberOf } from '../../ir.ts';
 import type { GraphIndex } from '../../match.ts';
 import { argOf, tensorOf, usersOfValue } from '../../match.ts';
-import { AUTO_FUNCTIONALIZED, functionalizedArg, mutatedResultIndex } from '../../call.ts';
+import { AUTO_FUNCTIONALIZED, functionalizedArg } from '../../call.ts';
 import {
   ADD,
   ADD_SCALAR,
-  EMPTY,
-  EMPTY_LIKE,
   FUSED_ADD_RMS_NORM,
   MEAN_DIM,
   MUL,
@@ -38,13 +36,13 @@ import {
 import type { MatchRefusal, Occurrence, Recognized } from './occurrence.ts';
 import {
   conversion,
-  escapingRead,
+  nativeOccurrence,
+  functionalizedCall,
   inGraphOrder,
   otherOperand,
-  perIndex,
   producer,
   readerNodes,
-  recognized,
+  recognizer,
   refusal,
   sameRef,
   throughConversion,
@@ -71,50 +69,39 @@ export interface NormOccurrence extends Occurrence<NormOp, NormOutput> {
   readonly buffer?: Arg;
 }
 
-/** Per op: the custom op, the mutated argument its normed output is written into, and the vLLM IR op. */
-const NORM_SPELLINGS: Record<NormOp, { custom: string; normedArg: string; ir: string }> = {
-  rms_norm: { custom: RMS_NORM, normedArg: 'result', ir: VLLM_IR_RMS_NORM },
-  fused_add_rms_norm: { custom: FUSED_ADD_RMS_NORM, normedArg: 'input', ir: VLLM_IR_FUSED_ADD_RMS_NORM },
+/** Per op: the custom op and the vLLM IR op. */
+export const NORM_SPELLINGS: Record<NormOp, { custom: string; ir: string }> = {
+  rms_norm: { custom: RMS_NORM, ir: VLLM_IR_RMS_NORM },
+  fused_add_rms_norm: { custom: FUSED_ADD_RMS_NORM, ir: VLLM_IR_FUSED_ADD_RMS_NORM },
 };
 
 type Found = NormOccurrence | MatchRefusal | undefined;
 
-/** A buffer made for `reader` alone (`empty_like` / `empty`): part of the occurrence that writes it. */
-export function scratchBuffer(ix: GraphIndex, a: Arg | undefined, reader: Node): Node | undefined {
-  const n = producer(ix, a);
-  if (!n || (n.op !== EMPTY_LIKE && n.op !== EMPTY)) return undefined;
-  const users = usersOfValue(ix, n.name);
-  return users.length === 1 && users[0] === reader.name ? n : undefined;
-}
-
 function customNorm(ix: GraphIndex, n: Node, op: NormOp): Found {
-  const spelling = NORM_SPELLINGS[op];
   const input = functionalizedArg(n, 'input');
   if (input === undefined) return undefined; // a view of a v2 base: not the pattern's input
-  const normedIndex = mutatedResultIndex(n, spelling.normedArg);
-  const residualIndex = op === 'fused_add_rms_norm' ? mutatedResultIndex(n, 'residual') : undefined;
-  const read = tupleOutputs<NormOutput>(ix, n, (i) =>
-    i === normedIndex ? 'normed' : i === residualIndex ? 'residual' : undefined,
-  );
-  const result = op === 'rms_norm' ? functionalizedArg(n, 'result') : undefined;
-  const scratch = op === 'rms_norm' ? scratchBuffer(ix, result, n) : undefined;
-  const nodes = inGraphOrder(ix, [
-    ...(scratch ? [scratch.name] : []),
-    n.name,
-    ...('getitems' in read ? read.getitems : []),
-  ]);
-  if ('escape' in read) return refusal(op, 'custom', n.name, nodes, read.escape);
-  return {
+  const first = op === 'rms_norm';
+  const call = functionalizedCall<NormOp, NormOutput>(
+    ix,
+    n,
     op,
-    form: 'custom',
-    nodes,
-    outputs: read.outputs,
-    anchor: n.name,
+    first
+      ? [['normed', 'result']]
+      : [
+          ['normed', 'input'],
+          ['residual', 'residual'],
+        ],
+    first ? ['result'] : [],
+  );
+  if ('reason' in call) return call;
+  const result = call.buffers['result'];
+  return {
+    ...call.occurrence,
     input,
-    ...(op === 'fused_add_rms_norm' ? { residual: functionalizedArg(n, 'residual') ?? null } : {}),
+    ...(first ? {} : { residual: functionalizedArg(n, 'residual') ?? null }),
     weight: functionalizedArg(n, 'weight') ?? null,
     epsilon: functionalizedArg(n, 'epsilon') ?? null,
-    ...(result !== undefined && !scratch ? { buffer: result } : {}),
+    ...(result !== undefined && !(isRef(result) && call.scratch.has(result.name)) ? { buffer: result } : {}),
   };
 }
 
@@ -276,29 +263,15 @@ function nativeNorm(ix: GraphIndex, r: Node): Found {
       back?.name ??
       (!converted && usersOfValue(ix, sum.name).some((u) => !inside.has(u)) ? sum.name : undefined);
   }
-  const ordered = inGraphOrder(ix, nodes);
   const outputs: Partial<Record<NormOutput, string>> = { normed: normed.name };
   if (residualOut) outputs.residual = residualOut;
-  const anchor = ordered[0]!;
-  const escape = escapingRead(ix, ordered, Object.values(outputs));
-  if (escape) return refusal(op, 'native', anchor, ordered, escape);
-  return {
-    op,
-    form: 'native',
-    nodes: ordered,
-    outputs,
-    anchor,
-    input,
-    ...(residual !== undefined ? { residual } : {}),
-    weight,
-    epsilon: stat.epsilon,
-  };
+  const base = nativeOccurrence(ix, op, nodes, outputs);
+  if ('reason' in base) return base;
+  return { ...base, input, ...(residual !== undefined ? { residual } : {}), weight, epsilon: stat.epsilon };
 }
 
 /** Every RMSNorm occurrence of the graph in any form, in graph order, and the would-be ones refused. */
-export const findNorms: (ix: GraphIndex) => Recognized<NormOccurrence> = perIndex((ix) =>
-  recognized(ix, normCandidates(ix)),
-);
+export const findNorms: (ix: GraphIndex) => Recognized<NormOccurrence> = recognizer(normCandidates);
 
 function* normCandidates(ix: GraphIndex): Generator<Found> {
   for (const op of NORM_OPS) {

@@ -6,7 +6,8 @@ import type { Arg, DType, Node } from '../../ir.ts';
 import { isRef } from '../../ir.ts';
 import type { GraphIndex } from '../../match.ts';
 import { getitemReaders, usersOfValue } from '../../match.ts';
-import { CONVERT_ELEMENT_TYPE, TO_COPY } from '../patternOps.ts';
+import { AUTO_FUNCTIONALIZED, functionalizedArg, mutatedResultIndex } from '../../call.ts';
+import { CONVERT_ELEMENT_TYPE, EMPTY, EMPTY_LIKE, TO_COPY } from '../patternOps.ts';
 
 /**
  * The spelling an op was found in: `custom` — the `_C` op through auto_functionalized (v1 or v2),
@@ -157,6 +158,27 @@ export function escapingRead(
   return undefined;
 }
 
+/**
+ * A native occurrence of `op` made of `nodes` (in any order; anchored at the first in graph
+ * order), or its refusal when an interior value other than `outputs` is read from outside.
+ */
+export function nativeOccurrence<Op extends string, Out extends string>(
+  ix: GraphIndex,
+  op: Op,
+  nodes: Iterable<string>,
+  outputs: Partial<Record<Out, string>>,
+): Occurrence<Op, Out> | MatchRefusal {
+  const ordered = inGraphOrder(ix, nodes);
+  const anchor = ordered[0]!;
+  const escape = escapingRead(
+    ix,
+    ordered,
+    Object.values<string | undefined>(outputs).filter((o) => o !== undefined),
+  );
+  if (escape) return refusal(op, 'native', anchor, ordered, escape);
+  return { op, form: 'native', nodes: ordered, outputs, anchor };
+}
+
 export function refusal(
   op: string,
   form: OpForm,
@@ -209,7 +231,7 @@ export function tupleOutputs<Out extends string>(
 }
 
 /** The occurrences and refusals among a recognizer's candidates, each in graph order of its anchor. */
-export function recognized<O extends { anchor: string }>(
+function recognized<O extends { anchor: string }>(
   ix: GraphIndex,
   candidates: Iterable<O | MatchRefusal | undefined>,
 ): Recognized<O> {
@@ -227,14 +249,60 @@ export function recognized<O extends { anchor: string }>(
 }
 
 /**
- * `find` remembered per graph index: a pass whose rules (and diagnostics) ask for the same
- * occurrences of one graph recognizes them once.
+ * A recognizer from the candidates it weighs: its answer is remembered per graph index, so a pass
+ * whose rules (and diagnostics) ask for the same occurrences of one graph recognizes them once
+ * (the answer is shared: read it only).
  */
-export function perIndex<T>(find: (ix: GraphIndex) => T): (ix: GraphIndex) => T {
-  const seen = new WeakMap<GraphIndex, T>();
+export function recognizer<O extends { anchor: string }>(
+  candidates: (ix: GraphIndex) => Iterable<O | MatchRefusal | undefined>,
+): (ix: GraphIndex) => Recognized<O> {
+  const seen = new WeakMap<GraphIndex, Recognized<O>>();
   return (ix) => {
     let r = seen.get(ix);
-    if (r === undefined) seen.set(ix, (r = find(ix)));
+    if (r === undefined) seen.set(ix, (r = recognized(ix, candidates(ix))));
     return r;
   };
+}
+
+/**
+ * A custom op called through auto_functionalized (v1 or v2), as an occurrence: `results` lists
+ * each output role with the mutated argument that carries it, in schema order (v1 returns them
+ * from [1] in that order, which stands in while the registry does not know the op); `buffers`
+ * names the output arguments whose scratch buffer (made for this call alone) is part of it.
+ */
+export function functionalizedCall<Op extends string, Out extends string>(
+  ix: GraphIndex,
+  n: Node,
+  op: Op,
+  results: readonly (readonly [Out, string])[],
+  buffers: readonly string[] = [],
+): { occurrence: Occurrence<Op, Out>; buffers: Record<string, Arg>; scratch: Set<string> } | MatchRefusal {
+  const index = results.map(
+    ([, arg], i) => mutatedResultIndex(n, arg) ?? (n.op === AUTO_FUNCTIONALIZED ? i + 1 : undefined),
+  );
+  const read = tupleOutputs<Out>(ix, n, (i) => results[index.indexOf(i)]?.[0]);
+  const passed: Record<string, Arg> = {};
+  const scratch = new Set<string>();
+  for (const arg of buffers) {
+    const b = functionalizedArg(n, arg);
+    if (b === undefined) continue;
+    passed[arg] = b;
+    const s = scratchBuffer(ix, b, n);
+    if (s) scratch.add(s.name);
+  }
+  const nodes = inGraphOrder(ix, [...scratch, n.name, ...('getitems' in read ? read.getitems : [])]);
+  if ('escape' in read) return refusal(op, 'custom', n.name, nodes, read.escape);
+  return {
+    occurrence: { op, form: 'custom', nodes, outputs: read.outputs, anchor: n.name },
+    buffers: passed,
+    scratch,
+  };
+}
+
+/** A buffer made for `reader` alone (`empty_like` / `empty`): part of the occurrence that writes it. */
+export function scratchBuffer(ix: GraphIndex, a: Arg | undefined, reader: Node): Node | undefined {
+  const n = producer(ix, a);
+  if (!n || (n.op !== EMPTY_LIKE && n.op !== EMPTY)) return undefined;
+  const users = usersOfValue(ix, n.name);
+  return users.length === 1 && users[0] === reader.name ? n : undefined;
 }

@@ -20,7 +20,7 @@ import type { Arg, Node } from '../../ir.ts';
 import { isRef, numberOf } from '../../ir.ts';
 import type { GraphIndex } from '../../match.ts';
 import { argOf, usersOfValue } from '../../match.ts';
-import { AUTO_FUNCTIONALIZED, functionalizedArg, mutatedResultIndex } from '../../call.ts';
+import { AUTO_FUNCTIONALIZED, functionalizedArg } from '../../call.ts';
 import { F8E4M3FN_MAX } from '../../fp8.ts';
 import {
   ABS,
@@ -43,17 +43,13 @@ import {
 import type { MatchRefusal, Occurrence, Recognized } from './occurrence.ts';
 import {
   conversion,
-  escapingRead,
-  inGraphOrder,
-  perIndex,
+  nativeOccurrence,
+  functionalizedCall,
   producer,
-  recognized,
-  refusal,
+  recognizer,
   sameRef,
   throughConversion,
-  tupleOutputs,
 } from './occurrence.ts';
-import { scratchBuffer } from './norm.ts';
 
 export type QuantOp = 'fp8_static_tensor' | 'fp8_dynamic_tensor' | 'fp8_dynamic_token' | 'nvfp4';
 export const QUANT_OPS: readonly QuantOp[] = [
@@ -91,36 +87,20 @@ function customQuant(ix: GraphIndex, n: Node, op: QuantOp): Found {
   const spec = CUSTOM_QUANTS[op];
   const input = functionalizedArg(n, 'input');
   if (input === undefined) return undefined;
-  // auto_functionalized v1 returns the mutated arguments in schema order from [1]: the output,
-  // then the scale buffer (csrc/torch_bindings.cpp), which holds until the registry knows the op.
-  const quantIndex = mutatedResultIndex(n, spec.out) ?? (n.op === AUTO_FUNCTIONALIZED ? 1 : undefined);
-  const scaleIndex = spec.scaleOut
-    ? (mutatedResultIndex(n, spec.scaleOut) ?? (n.op === AUTO_FUNCTIONALIZED ? 2 : undefined))
-    : undefined;
-  const read = tupleOutputs<QuantOutput>(ix, n, (i) =>
-    i === quantIndex ? 'quant' : i === scaleIndex ? 'scale' : undefined,
-  );
-  const buffers: Partial<Record<QuantOutput, Arg>> = {};
-  const scratch: string[] = [];
-  for (const [role, arg] of [
-    ['quant', spec.out],
-    ['scale', spec.scaleOut],
-  ] as const) {
-    if (!arg) continue;
-    const b = functionalizedArg(n, arg);
-    if (b === undefined) continue;
-    buffers[role] = b;
-    const s = scratchBuffer(ix, b, n);
-    if (s) scratch.push(s.name);
-  }
-  const nodes = inGraphOrder(ix, [...scratch, n.name, ...('getitems' in read ? read.getitems : [])]);
-  if ('escape' in read) return refusal(op, 'custom', n.name, nodes, read.escape);
-  return {
+  const results: [QuantOutput, string][] = [['quant', spec.out]];
+  if (spec.scaleOut) results.push(['scale', spec.scaleOut]);
+  const call = functionalizedCall<QuantOp, QuantOutput>(
+    ix,
+    n,
     op,
-    form: 'custom',
-    nodes,
-    outputs: read.outputs,
-    anchor: n.name,
+    results,
+    results.map(([, arg]) => arg),
+  );
+  if ('reason' in call) return call;
+  const buffers: Partial<Record<QuantOutput, Arg>> = {};
+  for (const [role, arg] of results) if (call.buffers[arg] !== undefined) buffers[role] = call.buffers[arg];
+  return {
+    ...call.occurrence,
     input,
     scale: spec.scaleIn ? (functionalizedArg(n, spec.scaleIn) ?? null) : null,
     buffers,
@@ -224,32 +204,17 @@ function nativeQuant(ix: GraphIndex, q: Node): Found {
   const ownScaleConvert = s.convert && usersOfValue(ix, s.convert.name).length === 1 ? s.convert : undefined;
   const scale = dynamic || ownScaleConvert ? s.value : scaled.scale;
   const parts = [q, ...clamp.nodes, ...scaled.nodes, x.convert, ownScaleConvert, ...(dynamic?.nodes ?? [])];
-  const nodes = inGraphOrder(
-    ix,
-    parts.filter((n): n is Node => !!n).map((n) => n.name),
-  );
   const op: QuantOp = dynamic?.op ?? 'fp8_static_tensor';
   const outputs: Partial<Record<QuantOutput, string>> = { quant: q.name };
   if (dynamic && isRef(s.value)) outputs.scale = s.value.name;
-  const anchor = nodes[0]!;
-  const escape = escapingRead(ix, nodes, Object.values(outputs));
-  if (escape) return refusal(op, 'native', anchor, nodes, escape);
-  return {
-    op,
-    form: 'native',
-    nodes,
-    outputs,
-    anchor,
-    input: x.value,
-    scale: dynamic ? null : scale,
-    buffers: {},
-  };
+  const nodes = parts.filter((n): n is Node => !!n).map((n) => n.name);
+  const base = nativeOccurrence(ix, op, nodes, outputs);
+  if ('reason' in base) return base;
+  return { ...base, input: x.value, scale: dynamic ? null : scale, buffers: {} };
 }
 
 /** Every FP8 / NVFP4 quant occurrence of the graph in any form, in graph order, and the would-be ones refused. */
-export const findQuants: (ix: GraphIndex) => Recognized<QuantOccurrence> = perIndex((ix) =>
-  recognized(ix, quantCandidates(ix)),
-);
+export const findQuants: (ix: GraphIndex) => Recognized<QuantOccurrence> = recognizer(quantCandidates);
 
 function* quantCandidates(ix: GraphIndex): Generator<Found> {
   for (const op of QUANT_OPS) {
