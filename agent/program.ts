@@ -555,12 +555,13 @@ const LOWERINGS: Lowerings = {
   all_gather: lowerScatterGather,
   fused_allreduce_norm: lowerFusedAllReduceNorm,
   moe: lowerMoe,
-  fp8_quant: (s) => {
-    throw new RunError(
-      'unsupported-ops',
-      `node ${s.node} (${s.op}): the agent's native worker has no FP8 quant kernel; run it on webgpu or cpu`,
-      { node: s.node, op: s.op },
-    );
+  fp8_quant: (s, b) => {
+    const n = numelOf(s.x.shape);
+    b.outNumel(s, s.out, n);
+    b.check(s, numelOf(s.scale.shape) >= 1, 'a scale of no elements');
+    b.emit(s, 'fp8_quant', [b.dense(s, s.x), b.dense(s, s.scale)], [b.storageSlot(s.out)], {
+      satfinite: s.satfinite ? 1 : 0,
+    });
   },
   // The CPU reference and WebGPU run these; the native worker has no kernel for them yet.
   scatter: noWorkerKernel,

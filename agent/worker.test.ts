@@ -355,7 +355,7 @@ describe('plans from the wire', () => {
     );
   });
 
-  it('an FP8 quant step arrives through the wire and is refused by node: the native worker has no FP8 kernel', () => {
+  it('an FP8 quant step arrives through the wire and lowers to the worker op, its NaN rule as an argument', () => {
     const plan = planFromWire(
       {
         ...base,
@@ -379,8 +379,36 @@ describe('plans from the wire', () => {
       },
       lim,
     );
+    const steps = lowerPlan(plan, { id: 'x', seed: 1, maxDeviceBytes: 2 ** 30 }).program.steps;
+    expect(steps.map((st) => [st.node, st.op, st.i])).toEqual([['auto_functionalized_1', 'fp8_quant', [0]]]);
+  });
+
+  it('a bf16 plan that keeps f32 values (a native RMSNorm) is refused by the node that writes them', () => {
+    const plan = planFromWire(
+      {
+        ...base,
+        storages: [
+          { id: 'x', dtype: 'bf16', shape: [4, 8] },
+          { id: 'w', dtype: 'f32', shape: [4, 8] },
+        ],
+        steps: [
+          {
+            kernel: 'map',
+            node: 'convert_element_type',
+            op: 'prims.convert_element_type.default',
+            fn: 'cast',
+            a: view('x', [4, 8]),
+            b: null,
+            scalar: 0,
+            out: 'w',
+          },
+        ],
+        outputs: [{ name: 'convert_element_type', view: { ...view('w', [4, 8]), dtype: 'f32' } }],
+      },
+      lim,
+    );
     expect(() => lowerPlan(plan, { id: 'x', seed: 1, maxDeviceBytes: 2 ** 30 })).toThrow(
-      "node auto_functionalized_1 (_C.static_scaled_fp8_quant.default): the agent's native worker has no FP8 quant kernel",
+      'node convert_element_type (prims.convert_element_type.default): keeps f32 values in a bf16 run',
     );
   });
 

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "executors.hpp"
+#include "fp8.hpp"
 
 namespace fl {
 namespace {
@@ -222,6 +223,17 @@ void runStepRank(const Step& st, CpuState& S, int rank) {
         float v = mapValue((int)m.fn, a[q], b ? (*b)[q] : 0.f, (float)m.scalar);
         o[q] = outInt ? std::trunc(v) : S.r(v);
       }
+      break;
+    }
+    case OpCode::Fp8Quant: {
+      need(st, 2, 1);
+      const bool sat = argsOf<Fp8QuantArgs>(st).satfinite != 0;
+      const Buf &x = S.in(rank, st.in[0], st), &scale = S.in(rank, st.in[1], st);
+      Buf& o = S.out(rank, st.out[0]);
+      checkSize(st, x, (int64_t)o.size(), "input");
+      checkSize(st, scale, 1, "scale");
+      const float inv = 1.f / scale[0];  // once, correctly rounded, as the kernels take it
+      for (size_t q = 0; q < o.size(); q++) o[q] = S.r(fp8QuantValue(x[q] * inv, sat));
       break;
     }
     case OpCode::ReduceRows: {

@@ -250,6 +250,7 @@ std::string launchStep(const Program& p, const Step& st, Cluster& C, int rank, c
                                    buf[rank][st.out[0]], p.slotIsInt[st.out[0]], n0, (int)a.fn, (float)a.scalar);
       break;
     }
+    case OpCode::Fp8Quant: kFp8Quant<T><<<grid, 256, 0, s>>>(in(0), in(1), out(0), n0, argsOf<Fp8QuantArgs>(st).satfinite != 0); break;
     case OpCode::ReduceRows: {
       const ReduceRowsArgs a = argsOf<ReduceRowsArgs>(st);
       if (a.rows > 0)

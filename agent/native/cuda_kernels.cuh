@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "op_table.gen.hpp"
+#include "fp8.hpp"
 
 namespace fl {
 
@@ -114,6 +115,12 @@ __global__ void kMap(const void* a, bool aInt, const void* b, bool bInt, void* o
   }
 }
 
+/** KERNELS.fp8_quant: x · (1 / scale[0]), the reciprocal correctly rounded once, then fp8QuantValue. */
+template <typename T> __global__ void kFp8Quant(const T* x, const T* scale, T* o, int64_t n, bool satfinite) {
+  const float inv = __fdiv_rn(1.f, ld<T>(scale, 0));
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    o[i] = cvt<T>(fp8QuantValue(__fmul_rn(ld<T>(x, i), inv), satfinite));
+}
 /** KERNELS.reduce_rows, one thread per row: an f32 sum in index order then one division, or the max (NaN wins). */
 template <typename T>
 __global__ void kReduceRows(const T* x, T* o, int64_t rows, int64_t cols, int64_t xOffset, int64_t xRowStride, bool mean) {

@@ -18,7 +18,7 @@
 namespace fl {
 
 /** The worker's step ops (WORKER_OPS), in wire order. */
-enum class OpCode { Gather, Add, Mm, Embedding, Seed, Fill, Map, AllReduce, RmsNorm, FusedAddRmsNorm, AllReduceNorm, Moe, ReduceScatter, AllGather, ReduceRows, MmReduceScatter };
+enum class OpCode { Gather, Add, Mm, Embedding, Seed, Fill, Map, AllReduce, RmsNorm, FusedAddRmsNorm, AllReduceNorm, Moe, ReduceScatter, AllGather, Fp8Quant, ReduceRows, MmReduceScatter };
 
 inline OpCode parseOp(const std::string& s) {
   static const std::pair<const char*, OpCode> table[] = {
@@ -36,6 +36,7 @@ inline OpCode parseOp(const std::string& s) {
       {"moe", OpCode::Moe},
       {"reduce_scatter", OpCode::ReduceScatter},
       {"all_gather", OpCode::AllGather},
+      {"fp8_quant", OpCode::Fp8Quant},
       {"reduce_rows", OpCode::ReduceRows},
       {"mm_reduce_scatter", OpCode::MmReduceScatter},
   };
@@ -131,6 +132,12 @@ struct AllGatherArgs {
   void read(ArgReader&) {}
 };
 
+/** fp8_quant: x · (1 / scale[0]) cast to float8_e4m3fn, held as its value. */
+struct Fp8QuantArgs {
+  int64_t satfinite;
+  void read(ArgReader& r) { satfinite = r.integer("satfinite"); }
+};
+
 /** reduce_rows: each row reduced to one value: the mean or the max. */
 struct ReduceRowsArgs {
   int64_t rows, cols, xOffset, xRowStride, mean;
@@ -158,6 +165,7 @@ void checkArgs(const S& st, int64_t world) {
     case OpCode::Moe: argsOf<MoeArgs>(st, world); return;
     case OpCode::ReduceScatter: argsOf<ReduceScatterArgs>(st, world); return;
     case OpCode::AllGather: argsOf<AllGatherArgs>(st, world); return;
+    case OpCode::Fp8Quant: argsOf<Fp8QuantArgs>(st, world); return;
     case OpCode::ReduceRows: argsOf<ReduceRowsArgs>(st, world); return;
     case OpCode::MmReduceScatter: argsOf<MmReduceScatterArgs>(st, world); return;
   }

@@ -696,6 +696,13 @@ export const WORKER_OPS = {
     f: [],
   },
   all_gather: { cpp: 'AllGather', doc: "every rank's token rows, concatenated in rank order", i: [], f: [] },
+  // satfinite 1: FlashInfer's saturating cast (NaN stays NaN); 0: vLLM's clamp (NaN → 448).
+  fp8_quant: {
+    cpp: 'Fp8Quant',
+    doc: 'x · (1 / scale[0]) cast to float8_e4m3fn, held as its value',
+    i: ['satfinite'],
+    f: [],
+  },
   // rows: every dim but the last; mean: 1 the mean (sum in index order, one division), 0 the max.
   reduce_rows: {
     cpp: 'ReduceRows',
@@ -928,10 +935,10 @@ export const KERNELS = {
   },
   // FP8 e4m3fn quant of contiguous x by 1/scale[0] (src/graph/fp8.ts), values held in the run
   // dtype (each is exact in bf16). satfinite: FlashInfer's saturating cast (the fused op's
-  // quant_out), else vLLM's static_scaled_fp8_quant clamp. No worker op yet: the agent refuses it.
+  // quant_out), else vLLM's static_scaled_fp8_quant clamp.
   fp8_quant: {
     fields: { x: 'view', scale: 'view', satfinite: 'bool', out: 'storage' },
-    worker: [],
+    worker: ['fp8_quant'],
     rounding: 'exact',
     collective: false,
     doc: 'static FP8 quant',

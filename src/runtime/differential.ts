@@ -304,11 +304,17 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
       [1, 2],
     );
   },
-  // Not generated: every graph here also runs on the agent, whose native worker has no FP8 kernel
-  // and refuses it by node. The CPU and WGSL quantizers are checked bit-exactly against an
-  // independent reference on every bf16 value (src/wgsl/fp8Quant.test.ts), and run through the
-  // planner before and after the fusion (src/runtime/fp8QuantRun.test.ts).
-  fp8_quant: () => undefined,
+  // vLLM's static FP8 quant, by a seeded positive scale (a norm weight's values); the saturating
+  // form comes with the fused all-reduce + norm's pattern 2, checked in src/runtime/fp8QuantRun.test.ts.
+  fp8_quant: (g) => {
+    const x = g.input(['s0', g.pick(COLS)]);
+    g.functionalized(
+      'quant',
+      '_C.static_scaled_fp8_quant.default',
+      { result: g.node('empty', 'aten.empty_like.default', [x], {}, null), input: x, scale: g.input([1]) },
+      [1],
+    );
+  },
   // Sequence parallelism's pair, over a concrete token count every rank count splits.
   reduce_scatter: (g) => {
     const m = g.ranks * g.int(1, 3);

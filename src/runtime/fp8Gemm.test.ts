@@ -4,32 +4,18 @@
 // fused_all_gather_scaled_matmul) against the scaled GEMM and the collective they fuse.
 
 import { describe, expect, it } from 'vitest';
-import { parseFx } from '../graph/fx/parse.ts';
 import { torchF8e4m3fn } from '../graph/opTable.ts';
-import { prng } from '../graph/seededRandom.ts';
 import { runGraph, type RunOptions } from './index.ts';
 import { toHostTensor, type HostTensor } from './hostTensor.ts';
 import { compareTensor } from './compareOutputs.ts';
 import { roundTo } from './weights.ts';
 import { tinyRuns } from './testRuns.ts';
+import { bf16Tensor as bf16, bf16Values as values, moduleGraph as graph } from './testGraphs.ts';
 
 const run = tinyRuns();
 const T = 7; // the tiny preset's token count
 const BACKENDS = ['cpu', 'webgpu'] as const;
 
-const graph = (args: string, body: string[]) =>
-  parseFx(
-    [
-      'class GraphModule(torch.nn.Module):',
-      `    def forward(self, ${args}):`,
-      ...body.map((l) => `        ${l}`),
-    ].join('\n'),
-  ).graph;
-function values(seed: number, n: number, scale: number): number[] {
-  const u = prng(seed);
-  return Array.from({ length: n }, () => roundTo('bf16', (u() * 2 - 1) * scale));
-}
-const bf16 = (shape: number[], xs: number[]) => toHostTensor('bf16', shape, xs);
 /** Every rank's outputs, in order. */
 async function outputsOf(g: ReturnType<typeof graph>, o: RunOptions): Promise<HostTensor[][]> {
   const r = await runGraph(g, o);

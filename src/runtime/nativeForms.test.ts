@@ -6,35 +6,17 @@
 // cutlass_scaled_mm) against their definition.
 
 import { describe, expect, it } from 'vitest';
-import { parseFx } from '../graph/fx/parse.ts';
 import { f8e4m3fnBits, f8e4m3fnValue } from '../graph/fp8.ts';
-import { prng } from '../graph/seededRandom.ts';
 import { runGraph, type RunOptions } from './index.ts';
 import { buildPlan } from './plan.ts';
 import { hostValues, toHostTensor, type HostTensor } from './hostTensor.ts';
 import { compareTensor } from './compareOutputs.ts';
-import { roundTo } from './weights.ts';
 import { tinyRuns } from './testRuns.ts';
+import { bf16Tensor as bf16, bf16Values as values, moduleGraph as graph } from './testGraphs.ts';
 
 const run = tinyRuns({ ranks: 1 });
 const T = 7; // the tiny preset's token count
 const H = 64;
-
-const graph = (args: string, body: string[]) =>
-  parseFx(
-    [
-      'class GraphModule(torch.nn.Module):',
-      `    def forward(self, ${args}):`,
-      ...body.map((l) => `        ${l}`),
-    ].join('\n'),
-  ).graph;
-
-/** Seeded bf16 values, `scale` wide, some of them large enough to clamp. */
-function values(seed: number, n: number, scale: number): number[] {
-  const u = prng(seed);
-  return Array.from({ length: n }, () => roundTo('bf16', (u() * 2 - 1) * scale));
-}
-const bf16 = (shape: number[], xs: number[]) => toHostTensor('bf16', shape, xs);
 
 async function outputsOf(g: ReturnType<typeof graph>, o: RunOptions): Promise<HostTensor[]> {
   const r = await runGraph(g, o);
@@ -164,6 +146,28 @@ describe("vLLM's native forms, planned and run", { timeout: 300_000 }, () => {
     }
     const c = compareTensor('rms', got[0]!, got[1]!, 1, 'cpu vs webgpu');
     expect(c.pass, `cpu vs webgpu: ${c.ulps} ulps`).toBe(true);
+  });
+
+  it('aten._to_copy casts by its dtype keyword (f32 widens into an f32 storage, none copies), and a reduction over another dim than the last is refused by node', () => {
+    const g = graph('arg0_1: "Sym(s77)", arg1_1: "bf16[s77, 64]"', [
+      '_to_copy: "f32[s77, 64]" = torch.ops.aten._to_copy.default(arg1_1, dtype = torch.float32)',
+      '_to_copy_1: "bf16[s77, 64]" = torch.ops.aten._to_copy.default(arg1_1)',
+      'amax: "f32[s77]" = torch.ops.aten.amax.default(_to_copy, [1])',
+      'return (_to_copy, _to_copy_1, amax)',
+    ]);
+    const plan = buildPlan(g, { preset: 'tiny', dtype: 'bf16', ranks: 1 });
+    expect(['_to_copy', '_to_copy_1', 'amax'].map((n) => plan.storages.get(n)?.dtype)).toEqual([
+      'f32',
+      'bf16',
+      'f32',
+    ]);
+    const byDim0 = graph('arg1_1: "bf16[8, 64]"', [
+      'mean: "bf16[64]" = torch.ops.aten.mean.dim(arg1_1, [0])',
+      'return (mean,)',
+    ]);
+    expect(() => buildPlan(byDim0, { preset: 'tiny', dtype: 'bf16', ranks: 1 })).toThrow(
+      'node mean (aten.mean.dim): reduces over dims [0] of a 2-d tensor: only the last dim has a kernel',
+    );
   });
 
   it('native static FP8 quant is bitwise _C.static_scaled_fp8_quant on CPU and WebGPU; its values are e4m3fn, some clamped', async () => {
