@@ -143,6 +143,17 @@ function splitDim(
   return { kind: 'tensor', dtype: t.dtype, shape };
 }
 
+/** The fused norm + dynamic quants' leading arguments (csrc/torch_bindings.cpp): per token, and per group after them. */
+const NORM_DYNAMIC_QUANT_ARGS: ArgSpec[] = [
+  M('result'),
+  T('input'),
+  T('weight'),
+  M('scale'),
+  P('epsilon', 'float'),
+  { name: 'scale_ub', type: 'Tensor?', default: null },
+  { name: 'residual', type: 'Tensor(a!)?', default: null, mutates: true },
+];
+
 /** Every registered op outside the elementwise table, each name a literal type: see `FxOp`. */
 export const FX_OPS = [
   // --- collectives -------------------------------------------------------------------------
@@ -823,32 +834,14 @@ export const FX_OPS = [
     name: '_C.rms_norm_dynamic_per_token_quant.default',
     kind: 'fused',
     returns: 0,
-    args: [
-      M('result'),
-      T('input'),
-      T('weight'),
-      M('scale'),
-      P('epsilon', 'float'),
-      { name: 'scale_ub', type: 'Tensor?', default: null },
-      { name: 'residual', type: 'Tensor(a!)?', default: null, mutates: true },
-    ],
+    args: NORM_DYNAMIC_QUANT_ARGS,
     doc: 'RMSNorm (with residual: after z = input + residual → residual [3]), then FP8 quant with one scale per token (max |x| / 448 into scale [2]); result [1].',
   }),
   defineOp({
     name: '_C.rms_norm_per_block_quant.default',
     kind: 'fused',
     returns: 0,
-    args: [
-      M('result'),
-      T('input'),
-      T('weight'),
-      M('scale'),
-      P('epsilon', 'float'),
-      { name: 'scale_ub', type: 'Tensor?', default: null },
-      { name: 'residual', type: 'Tensor(a!)?', default: null, mutates: true },
-      P('group_size', 'int'),
-      P('is_scale_transposed', 'bool'),
-    ],
+    args: [...NORM_DYNAMIC_QUANT_ARGS, P('group_size', 'int'), P('is_scale_transposed', 'bool')],
     doc: 'RMSNorm (with residual: new residual [3]), then FP8 quant with one scale per group_size columns of a token (scale [2]); result [1].',
   }),
   defineOp({

@@ -284,13 +284,6 @@ const FX_OP_COST: Record<FxOp, OpCost> = {
   }),
   '_C.static_scaled_fp8_quant.default': mutatingCall(),
   '_C.scaled_fp4_quant.default': mutatingCall(),
-  // The fused norm / activation + quant ops: one pass over the input, the quantized result written once.
-  '_C.rms_norm_static_fp8_quant.default': mutatingCall({ flops: (c) => 6 * c.elems('input') }),
-  '_C.fused_add_rms_norm_static_fp8_quant.default': mutatingCall({ flops: (c) => 7 * c.elems('input') }),
-  '_C.rms_norm_dynamic_per_token_quant.default': mutatingCall({ flops: (c) => 8 * c.elems('input') }),
-  '_C.rms_norm_per_block_quant.default': mutatingCall({ flops: (c) => 8 * c.elems('input') }),
-  '_C.silu_and_mul_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
-  '_C.silu_and_mul_nvfp4_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
   'prims.convert_element_type.default': elementwise,
   'aten._to_copy.default': elementwise,
   'aten.mean.dim': elementwise,
@@ -302,6 +295,13 @@ const FX_OP_COST: Record<FxOp, OpCost> = {
   '_C.dynamic_per_token_scaled_fp8_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
   '_C.cutlass_scaled_mm.default': mutatingCall(),
   'aten._scaled_mm.default': matmul('self', 'mat2', false),
+  // The fused norm / activation + quant ops: one pass over the input, the quantized result written once.
+  '_C.rms_norm_static_fp8_quant.default': mutatingCall({ flops: (c) => 6 * c.elems('input') }),
+  '_C.fused_add_rms_norm_static_fp8_quant.default': mutatingCall({ flops: (c) => 7 * c.elems('input') }),
+  '_C.rms_norm_dynamic_per_token_quant.default': mutatingCall({ flops: (c) => 8 * c.elems('input') }),
+  '_C.rms_norm_per_block_quant.default': mutatingCall({ flops: (c) => 8 * c.elems('input') }),
+  '_C.silu_and_mul_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
+  '_C.silu_and_mul_nvfp4_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
 };
 
 /** An op outside the registry wrapped in auto_functionalized: no schema, so nothing to count but its launch. */

@@ -16,22 +16,20 @@ import type { Arg, Node } from '../ir.ts';
 import { isRef, ref } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
 import { indexGraph, tensorOf } from '../match.ts';
-import { AUTO_FUNCTIONALIZED } from '../call.ts';
 import type { Diagnostic, Match, Pass, PassResult } from './pipeline.ts';
 import { diagnostic, resolveOptions } from './options.ts';
 import type { ResolvedOptions } from './options.ts';
 import { GraphEdit } from './graphEdit.ts';
 import type { ActivationOccurrence, QuantOccurrence } from './matchers/index.ts';
 import { findActivations } from './matchers/index.ts';
-import { inGraphOrder } from './matchers/occurrence.ts';
 import type { AnyQuant } from './normQuant.ts';
 import {
   QUANT_LABEL,
   emptyBuffer,
-  fusedResults,
   otherReader,
   quantsByInput,
   readerName,
+  replaceSite,
 } from './normQuant.ts';
 import { SILU_AND_MUL_NVFP4_QUANT, SILU_AND_MUL_QUANT } from './patternOps.ts';
 
@@ -108,29 +106,20 @@ function fuse(edit: GraphEdit, ix: GraphIndex, act: ActivationOccurrence, q: Qua
     target = SILU_AND_MUL_QUANT;
     kwargs = { result, input: act.input, scale: q.scale };
   }
-  const fused = edit.make(
-    edit.fresh('auto_functionalized'),
-    AUTO_FUNCTIONALIZED,
-    [{ kind: 'op', target }],
+  return replaceSite(edit, ix, {
+    pass: PASS,
+    site: act.anchor,
+    from,
+    nodes: [...act.nodes, ...q.nodes],
+    made,
+    keep,
+    target,
     kwargs,
-    from,
-    null,
-  );
-  made.push(fused);
-  fusedResults(
-    edit,
-    fused,
-    from,
-    [
+    results: [
       { value: q.outputs.quant, arg: 'result' },
       ...(q.op === 'nvfp4' ? [{ value: q.outputs.scale, arg: 'result_block_scale' }] : []),
     ],
-    made,
-  );
-  const consumed = inGraphOrder(ix, [...act.nodes, ...q.nodes]).filter((n) => !keep.includes(n));
-  edit.insertBefore(q.nodes[0]!, ...made);
-  edit.remove(...consumed);
-  return { pass: PASS, site: act.anchor, consumed, produced: made.map((n) => n.name) };
+  });
 }
 
 export const actQuant: Pass = (g, opts): PassResult => {
@@ -140,7 +129,8 @@ export const actQuant: Pass = (g, opts): PassResult => {
   const { byInput } = quantsByInput(ix);
   const matches: Match[] = [];
   const diagnostics: Diagnostic[] = [];
-  for (const act of findActivations(ix).occurrences) {
+  const activations = findActivations(ix);
+  for (const act of activations.occurrences) {
     const out = act.outputs.out;
     const q = out ? byInput.get(out)?.[0] : undefined;
     if (!q) continue;
@@ -152,5 +142,12 @@ export const actQuant: Pass = (g, opts): PassResult => {
     if (!edit.claim(...act.nodes, ...q.nodes)) continue;
     matches.push(fuse(edit, ix, act, q));
   }
+  // A would-be silu_and_mul the matcher refused (an interior value read from outside) feeding a quant.
+  for (const r of activations.refusals) {
+    const read = r.nodes.find((n) => byInput.has(n));
+    if (read !== undefined) diagnostics.push(diagnostic(PASS, r.anchor, r.reason, r.reader));
+  }
+  const at = (d: { node: string }) => ix.pos.get(d.node) ?? -1;
+  diagnostics.sort((a, b) => at(a) - at(b));
   return { graph: edit.commit(), matches, diagnostics };
 };

@@ -294,6 +294,24 @@ describe('norm-quant (RMSNormQuantFusionPass)', () => {
       expect(refusal(g)[0]!.reason).toMatch(/no NVFP4 pattern/);
     });
 
+    it("a native norm whose interior value is read elsewhere: the matcher's refusal, naming the reader", () => {
+      const text = NATIVE.replace(
+        'return (convert_element_type_3,',
+        'return (convert_element_type_1, convert_element_type_3,',
+      ).replace('convert_element_type_1 = arg2_1 = None', 'arg2_1 = None');
+      const s = run(graph(text), ['norm-quant']).stages[0]!;
+      expect(s.matches.map((m) => m.site)).toEqual(['convert_element_type_4']);
+      expect(s.diagnostics).toEqual([
+        expect.objectContaining({
+          node: 'convert_element_type',
+          blocker: 'output',
+          reason: expect.stringMatching(
+            /^convert_element_type_1, inside the rms_norm at convert_element_type \(native form\), is read by the graph's return/,
+          ),
+        }),
+      ]);
+    });
+
     it('a quant whose input no norm produced names what did', () => {
       const g = custom(staticQuant('0', 'arg4_1'), 'q0, getitem_1');
       expect(refusal(g)).toEqual([
@@ -386,7 +404,7 @@ describe('act-quant (ActivationQuantFusionPass)', () => {
     );
   });
 
-  it('refuses a second reader, a dynamic quant, and names them', () => {
+  it('refuses a second reader, a dynamic quant, an interior value read elsewhere, and names them', () => {
     const second = run(
       g(
         [...staticQuant('0', 'act'), '    mm: "bf16[s72, 64]" = torch.ops.aten.mm.default(act, arg7_1)'],
@@ -398,6 +416,19 @@ describe('act-quant (ActivationQuantFusionPass)', () => {
     expect(second.diagnostics[0]).toMatchObject({ node: 'af_a', blocker: 'mm' });
     const dyn = run(g(perTokenQuant('0', 'act'), 'q0, s0'), ['act-quant']).stages[0]!;
     expect(dyn.matches).toEqual([]);
+    const native = NATIVE.replace(
+      'return (convert_element_type_3,',
+      'return (convert_element_type_12, convert_element_type_3,',
+    ).replace('convert_element_type_12 = slice_2 = None', 'slice_2 = None');
+    const refused = run(graph(native), ['act-quant']).stages[0]!;
+    expect(refused.matches).toEqual([]);
+    expect(refused.diagnostics).toEqual([
+      expect.objectContaining({
+        node: 'slice_1',
+        blocker: 'output',
+        reason: expect.stringMatching(/convert_element_type_12/),
+      }),
+    ]);
     expect(dyn.diagnostics[0]!.reason).toMatch(
       /dynamic per-token FP8 quant at af_q0: vLLM fuses silu_and_mul with a static FP8 or an NVFP4 quant/,
     );

@@ -32,9 +32,8 @@ import { diagnostic } from './options.ts';
 import { GraphEdit } from './graphEdit.ts';
 import type { NormOccurrence, Occurrence, QuantOccurrence, QuantOutput } from './matchers/index.ts';
 import { findActivations, findNorms, findQuants } from './matchers/index.ts';
-import { inGraphOrder, recognized, refusal, tupleOutputs } from './matchers/occurrence.ts';
+import { functionalizedCall, inGraphOrder, recognizer } from './matchers/occurrence.ts';
 import type { MatchRefusal, Recognized } from './matchers/occurrence.ts';
-import { scratchBuffer } from './matchers/norm.ts';
 import {
   EMPTY_LIKE,
   FUSED_ADD_RMS_NORM_STATIC_FP8_QUANT,
@@ -69,23 +68,20 @@ export interface GroupQuantOccurrence extends Occurrence<'fp8_group', QuantOutpu
 function groupQuant(ix: GraphIndex, n: Node): GroupQuantOccurrence | MatchRefusal | undefined {
   const input = functionalizedArg(n, 'input');
   if (input === undefined) return undefined;
-  // Results in schema order from [1] (output_q, output_s), as quant.ts reads an op the registry lacks.
-  const qi = mutatedResultIndex(n, 'output_q') ?? (n.op === AUTO_FUNCTIONALIZED ? 1 : undefined);
-  const si = mutatedResultIndex(n, 'output_s') ?? (n.op === AUTO_FUNCTIONALIZED ? 2 : undefined);
-  const read = tupleOutputs<QuantOutput>(ix, n, (i) => (i === qi ? 'quant' : i === si ? 'scale' : undefined));
-  const scratch = scratchBuffer(ix, functionalizedArg(n, 'output_q'), n);
-  const nodes = inGraphOrder(ix, [
-    ...(scratch ? [scratch.name] : []),
-    n.name,
-    ...('getitems' in read ? read.getitems : []),
-  ]);
-  if ('escape' in read) return refusal('fp8_group', 'custom', n.name, nodes, read.escape);
+  // output_s is an input of vLLM's pattern (the replacement writes it), so only output_q's scratch buffer is the quant's.
+  const call = functionalizedCall<'fp8_group', QuantOutput>(
+    ix,
+    n,
+    'fp8_group',
+    [
+      ['quant', 'output_q'],
+      ['scale', 'output_s'],
+    ],
+    ['output_q'],
+  );
+  if ('reason' in call) return call;
   return {
-    op: 'fp8_group',
-    form: 'custom',
-    nodes,
-    outputs: read.outputs,
-    anchor: n.name,
+    ...call.occurrence,
     input,
     groupSize: functionalizedArg(n, 'group_size') ?? null,
     transposed: functionalizedArg(n, 'dummy_is_scale_transposed') === true,
@@ -93,12 +89,9 @@ function groupQuant(ix: GraphIndex, n: Node): GroupQuantOccurrence | MatchRefusa
   };
 }
 
-export function findGroupQuants(ix: GraphIndex): Recognized<GroupQuantOccurrence> {
-  return recognized(
-    ix,
-    (ix.byKey.get(`${AUTO_FUNCTIONALIZED}:${PER_TOKEN_GROUP_QUANT_FP8}`) ?? []).map((n) => groupQuant(ix, n)),
-  );
-}
+export const findGroupQuants: (ix: GraphIndex) => Recognized<GroupQuantOccurrence> = recognizer((ix) =>
+  (ix.byKey.get(`${AUTO_FUNCTIONALIZED}:${PER_TOKEN_GROUP_QUANT_FP8}`) ?? []).map((n) => groupQuant(ix, n)),
+);
 
 // --- what the norm + quant and activation + quant passes share ----------------------------------
 
@@ -132,18 +125,42 @@ export function otherReader(ix: GraphIndex, value: string, inside: readonly stri
 
 export const readerName = (r: string) => (r === 'output' ? "the graph's return" : r);
 
+/** A fused site's rewrite: the one call that replaces it, and what it keeps. */
+export interface FusedSite {
+  pass: string;
+  /** The match's site (the norm's or the activation's anchor) and every node the site consists of. */
+  site: string;
+  nodes: readonly string[];
+  /** The nodes the new ones stand in for (provenance), the one whose source line they keep last. */
+  from: string[];
+  /** Nodes already made for the call (its output buffers), placed before it. */
+  made: Node[];
+  /** The model's buffers the fused op writes instead: they stay. */
+  keep: readonly string[];
+  target: string;
+  kwargs: Record<string, Arg>;
+  /** Each value the site produced that readers read, and the fused op's mutated argument holding it. */
+  results: readonly { value: string | undefined; arg: string }[];
+}
+
 /**
- * A node this pass makes: an output buffer, the fused call, or a getitem of it. Readers of
- * `stands` (a value the rewrite removes) then read the new node.
+ * `auto_functionalized(target, **kwargs)` where the site was (before its first node), readers of each
+ * of its values reading the fused op's result instead (`[i]` of the argument, from the schema), and the
+ * site's nodes removed.
  */
-export function fusedResults(
-  edit: GraphEdit,
-  fused: Node,
-  from: string[],
-  results: readonly { value: string | undefined; arg: string }[],
-  made: Node[],
-): void {
-  for (const { value, arg } of results) {
+export function replaceSite(edit: GraphEdit, ix: GraphIndex, s: FusedSite): Match {
+  const from = s.from;
+  const made = [...s.made];
+  const fused = edit.make(
+    edit.fresh('auto_functionalized'),
+    AUTO_FUNCTIONALIZED,
+    [{ kind: 'op', target: s.target }],
+    s.kwargs,
+    from,
+    null,
+  );
+  made.push(fused);
+  for (const { value, arg } of s.results) {
     if (value === undefined) continue;
     const index = mutatedResultIndex(fused, arg)!;
     const g = edit.make(
@@ -157,6 +174,10 @@ export function fusedResults(
     made.push(g);
     edit.replaceUses(value, ref(g.name));
   }
+  const consumed = inGraphOrder(ix, s.nodes).filter((n) => !s.keep.includes(n));
+  edit.insertBefore(inGraphOrder(ix, s.nodes)[0]!, ...made);
+  edit.remove(...consumed);
+  return { pass: s.pass, site: s.site, consumed, produced: made.map((n) => n.name) };
 }
 
 /** `empty_like(x, dtype = torch.float8_e4m3fn)`: the buffer vLLM's replacements quantize into. */
@@ -165,7 +186,7 @@ export function fp8Buffer(edit: GraphEdit, like: Arg, shape: ValueType | null, f
     edit.fresh('empty_like'),
     EMPTY_LIKE,
     [like],
-    { dtype: { kind: 'expr', text: 'torch.float8_e4m3fn' }, pin_memory: false },
+    { dtype: { kind: 'expr', text: TORCH_DTYPE_NAMES.f8e4m3fn }, pin_memory: false },
     from,
     shape && shape.kind === 'tensor' ? { ...shape, dtype: 'f8e4m3fn' } : null,
   );
@@ -287,30 +308,21 @@ function fuse(edit: GraphEdit, ix: GraphIndex, norm: NormOccurrence, q: AnyQuant
     if (isRef(scale)) keep.push(scale.name);
   }
   const call = fusedCall(norm, q, result, scale);
-  const fused = edit.make(
-    edit.fresh('auto_functionalized'),
-    AUTO_FUNCTIONALIZED,
-    [{ kind: 'op', target: call.target }],
-    call.kwargs,
+  return replaceSite(edit, ix, {
+    pass: PASS,
+    site: norm.anchor,
     from,
-    null,
-  );
-  made.push(fused);
-  fusedResults(
-    edit,
-    fused,
-    from,
-    [
+    nodes: [...norm.nodes, ...q.nodes],
+    made,
+    keep,
+    target: call.target,
+    kwargs: call.kwargs,
+    results: [
       { value: q.outputs.quant, arg: 'result' },
       { value: q.outputs.scale, arg: 'scale' },
       { value: norm.outputs.residual, arg: 'residual' },
     ],
-    made,
-  );
-  const consumed = inGraphOrder(ix, [...norm.nodes, ...q.nodes]).filter((n) => !keep.includes(n));
-  edit.insertBefore(q.nodes[0]!, ...made);
-  edit.remove(...consumed);
-  return { pass: PASS, site: norm.anchor, consumed, produced: made.map((n) => n.name) };
+  });
 }
 
 /**

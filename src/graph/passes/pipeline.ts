@@ -1,6 +1,6 @@
-// The pass pipeline: runs passes in order, keeps every intermediate graph, every match (which
-// nodes it consumed and produced) and every stage's diagnostics, and ends with why each all-reduce
-// left in the final graph is not fused. Graphs are immutable values: passes share unchanged nodes.
+// The pass pipeline: runs passes in order, keeps every intermediate graph and every match (which
+// nodes it consumed and produced), and ends with the diagnostics of the final graph — every
+// all-reduce left unfused and why. Graphs are immutable values: passes share unchanged nodes.
 
 import type { Graph } from '../ir.ts';
 import { indexGraph } from '../match.ts';
@@ -10,9 +10,9 @@ import { allReduceRmsNorm } from './allReduceRmsNorm.ts';
 import { sequenceParallelism } from './sequenceParallelism.ts';
 import { asyncTp } from './asyncTp.ts';
 import { moeUnpad } from './moeUnpad.ts';
-import { vllmIrLowering } from './vllmIrLowering.ts';
 import { normQuant } from './normQuant.ts';
 import { actQuant } from './actQuant.ts';
+import { vllmIrLowering } from './vllmIrLowering.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { resolveOptions } from './options.ts';
 import { ALL_REDUCE } from './patternOps.ts';
@@ -80,9 +80,9 @@ export type PassName =
   | 'sequence-parallelism'
   | 'async-tp'
   | 'allreduce-rmsnorm'
-  | 'vllm-ir-lowering'
   | 'norm-quant'
-  | 'act-quant';
+  | 'act-quant'
+  | 'vllm-ir-lowering';
 
 export const PASSES: Record<PassName, Pass> = {
   'noop-elimination': noopElimination,
@@ -91,9 +91,9 @@ export const PASSES: Record<PassName, Pass> = {
   'sequence-parallelism': sequenceParallelism,
   'async-tp': asyncTp,
   'allreduce-rmsnorm': allReduceRmsNorm,
-  'vllm-ir-lowering': vllmIrLowering,
   'norm-quant': normQuant,
   'act-quant': actQuant,
+  'vllm-ir-lowering': vllmIrLowering,
 };
 
 /** One line per pass: what it rewrites and why that is legal (pass lists, --help). */
@@ -109,12 +109,12 @@ export const PASS_DESCRIPTIONS: Record<PassName, string> = {
     'mm → reduce_scatter and all_gather → mm → symmetric-memory fused collective matmuls that overlap transfer and compute (vLLM AsyncTPPass).',
   'allreduce-rmsnorm':
     'all_reduce + (fused_add_)rms_norm → one FlashInfer fused all-reduce + RMSNorm kernel.',
-  'vllm-ir-lowering':
-    "vllm_ir.rms_norm / fused_add_rms_norm → the _C custom op (or, with irLowering 'native', its torch decomposition), as vLLM's VllmIRLoweringPass does after the fusion passes have matched the IR ops.",
   'norm-quant':
     '(fused_add_)rms_norm → FP8 quant (static, per-token, per-group 128/64) → one fused norm + quant kernel, where only the quant reads the normed output (vLLM RMSNormQuantFusionPass).',
   'act-quant':
     'silu_and_mul → static FP8 quant (NVFP4 on Blackwell) → one fused SwiGLU + quant kernel, where only the quant reads its output (vLLM ActivationQuantFusionPass).',
+  'vllm-ir-lowering':
+    "vllm_ir.rms_norm / fused_add_rms_norm → the _C custom op (or, with irLowering 'native', its torch decomposition), as vLLM's VllmIRLoweringPass does after the fusion passes have matched the IR ops.",
 };
 
 export const DEFAULT_PIPELINE = ['noop-elimination', 'slice-hoist', 'allreduce-rmsnorm'] as const;
@@ -132,21 +132,11 @@ const EXPLAINS_LEFTOVERS: string[] = [
   'async-tp',
 ] satisfies PassName[];
 
-export interface PipelineStage {
-  pass: string;
-  graph: Graph;
-  matches: Match[];
-  diagnostics: Diagnostic[];
-}
-
 export interface PipelineResult {
   input: Graph;
-  stages: PipelineStage[];
+  stages: { pass: string; graph: Graph; matches: Match[]; diagnostics: Diagnostic[] }[];
   output: Graph;
-  /**
-   * Every stage's diagnostics in stage order, then — when the last stage does not explain what it
-   * leaves — why each all-reduce of the final graph is not fused (pass 'allreduce-rmsnorm').
-   */
+  /** Of the final state: every unfused all_reduce. */
   diagnostics: Diagnostic[];
 }
 
@@ -163,55 +153,17 @@ export function runPipeline(g: Graph, passes: readonly string[], opts: PassOptio
     if (!fn) throw new UnknownPassError(p);
     return [p, fn] as const;
   });
-  const stages: PipelineStage[] = [];
+  const stages: PipelineResult['stages'] = [];
   let cur = g;
   for (const [name, fn] of run) {
     const r = fn(cur, opts);
-    stages.push({
-      pass: name,
-      graph: r.graph,
-      matches: r.matches,
-      diagnostics: r.diagnostics.map((d) => withEarlierReason(d, stages)),
-    });
+    stages.push({ pass: name, graph: r.graph, matches: r.matches, diagnostics: r.diagnostics });
     cur = r.graph;
   }
   // These passes already explain every collective they leave; don't do it twice.
   const last = stages[stages.length - 1];
-  const leftovers =
-    last && EXPLAINS_LEFTOVERS.includes(last.pass)
-      ? []
-      : diagnose(cur, opts).map((d) => withEarlierReason(d, stages));
-  return {
-    input: g,
-    stages,
-    output: cur,
-    diagnostics: [...stages.flatMap((s) => s.diagnostics), ...leftovers],
-  };
-}
-
-/**
- * A diagnostic whose fix is a pass that already ran in this pipeline ("run sequence-parallelism
- * first" from async-tp, after sequence-parallelism refused that all-reduce) gives that pass's own
- * reason for the node instead: telling the user to run a pass that ran says nothing.
- */
-function withEarlierReason(d: Diagnostic, earlier: readonly PipelineStage[]): Diagnostic {
-  const wanted = d.fix?.match(/^run ([\w-]+)/)?.[1];
-  if (wanted === undefined) return d;
-  for (let i = earlier.length - 1; i >= 0; i--) {
-    const stage = earlier[i]!;
-    if (stage.pass !== wanted) continue;
-    const own = stage.diagnostics.find((e) => e.node === d.node);
-    if (!own) return d;
-    const r: Diagnostic = {
-      pass: d.pass,
-      node: d.node,
-      reason: `${d.node} is left as ${wanted} left it: ${own.reason}`,
-    };
-    if (own.blocker !== undefined) r.blocker = own.blocker;
-    if (own.fix !== undefined) r.fix = own.fix;
-    return r;
-  }
-  return d;
+  const diagnostics = last && EXPLAINS_LEFTOVERS.includes(last.pass) ? last.diagnostics : diagnose(cur, opts);
+  return { input: g, stages, output: cur, diagnostics };
 }
 
 /** Why each all-reduce of `g` as it stands is not fused. */

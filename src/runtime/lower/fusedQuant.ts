@@ -6,11 +6,14 @@
 // unfused op stores, quantized by the same 1/scale with the same clamp. So each lowers to the
 // unfused pair's kernels (the norm or silu·mul step, then fp8_quant with the clamp rule), and
 // before ≡ after is bitwise (opTable.ts KERNELS holds each kernel's rounding). The dynamic
-// per-token and per-group quants and NVFP4 have no kernel yet (as their unfused quants).
+// per-token one lowers to the norm and the per-token quant's steps (quant.ts); the per-group
+// quant and NVFP4 have no kernel yet (as their unfused quants).
 
 import type { View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
 import { noKernel, tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
+import { perTokenFp8Quant } from './quant.ts';
+import { ELEMENTWISE_LOWERINGS } from './elementwise.ts';
 
 /** The norm's weight γ (argument i), one per column of x. */
 const normWeight = (c: OpCall, i: number, x: View): View =>
@@ -19,14 +22,44 @@ const normWeight = (c: OpCall, i: number, x: View): View =>
 /** static_scaled_fp8_quant's step on `x`: clamp(x · (1 / scale), ±448) into a new storage. */
 function staticFp8Quant(b: PlanBuilder, c: OpCall, x: View, scaleAt: number): View {
   const scale = c.tensor(scaleAt, 'scale', { role: 'norm-weight', shape: [1] });
-  const q = b.newStorage(`${c.node.name}.result`, x.dtype, x.shape);
+  const q = b.newStorage(`${c.node.name}.quant`, x.dtype, x.shape);
   b.push(c.node, { kernel: 'fp8_quant', x, scale, satfinite: false, out: q.storage });
   return q;
 }
 
-const noDynamicQuant = noKernel(
-  'the dynamic FP8 quants (per token, per group) have no kernel yet: the fused op is fed, as its unfused quant would be',
-);
+/**
+ * RMSNorm of `x` (+ `residual` at argument `residualAt`, when given) into new storages: the normed
+ * output, and with a residual the new one (z = x + residual, rounded, as fused_add_rms_norm).
+ */
+function normSteps(
+  b: PlanBuilder,
+  c: OpCall,
+  x: View,
+  at: { residual: number | null; weight: number; eps: number },
+): { normed: View; res: View | null } {
+  const n = c.node;
+  const w = normWeight(c, at.weight, x);
+  const eps = c.num(at.eps, 1e-6);
+  const normed = b.newStorage(`${n.name}.normed`, x.dtype, x.shape);
+  if (at.residual === null) {
+    b.push(n, { kernel: 'rms_norm', x, w, eps, out: normed.storage });
+    return { normed, res: null };
+  }
+  const residual = b.rowsOrCopy(c.tensor(at.residual, 'residual', { role: 'activation', shape: x.shape }), n);
+  if (residual.shape.join() !== x.shape.join())
+    c.fail(`residual [${residual.shape}] and input [${x.shape}] differ`);
+  const res = b.newStorage(`${n.name}.residual`, x.dtype, x.shape);
+  b.push(n, {
+    kernel: 'fused_add_rms_norm',
+    x,
+    residual,
+    w,
+    eps,
+    out: normed.storage,
+    residualOut: res.storage,
+  });
+  return { normed, res };
+}
 
 export const FUSED_QUANT_LOWERINGS = {
   // (result!, input, weight, scale, epsilon) → [1] result
@@ -34,9 +67,7 @@ export const FUSED_QUANT_LOWERINGS = {
     roles: { weight: 'norm-weight' },
     lower: (b, c) => {
       const x = b.rowsOrCopy(c.tensor(1, 'input'), c.node);
-      const normed = b.newStorage(`${c.node.name}.normed`, x.dtype, x.shape);
-      const w = normWeight(c, 2, x);
-      b.push(c.node, { kernel: 'rms_norm', x, w, eps: c.num(4, 1e-6), out: normed.storage });
+      const { normed } = normSteps(b, c, x, { residual: null, weight: 2, eps: 4 });
       return { t: 'tuple', items: [{ t: 'none' }, T(staticFp8Quant(b, c, normed, 3))] };
     },
   },
@@ -44,41 +75,40 @@ export const FUSED_QUANT_LOWERINGS = {
   '_C.fused_add_rms_norm_static_fp8_quant.default': {
     roles: { weight: 'norm-weight' },
     lower: (b, c) => {
-      const n = c.node;
-      const x = b.rowsOrCopy(c.tensor(1, 'input'), n);
-      const residual = b.rowsOrCopy(c.tensor(2, 'residual', { role: 'activation', shape: x.shape }), n);
-      if (residual.shape.join() !== x.shape.join())
-        c.fail(`residual [${residual.shape}] and input [${x.shape}] differ`);
-      const w = normWeight(c, 3, x);
-      const normed = b.newStorage(`${n.name}.normed`, x.dtype, x.shape);
-      const res = b.newStorage(`${n.name}.residual`, x.dtype, x.shape);
-      b.push(n, {
-        kernel: 'fused_add_rms_norm',
-        x,
-        residual,
-        w,
-        eps: c.num(5, 1e-6),
-        out: normed.storage,
-        residualOut: res.storage,
-      });
-      return { t: 'tuple', items: [{ t: 'none' }, T(staticFp8Quant(b, c, normed, 4)), T(res)] };
+      const x = b.rowsOrCopy(c.tensor(1, 'input'), c.node);
+      const { normed, res } = normSteps(b, c, x, { residual: 2, weight: 3, eps: 5 });
+      return { t: 'tuple', items: [{ t: 'none' }, T(staticFp8Quant(b, c, normed, 4)), T(res!)] };
     },
   },
-  '_C.rms_norm_dynamic_per_token_quant.default': noDynamicQuant,
-  '_C.rms_norm_per_block_quant.default': noDynamicQuant,
-  // (result!, input, scale) → [1] result
+  // (result!, input, weight, scale!, epsilon, scale_ub, residual!?) → [1] result, [2] scale, [3] residual.
+  // Without a residual vLLM's kernel quantizes `(scalar_t)(x · rms) · w` by max|·| / 448 per token
+  // (csrc/quantization/fused_kernels/layernorm_utils.cuh), as the pair does. With one it normalizes
+  // the f32 sum x + residual where fused_add_rms_norm rounds it first: here the fused op rounds as
+  // the pair (before ≡ after bitwise); vLLM's own kernel may differ from the pair by that rounding.
+  '_C.rms_norm_dynamic_per_token_quant.default': {
+    roles: { weight: 'norm-weight' },
+    lower: (b, c) => {
+      if (c.arg(5) !== null) c.fail('scale_ub (an upper bound on the per-token absmax) has no kernel');
+      const x = b.rowsOrCopy(c.tensor(1, 'input'), c.node);
+      const { normed, res } = normSteps(b, c, x, {
+        residual: c.arg(6) === null ? null : 6,
+        weight: 2,
+        eps: 4,
+      });
+      const { out, scale } = perTokenFp8Quant(b, c, normed);
+      return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale), res ? T(res) : { t: 'none' }] };
+    },
+  },
+  '_C.rms_norm_per_block_quant.default': noKernel(
+    'the per-token-group FP8 quant has no kernel yet: the fused op is fed, as its unfused quant would be',
+  ),
+  // (result!, input, scale) → [1] result: silu_and_mul's step (the same argument positions), then the quant.
   '_C.silu_and_mul_quant.default': {
     lower: (b, c) => {
-      const x = c.tensor(1, 'input');
-      const last = x.shape.length - 1;
-      const d = x.shape[last] / 2;
-      if (!Number.isInteger(d))
-        c.fail(`input's last dim ${x.shape[last]} is odd: it must hold the gate and up halves`);
-      const gate: View = { ...x, shape: [...x.shape.slice(0, last), d] };
-      const up: View = { ...gate, offset: x.offset + d * x.strides[last] };
-      const act = b.newStorage(`${c.node.name}.act`, x.dtype, gate.shape);
-      b.push(c.node, { kernel: 'map', fn: 'silu_mul', a: gate, b: up, scalar: 0, out: act.storage });
-      return { t: 'tuple', items: [{ t: 'none' }, T(staticFp8Quant(b, c, act, 2))] };
+      const act = ELEMENTWISE_LOWERINGS['_C.silu_and_mul.default'].lower(b, c);
+      const out = typeof act === 'object' && act.t === 'tuple' ? act.items[1] : undefined;
+      if (!out || out.t !== 'tensor') return c.fail('silu_and_mul gave no tensor');
+      return { t: 'tuple', items: [{ t: 'none' }, T(staticFp8Quant(b, c, out.view, 2))] };
     },
   },
   '_C.silu_and_mul_nvfp4_quant.default': noKernel(

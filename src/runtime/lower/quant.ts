@@ -97,6 +97,21 @@ export function scaledMm(
   return mapStep(b, c, name, to === 'f8e4m3fn' ? 'to_f8e4m3fn' : 'cast', y, null, 0, dtype);
 }
 
+/**
+ * The dynamic per-token FP8 quant of the rows of `x` (contiguous): scale = max(max|row| / 448,
+ * 1/(448·512)) in f32; result = e4m3fn(clamp(row / scale, ±448)), held in x's dtype.
+ */
+export function perTokenFp8Quant(b: PlanBuilder, c: OpCall, x: View): { out: View; scale: View } {
+  const perRow = mapStep(b, c, 'scale_raw', 'divs', absMax(b, c, x, true), null, F8E4M3FN_MAX, 'f32');
+  const scale = mapStep(b, c, 'scale', 'maxs', perRow, null, MIN_SCALING_FACTOR, 'f32');
+  // scaled_fp8_conversion<false>: x / scale (f32, correctly rounded), fmaxf(−448, fminf(·, 448)), the
+  // cast. As clamp steps and torch's cast this differs from the kernel on NaN input only (NaN, not 448).
+  const q = mapStep(b, c, 'div', 'div', x, scale, 0, 'f32');
+  const lo = mapStep(b, c, 'clamp_min', 'maxs', q, null, -F8E4M3FN_MAX, 'f32');
+  const hi = mapStep(b, c, 'clamp_max', 'mins', lo, null, F8E4M3FN_MAX, 'f32');
+  return { out: mapStep(b, c, 'result', 'to_f8e4m3fn', hi, null, 0, x.dtype), scale };
+}
+
 export const QUANT_LOWERINGS = {
   '_C.static_scaled_fp8_quant.default': {
     lower: (b, c) => {
@@ -122,14 +137,7 @@ export const QUANT_LOWERINGS = {
     lower: (b, c) => {
       const x = b.contiguous(c.tensor(1, 'input'), c.node);
       if (c.arg(3) !== null) c.fail('scale_ub (an upper bound on the per-token absmax) has no kernel');
-      const perRow = mapStep(b, c, 'scale_raw', 'divs', absMax(b, c, x, true), null, F8E4M3FN_MAX, 'f32');
-      const scale = mapStep(b, c, 'scale', 'maxs', perRow, null, MIN_SCALING_FACTOR, 'f32');
-      // scaled_fp8_conversion<false>: x / scale (f32, correctly rounded), fmaxf(−448, fminf(·, 448)), the
-      // cast. As clamp steps and torch's cast this differs from the kernel on NaN input only (NaN, not 448).
-      const q = mapStep(b, c, 'div', 'div', x, scale, 0, 'f32');
-      const lo = mapStep(b, c, 'clamp_min', 'maxs', q, null, -F8E4M3FN_MAX, 'f32');
-      const hi = mapStep(b, c, 'clamp_max', 'mins', lo, null, F8E4M3FN_MAX, 'f32');
-      const out = mapStep(b, c, 'result', 'to_f8e4m3fn', hi, null, 0, x.dtype);
+      const { out, scale } = perTokenFp8Quant(b, c, x);
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
     },
   },
