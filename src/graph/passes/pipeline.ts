@@ -1,6 +1,6 @@
-// The pass pipeline: runs passes in order, keeps every intermediate graph and every match (which
-// nodes it consumed and produced), and ends with the diagnostics of the final graph — every
-// all-reduce left unfused and why. Graphs are immutable values: passes share unchanged nodes.
+// The pass pipeline: runs passes in order, keeps every intermediate graph, every match (which
+// nodes it consumed and produced) and every stage's diagnostics, and ends with why each all-reduce
+// left in the final graph is not fused. Graphs are immutable values: passes share unchanged nodes.
 
 import type { Graph } from '../ir.ts';
 import { indexGraph } from '../match.ts';
@@ -132,11 +132,21 @@ const EXPLAINS_LEFTOVERS: string[] = [
   'async-tp',
 ] satisfies PassName[];
 
+export interface PipelineStage {
+  pass: string;
+  graph: Graph;
+  matches: Match[];
+  diagnostics: Diagnostic[];
+}
+
 export interface PipelineResult {
   input: Graph;
-  stages: { pass: string; graph: Graph; matches: Match[]; diagnostics: Diagnostic[] }[];
+  stages: PipelineStage[];
   output: Graph;
-  /** Of the final state: every unfused all_reduce. */
+  /**
+   * Every stage's diagnostics in stage order, then — when the last stage does not explain what it
+   * leaves — why each all-reduce of the final graph is not fused (pass 'allreduce-rmsnorm').
+   */
   diagnostics: Diagnostic[];
 }
 
@@ -153,17 +163,55 @@ export function runPipeline(g: Graph, passes: readonly string[], opts: PassOptio
     if (!fn) throw new UnknownPassError(p);
     return [p, fn] as const;
   });
-  const stages: PipelineResult['stages'] = [];
+  const stages: PipelineStage[] = [];
   let cur = g;
   for (const [name, fn] of run) {
     const r = fn(cur, opts);
-    stages.push({ pass: name, graph: r.graph, matches: r.matches, diagnostics: r.diagnostics });
+    stages.push({
+      pass: name,
+      graph: r.graph,
+      matches: r.matches,
+      diagnostics: r.diagnostics.map((d) => withEarlierReason(d, stages)),
+    });
     cur = r.graph;
   }
   // These passes already explain every collective they leave; don't do it twice.
   const last = stages[stages.length - 1];
-  const diagnostics = last && EXPLAINS_LEFTOVERS.includes(last.pass) ? last.diagnostics : diagnose(cur, opts);
-  return { input: g, stages, output: cur, diagnostics };
+  const leftovers =
+    last && EXPLAINS_LEFTOVERS.includes(last.pass)
+      ? []
+      : diagnose(cur, opts).map((d) => withEarlierReason(d, stages));
+  return {
+    input: g,
+    stages,
+    output: cur,
+    diagnostics: [...stages.flatMap((s) => s.diagnostics), ...leftovers],
+  };
+}
+
+/**
+ * A diagnostic whose fix is a pass that already ran in this pipeline ("run sequence-parallelism
+ * first" from async-tp, after sequence-parallelism refused that all-reduce) gives that pass's own
+ * reason for the node instead: telling the user to run a pass that ran says nothing.
+ */
+function withEarlierReason(d: Diagnostic, earlier: readonly PipelineStage[]): Diagnostic {
+  const wanted = d.fix?.match(/^run ([\w-]+)/)?.[1];
+  if (wanted === undefined) return d;
+  for (let i = earlier.length - 1; i >= 0; i--) {
+    const stage = earlier[i]!;
+    if (stage.pass !== wanted) continue;
+    const own = stage.diagnostics.find((e) => e.node === d.node);
+    if (!own) return d;
+    const r: Diagnostic = {
+      pass: d.pass,
+      node: d.node,
+      reason: `${d.node} is left as ${wanted} left it: ${own.reason}`,
+    };
+    if (own.blocker !== undefined) r.blocker = own.blocker;
+    if (own.fix !== undefined) r.fix = own.fix;
+    return r;
+  }
+  return d;
 }
 
 /** Why each all-reduce of `g` as it stands is not fused. */
