@@ -12,26 +12,33 @@ const counts = (rep: { passes: { name: string; matches: number }[] }) =>
   rep.passes.map((p) => [p.name, p.matches]);
 
 describe("fusionlab rewrite with vLLM's own flags", () => {
-  it('-O2 -tp 2 on Hopper runs what vLLM runs: noop elimination, then the 5 all-reduce + RMSNorm sites', () => {
+  it('-O2 -tp 2 on Hopper runs what vLLM runs: noop elimination, the 5 all-reduce + RMSNorm sites, then the IR lowering', () => {
     const r = run(['-O2', '-tp', '2']);
     expect(r.code).toBe(0);
     expect(counts(r.rep)).toEqual([
       ['noop-elimination', 0],
       ['allreduce-rmsnorm', 5],
+      ['vllm-ir-lowering', 0],
     ]);
     expect(r.rep.vllm).toMatchObject({ level: 2, platform: 'sm90', tp: 2 });
   });
 
   it('an explicit flag turns off what the level turned on, and the report says where each switch came from', () => {
     const r = run(['-O2', '-tp', '2', '-cc.pass_config.fuse_allreduce_rms=False']);
-    expect(counts(r.rep)).toEqual([['noop-elimination', 0]]);
+    expect(counts(r.rep)).toEqual([
+      ['noop-elimination', 0],
+      ['vllm-ir-lowering', 0],
+    ]);
     const ar = r.rep.vllm.flags.find((f: { flag: string }) => f.flag === 'fuse_allreduce_rms');
     expect(ar).toMatchObject({ on: false, source: 'explicit' });
   });
 
   it('on Ampere the FlashInfer fusion stays off, and the report says why', () => {
     const r = run(['-O3', '-tp', '2', '--platform', 'sm80']);
-    expect(counts(r.rep)).toEqual([['noop-elimination', 0]]);
+    expect(counts(r.rep)).toEqual([
+      ['noop-elimination', 0],
+      ['vllm-ir-lowering', 0],
+    ]);
     const ar = r.rep.vllm.flags.find((f: { flag: string }) => f.flag === 'fuse_allreduce_rms');
     expect(ar.why).toMatch(/sm80/);
   });

@@ -10,13 +10,13 @@ const flag = (r: ReturnType<typeof resolveVllmConfig>, name: string) => r.flags.
 describe("vLLM's compilation config (vllm/config/vllm.py OPTIMIZATION_LEVEL_0x, pass_manager.py)", () => {
   it('-O2 at TP 2 on Hopper runs noop elimination and the all-reduce + RMSNorm fusion, in that order', () => {
     const { r } = resolve(['-O2', '-tp', '2'], { platform: 'sm90' });
-    expect(r.passes).toEqual(['noop-elimination', 'allreduce-rmsnorm']);
+    expect(r.passes).toEqual(['noop-elimination', 'allreduce-rmsnorm', 'vllm-ir-lowering']);
     expect(r.options).toEqual({ worldSize: 2, gpu: 'hopper' });
   });
 
   it('TP 1 leaves the all-reduce fusion off, and says why', () => {
     const { r } = resolve(['-O2']);
-    expect(r.passes).toEqual(['noop-elimination']);
+    expect(r.passes).toEqual(['noop-elimination', 'vllm-ir-lowering']);
     expect(flag(r, 'fuse_allreduce_rms').why).toMatch(/TP 1/);
   });
 
@@ -27,7 +27,7 @@ describe("vLLM's compilation config (vllm/config/vllm.py OPTIMIZATION_LEVEL_0x, 
   });
 
   it('-O1 leaves the all-reduce fusion off at any TP', () => {
-    expect(resolve(['-O1', '-tp', '8']).r.passes).toEqual(['noop-elimination']);
+    expect(resolve(['-O1', '-tp', '8']).r.passes).toEqual(['noop-elimination', 'vllm-ir-lowering']);
   });
 
   it('-O0 runs nothing', () => {
@@ -58,7 +58,7 @@ describe("vLLM's compilation config (vllm/config/vllm.py OPTIMIZATION_LEVEL_0x, 
       '{"pass_config": {"fuse_allreduce_rms": false}}',
     ]).r;
     for (const r of [dotted, json]) {
-      expect(r.passes).toEqual(['noop-elimination']);
+      expect(r.passes).toEqual(['noop-elimination', 'vllm-ir-lowering']);
       expect(flag(r, 'fuse_allreduce_rms').source).toBe('explicit');
     }
   });
@@ -74,7 +74,7 @@ describe("vLLM's compilation config (vllm/config/vllm.py OPTIMIZATION_LEVEL_0x, 
       '-cc.pass_config.fuse_gemm_comms=true',
       '-cc.pass_config.fuse_allreduce_rms=false',
     ]).r;
-    expect(both.passes).toEqual(['noop-elimination', 'sequence-parallelism', 'async-tp']);
+    expect(both.passes).toEqual(['noop-elimination', 'sequence-parallelism', 'async-tp', 'vllm-ir-lowering']);
   });
 
   it("ROCm's padding fusion wants AITER and GPT-OSS's hidden size 2880", () => {

@@ -368,7 +368,12 @@ export function resolveVllmConfig(args: VllmArgs, context: Partial<VllmContext> 
     level,
     context: c,
     flags,
-    passes: on.flatMap((f) => (f.pass ? [f.pass] : [])),
+    // After its fusion passes vLLM always lowers what is left of its IR ops (pass_manager.py:
+    // post_cleanup, then VllmIRLoweringPass); -O0 compiles nothing.
+    passes: [
+      ...on.flatMap((f) => (f.pass ? [f.pass] : [])),
+      ...(level > 0 ? (['vllm-ir-lowering'] as const) : []),
+    ],
     notRun: on.filter((f) => f.pass === null),
     options: { worldSize: c.tp, gpu: c.platform === 'sm100' ? 'blackwell' : 'hopper' },
     numbers: args.numbers,
