@@ -77,7 +77,7 @@ export function tokenDimCollective(
   if (ws !== undefined && ws !== ranks)
     throw new RunError(
       'input',
-      `node ${n.name} (${n.op}): the graph splits over world_size ${ws} but the run's group has ${ranks} rank(s); use --ranks ${ws}`,
+      `node ${n.name} (${n.op}): the graph splits over world_size ${ws} but the run has ${ranks} rank(s); use --ranks ${ws}`,
       where,
     );
   if (tokenRows % ranks !== 0)
