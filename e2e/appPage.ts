@@ -8,6 +8,14 @@ export async function idle(page: Page, timeout?: number): Promise<void> {
   await expect(page.locator('body')).toHaveAttribute('data-ready', 'true', timeout ? { timeout } : undefined);
 }
 
+/** The default sample (GPT-OSS, 1 layer, TP4) rewritten by the pipeline: before | after. */
+export async function openRewritten(page: Page): Promise<void> {
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByRole('button', { name: 'Run pipeline' }).click();
+  await idle(page);
+}
+
 /** The PR fragment rewritten by the pipeline, then run before and after on the CPU reference, 2 ranks. */
 export async function runFragmentOnCpu(page: Page): Promise<void> {
   await runSampleOnCpu(page, 'PR #28841 · before (fragment)');

@@ -3,7 +3,7 @@
 // hoist's explanation not asking to load what is loaded.
 
 import { test, expect } from '@playwright/test';
-import { idle } from './appPage.ts';
+import { idle, openRewritten } from './appPage.ts';
 
 test('the 300-layer sample states its real size; the aria-label counts what the status bar counts', async ({
   page,
@@ -24,10 +24,7 @@ test('the 300-layer sample states its real size; the aria-label counts what the 
 test('a folded layer says how many changes it holds, and the hoist is explained on the loaded graph', async ({
   page,
 }) => {
-  await page.goto('/?test=1');
-  await idle(page);
-  await page.getByRole('button', { name: 'Run pipeline' }).click();
-  await idle(page);
+  await openRewritten(page);
   const after = page.getByTestId('graph-view').last();
   await after.getByTestId('fold-all').click();
   await idle(page);

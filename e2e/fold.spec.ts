@@ -47,7 +47,7 @@ test('the 300-layer sample opens folded; unfolding it draws on a canvas, and [ f
   test.setTimeout(300_000);
   await page.goto('/?test=1');
   await idle(page);
-  await page.getByLabel('Sample').selectOption({ label: 'GPT-OSS-20B · 300 layers · TP4 (≈10,000 nodes)' });
+  await page.getByLabel('Sample').selectOption({ label: 'GPT-OSS-20B · 300 layers · TP4 (12,315 nodes)' });
   await expect(page.locator('body')).toHaveAttribute('data-ready', 'true', { timeout: 240_000 });
   const view = page.getByTestId('graph-view');
   await expect(view).toHaveAttribute('data-renderer', 'svg');

@@ -13,13 +13,16 @@ async function placed(page: Page, name: string, label: string) {
         (v) => v.dataset.label === l,
       );
       const r = view?.getBoundingClientRect();
-      return c && r
+      // The room the view places nodes in starts below its docked toolbar.
+      const bar = view?.querySelector('[data-testid="view-toolbar"]')?.getBoundingClientRect();
+      const top = bar ? bar.bottom : r?.top;
+      return c && r && top !== undefined
         ? {
             x: c.x,
             y: c.y,
-            inside: c.x > r.left && c.x < r.right && c.y > r.top && c.y < r.bottom,
-            top: r.top,
-            height: r.height,
+            inside: c.x > r.left && c.x < r.right && c.y > top && c.y < r.bottom,
+            top,
+            height: r.bottom - top,
           }
         : null;
     },

@@ -49,14 +49,33 @@ test('click, arrows, Enter and f drive the selection and the view', async ({ pag
   await expect(page.locator('[data-node="all_reduce_2"]')).not.toHaveAttribute('data-selected', 'true');
   await page.keyboard.press('ArrowUp');
   await expect(page.locator('[data-node="all_reduce_2"]')).toHaveAttribute('data-selected', 'true');
-  // f fits the whole graph into the view.
+  // f fits the whole graph into the view: below the docked toolbar, clear of the minimap, as large
+  // as the room there allows (the graph spans it in one direction, less the 16 px margins).
   await page.keyboard.press('f');
-  const k = await page.evaluate(() => window.__fusionlab!.views!()[0].transform().k);
-  const size = await page.evaluate(() => {
+  const fit = await page.evaluate(() => {
     const v = window.__fusionlab!.views!()[0];
-    return { w: v.layout.width, h: v.layout.height };
+    const t = v.transform();
+    const root = v.root.getBoundingClientRect();
+    const bar = v.root.querySelector('[data-testid="view-toolbar"]')!.getBoundingClientRect();
+    const map = v.root.querySelector('.fl-minimap')!.getBoundingClientRect();
+    const x0 = root.x + t.x,
+      y0 = root.y + t.y;
+    return {
+      graph: { x0, y0, x1: x0 + v.layout.width * t.k, y1: y0 + v.layout.height * t.k },
+      room: { x0: root.x, y0: bar.bottom, x1: root.right, y1: root.bottom },
+      map: { x0: map.x, y0: map.y, x1: map.right, y1: map.bottom },
+    };
   });
-  expect(k).toBeCloseTo(Math.min((1280 - 32) / size.w, (720 - 32) / size.h), 3);
+  expect(fit.graph.y0).toBeGreaterThanOrEqual(fit.room.y0);
+  expect(fit.graph.y1).toBeLessThanOrEqual(fit.room.y1);
+  expect(fit.graph.x0).toBeGreaterThanOrEqual(fit.room.x0);
+  const clearOfMap = fit.graph.x1 <= fit.map.x0 || fit.graph.y1 <= fit.map.y0;
+  expect(clearOfMap, 'the fitted graph is clear of the minimap').toBe(true);
+  const spans = Math.max(
+    (fit.graph.y1 - fit.graph.y0) / (fit.room.y1 - fit.room.y0 - 32),
+    (fit.graph.x1 - fit.graph.x0) / (fit.map.x0 - fit.room.x0 - 48),
+  );
+  expect(spans).toBeGreaterThan(0.97);
   // Enter focuses the selection at 100 %.
   await page.keyboard.press('Enter');
   await expect.poll(() => page.evaluate(() => window.__fusionlab!.views!()[0].transform().k)).toBe(1);

@@ -142,7 +142,7 @@ test('on the canvas renderer (300 layers unfolded) a box is filled with its valu
 
   await page.goto('/?test=1');
   await idle(page);
-  await page.getByLabel('Sample').selectOption({ label: 'GPT-OSS-20B · 300 layers · TP4 (≈10,000 nodes)' });
+  await page.getByLabel('Sample').selectOption({ label: 'GPT-OSS-20B · 300 layers · TP4 (12,315 nodes)' });
   await idle(page);
   await page.getByTestId('fold-all').click();
   await idle(page);

@@ -2,15 +2,12 @@
 // (B200 −4.42 % reopens as B200 −4.42 %, not H100), its TP and tokens, and the colour overlay.
 
 import { test, expect } from '@playwright/test';
-import { idle } from './appPage.ts';
+import { idle, openRewritten } from './appPage.ts';
 
 test("a link reopens the cost model's hardware, TP and tokens and the colour overlay as they were", async ({
   page,
 }) => {
-  await page.goto('/?test=1');
-  await idle(page);
-  await page.getByRole('button', { name: 'Run pipeline' }).click();
-  await idle(page);
+  await openRewritten(page);
   await page.getByRole('tab', { name: 'Cost model' }).click();
   await page.getByLabel('Hardware', { exact: true }).selectOption('B200-NVLink');
   await page.getByLabel('Tokens', { exact: true }).fill('4096');

@@ -32,7 +32,13 @@ test('the whole app after the rewrite', async ({ page }) => {
   await open(page, 'GPT-OSS-20B · 1 layer · TP4');
   await page.getByRole('button', { name: 'Run pipeline' }).click();
   await settled(page);
-  await page.getByTestId('graph-view').last().locator('g[data-kind="fused"]').first().click();
+  // The view follows the change nearest its centre, clear of the minimap: bring the first fused
+  // node into the middle of the pane before clicking it.
+  const fused = page.getByTestId('graph-view').last().locator('g[data-kind="fused"]').first();
+  const name = (await fused.getAttribute('data-node'))!;
+  await page.evaluate((n) => window.__fusionlab!.views!()[1].centerOn(n), name);
+  await settled(page);
+  await fused.click();
   await settled(page);
   await expect(page).toHaveScreenshot('after-rewrite.png');
 });

@@ -3,7 +3,7 @@
 // Pan/zoom with d3-zoom, a minimap, search, keyboard navigation, collapsible layer groups, and
 // the rewrite animation. Each concern is its own part (./view/); this component composes them.
 
-import { useCallback, useEffect, useMemo, useRef } from 'react';
+import { useCallback, useEffect, useMemo } from 'react';
 import type { Graph } from '../../graph/ir.ts';
 import { HitGrid } from './hitGrid.ts';
 import { NavIndex } from './keyboardNavigation.ts';
@@ -21,8 +21,8 @@ import { useFirstFrame } from './view/useFirstFrame.ts';
 import { useRewriteAnimation } from './view/useRewriteAnimation.ts';
 import { CanvasStage, useCanvasFrame, useThemePalette } from './view/CanvasStage.tsx';
 import { useSurfaceClick } from './view/useSurfaceClick.ts';
-import { Minimap, minimapBox, useMinimap } from './view/Minimap.tsx';
-import { usePartBox, viewInsets } from './view/viewInsets.ts';
+import { Minimap, useMinimap } from './view/Minimap.tsx';
+import { useChromeBands } from './view/viewInsets.ts';
 import { useNodeSearch } from './view/useNodeSearch.ts';
 import { useGraphKeys } from './view/useGraphKeys.ts';
 import { useViewHandle } from './view/useViewHandle.ts';
@@ -130,17 +130,9 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
     onGesture: (t) => placement.userMoved(t),
     onRest: () => placement.reportRest(),
   });
-  // The toolbar, minimap and legend each keep a band of the view: the graph is placed in the rest.
-  const chromeRef = useRef<HTMLDivElement>(null);
-  const legendRef = useRef<HTMLDivElement>(null);
   const minimapShown = !!layout && layout.nodes.length > 0 && minimap.shown;
-  const chrome = usePartBox(chromeRef, refs.root, true, size);
-  const legend = usePartBox(legendRef, refs.root, !!overlay, size);
-  // In a narrow pane the legend reaches under the minimap's corner: the minimap sits above it.
-  const unlifted = minimapShown ? minimapBox(layout, size, 0) : null;
-  const minimapLift = unlifted && legend.h > 0 && legend.x + legend.w + 8 > unlifted.x ? legend.h + 8 : 0;
-  const map = minimapShown ? minimapBox(layout, size, minimapLift) : null;
-  const insets = viewInsets(size, chrome.h, map ? [map, legend] : [legend]);
+  const bands = useChromeBands(refs.root, size, minimapShown ? layout : null, !!overlay);
+  const { insets } = bands;
   const placement = useViewPlacement(refs, { ...props, result, size, insets, byName, panZoom });
   const firstFrame = useFirstFrame({ ...props, result, renderer, size, markReady: requested.markReady });
   const ghosts = useRewriteAnimation(refs, { result, graph, animateFrom, testMode, renderer });
@@ -211,7 +203,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
         />
       )}
       <ViewChrome
-        barRef={chromeRef}
+        barRef={bands.chromeRef}
         label={label}
         requested={requested}
         renderer={renderer}
@@ -231,11 +223,11 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           layout={layout}
           size={size}
           transform={refs.transform}
-          lift={minimapLift}
+          lift={bands.minimapLift}
           moveTo={(t) => placement.setTransform(t, true)}
         />
       )}
-      {overlay && <OverlayLegend ref={legendRef} legend={overlay.legend} />}
+      {overlay && <OverlayLegend ref={bands.legendRef} legend={overlay.legend} />}
     </div>
   );
 };

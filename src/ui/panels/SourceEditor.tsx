@@ -1,7 +1,7 @@
 // The FX text of the graph: edit or paste, import, and — when import fails — the text with the
 // failing line highlighted and a caret under the column the importer named, scrolled into view.
 
-import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState, type ClipboardEvent } from 'react';
 import { useStore } from '../store/index.ts';
 import { lineStarts, shownLine, visibleRows } from './sourceWindow.ts';
 
@@ -141,22 +141,57 @@ async function pastedBlob(): Promise<Blob | undefined> {
   return undefined;
 }
 
+/**
+ * The paste box's handler. Where the page may read the clipboard, the paste is read as a blob
+ * through the async Clipboard API (off the page's thread; its size known before a character is
+ * decoded): the paste event's own data is read synchronously, seconds of frozen tab for 50 MB. A
+ * paste longer than the textarea lays out at once is a whole graph: imported as a dropped file is
+ * (in the pipeline worker) and shown read-only; a shorter one goes in at the caret.
+ */
+function usePasteHandler(): (e: ClipboardEvent<HTMLTextAreaElement>) => void {
+  const clipboardReadable = useClipboardReadable();
+  const loadText = useStore((s) => s.loadText);
+  const loadBlob = useStore((s) => s.loadBlob);
+  const setDraft = useStore((s) => s.setDraft);
+  const setWork = useStore((s) => s.setWork);
+  /** Text pasted at the caret (over the selection), as the textarea itself would. */
+  const insertPaste = (pasted: string, current: string, [from, to]: readonly [number, number]) =>
+    setDraft(current.slice(0, from) + pasted + current.slice(to));
+  return (e) => {
+    if (clipboardReadable) {
+      e.preventDefault();
+      const el = e.currentTarget;
+      const at = [el.selectionStart, el.selectionEnd] as const;
+      setWork({ label: 'reading the pasted text', fraction: null });
+      void pastedBlob()
+        .catch(() => undefined) // the permission was withdrawn meanwhile: nothing pasted
+        .then(async (blob) => {
+          setWork(null);
+          if (!blob) return;
+          if (blob.size > EDIT_IN_PLACE_CHARS) await loadBlob(blob, 'pasted.py');
+          else insertPaste(await blob.text(), el.value, at);
+        });
+      return;
+    }
+    // Without that permission the paste event's own data is all there is.
+    const pasted = e.clipboardData.getData('text/plain');
+    if (pasted.length <= EDIT_IN_PLACE_CHARS) return;
+    e.preventDefault();
+    void loadText(pasted, 'pasted.py');
+  };
+}
+
 export function SourceEditor() {
   const sourceText = useStore((s) => s.sourceText);
   const sourceName = useStore((s) => s.sourceName);
   const importError = useStore((s) => s.importError);
   const warnings = useStore((s) => s.warnings);
   const loadText = useStore((s) => s.loadText);
-  const loadBlob = useStore((s) => s.loadBlob);
-  const setWork = useStore((s) => s.setWork);
   const clearImportError = useStore((s) => s.clearImportError);
   const draft = useStore((s) => s.draft);
   const setDraft = useStore((s) => s.setDraft);
   const text = draft ?? sourceText;
-  const clipboardReadable = useClipboardReadable();
-  /** Text pasted at the caret (over the selection), as the textarea itself would. */
-  const insertPaste = (pasted: string, current: string, [from, to]: readonly [number, number]) =>
-    setDraft(current.slice(0, from) + pasted + current.slice(to));
+  const onPaste = usePasteHandler();
 
   if (importError) {
     return (
@@ -219,33 +254,7 @@ export function SourceEditor() {
           value={text}
           placeholder="Paste FX text: a print_readable() module, a fragment from a PR, or str(graph)."
           onChange={(e) => setDraft(e.target.value)}
-          onPaste={(e) => {
-            if (clipboardReadable) {
-              // Read as a blob (the async Clipboard API, off the page's thread): its size is known
-              // before a character is decoded. A paste event's own data is read synchronously,
-              // seconds of frozen tab for 50 MB.
-              e.preventDefault();
-              const el = e.currentTarget;
-              const at = [el.selectionStart, el.selectionEnd] as const;
-              // One longer than the textarea lays out at once is a whole graph: imported as a
-              // dropped file is (in the pipeline worker) and shown read-only.
-              setWork({ label: 'reading the pasted text', fraction: null });
-              void pastedBlob()
-                .catch(() => undefined) // the permission was withdrawn meanwhile: nothing pasted
-                .then(async (blob) => {
-                  setWork(null);
-                  if (!blob) return;
-                  if (blob.size > EDIT_IN_PLACE_CHARS) await loadBlob(blob, 'pasted.py');
-                  else insertPaste(await blob.text(), el.value, at);
-                });
-              return;
-            }
-            // Without that permission the paste event's own data is all there is.
-            const pasted = e.clipboardData.getData('text/plain');
-            if (pasted.length <= EDIT_IN_PLACE_CHARS) return;
-            e.preventDefault();
-            void loadText(pasted, 'pasted.py');
-          }}
+          onPaste={onPaste}
         />
       )}
     </div>

@@ -138,26 +138,6 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
     get().setBottomTab('source');
   };
 
-  /**
-   * Runs a size check; a refusal shows in the editor with the text's head (the error is about its
-   * size, not a line in it). True when refused.
-   */
-  const refusedForSize = (check: () => void, text: string): boolean => {
-    try {
-      check();
-      return false;
-    } catch (e) {
-      if (!(e instanceof GraphImportError)) throw e;
-      showImportError({
-        message: e.detail,
-        line: e.line,
-        col: e.col,
-        text: text.slice(0, REFUSED_TEXT_SHOWN),
-      });
-      return true;
-    }
-  };
-
   const load = async (source: GraphSource, away: boolean, restore?: Restore) => {
     const mine = ++ticket;
     let loaded: Loaded;
@@ -219,18 +199,18 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
     loadText: (text, name, restore) => {
       // Over the import limit by its length alone: refused here at once, with the importer's own
       // message, rather than copied to the worker and back (50 MB costs the page seconds).
-      if (
+      const refused =
         text.length > DEFAULT_MAX_BYTES &&
-        refusedForSize(() => checkInputSize(text, DEFAULT_MAX_BYTES, name), text)
-      )
-        return Promise.resolve();
+        sizeRefusal(() => checkInputSize(text, DEFAULT_MAX_BYTES, name), text);
+      if (refused) return Promise.resolve(showImportError(refused));
       return load({ text, name }, text.length > OFF_THREAD_ABOVE_CHARS && offThread(), restore);
     },
 
     loadBlob: async (blob, name) => {
       if (blob.size > DEFAULT_MAX_BYTES) {
         const head = await blob.slice(0, REFUSED_TEXT_SHOWN).text();
-        if (refusedForSize(() => checkByteSize(blob.size, DEFAULT_MAX_BYTES, name), head)) return;
+        const refused = sizeRefusal(() => checkByteSize(blob.size, DEFAULT_MAX_BYTES, name), head);
+        if (refused) return showImportError(refused);
       }
       await get().loadText(await blob.text(), name);
     },
@@ -285,6 +265,20 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
     clearImportError: () => set({ importError: null }),
   };
 };
+
+/**
+ * A size check's refusal as the editor shows it, with the text's head (the error is about its
+ * size, not a line in it); null when the check passes.
+ */
+function sizeRefusal(check: () => void, text: string): ImportProblem | null {
+  try {
+    check();
+    return null;
+  } catch (e) {
+    if (!(e instanceof GraphImportError)) throw e;
+    return { message: e.detail, line: e.line, col: e.col, text: text.slice(0, REFUSED_TEXT_SHOWN) };
+  }
+}
 
 /** Dump stage i as a loaded graph, at world size `tp` (undefined: the graph's own). */
 function dumpStage(

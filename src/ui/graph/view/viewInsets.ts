@@ -3,8 +3,10 @@
 // centred node, a rewrite's change) in the clear area that remains, so no chrome sits over the
 // nodes it puts in view.
 
-import { useLayoutEffect, useState, type RefObject } from 'react';
+import { useLayoutEffect, useRef, useState, type RefObject } from 'react';
+import type { GraphLayout } from '../layout.ts';
 import type { ViewSize } from '../viewCentre.ts';
+import { minimapBox } from './Minimap.tsx';
 
 /** Pixels covered along each edge of the view. */
 export interface ViewInsets {
@@ -91,4 +93,27 @@ export function usePartBox(
     // size: the part keeps its corner as the view resizes, which moves it without resizing it.
   }, [ref, root, mounted, size]);
   return box;
+}
+
+/**
+ * A view's chrome bands: the toolbar's and the legend's elements (measured), the minimap's place
+ * (computed, so a new graph's first view already knows it) and lift, and the insets they make.
+ * `minimapOf` is the layout the minimap shows, null when it is hidden.
+ */
+export function useChromeBands(
+  root: RefObject<HTMLElement | null>,
+  size: ViewSize,
+  minimapOf: GraphLayout | null,
+  legendShown: boolean,
+) {
+  const chromeRef = useRef<HTMLDivElement>(null);
+  const legendRef = useRef<HTMLDivElement>(null);
+  const chrome = usePartBox(chromeRef, root, true, size);
+  const legend = usePartBox(legendRef, root, legendShown, size);
+  // In a narrow pane the legend reaches under the minimap's corner: the minimap sits above it.
+  const unlifted = minimapOf ? minimapBox(minimapOf, size, 0) : null;
+  const minimapLift = unlifted && legend.h > 0 && legend.x + legend.w + GAP > unlifted.x ? legend.h + GAP : 0;
+  const map = minimapOf ? minimapBox(minimapOf, size, minimapLift) : null;
+  const insets = viewInsets(size, chrome.h, map ? [map, legend] : [legend]);
+  return { chromeRef, legendRef, minimapLift, insets };
 }
