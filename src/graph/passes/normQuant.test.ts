@@ -455,7 +455,7 @@ describe('the FP8 Llama capture at TP 1 (fixtures/capture/llama-fp8-tp1.py)', ()
     // all-reduce fusion; RMSNormQuantFusionPass then ActivationQuantFusionPass (pass_manager.py).
     const { vllm } = splitVllmArgs(['-O2', '-cc.custom_ops=["+quant_fp8"]']);
     const cfg = resolveVllmConfig(vllm!);
-    expect(cfg.passes).toEqual(['noop-elimination', 'norm-quant', 'act-quant']);
+    expect(cfg.passes).toEqual(['noop-elimination', 'norm-quant', 'act-quant', 'vllm-ir-lowering']);
     for (const file of ['llama-fp8-tp1.py', 'llama-fp8-tp1.graph.txt']) {
       const r = run(load(file), cfg.passes, cfg.options);
       // L = 2: each layer's input norm and post-attention norm feed a static quant (qkv, gate_up);
@@ -467,6 +467,7 @@ describe('the FP8 Llama capture at TP 1 (fixtures/capture/llama-fp8-tp1.py)', ()
         ['noop-elimination', 0],
         ['norm-quant', 4],
         ['act-quant', 2],
+        ['vllm-ir-lowering', 0],
       ]);
       expect(r.stages[1]!.diagnostics, file).toEqual([]);
       expect(ops(r.output).filter((o) => o === '_C.static_scaled_fp8_quant.default')).toEqual([]);
