@@ -3,6 +3,7 @@
 // fused sites, the cost model's kernels, bytes and time on an H200, the run's, and whether its
 // outputs equal the original's (bitwise, with fused norms rounded as the pair).
 
+import { formatMicros, formatMicrosRange } from '../units.ts';
 import { useState, type ReactNode } from 'react';
 import type { Graph, Node } from '../../graph/ir.ts';
 import { isRef } from '../../graph/ir.ts';
@@ -164,8 +165,6 @@ export function CompareFixesPanel() {
   );
 }
 
-const range = (s: { min: number; max: number }) => `${s.min.toFixed(1)}–${s.max.toFixed(1)}`;
-
 /**
  * A fix's numbers: fused sites, the model's prediction, the run's measurement (its own kernels, the
  * busiest rank's time with its spread, the Run tab's method), and the verdict in the Run's words.
@@ -177,7 +176,7 @@ function FixNumbers({ row: r }: { row: FixesReport['rows'][number] }) {
     ['model: kernels', r.model.launches, `model-kernels-${r.id}`],
     ['model: HBM bytes', formatBytes(r.model.hbmBytes)],
     ['model: link bytes / rank', formatBytes(r.model.linkBytesPerRank)],
-    ['model: time', `${r.model.us.toFixed(1)} µs`],
+    ['model: time', formatMicros(r.model.us)],
     [
       'run: kernels',
       m.steps > m.kernels ? `${m.kernels} (${m.steps} steps)` : m.kernels,
@@ -186,7 +185,7 @@ function FixNumbers({ row: r }: { row: FixesReport['rows'][number] }) {
     ['run: bytes', formatBytes(m.bytes)],
     [
       `run: time (busiest rank, ${timingMethod(m.runs)}; ${m.timing})`,
-      `${m.us.toFixed(1)} µs (${range(m.spread)})`,
+      `${formatMicros(m.us)} (${formatMicrosRange(m.spread)})`,
       `run-time-${r.id}`,
     ],
   ];

@@ -2,6 +2,7 @@
 // bars on a shared time axis. Wheel or drag zooms and pans the time axis (d3-zoom); hovering a
 // bar names the node, its op and its duration.
 
+import { formatMicros } from '../units.ts';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import * as d3 from 'd3';
 import { useStore } from '../store/index.ts';
@@ -48,13 +49,8 @@ function rowsOf(traces: TimelineTraces): Row[] {
   return rows;
 }
 
-/** Axis labels in the unit that fits the span: µs, ms or s. */
-export function formatMicros(us: number): string {
-  if (us === 0) return '0';
-  if (Math.abs(us) < 1000) return `${+us.toPrecision(3)} µs`;
-  if (Math.abs(us) < 1e6) return `${+(us / 1000).toPrecision(3)} ms`;
-  return `${+(us / 1e6).toPrecision(3)} s`;
-}
+/** Axis labels in the unit that fits the span (units.ts). */
+export { formatMicros };
 
 const LEGEND: { cls: string; label: string }[] = [
   { cls: 'kind-kernel', label: 'kernel' },
@@ -140,7 +136,7 @@ export function Timeline({ traces }: { traces: TimelineTraces }) {
       .on('mouseenter', (_, d) => setHover(d.e))
       .on('mouseleave', () => setHover(null))
       .on('click', (_, d) => select(d.e.node, d.row < rows.length / 2 ? 'before' : 'after'));
-    bars.append('title').text((d) => `${d.e.node} (${d.e.op}) ${d.e.dur_us.toFixed(1)} µs`);
+    bars.append('title').text((d) => `${d.e.node} (${d.e.op}) ${formatMicros(d.e.dur_us)}`);
 
     const draw = (x: d3.ScaleLinear<number, number>) => {
       bars
@@ -188,7 +184,7 @@ export function Timeline({ traces }: { traces: TimelineTraces }) {
         width={width}
         height={height}
         role="img"
-        aria-label={`Per-rank timeline, ${rows.length} rows, ${end.toFixed(0)} µs`}
+        aria-label={`Per-rank timeline, ${rows.length} rows, ${formatMicros(end)}`}
         data-testid="timeline"
       />
       <div className="timeline-legend" aria-label="Legend">
@@ -202,8 +198,8 @@ export function Timeline({ traces }: { traces: TimelineTraces }) {
       <div className="timeline-hover" aria-live="polite">
         {hover ? (
           <>
-            <span className="mono">{hover.node}</span> · {hover.op} · {hover.kind} · {hover.dur_us.toFixed(1)}{' '}
-            µs at {hover.start_us.toFixed(1)} µs
+            <span className="mono">{hover.node}</span> · {hover.op} · {hover.kind} ·{' '}
+            {formatMicros(hover.dur_us)} at {formatMicros(hover.start_us)}
           </>
         ) : (
           <span className="muted">Wheel to zoom, drag to pan; click a bar to select its node.</span>

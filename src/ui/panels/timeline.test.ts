@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatMicros } from './Timeline.tsx';
+import { formatMicrosRange } from '../units.ts';
 import { parseTraceFile, resolveWrappedOps, shownRun } from './TimelinePanel.tsx';
 import { summarise } from '../../runtime/timing.ts';
 import type { Trace } from '../../runtime/backend.ts';
@@ -89,5 +90,13 @@ describe('timeline', () => {
     );
     expect(shown.traces.before.events.find((e) => e.kind === 'kernel')!.dur_us).toBe(20);
     expect(shown.fed).toEqual({ before: 5, after: 4 });
+  });
+});
+
+describe('durations as the app prints them (units.ts)', () => {
+  it('a 16-second run reads in seconds, and a spread keeps one unit where both ends share it', () => {
+    expect(formatMicros(16100213.3)).toBe('16.1 s');
+    expect(formatMicrosRange({ min: 1_520_000, max: 1_610_000 })).toBe('1.52–1.61 s');
+    expect(formatMicrosRange({ min: 900, max: 1_200 })).toBe('900 µs–1.2 ms');
   });
 });
