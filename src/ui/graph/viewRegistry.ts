@@ -18,6 +18,8 @@ export interface ViewHandle {
   nodeAt(clientX: number, clientY: number): string | null;
   /** A node's centre in client coordinates, or null if it is not laid out. */
   nodeCenter(name: string): { x: number; y: number } | null;
+  /** The part of the view no chrome covers (view pixels): where it centres and fits nodes. */
+  clearArea(): { x: number; y: number; w: number; h: number };
   centerOn(name: string): void;
   fit(): void;
   /** Pan/zoom to a transform, as a user's gesture would (the bench scripts these). */

@@ -17,13 +17,13 @@ export interface ViewHandleOptions {
   marks?: Map<string, NodeMark>;
   selected: string | null;
   hitGrid: HitGrid | null;
-  placement: Pick<Placement, 'centerOn' | 'fit' | 'setTransform'>;
+  placement: Pick<Placement, 'centerOn' | 'fit' | 'setTransform' | 'area'>;
 }
 
 export function useViewHandle(refs: ViewRefs, o: ViewHandleOptions): void {
   const { label, marks, selected, hitGrid } = o;
   const { result, progress, ready, error } = o.requested;
-  const { centerOn, fit, setTransform } = o.placement;
+  const { centerOn, fit, setTransform, area } = o.placement;
   // Every change of the progress attributes, for tests that must see blocks painted before the
   // whole layout is in even where polling the DOM could miss it.
   useEffect(() => {
@@ -55,10 +55,11 @@ export function useViewHandle(refs: ViewRefs, o: ViewHandleOptions): void {
         const t = refs.transform.current;
         return { x: rect.left + t.x + (n.x + n.w / 2) * t.k, y: rect.top + t.y + (n.y + n.h / 2) * t.k };
       },
+      clearArea: () => area(),
       centerOn: (name) => centerOn(name, false, 1),
       fit: () => fit(false),
       setView: (v) => setTransform(zoomIdentity.translate(v.x, v.y).scale(v.k), false),
     };
     return registerView(handle);
-  }, [refs, result, marks, selected, hitGrid, centerOn, fit, setTransform]);
+  }, [refs, result, marks, selected, hitGrid, centerOn, fit, setTransform, area]);
 }

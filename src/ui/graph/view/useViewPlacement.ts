@@ -58,6 +58,8 @@ export interface Placement {
   reportRest(): void;
   /** Where the view is, or is about to be once this layout is placed (what a first frame needs). */
   upcoming(layout: GraphLayout): ViewTransform;
+  /** The clear area the view places nodes in (view pixels). */
+  area(): ClearArea;
 }
 
 /** A new graph's first view: its top, just below the toolbar, as wide as fits (30-100 %). */
@@ -283,5 +285,5 @@ export function useViewPlacement(refs: ViewRefs, o: PlacementOptions): Placement
       ? ((initialView && transformAt(l, initialView, size, groupOf)) ?? topOfGraph(l, area()))
       : refs.transform.current;
 
-  return { setTransform, fit, centerOn, userMoved, reportRest, upcoming };
+  return { setTransform, fit, centerOn, userMoved, reportRest, upcoming, area };
 }
