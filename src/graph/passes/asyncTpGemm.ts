@@ -18,7 +18,7 @@ import type { GraphIndex } from '../match.ts';
 import { tensorOf } from '../match.ts';
 import { AUTO_FUNCTIONALIZED, callArg, calledOp, functionalizedArg, mutatedResultIndex } from '../call.ts';
 import type { GraphEdit } from './graphEdit.ts';
-import { TORCH_DTYPE_NAMES } from './matchers/occurrence.ts';
+import { TORCH_DTYPE_NAMES } from '../ir.ts';
 import { TOKEN_DIM } from './sequenceParallelGate.ts';
 import {
   ADDMM,

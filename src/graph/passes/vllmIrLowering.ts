@@ -25,7 +25,7 @@ import { runRules } from './rules.ts';
 import type { NormOccurrence } from './matchers/index.ts';
 import { findNorms } from './matchers/index.ts';
 import { NORM_SPELLINGS } from './matchers/norm.ts';
-import { TORCH_DTYPE_NAMES } from './matchers/occurrence.ts';
+import { TORCH_DTYPE_NAMES } from '../ir.ts';
 import { ADD, CONVERT_ELEMENT_TYPE, EMPTY_LIKE, MEAN_DIM, MUL, POW, RSQRT } from './patternOps.ts';
 
 export const PASS = 'vllm-ir-lowering';

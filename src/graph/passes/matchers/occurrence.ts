@@ -71,18 +71,14 @@ export function soleReader(ix: GraphIndex, name: string): Node | undefined {
   return users.length === 1 ? ix.byName.get(users[0]!) : undefined;
 }
 
-export { TORCH_DTYPE_NAMES } from '../../ir.ts';
-/** `torch.float32` (an FX expression argument) → `f32`. */
-export const dtypeOfArg = torchDtype;
-
 /** A dtype conversion: `convert_element_type(x, dtype)` or `_to_copy(x, dtype = …)`. */
 export function conversion(n: Node | undefined): { source: Arg; dtype: DType } | undefined {
   if (!n) return undefined;
   const dtype =
     n.op === CONVERT_ELEMENT_TYPE
-      ? dtypeOfArg(n.args[1] ?? n.kwargs['dtype'])
+      ? torchDtype(n.args[1] ?? n.kwargs['dtype'])
       : n.op === TO_COPY
-        ? dtypeOfArg(n.kwargs['dtype'])
+        ? torchDtype(n.kwargs['dtype'])
         : undefined;
   const source = n.args[0];
   return dtype && source !== undefined ? { source, dtype } : undefined;
