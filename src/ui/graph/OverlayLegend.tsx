@@ -1,18 +1,16 @@
 // The legend of a node-data overlay, in the graph view's corner: the metric, its unit, where the
 // numbers came from, the ramp with its ticks, and the no-data swatch.
 
+import { formatMicros } from '../units.ts';
 import type { Ref } from 'react';
 import { formatBytes } from '../../graph/passes/flashinferLimits.ts';
 import { METRIC_INFO, type OverlayLegendModel, type OverlayMetric } from './overlay.ts';
-
-/** Three significant digits, no trailing zeros: 5, 12.5, 140, 1.23. */
-const sig3 = (v: number) => String(Number(v.toPrecision(3)));
 
 export function formatOverlayValue(metric: Exclude<OverlayMetric, 'kind'>, v: number): string {
   switch (metric) {
     case 'time':
       // Measured in µs; shown in the unit that keeps the number short.
-      return v >= 1e6 ? `${sig3(v / 1e6)} s` : v >= 1e3 ? `${sig3(v / 1e3)} ms` : `${sig3(v)} µs`;
+      return v === 0 ? '0 µs' : formatMicros(v);
     case 'bytes':
       return formatBytes(Math.round(v));
     case 'delta':
