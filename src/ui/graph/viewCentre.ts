@@ -31,6 +31,16 @@ export interface ViewSize {
   w: number;
   h: number;
 }
+/**
+ * The part of a view a centre is measured in, in view pixels from its top left corner: the area
+ * its chrome (toolbar, minimap, legend) leaves clear. Sender and receiver measure in it, so a
+ * link opened in a window whose chrome takes other room still shows the node at the centre of
+ * what is visible.
+ */
+export interface ViewFrame extends ViewSize {
+  x: number;
+  y: number;
+}
 
 // Rounded so a link stays short and a restored view, reported again, writes the same URL
 // (`+ 0` turns -0 into 0, which JSON would write as 0 anyway).
@@ -40,10 +50,10 @@ const round = (v: number, perUnit: number) => Math.round(v * perUnit) / perUnit 
 export function centreOf(
   layout: Pick<GraphLayout, 'nodes'>,
   t: ViewTransform,
-  size: ViewSize,
+  frame: ViewFrame,
 ): ViewCentre | null {
-  const cx = (size.w / 2 - t.x) / t.k,
-    cy = (size.h / 2 - t.y) / t.k;
+  const cx = (frame.x + frame.w / 2 - t.x) / t.k,
+    cy = (frame.y + frame.h / 2 - t.y) / t.k;
   let best: LaidNode | undefined;
   let bestD = Infinity;
   for (const n of layout.nodes) {
@@ -64,13 +74,13 @@ export function centreOf(
 }
 
 /**
- * The transform that shows `c` at the centre of a view of this size. A node folded into its layer's
+ * The transform that shows `c` at the centre of the frame. A node folded into its layer's
  * box (the sender had the layer open) shows that box at the centre instead. Null when neither is laid out.
  */
 export function transformAt(
   layout: Pick<GraphLayout, 'nodes' | 'groups'>,
   c: ViewCentre,
-  size: ViewSize,
+  frame: ViewFrame,
   groupOf?: (node: string) => string | undefined,
 ): ViewTransform | null {
   const n = layout.nodes.find((m) => m.name === c.node && !m.ref);
@@ -79,5 +89,5 @@ export function transformAt(
   if (!box) return null;
   const cx = box.x + box.w / 2 + (n ? c.dx : 0),
     cy = box.y + box.h / 2 + (n ? c.dy : 0);
-  return { x: size.w / 2 - cx * c.k, y: size.h / 2 - cy * c.k, k: c.k };
+  return { x: frame.x + frame.w / 2 - cx * c.k, y: frame.y + frame.h / 2 - cy * c.k, k: c.k };
 }

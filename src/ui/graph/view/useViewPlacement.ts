@@ -121,6 +121,8 @@ export function useViewPlacement(refs: ViewRefs, o: PlacementOptions): Placement
   const insetsRef = useRef(o.insets);
   insetsRef.current = o.insets;
   const area = useCallback(() => clearArea(size, insetsRef.current), [size]);
+  const areaRef = useRef(area);
+  areaRef.current = area;
   const layout = result?.layout ?? null;
   const callbacks = useRef(o);
   callbacks.current = o;
@@ -150,9 +152,14 @@ export function useViewPlacement(refs: ViewRefs, o: PlacementOptions): Placement
     [moveTo, announce],
   );
 
+  // The link's centre the view was opened at, until the user moves or the view is placed otherwise:
+  // while the chrome settles the clear area changes, and the centre is re-applied in the new one.
+  const heldCentre = useRef<ViewCentre | null>(null);
+
   const fit = useCallback(
     (animate: boolean) => {
       if (!layout || !size.w) return;
+      heldCentre.current = null;
       setTransform(fitting(layout, area()), animate);
     },
     [layout, size, area, setTransform],
@@ -162,6 +169,7 @@ export function useViewPlacement(refs: ViewRefs, o: PlacementOptions): Placement
     (name: string, animate: boolean, k?: number) => {
       const n = layout?.nodes.find((m) => m.name === name);
       if (!n || !size.w) return;
+      heldCentre.current = null;
       setTransform(centring(n, area(), k ?? Math.max(refs.transform.current.k, 0.8)), animate);
     },
     [layout, size, area, setTransform, refs],
@@ -178,7 +186,8 @@ export function useViewPlacement(refs: ViewRefs, o: PlacementOptions): Placement
     const before = fittedFor.current;
     const firstForGraph = before === null || before.layout.nodes.length === 0 || provisionalView.current;
     fittedFor.current = result;
-    const wanted = firstForGraph && initialView ? transformAt(layout, initialView, size, groupOf) : null;
+    const wanted = firstForGraph && initialView ? transformAt(layout, initialView, area(), groupOf) : null;
+    heldCentre.current = wanted && initialView ? initialView : null;
     if (wanted) {
       // Re-applied as more blocks arrive, until the user moves: a wider block shifts the frame.
       provisionalView.current = !result.complete;
@@ -220,11 +229,17 @@ export function useViewPlacement(refs: ViewRefs, o: PlacementOptions): Placement
     const d = o.insets.top - topInset.current;
     topInset.current = o.insets.top;
     if (d === 0 || !panZoom.bound()) return;
+    const held =
+      heldCentre.current && layout ? transformAt(layout, heldCentre.current, area(), groupOf) : null;
+    if (held) {
+      setTransform(zoomIdentity.translate(held.x, held.y).scale(held.k), false, false);
+      return;
+    }
     const t = refs.transform.current;
     setTransform(zoomIdentity.translate(t.x, t.y + d).scale(t.k), false, false);
     // panZoom.bound and refs are stable.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [o.insets.top, setTransform]);
+  }, [o.insets.top, setTransform, layout, area, groupOf]);
 
   // Centre on the change once this graph's own layout is in; the nearest candidate to the view's
   // centre, so applying every site keeps the user where they were looking.
@@ -246,6 +261,7 @@ export function useViewPlacement(refs: ViewRefs, o: PlacementOptions): Placement
     // The parent re-anchors the shared view at this node: announce relative to it already.
     if (callbacks.current.onFocus?.(best.name))
       anchorRef.current = { x: best.x + best.w / 2, y: best.y + best.h / 2 };
+    heldCentre.current = null;
     setTransform(centring(best, area(), Math.max(0.6, t.k)), true);
     // panZoom.bound and refs are stable.
     // eslint-disable-next-line react-hooks/exhaustive-deps
@@ -268,13 +284,14 @@ export function useViewPlacement(refs: ViewRefs, o: PlacementOptions): Placement
   const reportRest = useCallback(() => {
     const { result: r, graph: g } = shownRef.current;
     if (!r?.complete || r.graph !== g || !refs.size.current.w) return;
-    const c = centreOf(r.layout, refs.transform.current, refs.size.current);
+    const c = centreOf(r.layout, refs.transform.current, areaRef.current());
     if (c) callbacks.current.onViewRest?.(c);
   }, [refs]);
 
   const userMoved = useCallback(
     (t: ZoomTransform) => {
       provisionalView.current = false;
+      heldCentre.current = null;
       announce(t);
     },
     [announce],
@@ -282,7 +299,7 @@ export function useViewPlacement(refs: ViewRefs, o: PlacementOptions): Placement
 
   const upcoming = (l: GraphLayout) =>
     fittedFor.current === null
-      ? ((initialView && transformAt(l, initialView, size, groupOf)) ?? topOfGraph(l, area()))
+      ? ((initialView && transformAt(l, initialView, area(), groupOf)) ?? topOfGraph(l, area()))
       : refs.transform.current;
 
   return { setTransform, fit, centerOn, userMoved, reportRest, upcoming, area };

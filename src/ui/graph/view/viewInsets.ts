@@ -5,7 +5,7 @@
 
 import { useLayoutEffect, useRef, useState, type RefObject } from 'react';
 import type { GraphLayout } from '../layout.ts';
-import type { ViewSize } from '../viewCentre.ts';
+import type { ViewFrame, ViewSize } from '../viewCentre.ts';
 import { minimapBox } from './Minimap.tsx';
 
 /** Pixels covered along each edge of the view. */
@@ -17,12 +17,7 @@ export interface ViewInsets {
 }
 
 /** The part of the view no chrome covers, in view pixels. */
-export interface ClearArea {
-  x: number;
-  y: number;
-  w: number;
-  h: number;
-}
+export type ClearArea = ViewFrame;
 
 /** Where a part of the chrome sits, in view pixels from the view's top left corner. */
 export interface PartBox {
