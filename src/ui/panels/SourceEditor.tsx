@@ -113,14 +113,22 @@ function ErrorView({
 export const EDIT_IN_PLACE_CHARS = 200_000;
 
 /**
- * Whether this page may read the clipboard with the async Clipboard API without asking (the user
- * or the browser granted clipboard-read); kept up to date as the permission changes.
+ * What this page may do with the async Clipboard API: read without asking ('granted'), ask the
+ * user on the next paste ('prompt'), or not at all ('denied'; also a browser without the
+ * permission, e.g. Firefox). Kept up to date as the permission changes.
  */
-function useClipboardReadable(): boolean {
-  const [readable, setReadable] = useState(false);
+export type ClipboardAccess = 'granted' | 'prompt' | 'denied';
+
+function useClipboardAccess(): ClipboardAccess {
+  const [access, setAccess] = useState<ClipboardAccess>('denied');
   useEffect(() => {
     let status: PermissionStatus | null = null;
-    const update = () => setReadable(status?.state === 'granted' && !!navigator.clipboard?.read);
+    const update = () =>
+      setAccess(
+        status && typeof navigator.clipboard?.read === 'function' && status.state !== 'denied'
+          ? (status.state as 'granted' | 'prompt')
+          : 'denied',
+      );
     navigator.permissions
       ?.query({ name: 'clipboard-read' as PermissionName })
       .then((st) => {
@@ -131,7 +139,7 @@ function useClipboardReadable(): boolean {
       .catch(() => {}); // a browser without this permission: the paste event's own data is read
     return () => status?.removeEventListener('change', update);
   }, []);
-  return readable;
+  return access;
 }
 
 /** The clipboard's plain text as a blob (undefined when it holds none). */
@@ -141,36 +149,56 @@ async function pastedBlob(): Promise<Blob | undefined> {
   return undefined;
 }
 
+/** Said under the paste box where a paste can only be read all at once, on the page's thread. */
+export const BLOCKING_PASTE_NOTE =
+  'This page may not read the clipboard, so a paste arrives all at once: a paste of several MB stops the tab for seconds. Open or drop a large file instead.';
+
 /**
- * The paste box's handler. Where the page may read the clipboard, the paste is read as a blob
- * through the async Clipboard API (off the page's thread; its size known before a character is
- * decoded): the paste event's own data is read synchronously, seconds of frozen tab for 50 MB. A
- * paste longer than the textarea lays out at once is a whole graph: imported as a dropped file is
- * (in the pipeline worker) and shown read-only; a shorter one goes in at the caret.
+ * The paste box's handler. Where the page may read the clipboard (or may ask to), the paste is
+ * read as a blob through the async Clipboard API (off the page's thread; its size known before a
+ * character is decoded): the paste event's own data is read synchronously — 4–15 s of frozen tab
+ * for 50 MB, whether through getData or a DataTransferItem. A paste longer than the textarea lays
+ * out at once is a whole graph: imported as a dropped file is (in the pipeline worker) and shown
+ * read-only; a shorter one goes in at the caret. Refused the permission, the next paste reads the
+ * event's own data, and the box says what that costs.
  */
-function usePasteHandler(): (e: ClipboardEvent<HTMLTextAreaElement>) => void {
-  const clipboardReadable = useClipboardReadable();
+function usePasteHandler(): {
+  onPaste: (e: ClipboardEvent<HTMLTextAreaElement>) => void;
+  blocking: boolean;
+} {
+  const access = useClipboardAccess();
+  // Asked once and refused (a prompt dismissed counts): never ask again in this page.
+  const [refused, setRefused] = useState(false);
   const loadText = useStore((s) => s.loadText);
   const loadBlob = useStore((s) => s.loadBlob);
   const setDraft = useStore((s) => s.setDraft);
   const setWork = useStore((s) => s.setWork);
+  const setNotice = useStore((s) => s.setNotice);
+  const readAsync = access === 'granted' || (access === 'prompt' && !refused);
   /** Text pasted at the caret (over the selection), as the textarea itself would. */
   const insertPaste = (pasted: string, current: string, [from, to]: readonly [number, number]) =>
     setDraft(current.slice(0, from) + pasted + current.slice(to));
-  return (e) => {
-    if (clipboardReadable) {
+  const onPaste = (e: ClipboardEvent<HTMLTextAreaElement>) => {
+    if (readAsync) {
       e.preventDefault();
       const el = e.currentTarget;
       const at = [el.selectionStart, el.selectionEnd] as const;
       setWork({ label: 'reading the pasted text', fraction: null });
-      void pastedBlob()
-        .catch(() => undefined) // the permission was withdrawn meanwhile: nothing pasted
-        .then(async (blob) => {
+      void pastedBlob().then(
+        async (blob) => {
           setWork(null);
           if (!blob) return;
           if (blob.size > EDIT_IN_PLACE_CHARS) await loadBlob(blob, 'pasted.py');
           else insertPaste(await blob.text(), el.value, at);
-        });
+        },
+        () => {
+          // Refused (now, or withdrawn meanwhile): nothing was pasted; the next paste is read as
+          // the browser hands it over.
+          setWork(null);
+          setRefused(true);
+          setNotice('Clipboard access refused: nothing pasted. Paste again to paste the text itself.', true);
+        },
+      );
       return;
     }
     // Without that permission the paste event's own data is all there is.
@@ -179,6 +207,7 @@ function usePasteHandler(): (e: ClipboardEvent<HTMLTextAreaElement>) => void {
     e.preventDefault();
     void loadText(pasted, 'pasted.py');
   };
+  return { onPaste, blocking: !readAsync };
 }
 
 export function SourceEditor() {
@@ -191,7 +220,7 @@ export function SourceEditor() {
   const draft = useStore((s) => s.draft);
   const setDraft = useStore((s) => s.setDraft);
   const text = draft ?? sourceText;
-  const onPaste = usePasteHandler();
+  const { onPaste, blocking } = usePasteHandler();
 
   if (importError) {
     return (
@@ -248,14 +277,22 @@ export function SourceEditor() {
           <CodeWindow text={sourceText} label="FX source" />
         </>
       ) : (
-        <textarea
-          aria-label="FX source"
-          spellCheck={false}
-          value={text}
-          placeholder="Paste FX text: a print_readable() module, a fragment from a PR, or str(graph)."
-          onChange={(e) => setDraft(e.target.value)}
-          onPaste={onPaste}
-        />
+        <>
+          <textarea
+            aria-label="FX source"
+            aria-describedby={blocking ? 'blocking-paste-note' : undefined}
+            spellCheck={false}
+            value={text}
+            placeholder="Paste FX text: a print_readable() module, a fragment from a PR, or str(graph)."
+            onChange={(e) => setDraft(e.target.value)}
+            onPaste={onPaste}
+          />
+          {blocking && (
+            <p id="blocking-paste-note" className="muted source-note" data-testid="blocking-paste-note">
+              {BLOCKING_PASTE_NOTE}
+            </p>
+          )}
+        </>
       )}
     </div>
   );
