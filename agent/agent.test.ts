@@ -20,6 +20,14 @@ const before = parseFx(readFileSync(`${FX}/seed/pr28841-before.fragment.txt`, 'u
 const after = parseFx(readFileSync(`${FX}/seed/pr28841-after.fragment.txt`, 'utf8')).graph;
 const APP = 'http://127.0.0.1:5173';
 
+/** A WebSocket whose errors say nothing, as a browser's do: the refusal's HTTP status is hidden. */
+class SilentWebSocket extends WebSocket {
+  override addEventListener(type: string, listener: (ev: object) => void): void {
+    if (type === 'error') super.addEventListener('error', () => listener({}));
+    else super.addEventListener(type as 'open', listener);
+  }
+}
+
 let agent: RunningAgent;
 let client: AgentClient;
 const logs: string[] = [];
@@ -509,6 +517,39 @@ describe('a hostile client', () => {
     );
     ws!.close();
     await assertStillServes();
+  });
+
+  it("answers a browser's probe over HTTP as its handshake would: busy, token, origin, or free", async () => {
+    const other = await startAgent({
+      workerPath: buildWorker({ forceCpu: true, log: () => {} }).path,
+      limits: { maxConnections: 1 },
+      log: () => {},
+    });
+    const probe = (token: string, headers: Record<string, string> = {}) =>
+      fetch(`http://127.0.0.1:${other.port}/handshake?token=${token}`, { headers });
+    try {
+      expect((await probe(other.token)).status).toBe(204);
+      expect((await probe('0'.repeat(64))).status).toBe(401);
+      const foreign = await probe(other.token, { origin: 'https://evil.example' });
+      expect(foreign.status).toBe(403);
+      // Readable by the page that asks (no token is learnt from it: a foreign origin is refused first).
+      expect(foreign.headers.get('access-control-allow-origin')).toBe('*');
+      const ws = new WebSocket(`ws://127.0.0.1:${other.port}/?token=${other.token}`);
+      await new Promise((r) => ws.on('open', r));
+      const busy = await probe(other.token);
+      expect(busy.status).toBe(503);
+      expect(await busy.text()).toBe('1 connections are open; this agent takes at most 1\n');
+      // A browser's client asks the same question and says busy, not "is it running".
+      await expect(
+        AgentClient.connect(
+          { url: `ws://127.0.0.1:${other.port}`, token: other.token },
+          { webSocket: SilentWebSocket },
+        ),
+      ).rejects.toThrow(/is busy: all its connections are taken \(HTTP 503\)/);
+      ws.close();
+    } finally {
+      await other.close();
+    }
   });
 
   it('debug messages are refused by an agent not started for tests', async () => {

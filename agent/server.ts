@@ -13,9 +13,9 @@ import { totalmem } from 'node:os';
 import { WebSocketServer } from 'ws';
 import { WorkerProcess } from './workerProcess.ts';
 import { PreparationThread } from './preparation.ts';
-import type { AgentLimits, DeviceInfo } from '../src/runtime/agentProtocol.ts';
+import { HANDSHAKE_PROBE_PATH, type AgentLimits, type DeviceInfo } from '../src/runtime/agentProtocol.ts';
 import { openConnection, type Connection } from './server/connection.ts';
-import { handshakeRefusal, refuseUpgrade } from './server/handshake.ts';
+import { answerProbe, handshakeRefusal, refuseUpgrade } from './server/handshake.ts';
 import { messageHandler } from './server/messages.ts';
 import { RunQueue } from './server/runQueue.ts';
 
@@ -89,7 +89,12 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const conns = new Set<Connection>();
   const handle = messageHandler({ limits, thread, runs, conns, debug: cfg.debug ?? false });
 
-  const http: Server = createServer((_req, res) => {
+  // The port is known once listening; the probe is answered only after that.
+  let port = 0;
+  const rules = () => ({ port, token, origins, open: conns.size, maxConnections: limits.maxConnections });
+  const http: Server = createServer((req, res) => {
+    if (req.method === 'GET' && new URL(req.url ?? '/', 'http://x').pathname === HANDSHAKE_PROBE_PATH)
+      return answerProbe(res, handshakeRefusal(req, rules()));
     res.writeHead(426, { 'content-type': 'text/plain' }).end('fusionlab agent: connect with a WebSocket\n');
   });
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxMessageBytes });
@@ -97,17 +102,11 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     http.once('error', reject);
     http.listen(cfg.port ?? 0, '127.0.0.1', () => resolve());
   });
-  const port = (http.address() as { port: number }).port;
+  port = (http.address() as { port: number }).port;
 
   http.on('upgrade', (req, socket, head) => {
     socket.on('error', () => {});
-    const refusal = handshakeRefusal(req, {
-      port,
-      token,
-      origins,
-      open: conns.size,
-      maxConnections: limits.maxConnections,
-    });
+    const refusal = handshakeRefusal(req, rules());
     if (refusal) {
       log(`refused a connection: ${refusal.why}`);
       return refuseUpgrade(socket, refusal);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run agent [-- --port N] [--origin URL]… [--cpu]`: builds the native worker, starts the
+// `npm run agent [-- --port N] [--origin URL]… [--cpu] [--max-connections N]`: builds the native worker, starts the
 // agent on 127.0.0.1 and prints the app URL that selects it (with a one-time token).
 import { register } from 'tsx/esm/api';
 import { buildWorker } from './build.mjs';
@@ -10,13 +10,23 @@ const opt = (name) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 if (args.includes('-h') || args.includes('--help')) {
-  process.stdout.write('usage: npm run agent -- [--port N] [--origin http://127.0.0.1:5173]… [--cpu]\n');
+  process.stdout.write(
+    'usage: npm run agent -- [--port N] [--origin http://127.0.0.1:5173]… [--cpu] [--max-connections N]\n',
+  );
   process.exit(0);
 }
 const origins = args.flatMap((a, i) => (a === '--origin' && args[i + 1] ? [args[i + 1]] : []));
 const port = opt('--port') !== undefined ? Number(opt('--port')) : 0;
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.stderr.write(`fusionlab agent: --port must be 0..65535, got '${opt('--port')}'\n`);
+  process.exit(2);
+}
+
+const maxConnections = opt('--max-connections') !== undefined ? Number(opt('--max-connections')) : undefined;
+if (maxConnections !== undefined && !(Number.isInteger(maxConnections) && maxConnections >= 1)) {
+  process.stderr.write(
+    `fusionlab agent: --max-connections must be a whole number ≥ 1, got '${opt('--max-connections')}'\n`,
+  );
   process.exit(2);
 }
 
@@ -30,6 +40,7 @@ const agent = await startAgent({
   workerPath: worker.path,
   port,
   allowedOrigins: origins.length ? [...DEFAULT_ORIGINS, ...origins] : DEFAULT_ORIGINS,
+  ...(maxConnections !== undefined ? { limits: { maxConnections } } : {}),
 });
 const dev = await agent.device();
 const what =

@@ -164,13 +164,17 @@ test('run GPT-OSS-20B (24 layers) before and after on two WebGPU ranks: equivale
 
 test('run on the native agent (its CPU mode here), connected from the link it prints', async ({
   page,
+  browser,
   baseURL,
 }) => {
   test.setTimeout(240_000);
   // The agent admits only pages from origins it knows: name the one this run serves the app on.
-  const agent: ChildProcess = spawn('node', ['agent/start.mjs', '--cpu', '--origin', baseURL!], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // One connection only, so a second page finds it busy.
+  const agent: ChildProcess = spawn(
+    'node',
+    ['agent/start.mjs', '--cpu', '--origin', baseURL!, '--max-connections', '1'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   try {
     const link = await new Promise<string>((resolve, reject) => {
       let out = '';
@@ -201,6 +205,18 @@ test('run on the native agent (its CPU mode here), connected from the link it pr
       { timeout: 60_000 },
     );
     await expect(page.getByText(/agent: .*CPU mode/)).toBeVisible();
+
+    // A second page while the first holds the agent's one connection: told it is busy (the
+    // browser's WebSocket hides the 503; the app asks the agent why over HTTP).
+    const second = await browser.newPage();
+    await second.goto(`${baseURL}/${query}&test=1#${hash}`);
+    await idle(second);
+    await second.getByRole('tab', { name: 'Run' }).click();
+    await second.getByRole('button', { name: 'Run before & after' }).click();
+    await expect(second.getByTestId('run-error')).toContainText(
+      'is busy: all its connections are taken (HTTP 503); try again once a client closes',
+    );
+    await second.close();
   } finally {
     agent.kill('SIGTERM');
   }

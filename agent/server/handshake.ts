@@ -3,7 +3,7 @@
 // Origin, the app's Origin; the Host header must name this loopback address (no DNS rebinding).
 
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 export interface HandshakeRules {
@@ -56,4 +56,19 @@ export function refuseUpgrade(socket: Duplex, r: Refusal): void {
   socket.end(
     `HTTP/1.1 ${r.status} ${STATUS_TEXT[r.status]}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${r.why}\n`,
   );
+}
+
+/**
+ * Answers a probe (HANDSHAKE_PROBE_PATH) with what the upgrade would get now: 204 where it would be taken, else the
+ * refusal's status and reason. Any page may read the answer: one from a foreign origin (or host)
+ * learns only that it is refused, before its token is looked at.
+ */
+export function answerProbe(res: ServerResponse, r: Refusal | null): void {
+  res
+    .writeHead(r ? r.status : 204, {
+      'content-type': 'text/plain',
+      'access-control-allow-origin': '*',
+      'cache-control': 'no-store',
+    })
+    .end(r ? `${r.why}\n` : undefined);
 }

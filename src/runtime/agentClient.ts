@@ -9,7 +9,14 @@ import type { Backend, RunOptions, RunResult } from './backend.ts';
 import type { Plan } from './plan.ts';
 import type { HostTensor } from './hostTensor.ts';
 import { RunError } from './runError.ts';
-import type { AgentMessage, HelloReply, InputDecl, OutputDecl, RunOptionsWire } from './agentProtocol.ts';
+import {
+  HANDSHAKE_PROBE_PATH,
+  type AgentMessage,
+  type HelloReply,
+  type InputDecl,
+  type OutputDecl,
+  type RunOptionsWire,
+} from './agentProtocol.ts';
 
 export interface AgentAddress {
   url: string;
@@ -56,7 +63,7 @@ type Socket = {
 /**
  * What the agent's refusal of the handshake means (agent/server/handshake.ts). Node's `ws` names
  * the HTTP status in its error ("Unexpected server response: 503"); a browser's WebSocket hides
- * it, so there the message stays the general one.
+ * it, so there the client asks the agent again over HTTP (probeFailure).
  */
 const REFUSALS: Record<401 | 403 | 503, string> = {
   401: 'refused the token (HTTP 401): use the link `npm run agent` printed for this run of the agent',
@@ -64,11 +71,38 @@ const REFUSALS: Record<401 | 403 | 503, string> = {
   503: 'is busy: all its connections are taken (HTTP 503); try again once a client closes',
 };
 
+const isRefusal = (status: number): status is keyof typeof REFUSALS =>
+  status === 401 || status === 403 || status === 503;
+
 /** The reason a handshake failed, from the error's text where it names the agent's status. */
 export function connectFailure(url: string, errorText: string | undefined): string {
   const status = Number(/Unexpected server response: (\d{3})/.exec(errorText ?? '')?.[1]);
-  if (status === 401 || status === 403 || status === 503) return `the agent at ${url} ${REFUSALS[status]}`;
+  if (isRefusal(status)) return `the agent at ${url} ${REFUSALS[status]}`;
   return `cannot connect to the agent at ${url} (is it running, and is the token right?)`;
+}
+
+/** How long the probe after a failed handshake may take: the agent answers it at once. */
+const PROBE_TIMEOUT_MS = 3_000;
+
+/**
+ * Why a handshake whose status the WebSocket hid (a browser's) failed: the agent is asked again
+ * over HTTP (HANDSHAKE_PROBE_PATH). Nothing answering means nothing listens there.
+ */
+export async function probeFailure(addr: AgentAddress): Promise<string> {
+  const http = addr.url.replace(/^ws(s?):\/\//, 'http$1://').replace(/\/+$/, '');
+  let status: number;
+  try {
+    const res = await fetch(`${http}${HANDSHAKE_PROBE_PATH}?token=${encodeURIComponent(addr.token)}`, {
+      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+      cache: 'no-store',
+    });
+    status = res.status;
+  } catch {
+    return `cannot connect to the agent at ${addr.url}: nothing answers there (is \`npm run agent\` running, on this port?)`;
+  }
+  if (isRefusal(status)) return `the agent at ${addr.url} ${REFUSALS[status]}`;
+  // Answered, and would take a connection now: the refusal was momentary (a client closed since).
+  return `cannot connect to the agent at ${addr.url}: its WebSocket failed, though it answers and would take a connection now; try again`;
 }
 
 interface PendingRun {
@@ -134,7 +168,11 @@ export class AgentClient {
       });
       ws.addEventListener('error', (ev) => {
         clearTimeout(timer);
-        reject(new RunError('device-lost', connectFailure(addr.url, ev.message)));
+        // Node's WebSocket names the agent's status; a browser's says nothing: ask the agent why.
+        const named = /Unexpected server response/.test(ev.message ?? '');
+        if (named || typeof fetch !== 'function')
+          reject(new RunError('device-lost', connectFailure(addr.url, ev.message)));
+        else void probeFailure(addr).then((why) => reject(new RunError('device-lost', why)));
       });
     });
     const client = new AgentClient(ws, hello);

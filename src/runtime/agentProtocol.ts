@@ -265,3 +265,10 @@ export function tensorBytes(d: InputDecl): number {
 export function inputHostBytes(inputs: InputDecl[]): number {
   return inputs.reduce((a, d) => a + tensorBytes(d) + d.shape.reduce((x, y) => x * y, 1) * 4, 0);
 }
+
+/**
+ * The path a client asks, over plain HTTP, why its WebSocket handshake failed (same token query):
+ * a browser's WebSocket hides the refusal's status, so the app asks again here and reads it.
+ * 204 where a connection would be taken now, else 401 / 403 / 503 with the reason.
+ */
+export const HANDSHAKE_PROBE_PATH = '/handshake';
