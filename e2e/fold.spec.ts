@@ -33,6 +33,19 @@ test('fold a layer by keyboard in the current view, then fold all and unfold all
   for (const v of await views.all())
     await expect(v.locator('g[data-group][data-collapsed="false"]')).toHaveCount(0);
   await expect(views.first().getByTestId('fold-all')).toHaveText('Unfold all');
+  // A folded layer is a one-line box, not its open size left empty, and says what changed in it:
+  // the hoist moved a slice in every layer of the after side.
+  const boxes = await page.evaluate(() =>
+    window.__fusionlab!.views!().map((v) => ({
+      label: v.root.dataset.label,
+      heights: v.layout.groups.filter((g) => g.collapsed).map((g) => g.h),
+    })),
+  );
+  for (const b of boxes) {
+    expect(b.heights.length, b.label).toBeGreaterThan(20);
+    expect(Math.max(...b.heights), b.label).toBeLessThan(80);
+  }
+  await expect(views.last().locator('g[data-group="model.layers.0"]')).toContainText(/\d+ changes? inside/);
   // ] unfolds every layer from the keyboard.
   await views.last().focus();
   await page.keyboard.press(']');

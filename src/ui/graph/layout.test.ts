@@ -7,6 +7,7 @@ import { diffGraphs } from '../../graph/diff.ts';
 import type { Graph } from '../../graph/ir.ts';
 import { buildScene } from './scene.ts';
 import {
+  COLLAPSED_H,
   assembleLayout,
   layoutScene,
   layoutSceneBlocks,
@@ -146,6 +147,17 @@ describe('layoutScene', () => {
     expect(l.edges.some((e) => e.to === 'group:model.layers.2')).toBe(true);
     expect(l.edges.some((e) => e.from === 'group:model.layers.2')).toBe(true);
     expect(overlaps(l)).toEqual([]);
+    // The fold is one row: its frame is its box, and the wires meet the frame's edges.
+    const inner = l.nodes.find((n) => n.name === 'group:model.layers.2')!;
+    expect({ x: box.x, y: box.y, w: box.w, h: box.h }).toEqual({
+      x: inner.x,
+      y: inner.y,
+      w: inner.w,
+      h: inner.h,
+    });
+    expect(box.h).toBe(COLLAPSED_H);
+    const into = l.edges.find((e) => e.to === inner.name)!;
+    expect(into.points.at(-1)).toBe(box.y);
   });
 
   it('keeps unchanged nodes in place across slice-hoist and moves the slice above the all-reduce', () => {
@@ -348,14 +360,14 @@ describe('layout coordinates, pinned', () => {
     'GPT-OSS, 4 layers': [laidOut(gptOss(4)), '3f5dafe6307265c3'],
     'GPT-OSS, 4 layers, one folded': [
       laidOut(gptOss(4), { collapsed: new Set(['model.layers.2']) }),
-      'c3cbd1fc5a4fb375',
+      '84d7cbabc62bb4ba',
     ],
     'GPT-OSS, 2 layers, flat, short spans': [
       laidOut(ungrouped(gptOss(2)), { maxSpan: 6 }),
       'ce1191e269a29dd6',
     ],
     'GPT-OSS, 6 layers, rewritten': [rewritten([]), 'a90c8e0e3adad3cd'],
-    'GPT-OSS, 6 layers, rewritten, one folded': [rewritten(['model.layers.3']), '19807d3a93480272'],
+    'GPT-OSS, 6 layers, rewritten, one folded': [rewritten(['model.layers.3']), '148bf7e7d373dc0a'],
   };
   for (const [what, [lay, digest]] of Object.entries(cases)) {
     it(`lays out ${what} to the pinned coordinates`, () => {

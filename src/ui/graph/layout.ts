@@ -213,7 +213,7 @@ export function* layoutSceneBlocks(
       layout = layoutBlock(input, maxSpan);
       opts.cache?.set(input.key, layout);
     }
-    const placed = stackBlock(block, input, layout, cursorY, previous);
+    const placed = stackBlock(block, folded, input, layout, cursorY, previous);
     cursorY = placed.y + placed.h + BLOCK_GAP;
     yield blockChunk(placed, folded, bi, blocks.length, above);
     above = placed;
@@ -263,9 +263,12 @@ function edgesByBlock(scene: Scene, blocks: Block[]): BlockEdges {
   return edges;
 }
 
-/** Where a block's contents start inside its frame: a layer's box has a margin and a header. */
-function inset(b: Block): { x: number; y: number } {
-  return b.group ? { x: GROUP_PAD, y: GROUP_HEADER + 10 } : { x: 0, y: 0 };
+/**
+ * Where a block's contents start inside its frame: an open layer's box has a margin and a header;
+ * a folded layer is its one box, title inside, so it takes one row rather than an empty frame.
+ */
+function inset(b: Block, folded: boolean): { x: number; y: number } {
+  return b.group && !folded ? { x: GROUP_PAD, y: GROUP_HEADER + 10 } : { x: 0, y: 0 };
 }
 
 /**
@@ -364,6 +367,7 @@ function blockNodes(
 /** A block laid out and put in place: its frame's top-left corner and size, in the stacking frame. */
 interface PlacedBlock {
   block: Block;
+  folded: boolean;
   input: BlockInput;
   layout: BlockLayout;
   x: number;
@@ -379,14 +383,15 @@ interface PlacedBlock {
  */
 function stackBlock(
   block: Block,
+  folded: boolean,
   input: BlockInput,
   layout: BlockLayout,
   cursorY: number,
   previous: PreviousFrames | undefined,
 ): PlacedBlock {
-  const inner = inset(block);
+  const inner = inset(block, folded);
   const w = layout.width + 2 * inner.x;
-  const h = layout.height + inner.y + (block.group ? GROUP_PAD : 0);
+  const h = layout.height + inner.y + (block.group && !folded ? GROUP_PAD : 0);
   let y = cursorY;
   let x = -layout.width / 2 - inner.x;
   if (previous) {
@@ -400,7 +405,7 @@ function stackBlock(
       y = Math.max(cursorY, pg.y);
     }
   }
-  return { block, input, layout, x, y, w, h };
+  return { block, folded, input, layout, x, y, w, h };
 }
 
 /** The placed block's boxes, wires and frame, and the wires into it from the block above. */
@@ -413,7 +418,7 @@ function blockChunk(
 ): LayoutChunk {
   const { block: b, input, layout } = p;
   const chunk: LayoutChunk = { block: index, blocks: count, nodes: [], edges: [], crossEdges: [] };
-  const inner = inset(b);
+  const inner = inset(b, folded);
   const ix = p.x + inner.x,
     iy = p.y + inner.y;
   input.nodes.forEach((n, i) => {
@@ -438,13 +443,14 @@ function blockChunk(
     });
   });
   if (b.group) {
+    // A folded layer's frame is its one box: the wires meet its edges.
+    const frame = folded
+      ? { x: ix + layout.x[0], y: iy + layout.y[0], w: input.nodes[0].w, h: input.nodes[0].h }
+      : { x: p.x, y: p.y, w: p.w, h: p.h };
     chunk.group = {
       id: b.group.id,
       label: b.group.label,
-      x: p.x,
-      y: p.y,
-      w: p.w,
-      h: p.h,
+      ...frame,
       collapsed: folded,
       count: b.members.length,
     };
@@ -452,7 +458,7 @@ function blockChunk(
   // Edges from the block above: down to its exit port, across the gap, into the target.
   if (above) {
     const a = above.input;
-    const aInner = inset(above.block);
+    const aInner = inset(above.block, above.folded);
     const ax = above.x + aInner.x,
       ay = above.y + aInner.y;
     input.entries.forEach((en, i) => {
