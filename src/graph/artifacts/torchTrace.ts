@@ -15,6 +15,10 @@
 // cannot be read (no glog prefix, broken JSON, the file ending mid-line) is named in `problems`
 // with its number and first characters; everything read before and after it stays.
 
+import { GraphImportError } from '../errors.ts';
+import { importGraph } from '../formats.ts';
+import type { DumpStage, SkippedFile, StageFile, StageFolder } from '../stageFolder.ts';
+
 /** The graphs a compile logs, in compile order: the envelope key or artifact name → stage. */
 export const TRACE_STAGES = [
   'dynamo_output_graph',
@@ -451,3 +455,50 @@ export function frameStages(f: TraceFrame): TraceGraph[] {
 /** A problem as one line: `line 12 ("V1206 …"): its JSON envelope does not parse`. */
 export const describeProblem = (p: TraceProblem): string =>
   `line ${p.line}${p.head ? ` (${JSON.stringify(p.head)})` : ''}: ${p.message}`;
+
+/** A compile's graphs as the stage scrubber's stages: its FX graphs imported, in compile order. */
+export interface TraceFrameStages {
+  folder: StageFolder;
+  /** The stages' texts by path, as the editor shows them. */
+  files: StageFile[];
+  /** Inductor's output code, for an output-code reader (none reads it here). */
+  outputCode: string | null;
+}
+
+/**
+ * Imports a compile's FX graphs (`[0/0]/post_grad`, …); one the importer cannot read (Dynamo's
+ * torch-level graph) is listed as skipped with the importer's reason, as a dump folder's are.
+ */
+export function importTraceFrame(
+  frame: TraceFrame,
+  opts: { maxBytes?: number; maxNodes?: number } = {},
+): TraceFrameStages {
+  const stages: DumpStage[] = [];
+  const skipped: SkippedFile[] = [];
+  const files: StageFile[] = [];
+  let outputCode: string | null = null;
+  for (const g of frameStages(frame)) {
+    const path = `[${frame.compileId}]/${TRACE_STAGE_LABELS[g.stage]}`;
+    if (g.kind === 'output_code') {
+      outputCode = g.text;
+      skipped.push({ path, reason: "Inductor's generated kernels (output code), not an FX graph" });
+      continue;
+    }
+    files.push({ path, text: g.text });
+    try {
+      const r = importGraph(g.text, { fileName: path, ...opts });
+      stages.push({
+        name: TRACE_STAGE_LABELS[g.stage],
+        path,
+        graph: r.graph,
+        warnings: r.warnings,
+        format: r.format,
+      });
+    } catch (e) {
+      const why =
+        e instanceof GraphImportError ? `line ${e.line}:${e.col}: ${e.detail}` : (e as Error).message;
+      skipped.push({ path, reason: `not read as FX (${why})` });
+    }
+  }
+  return { folder: { stages, skipped }, files, outputCode };
+}
