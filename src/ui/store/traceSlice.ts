@@ -99,7 +99,11 @@ export const createTraceSlice: StateCreator<AppState, [], [], TraceSlice> = (set
     }
     const { stages: _stages, ...rest } = frame;
     const full: TraceFrame = { ...rest, graphs };
+    // The list's update, the import and the install each take a task of their own: together they
+    // are one long task on the page's thread.
+    await nextTask();
     const { folder, files, outputCode } = importTraceFrame(full);
+    await nextTask();
     set({
       trace: {
         ...t,
