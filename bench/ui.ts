@@ -13,11 +13,23 @@
 //  - the whole app running a rewrite before & after (GPT-OSS-20B, 1 layer, TP2, CPU reference,
 //    2 ranks): the time of each run phase the Run tab reports (planning, running, the timed runs),
 //    and how long the status bar went without saying what was going on.
-// `--run-only` measures only the last.
+//  - the whole app opening a generated 300 MB TORCH_TRACE log (the real fixture's log repeated,
+//    each copy's frames renumbered): the longest main-thread task while it is read in the worker
+//    and its first compile shown, against the same 200 ms target.
+// `--run-only` measures only the run phases; `--trace-only` only the TORCH_TRACE log.
 // Everything is printed as ratios next to the raw numbers.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Page } from '@playwright/test';
@@ -149,10 +161,10 @@ interface LongTasks {
 }
 
 /**
- * Loads the 300-layer sample in the app, then runs the pipeline on it: per phase, the longest
- * main-thread task and the time until the app is idle again.
+ * Opens the app with the main thread's long tasks recorded; `phase(act)` does `act` and returns the
+ * longest task from its start until the app is idle again, and how long that took.
  */
-async function appLongTasks(page: Page): Promise<{ load: LongTasks; rewrite: LongTasks; nodes: string }> {
+async function appWatchingLongTasks(page: Page): Promise<(act: () => Promise<void>) => Promise<LongTasks>> {
   await page.addInitScript(`(() => {
     window.__tasks = [];
     new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__tasks.push(e.duration); })
@@ -161,7 +173,7 @@ async function appLongTasks(page: Page): Promise<{ load: LongTasks; rewrite: Lon
   await page.goto(`http://127.0.0.1:${APP_PORT}/?test=1`);
   const ready = () => page.waitForSelector('body[data-ready="true"]', { timeout: 600_000 });
   await ready();
-  const phase = async (act: () => Promise<void>): Promise<LongTasks> => {
+  return async (act) => {
     await page.evaluate('window.__tasks = []');
     const t0 = Date.now();
     await act();
@@ -169,10 +181,61 @@ async function appLongTasks(page: Page): Promise<{ load: LongTasks; rewrite: Lon
     const wallMs = Date.now() - t0;
     return { longestMs: (await page.evaluate('Math.max(0, ...window.__tasks)')) as number, wallMs };
   };
+}
+
+/**
+ * Loads the 300-layer sample in the app, then runs the pipeline on it: per phase, the longest
+ * main-thread task and the time until the app is idle again.
+ */
+async function appLongTasks(page: Page): Promise<{ load: LongTasks; rewrite: LongTasks; nodes: string }> {
+  const phase = await appWatchingLongTasks(page);
   const load = await phase(() => page.selectOption('#sample-select', BIG_SAMPLE).then(() => undefined));
   const nodes = (await page.textContent('[data-testid="status-nodes"]')) ?? '?';
   const rewrite = await phase(() => page.click('button:has-text("Run pipeline")'));
   return { load, rewrite, nodes };
+}
+
+/** The size of the TORCH_TRACE log the trace section opens: real vLLM runs write logs this big. */
+const TRACE_LOG_MB = 300;
+
+/**
+ * A TORCH_TRACE folder holding one log of about `mb` MB: the fixture's real log again and again,
+ * each copy's frame ids moved past the last copy's, so every copy adds compiles rather than repeating them.
+ */
+function writeBigTraceLog(dir: string, mb: number): { folder: string; compiles: number } {
+  const src = new URL('../fixtures/trace/torch_trace/', import.meta.url).pathname;
+  const log = readFileSync(src + readdirSync(src).find((f) => f.endsWith('.log'))!, 'utf8');
+  const frames = new Set([...log.matchAll(/"frame_id": (\d+)/g)].map((m) => Number(m[1]))).size;
+  const compiles = new Set([...log.matchAll(/"compile_id": "(\d+\/\d+)"/g)].map((m) => m[1])).size;
+  const folder = join(dir, 'torch_trace');
+  mkdirSync(folder, { recursive: true });
+  const fd = openSync(join(folder, 'dedicated_log_torch_trace_bench.log'), 'w');
+  const copies = Math.ceil((mb * 2 ** 20) / Buffer.byteLength(log));
+  try {
+    for (let k = 0; k < copies; k++) {
+      const shift = (id: string) => String(Number(id) + k * frames);
+      writeSync(
+        fd,
+        log
+          .replace(/"frame_id": (\d+)/g, (_, id: string) => `"frame_id": ${shift(id)}`)
+          .replace(/"compile_id": "(\d+)\//g, (_, id: string) => `"compile_id": "${shift(id)}/`),
+      );
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { folder: dir, compiles: copies * compiles };
+}
+
+/** Opens the generated TORCH_TRACE folder with Open folder…: the longest main-thread task until the first compile is shown. */
+async function appTraceLongTasks(page: Page, folder: string): Promise<LongTasks & { frames: string }> {
+  const phase = await appWatchingLongTasks(page);
+  const read = await phase(async () => {
+    await page.getByLabel('Dump folder').setInputFiles(folder);
+    await page.waitForSelector('[data-testid="trace-frames"]', { timeout: 600_000 });
+  });
+  const frames = (await page.getByTestId('trace-frames').locator('div').first().textContent()) ?? '?';
+  return { ...read, frames };
 }
 
 /** The sample the run-phase section runs, and how its run is set up. */
@@ -244,6 +307,7 @@ export async function bench(argv: string[]): Promise<number> {
   }
   const skipReference = argv.includes('--skip-reference');
   const runOnly = argv.includes('--run-only');
+  const traceOnly = argv.includes('--trace-only');
   const bigLayers = layersFor(bigNodes);
   const cases: { name: string; graph: Graph; query: string; renderTargetMs?: number }[] = [
     {
@@ -396,12 +460,30 @@ export async function bench(argv: string[]): Promise<number> {
       }
     }
   };
-  try {
-    if (!runOnly) await viewsAndLongTasks();
+  const traceLongTasks = async (): Promise<void> => {
+    const big = writeBigTraceLog(mkdtempSync(join(tmpdir(), 'fusionlab-ui-bench-trace-')), TRACE_LOG_MB);
     process.stdout.write(
-      `\nthe app running ${RUN_SAMPLE} after the pipeline, before & after on the CPU reference, 2 ranks:\n`,
+      `\nthe app opening a ${TRACE_LOG_MB} MB TORCH_TRACE log (${big.compiles} compiles), long tasks on the page's main thread:\n`,
     );
-    const runPage = await openAppPage();
+    try {
+      const tracePage = await openAppPage();
+      if (!tracePage) return;
+      const t = await appTraceLongTasks(tracePage, big.folder);
+      process.stdout.write(
+        `  ${t.frames}\n  ${'reading, first compile shown'.padEnd(26)} longest task ${t.longestMs.toFixed(0)} ms   target ${LONG_TASK_TARGET_MS} ms   = ${(t.longestMs / LONG_TASK_TARGET_MS).toFixed(2)} × the target   (idle again after ${(t.wallMs / 1000).toFixed(1)} s)\n`,
+      );
+    } finally {
+      rmSync(big.folder, { recursive: true, force: true });
+    }
+  };
+  try {
+    if (!runOnly && !traceOnly) await viewsAndLongTasks();
+    if (!runOnly) await traceLongTasks();
+    if (!traceOnly)
+      process.stdout.write(
+        `\nthe app running ${RUN_SAMPLE} after the pipeline, before & after on the CPU reference, 2 ranks:\n`,
+      );
+    const runPage = traceOnly ? null : await openAppPage();
     if (runPage) {
       const r = await appRunPhases(runPage);
       for (const [phase, ms] of r.phases)

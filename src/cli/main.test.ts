@@ -11,6 +11,7 @@ describe('fusionlab command', () => {
       ['sample', 'gpt-oss-120b'],
       ['run', '--backend'],
       ['bench', 'kernels'],
+      ['trace', '--json'],
     ]) {
       const r = cli(cmd, '--help');
       expect(r.status, cmd).toBe(0);
@@ -24,7 +25,7 @@ describe('fusionlab command', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("unknown command 'fuse'");
     expect(r.stderr).toBe(
-      "fusionlab: unknown command 'fuse' (commands: rewrite, sample, run, compare-fixes, bench; see fusionlab --help)\n",
+      "fusionlab: unknown command 'fuse' (commands: rewrite, sample, run, compare-fixes, bench, trace; see fusionlab --help)\n",
     );
   });
 });

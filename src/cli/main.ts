@@ -8,7 +8,7 @@ const COMMANDS: Record<
 > = {
   rewrite: {
     load: () => import('./rewrite.ts'),
-    help: 'rewrite <file|folder|-> [--stage NAME|N] [--passes a,b] [--world-size N] [--max-tokens T] [--gpu hopper|blackwell] [--token-gate runtime-fallback|compile-range] [--tp-group NAME] [--emit fx|json] [--out PATH] [--report]  |  vLLM flags instead of --passes: -O0..-O3 -tp N -cc.pass_config.NAME=BOOL --compilation-config JSON [--platform sm80|sm89|sm90|sm100|rocm]',
+    help: 'rewrite <file|folder|-> [--frame F/C] [--stage NAME|N] [--passes a,b] [--world-size N] [--max-tokens T] [--gpu hopper|blackwell] [--token-gate runtime-fallback|compile-range] [--tp-group NAME] [--emit fx|json] [--out PATH] [--report]  |  vLLM flags instead of --passes: -O0..-O3 -tp N -cc.pass_config.NAME=BOOL --compilation-config JSON [--platform sm80|sm89|sm90|sm100|rocm]',
   },
   sample: {
     load: () => import('./sample.ts'),
@@ -23,6 +23,10 @@ const COMMANDS: Record<
     help: 'compare-fixes [--model gpt-oss-20b|gpt-oss-120b] [--ranks N] [--backend cpu|webgpu] [--preset tiny|layer] [--tokens T] [--seed S] [--json]',
   },
   bench: { load: () => import('./bench.ts'), help: `bench ${BENCH_SUITES.join('|')} [suite options]` },
+  trace: {
+    load: () => import('./trace.ts'),
+    help: 'trace <TORCH_TRACE folder|log> [--json]  (then: rewrite <folder> --frame 0/0 --stage post_grad)',
+  },
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -6,10 +6,14 @@
 // rewritten graph — or, with --report, one JSON object saying what matched and what did not.
 // A folder (vLLM's debug dump, TORCH_COMPILE_DEBUG's Inductor folder) imports as ordered stages;
 // the first (or --stage) is rewritten, and the report lists every stage with its fused sites.
+// A TORCH_TRACE folder (or its log) imports one compile's graphs as the stages: `--frame 0/1`
+// picks the compile (the first without it), `--stage post_grad` its stage (`fusionlab trace` lists them).
 // Bad input exits 2 with one line naming the file, line and column.
 
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { describeProblem, importTraceFrame, type TorchTrace } from '../graph/artifacts/torchTrace.ts';
+import { isTorchTracePath, readTorchTrace, torchTraceLogs } from './traceLog.ts';
 import { DEFAULT_MAX_BYTES, GraphImportError } from '../graph/errors.ts';
 import { importGraph } from '../graph/formats.ts';
 import type { Graph } from '../graph/ir.ts';
@@ -47,6 +51,8 @@ interface RewriteArgs {
   out?: string;
   report: boolean;
   stage?: string;
+  /** A TORCH_TRACE compile id (`0/1`). */
+  frame?: string;
   /** vLLM's own flags (-O2, -cc.pass_config.…, -tp), resolved: the passes vLLM would run. */
   vllm?: ResolvedVllmConfig;
 }
@@ -68,6 +74,7 @@ const REWRITE_FLAGS = {
   '--out': nonEmpty('--out takes a path'),
   '--report': SWITCH,
   '--stage': nonEmpty("--stage takes a stage's name or its index in the folder"),
+  '--frame': nonEmpty('--frame takes a TORCH_TRACE compile id, frame/compile (0/1)'),
   '--platform': oneOf(VLLM_PLATFORMS),
 } satisfies FlagSpec;
 
@@ -105,6 +112,7 @@ export function parseRewriteArgs(argv: string[]): RewriteArgs {
     out: f['--out'],
     report: f['--report'] ?? false,
     stage: f['--stage'],
+    frame: f['--frame'],
   };
 }
 
@@ -164,6 +172,31 @@ function folderStage(args: RewriteArgs, source: string): RewriteInput {
   } catch (e) {
     throw cannotRead(source, e);
   }
+  return pickStage(folder, args, source);
+}
+
+/** One compile of a TORCH_TRACE log (--frame; the first with a graph without it) as a folder of stages. */
+function traceStage(args: RewriteArgs, source: string): RewriteInput {
+  let trace: TorchTrace;
+  try {
+    trace = readTorchTrace(torchTraceLogs(args.file)[0]!);
+  } catch (e) {
+    throw cannotRead(source, e);
+  }
+  for (const p of trace.problems) process.stderr.write(`${source}: warning: ${describeProblem(p)}\n`);
+  const frame =
+    args.frame === undefined
+      ? trace.frames.find((f) => f.graphs.some((g) => g.kind === 'fx'))
+      : trace.frames.find((f) => f.compileId === args.frame);
+  if (!frame)
+    throw new InputError(
+      `fusionlab rewrite: no compile '${args.frame ?? 'with a graph'}' in ${source} (compiles: ${trace.frames.map((f) => f.compileId).join(', ') || 'none'})`,
+    );
+  return pickStage(importTraceFrame(frame).folder, args, source);
+}
+
+/** The stage --stage names (by name or index) of a folder; the first without it. */
+function pickStage(folder: StageFolder, args: RewriteArgs, source: string): RewriteInput {
   for (const s of folder.skipped)
     process.stderr.write(`${join(source, s.path)}: warning: skipped: ${s.reason}\n`);
   if (folder.stages.length === 0)
@@ -186,6 +219,10 @@ function folderStage(args: RewriteArgs, source: string): RewriteInput {
 
 /** The graph of one file (or stdin); its import warnings go to stderr. */
 function fileGraph(args: RewriteArgs, source: string): RewriteInput {
+  if (args.frame !== undefined)
+    throw new InputError(
+      `fusionlab rewrite: --frame picks a compile of a TORCH_TRACE log; ${source} is not one`,
+    );
   if (args.stage !== undefined)
     throw new InputError(`fusionlab rewrite: --stage picks a stage of a folder; ${source} is a file`);
   let text: string;
@@ -279,7 +316,11 @@ export async function command(argv: string[]): Promise<number> {
   const source = args.file === '-' ? '<stdin>' : args.file;
   let input: RewriteInput;
   try {
-    input = isFolder(args.file) ? folderStage(args, source) : fileGraph(args, source);
+    input = isTorchTracePath(args.file)
+      ? traceStage(args, source)
+      : isFolder(args.file)
+        ? folderStage(args, source)
+        : fileGraph(args, source);
   } catch (e) {
     if (e instanceof InputError) {
       process.stderr.write(`${e.message}\n`);

@@ -1,9 +1,20 @@
 // The stages of a loaded dump folder, in compile order; the scrubber walks them and the rewrite
 // steps taken so far replay on the stage shown. Files that are not graphs are listed with the reason.
+// A TORCH_TRACE log's compiles are listed above them: the stages are the chosen compile's graphs.
 
 import { useStore } from '../store/index.ts';
+import { TraceFrames } from './TraceFrames.tsx';
 
 export function DumpStages() {
+  return (
+    <>
+      <TraceFrames />
+      <DumpStageScrubber />
+    </>
+  );
+}
+
+function DumpStageScrubber() {
   const dump = useStore((s) => s.dump);
   const showDumpStage = useStore((s) => s.showDumpStage);
   if (!dump) return null;

@@ -1,12 +1,15 @@
 // Graph files and dump folders in the app: a file picked with "Open file…", a folder with "Open
-// folder…" (a directory input), or either dropped. A dropped folder is read whole and its stages listed.
+// folder…" (a directory input), or either dropped. A dropped folder is read whole and its stages listed;
+// a TORCH_TRACE folder (or its log) is read as a log: its compiles listed, their graphs as stages.
 
 import { MAX_FOLDER_FILES, type StageFile } from '../../graph/stageFolder.ts';
+import { isTorchTraceLog } from '../../graph/artifacts/torchTrace.ts';
 import { DEFAULT_MAX_BYTES } from '../../graph/errors.ts';
 import { useStore } from '../store/index.ts';
 
 /** Reads a picked or dropped file and imports it; errors land in the editor like pasted text. */
 export async function loadFile(file: File): Promise<void> {
+  if (isTorchTraceLog(file.name)) return useStore.getState().loadTraceLog(file, file.name);
   await useStore.getState().loadBlob(file, file.name);
 }
 
@@ -23,6 +26,11 @@ export async function loadPickedFolder(files: ArrayLike<File>): Promise<void> {
 
 async function loadStageFiles(name: string, files: { file: File; path: string }[]): Promise<void> {
   const s = useStore.getState();
+  // A TORCH_TRACE folder: its log (rank 0's where there are several) is read, streamed, in the worker.
+  const logs = files
+    .filter((f) => isTorchTraceLog(f.path))
+    .sort((a, b) => a.path.localeCompare(b.path, 'en', { numeric: true }));
+  if (logs.length > 0) return s.loadTraceLog(logs[0]!.file, `${name}/${logs[0]!.path}`);
   if (files.length > MAX_FOLDER_FILES) {
     s.setNotice(`${name} holds ${files.length} files (at most ${MAX_FOLDER_FILES}): not a dump folder`, true);
     return;

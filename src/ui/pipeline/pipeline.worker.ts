@@ -7,6 +7,8 @@ import type { PassOptions } from '../../graph/passes/pipeline.ts';
 import { GraphAssembler, graphParts } from './graphParts.ts';
 import { loadSource, recount, replay, reusableStages, type Stage } from './pipelineJobs.ts';
 import type { PipelineReply, PipelineRequest } from './pipelineProtocol.ts';
+import type { TorchTrace } from '../../graph/artifacts/torchTrace.ts';
+import { readTraceBlob, traceFrameGraphs, traceOutline } from './traceJobs.ts';
 
 const post = (reply: PipelineReply) => (self as unknown as Worker).postMessage(reply);
 
@@ -15,6 +17,8 @@ const graphs = new Map<number, Graph>();
 const incoming = new Map<number, GraphAssembler>();
 /** The stages of the last replay, and what they were made from. */
 let cache: { baseKey: number; gates: PassOptions; stages: Stage[] } | null = null;
+/** The last TORCH_TRACE log read, by its request id: its graphs go to the page a frame at a time. */
+let trace: { key: number; trace: TorchTrace } | null = null;
 
 function keep(key: number, g: Graph) {
   graphs.set(key, g);
@@ -54,6 +58,19 @@ async function handle(req: PipelineRequest): Promise<void> {
       progress('sending the graph to the page', null);
       for (const part of graphParts(graph, 0)) post({ id, kind: 'graph-part', part });
       post({ id, kind: 'loaded', loaded: rest, key: id });
+      return;
+    }
+    case 'read-trace': {
+      trace = null;
+      const read = await readTraceBlob(req.file, req.name, progress);
+      trace = { key: id, trace: read };
+      post({ id, kind: 'trace-read', outline: traceOutline(read, req.file.size), key: id });
+      return;
+    }
+    case 'trace-frame': {
+      if (trace?.key !== req.key)
+        throw new Error('the log is no longer in the worker (it was restarted): open it again');
+      post({ id, kind: 'trace-frame', graphs: traceFrameGraphs(trace.trace, req.compileId) });
       return;
     }
     case 'replay': {

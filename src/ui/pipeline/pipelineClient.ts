@@ -9,6 +9,8 @@ import type { RewriteStep } from '../urlState.ts';
 import { GraphAssembler, graphParts } from './graphParts.ts';
 import type { Counts, GraphSource, Loaded, Stage } from './pipelineJobs.ts';
 import type { PipelineReply, PipelineRequest } from './pipelineProtocol.ts';
+import type { TraceGraph } from '../../graph/artifacts/torchTrace.ts';
+import type { TraceOutline } from './traceJobs.ts';
 
 export type OnProgress = (label: string, fraction: number | null) => void;
 
@@ -141,6 +143,24 @@ export async function replayOffThread(
   for (const [i, head] of reply.stages.entries())
     stages.push({ ...head, graph: parts.take(reply.reuse + i) });
   return { stages, error: reply.error, counts: reply.counts };
+}
+
+/** Reads a TORCH_TRACE log in the worker; the worker keeps it as `key` for `traceFrameOffThread`. */
+export async function readTraceOffThread(
+  file: Blob,
+  name: string,
+  onProgress: OnProgress,
+): Promise<{ outline: TraceOutline; key: number }> {
+  const { reply } = await pipeline.request({ kind: 'read-trace', file, name }, onProgress);
+  if (reply.kind !== 'trace-read') throw new Error(`pipeline worker answered a log with '${reply.kind}'`);
+  return { outline: reply.outline, key: reply.key };
+}
+
+/** One compile's graphs of the log the worker read as `key`. */
+export async function traceFrameOffThread(key: number, compileId: string): Promise<TraceGraph[]> {
+  const { reply } = await pipeline.request({ kind: 'trace-frame', key, compileId }, () => {});
+  if (reply.kind !== 'trace-frame') throw new Error(`pipeline worker answered a frame with '${reply.kind}'`);
+  return reply.graphs;
 }
 
 /** Stops loading and rewriting mid-way. */

@@ -1,7 +1,12 @@
 import type { StateCreator } from 'zustand';
 import type { Graph } from '../../graph/ir.ts';
 import { DEFAULT_MAX_BYTES, GraphImportError, checkByteSize, checkInputSize } from '../../graph/errors.ts';
-import { importStageFolder, type SkippedFile, type StageFile } from '../../graph/stageFolder.ts';
+import {
+  importStageFolder,
+  type SkippedFile,
+  type StageFile,
+  type StageFolder,
+} from '../../graph/stageFolder.ts';
 import { findSample } from '../samples.ts';
 import type { ViewCentre } from '../graph/viewCentre.ts';
 import { viewOfNewGraph } from './viewSlice.ts';
@@ -51,6 +56,8 @@ export interface GraphSlice {
   dump: DumpState | null;
   /** `unread`: files left unread (past the import limit), listed with the skipped ones. */
   loadStageFolder(files: StageFile[], name: string, unread?: SkippedFile[]): void;
+  /** Stages already imported (a TORCH_TRACE compile's graphs), shown as a dump folder's are; `files` holds their texts. */
+  showStageFolder(imported: StageFolder, files: StageFile[], name: string): void;
   /**
    * Shows dump stage i: the rewrite steps taken so far replay on it (a step that no longer
    * applies stops the replay and says why), under the gates chosen so far.
@@ -218,14 +225,17 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
     dump: null,
     loadStageFolder: (files, name, unread = []) => {
       const imported = importStageFolder(files);
-      const r = { stages: imported.stages, skipped: [...unread, ...imported.skipped] };
+      get().showStageFolder({ ...imported, skipped: [...unread, ...imported.skipped] }, files, name);
+    },
+    showStageFolder: (imported, files, name) => {
+      const r = imported;
       if (r.stages.length === 0) {
         const why = r.skipped
           .slice(0, 3)
           .map((f) => `${f.path}: ${f.reason}`)
           .join('; ');
         showImportError({
-          message: `${name}: no graph among its ${files.length + unread.length} files${why ? ` (${why}${r.skipped.length > 3 ? '; …' : ''})` : ''}`,
+          message: `${name}: no graph among its ${r.stages.length + r.skipped.length} files${why ? ` (${why}${r.skipped.length > 3 ? '; …' : ''})` : ''}`,
           text: '',
         });
         return;

@@ -1,5 +1,5 @@
-// One store, six slices: the loaded graph, the rewrite history, the last run, the view, the
-// node-data overlay, and the work going on in the pipeline worker.
+// One store, seven slices: the loaded graph, the rewrite history, the last run, the view, the
+// node-data overlay, the work going on in the pipeline worker, and a TORCH_TRACE log's compiles.
 // Components read it through selectors (`useStore((s) => s.counts)`), never the whole state.
 
 import { create } from 'zustand';
@@ -9,8 +9,15 @@ import { createRunSlice, type RunSlice } from './runSlice.ts';
 import { createViewSlice, type ViewSlice } from './viewSlice.ts';
 import { createOverlaySlice, type OverlaySlice } from './overlaySlice.ts';
 import { createWorkSlice, type WorkSlice } from './workSlice.ts';
+import { createTraceSlice, type TraceSlice } from './traceSlice.ts';
 
-export type AppState = GraphSlice & PassesSlice & RunSlice & ViewSlice & OverlaySlice & WorkSlice;
+export type AppState = GraphSlice &
+  PassesSlice &
+  RunSlice &
+  ViewSlice &
+  OverlaySlice &
+  WorkSlice &
+  TraceSlice;
 
 export const useStore = create<AppState>()((...a) => ({
   ...createGraphSlice(...a),
@@ -19,6 +26,7 @@ export const useStore = create<AppState>()((...a) => ({
   ...createViewSlice(...a),
   ...createOverlaySlice(...a),
   ...createWorkSlice(...a),
+  ...createTraceSlice(...a),
 }));
 
 export { shownStage } from './passesSlice.ts';
