@@ -34,8 +34,17 @@ import { FUSED_ALLREDUCE_NORM } from '../graph/passes/patternOps.ts';
 import {
   VLLM_PLATFORMS,
   VllmConfigError,
+  chooseRange,
+  compileRanges,
+  formatRange,
+  loggedCompileRange,
+  modelShapeOf,
+  passesInRange,
   resolveVllmConfig,
   splitVllmArgs,
+  type CompileRange,
+  type OutOfRange,
+  type RangeSource,
   type ResolvedVllmConfig,
 } from '../graph/passes/vllmConfig.ts';
 
@@ -96,7 +105,7 @@ export function parseRewriteArgs(argv: string[]): RewriteArgs {
     ...(vllm ? { vllm } : {}),
     opts: {
       worldSize: f['--world-size'] ?? vllm?.options.worldSize,
-      maxTokens: f['--max-tokens'],
+      maxTokens: f['--max-tokens'] ?? vllm?.maxNumBatchedTokens,
       gpu: f['--gpu'] ?? vllm?.options.gpu,
       tokenGate: f['--token-gate'],
       tpGroup: f['--tp-group'],
@@ -108,7 +117,7 @@ export function parseRewriteArgs(argv: string[]): RewriteArgs {
   };
 }
 
-function readFolder(dir: string): StageFolder {
+function readFolder(dir: string): StageFolder & { loggedRange?: CompileRange } {
   const paths = (readdirSync(dir, { recursive: true }) as string[])
     .map((p) => p.split('\\').join('/'))
     .filter((p) => statSync(join(dir, p)).isFile());
@@ -116,12 +125,14 @@ function readFolder(dir: string): StageFolder {
     throw new Error(`${dir} holds ${paths.length} files (at most ${MAX_FOLDER_FILES}): not a dump folder`);
   // A file past the import limit is not read at all, only named.
   const tooBig = paths.filter((p) => statSync(join(dir, p)).size > DEFAULT_MAX_BYTES);
-  const r = importStageFolder(
-    paths
-      .filter((p) => !tooBig.includes(p))
-      .map((p) => ({ path: p, text: readFileSync(join(dir, p), 'utf8') })),
-  );
+  const files = paths
+    .filter((p) => !tooBig.includes(p))
+    .map((p) => ({ path: p, text: readFileSync(join(dir, p), 'utf8') }));
+  const r = importStageFolder(files);
+  // vLLM's log names the range each graph was compiled for (backends.py).
+  const loggedRange = files.map((f) => loggedCompileRange(f.text)).find((x) => x !== undefined);
   return {
+    ...(loggedRange ? { loggedRange } : {}),
     stages: r.stages,
     skipped: [
       ...tooBig.map((p) => ({
@@ -152,13 +163,22 @@ const cannotRead = (source: string, e: unknown) =>
 /** The graph to rewrite and, from a folder, the folder and which of its stages that graph is. */
 interface RewriteInput {
   graph: Graph;
-  folder?: StageFolder;
+  folder?: StageFolder & { loggedRange?: CompileRange };
   stageIndex: number;
+}
+
+/** The compile range rewritten under vLLM's flags, the ranges the config makes, and what the range left out. */
+interface RangeRun {
+  range: CompileRange;
+  from: RangeSource;
+  ranges: CompileRange[];
+  outOfRange: OutOfRange[];
+  unevaluated: string[];
 }
 
 /** The chosen stage of a dump folder (the first without --stage); skipped files and the stage's warnings go to stderr. */
 function folderStage(args: RewriteArgs, source: string): RewriteInput {
-  let folder: StageFolder;
+  let folder: ReturnType<typeof readFolder>;
   try {
     folder = readFolder(args.file);
   } catch (e) {
@@ -215,7 +235,12 @@ function isFolder(file: string): boolean {
 }
 
 /** --report: what each pass matched, why the rest did not fire, and a folder's stages. */
-function report(result: PipelineResult, input: RewriteInput, vllm?: ResolvedVllmConfig): string {
+function report(
+  result: PipelineResult,
+  input: RewriteInput,
+  vllm?: ResolvedVllmConfig,
+  range?: RangeRun,
+): string {
   const { folder, stageIndex } = input;
   return (
     JSON.stringify({
@@ -228,6 +253,14 @@ function report(result: PipelineResult, input: RewriteInput, vllm?: ResolvedVllm
               tp: vllm.context.tp,
               flags: vllm.flags.map(({ flag, on, source, why, pass }) => ({ flag, on, source, why, pass })),
               notRun: vllm.notRun.map((f) => ({ flag: f.flag, vllmPass: f.vllmPass })),
+              ...(range
+                ? {
+                    range: { ...range.range, from: range.from },
+                    ranges: range.ranges,
+                    outOfRange: range.outOfRange.map(({ flag, pass, why }) => ({ flag, pass, why })),
+                    ...(range.unevaluated.length ? { unevaluated: range.unevaluated } : {}),
+                  }
+                : {}),
             },
           }
         : {}),
@@ -265,6 +298,20 @@ function report(result: PipelineResult, input: RewriteInput, vllm?: ResolvedVllm
   );
 }
 
+/** vLLM compiles a graph per token range: the one rewritten here, said on stderr, and its passes. */
+function rangeRun(vllm: ResolvedVllmConfig, input: RewriteInput): RangeRun & { passes: string[] } {
+  const cr = compileRanges(vllm, modelShapeOf(input.graph));
+  const { range, from } = chooseRange(vllm, cr, input.folder?.loggedRange);
+  const { passes, outOfRange } = passesInRange(vllm, cr, range);
+  const said = { given: 'as asked', dump: "as the dump's log says", first: 'the first vLLM compiles' }[from];
+  process.stderr.write(
+    `fusionlab rewrite: compile range ${formatRange(range)} (${said}; the config makes ${cr.ranges.map(formatRange).join(', ')})\n`,
+  );
+  for (const o of outOfRange)
+    process.stderr.write(`fusionlab rewrite: note: ${o.vllmPass} (${o.flag}) ${o.why}\n`);
+  return { range, from, ranges: cr.ranges, outOfRange, unevaluated: cr.unevaluated, passes };
+}
+
 export async function command(argv: string[]): Promise<number> {
   let args: RewriteArgs;
   try {
@@ -291,9 +338,10 @@ export async function command(argv: string[]): Promise<number> {
     process.stderr.write(
       `fusionlab rewrite: note: vLLM would also run ${f.vllmPass} (${f.flag}); fusionlab has no such pass yet, so its sites are not counted\n`,
     );
-  const result = runPipeline(input.graph, args.passes, args.opts);
+  const range = args.vllm ? rangeRun(args.vllm, input) : undefined;
+  const result = runPipeline(input.graph, range ? range.passes : args.passes, args.opts);
   const out = args.report
-    ? report(result, input, args.vllm)
+    ? report(result, input, args.vllm, range)
     : args.emit === 'json'
       ? JSON.stringify(graphToJson(result.output)) + '\n'
       : printFx(result.output);

@@ -396,6 +396,8 @@ export interface ResolvedVllmConfig {
   /** The end of the last compile range: max_num_batched_tokens. */
   maxNumBatchedTokens: number;
   rangeEndpoints: number[];
+  /** The range asked for (`--compile-range`), if any. */
+  compileRange?: CompileRange;
 }
 
 /** vLLM's defaults for `level` on `context`, overridden by the explicit flags. vLLM's default level is 2. */
@@ -444,6 +446,7 @@ export function resolveVllmConfig(args: VllmArgs, context: Partial<VllmContext> 
     numbers: args.numbers,
     maxNumBatchedTokens: args.maxNumBatchedTokens ?? DEFAULT_MAX_TOKENS,
     rangeEndpoints: args.rangeEndpoints ?? [],
+    ...(args.compileRange ? { compileRange: args.compileRange } : {}),
   };
 }
 
@@ -635,6 +638,20 @@ export function passesInRange(
   }
   const dropped = new Set(outOfRange.map((o) => o.pass));
   return { passes: cfg.passes.filter((p) => !dropped.has(p)), outOfRange };
+}
+
+/** Where the range to rewrite came from: asked for, named in a dump's log, or vLLM's first (smallest). */
+export type RangeSource = 'given' | 'dump' | 'first';
+
+/** The range to rewrite: the one asked for, else the dump's, else the first vLLM compiles. */
+export function chooseRange(
+  cfg: ResolvedVllmConfig,
+  cr: CompileRanges,
+  logged?: CompileRange,
+): { range: CompileRange; from: RangeSource } {
+  if (cfg.compileRange) return { range: cfg.compileRange, from: 'given' };
+  if (logged) return { range: logged, from: 'dump' };
+  return { range: cr.ranges[0]!, from: 'first' };
 }
 
 /** The range a vLLM log names (`Compiling a graph for compile range (1, 8192)`, backends.py), if any. */
