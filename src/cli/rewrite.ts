@@ -19,7 +19,9 @@ import { printFx } from '../graph/fx/print.ts';
 import { graphToJson } from '../graph/json.ts';
 import type { PassOptions, PipelineResult } from '../graph/passes/pipeline.ts';
 import { DEFAULT_PIPELINE, PASSES, UnknownPassError, runPipeline } from '../graph/passes/pipeline.ts';
-import { GPU_FAMILIES, TOKEN_GATES } from '../graph/passes/options.ts';
+import { GPU_FAMILIES, TOKEN_GATES, resolveOptions } from '../graph/passes/options.ts';
+import { stageSavings } from '../graph/cost/passSavings.ts';
+import { PROFILES } from '../graph/cost/profiles.ts';
 import {
   SWITCH,
   UsageError,
@@ -234,14 +236,22 @@ function isFolder(file: string): boolean {
   }
 }
 
+/**
+ * What each stage saves, priced on the profile of the GPU family the passes ran for, at the TP
+ * degree they ran with and the token count the compile range ends at (else max_num_batched_tokens).
+ */
+function reportCost(result: PipelineResult, graph: Graph, opts: PassOptions, range?: RangeRun) {
+  const o = resolveOptions(graph, opts);
+  const profile = Object.keys(PROFILES).find((k) => PROFILES[k]!.gpu === o.gpu)!;
+  const env = { profile, tp: o.worldSize, tokens: range?.range.end ?? o.maxTokens };
+  return { env, saved: stageSavings(result, PROFILES[profile]!, env) };
+}
+
 /** --report: what each pass matched, why the rest did not fire, and a folder's stages. */
-function report(
-  result: PipelineResult,
-  input: RewriteInput,
-  vllm?: ResolvedVllmConfig,
-  range?: RangeRun,
-): string {
+function report(result: PipelineResult, input: RewriteInput, args: RewriteArgs, range?: RangeRun): string {
   const { folder, stageIndex } = input;
+  const { vllm } = args;
+  const cost = reportCost(result, input.graph, args.opts, range);
   return (
     JSON.stringify({
       // vLLM's flags as resolved: each switch on or off and why, and those whose pass is not run here.
@@ -264,12 +274,20 @@ function report(
             },
           }
         : {}),
-      passes: result.stages.map((s) => {
+      // The cost model's terms for what each stage saved (graph/cost/passSavings.ts).
+      costModel: cost.env,
+      passes: result.stages.map((s, i) => {
         // Sites that fused with a gate left unevaluated (no shapes in the graph), and what was assumed.
         const unevaluated = s.matches
           .filter((m) => m.unevaluated)
           .map((m) => ({ site: m.site, gates: m.unevaluated }));
-        const entry = { name: s.pass, matches: s.matches.length, sites: s.matches.map((m) => m.site) };
+        const { launches, hbmBytes, linkBytesPerRank } = cost.saved[i]!;
+        const entry = {
+          name: s.pass,
+          matches: s.matches.length,
+          sites: s.matches.map((m) => m.site),
+          saves: { launches, hbmBytes, linkBytesPerRank },
+        };
         return {
           ...entry,
           ...(unevaluated.length ? { unevaluated } : {}),
@@ -341,7 +359,7 @@ export async function command(argv: string[]): Promise<number> {
   const range = args.vllm ? rangeRun(args.vllm, input) : undefined;
   const result = runPipeline(input.graph, range ? range.passes : args.passes, args.opts);
   const out = args.report
-    ? report(result, input, args.vllm, range)
+    ? report(result, input, args, range)
     : args.emit === 'json'
       ? JSON.stringify(graphToJson(result.output)) + '\n'
       : printFx(result.output);

@@ -23,6 +23,10 @@ describe("fusionlab rewrite with vLLM's own flags", () => {
       ['vllm-ir-lowering', 0],
     ]);
     expect(r.rep.vllm).toMatchObject({ level: 2, platform: 'sm90', tp: 2 });
+    // What the fusion saves at 8192 tokens (hidden 96, bf16), counted as in
+    // graph/cost/passSavings.test.ts: 4 residual sites × (1 launch, 4·T·H B), the first site −2·T·H B.
+    expect(r.rep.costModel).toEqual({ profile: 'H100-NVLink', tp: 2, tokens: 8192 });
+    expect(r.rep.passes[1].saves).toEqual({ launches: 4, hbmBytes: 14 * 8192 * 96, linkBytesPerRank: 0 });
   });
 
   it('an explicit flag turns off what the level turned on, and the report says where each switch came from', () => {

@@ -4,7 +4,7 @@
 
 import type { Graph } from '../ir.ts';
 import { formatBytes } from '../passes/flashinferLimits.ts';
-import { PASSES, type PassName, type PassOptions } from '../passes/pipeline.ts';
+import { PASSES, type PassName, type PassOptions, type PipelineResult } from '../passes/pipeline.ts';
 import { rewriteSavings, type Algorithm } from './model.ts';
 import type { HardwareProfile } from './profiles.ts';
 
@@ -37,6 +37,24 @@ export function passSavings(
       linkBytesPerRank: s.linkBytesPerRank,
       us: s.us,
     };
+  });
+}
+
+/** What each stage of a pipeline run saved over the stage before it (its pass's sites only). */
+export function stageSavings(
+  result: PipelineResult,
+  profile: HardwareProfile,
+  costOpts: { tp: number; tokens: number; algorithm?: Algorithm },
+): Omit<PassSaving, 'pass'>[] {
+  let before = result.input;
+  return result.stages.map((st) => {
+    const s =
+      st.matches.length === 0
+        ? { launches: 0, hbmBytes: 0, linkBytesPerRank: 0, us: 0 }
+        : rewriteSavings(before, st.graph, profile, costOpts);
+    before = st.graph;
+    const { launches, hbmBytes, linkBytesPerRank, us } = s;
+    return { sites: st.matches.length, launches, hbmBytes, linkBytesPerRank, us };
   });
 }
 
