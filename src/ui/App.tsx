@@ -13,6 +13,7 @@ import { LoadPanel } from './panels/LoadPanel.tsx';
 import { loadDrop } from './panels/folderLoad.ts';
 import { SourceEditor } from './panels/SourceEditor.tsx';
 import { PassPanel } from './panels/PassPanel.tsx';
+import { PassConfigPanel } from './panels/PassConfigPanel.tsx';
 import { GatePanel } from './panels/GatePanel.tsx';
 import { WhyPanel } from './panels/WhyPanel.tsx';
 import { Inspector } from './panels/Inspector.tsx';
@@ -317,6 +318,9 @@ export function App() {
         <aside className="sidebar left" aria-label="Rewrite panels">
           <PanelBoundary name="Rewrite">
             <PassPanel />
+          </PanelBoundary>
+          <PanelBoundary name="PassConfig">
+            <PassConfigPanel />
           </PanelBoundary>
           <PanelBoundary name="Gates">
             <GatePanel />

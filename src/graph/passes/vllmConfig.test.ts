@@ -7,6 +7,7 @@ import {
   modelShapeOf,
   parseCompileRange,
   passesInRange,
+  splitCommandLine,
   resolveVllmConfig,
   splitVllmArgs,
 } from './vllmConfig.ts';
@@ -213,5 +214,27 @@ describe("compile ranges (vllm/config/vllm.py _set_compile_ranges, each pass's i
     expect(parseCompileRange('(1, 256)', 'x')).toEqual({ start: 1, end: 256 });
     expect(() => parseCompileRange('9-3', '--compile-range')).toThrow(/--compile-range takes a token range/);
     expect(splitVllmArgs(['--compile-range', '1-256']).vllm?.compileRange).toEqual({ start: 1, end: 256 });
+  });
+});
+
+describe('a pasted command line, split as the shell splits it', () => {
+  it('keeps quoted JSON whole, joins continued lines, unescapes double quotes', () => {
+    expect(
+      splitCommandLine(
+        `vllm serve m -O2 \\\n --compilation-config '{"pass_config": {"enable_sp": true}}' -cc.custom_ops="[\\"+rms_norm\\"]"`,
+      ),
+    ).toEqual([
+      'vllm',
+      'serve',
+      'm',
+      '-O2',
+      '--compilation-config',
+      '{"pass_config": {"enable_sp": true}}',
+      '-cc.custom_ops=["+rms_norm"]',
+    ]);
+  });
+
+  it('names the column of a quote left open', () => {
+    expect(() => splitCommandLine(`-O2 --compilation-config '{`)).toThrow(/unclosed ' opened at column 26/);
   });
 });

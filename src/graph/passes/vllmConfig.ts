@@ -371,6 +371,44 @@ export function splitVllmArgs(argv: readonly string[]): { vllm: VllmArgs | null;
   return { vllm: any ? a : null, rest };
 }
 
+/**
+ * A pasted command line as the shell would split it: whitespace between words, '…' taken as is,
+ * "…" with \\ escapes, a backslash before a newline joining lines (`vllm serve … \`).
+ */
+export function splitCommandLine(text: string): string[] {
+  const words: string[] = [];
+  let word: string | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (ch === '\\' && text[i + 1] === '\n') {
+      i++;
+    } else if (/\s/.test(ch)) {
+      if (word !== null) words.push(word);
+      word = null;
+    } else if (ch === "'" || ch === '"') {
+      const close = quoteEnd(text, i);
+      if (close < 0)
+        throw new VllmConfigError(`unclosed ${ch} opened at column ${i + 1}: close it after the value`);
+      const inner = text.slice(i + 1, close);
+      word = (word ?? '') + (ch === '"' ? inner.replace(/\\(["\\$`])/g, '$1') : inner);
+      i = close;
+    } else {
+      word = (word ?? '') + (ch === '\\' && i + 1 < text.length ? text[++i]! : ch);
+    }
+  }
+  if (word !== null) words.push(word);
+  return words;
+}
+
+function quoteEnd(text: string, open: number): number {
+  const q = text[open];
+  for (let i = open + 1; i < text.length; i++) {
+    if (q === '"' && text[i] === '\\') i++;
+    else if (text[i] === q) return i;
+  }
+  return -1;
+}
+
 /** One flag as resolved: on or off, and where that came from. */
 export interface ResolvedFlag {
   flag: VllmFlag;

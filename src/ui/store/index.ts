@@ -1,20 +1,28 @@
-// One store, six slices: the loaded graph, the rewrite history, the last run, the view, the
-// node-data overlay, and the work going on in the pipeline worker.
+// One store, seven slices: the loaded graph, the rewrite history, vLLM's pass config, the last run,
+// the view, the node-data overlay, and the work going on in the pipeline worker.
 // Components read it through selectors (`useStore((s) => s.counts)`), never the whole state.
 
 import { create } from 'zustand';
 import { createGraphSlice, type GraphSlice } from './graphSlice.ts';
 import { createPassesSlice, type PassesSlice } from './passesSlice.ts';
+import { createPassConfigSlice, type PassConfigSlice } from './passConfigSlice.ts';
 import { createRunSlice, type RunSlice } from './runSlice.ts';
 import { createViewSlice, type ViewSlice } from './viewSlice.ts';
 import { createOverlaySlice, type OverlaySlice } from './overlaySlice.ts';
 import { createWorkSlice, type WorkSlice } from './workSlice.ts';
 
-export type AppState = GraphSlice & PassesSlice & RunSlice & ViewSlice & OverlaySlice & WorkSlice;
+export type AppState = GraphSlice &
+  PassesSlice &
+  PassConfigSlice &
+  RunSlice &
+  ViewSlice &
+  OverlaySlice &
+  WorkSlice;
 
 export const useStore = create<AppState>()((...a) => ({
   ...createGraphSlice(...a),
   ...createPassesSlice(...a),
+  ...createPassConfigSlice(...a),
   ...createRunSlice(...a),
   ...createViewSlice(...a),
   ...createOverlaySlice(...a),
