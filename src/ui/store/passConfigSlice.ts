@@ -5,6 +5,7 @@
 
 import type { StateCreator } from 'zustand';
 import type { Graph } from '../../graph/ir.ts';
+import { resolveOptions } from '../../graph/passes/options.ts';
 import { DEFAULT_PIPELINE, type PassName } from '../../graph/passes/pipeline.ts';
 import {
   VllmConfigError,
@@ -138,7 +139,13 @@ export const createPassConfigSlice: StateCreator<AppState, [], [], PassConfigSli
     commandLine: '',
     commandLineError: null,
     setPassConfig: async (patch) => {
-      const next = patch === null ? null : { ...(get().passConfig ?? DEFAULT_PASS_CONFIG), ...patch };
+      const s = get();
+      // Turned on, it starts at vLLM's defaults with the TP the gates have (the graph's own).
+      const start = s.passConfig ?? {
+        ...DEFAULT_PASS_CONFIG,
+        tp: s.base ? resolveOptions(s.base, s.gates).worldSize : DEFAULT_PASS_CONFIG.tp,
+      };
+      const next = patch === null ? null : { ...start, ...patch };
       set({ passConfig: next });
       await followGates(next);
     },
