@@ -319,14 +319,14 @@ export function App() {
           <PanelBoundary name="Rewrite">
             <PassPanel />
           </PanelBoundary>
-          <PanelBoundary name="PassConfig">
-            <PassConfigPanel />
-          </PanelBoundary>
           <PanelBoundary name="Gates">
             <GatePanel />
           </PanelBoundary>
           <PanelBoundary name="Why">
             <WhyPanel />
+          </PanelBoundary>
+          <PanelBoundary name="PassConfig">
+            <PassConfigPanel />
           </PanelBoundary>
         </aside>
         <main className="center" aria-label="Graphs">

@@ -131,10 +131,15 @@ export function PassPanel() {
                 <span className="pass-name" title={PASS_DESCRIPTIONS[pass]}>
                   {pass}
                 </span>
-                <span className={`badge${list.length ? ' live' : ''}`} aria-label={`${pass} sites`}>
+                <span
+                  className={`badge${list.length ? ' live' : ''}`}
+                  aria-label={`${pass} sites`}
+                  title={saved && saved.sites > 0 ? `saves ${savingLabel(saved)} (cost model)` : undefined}
+                >
                   {list.length}
                 </span>
-                {saved && saved.sites > 0 && (
+                {/* Beside the pass while vLLM's config drives the pipeline; in the badge's title otherwise. */}
+                {vllm && saved && saved.sites > 0 && (
                   <span
                     className="pass-saves muted"
                     data-testid={`saves-${pass}`}
