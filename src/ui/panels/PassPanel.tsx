@@ -16,6 +16,7 @@ import { opKind } from '../../graph/ops.ts';
 import { DumpStages } from './DumpStages.tsx';
 import { UnevaluatedGates } from './UnevaluatedGates.tsx';
 import { useResolvedPassConfig } from './PassConfigPanel.tsx';
+import type { ResolvedPassConfig } from '../store/passConfigSlice.ts';
 
 /** The allreduce-rmsnorm pass's count is the headline: how many all-reduces would fuse now. */
 export const FUSION_PASS = 'allreduce-rmsnorm';
@@ -43,6 +44,45 @@ function usePassSavings(graph: Graph | undefined, gates: PassOptions): Map<strin
 
 function savingLabel(s: PassSaving): string {
   return `−${s.launches} launch${s.launches === 1 ? '' : 'es'} · ${formatSavedBytes(s.hbmBytes)}`;
+}
+
+/**
+ * While vLLM's config drives the pipeline: the pass's price beside it (in the sites badge's title
+ * otherwise), and whether the config runs it in the chosen range, with the bound that left it out.
+ */
+function PassVllmNotes({
+  pass,
+  saved,
+  vllm,
+}: {
+  pass: PassName;
+  saved: PassSaving | undefined;
+  vllm: ResolvedPassConfig | null;
+}) {
+  if (!vllm) return null;
+  const outOfRange = vllm.outOfRange.find((o) => o.pass === pass);
+  return (
+    <>
+      {saved && saved.sites > 0 && (
+        <span
+          className="pass-saves muted"
+          data-testid={`saves-${pass}`}
+          title={`The cost model on this graph: ${saved.launches} kernel launches and ${formatSavedBytes(saved.hbmBytes)} of HBM traffic saved (link ${formatSavedBytes(saved.linkBytesPerRank)} per rank), ${saved.us.toFixed(1)} µs`}
+        >
+          {savingLabel(saved)}
+        </span>
+      )}
+      {(outOfRange || !vllm.passes.includes(pass)) && (
+        <span
+          className="pass-vllm muted"
+          data-testid={`vllm-${pass}`}
+          title={outOfRange?.why ?? "vLLM's config does not run this pass"}
+        >
+          {outOfRange ? 'not applicable in this range' : 'not in vLLM config'}
+        </span>
+      )}
+    </>
+  );
 }
 
 function stepLabel(step: { pass: string; site?: string } | null): string {
@@ -113,8 +153,6 @@ export function PassPanel() {
           const list = sites[pass] ?? [];
           const why = passWhy[pass] ?? [];
           const saved = savings?.get(pass);
-          const outOfRange = vllm?.outOfRange.find((o) => o.pass === pass);
-          const vllmRuns = vllm?.passes.includes(pass);
           return (
             <li key={pass} className="pass-row">
               <div className="pass-line">
@@ -138,25 +176,7 @@ export function PassPanel() {
                 >
                   {list.length}
                 </span>
-                {/* Beside the pass while vLLM's config drives the pipeline; in the badge's title otherwise. */}
-                {vllm && saved && saved.sites > 0 && (
-                  <span
-                    className="pass-saves muted"
-                    data-testid={`saves-${pass}`}
-                    title={`The cost model on this graph: ${saved.launches} kernel launches and ${formatSavedBytes(saved.hbmBytes)} of HBM traffic saved (link ${formatSavedBytes(saved.linkBytesPerRank)} per rank), ${saved.us.toFixed(1)} µs`}
-                  >
-                    {savingLabel(saved)}
-                  </span>
-                )}
-                {vllm && (outOfRange || !vllmRuns) && (
-                  <span
-                    className="pass-vllm muted"
-                    data-testid={`vllm-${pass}`}
-                    title={outOfRange?.why ?? "vLLM's config does not run this pass"}
-                  >
-                    {outOfRange ? 'not applicable in this range' : 'not in vLLM config'}
-                  </span>
-                )}
+                <PassVllmNotes pass={pass} saved={saved} vllm={vllm} />
                 <button
                   type="button"
                   onClick={() => applyPass(pass)}
