@@ -3,6 +3,7 @@
 
 import { test, expect, type Page } from '@playwright/test';
 import { idle } from './appPage.ts';
+import { FLAG_PASSES, VLLM_FLAGS } from '../src/graph/passes/vllmConfig.ts';
 
 const panel = (page: Page) => page.locator('section.pass-config-panel');
 const vllmPasses = (page: Page) => page.getByRole('list', { name: 'Passes vLLM runs in this range' });
@@ -26,6 +27,11 @@ test('level, flag, pasted command line and compile range drive the pipeline, and
     'allreduce-rmsnorm',
     'vllm-ir-lowering',
   ]);
+  // Every flag with its pass, or said to have none (read from FLAG_PASSES, not assumed).
+  for (const flag of VLLM_FLAGS)
+    await expect(panel(page).locator(`tr[data-flag="${flag}"]`)).toContainText(
+      FLAG_PASSES[flag].pass ?? 'no fusionlab pass',
+    );
   // What the fusion buys on this graph, beside the pass.
   await expect(page.getByTestId('saves-allreduce-rmsnorm')).toHaveText(/^−\d+ launch(es)? · /);
 

@@ -57,6 +57,27 @@ describe('the PassConfig panel’s state', () => {
     expect(s().pipelinePasses()).not.toContain('allreduce-rmsnorm');
   });
 
+  it("a dump folder's vLLM log names the range its graphs were compiled for, and the config takes it", async () => {
+    s().loadStageFolder(
+      [
+        { path: 'llama-tp2.py', text: LLAMA },
+        {
+          path: 'vllm.log',
+          text: 'INFO [backends.py:390] Compiling a graph for compile range (55, 8192) takes 9.3 s\n',
+        },
+      ],
+      'dump',
+    );
+    expect(s().dump?.compileRange).toEqual({ start: 55, end: 8192 });
+    await s().setPassConfig({ tp: 4, numbers: { fi_allreduce_fusion_max_size_mb: 0.01 } });
+    const r = resolvePassConfig(s().passConfig!, s().stages[0]!.graph, s().dump?.compileRange);
+    expect(r).toMatchObject({ range: { start: 55, end: 8192 }, rangeFrom: 'dump' });
+    expect(s().pipelinePasses()).not.toContain('allreduce-rmsnorm');
+    // A range chosen in the panel wins over the log's.
+    await s().setPassConfig({ range: { start: 1, end: 54 } });
+    expect(s().pipelinePasses()).toContain('allreduce-rmsnorm');
+  });
+
   it('a pasted command line gives what the CLI’s parse of the same words gives', async () => {
     const line = `vllm serve meta-llama/Llama-3.1-8B -O3 -tp 2 \\\n  -cc.pass_config.fuse_allreduce_rms=false --compilation-config '{"custom_ops": ["+rms_norm"], "pass_config": {"enable_sp": true}}'`;
     await s().pasteCommandLine(line);
