@@ -23,7 +23,7 @@ describe('fusionlab rewrite', () => {
     const r = run(['rewrite', '-', '--report'], sample);
     expect(r.code).toBe(0);
     const rep = JSON.parse(r.stdout);
-    expect(Object.keys(rep)).toEqual(['passes', 'diagnostics', 'nodes']);
+    expect(Object.keys(rep)).toEqual(['costModel', 'passes', 'diagnostics', 'nodes']);
     expect(rep.passes.map((p: { name: string; matches: number }) => [p.name, p.matches])).toEqual([
       ['noop-elimination', 0],
       ['slice-hoist', 24],

@@ -23,7 +23,9 @@ import { printFx } from '../graph/fx/print.ts';
 import { graphToJson } from '../graph/json.ts';
 import type { PassOptions, PipelineResult } from '../graph/passes/pipeline.ts';
 import { DEFAULT_PIPELINE, PASSES, UnknownPassError, runPipeline } from '../graph/passes/pipeline.ts';
-import { GPU_FAMILIES, TOKEN_GATES } from '../graph/passes/options.ts';
+import { GPU_FAMILIES, TOKEN_GATES, resolveOptions } from '../graph/passes/options.ts';
+import { stageSavings } from '../graph/cost/passSavings.ts';
+import { PROFILES } from '../graph/cost/profiles.ts';
 import {
   SWITCH,
   UsageError,
@@ -38,8 +40,17 @@ import { FUSED_ALLREDUCE_NORM } from '../graph/passes/patternOps.ts';
 import {
   VLLM_PLATFORMS,
   VllmConfigError,
+  chooseRange,
+  compileRanges,
+  formatRange,
+  loggedCompileRange,
+  modelShapeOf,
+  passesInRange,
   resolveVllmConfig,
   splitVllmArgs,
+  type CompileRange,
+  type OutOfRange,
+  type RangeSource,
   type ResolvedVllmConfig,
 } from '../graph/passes/vllmConfig.ts';
 
@@ -103,7 +114,7 @@ export function parseRewriteArgs(argv: string[]): RewriteArgs {
     ...(vllm ? { vllm } : {}),
     opts: {
       worldSize: f['--world-size'] ?? vllm?.options.worldSize,
-      maxTokens: f['--max-tokens'],
+      maxTokens: f['--max-tokens'] ?? vllm?.maxNumBatchedTokens,
       gpu: f['--gpu'] ?? vllm?.options.gpu,
       tokenGate: f['--token-gate'],
       tpGroup: f['--tp-group'],
@@ -116,7 +127,7 @@ export function parseRewriteArgs(argv: string[]): RewriteArgs {
   };
 }
 
-function readFolder(dir: string): StageFolder {
+function readFolder(dir: string): StageFolder & { loggedRange?: CompileRange } {
   const paths = (readdirSync(dir, { recursive: true }) as string[])
     .map((p) => p.split('\\').join('/'))
     .filter((p) => statSync(join(dir, p)).isFile());
@@ -124,12 +135,14 @@ function readFolder(dir: string): StageFolder {
     throw new Error(`${dir} holds ${paths.length} files (at most ${MAX_FOLDER_FILES}): not a dump folder`);
   // A file past the import limit is not read at all, only named.
   const tooBig = paths.filter((p) => statSync(join(dir, p)).size > DEFAULT_MAX_BYTES);
-  const r = importStageFolder(
-    paths
-      .filter((p) => !tooBig.includes(p))
-      .map((p) => ({ path: p, text: readFileSync(join(dir, p), 'utf8') })),
-  );
+  const files = paths
+    .filter((p) => !tooBig.includes(p))
+    .map((p) => ({ path: p, text: readFileSync(join(dir, p), 'utf8') }));
+  const r = importStageFolder(files);
+  // vLLM's log names the range each graph was compiled for (backends.py).
+  const loggedRange = files.map((f) => loggedCompileRange(f.text)).find((x) => x !== undefined);
   return {
+    ...(loggedRange ? { loggedRange } : {}),
     stages: r.stages,
     skipped: [
       ...tooBig.map((p) => ({
@@ -160,13 +173,22 @@ const cannotRead = (source: string, e: unknown) =>
 /** The graph to rewrite and, from a folder, the folder and which of its stages that graph is. */
 interface RewriteInput {
   graph: Graph;
-  folder?: StageFolder;
+  folder?: StageFolder & { loggedRange?: CompileRange };
   stageIndex: number;
+}
+
+/** The compile range rewritten under vLLM's flags, the ranges the config makes, and what the range left out. */
+interface RangeRun {
+  range: CompileRange;
+  from: RangeSource;
+  ranges: CompileRange[];
+  outOfRange: OutOfRange[];
+  unevaluated: string[];
 }
 
 /** The chosen stage of a dump folder (the first without --stage); skipped files and the stage's warnings go to stderr. */
 function folderStage(args: RewriteArgs, source: string): RewriteInput {
-  let folder: StageFolder;
+  let folder: ReturnType<typeof readFolder>;
   try {
     folder = readFolder(args.file);
   } catch (e) {
@@ -251,9 +273,22 @@ function isFolder(file: string): boolean {
   }
 }
 
+/**
+ * What each stage saves, priced on the profile of the GPU family the passes ran for, at the TP
+ * degree they ran with and the token count the compile range ends at (else max_num_batched_tokens).
+ */
+function reportCost(result: PipelineResult, graph: Graph, opts: PassOptions, range?: RangeRun) {
+  const o = resolveOptions(graph, opts);
+  const profile = Object.keys(PROFILES).find((k) => PROFILES[k]!.gpu === o.gpu)!;
+  const env = { profile, tp: o.worldSize, tokens: range?.range.end ?? o.maxTokens };
+  return { env, saved: stageSavings(result, PROFILES[profile]!, env) };
+}
+
 /** --report: what each pass matched, why the rest did not fire, and a folder's stages. */
-function report(result: PipelineResult, input: RewriteInput, vllm?: ResolvedVllmConfig): string {
+function report(result: PipelineResult, input: RewriteInput, args: RewriteArgs, range?: RangeRun): string {
   const { folder, stageIndex } = input;
+  const { vllm } = args;
+  const cost = reportCost(result, input.graph, args.opts, range);
   return (
     JSON.stringify({
       // vLLM's flags as resolved: each switch on or off and why, and those whose pass is not run here.
@@ -265,15 +300,31 @@ function report(result: PipelineResult, input: RewriteInput, vllm?: ResolvedVllm
               tp: vllm.context.tp,
               flags: vllm.flags.map(({ flag, on, source, why, pass }) => ({ flag, on, source, why, pass })),
               notRun: vllm.notRun.map((f) => ({ flag: f.flag, vllmPass: f.vllmPass })),
+              ...(range
+                ? {
+                    range: { ...range.range, from: range.from },
+                    ranges: range.ranges,
+                    outOfRange: range.outOfRange.map(({ flag, pass, why }) => ({ flag, pass, why })),
+                    ...(range.unevaluated.length ? { unevaluated: range.unevaluated } : {}),
+                  }
+                : {}),
             },
           }
         : {}),
-      passes: result.stages.map((s) => {
+      // The cost model's terms for what each stage saved (graph/cost/passSavings.ts).
+      costModel: cost.env,
+      passes: result.stages.map((s, i) => {
         // Sites that fused with a gate left unevaluated (no shapes in the graph), and what was assumed.
         const unevaluated = s.matches
           .filter((m) => m.unevaluated)
           .map((m) => ({ site: m.site, gates: m.unevaluated }));
-        const entry = { name: s.pass, matches: s.matches.length, sites: s.matches.map((m) => m.site) };
+        const { launches, hbmBytes, linkBytesPerRank } = cost.saved[i]!;
+        const entry = {
+          name: s.pass,
+          matches: s.matches.length,
+          sites: s.matches.map((m) => m.site),
+          saves: { launches, hbmBytes, linkBytesPerRank },
+        };
         return {
           ...entry,
           ...(unevaluated.length ? { unevaluated } : {}),
@@ -300,6 +351,20 @@ function report(result: PipelineResult, input: RewriteInput, vllm?: ResolvedVllm
         : {}),
     }) + '\n'
   );
+}
+
+/** vLLM compiles a graph per token range: the one rewritten here, said on stderr, and its passes. */
+function rangeRun(vllm: ResolvedVllmConfig, input: RewriteInput): RangeRun & { passes: string[] } {
+  const cr = compileRanges(vllm, modelShapeOf(input.graph));
+  const { range, from } = chooseRange(vllm, cr, input.folder?.loggedRange);
+  const { passes, outOfRange } = passesInRange(vllm, cr, range);
+  const said = { given: 'as asked', dump: "as the dump's log says", first: 'the first vLLM compiles' }[from];
+  process.stderr.write(
+    `fusionlab rewrite: compile range ${formatRange(range)} (${said}; the config makes ${cr.ranges.map(formatRange).join(', ')})\n`,
+  );
+  for (const o of outOfRange)
+    process.stderr.write(`fusionlab rewrite: note: ${o.vllmPass} (${o.flag}) ${o.why}\n`);
+  return { range, from, ranges: cr.ranges, outOfRange, unevaluated: cr.unevaluated, passes };
 }
 
 export async function command(argv: string[]): Promise<number> {
@@ -332,9 +397,10 @@ export async function command(argv: string[]): Promise<number> {
     process.stderr.write(
       `fusionlab rewrite: note: vLLM would also run ${f.vllmPass} (${f.flag}); fusionlab has no such pass yet, so its sites are not counted\n`,
     );
-  const result = runPipeline(input.graph, args.passes, args.opts);
+  const range = args.vllm ? rangeRun(args.vllm, input) : undefined;
+  const result = runPipeline(input.graph, range ? range.passes : args.passes, args.opts);
   const out = args.report
-    ? report(result, input, args.vllm)
+    ? report(result, input, args, range)
     : args.emit === 'json'
       ? JSON.stringify(graphToJson(result.output)) + '\n'
       : printFx(result.output);

@@ -1,11 +1,13 @@
 import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const BIN = join(import.meta.dirname, '../../bin/fusionlab.js');
 const LLAMA = new URL('../../fixtures/capture/llama-tp2.py', import.meta.url).pathname;
-const run = (args: string[]) => {
-  const r = spawnSync('node', [BIN, 'rewrite', LLAMA, '--report', ...args], { encoding: 'utf8' });
+const run = (args: string[], input = LLAMA) => {
+  const r = spawnSync('node', [BIN, 'rewrite', input, '--report', ...args], { encoding: 'utf8' });
   return { code: r.status, stderr: r.stderr, rep: r.status === 0 ? JSON.parse(r.stdout) : undefined };
 };
 const counts = (rep: { passes: { name: string; matches: number }[] }) =>
@@ -21,6 +23,10 @@ describe("fusionlab rewrite with vLLM's own flags", () => {
       ['vllm-ir-lowering', 0],
     ]);
     expect(r.rep.vllm).toMatchObject({ level: 2, platform: 'sm90', tp: 2 });
+    // What the fusion saves at 8192 tokens (hidden 96, bf16), counted as in
+    // graph/cost/passSavings.test.ts: 4 residual sites × (1 launch, 4·T·H B), the first site −2·T·H B.
+    expect(r.rep.costModel).toEqual({ profile: 'H100-NVLink', tp: 2, tokens: 8192 });
+    expect(r.rep.passes[1].saves).toEqual({ launches: 4, hbmBytes: 14 * 8192 * 96, linkBytesPerRank: 0 });
   });
 
   it('an explicit flag turns off what the level turned on, and the report says where each switch came from', () => {
@@ -55,5 +61,51 @@ describe("fusionlab rewrite with vLLM's own flags", () => {
     const bad = run(['-cc.pass_config.fuse_all=true']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/no field 'fuse_all'/);
+  });
+});
+
+describe('fusionlab rewrite and the compile range it ran', () => {
+  // llama-tp2.py's all-reduce input is bf16[s72, 96]: 0.01 MiB / (96 × 2 B) = 54 tokens for the
+  // FlashInfer workspace, so vLLM splits at 54 (vllm/config/vllm.py _set_compile_ranges).
+  const SMALL_WORKSPACE = ['-O2', '-tp', '4', '-cc.pass_config.fi_allreduce_fusion_max_size_mb=0.01'];
+
+  it('says the range on stderr and in the report, the first (smallest) by default', () => {
+    const r = run(SMALL_WORKSPACE);
+    expect(r.stderr).toMatch(
+      /compile range \(1, 54\) \(the first vLLM compiles; the config makes \(1, 54\), \(55, 8192\)\)/,
+    );
+    expect(r.rep.vllm.range).toEqual({ start: 1, end: 54, from: 'first' });
+    expect(counts(r.rep)).toContainEqual(['allreduce-rmsnorm', 5]);
+  });
+
+  it('--compile-range above the fusion’s max_token_num leaves the all-reduce fusion out, naming the bound', () => {
+    const r = run([...SMALL_WORKSPACE, '--compile-range', '55-8192']);
+    expect(counts(r.rep)).toEqual([
+      ['noop-elimination', 0],
+      ['vllm-ir-lowering', 0],
+    ]);
+    expect(r.rep.vllm.outOfRange).toEqual([
+      {
+        flag: 'fuse_allreduce_rms',
+        pass: 'allreduce-rmsnorm',
+        why: expect.stringMatching(/ends above 54 tokens/),
+      },
+    ]);
+    expect(r.stderr).toMatch(
+      /AllReduceFusionPass \(fuse_allreduce_rms\) not applicable in range \(55, 8192\)/,
+    );
+    expect(run([...SMALL_WORKSPACE, '--compile-range', '8-2']).code).toBe(2);
+  });
+
+  it("a dump folder's vLLM log picks the range its graph was compiled for", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fusionlab-range-'));
+    copyFileSync(LLAMA, join(dir, 'llama-tp2.py'));
+    writeFileSync(
+      join(dir, 'vllm.log'),
+      'INFO 04-24 03:26:39 [backends.py:390] Compiling a graph for compile range (55, 8192) takes 12.10 s\n',
+    );
+    const r = run(SMALL_WORKSPACE, dir);
+    expect(r.rep.vllm.range).toEqual({ start: 55, end: 8192, from: 'dump' });
+    expect(counts(r.rep)).not.toContainEqual(['allreduce-rmsnorm', 5]);
   });
 });

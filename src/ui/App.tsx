@@ -13,6 +13,7 @@ import { LoadPanel } from './panels/LoadPanel.tsx';
 import { loadDrop } from './panels/folderLoad.ts';
 import { SourceEditor } from './panels/SourceEditor.tsx';
 import { PassPanel } from './panels/PassPanel.tsx';
+import { PassConfigPanel } from './panels/PassConfigPanel.tsx';
 import { GatePanel } from './panels/GatePanel.tsx';
 import { WhyPanel } from './panels/WhyPanel.tsx';
 import { Inspector } from './panels/Inspector.tsx';
@@ -323,6 +324,9 @@ export function App() {
           </PanelBoundary>
           <PanelBoundary name="Why">
             <WhyPanel />
+          </PanelBoundary>
+          <PanelBoundary name="PassConfig">
+            <PassConfigPanel />
           </PanelBoundary>
         </aside>
         <main className="center" aria-label="Graphs">

@@ -13,6 +13,14 @@ import { PROFILES } from '../graph/cost/profiles.ts';
 import { DEFAULT_MAX_BYTES } from '../graph/errors.ts';
 import { GPU_FAMILIES, TOKEN_GATES } from '../graph/passes/options.ts';
 import { PASSES } from '../graph/passes/pipeline.ts';
+import {
+  VLLM_FLAGS,
+  VLLM_NUMERIC_FIELDS,
+  VLLM_PLATFORMS,
+  type CompileRange,
+  type OptimizationLevel,
+} from '../graph/passes/vllmConfig.ts';
+import type { PassConfigChoice } from './store/passConfigSlice.ts';
 import type { BackendName } from '../runtime/backend.ts';
 import { PRESETS, type PresetName } from '../runtime/presets.ts';
 import { OVERLAY_METRICS, type OverlayMetric, type RankChoice } from './graph/overlay.ts';
@@ -55,6 +63,8 @@ export interface UrlState {
     tokenGate?: (typeof TOKEN_GATES)[number];
     tpGroup?: string;
   };
+  /** vLLM's PassConfig (level, platform, flags, custom ops, compile range): null or absent when off. */
+  passConfig?: PassConfigChoice | null;
   /** The cost model's controls: a link reopens the same prediction (B200 −4.42 % stays B200 −4.42 %). */
   cost?: { profile?: string; tokens?: number; tp?: number | null; algorithm?: Algorithm };
   /** The Run form: what the next run measures, so a shared link runs what its maker ran. */
@@ -201,6 +211,32 @@ const CENTRE: Check<ViewCentre> = record<ViewCentre>({
   k: finite(...ZOOM_EXTENT),
 });
 
+const bool: Check<boolean> = (x, p) =>
+  typeof x === 'boolean' ? x : refuse(p, `is ${show(x)}, not true or false`);
+
+const MAX_TOKENS = 2 ** 31 - 1;
+const RANGE: Check<CompileRange> = (x, p) => {
+  const r = record<CompileRange>({ start: integer(1, MAX_TOKENS), end: integer(1, MAX_TOKENS) })(x, p);
+  return r.end >= r.start ? r : refuse(`${p}.end`, `is ${r.end}, below start ${r.start}`);
+};
+const PASS_CONFIG: Check<PassConfigChoice> = record<PassConfigChoice>({
+  level: (x, p) => integer(0, 3)(x, p) as OptimizationLevel,
+  platform: member(VLLM_PLATFORMS),
+  tp: integer(1, 4096),
+  flags: record(
+    Object.fromEntries(VLLM_FLAGS.map((f) => [f, optional(bool)])) as Shape<PassConfigChoice['flags']>,
+  ),
+  customOps: list(text(NAME_MAX), 64),
+  numbers: record(
+    Object.fromEntries(VLLM_NUMERIC_FIELDS.map((f) => [f, optional(finite(0, MAX_TOKENS))])) as Shape<
+      PassConfigChoice['numbers']
+    >,
+  ),
+  maxNumBatchedTokens: optional(integer(1, MAX_TOKENS)),
+  rangeEndpoints: list(integer(1, MAX_TOKENS), 64),
+  range: nullable(RANGE),
+});
+
 export const URL_STATE_SCHEMA: Check<UrlState> = record<UrlState>({
   v: literal(URL_STATE_VERSION),
   source: SOURCE,
@@ -214,6 +250,7 @@ export const URL_STATE_SCHEMA: Check<UrlState> = record<UrlState>({
       tpGroup: optional(text(NAME_MAX)),
     }),
   ),
+  passConfig: optional(nullable(PASS_CONFIG)),
   cost: optional(
     record<NonNullable<UrlState['cost']>>({
       profile: optional(member(Object.keys(PROFILES))),

@@ -127,7 +127,13 @@ const elementwise: PriceRule = (c) => {
  * `returnsLike` the argument its own result is shaped like, `flops` its arithmetic.
  */
 function mutatingCall(
-  o: { readsMutated?: boolean; returnsLike?: string; flops?: (c: PricedCall) => number } = {},
+  o: {
+    readsMutated?: boolean;
+    /** Mutated arguments the kernel also reads (a fused norm's residual: read, then z written back). */
+    alsoReads?: string[];
+    returnsLike?: string;
+    flops?: (c: PricedCall) => number;
+  } = {},
 ) {
   return (c: PricedCall): NodeCost => {
     let read = 0,
@@ -135,7 +141,7 @@ function mutatingCall(
     for (const a of c.def?.args ?? []) {
       const b = c.size(a.name);
       if (a.mutates) written += b;
-      if (!a.mutates || o.readsMutated) read += b;
+      if (!a.mutates || o.readsMutated || o.alsoReads?.includes(a.name)) read += b;
     }
     if (o.returnsLike !== undefined) written += c.size(o.returnsLike);
     return { bytesRead: read, bytesWritten: written, flops: o.flops?.(c) ?? 0 };
@@ -295,11 +301,21 @@ const FX_OP_COST: Record<FxOp, OpCost> = {
   '_C.dynamic_per_token_scaled_fp8_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
   '_C.cutlass_scaled_mm.default': mutatingCall(),
   'aten._scaled_mm.default': matmul('self', 'mat2', false),
-  // The fused norm / activation + quant ops: one pass over the input, the quantized result written once.
+  // The fused norm / activation + quant ops: one pass over the input, the quantized result written
+  // once; with a residual, it is read and the sum written back (as fused_add_rms_norm does).
   '_C.rms_norm_static_fp8_quant.default': mutatingCall({ flops: (c) => 6 * c.elems('input') }),
-  '_C.fused_add_rms_norm_static_fp8_quant.default': mutatingCall({ flops: (c) => 7 * c.elems('input') }),
-  '_C.rms_norm_dynamic_per_token_quant.default': mutatingCall({ flops: (c) => 8 * c.elems('input') }),
-  '_C.rms_norm_per_block_quant.default': mutatingCall({ flops: (c) => 8 * c.elems('input') }),
+  '_C.fused_add_rms_norm_static_fp8_quant.default': mutatingCall({
+    alsoReads: ['residual'],
+    flops: (c) => 7 * c.elems('input'),
+  }),
+  '_C.rms_norm_dynamic_per_token_quant.default': mutatingCall({
+    alsoReads: ['residual'],
+    flops: (c) => 8 * c.elems('input'),
+  }),
+  '_C.rms_norm_per_block_quant.default': mutatingCall({
+    alsoReads: ['residual'],
+    flops: (c) => 8 * c.elems('input'),
+  }),
   '_C.silu_and_mul_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
   '_C.silu_and_mul_nvfp4_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
 };

@@ -10,7 +10,13 @@
 // flags win over the level's defaults, as in vLLM. A flag whose pass fusionlab does not implement
 // is still resolved (on or off, and why) and reported as not run, never silently dropped.
 
+import type { Graph, TensorType } from '../ir.ts';
+import { isRef } from '../ir.ts';
+import { ALL_REDUCE, C10D_ALL_REDUCE } from './patternOps.ts';
+import { MAX_SIZE_MB, elementSize } from './flashinferLimits.ts';
+import { DEFAULT_MAX_TOKENS, DEFAULT_TP_GROUP } from './options.ts';
 import type { PassName, PassOptions } from './pipeline.ts';
+import { spThreshold } from './sequenceParallelGate.ts';
 
 /** PassConfig's fusion switches, as vLLM names them (vllm/config/compilation.py, PassConfig). */
 export const VLLM_FLAGS = [
@@ -31,7 +37,12 @@ export const VLLM_FLAGS = [
 export type VllmFlag = (typeof VLLM_FLAGS)[number];
 
 /** PassConfig's numeric fields fusionlab reads (the rest are accepted and reported as unused). */
-export const VLLM_NUMERIC_FIELDS = ['sp_min_token_num', 'fi_allreduce_fusion_max_size_mb'] as const;
+export const VLLM_NUMERIC_FIELDS = [
+  'sp_min_token_num',
+  'fi_allreduce_fusion_max_size_mb',
+  'rope_kvcache_fusion_max_token_num',
+] as const;
+export type VllmNumericField = (typeof VLLM_NUMERIC_FIELDS)[number];
 
 /** Where the graph would be compiled: a CUDA compute capability or ROCm (with AITER or not). */
 export const VLLM_PLATFORMS = ['sm80', 'sm89', 'sm90', 'sm100', 'rocm'] as const;
@@ -187,9 +198,21 @@ export const FLAG_PASSES: Record<VllmFlag, { vllmPass: string; pass: PassName | 
 export interface VllmArgs {
   level?: OptimizationLevel;
   passConfig: Partial<Record<VllmFlag, boolean>>;
-  numbers: Partial<Record<(typeof VLLM_NUMERIC_FIELDS)[number], number>>;
+  numbers: Partial<Record<VllmNumericField, number>>;
   customOps?: string[];
   tp?: number;
+  /** `--max-num-batched-tokens`: the end of the last compile range (vLLM's scheduler default 8192). */
+  maxNumBatchedTokens?: number;
+  /** `compile_ranges_endpoints` (earlier `compile_ranges_split_points`): the user's own range ends. */
+  rangeEndpoints?: number[];
+  /** `--compile-range 1-8192`: the range whose graph to rewrite (fusionlab's; vLLM compiles them all). */
+  compileRange?: CompileRange;
+}
+
+/** vLLM's Range (vllm/config/utils.py): token counts start…end, both included. */
+export interface CompileRange {
+  start: number;
+  end: number;
 }
 
 export class VllmConfigError extends Error {
@@ -207,7 +230,7 @@ function parseBool(v: string, where: string): boolean {
 }
 
 const isFlag = (k: string): k is VllmFlag => (VLLM_FLAGS as readonly string[]).includes(k);
-const isNumeric = (k: string): k is (typeof VLLM_NUMERIC_FIELDS)[number] =>
+const isNumeric = (k: string): k is VllmNumericField =>
   (VLLM_NUMERIC_FIELDS as readonly string[]).includes(k);
 
 function setPassConfigField(a: VllmArgs, key: string, value: unknown, where: string): void {
@@ -251,8 +274,44 @@ function applyCompilationJson(a: VllmArgs, text: string, where: string): void {
         throw new VllmConfigError(`${where}: pass_config must be an object`);
       for (const [pk, pv] of Object.entries(v)) setPassConfigField(a, pk, pv, `${where} pass_config.${pk}`);
     } else if (k === 'custom_ops') a.customOps = parseCustomOps(v, `${where} custom_ops`);
+    else if (RANGE_ENDPOINT_KEYS.includes(k)) a.rangeEndpoints = parseEndpoints(v, `${where} ${k}`);
     // Other fields (mode, cudagraph_mode, splitting_ops, …) do not change which passes run on a graph.
   }
+}
+
+/** The field's name in vLLM main, and before its rename (vllm/config/compilation.py). */
+const RANGE_ENDPOINT_KEYS = ['compile_ranges_endpoints', 'compile_ranges_split_points'];
+
+function parseEndpoints(v: unknown, where: string): number[] {
+  let list: unknown = v;
+  if (typeof v === 'string') {
+    try {
+      list = JSON.parse(v.trim().startsWith('[') ? v : `[${v}]`);
+    } catch {
+      list = null;
+    }
+  }
+  if (!Array.isArray(list) || !list.every((x) => Number.isInteger(x) && (x as number) > 0))
+    throw new VllmConfigError(`${where} takes a list of positive token counts like [256, 2048]`);
+  return list as number[];
+}
+
+/** `1-8192`, `1,8192` or vLLM's own `(1, 8192)`. */
+export function parseCompileRange(v: string | undefined, where: string): CompileRange {
+  const m = /^\(?\s*(\d+)\s*(?:-|,)\s*(\d+)\s*\)?$/.exec(v?.trim() ?? '');
+  const start = Number(m?.[1]),
+    end = Number(m?.[2]);
+  if (!m || start < 1 || end < start)
+    throw new VllmConfigError(
+      `${where} takes a token range like 1-8192 (start ≥ 1, end ≥ start), got '${v ?? ''}'`,
+    );
+  return { start, end };
+}
+
+function positiveInt(v: string | undefined, where: string): number {
+  if (v === undefined || !/^\d+$/.test(v) || Number(v) < 1)
+    throw new VllmConfigError(`${where} takes a positive integer, got '${v ?? ''}'`);
+  return Number(v);
 }
 
 function parseLevel(v: string | undefined, where: string): OptimizationLevel {
@@ -292,14 +351,17 @@ export function splitVllmArgs(argv: readonly string[]): { vllm: VllmArgs | null;
       const v = value();
       if (v === undefined) throw new VllmConfigError(`${name} takes a list`);
       a.customOps = parseCustomOps(v, name);
+    } else if (RANGE_ENDPOINT_KEYS.some((k) => name === `-cc.${k}` || name === `--compilation-config.${k}`)) {
+      a.rangeEndpoints = parseEndpoints(value(), name);
+    } else if (name === '--max-num-batched-tokens') {
+      a.maxNumBatchedTokens = positiveInt(value(), name);
+    } else if (name === '--compile-range') {
+      a.compileRange = parseCompileRange(value(), name);
     } else if (name.startsWith('-cc.')) {
       // -cc.mode=…, -cc.cudagraph_mode=…: accepted; they do not change the post-grad passes.
       if (inline === undefined) i++;
     } else if (name === '-tp' || name === '--tensor-parallel-size') {
-      const v = value();
-      if (v === undefined || !/^\d+$/.test(v) || Number(v) < 1)
-        throw new VllmConfigError(`${name} takes a positive integer, got '${v ?? ''}'`);
-      a.tp = Number(v);
+      a.tp = positiveInt(value(), name);
     } else {
       rest.push(arg);
       continue;
@@ -307,6 +369,44 @@ export function splitVllmArgs(argv: readonly string[]): { vllm: VllmArgs | null;
     any = true;
   }
   return { vllm: any ? a : null, rest };
+}
+
+/**
+ * A pasted command line as the shell would split it: whitespace between words, '…' taken as is,
+ * "…" with \\ escapes, a backslash before a newline joining lines (`vllm serve … \`).
+ */
+export function splitCommandLine(text: string): string[] {
+  const words: string[] = [];
+  let word: string | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (ch === '\\' && text[i + 1] === '\n') {
+      i++;
+    } else if (/\s/.test(ch)) {
+      if (word !== null) words.push(word);
+      word = null;
+    } else if (ch === "'" || ch === '"') {
+      const close = quoteEnd(text, i);
+      if (close < 0)
+        throw new VllmConfigError(`unclosed ${ch} opened at column ${i + 1}: close it after the value`);
+      const inner = text.slice(i + 1, close);
+      word = (word ?? '') + (ch === '"' ? inner.replace(/\\(["\\$`])/g, '$1') : inner);
+      i = close;
+    } else {
+      word = (word ?? '') + (ch === '\\' && i + 1 < text.length ? text[++i]! : ch);
+    }
+  }
+  if (word !== null) words.push(word);
+  return words;
+}
+
+function quoteEnd(text: string, open: number): number {
+  const q = text[open];
+  for (let i = open + 1; i < text.length; i++) {
+    if (q === '"' && text[i] === '\\') i++;
+    else if (text[i] === q) return i;
+  }
+  return -1;
 }
 
 /** One flag as resolved: on or off, and where that came from. */
@@ -331,6 +431,11 @@ export interface ResolvedVllmConfig {
   /** Pass options the config implies (world size = TP, FlashInfer's GPU family). */
   options: PassOptions;
   numbers: VllmArgs['numbers'];
+  /** The end of the last compile range: max_num_batched_tokens. */
+  maxNumBatchedTokens: number;
+  rangeEndpoints: number[];
+  /** The range asked for (`--compile-range`), if any. */
+  compileRange?: CompileRange;
 }
 
 /** vLLM's defaults for `level` on `context`, overridden by the explicit flags. vLLM's default level is 2. */
@@ -377,5 +482,218 @@ export function resolveVllmConfig(args: VllmArgs, context: Partial<VllmContext> 
     notRun: on.filter((f) => f.pass === null),
     options: { worldSize: c.tp, gpu: c.platform === 'sm100' ? 'blackwell' : 'hopper' },
     numbers: args.numbers,
+    maxNumBatchedTokens: args.maxNumBatchedTokens ?? DEFAULT_MAX_TOKENS,
+    rangeEndpoints: args.rangeEndpoints ?? [],
+    ...(args.compileRange ? { compileRange: args.compileRange } : {}),
   };
+}
+
+// ---- compile ranges ---------------------------------------------------------------------------
+// vLLM compiles one graph per token range and runs each pass only in the ranges it applies to:
+//   vllm/config/vllm.py VllmConfig._set_compile_ranges: the range ends are max_num_batched_tokens,
+//     the all-reduce fusion's max_token_num (when below it), sp_min_token_num − 1 (so SP starts a
+//     range), rope_kvcache_fusion_max_token_num, and the user's compile_ranges_endpoints in (1, max);
+//   vllm/config/compilation.py CompilationConfig.get_compile_ranges: Range(s + 1, e) between ends;
+//   vllm/compilation/passes/pass_manager.py PostGradPassManager.__call__: a pass runs on a range's
+//     graph only if pass_.is_applicable_for_range(compile_range);
+//   fusion/allreduce_rms_fusion.py AllReduceFusionPass.is_applicable_for_range: range.end ≤
+//     max_token_num = min(max_size // (hidden · itemsize), max_num_batched_tokens);
+//   fusion/sequence_parallelism.py SequenceParallelismPass.is_applicable_for_range: range.start ≥
+//     min_token_num (None: never); AsyncTPPass rewrites what SP produced, so it follows SP;
+//   fusion/rope_kvcache_fusion.py RopeKVCacheFusionPass.is_applicable_for_range: range.end ≤
+//     rope_kvcache_fusion_max_token_num (PassConfig default 256).
+
+/** What a graph tells of the model: vLLM's thresholds divide bytes by hidden size × element size. */
+export interface ModelShape {
+  hidden: number;
+  elementSize: number;
+}
+
+/** The hidden size of the first all-reduce whose input is typed (what the thresholds need). */
+export function modelShapeOf(g: Graph): ModelShape | undefined {
+  const types = new Map<string, TensorType>();
+  for (const v of [...g.inputs, ...g.nodes]) if (v.type?.kind === 'tensor') types.set(v.name, v.type);
+  for (const n of g.nodes) {
+    if (n.op !== ALL_REDUCE && n.op !== C10D_ALL_REDUCE) continue;
+    const a = n.args[0];
+    const t = a !== undefined && isRef(a) ? types.get(a.name) : undefined;
+    const hidden = t?.shape[t.shape.length - 1];
+    if (t && typeof hidden === 'number') return { hidden, elementSize: elementSize(t) };
+  }
+  return undefined;
+}
+
+/** A pass's token bound: it runs on a range's graph only when the range lies within it. */
+export interface TokenBound {
+  flag: VllmFlag;
+  /** The range must start at or above this (SP's min_token_num). */
+  min?: number;
+  /** The range must end at or below this (max_token_num); 0: the pass never runs. */
+  max?: number;
+  why: string;
+}
+
+export interface CompileRanges {
+  ranges: CompileRange[];
+  /** Each range's end and what put it there. */
+  endpoints: { at: number; why: string }[];
+  bounds: TokenBound[];
+  /** Bounds that could not be evaluated on this graph (no typed all-reduce: no hidden size). */
+  unevaluated: string[];
+}
+
+/** vLLM's str(Range): `(1, 8192)`. */
+export function formatRange(r: CompileRange): string {
+  return `(${r.start}, ${r.end})`;
+}
+
+const FLASHINFER_GPU: Partial<Record<VllmPlatform, keyof typeof MAX_SIZE_MB>> = {
+  sm90: 'hopper',
+  sm100: 'blackwell',
+};
+const MiB = 1024 * 1024;
+/** PassConfig.rope_kvcache_fusion_max_token_num's default. */
+export const ROPE_KVCACHE_MAX_TOKENS = 256;
+
+function allReduceBound(cfg: ResolvedVllmConfig, model: ModelShape | undefined): TokenBound | string {
+  const { tp, platform } = cfg.context;
+  const flag = 'fuse_allreduce_rms';
+  if (tp <= 1) return { flag, max: 0, why: 'TP 1: AllReduceFusionPass is disabled (no all-reduce)' };
+  const gpu = FLASHINFER_GPU[platform];
+  const mb = cfg.numbers.fi_allreduce_fusion_max_size_mb ?? (gpu ? MAX_SIZE_MB[gpu][tp] : undefined);
+  if (mb === undefined)
+    return {
+      flag,
+      max: 0,
+      why: `FlashInfer has no size limit for TP ${tp} on ${platform} (flashinfer_max_size is None): AllReduceFusionPass is disabled`,
+    };
+  if (!model)
+    return `all-reduce fusion's token bound: no typed all-reduce input in the graph, so the hidden size is unknown; assumed to hold in every range`;
+  const bySize = Math.floor((mb * MiB) / (model.hidden * model.elementSize));
+  const max = Math.min(bySize, cfg.maxNumBatchedTokens);
+  return {
+    flag,
+    max,
+    why: `max_token_num ${max} = min(${mb} MiB / (hidden ${model.hidden} × ${model.elementSize} B), max_num_batched_tokens ${cfg.maxNumBatchedTokens})`,
+  };
+}
+
+function spBound(cfg: ResolvedVllmConfig, model: ModelShape | undefined): TokenBound | string {
+  const given = cfg.numbers.sp_min_token_num;
+  if (given !== undefined) return { flag: 'enable_sp', min: given, why: `sp_min_token_num ${given} (given)` };
+  if (!model)
+    return 'sequence parallelism threshold: the hidden size is unknown, so sp_min_token_num was not derived; assumed to hold in every range';
+  const gpu = FLASHINFER_GPU[cfg.context.platform];
+  const th = gpu
+    ? spThreshold(
+        {
+          worldSize: cfg.context.tp,
+          worldSizeFrom: 'option',
+          maxTokens: cfg.maxNumBatchedTokens,
+          gpu,
+          tokenGate: 'compile-range',
+          tpGroup: DEFAULT_TP_GROUP,
+        },
+        model.hidden,
+        model.elementSize,
+      )
+    : { off: `vLLM derives no sequence-parallelism threshold on ${cfg.context.platform}` };
+  if ('off' in th) return { flag: 'enable_sp', max: 0, why: `${th.off} (sp_min_token_num is None)` };
+  return {
+    flag: 'enable_sp',
+    min: th.minTokens,
+    why: `sp_min_token_num ${th.minTokens} (get_sequence_parallelism_threshold for hidden ${model.hidden}, TP ${cfg.context.tp})`,
+  };
+}
+
+/** The ranges vLLM compiles for this config, and each pass's token bound. */
+export function compileRanges(cfg: ResolvedVllmConfig, model?: ModelShape): CompileRanges {
+  const on = new Set(cfg.flags.filter((f) => f.on).map((f) => f.flag));
+  const end = cfg.maxNumBatchedTokens;
+  const endpoints = [{ at: end, why: 'max_num_batched_tokens' }];
+  const bounds: TokenBound[] = [];
+  const unevaluated: string[] = [];
+  const add = (b: TokenBound | string) => {
+    if (typeof b === 'string') unevaluated.push(b);
+    else bounds.push(b);
+    return typeof b === 'string' ? undefined : b;
+  };
+  if (on.has('fuse_allreduce_rms')) {
+    const b = add(allReduceBound(cfg, model));
+    if (b?.max && b.max < end) endpoints.push({ at: b.max, why: `all-reduce fusion: ${b.why}` });
+  }
+  if (on.has('enable_sp')) {
+    const b = add(spBound(cfg, model));
+    if (b?.min !== undefined && b.min > 1 && b.min < end)
+      endpoints.push({ at: b.min - 1, why: `sp_min_token_num − 1: SP starts a range at ${b.min}` });
+    if (b && on.has('fuse_gemm_comms')) bounds.push({ ...b, flag: 'fuse_gemm_comms' });
+  }
+  if (on.has('fuse_rope_kvcache')) {
+    const max = cfg.numbers.rope_kvcache_fusion_max_token_num ?? ROPE_KVCACHE_MAX_TOKENS;
+    bounds.push({ flag: 'fuse_rope_kvcache', max, why: `rope_kvcache_fusion_max_token_num ${max}` });
+    if (max < end) endpoints.push({ at: max, why: `rope_kvcache_fusion_max_token_num ${max}` });
+  }
+  for (const x of cfg.rangeEndpoints)
+    if (x > 1 && x < end) endpoints.push({ at: x, why: 'compile_ranges_endpoints (given)' });
+  const ends = [...new Set(endpoints.map((e) => e.at))].sort((a, b) => a - b);
+  return {
+    ranges: ends.map((e, i) => ({ start: (i === 0 ? 0 : ends[i - 1]!) + 1, end: e })),
+    endpoints: ends.map((at) => endpoints.find((e) => e.at === at)!),
+    bounds,
+    unevaluated,
+  };
+}
+
+/** A flag that is on, whose pass does not run on this range's graph, and the bound that excluded it. */
+export interface OutOfRange {
+  flag: VllmFlag;
+  vllmPass: string;
+  pass: PassName | null;
+  why: string;
+}
+
+/** Why `bound` keeps its pass off `range`'s graph, or null when it runs there. */
+export function boundRefusal(bound: TokenBound, range: CompileRange): string | null {
+  if (bound.max === 0) return bound.why;
+  if (bound.max !== undefined && range.end > bound.max)
+    return `not applicable in range ${formatRange(range)}: it ends above ${bound.max} tokens (${bound.why})`;
+  if (bound.min !== undefined && range.start < bound.min)
+    return `not applicable in range ${formatRange(range)}: it starts below ${bound.min} tokens (${bound.why})`;
+  return null;
+}
+
+/** The passes vLLM runs on the graph it compiled for `range`, and those its bounds leave out. */
+export function passesInRange(
+  cfg: ResolvedVllmConfig,
+  cr: CompileRanges,
+  range: CompileRange,
+): { passes: PassName[]; outOfRange: OutOfRange[] } {
+  const outOfRange: OutOfRange[] = [];
+  for (const b of cr.bounds) {
+    const why = boundRefusal(b, range);
+    const f = cfg.flags.find((x) => x.flag === b.flag)!;
+    if (why) outOfRange.push({ flag: b.flag, vllmPass: f.vllmPass, pass: f.pass, why });
+  }
+  const dropped = new Set(outOfRange.map((o) => o.pass));
+  return { passes: cfg.passes.filter((p) => !dropped.has(p)), outOfRange };
+}
+
+/** Where the range to rewrite came from: asked for, named in a dump's log, or vLLM's first (smallest). */
+export type RangeSource = 'given' | 'dump' | 'first';
+
+/** The range to rewrite: the one asked for, else the dump's, else the first vLLM compiles. */
+export function chooseRange(
+  cfg: ResolvedVllmConfig,
+  cr: CompileRanges,
+  logged?: CompileRange,
+): { range: CompileRange; from: RangeSource } {
+  if (cfg.compileRange) return { range: cfg.compileRange, from: 'given' };
+  if (logged) return { range: logged, from: 'dump' };
+  return { range: cr.ranges[0]!, from: 'first' };
+}
+
+/** The range a vLLM log names (`Compiling a graph for compile range (1, 8192)`, backends.py), if any. */
+export function loggedCompileRange(text: string): CompileRange | undefined {
+  const m = /compile range \((\d+), (\d+)\)/.exec(text);
+  return m ? { start: Number(m[1]), end: Number(m[2]) } : undefined;
 }

@@ -8,6 +8,7 @@ import type { Diagnostic } from '../../graph/passes/pipeline.ts';
 import { shownStage, useStore } from '../store/index.ts';
 import { PASS_ORDER } from '../store/passesSlice.ts';
 import { PassWhyList } from './PassWhyList.tsx';
+import { OutOfRangeNotes } from './PassConfigPanel.tsx';
 import { isFusable, refusalsByPass } from './whyGroups.ts';
 
 /** Gate blockers the pass reports by name, and the control that changes each. */
@@ -45,6 +46,7 @@ export function WhyPanel() {
           ? 'No unfused all-reduce in this graph.'
           : `${diagnostics.length} all-reduce${diagnostics.length > 1 ? 's' : ''}: ${fusable} would fuse, ${blocked.length} blocked.`}
       </p>
+      <OutOfRangeNotes />
       {fixPasses.length > 0 && (
         <div className="why-actions why-fix-all">
           {fixPasses.map((pass) => (

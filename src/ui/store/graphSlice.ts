@@ -1,4 +1,5 @@
 import type { StateCreator } from 'zustand';
+import { loggedCompileRange, type CompileRange } from '../../graph/passes/vllmConfig.ts';
 import type { Graph } from '../../graph/ir.ts';
 import { DEFAULT_MAX_BYTES, GraphImportError, checkByteSize, checkInputSize } from '../../graph/errors.ts';
 import {
@@ -74,6 +75,14 @@ export interface DumpState {
   shown: number;
   /** The TP world size the capture's file names state (its ranks), the gate's value on opening it. */
   worldSize?: number;
+  /** The compile range its vLLM log says the graphs were compiled for. */
+  compileRange?: CompileRange;
+}
+
+/** The compile range a folder's vLLM log names, if one does. */
+function loggedRangeOf(files: readonly StageFile[]): { compileRange?: CompileRange } {
+  const compileRange = files.map((f) => loggedCompileRange(f.text)).find((r) => r !== undefined);
+  return compileRange ? { compileRange } : {};
 }
 
 export interface Restore {
@@ -254,6 +263,7 @@ export const createGraphSlice: StateCreator<AppState, [], [], GraphSlice> = (set
         skipped: r.skipped,
         shown: 0,
         ...(imported.worldSize === undefined ? {} : { worldSize: imported.worldSize }),
+        ...loggedRangeOf(files),
       };
       // A new capture starts with no rewrite steps, at the world size its file names state.
       const first = dumpStage(dump, 0, imported.worldSize);

@@ -1,10 +1,12 @@
-// One store, seven slices: the loaded graph, the rewrite history, the last run, the view, the
-// node-data overlay, the work going on in the pipeline worker, and a TORCH_TRACE log's compiles.
+// One store, eight slices: the loaded graph, the rewrite history, vLLM's pass config, the last run,
+// the view, the node-data overlay, the work going on in the pipeline worker, and a TORCH_TRACE
+// log's compiles.
 // Components read it through selectors (`useStore((s) => s.counts)`), never the whole state.
 
 import { create } from 'zustand';
 import { createGraphSlice, type GraphSlice } from './graphSlice.ts';
 import { createPassesSlice, type PassesSlice } from './passesSlice.ts';
+import { createPassConfigSlice, type PassConfigSlice } from './passConfigSlice.ts';
 import { createRunSlice, type RunSlice } from './runSlice.ts';
 import { createViewSlice, type ViewSlice } from './viewSlice.ts';
 import { createOverlaySlice, type OverlaySlice } from './overlaySlice.ts';
@@ -13,6 +15,7 @@ import { createTraceSlice, type TraceSlice } from './traceSlice.ts';
 
 export type AppState = GraphSlice &
   PassesSlice &
+  PassConfigSlice &
   RunSlice &
   ViewSlice &
   OverlaySlice &
@@ -22,6 +25,7 @@ export type AppState = GraphSlice &
 export const useStore = create<AppState>()((...a) => ({
   ...createGraphSlice(...a),
   ...createPassesSlice(...a),
+  ...createPassConfigSlice(...a),
   ...createRunSlice(...a),
   ...createViewSlice(...a),
   ...createOverlaySlice(...a),

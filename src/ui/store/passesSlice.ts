@@ -193,7 +193,13 @@ export const createPassesSlice: StateCreator<AppState, [], [], PassesSlice> = (s
     applyPipeline: async () => {
       const { steps, cursor, scrub } = get();
       const from = scrub ?? cursor;
-      const next = [...steps.slice(0, from), ...PASS_ORDER.map((pass) => ({ pass }))];
+      // vLLM's passes for the chosen compile range when its config is set, else PASS_ORDER.
+      const next = [
+        ...steps.slice(0, from),
+        ...get()
+          .pipelinePasses()
+          .map((pass) => ({ pass })),
+      ];
       await refresh(next, next.length, null, undefined, () => follow(from, get().stages));
     },
     undo: async () => {

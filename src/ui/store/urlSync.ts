@@ -43,6 +43,7 @@ export function snapshot(s: AppState): UrlState | null {
       tokenGate: s.gates.tokenGate,
       tpGroup: s.gates.tpGroup,
     },
+    ...(s.passConfig ? { passConfig: s.passConfig } : {}),
     cost: { profile: s.profileId, tokens: s.tokens, tp: s.costTp, algorithm: s.costAlgorithm },
     run: {
       backend: s.runSettings.backend,
@@ -93,6 +94,8 @@ export async function restoreFromUrl(): Promise<void> {
   if (state.view?.theme) s.setTheme(state.view.theme);
   if (state.view?.layout) s.setLayout(state.view.layout);
   if (state.gates) await s.setGates(state.gates, { replay: false });
+  // Before the graph loads, so its pipeline is the link's; the link's gates win over the config's below.
+  if (state.passConfig) await s.setPassConfig(state.passConfig);
   const restore = { steps: state.steps, selected: state.selected ?? null, view: state.view?.centre };
   if ('sample' in state.source) await s.loadSample(state.source.sample, restore);
   else await s.loadText(state.source.text, state.source.name, restore);
