@@ -8,7 +8,7 @@ import { F8E4M3FN_MAX } from '../../graph/fp8.ts';
 import { torchDtype } from '../../graph/ops.ts';
 import type { MapFn, StorageDType, View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
-import { numelOf } from './layout.ts';
+import { contiguousStrides, numelOf } from './layout.ts';
 import { noKernel, tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
 
 /** vLLM's min_scaling_factor<float8_e4m3fn>: 1 / (448 · 512) in f32, the smallest per-token scale. */
@@ -37,19 +37,21 @@ export function mapStep(
   return out;
 }
 
-/** max|x| over every element ([1]) or per row ([T, 1]), in x's dtype (exact). */
-function absMax(b: PlanBuilder, c: OpCall, x: View, perRow: boolean): View {
+/**
+ * max|x| over rows of `rowLength` consecutive elements of contiguous `x` (the whole tensor, a token's
+ * row or a group of its columns), into `shape`, in x's dtype (exact).
+ */
+function absMax(b: PlanBuilder, c: OpCall, x: View, rowLength: number, shape: number[]): View {
   const abs = mapStep(b, c, 'abs', 'abs', x, null, 0, x.dtype);
-  const cols = x.shape[x.shape.length - 1] ?? 1;
-  const rows = numelOf(x.shape) / cols;
-  const shape = perRow ? [rows, 1] : [1];
-  const view: View = perRow
-    ? { ...abs, shape: [rows, cols], strides: [cols, 1] }
-    : { ...abs, shape: [1, rows * cols], strides: [rows * cols, 1] };
+  const rows = numelOf(x.shape) / rowLength;
+  const view: View = { ...abs, shape: [rows, rowLength], strides: [rowLength, 1] };
   const out = b.newStorage(`${c.node.name}.absmax`, x.dtype, shape);
   b.push(c.node, { kernel: 'reduce_rows', x: view, mean: false, out: out.storage });
   return out;
 }
+
+/** The last dim of `x` (1 for a scalar). */
+const lastDim = (x: View): number => x.shape[x.shape.length - 1] ?? 1;
 
 /** A scale of a [M, N] product: one value, one per row ([M, 1]) or one per column ([1, N]). */
 function gemmScale(c: OpCall, s: View, M: number, N: number, what: string): View {
@@ -98,18 +100,72 @@ export function scaledMm(
 }
 
 /**
+ * scaled_fp8_conversion's clamp and cast of f32 values `q` (fmaxf(min, fminf(q, max)), then e4m3fn),
+ * held in `dtype`. As clamp steps and torch's cast it differs from the kernels on NaN input only.
+ */
+function clampToFp8(b: PlanBuilder, c: OpCall, q: View, dtype: StorageDType, max = F8E4M3FN_MAX): View {
+  const lo = mapStep(b, c, 'clamp_min', 'maxs', q, null, -max, 'f32');
+  const hi = mapStep(b, c, 'clamp_max', 'mins', lo, null, max, 'f32');
+  return mapStep(b, c, 'result', 'to_f8e4m3fn', hi, null, 0, dtype);
+}
+
+/**
  * The dynamic per-token FP8 quant of the rows of `x` (contiguous): scale = max(max|row| / 448,
  * 1/(448·512)) in f32; result = e4m3fn(clamp(row / scale, ±448)), held in x's dtype.
  */
 export function perTokenFp8Quant(b: PlanBuilder, c: OpCall, x: View): { out: View; scale: View } {
-  const perRow = mapStep(b, c, 'scale_raw', 'divs', absMax(b, c, x, true), null, F8E4M3FN_MAX, 'f32');
+  const rows = numelOf(x.shape) / lastDim(x);
+  const absmax = absMax(b, c, x, lastDim(x), [rows, 1]);
+  const perRow = mapStep(b, c, 'scale_raw', 'divs', absmax, null, F8E4M3FN_MAX, 'f32');
   const scale = mapStep(b, c, 'scale', 'maxs', perRow, null, MIN_SCALING_FACTOR, 'f32');
-  // scaled_fp8_conversion<false>: x / scale (f32, correctly rounded), fmaxf(−448, fminf(·, 448)), the
-  // cast. As clamp steps and torch's cast this differs from the kernel on NaN input only (NaN, not 448).
-  const q = mapStep(b, c, 'div', 'div', x, scale, 0, 'f32');
-  const lo = mapStep(b, c, 'clamp_min', 'maxs', q, null, -F8E4M3FN_MAX, 'f32');
-  const hi = mapStep(b, c, 'clamp_max', 'mins', lo, null, F8E4M3FN_MAX, 'f32');
-  return { out: mapStep(b, c, 'result', 'to_f8e4m3fn', hi, null, 0, x.dtype), scale };
+  // scaled_fp8_conversion<false>: x / scale (f32, correctly rounded), then the clamp and the cast.
+  return { out: clampToFp8(b, c, mapStep(b, c, 'div', 'div', x, scale, 0, 'f32'), x.dtype), scale };
+}
+
+/**
+ * How a per-group scale is computed, as each of vLLM's kernels does (f32 throughout); both then
+ * quantize x / scale (scaled_fp8_conversion<false>):
+ * - 'group-quant' (per_token_group_fp8_quant, csrc/quantization/w8a8/fp8/per_token_group_quant.cu
+ *   ComputeGroupScale: the absmax starts at eps): scale = max(eps, max|group|) / fp8_max;
+ * - 'norm-block' (rms_norm_per_block_quant, csrc/quantization/fused_kernels/layernorm_utils.cuh
+ *   compute_dynamic_per_token_scales with a group size): scale = max(max|group| / 448, 1/(448·512)).
+ */
+export type GroupScaleRule = { kind: 'group-quant'; eps: number; max: number } | { kind: 'norm-block' };
+
+/**
+ * The per-token-group FP8 quant of contiguous `x` [..., H]: one scale per `group` consecutive columns
+ * of a token ([..., H / group] f32, a token's groups in a row: the logical layout whether vLLM stores
+ * it row- or column-major), each element e4m3fn(clamp(·, ±max)) held in x's dtype.
+ */
+export function perGroupFp8Quant(
+  b: PlanBuilder,
+  c: OpCall,
+  x: View,
+  group: number,
+  rule: GroupScaleRule,
+): { out: View; scale: View } {
+  const H = lastDim(x);
+  if (!Number.isInteger(group) || group <= 0 || H % group !== 0)
+    c.fail(`group size ${group} does not divide the last dim ${H}`);
+  const groups = numelOf(x.shape) / group;
+  const absmax = absMax(b, c, x, group, [groups, 1]);
+  const rows: View = { ...x, shape: [groups, group], strides: [group, 1] };
+  const max = rule.kind === 'group-quant' ? rule.max : F8E4M3FN_MAX;
+  let scale: View;
+  if (rule.kind === 'group-quant') {
+    const floored = mapStep(b, c, 'absmax_eps', 'maxs', absmax, null, rule.eps, 'f32');
+    scale = mapStep(b, c, 'scale', 'divs', floored, null, rule.max, 'f32');
+  } else {
+    const raw = mapStep(b, c, 'scale_raw', 'divs', absmax, null, F8E4M3FN_MAX, 'f32');
+    scale = mapStep(b, c, 'scale', 'maxs', raw, null, MIN_SCALING_FACTOR, 'f32');
+  }
+  const q = mapStep(b, c, 'div', 'div', rows, scale, 0, 'f32');
+  const out = clampToFp8(b, c, q, x.dtype, max);
+  const scaleShape = [...x.shape.slice(0, -1), H / group];
+  return {
+    out: { ...out, shape: x.shape, strides: contiguousStrides(x.shape) },
+    scale: { ...scale, shape: scaleShape, strides: contiguousStrides(scaleShape) },
+  };
 }
 
 export const QUANT_LOWERINGS = {
@@ -126,7 +182,8 @@ export const QUANT_LOWERINGS = {
   '_C.dynamic_scaled_fp8_quant.default': {
     lower: (b, c) => {
       const x = b.contiguous(c.tensor(1, 'input'), c.node);
-      const scale = mapStep(b, c, 'scale', 'divs', absMax(b, c, x, false), null, F8E4M3FN_MAX, 'f32');
+      const absmax = absMax(b, c, x, numelOf(x.shape), [1]);
+      const scale = mapStep(b, c, 'scale', 'divs', absmax, null, F8E4M3FN_MAX, 'f32');
       const out = b.newStorage(`${c.node.name}.result`, x.dtype, x.shape);
       b.push(c.node, { kernel: 'fp8_quant', x, scale, satfinite: false, out: out.storage });
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
@@ -138,6 +195,19 @@ export const QUANT_LOWERINGS = {
       const x = b.contiguous(c.tensor(1, 'input'), c.node);
       if (c.arg(3) !== null) c.fail('scale_ub (an upper bound on the per-token absmax) has no kernel');
       const { out, scale } = perTokenFp8Quant(b, c, x);
+      return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
+    },
+  },
+  // (input, output_q!, output_s!, group_size, eps, fp8_min, fp8_max, scale_ue8m0, …) → [1] output_q, [2] output_s.
+  '_C.per_token_group_fp8_quant.default': {
+    lower: (b, c) => {
+      if (c.arg(7) === true) c.fail('scale_ue8m0 (power-of-two scales for DeepGEMM) has no kernel');
+      const min = c.num(5, -F8E4M3FN_MAX),
+        max = c.num(6, F8E4M3FN_MAX);
+      if (min !== -max) c.fail(`fp8_min ${min} and fp8_max ${max} are not symmetric`);
+      const x = b.contiguous(c.tensor(0, 'input'), c.node);
+      const eps = c.num(4, 1e-10);
+      const { out, scale } = perGroupFp8Quant(b, c, x, c.num(3, 128), { kind: 'group-quant', eps, max });
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
     },
   },
