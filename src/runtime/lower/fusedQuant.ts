@@ -11,9 +11,9 @@
 
 import type { View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
-import { noKernel, tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
-import { perGroupFp8Quant, perTokenFp8Quant } from './quant.ts';
-import { ELEMENTWISE_LOWERINGS } from './elementwise.ts';
+import { tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
+import { nvfp4Quant, perGroupFp8Quant, perTokenFp8Quant } from './quant.ts';
+import { siluAndMul } from './elementwise.ts';
 
 /** The norm's weight γ (argument i), one per column of x. */
 const normWeight = (c: OpCall, i: number, x: View): View =>
@@ -120,16 +120,24 @@ export const FUSED_QUANT_LOWERINGS = {
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale), res ? T(res) : { t: 'none' }] };
     },
   },
-  // (result!, input, scale) → [1] result: silu_and_mul's step (the same argument positions), then the quant.
+  // (result!, input, scale) → [1] result: silu_and_mul's step, then the quant.
   '_C.silu_and_mul_quant.default': {
     lower: (b, c) => {
-      const act = ELEMENTWISE_LOWERINGS['_C.silu_and_mul.default'].lower(b, c);
-      const out = typeof act === 'object' && act.t === 'tuple' ? act.items[1] : undefined;
-      if (!out || out.t !== 'tensor') return c.fail('silu_and_mul gave no tensor');
-      return { t: 'tuple', items: [{ t: 'none' }, T(staticFp8Quant(b, c, out.view, 2))] };
+      const act = siluAndMul(b, c, c.tensor(1, 'input'));
+      return { t: 'tuple', items: [{ t: 'none' }, T(staticFp8Quant(b, c, act, 2))] };
     },
   },
-  '_C.silu_and_mul_nvfp4_quant.default': noKernel(
-    'NVFP4 packing (two e2m1 per byte, swizzled block scales) has no kernel',
-  ),
+  // (result!, result_block_scale!, input, input_global_scale) → [1] result, [2] result_block_scale: vLLM's
+  // silu_and_mul_nvfp4_quant (csrc/quantization/fp4/activation_nvfp4_quant_fusion_kernels.cu) rounds
+  // silu(x) · y to scalar_t (compute_silu_mul returns a PackedVec<Type>) before cvt_warp_fp16_to_fp4,
+  // so it is silu_and_mul's step, then the quant's: bitwise the pair.
+  '_C.silu_and_mul_nvfp4_quant.default': {
+    roles: { input_global_scale: 'norm-weight' },
+    lower: (b, c) => {
+      const act = siluAndMul(b, c, c.tensor(2, 'input'));
+      const S = c.tensor(3, 'input_global_scale', { role: 'norm-weight', shape: [1] });
+      const { out, scale } = nvfp4Quant(b, c, act, S);
+      return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
+    },
+  },
 } satisfies Partial<Record<LoweredOp, Lowering>>;

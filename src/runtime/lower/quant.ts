@@ -1,15 +1,17 @@
 // FP8 quantization and FP8 GEMMs: vLLM's static, dynamic per-tensor and dynamic per-token quant
 // (csrc/quantization/w8a8/fp8/common.cu), cutlass_scaled_mm and torch's _scaled_mm. Quantized
 // values are held in the run dtype (every e4m3fn value is exact in bf16); scales are f32, as
-// vLLM's are. NVFP4 has no kernel.
+// vLLM's are. NVFP4 (scaled_fp4_quant) is emulated: e2m1 codes packed two per byte, e4m3 block
+// scales, held as their values in the run dtype.
 
 import type { Arg } from '../../graph/ir.ts';
 import { F8E4M3FN_MAX } from '../../graph/fp8.ts';
+import { NVFP4_BLOCK } from '../../graph/fp4.ts';
 import { torchDtype } from '../../graph/ops.ts';
 import type { MapFn, StorageDType, View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
 import { contiguousStrides, numelOf } from './layout.ts';
-import { noKernel, tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
+import { tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
 
 /** vLLM's min_scaling_factor<float8_e4m3fn>: 1 / (448 · 512) in f32, the smallest per-token scale. */
 const MIN_SCALING_FACTOR = Math.fround(1 / (F8E4M3FN_MAX * 512));
@@ -168,6 +170,31 @@ export function perGroupFp8Quant(
   };
 }
 
+/**
+ * NVFP4 quant of contiguous `x` [..., K] by its global scale S ([1] f32), as vLLM's
+ * cvt_warp_fp16_to_fp4 (src/graph/fp4.ts): the e4m3 block scales (one per 16 elements), then the
+ * e2m1 pairs packed by them (the even element in the low nibble). Packed bytes and block scales are
+ * held as their values in x's dtype. The scales are [..., K/16] row-major: vLLM writes them swizzled
+ * (128×4 tiles, rows padded to 128) for the tensor cores, an order of the same values that only the
+ * FP4 GEMM reads; here every reader reads them by row and block.
+ */
+export function nvfp4Quant(
+  b: PlanBuilder,
+  c: OpCall,
+  x: View,
+  globalScale: View,
+): { out: View; scale: View } {
+  const K = lastDim(x);
+  if (K % NVFP4_BLOCK !== 0) c.fail(`the last dim ${K} is not a multiple of ${NVFP4_BLOCK}`);
+  const S: View = { ...globalScale, shape: [1], strides: [1] };
+  const lead = x.shape.slice(0, -1);
+  const scale = b.newStorage(`${c.node.name}.block_scale`, x.dtype, [...lead, K / NVFP4_BLOCK]);
+  b.push(c.node, { kernel: 'nvfp4_scale', x, globalScale: S, out: scale.storage });
+  const out = b.newStorage(`${c.node.name}.packed`, x.dtype, [...lead, K / 2]);
+  b.push(c.node, { kernel: 'nvfp4_quant', x, scale, globalScale: S, out: out.storage });
+  return { out, scale };
+}
+
 export const QUANT_LOWERINGS = {
   '_C.static_scaled_fp8_quant.default': {
     lower: (b, c) => {
@@ -243,7 +270,14 @@ export const QUANT_LOWERINGS = {
       return T(scaledMm(b, c, a, w, c.tensor(2, 'scale_a'), c.tensor(3, 'scale_b'), bias, dtype, 'out'));
     },
   },
-  '_C.scaled_fp4_quant.default': noKernel(
-    'NVFP4 packing (two e2m1 per byte, swizzled block scales) has no kernel',
-  ),
+  // (output!, input, output_scale!, input_scale) → [1] output (packed e2m1 pairs), [2] output_scale.
+  '_C.scaled_fp4_quant.default': {
+    roles: { input_scale: 'norm-weight' },
+    lower: (b, c) => {
+      const x = b.contiguous(c.tensor(1, 'input'), c.node);
+      const S = c.tensor(3, 'input_scale', { role: 'norm-weight', shape: [1] });
+      const { out, scale } = nvfp4Quant(b, c, x, S);
+      return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
+    },
+  },
 } satisfies Partial<Record<LoweredOp, Lowering>>;
