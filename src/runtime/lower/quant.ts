@@ -67,6 +67,73 @@ function gemmScale(c: OpCall, s: View, M: number, N: number, what: string): View
 }
 
 /**
+ * Block scales: a's [M, K/g] (per token and K-group), b's [K/g, N/gn] with more than one row or
+ * block column ([1, N] is a per-column scale, not blocks).
+ */
+function isBlockScaled(sa: View, sb: View, M: number, N: number): boolean {
+  if (sa.shape.length !== 2 || sb.shape.length !== 2 || sa.shape[0] !== M) return false;
+  return sb.shape[0] === sa.shape[1] && (sb.shape[0]! > 1 || sb.shape[1] !== N);
+}
+
+/**
+ * The block-scaled FP8 product (W8A8BlockFp8LinearOp through cutlass_scaled_mm; CUTLASS's blockwise
+ * kernels, csrc/quantization/w8a8/cutlass/c3x/scaled_mm_blockwise_*): per K-group kb, the f32
+ * product of its columns of a and rows of b, times a_scale[m, kb] · b_scale[kb, n / gn], summed over
+ * the groups in order. The per-group products are the gemm kernel's contract.
+ */
+function blockScaledProduct(b: PlanBuilder, c: OpCall, a32: View, w32: View, sa: View, sb: View): View {
+  const [M, K] = a32.shape as [number, number],
+    N = w32.shape[1]!;
+  const G = sa.shape[1]!,
+    Gn = sb.shape[1]!;
+  if (K % G !== 0 || N % Gn !== 0)
+    c.fail(`block scales [${sa.shape}] · [${sb.shape}] do not tile [${M}, ${K}] · [${K}, ${N}]`);
+  const g = K / G,
+    gn = N / Gn;
+  let acc: View | null = null;
+  for (let kb = 0; kb < G; kb++) {
+    const ak = b.contiguous({ ...a32, shape: [M, g], strides: [K, 1], offset: a32.offset + kb * g }, c.node);
+    const wk = b.contiguous(
+      { ...w32, shape: [g, N], strides: [N, 1], offset: w32.offset + kb * g * N },
+      c.node,
+    );
+    const part = b.newStorage(`${c.node.name}.acc${kb}`, 'f32', [M, N]);
+    b.push(c.node, { kernel: 'gemm', a: ak, b: wk, bias: null, alpha: 1, beta: 0, out: part.storage });
+    // a_scale[m, kb] · b_scale[kb, j] for each block column j, then the product's blocks by it.
+    const saK: View = {
+      ...sa,
+      shape: [M, 1, 1],
+      strides: [sa.strides[0]!, 0, 0],
+      offset: sa.offset + kb * sa.strides[1]!,
+    };
+    const sbK: View = {
+      ...sb,
+      shape: [1, Gn, 1],
+      strides: [0, sb.strides[1]!, 0],
+      offset: sb.offset + kb * sb.strides[0]!,
+    };
+    const scale = mapStep(b, c, `scale${kb}`, 'mul', saK, sbK, 0, 'f32', [M, Gn, 1]);
+    const scaled = mapStep(
+      b,
+      c,
+      `scaled${kb}`,
+      'mul',
+      { ...part, shape: [M, Gn, gn], strides: [N, gn, 1] },
+      scale,
+      0,
+      'f32',
+    );
+    const flat: View = { ...scaled, shape: [M, N], strides: [N, 1] };
+    if (acc) {
+      const sum = b.newStorage(`${c.node.name}.sum${kb}`, 'f32', [M, N]);
+      b.push(c.node, { kernel: 'add', a: acc, b: flat, alpha: 1, out: sum.storage });
+      acc = sum;
+    } else acc = flat;
+  }
+  return acc!;
+}
+
+/**
  * An FP8 GEMM: the operands as e4m3fn values widened to f32, their f32 product (the gemm kernel's
  * contract), times b's scale then a's, each rounded to f32 (CUTLASS's ScaledEpilogue:
  * a_scale · (b_scale · acc)), plus the bias, cast to `to`.
@@ -88,10 +155,14 @@ export function scaledMm(
     N = w.shape[1];
   const a32 = mapStep(b, c, 'a_f32', 'to_f8e4m3fn', a, null, 0, 'f32');
   const w32 = mapStep(b, c, 'b_f32', 'to_f8e4m3fn', w, null, 0, 'f32');
-  const acc = b.newStorage(`${c.node.name}.acc`, 'f32', [M, N]);
-  b.push(c.node, { kernel: 'gemm', a: a32, b: w32, bias: null, alpha: 1, beta: 0, out: acc.storage });
-  const bScaled = mapStep(b, c, 'scale_b', 'mul', acc, gemmScale(c, sb, M, N, 'the b scale'), 0, 'f32');
-  let y = mapStep(b, c, 'scale_a', 'mul', bScaled, gemmScale(c, sa, M, N, 'the a scale'), 0, 'f32');
+  let y: View;
+  if (isBlockScaled(sa, sb, M, N)) y = blockScaledProduct(b, c, a32, w32, sa, sb);
+  else {
+    const acc = b.newStorage(`${c.node.name}.acc`, 'f32', [M, N]);
+    b.push(c.node, { kernel: 'gemm', a: a32, b: w32, bias: null, alpha: 1, beta: 0, out: acc.storage });
+    const bScaled = mapStep(b, c, 'scale_b', 'mul', acc, gemmScale(c, sb, M, N, 'the b scale'), 0, 'f32');
+    y = mapStep(b, c, 'scale_a', 'mul', bScaled, gemmScale(c, sa, M, N, 'the a scale'), 0, 'f32');
+  }
   if (bias) {
     const out = b.newStorage(`${c.node.name}.bias`, 'f32', [M, N]);
     b.push(c.node, { kernel: 'add', a: y, b: bias, alpha: 1, out: out.storage });
