@@ -182,11 +182,17 @@ function clampToFp8(b: PlanBuilder, c: OpCall, q: View, dtype: StorageDType, max
   return mapStep(b, c, 'result', 'to_f8e4m3fn', hi, null, 0, dtype);
 }
 
+/** A quant's results: the quantized values (held in the run dtype) and their scales. */
+export interface Quantized {
+  out: View;
+  scale: View;
+}
+
 /**
  * The dynamic per-token FP8 quant of the rows of `x` (contiguous): scale = max(max|row| / 448,
  * 1/(448·512)) in f32; result = e4m3fn(clamp(row / scale, ±448)), held in x's dtype.
  */
-export function perTokenFp8Quant(b: PlanBuilder, c: OpCall, x: View): { out: View; scale: View } {
+export function perTokenFp8Quant(b: PlanBuilder, c: OpCall, x: View): Quantized {
   const rows = numelOf(x.shape) / lastDim(x);
   const absmax = absMax(b, c, x, lastDim(x), [rows, 1]);
   const perRow = mapStep(b, c, 'scale_raw', 'divs', absmax, null, F8E4M3FN_MAX, 'f32');
@@ -216,7 +222,7 @@ export function perGroupFp8Quant(
   x: View,
   group: number,
   rule: GroupScaleRule,
-): { out: View; scale: View } {
+): Quantized {
   const H = lastDim(x);
   if (!Number.isInteger(group) || group <= 0 || H % group !== 0)
     c.fail(`group size ${group} does not divide the last dim ${H}`);
@@ -249,12 +255,7 @@ export function perGroupFp8Quant(
  * (128×4 tiles, rows padded to 128) for the tensor cores, an order of the same values that only the
  * FP4 GEMM reads; here every reader reads them by row and block.
  */
-export function nvfp4Quant(
-  b: PlanBuilder,
-  c: OpCall,
-  x: View,
-  globalScale: View,
-): { out: View; scale: View } {
+export function nvfp4Quant(b: PlanBuilder, c: OpCall, x: View, globalScale: View): Quantized {
   const K = lastDim(x);
   if (K % NVFP4_BLOCK !== 0) c.fail(`the last dim ${K} is not a multiple of ${NVFP4_BLOCK}`);
   const S: View = { ...globalScale, shape: [1], strides: [1] };
