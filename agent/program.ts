@@ -594,6 +594,8 @@ const LOWERINGS: Lowerings = {
   scatter: noWorkerKernel,
   rotary: noWorkerKernel,
   attention: noWorkerKernel,
+  nvfp4_scale: noWorkerKernel,
+  nvfp4_quant: noWorkerKernel,
 };
 
 export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {

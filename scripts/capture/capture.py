@@ -54,6 +54,11 @@ def captures():
     # TP 1: no all-reduce, so every norm → quant and silu_and_mul → quant is a norm-quant /
     # act-quant site.
     out["llama-fp8-tp1"] = (models.llama(fp8=True, fp8_down=True), 1, {})
+    # The same at TP 1 with vLLM's other FP8 / FP4 schemes: dynamic per-token, per-token groups of
+    # 128 (block FP8), NVFP4.
+    for kind in ("dynamic", "group128", "nvfp4"):
+        out[f"llama-{'nvfp4' if kind == 'nvfp4' else 'fp8-' + kind}-tp1"] = (
+            models.llama(fp8=True, fp8_down=True, fp8_kind=kind), 1, {})
     out["qwen3-moe-tp4"] = (models.qwen3_moe(), 4, {})
     out["llama-tp2-v2"] = (models.llama(), 2, {"enable_auto_functionalized_v2": True})
     # vLLM's default piecewise mode: the graph is split at the attention op and each piece

@@ -42,6 +42,10 @@ class Dims:
     # The MLP's down projection in FP8 too (its input quant reads silu_and_mul's output), as in a
     # checkpoint that quantizes every linear.
     fp8_down: bool = False
+    # How an FP8 linear quantizes its input (vLLM's schemes): "static" per-tensor (Fp8LinearOp),
+    # "dynamic" per-token, "group128" per-token groups of 128 (W8A8BlockFp8LinearOp), "nvfp4"
+    # (ModelOpt NVFP4: scaled_fp4_quant and cutlass_scaled_fp4_mm, Blackwell).
+    fp8_kind: str = "static"
     # PR #28841: slice before the all-reduce.
     slice_first: bool = False
 
@@ -50,8 +54,10 @@ def gpt_oss(slice_first: bool, layers: int = 2) -> Dims:
     return Dims("gpt_oss", layers=layers, moe_hidden=128, bias=True, slice_first=slice_first)
 
 
-def llama(layers: int = 2, fp8: bool = False, fp8_down: bool = False) -> Dims:
-    return Dims("llama", layers=layers, eps=1e-5, fp8=fp8, fp8_down=fp8_down)
+def llama(layers: int = 2, fp8: bool = False, fp8_down: bool = False, fp8_kind: str = "static") -> Dims:
+    # Groups of 128 need a hidden and an intermediate size they divide.
+    wide = {"hidden": 128, "intermediate": 128} if fp8_kind == "group128" else {}
+    return Dims("llama", layers=layers, eps=1e-5, fp8=fp8, fp8_down=fp8_down, fp8_kind=fp8_kind, **wide)
 
 
 def qwen3_moe(layers: int = 2) -> Dims:
@@ -86,28 +92,53 @@ class RMSNorm(torch.nn.Module):
 
 
 class Linear(torch.nn.Module):
-    """UnquantizedLinearMethod.apply: F.linear(x, weight, bias); with fp8, the static-scale
-    quant of the input and cutlass_scaled_mm (Fp8LinearOp)."""
+    """UnquantizedLinearMethod.apply: F.linear(x, weight, bias); with `fp8` (a Dims.fp8_kind), the
+    input's quant and the scaled GEMM of that scheme: static_scaled_fp8_quant / dynamic per-token /
+    per_token_group_fp8_quant (128, column-major scales) then cutlass_scaled_mm; NVFP4's
+    scaled_fp4_quant then cutlass_scaled_fp4_mm."""
 
     def __init__(self, in_f, out_f, bias, fp8=False):
         super().__init__()
-        self.fp8 = fp8
+        self.kind = fp8 or None
         self.bias = _param(out_f) if bias else None
-        if fp8:
-            self.weight = torch.nn.Parameter(
-                (torch.randn(in_f, out_f) * 8).clamp(-448, 448).to(torch.float8_e4m3fn), requires_grad=False)
-            self.input_scale = torch.nn.Parameter(torch.tensor([0.02]), requires_grad=False)
-            self.weight_scale = torch.nn.Parameter(torch.tensor([0.01]), requires_grad=False)
+        fixed = lambda t: torch.nn.Parameter(t, requires_grad=False)  # noqa: E731
+        if self.kind == "nvfp4":
+            self.weight = fixed(torch.randint(0, 256, (out_f, in_f // 2), dtype=torch.uint8))
+            self.weight_scale = fixed(torch.full((out_f, in_f // 16), 0.5).to(torch.float8_e4m3fn))
+            self.input_scale = fixed(torch.tensor([448.0 * 6 / 4]))
+            self.alpha = fixed(torch.tensor([1 / (448.0 * 6 / 4) / 0.5]))
+        elif self.kind:
+            self.weight = fixed((torch.randn(in_f, out_f) * 8).clamp(-448, 448).to(torch.float8_e4m3fn))
+            self.input_scale = fixed(torch.tensor([0.02]))
+            self.weight_scale = fixed({"static": torch.tensor([0.01]),
+                                       "dynamic": torch.full((1, out_f), 0.01),
+                                       "group128": torch.full((in_f // 128, out_f // 128), 0.01)}[self.kind])
         else:
             self.weight = _param(out_f, in_f)
 
     def forward(self, x):
-        if not self.fp8:
+        if not self.kind:
             return F.linear(x, self.weight, self.bias)
+        if self.kind == "nvfp4":
+            q = torch.empty(x.shape[:-1] + (x.shape[-1] // 2,), dtype=torch.uint8)
+            sf = torch.empty(x.shape[:-1] + (x.shape[-1] // 16,), dtype=torch.float8_e4m3fn)
+            torch.ops._C.scaled_fp4_quant(q, x, sf, self.input_scale)
+            out = torch.empty((x.shape[0], self.weight.shape[0]), dtype=torch.bfloat16)
+            torch.ops._C.cutlass_scaled_fp4_mm(out, q, self.weight, sf, self.weight_scale, self.alpha)
+            return out
         q = torch.empty(x.shape, dtype=torch.float8_e4m3fn)
-        torch.ops._C.static_scaled_fp8_quant(q, x, self.input_scale)
+        if self.kind == "static":
+            scale = self.input_scale
+            torch.ops._C.static_scaled_fp8_quant(q, x, scale)
+        elif self.kind == "dynamic":
+            scale = torch.empty((x.shape[0], 1), dtype=torch.float32)
+            torch.ops._C.dynamic_per_token_scaled_fp8_quant(q, x, scale, None)
+        else:
+            # fp8_utils.py per_token_group_quant_fp8(column_major_scales=True): [G, T] permuted to [T, G].
+            scale = torch.empty((x.shape[-1] // 128, x.shape[0]), dtype=torch.float32).permute(-1, -2)
+            torch.ops._C.per_token_group_fp8_quant(x, q, scale, 128, 1e-10, -448.0, 448.0, False, True, False)
         out = torch.empty((x.shape[0], self.weight.shape[1]), dtype=torch.bfloat16)
-        torch.ops._C.cutlass_scaled_mm(out, q, self.weight, self.input_scale, self.weight_scale, self.bias)
+        torch.ops._C.cutlass_scaled_mm(out, q, self.weight, scale, self.weight_scale, self.bias)
         return out
 
 
@@ -143,7 +174,7 @@ class Attention(torch.nn.Module):
         self.kv_heads = max(1, d.kv_heads // tp)
         self.q_size, self.kv_size = self.heads * d.head_dim, self.kv_heads * d.head_dim
         self.tp = tp
-        self.qkv = Linear(d.hidden, self.q_size + 2 * self.kv_size, d.bias, d.fp8)
+        self.qkv = Linear(d.hidden, self.q_size + 2 * self.kv_size, d.bias, d.fp8 and d.fp8_kind)
         # RowParallelLinear: the bias is added on rank 0 only, before the all-reduce.
         self.o_proj = Linear(self.q_size, d.hidden, d.bias)
         self.cos_sin_cache = torch.nn.Parameter(rope_cache(d), requires_grad=False)
@@ -233,8 +264,8 @@ class MLP(torch.nn.Module):
         super().__init__()
         self.tp = tp
         inter = d.intermediate // tp
-        self.gate_up = Linear(d.hidden, 2 * inter, False, d.fp8)
-        self.down = Linear(inter, d.hidden, False, d.fp8_down)
+        self.gate_up = Linear(d.hidden, 2 * inter, False, d.fp8 and d.fp8_kind)
+        self.down = Linear(inter, d.hidden, False, d.fp8_down and d.fp8_kind)
 
     def forward(self, x):
         gu = self.gate_up(x)

@@ -22,6 +22,13 @@ SCHEMAS = {
         "static_scaled_fp8_quant(Tensor! result, Tensor input, Tensor scale) -> ()",
         "cutlass_scaled_mm(Tensor! out, Tensor a, Tensor b, Tensor a_scales, Tensor b_scales,"
         " Tensor? bias) -> ()",
+        "dynamic_per_token_scaled_fp8_quant(Tensor! result, Tensor input, Tensor! scale, Tensor? scale_ub) -> ()",
+        "per_token_group_fp8_quant(Tensor input, Tensor! output_q, Tensor! output_s, int group_size,"
+        " float eps, float fp8_min, float fp8_max, bool scale_ue8m0, bool dummy_is_scale_transposed,"
+        " bool dummy_is_tma_aligned) -> ()",
+        "scaled_fp4_quant(Tensor! output, Tensor input, Tensor! output_scale, Tensor input_scale) -> ()",
+        "cutlass_scaled_fp4_mm(Tensor! out, Tensor a, Tensor b, Tensor block_scale_a, Tensor block_scale_b,"
+        " Tensor alpha) -> ()",
     ],
     "vllm": [
         "all_reduce(Tensor tensor, str group_name) -> Tensor",
@@ -120,12 +127,66 @@ def static_scaled_fp8_quant(result, input, scale):
     result.copy_((input.float() / scale).clamp(-FP8_MAX, FP8_MAX).to(result.dtype))
 
 
+def _block_scales(scales, rows, cols):
+    """Per-tensor, per-row / per-column or block scales ([rows / m, cols / n]) spread over [rows, cols]."""
+    if scales.dim() == 2 and 1 < scales.shape[0] < rows or 1 < scales.shape[-1] < cols:
+        s = scales.reshape(scales.shape[0], -1)
+        s = s.repeat_interleave(rows // s.shape[0], 0)
+        return s.repeat_interleave(cols // s.shape[1], 1)
+    return scales
+
+
 @_impl(_C, "cutlass_scaled_mm")
 def cutlass_scaled_mm(out, a, b, a_scales, b_scales, bias):
-    y = (a.float() * a_scales) @ (b.float() * b_scales)
+    # Per-tensor / per-token / per-channel scales broadcast; block scales (a [M, K/128], b [K/128,
+    # N/128], W8A8BlockFp8LinearOp's CUTLASS path) spread over their blocks.
+    y = (a.float() * _block_scales(a_scales, *a.shape)) @ (b.float() * _block_scales(b_scales, *b.shape))
     if bias is not None:
         y = y + bias.float()
     out.copy_(y.to(out.dtype))
+
+
+@_impl(_C, "dynamic_per_token_scaled_fp8_quant")
+def dynamic_per_token_scaled_fp8_quant(result, input, scale, scale_ub):
+    s = (input.float().abs().amax(-1, keepdim=True) / FP8_MAX).clamp(min=1 / (FP8_MAX * 512))
+    scale.copy_(s)
+    result.copy_((input.float() / s).clamp(-FP8_MAX, FP8_MAX).to(result.dtype))
+
+
+@_impl(_C, "per_token_group_fp8_quant")
+def per_token_group_fp8_quant(input, output_q, output_s, group_size, eps, fp8_min, fp8_max, scale_ue8m0,
+                              dummy_is_scale_transposed, dummy_is_tma_aligned):
+    x = input.float().reshape(*input.shape[:-1], -1, group_size)
+    s = x.abs().amax(-1, keepdim=True).clamp(min=eps) / fp8_max
+    output_q.copy_((x / s).clamp(fp8_min, fp8_max).reshape(input.shape).to(output_q.dtype))
+    output_s.copy_(s.squeeze(-1))
+
+
+E2M1 = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+
+
+@_impl(_C, "scaled_fp4_quant")
+def scaled_fp4_quant(output, input, output_scale, input_scale):
+    # NVFP4 (nvfp4_utils.cuh cvt_warp_fp16_to_fp4): e4m3 scale per 16 values, e2m1 pairs in bytes.
+    blocks = input.float().reshape(-1, 16)
+    sf = (input_scale * (blocks.abs().amax(-1) * (1 / 6))).clamp(max=FP8_MAX).to(torch.float8_e4m3fn)
+    y = blocks * (1 / (sf.float() * (1 / input_scale)))[:, None]
+    bounds = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0])
+    codes = torch.bucketize(y.abs(), bounds).to(torch.uint8) | ((y < 0).to(torch.uint8) << 3)
+    output.copy_((codes[:, 0::2] | (codes[:, 1::2] << 4)).reshape(output.shape))
+    output_scale.copy_(sf.reshape(output_scale.shape))
+
+
+def _fp4_values(packed, scales):
+    lut = torch.tensor(E2M1 + tuple(-v for v in E2M1))
+    v = torch.stack((lut[(packed & 15).long()], lut[(packed >> 4).long()]), -1).reshape(packed.shape[0], -1)
+    return v * scales.float().repeat_interleave(16, 1)
+
+
+@_impl(_C, "cutlass_scaled_fp4_mm")
+def cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha):
+    y = _fp4_values(a, block_scale_a) @ _fp4_values(b, block_scale_b).T
+    out.copy_((y * alpha).to(out.dtype))
 
 
 @_impl(_VLLM, "all_reduce")

@@ -947,6 +947,23 @@ export const KERNELS = {
     collective: false,
     doc: 'static FP8 quant',
   },
+  // NVFP4 (vLLM's scaled_fp4_quant, emulated: src/graph/fp4.ts) of contiguous x in blocks of 16 by the
+  // global scale globalScale[0]: the e4m3 block scales, then the e2m1 pairs packed into bytes by
+  // them, each held as its value in the run dtype. No worker kernel: the agent feeds them.
+  nvfp4_scale: {
+    fields: { x: 'view', globalScale: 'view', out: 'storage' },
+    worker: [],
+    rounding: 'exact',
+    collective: false,
+    doc: 'NVFP4 block scales',
+  },
+  nvfp4_quant: {
+    fields: { x: 'view', scale: 'view', globalScale: 'view', out: 'storage' },
+    worker: [],
+    rounding: 'exact',
+    collective: false,
+    doc: 'NVFP4 packed e2m1 pairs',
+  },
 } as const satisfies Record<string, KernelDef>;
 
 export type KernelName = keyof typeof KERNELS;
@@ -1032,6 +1049,17 @@ export const KERNEL_COST: {
   // Multiply, clamp, round: about 3 FLOPs an element; the scale is one element.
   fp8_quant: (k, out) => ({
     bytesRead: viewBytes(k.x) + viewBytes(k.scale),
+    bytesWritten: out,
+    flops: 3 * numel(k.x.shape),
+  }),
+  // A max over each block of 16, then a few f32 operations a block; the packing reads x again.
+  nvfp4_scale: (k, out) => ({
+    bytesRead: viewBytes(k.x) + viewBytes(k.globalScale),
+    bytesWritten: out,
+    flops: numel(k.x.shape) + (4 * numel(k.x.shape)) / 16,
+  }),
+  nvfp4_quant: (k, out) => ({
+    bytesRead: viewBytes(k.x) + viewBytes(k.scale) + viewBytes(k.globalScale),
     bytesWritten: out,
     flops: 3 * numel(k.x.shape),
   }),

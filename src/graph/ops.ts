@@ -765,6 +765,27 @@ export const FX_OPS = [
     args: [M('result'), T('input'), M('scale'), { name: 'scale_ub', type: 'Tensor?' }],
     doc: 'Per row: scale = max(min(max|row|, scale_ub) / 448, 1/(448·512)); result = f8e4m3fn(clamp(row / scale, ±448)).',
   }),
+  // per_token_group_fp8_quant(Tensor input, Tensor! output_q, Tensor! output_s, int group_size, float eps,
+  // float fp8_min, float fp8_max, bool scale_ue8m0, bool dummy_is_scale_transposed, bool dummy_is_tma_aligned)
+  // (csrc/torch_bindings.cpp; the dummies let RMSNormGroupQuantPattern match it, rms_quant_fusion.py).
+  defineOp({
+    name: '_C.per_token_group_fp8_quant.default',
+    kind: 'compute',
+    returns: 0,
+    args: [
+      T('input'),
+      M('output_q'),
+      M('output_s'),
+      P('group_size', 'int'),
+      P('eps', 'float'),
+      P('fp8_min', 'float'),
+      P('fp8_max', 'float'),
+      P('scale_ue8m0', 'bool'),
+      P('dummy_is_scale_transposed', 'bool'),
+      P('dummy_is_tma_aligned', 'bool'),
+    ],
+    doc: 'Per group_size columns of a token: scale = max(eps, max|x|) / fp8_max (output_s [2]); output_q [1] = f8e4m3fn(clamp(x / scale, fp8_min, fp8_max)).',
+  }),
   // cutlass_scaled_mm(Tensor! out, Tensor a, Tensor b, Tensor a_scales, Tensor b_scales, Tensor? bias).
   defineOp({
     name: '_C.cutlass_scaled_mm.default',

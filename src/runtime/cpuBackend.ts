@@ -3,6 +3,7 @@
 // rank order.
 
 import { f8e4m3fnValue, inverseScale, quantizeFp8 } from '../graph/fp8.ts';
+import { scaledFp4Quant } from '../graph/fp4.ts';
 import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { CollectiveStep, Plan, Step, View } from './plan.ts';
@@ -381,6 +382,12 @@ function runStep(
       for (let i = 0; i < x.length; i++)
         out[i] = f8e4m3fnValue(quantizeFp8(x[i]!, inv, s.satfinite ? 'satfinite' : 'clamp'));
       m.set(s.out, rounded(dt(s.out), out));
+      return;
+    }
+    case 'nvfp4_scale':
+    case 'nvfp4_quant': {
+      const q = scaledFp4Quant(read(s.x), read(s.globalScale)[0]!);
+      m.set(s.out, rounded(dt(s.out), s.kernel === 'nvfp4_scale' ? q.scales : q.packed));
       return;
     }
     default:

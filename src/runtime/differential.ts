@@ -315,6 +315,32 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
       [1],
     );
   },
+  // vLLM's scaled_fp4_quant (both NVFP4 kernels): a [T, 16c] input and its global scale.
+  nvfp4_scale: (g) => {
+    const k = 16 * g.int(1, 2);
+    const x = g.input(['s0', k]);
+    // The output buffers, shaped as slices of x ([T, k/2] packed pairs, [T, k/16] block scales).
+    const buffer = (p: string, cols: number) =>
+      g.node(
+        p,
+        'aten.empty_like.default',
+        [g.node('slice', 'aten.slice.Tensor', [x, 1, 0, cols], {}, null)],
+        {},
+        null,
+      );
+    g.functionalized(
+      'fp4',
+      '_C.scaled_fp4_quant.default',
+      {
+        output: buffer('packed', k / 2),
+        input: x,
+        output_scale: buffer('sf', k / 16),
+        input_scale: g.input([1], 'f32'),
+      },
+      [1, 2],
+    );
+  },
+  nvfp4_quant: (g) => KERNEL_CASES.nvfp4_scale(g),
   // Sequence parallelism's pair, over a concrete token count every rank count splits.
   reduce_scatter: (g) => {
     const m = g.ranks * g.int(1, 3);

@@ -46,6 +46,9 @@ describe('built-in samples', () => {
 
   it.each([
     ['llama-3.1-8b-l32-tp4', 65],
+    // The FP8 Llama at TP 2: every all-reduced norm fuses with its static quant (pattern_code 2).
+    ['llama-3.1-8b-fp8-static-l32-tp2', 65],
+    ['llama-3.1-8b-fp8-static-l32-tp1', 0],
     ['qwen3-moe-l48-tp4', 97],
     ['qwen2-tp1', 0],
     ['qwen2-tp2', 3],

@@ -1,7 +1,7 @@
 // The built-in graphs, ready on first load. Texts are bundled verbatim (`?raw`); generated graphs
 // come from the sample generator (as FX text) so their size and TP degree are parameters, not files.
 
-import { generateSample } from '../graph/samples/index.ts';
+import { generateSample, type SampleQuant } from '../graph/samples/index.ts';
 import prBefore from '../../fixtures/fx/seed/pr28841-before.fragment.txt?raw';
 import prAfter from '../../fixtures/fx/seed/pr28841-after.fragment.txt?raw';
 import qwenTp1 from '../../fixtures/fx/real/qwen2-paral1_layer1-r0.py?raw';
@@ -33,6 +33,18 @@ function gptOss(layers: number, tp: number, note = ''): Sample {
   };
 }
 
+/** Llama-3.1-8B with quantized linears, 32 layers: vLLM's norm + quant and SiLU-mul + quant sites. */
+function llamaQuant(quant: SampleQuant, tp: number, scheme: string): Sample {
+  return {
+    id: `llama-3.1-8b-${quant}-l32-tp${tp}`,
+    label: `Llama-3.1-8B-style · ${scheme} · 32 layers · TP${tp}`,
+    group: 'Generated',
+    tp,
+    load: () => generateSample('llama', { layers: 32, tp, quant }),
+    generated: true,
+  };
+}
+
 export const SAMPLES: Sample[] = [
   {
     id: 'pr-before',
@@ -59,6 +71,10 @@ export const SAMPLES: Sample[] = [
     load: () => generateSample('llama', { layers: 32, tp: 4 }),
     generated: true,
   },
+  llamaQuant('fp8-static', 1, 'FP8 static'),
+  llamaQuant('fp8-static', 2, 'FP8 static'),
+  llamaQuant('fp8-dynamic', 1, 'FP8 dynamic per-token'),
+  llamaQuant('nvfp4', 1, 'NVFP4 (Blackwell, sm100)'),
   {
     id: 'qwen3-moe-l48-tp4',
     label: 'Qwen3-30B-A3B-style MoE · 48 layers · TP4',

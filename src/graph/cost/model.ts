@@ -299,6 +299,7 @@ const FX_OP_COST: Record<FxOp, OpCost> = {
   'aten.clamp.default': elementwise,
   '_C.dynamic_scaled_fp8_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
   '_C.dynamic_per_token_scaled_fp8_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
+  '_C.per_token_group_fp8_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
   '_C.cutlass_scaled_mm.default': mutatingCall(),
   'aten._scaled_mm.default': matmul('self', 'mat2', false),
   // The fused norm / activation + quant ops: one pass over the input, the quantized result written

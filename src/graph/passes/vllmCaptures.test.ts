@@ -21,7 +21,11 @@ interface Expectation {
    */
   fusionlab?: { counts: Record<string, number>; reason: string; why: string };
 }
-type FixtureExpectations = { worldSize: number } & Record<string, Expectation | number>;
+/** gpu: the platform the counts are vLLM's on (Blackwell for NVFP4's patterns), Hopper if absent. */
+type FixtureExpectations = { worldSize: number; gpu?: 'hopper' | 'blackwell' } & Record<
+  string,
+  Expectation | number | string
+>;
 
 const EXPECTED = JSON.parse(readFileSync(DIR + 'expected.json', 'utf8')) as Record<
   string,
@@ -57,7 +61,10 @@ describe('captured vLLM test models and stacks: match counts as vLLM gives them'
         ? `vLLM ${JSON.stringify(counts)}, refused: ${JSON.stringify(want)}`
         : JSON.stringify(counts);
       it(`${file} [${order}] → ${title}`, () => {
-        const r = runPipeline(load(file), order.split(','), { worldSize: e.worldSize });
+        const r = runPipeline(load(file), order.split(','), {
+          worldSize: e.worldSize,
+          gpu: e.gpu ?? 'hopper',
+        });
         const got = Object.fromEntries(
           Object.keys(want).map((p) => [p, r.stages.find((s) => s.pass === p)!.matches.length]),
         );

@@ -9,10 +9,16 @@ import { MODELS } from './models.ts';
 import { gptOssGraph } from './gptOss.ts';
 import { llamaGraph } from './llama.ts';
 import { qwen3MoeGraph } from './qwen3Moe.ts';
+import type { SampleQuant } from './vllmBlocks.ts';
+
+export type { SampleQuant } from './vllmBlocks.ts';
 
 export type SampleModel = 'gpt-oss-20b' | 'gpt-oss-120b' | 'llama' | 'qwen3-moe';
 export const SAMPLE_MODELS: SampleModel[] = ['gpt-oss-20b', 'gpt-oss-120b', 'llama', 'qwen3-moe'];
-const GENERATORS: Record<SampleModel, (m: ModelDims, layers: number, tp: number) => FxWriter> = {
+const GENERATORS: Record<
+  SampleModel,
+  (m: ModelDims, layers: number, tp: number, quant: SampleQuant) => FxWriter
+> = {
   'gpt-oss-20b': gptOssGraph,
   'gpt-oss-120b': gptOssGraph,
   llama: llamaGraph,
@@ -24,7 +30,11 @@ export const DEFAULT_SAMPLE_TP = 4;
 /** Bounds a request (a 10,000-layer graph is ~300,000 nodes, past what the importer takes). */
 export const MAX_SAMPLE_LAYERS = 4096;
 
-export function generateSample(model: SampleModel, opts: { layers?: number; tp?: number } = {}): string {
+/** quant: how the linears quantize (Llama only; the others are bf16). */
+export function generateSample(
+  model: SampleModel,
+  opts: { layers?: number; tp?: number; quant?: SampleQuant } = {},
+): string {
   const m = MODELS[model];
   if (!m) throw new RangeError(`unknown model '${model}' (choose ${SAMPLE_MODELS.join(', ')})`);
   const layers = opts.layers ?? m.layers;
@@ -44,5 +54,8 @@ export function generateSample(model: SampleModel, opts: { layers?: number; tp?:
   }
   if (model === 'llama' && m.intermediate % tp !== 0)
     throw new RangeError(`tp ${tp} does not divide the MLP size ${m.intermediate}`);
-  return GENERATORS[model](m, layers, tp).text();
+  const quant = opts.quant ?? 'none';
+  if (quant !== 'none' && model !== 'llama')
+    throw new RangeError(`only the llama sample is quantized, not ${model}`);
+  return GENERATORS[model](m, layers, tp, quant).text();
 }

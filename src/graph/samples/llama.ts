@@ -6,6 +6,7 @@ import type { FxWriter } from './fxWriter.ts';
 import type { ModelDims } from './models.ts';
 import { shardedDims } from './models.ts';
 import type { Ctx } from './vllmBlocks.ts';
+import type { SampleQuant } from './vllmBlocks.ts';
 import { BF16, T, allReduce, decoderGraph, linear } from './vllmBlocks.ts';
 
 const V = '/opt/vllm/vllm';
@@ -30,10 +31,12 @@ function mlp(c: Ctx, h: Ref, sym: Ref): Ref {
   return allReduce(c, down, m.hidden);
 }
 
-export function llamaGraph(m: ModelDims, layers: number, tp: number): FxWriter {
-  return decoderGraph(m, layers, tp, {
-    qkvBias: false,
-    modelFile: 'llama.py',
-    ffn: (c, h, _layer, sym) => mlp(c, h, sym),
-  });
+export function llamaGraph(m: ModelDims, layers: number, tp: number, quant: SampleQuant = 'none'): FxWriter {
+  return decoderGraph(
+    m,
+    layers,
+    tp,
+    { qkvBias: false, modelFile: 'llama.py', ffn: (c, h, _layer, sym) => mlp(c, h, sym) },
+    quant,
+  );
 }

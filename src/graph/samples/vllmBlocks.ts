@@ -12,11 +12,22 @@ const V = '/opt/vllm/vllm';
 export const BF16 = (...dims: (number | string)[]) => `bf16[${dims.join(', ')}]`;
 export const T = 's72';
 
+/**
+ * How the linears quantize (vLLM's schemes for Llama checkpoints): none (bf16), FP8 with a static
+ * per-tensor input scale (Fp8LinearOp: static_scaled_fp8_quant → cutlass_scaled_mm), FP8 with a
+ * dynamic per-token one (dynamic_per_token_scaled_fp8_quant, per-channel weight scales), NVFP4
+ * (ModelOpt: scaled_fp4_quant → cutlass_scaled_fp4_mm, Blackwell).
+ */
+export type SampleQuant = 'none' | 'fp8-static' | 'fp8-dynamic' | 'nvfp4';
+
 export interface Ctx {
   w: FxWriter;
   m: ModelDims;
   tp: number;
   positions: Ref;
+  /** The token count, for the buffers the custom ops write. */
+  sym: Ref;
+  quant: SampleQuant;
 }
 
 /** Token ids → hidden states, all-reduced across ranks (each rank holds vocab/tp rows). */
@@ -96,6 +107,7 @@ export function fusedAddRmsNorm(c: Ctx, x: Ref, residual: Ref, needResidual = tr
 /** Column-parallel linear (weight [out, in] sharded by rows), with or without bias. */
 export function linear(c: Ctx, x: Ref, inF: number, outF: number, bias: boolean, code: string): Ref {
   const { w } = c;
+  if (c.quant !== 'none' && !bias) return quantizedLinear(c, x, inF, outF);
   const weight = w.param(BF16(outF, inF));
   const b: Arg | undefined = bias ? w.param(BF16(outF)) : undefined;
   w.source(`${V}/model_executor/layers/linear.py:142 in apply, code: ${code}`);
@@ -103,6 +115,100 @@ export function linear(c: Ctx, x: Ref, inF: number, outF: number, bias: boolean,
   return b
     ? w.op('aten.addmm.default', BF16(T, outF), [b, x, t])
     : w.op('aten.mm.default', BF16(T, outF), [x, t]);
+}
+
+const dtypeExpr = (torch: string): Arg => ({ kind: 'expr', text: torch });
+
+/** torch.empty([T, ...cols]) of `dtype`, as vLLM's op wrappers allocate a custom op's output. */
+function emptyRows(c: Ctx, type: string, cols: number[], torch: string): Ref {
+  return c.w.op('aten.empty.memory_format', type, [[c.sym, ...cols]], {
+    dtype: dtypeExpr(torch),
+    device: dtypeExpr("device(type='cuda', index=0)"),
+    pin_memory: false,
+  });
+}
+
+/** A quantized linear: the input's quant, then the scaled GEMM of the scheme (vLLM's _custom_ops.py). */
+function quantizedLinear(c: Ctx, x: Ref, inF: number, outF: number): Ref {
+  const { w } = c;
+  const out = () => emptyRows(c, BF16(T, outF), [outF], 'torch.bfloat16');
+  if (c.quant === 'nvfp4') {
+    const globalScale = w.param('f32[1]');
+    w.source(
+      `${V}/_custom_ops.py in scaled_fp4_quant, code: torch.ops._C.scaled_fp4_quant(output, input, output_scale, input_scale)`,
+    );
+    const [q, sf] = w.autoFunctionalized(
+      '_C.scaled_fp4_quant.default',
+      {
+        output: emptyRows(c, `u8[${T}, ${inF / 2}]`, [inF / 2], 'torch.uint8'),
+        input: x,
+        output_scale: emptyRows(c, `f8e4m3fn[${T}, ${inF / 16}]`, [inF / 16], 'torch.float8_e4m3fn'),
+        input_scale: globalScale,
+      },
+      [
+        { index: 1, type: `u8[${T}, ${inF / 2}]` },
+        { index: 2, type: `f8e4m3fn[${T}, ${inF / 16}]` },
+      ],
+    );
+    w.source(
+      `${V}/_custom_ops.py in cutlass_scaled_fp4_mm, code: torch.ops._C.cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha)`,
+    );
+    const [y] = w.autoFunctionalized(
+      '_C.cutlass_scaled_fp4_mm.default',
+      {
+        out: out(),
+        a: q!,
+        b: w.param(`u8[${outF}, ${inF / 2}]`),
+        block_scale_a: sf!,
+        block_scale_b: w.param(`f8e4m3fn[${outF}, ${inF / 16}]`),
+        alpha: w.param('f32[1]'),
+      },
+      [{ index: 1, type: BF16(T, outF) }],
+    );
+    return y!;
+  }
+  const F8 = `f8e4m3fn[${T}, ${inF}]`;
+  const result = emptyRows(c, F8, [inF], 'torch.float8_e4m3fn');
+  let q: Ref, scale: Ref;
+  if (c.quant === 'fp8-static') {
+    scale = w.param('f32[1]');
+    w.source(
+      `${V}/_custom_ops.py in scaled_fp8_quant, code: torch.ops._C.static_scaled_fp8_quant(output, input, scale)`,
+    );
+    [q] = w.autoFunctionalized('_C.static_scaled_fp8_quant.default', { result, input: x, scale }, [
+      { index: 1, type: F8 },
+    ]) as [Ref];
+  } else {
+    w.source(
+      `${V}/_custom_ops.py in scaled_fp8_quant, code: torch.ops._C.dynamic_per_token_scaled_fp8_quant(output, input, scale, scale_ub)`,
+    );
+    [q, scale] = w.autoFunctionalized(
+      '_C.dynamic_per_token_scaled_fp8_quant.default',
+      { result, input: x, scale: emptyRows(c, `f32[${T}, 1]`, [1], 'torch.float32'), scale_ub: null },
+      [
+        { index: 1, type: F8 },
+        { index: 2, type: `f32[${T}, 1]` },
+      ],
+    ) as [Ref, Ref];
+  }
+  // Per-tensor weight scales with a static input scale, per-channel ones with per-token inputs.
+  const weightScale = w.param(c.quant === 'fp8-static' ? 'f32[1]' : `f32[1, ${outF}]`);
+  w.source(
+    `${V}/_custom_ops.py in cutlass_scaled_mm, code: torch.ops._C.cutlass_scaled_mm(out, a, b, scale_a, scale_b, bias)`,
+  );
+  const [y] = w.autoFunctionalized(
+    '_C.cutlass_scaled_mm.default',
+    {
+      out: out(),
+      a: q,
+      b: w.param(`f8e4m3fn[${inF}, ${outF}]`),
+      a_scales: scale,
+      b_scales: weightScale,
+      bias: null,
+    },
+    [{ index: 1, type: BF16(T, outF) }],
+  );
+  return y!;
 }
 
 const SPLIT_LINE: Record<string, number> = { 'llama.py': 204, 'gpt_oss.py': 164, 'qwen3_moe.py': 293 };
@@ -202,12 +308,13 @@ export function decoderGraph(
     qkNorm?: boolean;
     ffn: (c: Ctx, h: Ref, layer: number, sym: Ref) => Ref;
   },
+  quant: SampleQuant = 'none',
 ): FxWriter {
   const w = new FxWriter();
   const sym = w.param('Sym(s72)');
   const ids = w.param(`i64[${T}]`);
   const positions = w.param(`i64[${T}]`);
-  const c: Ctx = { w, m, tp, positions };
+  const c: Ctx = { w, m, tp, positions, sym, quant };
   let hidden = embedding(c, ids);
   let residual: Ref | undefined;
   for (let i = 0; i < layers; i++) {

@@ -87,6 +87,19 @@ function castLowering(at: number): Lowering {
 }
 const FLOAT_CASTS: ReadonlySet<DType> = new Set(['f32', 'bf16', 'f16', 'f8e4m3fn']);
 
+/** vLLM's silu_and_mul of `x`: silu(gate) · up over the halves of its last dim, into a new storage. */
+export function siluAndMul(b: PlanBuilder, c: OpCall, x: View): View {
+  const last = x.shape.length - 1;
+  const d = x.shape[last] / 2;
+  if (!Number.isInteger(d))
+    c.fail(`input's last dim ${x.shape[last]} is odd: it must hold the gate and up halves`);
+  const gate: View = { ...x, shape: [...x.shape.slice(0, last), d] };
+  const up: View = { ...gate, offset: x.offset + d * x.strides[last] };
+  const out = b.newStorage(`${c.node.name}.result`, x.dtype, gate.shape);
+  b.push(c.node, { kernel: 'map', fn: 'silu_mul', a: gate, b: up, scalar: 0, out: out.storage });
+  return out;
+}
+
 export const ELEMENTWISE_LOWERINGS = {
   'aten.full.default': {
     lower: (b, c) => {
@@ -138,18 +151,7 @@ export const ELEMENTWISE_LOWERINGS = {
     },
   },
   '_C.silu_and_mul.default': {
-    lower: (b, c) => {
-      const x = c.tensor(1, 'input');
-      const last = x.shape.length - 1;
-      const d = x.shape[last] / 2;
-      if (!Number.isInteger(d))
-        c.fail(`input's last dim ${x.shape[last]} is odd: it must hold the gate and up halves`);
-      const gate: View = { ...x, shape: [...x.shape.slice(0, last), d] };
-      const up: View = { ...gate, offset: x.offset + d * x.strides[last] };
-      const out = b.newStorage(`${c.node.name}.result`, x.dtype, gate.shape);
-      b.push(c.node, { kernel: 'map', fn: 'silu_mul', a: gate, b: up, scalar: 0, out: out.storage });
-      return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
-    },
+    lower: (b, c) => ({ t: 'tuple', items: [{ t: 'none' }, T(siluAndMul(b, c, c.tensor(1, 'input')))] }),
   },
   'aten.sub.Tensor': noKernel('no map function subtracts yet'),
   'prims.convert_element_type.default': castLowering(1),

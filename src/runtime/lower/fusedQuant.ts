@@ -6,14 +6,14 @@
 // unfused op stores, quantized by the same 1/scale with the same clamp. So each lowers to the
 // unfused pair's kernels (the norm or silu·mul step, then fp8_quant with the clamp rule), and
 // before ≡ after is bitwise (opTable.ts KERNELS holds each kernel's rounding). The dynamic
-// per-token one lowers to the norm and the per-token quant's steps (quant.ts); the per-group
-// quant and NVFP4 have no kernel yet (as their unfused quants).
+// per-token and per-group ones lower to the norm and their quant's steps (quant.ts); NVFP4 has no
+// kernel yet (as its unfused quant).
 
 import type { View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
-import { noKernel, tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
-import { perTokenFp8Quant } from './quant.ts';
-import { ELEMENTWISE_LOWERINGS } from './elementwise.ts';
+import { tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
+import { nvfp4Quant, perGroupFp8Quant, perTokenFp8Quant } from './quant.ts';
+import { siluAndMul } from './elementwise.ts';
 
 /** The norm's weight γ (argument i), one per column of x. */
 const normWeight = (c: OpCall, i: number, x: View): View =>
@@ -99,19 +99,45 @@ export const FUSED_QUANT_LOWERINGS = {
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale), res ? T(res) : { t: 'none' }] };
     },
   },
-  '_C.rms_norm_per_block_quant.default': noKernel(
-    'the per-token-group FP8 quant has no kernel yet: the fused op is fed, as its unfused quant would be',
-  ),
-  // (result!, input, scale) → [1] result: silu_and_mul's step (the same argument positions), then the quant.
-  '_C.silu_and_mul_quant.default': {
+  // (result!, input, weight, scale!, epsilon, scale_ub, residual!?, group_size, is_scale_transposed) → [1] result,
+  // [2] scale, [3] residual: the norm's steps, then the group scales as vLLM's fused kernel computes
+  // them (quant.ts 'norm-block': max(max|group| / 448, 1/(448·512))) where the unfused
+  // per_token_group_fp8_quant takes max(eps, max|group|) / 448; both divide by the scale (FP8 is not
+  // inverted: rms_norm_per_block_quant_kernel, fused_layernorm_dynamic_per_token_quant.cu). So the
+  // pair and the fused op agree bitwise except for a group whose max|·| is under 1/512 (its scale
+  // floors at 1/(448·512) here, at eps / 448 there). The residual rounds as the pair (above).
+  '_C.rms_norm_per_block_quant.default': {
+    roles: { weight: 'norm-weight' },
     lower: (b, c) => {
-      const act = ELEMENTWISE_LOWERINGS['_C.silu_and_mul.default'].lower(b, c);
-      const out = typeof act === 'object' && act.t === 'tuple' ? act.items[1] : undefined;
-      if (!out || out.t !== 'tensor') return c.fail('silu_and_mul gave no tensor');
-      return { t: 'tuple', items: [{ t: 'none' }, T(staticFp8Quant(b, c, out.view, 2))] };
+      if (c.arg(5) !== null) c.fail('scale_ub (an upper bound on the per-group absmax) has no kernel');
+      const x = b.rowsOrCopy(c.tensor(1, 'input'), c.node);
+      const { normed, res } = normSteps(b, c, x, {
+        residual: c.arg(6) === null ? null : 6,
+        weight: 2,
+        eps: 4,
+      });
+      const { out, scale } = perGroupFp8Quant(b, c, normed, c.num(7, 128), { kind: 'norm-block' });
+      return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale), res ? T(res) : { t: 'none' }] };
     },
   },
-  '_C.silu_and_mul_nvfp4_quant.default': noKernel(
-    'NVFP4 packing (two e2m1 per byte, swizzled block scales) has no kernel',
-  ),
+  // (result!, input, scale) → [1] result: silu_and_mul's step, then the quant.
+  '_C.silu_and_mul_quant.default': {
+    lower: (b, c) => {
+      const act = siluAndMul(b, c, c.tensor(1, 'input'));
+      return { t: 'tuple', items: [{ t: 'none' }, T(staticFp8Quant(b, c, act, 2))] };
+    },
+  },
+  // (result!, result_block_scale!, input, input_global_scale) → [1] result, [2] result_block_scale: vLLM's
+  // silu_and_mul_nvfp4_quant (csrc/quantization/fp4/activation_nvfp4_quant_fusion_kernels.cu) rounds
+  // silu(x) · y to scalar_t (compute_silu_mul returns a PackedVec<Type>) before cvt_warp_fp16_to_fp4,
+  // so it is silu_and_mul's step, then the quant's: bitwise the pair.
+  '_C.silu_and_mul_nvfp4_quant.default': {
+    roles: { input_global_scale: 'norm-weight' },
+    lower: (b, c) => {
+      const act = siluAndMul(b, c, c.tensor(2, 'input'));
+      const S = c.tensor(3, 'input_global_scale', { role: 'norm-weight', shape: [1] });
+      const { out, scale } = nvfp4Quant(b, c, act, S);
+      return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
+    },
+  },
 } satisfies Partial<Record<LoweredOp, Lowering>>;

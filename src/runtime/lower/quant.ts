@@ -1,15 +1,17 @@
 // FP8 quantization and FP8 GEMMs: vLLM's static, dynamic per-tensor and dynamic per-token quant
 // (csrc/quantization/w8a8/fp8/common.cu), cutlass_scaled_mm and torch's _scaled_mm. Quantized
 // values are held in the run dtype (every e4m3fn value is exact in bf16); scales are f32, as
-// vLLM's are. NVFP4 has no kernel.
+// vLLM's are. NVFP4 (scaled_fp4_quant) is emulated: e2m1 codes packed two per byte, e4m3 block
+// scales, held as their values in the run dtype.
 
 import type { Arg } from '../../graph/ir.ts';
 import { F8E4M3FN_MAX } from '../../graph/fp8.ts';
+import { NVFP4_BLOCK } from '../../graph/fp4.ts';
 import { torchDtype } from '../../graph/ops.ts';
 import type { MapFn, StorageDType, View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
-import { numelOf } from './layout.ts';
-import { noKernel, tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
+import { contiguousStrides, numelOf } from './layout.ts';
+import { tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
 
 /** vLLM's min_scaling_factor<float8_e4m3fn>: 1 / (448 · 512) in f32, the smallest per-token scale. */
 const MIN_SCALING_FACTOR = Math.fround(1 / (F8E4M3FN_MAX * 512));
@@ -37,19 +39,21 @@ export function mapStep(
   return out;
 }
 
-/** max|x| over every element ([1]) or per row ([T, 1]), in x's dtype (exact). */
-function absMax(b: PlanBuilder, c: OpCall, x: View, perRow: boolean): View {
+/**
+ * max|x| over rows of `rowLength` consecutive elements of contiguous `x` (the whole tensor, a token's
+ * row or a group of its columns), into `shape`, in x's dtype (exact).
+ */
+function absMax(b: PlanBuilder, c: OpCall, x: View, rowLength: number, shape: number[]): View {
   const abs = mapStep(b, c, 'abs', 'abs', x, null, 0, x.dtype);
-  const cols = x.shape[x.shape.length - 1] ?? 1;
-  const rows = numelOf(x.shape) / cols;
-  const shape = perRow ? [rows, 1] : [1];
-  const view: View = perRow
-    ? { ...abs, shape: [rows, cols], strides: [cols, 1] }
-    : { ...abs, shape: [1, rows * cols], strides: [rows * cols, 1] };
+  const rows = numelOf(x.shape) / rowLength;
+  const view: View = { ...abs, shape: [rows, rowLength], strides: [rowLength, 1] };
   const out = b.newStorage(`${c.node.name}.absmax`, x.dtype, shape);
   b.push(c.node, { kernel: 'reduce_rows', x: view, mean: false, out: out.storage });
   return out;
 }
+
+/** The last dim of `x` (1 for a scalar). */
+const lastDim = (x: View): number => x.shape[x.shape.length - 1] ?? 1;
 
 /** A scale of a [M, N] product: one value, one per row ([M, 1]) or one per column ([1, N]). */
 function gemmScale(c: OpCall, s: View, M: number, N: number, what: string): View {
@@ -60,6 +64,73 @@ function gemmScale(c: OpCall, s: View, M: number, N: number, what: string): View
   if (n === M && s.shape[0] === M) return { ...s, shape: [M, 1], strides: [1, 0] };
   if (n === N) return { ...s, shape: [1, N], strides: [0, 1] };
   return c.fail(`${what} has ${n} elements: one, one per row (${M}) or one per column (${N})`);
+}
+
+/**
+ * Block scales: a's [M, K/g] (per token and K-group), b's [K/g, N/gn] with more than one row or
+ * block column ([1, N] is a per-column scale, not blocks).
+ */
+function isBlockScaled(sa: View, sb: View, M: number, N: number): boolean {
+  if (sa.shape.length !== 2 || sb.shape.length !== 2 || sa.shape[0] !== M) return false;
+  return sb.shape[0] === sa.shape[1] && (sb.shape[0]! > 1 || sb.shape[1] !== N);
+}
+
+/**
+ * The block-scaled FP8 product (W8A8BlockFp8LinearOp through cutlass_scaled_mm; CUTLASS's blockwise
+ * kernels, csrc/quantization/w8a8/cutlass/c3x/scaled_mm_blockwise_*): per K-group kb, the f32
+ * product of its columns of a and rows of b, times a_scale[m, kb] · b_scale[kb, n / gn], summed over
+ * the groups in order. The per-group products are the gemm kernel's contract.
+ */
+function blockScaledProduct(b: PlanBuilder, c: OpCall, a32: View, w32: View, sa: View, sb: View): View {
+  const [M, K] = a32.shape as [number, number],
+    N = w32.shape[1]!;
+  const G = sa.shape[1]!,
+    Gn = sb.shape[1]!;
+  if (K % G !== 0 || N % Gn !== 0)
+    c.fail(`block scales [${sa.shape}] · [${sb.shape}] do not tile [${M}, ${K}] · [${K}, ${N}]`);
+  const g = K / G,
+    gn = N / Gn;
+  let acc: View | null = null;
+  for (let kb = 0; kb < G; kb++) {
+    const ak = b.contiguous({ ...a32, shape: [M, g], strides: [K, 1], offset: a32.offset + kb * g }, c.node);
+    const wk = b.contiguous(
+      { ...w32, shape: [g, N], strides: [N, 1], offset: w32.offset + kb * g * N },
+      c.node,
+    );
+    const part = b.newStorage(`${c.node.name}.acc${kb}`, 'f32', [M, N]);
+    b.push(c.node, { kernel: 'gemm', a: ak, b: wk, bias: null, alpha: 1, beta: 0, out: part.storage });
+    // a_scale[m, kb] · b_scale[kb, j] for each block column j, then the product's blocks by it.
+    const saK: View = {
+      ...sa,
+      shape: [M, 1, 1],
+      strides: [sa.strides[0]!, 0, 0],
+      offset: sa.offset + kb * sa.strides[1]!,
+    };
+    const sbK: View = {
+      ...sb,
+      shape: [1, Gn, 1],
+      strides: [0, sb.strides[1]!, 0],
+      offset: sb.offset + kb * sb.strides[0]!,
+    };
+    const scale = mapStep(b, c, `scale${kb}`, 'mul', saK, sbK, 0, 'f32', [M, Gn, 1]);
+    const scaled = mapStep(
+      b,
+      c,
+      `scaled${kb}`,
+      'mul',
+      { ...part, shape: [M, Gn, gn], strides: [N, gn, 1] },
+      scale,
+      0,
+      'f32',
+    );
+    const flat: View = { ...scaled, shape: [M, N], strides: [N, 1] };
+    if (acc) {
+      const sum = b.newStorage(`${c.node.name}.sum${kb}`, 'f32', [M, N]);
+      b.push(c.node, { kernel: 'add', a: acc, b: flat, alpha: 1, out: sum.storage });
+      acc = sum;
+    } else acc = flat;
+  }
+  return acc!;
 }
 
 /**
@@ -84,10 +155,14 @@ export function scaledMm(
     N = w.shape[1];
   const a32 = mapStep(b, c, 'a_f32', 'to_f8e4m3fn', a, null, 0, 'f32');
   const w32 = mapStep(b, c, 'b_f32', 'to_f8e4m3fn', w, null, 0, 'f32');
-  const acc = b.newStorage(`${c.node.name}.acc`, 'f32', [M, N]);
-  b.push(c.node, { kernel: 'gemm', a: a32, b: w32, bias: null, alpha: 1, beta: 0, out: acc.storage });
-  const bScaled = mapStep(b, c, 'scale_b', 'mul', acc, gemmScale(c, sb, M, N, 'the b scale'), 0, 'f32');
-  let y = mapStep(b, c, 'scale_a', 'mul', bScaled, gemmScale(c, sa, M, N, 'the a scale'), 0, 'f32');
+  let y: View;
+  if (isBlockScaled(sa, sb, M, N)) y = blockScaledProduct(b, c, a32, w32, sa, sb);
+  else {
+    const acc = b.newStorage(`${c.node.name}.acc`, 'f32', [M, N]);
+    b.push(c.node, { kernel: 'gemm', a: a32, b: w32, bias: null, alpha: 1, beta: 0, out: acc.storage });
+    const bScaled = mapStep(b, c, 'scale_b', 'mul', acc, gemmScale(c, sb, M, N, 'the b scale'), 0, 'f32');
+    y = mapStep(b, c, 'scale_a', 'mul', bScaled, gemmScale(c, sa, M, N, 'the a scale'), 0, 'f32');
+  }
   if (bias) {
     const out = b.newStorage(`${c.node.name}.bias`, 'f32', [M, N]);
     b.push(c.node, { kernel: 'add', a: y, b: bias, alpha: 1, out: out.storage });
@@ -98,18 +173,98 @@ export function scaledMm(
 }
 
 /**
+ * scaled_fp8_conversion's clamp and cast of f32 values `q` (fmaxf(min, fminf(q, max)), then e4m3fn),
+ * held in `dtype`. As clamp steps and torch's cast it differs from the kernels on NaN input only.
+ */
+function clampToFp8(b: PlanBuilder, c: OpCall, q: View, dtype: StorageDType, max = F8E4M3FN_MAX): View {
+  const lo = mapStep(b, c, 'clamp_min', 'maxs', q, null, -max, 'f32');
+  const hi = mapStep(b, c, 'clamp_max', 'mins', lo, null, max, 'f32');
+  return mapStep(b, c, 'result', 'to_f8e4m3fn', hi, null, 0, dtype);
+}
+
+/** A quant's results: the quantized values (held in the run dtype) and their scales. */
+export interface Quantized {
+  out: View;
+  scale: View;
+}
+
+/**
  * The dynamic per-token FP8 quant of the rows of `x` (contiguous): scale = max(max|row| / 448,
  * 1/(448·512)) in f32; result = e4m3fn(clamp(row / scale, ±448)), held in x's dtype.
  */
-export function perTokenFp8Quant(b: PlanBuilder, c: OpCall, x: View): { out: View; scale: View } {
-  const perRow = mapStep(b, c, 'scale_raw', 'divs', absMax(b, c, x, true), null, F8E4M3FN_MAX, 'f32');
+export function perTokenFp8Quant(b: PlanBuilder, c: OpCall, x: View): Quantized {
+  const rows = numelOf(x.shape) / lastDim(x);
+  const absmax = absMax(b, c, x, lastDim(x), [rows, 1]);
+  const perRow = mapStep(b, c, 'scale_raw', 'divs', absmax, null, F8E4M3FN_MAX, 'f32');
   const scale = mapStep(b, c, 'scale', 'maxs', perRow, null, MIN_SCALING_FACTOR, 'f32');
-  // scaled_fp8_conversion<false>: x / scale (f32, correctly rounded), fmaxf(−448, fminf(·, 448)), the
-  // cast. As clamp steps and torch's cast this differs from the kernel on NaN input only (NaN, not 448).
-  const q = mapStep(b, c, 'div', 'div', x, scale, 0, 'f32');
-  const lo = mapStep(b, c, 'clamp_min', 'maxs', q, null, -F8E4M3FN_MAX, 'f32');
-  const hi = mapStep(b, c, 'clamp_max', 'mins', lo, null, F8E4M3FN_MAX, 'f32');
-  return { out: mapStep(b, c, 'result', 'to_f8e4m3fn', hi, null, 0, x.dtype), scale };
+  // scaled_fp8_conversion<false>: x / scale (f32, correctly rounded), then the clamp and the cast.
+  return { out: clampToFp8(b, c, mapStep(b, c, 'div', 'div', x, scale, 0, 'f32'), x.dtype), scale };
+}
+
+/**
+ * How a per-group scale is computed, as each of vLLM's kernels does (f32 throughout); both then
+ * quantize x / scale (scaled_fp8_conversion<false>):
+ * - 'group-quant' (per_token_group_fp8_quant, csrc/quantization/w8a8/fp8/per_token_group_quant.cu
+ *   ComputeGroupScale: the absmax starts at eps): scale = max(eps, max|group|) / fp8_max;
+ * - 'norm-block' (rms_norm_per_block_quant, csrc/quantization/fused_kernels/layernorm_utils.cuh
+ *   compute_dynamic_per_token_scales with a group size): scale = max(max|group| / 448, 1/(448·512)).
+ */
+export type GroupScaleRule = { kind: 'group-quant'; eps: number; max: number } | { kind: 'norm-block' };
+
+/**
+ * The per-token-group FP8 quant of contiguous `x` [..., H]: one scale per `group` consecutive columns
+ * of a token ([..., H / group] f32, a token's groups in a row: the logical layout whether vLLM stores
+ * it row- or column-major), each element e4m3fn(clamp(·, ±max)) held in x's dtype.
+ */
+export function perGroupFp8Quant(
+  b: PlanBuilder,
+  c: OpCall,
+  x: View,
+  group: number,
+  rule: GroupScaleRule,
+): Quantized {
+  const H = lastDim(x);
+  if (!Number.isInteger(group) || group <= 0 || H % group !== 0)
+    c.fail(`group size ${group} does not divide the last dim ${H}`);
+  const groups = numelOf(x.shape) / group;
+  const absmax = absMax(b, c, x, group, [groups, 1]);
+  const rows: View = { ...x, shape: [groups, group], strides: [group, 1] };
+  const max = rule.kind === 'group-quant' ? rule.max : F8E4M3FN_MAX;
+  let scale: View;
+  if (rule.kind === 'group-quant') {
+    const floored = mapStep(b, c, 'absmax_eps', 'maxs', absmax, null, rule.eps, 'f32');
+    scale = mapStep(b, c, 'scale', 'divs', floored, null, rule.max, 'f32');
+  } else {
+    const raw = mapStep(b, c, 'scale_raw', 'divs', absmax, null, F8E4M3FN_MAX, 'f32');
+    scale = mapStep(b, c, 'scale', 'maxs', raw, null, MIN_SCALING_FACTOR, 'f32');
+  }
+  const q = mapStep(b, c, 'div', 'div', rows, scale, 0, 'f32');
+  const out = clampToFp8(b, c, q, x.dtype, max);
+  const scaleShape = [...x.shape.slice(0, -1), H / group];
+  return {
+    out: { ...out, shape: x.shape, strides: contiguousStrides(x.shape) },
+    scale: { ...scale, shape: scaleShape, strides: contiguousStrides(scaleShape) },
+  };
+}
+
+/**
+ * NVFP4 quant of contiguous `x` [..., K] by its global scale S ([1] f32), as vLLM's
+ * cvt_warp_fp16_to_fp4 (src/graph/fp4.ts): the e4m3 block scales (one per 16 elements), then the
+ * e2m1 pairs packed by them (the even element in the low nibble). Packed bytes and block scales are
+ * held as their values in x's dtype. The scales are [..., K/16] row-major: vLLM writes them swizzled
+ * (128×4 tiles, rows padded to 128) for the tensor cores, an order of the same values that only the
+ * FP4 GEMM reads; here every reader reads them by row and block.
+ */
+export function nvfp4Quant(b: PlanBuilder, c: OpCall, x: View, globalScale: View): Quantized {
+  const K = lastDim(x);
+  if (K % NVFP4_BLOCK !== 0) c.fail(`the last dim ${K} is not a multiple of ${NVFP4_BLOCK}`);
+  const S: View = { ...globalScale, shape: [1], strides: [1] };
+  const lead = x.shape.slice(0, -1);
+  const scale = b.newStorage(`${c.node.name}.block_scale`, x.dtype, [...lead, K / NVFP4_BLOCK]);
+  b.push(c.node, { kernel: 'nvfp4_scale', x, globalScale: S, out: scale.storage });
+  const out = b.newStorage(`${c.node.name}.packed`, x.dtype, [...lead, K / 2]);
+  b.push(c.node, { kernel: 'nvfp4_quant', x, scale, globalScale: S, out: out.storage });
+  return { out, scale };
 }
 
 export const QUANT_LOWERINGS = {
@@ -126,7 +281,8 @@ export const QUANT_LOWERINGS = {
   '_C.dynamic_scaled_fp8_quant.default': {
     lower: (b, c) => {
       const x = b.contiguous(c.tensor(1, 'input'), c.node);
-      const scale = mapStep(b, c, 'scale', 'divs', absMax(b, c, x, false), null, F8E4M3FN_MAX, 'f32');
+      const absmax = absMax(b, c, x, numelOf(x.shape), [1]);
+      const scale = mapStep(b, c, 'scale', 'divs', absmax, null, F8E4M3FN_MAX, 'f32');
       const out = b.newStorage(`${c.node.name}.result`, x.dtype, x.shape);
       b.push(c.node, { kernel: 'fp8_quant', x, scale, satfinite: false, out: out.storage });
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
@@ -138,6 +294,19 @@ export const QUANT_LOWERINGS = {
       const x = b.contiguous(c.tensor(1, 'input'), c.node);
       if (c.arg(3) !== null) c.fail('scale_ub (an upper bound on the per-token absmax) has no kernel');
       const { out, scale } = perTokenFp8Quant(b, c, x);
+      return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
+    },
+  },
+  // (input, output_q!, output_s!, group_size, eps, fp8_min, fp8_max, scale_ue8m0, …) → [1] output_q, [2] output_s.
+  '_C.per_token_group_fp8_quant.default': {
+    lower: (b, c) => {
+      if (c.arg(7) === true) c.fail('scale_ue8m0 (power-of-two scales for DeepGEMM) has no kernel');
+      const min = c.num(5, -F8E4M3FN_MAX),
+        max = c.num(6, F8E4M3FN_MAX);
+      if (min !== -max) c.fail(`fp8_min ${min} and fp8_max ${max} are not symmetric`);
+      const x = b.contiguous(c.tensor(0, 'input'), c.node);
+      const eps = c.num(4, 1e-10);
+      const { out, scale } = perGroupFp8Quant(b, c, x, c.num(3, 128), { kind: 'group-quant', eps, max });
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
     },
   },
@@ -173,7 +342,14 @@ export const QUANT_LOWERINGS = {
       return T(scaledMm(b, c, a, w, c.tensor(2, 'scale_a'), c.tensor(3, 'scale_b'), bias, dtype, 'out'));
     },
   },
-  '_C.scaled_fp4_quant.default': noKernel(
-    'NVFP4 packing (two e2m1 per byte, swizzled block scales) has no kernel',
-  ),
+  // (output!, input, output_scale!, input_scale) → [1] output (packed e2m1 pairs), [2] output_scale.
+  '_C.scaled_fp4_quant.default': {
+    roles: { input_scale: 'norm-weight' },
+    lower: (b, c) => {
+      const x = b.contiguous(c.tensor(1, 'input'), c.node);
+      const S = c.tensor(3, 'input_scale', { role: 'norm-weight', shape: [1] });
+      const { out, scale } = nvfp4Quant(b, c, x, S);
+      return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
+    },
+  },
 } satisfies Partial<Record<LoweredOp, Lowering>>;

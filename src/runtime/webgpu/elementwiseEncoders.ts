@@ -25,6 +25,8 @@ import { ROTARY_PARAMS, rotaryWgsl } from '../../wgsl/rotary.ts';
 import { REDUCE_ROWS_PARAMS, reduceRowsWgsl } from '../../wgsl/reduceRows.ts';
 import { ATTENTION_PARAMS, attentionWgsl } from '../../wgsl/attention.ts';
 import { FP8_QUANT_VALUES_PARAMS, fp8QuantValuesDispatch, fp8QuantValuesWgsl } from '../../wgsl/fp8Quant.ts';
+import { NVFP4_PARAMS, nvfp4Dispatch, nvfp4PackWgsl, nvfp4ScaleWgsl } from '../../wgsl/fp4Quant.ts';
+import { NVFP4_BLOCK } from '../../graph/fp4.ts';
 import type { ParamsOf } from '../../wgsl/params.ts';
 import type { RankDevice } from './rankDevice.ts';
 import type { StepContext, StepEncoders } from './stepContext.ts';
@@ -71,6 +73,8 @@ export const ELEMENTWISE_ENCODERS: StepEncoders<
   | 'rotary'
   | 'attention'
   | 'fp8_quant'
+  | 'nvfp4_scale'
+  | 'nvfp4_quant'
   | 'reduce_rows'
 > = {
   reduce_rows: (s, c) => {
@@ -271,6 +275,32 @@ export const ELEMENTWISE_ENCODERS: StepEncoders<
         [c.buf(s.out), c.buf(s.x), c.buf(s.scale)],
         FP8_QUANT_VALUES_PARAMS.words({ n }),
         fp8QuantValuesDispatch(n),
+      ),
+    );
+  },
+  nvfp4_scale: (s, c) => {
+    const n = numelOf(s.x.shape) / NVFP4_BLOCK;
+    if (s.x.offset !== 0 || s.globalScale.offset !== 0)
+      throw new Error(`${s.node}: nvfp4_scale reads whole buffers from element 0`);
+    c.r.submit(s.node, s.op, (_enc, pass) =>
+      pass(
+        nvfp4ScaleWgsl(s.x.dtype, c.out.dtype, s.globalScale.dtype),
+        [c.buf(s.out), c.buf(s.x), c.buf(s.globalScale)],
+        NVFP4_PARAMS.words({ n }),
+        nvfp4Dispatch(n),
+      ),
+    );
+  },
+  nvfp4_quant: (s, c) => {
+    const n = numelOf(s.x.shape) / 2;
+    if (s.x.offset !== 0 || s.globalScale.offset !== 0 || s.scale.offset !== 0)
+      throw new Error(`${s.node}: nvfp4_quant reads whole buffers from element 0`);
+    c.r.submit(s.node, s.op, (_enc, pass) =>
+      pass(
+        nvfp4PackWgsl(s.x.dtype, c.out.dtype, s.globalScale.dtype, s.scale.dtype),
+        [c.buf(s.out), c.buf(s.x), c.buf(s.globalScale), c.buf(s.scale)],
+        NVFP4_PARAMS.words({ n }),
+        nvfp4Dispatch(n),
       ),
     );
   },

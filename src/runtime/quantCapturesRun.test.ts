@@ -1,0 +1,45 @@
+// The FP8 / NVFP4 Llama captures at TP 1 (fixtures/capture, scripts/capture/capture.py) run before
+// and after norm-quant and act-quant on the CPU reference and WebGPU: every output bitwise the
+// unfused one. They are the app's quantized Llama samples' layers at small sizes (the tiny preset
+// keeps Llama-3.1-8B's own dims, too large for a test run).
+
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { importGraph } from '../graph/formats.ts';
+import { runPipeline } from '../graph/passes/pipeline.ts';
+import { compareGraphs } from './index.ts';
+import { freshSeed, tinyRuns } from './testRuns.ts';
+
+const run = tinyRuns();
+
+const PASSES = ['norm-quant', 'act-quant'];
+const load = (file: string) =>
+  importGraph(readFileSync(new URL(`../../fixtures/capture/${file}`, import.meta.url).pathname, 'utf8'), {
+    fileName: file,
+  }).graph;
+
+describe('the FP8 and NVFP4 Llama captures at TP 1, run', { timeout: 300_000 }, () => {
+  // File, platform, fused sites (norm-quant, act-quant; expected.json says why).
+  for (const [file, gpu, sites] of [
+    ['llama-fp8-dynamic-tp1.py', 'hopper', [4, 0]],
+    ['llama-fp8-group128-tp1.py', 'hopper', [4, 0]],
+    ['llama-nvfp4-tp1.py', 'blackwell', [0, 2]],
+  ] as const) {
+    it(`${file}: after the fusions every output is bitwise the unfused one`, async () => {
+      const seed = freshSeed();
+      const g = load(file);
+      const r = runPipeline(g, PASSES, { worldSize: 1, gpu });
+      expect(r.stages.map((st) => st.matches.length)).toEqual(sites);
+      for (const backend of ['cpu', 'webgpu'] as const) {
+        const rep = await compareGraphs(g, r.output, PASSES, run({ backend, seed, ranks: 1 }));
+        expect(
+          rep.outputs.every((o) => o.bitwiseEqual),
+          `seed ${seed} ${backend}: ${JSON.stringify(rep.outputs)}`,
+        ).toBe(true);
+        expect(rep.ok).toBe(true);
+        // NVFP4's GEMM (cutlass_scaled_fp4_mm) has no kernel yet: it is fed, and the verdict says so.
+        expect(rep.verdict).toBe(gpu === 'blackwell' ? 'depends-on-fed' : 'proven');
+      }
+    });
+  }
+});
