@@ -1,0 +1,153 @@
+// attn-quant, as vLLM's AttnQuantFusionPass (vllm/compilation/passes/fusion/attn_quant_fusion.py @
+// 007b5e0b) counts it: the attention's output reshaped to [tokens, heads · head_size] and quantized
+// (static FP8, custom and native; NVFP4 custom) becomes one unified_attention_with_output with
+// output_scale; the gates — the attention backend (fused_output_quant_supported), a dynamic scale,
+// a second reader, the dtype — refuse by content and name the node or the backend assumed.
+import { describe, expect, it } from 'vitest';
+import { parseFx } from '../fx/parse.ts';
+import { printFx } from '../fx/print.ts';
+import type { Graph } from '../ir.ts';
+import { calledOp } from '../call.ts';
+import { runPipeline } from './pipeline.ts';
+import type { PassOptions } from './pipeline.ts';
+import { resolveVllmConfig, splitVllmArgs } from './vllmConfig.ts';
+
+const DEVICE = "device = device(type='cuda', index=0), pin_memory = False";
+
+/** The attention block of the llama-fp8 capture (fixtures/capture/llama-fp8-tp1.py:43-66) with o_proj's input quantized. */
+export function attentionGraph(
+  o: { quant?: 'static' | 'native' | 'dynamic'; extraReader?: boolean; dtype?: string } = {},
+): Graph {
+  const d = o.dtype ?? 'bf16';
+  const quant = {
+    static: [
+      `        empty_4: "f8e4m3fn[s72, 256]" = torch.ops.aten.empty.memory_format([arg0_1, 256], dtype = torch.float8_e4m3fn, ${DEVICE})`,
+      '        auto_functionalized_6 = torch.ops.higher_order.auto_functionalized(torch.ops._C.static_scaled_fp8_quant.default, result = empty_4, input = view_6, scale = arg4_1);  empty_4 = view_6 = None',
+      '        getitem_43: "f8e4m3fn[s72, 256]" = auto_functionalized_6[1];  auto_functionalized_6 = None',
+    ],
+    native: [
+      '        convert_element_type_2: "f32[s72, 256]" = torch.ops.prims.convert_element_type.default(view_6, torch.float32);  view_6 = None',
+      '        reciprocal: "f32[1]" = torch.ops.aten.reciprocal.default(arg4_1)',
+      '        mul_17: "f32[s72, 256]" = torch.ops.aten.mul.Tensor(convert_element_type_2, reciprocal);  convert_element_type_2 = reciprocal = None',
+      '        clamp_min: "f32[s72, 256]" = torch.ops.aten.clamp_min.default(mul_17, -448.0);  mul_17 = None',
+      '        clamp_max: "f32[s72, 256]" = torch.ops.aten.clamp_max.default(clamp_min, 448.0);  clamp_min = None',
+      '        getitem_43: "f8e4m3fn[s72, 256]" = torch.ops.prims.convert_element_type.default(clamp_max, torch.float8_e4m3fn);  clamp_max = None',
+    ],
+    dynamic: [
+      `        empty_4: "f8e4m3fn[s72, 256]" = torch.ops.aten.empty.memory_format([arg0_1, 256], dtype = torch.float8_e4m3fn, ${DEVICE})`,
+      `        empty_5: "f32[s72, 1]" = torch.ops.aten.empty.memory_format([arg0_1, 1], dtype = torch.float32, ${DEVICE})`,
+      '        auto_functionalized_6 = torch.ops.higher_order.auto_functionalized(torch.ops._C.dynamic_per_token_scaled_fp8_quant.default, result = empty_4, input = view_6, scale = empty_5, scale_ub = None);  empty_4 = view_6 = empty_5 = None',
+      '        getitem_43: "f8e4m3fn[s72, 256]" = auto_functionalized_6[1];  auto_functionalized_6 = None',
+    ],
+  }[o.quant ?? 'static'];
+  return parseFx(
+    [
+      'class GraphModule(torch.nn.Module):',
+      `    def forward(self, arg0_1: "Sym(s72)", arg1_1: "${d}[s72, 256]", arg2_1: "${d}[s72, 128]", arg3_1: "${d}[s72, 128]", arg4_1: "f32[1]"):`,
+      `        view_4: "${d}[s72, 16, 16]" = torch.ops.aten.reshape.default(arg1_1, [-1, 16, 16]);  arg1_1 = None`,
+      `        view_5: "${d}[s72, 8, 16]" = torch.ops.aten.reshape.default(arg2_1, [-1, 8, 16]);  arg2_1 = None`,
+      `        view_3: "${d}[s72, 8, 16]" = torch.ops.aten.reshape.default(arg3_1, [-1, 8, 16]);  arg3_1 = None`,
+      `        empty_3: "${d}[s72, 256]" = torch.ops.aten.empty.memory_format([arg0_1, 256], dtype = torch.${d === 'bf16' ? 'bfloat16' : d === 'f16' ? 'float16' : 'float32'}, ${DEVICE})`,
+      `        view_1: "${d}[s72, 16, 16]" = torch.ops.aten.reshape.default(empty_3, [-1, 16, 16]);  empty_3 = None`,
+      "        auto_functionalized_4 = torch.ops.higher_order.auto_functionalized(torch.ops.vllm.unified_attention_with_output.default, query = view_4, key = view_5, value = view_3, output = view_1, layer_name = 'model.layers.0.self_attn.attn', output_scale = None, output_block_scale = None);  view_4 = view_5 = view_3 = view_1 = None",
+      `        getitem_37: "${d}[s72, 16, 16]" = auto_functionalized_4[1];  auto_functionalized_4 = None`,
+      `        view_6: "${d}[s72, 256]" = torch.ops.aten.reshape.default(getitem_37, [arg0_1, 256])${o.extraReader ? '' : ';  getitem_37 = None'}`,
+      ...quant,
+      o.extraReader ? '        return (getitem_43, getitem_37)' : '        return (getitem_43,)',
+    ].join('\n'),
+  ).graph;
+}
+
+const run = (g: Graph, opts: PassOptions = {}) => runPipeline(g, ['attn-quant'], opts);
+const attentions = (g: Graph) =>
+  g.nodes.filter((n) => calledOp(n) === 'vllm.unified_attention_with_output.default');
+
+describe('attn-quant (vLLM AttnQuantFusionPass)', () => {
+  it('fuses the custom static quant into the attention on TRITON_ATTN: output_scale set, an fp8 [T, heads, head_size] buffer, the FX text vLLM prints', () => {
+    const r = run(attentionGraph(), { attentionBackend: 'TRITON_ATTN' });
+    expect(r.stages[0]!.matches.map((m) => m.site)).toEqual(['auto_functionalized_4']);
+    expect(r.diagnostics).toEqual([]);
+    const ops = r.output.nodes.map(calledOp);
+    expect(ops).not.toContain('_C.static_scaled_fp8_quant.default');
+    const fx = printFx(r.output);
+    // attn_quant_fusion.py:94-110 — the replacement's buffer, the attention with output_scale, the reshape.
+    expect(fx).toContain(
+      'empty: "f8e4m3fn[s72, 16, 16]" = torch.ops.aten.empty.memory_format([arg0_1, 16, 16], dtype = torch.float8_e4m3fn',
+    );
+    expect(fx).toMatch(
+      /torch\.ops\.vllm\.unified_attention_with_output\.default, query = view_4, key = view_5, value = view_3, output = empty, layer_name = 'model\.layers\.0\.self_attn\.attn', output_scale = arg4_1, output_block_scale = None\)/,
+    );
+    expect(fx).toContain(
+      'reshape: "f8e4m3fn[s72, 256]" = torch.ops.aten.reshape.default(getitem, [-1, 256])',
+    );
+    expect(fx).toMatch(/return \(reshape,\)/);
+    // The bf16 output buffer (empty_3 / view_1) is dead with the pattern's output_attn input: gone.
+    expect(r.output.nodes.map((n) => n.name)).not.toContain('empty_3');
+  });
+
+  it('matches the native static quant (QuantFP8.forward_native) as MatcherQuantFP8 does', () => {
+    const r = run(attentionGraph({ quant: 'native' }), { attentionBackend: 'TRITON_ATTN' });
+    expect(r.stages[0]!.matches).toHaveLength(1);
+    expect(r.output.nodes.map(calledOp)).not.toContain('aten.clamp_max.default');
+    expect(attentions(r.output)[0]!.kwargs['output_scale']).toEqual({ kind: 'ref', name: 'arg4_1' });
+  });
+
+  it("refuses on vLLM's default backend per platform and names it: FLASH_ATTN on sm90, FLASHINFER without an FP8 KV cache on sm100", () => {
+    const hopper = run(attentionGraph());
+    expect(hopper.stages[0]!.matches).toEqual([]);
+    expect(hopper.diagnostics).toHaveLength(1);
+    expect(hopper.diagnostics[0]!.node).toBe('auto_functionalized_4');
+    expect(hopper.diagnostics[0]!.blocker).toBe('attention backend FLASH_ATTN');
+    expect(hopper.diagnostics[0]!.reason).toContain("FLASH_ATTN attention backend (vLLM's default on sm90");
+    expect(hopper.diagnostics[0]!.reason).toContain('fused_output_quant_supported is False');
+    const blackwell = run(attentionGraph(), { platform: 'sm100' });
+    expect(blackwell.diagnostics[0]!.reason).toContain(
+      "FLASHINFER attention backend (vLLM's default on sm100",
+    );
+    expect(blackwell.diagnostics[0]!.reason).toContain('quantized KV cache');
+    expect(run(attentionGraph(), { platform: 'sm100', kvCacheDtype: 'fp8' }).stages[0]!.matches).toHaveLength(
+      1,
+    );
+    // ROCm's default ROCM_ATTN fuses FP8 static (RocmAttentionImpl.fused_output_quant_supported).
+    expect(run(attentionGraph(), { platform: 'rocm' }).stages[0]!.matches).toHaveLength(1);
+  });
+
+  it('refuses a dynamic scale, a second reader of the attention output and an f32 attention on a bf16-only backend, naming each', () => {
+    const dyn = run(attentionGraph({ quant: 'dynamic' }), { attentionBackend: 'TRITON_ATTN' });
+    expect(dyn.stages[0]!.matches).toEqual([]);
+    expect(dyn.diagnostics[0]!.reason).toContain('computes its scale at run time');
+    expect(dyn.diagnostics[0]!.blocker).toBe('auto_functionalized_6');
+    const read = run(attentionGraph({ extraReader: true }), { attentionBackend: 'TRITON_ATTN' });
+    expect(read.stages[0]!.matches).toEqual([]);
+    expect(read.diagnostics[0]!.reason).toContain(
+      "getitem_37, the output of the attention at auto_functionalized_4, is also read by the graph's return",
+    );
+    expect(read.diagnostics[0]!.blocker).toBe('output');
+    const f32 = run(attentionGraph({ dtype: 'f32' }), {
+      attentionBackend: 'ROCM_AITER_UNIFIED_ATTN',
+      platform: 'rocm',
+    });
+    expect(f32.diagnostics[0]!.reason).toContain('is f32: ROCM_AITER_UNIFIED_ATTN runs f16 or bf16 only');
+    expect(
+      run(attentionGraph({ dtype: 'f32' }), { attentionBackend: 'TRITON_ATTN' }).stages[0]!.matches,
+    ).toHaveLength(1);
+  });
+
+  it('runs from -O2 -cc.pass_config.fuse_attn_quant=true after norm-quant / act-quant (pass_manager.py order), on ROCm', () => {
+    const cfg = resolveVllmConfig(
+      splitVllmArgs(['-O2', '-cc.pass_config.fuse_attn_quant=true', '-cc.custom_ops=["+quant_fp8"]']).vllm!,
+      { platform: 'rocm' },
+    );
+    expect(cfg.passes).toEqual([
+      'noop-elimination',
+      'norm-quant',
+      'act-quant',
+      'attn-quant',
+      'vllm-ir-lowering',
+    ]);
+    const r = runPipeline(attentionGraph(), cfg.passes, cfg.options);
+    expect(r.stages.find((s) => s.pass === 'attn-quant')!.matches).toHaveLength(1);
+    // norm-quant, before it, explains the quant (no norm feeds it) but does not take it.
+    expect(r.stages.find((s) => s.pass === 'norm-quant')!.matches).toEqual([]);
+  });
+});
