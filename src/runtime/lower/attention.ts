@@ -50,8 +50,14 @@ export const ATTENTION_LOWERINGS = {
         c.fail(
           `query [${q.shape}], key [${k.shape}], value [${v.shape}] must be [tokens, heads, head size] with the query heads a multiple of the kv heads`,
         );
+      // No kernel: NVFP4 output (attn-quant's AttnNvfp4QuantPattern): the e2m1 packing and swizzled
+      // block scales have no emulated kernel here; the node is fed from its annotated types.
+      if (c.arg(6) !== null) return 'unsupported';
+      // output_scale (attn-quant's FP8 pattern): the kernel quantizes what it would have stored.
+      const scale =
+        c.arg(5) === null ? null : c.tensor(5, 'output_scale', { role: 'norm-weight', shape: [1] });
       const out = b.newStorage(`${c.node.name}.output`, q.dtype, q.shape);
-      b.push(c.node, { kernel: 'attention', q, k, v, out: out.storage });
+      b.push(c.node, { kernel: 'attention', q, k, v, ...(scale ? { scale } : {}), out: out.storage });
       return { t: 'tuple', items: [{ t: 'none' }, T(out), { t: 'none' }] };
     },
   },
