@@ -38,4 +38,13 @@ describe('attention + quant, run', { timeout: 300_000 }, () => {
       expect(new Set(q).size).toBeGreaterThan(4);
     }
   });
+
+  it('the NVFP4 output has no kernel: the fused attention is fed, and the comparison says so', async () => {
+    const before = attentionGraph({ quant: 'nvfp4' });
+    const r = runPipeline(before, ['attn-quant'], { platform: 'sm100', kvCacheDtype: 'fp8' });
+    expect(r.stages[0]!.matches).toHaveLength(1);
+    const rep = await compareGraphs(before, r.output, ['attn-quant'], run({ backend: 'cpu', seed: 1 }));
+    expect(rep.outputs.every((o) => o.fedFrom.length > 0)).toBe(true);
+    expect(rep.outputs.every((o) => !o.proven)).toBe(true);
+  });
 });

@@ -87,6 +87,25 @@ describe('attn-quant (vLLM AttnQuantFusionPass)', () => {
     ).toHaveLength(1);
   });
 
+  it('fuses NVFP4 (AttnNvfp4QuantPattern) only with FLASHINFER on sm100 and an FP8 KV cache: a u8 [T, heads, head_size / 2] output, the block scales written in place', () => {
+    const g = attentionGraph({ quant: 'nvfp4' });
+    const hopper = run(g, { attentionBackend: 'TRITON_ATTN' });
+    expect(hopper.stages[0]!.matches).toEqual([]);
+    expect(hopper.diagnostics[0]!.reason).toContain(
+      'TritonAttentionImpl fuses a static per-tensor FP8 quant only',
+    );
+    const r = run(g, { platform: 'sm100', kvCacheDtype: 'fp8' });
+    expect(r.stages[0]!.matches).toHaveLength(1);
+    const fx = printFx(r.output);
+    // attn_quant_fusion.py:205-224 — the uint8 buffer, output_scale = the global scale, the block scales.
+    expect(fx).toContain(
+      '"u8[s72, 16, 8]" = torch.ops.aten.empty.memory_format([arg0_1, 16, 8], dtype = torch.uint8',
+    );
+    expect(fx).toMatch(/output_scale = arg4_1, output_block_scale = empty_5\)/);
+    expect(fx).toMatch(/return \(reshape, getitem_1\)/);
+    expect(r.output.nodes.map(calledOp)).not.toContain('_C.scaled_fp4_quant.default');
+  });
+
   it('runs from -O2 -cc.pass_config.fuse_attn_quant=true after norm-quant / act-quant (pass_manager.py order), on ROCm', () => {
     const cfg = resolveVllmConfig(
       splitVllmArgs(['-O2', '-cc.pass_config.fuse_attn_quant=true', '-cc.custom_ops=["+quant_fp8"]']).vllm!,

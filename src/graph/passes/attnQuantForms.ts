@@ -9,7 +9,7 @@ const DEVICE = "device = device(type='cuda', index=0), pin_memory = False";
 
 /** `extraReader`: the graph also returns the attention output; `dtype`: the model dtype. */
 export function attentionGraph(
-  o: { quant?: 'static' | 'native' | 'dynamic'; extraReader?: boolean; dtype?: string } = {},
+  o: { quant?: 'static' | 'native' | 'dynamic' | 'nvfp4'; extraReader?: boolean; dtype?: string } = {},
 ): Graph {
   const d = o.dtype ?? 'bf16';
   const quant = {
@@ -25,6 +25,14 @@ export function attentionGraph(
       '        clamp_min: "f32[s72, 256]" = torch.ops.aten.clamp_min.default(mul_17, -448.0);  mul_17 = None',
       '        clamp_max: "f32[s72, 256]" = torch.ops.aten.clamp_max.default(clamp_min, 448.0);  clamp_min = None',
       '        getitem_43: "f8e4m3fn[s72, 256]" = torch.ops.prims.convert_element_type.default(clamp_max, torch.float8_e4m3fn);  clamp_max = None',
+    ],
+    // scaled_fp4_quant: two e2m1 a byte, the swizzled block scales (128 rows, 256 / 16 rounded to 4 columns).
+    nvfp4: [
+      `        empty_4: "u8[s72, 128]" = torch.ops.aten.empty.memory_format([arg0_1, 128], dtype = torch.uint8, ${DEVICE})`,
+      `        empty_5: "i32[128, 4]" = torch.ops.aten.empty.memory_format([128, 4], dtype = torch.int32, ${DEVICE})`,
+      '        auto_functionalized_6 = torch.ops.higher_order.auto_functionalized(torch.ops._C.scaled_fp4_quant.default, output = empty_4, input = view_6, output_scale = empty_5, input_scale = arg4_1);  empty_4 = view_6 = empty_5 = None',
+      '        getitem_43: "u8[s72, 128]" = auto_functionalized_6[1]',
+      '        getitem_44: "i32[128, 4]" = auto_functionalized_6[2];  auto_functionalized_6 = None',
     ],
     dynamic: [
       `        empty_4: "f8e4m3fn[s72, 256]" = torch.ops.aten.empty.memory_format([arg0_1, 256], dtype = torch.float8_e4m3fn, ${DEVICE})`,
@@ -46,7 +54,11 @@ export function attentionGraph(
       `        getitem_37: "${d}[s72, 16, 16]" = auto_functionalized_4[1];  auto_functionalized_4 = None`,
       `        view_6: "${d}[s72, 256]" = torch.ops.aten.reshape.default(getitem_37, [arg0_1, 256])${o.extraReader ? '' : ';  getitem_37 = None'}`,
       ...quant,
-      o.extraReader ? '        return (getitem_43, getitem_37)' : '        return (getitem_43,)',
+      o.extraReader
+        ? '        return (getitem_43, getitem_37)'
+        : o.quant === 'nvfp4'
+          ? '        return (getitem_43, getitem_44)'
+          : '        return (getitem_43,)',
     ].join('\n'),
   ).graph;
 }
