@@ -298,6 +298,12 @@ const FX_OP_COST: Record<FxOp, OpCost> = {
   // The fused norm / activation + quant ops: one pass over the input, the quantized result written once.
   '_C.rms_norm_static_fp8_quant.default': mutatingCall({ flops: (c) => 6 * c.elems('input') }),
   '_C.fused_add_rms_norm_static_fp8_quant.default': mutatingCall({ flops: (c) => 7 * c.elems('input') }),
+  // Written once each: the padded norm (its zero columns, 2-7% of GPT-OSS's, not counted) and the residual.
+  'vllm.rocm_aiter_triton_add_rmsnorm_pad.default': (c) => ({
+    bytesRead: elementwise(c).bytesRead,
+    bytesWritten: 2 * c.size('x'),
+    flops: 5 * c.elems('x'),
+  }),
   '_C.rms_norm_dynamic_per_token_quant.default': mutatingCall({ flops: (c) => 8 * c.elems('input') }),
   '_C.rms_norm_per_block_quant.default': mutatingCall({ flops: (c) => 8 * c.elems('input') }),
   '_C.silu_and_mul_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),

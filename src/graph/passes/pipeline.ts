@@ -13,6 +13,7 @@ import { moeUnpad } from './moeUnpad.ts';
 import { normQuant } from './normQuant.ts';
 import { actQuant } from './actQuant.ts';
 import { attnQuant } from './attnQuant.ts';
+import { actPadding } from './actPadding.ts';
 import type { AttentionBackend } from './attnQuant.ts';
 import type { VllmPlatform } from './vllmConfig.ts';
 import { vllmIrLowering } from './vllmIrLowering.ts';
@@ -93,6 +94,7 @@ export type PassName =
   | 'allreduce-rmsnorm'
   | 'norm-quant'
   | 'act-quant'
+  | 'act-padding'
   | 'attn-quant'
   | 'vllm-ir-lowering';
 
@@ -105,6 +107,7 @@ export const PASSES: Record<PassName, Pass> = {
   'allreduce-rmsnorm': allReduceRmsNorm,
   'norm-quant': normQuant,
   'act-quant': actQuant,
+  'act-padding': actPadding,
   'attn-quant': attnQuant,
   'vllm-ir-lowering': vllmIrLowering,
 };
@@ -126,6 +129,8 @@ export const PASS_DESCRIPTIONS: Record<PassName, string> = {
     '(fused_add_)rms_norm → FP8 quant (static, per-token, per-group 128/64) → one fused norm + quant kernel, where only the quant reads the normed output (vLLM RMSNormQuantFusionPass).',
   'act-quant':
     'silu_and_mul → static FP8 quant (NVFP4 on Blackwell) → one fused SwiGLU + quant kernel, where only the quant reads its output (vLLM ActivationQuantFusionPass).',
+  'act-padding':
+    "fused_add_rms_norm → pad of GPT-OSS's hidden 2880 (to a multiple of 128 or 256) → AITER's one Triton add + RMSNorm + pad kernel, the router GEMM reading its first 2880 columns (vLLM RocmAiterTritonAddRMSNormPadFusionPass; ROCm with AITER only).",
   'attn-quant':
     'unified_attention_with_output → static FP8 quant (NVFP4 on Blackwell) → the attention writes the quantized output itself (output_scale), where only the quant reads it and the attention backend supports it (vLLM AttnQuantFusionPass).',
   'vllm-ir-lowering':

@@ -174,7 +174,7 @@ export const FLAG_PASSES: Record<VllmFlag, { vllmPass: string; pass: PassName | 
   fuse_allreduce_rms: { vllmPass: 'AllReduceFusionPass', pass: 'allreduce-rmsnorm' },
   fuse_norm_quant: { vllmPass: 'RMSNormQuantFusionPass', pass: 'norm-quant' },
   fuse_act_quant: { vllmPass: 'ActivationQuantFusionPass', pass: 'act-quant' },
-  fuse_act_padding: { vllmPass: 'RocmAiterTritonAddRMSNormPadFusionPass', pass: null },
+  fuse_act_padding: { vllmPass: 'RocmAiterTritonAddRMSNormPadFusionPass', pass: 'act-padding' },
   fuse_mla_dual_rms_norm: { vllmPass: 'MLA dual RMSNorm fusion', pass: null },
   fuse_rope_kvcache: { vllmPass: 'RopeKVCacheFusionPass', pass: null },
   fuse_qk_norm_rope_kvcache: { vllmPass: 'QK-norm + RoPE + KV-cache fusion', pass: null },
