@@ -44,10 +44,13 @@ describe("fusionlab rewrite with vLLM's own flags", () => {
   });
 
   it('a pass vLLM would run that fusionlab lacks is named on stderr, not dropped silently', () => {
-    const r = run(['-O2', '-tp', '2', '-cc.pass_config.fuse_attn_quant=true']);
+    const r = run(['-O2', '-tp', '2', '-cc.pass_config.fuse_mla_dual_rms_norm=true']);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/AttnQuantFusionPass \(fuse_attn_quant\)/);
-    expect(r.rep.vllm.notRun).toContainEqual({ flag: 'fuse_attn_quant', vllmPass: 'AttnQuantFusionPass' });
+    expect(r.stderr).toMatch(/MLA dual RMSNorm fusion \(fuse_mla_dual_rms_norm\)/);
+    expect(r.rep.vllm.notRun).toContainEqual({
+      flag: 'fuse_mla_dual_rms_norm',
+      vllmPass: 'MLA dual RMSNorm fusion',
+    });
   });
 
   it('refuses --passes together with vLLM flags, and a PassConfig field that does not exist', () => {

@@ -20,6 +20,9 @@ describe('attn-quant (vLLM AttnQuantFusionPass)', () => {
   it('fuses the custom static quant into the attention on TRITON_ATTN: output_scale set, an fp8 [T, heads, head_size] buffer, the FX text vLLM prints', () => {
     const r = run(attentionGraph(), { attentionBackend: 'TRITON_ATTN' });
     expect(r.stages[0]!.matches.map((m) => m.site)).toEqual(['auto_functionalized_4']);
+    expect(r.stages[0]!.matches[0]!.unevaluated).toEqual([
+      'fused_output_quant_supported of the TRITON_ATTN attention backend (as given)',
+    ]);
     expect(r.diagnostics).toEqual([]);
     const ops = r.output.nodes.map(calledOp);
     expect(ops).not.toContain('_C.static_scaled_fp8_quant.default');
@@ -63,7 +66,9 @@ describe('attn-quant (vLLM AttnQuantFusionPass)', () => {
       1,
     );
     // ROCm's default ROCM_ATTN fuses FP8 static (RocmAttentionImpl.fused_output_quant_supported).
-    expect(run(attentionGraph(), { platform: 'rocm' }).stages[0]!.matches).toHaveLength(1);
+    expect(run(attentionGraph(), { platform: 'rocm' }).stages[0]!.matches[0]!.unevaluated).toEqual([
+      "fused_output_quant_supported of the ROCM_ATTN attention backend (vLLM's default on rocm; the graph names none)",
+    ]);
   });
 
   it('refuses a dynamic scale, a second reader of the attention output and an f32 attention on a bf16-only backend, naming each', () => {

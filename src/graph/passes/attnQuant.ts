@@ -302,7 +302,11 @@ export const attnQuant: Pass = (g, opts): PassResult => {
     if (!edit.claim(s.attn.name, s.out.name, s.reshape.name, ...s.quant.nodes)) continue;
     // The refusals leave static FP8 and NVFP4, the matcher layer's own quants.
     if (s.quant.op === 'fp8_group') continue;
-    matches.push(fuse(edit, ix, s, s.quant));
+    // The graph cannot tell the backend: the verdict says which one it assumed (UnevaluatedGates, --report).
+    matches.push({
+      ...fuse(edit, ix, s, s.quant),
+      unevaluated: [`fused_output_quant_supported of ${set.assumed}`],
+    });
   }
   return { graph: edit.commit(), matches, diagnostics };
 };
