@@ -47,6 +47,15 @@ function irWeight(b: PlanBuilder, c: OpCall, i: number, v: number, x: View): Vie
   return ones;
 }
 
+/** rocm_aiter_triton_add_rmsnorm_pad(x, weight, variance_epsilon, residual, x_pad_to_multiple)'s norm operands. */
+const AITER_ADD_RMSNORM_PAD_ARGS: ResidualNormArgs = {
+  kernel: 'fused_add_rms_norm',
+  residual: 3,
+  weight: [1, 'weight'],
+  eps: 2,
+  out: 'normed',
+};
+
 export const NORM_LOWERINGS = {
   // vLLM IR's functional norms: the kernels of _C.rms_norm and _C.fused_add_rms_norm.
   'vllm_ir.rms_norm.default': {
@@ -90,13 +99,7 @@ export const NORM_LOWERINGS = {
     lower: (b, c) => {
       const n = c.node;
       const x = b.rowsOrCopy(c.tensor(0, 'x'), n);
-      const { out, res } = residualNorm(b, c, x, {
-        kernel: 'fused_add_rms_norm',
-        residual: 3,
-        weight: [1, 'weight'],
-        eps: 2,
-        out: 'normed',
-      });
+      const { out, res } = residualNorm(b, c, x, AITER_ADD_RMSNORM_PAD_ARGS);
       // The padded width at the run's sizes: the annotated [0] result's (the preset maps 3072 → 48).
       const t = b.itemTypes(n.name)?.[0];
       const width = t && t.kind === 'tensor' ? b.mapType(t, n.name).shape.at(-1) : undefined;
