@@ -48,6 +48,29 @@ describe('act-padding (vLLM RocmAiterTritonAddRMSNormPadFusionPass)', () => {
     expect(printFx(run(gptOss(1, 1, 256), ROCM).output)).toMatch(/1e-05, \w+, 256\)/);
   });
 
+  it('matches the vLLM IR fused_add_rms_norm the pattern is written against (torch.ops.vllm_ir.fused_add_rms_norm)', () => {
+    const ir = parseFx(
+      [
+        'def forward(self, arg0_1: "Sym(s72)", arg1_1: "bf16[s72, 2880]", arg2_1: "bf16[s72, 2880]", arg3_1: "bf16[2880]", arg4_1: "bf16[32, 2880]", arg5_1: "bf16[32]"):',
+        '    fused_add_rms_norm = torch.ops.vllm_ir.fused_add_rms_norm.default(arg1_1, arg2_1, arg3_1, 1e-05, None);  arg1_1 = arg2_1 = arg3_1 = None',
+        '    getitem: "bf16[s72, 2880]" = fused_add_rms_norm[0]',
+        '    getitem_1: "bf16[s72, 2880]" = fused_add_rms_norm[1];  fused_add_rms_norm = None',
+        '    t: "bf16[2880, 32]" = torch.ops.aten.t.default(arg4_1);  arg4_1 = None',
+        '    addmm: "bf16[s72, 32]" = torch.ops.aten.addmm.default(arg5_1, getitem, t);  arg5_1 = t = None',
+        '    constant_pad_nd: "bf16[s72, 3072]" = torch.ops.aten.constant_pad_nd.default(getitem, [0, 192], 0.0);  getitem = None',
+        '    return (addmm, constant_pad_nd, getitem_1)',
+      ].join('\n'),
+    ).graph;
+    const r = run(ir, ROCM);
+    expect(r.stages[0]!.matches.map((m) => m.site)).toEqual(['fused_add_rms_norm']);
+    expect(printFx(r.output)).toMatch(
+      /torch\.ops\.vllm\.rocm_aiter_triton_add_rmsnorm_pad\.default\(arg1_1, arg3_1, 1e-05, arg2_1, 256\)/,
+    );
+    expect(printFx(r.output)).toMatch(
+      /addmm: "bf16\[s72, 32\]" = torch\.ops\.aten\.addmm\.default\(arg5_1, slice, t\)/,
+    );
+  });
+
   it('lists every candidate site with the platform gate off ROCm, and with the AITER gate without AITER', () => {
     const g = gptOss(3, 1, 128);
     const hopper = run(g, { platform: 'sm90' });

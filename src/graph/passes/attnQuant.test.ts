@@ -27,7 +27,7 @@ describe('attn-quant (vLLM AttnQuantFusionPass)', () => {
     const ops = r.output.nodes.map(calledOp);
     expect(ops).not.toContain('_C.static_scaled_fp8_quant.default');
     const fx = printFx(r.output);
-    // attn_quant_fusion.py:94-110 — the replacement's buffer, the attention with output_scale, the reshape.
+    // attn_quant_fusion.py:91-107 — the replacement's buffer, the attention with output_scale, the reshape.
     expect(fx).toContain(
       'empty: "f8e4m3fn[s72, 16, 16]" = torch.ops.aten.empty.memory_format([arg0_1, 16, 16], dtype = torch.float8_e4m3fn',
     );
@@ -102,7 +102,7 @@ describe('attn-quant (vLLM AttnQuantFusionPass)', () => {
     const r = run(g, { platform: 'sm100', kvCacheDtype: 'fp8' });
     expect(r.stages[0]!.matches).toHaveLength(1);
     const fx = printFx(r.output);
-    // attn_quant_fusion.py:205-224 — the uint8 buffer, output_scale = the global scale, the block scales.
+    // attn_quant_fusion.py:195-213 — the uint8 buffer, output_scale = the global scale, the block scales.
     expect(fx).toContain(
       '"u8[s72, 16, 8]" = torch.ops.aten.empty.memory_format([arg0_1, 16, 8], dtype = torch.uint8',
     );

@@ -1,14 +1,14 @@
 // attn-quant, after vLLM's AttnQuantFusionPass (vllm/compilation/passes/fusion/attn_quant_fusion.py,
 // vLLM main of spring 2026): the attention whose output only a quant reads writes the quantized
-// output itself. The patterns, one per attention layer (AttnQuantFusionPass.__init__, lines 259-283):
+// output itself. The patterns, one per attention layer (AttnQuantFusionPass.__init__, lines 248-270):
 //
-//   FP8 static   AttnFp8StaticQuantPattern (lines 36-123)
+//   FP8 static   AttnFp8StaticQuantPattern (lines 37-122)
 //                at1 = auto_functionalized(unified_attention_with_output, query, key, value, output,
 //                      layer_name, output_scale = None, output_block_scale = None)
 //                static_quant_fp8(reshape(at1[1], [T, heads · head_size]), scale)
 //             →  auto_functionalized(unified_attention_with_output, …, output = empty([T, heads,
 //                head_size], dtype = fp8), output_scale = scale); reshape(at1[1], [-1, heads · head_size])
-//   NVFP4        AttnNvfp4QuantPattern (lines 126-241): the same attention then _C.scaled_fp4_quant
+//   NVFP4        AttnNvfp4QuantPattern (lines 125-232): the same attention then _C.scaled_fp4_quant
 //                (custom op only) → output = empty([T, heads, head_size // 2], uint8), output_scale =
 //                the global input scale, output_block_scale = the quant's block-scale buffer
 //
