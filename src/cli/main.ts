@@ -8,7 +8,7 @@ const COMMANDS: Record<
 > = {
   rewrite: {
     load: () => import('./rewrite.ts'),
-    help: 'rewrite <file|folder|-> [--frame F/C] [--stage NAME|N] [--passes a,b] [--world-size N] [--max-tokens T] [--gpu hopper|blackwell] [--token-gate runtime-fallback|compile-range] [--tp-group NAME] [--emit fx|json] [--out PATH] [--report]  |  vLLM flags instead of --passes: -O0..-O3 -tp N -cc.pass_config.NAME=BOOL --compilation-config JSON --max-num-batched-tokens N [--compile-range A-B] [--platform sm80|sm89|sm90|sm100|rocm]',
+    help: 'rewrite <file|folder|-> [--frame F/C] [--stage NAME|N] [--passes a,b] [--world-size N] [--max-tokens T] [--gpu hopper|blackwell] [--token-gate runtime-fallback|compile-range] [--tp-group NAME] [--attention-backend FLASH_ATTN|TRITON_ATTN|FLASHINFER|ROCM_ATTN|…] [--kv-cache-dtype auto|fp8] [--emit fx|json] [--out PATH] [--report]  |  vLLM flags instead of --passes: -O0..-O3 -tp N -cc.pass_config.NAME=BOOL --compilation-config JSON --max-num-batched-tokens N [--compile-range A-B] [--platform sm80|sm89|sm90|sm100|rocm]',
   },
   sample: {
     load: () => import('./sample.ts'),

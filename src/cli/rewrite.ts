@@ -1,6 +1,6 @@
 // `fusionlab rewrite <file|folder|-> [--stage NAME|N] [--passes a,b,c] [--world-size N] [--max-tokens T]
 //   [--gpu hopper|blackwell] [--token-gate runtime-fallback|compile-range] [--tp-group NAME] [--emit fx|json]
-//   [--out PATH] [--report]`, or vLLM's own flags in place of --passes: `-O2 -tp 2
+//   [--attention-backend NAME] [--kv-cache-dtype auto|fp8] [--out PATH] [--report]`, or vLLM's own flags in place of --passes: `-O2 -tp 2
 //   -cc.pass_config.enable_sp=true --compilation-config '{…}' [--platform sm80|sm89|sm90|sm100|rocm]`
 // Imports a graph (FX text in any form, or fusionlab JSON), runs the passes, and writes the
 // rewritten graph — or, with --report, one JSON object saying what matched and what did not.
@@ -26,6 +26,7 @@ import { DEFAULT_PIPELINE, PASSES, UnknownPassError, runPipeline } from '../grap
 import { GPU_FAMILIES, TOKEN_GATES, resolveOptions } from '../graph/passes/options.ts';
 import { stageSavings } from '../graph/cost/passSavings.ts';
 import { PROFILES } from '../graph/cost/profiles.ts';
+import { ATTENTION_BACKENDS } from '../graph/passes/attnQuant.ts';
 import {
   SWITCH,
   UsageError,
@@ -87,6 +88,8 @@ const REWRITE_FLAGS = {
   '--stage': nonEmpty("--stage takes a stage's name or its index in the folder"),
   '--frame': nonEmpty('--frame takes a TORCH_TRACE compile id, frame/compile (0/1)'),
   '--platform': oneOf(VLLM_PLATFORMS),
+  '--attention-backend': oneOf(ATTENTION_BACKENDS),
+  '--kv-cache-dtype': oneOf(['auto', 'fp8'] as const),
 } satisfies FlagSpec;
 
 export function parseRewriteArgs(argv: string[]): RewriteArgs {
@@ -116,6 +119,10 @@ export function parseRewriteArgs(argv: string[]): RewriteArgs {
       worldSize: f['--world-size'] ?? vllm?.options.worldSize,
       maxTokens: f['--max-tokens'] ?? vllm?.maxNumBatchedTokens,
       gpu: f['--gpu'] ?? vllm?.options.gpu,
+      platform: vllm?.options.platform,
+      aiter: vllm?.options.aiter,
+      attentionBackend: f['--attention-backend'],
+      kvCacheDtype: f['--kv-cache-dtype'],
       tokenGate: f['--token-gate'],
       tpGroup: f['--tp-group'],
     },

@@ -3,6 +3,8 @@ import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { printFx } from '../graph/fx/print.ts';
+import { attentionGraph } from '../graph/passes/attnQuantForms.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/fusionlab.js');
 const LLAMA = new URL('../../fixtures/capture/llama-tp2.py', import.meta.url).pathname;
@@ -50,10 +52,13 @@ describe("fusionlab rewrite with vLLM's own flags", () => {
   });
 
   it('a pass vLLM would run that fusionlab lacks is named on stderr, not dropped silently', () => {
-    const r = run(['-O2', '-tp', '2', '-cc.pass_config.fuse_attn_quant=true']);
+    const r = run(['-O2', '-tp', '2', '-cc.pass_config.fuse_mla_dual_rms_norm=true']);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/AttnQuantFusionPass \(fuse_attn_quant\)/);
-    expect(r.rep.vllm.notRun).toContainEqual({ flag: 'fuse_attn_quant', vllmPass: 'AttnQuantFusionPass' });
+    expect(r.stderr).toMatch(/MLA dual RMSNorm fusion \(fuse_mla_dual_rms_norm\)/);
+    expect(r.rep.vllm.notRun).toContainEqual({
+      flag: 'fuse_mla_dual_rms_norm',
+      vllmPass: 'MLA dual RMSNorm fusion',
+    });
   });
 
   it('refuses --passes together with vLLM flags, and a PassConfig field that does not exist', () => {
@@ -61,6 +66,36 @@ describe("fusionlab rewrite with vLLM's own flags", () => {
     const bad = run(['-cc.pass_config.fuse_all=true']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/no field 'fuse_all'/);
+  });
+
+  it('--platform reaches attn-quant, whose verdict names the attention backend it assumed; --attention-backend overrides it', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'fusionlab-attn-')), 'attn.py');
+    writeFileSync(file, printFx(attentionGraph()));
+    const rewrite = (args: string[]) => {
+      const r = spawnSync(
+        'node',
+        [BIN, 'rewrite', file, '--report', '-O2', '-cc.pass_config.fuse_attn_quant=true', ...args],
+        {
+          encoding: 'utf8',
+        },
+      );
+      return JSON.parse(r.stdout) as {
+        passes: { name: string; matches: number; unevaluated?: { gates: string[] }[] }[];
+        diagnostics: { pass: string; reason: string }[];
+      };
+    };
+    const attn = (rep: ReturnType<typeof rewrite>) => rep.passes.find((p) => p.name === 'attn-quant')!;
+    const hopper = rewrite([]);
+    expect(attn(hopper).matches).toBe(0);
+    expect(hopper.diagnostics.find((d) => d.pass === 'attn-quant')!.reason).toContain(
+      "FLASH_ATTN attention backend (vLLM's default on sm90",
+    );
+    const rocm = rewrite(['--platform', 'rocm']);
+    expect(attn(rocm).matches).toBe(1);
+    expect(attn(rocm).unevaluated![0]!.gates[0]).toContain(
+      "ROCM_ATTN attention backend (vLLM's default on rocm",
+    );
+    expect(attn(rewrite(['--attention-backend', 'TRITON_ATTN'])).matches).toBe(1);
   });
 });
 

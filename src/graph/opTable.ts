@@ -751,7 +751,7 @@ interface FieldValue {
   mapfn: MapFn;
   'rounding?': FusedNormRounding;
 }
-type OptionalField = 'int?' | 'rounding?';
+type OptionalField = 'int?' | 'rounding?' | 'view?';
 
 /**
  * How exactly a kernel's result is specified against the CPU reference: 'exact' where every
@@ -930,8 +930,13 @@ export const KERNELS = {
   // The reference attention: one prefill sequence, causal, no KV cache, GQA, scale 1/√D, f32
   // softmax, rounded once. q [T, H, D], k and v [T, Hkv, D], out [T, H, D]. WebGPU measured in the
   // differential sweep (seed 20261129, 7 steps): bf16 0, f32 2 ulps at the output's scale.
+  // With `scale` (vLLM's output_scale, after attn-quant) each output, rounded to the output dtype as
+  // the unfused attention stores it, is quantized as fp8_quant does (clamp(o · (1/scale), ±448) to
+  // e4m3, the value held in the output dtype): bitwise the attention → static quant pair on one
+  // backend. The ulps above bound the attention before the quant; across backends a quantized
+  // output may differ by one e4m3 step where the attention's last bit crosses a rounding point.
   attention: {
-    fields: { q: 'view', k: 'view', v: 'view', out: 'storage' },
+    fields: { q: 'view', k: 'view', v: 'view', scale: 'view?', out: 'storage' },
     worker: [],
     rounding: { ulps: { bf16: 1, f32: 4 } },
     collective: false,
@@ -1087,9 +1092,10 @@ export const KERNEL_COST: {
   attention: (k, out) => {
     const [T, H, D] = k.q.shape;
     return {
-      bytesRead: viewBytes(k.q) + viewBytes(k.k) + viewBytes(k.v),
+      bytesRead: viewBytes(k.q) + viewBytes(k.k) + viewBytes(k.v) + (k.scale ? viewBytes(k.scale) : 0),
       bytesWritten: out,
-      flops: 2 * T * T * H * D + 3 * T * T * H,
+      // The fused quant: multiply, clamp, round per output element.
+      flops: 2 * T * T * H * D + 3 * T * T * H + (k.scale ? 3 * T * H * D : 0),
     };
   },
   moe: (k, out, ranks) => {

@@ -879,6 +879,15 @@ export const FX_OPS = [
     args: [M('result'), M('result_block_scale'), T('input'), T('input_global_scale')],
     doc: 'NVFP4 quant of silu(input[:, :d]) · input[:, d:]: e2m1 pairs into result [1], swizzled block scales into result_block_scale [2] (Blackwell).',
   }),
+  // ROCm's add + RMSNorm + pad (act-padding, vLLM's RocmAiterTritonAddRMSNormPadFusionPass): the op
+  // vllm/_aiter_ops.py registers (direct_register_custom_op, functional) over AITER's Triton kernel.
+  defineOp({
+    name: 'vllm.rocm_aiter_triton_add_rmsnorm_pad.default',
+    kind: 'fused',
+    returns: 2,
+    args: [T('x'), T('weight'), P('variance_epsilon', 'float'), T('residual'), P('x_pad_to_multiple', 'int')],
+    doc: '(RMSNorm(x + residual) · weight zero-padded on the last dim to a multiple of x_pad_to_multiple, x + residual) (AITER, ROCm).',
+  }),
 ] as const;
 
 /**

@@ -2,7 +2,7 @@
 // collective sums (or gathers) the tensors of each group of ranks its process group spans, in
 // rank order.
 
-import { f8e4m3fnValue, inverseScale, quantizeFp8 } from '../graph/fp8.ts';
+import { f8e4m3fnValue, inverseScale, quantizeFp8, type Fp8NanRule } from '../graph/fp8.ts';
 import { scaledFp4Quant } from '../graph/fp4.ts';
 import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
@@ -202,6 +202,14 @@ function ev(
   };
 }
 
+/** static_scaled_fp8_quant of `x` by `scale`: each value's e4m3 value (exact in every run dtype). */
+function fp8Values(x: ArrayLike<number>, scale: number, rule: Fp8NanRule): Float64Array {
+  const inv = inverseScale(scale);
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = f8e4m3fnValue(quantizeFp8(x[i]!, inv, rule));
+  return out;
+}
+
 function runStep(
   s: Step,
   m: Map<string, HostArray>,
@@ -372,16 +380,15 @@ function runStep(
     }
     case 'attention': {
       const [T, H, D] = s.q.shape;
-      m.set(s.out, rounded(dt(s.out), cpuAttention(read(s.q), read(s.k), read(s.v), T, H, s.k.shape[1], D)));
+      const o = rounded(dt(s.out), cpuAttention(read(s.q), read(s.k), read(s.v), T, H, s.k.shape[1], D));
+      m.set(s.out, s.scale ? rounded(dt(s.out), fp8Values(o, read(s.scale)[0]!, 'clamp')) : o);
       return;
     }
     case 'fp8_quant': {
-      const inv = inverseScale(read(s.scale)[0]!);
-      const x = read(s.x);
-      const out = new Float64Array(x.length);
-      for (let i = 0; i < x.length; i++)
-        out[i] = f8e4m3fnValue(quantizeFp8(x[i]!, inv, s.satfinite ? 'satfinite' : 'clamp'));
-      m.set(s.out, rounded(dt(s.out), out));
+      m.set(
+        s.out,
+        rounded(dt(s.out), fp8Values(read(s.x), read(s.scale)[0]!, s.satfinite ? 'satfinite' : 'clamp')),
+      );
       return;
     }
     case 'nvfp4_scale':

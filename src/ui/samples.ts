@@ -63,6 +63,16 @@ export const SAMPLES: Sample[] = [
   // Not a real model depth: a graph the size of the largest dumps, to feel the views at scale. The
   // count is the views' own (inputs drawn as boxes included); samples.test.ts checks it.
   gptOss(300, 4, ' (12,315 nodes)'),
+  // GPT-OSS as ROCm on gfx942 serves it: the hidden padded 2880 → 2944 (a multiple of 128), the
+  // padding act-padding fuses into AITER's add + RMSNorm + pad (one site per layer).
+  {
+    id: 'gpt-oss-20b-rocm-gfx942-l2-tp1',
+    label: 'GPT-OSS-20B · ROCm gfx942 (hidden padded to 2944) · 2 layers · TP1',
+    group: 'Generated',
+    tp: 1,
+    load: () => generateSample('gpt-oss-20b', { layers: 2, tp: 1, rocmPadMultiple: 128 }),
+    generated: true,
+  },
   {
     id: 'llama-3.1-8b-l32-tp4',
     label: 'Llama-3.1-8B-style · 32 layers · TP4',

@@ -9,8 +9,15 @@
 //   @binding(1) out                    contiguous [T, heads, headDim]
 //   @binding(2) q                      [T, heads, headDim], strided
 //   @binding(3) k, @binding(4) v       [T, kvHeads, headDim], strided
+//   @binding(5) scale                  with an output quant only: vLLM's output_scale, element 0
+//
+// With an output quant (vLLM's output_scale) each output is rounded to the output dtype, as the
+// unfused attention stores it, then quantized as fp8Quant.ts's plan kernel does it (the same
+// recip_rn of the scale, clamp and e4m3 rounding): bitwise the attention → static quant pair.
 
 import type { WgslDType } from './dtype.ts';
+import { roundExpr } from './dtype.ts';
+import { FP8_DECODE_WGSL, FP8_QUANT_CLAMP_WGSL, FP8_WGSL, RECIP_WGSL } from './fp8Quant.ts';
 import { pairKernelWgsl } from './elementwise.ts';
 import { paramStruct } from './params.ts';
 
@@ -34,7 +41,15 @@ export const ATTENTION_PARAMS = paramStruct('AttentionParams', {
   vDimStride: 'u32',
 });
 
-export function attentionWgsl(out: WgslDType, q: WgslDType, k: WgslDType, v: WgslDType): string {
+export function attentionWgsl(
+  out: WgslDType,
+  q: WgslDType,
+  k: WgslDType,
+  v: WgslDType,
+  scale: WgslDType | null = null,
+): string {
+  const quant =
+    scale === null ? '' : `${FP8_WGSL}\n${FP8_DECODE_WGSL}\n${RECIP_WGSL}\n${FP8_QUANT_CLAMP_WGSL}`;
   return pairKernelWgsl({
     params: ATTENTION_PARAMS.wgsl,
     out,
@@ -42,8 +57,10 @@ export function attentionWgsl(out: WgslDType, q: WgslDType, k: WgslDType, v: Wgs
       ['q', q],
       ['k', k],
       ['v', v],
+      ...(scale === null ? [] : ([['scale', scale]] as [string, WgslDType][])),
     ],
-    fns: `fn qk(t: u32, h: u32, j: u32, kh: u32, D: u32) -> f32 {
+    fns: `${quant}
+fn qk(t: u32, h: u32, j: u32, kh: u32, D: u32) -> f32 {
   var dot = 0.0;
   for (var e = 0u; e < D; e++) {
     dot += ld_q(prm.qOffset + t * prm.qTokenStride + h * prm.qHeadStride + e * prm.qDimStride)
@@ -65,6 +82,9 @@ fn attention_value(i: u32) -> f32 {
   }
   return acc / sum;
 }`,
-    value: 'attention_value(i)',
+    value:
+      scale === null
+        ? 'attention_value(i)'
+        : `f8e4m3fn_value(quant(${roundExpr(out, 'attention_value(i)')} * recip_rn(ld_scale(0u))))`,
   });
 }

@@ -76,12 +76,14 @@ fn recip_rn(s: f32) -> f32 {
 }
 `;
 
-const QUANT: Record<Fp8NanRule, string> = {
-  // fmax(-448, fmin(v, 448)) with CUDA's NaN rule: the non-NaN operand wins.
-  clamp: `fn quant(v: f32) -> u32 {
+/** static_scaled_fp8_quant's clamp: fmax(-448, fmin(v, 448)) with CUDA's NaN rule (the non-NaN operand wins). */
+export const FP8_QUANT_CLAMP_WGSL = `fn quant(v: f32) -> u32 {
   if (v != v) { return f8e4m3fn_bits(448.0); }
   return f8e4m3fn_bits(max(-448.0, min(v, 448.0)));
-}`,
+}`;
+
+const QUANT: Record<Fp8NanRule, string> = {
+  clamp: FP8_QUANT_CLAMP_WGSL,
   satfinite: 'fn quant(v: f32) -> u32 { return f8e4m3fn_bits(v); }',
 };
 

@@ -317,6 +317,12 @@ const FX_OP_COST: Record<FxOp, OpCost> = {
     alsoReads: ['residual'],
     flops: (c) => 8 * c.elems('input'),
   }),
+  // Written once each: the padded norm (its zero columns, 2-7% of GPT-OSS's, not counted) and the residual.
+  'vllm.rocm_aiter_triton_add_rmsnorm_pad.default': (c) => ({
+    bytesRead: elementwise(c).bytesRead,
+    bytesWritten: 2 * c.size('x'),
+    flops: 5 * c.elems('x'),
+  }),
   '_C.silu_and_mul_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
   '_C.silu_and_mul_nvfp4_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
 };

@@ -12,6 +12,10 @@ import { asyncTp } from './asyncTp.ts';
 import { moeUnpad } from './moeUnpad.ts';
 import { normQuant } from './normQuant.ts';
 import { actQuant } from './actQuant.ts';
+import { attnQuant } from './attnQuant.ts';
+import { actPadding } from './actPadding.ts';
+import type { AttentionBackend } from './attnQuant.ts';
+import type { VllmPlatform } from './vllmConfig.ts';
 import { vllmIrLowering } from './vllmIrLowering.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { resolveOptions } from './options.ts';
@@ -43,6 +47,14 @@ export interface PassOptions {
    * the `_C` op through auto_functionalized) or 'native' (the op's torch decomposition).
    */
   irLowering?: 'custom' | 'native';
+  /** Where the graph would be compiled, as vllmConfig's --platform; default sm90. */
+  platform?: VllmPlatform;
+  /** ROCm's AITER kernels enabled (VLLM_ROCM_USE_AITER=1); default false. */
+  aiter?: boolean;
+  /** The attention backend (vLLM's --attention-backend); default vLLM's choice on the platform. */
+  attentionBackend?: AttentionBackend;
+  /** --kv-cache-dtype: FlashInfer fuses an output quant only with an FP8 KV cache; default 'auto'. */
+  kvCacheDtype?: 'auto' | 'fp8';
 }
 
 export interface Match {
@@ -82,6 +94,8 @@ export type PassName =
   | 'allreduce-rmsnorm'
   | 'norm-quant'
   | 'act-quant'
+  | 'act-padding'
+  | 'attn-quant'
   | 'vllm-ir-lowering';
 
 export const PASSES: Record<PassName, Pass> = {
@@ -93,6 +107,8 @@ export const PASSES: Record<PassName, Pass> = {
   'allreduce-rmsnorm': allReduceRmsNorm,
   'norm-quant': normQuant,
   'act-quant': actQuant,
+  'act-padding': actPadding,
+  'attn-quant': attnQuant,
   'vllm-ir-lowering': vllmIrLowering,
 };
 
@@ -113,6 +129,10 @@ export const PASS_DESCRIPTIONS: Record<PassName, string> = {
     '(fused_add_)rms_norm → FP8 quant (static, per-token, per-group 128/64) → one fused norm + quant kernel, where only the quant reads the normed output (vLLM RMSNormQuantFusionPass).',
   'act-quant':
     'silu_and_mul → static FP8 quant (NVFP4 on Blackwell) → one fused SwiGLU + quant kernel, where only the quant reads its output (vLLM ActivationQuantFusionPass).',
+  'act-padding':
+    "fused_add_rms_norm → pad of GPT-OSS's hidden 2880 (to a multiple of 128 or 256) → AITER's one Triton add + RMSNorm + pad kernel, the router GEMM reading its first 2880 columns (vLLM RocmAiterTritonAddRMSNormPadFusionPass; ROCm with AITER only).",
+  'attn-quant':
+    'unified_attention_with_output → static FP8 quant (NVFP4 on Blackwell) → the attention writes the quantized output itself (output_scale), where only the quant reads it and the attention backend supports it (vLLM AttnQuantFusionPass).',
   'vllm-ir-lowering':
     "vllm_ir.rms_norm / fused_add_rms_norm → the _C custom op (or, with irLowering 'native', its torch decomposition), as vLLM's VllmIRLoweringPass does after the fusion passes have matched the IR ops.",
 };

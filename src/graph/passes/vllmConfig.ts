@@ -185,12 +185,12 @@ export const FLAG_PASSES: Record<VllmFlag, { vllmPass: string; pass: PassName | 
   fuse_allreduce_rms: { vllmPass: 'AllReduceFusionPass', pass: 'allreduce-rmsnorm' },
   fuse_norm_quant: { vllmPass: 'RMSNormQuantFusionPass', pass: 'norm-quant' },
   fuse_act_quant: { vllmPass: 'ActivationQuantFusionPass', pass: 'act-quant' },
-  fuse_act_padding: { vllmPass: 'RocmAiterTritonAddRMSNormPadFusionPass', pass: null },
+  fuse_act_padding: { vllmPass: 'RocmAiterTritonAddRMSNormPadFusionPass', pass: 'act-padding' },
   fuse_mla_dual_rms_norm: { vllmPass: 'MLA dual RMSNorm fusion', pass: null },
   fuse_rope_kvcache: { vllmPass: 'RopeKVCacheFusionPass', pass: null },
   fuse_qk_norm_rope_kvcache: { vllmPass: 'QK-norm + RoPE + KV-cache fusion', pass: null },
   fuse_rope_kvcache_cat_mla: { vllmPass: 'MLA RoPE + KV-cache cat fusion', pass: null },
-  fuse_attn_quant: { vllmPass: 'AttnQuantFusionPass', pass: null },
+  fuse_attn_quant: { vllmPass: 'AttnQuantFusionPass', pass: 'attn-quant' },
   enable_qk_norm_rope_fusion: { vllmPass: 'QKNormRoPEFusionPass', pass: null },
 };
 
@@ -480,7 +480,12 @@ export function resolveVllmConfig(args: VllmArgs, context: Partial<VllmContext> 
       ...(level > 0 ? (['vllm-ir-lowering'] as const) : []),
     ],
     notRun: on.filter((f) => f.pass === null),
-    options: { worldSize: c.tp, gpu: c.platform === 'sm100' ? 'blackwell' : 'hopper' },
+    options: {
+      worldSize: c.tp,
+      gpu: c.platform === 'sm100' ? 'blackwell' : 'hopper',
+      platform: c.platform,
+      aiter: c.aiter,
+    },
     numbers: args.numbers,
     maxNumBatchedTokens: args.maxNumBatchedTokens ?? DEFAULT_MAX_TOKENS,
     rangeEndpoints: args.rangeEndpoints ?? [],

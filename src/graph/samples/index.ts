@@ -30,12 +30,27 @@ export const DEFAULT_SAMPLE_TP = 4;
 /** Bounds a request (a 10,000-layer graph is ~300,000 nodes, past what the importer takes). */
 export const MAX_SAMPLE_LAYERS = 4096;
 
+/** GPT-OSS on ROCm: the hidden size padded for AITER's MoE GEMMs, to a multiple of 128 (gfx942) or 256 (gfx950). */
+export const ROCM_PAD_MULTIPLES = [128, 256] as const;
+
 /** quant: how the linears quantize (Llama only; the others are bf16). */
 export function generateSample(
   model: SampleModel,
-  opts: { layers?: number; tp?: number; quant?: SampleQuant } = {},
+  opts: {
+    layers?: number;
+    tp?: number;
+    quant?: SampleQuant;
+    rocmPadMultiple?: (typeof ROCM_PAD_MULTIPLES)[number];
+  } = {},
 ): string {
-  const m = MODELS[model];
+  const base: ModelDims | undefined = MODELS[model];
+  if (opts.rocmPadMultiple !== undefined && base?.moePaddedHidden === undefined)
+    throw new RangeError(`rocmPadMultiple pads a MoE's hidden size: ${model} has no padded MoE`);
+  // vLLM pads to the next multiple (rocm_aiter_fusion.py: pad_size = multiple − hidden % multiple).
+  const m =
+    base && opts.rocmPadMultiple !== undefined
+      ? { ...base, moePaddedHidden: Math.ceil(base.hidden / opts.rocmPadMultiple) * opts.rocmPadMultiple }
+      : base;
   if (!m) throw new RangeError(`unknown model '${model}' (choose ${SAMPLE_MODELS.join(', ')})`);
   const layers = opts.layers ?? m.layers;
   const tp = opts.tp ?? DEFAULT_SAMPLE_TP;

@@ -2,7 +2,15 @@
 // position's row of cos_sin_cache) and the reference attention of one prefill sequence.
 
 import type { Arg } from '../../graph/ir.ts';
-import { tensorValue as T, type LoweredOp, type Lowering, type Value } from './lowering.ts';
+import { noKernel, tensorValue as T, type LoweredOp, type Lowering, type Value } from './lowering.ts';
+
+/**
+ * attn-quant's NVFP4 output (output_block_scale set, AttnNvfp4QuantPattern): the e2m1 packing and
+ * swizzled e4m3 block scales have no emulated kernel yet; the node is fed from its annotated types.
+ */
+const NVFP4_OUTPUT = noKernel(
+  'no kernel: NVFP4 output (two e2m1 values a byte with swizzled e4m3 block scales) has no emulated kernel yet',
+);
 
 export const ATTENTION_LOWERINGS = {
   '_C.rotary_embedding.default': {
@@ -50,8 +58,12 @@ export const ATTENTION_LOWERINGS = {
         c.fail(
           `query [${q.shape}], key [${k.shape}], value [${v.shape}] must be [tokens, heads, head size] with the query heads a multiple of the kv heads`,
         );
+      if (c.arg(6) !== null) return NVFP4_OUTPUT.lower(b, c);
+      // output_scale (attn-quant's FP8 pattern): the kernel quantizes what it would have stored.
+      const scale =
+        c.arg(5) === null ? null : c.tensor(5, 'output_scale', { role: 'norm-weight', shape: [1] });
       const out = b.newStorage(`${c.node.name}.output`, q.dtype, q.shape);
-      b.push(c.node, { kernel: 'attention', q, k, v, out: out.storage });
+      b.push(c.node, { kernel: 'attention', q, k, v, ...(scale ? { scale } : {}), out: out.storage });
       return { t: 'tuple', items: [{ t: 'none' }, T(out), { t: 'none' }] };
     },
   },

@@ -47,6 +47,15 @@ function irWeight(b: PlanBuilder, c: OpCall, i: number, v: number, x: View): Vie
   return ones;
 }
 
+/** rocm_aiter_triton_add_rmsnorm_pad(x, weight, variance_epsilon, residual, x_pad_to_multiple)'s norm operands. */
+const AITER_ADD_RMSNORM_PAD_ARGS: ResidualNormArgs = {
+  kernel: 'fused_add_rms_norm',
+  residual: 3,
+  weight: [1, 'weight'],
+  eps: 2,
+  out: 'normed',
+};
+
 export const NORM_LOWERINGS = {
   // vLLM IR's functional norms: the kernels of _C.rms_norm and _C.fused_add_rms_norm.
   'vllm_ir.rms_norm.default': {
@@ -80,6 +89,29 @@ export const NORM_LOWERINGS = {
         residualOut: res.storage,
       });
       return { t: 'tuple', items: [T(out), T(res)] };
+    },
+  },
+  // (x, weight, variance_epsilon, residual, x_pad_to_multiple) → (padded normed, residual): the
+  // fused_add_rms_norm step, then the pad step zero-filling the columns past x's; AITER's kernel
+  // stores the norm in the model dtype as the unfused pair does, so before ≡ after is bitwise.
+  'vllm.rocm_aiter_triton_add_rmsnorm_pad.default': {
+    roles: { weight: 'norm-weight' },
+    lower: (b, c) => {
+      const n = c.node;
+      const x = b.rowsOrCopy(c.tensor(0, 'x'), n);
+      const { out, res } = residualNorm(b, c, x, AITER_ADD_RMSNORM_PAD_ARGS);
+      // The padded width at the run's sizes: the annotated [0] result's (the preset maps 3072 → 48).
+      const t = b.itemTypes(n.name)?.[0];
+      const width = t && t.kind === 'tensor' ? b.mapType(t, n.name).shape.at(-1) : undefined;
+      const cols = x.shape[x.shape.length - 1]!;
+      if (width === undefined || width < cols)
+        return c.fail(
+          `the padded result [0] needs an annotated width of at least the input's ${cols} columns`,
+        );
+      const lo = new Array<number>(x.shape.length).fill(0);
+      const padded = b.newStorage(`${n.name}.padded`, x.dtype, [...x.shape.slice(0, -1), width]);
+      b.push(n, { kernel: 'pad', x: out, lo, value: 0, out: padded.storage });
+      return { t: 'tuple', items: [T(padded), T(res)] };
     },
   },
   '_C.rms_norm.default': {

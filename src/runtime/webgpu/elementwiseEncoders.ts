@@ -258,11 +258,14 @@ export const ELEMENTWISE_ENCODERS: StepEncoders<
       vHeadStride,
       vDimStride,
     });
-    dispatchPairs(s, c, words, () => attentionWgsl(c.out.dtype, s.q.dtype, s.k.dtype, s.v.dtype), [
-      s.q,
-      s.k,
-      s.v,
-    ]);
+    const scale = s.scale ?? null;
+    dispatchPairs(
+      s,
+      c,
+      words,
+      () => attentionWgsl(c.out.dtype, s.q.dtype, s.k.dtype, s.v.dtype, scale && scale.dtype),
+      scale ? [s.q, s.k, s.v, scale] : [s.q, s.k, s.v],
+    );
   },
   fp8_quant: (s, c) => {
     const n = numelOf(s.x.shape);

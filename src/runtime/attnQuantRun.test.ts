@@ -1,0 +1,50 @@
+// attn-quant runs before and after, on the CPU reference and on WebGPU: the attention → static FP8
+// quant pair becomes one unified_attention_with_output with output_scale, whose kernel quantizes the
+// output it would have stored (rounded to the model dtype) by the same 1/scale, clamp and e4m3
+// rounding as static_scaled_fp8_quant — so every output is bitwise the unfused pair's. (vLLM's Triton
+// kernel quantizes its f32 accumulator before that rounding: it may differ from its own unfused pair
+// by one e4m3 step; fusionlab's fused op is specified as the pair.)
+
+import { describe, expect, it } from 'vitest';
+import { runPipeline } from '../graph/passes/pipeline.ts';
+import { attentionGraph } from '../graph/passes/attnQuantForms.ts';
+import { compareGraphs, runGraph } from './index.ts';
+import { hostValues } from './hostTensor.ts';
+import { f8e4m3fnBits, f8e4m3fnValue } from '../graph/fp8.ts';
+import { freshSeed, tinyRuns } from './testRuns.ts';
+
+const run = tinyRuns({ ranks: 1 });
+
+describe('attention + quant, run', { timeout: 300_000 }, () => {
+  // The custom quant: the native form seeds its scale as the reciprocal's operand, not as a scale
+  // (nativeForms.test.ts proves that form equal to the custom op).
+  it('the static quant fused into the attention is bitwise the pair on CPU and WebGPU; the output is fp8 values', async () => {
+    const before = attentionGraph();
+    const r = runPipeline(before, ['attn-quant'], { attentionBackend: 'TRITON_ATTN' });
+    expect(r.stages[0]!.matches).toHaveLength(1);
+    const seed = freshSeed();
+    for (const backend of ['cpu', 'webgpu'] as const) {
+      const rep = await compareGraphs(before, r.output, ['attn-quant'], run({ backend, seed }));
+      expect(
+        rep.outputs.map((o) => [o.bitwiseEqual, o.fedFrom]),
+        `seed ${seed} ${backend}: ${JSON.stringify(rep.outputs)}`,
+      ).toEqual([[true, []]]);
+      expect(rep.ok).toBe(true);
+      const q = hostValues([...(await runGraph(r.output, run({ backend, seed }))).outputs[0]!.values()][0]!);
+      expect(
+        [...q].every((v) => f8e4m3fnValue(f8e4m3fnBits(v)) === v),
+        backend,
+      ).toBe(true);
+      expect(new Set(q).size).toBeGreaterThan(4);
+    }
+  });
+
+  it('the NVFP4 output has no kernel: the fused attention is fed, and the comparison says so', async () => {
+    const before = attentionGraph({ quant: 'nvfp4' });
+    const r = runPipeline(before, ['attn-quant'], { platform: 'sm100', kvCacheDtype: 'fp8' });
+    expect(r.stages[0]!.matches).toHaveLength(1);
+    const rep = await compareGraphs(before, r.output, ['attn-quant'], run({ backend: 'cpu', seed: 1 }));
+    expect(rep.outputs.every((o) => o.fedFrom.length > 0)).toBe(true);
+    expect(rep.outputs.every((o) => !o.proven)).toBe(true);
+  });
+});
