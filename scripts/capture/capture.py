@@ -55,6 +55,8 @@ def captures():
     # act-quant site.
     out["llama-fp8-tp1"] = (models.llama(fp8=True, fp8_down=True), 1, {})
     out["qwen3-moe-tp4"] = (models.qwen3_moe(), 4, {})
+    # Qwen3 dense at TP 1: per-head q/k RMSNorm → rotary, the QK-norm + RoPE fusion's sites.
+    out["qwen3-qknorm-tp1"] = (models.qwen3(), 1, {})
     out["llama-tp2-v2"] = (models.llama(), 2, {"enable_auto_functionalized_v2": True})
     # vLLM's default piecewise mode: the graph is split at the attention op and each piece
     # compiled on its own.

@@ -583,6 +583,27 @@ export const FX_OPS = [
     ],
     doc: "Rotates query and key in place by the position's angle (RoPE; neox: halves, else interleaved pairs).",
   }),
+  // csrc/torch_bindings.cpp (vLLM main, spring 2026); QKNormRoPEFusionPass emits it.
+  defineOp({
+    name: '_C.fused_qk_norm_rope.default',
+    kind: 'fused',
+    returns: 0,
+    args: [
+      M('qkv'),
+      P('num_heads_q', 'int'),
+      P('num_heads_k', 'int'),
+      P('num_heads_v', 'int'),
+      P('head_dim', 'int'),
+      P('eps', 'float'),
+      T('q_weight'),
+      T('k_weight'),
+      T('cos_sin_cache'),
+      P('is_neox', 'bool'),
+      T('position_ids'),
+      P('forced_token_heads_per_warp', 'int', -1),
+    ],
+    doc: "In place on qkv [T, (Hq + Hk + Hv)·head_dim]: each q and k head RMSNormed with q_weight / k_weight, then rotated by the position's angle (RoPE); v untouched.",
+  }),
   defineOp({
     name: '_C.silu_and_mul.default',
     kind: 'compute',

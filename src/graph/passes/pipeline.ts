@@ -12,6 +12,7 @@ import { asyncTp } from './asyncTp.ts';
 import { moeUnpad } from './moeUnpad.ts';
 import { normQuant } from './normQuant.ts';
 import { actQuant } from './actQuant.ts';
+import { qkNormRope } from './qkNormRope.ts';
 import { vllmIrLowering } from './vllmIrLowering.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { resolveOptions } from './options.ts';
@@ -82,6 +83,7 @@ export type PassName =
   | 'allreduce-rmsnorm'
   | 'norm-quant'
   | 'act-quant'
+  | 'qk-norm-rope'
   | 'vllm-ir-lowering';
 
 export const PASSES: Record<PassName, Pass> = {
@@ -93,6 +95,7 @@ export const PASSES: Record<PassName, Pass> = {
   'allreduce-rmsnorm': allReduceRmsNorm,
   'norm-quant': normQuant,
   'act-quant': actQuant,
+  'qk-norm-rope': qkNormRope,
   'vllm-ir-lowering': vllmIrLowering,
 };
 
@@ -113,6 +116,8 @@ export const PASS_DESCRIPTIONS: Record<PassName, string> = {
     '(fused_add_)rms_norm → FP8 quant (static, per-token, per-group 128/64) → one fused norm + quant kernel, where only the quant reads the normed output (vLLM RMSNormQuantFusionPass).',
   'act-quant':
     'silu_and_mul → static FP8 quant (NVFP4 on Blackwell) → one fused SwiGLU + quant kernel, where only the quant reads its output (vLLM ActivationQuantFusionPass).',
+  'qk-norm-rope':
+    'split qkv → per-head q/k RMSNorm → rotary_embedding → one fused_qk_norm_rope kernel over qkv in place (vLLM QKNormRoPEFusionPass; head_dim 64/128/256, bf16/f16).',
   'vllm-ir-lowering':
     "vllm_ir.rms_norm / fused_add_rms_norm → the _C custom op (or, with irLowering 'native', its torch decomposition), as vLLM's VllmIRLoweringPass does after the fusion passes have matched the IR ops.",
 };

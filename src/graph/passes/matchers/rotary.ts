@@ -23,7 +23,7 @@
 import type { Arg, Node } from '../../ir.ts';
 import { isRef, numberOf } from '../../ir.ts';
 import type { GraphIndex } from '../../match.ts';
-import { argOf } from '../../match.ts';
+import { argOf, tensorOf } from '../../match.ts';
 import { AUTO_FUNCTIONALIZED, functionalizedArg } from '../../call.ts';
 import {
   ADD,
@@ -126,24 +126,50 @@ function rotatedTerm(ix: GraphIndex, m: Node | undefined) {
   return undefined;
 }
 
-/** x1, x2 of the head view v: neox halves (split) or GPT-J's even and odd dims (step-2 slices). */
+/** Two splits of one value into the same halves (Inductor may leave one per getitem; vLLM's SplitCoalescingPass merges them). */
+function sameSplit(a: Node, b: Node): boolean {
+  return a === b || (a.op === SPLIT && b.op === SPLIT && JSON.stringify(a.args) === JSON.stringify(b.args));
+}
+
+/**
+ * x1, x2 of the heads value v ([T, H, D]): neox halves (split) or GPT-J's even and odd dims
+ * (step-2 slices); v itself, or the reshape of the flat tensor to heads that made it.
+ */
 function headHalves(ix: GraphIndex, x1: Arg, x2: Arg) {
   const a = producer(ix, x1),
     b = producer(ix, x2);
   const ga = getitemOf(ix, a),
     gb = getitemOf(ix, b);
-  if (ga && gb && ga[0] === gb[0] && ga[0].op === SPLIT && ga[1] === 0 && gb[1] === 1) {
-    return { neox: true, view: producer(ix, ga[0].args[0]), nodes: [a!, b!, ga[0]] };
+  let heads: Arg | undefined, nodes: Node[];
+  let neox: boolean;
+  if (ga && gb && ga[0].op === SPLIT && sameSplit(ga[0], gb[0]) && ga[1] === 0 && gb[1] === 1) {
+    neox = true;
+    heads = ga[0].args[0];
+    nodes = [a!, b!, ga[0], ...(gb[0] !== ga[0] ? [gb[0]] : [])];
+  } else {
+    const slice = (n: Node | undefined, start: number) =>
+      !!n &&
+      n.op === SLICE &&
+      numberOf(n.args[1]) === 2 &&
+      numberOf(n.args[2]) === start &&
+      numberOf(n.args[4]) === 2;
+    if (!slice(a, 0) || !slice(b, 1) || !sameRef(a!.args[0], b!.args[0])) return undefined;
+    neox = false;
+    heads = a!.args[0];
+    nodes = [a!, b!];
   }
-  const slice = (n: Node | undefined, start: number) =>
-    !!n &&
-    n.op === SLICE &&
-    numberOf(n.args[1]) === 2 &&
-    numberOf(n.args[2]) === start &&
-    numberOf(n.args[4]) === 2;
-  if (slice(a, 0) && slice(b, 1) && sameRef(a!.args[0], b!.args[0]))
-    return { neox: false, view: producer(ix, a!.args[0]), nodes: [a!, b!] };
-  return undefined;
+  if (heads === undefined) return undefined;
+  const headSize = tensorOf(ix, heads)?.shape.at(-1);
+  // The reshape of x to [T, -1, head_size] (Inductor folds it away when x is heads already).
+  const view = producer(ix, heads);
+  if (isReshape(view) && readerNodes(ix, view.name).every((r) => nodes.includes(r)))
+    return {
+      neox,
+      input: view.args[0]!,
+      headSize: typeof headSize === 'number' ? headSize : numberOf((argOf(view, 1, 'shape') as Arg[]).at(-1)),
+      nodes: [view, ...nodes],
+    };
+  return { neox, input: heads, headSize: typeof headSize === 'number' ? headSize : undefined, nodes };
 }
 
 /** One rotated tensor of the native form, found from its `o1 = x1·cos − x2·sin`. */
@@ -152,31 +178,22 @@ function nativeHalf(ix: GraphIndex, sub: Node) {
   const t2 = rotatedTerm(ix, producer(ix, sub.args[1]));
   if (!t1 || !t2 || t1.half !== 0 || t2.half !== 1 || t1.split !== t2.split) return undefined;
   const halves = headHalves(ix, t1.x, t2.x);
-  if (!halves || !isReshape(halves.view)) return undefined;
-  const headSize = numberOf((argOf(halves.view, 1, 'shape') as Arg[] | undefined)?.at(-1));
+  if (!halves) return undefined;
   // o2 = x2·cos + x1·sin: the add reading the other two products.
   const add = findO2(ix, t1, t2);
   if (!add) return undefined;
   const out = halvesJoined(ix, sub, add.node, halves.neox);
   if (!out) return undefined;
   return {
-    input: halves.view.args[0]!,
+    input: halves.input,
     neox: halves.neox,
-    headSize,
+    headSize: halves.headSize,
     cos: t1,
     sin: t2,
     output: out.output,
-    nodes: [
-      halves.view,
-      ...halves.nodes,
-      t1.unsqueeze,
-      t1.mul,
-      t2.unsqueeze,
-      t2.mul,
-      sub,
-      ...add.nodes,
-      ...out.nodes,
-    ].map((n) => n.name),
+    nodes: [...halves.nodes, t1.unsqueeze, t1.mul, t2.unsqueeze, t2.mul, sub, ...add.nodes, ...out.nodes].map(
+      (n) => n.name,
+    ),
   };
 }
 
