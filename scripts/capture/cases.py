@@ -59,6 +59,8 @@ class Case:
     tolerance: float = 2e-2
     # Inductor options over vLLM's; {"piecewise": True} splits the graph at the attention op
     overrides: dict = field(default_factory=dict)
+    # The platform vLLM compiles for where a pass depends on it (fusionlab's `platform` option)
+    platform: str | None = None
 
 
 # Compiled and eager round an FP8 linear's input the same way only if they compute it the same
@@ -237,6 +239,26 @@ def qk_norm_rope_cases():
     return out
 
 
+RKV_ORDER = "noop-elimination,rope-kvcache"
+RKV_TEST = (f"{VLLM} tests/compile/passes/test_rope_kvcache_fusion.py @6872cb28: test_rope_kvcache_fusion "
+            "asserts fusion_pass.matched_count == 1 (ROCm with AITER; the rotary, then the KV-cache update of k "
+            "and v)")
+
+
+def rope_kvcache_cases():
+    """vLLM's QKRoPEKVCacheTestModel (64 heads, 8 KV heads, head 64, 5 tokens, dynamic, bf16,
+    '+rotary_embedding'), neox or not, compiled for ROCm."""
+    out = {}
+    for style, neox in (("neox", True), ("gptj", False)):
+        def build(neox=neox):
+            model = rope.QKRoPEKVCacheTestModel(64, 8, 64, neox)
+            return model, (torch.randn(5, model.q_size + 2 * model.kv_size, dtype=torch.bfloat16), torch.arange(5))
+        out[f"rope-kvcache.{style}.bf16"] = Case(
+            f"QKRoPEKVCacheTestModel, custom_ops '+rotary_embedding', is_neox {neox}, bf16, dynamic, ROCm",
+            build, True, {RKV_ORDER: ({"rope-kvcache": 1}, RKV_TEST)}, world_size=1, platform="rocm")
+    return out
+
+
 TOP_LEVEL_EXPECTED = {
     "llama-tp2.py": (2, {SP_ORDER: llama_expected()[SP_ORDER]}),
     "qwen3-moe-tp4.py": (4, {SP_ORDER: ({"sequence-parallelism": 5, "async-tp": 4}, QWEN3_ROW)}),
@@ -284,13 +306,14 @@ def stack_cases():
 
 
 def cases():
-    return {**sequence_parallelism_cases(), **async_tp_cases(), **stack_cases(), **qk_norm_rope_cases()}
+    return {**sequence_parallelism_cases(), **async_tp_cases(), **stack_cases(), **qk_norm_rope_cases(),
+            **rope_kvcache_cases()}
 
 
 def expected_json():
     """fixtures/capture/expected.json: file → {worldSize, pass order → {counts, source}}."""
-    def entry(world_size, expected):
-        return {"worldSize": world_size,
+    def entry(world_size, expected, platform=None):
+        return {"worldSize": world_size, **({"platform": platform} if platform else {}),
                 **{order: {"counts": counts, "source": source} for order, (counts, source) in expected.items()}}
 
     out = {}
@@ -299,7 +322,7 @@ def expected_json():
             for i, expected in enumerate(c.expected):
                 out[f"tp/{name}.piece{i}.py"] = entry(c.world_size, expected)
         else:
-            out[f"tp/{name}.py"] = entry(c.world_size, c.expected)
+            out[f"tp/{name}.py"] = entry(c.world_size, c.expected, c.platform)
     for file, (world_size, expected) in TOP_LEVEL_EXPECTED.items():
         out[file] = entry(world_size, expected)
     return out

@@ -94,6 +94,29 @@ class QKNormRoPETestModel(torch.nn.Module):
         return q, k, v
 
 
+class QKRoPEKVCacheTestModel(torch.nn.Module):
+    """tests/compile/passes/test_rope_kvcache_fusion.py QKRoPEKVCacheTestModel: split qkv, rotary of q
+    and k, then the heads views and the KV-cache update of k and v."""
+
+    def __init__(self, heads, kv_heads, head_dim, is_neox, dtype=torch.bfloat16,
+                 layer_name="model.layers.0.self_attn.attn"):
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
+        self.q_size, self.kv_size = heads * head_dim, kv_heads * head_dim
+        self.rotary_emb = Rotary(head_dim, is_neox, "custom", dtype)
+        self.layer_name = layer_name
+
+    def forward(self, qkv, positions):
+        qkv = qkv.clone()
+        q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+        q, k = self.rotary_emb(positions, q, k)
+        q = q.view(-1, self.heads, self.head_dim)
+        k = k.view(-1, self.kv_heads, self.head_dim)
+        v = v.view(-1, self.kv_heads, self.head_dim)
+        dummy = torch.ops.vllm.unified_kv_cache_update(k, v, self.layer_name)
+        return q, k, v, dummy
+
+
 class RotaryOnly(torch.nn.Module):
     def __init__(self, head_dim, is_neox, form):
         super().__init__()

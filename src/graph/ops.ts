@@ -583,6 +583,30 @@ export const FX_OPS = [
     ],
     doc: "Rotates query and key in place by the position's angle (RoPE; neox: halves, else interleaved pairs).",
   }),
+  // model_executor/layers/attention/attention.py (direct_register_custom_op, mutates_args=[]).
+  defineOp({
+    name: 'vllm.unified_kv_cache_update.default',
+    kind: 'compute',
+    returns: 1,
+    args: [T('key'), T('value'), P('layer_name', 'str')],
+    doc: "Writes key and value into the layer's paged KV cache at the batch's slots; returns an empty tensor that orders the attention after it.",
+  }),
+  // rope_kvcache_fusion.py (direct_register_custom_op, mutates_args=["query", "key"]): RopeKVCacheFusionPass emits it.
+  defineOp({
+    name: 'vllm.fused_rope_and_unified_kv_cache_update.default',
+    kind: 'fused',
+    returns: 1,
+    args: [
+      M('query'),
+      M('key'),
+      T('value'),
+      T('positions'),
+      T('cos_sin_cache'),
+      P('is_neox', 'bool'),
+      P('layer_name', 'str', ''),
+    ],
+    doc: 'Rotates query and key in place (RoPE) and writes key and value into the paged KV cache (ROCm); returns the empty ordering tensor.',
+  }),
   // csrc/torch_bindings.cpp (vLLM main, spring 2026); QKNormRoPEFusionPass emits it.
   defineOp({
     name: '_C.fused_qk_norm_rope.default',

@@ -3,6 +3,7 @@
 // left in the final graph is not fused. Graphs are immutable values: passes share unchanged nodes.
 
 import type { Graph } from '../ir.ts';
+import type { VllmPlatform } from './vllmConfig.ts';
 import { indexGraph } from '../match.ts';
 import { noopElimination } from './noopElimination.ts';
 import { sliceHoist } from './sliceHoist.ts';
@@ -13,6 +14,7 @@ import { moeUnpad } from './moeUnpad.ts';
 import { normQuant } from './normQuant.ts';
 import { actQuant } from './actQuant.ts';
 import { qkNormRope } from './qkNormRope.ts';
+import { ropeKvCache } from './ropeKvCache.ts';
 import { vllmIrLowering } from './vllmIrLowering.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { resolveOptions } from './options.ts';
@@ -44,6 +46,8 @@ export interface PassOptions {
    * the `_C` op through auto_functionalized) or 'native' (the op's torch decomposition).
    */
   irLowering?: 'custom' | 'native';
+  /** Where vLLM compiles the graph (vllmConfig.ts's --platform); default sm90. Gates ROCm-only fusions. */
+  platform?: VllmPlatform;
 }
 
 export interface Match {
@@ -83,6 +87,7 @@ export type PassName =
   | 'allreduce-rmsnorm'
   | 'norm-quant'
   | 'act-quant'
+  | 'rope-kvcache'
   | 'qk-norm-rope'
   | 'vllm-ir-lowering';
 
@@ -95,6 +100,7 @@ export const PASSES: Record<PassName, Pass> = {
   'allreduce-rmsnorm': allReduceRmsNorm,
   'norm-quant': normQuant,
   'act-quant': actQuant,
+  'rope-kvcache': ropeKvCache,
   'qk-norm-rope': qkNormRope,
   'vllm-ir-lowering': vllmIrLowering,
 };
@@ -116,6 +122,8 @@ export const PASS_DESCRIPTIONS: Record<PassName, string> = {
     '(fused_add_)rms_norm → FP8 quant (static, per-token, per-group 128/64) → one fused norm + quant kernel, where only the quant reads the normed output (vLLM RMSNormQuantFusionPass).',
   'act-quant':
     'silu_and_mul → static FP8 quant (NVFP4 on Blackwell) → one fused SwiGLU + quant kernel, where only the quant reads its output (vLLM ActivationQuantFusionPass).',
+  'rope-kvcache':
+    'rotary_embedding → unified_kv_cache_update of the rotated key → one fused RoPE + KV-cache write (vLLM RopeKVCacheFusionPass; ROCm, decode-size compile ranges).',
   'qk-norm-rope':
     'split qkv → per-head q/k RMSNorm → rotary_embedding → one fused_qk_norm_rope kernel over qkv in place (vLLM QKNormRoPEFusionPass; head_dim 64/128/256, bf16/f16).',
   'vllm-ir-lowering':

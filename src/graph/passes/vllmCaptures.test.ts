@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { importGraph } from '../formats.ts';
 import type { Graph } from '../ir.ts';
 import { runPipeline } from './pipeline.ts';
+import type { VllmPlatform } from './vllmConfig.ts';
 
 const DIR = new URL('../../../fixtures/capture/', import.meta.url).pathname;
 
@@ -21,7 +22,10 @@ interface Expectation {
    */
   fusionlab?: { counts: Record<string, number>; reason: string; why: string };
 }
-type FixtureExpectations = { worldSize: number } & Record<string, Expectation | number>;
+type FixtureExpectations = { worldSize: number; platform?: VllmPlatform } & Record<
+  string,
+  Expectation | number | string
+>;
 
 const EXPECTED = JSON.parse(readFileSync(DIR + 'expected.json', 'utf8')) as Record<
   string,
@@ -57,7 +61,10 @@ describe('captured vLLM test models and stacks: match counts as vLLM gives them'
         ? `vLLM ${JSON.stringify(counts)}, refused: ${JSON.stringify(want)}`
         : JSON.stringify(counts);
       it(`${file} [${order}] → ${title}`, () => {
-        const r = runPipeline(load(file), order.split(','), { worldSize: e.worldSize });
+        const r = runPipeline(load(file), order.split(','), {
+          worldSize: e.worldSize,
+          ...(e.platform ? { platform: e.platform } : {}),
+        });
         const got = Object.fromEntries(
           Object.keys(want).map((p) => [p, r.stages.find((s) => s.pass === p)!.matches.length]),
         );

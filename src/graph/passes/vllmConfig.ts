@@ -176,7 +176,7 @@ export const FLAG_PASSES: Record<VllmFlag, { vllmPass: string; pass: PassName | 
   fuse_act_quant: { vllmPass: 'ActivationQuantFusionPass', pass: 'act-quant' },
   fuse_act_padding: { vllmPass: 'RocmAiterTritonAddRMSNormPadFusionPass', pass: null },
   fuse_mla_dual_rms_norm: { vllmPass: 'MLA dual RMSNorm fusion', pass: null },
-  fuse_rope_kvcache: { vllmPass: 'RopeKVCacheFusionPass', pass: null },
+  fuse_rope_kvcache: { vllmPass: 'RopeKVCacheFusionPass', pass: 'rope-kvcache' },
   fuse_qk_norm_rope_kvcache: { vllmPass: 'QK-norm + RoPE + KV-cache fusion', pass: null },
   fuse_rope_kvcache_cat_mla: { vllmPass: 'MLA RoPE + KV-cache cat fusion', pass: null },
   fuse_attn_quant: { vllmPass: 'AttnQuantFusionPass', pass: null },
@@ -375,7 +375,7 @@ export function resolveVllmConfig(args: VllmArgs, context: Partial<VllmContext> 
       ...(level > 0 ? (['vllm-ir-lowering'] as const) : []),
     ],
     notRun: on.filter((f) => f.pass === null),
-    options: { worldSize: c.tp, gpu: c.platform === 'sm100' ? 'blackwell' : 'hopper' },
+    options: { worldSize: c.tp, gpu: c.platform === 'sm100' ? 'blackwell' : 'hopper', platform: c.platform },
     numbers: args.numbers,
   };
 }

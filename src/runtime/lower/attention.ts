@@ -4,7 +4,7 @@
 
 import type { Arg } from '../../graph/ir.ts';
 import type { View } from '../../graph/opTable.ts';
-import { tensorValue as T, type LoweredOp, type Lowering, type Value } from './lowering.ts';
+import { noKernel, tensorValue as T, type LoweredOp, type Lowering, type Value } from './lowering.ts';
 
 export const ATTENTION_LOWERINGS = {
   '_C.rotary_embedding.default': {
@@ -90,6 +90,14 @@ export const ATTENTION_LOWERINGS = {
       return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
     },
   },
+  // The paged KV cache is not modelled (the attention runs one prefill sequence with no cache), so
+  // the cache write and the fused rotary + cache write have no kernel: a run feeds them and names them.
+  'vllm.unified_kv_cache_update.default': noKernel(
+    "writes the layer's paged KV cache, which fusionlab's runtime does not model (no cache, no slot mapping)",
+  ),
+  'vllm.fused_rope_and_unified_kv_cache_update.default': noKernel(
+    "rotates q and k and writes the layer's paged KV cache, which fusionlab's runtime does not model",
+  ),
   'vllm.unified_attention_with_output.default': {
     lower: (b, c) => {
       const q = c.tensor(0, 'query'),
