@@ -100,6 +100,7 @@ export function parseRewriteArgs(argv: string[]): RewriteArgs {
       gpu: f['--gpu'] ?? vllm?.options.gpu,
       tokenGate: f['--token-gate'],
       tpGroup: f['--tp-group'],
+      platform: vllm?.options.platform,
     },
     emit: f['--emit'] ?? 'fx',
     out: f['--out'],

@@ -47,6 +47,7 @@ describe('built-in samples', () => {
   it.each([
     ['llama-3.1-8b-l32-tp4', 65],
     ['qwen3-moe-l48-tp4', 97],
+    ['qwen3-8b-l36-tp1', 0],
     ['qwen2-tp1', 0],
     ['qwen2-tp2', 3],
     ['qwen2-tp4', 3],
@@ -55,6 +56,11 @@ describe('built-in samples', () => {
   ])('%s: %i fusable sites as loaded', (id, n) => {
     s().loadSample(id);
     expect(fusable()).toBe(n);
+  });
+
+  it('qwen3-8b-l36-tp1: one QK-norm + RoPE site per layer (vLLM QKNormRoPEFusionPass), 36', () => {
+    s().loadSample('qwen3-8b-l36-tp1');
+    expect(s().sites['qk-norm-rope']).toHaveLength(36);
   });
 
   it('set the world-size gate to the TP degree they were made at', () => {

@@ -11,6 +11,7 @@ import { ref } from '../ir.ts';
 import { runPipeline } from './pipeline.ts';
 import { qkNormRope } from './qkNormRope.ts';
 import { resolveVllmConfig, splitVllmArgs } from './vllmConfig.ts';
+import { generateSample } from '../samples/index.ts';
 
 const DIR = new URL('../../../fixtures/capture/', import.meta.url).pathname;
 const text = (file: string) => readFileSync(DIR + file, 'utf8');
@@ -158,5 +159,17 @@ describe('enable_qk_norm_rope_fusion runs qk-norm-rope', () => {
     const c = resolveVllmConfig(vllm!);
     expect(c.passes).toEqual(['noop-elimination', 'norm-quant', 'qk-norm-rope', 'vllm-ir-lowering']);
     expect(c.notRun.map((f) => f.flag)).not.toContain('enable_qk_norm_rope_fusion');
+  });
+});
+
+describe('the Qwen3-8B sample (src/graph/samples/qwen3.ts)', () => {
+  it('one QK-norm + RoPE site per layer, beside Llama’s 2L + 1 all-reduce + RMSNorm sites at TP 4', () => {
+    const g = load(generateSample('qwen3', { layers: 36, tp: 4 }));
+    const r = runPipeline(g, ['noop-elimination', 'allreduce-rmsnorm', 'qk-norm-rope'], { worldSize: 4 });
+    expect(r.stages.map((s) => [s.pass, s.matches.length, s.diagnostics.length])).toEqual([
+      ['noop-elimination', 0, 0],
+      ['allreduce-rmsnorm', 73, 0],
+      ['qk-norm-rope', 36, 0],
+    ]);
   });
 });

@@ -18,8 +18,8 @@
 // custom op (the flag appends '+rotary_embedding', vllm/config/compilation.py); the pass runs only
 // for compile ranges ending at or below rope_kvcache_fusion_max_token_num = 256
 // (is_applicable_for_range: decode-size batches), which 'compile-range' evaluates and
-// 'runtime-fallback' lists as unevaluated. A graph whose attention writes the cache itself (no
-// unified_kv_cache_update) has nothing to fuse, and each rotary says so.
+// 'runtime-fallback' lists as unevaluated. A candidate is a rotary in a graph with a cache update; a
+// graph whose attention writes the cache itself (no unified_kv_cache_update) has none to explain.
 
 import type { Arg, Node } from '../ir.ts';
 import { isRef, numberOf, ref } from '../ir.ts';
@@ -113,11 +113,6 @@ function qkvSplitOf(ix: GraphIndex, r: RotaryOccurrence): Node | undefined {
 function siteAt(ix: GraphIndex, r: RotaryOccurrence): { site: Site } | { why: string; blocker: string } {
   const at = `the rotary at ${r.anchor}`;
   const updates = ix.byKey.get(UNIFIED_KV_CACHE_UPDATE) ?? [];
-  if (updates.length === 0)
-    return {
-      why: `no unified_kv_cache_update in the graph: ${at}'s attention writes the KV cache itself (its backend's forward includes the cache update), so there is no cache write to fuse`,
-      blocker: r.anchor,
-    };
   if (r.form !== 'custom')
     return {
       why: `${at} is the native rotary: with fuse_rope_kvcache vLLM appends '+rotary_embedding' to custom_ops (vllm/config/compilation.py, issue #28042), so RopeReshapeKVCachePattern matches the custom rotary_embedding only`,
@@ -290,7 +285,10 @@ export const ropeKvCache: Pass = (g, opts): PassResult => {
   const edit = new GraphEdit(ix, PASS);
   const matches: Match[] = [];
   const diagnostics: Diagnostic[] = [];
-  for (const r of findRotaries(ix).occurrences) {
+  const rotaries = findRotaries(ix).occurrences;
+  // A graph whose attention writes the cache itself (no unified_kv_cache_update) has no candidate.
+  if (!ix.byKey.has(UNIFIED_KV_CACHE_UPDATE)) return { graph: edit.commit(), matches, diagnostics };
+  for (const r of rotaries) {
     const found = siteAt(ix, r);
     const gate = 'site' in found ? gateRefusal(ix, found.site, opts) : found;
     if ('why' in gate) {

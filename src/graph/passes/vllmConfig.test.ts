@@ -11,7 +11,7 @@ describe("vLLM's compilation config (vllm/config/vllm.py OPTIMIZATION_LEVEL_0x, 
   it('-O2 at TP 2 on Hopper runs noop elimination and the all-reduce + RMSNorm fusion, in that order', () => {
     const { r } = resolve(['-O2', '-tp', '2'], { platform: 'sm90' });
     expect(r.passes).toEqual(['noop-elimination', 'allreduce-rmsnorm', 'vllm-ir-lowering']);
-    expect(r.options).toEqual({ worldSize: 2, gpu: 'hopper' });
+    expect(r.options).toEqual({ worldSize: 2, gpu: 'hopper', platform: 'sm90' });
   });
 
   it('TP 1 leaves the all-reduce fusion off, and says why', () => {
