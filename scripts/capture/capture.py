@@ -60,6 +60,8 @@ def captures():
         out[f"llama-{'nvfp4' if kind == 'nvfp4' else 'fp8-' + kind}-tp1"] = (
             models.llama(fp8=True, fp8_down=True, fp8_kind=kind), 1, {})
     out["qwen3-moe-tp4"] = (models.qwen3_moe(), 4, {})
+    # Qwen3 dense at TP 1: per-head q/k RMSNorm → rotary, the QK-norm + RoPE fusion's sites.
+    out["qwen3-qknorm-tp1"] = (models.qwen3(), 1, {})
     out["llama-tp2-v2"] = (models.llama(), 2, {"enable_auto_functionalized_v2": True})
     # vLLM's default piecewise mode: the graph is split at the attention op and each piece
     # compiled on its own.
@@ -138,7 +140,10 @@ def compile_and_check(model, inputs, dynamic, overrides, dump_dir=None, toleranc
         # as one is updated in place by fused_add_rms_norm).
         want = model(*[x.clone() for x in inputs])
         got = compiled(*inputs)
-    torch.testing.assert_close(got.float(), want.float(), rtol=tolerance, atol=tolerance)
+    # A model may return several tensors (q, k, v of the QK-norm + RoPE test model).
+    pairs = zip(got, want) if isinstance(got, tuple) else [(got, want)]
+    for g, w in pairs:
+        torch.testing.assert_close(g.float(), w.float(), rtol=tolerance, atol=tolerance)
     if not piecewise and len(capture.graphs) != 1:
         raise SystemExit(f"expected one post-grad graph, got {len(capture.graphs)} (a graph break?)")
     return capture.graphs

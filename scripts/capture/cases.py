@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+import rope
 import stacks
 import vllm_test_models as vt
 
@@ -58,6 +59,8 @@ class Case:
     tolerance: float = 2e-2
     # Inductor options over vLLM's; {"piecewise": True} splits the graph at the attention op
     overrides: dict = field(default_factory=dict)
+    # The platform vLLM compiles for where a pass depends on it (fusionlab's `platform` option)
+    platform: str | None = None
 
 
 # Compiled and eager round an FP8 linear's input the same way only if they compute it the same
@@ -201,9 +204,66 @@ GPT_OSS_QKV_EXPECTED = {
 # pinned by src/graph/passes/captures.test.ts and vllmFidelity.test.ts).
 QWEN3_ROW = (f"{E2E} qwen3_a3b: sequence_parallel = n_layers * 2 + 1, async_tp = n_layers * 2 (MoE GEMMs hidden), "
              "n_layers = 2")
+QKNR_ORDER = "noop-elimination,qk-norm-rope"
+QKNR_TEST = (f"{VLLM} tests/compile/passes/test_qk_norm_rope_fusion.py @ca06e08f: test_qk_norm_rope_fusion "
+             "asserts fusion_pass.matched_count == 1 (one split → per-head q/k RMSNorm → rotary block)")
+QKNR_ROPE_CUSTOM = (f"{VLLM} vllm/config/compilation.py: enable_qk_norm_rope_fusion appends '+rotary_embedding' "
+                    "to custom_ops (issue #28042: the native rope is not matched), so QkNormRopePattern traces "
+                    "the custom rotary op and a graph with the native rotary has no site")
+
+
+def qk_norm_rope_cases():
+    """vLLM's QKNormRoPETestModel (16 heads, 4 KV heads, head_dim 128, 5 tokens, dynamic) in the
+    forms its test runs: custom or native RMSNorm, neox or not, bf16 or f16 (eps 1e-6 and 1e-5),
+    the custom rotary; and the native rotary, which vLLM never compiles under this flag."""
+    out = {}
+
+    def case(what, norm, rope_form, neox, eps, dtype, expected):
+        def build():
+            model = rope.QKNormRoPETestModel(16, 4, 128, eps, neox, norm, rope_form, dtype)
+            return model, (torch.randn(5, model.q_size + 2 * model.kv_size, dtype=dtype), torch.arange(5))
+        return Case(what, build, True, expected, world_size=1)
+
+    for dt, dtype in DTYPES.items():
+        eps = 1e-6 if dt == "bf16" else 1e-5
+        for rms, norm in ON_OFF.items():
+            for style, neox in (("neox", True), ("gptj", False)):
+                out[f"qk-norm-rope.rms_norm-{rms}.{style}.{dt}"] = case(
+                    f"QKNormRoPETestModel, custom_ops '{'+' if rms == 'on' else '-'}rms_norm,+rotary_embedding', "
+                    f"is_neox {neox}, eps {eps}, {dt}, dynamic",
+                    norm, "custom", neox, eps, dtype, {QKNR_ORDER: ({"qk-norm-rope": 1}, QKNR_TEST)})
+    for style, neox in (("neox", True), ("gptj", False)):
+        out[f"qk-norm-rope.rotary_embedding-off.{style}.bf16"] = case(
+            f"QKNormRoPETestModel, custom_ops '+rms_norm,-rotary_embedding', is_neox {neox}, bf16, dynamic",
+            "custom", "native", neox, 1e-6, torch.bfloat16, {QKNR_ORDER: ({"qk-norm-rope": 0}, QKNR_ROPE_CUSTOM)})
+    return out
+
+
+RKV_ORDER = "noop-elimination,rope-kvcache"
+RKV_TEST = (f"{VLLM} tests/compile/passes/test_rope_kvcache_fusion.py @6872cb28: test_rope_kvcache_fusion "
+            "asserts fusion_pass.matched_count == 1 (ROCm with AITER; the rotary, then the KV-cache update of k "
+            "and v)")
+
+
+def rope_kvcache_cases():
+    """vLLM's QKRoPEKVCacheTestModel (64 heads, 8 KV heads, head 64, 5 tokens, dynamic, bf16,
+    '+rotary_embedding'), neox or not, compiled for ROCm."""
+    out = {}
+    for style, neox in (("neox", True), ("gptj", False)):
+        def build(neox=neox):
+            model = rope.QKRoPEKVCacheTestModel(64, 8, 64, neox)
+            return model, (torch.randn(5, model.q_size + 2 * model.kv_size, dtype=torch.bfloat16), torch.arange(5))
+        out[f"rope-kvcache.{style}.bf16"] = Case(
+            f"QKRoPEKVCacheTestModel, custom_ops '+rotary_embedding', is_neox {neox}, bf16, dynamic, ROCm",
+            build, True, {RKV_ORDER: ({"rope-kvcache": 1}, RKV_TEST)}, world_size=1, platform="rocm")
+    return out
+
+
 TOP_LEVEL_EXPECTED = {
     "llama-tp2.py": (2, {SP_ORDER: llama_expected()[SP_ORDER]}),
     "qwen3-moe-tp4.py": (4, {SP_ORDER: ({"sequence-parallelism": 5, "async-tp": 4}, QWEN3_ROW)}),
+    "qwen3-qknorm-tp1.py": (1, {QKNR_ORDER: ({"qk-norm-rope": 2}, f"{QKNR_TEST}; one block per attention layer, "
+                                                                  "n_layers = 2")}),
 }
 
 
@@ -246,13 +306,14 @@ def stack_cases():
 
 
 def cases():
-    return {**sequence_parallelism_cases(), **async_tp_cases(), **stack_cases()}
+    return {**sequence_parallelism_cases(), **async_tp_cases(), **stack_cases(), **qk_norm_rope_cases(),
+            **rope_kvcache_cases()}
 
 
 def expected_json():
     """fixtures/capture/expected.json: file → {worldSize, pass order → {counts, source}}."""
-    def entry(world_size, expected):
-        return {"worldSize": world_size,
+    def entry(world_size, expected, platform=None):
+        return {"worldSize": world_size, **({"platform": platform} if platform else {}),
                 **{order: {"counts": counts, "source": source} for order, (counts, source) in expected.items()}}
 
     out = {}
@@ -261,7 +322,7 @@ def expected_json():
             for i, expected in enumerate(c.expected):
                 out[f"tp/{name}.piece{i}.py"] = entry(c.world_size, expected)
         else:
-            out[f"tp/{name}.py"] = entry(c.world_size, c.expected)
+            out[f"tp/{name}.py"] = entry(c.world_size, c.expected, c.platform)
     for file, (world_size, expected) in TOP_LEVEL_EXPECTED.items():
         out[file] = entry(world_size, expected)
     return out

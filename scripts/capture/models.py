@@ -1,5 +1,5 @@
-"""Small stand-ins for vLLM's GPT-OSS, Llama and Qwen3-MoE, written as vLLM's layers call the
-ops (vllm/model_executor/layers/*, models/gpt_oss.py, llama.py, qwen3_moe.py) so the post-grad
+"""Small stand-ins for vLLM's GPT-OSS, Llama, Qwen3 and Qwen3-MoE, written as vLLM's layers call the
+ops (vllm/model_executor/layers/*, models/gpt_oss.py, llama.py, qwen3.py, qwen3_moe.py) so the post-grad
 graph has the same structure as a real model's: vocab-parallel embedding, an all-reduce after
 every row-parallel layer, rms_norm / fused_add_rms_norm, split qkv with in-place rotary, the
 attention op writing into a fresh buffer, SwiGLU through silu_and_mul, and GPT-OSS's MoE padded
@@ -62,6 +62,12 @@ def llama(layers: int = 2, fp8: bool = False, fp8_down: bool = False, fp8_kind: 
 
 def qwen3_moe(layers: int = 2) -> Dims:
     return Dims("qwen3_moe", layers=layers, eps=1e-6, qk_norm=True)
+
+
+def qwen3(layers: int = 2) -> Dims:
+    # Qwen3 dense (qwen3.py): Llama's layer with per-head q/k RMSNorm; head_dim 64, one of the sizes
+    # vLLM's fused_qk_norm_rope kernel is built for (64, 128, 256).
+    return Dims("qwen3", layers=layers, hidden=128, heads=4, kv_heads=2, head_dim=64, eps=1e-6, qk_norm=True)
 
 
 def _param(*shape, scale=0.05):
@@ -188,7 +194,7 @@ class Attention(torch.nn.Module):
         qkv = self.qkv(x)
         q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
         if self.d.qk_norm:
-            # qwen3_moe.py: per-head RMSNorm of q and k before the rotary embedding.
+            # qwen3.py / qwen3_moe.py: per-head RMSNorm of q and k before the rotary embedding.
             q = self.q_norm(q.view(*q.shape[:-1], q.shape[-1] // hd, hd)).view(q.shape)
             k = self.k_norm(k.view(*k.shape[:-1], k.shape[-1] // hd, hd)).view(k.shape)
         # rotary_embedding.py forward_cuda: in place on the query and key views.
@@ -282,7 +288,7 @@ class DecoderLayer(torch.nn.Module):
         self.input_layernorm = RMSNorm(d.hidden, d.eps)
         self.attn = Attention(d, tp, layer)
         self.post_attention_layernorm = RMSNorm(d.hidden, d.eps)
-        self.mlp = MLP(d, tp) if d.family == "llama" else MoE(d, tp, layer)
+        self.mlp = MLP(d, tp) if d.family in ("llama", "qwen3") else MoE(d, tp, layer)
 
     def forward(self, x, positions, residual):
         if residual is None:

@@ -39,6 +39,9 @@ SCHEMAS = {
         "moe_forward(Tensor(a0!) hidden_states, Tensor router_logits, str layer_name) -> Tensor",
         "unified_attention_with_output(Tensor query, Tensor key, Tensor value, Tensor(a3!) output,"
         " str layer_name, Tensor? output_scale=None, Tensor(a6!)? output_block_scale=None) -> ()",
+        # model_executor/layers/attention/attention.py: the KV-cache write of a backend whose forward
+        # does not include it (mutates_args=[]); its empty result orders it before the attention.
+        "unified_kv_cache_update(Tensor key, Tensor value, str layer_name) -> Tensor",
     ],
 }
 
@@ -272,6 +275,15 @@ def unified_attention_with_output(query, key, value, output, layer_name, output_
     causal = torch.ones(t, t, dtype=torch.bool).triu(1)
     probs = torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1)
     output.copy_((probs @ v).transpose(0, 1).to(output.dtype))
+
+
+@_impl(_VLLM, "unified_kv_cache_update")
+def unified_kv_cache_update(key, value, layer_name):
+    # No paged cache here: the write has no observable value; the result is the empty ordering token.
+    return torch.empty(0, dtype=key.dtype)
+
+
+_fake("vllm::unified_kv_cache_update")(lambda key, value, layer_name: torch.empty(0, dtype=key.dtype))
 
 
 for _name in ("rms_norm", "fused_add_rms_norm", "silu_and_mul", "rotary_embedding",

@@ -583,6 +583,51 @@ export const FX_OPS = [
     ],
     doc: "Rotates query and key in place by the position's angle (RoPE; neox: halves, else interleaved pairs).",
   }),
+  // model_executor/layers/attention/attention.py (direct_register_custom_op, mutates_args=[]).
+  defineOp({
+    name: 'vllm.unified_kv_cache_update.default',
+    kind: 'compute',
+    returns: 1,
+    args: [T('key'), T('value'), P('layer_name', 'str')],
+    doc: "Writes key and value into the layer's paged KV cache at the batch's slots; returns an empty tensor that orders the attention after it.",
+  }),
+  // rope_kvcache_fusion.py (direct_register_custom_op, mutates_args=["query", "key"]): RopeKVCacheFusionPass emits it.
+  defineOp({
+    name: 'vllm.fused_rope_and_unified_kv_cache_update.default',
+    kind: 'fused',
+    returns: 1,
+    args: [
+      M('query'),
+      M('key'),
+      T('value'),
+      T('positions'),
+      T('cos_sin_cache'),
+      P('is_neox', 'bool'),
+      P('layer_name', 'str', ''),
+    ],
+    doc: 'Rotates query and key in place (RoPE) and writes key and value into the paged KV cache (ROCm); returns the empty ordering tensor.',
+  }),
+  // csrc/torch_bindings.cpp (vLLM main, spring 2026); QKNormRoPEFusionPass emits it.
+  defineOp({
+    name: '_C.fused_qk_norm_rope.default',
+    kind: 'fused',
+    returns: 0,
+    args: [
+      M('qkv'),
+      P('num_heads_q', 'int'),
+      P('num_heads_k', 'int'),
+      P('num_heads_v', 'int'),
+      P('head_dim', 'int'),
+      P('eps', 'float'),
+      T('q_weight'),
+      T('k_weight'),
+      T('cos_sin_cache'),
+      P('is_neox', 'bool'),
+      T('position_ids'),
+      P('forced_token_heads_per_warp', 'int', -1),
+    ],
+    doc: "In place on qkv [T, (Hq + Hk + Hv)·head_dim]: each q and k head RMSNormed with q_weight / k_weight, then rotated by the position's angle (RoPE); v untouched.",
+  }),
   defineOp({
     name: '_C.silu_and_mul.default',
     kind: 'compute',

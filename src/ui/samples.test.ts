@@ -50,6 +50,7 @@ describe('built-in samples', () => {
     ['llama-3.1-8b-fp8-static-l32-tp2', 65],
     ['llama-3.1-8b-fp8-static-l32-tp1', 0],
     ['qwen3-moe-l48-tp4', 97],
+    ['qwen3-8b-l36-tp1', 0],
     ['qwen2-tp1', 0],
     ['qwen2-tp2', 3],
     ['qwen2-tp4', 3],
@@ -58,6 +59,11 @@ describe('built-in samples', () => {
   ])('%s: %i fusable sites as loaded', (id, n) => {
     s().loadSample(id);
     expect(fusable()).toBe(n);
+  });
+
+  it('qwen3-8b-l36-tp1: one QK-norm + RoPE site per layer (vLLM QKNormRoPEFusionPass), 36', () => {
+    s().loadSample('qwen3-8b-l36-tp1');
+    expect(s().sites['qk-norm-rope']).toHaveLength(36);
   });
 
   it('set the world-size gate to the TP degree they were made at', () => {

@@ -86,6 +86,14 @@ export const SAMPLES: Sample[] = [
   llamaQuant('fp8-dynamic', 1, 'FP8 dynamic per-token'),
   llamaQuant('nvfp4', 1, 'NVFP4 (Blackwell, sm100)'),
   {
+    id: 'qwen3-8b-l36-tp1',
+    label: 'Qwen3-8B-style (QK-norm) · 36 layers · TP1',
+    group: 'Generated',
+    tp: 1,
+    load: () => generateSample('qwen3', { layers: 36, tp: 1 }),
+    generated: true,
+  },
+  {
     id: 'qwen3-moe-l48-tp4',
     label: 'Qwen3-30B-A3B-style MoE · 48 layers · TP4',
     group: 'Generated',

@@ -272,6 +272,15 @@ const FX_OP_COST: Record<FxOp, OpCost> = {
   'vllm.moe_forward.default': mutatingCall({ returnsLike: 'hidden_states' }),
   'vllm.unified_attention_with_output.default': mutatingCall(),
   '_C.rotary_embedding.default': mutatingCall({ readsMutated: true }),
+  // One pass over q and k: the norm's sum of squares and scale, then the rotation (≈ 10 flops an element).
+  // The cache write: key and value read, the same bytes written into the cache.
+  'vllm.unified_kv_cache_update.default': (c) => ({
+    bytesRead: c.size('key') + c.size('value'),
+    bytesWritten: c.size('key') + c.size('value'),
+    flops: 0,
+  }),
+  'vllm.fused_rope_and_unified_kv_cache_update.default': mutatingCall({ readsMutated: true }),
+  '_C.fused_qk_norm_rope.default': mutatingCall({ readsMutated: true, flops: (c) => 10 * c.elems('qkv') }),
   '_C.silu_and_mul.default': mutatingCall({ flops: (c) => 3 * c.elems('input') }),
   'aten.sub.Tensor': elementwise,
   'aten.unsqueeze.default': 'no-kernel',

@@ -81,3 +81,17 @@ export const RMS_NORM_DYNAMIC_PER_TOKEN_QUANT = '_C.rms_norm_dynamic_per_token_q
 export const RMS_NORM_PER_BLOCK_QUANT = '_C.rms_norm_per_block_quant.default';
 export const SILU_AND_MUL_QUANT = '_C.silu_and_mul_quant.default';
 export const SILU_AND_MUL_NVFP4_QUANT = '_C.silu_and_mul_nvfp4_quant.default';
+
+// RoPE: the native rotary embedding (RotaryEmbedding.forward_static), and what the QK-norm + RoPE
+// and RoPE + KV-cache fusions match and emit (qk_norm_rope_fusion.py, rope_kvcache_fusion.py)
+export const INDEX = 'aten.index.Tensor';
+export const SPLIT = 'aten.split.Tensor';
+export const SPLIT_WITH_SIZES = 'aten.split_with_sizes.default';
+export const SUB = 'aten.sub.Tensor';
+export const CAT = 'aten.cat.default';
+export const RESHAPE = 'aten.reshape.default';
+export const VIEW = 'aten.view.default';
+export const FLASHINFER_ROTARY_EMBEDDING = 'vllm.flashinfer_rotary_embedding.default';
+export const FUSED_QK_NORM_ROPE = '_C.fused_qk_norm_rope.default';
+export const UNIFIED_KV_CACHE_UPDATE = 'vllm.unified_kv_cache_update.default';
+export const FUSED_ROPE_KV_CACHE_UPDATE = 'vllm.fused_rope_and_unified_kv_cache_update.default';

@@ -3,6 +3,7 @@
 // left in the final graph is not fused. Graphs are immutable values: passes share unchanged nodes.
 
 import type { Graph } from '../ir.ts';
+import type { VllmPlatform } from './vllmConfig.ts';
 import { indexGraph } from '../match.ts';
 import { noopElimination } from './noopElimination.ts';
 import { sliceHoist } from './sliceHoist.ts';
@@ -15,7 +16,8 @@ import { actQuant } from './actQuant.ts';
 import { attnQuant } from './attnQuant.ts';
 import { actPadding } from './actPadding.ts';
 import type { AttentionBackend } from './attnQuant.ts';
-import type { VllmPlatform } from './vllmConfig.ts';
+import { qkNormRope } from './qkNormRope.ts';
+import { ropeKvCache } from './ropeKvCache.ts';
 import { vllmIrLowering } from './vllmIrLowering.ts';
 import { explainAllReduce } from './diagnostics.ts';
 import { resolveOptions } from './options.ts';
@@ -95,7 +97,9 @@ export type PassName =
   | 'norm-quant'
   | 'act-quant'
   | 'act-padding'
+  | 'rope-kvcache'
   | 'attn-quant'
+  | 'qk-norm-rope'
   | 'vllm-ir-lowering';
 
 export const PASSES: Record<PassName, Pass> = {
@@ -108,7 +112,9 @@ export const PASSES: Record<PassName, Pass> = {
   'norm-quant': normQuant,
   'act-quant': actQuant,
   'act-padding': actPadding,
+  'rope-kvcache': ropeKvCache,
   'attn-quant': attnQuant,
+  'qk-norm-rope': qkNormRope,
   'vllm-ir-lowering': vllmIrLowering,
 };
 
@@ -131,8 +137,12 @@ export const PASS_DESCRIPTIONS: Record<PassName, string> = {
     'silu_and_mul → static FP8 quant (NVFP4 on Blackwell) → one fused SwiGLU + quant kernel, where only the quant reads its output (vLLM ActivationQuantFusionPass).',
   'act-padding':
     "fused_add_rms_norm → pad of GPT-OSS's hidden 2880 (to a multiple of 128 or 256) → AITER's one Triton add + RMSNorm + pad kernel, the router GEMM reading its first 2880 columns (vLLM RocmAiterTritonAddRMSNormPadFusionPass; ROCm with AITER only).",
+  'rope-kvcache':
+    'rotary_embedding → unified_kv_cache_update of the rotated key → one fused RoPE + KV-cache write (vLLM RopeKVCacheFusionPass; ROCm, decode-size compile ranges).',
   'attn-quant':
     'unified_attention_with_output → static FP8 quant (NVFP4 on Blackwell) → the attention writes the quantized output itself (output_scale), where only the quant reads it and the attention backend supports it (vLLM AttnQuantFusionPass).',
+  'qk-norm-rope':
+    'split qkv → per-head q/k RMSNorm → rotary_embedding → one fused_qk_norm_rope kernel over qkv in place (vLLM QKNormRoPEFusionPass; head_dim 64/128/256, bf16/f16).',
   'vllm-ir-lowering':
     "vllm_ir.rms_norm / fused_add_rms_norm → the _C custom op (or, with irLowering 'native', its torch decomposition), as vLLM's VllmIRLoweringPass does after the fusion passes have matched the IR ops.",
 };

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { importGraph } from '../formats.ts';
 import type { Graph } from '../ir.ts';
 import { runPipeline } from './pipeline.ts';
+import type { VllmPlatform } from './vllmConfig.ts';
 
 const DIR = new URL('../../../fixtures/capture/', import.meta.url).pathname;
 
@@ -21,8 +22,8 @@ interface Expectation {
    */
   fusionlab?: { counts: Record<string, number>; reason: string; why: string };
 }
-/** gpu: the platform the counts are vLLM's on (Blackwell for NVFP4's patterns), Hopper if absent. */
-type FixtureExpectations = { worldSize: number; gpu?: 'hopper' | 'blackwell' } & Record<
+/** gpu: the platform the counts are vLLM's on (Blackwell for NVFP4's patterns), Hopper if absent; platform: vLLM's --platform (ROCm-only fusions). */
+type FixtureExpectations = { worldSize: number; gpu?: 'hopper' | 'blackwell'; platform?: VllmPlatform } & Record<
   string,
   Expectation | number | string
 >;
@@ -64,6 +65,7 @@ describe('captured vLLM test models and stacks: match counts as vLLM gives them'
         const r = runPipeline(load(file), order.split(','), {
           worldSize: e.worldSize,
           gpu: e.gpu ?? 'hopper',
+          ...(e.platform ? { platform: e.platform } : {}),
         });
         const got = Object.fromEntries(
           Object.keys(want).map((p) => [p, r.stages.find((s) => s.pass === p)!.matches.length]),

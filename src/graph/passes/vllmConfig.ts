@@ -187,11 +187,11 @@ export const FLAG_PASSES: Record<VllmFlag, { vllmPass: string; pass: PassName | 
   fuse_act_quant: { vllmPass: 'ActivationQuantFusionPass', pass: 'act-quant' },
   fuse_act_padding: { vllmPass: 'RocmAiterTritonAddRMSNormPadFusionPass', pass: 'act-padding' },
   fuse_mla_dual_rms_norm: { vllmPass: 'MLA dual RMSNorm fusion', pass: null },
-  fuse_rope_kvcache: { vllmPass: 'RopeKVCacheFusionPass', pass: null },
+  fuse_rope_kvcache: { vllmPass: 'RopeKVCacheFusionPass', pass: 'rope-kvcache' },
   fuse_qk_norm_rope_kvcache: { vllmPass: 'QK-norm + RoPE + KV-cache fusion', pass: null },
   fuse_rope_kvcache_cat_mla: { vllmPass: 'MLA RoPE + KV-cache cat fusion', pass: null },
   fuse_attn_quant: { vllmPass: 'AttnQuantFusionPass', pass: 'attn-quant' },
-  enable_qk_norm_rope_fusion: { vllmPass: 'QKNormRoPEFusionPass', pass: null },
+  enable_qk_norm_rope_fusion: { vllmPass: 'QKNormRoPEFusionPass', pass: 'qk-norm-rope' },
 };
 
 /** What the user's command line says, before the level's defaults are applied. */

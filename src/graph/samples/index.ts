@@ -1,6 +1,6 @@
 // Generated vLLM-style post-grad graphs (FX text) for the models of the fusion case: GPT-OSS-20B
 // and -120B (pad → moe_forward → all_reduce → slice → fused_add_rms_norm), a Llama-style
-// dense model and a Qwen3-MoE-like stack (Qwen3-30B-A3B: moe_forward → all_reduce → norm, no pad),
+// dense model, a Qwen3 dense model (per-head q/k RMSNorm) and a Qwen3-MoE-like stack (Qwen3-30B-A3B: moe_forward → all_reduce → norm, no pad),
 // for L layers at tensor-parallel degree tp (rank 0's graph; tokens symbolic, s72).
 
 import type { FxWriter } from './fxWriter.ts';
@@ -8,13 +8,14 @@ import type { ModelDims } from './models.ts';
 import { MODELS } from './models.ts';
 import { gptOssGraph } from './gptOss.ts';
 import { llamaGraph } from './llama.ts';
+import { qwen3Graph } from './qwen3.ts';
 import { qwen3MoeGraph } from './qwen3Moe.ts';
 import type { SampleQuant } from './vllmBlocks.ts';
 
 export type { SampleQuant } from './vllmBlocks.ts';
 
-export type SampleModel = 'gpt-oss-20b' | 'gpt-oss-120b' | 'llama' | 'qwen3-moe';
-export const SAMPLE_MODELS: SampleModel[] = ['gpt-oss-20b', 'gpt-oss-120b', 'llama', 'qwen3-moe'];
+export type SampleModel = 'gpt-oss-20b' | 'gpt-oss-120b' | 'llama' | 'qwen3' | 'qwen3-moe';
+export const SAMPLE_MODELS: SampleModel[] = ['gpt-oss-20b', 'gpt-oss-120b', 'llama', 'qwen3', 'qwen3-moe'];
 const GENERATORS: Record<
   SampleModel,
   (m: ModelDims, layers: number, tp: number, quant: SampleQuant) => FxWriter
@@ -22,6 +23,7 @@ const GENERATORS: Record<
   'gpt-oss-20b': gptOssGraph,
   'gpt-oss-120b': gptOssGraph,
   llama: llamaGraph,
+  qwen3: qwen3Graph,
   'qwen3-moe': qwen3MoeGraph,
 };
 
@@ -67,7 +69,7 @@ export function generateSample(
       `tp ${tp} does not divide ${model}'s ${m.heads} attention heads and ${m.kvHeads} KV heads evenly`,
     );
   }
-  if (model === 'llama' && m.intermediate % tp !== 0)
+  if ((model === 'llama' || model === 'qwen3') && m.intermediate % tp !== 0)
     throw new RangeError(`tp ${tp} does not divide the MLP size ${m.intermediate}`);
   const quant = opts.quant ?? 'none';
   if (quant !== 'none' && model !== 'llama')

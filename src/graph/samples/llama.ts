@@ -11,7 +11,8 @@ import { BF16, T, allReduce, decoderGraph, linear } from './vllmBlocks.ts';
 
 const V = '/opt/vllm/vllm';
 
-function mlp(c: Ctx, h: Ref, sym: Ref): Ref {
+/** Llama's MLP (gate/up → silu_and_mul → down → all-reduce), shared by the dense models built on its layer. */
+export function mlp(c: Ctx, h: Ref, sym: Ref): Ref {
   const { w, m, tp } = c;
   const inter = shardedDims(m, tp).intermediate;
   const gateUp = linear(c, h, m.hidden, 2 * inter, false, 'return F.linear(x, layer.weight, bias)');

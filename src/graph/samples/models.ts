@@ -1,5 +1,5 @@
 // Model dimensions for the generated graphs: one table, from each model's Hugging Face config.json
-// (openai/gpt-oss-20b, openai/gpt-oss-120b, meta-llama/Llama-3.1-8B, Qwen/Qwen3-30B-A3B).
+// (openai/gpt-oss-20b, openai/gpt-oss-120b, meta-llama/Llama-3.1-8B, Qwen/Qwen3-8B, Qwen/Qwen3-30B-A3B).
 
 export interface ModelDims {
   layers: number;
@@ -55,6 +55,17 @@ export const MODELS = {
     intermediate: 768,
     experts: 128,
     topK: 8,
+  },
+  // Qwen3-8B: Llama's shape with q/k RMSNorm per head, head_dim 128, eps 1e-6.
+  qwen3: {
+    layers: 36,
+    hidden: 4096,
+    heads: 32,
+    kvHeads: 8,
+    headDim: 128,
+    vocab: 151936,
+    eps: 1e-6,
+    intermediate: 12288,
   },
   llama: {
     layers: 32,

@@ -1,7 +1,9 @@
 // Attention and rotary embedding: vLLM's rotary_embedding (query and key rotated in place by the
-// position's row of cos_sin_cache) and the reference attention of one prefill sequence.
+// position's row of cos_sin_cache), the fused QK-norm + RoPE, and the reference attention of one
+// prefill sequence.
 
 import type { Arg } from '../../graph/ir.ts';
+import type { View } from '../../graph/opTable.ts';
 import { noKernel, tensorValue as T, type LoweredOp, type Lowering, type Value } from './lowering.ts';
 
 /**
@@ -41,6 +43,69 @@ export const ATTENTION_LOWERINGS = {
       return { t: 'tuple', items: [{ t: 'none' }, rotate(c.arg(1), 'query'), rotate(c.arg(2), 'key')] };
     },
   },
+  // _C.fused_qk_norm_rope (QKNormRoPEFusionPass's replacement) as the kernels of the pair it
+  // replaces: per q and k head the rms_norm kernel, then the rotary kernel, the results written back
+  // over qkv's q and k columns. So the fused graph is bitwise the unfused one with the custom
+  // rms_norm (within the native norm's 1 ulp of it otherwise). vLLM's CUDA kernel
+  // (csrc/fused_qknorm_rope_kernel.cu) keeps the normed value in f32 and rounds once after the
+  // rotation, where the pair rounds the norm, each product and the sum: on a GPU the two differ by
+  // a few ulps (vLLM's own test holds them to atol = rtol = 1e-2 in bf16, 2e-3 in f16).
+  '_C.fused_qk_norm_rope.default': {
+    roles: { q_weight: 'norm-weight', k_weight: 'norm-weight' },
+    lower: (b, c) => {
+      const n = c.node;
+      const qkv = b.contiguous(c.tensor(0, 'qkv'), n);
+      const [hq, hk, hv, d] = [1, 2, 3, 4].map((i) => c.symInt(c.arg(i), 0)) as [
+        number,
+        number,
+        number,
+        number,
+      ];
+      const width = (hq + hk + hv) * d;
+      if (qkv.shape.length !== 2 || qkv.shape[1] !== width)
+        c.fail(`qkv [${qkv.shape}] must be [tokens, (${hq} + ${hk} + ${hv}) · ${d}]`);
+      const tokens = qkv.shape[0]!;
+      const cache = b.contiguous(c.tensor(8, 'cos_sin_cache'), n);
+      if (cache.shape.length !== 2 || cache.shape[1]! % 2 || cache.shape[1]! > d)
+        c.fail(
+          `cos_sin_cache [${cache.shape}] must be [positions, rotary dims ≤ ${d}] with an even rotary size`,
+        );
+      const positions = c.tensor(10, 'position_ids', { role: 'indices', range: cache.shape[0] });
+      const eps = c.num(5, 1e-6);
+      const neox = c.arg(9) !== false;
+      const normRotate = (col: number, heads: number, weight: number, what: 'q' | 'k'): View => {
+        const byHead: View = {
+          ...qkv,
+          offset: qkv.offset + col,
+          shape: [tokens, heads, d],
+          strides: [width, d, 1],
+        };
+        const x = b.contiguous(byHead, n);
+        const w = c.tensor(weight, `${what}_weight`, { role: 'norm-weight', shape: [d] });
+        const normed = b.newStorage(`${n.name}.${what}_norm`, x.dtype, x.shape);
+        b.push(n, { kernel: 'rms_norm', x, w, eps, out: normed.storage });
+        const flat: View = { ...normed, shape: [tokens, heads * d], strides: [heads * d, 1] };
+        const out = b.newStorage(`${n.name}.${what}`, x.dtype, flat.shape);
+        b.push(n, { kernel: 'rotary', x: flat, positions, cache, headSize: d, neox, out: out.storage });
+        return out;
+      };
+      const q = normRotate(0, hq, 6, 'q');
+      const k = normRotate(hq * d, hk, 7, 'k');
+      const withQ = b.newStorage(`${n.name}.qkv_q`, qkv.dtype, qkv.shape);
+      b.scatterThrough(n, qkv, q, 0, [width, 1], withQ.storage);
+      const out = b.newStorage(`${n.name}.qkv`, qkv.dtype, qkv.shape);
+      b.scatterThrough(n, withQ, k, hq * d, [width, 1], out.storage);
+      return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
+    },
+  },
+  // The paged KV cache is not modelled (the attention runs one prefill sequence with no cache), so
+  // the cache write and the fused rotary + cache write have no kernel: a run feeds them and names them.
+  'vllm.unified_kv_cache_update.default': noKernel(
+    "writes the layer's paged KV cache, which fusionlab's runtime does not model (no cache, no slot mapping)",
+  ),
+  'vllm.fused_rope_and_unified_kv_cache_update.default': noKernel(
+    "rotates q and k and writes the layer's paged KV cache, which fusionlab's runtime does not model",
+  ),
   'vllm.unified_attention_with_output.default': {
     lower: (b, c) => {
       const q = c.tensor(0, 'query'),

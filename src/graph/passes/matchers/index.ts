@@ -20,7 +20,7 @@
 // Stable API (other passes build on it): OpForm, Occurrence, MatchRefusal, Recognized;
 // findNorms / NormOccurrence / NormOp / NormOutput / normsByInput; findQuants / QuantOccurrence /
 // QuantOp / QuantOutput; findActivations / ActivationOccurrence; findRotaries / RotaryOccurrence
-// (custom form only, for now). A recognizer's answer is remembered per GraphIndex and shared:
+// (custom and native; vLLM IR has no rotary op). A recognizer's answer is remembered per GraphIndex and shared:
 // read it, never change it.
 
 export type { MatchRefusal, Occurrence, OpForm, Recognized } from './occurrence.ts';
