@@ -567,7 +567,17 @@ export async function bench(argv: string[]): Promise<number> {
       rows2: number,
       maxTm = 8,
       more: Partial<MoeGemvConfig> = {},
-    ): MoeGemvConfig => ({ groups, rows1, rows2, maxTm, tm: 0, route1: true, unroll: 1, ...more });
+    ): MoeGemvConfig => ({
+      groups,
+      rows1,
+      rows2,
+      maxTm,
+      tm: 0,
+      route1: true,
+      unroll: 1,
+      foldRoute: false,
+      ...more,
+    });
     const kernels: (MoeGemvConfig | 'tiled')[] = [
       'tiled',
       MOE_GEMV_DEFAULT,
@@ -626,7 +636,7 @@ export async function bench(argv: string[]): Promise<number> {
           note:
             (k === 'tiled'
               ? 'tiled 8 tokens × 16 rows'
-              : `gemv ${k.groups}×32 thr, rows ${k.rows1}/${k.rows2}, tm ${moeGemvTokens(T, k)}${k.unroll > 1 ? `, unroll ${k.unroll}` : ''}${k.route1 ? '' : ', 3-pass routing'}`) +
+              : `gemv ${k.groups}×32 thr, rows ${k.rows1}/${k.rows2}, tm ${moeGemvTokens(T, TOPK, EXPERTS, k)}${k.unroll > 1 ? `, unroll ${k.unroll}` : ''}${k.route1 ? '' : ', 3-pass routing'}`) +
             passNote(),
         });
         rows.push([k, results[results.length - 1]]);
@@ -713,7 +723,7 @@ export async function bench(argv: string[]): Promise<number> {
     const x = fill(dev, 'moe.x', dtype, T * H, 'moe.x'),
       logits = fill(dev, 'moe.logits', dtype, T * E, 'moe.logits');
     const out = dev.alloc('moe.out', bufferBytes(dtype, T * H));
-    const t = await timeBoth(quick ? 2 : 10, () =>
+    const encode = (decodeKernel: MoeGemvConfig | 'tiled') =>
       encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', {
         T,
         H,
@@ -730,9 +740,9 @@ export async function bench(argv: string[]): Promise<number> {
         lRowStride: E,
         out,
         weights,
-        decodeKernel: moePick,
-      }),
-    );
+        decodeKernel,
+      });
+    const t = await timeBoth(quick ? 2 : 10, () => encode(moePick));
     const active = routedExperts(T);
     const weightBytes = active * 3 * I * H * bp;
     add({
@@ -745,16 +755,29 @@ export async function bench(argv: string[]): Promise<number> {
       note: `${active} experts${passNote()}`,
     });
     // Without the routing pass (its first), for the baseline whose routing is precomputed.
-    // Its last three passes are W13, W2 and combine; the ones before them route.
-    if (t.passes.length > 3)
+    // Its last three passes are W13, W2 and combine; the ones before them route (none: routing folded into W13's).
+    if (t.passes.length >= 3)
       add({
         suite: 'moe without routing',
         T,
         us: t.passes.slice(-3).reduce((a, b) => a + b, 0),
         bytes: weightBytes,
         flops: T * TOPK * 2 * 3 * I * H,
-        note: `${active} experts; our passes after routing, kernel time only`,
+        note: `${active} experts; our passes after routing, kernel time only${t.passes.length === 3 ? ' (routing folded into the W13 pass: included)' : ''}`,
       });
+    // The decode kernels as they were before routing folded into W13 at T = 1 and 16 token slots at T = 64.
+    if (moePick !== 'tiled' && T <= 64 && !quick) {
+      const before = await timeBoth(10, () => encode({ ...moePick, maxTm: 8, foldRoute: false }));
+      add({
+        suite: 'moe, previous decode kernels',
+        T,
+        us: before.us,
+        b2b_us: before.b2b,
+        bytes: weightBytes,
+        flops: T * TOPK * 2 * 3 * I * H,
+        note: `${active} experts; routing pass, ≤ 8 token slots; passes ${before.passes.map((d) => d.toFixed(1)).join(' + ')} µs`,
+      });
+    }
     for (const id of ['moe.x', 'moe.logits', 'moe.out']) dev.free(id);
   }
   dev.endRun();
