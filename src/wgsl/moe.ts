@@ -426,7 +426,7 @@ export const MOE_GEMV_DEFAULT: MoeGemvConfig = {
   groups: 8,
   rows1: 4,
   rows2: 4,
-  maxTm: 16,
+  maxTm: 8,
   tm: 0,
   route1: true,
   unroll: 1,
@@ -654,6 +654,7 @@ ${rs
   const tileStart = foldLogits
     ? `  for (var i = li; i < E; i += ${WG}u) { fl[i] = ld_logits(prm.logitsOffset + i); }
   if (li < K) { fsel[li] = 0u; }
+  if (li == 0u) { ftile = vec2<u32>(0xffffffffu, 0u); }
   workgroupBarrier();
   // The expert at each place of the token's order (moeRoute1Wgsl's ranking, NaN rule included).
   for (var i = li; i < E; i += ${WG}u) {
@@ -662,23 +663,29 @@ ${rs
     if (place < K) { fsel[place] = i; }
   }
   workgroupBarrier();
-  if (li == 0u) {
-    var j = 0u; var te = 0xffffffffu; var tk = 0u;
-    for (var q = 0u; q < E; q++) { for (var k = 0u; k < K; k++) { if (fsel[k] == q) { if (j == wid.x) { te = q; tk = k; } j++; } } }
-    ftile = vec2<u32>(te, tk);
+  // Pair k's tile: its rank in expert order (k breaks the tie of an expert picked twice), the
+  // numbering of the routing pass at one slot per tile.
+  if (li < K) {
+    let ek = fsel[li]; var rank = 0u;
+    for (var k = 0u; k < K; k++) { let o = fsel[k]; if (o < ek || (o == ek && k < li)) { rank++; } }
+    if (rank == wid.x) { ftile = vec2<u32>(ek, li); }
     if (wid.x == 0u && wid.y == 0u) {
+      // What moeRoute1Wgsl writes, for stage 2: ids, weights (softmax in k order), sorted pairs.
       let top = fl[fsel[0]];
       var s = 0.0;
       for (var k = 0u; k < K; k++) { s += exp(fl[fsel[k]] - top); }
-      for (var k = 0u; k < K; k++) { route[rIds() + k] = fsel[k]; wts[k] = exp(fl[fsel[k]] - top) / s; }
-      var o = 0u;
-      for (var q = 0u; q < E; q++) {
-        var c = 0u;
-        for (var k = 0u; k < K; k++) { if (fsel[k] == q) { route[rSorted() + o + c] = k; c++; } }
-        route[rCounts() + q] = c; route[rCursor() + q] = c; route[rOffsets() + q] = o; route[rTiles() + q] = o;
-        o += c;
-      }
-      route[rOffsets() + E] = o; route[rTiles() + E] = o;
+      route[rIds() + li] = ek;
+      wts[li] = exp(fl[ek] - top) / s;
+      route[rSorted() + rank] = li;
+    }
+  }
+  if (wid.x == 0u && wid.y == 0u) {
+    // Per expert: its count, cursor, offset and first tile (one slot per tile: tiles = offsets).
+    for (var q = li; q <= E; q += ${WG}u) {
+      var c = 0u; var o = 0u;
+      for (var k = 0u; k < K; k++) { let ek = fsel[k]; c += select(0u, 1u, ek == q); o += select(0u, 1u, ek < q); }
+      if (q < E) { route[rCounts() + q] = c; route[rCursor() + q] = c; }
+      route[rOffsets() + q] = o; route[rTiles() + q] = o;
     }
   }
   let tileOf = workgroupUniformLoad(&ftile);
