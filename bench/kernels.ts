@@ -1,13 +1,16 @@
 // `fusionlab bench kernels [--dtype bf16|f32] [--quick] [--variants] [--torch FILE] [--json FILE]`
 // `fusionlab bench kernels --bundle` writes dist-bench/kernels.mjs: this suite with every
 // dependency inlined but Dawn (`webgpu`), for a GPU host that has Node and Dawn but no node_modules.
-// Kernel times from timestamp queries (median of repeated dispatches) on one WebGPU device,
-// printed as GB/s and GFLOP/s and as a ratio to a vec4 copy kernel measured in the same run (the
-// bandwidth ceiling). --torch FILE adds our time / PyTorch's time from bench/torch_kernels.py
-// run on the same GPU in the same command. --quick uses small sizes, so SwiftShader can run it.
-// --variants first times the layouts of the bf16 norm and MoE decode kernels side by side (one
-// GPU session picks the defaults). Beside each norm size: a copy of the same byte count, since a
-// small copy does not reach the large-copy ceiling either (the headline ratio uses the ceiling).
+// `fusionlab bench kernels --dump-logits FILE` writes the MoE's router logits for
+// bench/torch_kernels.py --logits, so both sides route the same tokens to the same experts.
+// Every row is timed two ways: kernel time (GPU timestamps around each call's passes, each call its
+// own submit, median of repeated calls) and back to back (N calls in one submit, timestamps around
+// the batch, ÷ N), each as GB/s and as a share of the copy ceiling measured in the same run (the
+// better of our vec4 copy and torch's copy_). --torch FILE sets PyTorch's two timings beside them
+// (CUPTI kernel time and CUDA-graph replay time, best of its named compiles). --quick uses small
+// sizes, so SwiftShader can run it. --variants first times the layouts of the bf16 norm and MoE
+// decode kernels side by side (one GPU session picks the defaults). Beside each norm size: a copy
+// of the same byte count, since a small copy does not reach the large-copy ceiling either.
 //
 // Suites: add + RMSNorm ([T, 2880]); fused all-reduce + RMSNorm over 2 gathered rank buffers
 // ([2, T, 2880] → [T, 2880], the kernel alone: the host transfer is not in it); the GPT-OSS-20B
