@@ -554,6 +554,53 @@ export function useMoeGemv(
 }
 
 /**
+ * The start of moeGemvWgsl's stage 1 when routing folds into it (one token, one slot per tile):
+ * `e` the workgroup's expert, `n` = 1, `tileOf.y` its pair; workgroups past the K pairs exit.
+ */
+function foldedRouteWgsl(WG: number): string {
+  return `  for (var i = li; i < E; i += ${WG}u) { fl[i] = ld_logits(prm.logitsOffset + i); }
+  if (li < K) { fsel[li] = 0u; }
+  if (li == 0u) { ftile = vec2<u32>(0xffffffffu, 0u); }
+  workgroupBarrier();
+  // The expert at each place of the token's order (moeRoute1Wgsl's ranking, NaN rule included).
+  for (var i = li; i < E; i += ${WG}u) {
+    let l = fl[i]; var place = 0u;
+    for (var q = 0u; q < E; q++) { let o = fl[q]; if (o > l || (o == l && q < i)) { place++; } }
+    if (place < K) { fsel[place] = i; }
+  }
+  workgroupBarrier();
+  // Pair k's tile: its rank in expert order (k breaks the tie of an expert picked twice), the
+  // numbering of the routing pass at one slot per tile.
+  if (li < K) {
+    let ek = fsel[li]; var rank = 0u;
+    for (var k = 0u; k < K; k++) { let o = fsel[k]; if (o < ek || (o == ek && k < li)) { rank++; } }
+    if (rank == wid.x) { ftile = vec2<u32>(ek, li); }
+    if (wid.x == 0u && wid.y == 0u) {
+      // What moeRoute1Wgsl writes, for stage 2: ids, weights (softmax in k order), sorted pairs.
+      let top = fl[fsel[0]];
+      var s = 0.0;
+      for (var k = 0u; k < K; k++) { s += exp(fl[fsel[k]] - top); }
+      route[rIds() + li] = ek;
+      wts[li] = exp(fl[ek] - top) / s;
+      route[rSorted() + rank] = li;
+    }
+  }
+  if (wid.x == 0u && wid.y == 0u) {
+    // Per expert: its count, cursor, offset and first tile (one slot per tile: tiles = offsets).
+    for (var q = li; q <= E; q += ${WG}u) {
+      var c = 0u; var o = 0u;
+      for (var k = 0u; k < K; k++) { let ek = fsel[k]; c += select(0u, 1u, ek == q); o += select(0u, 1u, ek < q); }
+      if (q < E) { route[rCounts() + q] = c; route[rCursor() + q] = c; }
+      route[rOffsets() + q] = o; route[rTiles() + q] = o;
+    }
+  }
+  let tileOf = workgroupUniformLoad(&ftile);
+  if (tileOf.x == 0xffffffffu) { return; }
+  let e = tileOf.x;
+  let n = 1u;`;
+}
+
+/**
  * Decode-time gemm1 / gemm2 as a batched GEMV: a workgroup is one (expert, ≤ tm tokens) tile ×
  * groups·rows W rows. The 32 threads of a group read consecutive words (8 bf16) of each of their
  * rows, so W streams once per tile in coalesced 16-byte loads; every thread keeps rows × tm partial
@@ -652,46 +699,7 @@ ${rs
           .join('\n  ');
   const WG = 32 * G;
   const tileStart = foldLogits
-    ? `  for (var i = li; i < E; i += ${WG}u) { fl[i] = ld_logits(prm.logitsOffset + i); }
-  if (li < K) { fsel[li] = 0u; }
-  if (li == 0u) { ftile = vec2<u32>(0xffffffffu, 0u); }
-  workgroupBarrier();
-  // The expert at each place of the token's order (moeRoute1Wgsl's ranking, NaN rule included).
-  for (var i = li; i < E; i += ${WG}u) {
-    let l = fl[i]; var place = 0u;
-    for (var q = 0u; q < E; q++) { let o = fl[q]; if (o > l || (o == l && q < i)) { place++; } }
-    if (place < K) { fsel[place] = i; }
-  }
-  workgroupBarrier();
-  // Pair k's tile: its rank in expert order (k breaks the tie of an expert picked twice), the
-  // numbering of the routing pass at one slot per tile.
-  if (li < K) {
-    let ek = fsel[li]; var rank = 0u;
-    for (var k = 0u; k < K; k++) { let o = fsel[k]; if (o < ek || (o == ek && k < li)) { rank++; } }
-    if (rank == wid.x) { ftile = vec2<u32>(ek, li); }
-    if (wid.x == 0u && wid.y == 0u) {
-      // What moeRoute1Wgsl writes, for stage 2: ids, weights (softmax in k order), sorted pairs.
-      let top = fl[fsel[0]];
-      var s = 0.0;
-      for (var k = 0u; k < K; k++) { s += exp(fl[fsel[k]] - top); }
-      route[rIds() + li] = ek;
-      wts[li] = exp(fl[ek] - top) / s;
-      route[rSorted() + rank] = li;
-    }
-  }
-  if (wid.x == 0u && wid.y == 0u) {
-    // Per expert: its count, cursor, offset and first tile (one slot per tile: tiles = offsets).
-    for (var q = li; q <= E; q += ${WG}u) {
-      var c = 0u; var o = 0u;
-      for (var k = 0u; k < K; k++) { let ek = fsel[k]; c += select(0u, 1u, ek == q); o += select(0u, 1u, ek < q); }
-      if (q < E) { route[rCounts() + q] = c; route[rCursor() + q] = c; }
-      route[rOffsets() + q] = o; route[rTiles() + q] = o;
-    }
-  }
-  let tileOf = workgroupUniformLoad(&ftile);
-  if (tileOf.x == 0xffffffffu) { return; }
-  let e = tileOf.x;
-  let n = 1u;`
+    ? foldedRouteWgsl(WG)
     : `${tileExpertWgsl(tm)}
   let n = min(${tm}u, route[rOffsets() + e + 1u] - rowBase);`;
   const access = foldLogits ? 'read_write' : 'read';
