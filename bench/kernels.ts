@@ -1,13 +1,16 @@
 // `fusionlab bench kernels [--dtype bf16|f32] [--quick] [--variants] [--torch FILE] [--json FILE]`
 // `fusionlab bench kernels --bundle` writes dist-bench/kernels.mjs: this suite with every
 // dependency inlined but Dawn (`webgpu`), for a GPU host that has Node and Dawn but no node_modules.
-// Kernel times from timestamp queries (median of repeated dispatches) on one WebGPU device,
-// printed as GB/s and GFLOP/s and as a ratio to a vec4 copy kernel measured in the same run (the
-// bandwidth ceiling). --torch FILE adds our time / PyTorch's time from bench/torch_kernels.py
-// run on the same GPU in the same command. --quick uses small sizes, so SwiftShader can run it.
-// --variants first times the layouts of the bf16 norm and MoE decode kernels side by side (one
-// GPU session picks the defaults). Beside each norm size: a copy of the same byte count, since a
-// small copy does not reach the large-copy ceiling either (the headline ratio uses the ceiling).
+// `fusionlab bench kernels --dump-logits FILE` writes the MoE's router logits for
+// bench/torch_kernels.py --logits, so both sides route the same tokens to the same experts.
+// Every row is timed two ways: kernel time (GPU timestamps around each call's passes, each call its
+// own submit, median of repeated calls) and back to back (N calls in one submit, timestamps around
+// the batch, ÷ N), each as GB/s and as a share of the copy ceiling measured in the same run (the
+// better of our vec4 copy and torch's copy_). --torch FILE sets PyTorch's two timings beside them
+// (CUPTI kernel time and CUDA-graph replay time, best of its named compiles). --quick uses small
+// sizes, so SwiftShader can run it. --variants first times the layouts of the bf16 norm and MoE
+// decode kernels side by side (one GPU session picks the defaults). Beside each norm size: a copy
+// of the same byte count, since a small copy does not reach the large-copy ceiling either.
 //
 // Suites: add + RMSNorm ([T, 2880]); fused all-reduce + RMSNorm over 2 gathered rank buffers
 // ([2, T, 2880] → [T, 2880], the kernel alone: the host transfer is not in it); the GPT-OSS-20B
@@ -43,8 +46,37 @@ export interface KernelResult {
   gbs: number;
   gflops: number;
   ofCeiling: number;
-  torch_us?: number;
+  /** µs per call of N calls encoded back to back in one submit (GPU timestamps around the batch / N). */
+  b2b_us?: number;
+  torch?: TorchSide;
   note?: string;
+}
+
+/** One row of bench/torch_kernels.py's output. */
+interface TorchTiming {
+  suite: string;
+  T: number;
+  /** Kernel time per call (torch.profiler over CUDA-graph replays). */
+  us: number;
+  /** CUDA-graph replay time per call. */
+  graph_us: number;
+  compile?: string;
+  note?: string;
+  /** The grouped-GEMM kernels' share of `us` (Triton MoE). */
+  gemm_us?: number;
+  /** Experts the baseline's routing touched (MoE). */
+  experts?: number;
+}
+
+/** The baseline set beside one of our rows: the best kernel time and the best graph time, each with the compile that gave it. */
+interface TorchSide {
+  suite: string;
+  kernel: TorchTiming;
+  graph: TorchTiming;
+  /** Every compile's kernel µs, named. */
+  compiles: string;
+  /** Bytes the baseline streamed (MoE: its experts' weights), where they differ from ours. */
+  bytes: number;
 }
 
 const HIDDEN = 2880,
@@ -88,6 +120,35 @@ async function timeKernel(dev: RankDevice, iters: number, encode: (i: number) =>
   lastPasses = perPass.map(median);
   return median(durs);
 }
+
+/**
+ * µs per call of `n` calls encoded back to back into one command buffer and submitted once (GPU
+ * timestamps around the batch, divided by n; the median of `reps` batches): what a stream of launches
+ * costs with no host round trip between them, beside torch's CUDA-graph replays / calls.
+ */
+async function timeLaunches(
+  dev: RankDevice,
+  n: number,
+  reps: number,
+  encode: (i: number) => void,
+): Promise<number> {
+  encode(-1);
+  await dev.sync();
+  dev.clearTimings();
+  for (let r = 0; r < reps; r++) {
+    dev.stepIndex = r;
+    dev.beginBatch();
+    for (let i = 0; i < n; i++) encode(i);
+    dev.endBatch();
+    await dev.sync();
+  }
+  const times = await dev.kernelTimes();
+  dev.clearTimings();
+  return median([...times.values()].map((t) => t.dur)) / n;
+}
+
+/** Launches per batch: about 3 ms of work, 4 to 200 calls. */
+const launchesFor = (us: number) => Math.max(4, Math.min(200, Math.ceil(3000 / us)));
 
 /**
  * Medians (µs) of timestamped passes, each its own submit and waited for, as timeKernel times our
@@ -277,6 +338,20 @@ export async function bench(argv: string[]): Promise<number> {
       for (const e of routeToken(l.subarray(t * EXPERTS, t * EXPERTS + EXPERTS), TOPK).ids) active.add(e);
     return active.size;
   };
+  const moeTs = quick ? [1, 5, 37] : [1, 4, 16, 64, 256, 1024, 4096];
+  const logitsFile = flagValue(argv, '--dump-logits');
+  if (logitsFile) {
+    // The logits our MoE routes, for bench/torch_kernels.py --logits: both sides then touch the same experts.
+    const byT = Object.fromEntries(
+      moeTs.map((T) => [
+        T,
+        Array.from(seededArray(7, fnv1a32('moe.logits'), T * EXPERTS, seedRule('activation', []), dtype)),
+      ]),
+    );
+    writeFileSync(logitsFile, JSON.stringify(byT));
+    process.stdout.write(`wrote the MoE logits for T = ${moeTs.join(', ')} to ${logitsFile}\n`);
+    return 0;
+  }
   const gpu = await nodeGpu();
   const [dev] = await openRanks(gpu, 1, { f16: false });
   if (!dev.timestamps) {
@@ -313,17 +388,21 @@ export async function bench(argv: string[]): Promise<number> {
     const us = await timeKernel(dev, iters, () =>
       dev.submit('copy', 'copy', (_e, pass) => pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(1, 256))),
     );
-    dev.endRun();
     const floorRow = (T: number, us: number, note: string) =>
       results.push({ suite: 'pass floor', T, us, bytes: 0, flops: 0, gbs: 0, gflops: 0, ofCeiling: 0, note });
-    floorRow(1, us, 'RankDevice.submit: 16 B copy, one workgroup (fresh bind group)');
+    const b2b = await timeLaunches(dev, 200, quick ? 2 : 5, () =>
+      dev.submit('copy', 'copy', (_e, pass) => pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(1, 256))),
+    );
+    dev.endRun();
+    floorRow(1, us, 'RankDevice.submit: 16 B copy, one workgroup (meta buffer and bind group cached)');
+    results[results.length - 1].b2b_us = b2b;
     const parts = await passFloor(dev, iters);
     floorRow(2, parts.empty, 'an empty compute pass: its two timestamps alone');
     floorRow(3, parts.dispatch, 'one one-workgroup dispatch, pipeline and bind group reused');
     floorRow(
       4,
       parts.freshMeta,
-      'the same with a meta buffer mapped at creation and a bind group per pass (as our kernels)',
+      'the same with a meta buffer mapped at creation and a bind group per pass (RankDevice.submit before caching)',
     );
   }
   for (const r of results) r.ofCeiling = r.gbs / ceiling;
@@ -334,6 +413,16 @@ export async function bench(argv: string[]): Promise<number> {
       gflops: r.flops / r.us / 1e3,
       ofCeiling: r.bytes / r.us / 1e3 / ceiling,
     });
+  /** Kernel time (each call its own submit, timestamps around its passes) and µs per call back to back. */
+  const timeBoth = async (
+    kernelIters: number,
+    encode: (i: number) => void,
+  ): Promise<{ us: number; b2b: number; passes: number[] }> => {
+    const us = await timeKernel(dev, kernelIters, encode);
+    const passes = lastPasses;
+    const b2b = await timeLaunches(dev, quick ? 3 : launchesFor(us), quick ? 2 : 5, encode);
+    return { us, b2b, passes };
+  };
   /** GB/s of a vec4 copy moving `moved` bytes (read + write), the same traffic as a kernel. */
   const sameSizeCopy = async (moved: number): Promise<number> => {
     const bytes = Math.max(16, Math.floor(moved / 2 / 16) * 16);
@@ -481,7 +570,17 @@ export async function bench(argv: string[]): Promise<number> {
       rows2: number,
       maxTm = 8,
       more: Partial<MoeGemvConfig> = {},
-    ): MoeGemvConfig => ({ groups, rows1, rows2, maxTm, tm: 0, route1: true, unroll: 1, ...more });
+    ): MoeGemvConfig => ({
+      groups,
+      rows1,
+      rows2,
+      maxTm,
+      tm: 0,
+      route1: true,
+      unroll: 1,
+      foldRoute: false,
+      ...more,
+    });
     const kernels: (MoeGemvConfig | 'tiled')[] = [
       'tiled',
       MOE_GEMV_DEFAULT,
@@ -499,6 +598,11 @@ export async function bench(argv: string[]): Promise<number> {
       gv(8, 4, 4, 16, { unroll: 2 }),
       gv(8, 4, 4, 8, { tm: 8 }),
       gv(2, 4, 2, 8, { unroll: 2 }),
+      gv(8, 8, 4),
+      gv(8, 4, 2, 8, { foldRoute: true }),
+      gv(8, 8, 4, 16),
+      gv(4, 8, 4, 16),
+      gv(8, 8, 8, 16),
     ];
     // Each kernel's time over the fastest at the same T, summed over the decode sizes: the pick is the smallest sum.
     const slowdown = new Map<MoeGemvConfig | 'tiled', number>();
@@ -540,7 +644,7 @@ export async function bench(argv: string[]): Promise<number> {
           note:
             (k === 'tiled'
               ? 'tiled 8 tokens × 16 rows'
-              : `gemv ${k.groups}×32 thr, rows ${k.rows1}/${k.rows2}, tm ${moeGemvTokens(T, k)}${k.unroll > 1 ? `, unroll ${k.unroll}` : ''}${k.route1 ? '' : ', 3-pass routing'}`) +
+              : `gemv ${k.groups}×32 thr, rows ${k.rows1}/${k.rows2}, tm ${moeGemvTokens(T, TOPK, EXPERTS, k)}${k.unroll > 1 ? `, unroll ${k.unroll}` : ''}${k.route1 ? '' : ', 3-pass routing'}${k.foldRoute ? ', routing folded' : ''}`) +
             passNote(),
         });
         rows.push([k, results[results.length - 1]]);
@@ -575,26 +679,26 @@ export async function bench(argv: string[]): Promise<number> {
       w = fill(dev, 'w', dtype, HIDDEN, 'w', 'norm-weight');
     const out = dev.alloc('out', bufferBytes(dtype, n)),
       resOut = dev.alloc('resOut', bufferBytes(dtype, n));
-    let us = await timeKernel(dev, iters, () =>
-      encodeAddNorm(dev, dtype, T, [out, resOut, x, res, w], normPick.add),
-    );
+    let t = await timeBoth(iters, () => encodeAddNorm(dev, dtype, T, [out, resOut, x, res, w], normPick.add));
     add({
       suite: 'add+rmsnorm',
       T,
-      us,
+      us: t.us,
+      b2b_us: t.b2b,
       bytes: (4 * n + HIDDEN) * bp,
       flops: 5 * n,
       note: label(normPick.add),
     });
     const slot = Math.ceil(n / 8) * 8;
     const g = fill(dev, 'gathered', dtype, 2 * slot, 'gathered');
-    us = await timeKernel(dev, iters, () =>
+    t = await timeBoth(iters, () =>
       encodeGatheredNorm(dev, dtype, T, slot, [out, resOut, g, res, w], normPick.allreduce),
     );
     add({
       suite: 'allreduce+rmsnorm (2 ranks gathered)',
       T,
-      us,
+      us: t.us,
+      b2b_us: t.b2b,
       bytes: (5 * n + HIDDEN) * bp,
       flops: 6 * n,
       note: label(normPick.allreduce),
@@ -623,11 +727,11 @@ export async function bench(argv: string[]): Promise<number> {
     keep: true,
   });
   await dev.sync();
-  for (const T of quick ? [1, 5, 37] : [1, 4, 16, 64, 256, 1024, 4096]) {
+  for (const T of moeTs) {
     const x = fill(dev, 'moe.x', dtype, T * H, 'moe.x'),
       logits = fill(dev, 'moe.logits', dtype, T * E, 'moe.logits');
     const out = dev.alloc('moe.out', bufferBytes(dtype, T * H));
-    const us = await timeKernel(dev, quick ? 2 : 10, () =>
+    const encode = (decodeKernel: MoeGemvConfig | 'tiled') =>
       encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', {
         T,
         H,
@@ -644,19 +748,44 @@ export async function bench(argv: string[]): Promise<number> {
         lRowStride: E,
         out,
         weights,
-        decodeKernel: moePick,
-      }),
-    );
+        decodeKernel,
+      });
+    const t = await timeBoth(quick ? 2 : 10, () => encode(moePick));
     const active = routedExperts(T);
     const weightBytes = active * 3 * I * H * bp;
     add({
       suite: 'moe (expert weights streamed)',
       T,
-      us,
+      us: t.us,
+      b2b_us: t.b2b,
       bytes: weightBytes,
       flops: T * TOPK * 2 * 3 * I * H,
       note: `${active} experts${passNote()}`,
     });
+    // Without the routing pass (its first), for the baseline whose routing is precomputed.
+    // Its last three passes are W13, W2 and combine; the ones before them route (none: routing folded into W13's).
+    if (t.passes.length >= 3)
+      add({
+        suite: 'moe without routing',
+        T,
+        us: t.passes.slice(-3).reduce((a, b) => a + b, 0),
+        bytes: weightBytes,
+        flops: T * TOPK * 2 * 3 * I * H,
+        note: `${active} experts; our passes after routing, kernel time only${t.passes.length === 3 ? ' (routing folded into the W13 pass: included)' : ''}`,
+      });
+    // The decode kernels as they were before routing folded into W13 at T = 1.
+    if (moePick !== 'tiled' && T <= 64 && !quick) {
+      const before = await timeBoth(10, () => encode({ ...moePick, foldRoute: false }));
+      add({
+        suite: 'moe, previous decode kernels',
+        T,
+        us: before.us,
+        b2b_us: before.b2b,
+        bytes: weightBytes,
+        flops: T * TOPK * 2 * 3 * I * H,
+        note: `${active} experts; routing pass; passes ${before.passes.map((d) => d.toFixed(1)).join(' + ')} µs`,
+      });
+    }
     for (const id of ['moe.x', 'moe.logits', 'moe.out']) dev.free(id);
   }
   dev.endRun();
@@ -695,11 +824,12 @@ export async function bench(argv: string[]): Promise<number> {
     const plan = {
       storages: new Map([['c', { id: 'c', dtype, shape: [M, N], numel: M * N }]]),
     } as unknown as Plan;
-    const us = await timeKernel(dev, iters, () => encodeStep(step, dev, plan, 0));
+    const t = await timeBoth(iters, () => encodeStep(step, dev, plan, 0));
     add({
       suite: 'gemm',
       T: M,
-      us,
+      us: t.us,
+      b2b_us: t.b2b,
       bytes: (M * K + N * K + M * N) * bp,
       flops: 2 * M * N * K,
       note: `${M}×${N}×${K}`,
@@ -708,19 +838,13 @@ export async function bench(argv: string[]): Promise<number> {
   }
 
   let ceilingNote = `vec4 copy ${ceiling.toFixed(1)} GB/s`;
+  let torchOn = '';
   if (torchFile) {
-    // PyTorch's kernel times (torch.profiler over CUDA-graph replays); its copy_ can set the ceiling.
-    const torch = JSON.parse(readFileSync(torchFile, 'utf8')) as {
-      suite: string;
-      T: number;
-      us: number;
-      graph_us?: number;
-      note?: string;
-    }[];
-    for (const r of results) {
-      const t = torch.find((x) => x.suite === r.suite && x.T === r.T);
-      if (t) r.torch_us = t.us;
-    }
+    const parsed = JSON.parse(readFileSync(torchFile, 'utf8')) as
+      TorchTiming[] | { torch: string; device: string; results: TorchTiming[] };
+    const torch = Array.isArray(parsed) ? parsed : parsed.results;
+    if (!Array.isArray(parsed)) torchOn = `torch ${parsed.torch} on ${parsed.device}`;
+    for (const r of results) r.torch = torchSide(r, torch, bp);
     const torchCopy = Math.max(
       0,
       ...torch.filter((x) => x.suite === 'copy').map((x) => (2 * x.T) / x.us / 1e3),
@@ -732,18 +856,88 @@ export async function bench(argv: string[]): Promise<number> {
   const device = dev.adapterName;
   dev.destroy();
   process.stdout.write(
-    `kernels on ${device}, ${dtype}; ceiling: ${ceilingNote} (read + write)${quick ? ' [--quick sizes]' : ''}\n`,
+    `kernels on ${device}, ${dtype}; ceiling: ${ceilingNote} (read + write)${torchOn ? `; ${torchOn}` : ''}${quick ? ' [--quick sizes]' : ''}\n` +
+      "kernel: timestamps around each call's passes (torch: CUPTI kernel time in CUDA-graph replays); " +
+      'b2b: µs per call of N calls in one submit (torch: graph replay / calls); % of the ceiling for each; ' +
+      'ours/torch: kernel/kernel and b2b/graph, MoE per byte each side streamed\n',
   );
-  process.stdout.write(
-    `${'suite'.padEnd(38)}${'T'.padStart(11)}${'µs'.padStart(11)}${'GB/s'.padStart(10)}${'GFLOP/s'.padStart(10)}${'of copy'.padStart(9)}${torchFile ? 'ours/torch'.padStart(12) : ''}  note\n`,
-  );
-  for (const r of results) {
-    const ratio = r.torch_us ? (r.us / r.torch_us).toFixed(2) : '-';
-    process.stdout.write(
-      `${r.suite.padEnd(38)}${String(r.T).padStart(11)}${r.us.toFixed(1).padStart(11)}${r.gbs.toFixed(1).padStart(10)}${r.gflops.toFixed(1).padStart(10)}${(r.ofCeiling * 100).toFixed(1).padStart(8)}%${torchFile ? ratio.padStart(12) : ''}  ${r.note ?? ''}\n`,
-    );
-  }
+  process.stdout.write(formatTable(results, ceiling, !!torchFile));
   if (jsonFile)
     writeFileSync(jsonFile, JSON.stringify({ device, dtype, ceiling_gbs: ceiling, results }, null, 1));
   return 0;
+}
+
+/** Which baseline suite stands beside ours: the MoE with routing against Triton's grouped GEMM (routing in its graph too), without against per-expert cuBLAS (precomputed). */
+const TORCH_SUITE: Record<string, string> = {
+  copy: 'copy',
+  'add+rmsnorm': 'add+rmsnorm',
+  'allreduce+rmsnorm (2 ranks gathered)': 'allreduce+rmsnorm (2 ranks gathered)',
+  'moe (expert weights streamed)': 'moe triton grouped GEMM',
+  'moe without routing': 'moe per-expert cuBLAS',
+  gemm: 'gemm',
+};
+
+/** The best kernel time and the best graph time among the baseline's compiles for one of our rows. */
+function torchSide(r: KernelResult, torch: TorchTiming[], bp: number): TorchSide | undefined {
+  const suite = TORCH_SUITE[r.suite];
+  const rows = torch.filter((x) => x.suite === suite && x.T === r.T);
+  if (rows.length === 0) return undefined;
+  const kernel = rows.reduce((a, b) => (b.us < a.us ? b : a));
+  const graph = rows.reduce((a, b) => (b.graph_us < a.graph_us ? b : a));
+  const bytes = kernel.experts !== undefined ? kernel.experts * 3 * INTER * HPAD * bp : r.bytes;
+  const compiles = rows.map((x) => `${x.compile ?? x.note ?? suite}: ${x.us.toFixed(2)}`).join('; ');
+  return { suite, kernel, graph, compiles, bytes };
+}
+
+function formatTable(results: KernelResult[], ceiling: number, withTorch: boolean): string {
+  const pct = (bytes: number, us: number | undefined) =>
+    us && bytes ? `${((100 * bytes) / us / 1e3 / ceiling).toFixed(1)}%` : '-';
+  const f = (x: number | undefined, d = 1) => (x === undefined ? '-' : x.toFixed(d));
+  const cols: [string, number][] = [
+    ['suite', 38],
+    ['T', 11],
+    ['kernel µs', 11],
+    ['b2b µs', 10],
+    ['GB/s', 9],
+    ['% kernel', 9],
+    ['% b2b', 8],
+  ];
+  if (withTorch)
+    cols.push(['torch kern', 11], ['torch graph', 12], ['% torch', 8], ['kern ratio', 11], ['b2b ratio', 10]);
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(cols[i][1]) : c.padStart(cols[i][1]))).join('');
+  let out = `${line(cols.map(([c]) => c))}  note\n`;
+  for (const r of results) {
+    const cells = [
+      r.suite,
+      String(r.T),
+      f(r.us),
+      f(r.b2b_us),
+      f(r.gbs),
+      pct(r.bytes, r.us),
+      pct(r.bytes, r.b2b_us),
+    ];
+    let note = r.note ?? '';
+    if (withTorch) {
+      const t = r.torch;
+      // Time per byte streamed on each side: equal to the time ratio where both move the same bytes.
+      const ratio = (ours: number | undefined, theirs: number | undefined) =>
+        t && ours && theirs ? ((ours / r.bytes) * t.bytes) / theirs : undefined;
+      cells.push(
+        f(t?.kernel.us, 2),
+        f(t?.graph.graph_us, 2),
+        t ? pct(t.bytes, t.kernel.us) : '-',
+        f(ratio(r.us, t?.kernel.us), 2),
+        f(ratio(r.b2b_us, t?.graph.graph_us), 2),
+      );
+      if (t) {
+        note += `${note ? '; ' : ''}torch kernel: ${t.kernel.compile ?? t.suite}, graph: ${t.graph.compile ?? t.suite}`;
+        if (t.bytes !== r.bytes)
+          note += `; torch streamed ${(t.bytes / 1e6).toFixed(1)} MB, ours ${(r.bytes / 1e6).toFixed(1)}`;
+        if (t.kernel.gemm_us !== undefined) note += `; its grouped GEMMs ${t.kernel.gemm_us.toFixed(2)} µs`;
+      }
+    }
+    out += `${line(cells)}  ${note}\n`;
+  }
+  return out;
 }

@@ -409,7 +409,8 @@ ${expertTileWgsl(stage, TM, ROWS)}
  * Layout of the decode GEMV: `groups` groups of 32 threads per workgroup, each on `rows1` W13 rows
  * (stage 1, a multiple of 4) or `rows2` W2 rows (stage 2); token slots per tile up to `maxTm`
  * (`tm` > 0 fixes them); `route1`: routing, counts and grouping in one single-workgroup dispatch;
- * `unroll`: words per row each thread loads per loop step (more loads in flight).
+ * `unroll`: words per row each thread loads per loop step (more loads in flight); `foldRoute`: at
+ * T = 1 no routing pass, every stage-1 workgroup ranks the token's logits itself (moeGemvWgsl).
  */
 export interface MoeGemvConfig {
   groups: number;
@@ -419,6 +420,7 @@ export interface MoeGemvConfig {
   tm: number;
   route1: boolean;
   unroll: number;
+  foldRoute: boolean;
 }
 export const MOE_GEMV_DEFAULT: MoeGemvConfig = {
   groups: 8,
@@ -428,14 +430,27 @@ export const MOE_GEMV_DEFAULT: MoeGemvConfig = {
   tm: 0,
   route1: true,
   unroll: 1,
+  foldRoute: true,
 };
 
-/** Token slots of a decode tile: an expert sees at most T tokens, so the power of two ≥ T up to maxTm. */
-export function moeGemvTokens(T: number, cfg: MoeGemvConfig): number {
+/**
+ * Token slots of a decode tile: the power of two ≥ the tokens the busiest expert is likely to get
+ * (the mean T·K/E plus two standard deviations of a Poisson count, + 1; at most T), up to maxTm. An
+ * expert with more tokens than its tile holds takes two tiles and streams its weights twice: at
+ * T = 64 (8 ± 3 tokens an expert) 8 slots did that for many experts.
+ */
+export function moeGemvTokens(T: number, K: number, E: number, cfg: MoeGemvConfig): number {
   if (cfg.tm > 0) return cfg.tm;
+  const mean = (T * K) / E;
+  const want = Math.min(T, mean + 2 * Math.sqrt(mean) + 1);
   let tm = 1;
-  while (tm < T && tm < cfg.maxTm) tm *= 2;
+  while (tm < want && tm < cfg.maxTm) tm *= 2;
   return tm;
+}
+
+/** Whether the GEMV's first stage routes itself (no routing pass): one token, tiles of one slot. */
+export function moeFoldsRoute(T: number, E: number, K: number, cfg: MoeGemvConfig, tm: number): boolean {
+  return cfg.foldRoute && cfg.route1 && T === 1 && tm === 1 && E <= MOE_ROUTE1_MAX_E && K <= MOE_MAX_K;
 }
 
 /** Limits of the one-workgroup routing: expert counts and (token, k) ids held in workgroup memory. */
@@ -539,6 +554,53 @@ export function useMoeGemv(
 }
 
 /**
+ * The start of moeGemvWgsl's stage 1 when routing folds into it (one token, one slot per tile):
+ * `e` the workgroup's expert, `n` = 1, `tileOf.y` its pair; workgroups past the K pairs exit.
+ */
+function foldedRouteWgsl(WG: number): string {
+  return `  for (var i = li; i < E; i += ${WG}u) { fl[i] = ld_logits(prm.logitsOffset + i); }
+  if (li < K) { fsel[li] = 0u; }
+  if (li == 0u) { ftile = vec2<u32>(0xffffffffu, 0u); }
+  workgroupBarrier();
+  // The expert at each place of the token's order (moeRoute1Wgsl's ranking, NaN rule included).
+  for (var i = li; i < E; i += ${WG}u) {
+    let l = fl[i]; var place = 0u;
+    for (var q = 0u; q < E; q++) { let o = fl[q]; if (o > l || (o == l && q < i)) { place++; } }
+    if (place < K) { fsel[place] = i; }
+  }
+  workgroupBarrier();
+  // Pair k's tile: its rank in expert order (k breaks the tie of an expert picked twice), the
+  // numbering of the routing pass at one slot per tile.
+  if (li < K) {
+    let ek = fsel[li]; var rank = 0u;
+    for (var k = 0u; k < K; k++) { let o = fsel[k]; if (o < ek || (o == ek && k < li)) { rank++; } }
+    if (rank == wid.x) { ftile = vec2<u32>(ek, li); }
+    if (wid.x == 0u && wid.y == 0u) {
+      // What moeRoute1Wgsl writes, for stage 2: ids, weights (softmax in k order), sorted pairs.
+      let top = fl[fsel[0]];
+      var s = 0.0;
+      for (var k = 0u; k < K; k++) { s += exp(fl[fsel[k]] - top); }
+      route[rIds() + li] = ek;
+      wts[li] = exp(fl[ek] - top) / s;
+      route[rSorted() + rank] = li;
+    }
+  }
+  if (wid.x == 0u && wid.y == 0u) {
+    // Per expert: its count, cursor, offset and first tile (one slot per tile: tiles = offsets).
+    for (var q = li; q <= E; q += ${WG}u) {
+      var c = 0u; var o = 0u;
+      for (var k = 0u; k < K; k++) { let ek = fsel[k]; c += select(0u, 1u, ek == q); o += select(0u, 1u, ek < q); }
+      if (q < E) { route[rCounts() + q] = c; route[rCursor() + q] = c; }
+      route[rOffsets() + q] = o; route[rTiles() + q] = o;
+    }
+  }
+  let tileOf = workgroupUniformLoad(&ftile);
+  if (tileOf.x == 0xffffffffu) { return; }
+  let e = tileOf.x;
+  let n = 1u;`;
+}
+
+/**
  * Decode-time gemm1 / gemm2 as a batched GEMV: a workgroup is one (expert, ≤ tm tokens) tile ×
  * groups·rows W rows. The 32 threads of a group read consecutive words (8 bf16) of each of their
  * rows, so W streams once per tile in coalesced 16-byte loads; every thread keeps rows × tm partial
@@ -548,8 +610,24 @@ export function useMoeGemv(
  * butterfly of subgroup shuffles (subgroup size ≥ 32), else through workgroup memory in a fixed order.
  * Stage 1 writes act as packed bf16 (a row pair per intermediate; 4 rows = one word per token),
  * which stage 2 reads as words. Same bind layout and roundings as moeGemmWgsl.
+ *
+ * `foldLogits` (stage 1, one token, one slot per tile; moeFoldsRoute): there is no routing pass.
+ * Every workgroup ranks the token's logits (binding 7, of that dtype) as moeRoute1Wgsl does and
+ * takes the tile-th (expert, k) pair in expert order, the tile numbering of the routing pass;
+ * workgroup (0, 0) also writes the route buffer and the routing weights moeRoute1Wgsl would, for
+ * stage 2. The pass floor of a separate routing dispatch is most of what routing cost at T = 1.
  */
-export function moeGemvWgsl(stage: 1 | 2, cfg: MoeGemvConfig, tm: number, sg: number): string {
+export function moeGemvWgsl(
+  stage: 1 | 2,
+  cfg: MoeGemvConfig,
+  tm: number,
+  sg: number,
+  foldLogits: WgslDType | null = null,
+): string {
+  if (foldLogits && (stage !== 1 || tm !== 1))
+    throw new Error(
+      `moeGemvWgsl: routing folds into stage 1 with one token slot only (stage ${stage}, ${tm})`,
+    );
   const G = cfg.groups;
   const R = stage === 1 ? cfg.rows1 : cfg.rows2;
   if (stage === 1 && R % 4 !== 0)
@@ -619,28 +697,41 @@ ${rs
   }`,
           )
           .join('\n  ');
+  const WG = 32 * G;
+  const tileStart = foldLogits
+    ? foldedRouteWgsl(WG)
+    : `${tileExpertWgsl(tm)}
+  let n = min(${tm}u, route[rOffsets() + e + 1u] - rowBase);`;
+  const access = foldLogits ? 'read_write' : 'read';
   return `${useSub ? 'enable subgroups;\n' : ''}${DTYPE_WGSL}${PACKED4_WGSL}${META}
-@group(0) @binding(1) var<storage, read> route: array<u32>;
-@group(0) @binding(2) var<storage, read> wts: array<f32>;
+@group(0) @binding(1) var<storage, ${access}> route: array<u32>;
+@group(0) @binding(2) var<storage, ${access}> wts: array<f32>;
 @group(0) @binding(3) var<storage, read> a: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read> bias: array<u32>;
 ${stage === 1 ? '@group(0) @binding(6) var<storage, read_write> act: array<u32>;' : '@group(0) @binding(6) var<storage, read_write> yk: array<f32>;'}
 fn bias_v(i: u32) -> f32 { let x = bias[i >> 1u]; return select(bf16_lo(x), bf16_hi(x), (i & 1u) == 1u); }
 ${butterfly ? '' : `var<workgroup> red: array<f32, ${G * R * tm * P}>;`}
+${
+  foldLogits
+    ? `${inputBinding('logits', 7, foldLogits)}
+var<workgroup> fl: array<f32, ${MOE_ROUTE1_MAX_E}>;
+var<workgroup> fsel: array<u32, ${MOE_MAX_K}>;
+var<workgroup> ftile: vec2<u32>;`
+    : ''
+}
 
 @compute @workgroup_size(${32 * G})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${useSub && !butterfly ? ', @builtin(subgroup_invocation_id) sgid: u32' : ''}) {
   let E = prm.E; let K = prm.K; let H = prm.H; let Is = prm.Is;
   _ = wts[0];
-${tileExpertWgsl(tm)}
-  let n = min(${tm}u, route[rOffsets() + e + 1u] - rowBase);
+${tileStart}
   let Nw = ${stage === 1 ? '2u * Is' : 'H'};
   let Kw = ${stage === 1 ? 'H' : 'Is'} / 8u;
   let g = li / 32u; let lane = li % 32u;
   let r0 = wid.y * ${G * R}u + g * ${R}u;
   // Slots past n read slot 0's token: valid addresses, results never used.
-  ${ts.map((t) => `let p${t} = route[rSorted() + rowBase + select(0u, ${t}u, ${t}u < n)]; let x${t} = ${aRow(t)};`).join('\n  ')}
+  ${ts.map((t) => `let p${t} = ${foldLogits ? 'tileOf.y' : `route[rSorted() + rowBase + select(0u, ${t}u, ${t}u < n)]`}; let x${t} = ${aRow(t)};`).join('\n  ')}
   // Rows past the end re-read the last row: no branch in the loop, results never stored.
   ${rs.map((r) => `let w${r} = (e * Nw + min(r0 + ${r}u, Nw - 1u)) * Kw;`).join(' ')}
   ${rs.flatMap((r) => ts.map((t) => `var a${r}_${t} = 0.0;`)).join(' ')}

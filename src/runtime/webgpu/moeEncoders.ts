@@ -18,6 +18,7 @@ import {
   moeCombineWgsl,
   moeGemvWgsl,
   moeGemvTokens,
+  moeFoldsRoute,
   useMoeGemv,
   moeRoute1Wgsl,
   MOE_PARAMS,
@@ -170,7 +171,8 @@ export function encodeMoeDispatch(r: RankDevice, node: string, op: string, m: Mo
   const gemvCfg = m.decodeKernel ?? MOE_GEMV_DEFAULT;
   const gemv = gemvCfg !== 'tiled' && useMoeGemv(T, K, E, d, H, Is, m.xOff, m.xRowStride) ? gemvCfg : null;
   const decode = !gemv && useDecodeKernels(T, K, E, d, H, Is) && m.xOff % 2 === 0 && m.xRowStride % 2 === 0;
-  const tm = gemv ? moeGemvTokens(T, gemv) : decode ? MOE_DECODE_TM : MOE_TM;
+  const tm = gemv ? moeGemvTokens(T, K, E, gemv) : decode ? MOE_DECODE_TM : MOE_TM;
+  const fold = gemv !== null && moeFoldsRoute(T, E, K, gemv, tm);
   const cap = moeTileCapacity(T, E, K, tm);
   const meta = MOE_PARAMS.words({
     T,
@@ -188,7 +190,9 @@ export function encodeMoeDispatch(r: RankDevice, node: string, op: string, m: Mo
   const vec = (k: number) => d === 'bf16' && k % 8 === 0;
   const route1 = gemv?.route1 && E <= MOE_ROUTE1_MAX_E && T * K <= MOE_ROUTE1_MAX_PAIRS;
   r.submit(node, op, (_e, pass) => {
-    if (route1) pass(moeRoute1Wgsl(m.logitsDtype), [route, wts, m.logits], meta, [1, 1]);
+    if (fold) {
+      // Routing happens inside the first GEMV's workgroups (moeGemvWgsl's foldLogits).
+    } else if (route1) pass(moeRoute1Wgsl(m.logitsDtype), [route, wts, m.logits], meta, [1, 1]);
     else {
       pass(moeRouteWgsl(m.logitsDtype), [route, wts, m.logits], meta, [Math.ceil(T / 64), 1]);
       pass(MOE_SCAN_WGSL, [route], meta, [1, 1]);
@@ -196,7 +200,9 @@ export function encodeMoeDispatch(r: RankDevice, node: string, op: string, m: Mo
     }
     if (gemv) {
       const sg = r.subgroupSize;
-      pass(moeGemvWgsl(1, gemv, tm, sg), [route, wts, m.x, m.weights.w13, m.weights.b13, act], meta, [
+      const stage1 = [route, wts, m.x, m.weights.w13, m.weights.b13, act];
+      if (fold) stage1.push(m.logits);
+      pass(moeGemvWgsl(1, gemv, tm, sg, fold ? m.logitsDtype : null), stage1, meta, [
         cap,
         Math.ceil((2 * Is) / (gemv.groups * gemv.rows1)),
       ]);

@@ -19,6 +19,19 @@ export class RankDevice {
   private pendingErrors: { node: string; op: string; p: Promise<GPUError | null> }[] = [];
   private transient: GPUBuffer[] = [];
   stepIndex = -1;
+  /**
+   * Parameter buffers by their words and bind groups by what they bind, kept until the run ends: a
+   * step dispatched again (a benchmark's loop, the same layer shape at the next step) creates
+   * neither again, which is most of what a pass costs on the host beyond Dawn's own dispatch.
+   * Bind groups that hold a transient buffer are not kept (it is destroyed at the next sync).
+   */
+  private readonly metaBuffers = new Map<string, GPUBuffer>();
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly objectIds = new WeakMap<object, number>();
+  private readonly transientSet = new WeakSet<GPUBuffer>();
+  private nextObjectId = 0;
+  /** While set, submit() encodes into this one command buffer, submitted once by endBatch(). */
+  private batch: { enc: GPUCommandEncoder; timedFrom: number } | null = null;
 
   /** The device's subgroup size where it has the `subgroups` feature and one fixed size, else 0 (kernels then reduce through workgroup memory). */
   subgroupSize = 0;
@@ -58,6 +71,7 @@ export class RankDevice {
       label,
     });
     this.transient.push(b);
+    this.transientSet.add(b);
     return b;
   }
 
@@ -93,7 +107,7 @@ export class RankDevice {
     this.pipelines.set(code, p);
   }
 
-  /** Encode and submit one step's dispatches, inside error scopes. */
+  /** Encode and submit one step's dispatches, inside error scopes (inside a batch: into its command buffer). */
   submit(
     node: string,
     op: string,
@@ -108,29 +122,17 @@ export class RankDevice {
     ) => void,
   ): void {
     this.currentNode = node;
-    this.device.pushErrorScope('out-of-memory');
-    this.device.pushErrorScope('validation');
-    const enc = this.device.createCommandEncoder({ label: node });
+    const batch = this.batch;
+    if (!batch) {
+      this.device.pushErrorScope('out-of-memory');
+      this.device.pushErrorScope('validation');
+    }
+    const enc = batch?.enc ?? this.device.createCommandEncoder({ label: node });
     encode(enc, (code, bindings, meta, grid) => {
       const pipeline = this.pipeline(code);
-      const entries: GPUBindGroupEntry[] = [];
-      if (meta) {
-        const mb = this.device.createBuffer({
-          size: Math.max(16, meta.byteLength),
-          usage: GPUBufferUsage.STORAGE,
-          mappedAtCreation: true,
-        });
-        new Uint32Array(mb.getMappedRange()).set(meta);
-        mb.unmap();
-        this.transient.push(mb);
-        entries.push({ binding: 0, resource: { buffer: mb } });
-      }
-      bindings.forEach((b, i) => {
-        if (b) entries.push({ binding: i + 1, resource: { buffer: b } });
-      });
-      const bg = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      const bg = this.bindGroup(pipeline, meta ? this.metaBuffer(meta) : null, bindings);
       let timestampWrites: GPUComputePassTimestampWrites | undefined;
-      if (this.querySet && this.queries + 2 <= MAX_QUERIES) {
+      if (!batch && this.querySet && this.queries + 2 <= MAX_QUERIES) {
         timestampWrites = {
           querySet: this.querySet,
           beginningOfPassWriteIndex: this.queries,
@@ -145,10 +147,98 @@ export class RankDevice {
       pass.dispatchWorkgroups(grid[0], grid[1], grid[2] ?? 1);
       pass.end();
     });
+    if (batch) return;
     this.device.queue.submit([enc.finish()]);
+    this.watchScopes(node, op);
+  }
+
+  private watchScopes(node: string, op: string): void {
     const validation = this.device.popErrorScope();
     const oom = this.device.popErrorScope();
     this.pendingErrors.push({ node, op, p: validation }, { node, op, p: oom });
+  }
+
+  private objectId(o: object): number {
+    let id = this.objectIds.get(o);
+    if (id === undefined) this.objectIds.set(o, (id = this.nextObjectId++));
+    return id;
+  }
+
+  /** A read-only storage buffer holding `meta`, one per distinct content until the run ends. */
+  private metaBuffer(meta: Uint32Array): GPUBuffer {
+    const key = meta.join(',');
+    let mb = this.metaBuffers.get(key);
+    if (!mb) {
+      mb = this.device.createBuffer({
+        size: Math.max(16, meta.byteLength),
+        usage: GPUBufferUsage.STORAGE,
+        mappedAtCreation: true,
+      });
+      new Uint32Array(mb.getMappedRange()).set(meta);
+      mb.unmap();
+      this.metaBuffers.set(key, mb);
+    }
+    return mb;
+  }
+
+  /** Binding 0 the parameters, binding i + 1 the i-th buffer (null: not bound). */
+  private bindGroup(
+    pipeline: GPUComputePipeline,
+    meta: GPUBuffer | null,
+    bindings: (GPUBuffer | null)[],
+  ): GPUBindGroup {
+    const all = [meta, ...bindings];
+    const keep = all.every((b) => !b || !this.transientSet.has(b));
+    const key = keep
+      ? `${this.objectId(pipeline)}:${all.map((b) => (b ? this.objectId(b) : '-')).join(',')}`
+      : '';
+    const kept = keep ? this.bindGroups.get(key) : undefined;
+    if (kept) return kept;
+    const entries: GPUBindGroupEntry[] = [];
+    all.forEach((b, i) => {
+      if (b) entries.push({ binding: i, resource: { buffer: b } });
+    });
+    const bg = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    if (keep) this.bindGroups.set(key, bg);
+    return bg;
+  }
+
+  /**
+   * Encode every submit() until endBatch() into one command buffer, submitted once: launches back to
+   * back, as a CUDA graph replays them. The passes carry no timestamps of their own; with timestamps
+   * the batch is bracketed by one pair (an empty pass before and after), recorded under `stepIndex`.
+   */
+  beginBatch(): void {
+    if (this.batch) throw new Error(`rank ${this.rank}: a batch is already open`);
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    const enc = this.device.createCommandEncoder({ label: 'batch' });
+    let timedFrom = -1;
+    if (this.querySet && this.queries + 2 <= MAX_QUERIES) {
+      timedFrom = this.queries;
+      this.passes.push({ step: this.stepIndex, q: this.queries });
+      this.queries += 2;
+      enc
+        .beginComputePass({
+          timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: timedFrom },
+        })
+        .end();
+    }
+    this.batch = { enc, timedFrom };
+  }
+
+  endBatch(): void {
+    const batch = this.batch;
+    if (!batch) throw new Error(`rank ${this.rank}: no batch is open`);
+    this.batch = null;
+    if (this.querySet && batch.timedFrom >= 0)
+      batch.enc
+        .beginComputePass({
+          timestampWrites: { querySet: this.querySet, endOfPassWriteIndex: batch.timedFrom + 1 },
+        })
+        .end();
+    this.device.queue.submit([batch.enc.finish()]);
+    this.watchScopes(this.currentNode, 'batch');
   }
 
   /** Wait for submitted work; throw RunError for the first failed step or a lost device. */
@@ -248,6 +338,10 @@ export class RankDevice {
   endRun(): void {
     for (const b of this.buffers.values()) b.destroy();
     this.buffers.clear();
+    for (const b of this.metaBuffers.values()) b.destroy();
+    this.metaBuffers.clear();
+    this.bindGroups.clear();
+    this.batch = null;
     for (const b of this.transient) b.destroy();
     this.transient = [];
     this.pendingErrors = [];
