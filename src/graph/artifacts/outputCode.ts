@@ -284,10 +284,10 @@ function commentsOf(l: KernelLaunch, defs: ReadonlyMap<string, KernelDefinition>
 function launchNodes(
   l: KernelLaunch,
   c: KernelComments,
-  names: ReadonlySet<string>,
+  names: ReadonlySet<string> | null,
   prov: ProvenanceMapping | undefined,
 ): { nodes: string[]; source: MappingSource } {
-  const keep = (xs: Iterable<string>) => [...new Set(xs)].filter((n) => names.has(n));
+  const keep = (xs: Iterable<string>) => [...new Set(xs)].filter((n) => !names || names.has(n));
   const tries: [MappingSource, () => string[]][] = [
     [
       'provenance',
@@ -305,17 +305,18 @@ function launchNodes(
 }
 
 /**
- * Each launch's nodes in a graph whose node names are `graphOrder` (post-grad names, in order).
+ * Each launch's nodes in a graph whose node names are `graphOrder` (post-grad names, in order);
+ * with no graph (null), every name the files give, in the order they give them.
  * A node claimed by an earlier launch with a stronger source stays with it: the sorted comments
  * of extern kernels repeat the nodes of the C++ kernels before them.
  */
 export function kernelGroups(
   code: OutputCode,
-  graphOrder: readonly string[],
+  graphOrder: readonly string[] | null,
   prov?: ProvenanceMapping,
 ): KernelGroup[] {
-  const names = new Set(graphOrder);
-  const order = new Map(graphOrder.map((n, i) => [n, i]));
+  const names = graphOrder && new Set(graphOrder);
+  const order = new Map(graphOrder?.map((n, i) => [n, i]));
   const defs = new Map(code.kernels.map((k) => [k.name, k]));
   const found = code.launches.map((l) => ({
     launch: l,
@@ -333,7 +334,7 @@ export function kernelGroups(
     ...g,
     nodes: g.nodes
       .filter((n) => owner.get(n)!.index === g.launch.index)
-      .sort((a, b) => order.get(a)! - order.get(b)!),
+      .sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0)),
   }));
 }
 

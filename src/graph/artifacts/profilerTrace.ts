@@ -81,9 +81,9 @@ export class TraceReader {
   private total = 0;
   private gpu = false;
 
-  /** Characters read so far. */
-  get read(): number {
-    return this.byte;
+  /** Characters and lines read so far. */
+  get read(): { byte: number; line: number } {
+    return { byte: this.byte, line: this.line };
   }
 
   push(chunk: string): void {
