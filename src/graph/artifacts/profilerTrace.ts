@@ -12,7 +12,8 @@
 
 import type { KernelGroup } from './outputCode.ts';
 
-export type TraceEventKind = 'kernel' | 'cpu_op' | 'launch';
+export const TRACE_EVENT_KINDS = ['kernel', 'cpu_op', 'launch'] as const;
+export type TraceEventKind = (typeof TRACE_EVENT_KINDS)[number];
 
 export interface TraceEvent {
   kind: TraceEventKind;
@@ -26,13 +27,105 @@ export interface TraceEvent {
   correlation?: number;
 }
 
+/**
+ * The kept events in columns, in file order: a 300 MB trace keeps about a million, which cross
+ * from the worker to the page as a few transferred arrays rather than a million objects.
+ */
 export interface ProfilerTrace {
-  /** Kept events, in file order. */
-  events: TraceEvent[];
+  /** Event names and streams, each once. */
+  strings: string[];
+  /** Index into TRACE_EVENT_KINDS. */
+  kind: Uint8Array;
+  /** Index into `strings`. */
+  name: Uint32Array;
+  ts: Float64Array;
+  dur: Float64Array;
+  /** Index into `strings`. */
+  stream: Uint32Array;
+  /** NaN: none. */
+  correlation: Float64Array;
+  /** Kept events. */
+  count: number;
   /** Events the file holds, kept or not. */
   total: number;
   /** Whether any GPU kernel is in it. */
   gpu: boolean;
+}
+
+/** The arrays a worker transfers with a trace. */
+export function traceBuffers(t: ProfilerTrace): ArrayBuffer[] {
+  return [t.kind, t.name, t.ts, t.dur, t.stream, t.correlation].map((a) => a.buffer as ArrayBuffer);
+}
+
+/** Growable columns for the reader. */
+class Columns {
+  size = 0;
+  kind = new Uint8Array(1024);
+  name = new Uint32Array(1024);
+  ts = new Float64Array(1024);
+  dur = new Float64Array(1024);
+  stream = new Uint32Array(1024);
+  correlation = new Float64Array(1024);
+  readonly strings: string[] = [];
+  private readonly ids = new Map<string, number>();
+
+  intern(s: string): number {
+    let id = this.ids.get(s);
+    if (id === undefined) {
+      id = this.strings.length;
+      this.strings.push(s);
+      this.ids.set(s, id);
+    }
+    return id;
+  }
+
+  push(e: TraceEvent) {
+    if (this.size === this.kind.length) {
+      const grow = <A extends Uint8Array | Uint32Array | Float64Array>(a: A): A => {
+        const b = new (a.constructor as new (n: number) => A)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.kind = grow(this.kind);
+      this.name = grow(this.name);
+      this.ts = grow(this.ts);
+      this.dur = grow(this.dur);
+      this.stream = grow(this.stream);
+      this.correlation = grow(this.correlation);
+    }
+    const i = this.size++;
+    this.kind[i] = TRACE_EVENT_KINDS.indexOf(e.kind);
+    this.name[i] = this.intern(e.name);
+    this.ts[i] = e.ts;
+    this.dur[i] = e.dur;
+    this.stream[i] = this.intern(String(e.stream));
+    this.correlation[i] = e.correlation ?? NaN;
+  }
+}
+
+/** The events of one kind whose name passes `test`, as objects, by start time. */
+export function traceEvents(
+  t: ProfilerTrace,
+  kind: TraceEventKind,
+  test: (name: string) => boolean,
+): TraceEvent[] {
+  const k = TRACE_EVENT_KINDS.indexOf(kind);
+  const names = new Set<number>();
+  t.strings.forEach((s, i) => {
+    if (test(s)) names.add(i);
+  });
+  const out: TraceEvent[] = [];
+  for (let i = 0; i < t.count; i++)
+    if (t.kind[i] === k && names.has(t.name[i]))
+      out.push({
+        kind,
+        name: t.strings[t.name[i]],
+        ts: t.ts[i],
+        dur: t.dur[i],
+        stream: t.strings[t.stream[i]],
+        correlation: Number.isNaN(t.correlation[i]) ? undefined : t.correlation[i],
+      });
+  return out.sort((a, b) => a.ts - b.ts);
 }
 
 export class TraceError extends Error {
@@ -77,7 +170,7 @@ export class TraceReader {
   /** Position of the next chunk's first character. */
   private byte = 0;
   private line = 1;
-  private readonly events: TraceEvent[] = [];
+  private readonly columns = new Columns();
   private total = 0;
   private gpu = false;
 
@@ -192,7 +285,7 @@ export class TraceReader {
     const stream = kind === 'kernel' ? ((args.stream as number | undefined) ?? e.tid ?? 0) : (e.tid ?? 0);
     const correlation = typeof args.correlation === 'number' ? args.correlation : undefined;
     if (kind === 'kernel') this.gpu = true;
-    this.events.push({ kind, name: e.name, ts: e.ts, dur: e.dur, stream, correlation });
+    this.columns.push({ kind, name: e.name, ts: e.ts, dur: e.dur, stream, correlation });
   }
 
   end(): ProfilerTrace {
@@ -204,7 +297,20 @@ export class TraceReader {
         this.eventLine,
       );
     if (this.state === 'array') this.fail('the file ends before the traceEvents array closes: truncated');
-    return { events: this.events, total: this.total, gpu: this.gpu };
+    const c = this.columns;
+    const n = c.size;
+    return {
+      strings: c.strings,
+      kind: c.kind.slice(0, n),
+      name: c.name.slice(0, n),
+      ts: c.ts.slice(0, n),
+      dur: c.dur.slice(0, n),
+      stream: c.stream.slice(0, n),
+      correlation: c.correlation.slice(0, n),
+      count: n,
+      total: this.total,
+      gpu: this.gpu,
+    };
   }
 }
 
@@ -274,10 +380,10 @@ function traceNamesOf(kernel: string, kind: KernelGroup['launch']['kind']): RegE
 function gpuTimeOfOps(trace: ProfilerTrace): (op: TraceEvent) => number {
   if (!trace.gpu) return (op) => op.dur;
   const kernelByCorrelation = new Map<number, number>();
-  for (const e of trace.events)
-    if (e.kind === 'kernel' && e.correlation !== undefined)
+  for (const e of traceEvents(trace, 'kernel', () => true))
+    if (e.correlation !== undefined)
       kernelByCorrelation.set(e.correlation, (kernelByCorrelation.get(e.correlation) ?? 0) + e.dur);
-  const launches = trace.events.filter((e) => e.kind === 'launch').sort((a, b) => a.ts - b.ts);
+  const launches = traceEvents(trace, 'launch', () => true);
   return (op) => {
     let lo = 0,
       hi = launches.length;
@@ -310,7 +416,7 @@ export function matchTrace(trace: ProfilerTrace, groups: readonly KernelGroup[])
   }
   for (const [key, p] of pool) {
     const own = key.startsWith('triton:') ? 'kernel' : 'cpu_op';
-    const hits = trace.events.filter((e) => e.kind === own && p.re.test(e.name)).sort((a, b) => a.ts - b.ts);
+    const hits = traceEvents(trace, own, (name) => p.re.test(name));
     if (!hits.length) continue;
     const times = p.launches.map(() => [] as number[]);
     hits.forEach((e, k) => times[k % p.launches.length].push(own === 'kernel' ? e.dur : timeOf(e)));
@@ -368,10 +474,10 @@ export function matchOpNodes(trace: ProfilerTrace, nodes: readonly OpNode[]): Ma
     const parts = op.split('.');
     if (parts.length < 2 || parts[0] === 'aten') continue;
     const traceName = `${parts[0]}::${parts[1]}`;
-    let hits = trace.events.filter((e) => e.kind === 'cpu_op' && e.name === traceName).map(timeOf);
+    let hits = traceEvents(trace, 'cpu_op', (name) => name === traceName).map(timeOf);
     const nccl = Object.entries(NCCL_KERNEL).find(([k]) => parts[1].includes(k))?.[1];
     if ((!hits.length || hits.every((t) => t === 0)) && nccl)
-      hits = trace.events.filter((e) => e.kind === 'kernel' && nccl.test(e.name)).map((e) => e.dur);
+      hits = traceEvents(trace, 'kernel', (name) => nccl.test(name)).map((e) => e.dur);
     if (!hits.length) continue;
     const times = names.map(() => [] as number[]);
     hits.forEach((t, k) => times[k % names.length].push(t));
@@ -397,4 +503,59 @@ export function nodeTraceTimes(
     if (t) for (const n of g.nodes) out.set(n, t.us);
   }
   return out;
+}
+
+/**
+ * Reads a trace from a byte stream (a File's in the browser's worker), gunzipping it with
+ * DecompressionStream when it starts with gzip's magic number. `onBytes` hears how many of the
+ * stream's bytes (compressed, when it is) have been read.
+ */
+export async function readTraceStream(
+  bytes: ReadableStream<Uint8Array>,
+  onBytes: (read: number) => void,
+): Promise<ProfilerTrace> {
+  let read = 0;
+  let gzip: boolean | null = null;
+  const counted = bytes.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, out) {
+        if (gzip === null) gzip = isGzip(chunk);
+        read += chunk.length;
+        onBytes(read);
+        out.enqueue(chunk);
+      },
+    }),
+  );
+  // The first chunk decides; a tee would hold the whole file.
+  const reader = counted.getReader();
+  const first = await reader.read();
+  const rest = new ReadableStream<Uint8Array>({
+    start(c) {
+      if (!first.done) c.enqueue(first.value);
+    },
+    async pull(c) {
+      const r = await reader.read();
+      if (r.done) c.close();
+      else c.enqueue(r.value);
+    },
+  });
+  // lib.dom types these streams' writable side as BufferSource; Uint8Array chunks are what they take.
+  type BytePair = ReadableWritablePair<Uint8Array, Uint8Array>;
+  const plain = gzip ? rest.pipeThrough(new DecompressionStream('gzip') as unknown as BytePair) : rest;
+  const text = plain
+    .pipeThrough(new TextDecoderStream() as unknown as ReadableWritablePair<string, Uint8Array>)
+    .getReader();
+  const trace = new TraceReader();
+  for (;;) {
+    let r: ReadableStreamReadResult<string>;
+    try {
+      r = await text.read();
+    } catch (e) {
+      const { byte, line } = trace.read;
+      throw new TraceError(`the gzip stream breaks off here (${(e as Error).message})`, byte, line);
+    }
+    if (r.done) break;
+    trace.push(r.value);
+  }
+  return trace.end();
 }
