@@ -1,5 +1,6 @@
-// One store, six slices: the loaded graph, the rewrite history, the last run, the view, the
-// node-data overlay, and the work going on in the pipeline worker.
+// One store, seven slices: the loaded graph, the rewrite history, the last run, the view, the
+// node-data overlay, the work going on in the pipeline worker, and Inductor's kernels and the
+// profiler trace loaded beside the graph.
 // Components read it through selectors (`useStore((s) => s.counts)`), never the whole state.
 
 import { create } from 'zustand';
@@ -9,8 +10,15 @@ import { createRunSlice, type RunSlice } from './runSlice.ts';
 import { createViewSlice, type ViewSlice } from './viewSlice.ts';
 import { createOverlaySlice, type OverlaySlice } from './overlaySlice.ts';
 import { createWorkSlice, type WorkSlice } from './workSlice.ts';
+import { createKernelsSlice, type KernelsSlice } from './kernelsSlice.ts';
 
-export type AppState = GraphSlice & PassesSlice & RunSlice & ViewSlice & OverlaySlice & WorkSlice;
+export type AppState = GraphSlice &
+  PassesSlice &
+  RunSlice &
+  ViewSlice &
+  OverlaySlice &
+  WorkSlice &
+  KernelsSlice;
 
 export const useStore = create<AppState>()((...a) => ({
   ...createGraphSlice(...a),
@@ -19,6 +27,7 @@ export const useStore = create<AppState>()((...a) => ({
   ...createViewSlice(...a),
   ...createOverlaySlice(...a),
   ...createWorkSlice(...a),
+  ...createKernelsSlice(...a),
 }));
 
 export { shownStage } from './passesSlice.ts';
