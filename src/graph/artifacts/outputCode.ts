@@ -53,6 +53,12 @@ export interface KernelDefinition {
   /** 1-based line of `name = async_compile.…(`. */
   line: number;
   comments: KernelComments;
+  /**
+   * The name a profiler records the kernel under, when its source says (C++ kernels generated
+   * with TORCHINDUCTOR_CPP_ENABLE_KERNEL_PROFILE=1: `RAIIAtenRecordFunctionHandle …("graph_2_cpp_fused_…")`,
+   * torch/_inductor/codegen/cpp.py). The `graph_<n>` tells this graph's kernels from another's of the same name.
+   */
+  recordName?: string;
 }
 
 export interface KernelLaunch {
@@ -63,6 +69,8 @@ export interface KernelLaunch {
   kind: KernelKind;
   line: number;
   comments: KernelComments;
+  /** The definition's `recordName`. */
+  recordName?: string;
 }
 
 export interface OutputCode {
@@ -93,6 +101,7 @@ export function isOutputCode(text: string): boolean {
 
 const DEFINITION = /^(\w+)\s*=\s*async_compile\.(triton|cpp_pybinding|cpp)\(/;
 const COMMENT = /^\s*#\s?(.*)$/;
+const RECORD = /RAIIAtenRecordFunctionHandle\s+\w+\("([^"]+)"/;
 
 function splitList(s: string): string[] {
   return s
@@ -144,12 +153,12 @@ const CALL = /^([A-Za-z_][\w.]*)\(/;
 function launchOf(
   stmt: string,
   defined: ReadonlyMap<string, KernelDefinition>,
-): { kernel: string; kind: KernelKind } | undefined {
+): { kernel: string; kind: KernelKind; recordName?: string } | undefined {
   const m = CALL.exec(stmt);
   if (!m) return undefined;
   const callee = m[1];
   const own = defined.get(callee.endsWith('.run') ? callee.slice(0, -4) : callee);
-  if (own) return { kernel: own.name, kind: own.kind };
+  if (own) return { kernel: own.name, kind: own.kind, recordName: own.recordName };
   if (callee.startsWith('extern_kernels.')) return { kernel: callee, kind: 'extern' };
   // `aten = torch.ops.aten` is the file's own alias.
   if (callee.startsWith('aten.')) return { kernel: `torch.ops.${callee}`, kind: 'extern' };
@@ -182,6 +191,8 @@ export function parseOutputCode(text: string): OutputCode {
     const line = lines[i];
     if (inString) {
       // A kernel's source: ends at the line that closes its quotes.
+      const record = RECORD.exec(line);
+      if (record && kernels.length) kernels[kernels.length - 1].recordName ??= record[1];
       if (line.includes(inString)) inString = null;
       continue;
     }

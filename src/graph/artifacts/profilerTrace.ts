@@ -354,15 +354,15 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-/** The names a launch goes by in a trace, strongest first. */
-function traceNamesOf(kernel: string, kind: KernelGroup['launch']['kind']): RegExp {
+/** The names a launch goes by in a trace. */
+function traceNamesOf({ kernel, kind, recordName }: KernelGroup['launch']): RegExp {
   const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   switch (kind) {
     case 'triton':
       return new RegExp(`^${esc(kernel)}$`);
     case 'cpp':
-      // cpp.py's record function: `graph_<n>_<kernel>`.
-      return new RegExp(`^(graph_\\d+_)?${esc(kernel)}$`);
+      // cpp.py's record function, `graph_<n>_<kernel>`: exactly this graph's when the source names it.
+      return new RegExp(recordName ? `^${esc(recordName)}$` : `^(graph_\\d+_)?${esc(kernel)}$`);
     case 'extern':
     case 'custom': {
       // extern_kernels.mm → aten::mm; torch.ops.vllm.all_reduce.default → vllm::all_reduce.
@@ -401,22 +401,49 @@ function gpuTimeOfOps(trace: ProfilerTrace): (op: TraceEvent) => number {
 }
 
 /**
+ * Whether an event ran inside this graph's runs: the `Torch-Compiled Region` spans (torch/_dynamo's
+ * record function around a compiled frame) that hold one of this graph's own recorded kernels. A
+ * trace of several graphs runs `aten::mm` in each; without recorded kernels, every event counts.
+ */
+function graphRuns(trace: ProfilerTrace, groups: readonly KernelGroup[]): (e: TraceEvent) => boolean {
+  const records = new Set(groups.map((g) => g.launch.recordName).filter((r) => r !== undefined));
+  if (!records.size) return () => true;
+  const own = traceEvents(trace, 'cpu_op', (n) => records.has(n));
+  const all = traceEvents(trace, 'cpu_op', (n) => n.startsWith('Torch-Compiled Region'));
+  const holds = (r: TraceEvent, e: TraceEvent) => e.ts >= r.ts && e.ts <= r.ts + r.dur;
+  // Regions nest (a graph break's resume function runs inside the frame that broke): the innermost.
+  const regions = new Set<TraceEvent>();
+  for (const e of own) {
+    let inner: TraceEvent | undefined;
+    for (const r of all) if (holds(r, e) && (!inner || r.dur < inner.dur)) inner = r;
+    if (inner) regions.add(inner);
+  }
+  if (!regions.size) return () => true;
+  const mine = [...regions];
+  const others = all.filter((r) => !regions.has(r));
+  // In one of this graph's regions and not in another region nested inside it.
+  return (e) =>
+    mine.some((r) => holds(r, e) && !others.some((o) => o.dur < r.dur && holds(r, o) && holds(o, e)));
+}
+
+/**
  * Each launch's time: the trace events of its name, in order, the k-th going to the k-th launch of
  * that name in `call()` (mod the launches per run), as many runs as the trace holds.
  */
 export function matchTrace(trace: ProfilerTrace, groups: readonly KernelGroup[]): TraceMatch {
   const byLaunch = new Map<number, LaunchTime>();
   const timeOf = gpuTimeOfOps(trace);
+  const inGraph = graphRuns(trace, groups);
   const pool = new Map<string, { re: RegExp; launches: number[] }>();
   for (const g of groups) {
     const key = `${g.launch.kind}:${g.launch.kernel}`;
     let p = pool.get(key);
-    if (!p) pool.set(key, (p = { re: traceNamesOf(g.launch.kernel, g.launch.kind), launches: [] }));
+    if (!p) pool.set(key, (p = { re: traceNamesOf(g.launch), launches: [] }));
     p.launches.push(g.launch.index);
   }
   for (const [key, p] of pool) {
     const own = key.startsWith('triton:') ? 'kernel' : 'cpu_op';
-    const hits = traceEvents(trace, own, (name) => p.re.test(name));
+    const hits = traceEvents(trace, own, (name) => p.re.test(name)).filter(inGraph);
     if (!hits.length) continue;
     const times = p.launches.map(() => [] as number[]);
     hits.forEach((e, k) => times[k % p.launches.length].push(own === 'kernel' ? e.dur : timeOf(e)));
