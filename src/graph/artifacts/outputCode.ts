@@ -148,7 +148,7 @@ function readComments(lines: readonly string[]): KernelComments {
 }
 
 /** The called name at the start of a statement: `extern_kernels.mm`, `triton_poi_fused_0.run`, `torch.ops.vllm.x.default`. */
-const CALL = /^([A-Za-z_][\w.]*)\(/;
+const CALL = /^(?:[\w, ]+=\s*)?([A-Za-z_][\w.]*)\(/;
 
 function launchOf(
   stmt: string,
@@ -287,8 +287,15 @@ export interface KernelGroup {
 function commentsOf(l: KernelLaunch, defs: ReadonlyMap<string, KernelDefinition>): KernelComments {
   const own = l.comments;
   const def = defs.get(l.kernel)?.comments;
-  if (!def || own.sourceNodes.length || own.atenMapping.size) return { ...own, debugHandle: own.debugHandle };
-  return { ...def, debugHandle: own.debugHandle };
+  if (!def) return own;
+  const names = own.sourceNodes.length ? own : def;
+  return {
+    sourceNodes: names.sourceNodes,
+    dynamoNames: names.dynamoNames,
+    originalAten: names.originalAten,
+    atenMapping: own.atenMapping.size ? own.atenMapping : def.atenMapping,
+    debugHandle: own.debugHandle,
+  };
 }
 
 /** The nodes a launch covers, by the strongest source that names any node of `names`. */
