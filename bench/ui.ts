@@ -13,11 +13,14 @@
 //  - the whole app running a rewrite before & after (GPT-OSS-20B, 1 layer, TP2, CPU reference,
 //    2 ranks): the time of each run phase the Run tab reports (planning, running, the timed runs),
 //    and how long the status bar went without saying what was going on.
-// `--run-only` measures only the last.
+//  - the whole app opening a ~300 MB profiler trace (the fixture's events repeated) in the
+//    Kernels tab: whether progress shows, the longest main-thread task against the 200 ms target.
+// `--run-only` measures only the run phases, `--trace-only` only the trace (`--trace-mb N`).
 // Everything is printed as ratios next to the raw numbers.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Page } from '@playwright/test';
@@ -175,6 +178,59 @@ async function appLongTasks(page: Page): Promise<{ load: LongTasks; rewrite: Lon
   return { load, rewrite, nodes };
 }
 
+/**
+ * Writes a Chrome trace of about `mb` MB: fixtures/trace's events over and over, each copy later
+ * in time, as torch.profiler writes them (one event a line). Returns its events and bytes.
+ */
+function writeBigTrace(path: string, mb: number): { events: number; bytes: number } {
+  const raw = gunzipSync(readFileSync(new URL('../fixtures/trace/profile.json.gz', import.meta.url)));
+  const events = (JSON.parse(raw.toString('utf8')) as { traceEvents: { ts?: number; dur?: number }[] })
+    .traceEvents;
+  const span = Math.max(...events.map((e) => (e.ts ?? 0) + (e.dur ?? 0))) + 1;
+  const fd = openSync(path, 'w');
+  let bytes = 0,
+    count = 0;
+  const write = (t: string) => (bytes += writeSync(fd, t));
+  write('{\n  "schemaVersion": 1,\n  "traceEvents": [\n');
+  for (let copy = 0; bytes < mb * 1e6; copy++) {
+    const lines = events.map((e) => JSON.stringify({ ...e, ts: (e.ts ?? 0) + copy * span }));
+    write(`${copy ? ',\n' : ''}${lines.join(',\n')}`);
+    count += lines.length;
+  }
+  write('\n  ]\n}\n');
+  closeSync(fd);
+  return { events: count, bytes };
+}
+
+/**
+ * Opens a trace in the app's Kernels tab: whether the progress line shows while it is read, the
+ * longest main-thread task, and the time until its events are listed.
+ */
+async function appTraceLongTasks(page: Page, path: string): Promise<LongTasks & { progress: boolean }> {
+  await page.addInitScript(`(() => {
+    window.__tasks = [];
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__tasks.push(e.duration); })
+      .observe({ type: 'longtask', buffered: true });
+  })()`);
+  await page.goto(`http://127.0.0.1:${APP_PORT}/?test=1`);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 600_000 });
+  await page.click('[role="tab"]:has-text("Kernels")');
+  await page.evaluate('window.__tasks = []');
+  const t0 = Date.now();
+  await page.setInputFiles('#kernel-files', path);
+  const progress = await page
+    .waitForSelector('[data-testid="trace-progress"]', { timeout: 30_000 })
+    .then(() => true)
+    .catch(() => false);
+  await page.waitForSelector('[data-testid="kernel-files"] li, [data-testid="kernels-error"]', {
+    timeout: 600_000,
+  });
+  const wallMs = Date.now() - t0;
+  const error = await page.textContent('[data-testid="kernels-error"]').catch(() => null);
+  if (error) throw new Error(`the trace did not open: ${error}`);
+  return { longestMs: (await page.evaluate('Math.max(0, ...window.__tasks)')) as number, wallMs, progress };
+}
+
 /** The sample the run-phase section runs, and how its run is set up. */
 const RUN_SAMPLE = 'gpt-oss-20b-l1-tp2';
 
@@ -244,6 +300,14 @@ export async function bench(argv: string[]): Promise<number> {
   }
   const skipReference = argv.includes('--skip-reference');
   const runOnly = argv.includes('--run-only');
+  const traceOnly = argv.includes('--trace-only');
+  let traceMb: number;
+  try {
+    traceMb = positiveIntFlag(argv, '--trace-mb', 300);
+  } catch (e) {
+    process.stderr.write(`fusionlab bench ui: ${(e as Error).message}\n`);
+    return 2;
+  }
   const bigLayers = layersFor(bigNodes);
   const cases: { name: string; graph: Graph; query: string; renderTargetMs?: number }[] = [
     {
@@ -396,8 +460,27 @@ export async function bench(argv: string[]): Promise<number> {
       }
     }
   };
+  const traceLongTasks = async (): Promise<void> => {
+    const path = join(appDir, 'big-trace.json');
+    const t = writeBigTrace(path, traceMb);
+    process.stdout.write(
+      `\nthe app opening a ${(t.bytes / 1e6).toFixed(0)} MB profiler trace (${t.events} events) in the Kernels tab:\n`,
+    );
+    const tracePage = await openAppPage();
+    if (!tracePage) return;
+    const r = await appTraceLongTasks(tracePage, path);
+    process.stdout.write(
+      `  progress shown: ${r.progress ? 'yes' : 'NO'}   longest task ${r.longestMs.toFixed(0)} ms   target ${LONG_TASK_TARGET_MS} ms   = ${(r.longestMs / LONG_TASK_TARGET_MS).toFixed(2)} × the target   (read in ${(r.wallMs / 1000).toFixed(1)} s)\n`,
+    );
+    await tracePage.close();
+  };
   try {
+    if (traceOnly) {
+      await traceLongTasks();
+      return errors.length ? 1 : 0;
+    }
     if (!runOnly) await viewsAndLongTasks();
+    if (!runOnly) await traceLongTasks();
     process.stdout.write(
       `\nthe app running ${RUN_SAMPLE} after the pipeline, before & after on the CPU reference, 2 ranks:\n`,
     );
