@@ -16,7 +16,7 @@ import {
 } from '../graph/overlay.ts';
 import { overlayUnavailable, shownOverlay } from '../store/overlaySlice.ts';
 import { useStore } from '../store/index.ts';
-import { kernelsOfGraph } from './KernelsPanel.tsx';
+import { useTraceTimes } from './KernelsPanel.tsx';
 
 export function ColourByControl() {
   const metric = useStore((s) => s.overlayMetric);
@@ -104,10 +104,7 @@ export function usePaneOverlays(
   const tokens = useStore((s) => s.tokens);
   const runBefore = useStore((s) => s.stages[0]?.graph);
   const runAfter = useStore((s) => s.stages[s.cursor]?.graph);
-  const stages = useStore((s) => s.stages);
-  const outputCode = useStore((s) => s.outputCode);
-  const provenance = useStore((s) => s.provenance);
-  const profilerTrace = useStore((s) => s.profilerTrace);
+  const trace = useTraceTimes();
   return useMemo(() => {
     const graphs = [first, second].filter((g): g is Graph => g !== undefined);
     if (shown === 'kind') return [undefined, undefined];
@@ -119,10 +116,9 @@ export function usePaneOverlays(
     let valuesOf: (g: Graph) => Map<string, number> | ReadonlyMap<string, number>;
     const runs = timing?.runs ?? 0;
     const from = `${runs} timed run${runs === 1 ? '' : 's'} after a warm-up · ${rankLabel(rank)} · ${report?.before.backend ?? ''}`;
-    if (shown === 'time' && profilerTrace) {
-      const launches = profilerTrace.trace.total;
-      source = `source: trace · ${profilerTrace.file} (${launches} events) · median per kernel, shared by the nodes it fused`;
-      valuesOf = (g) => kernelsOfGraph({ stages, outputCode, provenance, profilerTrace }, g).times;
+    if (shown === 'time' && trace) {
+      source = `source: trace · ${trace.file} (${trace.events} events) · median per kernel, shared by the nodes it fused`;
+      valuesOf = trace.of;
     } else if (shown === 'time') {
       source = `median of ${from}`;
       valuesOf = (g) => {
@@ -180,20 +176,5 @@ export function usePaneOverlays(
       fills: nodeFills([...g.inputs.map((n) => n.name), ...g.nodes.map((n) => n.name)], values[i], scale),
     }));
     return [overlays[0], overlays[1]];
-  }, [
-    shown,
-    rank,
-    timing,
-    report,
-    deltas,
-    tokens,
-    runBefore,
-    runAfter,
-    first,
-    second,
-    stages,
-    outputCode,
-    provenance,
-    profilerTrace,
-  ]);
+  }, [shown, rank, timing, report, deltas, tokens, runBefore, runAfter, first, second, trace]);
 }

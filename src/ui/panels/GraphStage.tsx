@@ -9,7 +9,7 @@ import { viewOf } from '../graph/viewRegistry.ts';
 import { useStore } from '../store/index.ts';
 import { changedNames } from '../store/passesSlice.ts';
 import { usePaneOverlays } from './ColourBy.tsx';
-import { useGraphKernels } from './KernelsPanel.tsx';
+import { usePaneKernels } from './KernelsPanel.tsx';
 
 export function GraphStage() {
   const stages = useStore((s) => s.stages);
@@ -56,8 +56,7 @@ export function GraphStage() {
   const single = !(layout === 'split' && shownIndex > 0);
   const splitOverlays = usePaneOverlays(single ? undefined : before, single ? undefined : after);
   const [singleOverlay] = usePaneOverlays(single ? after : undefined);
-  const beforeKernels = useGraphKernels(single ? undefined : before)?.drawn;
-  const afterKernels = useGraphKernels(after)?.drawn;
+  const kernels = usePaneKernels(single ? undefined : before, after);
   const singleMarks = useMemo(
     () =>
       single && before && after && shownIndex > 0
@@ -101,14 +100,7 @@ export function GraphStage() {
   if (!single) {
     return (
       <div className="graph-stage split" ref={stageRef}>
-        <DiffView
-          {...views}
-          before={before}
-          after={after}
-          matches={matches}
-          overlays={splitOverlays}
-          kernels={[beforeKernels, afterKernels]}
-        />
+        <DiffView {...views} {...{ before, after, matches, kernels }} overlays={splitOverlays} />
         {walker}
       </div>
     );
@@ -121,7 +113,7 @@ export function GraphStage() {
         marks={singleMarks}
         animateFrom={animateFrom}
         overlay={singleOverlay}
-        kernels={afterKernels}
+        kernels={kernels[1]}
         {...views}
       />
       {walker}

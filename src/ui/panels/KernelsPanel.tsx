@@ -5,7 +5,12 @@
 
 import { useMemo, useState } from 'react';
 import type { Graph } from '../../graph/ir.ts';
-import { kernelCounts, kernelListChange, MAPPING_SOURCE_LABEL } from '../../graph/artifacts/outputCode.ts';
+import {
+  kernelCounts,
+  kernelListChange,
+  MAPPING_SOURCE_LABEL,
+  type KernelGroup,
+} from '../../graph/artifacts/outputCode.ts';
 import { graphKernels, kernelLabel, type GraphKernels } from '../graph/kernelOverlay.ts';
 import { shownStage, useStore, type AppState } from '../store/index.ts';
 import type { CodeSide } from '../store/kernelsSlice.ts';
@@ -39,6 +44,37 @@ export function useGraphKernels(graph: Graph | undefined): GraphKernels | undefi
     if (!graph || (!outputCode.before && !outputCode.after && !profilerTrace)) return undefined;
     return kernelsOfGraph({ stages, outputCode, provenance, profilerTrace }, graph);
   }, [graph, stages, outputCode, provenance, profilerTrace]);
+}
+
+/** The kernels each pane draws: the two sides of a split view, or the one graph shown alone. */
+export function usePaneKernels(
+  first: Graph | undefined,
+  second?: Graph,
+): readonly [readonly KernelGroup[] | undefined, readonly KernelGroup[] | undefined] {
+  const a = useGraphKernels(first)?.drawn;
+  const b = useGraphKernels(second)?.drawn;
+  return useMemo(() => [a, b] as const, [a, b]);
+}
+
+/** Per graph, the loaded trace's time of each node (kernelOverlay.ts), and the trace's name; null without a trace. */
+export function useTraceTimes(): {
+  file: string;
+  events: number;
+  of: (g: Graph) => ReadonlyMap<string, number>;
+} | null {
+  const stages = useStore((s) => s.stages);
+  const outputCode = useStore((s) => s.outputCode);
+  const provenance = useStore((s) => s.provenance);
+  const profilerTrace = useStore((s) => s.profilerTrace);
+  return useMemo(
+    () =>
+      profilerTrace && {
+        file: profilerTrace.file,
+        events: profilerTrace.trace.total,
+        of: (g: Graph) => kernelsOfGraph({ stages, outputCode, provenance, profilerTrace }, g).times,
+      },
+    [stages, outputCode, provenance, profilerTrace],
+  );
 }
 
 /** A node's kernel and its measured time, for the Inspector. */
