@@ -151,16 +151,21 @@ interface LongTasks {
   wallMs: number;
 }
 
-/**
- * Loads the 300-layer sample in the app, then runs the pipeline on it: per phase, the longest
- * main-thread task and the time until the app is idle again.
- */
-async function appLongTasks(page: Page): Promise<{ load: LongTasks; rewrite: LongTasks; nodes: string }> {
+/** Collects the page's main-thread long tasks in `window.__tasks` (PerformanceObserver 'longtask'). */
+async function observeLongTasks(page: Page): Promise<void> {
   await page.addInitScript(`(() => {
     window.__tasks = [];
     new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__tasks.push(e.duration); })
       .observe({ type: 'longtask', buffered: true });
   })()`);
+}
+
+/**
+ * Loads the 300-layer sample in the app, then runs the pipeline on it: per phase, the longest
+ * main-thread task and the time until the app is idle again.
+ */
+async function appLongTasks(page: Page): Promise<{ load: LongTasks; rewrite: LongTasks; nodes: string }> {
+  await observeLongTasks(page);
   await page.goto(`http://127.0.0.1:${APP_PORT}/?test=1`);
   const ready = () => page.waitForSelector('body[data-ready="true"]', { timeout: 600_000 });
   await ready();
@@ -207,11 +212,7 @@ function writeBigTrace(path: string, mb: number): { events: number; bytes: numbe
  * longest main-thread task, and the time until its events are listed.
  */
 async function appTraceLongTasks(page: Page, path: string): Promise<LongTasks & { progress: boolean }> {
-  await page.addInitScript(`(() => {
-    window.__tasks = [];
-    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__tasks.push(e.duration); })
-      .observe({ type: 'longtask', buffered: true });
-  })()`);
+  await observeLongTasks(page);
   await page.goto(`http://127.0.0.1:${APP_PORT}/?test=1`);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 600_000 });
   await page.click('[role="tab"]:has-text("Kernels")');
