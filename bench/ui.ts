@@ -16,7 +16,10 @@
 //  - the whole app opening a generated 300 MB TORCH_TRACE log (the real fixture's log repeated,
 //    each copy's frames renumbered): the longest main-thread task while it is read in the worker
 //    and its first compile shown, against the same 200 ms target.
-// `--run-only` measures only the run phases; `--trace-only` only the TORCH_TRACE log.
+//  - the whole app opening a ~300 MB profiler trace (the fixture's events repeated) in the
+//    Kernels tab: whether progress shows, the longest main-thread task against the same target.
+// `--run-only` measures only the run phases; `--trace-only` only the TORCH_TRACE log and the
+// profiler trace (`--trace-mb N`, default 300, sizes both).
 // Everything is printed as ratios next to the raw numbers.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -30,6 +33,7 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Page } from '@playwright/test';
@@ -195,6 +199,53 @@ async function appLongTasks(page: Page): Promise<{ load: LongTasks; rewrite: Lon
   return { load, rewrite, nodes };
 }
 
+/**
+ * Writes a Chrome trace of about `mb` MB: fixtures/trace's events over and over, each copy later
+ * in time, as torch.profiler writes them (one event a line). Returns its events and bytes.
+ */
+function writeBigTrace(path: string, mb: number): { events: number; bytes: number } {
+  const raw = gunzipSync(readFileSync(new URL('../fixtures/trace/profile.json.gz', import.meta.url)));
+  const events = (JSON.parse(raw.toString('utf8')) as { traceEvents: { ts?: number; dur?: number }[] })
+    .traceEvents;
+  const span = Math.max(...events.map((e) => (e.ts ?? 0) + (e.dur ?? 0))) + 1;
+  const fd = openSync(path, 'w');
+  let bytes = 0,
+    count = 0;
+  const write = (t: string) => (bytes += writeSync(fd, t));
+  write('{\n  "schemaVersion": 1,\n  "traceEvents": [\n');
+  for (let copy = 0; bytes < mb * 1e6; copy++) {
+    const lines = events.map((e) => JSON.stringify({ ...e, ts: (e.ts ?? 0) + copy * span }));
+    write(`${copy ? ',\n' : ''}${lines.join(',\n')}`);
+    count += lines.length;
+  }
+  write('\n  ]\n}\n');
+  closeSync(fd);
+  return { events: count, bytes };
+}
+
+/**
+ * Opens a trace in the app's Kernels tab: whether the progress line shows while it is read, the
+ * longest main-thread task, and the time until its events are listed.
+ */
+async function appProfileLongTasks(page: Page, path: string): Promise<LongTasks & { progress: boolean }> {
+  await appWatchingLongTasks(page);
+  await page.click('[role="tab"]:has-text("Kernels")');
+  await page.evaluate('window.__tasks = []');
+  const t0 = Date.now();
+  await page.setInputFiles('#kernel-files', path);
+  const progress = await page
+    .waitForSelector('[data-testid="trace-progress"]', { timeout: 30_000 })
+    .then(() => true)
+    .catch(() => false);
+  await page.waitForSelector('[data-testid="kernel-files"] li, [data-testid="kernels-error"]', {
+    timeout: 600_000,
+  });
+  const wallMs = Date.now() - t0;
+  const error = await page.textContent('[data-testid="kernels-error"]').catch(() => null);
+  if (error) throw new Error(`the trace did not open: ${error}`);
+  return { longestMs: (await page.evaluate('Math.max(0, ...window.__tasks)')) as number, wallMs, progress };
+}
+
 /** The size of the TORCH_TRACE log the trace section opens: real vLLM runs write logs this big. */
 const TRACE_LOG_MB = 300;
 
@@ -308,6 +359,13 @@ export async function bench(argv: string[]): Promise<number> {
   const skipReference = argv.includes('--skip-reference');
   const runOnly = argv.includes('--run-only');
   const traceOnly = argv.includes('--trace-only');
+  let traceMb: number;
+  try {
+    traceMb = positiveIntFlag(argv, '--trace-mb', TRACE_LOG_MB);
+  } catch (e) {
+    process.stderr.write(`fusionlab bench ui: ${(e as Error).message}\n`);
+    return 2;
+  }
   const bigLayers = layersFor(bigNodes);
   const cases: { name: string; graph: Graph; query: string; renderTargetMs?: number }[] = [
     {
@@ -461,9 +519,9 @@ export async function bench(argv: string[]): Promise<number> {
     }
   };
   const traceLongTasks = async (): Promise<void> => {
-    const big = writeBigTraceLog(mkdtempSync(join(tmpdir(), 'fusionlab-ui-bench-trace-')), TRACE_LOG_MB);
+    const big = writeBigTraceLog(mkdtempSync(join(tmpdir(), 'fusionlab-ui-bench-trace-')), traceMb);
     process.stdout.write(
-      `\nthe app opening a ${TRACE_LOG_MB} MB TORCH_TRACE log (${big.compiles} compiles), long tasks on the page's main thread:\n`,
+      `\nthe app opening a ${traceMb} MB TORCH_TRACE log (${big.compiles} compiles), long tasks on the page's main thread:\n`,
     );
     try {
       const tracePage = await openAppPage();
@@ -476,9 +534,24 @@ export async function bench(argv: string[]): Promise<number> {
       rmSync(big.folder, { recursive: true, force: true });
     }
   };
+  const profileLongTasks = async (): Promise<void> => {
+    const path = join(appDir, 'big-trace.json');
+    const t = writeBigTrace(path, traceMb);
+    process.stdout.write(
+      `\nthe app opening a ${(t.bytes / 1e6).toFixed(0)} MB profiler trace (${t.events} events) in the Kernels tab:\n`,
+    );
+    const tracePage = await openAppPage();
+    if (!tracePage) return;
+    const r = await appProfileLongTasks(tracePage, path);
+    process.stdout.write(
+      `  progress shown: ${r.progress ? 'yes' : 'NO'}   longest task ${r.longestMs.toFixed(0)} ms   target ${LONG_TASK_TARGET_MS} ms   = ${(r.longestMs / LONG_TASK_TARGET_MS).toFixed(2)} × the target   (read in ${(r.wallMs / 1000).toFixed(1)} s)\n`,
+    );
+    await tracePage.close();
+  };
   try {
     if (!runOnly && !traceOnly) await viewsAndLongTasks();
     if (!runOnly) await traceLongTasks();
+    if (!runOnly) await profileLongTasks();
     if (!traceOnly)
       process.stdout.write(
         `\nthe app running ${RUN_SAMPLE} after the pipeline, before & after on the CPU reference, 2 ranks:\n`,

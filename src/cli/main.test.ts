@@ -25,7 +25,7 @@ describe('fusionlab command', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("unknown command 'fuse'");
     expect(r.stderr).toBe(
-      "fusionlab: unknown command 'fuse' (commands: rewrite, sample, run, compare-fixes, bench, trace; see fusionlab --help)\n",
+      "fusionlab: unknown command 'fuse' (commands: rewrite, sample, run, compare-fixes, kernels, bench, trace; see fusionlab --help)\n",
     );
   });
 });

@@ -22,6 +22,10 @@ const COMMANDS: Record<
     load: () => import('./compareFixes.ts'),
     help: 'compare-fixes [--model gpt-oss-20b|gpt-oss-120b] [--ranks N] [--backend cpu|webgpu] [--preset tiny|layer] [--tokens T] [--seed S] [--json]',
   },
+  kernels: {
+    load: () => import('./kernels.ts'),
+    help: 'kernels output_code.py [--trace trace.json[.gz]] [--provenance mapping.json] [--graph post_grad.py]',
+  },
   bench: { load: () => import('./bench.ts'), help: `bench ${BENCH_SUITES.join('|')} [suite options]` },
   trace: {
     load: () => import('./trace.ts'),

@@ -23,6 +23,7 @@ import { RunPanel } from './panels/RunPanel.tsx';
 import { ResultsTable } from './panels/ResultsTable.tsx';
 import { TimelinePanel } from './panels/TimelinePanel.tsx';
 import { CostPanel } from './panels/CostPanel.tsx';
+import { KernelsPanel } from './panels/KernelsPanel.tsx';
 import { ToyPanel } from './panels/ToyPanel.tsx';
 import { CompareFixesPanel } from './panels/CompareFixesPanel.tsx';
 import { ExportMenu } from './panels/ExportMenu.tsx';
@@ -34,6 +35,7 @@ const TABS: { id: BottomTab; label: string; render: () => ReactNode }[] = [
   { id: 'results', label: 'Results', render: () => <ResultsTable /> },
   { id: 'timeline', label: 'Timeline', render: () => <TimelinePanel /> },
   { id: 'cost', label: 'Cost model', render: () => <CostPanel /> },
+  { id: 'kernels', label: 'Kernels', render: () => <KernelsPanel /> },
   { id: 'fixes', label: 'Compare fixes', render: () => <CompareFixesPanel /> },
   { id: 'toy', label: 'Why it is legal', render: () => <ToyPanel /> },
 ];

@@ -8,6 +8,7 @@ import { changeMarks, diffGraphs, type GraphDiff, type RewriteSite } from '../..
 import { GraphView, type ViewTransform } from './GraphView.tsx';
 import type { ViewCentre } from './viewCentre.ts';
 import type { PaneOverlay } from './overlay.ts';
+import type { KernelGroup } from '../../graph/artifacts/outputCode.ts';
 
 export interface DiffViewProps {
   before: Graph;
@@ -30,6 +31,8 @@ export interface DiffViewProps {
   onViewRest?: (c: ViewCentre) => void;
   /** Node-data overlays of the two sides, on one scale. */
   overlays?: readonly [PaneOverlay | undefined, PaneOverlay | undefined];
+  /** Inductor's launches drawn on each side (kernelOverlay.ts). */
+  kernels?: readonly [readonly KernelGroup[] | undefined, readonly KernelGroup[] | undefined];
 }
 
 export function DiffView(props: DiffViewProps): React.JSX.Element {
@@ -47,6 +50,7 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
     initialView,
     onViewRest,
     overlays,
+    kernels,
   } = props;
   const diff = useMemo(() => diffGraphs(before, after, matches), [before, after, matches]);
   const beforeMarks = useMemo(() => changeMarks(diff.before), [diff]);
@@ -99,6 +103,7 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
         selected={selectedBefore}
         anchor={anchor?.before ?? null}
         overlay={overlays?.[0]}
+        kernels={kernels?.[0]}
       />
       <GraphView
         {...both}
@@ -113,6 +118,7 @@ export function DiffView(props: DiffViewProps): React.JSX.Element {
         initialView={initialView}
         onViewRest={onViewRest}
         overlay={overlays?.[1]}
+        kernels={kernels?.[1]}
       />
     </div>
   );

@@ -10,6 +10,7 @@ import { NavIndex } from './keyboardNavigation.ts';
 import { downloadImage } from './exportImage.ts';
 import type { ViewCentre, ViewTransform } from './viewCentre.ts';
 import type { PaneOverlay } from './overlay.ts';
+import type { KernelGroup } from '../../graph/artifacts/outputCode.ts';
 import { drawnNodeCount } from './scene.ts';
 import { OverlayLegend } from './OverlayLegend.tsx';
 import { useElementSize } from './view/useElementSize.ts';
@@ -68,6 +69,8 @@ export interface GraphViewProps {
   onPainted?: () => void;
   /** Node fills by a measured value instead of kind (see overlay.ts), with its legend. */
   overlay?: PaneOverlay;
+  /** Inductor's launches on this graph (kernelOverlay.ts): boxes around the nodes each fused. */
+  kernels?: readonly KernelGroup[];
 }
 
 /** Beyond this many visible nodes the view draws on a canvas. */
@@ -189,6 +192,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           selected={selected}
           matches={search.matchSet}
           overlay={overlay}
+          kernels={props.kernels}
           ghosts={ghosts}
           onToggleGroup={onToggleGroup}
           onClick={onSurfaceClick}

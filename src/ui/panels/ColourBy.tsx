@@ -16,6 +16,7 @@ import {
 } from '../graph/overlay.ts';
 import { overlayUnavailable, shownOverlay } from '../store/overlaySlice.ts';
 import { useStore } from '../store/index.ts';
+import { useTraceTimes } from './KernelsPanel.tsx';
 
 export function ColourByControl() {
   const metric = useStore((s) => s.overlayMetric);
@@ -29,9 +30,10 @@ export function ColourByControl() {
   const cursor = useStore((s) => s.cursor);
   const gates = useStore((s) => s.gates);
   const reportFor = useStore((s) => s.reportFor);
+  const profilerTrace = useStore((s) => s.profilerTrace);
   const why = useMemo(
-    () => overlayUnavailable({ report, timing, base, steps, cursor, gates, reportFor }),
-    [report, timing, base, steps, cursor, gates, reportFor],
+    () => overlayUnavailable({ report, timing, base, steps, cursor, gates, reportFor, profilerTrace }),
+    [report, timing, base, steps, cursor, gates, reportFor, profilerTrace],
   );
   const shown = why[metric] === null ? metric : 'kind';
   const computeNodeDeltas = useStore((s) => s.computeNodeDeltas);
@@ -40,7 +42,7 @@ export function ColourByControl() {
     if (shown === 'delta') computeNodeDeltas();
   }, [shown, report, computeNodeDeltas]);
   const ranks = report?.before.ranks ?? 0;
-  const perRank = shown === 'time' || (shown === 'bytes' && why.time === null);
+  const perRank = (shown === 'time' && !profilerTrace) || (shown === 'bytes' && why.time === null);
   return (
     <div className="colour-by" role="group" aria-label="Node colour">
       {/* Named by the label, read as "Colour: …" on screen, so the bar fits at 1024 px. */}
@@ -102,6 +104,7 @@ export function usePaneOverlays(
   const tokens = useStore((s) => s.tokens);
   const runBefore = useStore((s) => s.stages[0]?.graph);
   const runAfter = useStore((s) => s.stages[s.cursor]?.graph);
+  const trace = useTraceTimes();
   return useMemo(() => {
     const graphs = [first, second].filter((g): g is Graph => g !== undefined);
     if (shown === 'kind') return [undefined, undefined];
@@ -113,7 +116,10 @@ export function usePaneOverlays(
     let valuesOf: (g: Graph) => Map<string, number> | ReadonlyMap<string, number>;
     const runs = timing?.runs ?? 0;
     const from = `${runs} timed run${runs === 1 ? '' : 's'} after a warm-up · ${rankLabel(rank)} · ${report?.before.backend ?? ''}`;
-    if (shown === 'time') {
+    if (shown === 'time' && trace) {
+      source = `source: trace · ${trace.file} (${trace.events} events) · median per kernel, shared by the nodes it fused`;
+      valuesOf = trace.of;
+    } else if (shown === 'time') {
       source = `median of ${from}`;
       valuesOf = (g) => {
         const side = sideOf(g);
@@ -170,5 +176,5 @@ export function usePaneOverlays(
       fills: nodeFills([...g.inputs.map((n) => n.name), ...g.nodes.map((n) => n.name)], values[i], scale),
     }));
     return [overlays[0], overlays[1]];
-  }, [shown, rank, timing, report, deltas, tokens, runBefore, runAfter, first, second]);
+  }, [shown, rank, timing, report, deltas, tokens, runBefore, runAfter, first, second, trace]);
 }

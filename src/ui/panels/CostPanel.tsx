@@ -5,7 +5,11 @@
 
 import { useMemo } from 'react';
 import { diffGraphs } from '../../graph/diff.ts';
-import { graphTotals, type Algorithm, type GraphTotals } from '../../graph/cost/model.ts';
+import { graphTotals, predictGraph, type Algorithm, type GraphTotals } from '../../graph/cost/model.ts';
+import type { Graph } from '../../graph/ir.ts';
+import { kernelLabel } from '../graph/kernelOverlay.ts';
+import { formatMicros } from '../units.ts';
+import { useGraphKernels } from './KernelsPanel.tsx';
 import { PROFILES } from '../../graph/cost/profiles.ts';
 import { resolveOptions } from '../../graph/passes/options.ts';
 import type { Spread } from '../../runtime/timing.ts';
@@ -199,6 +203,7 @@ export function CostPanel() {
           </table>
         )}
         <MeasuredEffectTable tp={tp} />
+        {before && <TraceBesidePrediction graph={before} profileId={profileId} tp={tp} />}
       </div>
     </div>
   );
@@ -261,5 +266,53 @@ function MeasuredEffectTable({ tp }: { tp: number }) {
         </p>
       )}
     </>
+  );
+}
+
+/**
+ * The user's profiler trace beside the prediction, kernel by kernel: the trace's time of each of
+ * Inductor's launches and the model's for the nodes that launch fused (summed as separate kernels).
+ * The trace ran on the user's machine, the prediction is for the profile: the columns sit side by
+ * side, not as a ratio.
+ */
+function TraceBesidePrediction({ graph, profileId, tp }: { graph: Graph; profileId: string; tp: number }) {
+  const k = useGraphKernels(graph);
+  const tokens = useStore((s) => s.tokens);
+  const algorithm = useStore((s) => s.costAlgorithm);
+  const trace = useStore((s) => s.profilerTrace);
+  const perNode = useMemo(() => {
+    try {
+      const p = PROFILES[profileId] ?? Object.values(PROFILES)[0];
+      return new Map(predictGraph(graph, p, { tp, tokens, algorithm }).perNode.map((t) => [t.name, t.us]));
+    } catch {
+      return null;
+    }
+  }, [graph, profileId, tp, tokens, algorithm]);
+  if (!k?.match || !trace) return null;
+  const rows = k.drawn.filter((g) => k.match!.byLaunch.has(g.launch.index));
+  return (
+    <table className="grid" aria-label="Predicted and traced, per kernel" data-testid="cost-trace">
+      <thead>
+        <tr>
+          <th>{`kernel (imported graph) · trace ${trace.file}`}</th>
+          <th className="num">nodes</th>
+          <th className="num">{`predicted on ${profileId}`}</th>
+          <th className="num">trace</th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((g) => {
+          const predicted = perNode ? g.nodes.reduce((s, n) => s + (perNode.get(n) ?? 0), 0) : null;
+          return (
+            <tr key={g.launch.index} data-testid="cost-trace-row" data-kernel={g.launch.kernel}>
+              <td className="mono">{kernelLabel(g)}</td>
+              <td className="num">{g.nodes.length}</td>
+              <td className="num">{predicted === null ? '—' : formatMicros(predicted)}</td>
+              <td className="num">{formatMicros(k.match!.byLaunch.get(g.launch.index)!.us)}</td>
+            </tr>
+          );
+        })}
+      </tbody>
+    </table>
   );
 }

@@ -9,6 +9,7 @@ import { viewOf } from '../graph/viewRegistry.ts';
 import { useStore } from '../store/index.ts';
 import { changedNames } from '../store/passesSlice.ts';
 import { usePaneOverlays } from './ColourBy.tsx';
+import { usePaneKernels } from './KernelsPanel.tsx';
 
 export function GraphStage() {
   const stages = useStore((s) => s.stages);
@@ -55,6 +56,7 @@ export function GraphStage() {
   const single = !(layout === 'split' && shownIndex > 0);
   const splitOverlays = usePaneOverlays(single ? undefined : before, single ? undefined : after);
   const [singleOverlay] = usePaneOverlays(single ? after : undefined);
+  const kernels = usePaneKernels(single ? undefined : before, after);
   const singleMarks = useMemo(
     () =>
       single && before && after && shownIndex > 0
@@ -98,7 +100,7 @@ export function GraphStage() {
   if (!single) {
     return (
       <div className="graph-stage split" ref={stageRef}>
-        <DiffView {...views} before={before} after={after} matches={matches} overlays={splitOverlays} />
+        <DiffView {...views} {...{ before, after, matches, kernels }} overlays={splitOverlays} />
         {walker}
       </div>
     );
@@ -111,6 +113,7 @@ export function GraphStage() {
         marks={singleMarks}
         animateFrom={animateFrom}
         overlay={singleOverlay}
+        kernels={kernels[1]}
         {...views}
       />
       {walker}

@@ -15,6 +15,7 @@ import { lookupOp, opKind, typeIndex } from '../../graph/ops.ts';
 import { METRIC_INFO } from '../graph/overlay.ts';
 import { formatOverlayValue } from '../graph/OverlayLegend.tsx';
 import { usePaneOverlays } from './ColourBy.tsx';
+import { NodeKernel } from './KernelsPanel.tsx';
 import { shownStage, useStore } from '../store/index.ts';
 import { calledOp, callArg, callForm } from '../../graph/call.ts';
 
@@ -262,6 +263,7 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
         {traffic.writes && <div>writes in place {traffic.writes}</div>}
       </dd>
       <OverlayRow node={node} graph={graph} />
+      <NodeKernel node={node.name} graph={graph} />
       <dt className="wide">arguments</dt>
       <dd className="wide">
         <table className="args" data-testid="inspector-args">

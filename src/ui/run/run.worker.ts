@@ -3,11 +3,30 @@
 import { compareGraphs, RunError } from '../../runtime/index.ts';
 import { timeGraphs } from '../../runtime/timing.ts';
 import { nodeDeltas } from '../../runtime/nodeDeltas.ts';
-import type { DeltasRequest, RunReply, RunRequest } from './runProtocol.ts';
+import { readTraceStream, traceBuffers } from '../../graph/artifacts/profilerTrace.ts';
+import type { DeltasRequest, RunReply, RunRequest, TraceRequest } from './runProtocol.ts';
 
-const post = (m: RunReply) => (self as unknown as { postMessage(m: RunReply): void }).postMessage(m);
+const post = (m: RunReply, transfer: Transferable[] = []) =>
+  (self as unknown as { postMessage(m: RunReply, t: Transferable[]): void }).postMessage(m, transfer);
 
-self.onmessage = async (e: MessageEvent<RunRequest | DeltasRequest>) => {
+async function readTrace(file: Blob) {
+  try {
+    let last = -1;
+    const trace = await readTraceStream(file.stream(), (read) => {
+      // A message per percent, not per chunk.
+      const pct = Math.floor((100 * read) / Math.max(1, file.size));
+      if (pct === last) return;
+      last = pct;
+      post({ type: 'trace-progress', read, total: file.size });
+    });
+    post({ type: 'trace', trace }, traceBuffers(trace));
+  } catch (err) {
+    post({ type: 'error', message: String((err as Error)?.message ?? err) });
+  }
+}
+
+self.onmessage = async (e: MessageEvent<RunRequest | DeltasRequest | TraceRequest>) => {
+  if (e.data.type === 'trace') return readTrace(e.data.file);
   if (e.data.type === 'deltas') {
     const { before, after, afterToBefore, settings } = e.data;
     try {

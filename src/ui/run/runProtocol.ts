@@ -4,6 +4,7 @@
 import type { Graph } from '../../graph/ir.ts';
 import type { CompareReport, RunOptions, RunProgress } from '../../runtime/index.ts';
 import type { Timing } from '../../runtime/timing.ts';
+import type { ProfilerTrace } from '../../graph/artifacts/profilerTrace.ts';
 
 export interface RunRequest {
   type: 'run';
@@ -24,10 +25,18 @@ export interface DeltasRequest {
   settings: Omit<RunOptions, 'onProgress' | 'gpu'>;
 }
 
+/** A torch.profiler trace read as a stream off the page's thread (graph/artifacts/profilerTrace.ts). */
+export interface TraceRequest {
+  type: 'trace';
+  file: Blob;
+}
+
 export type RunReply =
   | { type: 'progress'; progress: RunProgress }
   | { type: 'timed'; done: number; total: number }
   | { type: 'done'; report: CompareReport; timing: Timing }
   | { type: 'deltas'; deltas: [string, number][] }
   | { type: 'deltas-progress'; fraction: number }
+  | { type: 'trace-progress'; read: number; total: number }
+  | { type: 'trace'; trace: ProfilerTrace }
   | { type: 'error'; message: string };

@@ -1,7 +1,7 @@
 // The page's side of the run worker (runProtocol.ts): one request per fresh worker, which ends
 // with it. A slot holds the request in progress, so a newer one, or Cancel, ends its worker at once.
 
-import type { DeltasRequest, RunReply, RunRequest } from './runProtocol.ts';
+import type { DeltasRequest, RunReply, RunRequest, TraceRequest } from './runProtocol.ts';
 
 export class RunWorkerSlot {
   private worker: Worker | null = null;
@@ -18,7 +18,7 @@ export class RunWorkerSlot {
    * rejects with `failed(message)`, a worker that does not start with an Error.
    */
   request<T>(
-    req: RunRequest | DeltasRequest,
+    req: RunRequest | DeltasRequest | TraceRequest,
     onReply: (m: Exclude<RunReply, { type: 'error' }>) => T | undefined,
     failed: (message: string) => Error = (message) => new Error(message),
   ): Promise<T> {

@@ -1,6 +1,6 @@
-// One store, eight slices: the loaded graph, the rewrite history, vLLM's pass config, the last run,
-// the view, the node-data overlay, the work going on in the pipeline worker, and a TORCH_TRACE
-// log's compiles.
+// One store, nine slices: the loaded graph, the rewrite history, vLLM's pass config, the last run,
+// the view, the node-data overlay, the work going on in the pipeline worker, a TORCH_TRACE log's
+// compiles, and Inductor's kernels and the profiler trace loaded beside the graph.
 // Components read it through selectors (`useStore((s) => s.counts)`), never the whole state.
 
 import { create } from 'zustand';
@@ -12,6 +12,7 @@ import { createViewSlice, type ViewSlice } from './viewSlice.ts';
 import { createOverlaySlice, type OverlaySlice } from './overlaySlice.ts';
 import { createWorkSlice, type WorkSlice } from './workSlice.ts';
 import { createTraceSlice, type TraceSlice } from './traceSlice.ts';
+import { createKernelsSlice, type KernelsSlice } from './kernelsSlice.ts';
 
 export type AppState = GraphSlice &
   PassesSlice &
@@ -20,7 +21,8 @@ export type AppState = GraphSlice &
   ViewSlice &
   OverlaySlice &
   WorkSlice &
-  TraceSlice;
+  TraceSlice &
+  KernelsSlice;
 
 export const useStore = create<AppState>()((...a) => ({
   ...createGraphSlice(...a),
@@ -31,6 +33,7 @@ export const useStore = create<AppState>()((...a) => ({
   ...createOverlaySlice(...a),
   ...createWorkSlice(...a),
   ...createTraceSlice(...a),
+  ...createKernelsSlice(...a),
 }));
 
 export { shownStage } from './passesSlice.ts';

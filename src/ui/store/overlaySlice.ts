@@ -46,7 +46,8 @@ export interface OverlaySlice {
  * Bytes fall back to the cost model, so they are always there.
  */
 export function overlayUnavailable(
-  s: Pick<AppState, 'report' | 'timing' | 'base' | 'steps' | 'cursor' | 'gates' | 'reportFor'>,
+  s: Pick<AppState, 'report' | 'timing' | 'base' | 'steps' | 'cursor' | 'gates' | 'reportFor'> &
+    Partial<Pick<AppState, 'profilerTrace'>>,
 ): Record<OverlayMetric, string | null> {
   const run = !s.report
     ? 'Run the comparison first (Run tab)'
@@ -55,10 +56,19 @@ export function overlayUnavailable(
       : null;
   return {
     kind: null,
-    time: run ?? (s.timing ? null : 'The run has no timed runs'),
+    // A profiler trace the user loaded is a measured time of its own (timeSource).
+    time: s.profilerTrace ? null : (run ?? (s.timing ? null : 'The run has no timed runs')),
     bytes: null,
     delta: run ?? (s.cursor === 0 ? 'Apply a rewrite first: there is no after graph' : null),
   };
+}
+
+/**
+ * Where measured times come from: the user's profiler trace when one is loaded (its kernels
+ * matched to the graph, kernelOverlay.ts), else fusionlab's own last run.
+ */
+export function timeSource(s: Partial<Pick<AppState, 'profilerTrace'>>): 'trace' | 'run' {
+  return s.profilerTrace ? 'trace' : 'run';
 }
 
 /** The metric the views show: the chosen one while it can be shown, else kind. */

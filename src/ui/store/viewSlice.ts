@@ -7,7 +7,16 @@ export type Theme = (typeof THEMES)[number];
 /** Side by side (before | after), the diff overlay, or only the current graph. */
 export const LAYOUTS = ['split', 'diff', 'single'] as const;
 export type Layout = (typeof LAYOUTS)[number];
-export const BOTTOM_TABS = ['source', 'run', 'results', 'timeline', 'cost', 'fixes', 'toy'] as const;
+export const BOTTOM_TABS = [
+  'source',
+  'run',
+  'results',
+  'timeline',
+  'cost',
+  'kernels',
+  'fixes',
+  'toy',
+] as const;
 export type BottomTab = (typeof BOTTOM_TABS)[number];
 export type Side = 'before' | 'after';
 

@@ -10,6 +10,8 @@ import { GROUP_HEADER } from '../hitGrid.ts';
 import { inkOn, type PaneOverlay } from '../overlay.ts';
 import { formatOverlayValue } from '../OverlayLegend.tsx';
 import type { ViewTransform } from '../viewCentre.ts';
+import type { KernelGroup } from '../../../graph/artifacts/outputCode.ts';
+import { kernelBoxes, kernelBoxTitle, type KernelBox } from '../kernelOverlay.ts';
 import type { Ghost } from './useRewriteAnimation.ts';
 import type { ViewRefs } from './viewRefs.ts';
 
@@ -62,6 +64,8 @@ export interface SvgStageProps {
   selected: string | null;
   matches: ReadonlySet<string>;
   overlay?: PaneOverlay;
+  /** Inductor's launches on this graph, drawn as boxes around the nodes each fused. */
+  kernels?: readonly KernelGroup[];
   ghosts: Ghost[];
   onToggleGroup?: (group: string) => void;
   onClick(e: React.MouseEvent): void;
@@ -107,6 +111,7 @@ export function SvgStage(props: SvgStageProps) {
 function SvgScene(props: SvgStageProps & { layout: GraphLayout }) {
   const { layout, firstView, height, byName, marks, selected, matches, overlay, ghosts, onToggleGroup } =
     props;
+  const { kernels } = props;
   const shown = useMemo(
     () => (firstView ? nearTheView(layout, firstView, height) : wholeLayout(layout)),
     // firstView is read afresh each render; whether there is one is what matters.
@@ -114,6 +119,7 @@ function SvgScene(props: SvgStageProps & { layout: GraphLayout }) {
     [layout, !!firstView, height],
   );
   const changes = useMemo(() => changesByGroup(marks, byName), [marks, byName]);
+  const boxes = useMemo(() => (kernels ? kernelBoxes(layout.nodes, kernels) : []), [layout, kernels]);
   const hotEdges = useMemo(
     () =>
       new Set(
@@ -130,6 +136,11 @@ function SvgScene(props: SvgStageProps & { layout: GraphLayout }) {
       <g className="fl-groups">
         {shown.groups.map((g) => (
           <GroupBox key={g.id} g={g} changes={changes.get(g.id) ?? 0} onToggle={onToggleGroup} />
+        ))}
+      </g>
+      <g className="fl-kernels">
+        {boxes.map((b) => (
+          <KernelBoxView key={b.id} b={b} />
         ))}
       </g>
       <g className="fl-edges">
@@ -296,6 +307,25 @@ function GhostBox({ gh }: { gh: Ghost }) {
         </text>
         <rect className="fl-ring" x={-3} y={-3} width={gh.n.w + 6} height={gh.n.h + 6} rx={8} />
       </g>
+    </g>
+  );
+}
+
+/** A kernel's box: the group box's look (graph.css `.fl-kernel`), labelled with its launch. */
+function KernelBoxView({ b }: { b: KernelBox }) {
+  return (
+    <g
+      className="fl-kernel"
+      data-kernel={b.index}
+      data-source={b.source}
+      transform={`translate(${b.x},${b.y})`}
+      pointerEvents="none"
+    >
+      <title>{kernelBoxTitle(b)}</title>
+      <rect className="fl-group-box" width={b.w} height={b.h} rx={6} />
+      <text className="fl-group-title" x={6} y={11}>
+        {b.label}
+      </text>
     </g>
   );
 }
