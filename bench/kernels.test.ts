@@ -16,6 +16,8 @@ describe('bench kernels --quick (SwiftShader)', () => {
       'add+rmsnorm',
       'allreduce+rmsnorm (2 ranks gathered)',
       'moe (expert weights streamed)',
+      // The passes after routing, beside per-expert cuBLAS (which routes outside its time).
+      'moe without routing',
       'gemm',
     ]);
     expect(out.ceiling_gbs).toBe(

@@ -347,6 +347,11 @@ export const QUANT_LOWERINGS = {
     roles: { input_scale: 'norm-weight' },
     lower: (b, c) => {
       const x = b.contiguous(c.tensor(1, 'input'), c.node);
+      // The block scales are emulated in their linear [.., K / 16] layout; a buffer shaped for
+      // vLLM's swizzled 128 × 4 tiles (its default, int32-packed) is not: that quant is fed.
+      const declared = c.tensor(2, 'output_scale').shape;
+      const linear = [...x.shape.slice(0, -1), lastDim(x) / NVFP4_BLOCK];
+      if (declared.length !== linear.length || declared.some((d, i) => d !== linear[i])) return 'unsupported';
       const S = c.tensor(3, 'input_scale', { role: 'norm-weight', shape: [1] });
       const { out, scale } = nvfp4Quant(b, c, x, S);
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
