@@ -23,10 +23,11 @@ interface Expectation {
   fusionlab?: { counts: Record<string, number>; reason: string; why: string };
 }
 /** gpu: the platform the counts are vLLM's on (Blackwell for NVFP4's patterns), Hopper if absent; platform: vLLM's --platform (ROCm-only fusions). */
-type FixtureExpectations = { worldSize: number; gpu?: 'hopper' | 'blackwell'; platform?: VllmPlatform } & Record<
-  string,
-  Expectation | number | string
->;
+type FixtureExpectations = {
+  worldSize: number;
+  gpu?: 'hopper' | 'blackwell';
+  platform?: VllmPlatform;
+} & Record<string, Expectation | number | string>;
 
 const EXPECTED = JSON.parse(readFileSync(DIR + 'expected.json', 'utf8')) as Record<
   string,
