@@ -44,3 +44,38 @@ test("Open folder… on a TORCH_TRACE folder lists its compiles, breaks and reco
   await expect(frames).toContainText("recompile: guard failed on 1/0: tensor 'x' size mismatch");
   expect(errors).toEqual([]);
 });
+
+test("a TORCH_TRACE folder's compile brings its kernels and the profiler trace beside the log onto its post-grad graph", async ({
+  page,
+}) => {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto('/?test=1');
+  await idle(page);
+  await page.getByLabel('Dump folder').setInputFiles(TRACE);
+  const frames = page.getByTestId('trace-frames');
+  await expect(frames).toContainText('4 compiles');
+  // The profiled call ran the recompiled graphs (0/1 and 1/1): pick 0/1 and its post-grad graph.
+  await frames.getByRole('button', { name: /^\[0\/1\] forward/ }).click();
+  await idle(page);
+  await page
+    .getByTestId('dump-stages')
+    .getByRole('list', { name: 'Dump stages' })
+    .getByRole('button', { name: 'post_grad', exact: true })
+    .click();
+  await idle(page);
+  await page.getByRole('tab', { name: 'Kernels' }).click();
+  // Read from the log itself: the compile's output code and provenance mapping, and the trace file.
+  await expect(page.getByTestId('kernel-files')).toContainText('[0/1] output code');
+  await expect(page.getByTestId('kernel-files')).toContainText('[0/1] provenance');
+  await expect(page.getByTestId('kernel-files')).toContainText('profile.json.gz');
+  await expect(page.getByTestId('kernel-counts')).toHaveText('9 kernels, 12 launches');
+  await expect(page.getByTestId('kernel-source')).toHaveText(/provenance mapping/);
+  const box = page.locator('.fl-kernel[data-kernel="0"]');
+  await expect(box).toHaveAttribute('data-source', 'provenance');
+  // A node the first kernel fused shows that kernel and the time the trace measured for it.
+  await page.locator('[data-node="embedding"]').first().click();
+  await expect(page.getByTestId('inspector-kernel')).toContainText('#0 cpp_fused_');
+  await expect(page.getByTestId('inspector-kernel-time')).toContainText('µs');
+  expect(errors).toEqual([]);
+});

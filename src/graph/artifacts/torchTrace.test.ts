@@ -84,7 +84,8 @@ describe('TORCH_TRACE log of a real torch.compile', () => {
       const read = t.frames.filter((f) => f.graphs.some((g) => g.stage === stage)).map((f) => f.compileId);
       expect(read.sort(), stage).toEqual(logged);
     }
-    // Every compile logged the nine stages of an inference compile, the output code last.
+    // Every compile logged the nine stages of an inference compile, then its output code and the
+    // provenance mapping (provenance tracking was on).
     for (const f of t.frames) {
       expect(frameStages(f).map((g) => g.stage)).toEqual([
         'dynamo_output_graph',
@@ -96,6 +97,7 @@ describe('TORCH_TRACE log of a real torch.compile', () => {
         'before_post_grad_graph',
         'inductor_post_grad_graph',
         'inductor_output_code',
+        'inductor_provenance_tracking_node_mappings',
       ]);
     }
     // 0/0 was restarted by its graph break: its graphs are attempt 1's.

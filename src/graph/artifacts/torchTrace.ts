@@ -33,6 +33,7 @@ export const TRACE_STAGES = [
   'before_post_grad_graph',
   'inductor_post_grad_graph',
   'inductor_output_code',
+  'inductor_provenance_tracking_node_mappings',
 ] as const;
 export type TraceStageName = (typeof TRACE_STAGES)[number];
 
@@ -40,9 +41,13 @@ export type TraceStageName = (typeof TRACE_STAGES)[number];
  * What a stage's text is: an FX graph fusionlab's importer reads (print_readable), or Inductor's
  * generated code, handed to an output-code reader where one is registered.
  */
-export type TraceStageKind = 'fx' | 'output_code';
+export type TraceStageKind = 'fx' | 'output_code' | 'provenance';
 export const traceStageKind = (stage: TraceStageName): TraceStageKind =>
-  stage === 'inductor_output_code' ? 'output_code' : 'fx';
+  stage === 'inductor_output_code'
+    ? 'output_code'
+    : stage === 'inductor_provenance_tracking_node_mappings'
+      ? 'provenance'
+      : 'fx';
 
 /** Short labels for the scrubber and the CLI's `--stage`. */
 export const TRACE_STAGE_LABELS: Record<TraceStageName, string> = {
@@ -58,6 +63,7 @@ export const TRACE_STAGE_LABELS: Record<TraceStageName, string> = {
   before_post_grad_graph: 'post_grad.before',
   inductor_post_grad_graph: 'post_grad',
   inductor_output_code: 'output_code',
+  inductor_provenance_tracking_node_mappings: 'provenance',
 };
 
 export interface TraceGraph {
@@ -463,6 +469,8 @@ export interface TraceFrameStages {
   files: StageFile[];
   /** Inductor's output code, for an output-code reader (none reads it here). */
   outputCode: string | null;
+  /** Inductor's provenance mapping (kernels → post-grad nodes, JSON), where the compile logged one. */
+  provenance: string | null;
 }
 
 /**
@@ -477,11 +485,20 @@ export function importTraceFrame(
   const skipped: SkippedFile[] = [];
   const files: StageFile[] = [];
   let outputCode: string | null = null;
+  let provenance: string | null = null;
   for (const g of frameStages(frame)) {
     const path = `[${frame.compileId}]/${TRACE_STAGE_LABELS[g.stage]}`;
     if (g.kind === 'output_code') {
       outputCode = g.text;
       skipped.push({ path, reason: "Inductor's generated kernels (output code), not an FX graph" });
+      continue;
+    }
+    if (g.kind === 'provenance') {
+      provenance = g.text;
+      skipped.push({
+        path,
+        reason: "Inductor's provenance mapping (kernels → post-grad nodes), not an FX graph",
+      });
       continue;
     }
     files.push({ path, text: g.text });
@@ -500,5 +517,5 @@ export function importTraceFrame(
       skipped.push({ path, reason: `not read as FX (${why})` });
     }
   }
-  return { folder: { stages, skipped }, files, outputCode };
+  return { folder: { stages, skipped }, files, outputCode, provenance };
 }

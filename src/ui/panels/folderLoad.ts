@@ -7,6 +7,9 @@ import { isTorchTraceLog } from '../../graph/artifacts/torchTrace.ts';
 import { DEFAULT_MAX_BYTES } from '../../graph/errors.ts';
 import { useStore } from '../store/index.ts';
 
+/** A torch.profiler Chrome trace as it is usually saved (`*.json`, `*.json.gz`, `*.pt.trace.json…`), at the folder's top. */
+const PROFILE_FILE = /^[^/]*(trace|profile)[^/]*\.json(\.gz)?$/i;
+
 /** Reads a picked or dropped file and imports it; errors land in the editor like pasted text. */
 export async function loadFile(file: File): Promise<void> {
   if (isTorchTraceLog(file.name)) return useStore.getState().loadTraceLog(file, file.name);
@@ -30,7 +33,13 @@ async function loadStageFiles(name: string, files: { file: File; path: string }[
   const logs = files
     .filter((f) => isTorchTraceLog(f.path))
     .sort((a, b) => a.path.localeCompare(b.path, 'en', { numeric: true }));
-  if (logs.length > 0) return s.loadTraceLog(logs[0]!.file, `${name}/${logs[0]!.path}`);
+  if (logs.length > 0) {
+    await s.loadTraceLog(logs[0]!.file, `${name}/${logs[0]!.path}`);
+    // A profiler trace of the same run beside the log: its times go on the compile's kernels.
+    const profile = files.find((f) => PROFILE_FILE.test(f.path));
+    if (profile) await s.loadKernelFile(profile.file, `${name}/${profile.path}`);
+    return;
+  }
   if (files.length > MAX_FOLDER_FILES) {
     s.setNotice(`${name} holds ${files.length} files (at most ${MAX_FOLDER_FILES}): not a dump folder`, true);
     return;

@@ -38,6 +38,11 @@ export interface KernelsSlice {
    * profiler trace (gzipped or not, in a worker when there is one).
    */
   loadKernelFile(file: Blob, name: string, side?: CodeSide): Promise<void>;
+  /**
+   * A TORCH_TRACE compile's output code and provenance mapping, for the graph it shows: they
+   * replace what was loaded for that graph (a compile without them clears it).
+   */
+  takeCompileKernels(name: string, outputCode: string | null, provenance: string | null): void;
   clearKernels(): void;
 }
 
@@ -76,6 +81,23 @@ export const createKernelsSlice: StateCreator<AppState, [], [], KernelsSlice> = 
       kernelsError: null,
     });
   },
+  takeCompileKernels: (name, outputCode, provenance) => {
+    try {
+      set({
+        outputCode: {
+          ...get().outputCode,
+          before:
+            outputCode === null ? null : { file: `${name} output code`, code: parseOutputCode(outputCode) },
+        },
+        provenance:
+          provenance === null ? null : { file: `${name} provenance`, mapping: parseProvenance(provenance) },
+        kernelsError: null,
+      });
+    } catch (e) {
+      set({ kernelsError: `${name}: ${(e as Error).message}` });
+    }
+  },
+
   loadKernelFile: async (file, name, side = 'before') => {
     try {
       if (await looksLikeTrace(file)) {

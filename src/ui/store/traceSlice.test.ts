@@ -42,9 +42,14 @@ describe('a TORCH_TRACE log in the app', () => {
       '[0/0]/pre_grad.before',
       '[0/0]/pre_grad.after',
       '[0/0]/output_code',
+      '[0/0]/provenance',
     ]);
     expect(t.outputCode).toMatchObject({ kind: 'output_code', compileId: '0/0' });
     expect(t.outputCode!.text).toContain('def call(');
+    // The compile's kernels are on the graphs it shows: its output code and provenance mapping.
+    expect(s().outputCode.before?.file).toBe('[0/0] output code');
+    expect(s().outputCode.before!.code.launches.length).toBeGreaterThan(0);
+    expect(s().provenance?.file).toBe('[0/0] provenance');
   });
 
   it('picking a compile and its post-grad stage shows that graph', async () => {

@@ -102,7 +102,7 @@ export const createTraceSlice: StateCreator<AppState, [], [], TraceSlice> = (set
     // The list's update, the import and the install each take a task of their own: together they
     // are one long task on the page's thread.
     await nextTask();
-    const { folder, files, outputCode } = importTraceFrame(full);
+    const { folder, files, outputCode, provenance } = importTraceFrame(full);
     await nextTask();
     set({
       trace: {
@@ -112,5 +112,7 @@ export const createTraceSlice: StateCreator<AppState, [], [], TraceSlice> = (set
       },
     });
     get().showStageFolder(folder, files, `${t.name} [${compileId}]`);
+    // The compile's kernels go on the graphs it shows (the Kernels tab, the kernel boxes).
+    get().takeCompileKernels(`[${compileId}]`, outputCode, provenance);
   },
 });
