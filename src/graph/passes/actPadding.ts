@@ -148,18 +148,7 @@ function fuse(edit: GraphEdit, ix: GraphIndex, s: PadSite, multiple: number): Ma
   const padded = edit.make(edit.fresh('getitem'), 'getitem', [ref(fused.name), 0], {}, from, pad.type);
   const made = [fused, padded];
   edit.replaceUses(pad.name, ref(padded.name));
-  if (norm.outputs.residual) {
-    const residual = edit.make(
-      edit.fresh('getitem'),
-      'getitem',
-      [ref(fused.name), 1],
-      {},
-      from,
-      edit.typeOf(ref(norm.outputs.residual)),
-    );
-    made.push(residual);
-    edit.replaceUses(norm.outputs.residual, ref(residual.name));
-  }
+  if (norm.outputs.residual) made.push(edit.takeResult(fused.name, 1, norm.outputs.residual, from));
   // The router reads result_padded[:, :hidden_size].
   const unpadded = edit.make(
     edit.fresh('slice'),

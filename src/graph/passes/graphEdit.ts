@@ -3,7 +3,7 @@
 // is never touched; unchanged nodes are shared with it (graphs are treated as immutable values).
 
 import type { Arg, Graph, Node, ValueType } from '../ir.ts';
-import { forEachInput, isRef, mapArg, nodeInputs } from '../ir.ts';
+import { forEachInput, isRef, mapArg, nodeInputs, ref } from '../ir.ts';
 import type { GraphIndex } from '../match.ts';
 import { inferType } from '../infer.ts';
 
@@ -75,6 +75,23 @@ export class GraphEdit {
     this.newNodes.set(name, n);
     this.taken.add(name);
     return n;
+  }
+
+  /**
+   * `getitem(tuple, index)` standing in for `value`: typed as `value` was, and every use of `value`
+   * reads it instead (a fused op's result replacing the value it computes).
+   */
+  takeResult(tuple: string, index: number, value: string, from: string[]): Node {
+    const g = this.make(
+      this.fresh('getitem'),
+      'getitem',
+      [ref(tuple), index],
+      {},
+      from,
+      this.typeOf(ref(value)),
+    );
+    this.replaceUses(value, ref(g.name));
+    return g;
   }
 
   /** Places new nodes just before `anchor` (a node of the input graph, possibly one being removed). */

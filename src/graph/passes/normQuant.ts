@@ -162,17 +162,7 @@ export function replaceSite(edit: GraphEdit, ix: GraphIndex, s: FusedSite): Matc
   made.push(fused);
   for (const { value, arg } of s.results) {
     if (value === undefined) continue;
-    const index = mutatedResultIndex(fused, arg)!;
-    const g = edit.make(
-      edit.fresh('getitem'),
-      'getitem',
-      [ref(fused.name), index],
-      {},
-      from,
-      edit.typeOf(ref(value)),
-    );
-    made.push(g);
-    edit.replaceUses(value, ref(g.name));
+    made.push(edit.takeResult(fused.name, mutatedResultIndex(fused, arg)!, value, from));
   }
   const consumed = inGraphOrder(ix, s.nodes).filter((n) => !s.keep.includes(n));
   edit.insertBefore(inGraphOrder(ix, s.nodes)[0]!, ...made);

@@ -249,17 +249,7 @@ function fuse(edit: GraphEdit, ix: GraphIndex, s: Site): Match {
   const made = [fused, result, split];
   const values = [rotary.outputs.query, rotary.outputs.key, s.v?.name];
   values.forEach((value, i) => {
-    if (value === undefined) return;
-    const g = edit.make(
-      edit.fresh('getitem'),
-      'getitem',
-      [ref(split.name), i],
-      {},
-      from,
-      edit.typeOf(ref(value)),
-    );
-    made.push(g);
-    edit.replaceUses(value, ref(g.name));
+    if (value !== undefined) made.push(edit.takeResult(split.name, i, value, from));
   });
   edit.insertBefore(q.split.name, ...made);
   edit.remove(...s.nodes);

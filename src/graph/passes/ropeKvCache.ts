@@ -253,17 +253,7 @@ function fuse(edit: GraphEdit, ix: GraphIndex, s: Site, unevaluated: string | un
   );
   made.push(fused);
   const result = (i: number, value: Node | undefined) => {
-    if (!value) return;
-    const g = edit.make(
-      edit.fresh('getitem'),
-      'getitem',
-      [ref(fused.name), i],
-      {},
-      from,
-      edit.typeOf(ref(value.name)),
-    );
-    made.push(g);
-    edit.replaceUses(value.name, ref(g.name));
+    if (value) made.push(edit.takeResult(fused.name, i, value.name, from));
   };
   result(0, update);
   result(1, views.query);
