@@ -6,7 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCpuWorkerVariant, buildWorker } from './build.mjs';
 import { agentUnderTest } from './differential.ts';
 import { renderOpTableHeader } from './opTableCpp.ts';
-import { ELEMENTWISE_OPS, KERNELS, MAP_FNS, type KernelName, type MapFn } from '../src/graph/opTable.ts';
+import {
+  ELEMENTWISE_OPS,
+  KERNELS,
+  MAP_FNS,
+  mapFnsOfDtype,
+  type KernelName,
+  type MapFn,
+} from '../src/graph/opTable.ts';
 import { cpuBackend } from '../src/runtime/cpuBackend.ts';
 import { webgpuBackend } from '../src/runtime/webgpuBackend.ts';
 import { nodeGpu } from '../src/runtime/nodeGpu.ts';
@@ -73,6 +80,7 @@ describe("differential: CPU reference, WebGPU (Dawn + SwiftShader) and the agent
     // cannot hold it; FP8 quant and the reductions of the native forms have worker ops.
     const onAgent = (Object.keys(KERNELS) as KernelName[]).filter((k) => KERNELS[k].worker.length > 0);
     expect(onAgent).toEqual(expect.arrayContaining(['fp8_quant', 'reduce_rows']));
+    const fnsOverSweep = new Set<string>();
     for (const c of differentialCases(SEED, 4)) {
       const { graph } = randomGraph(c, (k) => onAgent.includes(k));
       const plan = buildPlan(graph, { preset: 'tiny', dtype: c.dtype, ranks: c.ranks, tokens: c.tokens });
@@ -84,8 +92,11 @@ describe("differential: CPU reference, WebGPU (Dawn + SwiftShader) and the agent
         ).toBe(true);
       // Every map function, its operands fed from its domain (src/runtime/contracts.test.ts checks the values).
       const fns = new Set(plan.steps.flatMap((s) => (s.kernel === 'map' ? [s.fn] : [])));
-      expect(fns).toEqual(new Set(Object.keys(MAP_FNS)));
+      expect(fns, c.dtype).toEqual(new Set(mapFnsOfDtype(c.dtype)));
+      fns.forEach((fn) => fnsOverSweep.add(fn));
     }
+    // Over the sweep (bf16 and f32 cases), every map function of the table.
+    expect(fnsOverSweep).toEqual(new Set(Object.keys(MAP_FNS)));
   });
 
   // 15 minutes: the graphs hold every native-form op of the table too (a third more steps).

@@ -172,7 +172,7 @@ void checkArgs(const S& st, int64_t world) {
 }
 
 /** Map functions (MAP_FNS), by wire code. */
-enum MapFn { MapMul = 0, MapMuls = 1, MapAdds = 2, MapGe = 3, MapLt = 4, MapAnd = 5, MapNot = 6, MapMaskedFill = 7, MapSiluMul = 8, MapSigmoid = 9, MapCast = 10, MapToF8e4m3fn = 11, MapSquare = 12, MapDiv = 13, MapDivs = 14, MapReciprocal = 15, MapRsqrt = 16, MapExp = 17, MapNeg = 18, MapAbs = 19, MapMaxs = 20, MapMins = 21, MapSilu = 22, MapFnCount };
+enum MapFn { MapMul = 0, MapMuls = 1, MapAdds = 2, MapGe = 3, MapLt = 4, MapAnd = 5, MapNot = 6, MapMaskedFill = 7, MapSiluMul = 8, MapSiluMulBf16 = 9, MapSigmoid = 10, MapCast = 11, MapToF8e4m3fn = 12, MapSquare = 13, MapDiv = 14, MapDivs = 15, MapReciprocal = 16, MapRsqrt = 17, MapExp = 18, MapNeg = 19, MapAbs = 20, MapMaxs = 21, MapMins = 22, MapSilu = 23, MapFnCount };
 
 /** Functions the map bodies call (MAP_HELPERS). */
 FL_HOST_DEVICE inline float div_rn(float a, float b) { return a / b; }
@@ -195,6 +195,16 @@ FL_HOST_DEVICE inline float f8e4m3fn(float x) {
   return (u >> 31) ? -v : v;
 }
 
+FL_HOST_DEVICE inline float rn_bf16(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) u = (u | 0x400000u) & 0xffff0000u;
+  else u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  float r;
+  memcpy(&r, &u, 4);
+  return r;
+}
+
 /** One map function at one element; a = in0, b = in1 (0 when absent), s = the scalar. */
 FL_HOST_DEVICE inline float mapValue(int fn, float a, float b, float s) {
   switch (fn) {
@@ -207,6 +217,7 @@ FL_HOST_DEVICE inline float mapValue(int fn, float a, float b, float s) {
     case MapNot: return (a == 0.f ? 1.f : 0.f);  // ¬a
     case MapMaskedFill: return (b != 0.f ? s : a);  // s where b, else a
     case MapSiluMul: return (a / (1.f + expf(-a))) * b;  // silu(a) · b
+    case MapSiluMulBf16: return rn_bf16(a / (1.f + expf(-a))) * b;  // bf16(silu(a)) · b
     case MapSigmoid: return (1.f / (1.f + expf(-a)));  // σ(a) = 1 / (1 + e^−a)
     case MapCast: return a;  // a, rounded to the output dtype (prims.convert_element_type between float dtypes)
     case MapToF8e4m3fn: return f8e4m3fn(a);  // torch's cast to float8_e4m3fn: nearest even, NaN past 464 (no saturation), held as its value

@@ -8,6 +8,8 @@
 // - KERNELS: the plan's kernel steps: wire fields, the worker op they run as, rounding contract, cost.
 // Schemas, shape rules and rewrite facts of FX ops stay in ops.ts (which reads ELEMENTWISE_OPS).
 
+import { roundBf16 } from './bf16.ts';
+
 /** Storage dtypes a plan holds (token ids and masks are i32). */
 export type StorageDType = 'bf16' | 'f16' | 'f32' | 'i32';
 
@@ -275,6 +277,24 @@ export const MAP_HELPERS = {
   return (u >> 31) ? -v : v;
 }`,
   },
+  // x rounded to bf16 and widened back (nearest even), the bit steps of src/graph/bf16.ts: the value
+  // a CUDA kernel's `(T)` cast of an f32 intermediate holds.
+  rn_bf16: {
+    wgsl: `fn rn_bf16(x: f32) -> f32 {
+  let u = bitcast<u32>(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) { return bitcast<f32>((u | 0x400000u) & 0xffff0000u); }
+  return bitcast<f32>((u + 0x7fffu + ((u >> 16u) & 1u)) & 0xffff0000u);
+}`,
+    cpp: `FL_HOST_DEVICE inline float rn_bf16(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) u = (u | 0x400000u) & 0xffff0000u;
+  else u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  float r;
+  memcpy(&r, &u, 4);
+  return r;
+}`,
+  },
 } as const satisfies Record<string, { wgsl: string; cpp: string }>;
 export type MapHelper = keyof typeof MAP_HELPERS;
 
@@ -373,7 +393,11 @@ const MAP_FN_TABLE = {
     rounding: 'exact',
     doc: 's where b, else a',
   },
-  // vLLM's silu_and_mul: silu(x)·y in f32 over the two halves of the last dim, rounded once.
+  // vLLM's silu_and_mul over the two halves of the last dim, one per storage dtype
+  // (SILU_MUL_BY_DTYPE): csrc/activation_kernels.cu's silu_kernel returns `(T)` of the f32
+  // x / (1 + e^−x), and act_and_mul_kernel stores ACT_FN(x) · y computed in T, so silu is rounded to
+  // the model dtype before the product, which is rounded again (torch's silu(x) * y in bf16 rounds
+  // the same two places). In f32 both roundings are f32's.
   silu_mul: {
     tensorB: true,
     domain: ['real', 'real'],
@@ -382,6 +406,18 @@ const MAP_FN_TABLE = {
     cpp: '(a / (1.f + expf(-a))) * b',
     rounding: EXP_ROUNDING,
     doc: 'silu(a) · b',
+  },
+  // One bf16 step in silu (its f32 error can move the rounding) is at most two in the product.
+  silu_mul_bf16: {
+    tensorB: true,
+    domain: ['real', 'real'],
+    helpers: ['rn_bf16'],
+    cpu: (a, b) => f(roundBf16(f(a / f(1 + f(Math.exp(-a))))) * b),
+    wgsl: 'rn_bf16(a / (1.0 + exp(-a))) * b',
+    cpp: 'rn_bf16(a / (1.f + expf(-a))) * b',
+    // Lowered for bf16 storage only (SILU_MUL_BY_DTYPE); in f32 a flipped bf16 step is 2^16 ulps.
+    rounding: { ulps: { bf16: 2, f32: 2 << 16 } },
+    doc: 'bf16(silu(a)) · b',
   },
   sigmoid: {
     tensorB: false,
@@ -522,6 +558,22 @@ const MAP_FN_TABLE = {
 } as const satisfies Record<string, MapFnDef>;
 
 export type MapFn = keyof typeof MAP_FN_TABLE;
+/**
+ * The map function `_C.silu_and_mul` lowers to, silu rounded as the dtype's kernel does; f16 lowers
+ * to silu into an f16 storage, then the product (its subnormal steps are absolute, so an f32 body
+ * that rounds to f16 inside has no ulp contract).
+ */
+export const SILU_MUL_BY_DTYPE: Record<'bf16' | 'f32', MapFn> = {
+  bf16: 'silu_mul_bf16',
+  f32: 'silu_mul',
+};
+/** The map functions a graph of this dtype can lower to: all but another dtype's silu_mul. */
+export function mapFnsOfDtype(dtype: 'bf16' | 'f32'): MapFn[] {
+  const others = (Object.keys(SILU_MUL_BY_DTYPE) as ('bf16' | 'f32')[])
+    .filter((d) => d !== dtype)
+    .map((d) => SILU_MUL_BY_DTYPE[d]);
+  return (Object.keys(MAP_FN_TABLE) as MapFn[]).filter((fn) => !others.includes(fn));
+}
 /** Every entry with the one signature (the literal table above narrows each body's parameters). */
 export const MAP_FNS: Record<MapFn, MapFnDef> = MAP_FN_TABLE;
 /** The WGSL helper functions a map function's body calls, each once, in MAP_HELPERS' order. */

@@ -11,6 +11,7 @@ import {
   MAP_FNS,
   OPERAND_DOMAINS,
   mapFnUlps,
+  mapFnsOfDtype,
   type MapFn,
   type MapRounding,
   type OperandDomain,
@@ -61,6 +62,7 @@ describe('operand domains', () => {
 
 describe('the differential graphs reach every table entry', () => {
   it('every elementwise op and every map function runs, each tensor operand fed from its declared domain', () => {
+    const ranOverSweep = new Set<MapFn>();
     for (const c of cases) {
       const { graph, inputs, plan } = planOf(c);
       for (const op of Object.keys(ELEMENTWISE_OPS))
@@ -83,8 +85,11 @@ describe('the differential graphs reach every table entry', () => {
           expect(values.filter((x) => !domain.holds(x))).toEqual([]);
         });
       }
-      expect([...ran].sort()).toEqual((Object.keys(MAP_FNS) as MapFn[]).sort());
+      expect([...ran].sort(), c.dtype).toEqual(mapFnsOfDtype(c.dtype).sort());
+      ran.forEach((fn) => ranOverSweep.add(fn));
     }
+    // Over the sweep (bf16 and f32 cases), every map function of the table.
+    expect([...ranOverSweep].sort()).toEqual((Object.keys(MAP_FNS) as MapFn[]).sort());
     // Over the sweep, real operands hold negatives, large and small values, not only 0 and 1.
     const real = cases.flatMap((c) => {
       const { inputs, plan } = planOf(c);

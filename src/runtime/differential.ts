@@ -19,6 +19,7 @@ import {
   MAP_FNS,
   OPERAND_DOMAINS,
   mapFnUlps,
+  SILU_MUL_BY_DTYPE,
   type ElementwiseOp,
   type ElementwiseOpDef,
   type Field,
@@ -178,19 +179,28 @@ const MAP_FN_CALLS: Record<Exclude<MapFn, ElementwiseMapFn>, (g: Gen) => void> =
     const x = g.domainInput(MAP_FNS.to_f8e4m3fn.domain[0], ['s0', g.pick(COLS)]);
     g.out(g.node('cast', CONVERT, [x, { kind: 'expr', text: 'torch.float8_e4m3fn' }], {}, null));
   },
-  // vLLM's silu_and_mul: the gate and up halves of one [T, 2c] input.
+  // vLLM's silu_and_mul, which lowers to the map function of its dtype (SILU_MUL_BY_DTYPE): f32
+  // runs check silu_mul, bf16 runs silu_mul_bf16.
   silu_mul: (g) => {
-    const c = g.pick(COLS);
-    const x = g.domainInput(MAP_FNS.silu_mul.domain[0], ['s0', 2 * c]);
-    const half = g.node('slice', 'aten.slice.Tensor', [x, 1, 0, c], {}, null);
-    g.functionalized(
-      'silu',
-      '_C.silu_and_mul.default',
-      { result: g.node('empty', 'aten.empty_like.default', [half], {}, null), input: x },
-      [1],
-    );
+    if (g.dt === 'f32') siluAndMul(g);
+  },
+  silu_mul_bf16: (g) => {
+    if (g.dt === 'bf16') siluAndMul(g);
   },
 };
+
+/** `_C.silu_and_mul` on the gate and up halves of one [T, 2c] input. */
+function siluAndMul(g: Gen) {
+  const c = g.pick(COLS);
+  const x = g.domainInput(MAP_FNS[SILU_MUL_BY_DTYPE[g.dt]].domain[0], ['s0', 2 * c]);
+  const half = g.node('slice', 'aten.slice.Tensor', [x, 1, 0, c], {}, null);
+  g.functionalized(
+    'silu',
+    '_C.silu_and_mul.default',
+    { result: g.node('empty', 'aten.empty_like.default', [half], {}, null), input: x },
+    [1],
+  );
+}
 
 /** One generator per kernel of the table: adding a kernel without one is a type error. */
 const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {

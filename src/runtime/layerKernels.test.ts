@@ -117,7 +117,7 @@ describe('WebGPU against the CPU reference', { timeout: 300_000 }, () => {
     scatter: 0,
     stridedWrite: 0,
     attention: KERNELS.attention.rounding.ulps.bf16,
-    silu: mapFnUlps(MAP_FNS.silu_mul.rounding, 'bf16'),
+    silu: mapFnUlps(MAP_FNS.silu_mul_bf16.rounding, 'bf16'),
   };
   for (const [name, text] of Object.entries(GRAPHS) as [keyof typeof GRAPHS, string][]) {
     it(`${name}: every value computed (nothing fed) and within ${allowed[name]} bf16 ulps`, async () => {

@@ -6,6 +6,7 @@ import type { Arg, DType } from '../../graph/ir.ts';
 import { torchDtype } from '../../graph/ops.ts';
 import { isRef, numberOf } from '../../graph/ir.ts';
 import type { ElementwiseOpDef, MapFn, StorageDType, View } from '../../graph/opTable.ts';
+import { SILU_MUL_BY_DTYPE } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
 import { broadcastShape } from './layout.ts';
 import {
@@ -95,8 +96,16 @@ export function siluAndMul(b: PlanBuilder, c: OpCall, x: View): View {
     c.fail(`input's last dim ${x.shape[last]} is odd: it must hold the gate and up halves`);
   const gate: View = { ...x, shape: [...x.shape.slice(0, last), d] };
   const up: View = { ...gate, offset: x.offset + d * x.strides[last] };
+  if (x.dtype === 'i32') c.fail('input is i32: silu_and_mul takes a float tensor');
   const out = b.newStorage(`${c.node.name}.result`, x.dtype, gate.shape);
-  b.push(c.node, { kernel: 'map', fn: 'silu_mul', a: gate, b: up, scalar: 0, out: out.storage });
+  if (x.dtype === 'f16') {
+    const silu = b.newStorage(`${c.node.name}.silu`, 'f16', gate.shape);
+    b.push(c.node, { kernel: 'map', fn: 'silu', a: gate, b: null, scalar: 0, out: silu.storage });
+    b.push(c.node, { kernel: 'map', fn: 'mul', a: silu, b: up, scalar: 0, out: out.storage });
+  } else {
+    const fn = SILU_MUL_BY_DTYPE[x.dtype];
+    b.push(c.node, { kernel: 'map', fn, a: gate, b: up, scalar: 0, out: out.storage });
+  }
   return out;
 }
 

@@ -129,8 +129,10 @@ export const FUSED_QUANT_LOWERINGS = {
   },
   // (result!, result_block_scale!, input, input_global_scale) → [1] result, [2] result_block_scale: vLLM's
   // silu_and_mul_nvfp4_quant (csrc/quantization/fp4/activation_nvfp4_quant_fusion_kernels.cu) rounds
-  // silu(x) · y to scalar_t (compute_silu_mul returns a PackedVec<Type>) before cvt_warp_fp16_to_fp4,
-  // so it is silu_and_mul's step, then the quant's: bitwise the pair.
+  // silu(x) · y to scalar_t once (compute_silu_mul: silu and the product in f32) before
+  // cvt_warp_fp16_to_fp4, where the unfused silu_and_mul rounds silu first (SILU_MUL_BY_DTYPE). Here it
+  // is silu_and_mul's step, then the quant's: bitwise the pair, and one bf16 step before the quant
+  // from a B200 where the two roundings part (DESIGN.md, NVFP4).
   '_C.silu_and_mul_nvfp4_quant.default': {
     roles: { input_global_scale: 'norm-weight' },
     lower: (b, c) => {
