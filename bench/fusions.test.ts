@@ -6,7 +6,7 @@ import { bench, type FusionRun } from './fusions.ts';
 import { FUSION_NAMES } from './fusionCases.ts';
 
 describe('bench fusions --quick (SwiftShader)', () => {
-  it('times every fusion fused and unfused at each T, and the fused op on WebGPU is bitwise the CPU reference', async () => {
+  it('times every fusion fused and unfused at each T, and the fused op on WebGPU is bitwise the pair and the CPU reference', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fusionlab-bench-'));
     const [file, check] = [join(dir, 'f.json'), join(dir, 'check.json')];
     expect(await bench(['--quick', '--json', file, '--check', check])).toBe(0);
@@ -22,7 +22,16 @@ describe('bench fusions --quick (SwiftShader)', () => {
       expect(r.bytes).toBeGreaterThan(0);
     }
     expect(run.checks.map((c) => c.fusion)).toEqual([...FUSION_NAMES]);
-    for (const c of run.checks) expect(c.bitwise.every(Boolean), c.fusion).toBe(true);
+    for (const c of run.checks) {
+      expect(
+        c.vsPair.map((d) => d.differ),
+        c.fusion,
+      ).toEqual(c.vsPair.map(() => 0));
+      expect(
+        c.vsCpu.map((d) => d.differ),
+        c.fusion,
+      ).toEqual(c.vsCpu.map(() => 0));
+    }
     // What torch_fusions.py reads: every fusion's inputs and the fused op's outputs, in return order.
     const dump = JSON.parse(readFileSync(check, 'utf8')) as {
       fusions: Record<string, { inputs: Record<string, { data: number[] }>; outputs: { data: number[] }[] }>;
