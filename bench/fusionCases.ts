@@ -98,6 +98,19 @@ const staticQuant = (i: number, input: string, H: number) => [
   af(i, 'static_scaled_fp8_quant', `result = empty${i}, input = ${input}, scale = scale`),
   `        q: "f8e4m3fn[s72, ${H}]" = af${i}[1]`,
 ];
+/** A quant that writes values and scales into `empty_q` / `empty_s`: (dtype, torch dtype, columns) of each. */
+const quantWithScales = (
+  op: string,
+  args: string,
+  [qt, qd, qc]: [string, string, number],
+  [st, sd, sc]: [string, string, number],
+) => [
+  empty('empty_q', `${qt}[s72, ${qc}]`, `[arg0_1, ${qc}]`, qd),
+  empty('empty_s', `${st}[s72, ${sc}]`, `[arg0_1, ${sc}]`, sd),
+  af(1, op, args),
+  `        q: "${qt}[s72, ${qc}]" = af1[1]`,
+  `        s: "${st}[s72, ${sc}]" = af1[2]`,
+];
 const siluAndMul = (I: number) => [
   empty('empty0', `bf16[s72, ${I}]`, `[arg0_1, ${I}]`, 'bfloat16'),
   af(0, 'silu_and_mul', 'result = empty0, input = x'),
@@ -108,6 +121,18 @@ const bf16 = (shape: number[], scale = 1, offset = 0): InputSpec => ({ dtype: 'b
 const f32 = (value: number): InputSpec => ({ dtype: 'f32', shape: [1], scale: 0, offset: value });
 /** γ near 1, as trained norms are. */
 const gamma = (n: number) => bf16([n], 0.25, 1);
+
+/** rms_norm → a quant whose scales it computes (FP8 values, `scaleCols` f32 scales per token). */
+const normDynamicQuant = (H: number, op: string, args: string, scaleCols: number) =>
+  module(
+    `x: "bf16[s72, ${H}]", weight: "bf16[${H}]"`,
+    [
+      ...rmsNorm(0, 'x', 'normed', H),
+      ...quantWithScales(op, args, ['f8e4m3fn', 'float8_e4m3fn', H], ['f32', 'float32', scaleCols]),
+    ],
+    ['q', 's'],
+  );
+const normInputs = ({ hidden: H }: FusionSizes, T: number) => ({ x: bf16([T, H]), weight: gamma(H) });
 
 export const FUSIONS: Record<FusionName, FusionCase> = {
   'rmsnorm+fp8 static': {
@@ -154,23 +179,13 @@ export const FUSIONS: Record<FusionName, FusionCase> = {
     passes: ['norm-quant'],
     passOptions: {},
     graph: ({ hidden: H }) =>
-      module(
-        `x: "bf16[s72, ${H}]", weight: "bf16[${H}]"`,
-        [
-          ...rmsNorm(0, 'x', 'normed', H),
-          empty('empty1', `f8e4m3fn[s72, ${H}]`, `[arg0_1, ${H}]`, 'float8_e4m3fn'),
-          empty('empty_s', 'f32[s72, 1]', '[arg0_1, 1]', 'float32'),
-          af(
-            1,
-            'dynamic_per_token_scaled_fp8_quant',
-            'result = empty1, input = normed, scale = empty_s, scale_ub = None',
-          ),
-          `        q: "f8e4m3fn[s72, ${H}]" = af1[1]`,
-          '        s: "f32[s72, 1]" = af1[2]',
-        ],
-        ['q', 's'],
+      normDynamicQuant(
+        H,
+        'dynamic_per_token_scaled_fp8_quant',
+        'result = empty_q, input = normed, scale = empty_s, scale_ub = None',
+        1,
       ),
-    inputs: ({ hidden: H }, T) => ({ x: bf16([T, H]), weight: gamma(H) }),
+    inputs: normInputs,
     outputs: ['q', 's'],
     bytes: ({ hidden: H }, T) => T * (2 * H + H + 4) + 2 * H,
   },
@@ -179,23 +194,13 @@ export const FUSIONS: Record<FusionName, FusionCase> = {
     passes: ['norm-quant'],
     passOptions: {},
     graph: ({ hidden: H }) =>
-      module(
-        `x: "bf16[s72, ${H}]", weight: "bf16[${H}]"`,
-        [
-          ...rmsNorm(0, 'x', 'normed', H),
-          empty('empty1', `f8e4m3fn[s72, ${H}]`, `[arg0_1, ${H}]`, 'float8_e4m3fn'),
-          empty('empty_s', `f32[s72, ${H / 128}]`, `[arg0_1, ${H / 128}]`, 'float32'),
-          af(
-            1,
-            'per_token_group_fp8_quant',
-            'input = normed, output_q = empty1, output_s = empty_s, group_size = 128, eps = 1e-10, fp8_min = -448.0, fp8_max = 448.0, scale_ue8m0 = False, dummy_is_scale_transposed = False, dummy_is_tma_aligned = False',
-          ),
-          `        q: "f8e4m3fn[s72, ${H}]" = af1[1]`,
-          `        s: "f32[s72, ${H / 128}]" = af1[2]`,
-        ],
-        ['q', 's'],
+      normDynamicQuant(
+        H,
+        'per_token_group_fp8_quant',
+        'input = normed, output_q = empty_q, output_s = empty_s, group_size = 128, eps = 1e-10, fp8_min = -448.0, fp8_max = 448.0, scale_ue8m0 = False, dummy_is_scale_transposed = False, dummy_is_tma_aligned = False',
+        H / 128,
       ),
-    inputs: ({ hidden: H }, T) => ({ x: bf16([T, H]), weight: gamma(H) }),
+    inputs: normInputs,
     outputs: ['q', 's'],
     bytes: ({ hidden: H }, T) => T * (2 * H + H + (4 * H) / 128) + 2 * H,
   },
@@ -223,15 +228,12 @@ export const FUSIONS: Record<FusionName, FusionCase> = {
         `x: "bf16[s72, ${2 * I}]", global_scale: "f32[1]"`,
         [
           ...siluAndMul(I),
-          empty('empty_q', `u8[s72, ${I / 2}]`, `[arg0_1, ${I / 2}]`, 'uint8'),
-          empty('empty_s', `f8e4m3fn[s72, ${I / 16}]`, `[arg0_1, ${I / 16}]`, 'float8_e4m3fn'),
-          af(
-            1,
+          ...quantWithScales(
             'scaled_fp4_quant',
             'output = empty_q, input = act, output_scale = empty_s, input_scale = global_scale',
+            ['u8', 'uint8', I / 2],
+            ['f8e4m3fn', 'float8_e4m3fn', I / 16],
           ),
-          `        q: "u8[s72, ${I / 2}]" = af1[1]`,
-          `        s: "f8e4m3fn[s72, ${I / 16}]" = af1[2]`,
         ],
         ['q', 's'],
       ),

@@ -21,6 +21,7 @@ import { openRanks, type RankDevice } from '../src/runtime/webgpu/rankDevice.ts'
 import { encodeStep } from '../src/runtime/webgpu/encoders.ts';
 import { buildPlan, type Plan } from '../src/runtime/plan.ts';
 import { runGraph, type RunOptions } from '../src/runtime/index.ts';
+import { TINY_RUN } from '../src/runtime/backend.ts';
 import { hostValues, type HostTensor } from '../src/runtime/hostTensor.ts';
 import { bufferBytes } from '../src/wgsl/dtype.ts';
 import { COPY_CEILING_WGSL } from '../src/wgsl/allReduce.ts';
@@ -107,13 +108,12 @@ const TS = [1, 16, 256, 4096];
 const QUICK_TS = [1, 5];
 const CHECK_T = 16;
 
+/** One rank at the graph's own sizes ('layer' maps no dim), T tokens. */
 const runOpts = (T: number, o: Partial<RunOptions>): RunOptions => ({
+  ...TINY_RUN,
   backend: 'cpu',
   ranks: 1,
   preset: 'layer',
-  dtype: 'bf16',
-  allreduce: 'one-shot',
-  workers: false,
   tokens: T,
   ...o,
 });

@@ -16,15 +16,10 @@ const read = (f: string) => readFileSync(new URL(f, ROOT), 'utf8');
 const GRAPHS = ['model__2_inference_2.2', 'model__3_inference_3.3'] as const;
 const debug = (graph: string, f: string) => read(`debug/${graph}/${f}`);
 
-interface RawEvent {
-  ph?: string;
-  cat?: string;
-  name?: string;
-  ts?: number;
-  dur?: number;
-  tid?: number;
+/** A Chrome-trace event as the file holds it: the fields read here. */
+type RawEvent = Partial<Record<'ph' | 'cat' | 'name', string> & Record<'ts' | 'dur' | 'tid', number>> & {
   args?: { correlation?: number };
-}
+};
 const TRACE_TEXT = gunzipSync(readFileSync(new URL('profile.json.gz', ROOT))).toString('utf8');
 const RAW = (JSON.parse(TRACE_TEXT) as { traceEvents: RawEvent[] }).traceEvents.filter((e) => e.ph === 'X');
 
