@@ -36,6 +36,7 @@ import { bf16UlpDistance, bf16ToF32 } from '../src/runtime/bf16.ts';
 import { fnv1a32 } from '../src/runtime/random.ts';
 import { PRESETS } from '../src/runtime/presets.ts';
 import { flagValue } from './args.ts';
+import { bundleSuite } from './bundle.ts';
 
 export interface KernelResult {
   suite: string;
@@ -98,7 +99,11 @@ let lastPasses: number[] = [];
  * cleared after the warm-up, so each call counts only its own passes (a step index is reused by
  * every call; without clearing, a call's medians would include earlier calls' passes).
  */
-async function timeKernel(dev: RankDevice, iters: number, encode: (i: number) => void): Promise<number> {
+export async function timeKernel(
+  dev: RankDevice,
+  iters: number,
+  encode: (i: number) => void,
+): Promise<number> {
   encode(-1); // warm: compile and first touch
   await dev.sync();
   dev.clearTimings();
@@ -126,7 +131,7 @@ async function timeKernel(dev: RankDevice, iters: number, encode: (i: number) =>
  * timestamps around the batch, divided by n; the median of `reps` batches): what a stream of launches
  * costs with no host round trip between them, beside torch's CUDA-graph replays / calls.
  */
-async function timeLaunches(
+export async function timeLaunches(
   dev: RankDevice,
   n: number,
   reps: number,
@@ -148,7 +153,7 @@ async function timeLaunches(
 }
 
 /** Launches per batch: about 3 ms of work, 4 to 200 calls. */
-const launchesFor = (us: number) => Math.max(4, Math.min(200, Math.ceil(3000 / us)));
+export const launchesFor = (us: number) => Math.max(4, Math.min(200, Math.ceil(3000 / us)));
 
 /**
  * Medians (µs) of timestamped passes, each its own submit and waited for, as timeKernel times our
@@ -297,30 +302,8 @@ function fill(
   return b;
 }
 
-async function bundle(): Promise<number> {
-  const { build } = await import('esbuild');
-  await build({
-    stdin: {
-      contents:
-        "import { bench } from './bench/kernels.ts'; process.exitCode = await bench(process.argv.slice(2));",
-      resolveDir: process.cwd(),
-      loader: 'ts',
-      sourcefile: 'kernels-entry.ts',
-    },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    external: ['webgpu'],
-    outfile: 'dist-bench/kernels.mjs',
-    logLevel: 'warning',
-  });
-  process.stdout.write('wrote dist-bench/kernels.mjs\n');
-  return 0;
-}
-
 export async function bench(argv: string[]): Promise<number> {
-  if (argv.includes('--bundle')) return bundle();
+  if (argv.includes('--bundle')) return bundleSuite('kernels');
   const dtype = (flagValue(argv, '--dtype') ?? 'bf16') as StorageDType;
   if (dtype !== 'bf16' && dtype !== 'f32') {
     process.stderr.write(`fusionlab bench kernels: --dtype takes bf16 | f32\n`);

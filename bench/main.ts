@@ -6,6 +6,7 @@ import { CHOOSE_A_SUITE, isBenchSuite, type BenchSuite } from './suites.ts';
 const SUITES: Record<BenchSuite, () => Promise<{ bench(argv: string[]): Promise<number> }>> = {
   passes: () => import('./passes.ts'),
   kernels: () => import('./kernels.ts'),
+  fusions: () => import('./fusions.ts'),
   ui: () => import('./ui.ts'),
   agent: () => import('./agent.ts'),
   sp: () => import('./sequenceParallel.ts'),

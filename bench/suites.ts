@@ -2,7 +2,7 @@
 // the CLI can check and list them without importing a suite (some drive the app in chromium or the
 // agent's native worker, which stay out of the CLI's module graph).
 
-export const BENCH_SUITES = ['passes', 'kernels', 'ui', 'agent', 'sp'] as const;
+export const BENCH_SUITES = ['passes', 'kernels', 'fusions', 'ui', 'agent', 'sp'] as const;
 export type BenchSuite = (typeof BENCH_SUITES)[number];
 
 export function isBenchSuite(name: string | undefined): name is BenchSuite {

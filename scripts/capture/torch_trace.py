@@ -116,15 +116,35 @@ def child(out, device):
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
         with profile(activities=activities, record_shapes=True) as prof:
             compiled(second)
+            if device == "cuda":
+                torch.cuda.synchronize()
         trace = os.path.join(out, "profile.json")
         prof.export_chrome_trace(trace)
     return torch.__version__
 
 
+def profiled_graphs(debug_root, trace_text):
+    """The N of each `model__N_inference_N.N` folder whose kernels the profiled call ran. C++ kernels
+    carry the graph's number (`graph_N_cpp_fused_…`); Triton kernels do not (`triton_poi_fused_…_0`),
+    so a folder counts when every Triton kernel its output code defines appears in the trace."""
+    numbered = set(re.findall(r'"graph_(\d+)_', trace_text))
+    if numbered:
+        return sorted(numbered)
+    launched = set(re.findall(r'"name":\s*"(triton_\w+)"', trace_text))
+    found = set()
+    for code in glob.glob(os.path.join(debug_root, "**", "torchinductor", "*", "output_code.py"), recursive=True):
+        with open(code) as f:
+            defined = set(re.findall(r"async_compile\.triton\('(\w+)'", f.read()))
+        m = re.match(r"model__(\d+)_", os.path.basename(os.path.dirname(code)))
+        if m and defined and defined <= launched:
+            found.add(m.group(1))
+    return sorted(found)
+
+
 def keep_debug(debug_root, out, profiled):
     """Copy the files a reader needs from the TORCH_COMPILE_DEBUG folders of the graphs the profiled
-    call ran (its kernels are named `graph_N_cpp_fused_…` after the folder `model__N_inference_N.N`);
-    the log holds every graph's output code and provenance mappings anyway."""
+    call ran (`profiled_graphs`); the log holds every graph's output code and provenance mappings
+    anyway."""
     wanted = (
         "fx_graph_readable.py",
         "fx_graph_transformed.py",
@@ -152,6 +172,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument(
+        "--keep-work", action="store_true", help="also write OUT/work.tar.gz: Inductor's whole work folder"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     out = os.path.abspath(args.out)
@@ -172,18 +195,25 @@ def main():
     res = subprocess.run(
         [sys.executable, __file__, out, "--device", args.device, "--child"],
         env=env,
-        check=True,
         capture_output=True,
         text=True,
         cwd=work,
     )
+    if args.keep_work:
+        # Everything Inductor wrote but its cache (compiled binaries), for a run that cannot be repeated.
+        shutil.rmtree(os.path.join(work, "cache"), ignore_errors=True)
+        shutil.make_archive(os.path.join(out, "work"), "gztar", work)
+    if res.returncode:
+        # The child's own error, not only its exit status: on a lent GPU host there is no second try.
+        print(res.stdout[-4000:], res.stderr[-8000:], file=sys.stderr)
+        sys.exit(res.returncode)
     version = res.stdout.strip().splitlines()[-1]
     shutil.rmtree(os.path.join(out, "torch_trace"), ignore_errors=True)
     shutil.rmtree(os.path.join(out, "debug"), ignore_errors=True)
     shutil.copytree(os.path.join(work, "torch_trace"), os.path.join(out, "torch_trace"))
     trace = os.path.join(out, "profile.json")
     with open(trace) as f:
-        profiled = sorted(set(re.findall(r'"graph_(\d+)_', f.read())))
+        profiled = profiled_graphs(os.path.join(work, "debug"), f.read())
     kept = keep_debug(os.path.join(work, "debug"), out, profiled)
     with open(trace, "rb") as src, gzip.open(trace + ".gz", "wb") as dst:
         dst.write(src.read())

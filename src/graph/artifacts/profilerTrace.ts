@@ -401,29 +401,54 @@ function gpuTimeOfOps(trace: ProfilerTrace): (op: TraceEvent) => number {
 }
 
 /**
+ * Where each event was issued from on the CPU: a GPU kernel runs later than its launch, on another
+ * timeline, so it is placed at its launch (through the correlation id); every other event at itself.
+ */
+function issuedAt(trace: ProfilerTrace): (e: TraceEvent) => TraceEvent {
+  if (!trace.gpu) return (e) => e;
+  const launchOf = new Map<number, TraceEvent>();
+  for (const l of traceEvents(trace, 'launch', () => true))
+    if (l.correlation !== undefined) launchOf.set(l.correlation, l);
+  return (e) => (e.kind === 'kernel' && e.correlation !== undefined ? (launchOf.get(e.correlation) ?? e) : e);
+}
+
+/**
  * Whether an event ran inside this graph's runs: the `Torch-Compiled Region` spans (torch/_dynamo's
- * record function around a compiled frame) that hold one of this graph's own recorded kernels. A
- * trace of several graphs runs `aten::mm` in each; without recorded kernels, every event counts.
+ * record function around a compiled frame) that hold this graph's own kernels — its recorded C++
+ * kernels on CPU, the launches of its Triton kernels on GPU (Triton kernels carry no graph number,
+ * and two graphs may name one alike, so a region counts when every Triton kernel of the graph is
+ * launched in it). A trace of several graphs runs `aten::mm` in each; with none of the graph's
+ * kernels found, every event counts.
  */
 function graphRuns(trace: ProfilerTrace, groups: readonly KernelGroup[]): (e: TraceEvent) => boolean {
   const records = new Set(groups.map((g) => g.launch.recordName).filter((r) => r !== undefined));
-  if (!records.size) return () => true;
-  const own = traceEvents(trace, 'cpu_op', (n) => records.has(n));
+  const triton = new Set(groups.filter((g) => g.launch.kind === 'triton').map((g) => g.launch.kernel));
+  const at = issuedAt(trace);
+  const own: { name: string; at: TraceEvent }[] = [
+    ...traceEvents(trace, 'cpu_op', (n) => records.has(n)),
+    ...traceEvents(trace, 'kernel', (n) => triton.has(n)),
+  ].map((e) => ({ name: e.name, at: at(e) }));
+  if (!own.length) return () => true;
   const all = traceEvents(trace, 'cpu_op', (n) => n.startsWith('Torch-Compiled Region'));
-  const holds = (r: TraceEvent, e: TraceEvent) => e.ts >= r.ts && e.ts <= r.ts + r.dur;
+  const holds = (r: TraceEvent, e: TraceEvent) => e.ts >= r.ts && e.ts <= r.ts + r.dur && r !== e;
   // Regions nest (a graph break's resume function runs inside the frame that broke): the innermost.
-  const regions = new Set<TraceEvent>();
+  const names = new Map<TraceEvent, Set<string>>();
   for (const e of own) {
     let inner: TraceEvent | undefined;
-    for (const r of all) if (holds(r, e) && (!inner || r.dur < inner.dur)) inner = r;
-    if (inner) regions.add(inner);
+    for (const r of all) if (holds(r, e.at) && (!inner || r.dur < inner.dur)) inner = r;
+    if (!inner) continue;
+    const s = names.get(inner) ?? new Set<string>();
+    names.set(inner, s.add(e.name));
   }
-  if (!regions.size) return () => true;
-  const mine = [...regions];
-  const others = all.filter((r) => !regions.has(r));
+  const whole = [...names].filter(([, s]) => [...triton].every((k) => s.has(k))).map(([r]) => r);
+  const mine = whole.length ? whole : [...names.keys()];
+  if (!mine.length) return () => true;
+  const others = all.filter((r) => !mine.includes(r));
   // In one of this graph's regions and not in another region nested inside it.
-  return (e) =>
-    mine.some((r) => holds(r, e) && !others.some((o) => o.dur < r.dur && holds(r, o) && holds(o, e)));
+  return (event) => {
+    const e = at(event);
+    return mine.some((r) => holds(r, e) && !others.some((o) => o.dur < r.dur && holds(r, o) && holds(o, e)));
+  };
 }
 
 /**
