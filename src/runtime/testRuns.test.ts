@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { parseFx } from '../graph/fx/parse.ts';
-import { expectBeforeAfter, tinyCpuRun } from './testRuns.ts';
+import { expectBeforeAfter, expectFp8Values, tinyCpuRun } from './testRuns.ts';
 
 /** x with its columns 7:8 scattered back in: unchanged, or negated (one element of the [1, 8] output). */
 const scatter = (column: string) =>
@@ -47,4 +47,12 @@ describe('expectBeforeAfter', () => {
       );
     },
   );
+});
+
+describe('expectFp8Values', () => {
+  it('passes e4m3fn values and fails on the first that is not one, or on too few distinct values', () => {
+    expectFp8Values([448, -448, 0.5, 0.001953125, 0], 'q', 4);
+    expect(() => expectFp8Values([448, 0.3, 1], 'q')).toThrow(/q: element 1 \(0\.3\) is not an e4m3fn value/);
+    expect(() => expectFp8Values([448, 448, -448], 'q', 4)).toThrow(/q: distinct values/);
+  });
 });

@@ -7,6 +7,7 @@ import { nodeGpu } from './nodeGpu.ts';
 import { compareGraphs, type CompareReport, type RunOptions } from './index.ts';
 import { TINY_RUN, type BackendName } from './backend.ts';
 import { hostValues, type HostTensor } from './hostTensor.ts';
+import { f8e4m3fnBits, f8e4m3fnValue } from '../graph/fp8.ts';
 import type { Graph } from '../graph/ir.ts';
 
 /** The tiny run on the CPU reference, with the test's own options: no device to open. */
@@ -131,4 +132,16 @@ function firstDifference(a: HostTensor, b: HostTensor): string {
     rest = Math.floor(rest / a.shape[k]!);
   }
   return `first at [${at}] (element ${i}): ${x[i]} before, ${y[i]} after`;
+}
+
+/**
+ * A quantized output holds e4m3fn values only, and more than `distinctAbove` different ones (a
+ * quant that clamped or zeroed everything would hold one or two).
+ */
+export function expectFp8Values(q: ArrayLike<number>, label: string, distinctAbove = 0): void {
+  const values = Array.from(q);
+  const off = values.findIndex((v) => f8e4m3fnValue(f8e4m3fnBits(v)) !== v);
+  expect(off, `${label}: element ${off} (${values[off]}) is not an e4m3fn value`).toBe(-1);
+  if (distinctAbove > 0)
+    expect(new Set(values).size, `${label}: distinct values`).toBeGreaterThan(distinctAbove);
 }
