@@ -6,9 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseFx } from '../graph/fx/parse.ts';
 import { runPipeline } from '../graph/passes/pipeline.ts';
-import { runGraph } from './index.ts';
-import { hostValues } from './hostTensor.ts';
-import { expectBeforeAfter, freshSeed, tinyRuns } from './testRuns.ts';
+import { expectBeforeAfter, freshSeed, outputValues, tinyRuns } from './testRuns.ts';
 
 const run = tinyRuns();
 
@@ -73,8 +71,7 @@ describe('scaled_fp4_quant, run', { timeout: 300_000 }, () => {
   it('packs e2m1 pairs and e4m3 block scales bitwise as the reference on the CPU and WebGPU', async () => {
     const seed = freshSeed();
     for (const backend of ['cpu', 'webgpu'] as const) {
-      const out = await runGraph(QUANT, run({ backend, seed }));
-      const [q, s, x, S] = [...out.outputs[0]!.values()].map((v) => hostValues(v));
+      const [q, s, x, S] = await outputValues(QUANT, run({ backend, seed }));
       const ref = referenceFp4(x!, 64, S![0]!);
       expect([...s!], `${backend} seed ${seed} block scales`).toEqual(ref.sf);
       expect([...q!], `${backend} seed ${seed} packed values`).toEqual(ref.packed);

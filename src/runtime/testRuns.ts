@@ -4,7 +4,7 @@
 
 import { beforeAll, expect } from 'vitest';
 import { nodeGpu } from './nodeGpu.ts';
-import { compareGraphs, type CompareReport, type RunOptions } from './index.ts';
+import { compareGraphs, runGraph, type CompareReport, type RunOptions } from './index.ts';
 import { TINY_RUN, type BackendName } from './backend.ts';
 import { hostValues, type HostTensor } from './hostTensor.ts';
 import { f8e4m3fnBits, f8e4m3fnValue } from '../graph/fp8.ts';
@@ -144,4 +144,10 @@ export function expectFp8Values(q: ArrayLike<number>, label: string, distinctAbo
   expect(off, `${label}: element ${off} (${values[off]}) is not an e4m3fn value`).toBe(-1);
   if (distinctAbove > 0)
     expect(new Set(values).size, `${label}: distinct values`).toBeGreaterThan(distinctAbove);
+}
+
+/** Rank 0's outputs of one run of `g`, as values, in the graph's output order. */
+export async function outputValues(g: Graph, options: RunOptions): Promise<Float64Array[]> {
+  const out = await runGraph(g, options);
+  return [...out.outputs[0]!.values()].map((v) => hostValues(v));
 }
