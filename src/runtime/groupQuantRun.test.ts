@@ -7,9 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseFx } from '../graph/fx/parse.ts';
 import { runPipeline } from '../graph/passes/pipeline.ts';
-import { compareGraphs, runGraph } from './index.ts';
-import { hostValues } from './hostTensor.ts';
-import { freshSeed, tinyRuns } from './testRuns.ts';
+import { expectBeforeAfter, freshSeed, outputValues, tinyRuns } from './testRuns.ts';
 
 const run = tinyRuns();
 
@@ -90,8 +88,7 @@ describe('per_token_group_fp8_quant, run', { timeout: 300_000 }, () => {
   it('groups of 128 and 64 (row- and column-major scales) are bitwise the reference on the CPU and WebGPU', async () => {
     const seed = freshSeed();
     for (const backend of ['cpu', 'webgpu'] as const) {
-      const out = await runGraph(QUANTS, run({ backend, seed }));
-      const [q1, s1, x, q2, s2, x2] = [...out.outputs[0]!.values()].map((v) => hostValues(v));
+      const [q1, s1, x, q2, s2, x2] = await outputValues(QUANTS, run({ backend, seed }));
       for (const [q, s, input, H, group] of [
         [q1!, s1!, x!, 256, 128],
         [q2!, s2!, x2!, 128, 64],
@@ -131,16 +128,8 @@ describe('norm + per-token-group quant, run', { timeout: 300_000 }, () => {
     expect(
       r.output.nodes.filter((n) => JSON.stringify(n.args[0] ?? null).includes('per_block')),
     ).toHaveLength(2);
-    const seed = freshSeed();
-    for (const backend of ['cpu', 'webgpu'] as const) {
-      const rep = await compareGraphs(NORMS, r.output, ['norm-quant'], run({ backend, seed }));
-      // The fused kernel floors a group's scale at 1/(448·512) where the pair floors its absmax at
-      // eps (lower/fusedQuant.ts): normed groups here all reach past 1/512, so every bit agrees.
-      expect(
-        rep.outputs.map((o) => [o.bitwiseEqual, o.fedFrom]),
-        `seed ${seed} ${backend}: ${JSON.stringify(rep.outputs)}`,
-      ).toEqual(rep.outputs.map(() => [true, []]));
-      expect(rep.ok).toBe(true);
-    }
+    // The fused kernel floors a group's scale at 1/(448·512) where the pair floors its absmax at
+    // eps (lower/fusedQuant.ts): normed groups here all reach past 1/512, so every bit agrees.
+    await expectBeforeAfter(NORMS, r.output, ['norm-quant'], run);
   });
 });

@@ -9,10 +9,9 @@ import { describe, expect, it } from 'vitest';
 import { importGraph } from '../graph/formats.ts';
 import { parseFx } from '../graph/fx/parse.ts';
 import { runPipeline } from '../graph/passes/pipeline.ts';
-import { compareGraphs, compareRewrite, runGraph } from './index.ts';
+import { compareRewrite, runGraph } from './index.ts';
 import { hostValues } from './hostTensor.ts';
-import { f8e4m3fnBits, f8e4m3fnValue } from '../graph/fp8.ts';
-import { freshSeed, tinyRuns } from './testRuns.ts';
+import { expectBeforeAfter, expectFp8Values, freshSeed, tinyRuns } from './testRuns.ts';
 
 const run = tinyRuns();
 
@@ -57,23 +56,12 @@ describe('norm + quant and silu_and_mul + quant, run', { timeout: 300_000 }, () 
       { kind: 'op', target: '_C.fused_add_rms_norm_static_fp8_quant.default' },
       { kind: 'op', target: '_C.silu_and_mul_quant.default' },
     ]);
-    const seed = freshSeed();
-    for (const backend of ['cpu', 'webgpu'] as const) {
-      const rep = await compareGraphs(BEFORE, after, PASSES, run({ backend, seed }));
-      expect(rep.fusedSites).toBe(0);
-      expect(
-        rep.outputs.map((o) => [o.bitwiseEqual, o.pass, o.fedFrom]),
-        `seed ${seed} ${backend}: ${JSON.stringify(rep.outputs)}`,
-      ).toEqual(rep.outputs.map(() => [true, true, []]));
-      expect(rep.ok, JSON.stringify(rep.outputs)).toBe(true);
-      const out = await runGraph(after, run({ backend, seed }));
+    for (const { backend, options, report } of await expectBeforeAfter(BEFORE, after, PASSES, run)) {
+      expect(report.fusedSites).toBe(0);
+      const out = await runGraph(after, options);
       for (const i of [0, 1, 3]) {
         const q = hostValues([...out.outputs[0]!.values()][i]!);
-        expect(
-          [...q].every((v) => f8e4m3fnValue(f8e4m3fnBits(v)) === v),
-          `${backend} output ${i}`,
-        ).toBe(true);
-        expect(new Set(q).size).toBeGreaterThan(4);
+        expectFp8Values(q, `${backend} output ${i}`, 4);
       }
     }
   });
@@ -108,21 +96,14 @@ describe('norm + dynamic per-token quant, run', { timeout: 300_000 }, () => {
   it('rms_norm_dynamic_per_token_quant (with and without a residual) is bitwise the pair on CPU and WebGPU', async () => {
     const r = runPipeline(PER_TOKEN, ['norm-quant']);
     expect(r.stages[0]!.matches).toHaveLength(2);
-    const seed = freshSeed();
-    for (const backend of ['cpu', 'webgpu'] as const) {
-      const rep = await compareGraphs(PER_TOKEN, r.output, ['norm-quant'], run({ backend, seed }));
-      expect(
-        rep.outputs.map((o) => [o.bitwiseEqual, o.fedFrom]),
-        `seed ${seed} ${backend}: ${JSON.stringify(rep.outputs)}`,
-      ).toEqual(rep.outputs.map(() => [true, []]));
-      expect(rep.ok).toBe(true);
-      const out = await runGraph(r.output, run({ backend, seed }));
+    for (const { options } of await expectBeforeAfter(PER_TOKEN, r.output, ['norm-quant'], run)) {
+      const out = await runGraph(r.output, options);
       const values = [...out.outputs[0]!.values()];
       // One scale per token, each max|row| / 448 at least 1/(448·512); quantized values are e4m3fn values.
       const scale = hostValues(values[1]!);
       expect([...scale].every((s) => s >= 1 / (448 * 512) - 1e-12)).toBe(true);
       const q = hostValues(values[0]!);
-      expect([...q].every((v) => f8e4m3fnValue(f8e4m3fnBits(v)) === v)).toBe(true);
+      expectFp8Values(q, 'per-token quant');
       expect(Math.max(...[...q].map(Math.abs))).toBe(448);
     }
   });

@@ -8,7 +8,7 @@ import { parseFx } from '../graph/fx/parse.ts';
 import type { Graph } from '../graph/ir.ts';
 import { runPipeline } from '../graph/passes/pipeline.ts';
 import { compareGraphs, type RunOptions } from './index.ts';
-import { tinyRuns } from './testRuns.ts';
+import { expectBeforeAfter, tinyRuns } from './testRuns.ts';
 
 const run = tinyRuns();
 const opts = (backend: 'cpu' | 'webgpu', seed: number): RunOptions => run({ backend, seed });
@@ -52,16 +52,8 @@ describe('hoisted slices compute the same bits', { timeout: 300_000 }, () => {
       expect(after.nodes.some((n) => n.op === 'aten.clone.default')).toBe(
         slice.split(', ').length === 4 && !slice.endsWith(', 1'),
       );
-      const seed = (Math.random() * 2 ** 32) >>> 0;
-      for (const backend of ['cpu', 'webgpu'] as const) {
-        const rep = await compareGraphs(g, after, ['slice-hoist'], opts(backend, seed));
-        expect(rep.outputs.length, backend).toBe(2);
-        expect(
-          rep.outputs.every((o) => o.bitwiseEqual),
-          `seed ${seed} ${backend}: ${JSON.stringify(rep.outputs)}`,
-        ).toBe(true);
-        expect(rep.ok).toBe(true);
-      }
+      for (const { backend, report } of await expectBeforeAfter(g, after, ['slice-hoist'], run))
+        expect(report.outputs.length, backend).toBe(2);
     });
   }
 

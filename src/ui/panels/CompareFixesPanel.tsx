@@ -143,25 +143,32 @@ export function CompareFixesPanel() {
       {report && (
         <div className="fix-columns" role="list" aria-label="Fixes">
           {report.rows.map((r) => (
-            <article key={r.id} className="fix-column" role="listitem" aria-label={r.label}>
-              <h3>{r.label}</h3>
-              <p className="muted">{FIXES[r.id].doc}</p>
-              <ol className="fix-chain" aria-label={`${r.label} graph`}>
-                {moeChain(r.graph).map((n) => (
-                  <li
-                    key={n.name}
-                    className={`fix-node kind-${n.op === 'aten.slice.Tensor' || n.op === 'aten.constant_pad_nd.default' ? 'blocker' : 'op'}`}
-                  >
-                    <span className="mono">{shortOp(n)}</span> <span className="muted mono">{shape(n)}</span>
-                  </li>
-                ))}
-              </ol>
-              <FixNumbers row={r} />
-            </article>
+            <FixColumn key={r.id} row={r} />
           ))}
         </div>
       )}
     </section>
+  );
+}
+
+/** One fix: what it is, the MoE output's chain of ops in its graph (blockers marked), its numbers. */
+function FixColumn({ row: r }: { row: FixesReport['rows'][number] }) {
+  return (
+    <article className="fix-column" role="listitem" aria-label={r.label}>
+      <h3>{r.label}</h3>
+      <p className="muted">{FIXES[r.id].doc}</p>
+      <ol className="fix-chain" aria-label={`${r.label} graph`}>
+        {moeChain(r.graph).map((n) => (
+          <li
+            key={n.name}
+            className={`fix-node kind-${n.op === 'aten.slice.Tensor' || n.op === 'aten.constant_pad_nd.default' ? 'blocker' : 'op'}`}
+          >
+            <span className="mono">{shortOp(n)}</span> <span className="muted mono">{shape(n)}</span>
+          </li>
+        ))}
+      </ol>
+      <FixNumbers row={r} />
+    </article>
   );
 }
 

@@ -172,40 +172,56 @@ export function CostPanel() {
           </p>
         )}
         {predicted && !('error' in predicted) && (
-          <table className="grid" aria-label="Predicted and measured cost" data-testid="cost-table">
-            <ChangeHead title={`predicted on ${profileId}, TP${tp}, ${tokens} tokens`} />
-            <tbody>
-              <Row
-                label="time (µs, serial roofline)"
-                before={predicted.before.us}
-                after={predicted.after.us}
-                format={(v) => v.toFixed(1)}
-              />
-              <Row
-                label="kernel launches"
-                before={predicted.before.launches}
-                after={predicted.after.launches}
-                format={String}
-              />
-              <Row
-                label="HBM traffic"
-                before={predicted.before.hbmBytes}
-                after={predicted.after.hbmBytes}
-                format={formatBytes}
-              />
-              <Row
-                label="link bytes per rank"
-                before={predicted.before.linkBytesPerRank}
-                after={predicted.after.linkBytesPerRank}
-                format={formatBytes}
-              />
-            </tbody>
-          </table>
+          <PredictedCostTable
+            predicted={predicted}
+            title={`predicted on ${profileId}, TP${tp}, ${tokens} tokens`}
+          />
         )}
         <MeasuredEffectTable tp={tp} />
         {before && <TraceBesidePrediction graph={before} profileId={profileId} tp={tp} />}
       </div>
     </div>
+  );
+}
+
+/** The cost model's prediction, before and after: roofline time, launches, HBM and link bytes. */
+function PredictedCostTable({
+  predicted,
+  title,
+}: {
+  predicted: { before: GraphTotals; after: GraphTotals };
+  title: string;
+}) {
+  return (
+    <table className="grid" aria-label="Predicted and measured cost" data-testid="cost-table">
+      <ChangeHead title={title} />
+      <tbody>
+        <Row
+          label="time (µs, serial roofline)"
+          before={predicted.before.us}
+          after={predicted.after.us}
+          format={(v) => v.toFixed(1)}
+        />
+        <Row
+          label="kernel launches"
+          before={predicted.before.launches}
+          after={predicted.after.launches}
+          format={String}
+        />
+        <Row
+          label="HBM traffic"
+          before={predicted.before.hbmBytes}
+          after={predicted.after.hbmBytes}
+          format={formatBytes}
+        />
+        <Row
+          label="link bytes per rank"
+          before={predicted.before.linkBytesPerRank}
+          after={predicted.after.linkBytesPerRank}
+          format={formatBytes}
+        />
+      </tbody>
+    </table>
   );
 }
 

@@ -1,7 +1,7 @@
 // The graph area: before and after side by side (the rewrite's diff, pan/zoom and selection
 // synced), or the shown stage alone. Both come from the graph views in src/ui/graph.
 
-import { useEffect, useMemo, useRef, useState } from 'react';
+import { useEffect, useMemo, useRef, useState, type RefObject } from 'react';
 import { changeMarks, diffGraphs } from '../../graph/diff.ts';
 import { DiffView } from '../graph/DiffView.tsx';
 import { GraphView } from '../graph/GraphView.tsx';
@@ -18,7 +18,6 @@ export function GraphStage() {
   const selected = useStore((s) => s.selected);
   const select = useStore((s) => s.select);
   const testMode = useStore((s) => s.testMode);
-  const reveal = useStore((s) => s.reveal);
   const focus = useStore((s) => s.focus);
   const collapsed = useStore((s) => s.collapsed);
   const toggleGroup = useStore((s) => s.toggleGroup);
@@ -29,21 +28,7 @@ export function GraphStage() {
   const stageRef = useRef<HTMLDivElement>(null);
   const shownIndex = scrub ?? stages.length - 1;
 
-  // Center the views on a node selected from outside them, once a view has it laid out
-  // (a tour step may have just loaded the graph; its layout arrives from the worker later).
-  useEffect(() => {
-    if (!reveal) return;
-    let raf = 0;
-    const deadline = performance.now() + 5000;
-    const tryCenter = () => {
-      const roots = [...(stageRef.current?.querySelectorAll('[data-testid="graph-view"]') ?? [])].reverse();
-      const handle = roots.map((r) => viewOf(r)).find((h) => h?.nodeCenter(reveal.name));
-      if (handle) handle.centerOn(reveal.name);
-      else if (performance.now() < deadline) raf = requestAnimationFrame(tryCenter);
-    };
-    tryCenter();
-    return () => cancelAnimationFrame(raf);
-  }, [reveal]);
+  useCentreOnReveal(stageRef);
   const before = stages[0]?.graph;
   const after = stages[shownIndex]?.graph;
   // Every match from the imported graph up to the shown stage: the diff spans all of them.
@@ -119,6 +104,27 @@ export function GraphStage() {
       {walker}
     </div>
   );
+}
+
+/**
+ * Centres the views under `stageRef` on a node selected from outside them, once a view has it laid
+ * out (a tour step may have just loaded the graph; its layout arrives from the worker later).
+ */
+function useCentreOnReveal(stageRef: RefObject<HTMLDivElement | null>): void {
+  const reveal = useStore((s) => s.reveal);
+  useEffect(() => {
+    if (!reveal) return;
+    let raf = 0;
+    const deadline = performance.now() + 5000;
+    const tryCenter = () => {
+      const roots = [...(stageRef.current?.querySelectorAll('[data-testid="graph-view"]') ?? [])].reverse();
+      const handle = roots.map((r) => viewOf(r)).find((h) => h?.nodeCenter(reveal.name));
+      if (handle) handle.centerOn(reveal.name);
+      else if (performance.now() < deadline) raf = requestAnimationFrame(tryCenter);
+    };
+    tryCenter();
+    return () => cancelAnimationFrame(raf);
+  }, [reveal, stageRef]);
 }
 
 /**

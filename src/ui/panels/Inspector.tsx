@@ -219,6 +219,48 @@ function NameAndOp({ name, op }: { name: string; op: string }) {
   );
 }
 
+/** A node's arguments, positional (named by the op's schema where it has one) then keyword. */
+function ArgumentsTable({
+  node,
+  argNames,
+  onRef,
+  types,
+}: {
+  node: Node;
+  argNames: string[];
+  onRef: (name: string) => void;
+  types: Map<string, ValueType | null>;
+}) {
+  // auto_functionalized (v1, v2) passes the op it runs first: shown above, not as an argument.
+  const positional = callForm(node) === 'plain' ? node.args : node.args.slice(1);
+  return (
+    <table className="args" data-testid="inspector-args">
+      <colgroup>
+        <col className="name" />
+        <col />
+      </colgroup>
+      <tbody>
+        {positional.map((a, i) => (
+          <tr key={`p${i}`}>
+            <th>{argNames[i] ?? i}</th>
+            <td className="mono">
+              <ArgValue a={a} onRef={onRef} types={types} />
+            </td>
+          </tr>
+        ))}
+        {Object.entries(node.kwargs).map(([k, v]) => (
+          <tr key={k}>
+            <th>{k}</th>
+            <td className="mono">
+              <ArgValue a={v} onRef={onRef} types={types} />
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
   const select = useStore((s) => s.select);
   const side = useStore((s) => s.selectedSide);
@@ -227,8 +269,6 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
   const def = lookupOp(op);
   const argNames = def?.args.map((a) => a.name) ?? [];
   const users = usersOf(graph).get(node.name) ?? [];
-  // auto_functionalized (v1, v2) passes the op it runs first: shown above, not as an argument.
-  const positional = callForm(node) === 'plain' ? node.args : node.args.slice(1);
   const types = typeIndex(graph);
   const stageGraphs = useStore((s) => s.stages).map((st) => st.graph);
   const origins = node.meta.line === undefined && node.meta.madeBy ? originLines(node, stageGraphs) : [];
@@ -266,30 +306,7 @@ function NodeDetails({ node, graph }: { node: Node; graph: Graph }) {
       <NodeKernel node={node.name} graph={graph} />
       <dt className="wide">arguments</dt>
       <dd className="wide">
-        <table className="args" data-testid="inspector-args">
-          <colgroup>
-            <col className="name" />
-            <col />
-          </colgroup>
-          <tbody>
-            {positional.map((a, i) => (
-              <tr key={`p${i}`}>
-                <th>{argNames[i] ?? i}</th>
-                <td className="mono">
-                  <ArgValue a={a} onRef={onRef} types={types} />
-                </td>
-              </tr>
-            ))}
-            {Object.entries(node.kwargs).map(([k, v]) => (
-              <tr key={k}>
-                <th>{k}</th>
-                <td className="mono">
-                  <ArgValue a={v} onRef={onRef} types={types} />
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <ArgumentsTable node={node} argNames={argNames} onRef={onRef} types={types} />
       </dd>
       <dt>users</dt>
       <dd className="mono">

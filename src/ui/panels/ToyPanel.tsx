@@ -49,50 +49,7 @@ export function ToyPanel() {
           {error}
         </p>
       )}
-      {result && (
-        <>
-          <table className="grid toy-table" aria-label="Toy values" data-testid="toy-table">
-            <thead>
-              <tr>
-                <th>row 0 of</th>
-                {[0, 1, 2, 3, 4, 5].map((c) => (
-                  <th key={c} className="num">
-                    col {c}
-                  </th>
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              {result.partials.map((p, r) => (
-                <tr key={r}>
-                  <td>
-                    x{r === 0 ? '₀' : '₁'} (rank {r}&apos;s partial)
-                  </td>
-                  {p.map((v, c) => (
-                    <td key={c} className={`num${c >= 4 ? ' dim' : ''}`}>
-                      {fmt(v)}
-                    </td>
-                  ))}
-                </tr>
-              ))}
-              <SlicedRow
-                testId="toy-before"
-                label="slice(Σ x): all-reduce, then slice"
-                values={result.sumThenSlice}
-              />
-              <SlicedRow
-                testId="toy-after"
-                label="Σ slice(x): slice-hoist applied"
-                values={result.sliceThenSum}
-              />
-            </tbody>
-          </table>
-          <p className={result.bitwiseEqual ? 'ok' : 'error'} data-testid="toy-verdict">
-            {result.bitwiseEqual ? 'bitwise equal on both ranks' : 'the two orders differ'} · {result.backend}{' '}
-            on {result.device}
-          </p>
-        </>
-      )}
+      {result && <ToyTable result={result} />}
       <p className="muted">
         Why the slice stops the fusion: vLLM fuses an all-reduce directly followed by its RMSNorm; a slice in
         between breaks the pattern.{' '}
@@ -109,6 +66,54 @@ export function ToyPanel() {
         )}
       </p>
     </section>
+  );
+}
+
+/** Both ranks' partials, the two orders' sums of the four kept columns, and whether they agree. */
+function ToyTable({ result }: { result: ToyResult }) {
+  return (
+    <>
+      <table className="grid toy-table" aria-label="Toy values" data-testid="toy-table">
+        <thead>
+          <tr>
+            <th>row 0 of</th>
+            {[0, 1, 2, 3, 4, 5].map((c) => (
+              <th key={c} className="num">
+                col {c}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {result.partials.map((p, r) => (
+            <tr key={r}>
+              <td>
+                x{r === 0 ? '₀' : '₁'} (rank {r}&apos;s partial)
+              </td>
+              {p.map((v, c) => (
+                <td key={c} className={`num${c >= 4 ? ' dim' : ''}`}>
+                  {fmt(v)}
+                </td>
+              ))}
+            </tr>
+          ))}
+          <SlicedRow
+            testId="toy-before"
+            label="slice(Σ x): all-reduce, then slice"
+            values={result.sumThenSlice}
+          />
+          <SlicedRow
+            testId="toy-after"
+            label="Σ slice(x): slice-hoist applied"
+            values={result.sliceThenSum}
+          />
+        </tbody>
+      </table>
+      <p className={result.bitwiseEqual ? 'ok' : 'error'} data-testid="toy-verdict">
+        {result.bitwiseEqual ? 'bitwise equal on both ranks' : 'the two orders differ'} · {result.backend} on{' '}
+        {result.device}
+      </p>
+    </>
   );
 }
 

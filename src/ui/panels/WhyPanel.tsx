@@ -25,7 +25,6 @@ function fixPassOf(d: Diagnostic): string | undefined {
 export function WhyPanel() {
   const diagnostics = useStore((s) => s.diagnostics);
   const shown = useStore(shownStage);
-  const select = useStore((s) => s.select);
   const applyPass = useStore((s) => s.applyPass);
   const sites = useStore((s) => s.sites);
   const nodeNames = useMemo(() => new Set(shown?.graph.nodes.map((n) => n.name)), [shown]);
@@ -64,67 +63,73 @@ export function WhyPanel() {
       )}
       {blocked.length > 0 && (
         <ul className="why-list" aria-label="Blocked fusions">
-          {blocked.map((d, i) => {
-            const fixPass = fixPassOf(d);
-            const gate = d.blocker ? GATE_CONTROLS[d.blocker] : undefined;
-            return (
-              <li key={`${d.node}-${i}`} className="why-item">
-                <div className="why-head">
-                  <button
-                    type="button"
-                    className="linklike mono"
-                    onClick={() => select(d.node, 'after', true)}
-                    aria-label={`Select ${d.node}`}
-                  >
-                    {d.node}
-                  </button>
-                  {d.blocker && nodeNames.has(d.blocker) && (
-                    <button
-                      type="button"
-                      className="small blocker"
-                      onClick={() => select(d.blocker!, 'after', true)}
-                      aria-label={`Select blocker ${d.blocker}`}
-                    >
-                      blocked by <span className="mono">{d.blocker}</span>
-                    </button>
-                  )}
-                  {d.blocker && !nodeNames.has(d.blocker) && (
-                    <button
-                      type="button"
-                      className="small gate"
-                      disabled={!gate}
-                      onClick={() => gate && document.getElementById(gate)?.focus()}
-                      aria-label={`Gate ${d.blocker}`}
-                    >
-                      gate: {d.blocker}
-                    </button>
-                  )}
-                </div>
-                <div className="why-reason">{d.reason}</div>
-                {d.fix && (
-                  <div className="why-actions">
-                    {fixPass && sites[fixPass]?.includes(d.node) && (
-                      <button
-                        type="button"
-                        className="small primary"
-                        onClick={() => applyPass(fixPass, d.node)}
-                        aria-label={`${d.fix} at ${d.node}`}
-                      >
-                        {d.fix} here
-                      </button>
-                    )}
-                    {!(fixPass && sites[fixPass]?.includes(d.node)) && (
-                      <span className="muted">fix: {d.fix}</span>
-                    )}
-                  </div>
-                )}
-              </li>
-            );
-          })}
+          {blocked.map((d, i) => (
+            <BlockedAllReduce key={`${d.node}-${i}`} d={d} nodeNames={nodeNames} />
+          ))}
         </ul>
       )}
       <RefusalGroups />
     </section>
+  );
+}
+
+/** One blocked all-reduce: its node, what blocked it (a node to select or a gate to focus), why, and its fix. */
+function BlockedAllReduce({ d, nodeNames }: { d: Diagnostic; nodeNames: ReadonlySet<string> }) {
+  const select = useStore((s) => s.select);
+  const applyPass = useStore((s) => s.applyPass);
+  const sites = useStore((s) => s.sites);
+  const fixPass = fixPassOf(d);
+  const gate = d.blocker ? GATE_CONTROLS[d.blocker] : undefined;
+  return (
+    <li className="why-item">
+      <div className="why-head">
+        <button
+          type="button"
+          className="linklike mono"
+          onClick={() => select(d.node, 'after', true)}
+          aria-label={`Select ${d.node}`}
+        >
+          {d.node}
+        </button>
+        {d.blocker && nodeNames.has(d.blocker) && (
+          <button
+            type="button"
+            className="small blocker"
+            onClick={() => select(d.blocker!, 'after', true)}
+            aria-label={`Select blocker ${d.blocker}`}
+          >
+            blocked by <span className="mono">{d.blocker}</span>
+          </button>
+        )}
+        {d.blocker && !nodeNames.has(d.blocker) && (
+          <button
+            type="button"
+            className="small gate"
+            disabled={!gate}
+            onClick={() => gate && document.getElementById(gate)?.focus()}
+            aria-label={`Gate ${d.blocker}`}
+          >
+            gate: {d.blocker}
+          </button>
+        )}
+      </div>
+      <div className="why-reason">{d.reason}</div>
+      {d.fix && (
+        <div className="why-actions">
+          {fixPass && sites[fixPass]?.includes(d.node) && (
+            <button
+              type="button"
+              className="small primary"
+              onClick={() => applyPass(fixPass, d.node)}
+              aria-label={`${d.fix} at ${d.node}`}
+            >
+              {d.fix} here
+            </button>
+          )}
+          {!(fixPass && sites[fixPass]?.includes(d.node)) && <span className="muted">fix: {d.fix}</span>}
+        </div>
+      )}
+    </li>
   );
 }
 
