@@ -79,3 +79,42 @@ export function scaledFp4Quant(
   }
   return { packed, scales };
 }
+
+/**
+ * An NVFP4 GEMM operand as values: rows of packed bytes (cols / 2 a row, as scaledFp4Quant writes
+ * them) and their block scales (cols / 16 a row, row-major), each element e2m1(nibble) ·
+ * e4m3(scale) (exact in f32: 2 by 4 significant bits). A scale is read as its e4m3 value.
+ */
+export function nvfp4Dequant(packed: ArrayLike<number>, scales: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(packed.length * 2);
+  for (let i = 0; i < out.length; i++) {
+    const byte = packed[i >> 1]!;
+    const sf = f8e4m3fnValue(f8e4m3fnBits(scales[Math.floor(i / NVFP4_BLOCK)]!));
+    out[i] = e2m1Value(i & 1 ? byte >>> 4 : byte & 15) * sf;
+  }
+  return out;
+}
+
+/**
+ * vLLM's cutlass_scaled_fp4_mm as the nvfp4_gemm kernel computes it (CPU twin of
+ * src/wgsl/fp4Gemm.ts): A [M, K] and B [N, K] decoded (nvfp4Dequant), out[m, n] = f32(alpha ·
+ * Σ_k A[m, k] · B[n, k]) with the sum in f32 in k order (each product is exact), before the cast
+ * to the output dtype.
+ */
+export function nvfp4Gemm(
+  A: ArrayLike<number>,
+  B: ArrayLike<number>,
+  K: number,
+  alpha: number,
+): Float64Array {
+  const M = A.length / K,
+    N = B.length / K;
+  const out = new Float64Array(M * N);
+  for (let m = 0; m < M; m++)
+    for (let n = 0; n < N; n++) {
+      let acc = 0;
+      for (let k = 0; k < K; k++) acc = Math.fround(acc + A[m * K + k]! * B[n * K + k]!);
+      out[m * N + n] = Math.fround(acc * Math.fround(alpha));
+    }
+  return out;
+}

@@ -879,6 +879,16 @@ export const FX_OPS = [
     args: [M('output'), T('input'), M('output_scale'), T('input_scale')],
     doc: 'NVFP4: two e2m1 values per byte into output, one fp8 scale per 16 values (swizzled) into output_scale.',
   }),
+  // vLLM csrc/torch_bindings.cpp: cutlass_scaled_fp4_mm(Tensor! out, Tensor a, Tensor b, Tensor
+  // block_scale_a, Tensor block_scale_b, Tensor alpha) -> (); a [M, K/2] and b [N, K/2] packed e2m1
+  // pairs, their e4m3 block scales [M, K/16] and [N, K/16], out [M, N] (lowering checks the shapes).
+  defineOp({
+    name: '_C.cutlass_scaled_fp4_mm.default',
+    kind: 'compute',
+    returns: 0,
+    args: [M('out'), T('a'), T('b'), T('block_scale_a'), T('block_scale_b'), T('alpha')],
+    doc: 'NVFP4 GEMM: out = alpha · (a @ bᵀ), a and b e2m1 pairs (two a byte) times their e4m3 scale per 16 values, f32 accumulation, cast to out.',
+  }),
 
   // --- fused norm / activation + quant (vLLM's RMSNormQuantFusionPass, ActivationQuantFusionPass) --
   // Schemas as csrc/torch_bindings.cpp defines them; the passes emit them with vLLM's keyword order.

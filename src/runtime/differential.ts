@@ -341,6 +341,46 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     );
   },
   nvfp4_quant: (g) => KERNEL_CASES.nvfp4_scale(g),
+  // vLLM's cutlass_scaled_fp4_mm: a from scaled_fp4_quant of a [T, k] input, b a packed weight
+  // [n, k/2] (seeded bytes) with its e4m3 block scales, alpha a seeded positive [1].
+  nvfp4_gemm: (g) => {
+    const k = 16 * g.int(1, 3),
+      n = 2 * g.int(1, k / 2);
+    const x = g.input(['s0', k]);
+    const like = (p: string, cols: number) =>
+      g.node(
+        p,
+        'aten.empty_like.default',
+        [g.node('slice', 'aten.slice.Tensor', [x, 1, 0, cols], {}, null)],
+        {},
+        null,
+      );
+    const fp4 = g.node(
+      'fp4',
+      AF,
+      [opRef('_C.scaled_fp4_quant.default')],
+      {
+        output: like('packed', k / 2),
+        input: x,
+        output_scale: like('sf', k / 16),
+        input_scale: g.input([1], 'f32'),
+      },
+      null,
+    );
+    g.functionalized(
+      'mm',
+      '_C.cutlass_scaled_fp4_mm.default',
+      {
+        out: like('out', n),
+        a: g.node('item', 'getitem', [fp4, 1], {}, null),
+        b: g.input([n, k / 2], 'u8'),
+        block_scale_a: g.node('item', 'getitem', [fp4, 2], {}, null),
+        block_scale_b: g.input([n, k / 16], 'f8e4m3fn'),
+        alpha: g.input([1], 'f32'),
+      },
+      [1],
+    );
+  },
   // Sequence parallelism's pair, over a concrete token count every rank count splits.
   reduce_scatter: (g) => {
     const m = g.ranks * g.int(1, 3);

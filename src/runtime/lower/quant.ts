@@ -10,7 +10,7 @@ import { NVFP4_BLOCK } from '../../graph/fp4.ts';
 import { torchDtype } from '../../graph/ops.ts';
 import type { MapFn, StorageDType, View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
-import { contiguousStrides, numelOf } from './layout.ts';
+import { contiguousStrides, isContiguous, numelOf } from './layout.ts';
 import { tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
 
 /** vLLM's min_scaling_factor<float8_e4m3fn>: 1 / (448 · 512) in f32, the smallest per-token scale. */
@@ -267,6 +267,14 @@ export function nvfp4Quant(b: PlanBuilder, c: OpCall, x: View, globalScale: View
   return { out, scale };
 }
 
+/** `v`'s values as a whole storage read from element 0 (what the NVFP4 kernels read), copied if need be. */
+function wholeStorage(b: PlanBuilder, c: OpCall, v: View, name: string): View {
+  if (v.offset === 0 && isContiguous(v)) return v;
+  const out = b.newStorage(`${c.node.name}.${name}`, v.dtype, v.shape);
+  b.push(c.node, { kernel: 'copy', x: v, out: out.storage });
+  return out;
+}
+
 export const QUANT_LOWERINGS = {
   '_C.static_scaled_fp8_quant.default': {
     lower: (b, c) => {
@@ -355,6 +363,48 @@ export const QUANT_LOWERINGS = {
       const S = c.tensor(3, 'input_scale', { role: 'norm-weight', shape: [1] });
       const { out, scale } = nvfp4Quant(b, c, x, S);
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
+    },
+  },
+  // (out!, a, b, block_scale_a, block_scale_b, alpha) → [1] out: vLLM's NVFP4 GEMM
+  // (csrc/quantization/fp4/nvfp4_scaled_mm_entry.cu → CUTLASS's block-scaled SM100 GEMM),
+  // out = alpha · (A · Bᵀ) with A, B the operands' e2m1 values times their block scales: the
+  // nvfp4_gemm kernel (opTable.ts: exact products, an f32 sum in k order; CUTLASS's tensor cores
+  // sum in their own order, so against a B200 the contract is f32 accumulation, not its bits).
+  '_C.cutlass_scaled_fp4_mm.default': {
+    roles: {
+      b: 'fp4-weight',
+      block_scale_a: 'norm-weight',
+      block_scale_b: 'norm-weight',
+      alpha: 'norm-weight',
+    },
+    lower: (b, c) => {
+      const into = c.tensor(0, 'out');
+      const a = c.tensor(1, 'a'),
+        w = c.tensor(2, 'b', { role: 'fp4-weight' });
+      if (a.shape.length !== 2 || w.shape.length !== 2 || a.shape[1] !== w.shape[1])
+        c.fail(`multiplies packed [${a.shape}] by packed [${w.shape}]ᵀ`);
+      const M = a.shape[0]!,
+        N = w.shape[0]!,
+        K = 2 * a.shape[1]!;
+      if (K % NVFP4_BLOCK !== 0) c.fail(`K = ${K} is not a multiple of ${NVFP4_BLOCK}`);
+      if (into.shape.join() !== [M, N].join()) c.fail(`out [${into.shape}] is not [${M}, ${N}]`);
+      const scales = (at: number, name: string, rows: number): View => {
+        const sf = c.tensor(at, name, { role: 'norm-weight' });
+        if (numelOf(sf.shape) !== (rows * K) / NVFP4_BLOCK)
+          c.fail(`${name} [${sf.shape}] is not one scale per ${NVFP4_BLOCK} of [${rows}, ${K}]`);
+        return wholeStorage(b, c, sf, name);
+      };
+      const out = b.newStorage(`${c.node.name}.out`, into.dtype, [M, N]);
+      b.push(c.node, {
+        kernel: 'nvfp4_gemm',
+        a: wholeStorage(b, c, a, 'a'),
+        aScale: scales(3, 'block_scale_a', M),
+        b: wholeStorage(b, c, w, 'b'),
+        bScale: scales(4, 'block_scale_b', N),
+        alpha: wholeStorage(b, c, c.tensor(5, 'alpha', { role: 'norm-weight', shape: [1] }), 'alpha'),
+        out: out.storage,
+      });
+      return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
     },
   },
 } satisfies Partial<Record<LoweredOp, Lowering>>;
