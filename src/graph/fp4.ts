@@ -118,3 +118,37 @@ export function nvfp4Gemm(
     }
   return out;
 }
+
+// --- vLLM's swizzled block-scale layout ---------------------------------------------------------
+// scaled_fp4_quant writes its block scales, and CUTLASS's block-scaled GEMM reads them, in 128 × 4
+// tiles: the [rows, cols] scales (cols = K / 16) padded with zeros to [roundUp(rows, 128),
+// roundUp(cols, 4)], each tile of 128 rows × 4 columns stored as [32, 4, 4] (row % 32, row / 32 % 4,
+// col % 4), the tiles in row-major order (vLLM csrc/quantization/fp4/nvfp4_utils.cuh
+// cvt_quant_to_fp4_get_sf_out_offset: "SF layout [numMTiles, numKTiles, 32 (mTile), 4 (mTile),
+// 4 (kTile)]"; the same permutation as swizzle_blockscale in vLLM's Python, which reshapes the
+// padded scales to [rows/128, 4, 32, cols/4, 4] and permutes them (0, 3, 2, 1, 4)).
+
+/** Rows and columns of a tile of the swizzled layout. */
+export const SWIZZLE_TILE_ROWS = 128;
+export const SWIZZLE_TILE_COLS = 4;
+
+/** The padded [rows, cols] the swizzled layout stores for `rows` × `cols` scales. */
+export function swizzledScaleDims(rows: number, cols: number): [number, number] {
+  const up = (x: number, m: number) => Math.ceil(x / m) * m;
+  return [up(rows, SWIZZLE_TILE_ROWS), up(cols, SWIZZLE_TILE_COLS)];
+}
+
+/**
+ * Where the scale of (row, col) lies in the swizzled layout of `cols`-column scales: vLLM's
+ * cvt_quant_to_fp4_get_sf_out_offset, mTile · (numKTiles · 512) + kTile · 512 + (row % 32) · 16 +
+ * (row / 32 % 4) · 4 + col % 4, numKTiles = ⌈cols / 4⌉.
+ */
+export function swizzledScaleOffset(row: number, col: number, cols: number): number {
+  const kTiles = Math.ceil(cols / SWIZZLE_TILE_COLS);
+  const mTile = row >> 7,
+    outerM = row & 31,
+    innerM = (row >> 5) & 3,
+    kTile = col >> 2,
+    innerK = col & 3;
+  return (mTile * kTiles + kTile) * 512 + outerM * 16 + innerM * 4 + innerK;
+}

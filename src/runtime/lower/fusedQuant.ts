@@ -6,13 +6,15 @@
 // unfused op stores, quantized by the same 1/scale with the same clamp. So each lowers to the
 // unfused pair's kernels (the norm or silu·mul step, then fp8_quant with the clamp rule), and
 // before ≡ after is bitwise (opTable.ts KERNELS holds each kernel's rounding). The dynamic
-// per-token and per-group ones lower to the norm and their quant's steps (quant.ts); NVFP4 has no
-// kernel yet (as its unfused quant).
+// per-token and per-group ones lower to the norm and their quant's steps (quant.ts), NVFP4 to
+// silu_and_mul's step and scaled_fp4_quant's (its scales linear or swizzled as its buffer is shaped).
 
+import { NVFP4_BLOCK } from '../../graph/fp4.ts';
 import type { View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
+import { numelOf } from './layout.ts';
 import { tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
-import { nvfp4Quant, perGroupFp8Quant, perTokenFp8Quant } from './quant.ts';
+import { nvfp4Quant, perGroupFp8Quant, perTokenFp8Quant, scaleLayout } from './quant.ts';
 import { siluAndMul } from './elementwise.ts';
 
 /** The norm's weight γ (argument i), one per column of x. */
@@ -135,8 +137,11 @@ export const FUSED_QUANT_LOWERINGS = {
     roles: { input_global_scale: 'norm-weight' },
     lower: (b, c) => {
       const act = siluAndMul(b, c, c.tensor(2, 'input'));
+      const K = act.shape[act.shape.length - 1]!;
+      const layout = scaleLayout(b, c, 1, numelOf(act.shape) / K, K / NVFP4_BLOCK);
+      if (!layout) return 'unsupported';
       const S = c.tensor(3, 'input_global_scale', { role: 'norm-weight', shape: [1] });
-      const { out, scale } = nvfp4Quant(b, c, act, S);
+      const { out, scale } = nvfp4Quant(b, c, act, S, layout);
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
     },
   },
