@@ -920,6 +920,22 @@ export const FX_OPS = [
     args: [...NORM_DYNAMIC_QUANT_ARGS, P('group_size', 'int'), P('is_scale_transposed', 'bool')],
     doc: 'RMSNorm (with residual: new residual [3]), then FP8 quant with one scale per group_size columns of a token (scale [2]); result [1].',
   }),
+  // csrc/torch_bindings.cpp: silu_and_mul_per_block_quant(Tensor! out, Tensor input, Tensor! scales,
+  // int group_size, Tensor? scale_ub=None, bool is_scale_transposed=False) -> ().
+  defineOp({
+    name: '_C.silu_and_mul_per_block_quant.default',
+    kind: 'fused',
+    returns: 0,
+    args: [
+      M('out'),
+      T('input'),
+      M('scales'),
+      P('group_size', 'int'),
+      P('scale_ub', 'Tensor?', null),
+      P('is_scale_transposed', 'bool', false),
+    ],
+    doc: 'out ([1]) = FP8 quant of silu(input[:, :d]) · input[:, d:] with one scale per group_size columns of a token (scales [2]).',
+  }),
   defineOp({
     name: '_C.silu_and_mul_quant.default',
     kind: 'fused',

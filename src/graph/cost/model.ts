@@ -340,6 +340,7 @@ const FX_OP_COST: Record<FxOp, OpCost> = {
     flops: 5 * c.elems('x'),
   }),
   '_C.silu_and_mul_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
+  '_C.silu_and_mul_per_block_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
   '_C.silu_and_mul_nvfp4_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
 };
 

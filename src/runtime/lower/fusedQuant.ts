@@ -122,6 +122,23 @@ export const FUSED_QUANT_LOWERINGS = {
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale), res ? T(res) : { t: 'none' }] };
     },
   },
+  // (out!, input, scales!, group_size, scale_ub, is_scale_transposed) → [1] out, [2] scales (vLLM's
+  // SiluMulBlockQuantPattern, act_quant_fusion.py). vLLM's kernel (csrc/quantization/fused_kernels/
+  // fused_silu_mul_block_quant.cu silu_and_mul_per_block_quant_kernel) keeps silu(gate) · up in f32
+  // and takes scale = max(max|group| / 448, 1/(448·512)), then quantizes result / scale; the pair
+  // rounds the product to the model dtype first and takes max(eps, max|group|) / 448. Here the
+  // product rounds as the pair's (silu_and_mul's step, as the residual of rms_norm_per_block_quant
+  // does) and the scale is the fused kernel's (quant.ts 'norm-block'): before ≡ after is bitwise but
+  // for a group whose max is under 1/512; against vLLM's kernel an element may differ by the e4m3
+  // step that rounding the product to bf16 can cross.
+  '_C.silu_and_mul_per_block_quant.default': {
+    lower: (b, c) => {
+      if (c.arg(4) !== null) c.fail('scale_ub (an upper bound on the per-group absmax) has no kernel');
+      const act = siluAndMul(b, c, c.tensor(1, 'input'));
+      const { out, scale } = perGroupFp8Quant(b, c, act, c.num(3, 128), { kind: 'norm-block' });
+      return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
+    },
+  },
   // (result!, input, scale) → [1] result: silu_and_mul's step, then the quant.
   '_C.silu_and_mul_quant.default': {
     lower: (b, c) => {
