@@ -121,6 +121,16 @@ class Gen {
   out(a: Arg) {
     this.outputs.push(a);
   }
+  /** empty_like of x's first `cols` columns: an output buffer [T, cols] of a graph with no size arithmetic. */
+  columnsBuffer(p: string, x: Arg, cols: number) {
+    return this.node(
+      p,
+      'aten.empty_like.default',
+      [this.node('slice', 'aten.slice.Tensor', [x, 1, 0, cols], {}, null)],
+      {},
+      null,
+    );
+  }
   /** An auto_functionalized call of `target` whose results `items` are outputs. */
   functionalized(p: string, target: string, kwargs: Record<string, Arg>, items: number[]) {
     const af = this.node(p, AF, [opRef(target)], kwargs, null);
@@ -320,14 +330,7 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     const k = 16 * g.int(1, 2);
     const x = g.input(['s0', k]);
     // The output buffers, shaped as slices of x ([T, k/2] packed pairs, [T, k/16] block scales).
-    const buffer = (p: string, cols: number) =>
-      g.node(
-        p,
-        'aten.empty_like.default',
-        [g.node('slice', 'aten.slice.Tensor', [x, 1, 0, cols], {}, null)],
-        {},
-        null,
-      );
+    const buffer = (p: string, cols: number) => g.columnsBuffer(p, x, cols);
     g.functionalized(
       'fp4',
       '_C.scaled_fp4_quant.default',
@@ -347,14 +350,7 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     const k = 16 * g.int(1, 3),
       n = 2 * g.int(1, k / 2);
     const x = g.input(['s0', k]);
-    const like = (p: string, cols: number) =>
-      g.node(
-        p,
-        'aten.empty_like.default',
-        [g.node('slice', 'aten.slice.Tensor', [x, 1, 0, cols], {}, null)],
-        {},
-        null,
-      );
+    const like = (p: string, cols: number) => g.columnsBuffer(p, x, cols);
     const fp4 = g.node(
       'fp4',
       AF,
