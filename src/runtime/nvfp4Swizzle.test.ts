@@ -8,7 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import { swizzledScaleDims, swizzledScaleOffset } from '../graph/fp4.ts';
 import { parseFx } from '../graph/fx/parse.ts';
-import { runGraph } from './index.ts';
+import { runPipeline } from '../graph/passes/pipeline.ts';
+import { compareGraphs, runGraph } from './index.ts';
 import { hostValues } from './hostTensor.ts';
 import { freshSeed, tinyRuns } from './testRuns.ts';
 
@@ -89,6 +90,35 @@ describe("vLLM's swizzled block-scale layout", () => {
         `${backend} seed ${seed}: swizzled scales (zeros where padded)`,
       ).toEqual([]);
       expect(outS, `${backend} seed ${seed}: the GEMM reads the tiles`).toEqual(outL);
+    }
+  });
+
+  it("silu_and_mul → scaled_fp4_quant into the int32 tile buffer (as vLLM's SiluMulNvfp4QuantPattern takes it): fused on Blackwell, bitwise the pair on the CPU and WebGPU, nothing fed", async () => {
+    const g = parseFx(
+      [
+        'class GraphModule(torch.nn.Module):',
+        '    def forward(self, arg0_1: "Sym(s72)", arg1_1: "bf16[s72, 128]", arg2_1: "f32[1]"):',
+        `        empty: "bf16[s72, 64]" = torch.ops.aten.empty.memory_format([arg0_1, 64], dtype = torch.bfloat16, ${DEVICE})`,
+        '        auto_functionalized = torch.ops.higher_order.auto_functionalized(torch.ops._C.silu_and_mul.default, result = empty, input = arg1_1);  empty = None',
+        '        getitem_1: "bf16[s72, 64]" = auto_functionalized[1];  auto_functionalized = None',
+        `        empty_q: "u8[s72, 32]" = torch.ops.aten.empty.memory_format([arg0_1, 32], dtype = torch.uint8, ${DEVICE})`,
+        `        empty_s: "i32[128, 1]" = torch.ops.aten.empty.memory_format([128, 1], dtype = torch.int32, ${DEVICE})`,
+        '        af_q = torch.ops.higher_order.auto_functionalized(torch.ops._C.scaled_fp4_quant.default, output = empty_q, input = getitem_1, output_scale = empty_s, input_scale = arg2_1)',
+        '        q: "u8[s72, 32]" = af_q[1]',
+        '        s: "i32[128, 1]" = af_q[2];  af_q = None',
+        '        return (q, s)',
+      ].join('\n'),
+    ).graph;
+    const r = runPipeline(g, ['act-quant'], { gpu: 'blackwell' });
+    expect(r.stages[0]!.matches).toHaveLength(1);
+    const seed = freshSeed();
+    for (const backend of ['cpu', 'webgpu'] as const) {
+      const rep = await compareGraphs(g, r.output, ['act-quant'], run({ backend, seed }));
+      expect(
+        rep.outputs.map((o) => [o.bitwiseEqual, o.fedFrom]),
+        `seed ${seed} ${backend}: ${JSON.stringify(rep.outputs)}`,
+      ).toEqual(rep.outputs.map(() => [true, []]));
+      expect(rep.verdict).toBe('proven');
     }
   });
 });
