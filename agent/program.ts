@@ -596,6 +596,7 @@ const LOWERINGS: Lowerings = {
   attention: noWorkerKernel,
   nvfp4_scale: noWorkerKernel,
   nvfp4_quant: noWorkerKernel,
+  nvfp4_gemm: noWorkerKernel,
 };
 
 export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {

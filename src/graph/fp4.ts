@@ -79,3 +79,76 @@ export function scaledFp4Quant(
   }
   return { packed, scales };
 }
+
+/**
+ * An NVFP4 GEMM operand as values: rows of packed bytes (cols / 2 a row, as scaledFp4Quant writes
+ * them) and their block scales (cols / 16 a row, row-major), each element e2m1(nibble) ·
+ * e4m3(scale) (exact in f32: 2 by 4 significant bits). A scale is read as its e4m3 value.
+ */
+export function nvfp4Dequant(packed: ArrayLike<number>, scales: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(packed.length * 2);
+  for (let i = 0; i < out.length; i++) {
+    const byte = packed[i >> 1]!;
+    const sf = f8e4m3fnValue(f8e4m3fnBits(scales[Math.floor(i / NVFP4_BLOCK)]!));
+    out[i] = e2m1Value(i & 1 ? byte >>> 4 : byte & 15) * sf;
+  }
+  return out;
+}
+
+/**
+ * vLLM's cutlass_scaled_fp4_mm as the nvfp4_gemm kernel computes it (CPU twin of
+ * src/wgsl/fp4Gemm.ts): A [M, K] and B [N, K] decoded (nvfp4Dequant), out[m, n] = f32(alpha ·
+ * Σ_k A[m, k] · B[n, k]) with the sum in f32 in k order (each product is exact), before the cast
+ * to the output dtype.
+ */
+export function nvfp4Gemm(
+  A: ArrayLike<number>,
+  B: ArrayLike<number>,
+  K: number,
+  alpha: number,
+): Float64Array {
+  const M = A.length / K,
+    N = B.length / K;
+  const out = new Float64Array(M * N);
+  for (let m = 0; m < M; m++)
+    for (let n = 0; n < N; n++) {
+      let acc = 0;
+      for (let k = 0; k < K; k++) acc = Math.fround(acc + A[m * K + k]! * B[n * K + k]!);
+      out[m * N + n] = Math.fround(acc * Math.fround(alpha));
+    }
+  return out;
+}
+
+// --- vLLM's swizzled block-scale layout ---------------------------------------------------------
+// scaled_fp4_quant writes its block scales, and CUTLASS's block-scaled GEMM reads them, in 128 × 4
+// tiles: the [rows, cols] scales (cols = K / 16) padded with zeros to [roundUp(rows, 128),
+// roundUp(cols, 4)], each tile of 128 rows × 4 columns stored as [32, 4, 4] (row % 32, row / 32 % 4,
+// col % 4), the tiles in row-major order (vLLM csrc/quantization/fp4/nvfp4_utils.cuh
+// cvt_quant_to_fp4_get_sf_out_offset: "SF layout [numMTiles, numKTiles, 32 (mTile), 4 (mTile),
+// 4 (kTile)]"; the same permutation as swizzle_blockscale in vLLM's Python, which reshapes the
+// padded scales to [rows/128, 4, 32, cols/4, 4] and permutes them (0, 3, 2, 1, 4)).
+
+/** Rows and columns of a tile of the swizzled layout. */
+export const SWIZZLE_TILE_ROWS = 128;
+export const SWIZZLE_TILE_COLS = 4;
+
+/** The padded [rows, cols] the swizzled layout stores for `rows` × `cols` scales. */
+export function swizzledScaleDims(rows: number, cols: number): [number, number] {
+  const up = (x: number, m: number) => Math.ceil(x / m) * m;
+  return [up(rows, SWIZZLE_TILE_ROWS), up(cols, SWIZZLE_TILE_COLS)];
+}
+
+/**
+ * Where the scale of (row, col) lies in the swizzled layout of `cols`-column scales: vLLM's
+ * cvt_quant_to_fp4_get_sf_out_offset, mTile · (numKTiles · 512) + kTile · 512 + (row % 32) · 16 +
+ * (row / 32 % 4) · 4 + col % 4, numKTiles = ⌈cols / 4⌉.
+ */
+export function swizzledScaleOffset(row: number, col: number, cols: number): number {
+  const kTiles = Math.ceil(cols / SWIZZLE_TILE_COLS);
+  const mTile = row >> 7,
+    outerM = row & 31,
+    innerM = (row >> 5) & 3,
+    kTile = col >> 2,
+    innerK = col & 3;
+  return (mTile * kTiles + kTile) * 512 + outerM * 16 + innerM * 4 + innerK;
+}

@@ -32,7 +32,8 @@ export type InputRole =
   | 'embedding'
   | 'indices'
   | 'fed'
-  | 'zeros';
+  | 'zeros'
+  | 'fp4-weight';
 export const INPUT_ROLES: readonly InputRole[] = [
   'activation',
   'norm-weight',
@@ -44,6 +45,8 @@ export const INPUT_ROLES: readonly InputRole[] = [
   'indices',
   'fed',
   'zeros',
+  // Packed NVFP4 weights (vLLM's uint8 [N, K/2], two e2m1 codes a byte): uniform bytes 0–255.
+  'fp4-weight',
 ];
 
 /**
@@ -1021,6 +1024,20 @@ export const KERNELS = {
     collective: false,
     doc: 'NVFP4 packed e2m1 pairs',
   },
+  // vLLM's NVFP4 GEMM (cutlass_scaled_fp4_mm): out[m, n] = alpha[0] · Σ_k A[m, k] · B[n, k], A and B
+  // rows of packed e2m1 pairs ([M, K/2], [N, K/2]: bytes 0–255 held as values, the even element in
+  // the low nibble) times their e4m3 block scales ([M, K/16], [N, K/16], linear), all contiguous. A
+  // scale is read as its e4m3 value (a seeded one rounds to it; a computed one already is one).
+  // Each product is exact in f32 (2·4 significant bits a side); the sum is f32 in k order, then
+  // alpha's product rounds to f32, then to out's dtype: the same bits on every backend. No worker
+  // kernel: the agent feeds it.
+  nvfp4_gemm: {
+    fields: { a: 'view', aScale: 'view', b: 'view', bScale: 'view', alpha: 'view', out: 'storage' },
+    worker: [],
+    rounding: 'exact',
+    collective: false,
+    doc: 'NVFP4 GEMM',
+  },
 } as const satisfies Record<string, KernelDef>;
 
 export type KernelName = keyof typeof KERNELS;
@@ -1119,6 +1136,13 @@ export const KERNEL_COST: {
     bytesRead: viewBytes(k.x) + viewBytes(k.scale) + viewBytes(k.globalScale),
     bytesWritten: out,
     flops: 3 * numel(k.x.shape),
+  }),
+  // 2·M·N·K: out [M, N], a [M, K/2].
+  nvfp4_gemm: (k, out) => ({
+    bytesRead:
+      viewBytes(k.a) + viewBytes(k.aScale) + viewBytes(k.b) + viewBytes(k.bScale) + viewBytes(k.alpha),
+    bytesWritten: out,
+    flops: 4 * k.a.shape[0]! * k.b.shape[0]! * k.a.shape[1]!,
   }),
   fused_allreduce_norm: (k, out, ranks) => ({
     bytesRead: ranks * viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w),

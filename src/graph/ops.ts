@@ -879,6 +879,16 @@ export const FX_OPS = [
     args: [M('output'), T('input'), M('output_scale'), T('input_scale')],
     doc: 'NVFP4: two e2m1 values per byte into output, one fp8 scale per 16 values (swizzled) into output_scale.',
   }),
+  // vLLM csrc/torch_bindings.cpp: cutlass_scaled_fp4_mm(Tensor! out, Tensor a, Tensor b, Tensor
+  // block_scale_a, Tensor block_scale_b, Tensor alpha) -> (); a [M, K/2] and b [N, K/2] packed e2m1
+  // pairs, their e4m3 block scales [M, K/16] and [N, K/16], out [M, N] (lowering checks the shapes).
+  defineOp({
+    name: '_C.cutlass_scaled_fp4_mm.default',
+    kind: 'compute',
+    returns: 0,
+    args: [M('out'), T('a'), T('b'), T('block_scale_a'), T('block_scale_b'), T('alpha')],
+    doc: 'NVFP4 GEMM: out = alpha · (a @ bᵀ), a and b e2m1 pairs (two a byte) times their e4m3 scale per 16 values, f32 accumulation, cast to out.',
+  }),
 
   // --- fused norm / activation + quant (vLLM's RMSNormQuantFusionPass, ActivationQuantFusionPass) --
   // Schemas as csrc/torch_bindings.cpp defines them; the passes emit them with vLLM's keyword order.
@@ -909,6 +919,22 @@ export const FX_OPS = [
     returns: 0,
     args: [...NORM_DYNAMIC_QUANT_ARGS, P('group_size', 'int'), P('is_scale_transposed', 'bool')],
     doc: 'RMSNorm (with residual: new residual [3]), then FP8 quant with one scale per group_size columns of a token (scale [2]); result [1].',
+  }),
+  // csrc/torch_bindings.cpp: silu_and_mul_per_block_quant(Tensor! out, Tensor input, Tensor! scales,
+  // int group_size, Tensor? scale_ub=None, bool is_scale_transposed=False) -> ().
+  defineOp({
+    name: '_C.silu_and_mul_per_block_quant.default',
+    kind: 'fused',
+    returns: 0,
+    args: [
+      M('out'),
+      T('input'),
+      M('scales'),
+      P('group_size', 'int'),
+      P('scale_ub', 'Tensor?', null),
+      P('is_scale_transposed', 'bool', false),
+    ],
+    doc: 'out ([1]) = FP8 quant of silu(input[:, :d]) · input[:, d:] with one scale per group_size columns of a token (scales [2]).',
   }),
   defineOp({
     name: '_C.silu_and_mul_quant.default',

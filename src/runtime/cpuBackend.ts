@@ -3,7 +3,7 @@
 // rank order.
 
 import { f8e4m3fnValue, inverseScale, quantizeFp8, type Fp8NanRule } from '../graph/fp8.ts';
-import { scaledFp4Quant } from '../graph/fp4.ts';
+import { nvfp4Dequant, nvfp4Gemm, scaledFp4Quant } from '../graph/fp4.ts';
 import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { CollectiveStep, Plan, Step, View } from './plan.ts';
@@ -395,6 +395,12 @@ function runStep(
     case 'nvfp4_quant': {
       const q = scaledFp4Quant(read(s.x), read(s.globalScale)[0]!);
       m.set(s.out, rounded(dt(s.out), s.kernel === 'nvfp4_scale' ? q.scales : q.packed));
+      return;
+    }
+    case 'nvfp4_gemm': {
+      const A = nvfp4Dequant(read(s.a), read(s.aScale)),
+        B = nvfp4Dequant(read(s.b), read(s.bScale));
+      m.set(s.out, rounded(dt(s.out), nvfp4Gemm(A, B, 2 * s.a.shape[1]!, read(s.alpha)[0]!)));
       return;
     }
     default:

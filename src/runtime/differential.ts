@@ -122,6 +122,16 @@ class Gen {
   out(a: Arg) {
     this.outputs.push(a);
   }
+  /** empty_like of x's first `cols` columns: an output buffer [T, cols] of a graph with no size arithmetic. */
+  columnsBuffer(p: string, x: Arg, cols: number) {
+    return this.node(
+      p,
+      'aten.empty_like.default',
+      [this.node('slice', 'aten.slice.Tensor', [x, 1, 0, cols], {}, null)],
+      {},
+      null,
+    );
+  }
   /** An auto_functionalized call of `target` whose results `items` are outputs. */
   functionalized(p: string, target: string, kwargs: Record<string, Arg>, items: number[]) {
     const af = this.node(p, AF, [opRef(target)], kwargs, null);
@@ -330,14 +340,7 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     const k = 16 * g.int(1, 2);
     const x = g.input(['s0', k]);
     // The output buffers, shaped as slices of x ([T, k/2] packed pairs, [T, k/16] block scales).
-    const buffer = (p: string, cols: number) =>
-      g.node(
-        p,
-        'aten.empty_like.default',
-        [g.node('slice', 'aten.slice.Tensor', [x, 1, 0, cols], {}, null)],
-        {},
-        null,
-      );
+    const buffer = (p: string, cols: number) => g.columnsBuffer(p, x, cols);
     g.functionalized(
       'fp4',
       '_C.scaled_fp4_quant.default',
@@ -351,6 +354,39 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
     );
   },
   nvfp4_quant: (g) => KERNEL_CASES.nvfp4_scale(g),
+  // vLLM's cutlass_scaled_fp4_mm: a from scaled_fp4_quant of a [T, k] input, b a packed weight
+  // [n, k/2] (seeded bytes) with its e4m3 block scales, alpha a seeded positive [1].
+  nvfp4_gemm: (g) => {
+    const k = 16 * g.int(1, 3),
+      n = 2 * g.int(1, k / 2);
+    const x = g.input(['s0', k]);
+    const like = (p: string, cols: number) => g.columnsBuffer(p, x, cols);
+    const fp4 = g.node(
+      'fp4',
+      AF,
+      [opRef('_C.scaled_fp4_quant.default')],
+      {
+        output: like('packed', k / 2),
+        input: x,
+        output_scale: like('sf', k / 16),
+        input_scale: g.input([1], 'f32'),
+      },
+      null,
+    );
+    g.functionalized(
+      'mm',
+      '_C.cutlass_scaled_fp4_mm.default',
+      {
+        out: like('out', n),
+        a: g.node('item', 'getitem', [fp4, 1], {}, null),
+        b: g.input([n, k / 2], 'u8'),
+        block_scale_a: g.node('item', 'getitem', [fp4, 2], {}, null),
+        block_scale_b: g.input([n, k / 16], 'f8e4m3fn'),
+        alpha: g.input([1], 'f32'),
+      },
+      [1],
+    );
+  },
   // Sequence parallelism's pair, over a concrete token count every rank count splits.
   reduce_scatter: (g) => {
     const m = g.ranks * g.int(1, 3);

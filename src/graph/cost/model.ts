@@ -310,6 +310,13 @@ const FX_OP_COST: Record<FxOp, OpCost> = {
   '_C.dynamic_per_token_scaled_fp8_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
   '_C.per_token_group_fp8_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
   '_C.cutlass_scaled_mm.default': mutatingCall(),
+  // 2·M·N·K for out [M, N] and a [M, K/2] (two e2m1 values a byte).
+  '_C.cutlass_scaled_fp4_mm.default': mutatingCall({
+    flops: (c) => {
+      const a = c.type('a');
+      return a?.kind === 'tensor' ? 4 * c.elems('out') * bindDim(a.shape[a.shape.length - 1]!, c.tokens) : 0;
+    },
+  }),
   'aten._scaled_mm.default': matmul('self', 'mat2', false),
   // The fused norm / activation + quant ops: one pass over the input, the quantized result written
   // once; with a residual, it is read and the sum written back (as fused_add_rms_norm does).
@@ -333,6 +340,7 @@ const FX_OP_COST: Record<FxOp, OpCost> = {
     flops: 5 * c.elems('x'),
   }),
   '_C.silu_and_mul_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
+  '_C.silu_and_mul_per_block_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
   '_C.silu_and_mul_nvfp4_quant.default': mutatingCall({ flops: (c) => 4 * c.elems('input') }),
 };
 

@@ -6,11 +6,15 @@
 //   NVFP4        SiluMulNvfp4QuantPattern → _C.silu_and_mul_nvfp4_quant(result, result_block_scale,
 //                input, input_global_scale)                                     [1] result, [2] block scales
 //                (registered only where the op exists: CUDA builds for Blackwell, SM ≥ 100)
+//   per-group    SiluMulBlockQuantPattern (silu_and_mul → per_token_group_fp8_quant, groups of 128 /
+//   FP8          64, scales transposed or not) → _C.silu_and_mul_per_block_quant(out, input, scales,
+//                group_size, scale_ub = None, is_scale_transposed)                [1] out, [2] scales
+//                (out = empty(input.shape[:-1] + (d,), dtype = fp8), made by the replacement)
 //
 // silu_and_mul and the quant are found through the matcher layer in every form (custom op, torch
 // native); the NVFP4 quant is written as the custom op in vLLM's pattern, so only that spelling
-// matches, and its output buffers are the pattern's inputs, kept. The per-block FP8 quant patterns
-// (silu_and_mul_per_block_quant) are not modelled: such a site is explained, not fused.
+// matches, and its output buffers are the pattern's inputs, kept; so is the per-group quant's scale
+// buffer, which the fused op writes.
 
 import type { Arg, Node } from '../ir.ts';
 import { isRef, ref } from '../ir.ts';
@@ -20,7 +24,7 @@ import type { Diagnostic, Match, Pass, PassResult } from './pipeline.ts';
 import { diagnostic, resolveOptions } from './options.ts';
 import type { ResolvedOptions } from './options.ts';
 import { GraphEdit } from './graphEdit.ts';
-import type { ActivationOccurrence, QuantOccurrence } from './matchers/index.ts';
+import type { ActivationOccurrence } from './matchers/index.ts';
 import { findActivations } from './matchers/index.ts';
 import type { AnyQuant } from './normQuant.ts';
 import {
@@ -31,7 +35,9 @@ import {
   readerName,
   replaceSite,
 } from './normQuant.ts';
-import { SILU_AND_MUL_NVFP4_QUANT, SILU_AND_MUL_QUANT } from './patternOps.ts';
+import { numberOf } from '../ir.ts';
+import { NORM_QUANT_GROUP_SIZES } from './normQuant.ts';
+import { SILU_AND_MUL_NVFP4_QUANT, SILU_AND_MUL_PER_BLOCK_QUANT, SILU_AND_MUL_QUANT } from './patternOps.ts';
 
 export const PASS = 'act-quant';
 
@@ -63,12 +69,22 @@ function actQuantRefusal(
         blocker: 'gpu',
         fix: '--gpu blackwell',
       };
+  } else if (q.op === 'fp8_group') {
+    const size = numberOf(q.groupSize);
+    if (size === undefined || !NORM_QUANT_GROUP_SIZES.includes(size))
+      return {
+        why: `group size ${String(size ?? 'unknown')} of ${q.anchor}: vLLM registers SiluMulBlockQuantPattern for groups of 128 and 64 only (kFp8Dynamic128Sym, kFp8Dynamic64Sym)`,
+        blocker: q.anchor,
+      };
   } else if (q.op !== 'fp8_static_tensor')
     return {
-      why: `the ${QUANT_LABEL[q.op]} at ${q.anchor}: vLLM fuses silu_and_mul with a static FP8 or an NVFP4 quant (FUSED_OPS, act_quant_fusion.py; the per-block FP8 patterns are not modelled here)`,
+      why: `the ${QUANT_LABEL[q.op]} at ${q.anchor}: vLLM fuses silu_and_mul with a static FP8, a per-group FP8 (128, 64) or an NVFP4 quant (act_quant_fusion.py)`,
       blocker: q.anchor,
     };
-  if (q.op === 'fp8_static_tensor' && !tensorOf(ix, q.input) && q.buffers.quant === undefined)
+  if (
+    !tensorOf(ix, q.input) &&
+    (q.op === 'fp8_group' || (q.op === 'fp8_static_tensor' && q.buffers.quant === undefined))
+  )
     return {
       why: `${out} has no annotated shape: the fused op's output buffer is sized from it`,
       blocker: out,
@@ -82,7 +98,7 @@ function actQuantRefusal(
   return null;
 }
 
-function fuse(edit: GraphEdit, ix: GraphIndex, act: ActivationOccurrence, q: QuantOccurrence): Match {
+function fuse(edit: GraphEdit, ix: GraphIndex, act: ActivationOccurrence, q: AnyQuant): Match {
   const from = [act.anchor, q.anchor];
   const made: Node[] = [];
   let target: string, kwargs: Record<string, Arg>;
@@ -100,11 +116,26 @@ function fuse(edit: GraphEdit, ix: GraphIndex, act: ActivationOccurrence, q: Qua
     const out = tensorOf(ix, q.input);
     const made0 = out ? emptyBuffer(edit, ix, { ...out, dtype: 'f8e4m3fn' }, from) : undefined;
     if (made0) made.push(made0);
-    // A shapeless graph (str(graph)): the quant's own result buffer has that shape; it stays.
-    const result = made0 ? ref(made0.name) : q.buffers.quant!;
+    // A shapeless graph (str(graph)): the static quant's own result buffer has that shape; it stays
+    // (a per-group site without a shape is refused).
+    const result = made0 ? ref(made0.name) : q.op === 'fp8_group' ? null : q.buffers.quant!;
     if (!made0 && isRef(result)) keep = [result.name];
-    target = SILU_AND_MUL_QUANT;
-    kwargs = { result, input: act.input, scale: q.scale };
+    if (q.op === 'fp8_group') {
+      // The pattern's scale buffer is one of its inputs: the fused op writes it.
+      if (isRef(q.scaleBuffer)) keep.push(q.scaleBuffer.name);
+      target = SILU_AND_MUL_PER_BLOCK_QUANT;
+      kwargs = {
+        out: result,
+        input: act.input,
+        scales: q.scaleBuffer,
+        group_size: q.groupSize,
+        scale_ub: null,
+        is_scale_transposed: q.transposed,
+      };
+    } else {
+      target = SILU_AND_MUL_QUANT;
+      kwargs = { result, input: act.input, scale: q.scale };
+    }
   }
   return replaceSite(edit, ix, {
     pass: PASS,
@@ -115,10 +146,16 @@ function fuse(edit: GraphEdit, ix: GraphIndex, act: ActivationOccurrence, q: Qua
     keep,
     target,
     kwargs,
-    results: [
-      { value: q.outputs.quant, arg: 'result' },
-      ...(q.op === 'nvfp4' ? [{ value: q.outputs.scale, arg: 'result_block_scale' }] : []),
-    ],
+    results:
+      q.op === 'fp8_group'
+        ? [
+            { value: q.outputs.quant, arg: 'out' },
+            { value: q.outputs.scale, arg: 'scales' },
+          ]
+        : [
+            { value: q.outputs.quant, arg: 'result' },
+            ...(q.op === 'nvfp4' ? [{ value: q.outputs.scale, arg: 'result_block_scale' }] : []),
+          ],
   });
 }
 
@@ -135,8 +172,8 @@ export const actQuant: Pass = (g, opts): PassResult => {
     const q = out ? byInput.get(out)?.[0] : undefined;
     if (!q) continue;
     const refused = actQuantRefusal(ix, act, q, resolved);
-    if (refused || q.op === 'fp8_group') {
-      if (refused) diagnostics.push(diagnostic(PASS, act.anchor, refused.why, refused.blocker, refused.fix));
+    if (refused) {
+      diagnostics.push(diagnostic(PASS, act.anchor, refused.why, refused.blocker, refused.fix));
       continue;
     }
     if (!edit.claim(...act.nodes, ...q.nodes)) continue;

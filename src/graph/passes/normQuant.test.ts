@@ -430,7 +430,7 @@ describe('act-quant (ActivationQuantFusionPass)', () => {
       }),
     ]);
     expect(dyn.diagnostics[0]!.reason).toMatch(
-      /dynamic per-token FP8 quant at af_q0: vLLM fuses silu_and_mul with a static FP8 or an NVFP4 quant/,
+      /dynamic per-token FP8 quant at af_q0: vLLM fuses silu_and_mul with a static FP8, a per-group FP8 \(128, 64\) or an NVFP4 quant/,
     );
   });
 });

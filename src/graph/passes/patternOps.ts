@@ -80,6 +80,7 @@ export const FUSED_ADD_RMS_NORM_STATIC_FP8_QUANT = '_C.fused_add_rms_norm_static
 export const RMS_NORM_DYNAMIC_PER_TOKEN_QUANT = '_C.rms_norm_dynamic_per_token_quant.default';
 export const RMS_NORM_PER_BLOCK_QUANT = '_C.rms_norm_per_block_quant.default';
 export const SILU_AND_MUL_QUANT = '_C.silu_and_mul_quant.default';
+export const SILU_AND_MUL_PER_BLOCK_QUANT = '_C.silu_and_mul_per_block_quant.default';
 export const SILU_AND_MUL_NVFP4_QUANT = '_C.silu_and_mul_nvfp4_quant.default';
 
 // RoPE: the native rotary embedding (RotaryEmbedding.forward_static), and what the QK-norm + RoPE

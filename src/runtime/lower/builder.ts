@@ -15,7 +15,7 @@ import { NONE, type ArgRole, type Hint, type Value } from './lowering.ts';
 
 // f8e4m3fn values are held in the run dtype (each is exact in bf16).
 /** Roles whose seeded values differ per rank (each rank holds its shard). */
-const PER_RANK_ROLES: readonly string[] = ['weight', 'bias', 'embedding', 'fed'];
+const PER_RANK_ROLES: readonly string[] = ['weight', 'bias', 'embedding', 'fed', 'fp4-weight'];
 
 /** Value of a symbolic dim expression (`s72`, `2*s0`) with every symbol bound to `tokens`. */
 export function evalDim(d: number | string, tokens: number, where: string): number {
@@ -188,6 +188,8 @@ export class PlanBuilder {
       dtype: hint?.dtype,
     };
     if (h.role === 'indices' && h.range === undefined) h.range = this.preset.vocab;
+    // Packed NVFP4 weights: any byte, i.e. any pair of e2m1 codes.
+    if (h.role === 'fp4-weight') h.range = 256;
     if (inp && inp.type?.kind === 'sym')
       return { t: 'sym', value: evalDim(inp.type.expr, this.tokens, inp.name) };
     if (inp && inp.type?.kind === 'tensor') {

@@ -6,13 +6,15 @@
 // unfused op stores, quantized by the same 1/scale with the same clamp. So each lowers to the
 // unfused pair's kernels (the norm or silu·mul step, then fp8_quant with the clamp rule), and
 // before ≡ after is bitwise (opTable.ts KERNELS holds each kernel's rounding). The dynamic
-// per-token and per-group ones lower to the norm and their quant's steps (quant.ts); NVFP4 has no
-// kernel yet (as its unfused quant).
+// per-token and per-group ones lower to the norm and their quant's steps (quant.ts), NVFP4 to
+// silu_and_mul's step and scaled_fp4_quant's (its scales linear or swizzled as its buffer is shaped).
 
+import { NVFP4_BLOCK } from '../../graph/fp4.ts';
 import type { View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
+import { numelOf } from './layout.ts';
 import { tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
-import { nvfp4Quant, perGroupFp8Quant, perTokenFp8Quant } from './quant.ts';
+import { nvfp4Quant, perGroupFp8Quant, perTokenFp8Quant, scaleLayout } from './quant.ts';
 import { siluAndMul } from './elementwise.ts';
 
 /** The norm's weight γ (argument i), one per column of x. */
@@ -120,6 +122,23 @@ export const FUSED_QUANT_LOWERINGS = {
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale), res ? T(res) : { t: 'none' }] };
     },
   },
+  // (out!, input, scales!, group_size, scale_ub, is_scale_transposed) → [1] out, [2] scales (vLLM's
+  // SiluMulBlockQuantPattern, act_quant_fusion.py). vLLM's kernel (csrc/quantization/fused_kernels/
+  // fused_silu_mul_block_quant.cu silu_and_mul_per_block_quant_kernel) keeps silu(gate) · up in f32
+  // and takes scale = max(max|group| / 448, 1/(448·512)), then quantizes result / scale; the pair
+  // rounds the product to the model dtype first and takes max(eps, max|group|) / 448. Here the
+  // product rounds as the pair's (silu_and_mul's step, as the residual of rms_norm_per_block_quant
+  // does) and the scale is the fused kernel's (quant.ts 'norm-block'): before ≡ after is bitwise but
+  // for a group whose max is under 1/512; against vLLM's kernel an element may differ by the e4m3
+  // step that rounding the product to bf16 can cross.
+  '_C.silu_and_mul_per_block_quant.default': {
+    lower: (b, c) => {
+      if (c.arg(4) !== null) c.fail('scale_ub (an upper bound on the per-group absmax) has no kernel');
+      const act = siluAndMul(b, c, c.tensor(1, 'input'));
+      const { out, scale } = perGroupFp8Quant(b, c, act, c.num(3, 128), { kind: 'norm-block' });
+      return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
+    },
+  },
   // (result!, input, scale) → [1] result: silu_and_mul's step, then the quant.
   '_C.silu_and_mul_quant.default': {
     lower: (b, c) => {
@@ -137,8 +156,11 @@ export const FUSED_QUANT_LOWERINGS = {
     roles: { input_global_scale: 'norm-weight' },
     lower: (b, c) => {
       const act = siluAndMul(b, c, c.tensor(2, 'input'));
+      const K = act.shape[act.shape.length - 1]!;
+      const layout = scaleLayout(b, c, 1, numelOf(act.shape) / K, K / NVFP4_BLOCK);
+      if (!layout) return 'unsupported';
       const S = c.tensor(3, 'input_global_scale', { role: 'norm-weight', shape: [1] });
-      const { out, scale } = nvfp4Quant(b, c, act, S);
+      const { out, scale } = nvfp4Quant(b, c, act, S, layout);
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
     },
   },

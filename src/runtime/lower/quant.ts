@@ -4,13 +4,13 @@
 // vLLM's are. NVFP4 (scaled_fp4_quant) is emulated: e2m1 codes packed two per byte, e4m3 block
 // scales, held as their values in the run dtype.
 
-import type { Arg } from '../../graph/ir.ts';
+import { isRef, type Arg } from '../../graph/ir.ts';
 import { F8E4M3FN_MAX } from '../../graph/fp8.ts';
-import { NVFP4_BLOCK } from '../../graph/fp4.ts';
+import { NVFP4_BLOCK, SWIZZLE_TILE_COLS, SWIZZLE_TILE_ROWS, swizzledScaleDims } from '../../graph/fp4.ts';
 import { torchDtype } from '../../graph/ops.ts';
 import type { MapFn, StorageDType, View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
-import { contiguousStrides, numelOf } from './layout.ts';
+import { contiguousStrides, isContiguous, numelOf } from './layout.ts';
 import { tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
 
 /** vLLM's min_scaling_factor<float8_e4m3fn>: 1 / (448 · 512) in f32, the smallest per-token scale. */
@@ -251,11 +251,17 @@ export function perGroupFp8Quant(
  * NVFP4 quant of contiguous `x` [..., K] by its global scale S ([1] f32), as vLLM's
  * cvt_warp_fp16_to_fp4 (src/graph/fp4.ts): the e4m3 block scales (one per 16 elements), then the
  * e2m1 pairs packed by them (the even element in the low nibble). Packed bytes and block scales are
- * held as their values in x's dtype. The scales are [..., K/16] row-major: vLLM writes them swizzled
- * (128×4 tiles, rows padded to 128) for the tensor cores, an order of the same values that only the
- * FP4 GEMM reads; here every reader reads them by row and block.
+ * held as their values in x's dtype. The scales are [..., K/16] row-major ('linear'), or in vLLM's
+ * swizzled 128 × 4 tiles ('swizzled': [roundUp(rows, 128), roundUp(K/16, 4)], zero padding), the
+ * layout its buffer declares (scaleLayout).
  */
-export function nvfp4Quant(b: PlanBuilder, c: OpCall, x: View, globalScale: View): Quantized {
+export function nvfp4Quant(
+  b: PlanBuilder,
+  c: OpCall,
+  x: View,
+  globalScale: View,
+  layout: ScaleLayout = 'linear',
+): Quantized {
   const K = lastDim(x);
   if (K % NVFP4_BLOCK !== 0) c.fail(`the last dim ${K} is not a multiple of ${NVFP4_BLOCK}`);
   const S: View = { ...globalScale, shape: [1], strides: [1] };
@@ -264,7 +270,89 @@ export function nvfp4Quant(b: PlanBuilder, c: OpCall, x: View, globalScale: View
   b.push(c.node, { kernel: 'nvfp4_scale', x, globalScale: S, out: scale.storage });
   const out = b.newStorage(`${c.node.name}.packed`, x.dtype, [...lead, K / 2]);
   b.push(c.node, { kernel: 'nvfp4_quant', x, scale, globalScale: S, out: out.storage });
-  return { out, scale };
+  if (layout === 'linear') return { out, scale };
+  return { out, scale: swizzleScales(b, c, scale, numelOf(lead), K / NVFP4_BLOCK) };
+}
+
+/** How block scales are laid out: row-major [rows, K/16], or vLLM's swizzled 128 × 4 tiles (src/graph/fp4.ts). */
+export type ScaleLayout = 'linear' | 'swizzled';
+
+/**
+ * The layout of block-scale argument `i` (rows × cols scales), from its view and its declared type:
+ * swizzled where it holds the padded tiles (swizzledScaleDims) and is declared int32 (vLLM's
+ * scaled_fp4_quant allocates the swizzled scales as int32, four a word: a quarter as many elements)
+ * or with static dims (vLLM's swizzle_blockscale of a weight's scales; where the padded and the
+ * unpadded shapes coincide, CUTLASS reads them swizzled); linear where it holds rows × cols (a
+ * token-sized [T, K/16] buffer, as the captures write); null when it is neither.
+ */
+export function scaleLayout(
+  b: PlanBuilder,
+  c: OpCall,
+  i: number,
+  rows: number,
+  cols: number,
+): ScaleLayout | null {
+  const a = c.arg(i);
+  const declared = isRef(a) ? (b.nodesByName.get(a.name)?.type ?? b.inputs.get(a.name)?.type) : undefined;
+  const t = declared?.kind === 'tensor' ? declared : undefined;
+  const n = numelOf(c.tensor(i, 'block scales').shape);
+  const [Rp, Cp] = swizzledScaleDims(rows, cols);
+  if (t?.dtype === 'i32' && (n * 4 === Rp * Cp || n === Rp * Cp)) return 'swizzled';
+  if (t && t.dtype !== 'i32' && n === Rp * Cp && t.shape.every((d) => typeof d === 'number'))
+    return 'swizzled';
+  return n === rows * cols && t?.dtype !== 'i32' ? 'linear' : null;
+}
+
+/**
+ * Linear [rows, cols] scales into the swizzled layout: padded with zeros to [Rp, Cp], then copied
+ * through the tiles' strides, in the swizzled order (row tile, column tile, row % 32, row / 32 % 4,
+ * col % 4). Held as [Rp, Cp].
+ */
+function swizzleScales(b: PlanBuilder, c: OpCall, linear: View, rows: number, cols: number): View {
+  const [Rp, Cp] = swizzledScaleDims(rows, cols);
+  const src = wholeStorage(b, c, { ...linear, shape: [rows, cols], strides: [cols, 1] }, 'scale_rows');
+  let padded = src;
+  if (Rp !== rows || Cp !== cols) {
+    padded = b.newStorage(`${c.node.name}.scale_padded`, src.dtype, [Rp, Cp]);
+    b.push(c.node, { kernel: 'pad', x: src, lo: [0, 0], value: 0, out: padded.storage });
+  }
+  const tiles = [Rp / SWIZZLE_TILE_ROWS, Cp / SWIZZLE_TILE_COLS, 32, 4, 4];
+  const out = b.newStorage(`${c.node.name}.scale_swizzled`, src.dtype, tiles);
+  b.push(c.node, {
+    kernel: 'copy',
+    x: { ...padded, shape: tiles, strides: [SWIZZLE_TILE_ROWS * Cp, SWIZZLE_TILE_COLS, Cp, 32 * Cp, 1] },
+    out: out.storage,
+  });
+  return { ...out, shape: [Rp, Cp], strides: [Cp, 1] };
+}
+
+/** Swizzled scales back to linear [rows, cols]: the padded rows read through the tiles' strides, then the unpadded corner. */
+function unswizzleScales(
+  b: PlanBuilder,
+  c: OpCall,
+  swizzled: View,
+  rows: number,
+  cols: number,
+  name: string,
+): View {
+  const [Rp, Cp] = swizzledScaleDims(rows, cols);
+  const s = wholeStorage(b, c, { ...swizzled, shape: [Rp * Cp], strides: [1] }, `${name}_tiles`);
+  const order = [Rp / SWIZZLE_TILE_ROWS, 4, 32, Cp / SWIZZLE_TILE_COLS, 4];
+  const padded = b.newStorage(`${c.node.name}.${name}_linear`, s.dtype, order);
+  b.push(c.node, {
+    kernel: 'copy',
+    x: { ...s, shape: order, strides: [(Cp / SWIZZLE_TILE_COLS) * 512, 4, 16, 512, 1] },
+    out: padded.storage,
+  });
+  return wholeStorage(b, c, { ...padded, shape: [rows, cols], strides: [Cp, 1] }, `${name}_rows`);
+}
+
+/** `v`'s values as a whole storage read from element 0 (what the NVFP4 kernels read), copied if need be. */
+function wholeStorage(b: PlanBuilder, c: OpCall, v: View, name: string): View {
+  if (v.offset === 0 && isContiguous(v)) return v;
+  const out = b.newStorage(`${c.node.name}.${name}`, v.dtype, v.shape);
+  b.push(c.node, { kernel: 'copy', x: v, out: out.storage });
+  return out;
 }
 
 export const QUANT_LOWERINGS = {
@@ -347,14 +435,60 @@ export const QUANT_LOWERINGS = {
     roles: { input_scale: 'norm-weight' },
     lower: (b, c) => {
       const x = b.contiguous(c.tensor(1, 'input'), c.node);
-      // The block scales are emulated in their linear [.., K / 16] layout; a buffer shaped for
-      // vLLM's swizzled 128 × 4 tiles (its default, int32-packed) is not: that quant is fed.
-      const declared = c.tensor(2, 'output_scale').shape;
-      const linear = [...x.shape.slice(0, -1), lastDim(x) / NVFP4_BLOCK];
-      if (declared.length !== linear.length || declared.some((d, i) => d !== linear[i])) return 'unsupported';
+      // The block scales in the layout their buffer is shaped for: linear, or vLLM's swizzled tiles.
+      const layout = scaleLayout(b, c, 2, numelOf(x.shape) / lastDim(x), lastDim(x) / NVFP4_BLOCK);
+      if (!layout) return 'unsupported';
       const S = c.tensor(3, 'input_scale', { role: 'norm-weight', shape: [1] });
-      const { out, scale } = nvfp4Quant(b, c, x, S);
+      const { out, scale } = nvfp4Quant(b, c, x, S, layout);
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
+    },
+  },
+  // (out!, a, b, block_scale_a, block_scale_b, alpha) → [1] out: vLLM's NVFP4 GEMM
+  // (csrc/quantization/fp4/nvfp4_scaled_mm_entry.cu → CUTLASS's block-scaled SM100 GEMM),
+  // out = alpha · (A · Bᵀ) with A, B the operands' e2m1 values times their block scales: the
+  // nvfp4_gemm kernel (opTable.ts: exact products, an f32 sum in k order; CUTLASS's tensor cores
+  // sum in their own order, so against a B200 the contract is f32 accumulation, not its bits).
+  '_C.cutlass_scaled_fp4_mm.default': {
+    roles: {
+      b: 'fp4-weight',
+      block_scale_a: 'norm-weight',
+      block_scale_b: 'norm-weight',
+      alpha: 'norm-weight',
+    },
+    lower: (b, c) => {
+      const into = c.tensor(0, 'out');
+      const a = c.tensor(1, 'a'),
+        w = c.tensor(2, 'b', { role: 'fp4-weight' });
+      if (a.shape.length !== 2 || w.shape.length !== 2 || a.shape[1] !== w.shape[1])
+        c.fail(`multiplies packed [${a.shape}] by packed [${w.shape}]ᵀ`);
+      const M = a.shape[0]!,
+        N = w.shape[0]!,
+        K = 2 * a.shape[1]!;
+      if (K % NVFP4_BLOCK !== 0) c.fail(`K = ${K} is not a multiple of ${NVFP4_BLOCK}`);
+      if (into.shape.join() !== [M, N].join()) c.fail(`out [${into.shape}] is not [${M}, ${N}]`);
+      // Each operand's scales linear or swizzled (scaleLayout); the kernel reads them linear.
+      const scales = (at: number, name: string, rows: number): View => {
+        const sf = c.tensor(at, name, { role: 'norm-weight' });
+        const layout = scaleLayout(b, c, at, rows, K / NVFP4_BLOCK);
+        if (!layout)
+          c.fail(
+            `${name} [${sf.shape}] is neither one scale per ${NVFP4_BLOCK} of [${rows}, ${K}] nor their swizzled tiles`,
+          );
+        return layout === 'linear'
+          ? wholeStorage(b, c, sf, name)
+          : unswizzleScales(b, c, sf, rows, K / NVFP4_BLOCK, name);
+      };
+      const out = b.newStorage(`${c.node.name}.out`, into.dtype, [M, N]);
+      b.push(c.node, {
+        kernel: 'nvfp4_gemm',
+        a: wholeStorage(b, c, a, 'a'),
+        aScale: scales(3, 'block_scale_a', M),
+        b: wholeStorage(b, c, w, 'b'),
+        bScale: scales(4, 'block_scale_b', N),
+        alpha: wholeStorage(b, c, c.tensor(5, 'alpha', { role: 'norm-weight', shape: [1] }), 'alpha'),
+        out: out.storage,
+      });
+      return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
     },
   },
 } satisfies Partial<Record<LoweredOp, Lowering>>;

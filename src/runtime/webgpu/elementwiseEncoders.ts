@@ -26,6 +26,7 @@ import { REDUCE_ROWS_PARAMS, reduceRowsWgsl } from '../../wgsl/reduceRows.ts';
 import { ATTENTION_PARAMS, attentionWgsl } from '../../wgsl/attention.ts';
 import { FP8_QUANT_VALUES_PARAMS, fp8QuantValuesDispatch, fp8QuantValuesWgsl } from '../../wgsl/fp8Quant.ts';
 import { NVFP4_PARAMS, nvfp4Dispatch, nvfp4PackWgsl, nvfp4ScaleWgsl } from '../../wgsl/fp4Quant.ts';
+import { NVFP4_GEMM_PARAMS, nvfp4GemmDispatch, nvfp4GemmWgsl } from '../../wgsl/fp4Gemm.ts';
 import { NVFP4_BLOCK } from '../../graph/fp4.ts';
 import type { ParamsOf } from '../../wgsl/params.ts';
 import type { RankDevice } from './rankDevice.ts';
@@ -75,6 +76,7 @@ export const ELEMENTWISE_ENCODERS: StepEncoders<
   | 'fp8_quant'
   | 'nvfp4_scale'
   | 'nvfp4_quant'
+  | 'nvfp4_gemm'
   | 'reduce_rows'
 > = {
   reduce_rows: (s, c) => {
@@ -304,6 +306,27 @@ export const ELEMENTWISE_ENCODERS: StepEncoders<
         [c.buf(s.out), c.buf(s.x), c.buf(s.globalScale), c.buf(s.scale)],
         NVFP4_PARAMS.words({ n }),
         nvfp4Dispatch(n),
+      ),
+    );
+  },
+  nvfp4_gemm: (s, c) => {
+    const [M, halfK] = s.a.shape as [number, number],
+      N = s.b.shape[0]!;
+    if ([s.a, s.aScale, s.b, s.bScale, s.alpha].some((v) => v.offset !== 0))
+      throw new Error(`${s.node}: nvfp4_gemm reads whole buffers from element 0`);
+    c.r.submit(s.node, s.op, (_enc, pass) =>
+      pass(
+        nvfp4GemmWgsl({
+          out: c.out.dtype,
+          a: s.a.dtype,
+          sa: s.aScale.dtype,
+          b: s.b.dtype,
+          sb: s.bScale.dtype,
+          alpha: s.alpha.dtype,
+        }),
+        [c.buf(s.out), c.buf(s.a), c.buf(s.aScale), c.buf(s.b), c.buf(s.bScale), c.buf(s.alpha)],
+        NVFP4_GEMM_PARAMS.words({ M, N, halfK }),
+        nvfp4GemmDispatch(M * N),
       ),
     );
   },
