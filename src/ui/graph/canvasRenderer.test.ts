@@ -10,6 +10,7 @@ import { layoutScene } from './layout.ts';
 import { boxFill, drawCanvas } from './canvasRenderer.ts';
 import { TEST_PALETTE } from './testPalette.ts';
 import { nodeFills, overlayScale } from './overlay.ts';
+import { kernelBoxes } from './kernelOverlay.ts';
 
 /** A path that remembers the boxes traced into it (their top-left corners). */
 class RecordingPath {
@@ -104,5 +105,79 @@ describe('drawCanvas under an overlay', () => {
     expect(fillOf(a)).toEqual([palette.kind.compute.fill]);
     expect(draw(undefined, 0.2).fillOf(a)).toEqual([palette.kind.compute.stroke]);
     expect(boxFill(palette, 'compute', true, new Map([[a, null]]), a)).toBe(palette.overlayNone);
+  });
+});
+
+describe('kernel boxes on the canvas', () => {
+  /** The dashed boxes stroked and the texts written, through a context that records them. */
+  function drawKernels(k: number) {
+    const g = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 4 })).graph;
+    const scene = buildScene(g);
+    const layout = layoutScene(scene);
+    const compute = layout.nodes.filter(
+      (n) => scene.nodes.find((s) => s.name === n.name)?.kind === 'compute',
+    );
+    const launch = (index: number, kernel: string) => ({
+      index,
+      kernel,
+      kind: 'triton' as const,
+      line: 1,
+      comments: { sourceNodes: [], dynamoNames: false, originalAten: [], atenMapping: new Map() },
+    });
+    const groups = [
+      {
+        launch: launch(0, 'triton_poi_fused_0'),
+        nodes: [compute[0].name, compute[1].name],
+        source: 'source-nodes' as const,
+      },
+      { launch: launch(1, 'extern_kernels.mm'), nodes: [compute[2].name], source: 'aten-mapping' as const },
+    ];
+    const boxes = kernelBoxes(layout.nodes, groups);
+    let dash: number[] = [];
+    const dashed: number[][] = [];
+    const texts: string[] = [];
+    const ctx = new Proxy({ fillStyle: '', strokeStyle: '' } as Record<string, unknown>, {
+      get(t, p) {
+        if (p === 'setLineDash') return (d: number[]) => (dash = d);
+        if (p === 'roundRect')
+          return (x: number, y: number, w: number, h: number) => {
+            if (dash.length) dashed.push([x, y, w, h]);
+          };
+        if (p === 'fillText') return (s: string) => texts.push(s);
+        if (p in t) return t[p as string];
+        return () => {};
+      },
+      set(t, p, v) {
+        t[p as string] = v;
+        return true;
+      },
+    }) as unknown as CanvasRenderingContext2D;
+    drawCanvas({
+      ctx,
+      width: layout.width,
+      height: layout.height,
+      transform: { x: 0, y: 0, k },
+      layout,
+      byName: new Map(scene.nodes.map((n) => [n.name, n])),
+      palette,
+      selected: null,
+      matches: new Set(),
+      kernels: boxes,
+    });
+    return { boxes, dashed, texts };
+  }
+
+  it("draws each launch's box dashed, with the SVG overlay's geometry, and its launch label", () => {
+    const { boxes, dashed, texts } = drawKernels(1);
+    expect(boxes).toHaveLength(2);
+    for (const b of boxes) expect(dashed).toContainEqual([b.x, b.y, b.w, b.h]);
+    expect(texts).toContain('#0 triton_poi_fused_0');
+    expect(texts).toContain('#1 extern_kernels.mm');
+  });
+
+  it('far out keeps the boxes and drops their labels, as the group titles go', () => {
+    const { boxes, dashed, texts } = drawKernels(0.1);
+    for (const b of boxes) expect(dashed).toContainEqual([b.x, b.y, b.w, b.h]);
+    expect(texts.filter((t) => t.startsWith('#'))).toEqual([]);
   });
 });
