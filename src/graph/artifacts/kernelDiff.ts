@@ -13,7 +13,7 @@ import { calledOp, forEachInput } from '../call.ts';
 import type { Graph } from '../ir.ts';
 import { indexGraph } from '../match.ts';
 import { findActivations, findNorms, findQuants } from '../passes/matchers/index.ts';
-import type { KernelGroup, KernelKind } from './outputCode.ts';
+import type { KernelComments, KernelGroup, KernelKind } from './outputCode.ts';
 
 /** One rewrite step as the pipeline records it: the pass, its matches and the graph it made. */
 export interface RewriteStepMatches {
@@ -27,8 +27,13 @@ export interface RewriteStepMatches {
 export interface PredictedLaunch {
   kernel: string;
   kind: KernelKind;
-  /** Nodes of the before graph it still covers (a fused op: the nodes it took). */
+  /**
+   * The nodes it covers, named as in the latest graph: the before graph's nodes a kernel kept, or
+   * the nodes a rewrite made for a fused op (its call, its results' getitems, its output buffer).
+   */
   nodes: string[];
+  /** For a fused op: the nodes of the graph before its pass it took. */
+  took?: string[];
   /** Its launch index in the before code; absent for a launch a rewrite made. */
   before?: number;
   /** The pass that made it. */
@@ -190,7 +195,7 @@ export function predictKernelChange(
       });
       for (const f of fused)
         made.push({
-          launch: { kernel: f.kernel, kind: 'custom', nodes: took, pass: step.pass },
+          launch: { kernel: f.kernel, kind: 'custom', nodes: [...m.produced], took, pass: step.pass },
           at: at < 0 ? launches.length : at,
           after,
           site: f.site,
@@ -242,4 +247,42 @@ function bindCustomLaunches(launches: PredictedLaunch[], graph: Graph): void {
     const node = callers.get(l.kernel)?.[k];
     if (!l.nodes.length && node) l.nodes = [node];
   }
+}
+
+const NO_COMMENTS: KernelComments = {
+  sourceNodes: [],
+  dynamoNames: false,
+  originalAten: [],
+  atenMapping: new Map(),
+};
+
+/** The predicted launches as kernel groups on the rewritten graph (its nodes only), numbered by predicted launch order. */
+export function predictedGroups(p: KernelChangePrediction, graph: Graph): KernelGroup[] {
+  const names = new Set(graph.nodes.map((n) => n.name));
+  const order = new Map(graph.nodes.map((n, i) => [n.name, i]));
+  return p.launches.map((l, index) => ({
+    launch: { index, kernel: l.kernel, kind: l.kind, line: 0, comments: NO_COMMENTS },
+    nodes: l.nodes.filter((n) => names.has(n)).sort((a, b) => order.get(a)! - order.get(b)!),
+    source: 'predicted',
+  }));
+}
+
+/**
+ * The rewrite steps from the first stage to `stages[upTo]`, one per pass: a stage's matches split
+ * by the pass that made them (a stage of several passes, as a pipeline run records it).
+ */
+export function stageSteps(
+  stages: readonly {
+    graph: Graph;
+    matches: readonly { pass: string; consumed: readonly string[]; produced: readonly string[] }[];
+  }[],
+  upTo: number,
+): RewriteStepMatches[] {
+  const steps: RewriteStepMatches[] = [];
+  for (const s of stages.slice(1, upTo + 1)) {
+    const byPass = new Map<string, RewriteStepMatches['matches'][number][]>();
+    for (const m of s.matches) byPass.set(m.pass, [...(byPass.get(m.pass) ?? []), m]);
+    for (const [pass, matches] of byPass) steps.push({ pass, matches, graph: s.graph });
+  }
+  return steps;
 }
