@@ -10,7 +10,7 @@
 // Pure: no DOM.
 
 import { calledOp, forEachInput } from '../call.ts';
-import type { Graph } from '../ir.ts';
+import type { Graph, Node } from '../ir.ts';
 import { indexGraph } from '../match.ts';
 import { findActivations, findNorms, findQuants } from '../passes/matchers/index.ts';
 import type { KernelComments, KernelGroup, KernelKind } from './outputCode.ts';
@@ -78,8 +78,7 @@ function inductorCompute(op: string): boolean {
 }
 
 /** The launch a node made by a rewrite is, in the output code's spelling; undefined for Inductor's own ops. */
-function fusedLaunchOf(graph: Graph, name: string): string | undefined {
-  const n = graph.nodes.find((x) => x.name === name);
+function fusedLaunchOf(n: Node | undefined): string | undefined {
   if (!n || n.op === 'placeholder' || n.op === 'output') return undefined;
   const op = calledOp(n);
   if (NO_CODE.test(op) || op.startsWith('aten.') || op.startsWith('prims.') || !op.includes('.'))
@@ -97,18 +96,11 @@ function opFamilies(graph: Graph): Map<string, string> {
   return family;
 }
 
-function describe(nodes: readonly string[], family: ReadonlyMap<string, string>, graph: Graph): string {
+/** What nodes were, by op family (`rms_norm + quant`), else by their ops (`add, mul`). */
+function describe(nodes: readonly string[], family: ReadonlyMap<string, string>, facts: NodeFacts): string {
   const fams = [...new Set(nodes.map((n) => family.get(n)).filter((f) => f !== undefined))];
   if (fams.length) return fams.join(' + ');
-  const ops = new Map(
-    graph.nodes.map((n) => [
-      n.name,
-      calledOp(n)
-        .replace(/^(aten|prims)\./, '')
-        .replace(/\.\w+$/, ''),
-    ]),
-  );
-  return [...new Set(nodes.map((n) => ops.get(n) ?? n))].join(', ');
+  return [...new Set(nodes.map((n) => facts.opName(n)))].join(', ');
 }
 
 /** The ops of every node of the graphs seen so far, and who reads whom (a node's refs). */
@@ -123,6 +115,11 @@ class NodeFacts {
       forEachInput(n, (r) => refs.add(r));
       this.reads.set(n.name, refs);
     }
+  }
+  /** `aten.add.Tensor` → `add`. */
+  opName(name: string): string {
+    const op = this.op.get(name);
+    return op ? op.replace(/^(aten|prims)\./, '').replace(/\.\w+$/, '') : name;
   }
   compute(name: string): boolean {
     const op = this.op.get(name);
@@ -166,6 +163,7 @@ export function predictKernelChange(
   const passes: PassKernelChange[] = [];
   for (const step of steps) {
     facts.add(step.graph);
+    const byName = new Map(step.graph.nodes.map((n) => [n.name, n]));
     const count = launches.length;
     const losses = new Map<PredictedLaunch, { lost: string[]; into: Set<string> }>();
     /** Launches made, by the index of the launch they go after (-1: before the first). */
@@ -173,7 +171,7 @@ export function predictKernelChange(
     for (const m of step.matches) {
       const consumed = new Set(m.consumed);
       const fused = m.produced
-        .map((p) => ({ site: p, kernel: fusedLaunchOf(step.graph, p) }))
+        .map((p) => ({ site: p, kernel: fusedLaunchOf(byName.get(p)) }))
         .filter((x): x is { site: string; kernel: string } => x.kernel !== undefined);
       let at = -1;
       let after = false;
@@ -212,7 +210,7 @@ export function predictKernelChange(
       const entry: LaunchLoss = {
         kernel: l.kernel,
         index: l.before ?? -1,
-        what: describe(loss.lost, family, beforeGraph),
+        what: describe(loss.lost, family, facts),
         into: [...loss.into],
       };
       (stillLaunched(l, true, facts) ? change.shrunk : change.gone).push(entry);
@@ -237,7 +235,9 @@ function bindCustomLaunches(launches: PredictedLaunch[], graph: Graph): void {
   for (const n of graph.nodes) {
     if (n.op === 'placeholder' || n.op === 'output') continue;
     const k = `torch.ops.${calledOp(n)}`;
-    callers.set(k, [...(callers.get(k) ?? []), n.name]);
+    const list = callers.get(k);
+    if (list) list.push(n.name);
+    else callers.set(k, [n.name]);
   }
   const seen = new Map<string, number>();
   for (const l of launches) {
