@@ -14,7 +14,7 @@ import {
   parseOutputCode,
   parseProvenance,
 } from './outputCode.ts';
-import { predictKernelChange } from './kernelDiff.ts';
+import { predictedGroups, predictKernelChange, stageSteps } from './kernelDiff.ts';
 
 const DIR = new URL('../../../fixtures/kernels-diff/', import.meta.url);
 const read = (f: string) => readFileSync(new URL(f, DIR), 'utf8');
@@ -88,5 +88,29 @@ describe('the kernel list after norm-quant and act-quant, predicted from the bef
       ['act-quant', 14, 14, 2],
     ]);
     expect(kernelCounts(after.code).launches).toBe(14);
+  });
+
+  it('draws the predicted launches on the rewritten graph: each fused op around the nodes the pass made for it', () => {
+    const last = run.stages[run.stages.length - 1].graph;
+    const groups = predictedGroups(p, last);
+    expect(groups.map((g) => g.launch.index)).toEqual([...groups.keys()]);
+    const fused = groups.find((g) => g.launch.kernel === 'torch.ops._C.rms_norm_static_fp8_quant.default')!;
+    expect(fused.source).toBe('predicted');
+    const made = run.stages[0].matches[0].produced;
+    expect(fused.nodes).toEqual(last.nodes.map((n) => n.name).filter((n) => made.includes(n)));
+    // Every predicted node is a node of the rewritten graph.
+    const names = new Set(last.nodes.map((n) => n.name));
+    for (const g of groups) for (const n of g.nodes) expect(names.has(n)).toBe(true);
+  });
+
+  it("reads the app's stages as one step per pass", () => {
+    const stages = [
+      { graph: before.graph, matches: [] },
+      { graph: run.stages[1].graph, matches: [...run.stages[0].matches, ...run.stages[1].matches] },
+    ];
+    expect(stageSteps(stages, 1).map((s) => [s.pass, s.matches.length])).toEqual([
+      ['norm-quant', 4],
+      ['act-quant', 2],
+    ]);
   });
 });
