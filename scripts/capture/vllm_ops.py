@@ -329,3 +329,38 @@ def _ir_static_quant_fp8_fake(x, scale, fp8_dtype, num_token_padding=None):
 @_fake("vllm::moe_forward")
 def _moe_forward_fake(hidden_states, router_logits, layer_name):
     return torch.empty_like(hidden_states)
+
+
+# vLLM's fused norm / activation + quant ops, the replacements of RMSNormQuantFusionPass and
+# ActivationQuantFusionPass (schemas as csrc/torch_bindings.cpp declares them). Each body is the
+# unfused pair it stands for, so a capture with them computes what the unfused model does.
+FUSED_SCHEMAS = [
+    "rms_norm_static_fp8_quant(Tensor! result, Tensor input, Tensor weight, Tensor scale, float epsilon) -> ()",
+    "fused_add_rms_norm_static_fp8_quant(Tensor! result, Tensor input, Tensor! residual, Tensor weight,"
+    " Tensor scale, float epsilon) -> ()",
+    "silu_and_mul_quant(Tensor! result, Tensor input, Tensor scale) -> ()",
+]
+for _schema in FUSED_SCHEMAS:
+    _C.define(_schema)
+
+
+@_impl(_C, "rms_norm_static_fp8_quant")
+def rms_norm_static_fp8_quant(result, input, weight, scale, epsilon):
+    static_scaled_fp8_quant(result, _rms(input, weight, epsilon), scale)
+
+
+@_impl(_C, "fused_add_rms_norm_static_fp8_quant")
+def fused_add_rms_norm_static_fp8_quant(result, input, residual, weight, scale, epsilon):
+    residual.copy_((input.float() + residual.float()).to(input.dtype))
+    static_scaled_fp8_quant(result, _rms(residual, weight, epsilon), scale)
+
+
+@_impl(_C, "silu_and_mul_quant")
+def silu_and_mul_quant(result, input, scale):
+    d = input.shape[-1] // 2
+    act = (torch.nn.functional.silu(input[..., :d].float()) * input[..., d:].float()).to(input.dtype)
+    static_scaled_fp8_quant(result, act, scale)
+
+
+for _name in ("rms_norm_static_fp8_quant", "fused_add_rms_norm_static_fp8_quant", "silu_and_mul_quant"):
+    _fake(f"_C::{_name}")(lambda *args, **kwargs: None)

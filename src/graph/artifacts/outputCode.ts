@@ -22,6 +22,7 @@ export const MAPPING_SOURCES = [
   'aten-mapping',
   'source-nodes',
   'dynamo-names',
+  'predicted',
   'none',
 ] as const;
 export type MappingSource = (typeof MAPPING_SOURCES)[number];
@@ -31,6 +32,8 @@ export const MAPPING_SOURCE_LABEL: Record<MappingSource, string> = {
   'aten-mapping': "'Source node to ATen node mapping' comment (post-grad names)",
   'source-nodes': "'Source Nodes' comment (post-grad names)",
   'dynamo-names': "'Topologically Sorted Source Nodes' comment (Dynamo names, matched by name)",
+  predicted:
+    "predicted: the imported graph's kernels followed through the rewrite (no output code of this graph)",
   none: 'no mapping in the files',
 };
 

@@ -20,7 +20,7 @@ import { usePanZoom } from './view/usePanZoom.ts';
 import { useViewPlacement } from './view/useViewPlacement.ts';
 import { useFirstFrame } from './view/useFirstFrame.ts';
 import { useRewriteAnimation } from './view/useRewriteAnimation.ts';
-import { CanvasStage, useCanvasFrame, useThemePalette } from './view/CanvasStage.tsx';
+import { CanvasStage, useCanvasFrame, useCanvasKernelBoxes, useThemePalette } from './view/CanvasStage.tsx';
 import { useSurfaceClick } from './view/useSurfaceClick.ts';
 import { Minimap, useMinimap } from './view/Minimap.tsx';
 import { useChromeBands } from './view/viewInsets.ts';
@@ -107,15 +107,13 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
   const search = useNodeSearch(scene);
 
   const palette = useThemePalette();
-  const drawCanvasFrame = useCanvasFrame(refs, palette, {
-    layout,
-    byName,
-    size,
-    marks,
-    selected,
-    matches: search.matchSet,
-    overlay,
-  });
+  const canvasKernels = useCanvasKernelBoxes(renderer === 'canvas' ? layout : null, props.kernels);
+  const drawCanvasFrame = useCanvasFrame(
+    refs,
+    palette,
+    { layout, byName, size, marks, selected, matches: search.matchSet, overlay },
+    canvasKernels,
+  );
   const minimap = useMinimap(refs, { palette, layout, complete, byName, size, overlay });
   const drawMinimap = minimap.draw;
   const draw = useCallback(() => {
@@ -204,6 +202,7 @@ export const GraphView: React.FC<GraphViewProps> = (props) => {
           laidOut={!!result}
           selected={selected}
           matches={search.matches}
+          kernels={canvasKernels}
         />
       )}
       <ViewChrome

@@ -7,9 +7,10 @@ import { parseFx } from '../../graph/fx/parse.ts';
 import { generateSample } from '../../graph/samples/index.ts';
 import { buildScene } from './scene.ts';
 import { layoutScene } from './layout.ts';
-import { boxFill, drawCanvas } from './canvasRenderer.ts';
+import { boxFill, drawCanvas, type CanvasFrame } from './canvasRenderer.ts';
 import { TEST_PALETTE } from './testPalette.ts';
 import { nodeFills, overlayScale } from './overlay.ts';
+import { kernelBoxes } from './kernelOverlay.ts';
 
 /** A path that remembers the boxes traced into it (their top-left corners). */
 class RecordingPath {
@@ -37,18 +38,25 @@ afterAll(() => {
 
 const palette = TEST_PALETTE;
 
-/** Every fill of a path: its style and the boxes in it. */
-function draw(fills?: ReadonlyMap<string, string | null>, k = 1) {
-  const g = parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 4 })).graph;
-  const scene = buildScene(g);
-  const layout = layoutScene(scene);
-  const filled: { style: string; boxes: string[] }[] = [];
+/** The one-layer GPT-OSS sample, built and laid out. */
+function sample() {
+  const scene = buildScene(parseFx(generateSample('gpt-oss-20b', { layers: 1, tp: 4 })).graph);
+  return { scene, layout: layoutScene(scene) };
+}
+
+/**
+ * Draws the sample at zoom `k` through a 2D context that records what `calls` intercepts (each
+ * method given the context's current state); every other method does nothing.
+ */
+function drawSample(
+  { scene, layout }: ReturnType<typeof sample>,
+  k: number,
+  calls: Record<string, (state: Record<string, unknown>, ...args: never[]) => void>,
+  extra: Partial<CanvasFrame> = {},
+) {
   const ctx = new Proxy({ fillStyle: '', strokeStyle: '' } as Record<string, unknown>, {
     get(t, p) {
-      if (p === 'fill')
-        return (path?: RecordingPath) => {
-          if (path) filled.push({ style: String(t.fillStyle), boxes: path.boxes });
-        };
+      if (typeof p === 'string' && p in calls) return (...args: never[]) => calls[p](t, ...args);
       if (p in t) return t[p as string];
       return () => {};
     },
@@ -67,13 +75,23 @@ function draw(fills?: ReadonlyMap<string, string | null>, k = 1) {
     palette,
     selected: null,
     matches: new Set(),
-    fills,
+    ...extra,
   });
+}
+
+/** Every fill of a path: its style and the boxes in it. */
+function draw(fills?: ReadonlyMap<string, string | null>, k = 1) {
+  const s = sample();
+  const filled: { style: string; boxes: string[] }[] = [];
+  const fill = (t: Record<string, unknown>, path?: RecordingPath) => {
+    if (path) filled.push({ style: String(t.fillStyle), boxes: path.boxes });
+  };
+  drawSample(s, k, { fill }, { fills });
   const fillOf = (name: string) => {
-    const n = layout.nodes.find((m) => m.name === name)!;
+    const n = s.layout.nodes.find((m) => m.name === name)!;
     return filled.filter((f) => f.boxes.includes(`${n.x},${n.y}`)).map((f) => f.style);
   };
-  return { scene, fillOf };
+  return { scene: s.scene, fillOf };
 }
 
 describe('drawCanvas under an overlay', () => {
@@ -104,5 +122,62 @@ describe('drawCanvas under an overlay', () => {
     expect(fillOf(a)).toEqual([palette.kind.compute.fill]);
     expect(draw(undefined, 0.2).fillOf(a)).toEqual([palette.kind.compute.stroke]);
     expect(boxFill(palette, 'compute', true, new Map([[a, null]]), a)).toBe(palette.overlayNone);
+  });
+});
+
+describe('kernel boxes on the canvas', () => {
+  /** The dashed boxes stroked and the texts written, through a context that records them. */
+  function drawKernels(k: number) {
+    const s = sample();
+    const { scene, layout } = s;
+    const compute = layout.nodes.filter(
+      (n) => scene.nodes.find((m) => m.name === n.name)?.kind === 'compute',
+    );
+    const launch = (index: number, kernel: string) => ({
+      index,
+      kernel,
+      kind: 'triton' as const,
+      line: 1,
+      comments: { sourceNodes: [], dynamoNames: false, originalAten: [], atenMapping: new Map() },
+    });
+    const groups = [
+      {
+        launch: launch(0, 'triton_poi_fused_0'),
+        nodes: [compute[0].name, compute[1].name],
+        source: 'source-nodes' as const,
+      },
+      { launch: launch(1, 'extern_kernels.mm'), nodes: [compute[2].name], source: 'aten-mapping' as const },
+    ];
+    const boxes = kernelBoxes(layout.nodes, groups);
+    let dash: number[] = [];
+    const dashed: number[][] = [];
+    const texts: string[] = [];
+    drawSample(
+      s,
+      k,
+      {
+        setLineDash: (_, d: number[]) => (dash = d),
+        roundRect: (_, x: number, y: number, w: number, h: number) => {
+          if (dash.length) dashed.push([x, y, w, h]);
+        },
+        fillText: (_, text: string) => texts.push(text),
+      },
+      { kernels: boxes },
+    );
+    return { boxes, dashed, texts };
+  }
+
+  it("draws each launch's box dashed, with the SVG overlay's geometry, and its launch label", () => {
+    const { boxes, dashed, texts } = drawKernels(1);
+    expect(boxes).toHaveLength(2);
+    for (const b of boxes) expect(dashed).toContainEqual([b.x, b.y, b.w, b.h]);
+    expect(texts).toContain('#0 triton_poi_fused_0');
+    expect(texts).toContain('#1 extern_kernels.mm');
+  });
+
+  it('far out keeps the boxes and drops their labels, as the group titles go', () => {
+    const { boxes, dashed, texts } = drawKernels(0.1);
+    for (const b of boxes) expect(dashed).toContainEqual([b.x, b.y, b.w, b.h]);
+    expect(texts.filter((t) => t.startsWith('#'))).toEqual([]);
   });
 });

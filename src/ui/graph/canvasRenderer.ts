@@ -6,6 +6,7 @@ import type { GraphLayout } from './layout.ts';
 import { changesByGroup, groupTitle, type SceneNode } from './scene.ts';
 import type { Palette } from './palette.ts';
 import { edgeBounds, traceEdge, valueLabels } from './edgePath.ts';
+import type { KernelBox } from './kernelOverlay.ts';
 
 export interface CanvasFrame {
   ctx: CanvasRenderingContext2D;
@@ -22,6 +23,34 @@ export interface CanvasFrame {
   fullDetail?: boolean;
   /** A node-data overlay's fills (null: no data); absent: fills by kind. */
   fills?: ReadonlyMap<string, string | null>;
+  /** Inductor's launches, fitted around their nodes (kernelOverlay.ts `kernelBoxes`). */
+  kernels?: readonly KernelBox[];
+}
+
+/**
+ * The kernel boxes as the SVG view draws them (graph.css `.fl-kernel`): a dashed rounded box in the
+ * group border's colour, its launch label at the top left; the label from the zoom group titles show at.
+ */
+export function drawKernelBoxes(
+  ctx: CanvasRenderingContext2D,
+  boxes: readonly KernelBox[],
+  p: Palette,
+  k: number,
+  visible: (x: number, y: number, w: number, h: number) => boolean,
+): void {
+  const shown = boxes.filter((b) => visible(b.x, b.y, b.w, b.h));
+  if (!shown.length) return;
+  ctx.strokeStyle = p.groupBorder;
+  ctx.lineWidth = 1.4 / Math.min(1, Math.max(k, 0.2));
+  ctx.setLineDash([5, 3]);
+  ctx.beginPath();
+  for (const b of shown) ctx.roundRect(b.x, b.y, b.w, b.h, 6);
+  ctx.stroke();
+  ctx.setLineDash([]);
+  if (k < LOD_TITLES * 0.5) return;
+  ctx.fillStyle = p.groupText;
+  ctx.font = `600 10px ${p.font}`;
+  for (const b of shown) ctx.fillText(b.label, b.x + 6, b.y + 11);
 }
 
 /**
@@ -76,6 +105,8 @@ export function drawCanvas(f: CanvasFrame): void {
       ctx.fillText(label, g.x + 12, g.collapsed ? g.y + g.h / 2 + 4 : g.y + 17);
     }
   }
+
+  if (f.kernels) drawKernelBoxes(ctx, f.kernels, p, t.k, visible);
 
   ctx.lineWidth = t.k < 0.25 ? 1 / t.k : 1.2;
   ctx.strokeStyle = p.edge;

@@ -13,6 +13,7 @@ import {
   type OutputCode,
   type ProvenanceMapping,
 } from '../../graph/artifacts/outputCode.ts';
+import { predictedGroups, type KernelChangePrediction } from '../../graph/artifacts/kernelDiff.ts';
 import {
   matchOpNodes,
   matchTrace,
@@ -28,8 +29,13 @@ export interface GraphKernels {
   groups: KernelGroup[];
   /** The launches that cover any node of this graph: the boxes a view draws. */
   drawn: KernelGroup[];
-  /** Whether the output code was generated from this graph (else no kernel is drawn on it). */
+  /** Whether the output code was generated from this graph. */
   own: boolean;
+  /**
+   * Without output code of its own, a rewritten graph's kernels predicted from the imported graph's
+   * (kernelDiff.ts): `groups` are then the predicted launches.
+   */
+  predicted: KernelChangePrediction | null;
   /** Node → the launch that covers it. */
   kernelOf: Map<string, KernelGroup>;
   /** Where the groupings came from, each once. */
@@ -44,6 +50,7 @@ export function graphKernels(
   code: OutputCode | null,
   prov: ProvenanceMapping | null,
   trace: ProfilerTrace | null,
+  predicted: KernelChangePrediction | null = null,
 ): GraphKernels {
   const groups = code
     ? kernelGroups(
@@ -51,9 +58,12 @@ export function graphKernels(
         graph.nodes.map((n) => n.name),
         prov ?? undefined,
       )
-    : [];
+    : predicted
+      ? predictedGroups(predicted, graph)
+      : [];
   const kernelOf = new Map<string, KernelGroup>();
   for (const g of groups) for (const n of g.nodes) kernelOf.set(n, g);
+  // The trace ran the imported graph's code: it times that code's launches, not a predicted list.
   const match = trace && code ? matchTrace(trace, groups) : null;
   // Custom ops and collectives outside Inductor's kernels: fusionlab's fused ops among them.
   const opNodes = graph.nodes
@@ -64,7 +74,16 @@ export function graphKernels(
   const times = match ? nodeTraceTimes(groups, match, opTimes) : opTimes;
   const sources = [...new Set(groups.filter((g) => g.nodes.length).map((g) => g.source))];
   const drawn = groups.filter((g) => g.nodes.length > 0);
-  return { groups, drawn, own: code !== null, kernelOf, sources, match, times };
+  return {
+    groups,
+    drawn,
+    own: code !== null,
+    predicted: code ? null : predicted,
+    kernelOf,
+    sources,
+    match,
+    times,
+  };
 }
 
 /** A launch's box: the group box's geometry, fitted around its nodes. */

@@ -11,6 +11,12 @@ import {
   MAPPING_SOURCE_LABEL,
   type KernelGroup,
 } from '../../graph/artifacts/outputCode.ts';
+import {
+  predictKernelChange,
+  stageSteps,
+  type KernelChangePrediction,
+  type PassKernelChange,
+} from '../../graph/artifacts/kernelDiff.ts';
 import { graphKernels, kernelLabel, type GraphKernels } from '../graph/kernelOverlay.ts';
 import { shownStage, useStore, type AppState } from '../store/index.ts';
 import type { CodeSide } from '../store/kernelsSlice.ts';
@@ -19,17 +25,30 @@ import { formatMicros } from '../units.ts';
 /** The last result per graph: the views, the overlay, the Inspector and this panel ask for the same one. */
 const cache = new WeakMap<Graph, { key: readonly unknown[]; value: GraphKernels }>();
 
-/** The kernels of `graph`: its own output code's when it has one (the imported graph's, or the after graph's). */
+/**
+ * The kernels of `graph`: its own output code's when it has one (the imported graph's, or the after
+ * graph's); a rewritten graph without its own, those of the imported graph's code followed through
+ * the rewrite steps up to it (kernelDiff.ts).
+ */
 export function kernelsOfGraph(
   s: Pick<AppState, 'stages' | 'outputCode' | 'provenance' | 'profilerTrace'>,
   graph: Graph,
 ): GraphKernels {
-  const side: CodeSide = graph === s.stages[0]?.graph ? 'before' : 'after';
+  const at = s.stages.findIndex((st) => st.graph === graph);
+  const side: CodeSide = at === 0 ? 'before' : 'after';
   const code = s.outputCode[side]?.code ?? null;
-  const key = [code, s.provenance, s.profilerTrace];
+  const from = !code && at > 0 && s.outputCode.before ? kernelsOfGraph(s, s.stages[0].graph) : null;
+  const key = [code, s.provenance, s.profilerTrace, from];
   const hit = cache.get(graph);
   if (hit && hit.key.every((k, i) => k === key[i])) return hit.value;
-  const value = graphKernels(graph, code, s.provenance?.mapping ?? null, s.profilerTrace?.trace ?? null);
+  const predicted = from && predictKernelChange(from.groups, s.stages[0].graph, stageSteps(s.stages, at));
+  const value = graphKernels(
+    graph,
+    code,
+    s.provenance?.mapping ?? null,
+    s.profilerTrace?.trace ?? null,
+    predicted,
+  );
   cache.set(graph, { key, value });
   return value;
 }
@@ -113,7 +132,7 @@ export function NodeKernel({ graph, node }: { graph: Graph; node: string }) {
   );
 }
 
-function KernelTable({ k, label }: { k: GraphKernels; label: string }) {
+function KernelTable({ k, label, title = label }: { k: GraphKernels; label: string; title?: string }) {
   const counts = kernelCounts({ kernels: [], launches: k.groups.map((g) => g.launch) });
   const kinds = Object.entries(counts.byKind)
     .filter(([, n]) => n > 0)
@@ -122,7 +141,7 @@ function KernelTable({ k, label }: { k: GraphKernels; label: string }) {
   return (
     <section aria-label={`Kernels of the ${label} graph`} data-testid={`kernels-${label}`}>
       <h3>
-        {label}:{' '}
+        {title}:{' '}
         <span data-testid="kernel-counts">{`${counts.kernels} kernels, ${counts.launches} launches`}</span>{' '}
         <span className="muted">({kinds})</span>
       </h3>
@@ -167,9 +186,64 @@ function KernelTable({ k, label }: { k: GraphKernels; label: string }) {
   );
 }
 
+/** `torch.ops._C.rms_norm_static_fp8_quant.default` → `_C.rms_norm_static_fp8_quant`, as a reader names the op. */
+function opName(kernel: string): string {
+  return kernel.replace(/^torch\.ops\./, '').replace(/\.default$/, '');
+}
+
+/** One pass's predicted change: the launches that went or shrank into its fused ops, the count before → after. */
+function PassChange({ c }: { c: PassKernelChange }) {
+  const added = new Map<string, number>();
+  for (const a of c.added) added.set(a.kernel, (added.get(a.kernel) ?? 0) + 1);
+  const into = (ks: readonly string[]) => ks.map((k) => `+ ${opName(k)}`).join(', ');
+  return (
+    <li data-testid="kernel-pass-change" data-pass={c.pass}>
+      <strong>{c.pass}</strong>:{' '}
+      <span data-testid="kernel-pass-launches">{`launches ${c.launches.before} → ${c.launches.after}`}</span>
+      {[...added].map(([k, n]) => (
+        <span key={k} className="mono" data-testid="kernel-added">
+          {' '}
+          + {n} × {opName(k)}
+        </span>
+      ))}
+      <ul>
+        {c.gone.map((g, i) => (
+          <li key={`g${i}`} className="mono" data-testid="kernel-gone">
+            − #{g.index} {g.kernel} ({g.what}) → {into(g.into)}
+          </li>
+        ))}
+        {c.shrunk.map((g, i) => (
+          <li key={`s${i}`} className="mono" data-testid="kernel-shrunk">
+            ~ #{g.index} {g.kernel} loses {g.what} → {into(g.into)}
+          </li>
+        ))}
+      </ul>
+    </li>
+  );
+}
+
+function PredictedChange({ p }: { p: KernelChangePrediction }) {
+  return (
+    <section aria-label="Predicted kernel list change" data-testid="kernel-prediction">
+      <h3>before → after, per pass (predicted from the imported graph's output code)</h3>
+      <ul>
+        {p.passes.map((c, i) => (
+          <PassChange key={`${c.pass}-${i}`} c={c} />
+        ))}
+      </ul>
+      <p className="muted">
+        A kernel goes when a fused op took every node it computed; one that keeps code shrinks. How Inductor
+        fuses what is left shows only in the after graph's own output_code.py (load it for the after graph to
+        compare).
+      </p>
+    </section>
+  );
+}
+
 /** Before / after a pass: the kernels that went, came and merged, or why there is nothing to compare. */
 function KernelChange({ before, after }: { before: GraphKernels; after: GraphKernels | undefined }) {
   if (!after) return null;
+  if (after.predicted) return <PredictedChange p={after.predicted} />;
   if (!after.own)
     return (
       <p className="muted" data-testid="kernels-after-note">
@@ -256,6 +330,7 @@ export function KernelsPanel() {
       </ul>
       {kBefore?.own && <KernelTable k={kBefore} label={after ? 'before' : 'imported'} />}
       {kAfter?.own && <KernelTable k={kAfter} label="after" />}
+      {kAfter?.predicted && <KernelTable k={kAfter} label="predicted" title="after (predicted)" />}
       {kBefore?.own && <KernelChange before={kBefore} after={kAfter} />}
       {trace && !kBefore?.own && (
         <p className="muted">

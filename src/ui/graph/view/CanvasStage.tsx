@@ -2,7 +2,9 @@
 // device's pixel ratio and drawn at the current transform (canvasRenderer.ts), and beside it the
 // selection and the search's matches as a list for screen readers and tests.
 
-import { useCallback, useRef } from 'react';
+import { useCallback, useMemo, useRef } from 'react';
+import type { KernelGroup } from '../../../graph/artifacts/outputCode.ts';
+import { kernelBoxes, type KernelBox } from '../kernelOverlay.ts';
 import type { GraphLayout } from '../layout.ts';
 import type { SceneNode } from '../scene.ts';
 import type { PaneOverlay } from '../overlay.ts';
@@ -46,14 +48,23 @@ export interface CanvasDrawing {
   overlay?: PaneOverlay;
 }
 
+/** Inductor's launches on a laid-out graph: the canvas draws them as the SVG view does, and lists them. */
+export function useCanvasKernelBoxes(
+  layout: GraphLayout | null,
+  kernels: readonly KernelGroup[] | undefined,
+): readonly KernelBox[] {
+  return useMemo(() => (layout && kernels ? kernelBoxes(layout.nodes, kernels) : []), [layout, kernels]);
+}
+
 /**
- * Draws `refs.surface`, while it is the canvas, at the current transform; a new function whenever
- * what it draws changes.
+ * Draws `refs.surface`, while it is the canvas, at the current transform, with the kernel boxes; a
+ * new function whenever what it draws changes.
  */
 export function useCanvasFrame(
   refs: ViewRefs,
   palette: (root: HTMLElement) => Palette,
   d: CanvasDrawing,
+  kernelBoxes: readonly KernelBox[],
 ): () => void {
   const { layout, byName, size, marks, selected, matches, overlay } = d;
   return useCallback(() => {
@@ -74,8 +85,9 @@ export function useCanvasFrame(
       selected,
       matches,
       fills: overlay?.fills,
+      kernels: kernelBoxes,
     });
-  }, [refs, layout, byName, size, marks, selected, matches, palette, overlay]);
+  }, [refs, layout, byName, size, marks, selected, matches, palette, overlay, kernelBoxes]);
 }
 
 export interface CanvasStageProps {
@@ -86,9 +98,11 @@ export interface CanvasStageProps {
   laidOut: boolean;
   selected: string | null;
   matches: readonly string[];
+  /** The kernel boxes drawn: listed with the nodes, since on a canvas they are pixels. */
+  kernels: readonly KernelBox[];
 }
 
-export function CanvasStage({ surfaceRef, onClick, laidOut, selected, matches }: CanvasStageProps) {
+export function CanvasStage({ surfaceRef, onClick, laidOut, selected, matches, kernels }: CanvasStageProps) {
   return (
     <>
       <canvas ref={surfaceRef} className="fl-surface" onClick={onClick} aria-hidden="true" />
@@ -103,6 +117,15 @@ export function CanvasStage({ surfaceRef, onClick, laidOut, selected, matches }:
           {matches.slice(0, 200).map((m) => (
             <li key={m} data-node-item={m}>
               {m}
+            </li>
+          ))}
+        </ul>
+      )}
+      {kernels.length > 0 && (
+        <ul className="fl-a11y-list" aria-label="kernels">
+          {kernels.map((b) => (
+            <li key={b.id} data-kernel-item={b.index} data-source={b.source}>
+              {b.label}
             </li>
           ))}
         </ul>
