@@ -98,14 +98,6 @@ export const ATTENTION_LOWERINGS = {
       return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
     },
   },
-  // The paged KV cache is not modelled (the attention runs one prefill sequence with no cache), so
-  // the cache write and the fused rotary + cache write have no kernel: a run feeds them and names them.
-  'vllm.unified_kv_cache_update.default': noKernel(
-    "writes the layer's paged KV cache, which fusionlab's runtime does not model (no cache, no slot mapping)",
-  ),
-  'vllm.fused_rope_and_unified_kv_cache_update.default': noKernel(
-    "rotates q and k and writes the layer's paged KV cache, which fusionlab's runtime does not model",
-  ),
   'vllm.unified_attention_with_output.default': {
     lower: (b, c) => {
       const q = c.tensor(0, 'query'),
