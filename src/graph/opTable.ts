@@ -629,6 +629,9 @@ export const ELEMENTWISE_OPS = {
   'aten.neg.default': { unary: 'neg', args: [], doc: '−self, elementwise.' },
   'aten.abs.default': { unary: 'abs', args: [], doc: '|self|, elementwise.' },
   'aten.silu.default': { unary: 'silu', args: [], doc: 'self · σ(self), elementwise.' },
+  // torch.relu is clamp_min(self, 0): NaN and −0 pass through, which maxs with s = 0 (a unary's
+  // scalar word) computes.
+  'aten.relu.default': { unary: 'maxs', args: [], doc: 'max(self, 0), elementwise (relu).' },
 } as const satisfies Record<string, ElementwiseOpDef>;
 
 export type ElementwiseOp = keyof typeof ELEMENTWISE_OPS;

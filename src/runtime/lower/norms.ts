@@ -114,6 +114,22 @@ export const NORM_LOWERINGS = {
       return { t: 'tuple', items: [T(padded), T(res)] };
     },
   },
+  // AITER's fused add + RMSNorm (vllm/_aiter_ops.py rmsnorm2d_fwd_with_add): the kernel of
+  // _C.fused_add_rms_norm, its results returned (normed, residual) instead of written in place.
+  'vllm.rocm_aiter_rmsnorm2d_fwd_with_add.default': {
+    roles: { weight: 'norm-weight' },
+    lower: (b, c) => {
+      const x = b.rowsOrCopy(c.tensor(0, 'x'), c.node);
+      const { out, res } = residualNorm(b, c, x, {
+        kernel: 'fused_add_rms_norm',
+        residual: 1,
+        weight: [2, 'weight'],
+        eps: 3,
+        out: 'normed',
+      });
+      return { t: 'tuple', items: [T(out), T(res)] };
+    },
+  },
   '_C.rms_norm.default': {
     roles: { weight: 'norm-weight' },
     lower: (b, c) => {
