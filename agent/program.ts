@@ -593,6 +593,7 @@ const LOWERINGS: Lowerings = {
   // The CPU reference and WebGPU run these; the native worker has no kernel for them yet.
   scatter: noWorkerKernel,
   rotary: noWorkerKernel,
+  kv_cache_write: noWorkerKernel,
   attention: noWorkerKernel,
   nvfp4_scale: noWorkerKernel,
   nvfp4_quant: noWorkerKernel,

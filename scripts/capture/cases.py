@@ -61,6 +61,8 @@ class Case:
     overrides: dict = field(default_factory=dict)
     # The platform vLLM compiles for where a pass depends on it (fusionlab's `platform` option)
     platform: str | None = None
+    # ROCm with AITER enabled (VLLM_ROCM_USE_AITER=1; fusionlab's `aiter` option)
+    aiter: bool = False
 
 
 # Compiled and eager round an FP8 linear's input the same way only if they compute it the same
@@ -259,6 +261,24 @@ def rope_kvcache_cases():
     return out
 
 
+AP_ORDER = "noop-elimination,act-padding"
+AP_TEST = (f"{VLLM} tests/compile/passes/test_fuse_act_padding.py @e2054e12: test_fuse_act_padding asserts "
+           "fusion_pass.matched_count == num_layers = 3 (ROCm with AITER; each layer's AITER fused add + RMSNorm "
+           "padded 2880 → 3072 after the router GEMM reads it)")
+
+
+def act_padding_cases():
+    """vLLM's act-padding TestModel (hidden 2880, 3 layers, 128 experts, pad to 256, bf16, one token,
+    dynamic, '+rms_norm' on ROCm with AITER)."""
+    def build():
+        return vt.TestActPaddingModel(torch.bfloat16), (torch.rand(1, vt.ACT_PADDING_HIDDEN, dtype=torch.bfloat16),)
+    return {"act-padding.bf16": Case(
+        "act-padding TestModel, AITER rmsnorm2d_fwd_with_add and rocm_unquantized_gemm, x_pad_to_multiple 256, "
+        "bf16, dynamic, ROCm with AITER",
+        build, True, {AP_ORDER: ({"act-padding": vt.ACT_PADDING_LAYERS}, AP_TEST)}, world_size=1, platform="rocm",
+        aiter=True)}
+
+
 TOP_LEVEL_EXPECTED = {
     "llama-tp2.py": (2, {SP_ORDER: llama_expected()[SP_ORDER]}),
     "qwen3-moe-tp4.py": (4, {SP_ORDER: ({"sequence-parallelism": 5, "async-tp": 4}, QWEN3_ROW)}),
@@ -307,13 +327,14 @@ def stack_cases():
 
 def cases():
     return {**sequence_parallelism_cases(), **async_tp_cases(), **stack_cases(), **qk_norm_rope_cases(),
-            **rope_kvcache_cases()}
+            **rope_kvcache_cases(), **act_padding_cases()}
 
 
 def expected_json():
     """fixtures/capture/expected.json: file → {worldSize, pass order → {counts, source}}."""
-    def entry(world_size, expected, platform=None):
+    def entry(world_size, expected, platform=None, aiter=False):
         return {"worldSize": world_size, **({"platform": platform} if platform else {}),
+                **({"aiter": True} if aiter else {}),
                 **{order: {"counts": counts, "source": source} for order, (counts, source) in expected.items()}}
 
     out = {}
@@ -322,7 +343,7 @@ def expected_json():
             for i, expected in enumerate(c.expected):
                 out[f"tp/{name}.piece{i}.py"] = entry(c.world_size, expected)
         else:
-            out[f"tp/{name}.py"] = entry(c.world_size, c.expected, c.platform)
+            out[f"tp/{name}.py"] = entry(c.world_size, c.expected, c.platform, c.aiter)
     for file, (world_size, expected) in TOP_LEVEL_EXPECTED.items():
         out[file] = entry(world_size, expected)
     return out

@@ -12,6 +12,15 @@ From vLLM main (spring 2026):
     or all_gather (already sequence-parallel), hidden 16, 8 × 16 tokens, TP 2; the FP8 models
     in bf16 only (the test skips fp16); asserts async_tp_pass.matched_count == 1.
 
+  tests/compile/passes/test_fuse_act_padding.py
+    TestModel (here TestActPaddingModel): relu, then per layer x[:, :hidden] → AITER's fused add +
+    RMSNorm (custom_ops '+rms_norm' on ROCm with AITER: rocm_aiter_ops.get_rmsnorm_fused_add_op())
+    → the router's rocm_unquantized_gemm → F.pad(x, (0, pad_dim)); hidden 2880, 3 layers, 128
+    experts, x_pad_to_multiple 256, bf16, token dim dynamic; asserts
+    RocmAiterTritonAddRMSNormPadFusionPass.matched_count == num_layers. AITER's two ops are
+    registered below with vLLM's schemas (vllm/_aiter_ops.py, vllm/model_executor/layers/utils.py),
+    as vllm_ops.py registers vLLM's.
+
 Differences, each needed to run on one CPU: weights the test leaves `torch.empty` are random
 (uninitialized fp8 can hold NaN, which would fail the compiled == eager check), and the
 TestFP8Layer GEMM is `_C.cutlass_scaled_mm` (the CUTLASS kernel vLLM picks for static per-tensor
@@ -20,6 +29,7 @@ FP8 on Hopper).
 
 import torch
 
+import vllm_ops  # noqa: F401  (registers the `vllm` library this file adds AITER's ops to)
 from layers import FP8, Fp8Linear, RMSNorm, all_gather, all_reduce, reduce_scatter, scaled_mm
 
 HIDDEN = 16
@@ -142,3 +152,76 @@ class TestCutlassScaledMMRSModel(TestScaledMMRSModel):
 
 class TestAGCutlassScaledMMModel(TestAGScaledMMModel):
     gemm = "cutlass"
+
+
+# vllm/_aiter_ops.py (direct_register_custom_op, mutates_args=[]):
+#   rocm_aiter_rmsnorm2d_fwd_with_add(x, residual, weight, variance_epsilon) -> (out, residual_out)
+# vllm/model_executor/layers/utils.py: rocm_unquantized_gemm(x, weight, bias=None) -> Tensor
+_AITER = torch.library.Library("vllm", "FRAGMENT")
+_AITER.define("rocm_aiter_rmsnorm2d_fwd_with_add(Tensor x, Tensor residual, Tensor weight,"
+              " float variance_epsilon) -> (Tensor, Tensor)")
+_AITER.define("rocm_unquantized_gemm(Tensor x, Tensor weight, Tensor? bias=None) -> Tensor")
+
+
+def _rocm_aiter_rmsnorm2d_fwd_with_add(x, residual, weight, variance_epsilon):
+    # AITER's rmsnorm2d_fwd_with_add: residual_out = x + residual, out = RMSNorm(residual_out) · weight.
+    z = (x.float() + residual.float()).to(x.dtype)
+    zf = z.float()
+    normed = (zf * torch.rsqrt(zf.pow(2).mean(-1, keepdim=True) + variance_epsilon)).to(x.dtype)
+    return normed * weight, z
+
+
+def _rocm_unquantized_gemm(x, weight, bias=None):
+    return torch.nn.functional.linear(x, weight, bias)
+
+
+_AITER.impl("rocm_aiter_rmsnorm2d_fwd_with_add", _rocm_aiter_rmsnorm2d_fwd_with_add, "CPU")
+_AITER.impl("rocm_unquantized_gemm", _rocm_unquantized_gemm, "CPU")
+torch.library.register_fake("vllm::rocm_aiter_rmsnorm2d_fwd_with_add")(
+    lambda x, residual, weight, variance_epsilon: (torch.empty_like(x), torch.empty_like(residual)))
+torch.library.register_fake("vllm::rocm_unquantized_gemm")(
+    lambda x, weight, bias=None: x.new_empty((*x.shape[:-1], weight.shape[0])))
+
+ACT_PADDING_HIDDEN = 2880
+ACT_PADDING_LAYERS = 3
+ACT_PADDING_EXPERTS = 128
+ACT_PADDING_MULTIPLE = 256
+ACT_PADDING_EPS = 1e-5
+
+
+class AiterRMSNorm(torch.nn.Module):
+    """RMSNorm.forward_hip with AITER on (custom_ops '+rms_norm'): the fused add through AITER's op."""
+
+    def __init__(self, size, eps, dtype):
+        super().__init__()
+        self.weight = torch.nn.Parameter(1 + 0.05 * torch.randn(size).to(dtype), requires_grad=False)
+        self.eps = eps
+
+    def forward(self, x, residual):
+        return torch.ops.vllm.rocm_aiter_rmsnorm2d_fwd_with_add(x, residual, self.weight, self.eps)
+
+
+class TestActPaddingModel(torch.nn.Module):
+    def __init__(self, dtype, num_layers=ACT_PADDING_LAYERS, hidden_size=ACT_PADDING_HIDDEN,
+                 num_local_experts=ACT_PADDING_EXPERTS, x_pad_to_multiple=ACT_PADDING_MULTIPLE):
+        super().__init__()
+        self.num_layers = num_layers
+        self.hidden_size = hidden_size
+        self.pad_dim = x_pad_to_multiple - (hidden_size % x_pad_to_multiple)
+        self.norm = torch.nn.ModuleList(AiterRMSNorm(hidden_size, ACT_PADDING_EPS, dtype) for _ in range(num_layers))
+        # The test builds four routers (range(4)) and uses one per layer.
+        self.router = torch.nn.ModuleList(torch.nn.Linear(hidden_size, num_local_experts, dtype=dtype)
+                                          for _ in range(4))
+
+    def forward(self, x):
+        # avoid having graph input be an arg to a pattern directly
+        x = resid = torch.relu(x)
+        all_router_logits = []
+        for layer in range(self.num_layers):
+            x = x[:, : self.hidden_size]
+            x, resid = self.norm[layer](x, resid)
+            router_logits = torch.ops.vllm.rocm_unquantized_gemm(
+                x, self.router[layer].weight, self.router[layer].bias)
+            x = torch.nn.functional.pad(x, (0, self.pad_dim), mode="constant", value=0.0)
+            all_router_logits.append(router_logits)
+        return x, resid, *all_router_logits

@@ -684,6 +684,9 @@ export const ELEMENTWISE_OPS = {
   'aten.neg.default': { unary: 'neg', args: [], doc: '−self, elementwise.' },
   'aten.abs.default': { unary: 'abs', args: [], doc: '|self|, elementwise.' },
   'aten.silu.default': { unary: 'silu', args: [], doc: 'self · σ(self), elementwise.' },
+  // torch.relu is clamp_min(self, 0): NaN and −0 pass through, which maxs with s = 0 (a unary's
+  // scalar word) computes.
+  'aten.relu.default': { unary: 'maxs', args: [], doc: 'max(self, 0), elementwise (relu).' },
 } as const satisfies Record<string, ElementwiseOpDef>;
 
 export type ElementwiseOp = keyof typeof ELEMENTWISE_OPS;
@@ -997,6 +1000,18 @@ export const KERNELS = {
     collective: false,
     doc: 'causal attention',
   },
+  // vLLM's paged KV cache write (reshape_and_cache_flash, csrc/cache_kernels.cu; what
+  // unified_kv_cache_update runs): out is cache ([num_blocks, block_size, H_kv, D], contiguous) with
+  // row slots[t] (a flat slot, block · block_size + offset) replaced by x[t] ([T, H_kv, D],
+  // contiguous); a slot < 0 is skipped (PAD_SLOT_ID). A copy, bitwise on every backend; a repeated
+  // slot keeps the last token's row. No worker kernel: the agent feeds it.
+  kv_cache_write: {
+    fields: { cache: 'view', x: 'view', slots: 'view', out: 'storage' },
+    worker: [],
+    rounding: 'exact',
+    collective: false,
+    doc: 'paged KV cache write',
+  },
   // FP8 e4m3fn quant of contiguous x by 1/scale[0] (src/graph/fp8.ts), values held in the run
   // dtype (each is exact in bf16). satfinite: FlashInfer's saturating cast (the fused op's
   // quant_out), else vLLM's static_scaled_fp8_quant clamp.
@@ -1163,6 +1178,12 @@ export const KERNEL_COST: {
     bytesRead: viewBytes(k.x) + viewBytes(k.positions) + numel(k.x.shape) * DTYPE_BYTES[k.cache.dtype],
     bytesWritten: out,
     flops: 3 * numel(k.x.shape),
+  }),
+  // The reference copies the cache; vLLM's kernel writes the tokens' rows in place.
+  kv_cache_write: (k, out) => ({
+    bytesRead: viewBytes(k.cache) + viewBytes(k.x) + viewBytes(k.slots),
+    bytesWritten: out,
+    flops: 0,
   }),
   // QKᵀ and PV over the causal half, plus the softmax.
   attention: (k, out) => {

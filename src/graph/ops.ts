@@ -959,6 +959,22 @@ export const FX_OPS = [
     args: [T('x'), T('weight'), P('variance_epsilon', 'float'), T('residual'), P('x_pad_to_multiple', 'int')],
     doc: '(RMSNorm(x + residual) · weight zero-padded on the last dim to a multiple of x_pad_to_multiple, x + residual) (AITER, ROCm).',
   }),
+  // What vLLM calls on ROCm with AITER on (vllm/_aiter_ops.py, direct_register_custom_op, functional):
+  // RMSNorm's fused add under '+rms_norm', and an unquantized linear (layers/utils.py).
+  defineOp({
+    name: 'vllm.rocm_aiter_rmsnorm2d_fwd_with_add.default',
+    kind: 'compute',
+    returns: 2,
+    args: [T('x'), T('residual'), T('weight'), P('variance_epsilon', 'float')],
+    doc: "(RMSNorm(x + residual) · weight, x + residual): AITER's fused add + RMSNorm (ROCm).",
+  }),
+  defineOp({
+    name: 'vllm.rocm_unquantized_gemm.default',
+    kind: 'compute',
+    returns: 1,
+    args: [T('x'), T('weight'), { name: 'bias', type: 'Tensor?', default: null }],
+    doc: 'x · weightᵀ + bias, an unquantized linear (ROCm).',
+  }),
 ] as const;
 
 /**

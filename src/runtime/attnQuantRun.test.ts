@@ -33,7 +33,7 @@ describe('attention + quant, run', { timeout: 300_000 }, () => {
     }
   });
 
-  it('the NVFP4 output has no kernel: the fused attention is fed, and the comparison says so', async () => {
+  it('the NVFP4 output with swizzled block scales has no kernel: the fused attention is fed, and the comparison says so', async () => {
     const before = attentionGraph({ quant: 'nvfp4' });
     const r = runPipeline(before, ['attn-quant'], { platform: 'sm100', kvCacheDtype: 'fp8' });
     expect(r.stages[0]!.matches).toHaveLength(1);

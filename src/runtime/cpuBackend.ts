@@ -8,7 +8,7 @@ import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { CollectiveStep, Plan, Step, View } from './plan.ts';
 import { DTYPE_BYTES, MAP_FNS, assertNever, kernelCost } from '../graph/opTable.ts';
-import { cpuAttention, cpuRotary, cpuScatter } from './cpuLayerKernels.ts';
+import { cpuAttention, cpuKvCacheWrite, cpuRotary, cpuScatter } from './cpuLayerKernels.ts';
 import { asRows, isCollective, numelOf } from './plan.ts';
 import { RunError } from './runError.ts';
 import { costRanks, resolveGroup, tpRankOf, type RankMesh } from './rankMesh.ts';
@@ -376,6 +376,11 @@ function runStep(
           ),
         ),
       );
+      return;
+    }
+    case 'kv_cache_write': {
+      const width = numelOf(s.x.shape) / s.x.shape[0]!;
+      m.set(s.out, rounded(dt(s.out), cpuKvCacheWrite(read(s.cache), read(s.x), read(s.slots), width)));
       return;
     }
     case 'attention': {

@@ -99,3 +99,25 @@ export function cpuAttention(
   }
   return out;
 }
+
+/**
+ * vLLM's paged KV cache write (reshape_and_cache_flash, csrc/cache_kernels.cu): each token's row of
+ * x ([T, width]) into the cache ([slots, width], dense) at row slots[t]; a negative slot
+ * (PAD_SLOT_ID) is skipped, as vLLM's kernel returns for it. A copy: nothing rounds. Tokens go in
+ * order, so a repeated slot (which vLLM's slot mappings never hold) keeps the last token's row, as
+ * the WGSL kernel does (src/wgsl/kvCache.ts).
+ */
+export function cpuKvCacheWrite(
+  cache: Float64Array,
+  x: Float64Array,
+  slots: Float64Array,
+  width: number,
+): Float64Array {
+  const out = Float64Array.from(cache);
+  const rows = cache.length / width;
+  slots.forEach((slot, t) => {
+    if (slot < 0 || slot >= rows) return;
+    out.set(x.subarray(t * width, (t + 1) * width), slot * width);
+  });
+  return out;
+}

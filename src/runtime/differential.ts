@@ -444,6 +444,19 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
       [1],
     );
   },
+  // The paged KV cache write: key and value rows into the layer's seeded cache at seeded slots.
+  kv_cache_write: (g) => {
+    const kv = g.int(1, 2),
+      d = g.pick([4, 8]);
+    const update = g.node(
+      'kv_update',
+      'vllm.unified_kv_cache_update.default',
+      [g.input(['s0', kv, d]), g.input(['s0', kv, d]), g.name('layer')],
+      {},
+      g.type([0]),
+    );
+    g.out(update);
+  },
   moe: (g) => {
     // hidden 3072 and 32 experts: the tiny preset maps them to 48 columns, 32 experts top-4.
     const x = g.input(['s0', 3072]);

@@ -334,6 +334,22 @@ const FX_OP_COST: Record<FxOp, OpCost> = {
     flops: (c) => 8 * c.elems('input'),
   }),
   // Written once each: the padded norm (its zero columns, 2-7% of GPT-OSS's, not counted) and the residual.
+  'vllm.rocm_aiter_rmsnorm2d_fwd_with_add.default': (c) => ({
+    bytesRead: elementwise(c).bytesRead,
+    bytesWritten: 2 * c.size('x'),
+    flops: 5 * c.elems('x'),
+  }),
+  // x [M, K] · weightᵀ ([N, K]) + bias.
+  'vllm.rocm_unquantized_gemm.default': (c) => {
+    const x = c.type('x'),
+      w = c.type('weight');
+    const read = elementwise(c).bytesRead;
+    if (x?.kind !== 'tensor' || w?.kind !== 'tensor')
+      return { bytesRead: read, bytesWritten: c.out, flops: 0 };
+    const K = bindDim(w.shape[1]!, c.tokens),
+      N = bindDim(w.shape[0]!, c.tokens);
+    return { bytesRead: read, bytesWritten: c.out, flops: (2 * K + 1) * N * (c.elems('x') / K) };
+  },
   'vllm.rocm_aiter_triton_add_rmsnorm_pad.default': (c) => ({
     bytesRead: elementwise(c).bytesRead,
     bytesWritten: 2 * c.size('x'),

@@ -241,7 +241,7 @@ function fuse(edit: GraphEdit, ix: GraphIndex, s: AttnSite, q: QuantOccurrence):
       layer_name: functionalizedArg(attn, 'layer_name') ?? null,
       output_scale: q.scale,
       // vLLM passes view.dtype(output_scale, fp8): the same bytes as the quant's block-scale buffer,
-      // which is passed as it is (the NVFP4 output has no kernel here: its bytes are fed).
+      // which is passed as it is: the runtime quantizes into it as scaled_fp4_quant does.
       output_block_scale: nvfp4 ? (q.buffers.scale ?? null) : null,
       ...(attn.kwargs['kv_cache_dummy_dep'] !== undefined
         ? { kv_cache_dummy_dep: attn.kwargs['kv_cache_dummy_dep'] }

@@ -7,9 +7,18 @@ import type { Graph } from '../ir.ts';
 
 const DEVICE = "device = device(type='cuda', index=0), pin_memory = False";
 
-/** `extraReader`: the graph also returns the attention output; `dtype`: the model dtype. */
+/**
+ * `extraReader`: the graph also returns the attention output; `dtype`: the model dtype;
+ * `blockScales`: NVFP4's block-scale buffer in vLLM's swizzled layout (its default) or linear
+ * (`f8e4m3fn[T, 256 / 16]`, scaled_fp4_quant with is_sf_swizzled_layout = False).
+ */
 export function attentionGraph(
-  o: { quant?: 'static' | 'native' | 'dynamic' | 'nvfp4'; extraReader?: boolean; dtype?: string } = {},
+  o: {
+    quant?: 'static' | 'native' | 'dynamic' | 'nvfp4';
+    extraReader?: boolean;
+    dtype?: string;
+    blockScales?: 'swizzled' | 'linear';
+  } = {},
 ): Graph {
   const d = o.dtype ?? 'bf16';
   const quant = {
@@ -41,6 +50,13 @@ export function attentionGraph(
       '        getitem_43: "f8e4m3fn[s72, 256]" = auto_functionalized_6[1];  auto_functionalized_6 = None',
     ],
   }[o.quant ?? 'static'];
+  const blockScales =
+    o.blockScales === 'linear'
+      ? (line: string) =>
+          line
+            .replaceAll('"i32[128, 4]"', '"f8e4m3fn[s72, 16]"')
+            .replace('([128, 4], dtype = torch.int32', '([arg0_1, 16], dtype = torch.float8_e4m3fn')
+      : (line: string) => line;
   return parseFx(
     [
       'class GraphModule(torch.nn.Module):',
@@ -53,7 +69,7 @@ export function attentionGraph(
       "        auto_functionalized_4 = torch.ops.higher_order.auto_functionalized(torch.ops.vllm.unified_attention_with_output.default, query = view_4, key = view_5, value = view_3, output = view_1, layer_name = 'model.layers.0.self_attn.attn', output_scale = None, output_block_scale = None);  view_4 = view_5 = view_3 = view_1 = None",
       `        getitem_37: "${d}[s72, 16, 16]" = auto_functionalized_4[1];  auto_functionalized_4 = None`,
       `        view_6: "${d}[s72, 256]" = torch.ops.aten.reshape.default(getitem_37, [arg0_1, 256])${o.extraReader ? '' : ';  getitem_37 = None'}`,
-      ...quant,
+      ...quant.map(blockScales),
       o.extraReader
         ? '        return (getitem_43, getitem_37)'
         : o.quant === 'nvfp4'

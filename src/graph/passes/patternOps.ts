@@ -38,6 +38,8 @@ export const CONSTANT_PAD = 'aten.constant_pad_nd.default';
 // vLLM IR ops (vllm/ir/ops/layernorm.py, PRs #33825 / #36823): functional, lowered by VllmIRLoweringPass
 export const VLLM_IR_RMS_NORM = 'vllm_ir.rms_norm.default';
 export const VLLM_IR_FUSED_ADD_RMS_NORM = 'vllm_ir.fused_add_rms_norm.default';
+/** vllm/_aiter_ops.py: AITER's fused add + RMSNorm, functional, (x, residual, weight, variance_epsilon) → (out, residual_out). */
+export const ROCM_AITER_FUSED_ADD_RMS_NORM = 'vllm.rocm_aiter_rmsnorm2d_fwd_with_add.default';
 
 // The torch-native decompositions vLLM's matchers also match (matcher_utils.py forward_native), as
 // they appear in a post-grad graph

@@ -22,11 +22,15 @@ interface Expectation {
    */
   fusionlab?: { counts: Record<string, number>; reason: string; why: string };
 }
-/** gpu: the platform the counts are vLLM's on (Blackwell for NVFP4's patterns), Hopper if absent; platform: vLLM's --platform (ROCm-only fusions). */
+/**
+ * gpu: the platform the counts are vLLM's on (Blackwell for NVFP4's patterns), Hopper if absent;
+ * platform: vLLM's --platform (ROCm-only fusions); aiter: ROCm with AITER on (VLLM_ROCM_USE_AITER=1).
+ */
 type FixtureExpectations = {
   worldSize: number;
   gpu?: 'hopper' | 'blackwell';
   platform?: VllmPlatform;
+  aiter?: boolean;
 } & Record<string, Expectation | number | string>;
 
 const EXPECTED = JSON.parse(readFileSync(DIR + 'expected.json', 'utf8')) as Record<
@@ -67,6 +71,7 @@ describe('captured vLLM test models and stacks: match counts as vLLM gives them'
           worldSize: e.worldSize,
           gpu: e.gpu ?? 'hopper',
           ...(e.platform ? { platform: e.platform } : {}),
+          ...(e.aiter ? { aiter: true } : {}),
         });
         const got = Object.fromEntries(
           Object.keys(want).map((p) => [p, r.stages.find((s) => s.pass === p)!.matches.length]),

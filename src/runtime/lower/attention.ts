@@ -3,16 +3,48 @@
 // prefill sequence.
 
 import type { Arg } from '../../graph/ir.ts';
+import { ref } from '../../graph/ir.ts';
 import type { View } from '../../graph/opTable.ts';
-import { noKernel, tensorValue as T, type LoweredOp, type Lowering, type Value } from './lowering.ts';
+import type { PlanBuilder } from './builder.ts';
+import { contiguousStrides } from './layout.ts';
+import {
+  OpCall,
+  tensorValue as T,
+  type Lowered,
+  type LoweredOp,
+  type Lowering,
+  type Value,
+} from './lowering.ts';
+import { QUANT_LOWERINGS } from './quant.ts';
+
+const SCALED_FP4_QUANT = '_C.scaled_fp4_quant.default';
 
 /**
- * attn-quant's NVFP4 output (output_block_scale set, AttnNvfp4QuantPattern): the e2m1 packing and
- * swizzled e4m3 block scales have no emulated kernel yet; the node is fed from its annotated types.
+ * attn-quant's NVFP4 output (output_block_scale set, AttnNvfp4QuantPattern): the attention output as
+ * the unfused attention stores it (`out`, [T, H, D] in the model dtype), quantized by the very
+ * lowering of the `_C.scaled_fp4_quant` it replaces — read as (output, input = out flattened to
+ * [T, H · D], output_scale = the block-scale buffer, input_scale = the global scale) — so it takes
+ * whatever block-scale layout that lowering runs, and is fed where that one is. Returns
+ * (None, the packed e2m1 pairs as [T, H, D / 2], the block scales), the attention's mutated outputs.
  */
-const NVFP4_OUTPUT = noKernel(
-  'no kernel: NVFP4 output (two e2m1 values a byte with swizzled e4m3 block scales) has no emulated kernel yet',
-);
+function nvfp4Output(b: PlanBuilder, c: OpCall, out: View): Lowered {
+  const [T0, H, D] = out.shape as [number, number, number];
+  const flat: View = { ...out, shape: [T0, H * D], strides: contiguousStrides([T0, H * D]) };
+  // The flattened output as a value the quant's call reads by name (no FX name holds a dot).
+  const input = `${c.node.name}.output`;
+  b.values.set(input, T(flat));
+  const args: Arg[] = [null, ref(input), c.arg(6), c.arg(5)];
+  const quant = new OpCall(b, c.node, SCALED_FP4_QUANT, (i) => args[i]);
+  const q = QUANT_LOWERINGS[SCALED_FP4_QUANT].lower(b, quant);
+  if (q === 'unsupported' || q.t !== 'tuple') return 'unsupported';
+  const [, packed, scale] = q.items as [Value, Value, Value];
+  if (packed.t !== 'tensor') return 'unsupported';
+  const heads = [T0, H, D / 2];
+  return {
+    t: 'tuple',
+    items: [{ t: 'none' }, T({ ...packed.view, shape: heads, strides: contiguousStrides(heads) }), scale],
+  };
+}
 
 export const ATTENTION_LOWERINGS = {
   '_C.rotary_embedding.default': {
@@ -98,14 +130,6 @@ export const ATTENTION_LOWERINGS = {
       return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
     },
   },
-  // The paged KV cache is not modelled (the attention runs one prefill sequence with no cache), so
-  // the cache write and the fused rotary + cache write have no kernel: a run feeds them and names them.
-  'vllm.unified_kv_cache_update.default': noKernel(
-    "writes the layer's paged KV cache, which fusionlab's runtime does not model (no cache, no slot mapping)",
-  ),
-  'vllm.fused_rope_and_unified_kv_cache_update.default': noKernel(
-    "rotates q and k and writes the layer's paged KV cache, which fusionlab's runtime does not model",
-  ),
   'vllm.unified_attention_with_output.default': {
     lower: (b, c) => {
       const q = c.tensor(0, 'query'),
@@ -123,12 +147,13 @@ export const ATTENTION_LOWERINGS = {
         c.fail(
           `query [${q.shape}], key [${k.shape}], value [${v.shape}] must be [tokens, heads, head size] with the query heads a multiple of the kv heads`,
         );
-      if (c.arg(6) !== null) return NVFP4_OUTPUT.lower(b, c);
+      const nvfp4 = c.arg(6) !== null;
       // output_scale (attn-quant's FP8 pattern): the kernel quantizes what it would have stored.
       const scale =
-        c.arg(5) === null ? null : c.tensor(5, 'output_scale', { role: 'norm-weight', shape: [1] });
+        nvfp4 || c.arg(5) === null ? null : c.tensor(5, 'output_scale', { role: 'norm-weight', shape: [1] });
       const out = b.newStorage(`${c.node.name}.output`, q.dtype, q.shape);
       b.push(c.node, { kernel: 'attention', q, k, v, ...(scale ? { scale } : {}), out: out.storage });
+      if (nvfp4) return nvfp4Output(b, c, out);
       return { t: 'tuple', items: [{ t: 'none' }, T(out), { t: 'none' }] };
     },
   },

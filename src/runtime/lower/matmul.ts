@@ -50,6 +50,23 @@ export const MATMUL_LOWERINGS = {
         : { self: 'bias', mat2: 'weight' },
     lower: (b, c) => gemm(b, c, true),
   },
+  // ROCm's unquantized linear (vllm/model_executor/layers/utils.py): x · weightᵀ + bias, the GEMM
+  // reading the row-major [N, K] weight transposed as it reads t(W).
+  'vllm.rocm_unquantized_gemm.default': {
+    roles: { weight: 'weight', bias: 'bias' },
+    lower: (b, c) => {
+      const a = c.tensor(0, 'x');
+      const w = c.tensor(1, 'weight', { role: 'weight' });
+      if (a.shape.length !== 2 || w.shape.length !== 2 || a.shape[1] !== w.shape[1])
+        c.fail(`x [${a.shape}] · weight [${w.shape}]ᵀ`);
+      const [N, K] = w.shape as [number, number];
+      const wt: View = { ...w, shape: [K, N], strides: [w.strides[1]!, w.strides[0]!] };
+      const bias = c.arg(2) === null ? null : c.tensor(2, 'bias', { role: 'bias', shape: [N] });
+      const out = b.newStorage(c.node.name, a.dtype, [a.shape[0]!, N]);
+      b.push(c.node, { kernel: 'gemm', a, b: wt, bias, alpha: 1, beta: bias ? 1 : 0, out: out.storage });
+      return T(out);
+    },
+  },
   'symm_mem.fused_matmul_reduce_scatter.default': {
     roles: { B: 'weight' },
     lower: (b, c) => {

@@ -47,6 +47,18 @@ function irWeight(b: PlanBuilder, c: OpCall, i: number, v: number, x: View): Vie
   return ones;
 }
 
+/** A fused add + RMSNorm called as (x, residual, weight, eps): _C.fused_add_rms_norm's and AITER's. */
+function fusedAddRmsNorm(b: PlanBuilder, c: OpCall, input: string, out: string) {
+  const x = b.rowsOrCopy(c.tensor(0, input), c.node);
+  return residualNorm(b, c, x, {
+    kernel: 'fused_add_rms_norm',
+    residual: 1,
+    weight: [2, 'weight'],
+    eps: 3,
+    out,
+  });
+}
+
 /** rocm_aiter_triton_add_rmsnorm_pad(x, weight, variance_epsilon, residual, x_pad_to_multiple)'s norm operands. */
 const AITER_ADD_RMSNORM_PAD_ARGS: ResidualNormArgs = {
   kernel: 'fused_add_rms_norm',
@@ -114,6 +126,15 @@ export const NORM_LOWERINGS = {
       return { t: 'tuple', items: [T(padded), T(res)] };
     },
   },
+  // AITER's fused add + RMSNorm (vllm/_aiter_ops.py rmsnorm2d_fwd_with_add): the kernel of
+  // _C.fused_add_rms_norm, its results returned (normed, residual) instead of written in place.
+  'vllm.rocm_aiter_rmsnorm2d_fwd_with_add.default': {
+    roles: { weight: 'norm-weight' },
+    lower: (b, c) => {
+      const { out, res } = fusedAddRmsNorm(b, c, 'x', 'normed');
+      return { t: 'tuple', items: [T(out), T(res)] };
+    },
+  },
   '_C.rms_norm.default': {
     roles: { weight: 'norm-weight' },
     lower: (b, c) => {
@@ -127,14 +148,7 @@ export const NORM_LOWERINGS = {
   '_C.fused_add_rms_norm.default': {
     roles: { weight: 'norm-weight' },
     lower: (b, c) => {
-      const x = b.rowsOrCopy(c.tensor(0, 'input'), c.node);
-      const { out, res } = residualNorm(b, c, x, {
-        kernel: 'fused_add_rms_norm',
-        residual: 1,
-        weight: [2, 'weight'],
-        eps: 3,
-        out: 'input',
-      });
+      const { out, res } = fusedAddRmsNorm(b, c, 'input', 'input');
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(res)] };
     },
   },

@@ -11,6 +11,7 @@ import { COLLECTIVE_LOWERINGS } from './collectives.ts';
 import { ELEMENTWISE_LOWERINGS, elementwiseRoles, lowerElementwise } from './elementwise.ts';
 import { FUSED_QUANT_LOWERINGS } from './fusedQuant.ts';
 import { HOST_LOWERINGS } from './host.ts';
+import { KV_CACHE_LOWERINGS } from './kvCache.ts';
 import {
   isLoweredOp,
   noKernel,
@@ -40,6 +41,7 @@ export const FAMILIES = {
   collectives: COLLECTIVE_LOWERINGS,
   moe: MOE_LOWERINGS,
   attention: ATTENTION_LOWERINGS,
+  kvCache: KV_CACHE_LOWERINGS,
   quant: QUANT_LOWERINGS,
   fusedQuant: FUSED_QUANT_LOWERINGS,
   memory: MEMORY_LOWERINGS,
@@ -60,6 +62,7 @@ export const LOWERINGS: Record<LoweredOp, Lowering> = {
   ...FAMILIES.collectives,
   ...FAMILIES.moe,
   ...FAMILIES.attention,
+  ...FAMILIES.kvCache,
   ...FAMILIES.quant,
   ...FAMILIES.fusedQuant,
   ...FAMILIES.memory,

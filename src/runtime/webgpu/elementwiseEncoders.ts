@@ -24,6 +24,7 @@ import {
 import { ROTARY_PARAMS, rotaryWgsl } from '../../wgsl/rotary.ts';
 import { REDUCE_ROWS_PARAMS, reduceRowsWgsl } from '../../wgsl/reduceRows.ts';
 import { ATTENTION_PARAMS, attentionWgsl } from '../../wgsl/attention.ts';
+import { KV_CACHE_PARAMS, kvCacheWgsl } from '../../wgsl/kvCache.ts';
 import { FP8_QUANT_VALUES_PARAMS, fp8QuantValuesDispatch, fp8QuantValuesWgsl } from '../../wgsl/fp8Quant.ts';
 import { NVFP4_PARAMS, nvfp4Dispatch, nvfp4PackWgsl, nvfp4ScaleWgsl } from '../../wgsl/fp4Quant.ts';
 import { NVFP4_GEMM_PARAMS, nvfp4GemmDispatch, nvfp4GemmWgsl } from '../../wgsl/fp4Gemm.ts';
@@ -73,6 +74,7 @@ export const ELEMENTWISE_ENCODERS: StepEncoders<
   | 'scatter'
   | 'rotary'
   | 'attention'
+  | 'kv_cache_write'
   | 'fp8_quant'
   | 'nvfp4_scale'
   | 'nvfp4_quant'
@@ -233,6 +235,21 @@ export const ELEMENTWISE_ENCODERS: StepEncoders<
       s.x,
       s.positions,
       s.cache,
+    ]);
+  },
+  kv_cache_write: (s, c) => {
+    const words = KV_CACHE_PARAMS.words({
+      n: numelOf(c.out.shape),
+      width: numelOf(s.x.shape) / s.x.shape[0]!,
+      tokens: s.slots.shape[0]!,
+      cacheOffset: s.cache.offset,
+      xOffset: s.x.offset,
+      slotsOffset: s.slots.offset,
+    });
+    dispatchPairs(s, c, words, () => kvCacheWgsl(c.out.dtype, s.cache.dtype, s.x.dtype, s.slots.dtype), [
+      s.cache,
+      s.x,
+      s.slots,
     ]);
   },
   attention: (s, c) => {

@@ -8,6 +8,8 @@
 //   vllm-ir  vllm_ir.rms_norm(x, weight, epsilon) → normed
 //            vllm_ir.fused_add_rms_norm(x, x_residual, weight, epsilon) → (normed, residual)
 //            (vllm/ir/ops/layernorm.py; a `variance_size` is not matched, as vLLM's matchers do not)
+//   custom   on ROCm with AITER (MatcherFusedAddRMSNorm(match_rocm_aiter=True)): AITER's functional
+//            vllm.rocm_aiter_rmsnorm2d_fwd_with_add(x, residual, weight, variance_epsilon) → (normed, residual)
 //   native   RMSNorm.forward_native / forward_static (vllm/model_executor/layers/layernorm.py) as a
 //            post-grad graph prints it:
 //              x32 = convert(x, f32)                     [fused_add: z = convert(x, f32) + convert(r, f32),
@@ -29,6 +31,7 @@ import {
   MUL,
   POW,
   RMS_NORM,
+  ROCM_AITER_FUSED_ADD_RMS_NORM,
   RSQRT,
   VLLM_IR_FUSED_ADD_RMS_NORM,
   VLLM_IR_RMS_NORM,
@@ -127,6 +130,28 @@ function irNorm(ix: GraphIndex, n: Node, op: NormOp): Found {
   const nodes = inGraphOrder(ix, [n.name, ...('getitems' in read ? read.getitems : [])]);
   if ('escape' in read) return refusal(op, 'vllm-ir', n.name, nodes, read.escape);
   return { ...common, nodes, outputs: read.outputs, residual: argOf(n, 1, 'x_residual') ?? null };
+}
+
+/** AITER's fused add + RMSNorm: the custom kernel vLLM's RMSNorm calls on ROCm with AITER on. */
+function aiterNorm(ix: GraphIndex, n: Node): Found {
+  const input = argOf(n, 0, 'x');
+  if (input === undefined) return undefined;
+  const read = tupleOutputs<NormOutput>(ix, n, (i) =>
+    i === 0 ? 'normed' : i === 1 ? 'residual' : undefined,
+  );
+  const nodes = inGraphOrder(ix, [n.name, ...('getitems' in read ? read.getitems : [])]);
+  if ('escape' in read) return refusal('fused_add_rms_norm', 'custom', n.name, nodes, read.escape);
+  return {
+    op: 'fused_add_rms_norm',
+    form: 'custom',
+    anchor: n.name,
+    nodes,
+    outputs: read.outputs,
+    input,
+    residual: argOf(n, 1, 'residual') ?? null,
+    weight: argOf(n, 2, 'weight') ?? null,
+    epsilon: argOf(n, 3, 'variance_epsilon') ?? null,
+  };
 }
 
 // --- native ------------------------------------------------------------------------------------
@@ -279,6 +304,7 @@ function* normCandidates(ix: GraphIndex): Generator<Found> {
     for (const n of ix.byKey.get(`${AUTO_FUNCTIONALIZED}:${s.custom}`) ?? []) yield customNorm(ix, n, op);
     for (const n of ix.byKey.get(s.ir) ?? []) yield irNorm(ix, n, op);
   }
+  for (const n of ix.byKey.get(ROCM_AITER_FUSED_ADD_RMS_NORM) ?? []) yield aiterNorm(ix, n);
   for (const r of ix.byKey.get(RSQRT) ?? []) yield nativeNorm(ix, r);
 }
 
