@@ -32,56 +32,55 @@ const sizes: TorchCall['args'] = (args) => {
   return { args: [self ?? null, list], kwargs: {} };
 };
 
+const meanDims: TorchCall['args'] = ([self, dim, keep], kw) => {
+  const dims = dim ?? kw.dim ?? null;
+  return {
+    args: [self ?? null, typeof dims === 'number' ? [dims] : dims, keep ?? kw.keepdim ?? false],
+    kwargs: {},
+  };
+};
+
 /**
  * Torch-level calls and the registered op each means (the op's schema in `src/graph/ops.ts`;
  * torch's own decomposition of the call into it: `torch/_refs/__init__.py`,
  * `torch/_decomp/decompositions.py`).
  */
-export const TORCH_LEVEL_CALLS: Record<string, TorchCall> = {
-  'torch.nn.functional.silu': { op: 'aten.silu.default', args: onlyTensor },
-  'Tensor.silu': { op: 'aten.silu.default', args: onlyTensor },
-  'torch.sigmoid': { op: 'aten.sigmoid.default', args: onlyTensor },
-  'torch.nn.functional.sigmoid': { op: 'aten.sigmoid.default', args: onlyTensor },
-  'Tensor.sigmoid': { op: 'aten.sigmoid.default', args: onlyTensor },
-  'torch.rsqrt': { op: 'aten.rsqrt.default', args: onlyTensor },
-  'Tensor.rsqrt': { op: 'aten.rsqrt.default', args: onlyTensor },
-  'torch.exp': { op: 'aten.exp.default', args: onlyTensor },
-  'Tensor.exp': { op: 'aten.exp.default', args: onlyTensor },
-  'torch.abs': { op: 'aten.abs.default', args: onlyTensor },
-  'Tensor.abs': { op: 'aten.abs.default', args: onlyTensor },
-  'torch.neg': { op: 'aten.neg.default', args: onlyTensor },
-  'Tensor.neg': { op: 'aten.neg.default', args: onlyTensor },
-  'Tensor.pow': { op: 'aten.pow.Tensor_Scalar' },
-  'torch.pow': { op: 'aten.pow.Tensor_Scalar' },
-  'torch.mm': { op: 'aten.mm.default' },
-  'Tensor.mm': { op: 'aten.mm.default' },
-  'Tensor.t': { op: 'aten.t.default' },
-  'Tensor.clone': { op: 'aten.clone.default', args: onlyTensor },
-  'Tensor.detach': { op: 'aten.detach.default', args: onlyTensor },
-  'Tensor.unsqueeze': { op: 'aten.unsqueeze.default' },
-  'torch.unsqueeze': { op: 'aten.unsqueeze.default' },
-  'Tensor.view': { op: 'aten.view.default', args: sizes },
-  'Tensor.reshape': { op: 'aten.reshape.default', args: sizes },
-  'torch.reshape': { op: 'aten.reshape.default', args: sizes },
-  'Tensor.permute': { op: 'aten.permute.default', args: sizes },
-  // `x.mean(-1, keepdim=True)`: aten.mean.dim takes the dims as a list and keepdim third.
-  'Tensor.mean': {
-    op: 'aten.mean.dim',
-    args: ([self, dim, keep], kw) => ({
-      args: [
-        self ?? null,
-        typeof (dim ?? kw.dim) === 'number' ? [(dim ?? kw.dim) as number] : (dim ?? kw.dim ?? null),
-        keep ?? kw.keepdim ?? false,
+export const TORCH_LEVEL_CALLS: Record<string, TorchCall> = Object.fromEntries(
+  (
+    [
+      // Elementwise on one tensor: `inplace=False` and the like dropped.
+      [['torch.nn.functional.silu', 'Tensor.silu'], 'aten.silu.default', onlyTensor],
+      [
+        ['torch.sigmoid', 'torch.nn.functional.sigmoid', 'Tensor.sigmoid'],
+        'aten.sigmoid.default',
+        onlyTensor,
       ],
-      kwargs: {},
-    }),
-  },
-  // F.embedding(input, weight, …) is aten.embedding(weight, indices).
-  'torch.nn.functional.embedding': {
-    op: 'aten.embedding.default',
-    args: ([input, weight]) => ({ args: [weight ?? null, input ?? null], kwargs: {} }),
-  },
-};
+      [['torch.rsqrt', 'Tensor.rsqrt'], 'aten.rsqrt.default', onlyTensor],
+      [['torch.exp', 'Tensor.exp'], 'aten.exp.default', onlyTensor],
+      [['torch.abs', 'Tensor.abs'], 'aten.abs.default', onlyTensor],
+      [['torch.neg', 'Tensor.neg'], 'aten.neg.default', onlyTensor],
+      [['Tensor.clone'], 'aten.clone.default', onlyTensor],
+      [['Tensor.detach'], 'aten.detach.default', onlyTensor],
+      // The same arguments as the op's schema.
+      [['Tensor.pow', 'torch.pow'], 'aten.pow.Tensor_Scalar'],
+      [['torch.mm', 'Tensor.mm'], 'aten.mm.default'],
+      [['Tensor.t'], 'aten.t.default'],
+      [['Tensor.unsqueeze', 'torch.unsqueeze'], 'aten.unsqueeze.default'],
+      // Sizes as varargs or one sequence.
+      [['Tensor.view'], 'aten.view.default', sizes],
+      [['Tensor.reshape', 'torch.reshape'], 'aten.reshape.default', sizes],
+      [['Tensor.permute'], 'aten.permute.default', sizes],
+      // `x.mean(-1, keepdim=True)`: aten.mean.dim takes the dims as a list and keepdim third.
+      [['Tensor.mean'], 'aten.mean.dim', meanDims],
+      // F.embedding(input, weight, …) is aten.embedding(weight, indices).
+      [
+        ['torch.nn.functional.embedding'],
+        'aten.embedding.default',
+        ([input, weight]) => ({ args: [weight ?? null, input ?? null], kwargs: {} }),
+      ],
+    ] satisfies [string[], string, TorchCall['args']?][]
+  ).flatMap(([calls, op, args]) => calls.map((c) => [c, { op, args }] as const)),
+);
 
 /** Python's operators on tensors (on symbolic ints they stay `operator.*`). */
 const TENSOR_OPERATORS: Record<string, string> = {
