@@ -26,14 +26,16 @@ test("Open folder… on a TORCH_TRACE folder lists its compiles, breaks and reco
   );
   await idle(page);
   const stages = page.getByTestId('dump-stages');
-  await expect(stages).toContainText('Dump stage 1 / 5: aot_inference');
+  // Dynamo's own graph first: its torch-level calls imported as the ops they mean.
+  await expect(stages).toContainText('Dump stage 1 / 8: dynamo');
+  await expect(page.locator('[data-node="linear"]').first()).toBeAttached();
   await expect(page.locator('[data-node="addmm_default"]')).toHaveCount(0);
   await stages
     .getByRole('list', { name: 'Dump stages' })
     .getByRole('button', { name: 'post_grad', exact: true })
     .click();
   await idle(page);
-  await expect(stages).toContainText('Dump stage 5 / 5: post_grad');
+  await expect(stages).toContainText('Dump stage 8 / 8: post_grad');
   await expect(page.locator('[data-node="addmm_default"]').first()).toBeAttached();
   // Another compile: the recompiled resume function.
   await frames.getByRole('button', { name: '[1/1] torch_dynamo_resume_in_forward_at_101' }).click();

@@ -474,8 +474,9 @@ export interface TraceFrameStages {
 }
 
 /**
- * Imports a compile's FX graphs (`[0/0]/post_grad`, …); one the importer cannot read (Dynamo's
- * torch-level graph) is listed as skipped with the importer's reason, as a dump folder's are.
+ * Imports a compile's FX graphs (`[0/0]/dynamo` … `[0/0]/post_grad`; Dynamo's torch-level calls as
+ * the ops they mean, see fx/torchLevel.ts); one the importer cannot read is listed as skipped with
+ * the importer's reason, as a dump folder's are.
  */
 export function importTraceFrame(
   frame: TraceFrame,

@@ -15,6 +15,7 @@ import { moduleForm } from './forms/module.ts';
 import { strGraphForm } from './forms/strGraph.ts';
 import { checkNotBinary, SourceText, Tok, TokenStream } from './lexer.ts';
 import { FxReader } from './reader.ts';
+import { mapTorchLevelCalls } from './torchLevel.ts';
 
 export interface ParseFxOptions {
   /** Inputs longer than this are refused before any work (default 16 MB). */
@@ -54,7 +55,8 @@ export function parseFx(text: string, opts: ParseFxOptions = {}): ParseFxResult 
       'no graph found: expected a module (class … def forward), node lines, or str(graph) text',
       'an FX graph',
     );
-  const graph = FX_FORMS.find((f) => f.match(r, at))!.read(r, at);
+  // Dynamo's torch-level calls as the registered ops they mean (a no-op on aten-level graphs).
+  const graph = mapTorchLevelCalls(FX_FORMS.find((f) => f.match(r, at))!.read(r, at));
   warnUnknownOps(graph, r.warnings);
   return { graph, warnings: r.warnings };
 }

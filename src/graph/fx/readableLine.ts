@@ -1,11 +1,14 @@
 // A node line as print_readable (and a fragment pasted from it) prints one:
 // `name[: "type"] = rhs[;  a = b = None]`, where rhs is an op call (`torch.ops.aten.mm.default(a, b)`),
-// `x[1]` (getitem), `a * b` / `-a` (operator calls), `self.submod_0(…)` or `self.attr`.
+// `x[1]` (getitem), `a * b` / `-a` (operator calls), `self.submod_0(…)` or `self.attr`; in Dynamo's
+// torch-level graph also `x.view(…)` (a method call) and `l_x_ = L_x_` (an input's alias), which
+// `torchLevel.ts` maps once the graph is read.
 
 import type { Arg, Node, ValueType } from '../ir.ts';
 import { PYTHON_KEYWORDS, Tok as TokKinds, type Token } from './lexer.ts';
 import { INFIX_OPERATORS, opOfTarget, PREFIX_OPERATORS } from './operators.ts';
 import type { FxReader } from './reader.ts';
+import { METHOD_PREFIX, TORCH_ALIAS } from './torchLevel.ts';
 
 // A module-level copy: some transpilers turn every use of an imported binding into a getter call.
 const Tok = TokKinds;
@@ -43,6 +46,16 @@ function readRhs(r: FxReader, node: Node): void {
     return;
   }
   if (t.kind === Tok.Name && !PYTHON_KEYWORDS.has(t.text) && readCallOrItem(r, node, t)) return;
+  // `l_x_ = L_x_`: Dynamo names each input again at the top of forward.
+  if (
+    t.kind === Tok.Name &&
+    r.scope.defines(t.text) &&
+    (r.isLineEnd(r.peek(1)) || r.isPunct(r.peek(1), ';'))
+  ) {
+    node.op = TORCH_ALIAS;
+    node.args = [r.refUse(r.next())];
+    return;
+  }
   // `a * b`, `2 * s0`: operator calls as FX codegen prints them.
   if (t.kind === Tok.Name || t.kind === Tok.Int || t.kind === Tok.Float || r.isPunct(t, '-')) {
     const save = r.pos;
@@ -83,6 +96,15 @@ function readSelfAttribute(r: FxReader, node: Node): void {
 function readCallOrItem(r: FxReader, node: Node, t: Token): boolean {
   let end = r.pos + 1;
   while (r.isPunct(r.toks.at(end), '.') && r.toks.at(end + 1).kind === Tok.Name) end += 2;
+  // `x.view(…)` on a value read above: a method call, the value its first argument.
+  if (end === r.pos + 3 && r.isPunct(r.toks.at(end), '(') && r.scope.defines(t.text)) {
+    const method = r.toks.at(end - 1).text;
+    node.args = [r.refUse(r.next())];
+    r.pos = end;
+    node.op = METHOD_PREFIX + method;
+    readCallArgs(r, node, `${t.text}.${method}`);
+    return true;
+  }
   if (r.isPunct(r.toks.at(end), '(')) {
     const target = r.sourceBetween(t, r.toks.at(end - 1));
     r.pos = end;

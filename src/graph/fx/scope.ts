@@ -52,6 +52,11 @@ export class Scope {
     this.defs.set(t.text, { line: t.line, order });
   }
 
+  /** Whether `name` is defined so far (an input or a node above). */
+  defines(name: string): boolean {
+    return this.defs.has(name);
+  }
+
   /** A read of `t`'s name by the node at `order` (Infinity: the return). */
   use(t: Token, order: number): Ref {
     // Most names are already defined; only the rest wait for resolve().

@@ -8,7 +8,7 @@ import { GraphAssembler, graphParts } from './graphParts.ts';
 import { loadSource, recount, replay, reusableStages, type Stage } from './pipelineJobs.ts';
 import type { PipelineReply, PipelineRequest } from './pipelineProtocol.ts';
 import type { TorchTrace } from '../../graph/artifacts/torchTrace.ts';
-import { readTraceBlob, traceFrameGraphs, traceOutline } from './traceJobs.ts';
+import { readTraceBlob, traceFrameStages, traceOutline } from './traceJobs.ts';
 
 const post = (reply: PipelineReply) => (self as unknown as Worker).postMessage(reply);
 
@@ -70,7 +70,13 @@ async function handle(req: PipelineRequest): Promise<void> {
     case 'trace-frame': {
       if (trace?.key !== req.key)
         throw new Error('the log is no longer in the worker (it was restarted): open it again');
-      post({ id, kind: 'trace-frame', graphs: traceFrameGraphs(trace.trace, req.compileId) });
+      progress(`importing compile ${req.compileId}`, null);
+      const { folder, ...rest } = traceFrameStages(trace.trace, req.compileId);
+      const stages = folder.stages.map(({ graph, ...head }, i) => {
+        for (const part of graphParts(graph, i)) post({ id, kind: 'graph-part', part });
+        return head;
+      });
+      post({ id, kind: 'trace-frame', frame: { ...rest, folder: { ...folder, stages } } });
       return;
     }
     case 'replay': {

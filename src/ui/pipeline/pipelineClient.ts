@@ -9,7 +9,7 @@ import type { RewriteStep } from '../urlState.ts';
 import { GraphAssembler, graphParts } from './graphParts.ts';
 import type { Counts, GraphSource, Loaded, Stage } from './pipelineJobs.ts';
 import type { PipelineReply, PipelineRequest } from './pipelineProtocol.ts';
-import type { TraceGraph } from '../../graph/artifacts/torchTrace.ts';
+import type { TraceFrameStages } from '../../graph/artifacts/torchTrace.ts';
 import type { TraceOutline } from './traceJobs.ts';
 
 export type OnProgress = (label: string, fraction: number | null) => void;
@@ -156,11 +156,19 @@ export async function readTraceOffThread(
   return { outline: reply.outline, key: reply.key };
 }
 
-/** One compile's graphs of the log the worker read as `key`. */
-export async function traceFrameOffThread(key: number, compileId: string): Promise<TraceGraph[]> {
-  const { reply } = await pipeline.request({ kind: 'trace-frame', key, compileId }, () => {});
+/** One compile of the log the worker read as `key`, its graphs imported there. */
+export async function traceFrameOffThread(
+  key: number,
+  compileId: string,
+  onProgress: OnProgress,
+): Promise<TraceFrameStages> {
+  const { reply, parts } = await pipeline.request({ kind: 'trace-frame', key, compileId }, onProgress);
   if (reply.kind !== 'trace-frame') throw new Error(`pipeline worker answered a frame with '${reply.kind}'`);
-  return reply.graphs;
+  const { folder, ...rest } = reply.frame;
+  return {
+    ...rest,
+    folder: { ...folder, stages: folder.stages.map((st, i) => ({ ...st, graph: parts.take(i) })) },
+  };
 }
 
 /** Stops loading and rewriting mid-way. */

@@ -9,7 +9,8 @@ import type { Graph, Node } from '../../graph/ir.ts';
 import type { Match, PassOptions } from '../../graph/passes/pipeline.ts';
 import type { RewriteStep } from '../urlState.ts';
 import type { Counts, GraphSource, Loaded } from './pipelineJobs.ts';
-import type { TraceGraph } from '../../graph/artifacts/torchTrace.ts';
+import type { TraceFrameStages } from '../../graph/artifacts/torchTrace.ts';
+import type { DumpStage } from '../../graph/stageFolder.ts';
 import type { TraceOutline } from './traceJobs.ts';
 
 /** A slice of a graph's nodes; the first part of a graph carries the rest of it (`head`). */
@@ -37,8 +38,13 @@ export type PipelineRequest =
     }
   /** A TORCH_TRACE log, read in chunks; the worker keeps it as `id` and answers with its outline. */
   | { id: number; kind: 'read-trace'; file: Blob; name: string }
-  /** The graphs (with their texts) of one compile of a log read before. */
+  /** One compile of a log read before, its graphs imported in the worker. */
   | { id: number; kind: 'trace-frame'; key: number; compileId: string };
+
+/** A compile's imported stages as they cross to the page: everything but the graphs. */
+export type TraceFrameHead = Omit<TraceFrameStages, 'folder'> & {
+  folder: Omit<TraceFrameStages['folder'], 'stages'> & { stages: Omit<DumpStage, 'graph'>[] };
+};
 
 /** A stage the page did not have: its graph follows as parts in the stage's slot. */
 export interface StageHead {
@@ -59,5 +65,6 @@ export type PipelineReply =
   /** Stages from `reuse` on (their graphs came as parts, slot = stage index), then the shown stage's counts. */
   | { id: number; kind: 'replayed'; reuse: number; stages: StageHead[]; error: string | null; counts: Counts }
   | { id: number; kind: 'trace-read'; outline: TraceOutline; key: number }
-  | { id: number; kind: 'trace-frame'; graphs: TraceGraph[] }
+  /** A compile's stages, imported: stage i's graph came as parts in slot i. */
+  | { id: number; kind: 'trace-frame'; frame: TraceFrameHead }
   | { id: number; kind: 'error'; error: string };

@@ -1,9 +1,11 @@
 // The store through the real pipeline worker module, behind a stand-in for Worker that clones every
 // message as postMessage does and delivers it on a later task: a generated sample loads in the
 // worker, the pipeline replays there (only the new stages cross back), and Cancel leaves the graph
-// as it was.
+// as it was. A TORCH_TRACE log is read there and the shown compile's graphs imported there.
 
+import { readdirSync, readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { importTraceFrame, parseTorchTrace } from '../../graph/artifacts/torchTrace.ts';
 
 /** One worker scope for the module; each stand-in Worker takes it over while alive. */
 const scope = {
@@ -89,5 +91,32 @@ describe('the store with the pipeline worker', () => {
     await s().undo();
     expect(s().cursor).toBe(2);
     expect(s().stages[2]).toBe(before.stages[2]);
+  });
+});
+
+describe('a TORCH_TRACE log through the pipeline worker', () => {
+  const dir = new URL('../../../fixtures/trace/torch_trace/', import.meta.url).pathname;
+  const log = () => readFileSync(dir + readdirSync(dir).find((f) => f.endsWith('.log'))!, 'utf8');
+
+  it('imports the shown compile in the worker: its graphs cross as IR, the same as read on the page', async () => {
+    const text = log();
+    const progress: string[] = [];
+    const unsubscribe = useStore.subscribe((st) => {
+      if (st.work) progress.push(st.work.label);
+    });
+    await s().loadTraceLog(new Blob([text]), 'torch_trace');
+    unsubscribe();
+    const t = s().trace!;
+    expect('key' in t.held).toBe(true);
+    expect(t.shown).toBe('0/0');
+    expect(progress).toContain('importing compile 0/0');
+    const here = importTraceFrame(parseTorchTrace(text).frames.find((f) => f.compileId === '0/0')!);
+    const dump = s().dump!;
+    expect(dump.stages.map((st) => st.name)).toEqual(here.folder.stages.map((st) => st.name));
+    expect(dump.stages.map((st) => st.graph)).toEqual(here.folder.stages.map((st) => st.graph));
+    expect(dump.skipped).toEqual(here.folder.skipped);
+    expect(s().outputCode.before!.code.launches.length).toBeGreaterThan(0);
+    expect(s().provenance?.file).toBe('[0/0] provenance');
+    expect(s().work).toBeNull();
   });
 });

@@ -5,9 +5,10 @@
 
 import {
   TorchTraceReader,
+  importTraceFrame,
   type TorchTrace,
   type TraceFrame,
-  type TraceGraph,
+  type TraceFrameStages,
   type TraceStageKind,
   type TraceStageName,
 } from '../../graph/artifacts/torchTrace.ts';
@@ -63,9 +64,12 @@ export function traceOutline(t: TorchTrace, bytes: number): TraceOutline {
   };
 }
 
-/** A compile's graphs with their texts, as `importTraceFrame` takes them. */
-export function traceFrameGraphs(t: TorchTrace, compileId: string): TraceGraph[] {
+/**
+ * A compile's graphs imported as the stage scrubber's stages (where the log is held: the worker,
+ * so the page's thread never parses them).
+ */
+export function traceFrameStages(t: TorchTrace, compileId: string): TraceFrameStages {
   const f = t.frames.find((x) => x.compileId === compileId);
   if (!f) throw new Error(`no compile ${compileId} in the log`);
-  return f.graphs;
+  return importTraceFrame(f);
 }

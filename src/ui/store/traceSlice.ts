@@ -3,19 +3,14 @@
 // stage scrubber. Its output code is kept as a typed stage for an output-code reader to take.
 
 import type { StateCreator } from 'zustand';
-import {
-  importTraceFrame,
-  type TorchTrace,
-  type TraceFrame,
-  type TraceGraph,
-} from '../../graph/artifacts/torchTrace.ts';
+import type { TorchTrace, TraceFrameStages } from '../../graph/artifacts/torchTrace.ts';
 import {
   WorkCancelled,
   offThread,
   readTraceOffThread,
   traceFrameOffThread,
 } from '../pipeline/pipelineClient.ts';
-import { readTraceBlob, traceFrameGraphs, traceOutline, type TraceOutline } from '../pipeline/traceJobs.ts';
+import { readTraceBlob, traceFrameStages, traceOutline, type TraceOutline } from '../pipeline/traceJobs.ts';
 import type { AppState } from './index.ts';
 
 /** Inductor's generated code of the compile shown: the hook an output-code reader takes it from. */
@@ -85,25 +80,23 @@ export const createTraceSlice: StateCreator<AppState, [], [], TraceSlice> = (set
 
   showTraceFrame: async (compileId) => {
     const t = get().trace;
-    const frame = t?.outline.frames.find((f) => f.compileId === compileId);
-    if (!t || !frame) return;
-    let graphs: TraceGraph[];
+    if (!t?.outline.frames.some((f) => f.compileId === compileId)) return;
+    let imported: TraceFrameStages;
     try {
-      graphs =
+      // In the worker that holds the log: its graphs are parsed there and cross as IR, in parts.
+      imported =
         'key' in t.held
-          ? await traceFrameOffThread(t.held.key, compileId)
-          : traceFrameGraphs(t.held.trace, compileId);
+          ? await traceFrameOffThread(t.held.key, compileId, (label, fraction) =>
+              get().setWork({ label, fraction }),
+            )
+          : traceFrameStages(t.held.trace, compileId);
     } catch (e) {
+      get().setWork(null);
       get().setNotice(`Compile ${compileId}: ${(e as Error).message}`, true);
       return;
     }
-    const { stages: _stages, ...rest } = frame;
-    const full: TraceFrame = { ...rest, graphs };
-    // The list's update, the import and the install each take a task of their own: together they
-    // are one long task on the page's thread.
-    await nextTask();
-    const { folder, files, outputCode, provenance } = importTraceFrame(full);
-    await nextTask();
+    get().setWork(null);
+    const { folder, files, outputCode, provenance } = imported;
     set({
       trace: {
         ...t,
