@@ -194,10 +194,13 @@ export class RankDevice {
       this.device.pushErrorScope('validation');
       this.device.queue.submit(queued.map((q) => q.cmd));
       this.submits++;
-      // What fails only at submit (a buffer destroyed before it) is blamed on the first queued step
-      // binding a buffer the message names (Dawn names buffers by label), else on the whole range.
+      // What fails only at submit (a buffer destroyed before it) is blamed on the last queued step
+      // binding a buffer the message names (Dawn names buffers by label): which of its users would
+      // have failed alone is not known in one submit, and the last is the use nearest the failure.
+      // Else on the whole range.
       this.watchScopes((e) => {
-        const step = queued.find((q) => q.labels.some((l) => e.message.includes(`"${l}"`)));
+        const named = [...e.message.matchAll(/\[Buffer "([^"]*)"\]/g)].map((m) => m[1]);
+        const step = queued.findLast((q) => q.labels.some((l) => named.includes(l)));
         if (step) return step;
         const first = queued[0].node,
           last = queued[queued.length - 1].node;
