@@ -152,6 +152,49 @@ export async function timeLaunches(
   return median([...times.values()].map((t) => t.dur)) / n;
 }
 
+/**
+ * A run of `n` one-dispatch steps as the executor submits them (each step's passes timestamped, the
+ * host waiting once at the end), the median of `reps` runs: per step, the GPU span from the first
+ * pass's start to the last pass's end ÷ n, the median pass, and the host's wall time ÷ n (encoding,
+ * submitting and the wait). `perStepSubmit`: each step submitted as it is encoded, as the executor
+ * did before its steps went to the queue in one submit.
+ */
+async function timeStepsAsRun(
+  dev: RankDevice,
+  n: number,
+  reps: number,
+  perStepSubmit: boolean,
+  encode: () => void,
+): Promise<{ span: number; pass: number; host: number }> {
+  encode();
+  await dev.sync();
+  dev.clearTimings();
+  const spans: number[] = [],
+    passes: number[] = [],
+    hosts: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      dev.stepIndex = i;
+      encode();
+      if (perStepSubmit) dev.flush();
+    }
+    await dev.sync();
+    hosts.push(((performance.now() - t0) * 1000) / n);
+    const times = [...(await dev.kernelTimes()).values()];
+    dev.clearTimings();
+    const first = Math.min(...times.map((t) => t.start)),
+      last = Math.max(...times.map((t) => t.start + t.dur));
+    spans.push((last - first) / n);
+    passes.push(median(times.map((t) => t.dur)));
+  }
+  return { span: median(spans), pass: median(passes), host: median(hosts) };
+}
+
+/** A kernel that does nothing: the dispatch alone. */
+const EMPTY_WGSL = `@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@compute @workgroup_size(64) fn main(@builtin(local_invocation_index) i: u32) { if (i == 1000u) { dst[0] = 1u; } }`;
+
 /** Launches per batch: about 3 ms of work, 4 to 200 calls. */
 export const launchesFor = (us: number) => Math.max(4, Math.min(200, Math.ceil(3000 / us)));
 
@@ -337,6 +380,15 @@ export async function bench(argv: string[]): Promise<number> {
   }
   const gpu = await nodeGpu();
   const [dev] = await openRanks(gpu, 1, { f16: false });
+  // What the adapter offers beyond core WebGPU (subgroups, subgroup matrices), for the JSON and the log.
+  const probe = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  const probeInfo = probe?.info as
+    (GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number }) | undefined;
+  const adapterFeatures = probe ? [...probe.features].sort() : [];
+  const subgroupSizes = probeInfo ? [probeInfo.subgroupMinSize, probeInfo.subgroupMaxSize] : [];
+  process.stdout.write(
+    `adapter features: ${adapterFeatures.join(', ')}; subgroup sizes ${subgroupSizes.join('–')}\n`,
+  );
   if (!dev.timestamps) {
     process.stderr.write(
       'fusionlab bench kernels: the adapter has no timestamp-query; kernel times cannot be measured\n',
@@ -387,6 +439,26 @@ export async function bench(argv: string[]): Promise<number> {
       parts.freshMeta,
       'the same with a meta buffer mapped at creation and a bind group per pass (RankDevice.submit before caching)',
     );
+    // A run's steps through the executor's path: one submit per step (before) against one for all.
+    const steps = 64;
+    const stepSrc = dev.alloc('step.src', 16),
+      stepDst = dev.alloc('step.dst', 16);
+    for (const [kernel, code, bindings] of [
+      ['empty kernel', EMPTY_WGSL, [stepDst]],
+      ['16 B copy', COPY_CEILING_WGSL, [stepSrc, stepDst]],
+    ] as const) {
+      for (const perStep of [true, false]) {
+        const t = await timeStepsAsRun(dev, steps, quick ? 2 : 7, perStep, () =>
+          dev.submit('step', 'step', (_e, pass) => pass(code, [...bindings], null, grid1d(1, 256))),
+        );
+        floorRow(
+          perStep ? 5 : 6,
+          t.span,
+          `${steps} steps of one ${kernel} as the executor runs them, ${perStep ? 'each step its own submit (before)' : 'all in one submit (after)'}: GPU span ÷ steps; median pass ${t.pass.toFixed(1)} µs, host wall ${t.host.toFixed(1)} µs per step`,
+        );
+      }
+    }
+    dev.endRun();
   }
   for (const r of results) r.ofCeiling = r.gbs / ceiling;
   const add = (r: Omit<KernelResult, 'gbs' | 'gflops' | 'ofCeiling'>) =>
@@ -695,6 +767,53 @@ export async function bench(argv: string[]): Promise<number> {
     }
   }
 
+  // add + RMSNorm layouts at T = 4096 and 16384, each timed both ways (all timed first, then each
+  // checked against the first on the device): how many rows are in flight per wave of the SMs is
+  // what changes between them (192 threads: 10 workgroups an SM; 180: 11; 120: 17; 64 × 4 rows: 8).
+  if (dtype === 'bf16') {
+    const layouts: NormRowsConfig[] = [
+      NORM_ROWS_DEFAULT,
+      { tpr: 180, rpw: 1, cap: 0, pipeline: false },
+      { tpr: 120, rpw: 1, cap: 0, pipeline: false },
+      { tpr: 128, rpw: 2, cap: 0, pipeline: false },
+      { tpr: 96, rpw: 2, cap: 0, pipeline: false },
+      { tpr: 64, rpw: 4, cap: 0, pipeline: false },
+      { tpr: 180, rpw: 1, cap: 1452, pipeline: true },
+      { tpr: 120, rpw: 1, cap: 2244, pipeline: true },
+    ];
+    for (const T of quick ? [64] : [4096, 16384]) {
+      const n = T * HIDDEN;
+      const x = fill(dev, 'x', dtype, n, 'x'),
+        res = fill(dev, 'res', dtype, n, 'res'),
+        w = fill(dev, 'w', dtype, HIDDEN, 'w', 'norm-weight');
+      const out = dev.alloc('out', bufferBytes(dtype, n)),
+        resOut = dev.alloc('resOut', bufferBytes(dtype, n));
+      const rows: { lay: NormRowsConfig; row: KernelResult }[] = [];
+      for (const lay of layouts) {
+        const t = await timeBoth(iters, () => encodeAddNorm(dev, dtype, T, [out, resOut, x, res, w], lay));
+        add({
+          suite: 'add+rmsnorm layout',
+          T,
+          us: t.us,
+          b2b_us: t.b2b,
+          bytes: (4 * n + HIDDEN) * bp,
+          flops: 5 * n,
+          note: label(lay),
+        });
+        rows.push({ lay, row: results[results.length - 1] });
+      }
+      let first: Uint16Array[] | null = null;
+      for (const r of rows) {
+        encodeAddNorm(dev, dtype, T, [out, resOut, x, res, w], r.lay);
+        await dev.sync();
+        const got = [await edgeRows(out, T, HIDDEN), await edgeRows(resOut, T, HIDDEN)];
+        first ??= got;
+        r.row.note += `; vs first: out ≤ ${maxUlps(got[0], first[0])} ulp, residual ≤ ${maxUlps(got[1], first[1])} ulp`;
+      }
+      dev.endRun();
+    }
+  }
+
   // MoE forward at GPT-OSS-20B layer dims (TP 1); quick: the tiny preset's sizes.
   const H = quick ? 48 : HPAD,
     E = EXPERTS,
@@ -846,7 +965,14 @@ export async function bench(argv: string[]): Promise<number> {
   );
   process.stdout.write(formatTable(results, ceiling, !!torchFile));
   if (jsonFile)
-    writeFileSync(jsonFile, JSON.stringify({ device, dtype, ceiling_gbs: ceiling, results }, null, 1));
+    writeFileSync(
+      jsonFile,
+      JSON.stringify(
+        { device, dtype, ceiling_gbs: ceiling, adapterFeatures, subgroupSizes, results },
+        null,
+        1,
+      ),
+    );
   return 0;
 }
 

@@ -13,6 +13,7 @@ import { bitwiseEqual, toHostTensor } from './hostTensor.ts';
 import { diffFromReference } from './referenceCheck.ts';
 import { roundBf16 } from './bf16.ts';
 import { freshSeed, tinyRuns } from './testRuns.ts';
+import { moduleGraph } from './testGraphs.ts';
 
 const SEED_DIR = new URL('../../fixtures/fx/seed', import.meta.url).pathname;
 const before = () => parseFx(readFileSync(`${SEED_DIR}/pr28841-before.fragment.txt`, 'utf8')).graph;
@@ -279,6 +280,68 @@ describe('a generated GPT-OSS-20B layer', { timeout: 180_000 }, () => {
       ulps: 6,
     });
     expect(d, `seed ${seed}`).toBeNull();
+  });
+});
+
+describe('submits', { timeout: 180_000 }, () => {
+  it("a run's steps go to the queue in one submit, each step its own command buffer; the outputs are unchanged", async () => {
+    // A native RMSNorm (several elementwise and reduction steps, no collective) on one rank.
+    const g = moduleGraph('arg0_1: "Sym(s77)", arg1_1: "bf16[s77, 64]", arg2_1: "bf16[64]"', [
+      'convert_element_type: "f32[s77, 64]" = torch.ops.prims.convert_element_type.default(arg1_1, torch.float32);  arg1_1 = None',
+      'pow_1: "f32[s77, 64]" = torch.ops.aten.pow.Tensor_Scalar(convert_element_type, 2)',
+      'mean: "f32[s77, 1]" = torch.ops.aten.mean.dim(pow_1, [-1], True);  pow_1 = None',
+      'add_9: "f32[s77, 1]" = torch.ops.aten.add.Tensor(mean, 1e-06);  mean = None',
+      'rsqrt: "f32[s77, 1]" = torch.ops.aten.rsqrt.default(add_9);  add_9 = None',
+      'mul_7: "f32[s77, 64]" = torch.ops.aten.mul.Tensor(convert_element_type, rsqrt);  convert_element_type = rsqrt = None',
+      'convert_element_type_1: "bf16[s77, 64]" = torch.ops.prims.convert_element_type.default(mul_7, torch.bfloat16);  mul_7 = None',
+      'mul_12: "bf16[s77, 64]" = torch.ops.aten.mul.Tensor(convert_element_type_1, arg2_1);  convert_element_type_1 = arg2_1 = None',
+      'return (mul_12,)',
+    ]);
+    let phase = '';
+    const submitted: { phase: string; buffers: string[] }[] = [];
+    const bind = <T extends object>(t: T, wrap: (k: string | symbol, v: unknown) => unknown) =>
+      new Proxy(t, {
+        get: (o, k) => {
+          const v = Reflect.get(o, k, o);
+          return wrap(k, typeof v === 'function' ? v.bind(o) : v);
+        },
+      });
+    // Devices whose queue logs each submit: the phase then and its command buffers' labels.
+    const logging = {
+      requestAdapter: async (o?: GPURequestAdapterOptions) =>
+        bind((await base().gpu!.requestAdapter(o))!, (k, v) =>
+          k !== 'requestDevice'
+            ? v
+            : async (d?: GPUDeviceDescriptor) =>
+                bind(await (v as GPUAdapter['requestDevice'])(d), (k2, v2) =>
+                  k2 !== 'queue'
+                    ? v2
+                    : bind(v2 as GPUQueue, (k3, v3) =>
+                        k3 !== 'submit'
+                          ? v3
+                          : (cmds: GPUCommandBuffer[]) => {
+                              submitted.push({ phase, buffers: cmds.map((c) => c.label) });
+                              (v3 as GPUQueue['submit'])(cmds);
+                            },
+                      ),
+                ),
+        ),
+    } as unknown as GPU;
+    const seed = freshSeed();
+    closeRanks();
+    const got = await runGraph(
+      g,
+      base({ ranks: 1, seed, gpu: logging, onProgress: (p) => void (phase = p.phase) }),
+    );
+    closeRanks();
+    const plan = planGraph(g, base({ ranks: 1 }));
+    const steps = submitted.filter((s) => s.phase === 'run');
+    expect(steps).toHaveLength(1);
+    expect(steps[0].buffers).toEqual(plan.steps.map((s) => s.node));
+    const want = await runGraph(g, base({ ranks: 1, seed }));
+    expect(bitwiseEqual(got.outputs[0].get('mul_12')!, want.outputs[0].get('mul_12')!), `seed ${seed}`).toBe(
+      true,
+    );
   });
 });
 

@@ -5,6 +5,8 @@
 import { RunError } from '../runError.ts';
 
 const MAX_QUERIES = 4096;
+/** Freed buffer bytes held back for queued steps before they are submitted early. */
+const FREED_BYTES_BEFORE_FLUSH = 256 * 2 ** 20;
 
 /** One rank's device and what it holds during a run. */
 export class RankDevice {
@@ -16,9 +18,15 @@ export class RankDevice {
   private queries = 0;
   /** Per pass: the step it belongs to, its two query slots. */
   readonly passes: { step: number; q: number }[] = [];
-  private pendingErrors: { node: string; op: string; p: Promise<GPUError | null> }[] = [];
+  /** Error scopes not yet read: each names the node it blames (a submit's: the step whose buffer the error names). */
+  private pendingErrors: {
+    blame: (e: GPUError) => { node: string; op: string };
+    p: Promise<GPUError | null>;
+  }[] = [];
   private transient: GPUBuffer[] = [];
   stepIndex = -1;
+  /** Submits of encoded steps so far (flushes and batches; reads not counted): one per host wait in a run. */
+  submits = 0;
   /**
    * Parameter buffers by their words and bind groups by what they bind, kept until the run ends: a
    * step dispatched again (a benchmark's loop, the same layer shape at the next step) creates
@@ -32,6 +40,16 @@ export class RankDevice {
   private nextObjectId = 0;
   /** While set, submit() encodes into this one command buffer, submitted once by endBatch(). */
   private batch: { enc: GPUCommandEncoder; timedFrom: number } | null = null;
+  /**
+   * Steps encoded but not yet submitted: every step between two host waits (a run's steps up to its
+   * next collective or read) goes to the queue in one submit, so the queue sees a run as a CUDA
+   * graph replay sees its kernels rather than one submit per node. Each step still has its own
+   * command buffer, finished inside its own error scopes, so a validation error names its node.
+   */
+  private queued: { cmd: GPUCommandBuffer; node: string; op: string; labels: string[] }[] = [];
+  /** Buffers freed while a step that may use them is queued: destroyed once it is submitted. */
+  private freedWhileQueued: GPUBuffer[] = [];
+  private freedWhileQueuedBytes = 0;
 
   /** The device's subgroup size where it has the `subgroups` feature and one fixed size, else 0 (kernels then reduce through workgroup memory). */
   subgroupSize = 0;
@@ -76,8 +94,18 @@ export class RankDevice {
   }
 
   free(id: string): void {
-    this.buffers.get(id)?.destroy();
+    const b = this.buffers.get(id);
     this.buffers.delete(id);
+    if (!b) return;
+    // A buffer destroyed before the submit of a step that uses it fails validation; past a bound on
+    // the bytes held back the queued steps are submitted, so a plan's frees still cap its memory.
+    if (this.queued.length === 0) {
+      b.destroy();
+      return;
+    }
+    this.freedWhileQueued.push(b);
+    this.freedWhileQueuedBytes += b.size;
+    if (this.freedWhileQueuedBytes > FREED_BYTES_BEFORE_FLUSH) this.flush();
   }
 
   pipeline(code: string): GPUComputePipeline {
@@ -107,7 +135,10 @@ export class RankDevice {
     this.pipelines.set(code, p);
   }
 
-  /** Encode and submit one step's dispatches, inside error scopes (inside a batch: into its command buffer). */
+  /**
+   * Encode one step's dispatches into its own command buffer inside error scopes, queued for the
+   * next flush() (inside a batch: into the batch's command buffer).
+   */
   submit(
     node: string,
     op: string,
@@ -128,7 +159,9 @@ export class RankDevice {
       this.device.pushErrorScope('validation');
     }
     const enc = batch?.enc ?? this.device.createCommandEncoder({ label: node });
+    const labels: string[] = [];
     encode(enc, (code, bindings, meta, grid) => {
+      for (const b of bindings) if (b?.label) labels.push(b.label);
       const pipeline = this.pipeline(code);
       const bg = this.bindGroup(pipeline, meta ? this.metaBuffer(meta) : null, bindings);
       let timestampWrites: GPUComputePassTimestampWrites | undefined;
@@ -148,14 +181,41 @@ export class RankDevice {
       pass.end();
     });
     if (batch) return;
-    this.device.queue.submit([enc.finish()]);
-    this.watchScopes(node, op);
+    this.queued.push({ cmd: enc.finish({ label: node }), node, op, labels });
+    this.watchScopes(() => ({ node, op }));
   }
 
-  private watchScopes(node: string, op: string): void {
+  /** Submit every queued step in one queue.submit (sync, read, write and beginBatch call it first). */
+  flush(): void {
+    const queued = this.queued;
+    if (queued.length > 0) {
+      this.queued = [];
+      this.device.pushErrorScope('out-of-memory');
+      this.device.pushErrorScope('validation');
+      this.device.queue.submit(queued.map((q) => q.cmd));
+      this.submits++;
+      // What fails only at submit (a buffer destroyed before it) is blamed on the last queued step
+      // binding a buffer the message names (Dawn names buffers by label): which of its users would
+      // have failed alone is not known in one submit, and the last is the use nearest the failure.
+      // Else on the whole range.
+      this.watchScopes((e) => {
+        const named = [...e.message.matchAll(/\[Buffer "([^"]*)"\]/g)].map((m) => m[1]);
+        const step = queued.findLast((q) => q.labels.some((l) => named.includes(l)));
+        if (step) return step;
+        const first = queued[0].node,
+          last = queued[queued.length - 1].node;
+        return { node: first === last ? first : `${first} … ${last}`, op: 'submit' };
+      });
+    }
+    for (const b of this.freedWhileQueued) b.destroy();
+    this.freedWhileQueued = [];
+    this.freedWhileQueuedBytes = 0;
+  }
+
+  private watchScopes(blame: (e: GPUError) => { node: string; op: string }): void {
     const validation = this.device.popErrorScope();
     const oom = this.device.popErrorScope();
-    this.pendingErrors.push({ node, op, p: validation }, { node, op, p: oom });
+    this.pendingErrors.push({ blame, p: validation }, { blame, p: oom });
   }
 
   private objectId(o: object): number {
@@ -210,6 +270,7 @@ export class RankDevice {
    */
   beginBatch(): void {
     if (this.batch) throw new Error(`rank ${this.rank}: a batch is already open`);
+    this.flush();
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');
     const enc = this.device.createCommandEncoder({ label: 'batch' });
@@ -238,22 +299,29 @@ export class RankDevice {
         })
         .end();
     this.device.queue.submit([batch.enc.finish()]);
-    this.watchScopes(this.currentNode, 'batch');
+    this.submits++;
+    const node = this.currentNode;
+    this.watchScopes(() => ({ node, op: 'batch' }));
   }
 
   /** Wait for submitted work; throw RunError for the first failed step or a lost device. */
   async sync(): Promise<void> {
+    this.flush();
     const pending = this.pendingErrors;
     this.pendingErrors = [];
     await Promise.race([this.device.queue.onSubmittedWorkDone(), this.device.lost]);
     for (const e of pending) {
       const err = await e.p;
-      if (err)
-        throw new RunError(
-          'validation',
-          `node ${e.node} (${e.op}) on rank ${this.rank}: ${err.message.split('\n')[0]}`,
-          { node: e.node, op: e.op },
-        );
+      if (!err) continue;
+      const { node, op } = e.blame(err);
+      throw new RunError(
+        'validation',
+        `node ${node} (${op}) on rank ${this.rank}: ${err.message.split('\n')[0]}`,
+        {
+          node,
+          op,
+        },
+      );
     }
     if (this.lost)
       throw new RunError(
@@ -271,6 +339,7 @@ export class RankDevice {
     const start = byteOffset - (byteOffset % 4),
       lead = byteOffset - start;
     const size = Math.ceil((lead + byteLength) / 4) * 4;
+    this.flush();
     const staging = this.device.createBuffer({
       size: Math.max(4, size),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
@@ -292,6 +361,8 @@ export class RankDevice {
       throw new Error(`rank ${this.rank}: write to ${buf.label} at byte ${byteOffset}, not a multiple of 4`);
     // writeBuffer takes no SharedArrayBuffer views (worker mode's slots): copy them out first.
     if (!(data.buffer instanceof ArrayBuffer)) data = new Uint8Array(data);
+    // A queue write runs before command buffers submitted after it: queued steps go first.
+    this.flush();
     const size = Math.floor(data.byteLength / 4) * 4;
     if (size > 0) this.device.queue.writeBuffer(buf, byteOffset, data.buffer, data.byteOffset, size);
     if (size < data.byteLength) {
@@ -311,6 +382,7 @@ export class RankDevice {
   async kernelTimes(): Promise<Map<number, { start: number; dur: number; passes: number[] }>> {
     const out = new Map<number, { start: number; dur: number; passes: number[] }>();
     if (!this.querySet || this.queries === 0) return out;
+    this.flush();
     const resolve = this.device.createBuffer({
       size: this.queries * 8,
       usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
@@ -342,6 +414,10 @@ export class RankDevice {
     this.metaBuffers.clear();
     this.bindGroups.clear();
     this.batch = null;
+    this.queued = [];
+    for (const b of this.freedWhileQueued) b.destroy();
+    this.freedWhileQueued = [];
+    this.freedWhileQueuedBytes = 0;
     for (const b of this.transient) b.destroy();
     this.transient = [];
     this.pendingErrors = [];
