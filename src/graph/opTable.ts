@@ -969,6 +969,18 @@ export const KERNELS = {
     collective: false,
     doc: 'NVFP4 packed e2m1 pairs',
   },
+  // The dynamic FP8 quant of each row of contiguous x [rows, cols] (a token, or a group of a
+  // token's columns) in one kernel: scale = maxs(maxs(max|row|, eps) / max, minScale) in f32 into
+  // scaleOut (one per row), out = e4m3fn(clamp(x / scale, ±max)) held in the run dtype — exactly the
+  // unfused steps' roundings (abs, reduce_rows' max, divs, maxs, div, the clamp, to_f8e4m3fn;
+  // src/wgsl/fp8QuantRows.ts). The native worker runs those steps (FP8_QUANT_ROWS_STEPS).
+  fp8_quant_rows: {
+    fields: { x: 'view', eps: 'num', max: 'num', minScale: 'num', out: 'storage', scaleOut: 'storage' },
+    worker: ['map', 'reduce_rows'],
+    rounding: 'exact',
+    collective: false,
+    doc: 'dynamic FP8 quant per row',
+  },
 } as const satisfies Record<string, KernelDef>;
 
 export type KernelName = keyof typeof KERNELS;
@@ -989,6 +1001,60 @@ type KernelFields<F> = Flatten<
 export type Kernel = {
   [K in KernelName]: Flatten<{ kernel: K } & KernelFields<(typeof KERNELS)[K]['fields']>>;
 }[KernelName];
+
+/** A new storage for a decomposed kernel's intermediate value: its id. */
+export type NewStorage = (name: string, dtype: StorageDType, shape: number[]) => string;
+/** The shape of a storage the plan made. */
+export type StorageShape = (id: string) => number[];
+
+/**
+ * Kernels a backend without their own kernel (the native worker) runs as the unfused steps they
+ * round as: each step's parameters, intermediates in new storages. One place, so the worker's
+ * program does not special-case them.
+ */
+export const KERNEL_DECOMPOSITIONS: {
+  [K in KernelName]?: (
+    k: Extract<Kernel, { kernel: K }>,
+    storage: NewStorage,
+    shapeOf: StorageShape,
+  ) => Kernel[];
+} = {
+  // abs, reduce_rows' max, the scale's maxs / divs / maxs, then div, the clamp and to_f8e4m3fn.
+  fp8_quant_rows: (k, storage, shapeOf) => {
+    const cols = k.x.shape[k.x.shape.length - 1] ?? 1;
+    const rows = numel(k.x.shape) / cols;
+    const shape = [rows, cols];
+    const contiguous = (id: string, dtype: StorageDType, s: number[]): View => ({
+      storage: id,
+      dtype,
+      shape: s,
+      strides: s.map((_, d) => numel(s.slice(d + 1))),
+      offset: 0,
+    });
+    const x: View = { ...k.x, shape, strides: [cols, 1] };
+    const steps: Kernel[] = [];
+    // A map reads its operands with its output storage's shape: the last two steps write the plan's
+    // storages ([..., H] values, [..., H / group] scales) from a contiguous intermediate, read as
+    // the same elements in that shape.
+    const map = (fn: MapFn, a: View, b: View | null, scalar: number, dtype: StorageDType, into?: string) => {
+      const out = into ?? storage(`${fn}${steps.length}`, dtype, a.shape);
+      const read = into ? contiguous(a.storage, a.dtype, shapeOf(into)) : a;
+      steps.push({ kernel: 'map', fn, a: read, b, scalar, out });
+      return contiguous(out, dtype, a.shape);
+    };
+    const abs = map('abs', x, null, 0, x.dtype);
+    const amax = storage('absmax', x.dtype, [rows, 1]);
+    steps.push({ kernel: 'reduce_rows', x: abs, mean: false, out: amax });
+    const floored = map('maxs', contiguous(amax, x.dtype, [rows, 1]), null, k.eps, 'f32');
+    const raw = map('divs', floored, null, k.max, 'f32');
+    const scale = map('maxs', raw, null, k.minScale, 'f32', k.scaleOut);
+    const q = map('div', x, { ...scale, shape, strides: [1, 0] }, 0, 'f32');
+    const lo = map('maxs', q, null, -k.max, 'f32');
+    const hi = map('mins', lo, null, k.max, 'f32');
+    map('to_f8e4m3fn', hi, null, 0, x.dtype, k.out);
+    return steps;
+  },
+};
 
 // --- cost ---------------------------------------------------------------------------------------
 
@@ -1068,6 +1134,8 @@ export const KERNEL_COST: {
     bytesWritten: out,
     flops: 3 * numel(k.x.shape),
   }),
+  // The absmax, then a divide, clamp and round per element (x is read twice, the second from cache).
+  fp8_quant_rows: (k, out) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: 5 * numel(k.x.shape) }),
   fused_allreduce_norm: (k, out, ranks) => ({
     bytesRead: ranks * viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w),
     bytesWritten: out,

@@ -7,7 +7,7 @@
 import { costRanks } from '../rankMesh.ts';
 import type { Plan, Step, View, StorageDType, FusedNormRounding } from '../plan.ts';
 import { kernelCost } from '../../graph/opTable.ts';
-import { asRows, broadcastStrides, isCollective } from '../plan.ts';
+import { asRows, broadcastStrides, isCollective, outputsOf } from '../plan.ts';
 import type { HostTensor } from '../hostTensor.ts';
 import { GEMM_PARAMS, gemmWgsl, GEMM_TILE } from '../../wgsl/gemm.ts';
 import { rmsNormWgsl, normVector, NORM_PARAMS, type NormMode, type NormParams } from '../../wgsl/rmsNorm.ts';
@@ -23,6 +23,7 @@ import { BYTES } from './tensorPacking.ts';
 import type { StepContext, StepEncoders } from './stepContext.ts';
 import { ELEMENTWISE_ENCODERS } from './elementwiseEncoders.ts';
 import { MOE_ENCODERS } from './moeEncoders.ts';
+import { QUANT_ENCODERS } from './quantEncoders.ts';
 
 /**
  * Stands in for a rank while the step encoders run with no GPU work, to list the kernels a plan
@@ -74,11 +75,7 @@ export function planKernels(
   return rec.kernels;
 }
 
-export function outputsOf(s: Step): string[] {
-  const ids = [s.out];
-  if ('residualOut' in s) ids.push(s.residualOut);
-  return ids;
-}
+export { outputsOf };
 
 export function stepBytes(s: Step, plan: Plan): { read: number; written: number } {
   const out = outputsOf(s).reduce((a, id) => {
@@ -169,6 +166,7 @@ const acrossRanks = () => {
 const STEP_ENCODERS: StepEncoders<Step['kernel']> = {
   ...ELEMENTWISE_ENCODERS,
   ...MOE_ENCODERS,
+  ...QUANT_ENCODERS,
   ...GEMM_ENCODERS,
   rms_norm: encodeNormStep,
   fused_add_rms_norm: encodeNormStep,
