@@ -335,7 +335,8 @@ function runStep(
     }
     case 'rms_norm': {
       const r = asRows(s.x)!;
-      m.set(s.out, rounded(dt(s.out), cpuRmsNorm(read(s.x), read(s.w), r.rows, r.cols, s.eps, dt(s.out))));
+      const y = rounded(dt(s.out), cpuRmsNorm(read(s.x), read(s.w), r.rows, r.cols, s.eps, dt(s.out)));
+      m.set(s.out, s.scale ? rounded(dt(s.out), fp8Values(y, read(s.scale)[0]!, 'clamp')) : y);
       return;
     }
     case 'fused_add_rms_norm': {
@@ -350,7 +351,9 @@ function runStep(
         dt(s.out),
         false,
       );
-      m.set(s.out, rounded(dt(s.out), out));
+      // With a scale, the static FP8 quant of the rounded normed values (KERNELS.fused_add_rms_norm).
+      const y = rounded(dt(s.out), out);
+      m.set(s.out, s.scale ? rounded(dt(s.out), fp8Values(y, read(s.scale)[0]!, 'clamp')) : y);
       m.set(s.residualOut, rounded(dt(s.out), res));
       return;
     }

@@ -170,18 +170,15 @@ export function decomposed(plan: Plan): Plan {
   const steps: Step[] = [];
   for (const s of plan.steps) {
     const expand = KERNEL_DECOMPOSITIONS[s.kernel] as
-      ((k: Step, storage: NewStorage, shapeOf: StorageShape) => Kernel[]) | undefined;
-    if (!expand) {
-      steps.push(s);
-      continue;
-    }
+      ((k: Step, storage: NewStorage, shapeOf: StorageShape) => Kernel[] | null) | undefined;
     const storage: NewStorage = (name, dtype, shape) => {
       const id = `${s.out}.${name}`;
       storages.set(id, { id, dtype, shape, numel: numelOf(shape) });
       return id;
     };
-    for (const k of expand(s, storage, (id) => storages.get(id)!.shape))
-      steps.push({ ...k, node: s.node, op: s.op });
+    const parts = expand?.(s, storage, (id) => storages.get(id)!.shape) ?? null;
+    if (parts) for (const k of parts) steps.push({ ...k, node: s.node, op: s.op });
+    else steps.push(s);
   }
   return { ...plan, storages, steps, freeAfter: lifetimes(steps, plan.outputs) };
 }

@@ -128,6 +128,9 @@ function encodeNormStep(
 ): void {
   const x = asRows(s.x)!;
   const fused = s.kernel === 'fused_add_rms_norm';
+  // The fused quant reads its scale from element 0 of its binding.
+  if (s.scale && s.scale.offset !== 0)
+    throw new Error(`${s.node}: the norm's quant reads its scale from element 0`);
   const res = fused ? asRows(s.residual)! : { offset: 0, rowStride: x.cols };
   encodeNorm(
     c.r,
@@ -154,7 +157,11 @@ function encodeNormStep(
       c.buf(s.x),
       fused ? c.buf(s.residual) : null,
       c.buf(s.w),
+      s.scale ? c.buf(s.scale) : null,
     ],
+    NORM_ROWS_DEFAULT,
+    'once',
+    s.scale?.dtype,
   );
 }
 
@@ -210,8 +217,9 @@ export function encodeNorm(
   bindings: (GPUBuffer | null)[],
   layout: NormRowsConfig | 'legacy' = NORM_ROWS_DEFAULT,
   normRounding: FusedNormRounding = 'once',
+  quantScale?: StorageDType,
 ): void {
-  const k = normKernel(mode, d, p, r.subgroupSize, layout, normRounding);
+  const k = normKernel(mode, d, p, r.subgroupSize, layout, normRounding, quantScale);
   r.submit(node, op, (_e, pass) => pass(k.code, bindings, NORM_PARAMS.words(p), k.grid));
 }
 
@@ -223,6 +231,8 @@ export function normKernel(
   subgroupSize: number,
   layout: NormRowsConfig | 'legacy' = NORM_ROWS_DEFAULT,
   normRounding: FusedNormRounding = 'once',
+  /** The static FP8 quant's scale dtype, when the norm's output is quantized in the same kernel. */
+  quantScale?: StorageDType,
 ): { code: string; grid: [number, number] } {
   const vec = normVector(
     d,
@@ -232,12 +242,12 @@ export function normKernel(
   );
   if (d === 'bf16' && vec === 8 && layout !== 'legacy')
     return {
-      code: rmsNormRowsWgsl(mode, p.cols, layout, subgroupSize, normRounding),
+      code: rmsNormRowsWgsl(mode, p.cols, layout, subgroupSize, normRounding, quantScale),
       grid: [normRowsGrid(p.rows, layout), 1],
     };
   const gx = Math.min(p.rows, 65535);
   return {
-    code: rmsNormWgsl(mode, d, p.cols, vec, normRounding),
+    code: rmsNormWgsl(mode, d, p.cols, vec, normRounding, quantScale),
     grid: [Math.max(1, gx), Math.max(1, Math.ceil(p.rows / gx))],
   };
 }
