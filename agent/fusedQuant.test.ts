@@ -43,4 +43,34 @@ describe('fused quant ops on the worker', () => {
       ['gather', 'gather', 'map', 'fp8_quant'],
     ]);
   });
+
+  it('the dynamic per-token and per-group quants (one fp8_quant_rows step each) run as their unfused worker ops', () => {
+    for (const name of ['llama-fp8-dynamic-tp1.py', 'llama-fp8-group128-tp1.py']) {
+      const path = new URL(`../fixtures/capture/${name}`, import.meta.url).pathname;
+      const g = importGraph(readFileSync(path, 'utf8'), { fileName: name }).graph;
+      const plan = planGraph(g, { ...TINY_RUN, dtype: 'f32', backend: 'agent', planFor: 'agent', ranks: 1 });
+      const quants = plan.steps.filter((s) => s.kernel === 'fp8_quant_rows');
+      expect(quants.length, name).toBeGreaterThan(0);
+      expect(plan.fed.filter((n) => quants.some((q) => q.node === n))).toEqual([]);
+      const steps = lowerPlan(plan, { id: 'x', seed: 1, maxDeviceBytes: 2 ** 30 }).program.steps;
+      // KERNEL_DECOMPOSITIONS: the unfused steps.
+      for (const q of quants)
+        expect(steps.filter((s) => s.node === q.node).map((s) => s.op)).toEqual(
+          expect.arrayContaining(['map', 'reduce_rows']),
+        );
+      // abs, the row max, the scale's three maps, the scale broadcast over the row, div, the clamp, the cast.
+      expect(steps.filter((s) => s.node === quants[0]!.node).map((s) => s.op)).toEqual([
+        'map',
+        'reduce_rows',
+        'map',
+        'map',
+        'map',
+        'gather',
+        'map',
+        'map',
+        'map',
+        'map',
+      ]);
+    }
+  });
 });

@@ -6,7 +6,7 @@
 
 import type { Plan, Step as PlanStep, View } from '../src/runtime/plan.ts';
 import { MAP_FN_CODES, type WorkerOp } from '../src/graph/opTable.ts';
-import { asRows, isContiguous, numelOf } from '../src/runtime/plan.ts';
+import { asRows, decomposed, isContiguous, numelOf } from '../src/runtime/plan.ts';
 import type { HostTensor } from '../src/runtime/hostTensor.ts';
 import { hostValues } from '../src/runtime/hostTensor.ts';
 import { seedRule, seedStream, expertTensors } from '../src/runtime/weights.ts';
@@ -598,9 +598,16 @@ const LOWERINGS: Lowerings = {
   nvfp4_scale: noWorkerKernel,
   nvfp4_quant: noWorkerKernel,
   nvfp4_gemm: noWorkerKernel,
+  fp8_quant_rows: expandedBefore,
 };
 
-export function lowerPlan(plan: Plan, opts: LowerOptions): LoweredProgram {
+/** A kernel lowerPlan has replaced by its unfused steps (KERNEL_DECOMPOSITIONS) before lowering. */
+function expandedBefore(s: PlanStep): never {
+  throw new Error(`node ${s.node}: ${s.kernel} runs as its decomposition`);
+}
+
+export function lowerPlan(given: Plan, opts: LowerOptions): LoweredProgram {
+  const plan = decomposed(given);
   if (plan.dtype !== 'bf16' && plan.dtype !== 'f32')
     throw new RunError('input', `the agent runs bf16 and f32, not ${plan.dtype}`);
   const dtype = plan.dtype;

@@ -886,15 +886,28 @@ export const KERNELS = {
     collective: false,
     doc: 'rows by token id',
   },
+  // With `scale` (rms_norm_static_fp8_quant, fused_add_rms_norm_static_fp8_quant after norm-quant)
+  // each output, rounded to the run dtype as the unfused norm stores it, is quantized as fp8_quant
+  // does in the same kernel (csrc/layernorm_quant_kernels.cu): bitwise the norm → static quant pair
+  // on one backend; across backends a quantized value may differ by one e4m3 step where the norm's
+  // last bit crosses a rounding point.
   rms_norm: {
-    fields: { x: 'view', w: 'view', eps: 'num', out: 'storage' },
+    fields: { x: 'view', w: 'view', eps: 'num', scale: 'view?', out: 'storage' },
     worker: ['rms_norm'],
     rounding: { ulps: { bf16: 2, f32: 4 } },
     collective: false,
     doc: 'RMSNorm',
   },
   fused_add_rms_norm: {
-    fields: { x: 'view', residual: 'view', w: 'view', eps: 'num', out: 'storage', residualOut: 'storage' },
+    fields: {
+      x: 'view',
+      residual: 'view',
+      w: 'view',
+      eps: 'num',
+      scale: 'view?',
+      out: 'storage',
+      residualOut: 'storage',
+    },
     worker: ['fused_add_rms_norm'],
     rounding: { ulps: { bf16: 2, f32: 4 } },
     collective: false,
@@ -1053,6 +1066,19 @@ export const KERNELS = {
     collective: false,
     doc: 'NVFP4 GEMM',
   },
+  // The dynamic FP8 quant of each row of contiguous x [rows, cols] (a token, or a group of a
+  // token's columns) in one kernel: scale = maxs(maxs(max|row|, eps) / max, minScale) in f32 into
+  // scaleOut (one per row), out = e4m3fn(clamp(x / scale, ±max)) held in the run dtype — exactly the
+  // unfused steps' roundings (abs, reduce_rows' max, divs, maxs, div, the clamp, to_f8e4m3fn;
+  // src/wgsl/fp8QuantRows.ts). No worker op of its own: the agent runs those steps
+  // (KERNEL_DECOMPOSITIONS), where its run's dtype holds the f32 scales (f32 runs).
+  fp8_quant_rows: {
+    fields: { x: 'view', eps: 'num', max: 'num', minScale: 'num', out: 'storage', scaleOut: 'storage' },
+    worker: [],
+    rounding: 'exact',
+    collective: false,
+    doc: 'dynamic FP8 quant per row',
+  },
 } as const satisfies Record<string, KernelDef>;
 
 export type KernelName = keyof typeof KERNELS;
@@ -1073,6 +1099,85 @@ type KernelFields<F> = Flatten<
 export type Kernel = {
   [K in KernelName]: Flatten<{ kernel: K } & KernelFields<(typeof KERNELS)[K]['fields']>>;
 }[KernelName];
+
+/** A norm step with a static quant as the norm into a new storage and fp8_quant of it; null without one. */
+function normThenQuant(
+  k: Extract<Kernel, { kernel: 'rms_norm' | 'fused_add_rms_norm' }>,
+  storage: NewStorage,
+  shapeOf: StorageShape,
+): Kernel[] | null {
+  if (!k.scale) return null;
+  const shape = shapeOf(k.out);
+  const normed = storage('normed', k.x.dtype, shape);
+  const x: View = {
+    storage: normed,
+    dtype: k.x.dtype,
+    shape,
+    strides: shape.map((_, d) => numel(shape.slice(d + 1))),
+    offset: 0,
+  };
+  return [
+    { ...k, scale: null, out: normed },
+    { kernel: 'fp8_quant', x, scale: k.scale, satfinite: false, out: k.out },
+  ];
+}
+
+/** A new storage for a decomposed kernel's intermediate value: its id. */
+export type NewStorage = (name: string, dtype: StorageDType, shape: number[]) => string;
+/** The shape of a storage the plan made. */
+export type StorageShape = (id: string) => number[];
+
+/**
+ * Kernels a backend without their own kernel (the native worker) runs as the unfused steps they
+ * round as: each step's parameters, intermediates in new storages. One place, so the worker's
+ * program does not special-case them.
+ */
+export const KERNEL_DECOMPOSITIONS: {
+  [K in KernelName]?: (
+    k: Extract<Kernel, { kernel: K }>,
+    storage: NewStorage,
+    shapeOf: StorageShape,
+  ) => Kernel[] | null;
+} = {
+  // A norm with a quant: the norm into a new storage, then fp8_quant of it.
+  rms_norm: (k, storage, shapeOf) => normThenQuant(k, storage, shapeOf),
+  fused_add_rms_norm: (k, storage, shapeOf) => normThenQuant(k, storage, shapeOf),
+  // abs, reduce_rows' max, the scale's maxs / divs / maxs, then div, the clamp and to_f8e4m3fn.
+  fp8_quant_rows: (k, storage, shapeOf) => {
+    const cols = k.x.shape[k.x.shape.length - 1] ?? 1;
+    const rows = numel(k.x.shape) / cols;
+    const shape = [rows, cols];
+    const contiguous = (id: string, dtype: StorageDType, s: number[]): View => ({
+      storage: id,
+      dtype,
+      shape: s,
+      strides: s.map((_, d) => numel(s.slice(d + 1))),
+      offset: 0,
+    });
+    const x: View = { ...k.x, shape, strides: [cols, 1] };
+    const steps: Kernel[] = [];
+    // A map reads its operands with its output storage's shape: the last two steps write the plan's
+    // storages ([..., H] values, [..., H / group] scales) from a contiguous intermediate, read as
+    // the same elements in that shape.
+    const map = (fn: MapFn, a: View, b: View | null, scalar: number, dtype: StorageDType, into?: string) => {
+      const out = into ?? storage(`${fn}${steps.length}`, dtype, a.shape);
+      const read = into ? contiguous(a.storage, a.dtype, shapeOf(into)) : a;
+      steps.push({ kernel: 'map', fn, a: read, b, scalar, out });
+      return contiguous(out, dtype, a.shape);
+    };
+    const abs = map('abs', x, null, 0, x.dtype);
+    const amax = storage('absmax', x.dtype, [rows, 1]);
+    steps.push({ kernel: 'reduce_rows', x: abs, mean: false, out: amax });
+    const floored = map('maxs', contiguous(amax, x.dtype, [rows, 1]), null, k.eps, 'f32');
+    const raw = map('divs', floored, null, k.max, 'f32');
+    const scale = map('maxs', raw, null, k.minScale, 'f32', k.scaleOut);
+    const q = map('div', x, { ...scale, shape, strides: [1, 0] }, 0, 'f32');
+    const lo = map('maxs', q, null, -k.max, 'f32');
+    const hi = map('mins', lo, null, k.max, 'f32');
+    map('to_f8e4m3fn', hi, null, 0, x.dtype, k.out);
+    return steps;
+  },
+};
 
 // --- cost ---------------------------------------------------------------------------------------
 
@@ -1119,16 +1224,17 @@ export const KERNEL_COST: {
     };
   },
   embedding: (k, out) => ({ bytesRead: viewBytes(k.indices) + out, bytesWritten: out, flops: 0 }),
-  // Square, sum, scale, weight: about 4 FLOPs an element (plus the residual add where there is one).
+  // Square, sum, scale, weight: about 4 FLOPs an element (plus the residual add where there is one,
+  // and the quant's multiply, clamp and round).
   rms_norm: (k, out) => ({
     bytesRead: viewBytes(k.x) + viewBytes(k.w),
     bytesWritten: out,
-    flops: 4 * numel(k.x.shape),
+    flops: (k.scale ? 7 : 4) * numel(k.x.shape),
   }),
   fused_add_rms_norm: (k, out) => ({
     bytesRead: viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w),
     bytesWritten: out,
-    flops: 5 * numel(k.x.shape),
+    flops: (k.scale ? 8 : 5) * numel(k.x.shape),
   }),
   all_reduce: (k, out, ranks) => ({
     bytesRead: ranks * viewBytes(k.x),
@@ -1159,6 +1265,8 @@ export const KERNEL_COST: {
     bytesWritten: out,
     flops: 4 * k.a.shape[0]! * k.b.shape[0]! * k.a.shape[1]!,
   }),
+  // The absmax, then a divide, clamp and round per element (x is read twice, the second from cache).
+  fp8_quant_rows: (k, out) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: 5 * numel(k.x.shape) }),
   fused_allreduce_norm: (k, out, ranks) => ({
     bytesRead: ranks * viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w),
     bytesWritten: out,

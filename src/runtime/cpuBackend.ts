@@ -9,7 +9,7 @@ import { DEFAULT_SEED } from './backend.ts';
 import type { CollectiveStep, Plan, Step, View } from './plan.ts';
 import { DTYPE_BYTES, MAP_FNS, assertNever, kernelCost } from '../graph/opTable.ts';
 import { cpuAttention, cpuKvCacheWrite, cpuRotary, cpuScatter } from './cpuLayerKernels.ts';
-import { asRows, isCollective, numelOf } from './plan.ts';
+import { asRows, isCollective, numelOf, outputsOf } from './plan.ts';
 import { RunError } from './runError.ts';
 import { costRanks, resolveGroup, tpRankOf, type RankMesh } from './rankMesh.ts';
 import { hostValues, toHostTensor, type HostTensor } from './hostTensor.ts';
@@ -65,7 +65,7 @@ export const cpuBackend: Backend = {
         for (let r = 0; r < R; r++) {
           const start = performance.now();
           runStep(s, mem[r], plan, r, seed, opts.inputs);
-          const outBytes = ('residualOut' in s ? [s.out, s.residualOut] : [s.out]).reduce((a, id) => {
+          const outBytes = outputsOf(s).reduce((a, id) => {
             const st = plan.storages.get(id)!;
             return a + st.numel * DTYPE_BYTES[st.dtype];
           }, 0);
@@ -210,6 +210,36 @@ function fp8Values(x: ArrayLike<number>, scale: number, rule: Fp8NanRule): Float
   return out;
 }
 
+/**
+ * KERNELS.fp8_quant_rows: each row's max|x| (reduce_rows' max, NaN wins), its scale and the values,
+ * through the MAP_FNS bodies the unfused steps run, in the order they run them.
+ */
+function cpuFp8QuantRows(
+  x: Float64Array,
+  cols: number,
+  k: { eps: number; max: number; minScale: number },
+): { out: Float64Array; scale: Float64Array } {
+  const { abs, maxs, mins, divs, div, to_f8e4m3fn: fp8 } = MAP_FNS;
+  const rows = x.length / cols;
+  const out = new Float64Array(x.length);
+  const scale = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const row = x.subarray(r * cols, (r + 1) * cols);
+    const amax = cpuReduceRows(
+      row.map((v) => abs.cpu(v, 0, 0)),
+      cols,
+      false,
+    )[0]!;
+    const s = maxs.cpu(divs.cpu(maxs.cpu(amax, 0, k.eps), 0, k.max), 0, k.minScale);
+    scale[r] = s;
+    for (let j = 0; j < cols; j++) {
+      const q = mins.cpu(maxs.cpu(div.cpu(row[j]!, s, 0), 0, -k.max), 0, k.max);
+      out[r * cols + j] = fp8.cpu(q, 0, 0);
+    }
+  }
+  return { out, scale };
+}
+
 function runStep(
   s: Step,
   m: Map<string, HostArray>,
@@ -305,7 +335,8 @@ function runStep(
     }
     case 'rms_norm': {
       const r = asRows(s.x)!;
-      m.set(s.out, rounded(dt(s.out), cpuRmsNorm(read(s.x), read(s.w), r.rows, r.cols, s.eps, dt(s.out))));
+      const y = rounded(dt(s.out), cpuRmsNorm(read(s.x), read(s.w), r.rows, r.cols, s.eps, dt(s.out)));
+      m.set(s.out, s.scale ? rounded(dt(s.out), fp8Values(y, read(s.scale)[0]!, 'clamp')) : y);
       return;
     }
     case 'fused_add_rms_norm': {
@@ -320,7 +351,9 @@ function runStep(
         dt(s.out),
         false,
       );
-      m.set(s.out, rounded(dt(s.out), out));
+      // With a scale, the static FP8 quant of the rounded normed values (KERNELS.fused_add_rms_norm).
+      const y = rounded(dt(s.out), out);
+      m.set(s.out, s.scale ? rounded(dt(s.out), fp8Values(y, read(s.scale)[0]!, 'clamp')) : y);
       m.set(s.residualOut, rounded(dt(s.out), res));
       return;
     }
@@ -394,6 +427,12 @@ function runStep(
         s.out,
         rounded(dt(s.out), fp8Values(read(s.x), read(s.scale)[0]!, s.satfinite ? 'satfinite' : 'clamp')),
       );
+      return;
+    }
+    case 'fp8_quant_rows': {
+      const { out, scale } = cpuFp8QuantRows(read(s.x), s.x.shape[s.x.shape.length - 1] ?? 1, s);
+      m.set(s.out, rounded(dt(s.out), out));
+      m.set(s.scaleOut, rounded(dt(s.scaleOut), scale));
       return;
     }
     case 'nvfp4_scale':

@@ -387,6 +387,21 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
       [1],
     );
   },
+  // vLLM's dynamic per-token quant: the values and one f32 scale per token.
+  fp8_quant_rows: (g) => {
+    const x = g.input(['s0', g.pick(COLS)]);
+    g.functionalized(
+      'quant',
+      '_C.dynamic_per_token_scaled_fp8_quant.default',
+      {
+        result: g.node('empty', 'aten.empty_like.default', [x], {}, null),
+        input: x,
+        scale: g.input(['s0', 1], 'f32'),
+        scale_ub: null,
+      },
+      [1, 2],
+    );
+  },
   // Sequence parallelism's pair, over a concrete token count every rank count splits.
   reduce_scatter: (g) => {
     const m = g.ranks * g.int(1, 3);

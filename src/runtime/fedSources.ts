@@ -34,7 +34,7 @@ export function fedSourcesOfOutputs(plan: Plan): Map<string, string[]> {
 }
 
 /** The step fields that name a storage the step writes (every View field is one it reads). */
-const WRITTEN_FIELDS = new Set(['out', 'residualOut']);
+const WRITTEN_FIELDS = new Set(['out', 'residualOut', 'scaleOut']);
 
 function isView(v: unknown): v is View {
   return !!v && typeof v === 'object' && 'storage' in v && 'strides' in v;

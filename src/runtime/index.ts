@@ -11,7 +11,7 @@ import { cpuBackend } from './cpuBackend.ts';
 import { compareExact, compareOutputs, type FedSources, type OutputComparison } from './compareOutputs.ts';
 import { fedSourcesOfOutputs } from './fedSources.ts';
 import { firstSiteDrift, type SiteDrift } from './fusedSiteDrift.ts';
-import { KERNELS } from '../graph/opTable.ts';
+import { KERNELS, KERNEL_DECOMPOSITIONS } from '../graph/opTable.ts';
 
 export type { FusedNormRounding } from './plan.ts';
 export type {
@@ -61,13 +61,15 @@ export function planGraph(
 }
 
 /**
- * The agent runs a kernel through its worker ops (KERNELS[k].worker); a kernel with none there
+ * The agent runs a kernel through its worker ops (KERNELS[k].worker) or its decomposition into
+ * kernels that have them (KERNEL_DECOMPOSITIONS); a kernel with neither
  * yet (scatter, rotary, attention) is fed from seeded inputs on the agent, and listed in
  * plan.fed, so a comparison on the agent names it rather than claiming it computed.
  */
 function feedWorkerless(plan: Plan): void {
   plan.steps = plan.steps.map((s) => {
-    if (s.kernel === 'seed' || KERNELS[s.kernel].worker.length > 0) return s;
+    if (s.kernel === 'seed' || KERNELS[s.kernel].worker.length > 0 || KERNEL_DECOMPOSITIONS[s.kernel])
+      return s;
     if (!plan.fed.includes(s.node)) plan.fed.push(s.node);
     return { kernel: 'seed', name: s.out, role: 'fed', perRank: true, out: s.out, node: s.node, op: s.op };
   });

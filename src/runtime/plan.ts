@@ -8,8 +8,18 @@
 import type { Arg, Graph } from '../graph/ir.ts';
 import { isRef } from '../graph/ir.ts';
 import { forEachInput } from '../graph/call.ts';
-import { KERNELS, type Kernel, type KernelName, type StorageDType, type View } from '../graph/opTable.ts';
+import {
+  KERNELS,
+  KERNEL_DECOMPOSITIONS,
+  type Kernel,
+  type KernelName,
+  type NewStorage,
+  type StorageShape,
+  type StorageDType,
+  type View,
+} from '../graph/opTable.ts';
 import { RunError } from './runError.ts';
+import { numelOf } from './lower/layout.ts';
 import type { Preset, PresetName } from './presets.ts';
 import { PlanBuilder } from './lower/builder.ts';
 import type { Value } from './lower/lowering.ts';
@@ -150,12 +160,43 @@ function lifetimes(steps: Step[], outputs: PlanOutput[]): Map<number, string[]> 
   return freeAfter;
 }
 
+/**
+ * The plan with every kernel of KERNEL_DECOMPOSITIONS expanded into the unfused steps it rounds as
+ * (for a backend without its own kernel: the native worker), intermediates in new storages.
+ */
+export function decomposed(plan: Plan): Plan {
+  if (!plan.steps.some((s) => KERNEL_DECOMPOSITIONS[s.kernel])) return plan;
+  const storages = new Map(plan.storages);
+  const steps: Step[] = [];
+  for (const s of plan.steps) {
+    const expand = KERNEL_DECOMPOSITIONS[s.kernel] as
+      ((k: Step, storage: NewStorage, shapeOf: StorageShape) => Kernel[] | null) | undefined;
+    const storage: NewStorage = (name, dtype, shape) => {
+      const id = `${s.out}.${name}`;
+      storages.set(id, { id, dtype, shape, numel: numelOf(shape) });
+      return id;
+    };
+    const parts = expand?.(s, storage, (id) => storages.get(id)!.shape) ?? null;
+    if (parts) for (const k of parts) steps.push({ ...k, node: s.node, op: s.op });
+    else steps.push(s);
+  }
+  return { ...plan, storages, steps, freeAfter: lifetimes(steps, plan.outputs) };
+}
+
+/** The storages a step writes: its out, and the fused kernels' second and third results. */
+export function outputsOf(s: Step): string[] {
+  const ids = [s.out];
+  if ('residualOut' in s) ids.push(s.residualOut);
+  if ('scaleOut' in s) ids.push(s.scaleOut);
+  return ids;
+}
+
 /** Every storage a step reads or writes. */
 export function storagesOf(s: Step): string[] {
   const ids: string[] = [];
   for (const [k, v] of Object.entries(s)) {
     if (v && typeof v === 'object' && 'storage' in v) ids.push((v as View).storage);
-    else if ((k === 'out' || k === 'residualOut') && typeof v === 'string') ids.push(v);
+    else if ((k === 'out' || k === 'residualOut' || k === 'scaleOut') && typeof v === 'string') ids.push(v);
   }
   return ids;
 }

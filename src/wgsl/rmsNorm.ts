@@ -21,6 +21,7 @@
 import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
 import { paramStruct, type ParamStruct, type ParamValues } from './params.ts';
 import type { FusedNormRounding } from '../graph/opTable.ts';
+import { normQuantWgsl } from './normQuant.ts';
 
 export type NormMode = 'rms' | 'add' | 'allreduce';
 
@@ -60,6 +61,7 @@ export function rmsNormWgsl(
   cols: number,
   vec: number,
   normRounding: FusedNormRounding = 'once',
+  quantScale?: WgslDType,
 ): string {
   const packed = d === 'bf16' || d === 'f16';
   const vectorized = vec > 1;
@@ -119,6 +121,7 @@ export function rmsNormWgsl(
       : r(`${r('v[k] * inv')} * wv[k]`);
   return `${DTYPE_WGSL}
 ${NORM_PARAMS.wgsl}
+${quantScale ? normQuantWgsl(quantScale) : ''}
 ${vout('out', 1)}
 ${mode === 'rms' ? '' : vout('resOut', 2)}
 ${vin('x', 3)}
@@ -134,6 +137,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (row >= rows) { return; }
   let cols = prm.cols;
   let ranks = prm.ranks;
+  ${quantScale ? 'let qinv = recip_rn(ld_qscale(0u));' : ''}
   var ss = 0.0;
   // The row's slice for this thread, unrolled so it stays in registers until it is scaled.
 ${Array.from(
@@ -170,7 +174,13 @@ ${Array.from(
     var wv: array<f32, ${V}>;
     ${load('w', 'prm.wOffset + c').replaceAll('v[', 'wv[')}
     var y: array<f32, ${V}>;
-    for (var k = 0u; k < ${V}u; k++) { y[k] = ${scale}; }
+    for (var k = 0u; k < ${V}u; k++) { y[k] = ${scale}; }${
+      quantScale
+        ? `
+    // The static FP8 quant of the rounded normed value (an e4m3fn value is exact in every dtype).
+    for (var k = 0u; k < ${V}u; k++) { y[k] = f8e4m3fn_value(quant(y[k] * qinv)); }`
+        : ''
+    }
     ${store('out', '(prm.rowStart + row) * cols + c', 'y')}
   }`,
 ).join('\n')}

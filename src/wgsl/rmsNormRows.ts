@@ -15,6 +15,8 @@
 import { DTYPE_WGSL } from './dtype.ts';
 import { NORM_PARAMS, type NormMode } from './rmsNorm.ts';
 import type { FusedNormRounding } from '../graph/opTable.ts';
+import type { WgslDType } from './dtype.ts';
+import { normQuantWgsl } from './normQuant.ts';
 
 export interface NormRowsConfig {
   tpr: number;
@@ -69,6 +71,7 @@ export function rmsNormRowsWgsl(
   cfg: NormRowsConfig,
   sg: number,
   normRounding: FusedNormRounding = 'once',
+  quantScale?: WgslDType,
 ): string {
   const { tpr: TPR, rpw: RPW } = cfg;
   if (cols % 8 !== 0) throw new Error(`rmsNormRowsWgsl: ${cols} columns are not whole words of 8 bf16`);
@@ -124,10 +127,12 @@ ${
   )
   .join('\n')}
     }`;
-  const scaleOut = (i: number) =>
+  const normed = (i: number) =>
     mode === 'allreduce' && normRounding === 'once'
       ? `pack4(rnd4(lo4(z${i}) * inv * lo4(w${i})), rnd4(hi4(z${i}) * inv * hi4(w${i})))`
       : `pack4(rnd4(f4(rnd4(lo4(z${i}) * inv)) * lo4(w${i})), rnd4(f4(rnd4(hi4(z${i}) * inv)) * hi4(w${i})))`;
+  // With a quant: the rounded normed words, each value quantized (an e4m3fn value is exact in bf16).
+  const scaleOut = (i: number) => (quantScale ? `quantWords(${normed(i)}, qinv)` : normed(i));
   const reduce =
     P === 1
       ? `var total = ss;
@@ -139,7 +144,13 @@ ${Array.from({ length: Math.log2(TPR) }, (_, k) => `    total += subgroupShuffle
     parity ^= 1u;`;
   const sgBuiltin = SGW > 1 ? ', @builtin(subgroup_invocation_id) sgid: u32' : '';
   return `${P < TPR ? 'enable subgroups;\n' : ''}${DTYPE_WGSL}${PACKED4_WGSL}
-${NORM_PARAMS.wgsl}
+${NORM_PARAMS.wgsl}${
+    quantScale
+      ? `
+${normQuantWgsl(quantScale)}
+fn quantWords(y: vec4<u32>, inv: f32) -> vec4<u32> { return pack4(rnd4(q4(lo4(y), inv)), rnd4(q4(hi4(y), inv))); }`
+      : ''
+  }
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<u32>>;
 ${hasRes ? '@group(0) @binding(2) var<storage, read_write> resOut: array<vec4<u32>>;' : ''}
 @group(0) @binding(3) var<storage, read> x: array<vec4<u32>>;
@@ -156,6 +167,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let rloc = li / ${TPR}u;
   let lane = li % ${TPR}u;
   let eps = prm.eps;
+  ${quantScale ? 'let qinv = recip_rn(ld_qscale(0u));' : ''}
   ${its.map((i) => `let c${i} = ${i * TPR}u + lane; let ok${i} = c${i} < cw;`).join('\n  ')}
   // γ: the same words for every row this thread visits.
   ${its.map((i) => `var w${i} = vec4<u32>(0u); if (ok${i}) { w${i} = w[prm.wOffset / 8u + c${i}]; }`).join('\n  ')}

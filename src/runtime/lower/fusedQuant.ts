@@ -3,11 +3,12 @@
 // matters here: rms_norm_static_fp8_quant stores `(scalar_t)(x · rsqrt) · w` before its
 // scaled_fp8_conversion (csrc/layernorm_quant_kernels.cu), and silu_and_mul_quant quantizes
 // `ACT_FN(x) · y` in scalar_t (csrc/quantization/activation_kernels.cu) — each the value the
-// unfused op stores, quantized by the same 1/scale with the same clamp. So each lowers to the
-// unfused pair's kernels (the norm or silu·mul step, then fp8_quant with the clamp rule), and
-// before ≡ after is bitwise (opTable.ts KERNELS holds each kernel's rounding). The dynamic
-// per-token and per-group ones lower to the norm and their quant's steps (quant.ts), NVFP4 to
-// silu_and_mul's step and scaled_fp4_quant's (its scales linear or swizzled as its buffer is shaped).
+// unfused op stores, quantized by the same 1/scale with the same clamp. So the static norm + quant
+// ops are one norm kernel with the quant in its store (KERNELS.rms_norm's `scale`), silu_and_mul_quant
+// the silu·mul step then fp8_quant, and before ≡ after is bitwise (opTable.ts KERNELS holds each
+// kernel's rounding). The dynamic per-token and per-group ones lower to the norm and their quant's
+// one step (quant.ts fp8_quant_rows); NVFP4 to silu_and_mul's step and scaled_fp4_quant's (its
+// scales linear or swizzled as its buffer is shaped).
 
 import { NVFP4_BLOCK } from '../../graph/fp4.ts';
 import type { View } from '../../graph/opTable.ts';
@@ -31,20 +32,23 @@ function staticFp8Quant(b: PlanBuilder, c: OpCall, x: View, scaleAt: number): Vi
 
 /**
  * RMSNorm of `x` (+ `residual` at argument `residualAt`, when given) into new storages: the normed
- * output, and with a residual the new one (z = x + residual, rounded, as fused_add_rms_norm).
+ * output, and with a residual the new one (z = x + residual, rounded, as fused_add_rms_norm). With
+ * a static scale at argument `scale` the normed output is quantized in the same kernel (KERNELS.rms_norm).
  */
 function normSteps(
   b: PlanBuilder,
   c: OpCall,
   x: View,
-  at: { residual: number | null; weight: number; eps: number },
+  at: { residual: number | null; weight: number; eps: number; scale?: number },
 ): { normed: View; res: View | null } {
   const n = c.node;
   const w = normWeight(c, at.weight, x);
   const eps = c.num(at.eps, 1e-6);
-  const normed = b.newStorage(`${n.name}.normed`, x.dtype, x.shape);
+  const scale =
+    at.scale === undefined ? null : c.tensor(at.scale, 'scale', { role: 'norm-weight', shape: [1] });
+  const normed = b.newStorage(`${n.name}.${scale ? 'quant' : 'normed'}`, x.dtype, x.shape);
   if (at.residual === null) {
-    b.push(n, { kernel: 'rms_norm', x, w, eps, out: normed.storage });
+    b.push(n, { kernel: 'rms_norm', x, w, eps, scale, out: normed.storage });
     return { normed, res: null };
   }
   const residual = b.rowsOrCopy(c.tensor(at.residual, 'residual', { role: 'activation', shape: x.shape }), n);
@@ -57,6 +61,7 @@ function normSteps(
     residual,
     w,
     eps,
+    scale,
     out: normed.storage,
     residualOut: res.storage,
   });
@@ -69,8 +74,8 @@ export const FUSED_QUANT_LOWERINGS = {
     roles: { weight: 'norm-weight' },
     lower: (b, c) => {
       const x = b.rowsOrCopy(c.tensor(1, 'input'), c.node);
-      const { normed } = normSteps(b, c, x, { residual: null, weight: 2, eps: 4 });
-      return { t: 'tuple', items: [{ t: 'none' }, T(staticFp8Quant(b, c, normed, 3))] };
+      const { normed } = normSteps(b, c, x, { residual: null, weight: 2, eps: 4, scale: 3 });
+      return { t: 'tuple', items: [{ t: 'none' }, T(normed)] };
     },
   },
   // (result!, input, residual!, weight, scale, epsilon) → [1] result, [2] residual
@@ -78,8 +83,8 @@ export const FUSED_QUANT_LOWERINGS = {
     roles: { weight: 'norm-weight' },
     lower: (b, c) => {
       const x = b.rowsOrCopy(c.tensor(1, 'input'), c.node);
-      const { normed, res } = normSteps(b, c, x, { residual: 2, weight: 3, eps: 5 });
-      return { t: 'tuple', items: [{ t: 'none' }, T(staticFp8Quant(b, c, normed, 4)), T(res!)] };
+      const { normed, res } = normSteps(b, c, x, { residual: 2, weight: 3, eps: 5, scale: 4 });
+      return { t: 'tuple', items: [{ t: 'none' }, T(normed), T(res!)] };
     },
   },
   // (result!, input, weight, scale!, epsilon, scale_ub, residual!?) → [1] result, [2] scale, [3] residual.

@@ -10,7 +10,7 @@ import { NVFP4_BLOCK, SWIZZLE_TILE_COLS, SWIZZLE_TILE_ROWS, swizzledScaleDims } 
 import { torchDtype } from '../../graph/ops.ts';
 import type { MapFn, StorageDType, View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
-import { contiguousStrides, isContiguous, numelOf } from './layout.ts';
+import { isContiguous, numelOf } from './layout.ts';
 import { tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
 
 /** vLLM's min_scaling_factor<float8_e4m3fn>: 1 / (448 · 512) in f32, the smallest per-token scale. */
@@ -172,16 +172,6 @@ export function scaledMm(
   return mapStep(b, c, name, to === 'f8e4m3fn' ? 'to_f8e4m3fn' : 'cast', y, null, 0, dtype);
 }
 
-/**
- * scaled_fp8_conversion's clamp and cast of f32 values `q` (fmaxf(min, fminf(q, max)), then e4m3fn),
- * held in `dtype`. As clamp steps and torch's cast it differs from the kernels on NaN input only.
- */
-function clampToFp8(b: PlanBuilder, c: OpCall, q: View, dtype: StorageDType, max = F8E4M3FN_MAX): View {
-  const lo = mapStep(b, c, 'clamp_min', 'maxs', q, null, -max, 'f32');
-  const hi = mapStep(b, c, 'clamp_max', 'mins', lo, null, max, 'f32');
-  return mapStep(b, c, 'result', 'to_f8e4m3fn', hi, null, 0, dtype);
-}
-
 /** A quant's results: the quantized values (held in the run dtype) and their scales. */
 export interface Quantized {
   out: View;
@@ -194,11 +184,32 @@ export interface Quantized {
  */
 export function perTokenFp8Quant(b: PlanBuilder, c: OpCall, x: View): Quantized {
   const rows = numelOf(x.shape) / lastDim(x);
-  const absmax = absMax(b, c, x, lastDim(x), [rows, 1]);
-  const perRow = mapStep(b, c, 'scale_raw', 'divs', absmax, null, F8E4M3FN_MAX, 'f32');
-  const scale = mapStep(b, c, 'scale', 'maxs', perRow, null, MIN_SCALING_FACTOR, 'f32');
   // scaled_fp8_conversion<false>: x / scale (f32, correctly rounded), then the clamp and the cast.
-  return { out: clampToFp8(b, c, mapStep(b, c, 'div', 'div', x, scale, 0, 'f32'), x.dtype), scale };
+  return quantRows(b, c, x, lastDim(x), [rows, 1], {
+    eps: 0,
+    max: F8E4M3FN_MAX,
+    minScale: MIN_SCALING_FACTOR,
+  });
+}
+
+/**
+ * One fp8_quant_rows step over rows of `rowLength` consecutive elements of contiguous `x`: the
+ * values (x's shape and dtype) and one f32 scale per row (`scaleShape`), as vLLM's one-launch
+ * per-token and per-group kernels compute them.
+ */
+function quantRows(
+  b: PlanBuilder,
+  c: OpCall,
+  x: View,
+  rowLength: number,
+  scaleShape: number[],
+  rule: { eps: number; max: number; minScale: number },
+): Quantized {
+  const rows: View = { ...x, shape: [numelOf(x.shape) / rowLength, rowLength], strides: [rowLength, 1] };
+  const out = b.newStorage(`${c.node.name}.result`, x.dtype, x.shape);
+  const scale = b.newStorage(`${c.node.name}.scale`, 'f32', scaleShape);
+  b.push(c.node, { kernel: 'fp8_quant_rows', x: rows, ...rule, out: out.storage, scaleOut: scale.storage });
+  return { out, scale };
 }
 
 /**
@@ -226,25 +237,12 @@ export function perGroupFp8Quant(
   const H = lastDim(x);
   if (!Number.isInteger(group) || group <= 0 || H % group !== 0)
     c.fail(`group size ${group} does not divide the last dim ${H}`);
-  const groups = numelOf(x.shape) / group;
-  const absmax = absMax(b, c, x, group, [groups, 1]);
-  const rows: View = { ...x, shape: [groups, group], strides: [group, 1] };
-  const max = rule.kind === 'group-quant' ? rule.max : F8E4M3FN_MAX;
-  let scale: View;
-  if (rule.kind === 'group-quant') {
-    const floored = mapStep(b, c, 'absmax_eps', 'maxs', absmax, null, rule.eps, 'f32');
-    scale = mapStep(b, c, 'scale', 'divs', floored, null, rule.max, 'f32');
-  } else {
-    const raw = mapStep(b, c, 'scale_raw', 'divs', absmax, null, F8E4M3FN_MAX, 'f32');
-    scale = mapStep(b, c, 'scale', 'maxs', raw, null, MIN_SCALING_FACTOR, 'f32');
-  }
-  const q = mapStep(b, c, 'div', 'div', rows, scale, 0, 'f32');
-  const out = clampToFp8(b, c, q, x.dtype, max);
-  const scaleShape = [...x.shape.slice(0, -1), H / group];
-  return {
-    out: { ...out, shape: x.shape, strides: contiguousStrides(x.shape) },
-    scale: { ...scale, shape: scaleShape, strides: contiguousStrides(scaleShape) },
-  };
+  // maxs(·, 0) and maxs(·, eps = 0) leave a non-negative absmax and scale as they are.
+  const scaleRule =
+    rule.kind === 'group-quant'
+      ? { eps: rule.eps, max: rule.max, minScale: 0 }
+      : { eps: 0, max: F8E4M3FN_MAX, minScale: MIN_SCALING_FACTOR };
+  return quantRows(b, c, x, group, [...x.shape.slice(0, -1), H / group], scaleRule);
 }
 
 /**

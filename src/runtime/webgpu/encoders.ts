@@ -7,7 +7,7 @@
 import { costRanks } from '../rankMesh.ts';
 import type { Plan, Step, View, StorageDType, FusedNormRounding } from '../plan.ts';
 import { kernelCost } from '../../graph/opTable.ts';
-import { asRows, broadcastStrides, isCollective } from '../plan.ts';
+import { asRows, broadcastStrides, isCollective, outputsOf } from '../plan.ts';
 import type { HostTensor } from '../hostTensor.ts';
 import { GEMM_PARAMS, gemmWgsl, GEMM_TILE } from '../../wgsl/gemm.ts';
 import { rmsNormWgsl, normVector, NORM_PARAMS, type NormMode, type NormParams } from '../../wgsl/rmsNorm.ts';
@@ -23,6 +23,7 @@ import { BYTES } from './tensorPacking.ts';
 import type { StepContext, StepEncoders } from './stepContext.ts';
 import { ELEMENTWISE_ENCODERS } from './elementwiseEncoders.ts';
 import { MOE_ENCODERS } from './moeEncoders.ts';
+import { QUANT_ENCODERS } from './quantEncoders.ts';
 
 /**
  * Stands in for a rank while the step encoders run with no GPU work, to list the kernels a plan
@@ -74,11 +75,7 @@ export function planKernels(
   return rec.kernels;
 }
 
-export function outputsOf(s: Step): string[] {
-  const ids = [s.out];
-  if ('residualOut' in s) ids.push(s.residualOut);
-  return ids;
-}
+export { outputsOf };
 
 export function stepBytes(s: Step, plan: Plan): { read: number; written: number } {
   const out = outputsOf(s).reduce((a, id) => {
@@ -131,6 +128,9 @@ function encodeNormStep(
 ): void {
   const x = asRows(s.x)!;
   const fused = s.kernel === 'fused_add_rms_norm';
+  // The fused quant reads its scale from element 0 of its binding.
+  if (s.scale && s.scale.offset !== 0)
+    throw new Error(`${s.node}: the norm's quant reads its scale from element 0`);
   const res = fused ? asRows(s.residual)! : { offset: 0, rowStride: x.cols };
   encodeNorm(
     c.r,
@@ -157,7 +157,11 @@ function encodeNormStep(
       c.buf(s.x),
       fused ? c.buf(s.residual) : null,
       c.buf(s.w),
+      s.scale ? c.buf(s.scale) : null,
     ],
+    NORM_ROWS_DEFAULT,
+    'once',
+    s.scale?.dtype,
   );
 }
 
@@ -169,6 +173,7 @@ const acrossRanks = () => {
 const STEP_ENCODERS: StepEncoders<Step['kernel']> = {
   ...ELEMENTWISE_ENCODERS,
   ...MOE_ENCODERS,
+  ...QUANT_ENCODERS,
   ...GEMM_ENCODERS,
   rms_norm: encodeNormStep,
   fused_add_rms_norm: encodeNormStep,
@@ -212,8 +217,9 @@ export function encodeNorm(
   bindings: (GPUBuffer | null)[],
   layout: NormRowsConfig | 'legacy' = NORM_ROWS_DEFAULT,
   normRounding: FusedNormRounding = 'once',
+  quantScale?: StorageDType,
 ): void {
-  const k = normKernel(mode, d, p, r.subgroupSize, layout, normRounding);
+  const k = normKernel(mode, d, p, r.subgroupSize, layout, normRounding, quantScale);
   r.submit(node, op, (_e, pass) => pass(k.code, bindings, NORM_PARAMS.words(p), k.grid));
 }
 
@@ -225,6 +231,8 @@ export function normKernel(
   subgroupSize: number,
   layout: NormRowsConfig | 'legacy' = NORM_ROWS_DEFAULT,
   normRounding: FusedNormRounding = 'once',
+  /** The static FP8 quant's scale dtype, when the norm's output is quantized in the same kernel. */
+  quantScale?: StorageDType,
 ): { code: string; grid: [number, number] } {
   const vec = normVector(
     d,
@@ -234,12 +242,12 @@ export function normKernel(
   );
   if (d === 'bf16' && vec === 8 && layout !== 'legacy')
     return {
-      code: rmsNormRowsWgsl(mode, p.cols, layout, subgroupSize, normRounding),
+      code: rmsNormRowsWgsl(mode, p.cols, layout, subgroupSize, normRounding, quantScale),
       grid: [normRowsGrid(p.rows, layout), 1],
     };
   const gx = Math.min(p.rows, 65535);
   return {
-    code: rmsNormWgsl(mode, d, p.cols, vec, normRounding),
+    code: rmsNormWgsl(mode, d, p.cols, vec, normRounding, quantScale),
     grid: [Math.max(1, gx), Math.max(1, Math.ceil(p.rows / gx))],
   };
 }
