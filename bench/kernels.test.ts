@@ -15,6 +15,8 @@ describe('bench kernels --quick (SwiftShader)', () => {
       'pass floor',
       'add+rmsnorm',
       'allreduce+rmsnorm (2 ranks gathered)',
+      // Thread and row layouts of the add+RMSNorm kernel at large T, each checked against the default.
+      'add+rmsnorm layout',
       'moe (expert weights streamed)',
       // The passes after routing, beside per-expert cuBLAS (which routes outside its time).
       'moe without routing',

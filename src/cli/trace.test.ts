@@ -63,6 +63,9 @@ describe('fusionlab rewrite on a TORCH_TRACE folder', () => {
     };
     expect(j.stage).toBe('post_grad');
     expect(j.stages.map((s) => s.name)).toEqual([
+      'dynamo',
+      'pre_grad.before',
+      'pre_grad.after',
       'aot_inference',
       'joint.before',
       'joint.after',
