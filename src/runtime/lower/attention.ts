@@ -46,6 +46,25 @@ function nvfp4Output(b: PlanBuilder, c: OpCall, out: View): Lowered {
   };
 }
 
+/**
+ * A fused rotary's cos_sin_cache (argument `at.cache`, [positions, rotary dims ≤ headSize], even) and
+ * its positions (argument `at.positions`, ids into the cache's rows).
+ */
+export function rotaryTables(
+  b: PlanBuilder,
+  c: OpCall,
+  at: { cache: number; positions: number; name: string },
+  headSize: number,
+): { cache: View; positions: View } {
+  const cache = b.contiguous(c.tensor(at.cache, 'cos_sin_cache'), c.node);
+  if (cache.shape.length !== 2 || cache.shape[1]! % 2 || cache.shape[1]! > headSize)
+    c.fail(
+      `cos_sin_cache [${cache.shape}] must be [positions, rotary dims ≤ ${headSize}] with an even rotary size`,
+    );
+  const positions = c.tensor(at.positions, at.name, { role: 'indices', range: cache.shape[0] });
+  return { cache, positions };
+}
+
 export const ATTENTION_LOWERINGS = {
   '_C.rotary_embedding.default': {
     lower: (b, c) => {
@@ -97,12 +116,7 @@ export const ATTENTION_LOWERINGS = {
       if (qkv.shape.length !== 2 || qkv.shape[1] !== width)
         c.fail(`qkv [${qkv.shape}] must be [tokens, (${hq} + ${hk} + ${hv}) · ${d}]`);
       const tokens = qkv.shape[0]!;
-      const cache = b.contiguous(c.tensor(8, 'cos_sin_cache'), n);
-      if (cache.shape.length !== 2 || cache.shape[1]! % 2 || cache.shape[1]! > d)
-        c.fail(
-          `cos_sin_cache [${cache.shape}] must be [positions, rotary dims ≤ ${d}] with an even rotary size`,
-        );
-      const positions = c.tensor(10, 'position_ids', { role: 'indices', range: cache.shape[0] });
+      const { cache, positions } = rotaryTables(b, c, { cache: 8, positions: 10, name: 'position_ids' }, d);
       const eps = c.num(5, 1e-6);
       const neox = c.arg(9) !== false;
       const normRotate = (col: number, heads: number, weight: number, what: 'q' | 'k'): View => {

@@ -15,6 +15,7 @@
 import type { Node } from '../../graph/ir.ts';
 import type { StorageDType, View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
+import { rotaryTables } from './attention.ts';
 import { contiguousStrides } from './layout.ts';
 import { tensorValue as T, type LoweredOp, type Lowering, type OpCall, type Value } from './lowering.ts';
 
@@ -138,12 +139,12 @@ export const KV_CACHE_LOWERINGS = {
       const headSize = query.shape[2]!;
       if (key.shape[2] !== headSize)
         c.fail(`query [${query.shape}] and key [${key.shape}] differ in head size`);
-      const cache = b.contiguous(c.tensor(4, 'cos_sin_cache'), n);
-      if (cache.shape.length !== 2 || cache.shape[1]! % 2 || cache.shape[1]! > headSize)
-        c.fail(
-          `cos_sin_cache [${cache.shape}] must be [positions, rotary dims ≤ ${headSize}] with an even rotary size`,
-        );
-      const positions = c.tensor(3, 'positions', { role: 'indices', range: cache.shape[0] });
+      const { cache, positions } = rotaryTables(
+        b,
+        c,
+        { cache: 4, positions: 3, name: 'positions' },
+        headSize,
+      );
       const neox = c.arg(5) !== false;
       const rotate = (x: View, what: 'query' | 'key'): View => {
         const rows = asRows(x);
