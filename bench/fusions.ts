@@ -28,7 +28,7 @@ import { COPY_CEILING_WGSL } from '../src/wgsl/allReduce.ts';
 import { grid1d } from '../src/wgsl/elementwise.ts';
 import { flagValue } from './args.ts';
 import { bundleSuite } from './bundle.ts';
-import { launchesFor, timeKernel, timeLaunches } from './kernels.ts';
+import { launchesFor, timeKernel, timeLaunches, warmClocks, warmUpLine } from './kernels.ts';
 import {
   FUSION_NAMES,
   FUSIONS,
@@ -211,6 +211,7 @@ export async function bench(argv: string[]): Promise<number> {
     process.stderr.write('fusionlab bench fusions: the adapter has no timestamp-query\n');
     return 2;
   }
+  if (!quick) process.stdout.write(`${warmUpLine(await warmClocks(dev))}\n`);
   const ceiling = await copyCeiling(dev, iters, quick);
   const results: FusionResult[] = [];
   for (const name of FUSION_NAMES) {

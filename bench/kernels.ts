@@ -1,4 +1,5 @@
-// `fusionlab bench kernels [--dtype bf16|f32] [--quick] [--variants] [--torch FILE] [--json FILE]`
+// `fusionlab bench kernels [--dtype bf16|f32] [--quick] [--variants] [--torch FILE] [--json FILE]
+//   [--moe-layout JSON]` (JSON: MoE GEMV layout fields over the default's, for the main MoE suite)
 // `fusionlab bench kernels --bundle` writes dist-bench/kernels.mjs: this suite with every
 // dependency inlined but Dawn (`webgpu`), for a GPU host that has Node and Dawn but no node_modules.
 // `fusionlab bench kernels --dump-logits FILE` writes the MoE's router logits for
@@ -51,6 +52,8 @@ export interface KernelResult {
   b2b_us?: number;
   torch?: TorchSide;
   note?: string;
+  /** `moe layout` rows: the GEMV layout fields set beside the default's. */
+  layout?: Partial<MoeGemvConfig>;
 }
 
 /** One row of bench/torch_kernels.py's output. */
@@ -194,6 +197,89 @@ async function timeStepsAsRun(
 /** A kernel that does nothing: the dispatch alone. */
 const EMPTY_WGSL = `@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 @compute @workgroup_size(64) fn main(@builtin(local_invocation_index) i: u32) { if (i == 1000u) { dst[0] = 1u; } }`;
+
+/** An FMA-bound kernel: each thread runs a long chain of fused multiply-adds on 4 lanes. */
+const FMA_WGSL = `@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@compute @workgroup_size(256) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  var a = vec4<f32>(f32(g.x) * 1e-7); let b = vec4<f32>(0.999, 0.998, 0.997, 0.996);
+  for (var i = 0u; i < 4096u; i++) { a = fma(a, b, vec4<f32>(1e-6)); }
+  dst[g.x] = a.x + a.y + a.z + a.w;
+}`;
+
+/**
+ * The GPU idles at low clocks and raises them only under sustained load; kernels bound by
+ * arithmetic (the MoE GEMVs at T ≥ 16) then run up to 3× slower than at full clocks, memory-bound
+ * ones hardly at all (H100, 2026-12-06). Before any timing: FMA-bound batches back to back until
+ * five in a row are within 1 % of the fastest (at most 15 s), the wall time of each batch by the host.
+ */
+export async function warmClocks(
+  dev: RankDevice,
+): Promise<{ first: number; steady: number; seconds: number; batches: number }> {
+  const d = dev.device;
+  const pipeline = d.createComputePipeline({
+    layout: 'auto',
+    compute: { module: d.createShaderModule({ code: FMA_WGSL }), entryPoint: 'main' },
+  });
+  const groups = 1024;
+  const dst = d.createBuffer({ size: groups * 256 * 4, usage: GPUBufferUsage.STORAGE });
+  const bg = d.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [{ binding: 1, resource: { buffer: dst } }],
+  });
+  const batch = async (): Promise<number> => {
+    const t0 = performance.now();
+    const enc = d.createCommandEncoder();
+    for (let i = 0; i < 20; i++) {
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bg);
+      pass.dispatchWorkgroups(groups);
+      pass.end();
+    }
+    d.queue.submit([enc.finish()]);
+    await d.queue.onSubmittedWorkDone();
+    return (performance.now() - t0) * 1000;
+  };
+  const start = performance.now();
+  const times: number[] = [await batch()];
+  while (performance.now() - start < 15_000) {
+    times.push(await batch());
+    const best = Math.min(...times);
+    const last5 = times.slice(-5);
+    if (last5.length === 5 && last5.every((t) => t <= best * 1.01)) break;
+  }
+  dst.destroy();
+  return {
+    first: times[0],
+    steady: Math.min(...times.slice(-5)),
+    seconds: (performance.now() - start) / 1000,
+    batches: times.length,
+  };
+}
+
+export const warmUpLine = (w: Awaited<ReturnType<typeof warmClocks>>) =>
+  `clock warm-up: an FMA-bound batch took ${w.first.toFixed(0)} µs at first, ${w.steady.toFixed(0)} µs steady after ${w.seconds.toFixed(1)} s (${w.batches} batches)`;
+
+/** GEMV layouts timed beside the MoE default at decode sizes (`moe layout` rows). */
+const MOE_LAYOUTS: Partial<MoeGemvConfig>[] = [
+  { prefetch: true },
+  { fullTiles: true },
+  { prefetch: true, fullTiles: true },
+  { prefetch: true, fullTiles: true, groups: 4 },
+  { prefetch: true, fullTiles: true, tm: 4 },
+  { unroll: 2, fullTiles: true },
+  { fma: true },
+  { fma: true, fullTiles: true },
+  { fma: true, prefetch: true, fullTiles: true },
+  { fma: true, prefetch: true, fullTiles: true, groups: 4 },
+  { fma: true, unroll: 2, fullTiles: true },
+  { fma: true, prefetch: true, fullTiles: true, maxTm: 16 },
+];
+const moeLayoutLabel = (m: Partial<MoeGemvConfig>) =>
+  Object.entries(m)
+    .filter(([k]) => k !== 'tm')
+    .map(([k, v]) => (v === true ? k : `${k} ${v}`))
+    .join(', ');
 
 /** Launches per batch: about 3 ms of work, 4 to 200 calls. */
 export const launchesFor = (us: number) => Math.max(4, Math.min(200, Math.ceil(3000 / us)));
@@ -395,6 +481,7 @@ export async function bench(argv: string[]): Promise<number> {
     );
     return 2;
   }
+  if (!quick) process.stdout.write(`${warmUpLine(await warmClocks(dev))}\n`);
   const iters = quick ? 3 : 20;
   const results: KernelResult[] = [];
   const limit = Math.min(dev.device.limits.maxStorageBufferBindingSize, dev.device.limits.maxBufferSize);
@@ -524,7 +611,11 @@ export async function bench(argv: string[]): Promise<number> {
     add: NORM_ROWS_DEFAULT,
     allreduce: NORM_ROWS_DEFAULT,
   };
-  let moePick: MoeGemvConfig | 'tiled' = MOE_GEMV_DEFAULT;
+  // --moe-layout '{"fma":true,…}': GEMV layout fields over the default's, for the main MoE suite.
+  const layoutFlag = flagValue(argv, '--moe-layout');
+  let moePick: MoeGemvConfig | 'tiled' = layoutFlag
+    ? { ...MOE_GEMV_DEFAULT, ...(JSON.parse(layoutFlag) as Partial<MoeGemvConfig>) }
+    : MOE_GEMV_DEFAULT;
   const passNote = () =>
     lastPasses.length > 1 ? `; passes ${lastPasses.map((d) => d.toFixed(1)).join(' + ')} µs` : '';
 
@@ -634,6 +725,9 @@ export async function bench(argv: string[]): Promise<number> {
       route1: true,
       unroll: 1,
       foldRoute: false,
+      prefetch: false,
+      fullTiles: false,
+      fma: false,
       ...more,
     });
     const kernels: (MoeGemvConfig | 'tiled')[] = [
@@ -862,7 +956,7 @@ export async function bench(argv: string[]): Promise<number> {
       b2b_us: t.b2b,
       bytes: weightBytes,
       flops: T * TOPK * 2 * 3 * I * H,
-      note: `${active} experts${passNote()}`,
+      note: `${active} experts${layoutFlag ? `; layout ${layoutFlag}` : ''}${passNote()}`,
     });
     // Without the routing pass (its first), for the baseline whose routing is precomputed.
     // Its last three passes are W13, W2 and combine; the ones before them route (none: routing folded into W13's).
@@ -887,6 +981,37 @@ export async function bench(argv: string[]): Promise<number> {
         flops: T * TOPK * 2 * 3 * I * H,
         note: `${active} experts; routing pass; passes ${before.passes.map((d) => d.toFixed(1)).join(' + ')} µs`,
       });
+    }
+    // Other GEMV layouts beside the default, timed the same way in the same loop, each checked
+    // bitwise against the default's output on the device (every layout sums in the same order).
+    if (moePick !== 'tiled' && T <= 64 && dtype === 'bf16') {
+      const pick = moePick;
+      const outWords = async (cfg: MoeGemvConfig): Promise<Uint16Array> => {
+        encode(cfg);
+        await dev.sync();
+        const b = await dev.read(out, 0, T * H * 2);
+        return new Uint16Array(b.buffer.slice(b.byteOffset, b.byteOffset + T * H * 2));
+      };
+      // The default's output, and with `fma` the default's with fma (another summation order).
+      const wants = new Map<boolean, Uint16Array>();
+      for (const more of MOE_LAYOUTS) {
+        const cfg = { ...pick, ...more };
+        const lt = await timeBoth(quick ? 2 : 10, () => encode(cfg));
+        const got = await outWords(cfg);
+        if (!wants.has(cfg.fma)) wants.set(cfg.fma, await outWords({ ...pick, fma: cfg.fma }));
+        const want = wants.get(cfg.fma) as Uint16Array;
+        const diff = got.reduce((c, w, i) => c + (w !== want[i] ? 1 : 0), 0);
+        add({
+          suite: 'moe layout',
+          layout: more,
+          T,
+          us: lt.us,
+          b2b_us: lt.b2b,
+          bytes: weightBytes,
+          flops: T * TOPK * 2 * 3 * I * H,
+          note: `${moeLayoutLabel(more)}, tm ${moeGemvTokens(T, TOPK, E, cfg)}; ${diff === 0 ? 'bitwise' : `${diff} words differ from`} the default${cfg.fma ? ' with fma' : ''}`,
+        });
+      }
     }
     for (const id of ['moe.x', 'moe.logits', 'moe.out']) dev.free(id);
   }

@@ -410,7 +410,10 @@ ${expertTileWgsl(stage, TM, ROWS)}
  * (stage 1, a multiple of 4) or `rows2` W2 rows (stage 2); token slots per tile up to `maxTm`
  * (`tm` > 0 fixes them); `route1`: routing, counts and grouping in one single-workgroup dispatch;
  * `unroll`: words per row each thread loads per loop step (more loads in flight); `foldRoute`: at
- * T = 1 no routing pass, every stage-1 workgroup ranks the token's logits itself (moeGemvWgsl).
+ * T = 1 no routing pass, every stage-1 workgroup ranks the token's logits itself (moeGemvWgsl);
+ * `prefetch`: the next step's W words load before this step's arithmetic; `fullTiles`: a tile whose
+ * tm slots are all taken runs the loop without per-slot branches; `fma`: products accumulated by
+ * fused multiply-adds in k order instead of two dot products per word.
  */
 export interface MoeGemvConfig {
   groups: number;
@@ -421,6 +424,9 @@ export interface MoeGemvConfig {
   route1: boolean;
   unroll: number;
   foldRoute: boolean;
+  prefetch: boolean;
+  fullTiles: boolean;
+  fma: boolean;
 }
 export const MOE_GEMV_DEFAULT: MoeGemvConfig = {
   groups: 8,
@@ -431,6 +437,9 @@ export const MOE_GEMV_DEFAULT: MoeGemvConfig = {
   route1: true,
   unroll: 1,
   foldRoute: true,
+  prefetch: false,
+  fullTiles: false,
+  fma: false,
 };
 
 /**
@@ -697,6 +706,55 @@ ${rs
   }`,
           )
           .join('\n  ');
+  // The tokens' terms of one word column k of the tile's rows (wl/wh: the rows' unpacked words);
+  // `guard`: slots past n are skipped by a branch uniform over the workgroup.
+  // `fma`: the 8 products of a word added one fused multiply-add at a time, in k order (a
+  // different, equally exact-per-step order than the two dot products: not bitwise the same).
+  const fmaTerms = (acc: string, wl: string, wh: string) =>
+    `${acc} = ${['x', 'y', 'z', 'w'].reduce((e, c) => `fma(${wh}.${c}, xh.${c}, fma(${wl}.${c}, xl.${c}, ${e}))`, acc)};`;
+  const tokenTerms = (guard: boolean) =>
+    ts
+      .map(
+        (t) => `${guard && t > 0 ? `if (${t}u < n) ` : ''}{
+      let v = a[x${t} + k]; let xl = lo4(v); let xh = hi4(v);
+      ${rs.map((r) => (cfg.fma ? fmaTerms(`a${r}_${t}`, `wl${r}`, `wh${r}`) : `a${r}_${t} += dot(wl${r}, xl) + dot(wh${r}, xh);`)).join(' ')}
+    }`,
+      )
+      .join('\n    ');
+  const unpack = rs.map((r) => `let wl${r} = lo4(q${r}); let wh${r} = hi4(q${r});`).join('\n    ');
+  // The k loop: lane-strided words, `unroll` words per row per step; with `prefetch` the next
+  // step's W words are loaded before this step's terms (loads of two steps in flight per thread).
+  const loopOf = (guard: boolean) =>
+    cfg.prefetch
+      ? `${rs.map((r) => `var q${r} = vec4<u32>(0u);`).join(' ')}
+  if (lane < Kw) { ${rs.map((r) => `q${r} = w[w${r} + lane];`).join(' ')} }
+  for (var k = lane; k < Kw; k += 32u) {
+    ${unpack}
+    if (k + 32u < Kw) { ${rs.map((r) => `q${r} = w[w${r} + k + 32u];`).join(' ')} }
+    ${tokenTerms(guard)}
+  }`
+      : `for (var k0 = lane; k0 < Kw; k0 += ${32 * U}u) {
+${us
+  .map(
+    (u) => `    ${u > 0 ? `if (k0 + ${32 * u}u < Kw) ` : ''}{
+    let k = k0 + ${32 * u}u;
+    ${rs.map((r) => `let q${r} = w[w${r} + k];`).join(' ')}
+    ${unpack}
+    ${tokenTerms(guard)}
+    }`,
+  )
+  .join('\n')}
+  }`;
+  // `fullTiles`: a tile with all tm slots taken runs a copy of the loop with no slot branches, so
+  // the tokens' loads of a step can all be issued at once.
+  const kLoop =
+    cfg.fullTiles && tm > 1
+      ? `  if (n == ${tm}u) {
+  ${loopOf(false)}
+  } else {
+  ${loopOf(true)}
+  }`
+      : `  ${loopOf(true)}`;
   const WG = 32 * G;
   const tileStart = foldLogits
     ? foldedRouteWgsl(WG)
@@ -735,24 +793,7 @@ ${tileStart}
   // Rows past the end re-read the last row: no branch in the loop, results never stored.
   ${rs.map((r) => `let w${r} = (e * Nw + min(r0 + ${r}u, Nw - 1u)) * Kw;`).join(' ')}
   ${rs.flatMap((r) => ts.map((t) => `var a${r}_${t} = 0.0;`)).join(' ')}
-  for (var k0 = lane; k0 < Kw; k0 += ${32 * U}u) {
-${us
-  .map(
-    (u) => `    ${u > 0 ? `if (k0 + ${32 * u}u < Kw) ` : ''}{
-    let k = k0 + ${32 * u}u;
-    ${rs.map((r) => `let q${r} = w[w${r} + k]; let wl${r} = lo4(q${r}); let wh${r} = hi4(q${r});`).join('\n    ')}
-    ${ts
-      .map(
-        (t) => `${t > 0 ? `if (${t}u < n) ` : ''}{
-      let v = a[x${t} + k]; let xl = lo4(v); let xh = hi4(v);
-      ${rs.map((r) => `a${r}_${t} += dot(wl${r}, xl) + dot(wh${r}, xh);`).join(' ')}
-    }`,
-      )
-      .join('\n    ')}
-    }`,
-  )
-  .join('\n')}
-  }
+${kLoop}
   ${reduce}
   ${epilogue}
 }
