@@ -274,6 +274,9 @@ const MOE_LAYOUTS: Partial<MoeGemvConfig>[] = [
   { fma: true, prefetch: true, fullTiles: true, groups: 4 },
   { fma: true, unroll: 2, fullTiles: true },
   { fma: true, prefetch: true, fullTiles: true, maxTm: 16 },
+  { stageX: true },
+  { stageX: true, fma: true, fullTiles: true },
+  { stageX: true, fma: true, fullTiles: true, groups: 4 },
 ];
 const moeLayoutLabel = (m: Partial<MoeGemvConfig>) =>
   Object.entries(m)
@@ -728,6 +731,7 @@ export async function bench(argv: string[]): Promise<number> {
       prefetch: false,
       fullTiles: false,
       fma: false,
+      stageX: false,
       ...more,
     });
     const kernels: (MoeGemvConfig | 'tiled')[] = [

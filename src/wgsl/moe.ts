@@ -413,7 +413,8 @@ ${expertTileWgsl(stage, TM, ROWS)}
  * T = 1 no routing pass, every stage-1 workgroup ranks the token's logits itself (moeGemvWgsl);
  * `prefetch`: the next step's W words load before this step's arithmetic; `fullTiles`: a tile whose
  * tm slots are all taken runs the loop without per-slot branches; `fma`: products accumulated by
- * fused multiply-adds in k order instead of two dot products per word.
+ * fused multiply-adds in k order instead of two dot products per word; `stageX`: the tokens'
+ * activations staged in workgroup memory as f32 (at most 8 slots).
  */
 export interface MoeGemvConfig {
   groups: number;
@@ -427,6 +428,7 @@ export interface MoeGemvConfig {
   prefetch: boolean;
   fullTiles: boolean;
   fma: boolean;
+  stageX: boolean;
 }
 export const MOE_GEMV_DEFAULT: MoeGemvConfig = {
   groups: 8,
@@ -440,7 +442,11 @@ export const MOE_GEMV_DEFAULT: MoeGemvConfig = {
   prefetch: false,
   fullTiles: false,
   fma: false,
+  stageX: false,
 };
+
+/** Words (8 bf16) of each token slot staged per chunk by `stageX`. */
+const XS_WORDS = 64;
 
 /**
  * Token slots of a decode tile: the power of two ≥ the tokens the busiest expert is likely to get
@@ -637,6 +643,8 @@ export function moeGemvWgsl(
     throw new Error(
       `moeGemvWgsl: routing folds into stage 1 with one token slot only (stage ${stage}, ${tm})`,
     );
+  if (cfg.stageX && 2 * tm * XS_WORDS * 16 > 16384)
+    throw new Error(`moeGemvWgsl: ${tm} staged token slots exceed 16 KB of workgroup memory`);
   const G = cfg.groups;
   const R = stage === 1 ? cfg.rows1 : cfg.rows2;
   if (stage === 1 && R % 4 !== 0)
@@ -649,10 +657,9 @@ export function moeGemvWgsl(
   // Partials per (row, token) in workgroup memory when a group spans several subgroups (or none).
   const P = butterfly ? 1 : sg > 0 && 32 % sg === 0 ? 32 / sg : 32;
   const useSub = sg > 0 && (butterfly || 32 % sg === 0);
-  const aRow =
-    stage === 1
-      ? (t: number) => `(prm.xOffset + (p${t} / K) * prm.xRowStride) / 8u`
-      : (t: number) => `p${t} * (Is / 8u)`;
+  const aRowOf = (p: string) =>
+    stage === 1 ? `(prm.xOffset + (${p} / K) * prm.xRowStride) / 8u` : `${p} * (Is / 8u)`;
+  const aRow = (t: number) => aRowOf(`p${t}`);
   const reduce = butterfly
     ? rs
         .flatMap((r) =>
@@ -724,16 +731,45 @@ ${rs
   const unpack = rs.map((r) => `let wl${r} = lo4(q${r}); let wh${r} = hi4(q${r});`).join('\n    ');
   // The k loop: lane-strided words, `unroll` words per row per step; with `prefetch` the next
   // step's W words are loaded before this step's terms (loads of two steps in flight per thread).
+  // `stageX`: the tile's activations staged in workgroup memory as f32, 64 words of every slot at a
+  // time (tm · 2 KB), so a step reads two vec4<f32> per token instead of a packed word to unpack.
+  const staged = (guard: boolean) => `for (var c0 = 0u; c0 < Kw; c0 += ${XS_WORDS}u) {
+    workgroupBarrier();
+    for (var i = li; i < ${tm * XS_WORDS}u; i += ${32 * G}u) {
+      let t = i / ${XS_WORDS}u; let kw = c0 + i % ${XS_WORDS}u;
+      var v = vec4<u32>(0u);
+      if (t < n && kw < Kw) { v = a[${aRowOf(foldLogits ? 'tileOf.y' : 'route[rSorted() + rowBase + t]')} + kw]; }
+      xs[2u * i] = lo4(v); xs[2u * i + 1u] = hi4(v);
+    }
+    workgroupBarrier();
+    for (var s = 0u; s < ${XS_WORDS / 32}u; s++) {
+      let k = c0 + lane + 32u * s;
+      if (k < Kw) {
+        ${rs.map((r) => `let q${r} = w[w${r} + k];`).join(' ')}
+        ${unpack}
+        ${ts
+          .map(
+            (t) => `${guard && t > 0 ? `if (${t}u < n) ` : ''}{
+          let xl = xs[${2 * t * XS_WORDS}u + 2u * (k - c0)]; let xh = xs[${2 * t * XS_WORDS}u + 2u * (k - c0) + 1u];
+          ${rs.map((r) => (cfg.fma ? fmaTerms(`a${r}_${t}`, `wl${r}`, `wh${r}`) : `a${r}_${t} += dot(wl${r}, xl) + dot(wh${r}, xh);`)).join(' ')}
+        }`,
+          )
+          .join('\n        ')}
+      }
+    }
+  }`;
   const loopOf = (guard: boolean) =>
-    cfg.prefetch
-      ? `${rs.map((r) => `var q${r} = vec4<u32>(0u);`).join(' ')}
+    cfg.stageX
+      ? staged(guard)
+      : cfg.prefetch
+        ? `${rs.map((r) => `var q${r} = vec4<u32>(0u);`).join(' ')}
   if (lane < Kw) { ${rs.map((r) => `q${r} = w[w${r} + lane];`).join(' ')} }
   for (var k = lane; k < Kw; k += 32u) {
     ${unpack}
     if (k + 32u < Kw) { ${rs.map((r) => `q${r} = w[w${r} + k + 32u];`).join(' ')} }
     ${tokenTerms(guard)}
   }`
-      : `for (var k0 = lane; k0 < Kw; k0 += ${32 * U}u) {
+        : `for (var k0 = lane; k0 < Kw; k0 += ${32 * U}u) {
 ${us
   .map(
     (u) => `    ${u > 0 ? `if (k0 + ${32 * u}u < Kw) ` : ''}{
@@ -770,6 +806,7 @@ ${us
 ${stage === 1 ? '@group(0) @binding(6) var<storage, read_write> act: array<u32>;' : '@group(0) @binding(6) var<storage, read_write> yk: array<f32>;'}
 fn bias_v(i: u32) -> f32 { let x = bias[i >> 1u]; return select(bf16_lo(x), bf16_hi(x), (i & 1u) == 1u); }
 ${butterfly ? '' : `var<workgroup> red: array<f32, ${G * R * tm * P}>;`}
+${cfg.stageX ? `var<workgroup> xs: array<vec4<f32>, ${2 * tm * XS_WORDS}>;` : ''}
 ${
   foldLogits
     ? `${inputBinding('logits', 7, foldLogits)}

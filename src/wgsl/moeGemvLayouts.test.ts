@@ -94,6 +94,11 @@ const layouts: [string, Partial<MoeGemvConfig>][] = [
     { fma: true, prefetch: true, fullTiles: true, tm: 4 },
   ],
   ['fused multiply-adds, unrolled twice, 4 groups', { fma: true, unroll: 2, groups: 4 }],
+  ['activations staged as f32', { stageX: true }],
+  [
+    'staged, fused multiply-adds, full tiles, 4 groups',
+    { stageX: true, fma: true, fullTiles: true, groups: 4 },
+  ],
 ];
 
 describe('MoE decode GEMV layouts', { timeout: 300_000 }, () => {
