@@ -1082,7 +1082,8 @@ export const KERNELS = {
   // vLLM's fused QK-norm + RoPE (csrc/fused_qknorm_rope_kernel.cu) in one kernel: out is qkv
   // ([T, (qHeads + kHeads + vHeads) · headSize], contiguous) with each q head RMSNormed by qWeight
   // and each k head by kWeight (rms_norm's r(r(x·rsqrt(mean(x²) + eps))·w)), then rotated as rotary
-  // does (the first cache.shape[1] dims, neox or GPT-J, by positions[t]'s cache row); v copied.
+  // does (the first cache.shape[1] dims, neox or GPT-J, by positions[t]'s cache row); v copied. out
+  // may be qkv's own storage (written in place where nothing after reads qkv: v is then not touched).
   // Rounded where that pair of steps rounds (KERNEL_DECOMPOSITIONS), so bitwise the pair on one
   // backend; against the CPU reference the norm's f32 accumulation, as rms_norm's. vLLM's kernel
   // keeps the normed value in f32 and rounds once, a few ulps from this. No worker op of its own.
@@ -1345,17 +1346,22 @@ export const KERNEL_COST: {
   }),
   // The absmax, then a divide, clamp and round per element (x is read twice, the second from cache).
   fp8_quant_rows: (k, out) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: 5 * numel(k.x.shape) }),
-  // qkv once (v copied), a cache row a token; the norm's ~4 FLOPs and the rotation's 3 per q / k value.
-  qk_norm_rope: (k, out) => ({
-    bytesRead:
-      viewBytes(k.qkv) +
-      viewBytes(k.qWeight) +
-      viewBytes(k.kWeight) +
-      viewBytes(k.positions) +
-      k.qkv.shape[0]! * k.cache.shape[1]! * DTYPE_BYTES[k.cache.dtype],
-    bytesWritten: out,
-    flops: 7 * k.qkv.shape[0]! * (k.qHeads + k.kHeads) * k.headSize,
-  }),
+  // q and k heads read and written in place (else all of qkv, v copied), a cache row a token; the
+  // norm's ~4 FLOPs and the rotation's 3 per q / k value.
+  qk_norm_rope: (k, out) => {
+    const qk = k.qkv.shape[0]! * (k.qHeads + k.kHeads) * k.headSize;
+    const inPlace = k.out === k.qkv.storage;
+    return {
+      bytesRead:
+        (inPlace ? qk * DTYPE_BYTES[k.qkv.dtype] : viewBytes(k.qkv)) +
+        viewBytes(k.qWeight) +
+        viewBytes(k.kWeight) +
+        viewBytes(k.positions) +
+        k.qkv.shape[0]! * k.cache.shape[1]! * DTYPE_BYTES[k.cache.dtype],
+      bytesWritten: inPlace ? qk * DTYPE_BYTES[k.qkv.dtype] : out,
+      flops: 7 * qk,
+    };
+  },
   fused_allreduce_norm: (k, out, ranks) => ({
     bytesRead: ranks * viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w),
     bytesWritten: out,

@@ -28,8 +28,11 @@ interface Case {
   tokens: number;
 }
 
-/** auto_functionalized(_C.fused_qk_norm_rope) on qkv [T, (4 + 2 + 2) · d]: qkv and its [1] returned. */
-function qkNormRopeGraph({ dt, d, rot, neox }: Case) {
+/**
+ * auto_functionalized(_C.fused_qk_norm_rope) on qkv [T, (4 + 2 + 2) · d], its [1] returned, and qkv
+ * too (then the op writes a new qkv; else it writes over qkv in place).
+ */
+function qkNormRopeGraph({ dt, d, rot, neox }: Case, returnQkv: boolean) {
   const W = (HQ + 2 * HK) * d;
   return parseFx(
     [
@@ -37,7 +40,7 @@ function qkNormRopeGraph({ dt, d, rot, neox }: Case) {
       `    def forward(self, arg0_1: "Sym(s72)", qkv: "${dt}[s72, ${W}]", q_weight: "${dt}[${d}]", k_weight: "${dt}[${d}]", cos_sin_cache: "${dt}[32, ${rot}]", positions: "i64[s72]"):`,
       `        auto_functionalized = torch.ops.higher_order.auto_functionalized(torch.ops._C.fused_qk_norm_rope.default, qkv = qkv, num_heads_q = ${HQ}, num_heads_k = ${HK}, num_heads_v = ${HK}, head_dim = ${d}, eps = 1e-06, q_weight = q_weight, k_weight = k_weight, cos_sin_cache = cos_sin_cache, is_neox = ${neox ? 'True' : 'False'}, position_ids = positions);  qkv = None`,
       `        getitem: "${dt}[s72, ${W}]" = auto_functionalized[1]`,
-      '        return (qkv, getitem)',
+      returnQkv ? '        return (qkv, getitem)' : '        return (getitem,)',
     ].join('\n'),
   ).graph;
 }
@@ -67,17 +70,31 @@ describe('fused QK-norm + RoPE in one dispatch', { timeout: 600_000 }, () => {
     async (c) => {
       const seed = freshSeed();
       const opts: RunOptions = run({ dtype: c.dt, tokens: c.tokens, seed });
-      const plan = planGraph(qkNormRopeGraph(c), opts);
-      expect(plan.steps.filter((s) => s.kernel !== 'seed').map((s) => s.kernel)).toEqual(['qk_norm_rope']);
-      const pair = decomposed(plan);
+      const plan = planGraph(qkNormRopeGraph(c, true), opts);
+      const inPlace = planGraph(qkNormRopeGraph(c, false), opts);
+      const fusedStep = (p: typeof plan) => {
+        const steps = p.steps.filter((s) => s.kernel !== 'seed');
+        expect(steps.map((s) => s.kernel)).toEqual(['qk_norm_rope']);
+        return steps[0] as Extract<(typeof steps)[number], { kernel: 'qk_norm_rope' }>;
+      };
+      expect(fusedStep(plan).out).not.toBe(fusedStep(plan).qkv.storage);
+      expect(fusedStep(inPlace).out).toBe(fusedStep(inPlace).qkv.storage);
       const half = ['copy', 'rms_norm', 'rotary', 'scatter'];
-      expect(pair.steps.filter((s) => s.kernel !== 'seed').map((s) => s.kernel)).toEqual([...half, ...half]);
+      for (const p of [plan, inPlace])
+        expect(
+          decomposed(p)
+            .steps.filter((s) => s.kernel !== 'seed')
+            .map((s) => s.kernel),
+        ).toEqual([...half, ...half]);
       const got = new Map<string, number[][]>();
       // f16 runs need shader-f16, which SwiftShader lacks: the CPU reference alone.
       for (const backend of c.dt === 'f16' ? [cpuBackend] : [cpuBackend, webgpuBackend]) {
         const what = `${backend.name} seed ${seed}`;
         const fused = await values(backend, plan, opts);
-        expect(fused, what).toEqual(await values(backend, pair, opts));
+        expect(fused, what).toEqual(await values(backend, decomposed(plan), opts));
+        // In place: the same values, v left where it was.
+        expect(await values(backend, inPlace, opts), what).toEqual([fused[1]]);
+        expect(await values(backend, decomposed(inPlace), opts), what).toEqual([fused[1]]);
         got.set(backend.name, fused);
       }
       const [qkv, cpu] = got.get('cpu')! as [number[], number[]];

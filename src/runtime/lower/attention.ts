@@ -2,11 +2,12 @@
 // position's row of cos_sin_cache), the fused QK-norm + RoPE, and the reference attention of one
 // prefill sequence.
 
-import type { Arg } from '../../graph/ir.ts';
+import type { Arg, Node } from '../../graph/ir.ts';
 import { ref } from '../../graph/ir.ts';
+import { forEachInput, forEachRef } from '../../graph/call.ts';
 import type { View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
-import { contiguousStrides } from './layout.ts';
+import { contiguousStrides, isContiguous, numelOf } from './layout.ts';
 import {
   OpCall,
   tensorValue as T,
@@ -65,6 +66,25 @@ export function rotaryTables(
   return { cache, positions };
 }
 
+/**
+ * Whether `n` may write over `v`'s storage (Inductor's reinplacing of an auto_functionalized op):
+ * v is the whole storage, and no value on it — the name `n` reads, an earlier view of it — is read
+ * by a later node or returned. A fragment (no output list) returns what no node reads: never.
+ */
+function storageDeadAfter(b: PlanBuilder, n: Node, v: View): boolean {
+  const st = b.storages.get(v.storage);
+  if (!st || v.offset !== 0 || numelOf(v.shape) !== st.numel || !isContiguous(v)) return false;
+  if (!b.graph.outputs || b.writtenInputs.includes(v.storage)) return false;
+  const on = (x: Value | null | undefined): boolean =>
+    !!x && ((x.t === 'tensor' && x.view.storage === v.storage) || (x.t === 'tuple' && x.items.some(on)));
+  const names = new Set([...b.values].filter(([, x]) => on(x)).map(([name]) => name));
+  let read = false;
+  for (const m of b.graph.nodes.slice(b.graph.nodes.indexOf(n) + 1))
+    forEachInput(m, (name) => (read ||= names.has(name)));
+  for (const o of b.graph.outputs) forEachRef(o, (name) => (read ||= names.has(name)));
+  return !read;
+}
+
 export const ATTENTION_LOWERINGS = {
   '_C.rotary_embedding.default': {
     lower: (b, c) => {
@@ -117,7 +137,8 @@ export const ATTENTION_LOWERINGS = {
         c.fail(`qkv [${qkv.shape}] must be [tokens, (${hq} + ${hk} + ${hv}) · ${d}]`);
       const { cache, positions } = rotaryTables(b, c, { cache: 8, positions: 10, name: 'position_ids' }, d);
       const weight = (i: number, what: string) => c.tensor(i, what, { role: 'norm-weight', shape: [d] });
-      const out = b.newStorage(`${n.name}.qkv`, qkv.dtype, qkv.shape);
+      // In place where nothing after reads qkv (v then stays as it is), else into a new qkv.
+      const out = storageDeadAfter(b, n, qkv) ? qkv : b.newStorage(`${n.name}.qkv`, qkv.dtype, qkv.shape);
       b.push(n, {
         kernel: 'qk_norm_rope',
         qkv,

@@ -25,6 +25,8 @@ export const QK_NORM_ROPE_ENCODERS: StepEncoders<'qk_norm_rope'> = {
       d === 'bf16' && vec === 8 ? { kind: 'rows', sg: c.r.subgroupSize } : { kind: 'per-row', vec };
     const xRowStride = tokens > 1 ? s.qkv.strides[0]! : width;
     const words = mirror.kind === 'rows' && s.qkv.offset % 8 === 0 && xRowStride % 8 === 0;
+    // In place (the lowering found qkv read by nothing after it): q and k heads only, v stays.
+    const inPlace = s.qkv.storage === s.out;
     const shape = {
       d,
       weight: s.qWeight.dtype,
@@ -33,10 +35,12 @@ export const QK_NORM_ROPE_ENCODERS: StepEncoders<'qk_norm_rope'> = {
       headSize: D,
       mirror,
       words,
+      inPlace,
     };
     const params = QK_NORM_ROPE_PARAMS.words({
       tokens,
       heads: width / D,
+      slotHeads: inPlace ? s.qHeads + s.kHeads : width / D,
       qHeads: s.qHeads,
       kHeads: s.kHeads,
       headSize: D,
@@ -52,11 +56,22 @@ export const QK_NORM_ROPE_ENCODERS: StepEncoders<'qk_norm_rope'> = {
       cacheOffset: s.cache.offset,
       cacheRowStride: s.cache.strides[0]!,
     });
-    const grid = qkNormRopeGrid(tokens, width / D, qkNormRopeLayout(shape).slots);
+    const grid = qkNormRopeGrid(
+      tokens,
+      inPlace ? s.qHeads + s.kHeads : width / D,
+      qkNormRopeLayout(shape).slots,
+    );
     c.r.submit(s.node, s.op, (_e, pass) =>
       pass(
         qkNormRopeWgsl(shape),
-        [c.buf(s.out), c.buf(s.qkv), c.buf(s.qWeight), c.buf(s.kWeight), c.buf(s.positions), c.buf(s.cache)],
+        [
+          c.buf(s.out),
+          inPlace ? null : c.buf(s.qkv),
+          c.buf(s.qWeight),
+          c.buf(s.kWeight),
+          c.buf(s.positions),
+          c.buf(s.cache),
+        ],
         params,
         grid,
       ),
