@@ -16,6 +16,9 @@ import { hostValues } from '../runtime/hostTensor.ts';
 import { KERNELS } from '../graph/opTable.ts';
 import { freshSeed, tinyRuns } from '../runtime/testRuns.ts';
 import type { Backend } from '../runtime/backend.ts';
+import { nodeGpu } from '../runtime/nodeGpu.ts';
+import { openRanks } from '../runtime/webgpu/rankDevice.ts';
+import { qkNormRopeWgsl, type QkNormMirror, type QkNormRopeShape } from './qkNormRope.ts';
 
 const run = tinyRuns({ ranks: 1, preset: 'layer' });
 const [HQ, HK] = [4, 2];
@@ -112,4 +115,50 @@ describe('fused QK-norm + RoPE in one dispatch', { timeout: 600_000 }, () => {
       expect(far, `seed ${seed}`).toEqual([]);
     },
   );
+});
+
+describe('the qk_norm_rope WGSL', { timeout: 300_000 }, () => {
+  // The H100's layout (subgroups of 32, whole words, in place) and every other mirror and access,
+  // compiled and made a pipeline on Dawn, its parameters read by name.
+  it('every variant compiles into a pipeline and reads its parameters by name', async () => {
+    const [dev] = await openRanks(await nodeGpu(), 1, { f16: false });
+    const mirrors: [QkNormRopeShape['d'], QkNormMirror][] = [
+      ['bf16', { kind: 'rows', sg: 32 }],
+      ['bf16', { kind: 'rows', sg: 0 }],
+      ['bf16', { kind: 'per-row', vec: 1 }],
+      ['f16', { kind: 'per-row', vec: 8 }],
+      ['f32', { kind: 'per-row', vec: 4 }],
+    ];
+    const variants = mirrors.flatMap(([d, mirror]) =>
+      [64, 128, 256].flatMap((headSize) =>
+        [false, true].flatMap((inPlace) =>
+          (d === 'bf16' && mirror.kind === 'rows' ? [false, true] : [false]).map(
+            (words): QkNormRopeShape => ({
+              d,
+              weight: d,
+              positions: 'i32',
+              cache: d,
+              headSize,
+              mirror,
+              words,
+              inPlace,
+            }),
+          ),
+        ),
+      ),
+    );
+    const device = dev!.device;
+    for (const v of variants) {
+      const code = qkNormRopeWgsl(v);
+      expect(code).toMatch(/@group\(0\) @binding\(0\) var<storage, read> prm: QkNormRopeParams;/);
+      expect(code).not.toMatch(/prm\[/);
+      if (v.mirror.kind === 'rows' && v.mirror.sg > 0 && !device.features.has('subgroups')) continue;
+      device.pushErrorScope('validation');
+      const module = device.createShaderModule({ code });
+      device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const error = await device.popErrorScope();
+      expect(error?.message, JSON.stringify(v)).toBeUndefined();
+    }
+    dev!.destroy();
+  });
 });
