@@ -1086,7 +1086,8 @@ export const KERNELS = {
   // may be qkv's own storage (written in place where nothing after reads qkv: v is then not touched).
   // Rounded where that pair of steps rounds (KERNEL_DECOMPOSITIONS), so bitwise the pair on one
   // backend; against the CPU reference the norm's f32 accumulation, as rms_norm's. vLLM's kernel
-  // keeps the normed value in f32 and rounds once, a few ulps from this. No worker op of its own.
+  // keeps the normed value in f32 and rounds once, a few ulps from this. No worker op of its own:
+  // the worker would run the pair, but has no rotary op yet, so it feeds the node.
   qk_norm_rope: {
     fields: {
       qkv: 'view',
