@@ -1079,6 +1079,34 @@ export const KERNELS = {
     collective: false,
     doc: 'dynamic FP8 quant per row',
   },
+  // vLLM's fused QK-norm + RoPE (csrc/fused_qknorm_rope_kernel.cu) in one kernel: out is qkv
+  // ([T, (qHeads + kHeads + vHeads) · headSize], contiguous) with each q head RMSNormed by qWeight
+  // and each k head by kWeight (rms_norm's r(r(x·rsqrt(mean(x²) + eps))·w)), then rotated as rotary
+  // does (the first cache.shape[1] dims, neox or GPT-J, by positions[t]'s cache row); v copied. out
+  // may be qkv's own storage (written in place where nothing after reads qkv: v is then not touched).
+  // Rounded where that pair of steps rounds (KERNEL_DECOMPOSITIONS), so bitwise the pair on one
+  // backend; against the CPU reference the norm's f32 accumulation, as rms_norm's. vLLM's kernel
+  // keeps the normed value in f32 and rounds once, a few ulps from this. No worker op of its own:
+  // the worker would run the pair, but has no rotary op yet, so it feeds the node.
+  qk_norm_rope: {
+    fields: {
+      qkv: 'view',
+      qWeight: 'view',
+      kWeight: 'view',
+      positions: 'view',
+      cache: 'view',
+      qHeads: 'int',
+      kHeads: 'int',
+      headSize: 'int',
+      eps: 'num',
+      neox: 'bool',
+      out: 'storage',
+    },
+    worker: [],
+    rounding: { ulps: { bf16: 2, f32: 4 } },
+    collective: false,
+    doc: 'fused QK RMSNorm + rotary embedding',
+  },
 } as const satisfies Record<string, KernelDef>;
 
 export type KernelName = keyof typeof KERNELS;
@@ -1177,7 +1205,59 @@ export const KERNEL_DECOMPOSITIONS: {
     map('to_f8e4m3fn', hi, null, 0, x.dtype, k.out);
     return steps;
   },
+  // Per q and k: the heads copied out of qkv, rms_norm, rotary, scattered back over qkv's columns.
+  qk_norm_rope: (k, storage) => qkNormRopeSteps(k, storage),
 };
+
+/** KERNELS.qk_norm_rope as the steps of the pair it fuses, in the order their roundings apply. */
+function qkNormRopeSteps(k: Extract<Kernel, { kernel: 'qk_norm_rope' }>, storage: NewStorage): Kernel[] {
+  const { qkv, headSize: d } = k;
+  const [tokens, width] = qkv.shape as [number, number];
+  const dense = (id: string, shape: number[]): View => ({
+    storage: id,
+    dtype: qkv.dtype,
+    offset: 0,
+    shape,
+    strides: shape.map((_, i) => numel(shape.slice(i + 1))),
+  });
+  const steps: Kernel[] = [];
+  let base: View = qkv;
+  const parts = [
+    { what: 'q', col: 0, heads: k.qHeads, w: k.qWeight },
+    { what: 'k', col: k.qHeads * d, heads: k.kHeads, w: k.kWeight },
+  ];
+  for (const [i, { what, col, heads, w }] of parts.entries()) {
+    const shape = [tokens, heads, d];
+    const byHead: View = { ...qkv, offset: qkv.offset + col, shape, strides: [qkv.strides[0]!, d, 1] };
+    const x = storage(`${what}_heads`, qkv.dtype, shape);
+    steps.push({ kernel: 'copy', x: byHead, out: x });
+    const normed = storage(`${what}_norm`, qkv.dtype, shape);
+    steps.push({ kernel: 'rms_norm', x: dense(x, shape), w, eps: k.eps, out: normed });
+    const flat = [tokens, heads * d];
+    const rotated = storage(what, qkv.dtype, flat);
+    const { positions, cache, neox } = k;
+    steps.push({
+      kernel: 'rotary',
+      x: dense(normed, flat),
+      positions,
+      cache,
+      headSize: d,
+      neox,
+      out: rotated,
+    });
+    const into = i === parts.length - 1 ? k.out : storage(`qkv_${what}`, qkv.dtype, [tokens, width]);
+    steps.push({
+      kernel: 'scatter',
+      base,
+      src: dense(rotated, flat),
+      at: col,
+      strides: [width, 1],
+      out: into,
+    });
+    base = dense(into, [tokens, width]);
+  }
+  return steps;
+}
 
 // --- cost ---------------------------------------------------------------------------------------
 
@@ -1267,6 +1347,22 @@ export const KERNEL_COST: {
   }),
   // The absmax, then a divide, clamp and round per element (x is read twice, the second from cache).
   fp8_quant_rows: (k, out) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: 5 * numel(k.x.shape) }),
+  // q and k heads read and written in place (else all of qkv, v copied), a cache row a token; the
+  // norm's ~4 FLOPs and the rotation's 3 per q / k value.
+  qk_norm_rope: (k, out) => {
+    const qk = k.qkv.shape[0]! * (k.qHeads + k.kHeads) * k.headSize;
+    const inPlace = k.out === k.qkv.storage;
+    return {
+      bytesRead:
+        (inPlace ? qk * DTYPE_BYTES[k.qkv.dtype] : viewBytes(k.qkv)) +
+        viewBytes(k.qWeight) +
+        viewBytes(k.kWeight) +
+        viewBytes(k.positions) +
+        k.qkv.shape[0]! * k.cache.shape[1]! * DTYPE_BYTES[k.cache.dtype],
+      bytesWritten: inPlace ? qk * DTYPE_BYTES[k.qkv.dtype] : out,
+      flops: 7 * qk,
+    };
+  },
   fused_allreduce_norm: (k, out, ranks) => ({
     bytesRead: ranks * viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w),
     bytesWritten: out,

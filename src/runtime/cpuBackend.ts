@@ -6,7 +6,7 @@ import { f8e4m3fnValue, inverseScale, quantizeFp8, type Fp8NanRule } from '../gr
 import { nvfp4Dequant, nvfp4Gemm, scaledFp4Quant } from '../graph/fp4.ts';
 import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
-import type { CollectiveStep, Plan, Step, View } from './plan.ts';
+import type { CollectiveStep, Plan, Step, StorageDType, View } from './plan.ts';
 import { DTYPE_BYTES, MAP_FNS, assertNever, kernelCost } from '../graph/opTable.ts';
 import { cpuAttention, cpuKvCacheWrite, cpuRotary, cpuScatter } from './cpuLayerKernels.ts';
 import { asRows, isCollective, numelOf, outputsOf } from './plan.ts';
@@ -240,6 +240,37 @@ function cpuFp8QuantRows(
   return { out, scale };
 }
 
+/**
+ * KERNELS.qk_norm_rope: qkv with its q and k heads through cpuRmsNorm and cpuRotary, as the pair's
+ * steps (KERNEL_DECOMPOSITIONS) run them; v as it was.
+ */
+function cpuQkNormRope(
+  s: Extract<Step, { kernel: 'qk_norm_rope' }>,
+  read: (v: View) => Float64Array,
+  dtype: StorageDType,
+): Float64Array {
+  const [T, width] = s.qkv.shape as [number, number];
+  const d = s.headSize;
+  const qkv = read(s.qkv);
+  const positions = read(s.positions),
+    cache = read(s.cache);
+  const out = Float64Array.from(qkv);
+  const parts: [number, number, View][] = [
+    [0, s.qHeads, s.qWeight],
+    [s.qHeads * d, s.kHeads, s.kWeight],
+  ];
+  for (const [col, heads, w] of parts) {
+    const n = heads * d;
+    const x = new Float64Array(T * n);
+    for (let t = 0; t < T; t++) x.set(qkv.subarray(t * width + col, t * width + col + n), t * n);
+    const normed = cpuRmsNorm(x, read(w), T * heads, d, s.eps, dtype);
+    const round = (v: number) => roundTo(dtype, v);
+    const rotated = cpuRotary(normed, T, n, positions, cache, s.cache.shape[1]!, d, s.neox, round);
+    for (let t = 0; t < T; t++) out.set(rotated.subarray(t * n, (t + 1) * n), t * width + col);
+  }
+  return out;
+}
+
 function runStep(
   s: Step,
   m: Map<string, HostArray>,
@@ -441,6 +472,9 @@ function runStep(
       m.set(s.out, rounded(dt(s.out), s.kernel === 'nvfp4_scale' ? q.scales : q.packed));
       return;
     }
+    case 'qk_norm_rope':
+      m.set(s.out, rounded(dt(s.out), cpuQkNormRope(s, read, dt(s.out))));
+      return;
     case 'nvfp4_gemm': {
       const A = nvfp4Dequant(read(s.a), read(s.aScale)),
         B = nvfp4Dequant(read(s.b), read(s.bScale));

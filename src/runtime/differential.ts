@@ -439,6 +439,31 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
       [1, 2],
     );
   },
+  // The fused QK-norm + RoPE: q and k heads of one qkv normed and rotated (a partial rotary too).
+  qk_norm_rope: (g) => {
+    const d = g.pick([6, 8, 16]),
+      hq = g.int(1, 3),
+      hk = g.int(1, 2),
+      rot = 2 * g.int(1, d / 2);
+    g.functionalized(
+      'qknr',
+      '_C.fused_qk_norm_rope.default',
+      {
+        qkv: g.input(['s0', (hq + 2 * hk) * d]),
+        num_heads_q: hq,
+        num_heads_k: hk,
+        num_heads_v: hk,
+        head_dim: d,
+        eps: 1e-6,
+        q_weight: g.input([d]),
+        k_weight: g.input([d]),
+        cos_sin_cache: g.input([16, rot]),
+        is_neox: g.rand() < 0.5,
+        position_ids: g.input(['s0'], 'i64'),
+      },
+      [1],
+    );
+  },
   attention: (g) => {
     const kv = g.int(1, 2),
       heads = kv * g.int(1, 2),

@@ -4,7 +4,7 @@
 import type { Arg, Graph } from '../graph/ir.ts';
 import { isRef } from '../graph/ir.ts';
 import { calledOp } from '../graph/call.ts';
-import { buildPlan, type Plan, type UnknownGroup } from './plan.ts';
+import { buildPlan, decomposed, type Plan, type Step, type UnknownGroup } from './plan.ts';
 import { RunError } from './runError.ts';
 import type { Backend, BackendName, RunOptions, RunResult, Trace } from './backend.ts';
 import { cpuBackend } from './cpuBackend.ts';
@@ -63,13 +63,17 @@ export function planGraph(
 /**
  * The agent runs a kernel through its worker ops (KERNELS[k].worker) or its decomposition into
  * kernels that have them (KERNEL_DECOMPOSITIONS); a kernel with neither
- * yet (scatter, rotary, attention) is fed from seeded inputs on the agent, and listed in
- * plan.fed, so a comparison on the agent names it rather than claiming it computed.
+ * yet (scatter, rotary, attention; qk_norm_rope, whose pair holds rotary) is fed from seeded
+ * inputs on the agent, and listed in plan.fed, so a comparison on the agent names it rather than
+ * claiming it computed.
  */
 function feedWorkerless(plan: Plan): void {
+  const runs = (s: Step) =>
+    KERNELS[s.kernel].worker.length > 0 ||
+    (!!KERNEL_DECOMPOSITIONS[s.kernel] &&
+      decomposed({ ...plan, steps: [s] }).steps.every((p) => KERNELS[p.kernel].worker.length > 0));
   plan.steps = plan.steps.map((s) => {
-    if (s.kernel === 'seed' || KERNELS[s.kernel].worker.length > 0 || KERNEL_DECOMPOSITIONS[s.kernel])
-      return s;
+    if (s.kernel === 'seed' || runs(s)) return s;
     if (!plan.fed.includes(s.node)) plan.fed.push(s.node);
     return { kernel: 'seed', name: s.out, role: 'fed', perRank: true, out: s.out, node: s.node, op: s.op };
   });

@@ -2,9 +2,9 @@
 // (fixtures/capture/qwen3-qknorm-tp1.py: two layers, head_dim 64, neox, bf16) and the same graph
 // with GPT-J rotation and in f16. (vLLM's QKNormRoPETestModel captures split a 3072-wide qkv input
 // with literal sizes, which the tiny run preset cannot shrink.) The
-// fused op runs as the kernels of the pair it replaces (lower/attention.ts), so every output — q
-// and k after the rotary, v through the new split — is bitwise the unfused graph's where the norm
-// is the custom rms_norm, and nothing is fed: proven.
+// fused op runs as one qk_norm_rope kernel rounding where the pair it replaces rounds
+// (lower/attention.ts), so every output — q and k after the rotary, v through the new split — is
+// bitwise the unfused graph's where the norm is the custom rms_norm, and nothing is fed: proven.
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';

@@ -2,11 +2,12 @@
 // position's row of cos_sin_cache), the fused QK-norm + RoPE, and the reference attention of one
 // prefill sequence.
 
-import type { Arg } from '../../graph/ir.ts';
+import type { Arg, Node } from '../../graph/ir.ts';
 import { ref } from '../../graph/ir.ts';
+import { forEachInput, forEachRef } from '../../graph/call.ts';
 import type { View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
-import { contiguousStrides } from './layout.ts';
+import { contiguousStrides, isContiguous, numelOf } from './layout.ts';
 import {
   OpCall,
   tensorValue as T,
@@ -65,6 +66,25 @@ export function rotaryTables(
   return { cache, positions };
 }
 
+/**
+ * Whether `n` may write over `v`'s storage (Inductor's reinplacing of an auto_functionalized op):
+ * v is the whole storage, and no value on it — the name `n` reads, an earlier view of it — is read
+ * by a later node or returned. A fragment (no output list) returns what no node reads: never.
+ */
+function storageDeadAfter(b: PlanBuilder, n: Node, v: View): boolean {
+  const st = b.storages.get(v.storage);
+  if (!st || v.offset !== 0 || numelOf(v.shape) !== st.numel || !isContiguous(v)) return false;
+  if (!b.graph.outputs || b.writtenInputs.includes(v.storage)) return false;
+  const on = (x: Value | null | undefined): boolean =>
+    !!x && ((x.t === 'tensor' && x.view.storage === v.storage) || (x.t === 'tuple' && x.items.some(on)));
+  const names = new Set([...b.values].filter(([, x]) => on(x)).map(([name]) => name));
+  let read = false;
+  for (const m of b.graph.nodes.slice(b.graph.nodes.indexOf(n) + 1))
+    forEachInput(m, (name) => (read ||= names.has(name)));
+  for (const o of b.graph.outputs) forEachRef(o, (name) => (read ||= names.has(name)));
+  return !read;
+}
+
 export const ATTENTION_LOWERINGS = {
   '_C.rotary_embedding.default': {
     lower: (b, c) => {
@@ -94,10 +114,10 @@ export const ATTENTION_LOWERINGS = {
       return { t: 'tuple', items: [{ t: 'none' }, rotate(c.arg(1), 'query'), rotate(c.arg(2), 'key')] };
     },
   },
-  // _C.fused_qk_norm_rope (QKNormRoPEFusionPass's replacement) as the kernels of the pair it
-  // replaces: per q and k head the rms_norm kernel, then the rotary kernel, the results written back
-  // over qkv's q and k columns. So the fused graph is bitwise the unfused one with the custom
-  // rms_norm (within the native norm's 1 ulp of it otherwise). vLLM's CUDA kernel
+  // _C.fused_qk_norm_rope (QKNormRoPEFusionPass's replacement) as one qk_norm_rope step: qkv's q
+  // and k heads normed and rotated, v copied, rounded where the pair it replaces rounds (its rms_norm
+  // and rotary steps, KERNELS.qk_norm_rope), so the fused graph is bitwise the unfused one with the
+  // custom rms_norm (within the native norm's 1 ulp of it otherwise). vLLM's CUDA kernel
   // (csrc/fused_qknorm_rope_kernel.cu) keeps the normed value in f32 and rounds once after the
   // rotation, where the pair rounds the norm, each product and the sum: on a GPU the two differ by
   // a few ulps (vLLM's own test holds them to atol = rtol = 1e-2 in bf16, 2e-3 in f16).
@@ -115,32 +135,24 @@ export const ATTENTION_LOWERINGS = {
       const width = (hq + hk + hv) * d;
       if (qkv.shape.length !== 2 || qkv.shape[1] !== width)
         c.fail(`qkv [${qkv.shape}] must be [tokens, (${hq} + ${hk} + ${hv}) · ${d}]`);
-      const tokens = qkv.shape[0]!;
       const { cache, positions } = rotaryTables(b, c, { cache: 8, positions: 10, name: 'position_ids' }, d);
-      const eps = c.num(5, 1e-6);
-      const neox = c.arg(9) !== false;
-      const normRotate = (col: number, heads: number, weight: number, what: 'q' | 'k'): View => {
-        const byHead: View = {
-          ...qkv,
-          offset: qkv.offset + col,
-          shape: [tokens, heads, d],
-          strides: [width, d, 1],
-        };
-        const x = b.contiguous(byHead, n);
-        const w = c.tensor(weight, `${what}_weight`, { role: 'norm-weight', shape: [d] });
-        const normed = b.newStorage(`${n.name}.${what}_norm`, x.dtype, x.shape);
-        b.push(n, { kernel: 'rms_norm', x, w, eps, out: normed.storage });
-        const flat: View = { ...normed, shape: [tokens, heads * d], strides: [heads * d, 1] };
-        const out = b.newStorage(`${n.name}.${what}`, x.dtype, flat.shape);
-        b.push(n, { kernel: 'rotary', x: flat, positions, cache, headSize: d, neox, out: out.storage });
-        return out;
-      };
-      const q = normRotate(0, hq, 6, 'q');
-      const k = normRotate(hq * d, hk, 7, 'k');
-      const withQ = b.newStorage(`${n.name}.qkv_q`, qkv.dtype, qkv.shape);
-      b.scatterThrough(n, qkv, q, 0, [width, 1], withQ.storage);
-      const out = b.newStorage(`${n.name}.qkv`, qkv.dtype, qkv.shape);
-      b.scatterThrough(n, withQ, k, hq * d, [width, 1], out.storage);
+      const weight = (i: number, what: string) => c.tensor(i, what, { role: 'norm-weight', shape: [d] });
+      // In place where nothing after reads qkv (v then stays as it is), else into a new qkv.
+      const out = storageDeadAfter(b, n, qkv) ? qkv : b.newStorage(`${n.name}.qkv`, qkv.dtype, qkv.shape);
+      b.push(n, {
+        kernel: 'qk_norm_rope',
+        qkv,
+        qWeight: weight(6, 'q_weight'),
+        kWeight: weight(7, 'k_weight'),
+        positions,
+        cache,
+        qHeads: hq,
+        kHeads: hk,
+        headSize: d,
+        eps: c.num(5, 1e-6),
+        neox: c.arg(9) !== false,
+        out: out.storage,
+      });
       return { t: 'tuple', items: [{ t: 'none' }, T(out)] };
     },
   },
