@@ -430,18 +430,24 @@ export interface MoeGemvConfig {
   fma: boolean;
   stageX: boolean;
 }
+/**
+ * The default layout, from the H100 sweep of 2026-12-06 19:2x UTC at steady clocks (bench/RESULTS.md):
+ * fused multiply-adds, the branch-free loop for full tiles and at most 4 token slots took T = 64 from
+ * 1154 to 972 µs and T = 16 from 570 to 529 µs, T = 1 and 4 unchanged; at T ≥ 16 the GEMV is bound
+ * by arithmetic, and smaller tiles (an expert's weights re-read from L2 by its next tile) beat fewer.
+ */
 export const MOE_GEMV_DEFAULT: MoeGemvConfig = {
   groups: 8,
   rows1: 4,
   rows2: 4,
-  maxTm: 8,
+  maxTm: 4,
   tm: 0,
   route1: true,
   unroll: 1,
   foldRoute: true,
   prefetch: false,
-  fullTiles: false,
-  fma: false,
+  fullTiles: true,
+  fma: true,
   stageX: false,
 };
 
