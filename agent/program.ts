@@ -599,6 +599,7 @@ const LOWERINGS: Lowerings = {
   nvfp4_quant: noWorkerKernel,
   nvfp4_gemm: noWorkerKernel,
   fp8_quant_rows: expandedBefore,
+  silu_and_mul: expandedBefore,
 };
 
 /** A kernel lowerPlan has replaced by its unfused steps (KERNEL_DECOMPOSITIONS) before lowering. */

@@ -1079,6 +1079,22 @@ export const KERNELS = {
     collective: false,
     doc: 'dynamic FP8 quant per row',
   },
+  // vLLM's silu_and_mul (csrc/activation_kernels.cu act_and_mul_kernel) over the gate | up halves of
+  // each row of x ([..., 2·I], unit column stride) in one kernel: silu(gate) rounded to the run dtype,
+  // × up, rounded — the map step of SILU_MUL_BY_DTYPE (f16: silu, then mul), whose bodies every backend
+  // runs. With `scale` (silu_and_mul_quant, csrc/quantization/activation_kernels.cu: `ACT_FN(x) · y`
+  // in scalar_t, then scaled_fp8_conversion) each product is quantized as fp8_quant does in the same
+  // kernel: bitwise the silu_and_mul → static quant pair on one backend. The ulps are the map
+  // functions' (silu_mul_bf16's in bf16, silu_mul's in f32) and bound the product before the quant;
+  // across backends a quantized value may differ by one e4m3 step. No worker op of its own: the agent
+  // runs the pair's steps (KERNEL_DECOMPOSITIONS).
+  silu_and_mul: {
+    fields: { x: 'view', scale: 'view?', out: 'storage' },
+    worker: [],
+    rounding: { ulps: { bf16: 2, f32: 185 } },
+    collective: false,
+    doc: 'SiLU-and-mul (+ static FP8 quant)',
+  },
 } as const satisfies Record<string, KernelDef>;
 
 export type KernelName = keyof typeof KERNELS;
@@ -1122,6 +1138,46 @@ function normThenQuant(
   ];
 }
 
+/** silu_and_mul's gate and up halves of x's last dim, each with the result's shape. */
+export function siluMulHalves(x: View): { gate: View; up: View } {
+  const last = x.shape.length - 1;
+  const d = x.shape[last]! / 2;
+  const gate: View = { ...x, shape: [...x.shape.slice(0, last), d] };
+  return { gate, up: { ...gate, offset: x.offset + d * x.strides[last]! } };
+}
+
+/**
+ * KERNELS.silu_and_mul as the unfused steps it rounds as: the silu-mul map step of x's dtype into
+ * `out` (f16: silu into an f16 storage, then the product), then with a scale fp8_quant of it.
+ */
+export function siluAndMulUnfused(
+  k: Extract<Kernel, { kernel: 'silu_and_mul' }>,
+  storage: NewStorage,
+): Kernel[] {
+  const { gate, up } = siluMulHalves(k.x);
+  const dtype = k.x.dtype;
+  if (dtype === 'i32') throw new Error('silu_and_mul takes a float tensor, not i32');
+  const contiguous = (id: string): View => ({
+    storage: id,
+    dtype,
+    shape: gate.shape,
+    strides: gate.shape.map((_, d) => numel(gate.shape.slice(d + 1))),
+    offset: 0,
+  });
+  const product = k.scale ? storage('result', dtype, gate.shape) : k.out;
+  const steps: Kernel[] = [];
+  if (dtype === 'f16') {
+    const silu = storage('silu', 'f16', gate.shape);
+    steps.push({ kernel: 'map', fn: 'silu', a: gate, b: null, scalar: 0, out: silu });
+    steps.push({ kernel: 'map', fn: 'mul', a: contiguous(silu), b: up, scalar: 0, out: product });
+  } else {
+    steps.push({ kernel: 'map', fn: SILU_MUL_BY_DTYPE[dtype], a: gate, b: up, scalar: 0, out: product });
+  }
+  if (k.scale)
+    steps.push({ kernel: 'fp8_quant', x: contiguous(product), scale: k.scale, satfinite: false, out: k.out });
+  return steps;
+}
+
 /** A new storage for a decomposed kernel's intermediate value: its id. */
 export type NewStorage = (name: string, dtype: StorageDType, shape: number[]) => string;
 /** The shape of a storage the plan made. */
@@ -1142,6 +1198,8 @@ export const KERNEL_DECOMPOSITIONS: {
   // A norm with a quant: the norm into a new storage, then fp8_quant of it.
   rms_norm: (k, storage, shapeOf) => normThenQuant(k, storage, shapeOf),
   fused_add_rms_norm: (k, storage, shapeOf) => normThenQuant(k, storage, shapeOf),
+  // The silu-mul map step(s), then fp8_quant with a scale.
+  silu_and_mul: (k, storage) => siluAndMulUnfused(k, storage),
   // abs, reduce_rows' max, the scale's maxs / divs / maxs, then div, the clamp and to_f8e4m3fn.
   fp8_quant_rows: (k, storage, shapeOf) => {
     const cols = k.x.shape[k.x.shape.length - 1] ?? 1;
@@ -1267,6 +1325,12 @@ export const KERNEL_COST: {
   }),
   // The absmax, then a divide, clamp and round per element (x is read twice, the second from cache).
   fp8_quant_rows: (k, out) => ({ bytesRead: viewBytes(k.x), bytesWritten: out, flops: 5 * numel(k.x.shape) }),
+  // exp, add, divide, two multiplies per output (half of x's elements), and the quant's three.
+  silu_and_mul: (k, out) => ({
+    bytesRead: viewBytes(k.x) + (k.scale ? viewBytes(k.scale) : 0),
+    bytesWritten: out,
+    flops: ((k.scale ? 8 : 5) * numel(k.x.shape)) / 2,
+  }),
   fused_allreduce_norm: (k, out, ranks) => ({
     bytesRead: ranks * viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w),
     bytesWritten: out,

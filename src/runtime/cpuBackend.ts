@@ -7,7 +7,15 @@ import { nvfp4Dequant, nvfp4Gemm, scaledFp4Quant } from '../graph/fp4.ts';
 import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { CollectiveStep, Plan, Step, View } from './plan.ts';
-import { DTYPE_BYTES, MAP_FNS, assertNever, kernelCost } from '../graph/opTable.ts';
+import {
+  DTYPE_BYTES,
+  MAP_FNS,
+  SILU_MUL_BY_DTYPE,
+  assertNever,
+  kernelCost,
+  siluMulHalves,
+  type StorageDType,
+} from '../graph/opTable.ts';
 import { cpuAttention, cpuKvCacheWrite, cpuRotary, cpuScatter } from './cpuLayerKernels.ts';
 import { asRows, isCollective, numelOf, outputsOf } from './plan.ts';
 import { RunError } from './runError.ts';
@@ -240,6 +248,29 @@ function cpuFp8QuantRows(
   return { out, scale };
 }
 
+/**
+ * KERNELS.silu_and_mul: silu(gate) · up through the map bodies the unfused step runs (f16: silu
+ * rounded to f16, then the product), each product rounded to the run dtype, then with a scale the
+ * static quant of it.
+ */
+function cpuSiluAndMul(
+  gate: Float64Array,
+  up: Float64Array,
+  dtype: StorageDType,
+  scale: number | null,
+): Float64Array {
+  const { silu, mul } = MAP_FNS;
+  const product = new Float64Array(gate.length);
+  for (let i = 0; i < gate.length; i++)
+    product[i] = roundTo(
+      dtype,
+      dtype === 'bf16' || dtype === 'f32'
+        ? MAP_FNS[SILU_MUL_BY_DTYPE[dtype]].cpu(gate[i]!, up[i]!, 0)
+        : mul.cpu(roundTo(dtype, silu.cpu(gate[i]!, 0, 0)), up[i]!, 0),
+    );
+  return scale === null ? product : fp8Values(product, scale, 'clamp');
+}
+
 function runStep(
   s: Step,
   m: Map<string, HostArray>,
@@ -433,6 +464,12 @@ function runStep(
       const { out, scale } = cpuFp8QuantRows(read(s.x), s.x.shape[s.x.shape.length - 1] ?? 1, s);
       m.set(s.out, rounded(dt(s.out), out));
       m.set(s.scaleOut, rounded(dt(s.scaleOut), scale));
+      return;
+    }
+    case 'silu_and_mul': {
+      const { gate, up } = siluMulHalves(s.x);
+      const scale = s.scale ? read(s.scale)[0]! : null;
+      m.set(s.out, rounded(dt(s.out), cpuSiluAndMul(read(gate), read(up), s.x.dtype, scale)));
       return;
     }
     case 'nvfp4_scale':

@@ -189,25 +189,28 @@ const MAP_FN_CALLS: Record<Exclude<MapFn, ElementwiseMapFn>, (g: Gen) => void> =
     const x = g.domainInput(MAP_FNS.to_f8e4m3fn.domain[0], ['s0', g.pick(COLS)]);
     g.out(g.node('cast', CONVERT, [x, { kind: 'expr', text: 'torch.float8_e4m3fn' }], {}, null));
   },
-  // vLLM's silu_and_mul, which lowers to the map function of its dtype (SILU_MUL_BY_DTYPE): f32
-  // runs check silu_mul, bf16 runs silu_mul_bf16.
+  // vLLM's silu_and_mul, which lowers to one KERNELS.silu_and_mul step on rows of unit column stride
+  // and to the map function of its dtype (SILU_MUL_BY_DTYPE) otherwise: here on every other column
+  // of its input, so f32 runs check silu_mul, bf16 runs silu_mul_bf16 as map steps.
   silu_mul: (g) => {
-    if (g.dt === 'f32') siluAndMul(g);
+    if (g.dt === 'f32') siluAndMul(g, 2);
   },
   silu_mul_bf16: (g) => {
-    if (g.dt === 'bf16') siluAndMul(g);
+    if (g.dt === 'bf16') siluAndMul(g, 2);
   },
 };
 
-/** `_C.silu_and_mul` on the gate and up halves of one [T, 2c] input. */
-function siluAndMul(g: Gen) {
+/** `_C.silu_and_mul` on the gate and up halves of one [T, 2c] input, every `step`-th column of a wider one. */
+function siluAndMul(g: Gen, step: number) {
   const c = g.pick(COLS);
-  const x = g.domainInput(MAP_FNS[SILU_MUL_BY_DTYPE[g.dt]].domain[0], ['s0', 2 * c]);
-  const half = g.node('slice', 'aten.slice.Tensor', [x, 1, 0, c], {}, null);
+  const x = g.domainInput(MAP_FNS[SILU_MUL_BY_DTYPE[g.dt]].domain[0], ['s0', 2 * c * step]);
+  const input =
+    step === 1 ? x : g.node('slice', 'aten.slice.Tensor', [x, 1, 0, 2 * c * step, step], {}, null);
+  const half = g.node('slice', 'aten.slice.Tensor', [input, 1, 0, c], {}, null);
   g.functionalized(
     'silu',
     '_C.silu_and_mul.default',
-    { result: g.node('empty', 'aten.empty_like.default', [half], {}, null), input: x },
+    { result: g.node('empty', 'aten.empty_like.default', [half], {}, null), input },
     [1],
   );
 }
@@ -402,6 +405,9 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
       [1, 2],
     );
   },
+  // vLLM's silu_and_mul on contiguous rows: one step (its static-quant form, whose quantized values
+  // may differ across backends by an e4m3 step, is checked against the pair in src/wgsl/siluMul.test.ts).
+  silu_and_mul: (g) => siluAndMul(g, 1),
   // Sequence parallelism's pair, over a concrete token count every rank count splits.
   reduce_scatter: (g) => {
     const m = g.ranks * g.int(1, 3);

@@ -5,10 +5,10 @@
 // `ACT_FN(x) · y` in scalar_t (csrc/quantization/activation_kernels.cu) — each the value the
 // unfused op stores, quantized by the same 1/scale with the same clamp. So the static norm + quant
 // ops are one norm kernel with the quant in its store (KERNELS.rms_norm's `scale`), silu_and_mul_quant
-// the silu·mul step then fp8_quant, and before ≡ after is bitwise (opTable.ts KERNELS holds each
-// kernel's rounding). The dynamic per-token and per-group ones lower to the norm and their quant's
-// one step (quant.ts fp8_quant_rows); NVFP4 to silu_and_mul's step and scaled_fp4_quant's (its
-// scales linear or swizzled as its buffer is shaped).
+// one silu_and_mul step with the quant in its store (KERNELS.silu_and_mul's), and before ≡ after is
+// bitwise (opTable.ts KERNELS holds each kernel's rounding). The dynamic per-token and per-group
+// ones lower to the norm and their quant's one step (quant.ts fp8_quant_rows); NVFP4 to
+// silu_and_mul's step and scaled_fp4_quant's (its scales linear or swizzled as its buffer is shaped).
 
 import { NVFP4_BLOCK } from '../../graph/fp4.ts';
 import type { View } from '../../graph/opTable.ts';
@@ -21,14 +21,6 @@ import { siluAndMul } from './elementwise.ts';
 /** The norm's weight γ (argument i), one per column of x. */
 const normWeight = (c: OpCall, i: number, x: View): View =>
   c.tensor(i, 'weight', { role: 'norm-weight', shape: [x.shape[x.shape.length - 1]] });
-
-/** static_scaled_fp8_quant's step on `x`: clamp(x · (1 / scale), ±448) into a new storage. */
-function staticFp8Quant(b: PlanBuilder, c: OpCall, x: View, scaleAt: number): View {
-  const scale = c.tensor(scaleAt, 'scale', { role: 'norm-weight', shape: [1] });
-  const q = b.newStorage(`${c.node.name}.quant`, x.dtype, x.shape);
-  b.push(c.node, { kernel: 'fp8_quant', x, scale, satfinite: false, out: q.storage });
-  return q;
-}
 
 /**
  * RMSNorm of `x` (+ `residual` at argument `residualAt`, when given) into new storages: the normed
@@ -144,11 +136,12 @@ export const FUSED_QUANT_LOWERINGS = {
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
     },
   },
-  // (result!, input, scale) → [1] result: silu_and_mul's step, then the quant.
+  // (result!, input, scale) → [1] result: one silu_and_mul step with the quant in its store
+  // (KERNELS.silu_and_mul's `scale`), as vLLM's silu_and_mul_quant is one kernel.
   '_C.silu_and_mul_quant.default': {
     lower: (b, c) => {
-      const act = siluAndMul(b, c, c.tensor(1, 'input'));
-      return { t: 'tuple', items: [{ t: 'none' }, T(staticFp8Quant(b, c, act, 2))] };
+      const scale = c.tensor(2, 'scale', { role: 'norm-weight', shape: [1] });
+      return { t: 'tuple', items: [{ t: 'none' }, T(siluAndMul(b, c, c.tensor(1, 'input'), scale))] };
     },
   },
   // (result!, result_block_scale!, input, input_global_scale) → [1] result, [2] result_block_scale: vLLM's

@@ -24,6 +24,7 @@ import type { StepContext, StepEncoders } from './stepContext.ts';
 import { ELEMENTWISE_ENCODERS } from './elementwiseEncoders.ts';
 import { MOE_ENCODERS } from './moeEncoders.ts';
 import { QUANT_ENCODERS } from './quantEncoders.ts';
+import { SILU_MUL_ENCODERS } from './siluMulEncoders.ts';
 
 /**
  * Stands in for a rank while the step encoders run with no GPU work, to list the kernels a plan
@@ -174,6 +175,7 @@ const STEP_ENCODERS: StepEncoders<Step['kernel']> = {
   ...ELEMENTWISE_ENCODERS,
   ...MOE_ENCODERS,
   ...QUANT_ENCODERS,
+  ...SILU_MUL_ENCODERS,
   ...GEMM_ENCODERS,
   rms_norm: encodeNormStep,
   fused_add_rms_norm: encodeNormStep,
