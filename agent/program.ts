@@ -598,6 +598,7 @@ const LOWERINGS: Lowerings = {
   nvfp4_scale: noWorkerKernel,
   nvfp4_quant: noWorkerKernel,
   nvfp4_gemm: noWorkerKernel,
+  silu_and_mul_nvfp4: noWorkerKernel,
   fp8_quant_rows: expandedBefore,
   silu_and_mul: expandedBefore,
 };

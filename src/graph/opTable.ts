@@ -1090,10 +1090,24 @@ export const KERNELS = {
   // runs the pair's steps (KERNEL_DECOMPOSITIONS).
   silu_and_mul: {
     fields: { x: 'view', scale: 'view?', out: 'storage' },
-    worker: [],
+    worker: ['map', 'fp8_quant'],
     rounding: { ulps: { bf16: 2, f32: 185 } },
     collective: false,
     doc: 'SiLU-and-mul (+ static FP8 quant)',
+  },
+  // vLLM's silu_and_mul_nvfp4_quant as fusionlab runs it (fusedQuant.ts says why it rounds the product
+  // as the pair): silu_and_mul's products of x (as KERNELS.silu_and_mul) quantized as nvfp4_scale and
+  // nvfp4_quant do, in one kernel: the packed e2m1 pairs into `out` ([rows, I/2]) and the e4m3 block
+  // scales into `scaleOut`, row-major [rows, I/16] or, `swizzled`, at vLLM's
+  // cvt_quant_to_fp4_get_sf_out_offset in the padded 128 × 4 tiles (src/graph/fp4.ts; the padding
+  // left zero). Bitwise the silu_and_mul → scaled_fp4_quant pair on one backend; the ulps bound the
+  // products before the quant, as silu_and_mul's. No worker kernel: the agent feeds it.
+  silu_and_mul_nvfp4: {
+    fields: { x: 'view', globalScale: 'view', swizzled: 'bool', out: 'storage', scaleOut: 'storage' },
+    worker: [],
+    rounding: { ulps: { bf16: 2, f32: 185 } },
+    collective: false,
+    doc: 'SiLU-and-mul + NVFP4 quant',
   },
 } as const satisfies Record<string, KernelDef>;
 
@@ -1330,6 +1344,12 @@ export const KERNEL_COST: {
     bytesRead: viewBytes(k.x) + (k.scale ? viewBytes(k.scale) : 0),
     bytesWritten: out,
     flops: ((k.scale ? 8 : 5) * numel(k.x.shape)) / 2,
+  }),
+  // silu_and_mul's five per output, the block max and the scaling and rounding of each.
+  silu_and_mul_nvfp4: (k, out) => ({
+    bytesRead: viewBytes(k.x) + viewBytes(k.globalScale),
+    bytesWritten: out,
+    flops: (9 * numel(k.x.shape)) / 2,
   }),
   fused_allreduce_norm: (k, out, ranks) => ({
     bytesRead: ranks * viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w),

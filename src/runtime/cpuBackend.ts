@@ -3,7 +3,7 @@
 // rank order.
 
 import { f8e4m3fnValue, inverseScale, quantizeFp8, type Fp8NanRule } from '../graph/fp8.ts';
-import { nvfp4Dequant, nvfp4Gemm, scaledFp4Quant } from '../graph/fp4.ts';
+import { NVFP4_BLOCK, nvfp4Dequant, nvfp4Gemm, scaledFp4Quant, swizzledScaleOffset } from '../graph/fp4.ts';
 import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { CollectiveStep, Plan, Step, View } from './plan.ts';
@@ -271,6 +271,14 @@ function cpuSiluAndMul(
   return scale === null ? product : fp8Values(product, scale, 'clamp');
 }
 
+/** Row-major block scales (`cols` a row) into `n` elements: as they are, or at their swizzled offsets (zeros between). */
+function placedScales(scales: Float64Array, cols: number, swizzled: boolean, n: number): Float64Array {
+  if (!swizzled) return scales;
+  const out = new Float64Array(n);
+  scales.forEach((v, i) => (out[swizzledScaleOffset(Math.floor(i / cols), i % cols, cols)] = v));
+  return out;
+}
+
 function runStep(
   s: Step,
   m: Map<string, HostArray>,
@@ -470,6 +478,17 @@ function runStep(
       const { gate, up } = siluMulHalves(s.x);
       const scale = s.scale ? read(s.scale)[0]! : null;
       m.set(s.out, rounded(dt(s.out), cpuSiluAndMul(read(gate), read(up), s.x.dtype, scale)));
+      return;
+    }
+    case 'silu_and_mul_nvfp4': {
+      const { gate, up } = siluMulHalves(s.x);
+      const q = scaledFp4Quant(cpuSiluAndMul(read(gate), read(up), s.x.dtype, null), read(s.globalScale)[0]!);
+      m.set(s.out, rounded(dt(s.out), q.packed));
+      const cols = gate.shape[gate.shape.length - 1]! / NVFP4_BLOCK;
+      m.set(
+        s.scaleOut,
+        rounded(dt(s.scaleOut), placedScales(q.scales, cols, s.swizzled, st(s.scaleOut).numel)),
+      );
       return;
     }
     case 'nvfp4_scale':

@@ -408,6 +408,23 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
   // vLLM's silu_and_mul on contiguous rows: one step (its static-quant form, whose quantized values
   // may differ across backends by an e4m3 step, is checked against the pair in src/wgsl/siluMul.test.ts).
   silu_and_mul: (g) => siluAndMul(g, 1),
+  // vLLM's silu_and_mul_nvfp4_quant on a [T, 2k] input, into linear [T, k/2] and [T, k/16] buffers.
+  silu_and_mul_nvfp4: (g) => {
+    const k = 16 * g.int(1, 2);
+    const x = g.input(['s0', 2 * k]);
+    const buffer = (p: string, cols: number) => g.columnsBuffer(p, x, cols);
+    g.functionalized(
+      'silu_fp4',
+      '_C.silu_and_mul_nvfp4_quant.default',
+      {
+        result: buffer('packed', k / 2),
+        result_block_scale: buffer('sf', k / 16),
+        input: x,
+        input_global_scale: g.input([1], 'f32'),
+      },
+      [1, 2],
+    );
+  },
   // Sequence parallelism's pair, over a concrete token count every rank count splits.
   reduce_scatter: (g) => {
     const m = g.ranks * g.int(1, 3);

@@ -6,7 +6,11 @@
 
 import { describe, expect, it } from 'vitest';
 import { parseFx } from '../graph/fx/parse.ts';
-import { planGraph, type RunOptions } from '../runtime/index.ts';
+import { compareGraphs, planGraph, type RunOptions } from '../runtime/index.ts';
+import { runPipeline } from '../graph/passes/pipeline.ts';
+import { swizzledScaleDims } from '../graph/fp4.ts';
+import { asRows } from '../runtime/plan.ts';
+import type { View } from '../graph/opTable.ts';
 import { cpuBackend } from '../runtime/cpuBackend.ts';
 import { webgpuBackend } from '../runtime/webgpuBackend.ts';
 import { decomposed } from '../runtime/plan.ts';
@@ -116,4 +120,76 @@ describe('silu_and_mul (+ static FP8 quant) in one kernel', { timeout: 300_000 }
         }
       expect(packed).toBe(dt === 'bf16' ? 6 : 0);
     });
+});
+
+/** The kernel's row layout of x. */
+const rowsOf = (x: View) => {
+  const r = asRows(x)!;
+  return { rows: r.rows, cols: r.cols / 2, xOffset: r.offset, xRowStride: r.rowStride };
+};
+
+const DEVICE = "device = device(type='cuda', index=0), pin_memory = False";
+
+/**
+ * silu_and_mul → scaled_fp4_quant of [T, 2·I] into a swizzled int32 tile buffer (vLLM's default) or
+ * a linear [T, I/16] one, as vLLM's SiluMulNvfp4QuantPattern matches it. With `pad`, the input is
+ * columns pad… of a wider tensor: rows that are not whole words (the kernel's scalar layout).
+ */
+function siluMulFp4Graph(T: number, I: number, swizzled: boolean, pad: number) {
+  const [Rp, Cp] = swizzledScaleDims(T, I / 16);
+  const scales = swizzled
+    ? `empty_s: "i32[${Rp}, ${Cp / 4}]" = torch.ops.aten.empty.memory_format([${Rp}, ${Cp / 4}], dtype = torch.int32, ${DEVICE})`
+    : `empty_s: "f8e4m3fn[s72, ${I / 16}]" = torch.ops.aten.empty.memory_format([arg0_1, ${I / 16}], dtype = torch.float8_e4m3fn, ${DEVICE})`;
+  const sType = swizzled ? `i32[${Rp}, ${Cp / 4}]` : `f8e4m3fn[s72, ${I / 16}]`;
+  return parseFx(
+    [
+      'class GraphModule(torch.nn.Module):',
+      `    def forward(self, arg0_1: "Sym(s72)", arg1_1: "bf16[s72, ${2 * I + pad}]", arg2_1: "f32[1]"):`,
+      `        x: "bf16[s72, ${2 * I}]" = torch.ops.aten.slice.Tensor(arg1_1, 1, ${pad}, ${2 * I + pad})`,
+      `        empty: "bf16[s72, ${I}]" = torch.ops.aten.empty.memory_format([arg0_1, ${I}], dtype = torch.bfloat16, ${DEVICE})`,
+      '        auto_functionalized = torch.ops.higher_order.auto_functionalized(torch.ops._C.silu_and_mul.default, result = empty, input = x);  empty = None',
+      `        getitem_1: "bf16[s72, ${I}]" = auto_functionalized[1];  auto_functionalized = None`,
+      `        empty_q: "u8[s72, ${I / 2}]" = torch.ops.aten.empty.memory_format([arg0_1, ${I / 2}], dtype = torch.uint8, ${DEVICE})`,
+      `        ${scales}`,
+      '        af_q = torch.ops.higher_order.auto_functionalized(torch.ops._C.scaled_fp4_quant.default, output = empty_q, input = getitem_1, output_scale = empty_s, input_scale = arg2_1)',
+      `        q: "u8[s72, ${I / 2}]" = af_q[1]`,
+      `        s: "${sType}" = af_q[2];  af_q = None`,
+      '        return (q, s)',
+    ].join('\n'),
+  ).graph;
+}
+
+describe('silu_and_mul + NVFP4 quant in one kernel', { timeout: 300_000 }, () => {
+  const SHAPES_FP4: [T: number, I: number, swizzled: boolean, pad: number][] = [
+    [7, 64, true, 0],
+    [7, 64, false, 0],
+    [1, 16, true, 0],
+    [3, 4112, true, 0],
+    [5, 48, false, 4],
+    [130, 32, true, 4],
+  ];
+  it('bf16: silu_and_mul_nvfp4_quant is one step, bitwise the silu_and_mul → scaled_fp4_quant pair on the CPU reference and WebGPU, nothing fed', async () => {
+    const seed = freshSeed();
+    for (const [T, I, swizzled, pad] of SHAPES_FP4) {
+      const g = siluMulFp4Graph(T, I, swizzled, pad);
+      const r = runPipeline(g, ['act-quant'], { gpu: 'blackwell' });
+      expect(r.stages[0]!.matches).toHaveLength(1);
+      const opts = run({ tokens: T, seed });
+      const plan = planGraph(r.output, opts);
+      const fused = plan.steps.filter((s) => s.kernel === 'silu_and_mul_nvfp4');
+      expect(plan.steps.filter((s) => s.kernel !== 'seed').map((s) => s.kernel)).toEqual([
+        'silu_and_mul_nvfp4',
+      ]);
+      expect(fused.map((s) => siluMulPacked('bf16', rowsOf(s.x)))).toEqual([pad === 0]);
+      for (const backend of ['cpu', 'webgpu'] as const) {
+        const rep = await compareGraphs(g, r.output, ['act-quant'], { ...opts, backend });
+        const what = `[${T}, ${2 * I}] swizzled ${swizzled} pad ${pad} seed ${seed} ${backend}`;
+        expect(
+          rep.outputs.map((o) => [o.bitwiseEqual, o.fedFrom]),
+          `${what}: ${JSON.stringify(rep.outputs)}`,
+        ).toEqual(rep.outputs.map(() => [true, []]));
+        expect(rep.verdict, what).toBe('proven');
+      }
+    }
+  });
 });

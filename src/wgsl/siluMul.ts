@@ -17,6 +17,8 @@
 
 import { DTYPE_WGSL, inputBinding, outputBinding, roundExpr, type WgslDType } from './dtype.ts';
 import { FP8_DECODE_WGSL, FP8_QUANT_CLAMP_WGSL, FP8_WGSL, RECIP_WGSL } from './fp8Quant.ts';
+import { E2M1_WGSL, NVFP4_SCALE_WGSL } from './fp4Quant.ts';
+import { NVFP4_BLOCK } from '../graph/fp4.ts';
 import { grid1d } from './elementwise.ts';
 import { paramStruct } from './params.ts';
 import { MAP_FNS, SILU_MUL_BY_DTYPE, mapHelpersWgsl, type MapFn } from '../graph/opTable.ts';
@@ -115,6 +117,91 @@ ${main}
   let i = 2u * t;
   if (i + 1u < n) { st2_out(i, value(i), value(i + 1u)); }
   else if (i < n) { st_out(i, value(i)); }
+}
+`;
+}
+
+/**
+ * silu_and_mul_nvfp4 (KERNELS.silu_and_mul_nvfp4): blocks of 16 outputs, the block max and scale
+ * in between. n: blocks (rows · cols / 16); cols: I; scaleCols: blocks a row (the swizzled layout's
+ * column count).
+ */
+export const SILU_MUL_NVFP4_PARAMS = paramStruct('SiluMulNvfp4Params', {
+  n: 'u32',
+  cols: 'u32',
+  xOffset: 'u32',
+  xRowStride: 'u32',
+  scaleCols: 'u32',
+});
+
+/** Workgroups: one thread per block of 16 outputs. */
+export function siluMulNvfp4Grid(l: SiluMulLayout): [number, number] {
+  return grid1d((l.rows * l.cols) / NVFP4_BLOCK, SILU_MUL_WG);
+}
+
+/**
+ * One thread a block of 16 outputs of a row: its products (as the silu_and_mul kernel stores them),
+ * max|·| in index order, the e4m3 scale and the element factor (fp4Quant.ts's functions, so the
+ * same arithmetic as nvfp4_scale and nvfp4_quant), the scale stored at its row-major or swizzled
+ * place, the 8 packed bytes as 4 pairs. `packed`: bf16 rows of whole words, read 4 words a block.
+ *   @binding(0) prm: SiluMulNvfp4Params   @binding(1) out (bytes)   @binding(2) sf (block scales)
+ *   @binding(3) x   @binding(4) gscale (element 0)
+ */
+export function siluMulNvfp4Wgsl(
+  dtype: WgslDType,
+  gscale: WgslDType,
+  swizzled: boolean,
+  packed: boolean,
+): string {
+  if (packed && dtype !== 'bf16')
+    throw new Error(`siluMulNvfp4Wgsl: the packed layout is bf16's, not ${dtype}'s`);
+  const load = packed
+    ? `let w = at / 8u;
+  let cw = cols / 8u;
+  for (var q = 0u; q < 2u; q++) {
+    let g = x[w + q];
+    let u = x[w + cw + q];
+    for (var k = 0u; k < 4u; k++) {
+      p[8u * q + 2u * k] = product(bf16_lo(g[k]), bf16_lo(u[k]));
+      p[8u * q + 2u * k + 1u] = product(bf16_hi(g[k]), bf16_hi(u[k]));
+    }
+  }`
+    : `for (var k = 0u; k < 16u; k++) { p[k] = product(ld_x(at + k), ld_x(at + cols + k)); }`;
+  // vLLM's cvt_quant_to_fp4_get_sf_out_offset (src/graph/fp4.ts swizzledScaleOffset).
+  const scaleAt = swizzled
+    ? `((row >> 7u) * ((prm.scaleCols + 3u) / 4u) + (cb >> 2u)) * 512u + (row & 31u) * 16u + ((row >> 5u) & 3u) * 4u + (cb & 3u)`
+    : 't';
+  return `${DTYPE_WGSL}
+${FP8_WGSL}
+${FP8_DECODE_WGSL}
+${RECIP_WGSL}
+${E2M1_WGSL}
+${SILU_MUL_NVFP4_PARAMS.wgsl}
+${outputBinding('out', 1, dtype)}
+${outputBinding('sf', 2, dtype)}
+${packed ? '@group(0) @binding(3) var<storage, read> x: array<vec4<u32>>;' : inputBinding('x', 3, dtype)}
+${inputBinding('gscale', 4, gscale)}
+${NVFP4_SCALE_WGSL}
+${productWgsl(dtype, false)}
+fn byte_of(a: f32, b: f32, os: f32) -> f32 { return f32(e2m1_code(a * os) | (e2m1_code(b * os) << 4u)); }
+@compute @workgroup_size(${SILU_MUL_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = gid.x + gid.y * nwg.x * ${SILU_MUL_WG}u;
+  if (t >= prm.n) { return; }
+  let cols = prm.cols;
+  let row = t / prm.scaleCols;
+  let cb = t % prm.scaleCols;
+  let at = prm.xOffset + row * prm.xRowStride + cb * 16u;
+  var p: array<f32, 16>;
+  ${load}
+  var m = 0.0;
+  for (var k = 0u; k < 16u; k++) { m = max(m, abs(p[k])); }
+  let s = scale_of_max(m);
+  let os = output_scale(m, s);
+  st_sf(${scaleAt}, s);
+  for (var j = 0u; j < 4u; j++) {
+    st2_out(8u * t + 2u * j, byte_of(p[4u * j], p[4u * j + 1u], os), byte_of(p[4u * j + 2u], p[4u * j + 3u], os));
+  }
 }
 `;
 }
