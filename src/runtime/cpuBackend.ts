@@ -14,7 +14,6 @@ import {
   assertNever,
   kernelCost,
   siluMulHalves,
-  type StorageDType,
 } from '../graph/opTable.ts';
 import { cpuAttention, cpuKvCacheWrite, cpuRotary, cpuScatter } from './cpuLayerKernels.ts';
 import { asRows, isCollective, numelOf, outputsOf } from './plan.ts';
@@ -254,29 +253,40 @@ function cpuFp8QuantRows(
  * static quant of it.
  */
 function cpuSiluAndMul(
-  gate: Float64Array,
-  up: Float64Array,
-  dtype: StorageDType,
-  scale: number | null,
+  x: View,
+  read: (v: View) => Float64Array,
+  scale: View | null | undefined,
 ): Float64Array {
+  const { gate, up } = siluMulHalves(x);
+  const [g, u] = [read(gate), read(up)];
   const { silu, mul } = MAP_FNS;
-  const product = new Float64Array(gate.length);
-  for (let i = 0; i < gate.length; i++)
+  const dtype = x.dtype;
+  const product = new Float64Array(g.length);
+  for (let i = 0; i < g.length; i++)
     product[i] = roundTo(
       dtype,
       dtype === 'bf16' || dtype === 'f32'
-        ? MAP_FNS[SILU_MUL_BY_DTYPE[dtype]].cpu(gate[i]!, up[i]!, 0)
-        : mul.cpu(roundTo(dtype, silu.cpu(gate[i]!, 0, 0)), up[i]!, 0),
+        ? MAP_FNS[SILU_MUL_BY_DTYPE[dtype]].cpu(g[i]!, u[i]!, 0)
+        : mul.cpu(roundTo(dtype, silu.cpu(g[i]!, 0, 0)), u[i]!, 0),
     );
-  return scale === null ? product : fp8Values(product, scale, 'clamp');
+  return scale ? fp8Values(product, read(scale)[0]!, 'clamp') : product;
 }
 
-/** Row-major block scales (`cols` a row) into `n` elements: as they are, or at their swizzled offsets (zeros between). */
-function placedScales(scales: Float64Array, cols: number, swizzled: boolean, n: number): Float64Array {
-  if (!swizzled) return scales;
-  const out = new Float64Array(n);
-  scales.forEach((v, i) => (out[swizzledScaleOffset(Math.floor(i / cols), i % cols, cols)] = v));
-  return out;
+/**
+ * KERNELS.silu_and_mul_nvfp4: scaled_fp4_quant of silu_and_mul's products; the block scales row-major,
+ * or at their swizzled offsets in `scaleNumel` elements (zeros between).
+ */
+function cpuSiluAndMulNvfp4(
+  s: Extract<Step, { kernel: 'silu_and_mul_nvfp4' }>,
+  read: (v: View) => Float64Array,
+  scaleNumel: number,
+): { packed: Float64Array; scales: Float64Array } {
+  const q = scaledFp4Quant(cpuSiluAndMul(s.x, read, null), read(s.globalScale)[0]!);
+  if (!s.swizzled) return q;
+  const cols = s.x.shape[s.x.shape.length - 1]! / 2 / NVFP4_BLOCK;
+  const scales = new Float64Array(scaleNumel);
+  q.scales.forEach((v, i) => (scales[swizzledScaleOffset(Math.floor(i / cols), i % cols, cols)] = v));
+  return { packed: q.packed, scales };
 }
 
 function runStep(
@@ -474,21 +484,13 @@ function runStep(
       m.set(s.scaleOut, rounded(dt(s.scaleOut), scale));
       return;
     }
-    case 'silu_and_mul': {
-      const { gate, up } = siluMulHalves(s.x);
-      const scale = s.scale ? read(s.scale)[0]! : null;
-      m.set(s.out, rounded(dt(s.out), cpuSiluAndMul(read(gate), read(up), s.x.dtype, scale)));
+    case 'silu_and_mul':
+      m.set(s.out, rounded(dt(s.out), cpuSiluAndMul(s.x, read, s.scale)));
       return;
-    }
     case 'silu_and_mul_nvfp4': {
-      const { gate, up } = siluMulHalves(s.x);
-      const q = scaledFp4Quant(cpuSiluAndMul(read(gate), read(up), s.x.dtype, null), read(s.globalScale)[0]!);
-      m.set(s.out, rounded(dt(s.out), q.packed));
-      const cols = gate.shape[gate.shape.length - 1]! / NVFP4_BLOCK;
-      m.set(
-        s.scaleOut,
-        rounded(dt(s.scaleOut), placedScales(q.scales, cols, s.swizzled, st(s.scaleOut).numel)),
-      );
+      const { packed, scales } = cpuSiluAndMulNvfp4(s, read, st(s.scaleOut).numel);
+      m.set(s.out, rounded(dt(s.out), packed));
+      m.set(s.scaleOut, rounded(dt(s.scaleOut), scales));
       return;
     }
     case 'nvfp4_scale':
