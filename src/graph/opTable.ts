@@ -832,6 +832,12 @@ export interface KernelDef {
   doc: string;
 }
 
+/** The silu_and_mul kernels' products: the ulps of the map function each dtype's unfused step runs. */
+const SILU_MUL_ULPS = {
+  bf16: mapFnUlps(MAP_FN_TABLE[SILU_MUL_BY_DTYPE.bf16].rounding, 'bf16'),
+  f32: mapFnUlps(MAP_FN_TABLE[SILU_MUL_BY_DTYPE.f32].rounding, 'f32'),
+};
+
 // The ulps below bound the largest distances the differential check measured (agent/differential.ts,
 // 48 graphs on the agent's CPU worker and 8 on WebGPU/SwiftShader, ulps at the output's scale):
 // bf16 add 0, gemm 0.03, norms 0–2, all_reduce 0, MoE 1; f32 add 1, gemm 3.5, norms 3, all_reduce 1,
@@ -1086,12 +1092,12 @@ export const KERNELS = {
   // in scalar_t, then scaled_fp8_conversion) each product is quantized as fp8_quant does in the same
   // kernel: bitwise the silu_and_mul → static quant pair on one backend. The ulps are the map
   // functions' (silu_mul_bf16's in bf16, silu_mul's in f32) and bound the product before the quant;
-  // across backends a quantized value may differ by one e4m3 step. No worker op of its own: the agent
-  // runs the pair's steps (KERNEL_DECOMPOSITIONS).
+  // across backends a quantized value may differ by one e4m3 step. The agent runs it as the pair's
+  // steps (KERNEL_DECOMPOSITIONS), map and fp8_quant.
   silu_and_mul: {
     fields: { x: 'view', scale: 'view?', out: 'storage' },
     worker: ['map', 'fp8_quant'],
-    rounding: { ulps: { bf16: 2, f32: 185 } },
+    rounding: { ulps: SILU_MUL_ULPS },
     collective: false,
     doc: 'SiLU-and-mul (+ static FP8 quant)',
   },
@@ -1105,7 +1111,7 @@ export const KERNELS = {
   silu_and_mul_nvfp4: {
     fields: { x: 'view', globalScale: 'view', swizzled: 'bool', out: 'storage', scaleOut: 'storage' },
     worker: [],
-    rounding: { ulps: { bf16: 2, f32: 185 } },
+    rounding: { ulps: SILU_MUL_ULPS },
     collective: false,
     doc: 'SiLU-and-mul + NVFP4 quant',
   },
