@@ -18,7 +18,8 @@ import { hostValues, toHostTensor } from '../runtime/hostTensor.ts';
 import { roundTo } from '../runtime/weights.ts';
 import { f8e4m3fnBits, f8e4m3fnValue } from '../graph/fp8.ts';
 import { freshSeed, tinyRuns } from '../runtime/testRuns.ts';
-import { siluMulPacked } from './siluMul.ts';
+import { siluMulNvfp4Wgsl, siluMulPacked, siluMulWgsl } from './siluMul.ts';
+import { nodeGpu } from '../runtime/nodeGpu.ts';
 import type { Backend } from '../runtime/backend.ts';
 import { compareTensor } from '../runtime/compareOutputs.ts';
 import { MAP_FNS, SILU_MUL_BY_DTYPE, mapFnUlps } from '../graph/opTable.ts';
@@ -68,6 +69,24 @@ const SHAPES: [T: number, I: number][] = [
 
 const values = async (b: Backend, plan: ReturnType<typeof planGraph>, o: RunOptions) =>
   [...(await b.run(plan, o)).outputs[0]!.values()].map((v) => [...hostValues(v)]);
+
+// WebGPU runs f16 only where the adapter has shader-f16 (Dawn's SwiftShader has not); the f16 kernels
+// use no f16 type (values pack through pack2x16float), so Dawn compiles them here all the same.
+it('the f16 kernels compile on Dawn (scalar layout, with and without the quant, and with NVFP4)', async () => {
+  const device = await (await (await nodeGpu()).requestAdapter())!.requestDevice();
+  try {
+    for (const code of [
+      siluMulWgsl('f16', null, false),
+      siluMulWgsl('f16', 'f32', false),
+      siluMulNvfp4Wgsl('f16', 'f32', true, false),
+    ]) {
+      const info = await device.createShaderModule({ code }).getCompilationInfo();
+      expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+    }
+  } finally {
+    device.destroy();
+  }
+});
 
 /** Sign-magnitude order of e4m3 codes: neighbouring values differ by 1. */
 const e4m3Key = (v: number) => {
