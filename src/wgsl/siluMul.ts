@@ -80,12 +80,14 @@ export function siluMulWgsl(dtype: WgslDType, scale: WgslDType | null, packed: b
 ${SILU_MUL_PARAMS.wgsl}
 ${productWgsl(dtype, scale !== null)}
 ${scale ? inputBinding('scale', 3, scale) : ''}`;
+  // 1 / scale (recip_rn's 26-step division) once a workgroup, not once a thread.
   const start = `let t = gid.x + gid.y * nwg.x * ${SILU_MUL_WG}u;
   let n = prm.n;
   let cols = prm.cols;
-  ${scale ? 'qinv = recip_rn(ld_scale(0u));' : ''}`;
-  const main = `@compute @workgroup_size(${SILU_MUL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {`;
+  ${scale ? 'if (li == 0u) { wqinv = recip_rn(ld_scale(0u)); }\n  workgroupBarrier();\n  qinv = wqinv;' : ''}`;
+  const main = `${scale ? 'var<workgroup> wqinv: f32;' : ''}
+@compute @workgroup_size(${SILU_MUL_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {`;
   if (packed)
     return `${head}
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<u32>>;
