@@ -20,13 +20,13 @@ export const NVFP4_PARAMS = paramStruct('Nvfp4Params', { n: 'u32' });
 /**
  * From a block's max|x| `m` and the global scale S (`ld_gscale(0u)`): its e4m3 scale's value
  * e4m3(S · (m · (1/6))), and the factor its elements are multiplied by, 1 / (sf · (1/S)) (0 for a
- * block of zeros). Shared with the fused SiLU-mul + NVFP4 kernel (siluMul.ts).
+ * block of zeros), `inv_s` being recip_rn(S). Shared with the fused SiLU-mul + NVFP4 kernel (siluMul.ts).
  */
 export const NVFP4_SCALE_WGSL = /* wgsl */ `
 fn scale_of_max(m: f32) -> f32 { return f8e4m3fn_value(f8e4m3fn_bits(ld_gscale(0u) * (m * 0.16666667))); }
-fn output_scale(m: f32, sf: f32) -> f32 {
+fn output_scale(m: f32, sf: f32, inv_s: f32) -> f32 {
   if (m == 0.0) { return 0.0; }
-  return recip_rn(sf * recip_rn(ld_gscale(0u)));
+  return recip_rn(sf * inv_s);
 }
 `;
 
@@ -91,7 +91,7 @@ fn byte_at(j: u32, os: f32) -> f32 {
 }
 ${MAIN}
   let blk = i / 8u;
-  let os = output_scale(block_max(blk), ld_sf(blk));
+  let os = output_scale(block_max(blk), ld_sf(blk), recip_rn(ld_gscale(0u)));
   if (i + 1u < prm.n) { st2_out(i, byte_at(i, os), byte_at(i + 1u, os)); } else { st_out(i, byte_at(i, os)); }
 }
 `;

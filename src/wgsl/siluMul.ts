@@ -186,9 +186,13 @@ ${inputBinding('gscale', 4, gscale)}
 ${NVFP4_SCALE_WGSL}
 ${productWgsl(dtype, false)}
 fn byte_of(a: f32, b: f32, os: f32) -> f32 { return f32(e2m1_code(a * os) | (e2m1_code(b * os) << 4u)); }
+var<workgroup> wqinv: f32;
 @compute @workgroup_size(${SILU_MUL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let t = gid.x + gid.y * nwg.x * ${SILU_MUL_WG}u;
+  // 1 / S once a workgroup.
+  if (li == 0u) { wqinv = recip_rn(ld_gscale(0u)); }
+  workgroupBarrier();
   if (t >= prm.n) { return; }
   let cols = prm.cols;
   let row = t / prm.scaleCols;
@@ -199,7 +203,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var m = 0.0;
   for (var k = 0u; k < 16u; k++) { m = max(m, abs(p[k])); }
   let s = scale_of_max(m);
-  let os = output_scale(m, s);
+  let os = output_scale(m, s, wqinv);
   st_sf(${scaleAt}, s);
   for (var j = 0u; j < 4u; j++) {
     st2_out(8u * t + 2u * j, byte_of(p[4u * j], p[4u * j + 1u], os), byte_of(p[4u * j + 2u], p[4u * j + 3u], os));
