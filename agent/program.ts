@@ -598,8 +598,10 @@ const LOWERINGS: Lowerings = {
   nvfp4_scale: noWorkerKernel,
   nvfp4_quant: noWorkerKernel,
   nvfp4_gemm: noWorkerKernel,
+  silu_and_mul_nvfp4: noWorkerKernel,
   fp8_quant_rows: expandedBefore,
   qk_norm_rope: expandedBefore,
+  silu_and_mul: expandedBefore,
 };
 
 /** A kernel lowerPlan has replaced by its unfused steps (KERNEL_DECOMPOSITIONS) before lowering. */

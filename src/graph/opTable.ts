@@ -832,6 +832,12 @@ export interface KernelDef {
   doc: string;
 }
 
+/** The silu_and_mul kernels' products: the ulps of the map function each dtype's unfused step runs. */
+const SILU_MUL_ULPS = {
+  bf16: mapFnUlps(MAP_FN_TABLE[SILU_MUL_BY_DTYPE.bf16].rounding, 'bf16'),
+  f32: mapFnUlps(MAP_FN_TABLE[SILU_MUL_BY_DTYPE.f32].rounding, 'f32'),
+};
+
 // The ulps below bound the largest distances the differential check measured (agent/differential.ts,
 // 48 graphs on the agent's CPU worker and 8 on WebGPU/SwiftShader, ulps at the output's scale):
 // bf16 add 0, gemm 0.03, norms 0–2, all_reduce 0, MoE 1; f32 add 1, gemm 3.5, norms 3, all_reduce 1,
@@ -1107,6 +1113,36 @@ export const KERNELS = {
     collective: false,
     doc: 'fused QK RMSNorm + rotary embedding',
   },
+  // vLLM's silu_and_mul (csrc/activation_kernels.cu act_and_mul_kernel) over the gate | up halves of
+  // each row of x ([..., 2·I], unit column stride) in one kernel: silu(gate) rounded to the run dtype,
+  // × up, rounded — the map step of SILU_MUL_BY_DTYPE (f16: silu, then mul), whose bodies every backend
+  // runs. With `scale` (silu_and_mul_quant, csrc/quantization/activation_kernels.cu: `ACT_FN(x) · y`
+  // in scalar_t, then scaled_fp8_conversion) each product is quantized as fp8_quant does in the same
+  // kernel: bitwise the silu_and_mul → static quant pair on one backend. The ulps are the map
+  // functions' (silu_mul_bf16's in bf16, silu_mul's in f32) and bound the product before the quant;
+  // across backends a quantized value may differ by one e4m3 step. The agent runs it as the pair's
+  // steps (KERNEL_DECOMPOSITIONS), map and fp8_quant.
+  silu_and_mul: {
+    fields: { x: 'view', scale: 'view?', out: 'storage' },
+    worker: ['map', 'fp8_quant'],
+    rounding: { ulps: SILU_MUL_ULPS },
+    collective: false,
+    doc: 'SiLU-and-mul (+ static FP8 quant)',
+  },
+  // vLLM's silu_and_mul_nvfp4_quant as fusionlab runs it (fusedQuant.ts says why it rounds the product
+  // as the pair): silu_and_mul's products of x (as KERNELS.silu_and_mul) quantized as nvfp4_scale and
+  // nvfp4_quant do, in one kernel: the packed e2m1 pairs into `out` ([rows, I/2]) and the e4m3 block
+  // scales into `scaleOut`, row-major [rows, I/16] or, `swizzled`, at vLLM's
+  // cvt_quant_to_fp4_get_sf_out_offset in the padded 128 × 4 tiles (src/graph/fp4.ts; the padding
+  // left zero). Bitwise the silu_and_mul → scaled_fp4_quant pair on one backend; the ulps bound the
+  // products before the quant, as silu_and_mul's. No worker kernel: the agent feeds it.
+  silu_and_mul_nvfp4: {
+    fields: { x: 'view', globalScale: 'view', swizzled: 'bool', out: 'storage', scaleOut: 'storage' },
+    worker: [],
+    rounding: { ulps: SILU_MUL_ULPS },
+    collective: false,
+    doc: 'SiLU-and-mul + NVFP4 quant',
+  },
 } as const satisfies Record<string, KernelDef>;
 
 export type KernelName = keyof typeof KERNELS;
@@ -1150,6 +1186,46 @@ function normThenQuant(
   ];
 }
 
+/** silu_and_mul's gate and up halves of x's last dim, each with the result's shape. */
+export function siluMulHalves(x: View): { gate: View; up: View } {
+  const last = x.shape.length - 1;
+  const d = x.shape[last]! / 2;
+  const gate: View = { ...x, shape: [...x.shape.slice(0, last), d] };
+  return { gate, up: { ...gate, offset: x.offset + d * x.strides[last]! } };
+}
+
+/**
+ * KERNELS.silu_and_mul as the unfused steps it rounds as: the silu-mul map step of x's dtype into
+ * `out` (f16: silu into an f16 storage, then the product), then with a scale fp8_quant of it.
+ */
+export function siluAndMulUnfused(
+  k: Extract<Kernel, { kernel: 'silu_and_mul' }>,
+  storage: NewStorage,
+): Kernel[] {
+  const { gate, up } = siluMulHalves(k.x);
+  const dtype = k.x.dtype;
+  if (dtype === 'i32') throw new Error('silu_and_mul takes a float tensor, not i32');
+  const contiguous = (id: string): View => ({
+    storage: id,
+    dtype,
+    shape: gate.shape,
+    strides: gate.shape.map((_, d) => numel(gate.shape.slice(d + 1))),
+    offset: 0,
+  });
+  const product = k.scale ? storage('result', dtype, gate.shape) : k.out;
+  const steps: Kernel[] = [];
+  if (dtype === 'f16') {
+    const silu = storage('silu', 'f16', gate.shape);
+    steps.push({ kernel: 'map', fn: 'silu', a: gate, b: null, scalar: 0, out: silu });
+    steps.push({ kernel: 'map', fn: 'mul', a: contiguous(silu), b: up, scalar: 0, out: product });
+  } else {
+    steps.push({ kernel: 'map', fn: SILU_MUL_BY_DTYPE[dtype], a: gate, b: up, scalar: 0, out: product });
+  }
+  if (k.scale)
+    steps.push({ kernel: 'fp8_quant', x: contiguous(product), scale: k.scale, satfinite: false, out: k.out });
+  return steps;
+}
+
 /** A new storage for a decomposed kernel's intermediate value: its id. */
 export type NewStorage = (name: string, dtype: StorageDType, shape: number[]) => string;
 /** The shape of a storage the plan made. */
@@ -1170,6 +1246,8 @@ export const KERNEL_DECOMPOSITIONS: {
   // A norm with a quant: the norm into a new storage, then fp8_quant of it.
   rms_norm: (k, storage, shapeOf) => normThenQuant(k, storage, shapeOf),
   fused_add_rms_norm: (k, storage, shapeOf) => normThenQuant(k, storage, shapeOf),
+  // The silu-mul map step(s), then fp8_quant with a scale.
+  silu_and_mul: (k, storage) => siluAndMulUnfused(k, storage),
   // abs, reduce_rows' max, the scale's maxs / divs / maxs, then div, the clamp and to_f8e4m3fn.
   fp8_quant_rows: (k, storage, shapeOf) => {
     const cols = k.x.shape[k.x.shape.length - 1] ?? 1;
@@ -1363,6 +1441,18 @@ export const KERNEL_COST: {
       flops: 7 * qk,
     };
   },
+  // exp, add, divide, two multiplies per output (half of x's elements), and the quant's three.
+  silu_and_mul: (k, out) => ({
+    bytesRead: viewBytes(k.x) + (k.scale ? viewBytes(k.scale) : 0),
+    bytesWritten: out,
+    flops: ((k.scale ? 8 : 5) * numel(k.x.shape)) / 2,
+  }),
+  // silu_and_mul's five per output, the block max and the scaling and rounding of each.
+  silu_and_mul_nvfp4: (k, out) => ({
+    bytesRead: viewBytes(k.x) + viewBytes(k.globalScale),
+    bytesWritten: out,
+    flops: (9 * numel(k.x.shape)) / 2,
+  }),
   fused_allreduce_norm: (k, out, ranks) => ({
     bytesRead: ranks * viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w),
     bytesWritten: out,

@@ -3,11 +3,18 @@
 // rank order.
 
 import { f8e4m3fnValue, inverseScale, quantizeFp8, type Fp8NanRule } from '../graph/fp8.ts';
-import { nvfp4Dequant, nvfp4Gemm, scaledFp4Quant } from '../graph/fp4.ts';
+import { NVFP4_BLOCK, nvfp4Dequant, nvfp4Gemm, scaledFp4Quant, swizzledScaleOffset } from '../graph/fp4.ts';
 import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { CollectiveStep, Plan, Step, StorageDType, View } from './plan.ts';
-import { DTYPE_BYTES, MAP_FNS, assertNever, kernelCost } from '../graph/opTable.ts';
+import {
+  DTYPE_BYTES,
+  MAP_FNS,
+  SILU_MUL_BY_DTYPE,
+  assertNever,
+  kernelCost,
+  siluMulHalves,
+} from '../graph/opTable.ts';
 import { cpuAttention, cpuKvCacheWrite, cpuRotary, cpuScatter } from './cpuLayerKernels.ts';
 import { asRows, isCollective, numelOf, outputsOf } from './plan.ts';
 import { RunError } from './runError.ts';
@@ -271,6 +278,48 @@ function cpuQkNormRope(
   return out;
 }
 
+/**
+ * KERNELS.silu_and_mul: silu(gate) · up through the map bodies the unfused step runs (f16: silu
+ * rounded to f16, then the product), each product rounded to the run dtype, then with a scale the
+ * static quant of it.
+ */
+function cpuSiluAndMul(
+  x: View,
+  read: (v: View) => Float64Array,
+  scale: View | null | undefined,
+): Float64Array {
+  const { gate, up } = siluMulHalves(x);
+  const [g, u] = [read(gate), read(up)];
+  const { silu, mul } = MAP_FNS;
+  const dtype = x.dtype;
+  const product = new Float64Array(g.length);
+  for (let i = 0; i < g.length; i++)
+    product[i] = roundTo(
+      dtype,
+      dtype === 'bf16' || dtype === 'f32'
+        ? MAP_FNS[SILU_MUL_BY_DTYPE[dtype]].cpu(g[i]!, u[i]!, 0)
+        : mul.cpu(roundTo(dtype, silu.cpu(g[i]!, 0, 0)), u[i]!, 0),
+    );
+  return scale ? fp8Values(product, read(scale)[0]!, 'clamp') : product;
+}
+
+/**
+ * KERNELS.silu_and_mul_nvfp4: scaled_fp4_quant of silu_and_mul's products; the block scales row-major,
+ * or at their swizzled offsets in `scaleNumel` elements (zeros between).
+ */
+function cpuSiluAndMulNvfp4(
+  s: Extract<Step, { kernel: 'silu_and_mul_nvfp4' }>,
+  read: (v: View) => Float64Array,
+  scaleNumel: number,
+): { packed: Float64Array; scales: Float64Array } {
+  const q = scaledFp4Quant(cpuSiluAndMul(s.x, read, null), read(s.globalScale)[0]!);
+  if (!s.swizzled) return q;
+  const cols = s.x.shape[s.x.shape.length - 1]! / 2 / NVFP4_BLOCK;
+  const scales = new Float64Array(scaleNumel);
+  q.scales.forEach((v, i) => (scales[swizzledScaleOffset(Math.floor(i / cols), i % cols, cols)] = v));
+  return { packed: q.packed, scales };
+}
+
 function runStep(
   s: Step,
   m: Map<string, HostArray>,
@@ -464,6 +513,15 @@ function runStep(
       const { out, scale } = cpuFp8QuantRows(read(s.x), s.x.shape[s.x.shape.length - 1] ?? 1, s);
       m.set(s.out, rounded(dt(s.out), out));
       m.set(s.scaleOut, rounded(dt(s.scaleOut), scale));
+      return;
+    }
+    case 'silu_and_mul':
+      m.set(s.out, rounded(dt(s.out), cpuSiluAndMul(s.x, read, s.scale)));
+      return;
+    case 'silu_and_mul_nvfp4': {
+      const { packed, scales } = cpuSiluAndMulNvfp4(s, read, st(s.scaleOut).numel);
+      m.set(s.out, rounded(dt(s.out), packed));
+      m.set(s.scaleOut, rounded(dt(s.scaleOut), scales));
       return;
     }
     case 'nvfp4_scale':

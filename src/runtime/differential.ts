@@ -189,25 +189,28 @@ const MAP_FN_CALLS: Record<Exclude<MapFn, ElementwiseMapFn>, (g: Gen) => void> =
     const x = g.domainInput(MAP_FNS.to_f8e4m3fn.domain[0], ['s0', g.pick(COLS)]);
     g.out(g.node('cast', CONVERT, [x, { kind: 'expr', text: 'torch.float8_e4m3fn' }], {}, null));
   },
-  // vLLM's silu_and_mul, which lowers to the map function of its dtype (SILU_MUL_BY_DTYPE): f32
-  // runs check silu_mul, bf16 runs silu_mul_bf16.
+  // vLLM's silu_and_mul, which lowers to one KERNELS.silu_and_mul step on rows of unit column stride
+  // and to the map function of its dtype (SILU_MUL_BY_DTYPE) otherwise: here on every other column
+  // of its input, so f32 runs check silu_mul, bf16 runs silu_mul_bf16 as map steps.
   silu_mul: (g) => {
-    if (g.dt === 'f32') siluAndMul(g);
+    if (g.dt === 'f32') siluAndMul(g, 2);
   },
   silu_mul_bf16: (g) => {
-    if (g.dt === 'bf16') siluAndMul(g);
+    if (g.dt === 'bf16') siluAndMul(g, 2);
   },
 };
 
-/** `_C.silu_and_mul` on the gate and up halves of one [T, 2c] input. */
-function siluAndMul(g: Gen) {
+/** `_C.silu_and_mul` on the gate and up halves of one [T, 2c] input, every `step`-th column of a wider one. */
+function siluAndMul(g: Gen, step: number) {
   const c = g.pick(COLS);
-  const x = g.domainInput(MAP_FNS[SILU_MUL_BY_DTYPE[g.dt]].domain[0], ['s0', 2 * c]);
-  const half = g.node('slice', 'aten.slice.Tensor', [x, 1, 0, c], {}, null);
+  const x = g.domainInput(MAP_FNS[SILU_MUL_BY_DTYPE[g.dt]].domain[0], ['s0', 2 * c * step]);
+  const input =
+    step === 1 ? x : g.node('slice', 'aten.slice.Tensor', [x, 1, 0, 2 * c * step, step], {}, null);
+  const half = g.node('slice', 'aten.slice.Tensor', [input, 1, 0, c], {}, null);
   g.functionalized(
     'silu',
     '_C.silu_and_mul.default',
-    { result: g.node('empty', 'aten.empty_like.default', [half], {}, null), input: x },
+    { result: g.node('empty', 'aten.empty_like.default', [half], {}, null), input },
     [1],
   );
 }
@@ -398,6 +401,26 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
         input: x,
         scale: g.input(['s0', 1], 'f32'),
         scale_ub: null,
+      },
+      [1, 2],
+    );
+  },
+  // vLLM's silu_and_mul on contiguous rows: one step (its static-quant form, whose quantized values
+  // may differ across backends by an e4m3 step, is checked against the pair in src/wgsl/siluMul.test.ts).
+  silu_and_mul: (g) => siluAndMul(g, 1),
+  // vLLM's silu_and_mul_nvfp4_quant on a [T, 2k] input, into linear [T, k/2] and [T, k/16] buffers.
+  silu_and_mul_nvfp4: (g) => {
+    const k = 16 * g.int(1, 2);
+    const x = g.input(['s0', 2 * k]);
+    const buffer = (p: string, cols: number) => g.columnsBuffer(p, x, cols);
+    g.functionalized(
+      'silu_fp4',
+      '_C.silu_and_mul_nvfp4_quant.default',
+      {
+        result: buffer('packed', k / 2),
+        result_block_scale: buffer('sf', k / 16),
+        input: x,
+        input_global_scale: g.input([1], 'f32'),
       },
       [1, 2],
     );

@@ -17,21 +17,31 @@ export const FP4_WG = 128;
 /** n: the outputs (block scales, or packed bytes); both even-paired per thread. */
 export const NVFP4_PARAMS = paramStruct('Nvfp4Params', { n: 'u32' });
 
+/**
+ * From a block's max|x| `m` and the global scale S (`ld_gscale(0u)`): its e4m3 scale's value
+ * e4m3(S · (m · (1/6))), and the factor its elements are multiplied by, 1 / (sf · (1/S)) (0 for a
+ * block of zeros), `inv_s` being recip_rn(S). Shared with the fused SiLU-mul + NVFP4 kernel (siluMul.ts).
+ */
+export const NVFP4_SCALE_WGSL = /* wgsl */ `
+fn scale_of_max(m: f32) -> f32 { return f8e4m3fn_value(f8e4m3fn_bits(ld_gscale(0u) * (m * 0.16666667))); }
+fn output_scale(m: f32, sf: f32, inv_s: f32) -> f32 {
+  if (m == 0.0) { return 0.0; }
+  return recip_rn(sf * inv_s);
+}
+`;
+
 /** max|x| of block `blk` (16 elements from 16·blk), and its e4m3 scale's value. */
-const BLOCK_WGSL = /* wgsl */ `
+const BLOCK_WGSL = /* wgsl */ `${NVFP4_SCALE_WGSL}
 fn block_max(blk: u32) -> f32 {
   var m = 0.0;
   for (var k = 0u; k < 16u; k++) { m = max(m, abs(ld_inp(blk * 16u + k))); }
   return m;
 }
-fn block_scale(blk: u32) -> f32 {
-  let sf = ld_gscale(0u) * (block_max(blk) * 0.16666667);
-  return f8e4m3fn_value(f8e4m3fn_bits(sf));
-}
+fn block_scale(blk: u32) -> f32 { return scale_of_max(block_max(blk)); }
 `;
 
 /** cvt.rn.satfinite.e2m1x2.f32 on one value: the 4-bit code (ties to even, ±6 past 5, NaN → 7). */
-const E2M1_WGSL = /* wgsl */ `
+export const E2M1_WGSL = /* wgsl */ `
 fn e2m1_code(x: f32) -> u32 {
   let u = bitcast<u32>(x);
   if ((u & 0x7fffffffu) > 0x7f800000u) { return 7u; }
@@ -81,8 +91,7 @@ fn byte_at(j: u32, os: f32) -> f32 {
 }
 ${MAIN}
   let blk = i / 8u;
-  var os = 0.0;
-  if (block_max(blk) != 0.0) { os = recip_rn(ld_sf(blk) * recip_rn(ld_gscale(0u))); }
+  let os = output_scale(block_max(blk), ld_sf(blk), recip_rn(ld_gscale(0u)));
   if (i + 1u < prm.n) { st2_out(i, byte_at(i, os), byte_at(i + 1u, os)); } else { st_out(i, byte_at(i, os)); }
 }
 `;

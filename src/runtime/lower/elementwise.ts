@@ -6,9 +6,9 @@ import type { Arg, DType } from '../../graph/ir.ts';
 import { torchDtype } from '../../graph/ops.ts';
 import { isRef, numberOf } from '../../graph/ir.ts';
 import type { ElementwiseOpDef, MapFn, StorageDType, View } from '../../graph/opTable.ts';
-import { SILU_MUL_BY_DTYPE } from '../../graph/opTable.ts';
+import { siluAndMulUnfused, siluMulHalves } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
-import { broadcastShape } from './layout.ts';
+import { asRows, broadcastShape } from './layout.ts';
 import {
   noKernel,
   tensorValue as T,
@@ -88,23 +88,24 @@ function castLowering(at: number): Lowering {
 }
 const FLOAT_CASTS: ReadonlySet<DType> = new Set(['f32', 'bf16', 'f16', 'f8e4m3fn']);
 
-/** vLLM's silu_and_mul of `x`: silu(gate) · up over the halves of its last dim, into a new storage. */
-export function siluAndMul(b: PlanBuilder, c: OpCall, x: View): View {
+/**
+ * vLLM's silu_and_mul of `x`: silu(gate) · up over the halves of its last dim into a new storage, one
+ * KERNELS.silu_and_mul step; with `scale` (silu_and_mul_quant) the static FP8 quant of each product in
+ * the same step. Rows whose columns are not unit-stride run as the unfused steps it rounds as.
+ */
+export function siluAndMul(b: PlanBuilder, c: OpCall, x: View, scale: View | null = null): View {
   const last = x.shape.length - 1;
-  const d = x.shape[last] / 2;
-  if (!Number.isInteger(d))
+  if (!Number.isInteger(x.shape[last] / 2))
     c.fail(`input's last dim ${x.shape[last]} is odd: it must hold the gate and up halves`);
-  const gate: View = { ...x, shape: [...x.shape.slice(0, last), d] };
-  const up: View = { ...gate, offset: x.offset + d * x.strides[last] };
   if (x.dtype === 'i32') c.fail('input is i32: silu_and_mul takes a float tensor');
-  const out = b.newStorage(`${c.node.name}.result`, x.dtype, gate.shape);
-  if (x.dtype === 'f16') {
-    const silu = b.newStorage(`${c.node.name}.silu`, 'f16', gate.shape);
-    b.push(c.node, { kernel: 'map', fn: 'silu', a: gate, b: null, scalar: 0, out: silu.storage });
-    b.push(c.node, { kernel: 'map', fn: 'mul', a: silu, b: up, scalar: 0, out: out.storage });
-  } else {
-    const fn = SILU_MUL_BY_DTYPE[x.dtype];
-    b.push(c.node, { kernel: 'map', fn, a: gate, b: up, scalar: 0, out: out.storage });
+  const n = c.node;
+  const out = b.newStorage(`${n.name}.${scale ? 'quant' : 'result'}`, x.dtype, siluMulHalves(x).gate.shape);
+  const step = { kernel: 'silu_and_mul', x, scale, out: out.storage } as const;
+  if (asRows(x)) b.push(n, step);
+  else {
+    const storage = (name: string, dtype: StorageDType, shape: number[]) =>
+      b.newStorage(`${n.name}.${name}`, dtype, shape).storage;
+    for (const k of siluAndMulUnfused(step, storage)) b.push(n, k);
   }
   return out;
 }

@@ -5,15 +5,15 @@
 // `ACT_FN(x) · y` in scalar_t (csrc/quantization/activation_kernels.cu) — each the value the
 // unfused op stores, quantized by the same 1/scale with the same clamp. So the static norm + quant
 // ops are one norm kernel with the quant in its store (KERNELS.rms_norm's `scale`), silu_and_mul_quant
-// the silu·mul step then fp8_quant, and before ≡ after is bitwise (opTable.ts KERNELS holds each
-// kernel's rounding). The dynamic per-token and per-group ones lower to the norm and their quant's
-// one step (quant.ts fp8_quant_rows); NVFP4 to silu_and_mul's step and scaled_fp4_quant's (its
-// scales linear or swizzled as its buffer is shaped).
+// one silu_and_mul step with the quant in its store (KERNELS.silu_and_mul's), and before ≡ after is
+// bitwise (opTable.ts KERNELS holds each kernel's rounding). The dynamic per-token and per-group
+// ones lower to the norm and their quant's one step (quant.ts fp8_quant_rows); NVFP4 to
+// silu_and_mul's step and scaled_fp4_quant's (its scales linear or swizzled as its buffer is shaped).
 
-import { NVFP4_BLOCK } from '../../graph/fp4.ts';
+import { NVFP4_BLOCK, swizzledScaleDims } from '../../graph/fp4.ts';
 import type { View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
-import { numelOf } from './layout.ts';
+import { asRows, numelOf } from './layout.ts';
 import { tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
 import { nvfp4Quant, perGroupFp8Quant, perTokenFp8Quant, scaleLayout } from './quant.ts';
 import { siluAndMul } from './elementwise.ts';
@@ -21,14 +21,6 @@ import { siluAndMul } from './elementwise.ts';
 /** The norm's weight γ (argument i), one per column of x. */
 const normWeight = (c: OpCall, i: number, x: View): View =>
   c.tensor(i, 'weight', { role: 'norm-weight', shape: [x.shape[x.shape.length - 1]] });
-
-/** static_scaled_fp8_quant's step on `x`: clamp(x · (1 / scale), ±448) into a new storage. */
-function staticFp8Quant(b: PlanBuilder, c: OpCall, x: View, scaleAt: number): View {
-  const scale = c.tensor(scaleAt, 'scale', { role: 'norm-weight', shape: [1] });
-  const q = b.newStorage(`${c.node.name}.quant`, x.dtype, x.shape);
-  b.push(c.node, { kernel: 'fp8_quant', x, scale, satfinite: false, out: q.storage });
-  return q;
-}
 
 /**
  * RMSNorm of `x` (+ `residual` at argument `residualAt`, when given) into new storages: the normed
@@ -144,28 +136,55 @@ export const FUSED_QUANT_LOWERINGS = {
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
     },
   },
-  // (result!, input, scale) → [1] result: silu_and_mul's step, then the quant.
+  // (result!, input, scale) → [1] result: one silu_and_mul step with the quant in its store
+  // (KERNELS.silu_and_mul's `scale`), as vLLM's silu_and_mul_quant is one kernel.
   '_C.silu_and_mul_quant.default': {
     lower: (b, c) => {
-      const act = siluAndMul(b, c, c.tensor(1, 'input'));
-      return { t: 'tuple', items: [{ t: 'none' }, T(staticFp8Quant(b, c, act, 2))] };
+      const scale = c.tensor(2, 'scale', { role: 'norm-weight', shape: [1] });
+      return { t: 'tuple', items: [{ t: 'none' }, T(siluAndMul(b, c, c.tensor(1, 'input'), scale))] };
     },
   },
   // (result!, result_block_scale!, input, input_global_scale) → [1] result, [2] result_block_scale: vLLM's
   // silu_and_mul_nvfp4_quant (csrc/quantization/fp4/activation_nvfp4_quant_fusion_kernels.cu) rounds
   // silu(x) · y to scalar_t once (compute_silu_mul: silu and the product in f32) before
   // cvt_warp_fp16_to_fp4, where the unfused silu_and_mul rounds silu first (SILU_MUL_BY_DTYPE). Here it
-  // is silu_and_mul's step, then the quant's: bitwise the pair, and one bf16 step before the quant
-  // from a B200 where the two roundings part (DESIGN.md, NVFP4).
+  // is one silu_and_mul_nvfp4 step (silu_and_mul's products, then the quant's blocks, its scales
+  // linear or swizzled as its buffer is shaped): bitwise the pair, and one bf16 step before the quant
+  // from a B200 where the two roundings part (DESIGN.md, NVFP4). Rows whose columns are not
+  // unit-stride run as silu_and_mul's step and the quant's.
   '_C.silu_and_mul_nvfp4_quant.default': {
     roles: { input_global_scale: 'norm-weight' },
     lower: (b, c) => {
-      const act = siluAndMul(b, c, c.tensor(2, 'input'));
-      const K = act.shape[act.shape.length - 1]!;
-      const layout = scaleLayout(b, c, 1, numelOf(act.shape) / K, K / NVFP4_BLOCK);
+      const x = c.tensor(2, 'input');
+      const K = x.shape[x.shape.length - 1]! / 2;
+      const rows = numelOf(x.shape) / (2 * K);
+      if (K % NVFP4_BLOCK !== 0) c.fail(`the product's last dim ${K} is not a multiple of ${NVFP4_BLOCK}`);
+      const layout = scaleLayout(b, c, 1, rows, K / NVFP4_BLOCK);
       if (!layout) return 'unsupported';
       const S = c.tensor(3, 'input_global_scale', { role: 'norm-weight', shape: [1] });
-      const { out, scale } = nvfp4Quant(b, c, act, S, layout);
+      if (!asRows(x)) {
+        const { out, scale } = nvfp4Quant(b, c, siluAndMul(b, c, x), S, layout);
+        return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
+      }
+      const n = c.node.name;
+      const lead = x.shape.slice(0, -1);
+      const out = b.newStorage(`${n}.packed`, x.dtype, [...lead, K / 2]);
+      const [Rp, Cp] = swizzledScaleDims(rows, K / NVFP4_BLOCK);
+      const swizzled = layout === 'swizzled';
+      const scale = b.newStorage(
+        `${n}.block_scale`,
+        x.dtype,
+        swizzled ? [Rp, Cp] : [...lead, K / NVFP4_BLOCK],
+      );
+      const globalScale: View = { ...S, shape: [1], strides: [1] };
+      b.push(c.node, {
+        kernel: 'silu_and_mul_nvfp4',
+        x,
+        globalScale,
+        swizzled,
+        out: out.storage,
+        scaleOut: scale.storage,
+      });
       return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale)] };
     },
   },

@@ -25,6 +25,7 @@ import { ELEMENTWISE_ENCODERS } from './elementwiseEncoders.ts';
 import { MOE_ENCODERS } from './moeEncoders.ts';
 import { QUANT_ENCODERS } from './quantEncoders.ts';
 import { QK_NORM_ROPE_ENCODERS } from './qkNormRopeEncoder.ts';
+import { SILU_MUL_ENCODERS } from './siluMulEncoders.ts';
 
 /**
  * Stands in for a rank while the step encoders run with no GPU work, to list the kernels a plan
@@ -176,6 +177,7 @@ const STEP_ENCODERS: StepEncoders<Step['kernel']> = {
   ...MOE_ENCODERS,
   ...QUANT_ENCODERS,
   ...QK_NORM_ROPE_ENCODERS,
+  ...SILU_MUL_ENCODERS,
   ...GEMM_ENCODERS,
   rms_norm: encodeNormStep,
   fused_add_rms_norm: encodeNormStep,
