@@ -599,6 +599,8 @@ const LOWERINGS: Lowerings = {
   nvfp4_quant: noWorkerKernel,
   nvfp4_gemm: noWorkerKernel,
   fp8_quant_rows: expandedBefore,
+  rms_norm_dynamic_quant: expandedBefore,
+  fused_add_rms_norm_dynamic_quant: expandedBefore,
 };
 
 /** A kernel lowerPlan has replaced by its unfused steps (KERNEL_DECOMPOSITIONS) before lowering. */

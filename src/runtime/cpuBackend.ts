@@ -435,6 +435,31 @@ function runStep(
       m.set(s.scaleOut, rounded(dt(s.scaleOut), scale));
       return;
     }
+    case 'rms_norm_dynamic_quant':
+    case 'fused_add_rms_norm_dynamic_quant': {
+      // The norm's rounded values (as rms_norm / fused_add_rms_norm store them), then fp8_quant_rows' steps.
+      const r = asRows(s.x)!;
+      let y: Float64Array;
+      if (s.kernel === 'rms_norm_dynamic_quant')
+        y = Float64Array.from(
+          rounded(dt(s.out), cpuRmsNorm(read(s.x), read(s.w), r.rows, r.cols, s.eps, dt(s.out))),
+        );
+      else {
+        const args = [read(s.x), read(s.residual), read(s.w), r.rows, r.cols, s.eps, dt(s.out)] as const;
+        const { out, res } = cpuResidualNorm(...args, false);
+        y = Float64Array.from(rounded(dt(s.out), out));
+        m.set(s.residualOut, rounded(dt(s.out), res));
+      }
+      const { out, scale } = cpuFp8QuantRows(y, s.group, { eps: 0, max: s.max, minScale: s.minScale });
+      m.set(s.out, rounded(dt(s.out), out));
+      // Transposed: [groups, rows] where the kernel computes [rows, groups].
+      const groups = r.cols / s.group;
+      const stored = s.scaleTransposed
+        ? Float64Array.from(scale, (_, i) => scale[(i % r.rows) * groups + Math.floor(i / r.rows)]!)
+        : scale;
+      m.set(s.scaleOut, rounded(dt(s.scaleOut), stored));
+      return;
+    }
     case 'nvfp4_scale':
     case 'nvfp4_quant': {
       const q = scaledFp4Quant(read(s.x), read(s.globalScale)[0]!);
