@@ -3,13 +3,17 @@
 // rmsNormRows.ts): on the CPU reference and WebGPU, bitwise the norm → fp8_quant_rows pair it
 // decomposes into (KERNEL_DECOMPOSITIONS) on the same backend — per token and per group of 64 and
 // 128 (scales row- and column-major), with and without the residual, rows the word-row kernel takes
-// (256, 384 columns) and rows it does not (36: not a multiple of 8, 40 as f32), T = 1 and 9.
+// (256, 384 columns) and rows it does not (36: not a multiple of 8, 40 as f32), T = 1 and 9, with
+// the device's subgroups (SwiftShader's 4 lanes: a butterfly for groups of 32 and 8 columns,
+// partials per subgroup for a row) and without (workgroup-memory trees).
 
 import { describe, expect, it } from 'vitest';
 import { parseFx } from '../graph/fx/parse.ts';
 import { planGraph, type RunOptions } from '../runtime/index.ts';
 import { cpuBackend } from '../runtime/cpuBackend.ts';
-import { webgpuBackend } from '../runtime/webgpuBackend.ts';
+import { executePlan, webgpuBackend } from '../runtime/webgpuBackend.ts';
+import { nodeGpu } from '../runtime/nodeGpu.ts';
+import { openRanks } from '../runtime/webgpu/rankDevice.ts';
 import { decomposed } from '../runtime/plan.ts';
 import { hostValues } from '../runtime/hostTensor.ts';
 import { f8e4m3fnBits, f8e4m3fnValue } from '../graph/fp8.ts';
@@ -62,11 +66,29 @@ const CASES: Case[] = [
   { cols: 384, group: 128, transposed: true, residual: true },
   { cols: 256, group: 64, transposed: false, residual: true },
   { cols: 256, group: 64, transposed: true, residual: false },
+  { cols: 256, group: 32, transposed: true, residual: false },
+  { cols: 64, group: 8, transposed: false, residual: true },
   { cols: 36, group: null, transposed: false, residual: true },
   { cols: 40, group: 8, transposed: true, residual: false },
 ];
 
 describe('norm + dynamic FP8 quant in one kernel', { timeout: 600_000 }, () => {
+  // WebGPU with its subgroup reductions turned off (a fresh device each run).
+  const noSubgroups = {
+    name: 'webgpu without subgroups',
+    run: async (plan: ReturnType<typeof planGraph>, o: RunOptions) => {
+      const ranks = await openRanks(await nodeGpu(), 1, { f16: false });
+      for (const r of ranks) r.subgroupSize = 0;
+      try {
+        return await executePlan(plan, { ...o, backend: 'webgpu' }, ranks, () => {
+          throw new Error('no collectives here');
+        });
+      } finally {
+        for (const r of ranks) r.destroy();
+      }
+    },
+  } as unknown as Backend;
+
   for (const dt of ['bf16', 'f32'] as const)
     it(`${dt}: one step, bitwise its norm → fp8_quant_rows steps on the CPU reference and WebGPU`, async () => {
       const seed = freshSeed();
@@ -80,13 +102,13 @@ describe('norm + dynamic FP8 quant in one kernel', { timeout: 600_000 }, () => {
           ]);
           const pair = decomposed(plan);
           expect(pair.steps.map((s) => s.kernel)).toContain(c.residual ? 'fused_add_rms_norm' : 'rms_norm');
-          for (const backend of [cpuBackend, webgpuBackend]) {
+          for (const backend of [cpuBackend, webgpuBackend, noSubgroups]) {
             const what = `${backend.name} ${dt} ${JSON.stringify(c)} T ${tokens} seed ${seed}`;
             const got = await values(backend, plan, opts);
             expect(got, what).toEqual(await values(backend, pair, opts));
             // Not vacuous: fp8 values, many of them, each row reaching ±448; one positive scale per group.
             expect(got[0]!.every((v) => f8e4m3fnValue(f8e4m3fnBits(v)) === v)).toBe(true);
-            expect(new Set(got[0]).size).toBeGreaterThan(8);
+            expect(new Set(got[0]).size, what).toBeGreaterThan(8);
             expect(Math.max(...got[0]!.slice(0, c.cols).map(Math.abs))).toBe(448);
             expect(got[1]!.length).toBe(tokens * (c.group === null ? 1 : c.cols / c.group));
             expect(got[1]!.every((s) => s > 0)).toBe(true);
