@@ -832,6 +832,15 @@ export interface KernelDef {
   doc: string;
 }
 
+/** The norm + dynamic quant kernels' quant: columns per scale, the FP8 range, the scale floor, the scales' layout. */
+const NORM_DYNAMIC_QUANT_FIELDS = {
+  group: 'int',
+  max: 'num',
+  minScale: 'num',
+  scaleTransposed: 'bool',
+  scaleOut: 'storage',
+} as const;
+
 // The ulps below bound the largest distances the differential check measured (agent/differential.ts,
 // 48 graphs on the agent's CPU worker and 8 on WebGPU/SwiftShader, ulps at the output's scale):
 // bf16 add 0, gemm 0.03, norms 0–2, all_reduce 0, MoE 1; f32 add 1, gemm 3.5, norms 3, all_reduce 1,
@@ -1088,17 +1097,7 @@ export const KERNELS = {
   // last bit crosses a rounding point, a scale by the absmax's. scaleOut holds the scales
   // [rows, groups], or [groups, rows] with scaleTransposed (vLLM's column-major scales).
   rms_norm_dynamic_quant: {
-    fields: {
-      x: 'view',
-      w: 'view',
-      eps: 'num',
-      group: 'int',
-      max: 'num',
-      minScale: 'num',
-      scaleTransposed: 'bool',
-      out: 'storage',
-      scaleOut: 'storage',
-    },
+    fields: { x: 'view', w: 'view', eps: 'num', out: 'storage', ...NORM_DYNAMIC_QUANT_FIELDS },
     worker: [],
     rounding: { ulps: { bf16: 2, f32: 4 } },
     collective: false,
@@ -1110,13 +1109,9 @@ export const KERNELS = {
       residual: 'view',
       w: 'view',
       eps: 'num',
-      group: 'int',
-      max: 'num',
-      minScale: 'num',
-      scaleTransposed: 'bool',
       out: 'storage',
       residualOut: 'storage',
-      scaleOut: 'storage',
+      ...NORM_DYNAMIC_QUANT_FIELDS,
     },
     worker: [],
     rounding: { ulps: { bf16: 2, f32: 4 } },

@@ -19,7 +19,7 @@ import {
 } from '../graph/opTable.ts';
 import { prng } from '../graph/seededRandom.ts';
 import { allowedUlps, differentialCases, outputContract, randomGraph } from './differential.ts';
-import { buildPlan, type Plan, type Step } from './plan.ts';
+import { buildPlan, outputsOf, type Plan, type Step } from './plan.ts';
 import { hostValues } from './hostTensor.ts';
 
 const cases = differentialCases(20261129, 6);
@@ -110,9 +110,7 @@ describe('the differential graphs reach every table entry', () => {
     for (const c of cases) {
       const { plan } = planOf(c);
       for (const o of plan.outputs) {
-        const writer =
-          plan.steps.findLast((s) => 'out' in s && s.out === o.view.storage) ??
-          plan.steps.findLast((s) => 'residualOut' in s && s.residualOut === o.view.storage);
+        const writer = plan.steps.findLast((s) => outputsOf(s).includes(o.view.storage));
         const got = outputContract(plan, o.name, c.dtype);
         if (writer?.kernel === 'map') {
           expect(got).toMatchObject({
