@@ -4,8 +4,9 @@
 // decomposes into (KERNEL_DECOMPOSITIONS) on the same backend — per token and per group of 64 and
 // 128 (scales row- and column-major), with and without the residual, rows the word-row kernel takes
 // (256, 384 columns) and rows it does not (36: not a multiple of 8, 40 as f32), T = 1 and 9, with
-// the device's subgroups (SwiftShader's 4 lanes: a butterfly for groups of 32 and 8 columns,
-// partials per subgroup for a row) and without (workgroup-memory trees).
+// the device's subgroups (SwiftShader's 4 lanes: a butterfly for groups of 32 and 8 columns, the
+// scales of a thread's two items shared by a shuffle at 2048 columns, partials per subgroup for a
+// row) and without (workgroup-memory trees).
 
 import { describe, expect, it } from 'vitest';
 import { parseFx } from '../graph/fx/parse.ts';
@@ -68,6 +69,7 @@ const CASES: Case[] = [
   { cols: 256, group: 64, transposed: true, residual: false },
   { cols: 256, group: 32, transposed: true, residual: false },
   { cols: 64, group: 8, transposed: false, residual: true },
+  { cols: 2048, group: 32, transposed: false, residual: true },
   { cols: 36, group: null, transposed: false, residual: true },
   { cols: 40, group: 8, transposed: true, residual: false },
 ];

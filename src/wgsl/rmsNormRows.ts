@@ -162,14 +162,28 @@ function dynamicQuantStore(
       if (lane == 0u) { qscale[${scaleAt('0u')}] = s; }
     }`;
   const gw = q.group / 8;
+  // Where a group's lanes share a subgroup and outnumber the items, lane k of a group takes item k's
+  // scale (its division) and the others read it by a shuffle: one division a lane, not one an item.
+  const shared = shuffles && gw <= sg && pow2(gw) && gw >= its.length && its.length > 1;
+  const scales = shared
+    ? `let k = lane % ${gw}u;
+    var mine = m0;
+    ${its
+      .slice(1)
+      .map((i) => `if (k == ${i}u) { mine = m${i}; }`)
+      .join(' ')}
+    let sm = row_scale(mine);
+    ${its.map((i) => `let s${i} = subgroupShuffle(sm, lane % ${sg}u - k + ${i}u);`).join(' ')}`
+    : its.map((i) => `let s${i} = row_scale(m${i});`).join(' ');
   return `${load}
     ${its.map((i) => segMax(`m${i}`, gw)).join('\n    ')}
+    ${scales}
     if (live) {
       let ob = (prm.rowStart + row) * cw;
       ${its
         .map(
           (i) => `if (ok${i}) {
-        let s = row_scale(m${i});
+        let s = s${i};
         out[ob + c${i}] = dynWords(y${i}, s, row_recip(s));
         if (lane % ${gw}u == 0u) { qscale[${scaleAt(`c${i} / ${gw}u`)}] = s; }
       }`,
@@ -282,6 +296,7 @@ ${NORM_PARAMS.wgsl}${
     quantScale
       ? `
 ${normQuantWgsl(quantScale)}
+var<workgroup> qinv_wg: f32;
 // The values are e4m3fn values, exact in bf16: their high halves are the bf16 bits.
 fn quantWords(y: vec4<u32>, inv: f32) -> vec4<u32> { return pack4(bitcast<vec4<u32>>(q4(lo4(y), inv)), bitcast<vec4<u32>>(q4(hi4(y), inv))); }`
       : ''
@@ -302,7 +317,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let rloc = li / ${TPR}u;
   let lane = li % ${TPR}u;
   let eps = prm.eps;
-  ${quantScale ? 'let qinv = recip_rn(ld_qscale(0u));' : ''}
+  ${
+    // 1/scale once a workgroup (a loop of 26 steps), shared.
+    quantScale
+      ? 'if (li == 0u) { qinv_wg = recip_rn(ld_qscale(0u)); }\n  let qinv = workgroupUniformLoad(&qinv_wg);'
+      : ''
+  }
   ${its.map((i) => `let c${i} = ${i * TPR}u + lane; let ok${i} = c${i} < cw;`).join('\n  ')}
   // γ: the same words for every row this thread visits.
   ${its.map((i) => `var w${i} = vec4<u32>(0u); if (ok${i}) { w${i} = w[prm.wOffset / 8u + c${i}]; }`).join('\n  ')}
