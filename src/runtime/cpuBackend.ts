@@ -6,7 +6,7 @@ import { f8e4m3fnValue, inverseScale, quantizeFp8, type Fp8NanRule } from '../gr
 import { nvfp4Dequant, nvfp4Gemm, scaledFp4Quant } from '../graph/fp4.ts';
 import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
-import type { CollectiveStep, Plan, Step, View } from './plan.ts';
+import type { CollectiveStep, Plan, Step, StorageDType, View } from './plan.ts';
 import { DTYPE_BYTES, MAP_FNS, assertNever, kernelCost } from '../graph/opTable.ts';
 import { cpuAttention, cpuKvCacheWrite, cpuRotary, cpuScatter } from './cpuLayerKernels.ts';
 import { asRows, isCollective, numelOf, outputsOf } from './plan.ts';
@@ -240,6 +240,45 @@ function cpuFp8QuantRows(
   return { out, scale };
 }
 
+/**
+ * KERNELS.rms_norm_dynamic_quant / fused_add_rms_norm_dynamic_quant: the norm's rounded values (as
+ * rms_norm / fused_add_rms_norm store them), then fp8_quant_rows' steps over each group.
+ */
+function cpuNormDynamicQuant(
+  s: Extract<Step, { kernel: 'rms_norm_dynamic_quant' | 'fused_add_rms_norm_dynamic_quant' }>,
+  m: Map<string, HostArray>,
+  read: (v: View) => Float64Array,
+  dt: (id: string) => StorageDType,
+): void {
+  const r = asRows(s.x)!;
+  const d = dt(s.out);
+  let y: Float64Array;
+  if (s.kernel === 'rms_norm_dynamic_quant')
+    y = Float64Array.from(rounded(d, cpuRmsNorm(read(s.x), read(s.w), r.rows, r.cols, s.eps, d)));
+  else {
+    const { out, res } = cpuResidualNorm(
+      read(s.x),
+      read(s.residual),
+      read(s.w),
+      r.rows,
+      r.cols,
+      s.eps,
+      d,
+      false,
+    );
+    y = Float64Array.from(rounded(d, out));
+    m.set(s.residualOut, rounded(d, res));
+  }
+  const { out, scale } = cpuFp8QuantRows(y, s.group, { eps: 0, max: s.max, minScale: s.minScale });
+  m.set(s.out, rounded(d, out));
+  // Transposed: [groups, rows] where the kernel computes [rows, groups].
+  const groups = r.cols / s.group;
+  const stored = s.scaleTransposed
+    ? Float64Array.from(scale, (_, i) => scale[(i % r.rows) * groups + Math.floor(i / r.rows)]!)
+    : scale;
+  m.set(s.scaleOut, rounded(dt(s.scaleOut), stored));
+}
+
 function runStep(
   s: Step,
   m: Map<string, HostArray>,
@@ -436,30 +475,9 @@ function runStep(
       return;
     }
     case 'rms_norm_dynamic_quant':
-    case 'fused_add_rms_norm_dynamic_quant': {
-      // The norm's rounded values (as rms_norm / fused_add_rms_norm store them), then fp8_quant_rows' steps.
-      const r = asRows(s.x)!;
-      let y: Float64Array;
-      if (s.kernel === 'rms_norm_dynamic_quant')
-        y = Float64Array.from(
-          rounded(dt(s.out), cpuRmsNorm(read(s.x), read(s.w), r.rows, r.cols, s.eps, dt(s.out))),
-        );
-      else {
-        const args = [read(s.x), read(s.residual), read(s.w), r.rows, r.cols, s.eps, dt(s.out)] as const;
-        const { out, res } = cpuResidualNorm(...args, false);
-        y = Float64Array.from(rounded(dt(s.out), out));
-        m.set(s.residualOut, rounded(dt(s.out), res));
-      }
-      const { out, scale } = cpuFp8QuantRows(y, s.group, { eps: 0, max: s.max, minScale: s.minScale });
-      m.set(s.out, rounded(dt(s.out), out));
-      // Transposed: [groups, rows] where the kernel computes [rows, groups].
-      const groups = r.cols / s.group;
-      const stored = s.scaleTransposed
-        ? Float64Array.from(scale, (_, i) => scale[(i % r.rows) * groups + Math.floor(i / r.rows)]!)
-        : scale;
-      m.set(s.scaleOut, rounded(dt(s.scaleOut), stored));
+    case 'fused_add_rms_norm_dynamic_quant':
+      cpuNormDynamicQuant(s, m, read, dt);
       return;
-    }
     case 'nvfp4_scale':
     case 'nvfp4_quant': {
       const q = scaledFp4Quant(read(s.x), read(s.globalScale)[0]!);
