@@ -240,6 +240,16 @@ function cpuFp8QuantRows(
   return { out, scale };
 }
 
+/** fused_add_rms_norm's values over the rows of x and the residual: the normed rows and z = x + residual. */
+function addNorm(
+  s: { x: View; residual: View; w: View; eps: number },
+  read: (v: View) => Float64Array,
+  d: StorageDType,
+) {
+  const r = asRows(s.x)!;
+  return cpuResidualNorm(read(s.x), read(s.residual), read(s.w), r.rows, r.cols, s.eps, d, false);
+}
+
 /**
  * KERNELS.rms_norm_dynamic_quant / fused_add_rms_norm_dynamic_quant: the norm's rounded values (as
  * rms_norm / fused_add_rms_norm store them), then fp8_quant_rows' steps over each group.
@@ -256,16 +266,7 @@ function cpuNormDynamicQuant(
   if (s.kernel === 'rms_norm_dynamic_quant')
     y = Float64Array.from(rounded(d, cpuRmsNorm(read(s.x), read(s.w), r.rows, r.cols, s.eps, d)));
   else {
-    const { out, res } = cpuResidualNorm(
-      read(s.x),
-      read(s.residual),
-      read(s.w),
-      r.rows,
-      r.cols,
-      s.eps,
-      d,
-      false,
-    );
+    const { out, res } = addNorm(s, read, d);
     y = Float64Array.from(rounded(d, out));
     m.set(s.residualOut, rounded(d, res));
   }
@@ -379,17 +380,7 @@ function runStep(
       return;
     }
     case 'fused_add_rms_norm': {
-      const r = asRows(s.x)!;
-      const { out, res } = cpuResidualNorm(
-        read(s.x),
-        read(s.residual),
-        read(s.w),
-        r.rows,
-        r.cols,
-        s.eps,
-        dt(s.out),
-        false,
-      );
+      const { out, res } = addNorm(s, read, dt(s.out));
       // With a scale, the static FP8 quant of the rounded normed values (KERNELS.fused_add_rms_norm).
       const y = rounded(dt(s.out), out);
       m.set(s.out, s.scale ? rounded(dt(s.out), fp8Values(y, read(s.scale)[0]!, 'clamp')) : y);
