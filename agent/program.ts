@@ -602,6 +602,8 @@ const LOWERINGS: Lowerings = {
   fp8_quant_rows: expandedBefore,
   qk_norm_rope: expandedBefore,
   silu_and_mul: expandedBefore,
+  rms_norm_dynamic_quant: expandedBefore,
+  fused_add_rms_norm_dynamic_quant: expandedBefore,
 };
 
 /** A kernel lowerPlan has replaced by its unfused steps (KERNEL_DECOMPOSITIONS) before lowering. */

@@ -837,6 +837,14 @@ const SILU_MUL_ULPS = {
   bf16: mapFnUlps(MAP_FN_TABLE[SILU_MUL_BY_DTYPE.bf16].rounding, 'bf16'),
   f32: mapFnUlps(MAP_FN_TABLE[SILU_MUL_BY_DTYPE.f32].rounding, 'f32'),
 };
+/** The norm + dynamic quant kernels' quant: columns per scale, the FP8 range, the scale floor, the scales' layout. */
+const NORM_DYNAMIC_QUANT_FIELDS = {
+  group: 'int',
+  max: 'num',
+  minScale: 'num',
+  scaleTransposed: 'bool',
+  scaleOut: 'storage',
+} as const;
 
 // The ulps below bound the largest distances the differential check measured (agent/differential.ts,
 // 48 graphs on the agent's CPU worker and 8 on WebGPU/SwiftShader, ulps at the output's scale):
@@ -1143,6 +1151,36 @@ export const KERNELS = {
     collective: false,
     doc: 'SiLU-and-mul + NVFP4 quant',
   },
+  // RMSNorm (and the residual add) with the dynamic FP8 quant of its output in one kernel: vLLM's
+  // rms_norm_dynamic_per_token_quant (group = the row) and rms_norm_per_block_quant (groups of
+  // `group` columns), csrc/quantization/fused_kernels/. Each normed value is rounded to the run
+  // dtype as the unfused norm stores it, then quantized per group exactly as fp8_quant_rows (eps 0):
+  // bitwise the norm → fp8_quant_rows pair on one backend (KERNEL_DECOMPOSITIONS); against the CPU
+  // reference the norm's ulps, so a quantized value may differ by one e4m3 step where the norm's
+  // last bit crosses a rounding point, a scale by the absmax's. scaleOut holds the scales
+  // [rows, groups], or [groups, rows] with scaleTransposed (vLLM's column-major scales).
+  rms_norm_dynamic_quant: {
+    fields: { x: 'view', w: 'view', eps: 'num', out: 'storage', ...NORM_DYNAMIC_QUANT_FIELDS },
+    worker: [],
+    rounding: { ulps: { bf16: 2, f32: 4 } },
+    collective: false,
+    doc: 'RMSNorm + dynamic FP8 quant',
+  },
+  fused_add_rms_norm_dynamic_quant: {
+    fields: {
+      x: 'view',
+      residual: 'view',
+      w: 'view',
+      eps: 'num',
+      out: 'storage',
+      residualOut: 'storage',
+      ...NORM_DYNAMIC_QUANT_FIELDS,
+    },
+    worker: [],
+    rounding: { ulps: { bf16: 2, f32: 4 } },
+    collective: false,
+    doc: 'residual add + RMSNorm + dynamic FP8 quant',
+  },
 } as const satisfies Record<string, KernelDef>;
 
 export type KernelName = keyof typeof KERNELS;
@@ -1226,6 +1264,61 @@ export function siluAndMulUnfused(
   return steps;
 }
 
+const contiguousView = (id: string, dtype: StorageDType, s: number[]): View => ({
+  storage: id,
+  dtype,
+  shape: s,
+  strides: s.map((_, d) => numel(s.slice(d + 1))),
+  offset: 0,
+});
+
+/**
+ * A norm + dynamic quant as its pair: the norm into a new storage, then fp8_quant_rows of its
+ * groups (that kernel's own unfused steps), the scales transposed by a copy where they are.
+ */
+function normThenDynamicQuant(
+  k: Extract<Kernel, { kernel: 'rms_norm_dynamic_quant' | 'fused_add_rms_norm_dynamic_quant' }>,
+  storage: NewStorage,
+  shapeOf: StorageShape,
+): Kernel[] {
+  const shape = shapeOf(k.out);
+  const normed = storage('normed', k.x.dtype, shape);
+  const { x, w, eps } = k;
+  const norm: Kernel =
+    k.kernel === 'rms_norm_dynamic_quant'
+      ? { kernel: 'rms_norm', x, w, eps, out: normed }
+      : {
+          kernel: 'fused_add_rms_norm',
+          x,
+          residual: k.residual,
+          w,
+          eps,
+          out: normed,
+          residualOut: k.residualOut,
+        };
+  const rows = numel(shape) / k.group;
+  const tokens = numel(shape) / shape[shape.length - 1]!;
+  const groups = rows / tokens;
+  const scales = k.scaleTransposed ? storage('scale_rows', 'f32', [tokens, groups]) : k.scaleOut;
+  const quant: Extract<Kernel, { kernel: 'fp8_quant_rows' }> = {
+    kernel: 'fp8_quant_rows',
+    x: contiguousView(normed, k.x.dtype, [rows, k.group]),
+    eps: 0,
+    max: k.max,
+    minScale: k.minScale,
+    out: k.out,
+    scaleOut: scales,
+  };
+  const steps = [norm, ...KERNEL_DECOMPOSITIONS.fp8_quant_rows!(quant, storage, shapeOf)!];
+  if (k.scaleTransposed)
+    steps.push({
+      kernel: 'copy',
+      x: { ...contiguousView(scales, 'f32', [groups, tokens]), strides: [1, groups] },
+      out: k.scaleOut,
+    });
+  return steps;
+}
+
 /** A new storage for a decomposed kernel's intermediate value: its id. */
 export type NewStorage = (name: string, dtype: StorageDType, shape: number[]) => string;
 /** The shape of a storage the plan made. */
@@ -1248,6 +1341,8 @@ export const KERNEL_DECOMPOSITIONS: {
   fused_add_rms_norm: (k, storage, shapeOf) => normThenQuant(k, storage, shapeOf),
   // The silu-mul map step(s), then fp8_quant with a scale.
   silu_and_mul: (k, storage) => siluAndMulUnfused(k, storage),
+  rms_norm_dynamic_quant: (k, storage, shapeOf) => normThenDynamicQuant(k, storage, shapeOf),
+  fused_add_rms_norm_dynamic_quant: (k, storage, shapeOf) => normThenDynamicQuant(k, storage, shapeOf),
   // abs, reduce_rows' max, the scale's maxs / divs / maxs, then div, the clamp and to_f8e4m3fn.
   fp8_quant_rows: (k, storage, shapeOf) => {
     const cols = k.x.shape[k.x.shape.length - 1] ?? 1;
@@ -1452,6 +1547,17 @@ export const KERNEL_COST: {
     bytesRead: viewBytes(k.x) + viewBytes(k.globalScale),
     bytesWritten: out,
     flops: (9 * numel(k.x.shape)) / 2,
+  }),
+  // The norm's, then the absmax and the quant's divide (or multiply), clamp and round.
+  rms_norm_dynamic_quant: (k, out) => ({
+    bytesRead: viewBytes(k.x) + viewBytes(k.w),
+    bytesWritten: out,
+    flops: 9 * numel(k.x.shape),
+  }),
+  fused_add_rms_norm_dynamic_quant: (k, out) => ({
+    bytesRead: viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w),
+    bytesWritten: out,
+    flops: 10 * numel(k.x.shape),
   }),
   fused_allreduce_norm: (k, out, ranks) => ({
     bytesRead: ranks * viewBytes(k.x) + viewBytes(k.residual) + viewBytes(k.w),

@@ -320,6 +320,46 @@ function cpuSiluAndMulNvfp4(
   return { packed: q.packed, scales };
 }
 
+/** fused_add_rms_norm's values over the rows of x and the residual: the normed rows and z = x + residual. */
+function addNorm(
+  s: { x: View; residual: View; w: View; eps: number },
+  read: (v: View) => Float64Array,
+  d: StorageDType,
+) {
+  const r = asRows(s.x)!;
+  return cpuResidualNorm(read(s.x), read(s.residual), read(s.w), r.rows, r.cols, s.eps, d, false);
+}
+
+/**
+ * KERNELS.rms_norm_dynamic_quant / fused_add_rms_norm_dynamic_quant: the norm's rounded values (as
+ * rms_norm / fused_add_rms_norm store them), then fp8_quant_rows' steps over each group.
+ */
+function cpuNormDynamicQuant(
+  s: Extract<Step, { kernel: 'rms_norm_dynamic_quant' | 'fused_add_rms_norm_dynamic_quant' }>,
+  m: Map<string, HostArray>,
+  read: (v: View) => Float64Array,
+  dt: (id: string) => StorageDType,
+): void {
+  const r = asRows(s.x)!;
+  const d = dt(s.out);
+  let y: Float64Array;
+  if (s.kernel === 'rms_norm_dynamic_quant')
+    y = Float64Array.from(rounded(d, cpuRmsNorm(read(s.x), read(s.w), r.rows, r.cols, s.eps, d)));
+  else {
+    const { out, res } = addNorm(s, read, d);
+    y = Float64Array.from(rounded(d, out));
+    m.set(s.residualOut, rounded(d, res));
+  }
+  const { out, scale } = cpuFp8QuantRows(y, s.group, { eps: 0, max: s.max, minScale: s.minScale });
+  m.set(s.out, rounded(d, out));
+  // Transposed: [groups, rows] where the kernel computes [rows, groups].
+  const groups = r.cols / s.group;
+  const stored = s.scaleTransposed
+    ? Float64Array.from(scale, (_, i) => scale[(i % r.rows) * groups + Math.floor(i / r.rows)]!)
+    : scale;
+  m.set(s.scaleOut, rounded(dt(s.scaleOut), stored));
+}
+
 function runStep(
   s: Step,
   m: Map<string, HostArray>,
@@ -420,17 +460,7 @@ function runStep(
       return;
     }
     case 'fused_add_rms_norm': {
-      const r = asRows(s.x)!;
-      const { out, res } = cpuResidualNorm(
-        read(s.x),
-        read(s.residual),
-        read(s.w),
-        r.rows,
-        r.cols,
-        s.eps,
-        dt(s.out),
-        false,
-      );
+      const { out, res } = addNorm(s, read, dt(s.out));
       // With a scale, the static FP8 quant of the rounded normed values (KERNELS.fused_add_rms_norm).
       const y = rounded(dt(s.out), out);
       m.set(s.out, s.scale ? rounded(dt(s.out), fp8Values(y, read(s.scale)[0]!, 'clamp')) : y);
@@ -524,6 +554,10 @@ function runStep(
       m.set(s.scaleOut, rounded(dt(s.scaleOut), scales));
       return;
     }
+    case 'rms_norm_dynamic_quant':
+    case 'fused_add_rms_norm_dynamic_quant':
+      cpuNormDynamicQuant(s, m, read, dt);
+      return;
     case 'nvfp4_scale':
     case 'nvfp4_quant': {
       const q = scaledFp4Quant(read(s.x), read(s.globalScale)[0]!);

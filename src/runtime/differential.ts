@@ -216,6 +216,31 @@ function siluAndMul(g: Gen, step: number) {
 }
 
 /** One generator per kernel of the table: adding a kernel without one is a type error. */
+/** rms_norm_dynamic_per_token_quant or rms_norm_per_block_quant, with or without the residual. */
+function normDynamicQuant(g: Gen, residual: boolean) {
+  const perToken = g.rand() < 0.5;
+  const c = perToken ? g.normCols() : 64 * g.int(1, 2);
+  const x = g.input(['s0', c]);
+  const common = {
+    result: g.node('empty', 'aten.empty_like.default', [x], {}, null),
+    input: x,
+    weight: g.input([c]),
+    scale: g.input(['s0', perToken ? 1 : c / 64], 'f32'),
+    epsilon: 1e-6,
+    scale_ub: null,
+    residual: residual ? g.input(['s0', c]) : null,
+  };
+  const items = residual ? [1, 2, 3] : [1, 2];
+  if (perToken) g.functionalized('norm_quant', '_C.rms_norm_dynamic_per_token_quant.default', common, items);
+  else
+    g.functionalized(
+      'norm_quant',
+      '_C.rms_norm_per_block_quant.default',
+      { ...common, group_size: 64, is_scale_transposed: g.rand() < 0.5 },
+      items,
+    );
+}
+
 const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
   seed: (g) => {
     const x = g.input(['s0', g.pick(COLS)]);
@@ -299,6 +324,9 @@ const KERNEL_CASES: Record<KernelName, (g: Gen) => void> = {
       [1, 2],
     );
   },
+  // vLLM's fused norm + dynamic quant: per token, or per group of 64 (scales row- or column-major).
+  rms_norm_dynamic_quant: (g) => normDynamicQuant(g, false),
+  fused_add_rms_norm_dynamic_quant: (g) => normDynamicQuant(g, true),
   all_reduce: (g) => {
     const x = g.perRank(g.pick(COLS));
     g.out(g.node('all_reduce', 'vllm.all_reduce.default', [x, 'tp:0'], {}, null));

@@ -10,7 +10,7 @@
 // Bind layout:
 //   @binding(0) prm: Fp8QuantRowsParams  (FP8_QUANT_ROWS_PARAMS below)
 //   @binding(1) out                      the quantized values, held in the output dtype
-//   @binding(2) scale                    one f32 scale per row
+//   @binding(2) scale                    one f32 scale per row (or transposed: scaleGroups)
 //   @binding(3) x                        the contiguous rows
 
 import { DTYPE_WGSL, inputBinding, outputBinding, type WgslDType } from './dtype.ts';
@@ -26,6 +26,11 @@ export const FP8_QUANT_ROWS_PARAMS = paramStruct('Fp8QuantRowsParams', {
   max: 'f32',
   /** The scale's floor (vLLM's min_scaling_factor; 0: none). */
   minScale: 'f32',
+  /**
+   * Rows per token where the scales are stored transposed ([groups, tokens], vLLM's column-major
+   * group scales: row i's at (i % groups) · tokens + i / groups); 1 stores them as the rows.
+   */
+  scaleGroups: 'u32',
 });
 
 /** Threads per row: a power of two from 32 to 256, two elements a thread where the row allows. */
@@ -44,9 +49,29 @@ export function fp8QuantRowsGrid(rows: number): [number, number] {
 const mapFn = (name: string, fn: keyof typeof MAP_FNS) =>
   `fn ${name}(a: f32, b: f32, s: f32) -> f32 { return ${MAP_FNS[fn].wgsl}; }`;
 
-export function fp8QuantRowsWgsl(x: WgslDType, out: WgslDType, tpr: number): string {
-  return `${DTYPE_WGSL}
-${MAP_HELPERS.div_rn.wgsl}
+/** WGSL expressions of a row quant's rule (the absmax floor, the FP8 range, the scale floor). */
+export interface RowQuantRule {
+  eps: string;
+  max: string;
+  minScale: string;
+}
+
+/** An f32 as a WGSL expression of exactly its bits. */
+export const f32Bits = (x: number): string =>
+  `bitcast<f32>(0x${new Uint32Array(Float32Array.of(x).buffer)[0]!.toString(16)}u)`;
+
+/**
+ * The row quant's functions, shared with the norm + dynamic quant kernel (rmsNormRows.ts): `amax`
+ * (reduce_rows' max: NaN wins), `row_scale` (the unfused steps' scale of an absmax), `row_recip`
+ * (1 / scale where the fast path may use it, else 0), `quant` (the unfused steps' value) and
+ * `quant4`, four at a time: v · r is within 64 ulps of v / s (r = 1 / s, WGSL's division within 2.5 ulps, then
+ * a correctly rounded product) — where it lies in [2^-6, 448) and farther than that from an e4m3
+ * midpoint (low 20 bits 0x80000), v / s rounds to the same e4m3 value, so the value is v · r
+ * rounded to 3 mantissa bits (to_f8e4m3fn's normal branch) and the correctly rounded division
+ * runs only for the rest (about 1 value in 8000).
+ */
+export function rowQuantWgsl(rule: RowQuantRule): string {
+  return `${MAP_HELPERS.div_rn.wgsl}
 ${MAP_HELPERS.f8e4m3fn.wgsl}
 ${mapFn('m_abs', 'abs')}
 ${mapFn('m_maxs', 'maxs')}
@@ -54,16 +79,46 @@ ${mapFn('m_mins', 'mins')}
 ${mapFn('m_divs', 'divs')}
 ${mapFn('m_div', 'div')}
 ${mapFn('m_fp8', 'to_f8e4m3fn')}
+// reduce_rows' max: NaN wins, else the larger.
+fn amax(m: f32, v: f32) -> f32 { return select(m, v, m == m && (v > m || v != v)); }
+// The unfused steps' scale: maxs(divs(maxs(absmax, eps), max), minScale), f32.
+fn row_scale(m: f32) -> f32 {
+  return m_maxs(m_divs(m_maxs(m, 0.0, ${rule.eps}), 0.0, ${rule.max}), 0.0, ${rule.minScale});
+}
+// 1 / s for a scale in [2^-125, 2^123] with an FP8 range of at least 448; else 0 (no fast path).
+fn row_recip(s: f32) -> f32 {
+  let e = bitcast<u32>(s) >> 23u;
+  if (e < 2u || e > 250u || !(${rule.max} >= 448.0)) { return 0.0; }
+  return 1.0 / s;
+}
+fn quant(v: f32, s: f32) -> f32 {
+  return m_fp8(m_mins(m_maxs(m_div(v, s, 0.0), 0.0, -${rule.max}), 0.0, ${rule.max}), 0.0, 0.0);
+}
+// quant of four values: v · r rounded where that is safe, the division for the rest (one call site).
+fn quant4(v: vec4<f32>, s: f32, r: f32) -> vec4<f32> {
+  let u = bitcast<vec4<u32>>(v * r);
+  let a = u & vec4<u32>(0x7fffffffu);
+  let normal = ((bitcast<vec4<u32>>(v) >> vec4<u32>(23u)) & vec4<u32>(0xffu)) != vec4<u32>(0u);
+  let inside = (a >= vec4<u32>(0x3c800000u)) & (a < vec4<u32>(0x43e00000u));
+  let apart = ((a & vec4<u32>(0xfffffu)) - vec4<u32>(0x7ffc0u)) > vec4<u32>(128u);
+  let ok = normal & inside & apart;
+  let nrm = (a + vec4<u32>(0x7ffffu) + ((a >> vec4<u32>(20u)) & vec4<u32>(1u))) & vec4<u32>(0xfff00000u);
+  var q = bitcast<vec4<f32>>((u & vec4<u32>(0x80000000u)) | nrm);
+  if (!all(ok)) {
+    for (var k = 0u; k < 4u; k++) { if (!ok[k]) { q[k] = quant(v[k], s); } }
+  }
+  return q;
+}`;
+}
+
+export function fp8QuantRowsWgsl(x: WgslDType, out: WgslDType, tpr: number): string {
+  return `${DTYPE_WGSL}
+${rowQuantWgsl({ eps: 'prm.eps', max: 'prm.max', minScale: 'prm.minScale' })}
 ${FP8_QUANT_ROWS_PARAMS.wgsl}
 ${outputBinding('out', 1, out)}
 ${outputBinding('scale', 2, 'f32')}
 ${inputBinding('x', 3, x)}
 var<workgroup> red: array<f32, ${tpr}>;
-// reduce_rows' max: NaN wins, else the larger.
-fn amax(m: f32, v: f32) -> f32 { return select(m, v, m == m && (v > m || v != v)); }
-fn quant(v: f32, s: f32) -> f32 {
-  return m_fp8(m_mins(m_maxs(m_div(v, s, 0.0), 0.0, -prm.max), 0.0, prm.max), 0.0, 0.0);
-}
 
 @compute @workgroup_size(${tpr})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -81,17 +136,18 @@ ${Array.from({ length: Math.log2(tpr) }, (_, k) => tpr >> (k + 1))
   .map((h) => `  if (li < ${h}u) { red[li] = amax(red[li], red[li + ${h}u]); }\n  workgroupBarrier();`)
   .join('\n')}
   if (row >= rows) { return; }
-  // The unfused steps' scale: maxs(divs(maxs(absmax, eps), max), minScale), f32.
-  let s = m_maxs(m_divs(m_maxs(red[0], 0.0, prm.eps), 0.0, prm.max), 0.0, prm.minScale);
-  if (li == 0u) { st_scale(row, s); }
+  let s = row_scale(red[0]);
+  let r = row_recip(s);
+  let g = prm.scaleGroups;
+  if (li == 0u) { st_scale((row % g) * (rows / g) + row / g, s); }
   // Two elements a thread; a pair that is one whole word of the output is stored as one.
   for (var j = 2u * li; j < cols; j += ${2 * tpr}u) {
     let i = base + j;
-    let a = quant(ld_x(i), s);
-    if (j + 1u < cols) {
-      let b = quant(ld_x(i + 1u), s);
-      if ((i & 1u) == 0u) { st2_out(i, a, b); } else { st_out(i, a); st_out(i + 1u, b); }
-    } else { st_out(i, a); }
+    let two = j + 1u < cols;
+    let q = quant4(vec4<f32>(ld_x(i), select(0.0, ld_x(i + 1u), two), 0.0, 0.0), s, r);
+    if (two) {
+      if ((i & 1u) == 0u) { st2_out(i, q.x, q.y); } else { st_out(i, q.x); st_out(i + 1u, q.y); }
+    } else { st_out(i, q.x); }
   }
 }
 `;

@@ -17,6 +17,7 @@ import { NORM_PARAMS, type NormMode } from './rmsNorm.ts';
 import type { FusedNormRounding } from '../graph/opTable.ts';
 import type { WgslDType } from './dtype.ts';
 import { normQuantWgsl } from './normQuant.ts';
+import { f32Bits, rowQuantWgsl } from './fp8QuantRows.ts';
 
 export interface NormRowsConfig {
   tpr: number;
@@ -65,16 +66,163 @@ fn f4(b: vec4<u32>) -> vec4<f32> { return bitcast<vec4<f32>>(b); }
 fn pack4(l: vec4<u32>, h: vec4<u32>) -> vec4<u32> { return (l >> vec4<u32>(16u)) | h; }
 `;
 
+/**
+ * The dynamic FP8 quant of the normed rows in the norm kernel (KERNELS.rms_norm_dynamic_quant):
+ * one f32 scale per `group` columns of a row (group = cols: per token), the rule's FP8 range and
+ * scale floor, the scales stored [rows, groups] or, `transposed`, [groups, rows].
+ */
+export interface NormRowsDynamicQuant {
+  group: number;
+  max: number;
+  minScale: number;
+  transposed: boolean;
+}
+
+/**
+ * Whether the rows kernel takes this dynamic quant: groups of whole words that the lanes of one
+ * item cover (a power of two of words dividing the threads per row), or the whole row; one row per
+ * workgroup.
+ */
+export function normRowsQuantFits(cols: number, group: number, cfg: NormRowsConfig): boolean {
+  if (cols % 8 !== 0 || cfg.rpw !== 1 || cols % group !== 0) return false;
+  if (group === cols) return true;
+  const gw = group / 8;
+  return group % 8 === 0 && (gw & (gw - 1)) === 0 && cfg.tpr % gw === 0;
+}
+
+/**
+ * The dynamic quant's store: the normed words (the values the unfused norm stores) kept in
+ * registers, each word's max |·|, the max over its group (lanes of one item) or the row, the
+ * scale, then every value quantized as fp8_quant_rows does (rowQuantWgsl) and the scale stored by
+ * the group's first lane. A max is order-free, so any reduction tree gives the unfused steps' bits.
+ * Reductions: a butterfly of subgroup shuffles where the group fits in a subgroup, partials per
+ * subgroup through workgroup memory for a row wider than one, else a tree in workgroup memory.
+ */
+function dynamicQuantStore(
+  q: NormRowsDynamicQuant,
+  cols: number,
+  TPR: number,
+  sg: number,
+  its: number[],
+  normed: (i: number) => string,
+): string {
+  const cw = cols / 8;
+  const perToken = q.group === cols;
+  const shuffles = sg > 0 && TPR % sg === 0;
+  const pow2 = (n: number) => (n & (n - 1)) === 0;
+  const halves = (n: number) => {
+    const out: number[] = [];
+    for (let h = 2 ** Math.ceil(Math.log2(n)) / 2; h >= 1; h /= 2) out.push(h);
+    return out;
+  };
+  const butterfly = (v: string, n: number) =>
+    halves(n)
+      .map((h) => `${v} = amax(${v}, subgroupShuffleXor(${v}, ${h}u));`)
+      .join(' ');
+  const tree = (v: string, S: number) => `qred[lane] = ${v};
+    workgroupBarrier();
+    ${halves(S)
+      .map(
+        (h) =>
+          `if (lane % ${S}u < ${h}u && lane % ${S}u + ${h}u < ${S}u) { qred[lane] = amax(qred[lane], qred[lane + ${h}u]); }
+    workgroupBarrier();`,
+      )
+      .join('\n    ')}
+    ${v} = qred[lane - lane % ${S}u];
+    workgroupBarrier();`;
+  // The max of `v` over aligned runs of S lanes, into v.
+  const segMax = (v: string, S: number) => {
+    if (shuffles && S <= sg && pow2(S)) return butterfly(v, S);
+    if (shuffles && S === TPR)
+      return `${butterfly(v, sg)}
+    if (lane % ${sg}u == 0u) { qred[lane / ${sg}u] = ${v}; }
+    workgroupBarrier();
+    for (var j = 0u; j < ${TPR / sg}u; j++) { ${v} = amax(${v}, qred[j]); }
+    workgroupBarrier();`;
+    return tree(v, S);
+  };
+  const scaleAt = (g: string) => (q.transposed ? `${g} * rows + row` : `row * ${cw / (q.group / 8)}u + ${g}`);
+  const load = `${its.map((i) => `var y${i} = vec4<u32>(0u); var m${i} = 0.0;`).join(' ')}
+    if (live) {
+      ${its.map((i) => `if (ok${i}) { y${i} = ${normed(i)}; m${i} = wmax(y${i}); }`).join('\n      ')}
+    }`;
+  if (perToken)
+    return `${load}
+    var g = m0;
+    ${its
+      .slice(1)
+      .map((i) => `g = amax(g, m${i});`)
+      .join(' ')}
+    ${segMax('g', TPR)}
+    let s = row_scale(g);
+    let r = row_recip(s);
+    if (live) {
+      let ob = (prm.rowStart + row) * cw;
+      ${its.map((i) => `if (ok${i}) { out[ob + c${i}] = dynWords(y${i}, s, r); }`).join('\n      ')}
+      if (lane == 0u) { qscale[${scaleAt('0u')}] = s; }
+    }`;
+  const gw = q.group / 8;
+  // Where a group's lanes share a subgroup and outnumber the items, lane k of a group takes item k's
+  // scale (its division) and the others read it by a shuffle: one division a lane, not one an item.
+  const shared = shuffles && gw <= sg && pow2(gw) && gw >= its.length && its.length > 1;
+  const scales = shared
+    ? `let k = lane % ${gw}u;
+    var mine = m0;
+    ${its
+      .slice(1)
+      .map((i) => `if (k == ${i}u) { mine = m${i}; }`)
+      .join(' ')}
+    let sm = row_scale(mine);
+    ${its.map((i) => `let s${i} = subgroupShuffle(sm, lane % ${sg}u - k + ${i}u);`).join(' ')}`
+    : its.map((i) => `let s${i} = row_scale(m${i});`).join(' ');
+  return `${load}
+    ${its.map((i) => segMax(`m${i}`, gw)).join('\n    ')}
+    ${scales}
+    if (live) {
+      let ob = (prm.rowStart + row) * cw;
+      ${its
+        .map(
+          (i) => `if (ok${i}) {
+        let s = s${i};
+        out[ob + c${i}] = dynWords(y${i}, s, row_recip(s));
+        if (lane % ${gw}u == 0u) { qscale[${scaleAt(`c${i} / ${gw}u`)}] = s; }
+      }`,
+        )
+        .join('\n      ')}
+    }`;
+}
+
+/** The dynamic quant's functions and its scale output (@binding(6)). */
+function dynamicQuantWgsl(q: NormRowsDynamicQuant, TPR: number): string {
+  return `${rowQuantWgsl({ eps: '0.0', max: f32Bits(q.max), minScale: f32Bits(q.minScale) })}
+@group(0) @binding(6) var<storage, read_write> qscale: array<f32>;
+var<workgroup> qred: array<f32, ${TPR}>;
+// max |·| of a word's 8 values (bf16-exact).
+fn wmax(y: vec4<u32>) -> f32 {
+  let l = abs(lo4(y));
+  let h = abs(hi4(y));
+  return amax(amax(amax(amax(amax(amax(amax(amax(0.0, l.x), h.x), l.y), h.y), l.z), h.z), l.w), h.w);
+}
+fn dynWords(y: vec4<u32>, s: f32, r: f32) -> vec4<u32> {
+  return pack4(rnd4(quant4(lo4(y), s, r)), rnd4(quant4(hi4(y), s, r)));
+}`;
+}
+
 export function rmsNormRowsWgsl(
   mode: NormMode,
   cols: number,
   cfg: NormRowsConfig,
   sg: number,
   normRounding: FusedNormRounding = 'once',
-  quantScale?: WgslDType,
+  /** The static quant's scale dtype, or the dynamic quant. */
+  quant?: WgslDType | NormRowsDynamicQuant,
 ): string {
   const { tpr: TPR, rpw: RPW } = cfg;
   if (cols % 8 !== 0) throw new Error(`rmsNormRowsWgsl: ${cols} columns are not whole words of 8 bf16`);
+  const quantScale = typeof quant === 'string' ? quant : undefined;
+  const dynamic = typeof quant === 'object' ? quant : undefined;
+  if (dynamic && !normRowsQuantFits(cols, dynamic.group, cfg))
+    throw new Error(`rmsNormRowsWgsl: groups of ${dynamic.group} of ${cols} columns do not fit the layout`);
   const items = Math.ceil(cols / 8 / TPR);
   const P = normRowsParts(TPR, sg, RPW);
   // Threads per partial sum: a subgroup, or one thread without subgroups.
@@ -148,9 +296,11 @@ ${NORM_PARAMS.wgsl}${
     quantScale
       ? `
 ${normQuantWgsl(quantScale)}
-fn quantWords(y: vec4<u32>, inv: f32) -> vec4<u32> { return pack4(rnd4(q4(lo4(y), inv)), rnd4(q4(hi4(y), inv))); }`
+var<workgroup> qinv_wg: f32;
+// The values are e4m3fn values, exact in bf16: their high halves are the bf16 bits.
+fn quantWords(y: vec4<u32>, inv: f32) -> vec4<u32> { return pack4(bitcast<vec4<u32>>(q4(lo4(y), inv)), bitcast<vec4<u32>>(q4(hi4(y), inv))); }`
       : ''
-  }
+  }${dynamic ? `\n${dynamicQuantWgsl(dynamic, TPR)}` : ''}
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<u32>>;
 ${hasRes ? '@group(0) @binding(2) var<storage, read_write> resOut: array<vec4<u32>>;' : ''}
 @group(0) @binding(3) var<storage, read> x: array<vec4<u32>>;
@@ -167,7 +317,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let rloc = li / ${TPR}u;
   let lane = li % ${TPR}u;
   let eps = prm.eps;
-  ${quantScale ? 'let qinv = recip_rn(ld_qscale(0u));' : ''}
+  ${
+    // 1/scale once a workgroup (a loop of 26 steps), shared.
+    quantScale
+      ? 'if (li == 0u) { qinv_wg = recip_rn(ld_qscale(0u)); }\n  let qinv = workgroupUniformLoad(&qinv_wg);'
+      : ''
+  }
   ${its.map((i) => `let c${i} = ${i * TPR}u + lane; let ok${i} = c${i} < cw;`).join('\n  ')}
   // γ: the same words for every row this thread visits.
   ${its.map((i) => `var w${i} = vec4<u32>(0u); if (ok${i}) { w${i} = w[prm.wOffset / 8u + c${i}]; }`).join('\n  ')}
@@ -193,9 +348,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     ${body('cx', 'cr')}
     ${reduce}
     let inv = 1.0 / sqrt(total / f32(cols) + eps);
-    if (live) {
+    ${
+      dynamic
+        ? dynamicQuantStore(dynamic, cols, TPR, sg, its, normed)
+        : `if (live) {
       let ob = (prm.rowStart + row) * cw;
       ${its.map((i) => `if (ok${i}) { out[ob + c${i}] = ${scaleOut(i)}; }`).join('\n      ')}
+    }`
     }
     ${cfg.pipeline ? `${its.map((i) => `cx${i} = nx${i};${hasRes ? ` cr${i} = nr${i};` : ''}`).join(' ')}` : ''}
   }

@@ -7,20 +7,29 @@
 // ops are one norm kernel with the quant in its store (KERNELS.rms_norm's `scale`), silu_and_mul_quant
 // one silu_and_mul step with the quant in its store (KERNELS.silu_and_mul's), and before ≡ after is
 // bitwise (opTable.ts KERNELS holds each kernel's rounding). The dynamic per-token and per-group
-// ones lower to the norm and their quant's one step (quant.ts fp8_quant_rows); NVFP4 to
+// ones are one norm + dynamic quant kernel each (KERNELS.rms_norm_dynamic_quant: the norm, then
+// fp8_quant_rows' roundings); NVFP4 to
 // silu_and_mul's step and scaled_fp4_quant's (its scales linear or swizzled as its buffer is shaped).
 
 import { NVFP4_BLOCK, swizzledScaleDims } from '../../graph/fp4.ts';
 import type { View } from '../../graph/opTable.ts';
 import type { PlanBuilder } from './builder.ts';
 import { asRows, numelOf } from './layout.ts';
-import { tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './lowering.ts';
-import { nvfp4Quant, perGroupFp8Quant, perTokenFp8Quant, scaleLayout } from './quant.ts';
+import { tensorValue as T, type LoweredOp, type Lowering, type OpCall, type Value } from './lowering.ts';
+import { NORM_BLOCK_SCALE, nvfp4Quant, perGroupFp8Quant, scaleLayout } from './quant.ts';
 import { siluAndMul } from './elementwise.ts';
 
 /** The norm's weight γ (argument i), one per column of x. */
 const normWeight = (c: OpCall, i: number, x: View): View =>
   c.tensor(i, 'weight', { role: 'norm-weight', shape: [x.shape[x.shape.length - 1]] });
+
+/** The residual at argument `at` (rows shaped as x) and a new storage for the new residual. */
+function residualOperand(b: PlanBuilder, c: OpCall, at: number, x: View): { residual: View; res: View } {
+  const residual = b.rowsOrCopy(c.tensor(at, 'residual', { role: 'activation', shape: x.shape }), c.node);
+  if (residual.shape.join() !== x.shape.join())
+    c.fail(`residual [${residual.shape}] and input [${x.shape}] differ`);
+  return { residual, res: b.newStorage(`${c.node.name}.residual`, x.dtype, x.shape) };
+}
 
 /**
  * RMSNorm of `x` (+ `residual` at argument `residualAt`, when given) into new storages: the normed
@@ -43,10 +52,7 @@ function normSteps(
     b.push(n, { kernel: 'rms_norm', x, w, eps, scale, out: normed.storage });
     return { normed, res: null };
   }
-  const residual = b.rowsOrCopy(c.tensor(at.residual, 'residual', { role: 'activation', shape: x.shape }), n);
-  if (residual.shape.join() !== x.shape.join())
-    c.fail(`residual [${residual.shape}] and input [${x.shape}] differ`);
-  const res = b.newStorage(`${n.name}.residual`, x.dtype, x.shape);
+  const { residual, res } = residualOperand(b, c, at.residual, x);
   b.push(n, {
     kernel: 'fused_add_rms_norm',
     x,
@@ -58,6 +64,52 @@ function normSteps(
     residualOut: res.storage,
   });
   return { normed, res };
+}
+
+/**
+ * RMSNorm of `x` (+ the residual at argument 6, when given) with the dynamic FP8 quant of its
+ * output in one step (KERNELS.rms_norm_dynamic_quant): one scale per `group` columns of a token
+ * (group = the row: per token), stored [tokens, groups] or, `transposed`, column-major as vLLM's
+ * is_scale_transposed ([groups, tokens] storage read as [tokens, groups]). The scales'
+ * rule is the fused kernel's (quant.ts 'norm-block').
+ */
+function normDynamicQuant(b: PlanBuilder, c: OpCall, group: number | null, transposed: boolean): Value {
+  const n = c.node;
+  const x = b.rowsOrCopy(c.tensor(1, 'input'), n);
+  const H = x.shape[x.shape.length - 1]!;
+  const g = group ?? H;
+  if (!Number.isInteger(g) || g <= 0 || H % g !== 0)
+    c.fail(`group size ${g} does not divide the last dim ${H}`);
+  const lead = x.shape.slice(0, -1);
+  const tokens = numelOf(lead);
+  const w = normWeight(c, 2, x);
+  const eps = c.num(4, 1e-6);
+  const out = b.newStorage(`${n.name}.result`, x.dtype, x.shape);
+  const scaleShape = transposed ? [H / g, tokens] : group === null ? [tokens, 1] : [...lead, H / g];
+  const scale = b.newStorage(`${n.name}.scale`, 'f32', scaleShape);
+  const quant = {
+    group: g,
+    ...NORM_BLOCK_SCALE,
+    scaleTransposed: transposed,
+    out: out.storage,
+    scaleOut: scale.storage,
+  };
+  const scaleView: View = transposed ? { ...scale, shape: [tokens, H / g], strides: [1, tokens] } : scale;
+  if (c.arg(6) === null) {
+    b.push(n, { kernel: 'rms_norm_dynamic_quant', x, w, eps, ...quant });
+    return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scaleView), { t: 'none' }] };
+  }
+  const { residual, res } = residualOperand(b, c, 6, x);
+  b.push(n, {
+    kernel: 'fused_add_rms_norm_dynamic_quant',
+    x,
+    residual,
+    w,
+    eps,
+    ...quant,
+    residualOut: res.storage,
+  });
+  return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scaleView), T(res)] };
 }
 
 export const FUSED_QUANT_LOWERINGS = {
@@ -88,18 +140,11 @@ export const FUSED_QUANT_LOWERINGS = {
     roles: { weight: 'norm-weight' },
     lower: (b, c) => {
       if (c.arg(5) !== null) c.fail('scale_ub (an upper bound on the per-token absmax) has no kernel');
-      const x = b.rowsOrCopy(c.tensor(1, 'input'), c.node);
-      const { normed, res } = normSteps(b, c, x, {
-        residual: c.arg(6) === null ? null : 6,
-        weight: 2,
-        eps: 4,
-      });
-      const { out, scale } = perTokenFp8Quant(b, c, normed);
-      return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale), res ? T(res) : { t: 'none' }] };
+      return normDynamicQuant(b, c, null, false);
     },
   },
   // (result!, input, weight, scale!, epsilon, scale_ub, residual!?, group_size, is_scale_transposed) → [1] result,
-  // [2] scale, [3] residual: the norm's steps, then the group scales as vLLM's fused kernel computes
+  // [2] scale, [3] residual: the norm + quant kernel, the group scales as vLLM's fused kernel computes
   // them (quant.ts 'norm-block': max(max|group| / 448, 1/(448·512))) where the unfused
   // per_token_group_fp8_quant takes max(eps, max|group|) / 448; both divide by the scale (FP8 is not
   // inverted: rms_norm_per_block_quant_kernel, fused_layernorm_dynamic_per_token_quant.cu). So the
@@ -109,14 +154,7 @@ export const FUSED_QUANT_LOWERINGS = {
     roles: { weight: 'norm-weight' },
     lower: (b, c) => {
       if (c.arg(5) !== null) c.fail('scale_ub (an upper bound on the per-group absmax) has no kernel');
-      const x = b.rowsOrCopy(c.tensor(1, 'input'), c.node);
-      const { normed, res } = normSteps(b, c, x, {
-        residual: c.arg(6) === null ? null : 6,
-        weight: 2,
-        eps: 4,
-      });
-      const { out, scale } = perGroupFp8Quant(b, c, normed, c.num(7, 128), { kind: 'norm-block' });
-      return { t: 'tuple', items: [{ t: 'none' }, T(out), T(scale), res ? T(res) : { t: 'none' }] };
+      return normDynamicQuant(b, c, c.num(7, 128), c.arg(8) === true);
     },
   },
   // (out!, input, scales!, group_size, scale_ub, is_scale_transposed) → [1] out, [2] scales (vLLM's

@@ -16,6 +16,13 @@ import { tensorValue as T, type LoweredOp, type Lowering, type OpCall } from './
 /** vLLM's min_scaling_factor<float8_e4m3fn>: 1 / (448 · 512) in f32, the smallest per-token scale. */
 const MIN_SCALING_FACTOR = Math.fround(1 / (F8E4M3FN_MAX * 512));
 
+/**
+ * The per-token and the fused norm kernels' scale rule (layernorm_utils.cuh
+ * compute_dynamic_per_token_scales, dynamic_per_token_scaled_fp8_quant): max(max|·| / 448,
+ * 1/(448·512)), f32; fp8_quant_rows' eps 0 leaves the absmax as it is.
+ */
+export const NORM_BLOCK_SCALE = { max: F8E4M3FN_MAX, minScale: MIN_SCALING_FACTOR } as const;
+
 /** A scaled GEMM's out_dtype argument: None keeps the FP8 dtype (values held in the run's dtype). */
 export function scaledMmDtype(b: PlanBuilder, a: Arg): StorageDType | 'f8e4m3fn' {
   const to = torchDtype(a) ?? 'f8e4m3fn';
@@ -185,11 +192,7 @@ export interface Quantized {
 export function perTokenFp8Quant(b: PlanBuilder, c: OpCall, x: View): Quantized {
   const rows = numelOf(x.shape) / lastDim(x);
   // scaled_fp8_conversion<false>: x / scale (f32, correctly rounded), then the clamp and the cast.
-  return quantRows(b, c, x, lastDim(x), [rows, 1], {
-    eps: 0,
-    max: F8E4M3FN_MAX,
-    minScale: MIN_SCALING_FACTOR,
-  });
+  return quantRows(b, c, x, lastDim(x), [rows, 1], { eps: 0, ...NORM_BLOCK_SCALE });
 }
 
 /**
@@ -241,7 +244,7 @@ export function perGroupFp8Quant(
   const scaleRule =
     rule.kind === 'group-quant'
       ? { eps: rule.eps, max: rule.max, minScale: 0 }
-      : { eps: 0, max: F8E4M3FN_MAX, minScale: MIN_SCALING_FACTOR };
+      : { eps: 0, ...NORM_BLOCK_SCALE };
   return quantRows(b, c, x, group, [...x.shape.slice(0, -1), H / group], scaleRule);
 }
 

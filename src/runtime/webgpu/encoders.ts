@@ -14,6 +14,7 @@ import { rmsNormWgsl, normVector, NORM_PARAMS, type NormMode, type NormParams } 
 import {
   rmsNormRowsWgsl,
   normRowsGrid,
+  normRowsQuantFits,
   NORM_ROWS_DEFAULT,
   type NormRowsConfig,
 } from '../../wgsl/rmsNormRows.ts';
@@ -23,7 +24,7 @@ import { BYTES } from './tensorPacking.ts';
 import type { StepContext, StepEncoders } from './stepContext.ts';
 import { ELEMENTWISE_ENCODERS } from './elementwiseEncoders.ts';
 import { MOE_ENCODERS } from './moeEncoders.ts';
-import { QUANT_ENCODERS } from './quantEncoders.ts';
+import { QUANT_ENCODERS, encodeQuantRows } from './quantEncoders.ts';
 import { QK_NORM_ROPE_ENCODERS } from './qkNormRopeEncoder.ts';
 import { SILU_MUL_ENCODERS } from './siluMulEncoders.ts';
 
@@ -123,48 +124,99 @@ const GEMM_ENCODERS: StepEncoders<'gemm'> = {
   },
 };
 
+type NormStep = Extract<
+  Step,
+  {
+    kernel: 'rms_norm' | 'fused_add_rms_norm' | 'rms_norm_dynamic_quant' | 'fused_add_rms_norm_dynamic_quant';
+  }
+>;
+
+/**
+ * A norm step's mode, parameters and bindings (the normed output into `out`, the quant's scale
+ * buffer at @binding(6)) over the rows of x and the residual's.
+ */
+function normStepDispatch(s: NormStep, c: StepContext) {
+  const x = asRows(s.x)!;
+  const fused = 'residual' in s;
+  const res = fused ? asRows(s.residual)! : { offset: 0, rowStride: x.cols };
+  const p: NormParams = {
+    rows: x.rows,
+    cols: x.cols,
+    xOffset: x.offset,
+    xRowStride: x.rowStride,
+    resOffset: res.offset,
+    resRowStride: res.rowStride,
+    wOffset: s.w.offset,
+    eps: s.eps,
+    ranks: 1,
+    rowStart: 0,
+    rankSlotStride: 0,
+  };
+  const bindings = (out: GPUBuffer, scale: GPUBuffer | null) => [
+    out,
+    fused ? c.buf(s.residualOut) : null,
+    c.buf(s.x),
+    fused ? c.buf(s.residual) : null,
+    c.buf(s.w),
+    scale,
+  ];
+  return { mode: (fused ? 'add' : 'rms') as NormMode, p, bindings };
+}
+
 /** rms_norm and fused_add_rms_norm: one norm dispatch over the rows of x (and the residual's). */
 function encodeNormStep(
   s: Extract<Step, { kernel: 'rms_norm' | 'fused_add_rms_norm' }>,
   c: StepContext,
 ): void {
-  const x = asRows(s.x)!;
-  const fused = s.kernel === 'fused_add_rms_norm';
   // The fused quant reads its scale from element 0 of its binding.
   if (s.scale && s.scale.offset !== 0)
     throw new Error(`${s.node}: the norm's quant reads its scale from element 0`);
-  const res = fused ? asRows(s.residual)! : { offset: 0, rowStride: x.cols };
+  const { mode, p, bindings } = normStepDispatch(s, c);
+  const scale = s.scale ? c.buf(s.scale) : null;
   encodeNorm(
     c.r,
     s.node,
     s.op,
-    fused ? 'add' : 'rms',
+    mode,
     c.out.dtype,
-    {
-      rows: x.rows,
-      cols: x.cols,
-      xOffset: x.offset,
-      xRowStride: x.rowStride,
-      resOffset: res.offset,
-      resRowStride: res.rowStride,
-      wOffset: s.w.offset,
-      eps: s.eps,
-      ranks: 1,
-      rowStart: 0,
-      rankSlotStride: 0,
-    },
-    [
-      c.buf(s.out),
-      fused ? c.buf(s.residualOut) : null,
-      c.buf(s.x),
-      fused ? c.buf(s.residual) : null,
-      c.buf(s.w),
-      s.scale ? c.buf(s.scale) : null,
-    ],
+    p,
+    bindings(c.buf(s.out), scale),
     NORM_ROWS_DEFAULT,
     'once',
     s.scale?.dtype,
   );
+}
+
+/**
+ * The norm + dynamic quant: one dispatch of the bf16 word-row norm with the quant in its store
+ * (rmsNormRows.ts); rows that kernel does not take run as its pair — the norm kernel into a scratch
+ * buffer, then fp8_quant_rows over it: the same roundings in the same order.
+ */
+function encodeNormDynamicQuant(
+  s: Extract<Step, { kernel: 'rms_norm_dynamic_quant' | 'fused_add_rms_norm_dynamic_quant' }>,
+  c: StepContext,
+): void {
+  const { mode, p, bindings } = normStepDispatch(s, c);
+  const d = c.out.dtype;
+  const layout = NORM_ROWS_DEFAULT;
+  const vec = normVector(d, p.cols, [p.xOffset, p.resOffset, p.wOffset], [p.xRowStride, p.resRowStride]);
+  if (d === 'bf16' && vec === 8 && normRowsQuantFits(p.cols, s.group, layout)) {
+    const quant = { group: s.group, max: s.max, minScale: s.minScale, transposed: s.scaleTransposed };
+    const code = rmsNormRowsWgsl(mode, p.cols, layout, c.r.subgroupSize, 'once', quant);
+    const grid: [number, number] = [normRowsGrid(p.rows, layout), 1];
+    c.r.submit(s.node, s.op, (_e, pass) =>
+      pass(code, bindings(c.buf(s.out), c.buf(s.scaleOut)), NORM_PARAMS.words(p), grid),
+    );
+    return;
+  }
+  const n = p.rows * p.cols;
+  const normed = c.r.scratch(n * BYTES[d], `${s.node}.normed`);
+  const k = normKernel(mode, d, p, c.r.subgroupSize, layout);
+  c.r.submit(s.node, s.op, (_e, pass) => pass(k.code, bindings(normed, null), NORM_PARAMS.words(p), k.grid));
+  const scaleGroups = s.scaleTransposed ? p.cols / s.group : 1;
+  const rule = { eps: 0, max: s.max, minScale: s.minScale, scaleGroups };
+  const x = { buf: normed, dtype: d };
+  encodeQuantRows(c, s, x, n / s.group, s.group, rule, c.buf(s.out), c.buf(s.scaleOut));
 }
 
 const acrossRanks = () => {
@@ -181,6 +233,8 @@ const STEP_ENCODERS: StepEncoders<Step['kernel']> = {
   ...GEMM_ENCODERS,
   rms_norm: encodeNormStep,
   fused_add_rms_norm: encodeNormStep,
+  rms_norm_dynamic_quant: encodeNormDynamicQuant,
+  fused_add_rms_norm_dynamic_quant: encodeNormDynamicQuant,
   all_reduce: acrossRanks,
   fused_allreduce_norm: acrossRanks,
   reduce_scatter: acrossRanks,
