@@ -264,14 +264,14 @@ export const warmUpLine = (w: Awaited<ReturnType<typeof warmClocks>>) =>
 const MOE_LAYOUTS: Partial<MoeGemvConfig>[] = [
   { maxTm: 2 },
   { maxTm: 8 },
-  { groups: 4 },
+  { groups: 8 },
   { groups: 2 },
-  { groups: 4, maxTm: 2 },
+  { maxTm: 2, groups: 8 },
   { unroll: 2 },
   { prefetch: true },
   { fullTiles: false },
   { fma: false },
-  { rows1: 8, rows2: 8, groups: 4 },
+  { rows1: 8, rows2: 8 },
   { rows2: 8 },
 ];
 const moeLayoutLabel = (m: Partial<MoeGemvConfig>) =>

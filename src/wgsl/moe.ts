@@ -431,13 +431,14 @@ export interface MoeGemvConfig {
   stageX: boolean;
 }
 /**
- * The default layout, from the H100 sweep of 2026-12-06 19:2x UTC at steady clocks (bench/RESULTS.md):
- * fused multiply-adds, the branch-free loop for full tiles and at most 4 token slots took T = 64 from
- * 1154 to 972 µs and T = 16 from 570 to 529 µs, T = 1 and 4 unchanged; at T ≥ 16 the GEMV is bound
- * by arithmetic, and smaller tiles (an expert's weights re-read from L2 by its next tile) beat fewer.
+ * The default layout, from two H100 sweeps at steady clocks (2026-12-06 19:2x–19:3x UTC,
+ * bench/RESULTS.md): fused multiply-adds, the branch-free loop for full tiles and at most 4 token
+ * slots took T = 64 from 1154 to 969 µs and T = 16 from 570 to 528 µs (T = 1 and 4 unchanged), and
+ * 128-thread workgroups T = 64 to 947 µs: at T ≥ 16 the GEMV is bound by arithmetic, and an expert
+ * split over more, smaller tiles (its weights re-read from L2) does better than fewer, larger ones.
  */
 export const MOE_GEMV_DEFAULT: MoeGemvConfig = {
-  groups: 8,
+  groups: 4,
   rows1: 4,
   rows2: 4,
   maxTm: 4,
