@@ -20,8 +20,13 @@ describe('bench kernels --quick (SwiftShader)', () => {
       'moe (expert weights streamed)',
       // The passes after routing, beside per-expert cuBLAS (which routes outside its time).
       'moe without routing',
+      // Other MoE GEMV layouts beside the default, each checked bitwise against it on the device.
+      'moe layout',
       'gemm',
     ]);
+    const layouts = out.results.filter((r) => r.suite === 'moe layout');
+    expect(layouts.length).toBeGreaterThan(0);
+    for (const r of layouts) expect(r.note, JSON.stringify(r.layout)).toMatch(/; bitwise the default/);
     expect(out.ceiling_gbs).toBe(
       Math.max(...out.results.filter((r) => r.suite === 'copy').map((r) => r.gbs)),
     );
