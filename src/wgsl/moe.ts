@@ -623,6 +623,95 @@ function foldedRouteWgsl(WG: number): string {
 }
 
 /**
+ * moeGemvWgsl's k loop over a tile's W rows and token slots (accumulators a{row}_{slot}, the
+ * workgroup's `n` slots taken): lane-strided words, and the options of MoeGemvConfig (prefetch,
+ * unroll, fma, stageX, fullTiles). `stagedRow`: the word index of slot `t`'s activation row.
+ */
+function gemvLoopWgsl(cfg: MoeGemvConfig, tm: number, R: number, G: number, stagedRow: string): string {
+  const rs = Array.from({ length: R }, (_, i) => i);
+  const ts = Array.from({ length: tm }, (_, i) => i);
+  const U = Math.max(1, cfg.unroll);
+  const us = Array.from({ length: U }, (_, i) => i);
+  // `fma`: the 8 products of a word added one fused multiply-add at a time, in k order (a
+  // different, equally exact-per-step order than the two dot products: not bitwise the same).
+  const fmaTerms = (acc: string, wl: string, wh: string) =>
+    `${acc} = ${['x', 'y', 'z', 'w'].reduce((e, c) => `fma(${wh}.${c}, xh.${c}, fma(${wl}.${c}, xl.${c}, ${e}))`, acc)};`;
+  const tokenTerms = (guard: boolean) =>
+    ts
+      .map(
+        (t) => `${guard && t > 0 ? `if (${t}u < n) ` : ''}{
+      let v = a[x${t} + k]; let xl = lo4(v); let xh = hi4(v);
+      ${rs.map((r) => (cfg.fma ? fmaTerms(`a${r}_${t}`, `wl${r}`, `wh${r}`) : `a${r}_${t} += dot(wl${r}, xl) + dot(wh${r}, xh);`)).join(' ')}
+    }`,
+      )
+      .join('\n    ');
+  const unpack = rs.map((r) => `let wl${r} = lo4(q${r}); let wh${r} = hi4(q${r});`).join('\n    ');
+  // The k loop: lane-strided words, `unroll` words per row per step; with `prefetch` the next
+  // step's W words are loaded before this step's terms (loads of two steps in flight per thread).
+  // `stageX`: the tile's activations staged in workgroup memory as f32, 64 words of every slot at a
+  // time (tm · 2 KB), so a step reads two vec4<f32> per token instead of a packed word to unpack.
+  const staged = (guard: boolean) => `for (var c0 = 0u; c0 < Kw; c0 += ${XS_WORDS}u) {
+    workgroupBarrier();
+    for (var i = li; i < ${tm * XS_WORDS}u; i += ${32 * G}u) {
+      let t = i / ${XS_WORDS}u; let kw = c0 + i % ${XS_WORDS}u;
+      var v = vec4<u32>(0u);
+      if (t < n && kw < Kw) { v = a[${stagedRow} + kw]; }
+      xs[2u * i] = lo4(v); xs[2u * i + 1u] = hi4(v);
+    }
+    workgroupBarrier();
+    for (var s = 0u; s < ${XS_WORDS / 32}u; s++) {
+      let k = c0 + lane + 32u * s;
+      if (k < Kw) {
+        ${rs.map((r) => `let q${r} = w[w${r} + k];`).join(' ')}
+        ${unpack}
+        ${ts
+          .map(
+            (t) => `${guard && t > 0 ? `if (${t}u < n) ` : ''}{
+          let xl = xs[${2 * t * XS_WORDS}u + 2u * (k - c0)]; let xh = xs[${2 * t * XS_WORDS}u + 2u * (k - c0) + 1u];
+          ${rs.map((r) => (cfg.fma ? fmaTerms(`a${r}_${t}`, `wl${r}`, `wh${r}`) : `a${r}_${t} += dot(wl${r}, xl) + dot(wh${r}, xh);`)).join(' ')}
+        }`,
+          )
+          .join('\n        ')}
+      }
+    }
+  }`;
+  const loopOf = (guard: boolean) =>
+    cfg.stageX
+      ? staged(guard)
+      : cfg.prefetch
+        ? `${rs.map((r) => `var q${r} = vec4<u32>(0u);`).join(' ')}
+  if (lane < Kw) { ${rs.map((r) => `q${r} = w[w${r} + lane];`).join(' ')} }
+  for (var k = lane; k < Kw; k += 32u) {
+    ${unpack}
+    if (k + 32u < Kw) { ${rs.map((r) => `q${r} = w[w${r} + k + 32u];`).join(' ')} }
+    ${tokenTerms(guard)}
+  }`
+        : `for (var k0 = lane; k0 < Kw; k0 += ${32 * U}u) {
+${us
+  .map(
+    (u) => `    ${u > 0 ? `if (k0 + ${32 * u}u < Kw) ` : ''}{
+    let k = k0 + ${32 * u}u;
+    ${rs.map((r) => `let q${r} = w[w${r} + k];`).join(' ')}
+    ${unpack}
+    ${tokenTerms(guard)}
+    }`,
+  )
+  .join('\n')}
+  }`;
+  // `fullTiles`: a tile with all tm slots taken runs a copy of the loop with no slot branches, so
+  // the tokens' loads of a step can all be issued at once.
+  const kLoop =
+    cfg.fullTiles && tm > 1
+      ? `  if (n == ${tm}u) {
+  ${loopOf(false)}
+  } else {
+  ${loopOf(true)}
+  }`
+      : `  ${loopOf(true)}`;
+  return kLoop;
+}
+
+/**
  * Decode-time gemm1 / gemm2 as a batched GEMV: a workgroup is one (expert, ≤ tm tokens) tile ×
  * groups·rows W rows. The 32 threads of a group read consecutive words (8 bf16) of each of their
  * rows, so W streams once per tile in coalesced 16-byte loads; every thread keeps rows × tm partial
@@ -658,8 +747,6 @@ export function moeGemvWgsl(
     throw new Error(`moeGemvWgsl: stage 1 needs rows in fours (one act word per token), got ${R}`);
   const rs = Array.from({ length: R }, (_, i) => i);
   const ts = Array.from({ length: tm }, (_, i) => i);
-  const U = Math.max(1, cfg.unroll);
-  const us = Array.from({ length: U }, (_, i) => i);
   const butterfly = sg >= 32;
   // Partials per (row, token) in workgroup memory when a group spans several subgroups (or none).
   const P = butterfly ? 1 : sg > 0 && 32 % sg === 0 ? 32 / sg : 32;
@@ -722,82 +809,13 @@ ${rs
           .join('\n  ');
   // The tokens' terms of one word column k of the tile's rows (wl/wh: the rows' unpacked words);
   // `guard`: slots past n are skipped by a branch uniform over the workgroup.
-  // `fma`: the 8 products of a word added one fused multiply-add at a time, in k order (a
-  // different, equally exact-per-step order than the two dot products: not bitwise the same).
-  const fmaTerms = (acc: string, wl: string, wh: string) =>
-    `${acc} = ${['x', 'y', 'z', 'w'].reduce((e, c) => `fma(${wh}.${c}, xh.${c}, fma(${wl}.${c}, xl.${c}, ${e}))`, acc)};`;
-  const tokenTerms = (guard: boolean) =>
-    ts
-      .map(
-        (t) => `${guard && t > 0 ? `if (${t}u < n) ` : ''}{
-      let v = a[x${t} + k]; let xl = lo4(v); let xh = hi4(v);
-      ${rs.map((r) => (cfg.fma ? fmaTerms(`a${r}_${t}`, `wl${r}`, `wh${r}`) : `a${r}_${t} += dot(wl${r}, xl) + dot(wh${r}, xh);`)).join(' ')}
-    }`,
-      )
-      .join('\n    ');
-  const unpack = rs.map((r) => `let wl${r} = lo4(q${r}); let wh${r} = hi4(q${r});`).join('\n    ');
-  // The k loop: lane-strided words, `unroll` words per row per step; with `prefetch` the next
-  // step's W words are loaded before this step's terms (loads of two steps in flight per thread).
-  // `stageX`: the tile's activations staged in workgroup memory as f32, 64 words of every slot at a
-  // time (tm · 2 KB), so a step reads two vec4<f32> per token instead of a packed word to unpack.
-  const staged = (guard: boolean) => `for (var c0 = 0u; c0 < Kw; c0 += ${XS_WORDS}u) {
-    workgroupBarrier();
-    for (var i = li; i < ${tm * XS_WORDS}u; i += ${32 * G}u) {
-      let t = i / ${XS_WORDS}u; let kw = c0 + i % ${XS_WORDS}u;
-      var v = vec4<u32>(0u);
-      if (t < n && kw < Kw) { v = a[${aRowOf(foldLogits ? 'tileOf.y' : 'route[rSorted() + rowBase + t]')} + kw]; }
-      xs[2u * i] = lo4(v); xs[2u * i + 1u] = hi4(v);
-    }
-    workgroupBarrier();
-    for (var s = 0u; s < ${XS_WORDS / 32}u; s++) {
-      let k = c0 + lane + 32u * s;
-      if (k < Kw) {
-        ${rs.map((r) => `let q${r} = w[w${r} + k];`).join(' ')}
-        ${unpack}
-        ${ts
-          .map(
-            (t) => `${guard && t > 0 ? `if (${t}u < n) ` : ''}{
-          let xl = xs[${2 * t * XS_WORDS}u + 2u * (k - c0)]; let xh = xs[${2 * t * XS_WORDS}u + 2u * (k - c0) + 1u];
-          ${rs.map((r) => (cfg.fma ? fmaTerms(`a${r}_${t}`, `wl${r}`, `wh${r}`) : `a${r}_${t} += dot(wl${r}, xl) + dot(wh${r}, xh);`)).join(' ')}
-        }`,
-          )
-          .join('\n        ')}
-      }
-    }
-  }`;
-  const loopOf = (guard: boolean) =>
-    cfg.stageX
-      ? staged(guard)
-      : cfg.prefetch
-        ? `${rs.map((r) => `var q${r} = vec4<u32>(0u);`).join(' ')}
-  if (lane < Kw) { ${rs.map((r) => `q${r} = w[w${r} + lane];`).join(' ')} }
-  for (var k = lane; k < Kw; k += 32u) {
-    ${unpack}
-    if (k + 32u < Kw) { ${rs.map((r) => `q${r} = w[w${r} + k + 32u];`).join(' ')} }
-    ${tokenTerms(guard)}
-  }`
-        : `for (var k0 = lane; k0 < Kw; k0 += ${32 * U}u) {
-${us
-  .map(
-    (u) => `    ${u > 0 ? `if (k0 + ${32 * u}u < Kw) ` : ''}{
-    let k = k0 + ${32 * u}u;
-    ${rs.map((r) => `let q${r} = w[w${r} + k];`).join(' ')}
-    ${unpack}
-    ${tokenTerms(guard)}
-    }`,
-  )
-  .join('\n')}
-  }`;
-  // `fullTiles`: a tile with all tm slots taken runs a copy of the loop with no slot branches, so
-  // the tokens' loads of a step can all be issued at once.
-  const kLoop =
-    cfg.fullTiles && tm > 1
-      ? `  if (n == ${tm}u) {
-  ${loopOf(false)}
-  } else {
-  ${loopOf(true)}
-  }`
-      : `  ${loopOf(true)}`;
+  const kLoop = gemvLoopWgsl(
+    cfg,
+    tm,
+    R,
+    G,
+    aRowOf(foldLogits ? 'tileOf.y' : 'route[rSorted() + rowBase + t]'),
+  );
   const WG = 32 * G;
   const tileStart = foldLogits
     ? foldedRouteWgsl(WG)
