@@ -636,11 +636,16 @@ function gemvLoopWgsl(cfg: MoeGemvConfig, tm: number, R: number, G: number, stag
   // different, equally exact-per-step order than the two dot products: not bitwise the same).
   const fmaTerms = (acc: string, wl: string, wh: string) =>
     `${acc} = ${['x', 'y', 'z', 'w'].reduce((e, c) => `fma(${wh}.${c}, xh.${c}, fma(${wl}.${c}, xl.${c}, ${e}))`, acc)};`;
-  const tokenTerms = (guard: boolean) =>
+  // Slot t's terms of word column k; `load` defines its activation halves xl / xh (by default the
+  // packed word from global memory, unpacked).
+  const tokenTerms = (
+    guard: boolean,
+    load = (t: number) => `let v = a[x${t} + k]; let xl = lo4(v); let xh = hi4(v);`,
+  ) =>
     ts
       .map(
         (t) => `${guard && t > 0 ? `if (${t}u < n) ` : ''}{
-      let v = a[x${t} + k]; let xl = lo4(v); let xh = hi4(v);
+      ${load(t)}
       ${rs.map((r) => (cfg.fma ? fmaTerms(`a${r}_${t}`, `wl${r}`, `wh${r}`) : `a${r}_${t} += dot(wl${r}, xl) + dot(wh${r}, xh);`)).join(' ')}
     }`,
       )
@@ -664,14 +669,7 @@ function gemvLoopWgsl(cfg: MoeGemvConfig, tm: number, R: number, G: number, stag
       if (k < Kw) {
         ${rs.map((r) => `let q${r} = w[w${r} + k];`).join(' ')}
         ${unpack}
-        ${ts
-          .map(
-            (t) => `${guard && t > 0 ? `if (${t}u < n) ` : ''}{
-          let xl = xs[${2 * t * XS_WORDS}u + 2u * (k - c0)]; let xh = xs[${2 * t * XS_WORDS}u + 2u * (k - c0) + 1u];
-          ${rs.map((r) => (cfg.fma ? fmaTerms(`a${r}_${t}`, `wl${r}`, `wh${r}`) : `a${r}_${t} += dot(wl${r}, xl) + dot(wh${r}, xh);`)).join(' ')}
-        }`,
-          )
-          .join('\n        ')}
+        ${tokenTerms(guard, (t) => `let xl = xs[${2 * t * XS_WORDS}u + 2u * (k - c0)]; let xh = xs[${2 * t * XS_WORDS}u + 2u * (k - c0) + 1u];`)}
       }
     }
   }`;
