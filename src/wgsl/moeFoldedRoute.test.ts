@@ -4,81 +4,29 @@
 // into one submit give what N submits give.
 
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { nodeGpu } from '../runtime/nodeGpu.ts';
-import { openRanks, type RankDevice } from '../runtime/webgpu/rankDevice.ts';
-import { encodeMoeDispatch, seedExpertWeights, type ExpertWeights } from '../runtime/webgpu/moeEncoders.ts';
-import { bf16Bits } from '../runtime/bf16.ts';
 import { MOE_GEMV_DEFAULT, moeFoldsRoute, moeGemvTokens, type MoeGemvConfig } from './moe.ts';
+import { openMoeRig, type MoeRig } from '../runtime/webgpu/moeTestRig.ts';
 
-let dev: RankDevice;
-let weights: ExpertWeights;
+let rig: MoeRig;
 const H = 48,
   E = 32,
   K = 4,
   I = 120;
 beforeAll(async () => {
-  [dev] = await openRanks(await nodeGpu(), 1, { f16: false });
-  weights = seedExpertWeights(dev, 'moe', 'vllm.moe_forward', {
-    layer: 'test.moe',
-    experts: E,
-    hidden: H,
-    interShard: I,
-    interFull: I,
-    dtype: 'bf16',
-    seed: 11,
-    keep: true,
-  });
-  await dev.sync();
+  rig = await openMoeRig({ hidden: H, experts: E, topk: K, inter: I, seed: 11 });
 });
-afterAll(() => dev?.destroy());
-
-function bf16Buffer(id: string, values: number[]): GPUBuffer {
-  const words = new Uint16Array(values.length + (values.length & 1));
-  values.forEach((v, i) => (words[i] = bf16Bits(v)));
-  const b = dev.alloc(id, Math.max(16, words.byteLength));
-  dev.write(b, 0, new Uint8Array(words.buffer));
-  return b;
-}
-
-/** The step's output words (bf16) with the given decode layout, after `times` calls, batched or not. */
-async function moeOut(logits: number[], cfg: MoeGemvConfig, times = 1, batch = false): Promise<Uint16Array> {
-  const x = bf16Buffer(
-    'x',
-    Array.from({ length: H }, (_, i) => Math.sin(i * 0.7) * 1.5),
-  );
-  const l = bf16Buffer('logits', logits);
-  const out = dev.alloc('out', H * 2);
-  dev.clearTimings();
-  if (batch) dev.beginBatch();
-  for (let i = 0; i < times; i++)
-    encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', {
-      T: 1,
-      H,
-      E,
-      K,
-      Is: I,
-      dtype: 'bf16',
-      logitsDtype: 'bf16',
-      x,
-      xOff: 0,
-      xRowStride: H,
-      logits: l,
-      lOff: 0,
-      lRowStride: E,
-      out,
-      weights,
-      decodeKernel: cfg,
-    });
-  if (batch) dev.endBatch();
-  await dev.sync();
-  passes = dev.timestamps ? dev.passes.length : -1;
-  const bytes = await dev.read(out, 0, H * 2);
-  for (const id of ['x', 'logits', 'out']) dev.free(id);
-  return new Uint16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + H * 2));
-}
+afterAll(() => rig?.destroy());
 
 /** Timestamped passes of the last moeOut (−1 without timestamps). */
 let passes = 0;
+/** The step's output words (bf16) at T = 1 with the given decode layout, after `times` calls, batched or not. */
+async function moeOut(logits: number[], cfg: MoeGemvConfig, times = 1, batch = false): Promise<Uint16Array> {
+  const x = Array.from({ length: H }, (_, i) => Math.sin(i * 0.7) * 1.5);
+  const r = await rig.run(1, x, logits, cfg, { times, batch });
+  passes = r.passes;
+  return r.out;
+}
+
 const folded = MOE_GEMV_DEFAULT;
 const routed = { ...MOE_GEMV_DEFAULT, foldRoute: false };
 

@@ -5,79 +5,28 @@
 // counts are not multiples of the 32 lanes exercise the loop tails.
 
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { nodeGpu } from '../runtime/nodeGpu.ts';
-import { openRanks, type RankDevice } from '../runtime/webgpu/rankDevice.ts';
-import { encodeMoeDispatch, seedExpertWeights, type ExpertWeights } from '../runtime/webgpu/moeEncoders.ts';
-import { bf16Bits } from '../runtime/bf16.ts';
 import { MOE_GEMV_DEFAULT, moeGemvTokens, type MoeGemvConfig } from './moe.ts';
+import { openMoeRig, type MoeRig } from '../runtime/webgpu/moeTestRig.ts';
 
-let dev: RankDevice;
-let weights: ExpertWeights;
+let rig: MoeRig;
 // 38 words of hidden, 33 of intermediate: both past one 32-lane step and not a multiple of it.
 const H = 304,
   E = 32,
   K = 4,
   I = 264;
 beforeAll(async () => {
-  [dev] = await openRanks(await nodeGpu(), 1, { f16: false });
-  weights = seedExpertWeights(dev, 'moe', 'vllm.moe_forward', {
-    layer: 'test.moe.layouts',
-    experts: E,
-    hidden: H,
-    interShard: I,
-    interFull: I,
-    dtype: 'bf16',
-    seed: 5,
-    keep: true,
-  });
-  await dev.sync();
+  rig = await openMoeRig({ hidden: H, experts: E, topk: K, inter: I, seed: 5 });
 });
-afterAll(() => dev?.destroy());
-
-function bf16Buffer(id: string, values: number[]): GPUBuffer {
-  const words = new Uint16Array(values.length + (values.length & 1));
-  values.forEach((v, i) => (words[i] = bf16Bits(v)));
-  const b = dev.alloc(id, Math.max(16, words.byteLength));
-  dev.write(b, 0, new Uint8Array(words.buffer));
-  return b;
-}
+afterAll(() => rig?.destroy());
 
 async function moeOut(T: number, cfg: MoeGemvConfig): Promise<Uint16Array> {
-  const x = bf16Buffer(
-    'x',
-    Array.from({ length: T * H }, (_, i) => Math.sin(i * 0.37) * 1.5),
-  );
+  const x = Array.from({ length: T * H }, (_, i) => Math.sin(i * 0.37) * 1.5);
   // Skewed logits: a few experts get many of the T tokens, so tiles fill and experts span tiles.
-  const l = bf16Buffer(
-    'logits',
-    Array.from(
-      { length: T * E },
-      (_, i) => Math.cos((i % E) * 0.9 + Math.floor(i / E) * 0.13) * 2 + ((i % E) % 5 === 0 ? 1 : 0),
-    ),
+  const logits = Array.from(
+    { length: T * E },
+    (_, i) => Math.cos((i % E) * 0.9 + Math.floor(i / E) * 0.13) * 2 + ((i % E) % 5 === 0 ? 1 : 0),
   );
-  const out = dev.alloc('out', T * H * 2);
-  encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', {
-    T,
-    H,
-    E,
-    K,
-    Is: I,
-    dtype: 'bf16',
-    logitsDtype: 'bf16',
-    x,
-    xOff: 0,
-    xRowStride: H,
-    logits: l,
-    lOff: 0,
-    lRowStride: E,
-    out,
-    weights,
-    decodeKernel: cfg,
-  });
-  await dev.sync();
-  const bytes = await dev.read(out, 0, T * H * 2);
-  for (const id of ['x', 'logits', 'out']) dev.free(id);
-  return new Uint16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + T * H * 2));
+  return (await rig.run(T, x, logits, cfg)).out;
 }
 
 const layouts: [string, Partial<MoeGemvConfig>][] = [
