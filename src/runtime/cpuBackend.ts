@@ -6,12 +6,13 @@ import type { Backend, RunOptions, RunResult, TraceEvent } from './backend.ts';
 import { DEFAULT_SEED } from './backend.ts';
 import type { CollectiveStep, Plan, Step } from './plan.ts';
 import { DTYPE_BYTES, kernelCost } from '../graph/opTable.ts';
-import { asRows, isCollective, numelOf, outputsOf } from './plan.ts';
+import { isCollective, numelOf, outputsOf } from './plan.ts';
 import { RunError } from './runError.ts';
-import { costRanks, resolveGroup, type RankMesh } from './rankMesh.ts';
+import { costRanks } from './rankMesh.ts';
 import { hostValues, toHostTensor, type HostTensor } from './hostTensor.ts';
 import { seedRule, seedStream, seededArray } from './weights.ts';
-import { cpuResidualNorm, readView, rounded, type HostArray } from './cpuKernels.ts';
+import { readView, type HostArray } from './cpuKernels.ts';
+import { runCollective } from './cpuCollectives.ts';
 import { cpuStepContext, type CpuStepContext, type CpuSteps } from './cpuStepContext.ts';
 import { TENSOR_STEPS } from './cpuTensorSteps.ts';
 import { NORM_STEPS } from './cpuNormSteps.ts';
@@ -99,78 +100,6 @@ export const cpuBackend: Backend = {
     };
   },
 };
-
-/**
- * A collective over every rank's memory at once, each group of its process group (rankMesh.ts)
- * apart; what each rank reads and writes, in bytes.
- */
-function runCollective(
-  s: CollectiveStep,
-  mem: Map<string, HostArray>[],
-  mesh: RankMesh,
-): { bytesRead: number; bytesWritten: number } {
-  let io = { bytesRead: 0, bytesWritten: 0 };
-  for (const ranks of resolveGroup(mesh, s.group).groups)
-    io = runGroupCollective(
-      s,
-      ranks.map((r) => mem[r]),
-    );
-  return io;
-}
-
-/** The collective among the ranks whose memories `mem` holds, in group-rank order. */
-function runGroupCollective(
-  s: CollectiveStep,
-  mem: Map<string, HostArray>[],
-): { bytesRead: number; bytesWritten: number } {
-  const R = mem.length;
-  const xs = mem.map((m) => readView(s.x, m.get(s.x.storage)!));
-  const bytes = xs[0].length * DTYPE_BYTES[s.x.dtype];
-  if (s.kernel === 'all_gather') {
-    const n = xs[0].length;
-    for (let r = 0; r < R; r++) {
-      const out = new Float64Array(n * R);
-      for (let q = 0; q < R; q++) out.set(xs[q], q * n);
-      mem[r].set(s.out, rounded(s.x.dtype, out));
-    }
-    return { bytesRead: bytes * R, bytesWritten: bytes * R };
-  }
-  if (s.kernel === 'reduce_scatter') {
-    // Rank r keeps rows [r·T/R, (r+1)·T/R) of the sum, summed in rank order as the all-reduce does.
-    const len = xs[0].length / R;
-    for (let r = 0; r < R; r++) {
-      const sum = new Float64Array(len);
-      for (let q = 0; q < R; q++) for (let i = 0; i < len; i++) sum[i] += xs[q][r * len + i];
-      mem[r].set(s.out, rounded(s.x.dtype, sum));
-    }
-    return { bytesRead: bytes, bytesWritten: bytes / R };
-  }
-  const sum = new Float64Array(xs[0].length);
-  for (let r = 0; r < R; r++) for (let i = 0; i < sum.length; i++) sum[i] += xs[r][i];
-  const ar = rounded(s.x.dtype, sum);
-  for (let r = 0; r < R; r++) {
-    if (s.kernel === 'all_reduce') mem[r].set(s.out, ar);
-    else {
-      const rows = asRows(s.x)!;
-      const { out, res } = cpuResidualNorm(
-        Float64Array.from(ar),
-        readView(s.residual, mem[r].get(s.residual.storage)!),
-        readView(s.w, mem[r].get(s.w.storage)!),
-        rows.rows,
-        rows.cols,
-        s.eps,
-        s.x.dtype,
-        s.normRounding !== 'as-unfused',
-      );
-      mem[r].set(s.out, rounded(s.x.dtype, out));
-      mem[r].set(s.residualOut, rounded(s.x.dtype, res));
-    }
-  }
-  return {
-    bytesRead: numelOf(s.x.shape) * DTYPE_BYTES[s.x.dtype] * R,
-    bytesWritten: numelOf(s.x.shape) * DTYPE_BYTES[s.x.dtype],
-  };
-}
 
 function ev(
   rank: number,
