@@ -108,16 +108,56 @@ export async function executePlan(
   collectiveKernels: CollectiveKernels = () => [],
 ): Promise<RunResult> {
   const seed = opts.seed ?? DEFAULT_SEED;
-  const events: TraceEvent[] = [];
-  const notes: string[] = [];
-  const total = plan.steps.length;
   // Given inputs are checked against the plan before any GPU work.
-  const uploads = plan.steps.flatMap((s) => {
+  const uploads = givenInputs(plan, opts.inputs);
+  await compileKernels(plan, ranks, seed, opts, collectiveKernels);
+  await uploadInputs(plan, ranks, uploads, opts);
+  const events = await runSteps(plan, ranks, seed, opts, collective);
+  opts.onProgress?.({ phase: 'download', done: 0, total: ranks.length });
+  const outputs: Map<string, HostTensor>[] = [];
+  const notes: string[] = [];
+  for (const r of ranks) {
+    outputs.push(await downloadOutputs(plan, r));
+    events.push(...rankEvents(plan, r, await r.kernelTimes()));
+    if (!r.timestamps)
+      notes.push(`rank ${r.rank}: the adapter has no timestamp-query; kernel times are not measured`);
+    opts.onProgress?.({ phase: 'download', done: outputs.length, total: ranks.length });
+  }
+  return {
+    outputs,
+    trace: {
+      backend: 'webgpu',
+      device: ranks[0]?.adapterName ?? '',
+      ranks: ranks.length,
+      events,
+      fed: plan.fed,
+      notes,
+    },
+  };
+}
+
+/** A tensor the user gave, packed in its storage's layout. */
+interface GivenInput {
+  id: string;
+  bytes: Uint8Array;
+}
+
+/** The seed steps' tensors the user gave, checked against the plan and packed in their storage's layout. */
+function givenInputs(plan: Plan, inputs: Map<string, HostTensor> | undefined): GivenInput[] {
+  return plan.steps.flatMap((s) => {
     if (s.kernel !== 'seed') return [];
-    const given = inputTensorFor(s, plan, opts.inputs);
+    const given = inputTensorFor(s, plan, inputs);
     return given ? [{ id: s.out, bytes: packHost(given, plan.storages.get(s.out)!.dtype) }] : [];
   });
-  await compileKernels(plan, ranks, seed, opts, collectiveKernels);
+}
+
+/** Writes the given inputs to every rank (the `upload` phase). */
+async function uploadInputs(
+  plan: Plan,
+  ranks: RankDevice[],
+  uploads: GivenInput[],
+  opts: RunOptions,
+): Promise<void> {
   const writes = uploads.length * ranks.length;
   let written = 0;
   opts.onProgress?.({ phase: 'upload', done: 0, total: writes });
@@ -129,6 +169,21 @@ export async function executePlan(
     }
     if (uploads.length) await r.sync();
   }
+}
+
+/**
+ * Encodes every step on every rank, a collective through `collective` once the ranks have
+ * finished the work before it; the collectives' trace events.
+ */
+async function runSteps(
+  plan: Plan,
+  ranks: RankDevice[],
+  seed: number,
+  opts: RunOptions,
+  collective: (s: CollectiveStep) => Promise<TraceEvent[]>,
+): Promise<TraceEvent[]> {
+  const events: TraceEvent[] = [];
+  const total = plan.steps.length;
   // Storages are allocated at their first write (fresh buffers are zeroed, which packed outputs rely on).
   for (let si = 0; si < total; si++) {
     const s = plan.steps[si];
@@ -152,64 +207,48 @@ export async function executePlan(
   }
   for (const r of ranks) await r.sync();
   opts.onProgress?.({ phase: 'run', done: total, total });
-  opts.onProgress?.({ phase: 'download', done: 0, total: ranks.length });
-  const outputs: Map<string, HostTensor>[] = [];
-  for (const r of ranks) {
-    const m = new Map<string, HostTensor>();
-    for (const o of plan.outputs) {
-      const st = plan.storages.get(o.view.storage)!;
-      const bytes = await r.read(r.buffer(st.id), 0, BYTES[st.dtype] * st.numel);
-      const values = unpackStorage(bytes, st.dtype, st.numel);
-      m.set(o.name, toHostTensor(o.view.dtype, o.view.shape, readView(o.view, values)));
-    }
-    outputs.push(m);
-    const times = await r.kernelTimes();
-    plan.steps.forEach((s, i) => {
-      if (isCollective(s)) {
-        const t = times.get(i);
-        if (t)
-          events.push({
-            rank: r.rank,
-            node: s.node,
-            op: s.op,
-            kind: 'kernel',
-            start_us: t.start,
-            dur_us: t.dur,
-            bytesRead: stepBytes(s, plan).read,
-            bytesWritten: stepBytes(s, plan).written,
-            timing: 'timestamp-query',
-          });
-        return;
-      }
-      const t = times.get(i);
-      const b = stepBytes(s, plan);
-      events.push({
-        rank: r.rank,
-        node: s.node,
-        op: s.op,
-        kind: s.kernel === 'seed' ? 'fed' : 'kernel',
-        start_us: t?.start ?? 0,
-        dur_us: t?.dur ?? 0,
-        bytesRead: b.read,
-        bytesWritten: b.written,
-        timing: t ? 'timestamp-query' : 'host',
-      });
-    });
-    if (!r.timestamps)
-      notes.push(`rank ${r.rank}: the adapter has no timestamp-query; kernel times are not measured`);
-    opts.onProgress?.({ phase: 'download', done: outputs.length, total: ranks.length });
+  return events;
+}
+
+/** The plan's outputs as rank `r` holds them. */
+async function downloadOutputs(plan: Plan, r: RankDevice): Promise<Map<string, HostTensor>> {
+  const m = new Map<string, HostTensor>();
+  for (const o of plan.outputs) {
+    const st = plan.storages.get(o.view.storage)!;
+    const bytes = await r.read(r.buffer(st.id), 0, BYTES[st.dtype] * st.numel);
+    const values = unpackStorage(bytes, st.dtype, st.numel);
+    m.set(o.name, toHostTensor(o.view.dtype, o.view.shape, readView(o.view, values)));
   }
-  return {
-    outputs,
-    trace: {
-      backend: 'webgpu',
-      device: ranks[0]?.adapterName ?? '',
-      ranks: ranks.length,
-      events,
-      fed: plan.fed,
-      notes,
-    },
-  };
+  return m;
+}
+
+/**
+ * Rank `r`'s trace events from its kernel times by step: every rank-local step (untimed without
+ * timestamp queries), and each collective the rank timed a kernel of.
+ */
+function rankEvents(
+  plan: Plan,
+  r: RankDevice,
+  times: Map<number, { start: number; dur: number }>,
+): TraceEvent[] {
+  const events: TraceEvent[] = [];
+  plan.steps.forEach((s, i) => {
+    const t = times.get(i);
+    if (isCollective(s) && !t) return;
+    const b = stepBytes(s, plan);
+    events.push({
+      rank: r.rank,
+      node: s.node,
+      op: s.op,
+      kind: s.kernel === 'seed' ? 'fed' : 'kernel',
+      start_us: t?.start ?? 0,
+      dur_us: t?.dur ?? 0,
+      bytesRead: b.read,
+      bytesWritten: b.written,
+      timing: t ? 'timestamp-query' : 'host',
+    });
+  });
+  return events;
 }
 
 /**
