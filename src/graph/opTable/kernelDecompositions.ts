@@ -2,7 +2,7 @@
 
 import type { Kernel, KernelName } from './kernels.ts';
 import { SILU_MUL_BY_DTYPE, type MapFn } from './mapFns.ts';
-import { numel, type StorageDType, type View } from './views.ts';
+import { contiguousView, numel, type StorageDType, type View } from './views.ts';
 
 /** A norm step with a static quant as the norm into a new storage and fp8_quant of it; null without one. */
 function normThenQuant(
@@ -13,13 +13,7 @@ function normThenQuant(
   if (!k.scale) return null;
   const shape = shapeOf(k.out);
   const normed = storage('normed', k.x.dtype, shape);
-  const x: View = {
-    storage: normed,
-    dtype: k.x.dtype,
-    shape,
-    strides: shape.map((_, d) => numel(shape.slice(d + 1))),
-    offset: 0,
-  };
+  const x = contiguousView(normed, k.x.dtype, shape);
   return [
     { ...k, scale: null, out: normed },
     { kernel: 'fp8_quant', x, scale: k.scale, satfinite: false, out: k.out },
@@ -45,13 +39,7 @@ export function siluAndMulUnfused(
   const { gate, up } = siluMulHalves(k.x);
   const dtype = k.x.dtype;
   if (dtype === 'i32') throw new Error('silu_and_mul takes a float tensor, not i32');
-  const contiguous = (id: string): View => ({
-    storage: id,
-    dtype,
-    shape: gate.shape,
-    strides: gate.shape.map((_, d) => numel(gate.shape.slice(d + 1))),
-    offset: 0,
-  });
+  const contiguous = (id: string) => contiguousView(id, dtype, gate.shape);
   const product = k.scale ? storage('result', dtype, gate.shape) : k.out;
   const steps: Kernel[] = [];
   if (dtype === 'f16') {
@@ -65,14 +53,6 @@ export function siluAndMulUnfused(
     steps.push({ kernel: 'fp8_quant', x: contiguous(product), scale: k.scale, satfinite: false, out: k.out });
   return steps;
 }
-
-const contiguousView = (id: string, dtype: StorageDType, s: number[]): View => ({
-  storage: id,
-  dtype,
-  shape: s,
-  strides: s.map((_, d) => numel(s.slice(d + 1))),
-  offset: 0,
-});
 
 /**
  * A norm + dynamic quant as its pair: the norm into a new storage, then fp8_quant_rows of its
@@ -150,13 +130,6 @@ export const KERNEL_DECOMPOSITIONS: {
     const cols = k.x.shape[k.x.shape.length - 1] ?? 1;
     const rows = numel(k.x.shape) / cols;
     const shape = [rows, cols];
-    const contiguous = (id: string, dtype: StorageDType, s: number[]): View => ({
-      storage: id,
-      dtype,
-      shape: s,
-      strides: s.map((_, d) => numel(s.slice(d + 1))),
-      offset: 0,
-    });
     const x: View = { ...k.x, shape, strides: [cols, 1] };
     const steps: Kernel[] = [];
     // A map reads its operands with its output storage's shape: the last two steps write the plan's
@@ -164,14 +137,14 @@ export const KERNEL_DECOMPOSITIONS: {
     // the same elements in that shape.
     const map = (fn: MapFn, a: View, b: View | null, scalar: number, dtype: StorageDType, into?: string) => {
       const out = into ?? storage(`${fn}${steps.length}`, dtype, a.shape);
-      const read = into ? contiguous(a.storage, a.dtype, shapeOf(into)) : a;
+      const read = into ? contiguousView(a.storage, a.dtype, shapeOf(into)) : a;
       steps.push({ kernel: 'map', fn, a: read, b, scalar, out });
-      return contiguous(out, dtype, a.shape);
+      return contiguousView(out, dtype, a.shape);
     };
     const abs = map('abs', x, null, 0, x.dtype);
     const amax = storage('absmax', x.dtype, [rows, 1]);
     steps.push({ kernel: 'reduce_rows', x: abs, mean: false, out: amax });
-    const floored = map('maxs', contiguous(amax, x.dtype, [rows, 1]), null, k.eps, 'f32');
+    const floored = map('maxs', contiguousView(amax, x.dtype, [rows, 1]), null, k.eps, 'f32');
     const raw = map('divs', floored, null, k.max, 'f32');
     const scale = map('maxs', raw, null, k.minScale, 'f32', k.scaleOut);
     const q = map('div', x, { ...scale, shape, strides: [1, 0] }, 0, 'f32');

@@ -14,3 +14,12 @@ export interface View {
 
 /** Elements of a shape. */
 export const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** A row-major view of a whole storage of this shape. */
+export const contiguousView = (id: string, dtype: StorageDType, s: number[]): View => ({
+  storage: id,
+  dtype,
+  shape: s,
+  strides: s.map((_, d) => numel(s.slice(d + 1))),
+  offset: 0,
+});
