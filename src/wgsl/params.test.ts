@@ -96,7 +96,7 @@ describe('paramStruct', () => {
         moeGemvWgsl(stage, MOE_GEMV_DEFAULT, 4, 0),
       ]),
       moeCombineWgsl('bf16'),
-      moeRoute1Wgsl('bf16'),
+      moeRoute1Wgsl('bf16', 32, 4),
     ];
     for (const code of kernels) {
       expect(code).toMatch(/@group\(0\) @binding\(0\) var<storage, read> prm: \w+Params;/);
