@@ -89,13 +89,14 @@ fn rSorted() -> u32 { return 4u * prm.E + 2u + prm.T * prm.K; }
 /**
  * Which expert the workgroup's tile (wid.x) belongs to, and the tile's first row in the expert-
  * sorted token order: tiles are numbered across experts by the routing pass (rTiles). Exits
- * workgroups past the last tile.
+ * workgroups past the last tile. `experts`: E written into the WGSL, so the scan of the E tile
+ * starts unrolls and its loads are in flight together (a loop to a runtime E waits for each).
  */
-function tileExpertWgsl(tm: number): string {
+function tileExpertWgsl(tm: number, experts?: number): string {
   return `  let tile = wid.x;
   if (tile >= route[rTiles() + E]) { return; }
   var e = 0u;
-  for (var q = 1u; q < E; q++) { if (route[rTiles() + q] <= tile) { e = q; } }
+  for (var q = 1u; q < ${experts === undefined ? 'E' : `${experts}u`}; q++) { if (route[rTiles() + q] <= tile) { e = q; } }
   let rowBase = route[rOffsets() + e] + (tile - route[rTiles() + e]) * ${tm}u;`;
 }
 
@@ -741,6 +742,7 @@ export function moeGemvWgsl(
   cfg: MoeGemvConfig,
   tm: number,
   sg: number,
+  experts: number,
   foldLogits: WgslDType | null = null,
 ): string {
   if (foldLogits && (stage !== 1 || tm !== 1))
@@ -827,7 +829,7 @@ ${rs
   const WG = 32 * G;
   const tileStart = foldLogits
     ? foldedRouteWgsl(WG)
-    : `${tileExpertWgsl(tm)}
+    : `${tileExpertWgsl(tm, experts)}
   let n = min(${tm}u, route[rOffsets() + e + 1u] - rowBase);`;
   const access = foldLogits ? 'read_write' : 'read';
   return `${useSub ? 'enable subgroups;\n' : ''}${DTYPE_WGSL}${PACKED4_WGSL}${META}

@@ -92,8 +92,8 @@ describe('paramStruct', () => {
       ...([1, 2] as const).flatMap((stage) => [
         moeGemmWgsl(stage, 'bf16', true),
         moeDecodeGemmWgsl(stage),
-        moeGemvWgsl(stage, MOE_GEMV_DEFAULT, 4, 32),
-        moeGemvWgsl(stage, MOE_GEMV_DEFAULT, 4, 0),
+        moeGemvWgsl(stage, MOE_GEMV_DEFAULT, 4, 32, 32),
+        moeGemvWgsl(stage, MOE_GEMV_DEFAULT, 4, 0, 32),
       ]),
       moeCombineWgsl('bf16'),
       moeRoute1Wgsl('bf16', 32, 4),

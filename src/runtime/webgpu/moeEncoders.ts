@@ -210,11 +210,11 @@ export function encodeMoeDispatch(r: RankDevice, node: string, op: string, m: Mo
       const sg = r.subgroupSize;
       const stage1 = [route, wts, m.x, m.weights.w13, m.weights.b13, act];
       if (fold) stage1.push(m.logits);
-      pass(moeGemvWgsl(1, gemv, tm, sg, fold ? m.logitsDtype : null), stage1, meta, [
+      pass(moeGemvWgsl(1, gemv, tm, sg, E, fold ? m.logitsDtype : null), stage1, meta, [
         cap,
         Math.ceil((2 * Is) / (gemv.groups * gemv.rows1)),
       ]);
-      pass(moeGemvWgsl(2, gemv, tm, sg), [route, wts, act, m.weights.w2, m.weights.b2, yk], meta, [
+      pass(moeGemvWgsl(2, gemv, tm, sg, E), [route, wts, act, m.weights.w2, m.weights.b2, yk], meta, [
         cap,
         Math.ceil(H / (gemv.groups * gemv.rows2)),
       ]);
