@@ -273,6 +273,7 @@ const MOE_LAYOUTS: Partial<MoeGemvConfig>[] = [
   { fma: false },
   { rows1: 8, rows2: 8 },
   { rows2: 8 },
+  { rows2: 2 },
 ];
 const moeLayoutLabel = (m: Partial<MoeGemvConfig>) =>
   Object.entries(m)
@@ -291,7 +292,7 @@ export const launchesFor = (us: number) => Math.max(4, Math.min(200, Math.ceil(3
 async function passFloor(
   dev: RankDevice,
   iters: number,
-): Promise<{ empty: number; dispatch: number; freshMeta: number }> {
+): Promise<{ empty: number; dispatch: number; freshMeta: number; freshDst: number }> {
   const d = dev.device;
   d.pushErrorScope('validation');
   const qs = d.createQuerySet({ type: 'timestamp', count: 2 * iters });
@@ -317,7 +318,7 @@ async function passFloor(
     size: 16 * iters,
     usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
   });
-  const time = async (kind: 'empty' | 'dispatch' | 'freshMeta'): Promise<number> => {
+  const time = async (kind: 'empty' | 'dispatch' | 'freshMeta' | 'freshDst'): Promise<number> => {
     const made: GPUBuffer[] = [];
     for (let i = 0; i < iters; i++) {
       const enc = d.createCommandEncoder();
@@ -332,6 +333,18 @@ async function passFloor(
           m.unmap();
           made.push(m);
           bg = bindGroup(m);
+        }
+        if (kind === 'freshDst') {
+          // Never written: WebGPU's zero-fill of it happens at this first use.
+          const fresh = d.createBuffer({ size: 1 << 20, usage: GPUBufferUsage.STORAGE });
+          made.push(fresh);
+          bg = d.createBindGroup({
+            layout: pipeline.getBindGroupLayout(0),
+            entries: [
+              { binding: 0, resource: { buffer: meta0 } },
+              { binding: 1, resource: { buffer: fresh } },
+            ],
+          });
         }
         pass.setPipeline(pipeline);
         pass.setBindGroup(0, bg);
@@ -353,6 +366,7 @@ async function passFloor(
     empty: await time('empty'),
     dispatch: await time('dispatch'),
     freshMeta: await time('freshMeta'),
+    freshDst: await time('freshDst'),
   };
   for (const b of [dst, meta0, resolve]) b.destroy();
   qs.destroy();
@@ -524,6 +538,11 @@ export async function bench(argv: string[]): Promise<number> {
       4,
       parts.freshMeta,
       'the same with a meta buffer mapped at creation and a bind group per pass (RankDevice.submit before caching)',
+    );
+    floorRow(
+      7,
+      parts.freshDst,
+      'the same writing a fresh, never-written 1 MiB buffer: WebGPU zero-fills it at this first use (scratch before workspaces)',
     );
     // A run's steps through the executor's path: one submit per step (before) against one for all.
     const steps = 64;
@@ -927,7 +946,7 @@ export async function bench(argv: string[]): Promise<number> {
     const x = fill(dev, 'moe.x', dtype, T * H, 'moe.x'),
       logits = fill(dev, 'moe.logits', dtype, T * E, 'moe.logits');
     const out = dev.alloc('moe.out', bufferBytes(dtype, T * H));
-    const encode = (decodeKernel: MoeGemvConfig | 'tiled') =>
+    const encode = (decodeKernel: MoeGemvConfig | 'tiled', freshScratch = false) =>
       encodeMoeDispatch(dev, 'moe', 'vllm.moe_forward', {
         T,
         H,
@@ -945,6 +964,7 @@ export async function bench(argv: string[]): Promise<number> {
         out,
         weights,
         decodeKernel,
+        freshScratch,
       });
     const t = await timeBoth(quick ? 2 : 10, () => encode(moePick));
     const active = routedExperts(T);
@@ -980,6 +1000,22 @@ export async function bench(argv: string[]): Promise<number> {
         bytes: weightBytes,
         flops: T * TOPK * 2 * 3 * I * H,
         note: `${active} experts; routing pass; passes ${before.passes.map((d) => d.toFixed(1)).join(' + ')} µs`,
+      });
+    }
+    // The same kernels with fresh intermediates every call, as before they were workspaces: WebGPU
+    // zero-fills a fresh buffer on its first use (Dawn on Vulkan inside the pass that binds it:
+    // pass floor row 7); RankDevice now clears them before the pass, so the kernel times should
+    // match the workspaces' and only the back-to-back time carries the fills.
+    if (moePick !== 'tiled' && T <= 64 && !quick) {
+      const fresh = await timeBoth(10, () => encode(moePick, true));
+      add({
+        suite: 'moe, fresh scratch',
+        T,
+        us: fresh.us,
+        b2b_us: fresh.b2b,
+        bytes: weightBytes,
+        flops: T * TOPK * 2 * 3 * I * H,
+        note: `${active} experts; route, weights, act and y_k made per call, zero-filled before the passes; passes ${fresh.passes.map((d) => d.toFixed(1)).join(' + ')} µs`,
       });
     }
     // Other GEMV layouts beside the default, timed the same way in the same loop, each checked

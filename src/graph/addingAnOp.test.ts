@@ -52,13 +52,13 @@ describe('adding an op: tsc names every place that must handle it', { timeout: 1
 
   it('a kernel: its cost, the CPU reference, WebGPU, the agent and the differential check', () => {
     const files = filesTscNames(
-      'src/graph/opTable.ts',
+      'src/graph/opTable/kernels.ts',
       'export const KERNELS = {\n',
       "  probe: { fields: { x: 'view', out: 'storage' }, worker: ['gather'], rounding: 'exact', collective: false, doc: 'probe' },\n",
     );
     expect(files).toEqual([
       'agent/program.ts',
-      'src/graph/opTable.ts',
+      'src/graph/opTable/kernelCost.ts',
       'src/runtime/cpuBackend.ts',
       'src/runtime/differential.ts',
       'src/runtime/webgpu/encoders.ts',

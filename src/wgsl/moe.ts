@@ -89,13 +89,14 @@ fn rSorted() -> u32 { return 4u * prm.E + 2u + prm.T * prm.K; }
 /**
  * Which expert the workgroup's tile (wid.x) belongs to, and the tile's first row in the expert-
  * sorted token order: tiles are numbered across experts by the routing pass (rTiles). Exits
- * workgroups past the last tile.
+ * workgroups past the last tile. `experts`: E written into the WGSL, so the scan of the E tile
+ * starts unrolls and its loads are in flight together (a loop to a runtime E waits for each).
  */
-function tileExpertWgsl(tm: number): string {
+function tileExpertWgsl(tm: number, experts?: number): string {
   return `  let tile = wid.x;
   if (tile >= route[rTiles() + E]) { return; }
   var e = 0u;
-  for (var q = 1u; q < E; q++) { if (route[rTiles() + q] <= tile) { e = q; } }
+  for (var q = 1u; q < ${experts === undefined ? 'E' : `${experts}u`}; q++) { if (route[rTiles() + q] <= tile) { e = q; } }
   let rowBase = route[rOffsets() + e] + (tile - route[rTiles() + e]) * ${tm}u;`;
 }
 
@@ -457,14 +458,15 @@ const XS_WORDS = 64;
 
 /**
  * Token slots of a decode tile: the power of two ≥ the tokens the busiest expert is likely to get
- * (the mean T·K/E plus two standard deviations of a Poisson count, + 1; at most T), up to maxTm. An
+ * (the mean T·K/E plus two standard deviations of a Poisson count; at most T), up to maxTm. An
  * expert with more tokens than its tile holds takes two tiles and streams its weights twice: at
- * T = 64 (8 ± 3 tokens an expert) 8 slots did that for many experts.
+ * T = 64 (8 ± 3 tokens an expert) 8 slots did that for many experts. At T = 4 (0.5 tokens an expert) two
+ * slots beat four, 285–289 µs against 300 (H100 sweep, 2026-12-06 19:31 UTC): the rule had a + 1.
  */
 export function moeGemvTokens(T: number, K: number, E: number, cfg: MoeGemvConfig): number {
   if (cfg.tm > 0) return cfg.tm;
   const mean = (T * K) / E;
-  const want = Math.min(T, mean + 2 * Math.sqrt(mean) + 1);
+  const want = Math.min(T, mean + 2 * Math.sqrt(mean));
   let tm = 1;
   while (tm < want && tm < cfg.maxTm) tm *= 2;
   return tm;
@@ -483,80 +485,89 @@ const MOE_ROUTE1_LOGITS = 2048;
 /**
  * route + scan + scatter in one workgroup (decode sizes): one dispatch instead of three. Same route
  * buffer contents and routing weights as the three kernels (top-k ties to the lower id, softmax
- * over the selected logits); counts and cursors are workgroup atomics.
+ * over the selected logits); counts and cursors are workgroup atomics. E and K are the model's,
+ * written into the WGSL (one pipeline per MoE shape) so the per-expert loops are unrolled: the
+ * ranking's E workgroup loads per pair issue together instead of one dependent load per trip.
  */
-export function moeRoute1Wgsl(d: WgslDType): string {
+export function moeRoute1Wgsl(d: WgslDType, E: number, K: number): string {
+  if (E > MOE_ROUTE1_MAX_E || K > MOE_MAX_K)
+    throw new Error(`moeRoute1Wgsl: ${E} experts, top ${K} exceed ${MOE_ROUTE1_MAX_E} / ${MOE_MAX_K}`);
+  const chunk = Math.floor(MOE_ROUTE1_LOGITS / E);
   return `${DTYPE_WGSL}${META}
 @group(0) @binding(1) var<storage, read_write> route: array<u32>;
 @group(0) @binding(2) var<storage, read_write> wts: array<f32>;
 ${inputBinding('logits', 3, d)}
-var<workgroup> cnt: array<atomic<u32>, ${MOE_ROUTE1_MAX_E}>;
-var<workgroup> cur: array<atomic<u32>, ${MOE_ROUTE1_MAX_E}>;
-var<workgroup> off: array<u32, ${MOE_ROUTE1_MAX_E}>;
+const RE = ${E}u;
+const RK = ${K}u;
+var<workgroup> cnt: array<atomic<u32>, ${E}>;
+var<workgroup> cur: array<atomic<u32>, ${E}>;
+var<workgroup> off: array<u32, ${E + 1}>;
+var<workgroup> tls: array<u32, ${E + 1}>;
 var<workgroup> ids: array<u32, ${MOE_ROUTE1_MAX_PAIRS}>;
-// The logits of up to ${MOE_ROUTE1_LOGITS / MOE_ROUTE1_MAX_E} tokens at a time, loaded by all threads at once: the top-k scans
-// below then read workgroup memory instead of issuing E·K dependent global loads per thread.
-var<workgroup> lg: array<f32, ${MOE_ROUTE1_LOGITS}>;
+// The logits of up to ${chunk} tokens at a time, loaded by all threads at once: the ranking below
+// then reads workgroup memory instead of issuing E dependent global loads per pair.
+var<workgroup> lg: array<f32, ${chunk * E}>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
-  let E = prm.E; let K = prm.K; let T = prm.T;
-  let chunk = ${MOE_ROUTE1_LOGITS}u / E;
-  for (var t0 = 0u; t0 < T; t0 += chunk) {
-    let nt = min(chunk, T - t0);
-    for (var i = li; i < nt * E; i += 256u) { lg[i] = ld_logits(prm.logitsOffset + (t0 + i / E) * prm.logitsRowStride + i % E); }
+  let T = prm.T;
+  for (var t0 = 0u; t0 < T; t0 += ${chunk}u) {
+    let nt = min(${chunk}u, T - t0);
+    for (var i = li; i < nt * RE; i += 256u) { lg[i] = ld_logits(prm.logitsOffset + (t0 + i / RE) * prm.logitsRowStride + i % RE); }
+    for (var i = li; i < nt * RK; i += 256u) { ids[t0 * RK + i] = 0u; }
     workgroupBarrier();
     // Every (token, expert) pair finds its expert's place in the token's order (value descending,
     // ties to the lower index, as routeToken sorts) from E comparisons, all pairs at once: one
     // thread per token walking K·E·K steps left T = 1 serial. Places below K are the pick; slots are
     // zeroed first so a NaN logit (no total order) can only repeat an expert, never leave garbage.
-    for (var i = li; i < nt * K; i += 256u) { ids[t0 * K + i] = 0u; }
-    workgroupBarrier();
-    for (var i = li; i < nt * E; i += 256u) {
-      let tl = i / E; let e = i % E; let l = lg[i];
+    for (var i = li; i < nt * RE; i += 256u) {
+      let tl = i / RE; let e = i % RE; let l = lg[i];
       var place = 0u;
-      for (var q = 0u; q < E; q++) {
-        let o = lg[tl * E + q];
-        if (o > l || (o == l && q < e)) { place++; }
+      for (var q = 0u; q < RE; q++) {
+        let o = lg[tl * RE + q];
+        place += select(0u, 1u, o > l || (o == l && q < e));
       }
-      if (place < K) { ids[(t0 + tl) * K + place] = e; }
+      if (place < RK) { ids[(t0 + tl) * RK + place] = e; }
     }
     workgroupBarrier();
     for (var tl = li; tl < nt; tl += 256u) {
       let t = t0 + tl;
-      let top = lg[tl * E + ids[t * K]];
+      let top = lg[tl * RE + ids[t * RK]];
       var s = 0.0;
-      for (var k = 0u; k < K; k++) { s += exp(lg[tl * E + ids[t * K + k]] - top); }
-      for (var k = 0u; k < K; k++) {
-        let e = ids[t * K + k];
-        route[rIds() + t * K + k] = e;
-        wts[t * K + k] = exp(lg[tl * E + e] - top) / s;
+      for (var k = 0u; k < RK; k++) { s += exp(lg[tl * RE + ids[t * RK + k]] - top); }
+      for (var k = 0u; k < RK; k++) {
+        let e = ids[t * RK + k];
+        route[rIds() + t * RK + k] = e;
+        wts[t * RK + k] = exp(lg[tl * RE + e] - top) / s;
         atomicAdd(&cnt[e], 1u);
       }
     }
     workgroupBarrier();
   }
-  if (li == 0u) {
-    var o = 0u; var tiles = 0u;
-    for (var e = 0u; e < E; e++) {
-      let c = atomicLoad(&cnt[e]);
-      off[e] = o;
-      route[rCounts() + e] = c;
-      route[rOffsets() + e] = o;
-      route[rTiles() + e] = tiles;
-      o += c;
-      tiles += (c + prm.tileRows - 1u) / prm.tileRows;
-    }
-    route[rOffsets() + E] = o;
-    route[rTiles() + E] = tiles;
+  // Offsets and first tiles: exclusive prefix sums over the experts, one thread an expert (and one
+  // for the totals) instead of one thread walking them all.
+  if (li < RE) {
+    let c = atomicLoad(&cnt[li]);
+    off[li] = c;
+    tls[li] = (c + prm.tileRows - 1u) / prm.tileRows;
+    route[rCounts() + li] = c;
   }
   workgroupBarrier();
-  for (var p = li; p < T * K; p += 256u) {
+  var o = 0u; var tiles = 0u;
+  if (li <= RE) {
+    for (var q = 0u; q < RE; q++) { if (q < li) { o += off[q]; tiles += tls[q]; } }
+    route[rOffsets() + li] = o;
+    route[rTiles() + li] = tiles;
+  }
+  workgroupBarrier();
+  if (li < RE) { off[li] = o; }
+  workgroupBarrier();
+  for (var p = li; p < T * RK; p += 256u) {
     let e = ids[p];
     let pos = off[e] + atomicAdd(&cur[e], 1u);
     route[rSorted() + pos] = p;
   }
   workgroupBarrier();
-  if (li < E) { route[rCursor() + li] = atomicLoad(&cur[li]); }
+  if (li < RE) { route[rCursor() + li] = atomicLoad(&cur[li]); }
 }
 `;
 }
@@ -731,6 +742,7 @@ export function moeGemvWgsl(
   cfg: MoeGemvConfig,
   tm: number,
   sg: number,
+  experts: number,
   foldLogits: WgslDType | null = null,
 ): string {
   if (foldLogits && (stage !== 1 || tm !== 1))
@@ -817,7 +829,7 @@ ${rs
   const WG = 32 * G;
   const tileStart = foldLogits
     ? foldedRouteWgsl(WG)
-    : `${tileExpertWgsl(tm)}
+    : `${tileExpertWgsl(tm, experts)}
   let n = min(${tm}u, route[rOffsets() + e + 1u] - rowBase);`;
   const access = foldLogits ? 'read_write' : 'read';
   return `${useSub ? 'enable subgroups;\n' : ''}${DTYPE_WGSL}${PACKED4_WGSL}${META}

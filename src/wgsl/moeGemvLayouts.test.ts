@@ -38,6 +38,7 @@ const layouts: [string, Partial<MoeGemvConfig>][] = [
   ['unrolled twice, 16 slots', { unroll: 2, maxTm: 16 }],
   ['two-dot-product sums, prefetch, full tiles, 4 slots', { fma: false, prefetch: true, tm: 4 }],
   ['two-dot-product sums, unrolled twice, 4 groups', { fma: false, unroll: 2, groups: 4 }],
+  ['2 W2 rows a group', { rows2: 2 }],
   ['activations staged as f32', { stageX: true }],
   ['staged, two-dot-product sums, 8 slots, 4 groups', { stageX: true, fma: false, maxTm: 8, groups: 4 }],
 ];

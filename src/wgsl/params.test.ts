@@ -92,11 +92,11 @@ describe('paramStruct', () => {
       ...([1, 2] as const).flatMap((stage) => [
         moeGemmWgsl(stage, 'bf16', true),
         moeDecodeGemmWgsl(stage),
-        moeGemvWgsl(stage, MOE_GEMV_DEFAULT, 4, 32),
-        moeGemvWgsl(stage, MOE_GEMV_DEFAULT, 4, 0),
+        moeGemvWgsl(stage, MOE_GEMV_DEFAULT, 4, 32, 32),
+        moeGemvWgsl(stage, MOE_GEMV_DEFAULT, 4, 0, 32),
       ]),
       moeCombineWgsl('bf16'),
-      moeRoute1Wgsl('bf16'),
+      moeRoute1Wgsl('bf16', 32, 4),
     ];
     for (const code of kernels) {
       expect(code).toMatch(/@group\(0\) @binding\(0\) var<storage, read> prm: \w+Params;/);

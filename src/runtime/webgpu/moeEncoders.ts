@@ -158,15 +158,13 @@ export interface MoeDispatch {
   tpRank?: number;
   /** Decode kernels: the GEMV layout (default MOE_GEMV_DEFAULT) or 'tiled', the 8-token × 16-row tile kernels. */
   decodeKernel?: MoeGemvConfig | 'tiled';
+  /** Fresh (zero-filled) intermediates on every call even where workspaces would do: the bench's "before". */
+  freshScratch?: boolean;
 }
 
 /** route → scan → scatter (one dispatch at decode sizes) → gemm1 (+SwiGLU) → gemm2 (×w_k) → combine, in one submission. */
 export function encodeMoeDispatch(r: RankDevice, node: string, op: string, m: MoeDispatch): void {
   const { T, H, E, K, Is, dtype: d } = m;
-  const route = r.scratch(routeWords(T, E, K) * 4, 'moe route');
-  const wts = r.scratch(T * K * 4, 'moe weights');
-  const act = r.scratch(T * K * Is * 4, 'moe act');
-  const yk = r.scratch(T * K * H * 4, 'moe y_k');
   // Decode: few tokens per expert, W streamed once per 8 tokens; else 32-token tiles.
   const gemvCfg = m.decodeKernel ?? MOE_GEMV_DEFAULT;
   const gemv = gemvCfg !== 'tiled' && useMoeGemv(T, K, E, d, H, Is, m.xOff, m.xRowStride) ? gemvCfg : null;
@@ -174,6 +172,17 @@ export function encodeMoeDispatch(r: RankDevice, node: string, op: string, m: Mo
   const tm = gemv ? moeGemvTokens(T, K, E, gemv) : decode ? MOE_DECODE_TM : MOE_TM;
   const fold = gemv !== null && moeFoldsRoute(T, E, K, gemv, tm);
   const cap = moeTileCapacity(T, E, K, tm);
+  const route1 = gemv?.route1 && E <= MOE_ROUTE1_MAX_E && T * K <= MOE_ROUTE1_MAX_PAIRS;
+  // On the GEMV path every word of the four is written before it is read (the routing pass or the
+  // folded stage 1: all of route and wts; stage 1: every pair's act row; stage 2: every pair's
+  // y_k row), so they can be workspaces; the three-kernel routing counts by atomics from zero.
+  const workspaces = gemv !== null && (fold || route1) && !m.freshScratch;
+  const buf = (bytes: number, label: string) =>
+    workspaces ? r.workspace(bytes, label) : r.scratch(bytes, label);
+  const route = buf(routeWords(T, E, K) * 4, 'moe route');
+  const wts = buf(T * K * 4, 'moe weights');
+  const act = buf(T * K * Is * 4, 'moe act');
+  const yk = buf(T * K * H * 4, 'moe y_k');
   const meta = MOE_PARAMS.words({
     T,
     H,
@@ -188,11 +197,10 @@ export function encodeMoeDispatch(r: RankDevice, node: string, op: string, m: Mo
     tileRows: tm,
   });
   const vec = (k: number) => d === 'bf16' && k % 8 === 0;
-  const route1 = gemv?.route1 && E <= MOE_ROUTE1_MAX_E && T * K <= MOE_ROUTE1_MAX_PAIRS;
   r.submit(node, op, (_e, pass) => {
     if (fold) {
       // Routing happens inside the first GEMV's workgroups (moeGemvWgsl's foldLogits).
-    } else if (route1) pass(moeRoute1Wgsl(m.logitsDtype), [route, wts, m.logits], meta, [1, 1]);
+    } else if (route1) pass(moeRoute1Wgsl(m.logitsDtype, E, K), [route, wts, m.logits], meta, [1, 1]);
     else {
       pass(moeRouteWgsl(m.logitsDtype), [route, wts, m.logits], meta, [Math.ceil(T / 64), 1]);
       pass(MOE_SCAN_WGSL, [route], meta, [1, 1]);
@@ -202,11 +210,11 @@ export function encodeMoeDispatch(r: RankDevice, node: string, op: string, m: Mo
       const sg = r.subgroupSize;
       const stage1 = [route, wts, m.x, m.weights.w13, m.weights.b13, act];
       if (fold) stage1.push(m.logits);
-      pass(moeGemvWgsl(1, gemv, tm, sg, fold ? m.logitsDtype : null), stage1, meta, [
+      pass(moeGemvWgsl(1, gemv, tm, sg, E, fold ? m.logitsDtype : null), stage1, meta, [
         cap,
         Math.ceil((2 * Is) / (gemv.groups * gemv.rows1)),
       ]);
-      pass(moeGemvWgsl(2, gemv, tm, sg), [route, wts, act, m.weights.w2, m.weights.b2, yk], meta, [
+      pass(moeGemvWgsl(2, gemv, tm, sg, E), [route, wts, act, m.weights.w2, m.weights.b2, yk], meta, [
         cap,
         Math.ceil(H / (gemv.groups * gemv.rows2)),
       ]);

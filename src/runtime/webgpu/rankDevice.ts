@@ -34,6 +34,15 @@ export class RankDevice {
    * Bind groups that hold a transient buffer are not kept (it is destroyed at the next sync).
    */
   private readonly metaBuffers = new Map<string, GPUBuffer>();
+  /**
+   * Buffers made here that nothing has used yet. WebGPU zero-fills a buffer at its first use, and
+   * Dawn on Vulkan records that fill inside the pass that first binds it, between the pass's
+   * timestamps: a kernel's measured time would include a fill of its outputs that no CUDA kernel
+   * pays. submit() clears such bindings itself, before the pass begins.
+   */
+  private readonly unfilled = new WeakSet<GPUBuffer>();
+  /** workspace(): by label and size, until endRun. */
+  private readonly workspaces = new Map<string, GPUBuffer>();
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly objectIds = new WeakMap<object, number>();
   private readonly transientSet = new WeakSet<GPUBuffer>();
@@ -79,6 +88,7 @@ export class RankDevice {
       label: id,
     });
     this.buffers.set(id, b);
+    this.unfilled.add(b);
     return b;
   }
 
@@ -90,6 +100,31 @@ export class RankDevice {
     });
     this.transient.push(b);
     this.transientSet.add(b);
+    this.unfilled.add(b);
+    return b;
+  }
+
+  /**
+   * A buffer for intermediates that the caller's kernels write in full before they read them,
+   * kept for the rest of the run: the same label and size give the same buffer, call after call.
+   * A repeated step then binds an initialized buffer (WebGPU zero-fills a fresh one on its first
+   * use, and Dawn on Vulkan records that fill inside the pass, between the pass's timestamps) and
+   * a cached bind group. Its contents are whatever its last user left: never for a kernel that
+   * accumulates into its output. The queue orders every use, so steps in flight may share it.
+   */
+  workspace(bytes: number, label: string): GPUBuffer {
+    const size = Math.max(16, bytes);
+    const key = `${label}:${size}`;
+    let b = this.workspaces.get(key);
+    if (!b) {
+      b = this.device.createBuffer({
+        size,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+        label,
+      });
+      this.workspaces.set(key, b);
+      this.unfilled.add(b);
+    }
     return b;
   }
 
@@ -162,6 +197,12 @@ export class RankDevice {
     const labels: string[] = [];
     encode(enc, (code, bindings, meta, grid) => {
       for (const b of bindings) if (b?.label) labels.push(b.label);
+      // The zero fill of never-used bindings, before the pass and its timestamps (see `unfilled`).
+      for (const b of bindings)
+        if (b && this.unfilled.has(b)) {
+          this.unfilled.delete(b);
+          if (b.size % 4 === 0) enc.clearBuffer(b);
+        }
       const pipeline = this.pipeline(code);
       const bg = this.bindGroup(pipeline, meta ? this.metaBuffer(meta) : null, bindings);
       let timestampWrites: GPUComputePassTimestampWrites | undefined;
@@ -339,6 +380,7 @@ export class RankDevice {
     const start = byteOffset - (byteOffset % 4),
       lead = byteOffset - start;
     const size = Math.ceil((lead + byteLength) / 4) * 4;
+    this.unfilled.delete(buf);
     this.flush();
     const staging = this.device.createBuffer({
       size: Math.max(4, size),
@@ -361,6 +403,8 @@ export class RankDevice {
       throw new Error(`rank ${this.rank}: write to ${buf.label} at byte ${byteOffset}, not a multiple of 4`);
     // writeBuffer takes no SharedArrayBuffer views (worker mode's slots): copy them out first.
     if (!(data.buffer instanceof ArrayBuffer)) data = new Uint8Array(data);
+    // Dawn zero-fills what the write leaves of a fresh buffer at the write, outside any pass.
+    this.unfilled.delete(buf);
     // A queue write runs before command buffers submitted after it: queued steps go first.
     this.flush();
     const size = Math.floor(data.byteLength / 4) * 4;
@@ -412,6 +456,8 @@ export class RankDevice {
     this.buffers.clear();
     for (const b of this.metaBuffers.values()) b.destroy();
     this.metaBuffers.clear();
+    for (const b of this.workspaces.values()) b.destroy();
+    this.workspaces.clear();
     this.bindGroups.clear();
     this.batch = null;
     this.queued = [];
