@@ -64,7 +64,7 @@ export const f32Bits = (x: number): string =>
  * The row quant's functions, shared with the norm + dynamic quant kernel (rmsNormRows.ts): `amax`
  * (reduce_rows' max: NaN wins), `row_scale` (the unfused steps' scale of an absmax), `row_recip`
  * (1 / scale where the fast path may use it, else 0), `quant` (the unfused steps' value) and
- * `quant4`, four at a time without a division: v · r is within 64 ulps of v / s (r = 1 / s, WGSL's
+ * `quant4`, four at a time, mostly without a division (`quant4_fast` marks the rest for its caller): v · r is within 64 ulps of v / s (r = 1 / s, WGSL's
  * division within 2.5 ulps, then a correctly rounded product), so where it lies in [2^-6, 448) and
  * farther than that from an e4m3 midpoint (low 20 bits 0x80000), v / s rounds to the same e4m3
  * value: v · r rounded to 3 mantissa bits (to_f8e4m3fn's normal branch). Nearer a midpoint M (about
@@ -85,6 +85,7 @@ ${mapFn('m_div', 'div')}
 ${mapFn('m_fp8', 'to_f8e4m3fn')}
 // reduce_rows' max: NaN wins, else the larger.
 fn amax(m: f32, v: f32) -> f32 { return select(m, v, m == m && (v > m || v != v)); }
+const QUANT_SLOW = 0xffffffffu;
 // The unfused steps' scale: maxs(divs(maxs(absmax, eps), max), minScale), f32.
 fn row_scale(m: f32) -> f32 {
   return m_maxs(m_divs(m_maxs(m, 0.0, ${rule.eps}), 0.0, ${rule.max}), 0.0, ${rule.minScale});
@@ -116,9 +117,9 @@ fn near4(v: vec4<f32>, s: f32, a: vec4<u32>) -> vec4<u32> {
   let tie = select(lo, hi, (lo & vec4<u32>(0x100000u)) != vec4<u32>(0u));
   return select(tie, select(lo, hi, V > P), (d << vec4<u32>(20u)) > vec4<u32>(ms));
 }
-// quant of four values: v · r rounded where that is safe, near4 near a midpoint, the division for
-// the rest (one call site).
-fn quant4(v: vec4<f32>, s: f32, r: f32) -> vec4<f32> {
+// quant of four values where v · r (near4 near a midpoint) gives it; QUANT_SLOW (no value of
+// quant's: a NaN's bits) where it takes the division.
+fn quant4_fast(v: vec4<f32>, s: f32, r: f32) -> vec4<u32> {
   let u = bitcast<vec4<u32>>(v * r);
   let a = u & vec4<u32>(0x7fffffffu);
   let vb = bitcast<vec4<u32>>(v);
@@ -129,11 +130,16 @@ fn quant4(v: vec4<f32>, s: f32, r: f32) -> vec4<f32> {
   let near = ok & (((a & vec4<u32>(0xfffffu)) - vec4<u32>(0x7ffc0u)) <= vec4<u32>(128u));
   var nrm = (a + vec4<u32>(0x7ffffu) + ((a >> vec4<u32>(20u)) & vec4<u32>(1u))) & vec4<u32>(0xfff00000u);
   if (any(near)) { nrm = select(nrm, near4(v, s, a), near); }
-  var q = bitcast<vec4<f32>>((u & vec4<u32>(0x80000000u)) | min(nrm, vec4<u32>(0x43e00000u)));
-  if (!all(ok)) {
-    for (var k = 0u; k < 4u; k++) { if (!ok[k]) { q[k] = quant(v[k], s); } }
+  return select(vec4<u32>(QUANT_SLOW), (u & vec4<u32>(0x80000000u)) | min(nrm, vec4<u32>(0x43e00000u)), ok);
+}
+// quant of four values: quant4_fast, the division where it left QUANT_SLOW (one call site).
+fn quant4(v: vec4<f32>, s: f32, r: f32) -> vec4<f32> {
+  var q = quant4_fast(v, s, r);
+  let slow = q == vec4<u32>(QUANT_SLOW);
+  if (any(slow)) {
+    for (var k = 0u; k < 4u; k++) { if (slow[k]) { q[k] = bitcast<u32>(quant(v[k], s)); } }
   }
-  return q;
+  return bitcast<vec4<f32>>(q);
 }`;
 }
 
