@@ -64,15 +64,16 @@ export const f32Bits = (x: number): string =>
  * The row quant's functions, shared with the norm + dynamic quant kernel (rmsNormRows.ts): `amax`
  * (reduce_rows' max: NaN wins), `row_scale` (the unfused steps' scale of an absmax), `row_recip`
  * (1 / scale where the fast path may use it, else 0), `quant` (the unfused steps' value) and
- * `quant4`, four at a time, mostly without a division (`quant4_fast` marks the rest for its caller): v · r is within 64 ulps of v / s (r = 1 / s, WGSL's
- * division within 2.5 ulps, then a correctly rounded product), so where it lies in [2^-6, 448) and
- * farther than that from an e4m3 midpoint (low 20 bits 0x80000), v / s rounds to the same e4m3
- * value: v · r rounded to 3 mantissa bits (to_f8e4m3fn's normal branch). Nearer a midpoint M (about
- * 1 value in 250 of a norm's bf16 output, whose quotients are ratios of short integers, and every
- * exact midpoint) `near4` compares v with M · s exactly in integers: the division rounds to M, where
- * to_f8e4m3fn's ties go to even, unless v / s is more than half an f32 ulp from M. With the FP8 range
- * 448 a quotient past it clamps to 448, and ±0 is its own value (for a scale r covers); the correctly rounded division runs
- * only for the rest (an e4m3 subnormal quotient, a subnormal, infinite or NaN v, another range).
+ * `quant4`, four at a time, mostly without a division (`quant4_fast` leaves the rest to its caller).
+ * v · r is within 64 ulps of v / s (r = 1 / s, WGSL's division within 2.5 ulps, then a correctly
+ * rounded product), so where it lies in [2^-6, 448) and farther than that from an e4m3 midpoint
+ * (low 20 bits 0x80000), v / s rounds to the same e4m3 value: v · r rounded to 3 mantissa bits
+ * (to_f8e4m3fn's normal branch). Nearer a midpoint M (about 1 value in 250 of a norm's bf16 output,
+ * whose quotients are ratios of short integers, exact midpoints among them) `near4` compares v with
+ * M · s exactly in integers: the f32 quotient is M, whose ties to_f8e4m3fn sends to even, unless
+ * v / s is more than half an ulp from M. With the FP8 range 448 a quotient past it clamps to 448,
+ * and ±0 is its own value (for a scale r covers); the correctly rounded division runs only for the
+ * rest (an e4m3 subnormal quotient, a subnormal, infinite or NaN v, another range).
  */
 export function rowQuantWgsl(rule: RowQuantRule): string {
   return `${MAP_HELPERS.div_rn.wgsl}
@@ -102,7 +103,7 @@ fn quant(v: f32, s: f32) -> f32 {
 // The e4m3 bits (sign aside) of v / s for |v · r| = a within 64 ulps of the midpoint M between its
 // two e4m3 neighbours: V = |v| and P = M · s in units of 2^(e(M) - 131 + e(s) - 150), both exact
 // integers under 2^30 (M = m5 · 2^(e(M) - 131) with m5 odd of 5 bits, v / s ≈ M puts |v|'s
-// significand 3 to 6 bits left of P's); the f32 quotient is M unless |V - P| passes half an ulp of M
+// significand 4 or 5 bits left of P's); the f32 quotient is M unless |V - P| passes half an ulp of M
 // times s, which is ms / 2^20 in those units.
 fn near4(v: vec4<f32>, s: f32, a: vec4<u32>) -> vec4<u32> {
   let vb = bitcast<vec4<u32>>(v);
@@ -132,12 +133,17 @@ fn quant4_fast(v: vec4<f32>, s: f32, r: f32) -> vec4<u32> {
   if (any(near)) { nrm = select(nrm, near4(v, s, a), near); }
   return select(vec4<u32>(QUANT_SLOW), (u & vec4<u32>(0x80000000u)) | min(nrm, vec4<u32>(0x43e00000u)), ok);
 }
+// Component k of v, by selects: indexing a vector by a runtime index can move it to local memory.
+fn pick4(v: vec4<u32>, k: u32) -> u32 { return select(select(select(v.x, v.y, k == 1u), v.z, k == 2u), v.w, k == 3u); }
 // quant of four values: quant4_fast, the division where it left QUANT_SLOW (one call site).
 fn quant4(v: vec4<f32>, s: f32, r: f32) -> vec4<f32> {
   var q = quant4_fast(v, s, r);
   let slow = q == vec4<u32>(QUANT_SLOW);
   if (any(slow)) {
-    for (var k = 0u; k < 4u; k++) { if (slow[k]) { q[k] = bitcast<u32>(quant(v[k], s)); } }
+    for (var k = 0u; k < 4u; k++) {
+      let at = vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(k);
+      if (any(slow & at)) { q = select(q, vec4<u32>(bitcast<u32>(quant(bitcast<f32>(pick4(bitcast<vec4<u32>>(v), k)), s))), at); }
+    }
   }
   return bitcast<vec4<f32>>(q);
 }`;

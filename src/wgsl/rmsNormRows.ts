@@ -236,15 +236,18 @@ fn dynWords(y: vec4<u32>, s: f32, r: f32) -> vec4<u32> {
   qslow = qslow || any(max(l, h) == vec4<u32>(QUANT_SLOW));
   return (l >> vec4<u32>(16u)) | (h & vec4<u32>(0xffff0000u));
 }
-// quant's value (rounded as bf16 keeps a NaN) for each half of o that quant4_fast left.
+// quant's value (rounded as bf16 keeps a NaN) for each half of o that quant4_fast left; components
+// by pick4 and selects, so nothing is indexed at runtime.
 fn slowWords(o: vec4<u32>, y: vec4<u32>, s: f32) -> vec4<u32> {
   var w = o;
   for (var k = 0u; k < 8u; k++) {
-    let j = k / 2u;
+    let at = vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(k / 2u);
     let sh = (k % 2u) * 16u;
-    if (((w[j] >> sh) & 0xffffu) == 0xffffu) {
-      let b = bitcast<vec4<u32>>(rnd4(vec4<f32>(quant(bitcast<f32>((y[j] << (16u - sh)) & 0xffff0000u), s)))).x >> 16u;
-      w[j] = (w[j] & ~(0xffffu << sh)) | (b << sh);
+    let wj = pick4(w, k / 2u);
+    if (((wj >> sh) & 0xffffu) == 0xffffu) {
+      let v = bitcast<f32>((pick4(y, k / 2u) << (16u - sh)) & 0xffff0000u);
+      let b = bitcast<vec4<u32>>(rnd4(vec4<f32>(quant(v, s)))).x >> 16u;
+      w = select(w, vec4<u32>((wj & ~(0xffffu << sh)) | (b << sh)), at);
     }
   }
   return w;
