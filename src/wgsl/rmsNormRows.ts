@@ -90,30 +90,16 @@ export function normRowsQuantFits(cols: number, group: number, cfg: NormRowsConf
   return group % 8 === 0 && (gw & (gw - 1)) === 0 && cfg.tpr % gw === 0;
 }
 
+const pow2 = (n: number) => (n & (n - 1)) === 0;
+
 /**
- * The dynamic quant's store: the normed words (the values the unfused norm stores) kept in
- * registers, each word's max |·| (as bits: a magnitude's bits order as its value, a NaN's above
- * every number), the max over its group (lanes of one item) or the row, the scale, then every value
- * quantized as fp8_quant_rows does (rowQuantWgsl: quant4_fast, then quant's division for the rare
- * values it leaves, in one loop after the row's stores) and the scale stored by the group's first
- * lane. A max is order-free, so any reduction tree gives the unfused steps' bits.
- * Reductions, every item's at once: a butterfly of subgroup shuffles where a group fits in a
- * subgroup, else partials per subgroup through workgroup memory (double-buffered: one barrier a
- * row), else a tree in workgroup memory.
+ * The max of each of `ms` (u32 bits) over aligned runs of S lanes, into it, every one at once: a
+ * butterfly of subgroup shuffles where a run fits in a subgroup, else partials per subgroup through
+ * workgroup memory (double-buffered by the row's parity: one barrier a row), else (no subgroups) a
+ * tree in workgroup memory. A max is order-free, so any tree gives the unfused steps' bits.
  */
-function dynamicQuantStore(
-  q: NormRowsDynamicQuant,
-  cols: number,
-  TPR: number,
-  sg: number,
-  its: number[],
-  normed: (i: number) => string,
-): string {
-  const perToken = q.group === cols;
-  // Words per scale: the lanes of one item that share a scale (per token: the whole row).
-  const S = perToken ? TPR : q.group / 8;
+function segmentMaxWgsl(ms: string[], S: number, TPR: number, sg: number): string {
   const shuffles = sg > 0 && TPR % sg === 0;
-  const pow2 = (n: number) => (n & (n - 1)) === 0;
   const halves = (n: number) => {
     const out: number[] = [];
     for (let h = 2 ** Math.ceil(Math.log2(n)) / 2; h >= 1; h /= 2) out.push(h);
@@ -134,20 +120,39 @@ function dynamicQuantStore(
       .join('\n    ')}
     ${v} = qred[lane - lane % ${S}u];
     workgroupBarrier();`;
+  if (shuffles && S <= sg && pow2(S)) return ms.map((m) => butterfly(m, S)).join('\n    ');
   const parts = TPR / sg;
-  // The max of each of `ms` over aligned runs of S lanes, into it.
-  const segMax = (ms: string[]) => {
-    if (shuffles && S <= sg && pow2(S)) return ms.map((m) => butterfly(m, S)).join('\n    ');
-    const at = (k: number, j: string) => `qred[parity * ${ms.length * parts}u + ${k * parts}u + ${j}]`;
-    if (shuffles && S % sg === 0)
-      return `${ms.map((m) => butterfly(m, sg)).join('\n    ')}
+  const at = (k: number, j: string) => `qred[parity * ${ms.length * parts}u + ${k * parts}u + ${j}]`;
+  if (shuffles && S % sg === 0)
+    return `${ms.map((m) => butterfly(m, sg)).join('\n    ')}
     if (sgid == 0u) { ${ms.map((m, k) => `${at(k, `lane / ${sg}u`)} = ${m};`).join(' ')} }
     workgroupBarrier();
     for (var j = (lane - lane % ${S}u) / ${sg}u; j < (lane - lane % ${S}u + ${S}u) / ${sg}u; j++) {
       ${ms.map((m, k) => `${m} = max(${m}, ${at(k, 'j')});`).join(' ')}
     }`;
-    return ms.map((m) => tree(m)).join('\n    ');
-  };
+  return ms.map((m) => tree(m)).join('\n    ');
+}
+
+/**
+ * The dynamic quant's store: the normed words (the values the unfused norm stores) kept in
+ * registers, each word's max |·| (as bits: a magnitude's bits order as its value, a NaN's above
+ * every number), the max over its group (lanes of one item) or the row (segmentMaxWgsl), the scale,
+ * then every value quantized as fp8_quant_rows does (rowQuantWgsl: quant4_fast, then quant's
+ * division for the rare values it leaves, in one loop after the row's stores) and the scale stored
+ * by the group's first lane.
+ */
+function dynamicQuantStore(
+  q: NormRowsDynamicQuant,
+  cols: number,
+  TPR: number,
+  sg: number,
+  its: number[],
+  normed: (i: number) => string,
+): string {
+  const perToken = q.group === cols;
+  // Words per scale: the lanes of one item that share a scale (per token: the whole row).
+  const S = perToken ? TPR : q.group / 8;
+  const segMax = (ms: string[]) => segmentMaxWgsl(ms, S, TPR, sg);
   const ms = its.map((i) => `m${i}`);
   const scaleAt = (g: string) => (q.transposed ? `${g} * rows + row` : `row * ${cols / q.group}u + ${g}`);
   const load = `${its.map((i) => `var y${i} = vec4<u32>(0u); var m${i} = 0u;`).join(' ')}
@@ -158,7 +163,8 @@ function dynamicQuantStore(
   // items: lane k of a group takes item k's scale (its division and reciprocal) and the others read
   // them by shuffles: one division a lane, not one an item.
   const gw = S;
-  const shared = !perToken && shuffles && gw <= sg && pow2(gw) && gw >= its.length && its.length > 1;
+  const shared =
+    !perToken && sg > 0 && TPR % sg === 0 && gw <= sg && pow2(gw) && gw >= its.length && its.length > 1;
   const scales = perToken
     ? `${its
         .slice(1)
