@@ -64,11 +64,16 @@ export const f32Bits = (x: number): string =>
  * The row quant's functions, shared with the norm + dynamic quant kernel (rmsNormRows.ts): `amax`
  * (reduce_rows' max: NaN wins), `row_scale` (the unfused steps' scale of an absmax), `row_recip`
  * (1 / scale where the fast path may use it, else 0), `quant` (the unfused steps' value) and
- * `quant4`, four at a time: v · r is within 64 ulps of v / s (r = 1 / s, WGSL's division within 2.5 ulps, then
- * a correctly rounded product) — where it lies in [2^-6, 448) and farther than that from an e4m3
- * midpoint (low 20 bits 0x80000), v / s rounds to the same e4m3 value, so the value is v · r
- * rounded to 3 mantissa bits (to_f8e4m3fn's normal branch) and the correctly rounded division
- * runs only for the rest (about 1 value in 8000).
+ * `quant4`, four at a time, mostly without a division (`quant4_fast` leaves the rest to its caller).
+ * v · r is within 64 ulps of v / s (r = 1 / s, WGSL's division within 2.5 ulps, then a correctly
+ * rounded product), so where it lies in [2^-6, 448) and farther than that from an e4m3 midpoint
+ * (low 20 bits 0x80000), v / s rounds to the same e4m3 value: v · r rounded to 3 mantissa bits
+ * (to_f8e4m3fn's normal branch). Nearer a midpoint M (about 1 value in 250 of a norm's bf16 output,
+ * whose quotients are ratios of short integers, exact midpoints among them) `near4` compares v with
+ * M · s exactly in integers: the f32 quotient is M, whose ties to_f8e4m3fn sends to even, unless
+ * v / s is more than half an ulp from M. With the FP8 range 448 a quotient past it clamps to 448,
+ * and ±0 is its own value (for a scale r covers); the correctly rounded division runs only for the
+ * rest (an e4m3 subnormal quotient, a subnormal, infinite or NaN v, another range).
  */
 export function rowQuantWgsl(rule: RowQuantRule): string {
   return `${MAP_HELPERS.div_rn.wgsl}
@@ -81,6 +86,7 @@ ${mapFn('m_div', 'div')}
 ${mapFn('m_fp8', 'to_f8e4m3fn')}
 // reduce_rows' max: NaN wins, else the larger.
 fn amax(m: f32, v: f32) -> f32 { return select(m, v, m == m && (v > m || v != v)); }
+const QUANT_SLOW = 0xffffffffu;
 // The unfused steps' scale: maxs(divs(maxs(absmax, eps), max), minScale), f32.
 fn row_scale(m: f32) -> f32 {
   return m_maxs(m_divs(m_maxs(m, 0.0, ${rule.eps}), 0.0, ${rule.max}), 0.0, ${rule.minScale});
@@ -94,20 +100,52 @@ fn row_recip(s: f32) -> f32 {
 fn quant(v: f32, s: f32) -> f32 {
   return m_fp8(m_mins(m_maxs(m_div(v, s, 0.0), 0.0, -${rule.max}), 0.0, ${rule.max}), 0.0, 0.0);
 }
-// quant of four values: v · r rounded where that is safe, the division for the rest (one call site).
-fn quant4(v: vec4<f32>, s: f32, r: f32) -> vec4<f32> {
+// The e4m3 bits (sign aside) of v / s for |v · r| = a within 64 ulps of the midpoint M between its
+// two e4m3 neighbours: V = |v| and P = M · s in units of 2^(e(M) - 131 + e(s) - 150), both exact
+// integers under 2^30 (M = m5 · 2^(e(M) - 131) with m5 odd of 5 bits, v / s ≈ M puts |v|'s
+// significand 4 or 5 bits left of P's); the f32 quotient is M unless |V - P| passes half an ulp of M
+// times s, which is ms / 2^20 in those units.
+fn near4(v: vec4<f32>, s: f32, a: vec4<u32>) -> vec4<u32> {
+  let vb = bitcast<vec4<u32>>(v);
+  let sb = bitcast<u32>(s);
+  let ms = (sb & 0x7fffffu) | 0x800000u;
+  let k = ((vb >> vec4<u32>(23u)) & vec4<u32>(0xffu)) + vec4<u32>(131u - (sb >> 23u)) - (a >> vec4<u32>(23u));
+  let V = bitcast<vec4<i32>>(((vb & vec4<u32>(0x7fffffu)) | vec4<u32>(0x800000u)) << k);
+  let P = bitcast<vec4<i32>>((((a >> vec4<u32>(19u)) & vec4<u32>(0xeu)) | vec4<u32>(0x11u)) * ms);
+  let d = bitcast<vec4<u32>>(min(abs(V - P), vec4<i32>(16)));
+  let lo = a & vec4<u32>(0xfff00000u);
+  let hi = lo + vec4<u32>(0x100000u);
+  let tie = select(lo, hi, (lo & vec4<u32>(0x100000u)) != vec4<u32>(0u));
+  return select(tie, select(lo, hi, V > P), (d << vec4<u32>(20u)) > vec4<u32>(ms));
+}
+// quant of four values where v · r (near4 near a midpoint) gives it; QUANT_SLOW (no value of
+// quant's: a NaN's bits) where it takes the division.
+fn quant4_fast(v: vec4<f32>, s: f32, r: f32) -> vec4<u32> {
   let u = bitcast<vec4<u32>>(v * r);
   let a = u & vec4<u32>(0x7fffffffu);
-  let normal = ((bitcast<vec4<u32>>(v) >> vec4<u32>(23u)) & vec4<u32>(0xffu)) != vec4<u32>(0u);
-  let inside = (a >= vec4<u32>(0x3c800000u)) & (a < vec4<u32>(0x43e00000u));
-  let apart = ((a & vec4<u32>(0xfffffu)) - vec4<u32>(0x7ffc0u)) > vec4<u32>(128u);
-  let ok = normal & inside & apart;
-  let nrm = (a + vec4<u32>(0x7ffffu) + ((a >> vec4<u32>(20u)) & vec4<u32>(1u))) & vec4<u32>(0xfff00000u);
-  var q = bitcast<vec4<f32>>((u & vec4<u32>(0x80000000u)) | nrm);
-  if (!all(ok)) {
-    for (var k = 0u; k < 4u; k++) { if (!ok[k]) { q[k] = quant(v[k], s); } }
+  let vb = bitcast<vec4<u32>>(v);
+  let ev = (vb >> vec4<u32>(23u)) & vec4<u32>(0xffu);
+  let top = select(0x43e00000u, 0x7f800000u, ${rule.max} == 448.0);
+  let zero = ((vb & vec4<u32>(0x7fffffffu)) == vec4<u32>(0u)) & vec4<bool>(r > 0.0);
+  let ok = zero | ((ev != vec4<u32>(0u)) & (ev != vec4<u32>(0xffu)) & (a >= vec4<u32>(0x3c800000u)) & (a < vec4<u32>(top)));
+  let near = ok & (((a & vec4<u32>(0xfffffu)) - vec4<u32>(0x7ffc0u)) <= vec4<u32>(128u));
+  var nrm = (a + vec4<u32>(0x7ffffu) + ((a >> vec4<u32>(20u)) & vec4<u32>(1u))) & vec4<u32>(0xfff00000u);
+  if (any(near)) { nrm = select(nrm, near4(v, s, a), near); }
+  return select(vec4<u32>(QUANT_SLOW), (u & vec4<u32>(0x80000000u)) | min(nrm, vec4<u32>(0x43e00000u)), ok);
+}
+// Component k of v, by selects: indexing a vector by a runtime index can move it to local memory.
+fn pick4(v: vec4<u32>, k: u32) -> u32 { return select(select(select(v.x, v.y, k == 1u), v.z, k == 2u), v.w, k == 3u); }
+// quant of four values: quant4_fast, the division where it left QUANT_SLOW (one call site).
+fn quant4(v: vec4<f32>, s: f32, r: f32) -> vec4<f32> {
+  var q = quant4_fast(v, s, r);
+  let slow = q == vec4<u32>(QUANT_SLOW);
+  if (any(slow)) {
+    for (var k = 0u; k < 4u; k++) {
+      let at = vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(k);
+      if (any(slow & at)) { q = select(q, vec4<u32>(bitcast<u32>(quant(bitcast<f32>(pick4(bitcast<vec4<u32>>(v), k)), s))), at); }
+    }
   }
-  return q;
+  return bitcast<vec4<f32>>(q);
 }`;
 }
 

@@ -6,7 +6,8 @@
 // (256, 384 columns) and rows it does not (36: not a multiple of 8, 40 as f32), T = 1 and 9, with
 // the device's subgroups (SwiftShader's 4 lanes: a butterfly for groups of 32 and 8 columns, the
 // scales of a thread's two items shared by a shuffle at 2048 columns, partials per subgroup for a
-// row) and without (workgroup-memory trees).
+// row) and without (workgroup-memory trees); and inputs whose values the kernel's fast quant leaves
+// to the division (quotients under 2^-6, zeros, a NaN row) at 4096 columns as well.
 
 import { describe, expect, it } from 'vitest';
 import { parseFx } from '../graph/fx/parse.ts';
@@ -16,7 +17,7 @@ import { executePlan, webgpuBackend } from '../runtime/webgpuBackend.ts';
 import { nodeGpu } from '../runtime/nodeGpu.ts';
 import { openRanks } from '../runtime/webgpu/rankDevice.ts';
 import { decomposed } from '../runtime/plan.ts';
-import { hostValues } from '../runtime/hostTensor.ts';
+import { hostValues, toHostTensor } from '../runtime/hostTensor.ts';
 import { f8e4m3fnBits, f8e4m3fnValue } from '../graph/fp8.ts';
 import { freshSeed, tinyRuns } from '../runtime/testRuns.ts';
 import type { Backend } from '../runtime/backend.ts';
@@ -117,4 +118,73 @@ describe('norm + dynamic FP8 quant in one kernel', { timeout: 600_000 }, () => {
           }
         }
     });
+
+  // The values the kernel's fast quant leaves to quant's division, after the row's stores: quotients
+  // under 2^-6 (a row, or every other group, with one outlier), zeros, a NaN row (a NaN scale: every
+  // value). At 4096 columns a lane holds three words, the last item two thirds full.
+  it('bf16: quotients under 2^-6, zeros and NaN, 4096 columns: bitwise the pair on the CPU reference and WebGPU', async () => {
+    const seed = freshSeed();
+    let x = seed || 1;
+    const draw = () => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) / 2 ** 31 - 1;
+    };
+    const tokens = 4;
+    for (const c of [
+      { cols: 4096, group: null, transposed: false, residual: false },
+      { cols: 4096, group: 128, transposed: true, residual: true },
+      { cols: 384, group: 128, transposed: false, residual: false },
+      { cols: 256, group: 64, transposed: false, residual: true },
+    ] satisfies Case[]) {
+      const g = c.group ?? c.cols;
+      const xs = Array.from({ length: tokens * c.cols }, (_, i) => {
+        const [t, j] = [Math.floor(i / c.cols), i % c.cols];
+        if (t === 1 && j % 7 === 0) return 0;
+        if (t === 2 && j === 5) return NaN;
+        // One outlier in row 0 (per token) or in every other group of row 0 and 3.
+        if ((t === 0 || t === 3) && j % g === 3 && (c.group === null || Math.floor(j / g) % 2 === 0))
+          return 1e5;
+        return draw();
+      });
+      const inputs = new Map([
+        ['arg1_1', toHostTensor('bf16', [tokens, c.cols], xs)],
+        [
+          'arg2_1',
+          toHostTensor(
+            'bf16',
+            [c.cols],
+            Array.from({ length: c.cols }, () => 1 + draw() / 4),
+          ),
+        ],
+        // The residual is 0 where x is (row 1): zeros in z.
+        [
+          'arg4_1',
+          toHostTensor(
+            'bf16',
+            [tokens, c.cols],
+            xs.map((v) => (v === 0 ? 0 : draw())),
+          ),
+        ],
+      ]);
+      const opts: RunOptions = run({ dtype: 'bf16', tokens, seed, inputs });
+      const plan = planGraph(normQuantGraph('bf16', c), opts);
+      const pair = decomposed(plan);
+      for (const backend of [cpuBackend, webgpuBackend]) {
+        const what = `${backend.name} ${JSON.stringify(c)} seed ${seed}`;
+        const got = await values(backend, plan, opts);
+        expect(got, what).toEqual(await values(backend, pair, opts));
+        // Not vacuous: e4m3 subnormals (only the division gives them), zeros, the NaN row.
+        expect(
+          got[0]!.some((v) => v !== 0 && Math.abs(v) < 2 ** -6),
+          `${what}: e4m3 subnormals`,
+        ).toBe(true);
+        expect(got[0]!.slice(c.cols, 2 * c.cols).filter((v) => v === 0).length, what).toBeGreaterThan(
+          c.cols / 7,
+        );
+        expect(got[0]!.slice(2 * c.cols, 3 * c.cols).every(Number.isNaN), `${what}: the NaN row`).toBe(true);
+      }
+    }
+  });
 });

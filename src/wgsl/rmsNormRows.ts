@@ -90,13 +90,56 @@ export function normRowsQuantFits(cols: number, group: number, cfg: NormRowsConf
   return group % 8 === 0 && (gw & (gw - 1)) === 0 && cfg.tpr % gw === 0;
 }
 
+const pow2 = (n: number) => (n & (n - 1)) === 0;
+
+/**
+ * The max of each of `ms` (u32 bits) over aligned runs of S lanes, into it, every one at once: a
+ * butterfly of subgroup shuffles where a run fits in a subgroup, else partials per subgroup through
+ * workgroup memory (double-buffered by the row's parity: one barrier a row), else (no subgroups) a
+ * tree in workgroup memory. A max is order-free, so any tree gives the unfused steps' bits.
+ */
+function segmentMaxWgsl(ms: string[], S: number, TPR: number, sg: number): string {
+  const shuffles = sg > 0 && TPR % sg === 0;
+  const halves = (n: number) => {
+    const out: number[] = [];
+    for (let h = 2 ** Math.ceil(Math.log2(n)) / 2; h >= 1; h /= 2) out.push(h);
+    return out;
+  };
+  const butterfly = (v: string, n: number) =>
+    halves(n)
+      .map((h) => `${v} = max(${v}, subgroupShuffleXor(${v}, ${h}u));`)
+      .join(' ');
+  const tree = (v: string) => `qred[lane] = ${v};
+    workgroupBarrier();
+    ${halves(S)
+      .map(
+        (h) =>
+          `if (lane % ${S}u < ${h}u && lane % ${S}u + ${h}u < ${S}u) { qred[lane] = max(qred[lane], qred[lane + ${h}u]); }
+    workgroupBarrier();`,
+      )
+      .join('\n    ')}
+    ${v} = qred[lane - lane % ${S}u];
+    workgroupBarrier();`;
+  if (shuffles && S <= sg && pow2(S)) return ms.map((m) => butterfly(m, S)).join('\n    ');
+  const parts = TPR / sg;
+  const at = (k: number, j: string) => `qred[parity * ${ms.length * parts}u + ${k * parts}u + ${j}]`;
+  if (shuffles && S % sg === 0)
+    return `${ms.map((m) => butterfly(m, sg)).join('\n    ')}
+    if (sgid == 0u) { ${ms.map((m, k) => `${at(k, `lane / ${sg}u`)} = ${m};`).join(' ')} }
+    workgroupBarrier();
+    for (var j = (lane - lane % ${S}u) / ${sg}u; j < (lane - lane % ${S}u + ${S}u) / ${sg}u; j++) {
+      ${ms.map((m, k) => `${m} = max(${m}, ${at(k, 'j')});`).join(' ')}
+    }`;
+  return ms.map((m) => tree(m)).join('\n    ');
+}
+
 /**
  * The dynamic quant's store: the normed words (the values the unfused norm stores) kept in
- * registers, each word's max |·|, the max over its group (lanes of one item) or the row, the
- * scale, then every value quantized as fp8_quant_rows does (rowQuantWgsl) and the scale stored by
- * the group's first lane. A max is order-free, so any reduction tree gives the unfused steps' bits.
- * Reductions: a butterfly of subgroup shuffles where the group fits in a subgroup, partials per
- * subgroup through workgroup memory for a row wider than one, else a tree in workgroup memory.
+ * registers, each word's max |·| (as bits: a magnitude's bits order as its value, a NaN's above
+ * every number), the max over its group (lanes of one item) or the row (segmentMaxWgsl), the scale,
+ * then every value quantized as fp8_quant_rows does (rowQuantWgsl: quant4_fast, then quant's
+ * division for the rare values it leaves, in one loop after the row's stores) and the scale stored
+ * by the group's first lane.
  */
 function dynamicQuantStore(
   q: NormRowsDynamicQuant,
@@ -106,105 +149,114 @@ function dynamicQuantStore(
   its: number[],
   normed: (i: number) => string,
 ): string {
-  const cw = cols / 8;
   const perToken = q.group === cols;
-  const shuffles = sg > 0 && TPR % sg === 0;
-  const pow2 = (n: number) => (n & (n - 1)) === 0;
-  const halves = (n: number) => {
-    const out: number[] = [];
-    for (let h = 2 ** Math.ceil(Math.log2(n)) / 2; h >= 1; h /= 2) out.push(h);
-    return out;
-  };
-  const butterfly = (v: string, n: number) =>
-    halves(n)
-      .map((h) => `${v} = amax(${v}, subgroupShuffleXor(${v}, ${h}u));`)
-      .join(' ');
-  const tree = (v: string, S: number) => `qred[lane] = ${v};
-    workgroupBarrier();
-    ${halves(S)
-      .map(
-        (h) =>
-          `if (lane % ${S}u < ${h}u && lane % ${S}u + ${h}u < ${S}u) { qred[lane] = amax(qred[lane], qred[lane + ${h}u]); }
-    workgroupBarrier();`,
-      )
-      .join('\n    ')}
-    ${v} = qred[lane - lane % ${S}u];
-    workgroupBarrier();`;
-  // The max of `v` over aligned runs of S lanes, into v.
-  const segMax = (v: string, S: number) => {
-    if (shuffles && S <= sg && pow2(S)) return butterfly(v, S);
-    if (shuffles && S === TPR)
-      return `${butterfly(v, sg)}
-    if (lane % ${sg}u == 0u) { qred[lane / ${sg}u] = ${v}; }
-    workgroupBarrier();
-    for (var j = 0u; j < ${TPR / sg}u; j++) { ${v} = amax(${v}, qred[j]); }
-    workgroupBarrier();`;
-    return tree(v, S);
-  };
-  const scaleAt = (g: string) => (q.transposed ? `${g} * rows + row` : `row * ${cw / (q.group / 8)}u + ${g}`);
-  const load = `${its.map((i) => `var y${i} = vec4<u32>(0u); var m${i} = 0.0;`).join(' ')}
+  // Words per scale: the lanes of one item that share a scale (per token: the whole row).
+  const S = perToken ? TPR : q.group / 8;
+  const segMax = (ms: string[]) => segmentMaxWgsl(ms, S, TPR, sg);
+  const ms = its.map((i) => `m${i}`);
+  const scaleAt = (g: string) => (q.transposed ? `${g} * rows + row` : `row * ${cols / q.group}u + ${g}`);
+  const load = `${its.map((i) => `var y${i} = vec4<u32>(0u); var m${i} = 0u;`).join(' ')}
     if (live) {
       ${its.map((i) => `if (ok${i}) { y${i} = ${normed(i)}; m${i} = wmax(y${i}); }`).join('\n      ')}
     }`;
-  if (perToken)
-    return `${load}
-    var g = m0;
-    ${its
-      .slice(1)
-      .map((i) => `g = amax(g, m${i});`)
-      .join(' ')}
-    ${segMax('g', TPR)}
-    let s = row_scale(g);
-    let r = row_recip(s);
-    if (live) {
-      let ob = (prm.rowStart + row) * cw;
-      ${its.map((i) => `if (ok${i}) { out[ob + c${i}] = dynWords(y${i}, s, r); }`).join('\n      ')}
-      if (lane == 0u) { qscale[${scaleAt('0u')}] = s; }
-    }`;
-  const gw = q.group / 8;
-  // Where a group's lanes share a subgroup and outnumber the items, lane k of a group takes item k's
-  // scale (its division) and the others read it by a shuffle: one division a lane, not one an item.
-  const shared = shuffles && gw <= sg && pow2(gw) && gw >= its.length && its.length > 1;
-  const scales = shared
-    ? `let k = lane % ${gw}u;
+  // Per token: the row's max. Per group where a group's lanes share a subgroup and outnumber the
+  // items: lane k of a group takes item k's scale (its division and reciprocal) and the others read
+  // them by shuffles: one division a lane, not one an item.
+  const gw = S;
+  const shared =
+    !perToken && sg > 0 && TPR % sg === 0 && gw <= sg && pow2(gw) && gw >= its.length && its.length > 1;
+  const scales = perToken
+    ? `${its
+        .slice(1)
+        .map((i) => `m0 = max(m0, m${i});`)
+        .join(' ')}
+    ${segMax(['m0'])}
+    let s = row_scale(bitcast<f32>(m0));
+    let r = row_recip(s);`
+    : shared
+      ? `${segMax(ms)}
+    let k = lane % ${gw}u;
     var mine = m0;
     ${its
       .slice(1)
       .map((i) => `if (k == ${i}u) { mine = m${i}; }`)
       .join(' ')}
-    let sm = row_scale(mine);
-    ${its.map((i) => `let s${i} = subgroupShuffle(sm, lane % ${sg}u - k + ${i}u);`).join(' ')}`
-    : its.map((i) => `let s${i} = row_scale(m${i});`).join(' ');
+    let sm = row_scale(bitcast<f32>(mine));
+    let rm = row_recip(sm);
+    ${its.map((i) => `let s${i} = subgroupShuffle(sm, lane % ${sg}u - k + ${i}u); let r${i} = subgroupShuffle(rm, lane % ${sg}u - k + ${i}u);`).join('\n    ')}`
+      : `${segMax(ms)}
+    ${its.map((i) => `let s${i} = row_scale(bitcast<f32>(m${i})); let r${i} = row_recip(s${i});`).join('\n    ')}`;
+  const pick = (name: string, v: string) =>
+    `var ${name} = ${v}0;${its
+      .slice(1)
+      .map((i) => ` if (i == ${i}u) { ${name} = ${v}${i}; }`)
+      .join('')}`;
   return `${load}
-    ${its.map((i) => segMax(`m${i}`, gw)).join('\n    ')}
     ${scales}
     if (live) {
       let ob = (prm.rowStart + row) * cw;
+      qslow = false;
       ${its
-        .map(
-          (i) => `if (ok${i}) {
-        let s = s${i};
-        out[ob + c${i}] = dynWords(y${i}, s, row_recip(s));
-        if (lane % ${gw}u == 0u) { qscale[${scaleAt(`c${i} / ${gw}u`)}] = s; }
+        .map((i) =>
+          perToken
+            ? `if (ok${i}) { out[ob + c${i}] = dynWords(y${i}, s, r); }`
+            : `if (ok${i}) {
+        out[ob + c${i}] = dynWords(y${i}, s${i}, r${i});
+        if (lane % ${gw}u == 0u) { qscale[${scaleAt(`c${i} / ${gw}u`)}] = s${i}; }
       }`,
         )
         .join('\n      ')}
+      ${perToken ? `if (lane == 0u) { qscale[${scaleAt('0u')}] = s; }` : ''}
+      // The values quant4_fast left (a quotient under 2^-6, a subnormal, infinite or NaN value): rare,
+      // so quant's division has one call site, after the stores.
+      if (qslow) {
+        for (var i = 0u; i < ${its.length}u; i++) {
+          let c = i * ${TPR}u + lane;
+          if (c < cw) {
+            ${pick('fy', 'y')}
+            ${perToken ? '' : pick('fs', 's')}
+            out[ob + c] = slowWords(out[ob + c], fy, ${perToken ? 's' : 'fs'});
+          }
+        }
+      }
     }`;
 }
 
 /** The dynamic quant's functions and its scale output (@binding(6)). */
-function dynamicQuantWgsl(q: NormRowsDynamicQuant, TPR: number): string {
+function dynamicQuantWgsl(q: NormRowsDynamicQuant, TPR: number, its: number, sg: number): string {
+  const shuffles = sg > 0 && TPR % sg === 0;
   return `${rowQuantWgsl({ eps: '0.0', max: f32Bits(q.max), minScale: f32Bits(q.minScale) })}
 @group(0) @binding(6) var<storage, read_write> qscale: array<f32>;
-var<workgroup> qred: array<f32, ${TPR}>;
-// max |·| of a word's 8 values (bf16-exact).
-fn wmax(y: vec4<u32>) -> f32 {
-  let l = abs(lo4(y));
-  let h = abs(hi4(y));
-  return amax(amax(amax(amax(amax(amax(amax(amax(0.0, l.x), h.x), l.y), h.y), l.z), h.z), l.w), h.w);
+var<workgroup> qred: array<u32, ${shuffles ? 2 * its * (TPR / sg) : TPR}>;
+// Whether this row's words hold a value quant4_fast left.
+var<private> qslow: bool;
+// max |·| of a word's 8 values (bf16-exact), as bits.
+fn wmax(y: vec4<u32>) -> u32 {
+  let m = max((y << vec4<u32>(16u)) & vec4<u32>(0x7fff0000u), y & vec4<u32>(0x7fff0000u));
+  return max(max(m.x, m.y), max(m.z, m.w));
 }
+// The quantized words (an e4m3fn value is exact in bf16: its high half is the bf16).
 fn dynWords(y: vec4<u32>, s: f32, r: f32) -> vec4<u32> {
-  return pack4(rnd4(quant4(lo4(y), s, r)), rnd4(quant4(hi4(y), s, r)));
+  let l = quant4_fast(lo4(y), s, r);
+  let h = quant4_fast(hi4(y), s, r);
+  qslow = qslow || any(max(l, h) == vec4<u32>(QUANT_SLOW));
+  return (l >> vec4<u32>(16u)) | (h & vec4<u32>(0xffff0000u));
+}
+// quant's value (rounded as bf16 keeps a NaN) for each half of o that quant4_fast left; components
+// by pick4 and selects, so nothing is indexed at runtime.
+fn slowWords(o: vec4<u32>, y: vec4<u32>, s: f32) -> vec4<u32> {
+  var w = o;
+  for (var k = 0u; k < 8u; k++) {
+    let at = vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(k / 2u);
+    let sh = (k % 2u) * 16u;
+    let wj = pick4(w, k / 2u);
+    if (((wj >> sh) & 0xffffu) == 0xffffu) {
+      let v = bitcast<f32>((pick4(y, k / 2u) << (16u - sh)) & 0xffff0000u);
+      let b = bitcast<vec4<u32>>(rnd4(vec4<f32>(quant(v, s)))).x >> 16u;
+      w = select(w, vec4<u32>((wj & ~(0xffffu << sh)) | (b << sh)), at);
+    }
+  }
+  return w;
 }`;
 }
 
@@ -275,12 +327,15 @@ ${
   )
   .join('\n')}
     }`;
-  const normed = (i: number) =>
+  // The normed word's rounded lo and hi halves (rnd4's bits: each in a high half).
+  const normedHalves = (i: number): [string, string] =>
     mode === 'allreduce' && normRounding === 'once'
-      ? `pack4(rnd4(lo4(z${i}) * inv * lo4(w${i})), rnd4(hi4(z${i}) * inv * hi4(w${i})))`
-      : `pack4(rnd4(f4(rnd4(lo4(z${i}) * inv)) * lo4(w${i})), rnd4(f4(rnd4(hi4(z${i}) * inv)) * hi4(w${i})))`;
-  // With a quant: the rounded normed words, each value quantized (an e4m3fn value is exact in bf16).
-  const scaleOut = (i: number) => (quantScale ? `quantWords(${normed(i)}, qinv)` : normed(i));
+      ? [`rnd4(lo4(z${i}) * inv * lo4(w${i}))`, `rnd4(hi4(z${i}) * inv * hi4(w${i}))`]
+      : [`rnd4(f4(rnd4(lo4(z${i}) * inv)) * lo4(w${i}))`, `rnd4(f4(rnd4(hi4(z${i}) * inv)) * hi4(w${i}))`];
+  const normed = (i: number) => `pack4(${normedHalves(i).join(', ')})`;
+  // With a quant: the rounded normed values, each quantized (an e4m3fn value is exact in bf16).
+  const scaleOut = (i: number) =>
+    quantScale ? `quantWords(${normedHalves(i).join(', ')}, qinv)` : normed(i);
   const reduce =
     P === 1
       ? `var total = ss;
@@ -298,9 +353,9 @@ ${NORM_PARAMS.wgsl}${
 ${normQuantWgsl(quantScale)}
 var<workgroup> qinv_wg: f32;
 // The values are e4m3fn values, exact in bf16: their high halves are the bf16 bits.
-fn quantWords(y: vec4<u32>, inv: f32) -> vec4<u32> { return pack4(bitcast<vec4<u32>>(q4(lo4(y), inv)), bitcast<vec4<u32>>(q4(hi4(y), inv))); }`
+fn quantWords(l: vec4<u32>, h: vec4<u32>, inv: f32) -> vec4<u32> { return pack4(bitcast<vec4<u32>>(q4(f4(l), inv)), bitcast<vec4<u32>>(q4(f4(h), inv))); }`
       : ''
-  }${dynamic ? `\n${dynamicQuantWgsl(dynamic, TPR)}` : ''}
+  }${dynamic ? `\n${dynamicQuantWgsl(dynamic, TPR, items, sg)}` : ''}
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<u32>>;
 ${hasRes ? '@group(0) @binding(2) var<storage, read_write> resOut: array<vec4<u32>>;' : ''}
 @group(0) @binding(3) var<storage, read> x: array<vec4<u32>>;
@@ -318,8 +373,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let lane = li % ${TPR}u;
   let eps = prm.eps;
   ${
-    // 1/scale once a workgroup (a loop of 26 steps), shared.
-    quantScale
+    // 1/scale once a workgroup (a loop of 26 steps), shared; where the row's reduction has a barrier,
+    // by the first thread while its first row's loads are out, and read after that barrier.
+    quantScale && P === 1
       ? 'if (li == 0u) { qinv_wg = recip_rn(ld_qscale(0u)); }\n  let qinv = workgroupUniformLoad(&qinv_wg);'
       : ''
   }
@@ -345,8 +401,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (row + stride < rows) ${loadRow('(row + stride)', 'nx', 'nr')}`
         : `if (live) ${loadRow('row', 'cx', 'cr')}`
     }
+    ${quantScale && P > 1 ? `if (li == 0u && base == wid.x * ${RPW}u) { qinv_wg = recip_rn(ld_qscale(0u)); }` : ''}
     ${body('cx', 'cr')}
     ${reduce}
+    ${quantScale && P > 1 ? 'let qinv = qinv_wg;' : ''}
     let inv = 1.0 / sqrt(total / f32(cols) + eps);
     ${
       dynamic
