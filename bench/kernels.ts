@@ -305,12 +305,12 @@ async function passFloor(
   });
   const dst = d.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
   const meta0 = d.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
-  const bindGroup = (meta: GPUBuffer) =>
+  const bindGroup = (meta: GPUBuffer, target = dst) =>
     d.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: [
         { binding: 0, resource: { buffer: meta } },
-        { binding: 1, resource: { buffer: dst } },
+        { binding: 1, resource: { buffer: target } },
       ],
     });
   const reused = bindGroup(meta0);
@@ -338,13 +338,7 @@ async function passFloor(
           // Never written: WebGPU's zero-fill of it happens at this first use.
           const fresh = d.createBuffer({ size: 1 << 20, usage: GPUBufferUsage.STORAGE });
           made.push(fresh);
-          bg = d.createBindGroup({
-            layout: pipeline.getBindGroupLayout(0),
-            entries: [
-              { binding: 0, resource: { buffer: meta0 } },
-              { binding: 1, resource: { buffer: fresh } },
-            ],
-          });
+          bg = bindGroup(meta0, fresh);
         }
         pass.setPipeline(pipeline);
         pass.setBindGroup(0, bg);

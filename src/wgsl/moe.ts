@@ -460,8 +460,9 @@ const XS_WORDS = 64;
  * Token slots of a decode tile: the power of two ≥ the tokens the busiest expert is likely to get
  * (the mean T·K/E plus two standard deviations of a Poisson count; at most T), up to maxTm. An
  * expert with more tokens than its tile holds takes two tiles and streams its weights twice: at
- * T = 64 (8 ± 3 tokens an expert) 8 slots did that for many experts. At T = 4 (0.5 tokens an expert) two
- * slots beat four, 285–289 µs against 300 (H100 sweep, 2026-12-06 19:31 UTC): the rule had a + 1.
+ * T = 64 (8 ± 3 tokens an expert) 8 slots did that for many experts. At T = 4 (0.5 tokens an
+ * expert) two slots beat four, 285–289 µs against 300 (H100 sweep, 2026-12-06 19:31 UTC): the rule
+ * had a + 1.
  */
 export function moeGemvTokens(T: number, K: number, E: number, cfg: MoeGemvConfig): number {
   if (cfg.tm > 0) return cfg.tm;
@@ -501,8 +502,8 @@ const RE = ${E}u;
 const RK = ${K}u;
 var<workgroup> cnt: array<atomic<u32>, ${E}>;
 var<workgroup> cur: array<atomic<u32>, ${E}>;
-var<workgroup> off: array<u32, ${E + 1}>;
-var<workgroup> tls: array<u32, ${E + 1}>;
+var<workgroup> off: array<u32, ${E}>;
+var<workgroup> tls: array<u32, ${E}>;
 var<workgroup> ids: array<u32, ${MOE_ROUTE1_MAX_PAIRS}>;
 // The logits of up to ${chunk} tokens at a time, loaded by all threads at once: the ranking below
 // then reads workgroup memory instead of issuing E dependent global loads per pair.

@@ -162,9 +162,8 @@ function dynamicQuantStore(
   // Per token: the row's max. Per group where a group's lanes share a subgroup and outnumber the
   // items: lane k of a group takes item k's scale (its division and reciprocal) and the others read
   // them by shuffles: one division a lane, not one an item.
-  const gw = S;
   const shared =
-    !perToken && sg > 0 && TPR % sg === 0 && gw <= sg && pow2(gw) && gw >= its.length && its.length > 1;
+    !perToken && sg > 0 && TPR % sg === 0 && S <= sg && pow2(S) && S >= its.length && its.length > 1;
   const scales = perToken
     ? `${its
         .slice(1)
@@ -175,7 +174,7 @@ function dynamicQuantStore(
     let r = row_recip(s);`
     : shared
       ? `${segMax(ms)}
-    let k = lane % ${gw}u;
+    let k = lane % ${S}u;
     var mine = m0;
     ${its
       .slice(1)
@@ -202,7 +201,7 @@ function dynamicQuantStore(
             ? `if (ok${i}) { out[ob + c${i}] = dynWords(y${i}, s, r); }`
             : `if (ok${i}) {
         out[ob + c${i}] = dynWords(y${i}, s${i}, r${i});
-        if (lane % ${gw}u == 0u) { qscale[${scaleAt(`c${i} / ${gw}u`)}] = s${i}; }
+        if (lane % ${S}u == 0u) { qscale[${scaleAt(`c${i} / ${S}u`)}] = s${i}; }
       }`,
         )
         .join('\n      ')}

@@ -82,25 +82,15 @@ export class RankDevice {
   }
 
   alloc(id: string, bytes: number): GPUBuffer {
-    const b = this.device.createBuffer({
-      size: bytes,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      label: id,
-    });
+    const b = this.storageBuffer(bytes, id);
     this.buffers.set(id, b);
-    this.unfilled.add(b);
     return b;
   }
 
   scratch(bytes: number, label: string): GPUBuffer {
-    const b = this.device.createBuffer({
-      size: Math.max(16, bytes),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      label,
-    });
+    const b = this.storageBuffer(Math.max(16, bytes), label);
     this.transient.push(b);
     this.transientSet.add(b);
-    this.unfilled.add(b);
     return b;
   }
 
@@ -117,14 +107,20 @@ export class RankDevice {
     const key = `${label}:${size}`;
     let b = this.workspaces.get(key);
     if (!b) {
-      b = this.device.createBuffer({
-        size,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-        label,
-      });
+      b = this.storageBuffer(size, label);
       this.workspaces.set(key, b);
-      this.unfilled.add(b);
     }
+    return b;
+  }
+
+  /** Every buffer a kernel binds: storage, copied to and from, not yet used (`unfilled`). */
+  private storageBuffer(size: number, label: string): GPUBuffer {
+    const b = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      label,
+    });
+    this.unfilled.add(b);
     return b;
   }
 
@@ -196,13 +192,12 @@ export class RankDevice {
     const enc = batch?.enc ?? this.device.createCommandEncoder({ label: node });
     const labels: string[] = [];
     encode(enc, (code, bindings, meta, grid) => {
-      for (const b of bindings) if (b?.label) labels.push(b.label);
-      // The zero fill of never-used bindings, before the pass and its timestamps (see `unfilled`).
-      for (const b of bindings)
-        if (b && this.unfilled.has(b)) {
-          this.unfilled.delete(b);
-          if (b.size % 4 === 0) enc.clearBuffer(b);
-        }
+      for (const b of bindings) {
+        if (!b) continue;
+        if (b.label) labels.push(b.label);
+        // The zero fill of a never-used binding, before the pass and its timestamps (see `unfilled`).
+        if (this.unfilled.delete(b) && b.size % 4 === 0) enc.clearBuffer(b);
+      }
       const pipeline = this.pipeline(code);
       const bg = this.bindGroup(pipeline, meta ? this.metaBuffer(meta) : null, bindings);
       let timestampWrites: GPUComputePassTimestampWrites | undefined;
