@@ -437,6 +437,7 @@ export interface MoeGemvConfig {
  * slots took T = 64 from 1154 to 969 µs and T = 16 from 570 to 528 µs (T = 1 and 4 unchanged), and
  * 128-thread workgroups T = 64 to 947 µs: at T ≥ 16 the GEMV is bound by arithmetic, and an expert
  * split over more, smaller tiles (its weights re-read from L2) does better than fewer, larger ones.
+ * The sweep after the tile scan to a constant E (2026-12-07 01:10 UTC) picked it again: T = 64 853 µs.
  */
 export const MOE_GEMV_DEFAULT: MoeGemvConfig = {
   groups: 4,
@@ -462,7 +463,7 @@ const XS_WORDS = 64;
  * expert with more tokens than its tile holds takes two tiles and streams its weights twice: at
  * T = 64 (8 ± 3 tokens an expert) 8 slots did that for many experts. At T = 4 (0.5 tokens an
  * expert) two slots beat four, 285–289 µs against 300 (H100 sweep, 2026-12-06 19:31 UTC): the rule
- * had a + 1.
+ * had a + 1. With the rule as it is, T = 4 took 280.6 µs in the main suite (2026-12-07 01:10 UTC).
  */
 export function moeGemvTokens(T: number, K: number, E: number, cfg: MoeGemvConfig): number {
   if (cfg.tm > 0) return cfg.tm;
