@@ -39,19 +39,18 @@ export async function passFloorSuite(rig: KernelRig): Promise<void> {
   const { dev, quick, iters } = rig;
   const src = dev.alloc('copy.src', 16),
     dst = dev.alloc('copy.dst', 16);
-  const us = await timeKernel(dev, iters, () =>
-    dev.submit('copy', 'copy', (_e, pass) => pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(1, 256))),
-  );
-  const b2b = await timeLaunches(dev, 200, quick ? 2 : 5, () =>
-    dev.submit('copy', 'copy', (_e, pass) => pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(1, 256))),
-  );
+  const copy16 = () =>
+    dev.submit('copy', 'copy', (_e, pass) => pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(1, 256)));
+  const us = await timeKernel(dev, iters, copy16);
+  const b2b = await timeLaunches(dev, 200, quick ? 2 : 5, copy16);
   dev.endRun();
-  floorRow(
+  const submitRow = floorRow(
     rig,
     1,
     us,
     'RankDevice.submit: 16 B copy, one workgroup (meta buffer and bind group cached)',
-  ).b2b_us = b2b;
+  );
+  submitRow.b2b_us = b2b;
   const parts = await passFloor(dev, iters);
   floorRow(rig, 2, parts.empty, 'an empty compute pass: its two timestamps alone');
   floorRow(rig, 3, parts.dispatch, 'one one-workgroup dispatch, pipeline and bind group reused');
