@@ -7,7 +7,14 @@ import { bufferBytes } from '../../src/wgsl/dtype.ts';
 import { NORM_ROWS_DEFAULT, type NormRowsConfig } from '../../src/wgsl/rmsNormRows.ts';
 import type { NormParams } from '../../src/wgsl/rmsNorm.ts';
 import { timeKernel } from '../kernelTiming.ts';
-import { fill, HIDDEN, type KernelBench, type KernelResult, type KernelRig } from './context.ts';
+import {
+  fill,
+  HIDDEN,
+  type BothTimes,
+  type KernelBench,
+  type KernelResult,
+  type KernelRig,
+} from './context.ts';
 import { edgeRows, maxUlps } from './outputCheck.ts';
 
 type NormLayout = NormRowsConfig | 'legacy';
@@ -119,29 +126,28 @@ async function normOutputs(rig: KernelRig, b: NormBuffers, encode: () => void): 
 const vsFirstNote = (got: Uint16Array[], first: Uint16Array[]) =>
   `; vs first: out ≤ ${maxUlps(got[0], first[0])} ulp, residual ≤ ${maxUlps(got[1], first[1])} ulp`;
 
+/** A row timed both ways, noting its layout. */
+function timedRow(
+  ctx: KernelBench,
+  suite: string,
+  b: NormBuffers,
+  t: BothTimes,
+  traffic: { bytes: number; flops: number },
+  lay: NormLayout,
+): KernelResult {
+  return ctx.add({ suite, T: b.T, us: t.us, b2b_us: t.b2b, ...traffic, note: normLayoutLabel(lay) });
+}
+
 /** add + RMSNorm and the fused all-reduce + RMSNorm, each beside a copy of the same traffic. */
 export async function normSuite(ctx: KernelBench, pick: NormPick): Promise<void> {
   for (const T of ctx.quick ? [1, 7, 64] : [1, 16, 128, 1024, 4096, 16384]) {
     const b = normBuffers(ctx, T);
-    let t = await ctx.timeBoth(ctx.iters, () => encodeAddNorm(ctx, b, pick.add));
-    const addRow = ctx.add({
-      suite: 'add+rmsnorm',
-      T,
-      us: t.us,
-      b2b_us: t.b2b,
-      ...addNormTraffic(ctx, b.n),
-      note: normLayoutLabel(pick.add),
-    });
+    const addTimes = await ctx.timeBoth(ctx.iters, () => encodeAddNorm(ctx, b, pick.add));
+    const addRow = timedRow(ctx, 'add+rmsnorm', b, addTimes, addNormTraffic(ctx, b.n), pick.add);
     const gr = gathered(ctx, b.n);
-    t = await ctx.timeBoth(ctx.iters, () => encodeGatheredNorm(ctx, b, gr, pick.allreduce));
-    const arRow = ctx.add({
-      suite: 'allreduce+rmsnorm (2 ranks gathered)',
-      T,
-      us: t.us,
-      b2b_us: t.b2b,
-      ...gatheredNormTraffic(ctx, b.n),
-      note: normLayoutLabel(pick.allreduce),
-    });
+    const arTimes = await ctx.timeBoth(ctx.iters, () => encodeGatheredNorm(ctx, b, gr, pick.allreduce));
+    const arSuite = 'allreduce+rmsnorm (2 ranks gathered)';
+    const arRow = timedRow(ctx, arSuite, b, arTimes, gatheredNormTraffic(ctx, b.n), pick.allreduce);
     ctx.dev.endRun();
     // The same traffic as a plain copy: the fair ceiling for a kernel of this size, printed beside the large-copy one.
     for (const r of [addRow, arRow]) {
@@ -182,14 +188,7 @@ export async function normLayoutSuite(ctx: KernelBench): Promise<void> {
     const rows: { lay: NormRowsConfig; row: KernelResult }[] = [];
     for (const lay of NORM_LAYOUTS) {
       const t = await ctx.timeBoth(ctx.iters, () => encodeAddNorm(ctx, b, lay));
-      const row = ctx.add({
-        suite: 'add+rmsnorm layout',
-        T,
-        us: t.us,
-        b2b_us: t.b2b,
-        ...addNormTraffic(ctx, b.n),
-        note: normLayoutLabel(lay),
-      });
+      const row = timedRow(ctx, 'add+rmsnorm layout', b, t, addNormTraffic(ctx, b.n), lay);
       rows.push({ lay, row });
     }
     let first: Uint16Array[] | null = null;
@@ -228,46 +227,27 @@ export async function normVariants(ctx: KernelBench): Promise<NormPick> {
     const b = normBuffers(ctx, T);
     const gr = gathered(ctx, b.n);
     const best = { add: Infinity, allreduce: Infinity };
-    const encodeAdd = (lay: NormLayout) => encodeAddNorm(ctx, b, lay);
-    const encodeAr = (lay: NormLayout) => encodeGatheredNorm(ctx, b, gr, lay);
+    const kernels: Record<keyof NormPick, { suite: string; encode: (lay: NormLayout) => void }> = {
+      add: { suite: 'variant add+rmsnorm', encode: (lay) => encodeAddNorm(ctx, b, lay) },
+      allreduce: { suite: 'variant allreduce+rmsnorm', encode: (lay) => encodeGatheredNorm(ctx, b, gr, lay) },
+    };
+    const traffic = { add: addNormTraffic(ctx, b.n), allreduce: gatheredNormTraffic(ctx, b.n) };
     // Every layout is timed back to back first and checked afterwards (outputCheck.ts says why).
-    const rows: { lay: NormLayout; add: KernelResult; ar: KernelResult }[] = [];
-    for (const lay of NORM_VARIANT_LAYOUTS) {
-      let us = await timeKernel(ctx.dev, ctx.iters, () => encodeAdd(lay));
-      if (T === 16384 && us < best.add) {
-        best.add = us;
-        pick.add = lay;
+    const rows: { lay: NormLayout; k: keyof NormPick; row: KernelResult }[] = [];
+    for (const lay of NORM_VARIANT_LAYOUTS)
+      for (const k of ['add', 'allreduce'] as const) {
+        const us = await timeKernel(ctx.dev, ctx.iters, () => kernels[k].encode(lay));
+        if (T === 16384 && us < best[k]) {
+          best[k] = us;
+          pick[k] = lay;
+        }
+        const row = ctx.add({ suite: kernels[k].suite, T, us, ...traffic[k], note: normLayoutLabel(lay) });
+        rows.push({ lay, k, row });
       }
-      const add = ctx.add({
-        suite: 'variant add+rmsnorm',
-        T,
-        us,
-        ...addNormTraffic(ctx, b.n),
-        note: normLayoutLabel(lay),
-      });
-      us = await timeKernel(ctx.dev, ctx.iters, () => encodeAr(lay));
-      if (T === 16384 && us < best.allreduce) {
-        best.allreduce = us;
-        pick.allreduce = lay;
-      }
-      const ar = ctx.add({
-        suite: 'variant allreduce+rmsnorm',
-        T,
-        us,
-        ...gatheredNormTraffic(ctx, b.n),
-        note: normLayoutLabel(lay),
-      });
-      rows.push({ lay, add, ar });
-    }
-    let firstAdd: Uint16Array[] | null = null,
-      firstAr: Uint16Array[] | null = null;
+    const first: Partial<Record<keyof NormPick, Uint16Array[]>> = {};
     for (const r of rows) {
-      const gotAdd = await normOutputs(ctx, b, () => encodeAdd(r.lay));
-      firstAdd ??= gotAdd;
-      r.add.note += vsFirstNote(gotAdd, firstAdd);
-      const gotAr = await normOutputs(ctx, b, () => encodeAr(r.lay));
-      firstAr ??= gotAr;
-      r.ar.note += vsFirstNote(gotAr, firstAr);
+      const got = await normOutputs(ctx, b, () => kernels[r.k].encode(r.lay));
+      r.row.note += vsFirstNote(got, (first[r.k] ??= got));
     }
     ctx.dev.endRun();
   }
