@@ -24,11 +24,9 @@ import { runGraph, type RunOptions } from '../src/runtime/index.ts';
 import { TINY_RUN } from '../src/runtime/backend.ts';
 import { hostValues, type HostTensor } from '../src/runtime/hostTensor.ts';
 import { bufferBytes } from '../src/wgsl/dtype.ts';
-import { COPY_CEILING_WGSL } from '../src/wgsl/allReduce.ts';
-import { grid1d } from '../src/wgsl/elementwise.ts';
 import { flagValue } from './args.ts';
 import { bundleSuite } from './bundle.ts';
-import { launchesFor, timeKernel, timeLaunches, warmClocks, warmUpLine } from './kernels.ts';
+import { launchesFor, timeCopy, timeKernel, timeLaunches, warmClocks, warmUpLine } from './kernels.ts';
 import {
   FUSION_NAMES,
   FUSIONS,
@@ -153,13 +151,7 @@ async function copyCeiling(dev: RankDevice, iters: number, quick: boolean): Prom
   let best = 0;
   for (const mib of quick ? [4] : [256, 1024]) {
     const bytes = Math.min(mib * 2 ** 20, Math.floor(limit / 16) * 16);
-    const [src, dst] = [dev.alloc('copy.src', bytes), dev.alloc('copy.dst', bytes)];
-    const us = await timeKernel(dev, iters, () =>
-      dev.submit('copy', 'copy', (_e, pass) =>
-        pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(bytes / 16, 256)),
-      ),
-    );
-    dev.endRun();
+    const us = await timeCopy(dev, iters, bytes);
     best = Math.max(best, (2 * bytes) / us / 1e3);
   }
   return best;

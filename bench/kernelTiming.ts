@@ -3,6 +3,8 @@
 // the clock warm-up before any of it. bench/kernels.ts re-exports what bench/fusions.ts uses.
 
 import type { RankDevice } from '../src/runtime/webgpu/rankDevice.ts';
+import { COPY_CEILING_WGSL } from '../src/wgsl/allReduce.ts';
+import { grid1d } from '../src/wgsl/elementwise.ts';
 
 export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -176,3 +178,16 @@ export const warmUpLine = (w: Awaited<ReturnType<typeof warmClocks>>) =>
 
 /** Launches per batch: about 3 ms of work, 4 to 200 calls. */
 export const launchesFor = (us: number) => Math.max(4, Math.min(200, Math.ceil(3000 / us)));
+
+/** Kernel time (µs) of the ceiling's vec4 copy of `bytes` bytes, its buffers freed after. */
+export async function timeCopy(dev: RankDevice, iters: number, bytes: number): Promise<number> {
+  const src = dev.alloc('copy.src', bytes),
+    dst = dev.alloc('copy.dst', bytes);
+  const us = await timeKernel(dev, iters, () =>
+    dev.submit('copy', 'copy', (_e, pass) =>
+      pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(bytes / 16, 256)),
+    ),
+  );
+  dev.endRun();
+  return us;
+}

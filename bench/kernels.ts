@@ -43,7 +43,7 @@ import { gemmSuite } from './kernelSuites/gemm.ts';
 import { joinTorch } from './kernelSuites/torch.ts';
 
 export type { KernelResult } from './kernelSuites/context.ts';
-export { launchesFor, timeKernel, timeLaunches, warmClocks, warmUpLine } from './kernelTiming.ts';
+export { launchesFor, timeCopy, timeKernel, timeLaunches, warmClocks, warmUpLine } from './kernelTiming.ts';
 
 interface KernelFlags {
   dtype: StorageDType;

@@ -5,8 +5,8 @@
 import { COPY_CEILING_WGSL } from '../../src/wgsl/allReduce.ts';
 import { grid1d } from '../../src/wgsl/elementwise.ts';
 import type { RankDevice } from '../../src/runtime/webgpu/rankDevice.ts';
-import { median, timeKernel, timeLaunches, timeStepsAsRun } from '../kernelTiming.ts';
-import { timeCopy, type KernelResult, type KernelRig } from './context.ts';
+import { median, timeCopy, timeKernel, timeLaunches, timeStepsAsRun } from '../kernelTiming.ts';
+import type { KernelResult, KernelRig } from './context.ts';
 
 /** The ceiling (GB/s, read + write bytes): the best of vec4 copies at a few sizes, each a `copy` row. */
 export async function copyCeiling(rig: KernelRig): Promise<number> {
@@ -15,7 +15,7 @@ export async function copyCeiling(rig: KernelRig): Promise<number> {
   let ceiling = 0;
   for (const mib of quick ? [4, 16] : [64, 256, 1024]) {
     const bytes = Math.min(mib * 2 ** 20, Math.floor(limit / 16) * 16);
-    const us = await timeCopy(rig, bytes);
+    const us = await timeCopy(dev, rig.iters, bytes);
     const gbs = (2 * bytes) / us / 1e3;
     ceiling = Math.max(ceiling, gbs);
     results.push({ suite: 'copy', T: bytes, us, bytes: 2 * bytes, flops: 0, gbs, gflops: 0, ofCeiling: 0 });

@@ -6,11 +6,9 @@ import { encodeSeed } from '../../src/runtime/webgpu/elementwiseEncoders.ts';
 import type { StorageDType } from '../../src/runtime/plan.ts';
 import { bufferBytes } from '../../src/wgsl/dtype.ts';
 import type { MoeGemvConfig } from '../../src/wgsl/moe.ts';
-import { COPY_CEILING_WGSL } from '../../src/wgsl/allReduce.ts';
-import { grid1d } from '../../src/wgsl/elementwise.ts';
 import { seedRule } from '../../src/runtime/weights.ts';
 import { fnv1a32 } from '../../src/runtime/random.ts';
-import { lastPassMedians, launchesFor, timeKernel, timeLaunches } from '../kernelTiming.ts';
+import { lastPassMedians, launchesFor, timeCopy, timeKernel, timeLaunches } from '../kernelTiming.ts';
 import type { TorchSide } from './torch.ts';
 
 export interface KernelResult {
@@ -95,23 +93,9 @@ export function kernelBench(rig: KernelRig, ceiling: number): KernelBench {
     },
     sameSizeCopy: async (moved) => {
       const bytes = Math.max(16, Math.floor(moved / 2 / 16) * 16);
-      return (2 * bytes) / (await timeCopy(rig, bytes)) / 1e3;
+      return (2 * bytes) / (await timeCopy(dev, rig.iters, bytes)) / 1e3;
     },
   };
-}
-
-/** Kernel time (µs) of a vec4 copy of `bytes` bytes (the ceiling's kernel), its buffers freed after. */
-export async function timeCopy(rig: KernelRig, bytes: number): Promise<number> {
-  const { dev, iters } = rig;
-  const src = dev.alloc('copy.src', bytes),
-    dst = dev.alloc('copy.dst', bytes);
-  const us = await timeKernel(dev, iters, () =>
-    dev.submit('copy', 'copy', (_e, pass) =>
-      pass(COPY_CEILING_WGSL, [src, dst], null, grid1d(bytes / 16, 256)),
-    ),
-  );
-  dev.endRun();
-  return us;
 }
 
 /** A buffer of `n` seeded elements (stream named `name`, as the CPU reference seeds it). */
