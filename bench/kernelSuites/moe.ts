@@ -71,6 +71,8 @@ interface MoeBatch {
   weightBytes: number;
   flops: number;
   encode(decodeKernel: MoeKernel, freshScratch?: boolean): void;
+  /** Runs the batch once with `decodeKernel` and reads back its output's bf16 words. */
+  outputWords(decodeKernel: MoeKernel): Promise<Uint16Array>;
 }
 
 function moeBatch(ctx: KernelBench, layer: MoeLayer, T: number): MoeBatch {
@@ -80,7 +82,7 @@ function moeBatch(ctx: KernelBench, layer: MoeLayer, T: number): MoeBatch {
     logits = fill(ctx, 'moe.logits', T * EXPERTS);
   const out = dev.alloc('moe.out', bufferBytes(dtype, T * H));
   const active = routedExperts(T, dtype);
-  return {
+  const batch: MoeBatch = {
     T,
     H,
     out,
@@ -107,7 +109,14 @@ function moeBatch(ctx: KernelBench, layer: MoeLayer, T: number): MoeBatch {
         decodeKernel,
         freshScratch,
       }),
+    outputWords: async (decodeKernel) => {
+      batch.encode(decodeKernel);
+      await dev.sync();
+      const r = await dev.read(out, 0, T * H * 2);
+      return new Uint16Array(r.buffer, r.byteOffset, T * H);
+    },
   };
+  return batch;
 }
 
 const freeBatch = (ctx: KernelBench) => {
@@ -207,19 +216,13 @@ const moeLayoutLabel = (m: Partial<MoeGemvConfig>) =>
  * against the pick's output on the device (every layout sums in the same order).
  */
 async function moeLayoutRows(ctx: KernelBench, b: MoeBatch, pick: MoeGemvConfig): Promise<void> {
-  const outWords = async (cfg: MoeGemvConfig): Promise<Uint16Array> => {
-    b.encode(cfg);
-    await ctx.dev.sync();
-    const r = await ctx.dev.read(b.out, 0, b.T * b.H * 2);
-    return new Uint16Array(r.buffer.slice(r.byteOffset, r.byteOffset + b.T * b.H * 2));
-  };
   // The default's output, and with `fma` the default's with fma (another summation order).
   const wants = new Map<boolean, Uint16Array>();
   for (const more of MOE_LAYOUTS) {
     const cfg = { ...pick, ...more };
     const lt = await ctx.timeBoth(ctx.quick ? 2 : 10, () => b.encode(cfg));
-    const got = await outWords(cfg);
-    if (!wants.has(cfg.fma)) wants.set(cfg.fma, await outWords({ ...pick, fma: cfg.fma }));
+    const got = await b.outputWords(cfg);
+    if (!wants.has(cfg.fma)) wants.set(cfg.fma, await b.outputWords({ ...pick, fma: cfg.fma }));
     const want = wants.get(cfg.fma) as Uint16Array;
     const diff = got.reduce((c, w, i) => c + (w !== want[i] ? 1 : 0), 0);
     ctx.add({
@@ -314,10 +317,7 @@ export async function moeVariants(ctx: KernelBench): Promise<MoeKernel> {
     }
     let first: Uint16Array | null = null;
     for (const [k, r] of rows) {
-      b.encode(k);
-      await ctx.dev.sync();
-      const bytes = await ctx.dev.read(b.out, 0, T * b.H * 2);
-      const got = new Uint16Array(bytes.buffer, bytes.byteOffset, T * b.H);
+      const got = await b.outputWords(k);
       first ??= got;
       r.note += `; vs first: max |Δ| ${maxAbs(got, first).toPrecision(2)} (${maxUlps(got, first)} ulp)`;
     }
